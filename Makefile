@@ -1,0 +1,60 @@
+# The two commands of the README: `make demo` and `make test`. Both install what is missing first.
+BUILD_DIR   ?= build
+RELEASE_DIR ?= build-release
+FUZZ_DIR    ?= build-fuzz
+PYTHON      := /usr/bin/python3
+FUZZ_RUNS   ?= 20000
+
+.PHONY: all deps build release test unit e2e fuzz fuzz-build demo format lint clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMAGPIE_SANITIZE=ON
+
+# The test build: debug, with AddressSanitizer and UndefinedBehaviorSanitizer.
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR)
+
+$(RELEASE_DIR)/build.ninja:
+	cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAGPIE_WERROR=OFF
+
+release: deps $(RELEASE_DIR)/build.ninja
+	cmake --build $(RELEASE_DIR)
+
+$(FUZZ_DIR)/build.ninja:
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMAGPIE_FUZZ=ON
+
+fuzz-build: deps $(FUZZ_DIR)/build.ninja
+	cmake --build $(FUZZ_DIR)
+
+unit: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+
+e2e: build
+	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) $(PYTHON) -m pytest -q tests/e2e
+
+# Every fuzz target for a short, fixed number of runs from its seed corpus: a smoke test, not a campaign.
+fuzz: fuzz-build
+	bash scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_RUNS)
+
+test: build fuzz-build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
+	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) $(PYTHON) -m pytest -q tests/e2e
+	bash scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_RUNS)
+
+# Starts magpied in the foreground on the embedded default store; Ctrl-C stops it.
+demo: release
+	$(RELEASE_DIR)/src/server/magpied --demo
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+lint: build
+	clang-tidy -p $(BUILD_DIR) $$(git ls-files 'src/*.cpp')
+
+clean:
+	rm -rf $(BUILD_DIR) $(RELEASE_DIR) $(FUZZ_DIR)
