@@ -1,0 +1,192 @@
+// The Store: every durable thing Magpie keeps (domains, accounts, aliases, mailboxes, messages, the change
+// log) behind one synchronous, thread-safe interface. Protocol code calls it from the server's store thread
+// pool and never writes SQL. open_sqlite_store() gives the embedded backend (SQLite in WAL mode + blobs).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace magpie::store {
+
+// RFC 6154 special-use roles of the default mailboxes.
+enum class SpecialUse { none, sent, drafts, trash, junk, archive };
+
+// SCRAM-SHA-256 keys (RFC 5802 3), stored when the password is set because SCRAM cannot be verified
+// against an argon2id hash. All fields are raw bytes, not base64.
+struct ScramCredentials {
+    std::string salt;
+    std::uint32_t iterations = 0;
+    std::string stored_key;
+    std::string server_key;
+};
+
+struct Domain {
+    std::int64_t id = 0;
+    std::string name;  // lower-case
+};
+
+struct Account {
+    std::int64_t id = 0;
+    std::int64_t domain_id = 0;
+    std::string address;        // lower-case full address
+    std::string password_hash;  // argon2id string (libsodium crypto_pwhash_str)
+    ScramCredentials scram;
+    bool disabled = false;
+};
+
+struct Alias {
+    std::string address;  // "user@dom", or "@dom" for the domain's catch-all
+    std::string target;   // a local account's address
+};
+
+struct Mailbox {
+    std::int64_t id = 0;
+    std::int64_t account_id = 0;
+    std::string name;
+    std::uint32_t uidvalidity = 0;
+    std::uint32_t uidnext = 1;
+    std::uint64_t highest_modseq = 0;
+    SpecialUse special_use = SpecialUse::none;
+    bool subscribed = false;
+    std::uint32_t message_count = 0;
+    std::uint64_t total_size = 0;
+};
+
+// Parse-once data the caller computed when the message arrived; the store persists it verbatim.
+struct MessageSummary {
+    std::string subject, from, to, cc, date, message_id, in_reply_to, references;
+    std::string structure;  // opaque serialized MIME structure from src/mail; may be empty
+};
+
+struct Message {
+    std::int64_t id = 0;
+    std::int64_t mailbox_id = 0;
+    std::uint32_t uid = 0;
+    std::uint64_t modseq = 0;
+    std::string blob_id;  // lower-case hex SHA-256 of the content
+    std::uint64_t size = 0;
+    std::int64_t internal_date = 0;  // Unix seconds
+    std::vector<std::string> flags;  // system flags like "\\Seen" and keywords
+    MessageSummary summary;
+};
+
+enum class RecipientStatus { local, unknown_user, not_local_domain };
+
+struct RecipientResult {
+    RecipientStatus status = RecipientStatus::unknown_user;
+    std::int64_t account_id = 0;        // when local
+    std::string canonical_address;      // the account the address resolved to, when local
+};
+
+struct DeliveryTarget {
+    std::int64_t mailbox_id = 0;
+    std::vector<std::string> flags;
+};
+
+struct Delivery {
+    std::string content;  // the full RFC 5322 bytes to store, trace headers included
+    std::int64_t internal_date = 0;
+    std::vector<DeliveryTarget> targets;
+    MessageSummary summary;
+};
+
+struct Delivered {
+    std::string blob_id;
+    struct Placed {
+        std::int64_t mailbox_id = 0;
+        std::uint32_t uid = 0;
+        std::uint64_t modseq = 0;
+    };
+    std::vector<Placed> placed;  // one per target, in target order
+};
+
+// Counters for tests and metrics: group commit works when commits < deliveries.
+struct StoreStats {
+    std::uint64_t deliveries = 0;         // deliveries acknowledged with success
+    std::uint64_t failed_deliveries = 0;  // deliveries acknowledged with an error
+    std::uint64_t commits = 0;            // delivery transactions committed (each is one WAL fsync)
+    std::uint64_t blob_files = 0;         // large blobs written to files
+};
+
+// Called after each commit that changed a mailbox, on the thread that committed (keep it short).
+using ChangeListener =
+    std::function<void(std::int64_t account_id, std::int64_t mailbox_id, std::uint64_t modseq)>;
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    // Domains. Names are lower-cased.
+    virtual Result<Domain> add_domain(std::string_view name) = 0;   // already_exists
+    virtual Result<void> delete_domain(std::string_view name) = 0;  // permission_denied while accounts exist
+    virtual Result<std::vector<Domain>> list_domains() = 0;
+
+    // Accounts. Creating one also creates INBOX, Sent, Drafts, Trash, Junk and Archive with their roles.
+    virtual Result<Account> add_account(std::string_view address, std::string_view password_hash,
+                                        const ScramCredentials& scram) = 0;
+    virtual Result<void> set_password(std::string_view address, std::string_view password_hash,
+                                      const ScramCredentials& scram) = 0;
+    virtual Result<void> set_disabled(std::string_view address, bool disabled) = 0;
+    // Removes the account, its aliases, mailboxes and messages; its blobs become garbage.
+    virtual Result<void> delete_account(std::string_view address) = 0;
+    virtual Result<std::vector<Account>> list_accounts(std::string_view domain /* empty = all */) = 0;
+    virtual Result<Account> find_account(std::string_view address) = 0;  // domain case-insensitive; not_found
+
+    // Aliases. The target must be a local account; "@dom" is the catch-all of dom.
+    virtual Result<void> add_alias(std::string_view address, std::string_view target) = 0;
+    virtual Result<void> delete_alias(std::string_view address) = 0;
+    virtual Result<std::vector<Alias>> list_aliases(std::string_view domain /* empty = all */) = 0;
+
+    // RCPT-time check: exact account, then alias, then catch-all. The domain part is case-insensitive.
+    virtual Result<RecipientResult> resolve_recipient(std::string_view address) = 0;
+
+    // Mailboxes.
+    virtual Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) = 0;
+    virtual Result<Mailbox> find_mailbox(std::int64_t account_id, std::string_view name) = 0;  // INBOX any case
+
+    // Messages.
+    // Group-committed delivery: the content is stored once as a blob, one row per target with a new UID and
+    // MODSEQ. `done` runs on the store's committer thread only after the blob is fsynced and the metadata
+    // transaction committed; concurrent deliveries share one fsync/commit. A failed batch fails every
+    // delivery in it with an error.
+    virtual void deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) = 0;
+    virtual Result<std::vector<Message>> list_messages(std::int64_t mailbox_id) = 0;  // uid order
+    virtual Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) = 0;
+    virtual Result<std::string> read_blob(std::string_view blob_id) = 0;  // verifies nothing; fast path
+
+    // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
+    virtual void set_change_listener(ChangeListener listener) = 0;
+
+    virtual StoreStats stats() const = 0;
+};
+
+struct SqliteOptions {
+    std::filesystem::path data_dir;  // holds magpie.db and blobs/
+    bool read_only = false;
+    std::size_t inline_blob_max = 128 * 1024;  // larger blobs go to files of their own
+    std::size_t max_batch = 256;               // deliveries per group commit
+    std::size_t max_readers = 8;               // pooled read connections
+    int busy_timeout_ms = 5000;
+};
+
+// Opens (and when writable, creates or migrates the versioned schema of) the embedded store.
+Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options);
+
+// `magpie check`: opens the store read-only (safe beside a running magpied) and verifies it.
+struct CheckReport {
+    bool clean = true;
+    std::vector<std::string> problems;  // one line each
+    std::size_t messages = 0, blobs = 0, garbage_blobs = 0;
+    std::string summary;  // one line
+};
+Result<CheckReport> check_store(const std::filesystem::path& data_dir);
+
+}  // namespace magpie::store
