@@ -4,6 +4,13 @@
 function(magpie_library name)
   cmake_parse_arguments(ARG "" "" "DEPS;SOURCES" ${ARGN})
   file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  if(NOT sources AND NOT ARG_SOURCES)
+    # A module whose first .cpp is not written yet: headers only for now.
+    add_library(magpie_${name} INTERFACE)
+    target_include_directories(magpie_${name} INTERFACE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(magpie_${name} INTERFACE ${ARG_DEPS})
+    return()
+  endif()
   add_library(magpie_${name} ${sources} ${ARG_SOURCES})
   target_include_directories(magpie_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(magpie_${name} PUBLIC ${ARG_DEPS})
