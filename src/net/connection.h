@@ -1,0 +1,64 @@
+// One accepted client connection: plain TCP that can turn into TLS (STARTTLS) or start as TLS (implicit
+// TLS ports), with one deadline that bounds every read and write. Protocol loops own a Connection and pump
+// bytes between it and their sans-IO session.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "net/asio.h"
+
+namespace magpie::net {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    // `tls` may be null when no certificate is configured; start_tls then fails.
+    Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls);
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // Reads what is available (at least one byte). 0 means the peer closed, an error occurred or the deadline
+    // passed; timed_out() tells the last apart.
+    awaitable<std::size_t> read_some(std::span<char> buffer, std::chrono::seconds timeout);
+    // Writes all of `bytes`; false when the peer is gone or the deadline passed.
+    awaitable<bool> write_all(std::string_view bytes, std::chrono::seconds timeout);
+    // Server side TLS handshake on this connection.
+    awaitable<Result<void>> start_tls(std::chrono::seconds timeout);
+
+    bool tls_active() const { return tls_active_; }
+    bool tls_available() const { return tls_context_ != nullptr; }
+    bool timed_out() const { return timed_out_; }
+    const std::string& peer_ip() const { return peer_ip_; }
+    // TLS version and cipher for trace headers and logs, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
+    std::string tls_description() const;
+    void close();
+
+    // Asks the protocol loop to say goodbye and close (graceful shutdown): the pending read returns 0 and
+    // shutdown_requested() turns true. Safe to call from any thread.
+    void request_shutdown();
+    bool shutdown_requested() const { return shutdown_requested_; }
+
+private:
+    void arm(std::chrono::seconds timeout);
+    void disarm();
+
+    std::shared_ptr<asio::ssl::context> tls_context_;
+    asio::ssl::stream<tcp::socket> stream_;
+    asio::steady_timer deadline_;
+    std::string peer_ip_;
+    bool tls_active_ = false;
+    bool timed_out_ = false;
+    std::atomic<bool> shutdown_requested_ = false;
+    std::uint64_t deadline_generation_ = 0;
+};
+
+// The context used for ssl::stream construction when no certificate is configured; never handshakes.
+std::shared_ptr<asio::ssl::context> placeholder_tls_context();
+
+}  // namespace magpie::net
