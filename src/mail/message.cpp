@@ -109,6 +109,45 @@ HeaderScan scan_header(std::string_view message, std::size_t begin, std::size_t 
     return scan;
 }
 
+std::vector<std::string> parse_message_ids(std::string_view value, std::size_t max_ids) {
+    std::vector<std::string> ids;
+    std::size_t i = 0;
+    int comment_depth = 0;
+    while (i < value.size() && ids.size() < max_ids) {
+        char c = value[i];
+        if (comment_depth > 0) {
+            if (c == '\\') ++i;
+            else if (c == '(') ++comment_depth;
+            else if (c == ')') --comment_depth;
+            ++i;
+        } else if (c == '(') {
+            comment_depth = 1;
+            ++i;
+        } else if (c == '"') {  // obs-phrase words in In-Reply-To: skip quoted strings whole
+            ++i;
+            while (i < value.size() && value[i] != '"') i += value[i] == '\\' ? 2 : 1;
+            ++i;
+        } else if (c == '<') {
+            std::size_t close = value.find('>', i);
+            if (close == std::string_view::npos) break;
+            std::string id;
+            for (char ch : value.substr(i, close - i + 1)) {
+                if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') id.push_back(ch);  // obs-id-left CFWS
+            }
+            ids.push_back(std::move(id));
+            i = close + 1;
+        } else {
+            ++i;
+        }
+    }
+    if (ids.empty() && max_ids > 0) {
+        std::string unfolded = unfold(value);
+        std::string_view v = unfolded;
+        if (!v.empty()) ids.emplace_back(v.substr(0, v.find_first_of(" \t")));
+    }
+    return ids;
+}
+
 const HeaderField* Header::find(std::string_view name) const {
     for (const auto& f : fields_) {
         if (iequals(f.name, name)) return &f;

@@ -67,4 +67,9 @@ private:
 // Unfolds a raw field value (see HeaderField::unfolded).
 std::string unfold(std::string_view raw_value);
 
+// The msg-ids of a Message-ID, In-Reply-To or References value (RFC 5322 3.6.4), each with its angle
+// brackets, in order; comments and obsolete phrases between them (RFC 5322 4.5.4) are skipped. A value
+// with no brackets at all yields its first word. At most `max_ids` are returned.
+std::vector<std::string> parse_message_ids(std::string_view value, std::size_t max_ids = 1000);
+
 }  // namespace magpie::mail

@@ -1,0 +1,133 @@
+#include "mail/charset.h"
+
+#include <cerrno>
+#include <iconv.h>
+
+#include "base/strings.h"
+
+namespace magpie::mail {
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+void append_code_point(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+        out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+}
+
+std::string latin1_to_utf8(std::string_view bytes) {
+    std::string out;
+    out.reserve(bytes.size() + bytes.size() / 4);
+    for (unsigned char c : bytes) append_code_point(out, c);
+    return out;
+}
+
+// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) return 1;
+    std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+    if (len == 0 || c > 0xF4 || i + len > s.size()) return 0;
+    return is_valid_utf8(s.substr(i, len)) ? len : 0;
+}
+
+// Charset names (lower case, "-" and "_" dropped) that need no conversion or a trivial one.
+std::string normalize(std::string_view charset) {
+    std::string out;
+    for (char c : charset) {
+        if (c == '-' || c == '_') continue;
+        out.push_back(ascii_lower(c));
+    }
+    return out;
+}
+
+std::optional<std::string> via_iconv(std::string_view bytes, std::string_view charset) {
+    std::string name(charset);
+    iconv_t cd = iconv_open("UTF-8", name.c_str());
+    if (cd == reinterpret_cast<iconv_t>(-1)) return std::nullopt;
+    std::string out;
+    out.resize(bytes.size() * 2 + 16);
+    char* in = const_cast<char*>(bytes.data());
+    std::size_t in_left = bytes.size();
+    std::size_t used = 0;
+    while (in_left > 0) {
+        char* dst = out.data() + used;
+        std::size_t dst_left = out.size() - used;
+        std::size_t r = iconv(cd, &in, &in_left, &dst, &dst_left);
+        used = out.size() - dst_left;
+        if (r != static_cast<std::size_t>(-1)) break;
+        if (errno == E2BIG) {
+            out.resize(out.size() * 2);
+        } else {
+            // EILSEQ or EINVAL (truncated input): one replacement character per bad octet, then go on.
+            if (out.size() - used < kReplacement.size()) out.resize(out.size() * 2);
+            out.replace(used, kReplacement.size(), kReplacement);
+            used += kReplacement.size();
+            ++in;
+            --in_left;
+            iconv(cd, nullptr, nullptr, nullptr, nullptr);
+        }
+    }
+    // Flush any shift state (ISO-2022-JP returns to ASCII).
+    for (;;) {
+        char* dst = out.data() + used;
+        std::size_t dst_left = out.size() - used;
+        std::size_t r = iconv(cd, nullptr, nullptr, &dst, &dst_left);
+        used = out.size() - dst_left;
+        if (r != static_cast<std::size_t>(-1) || errno != E2BIG) break;
+        out.resize(out.size() * 2);
+    }
+    iconv_close(cd);
+    out.resize(used);
+    return sanitize_utf8(out);
+}
+
+}  // namespace
+
+std::string sanitize_utf8(std::string_view bytes) {
+    if (is_valid_utf8(bytes)) return std::string(bytes);
+    std::string out;
+    out.reserve(bytes.size() + 8);
+    for (std::size_t i = 0; i < bytes.size();) {
+        std::size_t len = utf8_sequence_length(bytes, i);
+        if (len == 0) {
+            out.append(kReplacement);
+            ++i;
+        } else {
+            out.append(bytes.substr(i, len));
+            i += len;
+        }
+    }
+    return out;
+}
+
+std::optional<std::string> to_utf8(std::string_view bytes, std::string_view charset) {
+    std::string name = normalize(charset);
+    if (name == "usascii" || name == "ascii" || name == "utf8" || name.empty()) {
+        return sanitize_utf8(bytes);
+    }
+    if (is_ascii(bytes) && name.find("utf16") == std::string::npos && name.find("utf32") == std::string::npos &&
+        name.find("ucs") == std::string::npos && name.find("utf7") == std::string::npos &&
+        name.find("2022") == std::string::npos && name.find("hz") == std::string::npos) {
+        return std::string(bytes);  // ASCII-compatible charsets map 7-bit bytes to themselves
+    }
+    if (name == "iso88591" || name == "latin1") return latin1_to_utf8(bytes);
+    return via_iconv(bytes, trim(charset));
+}
+
+std::string to_utf8_lenient(std::string_view bytes, std::string_view charset) {
+    if (auto converted = to_utf8(bytes, charset)) return std::move(*converted);
+    if (is_valid_utf8(bytes)) return std::string(bytes);
+    if (auto cp1252 = via_iconv(bytes, "WINDOWS-1252")) return std::move(*cp1252);
+    return latin1_to_utf8(bytes);
+}
+
+}  // namespace magpie::mail

@@ -1,0 +1,120 @@
+#include "mail/encoded_word.h"
+
+#include <optional>
+
+#include "base/strings.h"
+#include "mail/base64.h"
+#include "mail/charset.h"
+
+namespace magpie::mail {
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+struct EncodedWord {
+    std::string_view charset;  // without an RFC 2231 "*language" suffix
+    std::string bytes;         // decoded octets, still in `charset`
+    std::size_t length = 0;    // of the whole "=?...?=" text
+};
+
+// Parses an encoded word at the start of `s` (which begins with "=?").
+std::optional<EncodedWord> parse_word(std::string_view s) {
+    std::size_t q1 = s.find('?', 2);
+    if (q1 == std::string_view::npos || q1 == 2) return std::nullopt;
+    if (q1 + 2 >= s.size() || s[q1 + 2] != '?') return std::nullopt;
+    char encoding = ascii_upper(s[q1 + 1]);
+    if (encoding != 'B' && encoding != 'Q') return std::nullopt;
+    std::size_t text_begin = q1 + 3;
+    std::size_t close = s.find("?=", text_begin);
+    if (close == std::string_view::npos) return std::nullopt;
+    std::string_view charset = s.substr(2, q1 - 2);
+    for (char c : charset) {
+        if (is_space(c)) return std::nullopt;
+    }
+    std::string_view text = s.substr(text_begin, close - text_begin);
+    for (char c : text) {
+        if (is_space(c)) return std::nullopt;  // RFC 2047 5: no white space inside an encoded word
+    }
+    if (std::size_t star = charset.find('*'); star != std::string_view::npos) charset = charset.substr(0, star);
+    EncodedWord word;
+    word.charset = charset;
+    word.bytes = encoding == 'B' ? base64_decode(text) : q_decode(text);
+    word.length = close + 2;
+    return word;
+}
+
+}  // namespace
+
+std::string q_decode(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '_') {
+            out.push_back(' ');
+        } else if (c == '=' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+            out.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
+            i += 2;
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+std::string decode_encoded_words(std::string_view text) {
+    if (text.find("=?") == std::string_view::npos) return to_utf8_lenient(text, "utf-8");
+    std::string out;
+    out.reserve(text.size());
+    std::string pending;              // bytes of adjacent words in one charset, not yet converted
+    std::string_view pending_charset;
+    auto flush = [&] {
+        if (!pending_charset.empty() || !pending.empty()) {
+            out += to_utf8_lenient(pending, pending_charset);
+            pending.clear();
+            pending_charset = {};
+        }
+    };
+    auto append_plain = [&](std::string_view plain) {
+        if (!plain.empty()) out += to_utf8_lenient(plain, "utf-8");
+    };
+    bool after_word = false;
+    std::size_t i = 0;
+    std::size_t plain_start = 0;
+    while (i < text.size()) {
+        if (text[i] == '=' && i + 1 < text.size() && text[i + 1] == '?') {
+            if (auto word = parse_word(text.substr(i))) {
+                std::string_view between = text.substr(plain_start, i - plain_start);
+                bool only_space = true;
+                for (char c : between) only_space = only_space && is_space(c);
+                if (!(after_word && only_space)) {
+                    // Plain text between words (or before the first) is kept; white space between two
+                    // encoded words is not (RFC 2047 6.2).
+                    flush();
+                    append_plain(between);
+                } else if (!iequals(word->charset, pending_charset)) {
+                    flush();
+                }
+                if (pending.empty()) pending_charset = word->charset;
+                pending += word->bytes;
+                i += word->length;
+                plain_start = i;
+                after_word = true;
+                continue;
+            }
+        }
+        ++i;
+    }
+    flush();
+    append_plain(text.substr(plain_start));
+    return out;
+}
+
+}  // namespace magpie::mail
