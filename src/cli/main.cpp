@@ -1,0 +1,224 @@
+// magpie: administration of a Magpie store (domains, users, aliases, export, check). It opens the same
+// store magpied uses, found with the same -c FILE / --data DIR flags; SQLite lets it work beside a running
+// magpied.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "auth/password.h"
+#include "cli/password_input.h"
+#include "store/store.h"
+
+namespace {
+
+using magpie::Result;
+
+int fail(const std::string& message) {
+    std::cerr << "magpie: " << message << "\n";
+    return 1;
+}
+
+Result<std::filesystem::path> data_dir_from(const std::string& config_file, const std::string& data_dir) {
+    if (!data_dir.empty()) return std::filesystem::path(data_dir);
+    if (config_file.empty()) return std::filesystem::path("magpie-data");
+    try {
+        auto root = toml::parse_file(config_file);
+        if (auto dir = root["server"]["data_dir"].value<std::string>()) return std::filesystem::path(*dir);
+        return std::filesystem::path("/var/lib/magpie");  // magpied's default
+    } catch (const toml::parse_error& e) {
+        return magpie::make_error(magpie::Errc::invalid_argument,
+                                  fmt::format("{}: {}", config_file, e.description()));
+    }
+}
+
+Result<std::unique_ptr<magpie::store::Store>> open_store(const std::filesystem::path& dir, bool read_only) {
+    if (!std::filesystem::exists(dir / "magpie.db")) {
+        if (read_only) {
+            return magpie::make_error(magpie::Errc::not_found, fmt::format("no store in {}", dir.string()));
+        }
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+    }
+    magpie::store::SqliteOptions options;
+    options.data_dir = dir;
+    options.read_only = read_only;
+    return magpie::store::open_sqlite_store(options);
+}
+
+// Writes all of `bytes` to standard output, unbuffered: message bytes may hold anything.
+bool write_stdout(std::string_view bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::write(STDOUT_FILENO, bytes.data(), bytes.size());
+        if (n <= 0) return false;
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+// mboxrd (one "From " line per message, ">"-quoting of lines that match />*From /), LF line ends.
+std::string to_mboxrd(const magpie::store::Message& message, std::string_view content) {
+    std::string out = fmt::format("From MAILER-DAEMON {}\n", message.internal_date);
+    std::size_t pos = 0;
+    while (pos < content.size()) {
+        std::size_t end = content.find('\n', pos);
+        std::string_view line = content.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+        pos = end == std::string_view::npos ? content.size() : end + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        std::size_t gt = line.find_first_not_of('>');
+        if (gt != std::string_view::npos && line.substr(gt).starts_with("From ")) out += '>';
+        out += line;
+        out += '\n';
+    }
+    out += '\n';
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"magpie: administer a Magpie mail store"};
+    app.require_subcommand(1);
+    std::string config_file;
+    std::string data_dir;
+    app.add_option("-c,--config", config_file, "magpied's configuration file (finds the data directory)");
+    app.add_option("--data", data_dir, "the data directory (default ./magpie-data)");
+
+    std::string name, address, target, user, mailbox;
+    std::uint32_t uid = 0;
+    bool list_only = false;
+
+    auto* domain = app.add_subcommand("domain", "manage the domains this server receives mail for");
+    domain->require_subcommand(1);
+    auto* domain_add = domain->add_subcommand("add", "add a domain");
+    domain_add->add_option("name", name)->required();
+    auto* domain_list = domain->add_subcommand("list", "list the domains");
+    auto* domain_del = domain->add_subcommand("del", "delete a domain (it must have no users)");
+    domain_del->add_option("name", name)->required();
+
+    auto* user_cmd = app.add_subcommand("user", "manage accounts (log in with the full address)");
+    user_cmd->require_subcommand(1);
+    auto* user_add = user_cmd->add_subcommand("add", "add a user; the password is read from a prompt or stdin");
+    user_add->add_option("address", address)->required();
+    auto* user_passwd = user_cmd->add_subcommand("passwd", "set a user's password (prompt or stdin)");
+    user_passwd->add_option("address", address)->required();
+    auto* user_del = user_cmd->add_subcommand("del", "delete a user and all their mail");
+    user_del->add_option("address", address)->required();
+    auto* user_list = user_cmd->add_subcommand("list", "list users");
+    user_list->add_option("domain", name);
+
+    auto* alias = app.add_subcommand("alias", "manage aliases; @domain is the domain's catch-all");
+    alias->require_subcommand(1);
+    auto* alias_add = alias->add_subcommand("add", "deliver mail for ADDRESS (or @domain) to a local user");
+    alias_add->add_option("address", address)->required();
+    alias_add->add_option("target", target)->required();
+    auto* alias_list = alias->add_subcommand("list", "list aliases");
+    alias_list->add_option("domain", name);
+    auto* alias_del = alias->add_subcommand("del", "delete an alias");
+    alias_del->add_option("address", address)->required();
+
+    auto* export_cmd = app.add_subcommand("export", "write a mailbox (mboxrd) or one message (--uid) to stdout");
+    export_cmd->add_option("user", user)->required();
+    export_cmd->add_option("mailbox", mailbox)->required();
+    export_cmd->add_option("--uid", uid, "only this message, as its stored RFC 5322 bytes");
+    export_cmd->add_flag("--list", list_only, "list UID, size and subject instead");
+
+    auto* check = app.add_subcommand("check", "check the store's integrity (read-only, safe beside magpied)");
+
+    CLI11_PARSE(app, argc, argv);
+
+    auto dir = data_dir_from(config_file, data_dir);
+    if (!dir) return fail(dir.error().message);
+
+    if (check->parsed()) {
+        auto report = magpie::store::check_store(*dir);
+        if (!report) return fail(report.error().message);
+        for (const auto& problem : report->problems) std::cout << "problem: " << problem << "\n";
+        std::cout << report->summary << "\n";
+        return report->clean ? 0 : 1;
+    }
+
+    bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed();
+    auto opened = open_store(*dir, read_only);
+    if (!opened) return fail(opened.error().message);
+    auto& store = **opened;
+
+    auto done = [](const Result<void>& r) { return r ? 0 : fail(r.error().message); };
+
+    if (domain_add->parsed()) {
+        auto r = store.add_domain(name);
+        return r ? 0 : fail(r.error().message);
+    }
+    if (domain_list->parsed()) {
+        auto domains = store.list_domains();
+        if (!domains) return fail(domains.error().message);
+        for (const auto& d : *domains) std::cout << d.name << "\n";
+        return 0;
+    }
+    if (domain_del->parsed()) return done(store.delete_domain(name));
+
+    if (user_add->parsed() || user_passwd->parsed()) {
+        if (user_add->parsed()) {
+            // Refuse early, before asking for a password the user would type in vain.
+            if (store.find_account(address)) return fail(fmt::format("user {} already exists", address));
+        } else if (!store.find_account(address)) {
+            return fail(fmt::format("no user {}", address));
+        }
+        auto password = magpie::cli::read_new_password();
+        if (!password) return fail(password.error().message);
+        auto hash = magpie::auth::hash_password(*password);
+        auto scram = magpie::auth::make_scram_credentials(*password);
+        if (user_add->parsed()) {
+            auto r = store.add_account(address, hash, scram);
+            return r ? 0 : fail(r.error().message);
+        }
+        return done(store.set_password(address, hash, scram));
+    }
+    if (user_del->parsed()) return done(store.delete_account(address));
+    if (user_list->parsed()) {
+        auto accounts = store.list_accounts(name);
+        if (!accounts) return fail(accounts.error().message);
+        for (const auto& a : *accounts) std::cout << a.address << (a.disabled ? " (disabled)" : "") << "\n";
+        return 0;
+    }
+
+    if (alias_add->parsed()) return done(store.add_alias(address, target));
+    if (alias_del->parsed()) return done(store.delete_alias(address));
+    if (alias_list->parsed()) {
+        auto aliases = store.list_aliases(name);
+        if (!aliases) return fail(aliases.error().message);
+        for (const auto& a : *aliases) std::cout << a.address << " -> " << a.target << "\n";
+        return 0;
+    }
+
+    if (export_cmd->parsed()) {
+        auto account = store.find_account(user);
+        if (!account) return fail(fmt::format("no user {}", user));
+        auto box = store.find_mailbox(account->id, mailbox);
+        if (!box) return fail(fmt::format("{} has no mailbox {}", user, mailbox));
+        if (export_cmd->count("--uid") > 0) {
+            auto message = store.find_message(box->id, uid);
+            if (!message) return fail(fmt::format("no message with UID {} in {}", uid, mailbox));
+            auto content = store.read_blob(message->blob_id);
+            if (!content) return fail(content.error().message);
+            return write_stdout(*content) ? 0 : 1;
+        }
+        auto messages = store.list_messages(box->id);
+        if (!messages) return fail(messages.error().message);
+        for (const auto& m : *messages) {
+            if (list_only) {
+                std::cout << m.uid << " " << m.size << " " << m.summary.subject << "\n";
+                continue;
+            }
+            auto content = store.read_blob(m.blob_id);
+            if (!content) return fail(content.error().message);
+            if (!write_stdout(to_mboxrd(m, *content))) return 1;
+        }
+        return 0;
+    }
+    return fail("nothing to do");
+}

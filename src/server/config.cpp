@@ -1,0 +1,198 @@
+#include "server/config.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "base/strings.h"
+
+namespace magpie::server {
+namespace {
+
+std::string default_hostname() {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+    return buf;
+}
+
+Result<ListenAddress> parse_listen(std::string_view text) {
+    // "host:port", "[v6]:port"
+    std::string_view host;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            return make_error(Errc::invalid_argument, fmt::format("bad listen address '{}'", text));
+        }
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return make_error(Errc::invalid_argument, fmt::format("listen address '{}' needs a port", text));
+        }
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    auto number = parse_uint(port);
+    if (!number || *number > 65535 || host.empty()) {
+        return make_error(Errc::invalid_argument, fmt::format("bad listen address '{}'", text));
+    }
+    return ListenAddress{std::string(host), static_cast<std::uint16_t>(*number)};
+}
+
+// Reads one optional key into `out`, checking its type; unknown keys are reported by check_keys.
+template <class T>
+Result<void> read(const toml::table& table, std::string_view section, std::string_view key, T& out) {
+    const toml::node* node = table.get(key);
+    if (!node) return {};
+    if constexpr (std::is_same_v<T, std::string>) {
+        if (auto v = node->value<std::string>()) {
+            out = *v;
+            return {};
+        }
+    } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
+        if (auto v = node->value<std::string>()) {
+            out = *v;
+            return {};
+        }
+    } else if constexpr (std::is_same_v<T, bool>) {
+        if (auto v = node->value<bool>()) {
+            out = *v;
+            return {};
+        }
+    } else {
+        if (auto v = node->value<std::int64_t>(); v && *v >= 0 &&
+                                                   static_cast<std::uint64_t>(*v) <= std::numeric_limits<T>::max()) {
+            out = static_cast<T>(*v);
+            return {};
+        }
+    }
+    return make_error(Errc::invalid_argument, fmt::format("[{}] {}: wrong type or out of range", section, key));
+}
+
+Result<void> check_keys(const toml::table& table, std::string_view section,
+                        std::initializer_list<std::string_view> known) {
+    for (const auto& [key, value] : table) {
+        bool found = false;
+        for (auto k : known) found = found || k == key.str();
+        if (!found) {
+            return make_error(Errc::invalid_argument, fmt::format("[{}] unknown key '{}'", section, key.str()));
+        }
+    }
+    return {};
+}
+
+const toml::table* section(const toml::table& root, std::string_view name, Result<void>& status) {
+    const toml::node* node = root.get(name);
+    if (!node) return nullptr;
+    if (!node->is_table()) status = make_error(Errc::invalid_argument, fmt::format("[{}] must be a table", name));
+    return node->as_table();
+}
+
+}  // namespace
+
+Result<Config> load_config(const std::filesystem::path& file) {
+    toml::table root;
+    try {
+        root = toml::parse_file(file.string());
+    } catch (const toml::parse_error& e) {
+        return make_error(Errc::invalid_argument,
+                          fmt::format("{}:{}: {}", file.string(), e.source().begin.line, e.description()));
+    }
+    Config config;
+    config.hostname = default_hostname();
+    Result<void> status;
+    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "store"}));
+
+    if (auto* t = section(root, "server", status)) {
+        MAGPIE_TRY(check_keys(*t, "server",
+                              {"hostname", "data_dir", "user", "log_level", "threads", "shutdown_timeout"}));
+        MAGPIE_TRY(read(*t, "server", "hostname", config.hostname));
+        MAGPIE_TRY(read(*t, "server", "data_dir", config.data_dir));
+        MAGPIE_TRY(read(*t, "server", "user", config.user));
+        MAGPIE_TRY(read(*t, "server", "log_level", config.log_level));
+        MAGPIE_TRY(read(*t, "server", "threads", config.threads));
+        MAGPIE_TRY(read(*t, "server", "shutdown_timeout", config.shutdown_timeout));
+    }
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "tls", status)) {
+        MAGPIE_TRY(check_keys(*t, "tls", {"certificate", "private_key"}));
+        MAGPIE_TRY(read(*t, "tls", "certificate", config.tls_certificate));
+        MAGPIE_TRY(read(*t, "tls", "private_key", config.tls_private_key));
+        if (config.tls_certificate.empty() != config.tls_private_key.empty()) {
+            return make_error(Errc::invalid_argument, "[tls] needs both certificate and private_key");
+        }
+    }
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "smtp", status)) {
+        auto& s = config.smtp;
+        MAGPIE_TRY(check_keys(*t, "smtp",
+                              {"listen", "max_command_line", "max_text_line", "max_message_size",
+                               "max_recipients", "max_bad_commands", "idle_timeout",
+                               "max_connections", "max_connections_per_ip", "bare_line_ending"}));
+        if (const toml::node* listen = t->get("listen")) {
+            const toml::array* list = listen->as_array();
+            if (!list) return make_error(Errc::invalid_argument, "[smtp] listen must be an array of \"host:port\"");
+            for (const auto& item : *list) {
+                auto text = item.value<std::string>();
+                if (!text) return make_error(Errc::invalid_argument, "[smtp] listen entries are strings");
+                auto address = parse_listen(*text);
+                if (!address) return address.error();
+                s.listen.push_back(*address);
+            }
+        }
+        MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
+        MAGPIE_TRY(read(*t, "smtp", "max_text_line", s.max_text_line));
+        MAGPIE_TRY(read(*t, "smtp", "max_message_size", s.max_message_size));
+        MAGPIE_TRY(read(*t, "smtp", "max_recipients", s.max_recipients));
+        MAGPIE_TRY(read(*t, "smtp", "max_bad_commands", s.max_bad_commands));
+        MAGPIE_TRY(read(*t, "smtp", "idle_timeout", s.idle_timeout));
+        MAGPIE_TRY(read(*t, "smtp", "max_connections", s.max_connections));
+        MAGPIE_TRY(read(*t, "smtp", "max_connections_per_ip", s.max_connections_per_ip));
+        MAGPIE_TRY(read(*t, "smtp", "bare_line_ending", s.bare_line_ending));
+        if (s.bare_line_ending != "reject" && s.bare_line_ending != "normalize") {
+            return make_error(Errc::invalid_argument, "[smtp] bare_line_ending is \"reject\" or \"normalize\"");
+        }
+        if (s.max_command_line < 512 || s.max_text_line < 1000) {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] max_command_line >= 512 and max_text_line >= 1000 (RFC 5321 4.5.3.1)");
+        }
+        if (s.max_recipients == 0 || s.max_connections == 0 || s.max_connections_per_ip == 0 ||
+            s.idle_timeout == 0 || s.max_message_size == 0) {
+            return make_error(Errc::invalid_argument, "[smtp] limits must be positive");
+        }
+    }
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "store", status)) {
+        auto& s = config.store;
+        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "inline_blob_max", "max_batch"}));
+        MAGPIE_TRY(read(*t, "store", "backend", s.backend));
+        MAGPIE_TRY(read(*t, "store", "threads", s.threads));
+        MAGPIE_TRY(read(*t, "store", "inline_blob_max", s.inline_blob_max));
+        MAGPIE_TRY(read(*t, "store", "max_batch", s.max_batch));
+        if (s.backend != "sqlite") {
+            return make_error(Errc::invalid_argument, "[store] backend: only \"sqlite\" exists so far");
+        }
+        if (s.threads == 0 || s.max_batch == 0) {
+            return make_error(Errc::invalid_argument, "[store] threads and max_batch must be positive");
+        }
+    }
+    MAGPIE_TRY(status);
+    if (config.hostname.empty()) return make_error(Errc::invalid_argument, "[server] hostname is empty");
+    return config;
+}
+
+Config demo_config(const std::filesystem::path& data_dir) {
+    Config config;
+    config.demo = true;
+    config.hostname = "mail.example.test";
+    config.data_dir = data_dir;
+    config.tls_certificate = data_dir / "demo-cert.pem";
+    config.tls_private_key = data_dir / "demo-key.pem";
+    config.smtp.listen = {{"127.0.0.1", demo_ports::smtp}};
+    return config;
+}
+
+}  // namespace magpie::server

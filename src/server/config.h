@@ -1,0 +1,69 @@
+// magpied's configuration: one TOML file (magpie.toml), every key documented in docs/configuration.md with
+// its default. `magpied --demo` builds the same structure without a file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace magpie::server {
+
+struct ListenAddress {
+    std::string address;  // "127.0.0.1", "::", "0.0.0.0"
+    std::uint16_t port = 0;
+};
+
+struct SmtpConfig {
+    std::vector<ListenAddress> listen;             // [smtp] listen = ["0.0.0.0:25"]
+    std::size_t max_command_line = 512;            // RFC 5321 4.5.3.1.4, CRLF included
+    std::size_t max_text_line = 1000;              // RFC 5321 4.5.3.1.6, CRLF included
+    std::uint64_t max_message_size = 50ull << 20;  // SIZE, octets
+    std::size_t max_recipients = 100;              // per transaction (RFC 5321 4.5.3.1.8 asks at least 100)
+    std::size_t max_bad_commands = 20;             // per session, then 421
+    std::uint32_t idle_timeout = 300;              // seconds awaiting input (RFC 5321 4.5.3.2.7)
+    std::size_t max_connections = 1000;
+    std::size_t max_connections_per_ip = 20;
+    std::string bare_line_ending = "reject";       // "reject" or "normalize"
+};
+
+struct StoreConfig {
+    std::string backend = "sqlite";
+    std::size_t threads = 4;                   // the store's own executor
+    std::size_t inline_blob_max = 128 * 1024;  // larger blobs get files of their own
+    std::size_t max_batch = 256;               // deliveries per group commit
+};
+
+struct Config {
+    std::string hostname;              // default: the machine's host name
+    std::filesystem::path data_dir = "/var/lib/magpie";
+    std::string user;                  // drop to this user after binding, when started as root
+    std::string log_level = "info";
+    std::size_t threads = 0;           // network threads; 0 = one per core
+    std::uint32_t shutdown_timeout = 30;  // seconds SIGTERM waits for sessions to finish
+    std::filesystem::path tls_certificate;
+    std::filesystem::path tls_private_key;
+    SmtpConfig smtp;
+    StoreConfig store;
+    bool demo = false;
+};
+
+Result<Config> load_config(const std::filesystem::path& file);
+
+// The --demo configuration: ./magpie-data (or data_dir), domain example.test, loopback ports above 1024,
+// a self-signed certificate in the data dir.
+Config demo_config(const std::filesystem::path& data_dir);
+
+// The demo's reserved ports (ARCHITECTURE.md): bound only once their service exists.
+namespace demo_ports {
+inline constexpr std::uint16_t smtp = 2525;
+inline constexpr std::uint16_t submission = 2587;
+inline constexpr std::uint16_t submissions = 2465;
+inline constexpr std::uint16_t imap = 2143;
+inline constexpr std::uint16_t imaps = 2993;
+inline constexpr std::uint16_t http = 8080;
+}  // namespace demo_ports
+
+}  // namespace magpie::server

@@ -1,0 +1,65 @@
+// magpied: the Magpie mail server. Runs in the foreground; SIGTERM or Ctrl-C drains and exits, SIGHUP
+// reloads the configuration.
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/log.h"
+#include "server/config.h"
+#include "server/server.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"magpied: the Magpie mail server"};
+    std::string config_file;
+    std::string data_dir;
+    bool demo = false;
+    app.add_option("-c,--config", config_file, "configuration file (magpie.toml)");
+    app.add_option("--data", data_dir, "data directory (overrides [server] data_dir)");
+    app.add_flag("--demo", demo, "run the demo: example.test on loopback ports, no configuration file");
+    app.add_flag_callback("--version", [] {
+        std::puts("magpied " MAGPIE_VERSION);
+        std::exit(0);
+    }, "print the version");
+    CLI11_PARSE(app, argc, argv);
+
+    if (demo == !config_file.empty()) {
+        std::cerr << "magpied: give either -c FILE or --demo\n";
+        return 2;
+    }
+    magpie::server::Config config;
+    if (demo) {
+        config = magpie::server::demo_config(data_dir.empty() ? "magpie-data" : data_dir);
+    } else {
+        auto loaded = magpie::server::load_config(config_file);
+        if (!loaded) {
+            std::cerr << "magpied: " << loaded.error().message << "\n";
+            return 2;
+        }
+        config = std::move(*loaded);
+        if (!data_dir.empty()) config.data_dir = data_dir;
+    }
+    magpie::setup_logging(config.log_level);
+
+    magpie::server::Server server(config, demo ? std::filesystem::path() : std::filesystem::path(config_file));
+    if (auto started = server.start(); !started) {
+        spdlog::error("magpied: {}", started.error().message);
+        return 1;
+    }
+    if (demo) {
+        std::printf(
+            "\nMagpie demo is running (Ctrl-C stops it). Data: %s\n"
+            "  domain example.test, user demo@example.test, password demo\n"
+            "  SMTP   127.0.0.1:%u  (STARTTLS with a self-signed certificate)\n"
+            "  send a message:  swaks --server 127.0.0.1:%u --from you@example.org --to demo@example.test\n"
+            "  read it back:    magpie --data %s export demo@example.test INBOX\n"
+            "  reserved for services still to come: submission %u/%u, IMAP %u/%u, HTTP %u\n\n",
+            config.data_dir.c_str(), magpie::server::demo_ports::smtp, magpie::server::demo_ports::smtp,
+            config.data_dir.c_str(), magpie::server::demo_ports::submission,
+            magpie::server::demo_ports::submissions, magpie::server::demo_ports::imap,
+            magpie::server::demo_ports::imaps, magpie::server::demo_ports::http);
+        std::fflush(stdout);
+    }
+    return server.run();
+}

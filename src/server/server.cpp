@@ -1,0 +1,181 @@
+#include "server/server.h"
+
+#include <sys/stat.h>
+
+#include <csignal>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "auth/password.h"
+#include "net/privileges.h"
+#include "net/tls.h"
+
+namespace magpie::server {
+
+namespace {
+constexpr std::string_view demo_domain = "example.test";
+constexpr std::string_view demo_user = "demo@example.test";
+constexpr std::string_view demo_password = "demo";
+}  // namespace
+
+Server::Server(Config config, std::filesystem::path config_file)
+    : config_(std::make_shared<const Config>(std::move(config))), config_file_(std::move(config_file)) {}
+
+Server::~Server() {
+    if (pool_) {
+        pool_->stop();
+        pool_->join();
+    }
+}
+
+std::shared_ptr<net::asio::ssl::context> Server::tls_context() {
+    std::lock_guard lock(tls_mutex_);
+    return tls_;
+}
+
+Result<void> Server::load_tls() {
+    if (config_->tls_certificate.empty()) {
+        std::lock_guard lock(tls_mutex_);
+        tls_.reset();
+        return {};
+    }
+    auto ctx = net::make_server_tls_context(config_->tls_certificate, config_->tls_private_key);
+    if (!ctx) return ctx.error();
+    std::lock_guard lock(tls_mutex_);
+    tls_ = *ctx;
+    return {};
+}
+
+Result<void> Server::prepare_demo() {
+    const auto& c = *config_;
+    if (!std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key)) {
+        MAGPIE_TRY(net::generate_self_signed(c.tls_certificate, c.tls_private_key, c.hostname));
+        spdlog::info("demo: generated a self-signed certificate for {}", c.hostname);
+    }
+    auto domains = store_->list_domains();
+    if (!domains) return domains.error();
+    if (domains->empty()) {
+        auto domain = store_->add_domain(demo_domain);
+        if (!domain) return domain.error();
+    }
+    if (!store_->find_account(demo_user)) {
+        auto account = store_->add_account(demo_user, auth::hash_password(demo_password),
+                                           auth::make_scram_credentials(demo_password));
+        if (!account) return account.error();
+        spdlog::info("demo: created user {} with password '{}'", demo_user, demo_password);
+    }
+    return {};
+}
+
+Result<void> Server::start() {
+    const auto& c = *config_;
+    std::error_code ec;
+    std::filesystem::create_directories(c.data_dir, ec);
+    if (ec) return make_error(Errc::io_error, fmt::format("cannot create {}: {}", c.data_dir.string(), ec.message()));
+    ::chmod(c.data_dir.c_str(), 0700);
+
+    store::SqliteOptions options;
+    options.data_dir = c.data_dir;
+    options.inline_blob_max = c.store.inline_blob_max;
+    options.max_batch = c.store.max_batch;
+    auto opened = store::open_sqlite_store(options);
+    if (!opened) return opened.error();
+    store_ = std::move(*opened);
+    store_executor_ = std::make_unique<StoreExecutor>(c.store.threads);
+
+    if (c.demo) MAGPIE_TRY(prepare_demo());
+    MAGPIE_TRY(load_tls());
+
+    std::size_t threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
+    pool_ = std::make_unique<net::IoPool>(threads);
+    smtp_ = std::make_unique<SmtpService>(config_, *store_, *store_executor_);
+    smtp_limiter_ = std::make_shared<net::ConnectionLimiter>(c.smtp.max_connections, c.smtp.max_connections_per_ip);
+
+    for (const auto& address : c.smtp.listen) {
+        net::ListenerOptions options;
+        options.service = "smtp";
+        options.address = address.address;
+        options.port = address.port;
+        options.busy_reply = fmt::format("421 4.7.0 {} Too many connections, try again later\r\n", c.hostname);
+        auto listener = net::Listener::bind(*pool_, options);
+        if (!listener) return listener.error();
+        listeners_.push_back(std::move(*listener));
+    }
+    MAGPIE_TRY(net::drop_privileges(c.user, c.data_dir));
+
+    for (auto& listener : listeners_) {
+        listener->start([this](std::shared_ptr<net::Connection> connection) { return smtp_->serve(connection); },
+                        smtp_limiter_, [this] { return tls_context(); }, registry_);
+    }
+
+    signals_ = std::make_unique<net::asio::signal_set>(pool_->first(), SIGTERM, SIGINT, SIGHUP);
+    signals_->async_wait([this](boost::system::error_code e, int s) { handle_signal(e, s); });
+    return {};
+}
+
+void Server::handle_signal(boost::system::error_code ec, int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+        reload();
+    } else {
+        spdlog::info("received {}, draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        drain();
+    }
+    signals_->async_wait([this](boost::system::error_code e, int s) { handle_signal(e, s); });
+}
+
+void Server::reload() {
+    if (config_file_.empty()) {
+        spdlog::info("SIGHUP: no configuration file to reload (--demo)");
+        return;
+    }
+    auto loaded = load_config(config_file_);
+    if (!loaded) {
+        spdlog::error("SIGHUP: keeping the running configuration: {}", loaded.error().message);
+        return;
+    }
+    const auto& old = *config_;
+    if (loaded->smtp.listen.size() != old.smtp.listen.size() || loaded->data_dir != old.data_dir ||
+        loaded->user != old.user || loaded->threads != old.threads || loaded->store.threads != old.store.threads) {
+        spdlog::warn("SIGHUP: listen addresses, data_dir, user and thread counts change only on restart");
+    }
+    auto next = std::make_shared<Config>(*loaded);
+    next->smtp.listen = old.smtp.listen;
+    next->data_dir = old.data_dir;
+    next->user = old.user;
+    config_ = next;
+    spdlog::set_level(spdlog::level::from_str(next->log_level));
+    if (auto tls = load_tls(); !tls) spdlog::error("SIGHUP: TLS not reloaded: {}", tls.error().message);
+    smtp_limiter_->set_limits(next->smtp.max_connections, next->smtp.max_connections_per_ip);
+    smtp_->reconfigure(next);
+    spdlog::info("SIGHUP: configuration reloaded from {}", config_file_.string());
+}
+
+void Server::drain() {
+    if (draining_) return;
+    draining_ = true;
+    for (auto& listener : listeners_) listener->close();
+    registry_->request_shutdown_all();
+    net::asio::co_spawn(pool_->first(), [this]() -> awaitable<void> {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->shutdown_timeout);
+        net::asio::steady_timer timer(pool_->first());
+        while (registry_->size() != 0 && std::chrono::steady_clock::now() < deadline) {
+            timer.expires_after(std::chrono::milliseconds(50));
+            co_await timer.async_wait(net::use_awaitable);
+        }
+        if (registry_->size() != 0) spdlog::warn("shutdown: closing {} sessions still open", registry_->size());
+        pool_->stop();
+    }, net::asio::detached);
+}
+
+int Server::run() {
+    pool_->start();
+    pool_->join();
+    store_executor_->stop();
+    spdlog::info("magpied stopped");
+    return 0;
+}
+
+}  // namespace magpie::server

@@ -1,0 +1,54 @@
+// magpied: opens the store, binds the listeners of every service that exists, drops privileges and serves
+// until SIGTERM/SIGINT (drain, then exit) while SIGHUP reloads the configuration.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "base/result.h"
+#include "net/listener.h"
+#include "server/config.h"
+#include "server/smtp_service.h"
+#include "server/store_executor.h"
+#include "store/store.h"
+
+namespace magpie::server {
+
+class Server {
+public:
+    // `config_file` is empty for --demo; it is read again on SIGHUP.
+    Server(Config config, std::filesystem::path config_file);
+    ~Server();
+
+    // Opens the store and binds the listeners (as root if need be), then drops privileges.
+    Result<void> start();
+    // Serves until a SIGTERM/SIGINT drain completes; returns the process exit code.
+    int run();
+
+private:
+    Result<void> prepare_demo();
+    Result<void> load_tls();
+    void handle_signal(boost::system::error_code ec, int signal);
+    void reload();
+    void drain();
+    std::shared_ptr<net::asio::ssl::context> tls_context();
+
+    std::shared_ptr<const Config> config_;
+    std::filesystem::path config_file_;
+    std::unique_ptr<store::Store> store_;
+    std::unique_ptr<StoreExecutor> store_executor_;
+    std::unique_ptr<net::IoPool> pool_;
+    std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
+    std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;
+    std::unique_ptr<SmtpService> smtp_;
+    std::vector<std::unique_ptr<net::Listener>> listeners_;
+    std::unique_ptr<net::asio::signal_set> signals_;
+    std::mutex tls_mutex_;
+    std::shared_ptr<net::asio::ssl::context> tls_;
+    bool draining_ = false;
+};
+
+}  // namespace magpie::server

@@ -1,0 +1,95 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "server/config.h"
+
+namespace magpie::server {
+namespace {
+
+class ConfigFile : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/magpie-config-XXXXXX";
+        dir_ = mkdtemp(tmpl);
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+
+    Result<Config> load(const std::string& text) {
+        auto path = dir_ / "magpie.toml";
+        std::ofstream(path) << text;
+        return load_config(path);
+    }
+
+    std::filesystem::path dir_;
+};
+
+TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->data_dir, "/var/lib/magpie");
+    EXPECT_EQ(config->smtp.max_command_line, 512u);
+    EXPECT_EQ(config->smtp.max_text_line, 1000u);
+    EXPECT_EQ(config->smtp.max_message_size, 50u << 20);
+    EXPECT_EQ(config->smtp.max_recipients, 100u);
+    EXPECT_EQ(config->smtp.idle_timeout, 300u);
+    EXPECT_EQ(config->smtp.bare_line_ending, "reject");
+    EXPECT_TRUE(config->smtp.listen.empty());
+    EXPECT_FALSE(config->hostname.empty());
+}
+
+TEST_F(ConfigFile, ReadsListenAddressesAndLimits) {
+    auto config = load(R"(
+[server]
+hostname = "mx.example.org"
+[smtp]
+listen = ["0.0.0.0:25", "[::1]:2525"]
+max_message_size = 1000000
+bare_line_ending = "normalize"
+)");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->hostname, "mx.example.org");
+    ASSERT_EQ(config->smtp.listen.size(), 2u);
+    EXPECT_EQ(config->smtp.listen[0].address, "0.0.0.0");
+    EXPECT_EQ(config->smtp.listen[0].port, 25);
+    EXPECT_EQ(config->smtp.listen[1].address, "::1");
+    EXPECT_EQ(config->smtp.listen[1].port, 2525);
+    EXPECT_EQ(config->smtp.max_message_size, 1000000u);
+    EXPECT_EQ(config->smtp.bare_line_ending, "normalize");
+}
+
+TEST_F(ConfigFile, RejectsUnknownKeysNamingThem) {
+    auto config = load("[smtp]\nmax_recipient = 5\n");
+    ASSERT_FALSE(config);
+    EXPECT_NE(config.error().message.find("max_recipient"), std::string::npos);
+}
+
+TEST_F(ConfigFile, RejectsWrongTypesAndUnsafeLimits) {
+    EXPECT_FALSE(load("[smtp]\nmax_recipients = \"many\"\n"));
+    EXPECT_FALSE(load("[smtp]\nmax_recipients = -1\n"));
+    EXPECT_FALSE(load("[smtp]\nmax_command_line = 100\n"));  // below RFC 5321's 512
+    EXPECT_FALSE(load("[smtp]\nbare_line_ending = \"ignore\"\n"));
+    EXPECT_FALSE(load("[smtp]\nlisten = [\"localhost\"]\n"));  // no port
+    EXPECT_FALSE(load("[tls]\ncertificate = \"/x.pem\"\n"));   // key missing
+    EXPECT_FALSE(load("[store]\nbackend = \"mysql\"\n"));
+}
+
+TEST_F(ConfigFile, ReportsSyntaxErrorsWithALine) {
+    auto config = load("[server]\nhostname = \n");
+    ASSERT_FALSE(config);
+    EXPECT_NE(config.error().message.find(":2"), std::string::npos) << config.error().message;
+}
+
+TEST(DemoConfig, UsesLoopbackAndTheReservedSmtpPort) {
+    auto config = demo_config("magpie-data");
+    ASSERT_EQ(config.smtp.listen.size(), 1u);
+    EXPECT_EQ(config.smtp.listen[0].address, "127.0.0.1");
+    EXPECT_EQ(config.smtp.listen[0].port, 2525);
+    EXPECT_TRUE(config.demo);
+    EXPECT_EQ(config.tls_certificate, std::filesystem::path("magpie-data") / "demo-cert.pem");
+}
+
+}  // namespace
+}  // namespace magpie::server
