@@ -1,0 +1,31 @@
+// How the store names domains and addresses: lower-cased (mail systems in practice treat the whole address
+// case-insensitively, and one spelling per account keeps lookups exact) and checked against the RFC 5321
+// size limits before they become keys. Not a full RFC 5322 parser: that is src/mail's job.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace magpie::store {
+
+inline constexpr std::size_t kMaxLocalPartOctets = 64;  // RFC 5321 4.5.3.1.1
+inline constexpr std::size_t kMaxDomainOctets = 255;    // RFC 5321 4.5.3.1.2
+inline constexpr std::size_t kMaxAddressOctets = 254;   // RFC 5321 4.5.3.1.3 path (256) minus "<>"
+
+// A lower-case domain of dot-separated LDH labels (A-labels for IDNs), each 1..63 octets.
+Result<std::string> normalize_domain(std::string_view domain);
+
+struct NormalizedAddress {
+    std::string address;  // "local@domain", lower-cased; "@domain" for a catch-all
+    std::string local;    // empty for a catch-all
+    std::string domain;
+};
+
+// Splits at the last '@' and checks both parts. A local part may hold UTF-8 (RFC 6531) but no controls,
+// spaces or address delimiters. `allow_catch_all` accepts "@domain".
+Result<NormalizedAddress> normalize_address(std::string_view address, bool allow_catch_all = false);
+
+}  // namespace magpie::store

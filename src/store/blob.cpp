@@ -1,0 +1,195 @@
+#include "store/blob.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+
+namespace magpie::store {
+namespace {
+
+constexpr std::string_view kTemporaryPrefix = ".tmp-";
+
+Error errno_error(std::string_view what, const std::filesystem::path& path, int error_number) {
+    Errc code = error_number == ENOENT ? Errc::not_found : Errc::io_error;
+    return make_error(code, fmt::format("{} {}: {}", what, path.string(), std::strerror(error_number)));
+}
+
+// Closes a file descriptor on every path out of a function.
+class Fd {
+public:
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
+    // Closes now and reports the error, which for a written file can be the first sign of a failed write.
+    int close() {
+        int rc = ::close(fd_);
+        fd_ = -1;
+        return rc;
+    }
+
+private:
+    int fd_;
+};
+
+Result<void> fsync_directory(const std::filesystem::path& dir) {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) return errno_error("open directory", dir, errno);
+    if (::fsync(fd.get()) != 0) return errno_error("fsync directory", dir, errno);
+    return {};
+}
+
+Result<bool> make_directory(const std::filesystem::path& dir) {
+    if (::mkdir(dir.c_str(), 0750) == 0) return true;
+    if (errno == EEXIST) return false;
+    return errno_error("mkdir", dir, errno);
+}
+
+}  // namespace
+
+std::string blob_id_of(std::string_view content) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_Digest(content.data(), content.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+        // Only an OpenSSL that cannot run SHA-256 gets here: a broken installation, not an input error.
+        throw std::runtime_error("SHA-256 unavailable in OpenSSL");
+    }
+    return to_hex(std::string_view(reinterpret_cast<const char*>(digest), length));
+}
+
+bool is_valid_blob_id(std::string_view blob_id) {
+    if (blob_id.size() != 64) return false;
+    for (char c : blob_id) {
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    return true;
+}
+
+BlobFiles::BlobFiles(std::filesystem::path data_dir) : root_(std::move(data_dir) / "blobs") {}
+
+std::filesystem::path BlobFiles::path_of(std::string_view blob_id) const {
+    return root_ / std::string(blob_id.substr(0, 2)) / std::string(blob_id.substr(2));
+}
+
+bool BlobFiles::is_temporary(std::string_view file_name) { return file_name.starts_with(kTemporaryPrefix); }
+
+Result<void> BlobFiles::create_layout() const {
+    auto created_root = make_directory(root_);
+    if (!created_root) return created_root.error();
+    bool created_any = false;
+    for (int i = 0; i < 256; ++i) {
+        auto created = make_directory(root_ / fmt::format("{:02x}", i));
+        if (!created) return created.error();
+        created_any = created_any || *created;
+    }
+    // New directory entries are durable only once their parent directory is fsynced.
+    if (created_any) MAGPIE_TRY(fsync_directory(root_));
+    if (*created_root) MAGPIE_TRY(fsync_directory(root_.parent_path()));
+    return {};
+}
+
+Result<bool> BlobFiles::write(std::string_view blob_id, std::string_view content) const {
+    if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
+    std::filesystem::path final_path = path_of(blob_id);
+    struct stat existing {};
+    if (::stat(final_path.c_str(), &existing) == 0 && static_cast<std::uint64_t>(existing.st_size) == content.size()) {
+        return false;  // content-addressed: the same name already holds the same bytes
+    }
+
+    static std::atomic<std::uint64_t> counter{0};
+    std::filesystem::path temp_path =
+        final_path.parent_path() /
+        fmt::format("{}{}-{}-{}", kTemporaryPrefix, blob_id.substr(2, 16), ::getpid(), counter.fetch_add(1));
+    Fd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+    if (fd.get() < 0) return errno_error("create", temp_path, errno);
+
+    auto fail = [&](std::string_view what, int error_number) -> Result<bool> {
+        ::unlink(temp_path.c_str());
+        return errno_error(what, temp_path, error_number);
+    };
+    std::size_t written = 0;
+    while (written < content.size()) {
+        ssize_t n = ::write(fd.get(), content.data() + written, content.size() - written);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail("write", errno);
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) return fail("fsync", errno);
+    if (fd.close() != 0) return fail("close", errno);
+    if (::rename(temp_path.c_str(), final_path.c_str()) != 0) return fail("rename", errno);
+    MAGPIE_TRY(fsync_directory(final_path.parent_path()));
+    return true;
+}
+
+Result<std::string> BlobFiles::read(std::string_view blob_id, std::uint64_t max_bytes) const {
+    if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
+    std::filesystem::path path = path_of(blob_id);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return errno_error("open", path, errno);
+    struct stat info {};
+    if (::fstat(fd.get(), &info) != 0) return errno_error("stat", path, errno);
+    auto size = static_cast<std::uint64_t>(info.st_size);
+    if (size > max_bytes) {
+        return make_error(Errc::limit_exceeded, fmt::format("blob {} is {} bytes, above {}", blob_id, size, max_bytes));
+    }
+    std::string content(size, '\0');
+    std::size_t done = 0;
+    while (done < content.size()) {
+        ssize_t n = ::read(fd.get(), content.data() + done, content.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno_error("read", path, errno);
+        }
+        if (n == 0) break;  // shrank under us: report what is there, the caller checks the size
+        done += static_cast<std::size_t>(n);
+    }
+    content.resize(done);
+    return content;
+}
+
+Result<BlobFiles::Digest> BlobFiles::digest(std::string_view blob_id) const {
+    if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
+    std::filesystem::path path = path_of(blob_id);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return errno_error("open", path, errno);
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("SHA-256 unavailable in OpenSSL");
+    }
+    Digest digest;
+    std::string buffer(64 * 1024, '\0');
+    for (;;) {
+        ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno_error("read", path, errno);
+        }
+        if (n == 0) break;
+        EVP_DigestUpdate(context.get(), buffer.data(), static_cast<std::size_t>(n));
+        digest.size += static_cast<std::uint64_t>(n);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(context.get(), md, &length);
+    digest.sha256_hex = to_hex(std::string_view(reinterpret_cast<const char*>(md), length));
+    return digest;
+}
+
+}  // namespace magpie::store

@@ -1,0 +1,237 @@
+// Group-committed delivery, the one place where "durable before acknowledged" is kept:
+//   deliver()       hashes the content, writes a large blob to its own file (fsync, rename, fsync dir),
+//                   and queues the delivery;
+//   the committer   takes everything queued (up to max_batch), writes it in ONE transaction, commits it
+//                   (the WAL fsync, synchronous=FULL), and only then runs each `done`.
+// Small blobs ride inside that transaction, so one fsync covers a whole batch of messages.
+#include <sqlite3.h>
+
+#include <optional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/time.h"
+#include "store/sqlite/schema.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace magpie::store::sqlite {
+namespace {
+
+constexpr std::int64_t kLocationInline = 0;
+constexpr std::int64_t kLocationFile = 1;
+constexpr std::int64_t kMaxUid = 0xffffffff;  // RFC 9051 2.3.1.1: UIDs are 32-bit and never reused
+
+}  // namespace
+
+void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) {
+    if (!writer_) return done(make_error(Errc::permission_denied, "the store is open read-only"));
+    if (delivery.targets.empty()) return done(make_error(Errc::invalid_argument, "delivery has no target"));
+    if (delivery.targets.size() > options_.max_targets) {
+        return done(make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets)));
+    }
+    if (delivery.content.size() > options_.max_message_bytes) {
+        return done(make_error(Errc::limit_exceeded,
+                               fmt::format("message of {} bytes above {}", delivery.content.size(), options_.max_message_bytes)));
+    }
+    Pending pending;
+    for (const DeliveryTarget& target : delivery.targets) {
+        auto flags = parse_flags(target.flags, options_.flag_limits);
+        if (!flags) return done(flags.error());
+        pending.flags.push_back(std::move(*flags));
+    }
+    // Hashing and the large-blob file happen here, on the caller's thread, so that several deliveries
+    // overlap their hashing and file fsyncs while the committer is busy with the previous batch.
+    pending.blob_id = blob_id_of(delivery.content);
+    pending.size = delivery.content.size();
+    if (pending.size > options_.inline_blob_max) {
+        auto written = blob_files_.write(pending.blob_id, delivery.content);
+        if (!written) return done(written.error());
+        if (*written) ++blob_files_written_;
+        pending.in_file = true;
+        delivery.content.clear();
+        delivery.content.shrink_to_fit();
+    }
+    pending.delivery = std::move(delivery);
+    pending.done = std::move(done);
+    {
+        std::unique_lock lock(queue_mutex_);
+        if (stopping_ || queue_.size() >= options_.max_queued) {
+            lock.unlock();
+            return pending.done(make_error(Errc::unavailable, stopping_ ? "the store is closing"
+                                                                        : "delivery queue full, try again later"));
+        }
+        queue_.push_back(std::move(pending));
+    }
+    queue_ready_.notify_one();
+}
+
+void SqliteStore::committer_loop() {
+    for (;;) {
+        std::vector<Pending> batch;
+        {
+            std::unique_lock lock(queue_mutex_);
+            queue_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stopping, and everything accepted has been answered
+            std::size_t take = std::min(queue_.size(), std::max<std::size_t>(options_.max_batch, 1));
+            batch.reserve(take);
+            for (std::size_t i = 0; i < take; ++i) {
+                batch.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
+        }
+        commit_batch(batch);
+    }
+}
+
+void SqliteStore::commit_batch(std::vector<Pending>& batch) {
+    std::vector<Result<Delivered>> results;
+    results.reserve(batch.size());
+    Changes changes;
+    {
+        std::lock_guard lock(write_mutex_);
+        // Set when the batch as a whole cannot commit; then every delivery in it fails with this error.
+        std::optional<Error> batch_error;
+        auto transaction = Transaction::begin(*writer_);
+        if (!transaction) batch_error = transaction.error();
+        for (const Pending& pending : batch) {
+            if (batch_error) break;
+            // A savepoint per delivery: one bad delivery (a mailbox deleted meanwhile) fails alone.
+            auto savepoint = writer_->exec("SAVEPOINT delivery");
+            if (!savepoint) {
+                batch_error = savepoint.error();
+                break;
+            }
+            Changes delivery_changes;
+            auto result = apply_delivery(pending, delivery_changes);
+            if (result) {
+                auto released = writer_->exec("RELEASE delivery");
+                if (!released) {
+                    batch_error = released.error();
+                    break;
+                }
+                for (const auto& [mailbox, change] : delivery_changes) changes[mailbox] = change;
+            } else {
+                (void)writer_->exec("ROLLBACK TO delivery; RELEASE delivery");
+                // Some errors (disk full, I/O) make SQLite roll the whole transaction back; going on would
+                // run the rest of the batch in autocommit mode, outside the one commit we answer for.
+                if (sqlite3_get_autocommit(writer_->handle()) != 0) {
+                    batch_error = result.error();
+                    break;
+                }
+            }
+            results.push_back(std::move(result));
+        }
+        if (!batch_error) {
+            auto committed = transaction->commit();  // the fsync that makes the whole batch durable
+            if (!committed) batch_error = committed.error();
+        }
+        if (batch_error) {
+            spdlog::error("store: batch of {} deliveries failed: {}", batch.size(), batch_error->message);
+            results.assign(batch.size(), Result<Delivered>(*batch_error));
+            changes.clear();
+        } else {
+            ++commits_;
+        }
+    }
+
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (results[i]) {
+            ++deliveries_;
+        } else {
+            ++failed_deliveries_;
+        }
+        batch[i].done(std::move(results[i]));
+    }
+    if (changes.empty()) return;
+    ChangeListener listener;
+    {
+        std::lock_guard lock(listener_mutex_);
+        listener = listener_;
+    }
+    if (!listener) return;
+    for (const auto& [mailbox, change] : changes) listener(change.account_id, mailbox, change.modseq);
+}
+
+Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& changes) {
+    Connection& db = *writer_;
+    const Delivery& delivery = pending.delivery;
+
+    // The blob row (and inline bytes) once per distinct content; a second delivery of the same bytes
+    // references the first. Its summary is the first delivery's: parse-once data depends only on the bytes.
+    auto blob = db.prepare(
+        "INSERT INTO blobs(id, size, location, created_at, subject, from_header, to_header, cc_header, "
+        "date_header, message_id, in_reply_to, refs, structure) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING");
+    if (!blob) return blob.error();
+    const MessageSummary& summary = delivery.summary;
+    blob->bind_text(1, pending.blob_id)
+        .bind(2, static_cast<std::int64_t>(pending.size))
+        .bind(3, pending.in_file ? kLocationFile : kLocationInline)
+        .bind(4, unix_now())
+        .bind_text(5, summary.subject)
+        .bind_text(6, summary.from)
+        .bind_text(7, summary.to)
+        .bind_text(8, summary.cc)
+        .bind_text(9, summary.date)
+        .bind_text(10, summary.message_id)
+        .bind_text(11, summary.in_reply_to)
+        .bind_text(12, summary.references)
+        .bind_blob(13, summary.structure);
+    MAGPIE_TRY(blob->run());
+    if (sqlite3_changes(db.handle()) > 0 && !pending.in_file) {
+        auto content = db.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
+        if (!content) return content.error();
+        MAGPIE_TRY(content->bind_text(1, pending.blob_id).bind_blob(2, delivery.content).run());
+    }
+
+    Delivered delivered;
+    delivered.blob_id = pending.blob_id;
+    for (std::size_t i = 0; i < delivery.targets.size(); ++i) {
+        std::int64_t mailbox_id = delivery.targets[i].mailbox_id;
+        // One statement allocates the UID and MODSEQ and updates the counters.
+        auto allocate = db.prepare(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1, "
+            "message_count = message_count + 1, total_size = total_size + ?2 "
+            "WHERE id = ?1 AND uidnext < ?3 RETURNING account_id, uidnext - 1, highest_modseq");
+        if (!allocate) return allocate.error();
+        allocate->bind(1, mailbox_id).bind(2, static_cast<std::int64_t>(pending.size)).bind(3, kMaxUid);
+        auto row = allocate->step();
+        if (!row) return row.error();
+        if (!*row) {
+            return make_error(Errc::not_found, fmt::format("mailbox {} does not exist or has no UIDs left", mailbox_id));
+        }
+        std::int64_t account = allocate->column_int64(0);
+        auto uid = static_cast<std::uint32_t>(allocate->column_int64(1));
+        auto modseq = static_cast<std::uint64_t>(allocate->column_int64(2));
+        MAGPIE_TRY(allocate->run());  // finish the statement
+
+        auto message = db.prepare(
+            "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords) "
+            "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+        if (!message) return message.error();
+        message->bind(1, mailbox_id)
+            .bind(2, uid)
+            .bind(3, static_cast<std::int64_t>(modseq))
+            .bind_text(4, pending.blob_id)
+            .bind(5, static_cast<std::int64_t>(pending.size))
+            .bind(6, delivery.internal_date)
+            .bind(7, pending.flags[i].system)
+            .bind_text(8, join_keywords(pending.flags[i].keywords));
+        MAGPIE_TRY(message->run());
+
+        auto change = db.prepare("INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES(?1, ?2, ?3, ?4)");
+        if (!change) return change.error();
+        change->bind(1, mailbox_id)
+            .bind(2, static_cast<std::int64_t>(modseq))
+            .bind(3, uid)
+            .bind(4, static_cast<std::int64_t>(ChangeKind::appended));
+        MAGPIE_TRY(change->run());
+
+        delivered.placed.push_back(Delivered::Placed{mailbox_id, uid, modseq});
+        changes[mailbox_id] = MailboxChange{account, modseq};
+    }
+    return delivered;
+}
+
+}  // namespace magpie::store::sqlite

@@ -1,0 +1,24 @@
+// The versioned SQLite schema of the embedded store (PRAGMA user_version) and the migration that brings a
+// database up to it. Tables are laid out for the IMAP and JMAP waves too: per-mailbox UIDVALIDITY, UIDNEXT
+// and HIGHESTMODSEQ, and a change log written in the same transaction as the change it records.
+#pragma once
+
+#include <cstdint>
+
+#include "base/result.h"
+#include "store/sqlite/db.h"
+
+namespace magpie::store::sqlite {
+
+inline constexpr int kSchemaVersion = 1;
+
+// change_log.kind values.
+enum class ChangeKind : std::int64_t { appended = 1, flags = 2, expunged = 3 };
+
+// Reads PRAGMA user_version: 0 for an empty database.
+Result<int> schema_version(Connection& connection);
+
+// Creates the schema on an empty database, or checks that an existing one is a version this code knows.
+Result<void> migrate(Connection& connection);
+
+}  // namespace magpie::store::sqlite

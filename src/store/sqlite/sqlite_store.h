@@ -1,0 +1,142 @@
+// The embedded Store backend: SQLite in WAL mode (synchronous=FULL) plus content-addressed blob files.
+// One writer connection, serialized by a mutex, is shared by the group committer thread and the admin
+// writes; reads go to a small pool of read-only connections. Internal to src/store: callers use
+// open_sqlite_store() from store/store.h.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/blob.h"
+#include "store/flags.h"
+#include "store/sqlite/db.h"
+#include "store/store.h"
+
+namespace magpie::store::sqlite {
+
+// Read-only connections handed out one per caller and returned on release; at most `max` exist.
+class ReaderPool {
+public:
+    ReaderPool(std::filesystem::path db_path, std::size_t max, int busy_timeout_ms);
+
+    class Lease {
+    public:
+        Lease(ReaderPool* pool, std::unique_ptr<Connection> connection)
+            : pool_(pool), connection_(std::move(connection)) {}
+        Lease(Lease&&) noexcept = default;
+        Lease& operator=(Lease&&) = delete;
+        ~Lease();
+        Connection& operator*() const { return *connection_; }
+        Connection* operator->() const { return connection_.get(); }
+
+    private:
+        ReaderPool* pool_;
+        std::unique_ptr<Connection> connection_;
+    };
+
+    // Waits while all `max` connections are out.
+    Result<Lease> acquire();
+
+private:
+    void release(std::unique_ptr<Connection> connection);
+
+    std::filesystem::path db_path_;
+    std::size_t max_;
+    int busy_timeout_ms_;
+    std::mutex mutex_;
+    std::condition_variable available_;
+    std::vector<std::unique_ptr<Connection>> idle_;
+    std::size_t open_ = 0;
+};
+
+class SqliteStore final : public Store {
+public:
+    // Use open_sqlite_store(); `writer` is null for a read-only store.
+    SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writer);
+    ~SqliteStore() override;
+
+    Result<Domain> add_domain(std::string_view name) override;
+    Result<void> delete_domain(std::string_view name) override;
+    Result<std::vector<Domain>> list_domains() override;
+
+    Result<Account> add_account(std::string_view address, std::string_view password_hash,
+                                const ScramCredentials& scram) override;
+    Result<void> set_password(std::string_view address, std::string_view password_hash,
+                              const ScramCredentials& scram) override;
+    Result<void> set_disabled(std::string_view address, bool disabled) override;
+    Result<void> delete_account(std::string_view address) override;
+    Result<std::vector<Account>> list_accounts(std::string_view domain) override;
+    Result<Account> find_account(std::string_view address) override;
+
+    Result<void> add_alias(std::string_view address, std::string_view target) override;
+    Result<void> delete_alias(std::string_view address) override;
+    Result<std::vector<Alias>> list_aliases(std::string_view domain) override;
+
+    Result<RecipientResult> resolve_recipient(std::string_view address) override;
+
+    Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) override;
+    Result<Mailbox> find_mailbox(std::int64_t account_id, std::string_view name) override;
+
+    void deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) override;
+    Result<std::vector<Message>> list_messages(std::int64_t mailbox_id) override;
+    Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) override;
+    Result<std::string> read_blob(std::string_view blob_id) override;
+
+    void set_change_listener(ChangeListener listener) override;
+    StoreStats stats() const override;
+
+private:
+    // A delivery accepted by deliver() and waiting for the committer.
+    struct Pending {
+        Delivery delivery;  // content emptied once a large blob is in its file
+        std::string blob_id;
+        std::uint64_t size = 0;
+        bool in_file = false;
+        std::vector<FlagSet> flags;  // per target
+        std::function<void(Result<Delivered>)> done;
+    };
+    struct MailboxChange {
+        std::int64_t account_id = 0;
+        std::uint64_t modseq = 0;
+    };
+    using Changes = std::map<std::int64_t, MailboxChange>;  // by mailbox id
+
+    // Runs `body(writer)` inside one write transaction under the write mutex.
+    template <class T, class Body>
+    Result<T> write(Body&& body);
+    // Runs `body(reader)` on a pooled read connection inside one read snapshot.
+    template <class T, class Body>
+    Result<T> read(Body&& body);
+
+    void committer_loop();
+    void commit_batch(std::vector<Pending>& batch);
+    Result<Delivered> apply_delivery(const Pending& pending, Changes& changes);
+
+    SqliteOptions options_;
+    BlobFiles blob_files_;
+    std::unique_ptr<Connection> writer_;
+    std::mutex write_mutex_;
+    ReaderPool readers_;
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_ready_;
+    std::deque<Pending> queue_;
+    bool stopping_ = false;
+    std::thread committer_;
+
+    std::mutex listener_mutex_;
+    ChangeListener listener_;
+
+    std::atomic<std::uint64_t> deliveries_{0};
+    std::atomic<std::uint64_t> failed_deliveries_{0};
+    std::atomic<std::uint64_t> commits_{0};
+    std::atomic<std::uint64_t> blob_files_written_{0};
+};
+
+}  // namespace magpie::store::sqlite
