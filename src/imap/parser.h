@@ -1,0 +1,126 @@
+// imap::Parser: the sans-IO, incremental IMAP command parser. The IO loop feeds whatever bytes arrived (any
+// split, one byte at a time too) and pulls events: complete typed commands, requests to write the literal
+// continuation "+", SASL response lines, IDLE's DONE, and parse errors ready to become "tag BAD ..." replies.
+// Every input is bounded by Limits; no input makes it crash, hang or hold more than the limits allow.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "imap/command.h"
+
+namespace magpie::imap {
+
+struct Limits {
+    // Command text without its literals, summed over all the lines of one command.
+    std::size_t max_line_octets = 64 * 1024;
+    // One literal, and all literals of one command together: the APPENDLIMIT (RFC 7889).
+    std::size_t max_literal_octets = 64 * 1024 * 1024;
+    // Largest non-synchronising literal: 4096 is LITERAL- (RFC 7888 4); set it to max_literal_octets to
+    // offer LITERAL+.
+    std::size_t max_non_sync_literal_octets = 4096;
+    // Parentheses and NOT/OR operands nested in one command.
+    std::size_t max_nesting_depth = 32;
+    // Comma-separated elements of one sequence set.
+    std::size_t max_sequence_set_ranges = 1024;
+    // Search keys in one SEARCH, counted at every level of the tree.
+    std::size_t max_search_keys = 256;
+};
+
+// The IO loop writes continuation_line() before the client may send a synchronising literal.
+struct ContinuationRequest {
+    static constexpr std::string_view line = "+ Ready for literal data\r\n";
+};
+
+// One client line while a SASL exchange runs (after expect_sasl_response()): base64 text, or "*" to cancel.
+struct SaslResponse {
+    std::string text;
+};
+
+// The DONE line that ends IDLE (after expect_idle_done()).
+struct IdleDone {};
+
+// A command that cannot run. The reply is "<tag> BAD [code] message" (or NO, which RFC 7889 asks for an
+// APPEND over the APPENDLIMIT); tag is "*" when the line had no readable tag. close_connection is set
+// when the parser cannot find where the next command starts (the IO loop then sends BYE and closes).
+struct ParseError {
+    enum class Status { bad, no };
+    std::string tag = "*";
+    Status status = Status::bad;
+    std::string code;  // response code without brackets, e.g. "TOOBIG"; empty for none
+    std::string message;
+    bool close_connection = false;
+};
+
+using Event = std::variant<Command, ContinuationRequest, SaslResponse, IdleDone, ParseError>;
+
+class Parser {
+public:
+    explicit Parser(Limits limits = {});
+
+    // Appends bytes from the client. Nothing is parsed until next() is called.
+    void feed(std::string_view bytes);
+
+    // The next event, or nullopt when more bytes are needed. Returns at most one command per call, so the
+    // caller can switch modes (SASL, IDLE, UTF-8 names) between a command and the bytes after it.
+    std::optional<Event> next();
+
+    // The next line is a SASL response (RFC 9051 6.2.2), not a command. Call after writing "+ challenge".
+    void expect_sasl_response();
+
+    // The next line must be DONE (RFC 2177). Any other line yields a ParseError and ends the IDLE.
+    void expect_idle_done();
+
+    // Mailbox names are UTF-8 (after ENABLE IMAP4rev2 or UTF8=ACCEPT) rather than modified UTF-7.
+    void set_utf8_mailbox_names(bool on) { utf8_names_ = on; }
+
+    // Bytes fed but not yet consumed plus the command being assembled; the IO loop stops reading when
+    // this grows (a client pipelining faster than commands are served).
+    std::size_t buffered_octets() const;
+
+private:
+    enum class Mode { command, sasl, idle };
+    enum class State { line, literal, skip_literal, skip_line };
+
+    struct Literal {
+        std::string data;
+        bool binary = false;
+    };
+
+    std::optional<Event> on_line(std::string_view line);
+    std::optional<Event> on_command_line(std::string_view line);
+    std::optional<Event> on_discarded_line(std::string_view line);
+    std::optional<Event> finish_command();
+    void fail(ParseError::Status status, std::string code, std::string message);
+    void remember_tag(std::string_view text);
+    ParseError take_error();
+    void reset_command();
+    void compact();
+
+    Limits limits_;
+    bool utf8_names_ = false;
+    Mode mode_ = Mode::command;
+    State state_ = State::line;
+
+    std::string input_;
+    std::size_t pos_ = 0;
+
+    // The command being assembled: its text with a NUL where each literal stood, and the literals.
+    std::string text_;
+    std::vector<Literal> literals_;
+    std::size_t literal_octets_ = 0;
+    std::size_t literal_remaining_ = 0;
+    std::string tag_;
+    bool append_ = false;  // the command is APPEND: an oversized literal gets NO [TOOBIG]
+
+    // Set once the command is known to fail: the rest of it is read and dropped, then the error is yielded.
+    std::optional<ParseError> error_;
+    std::string tail_;  // the last octets of a line being dropped, to see a literal announced at its end
+};
+
+}  // namespace magpie::imap
