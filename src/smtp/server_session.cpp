@@ -1,0 +1,773 @@
+#include "smtp/server_session.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "base/strings.h"
+#include "smtp/path.h"
+
+namespace magpie::smtp {
+namespace {
+
+// RFC 3461 4: xtext = *( xchar / hexchar ), xchar = "!".."~" except "+" and "=", hexchar = "+" 2HEXDIG
+// (upper case).
+bool is_xtext(std::string_view s) {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == '+') {
+            if (i + 2 >= s.size()) return false;
+            for (std::size_t k = 1; k <= 2; ++k) {
+                char h = s[i + k];
+                if (!((h >= '0' && h <= '9') || (h >= 'A' && h <= 'F'))) return false;
+            }
+            i += 2;
+            continue;
+        }
+        if (c < '!' || c > '~' || c == '=') return false;
+    }
+    return true;
+}
+
+// RFC 3461 4.2 / 4.4: ORCPT at most 500 characters, ENVID at most 100.
+constexpr std::size_t max_orcpt_length = 500;
+constexpr std::size_t max_envid_length = 100;
+
+// RFC 5321 4.1.1: esmtp-param = esmtp-keyword ["=" esmtp-value]; keywords are case-insensitive.
+struct Param {
+    std::string keyword;  // upper case
+    std::string_view value;
+    bool has_value = false;
+};
+
+std::optional<std::vector<Param>> parse_params(std::string_view text) {
+    std::vector<Param> params;
+    for (auto piece : split(text, ' ')) {
+        if (piece.empty()) continue;
+        Param param;
+        auto eq = piece.find('=');
+        std::string_view keyword = piece.substr(0, eq);
+        if (keyword.empty() || !is_ascii(piece)) return std::nullopt;
+        for (char c : keyword) {
+            bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+            if (!ok) return std::nullopt;
+        }
+        param.keyword = to_upper(keyword);
+        if (eq != std::string_view::npos) {
+            param.value = piece.substr(eq + 1);
+            param.has_value = true;
+            if (param.value.empty() || param.value.find('=') != std::string_view::npos) return std::nullopt;
+        }
+        for (const auto& seen : params) {
+            if (seen.keyword == param.keyword) return std::nullopt;  // a parameter given twice
+        }
+        params.push_back(std::move(param));
+    }
+    return params;
+}
+
+// Text from elsewhere (a queue id, a store message) must not break the one-line reply.
+std::string printable(std::string_view s) {
+    std::string out;
+    for (char c : s.substr(0, 200)) {
+        auto u = static_cast<unsigned char>(c);
+        out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
+    }
+    return out;
+}
+
+bool is_8bit_allowed(std::string_view verb) { return iequals(verb, "MAIL") || iequals(verb, "RCPT"); }
+
+}  // namespace
+
+ServerSession::ServerSession(ServerConfig config, std::string peer_ip)
+    : config_(std::move(config)), peer_ip_(std::move(peer_ip)) {
+    envelope_.tls = config_.tls_active;
+    // RFC 5321 4.2: the greeting; enhanced codes start after EHLO (RFC 2034 3).
+    output_ += fmt::format("220 {} ESMTP Magpie\r\n", config_.hostname);
+}
+
+void ServerSession::feed(std::string_view bytes) {
+    if (state_ == State::closed) return;
+    // RFC 3207 4.2 / CVE-2011-0411: plaintext that follows STARTTLS is never executed.
+    if (waiting_ == Waiting::tls) return;
+    input_.append(bytes);
+    process();
+}
+
+std::string ServerSession::take_output() { return std::exchange(output_, std::string()); }
+
+std::optional<Event> ServerSession::poll_event() {
+    if (events_.empty()) return std::nullopt;
+    Event event = std::move(events_.front());
+    events_.pop_front();
+    return event;
+}
+
+bool ServerSession::wants_input() const {
+    if (state_ == State::closed || waiting_ == Waiting::tls) return false;
+    return input_.size() - input_pos_ < config_.limits.max_buffered_input;
+}
+
+void ServerSession::process() {
+    while (state_ != State::closed && waiting_ == Waiting::nothing) {
+        bool progressed = false;
+        switch (state_) {
+            case State::data: progressed = step_data(); break;
+            case State::chunk: progressed = step_chunk(); break;
+            default: progressed = step_command(); break;
+        }
+        if (!progressed) break;
+    }
+    if (state_ == State::closed) {
+        input_.clear();
+        input_pos_ = 0;
+    } else if (input_pos_ > 0) {
+        input_.erase(0, input_pos_);
+        input_pos_ = 0;
+    }
+}
+
+bool ServerSession::step_command() {
+    const std::size_t max_line = config_.limits.max_command_line;
+    std::size_t newline = input_.find('\n', input_pos_);
+    if (skipping_long_line_) {
+        // RFC 5321 4.5.3.1.4: refuse the over-long line once, without buffering it.
+        if (newline == std::string::npos) {
+            input_pos_ = input_.size();
+            return false;
+        }
+        input_pos_ = newline + 1;
+        skipping_long_line_ = false;
+        bad_command(500, "5.5.6", "Error: line too long");
+        return true;
+    }
+    if (newline == std::string::npos) {
+        if (input_.size() - input_pos_ >= max_line) {
+            skipping_long_line_ = true;
+            input_pos_ = input_.size();
+        }
+        return false;
+    }
+    std::string_view line(input_.data() + input_pos_, newline + 1 - input_pos_);
+    input_pos_ = newline + 1;
+    if (line.size() > max_line) {
+        bad_command(500, "5.5.6", "Error: line too long");
+        return true;
+    }
+    handle_line(line);
+    return true;
+}
+
+bool ServerSession::step_data() {
+    std::string_view available(input_.data() + input_pos_, input_.size() - input_pos_);
+    if (available.empty()) return false;
+    input_pos_ += reader_->consume(available);
+    if (!reader_->done()) return false;
+    on_data_end();
+    return true;
+}
+
+bool ServerSession::step_chunk() {
+    if (chunk_remaining_ > 0) {
+        std::size_t available = input_.size() - input_pos_;
+        if (available == 0) return false;
+        auto take = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_remaining_, available));
+        if (chunk_refusal_ == ChunkRefusal::none) reader_->consume(std::string_view(input_.data() + input_pos_, take));
+        input_pos_ += take;
+        chunk_remaining_ -= take;
+        if (chunk_remaining_ > 0) return false;
+    }
+    on_chunk_end();
+    return true;
+}
+
+void ServerSession::handle_line(std::string_view line) {
+    line.remove_suffix(1);  // the LF
+    if (!line.empty() && line.back() == '\r') {
+        line.remove_suffix(1);
+    } else if (config_.bare_line_ending == BareLineEnding::reject) {
+        bad_command(500, "5.5.2", "Error: bare <LF> received");
+        return;
+    }
+    for (unsigned char c : line) {
+        if (c < 0x20 || c == 0x7f) {
+            bad_command(500, "5.5.2", "Error: control character in command");
+            return;
+        }
+    }
+    std::size_t space = line.find(' ');
+    std::string_view verb = line.substr(0, space);
+    std::string_view args = space == std::string_view::npos ? std::string_view() : trim(line.substr(space + 1));
+    if (!is_ascii(line) && (!is_8bit_allowed(verb) || !is_valid_utf8(line))) {
+        bad_command(500, "5.5.2", "Error: 8-bit characters in command");
+        return;
+    }
+
+    Command command = Command::unknown;
+    static constexpr std::pair<std::string_view, Command> verbs[] = {
+        {"EHLO", Command::ehlo}, {"HELO", Command::helo}, {"MAIL", Command::mail}, {"RCPT", Command::rcpt},
+        {"DATA", Command::data}, {"BDAT", Command::bdat}, {"RSET", Command::rset}, {"NOOP", Command::noop},
+        {"QUIT", Command::quit}, {"VRFY", Command::vrfy}, {"HELP", Command::help}, {"STARTTLS", Command::starttls},
+        // Known to RFC 5321 and its extensions but deliberately not offered here.
+        {"EXPN", Command::not_implemented}, {"TURN", Command::not_implemented}, {"ETRN", Command::not_implemented},
+        {"ATRN", Command::not_implemented}, {"SEND", Command::not_implemented}, {"SOML", Command::not_implemented},
+        {"SAML", Command::not_implemented}, {"AUTH", Command::not_implemented}, {"VERB", Command::not_implemented},
+    };
+    for (const auto& [name, value] : verbs) {
+        if (iequals(verb, name)) command = value;
+    }
+    // BDAT must learn its chunk size before any refusal, so it checks the sequence itself.
+    if (command != Command::bdat && !sequence_ok(command)) return;
+
+    switch (command) {
+        case Command::ehlo: on_ehlo(args, true); break;
+        case Command::helo: on_ehlo(args, false); break;
+        case Command::mail: on_mail(args); break;
+        case Command::rcpt: on_rcpt(args); break;
+        case Command::data: on_data(args); break;
+        case Command::bdat: on_bdat(args); break;
+        case Command::rset: on_rset(args); break;
+        case Command::noop: on_noop(); break;
+        case Command::quit: on_quit(args); break;
+        case Command::vrfy: on_vrfy(args); break;
+        case Command::help: on_help(); break;
+        case Command::starttls: on_starttls(args); break;
+        case Command::not_implemented: bad_command(502, "5.5.1", "Error: command not implemented"); break;
+        case Command::unknown: bad_command(500, "5.5.2", "Error: command not recognized"); break;
+    }
+}
+
+// The one place that knows which command may come in which state (RFC 5321 4.1.4, RFC 3030 3).
+bool ServerSession::sequence_ok(Command command) {
+    std::string_view refusal;
+    switch (command) {
+        case Command::mail:
+            if (state_ == State::fresh) refusal = "Error: send HELO/EHLO first";
+            else if (state_ != State::ready) refusal = "Error: nested MAIL command";
+            break;
+        case Command::rcpt:
+            if (state_ != State::mail && state_ != State::rcpt) refusal = "Error: need MAIL command";
+            break;
+        case Command::data:
+            if (state_ == State::bdat) refusal = "Error: DATA after BDAT in the same transaction";
+            else if (state_ != State::mail && state_ != State::rcpt) refusal = "Error: need RCPT command";
+            break;
+        case Command::bdat:
+            if (state_ != State::mail && state_ != State::rcpt && state_ != State::bdat) {
+                refusal = "Error: need RCPT command";
+            }
+            break;
+        case Command::starttls:
+            if (state_ != State::fresh && state_ != State::ready) refusal = "Error: MAIL transaction in progress";
+            break;
+        default: break;
+    }
+    if (refusal.empty()) return true;
+    bad_command(503, "5.5.1", refusal);
+    return false;
+}
+
+void ServerSession::on_ehlo(std::string_view args, bool extended) {
+    if (args.empty()) {
+        bad_command(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+        return;
+    }
+    // RFC 5321 4.1.4: EHLO/HELO also resets any transaction, like RSET.
+    reset_transaction();
+    envelope_.helo = std::string(args);
+    envelope_.esmtp = extended;
+    state_ = State::ready;
+    if (!extended) {
+        output_ += fmt::format("250 {}\r\n", config_.hostname);
+        return;
+    }
+    std::vector<std::string> lines = {
+        config_.hostname,
+        "PIPELINING",
+        fmt::format("SIZE {}", config_.limits.max_message_size),
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+        "DSN",
+    };
+    if (config_.starttls_offered && !config_.tls_active) lines.emplace_back("STARTTLS");
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        output_ += fmt::format("250{}{}\r\n", i + 1 == lines.size() ? ' ' : '-', lines[i]);
+    }
+}
+
+void ServerSession::on_mail(std::string_view args) {
+    if (!istarts_with(args, "FROM:")) {
+        bad_command(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+        return;
+    }
+    std::string_view rest = trim(args.substr(5));
+    auto path = parse_path(rest, PathOptions{.allow_null = true, .allow_postmaster = false, .limits = {}});
+    if (!path) {
+        bad_command(501, "5.1.7", "Bad sender address syntax: " + path.error().message);
+        return;
+    }
+    std::string_view param_text = rest.substr(path->consumed);
+    auto params = parse_params(param_text);
+    if ((!param_text.empty() && param_text.front() != ' ') || !params) {
+        bad_command(501, "5.5.4", "Error: malformed MAIL parameters");
+        return;
+    }
+
+    bool body_8bit = false;
+    bool smtputf8 = false;
+    std::string ret;
+    std::string envid;
+    for (const auto& param : *params) {
+        if (param.keyword == "SIZE") {
+            // RFC 1870 6: refuse early what could never be accepted.
+            auto size = param.has_value ? parse_uint(param.value) : std::nullopt;
+            if (!size) {
+                bad_command(501, "5.5.4", "Error: bad SIZE parameter");
+                return;
+            }
+            if (*size > config_.limits.max_message_size) {
+                reply(552, "5.3.4", "Error: message size exceeds fixed limit");
+                return;
+            }
+        } else if (param.keyword == "BODY") {
+            // RFC 6152; BINARYMIME (RFC 3030) is not offered.
+            if (iequals(param.value, "7BIT")) {
+                body_8bit = false;
+            } else if (iequals(param.value, "8BITMIME")) {
+                body_8bit = true;
+            } else if (iequals(param.value, "BINARYMIME")) {
+                bad_command(555, "5.5.4", "Error: BODY=BINARYMIME is not supported");
+                return;
+            } else {
+                bad_command(501, "5.5.4", "Error: bad BODY parameter");
+                return;
+            }
+        } else if (param.keyword == "SMTPUTF8") {
+            if (param.has_value) {
+                bad_command(501, "5.5.4", "Error: SMTPUTF8 takes no value");
+                return;
+            }
+            smtputf8 = true;
+        } else if (param.keyword == "RET") {
+            if (!iequals(param.value, "FULL") && !iequals(param.value, "HDRS")) {
+                bad_command(501, "5.5.4", "Error: bad RET parameter");
+                return;
+            }
+            ret = to_upper(param.value);
+        } else if (param.keyword == "ENVID") {
+            if (!param.has_value || param.value.size() > max_envid_length || !is_xtext(param.value)) {
+                bad_command(501, "5.5.4", "Error: bad ENVID parameter");
+                return;
+            }
+            envid = std::string(param.value);
+        } else {
+            bad_command(555, "5.5.4", "Error: unsupported MAIL parameter");
+            return;
+        }
+    }
+    // RFC 6531 3.5: a non-ASCII address needs SMTPUTF8 on this very command.
+    if (path->non_ascii && !smtputf8) {
+        reply(553, "5.6.7", "Error: non-ASCII sender address without SMTPUTF8");
+        return;
+    }
+    envelope_.reverse_path = path->mailbox;
+    envelope_.body_8bit = body_8bit;
+    envelope_.smtputf8 = smtputf8;
+    envelope_.dsn_ret = std::move(ret);
+    envelope_.dsn_envid = std::move(envid);
+    state_ = State::mail;
+    reply(250, "2.1.0", "OK");
+}
+
+void ServerSession::on_rcpt(std::string_view args) {
+    if (!istarts_with(args, "TO:")) {
+        bad_command(501, "5.5.4", "Syntax: RCPT TO:<address>");
+        return;
+    }
+    std::string_view rest = trim(args.substr(3));
+    auto path = parse_path(rest, PathOptions{.allow_null = false, .allow_postmaster = true, .limits = {}});
+    if (!path) {
+        bad_command(501, "5.1.3", "Bad recipient address syntax: " + path.error().message);
+        return;
+    }
+    std::string_view param_text = rest.substr(path->consumed);
+    auto params = parse_params(param_text);
+    if ((!param_text.empty() && param_text.front() != ' ') || !params) {
+        bad_command(501, "5.5.4", "Error: malformed RCPT parameters");
+        return;
+    }
+    Recipient recipient;
+    recipient.address = path->mailbox;
+    for (const auto& param : *params) {
+        if (param.keyword == "NOTIFY") {
+            // RFC 3461 4.1: "NEVER" alone, or a list of SUCCESS, FAILURE, DELAY.
+            std::string value = to_upper(param.value);
+            bool ok = param.has_value;
+            if (ok && value != "NEVER") {
+                auto items = split(value, ',');
+                for (std::size_t i = 0; i < items.size() && ok; ++i) {
+                    ok = (items[i] == "SUCCESS" || items[i] == "FAILURE" || items[i] == "DELAY") &&
+                         std::count(items.begin(), items.end(), items[i]) == 1;
+                }
+            }
+            if (!ok) {
+                bad_command(501, "5.5.4", "Error: bad NOTIFY parameter");
+                return;
+            }
+            recipient.notify = std::move(value);
+        } else if (param.keyword == "ORCPT") {
+            // RFC 3461 4.2: addr-type ";" xtext
+            auto semicolon = param.value.find(';');
+            bool ok = param.has_value && param.value.size() <= max_orcpt_length && semicolon != std::string_view::npos &&
+                      semicolon > 0 && semicolon + 1 < param.value.size() && is_xtext(param.value.substr(semicolon + 1));
+            if (!ok) {
+                bad_command(501, "5.5.4", "Error: bad ORCPT parameter");
+                return;
+            }
+            recipient.orcpt = std::string(param.value);
+        } else {
+            bad_command(555, "5.5.4", "Error: unsupported RCPT parameter");
+            return;
+        }
+    }
+    if (path->non_ascii && !envelope_.smtputf8) {
+        reply(553, "5.6.7", "Error: non-ASCII recipient address without SMTPUTF8");
+        return;
+    }
+    // RFC 5321 4.5.3.1.10: 452 for too many recipients; the client retries the rest later.
+    if (envelope_.recipients.size() >= config_.limits.max_recipients) {
+        reply(452, "4.5.3", "Error: too many recipients");
+        return;
+    }
+    pending_rcpt_ = std::move(recipient);
+    waiting_ = Waiting::rcpt;
+    events_.push_back(RcptCheck{pending_rcpt_.address});
+}
+
+void ServerSession::rcpt_checked(RcptVerdict verdict) {
+    if (state_ == State::closed) return;
+    if (waiting_ == Waiting::vrfy) {
+        waiting_ = Waiting::nothing;
+        const std::string& address = pending_rcpt_.address;
+        switch (verdict) {
+            case RcptVerdict::accept: reply(250, "2.1.5", fmt::format("<{}>", address)); break;
+            case RcptVerdict::unknown_user:
+                reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: User unknown", address));
+                break;
+            case RcptVerdict::temporary_failure:
+                reply(451, "4.3.0", fmt::format("<{}>: Temporary lookup failure", address));
+                break;
+            default: reply(252, "2.5.0", "Cannot verify user, but will accept message and attempt delivery"); break;
+        }
+        after_answer();
+        return;
+    }
+    if (waiting_ != Waiting::rcpt) return;
+    waiting_ = Waiting::nothing;
+    const std::string address = pending_rcpt_.address;
+    switch (verdict) {
+        case RcptVerdict::accept:
+            envelope_.recipients.push_back(std::move(pending_rcpt_));
+            state_ = State::rcpt;
+            reply(250, "2.1.5", "OK");
+            break;
+        case RcptVerdict::unknown_user:
+            reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: User unknown", address));
+            break;
+        case RcptVerdict::relay_denied:
+            reply(554, "5.7.1", fmt::format("<{}>: Relay access denied", address));
+            break;
+        case RcptVerdict::temporary_failure:
+            reply(451, "4.3.0", fmt::format("<{}>: Temporary lookup failure", address));
+            break;
+        case RcptVerdict::mailbox_full:
+            reply(452, "4.2.2", fmt::format("<{}>: Mailbox full", address));
+            break;
+    }
+    pending_rcpt_ = Recipient{};
+    after_answer();
+}
+
+void ServerSession::on_data(std::string_view args) {
+    if (!args.empty()) {
+        bad_command(501, "5.5.4", "Syntax: DATA");
+        return;
+    }
+    if (state_ == State::mail) {
+        reply(554, "5.5.1", "Error: no valid recipients");
+        return;
+    }
+    start_reader(true);
+    state_ = State::data;
+    output_ += "354 End data with <CR><LF>.<CR><LF>\r\n";
+}
+
+void ServerSession::on_data_end() { finish_message(); }
+
+void ServerSession::on_bdat(std::string_view args) {
+    // RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF, chunk-size = 1*DIGIT
+    auto parts = split(args, ' ');
+    std::optional<std::uint64_t> size = parts.empty() ? std::nullopt : parse_uint(parts[0]);
+    bool last = parts.size() == 2 && iequals(parts[1], "LAST");
+    if (!size || parts.size() > 2 || (parts.size() == 2 && !last)) {
+        // Without a size the chunk cannot be skipped; what follows is read as commands.
+        bad_command(501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+        return;
+    }
+    if (*size > config_.limits.max_message_size) {
+        // Reading a chunk that can never fit would only waste time: refuse and end the session.
+        close_with(552, "5.3.4", "Error: message size exceeds fixed limit");
+        return;
+    }
+    chunk_remaining_ = *size;
+    chunk_last_ = last;
+    chunk_return_state_ = state_;
+    chunk_refusal_ = ChunkRefusal::none;
+    if (state_ != State::mail && state_ != State::rcpt && state_ != State::bdat) {
+        chunk_refusal_ = ChunkRefusal::sequence;
+    } else if (state_ == State::mail) {
+        chunk_refusal_ = ChunkRefusal::no_recipients;
+    } else if (bdat_failed_) {
+        chunk_refusal_ = ChunkRefusal::failed_earlier;
+    } else if (state_ == State::rcpt) {
+        start_reader(false);
+    }
+    state_ = State::chunk;
+}
+
+void ServerSession::on_chunk_end() {
+    switch (chunk_refusal_) {
+        case ChunkRefusal::sequence:
+            state_ = chunk_return_state_;
+            bad_command(503, "5.5.1", "Error: need RCPT command");
+            return;
+        case ChunkRefusal::no_recipients:
+            state_ = chunk_return_state_;
+            reply(554, "5.5.1", "Error: no valid recipients");
+            return;
+        case ChunkRefusal::failed_earlier:
+            // RFC 3030 3: after a failed chunk the rest of the transaction is refused until it ends.
+            state_ = State::bdat;
+            reply(503, "5.5.1", "Error: an earlier BDAT chunk failed, send RSET");
+            if (chunk_last_) {
+                reset_transaction();
+                state_ = State::ready;
+            }
+            return;
+        case ChunkRefusal::none: break;
+    }
+    if (!chunk_last_) {
+        state_ = State::bdat;
+        if (reader_->too_big()) {
+            bdat_failed_ = true;
+            reply(552, "5.3.4", "Error: message size exceeds fixed limit");
+        } else {
+            reply(250, "2.0.0", fmt::format("OK: {} octets received", reader_->size()));
+        }
+        return;
+    }
+    reader_->finish();
+    finish_message();
+}
+
+// The end of DATA or of BDAT LAST: refuse (nothing stored) or hand the message to the IO layer.
+void ServerSession::finish_message() {
+    DataReader& reader = *reader_;
+    bool refused = true;
+    if (reader.saw_bare_line_ending() && config_.bare_line_ending == BareLineEnding::reject) {
+        // Postfix's smtpd_forbid_bare_newline=reject answers the same way (550, syntax error 5.5.2).
+        reply(550, "5.5.2", "Error: bare <CR> or <LF> in message data (SMTP smuggling defence)");
+    } else if (reader.too_big()) {
+        reply(552, "5.3.4", "Error: message size exceeds fixed limit");
+    } else if (reader.line_too_long()) {
+        // RFC 5321 4.5.3.1.6 / 4.5.3.1.10 ("500 Line too long").
+        reply(500, "5.5.6", "Error: message line too long");
+    } else {
+        refused = false;
+    }
+    if (refused) {
+        reset_transaction();
+        state_ = State::ready;
+        return;
+    }
+    envelope_.undeclared_8bit = reader.saw_8bit() && !envelope_.body_8bit;
+    MessageReceived message{envelope_, reader.take_data()};
+    reset_transaction();
+    state_ = State::ready;
+    waiting_ = Waiting::store;
+    events_.push_back(std::move(message));
+}
+
+void ServerSession::stored(Result<std::string> queue_id) {
+    if (state_ == State::closed || waiting_ != Waiting::store) return;
+    waiting_ = Waiting::nothing;
+    if (queue_id) {
+        reply(250, "2.0.0", "OK " + printable(*queue_id));
+    } else {
+        const Error& error = queue_id.error();
+        switch (error.code) {
+            case Errc::limit_exceeded: reply(452, "4.3.1", "Error: insufficient system storage"); break;
+            case Errc::invalid_argument: reply(554, "5.6.0", "Error: message refused: " + printable(error.message)); break;
+            case Errc::permission_denied: reply(554, "5.7.1", "Error: message refused: " + printable(error.message)); break;
+            default: reply(451, "4.3.0", "Error: temporary failure, try again later"); break;
+        }
+    }
+    after_answer();
+}
+
+void ServerSession::on_rset(std::string_view args) {
+    if (!args.empty()) {
+        bad_command(501, "5.5.4", "Syntax: RSET");
+        return;
+    }
+    reset_transaction();
+    if (state_ != State::fresh) state_ = State::ready;
+    reply(250, "2.0.0", "OK");
+}
+
+void ServerSession::on_noop() { reply(250, "2.0.0", "OK"); }  // RFC 5321 4.1.1.9: any argument is ignored
+
+void ServerSession::on_quit(std::string_view args) {
+    if (!args.empty()) {
+        bad_command(501, "5.5.4", "Syntax: QUIT");
+        return;
+    }
+    close_with(221, "2.0.0", fmt::format("{} closing connection", config_.hostname));
+}
+
+void ServerSession::on_vrfy(std::string_view args) {
+    if (args.empty()) {
+        bad_command(501, "5.5.4", "Syntax: VRFY address");
+        return;
+    }
+    // RFC 5321 3.5.3 / 7.3: 252 says nothing about which users exist.
+    if (!config_.vrfy_enabled) {
+        reply(252, "2.5.0", "Cannot verify user, but will accept message and attempt delivery");
+        return;
+    }
+    std::string path = args.front() == '<' ? std::string(args) : "<" + std::string(args) + ">";
+    auto parsed = parse_path(path, PathOptions{.allow_null = false, .allow_postmaster = true, .limits = {}});
+    if (!parsed || parsed->consumed != path.size()) {
+        bad_command(501, "5.1.3", "Error: bad address syntax");
+        return;
+    }
+    pending_rcpt_ = Recipient{parsed->mailbox, {}, {}};
+    waiting_ = Waiting::vrfy;
+    events_.push_back(RcptCheck{parsed->mailbox});
+}
+
+void ServerSession::on_help() {
+    reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
+}
+
+void ServerSession::on_starttls(std::string_view args) {
+    if (!args.empty()) {
+        bad_command(501, "5.5.4", "Syntax: STARTTLS");
+        return;
+    }
+    if (config_.tls_active) {
+        bad_command(554, "5.5.1", "Error: TLS already active");
+        return;
+    }
+    if (!config_.starttls_offered) {
+        bad_command(502, "5.5.1", "Error: command not implemented");
+        return;
+    }
+    reply(220, "2.0.0", "Ready to start TLS");
+    // CVE-2011-0411: whatever was pipelined behind STARTTLS arrived in plaintext; drop it.
+    input_pos_ = input_.size();
+    waiting_ = Waiting::tls;
+    events_.push_back(StartTls{});
+}
+
+void ServerSession::tls_started() {
+    if (state_ == State::closed || waiting_ != Waiting::tls) return;
+    waiting_ = Waiting::nothing;
+    config_.tls_active = true;
+    // RFC 3207 4.2: forget everything learnt before the handshake, including the EHLO.
+    reset_transaction();
+    envelope_ = Envelope{};
+    envelope_.tls = true;
+    state_ = State::fresh;
+    input_.clear();
+    input_pos_ = 0;
+    skipping_long_line_ = false;
+    after_answer();
+}
+
+void ServerSession::idle_timeout() {
+    if (state_ == State::closed) return;
+    close_with(421, "4.4.2", fmt::format("{} Error: timeout exceeded", config_.hostname));
+}
+
+void ServerSession::shutting_down() {
+    if (state_ == State::closed) return;
+    // Let an answer the IO layer is already working on (a stored message above all) reach the client.
+    if (waiting_ == Waiting::rcpt || waiting_ == Waiting::vrfy || waiting_ == Waiting::store) {
+        drain_then_close_ = true;
+        return;
+    }
+    close_with(421, "4.3.2", fmt::format("{} Service shutting down, closing transmission channel", config_.hostname));
+}
+
+void ServerSession::after_answer() {
+    if (drain_then_close_) {
+        close_with(421, "4.3.2", fmt::format("{} Service shutting down, closing transmission channel",
+                                             config_.hostname));
+        return;
+    }
+    process();
+}
+
+void ServerSession::reply(int code, std::string_view enhanced, std::string_view text) {
+    output_ += fmt::format("{} {} {}\r\n", code, enhanced, text);
+}
+
+// Protocol errors count towards max_bad_commands; past it the session ends (a client that keeps
+// sending garbage is broken or probing).
+void ServerSession::bad_command(int code, std::string_view enhanced, std::string_view text) {
+    ++bad_commands_;
+    if (bad_commands_ > config_.limits.max_bad_commands) {
+        close_with(421, "4.7.0", fmt::format("{} Error: too many errors", config_.hostname));
+        return;
+    }
+    reply(code, enhanced, text);
+}
+
+void ServerSession::close_with(int code, std::string_view enhanced, std::string_view text) {
+    reply(code, enhanced, text);
+    state_ = State::closed;
+    waiting_ = Waiting::nothing;
+    reader_.reset();
+    input_pos_ = input_.size();
+    events_.push_back(Close{});
+}
+
+void ServerSession::reset_transaction() {
+    envelope_.reverse_path.clear();
+    envelope_.recipients.clear();
+    envelope_.body_8bit = false;
+    envelope_.smtputf8 = false;
+    envelope_.dsn_ret.clear();
+    envelope_.dsn_envid.clear();
+    envelope_.undeclared_8bit = false;
+    reader_.reset();
+    bdat_failed_ = false;
+    chunk_refusal_ = ChunkRefusal::none;
+    chunk_remaining_ = 0;
+}
+
+void ServerSession::start_reader(bool dot_stuffed) {
+    reader_.emplace(DataReaderOptions{
+        .max_text_line = config_.limits.max_text_line,
+        .max_message_size = config_.limits.max_message_size,
+        .bare_line_ending = config_.bare_line_ending,
+        .dot_stuffed = dot_stuffed,
+    });
+}
+
+}  // namespace magpie::smtp

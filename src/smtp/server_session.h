@@ -1,0 +1,175 @@
+// smtp::ServerSession: the server side of RFC 5321 SMTP with PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
+// ENHANCEDSTATUSCODES, CHUNKING, DSN and STARTTLS, as a sans-IO state machine: bytes in, reply bytes and
+// events out. No socket, clock or store: decisions from outside arrive through rcpt_checked/stored.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/result.h"
+#include "smtp/data_reader.h"
+
+namespace magpie::smtp {
+
+struct ServerLimits {
+    std::size_t max_command_line = 512;  // octets including CRLF, RFC 5321 4.5.3.1.4
+    std::size_t max_text_line = 1000;    // octets including CRLF, RFC 5321 4.5.3.1.6
+    std::uint64_t max_message_size = 50ull << 20;
+    std::size_t max_recipients = 100;    // RFC 5321 4.5.3.1.8 asks for at least 100
+    std::size_t max_bad_commands = 20;
+    // Unprocessed input (a pipelined batch waiting behind an event) above which wants_input() is false.
+    std::size_t max_buffered_input = 64 * 1024;
+};
+
+struct ServerConfig {
+    std::string hostname;
+    ServerLimits limits;
+    bool starttls_offered = false;
+    bool tls_active = false;
+    BareLineEnding bare_line_ending = BareLineEnding::reject;
+    // VRFY answers 252 2.5.0 unless enabled; when enabled each VRFY asks the IO layer with a RcptCheck.
+    bool vrfy_enabled = false;
+};
+
+// DSN parameters (RFC 3461) kept for the delivery side.
+struct Recipient {
+    std::string address;  // "local@domain" (or "postmaster")
+    std::string notify;   // "" or e.g. "SUCCESS,FAILURE", upper case
+    std::string orcpt;    // "" or "rfc822;xtext" as sent
+};
+
+struct Envelope {
+    std::string helo;
+    bool esmtp = false;
+    std::string reverse_path;  // "" = null sender
+    std::vector<Recipient> recipients;
+    bool body_8bit = false;    // BODY=8BITMIME
+    bool smtputf8 = false;
+    std::string dsn_ret;       // "" / "FULL" / "HDRS"
+    std::string dsn_envid;     // xtext as sent
+    bool tls = false;
+    bool undeclared_8bit = false;  // 8-bit content arrived without BODY=8BITMIME (accepted, worth a log line)
+};
+
+enum class RcptVerdict {
+    accept,             // 250 2.1.5
+    unknown_user,       // 550 5.1.1
+    relay_denied,       // 554 5.7.1
+    temporary_failure,  // 451 4.3.0
+    mailbox_full,       // 452 4.2.2
+};
+
+struct RcptCheck {
+    std::string address;
+};
+struct MessageReceived {
+    Envelope envelope;
+    std::string data;  // un-dot-stuffed message bytes, CRLF lines
+};
+struct StartTls {};  // IO layer: write pending output, then TLS handshake, then call tls_started()
+struct Close {};     // IO layer: flush output and close
+using Event = std::variant<RcptCheck, MessageReceived, StartTls, Close>;
+
+class ServerSession {
+public:
+    ServerSession(ServerConfig config, std::string peer_ip);
+
+    // Any split of the stream works, down to one byte at a time.
+    void feed(std::string_view bytes);
+    // Reply bytes to write now (the greeting first).
+    std::string take_output();
+    // While an event is outstanding the session processes no further input (it stays buffered).
+    std::optional<Event> poll_event();
+    // False once the buffered, unprocessed input exceeds max_buffered_input or the session is closed.
+    bool wants_input() const;
+    bool closed() const { return state_ == State::closed; }
+
+    void rcpt_checked(RcptVerdict verdict);
+    // ok: 250 2.0.0 OK <id>; error: 452 4.3.1 (limit_exceeded), 554 (invalid_argument,
+    // permission_denied), 451 4.3.0 otherwise.
+    void stored(Result<std::string> queue_id);
+    // Fresh state of RFC 3207 4.2: before EHLO, envelope cleared, TLS active.
+    void tls_started();
+    void idle_timeout();   // 421 4.4.2 then Close
+    void shutting_down();  // 421 4.3.2 then Close, once the outstanding event (if any) is answered
+
+private:
+    enum class State {
+        fresh,  // before HELO/EHLO
+        ready,  // greeted, no transaction
+        mail,   // MAIL accepted, no recipient yet
+        rcpt,   // at least one recipient accepted
+        bdat,   // between BDAT chunks of a transaction
+        data,   // reading DATA content
+        chunk,  // reading the octets of one BDAT chunk
+        closed,
+    };
+    enum class Waiting { nothing, rcpt, vrfy, store, tls };
+    enum class Command { ehlo, helo, mail, rcpt, data, bdat, rset, noop, quit, vrfy, help, starttls,
+                         not_implemented, unknown };
+
+    void process();
+    bool step_command();
+    bool step_data();
+    bool step_chunk();
+    void handle_line(std::string_view line);
+    bool sequence_ok(Command command);
+
+    void on_ehlo(std::string_view args, bool extended);
+    void on_mail(std::string_view args);
+    void on_rcpt(std::string_view args);
+    void on_data(std::string_view args);
+    void on_bdat(std::string_view args);
+    void on_rset(std::string_view args);
+    void on_noop();
+    void on_quit(std::string_view args);
+    void on_vrfy(std::string_view args);
+    void on_help();
+    void on_starttls(std::string_view args);
+    void on_data_end();
+    void on_chunk_end();
+    void finish_message();
+
+    void reply(int code, std::string_view enhanced, std::string_view text);
+    void bad_command(int code, std::string_view enhanced, std::string_view text);
+    void close_with(int code, std::string_view enhanced, std::string_view text);
+    void reset_transaction();
+    void start_reader(bool dot_stuffed);
+    void after_answer();
+
+    ServerConfig config_;
+    std::string peer_ip_;
+    State state_ = State::fresh;
+    Waiting waiting_ = Waiting::nothing;
+    std::string input_;
+    std::size_t input_pos_ = 0;
+    std::string output_;
+    std::deque<Event> events_;
+    Envelope envelope_;
+    Recipient pending_rcpt_;  // RCPT (or VRFY) waiting for its verdict
+    std::optional<DataReader> reader_;
+    std::uint64_t chunk_remaining_ = 0;
+    bool chunk_last_ = false;
+    // Why the current chunk is read only to keep the stream in step (RFC 3030 2: a refused BDAT's
+    // octets are still consumed, never run as commands), and the state to return to afterwards.
+    enum class ChunkRefusal { none, sequence, no_recipients, failed_earlier };
+    ChunkRefusal chunk_refusal_ = ChunkRefusal::none;
+    State chunk_return_state_ = State::ready;
+    bool bdat_failed_ = false;     // RFC 3030 3: a failed chunk fails the whole transaction
+    bool skipping_long_line_ = false;
+    bool drain_then_close_ = false;
+    std::size_t bad_commands_ = 0;
+};
+
+// The Received: trace header field (RFC 5321 4.4, protocol names of RFC 3848 / RFC 6531), folded,
+// CRLF-terminated, with the time passed in.
+std::string received_header(const Envelope& envelope, std::string_view peer_ip, std::string_view server_hostname,
+                            std::string_view queue_id, std::int64_t unix_time);
+
+}  // namespace magpie::smtp
