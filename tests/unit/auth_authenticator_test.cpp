@@ -1,0 +1,217 @@
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include <openssl/evp.h>
+
+#include "auth/authenticator.h"
+#include "auth/crypto.h"
+#include "base/strings.h"
+
+namespace magpie::auth {
+namespace {
+
+using Kind = SaslOutcome::Kind;
+using namespace std::string_literals;
+
+constexpr std::int64_t kNow = 1'800'000'000;
+
+// A directory of accounts in memory; only find_account answers, the rest of Store is not used by auth.
+class AccountsOnlyStore : public store::Store {
+public:
+    std::map<std::string, store::Account> accounts;
+    int lookups = 0;
+    bool failing = false;
+
+    Result<store::Account> find_account(std::string_view address) override {
+        ++lookups;
+        if (failing) return make_error(Errc::io_error, "disk on fire");
+        auto it = accounts.find(std::string(address));
+        if (it == accounts.end()) return make_error(Errc::not_found, "no such account");
+        return it->second;
+    }
+
+    Result<store::Domain> add_domain(std::string_view) override { return unused(); }
+    Result<void> delete_domain(std::string_view) override { return unused(); }
+    Result<std::vector<store::Domain>> list_domains() override { return unused(); }
+    Result<store::Account> add_account(std::string_view, std::string_view, const store::ScramCredentials&) override {
+        return unused();
+    }
+    Result<void> set_password(std::string_view, std::string_view, const store::ScramCredentials&) override {
+        return unused();
+    }
+    Result<void> set_disabled(std::string_view, bool) override { return unused(); }
+    Result<void> delete_account(std::string_view) override { return unused(); }
+    Result<std::vector<store::Account>> list_accounts(std::string_view) override { return unused(); }
+    Result<void> add_alias(std::string_view, std::string_view) override { return unused(); }
+    Result<void> delete_alias(std::string_view) override { return unused(); }
+    Result<std::vector<store::Alias>> list_aliases(std::string_view) override { return unused(); }
+    Result<store::RecipientResult> resolve_recipient(std::string_view) override { return unused(); }
+    Result<std::vector<store::Mailbox>> list_mailboxes(std::int64_t) override { return unused(); }
+    Result<store::Mailbox> find_mailbox(std::int64_t, std::string_view) override { return unused(); }
+    void deliver(store::Delivery, std::function<void(Result<store::Delivered>)> done) override { done(unused()); }
+    Result<std::vector<store::Message>> list_messages(std::int64_t) override { return unused(); }
+    Result<store::Message> find_message(std::int64_t, std::uint32_t) override { return unused(); }
+    Result<std::string> read_blob(std::string_view) override { return unused(); }
+    void set_change_listener(store::ChangeListener) override {}
+    store::StoreStats stats() const override { return {}; }
+
+private:
+    static Error unused() { return make_error(Errc::internal, "not used by auth tests"); }
+};
+
+// One argon2id hash for the whole file (each costs ~90 ms, more under ASan).
+const store::Account& demo_account() {
+    static const store::Account account = [] {
+        store::Account a;
+        a.id = 7;
+        a.address = "demo@example.test";
+        auto secrets = make_password_secrets("pencil").value();
+        a.password_hash = secrets.hash;
+        a.scram = secrets.scram;
+        return a;
+    }();
+    return account;
+}
+
+class Authenticator : public ::testing::Test {
+protected:
+    Authenticator() { store.accounts[demo_account().address] = demo_account(); }
+
+    Result<store::Account> login(std::string_view address, std::string_view password,
+                                 std::string_view ip = "192.0.2.1") {
+        return authenticate_plain(store, limiter, throttle, address, password, ip, kNow);
+    }
+
+    AccountsOnlyStore store;
+    HashLimiter limiter;
+    LoginThrottle throttle{[] {
+        ThrottleLimits limits;
+        limits.max_user_failures = 2;
+        return limits;
+    }()};
+};
+
+TEST_F(Authenticator, AcceptsRightPasswordAndReturnsAccount) {
+    auto account = login("demo@example.test", "pencil");
+    ASSERT_TRUE(account) << account.error().message;
+    EXPECT_EQ(account->id, 7);
+}
+
+TEST_F(Authenticator, WrongPasswordAndUnknownUserFailAlikeAndCount) {
+    auto wrong = login("demo@example.test", "pencil2");
+    ASSERT_FALSE(wrong);
+    EXPECT_EQ(wrong.error().code, Errc::auth_failed);
+    auto unknown = login("nobody@example.test", "pencil");
+    ASSERT_FALSE(unknown);
+    EXPECT_EQ(unknown.error().code, Errc::auth_failed);
+    EXPECT_EQ(unknown.error().message, wrong.error().message);
+    // The second failure for the account locks it, before any lookup or hash.
+    EXPECT_FALSE(login("demo@example.test", "nope"));
+    int lookups = store.lookups;
+    auto locked = login("demo@example.test", "pencil");
+    ASSERT_FALSE(locked);
+    EXPECT_EQ(locked.error().code, Errc::limit_exceeded);
+    EXPECT_EQ(store.lookups, lookups);
+}
+
+TEST_F(Authenticator, DisabledAccountRefusedEvenWithRightPassword) {
+    store.accounts["demo@example.test"].disabled = true;
+    auto result = login("demo@example.test", "pencil");
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, Errc::permission_denied);
+}
+
+TEST_F(Authenticator, StoreFailureKeepsItsCode) {
+    store.failing = true;
+    auto result = login("demo@example.test", "pencil");
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, Errc::io_error);
+}
+
+TEST_F(Authenticator, BusyLimiterRefusesWithUnavailable) {
+    HashLimiter busy({.max_concurrent = 1, .max_wait = std::chrono::milliseconds(1)});
+    auto held = busy.acquire();
+    ASSERT_TRUE(held);
+    auto result = authenticate_plain(store, busy, throttle, "demo@example.test", "pencil", "192.0.2.1", kNow);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, Errc::unavailable);
+}
+
+TEST_F(Authenticator, AnswersPlainExchange) {
+    auto sasl = SaslServer::create("PLAIN").value();
+    auto out = sasl.start("\0demo@example.test\0pencil"s);
+    ASSERT_EQ(out.kind, Kind::verify_password);
+    out = answer_sasl_request(store, limiter, throttle, sasl, out, "192.0.2.1", kNow);
+    ASSERT_EQ(out.kind, Kind::success) << out.error.message;
+    EXPECT_EQ(out.authcid, "demo@example.test");
+}
+
+// The client side of RFC 5802 3, enough to answer a server-first-message for a known password.
+std::string scram_client_final(std::string_view client_first_bare, std::string_view server_first,
+                               std::string_view password) {
+    auto fields = split(server_first, ',');
+    std::string nonce(fields[0].substr(2));
+    std::string salt = *decode_sasl_base64(fields[1].substr(2));
+    std::string salted(32, '\0');
+    PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                      reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()), 4096,
+                      EVP_sha256(), 32, reinterpret_cast<unsigned char*>(salted.data()));
+    std::string client_key = hmac_sha256(salted, "Client Key");
+    std::string without_proof = "c=biws,r=" + nonce;
+    std::string auth_message = std::string(client_first_bare) + "," + std::string(server_first) + "," + without_proof;
+    std::string proof = hmac_sha256(sha256(client_key), auth_message);
+    for (std::size_t i = 0; i < proof.size(); ++i) proof[i] ^= client_key[i];
+    return without_proof + ",p=" + encode_sasl_base64(proof);
+}
+
+TEST_F(Authenticator, ScramSucceedsWithStoredKeysAndClearsFailures) {
+    throttle.record_failure("demo@example.test", "192.0.2.1", kNow);
+    auto sasl = SaslServer::create("SCRAM-SHA-256").value();
+    auto out = sasl.start("n,,n=demo@example.test,r=abcdef"s);
+    out = answer_sasl_request(store, limiter, throttle, sasl, out, "192.0.2.1", kNow);
+    ASSERT_EQ(out.kind, Kind::challenge) << out.error.message;
+    out = sasl.step(scram_client_final("n=demo@example.test,r=abcdef", out.data, "pencil"));
+    ASSERT_EQ(out.kind, Kind::challenge) << out.error.message;
+    EXPECT_TRUE(out.data.starts_with("v="));
+    out = sasl.step("");
+    ASSERT_EQ(out.kind, Kind::success);
+    record_sasl_result(throttle, sasl, out, "192.0.2.1", kNow);
+    // The earlier failure is forgotten: one more does not reach the limit of two.
+    throttle.record_failure("demo@example.test", "192.0.2.1", kNow);
+    EXPECT_TRUE(throttle.check("demo@example.test", "192.0.2.1", kNow).allowed);
+}
+
+TEST_F(Authenticator, ScramLookupHonoursThrottleAndDisabled) {
+    auto credentials = find_scram_credentials(store, throttle, "demo@example.test", "192.0.2.1", kNow);
+    ASSERT_TRUE(credentials);
+    EXPECT_EQ(credentials->stored_key, demo_account().scram.stored_key);
+    EXPECT_EQ(find_scram_credentials(store, throttle, "x@example.test", "192.0.2.1", kNow).error().code,
+              Errc::not_found);
+    store.accounts["demo@example.test"].disabled = true;
+    EXPECT_EQ(find_scram_credentials(store, throttle, "demo@example.test", "192.0.2.1", kNow).error().code,
+              Errc::permission_denied);
+    throttle.record_failure("demo@example.test", "192.0.2.1", kNow);
+    throttle.record_failure("demo@example.test", "192.0.2.1", kNow);
+    EXPECT_EQ(find_scram_credentials(store, throttle, "demo@example.test", "192.0.2.1", kNow).error().code,
+              Errc::limit_exceeded);
+}
+
+TEST_F(Authenticator, FailedScramProofCountsInThrottle) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto sasl = SaslServer::create("SCRAM-SHA-256").value();
+        auto out = sasl.start("n,,n=demo@example.test,r=abcdef"s);
+        ASSERT_EQ(out.kind, Kind::need_scram_credentials);
+        out = answer_sasl_request(store, limiter, throttle, sasl, out, "192.0.2.1", kNow);
+        ASSERT_EQ(out.kind, Kind::challenge) << out.error.message;
+        std::string nonce = out.data.substr(2, out.data.find(',') - 2);
+        out = sasl.step("c=biws,r=" + nonce + ",p=" + encode_sasl_base64(std::string(32, 'x')));
+        ASSERT_EQ(out.kind, Kind::failure);
+        record_sasl_result(throttle, sasl, out, "192.0.2.1", kNow);
+    }
+    EXPECT_FALSE(throttle.check("demo@example.test", "192.0.2.9", kNow).allowed);
+}
+
+}  // namespace
+}  // namespace magpie::auth
