@@ -123,11 +123,15 @@ std::optional<std::string> to_utf8(std::string_view bytes, std::string_view char
     return via_iconv(bytes, trim(charset));
 }
 
-std::string to_utf8_lenient(std::string_view bytes, std::string_view charset) {
-    if (auto converted = to_utf8(bytes, charset)) return std::move(*converted);
+std::string guess_to_utf8(std::string_view bytes) {
     if (is_valid_utf8(bytes)) return std::string(bytes);
     if (auto cp1252 = via_iconv(bytes, "WINDOWS-1252")) return std::move(*cp1252);
     return latin1_to_utf8(bytes);
+}
+
+std::string to_utf8_lenient(std::string_view bytes, std::string_view charset) {
+    if (auto converted = to_utf8(bytes, charset)) return std::move(*converted);
+    return guess_to_utf8(bytes);
 }
 
 }  // namespace magpie::mail

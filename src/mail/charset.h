@@ -16,6 +16,10 @@ std::optional<std::string> to_utf8(std::string_view bytes, std::string_view char
 // Windows-1252 otherwise (what mail readers do with mislabelled text).
 std::string to_utf8_lenient(std::string_view bytes, std::string_view charset);
 
+// Unlabelled bytes (raw 8-bit headers, text without a charset): UTF-8 when they are valid UTF-8,
+// Windows-1252 otherwise.
+std::string guess_to_utf8(std::string_view bytes);
+
 // Replaces every invalid UTF-8 sequence with U+FFFD.
 std::string sanitize_utf8(std::string_view bytes);
 

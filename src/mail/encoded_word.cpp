@@ -70,7 +70,7 @@ std::string q_decode(std::string_view text) {
 }
 
 std::string decode_encoded_words(std::string_view text) {
-    if (text.find("=?") == std::string_view::npos) return to_utf8_lenient(text, "utf-8");
+    if (text.find("=?") == std::string_view::npos) return guess_to_utf8(text);
     std::string out;
     out.reserve(text.size());
     std::string pending;              // bytes of adjacent words in one charset, not yet converted
@@ -83,7 +83,7 @@ std::string decode_encoded_words(std::string_view text) {
         }
     };
     auto append_plain = [&](std::string_view plain) {
-        if (!plain.empty()) out += to_utf8_lenient(plain, "utf-8");
+        if (!plain.empty()) out += guess_to_utf8(plain);
     };
     bool after_word = false;
     std::size_t i = 0;

@@ -4,6 +4,7 @@
 #include "mail/date.h"
 #include "mail/encoded_word.h"
 #include "mail/mime.h"
+#include "mail/structure.h"
 
 namespace magpie::mail {
 namespace {
@@ -35,7 +36,7 @@ Summary summarize(std::string_view message, const ParseLimits& limits) {
     }
     if (const HeaderField* f = header.find("In-Reply-To")) s.in_reply_to = join_ids(parse_message_ids(f->raw_value));
     if (const HeaderField* f = header.find("References")) s.references = join_ids(parse_message_ids(f->raw_value));
-    // The serialized structure is filled in by structure.h once it lands.
+    s.structure = serialize_structure(parsed);
     return s;
 }
 

@@ -1,0 +1,26 @@
+// A part's body as a reader wants it: transfer-decoded to bytes (RFC 2045 6), and for text parts also
+// converted from its charset to UTF-8. Decoding is tolerant; it never fails on bad input.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "mail/mime.h"
+
+namespace magpie::mail {
+
+// Undoes the transfer encoding; identity encodings (7bit, 8bit, binary) and unknown ones return the bytes.
+std::string decode_transfer(std::string_view body, TransferEncoding encoding);
+
+// Size of decode_transfer(body, encoding), computed without building the decoded copy for base64.
+std::size_t decoded_transfer_size(std::string_view body, TransferEncoding encoding);
+
+// The decoded bytes of a part's body.
+std::string decode_body(const Message& message, const Part& part);
+
+// A text part's body in UTF-8: transfer-decoded, then converted from its charset parameter (RFC 2046 4.1.2,
+// default us-ascii; 8-bit text labelled us-ascii or unlabelled is read as UTF-8, then Windows-1252).
+std::string decode_text(const Message& message, const Part& part);
+
+}  // namespace magpie::mail

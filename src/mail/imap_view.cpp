@@ -1,0 +1,422 @@
+#include "mail/imap_view.h"
+
+#include <algorithm>
+
+#include "base/strings.h"
+#include "mail/address.h"
+#include "mail/decode.h"
+
+namespace magpie::mail {
+namespace {
+
+constexpr std::size_t kMaxQuoted = 1024;  // longer strings go as literals, which clients handle best
+
+void append_nstring(std::string& out, std::string_view s) { out += imap_nstring(s); }
+
+// RFC 3501 7.4.2: address structures, groups as (NIL NIL "name" NIL) ... (NIL NIL NIL NIL).
+void append_address_list(std::string& out, std::string_view value) {
+    std::vector<Address> list = parse_address_list(unfold(value));
+    if (list.empty()) {
+        out += "NIL";
+        return;
+    }
+    auto append_mailbox = [&out](const Mailbox& m) {
+        out += '(';
+        append_nstring(out, m.raw_name);
+        out += ' ';
+        append_nstring(out, m.route);
+        out += ' ';
+        out += imap_string(m.local_part);
+        out += ' ';
+        out += imap_string(m.domain);  // "" rather than NIL: NIL host marks a group
+        out += ')';
+    };
+    out += '(';
+    for (const Address& a : list) {
+        if (a.is_group) {
+            out += "(NIL NIL ";
+            out += imap_string(a.raw_group_name);
+            out += " NIL)";
+            for (const Mailbox& m : a.members) append_mailbox(m);
+            out += "(NIL NIL NIL NIL)";
+        } else {
+            for (const Mailbox& m : a.members) append_mailbox(m);
+        }
+    }
+    out += ')';
+}
+
+std::size_t count_lines(std::string_view body) {
+    std::size_t lines = static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n'));
+    if (!body.empty() && body.back() != '\n') ++lines;
+    return lines;
+}
+
+void append_params(std::string& out, const ParameterList& params, bool default_charset) {
+    if (params.raw.empty()) {
+        out += default_charset ? "(\"charset\" \"us-ascii\")" : "NIL";
+        return;
+    }
+    out += '(';
+    bool first = true;
+    for (const RawParameter& p : params.raw) {
+        if (!first) out += ' ';
+        first = false;
+        out += imap_string(p.name);
+        out += ' ';
+        out += imap_string(p.value);
+    }
+    out += ')';
+}
+
+// body-ext-1part / body-ext-mpart tail: disposition, language, location (RFC 3501 7.4.2).
+void append_disposition_language_location(std::string& out, const Header& header) {
+    out += ' ';
+    if (const HeaderField* f = header.find("Content-Disposition")) {
+        ContentDisposition cd = parse_content_disposition(f->raw_value);
+        if (cd.kind.empty()) {
+            out += "NIL";
+        } else {
+            out += '(';
+            out += imap_string(cd.kind);
+            out += ' ';
+            append_params(out, cd.params, false);
+            out += ')';
+        }
+    } else {
+        out += "NIL";
+    }
+    out += ' ';
+    std::string language = header.value("Content-Language");
+    std::vector<std::string_view> tags;
+    for (std::string_view t : split(language, ',')) {
+        t = trim(t);
+        if (!t.empty()) tags.push_back(t);
+    }
+    if (tags.empty()) {
+        out += "NIL";
+    } else if (tags.size() == 1) {
+        out += imap_string(tags[0]);
+    } else {
+        out += '(';
+        for (std::size_t i = 0; i < tags.size(); ++i) {
+            if (i) out += ' ';
+            out += imap_string(tags[i]);
+        }
+        out += ')';
+    }
+    out += ' ';
+    append_nstring(out, header.value("Content-Location"));
+}
+
+void append_body(std::string& out, const Message& m, const Part& part, bool extended) {
+    Header header = m.header(part);
+    ContentType ct = m.content_type(part);
+    if (part.kind == PartKind::multipart) {
+        out += '(';
+        for (std::uint32_t c = part.first_child; c != kNoPart; c = m.parts()[c].next_sibling) {
+            append_body(out, m, m.parts()[c], extended);
+        }
+        out += ' ';
+        out += imap_string(part.subtype);
+        if (extended) {
+            out += ' ';
+            append_params(out, ct.params, false);
+            append_disposition_language_location(out, header);
+        }
+        out += ')';
+        return;
+    }
+    std::string_view body = m.body(part);
+    out += '(';
+    out += imap_string(part.type);
+    out += ' ';
+    out += imap_string(part.subtype);
+    out += ' ';
+    append_params(out, ct.params, iequals(part.type, "text"));
+    out += ' ';
+    append_nstring(out, header.value("Content-ID"));
+    out += ' ';
+    append_nstring(out, header.value("Content-Description"));
+    out += ' ';
+    std::string encoding = header.value("Content-Transfer-Encoding");
+    out += imap_string(encoding.empty() ? std::string_view("7bit") : std::string_view(encoding));
+    out += ' ';
+    out += std::to_string(body.size());
+    if (part.kind == PartKind::message) {
+        const Part& inner = m.parts()[part.first_child];
+        out += ' ';
+        out += imap_envelope(m, inner);
+        out += ' ';
+        append_body(out, m, inner, extended);
+        out += ' ';
+        out += std::to_string(count_lines(body));
+    } else if (iequals(part.type, "text")) {
+        out += ' ';
+        out += std::to_string(count_lines(body));
+    }
+    if (extended) {
+        out += ' ';
+        append_nstring(out, header.value("Content-MD5"));
+        append_disposition_language_location(out, header);
+    }
+    out += ')';
+}
+
+std::size_t find_child(std::span<const Part> parts, std::uint32_t parent, std::uint32_t n) {
+    std::uint32_t c = parts[parent].first_child;
+    for (std::uint32_t i = 1; c != kNoPart && i < n; ++i) c = parts[c].next_sibling;
+    return c;
+}
+
+// Scans the header at [begin, end) of the message and keeps the fields named (or not named) in `names`.
+SectionData header_fields(std::string_view message, const Part& target, const std::vector<std::string>& names,
+                          bool exclude) {
+    std::vector<HeaderField> fields;
+    ParseLimits limits;
+    HeaderScan scan = scan_header(message, target.header_offset, target.body_offset, limits, fields);
+    SectionData data;
+    bool last_unterminated = false;
+    for (const HeaderField& f : fields) {
+        bool named = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, f.name); });
+        if (named == exclude) continue;
+        if (!data.ranges.empty() && data.ranges.back().offset + data.ranges.back().length == f.offset) {
+            data.ranges.back().length += f.length;  // adjacent fields: one range
+        } else {
+            data.ranges.push_back(ByteRange{f.offset, f.length});
+        }
+        last_unterminated = message[f.offset + f.length - 1] != '\n';
+    }
+    // The blank line that ends a header (RFC 3501 6.4.5: HEADER.FIELDS includes it).
+    if (scan.body_offset > scan.header_end) {
+        data.ranges.push_back(ByteRange{scan.header_end, scan.body_offset - scan.header_end});
+    } else {
+        data.trailer = last_unterminated ? "\r\n\r\n" : "\r\n";
+    }
+    return data;
+}
+
+}  // namespace
+
+std::string imap_string(std::string_view s) {
+    bool quotable = s.size() <= kMaxQuoted;
+    for (char c : s) {
+        auto u = static_cast<unsigned char>(c);
+        if (u == 0 || u == '\r' || u == '\n' || u >= 0x80) {
+            quotable = false;
+            break;
+        }
+    }
+    if (!quotable) return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
+    std::string out;
+    out.reserve(s.size() + 2);
+    out.push_back('"');
+    for (char c : s) {
+        if (c == '"' || c == '\\') out.push_back('\\');
+        out.push_back(c);
+    }
+    out.push_back('"');
+    return out;
+}
+
+std::string imap_nstring(std::string_view s) { return s.empty() ? std::string("NIL") : imap_string(s); }
+
+std::string imap_envelope(const Message& message, const Part& root) {
+    Header h = message.header(root);
+    std::string out = "(";
+    append_nstring(out, h.value("Date"));
+    out += ' ';
+    append_nstring(out, h.value("Subject"));
+    const HeaderField* from = h.find("From");
+    auto address_field = [&](std::string_view name, const HeaderField* fallback) {
+        out += ' ';
+        const HeaderField* f = h.find(name);
+        // RFC 3501 7.4.2: an absent or empty Sender / Reply-To takes the value of From.
+        if ((!f || trim(unfold(f->raw_value)).empty()) && fallback) f = fallback;
+        if (!f) {
+            out += "NIL";
+            return;
+        }
+        append_address_list(out, f->raw_value);
+    };
+    address_field("From", nullptr);
+    address_field("Sender", from);
+    address_field("Reply-To", from);
+    address_field("To", nullptr);
+    address_field("Cc", nullptr);
+    address_field("Bcc", nullptr);
+    out += ' ';
+    append_nstring(out, h.value("In-Reply-To"));
+    out += ' ';
+    append_nstring(out, h.value("Message-ID"));
+    out += ')';
+    return out;
+}
+
+std::string imap_body_structure(const Message& message, bool extended) {
+    std::string out;
+    out.reserve(256);
+    append_body(out, message, message.root(), extended);
+    return out;
+}
+
+Result<SectionSpec> parse_section(std::string_view text, const SectionLimits& limits) {
+    SectionSpec spec;
+    std::string_view rest = trim(text);
+    while (!rest.empty() && rest[0] >= '0' && rest[0] <= '9') {
+        std::size_t dot = rest.find('.');
+        std::string_view number = rest.substr(0, dot);
+        auto n = parse_uint(number);
+        if (!n || *n == 0 || *n > UINT32_MAX) return make_error(Errc::invalid_argument, "bad section part number");
+        if (spec.part.size() >= limits.max_part_numbers) return make_error(Errc::limit_exceeded, "section too deep");
+        spec.part.push_back(static_cast<std::uint32_t>(*n));
+        if (dot == std::string_view::npos) return spec;
+        rest = rest.substr(dot + 1);
+        if (rest.empty()) return make_error(Errc::invalid_argument, "section ends with a dot");
+    }
+    if (rest.empty()) return spec;
+    auto keyword = [&](std::string_view k) {
+        if (rest.size() >= k.size() && iequals(rest.substr(0, k.size()), k) &&
+            (rest.size() == k.size() || rest[k.size()] == ' ' || rest[k.size()] == '(')) {
+            rest = trim(rest.substr(k.size()));
+            return true;
+        }
+        return false;
+    };
+    if (keyword("HEADER.FIELDS.NOT")) {
+        spec.text = SectionSpec::Text::header_fields_not;
+    } else if (keyword("HEADER.FIELDS")) {
+        spec.text = SectionSpec::Text::header_fields;
+    } else if (keyword("HEADER")) {
+        spec.text = SectionSpec::Text::header;
+    } else if (keyword("TEXT")) {
+        spec.text = SectionSpec::Text::text;
+    } else if (keyword("MIME")) {
+        if (spec.part.empty()) return make_error(Errc::invalid_argument, "MIME needs a part number");
+        spec.text = SectionSpec::Text::mime;
+    } else {
+        return make_error(Errc::invalid_argument, "unknown section text");
+    }
+    if (spec.text == SectionSpec::Text::header_fields || spec.text == SectionSpec::Text::header_fields_not) {
+        if (rest.size() < 2 || rest.front() != '(' || rest.back() != ')')
+            return make_error(Errc::invalid_argument, "HEADER.FIELDS needs a parenthesized list");
+        std::string_view list = rest.substr(1, rest.size() - 2);
+        for (std::string_view name : split(list, ' ')) {
+            name = trim(name);
+            if (name.empty()) continue;
+            if (name.size() >= 2 && name.front() == '"' && name.back() == '"') name = name.substr(1, name.size() - 2);
+            if (spec.fields.size() >= limits.max_fields) return make_error(Errc::limit_exceeded, "too many fields");
+            spec.fields.emplace_back(name);
+        }
+        if (spec.fields.empty()) return make_error(Errc::invalid_argument, "empty HEADER.FIELDS list");
+    } else if (!rest.empty()) {
+        return make_error(Errc::invalid_argument, "junk after section text");
+    }
+    return spec;
+}
+
+std::size_t SectionData::size() const {
+    std::size_t n = trailer.size();
+    for (const ByteRange& r : ranges) n += r.length;
+    return n;
+}
+
+std::string SectionData::materialize(std::string_view message) const {
+    std::string out;
+    out.reserve(size());
+    for (const ByteRange& r : ranges) out.append(message.substr(r.offset, r.length));
+    out += trailer;
+    return out;
+}
+
+Result<std::uint32_t> resolve_part(std::span<const Part> parts, const std::vector<std::uint32_t>& numbers) {
+    if (parts.empty()) return make_error(Errc::not_found, "no such part");
+    std::uint32_t current = 0;
+    bool at_message = true;  // `current` is a message whose body the next number indexes into
+    for (std::uint32_t n : numbers) {
+        if (!at_message && parts[current].kind == PartKind::message) {
+            current = parts[current].first_child;  // RFC 3501 6.4.5: numbers go on inside the message
+            at_message = true;
+        }
+        const Part& node = parts[current];
+        if (node.kind == PartKind::multipart) {
+            std::size_t child = find_child(parts, current, n);
+            if (child == kNoPart) return make_error(Errc::not_found, "no such part");
+            current = static_cast<std::uint32_t>(child);
+        } else if (at_message && n == 1) {
+            // Part 1 of a non-multipart message is its body: the same node.
+        } else {
+            return make_error(Errc::not_found, "no such part");
+        }
+        at_message = false;
+    }
+    return current;
+}
+
+Result<SectionData> fetch_section(std::span<const Part> parts, std::string_view message, const SectionSpec& spec) {
+    auto index = resolve_part(parts, spec.part);
+    if (!index) return SectionData{};  // RFC 3501 6.4.5: a missing part reads as empty
+    const Part& part = parts[*index];
+    auto range = [&](std::size_t from, std::size_t to) {
+        from = std::min(from, message.size());
+        to = std::min(std::max(to, from), message.size());
+        SectionData data;
+        if (to > from) data.ranges.push_back(ByteRange{from, to - from});
+        return data;
+    };
+    using Text = SectionSpec::Text;
+    if (spec.text == Text::none) {
+        return spec.part.empty() ? range(0, message.size()) : range(part.body_offset, part.end);
+    }
+    if (spec.text == Text::mime) return range(part.header_offset, part.body_offset);
+    // HEADER, HEADER.FIELDS, TEXT: of the message itself or of an encapsulated message/rfc822.
+    const Part* target = &part;
+    if (!spec.part.empty()) {
+        if (part.kind != PartKind::message) return make_error(Errc::invalid_argument, "part is not a message");
+        target = &parts[part.first_child];
+    }
+    switch (spec.text) {
+        case Text::header: {
+            SectionData data = range(target->header_offset, target->body_offset);
+            std::string_view header = message.substr(target->header_offset, target->header_length());
+            // RFC 3501 6.4.5: HEADER ends with the blank line; supply it when the message has none.
+            bool blank = header == "\n" || header == "\r\n" || header.ends_with("\n\n") || header.ends_with("\n\r\n");
+            if (!blank) data.trailer = header.empty() || header.back() == '\n' ? "\r\n" : "\r\n\r\n";
+            return data;
+        }
+        case Text::header_fields:
+        case Text::header_fields_not:
+            return header_fields(message, *target, spec.fields, spec.text == Text::header_fields_not);
+        case Text::text: return range(target->body_offset, target->end);
+        default: break;
+    }
+    return SectionData{};
+}
+
+Result<std::string> fetch_binary(std::span<const Part> parts, std::string_view message,
+                                 const std::vector<std::uint32_t>& numbers) {
+    auto index = resolve_part(parts, numbers);
+    if (!index) return index.error();
+    const Part& part = parts[*index];
+    if (numbers.empty()) return std::string(message);
+    if (part.kind == PartKind::multipart) return make_error(Errc::invalid_argument, "BINARY of a multipart");
+    if (part.encoding == TransferEncoding::unknown) return make_error(Errc::invalid_argument, "unknown transfer encoding");
+    std::string_view body = message.substr(std::min(part.body_offset, message.size()),
+                                           std::min(part.end, message.size()) - std::min(part.body_offset, message.size()));
+    return decode_transfer(body, part.encoding);
+}
+
+Result<std::size_t> binary_size(std::span<const Part> parts, std::string_view message,
+                                const std::vector<std::uint32_t>& numbers) {
+    auto index = resolve_part(parts, numbers);
+    if (!index) return index.error();
+    const Part& part = parts[*index];
+    if (numbers.empty()) return message.size();
+    if (part.kind == PartKind::multipart) return make_error(Errc::invalid_argument, "BINARY of a multipart");
+    if (part.encoding == TransferEncoding::unknown) return make_error(Errc::invalid_argument, "unknown transfer encoding");
+    std::string_view body = message.substr(std::min(part.body_offset, message.size()),
+                                           std::min(part.end, message.size()) - std::min(part.body_offset, message.size()));
+    return decoded_transfer_size(body, part.encoding);
+}
+
+}  // namespace magpie::mail
