@@ -83,7 +83,9 @@ std::string base64_encode(std::string_view bytes, std::size_t line_length) {
     return out;
 }
 
-std::size_t base64_decoded_size(std::string_view text) { return bytes_from_sextets(count_sextets(text)); }
+std::size_t base64_decoded_size(std::string_view text) {
+    return bytes_from_sextets(count_sextets(text));
+}
 
 std::string base64_decode(std::string_view text) {
     std::string out;

@@ -1,5 +1,6 @@
 // Base64 (RFC 2045 6.8, RFC 4648 4): the transfer encoding for binary and mostly-non-ASCII MIME bodies, and
-// the "B" encoding of RFC 2047 encoded words. Encoding is strict; decoding is tolerant of what real mail holds.
+// the "B" encoding of RFC 2047 encoded words. Encoding is strict; decoding is tolerant of what real mail
+// holds.
 #pragma once
 
 #include <cstddef>

@@ -20,7 +20,9 @@ constexpr std::size_t kMaxAddrSpec = 254;
 // Parameter segments are kept short enough that " name*N*=..." folds within 78 columns.
 constexpr std::size_t kMaxParameterSegment = 76;
 
-bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+bool is_control(unsigned char c) {
+    return c < 0x20 || c == 0x7f;
+}
 
 // RFC 5322 3.2.3 atext.
 bool is_atext(unsigned char c) {
@@ -52,7 +54,9 @@ bool q_literal(unsigned char c, bool phrase) {
     return c > 0x20 && c < 0x7f && c != '=' && c != '?' && c != '_' && c != '(' && c != ')' && c != '"';
 }
 
-std::size_t q_width(unsigned char c, bool phrase) { return (c == ' ' || q_literal(c, phrase)) ? 1 : 3; }
+std::size_t q_width(unsigned char c, bool phrase) {
+    return (c == ' ' || q_literal(c, phrase)) ? 1 : 3;
+}
 
 void q_append(std::string& out, std::string_view bytes, bool phrase) {
     for (char ch : bytes) {
@@ -77,7 +81,9 @@ std::size_t utf8_length(unsigned char lead) {
     return 2;
 }
 
-bool has_non_ascii(std::string_view s) { return !is_ascii(s); }
+bool has_non_ascii(std::string_view s) {
+    return !is_ascii(s);
+}
 
 bool has_control(std::string_view s) {
     for (char c : s)
@@ -86,7 +92,9 @@ bool has_control(std::string_view s) {
 }
 
 // Splits on single spaces; empty pieces stand for extra spaces and are kept.
-std::vector<std::string_view> words_of(std::string_view text) { return split(text, ' '); }
+std::vector<std::string_view> words_of(std::string_view text) {
+    return split(text, ' ');
+}
 
 // Writes words, replacing each run of words for which needs(word) holds by encoded words. Two runs separated
 // only by empty words (extra spaces) are one run, because readers drop white space between encoded words.
@@ -149,7 +157,8 @@ bool is_dot_atom(std::string_view s, bool utf8) {
 }
 
 Result<void> check_utf8(std::string_view s, std::string_view what) {
-    if (!is_valid_utf8(s)) return make_error(Errc::invalid_argument, std::string(what) + " is not valid UTF-8");
+    if (!is_valid_utf8(s))
+        return make_error(Errc::invalid_argument, std::string(what) + " is not valid UTF-8");
     return {};
 }
 
@@ -316,7 +325,8 @@ Result<std::vector<std::string>> encode_parameter(std::string_view name, std::st
             std::string head = prefix + "*" + std::to_string(segments.size()) + "=\"";
             std::string body;
             while (pos < value.size()) {
-                std::size_t n = std::min(utf8_length(static_cast<unsigned char>(value[pos])), value.size() - pos);
+                std::size_t n =
+                    std::min(utf8_length(static_cast<unsigned char>(value[pos])), value.size() - pos);
                 std::size_t extra = 0;
                 for (std::size_t k = 0; k < n; ++k) {
                     extra += (value[pos + k] == '"' || value[pos + k] == '\\') ? 2 : 1;
@@ -409,8 +419,10 @@ Result<std::string> fold_field(std::string_view name, std::string_view value, co
     for (std::size_t i = name.size() + 1; i < line.size(); ++i) {
         char c = line[i];
         if (quoted) {
-            if (c == '\\') ++i;
-            else if (c == '"') quoted = false;
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                quoted = false;
             continue;
         }
         if (c == '"') {

@@ -14,8 +14,8 @@ namespace magpie::mail {
 
 // Bounds on written header lines.
 struct FoldLimits {
-    std::size_t soft_line_octets = 78;  // RFC 5322 2.1.1 SHOULD, without the CRLF
-    std::size_t hard_line_octets = 998; // RFC 5322 2.1.1 MUST, without the CRLF
+    std::size_t soft_line_octets = 78;   // RFC 5322 2.1.1 SHOULD, without the CRLF
+    std::size_t hard_line_octets = 998;  // RFC 5322 2.1.1 MUST, without the CRLF
 };
 
 // Encodes unstructured UTF-8 text (Subject, Comments, ...) for a header: words that are plain printable

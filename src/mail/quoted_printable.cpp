@@ -17,11 +17,15 @@ int hex_value(char c) {
     return -1;
 }
 
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
 
 class Encoder {
 public:
-    Encoder(std::string_view in, bool binary) : in_(in), binary_(binary) { out_.reserve(in.size() * 5 / 4 + 8); }
+    Encoder(std::string_view in, bool binary) : in_(in), binary_(binary) {
+        out_.reserve(in.size() * 5 / 4 + 8);
+    }
 
     std::string run() {
         std::size_t i = 0;
@@ -111,7 +115,9 @@ void decode_line(std::string_view line, std::string& out) {
 
 }  // namespace
 
-std::string qp_encode(std::string_view bytes, bool binary) { return Encoder(bytes, binary).run(); }
+std::string qp_encode(std::string_view bytes, bool binary) {
+    return Encoder(bytes, binary).run();
+}
 
 std::string qp_decode(std::string_view text) {
     std::string out;

@@ -179,7 +179,8 @@ TEST(QuotedPrintable, RoundTripsRandomBytesInBothModes) {
             ASSERT_LE(longest_line(encoded), 76u);
             ASSERT_TRUE(only_7bit_printable_lines(encoded));
             if (binary) {
-                for (std::size_t p = encoded.find("\r\n"); p != std::string::npos; p = encoded.find("\r\n", p + 2))
+                for (std::size_t p = encoded.find("\r\n"); p != std::string::npos;
+                     p = encoded.find("\r\n", p + 2))
                     ASSERT_EQ(encoded[p - 1], '=');  // only soft breaks
             }
         }
@@ -282,8 +283,10 @@ TEST(Addresses, RejectsMalformedAndNonAsciiWithoutSmtputf8) {
 
 TEST(Parameters, WritesTokensPlainAndOthersQuoted) {
     EXPECT_EQ(*encode_parameter("charset", "utf-8"), std::vector<std::string>{"charset=utf-8"});
-    EXPECT_EQ(*encode_parameter("filename", "my file.txt"), std::vector<std::string>{"filename=\"my file.txt\""});
-    EXPECT_EQ(join_parameters("text/plain", *encode_parameter("charset", "utf-8")), "text/plain; charset=utf-8");
+    EXPECT_EQ(*encode_parameter("filename", "my file.txt"),
+              std::vector<std::string>{"filename=\"my file.txt\""});
+    EXPECT_EQ(join_parameters("text/plain", *encode_parameter("charset", "utf-8")),
+              "text/plain; charset=utf-8");
 }
 
 TEST(Parameters, EncodesNonAsciiWithCharsetPerRfc2231) {
@@ -327,13 +330,15 @@ std::string decode_written_parameter(const std::vector<std::string>& segments) {
         std::string_view name(segment.data(), eq);
         std::string_view value = std::string_view(segment).substr(eq + 1);
         if (name.ends_with("*")) {
-            if (std::size_t q = value.find("''"); q != std::string_view::npos && !name.ends_with("*1*") &&
-                                                  (name.ends_with("*0*") || name.find('*') == name.size() - 1)) {
+            if (std::size_t q = value.find("''");
+                q != std::string_view::npos && !name.ends_with("*1*") &&
+                (name.ends_with("*0*") || name.find('*') == name.size() - 1)) {
                 value.remove_prefix(q + 2);
             }
             for (std::size_t i = 0; i < value.size(); ++i) {
                 if (value[i] == '%') {
-                    out.push_back(static_cast<char>(std::stoi(std::string(value.substr(i + 1, 2)), nullptr, 16)));
+                    out.push_back(
+                        static_cast<char>(std::stoi(std::string(value.substr(i + 1, 2)), nullptr, 16)));
                     i += 2;
                 } else {
                     out.push_back(value[i]);
@@ -353,8 +358,9 @@ std::string decode_written_parameter(const std::vector<std::string>& segments) {
 
 TEST(Parameters, RoundTripsRandomUtf8Values) {
     std::mt19937 rng(2231);
-    const std::vector<std::string> pieces = {"a", "Z", " ", "\"", "\\", "%", "'", "*", ";", "\xc3\xa9",
-                                             "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\t", "="};
+    const std::vector<std::string> pieces = {"a",  "Z", " ", "\"",       "\\",           "%",
+                                             "'",  "*", ";", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                             "\t", "="};
     for (int n = 0; n < 2000; ++n) {
         std::string value;
         std::size_t count = rng() % 60 + 1;
@@ -415,8 +421,8 @@ TEST(Folding, LongSubjectOfOneWordIsEncodedSoItCanFold) {
 TEST(EncodedWords, RoundTripsRandomUtf8ThroughQAndB) {
     // Decodes our own encoded words with the base64 / QP decoders, to check the split is lossless.
     std::mt19937 rng(2047);
-    const std::vector<std::string> pieces = {"a", " ", "_", "=", "?", "\xc3\xa9", "\xe2\x82\xac",
-                                             "\xf0\x9f\x98\x80", "\t", "(", "\""};
+    const std::vector<std::string> pieces = {
+        "a", " ", "_", "=", "?", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\t", "(", "\""};
     for (int n = 0; n < 2000; ++n) {
         std::string text;
         std::size_t count = rng() % 50 + 1;
@@ -435,7 +441,8 @@ TEST(EncodedWords, RoundTripsRandomUtf8ThroughQAndB) {
                         if (payload[i] == '_') {
                             decoded.push_back(' ');
                         } else if (payload[i] == '=') {
-                            decoded.push_back(static_cast<char>(std::stoi(std::string(payload.substr(i + 1, 2)), nullptr, 16)));
+                            decoded.push_back(static_cast<char>(
+                                std::stoi(std::string(payload.substr(i + 1, 2)), nullptr, 16)));
                             i += 2;
                         } else {
                             decoded.push_back(payload[i]);
