@@ -1,0 +1,198 @@
+#include <gtest/gtest.h>
+
+#include "mail/imap_view.h"
+#include "mail/structure.h"
+#include "mail/summary.h"
+
+namespace magpie::mail {
+namespace {
+
+// RFC 3501 7.4.2 FETCH example, rebuilt so that sizes and line counts match it exactly.
+std::string rfc3501_message() {
+    std::string text1;
+    for (int i = 0; i < 22; ++i) text1 += std::string(50, 'a') + "\r\n";
+    text1 += "12345678";  // 1152 octets, 23 lines
+    std::string text2;
+    for (int i = 0; i < 72; ++i) text2 += std::string(61, 'Q') + "\r\n";
+    text2 += std::string(18, 'Q');  // 4554 octets, 73 lines
+    return "Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n"
+           "From: Terry Gray <gray@cac.washington.edu>\r\n"
+           "Subject: IMAP4rev1 WG mtg summary and minutes\r\n"
+           "To: imap@cac.washington.edu\r\n"
+           "cc: minutes@CNRI.Reston.VA.US, John Klensin <KLENSIN@MIT.EDU>\r\n"
+           "Message-Id: <B27397-0100000@cac.washington.edu>\r\n"
+           "MIME-Version: 1.0\r\n"
+           "Content-Type: MULTIPART/MIXED; BOUNDARY=\"xyz\"\r\n"
+           "\r\n"
+           "--xyz\r\n"
+           "Content-Type: TEXT/PLAIN; CHARSET=US-ASCII\r\n"
+           "Content-Transfer-Encoding: 7BIT\r\n"
+           "\r\n" + text1 + "\r\n"
+           "--xyz\r\n"
+           "Content-Type: TEXT/PLAIN; CHARSET=US-ASCII; NAME=cc.diff\r\n"
+           "Content-ID: <960723163407.20117h@cac.washington.edu>\r\n"
+           "Content-Description: Compiser\r\n"
+           "Content-Transfer-Encoding: BASE64\r\n"
+           "\r\n" + text2 + "\r\n"
+           "--xyz--\r\n";
+}
+
+TEST(ImapView, EnvelopeMatchesRfc3501Example) {
+    std::string raw = rfc3501_message();
+    Message m = Message::parse(raw);
+    EXPECT_EQ(imap_envelope(m),
+              "(\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" "
+              "((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" "
+              "\"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((NIL NIL \"imap\" "
+              "\"cac.washington.edu\")) ((NIL NIL \"minutes\" \"CNRI.Reston.VA.US\")(\"John Klensin\" NIL "
+              "\"KLENSIN\" \"MIT.EDU\")) NIL NIL \"<B27397-0100000@cac.washington.edu>\")");
+}
+
+TEST(ImapView, BodyMatchesRfc3501Example) {
+    std::string raw = rfc3501_message();
+    Message m = Message::parse(raw);
+    EXPECT_EQ(imap_body_structure(m, false),
+              "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1152 23)(\"TEXT\" \"PLAIN\" "
+              "(\"CHARSET\" \"US-ASCII\" \"NAME\" \"cc.diff\") \"<960723163407.20117h@cac.washington.edu>\" "
+              "\"Compiser\" \"BASE64\" 4554 73) \"MIXED\")");
+}
+
+TEST(ImapView, BodyStructureCarriesExtensionData) {
+    std::string_view raw =
+        "Content-Type: multipart/mixed; boundary=b\r\nContent-Language: en, de\r\n\r\n"
+        "--b\r\nContent-Type: application/pdf; name=\"a b.pdf\"\r\nContent-Transfer-Encoding: base64\r\n"
+        "Content-Disposition: attachment; filename=\"a b.pdf\"\r\nContent-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\n"
+        "Content-Location: http://example.com/a\r\n\r\nAAAA\r\n--b--\r\n";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(imap_body_structure(m, true),
+              "((\"application\" \"pdf\" (\"name\" \"a b.pdf\") NIL NIL \"base64\" 4 \"Q2hlY2sgSW50ZWdyaXR5IQ==\" "
+              "(\"attachment\" (\"filename\" \"a b.pdf\")) NIL \"http://example.com/a\") \"mixed\" (\"boundary\" "
+              "\"b\") NIL (\"en\" \"de\") NIL)");
+}
+
+TEST(ImapView, DefaultsSinglePartAndEncapsulatedMessage) {
+    std::string_view raw =
+        "Subject: outer\r\nContent-Type: message/rfc822\r\n\r\n"
+        "Subject: inner\r\nFrom: a@b\r\n\r\nhello\r\n";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(imap_body_structure(m, false),
+              "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 36 (NIL \"inner\" ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" "
+              "\"b\")) ((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL "
+              "NIL \"7bit\" 7 1) 4)");
+}
+
+TEST(ImapView, QuotesAndLiteralsInStrings) {
+    EXPECT_EQ(imap_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    EXPECT_EQ(imap_string("caf\xC3\xA9"), "{5}\r\ncaf\xC3\xA9");
+    EXPECT_EQ(imap_nstring(""), "NIL");
+    EXPECT_EQ(imap_string(""), "\"\"");
+}
+
+TEST(ImapView, EnvelopeGroupsAndMissingFields) {
+    Message m = Message::parse("To: Team: a@b, c@d;, e@f\r\nBcc: undisclosed-recipients:;\r\n\r\n");
+    EXPECT_EQ(imap_envelope(m),
+              "(NIL NIL NIL NIL NIL ((NIL NIL \"Team\" NIL)(NIL NIL \"a\" \"b\")(NIL NIL \"c\" \"d\")(NIL NIL NIL NIL)"
+              "(NIL NIL \"e\" \"f\")) NIL ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL)");
+}
+
+TEST(ImapView, ParsesSectionSpecs) {
+    auto s = parse_section("1.2.HEADER.FIELDS (From \"To\")");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->part, (std::vector<std::uint32_t>{1, 2}));
+    EXPECT_EQ(s->text, SectionSpec::Text::header_fields);
+    EXPECT_EQ(s->fields, (std::vector<std::string>{"From", "To"}));
+    EXPECT_EQ(parse_section("text")->text, SectionSpec::Text::text);
+    EXPECT_TRUE(parse_section("")->part.empty());
+    EXPECT_FALSE(parse_section("MIME"));
+    EXPECT_FALSE(parse_section("0"));
+    EXPECT_FALSE(parse_section("1."));
+    EXPECT_FALSE(parse_section("HEADER.FIELDS ()"));
+    EXPECT_FALSE(parse_section("BOGUS"));
+}
+
+constexpr std::string_view kNested =
+    "Subject: top\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+    "--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+    "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+    "Subject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n"
+    "--c\r\n\r\nalt1\r\n--c\r\nContent-Type: text/html\r\n\r\n<b>alt2</b>\r\n--c--\r\n"
+    "\r\n--b\r\nContent-Transfer-Encoding: base64\r\nContent-Type: application/octet-stream\r\n\r\naGVsbG8=\r\n"
+    "--b--\r\n";
+
+std::string section(std::span<const Part> parts, std::string_view raw, std::string_view spec) {
+    auto parsed = parse_section(spec);
+    EXPECT_TRUE(parsed) << spec;
+    auto data = fetch_section(parts, raw, *parsed);
+    if (!data) return "<error>";
+    EXPECT_EQ(data->size(), data->materialize(raw).size());
+    return data->materialize(raw);
+}
+
+void check_sections(std::span<const Part> parts, std::string_view raw) {
+    EXPECT_EQ(section(parts, raw, ""), raw);
+    EXPECT_EQ(section(parts, raw, "HEADER"), "Subject: top\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n");
+    EXPECT_EQ(section(parts, raw, "HEADER.FIELDS (SUBJECT)"), "Subject: top\r\n\r\n");
+    EXPECT_EQ(section(parts, raw, "HEADER.FIELDS.NOT (SUBJECT)"), "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+    EXPECT_EQ(section(parts, raw, "1"), "first");
+    EXPECT_EQ(section(parts, raw, "1.MIME"), "Content-Type: text/plain\r\n\r\n");
+    EXPECT_EQ(section(parts, raw, "2.HEADER"),
+              "Subject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n");
+    EXPECT_EQ(section(parts, raw, "2.1"), "alt1");
+    EXPECT_EQ(section(parts, raw, "2.2"), "<b>alt2</b>");
+    EXPECT_EQ(section(parts, raw, "2.2.MIME"), "Content-Type: text/html\r\n\r\n");
+    EXPECT_TRUE(section(parts, raw, "2.TEXT").starts_with("--c\r\n"));
+    EXPECT_EQ(section(parts, raw, "3"), "aGVsbG8=");
+    EXPECT_EQ(section(parts, raw, "4"), "");      // no such part: empty
+    EXPECT_EQ(section(parts, raw, "1.1"), "");
+    EXPECT_EQ(section(parts, raw, "1.HEADER"), "<error>");  // not a message/rfc822
+    EXPECT_EQ(*fetch_binary(parts, raw, {3}), "hello");
+    EXPECT_EQ(*binary_size(parts, raw, {3}), 5u);
+    EXPECT_FALSE(fetch_binary(parts, raw, {2, 9}));
+}
+
+TEST(ImapView, ResolvesSectionsFromParsedMessage) {
+    Message m = Message::parse(kNested);
+    check_sections(m.parts(), kNested);
+}
+
+TEST(ImapView, SinglePartMessageHasPartOne) {
+    std::string_view raw = "Subject: x\r\n\r\nbody";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(section(m.parts(), raw, "1"), "body");
+    EXPECT_EQ(section(m.parts(), raw, "TEXT"), "body");
+    EXPECT_EQ(section(m.parts(), raw, "2"), "");
+    std::string_view bare = "Subject: x";  // no blank line, no line end
+    Message b = Message::parse(bare);
+    EXPECT_EQ(section(b.parts(), bare, "HEADER"), "Subject: x\r\n\r\n");
+    EXPECT_EQ(section(b.parts(), bare, "HEADER.FIELDS (subject)"), "Subject: x\r\n\r\n");
+}
+
+TEST(Structure, RoundTripServesSameSectionsWithoutReparsing) {
+    Message m = Message::parse(kNested);
+    std::string blob = serialize_structure(m);
+    auto s = Structure::parse(blob);
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(s->body_structure(), imap_body_structure(m, true));
+    EXPECT_EQ(s->body(), imap_body_structure(m, false));
+    EXPECT_EQ(s->envelope(), imap_envelope(m));
+    EXPECT_EQ(s->message_size(), kNested.size());
+    ASSERT_EQ(s->parts().size(), m.parts().size());
+    Structure moved = std::move(*s);
+    check_sections(moved.parts(), kNested);
+    EXPECT_EQ(summarize(kNested).structure, blob);
+}
+
+TEST(Structure, RejectsEveryTruncationAndBadMagic) {
+    Message m = Message::parse(kNested);
+    std::string blob = serialize_structure(m);
+    for (std::size_t n = 0; n < blob.size(); ++n) {
+        EXPECT_FALSE(Structure::parse(blob.substr(0, n))) << n;
+    }
+    std::string bad = blob;
+    bad[0] = 'X';
+    EXPECT_FALSE(Structure::parse(bad));
+    EXPECT_FALSE(Structure::parse(blob + "x"));
+}
+
+}  // namespace
+}  // namespace magpie::mail
