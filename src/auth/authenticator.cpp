@@ -29,7 +29,7 @@ Result<store::Account> authenticate_plain(store::Store& store, HashLimiter& limi
 
     auto account = store.find_account(address);
     if (!account && account.error().code != Errc::not_found) return account.error();
-    const std::string& hash = dummy_hash();  // made before the slot is taken: it needs one itself
+    const std::string& hash = dummy_hash();  // the first call hashes once: keep that outside the slot
     bool known = account && !account->password_hash.empty();
 
     auto permit = limiter.acquire();

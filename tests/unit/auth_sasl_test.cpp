@@ -345,5 +345,20 @@ TEST(SaslBase64, DecodesStrictlyOnly) {
     EXPECT_EQ(encode_sasl_base64("\0user\0pencil"s), "AHVzZXIAcGVuY2ls");
 }
 
+TEST(SaslBase64, RoundTripsEveryLengthAndByte) {
+    std::string bytes;
+    for (int i = 0; i < 300; ++i) {
+        EXPECT_EQ(decode_sasl_base64(encode_sasl_base64(bytes)), bytes) << i;
+        bytes += static_cast<char>(i * 7 + 3);
+    }
+}
+
+TEST(Sasl, EmptyInitialResponseMatchesEqualsSign) {
+    // IMAP's parser hands over "=" already turned into "" (RFC 4959); both mean an empty initial response.
+    EXPECT_EQ(make("SCRAM-SHA-256").start_encoded("").kind, Kind::failure);
+    EXPECT_EQ(make("SCRAM-SHA-256").start_encoded("=").kind, Kind::failure);
+    EXPECT_EQ(make("SCRAM-SHA-256").start_encoded(std::nullopt).kind, Kind::challenge);
+}
+
 }  // namespace
 }  // namespace magpie::auth
