@@ -108,7 +108,11 @@ Result<bool> BlobFiles::write(std::string_view blob_id, std::string_view content
     std::filesystem::path final_path = path_of(blob_id);
     struct stat existing {};
     if (::stat(final_path.c_str(), &existing) == 0 && static_cast<std::uint64_t>(existing.st_size) == content.size()) {
-        return false;  // content-addressed: the same name already holds the same bytes
+        // Content-addressed: the same name already holds the same bytes, fsynced before its rename. Its
+        // directory entry may still be waiting for the writer's directory fsync, so fsync it here too
+        // before the caller commits a row that relies on it.
+        MAGPIE_TRY(fsync_directory(final_path.parent_path()));
+        return false;
     }
 
     static std::atomic<std::uint64_t> counter{0};

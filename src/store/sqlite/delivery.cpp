@@ -199,7 +199,12 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
         auto row = allocate->step();
         if (!row) return row.error();
         if (!*row) {
-            return make_error(Errc::not_found, fmt::format("mailbox {} does not exist or has no UIDs left", mailbox_id));
+            auto exists = db.prepare("SELECT 1 FROM mailboxes WHERE id = ?1");
+            if (!exists) return exists.error();
+            auto found = exists->bind(1, mailbox_id).step();
+            if (!found) return found.error();
+            if (*found) return make_error(Errc::limit_exceeded, fmt::format("mailbox {} has no UIDs left", mailbox_id));
+            return make_error(Errc::not_found, fmt::format("mailbox {} does not exist", mailbox_id));
         }
         std::int64_t account = allocate->column_int64(0);
         auto uid = static_cast<std::uint32_t>(allocate->column_int64(1));

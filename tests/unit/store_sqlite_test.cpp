@@ -1,0 +1,719 @@
+// The embedded store: directory (domains, accounts, aliases, recipients), mailboxes, group-committed
+// delivery with content-addressed blobs, and check_store against stores corrupted on purpose.
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "store/blob.h"
+#include "store/store.h"
+
+namespace magpie::store {
+namespace {
+
+class TempDir {
+public:
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "magpie-store-XXXXXX").string();
+        char* made = ::mkdtemp(pattern.data());
+        if (made == nullptr) throw std::runtime_error("mkdtemp failed");
+        path_ = made;
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+constexpr std::string_view kSmallMessage =
+    "From: alice@remote.test\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n";
+
+// Runs a raw SQL statement on the store's database from outside, as a corruption would.
+void corrupt_sql(const std::filesystem::path& data_dir, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((data_dir / "magpie.db").c_str(), &db), SQLITE_OK);
+    char* message = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+    std::string detail = message != nullptr ? message : "";
+    sqlite3_free(message);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << detail;
+}
+
+class StoreTest : public ::testing::Test {
+protected:
+    void SetUp() override { open(); }
+
+    void open(SqliteOptions options = {}) {
+        store_.reset();
+        options.data_dir = dir_.path();
+        auto opened = open_sqlite_store(options);
+        ASSERT_TRUE(opened) << opened.error().message;
+        store_ = std::move(*opened);
+    }
+
+    Account make_account(std::string_view address) {
+        ScramCredentials scram{"salt-bytes", 4096, std::string(32, 's'), std::string(32, 'k')};
+        auto account = store_->add_account(address, "$argon2id$v=19$m=65536,t=2,p=1$fake", scram);
+        EXPECT_TRUE(account) << account.error().message;
+        return account ? *account : Account{};
+    }
+
+    Mailbox mailbox(std::int64_t account_id, std::string_view name) {
+        auto found = store_->find_mailbox(account_id, name);
+        EXPECT_TRUE(found) << found.error().message;
+        return found ? *found : Mailbox{};
+    }
+
+    Result<Delivered> deliver(std::string content, std::vector<DeliveryTarget> targets) {
+        Delivery delivery;
+        delivery.content = std::move(content);
+        delivery.internal_date = 1'700'000'000;
+        delivery.targets = std::move(targets);
+        delivery.summary.subject = "hi";
+        delivery.summary.from = "alice@remote.test";
+        std::promise<Result<Delivered>> promise;
+        auto future = promise.get_future();
+        store_->deliver(std::move(delivery), [&](Result<Delivered> result) { promise.set_value(std::move(result)); });
+        return future.get();
+    }
+
+    CheckReport check() {
+        auto report = check_store(dir_.path());
+        EXPECT_TRUE(report) << report.error().message;
+        return report ? *report : CheckReport{};
+    }
+
+    TempDir dir_;
+    std::unique_ptr<Store> store_;
+};
+
+// Prints the problems so that a failing expectation shows what check_store saw.
+std::string describe(const CheckReport& report) {
+    std::string text = report.summary;
+    for (const auto& problem : report.problems) text += "\n  " + problem;
+    return text;
+}
+
+bool mentions(const CheckReport& report, std::string_view needle) {
+    for (const auto& problem : report.problems) {
+        if (problem.find(needle) != std::string::npos) return true;
+    }
+    return false;
+}
+
+// ---- domains ----
+
+TEST_F(StoreTest, AddsDomainLowerCasedAndRefusesDuplicate) {
+    auto domain = store_->add_domain("Example.TEST");
+    ASSERT_TRUE(domain);
+    EXPECT_EQ(domain->name, "example.test");
+    auto again = store_->add_domain("example.test");
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Errc::already_exists);
+    auto domains = store_->list_domains();
+    ASSERT_TRUE(domains);
+    ASSERT_EQ(domains->size(), 1u);
+    EXPECT_EQ((*domains)[0].id, domain->id);
+}
+
+TEST_F(StoreTest, RejectsMalformedDomain) {
+    for (std::string_view bad : {"", "exa mple.test", "-bad.test", "a..test", "bad_.test"}) {
+        auto domain = store_->add_domain(bad);
+        ASSERT_FALSE(domain) << bad;
+        EXPECT_EQ(domain.error().code, Errc::invalid_argument) << bad;
+    }
+}
+
+TEST_F(StoreTest, DeleteDomainRefusedWhileAccountsExist) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    make_account("bob@example.test");
+    auto refused = store_->delete_domain("example.test");
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::permission_denied);
+    ASSERT_TRUE(store_->delete_account("bob@example.test"));
+    ASSERT_TRUE(store_->delete_domain("EXAMPLE.test"));
+    EXPECT_TRUE(store_->list_domains()->empty());
+    EXPECT_EQ(store_->delete_domain("example.test").error().code, Errc::not_found);
+}
+
+// ---- accounts ----
+
+TEST_F(StoreTest, AddAccountCreatesDefaultMailboxesWithSpecialUse) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account account = make_account("Bob@Example.Test");
+    EXPECT_EQ(account.address, "bob@example.test");
+    auto mailboxes = store_->list_mailboxes(account.id);
+    ASSERT_TRUE(mailboxes);
+    ASSERT_EQ(mailboxes->size(), 6u);
+    EXPECT_EQ((*mailboxes)[0].name, "INBOX");  // INBOX first, the rest by name
+    std::map<std::string, SpecialUse> roles;
+    std::set<std::uint32_t> uidvalidities;
+    for (const Mailbox& m : *mailboxes) {
+        roles[m.name] = m.special_use;
+        uidvalidities.insert(m.uidvalidity);
+        EXPECT_EQ(m.uidnext, 1u);
+        EXPECT_EQ(m.highest_modseq, 0u);
+        EXPECT_TRUE(m.subscribed);
+        EXPECT_EQ(m.account_id, account.id);
+    }
+    EXPECT_EQ(uidvalidities.size(), 6u);
+    EXPECT_EQ(roles["INBOX"], SpecialUse::none);
+    EXPECT_EQ(roles["Sent"], SpecialUse::sent);
+    EXPECT_EQ(roles["Drafts"], SpecialUse::drafts);
+    EXPECT_EQ(roles["Trash"], SpecialUse::trash);
+    EXPECT_EQ(roles["Junk"], SpecialUse::junk);
+    EXPECT_EQ(roles["Archive"], SpecialUse::archive);
+}
+
+TEST_F(StoreTest, AddAccountRequiresLocalDomainAndUniqueAddress) {
+    ScramCredentials scram;
+    auto no_domain = store_->add_account("bob@elsewhere.test", "hash", scram);
+    ASSERT_FALSE(no_domain);
+    EXPECT_EQ(no_domain.error().code, Errc::not_found);
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    make_account("bob@example.test");
+    auto twice = store_->add_account("BOB@example.test", "hash", scram);
+    ASSERT_FALSE(twice);
+    EXPECT_EQ(twice.error().code, Errc::already_exists);
+    EXPECT_EQ(store_->add_account("no-at-sign", "hash", scram).error().code, Errc::invalid_argument);
+    EXPECT_EQ(store_->add_account(std::string(65, 'a') + "@example.test", "hash", scram).error().code,
+              Errc::invalid_argument);
+}
+
+TEST_F(StoreTest, FindAccountIgnoresCaseAndReturnsCredentials) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account created = make_account("bob@example.test");
+    auto found = store_->find_account("BOB@EXAMPLE.TEST");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->id, created.id);
+    EXPECT_EQ(found->password_hash, "$argon2id$v=19$m=65536,t=2,p=1$fake");
+    EXPECT_EQ(found->scram.salt, "salt-bytes");
+    EXPECT_EQ(found->scram.iterations, 4096u);
+    EXPECT_EQ(found->scram.stored_key, std::string(32, 's'));
+    EXPECT_FALSE(found->disabled);
+    EXPECT_EQ(store_->find_account("carol@example.test").error().code, Errc::not_found);
+}
+
+TEST_F(StoreTest, SetPasswordAndDisableUpdateTheAccount) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    make_account("bob@example.test");
+    std::string raw_key("\x00\x01\xff", 3);  // SCRAM keys are raw bytes, NULs included
+    ASSERT_TRUE(store_->set_password("bob@example.test", "new-hash", ScramCredentials{"s2", 8192, raw_key, raw_key}));
+    ASSERT_TRUE(store_->set_disabled("bob@example.test", true));
+    auto found = store_->find_account("bob@example.test");
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->password_hash, "new-hash");
+    EXPECT_EQ(found->scram.iterations, 8192u);
+    EXPECT_EQ(found->scram.server_key, raw_key);
+    EXPECT_TRUE(found->disabled);
+    EXPECT_EQ(store_->set_password("nobody@example.test", "h", {}).error().code, Errc::not_found);
+}
+
+TEST_F(StoreTest, ListAccountsFiltersByDomain) {
+    ASSERT_TRUE(store_->add_domain("a.test"));
+    ASSERT_TRUE(store_->add_domain("b.test"));
+    make_account("x@a.test");
+    make_account("y@b.test");
+    make_account("z@a.test");
+    auto all = store_->list_accounts("");
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->size(), 3u);
+    auto in_a = store_->list_accounts("A.test");
+    ASSERT_TRUE(in_a);
+    ASSERT_EQ(in_a->size(), 2u);
+    EXPECT_EQ((*in_a)[0].address, "x@a.test");
+    EXPECT_EQ((*in_a)[1].address, "z@a.test");
+    EXPECT_EQ(store_->list_accounts("c.test").error().code, Errc::not_found);
+}
+
+TEST_F(StoreTest, UidValidityChangesWhenAMailboxNameIsReused) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account first = make_account("bob@example.test");
+    std::uint32_t before = mailbox(first.id, "INBOX").uidvalidity;
+    ASSERT_TRUE(store_->delete_account("bob@example.test"));
+    Account second = make_account("bob@example.test");
+    EXPECT_GT(mailbox(second.id, "INBOX").uidvalidity, before);
+}
+
+// ---- aliases and recipients ----
+
+TEST_F(StoreTest, ResolvesExactAccountThenAliasThenCatchAll) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    Account carol = make_account("carol@example.test");
+    ASSERT_TRUE(store_->add_alias("Postmaster@example.test", "bob@example.test"));
+    ASSERT_TRUE(store_->add_alias("@example.test", "carol@example.test"));
+
+    auto exact = store_->resolve_recipient("BOB@Example.Test");
+    ASSERT_TRUE(exact);
+    EXPECT_EQ(exact->status, RecipientStatus::local);
+    EXPECT_EQ(exact->account_id, bob.id);
+    EXPECT_EQ(exact->canonical_address, "bob@example.test");
+
+    auto alias = store_->resolve_recipient("postmaster@EXAMPLE.test");
+    ASSERT_TRUE(alias);
+    EXPECT_EQ(alias->status, RecipientStatus::local);
+    EXPECT_EQ(alias->account_id, bob.id);
+
+    auto catch_all = store_->resolve_recipient("anyone@example.test");
+    ASSERT_TRUE(catch_all);
+    EXPECT_EQ(catch_all->status, RecipientStatus::local);
+    EXPECT_EQ(catch_all->account_id, carol.id);
+    EXPECT_EQ(catch_all->canonical_address, "carol@example.test");
+
+    auto aliases = store_->list_aliases("example.test");
+    ASSERT_TRUE(aliases);
+    ASSERT_EQ(aliases->size(), 2u);
+    EXPECT_EQ((*aliases)[0].address, "@example.test");
+    EXPECT_EQ((*aliases)[0].target, "carol@example.test");
+    EXPECT_EQ((*aliases)[1].address, "postmaster@example.test");
+}
+
+TEST_F(StoreTest, ResolveReportsUnknownUserAndForeignDomain) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    make_account("bob@example.test");
+    auto unknown = store_->resolve_recipient("alice@example.test");
+    ASSERT_TRUE(unknown);
+    EXPECT_EQ(unknown->status, RecipientStatus::unknown_user);
+    auto foreign = store_->resolve_recipient("bob@remote.test");
+    ASSERT_TRUE(foreign);
+    EXPECT_EQ(foreign->status, RecipientStatus::not_local_domain);
+    EXPECT_EQ(store_->resolve_recipient("not an address").error().code, Errc::invalid_argument);
+}
+
+TEST_F(StoreTest, AliasNeedsLocalTargetAndCannotShadowAnAccount) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    make_account("bob@example.test");
+    EXPECT_EQ(store_->add_alias("info@example.test", "ghost@example.test").error().code, Errc::not_found);
+    EXPECT_EQ(store_->add_alias("info@remote.test", "bob@example.test").error().code, Errc::not_found);
+    EXPECT_EQ(store_->add_alias("bob@example.test", "bob@example.test").error().code, Errc::already_exists);
+    ASSERT_TRUE(store_->add_alias("info@example.test", "bob@example.test"));
+    EXPECT_EQ(store_->add_alias("INFO@example.test", "bob@example.test").error().code, Errc::already_exists);
+    EXPECT_EQ(store_->add_account("info@example.test", "h", {}).error().code, Errc::already_exists);
+    ASSERT_TRUE(store_->delete_alias("info@example.test"));
+    EXPECT_EQ(store_->delete_alias("info@example.test").error().code, Errc::not_found);
+    EXPECT_EQ(store_->resolve_recipient("info@example.test")->status, RecipientStatus::unknown_user);
+}
+
+TEST_F(StoreTest, DeletingAnAccountDropsItsAliases) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    make_account("bob@example.test");
+    ASSERT_TRUE(store_->add_alias("@example.test", "bob@example.test"));
+    ASSERT_TRUE(store_->delete_account("bob@example.test"));
+    EXPECT_TRUE(store_->list_aliases("")->empty());
+    EXPECT_EQ(store_->resolve_recipient("x@example.test")->status, RecipientStatus::unknown_user);
+}
+
+// ---- mailboxes and delivery ----
+
+TEST_F(StoreTest, FindMailboxMatchesInboxInAnyCaseOnly) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    auto inbox = store_->find_mailbox(bob.id, "inbox");
+    ASSERT_TRUE(inbox);
+    EXPECT_EQ(inbox->name, "INBOX");
+    EXPECT_EQ(store_->find_mailbox(bob.id, "sent").error().code, Errc::not_found);
+    EXPECT_TRUE(store_->find_mailbox(bob.id, "Sent"));
+}
+
+TEST_F(StoreTest, DeliversToSeveralMailboxesSharingOneBlob) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    Account carol = make_account("carol@example.test");
+    Mailbox bob_inbox = mailbox(bob.id, "INBOX");
+    Mailbox carol_inbox = mailbox(carol.id, "INBOX");
+    Mailbox carol_archive = mailbox(carol.id, "Archive");
+
+    auto delivered = deliver(std::string(kSmallMessage), {{bob_inbox.id, {}},
+                                                         {carol_inbox.id, {"\\Seen", "$Label1"}},
+                                                         {carol_archive.id, {}}});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    EXPECT_EQ(delivered->blob_id, blob_id_of(kSmallMessage));
+    ASSERT_EQ(delivered->placed.size(), 3u);
+    EXPECT_EQ(delivered->placed[0].mailbox_id, bob_inbox.id);
+    EXPECT_EQ(delivered->placed[0].uid, 1u);
+    EXPECT_EQ(delivered->placed[0].modseq, 1u);
+    EXPECT_EQ(delivered->placed[1].mailbox_id, carol_inbox.id);
+
+    auto message = store_->find_message(carol_inbox.id, delivered->placed[1].uid);
+    ASSERT_TRUE(message) << message.error().message;
+    EXPECT_EQ(message->blob_id, delivered->blob_id);
+    EXPECT_EQ(message->size, kSmallMessage.size());
+    EXPECT_EQ(message->internal_date, 1'700'000'000);
+    EXPECT_EQ(message->flags, (std::vector<std::string>{"\\Seen", "$Label1"}));
+    EXPECT_EQ(message->summary.subject, "hi");
+    EXPECT_EQ(message->summary.from, "alice@remote.test");
+
+    auto content = store_->read_blob(delivered->blob_id);
+    ASSERT_TRUE(content);
+    EXPECT_EQ(*content, kSmallMessage);
+
+    Mailbox after = mailbox(carol.id, "INBOX");
+    EXPECT_EQ(after.uidnext, 2u);
+    EXPECT_EQ(after.highest_modseq, 1u);
+    EXPECT_EQ(after.message_count, 1u);
+    EXPECT_EQ(after.total_size, kSmallMessage.size());
+
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+    EXPECT_EQ(report.messages, 3u);
+    EXPECT_EQ(report.blobs, 1u);  // one copy serves every recipient
+}
+
+TEST_F(StoreTest, IdenticalContentIsStoredOnce) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    Mailbox inbox = mailbox(bob.id, "INBOX");
+    auto first = deliver(std::string(kSmallMessage), {{inbox.id, {}}});
+    auto second = deliver(std::string(kSmallMessage), {{inbox.id, {}}});
+    ASSERT_TRUE(first && second);
+    EXPECT_EQ(first->blob_id, second->blob_id);
+    EXPECT_EQ(second->placed[0].uid, 2u);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+    EXPECT_EQ(report.messages, 2u);
+    EXPECT_EQ(report.blobs, 1u);
+}
+
+TEST_F(StoreTest, UidsIncreaseAndSurviveReopen) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    std::uint32_t uidvalidity = mailbox(bob.id, "INBOX").uidvalidity;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(deliver("message " + std::to_string(i), {{inbox, {}}}));
+    open();  // close and reopen the same data directory
+    auto fourth = deliver("message 3", {{inbox, {}}});
+    ASSERT_TRUE(fourth);
+    EXPECT_EQ(fourth->placed[0].uid, 4u);
+    EXPECT_EQ(fourth->placed[0].modseq, 4u);
+    auto messages = store_->list_messages(inbox);
+    ASSERT_TRUE(messages);
+    ASSERT_EQ(messages->size(), 4u);
+    for (std::size_t i = 0; i < messages->size(); ++i) {
+        EXPECT_EQ((*messages)[i].uid, i + 1);
+        EXPECT_EQ(*store_->read_blob((*messages)[i].blob_id), "message " + std::to_string(i));
+    }
+    EXPECT_EQ(mailbox(bob.id, "INBOX").uidvalidity, uidvalidity);
+}
+
+TEST_F(StoreTest, LargeBlobGoesToItsOwnFileAndReadsBack) {
+    SqliteOptions options;
+    options.inline_blob_max = 1024;
+    open(options);
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::string large = "Subject: big\r\n\r\n";
+    for (int i = 0; large.size() <= 4096; ++i) large += "line " + std::to_string(i) + "\r\n";
+    large.push_back('\0');  // bytes are bytes: a NUL must survive the round trip
+    auto delivered = deliver(large, {{mailbox(bob.id, "INBOX").id, {}}, {mailbox(bob.id, "Archive").id, {}}});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    BlobFiles files(dir_.path());
+    std::filesystem::path path = files.path_of(delivered->blob_id);
+    EXPECT_EQ(path.parent_path().filename().string(), delivered->blob_id.substr(0, 2));
+    ASSERT_TRUE(std::filesystem::exists(path));
+    EXPECT_EQ(std::filesystem::file_size(path), large.size());
+    EXPECT_EQ(store_->stats().blob_files, 1u);
+    auto content = store_->read_blob(delivered->blob_id);
+    ASSERT_TRUE(content);
+    EXPECT_EQ(*content, large);
+
+    // The same large content again writes no second file.
+    ASSERT_TRUE(deliver(large, {{mailbox(bob.id, "INBOX").id, {}}}));
+    EXPECT_EQ(store_->stats().blob_files, 1u);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+    EXPECT_EQ(report.blobs, 1u);
+}
+
+TEST_F(StoreTest, ConcurrentDeliveriesShareCommits) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    constexpr int kThreads = 6;
+    constexpr int kPerThread = 40;
+    std::atomic<int> succeeded{0};
+    std::atomic<int> answered{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPerThread; ++i) {
+                Delivery delivery;
+                delivery.content = "thread " + std::to_string(t) + " message " + std::to_string(i);
+                delivery.targets = {{inbox, {}}};
+                store_->deliver(std::move(delivery), [&](Result<Delivered> result) {
+                    if (result) ++succeeded;
+                    ++answered;
+                });
+            }
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    store_.reset();  // closing drains the queue: every accepted delivery is answered first
+    EXPECT_EQ(answered.load(), kThreads * kPerThread);
+    EXPECT_EQ(succeeded.load(), kThreads * kPerThread);
+    open();
+    auto messages = store_->list_messages(inbox);
+    ASSERT_TRUE(messages);
+    ASSERT_EQ(messages->size(), static_cast<std::size_t>(kThreads * kPerThread));
+    std::set<std::string> contents;
+    for (std::size_t i = 0; i < messages->size(); ++i) {
+        EXPECT_EQ((*messages)[i].uid, i + 1);  // dense, increasing, in commit order
+        contents.insert(*store_->read_blob((*messages)[i].blob_id));
+    }
+    EXPECT_EQ(contents.size(), static_cast<std::size_t>(kThreads * kPerThread));
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(StoreTest, GroupCommitUsesFewerCommitsThanDeliveries) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    constexpr int kDeliveries = 200;
+    std::atomic<int> answered{0};
+    std::promise<void> all_done;
+    for (int i = 0; i < kDeliveries; ++i) {
+        Delivery delivery;
+        delivery.content = "message " + std::to_string(i);
+        delivery.targets = {{inbox, {}}};
+        store_->deliver(std::move(delivery), [&](Result<Delivered> result) {
+            EXPECT_TRUE(result);
+            if (++answered == kDeliveries) all_done.set_value();
+        });
+    }
+    all_done.get_future().wait();
+    StoreStats stats = store_->stats();
+    EXPECT_EQ(stats.deliveries, static_cast<std::uint64_t>(kDeliveries));
+    EXPECT_GE(stats.commits, 1u);
+    EXPECT_LT(stats.commits, static_cast<std::uint64_t>(kDeliveries));
+}
+
+TEST_F(StoreTest, DeliveryToMissingMailboxFailsWithoutStoringAnything) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    auto failed = deliver(std::string(kSmallMessage), {{inbox, {}}, {999999, {}}});
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().code, Errc::not_found);
+    EXPECT_TRUE(store_->list_messages(inbox)->empty());  // the first target was rolled back too
+    EXPECT_EQ(mailbox(bob.id, "INBOX").uidnext, 1u);
+    EXPECT_EQ(store_->stats().failed_deliveries, 1u);
+    auto next = deliver(std::string(kSmallMessage), {{inbox, {}}});
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->placed[0].uid, 1u);
+}
+
+TEST_F(StoreTest, DeliveryRejectsBadInputBeforeQueueing) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    EXPECT_EQ(deliver("x", {}).error().code, Errc::invalid_argument);
+    EXPECT_EQ(deliver("x", {{inbox, {"\\Recent"}}}).error().code, Errc::invalid_argument);
+    EXPECT_EQ(deliver("x", {{inbox, {"bad keyword"}}}).error().code, Errc::invalid_argument);
+    SqliteOptions options;
+    options.max_message_bytes = 10;
+    options.max_targets = 1;
+    open(options);
+    EXPECT_EQ(deliver(std::string(11, 'x'), {{inbox, {}}}).error().code, Errc::limit_exceeded);
+    EXPECT_EQ(deliver("x", {{inbox, {}}, {inbox, {}}}).error().code, Errc::limit_exceeded);
+}
+
+TEST_F(StoreTest, DeliveryFailsWhenUidsAreExhausted) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    corrupt_sql(dir_.path(), "UPDATE mailboxes SET uidnext = 4294967295 WHERE id = " + std::to_string(inbox));
+    auto failed = deliver("x", {{inbox, {}}});
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().code, Errc::limit_exceeded);
+}
+
+TEST_F(StoreTest, ChangeListenerHearsOfCommittedDeliveries) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    std::mutex mutex;
+    std::vector<std::tuple<std::int64_t, std::int64_t, std::uint64_t>> heard;
+    store_->set_change_listener([&](std::int64_t account, std::int64_t mailbox_id, std::uint64_t modseq) {
+        std::lock_guard lock(mutex);
+        heard.emplace_back(account, mailbox_id, modseq);
+    });
+    ASSERT_TRUE(deliver("one", {{inbox, {}}}));
+    ASSERT_TRUE(deliver("two", {{inbox, {}}}));
+    store_.reset();  // joins the committer, so the listener has run
+    ASSERT_EQ(heard.size(), 2u);
+    EXPECT_EQ(heard[1], std::make_tuple(bob.id, inbox, std::uint64_t{2}));
+}
+
+TEST_F(StoreTest, ReadBlobRefusesIdsThatAreNotHashes) {
+    EXPECT_EQ(store_->read_blob("../../etc/passwd").error().code, Errc::invalid_argument);
+    EXPECT_EQ(store_->read_blob(std::string(64, 'A')).error().code, Errc::invalid_argument);
+    EXPECT_EQ(store_->read_blob(std::string(64, 'a')).error().code, Errc::not_found);
+}
+
+TEST_F(StoreTest, ReadOnlyStoreReadsButRefusesWrites) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    ASSERT_TRUE(deliver("one", {{mailbox(bob.id, "INBOX").id, {}}}));
+    SqliteOptions options;
+    options.data_dir = dir_.path();
+    options.read_only = true;
+    auto reader = open_sqlite_store(options);  // beside the writable store, as `magpie` beside magpied
+    ASSERT_TRUE(reader) << reader.error().message;
+    EXPECT_EQ((*reader)->list_messages(mailbox(bob.id, "INBOX").id)->size(), 1u);
+    EXPECT_EQ((*reader)->add_domain("other.test").error().code, Errc::permission_denied);
+    std::promise<Result<Delivered>> promise;
+    (*reader)->deliver(Delivery{"x", 0, {{1, {}}}, {}}, [&](Result<Delivered> r) { promise.set_value(std::move(r)); });
+    EXPECT_EQ(promise.get_future().get().error().code, Errc::permission_denied);
+}
+
+TEST_F(StoreTest, RefusesASchemaNewerThanItKnows) {
+    store_.reset();
+    corrupt_sql(dir_.path(), "PRAGMA user_version = 99");
+    SqliteOptions options;
+    options.data_dir = dir_.path();
+    auto opened = open_sqlite_store(options);
+    ASSERT_FALSE(opened);
+    EXPECT_EQ(opened.error().code, Errc::unavailable);
+}
+
+// ---- check_store ----
+
+class CheckTest : public StoreTest {
+protected:
+    void SetUp() override {
+        SqliteOptions options;
+        options.inline_blob_max = 64;
+        open(options);
+        ASSERT_TRUE(store_->add_domain("example.test"));
+        bob_ = make_account("bob@example.test");
+        inbox_ = mailbox(bob_.id, "INBOX").id;
+        auto small = deliver("small message", {{inbox_, {}}});
+        ASSERT_TRUE(small);
+        small_blob_ = small->blob_id;
+        auto large = deliver(std::string(200, 'L'), {{inbox_, {}}});
+        ASSERT_TRUE(large);
+        large_blob_ = large->blob_id;
+    }
+
+    Account bob_;
+    std::int64_t inbox_ = 0;
+    std::string small_blob_, large_blob_;
+};
+
+TEST_F(CheckTest, CleanOnAGoodStoreWhileItIsOpenAndAfterClose) {
+    CheckReport open_report = check();
+    EXPECT_TRUE(open_report.clean) << describe(open_report);
+    EXPECT_EQ(open_report.messages, 2u);
+    EXPECT_EQ(open_report.blobs, 2u);
+    EXPECT_EQ(open_report.garbage_blobs, 0u);
+    store_.reset();
+    CheckReport closed_report = check();
+    EXPECT_TRUE(closed_report.clean) << describe(closed_report);
+    EXPECT_EQ(closed_report.summary, "clean: 2 messages, 2 blobs, 0 garbage blobs");
+}
+
+TEST_F(CheckTest, ReportsADeletedBlobFile) {
+    std::filesystem::remove(BlobFiles(dir_.path()).path_of(large_blob_));
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "file missing")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsAFlippedByteInABlobFile) {
+    std::filesystem::path path = BlobFiles(dir_.path()).path_of(large_blob_);
+    {
+        std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+        file.seekp(100);
+        file.put('X');
+    }
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "does not match its SHA-256")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsAFlippedByteInAnInlineBlob) {
+    corrupt_sql(dir_.path(), "UPDATE blob_contents SET content = CAST('smell message' AS BLOB) WHERE blob_id = '" +
+                                 small_blob_ + "'");
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "does not match its SHA-256")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsAMessageWhoseBlobRowIsGone) {
+    corrupt_sql(dir_.path(), "PRAGMA foreign_keys = OFF; DELETE FROM blobs WHERE id = '" + small_blob_ + "'");
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "blob " + small_blob_ + " missing")) << describe(report);
+    EXPECT_TRUE(mentions(report, "foreign key")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsAUidNotBelowUidnext) {
+    corrupt_sql(dir_.path(), "UPDATE mailboxes SET uidnext = 2 WHERE id = " + std::to_string(inbox_));
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "not below uidnext")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsAModseqAboveHighestModseq) {
+    corrupt_sql(dir_.path(), "UPDATE mailboxes SET highest_modseq = 1 WHERE id = " + std::to_string(inbox_));
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "above highest modseq")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsAMessageMissingFromTheChangeLog) {
+    corrupt_sql(dir_.path(), "DELETE FROM change_log WHERE uid = 1");
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "change log: no entry for mailbox")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsAnExpungedUidThatIsStillPresent) {
+    corrupt_sql(dir_.path(), "UPDATE mailboxes SET highest_modseq = 3 WHERE id = " + std::to_string(inbox_) +
+                                 "; INSERT INTO change_log VALUES(" + std::to_string(inbox_) + ", 3, 1, 3)");
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "after the message's modseq")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsWrongMailboxCounters) {
+    corrupt_sql(dir_.path(), "UPDATE mailboxes SET message_count = 7 WHERE id = " + std::to_string(inbox_));
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "counts 7 messages")) << describe(report);
+}
+
+TEST_F(CheckTest, CountsUnreferencedBlobsAsGarbageNotCorruption) {
+    // A crash after the file was written but before the commit leaves an unnamed file; a deleted account
+    // leaves blob rows nobody references. Neither is corruption.
+    std::string orphan(300, 'O');
+    ASSERT_TRUE(BlobFiles(dir_.path()).write(blob_id_of(orphan), orphan));
+    ASSERT_TRUE(store_->delete_account("bob@example.test"));
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+    EXPECT_EQ(report.messages, 0u);
+    EXPECT_EQ(report.garbage_blobs, 3u);  // two unreferenced rows + one file without a row
+}
+
+TEST(CheckStore, ReportsNotFoundForAMissingStore) {
+    TempDir dir;
+    auto report = check_store(dir.path() / "nothing-here");
+    ASSERT_FALSE(report);
+    EXPECT_EQ(report.error().code, Errc::not_found);
+}
+
+}  // namespace
+}  // namespace magpie::store
