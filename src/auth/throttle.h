@@ -18,7 +18,9 @@ struct ThrottleLimits {
     // password); per client network it is higher, because many users may share a NAT address.
     std::uint32_t max_user_failures = 5;
     std::uint32_t max_ip_failures = 20;
-    // Failures older than this are forgotten; a quiet period this long also resets the lockout doubling.
+    // Failures are counted in windows this long, each starting at the first failure after the last one
+    // ended (or after a lockout); a quiet period this long since the last failure or lockout also resets
+    // the lockout doubling.
     std::int64_t window_seconds = 600;
     // The first lockout lasts this long and each further one doubles, up to max_lockout_seconds. Kept short
     // per account so that an attacker cannot lock a real user out for long.

@@ -73,6 +73,15 @@ TEST(Scram, CredentialsMatchRfc7677Vector) {
     EXPECT_EQ(credentials->salt, *salt);
 }
 
+TEST(Scram, KeysDeriveFromPreparedPassword) {
+    // SASLprep maps NO-BREAK SPACE to SPACE and drops the soft hyphen, so these are one password.
+    auto mapped = make_scram_credentials_with_salt("a\xC2\xA0" "b\xC2\xAD", "salt", 4096);
+    auto plain = make_scram_credentials_with_salt("a b", "salt", 4096);
+    ASSERT_TRUE(mapped && plain);
+    EXPECT_EQ(mapped->stored_key, plain->stored_key);
+    EXPECT_NE(make_scram_credentials_with_salt("a  b", "salt", 4096)->stored_key, plain->stored_key);
+}
+
 TEST(Scram, RefusesIterationCountBelowRfc7677Minimum) {
     EXPECT_FALSE(make_scram_credentials("pencil", 4095));
     EXPECT_FALSE(make_scram_credentials("pencil", kMaxScramIterations + 1));
