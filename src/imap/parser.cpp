@@ -72,6 +72,7 @@ void Parser::feed(std::string_view bytes) {
 void Parser::compact() {
     if (pos_ == 0) return;
     input_.erase(0, pos_);
+    scanned_ = scanned_ > pos_ ? scanned_ - pos_ : 0;
     pos_ = 0;
 }
 
@@ -154,7 +155,9 @@ std::optional<Event> Parser::next() {
                 continue;
             }
             case State::line: {
-                std::size_t newline = input_.find('\n', pos_);
+                // Octets before scanned_ were searched already: a line fed one octet at a time costs
+                // linear time, not quadratic.
+                std::size_t newline = input_.find('\n', std::max(pos_, scanned_));
                 std::size_t length = newline == std::string::npos ? available : newline - pos_;
                 if (text_.size() + length > limits_.max_line_octets + 1) {  // +1: the CR
                     if (mode_ == Mode::command) {
@@ -164,7 +167,10 @@ std::optional<Event> Parser::next() {
                     state_ = State::skip_line;
                     continue;
                 }
-                if (newline == std::string::npos) return std::nullopt;
+                if (newline == std::string::npos) {
+                    scanned_ = input_.size();
+                    return std::nullopt;
+                }
                 std::string_view line = strip_cr(std::string_view(input_).substr(pos_, length));
                 pos_ = newline + 1;
                 if (auto event = on_line(line)) return event;

@@ -108,7 +108,8 @@ private:
     State state_ = State::line;
 
     std::string input_;
-    std::size_t pos_ = 0;
+    std::size_t pos_ = 0;      // first unconsumed octet of input_
+    std::size_t scanned_ = 0;  // input_ before this holds no LF after pos_
 
     // The command being assembled: its text with a NUL where each literal stood, and the literals.
     std::string text_;
