@@ -8,6 +8,7 @@
 
 #include "base/strings.h"
 #include "base/time.h"
+#include "mail/downgrade.h"
 
 namespace magpie::mail {
 
@@ -55,8 +56,10 @@ Result<void> check_msg_id_list(std::string_view ids) {
     return {};
 }
 
-bool is_message_type(std::string_view type) {
-    return istarts_with(type, "message/");
+// RFC 2046 5.2: these message types take no encoding but 7bit, 8bit or binary.
+bool is_identity_only_type(std::string_view type) {
+    return istarts_with(type, "message/rfc822") || istarts_with(type, "message/partial") ||
+           istarts_with(type, "message/external-body");
 }
 
 class FieldWriter {
@@ -104,6 +107,14 @@ Result<EncodedPart> make_attachment(const Attachment& attachment, const BuildOpt
         MAGPIE_TRY(extra.add("Content-ID", id));
     }
     bool text = istarts_with(type, "text/");
+    if (is_identity_only_type(type) && options.transport == Transport::seven_bit &&
+        needs_7bit_downgrade(attachment.data)) {
+        // A forwarded 8-bit message cannot be base64-encoded as a whole (RFC 2046 5.2.1): convert its parts.
+        auto seven_bit = downgrade_to_7bit(attachment.data);
+        if (!seven_bit) return seven_bit.error();
+        return make_leaf(join_parameters(type, name_parameters), *seven_bit, false, options.transport,
+                         options.fold, extra.take());
+    }
     return make_leaf(join_parameters(type, name_parameters), attachment.data, text, options.transport,
                      options.fold, extra.take());
 }
@@ -156,7 +167,7 @@ Result<EncodedPart> make_leaf(std::string_view content_type, std::string_view co
                               Transport transport, const FoldLimits& fold, std::string extra_fields) {
     std::string canonical = text ? canonical_crlf(content) : std::string(content);
     TransferEncoding encoding;
-    if (is_message_type(content_type)) {
+    if (is_identity_only_type(content_type)) {
         BodyStats stats = measure_body(canonical);
         bool lines_ok =
             stats.nul == 0 && stats.bare_cr_or_lf == 0 && stats.longest_line <= kMaxBodyLineOctets;

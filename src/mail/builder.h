@@ -76,8 +76,9 @@ struct EncodedPart {
 
 // A leaf: Content-Type (with parameters already joined), Content-Transfer-Encoding chosen for the transport,
 // and any extra fields (already folded). `text` bodies are canonicalised to CRLF line ends first.
-// Message parts (message/rfc822, message/global) are never base64 or quoted-printable (RFC 2046 5.2.1):
-// one that does not fit the transport is an error here (see downgrade.h to make it fit).
+// message/rfc822, message/partial and message/external-body are never base64 or quoted-printable
+// (RFC 2046 5.2): one that does not fit the transport is an error here (see downgrade.h to make it fit;
+// build_message does so for message attachments).
 Result<EncodedPart> make_leaf(std::string_view content_type, std::string_view content, bool text,
                               Transport transport, const FoldLimits& fold = {},
                               std::string extra_fields = {});

@@ -43,10 +43,12 @@ TransferEncoding choose_transfer_encoding(std::string_view body, bool text, Tran
     bool lines_ok = stats.nul == 0 && stats.bare_cr_or_lf == 0 && stats.longest_line <= kMaxBodyLineOctets;
     if (lines_ok && stats.eight_bit == 0) return TransferEncoding::seven_bit;
     if (lines_ok && transport == Transport::eight_bit) return TransferEncoding::eight_bit;
-    // Quoted-printable grows an escaped octet to three: past one in six, base64's 4/3 is smaller, and a
-    // non-text body with bare line breaks would only turn into =0D=0A noise.
-    bool mostly_ascii = stats.qp_escapes * 6 <= stats.octets;
-    if (mostly_ascii && (text || stats.bare_cr_or_lf == 0)) return TransferEncoding::quoted_printable;
+    // Quoted-printable grows an escaped octet to three. Text stays legible with up to one octet in three
+    // escaped (accented Latin text); other bodies take it only while it is about as small as base64's 4/3,
+    // and never with bare line breaks, which would turn into =0D=0A noise.
+    bool mostly_ascii = text ? stats.qp_escapes * 3 <= stats.octets
+                             : stats.qp_escapes * 6 <= stats.octets && stats.bare_cr_or_lf == 0;
+    if (mostly_ascii) return TransferEncoding::quoted_printable;
     return TransferEncoding::base64;
 }
 

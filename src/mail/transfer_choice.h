@@ -30,9 +30,8 @@ BodyStats measure_body(std::string_view body);
 inline constexpr std::size_t kMaxBodyLineOctets = 998;
 
 // Picks the encoding for `body`: 7bit when it is already 7-bit lines, 8bit (or binary) when the transport
-// takes it, else quoted-printable for text with at most one octet in six escaped and base64 otherwise.
-// `text` is true for text/* bodies in canonical CRLF form; other bodies never get quoted-printable unless
-// they are mostly ASCII text-like lines too.
+// takes it, else quoted-printable for text with at most one octet in three escaped (for other bodies: one
+// in six and no bare CR or LF) and base64 otherwise. `text` is true for text/* bodies.
 TransferEncoding choose_transfer_encoding(std::string_view body, bool text, Transport transport);
 
 // Encodes `body` with `encoding`. Base64 and quoted-printable results end with CRLF (a base64 line break

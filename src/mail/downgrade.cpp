@@ -1,0 +1,146 @@
+#include "mail/downgrade.h"
+
+#include "base/strings.h"
+#include "mail/decode.h"
+#include "mail/mime.h"
+#include "mail/transfer_choice.h"
+
+namespace magpie::mail {
+
+namespace {
+
+bool fits_7bit(const BodyStats& stats) {
+    return stats.eight_bit == 0 && stats.nul == 0 && stats.longest_line <= kMaxBodyLineOctets;
+}
+
+bool is_identity(TransferEncoding encoding) {
+    return encoding == TransferEncoding::seven_bit || encoding == TransferEncoding::eight_bit ||
+           encoding == TransferEncoding::binary;
+}
+
+class Downgrader {
+public:
+    explicit Downgrader(const Message& message) : m_(message), s_(message.bytes()) {
+        out_.reserve(s_.size() * 5 / 4);
+    }
+
+    Result<std::string> run() {
+        MAGPIE_TRY(write_part(m_.root()));
+        return std::move(out_);
+    }
+
+private:
+    // Writes the part's header, replacing Content-Transfer-Encoding by `encoding` when one is given.
+    Result<void> write_header(const Part& part, std::string_view new_encoding) {
+        std::string_view raw = s_.substr(part.header_offset, part.body_offset - part.header_offset);
+        if (!is_ascii(raw)) return make_error(Errc::invalid_argument, "8-bit header field needs SMTPUTF8");
+        if (new_encoding.empty()) {
+            out_.append(raw);
+            return {};
+        }
+        Header header = m_.header(part);
+        std::size_t pos = part.header_offset;
+        std::size_t fields_end = part.header_offset;
+        for (const HeaderField& field : header.fields()) {
+            if (iequals(trim(field.name), "Content-Transfer-Encoding")) {
+                out_.append(s_.substr(pos, field.offset - pos));
+                pos = field.offset + field.length;
+            }
+            fields_end = std::max(fields_end, field.offset + field.length);
+        }
+        out_.append(s_.substr(pos, fields_end - pos));
+        out_.append("Content-Transfer-Encoding: ").append(new_encoding).append("\r\n");
+        out_.append(s_.substr(fields_end, part.body_offset - fields_end));
+        return {};
+    }
+
+    // Copies bytes no reader shows (preamble, epilogue, delimiter lines); boundaries are 7-bit already.
+    void write_gap(std::size_t from, std::size_t to) {
+        for (std::size_t i = from; i < to; ++i) {
+            auto c = static_cast<unsigned char>(s_[i]);
+            out_.push_back(c >= 0x80 || c == 0 ? '?' : s_[i]);
+        }
+    }
+
+    Result<void> write_part(const Part& part) {
+        if (part.kind == PartKind::leaf) return write_leaf(part);
+        if (part.is("message", "global")) {
+            // Opened up like message/rfc822 when its header is 7-bit; otherwise encoded whole, which RFC 6532
+            // 3.5 allows for message/global only.
+            std::size_t mark = out_.size();
+            if (write_container(part)) return {};
+            out_.resize(mark);
+            return write_leaf(part);
+        }
+        return write_container(part);
+    }
+
+    Result<void> write_container(const Part& part) {
+        // A container: identity-encoded by definition (RFC 2045 6.4, RFC 2046 5.2.1); after conversion its
+        // content is 7-bit, so an 8bit or binary label becomes 7bit.
+        bool relabel =
+            part.encoding == TransferEncoding::eight_bit || part.encoding == TransferEncoding::binary;
+        MAGPIE_TRY(write_header(part, relabel ? "7bit" : ""));
+        std::size_t pos = part.body_offset;
+        for (std::uint32_t i = part.first_child; i != kNoPart; i = m_.parts()[i].next_sibling) {
+            const Part& child = m_.parts()[i];
+            write_gap(pos, child.header_offset);
+            MAGPIE_TRY(write_part(child));
+            pos = child.end;
+        }
+        write_gap(pos, part.end);
+        return {};
+    }
+
+    Result<void> write_leaf(const Part& part) {
+        std::string_view body = m_.body(part);
+        BodyStats stats = measure_body(body);
+        bool text = iequals(part.type, "text");
+        if (is_identity(part.encoding) && fits_7bit(stats) && part.encoding != TransferEncoding::binary) {
+            // Already 7-bit: only a wrong "8bit" label changes.
+            MAGPIE_TRY(write_header(part, part.encoding == TransferEncoding::eight_bit ? "7bit" : ""));
+            out_.append(body);
+            return {};
+        }
+        if (!is_identity(part.encoding) && fits_7bit(stats)) {
+            MAGPIE_TRY(write_header(part, ""));
+            out_.append(body);
+            return {};
+        }
+        if (part.encoding == TransferEncoding::unknown)
+            return make_error(Errc::invalid_argument, "8-bit data under an unknown transfer encoding");
+        if (iequals(part.type, "multipart"))
+            return make_error(Errc::invalid_argument, "8-bit multipart without boundaries");
+        // Binary bodies are bytes, never lines: quoted-printable text mode would not keep bare CR/LF intact.
+        std::string decoded = decode_transfer(body, part.encoding);
+        bool as_text = text && part.encoding != TransferEncoding::binary;
+        TransferEncoding encoding = choose_transfer_encoding(decoded, as_text, Transport::seven_bit);
+        if (encoding == TransferEncoding::seven_bit) encoding = TransferEncoding::quoted_printable;
+        MAGPIE_TRY(write_header(part, transfer_encoding_name(encoding)));
+        std::string encoded = apply_transfer_encoding(decoded, encoding);
+        // A delimiter's own CRLF follows; the encoded body's final soft break or base64 line break adds none
+        // to the decoded content.
+        out_.append(encoded);
+        return {};
+    }
+
+    const Message& m_;
+    std::string_view s_;
+    std::string out_;
+};
+
+}  // namespace
+
+bool needs_7bit_downgrade(std::string_view message) {
+    BodyStats stats = measure_body(message);
+    return !fits_7bit(stats);
+}
+
+Result<std::string> downgrade_to_7bit(std::string_view message, const ParseLimits& limits) {
+    if (!needs_7bit_downgrade(message)) return std::string(message);
+    Message parsed = Message::parse(message, limits);
+    if (parsed.limit_hit()) return make_error(Errc::limit_exceeded, "message structure beyond parse limits");
+    return Downgrader(parsed).run();
+}
+
+}  // namespace magpie::mail

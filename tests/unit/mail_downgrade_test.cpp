@@ -1,0 +1,229 @@
+// 8-bit to 7-bit conversion for a peer without 8BITMIME (RFC 6152): the output is 7-bit with short lines,
+// and every part decodes to exactly what it did before.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+#include "base/strings.h"
+#include "mail/builder.h"
+#include "mail/decode.h"
+#include "mail/downgrade.h"
+#include "mail/mime.h"
+
+namespace magpie::mail {
+namespace {
+
+std::size_t longest_line(std::string_view text) {
+    std::size_t longest = 0;
+    for (auto line : split(text, '\n')) {
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        longest = std::max(longest, line.size());
+    }
+    return longest;
+}
+
+// Every leaf's type and decoded body, in tree order: what a reader sees.
+std::vector<std::pair<std::string, std::string>> reader_view(std::string_view bytes) {
+    Message message = Message::parse(bytes);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const Part& part : message.parts()) {
+        if (part.kind != PartKind::leaf) continue;
+        std::string type = to_lower(part.type) + "/" + to_lower(part.subtype);
+        out.emplace_back(type, decode_body(message, part));
+    }
+    return out;
+}
+
+std::string downgrade_ok(std::string_view message) {
+    auto result = downgrade_to_7bit(message);
+    EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().message);
+    if (!result.ok()) return {};
+    EXPECT_TRUE(is_ascii(*result));
+    EXPECT_LE(longest_line(*result), 998u);
+    EXPECT_EQ(reader_view(*result), reader_view(message));
+    return *result;
+}
+
+TEST(Downgrade, LeavesSevenBitMessagesUntouched) {
+    std::string message = "From: a@example.test\r\nSubject: hi\r\n\r\nplain\r\n";
+    EXPECT_FALSE(needs_7bit_downgrade(message));
+    EXPECT_EQ(*downgrade_to_7bit(message), message);
+}
+
+TEST(Downgrade, ReencodesEightBitTextAsQuotedPrintable) {
+    std::string message =
+        "From: a@example.test\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "Subject: hi\r\n"
+        "\r\n"
+        "Caf\xc3\xa9 cr\xc3\xa8me\r\n";
+    EXPECT_TRUE(needs_7bit_downgrade(message));
+    std::string out = downgrade_ok(message);
+    EXPECT_EQ(out,
+              "From: a@example.test\r\n"
+              "Content-Type: text/plain; charset=utf-8\r\n"
+              "Subject: hi\r\n"
+              "Content-Transfer-Encoding: quoted-printable\r\n"
+              "\r\n"
+              "Caf=C3=A9 cr=C3=A8me\r\n");
+}
+
+TEST(Downgrade, MissingTransferEncodingFieldIsAdded) {
+    std::string message = "Subject: x\r\n\r\n\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82";
+    std::string out = downgrade_ok(message);
+    EXPECT_NE(out.find("Content-Transfer-Encoding: base64\r\n"), std::string::npos);
+}
+
+TEST(Downgrade, ConvertsOnlyTheEightBitPartsOfAMultipart) {
+    std::string seven = "Content-Type: text/plain\r\n\r\nascii only\r\n";
+    std::string message =
+        "Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "preamble \xff\r\n"
+        "--b1\r\n" +
+        seven +
+        "--b1\r\n"
+        "Content-Type: text/plain; charset=iso-8859-1\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "caf\xe9\r\n"
+        "--b1\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        "Content-Transfer-Encoding: binary\r\n"
+        "\r\n" +
+        std::string("\x00\x01\n\r\xff", 5) +
+        "\r\n"
+        "--b1--\r\n"
+        "epilogue \xfe\r\n";
+    std::string out = downgrade_ok(message);
+    EXPECT_NE(out.find("--b1\r\n" + seven), std::string::npos);  // byte for byte
+    EXPECT_NE(out.find("preamble ?\r\n"), std::string::npos);
+    EXPECT_NE(out.find("epilogue ?\r\n"), std::string::npos);
+    EXPECT_NE(out.find("Content-Transfer-Encoding: 7bit\r\n\r\npreamble"), std::string::npos);
+    EXPECT_NE(out.find("caf=E9"), std::string::npos);
+    Message parsed = Message::parse(out);
+    ASSERT_EQ(parsed.parts().size(), 4u);
+    EXPECT_EQ(parsed.parts()[3].encoding, TransferEncoding::base64);
+}
+
+TEST(Downgrade, ConvertsInsideAttachedMessages) {
+    std::string inner =
+        "From: b@example.test\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "na\xc3\xafve\r\n";
+    std::string message =
+        "Content-Type: multipart/mixed; boundary=b\r\n"
+        "\r\n"
+        "--b\r\n"
+        "Content-Type: message/rfc822\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n" +
+        inner + "--b--\r\n";
+    std::string out = downgrade_ok(message);
+    Message parsed = Message::parse(out);
+    ASSERT_EQ(parsed.parts().size(), 3u);
+    EXPECT_EQ(parsed.parts()[1].kind, PartKind::message);
+    EXPECT_EQ(parsed.parts()[1].encoding, TransferEncoding::seven_bit);
+    EXPECT_EQ(parsed.parts()[2].encoding, TransferEncoding::quoted_printable);
+}
+
+TEST(Downgrade, OpensMessageGlobalWithSevenBitHeader) {
+    std::string message =
+        "Content-Type: message/global\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n"
+        "\r\n"
+        "Subject: ascii\r\nContent-Transfer-Encoding: 8bit\r\n\r\nb\xc3\xb6"
+        "dy\r\n";
+    std::string out = downgrade_ok(message);
+    EXPECT_EQ(Message::parse(out).parts().size(), 2u);
+}
+
+TEST(Downgrade, EncodesMessageGlobalWithUtf8HeaderAsAWhole) {
+    std::string inner = "Subject: \xc3\xa9t\xc3\xa9\r\n\r\nbody\r\n";
+    std::string message = "Content-Type: message/global\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + inner;
+    auto out = downgrade_to_7bit(message);
+    ASSERT_TRUE(out.ok());
+    EXPECT_TRUE(is_ascii(*out));
+    Message parsed = Message::parse(*out);
+    ASSERT_EQ(parsed.parts().size(), 1u);  // RFC 6532 3.5: an encoded message/global is opaque
+    EXPECT_NE(parsed.root().encoding, TransferEncoding::eight_bit);
+    EXPECT_EQ(decode_body(parsed, parsed.root()), inner);
+}
+
+TEST(Downgrade, SoftBreaksOverlongSevenBitLines) {
+    std::string message = "Subject: x\r\n\r\n" + std::string(1500, 'a') + "\r\n";
+    EXPECT_TRUE(needs_7bit_downgrade(message));
+    std::string out = downgrade_ok(message);
+    EXPECT_NE(out.find("Content-Transfer-Encoding: quoted-printable"), std::string::npos);
+}
+
+TEST(Downgrade, ReencodesAQuotedPrintableBodyWithRaw8BitOctets) {
+    std::string message = "Content-Transfer-Encoding: quoted-printable\r\n\r\nraw \xe9 and =E9\r\n";
+    downgrade_ok(message);
+}
+
+TEST(Downgrade, RefusesEightBitHeaders) {
+    auto result = downgrade_to_7bit("Subject: caf\xc3\xa9\r\n\r\ncaf\xc3\xa9\r\n");
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.error().code, Errc::invalid_argument);
+}
+
+TEST(Downgrade, RefusesEightBitUnderAnUnknownEncoding) {
+    EXPECT_FALSE(downgrade_to_7bit("Content-Transfer-Encoding: x-uuencode\r\n\r\n\xff\r\n").ok());
+}
+
+TEST(Downgrade, RefusesTreesBeyondTheParseLimits) {
+    std::string message = "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+    for (int i = 0; i < 10; ++i) message += "--b\r\nContent-Type: text/plain\r\n\r\n\xff\r\n";
+    message += "--b--\r\n";
+    ParseLimits limits;
+    limits.max_parts = 4;
+    auto result = downgrade_to_7bit(message, limits);
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.error().code, Errc::limit_exceeded);
+}
+
+TEST(Downgrade, KeepsBareLfLineEndsOfTheOriginal) {
+    std::string message = "Content-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\ncaf\xc3\xa9\n";
+    downgrade_ok(message);
+}
+
+// What the builder writes for an 8BITMIME peer, downgraded, reads the same as what it writes for 7-bit.
+TEST(Downgrade, RandomEightBitMessagesReadTheSameAfterDowngrade) {
+    std::mt19937 rng(6152);
+    const std::vector<std::string> pieces = {"a",  " ", "\r\n", ".", "=", "\xc3\xa9", "\xe2\x82\xac",
+                                             "\t", "-"};
+    for (int n = 0; n < 150; ++n) {
+        Draft draft;
+        draft.from = {"", "a@example.test"};
+        draft.to = {{"", "b@example.test"}};
+        std::string text;
+        std::size_t count = rng() % 600;
+        for (std::size_t i = 0; i < count; ++i) text += pieces[rng() % pieces.size()];
+        if (rng() % 5 == 0) text += std::string(1200, 'x');
+        draft.text = text;
+        if (rng() % 2) draft.html = "<p>" + text + "</p>";
+        if (rng() % 2) {
+            std::string blob(rng() % 500, '\0');
+            for (char& c : blob) c = static_cast<char>(rng());
+            draft.attachments.push_back({"b.bin", "application/octet-stream", blob, false, ""});
+        }
+        BuildEnv env;
+        env.now = 1;
+        auto state = std::make_shared<std::uint64_t>(n);
+        env.random = [state]() { return ++*state * 0x9e3779b97f4a7c15ULL; };
+        BuildOptions options;
+        options.transport = Transport::eight_bit;
+        auto built = build_message(draft, options, env);
+        ASSERT_TRUE(built.ok());
+        downgrade_ok(*built);
+    }
+}
+
+}  // namespace
+}  // namespace magpie::mail
