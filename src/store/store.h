@@ -157,8 +157,11 @@ public:
     // Group-committed delivery: the content is stored once as a blob, one row per target with a new UID and
     // MODSEQ. `done` runs on the store's committer thread only after the blob is fsynced and the metadata
     // transaction committed; concurrent deliveries share one fsync/commit. A failed batch fails every
-    // delivery in it with an error. A delivery refused before it is queued (bad argument, limit, queue full,
-    // blob file write failed, read-only store) gets its error through `done` on the calling thread.
+    // delivery in it with an error. deliver() itself never waits for the disk: it checks the delivery,
+    // hashes content up to inline_blob_max on the calling thread (larger content is hashed and written by a
+    // store thread) and queues it. A delivery refused before it is queued (bad argument, limit, queue full,
+    // read-only store) gets its error through `done` on the calling thread; a large blob whose file cannot
+    // be written gets it on a store thread.
     virtual void deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) = 0;
     virtual Result<std::vector<Message>> list_messages(std::int64_t mailbox_id) = 0;  // uid order
     virtual Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) = 0;
@@ -175,6 +178,7 @@ struct SqliteOptions {
     bool read_only = false;
     std::size_t inline_blob_max = 128 * 1024;  // larger blobs go to files of their own
     std::size_t max_batch = 256;               // deliveries per group commit
+    std::size_t blob_writer_threads = 2;       // threads writing and fsyncing large blob files
     std::size_t max_queued = 10000;            // deliveries waiting for a commit; beyond: unavailable
     std::size_t max_message_bytes = 256 * 1024 * 1024;  // one message's content, stored or read back
     std::size_t max_targets = 1000;            // mailboxes one delivery may go to

@@ -438,6 +438,9 @@ TEST_F(StoreTest, LargeBlobGoesToItsOwnFileAndReadsBack) {
 }
 
 TEST_F(StoreTest, ConcurrentDeliveriesShareCommits) {
+    SqliteOptions options;
+    options.inline_blob_max = 64;  // every fifth message below is large and goes through a blob writer
+    open(options);
     ASSERT_TRUE(store_->add_domain("example.test"));
     Account bob = make_account("bob@example.test");
     std::int64_t inbox = mailbox(bob.id, "INBOX").id;
@@ -451,6 +454,7 @@ TEST_F(StoreTest, ConcurrentDeliveriesShareCommits) {
             for (int i = 0; i < kPerThread; ++i) {
                 Delivery delivery;
                 delivery.content = "thread " + std::to_string(t) + " message " + std::to_string(i);
+                if (i % 5 == 0) delivery.content.append(100, '+');
                 delivery.targets = {{inbox, {}}};
                 store_->deliver(std::move(delivery), [&](Result<Delivered> result) {
                     if (result) ++succeeded;
@@ -463,7 +467,7 @@ TEST_F(StoreTest, ConcurrentDeliveriesShareCommits) {
     store_.reset();  // closing drains the queue: every accepted delivery is answered first
     EXPECT_EQ(answered.load(), kThreads * kPerThread);
     EXPECT_EQ(succeeded.load(), kThreads * kPerThread);
-    open();
+    open(options);
     auto messages = store_->list_messages(inbox);
     ASSERT_TRUE(messages);
     ASSERT_EQ(messages->size(), static_cast<std::size_t>(kThreads * kPerThread));
@@ -528,6 +532,34 @@ TEST_F(StoreTest, DeliveryRejectsBadInputBeforeQueueing) {
     open(options);
     EXPECT_EQ(deliver(std::string(11, 'x'), {{inbox, {}}}).error().code, Errc::limit_exceeded);
     EXPECT_EQ(deliver("x", {{inbox, {}}, {inbox, {}}}).error().code, Errc::limit_exceeded);
+}
+
+TEST_F(StoreTest, DeliveryFailsWhenTheBlobFileCannotBeWritten) {
+    SqliteOptions options;
+    options.inline_blob_max = 16;
+    open(options);
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    std::string large(100, 'B');
+    // A plain file where the fan-out directory should be: the blob's temporary file cannot be created.
+    std::filesystem::path fanout = dir_.path() / "blobs" / blob_id_of(large).substr(0, 2);
+    std::filesystem::remove(fanout);
+    std::ofstream(fanout) << "in the way";
+    auto failed = deliver(large, {{inbox, {}}});
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().code, Errc::io_error);
+    EXPECT_TRUE(store_->list_messages(inbox)->empty());
+    EXPECT_EQ(store_->stats().failed_deliveries, 1u);
+}
+
+TEST_F(StoreTest, RefusesDeliveriesBeyondTheQueueBound) {
+    SqliteOptions options;
+    options.max_queued = 0;
+    open(options);
+    auto refused = deliver("x", {{1, {}}});
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::unavailable);
 }
 
 TEST_F(StoreTest, DeliveryFailsWhenUidsAreExhausted) {

@@ -1,6 +1,7 @@
 // Group-committed delivery, the one place where "durable before acknowledged" is kept:
-//   deliver()       hashes the content, writes a large blob to its own file (fsync, rename, fsync dir),
-//                   and queues the delivery;
+//   deliver()       checks the delivery, hashes small content and queues it, never waiting for the disk;
+//   a blob writer   hashes a large content and writes it to its own file (fsync, rename, fsync dir), then
+//                   queues it for the committer;
 //   the committer   takes everything queued (up to max_batch), writes it in ONE transaction, commits it
 //                   (the WAL fsync, synchronous=FULL), and only then runs each `done`.
 // Small blobs ride inside that transaction, so one fsync covers a whole batch of messages.
@@ -40,28 +41,66 @@ void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered
         if (!flags) return done(flags.error());
         pending.flags.push_back(std::move(*flags));
     }
-    // Hashing and the large-blob file happen here, on the caller's thread, so that several deliveries
-    // overlap their hashing and file fsyncs while the committer is busy with the previous batch.
-    pending.blob_id = blob_id_of(delivery.content);
     pending.size = delivery.content.size();
-    if (pending.size > options_.inline_blob_max) {
-        auto written = blob_files_.write(pending.blob_id, delivery.content);
-        if (!written) return done(written.error());
-        if (*written) ++blob_files_written_;
-        pending.in_file = true;
-        delivery.content.clear();
-        delivery.content.shrink_to_fit();
-    }
+    pending.in_file = pending.size > options_.inline_blob_max;
+    // Small content is hashed here, on the caller's thread, so that hashing spreads over the callers instead
+    // of lengthening the committer's critical path; large content is left to a blob writer.
+    if (!pending.in_file) pending.blob_id = blob_id_of(delivery.content);
     pending.delivery = std::move(delivery);
     pending.done = std::move(done);
+    const bool large = pending.in_file;
     {
         std::unique_lock lock(queue_mutex_);
-        if (stopping_ || queue_.size() >= options_.max_queued) {
+        if (stopping_ || queue_.size() + large_queue_.size() >= options_.max_queued) {
+            bool closing = stopping_;
             lock.unlock();
-            return pending.done(make_error(Errc::unavailable, stopping_ ? "the store is closing"
-                                                                        : "delivery queue full, try again later"));
+            return pending.done(make_error(Errc::unavailable, closing ? "the store is closing"
+                                                                      : "delivery queue full, try again later"));
         }
-        queue_.push_back(std::move(pending));
+        if (large) {
+            large_queue_.push_back(std::move(pending));
+        } else {
+            queue_.push_back(std::move(pending));
+        }
+    }
+    if (large) {
+        large_ready_.notify_one();
+    } else {
+        queue_ready_.notify_one();
+    }
+}
+
+// A large blob is written to its own file and fsynced (with its directory) before its delivery can join a
+// batch, so the transaction that references the file never commits ahead of it.
+void SqliteStore::blob_writer_loop() {
+    for (;;) {
+        Pending pending;
+        {
+            std::unique_lock lock(queue_mutex_);
+            large_ready_.wait(lock, [&] { return stopping_ || !large_queue_.empty(); });
+            if (large_queue_.empty()) return;  // stopping, and every large blob taken has been handled
+            pending = std::move(large_queue_.front());
+            large_queue_.pop_front();
+        }
+        pending.blob_id = blob_id_of(pending.delivery.content);
+        auto written = blob_files_.write(pending.blob_id, pending.delivery.content);
+        if (!written) {
+            spdlog::error("store: blob {} not written: {}", pending.blob_id, written.error().message);
+            ++failed_deliveries_;
+            pending.done(written.error());
+            continue;
+        }
+        if (*written) ++blob_files_written_;
+        pending.delivery.content.clear();
+        pending.delivery.content.shrink_to_fit();
+        enqueue_for_commit(std::move(pending));
+    }
+}
+
+void SqliteStore::enqueue_for_commit(Pending pending) {
+    {
+        std::lock_guard lock(queue_mutex_);
+        queue_.push_back(std::move(pending));  // already accepted and counted: no second admission check
     }
     queue_ready_.notify_one();
 }
@@ -71,7 +110,7 @@ void SqliteStore::committer_loop() {
         std::vector<Pending> batch;
         {
             std::unique_lock lock(queue_mutex_);
-            queue_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            queue_ready_.wait(lock, [&] { return writers_done_ || !queue_.empty(); });
             if (queue_.empty()) return;  // stopping, and everything accepted has been answered
             std::size_t take = std::min(queue_.size(), std::max<std::size_t>(options_.max_batch, 1));
             batch.reserve(take);

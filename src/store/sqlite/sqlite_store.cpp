@@ -201,16 +201,26 @@ SqliteStore::SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writ
       blob_files_(options_.data_dir),
       writer_(std::move(writer)),
       readers_(options_.data_dir / "magpie.db", options_.max_readers, options_.busy_timeout_ms) {
-    if (writer_) committer_ = std::thread([this] { committer_loop(); });
+    if (!writer_) return;
+    committer_ = std::thread([this] { committer_loop(); });
+    for (std::size_t i = 0; i < std::max<std::size_t>(options_.blob_writer_threads, 1); ++i) {
+        blob_writers_.emplace_back([this] { blob_writer_loop(); });
+    }
 }
 
 SqliteStore::~SqliteStore() {
+    // Both stages drain what they hold before they exit: every accepted delivery gets its answer.
     {
         std::lock_guard lock(queue_mutex_);
         stopping_ = true;
     }
+    large_ready_.notify_all();
+    for (auto& thread : blob_writers_) thread.join();
+    {
+        std::lock_guard lock(queue_mutex_);
+        writers_done_ = true;
+    }
     queue_ready_.notify_all();
-    // The committer drains what is queued before it exits: every accepted delivery gets its answer.
     if (committer_.joinable()) committer_.join();
 }
 

@@ -114,6 +114,8 @@ private:
     template <class T, class Body>
     Result<T> read(Body&& body);
 
+    void blob_writer_loop();
+    void enqueue_for_commit(Pending pending);
     void committer_loop();
     void commit_batch(std::vector<Pending>& batch);
     Result<Delivered> apply_delivery(const Pending& pending, Changes& changes);
@@ -124,10 +126,16 @@ private:
     std::mutex write_mutex_;
     ReaderPool readers_;
 
+    // Two stages under one mutex: large blobs wait for a blob writer thread (hash, file, fsync), then every
+    // delivery waits for the committer. Accepted deliveries are bounded by max_queued across both.
     std::mutex queue_mutex_;
+    std::condition_variable large_ready_;
     std::condition_variable queue_ready_;
+    std::deque<Pending> large_queue_;
     std::deque<Pending> queue_;
-    bool stopping_ = false;
+    bool stopping_ = false;      // no new deliveries; the writers drain large_queue_ and exit
+    bool writers_done_ = false;  // the blob writers have exited; the committer drains queue_ and exits
+    std::vector<std::thread> blob_writers_;
     std::thread committer_;
 
     std::mutex listener_mutex_;
