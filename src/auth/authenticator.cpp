@@ -15,8 +15,8 @@ const std::string& dummy_hash() {
 }
 
 Error throttled(const ThrottleVerdict& verdict) {
-    return make_error(Errc::limit_exceeded,
-                      fmt::format("too many failed logins; try again in {} seconds", verdict.retry_after_seconds));
+    return make_error(Errc::limit_exceeded, fmt::format("too many failed logins; try again in {} seconds",
+                                                        verdict.retry_after_seconds));
 }
 
 }  // namespace
@@ -34,8 +34,8 @@ Result<store::Account> authenticate_plain(store::Store& store, HashLimiter& limi
 
     auto permit = limiter.acquire();
     if (!permit) return permit.error();
-    bool matches = verify_password(known ? std::string_view(account->password_hash) : std::string_view(hash),
-                                   password);
+    bool matches =
+        verify_password(known ? std::string_view(account->password_hash) : std::string_view(hash), password);
     if (!known || !matches) {
         throttle.record_failure(address, client_ip, now);
         return make_error(Errc::auth_failed, "authentication failed");
@@ -67,10 +67,12 @@ SaslOutcome answer_sasl_request(store::Store& store, HashLimiter& limiter, Login
             return sasl.password_checked(account ? Result<void>() : Result<void>(account.error()));
         }
         case SaslOutcome::Kind::need_scram_credentials:
-            return sasl.scram_credentials(find_scram_credentials(store, throttle, request.authcid, client_ip, now));
+            return sasl.scram_credentials(
+                find_scram_credentials(store, throttle, request.authcid, client_ip, now));
         case SaslOutcome::Kind::challenge:
         case SaslOutcome::Kind::success:
-        case SaslOutcome::Kind::failure: break;
+        case SaslOutcome::Kind::failure:
+            break;
     }
     return request;
 }

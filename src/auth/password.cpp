@@ -66,7 +66,7 @@ bool is_prohibited(char32_t c) {
         (c >= 0xFFF9 && c <= 0xFFFC) || (c >= 0x1D173 && c <= 0x1D17A)) {
         return true;  // C.2.2
     }
-    if ((c >= 0xE000 && c <= 0xF8FF) || c >= 0xF0000) return true;           // C.3 (planes 15 and 16)
+    if ((c >= 0xE000 && c <= 0xF8FF) || c >= 0xF0000) return true;            // C.3 (planes 15 and 16)
     if ((c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE) return true;  // C.4
     if (c >= 0xFFF9 && c <= 0xFFFD) return true;                              // C.6
     if (c >= 0x2FF0 && c <= 0x2FFB) return true;                              // C.7
@@ -91,8 +91,12 @@ Result<std::string> saslprep(std::string_view text) {
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size();) {
         char32_t c = next_code_point(text, i);
-        if (is_non_ascii_space(c)) c = U' ';  // RFC 4013 2.1, before B.1 (U+200B is in both)
-        else if (is_mapped_to_nothing(c)) continue;
+        // RFC 4013 2.1: spaces first, then B.1 (U+200B is in both lists).
+        if (is_non_ascii_space(c)) {
+            c = U' ';
+        } else if (is_mapped_to_nothing(c)) {
+            continue;
+        }
         if (is_prohibited(c)) {
             sodium_memzero(out.data(), out.size());
             return make_error(Errc::invalid_argument, "holds a control or prohibited character");
@@ -134,7 +138,8 @@ bool password_needs_rehash(std::string_view hash) {
                                           crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0;
 }
 
-Result<store::ScramCredentials> make_scram_credentials_with_salt(std::string_view password, std::string_view salt,
+Result<store::ScramCredentials> make_scram_credentials_with_salt(std::string_view password,
+                                                                 std::string_view salt,
                                                                  std::uint32_t iterations) {
     if (iterations < kMinScramIterations || iterations > kMaxScramIterations) {
         return make_error(Errc::invalid_argument, "SCRAM iteration count out of range");

@@ -55,7 +55,8 @@ Result<store::ScramCredentials> make_scram_credentials(std::string_view password
                                                        std::uint32_t iterations = kMinScramIterations);
 
 // The same with a given salt (raw bytes): for test vectors and for re-deriving known keys.
-Result<store::ScramCredentials> make_scram_credentials_with_salt(std::string_view password, std::string_view salt,
+Result<store::ScramCredentials> make_scram_credentials_with_salt(std::string_view password,
+                                                                 std::string_view salt,
                                                                  std::uint32_t iterations);
 
 // Both secrets a password change stores (Store::add_account / set_password take them together).

@@ -9,7 +9,7 @@
 namespace magpie::auth {
 namespace {
 
-constexpr std::size_t kScramKeyOctets = 32;  // SHA-256 output
+constexpr std::size_t kScramKeyOctets = 32;     // SHA-256 output
 constexpr std::size_t kServerNonceOctets = 18;  // 24 base64 characters
 constexpr std::size_t kMockSaltOctets = 16;
 
@@ -36,9 +36,13 @@ std::optional<std::string> decode_saslname(std::string_view text) {
             continue;
         }
         std::string_view escape = text.substr(i + 1, 2);
-        if (escape == "2C") out += ',';
-        else if (escape == "3D") out += '=';
-        else return std::nullopt;
+        if (escape == "2C") {
+            out += ',';
+        } else if (escape == "3D") {
+            out += '=';
+        } else {
+            return std::nullopt;
+        }
         i += 2;
     }
     return out;
@@ -74,9 +78,12 @@ std::optional<SaslMechanism> parse_sasl_mechanism(std::string_view name) {
 
 std::string_view sasl_mechanism_name(SaslMechanism mechanism) {
     switch (mechanism) {
-        case SaslMechanism::plain: return "PLAIN";
-        case SaslMechanism::login: return "LOGIN";
-        case SaslMechanism::scram_sha_256: return "SCRAM-SHA-256";
+        case SaslMechanism::plain:
+            return "PLAIN";
+        case SaslMechanism::login:
+            return "LOGIN";
+        case SaslMechanism::scram_sha_256:
+            return "SCRAM-SHA-256";
     }
     return "";
 }
@@ -103,8 +110,9 @@ std::optional<std::string> decode_sasl_base64(std::string_view text) {
         }
         // RFC 4648 3.5: the bits that padding leaves over must be zero, so each text has one meaning.
         if ((pad == 1 && (v[2] & 0x3) != 0) || (pad == 2 && (v[1] & 0xF) != 0)) return std::nullopt;
-        std::uint32_t n = (static_cast<std::uint32_t>(v[0]) << 18) | (static_cast<std::uint32_t>(v[1]) << 12) |
-                          (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
+        std::uint32_t n = (static_cast<std::uint32_t>(v[0]) << 18) |
+                          (static_cast<std::uint32_t>(v[1]) << 12) | (static_cast<std::uint32_t>(v[2]) << 6) |
+                          static_cast<std::uint32_t>(v[3]);
         out += static_cast<char>(n >> 16);
         if (pad < 2) out += static_cast<char>((n >> 8) & 0xFF);
         if (pad < 1) out += static_cast<char>(n & 0xFF);
@@ -112,7 +120,9 @@ std::optional<std::string> decode_sasl_base64(std::string_view text) {
     return out;
 }
 
-std::string encode_sasl_base64(std::string_view bytes) { return mail::base64_encode(bytes, 0); }
+std::string encode_sasl_base64(std::string_view bytes) {
+    return mail::base64_encode(bytes, 0);
+}
 
 Result<SaslServer> SaslServer::create(std::string_view mechanism, SaslOptions options) {
     auto parsed = parse_sasl_mechanism(mechanism);
@@ -186,16 +196,23 @@ SaslOutcome SaslServer::step(std::string_view response) {
         return fail(Errc::limit_exceeded, "SASL response longer than the limit");
     }
     switch (state_) {
-        case State::plain_response: return on_plain(response);
-        case State::login_username: return on_login_username(response);
-        case State::login_password: return on_login_password(response);
-        case State::scram_client_first: return on_scram_client_first(response);
-        case State::scram_client_final: return on_scram_client_final(response);
-        case State::scram_final_ack: return on_scram_final_ack(response);
+        case State::plain_response:
+            return on_plain(response);
+        case State::login_username:
+            return on_login_username(response);
+        case State::login_password:
+            return on_login_password(response);
+        case State::scram_client_first:
+            return on_scram_client_first(response);
+        case State::scram_client_final:
+            return on_scram_client_final(response);
+        case State::scram_final_ack:
+            return on_scram_final_ack(response);
         case State::initial:
         case State::awaiting_verification:
         case State::awaiting_credentials:
-        case State::done: break;
+        case State::done:
+            break;
     }
     return fail(Errc::internal, "SASL response out of order");
 }
@@ -244,7 +261,8 @@ SaslOutcome SaslServer::on_plain(std::string_view message) {
         auto requested = prepare_identity(authzid, options_.limits);
         if (!requested) return fail(requested.error().code, requested.error().message);
         if (!iequals(*requested, *identity)) {
-            return fail(Errc::permission_denied, "authorization identity differs from authentication identity");
+            return fail(Errc::permission_denied,
+                        "authorization identity differs from authentication identity");
         }
     }
     return verify(std::move(*identity), std::string(password));
@@ -284,11 +302,13 @@ SaslOutcome SaslServer::on_scram_client_first(std::string_view message) {
         return fail(Errc::invalid_argument, "malformed SCRAM gs2 header");
     }
     std::size_t end_of_header = message.find(',', 2);
-    if (end_of_header == std::string_view::npos) return fail(Errc::invalid_argument, "malformed SCRAM gs2 header");
+    if (end_of_header == std::string_view::npos)
+        return fail(Errc::invalid_argument, "malformed SCRAM gs2 header");
     std::string_view authzid_field = message.substr(2, end_of_header - 2);
     std::optional<std::string> authzid;
     if (!authzid_field.empty()) {
-        if (!authzid_field.starts_with("a=")) return fail(Errc::invalid_argument, "malformed SCRAM gs2 header");
+        if (!authzid_field.starts_with("a="))
+            return fail(Errc::invalid_argument, "malformed SCRAM gs2 header");
         authzid = decode_saslname(authzid_field.substr(2));
         if (!authzid) return fail(Errc::invalid_argument, "malformed SCRAM authzid");
     }
@@ -314,7 +334,8 @@ SaslOutcome SaslServer::on_scram_client_first(std::string_view message) {
         auto requested = prepare_identity(*authzid, options_.limits);
         if (!requested) return fail(requested.error().code, requested.error().message);
         if (!iequals(*requested, *identity)) {
-            return fail(Errc::permission_denied, "authorization identity differs from authentication identity");
+            return fail(Errc::permission_denied,
+                        "authorization identity differs from authentication identity");
         }
     }
     authcid_ = std::move(*identity);
@@ -328,9 +349,10 @@ SaslOutcome SaslServer::on_scram_client_first(std::string_view message) {
 
 SaslOutcome SaslServer::scram_credentials(const Result<store::ScramCredentials>& credentials) {
     if (state_ != State::awaiting_credentials) return fail(Errc::internal, "SCRAM credentials out of order");
-    bool usable = credentials && !credentials->salt.empty() && credentials->stored_key.size() == kScramKeyOctets &&
-                  credentials->server_key.size() == kScramKeyOctets &&
-                  credentials->iterations >= kMinScramIterations && credentials->iterations <= kMaxScramIterations;
+    bool usable =
+        credentials && !credentials->salt.empty() && credentials->stored_key.size() == kScramKeyOctets &&
+        credentials->server_key.size() == kScramKeyOctets && credentials->iterations >= kMinScramIterations &&
+        credentials->iterations <= kMaxScramIterations;
     if (usable) {
         credentials_ = *credentials;
         unknown_user_ = false;
@@ -343,7 +365,8 @@ SaslOutcome SaslServer::scram_credentials(const Result<store::ScramCredentials>&
         }
         // RFC 5802 9: an unknown user (or one without SCRAM keys) sees a salt that looks real and stays the
         // same across attempts, and the exchange fails only at the proof.
-        const std::string& key = options_.mock_salt_key.empty() ? process_mock_salt_key() : options_.mock_salt_key;
+        const std::string& key =
+            options_.mock_salt_key.empty() ? process_mock_salt_key() : options_.mock_salt_key;
         credentials_.salt = hmac_sha256(key, to_lower(authcid_)).substr(0, kMockSaltOctets);
         credentials_.iterations = kMinScramIterations;
         credentials_.stored_key = random_bytes(kScramKeyOctets);
@@ -363,7 +386,8 @@ SaslOutcome SaslServer::scram_credentials(const Result<store::ScramCredentials>&
 // RFC 5802 7: client-final-message = channel-binding "," nonce ["," extensions] "," proof.
 SaslOutcome SaslServer::on_scram_client_final(std::string_view message) {
     std::size_t proof_at = message.rfind(",p=");
-    if (proof_at == std::string_view::npos) return fail(Errc::invalid_argument, "malformed SCRAM client-final-message");
+    if (proof_at == std::string_view::npos)
+        return fail(Errc::invalid_argument, "malformed SCRAM client-final-message");
     std::string_view without_proof = message.substr(0, proof_at);
     auto fields = split(without_proof, ',');
     if (fields.size() < 2 || !fields[0].starts_with("c=") || !fields[1].starts_with("r=")) {
@@ -371,12 +395,15 @@ SaslOutcome SaslServer::on_scram_client_final(std::string_view message) {
     }
     // RFC 5802 5.1 "c": without channel binding the client echoes its gs2 header, base64-encoded.
     auto binding = decode_sasl_base64(fields[0].substr(2));
-    if (!binding || *binding != gs2_header_) return fail(Errc::invalid_argument, "SCRAM channel binding mismatch");
+    if (!binding || *binding != gs2_header_)
+        return fail(Errc::invalid_argument, "SCRAM channel binding mismatch");
     if (fields[1].substr(2) != nonce_) return fail(Errc::invalid_argument, "SCRAM nonce mismatch");
     auto proof = decode_sasl_base64(message.substr(proof_at + 3));
-    if (!proof || proof->size() != kScramKeyOctets) return fail(Errc::invalid_argument, "malformed SCRAM proof");
+    if (!proof || proof->size() != kScramKeyOctets)
+        return fail(Errc::invalid_argument, "malformed SCRAM proof");
 
-    // RFC 5802 3: ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage); accept if H(ClientKey) is StoredKey.
+    // RFC 5802 3: ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage); accept if H(ClientKey) is
+    // StoredKey.
     std::string auth_message = client_first_bare_ + "," + server_first_ + "," + std::string(without_proof);
     std::string client_key = hmac_sha256(credentials_.stored_key, auth_message);
     for (std::size_t i = 0; i < client_key.size(); ++i) client_key[i] ^= (*proof)[i];
@@ -389,7 +416,8 @@ SaslOutcome SaslServer::on_scram_client_final(std::string_view message) {
 }
 
 SaslOutcome SaslServer::on_scram_final_ack(std::string_view response) {
-    if (!response.empty()) return fail(Errc::invalid_argument, "unexpected data after SCRAM server-final-message");
+    if (!response.empty())
+        return fail(Errc::invalid_argument, "unexpected data after SCRAM server-final-message");
     return succeed("");
 }
 

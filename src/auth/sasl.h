@@ -20,7 +20,7 @@ struct SaslLimits {
     std::size_t max_response_octets = 4096;  // one decoded client response
     std::size_t max_identity_octets = 320;   // authcid, authzid, SCRAM user name (an address is <= 254)
     std::size_t max_password_octets = kMaxPasswordOctets;
-    std::size_t max_nonce_octets = 256;      // the client's SCRAM nonce
+    std::size_t max_nonce_octets = 256;  // the client's SCRAM nonce
 };
 
 struct SaslOptions {

@@ -16,7 +16,9 @@ namespace {
 // is cut to a bound so that a long bogus name cannot make one entry large. SASL bounds identities anyway.
 constexpr std::size_t kMaxKeyOctets = 320;
 
-std::string user_key(std::string_view user) { return to_lower(user.substr(0, kMaxKeyOctets)); }
+std::string user_key(std::string_view user) {
+    return to_lower(user.substr(0, kMaxKeyOctets));
+}
 
 }  // namespace
 
@@ -105,7 +107,8 @@ void LoginThrottle::record_failure(std::string_view user, std::string_view clien
     fail(ips_, limits_.max_tracked_ips, limits_.max_ip_failures, nkey, now);
 }
 
-void LoginThrottle::record_success(std::string_view user, std::string_view /*client_ip*/, std::int64_t /*now*/) {
+void LoginThrottle::record_success(std::string_view user, std::string_view /*client_ip*/,
+                                   std::int64_t /*now*/) {
     std::string ukey = user_key(user);
     std::lock_guard lock(mutex_);
     auto it = users_.entries.find(ukey);

@@ -1,9 +1,10 @@
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
 
+#include <filesystem>
 #include <map>
 #include <string>
-
-#include <openssl/evp.h>
 
 #include "auth/authenticator.h"
 #include "auth/crypto.h"
@@ -35,7 +36,8 @@ public:
     Result<store::Domain> add_domain(std::string_view) override { return unused(); }
     Result<void> delete_domain(std::string_view) override { return unused(); }
     Result<std::vector<store::Domain>> list_domains() override { return unused(); }
-    Result<store::Account> add_account(std::string_view, std::string_view, const store::ScramCredentials&) override {
+    Result<store::Account> add_account(std::string_view, std::string_view,
+                                       const store::ScramCredentials&) override {
         return unused();
     }
     Result<void> set_password(std::string_view, std::string_view, const store::ScramCredentials&) override {
@@ -50,7 +52,9 @@ public:
     Result<store::RecipientResult> resolve_recipient(std::string_view) override { return unused(); }
     Result<std::vector<store::Mailbox>> list_mailboxes(std::int64_t) override { return unused(); }
     Result<store::Mailbox> find_mailbox(std::int64_t, std::string_view) override { return unused(); }
-    void deliver(store::Delivery, std::function<void(Result<store::Delivered>)> done) override { done(unused()); }
+    void deliver(store::Delivery, std::function<void(Result<store::Delivered>)> done) override {
+        done(unused());
+    }
     Result<std::vector<store::Message>> list_messages(std::int64_t) override { return unused(); }
     Result<store::Message> find_message(std::int64_t, std::uint32_t) override { return unused(); }
     Result<std::string> read_blob(std::string_view) override { return unused(); }
@@ -156,11 +160,12 @@ std::string scram_client_final(std::string_view client_first_bare, std::string_v
     std::string salt = *decode_sasl_base64(fields[1].substr(2));
     std::string salted(32, '\0');
     PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
-                      reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()), 4096,
-                      EVP_sha256(), 32, reinterpret_cast<unsigned char*>(salted.data()));
+                      reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
+                      4096, EVP_sha256(), 32, reinterpret_cast<unsigned char*>(salted.data()));
     std::string client_key = hmac_sha256(salted, "Client Key");
     std::string without_proof = "c=biws,r=" + nonce;
-    std::string auth_message = std::string(client_first_bare) + "," + std::string(server_first) + "," + without_proof;
+    std::string auth_message =
+        std::string(client_first_bare) + "," + std::string(server_first) + "," + without_proof;
     std::string proof = hmac_sha256(sha256(client_key), auth_message);
     for (std::size_t i = 0; i < proof.size(); ++i) proof[i] ^= client_key[i];
     return without_proof + ",p=" + encode_sasl_base64(proof);
@@ -211,6 +216,44 @@ TEST_F(Authenticator, FailedScramProofCountsInThrottle) {
         record_sasl_result(throttle, sasl, out, "192.0.2.1", kNow);
     }
     EXPECT_FALSE(throttle.check("demo@example.test", "192.0.2.9", kNow).allowed);
+}
+
+// The keys must survive the real store's columns byte for byte (they are raw bytes, NULs included).
+TEST(AuthenticatorOverSqlite, PlainAndScramWorkWithStoredSecrets) {
+    std::string dir_template = (std::filesystem::temp_directory_path() / "magpie-auth-XXXXXX").string();
+    ASSERT_NE(mkdtemp(dir_template.data()), nullptr);
+    std::filesystem::path dir(dir_template);
+    {
+        store::SqliteOptions options;
+        options.data_dir = dir;
+        auto opened = store::open_sqlite_store(options);
+        ASSERT_TRUE(opened) << opened.error().message;
+        store::Store& sqlite = **opened;
+        ASSERT_TRUE(sqlite.add_domain("example.test"));
+        ASSERT_TRUE(
+            sqlite.add_account("demo@example.test", demo_account().password_hash, demo_account().scram));
+        HashLimiter limiter;
+        LoginThrottle throttle;
+
+        auto account =
+            authenticate_plain(sqlite, limiter, throttle, "demo@Example.TEST", "pencil", "192.0.2.1", kNow);
+        ASSERT_TRUE(account) << account.error().message;
+        EXPECT_EQ(account->address, "demo@example.test");
+
+        auto sasl = SaslServer::create("SCRAM-SHA-256").value();
+        auto out = sasl.start("n,,n=demo@example.test,r=xyz"s);
+        out = answer_sasl_request(sqlite, limiter, throttle, sasl, out, "192.0.2.1", kNow);
+        ASSERT_EQ(out.kind, Kind::challenge) << out.error.message;
+        out = sasl.step(scram_client_final("n=demo@example.test,r=xyz", out.data, "pencil"));
+        EXPECT_EQ(out.kind, Kind::challenge) << out.error.message;
+
+        ASSERT_TRUE(sqlite.set_disabled("demo@example.test", true));
+        auto disabled =
+            authenticate_plain(sqlite, limiter, throttle, "demo@example.test", "pencil", "192.0.2.1", kNow);
+        ASSERT_FALSE(disabled);
+        EXPECT_EQ(disabled.error().code, Errc::permission_denied);
+    }
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -44,22 +44,26 @@ TEST(Saslprep, MapsNonAsciiSpaceAndRemovesMappedToNothing) {
     // RFC 4013 3 examples: "I<U+00AD>X" -> "IX", "user" -> "user".
     EXPECT_EQ(*saslprep("I\xC2\xADX"), "IX");
     EXPECT_EQ(*saslprep("user"), "user");
-    EXPECT_EQ(*saslprep("a\xC2\xA0" "b"), "a b");          // NO-BREAK SPACE
-    EXPECT_EQ(*saslprep("a\xE3\x80\x80" "b"), "a b");      // IDEOGRAPHIC SPACE
-    EXPECT_EQ(*saslprep("p\xC3\xA4ss"), "p\xC3\xA4ss");    // ordinary non-ASCII kept
+    EXPECT_EQ(*saslprep("a\xC2\xA0"
+                        "b"),
+              "a b");  // NO-BREAK SPACE
+    EXPECT_EQ(*saslprep("a\xE3\x80\x80"
+                        "b"),
+              "a b");                                    // IDEOGRAPHIC SPACE
+    EXPECT_EQ(*saslprep("p\xC3\xA4ss"), "p\xC3\xA4ss");  // ordinary non-ASCII kept
 }
 
 TEST(Saslprep, RejectsControlsProhibitedAndInvalidUtf8) {
-    EXPECT_FALSE(saslprep("\x07"));              // RFC 4013 3: <U+0007> is prohibited
+    EXPECT_FALSE(saslprep("\x07"));  // RFC 4013 3: <U+0007> is prohibited
     EXPECT_FALSE(saslprep("a\x7F"));
-    EXPECT_FALSE(saslprep("a\xC2\x85"));         // C1 control NEL
-    EXPECT_FALSE(saslprep("a\xEE\x80\x80"));     // U+E000 private use
-    EXPECT_FALSE(saslprep("a\xE2\x80\x8E"));     // U+200E LEFT-TO-RIGHT MARK
-    EXPECT_FALSE(saslprep("a\xEF\xBF\xBE"));     // U+FFFE non-character
-    EXPECT_FALSE(saslprep("a\xFF"));             // not UTF-8
-    EXPECT_FALSE(saslprep("a\xC0\xAF"));         // overlong
+    EXPECT_FALSE(saslprep("a\xC2\x85"));      // C1 control NEL
+    EXPECT_FALSE(saslprep("a\xEE\x80\x80"));  // U+E000 private use
+    EXPECT_FALSE(saslprep("a\xE2\x80\x8E"));  // U+200E LEFT-TO-RIGHT MARK
+    EXPECT_FALSE(saslprep("a\xEF\xBF\xBE"));  // U+FFFE non-character
+    EXPECT_FALSE(saslprep("a\xFF"));          // not UTF-8
+    EXPECT_FALSE(saslprep("a\xC0\xAF"));      // overlong
     EXPECT_FALSE(saslprep(""));
-    EXPECT_FALSE(saslprep("\xC2\xAD"));          // maps to nothing, leaving it empty
+    EXPECT_FALSE(saslprep("\xC2\xAD"));  // maps to nothing, leaving it empty
     EXPECT_EQ(saslprep(std::string(kMaxPasswordOctets + 1, 'a')).error().code, Errc::limit_exceeded);
 }
 
@@ -68,14 +72,19 @@ TEST(Scram, CredentialsMatchRfc7677Vector) {
     ASSERT_TRUE(salt);
     auto credentials = make_scram_credentials_with_salt("pencil", *salt, 4096);
     ASSERT_TRUE(credentials);
-    EXPECT_EQ(to_hex(credentials->stored_key), "586e5df283e6dceb5c3e791d8b8528ec191e664045ce971792e2e6b5bb13e2a6");
-    EXPECT_EQ(to_hex(credentials->server_key), "c1f3cbc1c13a9d35a14c0990eed97629ea225863e566a4314ab99f3f00e5d9d5");
+    EXPECT_EQ(to_hex(credentials->stored_key),
+              "586e5df283e6dceb5c3e791d8b8528ec191e664045ce971792e2e6b5bb13e2a6");
+    EXPECT_EQ(to_hex(credentials->server_key),
+              "c1f3cbc1c13a9d35a14c0990eed97629ea225863e566a4314ab99f3f00e5d9d5");
     EXPECT_EQ(credentials->salt, *salt);
 }
 
 TEST(Scram, KeysDeriveFromPreparedPassword) {
     // SASLprep maps NO-BREAK SPACE to SPACE and drops the soft hyphen, so these are one password.
-    auto mapped = make_scram_credentials_with_salt("a\xC2\xA0" "b\xC2\xAD", "salt", 4096);
+    auto mapped = make_scram_credentials_with_salt(
+        "a\xC2\xA0"
+        "b\xC2\xAD",
+        "salt", 4096);
     auto plain = make_scram_credentials_with_salt("a b", "salt", 4096);
     ASSERT_TRUE(mapped && plain);
     EXPECT_EQ(mapped->stored_key, plain->stored_key);

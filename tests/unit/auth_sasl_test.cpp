@@ -17,11 +17,13 @@ constexpr std::string_view kServerNonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
 constexpr std::string_view kServerFirst =
     "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 constexpr std::string_view kClientFinal =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+"
+    "Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 constexpr std::string_view kServerFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
 store::ScramCredentials pencil() {
-    return make_scram_credentials_with_salt("pencil", *decode_sasl_base64("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096).value();
+    return make_scram_credentials_with_salt("pencil", *decode_sasl_base64("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096)
+        .value();
 }
 
 SaslServer make(std::string_view mechanism, SaslOptions options = {}) {
@@ -98,9 +100,9 @@ TEST(SaslScram, RejectsWrongProof) {
 
 TEST(SaslScram, RejectsProofForAnotherPassword) {
     auto sasl = scram_with_vector_nonce();
-    scram_to_server_first(sasl, kClientFirst,
-                          make_scram_credentials_with_salt("pencil2", *decode_sasl_base64("W22ZaJ0SNY7soEsUEjb6gQ=="),
-                                                           4096));
+    scram_to_server_first(
+        sasl, kClientFirst,
+        make_scram_credentials_with_salt("pencil2", *decode_sasl_base64("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096));
     EXPECT_EQ(sasl.step(kClientFinal).error.code, Errc::auth_failed);
 }
 
@@ -146,9 +148,11 @@ TEST(SaslScram, AcceptsClientThatSupportsBindingButSawNone) {
 }
 
 TEST(SaslScram, RejectsMalformedClientFirst) {
-    for (std::string_view bad : {"", "n", "x,,n=user,r=abc", "n,,r=abc,n=user", "n,,n=user", "n,,n=user,r=",
-                                 "n,,m=ext,n=user,r=abc", "n,,n=us=41er,r=abc", "n,b=x,n=user,r=abc",
-                                 "n,,n=,r=abc", "n,,n=user,r=a\x01" "b"}) {
+    for (std::string_view bad :
+         {"", "n", "x,,n=user,r=abc", "n,,r=abc,n=user", "n,,n=user", "n,,n=user,r=", "n,,m=ext,n=user,r=abc",
+          "n,,n=us=41er,r=abc", "n,b=x,n=user,r=abc", "n,,n=,r=abc",
+          "n,,n=user,r=a\x01"
+          "b"}) {
         auto out = make("SCRAM-SHA-256").start(bad);
         EXPECT_EQ(out.kind, Kind::failure) << bad;
     }
@@ -307,7 +311,8 @@ TEST(Sasl, ResponseOverLimitFails) {
 TEST(Sasl, IdentityOverLimitFails) {
     SaslOptions options;
     options.limits.max_identity_octets = 8;
-    EXPECT_EQ(make("PLAIN", options).start("\0"s + std::string(9, 'u') + "\0pw"s).error.code, Errc::limit_exceeded);
+    EXPECT_EQ(make("PLAIN", options).start("\0"s + std::string(9, 'u') + "\0pw"s).error.code,
+              Errc::limit_exceeded);
 }
 
 TEST(Sasl, RefusesUnknownMechanismAndMatchesNamesCaselessly) {

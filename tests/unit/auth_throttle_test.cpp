@@ -19,7 +19,8 @@ ThrottleLimits small_limits() {
     return limits;
 }
 
-void fail_times(LoginThrottle& throttle, int times, std::string_view user, std::string_view ip, std::int64_t now) {
+void fail_times(LoginThrottle& throttle, int times, std::string_view user, std::string_view ip,
+                std::int64_t now) {
     for (int i = 0; i < times; ++i) throttle.record_failure(user, ip, now);
 }
 
