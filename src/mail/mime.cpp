@@ -257,6 +257,10 @@ private:
             m_.parts_[index].kind = PartKind::leaf;  // no boundary line at all: nothing to split
             return;
         }
+        if (close) {
+            m_.parts_[index].closed = true;
+            m_.parts_[index].epilogue_offset = after;
+        }
         while (!close) {
             std::size_t child_begin = after;
             std::size_t next_after = 0;
@@ -276,6 +280,10 @@ private:
                 m_.parts_[index].closed = true;
                 m_.parts_[index].epilogue_offset = after;
             }
+        }
+        if (m_.parts_[index].first_child == kNoPart) {
+            // Only a closing delimiter, or no room for a child: nothing to split (see the no-boundary case).
+            m_.parts_[index].kind = PartKind::leaf;
         }
     }
 

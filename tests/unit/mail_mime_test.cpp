@@ -2,6 +2,7 @@
 
 #include "mail/decode.h"
 #include "mail/mime.h"
+#include "mail/structure.h"
 
 namespace magpie::mail {
 namespace {
@@ -130,6 +131,10 @@ TEST(Mime, MultipartWithoutBoundaryLineIsALeaf) {
     EXPECT_EQ(m.root().kind, PartKind::leaf);
     Message none = Message::parse("Content-Type: multipart/mixed\r\n\r\n--\r\n");
     EXPECT_EQ(none.root().kind, PartKind::leaf);
+    // Found by fuzzing: only a closing delimiter used to leave a childless multipart.
+    Message closed = Message::parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b--\r\n");
+    EXPECT_EQ(closed.root().kind, PartKind::leaf);
+    EXPECT_TRUE(Structure::parse(serialize_structure(closed)));
 }
 
 TEST(Mime, DigestChildrenDefaultToMessageRfc822) {
