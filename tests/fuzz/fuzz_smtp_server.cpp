@@ -1,7 +1,7 @@
 // Fuzzes smtp::ServerSession with arbitrary client bytes, cut into feeds of input-chosen sizes, answering
 // every event with a verdict drawn from the input. Checks the invariants the IO layer relies on: replies
 // are CRLF-terminated lines starting with a reply code, stored messages are CRLF lines within the size
-// limit, nothing happens after Close.
+// limit, nothing happens after Close, and how the stream is cut never changes the outcome.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -43,6 +43,65 @@ void check_message(const MessageReceived& message, std::uint64_t max_size) {
     check(!message.envelope.recipients.empty());
 }
 
+
+struct Rng {
+    std::uint32_t state;
+    std::uint32_t next() {
+        state = state * 1103515245u + 12345u;
+        return (state >> 16) & 0x7fff;
+    }
+};
+
+// One session over `input`. Feeds pieces of random sizes (or everything at once when `whole`), answers
+// events from `answers`; with `chaos` also fires timeouts, shutdowns and TLS handshakes at random.
+std::string run(std::string_view input, const ServerConfig& config, std::uint32_t seed, bool whole, bool chaos) {
+    ServerSession session(config, "192.0.2.1");
+    Rng pieces{seed ^ 0x5a5a5a5au};
+    Rng answers{seed};
+    bool closed = false;
+    std::string transcript = session.take_output();
+    while (!input.empty() && !closed) {
+        std::size_t piece = whole ? input.size() : 1 + pieces.next() % 64;
+        if (piece > input.size()) piece = input.size();
+        session.feed(input.substr(0, piece));
+        input.remove_prefix(piece);
+        while (auto event = session.poll_event()) {
+            check(!closed);
+            // Replies written before the event come first in the transcript, however the input was cut.
+            std::string before = session.take_output();
+            check_replies(before);
+            transcript += before;
+            if (auto* rcpt = std::get_if<RcptCheck>(&*event)) {
+                check(!rcpt->address.empty());
+                transcript += "[rcpt " + rcpt->address + "]";
+                session.rcpt_checked(static_cast<RcptVerdict>(answers.next() % 5));
+            } else if (auto* message = std::get_if<MessageReceived>(&*event)) {
+                check_message(*message, config.limits.max_message_size);
+                transcript += "[message " + message->data + "]";
+                (void)received_header(message->envelope, "2001:db8::1", config.hostname, "Q1", answers.next());
+                if (answers.next() % 4 == 0) {
+                    session.stored(make_error(static_cast<Errc>(answers.next() % 10), "refused\r\nby fuzz"));
+                } else {
+                    session.stored(std::string("Q") + std::to_string(answers.next()));
+                }
+            } else if (std::holds_alternative<StartTls>(*event)) {
+                transcript += "[starttls]";
+                // Without chaos the handshake never happens, so both feeding styles discard the same bytes.
+                if (chaos && pieces.next() % 2 == 0) session.tls_started();
+            } else {
+                transcript += "[close]";
+                closed = true;
+            }
+        }
+        if (chaos && pieces.next() % 97 == 0) session.idle_timeout();
+        if (chaos && pieces.next() % 89 == 0) session.shutting_down();
+        std::string out = session.take_output();
+        check_replies(out);
+        transcript += out;
+    }
+    return transcript;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
@@ -63,44 +122,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     config.tls_active = (flags & 2) != 0;
     config.bare_line_ending = (flags & 4) != 0 ? BareLineEnding::normalize : BareLineEnding::reject;
     config.vrfy_enabled = (flags & 8) != 0;
-    ServerSession session(config, (flags & 16) != 0 ? "2001:db8::1" : "192.0.2.1");
 
-    std::uint32_t state = seed;
-    auto next = [&state]() {
-        state = state * 1103515245u + 12345u;
-        return (state >> 16) & 0x7fff;
-    };
-    bool closed = false;
-    std::string output = session.take_output();
-    while (!input.empty() && !closed) {
-        std::size_t piece = 1 + next() % 64;
-        if (piece > input.size()) piece = input.size();
-        session.feed(input.substr(0, piece));
-        input.remove_prefix(piece);
-        while (auto event = session.poll_event()) {
-            check(!closed);
-            if (auto* rcpt = std::get_if<RcptCheck>(&*event)) {
-                check(!rcpt->address.empty());
-                session.rcpt_checked(static_cast<RcptVerdict>(next() % 5));
-            } else if (auto* message = std::get_if<MessageReceived>(&*event)) {
-                check_message(*message, config.limits.max_message_size);
-                (void)received_header(message->envelope, "192.0.2.1", config.hostname, "Q1", next());
-                if (next() % 4 == 0) {
-                    session.stored(make_error(static_cast<Errc>(next() % 10), "refused\r\nby fuzz"));
-                } else {
-                    session.stored(std::string("Q") + std::to_string(next()));
-                }
-            } else if (std::holds_alternative<StartTls>(*event)) {
-                if (next() % 2 == 0) session.tls_started();
-            } else {
-                closed = true;
-            }
-        }
-        output += session.take_output();
-        if (next() % 97 == 0) session.idle_timeout();
-        if (next() % 89 == 0) session.shutting_down();
+    if ((flags & 16) != 0) {
+        (void)run(input, config, seed, false, true);
+    } else {
+        // Pipelining: how the stream is cut must never change a reply, an event or a stored byte.
+        check(run(input, config, seed, false, false) == run(input, config, seed, true, false));
     }
-    output += session.take_output();
-    check_replies(output);
     return 0;
 }
