@@ -139,14 +139,16 @@ public:
     // Removes the account, its aliases, mailboxes and messages; its blobs become garbage.
     virtual Result<void> delete_account(std::string_view address) = 0;
     virtual Result<std::vector<Account>> list_accounts(std::string_view domain /* empty = all */) = 0;
-    virtual Result<Account> find_account(std::string_view address) = 0;  // domain case-insensitive; not_found
+    // Case-insensitive; not_found for an unknown account and for a name that is no address at all.
+    virtual Result<Account> find_account(std::string_view address) = 0;
 
     // Aliases. The target must be a local account; "@dom" is the catch-all of dom.
     virtual Result<void> add_alias(std::string_view address, std::string_view target) = 0;
     virtual Result<void> delete_alias(std::string_view address) = 0;
     virtual Result<std::vector<Alias>> list_aliases(std::string_view domain /* empty = all */) = 0;
 
-    // RCPT-time check: exact account, then alias, then catch-all. The domain part is case-insensitive.
+    // RCPT-time check: exact account, then alias, then catch-all; case-insensitive. A domain that cannot be
+    // ours (address literal) is not_local_domain; invalid_argument only for a string without '@'.
     virtual Result<RecipientResult> resolve_recipient(std::string_view address) = 0;
 
     // Mailboxes.

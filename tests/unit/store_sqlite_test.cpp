@@ -204,6 +204,7 @@ TEST_F(StoreTest, FindAccountIgnoresCaseAndReturnsCredentials) {
     EXPECT_EQ(found->scram.stored_key, std::string(32, 's'));
     EXPECT_FALSE(found->disabled);
     EXPECT_EQ(store_->find_account("carol@example.test").error().code, Errc::not_found);
+    EXPECT_EQ(store_->find_account("bob").error().code, Errc::not_found);  // a login name that is no address
 }
 
 TEST_F(StoreTest, SetPasswordAndDisableUpdateTheAccount) {
@@ -291,6 +292,9 @@ TEST_F(StoreTest, ResolveReportsUnknownUserAndForeignDomain) {
     ASSERT_TRUE(foreign);
     EXPECT_EQ(foreign->status, RecipientStatus::not_local_domain);
     EXPECT_EQ(store_->resolve_recipient("not an address").error().code, Errc::invalid_argument);
+    EXPECT_EQ(store_->resolve_recipient("bob@[192.0.2.1]")->status, RecipientStatus::not_local_domain);
+    EXPECT_EQ(store_->resolve_recipient(std::string(65, 'a') + "@example.test")->status,
+              RecipientStatus::unknown_user);
 }
 
 TEST_F(StoreTest, AliasNeedsLocalTargetAndCannotShadowAnAccount) {

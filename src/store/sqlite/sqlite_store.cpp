@@ -443,8 +443,10 @@ Result<std::vector<Account>> SqliteStore::list_accounts(std::string_view domain)
 }
 
 Result<Account> SqliteStore::find_account(std::string_view address) {
+    // A login name that is no address cannot be an account: not_found, like any unknown user, so callers
+    // (auth) answer both the same way.
     auto normalized = normalize_address(address);
-    if (!normalized) return normalized.error();
+    if (!normalized) return make_error(Errc::not_found, fmt::format("no account {}", address));
     return read<Account>([&](Connection& db) -> Result<Account> {
         auto statement = db.prepare(fmt::format("SELECT {} FROM accounts a WHERE a.address = ?1", kAccountColumns));
         if (!statement) return statement.error();
@@ -526,12 +528,18 @@ Result<std::vector<Alias>> SqliteStore::list_aliases(std::string_view domain) {
 }
 
 Result<RecipientResult> SqliteStore::resolve_recipient(std::string_view address) {
+    std::size_t at = address.rfind('@');
+    if (at == std::string_view::npos) return make_error(Errc::invalid_argument, "address has no '@'");
+    // A domain we could not have (an address literal, a bad name) is simply not local; a local part we
+    // could not have, in a local domain, is an unknown user.
+    auto domain_name = normalize_domain(address.substr(at + 1));
+    if (!domain_name) return RecipientResult{RecipientStatus::not_local_domain, 0, {}};
     auto normalized = normalize_address(address);
-    if (!normalized) return normalized.error();
     return read<RecipientResult>([&](Connection& db) -> Result<RecipientResult> {
-        auto domain = lookup_id(db, "SELECT id FROM domains WHERE name = ?1", normalized->domain);
+        auto domain = lookup_id(db, "SELECT id FROM domains WHERE name = ?1", *domain_name);
         if (!domain) return domain.error();
         if (!*domain) return RecipientResult{RecipientStatus::not_local_domain, 0, {}};
+        if (!normalized) return RecipientResult{RecipientStatus::unknown_user, 0, {}};
         // Exact account first, then an alias of that address, then the domain's catch-all "@domain".
         auto statement = db.prepare(
             "SELECT id, address, 0 AS rank FROM accounts WHERE address = ?1 "

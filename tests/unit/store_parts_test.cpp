@@ -1,0 +1,163 @@
+// The store's small parts: blob ids and blob files, flag sets, and address normalization.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "store/address.h"
+#include "store/blob.h"
+#include "store/flags.h"
+
+namespace magpie::store {
+namespace {
+
+// ---- blobs ----
+
+TEST(BlobId, IsLowerHexSha256) {
+    // FIPS 180-2 appendix B.1 and the empty string.
+    EXPECT_EQ(blob_id_of("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(blob_id_of(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(BlobId, ValidOnlyAsSixtyFourLowerHexDigits) {
+    EXPECT_TRUE(is_valid_blob_id(blob_id_of("x")));
+    EXPECT_FALSE(is_valid_blob_id(""));
+    EXPECT_FALSE(is_valid_blob_id(std::string(63, 'a')));
+    EXPECT_FALSE(is_valid_blob_id(std::string(65, 'a')));
+    EXPECT_FALSE(is_valid_blob_id(std::string(64, 'A')));
+    EXPECT_FALSE(is_valid_blob_id("../" + std::string(61, 'a')));
+}
+
+class BlobFilesTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string pattern = (std::filesystem::temp_directory_path() / "magpie-blobs-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        dir_ = pattern;
+        files_ = BlobFiles(dir_);
+        ASSERT_TRUE(files_.create_layout());
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+
+    std::filesystem::path dir_;
+    BlobFiles files_{"unset"};
+};
+
+TEST_F(BlobFilesTest, WritesOnceUnderItsHashAndLeavesNoTemporaryFile) {
+    EXPECT_TRUE(std::filesystem::is_directory(dir_ / "blobs" / "00"));
+    EXPECT_TRUE(std::filesystem::is_directory(dir_ / "blobs" / "ff"));
+    std::string content("bytes\0with a NUL", 16);
+    std::string id = blob_id_of(content);
+    auto first = files_.write(id, content);
+    ASSERT_TRUE(first);
+    EXPECT_TRUE(*first);
+    auto second = files_.write(id, content);
+    ASSERT_TRUE(second);
+    EXPECT_FALSE(*second);  // immutable: the same name already holds these bytes
+    std::size_t entries = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ / "blobs" / id.substr(0, 2))) {
+        EXPECT_FALSE(BlobFiles::is_temporary(entry.path().filename().string()));
+        ++entries;
+    }
+    EXPECT_EQ(entries, 1u);
+    auto read = files_.read(id, 1024);
+    ASSERT_TRUE(read);
+    EXPECT_EQ(*read, content);
+    auto digest = files_.digest(id);
+    ASSERT_TRUE(digest);
+    EXPECT_EQ(digest->size, content.size());
+    EXPECT_EQ(digest->sha256_hex, id);
+}
+
+TEST_F(BlobFilesTest, ReadIsBoundedAndReportsAbsence) {
+    std::string content(100, 'z');
+    std::string id = blob_id_of(content);
+    EXPECT_EQ(files_.read(id, 1000).error().code, Errc::not_found);
+    ASSERT_TRUE(files_.write(id, content));
+    EXPECT_EQ(files_.read(id, 99).error().code, Errc::limit_exceeded);
+    EXPECT_EQ(files_.read("../../etc/passwd", 1000).error().code, Errc::invalid_argument);
+}
+
+// ---- flags ----
+
+TEST(Flags, SystemFlagsAreCaseInsensitiveAndComeBackCanonical) {
+    auto set = parse_flags({"\\SEEN", "\\flagged", "\\Draft"}, FlagLimits{});
+    ASSERT_TRUE(set);
+    EXPECT_EQ(set->system, flag_seen | flag_flagged | flag_draft);
+    EXPECT_TRUE(set->keywords.empty());
+    EXPECT_EQ(flag_list(set->system, ""), (std::vector<std::string>{"\\Seen", "\\Flagged", "\\Draft"}));
+}
+
+TEST(Flags, KeywordsAreDedupedAndRoundTrip) {
+    auto set = parse_flags({"$Forwarded", "work", "$forwarded", "\\Answered"}, FlagLimits{});
+    ASSERT_TRUE(set);
+    ASSERT_EQ(set->keywords, (std::vector<std::string>{"$Forwarded", "work"}));
+    std::string joined = join_keywords(set->keywords);
+    EXPECT_EQ(joined, "$Forwarded work");
+    EXPECT_EQ(flag_list(set->system, joined), (std::vector<std::string>{"\\Answered", "$Forwarded", "work"}));
+}
+
+TEST(Flags, RejectsRecentUnknownSystemFlagsAndNonAtoms) {
+    EXPECT_EQ(parse_flags({"\\Recent"}, {}).error().code, Errc::invalid_argument);
+    EXPECT_EQ(parse_flags({"\\Important"}, {}).error().code, Errc::invalid_argument);
+    for (std::string bad : {"", "two words", "paren(", "star*", "quote\"", "brace{", "bracket]", "tab\t"}) {
+        EXPECT_EQ(parse_flags({bad}, {}).error().code, Errc::invalid_argument) << bad;
+    }
+}
+
+TEST(Flags, EnforcesLimits) {
+    FlagLimits limits;
+    limits.max_keywords = 2;
+    limits.max_keyword_bytes = 5;
+    EXPECT_TRUE(parse_flags({"a", "b", "A"}, limits));  // a duplicate does not count
+    EXPECT_EQ(parse_flags({"a", "b", "c"}, limits).error().code, Errc::limit_exceeded);
+    EXPECT_EQ(parse_flags({"sixsix"}, limits).error().code, Errc::invalid_argument);
+}
+
+// ---- addresses ----
+
+TEST(Address, LowerCasesBothParts) {
+    auto address = normalize_address("Bob.Smith@Example.TEST");
+    ASSERT_TRUE(address);
+    EXPECT_EQ(address->address, "bob.smith@example.test");
+    EXPECT_EQ(address->local, "bob.smith");
+    EXPECT_EQ(address->domain, "example.test");
+}
+
+TEST(Address, AcceptsUtf8LocalPartsAndRejectsBrokenOnes) {
+    auto address = normalize_address("J\xC3\xB6rg@example.test");  // RFC 6531
+    ASSERT_TRUE(address);
+    EXPECT_EQ(address->local, "j\xC3\xB6rg");
+    EXPECT_FALSE(normalize_address("j\xC3@example.test"));
+    EXPECT_FALSE(normalize_address("a b@example.test"));
+    EXPECT_FALSE(normalize_address("a<b@example.test"));
+    EXPECT_FALSE(normalize_address("a\r\n@example.test"));
+}
+
+TEST(Address, CatchAllOnlyWhenAllowed) {
+    EXPECT_FALSE(normalize_address("@example.test"));
+    auto catch_all = normalize_address("@Example.test", /*allow_catch_all=*/true);
+    ASSERT_TRUE(catch_all);
+    EXPECT_EQ(catch_all->address, "@example.test");
+    EXPECT_TRUE(catch_all->local.empty());
+}
+
+TEST(Address, EnforcesRfc5321Sizes) {
+    EXPECT_TRUE(normalize_address(std::string(64, 'a') + "@example.test"));
+    EXPECT_FALSE(normalize_address(std::string(65, 'a') + "@example.test"));
+    std::string label(63, 'd');
+    EXPECT_TRUE(normalize_domain(label + ".test"));
+    EXPECT_FALSE(normalize_domain(std::string(64, 'd') + ".test"));
+    std::string long_domain = label + "." + label + "." + label + "." + label;  // 255 octets
+    EXPECT_TRUE(normalize_domain(long_domain));
+    EXPECT_FALSE(normalize_domain(long_domain + "x"));
+    EXPECT_FALSE(normalize_address("a@" + long_domain));  // longer than a path allows
+}
+
+TEST(Address, RejectsBadDomains) {
+    for (std::string bad : {"", ".", "a..b", "-a.test", "a-.test", "[127.0.0.1]", "a_b.test", "ex ample.test"}) {
+        EXPECT_FALSE(normalize_domain(bad)) << bad;
+    }
+}
+
+}  // namespace
+}  // namespace magpie::store
