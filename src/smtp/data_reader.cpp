@@ -4,15 +4,17 @@ namespace magpie::smtp {
 
 DataReader::DataReader(DataReaderOptions options) : options_(options) {}
 
-void DataReader::put(char c) {
-    ++size_;
+void DataReader::put(std::string_view octets) {
     // Beyond the limit the octets are counted and dropped, so memory never exceeds max_message_size.
-    if (size_ <= options_.max_message_size) data_.push_back(c);
+    if (size_ < options_.max_message_size) {
+        auto room = static_cast<std::size_t>(options_.max_message_size - size_);
+        data_.append(octets.substr(0, room));
+    }
+    size_ += octets.size();
 }
 
 void DataReader::end_line() {
-    put('\r');
-    put('\n');
+    put("\r\n");
     line_length_ = 0;
     dot_line_ = false;
 }
@@ -34,7 +36,25 @@ void DataReader::bare() {
 std::size_t DataReader::consume(std::string_view bytes) {
     std::size_t i = 0;
     while (i < bytes.size() && !done_) {
-        char c = bytes[i++];
+        char c = bytes[i];
+        if (!pending_cr_ && !at_line_start_ && c != '\r' && c != '\n') {
+            // Fast path: the rest of a line up to the next CR or LF, appended in one piece.
+            std::size_t end = i;
+            bool high = false;
+            while (end < bytes.size() && bytes[end] != '\r' && bytes[end] != '\n') {
+                high |= static_cast<unsigned char>(bytes[end]) >= 0x80;
+                ++end;
+            }
+            std::size_t length = end - i;
+            line_length_ += length;
+            // RFC 5321 4.5.3.1.6: 1000 octets including the CRLF.
+            if (line_length_ + 2 > options_.max_text_line) line_too_long_ = true;
+            saw_8bit_ = saw_8bit_ || high;
+            put(bytes.substr(i, length));
+            i = end;
+            continue;
+        }
+        ++i;
         if (pending_cr_) {
             pending_cr_ = false;
             if (c == '\n') {
@@ -58,7 +78,6 @@ std::size_t DataReader::consume(std::string_view bytes) {
             continue;
         }
         ++line_length_;
-        // RFC 5321 4.5.3.1.6: 1000 octets including the CRLF.
         if (line_length_ + 2 > options_.max_text_line) line_too_long_ = true;
         if (static_cast<unsigned char>(c) >= 0x80) saw_8bit_ = true;
         if (at_line_start_) {
@@ -69,7 +88,7 @@ std::size_t DataReader::consume(std::string_view bytes) {
                 continue;
             }
         }
-        put(c);
+        put(std::string_view(&c, 1));
     }
     return i;
 }

@@ -46,7 +46,7 @@ public:
     std::string take_data() { return std::move(data_); }
 
 private:
-    void put(char c);
+    void put(std::string_view octets);
     void end_line();
     void bare();
 
