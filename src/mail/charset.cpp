@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <iconv.h>
 
+#include <vector>
+
 #include "base/strings.h"
 
 namespace magpie::mail {
@@ -49,10 +51,48 @@ std::string normalize(std::string_view charset) {
     return out;
 }
 
+// iconv_open loads a gconv module each time (a dlopen), which costs more than converting a whole message:
+// keep a few open descriptors per thread, reset before each use. Bounded, so memory stays bounded.
+class IconvCache {
+public:
+    ~IconvCache() {
+        for (auto& e : entries_) iconv_close(e.cd);
+    }
+
+    // nullopt when iconv does not know the charset.
+    std::optional<iconv_t> get(std::string_view charset) {
+        std::string key = normalize(charset);
+        for (auto& e : entries_) {
+            if (e.key == key) {
+                iconv(e.cd, nullptr, nullptr, nullptr, nullptr);
+                return e.cd;
+            }
+        }
+        std::string name(charset);
+        iconv_t cd = iconv_open("UTF-8", name.c_str());
+        if (cd == reinterpret_cast<iconv_t>(-1)) return std::nullopt;
+        if (entries_.size() >= kMaxEntries) {
+            iconv_close(entries_.front().cd);
+            entries_.erase(entries_.begin());
+        }
+        entries_.push_back(Entry{std::move(key), cd});
+        return cd;
+    }
+
+private:
+    static constexpr std::size_t kMaxEntries = 8;
+    struct Entry {
+        std::string key;
+        iconv_t cd;
+    };
+    std::vector<Entry> entries_;
+};
+
 std::optional<std::string> via_iconv(std::string_view bytes, std::string_view charset) {
-    std::string name(charset);
-    iconv_t cd = iconv_open("UTF-8", name.c_str());
-    if (cd == reinterpret_cast<iconv_t>(-1)) return std::nullopt;
+    thread_local IconvCache cache;
+    auto opened = cache.get(charset);
+    if (!opened) return std::nullopt;
+    iconv_t cd = *opened;
     std::string out;
     out.resize(bytes.size() * 2 + 16);
     char* in = const_cast<char*>(bytes.data());
@@ -85,7 +125,6 @@ std::optional<std::string> via_iconv(std::string_view bytes, std::string_view ch
         if (r != static_cast<std::size_t>(-1) || errno != E2BIG) break;
         out.resize(out.size() * 2);
     }
-    iconv_close(cd);
     out.resize(used);
     return sanitize_utf8(out);
 }
