@@ -309,7 +309,8 @@ public:
     bool date_time(DateTime& out) {
         std::string text;
         if (!quoted(text)) return false;
-        // "dd-Mon-yyyy hh:mm:ss +zzzz", the day possibly " d".
+        // "dd-Mon-yyyy hh:mm:ss +zzzz", the day possibly " d"; some clients drop the pad: "d-Mon-...".
+        if (text.size() == 25) text.insert(text.begin(), ' ');
         if (text.size() != 26) return fail("invalid date-time");
         auto digits = [&](std::size_t at, std::size_t n, int& value) {
             auto parsed = parse_uint(std::string_view(text).substr(at, n));

@@ -84,15 +84,19 @@ void Parser::expect_sasl_response() { mode_ = Mode::sasl; }
 
 void Parser::expect_idle_done() { mode_ = Mode::idle; }
 
-void Parser::remember_tag(std::string_view text) {
+void Parser::remember_tag(std::string_view text, bool complete) {
     if (!tag_.empty()) return;
-    std::string_view first = text.substr(0, text.find(' '));
-    tag_ = is_valid_tag(first) ? std::string(first) : "*";
-    std::size_t after = text.find(' ');
-    if (after != std::string_view::npos) {
-        std::string_view rest = text.substr(after + 1);
-        append_ = istarts_with(rest, "APPEND ");
+    // Only the first max_line_octets count, and in a partial line only a word ended by a space is a tag:
+    // the outcome must not depend on how the bytes were split.
+    text = text.substr(0, limits_.max_line_octets);
+    std::size_t space = text.find(' ');
+    if (space == std::string_view::npos && !complete) {
+        tag_ = "*";
+        return;
     }
+    std::string_view first = text.substr(0, space);
+    tag_ = is_valid_tag(first) ? std::string(first) : "*";
+    if (space != std::string_view::npos) append_ = istarts_with(text.substr(space + 1), "APPEND ");
 }
 
 void Parser::fail(ParseError::Status status, std::string code, std::string message) {
@@ -117,6 +121,7 @@ void Parser::reset_command() {
     literals_.clear();
     literal_octets_ = 0;
     literal_remaining_ = 0;
+    line_octets_ = 0;
     tag_.clear();
     append_ = false;
     error_.reset();
@@ -159,9 +164,9 @@ std::optional<Event> Parser::next() {
                 // linear time, not quadratic.
                 std::size_t newline = input_.find('\n', std::max(pos_, scanned_));
                 std::size_t length = newline == std::string::npos ? available : newline - pos_;
-                if (text_.size() + length > limits_.max_line_octets + 1) {  // +1: the CR
+                if (line_octets_ + length > limits_.max_line_octets + 1) {  // +1: the CR
                     if (mode_ == Mode::command) {
-                        remember_tag(text_.empty() ? std::string_view(input_).substr(pos_, length) : text_);
+                        remember_tag(text_.empty() ? std::string_view(input_).substr(pos_, length) : text_, false);
                     }
                     fail(ParseError::Status::bad, "", "command line too long");
                     state_ = State::skip_line;
@@ -173,6 +178,7 @@ std::optional<Event> Parser::next() {
                 }
                 std::string_view line = strip_cr(std::string_view(input_).substr(pos_, length));
                 pos_ = newline + 1;
+                line_octets_ += line.size();
                 if (auto event = on_line(line)) return event;
                 continue;
             }
@@ -202,7 +208,7 @@ std::optional<Event> Parser::on_line(std::string_view line) {
 std::optional<Event> Parser::on_command_line(std::string_view line) {
     // Blank lines between commands carry nothing; some clients send a stray CRLF after a literal.
     if (text_.empty() && literals_.empty() && line.empty()) return std::nullopt;
-    if (text_.empty()) remember_tag(line);
+    if (text_.empty()) remember_tag(line, true);
     // NUL marks a literal's place in text_, and CHAR excludes it anyway (RFC 9051 9).
     if (std::memchr(line.data(), 0, line.size()) != nullptr) {
         fail(ParseError::Status::bad, "", "NUL octet in command line");

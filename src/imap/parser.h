@@ -97,7 +97,7 @@ private:
     std::optional<Event> on_discarded_line(std::string_view line);
     std::optional<Event> finish_command();
     void fail(ParseError::Status status, std::string code, std::string message);
-    void remember_tag(std::string_view text);
+    void remember_tag(std::string_view text, bool complete);
     ParseError take_error();
     void reset_command();
     void compact();
@@ -116,6 +116,7 @@ private:
     std::vector<Literal> literals_;
     std::size_t literal_octets_ = 0;
     std::size_t literal_remaining_ = 0;
+    std::size_t line_octets_ = 0;  // the command's lines as sent (literal announcements included)
     std::string tag_;
     bool append_ = false;  // the command is APPEND: an oversized literal gets NO [TOOBIG]
 

@@ -434,7 +434,10 @@ TEST(ImapParser, ParsesAppendDateTimeAndCanonicalisesSystemFlags) {
     EXPECT_EQ(append.internal_date->unix_seconds, 0);
     EXPECT_TRUE(append.flags.empty());
     error("a APPEND INBOX \"31-Feb-2020 00:00:00 +0000\" {1+}\r\nx\r\n");
-    error("a APPEND INBOX \"1-Jan-2020 00:00:00 +0000\" {1+}\r\nx\r\n");
+    // date-day-fixed wants " 1", but an unpadded day is unambiguous and some clients send it.
+    EXPECT_EQ(body<Append>("a APPEND INBOX \"1-Jan-1970 00:01:00 +0000\" {1+}\r\nx\r\n").internal_date->unix_seconds, 60);
+    error("a APPEND INBOX \"1-Jan-2020 24:00:00 +0000\" {1+}\r\nx\r\n");
+    error("a APPEND INBOX \"01-Jan-2020 00:00:00 0000\" {1+}\r\nx\r\n");
     error("a APPEND INBOX \"hello\"\r\n");
 }
 
@@ -713,6 +716,19 @@ TEST(ImapParser, RejectsTooLongLineAndResyncs) {
     EXPECT_EQ(std::get<Command>(events[1]).tag, "a2");
 }
 
+// Found by the fuzzer: the tag of an overlong line with no space in reach came from whatever part of the
+// line had arrived.
+TEST(ImapParser, TagOfTooLongLineDoesNotDependOnSplit) {
+    Limits limits;
+    limits.max_line_octets = 50;
+    std::string line = std::string(80, 'x') + " NOOP\r\n";
+    for (std::size_t chunk : {std::size_t{1} << 30, std::size_t{6}, std::size_t{1}}) {
+        auto events = run(line, chunk, limits);
+        ASSERT_EQ(events.size(), 1u);
+        EXPECT_EQ(std::get<ParseError>(events[0]).tag, "*");
+    }
+}
+
 TEST(ImapParser, KeepsMemoryBoundedOnEndlessLine) {
     Limits limits;
     limits.max_line_octets = 1000;
@@ -729,6 +745,24 @@ TEST(ImapParser, KeepsMemoryBoundedOnEndlessLine) {
     ASSERT_EQ(events.size(), 2u);
     EXPECT_EQ(std::get<ParseError>(events[0]).tag, "a1");
     EXPECT_EQ(std::get<Command>(events[1]).tag, "a2");
+}
+
+TEST(ImapParser, HandlesLongLineFedOneOctetAtATime) {
+    std::string line = "a LOGIN x " + std::string(60000, 'p') + "\r\n";
+    auto events = run(line, 1);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(std::get<Login>(std::get<Command>(events[0]).body).password.size(), 60000u);
+}
+
+TEST(ImapParser, LiteralAnnouncementsCountTowardsTheLineLimit) {
+    Limits limits;
+    limits.max_line_octets = 100;
+    std::string many = "a LOGIN";
+    for (int i = 0; i < 40; ++i) many += " {0+}\r\n";
+    auto events = run(many + "\r\nb NOOP\r\n", 1 << 30, limits);
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(std::get<ParseError>(events[0]).tag, "a");
+    EXPECT_EQ(std::get<Command>(events[1]).tag, "b");
 }
 
 TEST(ImapParser, LineLimitCountsAllLinesOfACommand) {
