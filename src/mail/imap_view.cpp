@@ -151,6 +151,12 @@ void append_body(std::string& out, const Message& m, const Part& part, bool exte
         append_body(out, m, inner, extended);
         out += ' ';
         out += std::to_string(count_lines(body));
+    } else if (iequals(part.type, "message") && (iequals(part.subtype, "rfc822") || iequals(part.subtype, "global"))) {
+        // Not parsed (transfer-encoded, or beyond the depth limit), but the grammar (RFC 3501 9, media-message)
+        // still wants an envelope, a body and a line count: describe an empty message, as Dovecot does.
+        out += " (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0";
+        out += extended ? " NIL NIL NIL NIL) " : ") ";
+        out += std::to_string(count_lines(body));
     } else if (iequals(part.type, "text")) {
         out += ' ';
         out += std::to_string(count_lines(body));

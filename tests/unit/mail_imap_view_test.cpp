@@ -81,6 +81,16 @@ TEST(ImapView, DefaultsSinglePartAndEncapsulatedMessage) {
               "NIL \"7bit\" 7 1) 4)");
 }
 
+TEST(ImapView, EncodedMessagePartStillHasEnvelopeAndBody) {
+    Message m = Message::parse("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogeA0KDQp5\r\n");
+    EXPECT_EQ(imap_body_structure(m, false),
+              "(\"message\" \"rfc822\" NIL NIL NIL \"base64\" 22 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" "
+              "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) 1)");
+    EXPECT_EQ(imap_body_structure(m, true),
+              "(\"message\" \"rfc822\" NIL NIL NIL \"base64\" 22 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" "
+              "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) 1 NIL NIL NIL NIL)");
+}
+
 TEST(ImapView, QuotesAndLiteralsInStrings) {
     EXPECT_EQ(imap_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
     EXPECT_EQ(imap_string("caf\xC3\xA9"), "{5}\r\ncaf\xC3\xA9");
