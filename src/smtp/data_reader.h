@@ -18,10 +18,10 @@ enum class BareLineEnding {
 };
 
 struct DataReaderOptions {
-    std::size_t max_text_line = 1000;           // octets including CRLF, RFC 5321 4.5.3.1.6
+    std::size_t max_text_line = 1000;  // octets including CRLF, RFC 5321 4.5.3.1.6
     std::uint64_t max_message_size = 50ull << 20;
     BareLineEnding bare_line_ending = BareLineEnding::reject;
-    bool dot_stuffed = true;                    // DATA: true; BDAT chunks: false
+    bool dot_stuffed = true;  // DATA: true; BDAT chunks: false
 };
 
 class DataReader {
@@ -53,10 +53,10 @@ private:
     DataReaderOptions options_;
     std::string data_;
     std::uint64_t size_ = 0;
-    std::size_t line_length_ = 0;   // octets of the current line as sent, CRLF excluded
-    bool at_line_start_ = true;     // right after a real CRLF (or at the start of the data)
-    bool dot_line_ = false;         // the current line began with a dot that was removed
-    bool pending_cr_ = false;       // a CR was seen; the next octet decides whether it is bare
+    std::size_t line_length_ = 0;  // octets of the current line as sent, CRLF excluded
+    bool at_line_start_ = true;    // right after a real CRLF (or at the start of the data)
+    bool dot_line_ = false;        // the current line began with a dot that was removed
+    bool pending_cr_ = false;      // a CR was seen; the next octet decides whether it is bare
     bool done_ = false;
     bool bare_line_ending_ = false;
     bool line_too_long_ = false;

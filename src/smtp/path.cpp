@@ -9,8 +9,12 @@
 namespace magpie::smtp {
 namespace {
 
-bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
 
 // RFC 5322 3.2.3 atext, plus UTF8-non-ascii (RFC 6531 3.3); UTF-8 validity is checked on the whole path.
 bool is_atext(unsigned char c) {
@@ -23,7 +27,9 @@ bool is_qtext(unsigned char c) {
     return (c >= 32 && c <= 33) || (c >= 35 && c <= 91) || (c >= 93 && c <= 126) || c >= 0x80;
 }
 
-Error syntax(std::string message) { return make_error(Errc::invalid_argument, std::move(message)); }
+Error syntax(std::string message) {
+    return make_error(Errc::invalid_argument, std::move(message));
+}
 
 bool is_ipv4_literal_body(std::string_view s) {
     auto parts = split(s, '.');
@@ -170,14 +176,17 @@ Result<ParsedPath> parse_path(std::string_view s, const PathOptions& options) {
         std::size_t close = s.find(']', pos);
         if (close == std::string_view::npos) return syntax("unterminated address literal");
         pos = close + 1;
-        if (pos - domain_start > options.limits.max_domain) return make_error(Errc::limit_exceeded, "domain too long");
+        if (pos - domain_start > options.limits.max_domain)
+            return make_error(Errc::limit_exceeded, "domain too long");
         if (!is_valid_address_literal(s.substr(domain_start, pos - domain_start))) {
             return syntax("malformed address literal");
         }
     } else {
         pos = scan_domain(s, pos);
-        if (pos - domain_start > options.limits.max_domain) return make_error(Errc::limit_exceeded, "domain too long");
-        if (!is_valid_domain(s.substr(domain_start, pos - domain_start), true)) return syntax("malformed domain");
+        if (pos - domain_start > options.limits.max_domain)
+            return make_error(Errc::limit_exceeded, "domain too long");
+        if (!is_valid_domain(s.substr(domain_start, pos - domain_start), true))
+            return syntax("malformed domain");
     }
     if (pos >= s.size() || s[pos] != '>') return syntax("path must be enclosed in angle brackets");
     ++pos;

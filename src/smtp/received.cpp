@@ -31,11 +31,12 @@ std::string atom_safe(std::string_view s) {
 
 }  // namespace
 
-std::string received_header(const Envelope& envelope, std::string_view peer_ip, std::string_view server_hostname,
-                            std::string_view queue_id, std::int64_t unix_time) {
+std::string received_header(const Envelope& envelope, std::string_view peer_ip,
+                            std::string_view server_hostname, std::string_view queue_id,
+                            std::int64_t unix_time) {
     // RFC 5321 4.4 TCP-info is an address literal: [192.0.2.1] or [IPv6:2001:db8::1].
     std::string peer = peer_ip.find(':') != std::string_view::npos ? fmt::format("[IPv6:{}]", peer_ip)
-                                                                    : fmt::format("[{}]", peer_ip);
+                                                                   : fmt::format("[{}]", peer_ip);
     // From-domain must be a Domain or an address literal; anything else the client said goes in a comment.
     const std::string& helo = envelope.helo;
     bool helo_ok = is_valid_domain(helo, false) || is_valid_address_literal(helo);
@@ -50,10 +51,11 @@ std::string received_header(const Envelope& envelope, std::string_view peer_ip, 
     } else {
         protocol = envelope.tls ? "ESMTPS" : "ESMTP";
     }
-    std::string header = fmt::format("Received: from {}\r\n\tby {} (Magpie) with {} id {}", from, server_hostname,
-                                     protocol, atom_safe(queue_id));
+    std::string header = fmt::format("Received: from {}\r\n\tby {} (Magpie) with {} id {}", from,
+                                     server_hostname, protocol, atom_safe(queue_id));
     // Naming the recipient only when there is one keeps other recipients private (as Postfix does).
-    if (envelope.recipients.size() == 1) header += fmt::format("\r\n\tfor <{}>", envelope.recipients[0].address);
+    if (envelope.recipients.size() == 1)
+        header += fmt::format("\r\n\tfor <{}>", envelope.recipients[0].address);
     header += fmt::format(";\r\n\t{}\r\n", rfc5322_date(unix_time));
     return header;
 }

@@ -77,7 +77,9 @@ std::string printable(std::string_view s) {
     return out;
 }
 
-bool is_8bit_allowed(std::string_view verb) { return iequals(verb, "MAIL") || iequals(verb, "RCPT"); }
+bool is_8bit_allowed(std::string_view verb) {
+    return iequals(verb, "MAIL") || iequals(verb, "RCPT");
+}
 
 }  // namespace
 
@@ -96,7 +98,9 @@ void ServerSession::feed(std::string_view bytes) {
     process();
 }
 
-std::string ServerSession::take_output() { return std::exchange(output_, std::string()); }
+std::string ServerSession::take_output() {
+    return std::exchange(output_, std::string());
+}
 
 std::optional<Event> ServerSession::poll_event() {
     if (events_.empty()) return std::nullopt;
@@ -114,9 +118,15 @@ void ServerSession::process() {
     while (state_ != State::closed && waiting_ == Waiting::nothing) {
         bool progressed = false;
         switch (state_) {
-            case State::data: progressed = step_data(); break;
-            case State::chunk: progressed = step_chunk(); break;
-            default: progressed = step_command(); break;
+            case State::data:
+                progressed = step_data();
+                break;
+            case State::chunk:
+                progressed = step_chunk();
+                break;
+            default:
+                progressed = step_command();
+                break;
         }
         if (!progressed) break;
     }
@@ -174,7 +184,8 @@ bool ServerSession::step_chunk() {
         std::size_t available = input_.size() - input_pos_;
         if (available == 0) return false;
         auto take = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_remaining_, available));
-        if (chunk_refusal_ == ChunkRefusal::none) reader_->consume(std::string_view(input_.data() + input_pos_, take));
+        if (chunk_refusal_ == ChunkRefusal::none)
+            reader_->consume(std::string_view(input_.data() + input_pos_, take));
         input_pos_ += take;
         chunk_remaining_ -= take;
         if (chunk_remaining_ > 0) return false;
@@ -199,7 +210,8 @@ void ServerSession::handle_line(std::string_view line) {
     }
     std::size_t space = line.find(' ');
     std::string_view verb = line.substr(0, space);
-    std::string_view args = space == std::string_view::npos ? std::string_view() : trim(line.substr(space + 1));
+    std::string_view args =
+        space == std::string_view::npos ? std::string_view() : trim(line.substr(space + 1));
     if (!is_ascii(line) && (!is_8bit_allowed(verb) || !is_valid_utf8(line))) {
         bad_command(500, "5.5.2", "Error: 8-bit characters in command");
         return;
@@ -207,13 +219,28 @@ void ServerSession::handle_line(std::string_view line) {
 
     Command command = Command::unknown;
     static constexpr std::pair<std::string_view, Command> verbs[] = {
-        {"EHLO", Command::ehlo}, {"HELO", Command::helo}, {"MAIL", Command::mail}, {"RCPT", Command::rcpt},
-        {"DATA", Command::data}, {"BDAT", Command::bdat}, {"RSET", Command::rset}, {"NOOP", Command::noop},
-        {"QUIT", Command::quit}, {"VRFY", Command::vrfy}, {"HELP", Command::help}, {"STARTTLS", Command::starttls},
+        {"EHLO", Command::ehlo},
+        {"HELO", Command::helo},
+        {"MAIL", Command::mail},
+        {"RCPT", Command::rcpt},
+        {"DATA", Command::data},
+        {"BDAT", Command::bdat},
+        {"RSET", Command::rset},
+        {"NOOP", Command::noop},
+        {"QUIT", Command::quit},
+        {"VRFY", Command::vrfy},
+        {"HELP", Command::help},
+        {"STARTTLS", Command::starttls},
         // Known to RFC 5321 and its extensions but deliberately not offered here.
-        {"EXPN", Command::not_implemented}, {"TURN", Command::not_implemented}, {"ETRN", Command::not_implemented},
-        {"ATRN", Command::not_implemented}, {"SEND", Command::not_implemented}, {"SOML", Command::not_implemented},
-        {"SAML", Command::not_implemented}, {"AUTH", Command::not_implemented}, {"VERB", Command::not_implemented},
+        {"EXPN", Command::not_implemented},
+        {"TURN", Command::not_implemented},
+        {"ETRN", Command::not_implemented},
+        {"ATRN", Command::not_implemented},
+        {"SEND", Command::not_implemented},
+        {"SOML", Command::not_implemented},
+        {"SAML", Command::not_implemented},
+        {"AUTH", Command::not_implemented},
+        {"VERB", Command::not_implemented},
     };
     for (const auto& [name, value] : verbs) {
         if (iequals(verb, name)) command = value;
@@ -222,20 +249,48 @@ void ServerSession::handle_line(std::string_view line) {
     if (command != Command::bdat && !sequence_ok(command)) return;
 
     switch (command) {
-        case Command::ehlo: on_ehlo(args, true); break;
-        case Command::helo: on_ehlo(args, false); break;
-        case Command::mail: on_mail(args); break;
-        case Command::rcpt: on_rcpt(args); break;
-        case Command::data: on_data(args); break;
-        case Command::bdat: on_bdat(args); break;
-        case Command::rset: on_rset(args); break;
-        case Command::noop: on_noop(); break;
-        case Command::quit: on_quit(args); break;
-        case Command::vrfy: on_vrfy(args); break;
-        case Command::help: on_help(); break;
-        case Command::starttls: on_starttls(args); break;
-        case Command::not_implemented: bad_command(502, "5.5.1", "Error: command not implemented"); break;
-        case Command::unknown: bad_command(500, "5.5.2", "Error: command not recognized"); break;
+        case Command::ehlo:
+            on_ehlo(args, true);
+            break;
+        case Command::helo:
+            on_ehlo(args, false);
+            break;
+        case Command::mail:
+            on_mail(args);
+            break;
+        case Command::rcpt:
+            on_rcpt(args);
+            break;
+        case Command::data:
+            on_data(args);
+            break;
+        case Command::bdat:
+            on_bdat(args);
+            break;
+        case Command::rset:
+            on_rset(args);
+            break;
+        case Command::noop:
+            on_noop();
+            break;
+        case Command::quit:
+            on_quit(args);
+            break;
+        case Command::vrfy:
+            on_vrfy(args);
+            break;
+        case Command::help:
+            on_help();
+            break;
+        case Command::starttls:
+            on_starttls(args);
+            break;
+        case Command::not_implemented:
+            bad_command(502, "5.5.1", "Error: command not implemented");
+            break;
+        case Command::unknown:
+            bad_command(500, "5.5.2", "Error: command not recognized");
+            break;
     }
 }
 
@@ -244,15 +299,19 @@ bool ServerSession::sequence_ok(Command command) {
     std::string_view refusal;
     switch (command) {
         case Command::mail:
-            if (state_ == State::fresh) refusal = "Error: send HELO/EHLO first";
-            else if (state_ != State::ready) refusal = "Error: nested MAIL command";
+            if (state_ == State::fresh)
+                refusal = "Error: send HELO/EHLO first";
+            else if (state_ != State::ready)
+                refusal = "Error: nested MAIL command";
             break;
         case Command::rcpt:
             if (state_ != State::mail && state_ != State::rcpt) refusal = "Error: need MAIL command";
             break;
         case Command::data:
-            if (state_ == State::bdat) refusal = "Error: DATA after BDAT in the same transaction";
-            else if (state_ != State::mail && state_ != State::rcpt) refusal = "Error: need RCPT command";
+            if (state_ == State::bdat)
+                refusal = "Error: DATA after BDAT in the same transaction";
+            else if (state_ != State::mail && state_ != State::rcpt)
+                refusal = "Error: need RCPT command";
             break;
         case Command::bdat:
             if (state_ != State::mail && state_ != State::rcpt && state_ != State::bdat) {
@@ -260,9 +319,11 @@ bool ServerSession::sequence_ok(Command command) {
             }
             break;
         case Command::starttls:
-            if (state_ != State::fresh && state_ != State::ready) refusal = "Error: MAIL transaction in progress";
+            if (state_ != State::fresh && state_ != State::ready)
+                refusal = "Error: MAIL transaction in progress";
             break;
-        default: break;
+        default:
+            break;
     }
     if (refusal.empty()) return true;
     bad_command(503, "5.5.1", refusal);
@@ -284,14 +345,9 @@ void ServerSession::on_ehlo(std::string_view args, bool extended) {
         return;
     }
     std::vector<std::string> lines = {
-        config_.hostname,
-        "PIPELINING",
-        fmt::format("SIZE {}", config_.limits.max_message_size),
-        "8BITMIME",
-        "SMTPUTF8",
-        "ENHANCEDSTATUSCODES",
-        "CHUNKING",
-        "DSN",
+        config_.hostname, "PIPELINING", fmt::format("SIZE {}", config_.limits.max_message_size),
+        "8BITMIME",       "SMTPUTF8",   "ENHANCEDSTATUSCODES",
+        "CHUNKING",       "DSN",
     };
     if (config_.starttls_offered && !config_.tls_active) lines.emplace_back("STARTTLS");
     for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -422,8 +478,9 @@ void ServerSession::on_rcpt(std::string_view args) {
         } else if (param.keyword == "ORCPT") {
             // RFC 3461 4.2: addr-type ";" xtext
             auto semicolon = param.value.find(';');
-            bool ok = param.has_value && param.value.size() <= max_orcpt_length && semicolon != std::string_view::npos &&
-                      semicolon > 0 && semicolon + 1 < param.value.size() && is_xtext(param.value.substr(semicolon + 1));
+            bool ok = param.has_value && param.value.size() <= max_orcpt_length &&
+                      semicolon != std::string_view::npos && semicolon > 0 &&
+                      semicolon + 1 < param.value.size() && is_xtext(param.value.substr(semicolon + 1));
             if (!ok) {
                 bad_command(501, "5.5.4", "Error: bad ORCPT parameter");
                 return;
@@ -454,14 +511,18 @@ void ServerSession::rcpt_checked(RcptVerdict verdict) {
         waiting_ = Waiting::nothing;
         const std::string& address = pending_rcpt_.address;
         switch (verdict) {
-            case RcptVerdict::accept: reply(250, "2.1.5", fmt::format("<{}>", address)); break;
+            case RcptVerdict::accept:
+                reply(250, "2.1.5", fmt::format("<{}>", address));
+                break;
             case RcptVerdict::unknown_user:
                 reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: User unknown", address));
                 break;
             case RcptVerdict::temporary_failure:
                 reply(451, "4.3.0", fmt::format("<{}>: Temporary lookup failure", address));
                 break;
-            default: reply(252, "2.5.0", "Cannot verify user, but will accept message and attempt delivery"); break;
+            default:
+                reply(252, "2.5.0", "Cannot verify user, but will accept message and attempt delivery");
+                break;
         }
         after_answer();
         return;
@@ -506,7 +567,9 @@ void ServerSession::on_data(std::string_view args) {
     output_ += "354 End data with <CR><LF>.<CR><LF>\r\n";
 }
 
-void ServerSession::on_data_end() { finish_message(); }
+void ServerSession::on_data_end() {
+    finish_message();
+}
 
 void ServerSession::on_bdat(std::string_view args) {
     // RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF, chunk-size = 1*DIGIT
@@ -558,7 +621,8 @@ void ServerSession::on_chunk_end() {
                 state_ = State::ready;
             }
             return;
-        case ChunkRefusal::none: break;
+        case ChunkRefusal::none:
+            break;
     }
     if (!chunk_last_) {
         state_ = State::bdat;
@@ -610,10 +674,18 @@ void ServerSession::stored(Result<std::string> queue_id) {
     } else {
         const Error& error = queue_id.error();
         switch (error.code) {
-            case Errc::limit_exceeded: reply(452, "4.3.1", "Error: insufficient system storage"); break;
-            case Errc::invalid_argument: reply(554, "5.6.0", "Error: message refused: " + printable(error.message)); break;
-            case Errc::permission_denied: reply(554, "5.7.1", "Error: message refused: " + printable(error.message)); break;
-            default: reply(451, "4.3.0", "Error: temporary failure, try again later"); break;
+            case Errc::limit_exceeded:
+                reply(452, "4.3.1", "Error: insufficient system storage");
+                break;
+            case Errc::invalid_argument:
+                reply(554, "5.6.0", "Error: message refused: " + printable(error.message));
+                break;
+            case Errc::permission_denied:
+                reply(554, "5.7.1", "Error: message refused: " + printable(error.message));
+                break;
+            default:
+                reply(451, "4.3.0", "Error: temporary failure, try again later");
+                break;
         }
     }
     after_answer();
@@ -629,7 +701,9 @@ void ServerSession::on_rset(std::string_view args) {
     reply(250, "2.0.0", "OK");
 }
 
-void ServerSession::on_noop() { reply(250, "2.0.0", "OK"); }  // RFC 5321 4.1.1.9: any argument is ignored
+void ServerSession::on_noop() {
+    reply(250, "2.0.0", "OK");
+}  // RFC 5321 4.1.1.9: any argument is ignored
 
 void ServerSession::on_quit(std::string_view args) {
     if (!args.empty()) {
@@ -711,13 +785,14 @@ void ServerSession::shutting_down() {
         drain_then_close_ = true;
         return;
     }
-    close_with(421, "4.3.2", fmt::format("{} Service shutting down, closing transmission channel", config_.hostname));
+    close_with(421, "4.3.2",
+               fmt::format("{} Service shutting down, closing transmission channel", config_.hostname));
 }
 
 void ServerSession::after_answer() {
     if (drain_then_close_) {
-        close_with(421, "4.3.2", fmt::format("{} Service shutting down, closing transmission channel",
-                                             config_.hostname));
+        close_with(421, "4.3.2",
+                   fmt::format("{} Service shutting down, closing transmission channel", config_.hostname));
         return;
     }
     process();

@@ -21,7 +21,7 @@ struct ServerLimits {
     std::size_t max_command_line = 512;  // octets including CRLF, RFC 5321 4.5.3.1.4
     std::size_t max_text_line = 1000;    // octets including CRLF, RFC 5321 4.5.3.1.6
     std::uint64_t max_message_size = 50ull << 20;
-    std::size_t max_recipients = 100;    // RFC 5321 4.5.3.1.8 asks for at least 100
+    std::size_t max_recipients = 100;  // RFC 5321 4.5.3.1.8 asks for at least 100
     std::size_t max_bad_commands = 20;
     // Unprocessed input (a pipelined batch waiting behind an event) above which wants_input() is false.
     std::size_t max_buffered_input = 64 * 1024;
@@ -49,10 +49,10 @@ struct Envelope {
     bool esmtp = false;
     std::string reverse_path;  // "" = null sender
     std::vector<Recipient> recipients;
-    bool body_8bit = false;    // BODY=8BITMIME
+    bool body_8bit = false;  // BODY=8BITMIME
     bool smtputf8 = false;
-    std::string dsn_ret;       // "" / "FULL" / "HDRS"
-    std::string dsn_envid;     // xtext as sent
+    std::string dsn_ret;    // "" / "FULL" / "HDRS"
+    std::string dsn_envid;  // xtext as sent
     bool tls = false;
     bool undeclared_8bit = false;  // 8-bit content arrived without BODY=8BITMIME (accepted, worth a log line)
 };
@@ -111,8 +111,22 @@ private:
         closed,
     };
     enum class Waiting { nothing, rcpt, vrfy, store, tls };
-    enum class Command { ehlo, helo, mail, rcpt, data, bdat, rset, noop, quit, vrfy, help, starttls,
-                         not_implemented, unknown };
+    enum class Command {
+        ehlo,
+        helo,
+        mail,
+        rcpt,
+        data,
+        bdat,
+        rset,
+        noop,
+        quit,
+        vrfy,
+        help,
+        starttls,
+        not_implemented,
+        unknown
+    };
 
     void process();
     bool step_command();
@@ -161,7 +175,7 @@ private:
     enum class ChunkRefusal { none, sequence, no_recipients, failed_earlier };
     ChunkRefusal chunk_refusal_ = ChunkRefusal::none;
     State chunk_return_state_ = State::ready;
-    bool bdat_failed_ = false;     // RFC 3030 3: a failed chunk fails the whole transaction
+    bool bdat_failed_ = false;  // RFC 3030 3: a failed chunk fails the whole transaction
     bool skipping_long_line_ = false;
     bool drain_then_close_ = false;
     std::size_t bad_commands_ = 0;
@@ -169,7 +183,8 @@ private:
 
 // The Received: trace header field (RFC 5321 4.4, protocol names of RFC 3848 / RFC 6531), folded,
 // CRLF-terminated, with the time passed in.
-std::string received_header(const Envelope& envelope, std::string_view peer_ip, std::string_view server_hostname,
-                            std::string_view queue_id, std::int64_t unix_time);
+std::string received_header(const Envelope& envelope, std::string_view peer_ip,
+                            std::string_view server_hostname, std::string_view queue_id,
+                            std::int64_t unix_time);
 
 }  // namespace magpie::smtp

@@ -43,7 +43,6 @@ void check_message(const MessageReceived& message, std::uint64_t max_size) {
     check(!message.envelope.recipients.empty());
 }
 
-
 struct Rng {
     std::uint32_t state;
     std::uint32_t next() {
@@ -54,7 +53,8 @@ struct Rng {
 
 // One session over `input`. Feeds pieces of random sizes (or everything at once when `whole`), answers
 // events from `answers`; with `chaos` also fires timeouts, shutdowns and TLS handshakes at random.
-std::string run(std::string_view input, const ServerConfig& config, std::uint32_t seed, bool whole, bool chaos) {
+std::string run(std::string_view input, const ServerConfig& config, std::uint32_t seed, bool whole,
+                bool chaos) {
     ServerSession session(config, "192.0.2.1");
     Rng pieces{seed ^ 0x5a5a5a5au};
     Rng answers{seed};
@@ -78,7 +78,8 @@ std::string run(std::string_view input, const ServerConfig& config, std::uint32_
             } else if (auto* message = std::get_if<MessageReceived>(&*event)) {
                 check_message(*message, config.limits.max_message_size);
                 transcript += "[message " + message->data + "]";
-                (void)received_header(message->envelope, "2001:db8::1", config.hostname, "Q1", answers.next());
+                (void)received_header(message->envelope, "2001:db8::1", config.hostname, "Q1",
+                                      answers.next());
                 if (answers.next() % 4 == 0) {
                     session.stored(make_error(static_cast<Errc>(answers.next() % 10), "refused\r\nby fuzz"));
                 } else {

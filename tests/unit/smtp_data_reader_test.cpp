@@ -7,8 +7,8 @@ namespace magpie::smtp {
 namespace {
 
 DataReaderOptions dot_options(BareLineEnding policy = BareLineEnding::reject) {
-    return DataReaderOptions{.max_text_line = 1000, .max_message_size = 1000, .bare_line_ending = policy,
-                             .dot_stuffed = true};
+    return DataReaderOptions{
+        .max_text_line = 1000, .max_message_size = 1000, .bare_line_ending = policy, .dot_stuffed = true};
 }
 
 TEST(SmtpDataReader, StopsRightAfterTheEndMarker) {
@@ -31,7 +31,8 @@ TEST(SmtpDataReader, EndMarkerFoundAcrossOneByteFeeds) {
 }
 
 TEST(SmtpDataReader, BareLineEndingsNeverEndTheData) {
-    for (std::string_view fake : {"\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r\n.\r", "\r\n.\r\r\n", "\r\n.\n\r\n"}) {
+    for (std::string_view fake :
+         {"\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r\n.\r", "\r\n.\r\r\n", "\r\n.\n\r\n"}) {
         DataReader reader(dot_options());
         std::string input = "a" + std::string(fake) + "b";
         EXPECT_EQ(reader.consume(input), input.size());
@@ -49,8 +50,10 @@ TEST(SmtpDataReader, CrLfDotCrLfAfterBareCrStillEnds) {
 }
 
 TEST(SmtpDataReader, SizeIsBoundedInMemory) {
-    DataReader reader(DataReaderOptions{.max_text_line = 100000, .max_message_size = 10,
-                                        .bare_line_ending = BareLineEnding::reject, .dot_stuffed = true});
+    DataReader reader(DataReaderOptions{.max_text_line = 100000,
+                                        .max_message_size = 10,
+                                        .bare_line_ending = BareLineEnding::reject,
+                                        .dot_stuffed = true});
     std::string big(5000, 'x');
     reader.consume(big);
     reader.consume("\r\n.\r\n");
@@ -61,8 +64,10 @@ TEST(SmtpDataReader, SizeIsBoundedInMemory) {
 }
 
 TEST(SmtpDataReader, LineLengthCountsTheStuffingDot) {
-    DataReader reader(DataReaderOptions{.max_text_line = 5, .max_message_size = 1000,
-                                        .bare_line_ending = BareLineEnding::reject, .dot_stuffed = true});
+    DataReader reader(DataReaderOptions{.max_text_line = 5,
+                                        .max_message_size = 1000,
+                                        .bare_line_ending = BareLineEnding::reject,
+                                        .dot_stuffed = true});
     reader.consume("abc\r\n..x\r\n");
     EXPECT_FALSE(reader.line_too_long());
     reader.consume("..xy\r\n");
@@ -70,8 +75,10 @@ TEST(SmtpDataReader, LineLengthCountsTheStuffingDot) {
 }
 
 TEST(SmtpDataReader, ChunkModeKeepsDotsAndEndsLastLine) {
-    DataReader reader(DataReaderOptions{.max_text_line = 1000, .max_message_size = 1000,
-                                        .bare_line_ending = BareLineEnding::reject, .dot_stuffed = false});
+    DataReader reader(DataReaderOptions{.max_text_line = 1000,
+                                        .max_message_size = 1000,
+                                        .bare_line_ending = BareLineEnding::reject,
+                                        .dot_stuffed = false});
     EXPECT_EQ(reader.consume(".\r\n..\r\nend"), 10u);
     EXPECT_FALSE(reader.done());
     reader.finish();
@@ -80,8 +87,10 @@ TEST(SmtpDataReader, ChunkModeKeepsDotsAndEndsLastLine) {
 }
 
 TEST(SmtpDataReader, ChunkModeTrailingCrIsBare) {
-    DataReader reader(DataReaderOptions{.max_text_line = 1000, .max_message_size = 1000,
-                                        .bare_line_ending = BareLineEnding::normalize, .dot_stuffed = false});
+    DataReader reader(DataReaderOptions{.max_text_line = 1000,
+                                        .max_message_size = 1000,
+                                        .bare_line_ending = BareLineEnding::normalize,
+                                        .dot_stuffed = false});
     reader.consume("a\r");
     reader.finish();
     EXPECT_TRUE(reader.saw_bare_line_ending());

@@ -6,8 +6,12 @@
 namespace magpie::smtp {
 namespace {
 
-PathOptions mail_options() { return PathOptions{.allow_null = true, .allow_postmaster = false, .limits = {}}; }
-PathOptions rcpt_options() { return PathOptions{.allow_null = false, .allow_postmaster = true, .limits = {}}; }
+PathOptions mail_options() {
+    return PathOptions{.allow_null = true, .allow_postmaster = false, .limits = {}};
+}
+PathOptions rcpt_options() {
+    return PathOptions{.allow_null = false, .allow_postmaster = true, .limits = {}};
+}
 
 TEST(SmtpPath, ParsesPlainMailboxAndReportsConsumedOctets) {
     auto path = parse_path("<a@x.org> SIZE=1", mail_options());
@@ -97,8 +101,14 @@ TEST(SmtpPath, DomainValidation) {
     EXPECT_TRUE(is_valid_domain("mx1.example-host.org", false));
     EXPECT_FALSE(is_valid_domain("example-.org", false));
     EXPECT_FALSE(is_valid_domain("ex_ample.org", false));
-    EXPECT_FALSE(is_valid_domain("b\xc3\xbc" "cher.example", false));
-    EXPECT_TRUE(is_valid_domain("b\xc3\xbc" "cher.example", true));
+    EXPECT_FALSE(
+        is_valid_domain("b\xc3\xbc"
+                        "cher.example",
+                        false));
+    EXPECT_TRUE(
+        is_valid_domain("b\xc3\xbc"
+                        "cher.example",
+                        true));
     EXPECT_FALSE(is_valid_domain("", true));
 }
 

@@ -71,7 +71,9 @@ struct Driver {
     ServerSession session;
     std::string greeting;
     std::string output;
-    std::function<RcptVerdict(const std::string&)> verdict = [](const std::string&) { return RcptVerdict::accept; };
+    std::function<RcptVerdict(const std::string&)> verdict = [](const std::string&) {
+        return RcptVerdict::accept;
+    };
     std::function<Result<std::string>(const MessageReceived&)> store = [this](const MessageReceived&) {
         return Result<std::string>("Q" + std::to_string(messages.size()));
     };
@@ -232,7 +234,9 @@ TEST(SmtpServer, VrfyAsksTheIoLayerWhenEnabled) {
     auto config = Driver::default_config();
     config.vrfy_enabled = true;
     Driver d(config);
-    d.verdict = [](const std::string& a) { return a == "bob@example.test" ? RcptVerdict::accept : RcptVerdict::unknown_user; };
+    d.verdict = [](const std::string& a) {
+        return a == "bob@example.test" ? RcptVerdict::accept : RcptVerdict::unknown_user;
+    };
     EXPECT_EQ(d.send("VRFY <bob@example.test>\r\n"), "250 2.1.5 <bob@example.test>\r\n");
     EXPECT_EQ(d.send("VRFY eve@example.test\r\n"),
               "550 5.1.1 <eve@example.test>: Recipient address rejected: User unknown\r\n");
@@ -323,7 +327,9 @@ TEST(SmtpServer, RejectedRecipientsDoNotCountTowardsTheLimit) {
     auto config = Driver::default_config();
     config.limits.max_recipients = 1;
     Driver d = in_transaction(config);
-    d.verdict = [](const std::string& a) { return a == "ok@x.org" ? RcptVerdict::accept : RcptVerdict::unknown_user; };
+    d.verdict = [](const std::string& a) {
+        return a == "ok@x.org" ? RcptVerdict::accept : RcptVerdict::unknown_user;
+    };
     EXPECT_EQ(d.send("RCPT TO:<no@x.org>\r\nRCPT TO:<ok@x.org>\r\n"),
               "550 5.1.1 <no@x.org>: Recipient address rejected: User unknown\r\n250 2.1.5 OK\r\n");
 }
@@ -355,7 +361,8 @@ TEST(SmtpServer, DeclaredSizeOverLimitIsRefusedAtMail) {
     config.limits.max_message_size = 1000;
     Driver d(config);
     d.send("EHLO c\r\n");
-    EXPECT_EQ(d.send("MAIL FROM:<a@x.org> SIZE=1001\r\n"), "552 5.3.4 Error: message size exceeds fixed limit\r\n");
+    EXPECT_EQ(d.send("MAIL FROM:<a@x.org> SIZE=1001\r\n"),
+              "552 5.3.4 Error: message size exceeds fixed limit\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> SIZE=1000\r\n"), "250 2.1.0 OK\r\n");
 }
 
@@ -367,7 +374,8 @@ TEST(SmtpServer, OversizedDataIsReadToTheEndAndRefused) {
     std::string line(70, 'z');
     line += "\r\n";
     EXPECT_EQ(d.send(line + line + line), "");
-    EXPECT_EQ(d.send(".\r\nNOOP\r\n"), "552 5.3.4 Error: message size exceeds fixed limit\r\n250 2.0.0 OK\r\n");
+    EXPECT_EQ(d.send(".\r\nNOOP\r\n"),
+              "552 5.3.4 Error: message size exceeds fixed limit\r\n250 2.0.0 OK\r\n");
     EXPECT_TRUE(d.messages.empty());
     // The session is back between transactions.
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org>\r\n"), "250 2.1.0 OK\r\n");
@@ -377,7 +385,8 @@ TEST(SmtpServer, MessageOfExactlyTheLimitIsAccepted) {
     auto config = Driver::default_config();
     config.limits.max_message_size = 10;
     Driver d = in_transaction(config);
-    EXPECT_TRUE(d.send("RCPT TO:<b@x.org>\r\nDATA\r\n12345678\r\n.\r\n").ends_with("354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 OK Q1\r\n"));
+    EXPECT_TRUE(d.send("RCPT TO:<b@x.org>\r\nDATA\r\n12345678\r\n.\r\n")
+                    .ends_with("354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 OK Q1\r\n"));
     ASSERT_EQ(d.messages.size(), 1u);
     EXPECT_EQ(d.messages[0].data, "12345678\r\n");
 }
@@ -388,7 +397,8 @@ TEST(SmtpServer, OverlongTextLineIsReadToTheEndAndRefused) {
     Driver d = in_transaction(config);
     d.send("RCPT TO:<b@x.org>\r\nDATA\r\n");
     EXPECT_EQ(d.send(std::string(18, 'a') + "\r\n"), "");  // exactly 20 octets with CRLF
-    EXPECT_EQ(d.send(std::string(19, 'a') + "\r\nmore\r\n.\r\n"), "500 5.5.6 Error: message line too long\r\n");
+    EXPECT_EQ(d.send(std::string(19, 'a') + "\r\nmore\r\n.\r\n"),
+              "500 5.5.6 Error: message line too long\r\n");
     EXPECT_TRUE(d.messages.empty());
 }
 
@@ -426,7 +436,9 @@ constexpr std::string_view pipelined_session =
 
 Driver pipelined_driver() {
     Driver d;
-    d.verdict = [](const std::string& a) { return a.starts_with("nobody") ? RcptVerdict::unknown_user : RcptVerdict::accept; };
+    d.verdict = [](const std::string& a) {
+        return a.starts_with("nobody") ? RcptVerdict::unknown_user : RcptVerdict::accept;
+    };
     return d;
 }
 
@@ -533,8 +545,8 @@ TEST(SmtpServer, EndOfDataRightAfter354) {
 
 struct SmugglingCase {
     std::string name;
-    std::string separator;     // what a lax server might take for the end of data
-    std::string normalized;    // what is stored under BareLineEnding::normalize
+    std::string separator;   // what a lax server might take for the end of data
+    std::string normalized;  // what is stored under BareLineEnding::normalize
 };
 
 const std::vector<SmugglingCase>& smuggling_cases() {
@@ -582,7 +594,8 @@ TEST(SmtpServer, SmugglingIsNeutralisedWhenNormalizing) {
         config.bare_line_ending = BareLineEnding::normalize;
         Driver d = in_transaction(config);
         std::string out = d.send(smuggling_input(c));
-        EXPECT_EQ(out, "250 2.1.5 OK\r\n354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 OK Q1\r\n250 2.0.0 OK\r\n")
+        EXPECT_EQ(
+            out, "250 2.1.5 OK\r\n354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 OK Q1\r\n250 2.0.0 OK\r\n")
             << c.name;
         ASSERT_EQ(d.messages.size(), 1u) << c.name;
         EXPECT_EQ(d.messages[0].data, c.normalized + std::string(smuggled)) << c.name;
@@ -627,7 +640,8 @@ ServerConfig tls_config() {
 TEST(SmtpServer, StartTlsDiscardsPipelinedPlaintext) {
     Driver d(tls_config());
     d.send("EHLO c\r\n");
-    EXPECT_EQ(d.send("STARTTLS\r\nMAIL FROM:<evil@x.org>\r\nRCPT TO:<b@x.org>\r\n"), "220 2.0.0 Ready to start TLS\r\n");
+    EXPECT_EQ(d.send("STARTTLS\r\nMAIL FROM:<evil@x.org>\r\nRCPT TO:<b@x.org>\r\n"),
+              "220 2.0.0 Ready to start TLS\r\n");
     EXPECT_EQ(d.tls_requests, 1);
     EXPECT_FALSE(d.session.wants_input());
     d.send("NOOP\r\n");  // plaintext before the handshake is dropped too
@@ -752,14 +766,16 @@ TEST(SmtpServer, MailParameters) {
     Driver d;
     d.send("EHLO c\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> SIZE=abc\r\n"), "501 5.5.4 Error: bad SIZE parameter\r\n");
-    EXPECT_EQ(d.send("MAIL FROM:<a@x.org> BODY=BINARYMIME\r\n"), "555 5.5.4 Error: BODY=BINARYMIME is not supported\r\n");
+    EXPECT_EQ(d.send("MAIL FROM:<a@x.org> BODY=BINARYMIME\r\n"),
+              "555 5.5.4 Error: BODY=BINARYMIME is not supported\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> BODY=9BIT\r\n"), "501 5.5.4 Error: bad BODY parameter\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> FOO=1\r\n"), "555 5.5.4 Error: unsupported MAIL parameter\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> RET=ALL\r\n"), "501 5.5.4 Error: bad RET parameter\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> ENVID=a=b\r\n"), "501 5.5.4 Error: malformed MAIL parameters\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> ENVID=a+zz\r\n"), "501 5.5.4 Error: bad ENVID parameter\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> SMTPUTF8=yes\r\n"), "501 5.5.4 Error: SMTPUTF8 takes no value\r\n");
-    EXPECT_EQ(d.send("MAIL FROM:<a@x.org> SIZE=1 size=2\r\n"), "501 5.5.4 Error: malformed MAIL parameters\r\n");
+    EXPECT_EQ(d.send("MAIL FROM:<a@x.org> SIZE=1 size=2\r\n"),
+              "501 5.5.4 Error: malformed MAIL parameters\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org>SIZE=1\r\n"), "501 5.5.4 Error: malformed MAIL parameters\r\n");
     EXPECT_EQ(d.send("MAIL FROM:<a@x.org> size=100 body=8bitmime ret=hdrs envid=QQ+2B1 smtputf8\r\n"),
               "250 2.1.0 OK\r\n");
@@ -776,8 +792,10 @@ TEST(SmtpServer, MailParameters) {
 
 TEST(SmtpServer, RcptParameters) {
     Driver d = in_transaction();
-    EXPECT_EQ(d.send("RCPT TO:<b@x.org> NOTIFY=NEVER,SUCCESS\r\n"), "501 5.5.4 Error: bad NOTIFY parameter\r\n");
-    EXPECT_EQ(d.send("RCPT TO:<b@x.org> NOTIFY=DELAY,DELAY\r\n"), "501 5.5.4 Error: bad NOTIFY parameter\r\n");
+    EXPECT_EQ(d.send("RCPT TO:<b@x.org> NOTIFY=NEVER,SUCCESS\r\n"),
+              "501 5.5.4 Error: bad NOTIFY parameter\r\n");
+    EXPECT_EQ(d.send("RCPT TO:<b@x.org> NOTIFY=DELAY,DELAY\r\n"),
+              "501 5.5.4 Error: bad NOTIFY parameter\r\n");
     EXPECT_EQ(d.send("RCPT TO:<b@x.org> ORCPT=b@x.org\r\n"), "501 5.5.4 Error: bad ORCPT parameter\r\n");
     EXPECT_EQ(d.send("RCPT TO:<b@x.org> BODY=7BIT\r\n"), "555 5.5.4 Error: unsupported RCPT parameter\r\n");
     EXPECT_TRUE(d.checked.empty());
@@ -801,8 +819,10 @@ TEST(SmtpServer, MalformedPathsGet5xxAndNoMessage) {
     std::string long_label(63, 'd');
     std::string long_domain = long_label + "." + long_label + "." + long_label + "." + long_label;  // 255
     std::vector<BadPathCase> cases = {
-        {"NoBrackets", "MAIL FROM:a@x.org", "501 5.1.7 Bad sender address syntax: path must be enclosed in angle brackets"},
-        {"NoClosingBracket", "MAIL FROM:<a@x.org", "501 5.1.7 Bad sender address syntax: path must be enclosed in angle brackets"},
+        {"NoBrackets", "MAIL FROM:a@x.org",
+         "501 5.1.7 Bad sender address syntax: path must be enclosed in angle brackets"},
+        {"NoClosingBracket", "MAIL FROM:<a@x.org",
+         "501 5.1.7 Bad sender address syntax: path must be enclosed in angle brackets"},
         {"NoDomain", "MAIL FROM:<a>", "501 5.1.7 Bad sender address syntax: missing domain"},
         {"EmptyLocal", "MAIL FROM:<@x.org>", "501 5.1.7 Bad sender address syntax: malformed source route"},
         {"DoubleDot", "MAIL FROM:<a..b@x.org>", "501 5.1.7 Bad sender address syntax: malformed local part"},
@@ -810,23 +830,34 @@ TEST(SmtpServer, MalformedPathsGet5xxAndNoMessage) {
         {"BadDomain", "MAIL FROM:<a@-x.org>", "501 5.1.7 Bad sender address syntax: malformed domain"},
         {"EmptyLabel", "MAIL FROM:<a@x..org>", "501 5.1.7 Bad sender address syntax: malformed domain"},
         {"Space", "MAIL FROM:<a b@x.org>", "501 5.1.7 Bad sender address syntax: missing domain"},
-        {"LocalTooLong", "MAIL FROM:<" + long_local + "@x.org>", "501 5.1.7 Bad sender address syntax: local part too long"},
-        {"DomainTooLong", "MAIL FROM:<a@" + long_domain + "x>", "501 5.1.7 Bad sender address syntax: domain too long"},
-        {"BadIpv4", "MAIL FROM:<a@[256.1.1.1]>", "501 5.1.7 Bad sender address syntax: malformed address literal"},
-        {"BadIpv6", "MAIL FROM:<a@[IPv6:1::2::3]>", "501 5.1.7 Bad sender address syntax: malformed address literal"},
-        {"GeneralLiteral", "MAIL FROM:<a@[x400:foo]>", "501 5.1.7 Bad sender address syntax: malformed address literal"},
-        {"BadQuoted", "MAIL FROM:<\"a@x.org>", "501 5.1.7 Bad sender address syntax: unterminated quoted local part"},
-        {"BadRoute", "MAIL FROM:<@x.org:@y.org:a@z.org>", "501 5.1.7 Bad sender address syntax: empty local part"},
-        {"RouteNoColon", "MAIL FROM:<@x.org,a@z.org>", "501 5.1.7 Bad sender address syntax: malformed source route"},
-        {"EightBit", "MAIL FROM:<j\xc3\xb6rg@x.org>", "553 5.6.7 Error: non-ASCII sender address without SMTPUTF8"},
+        {"LocalTooLong", "MAIL FROM:<" + long_local + "@x.org>",
+         "501 5.1.7 Bad sender address syntax: local part too long"},
+        {"DomainTooLong", "MAIL FROM:<a@" + long_domain + "x>",
+         "501 5.1.7 Bad sender address syntax: domain too long"},
+        {"BadIpv4", "MAIL FROM:<a@[256.1.1.1]>",
+         "501 5.1.7 Bad sender address syntax: malformed address literal"},
+        {"BadIpv6", "MAIL FROM:<a@[IPv6:1::2::3]>",
+         "501 5.1.7 Bad sender address syntax: malformed address literal"},
+        {"GeneralLiteral", "MAIL FROM:<a@[x400:foo]>",
+         "501 5.1.7 Bad sender address syntax: malformed address literal"},
+        {"BadQuoted", "MAIL FROM:<\"a@x.org>",
+         "501 5.1.7 Bad sender address syntax: unterminated quoted local part"},
+        {"BadRoute", "MAIL FROM:<@x.org:@y.org:a@z.org>",
+         "501 5.1.7 Bad sender address syntax: empty local part"},
+        {"RouteNoColon", "MAIL FROM:<@x.org,a@z.org>",
+         "501 5.1.7 Bad sender address syntax: malformed source route"},
+        {"EightBit", "MAIL FROM:<j\xc3\xb6rg@x.org>",
+         "553 5.6.7 Error: non-ASCII sender address without SMTPUTF8"},
         {"BadUtf8", "MAIL FROM:<j\xc3@x.org> SMTPUTF8", "500 5.5.2 Error: 8-bit characters in command"},
         {"Nul", std::string("MAIL FROM:<a\0b@x.org>", 22), "500 5.5.2 Error: control character in command"},
         {"Tab", "MAIL FROM:<a@x.org>\tSIZE=1", "500 5.5.2 Error: control character in command"},
         {"BareCr", "MAIL FROM:<a@x.org>\rRCPT TO:<b@x.org>", "500 5.5.2 Error: control character in command"},
         {"NullRecipient", "RCPT TO:<>", "501 5.1.3 Bad recipient address syntax: null path not allowed here"},
-        {"RcptNoBrackets", "RCPT TO:b@x.org", "501 5.1.3 Bad recipient address syntax: path must be enclosed in angle brackets"},
+        {"RcptNoBrackets", "RCPT TO:b@x.org",
+         "501 5.1.3 Bad recipient address syntax: path must be enclosed in angle brackets"},
         {"RcptNoColon", "RCPT TO <b@x.org>", "501 5.5.4 Syntax: RCPT TO:<address>"},
-        {"RcptEightBit", "RCPT TO:<\xc3\xbc@x.org>", "553 5.6.7 Error: non-ASCII recipient address without SMTPUTF8"},
+        {"RcptEightBit", "RCPT TO:<\xc3\xbc@x.org>",
+         "553 5.6.7 Error: non-ASCII recipient address without SMTPUTF8"},
         {"MailNoColon", "MAIL <a@x.org>", "501 5.5.4 Syntax: MAIL FROM:<address>"},
     };
     for (const auto& c : cases) {
@@ -858,7 +889,8 @@ TEST(SmtpServer, PathLengthLimitIs256WithBrackets) {
     EXPECT_EQ(d.send("MAIL FROM:" + ok + "\r\n"), "250 2.1.0 OK\r\n");
     d.send("RSET\r\n");
     std::string too_long = "<" + local + "@" + domain + "e>";
-    EXPECT_EQ(d.send("MAIL FROM:" + too_long + "\r\n"), "501 5.1.7 Bad sender address syntax: path too long\r\n");
+    EXPECT_EQ(d.send("MAIL FROM:" + too_long + "\r\n"),
+              "501 5.1.7 Bad sender address syntax: path too long\r\n");
 }
 
 TEST(SmtpServer, AcceptedPathForms) {
@@ -887,14 +919,18 @@ TEST(SmtpServer, PostmasterWithoutDomainIsAccepted) {
     Driver d = in_transaction();
     EXPECT_EQ(d.send("RCPT TO:<Postmaster>\r\n"), "250 2.1.5 OK\r\n");
     EXPECT_EQ(d.checked, std::vector<std::string>{"Postmaster"});
-    EXPECT_EQ(d.send("RCPT TO:<webmaster>\r\n"), "501 5.1.3 Bad recipient address syntax: missing domain\r\n");
+    EXPECT_EQ(d.send("RCPT TO:<webmaster>\r\n"),
+              "501 5.1.3 Bad recipient address syntax: missing domain\r\n");
 }
 
 TEST(SmtpServer, Utf8AddressesWithSmtpUtf8) {
     Driver d;
     d.send("EHLO c\r\n");
-    EXPECT_EQ(d.send("MAIL FROM:<j\xc3\xb6rg@b\xc3\xbc" "cher.example> SMTPUTF8\r\n"), "250 2.1.0 OK\r\n");
-    EXPECT_EQ(d.send("RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.test>\r\n"), "250 2.1.5 OK\r\n");
+    EXPECT_EQ(d.send("MAIL FROM:<j\xc3\xb6rg@b\xc3\xbc"
+                     "cher.example> SMTPUTF8\r\n"),
+              "250 2.1.0 OK\r\n");
+    EXPECT_EQ(d.send("RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.test>\r\n"),
+              "250 2.1.5 OK\r\n");
     EXPECT_EQ(d.send("VRFY \xc3\xbc\r\n"), "500 5.5.2 Error: 8-bit characters in command\r\n");
 }
 
@@ -920,8 +956,9 @@ TEST(SmtpServer, ShutdownWaitsForTheOutstandingStore) {
     EXPECT_EQ(d.closes, 0);
     d.session.stored(Result<std::string>("Q9"));
     d.pump();
-    EXPECT_TRUE(d.output.ends_with(
-        "250 2.0.0 OK Q9\r\n421 4.3.2 mx.example.test Service shutting down, closing transmission channel\r\n"));
+    EXPECT_TRUE(
+        d.output.ends_with("250 2.0.0 OK Q9\r\n421 4.3.2 mx.example.test Service shutting down, closing "
+                           "transmission channel\r\n"));
     EXPECT_EQ(d.closes, 1);
 }
 
