@@ -339,6 +339,76 @@ From: \xc4nne <anne@example.com>
 \xe4\xf6\xfc raw latin-1 body without charset
 """)
 
+CASES["encoded_word_glued"] = crlf("""From: "=?utf-8?q?Andr=C3=A9?=" <andre@example.com>
+To: =?utf-8?q?Z=C3=BC?=rich <z@example.com>
+Subject: pre=?utf-8?q?fix?= =?utf-8?b?w6k=?=end =?unknown-charset?q?x?= =?utf-8?q?bad=ZZ?=
+
+body
+""")
+
+CASES["transfer_encoding_variants"] = crlf("""Subject: cte
+Content-Type: multipart/mixed; boundary=t
+
+--t
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: Base64
+
+w6kgbm8gcGFkZGluZw
+--t
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: QUOTED-PRINTABLE
+
+lower =c3=a9 hex and a trailing soft break=
+--t
+Content-Type: message/rfc822
+Content-Transfer-Encoding: base64
+
+U3ViamVjdDogaW5uZXINCg0KYm9keQ0K
+--t
+Content-Type: application/octet-stream
+Content-Transfer-Encoding: x-uuencode
+
+begin 644 x
+--t--
+""")
+
+CASES["dates_and_ids"] = crlf("""Date: 1 Jan 2024 00:00 +0100
+Message-ID: <id.1@example.com> (comment)
+In-Reply-To: <a@b> <c@d>
+References: <a@b>
+	<c@d>
+Subject: dates
+
+x
+""")
+
+CASES["long_lines"] = crlf("Subject: " + "x" * 5000 + "\nX-Long: " + " ".join(["word"] * 800) + "\n\n" + "y" * 20000 + "\n")
+
+CASES["nul_and_controls"] = b"Subject: nul\x00inside\r\nX-Ctl: \x01\x02\r\nContent-Type: text/plain\r\n\r\nbody\x00with nul\r\n"
+
+CASES["mixed_line_ends"] = b"Subject: mixed\r\nContent-Type: multipart/mixed; boundary=m\n\r\n--m\r\nContent-Type: text/plain\n\none\n--m\r\n\r\ntwo\r\n--m--\n"
+
+CASES["attachment_names"] = crlf("""Subject: names
+Content-Type: multipart/mixed; boundary=n
+
+--n
+Content-Type: application/octet-stream; name="=?UTF-8?B?w6kudHh0?="
+Content-Disposition: attachment
+
+AA==
+--n
+Content-Type: application/octet-stream; name=plain.txt
+Content-Disposition: attachment; filename*=iso-8859-1'fr'caf%E9.txt
+
+AA==
+--n
+Content-Type: application/octet-stream
+Content-Disposition: attachment; filename="with \\"quotes\\".txt"
+
+AA==
+--n--
+""")
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)
