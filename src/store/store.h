@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -109,6 +111,36 @@ struct Delivered {
     std::vector<Placed> placed;  // one per target, in target order
 };
 
+// RFC 9051 6.4.6 STORE, with RFC 7162 3.1.3 UNCHANGEDSINCE.
+enum class FlagOperation { add, remove, replace };
+struct FlagUpdate {
+    FlagOperation operation = FlagOperation::add;
+    std::vector<std::string> flags;
+    std::optional<std::uint64_t> unchanged_since;
+};
+struct FlagChange {
+    std::uint32_t uid = 0;
+    std::uint64_t modseq = 0;
+    std::vector<std::string> flags;  // all flags after the change
+};
+struct FlagStoreResult {
+    std::vector<FlagChange> changed;           // messages whose flags changed, ascending UID; one new MODSEQ
+    std::vector<std::uint32_t> unchanged;      // present, flags already as asked (no new MODSEQ)
+    std::vector<std::uint32_t> modified;       // refused by UNCHANGEDSINCE (the MODIFIED response code)
+};
+
+// RFC 4315 COPYUID: the target's UIDVALIDITY and (source UID, new UID) pairs in source UID order.
+struct CopyResult {
+    std::uint32_t uidvalidity = 0;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> uids;
+};
+
+struct MailboxChanges {
+    std::uint64_t highest_modseq = 0;
+    std::vector<Message> changed;          // present messages with MODSEQ above the given one, UID order
+    std::vector<std::uint32_t> expunged;   // UIDs expunged after it (QRESYNC VANISHED), ascending
+};
+
 // Counters for tests and metrics: group commit works when commits < deliveries.
 struct StoreStats {
     std::uint64_t deliveries = 0;         // deliveries acknowledged with success
@@ -169,6 +201,35 @@ public:
     virtual Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) = 0;
     virtual Result<std::string> read_blob(std::string_view blob_id) = 0;  // verifies nothing; fast path
 
+    // ---- IMAP and JMAP operations (RFC 9051, RFC 7162 CONDSTORE/QRESYNC, RFC 4315 UIDPLUS, RFC 6851 MOVE).
+    // APPEND is deliver() with one target. Each call below is one transaction; the ones that change
+    // messages take new MODSEQs, write the change log and tell the change listener after the commit.
+    // Mailbox names are UTF-8 (the IMAP layer converts modified UTF-7), '/' separates levels; the store does
+    // not create or delete parents. A backend that lacks these answers Errc::unavailable (the defaults).
+
+    virtual Result<Mailbox> create_mailbox(std::int64_t account_id, std::string_view name);  // already_exists
+    // RFC 9051 6.3.6: inferiors ("from/...") follow; renaming INBOX moves its messages to a new mailbox and
+    // leaves INBOX empty. Mailboxes keep their UIDVALIDITY (unique store-wide, so never reused for a name).
+    virtual Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to);
+    // Deletes the mailbox and its messages (not its inferiors); INBOX cannot be deleted (permission_denied).
+    virtual Result<void> delete_mailbox(std::int64_t account_id, std::string_view name);
+    virtual Result<void> set_subscribed(std::int64_t account_id, std::string_view name, bool subscribed);
+
+    virtual Result<FlagStoreResult> store_flags(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids,
+                                                const FlagUpdate& update);
+    // Removes the messages flagged \Deleted (only those among `uids` when given: UID EXPUNGE, RFC 4315).
+    // Returns the expunged UIDs in ascending order.
+    virtual Result<std::vector<std::uint32_t>> expunge(std::int64_t mailbox_id,
+                                                       const std::vector<std::uint32_t>* uids = nullptr);
+    // Copies (sharing the blobs) into another mailbox of the same account, in UID order.
+    virtual Result<CopyResult> copy_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
+                                             std::int64_t to_mailbox_id);
+    // COPY and EXPUNGE of the source messages in one transaction (RFC 6851 3.3).
+    virtual Result<CopyResult> move_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
+                                             std::int64_t to_mailbox_id);
+    // What changed after `modseq` (CONDSTORE FETCH CHANGEDSINCE, QRESYNC, JMAP changes).
+    virtual Result<MailboxChanges> changes_since(std::int64_t mailbox_id, std::uint64_t modseq);
+
     // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
     virtual void set_change_listener(ChangeListener listener) = 0;
 
@@ -184,6 +245,7 @@ struct SqliteOptions {
     std::size_t max_queued = 10000;            // deliveries waiting for a commit; beyond: unavailable
     std::size_t max_message_bytes = 256 * 1024 * 1024;  // one message's content, stored or read back
     std::size_t max_targets = 1000;            // mailboxes one delivery may go to
+    std::size_t max_mailbox_name_bytes = 1024;  // UTF-8 octets of a mailbox name
     FlagLimits flag_limits;
     std::size_t max_readers = 8;               // pooled read connections
     int busy_timeout_ms = 5000;                // how long a connection waits for another process's lock

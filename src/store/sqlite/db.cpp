@@ -150,6 +150,10 @@ Connection::~Connection() {
     sqlite3_close(db_);
 }
 
+std::int64_t Connection::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+
+int Connection::changes() const { return sqlite3_changes(db_); }
+
 Result<void> Connection::exec(std::string_view sql) {
     std::string text(sql);
     char* message = nullptr;

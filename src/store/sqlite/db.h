@@ -73,6 +73,9 @@ public:
     // Prepares `sql` once per connection and reuses it afterwards.
     Result<Statement> prepare(const std::string& sql);
 
+    std::int64_t last_insert_rowid() const;
+    int changes() const;  // rows changed by the last INSERT, UPDATE or DELETE
+
     sqlite3* handle() const { return db_; }
 
 private:

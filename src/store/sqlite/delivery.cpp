@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/time.h"
+#include "store/sqlite/rows.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -21,7 +22,6 @@ namespace {
 
 constexpr std::int64_t kLocationInline = 0;
 constexpr std::int64_t kLocationFile = 1;
-constexpr std::int64_t kMaxUid = 0xffffffff;  // RFC 9051 2.3.1.1: UIDs are 32-bit and never reused
 
 }  // namespace
 
@@ -182,14 +182,7 @@ void SqliteStore::commit_batch(std::vector<Pending>& batch) {
         }
         batch[i].done(std::move(results[i]));
     }
-    if (changes.empty()) return;
-    ChangeListener listener;
-    {
-        std::lock_guard lock(listener_mutex_);
-        listener = listener_;
-    }
-    if (!listener) return;
-    for (const auto& [mailbox, change] : changes) listener(change.account_id, mailbox, change.modseq);
+    notify(changes);
 }
 
 Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& changes) {
@@ -218,7 +211,7 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
         .bind_text(12, summary.references)
         .bind_blob(13, summary.structure);
     MAGPIE_TRY(blob->run());
-    if (sqlite3_changes(db.handle()) > 0 && !pending.in_file) {
+    if (db.changes() > 0 && !pending.in_file) {
         auto content = db.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
         if (!content) return content.error();
         MAGPIE_TRY(content->bind_text(1, pending.blob_id).bind_blob(2, delivery.content).run());
@@ -228,52 +221,14 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
     delivered.blob_id = pending.blob_id;
     for (std::size_t i = 0; i < delivery.targets.size(); ++i) {
         std::int64_t mailbox_id = delivery.targets[i].mailbox_id;
-        // One statement allocates the UID and MODSEQ and updates the counters.
-        auto allocate = db.prepare(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1, "
-            "message_count = message_count + 1, total_size = total_size + ?2 "
-            "WHERE id = ?1 AND uidnext < ?3 RETURNING account_id, uidnext - 1, highest_modseq");
-        if (!allocate) return allocate.error();
-        allocate->bind(1, mailbox_id).bind(2, static_cast<std::int64_t>(pending.size)).bind(3, kMaxUid);
-        auto row = allocate->step();
-        if (!row) return row.error();
-        if (!*row) {
-            auto exists = db.prepare("SELECT 1 FROM mailboxes WHERE id = ?1");
-            if (!exists) return exists.error();
-            auto found = exists->bind(1, mailbox_id).step();
-            if (!found) return found.error();
-            if (*found) return make_error(Errc::limit_exceeded, fmt::format("mailbox {} has no UIDs left", mailbox_id));
-            return make_error(Errc::not_found, fmt::format("mailbox {} does not exist", mailbox_id));
-        }
-        std::int64_t account = allocate->column_int64(0);
-        auto uid = static_cast<std::uint32_t>(allocate->column_int64(1));
-        auto modseq = static_cast<std::uint64_t>(allocate->column_int64(2));
-        MAGPIE_TRY(allocate->run());  // finish the statement
-
-        auto message = db.prepare(
-            "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords) "
-            "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-        if (!message) return message.error();
-        message->bind(1, mailbox_id)
-            .bind(2, uid)
-            .bind(3, static_cast<std::int64_t>(modseq))
-            .bind_text(4, pending.blob_id)
-            .bind(5, static_cast<std::int64_t>(pending.size))
-            .bind(6, delivery.internal_date)
-            .bind(7, pending.flags[i].system)
-            .bind_text(8, join_keywords(pending.flags[i].keywords));
-        MAGPIE_TRY(message->run());
-
-        auto change = db.prepare("INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES(?1, ?2, ?3, ?4)");
-        if (!change) return change.error();
-        change->bind(1, mailbox_id)
-            .bind(2, static_cast<std::int64_t>(modseq))
-            .bind(3, uid)
-            .bind(4, static_cast<std::int64_t>(ChangeKind::appended));
-        MAGPIE_TRY(change->run());
-
-        delivered.placed.push_back(Delivered::Placed{mailbox_id, uid, modseq});
-        changes[mailbox_id] = MailboxChange{account, modseq};
+        auto allocated = allocate_message(db, mailbox_id, pending.size);
+        if (!allocated) return allocated.error();
+        MAGPIE_TRY(insert_message(db, MessageRow{mailbox_id, allocated->uid, allocated->modseq, pending.blob_id,
+                                                 pending.size, delivery.internal_date, pending.flags[i].system,
+                                                 join_keywords(pending.flags[i].keywords)}));
+        MAGPIE_TRY(log_change(db, mailbox_id, allocated->modseq, allocated->uid, ChangeKind::appended));
+        delivered.placed.push_back(Delivered::Placed{mailbox_id, allocated->uid, allocated->modseq});
+        changes[mailbox_id] = MailboxChange{allocated->account_id, allocated->modseq};
     }
     return delivered;
 }

@@ -2,7 +2,6 @@
 // group committer are in delivery.cpp.
 #include "store/sqlite/sqlite_store.h"
 
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +13,7 @@
 #include "base/strings.h"
 #include "base/time.h"
 #include "store/address.h"
+#include "store/sqlite/rows.h"
 #include "store/sqlite/schema.h"
 
 namespace magpie::store::sqlite {
@@ -61,53 +61,6 @@ Account account_from_row(const Statement& row) {
     return account;
 }
 
-constexpr const char* kMailboxColumns =
-    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, subscribed, message_count, "
-    "total_size";
-
-Mailbox mailbox_from_row(const Statement& row) {
-    Mailbox mailbox;
-    mailbox.id = row.column_int64(0);
-    mailbox.account_id = row.column_int64(1);
-    mailbox.name = row.column_text(2);
-    mailbox.uidvalidity = static_cast<std::uint32_t>(row.column_int64(3));
-    mailbox.uidnext = static_cast<std::uint32_t>(row.column_int64(4));
-    mailbox.highest_modseq = static_cast<std::uint64_t>(row.column_int64(5));
-    mailbox.special_use = static_cast<SpecialUse>(row.column_int64(6));
-    mailbox.subscribed = row.column_int64(7) != 0;
-    mailbox.message_count = static_cast<std::uint32_t>(row.column_int64(8));
-    mailbox.total_size = static_cast<std::uint64_t>(row.column_int64(9));
-    return mailbox;
-}
-
-// LEFT JOIN: a message whose blob row is missing (corruption, reported by check_store) still lists.
-constexpr const char* kMessageSelect =
-    "SELECT m.id, m.mailbox_id, m.uid, m.modseq, m.blob_id, m.size, m.internal_date, m.system_flags, "
-    "m.keywords, b.subject, b.from_header, b.to_header, b.cc_header, b.date_header, b.message_id, "
-    "b.in_reply_to, b.refs, b.structure FROM messages m LEFT JOIN blobs b ON b.id = m.blob_id ";
-
-Message message_from_row(const Statement& row) {
-    Message message;
-    message.id = row.column_int64(0);
-    message.mailbox_id = row.column_int64(1);
-    message.uid = static_cast<std::uint32_t>(row.column_int64(2));
-    message.modseq = static_cast<std::uint64_t>(row.column_int64(3));
-    message.blob_id = row.column_text(4);
-    message.size = static_cast<std::uint64_t>(row.column_int64(5));
-    message.internal_date = row.column_int64(6);
-    message.flags = flag_list(static_cast<std::uint32_t>(row.column_int64(7)), row.column_text(8));
-    message.summary.subject = row.column_text(9);
-    message.summary.from = row.column_text(10);
-    message.summary.to = row.column_text(11);
-    message.summary.cc = row.column_text(12);
-    message.summary.date = row.column_text(13);
-    message.summary.message_id = row.column_text(14);
-    message.summary.in_reply_to = row.column_text(15);
-    message.summary.references = row.column_text(16);
-    message.summary.structure = row.column_text(17);
-    return message;
-}
-
 // Looks up one integer by one text key; nullopt when there is no row.
 Result<std::optional<std::int64_t>> lookup_id(Connection& db, const std::string& sql, std::string_view key) {
     auto statement = db.prepare(sql);
@@ -128,33 +81,6 @@ Result<std::int64_t> domain_id(Connection& db, std::string_view domain) {
 
 Result<std::optional<std::int64_t>> account_id(Connection& db, std::string_view address) {
     return lookup_id(db, "SELECT id FROM accounts WHERE address = ?1", address);
-}
-
-// UIDVALIDITY must change whenever a mailbox name is reused (RFC 9051 2.3.1.1). One counter for the whole
-// store, seeded from the clock, never goes back even if the clock does.
-Result<std::uint32_t> next_uidvalidity(Connection& db) {
-    auto last = lookup_id(db, "SELECT value FROM meta WHERE key = ?1", "last_uidvalidity");
-    if (!last) return last.error();
-    std::int64_t next = std::max<std::int64_t>(unix_now(), last->value_or(0) + 1);
-    if (next > std::numeric_limits<std::uint32_t>::max()) {
-        return make_error(Errc::limit_exceeded, "UIDVALIDITY space exhausted");
-    }
-    auto statement = db.prepare(
-        "INSERT INTO meta(key, value) VALUES('last_uidvalidity', ?1) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-    if (!statement) return statement.error();
-    MAGPIE_TRY(statement->bind(1, next).run());
-    return static_cast<std::uint32_t>(next);
-}
-
-Result<void> create_mailbox(Connection& db, std::int64_t account, std::string_view name, SpecialUse special_use) {
-    auto uidvalidity = next_uidvalidity(db);
-    if (!uidvalidity) return uidvalidity.error();
-    auto statement = db.prepare(
-        "INSERT INTO mailboxes(account_id, name, uidvalidity, special_use, subscribed) VALUES(?1, ?2, ?3, ?4, 1)");
-    if (!statement) return statement.error();
-    statement->bind(1, account).bind_text(2, name).bind(3, *uidvalidity).bind(4, static_cast<std::int64_t>(special_use));
-    return statement->run();
 }
 
 }  // namespace
@@ -224,31 +150,20 @@ SqliteStore::~SqliteStore() {
     if (committer_.joinable()) committer_.join();
 }
 
-template <class T, class Body>
-Result<T> SqliteStore::write(Body&& body) {
-    if (!writer_) return make_error(Errc::permission_denied, "the store is open read-only");
-    std::lock_guard lock(write_mutex_);
-    auto transaction = Transaction::begin(*writer_);
-    if (!transaction) return transaction.error();
-    Result<T> result = body(*writer_);
-    if (!result) return result;  // the transaction rolls back
-    auto committed = transaction->commit();
-    if (!committed) return committed.error();
-    return result;
-}
-
-template <class T, class Body>
-Result<T> SqliteStore::read(Body&& body) {
-    auto lease = readers_.acquire();
-    if (!lease) return lease.error();
-    auto snapshot = ReadSnapshot::begin(**lease);
-    if (!snapshot) return snapshot.error();
-    return body(**lease);
-}
-
 void SqliteStore::set_change_listener(ChangeListener listener) {
     std::lock_guard lock(listener_mutex_);
     listener_ = std::move(listener);
+}
+
+void SqliteStore::notify(const Changes& changes) {
+    if (changes.empty()) return;
+    ChangeListener listener;
+    {
+        std::lock_guard lock(listener_mutex_);
+        listener = listener_;
+    }
+    if (!listener) return;
+    for (const auto& [mailbox, change] : changes) listener(change.account_id, mailbox, change.modseq);
 }
 
 StoreStats SqliteStore::stats() const {
@@ -275,7 +190,7 @@ Result<Domain> SqliteStore::add_domain(std::string_view name) {
             }
             return inserted.error();
         }
-        return Domain{sqlite3_last_insert_rowid(db.handle()), *domain};
+        return Domain{db.last_insert_rowid(), *domain};
     });
 }
 
@@ -350,10 +265,10 @@ Result<Account> SqliteStore::add_account(std::string_view address, std::string_v
             }
             return inserted.error();
         }
-        Account account{sqlite3_last_insert_rowid(db.handle()), *domain, normalized->address,
+        Account account{db.last_insert_rowid(), *domain, normalized->address,
                         std::string(password_hash), scram, false};
         for (const DefaultMailbox& mailbox : kDefaultMailboxes) {
-            MAGPIE_TRY(create_mailbox(db, account.id, mailbox.name, mailbox.special_use));
+            MAGPIE_TRY(insert_mailbox(db, account.id, mailbox.name, mailbox.special_use));
         }
         return account;
     });
@@ -376,7 +291,7 @@ Result<void> SqliteStore::set_password(std::string_view address, std::string_vie
             .bind_blob(5, scram.stored_key)
             .bind_blob(6, scram.server_key);
         MAGPIE_TRY(statement->run());
-        if (sqlite3_changes(db.handle()) == 0) {
+        if (db.changes() == 0) {
             return make_error(Errc::not_found, fmt::format("no account {}", normalized->address));
         }
         return {};
@@ -390,7 +305,7 @@ Result<void> SqliteStore::set_disabled(std::string_view address, bool disabled) 
         auto statement = db.prepare("UPDATE accounts SET disabled = ?2 WHERE address = ?1");
         if (!statement) return statement.error();
         MAGPIE_TRY(statement->bind_text(1, normalized->address).bind(2, disabled ? 1 : 0).run());
-        if (sqlite3_changes(db.handle()) == 0) {
+        if (db.changes() == 0) {
             return make_error(Errc::not_found, fmt::format("no account {}", normalized->address));
         }
         return {};
@@ -406,7 +321,7 @@ Result<void> SqliteStore::delete_account(std::string_view address) {
         auto statement = db.prepare("DELETE FROM accounts WHERE address = ?1");
         if (!statement) return statement.error();
         MAGPIE_TRY(statement->bind_text(1, normalized->address).run());
-        if (sqlite3_changes(db.handle()) == 0) {
+        if (db.changes() == 0) {
             return make_error(Errc::not_found, fmt::format("no account {}", normalized->address));
         }
         return {};
@@ -492,7 +407,7 @@ Result<void> SqliteStore::delete_alias(std::string_view address) {
         auto statement = db.prepare("DELETE FROM aliases WHERE address = ?1");
         if (!statement) return statement.error();
         MAGPIE_TRY(statement->bind_text(1, alias->address).run());
-        if (sqlite3_changes(db.handle()) == 0) {
+        if (db.changes() == 0) {
             return make_error(Errc::not_found, fmt::format("no alias {}", alias->address));
         }
         return {};

@@ -88,6 +88,19 @@ public:
     Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) override;
     Result<std::string> read_blob(std::string_view blob_id) override;
 
+    Result<Mailbox> create_mailbox(std::int64_t account_id, std::string_view name) override;
+    Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to) override;
+    Result<void> delete_mailbox(std::int64_t account_id, std::string_view name) override;
+    Result<void> set_subscribed(std::int64_t account_id, std::string_view name, bool subscribed) override;
+    Result<FlagStoreResult> store_flags(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids,
+                                        const FlagUpdate& update) override;
+    Result<std::vector<std::uint32_t>> expunge(std::int64_t mailbox_id, const std::vector<std::uint32_t>* uids) override;
+    Result<CopyResult> copy_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
+                                     std::int64_t to_mailbox_id) override;
+    Result<CopyResult> move_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
+                                     std::int64_t to_mailbox_id) override;
+    Result<MailboxChanges> changes_since(std::int64_t mailbox_id, std::uint64_t modseq) override;
+
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
 
@@ -113,6 +126,13 @@ private:
     // Runs `body(reader)` on a pooled read connection inside one read snapshot.
     template <class T, class Body>
     Result<T> read(Body&& body);
+
+    // Tells the change listener, after a commit, the last MODSEQ of each changed mailbox.
+    void notify(const Changes& changes);
+    Result<std::string> check_mailbox_name(std::string_view name) const;
+    Result<CopyResult> copy_in_transaction(Connection& db, std::int64_t from_mailbox_id,
+                                           const std::vector<std::uint32_t>& uids, std::int64_t to_mailbox_id,
+                                           bool expunge_source, Changes& changes);
 
     void blob_writer_loop();
     void enqueue_for_commit(Pending pending);
@@ -146,5 +166,27 @@ private:
     std::atomic<std::uint64_t> commits_{0};
     std::atomic<std::uint64_t> blob_files_written_{0};
 };
+
+template <class T, class Body>
+Result<T> SqliteStore::write(Body&& body) {
+    if (!writer_) return make_error(Errc::permission_denied, "the store is open read-only");
+    std::lock_guard lock(write_mutex_);
+    auto transaction = Transaction::begin(*writer_);
+    if (!transaction) return transaction.error();
+    Result<T> result = body(*writer_);
+    if (!result) return result;  // the transaction rolls back
+    auto committed = transaction->commit();
+    if (!committed) return committed.error();
+    return result;
+}
+
+template <class T, class Body>
+Result<T> SqliteStore::read(Body&& body) {
+    auto lease = readers_.acquire();
+    if (!lease) return lease.error();
+    auto snapshot = ReadSnapshot::begin(**lease);
+    if (!snapshot) return snapshot.error();
+    return body(**lease);
+}
 
 }  // namespace magpie::store::sqlite

@@ -1,0 +1,173 @@
+#include "store/sqlite/rows.h"
+
+#include <algorithm>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "base/time.h"
+#include "store/flags.h"
+
+namespace magpie::store::sqlite {
+namespace {
+
+constexpr std::int64_t kMaxUid = 0xffffffff;  // RFC 9051 2.3.1.1: UIDs are 32-bit and never reused
+static_assert(static_cast<std::int64_t>(ChangeKind::flags) == 2, "log_change prunes kind 2 by number");
+
+}  // namespace
+
+Mailbox mailbox_from_row(const Statement& row) {
+    Mailbox mailbox;
+    mailbox.id = row.column_int64(0);
+    mailbox.account_id = row.column_int64(1);
+    mailbox.name = row.column_text(2);
+    mailbox.uidvalidity = static_cast<std::uint32_t>(row.column_int64(3));
+    mailbox.uidnext = static_cast<std::uint32_t>(row.column_int64(4));
+    mailbox.highest_modseq = static_cast<std::uint64_t>(row.column_int64(5));
+    mailbox.special_use = static_cast<SpecialUse>(row.column_int64(6));
+    mailbox.subscribed = row.column_int64(7) != 0;
+    mailbox.message_count = static_cast<std::uint32_t>(row.column_int64(8));
+    mailbox.total_size = static_cast<std::uint64_t>(row.column_int64(9));
+    return mailbox;
+}
+
+Message message_from_row(const Statement& row) {
+    Message message;
+    message.id = row.column_int64(0);
+    message.mailbox_id = row.column_int64(1);
+    message.uid = static_cast<std::uint32_t>(row.column_int64(2));
+    message.modseq = static_cast<std::uint64_t>(row.column_int64(3));
+    message.blob_id = row.column_text(4);
+    message.size = static_cast<std::uint64_t>(row.column_int64(5));
+    message.internal_date = row.column_int64(6);
+    message.flags = flag_list(static_cast<std::uint32_t>(row.column_int64(7)), row.column_text(8));
+    message.summary.subject = row.column_text(9);
+    message.summary.from = row.column_text(10);
+    message.summary.to = row.column_text(11);
+    message.summary.cc = row.column_text(12);
+    message.summary.date = row.column_text(13);
+    message.summary.message_id = row.column_text(14);
+    message.summary.in_reply_to = row.column_text(15);
+    message.summary.references = row.column_text(16);
+    message.summary.structure = row.column_text(17);
+    return message;
+}
+
+Result<Mailbox> select_mailbox(Connection& db, std::int64_t mailbox_id) {
+    auto statement = db.prepare(fmt::format("SELECT {} FROM mailboxes WHERE id = ?1", kMailboxColumns));
+    if (!statement) return statement.error();
+    auto row = statement->bind(1, mailbox_id).step();
+    if (!row) return row.error();
+    if (!*row) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+    return mailbox_from_row(*statement);
+}
+
+Result<std::uint32_t> next_uidvalidity(Connection& db) {
+    std::int64_t last = 0;
+    {
+        auto statement = db.prepare("SELECT value FROM meta WHERE key = 'last_uidvalidity'");
+        if (!statement) return statement.error();
+        auto row = statement->step();
+        if (!row) return row.error();
+        if (*row) last = statement->column_int64(0);
+    }
+    std::int64_t next = std::max<std::int64_t>(unix_now(), last + 1);
+    if (next > std::numeric_limits<std::uint32_t>::max()) {
+        return make_error(Errc::limit_exceeded, "UIDVALIDITY space exhausted");
+    }
+    auto statement = db.prepare(
+        "INSERT INTO meta(key, value) VALUES('last_uidvalidity', ?1) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!statement) return statement.error();
+    MAGPIE_TRY(statement->bind(1, next).run());
+    return static_cast<std::uint32_t>(next);
+}
+
+Result<std::int64_t> insert_mailbox(Connection& db, std::int64_t account_id, std::string_view name,
+                                    SpecialUse special_use) {
+    auto uidvalidity = next_uidvalidity(db);
+    if (!uidvalidity) return uidvalidity.error();
+    auto statement = db.prepare(
+        "INSERT INTO mailboxes(account_id, name, uidvalidity, special_use, subscribed) VALUES(?1, ?2, ?3, ?4, 1)");
+    if (!statement) return statement.error();
+    statement->bind(1, account_id).bind_text(2, name).bind(3, *uidvalidity).bind(4, static_cast<std::int64_t>(special_use));
+    auto inserted = statement->run();
+    if (!inserted) {
+        if (inserted.error().code == Errc::already_exists) {
+            return make_error(Errc::already_exists, fmt::format("mailbox {} exists", name));
+        }
+        return inserted.error();
+    }
+    return db.last_insert_rowid();
+}
+
+Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std::uint64_t size) {
+    {
+        auto allocate = db.prepare(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1, "
+            "message_count = message_count + 1, total_size = total_size + ?2 "
+            "WHERE id = ?1 AND uidnext < ?3 RETURNING account_id, uidnext - 1, highest_modseq");
+        if (!allocate) return allocate.error();
+        allocate->bind(1, mailbox_id).bind(2, static_cast<std::int64_t>(size)).bind(3, kMaxUid);
+        auto row = allocate->step();
+        if (!row) return row.error();
+        if (*row) {
+            Allocated allocated{allocate->column_int64(0), static_cast<std::uint32_t>(allocate->column_int64(1)),
+                                static_cast<std::uint64_t>(allocate->column_int64(2))};
+            MAGPIE_TRY(allocate->run());  // finish the statement
+            return allocated;
+        }
+    }
+    auto exists = select_mailbox(db, mailbox_id);
+    if (!exists) return exists.error();
+    return make_error(Errc::limit_exceeded, fmt::format("mailbox {} has no UIDs left", mailbox_id));
+}
+
+Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id) {
+    auto allocate = db.prepare(
+        "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq");
+    if (!allocate) return allocate.error();
+    auto row = allocate->bind(1, mailbox_id).step();
+    if (!row) return row.error();
+    if (!*row) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+    auto modseq = static_cast<std::uint64_t>(allocate->column_int64(0));
+    MAGPIE_TRY(allocate->run());
+    return modseq;
+}
+
+Result<void> insert_message(Connection& db, const MessageRow& row) {
+    auto message = db.prepare(
+        "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (!message) return message.error();
+    message->bind(1, row.mailbox_id)
+        .bind(2, row.uid)
+        .bind(3, static_cast<std::int64_t>(row.modseq))
+        .bind_text(4, row.blob_id)
+        .bind(5, static_cast<std::int64_t>(row.size))
+        .bind(6, row.internal_date)
+        .bind(7, row.system_flags)
+        .bind_text(8, row.keywords);
+    return message->run();
+}
+
+Result<void> log_change(Connection& db, std::int64_t mailbox_id, std::uint64_t modseq, std::uint32_t uid,
+                        ChangeKind kind) {
+    if (kind != ChangeKind::appended) {
+        // "flags" supersedes an older "flags"; "expunged" supersedes everything before it.
+        auto prune = db.prepare(kind == ChangeKind::flags
+                                    ? "DELETE FROM change_log WHERE mailbox_id = ?1 AND uid = ?2 AND kind = 2"
+                                    : "DELETE FROM change_log WHERE mailbox_id = ?1 AND uid = ?2");
+        if (!prune) return prune.error();
+        MAGPIE_TRY(prune->bind(1, mailbox_id).bind(2, uid).run());
+    }
+    auto change = db.prepare("INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES(?1, ?2, ?3, ?4)");
+    if (!change) return change.error();
+    change->bind(1, mailbox_id)
+        .bind(2, static_cast<std::int64_t>(modseq))
+        .bind(3, uid)
+        .bind(4, static_cast<std::int64_t>(kind));
+    return change->run();
+}
+
+}  // namespace magpie::store::sqlite

@@ -1,0 +1,69 @@
+// Row-level building blocks shared by the backend's operations: reading mailbox and message rows, and the
+// writes every message change is made of (allocate a UID and MODSEQ, insert the message, log the change),
+// so delivery, APPEND, COPY and MOVE keep the same invariants by construction. Call inside a transaction.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "store/sqlite/db.h"
+#include "store/sqlite/schema.h"
+#include "store/store.h"
+
+namespace magpie::store::sqlite {
+
+inline constexpr const char* kMailboxColumns =
+    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, subscribed, message_count, "
+    "total_size";
+Mailbox mailbox_from_row(const Statement& row);
+
+// Ends with a space; append "WHERE ...". A LEFT JOIN, so a message whose blob row is missing (corruption,
+// reported by check_store) still lists.
+inline constexpr const char* kMessageSelect =
+    "SELECT m.id, m.mailbox_id, m.uid, m.modseq, m.blob_id, m.size, m.internal_date, m.system_flags, "
+    "m.keywords, b.subject, b.from_header, b.to_header, b.cc_header, b.date_header, b.message_id, "
+    "b.in_reply_to, b.refs, b.structure FROM messages m LEFT JOIN blobs b ON b.id = m.blob_id ";
+Message message_from_row(const Statement& row);
+
+Result<Mailbox> select_mailbox(Connection& db, std::int64_t mailbox_id);  // not_found
+
+// UIDVALIDITY must change whenever a mailbox name is reused (RFC 9051 2.3.1.1). One counter for the whole
+// store, seeded from the clock, never goes back even if the clock does, so every mailbox ever created has
+// its own value.
+Result<std::uint32_t> next_uidvalidity(Connection& db);
+
+Result<std::int64_t> insert_mailbox(Connection& db, std::int64_t account_id, std::string_view name,
+                                    SpecialUse special_use);
+
+struct Allocated {
+    std::int64_t account_id = 0;
+    std::uint32_t uid = 0;
+    std::uint64_t modseq = 0;
+};
+// Takes the mailbox's next UID and next MODSEQ and counts a new message of `size` bytes.
+// not_found for no such mailbox, limit_exceeded when its UIDs are exhausted.
+Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std::uint64_t size);
+
+// Takes the mailbox's next MODSEQ alone (flag changes, expunges share one per operation).
+Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id);
+
+struct MessageRow {
+    std::int64_t mailbox_id = 0;
+    std::uint32_t uid = 0;
+    std::uint64_t modseq = 0;
+    std::string blob_id;
+    std::uint64_t size = 0;
+    std::int64_t internal_date = 0;
+    std::uint32_t system_flags = 0;
+    std::string keywords;  // joined
+};
+Result<void> insert_message(Connection& db, const MessageRow& row);
+
+// One change_log row. For flag changes and expunges the uid's older rows that the new one supersedes are
+// dropped, so the log holds at most "appended", the latest "flags" and "expunged" per uid.
+Result<void> log_change(Connection& db, std::int64_t mailbox_id, std::uint64_t modseq, std::uint32_t uid,
+                        ChangeKind kind);
+
+}  // namespace magpie::store::sqlite

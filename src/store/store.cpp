@@ -1,0 +1,35 @@
+// The defaults of the Store operations a backend may lack: an honest "unavailable", never a fake answer.
+#include "store/store.h"
+
+#include <fmt/format.h>
+
+namespace magpie::store {
+namespace {
+
+Error unsupported(const char* operation) {
+    return make_error(Errc::unavailable, fmt::format("{} is not supported by this store backend", operation));
+}
+
+}  // namespace
+
+Result<Mailbox> Store::create_mailbox(std::int64_t, std::string_view) { return unsupported("create_mailbox"); }
+Result<void> Store::rename_mailbox(std::int64_t, std::string_view, std::string_view) {
+    return unsupported("rename_mailbox");
+}
+Result<void> Store::delete_mailbox(std::int64_t, std::string_view) { return unsupported("delete_mailbox"); }
+Result<void> Store::set_subscribed(std::int64_t, std::string_view, bool) { return unsupported("set_subscribed"); }
+Result<FlagStoreResult> Store::store_flags(std::int64_t, const std::vector<std::uint32_t>&, const FlagUpdate&) {
+    return unsupported("store_flags");
+}
+Result<std::vector<std::uint32_t>> Store::expunge(std::int64_t, const std::vector<std::uint32_t>*) {
+    return unsupported("expunge");
+}
+Result<CopyResult> Store::copy_messages(std::int64_t, const std::vector<std::uint32_t>&, std::int64_t) {
+    return unsupported("copy_messages");
+}
+Result<CopyResult> Store::move_messages(std::int64_t, const std::vector<std::uint32_t>&, std::int64_t) {
+    return unsupported("move_messages");
+}
+Result<MailboxChanges> Store::changes_since(std::int64_t, std::uint64_t) { return unsupported("changes_since"); }
+
+}  // namespace magpie::store
