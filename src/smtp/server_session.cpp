@@ -515,7 +515,8 @@ void ServerSession::rcpt_checked(RcptVerdict verdict) {
                 reply(250, "2.1.5", fmt::format("<{}>", address));
                 break;
             case RcptVerdict::unknown_user:
-                reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: User unknown", address));
+                bad_command(550, "5.1.1",
+                            fmt::format("<{}>: Recipient address rejected: User unknown", address));
                 break;
             case RcptVerdict::temporary_failure:
                 reply(451, "4.3.0", fmt::format("<{}>: Temporary lookup failure", address));
@@ -536,11 +537,13 @@ void ServerSession::rcpt_checked(RcptVerdict verdict) {
             state_ = State::rcpt;
             reply(250, "2.1.5", "OK");
             break;
+        // Refused recipients count as errors, as in Postfix: a client guessing addresses (directory
+        // harvest) or probing for an open relay is cut off after max_bad_commands of them.
         case RcptVerdict::unknown_user:
-            reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: User unknown", address));
+            bad_command(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: User unknown", address));
             break;
         case RcptVerdict::relay_denied:
-            reply(554, "5.7.1", fmt::format("<{}>: Relay access denied", address));
+            bad_command(554, "5.7.1", fmt::format("<{}>: Relay access denied", address));
             break;
         case RcptVerdict::temporary_failure:
             reply(451, "4.3.0", fmt::format("<{}>: Temporary lookup failure", address));
@@ -670,6 +673,8 @@ void ServerSession::stored(Result<std::string> queue_id) {
     if (state_ == State::closed || waiting_ != Waiting::store) return;
     waiting_ = Waiting::nothing;
     if (queue_id) {
+        // A client that delivers mail is not a prober: its error count starts again.
+        bad_commands_ = 0;
         reply(250, "2.0.0", "OK " + printable(*queue_id));
     } else {
         const Error& error = queue_id.error();
@@ -790,6 +795,7 @@ void ServerSession::shutting_down() {
 }
 
 void ServerSession::after_answer() {
+    if (state_ == State::closed) return;
     if (drain_then_close_) {
         close_with(421, "4.3.2",
                    fmt::format("{} Service shutting down, closing transmission channel", config_.hostname));

@@ -314,6 +314,28 @@ TEST(SmtpServer, DefaultBadCommandLimitIsTwenty) {
     EXPECT_EQ(out.find("421 4.7.0"), 20 * std::string("500 5.5.2 Error: command not recognized\r\n").size());
 }
 
+TEST(SmtpServer, RefusedRecipientsCountAsErrorsUntilAMessageIsStored) {
+    auto config = Driver::default_config();
+    config.limits.max_bad_commands = 2;
+    Driver d = in_transaction(config);
+    d.verdict = [](const std::string& a) {
+        if (a.starts_with("ok")) return RcptVerdict::accept;
+        return a.starts_with("far") ? RcptVerdict::relay_denied : RcptVerdict::unknown_user;
+    };
+    EXPECT_EQ(d.send("RCPT TO:<guess1@x.org>\r\nRCPT TO:<far@y.org>\r\n"),
+              "550 5.1.1 <guess1@x.org>: Recipient address rejected: User unknown\r\n"
+              "554 5.7.1 <far@y.org>: Relay access denied\r\n");
+    // Delivering a message clears the count.
+    d.send("RCPT TO:<ok@x.org>\r\nDATA\r\nx\r\n.\r\nMAIL FROM:<a@x.org>\r\n");
+    EXPECT_EQ(d.send("RCPT TO:<guess2@x.org>\r\nRCPT TO:<guess3@x.org>\r\n"),
+              "550 5.1.1 <guess2@x.org>: Recipient address rejected: User unknown\r\n"
+              "550 5.1.1 <guess3@x.org>: Recipient address rejected: User unknown\r\n");
+    EXPECT_EQ(d.closes, 0);
+    EXPECT_EQ(d.send("RCPT TO:<guess4@x.org>\r\nRCPT TO:<ok@x.org>\r\n"),
+              "421 4.7.0 mx.example.test Error: too many errors\r\n");
+    EXPECT_EQ(d.closes, 1);
+}
+
 TEST(SmtpServer, RecipientLimitGives452) {
     auto config = Driver::default_config();
     config.limits.max_recipients = 2;
