@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/strings.h"
+#include "mail/encoded_word.h"
 
 namespace magpie::mail {
 namespace {
@@ -46,6 +47,8 @@ std::string unfold(std::string_view raw) {
 }
 
 std::string HeaderField::unfolded() const { return unfold(raw_value); }
+
+std::string HeaderField::decoded() const { return decode_encoded_words(unfold(raw_value)); }
 
 HeaderScan scan_header(std::string_view message, std::size_t begin, std::size_t end, const ParseLimits& limits,
                        std::vector<HeaderField>& out) {
@@ -166,6 +169,11 @@ std::vector<const HeaderField*> Header::find_all(std::string_view name) const {
 std::string Header::value(std::string_view name) const {
     const HeaderField* f = find(name);
     return f ? f->unfolded() : std::string();
+}
+
+std::string Header::decoded(std::string_view name) const {
+    const HeaderField* f = find(name);
+    return f ? f->decoded() : std::string();
 }
 
 }  // namespace magpie::mail

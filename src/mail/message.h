@@ -30,6 +30,8 @@ struct HeaderField {
 
     // RFC 5322 2.2.3: CRLF (or bare LF) followed by WSP removed; leading and trailing WSP trimmed.
     std::string unfolded() const;
+    // The unfolded value with RFC 2047 encoded words decoded, in UTF-8 (for unstructured fields).
+    std::string decoded() const;
 };
 
 // Result of scanning one header block.
@@ -58,6 +60,8 @@ public:
     std::vector<const HeaderField*> find_all(std::string_view name) const;
     // Unfolded value of the first such field; empty when absent.
     std::string value(std::string_view name) const;
+    // Decoded (RFC 2047, UTF-8) value of the first such field; empty when absent.
+    std::string decoded(std::string_view name) const;
     bool has(std::string_view name) const { return find(name) != nullptr; }
 
 private:

@@ -183,6 +183,54 @@ TEST(Mime, EmptyAndHeaderOnlyMessages) {
     EXPECT_EQ(only.body(only.root()), "");
 }
 
+TEST(Mime, ParsesRfc3464DeliveryStatusNotification) {
+    // RFC 3464 10.1, shortened: multipart/report with the human text, the machine-readable status and the
+    // returned headers.
+    std::string_view dsn =
+        "Date: Thu, 7 Jul 1994 17:16:05 -0400\r\n"
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@CS.UTK.EDU>\r\n"
+        "Message-Id: <199407072116.RAA14128@CS.UTK.EDU>\r\n"
+        "Subject: Returned mail: Cannot send message for 5 days\r\n"
+        "To: <owner-info-mime@cs.utk.edu>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+        "    boundary=\"RAA14128.773615765/CS.UTK.EDU\"\r\n"
+        "\r\n"
+        "--RAA14128.773615765/CS.UTK.EDU\r\n"
+        "\r\n"
+        "The original message was received at Sat, 2 Jul 1994 17:10:28 -0400\r\n"
+        "\r\n"
+        "--RAA14128.773615765/CS.UTK.EDU\r\n"
+        "content-type: message/delivery-status\r\n"
+        "\r\n"
+        "Reporting-MTA: dns; cs.utk.edu\r\n"
+        "\r\n"
+        "Original-Recipient: rfc822;louisl@larry.slip.umd.edu\r\n"
+        "Final-Recipient: rfc822;louisl@larry.slip.umd.edu\r\n"
+        "Action: failed\r\n"
+        "Status: 4.0.0\r\n"
+        "\r\n"
+        "--RAA14128.773615765/CS.UTK.EDU\r\n"
+        "content-type: message/rfc822\r\n"
+        "\r\n"
+        "Return-Path: <owner-info-mime@cs.utk.edu>\r\n"
+        "Subject: Letter\r\n"
+        "\r\n"
+        "--RAA14128.773615765/CS.UTK.EDU--\r\n";
+    Message m = Message::parse(dsn);
+    EXPECT_TRUE(m.root().is("multipart", "report"));
+    EXPECT_EQ(m.content_type(m.root()).params.get("report-type"), "delivery-status");
+    auto kids = children(m, m.root());
+    ASSERT_EQ(kids.size(), 3u);
+    const Part& status = m.parts()[kids[1]];
+    EXPECT_TRUE(status.is("message", "delivery-status"));
+    EXPECT_EQ(status.kind, PartKind::leaf);  // its fields are status groups, not a message
+    EXPECT_TRUE(m.body(status).starts_with("Reporting-MTA: dns; cs.utk.edu\r\n\r\nOriginal-Recipient"));
+    const Part& returned = m.parts()[kids[2]];
+    EXPECT_EQ(returned.kind, PartKind::message);
+    EXPECT_EQ(m.header(m.parts()[returned.first_child]).value("Subject"), "Letter");
+}
+
 TEST(Mime, TransferEncodingNames) {
     EXPECT_EQ(parse_transfer_encoding(" Base64 "), TransferEncoding::base64);
     EXPECT_EQ(parse_transfer_encoding("quoted-printable (comment)"), TransferEncoding::quoted_printable);

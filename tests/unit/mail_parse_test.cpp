@@ -104,6 +104,15 @@ TEST(Header, FindsRepeatedFieldsInOrderCaseInsensitively) {
     EXPECT_FALSE(h.has("Subject"));
 }
 
+TEST(Header, GivesRawUnfoldedAndDecodedValues) {
+    std::string_view m = "Subject: =?UTF-8?Q?caf=C3=A9?=\r\n =?UTF-8?Q?_au_lait?=\r\n\r\n";
+    auto fields = scan(m);
+    Header h(fields);
+    EXPECT_EQ(h.find("subject")->raw_value, " =?UTF-8?Q?caf=C3=A9?=\r\n =?UTF-8?Q?_au_lait?=");
+    EXPECT_EQ(h.value("subject"), "=?UTF-8?Q?caf=C3=A9?= =?UTF-8?Q?_au_lait?=");
+    EXPECT_EQ(h.decoded("subject"), "caf\xC3\xA9 au lait");
+}
+
 TEST(Header, SkipsLeadingMboxFromLine) {
     auto fields = scan("From someone Mon Jan  1 00:00:00 2024\nSubject: s\n\n");
     ASSERT_EQ(fields.size(), 1u);
