@@ -409,6 +409,35 @@ AA==
 --n--
 """)
 
+CASES["junk_header_line"] = crlf("""Subject: junk
+X-First: 1
+this line is not a header field
+X-Second: 2
+
+body
+""")
+
+CASES["continuation_first"] = crlf(""" leading continuation
+Subject: after a leading fold
+From: a@example.com
+
+body
+""")
+
+CASES["nested_same_boundary"] = crlf("""Subject: same boundary twice
+Content-Type: multipart/mixed; boundary=same
+
+--same
+Content-Type: multipart/alternative; boundary=same
+
+--same
+Content-Type: text/plain
+
+inner?
+--same--
+--same--
+""")
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)
