@@ -21,7 +21,9 @@ struct Section {
     };
     std::vector<std::uint32_t> part;
     Text text = Text::none;
-    std::vector<std::string> fields;  // upper-cased header names, for the two HEADER.FIELDS forms
+    // Header names of the two HEADER.FIELDS forms as the client wrote them (the reply echoes the section);
+    // match them case-insensitively.
+    std::vector<std::string> fields;
     bool operator==(const Section&) const = default;
 };
 

@@ -522,7 +522,7 @@ bool Reader::section(Section& section, bool binary) {
             for (;;) {
                 std::string field;
                 if (!astring(field)) return false;
-                section.fields.push_back(to_upper(field));
+                section.fields.push_back(std::move(field));
                 if (consume(')')) break;
                 if (!sp()) return false;
             }

@@ -174,6 +174,55 @@ std::string ResponseWriter::take() {
     return out;
 }
 
+std::string fetch_item_name(const FetchItem& item) {
+    using K = FetchItem::Kind;
+    std::string out;
+    switch (item.kind) {
+        case K::envelope: return "ENVELOPE";
+        case K::flags: return "FLAGS";
+        case K::internal_date: return "INTERNALDATE";
+        case K::rfc822: return "RFC822";
+        case K::rfc822_header: return "RFC822.HEADER";
+        case K::rfc822_size: return "RFC822.SIZE";
+        case K::rfc822_text: return "RFC822.TEXT";
+        case K::body: return "BODY";
+        case K::body_structure: return "BODYSTRUCTURE";
+        case K::uid: return "UID";
+        case K::mod_seq: return "MODSEQ";
+        case K::body_section: out = "BODY["; break;
+        case K::binary: out = "BINARY["; break;
+        case K::binary_size: out = "BINARY.SIZE["; break;
+    }
+    const Section& section = item.section;
+    for (std::size_t i = 0; i < section.part.size(); ++i) {
+        if (i > 0) out.push_back('.');
+        out += std::to_string(section.part[i]);
+    }
+    const char* text = nullptr;
+    switch (section.text) {
+        case Section::Text::none: break;
+        case Section::Text::header: text = "HEADER"; break;
+        case Section::Text::header_fields: text = "HEADER.FIELDS"; break;
+        case Section::Text::header_fields_not: text = "HEADER.FIELDS.NOT"; break;
+        case Section::Text::text: text = "TEXT"; break;
+        case Section::Text::mime: text = "MIME"; break;
+    }
+    if (text != nullptr) {
+        if (!section.part.empty()) out.push_back('.');
+        out += text;
+    }
+    if (section.text == Section::Text::header_fields || section.text == Section::Text::header_fields_not) {
+        ResponseWriter fields;
+        fields.open_list();
+        for (const std::string& field : section.fields) fields.astring(field);
+        fields.close_list();
+        out += " " + fields.take();
+    }
+    out.push_back(']');
+    if (item.partial) out += "<" + std::to_string(item.partial->offset) + ">";
+    return out;
+}
+
 std::string status_response(std::string_view tag, StatusKind kind, std::string_view code, std::string_view text) {
     std::string out(tag);
     out.push_back(' ');

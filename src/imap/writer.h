@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "imap/fetch.h"
 #include "imap/parser.h"
 #include "imap/sequence_set.h"
 
@@ -61,6 +62,10 @@ private:
     bool utf8_;
     bool need_space_ = false;
 };
+
+// The name a FETCH reply gives an item (RFC 9051 7.5.2): "BODY[1.2.HEADER.FIELDS (From)]<0>" for
+// BODY.PEEK[1.2.HEADER.FIELDS (From)]<0.100> (PEEK dropped, only the partial's origin kept), "UID", ...
+std::string fetch_item_name(const FetchItem& item);
 
 // "tag OK [code] text\r\n"; tag "*" for untagged. code is written inside brackets when not empty.
 std::string status_response(std::string_view tag, StatusKind kind, std::string_view code, std::string_view text);

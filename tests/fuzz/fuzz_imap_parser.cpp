@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,6 +72,18 @@ void check_event(const Event& event, bool utf8) {
             auto encoded = mutf7_encode(select->mailbox);
             check(encoded.ok());
         }
+    }
+    if (const auto* login = std::get_if<Login>(&command->body)) {
+        // Whatever form the writer picks (atom, quoted, literal), the parser reads back the same octets.
+        ResponseWriter writer(utf8);
+        writer.tagged("t").atom("LOGIN").astring(login->user).astring(login->password).end();
+        Parser again;
+        again.feed(writer.take());
+        std::optional<Event> reparsed;
+        while ((reparsed = again.next()) && std::holds_alternative<ContinuationRequest>(*reparsed)) {
+        }
+        check(reparsed && std::holds_alternative<Command>(*reparsed));
+        check(std::get<Login>(std::get<Command>(*reparsed).body) == *login);
     }
     if (const auto* fetch = std::get_if<Fetch>(&command->body)) {
         auto set = SequenceSet::parse(fetch->set.to_string(), 1 << 20);

@@ -112,6 +112,28 @@ TEST(ImapWriter, WritesEsearchWithSequenceSet) {
     EXPECT_EQ(w.take(), "* ESEARCH (TAG \"A285\") UID ALL 4:6,10\r\n");
 }
 
+TEST(ImapWriter, NamesFetchItemsAsRepliesDo) {
+    FetchItem item;
+    item.kind = FetchItem::Kind::body_section;
+    item.peek = true;
+    item.section.part = {1, 2};
+    item.section.text = Section::Text::header_fields;
+    item.section.fields = {"From", "Subject"};
+    item.partial = Partial{0, 100};
+    EXPECT_EQ(fetch_item_name(item), "BODY[1.2.HEADER.FIELDS (From Subject)]<0>");
+    item = FetchItem{};
+    item.kind = FetchItem::Kind::body_section;
+    EXPECT_EQ(fetch_item_name(item), "BODY[]");
+    item.section.text = Section::Text::text;
+    EXPECT_EQ(fetch_item_name(item), "BODY[TEXT]");
+    item.kind = FetchItem::Kind::binary_size;
+    item.section = Section{};
+    item.section.part = {3};
+    EXPECT_EQ(fetch_item_name(item), "BINARY.SIZE[3]");
+    item.kind = FetchItem::Kind::rfc822_size;
+    EXPECT_EQ(fetch_item_name(item), "RFC822.SIZE");
+}
+
 TEST(ImapWriter, WritesContinuationAndText) {
     ResponseWriter w;
     w.continuation().text("idling").end();
