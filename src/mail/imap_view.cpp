@@ -139,8 +139,11 @@ void append_body(std::string& out, const Message& m, const Part& part, bool exte
     out += ' ';
     append_nstring(out, header.value("Content-Description"));
     out += ' ';
+    // body-fld-enc: the mechanism token as written, without comments or trailing junk (RFC 2045 6.1).
     std::string encoding = header.value("Content-Transfer-Encoding");
-    out += imap_string(encoding.empty() ? std::string_view("7bit") : std::string_view(encoding));
+    std::string_view token = encoding;
+    token = token.substr(0, token.find_first_of(" \t(;"));
+    out += imap_string(token.empty() ? std::string_view("7bit") : token);
     out += ' ';
     out += std::to_string(body.size());
     if (part.kind == PartKind::message) {

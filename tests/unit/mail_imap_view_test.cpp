@@ -91,6 +91,11 @@ TEST(ImapView, EncodedMessagePartStillHasEnvelopeAndBody) {
               "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) 1 NIL NIL NIL NIL)");
 }
 
+TEST(ImapView, EncodingIsTheMechanismTokenOnly) {
+    Message m = Message::parse("Content-Transfer-Encoding: Base64 (it is)\r\nContent-Type: application/x\r\n\r\nAA==");
+    EXPECT_EQ(imap_body_structure(m, false), "(\"application\" \"x\" NIL NIL NIL \"Base64\" 4)");
+}
+
 TEST(ImapView, QuotesAndLiteralsInStrings) {
     EXPECT_EQ(imap_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
     EXPECT_EQ(imap_string("caf\xC3\xA9"), "{5}\r\ncaf\xC3\xA9");
