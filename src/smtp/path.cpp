@@ -77,6 +77,12 @@ bool is_valid_address_literal(std::string_view literal) {
     std::string_view body = literal.substr(1, literal.size() - 2);
     if (istarts_with(body, "IPv6:")) {
         std::string address(body.substr(5));
+        // inet_pton reads a C string: refuse anything but IPv6 characters (a NUL would end it early).
+        for (char c : address) {
+            bool ok = is_digit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f') ||
+                      (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+            if (!ok) return false;
+        }
         unsigned char buffer[16];
         return !address.empty() && address.size() < 46 && inet_pton(AF_INET6, address.c_str(), buffer) == 1;
     }

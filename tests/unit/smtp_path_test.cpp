@@ -55,6 +55,8 @@ TEST(SmtpPath, AddressLiterals) {
     EXPECT_FALSE(parse_path("<u@[1234.0.2.1]>", mail_options()));
     EXPECT_FALSE(parse_path("<u@[IPv6:2001:db8::g]>", mail_options()));
     EXPECT_FALSE(parse_path("<u@[]>", mail_options()));
+    EXPECT_FALSE(parse_path(std::string("<u@[IPv6:::1\0x]>", 15), mail_options()));
+    EXPECT_FALSE(parse_path("<u@[IPv6:fe80::1%eth0]>", mail_options()));
 }
 
 TEST(SmtpPath, LengthLimits) {
