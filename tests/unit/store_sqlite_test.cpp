@@ -625,6 +625,200 @@ TEST_F(StoreTest, RefusesASchemaNewerThanItKnows) {
     EXPECT_EQ(opened.error().code, Errc::unavailable);
 }
 
+// ---- IMAP operations ----
+
+class MailboxOpsTest : public StoreTest {
+protected:
+    void SetUp() override {
+        StoreTest::SetUp();
+        ASSERT_TRUE(store_->add_domain("example.test"));
+        bob_ = make_account("bob@example.test");
+        inbox_ = mailbox(bob_.id, "INBOX").id;
+        for (int i = 1; i <= 3; ++i) ASSERT_TRUE(deliver("message " + std::to_string(i), {{inbox_, {}}}));
+        store_->set_change_listener([this](std::int64_t, std::int64_t mailbox_id, std::uint64_t modseq) {
+            std::lock_guard lock(heard_mutex_);
+            heard_.emplace_back(mailbox_id, modseq);
+        });
+    }
+
+    std::vector<std::uint32_t> uids_in(std::int64_t mailbox_id) {
+        std::vector<std::uint32_t> uids;
+        auto messages = store_->list_messages(mailbox_id);
+        EXPECT_TRUE(messages);
+        if (!messages) return uids;
+        for (const Message& m : *messages) uids.push_back(m.uid);
+        return uids;
+    }
+
+    Account bob_;
+    std::int64_t inbox_ = 0;
+    std::mutex heard_mutex_;
+    std::vector<std::pair<std::int64_t, std::uint64_t>> heard_;
+};
+
+TEST_F(MailboxOpsTest, StoreFlagsSharesOneNewModseqAndSkipsNoOps) {
+    auto result = store_->store_flags(inbox_, {3, 1, 1, 99}, FlagUpdate{FlagOperation::add, {"\\Seen", "Work"}, {}});
+    ASSERT_TRUE(result) << result.error().message;
+    ASSERT_EQ(result->changed.size(), 2u);
+    EXPECT_EQ(result->changed[0].uid, 1u);
+    EXPECT_EQ(result->changed[1].uid, 3u);
+    EXPECT_EQ(result->changed[0].modseq, 4u);  // three deliveries took 1..3
+    EXPECT_EQ(result->changed[1].modseq, 4u);
+    EXPECT_EQ(result->changed[0].flags, (std::vector<std::string>{"\\Seen", "Work"}));
+    auto again = store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::add, {"\\seen"}, {}});
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(again->changed.empty());
+    EXPECT_EQ(again->unchanged, (std::vector<std::uint32_t>{1}));
+    EXPECT_EQ(mailbox(bob_.id, "INBOX").highest_modseq, 4u);
+
+    auto removed = store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::remove, {"work"}, {}});
+    ASSERT_TRUE(removed);
+    ASSERT_EQ(removed->changed.size(), 1u);
+    EXPECT_EQ(removed->changed[0].flags, (std::vector<std::string>{"\\Seen"}));
+    auto replaced = store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::replace, {"\\Flagged"}, {}});
+    ASSERT_TRUE(replaced);
+    EXPECT_EQ(store_->find_message(inbox_, 1)->flags, (std::vector<std::string>{"\\Flagged"}));
+    EXPECT_EQ(store_->find_message(inbox_, 1)->modseq, 6u);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(MailboxOpsTest, UnchangedSinceRefusesMessagesModifiedLater) {
+    ASSERT_TRUE(store_->store_flags(inbox_, {2}, FlagUpdate{FlagOperation::add, {"\\Answered"}, {}}));  // uid 2 -> 4
+    auto result = store_->store_flags(inbox_, {1, 2}, FlagUpdate{FlagOperation::add, {"\\Seen"}, 3});
+    ASSERT_TRUE(result);
+    ASSERT_EQ(result->changed.size(), 1u);
+    EXPECT_EQ(result->changed[0].uid, 1u);
+    EXPECT_EQ(result->modified, (std::vector<std::uint32_t>{2}));
+}
+
+TEST_F(MailboxOpsTest, ExpungeRemovesOnlyDeletedAndLogsThem) {
+    ASSERT_TRUE(store_->store_flags(inbox_, {1, 3}, FlagUpdate{FlagOperation::add, {"\\Deleted"}, {}}));
+    auto only_three = std::vector<std::uint32_t>{3, 2};
+    auto first = store_->expunge(inbox_, &only_three);  // UID EXPUNGE 2:3: 2 is not \Deleted
+    ASSERT_TRUE(first) << first.error().message;
+    EXPECT_EQ(*first, (std::vector<std::uint32_t>{3}));
+    auto rest = store_->expunge(inbox_);
+    ASSERT_TRUE(rest);
+    EXPECT_EQ(*rest, (std::vector<std::uint32_t>{1}));
+    EXPECT_EQ(uids_in(inbox_), (std::vector<std::uint32_t>{2}));
+    Mailbox after = mailbox(bob_.id, "INBOX");
+    EXPECT_EQ(after.message_count, 1u);
+    EXPECT_EQ(after.total_size, std::string("message 2").size());
+    EXPECT_EQ(after.uidnext, 4u);  // UIDs are never reused
+    auto nothing = store_->expunge(inbox_);
+    ASSERT_TRUE(nothing);
+    EXPECT_TRUE(nothing->empty());
+    EXPECT_EQ(mailbox(bob_.id, "INBOX").highest_modseq, after.highest_modseq);  // no change, no MODSEQ
+
+    auto changes = store_->changes_since(inbox_, 3);
+    ASSERT_TRUE(changes);
+    EXPECT_EQ(changes->expunged, (std::vector<std::uint32_t>{1, 3}));
+    EXPECT_TRUE(changes->changed.empty());
+    EXPECT_EQ(changes->highest_modseq, after.highest_modseq);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(MailboxOpsTest, ChangesSinceListsChangedMessagesInUidOrder) {
+    ASSERT_TRUE(store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::add, {"\\Seen"}, {}}));
+    auto changes = store_->changes_since(inbox_, 2);
+    ASSERT_TRUE(changes);
+    ASSERT_EQ(changes->changed.size(), 2u);
+    EXPECT_EQ(changes->changed[0].uid, 1u);
+    EXPECT_EQ(changes->changed[0].modseq, 4u);
+    EXPECT_EQ(changes->changed[1].uid, 3u);
+    EXPECT_EQ(changes->highest_modseq, 4u);
+    EXPECT_TRUE(store_->changes_since(inbox_, 4)->changed.empty());
+}
+
+TEST_F(MailboxOpsTest, CopySharesBlobsAndReportsCopyUid) {
+    Mailbox archive = mailbox(bob_.id, "Archive");
+    ASSERT_TRUE(store_->store_flags(inbox_, {2}, FlagUpdate{FlagOperation::add, {"\\Flagged"}, {}}));
+    auto copied = store_->copy_messages(inbox_, {3, 2, 42}, archive.id);
+    ASSERT_TRUE(copied) << copied.error().message;
+    EXPECT_EQ(copied->uidvalidity, archive.uidvalidity);
+    ASSERT_EQ(copied->uids.size(), 2u);
+    EXPECT_EQ(copied->uids[0], std::make_pair(2u, 1u));
+    EXPECT_EQ(copied->uids[1], std::make_pair(3u, 2u));
+    auto copy = store_->find_message(archive.id, 1);
+    ASSERT_TRUE(copy);
+    EXPECT_EQ(copy->blob_id, store_->find_message(inbox_, 2)->blob_id);
+    EXPECT_EQ(copy->flags, (std::vector<std::string>{"\\Flagged"}));
+    EXPECT_EQ(uids_in(inbox_).size(), 3u);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+    EXPECT_EQ(report.blobs, 3u);
+    EXPECT_EQ(report.messages, 5u);
+}
+
+TEST_F(MailboxOpsTest, MoveIsCopyAndExpungeInOneStep) {
+    Mailbox trash = mailbox(bob_.id, "Trash");
+    auto moved = store_->move_messages(inbox_, {1, 2}, trash.id);
+    ASSERT_TRUE(moved) << moved.error().message;
+    ASSERT_EQ(moved->uids.size(), 2u);
+    EXPECT_EQ(uids_in(inbox_), (std::vector<std::uint32_t>{3}));
+    EXPECT_EQ(uids_in(trash.id), (std::vector<std::uint32_t>{1, 2}));
+    EXPECT_EQ(store_->changes_since(inbox_, 0)->expunged, (std::vector<std::uint32_t>{1, 2}));
+    {
+        std::lock_guard lock(heard_mutex_);
+        ASSERT_EQ(heard_.size(), 2u);  // both mailboxes, after the commit
+    }
+    EXPECT_EQ(store_->move_messages(inbox_, {3}, inbox_).error().code, Errc::invalid_argument);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(MailboxOpsTest, CopyStaysWithinOneAccount) {
+    Account carol = make_account("carol@example.test");
+    auto refused = store_->copy_messages(inbox_, {1}, mailbox(carol.id, "INBOX").id);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::permission_denied);
+}
+
+TEST_F(MailboxOpsTest, CreateRenameAndDeleteMailboxes) {
+    auto work = store_->create_mailbox(bob_.id, "Work");
+    ASSERT_TRUE(work) << work.error().message;
+    EXPECT_EQ(work->special_use, SpecialUse::none);
+    ASSERT_TRUE(store_->create_mailbox(bob_.id, "Work/2026"));
+    EXPECT_EQ(store_->create_mailbox(bob_.id, "Work").error().code, Errc::already_exists);
+    EXPECT_EQ(store_->create_mailbox(bob_.id, "inbox").error().code, Errc::already_exists);
+    EXPECT_EQ(store_->create_mailbox(bob_.id, "a//b").error().code, Errc::invalid_argument);
+    EXPECT_EQ(store_->create_mailbox(bob_.id, "bad\x01").error().code, Errc::invalid_argument);
+    EXPECT_EQ(store_->create_mailbox(99999, "Work").error().code, Errc::not_found);
+
+    ASSERT_TRUE(store_->rename_mailbox(bob_.id, "Work", "Jobs"));
+    auto renamed = store_->find_mailbox(bob_.id, "Jobs");
+    ASSERT_TRUE(renamed);
+    EXPECT_EQ(renamed->id, work->id);
+    EXPECT_EQ(renamed->uidvalidity, work->uidvalidity);
+    EXPECT_TRUE(store_->find_mailbox(bob_.id, "Jobs/2026"));  // inferiors follow
+    EXPECT_EQ(store_->find_mailbox(bob_.id, "Work/2026").error().code, Errc::not_found);
+    EXPECT_EQ(store_->rename_mailbox(bob_.id, "Jobs", "Sent").error().code, Errc::already_exists);
+    EXPECT_EQ(store_->rename_mailbox(bob_.id, "Jobs", "Jobs/inner").error().code, Errc::invalid_argument);
+
+    ASSERT_TRUE(store_->set_subscribed(bob_.id, "Jobs", false));
+    EXPECT_FALSE(store_->find_mailbox(bob_.id, "Jobs")->subscribed);
+
+    EXPECT_EQ(store_->delete_mailbox(bob_.id, "INBOX").error().code, Errc::permission_denied);
+    ASSERT_TRUE(store_->delete_mailbox(bob_.id, "Jobs"));
+    EXPECT_EQ(store_->find_mailbox(bob_.id, "Jobs").error().code, Errc::not_found);
+    auto again = store_->create_mailbox(bob_.id, "Jobs");
+    ASSERT_TRUE(again);
+    EXPECT_NE(again->uidvalidity, work->uidvalidity);  // a reused name never sees an old UIDVALIDITY
+}
+
+TEST_F(MailboxOpsTest, RenamingInboxMovesItsMessagesAndLeavesItEmpty) {
+    ASSERT_TRUE(store_->rename_mailbox(bob_.id, "inbox", "Old mail"));
+    EXPECT_TRUE(uids_in(inbox_).empty());
+    auto old_mail = store_->find_mailbox(bob_.id, "Old mail");
+    ASSERT_TRUE(old_mail);
+    EXPECT_EQ(uids_in(old_mail->id), (std::vector<std::uint32_t>{1, 2, 3}));
+    EXPECT_EQ(mailbox(bob_.id, "INBOX").uidnext, 4u);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
 // ---- check_store ----
 
 class CheckTest : public StoreTest {
