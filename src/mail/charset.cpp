@@ -158,7 +158,19 @@ std::optional<std::string> to_utf8(std::string_view bytes, std::string_view char
         name.find("2022") == std::string::npos && name.find("hz") == std::string::npos) {
         return std::string(bytes);  // ASCII-compatible charsets map 7-bit bytes to themselves
     }
-    if (name == "iso88591" || name == "latin1") return latin1_to_utf8(bytes);
+    if (name == "iso88591" || name == "latin1") {
+        // C1 controls (0x80-0x9F) in "Latin-1" mail are Windows-1252 punctuation (the WHATWG Encoding
+        // Standard maps the label the same way); nobody sends the controls on purpose.
+        for (unsigned char c : bytes) {
+            if (c >= 0x80 && c < 0xA0) return via_iconv(bytes, "WINDOWS-1252");
+        }
+        return latin1_to_utf8(bytes);
+    }
+    // Labels whose real-world text uses the vendor superset (WHATWG Encoding Standard).
+    if (name == "gb2312" || name == "gbk" || name == "xgbk") return via_iconv(bytes, "CP936");
+    if (name == "ksc56011987" || name == "euckr" || name == "ksc5601") return via_iconv(bytes, "CP949");
+    if (name == "shiftjis" || name == "sjis" || name == "xsjis" || name == "mskanji") return via_iconv(bytes, "CP932");
+    if (name == "iso88599") return via_iconv(bytes, "WINDOWS-1254");
     return via_iconv(bytes, trim(charset));
 }
 

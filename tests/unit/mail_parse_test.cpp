@@ -167,6 +167,12 @@ TEST(Charset, InvalidBytesBecomeReplacementCharacters) {
     EXPECT_EQ(to_utf8_lenient("\x93quoted\x94", "x-no-such-charset"), "\xE2\x80\x9Cquoted\xE2\x80\x9D");
 }
 
+TEST(Charset, ReadsCommonLabelsAsTheirVendorSupersets) {
+    EXPECT_EQ(*to_utf8("\x93q\x94 caf\xE9", "ISO-8859-1"), "\xE2\x80\x9Cq\xE2\x80\x9D caf\xC3\xA9");
+    EXPECT_EQ(*to_utf8("\x80\x81\x40", "gb2312"), "\xE2\x82\xAC\xE4\xB8\x82");  // GBK only: euro, U+4E02
+    EXPECT_EQ(*to_utf8("\x87\x40", "Shift_JIS"), "\xE2\x91\xA0");  // NEC circled one, CP932 only
+}
+
 TEST(MimeParams, ParsesContentTypeWithQuotedParameters) {
     ContentType ct = parse_content_type(" Text/Plain; charset=\"us-ascii\" (Plain text); format=flowed");
     EXPECT_TRUE(ct.present);
