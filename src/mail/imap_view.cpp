@@ -338,6 +338,23 @@ std::string SectionData::materialize(std::string_view message) const {
     return out;
 }
 
+SectionData SectionData::slice(std::size_t offset, std::size_t length) const {
+    SectionData out;
+    for (const ByteRange& r : ranges) {
+        if (length == 0) return out;
+        if (offset >= r.length) {
+            offset -= r.length;
+            continue;
+        }
+        std::size_t take = std::min(r.length - offset, length);
+        out.ranges.push_back(ByteRange{r.offset + offset, take});
+        length -= take;
+        offset = 0;
+    }
+    if (length > 0 && offset < trailer.size()) out.trailer = trailer.substr(offset, length);
+    return out;
+}
+
 Result<std::uint32_t> resolve_part(std::span<const Part> parts, const std::vector<std::uint32_t>& numbers) {
     if (parts.empty()) return make_error(Errc::not_found, "no such part");
     std::uint32_t current = 0;

@@ -58,6 +58,9 @@ struct SectionData {
 
     std::size_t size() const;
     std::string materialize(std::string_view message) const;
+    // The octets [offset, offset + length) of this section, for BODY[...]<offset.length> (RFC 3501 6.4.5);
+    // clipped to the section's end.
+    SectionData slice(std::size_t offset, std::size_t length) const;
 };
 
 // Resolves a section over a part table (Message::parts() or Structure::parts()) and the message bytes.

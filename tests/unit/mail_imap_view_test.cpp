@@ -182,6 +182,21 @@ TEST(ImapView, SinglePartMessageHasPartOne) {
     EXPECT_EQ(section(b.parts(), bare, "HEADER.FIELDS (subject)"), "Subject: x\r\n\r\n");
 }
 
+TEST(ImapView, SlicesSectionsForPartialFetch) {
+    std::string_view raw = "A: 1\r\nB: 2\r\nC: 3";
+    Message m = Message::parse(raw);
+    auto data = fetch_section(m.parts(), raw, *parse_section("HEADER.FIELDS (A C)"));
+    ASSERT_TRUE(data);
+    std::string whole = data->materialize(raw);
+    EXPECT_EQ(whole, "A: 1\r\nC: 3\r\n\r\n");
+    for (std::size_t offset = 0; offset <= whole.size() + 1; ++offset) {
+        for (std::size_t length = 0; length <= whole.size() + 1; ++length) {
+            std::string expected = offset < whole.size() ? whole.substr(offset, length) : "";
+            EXPECT_EQ(data->slice(offset, length).materialize(raw), expected) << offset << " " << length;
+        }
+    }
+}
+
 TEST(Structure, RoundTripServesSameSectionsWithoutReparsing) {
     Message m = Message::parse(kNested);
     std::string blob = serialize_structure(m);
