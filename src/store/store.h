@@ -96,7 +96,7 @@ struct DeliveryTarget {
 
 struct Delivery {
     std::string content;  // the full RFC 5322 bytes to store, trace headers included
-    std::int64_t internal_date = 0;
+    std::int64_t internal_date = 0;  // Unix seconds (RFC 9051 2.3.3); 0 means "when committed"
     std::vector<DeliveryTarget> targets;
     MessageSummary summary;
 };
@@ -149,7 +149,8 @@ struct StoreStats {
     std::uint64_t blob_files = 0;         // large blobs written to files
 };
 
-// Called after each commit that changed a mailbox, on the thread that committed (keep it short).
+// Called after each commit that changed a mailbox, on the thread that committed: keep it short, and never
+// wait in it for a delivery (the committer would wait for itself).
 using ChangeListener =
     std::function<void(std::int64_t account_id, std::int64_t mailbox_id, std::uint64_t modseq)>;
 

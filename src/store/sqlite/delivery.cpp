@@ -219,12 +219,13 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
 
     Delivered delivered;
     delivered.blob_id = pending.blob_id;
+    const std::int64_t internal_date = delivery.internal_date != 0 ? delivery.internal_date : unix_now();
     for (std::size_t i = 0; i < delivery.targets.size(); ++i) {
         std::int64_t mailbox_id = delivery.targets[i].mailbox_id;
         auto allocated = allocate_message(db, mailbox_id, pending.size);
         if (!allocated) return allocated.error();
         MAGPIE_TRY(insert_message(db, MessageRow{mailbox_id, allocated->uid, allocated->modseq, pending.blob_id,
-                                                 pending.size, delivery.internal_date, pending.flags[i].system,
+                                                 pending.size, internal_date, pending.flags[i].system,
                                                  join_keywords(pending.flags[i].keywords)}));
         MAGPIE_TRY(log_change(db, mailbox_id, allocated->modseq, allocated->uid, ChangeKind::appended));
         delivered.placed.push_back(Delivered::Placed{mailbox_id, allocated->uid, allocated->modseq});

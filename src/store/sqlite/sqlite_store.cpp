@@ -599,9 +599,17 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
     }
 
     std::error_code error;
-    std::filesystem::create_directories(options.data_dir, error);
+    bool created = std::filesystem::create_directories(options.data_dir, error);
     if (error) {
         return make_error(Errc::io_error, fmt::format("create {}: {}", options.data_dir.string(), error.message()));
+    }
+    // Mail is private: a data directory we create is for the owner alone (SQLite makes its files 0644).
+    if (created) {
+        std::filesystem::permissions(options.data_dir, std::filesystem::perms::owner_all,
+                                     std::filesystem::perm_options::replace, error);
+        if (error) {
+            return make_error(Errc::io_error, fmt::format("chmod {}: {}", options.data_dir.string(), error.message()));
+        }
     }
     MAGPIE_TRY(BlobFiles(options.data_dir).create_layout());
     auto writer = Connection::open(db_path, Connection::Mode::read_write_create, options.busy_timeout_ms);
