@@ -826,6 +826,23 @@ TEST(ImapParser, DiscardsOversizedNonSyncLiteralThenBad) {
     }
 }
 
+TEST(ImapParser, SkipsHugeNonSyncLiteralInConstantMemory) {
+    Parser parser;
+    auto events = run(parser, "a APPEND INBOX {1073741824+}\r\n");
+    EXPECT_TRUE(events.empty());
+    std::string chunk(64 * 1024, 'z');
+    for (int i = 0; i < 16384; ++i) {
+        parser.feed(chunk);
+        ASSERT_FALSE(parser.next());
+        ASSERT_LE(parser.buffered_octets(), chunk.size());
+    }
+    events = run(parser, "\r\nb NOOP\r\n");
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(std::get<ParseError>(events[0]).code, "TOOBIG");
+    EXPECT_EQ(std::get<ParseError>(events[0]).status, ParseError::Status::no);
+    EXPECT_EQ(std::get<Command>(events[1]).tag, "b");
+}
+
 TEST(ImapParser, LiteralPlusAllowsLargeNonSyncLiterals) {
     Limits limits;
     limits.max_non_sync_literal_octets = limits.max_literal_octets;
