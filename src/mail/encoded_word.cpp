@@ -24,29 +24,50 @@ struct EncodedWord {
     std::size_t length = 0;    // of the whole "=?...?=" text
 };
 
-// Parses an encoded word at the start of `s` (which begins with "=?").
-std::optional<EncodedWord> parse_word(std::string_view s) {
-    std::size_t q1 = s.find('?', 2);
-    if (q1 == std::string_view::npos || q1 == 2) return std::nullopt;
+// Where the next "?=" and the next white space are, at or after some position. Each is searched again only
+// once passed, so text full of "=?" that never closes is scanned in linear time, not once per "=?".
+struct Lookahead {
+    std::string_view text;
+    std::size_t close = 0, close_from = std::string_view::npos;
+    std::size_t space = 0, space_from = std::string_view::npos;
+
+    std::size_t next_close(std::size_t from) {
+        if (close_from == std::string_view::npos || from < close_from || (close != std::string_view::npos && close < from)) {
+            close = text.find("?=", from);
+            close_from = from;
+        }
+        return close;
+    }
+    std::size_t next_space(std::size_t from) {
+        if (space_from == std::string_view::npos || from < space_from || (space != std::string_view::npos && space < from)) {
+            space = text.find_first_of(" \t\r\n", from);
+            space_from = from;
+        }
+        return space;
+    }
+};
+
+// Parses an encoded word starting at text[at] (which begins with "=?").
+std::optional<EncodedWord> parse_word(Lookahead& look, std::size_t at) {
+    std::string_view s = look.text;
+    std::size_t q1 = at + 2;
+    while (q1 < s.size() && s[q1] != '?' && !is_space(s[q1])) ++q1;
+    if (q1 >= s.size() || s[q1] != '?' || q1 == at + 2) return std::nullopt;
     if (q1 + 2 >= s.size() || s[q1 + 2] != '?') return std::nullopt;
     char encoding = ascii_upper(s[q1 + 1]);
     if (encoding != 'B' && encoding != 'Q') return std::nullopt;
     std::size_t text_begin = q1 + 3;
-    std::size_t close = s.find("?=", text_begin);
+    std::size_t close = look.next_close(text_begin);
     if (close == std::string_view::npos) return std::nullopt;
-    std::string_view charset = s.substr(2, q1 - 2);
-    for (char c : charset) {
-        if (is_space(c)) return std::nullopt;
-    }
+    // RFC 2047 5: no white space inside an encoded word.
+    if (look.next_space(text_begin) < close) return std::nullopt;
+    std::string_view charset = s.substr(at + 2, q1 - at - 2);
     std::string_view text = s.substr(text_begin, close - text_begin);
-    for (char c : text) {
-        if (is_space(c)) return std::nullopt;  // RFC 2047 5: no white space inside an encoded word
-    }
     if (std::size_t star = charset.find('*'); star != std::string_view::npos) charset = charset.substr(0, star);
     EncodedWord word;
     word.charset = charset;
     word.bytes = encoding == 'B' ? base64_decode(text) : q_decode(text);
-    word.length = close + 2;
+    word.length = close + 2 - at;
     return word;
 }
 
@@ -86,11 +107,13 @@ std::string decode_encoded_words(std::string_view text) {
         if (!plain.empty()) out += guess_to_utf8(plain);
     };
     bool after_word = false;
+    Lookahead look{text};
     std::size_t i = 0;
     std::size_t plain_start = 0;
     while (i < text.size()) {
         if (text[i] == '=' && i + 1 < text.size() && text[i + 1] == '?') {
-            if (auto word = parse_word(text.substr(i))) {
+            auto word = parse_word(look, i);
+            if (word) {
                 std::string_view between = text.substr(plain_start, i - plain_start);
                 bool only_space = true;
                 for (char c : between) only_space = only_space && is_space(c);

@@ -191,19 +191,17 @@ public:
     }
 
 private:
-    std::uint32_t add_child(std::uint32_t parent) {
+    // Appends a child after `previous` (kNoPart for the first child), so adding k children costs O(k).
+    std::uint32_t add_child(std::uint32_t parent, std::uint32_t previous = kNoPart) {
         auto child = static_cast<std::uint32_t>(m_.parts_.size());
         Part node;
         node.parent = parent;
         node.depth = static_cast<std::uint16_t>(m_.parts_[parent].depth + 1);
         m_.parts_.push_back(node);
-        Part& p = m_.parts_[parent];
-        if (p.first_child == kNoPart) {
-            p.first_child = child;
+        if (previous == kNoPart) {
+            m_.parts_[parent].first_child = child;
         } else {
-            std::uint32_t last = p.first_child;
-            while (m_.parts_[last].next_sibling != kNoPart) last = m_.parts_[last].next_sibling;
-            m_.parts_[last].next_sibling = child;
+            m_.parts_[previous].next_sibling = child;
         }
         return child;
     }
@@ -261,6 +259,7 @@ private:
             m_.parts_[index].closed = true;
             m_.parts_[index].epilogue_offset = after;
         }
+        std::uint32_t previous = kNoPart;
         while (!close) {
             std::size_t child_begin = after;
             std::size_t next_after = 0;
@@ -271,7 +270,8 @@ private:
                 m_.limit_hit_ = true;
                 break;
             }
-            std::uint32_t child = add_child(index);
+            std::uint32_t child = add_child(index, previous);
+            previous = child;
             parse_part(child, child_begin, child_end, digest);
             if (next == std::string_view::npos) break;  // missing closing boundary: the part runs to the end
             after = next_after;

@@ -156,6 +156,19 @@ TEST(EncodedWord, KeepsMalformedAndUnknownWords) {
     EXPECT_EQ(decode_encoded_words("=?US-ASCII*EN?Q?Keith_Moore?="), "Keith Moore");
 }
 
+TEST(EncodedWord, ManyUnclosedWordsTakeLinearTime) {
+    // Rescanning for "?=" from every "=?" would be quadratic: minutes on these.
+    std::string unclosed;
+    std::string far_close;
+    for (int i = 0; i < 40000; ++i) {
+        unclosed += "=?x?q?a";
+        far_close += "=?x?q?a";
+    }
+    far_close += " b?=";
+    EXPECT_EQ(decode_encoded_words(unclosed), unclosed);
+    EXPECT_EQ(decode_encoded_words(far_close), far_close);
+}
+
 TEST(EncodedWord, ConvertsOtherCharsetsThroughIconv) {
     EXPECT_EQ(decode_encoded_words("=?koi8-r?B?8NLJ18XU?="), "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82");
     EXPECT_EQ(decode_encoded_words("=?ISO-2022-JP?B?GyRCJEYkOSRIGyhC?="), "\xE3\x81\xA6\xE3\x81\x99\xE3\x81\xA8");
