@@ -1,5 +1,6 @@
 #include "mail/mime.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/strings.h"
@@ -145,7 +146,12 @@ public:
             part.end = end;
             part.first_field = static_cast<std::uint32_t>(m_.fields_.size());
         }
-        HeaderScan scan = scan_header(s_, begin, end, limits_, m_.fields_);
+        // Fields are kept for every part: bound their total too, not only per header block.
+        ParseLimits block = limits_;
+        std::size_t used = m_.fields_.size();
+        block.max_header_fields = std::min(limits_.max_header_fields,
+                                           used < limits_.max_total_fields ? limits_.max_total_fields - used : 0);
+        HeaderScan scan = scan_header(s_, begin, end, block, m_.fields_);
         if (scan.limit_hit) m_.limit_hit_ = true;
         Part& part = m_.parts_[index];
         part.field_count = static_cast<std::uint32_t>(m_.fields_.size() - part.first_field);

@@ -174,6 +174,17 @@ TEST(Mime, DepthAndPartLimitsDegradeGracefully) {
     EXPECT_EQ(wide.parts().size(), 20u);
 }
 
+TEST(Mime, BoundsFieldsAcrossAllParts) {
+    std::string many = "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+    for (int i = 0; i < 50; ++i) many += "--b\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\nx\r\n";
+    ParseLimits limits;
+    limits.max_total_fields = 20;
+    Message m = Message::parse(many, limits);
+    EXPECT_TRUE(m.limit_hit());
+    EXPECT_EQ(m.fields().size(), 20u);
+    EXPECT_EQ(m.parts().size(), 51u);  // the tree itself is complete
+}
+
 TEST(Mime, EmptyAndHeaderOnlyMessages) {
     Message empty = Message::parse("");
     ASSERT_EQ(empty.parts().size(), 1u);
