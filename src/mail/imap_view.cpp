@@ -333,7 +333,9 @@ std::size_t SectionData::size() const {
 std::string SectionData::materialize(std::string_view message) const {
     std::string out;
     out.reserve(size());
-    for (const ByteRange& r : ranges) out.append(message.substr(r.offset, r.length));
+    for (const ByteRange& r : ranges) {
+        if (r.offset < message.size()) out.append(message.substr(r.offset, r.length));
+    }
     out += trailer;
     return out;
 }
@@ -404,7 +406,9 @@ Result<SectionData> fetch_section(std::span<const Part> parts, std::string_view 
     switch (spec.text) {
         case Text::header: {
             SectionData data = range(target->header_offset, target->body_offset);
-            std::string_view header = message.substr(target->header_offset, target->header_length());
+            // Clipped: a stored structure may not match the bytes it is used with.
+            std::string_view header =
+                data.ranges.empty() ? std::string_view() : message.substr(data.ranges[0].offset, data.ranges[0].length);
             // RFC 3501 6.4.5: HEADER ends with the blank line; supply it when the message has none.
             bool blank = header == "\n" || header == "\r\n" || header.ends_with("\n\n") || header.ends_with("\n\r\n");
             if (!blank) data.trailer = header.empty() || header.back() == '\n' ? "\r\n" : "\r\n\r\n";

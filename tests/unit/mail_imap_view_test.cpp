@@ -212,6 +212,20 @@ TEST(Structure, RoundTripServesSameSectionsWithoutReparsing) {
     EXPECT_EQ(summarize(kNested).structure, blob);
 }
 
+TEST(Structure, MismatchedMessageBytesNeverReadOutOfBounds) {
+    // Found by fuzzing: a structure used with bytes shorter than the message it describes.
+    Message m = Message::parse(kNested);
+    auto s = Structure::parse(serialize_structure(m));
+    ASSERT_TRUE(s);
+    std::string_view shorter = kNested.substr(0, 20);
+    for (const char* text : {"", "HEADER", "TEXT", "1", "2.HEADER", "2.1", "2.2.MIME", "HEADER.FIELDS (Subject)"}) {
+        auto data = fetch_section(s->parts(), shorter, *parse_section(text));
+        ASSERT_TRUE(data) << text;
+        EXPECT_LE(data->materialize(shorter).size(), shorter.size() + 4) << text;
+    }
+    EXPECT_TRUE(fetch_binary(s->parts(), shorter, {3}));
+}
+
 TEST(Structure, RejectsEveryTruncationAndBadMagic) {
     Message m = Message::parse(kNested);
     std::string blob = serialize_structure(m);
