@@ -24,15 +24,33 @@ struct DateTime {
 };
 
 // Commands without arguments.
-struct Capability { bool operator==(const Capability&) const = default; };
-struct Noop { bool operator==(const Noop&) const = default; };
-struct Logout { bool operator==(const Logout&) const = default; };
-struct StartTls { bool operator==(const StartTls&) const = default; };
-struct Namespace { bool operator==(const Namespace&) const = default; };      // RFC 2342
-struct Idle { bool operator==(const Idle&) const = default; };                // RFC 2177; then DONE
-struct Check { bool operator==(const Check&) const = default; };              // rev1 only
-struct Close { bool operator==(const Close&) const = default; };
-struct Unselect { bool operator==(const Unselect&) const = default; };        // RFC 3691
+struct Capability {
+    bool operator==(const Capability&) const = default;
+};
+struct Noop {
+    bool operator==(const Noop&) const = default;
+};
+struct Logout {
+    bool operator==(const Logout&) const = default;
+};
+struct StartTls {
+    bool operator==(const StartTls&) const = default;
+};
+struct Namespace {
+    bool operator==(const Namespace&) const = default;
+};  // RFC 2342
+struct Idle {
+    bool operator==(const Idle&) const = default;
+};  // RFC 2177; then DONE
+struct Check {
+    bool operator==(const Check&) const = default;
+};  // rev1 only
+struct Close {
+    bool operator==(const Close&) const = default;
+};
+struct Unselect {
+    bool operator==(const Unselect&) const = default;
+};  // RFC 3691
 
 // AUTHENTICATE mechanism [initial-response] (RFC 9051 6.2.2, SASL-IR RFC 4959). The initial response is
 // the base64 text as sent, "" for "=" (an empty response); decoding is the SASL mechanism's job.
@@ -173,7 +191,7 @@ struct Expunge {
 // SEARCH: the criteria are one tree; several top-level keys are an and_ node.
 struct Search {
     bool uid = false;
-    std::optional<std::string> charset;       // upper-cased
+    std::optional<std::string> charset;          // upper-cased
     std::optional<SearchReturn> return_options;  // present when RETURN (...) was given (ESEARCH)
     SearchKey criteria;
     bool operator==(const Search&) const = default;

@@ -39,17 +39,17 @@ struct FetchItem {
         envelope,
         flags,
         internal_date,
-        rfc822,          // rev1: same as BODY[]
-        rfc822_header,   // rev1: same as BODY.PEEK[HEADER]
+        rfc822,         // rev1: same as BODY[]
+        rfc822_header,  // rev1: same as BODY.PEEK[HEADER]
         rfc822_size,
-        rfc822_text,     // rev1: same as BODY[TEXT]
-        body,            // BODY: the non-extensible BODYSTRUCTURE
+        rfc822_text,  // rev1: same as BODY[TEXT]
+        body,         // BODY: the non-extensible BODYSTRUCTURE
         body_structure,
         uid,
-        body_section,    // BODY[section]<partial> and BODY.PEEK[...]
-        binary,          // BINARY[part]<partial> and BINARY.PEEK[...] (RFC 3516)
-        binary_size,     // BINARY.SIZE[part]
-        mod_seq,         // MODSEQ (RFC 7162 3.1.4.1)
+        body_section,  // BODY[section]<partial> and BODY.PEEK[...]
+        binary,        // BINARY[part]<partial> and BINARY.PEEK[...] (RFC 3516)
+        binary_size,   // BINARY.SIZE[part]
+        mod_seq,       // MODSEQ (RFC 7162 3.1.4.1)
     };
     Kind kind = Kind::flags;
     bool peek = false;  // BODY.PEEK / BINARY.PEEK: do not set \Seen

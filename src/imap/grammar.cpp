@@ -19,12 +19,21 @@ bool is_atom_char(int c) {
     if (c <= 0x20 || c >= 0x7F) return false;
     return std::strchr("(){%*\"\\]", c) == nullptr;
 }
-bool is_astring_char(int c) { return is_atom_char(c) || c == ']'; }
-bool is_list_char(int c) { return is_atom_char(c) || c == '%' || c == '*' || c == ']'; }
-bool is_digit(int c) { return c >= '0' && c <= '9'; }
-bool is_sequence_char(int c) { return is_digit(c) || c == ':' || c == ',' || c == '*' || c == '$'; }
+bool is_astring_char(int c) {
+    return is_atom_char(c) || c == ']';
+}
+bool is_list_char(int c) {
+    return is_atom_char(c) || c == '%' || c == '*' || c == ']';
+}
+bool is_digit(int c) {
+    return c >= '0' && c <= '9';
+}
+bool is_sequence_char(int c) {
+    return is_digit(c) || c == ':' || c == ',' || c == '*' || c == '$';
+}
 bool is_base64_char(int c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '+' || c == '/' || c == '=';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '+' || c == '/' ||
+           c == '=';
 }
 
 int month_from_name(std::string_view name) {
@@ -36,7 +45,9 @@ int month_from_name(std::string_view name) {
     return 0;
 }
 
-bool is_leap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+bool is_leap(int year) {
+    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
 
 int days_in_month(int year, int month) {
     static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -48,8 +59,8 @@ std::int64_t days_from_civil(int year, int month, int day) {
     year -= month <= 2 ? 1 : 0;
     const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
     const auto yoe = static_cast<unsigned>(year - era * 400);
-    const unsigned doy = (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 +
-                         static_cast<unsigned>(day) - 1;
+    const unsigned doy =
+        (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 + static_cast<unsigned>(day) - 1;
     const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
@@ -291,7 +302,8 @@ public:
         bool is_quoted = consume('"');
         std::string_view day = read_while(is_digit);
         if (day.empty() || day.size() > 2 || !consume('-')) return fail("invalid date");
-        std::string_view month = read_while([](int c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); });
+        std::string_view month =
+            read_while([](int c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); });
         if (!consume('-')) return fail("invalid date");
         std::string_view year = read_while(is_digit);
         if (year.size() != 4) return fail("invalid date");
@@ -407,11 +419,20 @@ bool Reader::search_key(SearchKey& key, std::size_t depth) {
     using K = SearchKey::Kind;
     std::string name = to_upper(keyword());
     static constexpr std::pair<const char*, K> kPlain[] = {
-        {"ALL", K::all},           {"ANSWERED", K::answered},     {"DELETED", K::deleted},
-        {"DRAFT", K::draft},       {"FLAGGED", K::flagged},       {"SEEN", K::seen},
-        {"RECENT", K::recent},     {"NEW", K::new_},              {"OLD", K::old},
-        {"UNANSWERED", K::unanswered}, {"UNDELETED", K::undeleted}, {"UNDRAFT", K::undraft},
-        {"UNFLAGGED", K::unflagged}, {"UNSEEN", K::unseen},
+        {"ALL", K::all},
+        {"ANSWERED", K::answered},
+        {"DELETED", K::deleted},
+        {"DRAFT", K::draft},
+        {"FLAGGED", K::flagged},
+        {"SEEN", K::seen},
+        {"RECENT", K::recent},
+        {"NEW", K::new_},
+        {"OLD", K::old},
+        {"UNANSWERED", K::unanswered},
+        {"UNDELETED", K::undeleted},
+        {"UNDRAFT", K::undraft},
+        {"UNFLAGGED", K::unflagged},
+        {"UNSEEN", K::unseen},
     };
     for (const auto& [text, kind] : kPlain) {
         if (name == text) {
@@ -420,7 +441,7 @@ bool Reader::search_key(SearchKey& key, std::size_t depth) {
         }
     }
     static constexpr std::pair<const char*, K> kString[] = {
-        {"BCC", K::bcc}, {"BODY", K::body}, {"CC", K::cc},  {"FROM", K::from},
+        {"BCC", K::bcc},         {"BODY", K::body}, {"CC", K::cc}, {"FROM", K::from},
         {"SUBJECT", K::subject}, {"TEXT", K::text}, {"TO", K::to},
     };
     for (const auto& [text, kind] : kString) {
@@ -430,8 +451,8 @@ bool Reader::search_key(SearchKey& key, std::size_t depth) {
         }
     }
     static constexpr std::pair<const char*, K> kDate[] = {
-        {"BEFORE", K::before},          {"ON", K::on},           {"SINCE", K::since},
-        {"SENTBEFORE", K::sent_before}, {"SENTON", K::sent_on},  {"SENTSINCE", K::sent_since},
+        {"BEFORE", K::before},          {"ON", K::on},          {"SINCE", K::since},
+        {"SENTBEFORE", K::sent_before}, {"SENTON", K::sent_on}, {"SENTSINCE", K::sent_since},
     };
     for (const auto& [text, kind] : kDate) {
         if (name == text) {
@@ -496,7 +517,8 @@ bool Reader::section(Section& section, bool binary) {
             std::uint32_t part = 0;
             if (!nz_number(part)) return false;
             section.part.push_back(part);
-            if (section.part.size() > limits_.max_nesting_depth) return fail("section part nested too deeply");
+            if (section.part.size() > limits_.max_nesting_depth)
+                return fail("section part nested too deeply");
             if (!consume('.')) break;
             if (!is_digit(peek())) {
                 need_text = true;
@@ -508,7 +530,8 @@ bool Reader::section(Section& section, bool binary) {
     }
     if (need_text) {
         if (binary) return fail("BINARY takes only a part number");
-        std::string name = to_upper(read_while([](int c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.'; }));
+        std::string name = to_upper(
+            read_while([](int c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.'; }));
         if (name == "HEADER") {
             section.text = Section::Text::header;
         } else if (name == "TEXT") {
@@ -516,7 +539,8 @@ bool Reader::section(Section& section, bool binary) {
         } else if (name == "MIME" && !section.part.empty()) {
             section.text = Section::Text::mime;
         } else if (name == "HEADER.FIELDS" || name == "HEADER.FIELDS.NOT") {
-            section.text = name == "HEADER.FIELDS" ? Section::Text::header_fields : Section::Text::header_fields_not;
+            section.text =
+                name == "HEADER.FIELDS" ? Section::Text::header_fields : Section::Text::header_fields_not;
             // header-list = "(" header-fld-name *(SP header-fld-name) ")"
             if (!sp() || !expect('(')) return false;
             for (;;) {
@@ -537,10 +561,16 @@ bool Reader::fetch_item(FetchItem& item) {
     using K = FetchItem::Kind;
     std::string name = to_upper(read_while([](int c) { return is_atom_char(c) && c != '[' && c != '<'; }));
     static constexpr std::pair<const char*, K> kSimple[] = {
-        {"ENVELOPE", K::envelope},          {"FLAGS", K::flags},         {"INTERNALDATE", K::internal_date},
-        {"RFC822", K::rfc822},              {"RFC822.HEADER", K::rfc822_header},
-        {"RFC822.SIZE", K::rfc822_size},    {"RFC822.TEXT", K::rfc822_text},
-        {"BODYSTRUCTURE", K::body_structure}, {"UID", K::uid}, {"MODSEQ", K::mod_seq},
+        {"ENVELOPE", K::envelope},
+        {"FLAGS", K::flags},
+        {"INTERNALDATE", K::internal_date},
+        {"RFC822", K::rfc822},
+        {"RFC822.HEADER", K::rfc822_header},
+        {"RFC822.SIZE", K::rfc822_size},
+        {"RFC822.TEXT", K::rfc822_text},
+        {"BODYSTRUCTURE", K::body_structure},
+        {"UID", K::uid},
+        {"MODSEQ", K::mod_seq},
     };
     for (const auto& [text, kind] : kSimple) {
         if (name == text) {
@@ -571,7 +601,8 @@ bool Reader::fetch_item(FetchItem& item) {
     // partial = "<" number64 "." nz-number64 ">"
     if (partial_allowed && consume('<')) {
         Partial partial;
-        if (!number64(partial.offset) || !expect('.') || !number64(partial.length) || !expect('>')) return false;
+        if (!number64(partial.offset) || !expect('.') || !number64(partial.length) || !expect('>'))
+            return false;
         if (partial.length == 0) return fail("partial length must not be zero");
         item.partial = partial;
     }
@@ -775,7 +806,8 @@ private:
                 }
             }
             // RFC 5258 3.1: RECURSIVEMATCH alone (or with only REMOTE) is a BAD.
-            if (value.selection.recursive_match && !value.selection.subscribed && !value.selection.special_use) {
+            if (value.selection.recursive_match && !value.selection.subscribed &&
+                !value.selection.special_use) {
                 return r_.fail("RECURSIVEMATCH needs another selection option");
             }
             if (!r_.sp()) return false;
@@ -888,7 +920,8 @@ private:
                 }
             }
             // RFC 4731 3.1: RETURN () is RETURN (ALL).
-            if (!options.min && !options.max && !options.all && !options.count && !options.save) options.all = true;
+            if (!options.min && !options.max && !options.all && !options.count && !options.save)
+                options.all = true;
             value.return_options = options;
             if (!r_.sp()) return false;
         }

@@ -20,7 +20,9 @@ int alphabet_index(char c) {
     return -1;
 }
 
-bool is_direct(std::uint32_t c) { return c >= 0x20 && c <= 0x7E; }
+bool is_direct(std::uint32_t c) {
+    return c >= 0x20 && c <= 0x7E;
+}
 
 // Decodes one scalar from valid UTF-8 (the caller validated it) and advances i.
 std::uint32_t next_code_point(std::string_view s, std::size_t& i) {
@@ -81,7 +83,9 @@ void flush_shift(std::string& out, const std::vector<std::uint16_t>& units) {
     out.push_back('-');
 }
 
-Error malformed(const char* why) { return make_error(Errc::invalid_argument, std::string("modified UTF-7: ") + why); }
+Error malformed(const char* why) {
+    return make_error(Errc::invalid_argument, std::string("modified UTF-7: ") + why);
+}
 
 }  // namespace
 

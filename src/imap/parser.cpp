@@ -80,9 +80,13 @@ std::size_t Parser::buffered_octets() const {
     return input_.size() - pos_ + text_.size() + literal_octets_;
 }
 
-void Parser::expect_sasl_response() { mode_ = Mode::sasl; }
+void Parser::expect_sasl_response() {
+    mode_ = Mode::sasl;
+}
 
-void Parser::expect_idle_done() { mode_ = Mode::idle; }
+void Parser::expect_idle_done() {
+    mode_ = Mode::idle;
+}
 
 void Parser::remember_tag(std::string_view text, bool complete) {
     if (!tag_.empty()) return;
@@ -166,7 +170,8 @@ std::optional<Event> Parser::next() {
                 std::size_t length = newline == std::string::npos ? available : newline - pos_;
                 if (line_octets_ + length > limits_.max_line_octets + 1) {  // +1: the CR
                     if (mode_ == Mode::command) {
-                        remember_tag(text_.empty() ? std::string_view(input_).substr(pos_, length) : text_, false);
+                        remember_tag(text_.empty() ? std::string_view(input_).substr(pos_, length) : text_,
+                                     false);
                     }
                     fail(ParseError::Status::bad, "", "command line too long");
                     state_ = State::skip_line;

@@ -23,19 +23,43 @@ struct Date {
 struct SearchKey {
     enum class Kind {
         all,
-        answered, deleted, draft, flagged, seen, recent, new_, old,           // flag tests (recent/new/old: rev1)
-        unanswered, undeleted, undraft, unflagged, unseen,
-        keyword, unkeyword,                                                   // text = the keyword
-        bcc, body, cc, from, subject, text, to,                               // text = the string
-        header,                                                               // text = field, value = string
-        before, on, since, sent_before, sent_on, sent_since,                  // date
-        larger, smaller,                                                      // number = octets
-        uid,                                                                  // set (UIDs)
-        sequence_set,                                                         // set (message numbers or $)
-        mod_seq,                                                              // number = mod-sequence
-        not_,                                                                 // children[0]
-        or_,                                                                  // children[0], children[1]
-        and_,                                                                 // children (a parenthesised list)
+        answered,
+        deleted,
+        draft,
+        flagged,
+        seen,
+        recent,
+        new_,
+        old,  // flag tests (recent/new/old: rev1)
+        unanswered,
+        undeleted,
+        undraft,
+        unflagged,
+        unseen,
+        keyword,
+        unkeyword,  // text = the keyword
+        bcc,
+        body,
+        cc,
+        from,
+        subject,
+        text,
+        to,      // text = the string
+        header,  // text = field, value = string
+        before,
+        on,
+        since,
+        sent_before,
+        sent_on,
+        sent_since,  // date
+        larger,
+        smaller,       // number = octets
+        uid,           // set (UIDs)
+        sequence_set,  // set (message numbers or $)
+        mod_seq,       // number = mod-sequence
+        not_,          // children[0]
+        or_,           // children[0], children[1]
+        and_,          // children (a parenthesised list)
     };
 
     // RFC 7162 3.1.5: MODSEQ may name a metadata entry and its type; only the value is used for search.

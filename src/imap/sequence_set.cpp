@@ -108,8 +108,7 @@ SequenceSet SequenceSet::resolved(std::uint32_t largest) const {
     std::ranges::sort(ordered, [](const Range& a, const Range& b) { return a.first < b.first; });
     SequenceSet out;
     for (const Range& range : ordered) {
-        if (!out.ranges_.empty() &&
-            static_cast<std::uint64_t>(out.ranges_.back().last) + 1 >= range.first) {
+        if (!out.ranges_.empty() && static_cast<std::uint64_t>(out.ranges_.back().last) + 1 >= range.first) {
             out.ranges_.back().last = std::max(out.ranges_.back().last, range.last);
         } else {
             out.ranges_.push_back(range);

@@ -20,11 +20,16 @@ bool is_atom_char(unsigned char c) {
 
 const char* status_name(StatusKind kind) {
     switch (kind) {
-        case StatusKind::ok: return "OK";
-        case StatusKind::no: return "NO";
-        case StatusKind::bad: return "BAD";
-        case StatusKind::preauth: return "PREAUTH";
-        case StatusKind::bye: return "BYE";
+        case StatusKind::ok:
+            return "OK";
+        case StatusKind::no:
+            return "NO";
+        case StatusKind::bad:
+            return "BAD";
+        case StatusKind::preauth:
+            return "PREAUTH";
+        case StatusKind::bye:
+            return "BYE";
     }
     return "BAD";
 }
@@ -65,9 +70,13 @@ ResponseWriter& ResponseWriter::atom(std::string_view token) {
     return *this;
 }
 
-ResponseWriter& ResponseWriter::number(std::uint64_t value) { return atom(std::to_string(value)); }
+ResponseWriter& ResponseWriter::number(std::uint64_t value) {
+    return atom(std::to_string(value));
+}
 
-ResponseWriter& ResponseWriter::nil() { return atom("NIL"); }
+ResponseWriter& ResponseWriter::nil() {
+    return atom("NIL");
+}
 
 ResponseWriter& ResponseWriter::string(std::string_view value) {
     // RFC 9051 4.3: a quoted string holds no CR, LF or NUL; 8-bit only as UTF-8 and only for UTF-8 clients.
@@ -140,7 +149,9 @@ ResponseWriter& ResponseWriter::flags(const std::vector<std::string>& flags) {
     return close_list();
 }
 
-ResponseWriter& ResponseWriter::sequence_set(const SequenceSet& set) { return atom(set.to_string()); }
+ResponseWriter& ResponseWriter::sequence_set(const SequenceSet& set) {
+    return atom(set.to_string());
+}
 
 ResponseWriter& ResponseWriter::open_list() {
     separate();
@@ -178,20 +189,37 @@ std::string fetch_item_name(const FetchItem& item) {
     using K = FetchItem::Kind;
     std::string out;
     switch (item.kind) {
-        case K::envelope: return "ENVELOPE";
-        case K::flags: return "FLAGS";
-        case K::internal_date: return "INTERNALDATE";
-        case K::rfc822: return "RFC822";
-        case K::rfc822_header: return "RFC822.HEADER";
-        case K::rfc822_size: return "RFC822.SIZE";
-        case K::rfc822_text: return "RFC822.TEXT";
-        case K::body: return "BODY";
-        case K::body_structure: return "BODYSTRUCTURE";
-        case K::uid: return "UID";
-        case K::mod_seq: return "MODSEQ";
-        case K::body_section: out = "BODY["; break;
-        case K::binary: out = "BINARY["; break;
-        case K::binary_size: out = "BINARY.SIZE["; break;
+        case K::envelope:
+            return "ENVELOPE";
+        case K::flags:
+            return "FLAGS";
+        case K::internal_date:
+            return "INTERNALDATE";
+        case K::rfc822:
+            return "RFC822";
+        case K::rfc822_header:
+            return "RFC822.HEADER";
+        case K::rfc822_size:
+            return "RFC822.SIZE";
+        case K::rfc822_text:
+            return "RFC822.TEXT";
+        case K::body:
+            return "BODY";
+        case K::body_structure:
+            return "BODYSTRUCTURE";
+        case K::uid:
+            return "UID";
+        case K::mod_seq:
+            return "MODSEQ";
+        case K::body_section:
+            out = "BODY[";
+            break;
+        case K::binary:
+            out = "BINARY[";
+            break;
+        case K::binary_size:
+            out = "BINARY.SIZE[";
+            break;
     }
     const Section& section = item.section;
     for (std::size_t i = 0; i < section.part.size(); ++i) {
@@ -200,12 +228,23 @@ std::string fetch_item_name(const FetchItem& item) {
     }
     const char* text = nullptr;
     switch (section.text) {
-        case Section::Text::none: break;
-        case Section::Text::header: text = "HEADER"; break;
-        case Section::Text::header_fields: text = "HEADER.FIELDS"; break;
-        case Section::Text::header_fields_not: text = "HEADER.FIELDS.NOT"; break;
-        case Section::Text::text: text = "TEXT"; break;
-        case Section::Text::mime: text = "MIME"; break;
+        case Section::Text::none:
+            break;
+        case Section::Text::header:
+            text = "HEADER";
+            break;
+        case Section::Text::header_fields:
+            text = "HEADER.FIELDS";
+            break;
+        case Section::Text::header_fields_not:
+            text = "HEADER.FIELDS.NOT";
+            break;
+        case Section::Text::text:
+            text = "TEXT";
+            break;
+        case Section::Text::mime:
+            text = "MIME";
+            break;
     }
     if (text != nullptr) {
         if (!section.part.empty()) out.push_back('.');
@@ -223,7 +262,8 @@ std::string fetch_item_name(const FetchItem& item) {
     return out;
 }
 
-std::string status_response(std::string_view tag, StatusKind kind, std::string_view code, std::string_view text) {
+std::string status_response(std::string_view tag, StatusKind kind, std::string_view code,
+                            std::string_view text) {
     std::string out(tag);
     out.push_back(' ');
     out += status_name(kind);
@@ -247,7 +287,8 @@ std::string continuation_response(std::string_view text) {
 }
 
 std::string error_response(const ParseError& error) {
-    return status_response(error.tag, error.status == ParseError::Status::no ? StatusKind::no : StatusKind::bad,
+    return status_response(error.tag,
+                           error.status == ParseError::Status::no ? StatusKind::no : StatusKind::bad,
                            error.code, error.message);
 }
 
@@ -255,8 +296,10 @@ std::string appenduid_code(std::uint32_t uid_validity, const SequenceSet& uids) 
     return "APPENDUID " + std::to_string(uid_validity) + " " + uids.to_string();
 }
 
-std::string copyuid_code(std::uint32_t uid_validity, const SequenceSet& source_uids, const SequenceSet& dest_uids) {
-    return "COPYUID " + std::to_string(uid_validity) + " " + source_uids.to_string() + " " + dest_uids.to_string();
+std::string copyuid_code(std::uint32_t uid_validity, const SequenceSet& source_uids,
+                         const SequenceSet& dest_uids) {
+    return "COPYUID " + std::to_string(uid_validity) + " " + source_uids.to_string() + " " +
+           dest_uids.to_string();
 }
 
 }  // namespace magpie::imap

@@ -28,9 +28,9 @@ public:
     // names go out as UTF-8 instead of modified UTF-7.
     explicit ResponseWriter(bool utf8 = false) : utf8_(utf8) {}
 
-    ResponseWriter& untagged();                   // "* "
+    ResponseWriter& untagged();                    // "* "
     ResponseWriter& tagged(std::string_view tag);  // "tag "
-    ResponseWriter& continuation();               // "+ "
+    ResponseWriter& continuation();                // "+ "
 
     ResponseWriter& atom(std::string_view token);  // a keyword, flag or other token written as given
     ResponseWriter& number(std::uint64_t value);
@@ -68,7 +68,8 @@ private:
 std::string fetch_item_name(const FetchItem& item);
 
 // "tag OK [code] text\r\n"; tag "*" for untagged. code is written inside brackets when not empty.
-std::string status_response(std::string_view tag, StatusKind kind, std::string_view code, std::string_view text);
+std::string status_response(std::string_view tag, StatusKind kind, std::string_view code,
+                            std::string_view text);
 
 // "+ text\r\n": a continuation request, e.g. a SASL challenge (base64) or IDLE's "+ idling".
 std::string continuation_response(std::string_view text);
@@ -78,6 +79,7 @@ std::string error_response(const ParseError& error);
 
 // Response codes of UIDPLUS (RFC 4315 3): "APPENDUID 38505 3955" and "COPYUID 38505 304,319:320 3956:3958".
 std::string appenduid_code(std::uint32_t uid_validity, const SequenceSet& uids);
-std::string copyuid_code(std::uint32_t uid_validity, const SequenceSet& source_uids, const SequenceSet& dest_uids);
+std::string copyuid_code(std::uint32_t uid_validity, const SequenceSet& source_uids,
+                         const SequenceSet& dest_uids);
 
 }  // namespace magpie::imap

@@ -38,7 +38,8 @@ Limits small_limits() {
 
 // One line per event, enough to compare two runs.
 std::string describe(const Event& event) {
-    if (const auto* command = std::get_if<Command>(&event)) return "C " + command->tag + " " + command_name(command->body);
+    if (const auto* command = std::get_if<Command>(&event))
+        return "C " + command->tag + " " + command_name(command->body);
     if (std::holds_alternative<ContinuationRequest>(event)) return "+";
     if (const auto* sasl = std::get_if<SaslResponse>(&event)) return "S " + sasl->text;
     if (std::holds_alternative<IdleDone>(event)) return "D";

@@ -51,7 +51,9 @@ TEST(Mutf7, EncodesOneRunForAdjacentNonAscii) {
 }
 
 TEST(Mutf7, RoundTripsMixedNames) {
-    for (std::string_view name : {"Entw\xC3\xBC" "rfe", "a&b\xE2\x98\xBA&c", "\xE6\x97\xA5/\xE6\x97\xA5 &-x"}) {
+    for (std::string_view name : {"Entw\xC3\xBC"
+                                  "rfe",
+                                  "a&b\xE2\x98\xBA&c", "\xE6\x97\xA5/\xE6\x97\xA5 &-x"}) {
         EXPECT_EQ(decode(encode(name)), name);
     }
 }

@@ -82,7 +82,9 @@ TEST(ImapParser, ParsesArgumentlessCommands) {
     EXPECT_FALSE(body<Expunge>("A202 EXPUNGE\r\n").uids);
 }
 
-TEST(ImapParser, AcceptsBareLfLineEnd) { body<Noop>("a NOOP\n"); }
+TEST(ImapParser, AcceptsBareLfLineEnd) {
+    body<Noop>("a NOOP\n");
+}
 
 TEST(ImapParser, RejectsUnknownCommandWithItsTag) {
     ParseError e = error("x1 FROBNICATE\r\n");
@@ -186,7 +188,8 @@ TEST(ImapParser, ParsesTheSameWhateverTheSplit) {
             ASSERT_EQ(split[i].index(), whole[i].index());
             if (auto* c = std::get_if<Command>(&whole[i])) {
                 EXPECT_EQ(std::get<Command>(split[i]).tag, c->tag);
-                EXPECT_TRUE(std::get<Command>(split[i]).body == c->body) << "chunk " << chunk << " " << c->tag;
+                EXPECT_TRUE(std::get<Command>(split[i]).body == c->body)
+                    << "chunk " << chunk << " " << c->tag;
             }
         }
     }
@@ -302,7 +305,8 @@ TEST(ImapParser, ParsesSelectAndExamine) {
 // RFC 7162 3.1.8 and 3.2.5.
 TEST(ImapParser, ParsesCondstoreAndQresyncSelectParameters) {
     EXPECT_TRUE(body<Select>("a SELECT INBOX (CONDSTORE)\r\n").condstore);
-    Select select = body<Select>("A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n");
+    Select select =
+        body<Select>("A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n");
     ASSERT_TRUE(select.qresync);
     EXPECT_EQ(select.qresync->uid_validity, 67890007u);
     EXPECT_EQ(select.qresync->mod_seq, 20050715194045000u);
@@ -358,7 +362,8 @@ TEST(ImapParser, ParsesBasicList) {
     EXPECT_EQ(list.patterns, (std::vector<std::string>{"%"}));
     list = body<List>("a LIST \"\" INBOX.*\r\n");
     EXPECT_EQ(list.patterns, (std::vector<std::string>{"INBOX.*"}));
-    EXPECT_EQ(body<List>("a LIST \"\" &ZeVnLIqe-/*\r\n").patterns[0], "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e/*");
+    EXPECT_EQ(body<List>("a LIST \"\" &ZeVnLIqe-/*\r\n").patterns[0],
+              "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e/*");
 }
 
 // RFC 5258 5, RFC 5819 and RFC 6154 5.
@@ -370,7 +375,8 @@ TEST(ImapParser, ParsesExtendedList) {
     EXPECT_TRUE(list.returns.children);
     list = body<List>("A04 LIST (REMOTE SUBSCRIBED RECURSIVEMATCH) \"\" \"*\" RETURN (SUBSCRIBED)\r\n");
     EXPECT_TRUE(list.selection.remote && list.selection.recursive_match && list.returns.subscribed);
-    list = body<List>("A05 LIST \"\" (\"INBOX\" \"Drafts\") RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))\r\n");
+    list =
+        body<List>("A05 LIST \"\" (\"INBOX\" \"Drafts\") RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))\r\n");
     EXPECT_EQ(list.patterns, (std::vector<std::string>{"INBOX", "Drafts"}));
     EXPECT_TRUE(list.returns.special_use);
     ASSERT_TRUE(list.returns.status);
@@ -394,7 +400,8 @@ TEST(ImapParser, ParsesStatusItems) {
     EXPECT_EQ(status.mailbox, "blurdybloop");
     EXPECT_EQ(status.items, (std::vector<StatusItem>{StatusItem::uid_next, StatusItem::messages}));
     status = body<Status>(
-        "a STATUS INBOX (UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ APPENDLIMIT RECENT DELETED-STORAGE)\r\n");
+        "a STATUS INBOX (UIDVALIDITY UNSEEN DELETED SIZE HIGHESTMODSEQ APPENDLIMIT RECENT "
+        "DELETED-STORAGE)\r\n");
     EXPECT_EQ(status.items.size(), 8u);
     EXPECT_EQ(status.items[3], StatusItem::size);
     EXPECT_EQ(status.items[4], StatusItem::highest_mod_seq);
@@ -410,7 +417,8 @@ TEST(ImapParser, ParsesRfcAppendExample) {
         "Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\nFrom: Fred Foobar <foobar@Blurdybloop.example>\r\n"
         "Subject: afternoon meeting\r\n\r\nHello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
     Parser parser;
-    auto events = run(parser, "A003 APPEND saved-messages (\\Seen) {" + std::to_string(message.size()) + "}\r\n");
+    auto events =
+        run(parser, "A003 APPEND saved-messages (\\Seen) {" + std::to_string(message.size()) + "}\r\n");
     ASSERT_EQ(events.size(), 1u);
     EXPECT_TRUE(std::holds_alternative<ContinuationRequest>(events[0]));
     events = run(parser, message + "\r\n");
@@ -424,7 +432,8 @@ TEST(ImapParser, ParsesRfcAppendExample) {
 }
 
 TEST(ImapParser, ParsesAppendDateTimeAndCanonicalisesSystemFlags) {
-    Append append = body<Append>("a APPEND INBOX (\\seen \\DRAFT $Junk) \"17-Jul-1996 02:44:25 -0700\" {3+}\r\nabc\r\n");
+    Append append =
+        body<Append>("a APPEND INBOX (\\seen \\DRAFT $Junk) \"17-Jul-1996 02:44:25 -0700\" {3+}\r\nabc\r\n");
     EXPECT_EQ(append.flags, (std::vector<std::string>{"\\Seen", "\\Draft", "$Junk"}));
     ASSERT_TRUE(append.internal_date);
     // 1996-07-17T09:44:25Z
@@ -435,7 +444,9 @@ TEST(ImapParser, ParsesAppendDateTimeAndCanonicalisesSystemFlags) {
     EXPECT_TRUE(append.flags.empty());
     error("a APPEND INBOX \"31-Feb-2020 00:00:00 +0000\" {1+}\r\nx\r\n");
     // date-day-fixed wants " 1", but an unpadded day is unambiguous and some clients send it.
-    EXPECT_EQ(body<Append>("a APPEND INBOX \"1-Jan-1970 00:01:00 +0000\" {1+}\r\nx\r\n").internal_date->unix_seconds, 60);
+    EXPECT_EQ(body<Append>("a APPEND INBOX \"1-Jan-1970 00:01:00 +0000\" {1+}\r\nx\r\n")
+                  .internal_date->unix_seconds,
+              60);
     error("a APPEND INBOX \"1-Jan-2020 24:00:00 +0000\" {1+}\r\nx\r\n");
     error("a APPEND INBOX \"01-Jan-2020 00:00:00 0000\" {1+}\r\nx\r\n");
     error("a APPEND INBOX \"hello\"\r\n");
@@ -526,7 +537,8 @@ TEST(ImapParser, ParsesSearchModseqWithEntry) {
 
 // RFC 4731 and RFC 5182 examples.
 TEST(ImapParser, ParsesEsearchReturnOptionsAndSavedResult) {
-    Search search = body<Search>("A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n");
+    Search search =
+        body<Search>("A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n");
     ASSERT_TRUE(search.return_options);
     EXPECT_TRUE(search.return_options->min && search.return_options->count);
     EXPECT_FALSE(search.return_options->all);
@@ -572,7 +584,9 @@ TEST(ImapParser, ParsesRfcFetchExamples) {
     EXPECT_EQ(fetch.items[0].partial->offset, 0u);
     EXPECT_EQ(fetch.items[0].partial->length, 100u);
 
-    fetch = body<Fetch>("a FETCH 1 (BODY[] BODY[TEXT] BODY[3] BODY[HEADER.FIELDS.NOT (Received)] BODY[4.1.TEXT] BODY[2.HEADER])\r\n");
+    fetch = body<Fetch>(
+        "a FETCH 1 (BODY[] BODY[TEXT] BODY[3] BODY[HEADER.FIELDS.NOT (Received)] BODY[4.1.TEXT] "
+        "BODY[2.HEADER])\r\n");
     ASSERT_EQ(fetch.items.size(), 6u);
     EXPECT_EQ(fetch.items[0].section, Section{});
     EXPECT_EQ(fetch.items[1].section.text, Section::Text::text);
@@ -592,7 +606,8 @@ TEST(ImapParser, ExpandsFetchMacros) {
     };
     EXPECT_EQ(kinds(body<Fetch>("a FETCH 1:* ALL\r\n")),
               (std::vector<K>{K::flags, K::internal_date, K::rfc822_size, K::envelope}));
-    EXPECT_EQ(kinds(body<Fetch>("a FETCH 1 fast\r\n")), (std::vector<K>{K::flags, K::internal_date, K::rfc822_size}));
+    EXPECT_EQ(kinds(body<Fetch>("a FETCH 1 fast\r\n")),
+              (std::vector<K>{K::flags, K::internal_date, K::rfc822_size}));
     EXPECT_EQ(kinds(body<Fetch>("a FETCH 1 FULL\r\n")),
               (std::vector<K>{K::flags, K::internal_date, K::rfc822_size, K::envelope, K::body}));
     error("a FETCH 1 (ALL)\r\n");
@@ -673,7 +688,8 @@ TEST(ImapParser, ParsesCopyAndMove) {
 // ---- ID and QUOTA ---------------------------------------------------------------------------------------
 
 TEST(ImapParser, ParsesId) {
-    Id id = body<Id>("a023 ID (\"name\" \"sodr\" \"version\" \"19.34\" \"vendor\" \"Pink Floyd Music Limited\")\r\n");
+    Id id = body<Id>(
+        "a023 ID (\"name\" \"sodr\" \"version\" \"19.34\" \"vendor\" \"Pink Floyd Music Limited\")\r\n");
     ASSERT_TRUE(id.fields);
     ASSERT_EQ(id.fields->size(), 3u);
     EXPECT_EQ((*id.fields)[2].first, "vendor");
@@ -768,7 +784,8 @@ TEST(ImapParser, LiteralAnnouncementsCountTowardsTheLineLimit) {
 TEST(ImapParser, LineLimitCountsAllLinesOfACommand) {
     Limits limits;
     limits.max_line_octets = 40;
-    auto events = run("a LOGIN {2+}\r\nab {2+}\r\ncd" + std::string(40, ' ') + "\r\nb NOOP\r\n", 1 << 30, limits);
+    auto events =
+        run("a LOGIN {2+}\r\nab {2+}\r\ncd" + std::string(40, ' ') + "\r\nb NOOP\r\n", 1 << 30, limits);
     ASSERT_EQ(events.size(), 2u);
     EXPECT_EQ(std::get<ParseError>(events[0]).tag, "a");
     EXPECT_EQ(std::get<Command>(events[1]).tag, "b");
@@ -815,7 +832,8 @@ TEST(ImapParser, LiteralLimitCoversAllLiteralsOfACommand) {
 // its content is never run as a command.
 TEST(ImapParser, DiscardsOversizedNonSyncLiteralThenBad) {
     std::string literal = "x LOGOUT\r\n" + std::string(5000, 'y');
-    std::string bytes = "a1 LOGIN {" + std::to_string(literal.size()) + "+}\r\n" + literal + " {3+}\r\nabc\r\na2 NOOP\r\n";
+    std::string bytes =
+        "a1 LOGIN {" + std::to_string(literal.size()) + "+}\r\n" + literal + " {3+}\r\nabc\r\na2 NOOP\r\n";
     for (std::size_t chunk : {std::size_t{1} << 30, std::size_t{1}, std::size_t{100}}) {
         auto events = run(bytes, chunk);
         ASSERT_EQ(events.size(), 2u);
@@ -869,14 +887,16 @@ TEST(ImapParser, ClosesOnUnreadableLiteralSize) {
     EXPECT_TRUE(e.close_connection);
     Limits limits;
     limits.max_line_octets = 50;
-    e = error("a LOGIN " + std::string(100, 'x') + "{000000000000000000000000000000000000000005+}\r\n", limits);
+    e = error("a LOGIN " + std::string(100, 'x') + "{000000000000000000000000000000000000000005+}\r\n",
+              limits);
     EXPECT_TRUE(e.close_connection);
 }
 
 TEST(ImapParser, SkipsLiteralAnnouncedAtEndOfTooLongLine) {
     Limits limits;
     limits.max_line_octets = 50;
-    auto events = run("a LOGIN " + std::string(100, 'x') + " {10+}\r\nb LOGOUT\r\n\r\nc NOOP\r\n", 1 << 30, limits);
+    auto events =
+        run("a LOGIN " + std::string(100, 'x') + " {10+}\r\nb LOGOUT\r\n\r\nc NOOP\r\n", 1 << 30, limits);
     ASSERT_EQ(events.size(), 2u);
     EXPECT_EQ(std::get<ParseError>(events[0]).tag, "a");
     EXPECT_EQ(std::get<Command>(events[1]).tag, "c");

@@ -27,7 +27,8 @@ TEST(SequenceSet, ParsesSavedResult) {
 }
 
 TEST(SequenceSet, RejectsMalformedSets) {
-    for (std::string_view bad : {"", "0", "1:0", "1,", ",1", "1::2", "a", "1:2:3", "4294967296", "$,1", "-1"}) {
+    for (std::string_view bad :
+         {"", "0", "1:0", "1,", ",1", "1::2", "a", "1:2:3", "4294967296", "$,1", "-1"}) {
         EXPECT_FALSE(SequenceSet::parse(bad, 100)) << bad;
     }
     EXPECT_TRUE(SequenceSet::parse("4294967295", 100));

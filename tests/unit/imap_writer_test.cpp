@@ -11,8 +11,8 @@ TEST(ImapWriter, WritesTaggedAndUntaggedStatusResponses) {
     EXPECT_EQ(status_response("a001", StatusKind::ok, "", "LOGIN completed"), "a001 OK LOGIN completed\r\n");
     EXPECT_EQ(status_response("*", StatusKind::ok, "UIDVALIDITY 3857529045", "UIDs valid"),
               "* OK [UIDVALIDITY 3857529045] UIDs valid\r\n");
-    EXPECT_EQ(status_response("A003", StatusKind::ok, appenduid_code(38505, SequenceSet::from_numbers({3955})),
-                              "APPEND completed"),
+    EXPECT_EQ(status_response("A003", StatusKind::ok,
+                              appenduid_code(38505, SequenceSet::from_numbers({3955})), "APPEND completed"),
               "A003 OK [APPENDUID 38505 3955] APPEND completed\r\n");
     EXPECT_EQ(status_response("*", StatusKind::bye, "", "logging out"), "* BYE logging out\r\n");
     EXPECT_EQ(status_response("*", StatusKind::preauth, "", "hi"), "* PREAUTH hi\r\n");
@@ -20,7 +20,8 @@ TEST(ImapWriter, WritesTaggedAndUntaggedStatusResponses) {
 }
 
 TEST(ImapWriter, KeepsCrLfOutOfResponseText) {
-    EXPECT_EQ(status_response("a", StatusKind::bad, "", "bad\r\n* OK injected"), "a BAD bad  * OK injected\r\n");
+    EXPECT_EQ(status_response("a", StatusKind::bad, "", "bad\r\n* OK injected"),
+              "a BAD bad  * OK injected\r\n");
     EXPECT_EQ(continuation_response("line\nbreak"), "+ line break\r\n");
 }
 
@@ -44,9 +45,17 @@ TEST(ImapWriter, FormatsParseErrors) {
 
 TEST(ImapWriter, BuildsFetchResponseWithAutomaticSpacing) {
     ResponseWriter w;
-    w.untagged().number(12).atom("FETCH").open_list().atom("FLAGS").flags({"\\Seen", "$Junk"}).atom("UID").number(4);
+    w.untagged()
+        .number(12)
+        .atom("FETCH")
+        .open_list()
+        .atom("FLAGS")
+        .flags({"\\Seen", "$Junk"})
+        .atom("UID")
+        .number(4);
     w.atom("INTERNALDATE").string("17-Jul-1996 02:44:25 -0700").close_list().end();
-    EXPECT_EQ(w.take(), "* 12 FETCH (FLAGS (\\Seen $Junk) UID 4 INTERNALDATE \"17-Jul-1996 02:44:25 -0700\")\r\n");
+    EXPECT_EQ(w.take(),
+              "* 12 FETCH (FLAGS (\\Seen $Junk) UID 4 INTERNALDATE \"17-Jul-1996 02:44:25 -0700\")\r\n");
     EXPECT_TRUE(w.buffer().empty());
     w.untagged().atom("FLAGS").flags({}).end();
     EXPECT_EQ(w.take(), "* FLAGS ()\r\n");
@@ -96,7 +105,14 @@ TEST(ImapWriter, WritesLiteral8OnlyForNul) {
 TEST(ImapWriter, EncodesMailboxNamesForTheClient) {
     const std::string name = "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e";
     ResponseWriter legacy;
-    legacy.untagged().atom("LIST").open_list().atom("\\HasNoChildren").close_list().string("/").mailbox(name).end();
+    legacy.untagged()
+        .atom("LIST")
+        .open_list()
+        .atom("\\HasNoChildren")
+        .close_list()
+        .string("/")
+        .mailbox(name)
+        .end();
     EXPECT_EQ(legacy.take(), "* LIST (\\HasNoChildren) \"/\" ~peter/mail/&U,BTFw-/&ZeVnLIqe-\r\n");
     ResponseWriter utf8(true);
     utf8.mailbox(name);
