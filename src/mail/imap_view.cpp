@@ -1,6 +1,7 @@
 #include "mail/imap_view.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/strings.h"
 #include "mail/address.h"
@@ -47,10 +48,33 @@ void append_address_list(std::string& out, std::string_view value) {
 }
 
 std::size_t count_lines(std::string_view body) {
-    std::size_t lines = static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n'));
+    std::size_t lines = 0;
+    const char* p = body.data();
+    const char* end = p + body.size();
+    while (p < end) {
+        const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
+        if (!nl) break;
+        ++lines;
+        p = static_cast<const char*>(nl) + 1;
+    }
     if (!body.empty() && body.back() != '\n') ++lines;
     return lines;
 }
+
+// Writes BODY and BODYSTRUCTURE in one walk: they differ only by the extension data.
+struct BodyOut {
+    std::string* basic = nullptr;     // may be null when only the extended form is wanted
+    std::string* extended = nullptr;  // may be null when only the basic form is wanted
+
+    void both(std::string_view s) {
+        if (basic) basic->append(s);
+        if (extended) extended->append(s);
+    }
+    void both(char c) { both(std::string_view(&c, 1)); }
+    void ext(std::string_view s) {
+        if (extended) extended->append(s);
+    }
+};
 
 void append_params(std::string& out, const ParameterList& params, bool default_charset) {
     if (params.raw.empty()) {
@@ -109,67 +133,72 @@ void append_disposition_language_location(std::string& out, const Header& header
     append_nstring(out, header.value("Content-Location"));
 }
 
-void append_body(std::string& out, const Message& m, const Part& part, bool extended) {
+void append_body(BodyOut& out, const Message& m, const Part& part) {
     Header header = m.header(part);
     ContentType ct = m.content_type(part);
+    std::string tail;  // extension data, BODYSTRUCTURE only
     if (part.kind == PartKind::multipart) {
-        out += '(';
+        out.both('(');
         for (std::uint32_t c = part.first_child; c != kNoPart; c = m.parts()[c].next_sibling) {
-            append_body(out, m, m.parts()[c], extended);
+            append_body(out, m, m.parts()[c]);
         }
-        out += ' ';
-        out += imap_string(part.subtype);
-        if (extended) {
-            out += ' ';
-            append_params(out, ct.params, false);
-            append_disposition_language_location(out, header);
+        out.both(' ');
+        out.both(imap_string(part.subtype));
+        if (out.extended) {
+            tail += ' ';
+            append_params(tail, ct.params, false);
+            append_disposition_language_location(tail, header);
+            out.ext(tail);
         }
-        out += ')';
+        out.both(')');
         return;
     }
     std::string_view body = m.body(part);
-    out += '(';
-    out += imap_string(part.type);
-    out += ' ';
-    out += imap_string(part.subtype);
-    out += ' ';
-    append_params(out, ct.params, iequals(part.type, "text"));
-    out += ' ';
-    append_nstring(out, header.value("Content-ID"));
-    out += ' ';
-    append_nstring(out, header.value("Content-Description"));
-    out += ' ';
+    std::string fields = "(";
+    fields += imap_string(part.type);
+    fields += ' ';
+    fields += imap_string(part.subtype);
+    fields += ' ';
+    append_params(fields, ct.params, iequals(part.type, "text"));
+    fields += ' ';
+    append_nstring(fields, header.value("Content-ID"));
+    fields += ' ';
+    append_nstring(fields, header.value("Content-Description"));
+    fields += ' ';
     // body-fld-enc: the mechanism token as written, without comments or trailing junk (RFC 2045 6.1).
     std::string encoding = header.value("Content-Transfer-Encoding");
     std::string_view token = encoding;
     token = token.substr(0, token.find_first_of(" \t(;"));
-    out += imap_string(token.empty() ? std::string_view("7bit") : token);
-    out += ' ';
-    out += std::to_string(body.size());
+    fields += imap_string(token.empty() ? std::string_view("7bit") : token);
+    fields += ' ';
+    fields += std::to_string(body.size());
+    out.both(fields);
     if (part.kind == PartKind::message) {
         const Part& inner = m.parts()[part.first_child];
-        out += ' ';
-        out += imap_envelope(m, inner);
-        out += ' ';
-        append_body(out, m, inner, extended);
-        out += ' ';
-        out += std::to_string(count_lines(body));
+        out.both(' ');
+        out.both(imap_envelope(m, inner));
+        out.both(' ');
+        append_body(out, m, inner);
+        out.both(' ');
+        out.both(std::to_string(count_lines(body)));
     } else if (iequals(part.type, "message") && (iequals(part.subtype, "rfc822") || iequals(part.subtype, "global"))) {
         // Not parsed (transfer-encoded, or beyond the depth limit), but the grammar (RFC 3501 9, media-message)
         // still wants an envelope, a body and a line count: describe an empty message, as Dovecot does.
-        out += " (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0";
-        out += extended ? " NIL NIL NIL NIL) " : ") ";
-        out += std::to_string(count_lines(body));
+        out.both(" (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0");
+        out.ext(" NIL NIL NIL NIL");
+        out.both(") ");
+        out.both(std::to_string(count_lines(body)));
     } else if (iequals(part.type, "text")) {
-        out += ' ';
-        out += std::to_string(count_lines(body));
+        out.both(' ');
+        out.both(std::to_string(count_lines(body)));
     }
-    if (extended) {
-        out += ' ';
-        append_nstring(out, header.value("Content-MD5"));
-        append_disposition_language_location(out, header);
+    if (out.extended) {
+        tail += ' ';
+        append_nstring(tail, header.value("Content-MD5"));
+        append_disposition_language_location(tail, header);
+        out.ext(tail);
     }
-    out += ')';
+    out.both(')');
 }
 
 std::size_t find_child(std::span<const Part> parts, std::uint32_t parent, std::uint32_t n) {
@@ -265,8 +294,17 @@ std::string imap_envelope(const Message& message, const Part& root) {
 std::string imap_body_structure(const Message& message, bool extended) {
     std::string out;
     out.reserve(256);
-    append_body(out, message, message.root(), extended);
+    BodyOut writer;
+    (extended ? writer.extended : writer.basic) = &out;
+    append_body(writer, message, message.root());
     return out;
+}
+
+void imap_body_and_structure(const Message& message, std::string& body, std::string& body_structure) {
+    body.clear();
+    body_structure.clear();
+    BodyOut writer{&body, &body_structure};
+    append_body(writer, message, message.root());
 }
 
 Result<SectionSpec> parse_section(std::string_view text, const SectionLimits& limits) {

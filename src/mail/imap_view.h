@@ -22,6 +22,8 @@ inline std::string imap_envelope(const Message& message) { return imap_envelope(
 
 // BODYSTRUCTURE (extended = true, with extension data) or BODY (extended = false) of the whole message.
 std::string imap_body_structure(const Message& message, bool extended);
+// Both at once (one walk of the tree), as delivery stores them.
+void imap_body_and_structure(const Message& message, std::string& body, std::string& body_structure);
 
 // An IMAP string: quoted when it is short 7-bit text, a literal {n}CRLF... otherwise; NIL never.
 std::string imap_string(std::string_view s);

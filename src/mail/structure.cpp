@@ -76,9 +76,11 @@ std::string serialize_structure(const Message& message) {
         put_bytes(out, p.type);
         put_bytes(out, p.subtype);
     }
+    std::string body, body_structure;
+    imap_body_and_structure(message, body, body_structure);
     put_bytes(out, imap_envelope(message));
-    put_bytes(out, imap_body_structure(message, false));
-    put_bytes(out, imap_body_structure(message, true));
+    put_bytes(out, body);
+    put_bytes(out, body_structure);
     return out;
 }
 
