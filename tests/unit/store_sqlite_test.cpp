@@ -668,6 +668,9 @@ protected:
         });
     }
 
+    // The listener writes heard_ from the committer thread: stop the store before heard_ goes away.
+    void TearDown() override { store_.reset(); }
+
     std::vector<std::uint32_t> uids_in(std::int64_t mailbox_id) {
         std::vector<std::uint32_t> uids;
         auto messages = store_->list_messages(mailbox_id);

@@ -94,7 +94,8 @@ public:
     Result<void> set_subscribed(std::int64_t account_id, std::string_view name, bool subscribed) override;
     Result<FlagStoreResult> store_flags(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids,
                                         const FlagUpdate& update) override;
-    Result<std::vector<std::uint32_t>> expunge(std::int64_t mailbox_id, const std::vector<std::uint32_t>* uids) override;
+    Result<std::vector<std::uint32_t>> expunge(std::int64_t mailbox_id,
+                                               const std::vector<std::uint32_t>* uids = nullptr) override;
     Result<CopyResult> copy_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                      std::int64_t to_mailbox_id) override;
     Result<CopyResult> move_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
