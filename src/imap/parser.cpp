@@ -195,15 +195,16 @@ std::optional<Event> Parser::on_line(std::string_view line) {
     switch (mode_) {
         case Mode::sasl:
             mode_ = Mode::command;
+            line_octets_ = 0;  // a response line is not part of the next command
             return SaslResponse{std::string(line)};
-        case Mode::idle:
+        case Mode::idle: {
             mode_ = Mode::command;
+            line_octets_ = 0;
             if (iequals(line, "DONE")) return IdleDone{};
-            {
-                ParseError error;
-                error.message = "expected DONE";
-                return error;
-            }
+            ParseError error;
+            error.message = "expected DONE";
+            return error;
+        }
         case Mode::command:
             return on_command_line(line);
     }

@@ -745,6 +745,21 @@ TEST(ImapParser, TagOfTooLongLineDoesNotDependOnSplit) {
     }
 }
 
+// Found by the fuzzer: a SASL or DONE line was counted into the next command's line limit.
+TEST(ImapParser, ModeLinesDoNotCountTowardsTheNextCommand) {
+    Limits limits;
+    limits.max_line_octets = 20;
+    Parser parser(limits);
+    parser.expect_sasl_response();
+    auto events = run(parser, "AGRlbW8AcGFzcw==\r\n");
+    ASSERT_EQ(events.size(), 1u);
+    parser.expect_idle_done();
+    events = run(parser, "DONE\r\na LOGIN user pass\r\n");
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_TRUE(std::holds_alternative<IdleDone>(events[0]));
+    EXPECT_EQ(std::get<Command>(events[1]).tag, "a");
+}
+
 TEST(ImapParser, KeepsMemoryBoundedOnEndlessLine) {
     Limits limits;
     limits.max_line_octets = 1000;
