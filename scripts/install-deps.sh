@@ -9,7 +9,7 @@ packages=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libc-ares-dev
   libgtest-dev libgmock-dev
   libgmime-3.0-dev
-  python3 python3-pytest swaks isync strace
+  python3 python3-pytest swaks libnet-ssleay-perl isync strace
 )
 
 missing=()

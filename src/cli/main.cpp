@@ -170,13 +170,13 @@ int main(int argc, char** argv) {
         }
         auto password = magpie::cli::read_new_password();
         if (!password) return fail(password.error().message);
-        auto hash = magpie::auth::hash_password(*password);
-        auto scram = magpie::auth::make_scram_credentials(*password);
+        auto secrets = magpie::auth::make_password_secrets(*password);
+        if (!secrets) return fail(secrets.error().message);
         if (user_add->parsed()) {
-            auto r = store.add_account(address, hash, scram);
+            auto r = store.add_account(address, secrets->hash, secrets->scram);
             return r ? 0 : fail(r.error().message);
         }
-        return done(store.set_password(address, hash, scram));
+        return done(store.set_password(address, secrets->hash, secrets->scram));
     }
     if (user_del->parsed()) return done(store.delete_account(address));
     if (user_list->parsed()) {

@@ -46,6 +46,7 @@ void Connection::disarm() {
 awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono::seconds timeout) {
     boost::system::error_code ec;
     std::size_t n = 0;
+    if (shutdown_requested_) co_return 0;
     arm(timeout);
     if (tls_active_) {
         n = co_await stream_.async_read_some(asio::buffer(buffer.data(), buffer.size()),

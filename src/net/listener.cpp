@@ -150,7 +150,8 @@ awaitable<void> Listener::serve(tcp::socket socket) {
     }
     registry_->add(connection);
     try {
-        co_await handler_(connection);
+        auto session = handler_(connection);  // not a temporary inside co_await: see g++ 12 note in server
+        co_await std::move(session);
     } catch (const std::exception& e) {
         spdlog::error("{}: session with {} failed: {}", options_.service, connection->peer_ip(), e.what());
     }

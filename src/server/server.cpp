@@ -61,8 +61,9 @@ Result<void> Server::prepare_demo() {
         if (!domain) return domain.error();
     }
     if (!store_->find_account(demo_user)) {
-        auto account = store_->add_account(demo_user, auth::hash_password(demo_password),
-                                           auth::make_scram_credentials(demo_password));
+        auto secrets = auth::make_password_secrets(demo_password);
+        if (!secrets) return secrets.error();
+        auto account = store_->add_account(demo_user, secrets->hash, secrets->scram);
         if (!account) return account.error();
         spdlog::info("demo: created user {} with password '{}'", demo_user, demo_password);
     }

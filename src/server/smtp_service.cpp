@@ -53,7 +53,9 @@ store::MessageSummary to_store_summary(mail::Summary&& s) {
 }  // namespace
 
 awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& address) {
-    auto result = co_await executor_.run([this, address] { return store_.resolve_recipient(address); });
+    // g++ 12 destroys temporaries inside a co_await expression twice: build the operation first, then await it.
+    auto lookup = executor_.run([this, address] { return store_.resolve_recipient(address); });
+    auto result = co_await std::move(lookup);
     if (!result) {
         spdlog::error("smtp: recipient lookup for <{}> failed: {}", address, result.error().message);
         co_return smtp::RcptVerdict::temporary_failure;
@@ -85,7 +87,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
 
     // Recipients were checked at RCPT time; resolve them again to accounts and their INBOXes, each account
     // once however many of its addresses (aliases) were named.
-    auto targets = co_await executor_.run([this, recipients]() -> Result<std::vector<store::DeliveryTarget>> {
+    auto resolve = executor_.run([this, recipients]() -> Result<std::vector<store::DeliveryTarget>> {
         std::set<std::int64_t> accounts;
         std::vector<store::DeliveryTarget> out;
         for (const auto& address : recipients) {
@@ -99,6 +101,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
         }
         return out;
     });
+    auto targets = co_await std::move(resolve);
     if (!targets) co_return targets.error();
     if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
 
@@ -108,7 +111,8 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     delivery.internal_date = now;
     delivery.targets = std::move(*targets);
     std::size_t size = delivery.content.size();
-    auto delivered = co_await executor_.deliver(store_, std::move(delivery));
+    auto commit = executor_.deliver(store_, std::move(delivery));
+    auto delivered = co_await std::move(commit);
     if (!delivered) {
         spdlog::error("smtp: {} from=<{}> size={} not stored: {}", queue_id, envelope.reverse_path, size,
                       delivered.error().message);
@@ -124,6 +128,12 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
     const auto timeout = std::chrono::seconds(config->smtp.idle_timeout);
     smtp::ServerSession session(session_config(*config, *connection), connection->peer_ip());
     std::array<char, 16384> buffer;
+    std::string output;
+    // Writes what the session has to say. (The output lives in a named variable: see store_executor.h.)
+    auto flush = [&]() -> awaitable<bool> {
+        output = session.take_output();
+        return connection->write_all(output, timeout);
+    };
 
     for (;;) {
         // Answer every event the session raised, in order; each answer may release pipelined commands.
@@ -133,7 +143,7 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
             } else if (auto* message = std::get_if<smtp::MessageReceived>(&*event)) {
                 session.stored(co_await store_message(*message, *connection, *config));
             } else if (std::holds_alternative<smtp::StartTls>(*event)) {
-                if (!co_await connection->write_all(session.take_output(), timeout)) co_return;
+                if (!co_await flush()) co_return;
                 auto started = co_await connection->start_tls(timeout);
                 if (!started) {
                     spdlog::info("smtp: {}: {}", connection->peer_ip(), started.error().message);
@@ -141,11 +151,11 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
                 }
                 session.tls_started();
             } else if (std::holds_alternative<smtp::Close>(*event)) {
-                co_await connection->write_all(session.take_output(), timeout);
+                co_await flush();
                 co_return;
             }
         }
-        if (!co_await connection->write_all(session.take_output(), timeout)) co_return;
+        if (!co_await flush()) co_return;
 
         std::size_t n = co_await connection->read_some(buffer, timeout);
         if (n == 0) {
@@ -156,7 +166,7 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
             } else {
                 co_return;  // the client went away
             }
-            co_await connection->write_all(session.take_output(), std::chrono::seconds(10));
+            co_await flush();
             co_return;
         }
         session.feed(std::string_view(buffer.data(), n));

@@ -63,8 +63,8 @@ def test_relay_attempt_is_denied_and_nothing_stored(server):
         client.mail("spammer@attacker.example")
         code, text = client.rcpt("victim@elsewhere.example")
         assert code == 554 and text.startswith(b"5.7.1")
-        code, text = client.data(message("relay"))  # no valid recipient
-        assert code in (503, 554)
+        code, text = client.docmd("DATA")  # no valid recipient
+        assert code == 554 and text.startswith(b"5.5.1")
     assert server.uids(ALICE) == [] and server.uids(BOB) == []
 
 
@@ -147,14 +147,14 @@ def test_swaks_plain_and_tls(server):
         result = subprocess.run(
             ["swaks", "--server", f"127.0.0.1:{server.smtp_port}", "--from", "s@remote.example",
              "--to", ALICE, "--helo", "swaks.example", "--header", "Subject: via swaks", "--body",
-             "swaks body", *extra, "--tls-verify" if False else "--silent", "2"],
+             "swaks body", *extra, "--silent", "2"],
             capture_output=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
     uids = server.uids(ALICE)
     assert uids == [1, 2]
     for uid in uids:
         stored = server.export(ALICE, uid=uid)
-        assert b"Subject: via swaks" in stored and stored.endswith(b"swaks body\r\n")
+        assert b"Subject: via swaks" in stored and b"\r\n\r\nswaks body\r\n" in stored
     assert b"ESMTPS" in split_trace(server.export(ALICE, uid=2))[1]
 
 

@@ -1,0 +1,149 @@
+"""magpied as an administrator runs it: configuration reload on SIGHUP, draining on SIGTERM, idle timeouts,
+connection limits, privilege drop, and the demo."""
+import os
+import pwd
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DOMAIN, MAGPIE, MAGPIED, Magpied, read_reply, smtp_dialogue
+
+ALICE = f"alice@{DOMAIN}"
+
+
+def connect(port, source="127.0.0.1"):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    return sock, read_reply(sock)
+
+
+def test_sighup_reloads_limits(make_server):
+    server = make_server(smtp_options={"max_recipients": 1})
+    said = smtp_dialogue(server.smtp_port, [b"EHLO a.example\r\nMAIL FROM:<x@remote.example>\r\n",
+                                            b"RCPT TO:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\n"])
+    assert b"\r\n452 4.5.3" in said
+    server.config.write_text(server.config.read_text().replace("max_recipients = 1", "max_recipients = 5"))
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "configuration reloaded" not in server.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    said = smtp_dialogue(server.smtp_port, [b"EHLO a.example\r\nMAIL FROM:<x@remote.example>\r\n",
+                                            b"RCPT TO:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\n"])
+    assert b"452" not in said and said.count(b"\r\n250 2.1.5") == 2, said
+
+
+def test_sighup_with_a_broken_file_keeps_running(make_server):
+    server = make_server()
+    good = server.config.read_text()
+    server.config.write_text(good + "\n[smtp]\nthis is not toml\n")
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "keeping the running configuration" not in server.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "keeping the running configuration" in server.log_text()
+    with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
+        assert client.sendmail("s@remote.example", [ALICE], b"Subject: still here\r\n\r\nyes\r\n") == {}
+
+
+def test_sigterm_says_goodbye_to_idle_sessions_and_exits_cleanly(make_server):
+    server = make_server()
+    sock, greeting = connect(server.smtp_port)
+    assert greeting.startswith(b"220 ")
+    sock.sendall(b"EHLO idle.example\r\n")
+    read_reply(sock)
+    server.proc.send_signal(signal.SIGTERM)
+    goodbye = read_reply(sock)
+    assert goodbye.startswith(b"421 4.3.2"), goodbye
+    assert server.proc.wait(timeout=20) == 0
+    sock.close()
+
+
+def test_idle_timeout(make_server):
+    server = make_server(smtp_options={"idle_timeout": 1})
+    sock, _ = connect(server.smtp_port)
+    start = time.time()
+    reply = read_reply(sock)
+    assert reply.startswith(b"421 4.4.2"), reply
+    assert time.time() - start < 10
+    assert sock.recv(100) == b""  # closed after the goodbye
+    sock.close()
+
+
+def test_connection_limit_per_ip(make_server):
+    server = make_server(smtp_options={"max_connections_per_ip": 2})
+    first, _ = connect(server.smtp_port)
+    second, _ = connect(server.smtp_port)
+    third, busy = connect(server.smtp_port)
+    assert busy.startswith(b"421 4.7.0"), busy
+    other, greeting = connect(server.smtp_port, source="127.0.0.2")  # another client address is not affected
+    assert greeting.startswith(b"220 ")
+    first.close()
+    time.sleep(0.3)
+    fourth, greeting = connect(server.smtp_port)  # a freed place can be taken again
+    assert greeting.startswith(b"220 ")
+    for s in (second, third, other, fourth):
+        s.close()
+
+
+def test_too_many_bad_commands_closes(make_server):
+    server = make_server(smtp_options={"max_bad_commands": 3})
+    said = smtp_dialogue(server.smtp_port, [b"FOO\r\n", b"BAR\r\n", b"BAZ\r\n", b"QUX\r\n"])
+    assert b"421 4.7.0" in said
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_drops_root_after_binding(tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    # The data dir must be reachable by the unprivileged user: not under pytest's private tmp dir.
+    workdir = Path(tempfile.mkdtemp(prefix="magpie-drop-"))
+    workdir.chmod(0o755)
+    try:
+        server = Magpied(workdir, tls=False)
+        server.config.write_text(server.config.read_text().replace('[server]\n', '[server]\nuser = "nobody"\n'))
+        server.magpie("domain", "add", DOMAIN)
+        server.add_user(ALICE)
+        server.start()
+        status = Path(f"/proc/{server.proc.pid}/status").read_text()
+        uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
+        assert set(map(int, uids)) == {nobody.pw_uid}, status
+        with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
+            assert client.sendmail("s@remote.example", [ALICE], b"Subject: dropped\r\n\r\nok\r\n") == {}
+        assert server.stop() == 0
+        assert server.uids(ALICE) == [1]
+    finally:
+        subprocess.run(["rm", "-rf", str(workdir)])
+
+
+def test_demo_starts_with_its_user_and_reserved_ports(tmp_path):
+    data = tmp_path / "demo-data"
+    env = dict(os.environ)
+    proc = subprocess.Popen([str(MAGPIED), "--demo", "--data", str(data)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    output = b""
+    try:
+        deadline = time.time() + 60
+        while b"Magpie demo is running" not in output and time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output += line
+        if b"listening on 127.0.0.1:2525 (smtp)" not in output:
+            pytest.skip("the demo port 2525 is taken on this machine: " + output.decode(errors="replace")[-500:])
+        with smtplib.SMTP("127.0.0.1", 2525) as client:
+            client.ehlo("demo.example")
+            assert client.has_extn("starttls")
+            assert client.sendmail("you@example.org", ["demo@example.test"], b"Subject: hi\r\n\r\nhello\r\n") == {}
+        for reserved in (2587, 2465, 2143, 2993, 8080):
+            assert f":{reserved} (".encode() not in output  # services not built yet stay unbound
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    out = subprocess.run([str(MAGPIE), "--data", str(data), "export", "demo@example.test", "INBOX", "--uid", "1"],
+                         capture_output=True, check=True).stdout
+    assert out.endswith(b"Subject: hi\r\n\r\nhello\r\n")
