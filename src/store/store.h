@@ -144,7 +144,7 @@ struct MailboxChanges {
 // Counters for tests and metrics: group commit works when commits < deliveries.
 struct StoreStats {
     std::uint64_t deliveries = 0;         // deliveries acknowledged with success
-    std::uint64_t failed_deliveries = 0;  // deliveries acknowledged with an error
+    std::uint64_t failed_deliveries = 0;  // deliveries answered with an error (refusals included)
     std::uint64_t commits = 0;            // delivery transactions committed (each is one WAL fsync)
     std::uint64_t blob_files = 0;         // large blobs written to files
 };

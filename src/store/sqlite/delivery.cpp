@@ -26,19 +26,23 @@ constexpr std::int64_t kLocationFile = 1;
 }  // namespace
 
 void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) {
-    if (!writer_) return done(make_error(Errc::permission_denied, "the store is open read-only"));
-    if (delivery.targets.empty()) return done(make_error(Errc::invalid_argument, "delivery has no target"));
+    auto refuse = [&](Error error) {
+        ++failed_deliveries_;
+        done(std::move(error));
+    };
+    if (!writer_) return refuse(make_error(Errc::permission_denied, "the store is open read-only"));
+    if (delivery.targets.empty()) return refuse(make_error(Errc::invalid_argument, "delivery has no target"));
     if (delivery.targets.size() > options_.max_targets) {
-        return done(make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets)));
+        return refuse(make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets)));
     }
     if (delivery.content.size() > options_.max_message_bytes) {
-        return done(make_error(Errc::limit_exceeded,
-                               fmt::format("message of {} bytes above {}", delivery.content.size(), options_.max_message_bytes)));
+        return refuse(make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}",
+                                                                   delivery.content.size(), options_.max_message_bytes)));
     }
     Pending pending;
     for (const DeliveryTarget& target : delivery.targets) {
         auto flags = parse_flags(target.flags, options_.flag_limits);
-        if (!flags) return done(flags.error());
+        if (!flags) return refuse(flags.error());
         pending.flags.push_back(std::move(*flags));
     }
     pending.size = delivery.content.size();
@@ -54,8 +58,9 @@ void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered
         if (stopping_ || queue_.size() + large_queue_.size() >= options_.max_queued) {
             bool closing = stopping_;
             lock.unlock();
-            return pending.done(make_error(Errc::unavailable, closing ? "the store is closing"
-                                                                      : "delivery queue full, try again later"));
+            done = std::move(pending.done);
+            return refuse(make_error(Errc::unavailable, closing ? "the store is closing"
+                                                                : "delivery queue full, try again later"));
         }
         if (large) {
             large_queue_.push_back(std::move(pending));
