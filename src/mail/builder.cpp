@@ -183,6 +183,11 @@ Result<EncodedPart> make_leaf(std::string_view content_type, std::string_view co
         }
     } else {
         encoding = choose_transfer_encoding(canonical, text, transport);
+        // RFC 5322 2.1.1: lines SHOULD stay within 78; quoted-printable soft breaks keep long lines short
+        // without changing the content (a 7bit or 8bit body has no bare CR or LF to disturb).
+        bool identity = encoding == TransferEncoding::seven_bit || encoding == TransferEncoding::eight_bit;
+        if (identity && measure_body(canonical).longest_line > fold.soft_line_octets)
+            encoding = TransferEncoding::quoted_printable;
     }
     FieldWriter fields(fold);
     MAGPIE_TRY(fields.add("Content-Type", content_type));

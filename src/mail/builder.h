@@ -75,7 +75,8 @@ struct EncodedPart {
 };
 
 // A leaf: Content-Type (with parameters already joined), Content-Transfer-Encoding chosen for the transport,
-// and any extra fields (already folded). `text` bodies are canonicalised to CRLF line ends first.
+// and any extra fields (already folded). `text` bodies are canonicalised to CRLF line ends first, and a
+// body with lines longer than fold.soft_line_octets is quoted-printable so that every line stays short.
 // message/rfc822, message/partial and message/external-body are never base64 or quoted-printable
 // (RFC 2046 5.2): one that does not fit the transport is an error here (see downgrade.h to make it fit;
 // build_message does so for message attachments).

@@ -30,27 +30,42 @@ public:
     }
 
 private:
-    // Writes the part's header, replacing Content-Transfer-Encoding by `encoding` when one is given.
+    // Writes the part's header, replacing Content-Transfer-Encoding by `new_encoding` when one is given. A
+    // header that ended without a blank line before a non-empty body gets one: the body starts where it
+    // did, but a re-encoded first body line or an added field could otherwise be read as part of the header.
     Result<void> write_header(const Part& part, std::string_view new_encoding) {
         std::string_view raw = s_.substr(part.header_offset, part.body_offset - part.header_offset);
         if (!is_ascii(raw)) return make_error(Errc::invalid_argument, "8-bit header field needs SMTPUTF8");
-        if (new_encoding.empty()) {
-            out_.append(raw);
-            return {};
-        }
         Header header = m_.header(part);
-        std::size_t pos = part.header_offset;
         std::size_t fields_end = part.header_offset;
-        for (const HeaderField& field : header.fields()) {
-            if (iequals(trim(field.name), "Content-Transfer-Encoding")) {
+        for (const HeaderField& field : header.fields())
+            fields_end = std::max(fields_end, field.offset + field.length);
+        if (header.fields().empty()) {
+            // Only an mbox "From " line and/or the blank line.
+            std::size_t blank = 0;
+            if (raw == "\n" || raw.ends_with("\n\n")) blank = 1;
+            if (raw == "\r\n" || raw.ends_with("\n\r\n")) blank = 2;
+            fields_end = part.body_offset - blank;
+        }
+        std::size_t pos = part.header_offset;
+        if (!new_encoding.empty()) {
+            for (const HeaderField& field : header.fields()) {
+                if (!iequals(trim(field.name), "Content-Transfer-Encoding")) continue;
                 out_.append(s_.substr(pos, field.offset - pos));
                 pos = field.offset + field.length;
             }
-            fields_end = std::max(fields_end, field.offset + field.length);
         }
         out_.append(s_.substr(pos, fields_end - pos));
-        out_.append("Content-Transfer-Encoding: ").append(new_encoding).append("\r\n");
-        out_.append(s_.substr(fields_end, part.body_offset - fields_end));
+        if (!new_encoding.empty()) {
+            if (!out_.empty() && out_.back() != '\n') out_.append("\r\n");
+            out_.append("Content-Transfer-Encoding: ").append(new_encoding).append("\r\n");
+        }
+        if (fields_end < part.body_offset) {
+            out_.append(s_.substr(fields_end, part.body_offset - fields_end));  // the blank line
+        } else if (part.end > part.body_offset) {
+            if (!out_.empty() && out_.back() != '\n') out_.append("\r\n");
+            out_.append("\r\n");
+        }
         return {};
     }
 

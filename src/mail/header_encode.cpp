@@ -412,44 +412,53 @@ Result<std::string> fold_field(std::string_view name, std::string_view value, co
         line.append(value);
     }
 
-    // Break points: a WSP that follows a non-WSP, outside quoted-strings, with something after it. The one
-    // right after the colon is taken only when nothing later fits (a long encoded word first in a value).
-    std::vector<std::size_t> breaks;
+    // Break points, best first: (0) a WSP after a non-WSP outside quoted-strings; (1) the same inside a
+    // quoted-string (legal, RFC 5322 3.2.4, but some readers mishandle it; and a lone '"' in unstructured
+    // text must not forbid folding); (2) a WSP inside a run of white space. Each needs non-WSP after it and
+    // in the line it ends (RFC 5322 3.2.2: no line of white space only). The break right after the colon
+    // is taken only when nothing later fits (a long encoded word first in a value).
+    struct Break {
+        std::size_t at;
+        int rank;
+    };
+    std::vector<Break> breaks;
     bool quoted = false;
     for (std::size_t i = name.size() + 1; i < line.size(); ++i) {
         char c = line[i];
-        if (quoted) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                quoted = false;
-            continue;
-        }
-        if (c == '"') {
-            quoted = true;
-        } else if ((c == ' ' || c == '\t') && line[i - 1] != ' ' && line[i - 1] != '\t' &&
-                   line.find_first_not_of(" \t", i) != std::string::npos) {
-            breaks.push_back(i);
+        if (quoted && c == '\\') {
+            ++i;
+        } else if (c == '"') {
+            quoted = !quoted;
+        } else if ((c == ' ' || c == '\t') && line.find_first_not_of(" \t", i) != std::string::npos) {
+            bool in_run = line[i - 1] == ' ' || line[i - 1] == '\t';
+            breaks.push_back({i, in_run ? 2 : quoted ? 1 : 0});
         }
     }
 
     std::string out;
     out.reserve(line.size() + line.size() / limits.soft_line_octets * 2 + 2);
+    const std::size_t after_colon = name.size() + 1;
     std::size_t start = 0;
     std::size_t b = 0;
     while (line.size() - start > limits.soft_line_octets) {
-        while (b < breaks.size() && breaks[b] <= start) ++b;
-        if (b == breaks.size()) break;
-        // The last break point keeping this line within the soft limit, else the first one at all.
-        std::size_t chosen = breaks[b];
-        for (std::size_t k = b; k < breaks.size() && breaks[k] - start <= limits.soft_line_octets; ++k)
-            chosen = breaks[k];
-        if (start == 0 && chosen == name.size() + 1) {
+        while (b < breaks.size() && breaks[b].at <= start) ++b;
+        const std::size_t first_text = line.find_first_not_of(" \t", start);
+        // The best-ranked last break keeping this line within the soft limit, else the first usable one.
+        std::size_t best[3] = {0, 0, 0};
+        for (std::size_t k = b; k < breaks.size() && breaks[k].at - start <= limits.soft_line_octets; ++k) {
+            if (breaks[k].at != after_colon && first_text < breaks[k].at) best[breaks[k].rank] = breaks[k].at;
+        }
+        std::size_t chosen = best[0] ? best[0] : best[1] ? best[1] : best[2];
+        for (std::size_t k = b; chosen == 0 && k < breaks.size(); ++k) {
+            if (first_text < breaks[k].at) chosen = breaks[k].at;
+        }
+        if (chosen == 0) break;
+        if (start == 0 && chosen == after_colon) {
             // Folding after the colon only helps when what follows then fits a line.
-            std::size_t next = b + 1 < breaks.size() ? breaks[b + 1] : line.size();
+            std::size_t next = b + 1 < breaks.size() ? breaks[b + 1].at : line.size();
             if (next - chosen > limits.soft_line_octets) {
                 if (b + 1 == breaks.size()) break;
-                chosen = breaks[b + 1];
+                chosen = breaks[b + 1].at;
             }
         }
         if (chosen - start > limits.hard_line_octets)

@@ -163,6 +163,17 @@ TEST(Builder, OverlongTextLinesAreSoftBroken) {
     EXPECT_EQ(decoded(parsed, parsed.root()), *draft.text);
 }
 
+TEST(Builder, TextLinesOver78AreSoftBrokenToo) {
+    Draft draft = simple_draft();
+    draft.text =
+        "A paragraph typed without line breaks, " + std::string(60, 'x') + " and longer than 78.\r\n";
+    std::string message = build(draft);
+    EXPECT_LE(longest_line(message), 78u);
+    Message parsed = Message::parse(message);
+    EXPECT_EQ(parsed.root().encoding, TransferEncoding::quoted_printable);
+    EXPECT_EQ(decoded(parsed, parsed.root()), *draft.text);
+}
+
 TEST(Builder, EightBitTransportKeepsUtf8TextAs8bit) {
     Draft draft = simple_draft();
     draft.text = "Caf\xc3\xa9\r\n";

@@ -2,6 +2,7 @@
 // RFC 2047 encoded words, RFC 2231 parameters and header folding, with RFC examples and random round trips.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -394,11 +395,42 @@ TEST(Folding, FoldsBeforeWhitespaceWithin78) {
     EXPECT_EQ(unfolded, "Subject: " + value);
 }
 
-TEST(Folding, NeverFoldsInsideQuotedString) {
+TEST(Folding, PrefersBreaksOutsideQuotedStrings) {
+    std::string value;
+    for (int i = 0; i < 8; ++i)
+        value += "\"Person Number " + std::to_string(i) + "\" <p" + std::to_string(i) + "@example.org>, ";
+    value.resize(value.size() - 2);
+    std::string folded = *fold_field("To", value);
+    EXPECT_LE(longest_line(folded), 78u);
+    for (auto line : split(folded, '\n')) {
+        EXPECT_EQ(std::count(line.begin(), line.end(), '"') % 2, 0) << line;  // never cut inside quotes
+    }
+}
+
+TEST(Folding, FoldsInsideAQuotedStringOnlyWhenNothingElseFits) {
+    // RFC 5322 3.2.4: FWS is allowed in a quoted-string, and unfolding gives the same string back.
     std::string value = "\"" + std::string(30, 'a') + " " + std::string(60, 'b') + "\" <x@example.org>";
-    std::string folded = *fold_field("From", value);
-    std::string quoted = "\"" + std::string(30, 'a') + " " + std::string(60, 'b') + "\"";
-    EXPECT_EQ(folded, "From: " + quoted + "\r\n <x@example.org>\r\n");
+    EXPECT_EQ(*fold_field("From", value),
+              "From: \"" + std::string(30, 'a') + "\r\n " + std::string(60, 'b') + "\" <x@example.org>\r\n");
+}
+
+TEST(Folding, AStrayQuoteInUnstructuredTextDoesNotStopFolding) {
+    std::string value =
+        "say \"" + std::string(50, 'a') + " " + std::string(50, 'b') + " " + std::string(50, 'c');
+    EXPECT_LE(longest_line(*fold_field("Subject", value)), 78u);
+}
+
+TEST(Folding, BreaksInsideLongRunsOfWhiteSpaceButNeverLeavesABlankLine) {
+    std::string value = "a" + std::string(200, ' ') + "b";
+    std::string folded = *fold_field("Subject", value);
+    // RFC 5322 3.2.2: no line may be white space only, so the run is split between the two words' lines.
+    EXPECT_LE(folded.find("\r\n"), 78u);
+    EXPECT_LE(longest_line(folded), 998u);
+    std::string unfolded = folded.substr(0, folded.size() - 2);
+    for (std::size_t p; (p = unfolded.find("\r\n")) != std::string::npos;) unfolded.erase(p, 2);
+    EXPECT_EQ(unfolded, "Subject: " + value);
+    std::string_view lines(folded.data(), folded.size() - 2);
+    for (auto line : split(lines, '\n')) EXPECT_NE(line.find_first_not_of(" \t\r"), std::string_view::npos);
 }
 
 TEST(Folding, AcceptsLongUnbreakableRunsUpTo998AndRejectsLonger) {

@@ -188,6 +188,19 @@ TEST(Downgrade, RefusesTreesBeyondTheParseLimits) {
     EXPECT_EQ(result.error().code, Errc::limit_exceeded);
 }
 
+TEST(Downgrade, AddsTheFieldAfterAnMboxFromLine) {
+    downgrade_ok("From someone Mon Jan 1 00:00:00 2024\nb\xff\n");
+    downgrade_ok("From someone Mon Jan 1 00:00:00 2024\r\n\r\nb\xff\n");
+    downgrade_ok("\r\nSubject: looks like a field \xff\r\n");
+}
+
+TEST(Downgrade, HeadersWithoutBlankLineKeepTheirStructure) {
+    downgrade_ok(
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n"
+        "no header line \xb8\r\n--b--\r\n");
+    downgrade_ok("Subject: x\r\nbody starts here: \xff\r\n");
+}
+
 TEST(Downgrade, KeepsBareLfLineEndsOfTheOriginal) {
     std::string message = "Content-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\ncaf\xc3\xa9\n";
     downgrade_ok(message);
