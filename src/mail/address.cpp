@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "base/strings.h"
+#include "mail/charset.h"
 #include "mail/encoded_word.h"
 
 namespace magpie::mail {
@@ -310,12 +311,14 @@ std::string Mailbox::addr_spec() const {
 }
 
 std::string Mailbox::display() const {
-    if (name.empty()) return addr_spec();
+    // The addr-spec keeps its raw octets; for display they must be UTF-8 like the name.
+    std::string spec = guess_to_utf8(addr_spec());
+    if (name.empty()) return spec;
     bool plain = true;
     for (char c : name) {
         if (!is_word_char(static_cast<unsigned char>(c)) && c != ' ') plain = false;
     }
-    return (plain ? name : quote(name)) + " <" + addr_spec() + ">";
+    return (plain ? name : quote(name)) + " <" + spec + ">";
 }
 
 std::vector<Address> parse_address_list(std::string_view value, const AddressLimits& limits) {

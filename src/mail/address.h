@@ -19,7 +19,7 @@ struct Mailbox {
 
     // "local@domain", the local part quoted again when RFC 5322 3.4.1 requires it.
     std::string addr_spec() const;
-    // "Name <local@domain>" (name decoded) or the bare addr-spec.
+    // "Name <local@domain>" (name decoded) or the bare addr-spec; always valid UTF-8.
     std::string display() const;
 };
 

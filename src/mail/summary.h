@@ -1,5 +1,6 @@
 // What delivery stores beside a message so that readers never re-parse it (ARCHITECTURE rule 4): the key
-// header fields decoded to UTF-8 and the serialized MIME structure (see structure.h).
+// header fields decoded to UTF-8 and the serialized MIME structure (see structure.h). Every text field is
+// valid UTF-8 (raw 8-bit octets outside encoded words are read as UTF-8, else Windows-1252).
 #pragma once
 
 #include <cstdint>

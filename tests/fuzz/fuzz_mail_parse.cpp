@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/strings.h"
 #include "mail/decode.h"
 #include "mail/imap_view.h"
 #include "mail/mime.h"
@@ -40,6 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (bin.ok() != bin_size.ok() || (bin && bin->size() != *bin_size)) __builtin_trap();
         }
     }
-    (void)summarize(raw, limits);
+    Summary summary = summarize(raw, limits);
+    for (const std::string* text : {&summary.subject, &summary.from, &summary.to, &summary.cc, &summary.date,
+                                    &summary.message_id, &summary.in_reply_to, &summary.references}) {
+        if (!magpie::is_valid_utf8(*text)) __builtin_trap();  // decoded fields are always UTF-8
+    }
     return 0;
 }

@@ -92,6 +92,17 @@ TEST(Header, StopsAtFieldLimit) {
     EXPECT_EQ(s.body_offset, 20u);
 }
 
+TEST(Header, StopsAtOctetLimitAndLeavesTheRestAsBody) {
+    ParseLimits limits;
+    limits.max_header_octets = 12;
+    HeaderScan s;
+    std::string_view m = "A: 1\r\nB: 2\r\nC: 3\r\n\r\nx";
+    auto fields = scan(m, &s, limits);
+    EXPECT_EQ(fields.size(), 2u);
+    EXPECT_TRUE(s.limit_hit);
+    EXPECT_EQ(s.body_offset, 12u);
+}
+
 TEST(Header, FindsRepeatedFieldsInOrderCaseInsensitively) {
     std::string_view m = "Received: one\r\nreceived: two\r\nX: y\r\n\r\n";
     auto fields = scan(m);
@@ -235,6 +246,15 @@ TEST(MimeParams, DecodesNonAsciiFilenames) {
 TEST(MimeParams, SectionsStopAtGap) {
     auto ct = parse_content_type("a/b; n*0=one; n*2=three");
     EXPECT_EQ(ct.params.get("n"), "one");
+}
+
+TEST(Summary, TextFieldsAreAlwaysUtf8) {
+    Summary s = summarize("From: J\xF6rg <j\xF6rg@example.de>\r\nDate: 1 Jan 2024 00:00 +0000 \xFF\r\n"
+                          "Message-ID: <\xE9@x>\r\n\r\n");
+    EXPECT_EQ(s.from, "J\xC3\xB6rg <j\xC3\xB6rg@example.de>");
+    EXPECT_EQ(s.date, "1 Jan 2024 00:00 +0000 \xC3\xBF");
+    EXPECT_EQ(s.message_id, "<\xC3\xA9@x>");
+    EXPECT_EQ(s.sent_at, 1704067200);
 }
 
 TEST(Summary, ExtractsDecodedKeyFields) {
