@@ -50,11 +50,34 @@ store::MessageSummary to_store_summary(mail::Summary&& s) {
     return out;
 }
 
+// RFC 5321 4.5.1: a bare "Postmaster" (any case, no domain) must be accepted. It means this server's
+// postmaster: the postmaster of the domain the host name belongs to, else of the first local domain that
+// has one (an account or an alias named postmaster).
+Result<store::RecipientResult> resolve(store::Store& store, const std::string& hostname, const std::string& address) {
+    if (address.find('@') != std::string::npos) return store.resolve_recipient(address);
+    auto domains = store.list_domains();
+    if (!domains) return domains.error();
+    std::vector<std::string> candidates;
+    for (const auto& domain : *domains) {
+        bool hosts_us = hostname.size() > domain.name.size() &&
+                        iequals(std::string_view(hostname).substr(hostname.size() - domain.name.size()), domain.name) &&
+                        hostname[hostname.size() - domain.name.size() - 1] == '.';
+        candidates.insert(hosts_us ? candidates.begin() : candidates.end(), "postmaster@" + domain.name);
+    }
+    for (const auto& candidate : candidates) {
+        auto resolved = store.resolve_recipient(candidate);
+        if (!resolved || resolved->status == store::RecipientStatus::local) return resolved;
+    }
+    return store::RecipientResult{store::RecipientStatus::unknown_user, 0, {}};
+}
+
 }  // namespace
 
 awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& address) {
     // g++ 12 destroys temporaries inside a co_await expression twice: build the operation first, then await it.
-    auto lookup = executor_.run([this, address] { return store_.resolve_recipient(address); });
+    auto lookup = executor_.run([this, address, hostname = std::atomic_load(&config_)->hostname] {
+        return resolve(store_, hostname, address);
+    });
     auto result = co_await std::move(lookup);
     if (!result) {
         spdlog::error("smtp: recipient lookup for <{}> failed: {}", address, result.error().message);
@@ -87,11 +110,11 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
 
     // Recipients were checked at RCPT time; resolve them again to accounts and their INBOXes, each account
     // once however many of its addresses (aliases) were named.
-    auto resolve = executor_.run([this, recipients]() -> Result<std::vector<store::DeliveryTarget>> {
+    auto lookup = executor_.run([this, recipients, hostname = config.hostname]() -> Result<std::vector<store::DeliveryTarget>> {
         std::set<std::int64_t> accounts;
         std::vector<store::DeliveryTarget> out;
         for (const auto& address : recipients) {
-            auto resolved = store_.resolve_recipient(address);
+            auto resolved = resolve(store_, hostname, address);
             if (!resolved) return resolved.error();
             if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
             if (!accounts.insert(resolved->account_id).second) continue;
@@ -101,7 +124,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
         }
         return out;
     });
-    auto targets = co_await std::move(resolve);
+    auto targets = co_await std::move(lookup);
     if (!targets) co_return targets.error();
     if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
 

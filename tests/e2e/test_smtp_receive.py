@@ -258,3 +258,13 @@ def test_long_text_line_is_refused(server):
     replies = [line for line in said.split(b"\r\n") if line[:3].isdigit() and line[3:4] == b" "]
     assert replies[-2][:1] == b"5" and replies[-1].startswith(b"250"), said
     assert server.uids(ALICE) == []
+
+
+def test_bare_postmaster_reaches_the_postmaster(server):
+    """RFC 5321 4.5.1: RCPT TO:<Postmaster> without a domain must be accepted."""
+    server.magpie("alias", "add", f"postmaster@{DOMAIN}", BOB)
+    said = smtp_dialogue(server.smtp_port, [
+        b"EHLO pm.example\r\nMAIL FROM:<p@remote.example>\r\nRCPT TO:<PostMaster>\r\nDATA\r\n",
+        b"Subject: to the postmaster\r\n\r\nhello\r\n.\r\n", b"QUIT\r\n"])
+    assert b"\r\n250 2.1.5" in said and b"\r\n250 2.0.0" in said, said
+    assert b"Subject: to the postmaster" in server.export(BOB, uid=1)
