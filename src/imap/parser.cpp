@@ -130,6 +130,7 @@ void Parser::reset_command() {
     append_ = false;
     error_.reset();
     tail_.clear();
+    tail_truncated_ = false;
     state_ = State::line;
 }
 
@@ -151,16 +152,21 @@ std::optional<Event> Parser::next() {
                 std::size_t newline = input_.find('\n', pos_);
                 std::size_t end = newline == std::string::npos ? input_.size() : newline;
                 tail_.append(input_, pos_, end - pos_);
-                if (tail_.size() > kTailOctets) tail_.erase(0, tail_.size() - kTailOctets);
+                if (tail_.size() > kTailOctets) {
+                    tail_.erase(0, tail_.size() - kTailOctets);
+                    tail_truncated_ = true;
+                }
                 if (newline == std::string::npos) {
                     pos_ = input_.size();
                     return std::nullopt;
                 }
                 pos_ = newline + 1;
                 std::string line = std::move(tail_);
+                bool truncated = tail_truncated_;
                 tail_.clear();
+                tail_truncated_ = false;
                 state_ = State::line;
-                if (auto event = on_discarded_line(strip_cr(line))) return event;
+                if (auto event = on_discarded_line(strip_cr(line), truncated)) return event;
                 continue;
             }
             case State::line: {
@@ -218,14 +224,14 @@ std::optional<Event> Parser::on_command_line(std::string_view line) {
     // NUL marks a literal's place in text_, and CHAR excludes it anyway (RFC 9051 9).
     if (std::memchr(line.data(), 0, line.size()) != nullptr) {
         fail(ParseError::Status::bad, "", "NUL octet in command line");
-        return on_discarded_line(line);
+        return on_discarded_line(line, false);
     }
     auto trailer = find_literal_trailer(line, false);
     if (!trailer) {
         text_.append(line);
         return finish_command();
     }
-    if (trailer->malformed) return on_discarded_line(line);
+    if (trailer->malformed) return on_discarded_line(line, false);
     text_.append(line.substr(0, trailer->start));
     text_.push_back('\0');
     if (tag_ == "*") {
@@ -239,7 +245,7 @@ std::optional<Event> Parser::on_command_line(std::string_view line) {
         // RFC 7888 4 (LITERAL-): the octets follow anyway; they are read and dropped, never run.
         fail(ParseError::Status::bad, "TOOBIG", "non-synchronizing literal too large, use {n}");
     }
-    if (error_) return on_discarded_line(line);
+    if (error_) return on_discarded_line(line, false);
     literals_.push_back(Literal{std::string(), trailer->binary});
     literal_octets_ += trailer->size;
     literal_remaining_ = trailer->size;
@@ -248,10 +254,10 @@ std::optional<Event> Parser::on_command_line(std::string_view line) {
     return std::nullopt;
 }
 
-std::optional<Event> Parser::on_discarded_line(std::string_view line) {
+std::optional<Event> Parser::on_discarded_line(std::string_view line, bool truncated) {
     if (!error_) fail(ParseError::Status::bad, "", "command line too long");
     if (mode_ != Mode::command) return take_error();
-    auto trailer = find_literal_trailer(line, true);
+    auto trailer = find_literal_trailer(line, truncated);
     if (trailer && trailer->malformed) {
         error_->close_connection = true;
         error_->message = "unreadable literal size";

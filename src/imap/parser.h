@@ -94,7 +94,7 @@ private:
 
     std::optional<Event> on_line(std::string_view line);
     std::optional<Event> on_command_line(std::string_view line);
-    std::optional<Event> on_discarded_line(std::string_view line);
+    std::optional<Event> on_discarded_line(std::string_view line, bool truncated);
     std::optional<Event> finish_command();
     void fail(ParseError::Status status, std::string code, std::string message);
     void remember_tag(std::string_view text, bool complete);
@@ -123,6 +123,7 @@ private:
     // Set once the command is known to fail: the rest of it is read and dropped, then the error is yielded.
     std::optional<ParseError> error_;
     std::string tail_;  // the last octets of a line being dropped, to see a literal announced at its end
+    bool tail_truncated_ = false;  // tail_ lost the line's beginning
 };
 
 }  // namespace magpie::imap

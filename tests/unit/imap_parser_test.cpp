@@ -214,6 +214,12 @@ TEST(ImapParser, RejectsNulInLiteralAndInLine) {
     EXPECT_EQ(std::get<Command>(events[1]).tag, "b");
 }
 
+TEST(ImapParser, KeepsConnectionForCompleteBadLineEndingInBrace) {
+    ParseError e = error("a LOGIN x\0 y}\r\n"s);
+    EXPECT_EQ(e.tag, "a");
+    EXPECT_FALSE(e.close_connection);
+}
+
 TEST(ImapParser, RefusesLiteral8OutsideAppend) {
     error("a LOGIN ~{3+}\r\nabc x\r\n");
 }
