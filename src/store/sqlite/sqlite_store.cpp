@@ -1,11 +1,10 @@
-// Opening the embedded store, the reader pool, and the directory and mailbox operations. Delivery and the
-// group committer are in delivery.cpp.
+// Opening the embedded store, the reader pool, the directory (domains, accounts, aliases, recipients) and
+// the mailbox and message reads. Delivery and the group committer are in delivery.cpp; the IMAP/JMAP
+// operations in mailbox_ops.cpp.
 #include "store/sqlite/sqlite_store.h"
-
 
 #include <algorithm>
 #include <array>
-#include <limits>
 #include <system_error>
 
 #include <fmt/format.h>
