@@ -1,5 +1,13 @@
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <iterator>
+#include <memory>
+
+#include "base/strings.h"
 #include "mail/imap_view.h"
 #include "mail/structure.h"
 #include "mail/summary.h"
@@ -35,6 +43,244 @@ std::string rfc3501_message() {
            "Content-Transfer-Encoding: BASE64\r\n"
            "\r\n" + text2 + "\r\n"
            "--xyz--\r\n";
+}
+
+
+// A strict reader of the IMAP syntax that BODY, BODYSTRUCTURE and ENVELOPE use (RFC 3501 9): it fails the
+// test on anything a client parser could trip over (spacing, quoting, literal counts, field counts).
+struct Node {
+    enum Kind { list, nil, number, string } kind = nil;
+    std::string text;
+    std::vector<std::unique_ptr<Node>> items;
+    std::vector<bool> space_before;  // for lists: was item i preceded by SP
+};
+
+class ImapReader {
+public:
+    explicit ImapReader(std::string_view s) : s_(s) {}
+
+    std::unique_ptr<Node> read() {
+        auto n = std::make_unique<Node>();
+        if (i_ >= s_.size()) return fail("unexpected end");
+        char c = s_[i_];
+        if (c == '(') {
+            ++i_;
+            n->kind = Node::list;
+            bool first = true;
+            while (i_ < s_.size() && s_[i_] != ')') {
+                bool space = false;
+                if (!first) {
+                    if (s_[i_] == ' ') {
+                        space = true;
+                        ++i_;
+                    } else if (s_[i_] != '(') {
+                        return fail("missing space");
+                    }
+                }
+                auto item = read();
+                if (!item) return nullptr;
+                n->items.push_back(std::move(item));
+                n->space_before.push_back(space);
+                first = false;
+            }
+            if (i_ >= s_.size()) return fail("unclosed list");
+            ++i_;
+        } else if (c == '"') {
+            ++i_;
+            n->kind = Node::string;
+            while (i_ < s_.size() && s_[i_] != '"') {
+                if (s_[i_] == '\\') ++i_;
+                if (i_ >= s_.size() || s_[i_] == '\r' || s_[i_] == '\n' || static_cast<unsigned char>(s_[i_]) >= 0x80)
+                    return fail("bad quoted char");
+                n->text.push_back(s_[i_++]);
+            }
+            if (i_ >= s_.size()) return fail("unclosed quote");
+            ++i_;
+        } else if (c == '{') {
+            std::size_t close = s_.find("}\r\n", i_);
+            if (close == std::string_view::npos) return fail("bad literal");
+            auto count = parse_uint(s_.substr(i_ + 1, close - i_ - 1));
+            if (!count || close + 3 + *count > s_.size()) return fail("bad literal count");
+            n->kind = Node::string;
+            n->text = std::string(s_.substr(close + 3, *count));
+            i_ = close + 3 + *count;
+        } else if (s_.substr(i_, 3) == "NIL") {
+            i_ += 3;
+        } else if (c >= '0' && c <= '9') {
+            n->kind = Node::number;
+            while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') n->text.push_back(s_[i_++]);
+        } else {
+            return fail("unexpected character");
+        }
+        return n;
+    }
+
+    bool at_end() const { return i_ == s_.size(); }
+    std::string error;
+
+private:
+    std::unique_ptr<Node> fail(const char* what) {
+        error = std::string(what) + " at " + std::to_string(i_);
+        return nullptr;
+    }
+    std::string_view s_;
+    std::size_t i_ = 0;
+};
+
+bool is_nstring(const Node& n) { return n.kind == Node::nil || n.kind == Node::string; }
+bool is_params(const Node& n) {
+    if (n.kind == Node::nil) return true;
+    if (n.kind != Node::list || n.items.empty() || n.items.size() % 2) return false;
+    for (const auto& i : n.items) {
+        if (i->kind != Node::string) return false;
+    }
+    return true;
+}
+
+void check_envelope(const Node& e) {
+    ASSERT_EQ(e.kind, Node::list);
+    ASSERT_EQ(e.items.size(), 10u);
+    for (std::size_t i : {0u, 1u, 8u, 9u}) EXPECT_TRUE(is_nstring(*e.items[i]));
+    for (std::size_t i = 2; i < 8; ++i) {
+        const Node& list = *e.items[i];
+        if (list.kind == Node::nil) continue;
+        ASSERT_EQ(list.kind, Node::list);
+        EXPECT_FALSE(list.items.empty());
+        for (std::size_t a = 0; a < list.items.size(); ++a) {
+            const Node& addr = *list.items[a];
+            ASSERT_EQ(addr.kind, Node::list);
+            ASSERT_EQ(addr.items.size(), 4u);
+            for (const auto& f : addr.items) EXPECT_TRUE(is_nstring(*f));
+            EXPECT_FALSE(list.space_before[a]);  // address structures are adjacent: 1*address
+        }
+    }
+}
+
+void check_extension_tail(const Node& b, std::size_t from) {
+    // body-fld-dsp, body-fld-lang, body-fld-loc
+    ASSERT_GE(b.items.size(), from + 3);
+    const Node& dsp = *b.items[from];
+    if (dsp.kind != Node::nil) {
+        ASSERT_EQ(dsp.kind, Node::list);
+        ASSERT_EQ(dsp.items.size(), 2u);
+        EXPECT_EQ(dsp.items[0]->kind, Node::string);
+        EXPECT_TRUE(is_params(*dsp.items[1]));
+    }
+    const Node& lang = *b.items[from + 1];
+    EXPECT_TRUE(is_nstring(lang) || lang.kind == Node::list);
+    EXPECT_TRUE(is_nstring(*b.items[from + 2]));
+}
+
+void check_body(const Node& b, bool extended) {
+    ASSERT_EQ(b.kind, Node::list);
+    ASSERT_FALSE(b.items.empty());
+    if (b.items[0]->kind == Node::list) {  // body-type-mpart: 1*body SP media-subtype
+        std::size_t i = 0;
+        while (i < b.items.size() && b.items[i]->kind == Node::list) {
+            if (i > 0) {
+                EXPECT_FALSE(b.space_before[i]);
+            }
+            check_body(*b.items[i], extended);
+            ++i;
+        }
+        ASSERT_LT(i, b.items.size());
+        EXPECT_EQ(b.items[i]->kind, Node::string);
+        EXPECT_TRUE(b.space_before[i]);
+        if (extended) {
+            ASSERT_EQ(b.items.size(), i + 5);
+            EXPECT_TRUE(is_params(*b.items[i + 1]));
+            check_extension_tail(b, i + 2);
+        } else {
+            EXPECT_EQ(b.items.size(), i + 1);
+        }
+        return;
+    }
+    ASSERT_GE(b.items.size(), 7u);
+    EXPECT_EQ(b.items[0]->kind, Node::string);
+    EXPECT_EQ(b.items[1]->kind, Node::string);
+    EXPECT_TRUE(is_params(*b.items[2]));
+    EXPECT_TRUE(is_nstring(*b.items[3]));
+    EXPECT_TRUE(is_nstring(*b.items[4]));
+    EXPECT_EQ(b.items[5]->kind, Node::string);
+    EXPECT_EQ(b.items[6]->kind, Node::number);
+    std::size_t next = 7;
+    std::string type = to_lower(b.items[0]->text), subtype = to_lower(b.items[1]->text);
+    if (type == "message" && (subtype == "rfc822" || subtype == "global")) {
+        ASSERT_GE(b.items.size(), 10u);
+        check_envelope(*b.items[7]);
+        check_body(*b.items[8], extended);
+        EXPECT_EQ(b.items[9]->kind, Node::number);
+        next = 10;
+    } else if (type == "text") {
+        ASSERT_GE(b.items.size(), 8u);
+        EXPECT_EQ(b.items[7]->kind, Node::number);
+        next = 8;
+    }
+    if (extended) {
+        ASSERT_EQ(b.items.size(), next + 4);
+        EXPECT_TRUE(is_nstring(*b.items[next]));
+        check_extension_tail(b, next + 1);
+    } else {
+        EXPECT_EQ(b.items.size(), next);
+    }
+}
+
+void check_imap_syntax(const std::string& name, std::string_view text, bool envelope, bool extended) {
+    SCOPED_TRACE(name + ": " + std::string(text.substr(0, 300)));
+    ImapReader reader(text);
+    auto node = reader.read();
+    ASSERT_TRUE(node) << reader.error;
+    EXPECT_TRUE(reader.at_end());
+    if (envelope) {
+        check_envelope(*node);
+    } else {
+        check_body(*node, extended);
+    }
+}
+
+int failures_of(const std::function<void()>& check) {
+    ::testing::TestPartResultArray results;
+    {
+        ::testing::ScopedFakeTestPartResultReporter reporter(
+            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+        check();
+    }
+    return results.size();
+}
+
+TEST(ImapView, SyntaxCheckerRejectsMalformedStructures) {
+    EXPECT_GT(failures_of([] {
+                  check_imap_syntax("no lines", "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 3)", false, false);
+              }),
+              0);
+    EXPECT_GT(failures_of([] {
+                  check_imap_syntax("spaced parts",
+                                    "((\"a\" \"b\" NIL NIL NIL \"7bit\" 3) (\"a\" \"b\" NIL NIL NIL \"7bit\" 3) \"mixed\")",
+                                    false, false);
+              }),
+              0);
+    EXPECT_GT(failures_of([] { check_imap_syntax("literal", "({9}\r\nab)", true, false); }), 0);
+    EXPECT_EQ(failures_of([] {
+                  check_imap_syntax("good", "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 3 1)", false, false);
+              }),
+              0);
+}
+
+TEST(ImapView, EveryCorpusMessageYieldsWellFormedImapSyntax) {
+    std::filesystem::path dir = std::filesystem::path(MAGPIE_TEST_DATA_DIR) / "mail" / "corpus";
+    std::size_t checked = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        std::ifstream in(e.path(), std::ios::binary);
+        std::string raw((std::istreambuf_iterator<char>(in)), {});
+        Message m = Message::parse(raw);
+        std::string name = e.path().filename().string();
+        check_imap_syntax(name, imap_envelope(m), true, false);
+        check_imap_syntax(name, imap_body_structure(m, false), false, false);
+        check_imap_syntax(name, imap_body_structure(m, true), false, true);
+        ++checked;
+    }
+    EXPECT_GE(checked, 20u);
+    check_imap_syntax("rfc3501", imap_body_structure(Message::parse(rfc3501_message()), true), false, true);
 }
 
 TEST(ImapView, EnvelopeMatchesRfc3501Example) {
