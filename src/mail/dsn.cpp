@@ -21,14 +21,16 @@ bool valid_status(std::string_view status) {
     return pieces[0] == "2" || pieces[0] == "4" || pieces[0] == "5";
 }
 
-char status_class_for(DsnAction action) {
+// RFC 3464 2.3.3/2.3.4: a success is 2.x.x and a delay 4.x.x; a failure is 5.x.x, or 4.x.x when delivery
+// gave up after transient errors (the RFC's own example A.1 is "failed" with 4.0.0).
+bool status_fits_action(char status_class, DsnAction action) {
     switch (action) {
         case DsnAction::failed:
-            return '5';
+            return status_class == '5' || status_class == '4';
         case DsnAction::delayed:
-            return '4';
+            return status_class == '4';
         default:
-            return '2';
+            return status_class == '2';
     }
 }
 
@@ -272,7 +274,7 @@ Result<std::string> build_dsn(const DsnReport& report, const BuildOptions& optio
     for (const auto& r : report.recipients) {
         if (!valid_status(r.status))
             return make_error(Errc::invalid_argument, "bad status code: " + r.status);
-        if (r.status[0] != status_class_for(r.action))
+        if (!status_fits_action(r.status[0], r.action))
             return make_error(Errc::invalid_argument, "status " + r.status + " does not match the action");
         if (!r.remote_mta.empty() && !valid_host(r.remote_mta))
             return make_error(Errc::invalid_argument, "bad Remote-MTA host");

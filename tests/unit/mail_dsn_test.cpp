@@ -98,6 +98,33 @@ TEST(Dsn, WritesRfc3464FieldsExactly) {
               "Last-Attempt-Date: Wed, 18 Nov 2026 11:05:00 +0000\r\n");
 }
 
+TEST(Dsn, ReproducesRfc3464ExampleA1) {
+    // RFC 3464 appendix A.1: a failure after a timeout, reported with the transient status 4.0.0.
+    DsnReport report;
+    report.reporting_mta = "cs.utk.edu";
+    report.to = "moore@cs.utk.edu";
+    report.original_message = "Subject: x\r\n\r\nbody\r\n";
+    DsnRecipient r;
+    r.original_recipient = "rfc822;louisl@larry.slip.umd.edu";
+    r.final_recipient = "louisl@larry.slip.umd.edu";
+    r.action = DsnAction::failed;
+    r.status = "4.0.0";
+    r.diagnostic_code = "426 connection timed out";
+    r.last_attempt = 773615749;  // Thu, 7 Jul 1994 21:15:49 +0000 (17:15:49 -0400 in the RFC)
+    report.recipients.push_back(r);
+    std::string dsn = build_ok(report);
+    Message parsed = Message::parse(dsn);
+    EXPECT_EQ(decode_body(parsed, *children(parsed, parsed.root())[1]),
+              "Reporting-MTA: dns; cs.utk.edu\r\n"
+              "\r\n"
+              "Original-Recipient: rfc822; louisl@larry.slip.umd.edu\r\n"
+              "Final-Recipient: rfc822; louisl@larry.slip.umd.edu\r\n"
+              "Action: failed\r\n"
+              "Status: 4.0.0\r\n"
+              "Diagnostic-Code: smtp; 426 connection timed out\r\n"
+              "Last-Attempt-Date: Thu, 7 Jul 1994 21:15:49 +0000\r\n");
+}
+
 TEST(Dsn, HumanPartNamesEachRecipientAndTheRemoteReply) {
     std::string dsn = build_ok(bounce());
     Message parsed = Message::parse(dsn);
@@ -213,8 +240,12 @@ TEST(Dsn, InternationalisedRecipientUsesUtf8AddressType) {
 
 TEST(Dsn, RejectsInconsistentReports) {
     DsnReport report = bounce();
-    report.recipients[0].status = "4.1.1";  // a failure needs a 5.x.x status
+    report.recipients[0].status = "2.0.0";  // a failure is not a success
     EXPECT_FALSE(build_dsn(report, {}, test_env()).ok());
+    report.recipients[0].action = DsnAction::delayed;
+    report.recipients[0].status = "5.1.1";  // a delay is transient
+    EXPECT_FALSE(build_dsn(report, {}, test_env()).ok());
+    report.recipients[0].action = DsnAction::failed;
     report.recipients[0].status = "5.1";
     EXPECT_FALSE(build_dsn(report, {}, test_env()).ok());
     report = bounce();
