@@ -89,7 +89,8 @@ HeaderScan scan_header(std::string_view message, std::size_t begin, std::size_t 
         std::size_t colon = 0;
         std::size_t name_len = field_name_length(line, colon);
         if (name_len == 0) {
-            if (first && line.size() >= 5 && line.substr(0, 5) == "From ") {  // mbox separator line
+            // An mbox separator line, only at the very start of the bytes: in a MIME part such a line is text.
+            if (first && begin == 0 && line.size() >= 5 && line.substr(0, 5) == "From ") {
                 pos = next;
                 first = false;
                 continue;

@@ -44,7 +44,7 @@ struct HeaderScan {
 
 // Scans the header block starting at `begin` within `message[0, end)`, appending fields to `out`. A line
 // that is neither a field nor a continuation ends the header without a blank line (it becomes the body),
-// except a leading mbox "From " line, which is skipped.
+// except an mbox "From " line at offset 0, which is skipped.
 HeaderScan scan_header(std::string_view message, std::size_t begin, std::size_t end, const ParseLimits& limits,
                        std::vector<HeaderField>& out);
 

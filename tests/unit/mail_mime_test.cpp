@@ -126,6 +126,13 @@ TEST(Mime, BoundaryMustStartALineAndMatchExactly) {
     EXPECT_TRUE(m.root().closed);
 }
 
+TEST(Mime, FromLineStartingAPartIsText) {
+    std::string_view msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nFrom me to you\r\n--b--\r\n";
+    Message m = Message::parse(msg);
+    ASSERT_EQ(m.root().kind, PartKind::multipart);
+    EXPECT_EQ(m.body(m.parts()[m.root().first_child]), "From me to you");
+}
+
 TEST(Mime, MultipartWithoutBoundaryLineIsALeaf) {
     Message m = Message::parse("Content-Type: multipart/mixed; boundary=zz\r\n\r\nno parts here\r\n");
     EXPECT_EQ(m.root().kind, PartKind::leaf);
