@@ -79,6 +79,10 @@ public:
     // Mailbox names are UTF-8 (after ENABLE IMAP4rev2 or UTF8=ACCEPT) rather than modified UTF-7.
     void set_utf8_mailbox_names(bool on) { utf8_names_ = on; }
 
+    // What the session advertises comes from here: APPENDLIMIT = max_literal_octets, and LITERAL+ when
+    // max_non_sync_literal_octets == max_literal_octets, else LITERAL-.
+    const Limits& limits() const { return limits_; }
+
     // Bytes fed but not yet consumed plus the command being assembled; the IO loop stops reading when
     // this grows (a client pipelining faster than commands are served).
     std::size_t buffered_octets() const;

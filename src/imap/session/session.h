@@ -1,0 +1,183 @@
+// imap::Session: one IMAP server connection's state machine over the store (RFC 9051, RFC 3501 for
+// older clients, and the extensions listed in README.md). Sans-IO like the parser: the IO loop feeds
+// bytes and takes output; run() executes parsed commands against the store on a store thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/password.h"
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "imap/command.h"
+#include "imap/parser.h"
+#include "imap/writer.h"
+#include "store/store.h"
+
+namespace magpie::imap {
+
+struct SessionConfig {
+    std::string hostname;
+    bool tls_active = false;             // implicit TLS port, or after STARTTLS
+    bool starttls_available = false;     // a certificate is configured
+    bool allow_plaintext_login = false;  // LOGINDISABLED / no AUTH=PLAIN before TLS unless true
+    Limits limits;                       // the parser's limits; APPENDLIMIT = max_literal_octets
+    // RFC 9208 STORAGE limit of the account's one quota root ""; 0 = no quota root at all.
+    std::uint64_t quota_storage_kib = 0;
+    // Unprocessed input (parsed commands waiting plus buffered bytes) above which wants_input() is false.
+    std::size_t max_pending_input_octets = 256 * 1024;
+    // Messages one SEARCH may read blobs of (HEADER, BODY, TEXT, BCC keys); past it the SEARCH fails NO [LIMIT].
+    std::size_t max_search_blob_reads = 100000;
+};
+
+// The throttle shared by every session: auth::LoginThrottle already holds its own mutex.
+using LockedThrottle = auth::LoginThrottle;
+
+// Shared by all sessions of the process; each member is thread-safe.
+struct SessionServices {
+    store::Store& store;
+    auth::HashLimiter& hash_limiter;
+    LockedThrottle& throttle;
+};
+
+class Session {
+public:
+    enum class State { not_authenticated, authenticated, selected, logout };
+    enum class Action { none, start_tls, close };
+
+    Session(SessionConfig config, SessionServices& services, std::string peer_ip);
+
+    // Cheap, no store access: runs on the network thread.
+    void feed(std::string_view bytes);  // continuation requests ("+ ...") go straight to output
+    std::string take_output();          // the greeting first
+    bool has_work() const;              // a parsed command (or SASL response / DONE) waits for run()
+
+    // Blocking (store, argon2id): call on a store thread, never concurrently with feed()/take_output().
+    void run(std::int64_t now);
+    // A change of one of the account's mailboxes was committed: while idling the untagged updates are
+    // written now; otherwise they go out at the next command that may carry them.
+    void mailbox_changed(std::int64_t now);
+
+    Action take_action();  // start_tls: write the output, handshake, then call tls_started()
+    void tls_started();
+    std::optional<std::int64_t> account_id() const;
+    bool idling() const { return idle_tag_.has_value(); }
+    void idle_timeout();   // "* BYE Autologout; idle for too long", then Action::close
+    void shutting_down();  // "* BYE Server shutting down", then Action::close
+    bool wants_input() const;
+
+    State state() const { return state_; }
+
+private:
+    // A message as this connection knows it: its position in messages_ is its sequence number - 1.
+    struct ViewMessage {
+        std::uint32_t uid = 0;
+        std::uint64_t modseq = 0;
+        std::vector<std::string> flags;
+        bool recent = false;
+    };
+    struct View {
+        store::Mailbox mailbox;
+        bool read_only = false;
+        std::vector<ViewMessage> messages;  // ascending UID
+        std::uint64_t highest_modseq = 0;   // changes up to here are reflected in messages
+    };
+
+    // Parser events and the command dispatch (session.cpp).
+    void pump();
+    void execute(Command& command);
+    void on_parse_error(const ParseError& error);
+    void on_sasl_response(const SaslResponse& response);
+    void on_idle_done();
+    // Drives a SASL exchange until it needs the client (a challenge) or ends.
+    void sasl_outcome(auth::SaslOutcome outcome);
+    // Untagged updates (when the command allows them), then the tagged reply.
+    void finish_command(bool allow_updates);
+
+    void on_capability(const std::string& tag);
+    void on_noop(const std::string& tag);
+    void on_logout(const std::string& tag);
+    void on_starttls(const std::string& tag);
+    void on_authenticate(const std::string& tag, const Authenticate& command);
+    void on_login(const std::string& tag, const Login& command);
+    void on_enable(const std::string& tag, const Enable& command);
+    void on_id(const std::string& tag, const Id& command);
+    void on_namespace(const std::string& tag);
+    void on_idle(const std::string& tag);
+    void on_select(const std::string& tag, const Select& command);
+    void on_close(const std::string& tag, bool expunge);
+
+    // Mailbox management (mailboxes.cpp).
+    void on_create(const std::string& tag, const Create& command);
+    void on_delete(const std::string& tag, const Delete& command);
+    void on_rename(const std::string& tag, const Rename& command);
+    void on_subscribe(const std::string& tag, const std::string& mailbox, bool subscribe);
+    void on_list(const std::string& tag, const List& command);
+    void on_lsub(const std::string& tag, const Lsub& command);
+    void on_status(const std::string& tag, const Status& command);
+    void on_append(const std::string& tag, const Append& command);
+    void on_get_quota(const std::string& tag, const GetQuota& command);
+    void on_get_quota_root(const std::string& tag, const GetQuotaRoot& command);
+    bool write_status(const store::Mailbox& mailbox, const std::vector<StatusItem>& items);
+
+    // Messages of the selected mailbox (messages.cpp).
+    void on_fetch(const std::string& tag, const Fetch& command);
+    void on_store(const std::string& tag, const Store& command);
+    void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox, bool move);
+    void on_expunge(const std::string& tag, const Expunge& command);
+    void on_search(const std::string& tag, const Search& command);  // search.cpp
+
+    // The selected view.
+    // Indexes into view_->messages named by a set; nullopt (after a BAD reply) when a number is invalid.
+    std::optional<std::vector<std::size_t>> resolve_set(const std::string& tag, const SequenceSet& set, bool uid);
+    std::optional<std::size_t> index_of_uid(std::uint32_t uid) const;
+    // Sends EXPUNGE/VANISHED, EXISTS (RECENT) and flag FETCH updates from the store's change log.
+    void refresh_view();
+    void write_expunged(const std::vector<std::uint32_t>& uids);
+    void write_flags_update(std::size_t index, bool with_uid);
+    std::vector<std::string> flags_for_client(const ViewMessage& message) const;
+    // Flags the mailbox shows in FLAGS: the system flags and the keywords in use.
+    std::vector<std::string> mailbox_flags() const;
+
+    // Output helpers.
+    ResponseWriter writer() const { return ResponseWriter(utf8_); }
+    void emit(ResponseWriter& writer) { output_ += writer.take(); }
+    void reply(const std::string& tag, StatusKind kind, std::string_view code, std::string_view text);
+    void reply_store_error(const std::string& tag, const Error& error);
+    std::string capabilities() const;
+    bool login_allowed() const { return config_.tls_active || config_.allow_plaintext_login; }
+    void authenticated(const store::Account& account, const std::string& tag);
+    bool condstore_on() const { return condstore_ || qresync_; }
+
+    SessionConfig config_;
+    SessionServices& services_;
+    std::string peer_ip_;
+    std::int64_t now_ = 0;
+
+    Parser parser_;
+    std::deque<Event> pending_;  // parsed, waiting for run(); at most one command (see pump())
+    std::string output_;
+    std::string tagged_;  // the tagged reply of the command being run, written after its untagged updates
+    State state_ = State::not_authenticated;
+    Action action_ = Action::none;
+
+    std::optional<store::Account> account_;
+    bool rev2_ = false;       // ENABLE IMAP4rev2
+    bool utf8_ = false;       // mailbox names in UTF-8 (IMAP4rev2)
+    bool condstore_ = false;  // RFC 7162 3.1: enabled by ENABLE, SELECT (CONDSTORE) or a CONDSTORE command
+    bool qresync_ = false;
+
+    std::optional<View> view_;
+    std::vector<std::uint32_t> saved_uids_;  // RFC 5182 SEARCHRES "$"
+
+    std::optional<std::string> idle_tag_;
+    std::optional<auth::SaslServer> sasl_;
+    std::string sasl_tag_;
+};
+
+}  // namespace magpie::imap
