@@ -209,7 +209,12 @@ const std::map<std::string, std::string>& known_disagreements() {
         "an inner multipart reuses the outer boundary, which RFC 2046 5.1.1 forbids, so the split is ambiguous; "
         "Magpie gives the outer boundary precedence (the outer part count stays what the outer delimiters say), "
         "GMime the inner one";
+    static const std::string qp_space =
+        "RFC 2045 6.7 rule 3: white space at the end of an encoded line was added in transport and is deleted, "
+        "so '=' followed only by white space is still a soft line break; GMime keeps the '=' and the spaces";
     static const std::map<std::string, std::string> known = {
+        {"qp_soft_break_trailing_space|m body", qp_space},
+        {"qp_soft_break_trailing_space|m text", qp_space},
         {"continuation_first|m From", leading_fold},
         {"continuation_first|m body", leading_fold},
         {"continuation_first|m subject", leading_fold},

@@ -438,6 +438,17 @@ inner?
 --same--
 """)
 
+CASES["whitespace_only_line"] = b"Subject: ws\r\nFrom: a@example.com\r\n \r\nX-After: 1\r\n\r\nbody\r\n"
+
+CASES["qp_soft_break_trailing_space"] = crlf("""Subject: qp spaces
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+soft break with trailing space=   
+next line  
+end=
+""")
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)
