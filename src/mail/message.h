@@ -18,7 +18,7 @@ struct ParseLimits {
     std::size_t max_header_fields = 2000;     // per header block (message or part)
     std::size_t max_total_fields = 50000;     // in the whole message, all parts together
     std::size_t max_header_octets = 1 << 20;  // one header block; the rest is treated as body
-    std::size_t max_depth = 32;               // nesting of multipart / message parts
+    std::size_t max_depth = 32;               // nesting of multipart / message parts (never above 256)
     std::size_t max_parts = 5000;             // parts in the whole tree, root included
 };
 

@@ -171,7 +171,9 @@ public:
             part.type = type;
             part.subtype = subtype;
         }
-        bool may_nest = part.depth + 1u < limits_.max_depth;
+        // Recursion: whatever the configuration says, never deeper than the stack comfortably allows.
+        constexpr std::size_t kHardMaxDepth = 256;
+        bool may_nest = part.depth + 1u < std::min(limits_.max_depth, kHardMaxDepth);
         if (iequals(part.type, "multipart")) {
             std::string storage;
             std::string_view boundary = find_boundary(content_type.substr(params_at), storage);
