@@ -896,6 +896,25 @@ TEST_F(CheckTest, CleanOnAGoodStoreWhileItIsOpenAndAfterClose) {
     EXPECT_EQ(closed_report.summary, "clean: 2 messages, 2 blobs, 0 garbage blobs");
 }
 
+TEST_F(CheckTest, StaysCleanWhileDeliveriesCommit) {
+    std::atomic<bool> stop{false};
+    std::atomic<int> delivered{0};
+    std::thread writer([&] {
+        for (int i = 0; !stop.load() && i < 2000; ++i) {
+            std::string content = "busy " + std::to_string(i);
+            if (i % 3 == 0) content.append(100, '#');  // some large: files appear beside the snapshot
+            if (deliver(std::move(content), {{inbox_, {}}})) ++delivered;
+        }
+    });
+    for (int round = 0; round < 5; ++round) {
+        CheckReport report = check();
+        EXPECT_TRUE(report.clean) << describe(report);
+    }
+    stop = true;
+    writer.join();
+    EXPECT_GT(delivered.load(), 0);
+}
+
 TEST_F(CheckTest, ReportsADeletedBlobFile) {
     std::filesystem::remove(BlobFiles(dir_.path()).path_of(large_blob_));
     CheckReport report = check();
