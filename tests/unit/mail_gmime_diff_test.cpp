@@ -212,7 +212,15 @@ const std::map<std::string, std::string>& known_disagreements() {
     static const std::string qp_space =
         "RFC 2045 6.7 rule 3: white space at the end of an encoded line was added in transport and is deleted, "
         "so '=' followed only by white space is still a soft line break; GMime keeps the '=' and the spaces";
+    static const std::string unknown_charset =
+        "an unknown charset: Magpie reads the octets as UTF-8 when valid and as Windows-1252 otherwise, so "
+        "Latin text stays readable; GMime drops the octets it cannot convert";
     static const std::map<std::string, std::string> known = {
+        {"duplicate_content_type|m type",
+         "two Content-Type fields (RFC 2045 allows one): Magpie uses the first, like Python's email package and "
+         "like the IMAP section numbering it must agree with; GMime uses the last"},
+        {"unknown_charset_text|m subject", unknown_charset},
+        {"unknown_charset_text|m text", unknown_charset},
         {"qp_soft_break_trailing_space|m body", qp_space},
         {"qp_soft_break_trailing_space|m text", qp_space},
         {"continuation_first|m From", leading_fold},

@@ -449,6 +449,31 @@ next line
 end=
 """)
 
+CASES["duplicate_content_type"] = crlf("""Subject: two content types
+Content-Type: text/plain; charset=utf-8
+Content-Type: text/html; charset=iso-8859-1
+
+<p>which one?</p>
+""")
+
+CASES["encoding_on_multipart"] = crlf("""Subject: cte on multipart
+Content-Type: multipart/mixed; boundary=c
+Content-Transfer-Encoding: base64
+
+--c
+Content-Type: text/plain
+
+not base64 at all
+--c--
+""")
+
+CASES["unknown_charset_text"] = crlf("""Subject: =?x-unknown?q?caf=E9?=
+Content-Type: text/plain; charset=x-unknown
+Content-Transfer-Encoding: 8bit
+
+caf\xe9
+""")
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)
