@@ -217,8 +217,9 @@ const std::map<std::string, std::string>& known_disagreements() {
         "Latin text stays readable; GMime drops the octets it cannot convert";
     static const std::map<std::string, std::string> known = {
         {"duplicate_content_type|m type",
-         "two Content-Type fields (RFC 2045 allows one): Magpie uses the first, like Python's email package and "
-         "like the IMAP section numbering it must agree with; GMime uses the last"},
+         "two Content-Type fields (RFC 2045 allows one), so the message is ambiguous: Magpie uses the first, as "
+         "Python's email package does, and every Magpie reader (tree, BODYSTRUCTURE, decoding) sees the same one; "
+         "GMime uses the last"},
         {"unknown_charset_text|m subject", unknown_charset},
         {"unknown_charset_text|m text", unknown_charset},
         {"qp_soft_break_trailing_space|m body", qp_space},
