@@ -71,6 +71,8 @@ public:
     std::optional<Event> next();
 
     // The next line is a SASL response (RFC 9051 6.2.2), not a command. Call after writing "+ challenge".
+    // A response line over max_line_octets yields a ParseError tagged "*"; the session then ends the
+    // exchange with its own tagged reply.
     void expect_sasl_response();
 
     // The next line must be DONE (RFC 2177). Any other line yields a ParseError and ends the IDLE.
