@@ -133,6 +133,15 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     delivery.content = std::move(content);
     delivery.internal_date = now;
     delivery.targets = std::move(*targets);
+    // RFC 3461 5.2.2: a sender that asked for success notifications gets one once the queue exists; keep what
+    // it needs (the envelope with its DSN parameters) beside the message, in the same commit.
+    bool wants_success = false;
+    for (const auto& r : envelope.recipients) wants_success = wants_success || to_upper(r.notify).find("SUCCESS") != std::string::npos;
+    if (wants_success) {
+        store::EnvelopeRecord record{envelope.reverse_path, envelope.dsn_ret, envelope.dsn_envid, {}};
+        for (const auto& r : envelope.recipients) record.recipients.push_back({r.address, r.notify, r.orcpt});
+        delivery.envelope = std::move(record);
+    }
     std::size_t size = delivery.content.size();
     auto commit = executor_.deliver(store_, std::move(delivery));
     auto delivered = co_await std::move(commit);

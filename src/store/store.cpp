@@ -31,5 +31,9 @@ Result<CopyResult> Store::move_messages(std::int64_t, const std::vector<std::uin
     return unsupported("move_messages");
 }
 Result<MailboxChanges> Store::changes_since(std::int64_t, std::uint64_t) { return unsupported("changes_since"); }
+Result<std::vector<std::pair<std::int64_t, EnvelopeRecord>>> Store::pending_envelopes(std::size_t) {
+    return unsupported("pending_envelopes");
+}
+Result<void> Store::delete_envelope(std::int64_t) { return unsupported("delete_envelope"); }
 
 }  // namespace magpie::store

@@ -94,11 +94,27 @@ struct DeliveryTarget {
     std::vector<std::string> flags;
 };
 
+// The SMTP envelope of a received message with its DSN parameters (RFC 3461), kept when a sender asked to
+// be told of successful delivery (NOTIFY=SUCCESS on some recipient): the outgoing queue turns these records
+// into "delivered" notifications and deletes them.
+struct EnvelopeRecipient {
+    std::string address;  // as given in RCPT TO
+    std::string notify;   // e.g. "SUCCESS,FAILURE"
+    std::string orcpt;    // "rfc822;xtext" as sent, or ""
+};
+struct EnvelopeRecord {
+    std::string reverse_path;  // "" = null sender
+    std::string dsn_ret;       // "", "FULL" or "HDRS"
+    std::string dsn_envid;     // xtext as sent, or ""
+    std::vector<EnvelopeRecipient> recipients;
+};
+
 struct Delivery {
     std::string content;  // the full RFC 5322 bytes to store, trace headers included
     std::int64_t internal_date = 0;  // Unix seconds (RFC 9051 2.3.3); 0 means "when committed"
     std::vector<DeliveryTarget> targets;
     MessageSummary summary;
+    std::optional<EnvelopeRecord> envelope;  // stored in the same transaction when present
 };
 
 struct Delivered {
@@ -230,6 +246,9 @@ public:
                                              std::int64_t to_mailbox_id);
     // What changed after `modseq` (CONDSTORE FETCH CHANGEDSINCE, QRESYNC, JMAP changes).
     virtual Result<MailboxChanges> changes_since(std::int64_t mailbox_id, std::uint64_t modseq);
+    // Envelopes kept for DSN (oldest first), and their removal once a notification has been queued.
+    virtual Result<std::vector<std::pair<std::int64_t, EnvelopeRecord>>> pending_envelopes(std::size_t limit);
+    virtual Result<void> delete_envelope(std::int64_t id);
 
     // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
     virtual void set_change_listener(ChangeListener listener) = 0;

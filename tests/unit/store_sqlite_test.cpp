@@ -381,6 +381,41 @@ TEST_F(StoreTest, DeliversToSeveralMailboxesSharingOneBlob) {
     EXPECT_EQ(report.blobs, 1u);  // one copy serves every recipient
 }
 
+TEST_F(StoreTest, KeepsTheEnvelopeOfASuccessNotificationRequestUntilDeleted) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    Delivery delivery;
+    delivery.content = std::string(kSmallMessage);
+    delivery.targets = {DeliveryTarget{mailbox(bob.id, "INBOX").id, {}}};
+    delivery.envelope = EnvelopeRecord{"alice@remote.test", "HDRS", "QQ314159",
+                                       {{"bob@example.test", "SUCCESS,FAILURE", "rfc822;bob@example.test"},
+                                        {"Bob@Example.test", "NEVER", ""}}};
+    std::promise<Result<Delivered>> promise;
+    store_->deliver(std::move(delivery), [&](Result<Delivered> result) { promise.set_value(std::move(result)); });
+    ASSERT_TRUE(promise.get_future().get());
+    EXPECT_TRUE(check().clean);
+
+    open();  // durable: read back after reopening
+    auto pending = store_->pending_envelopes(10);
+    ASSERT_TRUE(pending) << pending.error().message;
+    ASSERT_EQ(pending->size(), 1u);
+    const auto& [id, record] = pending->front();
+    EXPECT_EQ(record.reverse_path, "alice@remote.test");
+    EXPECT_EQ(record.dsn_ret, "HDRS");
+    EXPECT_EQ(record.dsn_envid, "QQ314159");
+    ASSERT_EQ(record.recipients.size(), 2u);
+    EXPECT_EQ(record.recipients[0].notify, "SUCCESS,FAILURE");
+    EXPECT_EQ(record.recipients[0].orcpt, "rfc822;bob@example.test");
+    EXPECT_EQ(record.recipients[1].address, "Bob@Example.test");
+
+    ASSERT_TRUE(store_->delete_envelope(id));
+    EXPECT_TRUE(store_->pending_envelopes(10)->empty());
+    EXPECT_EQ(store_->delete_envelope(id).error().code, Errc::not_found);
+    // A delivery without an envelope keeps none.
+    ASSERT_TRUE(deliver(std::string(kSmallMessage), {DeliveryTarget{mailbox(bob.id, "INBOX").id, {}}}));
+    EXPECT_TRUE(store_->pending_envelopes(10)->empty());
+}
+
 TEST_F(StoreTest, IdenticalContentIsStoredOnce) {
     ASSERT_TRUE(store_->add_domain("example.test"));
     Account bob = make_account("bob@example.test");
@@ -616,7 +651,7 @@ TEST_F(StoreTest, ReadOnlyStoreReadsButRefusesWrites) {
     EXPECT_EQ((*reader)->list_messages(mailbox(bob.id, "INBOX").id)->size(), 1u);
     EXPECT_EQ((*reader)->add_domain("other.test").error().code, Errc::permission_denied);
     std::promise<Result<Delivered>> promise;
-    (*reader)->deliver(Delivery{"x", 0, {{1, {}}}, {}}, [&](Result<Delivered> r) { promise.set_value(std::move(r)); });
+    (*reader)->deliver(Delivery{"x", 0, {{1, {}}}, {}, std::nullopt}, [&](Result<Delivered> r) { promise.set_value(std::move(r)); });
     EXPECT_EQ(promise.get_future().get().error().code, Errc::permission_denied);
 }
 

@@ -222,6 +222,34 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
         MAGPIE_TRY(content->bind_text(1, pending.blob_id).bind_blob(2, delivery.content).run());
     }
 
+    if (delivery.envelope) {
+        const EnvelopeRecord& envelope = *delivery.envelope;
+        auto row = db.prepare(
+            "INSERT INTO envelopes(received_at, blob_id, reverse_path, dsn_ret, dsn_envid) VALUES(?1, ?2, ?3, ?4, ?5)");
+        if (!row) return row.error();
+        MAGPIE_TRY(row->bind(1, unix_now())
+                       .bind_text(2, pending.blob_id)
+                       .bind_text(3, envelope.reverse_path)
+                       .bind_text(4, envelope.dsn_ret)
+                       .bind_text(5, envelope.dsn_envid)
+                       .run());
+        std::int64_t envelope_id = db.last_insert_rowid();
+        for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
+            const auto& r = envelope.recipients[i];
+            // Prepared per row: a statement returns to the connection's cache, reset, when it goes.
+            auto recipient = db.prepare(
+                "INSERT INTO envelope_recipients(envelope_id, position, address, notify, orcpt) "
+                "VALUES(?1, ?2, ?3, ?4, ?5)");
+            if (!recipient) return recipient.error();
+            MAGPIE_TRY(recipient->bind(1, envelope_id)
+                           .bind(2, static_cast<std::int64_t>(i))
+                           .bind_text(3, r.address)
+                           .bind_text(4, r.notify)
+                           .bind_text(5, r.orcpt)
+                           .run());
+        }
+    }
+
     Delivered delivered;
     delivered.blob_id = pending.blob_id;
     const std::int64_t internal_date = delivery.internal_date != 0 ? delivery.internal_date : unix_now();
@@ -237,6 +265,51 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
         changes[mailbox_id] = MailboxChange{allocated->account_id, allocated->modseq};
     }
     return delivered;
+}
+
+Result<std::vector<std::pair<std::int64_t, EnvelopeRecord>>> SqliteStore::pending_envelopes(std::size_t limit) {
+    using Records = std::vector<std::pair<std::int64_t, EnvelopeRecord>>;
+    return read<Records>([&](Connection& db) -> Result<Records> {
+        auto envelopes = db.prepare(
+            "SELECT id, reverse_path, dsn_ret, dsn_envid FROM envelopes ORDER BY id LIMIT ?1");
+        if (!envelopes) return envelopes.error();
+        envelopes->bind(1, static_cast<std::int64_t>(limit));
+        Records records;
+        for (;;) {
+            auto row = envelopes->step();
+            if (!row) return row.error();
+            if (!*row) break;
+            EnvelopeRecord record;
+            record.reverse_path = envelopes->column_text(1);
+            record.dsn_ret = envelopes->column_text(2);
+            record.dsn_envid = envelopes->column_text(3);
+            records.emplace_back(envelopes->column_int64(0), std::move(record));
+        }
+        for (auto& [id, record] : records) {
+            auto recipients = db.prepare(
+                "SELECT address, notify, orcpt FROM envelope_recipients WHERE envelope_id = ?1 ORDER BY position");
+            if (!recipients) return recipients.error();
+            recipients->bind(1, id);
+            for (;;) {
+                auto row = recipients->step();
+                if (!row) return row.error();
+                if (!*row) break;
+                record.recipients.push_back(EnvelopeRecipient{recipients->column_text(0), recipients->column_text(1),
+                                                              recipients->column_text(2)});
+            }
+        }
+        return records;
+    });
+}
+
+Result<void> SqliteStore::delete_envelope(std::int64_t id) {
+    return write<void>([&](Connection& db) -> Result<void> {
+        auto statement = db.prepare("DELETE FROM envelopes WHERE id = ?1");
+        if (!statement) return statement.error();
+        MAGPIE_TRY(statement->bind(1, id).run());
+        if (db.changes() == 0) return make_error(Errc::not_found, fmt::format("no envelope {}", id));
+        return {};
+    });
 }
 
 }  // namespace magpie::store::sqlite

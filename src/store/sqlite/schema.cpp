@@ -107,6 +107,27 @@ CREATE TABLE change_log(
 CREATE INDEX change_log_uid ON change_log(mailbox_id, uid);
 )sql";
 
+// Version 2: SMTP envelopes whose sender asked for success notifications (RFC 3461 NOTIFY=SUCCESS), kept
+// until the outgoing queue has turned them into DSNs. Not tied to blobs: a notification outlives nothing.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE envelopes(
+  id INTEGER PRIMARY KEY,
+  received_at INTEGER NOT NULL,
+  blob_id TEXT NOT NULL,
+  reverse_path TEXT NOT NULL,
+  dsn_ret TEXT NOT NULL,
+  dsn_envid TEXT NOT NULL
+);
+CREATE TABLE envelope_recipients(
+  envelope_id INTEGER NOT NULL REFERENCES envelopes(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  notify TEXT NOT NULL,
+  orcpt TEXT NOT NULL,
+  PRIMARY KEY(envelope_id, position)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 Result<int> schema_version(Connection& connection) {
@@ -128,8 +149,9 @@ Result<void> migrate(Connection& connection) {
         return make_error(Errc::unavailable, fmt::format("store schema version {} is newer than this magpie ({})",
                                                          *version, kSchemaVersion));
     }
-    // Version 0: an empty database. Later versions add steps here, each in this same transaction.
-    MAGPIE_TRY(connection.exec(kSchemaV1));
+    // Version 0 is an empty database. Each step below brings one version to the next, in this transaction.
+    if (*version < 1) MAGPIE_TRY(connection.exec(kSchemaV1));
+    if (*version < 2) MAGPIE_TRY(connection.exec(kSchemaV2));
     MAGPIE_TRY(connection.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion)));
     return transaction->commit();
 }

@@ -101,6 +101,8 @@ public:
     Result<CopyResult> move_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                      std::int64_t to_mailbox_id) override;
     Result<MailboxChanges> changes_since(std::int64_t mailbox_id, std::uint64_t modseq) override;
+    Result<std::vector<std::pair<std::int64_t, EnvelopeRecord>>> pending_envelopes(std::size_t limit) override;
+    Result<void> delete_envelope(std::int64_t id) override;
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
