@@ -107,12 +107,10 @@ Result<EncodedPart> make_attachment(const Attachment& attachment, const BuildOpt
         MAGPIE_TRY(extra.add("Content-ID", id));
     }
     bool text = istarts_with(type, "text/");
-    if (is_identity_only_type(type) && options.transport == Transport::seven_bit &&
-        needs_7bit_downgrade(attachment.data)) {
-        // A forwarded 8-bit message cannot be base64-encoded as a whole (RFC 2046 5.2.1): convert its parts.
-        auto seven_bit = downgrade_to_7bit(attachment.data);
-        if (!seven_bit) return seven_bit.error();
-        return make_leaf(join_parameters(type, name_parameters), *seven_bit, false, options.transport,
+    if (iequals(type, "message/rfc822")) {
+        auto enclosed = fit_enclosed_message(attachment.data, options.transport);
+        if (!enclosed) return enclosed.error();
+        return make_leaf(join_parameters(type, name_parameters), *enclosed, false, options.transport,
                          options.fold, extra.take());
     }
     return make_leaf(join_parameters(type, name_parameters), attachment.data, text, options.transport,
@@ -327,6 +325,19 @@ Result<std::string> build_message(const Draft& draft, const BuildOptions& option
     if (message.size() > options.max_message_octets)
         return make_error(Errc::limit_exceeded, "message too large");
     return message;
+}
+
+Result<std::string> fit_enclosed_message(std::string_view message, Transport transport) {
+    if (transport == Transport::binary) return std::string(message);
+    BodyStats stats = measure_body(message);
+    bool fits = stats.nul == 0 && stats.bare_cr_or_lf == 0 && stats.longest_line <= kMaxBodyLineOctets &&
+                (stats.eight_bit == 0 || transport == Transport::eight_bit);
+    if (fits) return std::string(message);
+    // Binary or over-long parts, or 8-bit ones for a 7-bit hop: re-encode those parts (the result is 7-bit,
+    // which an 8-bit hop takes too), then give the 7-bit lines left their canonical CRLF ends.
+    auto seven_bit = downgrade_to_7bit(message);
+    if (!seven_bit) return seven_bit.error();
+    return canonical_crlf(*seven_bit);
 }
 
 std::vector<std::string> envelope_recipients(const Draft& draft) {

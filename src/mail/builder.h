@@ -96,6 +96,11 @@ std::string assemble_message(std::string_view top_fields, const EncodedPart& bod
 // Converts bare LF and bare CR to CRLF (RFC 2046 4.1.1 canonical text).
 std::string canonical_crlf(std::string_view text);
 
+// A message made fit to be enclosed as message/rfc822 (which takes no transfer encoding, RFC 2046 5.2.1) in
+// a message for `transport`: parts that do not fit are re-encoded (downgrade.h) and bare line ends become
+// CRLF. Errors are downgrade_to_7bit's (an 8-bit header cannot be fixed this way).
+Result<std::string> fit_enclosed_message(std::string_view message, Transport transport);
+
 // Builds the complete message from a draft.
 Result<std::string> build_message(const Draft& draft, const BuildOptions& options, const BuildEnv& env);
 

@@ -152,7 +152,9 @@ bool needs_7bit_downgrade(std::string_view message) {
 }
 
 Result<std::string> downgrade_to_7bit(std::string_view message, const ParseLimits& limits) {
-    if (!needs_7bit_downgrade(message)) return std::string(message);
+    // A 7-bit message with bare line ends may still hold a "binary" part that SMTP would corrupt.
+    BodyStats stats = measure_body(message);
+    if (fits_7bit(stats) && stats.bare_cr_or_lf == 0) return std::string(message);
     Message parsed = Message::parse(message, limits);
     if (parsed.limit_hit()) return make_error(Errc::limit_exceeded, "message structure beyond parse limits");
     return Downgrader(parsed).run();

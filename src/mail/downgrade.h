@@ -15,7 +15,8 @@ namespace magpie::mail {
 // True when the message cannot go to a 7-bit peer as it is: an octet >= 0x80, a NUL, or a line over 998.
 bool needs_7bit_downgrade(std::string_view message);
 
-// The message with every leaf body fitting 7-bit SMTP, or the message itself when it already does.
+// The message with every leaf body fitting 7-bit SMTP, or the message itself when it already does. A part
+// labelled binary is re-encoded too (base64), since SMTP without BINARYMIME would alter its bare line ends.
 // Errors: 8-bit octets in a header field (invalid_argument: that needs SMTPUTF8, RFC 6531, not a body
 // re-encoding), 8-bit data under an unknown transfer encoding or in a multipart without boundaries
 // (invalid_argument: no lossless re-encoding exists), a parse limit reached (limit_exceeded).

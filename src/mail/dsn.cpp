@@ -226,15 +226,9 @@ Result<EncodedPart> returned_part(const DsnReport& report, const BuildOptions& o
                                   const DsnLimits& limits) {
     std::string_view original = report.original_message;
     if (report.return_content == DsnReturn::full && original.size() <= limits.max_returned_octets) {
-        std::string fitted(original);
-        bool fits = true;
-        if (options.transport == Transport::seven_bit && needs_7bit_downgrade(original)) {
-            auto seven_bit = downgrade_to_7bit(original);
-            fits = seven_bit.ok();
-            if (fits) fitted = std::move(seven_bit).value();
-        }
-        if (fits) {
-            auto part = make_leaf("message/rfc822", fitted, false, options.transport, options.fold);
+        auto fitted = fit_enclosed_message(original, options.transport);
+        if (fitted) {
+            auto part = make_leaf("message/rfc822", *fitted, false, options.transport, options.fold);
             if (part) return part;
         }
         // Not returnable whole on this transport: the header still tells the sender which message it was.

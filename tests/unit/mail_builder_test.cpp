@@ -372,6 +372,39 @@ TEST(Builder, SevenBitMessageAttachmentStaysIdentityEncoded) {
     EXPECT_EQ(parsed.body(*parts[1]), inner);
 }
 
+TEST(Builder, EnclosedMessageWithBareLfIsMadeCanonical) {
+    Draft draft = simple_draft();
+    std::string inner = "From: x@example.test\nSubject: inner\n\nline one\nline two\n";
+    draft.attachments.push_back({"", "message/rfc822", inner, false, ""});
+    std::string bytes = build(draft);
+    Message parsed = Message::parse(bytes);
+    auto parts = children(parsed, parsed.root());
+    ASSERT_EQ(parts.size(), 2u);
+    ASSERT_EQ(parts[1]->kind, PartKind::message);
+    const Part& enclosed = parsed.parts()[parts[1]->first_child];
+    EXPECT_EQ(parsed.header(enclosed).value("Subject"), "inner");
+    EXPECT_EQ(parsed.body(enclosed), "line one\r\nline two\r\n");
+}
+
+TEST(Builder, EnclosedMessageWithABinaryPartGetsItReencoded) {
+    Draft draft = simple_draft();
+    std::string blob("\x00\x01\n\r\x02", 5);
+    std::string inner =
+        "Subject: inner\r\nContent-Transfer-Encoding: binary\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n" +
+        blob;
+    draft.attachments.push_back({"", "message/rfc822", inner, false, ""});
+    BuildOptions options;
+    options.transport = Transport::eight_bit;  // 8BITMIME still has no room for binary (RFC 6152)
+    std::string bytes = build(draft, options);
+    Message parsed = Message::parse(bytes);
+    auto parts = children(parsed, parsed.root());
+    ASSERT_EQ(parts.size(), 2u);
+    const Part& enclosed = parsed.parts()[parts[1]->first_child];
+    EXPECT_EQ(enclosed.encoding, TransferEncoding::base64);
+    EXPECT_EQ(decoded(parsed, enclosed), blob);
+}
+
 // Any content the builder takes comes back from the parser unchanged, in pure 7-bit with short lines.
 TEST(Builder, RandomContentRoundTripsThroughTheParser) {
     std::mt19937 rng(5322);

@@ -201,6 +201,15 @@ TEST(Downgrade, HeadersWithoutBlankLineKeepTheirStructure) {
     downgrade_ok("Subject: x\r\nbody starts here: \xff\r\n");
 }
 
+TEST(Downgrade, ReencodesABinaryPartEvenWhenItsOctetsAre7Bit) {
+    // SMTP without BINARYMIME would turn the bare LF into CRLF (RFC 5321 2.3.8), so it must be encoded.
+    std::string message =
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\nab\ncd";
+    EXPECT_FALSE(needs_7bit_downgrade(message));
+    std::string out = downgrade_ok(message);
+    EXPECT_EQ(out.find("binary"), std::string::npos);
+}
+
 TEST(Downgrade, KeepsBareLfLineEndsOfTheOriginal) {
     std::string message = "Content-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\ncaf\xc3\xa9\n";
     downgrade_ok(message);

@@ -167,6 +167,17 @@ TEST(Dsn, DowngradesAnEightBitOriginalForSevenBitTransport) {
     EXPECT_EQ(decode_body(parsed, inner), "na\xc3\xafve\r\n");
 }
 
+TEST(Dsn, ReturnsAnOriginalWithBareLfWholeInCanonicalForm) {
+    DsnReport report = bounce();
+    report.return_content = DsnReturn::full;
+    report.original_message = "From: a@example.test\nSubject: lf\n\nbody\n";
+    std::string dsn = build_ok(report);
+    Message parsed = Message::parse(dsn);
+    auto parts = children(parsed, parsed.root());
+    ASSERT_TRUE(parts[2]->is("message", "rfc822"));
+    EXPECT_EQ(parsed.body(*parts[2]), "From: a@example.test\r\nSubject: lf\r\n\r\nbody\r\n");
+}
+
 TEST(Dsn, FallsBackToHeadersWhenTheOriginalCannotBeDowngraded) {
     DsnReport report = bounce();
     report.return_content = DsnReturn::full;
