@@ -422,6 +422,7 @@ Result<std::string> fold_field(std::string_view name, std::string_view value, co
         int rank;
     };
     std::vector<Break> breaks;
+    const std::size_t last_text = line.find_last_not_of(" \t");  // the colon at least
     bool quoted = false;
     for (std::size_t i = name.size() + 1; i < line.size(); ++i) {
         char c = line[i];
@@ -429,7 +430,7 @@ Result<std::string> fold_field(std::string_view name, std::string_view value, co
             ++i;
         } else if (c == '"') {
             quoted = !quoted;
-        } else if ((c == ' ' || c == '\t') && line.find_first_not_of(" \t", i) != std::string::npos) {
+        } else if ((c == ' ' || c == '\t') && i < last_text) {
             bool in_run = line[i - 1] == ' ' || line[i - 1] == '\t';
             breaks.push_back({i, in_run ? 2 : quoted ? 1 : 0});
         }

@@ -435,6 +435,13 @@ TEST(Folding, BreaksInsideLongRunsOfWhiteSpaceButNeverLeavesABlankLine) {
     for (auto line : split(lines, '\n')) EXPECT_NE(line.find_first_not_of(" \t\r"), std::string_view::npos);
 }
 
+TEST(Folding, HugeWhiteSpaceRunsFoldInLinearTime) {
+    // A megabyte of spaces must not take quadratic time; it cannot fold within 998, so it is refused.
+    auto folded = fold_field("Subject", "a" + std::string(1 << 20, ' ') + "b");
+    ASSERT_FALSE(folded.ok());
+    EXPECT_EQ(folded.error().code, Errc::limit_exceeded);
+}
+
 TEST(Folding, AcceptsLongUnbreakableRunsUpTo998AndRejectsLonger) {
     EXPECT_TRUE(fold_field("X-Long", std::string(990, 'a')).ok());
     auto too_long = fold_field("X-Long", std::string(1000, 'a'));
