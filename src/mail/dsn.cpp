@@ -171,20 +171,35 @@ Result<std::string> delivery_status(const DsnReport& report, const DsnLimits& li
     return std::move(block.text());
 }
 
+// Indented lines of at most 78 octets, broken at spaces where there are any, so the text part stays 7bit.
+std::string wrap_lines(std::string_view text) {
+    constexpr std::size_t kWidth = 74;  // after the four-space indent
+    std::string out;
+    while (!text.empty()) {
+        std::size_t cut = text.size();
+        if (cut > kWidth) {
+            cut = text.rfind(' ', kWidth);
+            if (cut == std::string_view::npos || cut == 0) cut = kWidth;
+        }
+        out.append("    ").append(text.substr(0, cut)).append("\r\n");
+        text.remove_prefix(cut);
+        while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    }
+    return out;
+}
+
 std::string human_text(const DsnReport& report, DsnAction overall, const DsnLimits& limits) {
     std::string text = "This is the mail system at host " + report.reporting_mta + ".\r\n\r\n";
     switch (overall) {
         case DsnAction::failed:
             text +=
-                "Your message could not be delivered to one or more recipients. The details are below, "
-                "and\r\n"
-                "the original message (or its header) is attached.\r\n";
+                "Your message could not be delivered to one or more recipients.\r\n"
+                "The details are below, and the original message (or its header) is attached.\r\n";
             break;
         case DsnAction::delayed:
             text +=
-                "Your message has not yet been delivered to one or more recipients. Delivery is still "
-                "being\r\n"
-                "tried: you do not need to send the message again.\r\n";
+                "Your message has not yet been delivered to one or more recipients.\r\n"
+                "Delivery is still being tried: you do not need to send the message again.\r\n";
             break;
         default:
             text += "Your message was delivered as follows.\r\n";
@@ -212,8 +227,8 @@ std::string human_text(const DsnReport& report, DsnAction overall, const DsnLimi
         text += " (" + r.status + ")\r\n";
         if (!r.diagnostic_code.empty()) {
             std::string who = r.remote_mta.empty() ? std::string("The server") : "The server " + r.remote_mta;
-            text += "    " + who +
-                    " said: " + diagnostic_text(r.diagnostic_code, limits.max_diagnostic_octets) + "\r\n";
+            text += wrap_lines(who +
+                               " said: " + diagnostic_text(r.diagnostic_code, limits.max_diagnostic_octets));
         }
         if (r.will_retry_until)
             text += "    Delivery will be tried until " + rfc5322_date(*r.will_retry_until) + ".\r\n";

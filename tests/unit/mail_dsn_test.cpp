@@ -131,6 +131,7 @@ TEST(Dsn, HumanPartNamesEachRecipientAndTheRemoteReply) {
     std::string text = decode_text(parsed, *children(parsed, parsed.root())[0]);
     EXPECT_NE(text.find("<nobody@remote.test>: delivery failed (5.1.1)"), std::string::npos);
     EXPECT_NE(text.find("The server mx.remote.test said: 550 5.1.1"), std::string::npos);
+    EXPECT_EQ(children(parsed, parsed.root())[0]->encoding, TransferEncoding::seven_bit);  // short lines
 }
 
 TEST(Dsn, ReturnsTheHeaderOnlyByDefault) {
