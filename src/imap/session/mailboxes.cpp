@@ -1,0 +1,391 @@
+// Mailbox management over the account's own mailboxes: CREATE, DELETE, RENAME, SUBSCRIBE, LIST (with
+// LIST-EXTENDED, LIST-STATUS, SPECIAL-USE), LSUB, STATUS, APPEND and QUOTA (RFC 9051 6.3, RFC 5258,
+// RFC 5819, RFC 6154, RFC 4315, RFC 7889, RFC 9208). Every store call names account_->id, so no mailbox
+// name can reach another account's mail.
+#include <algorithm>
+#include <future>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+#include "imap/session/session.h"
+#include "imap/session/support.h"
+#include "mail/summary.h"
+#include "store/flags.h"
+
+namespace magpie::imap {
+namespace {
+
+using namespace session_support;
+
+// The store's own bound on names (SqliteOptions::max_mailbox_name_bytes) is the same.
+constexpr std::size_t kMaxMailboxNameOctets = 1024;
+
+std::string_view special_use_attribute(store::SpecialUse use) {
+    switch (use) {
+        case store::SpecialUse::sent: return "\\Sent";
+        case store::SpecialUse::drafts: return "\\Drafts";
+        case store::SpecialUse::trash: return "\\Trash";
+        case store::SpecialUse::junk: return "\\Junk";
+        case store::SpecialUse::archive: return "\\Archive";
+        case store::SpecialUse::none: return {};
+    }
+    return {};
+}
+
+std::string_view status_item_name(StatusItem item) {
+    switch (item) {
+        case StatusItem::messages: return "MESSAGES";
+        case StatusItem::recent: return "RECENT";
+        case StatusItem::uid_next: return "UIDNEXT";
+        case StatusItem::uid_validity: return "UIDVALIDITY";
+        case StatusItem::unseen: return "UNSEEN";
+        case StatusItem::deleted: return "DELETED";
+        case StatusItem::size: return "SIZE";
+        case StatusItem::highest_mod_seq: return "HIGHESTMODSEQ";
+        case StatusItem::append_limit: return "APPENDLIMIT";
+        case StatusItem::deleted_storage: return "DELETED-STORAGE";
+    }
+    return {};
+}
+
+// Every proper prefix "a", "a/b" of "a/b/c".
+std::vector<std::string> parents_of(std::string_view name) {
+    std::vector<std::string> out;
+    for (std::size_t i = name.find('/'); i != std::string_view::npos; i = name.find('/', i + 1))
+        out.emplace_back(name.substr(0, i));
+    return out;
+}
+
+store::MessageSummary to_store_summary(mail::Summary&& s) {
+    store::MessageSummary out;
+    out.subject = std::move(s.subject);
+    out.from = std::move(s.from);
+    out.to = std::move(s.to);
+    out.cc = std::move(s.cc);
+    out.date = std::move(s.date);
+    out.message_id = std::move(s.message_id);
+    out.in_reply_to = std::move(s.in_reply_to);
+    out.references = std::move(s.references);
+    out.structure = std::move(s.structure);
+    return out;
+}
+
+}  // namespace
+
+void Session::on_create(const std::string& tag, const Create& command) {
+    std::string name = canonical_mailbox(command.mailbox);
+    // RFC 9051 6.3.4: a trailing delimiter only says the client intends to create children.
+    if (!name.empty() && name.back() == '/') name.pop_back();
+    if (name == "INBOX") {
+        reply(tag, StatusKind::no, "ALREADYEXISTS", "INBOX always exists");
+        return;
+    }
+    if (!valid_mailbox_name(name, kMaxMailboxNameOctets)) {
+        reply(tag, StatusKind::no, "CANNOT", "Invalid mailbox name");
+        return;
+    }
+    if (!command.special_use.empty()) {
+        reply(tag, StatusKind::no, "USEATTR", "Special-use attributes cannot be set");
+        return;
+    }
+    auto& store = services_.store;
+    if (store.find_mailbox(account_->id, name)) {
+        reply(tag, StatusKind::no, "ALREADYEXISTS", "Mailbox already exists");
+        return;
+    }
+    // RFC 9051 6.3.4: superiors needed to place the new name are created too.
+    for (const auto& parent : parents_of(name)) {
+        if (store.find_mailbox(account_->id, parent)) continue;
+        auto created = store.create_mailbox(account_->id, parent);
+        if (!created && created.error().code != Errc::already_exists) {
+            reply_store_error(tag, created.error());
+            return;
+        }
+    }
+    auto created = store.create_mailbox(account_->id, name);
+    if (!created) {
+        reply_store_error(tag, created.error());
+        return;
+    }
+    reply(tag, StatusKind::ok, "", "CREATE completed");
+}
+
+void Session::on_delete(const std::string& tag, const Delete& command) {
+    const std::string name = canonical_mailbox(command.mailbox);
+    if (name == "INBOX") {
+        reply(tag, StatusKind::no, "CANNOT", "INBOX cannot be deleted");
+        return;
+    }
+    if (view_ && view_->mailbox.name == name) {
+        reply(tag, StatusKind::no, "INUSE", "Close the mailbox before deleting it");
+        return;
+    }
+    auto deleted = services_.store.delete_mailbox(account_->id, name);
+    if (!deleted) {
+        reply_store_error(tag, deleted.error());
+        return;
+    }
+    reply(tag, StatusKind::ok, "", "DELETE completed");
+}
+
+void Session::on_rename(const std::string& tag, const Rename& command) {
+    const std::string from = canonical_mailbox(command.from);
+    std::string to = canonical_mailbox(command.to);
+    if (!to.empty() && to.back() == '/') to.pop_back();
+    if (to == "INBOX") {
+        reply(tag, StatusKind::no, "ALREADYEXISTS", "INBOX always exists");
+        return;
+    }
+    if (!valid_mailbox_name(to, kMaxMailboxNameOctets)) {
+        reply(tag, StatusKind::no, "CANNOT", "Invalid mailbox name");
+        return;
+    }
+    if (to.starts_with(from + "/")) {
+        reply(tag, StatusKind::no, "CANNOT", "A mailbox cannot become its own child");
+        return;
+    }
+    auto& store = services_.store;
+    if (store.find_mailbox(account_->id, to)) {
+        reply(tag, StatusKind::no, "ALREADYEXISTS", "Target mailbox already exists");
+        return;
+    }
+    for (const auto& parent : parents_of(to)) {
+        if (parent == from || store.find_mailbox(account_->id, parent)) continue;
+        auto created = store.create_mailbox(account_->id, parent);
+        if (!created && created.error().code != Errc::already_exists) {
+            reply_store_error(tag, created.error());
+            return;
+        }
+    }
+    auto renamed = store.rename_mailbox(account_->id, from, to);
+    if (!renamed) {
+        reply_store_error(tag, renamed.error());
+        return;
+    }
+    reply(tag, StatusKind::ok, "", "RENAME completed");
+}
+
+void Session::on_subscribe(const std::string& tag, const std::string& mailbox, bool subscribe) {
+    auto result = services_.store.set_subscribed(account_->id, canonical_mailbox(mailbox), subscribe);
+    if (!result) {
+        reply_store_error(tag, result.error());
+        return;
+    }
+    reply(tag, StatusKind::ok, "", subscribe ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed");
+}
+
+void Session::on_list(const std::string& tag, const List& command) {
+    // RFC 9051 6.3.9: an empty pattern asks for the hierarchy delimiter and root.
+    if (command.patterns.size() == 1 && command.patterns[0].empty() && !command.extended) {
+        output_ += "* LIST (\\Noselect) \"/\" \"\"\r\n";
+        reply(tag, StatusKind::ok, "", "LIST completed");
+        return;
+    }
+    auto mailboxes = services_.store.list_mailboxes(account_->id);
+    if (!mailboxes) {
+        reply_store_error(tag, mailboxes.error());
+        return;
+    }
+    std::map<std::string, const store::Mailbox*> existing;
+    for (const auto& mailbox : *mailboxes) existing[mailbox.name] = &mailbox;
+    std::set<std::string> names;  // real mailboxes and the parents their names imply
+    for (const auto& [name, mailbox] : existing) {
+        names.insert(name);
+        for (auto& parent : parents_of(name)) names.insert(std::move(parent));
+    }
+    auto has_children = [&](const std::string& name) {
+        auto lower = names.lower_bound(name + "/");
+        return lower != names.end() && lower->starts_with(name + "/");
+    };
+    auto subscribed_child = [&](const std::string& name) {
+        for (auto it = existing.lower_bound(name + "/"); it != existing.end() && it->first.starts_with(name + "/"); ++it)
+            if (it->second->subscribed) return true;
+        return false;
+    };
+    const auto& selection = command.selection;
+    const auto& returns = command.returns;
+    for (const auto& name : names) {
+        bool matched = false;
+        for (const auto& pattern : command.patterns)
+            matched = matched || list_match(canonical_mailbox(command.reference + pattern), name);
+        if (!matched) continue;
+        auto it = existing.find(name);
+        const store::Mailbox* mailbox = it == existing.end() ? nullptr : it->second;
+        const bool subscribed = mailbox && mailbox->subscribed;
+        bool child_info = false;
+        if (selection.subscribed && !subscribed) {
+            // RFC 5258 3.5: RECURSIVEMATCH lists a parent whose children are subscribed, with CHILDINFO.
+            if (!selection.recursive_match || !subscribed_child(name)) continue;
+            child_info = true;
+        }
+        if (selection.special_use && (!mailbox || mailbox->special_use == store::SpecialUse::none)) continue;
+
+        ResponseWriter w = writer();
+        w.untagged().atom("LIST").open_list();
+        if (!mailbox) w.atom(command.extended ? "\\NonExistent" : "\\Noselect");
+        w.atom(has_children(name) ? "\\HasChildren" : "\\HasNoChildren");
+        if (subscribed && (returns.subscribed || selection.subscribed)) w.atom("\\Subscribed");
+        if (mailbox && mailbox->special_use != store::SpecialUse::none)
+            w.atom(special_use_attribute(mailbox->special_use));
+        w.close_list().string("/").mailbox(name);
+        if (child_info) w.open_list().string("CHILDINFO").open_list().string("SUBSCRIBED").close_list().close_list();
+        w.end();
+        emit(w);
+        // RFC 5819: STATUS right after its LIST, for selectable mailboxes only.
+        if (returns.status && mailbox && !write_status(*mailbox, *returns.status)) {
+            reply(tag, StatusKind::no, "UNAVAILABLE", "Could not read mailbox status");
+            return;
+        }
+    }
+    reply(tag, StatusKind::ok, "", "LIST completed");
+}
+
+void Session::on_lsub(const std::string& tag, const Lsub& command) {
+    auto mailboxes = services_.store.list_mailboxes(account_->id);
+    if (!mailboxes) {
+        reply_store_error(tag, mailboxes.error());
+        return;
+    }
+    for (const auto& mailbox : *mailboxes) {
+        if (!mailbox.subscribed || !list_match(canonical_mailbox(command.reference + command.pattern), mailbox.name))
+            continue;
+        ResponseWriter w = writer();
+        w.untagged().atom("LSUB").open_list().close_list().string("/").mailbox(mailbox.name).end();
+        emit(w);
+    }
+    reply(tag, StatusKind::ok, "", "LSUB completed");
+}
+
+bool Session::write_status(const store::Mailbox& mailbox, const std::vector<StatusItem>& items) {
+    const bool needs_messages = std::ranges::any_of(items, [](StatusItem i) {
+        return i == StatusItem::unseen || i == StatusItem::deleted || i == StatusItem::deleted_storage ||
+               i == StatusItem::recent;
+    });
+    std::uint64_t unseen = 0, deleted = 0, deleted_storage = 0, recent_count = 0;
+    if (needs_messages) {
+        auto messages = services_.store.list_messages(mailbox.id);
+        if (!messages) return false;
+        const std::uint32_t recent_from = recent().floor(mailbox.id);
+        for (const auto& m : *messages) {
+            if (!has_flag(m.flags, "\\Seen")) ++unseen;
+            if (has_flag(m.flags, "\\Deleted")) {
+                ++deleted;
+                deleted_storage += m.size;
+            }
+            if (m.uid >= recent_from) ++recent_count;
+        }
+    }
+    ResponseWriter w = writer();
+    w.untagged().atom("STATUS").mailbox(mailbox.name).open_list();
+    for (StatusItem item : items) {
+        if (item == StatusItem::recent && rev2_) continue;
+        w.atom(status_item_name(item));
+        switch (item) {
+            case StatusItem::messages: w.number(mailbox.message_count); break;
+            case StatusItem::recent: w.number(recent_count); break;
+            case StatusItem::uid_next: w.number(mailbox.uidnext); break;
+            case StatusItem::uid_validity: w.number(mailbox.uidvalidity); break;
+            case StatusItem::unseen: w.number(unseen); break;
+            case StatusItem::deleted: w.number(deleted); break;
+            case StatusItem::size: w.number(mailbox.total_size); break;
+            case StatusItem::highest_mod_seq: w.number(mailbox.highest_modseq); break;
+            case StatusItem::append_limit: w.number(parser_.limits().max_literal_octets); break;
+            // RFC 9208 5.3: in units of 1024 octets.
+            case StatusItem::deleted_storage: w.number((deleted_storage + 1023) / 1024); break;
+        }
+    }
+    w.close_list().end();
+    emit(w);
+    return true;
+}
+
+void Session::on_status(const std::string& tag, const Status& command) {
+    auto mailbox = services_.store.find_mailbox(account_->id, canonical_mailbox(command.mailbox));
+    if (!mailbox) {
+        reply_store_error(tag, mailbox.error());
+        return;
+    }
+    if (!write_status(*mailbox, command.items)) {
+        reply(tag, StatusKind::no, "UNAVAILABLE", "Could not read mailbox status");
+        return;
+    }
+    reply(tag, StatusKind::ok, "", "STATUS completed");
+}
+
+void Session::on_append(const std::string& tag, const Append& command) {
+    auto& store = services_.store;
+    auto mailbox = store.find_mailbox(account_->id, canonical_mailbox(command.mailbox));
+    if (!mailbox) {
+        // RFC 9051 6.3.12: TRYCREATE tells the client that CREATE would help.
+        if (mailbox.error().code == Errc::not_found) reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
+        else reply_store_error(tag, mailbox.error());
+        return;
+    }
+    std::vector<std::string> flags;
+    for (const auto& flag : command.flags)
+        if (!iequals(flag, "\\Recent")) flags.push_back(flag);
+    if (auto parsed = store::parse_flags(flags, store::FlagLimits{}); !parsed) {
+        reply(tag, StatusKind::bad, "", parsed.error().message);
+        return;
+    }
+    store::Delivery delivery;
+    delivery.content = command.message;
+    delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
+    delivery.targets.push_back(store::DeliveryTarget{mailbox->id, std::move(flags)});
+    delivery.summary = to_store_summary(mail::summarize(delivery.content));
+    // Durable before acknowledged: the OK waits for the group commit (run() is on a store thread).
+    std::promise<Result<store::Delivered>> committed;
+    auto done = committed.get_future();
+    store.deliver(std::move(delivery), [&committed](Result<store::Delivered> result) {
+        committed.set_value(std::move(result));
+    });
+    auto delivered = done.get();
+    if (!delivered) {
+        if (delivered.error().code == Errc::limit_exceeded) reply(tag, StatusKind::no, "TOOBIG", delivered.error().message);
+        else reply_store_error(tag, delivered.error());
+        return;
+    }
+    const auto uid = delivered->placed.empty() ? 0u : delivered->placed.front().uid;
+    reply(tag, StatusKind::ok, appenduid_code(mailbox->uidvalidity, SequenceSet::from_numbers({uid})),
+          "APPEND completed");
+}
+
+void Session::on_get_quota_root(const std::string& tag, const GetQuotaRoot& command) {
+    const std::string name = canonical_mailbox(command.mailbox);
+    auto mailbox = services_.store.find_mailbox(account_->id, name);
+    if (!mailbox) {
+        reply_store_error(tag, mailbox.error());
+        return;
+    }
+    ResponseWriter w = writer();
+    w.untagged().atom("QUOTAROOT").mailbox(name);
+    if (config_.quota_storage_kib > 0) w.string("");
+    w.end();
+    emit(w);
+    if (config_.quota_storage_kib > 0) on_get_quota(tag, GetQuota{""});
+    else reply(tag, StatusKind::ok, "", "GETQUOTAROOT completed");
+}
+
+void Session::on_get_quota(const std::string& tag, const GetQuota& command) {
+    if (config_.quota_storage_kib == 0 || !command.root.empty()) {
+        reply(tag, StatusKind::no, "NONEXISTENT", "No such quota root");
+        return;
+    }
+    auto mailboxes = services_.store.list_mailboxes(account_->id);
+    if (!mailboxes) {
+        reply_store_error(tag, mailboxes.error());
+        return;
+    }
+    std::uint64_t octets = 0;
+    for (const auto& m : *mailboxes) octets += m.total_size;
+    ResponseWriter w = writer();
+    w.untagged().atom("QUOTA").string("").open_list().atom("STORAGE").number((octets + 1023) / 1024);
+    w.number(config_.quota_storage_kib).close_list().end();
+    emit(w);
+    reply(tag, StatusKind::ok, "", "GETQUOTA completed");
+}
+
+}  // namespace magpie::imap

@@ -1,0 +1,433 @@
+// Commands on the selected mailbox's messages: FETCH (from the stored structure and blob byte ranges),
+// STORE, COPY / MOVE (UIDPLUS COPYUID) and EXPUNGE, with their UID forms and the CONDSTORE / QRESYNC
+// modifiers (RFC 9051 6.4, RFC 3516, RFC 4315, RFC 6851, RFC 7162).
+#include <algorithm>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+#include "imap/session/session.h"
+#include "imap/session/support.h"
+#include "mail/imap_view.h"
+#include "mail/mime.h"
+#include "mail/structure.h"
+
+namespace magpie::imap {
+namespace {
+
+using namespace session_support;
+
+// Above this many messages one list_messages beats a find_message per message.
+constexpr std::size_t kFindOneByOne = 32;
+
+bool needs_message_row(const FetchItem& item) {
+    using K = FetchItem::Kind;
+    return item.kind != K::uid && item.kind != K::flags && item.kind != K::mod_seq;
+}
+
+// RFC 9051 6.4.5: BODY[...] (not PEEK), BINARY[...] and RFC822 / RFC822.TEXT set \Seen.
+bool sets_seen(const FetchItem& item) {
+    using K = FetchItem::Kind;
+    if (item.kind == K::rfc822 || item.kind == K::rfc822_text) return true;
+    return (item.kind == K::body_section || item.kind == K::binary) && !item.peek;
+}
+
+mail::SectionSpec to_spec(const Section& section) {
+    mail::SectionSpec spec;
+    spec.part = section.part;
+    spec.fields = section.fields;
+    switch (section.text) {
+        case Section::Text::none: spec.text = mail::SectionSpec::Text::none; break;
+        case Section::Text::header: spec.text = mail::SectionSpec::Text::header; break;
+        case Section::Text::header_fields: spec.text = mail::SectionSpec::Text::header_fields; break;
+        case Section::Text::header_fields_not: spec.text = mail::SectionSpec::Text::header_fields_not; break;
+        case Section::Text::text: spec.text = mail::SectionSpec::Text::text; break;
+        case Section::Text::mime: spec.text = mail::SectionSpec::Text::mime; break;
+    }
+    return spec;
+}
+
+// One message's bytes and structure, loaded at most once per command: the stored structure when it is
+// there, else (a message stored without one) a parse of the blob.
+class MessageData {
+public:
+    MessageData(store::Store& store, const store::Message& row) : store_(store), row_(row) {}
+
+    Result<std::string_view> blob() {
+        if (!blob_) {
+            auto content = store_.read_blob(row_.blob_id);
+            if (!content) return content.error();
+            blob_ = std::move(*content);
+        }
+        return std::string_view(*blob_);
+    }
+
+    Result<void> load_structure() {
+        if (structure_ || parsed_) return {};
+        if (!row_.summary.structure.empty()) {
+            auto parsed = mail::Structure::parse(row_.summary.structure);
+            if (parsed) {
+                structure_ = std::move(*parsed);
+                return {};
+            }
+        }
+        auto bytes = blob();
+        if (!bytes) return bytes.error();
+        parsed_ = mail::Message::parse(*bytes);
+        envelope_ = mail::imap_envelope(*parsed_);
+        mail::imap_body_and_structure(*parsed_, body_, body_structure_);
+        return {};
+    }
+
+    std::span<const mail::Part> parts() const { return structure_ ? structure_->parts() : parsed_->parts(); }
+    std::string_view envelope() const { return structure_ ? structure_->envelope() : envelope_; }
+    std::string_view body() const { return structure_ ? structure_->body() : body_; }
+    std::string_view body_structure() const { return structure_ ? structure_->body_structure() : body_structure_; }
+
+private:
+    store::Store& store_;
+    const store::Message& row_;
+    std::optional<std::string> blob_;
+    std::optional<mail::Structure> structure_;
+    std::optional<mail::Message> parsed_;
+    std::string envelope_, body_, body_structure_;
+};
+
+}  // namespace
+
+void Session::on_fetch(const std::string& tag, const Fetch& command) {
+    if (command.vanished && !qresync_) {
+        reply(tag, StatusKind::bad, "", "VANISHED needs QRESYNC enabled");
+        return;
+    }
+    if (command.changed_since) condstore_ = true;  // RFC 7162 3.1: a CONDSTORE-enabling command
+    auto indexes = resolve_set(tag, command.set, command.uid);
+    if (!indexes) return;
+
+    std::vector<FetchItem> items = command.items;
+    auto wants = [&](FetchItem::Kind kind) {
+        return std::ranges::any_of(items, [&](const FetchItem& i) { return i.kind == kind; });
+    };
+    // RFC 9051 6.4.8: UID FETCH always returns UID; RFC 7162 3.1.4.1: CHANGEDSINCE implies MODSEQ.
+    auto item_of = [](FetchItem::Kind kind) {
+        FetchItem item;
+        item.kind = kind;
+        return item;
+    };
+    if (command.uid && !wants(FetchItem::Kind::uid)) items.insert(items.begin(), item_of(FetchItem::Kind::uid));
+    if (command.changed_since && !wants(FetchItem::Kind::mod_seq)) items.push_back(item_of(FetchItem::Kind::mod_seq));
+    const bool need_rows = std::ranges::any_of(items, needs_message_row);
+    const bool marks_seen = !view_->read_only && std::ranges::any_of(items, sets_seen);
+
+    if (command.changed_since) {
+        std::erase_if(*indexes, [&](std::size_t i) { return view_->messages[i].modseq <= *command.changed_since; });
+    }
+    if (command.vanished && command.changed_since) {
+        // RFC 7162 3.2.6: UIDs in the set expunged since CHANGEDSINCE.
+        auto changes = services_.store.changes_since(view_->mailbox.id, *command.changed_since);
+        if (changes) {
+            std::vector<std::uint32_t> vanished;
+            for (std::uint32_t uid : changes->expunged)
+                if (!index_of_uid(uid) && command.set.contains(uid, std::max(uid, view_->mailbox.uidnext))) vanished.push_back(uid);
+            if (!vanished.empty()) {
+                ResponseWriter w = writer();
+                w.untagged().atom("VANISHED").atom("(EARLIER)").sequence_set(SequenceSet::from_numbers(vanished)).end();
+                emit(w);
+            }
+        }
+    }
+
+    // \Seen first, so the FETCH responses carry the new flags (RFC 9051 6.4.5 asks FLAGS to be returned).
+    std::vector<bool> seen_now(view_->messages.size(), false);
+    if (marks_seen) {
+        std::vector<std::uint32_t> uids;
+        for (std::size_t i : *indexes)
+            if (!has_flag(view_->messages[i].flags, "\\Seen")) uids.push_back(view_->messages[i].uid);
+        if (!uids.empty()) {
+            auto result = services_.store.store_flags(view_->mailbox.id, uids,
+                                                      store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}});
+            if (result) {
+                for (const auto& change : result->changed) {
+                    if (auto i = index_of_uid(change.uid)) {
+                        view_->messages[*i].flags = change.flags;
+                        view_->messages[*i].modseq = change.modseq;
+                        seen_now[*i] = true;
+                    }
+                }
+            }
+        }
+    }
+
+    std::vector<store::Message> rows;
+    if (need_rows) {
+        if (indexes->size() <= kFindOneByOne) {
+            for (std::size_t i : *indexes) {
+                auto row = services_.store.find_message(view_->mailbox.id, view_->messages[i].uid);
+                if (row) rows.push_back(std::move(*row));
+            }
+        } else {
+            auto all = services_.store.list_messages(view_->mailbox.id);
+            if (!all) {
+                reply_store_error(tag, all.error());
+                return;
+            }
+            rows = std::move(*all);
+        }
+    }
+    auto row_of = [&](std::uint32_t uid) -> const store::Message* {
+        auto it = std::lower_bound(rows.begin(), rows.end(), uid,
+                                   [](const store::Message& m, std::uint32_t u) { return m.uid < u; });
+        return it != rows.end() && it->uid == uid ? &*it : nullptr;
+    };
+    std::ranges::sort(rows, {}, &store::Message::uid);
+
+    bool unknown_cte = false;
+    bool missing = false;
+    for (std::size_t index : *indexes) {
+        const ViewMessage& known = view_->messages[index];
+        const store::Message* row = need_rows ? row_of(known.uid) : nullptr;
+        if (need_rows && row == nullptr) {
+            missing = true;  // expunged by another session; its EXPUNGE comes at the next allowed point
+            continue;
+        }
+        std::optional<MessageData> data;
+        if (row) data.emplace(services_.store, *row);
+        ResponseWriter w = writer();
+        w.untagged().number(index + 1).atom("FETCH").open_list();
+        bool failed = false;
+        bool flags_written = false;
+        for (const FetchItem& item : items) {
+            using K = FetchItem::Kind;
+            switch (item.kind) {
+                case K::uid: w.atom("UID").number(known.uid); break;
+                case K::flags:
+                    w.atom("FLAGS").flags(flags_for_client(known));
+                    flags_written = true;
+                    break;
+                case K::mod_seq: w.atom("MODSEQ").open_list().number(known.modseq).close_list(); break;
+                case K::internal_date:
+                    w.atom("INTERNALDATE").atom(fmt::format("\"{}\"", internal_date(row->internal_date)));
+                    break;
+                case K::rfc822_size: w.atom("RFC822.SIZE").number(row->size); break;
+                case K::envelope:
+                case K::body:
+                case K::body_structure: {
+                    if (!data->load_structure()) {
+                        failed = true;
+                        break;
+                    }
+                    const char* name = item.kind == K::envelope ? "ENVELOPE" : item.kind == K::body ? "BODY" : "BODYSTRUCTURE";
+                    w.atom(name).atom(item.kind == K::envelope ? data->envelope()
+                                      : item.kind == K::body   ? data->body()
+                                                               : data->body_structure());
+                    break;
+                }
+                case K::rfc822:
+                case K::rfc822_header:
+                case K::rfc822_text:
+                case K::body_section: {
+                    auto bytes = data->blob();
+                    if (!bytes || !data->load_structure()) {
+                        failed = true;
+                        break;
+                    }
+                    Section section = item.section;
+                    if (item.kind == K::rfc822_header) section.text = Section::Text::header;
+                    if (item.kind == K::rfc822_text) section.text = Section::Text::text;
+                    auto content = mail::fetch_section(data->parts(), *bytes, to_spec(section));
+                    mail::SectionData range = content ? *content : mail::SectionData{};
+                    if (item.partial) range = range.slice(item.partial->offset, item.partial->length);
+                    w.atom(fetch_item_name(item)).literal(range.materialize(*bytes));
+                    break;
+                }
+                case K::binary:
+                case K::binary_size: {
+                    auto bytes = data->blob();
+                    if (!bytes || !data->load_structure()) {
+                        failed = true;
+                        break;
+                    }
+                    auto part = item.section.part;
+                    if (part.empty()) part.push_back(1);  // BINARY[] of a single-part message is its body
+                    if (item.kind == K::binary_size) {
+                        auto size = mail::binary_size(data->parts(), *bytes, part);
+                        if (!size) {
+                            unknown_cte = true;
+                            failed = true;
+                            break;
+                        }
+                        w.atom(fetch_item_name(item)).number(*size);
+                        break;
+                    }
+                    auto decoded = mail::fetch_binary(data->parts(), *bytes, part);
+                    if (!decoded) {
+                        unknown_cte = true;
+                        failed = true;
+                        break;
+                    }
+                    std::string_view out = *decoded;
+                    if (item.partial) {
+                        out = item.partial->offset >= out.size()
+                                  ? std::string_view()
+                                  : out.substr(item.partial->offset, item.partial->length);
+                    }
+                    w.atom(fetch_item_name(item)).binary(out);
+                    break;
+                }
+            }
+            if (failed) break;
+        }
+        if (failed) {
+            missing = true;
+            continue;
+        }
+        if (seen_now[index] && !flags_written) w.atom("FLAGS").flags(flags_for_client(known));
+        if (seen_now[index] && condstore_on() && !wants(FetchItem::Kind::mod_seq))
+            w.atom("MODSEQ").open_list().number(known.modseq).close_list();
+        w.close_list().end();
+        emit(w);
+    }
+    if (unknown_cte) {
+        reply(tag, StatusKind::no, "UNKNOWN-CTE", "Cannot decode a part's transfer encoding");
+        return;
+    }
+    if (missing && !command.uid) {
+        reply(tag, StatusKind::no, "", "Some messages could not be fetched (expunged meanwhile?)");
+        return;
+    }
+    reply(tag, StatusKind::ok, "", command.uid ? "UID FETCH completed" : "FETCH completed");
+}
+
+void Session::on_store(const std::string& tag, const Store& command) {
+    if (view_->read_only) {
+        reply(tag, StatusKind::no, "READ-ONLY", "The mailbox is read-only");
+        return;
+    }
+    if (command.unchanged_since) condstore_ = true;
+    auto indexes = resolve_set(tag, command.set, command.uid);
+    if (!indexes) return;
+    store::FlagUpdate update;
+    update.operation = command.mode == Store::Mode::add      ? store::FlagOperation::add
+                       : command.mode == Store::Mode::remove ? store::FlagOperation::remove
+                                                             : store::FlagOperation::replace;
+    // \Recent belongs to the server (RFC 3501 2.3.2): a client's attempt to set it is ignored.
+    for (const auto& flag : command.flags)
+        if (!iequals(flag, "\\Recent")) update.flags.push_back(flag);
+    update.unchanged_since = command.unchanged_since;
+    std::vector<std::uint32_t> uids;
+    for (std::size_t i : *indexes) uids.push_back(view_->messages[i].uid);
+    store::FlagStoreResult result;
+    if (!uids.empty()) {
+        auto stored = services_.store.store_flags(view_->mailbox.id, uids, update);
+        if (!stored) {
+            if (stored.error().code == Errc::invalid_argument) reply(tag, StatusKind::bad, "", stored.error().message);
+            else reply_store_error(tag, stored.error());
+            return;
+        }
+        result = std::move(*stored);
+    }
+    for (const auto& change : result.changed) {
+        if (auto i = index_of_uid(change.uid)) {
+            view_->messages[*i].flags = change.flags;
+            view_->messages[*i].modseq = change.modseq;
+        }
+    }
+    auto changed = [&](std::uint32_t uid) {
+        return std::ranges::any_of(result.changed, [&](const store::FlagChange& c) { return c.uid == uid; });
+    };
+    for (std::size_t i : *indexes) {
+        const ViewMessage& m = view_->messages[i];
+        const bool was_modified = std::ranges::find(result.modified, m.uid) != result.modified.end();
+        if (was_modified) continue;
+        // RFC 7162 3.1.3: with UNCHANGEDSINCE a changed message's MODSEQ is reported even when .SILENT.
+        if (command.silent && !(command.unchanged_since && changed(m.uid))) continue;
+        ResponseWriter w = writer();
+        w.untagged().number(i + 1).atom("FETCH").open_list();
+        if (command.uid || qresync_) w.atom("UID").number(m.uid);
+        if (!command.silent) w.atom("FLAGS").flags(flags_for_client(m));
+        if (condstore_on()) w.atom("MODSEQ").open_list().number(m.modseq).close_list();
+        w.close_list().end();
+        emit(w);
+    }
+    if (!result.modified.empty()) {
+        std::vector<std::uint32_t> numbers;
+        for (std::uint32_t uid : result.modified) {
+            if (command.uid) numbers.push_back(uid);
+            else if (auto i = index_of_uid(uid)) numbers.push_back(static_cast<std::uint32_t>(*i + 1));
+        }
+        reply(tag, StatusKind::ok, "MODIFIED " + SequenceSet::from_numbers(numbers).to_string(),
+              "Conditional STORE failed for some messages");
+        return;
+    }
+    reply(tag, StatusKind::ok, "", command.uid ? "UID STORE completed" : "STORE completed");
+}
+
+void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox, bool move) {
+    if (move && view_->read_only) {
+        reply(tag, StatusKind::no, "READ-ONLY", "The mailbox is read-only");
+        return;
+    }
+    auto indexes = resolve_set(tag, set, uid);
+    if (!indexes) return;
+    auto target = services_.store.find_mailbox(account_->id, canonical_mailbox(mailbox));
+    if (!target) {
+        if (target.error().code == Errc::not_found) reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
+        else reply_store_error(tag, target.error());
+        return;
+    }
+    std::vector<std::uint32_t> uids;
+    for (std::size_t i : *indexes) uids.push_back(view_->messages[i].uid);
+    const char* name = move ? "MOVE" : "COPY";
+    if (uids.empty()) {
+        reply(tag, StatusKind::ok, "", fmt::format("{} completed: no messages", name));
+        return;
+    }
+    auto result = move ? services_.store.move_messages(view_->mailbox.id, uids, target->id)
+                       : services_.store.copy_messages(view_->mailbox.id, uids, target->id);
+    if (!result) {
+        reply_store_error(tag, result.error());
+        return;
+    }
+    std::vector<std::uint32_t> from, to;
+    for (const auto& [source, dest] : result->uids) {
+        from.push_back(source);
+        to.push_back(dest);
+    }
+    // RFC 4315 3 COPYUID; the pairs are in ascending source order and new UIDs ascend with them.
+    const std::string code = result->uids.empty()
+                                 ? std::string()
+                                 : copyuid_code(result->uidvalidity, SequenceSet::from_numbers(from),
+                                                SequenceSet::from_numbers(to));
+    if (!move) {
+        reply(tag, StatusKind::ok, code, "COPY completed");
+        return;
+    }
+    // RFC 6851 4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+    if (!code.empty()) output_ += status_response("*", StatusKind::ok, code, "Moved");
+    write_expunged(from);
+    reply(tag, StatusKind::ok, "", "MOVE completed");
+}
+
+void Session::on_expunge(const std::string& tag, const Expunge& command) {
+    if (view_->read_only) {
+        reply(tag, StatusKind::no, "READ-ONLY", "The mailbox is read-only");
+        return;
+    }
+    std::optional<std::vector<std::uint32_t>> only;
+    if (command.uids) {
+        auto indexes = resolve_set(tag, *command.uids, true);
+        if (!indexes) return;
+        only.emplace();
+        for (std::size_t i : *indexes) only->push_back(view_->messages[i].uid);
+    }
+    auto expunged = services_.store.expunge(view_->mailbox.id, only ? &*only : nullptr);
+    if (!expunged) {
+        reply_store_error(tag, expunged.error());
+        return;
+    }
+    write_expunged(*expunged);
+    reply(tag, StatusKind::ok, "", "EXPUNGE completed");
+}
+
+}  // namespace magpie::imap

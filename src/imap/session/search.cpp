@@ -1,0 +1,294 @@
+// SEARCH and UID SEARCH over the selected view with every RFC 9051 6.4.4 key, MODSEQ (RFC 7162 3.1.5),
+// ESEARCH results (RFC 4731, RFC 9051 6.4.4.1) and SEARCHRES "$" (RFC 5182). Flags, sizes, dates and the
+// summary fields come from the view and the stored rows; HEADER, BCC, BODY and TEXT read the blob once per
+// message and decode it through the mail library.
+#include <algorithm>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+#include "imap/session/session.h"
+#include "imap/session/support.h"
+#include "mail/date.h"
+#include "mail/decode.h"
+#include "mail/mime.h"
+
+namespace magpie::imap {
+namespace {
+
+using namespace session_support;
+using Kind = SearchKey::Kind;
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+bool contains_text(std::string_view haystack, std::string_view needle) {
+    if (needle.empty()) return true;
+    return to_lower(haystack).find(to_lower(needle)) != std::string::npos;
+}
+
+// What a key needs beyond the view: the stored row (sizes, dates, summary) or the blob too.
+enum class Needs { view, row, blob };
+
+Needs needs_of(const SearchKey& key) {
+    switch (key.kind) {
+        case Kind::bcc:
+        case Kind::body:
+        case Kind::text:
+        case Kind::header: return Needs::blob;
+        case Kind::from:
+        case Kind::to:
+        case Kind::cc:
+        case Kind::subject:
+        case Kind::before:
+        case Kind::on:
+        case Kind::since:
+        case Kind::sent_before:
+        case Kind::sent_on:
+        case Kind::sent_since:
+        case Kind::larger:
+        case Kind::smaller: return Needs::row;
+        case Kind::not_:
+        case Kind::or_:
+        case Kind::and_: {
+            Needs most = Needs::view;
+            for (const auto& child : key.children) most = std::max(most, needs_of(child));
+            return most;
+        }
+        default: return Needs::view;
+    }
+}
+
+bool uses_modseq(const SearchKey& key) {
+    if (key.kind == Kind::mod_seq) return true;
+    return std::ranges::any_of(key.children, uses_modseq);
+}
+
+struct SearchContext {
+    store::Store& store;
+    std::uint32_t count = 0;
+    std::uint32_t largest_uid = 0;
+    const std::vector<std::uint32_t>& saved;
+    std::size_t blob_reads = 0;
+    std::size_t max_blob_reads = 0;
+    bool failed = false;  // a blob could not be read, or the read limit was hit
+};
+
+struct Facts {
+    std::uint32_t seq = 0;
+    std::uint32_t uid = 0;
+    std::uint64_t modseq = 0;
+    const std::vector<std::string>* flags = nullptr;
+    bool recent = false;
+    const store::Message* row = nullptr;
+    std::optional<std::string> blob;
+    std::optional<mail::Message> parsed;
+};
+
+const mail::Message* parsed_message(Facts& facts, SearchContext& ctx) {
+    if (facts.parsed) return &*facts.parsed;
+    if (!facts.row || ctx.failed) return nullptr;
+    if (++ctx.blob_reads > ctx.max_blob_reads) {
+        ctx.failed = true;
+        return nullptr;
+    }
+    auto blob = ctx.store.read_blob(facts.row->blob_id);
+    if (!blob) {
+        ctx.failed = true;
+        return nullptr;
+    }
+    facts.blob = std::move(*blob);
+    facts.parsed = mail::Message::parse(*facts.blob);
+    return &*facts.parsed;
+}
+
+bool header_contains(const mail::Message& message, std::string_view field, std::string_view value) {
+    for (const auto* f : message.header().find_all(field))
+        if (contains_text(f->decoded(), value)) return true;
+    return false;
+}
+
+bool body_contains(const mail::Message& message, std::string_view value) {
+    for (const auto& part : message.parts()) {
+        if (part.kind != mail::PartKind::leaf || !iequals(part.type, "text")) continue;
+        if (contains_text(mail::decode_text(message, part), value)) return true;
+    }
+    return false;
+}
+
+std::int64_t search_day(const Date& date) { return days_from_civil(date.year, date.month, date.day); }
+
+bool compare_day(Kind kind, std::int64_t day, std::int64_t wanted) {
+    switch (kind) {
+        case Kind::before:
+        case Kind::sent_before: return day < wanted;
+        case Kind::on:
+        case Kind::sent_on: return day == wanted;
+        default: return day >= wanted;
+    }
+}
+
+bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
+    auto saved_has = [&](std::uint32_t uid) { return std::ranges::find(ctx.saved, uid) != ctx.saved.end(); };
+    switch (key.kind) {
+        case Kind::all: return true;
+        case Kind::answered: return has_flag(*f.flags, "\\Answered");
+        case Kind::deleted: return has_flag(*f.flags, "\\Deleted");
+        case Kind::draft: return has_flag(*f.flags, "\\Draft");
+        case Kind::flagged: return has_flag(*f.flags, "\\Flagged");
+        case Kind::seen: return has_flag(*f.flags, "\\Seen");
+        case Kind::recent: return f.recent;
+        case Kind::new_: return f.recent && !has_flag(*f.flags, "\\Seen");
+        case Kind::old: return !f.recent;
+        case Kind::unanswered: return !has_flag(*f.flags, "\\Answered");
+        case Kind::undeleted: return !has_flag(*f.flags, "\\Deleted");
+        case Kind::undraft: return !has_flag(*f.flags, "\\Draft");
+        case Kind::unflagged: return !has_flag(*f.flags, "\\Flagged");
+        case Kind::unseen: return !has_flag(*f.flags, "\\Seen");
+        case Kind::keyword: return has_flag(*f.flags, key.text);
+        case Kind::unkeyword: return !has_flag(*f.flags, key.text);
+        case Kind::from: return f.row && contains_text(f.row->summary.from, key.text);
+        case Kind::to: return f.row && contains_text(f.row->summary.to, key.text);
+        case Kind::cc: return f.row && contains_text(f.row->summary.cc, key.text);
+        case Kind::subject: return f.row && contains_text(f.row->summary.subject, key.text);
+        case Kind::bcc:
+        case Kind::header: {
+            const auto* message = parsed_message(f, ctx);
+            if (!message) return false;
+            return header_contains(*message, key.kind == Kind::bcc ? std::string_view("Bcc") : std::string_view(key.text),
+                                   key.kind == Kind::bcc ? key.text : key.value);
+        }
+        case Kind::body: {
+            const auto* message = parsed_message(f, ctx);
+            return message && body_contains(*message, key.text);
+        }
+        case Kind::text: {
+            const auto* message = parsed_message(f, ctx);
+            if (!message) return false;
+            for (const auto& field : message->header().fields())
+                if (contains_text(field.name, key.text) || contains_text(field.decoded(), key.text)) return true;
+            return body_contains(*message, key.text);
+        }
+        case Kind::before:
+        case Kind::on:
+        case Kind::since:
+            // RFC 9051 6.4.4: the internal date's day, disregarding time (and zone: ours are UTC).
+            return f.row && compare_day(key.kind, floor_div(f.row->internal_date, 86400), search_day(key.date));
+        case Kind::sent_before:
+        case Kind::sent_on:
+        case Kind::sent_since: {
+            if (!f.row) return false;
+            auto sent = mail::parse_date(f.row->summary.date);
+            if (!sent) return false;
+            const std::int64_t local = sent->unix_seconds + std::int64_t{sent->zone_minutes} * 60;
+            return compare_day(key.kind, floor_div(local, 86400), search_day(key.date));
+        }
+        case Kind::larger: return f.row && f.row->size > key.number;
+        case Kind::smaller: return f.row && f.row->size < key.number;
+        case Kind::uid: return key.set.is_saved() ? saved_has(f.uid) : key.set.contains(f.uid, ctx.largest_uid);
+        case Kind::sequence_set:
+            return key.set.is_saved() ? saved_has(f.uid) : key.set.contains(f.seq, ctx.count);
+        case Kind::mod_seq: return f.modseq >= key.number;
+        case Kind::not_: return !matches(key.children.at(0), f, ctx);
+        case Kind::or_: return matches(key.children.at(0), f, ctx) || matches(key.children.at(1), f, ctx);
+        case Kind::and_:
+            for (const auto& child : key.children)
+                if (!matches(child, f, ctx)) return false;
+            return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+void Session::on_search(const std::string& tag, const Search& command) {
+    if (command.charset && !iequals(*command.charset, "UTF-8") && !iequals(*command.charset, "US-ASCII")) {
+        reply(tag, StatusKind::no, "BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset");
+        return;
+    }
+    const bool modseq_key = uses_modseq(command.criteria);
+    if (modseq_key) condstore_ = true;  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
+    const Needs needs = needs_of(command.criteria);
+    std::vector<store::Message> rows;
+    if (needs != Needs::view) {
+        auto listed = services_.store.list_messages(view_->mailbox.id);
+        if (!listed) {
+            reply_store_error(tag, listed.error());
+            return;
+        }
+        rows = std::move(*listed);
+    }
+    const auto& messages = view_->messages;
+    SearchContext ctx{services_.store,
+                      static_cast<std::uint32_t>(messages.size()),
+                      messages.empty() ? 0 : messages.back().uid,
+                      saved_uids_,
+                      0,
+                      config_.max_search_blob_reads,
+                      false};
+    std::vector<std::uint32_t> uids, seqs;
+    std::uint64_t highest = 0;
+    std::size_t r = 0;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        Facts facts;
+        facts.seq = static_cast<std::uint32_t>(i + 1);
+        facts.uid = messages[i].uid;
+        facts.modseq = messages[i].modseq;
+        facts.flags = &messages[i].flags;
+        facts.recent = messages[i].recent;
+        while (r < rows.size() && rows[r].uid < facts.uid) ++r;
+        if (r < rows.size() && rows[r].uid == facts.uid) facts.row = &rows[r];
+        if (!matches(command.criteria, facts, ctx)) continue;
+        uids.push_back(facts.uid);
+        seqs.push_back(facts.seq);
+        highest = std::max(highest, facts.modseq);
+    }
+    if (ctx.failed) {
+        reply(tag, StatusKind::no, "LIMIT", "Search could not read every message");
+        return;
+    }
+    const auto& numbers = command.uid ? uids : seqs;
+
+    const bool esearch = command.return_options.has_value() || rev2_;
+    if (!esearch) {
+        ResponseWriter w = writer();
+        w.untagged().atom("SEARCH");
+        for (std::uint32_t n : numbers) w.number(n);
+        if (modseq_key && !numbers.empty()) w.open_list().atom("MODSEQ").number(highest).close_list();
+        w.end();
+        emit(w);
+        reply(tag, StatusKind::ok, "", command.uid ? "UID SEARCH completed" : "SEARCH completed");
+        return;
+    }
+    SearchReturn options = command.return_options.value_or(SearchReturn{});
+    if (!options.min && !options.max && !options.count && !options.all && !options.save) options.all = true;
+    if (options.save) {
+        // RFC 5182 2.4: with only MIN and/or MAX, just those are saved.
+        if ((options.min || options.max) && !options.all && !options.count) {
+            saved_uids_.clear();
+            if (!uids.empty()) {
+                if (options.min) saved_uids_.push_back(uids.front());
+                if (options.max && (!options.min || uids.size() > 1)) saved_uids_.push_back(uids.back());
+            }
+        } else {
+            saved_uids_ = uids;
+        }
+    }
+    if (options.save && !options.min && !options.max && !options.count && !options.all) {
+        reply(tag, StatusKind::ok, "", command.uid ? "UID SEARCH completed" : "SEARCH completed");
+        return;
+    }
+    ResponseWriter w = writer();
+    w.untagged().atom("ESEARCH").open_list().atom("TAG").string(tag).close_list();
+    if (command.uid) w.atom("UID");
+    if (options.min && !numbers.empty()) w.atom("MIN").number(numbers.front());
+    if (options.max && !numbers.empty()) w.atom("MAX").number(numbers.back());
+    if (options.all && !numbers.empty()) w.atom("ALL").sequence_set(SequenceSet::from_numbers(numbers));
+    if (options.count) w.atom("COUNT").number(numbers.size());
+    if (modseq_key && !numbers.empty()) w.atom("MODSEQ").number(highest);
+    w.end();
+    emit(w);
+    reply(tag, StatusKind::ok, "", command.uid ? "UID SEARCH completed" : "SEARCH completed");
+}
+
+}  // namespace magpie::imap

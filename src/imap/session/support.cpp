@@ -1,0 +1,92 @@
+#include "imap/session/support.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+
+namespace magpie::imap::session_support {
+namespace {
+
+constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+}  // namespace
+
+std::string internal_date(std::int64_t unix_seconds) {
+    std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    return fmt::format("{:02}-{}-{:04} {:02}:{:02}:{:02} +0000", tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+std::int64_t days_from_civil(int year, int month, int day) {
+    // Howard Hinnant's days_from_civil.
+    year -= month <= 2 ? 1 : 0;
+    const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
+    const auto yoe = static_cast<unsigned>(year - era * 400);
+    const unsigned doy = (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 +
+                         static_cast<unsigned>(day) - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+bool has_flag(const std::vector<std::string>& flags, std::string_view flag) {
+    return std::ranges::any_of(flags, [&](const std::string& f) { return iequals(f, flag); });
+}
+
+bool valid_mailbox_name(std::string_view name, std::size_t max_octets) {
+    if (name.empty() || name.size() > max_octets || !is_valid_utf8(name)) return false;
+    if (name.front() == '/' || name.back() == '/' || name.find("//") != std::string_view::npos) return false;
+    for (char c : name) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f || c == '*' || c == '%') return false;
+    }
+    return true;
+}
+
+std::string canonical_mailbox(std::string_view name) {
+    std::string out(name);
+    if (out.size() >= 5 && iequals(name.substr(0, 5), "INBOX") && (out.size() == 5 || out[5] == '/'))
+        for (std::size_t i = 0; i < 5; ++i) out[i] = ascii_upper(out[i]);
+    return out;
+}
+
+bool list_match(std::string_view pattern, std::string_view name) {
+    // INBOX is case-insensitive (RFC 9051 5.1), also as the first level of a hierarchy.
+    const std::string p = canonical_mailbox(pattern);
+    const std::string n = canonical_mailbox(name);
+    // Iterative wildcard match with backtracking to the last star; "%" backtracks only within a level.
+    std::size_t pi = 0, ni = 0;
+    std::size_t star_p = std::string::npos, star_n = 0;
+    std::size_t pct_p = std::string::npos, pct_n = 0;
+    while (ni < n.size()) {
+        if (pi < p.size() && p[pi] == '*') {
+            star_p = pi++;
+            star_n = ni;
+            pct_p = std::string::npos;
+        } else if (pi < p.size() && p[pi] == '%') {
+            pct_p = pi++;
+            pct_n = ni;
+        } else if (pi < p.size() && p[pi] == n[ni]) {
+            ++pi;
+            ++ni;
+        } else if (pct_p != std::string::npos && n[pct_n] != '/') {
+            pi = pct_p + 1;
+            ni = ++pct_n;
+        } else if (star_p != std::string::npos) {
+            pi = star_p + 1;
+            ni = ++star_n;
+            pct_p = std::string::npos;
+        } else {
+            return false;
+        }
+    }
+    while (pi < p.size() && (p[pi] == '*' || p[pi] == '%')) ++pi;
+    return pi == p.size();
+}
+
+}  // namespace magpie::imap::session_support

@@ -1,0 +1,443 @@
+// imap::Session over a real SQLite store in a temporary directory: bytes in, bytes out.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "auth/password.h"
+#include "imap/session/session.h"
+#include "mail/summary.h"
+#include "store/store.h"
+
+namespace magpie::imap {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr std::int64_t kNow = 1'800'000'000;
+
+const char* kFirst =
+    "From: Alice <alice@example.test>\r\n"
+    "To: demo@example.test\r\n"
+    "Subject: Hello there\r\n"
+    "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+    "Message-ID: <one@example.test>\r\n"
+    "\r\n"
+    "First body line\r\n";
+
+const char* kSecond =
+    "From: Bob <bob@example.test>\r\n"
+    "To: demo@example.test\r\n"
+    "Bcc: hidden@example.test\r\n"
+    "Subject: Quarterly report\r\n"
+    "Date: Tue, 01 Dec 2026 09:00:00 +0100\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "U2VjcmV0IHBpbmVhcHBsZQ==\r\n";  // "Secret pineapple"
+
+store::MessageSummary summary_of(std::string_view content) {
+    mail::Summary s = mail::summarize(content);
+    store::MessageSummary out;
+    out.subject = s.subject;
+    out.from = s.from;
+    out.to = s.to;
+    out.cc = s.cc;
+    out.date = s.date;
+    out.message_id = s.message_id;
+    out.structure = s.structure;
+    return out;
+}
+
+class ImapSessionTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() /
+               fmt::format("magpie-imapsession-{}", std::random_device{}());
+        store::SqliteOptions options;
+        options.data_dir = dir_;
+        auto opened = store::open_sqlite_store(options);
+        ASSERT_TRUE(opened.ok()) << opened.error().message;
+        store_ = std::move(*opened);
+        ASSERT_TRUE(store_->add_domain("example.test").ok());
+        demo_ = add_account("demo@example.test", "correct horse");
+        other_ = add_account("other@example.test", "other secret");
+        services_ = std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_, &recent_});
+    }
+
+    void TearDown() override {
+        store_.reset();
+        std::filesystem::remove_all(dir_);
+    }
+
+    std::int64_t add_account(std::string_view address, std::string_view password) {
+        auto secrets = auth::make_password_secrets(password);
+        EXPECT_TRUE(secrets.ok());
+        auto account = store_->add_account(address, secrets->hash, secrets->scram);
+        EXPECT_TRUE(account.ok());
+        return account->id;
+    }
+
+    store::Mailbox mailbox(std::int64_t account, std::string_view name) {
+        auto found = store_->find_mailbox(account, name);
+        EXPECT_TRUE(found.ok());
+        return *found;
+    }
+
+    std::uint32_t deliver(std::int64_t account, std::string_view name, std::string_view content,
+                          std::vector<std::string> flags = {}) {
+        store::Delivery delivery;
+        delivery.content = std::string(content);
+        delivery.internal_date = kNow;
+        delivery.targets.push_back(store::DeliveryTarget{mailbox(account, name).id, std::move(flags)});
+        delivery.summary = summary_of(content);
+        std::promise<Result<store::Delivered>> promise;
+        auto future = promise.get_future();
+        store_->deliver(std::move(delivery), [&](Result<store::Delivered> r) { promise.set_value(std::move(r)); });
+        auto delivered = future.get();
+        EXPECT_TRUE(delivered.ok());
+        return delivered->placed.at(0).uid;
+    }
+
+    std::unique_ptr<Session> open(bool tls = true, std::string ip = "192.0.2.1") {
+        SessionConfig config;
+        config.hostname = "mail.example.test";
+        config.tls_active = tls;
+        config.starttls_available = true;
+        config.quota_storage_kib = 1024;
+        auto session = std::make_unique<Session>(config, *services_, std::move(ip));
+        greeting_ = session->take_output();
+        return session;
+    }
+
+    static std::string send(Session& session, std::string_view bytes) {
+        session.feed(bytes);
+        while (session.has_work()) session.run(kNow);
+        return session.take_output();
+    }
+
+    std::unique_ptr<Session> logged_in(std::string_view user = "demo@example.test",
+                                       std::string_view password = "correct horse") {
+        auto session = open();
+        auto out = send(*session, fmt::format("L LOGIN {} \"{}\"\r\n", user, password));
+        EXPECT_THAT(out, HasSubstr("L OK [CAPABILITY"));
+        return session;
+    }
+
+    std::filesystem::path dir_;
+    std::unique_ptr<store::Store> store_;
+    auth::HashLimiter limiter_;
+    auth::LoginThrottle throttle_;
+    RecentRegistry recent_;
+    std::unique_ptr<SessionServices> services_;
+    std::int64_t demo_ = 0, other_ = 0;
+    std::string greeting_;
+};
+
+TEST_F(ImapSessionTest, GreetingAdvertisesLoginDisabledWithoutTls) {
+    auto session = open(false);
+    EXPECT_THAT(greeting_, HasSubstr("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 STARTTLS LOGINDISABLED SASL-IR"));
+    EXPECT_THAT(greeting_, Not(HasSubstr("AUTH=PLAIN")));
+    EXPECT_EQ(send(*session, "a LOGIN demo@example.test \"correct horse\"\r\n"),
+              "a NO [PRIVACYREQUIRED] LOGIN is disabled until TLS is active\r\n");
+    EXPECT_EQ(send(*session, "b AUTHENTICATE PLAIN AGRlbW9AZXhhbXBsZS50ZXN0AGNvcnJlY3QgaG9yc2U=\r\n"),
+              "b NO [PRIVACYREQUIRED] Authentication is disabled until TLS is active\r\n");
+    EXPECT_EQ(session->state(), Session::State::not_authenticated);
+}
+
+TEST_F(ImapSessionTest, StartTlsDropsPipelinedBytesAndEnablesLogin) {
+    auto session = open(false);
+    EXPECT_EQ(send(*session, "a STARTTLS\r\nb LOGIN demo@example.test \"correct horse\"\r\n"),
+              "a OK Begin TLS negotiation now\r\n");
+    EXPECT_EQ(session->take_action(), Session::Action::start_tls);
+    session->tls_started();
+    EXPECT_FALSE(session->has_work());
+    EXPECT_THAT(send(*session, "c CAPABILITY\r\n"), HasSubstr("AUTH=PLAIN"));
+    EXPECT_THAT(send(*session, "d LOGIN demo@example.test \"correct horse\"\r\n"), HasSubstr("d OK [CAPABILITY"));
+}
+
+TEST_F(ImapSessionTest, CommandsInTheWrongStateAreBad) {
+    auto session = open();
+    EXPECT_THAT(send(*session, "a SELECT INBOX\r\n"), HasSubstr("a BAD SELECT not allowed now: Log in first"));
+    EXPECT_THAT(send(*session, "b FETCH 1 FLAGS\r\n"), HasSubstr("b BAD"));
+    send(*session, "c LOGIN demo@example.test \"correct horse\"\r\n");
+    EXPECT_THAT(send(*session, "d LOGIN demo@example.test x\r\n"), HasSubstr("d BAD LOGIN not allowed now"));
+    EXPECT_THAT(send(*session, "e FETCH 1 FLAGS\r\n"), HasSubstr("e BAD FETCH not allowed now: No mailbox selected"));
+    EXPECT_THAT(send(*session, "f CLOSE\r\n"), HasSubstr("f BAD"));
+    EXPECT_THAT(send(*session, "g STARTTLS\r\n"), HasSubstr("g BAD"));
+}
+
+TEST_F(ImapSessionTest, ThrottlesAfterRepeatedFailures) {
+    auto session = open(true, "198.51.100.7");
+    for (int i = 0; i < 5; ++i)
+        EXPECT_EQ(send(*session, "a LOGIN demo@example.test wrong\r\n"),
+                  "a NO [AUTHENTICATIONFAILED] Invalid credentials\r\n");
+    // Even the right password is refused while the account is locked out.
+    EXPECT_THAT(send(*session, "b LOGIN demo@example.test \"correct horse\"\r\n"), HasSubstr("b NO [UNAVAILABLE]"));
+    EXPECT_EQ(session->state(), Session::State::not_authenticated);
+}
+
+TEST_F(ImapSessionTest, AuthenticatePlainWithInitialResponse) {
+    auto session = open();
+    // "\0demo@example.test\0correct horse"
+    EXPECT_THAT(send(*session, "a AUTHENTICATE PLAIN AGRlbW9AZXhhbXBsZS50ZXN0AGNvcnJlY3QgaG9yc2U=\r\n"),
+                HasSubstr("a OK [CAPABILITY"));
+    EXPECT_EQ(session->account_id(), demo_);
+}
+
+TEST_F(ImapSessionTest, AuthenticatePlainWithContinuation) {
+    auto session = open();
+    EXPECT_EQ(send(*session, "a AUTHENTICATE PLAIN\r\n"), "+ \r\n");
+    EXPECT_THAT(send(*session, "AGRlbW9AZXhhbXBsZS50ZXN0AGNvcnJlY3QgaG9yc2U=\r\n"), HasSubstr("a OK [CAPABILITY"));
+    EXPECT_EQ(session->state(), Session::State::authenticated);
+}
+
+TEST_F(ImapSessionTest, LoginSelectFetchLogout) {
+    deliver(demo_, "INBOX", kFirst);
+    deliver(demo_, "INBOX", kSecond, {"\\Flagged"});
+    auto session = logged_in();
+    const auto inbox = mailbox(demo_, "INBOX");
+    EXPECT_EQ(send(*session, "s SELECT INBOX\r\n"),
+              fmt::format("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+                          "* 2 EXISTS\r\n"
+                          "* 2 RECENT\r\n"
+                          "* OK [UNSEEN 1] First unseen\r\n"
+                          "* OK [UIDVALIDITY {}] UIDs valid\r\n"
+                          "* OK [UIDNEXT 3] Predicted next UID\r\n"
+                          "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n"
+                          "* OK [HIGHESTMODSEQ {}] Highest\r\n"
+                          "s OK [READ-WRITE] SELECT completed\r\n",
+                          inbox.uidvalidity, inbox.highest_modseq));
+    EXPECT_EQ(send(*session, "f FETCH 1:2 (UID FLAGS RFC822.SIZE)\r\n"),
+              fmt::format("* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE {})\r\n"
+                          "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) RFC822.SIZE {})\r\n"
+                          "f OK FETCH completed\r\n",
+                          std::strlen(kFirst), std::strlen(kSecond)));
+    EXPECT_EQ(send(*session, "g FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)])\r\n"),
+              "* 1 FETCH (BODY[HEADER.FIELDS (Subject)] {24}\r\nSubject: Hello there\r\n\r\n)\r\n"
+              "g OK FETCH completed\r\n");
+    EXPECT_EQ(send(*session, "h FETCH 1 BODY[TEXT]<0.5>\r\n"),
+              "* 1 FETCH (BODY[TEXT]<0> {5}\r\nFirst FLAGS (\\Seen \\Recent))\r\nh OK FETCH completed\r\n");
+    EXPECT_EQ(send(*session, "i UID FETCH 2 (BINARY.PEEK[1] BINARY.SIZE[1])\r\n"),
+              "* 2 FETCH (UID 2 BINARY[1] {16}\r\nSecret pineapple BINARY.SIZE[1] 16)\r\ni OK UID FETCH completed\r\n");
+    auto envelope = send(*session, "j FETCH 2 (ENVELOPE BODYSTRUCTURE)\r\n");
+    EXPECT_THAT(envelope, HasSubstr("ENVELOPE (\"Tue, 01 Dec 2026 09:00:00 +0100\" \"Quarterly report\""));
+    EXPECT_THAT(envelope, HasSubstr("BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"base64\""));
+    EXPECT_THAT(send(*session, "k FETCH 2 INTERNALDATE\r\n"),
+                HasSubstr("* 2 FETCH (INTERNALDATE \"15-Jan-2027 08:00:00 +0000\")"));
+    EXPECT_EQ(send(*session, "l FETCH 3 FLAGS\r\n"), "l BAD Invalid message sequence number\r\n");
+    EXPECT_EQ(send(*session, "z LOGOUT\r\n"), "* BYE Logging out\r\nz OK LOGOUT completed\r\n");
+    EXPECT_EQ(session->take_action(), Session::Action::close);
+    EXPECT_FALSE(session->wants_input());
+}
+
+TEST_F(ImapSessionTest, StoreExpungeCopyMoveAppend) {
+    deliver(demo_, "INBOX", kFirst);
+    deliver(demo_, "INBOX", kSecond);
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS (\\Deleted $Work)\r\n"),
+              "* 1 FETCH (FLAGS (\\Deleted $Work))\r\na OK STORE completed\r\n");
+    EXPECT_EQ(send(*session, "b STORE 2 +FLAGS.SILENT (\\Seen)\r\n"), "b OK STORE completed\r\n");
+    EXPECT_EQ(send(*session, "c EXPUNGE\r\n"), "* 1 EXPUNGE\r\nc OK EXPUNGE completed\r\n");
+    const auto archive = mailbox(demo_, "Archive");
+    EXPECT_EQ(send(*session, "d COPY 1 Archive\r\n"),
+              fmt::format("d OK [COPYUID {} 2 1] COPY completed\r\n", archive.uidvalidity));
+    EXPECT_EQ(send(*session, "f UID MOVE 3 Archive\r\n"),
+              fmt::format("* OK [COPYUID {} 3 2] Moved\r\n* 2 EXPUNGE\r\nf OK MOVE completed\r\n",
+                          archive.uidvalidity));
+    EXPECT_EQ(send(*session, "g COPY 1 Nowhere\r\n"), "g NO [TRYCREATE] No such mailbox\r\n");
+    EXPECT_EQ(send(*session, "h APPEND INBOX (\\Seen) {5+}\r\nHi!\r\n\r\n"),
+              fmt::format("* 2 EXISTS\r\nh OK [APPENDUID {} 4] APPEND completed\r\n",
+                          mailbox(demo_, "INBOX").uidvalidity));
+    EXPECT_EQ(send(*session, "i UID FETCH 4 (FLAGS BODY.PEEK[])\r\n"),
+              "* 2 FETCH (UID 4 FLAGS (\\Seen) BODY[] {5}\r\nHi!\r\n)\r\ni OK UID FETCH completed\r\n");
+    EXPECT_EQ(send(*session, "j APPEND Nowhere {3+}\r\nabc\r\n"), "j NO [TRYCREATE] No such mailbox\r\n");
+    // The moved and copied messages share the blob: the bytes read back the same.
+    auto moved = store_->find_message(archive.id, 2);
+    ASSERT_TRUE(moved.ok());
+    EXPECT_EQ(*store_->read_blob(moved->blob_id), kFirst);
+    EXPECT_EQ(send(*session, "k CLOSE\r\n"), "k OK CLOSE completed\r\n");
+    EXPECT_EQ(session->state(), Session::State::authenticated);
+}
+
+TEST_F(ImapSessionTest, ReadOnlyExamineRefusesChanges) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    auto out = send(*session, "x EXAMINE INBOX\r\n");
+    EXPECT_THAT(out, HasSubstr("* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n"));
+    EXPECT_THAT(out, HasSubstr("x OK [READ-ONLY] EXAMINE completed\r\n"));
+    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS (\\Seen)\r\n"), "a NO [READ-ONLY] The mailbox is read-only\r\n");
+    // BODY[] does not set \Seen in a read-only mailbox.
+    EXPECT_THAT(send(*session, "b FETCH 1 BODY[]\r\n"), Not(HasSubstr("\\Seen")));
+    EXPECT_EQ(send(*session, "c EXPUNGE\r\n"), "c NO [READ-ONLY] The mailbox is read-only\r\n");
+}
+
+TEST_F(ImapSessionTest, TwoSessionsSeeEachOthersChangesAtAllowedPoints) {
+    deliver(demo_, "INBOX", kFirst);
+    deliver(demo_, "INBOX", kSecond);
+    auto a = logged_in();
+    auto b = logged_in();
+    send(*a, "e ENABLE IMAP4rev2\r\n");
+    send(*b, "e ENABLE IMAP4rev2\r\n");
+    send(*a, "s SELECT INBOX\r\n");
+    send(*b, "s SELECT INBOX\r\n");
+    send(*a, "1 STORE 2 +FLAGS.SILENT (\\Answered)\r\n");
+    EXPECT_EQ(send(*b, "n NOOP\r\n"), "* 2 FETCH (FLAGS (\\Answered))\r\nn OK Done\r\n");
+    send(*a, "2 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+    EXPECT_THAT(send(*a, "3 EXPUNGE\r\n"), HasSubstr("* 1 EXPUNGE"));
+    // RFC 9051 7.5.1: no EXPUNGE during FETCH by number; the flag update there is allowed but not needed.
+    auto during_fetch = send(*b, "f FETCH 2 UID\r\n");
+    EXPECT_THAT(during_fetch, Not(HasSubstr("EXPUNGE")));
+    EXPECT_THAT(during_fetch, HasSubstr("* 2 FETCH (UID 2)"));
+    EXPECT_EQ(send(*b, "n NOOP\r\n"), "* 1 EXPUNGE\r\nn OK Done\r\n");
+    deliver(demo_, "INBOX", kFirst);
+    // Updates follow the command's own data: the search ran over the view before the new message.
+    EXPECT_EQ(send(*b, "u UID SEARCH ALL\r\n"), "* ESEARCH (TAG \"u\") UID ALL 2\r\n* 2 EXISTS\r\nu OK UID SEARCH completed\r\n");
+    EXPECT_EQ(send(*b, "v UID SEARCH ALL\r\n"), "* ESEARCH (TAG \"v\") UID ALL 2:3\r\nv OK UID SEARCH completed\r\n");
+    EXPECT_EQ(send(*a, "n NOOP\r\n"), "* 2 EXISTS\r\nn OK Done\r\n");
+}
+
+TEST_F(ImapSessionTest, IdleReportsNewMailWhenTheMailboxChanges) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "i IDLE\r\n"), "+ idling\r\n");
+    EXPECT_TRUE(session->idling());
+    deliver(demo_, "INBOX", kSecond);
+    session->mailbox_changed(kNow);
+    // This session selected first, so both messages are recent to it (rev1).
+    EXPECT_EQ(session->take_output(), "* 2 EXISTS\r\n* 2 RECENT\r\n");
+    ASSERT_TRUE(store_->store_flags(mailbox(demo_, "INBOX").id, {1}, store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}}).ok());
+    session->mailbox_changed(kNow);
+    EXPECT_EQ(session->take_output(), "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n");
+    EXPECT_EQ(send(*session, "DONE\r\n"), "i OK IDLE terminated\r\n");
+    EXPECT_FALSE(session->idling());
+    session->idle_timeout();
+    EXPECT_EQ(session->take_output(), "* BYE Autologout; idle for too long\r\n");
+    EXPECT_EQ(session->take_action(), Session::Action::close);
+}
+
+TEST_F(ImapSessionTest, CondstoreAndQresync) {
+    deliver(demo_, "INBOX", kFirst);
+    deliver(demo_, "INBOX", kSecond);
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    EXPECT_EQ(send(*session, "e ENABLE QRESYNC\r\n"), "* ENABLED QRESYNC\r\ne OK ENABLE completed\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const auto inbox = mailbox(demo_, "INBOX");
+    const std::uint64_t base = inbox.highest_modseq;
+    auto stored = send(*session, "a UID STORE 2 +FLAGS (\\Seen)\r\n");
+    EXPECT_EQ(stored, fmt::format("* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\na OK UID STORE completed\r\n", base + 1));
+    EXPECT_EQ(send(*session, fmt::format("b UID STORE 2 (UNCHANGEDSINCE {}) +FLAGS (\\Flagged)\r\n", base)),
+              "b OK [MODIFIED 2] Conditional STORE failed for some messages\r\n");
+    EXPECT_EQ(send(*session, fmt::format("c FETCH 1:* (FLAGS) (CHANGEDSINCE {})\r\n", base)),
+              fmt::format("* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\nc OK FETCH completed\r\n", base + 1));
+    send(*session, "d UID STORE 3 +FLAGS.SILENT (\\Deleted)\r\n");
+    EXPECT_EQ(send(*session, "x EXPUNGE\r\n"), "* VANISHED 3\r\nx OK EXPUNGE completed\r\n");
+    EXPECT_EQ(send(*session, fmt::format("v UID FETCH 1:* (FLAGS) (CHANGEDSINCE {} VANISHED)\r\n", base)),
+              fmt::format("* VANISHED (EARLIER) 3\r\n* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\n"
+                          "v OK UID FETCH completed\r\n",
+                          base + 1));
+    send(*session, "u UNSELECT\r\n");
+    auto resync = send(*session, fmt::format("r SELECT INBOX (QRESYNC ({} {} 1:3))\r\n", inbox.uidvalidity, base));
+    EXPECT_THAT(resync, HasSubstr("* VANISHED (EARLIER) 3\r\n"));
+    EXPECT_THAT(resync, HasSubstr(fmt::format("* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ ({}))\r\n", base + 1)));
+    EXPECT_THAT(resync, HasSubstr("r OK [READ-WRITE]"));
+    EXPECT_THAT(send(*session, "r2 SELECT Archive\r\n"), HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
+}
+
+TEST_F(ImapSessionTest, SearchKeys) {
+    deliver(demo_, "INBOX", kFirst, {"\\Seen"});
+    deliver(demo_, "INBOX", kSecond, {"$Work"});
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    auto search = [&](std::string_view criteria) {
+        return send(*session, fmt::format("q SEARCH {}\r\n", criteria));
+    };
+    EXPECT_EQ(search("ALL"), "* SEARCH 1 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("SEEN"), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("UNSEEN KEYWORD $Work"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("FROM alice"), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("SUBJECT REPORT"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("BODY pineapple"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("TEXT \"first body\""), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("BCC hidden"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("HEADER Message-ID one@"), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("OR FROM bob NOT SEEN"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("SENTBEFORE 1-Dec-2026"), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("SENTON 1-Dec-2026"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("SINCE 15-Jan-2027 BEFORE 16-Jan-2027"), "* SEARCH 1 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search(fmt::format("LARGER {}", std::strlen(kFirst))), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("UID 2:*"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("2"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("RECENT"), "* SEARCH 1 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("CHARSET KOI8-R ALL"), "q NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n");
+    EXPECT_EQ(send(*session, "r SEARCH RETURN (MIN MAX COUNT) ALL\r\n"),
+              "* ESEARCH (TAG \"r\") MIN 1 MAX 2 COUNT 2\r\nr OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "v SEARCH RETURN (SAVE) FROM bob\r\n"), "v OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "w FETCH $ UID\r\n"), "* 2 FETCH (UID 2)\r\nw OK FETCH completed\r\n");
+    EXPECT_EQ(send(*session, "x UID SEARCH RETURN () $\r\n"),
+              "* ESEARCH (TAG \"x\") UID ALL 2\r\nx OK UID SEARCH completed\r\n");
+}
+
+TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
+    auto session = logged_in();
+    EXPECT_EQ(send(*session, "a CREATE Work/Projects/Magpie\r\n"), "a OK CREATE completed\r\n");
+    EXPECT_EQ(send(*session, "b CREATE Work\r\n"), "b NO [ALREADYEXISTS] Mailbox already exists\r\n");
+    EXPECT_EQ(send(*session, "c LIST \"\" %\r\n"),
+              "* LIST (\\HasNoChildren \\Archive) \"/\" Archive\r\n"
+              "* LIST (\\HasNoChildren \\Drafts) \"/\" Drafts\r\n"
+              "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+              "* LIST (\\HasNoChildren \\Junk) \"/\" Junk\r\n"
+              "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"
+              "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n"
+              "* LIST (\\HasChildren) \"/\" Work\r\n"
+              "c OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "d LIST Work/ *\r\n"),
+              "* LIST (\\HasChildren) \"/\" Work/Projects\r\n"
+              "* LIST (\\HasNoChildren) \"/\" Work/Projects/Magpie\r\n"
+              "d OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "e LIST \"\" \"\"\r\n"), "* LIST (\\Noselect) \"/\" \"\"\r\ne OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "f RENAME Work Play\r\n"), "f OK RENAME completed\r\n");
+    EXPECT_EQ(send(*session, "g LIST \"\" Play/%/%\r\n"),
+              "* LIST (\\HasNoChildren) \"/\" Play/Projects/Magpie\r\ng OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "h SUBSCRIBE Play/Projects\r\n"), "h OK SUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "h2 UNSUBSCRIBE Play\r\n"), "h2 OK UNSUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "i LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Play\r\n"),
+              "* LIST (\\HasChildren) \"/\" Play (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\ni OK LIST completed\r\n");
+    EXPECT_THAT(send(*session, "k LIST (SPECIAL-USE) \"\" * RETURN (STATUS (MESSAGES))\r\n"),
+                HasSubstr("* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n* STATUS Sent (MESSAGES 0)\r\n"));
+    EXPECT_EQ(send(*session, "l DELETE INBOX\r\n"), "l NO [CANNOT] INBOX cannot be deleted\r\n");
+    EXPECT_EQ(send(*session, "m DELETE Play/Projects/Magpie\r\n"), "m OK DELETE completed\r\n");
+    EXPECT_EQ(send(*session, "n DELETE Nowhere\r\n"), "n NO [NONEXISTENT] No such mailbox\r\n");
+    EXPECT_EQ(send(*session, "o STATUS INBOX (MESSAGES UIDNEXT UNSEEN SIZE)\r\n"),
+              "* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UNSEEN 0 SIZE 0)\r\no OK STATUS completed\r\n");
+    EXPECT_EQ(send(*session, "p NAMESPACE\r\n"), "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\np OK NAMESPACE completed\r\n");
+    EXPECT_EQ(send(*session, "q GETQUOTAROOT INBOX\r\n"),
+              "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 0 1024)\r\nq OK GETQUOTA completed\r\n");
+}
+
+TEST_F(ImapSessionTest, AUserCannotReachAnotherUsersMail) {
+    deliver(other_, "INBOX", kSecond);
+    auto session = logged_in();
+    for (std::string name : {"other@example.test/INBOX", "../other@example.test/INBOX", "#users/other/INBOX"}) {
+        EXPECT_THAT(send(*session, fmt::format("s SELECT \"{}\"\r\n", name)), HasSubstr("s NO [NONEXISTENT]"));
+        EXPECT_THAT(send(*session, fmt::format("t STATUS \"{}\" (MESSAGES)\r\n", name)), HasSubstr("t NO"));
+    }
+    EXPECT_THAT(send(*session, "l LIST \"\" *\r\n"), Not(HasSubstr("other")));
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "f UID FETCH 1:* UID\r\n"), "f OK UID FETCH completed\r\n");
+    EXPECT_EQ(send(*session, "q SEARCH ALL\r\n"), "* SEARCH\r\nq OK SEARCH completed\r\n");
+}
+
+}  // namespace
+}  // namespace magpie::imap
