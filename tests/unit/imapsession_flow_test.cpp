@@ -439,5 +439,86 @@ TEST_F(ImapSessionTest, AUserCannotReachAnotherUsersMail) {
     EXPECT_EQ(send(*session, "q SEARCH ALL\r\n"), "* SEARCH\r\nq OK SEARCH completed\r\n");
 }
 
+TEST_F(ImapSessionTest, CapabilityIdAndUnknownCommands) {
+    auto session = logged_in();
+    auto caps = send(*session, "c CAPABILITY\r\n");
+    EXPECT_THAT(caps, HasSubstr("* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL- ENABLE ID IDLE"));
+    EXPECT_THAT(caps, HasSubstr("APPENDLIMIT=67108864\r\nc OK CAPABILITY completed\r\n"));
+    EXPECT_THAT(caps, Not(HasSubstr("AUTH=")));
+    EXPECT_EQ(send(*session, "i ID (\"name\" \"mutt\")\r\n"),
+              "* ID (\"name\" \"Magpie\" \"version\" \"0.1.0\")\r\ni OK ID completed\r\n");
+    EXPECT_THAT(send(*session, "x FROBNICATE\r\n"), ::testing::StartsWith("x BAD"));
+    EXPECT_EQ(send(*session, "n NOOP\r\n"), "n OK Done\r\n");
+}
+
+TEST_F(ImapSessionTest, SynchronizingLiteralIsAskedForThenStored) {
+    auto session = logged_in();
+    EXPECT_EQ(send(*session, "a APPEND Drafts (\\Draft) \"15-Jan-2027 09:30:00 +0100\" {7}\r\n"),
+              "+ Ready for literal data\r\n");
+    EXPECT_EQ(send(*session, "Draft!\n\r\n"),
+              fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "Drafts").uidvalidity));
+    auto stored = store_->find_message(mailbox(demo_, "Drafts").id, 1);
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(stored->internal_date, kNow + 30 * 60);  // 09:30 +0100 is 08:30 UTC
+    EXPECT_TRUE(std::ranges::find(stored->flags, "\\Draft") != stored->flags.end());
+}
+
+TEST_F(ImapSessionTest, UidExpungeRemovesOnlyTheNamedMessages) {
+    deliver(demo_, "INBOX", kFirst, {"\\Deleted"});
+    deliver(demo_, "INBOX", kSecond, {"\\Deleted"});
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "x UID EXPUNGE 2\r\n"), "* 2 EXPUNGE\r\nx OK EXPUNGE completed\r\n");
+    EXPECT_EQ(send(*session, "y UNSELECT\r\n"), "y OK UNSELECT completed\r\n");
+    EXPECT_EQ(mailbox(demo_, "INBOX").message_count, 1u);
+}
+
+TEST_F(ImapSessionTest, Rev2SelectListsTheMailboxAndHidesRecent) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    EXPECT_EQ(send(*session, "e ENABLE IMAP4rev2 CONDSTORE\r\n"),
+              "* ENABLED IMAP4rev2 CONDSTORE\r\ne OK ENABLE completed\r\n");
+    auto selected = send(*session, "s SELECT Sent\r\n");
+    EXPECT_THAT(selected, HasSubstr("* 0 EXISTS\r\n* LIST (\\Sent) \"/\" Sent\r\n"));
+    EXPECT_THAT(selected, Not(HasSubstr("RECENT")));
+    EXPECT_THAT(send(*session, "t SELECT INBOX\r\n"), HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
+    EXPECT_EQ(send(*session, "f FETCH 1 FLAGS\r\n"),
+              fmt::format("* 1 FETCH (FLAGS ())\r\nf OK FETCH completed\r\n"));
+    EXPECT_EQ(send(*session, "q SEARCH UNSEEN\r\n"), "* ESEARCH (TAG \"q\") ALL 1\r\nq OK SEARCH completed\r\n");
+}
+
+TEST_F(ImapSessionTest, MailboxNamesAreModifiedUtf7UnlessUtf8IsEnabled) {
+    auto rev1 = logged_in();
+    EXPECT_EQ(send(*rev1, "a CREATE &AMQ-rger\r\n"), "a OK CREATE completed\r\n");
+    EXPECT_EQ(send(*rev1, "b LIST \"\" &AMQ-*\r\n"), "* LIST (\\HasNoChildren) \"/\" &AMQ-rger\r\nb OK LIST completed\r\n");
+    auto rev2 = logged_in();
+    send(*rev2, "e ENABLE IMAP4rev2\r\n");
+    EXPECT_EQ(send(*rev2, "b LIST \"\" \"\xC3\x84*\"\r\n"),
+              "* LIST (\\HasNoChildren) \"/\" \"\xC3\x84rger\"\r\nb OK LIST completed\r\n");
+    EXPECT_TRUE(store_->find_mailbox(demo_, "\xC3\x84rger").ok());
+}
+
+TEST_F(ImapSessionTest, ShutdownSaysByeAndCloses) {
+    auto session = logged_in();
+    session->shutting_down();
+    EXPECT_EQ(session->take_output(), "* BYE Server shutting down\r\n");
+    EXPECT_EQ(session->take_action(), Session::Action::close);
+    EXPECT_FALSE(session->wants_input());
+}
+
+TEST_F(ImapSessionTest, LsubAndStatusCounters) {
+    deliver(demo_, "INBOX", kFirst, {"\\Deleted", "\\Seen"});
+    deliver(demo_, "INBOX", kSecond);
+    auto session = logged_in();
+    ASSERT_TRUE(store_->set_subscribed(demo_, "Sent", true).ok());
+    EXPECT_THAT(send(*session, "l LSUB \"\" S*\r\n"), HasSubstr("* LSUB () \"/\" Sent\r\n"));
+    const auto inbox = mailbox(demo_, "INBOX");
+    EXPECT_EQ(send(*session, "s STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED HIGHESTMODSEQ)\r\n"),
+              fmt::format("* STATUS INBOX (MESSAGES 2 RECENT 2 UIDNEXT 3 UIDVALIDITY {} UNSEEN 1 DELETED 1 "
+                          "HIGHESTMODSEQ {})\r\ns OK STATUS completed\r\n",
+                          inbox.uidvalidity, inbox.highest_modseq));
+    EXPECT_EQ(send(*session, "t STATUS Nowhere (MESSAGES)\r\n"), "t NO [NONEXISTENT] No such mailbox\r\n");
+}
+
 }  // namespace
 }  // namespace magpie::imap

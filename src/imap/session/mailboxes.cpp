@@ -23,18 +23,6 @@ using namespace session_support;
 // The store's own bound on names (SqliteOptions::max_mailbox_name_bytes) is the same.
 constexpr std::size_t kMaxMailboxNameOctets = 1024;
 
-std::string_view special_use_attribute(store::SpecialUse use) {
-    switch (use) {
-        case store::SpecialUse::sent: return "\\Sent";
-        case store::SpecialUse::drafts: return "\\Drafts";
-        case store::SpecialUse::trash: return "\\Trash";
-        case store::SpecialUse::junk: return "\\Junk";
-        case store::SpecialUse::archive: return "\\Archive";
-        case store::SpecialUse::none: return {};
-    }
-    return {};
-}
-
 std::string_view status_item_name(StatusItem item) {
     switch (item) {
         case StatusItem::messages: return "MESSAGES";

@@ -510,6 +510,12 @@ void Session::on_select(const std::string& tag, const Select& command) {
     w.untagged().atom("FLAGS").flags(mailbox_flags()).end();
     w.untagged().number(view_->messages.size()).atom("EXISTS").end();
     if (!rev2_) w.untagged().number(recent_count).atom("RECENT").end();
+    if (rev2_) {
+        // RFC 9051 6.3.2: a LIST response naming the mailbox as the server spells it.
+        w.untagged().atom("LIST").open_list();
+        if (auto use = special_use_attribute(view_->mailbox.special_use); !use.empty()) w.atom(use);
+        w.close_list().string("/").mailbox(view_->mailbox.name).end();
+    }
     emit(w);
     if (!rev2_ && first_unseen)
         output_ += status_response("*", StatusKind::ok, fmt::format("UNSEEN {}", *first_unseen), "First unseen");

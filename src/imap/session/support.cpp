@@ -55,6 +55,18 @@ std::string canonical_mailbox(std::string_view name) {
     return out;
 }
 
+std::string_view special_use_attribute(store::SpecialUse use) {
+    switch (use) {
+        case store::SpecialUse::sent: return "\\Sent";
+        case store::SpecialUse::drafts: return "\\Drafts";
+        case store::SpecialUse::trash: return "\\Trash";
+        case store::SpecialUse::junk: return "\\Junk";
+        case store::SpecialUse::archive: return "\\Archive";
+        case store::SpecialUse::none: return {};
+    }
+    return {};
+}
+
 bool list_match(std::string_view pattern, std::string_view name) {
     // INBOX is case-insensitive (RFC 9051 5.1), also as the first level of a hierarchy.
     const std::string p = canonical_mailbox(pattern);

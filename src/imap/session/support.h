@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "store/store.h"
+
 namespace magpie::imap::session_support {
 
 // RFC 9051 9 date-time for INTERNALDATE: "17-Jul-1996 09:44:25 +0000" (without quotes), in UTC.
@@ -24,6 +26,9 @@ bool valid_mailbox_name(std::string_view name, std::size_t max_octets);
 
 // INBOX's children spelled with INBOX in upper case ("inbox/x" is "INBOX/x"), as the store names them.
 std::string canonical_mailbox(std::string_view name);
+
+// The RFC 6154 attribute of a special-use role ("\\Sent"), empty for none.
+std::string_view special_use_attribute(store::SpecialUse use);
 
 // LIST pattern matching (RFC 9051 6.3.9): "*" matches anything, "%" anything but the delimiter "/".
 // INBOX in any case matches INBOX.
