@@ -111,6 +111,7 @@ protected:
         config.tls_active = tls;
         config.starttls_available = true;
         config.quota_storage_kib = 1024;
+        config.max_output_octets_per_run = max_output_per_run_;
         auto session = std::make_unique<Session>(config, *services_, std::move(ip));
         greeting_ = session->take_output();
         return session;
@@ -138,6 +139,7 @@ protected:
     std::unique_ptr<SessionServices> services_;
     std::int64_t demo_ = 0, other_ = 0;
     std::string greeting_;
+    std::size_t max_output_per_run_ = 1024 * 1024;
 };
 
 TEST_F(ImapSessionTest, GreetingAdvertisesLoginDisabledWithoutTls) {
@@ -518,6 +520,26 @@ TEST_F(ImapSessionTest, LsubAndStatusCounters) {
                           "HIGHESTMODSEQ {})\r\ns OK STATUS completed\r\n",
                           inbox.uidvalidity, inbox.highest_modseq));
     EXPECT_EQ(send(*session, "t STATUS Nowhere (MESSAGES)\r\n"), "t NO [NONEXISTENT] No such mailbox\r\n");
+}
+
+TEST_F(ImapSessionTest, LargeFetchIsWrittenOneSliceAtATime) {
+    deliver(demo_, "INBOX", kFirst);
+    deliver(demo_, "INBOX", kSecond);
+    deliver(demo_, "INBOX", kFirst);
+    max_output_per_run_ = 1;
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    session->feed("f FETCH 1:3 (UID)\r\nn NOOP\r\n");
+    ASSERT_TRUE(session->has_work());
+    session->run(kNow);
+    EXPECT_EQ(session->take_output(), "* 1 FETCH (UID 1)\r\n");
+    EXPECT_TRUE(session->has_work());
+    session->run(kNow);
+    EXPECT_EQ(session->take_output(), "* 2 FETCH (UID 2)\r\n");
+    session->run(kNow);
+    // The last slice ends the FETCH, and the pipelined NOOP runs after it.
+    EXPECT_EQ(session->take_output(), "* 3 FETCH (UID 3)\r\nf OK FETCH completed\r\nn OK Done\r\n");
+    EXPECT_FALSE(session->has_work());
 }
 
 }  // namespace

@@ -175,20 +175,38 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
             rows = std::move(*all);
         }
     }
+    std::ranges::sort(rows, {}, &store::Message::uid);
+    fetch_.emplace();
+    fetch_->tag = tag;
+    fetch_->uid = command.uid;
+    fetch_->items = std::move(items);
+    fetch_->indexes = std::move(*indexes);
+    fetch_->need_rows = need_rows;
+    fetch_->rows = std::move(rows);
+    fetch_->seen_now = std::move(seen_now);
+    continue_fetch();
+}
+
+void Session::continue_fetch() {
+    FetchProgress& p = *fetch_;
+    const auto& rows = p.rows;
+    const auto& items = p.items;
+    auto wants = [&](FetchItem::Kind kind) {
+        return std::ranges::any_of(items, [&](const FetchItem& i) { return i.kind == kind; });
+    };
     auto row_of = [&](std::uint32_t uid) -> const store::Message* {
         auto it = std::lower_bound(rows.begin(), rows.end(), uid,
                                    [](const store::Message& m, std::uint32_t u) { return m.uid < u; });
         return it != rows.end() && it->uid == uid ? &*it : nullptr;
     };
-    std::ranges::sort(rows, {}, &store::Message::uid);
-
-    bool unknown_cte = false;
-    bool missing = false;
-    for (std::size_t index : *indexes) {
+    const std::size_t output_before = output_.size();
+    for (; p.next < p.indexes.size(); ++p.next) {
+        if (output_.size() - output_before >= config_.max_output_octets_per_run) return;  // run() resumes it
+        const std::size_t index = p.indexes[p.next];
         const ViewMessage& known = view_->messages[index];
-        const store::Message* row = need_rows ? row_of(known.uid) : nullptr;
-        if (need_rows && row == nullptr) {
-            missing = true;  // expunged by another session; its EXPUNGE comes at the next allowed point
+        const store::Message* row = p.need_rows ? row_of(known.uid) : nullptr;
+        if (p.need_rows && row == nullptr) {
+            p.missing = true;  // expunged by another session; its EXPUNGE comes at the next allowed point
             continue;
         }
         std::optional<MessageData> data;
@@ -253,7 +271,7 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
                     if (item.kind == K::binary_size) {
                         auto size = mail::binary_size(data->parts(), *bytes, part);
                         if (!size) {
-                            unknown_cte = true;
+                            p.unknown_cte = true;
                             failed = true;
                             break;
                         }
@@ -262,7 +280,7 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
                     }
                     auto decoded = mail::fetch_binary(data->parts(), *bytes, part);
                     if (!decoded) {
-                        unknown_cte = true;
+                        p.unknown_cte = true;
                         failed = true;
                         break;
                     }
@@ -279,24 +297,22 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
             if (failed) break;
         }
         if (failed) {
-            missing = true;
+            p.missing = true;
             continue;
         }
-        if (seen_now[index] && !flags_written) w.atom("FLAGS").flags(flags_for_client(known));
-        if (seen_now[index] && condstore_on() && !wants(FetchItem::Kind::mod_seq))
+        if (p.seen_now[index] && !flags_written) w.atom("FLAGS").flags(flags_for_client(known));
+        if (p.seen_now[index] && condstore_on() && !wants(FetchItem::Kind::mod_seq))
             w.atom("MODSEQ").open_list().number(known.modseq).close_list();
         w.close_list().end();
         emit(w);
     }
-    if (unknown_cte) {
-        reply(tag, StatusKind::no, "UNKNOWN-CTE", "Cannot decode a part's transfer encoding");
-        return;
-    }
-    if (missing && !command.uid) {
-        reply(tag, StatusKind::no, "", "Some messages could not be fetched (expunged meanwhile?)");
-        return;
-    }
-    reply(tag, StatusKind::ok, "", command.uid ? "UID FETCH completed" : "FETCH completed");
+    const std::string tag = p.tag;
+    const bool uid = p.uid;
+    const bool unknown_cte = p.unknown_cte, missing = p.missing;
+    fetch_.reset();
+    if (unknown_cte) reply(tag, StatusKind::no, "UNKNOWN-CTE", "Cannot decode a part's transfer encoding");
+    else if (missing && !uid) reply(tag, StatusKind::no, "", "Some messages could not be fetched (expunged meanwhile?)");
+    else reply(tag, StatusKind::ok, "", uid ? "UID FETCH completed" : "FETCH completed");
 }
 
 void Session::on_store(const std::string& tag, const Store& command) {

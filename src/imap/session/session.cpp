@@ -97,12 +97,12 @@ void Session::feed(std::string_view bytes) {
 
 std::string Session::take_output() { return std::exchange(output_, {}); }
 
-bool Session::has_work() const { return !pending_.empty() && action_ == Action::none; }
+bool Session::has_work() const { return (!pending_.empty() || fetch_) && action_ == Action::none; }
 
 bool Session::wants_input() const {
     if (state_ == State::logout || action_ == Action::close) return false;
     // A literal being read must complete, so only stop reading while a command is already waiting.
-    return pending_.empty() || parser_.buffered_octets() < config_.max_pending_input_octets;
+    return (pending_.empty() && !fetch_) || parser_.buffered_octets() < config_.max_pending_input_octets;
 }
 
 Session::Action Session::take_action() { return std::exchange(action_, Action::none); }
@@ -152,11 +152,19 @@ void Session::pump() {
 
 void Session::run(std::int64_t now) {
     now_ = now;
+    if (fetch_) {
+        const bool uid = fetch_->uid;
+        continue_fetch();
+        if (fetch_) return;  // more next time: the IO loop writes this slice first
+        finish_command(uid);
+        pump();
+    }
     while (!pending_.empty() && action_ == Action::none && state_ != State::logout) {
         Event event = std::move(pending_.front());
         pending_.pop_front();
         if (auto* command = std::get_if<Command>(&event)) {
             execute(*command);
+            if (fetch_) return;  // a FETCH slice is written; run() continues it
         } else if (auto* response = std::get_if<SaslResponse>(&event)) {
             on_sasl_response(*response);
             finish_command(false);
@@ -262,6 +270,7 @@ void Session::execute(Command& command) {
             else static_assert(!sizeof(T), "a command without a handler");
         },
         command.body);
+    if (fetch_) return;  // unfinished FETCH: continue_fetch() writes the rest, then the tagged reply
     finish_command(allow_updates);
 }
 

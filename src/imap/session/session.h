@@ -33,6 +33,9 @@ struct SessionConfig {
     std::uint64_t quota_storage_kib = 0;
     // Unprocessed input (parsed commands waiting plus buffered bytes) above which wants_input() is false.
     std::size_t max_pending_input_octets = 256 * 1024;
+    // Output one run() writes before it yields with a FETCH unfinished (FETCH 1:* BODY[] of a big
+    // mailbox is written a slice at a time, never held whole).
+    std::size_t max_output_octets_per_run = 1024 * 1024;
     // Messages one SEARCH may read blobs of (HEADER, BODY, TEXT, BCC keys); past it the SEARCH fails NO [LIMIT].
     std::size_t max_search_blob_reads = 100000;
 };
@@ -109,6 +112,20 @@ private:
         std::uint64_t highest_modseq = 0;   // changes up to here are reflected in messages
     };
 
+    // A FETCH being written a slice at a time (see max_output_octets_per_run).
+    struct FetchProgress {
+        std::string tag;
+        bool uid = false;
+        std::vector<FetchItem> items;
+        std::vector<std::size_t> indexes;  // into view_->messages, which no other command changes meanwhile
+        std::size_t next = 0;
+        bool need_rows = false;
+        std::vector<store::Message> rows;  // ascending UID
+        std::vector<bool> seen_now;        // per view index: \Seen set by this FETCH
+        bool unknown_cte = false;
+        bool missing = false;
+    };
+
     // Parser events and the command dispatch (session.cpp).
     void pump();
     void execute(Command& command);
@@ -148,6 +165,7 @@ private:
 
     // Messages of the selected mailbox (messages.cpp).
     void on_fetch(const std::string& tag, const Fetch& command);
+    void continue_fetch();  // writes the next slice of fetch_; the tagged reply when done
     void on_store(const std::string& tag, const Store& command);
     void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox, bool move);
     void on_expunge(const std::string& tag, const Expunge& command);
@@ -197,6 +215,7 @@ private:
     std::optional<View> view_;
     std::vector<std::uint32_t> saved_uids_;  // RFC 5182 SEARCHRES "$"
 
+    std::optional<FetchProgress> fetch_;
     std::optional<std::string> idle_tag_;
     std::optional<auth::SaslServer> sasl_;
     std::string sasl_tag_;
