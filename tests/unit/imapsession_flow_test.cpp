@@ -542,5 +542,17 @@ TEST_F(ImapSessionTest, LargeFetchIsWrittenOneSliceAtATime) {
     EXPECT_FALSE(session->has_work());
 }
 
+TEST_F(ImapSessionTest, AppendAndCopyOverQuotaAreRefused) {
+    auto session = logged_in();  // the fixture's quota is 1024 KiB
+    const std::string big(700 * 1024, 'x');
+    EXPECT_EQ(send(*session, fmt::format("a APPEND INBOX {{{}}}\r\n{}\r\n", big.size(), big)),
+              fmt::format("+ Ready for literal data\r\na OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "INBOX").uidvalidity));
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "c COPY 1 Archive\r\n"), "c NO [OVERQUOTA] The quota would be exceeded\r\n");
+    EXPECT_EQ(send(*session, fmt::format("b APPEND INBOX {{{}}}\r\n{}\r\n", big.size(), big)),
+              "+ Ready for literal data\r\nb NO [OVERQUOTA] The mailbox quota would be exceeded\r\n");
+    EXPECT_EQ(send(*session, "q GETQUOTA \"\"\r\n"), "* QUOTA \"\" (STORAGE 700 1024)\r\nq OK GETQUOTA completed\r\n");
+}
+
 }  // namespace
 }  // namespace magpie::imap

@@ -319,6 +319,10 @@ void Session::on_append(const std::string& tag, const Append& command) {
         reply(tag, StatusKind::bad, "", parsed.error().message);
         return;
     }
+    if (!quota_allows(command.message.size())) {
+        reply(tag, StatusKind::no, "OVERQUOTA", "The mailbox quota would be exceeded");
+        return;
+    }
     store::Delivery delivery;
     delivery.content = command.message;
     delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
@@ -339,6 +343,15 @@ void Session::on_append(const std::string& tag, const Append& command) {
     const auto uid = delivered->placed.empty() ? 0u : delivered->placed.front().uid;
     reply(tag, StatusKind::ok, appenduid_code(mailbox->uidvalidity, SequenceSet::from_numbers({uid})),
           "APPEND completed");
+}
+
+bool Session::quota_allows(std::uint64_t extra_octets) {
+    if (config_.quota_storage_kib == 0) return true;
+    auto mailboxes = services_.store.list_mailboxes(account_->id);
+    if (!mailboxes) return true;  // the store's own error will surface on the write
+    std::uint64_t octets = extra_octets;
+    for (const auto& m : *mailboxes) octets += m.total_size;
+    return (octets + 1023) / 1024 <= config_.quota_storage_kib;
 }
 
 void Session::on_get_quota_root(const std::string& tag, const GetQuotaRoot& command) {

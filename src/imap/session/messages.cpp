@@ -399,6 +399,26 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
         reply(tag, StatusKind::ok, "", fmt::format("{} completed: no messages", name));
         return;
     }
+    if (!move) {
+        // RFC 9208 5.1: a COPY adds the messages' sizes to the account's usage (the blobs are shared, the
+        // quota counts what the user sees).
+        std::uint64_t octets = 0;
+        if (config_.quota_storage_kib > 0) {
+            if (uids.size() <= kFindOneByOne) {
+                for (std::uint32_t u : uids)
+                    if (auto row = services_.store.find_message(view_->mailbox.id, u)) octets += row->size;
+            } else if (auto all = services_.store.list_messages(view_->mailbox.id)) {
+                std::vector<std::uint32_t> sorted = uids;
+                std::ranges::sort(sorted);
+                for (const auto& m : *all)
+                    if (std::ranges::binary_search(sorted, m.uid)) octets += m.size;
+            }
+        }
+        if (!quota_allows(octets)) {
+            reply(tag, StatusKind::no, "OVERQUOTA", "The quota would be exceeded");
+            return;
+        }
+    }
     auto result = move ? services_.store.move_messages(view_->mailbox.id, uids, target->id)
                        : services_.store.copy_messages(view_->mailbox.id, uids, target->id);
     if (!result) {

@@ -161,6 +161,8 @@ private:
     void on_append(const std::string& tag, const Append& command);
     void on_get_quota(const std::string& tag, const GetQuota& command);
     void on_get_quota_root(const std::string& tag, const GetQuotaRoot& command);
+    // RFC 9208 5.1: false when `extra_octets` more would exceed the account's STORAGE limit.
+    bool quota_allows(std::uint64_t extra_octets);
     bool write_status(const store::Mailbox& mailbox, const std::vector<StatusItem>& items);
 
     // Messages of the selected mailbox (messages.cpp).
