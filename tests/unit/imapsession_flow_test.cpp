@@ -554,5 +554,46 @@ TEST_F(ImapSessionTest, AppendAndCopyOverQuotaAreRefused) {
     EXPECT_EQ(send(*session, "q GETQUOTA \"\"\r\n"), "* QUOTA \"\" (STORAGE 700 1024)\r\nq OK GETQUOTA completed\r\n");
 }
 
+const char* kMultipart =
+    "From: Carol <carol@example.test>\r\n"
+    "Subject: Parts\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=XX\r\n"
+    "\r\n"
+    "--XX\r\n"
+    "Content-Type: text/plain\r\n"
+    "\r\n"
+    "Part one\r\n"
+    "--XX\r\n"
+    "Content-Type: application/octet-stream\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "AAEC\r\n"
+    "--XX--\r\n";
+
+TEST_F(ImapSessionTest, SectionsComeFromTheStoredStructureOrAParseWhenMissing) {
+    deliver(demo_, "INBOX", kMultipart);
+    {
+        // The same message stored without its structure (an older or foreign writer).
+        store::Delivery delivery;
+        delivery.content = kMultipart;
+        delivery.internal_date = kNow;
+        delivery.targets.push_back(store::DeliveryTarget{mailbox(demo_, "INBOX").id, {}});
+        std::promise<Result<store::Delivered>> promise;
+        auto future = promise.get_future();
+        store_->deliver(std::move(delivery), [&](Result<store::Delivered> r) { promise.set_value(std::move(r)); });
+        ASSERT_TRUE(future.get().ok());
+    }
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    const std::string items = "(BODY.PEEK[1] BODY.PEEK[1.MIME] BINARY.PEEK[2] BODY.PEEK[2]<1.2> BODYSTRUCTURE)";
+    auto first = send(*session, fmt::format("a FETCH 1 {}\r\n", items));
+    auto second = send(*session, fmt::format("b FETCH 2 {}\r\n", items));
+    EXPECT_THAT(first, HasSubstr("BODY[1] {8}\r\nPart one BODY[1.MIME] {28}\r\nContent-Type: text/plain\r\n\r\n"));
+    EXPECT_THAT(first, HasSubstr(std::string("BINARY[2] ~{3}\r\n\x00\x01\x02", 19) + " BODY[2]<1> {2}\r\nAE"));
+    EXPECT_THAT(first, HasSubstr("BODYSTRUCTURE ((\"text\" \"plain\""));
+    EXPECT_EQ(first.substr(0, first.find("a OK")), second.substr(0, second.find("b OK")).replace(2, 1, "1"));
+}
+
 }  // namespace
 }  // namespace magpie::imap

@@ -654,19 +654,30 @@ void Session::write_flags_update(std::size_t index, bool with_uid) {
 }
 
 void Session::write_expunged(const std::vector<std::uint32_t>& uids) {
-    // RFC 7162 3.2.10: with QRESYNC enabled, VANISHED replaces EXPUNGE.
+    std::vector<std::uint32_t> sorted = uids;
+    std::ranges::sort(sorted);
+    auto& messages = view_->messages;
+    // One pass: in ascending order each EXPUNGE's number is its old position less those already gone
+    // (RFC 9051 7.5.1: every EXPUNGE renumbers the messages after it).
     std::vector<std::uint32_t> gone;
     ResponseWriter w = writer();
-    for (std::uint32_t uid : uids) {
-        auto index = index_of_uid(uid);
-        if (!index) continue;
-        if (!qresync_) w.untagged().number(*index + 1).atom("EXPUNGE").end();
-        view_->messages.erase(view_->messages.begin() + static_cast<std::ptrdiff_t>(*index));
-        gone.push_back(uid);
+    std::size_t kept = 0;
+    auto next = sorted.begin();
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        while (next != sorted.end() && *next < messages[i].uid) ++next;
+        if (next != sorted.end() && *next == messages[i].uid) {
+            // RFC 7162 3.2.10: with QRESYNC enabled, VANISHED replaces EXPUNGE.
+            if (!qresync_) w.untagged().number(kept + 1).atom("EXPUNGE").end();
+            gone.push_back(messages[i].uid);
+            continue;
+        }
+        if (kept != i) messages[kept] = std::move(messages[i]);
+        ++kept;
     }
+    messages.resize(kept);
     if (qresync_ && !gone.empty()) w.untagged().atom("VANISHED").sequence_set(SequenceSet::from_numbers(gone)).end();
     emit(w);
-    std::erase_if(saved_uids_, [&](std::uint32_t u) { return std::ranges::find(gone, u) != gone.end(); });
+    std::erase_if(saved_uids_, [&](std::uint32_t u) { return std::ranges::binary_search(gone, u); });
 }
 
 void Session::refresh_view() {
