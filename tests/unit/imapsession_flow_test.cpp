@@ -595,5 +595,27 @@ TEST_F(ImapSessionTest, SectionsComeFromTheStoredStructureOrAParseWhenMissing) {
     EXPECT_EQ(first.substr(0, first.find("a OK")), second.substr(0, second.find("b OK")).replace(2, 1, "1"));
 }
 
+TEST_F(ImapSessionTest, SaslCancelAndWrongPassword) {
+    auto session = open();
+    EXPECT_EQ(send(*session, "a AUTHENTICATE PLAIN\r\n"), "+ \r\n");
+    EXPECT_EQ(send(*session, "*\r\n"), "a BAD Authentication exchange cancelled or malformed\r\n");
+    // "\0demo@example.test\0wrong"
+    EXPECT_EQ(send(*session, "b AUTHENTICATE PLAIN AGRlbW9AZXhhbXBsZS50ZXN0AHdyb25n\r\n"),
+              "b NO [AUTHENTICATIONFAILED] Invalid credentials\r\n");
+    EXPECT_EQ(send(*session, "c AUTHENTICATE X-UNKNOWN\r\n"), "c NO Unsupported authentication mechanism\r\n");
+    EXPECT_EQ(session->state(), Session::State::not_authenticated);
+    EXPECT_FALSE(session->account_id().has_value());
+}
+
+TEST_F(ImapSessionTest, SilentConditionalStoreStillReportsModseq) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX (CONDSTORE)\r\n");
+    const auto base = mailbox(demo_, "INBOX").highest_modseq;
+    EXPECT_EQ(send(*session, fmt::format("a STORE 1 (UNCHANGEDSINCE {}) +FLAGS.SILENT (\\Answered)\r\n", base)),
+              fmt::format("* 1 FETCH (MODSEQ ({}))\r\na OK STORE completed\r\n", base + 1));
+    EXPECT_EQ(send(*session, "b SEARCH MODSEQ 1\r\n"), fmt::format("* SEARCH 1 (MODSEQ {})\r\nb OK SEARCH completed\r\n", base + 1));
+}
+
 }  // namespace
 }  // namespace magpie::imap
