@@ -1,12 +1,11 @@
 // imap::Session over a real SQLite store in a temporary directory: bytes in, bytes out.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <future>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "auth/password.h"
 #include "imap/session/session.h"
@@ -68,7 +67,8 @@ protected:
         ASSERT_TRUE(store_->add_domain("example.test").ok());
         demo_ = add_account("demo@example.test", "correct horse");
         other_ = add_account("other@example.test", "other secret");
-        services_ = std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_, &recent_});
+        services_ =
+            std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_, &recent_});
     }
 
     void TearDown() override {
@@ -99,7 +99,8 @@ protected:
         delivery.summary = summary_of(content);
         std::promise<Result<store::Delivered>> promise;
         auto future = promise.get_future();
-        store_->deliver(std::move(delivery), [&](Result<store::Delivered> r) { promise.set_value(std::move(r)); });
+        store_->deliver(std::move(delivery),
+                        [&](Result<store::Delivered> r) { promise.set_value(std::move(r)); });
         auto delivered = future.get();
         EXPECT_TRUE(delivered.ok());
         return delivered->placed.at(0).uid;
@@ -161,16 +162,19 @@ TEST_F(ImapSessionTest, StartTlsDropsPipelinedBytesAndEnablesLogin) {
     session->tls_started();
     EXPECT_FALSE(session->has_work());
     EXPECT_THAT(send(*session, "c CAPABILITY\r\n"), HasSubstr("AUTH=PLAIN"));
-    EXPECT_THAT(send(*session, "d LOGIN demo@example.test \"correct horse\"\r\n"), HasSubstr("d OK [CAPABILITY"));
+    EXPECT_THAT(send(*session, "d LOGIN demo@example.test \"correct horse\"\r\n"),
+                HasSubstr("d OK [CAPABILITY"));
 }
 
 TEST_F(ImapSessionTest, CommandsInTheWrongStateAreBad) {
     auto session = open();
-    EXPECT_THAT(send(*session, "a SELECT INBOX\r\n"), HasSubstr("a BAD SELECT not allowed now: Log in first"));
+    EXPECT_THAT(send(*session, "a SELECT INBOX\r\n"),
+                HasSubstr("a BAD SELECT not allowed now: Log in first"));
     EXPECT_THAT(send(*session, "b FETCH 1 FLAGS\r\n"), HasSubstr("b BAD"));
     send(*session, "c LOGIN demo@example.test \"correct horse\"\r\n");
     EXPECT_THAT(send(*session, "d LOGIN demo@example.test x\r\n"), HasSubstr("d BAD LOGIN not allowed now"));
-    EXPECT_THAT(send(*session, "e FETCH 1 FLAGS\r\n"), HasSubstr("e BAD FETCH not allowed now: No mailbox selected"));
+    EXPECT_THAT(send(*session, "e FETCH 1 FLAGS\r\n"),
+                HasSubstr("e BAD FETCH not allowed now: No mailbox selected"));
     EXPECT_THAT(send(*session, "f CLOSE\r\n"), HasSubstr("f BAD"));
     EXPECT_THAT(send(*session, "g STARTTLS\r\n"), HasSubstr("g BAD"));
 }
@@ -181,7 +185,8 @@ TEST_F(ImapSessionTest, ThrottlesAfterRepeatedFailures) {
         EXPECT_EQ(send(*session, "a LOGIN demo@example.test wrong\r\n"),
                   "a NO [AUTHENTICATIONFAILED] Invalid credentials\r\n");
     // Even the right password is refused while the account is locked out.
-    EXPECT_THAT(send(*session, "b LOGIN demo@example.test \"correct horse\"\r\n"), HasSubstr("b NO [UNAVAILABLE]"));
+    EXPECT_THAT(send(*session, "b LOGIN demo@example.test \"correct horse\"\r\n"),
+                HasSubstr("b NO [UNAVAILABLE]"));
     EXPECT_EQ(session->state(), Session::State::not_authenticated);
 }
 
@@ -196,7 +201,8 @@ TEST_F(ImapSessionTest, AuthenticatePlainWithInitialResponse) {
 TEST_F(ImapSessionTest, AuthenticatePlainWithContinuation) {
     auto session = open();
     EXPECT_EQ(send(*session, "a AUTHENTICATE PLAIN\r\n"), "+ \r\n");
-    EXPECT_THAT(send(*session, "AGRlbW9AZXhhbXBsZS50ZXN0AGNvcnJlY3QgaG9yc2U=\r\n"), HasSubstr("a OK [CAPABILITY"));
+    EXPECT_THAT(send(*session, "AGRlbW9AZXhhbXBsZS50ZXN0AGNvcnJlY3QgaG9yc2U=\r\n"),
+                HasSubstr("a OK [CAPABILITY"));
     EXPECT_EQ(session->state(), Session::State::authenticated);
 }
 
@@ -205,17 +211,19 @@ TEST_F(ImapSessionTest, LoginSelectFetchLogout) {
     deliver(demo_, "INBOX", kSecond, {"\\Flagged"});
     auto session = logged_in();
     const auto inbox = mailbox(demo_, "INBOX");
-    EXPECT_EQ(send(*session, "s SELECT INBOX\r\n"),
-              fmt::format("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-                          "* 2 EXISTS\r\n"
-                          "* 2 RECENT\r\n"
-                          "* OK [UNSEEN 1] First unseen\r\n"
-                          "* OK [UIDVALIDITY {}] UIDs valid\r\n"
-                          "* OK [UIDNEXT 3] Predicted next UID\r\n"
-                          "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n"
-                          "* OK [HIGHESTMODSEQ {}] Highest\r\n"
-                          "s OK [READ-WRITE] SELECT completed\r\n",
-                          inbox.uidvalidity, inbox.highest_modseq));
+    EXPECT_EQ(
+        send(*session, "s SELECT INBOX\r\n"),
+        fmt::format(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+            "* 2 EXISTS\r\n"
+            "* 2 RECENT\r\n"
+            "* OK [UNSEEN 1] First unseen\r\n"
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n"
+            "* OK [UIDNEXT 3] Predicted next UID\r\n"
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n"
+            "* OK [HIGHESTMODSEQ {}] Highest\r\n"
+            "s OK [READ-WRITE] SELECT completed\r\n",
+            inbox.uidvalidity, inbox.highest_modseq));
     EXPECT_EQ(send(*session, "f FETCH 1:2 (UID FLAGS RFC822.SIZE)\r\n"),
               fmt::format("* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE {})\r\n"
                           "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) RFC822.SIZE {})\r\n"
@@ -227,10 +235,12 @@ TEST_F(ImapSessionTest, LoginSelectFetchLogout) {
     EXPECT_EQ(send(*session, "h FETCH 1 BODY[TEXT]<0.5>\r\n"),
               "* 1 FETCH (BODY[TEXT]<0> {5}\r\nFirst FLAGS (\\Seen \\Recent))\r\nh OK FETCH completed\r\n");
     EXPECT_EQ(send(*session, "i UID FETCH 2 (BINARY.PEEK[1] BINARY.SIZE[1])\r\n"),
-              "* 2 FETCH (UID 2 BINARY[1] {16}\r\nSecret pineapple BINARY.SIZE[1] 16)\r\ni OK UID FETCH completed\r\n");
+              "* 2 FETCH (UID 2 BINARY[1] {16}\r\nSecret pineapple BINARY.SIZE[1] 16)\r\ni OK UID FETCH "
+              "completed\r\n");
     auto envelope = send(*session, "j FETCH 2 (ENVELOPE BODYSTRUCTURE)\r\n");
     EXPECT_THAT(envelope, HasSubstr("ENVELOPE (\"Tue, 01 Dec 2026 09:00:00 +0100\" \"Quarterly report\""));
-    EXPECT_THAT(envelope, HasSubstr("BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"base64\""));
+    EXPECT_THAT(envelope,
+                HasSubstr("BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"base64\""));
     EXPECT_THAT(send(*session, "k FETCH 2 INTERNALDATE\r\n"),
                 HasSubstr("* 2 FETCH (INTERNALDATE \"15-Jan-2027 08:00:00 +0000\")"));
     EXPECT_EQ(send(*session, "l FETCH 3 FLAGS\r\n"), "l BAD Invalid message sequence number\r\n");
@@ -277,7 +287,8 @@ TEST_F(ImapSessionTest, ReadOnlyExamineRefusesChanges) {
     auto out = send(*session, "x EXAMINE INBOX\r\n");
     EXPECT_THAT(out, HasSubstr("* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n"));
     EXPECT_THAT(out, HasSubstr("x OK [READ-ONLY] EXAMINE completed\r\n"));
-    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS (\\Seen)\r\n"), "a NO [READ-ONLY] The mailbox is read-only\r\n");
+    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS (\\Seen)\r\n"),
+              "a NO [READ-ONLY] The mailbox is read-only\r\n");
     // BODY[] does not set \Seen in a read-only mailbox.
     EXPECT_THAT(send(*session, "b FETCH 1 BODY[]\r\n"), Not(HasSubstr("\\Seen")));
     EXPECT_EQ(send(*session, "c EXPUNGE\r\n"), "c NO [READ-ONLY] The mailbox is read-only\r\n");
@@ -303,8 +314,10 @@ TEST_F(ImapSessionTest, TwoSessionsSeeEachOthersChangesAtAllowedPoints) {
     EXPECT_EQ(send(*b, "n NOOP\r\n"), "* 1 EXPUNGE\r\nn OK Done\r\n");
     deliver(demo_, "INBOX", kFirst);
     // Updates follow the command's own data: the search ran over the view before the new message.
-    EXPECT_EQ(send(*b, "u UID SEARCH ALL\r\n"), "* ESEARCH (TAG \"u\") UID ALL 2\r\n* 2 EXISTS\r\nu OK UID SEARCH completed\r\n");
-    EXPECT_EQ(send(*b, "v UID SEARCH ALL\r\n"), "* ESEARCH (TAG \"v\") UID ALL 2:3\r\nv OK UID SEARCH completed\r\n");
+    EXPECT_EQ(send(*b, "u UID SEARCH ALL\r\n"),
+              "* ESEARCH (TAG \"u\") UID ALL 2\r\n* 2 EXISTS\r\nu OK UID SEARCH completed\r\n");
+    EXPECT_EQ(send(*b, "v UID SEARCH ALL\r\n"),
+              "* ESEARCH (TAG \"v\") UID ALL 2:3\r\nv OK UID SEARCH completed\r\n");
     EXPECT_EQ(send(*a, "n NOOP\r\n"), "* 2 EXISTS\r\nn OK Done\r\n");
 }
 
@@ -318,7 +331,10 @@ TEST_F(ImapSessionTest, IdleReportsNewMailWhenTheMailboxChanges) {
     session->mailbox_changed(kNow);
     // This session selected first, so both messages are recent to it (rev1).
     EXPECT_EQ(session->take_output(), "* 2 EXISTS\r\n* 2 RECENT\r\n");
-    ASSERT_TRUE(store_->store_flags(mailbox(demo_, "INBOX").id, {1}, store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}}).ok());
+    ASSERT_TRUE(store_
+                    ->store_flags(mailbox(demo_, "INBOX").id, {1},
+                                  store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}})
+                    .ok());
     session->mailbox_changed(kNow);
     EXPECT_EQ(session->take_output(), "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n");
     EXPECT_EQ(send(*session, "DONE\r\n"), "i OK IDLE terminated\r\n");
@@ -338,23 +354,30 @@ TEST_F(ImapSessionTest, CondstoreAndQresync) {
     const auto inbox = mailbox(demo_, "INBOX");
     const std::uint64_t base = inbox.highest_modseq;
     auto stored = send(*session, "a UID STORE 2 +FLAGS (\\Seen)\r\n");
-    EXPECT_EQ(stored, fmt::format("* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\na OK UID STORE completed\r\n", base + 1));
+    EXPECT_EQ(
+        stored,
+        fmt::format("* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\na OK UID STORE completed\r\n",
+                    base + 1));
     EXPECT_EQ(send(*session, fmt::format("b UID STORE 2 (UNCHANGEDSINCE {}) +FLAGS (\\Flagged)\r\n", base)),
               "b OK [MODIFIED 2] Conditional STORE failed for some messages\r\n");
-    EXPECT_EQ(send(*session, fmt::format("c FETCH 1:* (FLAGS) (CHANGEDSINCE {})\r\n", base)),
-              fmt::format("* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\nc OK FETCH completed\r\n", base + 1));
+    EXPECT_EQ(
+        send(*session, fmt::format("c FETCH 1:* (FLAGS) (CHANGEDSINCE {})\r\n", base)),
+        fmt::format("* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\nc OK FETCH completed\r\n", base + 1));
     send(*session, "d UID STORE 3 +FLAGS.SILENT (\\Deleted)\r\n");
     EXPECT_EQ(send(*session, "x EXPUNGE\r\n"), "* VANISHED 3\r\nx OK EXPUNGE completed\r\n");
-    EXPECT_EQ(send(*session, fmt::format("v UID FETCH 1:* (FLAGS) (CHANGEDSINCE {} VANISHED)\r\n", base)),
-              fmt::format("* VANISHED (EARLIER) 3\r\n* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\n"
-                          "v OK UID FETCH completed\r\n",
-                          base + 1));
+    EXPECT_EQ(
+        send(*session, fmt::format("v UID FETCH 1:* (FLAGS) (CHANGEDSINCE {} VANISHED)\r\n", base)),
+        fmt::format("* VANISHED (EARLIER) 3\r\n* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\n"
+                    "v OK UID FETCH completed\r\n",
+                    base + 1));
     send(*session, "u UNSELECT\r\n");
-    auto resync = send(*session, fmt::format("r SELECT INBOX (QRESYNC ({} {} 1:3))\r\n", inbox.uidvalidity, base));
+    auto resync =
+        send(*session, fmt::format("r SELECT INBOX (QRESYNC ({} {} 1:3))\r\n", inbox.uidvalidity, base));
     EXPECT_THAT(resync, HasSubstr("* VANISHED (EARLIER) 3\r\n"));
     EXPECT_THAT(resync, HasSubstr(fmt::format("* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ ({}))\r\n", base + 1)));
     EXPECT_THAT(resync, HasSubstr("r OK [READ-WRITE]"));
-    EXPECT_THAT(send(*session, "r2 SELECT Archive\r\n"), HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
+    EXPECT_THAT(send(*session, "r2 SELECT Archive\r\n"),
+                HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
 }
 
 TEST_F(ImapSessionTest, SearchKeys) {
@@ -378,7 +401,8 @@ TEST_F(ImapSessionTest, SearchKeys) {
     EXPECT_EQ(search("SENTBEFORE 1-Dec-2026"), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
     EXPECT_EQ(search("SENTON 1-Dec-2026"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
     EXPECT_EQ(search("SINCE 15-Jan-2027 BEFORE 16-Jan-2027"), "* SEARCH 1 2\r\nq OK SEARCH completed\r\n");
-    EXPECT_EQ(search(fmt::format("LARGER {}", std::strlen(kFirst))), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search(fmt::format("LARGER {}", std::strlen(kFirst))),
+              "* SEARCH 2\r\nq OK SEARCH completed\r\n");
     EXPECT_EQ(search("UID 2:*"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
     EXPECT_EQ(search("2"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
     EXPECT_EQ(search("RECENT"), "* SEARCH 1 2\r\nq OK SEARCH completed\r\n");
@@ -408,14 +432,16 @@ TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
               "* LIST (\\HasChildren) \"/\" Work/Projects\r\n"
               "* LIST (\\HasNoChildren) \"/\" Work/Projects/Magpie\r\n"
               "d OK LIST completed\r\n");
-    EXPECT_EQ(send(*session, "e LIST \"\" \"\"\r\n"), "* LIST (\\Noselect) \"/\" \"\"\r\ne OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "e LIST \"\" \"\"\r\n"),
+              "* LIST (\\Noselect) \"/\" \"\"\r\ne OK LIST completed\r\n");
     EXPECT_EQ(send(*session, "f RENAME Work Play\r\n"), "f OK RENAME completed\r\n");
     EXPECT_EQ(send(*session, "g LIST \"\" Play/%/%\r\n"),
               "* LIST (\\HasNoChildren) \"/\" Play/Projects/Magpie\r\ng OK LIST completed\r\n");
     EXPECT_EQ(send(*session, "h SUBSCRIBE Play/Projects\r\n"), "h OK SUBSCRIBE completed\r\n");
     EXPECT_EQ(send(*session, "h2 UNSUBSCRIBE Play\r\n"), "h2 OK UNSUBSCRIBE completed\r\n");
-    EXPECT_EQ(send(*session, "i LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Play\r\n"),
-              "* LIST (\\HasChildren) \"/\" Play (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\ni OK LIST completed\r\n");
+    EXPECT_EQ(
+        send(*session, "i LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Play\r\n"),
+        "* LIST (\\HasChildren) \"/\" Play (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\ni OK LIST completed\r\n");
     EXPECT_THAT(send(*session, "k LIST (SPECIAL-USE) \"\" * RETURN (STATUS (MESSAGES))\r\n"),
                 HasSubstr("* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n* STATUS Sent (MESSAGES 0)\r\n"));
     EXPECT_EQ(send(*session, "l DELETE INBOX\r\n"), "l NO [CANNOT] INBOX cannot be deleted\r\n");
@@ -423,7 +449,8 @@ TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
     EXPECT_EQ(send(*session, "n DELETE Nowhere\r\n"), "n NO [NONEXISTENT] No such mailbox\r\n");
     EXPECT_EQ(send(*session, "o STATUS INBOX (MESSAGES UIDNEXT UNSEEN SIZE)\r\n"),
               "* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UNSEEN 0 SIZE 0)\r\no OK STATUS completed\r\n");
-    EXPECT_EQ(send(*session, "p NAMESPACE\r\n"), "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\np OK NAMESPACE completed\r\n");
+    EXPECT_EQ(send(*session, "p NAMESPACE\r\n"),
+              "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\np OK NAMESPACE completed\r\n");
     EXPECT_EQ(send(*session, "q GETQUOTAROOT INBOX\r\n"),
               "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 0 1024)\r\nq OK GETQUOTA completed\r\n");
 }
@@ -431,8 +458,10 @@ TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
 TEST_F(ImapSessionTest, AUserCannotReachAnotherUsersMail) {
     deliver(other_, "INBOX", kSecond);
     auto session = logged_in();
-    for (std::string name : {"other@example.test/INBOX", "../other@example.test/INBOX", "#users/other/INBOX"}) {
-        EXPECT_THAT(send(*session, fmt::format("s SELECT \"{}\"\r\n", name)), HasSubstr("s NO [NONEXISTENT]"));
+    for (std::string name :
+         {"other@example.test/INBOX", "../other@example.test/INBOX", "#users/other/INBOX"}) {
+        EXPECT_THAT(send(*session, fmt::format("s SELECT \"{}\"\r\n", name)),
+                    HasSubstr("s NO [NONEXISTENT]"));
         EXPECT_THAT(send(*session, fmt::format("t STATUS \"{}\" (MESSAGES)\r\n", name)), HasSubstr("t NO"));
     }
     EXPECT_THAT(send(*session, "l LIST \"\" *\r\n"), Not(HasSubstr("other")));
@@ -457,8 +486,8 @@ TEST_F(ImapSessionTest, SynchronizingLiteralIsAskedForThenStored) {
     auto session = logged_in();
     EXPECT_EQ(send(*session, "a APPEND Drafts (\\Draft) \"15-Jan-2027 09:30:00 +0100\" {7}\r\n"),
               "+ Ready for literal data\r\n");
-    EXPECT_EQ(send(*session, "Draft!\n\r\n"),
-              fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "Drafts").uidvalidity));
+    EXPECT_EQ(send(*session, "Draft!\n\r\n"), fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n",
+                                                          mailbox(demo_, "Drafts").uidvalidity));
     auto stored = store_->find_message(mailbox(demo_, "Drafts").id, 1);
     ASSERT_TRUE(stored.ok());
     EXPECT_EQ(stored->internal_date, kNow + 30 * 60);  // 09:30 +0100 is 08:30 UTC
@@ -486,13 +515,15 @@ TEST_F(ImapSessionTest, Rev2SelectListsTheMailboxAndHidesRecent) {
     EXPECT_THAT(send(*session, "t SELECT INBOX\r\n"), HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
     EXPECT_EQ(send(*session, "f FETCH 1 FLAGS\r\n"),
               fmt::format("* 1 FETCH (FLAGS ())\r\nf OK FETCH completed\r\n"));
-    EXPECT_EQ(send(*session, "q SEARCH UNSEEN\r\n"), "* ESEARCH (TAG \"q\") ALL 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "q SEARCH UNSEEN\r\n"),
+              "* ESEARCH (TAG \"q\") ALL 1\r\nq OK SEARCH completed\r\n");
 }
 
 TEST_F(ImapSessionTest, MailboxNamesAreModifiedUtf7UnlessUtf8IsEnabled) {
     auto rev1 = logged_in();
     EXPECT_EQ(send(*rev1, "a CREATE &AMQ-rger\r\n"), "a OK CREATE completed\r\n");
-    EXPECT_EQ(send(*rev1, "b LIST \"\" &AMQ-*\r\n"), "* LIST (\\HasNoChildren) \"/\" &AMQ-rger\r\nb OK LIST completed\r\n");
+    EXPECT_EQ(send(*rev1, "b LIST \"\" &AMQ-*\r\n"),
+              "* LIST (\\HasNoChildren) \"/\" &AMQ-rger\r\nb OK LIST completed\r\n");
     auto rev2 = logged_in();
     send(*rev2, "e ENABLE IMAP4rev2\r\n");
     EXPECT_EQ(send(*rev2, "b LIST \"\" \"\xC3\x84*\"\r\n"),
@@ -515,7 +546,8 @@ TEST_F(ImapSessionTest, LsubAndStatusCounters) {
     ASSERT_TRUE(store_->set_subscribed(demo_, "Sent", true).ok());
     EXPECT_THAT(send(*session, "l LSUB \"\" S*\r\n"), HasSubstr("* LSUB () \"/\" Sent\r\n"));
     const auto inbox = mailbox(demo_, "INBOX");
-    EXPECT_EQ(send(*session, "s STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED HIGHESTMODSEQ)\r\n"),
+    EXPECT_EQ(send(*session,
+                   "s STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED HIGHESTMODSEQ)\r\n"),
               fmt::format("* STATUS INBOX (MESSAGES 2 RECENT 2 UIDNEXT 3 UIDVALIDITY {} UNSEEN 1 DELETED 1 "
                           "HIGHESTMODSEQ {})\r\ns OK STATUS completed\r\n",
                           inbox.uidvalidity, inbox.highest_modseq));
@@ -546,12 +578,14 @@ TEST_F(ImapSessionTest, AppendAndCopyOverQuotaAreRefused) {
     auto session = logged_in();  // the fixture's quota is 1024 KiB
     const std::string big(700 * 1024, 'x');
     EXPECT_EQ(send(*session, fmt::format("a APPEND INBOX {{{}}}\r\n{}\r\n", big.size(), big)),
-              fmt::format("+ Ready for literal data\r\na OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "INBOX").uidvalidity));
+              fmt::format("+ Ready for literal data\r\na OK [APPENDUID {} 1] APPEND completed\r\n",
+                          mailbox(demo_, "INBOX").uidvalidity));
     send(*session, "s SELECT INBOX\r\n");
     EXPECT_EQ(send(*session, "c COPY 1 Archive\r\n"), "c NO [OVERQUOTA] The quota would be exceeded\r\n");
     EXPECT_EQ(send(*session, fmt::format("b APPEND INBOX {{{}}}\r\n{}\r\n", big.size(), big)),
               "+ Ready for literal data\r\nb NO [OVERQUOTA] The mailbox quota would be exceeded\r\n");
-    EXPECT_EQ(send(*session, "q GETQUOTA \"\"\r\n"), "* QUOTA \"\" (STORAGE 700 1024)\r\nq OK GETQUOTA completed\r\n");
+    EXPECT_EQ(send(*session, "q GETQUOTA \"\"\r\n"),
+              "* QUOTA \"\" (STORAGE 700 1024)\r\nq OK GETQUOTA completed\r\n");
 }
 
 const char* kMultipart =
@@ -581,16 +615,20 @@ TEST_F(ImapSessionTest, SectionsComeFromTheStoredStructureOrAParseWhenMissing) {
         delivery.targets.push_back(store::DeliveryTarget{mailbox(demo_, "INBOX").id, {}});
         std::promise<Result<store::Delivered>> promise;
         auto future = promise.get_future();
-        store_->deliver(std::move(delivery), [&](Result<store::Delivered> r) { promise.set_value(std::move(r)); });
+        store_->deliver(std::move(delivery),
+                        [&](Result<store::Delivered> r) { promise.set_value(std::move(r)); });
         ASSERT_TRUE(future.get().ok());
     }
     auto session = logged_in();
     send(*session, "s SELECT INBOX\r\n");
-    const std::string items = "(BODY.PEEK[1] BODY.PEEK[1.MIME] BINARY.PEEK[2] BODY.PEEK[2]<1.2> BODYSTRUCTURE)";
+    const std::string items =
+        "(BODY.PEEK[1] BODY.PEEK[1.MIME] BINARY.PEEK[2] BODY.PEEK[2]<1.2> BODYSTRUCTURE)";
     auto first = send(*session, fmt::format("a FETCH 1 {}\r\n", items));
     auto second = send(*session, fmt::format("b FETCH 2 {}\r\n", items));
-    EXPECT_THAT(first, HasSubstr("BODY[1] {8}\r\nPart one BODY[1.MIME] {28}\r\nContent-Type: text/plain\r\n\r\n"));
-    EXPECT_THAT(first, HasSubstr(std::string("BINARY[2] ~{3}\r\n\x00\x01\x02", 19) + " BODY[2]<1> {2}\r\nAE"));
+    EXPECT_THAT(first,
+                HasSubstr("BODY[1] {8}\r\nPart one BODY[1.MIME] {28}\r\nContent-Type: text/plain\r\n\r\n"));
+    EXPECT_THAT(first,
+                HasSubstr(std::string("BINARY[2] ~{3}\r\n\x00\x01\x02", 19) + " BODY[2]<1> {2}\r\nAE"));
     EXPECT_THAT(first, HasSubstr("BODYSTRUCTURE ((\"text\" \"plain\""));
     EXPECT_EQ(first.substr(0, first.find("a OK")), second.substr(0, second.find("b OK")).replace(2, 1, "1"));
 }
@@ -602,7 +640,8 @@ TEST_F(ImapSessionTest, SaslCancelAndWrongPassword) {
     // "\0demo@example.test\0wrong"
     EXPECT_EQ(send(*session, "b AUTHENTICATE PLAIN AGRlbW9AZXhhbXBsZS50ZXN0AHdyb25n\r\n"),
               "b NO [AUTHENTICATIONFAILED] Invalid credentials\r\n");
-    EXPECT_EQ(send(*session, "c AUTHENTICATE X-UNKNOWN\r\n"), "c NO Unsupported authentication mechanism\r\n");
+    EXPECT_EQ(send(*session, "c AUTHENTICATE X-UNKNOWN\r\n"),
+              "c NO Unsupported authentication mechanism\r\n");
     EXPECT_EQ(session->state(), Session::State::not_authenticated);
     EXPECT_FALSE(session->account_id().has_value());
 }
@@ -612,9 +651,11 @@ TEST_F(ImapSessionTest, SilentConditionalStoreStillReportsModseq) {
     auto session = logged_in();
     send(*session, "s SELECT INBOX (CONDSTORE)\r\n");
     const auto base = mailbox(demo_, "INBOX").highest_modseq;
-    EXPECT_EQ(send(*session, fmt::format("a STORE 1 (UNCHANGEDSINCE {}) +FLAGS.SILENT (\\Answered)\r\n", base)),
-              fmt::format("* 1 FETCH (MODSEQ ({}))\r\na OK STORE completed\r\n", base + 1));
-    EXPECT_EQ(send(*session, "b SEARCH MODSEQ 1\r\n"), fmt::format("* SEARCH 1 (MODSEQ {})\r\nb OK SEARCH completed\r\n", base + 1));
+    EXPECT_EQ(
+        send(*session, fmt::format("a STORE 1 (UNCHANGEDSINCE {}) +FLAGS.SILENT (\\Answered)\r\n", base)),
+        fmt::format("* 1 FETCH (MODSEQ ({}))\r\na OK STORE completed\r\n", base + 1));
+    EXPECT_EQ(send(*session, "b SEARCH MODSEQ 1\r\n"),
+              fmt::format("* SEARCH 1 (MODSEQ {})\r\nb OK SEARCH completed\r\n", base + 1));
 }
 
 }  // namespace

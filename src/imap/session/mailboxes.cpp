@@ -2,12 +2,12 @@
 // LIST-EXTENDED, LIST-STATUS, SPECIAL-USE), LSUB, STATUS, APPEND and QUOTA (RFC 9051 6.3, RFC 5258,
 // RFC 5819, RFC 6154, RFC 4315, RFC 7889, RFC 9208). Every store call names account_->id, so no mailbox
 // name can reach another account's mail.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <future>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "base/strings.h"
 #include "imap/session/session.h"
@@ -25,16 +25,26 @@ constexpr std::size_t kMaxMailboxNameOctets = 1024;
 
 std::string_view status_item_name(StatusItem item) {
     switch (item) {
-        case StatusItem::messages: return "MESSAGES";
-        case StatusItem::recent: return "RECENT";
-        case StatusItem::uid_next: return "UIDNEXT";
-        case StatusItem::uid_validity: return "UIDVALIDITY";
-        case StatusItem::unseen: return "UNSEEN";
-        case StatusItem::deleted: return "DELETED";
-        case StatusItem::size: return "SIZE";
-        case StatusItem::highest_mod_seq: return "HIGHESTMODSEQ";
-        case StatusItem::append_limit: return "APPENDLIMIT";
-        case StatusItem::deleted_storage: return "DELETED-STORAGE";
+        case StatusItem::messages:
+            return "MESSAGES";
+        case StatusItem::recent:
+            return "RECENT";
+        case StatusItem::uid_next:
+            return "UIDNEXT";
+        case StatusItem::uid_validity:
+            return "UIDVALIDITY";
+        case StatusItem::unseen:
+            return "UNSEEN";
+        case StatusItem::deleted:
+            return "DELETED";
+        case StatusItem::size:
+            return "SIZE";
+        case StatusItem::highest_mod_seq:
+            return "HIGHESTMODSEQ";
+        case StatusItem::append_limit:
+            return "APPENDLIMIT";
+        case StatusItem::deleted_storage:
+            return "DELETED-STORAGE";
     }
     return {};
 }
@@ -189,7 +199,8 @@ void Session::on_list(const std::string& tag, const List& command) {
         return lower != names.end() && lower->starts_with(name + "/");
     };
     auto subscribed_child = [&](const std::string& name) {
-        for (auto it = existing.lower_bound(name + "/"); it != existing.end() && it->first.starts_with(name + "/"); ++it)
+        for (auto it = existing.lower_bound(name + "/");
+             it != existing.end() && it->first.starts_with(name + "/"); ++it)
             if (it->second->subscribed) return true;
         return false;
     };
@@ -219,7 +230,8 @@ void Session::on_list(const std::string& tag, const List& command) {
         if (mailbox && mailbox->special_use != store::SpecialUse::none)
             w.atom(special_use_attribute(mailbox->special_use));
         w.close_list().string("/").mailbox(name);
-        if (child_info) w.open_list().string("CHILDINFO").open_list().string("SUBSCRIBED").close_list().close_list();
+        if (child_info)
+            w.open_list().string("CHILDINFO").open_list().string("SUBSCRIBED").close_list().close_list();
         w.end();
         emit(w);
         // RFC 5819: STATUS right after its LIST, for selectable mailboxes only.
@@ -238,7 +250,8 @@ void Session::on_lsub(const std::string& tag, const Lsub& command) {
         return;
     }
     for (const auto& mailbox : *mailboxes) {
-        if (!mailbox.subscribed || !list_match(canonical_mailbox(command.reference + command.pattern), mailbox.name))
+        if (!mailbox.subscribed ||
+            !list_match(canonical_mailbox(command.reference + command.pattern), mailbox.name))
             continue;
         ResponseWriter w = writer();
         w.untagged().atom("LSUB").open_list().close_list().string("/").mailbox(mailbox.name).end();
@@ -272,17 +285,37 @@ bool Session::write_status(const store::Mailbox& mailbox, const std::vector<Stat
         if (item == StatusItem::recent && rev2_) continue;
         w.atom(status_item_name(item));
         switch (item) {
-            case StatusItem::messages: w.number(mailbox.message_count); break;
-            case StatusItem::recent: w.number(recent_count); break;
-            case StatusItem::uid_next: w.number(mailbox.uidnext); break;
-            case StatusItem::uid_validity: w.number(mailbox.uidvalidity); break;
-            case StatusItem::unseen: w.number(unseen); break;
-            case StatusItem::deleted: w.number(deleted); break;
-            case StatusItem::size: w.number(mailbox.total_size); break;
-            case StatusItem::highest_mod_seq: w.number(mailbox.highest_modseq); break;
-            case StatusItem::append_limit: w.number(parser_.limits().max_literal_octets); break;
+            case StatusItem::messages:
+                w.number(mailbox.message_count);
+                break;
+            case StatusItem::recent:
+                w.number(recent_count);
+                break;
+            case StatusItem::uid_next:
+                w.number(mailbox.uidnext);
+                break;
+            case StatusItem::uid_validity:
+                w.number(mailbox.uidvalidity);
+                break;
+            case StatusItem::unseen:
+                w.number(unseen);
+                break;
+            case StatusItem::deleted:
+                w.number(deleted);
+                break;
+            case StatusItem::size:
+                w.number(mailbox.total_size);
+                break;
+            case StatusItem::highest_mod_seq:
+                w.number(mailbox.highest_modseq);
+                break;
+            case StatusItem::append_limit:
+                w.number(parser_.limits().max_literal_octets);
+                break;
             // RFC 9208 5.3: in units of 1024 octets.
-            case StatusItem::deleted_storage: w.number((deleted_storage + 1023) / 1024); break;
+            case StatusItem::deleted_storage:
+                w.number((deleted_storage + 1023) / 1024);
+                break;
         }
     }
     w.close_list().end();
@@ -308,8 +341,10 @@ void Session::on_append(const std::string& tag, const Append& command) {
     auto mailbox = store.find_mailbox(account_->id, canonical_mailbox(command.mailbox));
     if (!mailbox) {
         // RFC 9051 6.3.12: TRYCREATE tells the client that CREATE would help.
-        if (mailbox.error().code == Errc::not_found) reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
-        else reply_store_error(tag, mailbox.error());
+        if (mailbox.error().code == Errc::not_found)
+            reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
+        else
+            reply_store_error(tag, mailbox.error());
         return;
     }
     std::vector<std::string> flags;
@@ -331,13 +366,14 @@ void Session::on_append(const std::string& tag, const Append& command) {
     // Durable before acknowledged: the OK waits for the group commit (run() is on a store thread).
     std::promise<Result<store::Delivered>> committed;
     auto done = committed.get_future();
-    store.deliver(std::move(delivery), [&committed](Result<store::Delivered> result) {
-        committed.set_value(std::move(result));
-    });
+    store.deliver(std::move(delivery),
+                  [&committed](Result<store::Delivered> result) { committed.set_value(std::move(result)); });
     auto delivered = done.get();
     if (!delivered) {
-        if (delivered.error().code == Errc::limit_exceeded) reply(tag, StatusKind::no, "TOOBIG", delivered.error().message);
-        else reply_store_error(tag, delivered.error());
+        if (delivered.error().code == Errc::limit_exceeded)
+            reply(tag, StatusKind::no, "TOOBIG", delivered.error().message);
+        else
+            reply_store_error(tag, delivered.error());
         return;
     }
     const auto uid = delivered->placed.empty() ? 0u : delivered->placed.front().uid;
@@ -366,8 +402,10 @@ void Session::on_get_quota_root(const std::string& tag, const GetQuotaRoot& comm
     if (config_.quota_storage_kib > 0) w.string("");
     w.end();
     emit(w);
-    if (config_.quota_storage_kib > 0) on_get_quota(tag, GetQuota{""});
-    else reply(tag, StatusKind::ok, "", "GETQUOTAROOT completed");
+    if (config_.quota_storage_kib > 0)
+        on_get_quota(tag, GetQuota{""});
+    else
+        reply(tag, StatusKind::ok, "", "GETQUOTAROOT completed");
 }
 
 void Session::on_get_quota(const std::string& tag, const GetQuota& command) {

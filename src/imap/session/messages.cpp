@@ -1,10 +1,10 @@
 // Commands on the selected mailbox's messages: FETCH (from the stored structure and blob byte ranges),
 // STORE, COPY / MOVE (UIDPLUS COPYUID) and EXPUNGE, with their UID forms and the CONDSTORE / QRESYNC
 // modifiers (RFC 9051 6.4, RFC 3516, RFC 4315, RFC 6851, RFC 7162).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <optional>
-
-#include <fmt/format.h>
 
 #include "base/strings.h"
 #include "imap/session/session.h"
@@ -38,12 +38,24 @@ mail::SectionSpec to_spec(const Section& section) {
     spec.part = section.part;
     spec.fields = section.fields;
     switch (section.text) {
-        case Section::Text::none: spec.text = mail::SectionSpec::Text::none; break;
-        case Section::Text::header: spec.text = mail::SectionSpec::Text::header; break;
-        case Section::Text::header_fields: spec.text = mail::SectionSpec::Text::header_fields; break;
-        case Section::Text::header_fields_not: spec.text = mail::SectionSpec::Text::header_fields_not; break;
-        case Section::Text::text: spec.text = mail::SectionSpec::Text::text; break;
-        case Section::Text::mime: spec.text = mail::SectionSpec::Text::mime; break;
+        case Section::Text::none:
+            spec.text = mail::SectionSpec::Text::none;
+            break;
+        case Section::Text::header:
+            spec.text = mail::SectionSpec::Text::header;
+            break;
+        case Section::Text::header_fields:
+            spec.text = mail::SectionSpec::Text::header_fields;
+            break;
+        case Section::Text::header_fields_not:
+            spec.text = mail::SectionSpec::Text::header_fields_not;
+            break;
+        case Section::Text::text:
+            spec.text = mail::SectionSpec::Text::text;
+            break;
+        case Section::Text::mime:
+            spec.text = mail::SectionSpec::Text::mime;
+            break;
     }
     return spec;
 }
@@ -83,7 +95,9 @@ public:
     std::span<const mail::Part> parts() const { return structure_ ? structure_->parts() : parsed_->parts(); }
     std::string_view envelope() const { return structure_ ? structure_->envelope() : envelope_; }
     std::string_view body() const { return structure_ ? structure_->body() : body_; }
-    std::string_view body_structure() const { return structure_ ? structure_->body_structure() : body_structure_; }
+    std::string_view body_structure() const {
+        return structure_ ? structure_->body_structure() : body_structure_;
+    }
 
 private:
     store::Store& store_;
@@ -115,13 +129,16 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
         item.kind = kind;
         return item;
     };
-    if (command.uid && !wants(FetchItem::Kind::uid)) items.insert(items.begin(), item_of(FetchItem::Kind::uid));
-    if (command.changed_since && !wants(FetchItem::Kind::mod_seq)) items.push_back(item_of(FetchItem::Kind::mod_seq));
+    if (command.uid && !wants(FetchItem::Kind::uid))
+        items.insert(items.begin(), item_of(FetchItem::Kind::uid));
+    if (command.changed_since && !wants(FetchItem::Kind::mod_seq))
+        items.push_back(item_of(FetchItem::Kind::mod_seq));
     const bool need_rows = std::ranges::any_of(items, needs_message_row);
     const bool marks_seen = !view_->read_only && std::ranges::any_of(items, sets_seen);
 
     if (command.changed_since) {
-        std::erase_if(*indexes, [&](std::size_t i) { return view_->messages[i].modseq <= *command.changed_since; });
+        std::erase_if(*indexes,
+                      [&](std::size_t i) { return view_->messages[i].modseq <= *command.changed_since; });
     }
     if (command.vanished && command.changed_since) {
         // RFC 7162 3.2.6: UIDs in the set expunged since CHANGEDSINCE.
@@ -129,10 +146,15 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
         if (changes) {
             std::vector<std::uint32_t> vanished;
             for (std::uint32_t uid : changes->expunged)
-                if (!index_of_uid(uid) && command.set.contains(uid, std::max(uid, view_->mailbox.uidnext))) vanished.push_back(uid);
+                if (!index_of_uid(uid) && command.set.contains(uid, std::max(uid, view_->mailbox.uidnext)))
+                    vanished.push_back(uid);
             if (!vanished.empty()) {
                 ResponseWriter w = writer();
-                w.untagged().atom("VANISHED").atom("(EARLIER)").sequence_set(SequenceSet::from_numbers(vanished)).end();
+                w.untagged()
+                    .atom("VANISHED")
+                    .atom("(EARLIER)")
+                    .sequence_set(SequenceSet::from_numbers(vanished))
+                    .end();
                 emit(w);
             }
         }
@@ -145,8 +167,8 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
         for (std::size_t i : *indexes)
             if (!has_flag(view_->messages[i].flags, "\\Seen")) uids.push_back(view_->messages[i].uid);
         if (!uids.empty()) {
-            auto result = services_.store.store_flags(view_->mailbox.id, uids,
-                                                      store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}});
+            auto result = services_.store.store_flags(
+                view_->mailbox.id, uids, store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}});
             if (result) {
                 for (const auto& change : result->changed) {
                     if (auto i = index_of_uid(change.uid)) {
@@ -218,16 +240,22 @@ void Session::continue_fetch() {
         for (const FetchItem& item : items) {
             using K = FetchItem::Kind;
             switch (item.kind) {
-                case K::uid: w.atom("UID").number(known.uid); break;
+                case K::uid:
+                    w.atom("UID").number(known.uid);
+                    break;
                 case K::flags:
                     w.atom("FLAGS").flags(flags_for_client(known));
                     flags_written = true;
                     break;
-                case K::mod_seq: w.atom("MODSEQ").open_list().number(known.modseq).close_list(); break;
+                case K::mod_seq:
+                    w.atom("MODSEQ").open_list().number(known.modseq).close_list();
+                    break;
                 case K::internal_date:
                     w.atom("INTERNALDATE").atom(fmt::format("\"{}\"", internal_date(row->internal_date)));
                     break;
-                case K::rfc822_size: w.atom("RFC822.SIZE").number(row->size); break;
+                case K::rfc822_size:
+                    w.atom("RFC822.SIZE").number(row->size);
+                    break;
                 case K::envelope:
                 case K::body:
                 case K::body_structure: {
@@ -235,7 +263,9 @@ void Session::continue_fetch() {
                         failed = true;
                         break;
                     }
-                    const char* name = item.kind == K::envelope ? "ENVELOPE" : item.kind == K::body ? "BODY" : "BODYSTRUCTURE";
+                    const char* name = item.kind == K::envelope ? "ENVELOPE"
+                                       : item.kind == K::body   ? "BODY"
+                                                                : "BODYSTRUCTURE";
                     w.atom(name).atom(item.kind == K::envelope ? data->envelope()
                                       : item.kind == K::body   ? data->body()
                                                                : data->body_structure());
@@ -310,9 +340,12 @@ void Session::continue_fetch() {
     const bool uid = p.uid;
     const bool unknown_cte = p.unknown_cte, missing = p.missing;
     fetch_.reset();
-    if (unknown_cte) reply(tag, StatusKind::no, "UNKNOWN-CTE", "Cannot decode a part's transfer encoding");
-    else if (missing && !uid) reply(tag, StatusKind::no, "", "Some messages could not be fetched (expunged meanwhile?)");
-    else reply(tag, StatusKind::ok, "", uid ? "UID FETCH completed" : "FETCH completed");
+    if (unknown_cte)
+        reply(tag, StatusKind::no, "UNKNOWN-CTE", "Cannot decode a part's transfer encoding");
+    else if (missing && !uid)
+        reply(tag, StatusKind::no, "", "Some messages could not be fetched (expunged meanwhile?)");
+    else
+        reply(tag, StatusKind::ok, "", uid ? "UID FETCH completed" : "FETCH completed");
 }
 
 void Session::on_store(const std::string& tag, const Store& command) {
@@ -337,8 +370,10 @@ void Session::on_store(const std::string& tag, const Store& command) {
     if (!uids.empty()) {
         auto stored = services_.store.store_flags(view_->mailbox.id, uids, update);
         if (!stored) {
-            if (stored.error().code == Errc::invalid_argument) reply(tag, StatusKind::bad, "", stored.error().message);
-            else reply_store_error(tag, stored.error());
+            if (stored.error().code == Errc::invalid_argument)
+                reply(tag, StatusKind::bad, "", stored.error().message);
+            else
+                reply_store_error(tag, stored.error());
             return;
         }
         result = std::move(*stored);
@@ -369,8 +404,10 @@ void Session::on_store(const std::string& tag, const Store& command) {
     if (!result.modified.empty()) {
         std::vector<std::uint32_t> numbers;
         for (std::uint32_t uid : result.modified) {
-            if (command.uid) numbers.push_back(uid);
-            else if (auto i = index_of_uid(uid)) numbers.push_back(static_cast<std::uint32_t>(*i + 1));
+            if (command.uid)
+                numbers.push_back(uid);
+            else if (auto i = index_of_uid(uid))
+                numbers.push_back(static_cast<std::uint32_t>(*i + 1));
         }
         reply(tag, StatusKind::ok, "MODIFIED " + SequenceSet::from_numbers(numbers).to_string(),
               "Conditional STORE failed for some messages");
@@ -379,7 +416,8 @@ void Session::on_store(const std::string& tag, const Store& command) {
     reply(tag, StatusKind::ok, "", command.uid ? "UID STORE completed" : "STORE completed");
 }
 
-void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox, bool move) {
+void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox,
+                      bool move) {
     if (move && view_->read_only) {
         reply(tag, StatusKind::no, "READ-ONLY", "The mailbox is read-only");
         return;
@@ -388,8 +426,10 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
     if (!indexes) return;
     auto target = services_.store.find_mailbox(account_->id, canonical_mailbox(mailbox));
     if (!target) {
-        if (target.error().code == Errc::not_found) reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
-        else reply_store_error(tag, target.error());
+        if (target.error().code == Errc::not_found)
+            reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
+        else
+            reply_store_error(tag, target.error());
         return;
     }
     std::vector<std::uint32_t> uids;

@@ -2,10 +2,10 @@
 // ESEARCH results (RFC 4731, RFC 9051 6.4.4.1) and SEARCHRES "$" (RFC 5182). Flags, sizes, dates and the
 // summary fields come from the view and the stored rows; HEADER, BCC, BODY and TEXT read the blob once per
 // message and decode it through the mail library.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <optional>
-
-#include <fmt/format.h>
 
 #include "base/strings.h"
 #include "imap/session/session.h"
@@ -20,7 +20,9 @@ namespace {
 using namespace session_support;
 using Kind = SearchKey::Kind;
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+    return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 bool contains_text(std::string_view haystack, std::string_view needle) {
     if (needle.empty()) return true;
@@ -35,7 +37,8 @@ Needs needs_of(const SearchKey& key) {
         case Kind::bcc:
         case Kind::body:
         case Kind::text:
-        case Kind::header: return Needs::blob;
+        case Kind::header:
+            return Needs::blob;
         case Kind::from:
         case Kind::to:
         case Kind::cc:
@@ -47,7 +50,8 @@ Needs needs_of(const SearchKey& key) {
         case Kind::sent_on:
         case Kind::sent_since:
         case Kind::larger:
-        case Kind::smaller: return Needs::row;
+        case Kind::smaller:
+            return Needs::row;
         case Kind::not_:
         case Kind::or_:
         case Kind::and_: {
@@ -55,7 +59,8 @@ Needs needs_of(const SearchKey& key) {
             for (const auto& child : key.children) most = std::max(most, needs_of(child));
             return most;
         }
-        default: return Needs::view;
+        default:
+            return Needs::view;
     }
 }
 
@@ -116,47 +121,73 @@ bool body_contains(const mail::Message& message, std::string_view value) {
     return false;
 }
 
-std::int64_t search_day(const Date& date) { return days_from_civil(date.year, date.month, date.day); }
+std::int64_t search_day(const Date& date) {
+    return days_from_civil(date.year, date.month, date.day);
+}
 
 bool compare_day(Kind kind, std::int64_t day, std::int64_t wanted) {
     switch (kind) {
         case Kind::before:
-        case Kind::sent_before: return day < wanted;
+        case Kind::sent_before:
+            return day < wanted;
         case Kind::on:
-        case Kind::sent_on: return day == wanted;
-        default: return day >= wanted;
+        case Kind::sent_on:
+            return day == wanted;
+        default:
+            return day >= wanted;
     }
 }
 
 bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
     auto saved_has = [&](std::uint32_t uid) { return std::ranges::find(ctx.saved, uid) != ctx.saved.end(); };
     switch (key.kind) {
-        case Kind::all: return true;
-        case Kind::answered: return has_flag(*f.flags, "\\Answered");
-        case Kind::deleted: return has_flag(*f.flags, "\\Deleted");
-        case Kind::draft: return has_flag(*f.flags, "\\Draft");
-        case Kind::flagged: return has_flag(*f.flags, "\\Flagged");
-        case Kind::seen: return has_flag(*f.flags, "\\Seen");
-        case Kind::recent: return f.recent;
-        case Kind::new_: return f.recent && !has_flag(*f.flags, "\\Seen");
-        case Kind::old: return !f.recent;
-        case Kind::unanswered: return !has_flag(*f.flags, "\\Answered");
-        case Kind::undeleted: return !has_flag(*f.flags, "\\Deleted");
-        case Kind::undraft: return !has_flag(*f.flags, "\\Draft");
-        case Kind::unflagged: return !has_flag(*f.flags, "\\Flagged");
-        case Kind::unseen: return !has_flag(*f.flags, "\\Seen");
-        case Kind::keyword: return has_flag(*f.flags, key.text);
-        case Kind::unkeyword: return !has_flag(*f.flags, key.text);
-        case Kind::from: return f.row && contains_text(f.row->summary.from, key.text);
-        case Kind::to: return f.row && contains_text(f.row->summary.to, key.text);
-        case Kind::cc: return f.row && contains_text(f.row->summary.cc, key.text);
-        case Kind::subject: return f.row && contains_text(f.row->summary.subject, key.text);
+        case Kind::all:
+            return true;
+        case Kind::answered:
+            return has_flag(*f.flags, "\\Answered");
+        case Kind::deleted:
+            return has_flag(*f.flags, "\\Deleted");
+        case Kind::draft:
+            return has_flag(*f.flags, "\\Draft");
+        case Kind::flagged:
+            return has_flag(*f.flags, "\\Flagged");
+        case Kind::seen:
+            return has_flag(*f.flags, "\\Seen");
+        case Kind::recent:
+            return f.recent;
+        case Kind::new_:
+            return f.recent && !has_flag(*f.flags, "\\Seen");
+        case Kind::old:
+            return !f.recent;
+        case Kind::unanswered:
+            return !has_flag(*f.flags, "\\Answered");
+        case Kind::undeleted:
+            return !has_flag(*f.flags, "\\Deleted");
+        case Kind::undraft:
+            return !has_flag(*f.flags, "\\Draft");
+        case Kind::unflagged:
+            return !has_flag(*f.flags, "\\Flagged");
+        case Kind::unseen:
+            return !has_flag(*f.flags, "\\Seen");
+        case Kind::keyword:
+            return has_flag(*f.flags, key.text);
+        case Kind::unkeyword:
+            return !has_flag(*f.flags, key.text);
+        case Kind::from:
+            return f.row && contains_text(f.row->summary.from, key.text);
+        case Kind::to:
+            return f.row && contains_text(f.row->summary.to, key.text);
+        case Kind::cc:
+            return f.row && contains_text(f.row->summary.cc, key.text);
+        case Kind::subject:
+            return f.row && contains_text(f.row->summary.subject, key.text);
         case Kind::bcc:
         case Kind::header: {
             const auto* message = parsed_message(f, ctx);
             if (!message) return false;
-            return header_contains(*message, key.kind == Kind::bcc ? std::string_view("Bcc") : std::string_view(key.text),
-                                   key.kind == Kind::bcc ? key.text : key.value);
+            return header_contains(
+                *message, key.kind == Kind::bcc ? std::string_view("Bcc") : std::string_view(key.text),
+                key.kind == Kind::bcc ? key.text : key.value);
         }
         case Kind::body: {
             const auto* message = parsed_message(f, ctx);
@@ -166,14 +197,16 @@ bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
             const auto* message = parsed_message(f, ctx);
             if (!message) return false;
             for (const auto& field : message->header().fields())
-                if (contains_text(field.name, key.text) || contains_text(field.decoded(), key.text)) return true;
+                if (contains_text(field.name, key.text) || contains_text(field.decoded(), key.text))
+                    return true;
             return body_contains(*message, key.text);
         }
         case Kind::before:
         case Kind::on:
         case Kind::since:
             // RFC 9051 6.4.4: the internal date's day, disregarding time (and zone: ours are UTC).
-            return f.row && compare_day(key.kind, floor_div(f.row->internal_date, 86400), search_day(key.date));
+            return f.row &&
+                   compare_day(key.kind, floor_div(f.row->internal_date, 86400), search_day(key.date));
         case Kind::sent_before:
         case Kind::sent_on:
         case Kind::sent_since: {
@@ -183,14 +216,20 @@ bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
             const std::int64_t local = sent->unix_seconds + std::int64_t{sent->zone_minutes} * 60;
             return compare_day(key.kind, floor_div(local, 86400), search_day(key.date));
         }
-        case Kind::larger: return f.row && f.row->size > key.number;
-        case Kind::smaller: return f.row && f.row->size < key.number;
-        case Kind::uid: return key.set.is_saved() ? saved_has(f.uid) : key.set.contains(f.uid, ctx.largest_uid);
+        case Kind::larger:
+            return f.row && f.row->size > key.number;
+        case Kind::smaller:
+            return f.row && f.row->size < key.number;
+        case Kind::uid:
+            return key.set.is_saved() ? saved_has(f.uid) : key.set.contains(f.uid, ctx.largest_uid);
         case Kind::sequence_set:
             return key.set.is_saved() ? saved_has(f.uid) : key.set.contains(f.seq, ctx.count);
-        case Kind::mod_seq: return f.modseq >= key.number;
-        case Kind::not_: return !matches(key.children.at(0), f, ctx);
-        case Kind::or_: return matches(key.children.at(0), f, ctx) || matches(key.children.at(1), f, ctx);
+        case Kind::mod_seq:
+            return f.modseq >= key.number;
+        case Kind::not_:
+            return !matches(key.children.at(0), f, ctx);
+        case Kind::or_:
+            return matches(key.children.at(0), f, ctx) || matches(key.children.at(1), f, ctx);
         case Kind::and_:
             for (const auto& child : key.children)
                 if (!matches(child, f, ctx)) return false;

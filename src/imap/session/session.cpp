@@ -2,11 +2,11 @@
 // SELECT, CLOSE and the selected view's untagged updates.
 #include "imap/session/session.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <type_traits>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "auth/authenticator.h"
 #include "base/strings.h"
@@ -32,19 +32,26 @@ constexpr bool is_one_of = (std::is_same_v<T, Ts> || ...);
 // The one table of valid states per command.
 template <class T>
 constexpr unsigned valid_states() {
-    if constexpr (is_one_of<T, Capability, Noop, Logout, Id>) return in_any;
-    else if constexpr (is_one_of<T, StartTls, Authenticate, Login>) return in_not_authenticated;
+    if constexpr (is_one_of<T, Capability, Noop, Logout, Id>)
+        return in_any;
+    else if constexpr (is_one_of<T, StartTls, Authenticate, Login>)
+        return in_not_authenticated;
     else if constexpr (is_one_of<T, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move>)
         return in_selected;
-    else return in_authenticated_or_selected;
+    else
+        return in_authenticated_or_selected;
 }
 
 unsigned state_bit(Session::State state) {
     switch (state) {
-        case Session::State::not_authenticated: return in_not_authenticated;
-        case Session::State::authenticated: return in_authenticated;
-        case Session::State::selected: return in_selected;
-        case Session::State::logout: return 0;
+        case Session::State::not_authenticated:
+            return in_not_authenticated;
+        case Session::State::authenticated:
+            return in_authenticated;
+        case Session::State::selected:
+            return in_selected;
+        case Session::State::logout:
+            return 0;
     }
     return 0;
 }
@@ -95,9 +102,13 @@ void Session::feed(std::string_view bytes) {
     pump();
 }
 
-std::string Session::take_output() { return std::exchange(output_, {}); }
+std::string Session::take_output() {
+    return std::exchange(output_, {});
+}
 
-bool Session::has_work() const { return (!pending_.empty() || fetch_) && action_ == Action::none; }
+bool Session::has_work() const {
+    return (!pending_.empty() || fetch_) && action_ == Action::none;
+}
 
 bool Session::wants_input() const {
     if (state_ == State::logout || action_ == Action::close) return false;
@@ -105,7 +116,9 @@ bool Session::wants_input() const {
     return (pending_.empty() && !fetch_) || parser_.buffered_octets() < config_.max_pending_input_octets;
 }
 
-Session::Action Session::take_action() { return std::exchange(action_, Action::none); }
+Session::Action Session::take_action() {
+    return std::exchange(action_, Action::none);
+}
 
 void Session::tls_started() {
     config_.tls_active = true;
@@ -189,13 +202,27 @@ void Session::reply(const std::string& tag, StatusKind kind, std::string_view co
 
 void Session::reply_store_error(const std::string& tag, const Error& error) {
     switch (error.code) {
-        case Errc::not_found: reply(tag, StatusKind::no, "NONEXISTENT", "No such mailbox"); return;
-        case Errc::already_exists: reply(tag, StatusKind::no, "ALREADYEXISTS", "Mailbox already exists"); return;
-        case Errc::permission_denied: reply(tag, StatusKind::no, "NOPERM", "Not allowed"); return;
-        case Errc::invalid_argument: reply(tag, StatusKind::bad, "", error.message); return;
-        case Errc::limit_exceeded: reply(tag, StatusKind::no, "LIMIT", error.message); return;
-        case Errc::unavailable: reply(tag, StatusKind::no, "UNAVAILABLE", "Try again later"); return;
-        default: reply(tag, StatusKind::no, "SERVERBUG", "Internal error"); return;
+        case Errc::not_found:
+            reply(tag, StatusKind::no, "NONEXISTENT", "No such mailbox");
+            return;
+        case Errc::already_exists:
+            reply(tag, StatusKind::no, "ALREADYEXISTS", "Mailbox already exists");
+            return;
+        case Errc::permission_denied:
+            reply(tag, StatusKind::no, "NOPERM", "Not allowed");
+            return;
+        case Errc::invalid_argument:
+            reply(tag, StatusKind::bad, "", error.message);
+            return;
+        case Errc::limit_exceeded:
+            reply(tag, StatusKind::no, "LIMIT", error.message);
+            return;
+        case Errc::unavailable:
+            reply(tag, StatusKind::no, "UNAVAILABLE", "Try again later");
+            return;
+        default:
+            reply(tag, StatusKind::no, "SERVERBUG", "Internal error");
+            return;
     }
 }
 
@@ -203,14 +230,17 @@ std::string Session::capabilities() const {
     std::string caps = "IMAP4rev1 IMAP4rev2";
     if (state_ == State::not_authenticated) {
         if (!config_.tls_active && config_.starttls_available) caps += " STARTTLS";
-        if (login_allowed()) caps += " AUTH=PLAIN AUTH=SCRAM-SHA-256";
-        else caps += " LOGINDISABLED";
+        if (login_allowed())
+            caps += " AUTH=PLAIN AUTH=SCRAM-SHA-256";
+        else
+            caps += " LOGINDISABLED";
         caps += " SASL-IR";
     }
     const auto& limits = parser_.limits();
     caps += limits.max_non_sync_literal_octets >= limits.max_literal_octets ? " LITERAL+" : " LITERAL-";
-    caps += " ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
-            " ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE";
+    caps +=
+        " ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
+        " ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE";
     caps += fmt::format(" APPENDLIMIT={}", limits.max_literal_octets);
     return caps;
 }
@@ -219,14 +249,15 @@ std::string Session::capabilities() const {
 
 void Session::execute(Command& command) {
     const std::string& tag = command.tag;
-    const unsigned valid = std::visit([](const auto& c) { return valid_states<std::decay_t<decltype(c)>>(); },
-                                      command.body);
+    const unsigned valid =
+        std::visit([](const auto& c) { return valid_states<std::decay_t<decltype(c)>>(); }, command.body);
     if ((valid & state_bit(state_)) == 0) {
-        const char* why = state_ == State::not_authenticated ? "Log in first"
+        const char* why = state_ == State::not_authenticated                   ? "Log in first"
                           : state_ == State::selected || (valid & in_selected) ? "No mailbox selected"
                                                                                : "Already logged in";
         if (state_ == State::selected && (valid & in_not_authenticated)) why = "Already logged in";
-        reply(tag, StatusKind::bad, "", fmt::format("{} not allowed now: {}", command_name(command.body), why));
+        reply(tag, StatusKind::bad, "",
+              fmt::format("{} not allowed now: {}", command_name(command.body), why));
         finish_command(true);
         return;
     }
@@ -234,40 +265,72 @@ void Session::execute(Command& command) {
     std::visit(
         [&](auto& c) {
             using T = std::decay_t<decltype(c)>;
-            if constexpr (std::is_same_v<T, Capability>) on_capability(tag);
-            else if constexpr (std::is_same_v<T, Noop>) on_noop(tag);
-            else if constexpr (std::is_same_v<T, Check>) on_noop(tag);
-            else if constexpr (std::is_same_v<T, Logout>) on_logout(tag);
-            else if constexpr (std::is_same_v<T, StartTls>) on_starttls(tag);
-            else if constexpr (std::is_same_v<T, Authenticate>) on_authenticate(tag, c);
-            else if constexpr (std::is_same_v<T, Login>) on_login(tag, c);
-            else if constexpr (std::is_same_v<T, Enable>) on_enable(tag, c);
-            else if constexpr (std::is_same_v<T, Id>) on_id(tag, c);
-            else if constexpr (std::is_same_v<T, Namespace>) on_namespace(tag);
-            else if constexpr (std::is_same_v<T, Idle>) on_idle(tag);
-            else if constexpr (std::is_same_v<T, Select>) on_select(tag, c);
-            else if constexpr (std::is_same_v<T, Close>) on_close(tag, true);
-            else if constexpr (std::is_same_v<T, Unselect>) on_close(tag, false);
-            else if constexpr (std::is_same_v<T, Create>) on_create(tag, c);
-            else if constexpr (std::is_same_v<T, Delete>) on_delete(tag, c);
-            else if constexpr (std::is_same_v<T, Rename>) on_rename(tag, c);
-            else if constexpr (std::is_same_v<T, Subscribe>) on_subscribe(tag, c.mailbox, true);
-            else if constexpr (std::is_same_v<T, Unsubscribe>) on_subscribe(tag, c.mailbox, false);
-            else if constexpr (std::is_same_v<T, List>) on_list(tag, c);
-            else if constexpr (std::is_same_v<T, Lsub>) on_lsub(tag, c);
-            else if constexpr (std::is_same_v<T, Status>) on_status(tag, c);
-            else if constexpr (std::is_same_v<T, Append>) on_append(tag, c);
-            else if constexpr (std::is_same_v<T, Expunge>) on_expunge(tag, c);
-            else if constexpr (std::is_same_v<T, Search>) on_search(tag, c);
-            else if constexpr (std::is_same_v<T, Fetch>) on_fetch(tag, c);
-            else if constexpr (std::is_same_v<T, Store>) on_store(tag, c);
-            else if constexpr (std::is_same_v<T, Copy>) on_copy(tag, c.set, c.uid, c.mailbox, false);
-            else if constexpr (std::is_same_v<T, Move>) on_copy(tag, c.set, c.uid, c.mailbox, true);
-            else if constexpr (std::is_same_v<T, GetQuota>) on_get_quota(tag, c);
-            else if constexpr (std::is_same_v<T, GetQuotaRoot>) on_get_quota_root(tag, c);
+            if constexpr (std::is_same_v<T, Capability>)
+                on_capability(tag);
+            else if constexpr (std::is_same_v<T, Noop>)
+                on_noop(tag);
+            else if constexpr (std::is_same_v<T, Check>)
+                on_noop(tag);
+            else if constexpr (std::is_same_v<T, Logout>)
+                on_logout(tag);
+            else if constexpr (std::is_same_v<T, StartTls>)
+                on_starttls(tag);
+            else if constexpr (std::is_same_v<T, Authenticate>)
+                on_authenticate(tag, c);
+            else if constexpr (std::is_same_v<T, Login>)
+                on_login(tag, c);
+            else if constexpr (std::is_same_v<T, Enable>)
+                on_enable(tag, c);
+            else if constexpr (std::is_same_v<T, Id>)
+                on_id(tag, c);
+            else if constexpr (std::is_same_v<T, Namespace>)
+                on_namespace(tag);
+            else if constexpr (std::is_same_v<T, Idle>)
+                on_idle(tag);
+            else if constexpr (std::is_same_v<T, Select>)
+                on_select(tag, c);
+            else if constexpr (std::is_same_v<T, Close>)
+                on_close(tag, true);
+            else if constexpr (std::is_same_v<T, Unselect>)
+                on_close(tag, false);
+            else if constexpr (std::is_same_v<T, Create>)
+                on_create(tag, c);
+            else if constexpr (std::is_same_v<T, Delete>)
+                on_delete(tag, c);
+            else if constexpr (std::is_same_v<T, Rename>)
+                on_rename(tag, c);
+            else if constexpr (std::is_same_v<T, Subscribe>)
+                on_subscribe(tag, c.mailbox, true);
+            else if constexpr (std::is_same_v<T, Unsubscribe>)
+                on_subscribe(tag, c.mailbox, false);
+            else if constexpr (std::is_same_v<T, List>)
+                on_list(tag, c);
+            else if constexpr (std::is_same_v<T, Lsub>)
+                on_lsub(tag, c);
+            else if constexpr (std::is_same_v<T, Status>)
+                on_status(tag, c);
+            else if constexpr (std::is_same_v<T, Append>)
+                on_append(tag, c);
+            else if constexpr (std::is_same_v<T, Expunge>)
+                on_expunge(tag, c);
+            else if constexpr (std::is_same_v<T, Search>)
+                on_search(tag, c);
+            else if constexpr (std::is_same_v<T, Fetch>)
+                on_fetch(tag, c);
+            else if constexpr (std::is_same_v<T, Store>)
+                on_store(tag, c);
+            else if constexpr (std::is_same_v<T, Copy>)
+                on_copy(tag, c.set, c.uid, c.mailbox, false);
+            else if constexpr (std::is_same_v<T, Move>)
+                on_copy(tag, c.set, c.uid, c.mailbox, true);
+            else if constexpr (std::is_same_v<T, GetQuota>)
+                on_get_quota(tag, c);
+            else if constexpr (std::is_same_v<T, GetQuotaRoot>)
+                on_get_quota_root(tag, c);
             else if constexpr (std::is_same_v<T, SetQuota>)
                 reply(tag, StatusKind::no, "NOPERM", "Quota limits are set by the administrator");
-            else static_assert(!sizeof(T), "a command without a handler");
+            else
+                static_assert(!sizeof(T), "a command without a handler");
         },
         command.body);
     if (fetch_) return;  // unfinished FETCH: continue_fetch() writes the rest, then the tagged reply
@@ -283,7 +346,8 @@ void Session::on_parse_error(const ParseError& error) {
     }
     if (sasl_) {
         sasl_.reset();
-        reply(sasl_tag_, StatusKind::bad, "", error.message.empty() ? "Invalid SASL response" : error.message);
+        reply(sasl_tag_, StatusKind::bad, "",
+              error.message.empty() ? "Invalid SASL response" : error.message);
         return;
     }
     tagged_ += error_response(error);
@@ -303,7 +367,9 @@ void Session::on_capability(const std::string& tag) {
     reply(tag, StatusKind::ok, "", "CAPABILITY completed");
 }
 
-void Session::on_noop(const std::string& tag) { reply(tag, StatusKind::ok, "", "Done"); }
+void Session::on_noop(const std::string& tag) {
+    reply(tag, StatusKind::ok, "", "Done");
+}
 
 void Session::on_logout(const std::string& tag) {
     output_ += status_response("*", StatusKind::bye, "", "Logging out");
@@ -384,8 +450,8 @@ void Session::on_sasl_response(const SaslResponse& response) {
 void Session::sasl_outcome(auth::SaslOutcome outcome) {
     using Kind = auth::SaslOutcome::Kind;
     while (outcome.kind == Kind::verify_password || outcome.kind == Kind::need_scram_credentials) {
-        outcome = auth::answer_sasl_request(services_.store, services_.hash_limiter, services_.throttle, *sasl_,
-                                            outcome, peer_ip_, now_);
+        outcome = auth::answer_sasl_request(services_.store, services_.hash_limiter, services_.throttle,
+                                            *sasl_, outcome, peer_ip_, now_);
     }
     if (outcome.kind == Kind::challenge) {
         output_ += continuation_response(auth::encode_sasl_base64(outcome.data));
@@ -413,7 +479,8 @@ void Session::sasl_outcome(auth::SaslOutcome outcome) {
             reply(sasl_tag_, StatusKind::no, "AUTHENTICATIONFAILED", "Invalid credentials");
             return;
         default:
-            reply(sasl_tag_, StatusKind::no, "UNAVAILABLE", "Authentication temporarily refused; try again later");
+            reply(sasl_tag_, StatusKind::no, "UNAVAILABLE",
+                  "Authentication temporarily refused; try again later");
             return;
     }
 }
@@ -476,7 +543,8 @@ void Session::on_select(const std::string& tag, const Select& command) {
         view_.reset();
         state_ = State::authenticated;
         // RFC 9051 7.1 / RFC 7162 3.2.11: updates after this belong to the new mailbox.
-        if (rev2_ || qresync_) output_ += status_response("*", StatusKind::ok, "CLOSED", "Previous mailbox closed");
+        if (rev2_ || qresync_)
+            output_ += status_response("*", StatusKind::ok, "CLOSED", "Previous mailbox closed");
     }
     if (command.qresync && !qresync_) {
         reply(tag, StatusKind::bad, "", "QRESYNC is not enabled");
@@ -503,7 +571,8 @@ void Session::on_select(const std::string& tag, const Select& command) {
         uid_next = std::max(uid_next, m.uid + 1);
     }
     view.mailbox.uidnext = uid_next;
-    const std::uint32_t recent_from = command.read_only ? recent().floor(mailbox->id) : recent().claim(mailbox->id, uid_next);
+    const std::uint32_t recent_from =
+        command.read_only ? recent().floor(mailbox->id) : recent().claim(mailbox->id, uid_next);
     std::size_t recent_count = 0;
     std::optional<std::size_t> first_unseen;
     for (std::size_t i = 0; i < view.messages.size(); ++i) {
@@ -527,10 +596,12 @@ void Session::on_select(const std::string& tag, const Select& command) {
     }
     emit(w);
     if (!rev2_ && first_unseen)
-        output_ += status_response("*", StatusKind::ok, fmt::format("UNSEEN {}", *first_unseen), "First unseen");
+        output_ +=
+            status_response("*", StatusKind::ok, fmt::format("UNSEEN {}", *first_unseen), "First unseen");
     output_ += status_response("*", StatusKind::ok, fmt::format("UIDVALIDITY {}", view_->mailbox.uidvalidity),
                                "UIDs valid");
-    output_ += status_response("*", StatusKind::ok, fmt::format("UIDNEXT {}", uid_next), "Predicted next UID");
+    output_ +=
+        status_response("*", StatusKind::ok, fmt::format("UIDNEXT {}", uid_next), "Predicted next UID");
     if (command.read_only) {
         output_ += status_response("*", StatusKind::ok, "PERMANENTFLAGS ()", "No permanent flags permitted");
     } else {
@@ -552,17 +623,23 @@ void Session::on_select(const std::string& tag, const Select& command) {
             const std::uint32_t largest = view_->messages.empty() ? uid_next : view_->messages.back().uid;
             for (std::uint32_t uid : changes->expunged) {
                 if (index_of_uid(uid)) continue;
-                if (!params.known_uids || params.known_uids->contains(uid, std::max(largest, uid))) vanished.push_back(uid);
+                if (!params.known_uids || params.known_uids->contains(uid, std::max(largest, uid)))
+                    vanished.push_back(uid);
             }
             if (!vanished.empty()) {
                 ResponseWriter v = writer();
-                v.untagged().atom("VANISHED").atom("(EARLIER)").sequence_set(SequenceSet::from_numbers(vanished)).end();
+                v.untagged()
+                    .atom("VANISHED")
+                    .atom("(EARLIER)")
+                    .sequence_set(SequenceSet::from_numbers(vanished))
+                    .end();
                 emit(v);
             }
             for (const auto& m : changes->changed) {
                 auto index = index_of_uid(m.uid);
                 if (!index) continue;
-                if (params.known_uids && !params.known_uids->contains(m.uid, std::max(largest, m.uid))) continue;
+                if (params.known_uids && !params.known_uids->contains(m.uid, std::max(largest, m.uid)))
+                    continue;
                 write_flags_update(*index, true);
             }
         }
@@ -675,7 +752,8 @@ void Session::write_expunged(const std::vector<std::uint32_t>& uids) {
         ++kept;
     }
     messages.resize(kept);
-    if (qresync_ && !gone.empty()) w.untagged().atom("VANISHED").sequence_set(SequenceSet::from_numbers(gone)).end();
+    if (qresync_ && !gone.empty())
+        w.untagged().atom("VANISHED").sequence_set(SequenceSet::from_numbers(gone)).end();
     emit(w);
     std::erase_if(saved_uids_, [&](std::uint32_t u) { return std::ranges::binary_search(gone, u); });
 }

@@ -36,7 +36,8 @@ struct SessionConfig {
     // Output one run() writes before it yields with a FETCH unfinished (FETCH 1:* BODY[] of a big
     // mailbox is written a slice at a time, never held whole).
     std::size_t max_output_octets_per_run = 1024 * 1024;
-    // Messages one SEARCH may read blobs of (HEADER, BODY, TEXT, BCC keys); past it the SEARCH fails NO [LIMIT].
+    // Messages one SEARCH may read blobs of (HEADER, BODY, TEXT, BCC keys); past it the SEARCH fails NO
+    // [LIMIT].
     std::size_t max_search_blob_reads = 100000;
 };
 
@@ -169,13 +170,15 @@ private:
     void on_fetch(const std::string& tag, const Fetch& command);
     void continue_fetch();  // writes the next slice of fetch_; the tagged reply when done
     void on_store(const std::string& tag, const Store& command);
-    void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox, bool move);
+    void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox,
+                 bool move);
     void on_expunge(const std::string& tag, const Expunge& command);
     void on_search(const std::string& tag, const Search& command);  // search.cpp
 
     // The selected view.
     // Indexes into view_->messages named by a set; nullopt (after a BAD reply) when a number is invalid.
-    std::optional<std::vector<std::size_t>> resolve_set(const std::string& tag, const SequenceSet& set, bool uid);
+    std::optional<std::vector<std::size_t>> resolve_set(const std::string& tag, const SequenceSet& set,
+                                                        bool uid);
     std::optional<std::size_t> index_of_uid(std::uint32_t uid) const;
     // Sends EXPUNGE/VANISHED, EXISTS (RECENT) and flag FETCH updates from the store's change log.
     void refresh_view();

@@ -1,9 +1,9 @@
 #include "imap/session/support.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <ctime>
-
-#include <fmt/format.h>
 
 #include "base/strings.h"
 
@@ -19,8 +19,8 @@ std::string internal_date(std::int64_t unix_seconds) {
     std::time_t t = static_cast<std::time_t>(unix_seconds);
     std::tm tm{};
     gmtime_r(&t, &tm);
-    return fmt::format("{:02}-{}-{:04} {:02}:{:02}:{:02} +0000", tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900,
-                       tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return fmt::format("{:02}-{}-{:04} {:02}:{:02}:{:02} +0000", tm.tm_mday, kMonths[tm.tm_mon],
+                       tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 std::int64_t days_from_civil(int year, int month, int day) {
@@ -28,8 +28,8 @@ std::int64_t days_from_civil(int year, int month, int day) {
     year -= month <= 2 ? 1 : 0;
     const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
     const auto yoe = static_cast<unsigned>(year - era * 400);
-    const unsigned doy = (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 +
-                         static_cast<unsigned>(day) - 1;
+    const unsigned doy =
+        (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 + static_cast<unsigned>(day) - 1;
     const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
@@ -57,12 +57,18 @@ std::string canonical_mailbox(std::string_view name) {
 
 std::string_view special_use_attribute(store::SpecialUse use) {
     switch (use) {
-        case store::SpecialUse::sent: return "\\Sent";
-        case store::SpecialUse::drafts: return "\\Drafts";
-        case store::SpecialUse::trash: return "\\Trash";
-        case store::SpecialUse::junk: return "\\Junk";
-        case store::SpecialUse::archive: return "\\Archive";
-        case store::SpecialUse::none: return {};
+        case store::SpecialUse::sent:
+            return "\\Sent";
+        case store::SpecialUse::drafts:
+            return "\\Drafts";
+        case store::SpecialUse::trash:
+            return "\\Trash";
+        case store::SpecialUse::junk:
+            return "\\Junk";
+        case store::SpecialUse::archive:
+            return "\\Archive";
+        case store::SpecialUse::none:
+            return {};
     }
     return {};
 }
