@@ -46,8 +46,9 @@ void Connection::disarm() {
 awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono::seconds timeout) {
     boost::system::error_code ec;
     std::size_t n = 0;
-    if (shutdown_requested_) co_return 0;
+    if (shutdown_requested_ || wake_requested_) co_return 0;
     arm(timeout);
+    reading_ = true;
     if (tls_active_) {
         n = co_await stream_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
                                              asio::redirect_error(use_awaitable, ec));
@@ -55,6 +56,7 @@ awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono
         n = co_await stream_.next_layer().async_read_some(asio::buffer(buffer.data(), buffer.size()),
                                                           asio::redirect_error(use_awaitable, ec));
     }
+    reading_ = false;
     disarm();
     co_return ec ? 0 : n;
 }
@@ -94,7 +96,20 @@ std::string Connection::tls_description() const {
 
 void Connection::request_shutdown() {
     shutdown_requested_ = true;
+    interrupt_read();
+}
+
+void Connection::wake() {
+    wake_requested_ = true;
+    interrupt_read();
+}
+
+void Connection::interrupt_read() {
+    // Runs on the connection's own thread, so reading_ is read where it is written.
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
+        // Nothing to interrupt, or the loop already saw the request (a read that started since then must go on):
+        // the flags are checked before every read.
+        if (!self->reading_ || !(self->wake_requested_ || self->shutdown_requested_)) return;
         boost::system::error_code ignored;
         self->stream_.next_layer().cancel(ignored);
     });

@@ -44,7 +44,13 @@ public:
     void request_shutdown();
     bool shutdown_requested() const { return shutdown_requested_; }
 
+    // Interrupts a pending read so the protocol loop can act on news (IMAP IDLE: a mailbox changed): the read
+    // returns 0 and take_wake() is true once. A write in progress is never interrupted. Any thread.
+    void wake();
+    bool take_wake() { return wake_requested_.exchange(false); }
+
 private:
+    void interrupt_read();
     void arm(std::chrono::seconds timeout);
     void disarm();
 
@@ -55,6 +61,8 @@ private:
     bool tls_active_ = false;
     bool timed_out_ = false;
     std::atomic<bool> shutdown_requested_ = false;
+    std::atomic<bool> wake_requested_ = false;
+    bool reading_ = false;  // a read is pending: only then may a wake or shutdown cancel socket operations
     std::uint64_t deadline_generation_ = 0;
 };
 

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <limits>
+
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -84,6 +86,23 @@ Result<void> check_keys(const toml::table& table, std::string_view section,
     return {};
 }
 
+Result<void> read_listen(const toml::table& table, std::string_view section, std::string_view key,
+                         std::vector<ListenAddress>& out) {
+    const toml::node* node = table.get(key);
+    if (!node) return {};
+    const toml::array* list = node->as_array();
+    if (!list) return make_error(Errc::invalid_argument, fmt::format("[{}] {} must be an array of \"host:port\"", section, key));
+    out.clear();
+    for (const auto& item : *list) {
+        auto text = item.value<std::string>();
+        if (!text) return make_error(Errc::invalid_argument, fmt::format("[{}] {} entries are strings", section, key));
+        auto address = parse_listen(*text);
+        if (!address) return address.error();
+        out.push_back(*address);
+    }
+    return {};
+}
+
 const toml::table* section(const toml::table& root, std::string_view name, Result<void>& status) {
     const toml::node* node = root.get(name);
     if (!node) return nullptr;
@@ -104,7 +123,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     Config config;
     config.hostname = default_hostname();
     Result<void> status;
-    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "store"}));
+    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "imap", "auth", "store"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -132,17 +151,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
                               {"listen", "max_command_line", "max_text_line", "max_message_size",
                                "max_recipients", "max_bad_commands", "idle_timeout",
                                "max_connections", "max_connections_per_ip", "bare_line_ending"}));
-        if (const toml::node* listen = t->get("listen")) {
-            const toml::array* list = listen->as_array();
-            if (!list) return make_error(Errc::invalid_argument, "[smtp] listen must be an array of \"host:port\"");
-            for (const auto& item : *list) {
-                auto text = item.value<std::string>();
-                if (!text) return make_error(Errc::invalid_argument, "[smtp] listen entries are strings");
-                auto address = parse_listen(*text);
-                if (!address) return address.error();
-                s.listen.push_back(*address);
-            }
-        }
+        MAGPIE_TRY(read_listen(*t, "smtp", "listen", s.listen));
         MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
         MAGPIE_TRY(read(*t, "smtp", "max_text_line", s.max_text_line));
         MAGPIE_TRY(read(*t, "smtp", "max_message_size", s.max_message_size));
@@ -162,6 +171,47 @@ Result<Config> load_config(const std::filesystem::path& file) {
         if (s.max_recipients == 0 || s.max_connections == 0 || s.max_connections_per_ip == 0 ||
             s.idle_timeout == 0 || s.max_message_size == 0) {
             return make_error(Errc::invalid_argument, "[smtp] limits must be positive");
+        }
+    }
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "imap", status)) {
+        auto& s = config.imap;
+        MAGPIE_TRY(check_keys(*t, "imap",
+                              {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout", "max_line_octets",
+                               "max_literal_octets", "max_nesting_depth", "max_sequence_set_ranges",
+                               "max_search_keys", "max_connections", "max_connections_per_ip"}));
+        MAGPIE_TRY(read_listen(*t, "imap", "listen", s.listen));
+        MAGPIE_TRY(read_listen(*t, "imap", "listen_tls", s.listen_tls));
+        MAGPIE_TRY(read(*t, "imap", "allow_plaintext_login", s.allow_plaintext_login));
+        MAGPIE_TRY(read(*t, "imap", "idle_timeout", s.idle_timeout));
+        MAGPIE_TRY(read(*t, "imap", "max_line_octets", s.max_line_octets));
+        MAGPIE_TRY(read(*t, "imap", "max_literal_octets", s.max_literal_octets));
+        MAGPIE_TRY(read(*t, "imap", "max_nesting_depth", s.max_nesting_depth));
+        MAGPIE_TRY(read(*t, "imap", "max_sequence_set_ranges", s.max_sequence_set_ranges));
+        MAGPIE_TRY(read(*t, "imap", "max_search_keys", s.max_search_keys));
+        MAGPIE_TRY(read(*t, "imap", "max_connections", s.max_connections));
+        MAGPIE_TRY(read(*t, "imap", "max_connections_per_ip", s.max_connections_per_ip));
+        if (s.max_line_octets < 1000 || s.max_literal_octets == 0 || s.max_nesting_depth == 0 ||
+            s.max_sequence_set_ranges == 0 || s.max_search_keys == 0 || s.max_connections == 0 ||
+            s.max_connections_per_ip == 0) {
+            return make_error(Errc::invalid_argument, "[imap] limits must be positive (max_line_octets >= 1000)");
+        }
+        if (s.idle_timeout < 60) return make_error(Errc::invalid_argument, "[imap] idle_timeout is at least 60");
+    }
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "auth", status)) {
+        auto& s = config.auth;
+        MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "max_user_failures", "max_ip_failures",
+                                           "failure_window", "first_lockout", "max_lockout"}));
+        MAGPIE_TRY(read(*t, "auth", "max_concurrent_hashes", s.max_concurrent_hashes));
+        MAGPIE_TRY(read(*t, "auth", "max_user_failures", s.max_user_failures));
+        MAGPIE_TRY(read(*t, "auth", "max_ip_failures", s.max_ip_failures));
+        MAGPIE_TRY(read(*t, "auth", "failure_window", s.failure_window));
+        MAGPIE_TRY(read(*t, "auth", "first_lockout", s.first_lockout));
+        MAGPIE_TRY(read(*t, "auth", "max_lockout", s.max_lockout));
+        if (s.max_concurrent_hashes == 0 || s.max_user_failures == 0 || s.max_ip_failures == 0 ||
+            s.failure_window == 0) {
+            return make_error(Errc::invalid_argument, "[auth] limits must be positive");
         }
     }
     MAGPIE_TRY(status);
@@ -192,6 +242,9 @@ Config demo_config(const std::filesystem::path& data_dir) {
     config.tls_certificate = data_dir / "demo-cert.pem";
     config.tls_private_key = data_dir / "demo-key.pem";
     config.smtp.listen = {{"127.0.0.1", demo_ports::smtp}};
+    config.imap.listen = {{"127.0.0.1", demo_ports::imap}};
+    config.imap.listen_tls = {{"127.0.0.1", demo_ports::imaps}};
+    config.imap.allow_plaintext_login = true;  // loopback only: the demo binds nothing else
     return config;
 }
 

@@ -29,6 +29,29 @@ struct SmtpConfig {
     std::string bare_line_ending = "reject";       // "reject" or "normalize"
 };
 
+struct ImapConfig {
+    std::vector<ListenAddress> listen;      // STARTTLS ports, e.g. ["0.0.0.0:143"]
+    std::vector<ListenAddress> listen_tls;  // implicit TLS ports, e.g. ["0.0.0.0:993"]
+    bool allow_plaintext_login = false;     // LOGIN/AUTHENTICATE before TLS (LOGINDISABLED otherwise)
+    std::uint32_t idle_timeout = 1800;      // seconds without a command (RFC 9051 5.4: at least 30 minutes)
+    std::size_t max_line_octets = 64 * 1024;          // one command's text, literals excluded
+    std::uint64_t max_literal_octets = 50ull << 20;   // APPENDLIMIT (RFC 7889)
+    std::size_t max_nesting_depth = 32;
+    std::size_t max_sequence_set_ranges = 1024;
+    std::size_t max_search_keys = 256;
+    std::size_t max_connections = 2000;
+    std::size_t max_connections_per_ip = 50;  // clients open several connections per account
+};
+
+struct AuthConfig {
+    std::size_t max_concurrent_hashes = 4;       // argon2id verifications at once (64 MiB each)
+    std::uint32_t max_user_failures = 5;         // failed logins per account per window before a lockout
+    std::uint32_t max_ip_failures = 20;          // failed logins per client address (IPv6: /64) per window
+    std::uint32_t failure_window = 600;          // seconds
+    std::uint32_t first_lockout = 30;            // seconds; doubles at each further lockout
+    std::uint32_t max_lockout = 3600;            // seconds
+};
+
 struct StoreConfig {
     std::string backend = "sqlite";
     std::size_t threads = 4;                   // the store's own executor
@@ -46,6 +69,8 @@ struct Config {
     std::filesystem::path tls_certificate;
     std::filesystem::path tls_private_key;
     SmtpConfig smtp;
+    ImapConfig imap;
+    AuthConfig auth;
     StoreConfig store;
     bool demo = false;
 };

@@ -48,17 +48,18 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (demo) {
+        namespace ports = magpie::server::demo_ports;
         std::printf(
             "\nMagpie demo is running (Ctrl-C stops it). Data: %s\n"
             "  domain example.test, user demo@example.test, password demo\n"
-            "  SMTP   127.0.0.1:%u  (STARTTLS with a self-signed certificate)\n"
+            "  SMTP   127.0.0.1:%u  (port 25's role: receives mail for example.test; STARTTLS, self-signed)\n"
+            "  IMAP   127.0.0.1:%u  (STARTTLS; plaintext login allowed on loopback) and 127.0.0.1:%u (TLS)\n"
             "  send a message:  swaks --server 127.0.0.1:%u --from you@example.org --to demo@example.test\n"
-            "  read it back:    magpie --data %s export demo@example.test INBOX\n"
-            "  reserved for services still to come: submission %u/%u, IMAP %u/%u, HTTP %u\n\n",
-            config.data_dir.c_str(), magpie::server::demo_ports::smtp, magpie::server::demo_ports::smtp,
-            config.data_dir.c_str(), magpie::server::demo_ports::submission,
-            magpie::server::demo_ports::submissions, magpie::server::demo_ports::imap,
-            magpie::server::demo_ports::imaps, magpie::server::demo_ports::http);
+            "  read it:         mutt -f imap://demo%%40example.test@127.0.0.1:%u/INBOX\n"
+            "                   magpie --data %s export demo@example.test INBOX --uid 1\n"
+            "  reserved for services still to come: submission %u/%u, HTTP %u\n\n",
+            config.data_dir.c_str(), ports::smtp, ports::imap, ports::imaps, ports::smtp, ports::imap,
+            config.data_dir.c_str(), ports::submission, ports::submissions, ports::http);
         std::fflush(stdout);
     }
     return server.run();

@@ -15,6 +15,16 @@
 namespace magpie::server {
 
 namespace {
+auth::ThrottleLimits throttle_limits(const AuthConfig& c) {
+    auth::ThrottleLimits limits;
+    limits.max_user_failures = c.max_user_failures;
+    limits.max_ip_failures = c.max_ip_failures;
+    limits.window_seconds = c.failure_window;
+    limits.first_lockout_seconds = c.first_lockout;
+    limits.max_lockout_seconds = c.max_lockout;
+    return limits;
+}
+
 constexpr std::string_view demo_domain = "example.test";
 constexpr std::string_view demo_user = "demo@example.test";
 constexpr std::string_view demo_password = "demo";
@@ -70,6 +80,26 @@ Result<void> Server::prepare_demo() {
     return {};
 }
 
+Result<void> Server::bind(const std::vector<ListenAddress>& addresses, const std::string& service,
+                          bool implicit_tls, const std::string& busy_reply) {
+    for (const auto& address : addresses) {
+        if (implicit_tls && !tls_context()) {
+            return make_error(Errc::invalid_argument, fmt::format("{} on {}:{} needs [tls] certificate and private_key",
+                                                                  service, address.address, address.port));
+        }
+        net::ListenerOptions options;
+        options.service = service;
+        options.address = address.address;
+        options.port = address.port;
+        options.implicit_tls = implicit_tls;
+        options.busy_reply = busy_reply;
+        auto listener = net::Listener::bind(*pool_, options);
+        if (!listener) return listener.error();
+        listeners_.push_back(std::move(*listener));
+    }
+    return {};
+}
+
 Result<void> Server::start() {
     const auto& c = *config_;
     std::error_code ec;
@@ -94,21 +124,32 @@ Result<void> Server::start() {
     smtp_ = std::make_unique<SmtpService>(config_, *store_, *store_executor_);
     smtp_limiter_ = std::make_shared<net::ConnectionLimiter>(c.smtp.max_connections, c.smtp.max_connections_per_ip);
 
-    for (const auto& address : c.smtp.listen) {
-        net::ListenerOptions options;
-        options.service = "smtp";
-        options.address = address.address;
-        options.port = address.port;
-        options.busy_reply = fmt::format("421 4.7.0 {} Too many connections, try again later\r\n", c.hostname);
-        auto listener = net::Listener::bind(*pool_, options);
-        if (!listener) return listener.error();
-        listeners_.push_back(std::move(*listener));
-    }
+    auth::HashLimiterOptions hashing;
+    hashing.max_concurrent = c.auth.max_concurrent_hashes;
+    hash_limiter_ = std::make_unique<auth::HashLimiter>(hashing);
+    throttle_ = std::make_unique<auth::LoginThrottle>(throttle_limits(c.auth));
+    imap_services_ = std::make_unique<imap::SessionServices>(imap::SessionServices{*store_, *hash_limiter_, *throttle_});
+    imap_ = std::make_unique<ImapService>(config_, *imap_services_, *store_executor_, change_hub_);
+    imap_limiter_ = std::make_shared<net::ConnectionLimiter>(c.imap.max_connections, c.imap.max_connections_per_ip);
+    store_->set_change_listener([this](std::int64_t account_id, std::int64_t, std::uint64_t) {
+        change_hub_.notify(account_id);
+    });
+
+    MAGPIE_TRY(bind(c.smtp.listen, "smtp", false,
+                    fmt::format("421 4.7.0 {} Too many connections, try again later\r\n", c.hostname)));
+    MAGPIE_TRY(bind(c.imap.listen, "imap", false, "* BYE Too many connections, try again later\r\n"));
+    MAGPIE_TRY(bind(c.imap.listen_tls, "imaps", true, "* BYE Too many connections, try again later\r\n"));
     MAGPIE_TRY(net::drop_privileges(c.user, c.data_dir));
 
     for (auto& listener : listeners_) {
-        listener->start([this](std::shared_ptr<net::Connection> connection) { return smtp_->serve(connection); },
-                        smtp_limiter_, [this] { return tls_context(); }, registry_);
+        auto tls = [this] { return tls_context(); };
+        if (listener->options().service == "smtp") {
+            listener->start([this](std::shared_ptr<net::Connection> connection) { return smtp_->serve(connection); },
+                            smtp_limiter_, tls, registry_);
+        } else {
+            listener->start([this](std::shared_ptr<net::Connection> connection) { return imap_->serve(connection); },
+                            imap_limiter_, tls, registry_);
+        }
     }
 
     signals_ = std::make_unique<net::asio::signal_set>(pool_->first(), SIGTERM, SIGINT, SIGHUP);
@@ -138,19 +179,24 @@ void Server::reload() {
         return;
     }
     const auto& old = *config_;
-    if (loaded->smtp.listen.size() != old.smtp.listen.size() || loaded->data_dir != old.data_dir ||
+    if (loaded->smtp.listen.size() != old.smtp.listen.size() || loaded->imap.listen.size() != old.imap.listen.size() ||
+        loaded->imap.listen_tls.size() != old.imap.listen_tls.size() || loaded->data_dir != old.data_dir ||
         loaded->user != old.user || loaded->threads != old.threads || loaded->store.threads != old.store.threads) {
         spdlog::warn("SIGHUP: listen addresses, data_dir, user and thread counts change only on restart");
     }
     auto next = std::make_shared<Config>(*loaded);
     next->smtp.listen = old.smtp.listen;
+    next->imap.listen = old.imap.listen;
+    next->imap.listen_tls = old.imap.listen_tls;
     next->data_dir = old.data_dir;
     next->user = old.user;
     config_ = next;
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     if (auto tls = load_tls(); !tls) spdlog::error("SIGHUP: TLS not reloaded: {}", tls.error().message);
     smtp_limiter_->set_limits(next->smtp.max_connections, next->smtp.max_connections_per_ip);
+    imap_limiter_->set_limits(next->imap.max_connections, next->imap.max_connections_per_ip);
     smtp_->reconfigure(next);
+    imap_->reconfigure(next);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_file_.string());
 }
 

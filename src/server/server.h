@@ -10,7 +10,11 @@
 
 #include "base/result.h"
 #include "net/listener.h"
+#include "auth/password.h"
+#include "auth/throttle.h"
+#include "server/change_hub.h"
 #include "server/config.h"
+#include "server/imap_service.h"
 #include "server/smtp_service.h"
 #include "server/store_executor.h"
 #include "store/store.h"
@@ -35,6 +39,8 @@ private:
     void reload();
     void drain();
     std::shared_ptr<net::asio::ssl::context> tls_context();
+    Result<void> bind(const std::vector<ListenAddress>& addresses, const std::string& service, bool implicit_tls,
+                      const std::string& busy_reply);
 
     std::shared_ptr<const Config> config_;
     std::filesystem::path config_file_;
@@ -44,6 +50,12 @@ private:
     std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
     std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;
     std::unique_ptr<SmtpService> smtp_;
+    std::unique_ptr<auth::HashLimiter> hash_limiter_;
+    std::unique_ptr<auth::LoginThrottle> throttle_;
+    std::unique_ptr<imap::SessionServices> imap_services_;
+    std::shared_ptr<net::ConnectionLimiter> imap_limiter_;
+    std::unique_ptr<ImapService> imap_;
+    ChangeHub change_hub_;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     std::unique_ptr<net::asio::signal_set> signals_;
     std::mutex tls_mutex_;

@@ -26,16 +26,34 @@ def make_certificate(directory: Path, hostname: str):
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
          "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={hostname}",
-         "-addext", f"subjectAltName=DNS:{hostname}"],
+         "-addext", f"subjectAltName=DNS:{hostname},DNS:localhost,IP:127.0.0.1"],
         check=True, capture_output=True)
     return cert, key
+
+
+def toml_pair(key, value):
+    if isinstance(value, bool):
+        return f"{key} = {'true' if value else 'false'}"
+    if isinstance(value, str):
+        return f'{key} = "{value}"'
+    return f"{key} = {value!r}"
+
+
+def client_tls_context():
+    """The tests' certificates are self-signed: encrypt, but do not verify."""
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class Magpied:
     """One magpied process and its data directory."""
 
     def __init__(self, workdir: Path, smtp_options: dict | None = None, tls: bool = True,
-                 hostname: str = "mx.example.test"):
+                 hostname: str = "mx.example.test", imap_options: dict | None = None,
+                 auth_options: dict | None = None):
         self.workdir = workdir
         self.data = workdir / "data"
         self.hostname = hostname
@@ -43,14 +61,19 @@ class Magpied:
         self.log_path = workdir / "magpied.log"
         self.proc = None
         self.smtp_port = None
+        self.imap_port = None
+        self.imaps_port = None
         lines = ["[server]", f'hostname = "{hostname}"', f'data_dir = "{self.data}"', 'log_level = "debug"',
                  "threads = 2", "shutdown_timeout = 5", ""]
         if tls:
             cert, key = make_certificate(workdir, hostname)
             lines += ["[tls]", f'certificate = "{cert}"', f'private_key = "{key}"', ""]
         lines += ["[smtp]", 'listen = ["127.0.0.1:0"]']
-        for key, value in (smtp_options or {}).items():
-            lines.append(f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"')
+        lines += [toml_pair(k, v) for k, v in (smtp_options or {}).items()]
+        lines += ["", "[imap]", 'listen = ["127.0.0.1:0"]'] + (['listen_tls = ["127.0.0.1:0"]'] if tls else [])
+        lines += [toml_pair(k, v) for k, v in (imap_options or {}).items()]
+        if auth_options:
+            lines += ["", "[auth]"] + [toml_pair(k, v) for k, v in auth_options.items()]
         self.config.write_text("\n".join(lines) + "\n")
 
     # Administration through the real `magpie` command.
@@ -79,9 +102,11 @@ class Magpied:
         deadline = time.time() + timeout
         while time.time() < deadline:
             text = self.log_path.read_text(errors="replace")
-            found = re.findall(r"listening on 127\.0\.0\.1:(\d+) \(smtp\)", text)
-            if found:
-                self.smtp_port = int(found[-1])
+            found = dict((service, int(port)) for port, service in
+                         re.findall(r"listening on 127\.0\.0\.1:(\d+) \((\w+)\)", text))
+            if "smtp" in found and "imap" in found:
+                self.smtp_port, self.imap_port = found["smtp"], found["imap"]
+                self.imaps_port = found.get("imaps")
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError(f"magpied exited with {self.proc.returncode}:\n{text}")

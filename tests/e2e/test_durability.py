@@ -54,7 +54,7 @@ def test_sigkill_loses_no_acknowledged_message(tmp_path):
     workdir = tmp_path / "crash"
     workdir.mkdir()
     server = Magpied(workdir, tls=False)
-    server.config.write_text(server.config.read_text().replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"'))
+    server.config.write_text(server.config.read_text().replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"', 1))
     server.magpie("domain", "add", DOMAIN)
     server.add_user(ALICE)
     server.start()

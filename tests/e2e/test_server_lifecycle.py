@@ -139,8 +139,15 @@ def test_demo_starts_with_its_user_and_reserved_ports(tmp_path):
             client.ehlo("demo.example")
             assert client.has_extn("starttls")
             assert client.sendmail("you@example.org", ["demo@example.test"], b"Subject: hi\r\n\r\nhello\r\n") == {}
-        for reserved in (2587, 2465, 2143, 2993, 8080):
+        assert b"listening on 127.0.0.1:2143 (imap)" in output and b"listening on 127.0.0.1:2993 (imaps)" in output
+        for reserved in (2587, 2465, 8080):
             assert f":{reserved} (".encode() not in output  # services not built yet stay unbound
+        import imaplib
+        imap = imaplib.IMAP4("127.0.0.1", 2143)
+        assert "LOGINDISABLED" not in imap.capabilities  # plaintext login on loopback, in the demo only
+        imap.login("demo@example.test", "demo")
+        assert imap.select("INBOX") == ("OK", [b"1"])
+        imap.logout()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -1,0 +1,109 @@
+#include "server/imap_service.h"
+
+#include <array>
+
+#include <spdlog/spdlog.h>
+
+#include "base/time.h"
+
+namespace magpie::server {
+namespace {
+
+imap::SessionConfig session_config(const Config& config, const net::Connection& connection) {
+    imap::SessionConfig c;
+    c.hostname = config.hostname;
+    c.tls_active = connection.tls_active();
+    c.starttls_available = connection.tls_available() && !connection.tls_active();
+    c.allow_plaintext_login = config.imap.allow_plaintext_login;
+    c.limits.max_line_octets = config.imap.max_line_octets;
+    c.limits.max_literal_octets = config.imap.max_literal_octets;
+    c.limits.max_nesting_depth = config.imap.max_nesting_depth;
+    c.limits.max_sequence_set_ranges = config.imap.max_sequence_set_ranges;
+    c.limits.max_search_keys = config.imap.max_search_keys;
+    return c;
+}
+
+}  // namespace
+
+awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) {
+    auto config = std::atomic_load(&config_);
+    const auto timeout = std::chrono::seconds(config->imap.idle_timeout);
+    imap::Session session(session_config(*config, *connection), services_, connection->peer_ip());
+    std::optional<std::int64_t> watched;
+    std::array<char, 16384> buffer;
+    std::string output;
+    // Writes what the session has to say. (Named variables, not temporaries, around co_await: see
+    // store_executor.h.)
+    auto flush = [&]() -> awaitable<bool> {
+        output = session.take_output();
+        return connection->write_all(output, timeout);
+    };
+    // Runs blocking session work (store, password hashing) on the store executor.
+    auto on_store = [&](auto work) { return executor_.run([&session, work]() { work(session); return true; }); };
+
+    struct Unwatch {
+        ChangeHub& hub;
+        std::optional<std::int64_t>& account;
+        net::Connection* connection;
+        ~Unwatch() {
+            if (account) hub.unwatch(*account, connection);
+        }
+    } unwatch{hub_, watched, connection.get()};
+
+    for (;;) {
+        if (session.has_work()) {
+            auto op = on_store([](imap::Session& s) { s.run(unix_now()); });
+            co_await std::move(op);
+            if (!watched && session.account_id()) {
+                watched = session.account_id();
+                hub_.watch(*watched, connection);
+            }
+        }
+        if (!co_await flush()) {
+            spdlog::debug("imap: {}: write failed{}", connection->peer_ip(), connection->timed_out() ? " (timeout)" : "");
+            co_return;
+        }
+        switch (session.take_action()) {
+            case imap::Session::Action::none: break;
+            case imap::Session::Action::close:
+                spdlog::debug("imap: {}: session closed", connection->peer_ip());
+                co_return;
+            case imap::Session::Action::start_tls: {
+                auto started = co_await connection->start_tls(timeout);
+                if (!started) {
+                    spdlog::info("imap: {}: {}", connection->peer_ip(), started.error().message);
+                    co_return;
+                }
+                session.tls_started();
+                continue;
+            }
+        }
+        if (session.has_work()) continue;  // pipelined commands, or input held back by wants_input()
+        if (!session.wants_input()) {
+            spdlog::warn("imap: {}: session neither has work nor wants input; closing", connection->peer_ip());
+            co_return;
+        }
+
+        std::size_t n = co_await connection->read_some(buffer, timeout);
+        if (n == 0) {
+            if (connection->take_wake()) {
+                auto op = on_store([](imap::Session& s) { s.mailbox_changed(unix_now()); });
+                co_await std::move(op);
+                continue;
+            }
+            if (connection->shutdown_requested()) {
+                session.shutting_down();
+            } else if (connection->timed_out()) {
+                session.idle_timeout();
+            } else {
+                spdlog::debug("imap: {}: client closed the connection", connection->peer_ip());
+                co_return;
+            }
+            co_await flush();
+            co_return;
+        }
+        session.feed(std::string_view(buffer.data(), n));
+    }
+}
+
+}  // namespace magpie::server

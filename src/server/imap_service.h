@@ -1,0 +1,37 @@
+// The IMAP server's IO side (143 with STARTTLS, 993 with implicit TLS): a coroutine per connection that
+// feeds client bytes to an imap::Session, runs its commands on the store executor (they read and write the
+// store, and logins hash passwords), writes the responses, and wakes IDLE sessions when the ChangeHub says
+// their account's mail changed.
+#pragma once
+
+#include <memory>
+
+#include "auth/password.h"
+#include "auth/throttle.h"
+#include "imap/session/session.h"
+#include "net/connection.h"
+#include "server/change_hub.h"
+#include "server/config.h"
+#include "server/store_executor.h"
+#include "store/store.h"
+
+namespace magpie::server {
+
+class ImapService {
+public:
+    ImapService(std::shared_ptr<const Config> config, imap::SessionServices& services, StoreExecutor& executor,
+                ChangeHub& hub)
+        : config_(std::move(config)), services_(services), executor_(executor), hub_(hub) {}
+
+    void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
+
+    awaitable<void> serve(std::shared_ptr<net::Connection> connection);
+
+private:
+    std::shared_ptr<const Config> config_;
+    imap::SessionServices& services_;
+    StoreExecutor& executor_;
+    ChangeHub& hub_;
+};
+
+}  // namespace magpie::server
