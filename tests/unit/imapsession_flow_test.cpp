@@ -658,5 +658,79 @@ TEST_F(ImapSessionTest, SilentConditionalStoreStillReportsModseq) {
               fmt::format("* SEARCH 1 (MODSEQ {})\r\nb OK SEARCH completed\r\n", base + 1));
 }
 
+// Two sessions interleave random commands over one mailbox while mail arrives: every command gets exactly
+// its tagged reply, sequence numbers in untagged replies never exceed what the session announced, and
+// the sanitizers see no fault.
+TEST_F(ImapSessionTest, RandomInterleavedCommandsKeepBothViewsConsistent) {
+    const std::vector<std::string> templates = {"FETCH {set} (UID FLAGS ENVELOPE)",
+                                                "UID FETCH {set} (FLAGS BODY.PEEK[HEADER])",
+                                                "STORE {set} +FLAGS (\\Deleted)",
+                                                "UID STORE {set} -FLAGS (\\Deleted \\Seen)",
+                                                "STORE {set} FLAGS.SILENT ($Label)",
+                                                "EXPUNGE",
+                                                "NOOP",
+                                                "SEARCH DELETED",
+                                                "UID SEARCH RETURN (SAVE) UNSEEN",
+                                                "FETCH $ FLAGS",
+                                                "COPY {set} Archive",
+                                                "UID MOVE {set} Trash",
+                                                "UID EXPUNGE {set}",
+                                                "FETCH {set} BODY[TEXT]",
+                                                "STATUS INBOX (MESSAGES UNSEEN)",
+                                                "SELECT INBOX",
+                                                "EXAMINE INBOX",
+                                                "CHECK"};
+    std::mt19937 random(12345);
+    auto pick_set = [&]() -> std::string {
+        switch (random() % 4) {
+            case 0:
+                return "1:*";
+            case 1:
+                return fmt::format("{}", 1 + random() % 6);
+            case 2:
+                return fmt::format("{}:{}", 1 + random() % 4, 2 + random() % 8);
+            default:
+                return "*";
+        }
+    };
+    for (int i = 0; i < 4; ++i) deliver(demo_, "INBOX", i % 2 ? kFirst : kSecond);
+    std::unique_ptr<Session> sessions[2] = {logged_in(), logged_in()};
+    std::size_t exists[2] = {0, 0};
+    send(*sessions[1], "e ENABLE QRESYNC\r\n");
+    for (auto& session : sessions) send(*session, "s SELECT INBOX\r\n");
+    exists[0] = exists[1] = 4;
+    for (int step = 0; step < 300; ++step) {
+        if (step % 37 == 0) deliver(demo_, "INBOX", kFirst);
+        const int who = static_cast<int>(random() % 2);
+        std::string command = templates[random() % templates.size()];
+        if (auto at = command.find("{set}"); at != std::string::npos) command.replace(at, 5, pick_set());
+        const std::string tag = fmt::format("t{}", step);
+        const std::string out = send(*sessions[who], tag + " " + command + "\r\n");
+        ASSERT_EQ(out.find(tag + " "), out.rfind(tag + " ")) << out;
+        const std::size_t last = out.size() >= 2 ? out.rfind("\r\n", out.size() - 3) : std::string::npos;
+        ASSERT_TRUE(out.substr(last == std::string::npos ? 0 : last + 2).starts_with(tag + " "))
+            << command << "\n"
+            << out;
+        EXPECT_THAT(out, Not(HasSubstr("SERVERBUG"))) << command;
+        // Track EXISTS/EXPUNGE to check that FETCH numbers stay within the announced range.
+        std::size_t pos = 0;
+        while ((pos = out.find("* ", pos)) != std::string::npos) {
+            const std::size_t end = out.find("\r\n", pos);
+            const std::string line = out.substr(pos, end - pos);
+            std::size_t n = 0;
+            if (std::sscanf(line.c_str(), "* %zu", &n) == 1) {
+                if (line.find(" EXISTS") != std::string::npos)
+                    exists[who] = n;
+                else if (line.find(" EXPUNGE") != std::string::npos)
+                    --exists[who];
+                else if (line.find(" FETCH") != std::string::npos) {
+                    EXPECT_LE(n, exists[who]) << line;
+                }
+            }
+            pos = end;
+        }
+    }
+}
+
 }  // namespace
 }  // namespace magpie::imap
