@@ -511,6 +511,7 @@ TEST_F(ImapSessionTest, Rev2SelectListsTheMailboxAndHidesRecent) {
               "* ENABLED IMAP4rev2 CONDSTORE\r\ne OK ENABLE completed\r\n");
     auto selected = send(*session, "s SELECT Sent\r\n");
     EXPECT_THAT(selected, HasSubstr("* 0 EXISTS\r\n* LIST (\\Sent) \"/\" Sent\r\n"));
+    EXPECT_THAT(selected, HasSubstr("* OK [NOMODSEQ] No changes to report yet\r\n"));
     EXPECT_THAT(selected, Not(HasSubstr("RECENT")));
     EXPECT_THAT(send(*session, "t SELECT INBOX\r\n"), HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
     EXPECT_EQ(send(*session, "f FETCH 1 FLAGS\r\n"),

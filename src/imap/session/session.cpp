@@ -611,8 +611,14 @@ void Session::on_select(const std::string& tag, const Select& command) {
         flags.atom("PERMANENTFLAGS").flags(permanent);
         output_ += status_response("*", StatusKind::ok, flags.buffer(), "Flags permitted");
     }
-    output_ += status_response("*", StatusKind::ok, fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq),
-                               "Highest");
+    // RFC 7162 3.1.2.2: a mod-sequence is positive, so a mailbox never changed (MODSEQ 0) says NOMODSEQ;
+    // its STATUS HIGHESTMODSEQ is 0, as 3.1.3 of the RFC asks for such a mailbox.
+    if (view_->highest_modseq == 0) {
+        output_ += status_response("*", StatusKind::ok, "NOMODSEQ", "No changes to report yet");
+    } else {
+        output_ += status_response("*", StatusKind::ok, fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq),
+                                   "Highest");
+    }
 
     // RFC 7162 3.2.5: what changed since the client's last known MODSEQ, when UIDVALIDITY still holds.
     if (command.qresync && command.qresync->uid_validity == view_->mailbox.uidvalidity) {
