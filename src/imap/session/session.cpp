@@ -252,10 +252,10 @@ void Session::execute(Command& command) {
     const unsigned valid =
         std::visit([](const auto& c) { return valid_states<std::decay_t<decltype(c)>>(); }, command.body);
     if ((valid & state_bit(state_)) == 0) {
-        const char* why = state_ == State::not_authenticated                   ? "Log in first"
-                          : state_ == State::selected || (valid & in_selected) ? "No mailbox selected"
-                                                                               : "Already logged in";
-        if (state_ == State::selected && (valid & in_not_authenticated)) why = "Already logged in";
+        // Only three ways to be in the wrong state: not logged in yet, logged in already, or no mailbox.
+        const char* why = state_ == State::not_authenticated ? "Log in first"
+                          : (valid & in_not_authenticated)   ? "Already logged in"
+                                                             : "No mailbox selected";
         reply(tag, StatusKind::bad, "",
               fmt::format("{} not allowed now: {}", command_name(command.body), why));
         finish_command(true);
