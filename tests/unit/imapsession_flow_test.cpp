@@ -337,6 +337,13 @@ TEST_F(ImapSessionTest, IdleReportsNewMailWhenTheMailboxChanges) {
                     .ok());
     session->mailbox_changed(kNow);
     EXPECT_EQ(session->take_output(), "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n");
+    // Another session expunges while this one idles: the EXPUNGE comes at once.
+    auto other = logged_in();
+    send(*other, "s SELECT INBOX\r\n");
+    send(*other, "d STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+    send(*other, "x EXPUNGE\r\n");
+    session->mailbox_changed(kNow);
+    EXPECT_EQ(session->take_output(), "* 1 EXPUNGE\r\n");
     EXPECT_EQ(send(*session, "DONE\r\n"), "i OK IDLE terminated\r\n");
     EXPECT_FALSE(session->idling());
     session->idle_timeout();

@@ -18,8 +18,12 @@ namespace {
 
 using namespace session_support;
 
-// Above this many messages one list_messages beats a find_message per message.
+// One list_messages reads every row of the mailbox (summaries included); one find_message per message
+// wins unless the set covers a good part of the mailbox.
 constexpr std::size_t kFindOneByOne = 32;
+bool look_up_one_by_one(std::size_t wanted, std::size_t mailbox_size) {
+    return wanted <= kFindOneByOne || wanted <= mailbox_size / 8;
+}
 
 bool needs_message_row(const FetchItem& item) {
     using K = FetchItem::Kind;
@@ -183,7 +187,7 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
 
     std::vector<store::Message> rows;
     if (need_rows) {
-        if (indexes->size() <= kFindOneByOne) {
+        if (look_up_one_by_one(indexes->size(), view_->messages.size())) {
             for (std::size_t i : *indexes) {
                 auto row = services_.store.find_message(view_->mailbox.id, view_->messages[i].uid);
                 if (row) rows.push_back(std::move(*row));
@@ -444,7 +448,7 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
         // quota counts what the user sees).
         std::uint64_t octets = 0;
         if (config_.quota_storage_kib > 0) {
-            if (uids.size() <= kFindOneByOne) {
+            if (look_up_one_by_one(uids.size(), view_->messages.size())) {
                 for (std::uint32_t u : uids)
                     if (auto row = services_.store.find_message(view_->mailbox.id, u)) octets += row->size;
             } else if (auto all = services_.store.list_messages(view_->mailbox.id)) {

@@ -616,8 +616,8 @@ void Session::on_select(const std::string& tag, const Select& command) {
     if (view_->highest_modseq == 0) {
         output_ += status_response("*", StatusKind::ok, "NOMODSEQ", "No changes to report yet");
     } else {
-        output_ += status_response("*", StatusKind::ok, fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq),
-                                   "Highest");
+        output_ += status_response("*", StatusKind::ok,
+                                   fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq), "Highest");
     }
 
     // RFC 7162 3.2.5: what changed since the client's last known MODSEQ, when UIDVALIDITY still holds.
