@@ -267,6 +267,7 @@ TEST_F(ImapSessionTest, StoreExpungeCopyMoveAppend) {
               fmt::format("* OK [COPYUID {} 3 2] Moved\r\n* 2 EXPUNGE\r\nf OK MOVE completed\r\n",
                           archive.uidvalidity));
     EXPECT_EQ(send(*session, "g COPY 1 Nowhere\r\n"), "g NO [TRYCREATE] No such mailbox\r\n");
+    EXPECT_EQ(send(*session, "g2 MOVE 1 INBOX\r\n"), "g2 NO [CANNOT] The messages are in that mailbox already\r\n");
     EXPECT_EQ(send(*session, "h APPEND INBOX (\\Seen) {5+}\r\nHi!\r\n\r\n"),
               fmt::format("* 2 EXISTS\r\nh OK [APPENDUID {} 4] APPEND completed\r\n",
                           mailbox(demo_, "INBOX").uidvalidity));

@@ -436,6 +436,10 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
             reply_store_error(tag, target.error());
         return;
     }
+    if (move && target->id == view_->mailbox.id) {
+        reply(tag, StatusKind::no, "CANNOT", "The messages are in that mailbox already");
+        return;
+    }
     std::vector<std::uint32_t> uids;
     for (std::size_t i : *indexes) uids.push_back(view_->messages[i].uid);
     const char* name = move ? "MOVE" : "COPY";
