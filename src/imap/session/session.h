@@ -23,6 +23,7 @@
 
 namespace magpie::imap {
 
+// What one connection offers and how far it may go: from the configuration and the listener (TLS).
 struct SessionConfig {
     std::string hostname;
     bool tls_active = false;             // implicit TLS port, or after STARTTLS
@@ -80,7 +81,8 @@ public:
     // Cheap, no store access: runs on the network thread.
     void feed(std::string_view bytes);  // continuation requests ("+ ...") go straight to output
     std::string take_output();          // the greeting first
-    bool has_work() const;              // a parsed command (or SASL response / DONE) waits for run()
+    // A parsed command (or SASL response / DONE) waits for run(), or a FETCH has more slices to write.
+    bool has_work() const;
 
     // Blocking (store, argon2id): call on a store thread, never concurrently with feed()/take_output().
     void run(std::int64_t now);
