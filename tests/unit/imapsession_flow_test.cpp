@@ -267,7 +267,8 @@ TEST_F(ImapSessionTest, StoreExpungeCopyMoveAppend) {
               fmt::format("* OK [COPYUID {} 3 2] Moved\r\n* 2 EXPUNGE\r\nf OK MOVE completed\r\n",
                           archive.uidvalidity));
     EXPECT_EQ(send(*session, "g COPY 1 Nowhere\r\n"), "g NO [TRYCREATE] No such mailbox\r\n");
-    EXPECT_EQ(send(*session, "g2 MOVE 1 INBOX\r\n"), "g2 NO [CANNOT] The messages are in that mailbox already\r\n");
+    EXPECT_EQ(send(*session, "g2 MOVE 1 INBOX\r\n"),
+              "g2 NO [CANNOT] The messages are in that mailbox already\r\n");
     EXPECT_EQ(send(*session, "h APPEND INBOX (\\Seen) {5+}\r\nHi!\r\n\r\n"),
               fmt::format("* 2 EXISTS\r\nh OK [APPENDUID {} 4] APPEND completed\r\n",
                           mailbox(demo_, "INBOX").uidvalidity));
@@ -446,6 +447,9 @@ TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
     EXPECT_EQ(send(*session, "g LIST \"\" Play/%/%\r\n"),
               "* LIST (\\HasNoChildren) \"/\" Play/Projects/Magpie\r\ng OK LIST completed\r\n");
     EXPECT_EQ(send(*session, "h SUBSCRIBE Play/Projects\r\n"), "h OK SUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "h1 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Play\r\n"),
+              "* LIST (\\HasChildren \\Subscribed) \"/\" Play (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+              "h1 OK LIST completed\r\n");
     EXPECT_EQ(send(*session, "h2 UNSUBSCRIBE Play\r\n"), "h2 OK UNSUBSCRIBE completed\r\n");
     EXPECT_EQ(
         send(*session, "i LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Play\r\n"),

@@ -214,12 +214,10 @@ void Session::on_list(const std::string& tag, const List& command) {
         auto it = existing.find(name);
         const store::Mailbox* mailbox = it == existing.end() ? nullptr : it->second;
         const bool subscribed = mailbox && mailbox->subscribed;
-        bool child_info = false;
-        if (selection.subscribed && !subscribed) {
-            // RFC 5258 3.5: RECURSIVEMATCH lists a parent whose children are subscribed, with CHILDINFO.
-            if (!selection.recursive_match || !subscribed_child(name)) continue;
-            child_info = true;
-        }
+        // RFC 5258 3.5: RECURSIVEMATCH marks (and lists, when not subscribed itself) a mailbox whose
+        // children are subscribed, with CHILDINFO.
+        const bool child_info = selection.subscribed && selection.recursive_match && subscribed_child(name);
+        if (selection.subscribed && !subscribed && !child_info) continue;
         if (selection.special_use && (!mailbox || mailbox->special_use == store::SpecialUse::none)) continue;
 
         ResponseWriter w = writer();
