@@ -26,7 +26,7 @@ release: deps $(RELEASE_DIR)/build.ninja
 	cmake --build $(RELEASE_DIR)
 
 $(FUZZ_DIR)/build.ninja:
-	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMAGPIE_FUZZ=ON
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DMAGPIE_FUZZ=ON
 
 fuzz-build: deps $(FUZZ_DIR)/build.ninja
 	cmake --build $(FUZZ_DIR)

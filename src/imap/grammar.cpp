@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/strings.h"
+#include "base/time.h"
 #include "imap/mutf7.h"
 
 namespace magpie::imap {
@@ -43,26 +44,6 @@ int month_from_name(std::string_view name) {
         if (iequals(name, kMonths[i])) return i + 1;
     }
     return 0;
-}
-
-bool is_leap(int year) {
-    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
-
-int days_in_month(int year, int month) {
-    static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return month == 2 && is_leap(year) ? 29 : kDays[month - 1];
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-std::int64_t days_from_civil(int year, int month, int day) {
-    year -= month <= 2 ? 1 : 0;
-    const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
-    const auto yoe = static_cast<unsigned>(year - era * 400);
-    const unsigned doy =
-        (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 + static_cast<unsigned>(day) - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
 // The five system flags of RFC 9051 2.3.2 (and rev1's \Recent) in their canonical spelling, so handlers
@@ -311,7 +292,7 @@ public:
         out.day = static_cast<int>(*parse_uint(day));
         out.month = month_from_name(month);
         out.year = static_cast<int>(*parse_uint(year));
-        if (out.month == 0 || out.day < 1 || out.day > days_in_month(out.year, out.month)) {
+        if (out.month == 0 || out.day < 1 || out.day > static_cast<int>(days_in_month(out.year, static_cast<unsigned>(out.month)))) {
             return fail("invalid date");
         }
         return true;
@@ -337,13 +318,13 @@ public:
                   text[20] == ' ' && (text[21] == '+' || text[21] == '-') && digits(22, 2, zone_h) &&
                   digits(24, 2, zone_m);
         month = month_from_name(std::string_view(text).substr(3, 3));
-        if (!ok || month == 0 || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 ||
+        if (!ok || month == 0 || day < 1 || day > static_cast<int>(days_in_month(year, static_cast<unsigned>(month))) || hour > 23 || minute > 59 ||
             second > 60 || zone_m > 59) {
             return fail("invalid date-time");
         }
         int zone = (zone_h * 60 + zone_m) * (text[21] == '-' ? -1 : 1);
         out.zone_minutes = zone;
-        out.unix_seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second -
+        out.unix_seconds = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 + hour * 3600 + minute * 60 + second -
                            static_cast<std::int64_t>(zone) * 60;
         return true;
     }

@@ -4,35 +4,14 @@
 #include <cstring>
 
 #include "base/strings.h"
+#include "mail/lexer.h"
 
 namespace magpie::mail {
 namespace {
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-bool is_token_char(char c) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 32 || u >= 127) return false;
-    return std::strchr("()<>@,;:\\\"/[]?=", c) == nullptr;
-}
-
-void skip_cfws(std::string_view s, std::size_t& i) {
-    while (i < s.size()) {
-        if (is_ws(s[i])) {
-            ++i;
-        } else if (s[i] == '(') {
-            int depth = 0;
-            while (i < s.size()) {
-                char c = s[i++];
-                if (c == '\\' && i < s.size()) ++i;
-                else if (c == '(') ++depth;
-                else if (c == ')' && --depth == 0) break;
-            }
-        } else {
-            break;
-        }
-    }
-}
+using lex::is_token_char;
+using lex::is_ws;
+using lex::skip_cfws;
 
 // "type/subtype" of a raw Content-Type value without allocating; false when it is not one.
 bool read_type(std::string_view v, std::string_view& type, std::string_view& subtype, std::size_t& after) {

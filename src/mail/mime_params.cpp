@@ -4,38 +4,16 @@
 #include <map>
 
 #include "base/strings.h"
+#include "mail/lexer.h"
 #include "mail/charset.h"
 #include "mail/encoded_word.h"
 
 namespace magpie::mail {
 namespace {
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-// RFC 2045 5.1 token characters.
-bool is_token_char(char c) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 32 || u >= 127) return false;
-    return std::string_view("()<>@,;:\\\"/[]?=").find(c) == std::string_view::npos;
-}
-
-void skip_cfws(std::string_view s, std::size_t& i) {
-    while (i < s.size()) {
-        if (is_ws(s[i])) {
-            ++i;
-        } else if (s[i] == '(') {
-            int depth = 0;
-            while (i < s.size()) {
-                char c = s[i++];
-                if (c == '\\' && i < s.size()) ++i;
-                else if (c == '(') ++depth;
-                else if (c == ')' && --depth == 0) break;
-            }
-        } else {
-            break;
-        }
-    }
-}
+using lex::is_token_char;
+using lex::is_ws;
+using lex::skip_cfws;
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
