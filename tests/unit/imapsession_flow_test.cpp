@@ -745,5 +745,16 @@ TEST_F(ImapSessionTest, RandomInterleavedCommandsKeepBothViewsConsistent) {
     }
 }
 
+TEST_F(ImapSessionTest, DeletingAnotherSessionsSelectedMailboxEndsThatSession) {
+    auto a = logged_in();
+    auto b = logged_in();
+    send(*a, "c CREATE Work\r\n");
+    send(*a, "s SELECT Work\r\n");
+    EXPECT_EQ(send(*a, "d DELETE Work\r\n"), "d NO [INUSE] Close the mailbox before deleting it\r\n");
+    EXPECT_EQ(send(*b, "d DELETE Work\r\n"), "d OK DELETE completed\r\n");
+    EXPECT_EQ(send(*a, "n NOOP\r\n"), "* BYE The selected mailbox was deleted\r\nn OK Done\r\n");
+    EXPECT_EQ(a->take_action(), Session::Action::close);
+}
+
 }  // namespace
 }  // namespace magpie::imap

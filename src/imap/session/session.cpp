@@ -767,7 +767,16 @@ void Session::write_expunged(const std::vector<std::uint32_t>& uids) {
 void Session::refresh_view() {
     if (!view_) return;
     auto changes = services_.store.changes_since(view_->mailbox.id, view_->highest_modseq);
-    if (!changes) return;  // try again at the next command
+    if (!changes) {
+        if (changes.error().code != Errc::not_found) return;  // try again at the next command
+        // Another session deleted the selected mailbox: nothing this view says holds any more, and
+        // RFC 9051 has no untagged way to say so short of ending the connection.
+        output_ += status_response("*", StatusKind::bye, "", "The selected mailbox was deleted");
+        view_.reset();
+        state_ = State::logout;
+        action_ = Action::close;
+        return;
+    }
     write_expunged(changes->expunged);
     const std::size_t before = view_->messages.size();
     std::vector<std::size_t> updated;
