@@ -119,7 +119,11 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
         reply(tag, StatusKind::bad, "", "VANISHED needs QRESYNC enabled");
         return;
     }
-    if (command.changed_since) condstore_ = true;  // RFC 7162 3.1: a CONDSTORE-enabling command
+    // RFC 7162 3.1: CHANGEDSINCE and the MODSEQ item are CONDSTORE-enabling.
+    if (command.changed_since || std::ranges::any_of(command.items, [](const FetchItem& i) {
+            return i.kind == FetchItem::Kind::mod_seq;
+        }))
+        condstore_ = true;
     auto indexes = resolve_set(tag, command.set, command.uid);
     if (!indexes) return;
 
