@@ -9,7 +9,7 @@
 
 #include "base/strings.h"
 #include "base/time.h"
-#include "mail/summary.h"
+#include "store/summary.h"
 
 namespace magpie::server {
 namespace {
@@ -34,20 +34,6 @@ std::string new_queue_id() {
     std::array<unsigned char, 8> bytes{};
     RAND_bytes(bytes.data(), static_cast<int>(bytes.size()));
     return to_upper(to_hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
-}
-
-store::MessageSummary to_store_summary(mail::Summary&& s) {
-    store::MessageSummary out;
-    out.subject = std::move(s.subject);
-    out.from = std::move(s.from);
-    out.to = std::move(s.to);
-    out.cc = std::move(s.cc);
-    out.date = std::move(s.date);
-    out.message_id = std::move(s.message_id);
-    out.in_reply_to = std::move(s.in_reply_to);
-    out.references = std::move(s.references);
-    out.structure = std::move(s.structure);
-    return out;
 }
 
 // RFC 5321 4.5.1: a bare "Postmaster" (any case, no domain) must be accepted. It means this server's
@@ -129,7 +115,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
 
     store::Delivery delivery;
-    delivery.summary = to_store_summary(mail::summarize(content));
+    delivery.summary = store::summarize(content);
     delivery.content = std::move(content);
     delivery.internal_date = now;
     delivery.targets = std::move(*targets);

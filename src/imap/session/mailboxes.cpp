@@ -12,7 +12,7 @@
 #include "base/strings.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
-#include "mail/summary.h"
+#include "store/summary.h"
 #include "store/flags.h"
 
 namespace magpie::imap {
@@ -57,19 +57,6 @@ std::vector<std::string> parents_of(std::string_view name) {
     return out;
 }
 
-store::MessageSummary to_store_summary(mail::Summary&& s) {
-    store::MessageSummary out;
-    out.subject = std::move(s.subject);
-    out.from = std::move(s.from);
-    out.to = std::move(s.to);
-    out.cc = std::move(s.cc);
-    out.date = std::move(s.date);
-    out.message_id = std::move(s.message_id);
-    out.in_reply_to = std::move(s.in_reply_to);
-    out.references = std::move(s.references);
-    out.structure = std::move(s.structure);
-    return out;
-}
 
 }  // namespace
 
@@ -360,7 +347,7 @@ void Session::on_append(const std::string& tag, const Append& command) {
     delivery.content = command.message;
     delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
     delivery.targets.push_back(store::DeliveryTarget{mailbox->id, std::move(flags)});
-    delivery.summary = to_store_summary(mail::summarize(delivery.content));
+    delivery.summary = store::summarize(delivery.content);
     // Durable before acknowledged: the OK waits for the group commit (run() is on a store thread).
     std::promise<Result<store::Delivered>> committed;
     auto done = committed.get_future();

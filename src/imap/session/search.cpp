@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "base/strings.h"
+#include "base/time.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
 #include "mail/date.h"
@@ -122,7 +123,7 @@ bool body_contains(const mail::Message& message, std::string_view value) {
 }
 
 std::int64_t search_day(const Date& date) {
-    return days_from_civil(date.year, date.month, date.day);
+    return days_from_civil(date.year, static_cast<unsigned>(date.month), static_cast<unsigned>(date.day));
 }
 
 bool compare_day(Kind kind, std::int64_t day, std::int64_t wanted) {

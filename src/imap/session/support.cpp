@@ -23,17 +23,6 @@ std::string internal_date(std::int64_t unix_seconds) {
                        tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-std::int64_t days_from_civil(int year, int month, int day) {
-    // Howard Hinnant's days_from_civil.
-    year -= month <= 2 ? 1 : 0;
-    const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
-    const auto yoe = static_cast<unsigned>(year - era * 400);
-    const unsigned doy =
-        (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 + static_cast<unsigned>(day) - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
 bool has_flag(const std::vector<std::string>& flags, std::string_view flag) {
     return std::ranges::any_of(flags, [&](const std::string& f) { return iequals(f, flag); });
 }

@@ -14,8 +14,6 @@ namespace magpie::imap::session_support {
 // RFC 9051 9 date-time for INTERNALDATE: "17-Jul-1996 09:44:25 +0000" (without quotes), in UTC.
 std::string internal_date(std::int64_t unix_seconds);
 
-// Days since 1970-01-01 of a civil date, and the civil date of a day number (for SEARCH date keys).
-std::int64_t days_from_civil(int year, int month, int day);
 
 // True when `flags` holds `flag`, compared ASCII case-insensitively (flags and keywords are atoms).
 bool has_flag(const std::vector<std::string>& flags, std::string_view flag);
