@@ -81,6 +81,7 @@ def test_sigkill_loses_no_acknowledged_message(tmp_path):
     assert server.stop() == 0
     assert len(acked) >= 1000, f"only {len(acked)} messages acknowledged"
 
+    print(f"crash test: {len(acked)} messages acknowledged across {kills} SIGKILLs")
     check = server.magpie("check", check=False)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
@@ -130,5 +131,6 @@ def test_every_acknowledgement_is_preceded_by_fsync(tmp_path):
         fields = line.split()
         if fields and fields[-1] in ("fsync", "fdatasync"):
             calls += int(fields[3])  # % time, seconds, usecs/call, calls, [errors,] syscall
+    print(f"fsync test: {calls} fsync/fdatasync calls for {count} sequential acknowledged messages")
     assert calls >= count, f"{calls} fsync calls for {count} sequential acknowledged messages:\n{summary}"
     assert len(server.uids(ALICE)) == count
