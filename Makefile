@@ -2,7 +2,6 @@
 BUILD_DIR   ?= build
 RELEASE_DIR ?= build-release
 FUZZ_DIR    ?= build-fuzz
-PYTHON      := /usr/bin/python3
 FUZZ_RUNS   ?= 20000
 
 .PHONY: all deps build release test unit e2e fuzz fuzz-build demo format lint clean
@@ -35,7 +34,7 @@ unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
 
 e2e: build
-	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) $(PYTHON) -m pytest -q tests/e2e
+	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/e2e
 
 # Every fuzz target for a short, fixed number of runs from its seed corpus: a smoke test, not a campaign.
 fuzz: fuzz-build
@@ -43,7 +42,7 @@ fuzz: fuzz-build
 
 test: build fuzz-build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
-	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) $(PYTHON) -m pytest -q tests/e2e
+	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/e2e
 	bash scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_RUNS)
 
 # Starts magpied in the foreground on the embedded default store; Ctrl-C stops it.

@@ -33,6 +33,9 @@ bool is_ascii(std::string_view s);
 // Strict UTF-8 validation (no overlongs, no surrogates, nothing above U+10FFFF).
 bool is_valid_utf8(std::string_view s);
 
+// Appends the UTF-8 encoding of one code point (the caller has checked it is a scalar value <= U+10FFFF).
+void append_utf8(std::string& out, char32_t code_point);
+
 // Lower-case hexadecimal of raw bytes.
 std::string to_hex(std::string_view bytes);
 
