@@ -131,7 +131,7 @@ awaitable<void> Listener::accept_loop() {
 }
 
 awaitable<void> Listener::serve(tcp::socket socket) {
-    auto tls = options_.implicit_tls ? tls_() : tls_ ? tls_() : nullptr;
+    auto tls = tls_ ? tls_() : nullptr;  // the current context: SIGHUP may have reloaded it
     auto connection = std::make_shared<Connection>(std::move(socket), tls);
     auto slot = limiter_->try_acquire(connection->peer_ip());
     if (!slot) {
