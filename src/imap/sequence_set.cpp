@@ -36,6 +36,19 @@ void append_range(std::string& out, const SequenceSet::Range& range) {
     }
 }
 
+// Turns one range into first <= last with "*" replaced by `largest`; false when it names nothing ("*" in an
+// empty mailbox).
+bool concrete(SequenceSet::Range& range, std::uint32_t largest) {
+    constexpr std::uint32_t star = SequenceSet::star;
+    if (range.first == star || range.last == star) {
+        if (largest == 0) return false;
+        if (range.first == star) range.first = largest;
+        if (range.last == star) range.last = largest;
+    }
+    if (range.first > range.last) std::swap(range.first, range.last);
+    return true;
+}
+
 }  // namespace
 
 Result<SequenceSet> SequenceSet::parse(std::string_view text, std::size_t max_ranges) {
@@ -97,12 +110,7 @@ SequenceSet SequenceSet::resolved(std::uint32_t largest) const {
     std::vector<Range> ordered;
     ordered.reserve(ranges_.size());
     for (Range range : ranges_) {
-        if (range.first == star || range.last == star) {
-            if (largest == 0) continue;
-            if (range.first == star) range.first = largest;
-            if (range.last == star) range.last = largest;
-        }
-        if (range.first > range.last) std::swap(range.first, range.last);
+        if (!concrete(range, largest)) continue;
         ordered.push_back(range);
     }
     std::ranges::sort(ordered, [](const Range& a, const Range& b) { return a.first < b.first; });
@@ -119,12 +127,7 @@ SequenceSet SequenceSet::resolved(std::uint32_t largest) const {
 
 bool SequenceSet::contains(std::uint32_t n, std::uint32_t largest) const {
     for (Range range : ranges_) {
-        if (range.first == star || range.last == star) {
-            if (largest == 0) continue;
-            if (range.first == star) range.first = largest;
-            if (range.last == star) range.last = largest;
-        }
-        if (range.first > range.last) std::swap(range.first, range.last);
+        if (!concrete(range, largest)) continue;
         if (n >= range.first && n <= range.last) return true;
     }
     return false;

@@ -129,17 +129,6 @@ std::string encode_runs(const std::vector<std::string_view>& words, bool phrase,
     return out;
 }
 
-std::string quote_string(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    out.push_back('"');
-    for (char c : s) {
-        if (c == '"' || c == '\\') out.push_back('\\');
-        out.push_back(c);
-    }
-    out.push_back('"');
-    return out;
-}
 
 bool is_dot_atom(std::string_view s, bool utf8) {
     if (s.empty() || s.front() == '.' || s.back() == '.') return false;
@@ -231,7 +220,7 @@ Result<std::string> encode_phrase(std::string_view name, bool utf8_headers) {
         for (std::string_view word : words_of(name)) {
             atoms = atoms && is_dot_atom(word, utf8_headers) && word.find('.') == std::string_view::npos;
         }
-        return atoms ? std::string(name) : quote_string(name);
+        return atoms ? std::string(name) : quoted_string(name);
     }
     auto needs = [utf8_headers](std::string_view word) {
         if (word.empty()) return false;
@@ -262,7 +251,7 @@ Result<std::string> format_addr_spec(std::string_view address, bool utf8_headers
     } else if (is_dot_atom(local, utf8_headers)) {
         out.append(local);
     } else {
-        out.append(quote_string(local));
+        out.append(quoted_string(local));
     }
     out.push_back('@');
     if (domain.front() == '[') {
@@ -314,7 +303,7 @@ Result<std::vector<std::string>> encode_parameter(std::string_view name, std::st
             segments.push_back(prefix + "=" + std::string(value));
             return segments;
         }
-        std::string quoted = quote_string(value);
+        std::string quoted = quoted_string(value);
         if (prefix.size() + 1 + quoted.size() <= kMaxParameterSegment) {
             segments.push_back(prefix + "=" + quoted);
             return segments;
@@ -472,6 +461,18 @@ Result<std::string> fold_field(std::string_view name, std::string_view value, co
         return make_error(Errc::limit_exceeded, "header line over 998 octets cannot be folded");
     out.append(line, start, std::string::npos);
     out.append("\r\n");
+    return out;
+}
+
+std::string quoted_string(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    out.push_back('"');
+    for (char c : s) {
+        if (c == '"' || c == '\\') out.push_back('\\');
+        out.push_back(c);
+    }
+    out.push_back('"');
     return out;
 }
 

@@ -68,4 +68,8 @@ std::string join_parameters(std::string_view value, const std::vector<std::strin
 // space is too long). The result ends with CRLF. The value must have no CR or LF of its own.
 Result<std::string> fold_field(std::string_view name, std::string_view value, const FoldLimits& limits = {});
 
+// `s` as a quoted-string: wrapped in DQUOTE with '"' and '\\' escaped. RFC 5322 3.2.4 and IMAP's quoted
+// (RFC 9051 4.3) share this form; the caller makes sure `s` holds no CR, LF or NUL.
+std::string quoted_string(std::string_view s);
+
 }  // namespace magpie::mail

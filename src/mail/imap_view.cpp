@@ -6,6 +6,7 @@
 #include "base/strings.h"
 #include "mail/address.h"
 #include "mail/decode.h"
+#include "mail/header_encode.h"
 
 namespace magpie::mail {
 namespace {
@@ -246,15 +247,7 @@ std::string imap_string(std::string_view s) {
         }
     }
     if (!quotable) return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
-    std::string out;
-    out.reserve(s.size() + 2);
-    out.push_back('"');
-    for (char c : s) {
-        if (c == '"' || c == '\\') out.push_back('\\');
-        out.push_back(c);
-    }
-    out.push_back('"');
-    return out;
+    return quoted_string(s);
 }
 
 std::string imap_nstring(std::string_view s) { return s.empty() ? std::string("NIL") : imap_string(s); }
