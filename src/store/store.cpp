@@ -35,5 +35,14 @@ Result<std::vector<std::pair<std::int64_t, EnvelopeRecord>>> Store::pending_enve
     return unsupported("pending_envelopes");
 }
 Result<void> Store::delete_envelope(std::int64_t) { return unsupported("delete_envelope"); }
+Result<std::vector<MessageState>> Store::list_states(std::int64_t) { return unsupported("list_states"); }
+Result<MailboxStatus> Store::mailbox_status(std::int64_t) { return unsupported("mailbox_status"); }
+Result<std::vector<Message>> Store::find_messages(std::int64_t, const std::vector<std::uint32_t>&) {
+    return unsupported("find_messages");
+}
+Result<std::uint32_t> Store::claim_recent(std::int64_t) { return unsupported("claim_recent"); }
+Result<std::vector<std::string>> Store::list_subscriptions(std::int64_t) {
+    return unsupported("list_subscriptions");
+}
 
 }  // namespace magpie::store

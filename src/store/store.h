@@ -157,6 +157,24 @@ struct MailboxChanges {
     std::vector<std::uint32_t> expunged;   // UIDs expunged after it (QRESYNC VANISHED), ascending
 };
 
+// The part of a message that SELECT, FETCH FLAGS and CONDSTORE need.
+struct MessageState {
+    std::uint32_t uid = 0;
+    std::uint64_t modseq = 0;
+    std::vector<std::string> flags;
+};
+
+// RFC 9051 6.3.11 STATUS items, from counters the store keeps.
+struct MailboxStatus {
+    std::uint32_t messages = 0;
+    std::uint32_t unseen = 0;
+    std::uint32_t recent = 0;  // messages with uid >= the mailbox's first-recent UID
+    std::uint32_t uidnext = 1;
+    std::uint32_t uidvalidity = 0;
+    std::uint64_t highest_modseq = 1;
+    std::uint64_t size = 0;  // octets of all messages
+};
+
 // Counters for tests and metrics: group commit works when commits < deliveries.
 struct StoreStats {
     std::uint64_t deliveries = 0;         // deliveries acknowledged with success
@@ -249,6 +267,25 @@ public:
     // Envelopes kept for DSN (oldest first), and their removal once a notification has been queued.
     virtual Result<std::vector<std::pair<std::int64_t, EnvelopeRecord>>> pending_envelopes(std::size_t limit);
     virtual Result<void> delete_envelope(std::int64_t id);
+
+    // ---- Narrow reads for large mailboxes (SELECT, STATUS, FETCH FLAGS): no summaries, no structure.
+    // The uid, modseq and flags of every present message, ascending UID.
+    virtual Result<std::vector<MessageState>> list_states(std::int64_t mailbox_id);
+    // Kept counters (RFC 9051 6.3.11 STATUS): no scan of the messages.
+    virtual Result<MailboxStatus> mailbox_status(std::int64_t mailbox_id);
+    // Whole rows (summary and structure included) of the given UIDs in one call, ascending UID; UIDs that are
+    // absent are skipped.
+    virtual Result<std::vector<Message>> find_messages(std::int64_t mailbox_id,
+                                                       const std::vector<std::uint32_t>& uids);
+
+    // RFC 3501 2.3.1.2 \Recent, kept in the store so it survives restarts and reaches rev1 clients: the first
+    // session to select the mailbox claims the messages from the mailbox's first-recent UID on. Returns that
+    // UID (messages with uid >= it are \Recent for the caller) and moves the mark to UIDNEXT.
+    virtual Result<std::uint32_t> claim_recent(std::int64_t mailbox_id);
+
+    // Subscriptions belong to the client (RFC 3501 6.3.6, 6.3.9): names, not mailboxes. CREATE does not
+    // subscribe and DELETE does not unsubscribe; a subscribed name may not exist. UTF-8 names, sorted.
+    virtual Result<std::vector<std::string>> list_subscriptions(std::int64_t account_id);
 
     // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
     virtual void set_change_listener(ChangeListener listener) = 0;
