@@ -201,15 +201,16 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "auth", status)) {
         auto& s = config.auth;
-        MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "max_user_failures", "max_ip_failures",
-                                           "failure_window", "first_lockout", "max_lockout"}));
+        MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "login_threads", "max_user_failures",
+                                           "max_ip_failures", "failure_window", "first_lockout", "max_lockout"}));
         MAGPIE_TRY(read(*t, "auth", "max_concurrent_hashes", s.max_concurrent_hashes));
+        MAGPIE_TRY(read(*t, "auth", "login_threads", s.login_threads));
         MAGPIE_TRY(read(*t, "auth", "max_user_failures", s.max_user_failures));
         MAGPIE_TRY(read(*t, "auth", "max_ip_failures", s.max_ip_failures));
         MAGPIE_TRY(read(*t, "auth", "failure_window", s.failure_window));
         MAGPIE_TRY(read(*t, "auth", "first_lockout", s.first_lockout));
         MAGPIE_TRY(read(*t, "auth", "max_lockout", s.max_lockout));
-        if (s.max_concurrent_hashes == 0 || s.max_user_failures == 0 || s.max_ip_failures == 0 ||
+        if (s.max_concurrent_hashes == 0 || s.login_threads == 0 || s.max_user_failures == 0 || s.max_ip_failures == 0 ||
             s.failure_window == 0) {
             return make_error(Errc::invalid_argument, "[auth] limits must be positive");
         }
@@ -217,16 +218,17 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "store", status)) {
         auto& s = config.store;
-        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "inline_blob_max", "max_batch"}));
+        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "max_batch"}));
         MAGPIE_TRY(read(*t, "store", "backend", s.backend));
         MAGPIE_TRY(read(*t, "store", "threads", s.threads));
+        MAGPIE_TRY(read(*t, "store", "lookup_threads", s.lookup_threads));
         MAGPIE_TRY(read(*t, "store", "inline_blob_max", s.inline_blob_max));
         MAGPIE_TRY(read(*t, "store", "max_batch", s.max_batch));
         if (s.backend != "sqlite") {
             return make_error(Errc::invalid_argument, "[store] backend: only \"sqlite\" exists so far");
         }
-        if (s.threads == 0 || s.max_batch == 0) {
-            return make_error(Errc::invalid_argument, "[store] threads and max_batch must be positive");
+        if (s.threads == 0 || s.lookup_threads == 0 || s.max_batch == 0) {
+            return make_error(Errc::invalid_argument, "[store] threads, lookup_threads and max_batch must be positive");
         }
     }
     MAGPIE_TRY(status);

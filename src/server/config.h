@@ -45,6 +45,7 @@ struct ImapConfig {
 
 struct AuthConfig {
     std::size_t max_concurrent_hashes = 4;       // argon2id verifications at once (64 MiB each)
+    std::size_t login_threads = 4;               // threads for sessions not yet authenticated (hashing)
     std::uint32_t max_user_failures = 5;         // failed logins per account per window before a lockout
     std::uint32_t max_ip_failures = 20;          // failed logins per client address (IPv6: /64) per window
     std::uint32_t failure_window = 600;          // seconds
@@ -54,7 +55,8 @@ struct AuthConfig {
 
 struct StoreConfig {
     std::string backend = "sqlite";
-    std::size_t threads = 4;                   // the store's own executor
+    std::size_t threads = 4;                   // the store's own executor (authenticated IMAP work)
+    std::size_t lookup_threads = 2;            // SMTP recipient checks, apart from IMAP and logins
     std::size_t inline_blob_max = 128 * 1024;  // larger blobs get files of their own
     std::size_t max_batch = 256;               // deliveries per group commit
 };

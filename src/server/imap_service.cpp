@@ -38,8 +38,12 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
         output = session.take_output();
         return connection->write_all(output, timeout);
     };
-    // Runs blocking session work (store, password hashing) on the store executor.
-    auto on_store = [&](auto work) { return executor_.run([&session, work]() { work(session); return true; }); };
+    // Runs blocking session work (store, password hashing) off the network thread: on the login pool until the
+    // session has authenticated, on the store executor after.
+    auto on_store = [&](auto work) {
+        auto& pool = session.account_id() ? executor_ : login_executor_;
+        return pool.run([&session, work]() { work(session); return true; });
+    };
 
     struct Unwatch {
         ChangeHub& hub;

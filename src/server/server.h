@@ -2,6 +2,8 @@
 // until SIGTERM/SIGINT (drain, then exit) while SIGHUP reloads the configuration.
 #pragma once
 
+#include <signal.h>
+
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -29,8 +31,10 @@ public:
 
     // Opens the store and binds the listeners (as root if need be), then drops privileges.
     Result<void> start();
-    // Serves until a SIGTERM/SIGINT drain completes; returns the process exit code.
-    int run();
+    // Serves until a SIGTERM/SIGINT drain completes; returns the process exit code. `blocked` are the signals
+    // main() held back during start-up: they are unblocked here, once start() has installed their handlers,
+    // so one that arrived meanwhile is handled now.
+    int run(const sigset_t& blocked);
 
 private:
     Result<void> prepare_demo();
@@ -45,7 +49,9 @@ private:
     std::shared_ptr<const Config> config_;
     std::filesystem::path config_file_;
     std::unique_ptr<store::Store> store_;
-    std::unique_ptr<StoreExecutor> store_executor_;
+    std::unique_ptr<StoreExecutor> store_executor_;   // logged-in IMAP sessions
+    std::unique_ptr<StoreExecutor> lookup_executor_;  // SMTP recipient checks and deliveries
+    std::unique_ptr<StoreExecutor> login_executor_;   // IMAP sessions before authentication
     std::unique_ptr<net::IoPool> pool_;
     std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
     std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;

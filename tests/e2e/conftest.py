@@ -97,11 +97,14 @@ class Magpied:
 
     def start(self, timeout=30):
         self.log = open(self.log_path, "ab")
+        # Readiness is read from this process's own output only: the log is appended to across restarts, and
+        # a killed predecessor's "listening on" lines must not count.
+        self.log_offset = self.log.tell()
         self.proc = subprocess.Popen([str(MAGPIED), "-c", str(self.config)], stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
         while time.time() < deadline:
-            text = self.log_path.read_text(errors="replace")
+            text = self.current_log()
             found = dict((service, int(port)) for port, service in
                          re.findall(r"listening on 127\.0\.0\.1:(\d+) \((\w+)\)", text))
             if "smtp" in found and "imap" in found:
@@ -111,7 +114,7 @@ class Magpied:
             if self.proc.poll() is not None:
                 raise AssertionError(f"magpied exited with {self.proc.returncode}:\n{text}")
             time.sleep(0.05)
-        raise AssertionError("magpied did not start listening:\n" + self.log_path.read_text(errors="replace"))
+        raise AssertionError("magpied did not start listening:\n" + self.current_log())
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc is None or self.proc.poll() is not None:
@@ -130,6 +133,12 @@ class Magpied:
 
     def log_text(self):
         return self.log_path.read_text(errors="replace")
+
+    def current_log(self):
+        """What the current (or last started) process has written."""
+        with open(self.log_path, "rb") as f:
+            f.seek(getattr(self, "log_offset", 0))
+            return f.read().decode(errors="replace")
 
 
 @pytest.fixture
