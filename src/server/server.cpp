@@ -11,6 +11,7 @@
 #include "auth/password.h"
 #include "net/privileges.h"
 #include "net/tls.h"
+#include "server/store_factory.h"
 
 namespace magpie::server {
 
@@ -109,11 +110,7 @@ Result<void> Server::start() {
     if (ec) return make_error(Errc::io_error, fmt::format("cannot create {}: {}", c.data_dir.string(), ec.message()));
     ::chmod(c.data_dir.c_str(), 0700);
 
-    store::SqliteOptions options;
-    options.data_dir = c.data_dir;
-    options.inline_blob_max = c.store.inline_blob_max;
-    options.max_batch = c.store.max_batch;
-    auto opened = store::open_sqlite_store(options);
+    auto opened = open_store(c);
     if (!opened) return opened.error();
     store_ = std::move(*opened);
     // Three pools, so that no kind of work can starve another: unauthenticated clients (argon2id costs about
