@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   libgmime-3.0-dev libicu-dev
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
-  dovecot-imapd dnsmasq-base
+  dovecot-imapd dnsmasq-base postfix iproute2
 )
 
 missing=()
@@ -23,5 +23,7 @@ echo "installing: ${missing[*]}"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is a test peer and benchmark peer only: installed unconfigured, never started as a system service.
+echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
