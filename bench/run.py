@@ -1,0 +1,220 @@
+#!/usr/bin/python3
+"""Side-by-side benchmarks: magpied against Postfix (and smtp-sink, the protocol-only limit) on this machine, in
+one run, alternating rounds, reporting medians, spreads and ratios to bench/RESULTS.md (issue 17).
+
+Usage: bench/run.py [--scenario ingest|memory|startup|all] [--rounds 3] [--messages 2000] [--quick]
+Loopback only; every server runs from a throw-away directory and is stopped by PID; every loop is bounded in
+count and time. Needs a release build (make release) and the Debian packages postfix (smtp-source, smtp-sink).
+"""
+import argparse
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from peers import Postfix, instance_dir  # noqa: E402
+
+RELEASE = Path(os.environ.get("MAGPIE_RELEASE_DIR", ROOT / "build-release"))
+MAGPIED = RELEASE / "src" / "server" / "magpied"
+MAGPIE = RELEASE / "src" / "cli" / "magpie"
+DOMAIN = "bench.test"
+USER = f"u@{DOMAIN}"
+DEADLINE = 600  # seconds any one measurement may take
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def fsyncs_per_second(directory: Path, seconds=2.0):
+    """One writer appending 4 KiB and fsyncing, as the disk under the data directories sees it."""
+    path = directory / "fsync-probe"
+    count, block = 0, b"x" * 4096
+    with open(path, "wb") as f:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+            count += 1
+    path.unlink()
+    return count / seconds
+
+
+class Magpied:
+    def __init__(self, root: Path, port: int):
+        self.root, self.port = root, port
+        self.data = root / "data"
+        self.config = root / "magpie.toml"
+        self.config.write_text(
+            f'[server]\nhostname = "mx.{DOMAIN}"\ndata_dir = "{self.data}"\nlog_level = "warn"\n'
+            f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nmax_connections_per_ip = 200\n'
+            f'[imap]\nlisten = ["127.0.0.1:0"]\n')
+        self.proc = None
+
+    def magpie(self, *args, input=None):
+        return subprocess.run([str(MAGPIE), "-c", str(self.config), *args], input=input, capture_output=True,
+                              check=True, timeout=120)
+
+    def setup(self):
+        self.magpie("domain", "add", DOMAIN)
+        self.magpie("user", "add", USER, input=b"bench password\n")
+
+    def start(self):
+        self.log = open(self.root / "magpied.log", "ab")
+        self.proc = subprocess.Popen([str(MAGPIED), "-c", str(self.config)], stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+    def stored(self):
+        out = self.magpie("export", USER, "INBOX", "--list").stdout
+        return out.count(b"\n")
+
+
+def wait_for_port(host, port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def smtp_source(host, port, sessions, messages, size):
+    cmd = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size), "-f", "sender@remote.test",
+           "-t", USER, "-M", "client.remote.test", f"{host}:{port}"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=DEADLINE)
+
+
+def measure(send, count_stored, target):
+    """Messages per second from the first byte sent until `target` messages are stored."""
+    start = time.monotonic()
+    send()
+    deadline = start + DEADLINE
+    while count_stored() < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError("messages did not all arrive in time")
+        time.sleep(0.05)
+    return target / (time.monotonic() - start)
+
+
+def spread(values):
+    return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
+
+
+def scenario_ingest(args, report):
+    """1. SMTP ingest to mailbox: smtp-source, N messages of each size at several session counts; messages per
+    second until all are stored (counted in the store or the Maildir, not from replies)."""
+    root = instance_dir("magpie-bench-")
+    port_magpie, port_postfix, port_sink = free_port(), free_port("127.0.0.4"), free_port("127.0.0.5")
+    (root / "magpied").mkdir()
+    magpied = Magpied(root / "magpied", port_magpie)
+    magpied.setup()
+    postfix = Postfix(root / "postfix", host="127.0.0.4", port=port_postfix, hostname=f"mx.{DOMAIN}",
+                      domains=[DOMAIN], users=[USER],
+                      extra=["smtpd_client_connection_count_limit = 0", "default_process_limit = 200",
+                             "virtual_destination_concurrency_limit = 20"])
+    sink = None
+    rows = []
+    try:
+        magpied.start()
+        postfix.start()
+        sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.5:{port_sink}", "1000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.5", port_sink)
+        sink_total = [0]
+        for size in args.sizes:
+            for sessions in args.sessions:
+                results = {"magpied": [], "postfix": [], "smtp-sink": []}
+                n = args.messages
+                for round_ in range(args.rounds):
+                    order = ["magpied", "postfix", "smtp-sink"]
+                    if round_ % 2:
+                        order.reverse()
+                    for name in order:
+                        if name == "magpied":
+                            base = magpied.stored()
+                            rate = measure(lambda: smtp_source("127.0.0.1", port_magpie, sessions, n, size),
+                                           lambda: magpied.stored() - base, n)
+                        elif name == "postfix":
+                            base = len(postfix.messages(USER))
+                            rate = measure(lambda: smtp_source("127.0.0.4", port_postfix, sessions, n, size),
+                                           lambda: len(postfix.messages(USER)) - base, n)
+                        else:
+                            start = time.monotonic()
+                            smtp_source("127.0.0.5", port_sink, sessions, n, size)
+                            rate = n / (time.monotonic() - start)
+                            sink_total[0] += n
+                        results[name].append(rate)
+                        print(f"ingest size={size} sessions={sessions} round={round_} {name}: {rate:.0f} msgs/s",
+                              flush=True)
+                m, p, s = (statistics.median(results[k]) for k in ("magpied", "postfix", "smtp-sink"))
+                rows.append(f"| {size} | {sessions} | {spread(results['magpied'])} | {spread(results['postfix'])} | "
+                            f"{spread(results['smtp-sink'])} | {m / p:.2f}x | {m / s:.2f} |")
+    finally:
+        if sink:
+            sink.terminate()
+            sink.wait(timeout=10)
+        postfix.stop()
+        magpied.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report.append("## 1. SMTP ingest to mailbox\n")
+    report.append(f"`smtp-source -s SESSIONS -m {args.messages} -l SIZE`, messages per second from the first "
+                  "connection until all are in the mailbox (magpied: counted in its store; Postfix: smtpd, cleanup, "
+                  "qmgr, virtual into Maildir, counted in the Maildir; smtp-sink: until smtp-source ends). "
+                  f"Median (min–max) of {args.rounds} alternating rounds.\n")
+    report.append("| size | sessions | magpied | Postfix | smtp-sink | magpied / Postfix | magpied / smtp-sink |")
+    report.append("|---|---|---|---|---|---|---|")
+    report.extend(rows)
+    report.append("")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="ingest", choices=["ingest"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="small counts, for checking the harness itself")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+    args.sizes = [4096, 65536]
+    args.sessions = [1, 10, 50]
+    if args.quick:
+        args.rounds, args.messages, args.sessions, args.sizes = 1, 200, [10], [4096]
+    if not MAGPIED.exists():
+        sys.exit(f"{MAGPIED} is missing: run `make release` first")
+    probe_dir = Path(tempfile.mkdtemp(prefix="magpie-bench-probe-"))
+    fsyncs = fsyncs_per_second(probe_dir)
+    shutil.rmtree(probe_dir)
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    report = ["# Benchmark results", "",
+              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `bench/run.py "
+              f"{' '.join(sys.argv[1:])}` on {platform.node()}: {os.cpu_count()} cores, {mem_gib:.0f} GiB, "
+              f"disk {fsyncs:.0f} fsyncs/s from one writer. Figures vary between machines and runs: compare the "
+              "ratios, measured side by side in the same run.", ""]
+    scenario_ingest(args, report)
+    Path(args.output).write_text("\n".join(report) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
