@@ -201,10 +201,16 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "auth", status)) {
         auto& s = config.auth;
-        MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "login_threads", "max_user_failures",
-                                           "max_ip_failures", "failure_window", "first_lockout", "max_lockout"}));
+        MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "login_threads", "verified_cache_seconds",
+                                           "verified_cache_entries", "max_user_failures", "max_ip_failures",
+                                           "failure_window", "first_lockout", "max_lockout"}));
         MAGPIE_TRY(read(*t, "auth", "max_concurrent_hashes", s.max_concurrent_hashes));
         MAGPIE_TRY(read(*t, "auth", "login_threads", s.login_threads));
+        MAGPIE_TRY(read(*t, "auth", "verified_cache_seconds", s.verified_cache_seconds));
+        MAGPIE_TRY(read(*t, "auth", "verified_cache_entries", s.verified_cache_entries));
+        if (s.verified_cache_seconds > 3600) {
+            return make_error(Errc::invalid_argument, "[auth] verified_cache_seconds is at most 3600");
+        }
         MAGPIE_TRY(read(*t, "auth", "max_user_failures", s.max_user_failures));
         MAGPIE_TRY(read(*t, "auth", "max_ip_failures", s.max_ip_failures));
         MAGPIE_TRY(read(*t, "auth", "failure_window", s.failure_window));

@@ -131,7 +131,10 @@ Result<void> Server::start() {
     hashing.max_concurrent = c.auth.max_concurrent_hashes;
     hash_limiter_ = std::make_unique<auth::HashLimiter>(hashing);
     throttle_ = std::make_unique<auth::LoginThrottle>(throttle_limits(c.auth));
-    imap_services_ = std::make_unique<imap::SessionServices>(imap::SessionServices{*store_, *hash_limiter_, *throttle_});
+    verified_cache_ = std::make_unique<auth::VerifiedCache>(
+        auth::VerifiedCacheOptions{c.auth.verified_cache_seconds, c.auth.verified_cache_entries});
+    imap_services_ = std::make_unique<imap::SessionServices>(imap::SessionServices{
+        .store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_, .verified_cache = verified_cache_.get()});
     imap_ = std::make_unique<ImapService>(config_, *imap_services_, *store_executor_, *login_executor_, change_hub_);
     imap_limiter_ = std::make_shared<net::ConnectionLimiter>(c.imap.max_connections, c.imap.max_connections_per_ip);
     store_->set_change_listener([this](std::int64_t account_id, std::int64_t, std::uint64_t) {

@@ -14,6 +14,7 @@
 #include "net/listener.h"
 #include "auth/password.h"
 #include "auth/throttle.h"
+#include "auth/verified_cache.h"
 #include "server/change_hub.h"
 #include "server/config.h"
 #include "server/imap_service.h"
@@ -58,6 +59,7 @@ private:
     std::unique_ptr<SmtpService> smtp_;
     std::unique_ptr<auth::HashLimiter> hash_limiter_;
     std::unique_ptr<auth::LoginThrottle> throttle_;
+    std::unique_ptr<auth::VerifiedCache> verified_cache_;
     std::unique_ptr<imap::SessionServices> imap_services_;
     std::shared_ptr<net::ConnectionLimiter> imap_limiter_;
     std::unique_ptr<ImapService> imap_;

@@ -411,7 +411,8 @@ void Session::on_login(const std::string& tag, const Login& command) {
         return;
     }
     auto account = auth::authenticate_plain(services_.store, services_.hash_limiter, services_.throttle,
-                                            command.user, command.password, peer_ip_, now_);
+                                            command.user, command.password, peer_ip_, now_,
+                                            services_.verified_cache);
     if (!account) {
         switch (account.error().code) {
             case Errc::auth_failed:
@@ -451,7 +452,7 @@ void Session::sasl_outcome(auth::SaslOutcome outcome) {
     using Kind = auth::SaslOutcome::Kind;
     while (outcome.kind == Kind::verify_password || outcome.kind == Kind::need_scram_credentials) {
         outcome = auth::answer_sasl_request(services_.store, services_.hash_limiter, services_.throttle,
-                                            *sasl_, outcome, peer_ip_, now_);
+                                            *sasl_, outcome, peer_ip_, now_, services_.verified_cache);
     }
     if (outcome.kind == Kind::challenge) {
         output_ += continuation_response(auth::encode_sasl_base64(outcome.data));

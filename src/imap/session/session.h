@@ -16,6 +16,7 @@
 #include "auth/password.h"
 #include "auth/sasl.h"
 #include "auth/throttle.h"
+#include "auth/verified_cache.h"
 #include "imap/command.h"
 #include "imap/parser.h"
 #include "imap/writer.h"
@@ -69,6 +70,7 @@ struct SessionServices {
     auth::HashLimiter& hash_limiter;
     LockedThrottle& throttle;
     RecentRegistry* recent = nullptr;  // nullptr: one registry for the whole process
+    auth::VerifiedCache* verified_cache = nullptr;  // recently verified passwords; nullptr: always argon2id
 };
 
 class Session {
