@@ -200,6 +200,12 @@ void append_body(BodyOut& out, const Message& m, const Part& part) {
     out.both(')');
 }
 
+// A part's body within `message`, clipped: a stored structure may not match the bytes it is used with.
+std::string_view clipped_body(const Part& part, std::string_view message) {
+    std::size_t from = std::min(part.body_offset, message.size());
+    return message.substr(from, std::min(part.end, message.size()) - from);
+}
+
 std::size_t find_child(std::span<const Part> parts, std::uint32_t parent, std::uint32_t n) {
     std::uint32_t c = parts[parent].first_child;
     for (std::uint32_t i = 1; c != kNoPart && i < n; ++i) c = parts[c].next_sibling;
@@ -237,15 +243,21 @@ SectionData header_fields(std::string_view message, const Part& target, const st
 
 std::string imap_string(std::string_view s) {
     bool quotable = s.size() <= kMaxQuoted;
+    bool nul = false;
     for (char c : s) {
         auto u = static_cast<unsigned char>(c);
-        if (u == 0 || u == '\r' || u == '\n' || u >= 0x80) {
-            quotable = false;
-            break;
-        }
+        nul = nul || u == 0;
+        if (u == 0 || u == '\r' || u == '\n' || u >= 0x80) quotable = false;
     }
-    if (!quotable) return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
-    return quoted_string(s);
+    if (quotable) return quoted_string(s);
+    if (!nul) return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
+    // No IMAP string may hold NUL (RFC 3501 9: CHAR8 excludes it); U+FFFD stands for it, as in Dovecot.
+    std::string text;
+    for (char c : s) {
+        if (c == '\0') text += "\xEF\xBF\xBD";
+        else text += c;
+    }
+    return "{" + std::to_string(text.size()) + "}\r\n" + text;
 }
 
 std::string imap_nstring(std::string_view s) { return s.empty() ? std::string("NIL") : imap_string(s); }
@@ -452,10 +464,9 @@ Result<std::string> fetch_binary(std::span<const Part> parts, std::string_view m
     if (!index) return index.error();
     const Part& part = parts[*index];
     if (numbers.empty()) return std::string(message);
-    if (part.kind == PartKind::multipart) return make_error(Errc::invalid_argument, "BINARY of a multipart");
+    std::string_view body = clipped_body(part, message);
+    if (part.kind == PartKind::multipart) return std::string(body);  // RFC 2045 6.4: identity-encoded by definition
     if (part.encoding == TransferEncoding::unknown) return make_error(Errc::invalid_argument, "unknown transfer encoding");
-    std::string_view body = message.substr(std::min(part.body_offset, message.size()),
-                                           std::min(part.end, message.size()) - std::min(part.body_offset, message.size()));
     return decode_transfer(body, part.encoding);
 }
 
@@ -465,10 +476,9 @@ Result<std::size_t> binary_size(std::span<const Part> parts, std::string_view me
     if (!index) return index.error();
     const Part& part = parts[*index];
     if (numbers.empty()) return message.size();
-    if (part.kind == PartKind::multipart) return make_error(Errc::invalid_argument, "BINARY of a multipart");
+    std::string_view body = clipped_body(part, message);
+    if (part.kind == PartKind::multipart) return body.size();
     if (part.encoding == TransferEncoding::unknown) return make_error(Errc::invalid_argument, "unknown transfer encoding");
-    std::string_view body = message.substr(std::min(part.body_offset, message.size()),
-                                           std::min(part.end, message.size()) - std::min(part.body_offset, message.size()));
     return decoded_transfer_size(body, part.encoding);
 }
 

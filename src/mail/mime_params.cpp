@@ -202,11 +202,21 @@ std::vector<RawParameter> join_rfc2231_sections(const std::vector<RawParameter>&
     std::stable_sort(sections.begin(), sections.end(), [](const RawSection& a, const RawSection& b) {
         return a.key != b.key ? a.key < b.key : a.number < b.number;
     });
+    // Groups of one name, [first, last); ordered by the name as written, as Dovecot orders them.
+    std::vector<std::pair<std::size_t, std::size_t>> groups;
     for (std::size_t first = 0, next = 0; first < sections.size(); first = next) {
-        bool complete = true, encoded = false;
         for (next = first; next < sections.size() && sections[next].key == sections[first].key; ++next) {
-            complete = complete && sections[next].number == next - first;  // RFC 2231 3: 0, 1, 2, ...
-            encoded = encoded || sections[next].encoded;
+        }
+        groups.emplace_back(first, next);
+    }
+    std::stable_sort(groups.begin(), groups.end(), [&](const auto& a, const auto& b) {
+        return sections[a.first].base < sections[b.first].base;
+    });
+    for (auto [first, next] : groups) {
+        bool complete = true, encoded = false;
+        for (std::size_t i = first; i < next; ++i) {
+            complete = complete && sections[i].number == i - first;  // RFC 2231 3: 0, 1, 2, ...
+            encoded = encoded || sections[i].encoded;
         }
         if (!complete) {
             for (std::size_t i = first; i < next; ++i) out.push_back(*sections[i].raw);

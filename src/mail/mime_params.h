@@ -42,8 +42,8 @@ struct ParameterList {
 // if it had been written whole: name*0*=UTF-8''%EC%95%A8; name*1*=%EB%A6%AC.pdf gives
 // name* = UTF-8''%EC%95%A8%EB%A6%AC.pdf, and name*0="a"; name*1="b" gives name = ab. When any section is
 // encoded the plain ones are %-escaped into it. Names whose sections are not numbered 0, 1, 2, ... without
-// a gap or a repeat stay as written. Plain parameters come first in their order, then the joined ones by
-// name.
+// a gap or a repeat stay as written. Plain parameters come first in their order, then the joined ones in
+// the byte order of their names as written (Dovecot's order).
 std::vector<RawParameter> join_rfc2231_sections(const std::vector<RawParameter>& raw);
 
 // Parses "; name=value; name*0*=..." (the text after the main value). Never fails; junk is skipped.

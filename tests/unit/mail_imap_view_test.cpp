@@ -355,6 +355,8 @@ TEST(ImapView, FirstTransferEncodingFieldDecidesBothLabelAndDecoding) {
 TEST(ImapView, QuotesAndLiteralsInStrings) {
     EXPECT_EQ(imap_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
     EXPECT_EQ(imap_string("caf\xC3\xA9"), "{5}\r\ncaf\xC3\xA9");
+    // CHAR8 excludes NUL (RFC 3501 9): U+FFFD stands in for it.
+    EXPECT_EQ(imap_string(std::string_view("a\0b", 3)), "{5}\r\na\xEF\xBF\xBD" "b");
     EXPECT_EQ(imap_nstring(""), "NIL");
     EXPECT_EQ(imap_string(""), "\"\"");
 }
@@ -419,6 +421,14 @@ void check_sections(std::span<const Part> parts, std::string_view raw) {
     EXPECT_EQ(*fetch_binary(parts, raw, {3}), "hello");
     EXPECT_EQ(*binary_size(parts, raw, {3}), 5u);
     EXPECT_FALSE(fetch_binary(parts, raw, {2, 9}));
+    // A multipart is identity-encoded (RFC 2045 6.4): its BINARY is its body as it is.
+    EXPECT_EQ(*fetch_binary(parts, raw, {2, 1}), "alt1");
+    EXPECT_EQ(*fetch_binary(parts, raw, {2}), section(parts, raw, "2"));
+    std::string_view inner_multipart = "Subject: x\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+                                       "Content-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\r\na\r\n--i--\r\n--o--\r\n";
+    Message m = Message::parse(inner_multipart);
+    EXPECT_EQ(*fetch_binary(m.parts(), inner_multipart, {1}), "--i\r\n\r\na\r\n--i--");
+    EXPECT_EQ(*binary_size(m.parts(), inner_multipart, {1}), 15u);
 }
 
 TEST(ImapView, ResolvesSectionsFromParsedMessage) {
@@ -572,6 +582,8 @@ TEST(ImapViewParams, JoinKeepsOrderSpellingAndEncodingRules) {
     EXPECT_EQ(flat(joined("b*0=\"q%\"; b*1*=%41")), "b*=''q%25%41;");
     // Names differing only in case are one parameter (RFC 2045 5.1).
     EXPECT_EQ(flat(joined("t*0=a; T*1=b")), "t=ab;");
+    // Joined names in byte order of their spelling, upper case first, wherever they stood.
+    EXPECT_EQ(flat(joined("zz=1; gap*1=x; TITLE*1*=%41; TITLE*0=q")), "zz=1;TITLE*=''q%41;gap*1=x;");
     // One extended value without sections stays as written.
     EXPECT_EQ(flat(joined("title*=us-ascii'en'This%20is")), "title*=us-ascii'en'This%20is;");
     // A gap or a repeated number: the sections are not one value, so they stay as written.
