@@ -208,7 +208,8 @@ void plan_base64(const Message& m, const Part& part, std::vector<Edit>& edits) {
     }
     // No blank line (the header ran to the body's first line, or to the part's end): give it one, or the
     // first base64 line would read as a header field.
-    bool has_blank_line = fields_end < part.body_offset || (header.fields().empty() && part.body_offset > part.header_offset);
+    bool has_blank_line = fields_end < part.body_offset ||
+                          (header.fields().empty() && part.body_offset > part.header_offset);
     if (!has_blank_line && part.end > part.body_offset) added += unterminated ? "\r\n\r\n" : "\r\n";
     if (!added.empty()) {
         std::size_t at = has_blank_line ? fields_end : part.body_offset;

@@ -74,7 +74,8 @@ struct BodyOut {
 // other parameters when none is given (RFC 3501 7.4.2 example; Dovecot adds it last, as here).
 void append_params(std::string& out, const ParameterList& params, bool default_charset) {
     std::vector<RawParameter> list = join_rfc2231_sections(params.raw);
-    bool has_charset = std::any_of(list.begin(), list.end(), [](const RawParameter& p) { return iequals(p.name, "charset"); });
+    auto is_charset = [](const RawParameter& p) { return iequals(p.name, "charset"); };
+    bool has_charset = std::any_of(list.begin(), list.end(), is_charset);
     if (default_charset && !has_charset) list.push_back(RawParameter{"charset", "us-ascii"});
     if (list.empty()) {
         out += "NIL";
@@ -465,7 +466,7 @@ Result<std::string> fetch_binary(std::span<const Part> parts, std::string_view m
     const Part& part = parts[*index];
     if (numbers.empty()) return std::string(message);
     std::string_view body = clipped_body(part, message);
-    if (part.kind == PartKind::multipart) return std::string(body);  // RFC 2045 6.4: identity-encoded by definition
+    if (part.kind == PartKind::multipart) return std::string(body);  // RFC 2045 6.4: always identity
     if (part.encoding == TransferEncoding::unknown) return make_error(Errc::invalid_argument, "unknown transfer encoding");
     return decode_transfer(body, part.encoding);
 }

@@ -566,7 +566,9 @@ TEST(ImapViewParams, JoinsRfc2231SectionsIntoOneParameterAsDovecotDoes) {
     EXPECT_EQ(m.content_type(m.root()).params.get("name"), "\xEC\x95\xA8\xEB\xA6\xAC.pdf");
 }
 
-std::vector<RawParameter> joined(std::string_view params) { return join_rfc2231_sections(parse_parameters(params).raw); }
+std::vector<RawParameter> joined(std::string_view params) {
+    return join_rfc2231_sections(parse_parameters(params).raw);
+}
 
 std::string flat(const std::vector<RawParameter>& list) {
     std::string out;

@@ -349,7 +349,8 @@ void Session::on_append(const std::string& tag, const Append& command) {
     // A literal8's binary parts become base64 before they are stored (RFC 3516 4.4; as Dovecot does), so
     // that no later {n} literal of this message carries a NUL and BODYSTRUCTURE describes the stored bytes.
     if (command.binary) {
-        if (auto reencoded = mail::reencode_binary_parts(delivery.content)) delivery.content = std::move(*reencoded);
+        auto reencoded = mail::reencode_binary_parts(delivery.content);
+        if (reencoded) delivery.content = std::move(*reencoded);
     }
     delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
     delivery.targets.push_back(store::DeliveryTarget{mailbox->id, std::move(flags)});
