@@ -12,6 +12,7 @@
 #include "base/strings.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
+#include "mail/downgrade.h"
 #include "store/summary.h"
 #include "store/flags.h"
 
@@ -345,6 +346,12 @@ void Session::on_append(const std::string& tag, const Append& command) {
     }
     store::Delivery delivery;
     delivery.content = command.message;
+    // A literal8's binary parts become base64 before they are stored (RFC 3516 4.4; as Dovecot does), so
+    // that no later {n} literal of this message carries a NUL and BODYSTRUCTURE describes the stored bytes.
+    if (command.binary) {
+        auto reencoded = mail::reencode_binary_parts(delivery.content);
+        if (reencoded) delivery.content = std::move(*reencoded);
+    }
     delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
     delivery.targets.push_back(store::DeliveryTarget{mailbox->id, std::move(flags)});
     delivery.summary = store::summarize(delivery.content);
