@@ -233,6 +233,24 @@ void ClientSession::connection_failed(std::string_view reason) {
     state_ = State::closed;
 }
 
+ClientSession::Awaiting ClientSession::awaiting() const {
+    switch (state_) {
+        case State::closed:
+            return Awaiting::nothing;
+        case State::tls:
+            return Awaiting::tls_handshake;
+        case State::ready:
+            break;
+        default:
+            return Awaiting::reply;
+    }
+    if (expected_.empty()) return Awaiting::nothing;
+    // Pipelined replies come in order, so the last one outstanding says how long the wait may be.
+    const Expect& last = expected_.back();
+    bool end_of_data = last.step == Step::data_end || (last.step == Step::bdat && last.last);
+    return end_of_data ? Awaiting::data_end : Awaiting::reply;
+}
+
 // ---- replies -------------------------------------------------------------------------------------------
 
 void ClientSession::handle(Reply reply) {

@@ -141,6 +141,12 @@ public:
     // answered is deferred with `reason`. No Disconnect follows: the connection is gone already.
     void connection_failed(std::string_view reason);
 
+    // What the session waits for, so that the IO layer can pick RFC 5321 4.5.3.2's timeouts: 5 minutes for
+    // the greeting and a command's reply, 10 for the reply to the end of the message data, its own for the
+    // TLS handshake; while `nothing`, the connection is idle (or closed).
+    enum class Awaiting { nothing, reply, data_end, tls_handshake };
+    Awaiting awaiting() const;
+
     const PeerExtensions& extensions() const { return extensions_; }
     bool tls_active() const { return tls_active_; }
 

@@ -263,6 +263,23 @@ TEST(SmtpClient, DeliversOneMessageCommandByCommand) {
     EXPECT_TRUE(c.session.closed());
 }
 
+TEST(SmtpClient, SaysWhatItWaitsForSoTheIoLayerCanPickTimeouts) {
+    Client c;
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::reply);  // the greeting
+    c.reply(greeting);
+    c.reply(ehlo_plain);
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::nothing);  // idle
+    c.enqueue(message());
+    c.drain();
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::reply);
+    c.reply("250 ok\r\n");
+    c.reply("250 ok\r\n");
+    c.reply("354 go\r\n");
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::data_end);  // RFC 5321 4.5.3.2.6: 10 minutes
+    c.reply("250 ok\r\n");
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::nothing);
+}
+
 TEST(SmtpClient, PipelinesEnvelopeAndDataAndMatchesRepliesInOrder) {
     ClientConfig config = default_config();
     config.use_chunking = false;
@@ -599,6 +616,7 @@ TEST(SmtpClient, StartsTlsWhenOfferedThenSaysEhloAgain) {
     EXPECT_EQ(c.reply("250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n"), "STARTTLS\r\n");
     EXPECT_EQ(c.reply("220 2.0.0 Ready to start TLS\r\n"), "");
     EXPECT_EQ(c.handshakes, 1);
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::tls_handshake);
     c.session.tls_started();
     EXPECT_EQ(c.drain(), "EHLO client.example\r\n");
     EXPECT_TRUE(c.session.tls_active());
