@@ -565,13 +565,9 @@ void ClientSession::prepare(MessageState& state) {
         result.text = std::move(text);
         state.results[index] = std::move(result);
     };
-    auto fail_all = [&](std::string_view enhanced, const std::string& text) {
-        for (std::size_t i = 0; i < message.recipients.size(); ++i)
-            if (!state.results[i]) fail(i, enhanced, text);
-    };
 
     if (!valid_path(message.reverse_path, true)) {
-        fail_all("5.1.7", "the sender address cannot be written in an SMTP command");
+        fail_remaining(state, "5.1.7", "the sender address cannot be written in an SMTP command");
         return;
     }
     for (std::size_t i = 0; i < message.recipients.size(); ++i) {
@@ -585,9 +581,10 @@ void ClientSession::prepare(MessageState& state) {
     const bool utf8_header = !is_ascii(header_section(message.data));
     bool utf8_used = utf8_sender || utf8_header;
     if ((utf8_sender || utf8_header) && !extensions_.smtputf8) {
-        fail_all("5.6.7", fmt::format("the message needs SMTPUTF8 ({}) and {} does not offer it",
-                                      utf8_sender ? "the sender address is UTF-8" : "header fields are UTF-8",
-                                      config_.peer_name));
+        fail_remaining(state, "5.6.7",
+                       fmt::format("the message needs SMTPUTF8 ({}) and {} does not offer it",
+                                   utf8_sender ? "the sender address is UTF-8" : "header fields are UTF-8",
+                                   config_.peer_name));
         return;
     }
     for (std::size_t i = 0; i < message.recipients.size(); ++i) {
@@ -599,6 +596,21 @@ void ClientSession::prepare(MessageState& state) {
     }
     state.smtputf8_param = extensions_.smtputf8 && (message.smtputf8 || utf8_used);
 
+    prepare_body(state);
+}
+
+// Every recipient still without a result fails for a reason of ours (no reply code).
+void ClientSession::fail_remaining(MessageState& state, std::string_view enhanced, const std::string& text) {
+    for (std::size_t i = 0; i < state.message.recipients.size(); ++i) {
+        if (state.results[i]) continue;
+        state.results[i] =
+            RecipientResult{state.message.recipients[i].address, Outcome::failed, 0, std::string(enhanced), text, false};
+    }
+}
+
+// The bytes as they go to this peer, and whether they are declared 8-bit.
+void ClientSession::prepare_body(MessageState& state) {
+    OutgoingMessage& message = state.message;
     // RFC 6152 3: 8-bit bodies only to a peer with 8BITMIME, else re-encoded; lines over 998 octets and
     // NULs never fit SMTP (RFC 5321 4.5.3.1.6), so they are re-encoded for every peer.
     const mail::BodyStats stats = mail::measure_body(message.data);
@@ -607,8 +619,9 @@ void ClientSession::prepare(MessageState& state) {
     if (must_downgrade) {
         Result<std::string> downgraded = mail::downgrade_to_7bit(message.data);
         if (!downgraded) {
-            fail_all("5.6.3", fmt::format("the message cannot be converted to 7 bit for {}: {}", config_.peer_name,
-                                          downgraded.error().message));
+            fail_remaining(state, "5.6.3",
+                           fmt::format("the message cannot be converted to 7 bit for {}: {}", config_.peer_name,
+                                       downgraded.error().message));
             return;
         }
         message.data = std::move(*downgraded);
@@ -620,8 +633,9 @@ void ClientSession::prepare(MessageState& state) {
 
     // RFC 1870 6.1: a message larger than the peer's declared limit is not sent.
     if (extensions_.size && extensions_.max_size > 0 && message.data.size() > extensions_.max_size) {
-        fail_all("5.3.4", fmt::format("the message ({} octets) exceeds the size limit of {} ({} octets)",
-                                      message.data.size(), config_.peer_name, extensions_.max_size));
+        fail_remaining(state, "5.3.4",
+                       fmt::format("the message ({} octets) exceeds the size limit of {} ({} octets)",
+                                   message.data.size(), config_.peer_name, extensions_.max_size));
     }
 }
 

@@ -228,6 +228,8 @@ private:
     void start_auth();
     void next_transaction();
     void prepare(MessageState& message);
+    void prepare_body(MessageState& message);
+    void fail_remaining(MessageState& message, std::string_view enhanced, const std::string& text);
     void advance();
     bool send_one(Batch& batch);
     void send_bdat_chunk(Batch& batch);

@@ -316,6 +316,26 @@ TEST(SmtpClient, PipelinedDataAcceptedWithoutRecipientsGetsAnEmptyEnd) {
     EXPECT_EQ(c.result(0).code, 550);
 }
 
+TEST(SmtpClient, BareLineEndsInTheMessageCannotEndDataEarly) {
+    // SMTP smuggling: "\n.\n" or "\r\n.\r" must not become an end of data at the peer.
+    Client c = greeted(ehlo_plain);
+    c.enqueue(message("m1", {"bob@example.org"}, "a\n.\nMAIL FROM:<x@y>\r\n.\rb"));
+    c.drain();
+    c.reply("250 ok\r\n");
+    c.reply("250 ok\r\n");
+    EXPECT_EQ(c.reply("354 go\r\n"), "a\r\n..\r\nMAIL FROM:<x@y>\r\n..\r\nb\r\n.\r\n");
+}
+
+TEST(SmtpClient, NoBdatWhenEveryRecipientIsRefused) {
+    Client c = greeted(ehlo_full);
+    c.enqueue(message("m1", {"a@x.org", "b@x.org"}));
+    c.drain();
+    EXPECT_EQ(c.reply("250 ok\r\n550 5.1.1 no\r\n"), "");
+    EXPECT_EQ(c.reply("550 5.1.1 no\r\n"), "");
+    ASSERT_EQ(c.results.size(), 1u);
+    EXPECT_EQ(c.written.find("BDAT"), std::string::npos);
+}
+
 TEST(SmtpClient, RefusedMailFromDecidesEveryRecipient) {
     Client c = greeted(ehlo_plain);
     c.enqueue(message("m1", {"a@example.org", "b@example.org"}));
