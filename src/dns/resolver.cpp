@@ -1,13 +1,12 @@
 #include "dns/resolver.h"
 
-#include <arpa/inet.h>
 #include <ares.h>
 #include <ares_dns.h>
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <mutex>
@@ -45,7 +44,9 @@ struct Resolver::Query {
 
 namespace {
 
-Error temporary(std::string message) { return make_error(Errc::unavailable, std::move(message)); }
+Error temporary(std::string message) {
+    return make_error(Errc::unavailable, std::move(message));
+}
 
 // RFC 1035 2.3.1 / RFC 1123 2.1 host names, as looked up: ASCII labels of 1 to 63 octets, 253 in all.
 // (Underscores are let through: they do appear in real names.)
@@ -96,7 +97,8 @@ std::string_view enhanced_status(const Error& error) {
     }
 }
 
-Resolver::Resolver(ResolverConfig config) : config_(std::move(config)), channel_(std::make_unique<Channel>()) {
+Resolver::Resolver(ResolverConfig config)
+    : config_(std::move(config)), channel_(std::make_unique<Channel>()) {
     rng_state_ = config_.shuffle_seed != 0 ? config_.shuffle_seed : std::random_device{}();
     if (rng_state_ == 0) rng_state_ = 1;
 }
@@ -122,12 +124,13 @@ Result<std::unique_ptr<Resolver>> Resolver::create(ResolverConfig config) {
     options.lookups = const_cast<char*>("b");
     int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS | ARES_OPT_LOOKUPS;
     int status = ares_init_options(&resolver->channel_->channel, &options, mask);
-    if (status != ARES_SUCCESS) return make_error(Errc::io_error, std::string("c-ares: ") + ares_strerror(status));
+    if (status != ARES_SUCCESS)
+        return make_error(Errc::io_error, std::string("c-ares: ") + ares_strerror(status));
     if (!c.servers.empty()) {
         status = ares_set_servers_ports_csv(resolver->channel_->channel, c.servers.c_str());
         if (status != ARES_SUCCESS)
-            return make_error(Errc::invalid_argument,
-                              fmt::format("bad DNS server list \"{}\": {}", c.servers, ares_strerror(status)));
+            return make_error(Errc::invalid_argument, fmt::format("bad DNS server list \"{}\": {}", c.servers,
+                                                                  ares_strerror(status)));
     }
     return resolver;
 }
@@ -184,7 +187,9 @@ void Resolver::resolve(std::string_view domain_in, Callback done) {
     start_addresses(lookup);
 }
 
-void Resolver::start_mx(Lookup& lookup) { query(lookup, ns_t_mx, 0); }
+void Resolver::start_mx(Lookup& lookup) {
+    query(lookup, ns_t_mx, 0);
+}
 
 void Resolver::start_addresses(Lookup& lookup) {
     const std::size_t n = lookup.route.targets.size();
@@ -239,7 +244,8 @@ void Resolver::on_mx(Lookup& lookup, int status, const unsigned char* answer, in
         return;
     }
     if (status == ARES_ENOTFOUND) {
-        finish(lookup, make_error(Errc::not_found, fmt::format("domain {} does not exist (NXDOMAIN)", domain)));
+        finish(lookup,
+               make_error(Errc::not_found, fmt::format("domain {} does not exist (NXDOMAIN)", domain)));
         return;
     }
     if (status != ARES_SUCCESS) {
@@ -283,15 +289,17 @@ void Resolver::on_mx(Lookup& lookup, int status, const unsigned char* answer, in
     // The same host may appear twice (two preferences): the first place counts.
     std::vector<Target> unique;
     for (auto& host : hosts) {
-        bool seen = std::any_of(unique.begin(), unique.end(), [&](const Target& t) { return t.host == host.host; });
-        if (!seen && unique.size() < std::max<std::size_t>(config_.max_mx_hosts, 1)) unique.push_back(std::move(host));
+        bool seen =
+            std::any_of(unique.begin(), unique.end(), [&](const Target& t) { return t.host == host.host; });
+        if (!seen && unique.size() < std::max<std::size_t>(config_.max_mx_hosts, 1))
+            unique.push_back(std::move(host));
     }
     lookup.route.targets = std::move(unique);
     start_addresses(lookup);
 }
 
-void Resolver::on_address(Lookup& lookup, int type, std::size_t target, int status, const unsigned char* answer,
-                          int length) {
+void Resolver::on_address(Lookup& lookup, int type, std::size_t target, int status,
+                          const unsigned char* answer, int length) {
     constexpr int kMaxRecords = 32;
     auto& out = type == ns_t_a ? lookup.ipv4[target] : lookup.ipv6[target];
     char text[INET6_ADDRSTRLEN];
@@ -330,7 +338,8 @@ void Resolver::finish_addresses(Lookup& lookup) {
         for (auto* list : {&first, &second}) {
             for (auto& address : *list) {
                 if (target.addresses.size() < limit &&
-                    std::find(target.addresses.begin(), target.addresses.end(), address) == target.addresses.end())
+                    std::find(target.addresses.begin(), target.addresses.end(), address) ==
+                        target.addresses.end())
                     target.addresses.push_back(std::move(address));
             }
         }
@@ -346,16 +355,19 @@ void Resolver::finish_addresses(Lookup& lookup) {
         finish(lookup, temporary(fmt::format("no address for the mail hosts of {}: {}", domain,
                                              lookup.temporary_reason)));
     } else if (route.implicit_mx) {
-        finish(lookup, make_error(Errc::not_found, fmt::format("{} has no MX record and no address", domain)));
+        finish(lookup,
+               make_error(Errc::not_found, fmt::format("{} has no MX record and no address", domain)));
     } else if (route.static_route) {
-        finish(lookup, make_error(Errc::not_found, fmt::format("no address for the static route of {}", domain)));
+        finish(lookup,
+               make_error(Errc::not_found, fmt::format("no address for the static route of {}", domain)));
     } else {
         finish(lookup, make_error(Errc::not_found, fmt::format("no MX host of {} has an address", domain)));
     }
 }
 
 void Resolver::finish(Lookup& lookup, Result<Route> result) {
-    auto it = std::find_if(lookups_.begin(), lookups_.end(), [&](const auto& l) { return l.get() == &lookup; });
+    auto it =
+        std::find_if(lookups_.begin(), lookups_.end(), [&](const auto& l) { return l.get() == &lookup; });
     std::unique_ptr<Lookup> owned = std::move(*it);
     lookups_.erase(it);
     // The callback may start another lookup: the list is already consistent.
@@ -386,7 +398,9 @@ void Resolver::process(int read_fd, int write_fd) {
                     write_fd < 0 ? ARES_SOCKET_BAD : write_fd);
 }
 
-bool Resolver::busy() const { return !lookups_.empty(); }
+bool Resolver::busy() const {
+    return !lookups_.empty();
+}
 
 Result<Route> Resolver::resolve_blocking(std::string_view domain) {
     std::optional<Result<Route>> out;

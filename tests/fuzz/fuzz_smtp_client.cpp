@@ -57,7 +57,8 @@ constexpr int kMessages = 3;
 
 // One session over `input`. Feeds pieces of random sizes (or everything at once when `whole`); with `chaos`
 // also answers TLS requests, fails the connection and queues more at random.
-std::pair<std::string, std::string> run(std::string_view input, const ClientConfig& config, std::uint32_t seed, bool whole, bool chaos) {
+std::pair<std::string, std::string> run(std::string_view input, const ClientConfig& config,
+                                        std::uint32_t seed, bool whole, bool chaos) {
     ClientSession session(config);
     Rng pieces{seed ^ 0x5a5a5a5au};
     std::map<std::string, int> answered;

@@ -1,6 +1,7 @@
 // dns::Resolver against a real DNS server: a dnsmasq this test starts on 127.0.0.53 and a free port,
 // answering only from the records given on its command line (no upstream, no /etc/hosts).
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,8 +9,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <set>
@@ -75,19 +74,30 @@ public:
             return;
         }
         std::vector<std::string> args = {
-            kDnsmasq, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-            "--bind-interfaces", std::string("--listen-address=") + kAddress, "--port=" + std::to_string(port),
-            "--pid-file=", "--user=root", "--log-facility=/dev/null",
+            kDnsmasq,
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            std::string("--listen-address=") + kAddress,
+            "--port=" + std::to_string(port),
+            "--pid-file=",
+            "--user=root",
+            "--log-facility=/dev/null",
             // Every name under .test is answered here only: unknown ones get NXDOMAIN.
             "--local=/test/",
-            "--mx-host=example.test,mx1.example.test,10", "--mx-host=example.test,mx2.example.test,10",
+            "--mx-host=example.test,mx1.example.test,10",
+            "--mx-host=example.test,mx2.example.test,10",
             "--mx-host=example.test,mx3.example.test,20",
-            "--host-record=mx1.example.test,127.0.0.11", "--host-record=mx2.example.test,127.0.0.12,fd00::12",
+            "--host-record=mx1.example.test,127.0.0.11",
+            "--host-record=mx2.example.test,127.0.0.12,fd00::12",
             "--host-record=mx3.example.test,127.0.0.13",
             "--host-record=nomx.test,127.0.0.20,fd00::20",
             "--mx-host=nullmx.test,.,0",
             "--mx-host=lame.test,gone.test,10",
-            "--mx-host=mixed.test,gone.test,5", "--mx-host=mixed.test,mx1.example.test,10",
+            "--mx-host=mixed.test,gone.test,5",
+            "--mx-host=mixed.test,mx1.example.test,10",
             "--address=/blocked.test/",
             // Forwarded to a server that does not answer: the lookup fails for the time being.
             "--server=/dead.test/127.0.0.1#9",
@@ -204,7 +214,8 @@ TEST_F(DnsTest, DomainWithoutMxIsItsOwnHost) {
 TEST_F(DnsTest, AddressFamiliesFollowTheConfiguration) {
     ResolverConfig c = config();
     c.prefer_ipv6 = true;
-    EXPECT_EQ(resolve("nomx.test", c)->targets[0].addresses, (std::vector<std::string>{"fd00::20", "127.0.0.20"}));
+    EXPECT_EQ(resolve("nomx.test", c)->targets[0].addresses,
+              (std::vector<std::string>{"fd00::20", "127.0.0.20"}));
     c.ipv6 = false;
     EXPECT_EQ(resolve("nomx.test", c)->targets[0].addresses, std::vector<std::string>{"127.0.0.20"});
 }
@@ -251,7 +262,8 @@ TEST_F(DnsTest, FailingUpstreamIsTemporary) {
     EXPECT_EQ(route.error().code, Errc::unavailable);
     EXPECT_FALSE(is_permanent(route.error()));
     EXPECT_EQ(enhanced_status(route.error()), "4.4.3");
-    EXPECT_TRUE(route.error().message.starts_with("MX lookup for dead.test failed: ")) << route.error().message;
+    EXPECT_TRUE(route.error().message.starts_with("MX lookup for dead.test failed: "))
+        << route.error().message;
 }
 
 TEST_F(DnsTest, UnreachableResolverIsTemporary) {
@@ -285,18 +297,21 @@ TEST_F(DnsTest, LookupsRunSideBySideThroughTheAsynchronousInterface) {
     ASSERT_TRUE(resolver.ok());
     Resolver& r = **resolver;
     std::vector<std::string> done;
-    r.resolve("example.test", [&](Result<Route> route) { done.push_back(route ? "example" : "example failed"); });
+    r.resolve("example.test",
+              [&](Result<Route> route) { done.push_back(route ? "example" : "example failed"); });
     r.resolve("nullmx.test", [&](Result<Route> route) { done.push_back(route ? "null ok?" : "null"); });
     r.resolve("nomx.test", [&](Result<Route> route) {
         done.push_back(route ? "nomx" : "nomx failed");
         // A callback may start the next lookup.
-        r.resolve("mixed.test", [&](Result<Route> again) { done.push_back(again ? "mixed" : "mixed failed"); });
+        r.resolve("mixed.test",
+                  [&](Result<Route> again) { done.push_back(again ? "mixed" : "mixed failed"); });
     });
     EXPECT_TRUE(r.busy());
     for (int rounds = 0; r.busy() && rounds < 1000; ++rounds) {
         std::vector<pollfd> fds;
         for (const auto& s : r.sockets())
-            fds.push_back(pollfd{s.fd, static_cast<short>((s.read ? POLLIN : 0) | (s.write ? POLLOUT : 0)), 0});
+            fds.push_back(
+                pollfd{s.fd, static_cast<short>((s.read ? POLLIN : 0) | (s.write ? POLLOUT : 0)), 0});
         ASSERT_FALSE(fds.empty());
         auto wait = r.timeout();
         ASSERT_TRUE(wait.has_value());
@@ -362,8 +377,8 @@ TEST(Dns, WildcardStaticRouteIsASmartHost) {
 TEST(Dns, RefusesWhatIsNotADomainName) {
     auto resolver = Resolver::create(offline());
     ASSERT_TRUE(resolver.ok());
-    for (std::string_view bad : {"", "exa mple.test", "bad..test", "a\r\nb.test", "caf\xc3\xa9.test",
-                                 "-x.test/evil"}) {
+    for (std::string_view bad :
+         {"", "exa mple.test", "bad..test", "a\r\nb.test", "caf\xc3\xa9.test", "-x.test/evil"}) {
         auto r = (*resolver)->resolve_blocking(bad);
         ASSERT_FALSE(r.ok()) << bad;
         EXPECT_EQ(r.error().code, Errc::invalid_argument) << bad;

@@ -93,7 +93,8 @@ Result<Reply> read_one(std::string_view bytes, ReplyLimits limits = {}) {
 }
 
 TEST(SmtpReply, ReadsMultilineReplyWithEnhancedCode) {
-    auto reply = read_one("550-5.1.1 The email account that you tried to reach\r\n550 5.1.1 does not exist.\r\n");
+    auto reply =
+        read_one("550-5.1.1 The email account that you tried to reach\r\n550 5.1.1 does not exist.\r\n");
     ASSERT_TRUE(reply.ok());
     EXPECT_EQ(reply->code, 550);
     EXPECT_EQ(reply->enhanced, "5.1.1");
@@ -134,8 +135,8 @@ TEST(SmtpReply, ByteAtATimeGivesTheSameReply) {
 }
 
 TEST(SmtpReply, RejectsNonNumericAndOutOfRangeCodes) {
-    for (std::string_view bad : {"abc hello\r\n", "25\r\n", "2500 x\r\n", "150 x\r\n", "650 x\r\n", "260 x\r\n",
-                                 "250_x\r\n", "\r\n"}) {
+    for (std::string_view bad : {"abc hello\r\n", "25\r\n", "2500 x\r\n", "150 x\r\n", "650 x\r\n",
+                                 "260 x\r\n", "250_x\r\n", "\r\n"}) {
         auto reply = read_one(bad);
         ASSERT_FALSE(reply.ok()) << bad;
         EXPECT_EQ(reply.error().code, Errc::invalid_argument);
@@ -243,7 +244,8 @@ TEST(SmtpClient, DeliversOneMessageCommandByCommand) {
     EXPECT_EQ(c.reply("250 2.1.0 Ok\r\n"), "RCPT TO:<bob@example.org>\r\n");
     EXPECT_EQ(c.reply("250 2.1.5 Ok\r\n"), "DATA\r\n");
     // RFC 5321 4.5.2: a leading dot doubled, a last line completed, then the terminator.
-    EXPECT_EQ(c.reply("354 End data with <CR><LF>.<CR><LF>\r\n"), "Subject: hi\r\n\r\n..dot line\r\nend\r\n.\r\n");
+    EXPECT_EQ(c.reply("354 End data with <CR><LF>.<CR><LF>\r\n"),
+              "Subject: hi\r\n\r\n..dot line\r\nend\r\n.\r\n");
     EXPECT_TRUE(c.results.empty());
     EXPECT_EQ(c.reply("250 2.0.0 Ok: queued as 12345\r\n"), "");
     ASSERT_EQ(c.results.size(), 1u);
@@ -520,16 +522,17 @@ TEST(SmtpClient, SendsSmtpUtf8ForUtf8AddressesWhenOffered) {
 
 TEST(SmtpClient, FailsMessageNeedingSmtpUtf8WhenPeerLacksIt) {
     Client c = greeted(ehlo_plain);
-    c.enqueue(message("m1", {"bob@example.org", "carol@example.org"},
-                      "Subject: caf\xc3\xa9\r\n\r\nhello\r\n"));
+    c.enqueue(
+        message("m1", {"bob@example.org", "carol@example.org"}, "Subject: caf\xc3\xa9\r\n\r\nhello\r\n"));
     EXPECT_EQ(c.drain(), "");  // nothing is sent for it
     ASSERT_EQ(c.results.size(), 1u);
     for (const auto& r : c.results[0].recipients) {
         EXPECT_EQ(r.outcome, Outcome::failed);
         EXPECT_EQ(r.enhanced, "5.6.7");
-        EXPECT_EQ(r.text,
-                  "the message needs SMTPUTF8 (header fields are UTF-8) and mx.example.org[192.0.2.1] does not "
-                  "offer it");
+        EXPECT_EQ(
+            r.text,
+            "the message needs SMTPUTF8 (header fields are UTF-8) and mx.example.org[192.0.2.1] does not "
+            "offer it");
     }
     EXPECT_EQ(c.idles, 2);
 }
@@ -835,7 +838,8 @@ TEST(SmtpClient, TenMegabyteReplyIsRefusedEarlyWithBoundedMemory) {
     for (int i = 0; i < 160 && !c.session.closed(); ++i) c.session.feed(chunk);
     c.drain();
     EXPECT_TRUE(c.session.closed());
-    EXPECT_EQ(c.result(0).text, "mx.example.org[192.0.2.1] sent a bad reply: reply line longer than 2048 octets");
+    EXPECT_EQ(c.result(0).text,
+              "mx.example.org[192.0.2.1] sent a bad reply: reply line longer than 2048 octets");
 }
 
 TEST(SmtpClient, UnexpectedReplyWhileIdleEndsTheSession) {
@@ -975,7 +979,8 @@ TEST_P(AgainstServer, DeliversSeveralMessagesOverOneConnection) {
     config.limits.max_output_chunk = 4096;
     Loop loop(config, server_config());
     std::string big = "Subject: big\r\n\r\n";
-    for (int i = 0; i < 2000; ++i) big += (i % 7 == 0 ? "." : "") + std::string("line ") + std::to_string(i) + "\r\n";
+    for (int i = 0; i < 2000; ++i)
+        big += (i % 7 == 0 ? "." : "") + std::string("line ") + std::to_string(i) + "\r\n";
     loop.client.enqueue(message("m1", {"bob@example.org", "nobody@example.org", "carol@example.org"}));
     loop.client.enqueue(message("m2", {"dave@example.org"}, big));
     loop.client.enqueue(message("m3", {"nobody@example.org"}));
@@ -1006,7 +1011,8 @@ TEST_P(AgainstServer, DeliversSeveralMessagesOverOneConnection) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, AgainstServer,
-                         ::testing::Values(Mode{true, false}, Mode{false, false}, Mode{true, true}, Mode{false, true}),
+                         ::testing::Values(Mode{true, false}, Mode{false, false}, Mode{true, true},
+                                           Mode{false, true}),
                          [](const auto& info) {
                              return std::string(info.param.pipelining ? "Pipelined" : "Lockstep") +
                                     (info.param.chunking ? "Bdat" : "Data");
@@ -1030,7 +1036,8 @@ TEST(SmtpClientAgainstServer, MessageOverTheServersLimitFailsBeforeSending) {
     ServerConfig server = server_config();
     server.limits.max_message_size = 100;
     Loop loop(default_config(), server);
-    loop.client.enqueue(message("m1", {"bob@example.org"}, "Subject: x\r\n\r\n" + std::string(200, 'x') + "\r\n"));
+    loop.client.enqueue(
+        message("m1", {"bob@example.org"}, "Subject: x\r\n\r\n" + std::string(200, 'x') + "\r\n"));
     loop.run();
     EXPECT_TRUE(loop.messages.empty());
     EXPECT_EQ(loop.results.at(0).recipients.at(0).outcome, Outcome::failed);
