@@ -62,17 +62,35 @@ bool udp_port_taken(int port) {
 
 class Dnsmasq {
 public:
-    // Starts dnsmasq; port() is 0 when it could not start (why() says why).
+    // Starts dnsmasq; port() is 0 when it could not start (why() says why). Another test process may take
+    // the free port first: then it tries again on another.
     Dnsmasq() {
-        if (access(kDnsmasq, X_OK) != 0) {
+        installed_ = access(kDnsmasq, X_OK) == 0;
+        if (!installed_) {
             why_ = std::string(kDnsmasq) + " is not installed (Debian package dnsmasq-base)";
             return;
         }
-        int port = free_port();
-        if (port == 0) {
-            why_ = "no free port on 127.0.0.53";
-            return;
+        for (int attempt = 0; attempt < 3 && port_ == 0; ++attempt) {
+            int port = free_port();
+            if (port == 0) {
+                why_ = "no free port on 127.0.0.53";
+                continue;
+            }
+            start(port);
         }
+    }
+    ~Dnsmasq() {
+        if (pid_ > 0) {
+            kill(pid_, SIGTERM);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+    bool installed() const { return installed_; }
+    int port() const { return port_; }
+    const std::string& why() const { return why_; }
+
+private:
+    void start(int port) {
         std::vector<std::string> args = {
             kDnsmasq,
             "--keep-in-foreground",
@@ -120,16 +138,8 @@ public:
         }
         port_ = port;
     }
-    ~Dnsmasq() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    int port() const { return port_; }
-    const std::string& why() const { return why_; }
 
-private:
+    bool installed_ = false;
     pid_t pid_ = 0;
     int port_ = 0;
     std::string why_;
@@ -143,7 +153,8 @@ protected:
         server_ = nullptr;
     }
     void SetUp() override {
-        if (server_->port() == 0) GTEST_SKIP() << server_->why();
+        if (!server_->installed()) GTEST_SKIP() << server_->why();
+        ASSERT_NE(server_->port(), 0) << server_->why();
     }
 
     static ResolverConfig config() {
