@@ -513,6 +513,22 @@ TEST(SmtpClient, DowngradesEightBitBodyForPeerWithoutEightBitMime) {
     for (char ch : content) EXPECT_LT(static_cast<unsigned char>(ch), 0x80);
 }
 
+TEST(SmtpClient, ReencodesLinesTooLongForSmtpEvenForEightBitPeers) {
+    ClientConfig config = default_config();
+    config.use_chunking = false;
+    Client c = greeted(ehlo_full, config);
+    std::string long_line(1500, 'a');
+    c.enqueue(message("m1", {"bob@example.org"},
+                      "Subject: long\r\nContent-Type: text/plain\r\n\r\n" + long_line + "\r\n"));
+    c.drain();
+    std::string content = c.reply("250 ok\r\n250 ok\r\n354 go\r\n");
+    EXPECT_NE(content.find("Content-Transfer-Encoding: quoted-printable"), std::string::npos) << content;
+    std::size_t start = 0;
+    for (std::size_t end; (end = content.find("\r\n", start)) != std::string::npos; start = end + 2)
+        EXPECT_LE(end - start, 998u);
+    EXPECT_EQ(c.written.find("BODY=8BITMIME"), std::string::npos);
+}
+
 TEST(SmtpClient, SendsSmtpUtf8ForUtf8AddressesWhenOffered) {
     Client c = greeted(ehlo_full);
     c.enqueue(message("m1", {"j\xc3\xb6rg@example.org"}));
