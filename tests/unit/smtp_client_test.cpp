@@ -1048,6 +1048,20 @@ TEST(SmtpClientAgainstServer, StartsTlsThenDeliversEightBitMail) {
     EXPECT_EQ(loop.results.at(0).recipients.at(0).outcome, Outcome::delivered);
 }
 
+TEST(SmtpClientAgainstServer, RecipientsOverTheServersLimitGoInFurtherTransactions) {
+    ServerConfig server = server_config();
+    server.limits.max_recipients = 2;  // the server answers 452 4.5.3 to the third
+    Loop loop(default_config(), server);
+    loop.client.enqueue(message("m1", {"a@x.org", "b@x.org", "c@x.org", "d@x.org", "e@x.org"}));
+    loop.run();
+    ASSERT_EQ(loop.results.size(), 1u);
+    ASSERT_EQ(loop.results[0].recipients.size(), 5u);
+    for (const auto& r : loop.results[0].recipients) EXPECT_EQ(r.outcome, Outcome::delivered) << r.address;
+    ASSERT_EQ(loop.messages.size(), 3u);
+    EXPECT_EQ(loop.messages[2].envelope.recipients.at(0).address, "e@x.org");
+    EXPECT_EQ(loop.results[0].recipients[4].text, "OK Q3");
+}
+
 TEST(SmtpClientAgainstServer, MessageOverTheServersLimitFailsBeforeSending) {
     ServerConfig server = server_config();
     server.limits.max_message_size = 100;
