@@ -121,3 +121,117 @@ class Postfix:
 
 def postfix_available():
     return shutil.which("postfix") is not None and os.geteuid() == 0
+
+
+def free_port(host="127.0.0.1"):
+    import socket
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Dovecot:
+    """A Dovecot (IMAP only, plain-text login allowed) in a directory of its own, killed by PID at the end.
+
+    Dovecot refuses to run its login and mail processes as root: mail runs as Dovecot's own user, which owns the
+    Maildirs, so the directory must be reachable by it (made here with instance_dir()). `users` maps addresses to
+    password hashes in Dovecot's scheme syntax ("{PLAIN}secret", "{ARGON2ID}$argon2id$...", "{SHA512-CRYPT}$6$..."),
+    or plain passwords (taken as {PLAIN}). `extra` lines are appended to dovecot.conf (e.g. the documented
+    high-performance setup: service imap-login { service_count = 0 } and so on)."""
+
+    def __init__(self, users: dict, host="127.0.0.1", port=None, extra=""):
+        import pwd
+        self.dir = instance_dir("magpie-dovecot-")
+        self.host, self.port = host, port or free_port(host)
+        self.proc = None
+        mail_user = pwd.getpwnam("dovecot")
+        (self.dir / "mail").mkdir()
+        os.chown(self.dir / "mail", mail_user.pw_uid, mail_user.pw_gid)
+        lines = []
+        for address, password in users.items():
+            secret = password if password.startswith("{") else "{PLAIN}" + password
+            lines.append(f"{address}:{secret}::::::\n")
+        (self.dir / "users").write_text("".join(lines))
+        d = self.dir
+        (d / "dovecot.conf").write_text(f"""
+protocols = imap
+listen = {host}
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+info_log_path = {d}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_uid = dovecot
+mail_gid = dovecot
+first_valid_uid = {mail_user.pw_uid}
+mail_location = maildir:{d}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = username_format=%u {d}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {d}/users
+  default_fields = home={d}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = {host}
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+{extra}
+""")
+
+    def start(self, timeout=30):
+        import socket
+        dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        self.proc = subprocess.Popen([dovecot, "-F", "-c", str(self.dir / "dovecot.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=2) as s:
+                    if s.recv(100).startswith(b"* OK"):
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError("dovecot did not start:\n" + self.log())
+
+    def pids(self):
+        """The master and every child process (for memory figures)."""
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        return [self.proc.pid] + [int(p) for p in out]
+
+    def log(self):
+        path = self.dir / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(15)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def dovecot_available():
+    import pwd
+    if shutil.which("dovecot") is None and not os.path.exists("/usr/sbin/dovecot"):
+        return False
+    try:
+        pwd.getpwnam("dovecot")
+    except KeyError:
+        return False
+    return True

@@ -17,19 +17,14 @@ import base64
 import imaplib
 import itertools
 import os
-import pwd
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 
 from conftest import DOMAIN, PASSWORD, ROOT
+from peers import Dovecot, dovecot_available
 
 ALICE = f"alice@{DOMAIN}"
 CORPUS = ROOT / "tests" / "data" / "mail" / "corpus"
@@ -323,100 +318,13 @@ class Reader:
 # ---------------------------------------------------------------------------------------------------------
 # Servers.
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Dovecot:
-    """One Dovecot (imap only, plain-text login) in a directory of its own, killed by PID at the end."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="magpie-dovecot-"))
-        os.chmod(self.dir, 0o755)
-        self.port = free_port()
-        self.proc = None
-        mail_user = pwd.getpwnam("dovecot")
-        (self.dir / "mail").mkdir()
-        os.chown(self.dir / "mail", mail_user.pw_uid, mail_user.pw_gid)
-        (self.dir / "users").write_text(f"{ALICE}:{{PLAIN}}{PASSWORD}::::::\n")
-        d = self.dir
-        (d / "dovecot.conf").write_text(f"""
-protocols = imap
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-info_log_path = {d}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-# Mail processes may not run as root: they run as Dovecot's own user, which owns {d}/mail.
-mail_uid = dovecot
-mail_gid = dovecot
-first_valid_uid = {mail_user.pw_uid}
-mail_location = maildir:{d}/mail/%u
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/users
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {d}/users
-  default_fields = home={d}/mail/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {self.port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-""")
-
-    def start(self, timeout=30):
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.dir / "dovecot.conf")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    if s.recv(100).startswith(b"* OK"):
-                        return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError("dovecot did not start:\n" + self.log())
-
-    def log(self):
-        path = self.dir / "dovecot.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture
 def dovecot():
     if DOVECOT is None:
         pytest.skip("dovecot is not installed (scripts/install-deps.sh installs dovecot-imapd)")
-    try:
-        pwd.getpwnam("dovecot")
-    except KeyError:
+    if not dovecot_available():
         pytest.fail("dovecot is installed but its system user 'dovecot' (made by dovecot-core) is missing")
-    server = Dovecot()
+    server = Dovecot({ALICE: PASSWORD})
     try:
         yield server.start()
     finally:
