@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from peers import Postfix, instance_dir  # noqa: E402
+from peers import Dovecot, Postfix, instance_dir  # noqa: E402
 
 RELEASE = Path(os.environ.get("MAGPIE_RELEASE_DIR", ROOT / "build-release"))
 MAGPIED = RELEASE / "src" / "server" / "magpied"
@@ -53,14 +53,15 @@ def fsyncs_per_second(directory: Path, seconds=2.0):
 
 
 class Magpied:
-    def __init__(self, root: Path, port: int):
-        self.root, self.port = root, port
+    def __init__(self, root: Path, port: int, imap_port: int = 0):
+        self.root, self.port, self.imap_port = root, port, imap_port
         self.data = root / "data"
         self.config = root / "magpie.toml"
         self.config.write_text(
             f'[server]\nhostname = "mx.{DOMAIN}"\ndata_dir = "{self.data}"\nlog_level = "warn"\n'
-            f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nmax_connections_per_ip = 200\n'
-            f'[imap]\nlisten = ["127.0.0.1:0"]\n')
+            f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nmax_connections_per_ip = 200\nmax_connections = 5000\n'
+            f'[imap]\nlisten = ["127.0.0.1:{imap_port}"]\nallow_plaintext_login = true\n'
+            f'max_connections_per_ip = 2000\nmax_connections = 5000\n')
         self.proc = None
 
     def magpie(self, *args, input=None):
@@ -188,9 +189,125 @@ def scenario_ingest(args, report):
     report.append("")
 
 
+def pss_kib(pids):
+    """Proportional set size of these processes together, KiB (shared pages counted once in total)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def process_tree(root_pid):
+    pids, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        todo.extend(int(p) for p in out)
+    return pids
+
+
+def open_idle(host, port, count, greeting=b"220", imap_login=None):
+    """`count` connections that have read their greeting (and, for IMAP, logged in and selected INBOX), each
+    from its own loopback source address so that per-address limits do not apply."""
+    sockets = []
+    for i in range(count):
+        source = f"127.1.{i // 250}.{i % 250 + 1}"
+        s = socket.create_connection((host, port), timeout=30, source_address=(source, 0))
+        data = b""
+        while not data.endswith(b"\r\n"):
+            data += s.recv(4096)
+        assert data.startswith(greeting), data
+        if imap_login:
+            user, password = imap_login
+            s.sendall(f'a LOGIN "{user}" "{password}"\r\nb SELECT INBOX\r\n'.encode())
+            data = b""
+            while b"\r\nb OK" not in data and not data.startswith(b"b OK"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed during login")
+                data += chunk
+                if b"\r\na NO" in data or b"\r\nb NO" in data or data.startswith(b"a NO"):
+                    raise RuntimeError(f"login refused: {data[-200:]!r}")
+        sockets.append(s)
+    return sockets
+
+
+def per_connection(pids_of, open_connections, count):
+    import gc
+    gc.collect()
+    time.sleep(1)
+    before = pss_kib(pids_of())
+    sockets = open_connections(count)
+    time.sleep(2)
+    after = pss_kib(pids_of())
+    for s in sockets:
+        s.close()
+    return (after - before) / count
+
+
+def scenario_memory(args, report):
+    """5. Idle connections: the growth of the server's PSS per idle connection (SMTP after the greeting; IMAP
+    logged in with INBOX selected), magpied against Postfix (SMTP) and Dovecot (IMAP)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    count = args.idle
+    root = instance_dir("magpie-bench-")
+    (root / "magpied").mkdir()
+    magpied = Magpied(root / "magpied", free_port(), free_port())
+    magpied.setup()
+    postfix = Postfix(root / "postfix", host="127.0.0.4", port=free_port("127.0.0.4"), hostname=f"mx.{DOMAIN}",
+                      domains=[DOMAIN], users=[USER],
+                      extra=["smtpd_client_connection_count_limit = 0", f"default_process_limit = {count + 100}"])
+    dovecot = Dovecot({USER: "bench password"}, host="127.0.0.6",
+                      extra=f"default_process_limit = {count + 100}\ndefault_client_limit = {2 * count + 100}\n"
+                            "service imap-login {\n  service_count = 0\n}\n")
+    rows = []
+    try:
+        magpied.start()
+        postfix.start()
+        dovecot.start()
+        # Dovecot creates the Maildir on first login; do it once so every figure measures idle sessions only.
+        open_idle("127.0.0.6", dovecot.port, 1, b"* OK", (USER, "bench password"))[0].close()
+        open_idle("127.0.0.1", magpied.imap_port, 1, b"* OK", (USER, "bench password"))[0].close()
+        smtp_m = per_connection(lambda: [magpied.proc.pid],
+                                lambda n: open_idle("127.0.0.1", magpied.port, n), count)
+        smtp_p = per_connection(lambda: process_tree(int((postfix.spool / "pid" / "master.pid").read_text())),
+                                lambda n: open_idle("127.0.0.4", postfix.port, n), count)
+        imap_m = per_connection(lambda: [magpied.proc.pid],
+                                lambda n: open_idle("127.0.0.1", magpied.imap_port, n, b"* OK",
+                                                    (USER, "bench password")), count)
+        imap_d = per_connection(lambda: process_tree(dovecot.proc.pid),
+                                lambda n: open_idle("127.0.0.6", dovecot.port, n, b"* OK",
+                                                    (USER, "bench password")), count)
+        rows.append(f"| SMTP, after the greeting | {smtp_m:.0f} | Postfix {smtp_p:.0f} | {smtp_p / smtp_m:.1f}x less |")
+        rows.append(f"| IMAP, logged in, INBOX selected, no TLS | {imap_m:.0f} | Dovecot {imap_d:.0f} | "
+                    f"{imap_d / imap_m:.1f}x less |")
+        print("\n".join(rows), flush=True)
+    finally:
+        dovecot.stop()
+        postfix.stop()
+        magpied.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report.append("## 5. Memory per idle connection\n")
+    report.append(f"{count} idle connections, each from its own loopback address; the growth of the server's "
+                  "proportional set size (all its processes) divided by the count, KiB per connection.\n")
+    report.append("| connection | magpied KiB | peer KiB | magpied uses |")
+    report.append("|---|---|---|---|")
+    report.extend(rows)
+    report.append("")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", default="ingest", choices=["ingest"])
+    parser.add_argument("--scenario", default="all", choices=["ingest", "memory", "all"])
+    parser.add_argument("--idle", type=int, default=1000, help="idle connections in the memory scenario")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="small counts, for checking the harness itself")
@@ -199,7 +316,7 @@ def main():
     args.sizes = [4096, 65536]
     args.sessions = [1, 10, 50]
     if args.quick:
-        args.rounds, args.messages, args.sessions, args.sizes = 1, 200, [10], [4096]
+        args.rounds, args.messages, args.sessions, args.sizes, args.idle = 1, 200, [10], [4096], 100
     if not MAGPIED.exists():
         sys.exit(f"{MAGPIED} is missing: run `make release` first")
     probe_dir = Path(tempfile.mkdtemp(prefix="magpie-bench-probe-"))
@@ -211,7 +328,10 @@ def main():
               f"{' '.join(sys.argv[1:])}` on {platform.node()}: {os.cpu_count()} cores, {mem_gib:.0f} GiB, "
               f"disk {fsyncs:.0f} fsyncs/s from one writer. Figures vary between machines and runs: compare the "
               "ratios, measured side by side in the same run.", ""]
-    scenario_ingest(args, report)
+    if args.scenario in ("ingest", "all"):
+        scenario_ingest(args, report)
+    if args.scenario in ("memory", "all"):
+        scenario_memory(args, report)
     Path(args.output).write_text("\n".join(report) + "\n")
     print(f"wrote {args.output}")
 
