@@ -60,7 +60,17 @@ Result<void> Server::load_tls() {
 
 Result<void> Server::prepare_demo() {
     const auto& c = *config_;
-    if (!std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key)) {
+    // The demo owns its certificate: one that is missing, damaged (a power cut before it was written used to
+    // leave empty files) or not a pair is made again; a configured one is never touched (load_tls refuses
+    // it with a message naming the file).
+    bool generate = !std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key);
+    if (!generate) {
+        if (auto usable = net::make_server_tls_context(c.tls_certificate, c.tls_private_key); !usable) {
+            spdlog::warn("demo: {}; generating a new certificate", usable.error().message);
+            generate = true;
+        }
+    }
+    if (generate) {
         MAGPIE_TRY(net::generate_self_signed(c.tls_certificate, c.tls_private_key, c.hostname));
         spdlog::info("demo: generated a self-signed certificate for {}", c.hostname);
     }
