@@ -128,6 +128,12 @@ Result<void> Server::start() {
 
     if (c.demo) MAGPIE_TRY(prepare_demo());
     MAGPIE_TRY(load_tls());
+    // Not fatal: the account may be created later with `magpie user add` while magpied runs.
+    if (!c.smtp.postmaster.empty() && !store_->find_account(c.smtp.postmaster)) {
+        spdlog::warn("[smtp] postmaster {} is no account (yet): postmaster@ a domain reaches its catch-all or "
+                     "oldest account until it exists",
+                     c.smtp.postmaster);
+    }
 
     std::size_t threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
     pool_ = std::make_unique<net::IoPool>(threads);
