@@ -1,6 +1,7 @@
 #include "net/durable_file.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,13 +9,12 @@
 #include <cerrno>
 #include <cstring>
 
-#include <fmt/format.h>
-
 namespace magpie::net {
 namespace {
 
 Error io_error(std::string_view step, const std::filesystem::path& path, int error) {
-    return make_error(Errc::io_error, fmt::format("cannot {} {}: {}", step, path.string(), std::strerror(error)));
+    return make_error(Errc::io_error,
+                      fmt::format("cannot {} {}: {}", step, path.string(), std::strerror(error)));
 }
 
 class Fd {
@@ -45,7 +45,8 @@ Result<void> fsync_directory(const std::filesystem::path& dir) {
 
 Result<void> write_file_durably(const std::filesystem::path& path, std::string_view content, mode_t mode) {
     static std::atomic<unsigned> counter{0};
-    std::filesystem::path directory = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+    std::filesystem::path directory =
+        path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
     std::filesystem::path temp =
         directory / fmt::format(".{}.tmp-{}-{}", path.filename().string(), ::getpid(), counter.fetch_add(1));
     Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));

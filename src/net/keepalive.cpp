@@ -1,13 +1,12 @@
 #include "net/keepalive.h"
 
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace magpie::net {
 namespace {
@@ -24,7 +23,8 @@ Result<void> set_int(int fd, int level, int name, int value, const char* what) {
 Result<void> enable_keepalive(tcp::socket& socket, const KeepAlive& options) {
     int fd = socket.native_handle();
     MAGPIE_TRY(set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"));
-    MAGPIE_TRY(set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(options.idle.count()), "TCP_KEEPIDLE"));
+    MAGPIE_TRY(
+        set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(options.idle.count()), "TCP_KEEPIDLE"));
     MAGPIE_TRY(
         set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(options.interval.count()), "TCP_KEEPINTVL"));
     MAGPIE_TRY(set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, options.probes, "TCP_KEEPCNT"));

@@ -58,7 +58,7 @@ struct ListenerOptions {
     bool implicit_tls = false;
     std::string busy_reply;    // written to a connection refused by the limiter
     std::chrono::seconds handshake_timeout{30};
-    KeepAlive keepalive;       // set on every accepted socket
+    KeepAlive keepalive;  // set on every accepted socket
 };
 
 class Listener {

@@ -53,8 +53,9 @@ Result<std::shared_ptr<asio::ssl::context>> make_server_tls_context(const std::f
                                       openssl_error(), certificate.string()));
     }
     if (SSL_CTX_check_private_key(native) != 1) {
-        return make_error(Errc::invalid_argument, fmt::format("TLS private key {} does not match the certificate {}",
-                                                              private_key.string(), certificate.string()));
+        return make_error(Errc::invalid_argument,
+                          fmt::format("TLS private key {} does not match the certificate {}",
+                                      private_key.string(), certificate.string()));
     }
     return ctx;
 }

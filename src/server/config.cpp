@@ -147,11 +147,11 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "smtp", status)) {
         auto& s = config.smtp;
-        MAGPIE_TRY(check_keys(*t, "smtp",
-                              {"listen", "max_command_line", "max_text_line", "max_message_size",
-                               "max_recipients", "max_bad_commands", "idle_timeout", "min_data_rate",
-                               "max_transaction_time", "max_connections", "max_connections_per_ip",
-                               "bare_line_ending", "add_missing_headers", "postmaster"}));
+        MAGPIE_TRY(check_keys(
+            *t, "smtp",
+            {"listen", "max_command_line", "max_text_line", "max_message_size", "max_recipients",
+             "max_bad_commands", "idle_timeout", "min_data_rate", "max_transaction_time", "max_connections",
+             "max_connections_per_ip", "bare_line_ending", "add_missing_headers", "postmaster"}));
         MAGPIE_TRY(read_listen(*t, "smtp", "listen", s.listen));
         MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
         MAGPIE_TRY(read(*t, "smtp", "max_text_line", s.max_text_line));
@@ -174,12 +174,14 @@ Result<Config> load_config(const std::filesystem::path& file) {
             return make_error(Errc::invalid_argument,
                               "[smtp] add_missing_headers is \"never\", \"headerless\" or \"always\"");
         }
-        if (!s.postmaster.empty() && (s.postmaster.find('@') == std::string::npos || s.postmaster.front() == '@' ||
-                                      s.postmaster.back() == '@')) {
-            return make_error(Errc::invalid_argument, "[smtp] postmaster must be an account's address (user@domain)");
+        if (!s.postmaster.empty() && (s.postmaster.find('@') == std::string::npos ||
+                                      s.postmaster.front() == '@' || s.postmaster.back() == '@')) {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] postmaster must be an account's address (user@domain)");
         }
         if (s.min_data_rate == 0 || s.max_transaction_time == 0) {
-            return make_error(Errc::invalid_argument, "[smtp] min_data_rate and max_transaction_time must be positive");
+            return make_error(Errc::invalid_argument,
+                              "[smtp] min_data_rate and max_transaction_time must be positive");
         }
         if (s.max_command_line < 512 || s.max_text_line < 1000) {
             return make_error(Errc::invalid_argument,

@@ -19,12 +19,12 @@ struct ListenAddress {
 struct SmtpConfig {
     std::vector<ListenAddress> listen;             // [smtp] listen = ["0.0.0.0:25"]
     std::size_t max_command_line = 512;            // RFC 5321 4.5.3.1.4, CRLF included
-    std::size_t max_text_line = 1 << 20;           // a line of content, CRLF included (RFC 5321 4.5.3.1.6: >= 1000)
+    std::size_t max_text_line = 1 << 20;           // a content line, CRLF included (RFC 5321: >= 1000)
     std::uint64_t max_message_size = 50ull << 20;  // SIZE, octets
     std::size_t max_recipients = 100;              // per transaction (RFC 5321 4.5.3.1.8 asks at least 100)
     std::size_t max_bad_commands = 20;             // per session, then 421
-    std::uint32_t idle_timeout = 300;              // seconds for a command line / content credit (RFC 5321 4.5.3.2.7)
-    std::uint64_t min_data_rate = 500;             // octets per second of DATA/BDAT content after the credit
+    std::uint32_t idle_timeout = 300;              // seconds per command line; content credit
+    std::uint64_t min_data_rate = 500;             // octets/s of DATA/BDAT content beyond the credit
     std::uint32_t max_transaction_time = 3600;     // seconds from MAIL to the end of the message
     std::size_t max_connections = 1000;
     std::size_t max_connections_per_ip = 20;

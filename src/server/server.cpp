@@ -63,7 +63,8 @@ Result<void> Server::prepare_demo() {
     // The demo owns its certificate: one that is missing, damaged (a power cut before it was written used to
     // leave empty files) or not a pair is made again; a configured one is never touched (load_tls refuses
     // it with a message naming the file).
-    bool generate = !std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key);
+    bool generate =
+        !std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key);
     if (!generate) {
         if (auto usable = net::make_server_tls_context(c.tls_certificate, c.tls_private_key); !usable) {
             spdlog::warn("demo: {}; generating a new certificate", usable.error().message);
@@ -130,9 +131,10 @@ Result<void> Server::start() {
     MAGPIE_TRY(load_tls());
     // Not fatal: the account may be created later with `magpie user add` while magpied runs.
     if (!c.smtp.postmaster.empty() && !store_->find_account(c.smtp.postmaster)) {
-        spdlog::warn("[smtp] postmaster {} is no account (yet): postmaster@ a domain reaches its catch-all or "
-                     "oldest account until it exists",
-                     c.smtp.postmaster);
+        spdlog::warn(
+            "[smtp] postmaster {} is no account (yet): postmaster@ a domain reaches its catch-all or "
+            "oldest account until it exists",
+            c.smtp.postmaster);
     }
 
     std::size_t threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());

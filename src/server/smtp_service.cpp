@@ -64,7 +64,8 @@ store::RecipientResult local(const store::Account& account) {
 }
 
 // The account an alias of exactly this address (e.g. "postmaster@d" or the catch-all "@d") points to.
-Result<std::optional<store::RecipientResult>> alias_target(store::Store& store, const std::vector<store::Alias>& aliases,
+Result<std::optional<store::RecipientResult>> alias_target(store::Store& store,
+                                                           const std::vector<store::Alias>& aliases,
                                                            std::string_view address) {
     for (const auto& alias : aliases) {
         if (!iequals(alias.address, address)) continue;
@@ -125,9 +126,9 @@ Result<store::RecipientResult> resolve_recipient(store::Store& store, const Reci
     const std::string& host = policy.hostname;
     for (const auto& domain : *domains) {
         const std::string& name = domain.name;
-        bool hosts_us = iequals(host, name) ||
-                        (host.size() > name.size() && host[host.size() - name.size() - 1] == '.' &&
-                         iequals(std::string_view(host).substr(host.size() - name.size()), name));
+        bool hosts_us =
+            iequals(host, name) || (host.size() > name.size() && host[host.size() - name.size() - 1] == '.' &&
+                                    iequals(std::string_view(host).substr(host.size() - name.size()), name));
         if (hosts_us) return domain_postmaster(store, policy, name);
     }
     if (!policy.postmaster.empty()) {
@@ -144,9 +145,10 @@ Result<store::RecipientResult> resolve_recipient(store::Store& store, const Reci
 awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& address) {
     // g++ 12 destroys temporaries inside a co_await expression twice: build the operation first, then await it.
     auto config = std::atomic_load(&config_);
-    auto lookup = executor_.run([this, address, policy = RecipientPolicy{config->hostname, config->smtp.postmaster}] {
-        return resolve_recipient(store_, policy, address);
-    });
+    auto lookup =
+        executor_.run([this, address, policy = RecipientPolicy{config->hostname, config->smtp.postmaster}] {
+            return resolve_recipient(store_, policy, address);
+        });
     auto result = co_await std::move(lookup);
     if (!result) {
         spdlog::error("smtp: recipient lookup for <{}> failed: {}", address, result.error().message);
@@ -170,30 +172,32 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     // Trace fields go on top (RFC 5321 4.4); Return-Path is added at final delivery, which this is.
     std::string trace = fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path);
     trace += smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now);
-    std::string content = smtp::delivered_message(
-        trace, envelope, message.data,
-        smtp::DeliveryStamp{config.hostname, queue_id, now, add_missing_headers(config.smtp.add_missing_headers)});
+    std::string content =
+        smtp::delivered_message(trace, envelope, message.data,
+                                smtp::DeliveryStamp{config.hostname, queue_id, now,
+                                                    add_missing_headers(config.smtp.add_missing_headers)});
 
     std::vector<std::string> recipients;
     for (const auto& r : envelope.recipients) recipients.push_back(r.address);
 
     // Recipients were checked at RCPT time; resolve them again to accounts and their INBOXes, each account
     // once however many of its addresses (aliases) were named.
-    auto lookup = executor_.run([this, recipients, policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
-                                    -> Result<std::vector<store::DeliveryTarget>> {
-        std::set<std::int64_t> accounts;
-        std::vector<store::DeliveryTarget> out;
-        for (const auto& address : recipients) {
-            auto resolved = resolve_recipient(store_, policy, address);
-            if (!resolved) return resolved.error();
-            if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
-            if (!accounts.insert(resolved->account_id).second) continue;
-            auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
-            if (!inbox) return inbox.error();
-            out.push_back(store::DeliveryTarget{inbox->id, {}});
-        }
-        return out;
-    });
+    auto lookup =
+        executor_.run([this, recipients, policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
+                          -> Result<std::vector<store::DeliveryTarget>> {
+            std::set<std::int64_t> accounts;
+            std::vector<store::DeliveryTarget> out;
+            for (const auto& address : recipients) {
+                auto resolved = resolve_recipient(store_, policy, address);
+                if (!resolved) return resolved.error();
+                if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
+                if (!accounts.insert(resolved->account_id).second) continue;
+                auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
+                if (!inbox) return inbox.error();
+                out.push_back(store::DeliveryTarget{inbox->id, {}});
+            }
+            return out;
+        });
     auto targets = co_await std::move(lookup);
     if (!targets) co_return targets.error();
     if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
@@ -266,7 +270,8 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
         // or message content arriving too slowly, a transaction running too long).
         auto now = steady_now();
         auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(idle);
-        if (auto deadline = session.input_deadline()) wait = std::clamp(*deadline - now, smtp::Millis{0}, wait);
+        if (auto deadline = session.input_deadline())
+            wait = std::clamp(*deadline - now, smtp::Millis{0}, wait);
         std::size_t n = co_await connection->read_some(buffer, wait);
         if (n == 0) {
             if (connection->shutdown_requested()) {

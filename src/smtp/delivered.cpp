@@ -1,9 +1,9 @@
 #include "smtp/delivered.h"
 
+#include <fmt/format.h>
+
 #include <ctime>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "base/time.h"
 #include "mail/message.h"

@@ -1,6 +1,5 @@
 // net: durable file writes, the demo certificate they carry, and keepalive on accepted sockets.
 #include <gtest/gtest.h>
-
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -100,7 +99,8 @@ TEST_F(TempDir, DamagedCertificateOrKeyIsRefusedNamingTheFile) {
     ASSERT_TRUE(write_file_durably(cert, "", 0644));
     auto empty_cert = make_server_tls_context(cert, key);
     ASSERT_FALSE(empty_cert);
-    EXPECT_NE(empty_cert.error().message.find(cert.string()), std::string::npos) << empty_cert.error().message;
+    EXPECT_NE(empty_cert.error().message.find(cert.string()), std::string::npos)
+        << empty_cert.error().message;
 
     ASSERT_TRUE(write_file_durably(cert, good_cert, 0644));
     ASSERT_TRUE(write_file_durably(key, good_key.substr(0, good_key.size() / 2), 0600));

@@ -1,6 +1,5 @@
 // server::resolve_recipient: who receives RCPT TO, with RFC 5321 4.5.1's postmaster that always exists.
 #include <gtest/gtest.h>
-
 #include <stdlib.h>
 
 #include <filesystem>
@@ -84,7 +83,7 @@ TEST_F(SmtpRecipients, ExplicitAliasOrAccountWinsOverTheConfiguredPostmaster) {
     ASSERT_TRUE(store_->add_alias("postmaster@example.test", "alice@example.test"));
     RecipientPolicy policy{"mx.example.test", "bob@example.test"};
     EXPECT_EQ(who("postmaster@example.test", policy), "alice@example.test");
-    EXPECT_EQ(who("Postmaster", policy), "alice@example.test");  // the host name's domain
+    EXPECT_EQ(who("Postmaster", policy), "alice@example.test");           // the host name's domain
     EXPECT_EQ(who("postmaster@other.test", policy), "bob@example.test");  // no alias there
     add("postmaster@other.test");
     EXPECT_EQ(who("postmaster@other.test", policy), "postmaster@other.test");

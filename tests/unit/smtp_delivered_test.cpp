@@ -10,7 +10,8 @@
 namespace magpie::smtp {
 namespace {
 
-constexpr std::string_view trace = "Return-Path: <alice@crepes.fr>\r\nReceived: from crepes.fr\r\n\tby mx; date\r\n";
+constexpr std::string_view trace =
+    "Return-Path: <alice@crepes.fr>\r\nReceived: from crepes.fr\r\n\tby mx; date\r\n";
 // Mon, 23 Nov 2026 00:16:54 +0000
 constexpr std::int64_t when = 1795393014;
 
@@ -49,14 +50,11 @@ TEST(SmtpDelivered, HeaderlessTextBecomesTheBodyWithDateMessageIdAndFrom) {
 
 // Neighbours of the same fault: first lines that are not header fields, though they look close to one.
 TEST(SmtpDelivered, FirstLinesThatAreNotFieldsNeverJoinTheTraceFields) {
-    for (std::string data : {"  indented text\r\nsecond\r\n",  // would fold into Received:
-                             "\tTabbed: looks like a field\r\n",
-                             "From alice Mon Nov 23 00:00:00 2026\r\nSubject: x\r\n\r\nmbox\r\n",
-                             "No colon here\r\n",
-                             ": empty field name\r\n",
-                             "Subj ect: space inside a name\r\n",
-                             "Ünïcode: 8-bit name\r\n",
-                             "x"}) {
+    for (std::string data :
+         {"  indented text\r\nsecond\r\n",  // would fold into Received:
+          "\tTabbed: looks like a field\r\n",
+          "From alice Mon Nov 23 00:00:00 2026\r\nSubject: x\r\n\r\nmbox\r\n", "No colon here\r\n",
+          ": empty field name\r\n", "Subj ect: space inside a name\r\n", "Ünïcode: 8-bit name\r\n", "x"}) {
         std::string stored = deliver(data);
         EXPECT_EQ(stored, std::string(trace) + std::string(added) + "\r\n" + data) << data;
         EXPECT_EQ(body_of(stored), data) << data;
@@ -74,8 +72,9 @@ TEST(SmtpDelivered, EmptyMessageGetsTheFieldsAndNoBody) {
 }
 
 TEST(SmtpDelivered, MessageWithAHeaderIsStoredAsSentByDefault) {
-    for (std::string data : {"Subject: hi\r\n\r\nbody\r\n", "Subject: hi\r\n", "X-Only: field\r\n\tfolded\r\n\r\n",
-                             "Subject : obsolete space before the colon\r\n\r\nb\r\n"}) {
+    for (std::string data :
+         {"Subject: hi\r\n\r\nbody\r\n", "Subject: hi\r\n", "X-Only: field\r\n\tfolded\r\n\r\n",
+          "Subject : obsolete space before the colon\r\n\r\nb\r\n"}) {
         EXPECT_EQ(deliver(data), std::string(trace) + data) << data;
     }
 }
@@ -88,12 +87,14 @@ TEST(SmtpDelivered, HeaderEndedByTextGetsTheEmptyLine) {
 }
 
 TEST(SmtpDelivered, AlwaysAddsOnlyWhatIsMissingAfterTheMessagesOwnFields) {
-    std::string stored = deliver("Subject: hi\r\nmessage-id: <x@y>\r\n\r\nbody\r\n", AddMissingHeaders::always);
+    std::string stored =
+        deliver("Subject: hi\r\nmessage-id: <x@y>\r\n\r\nbody\r\n", AddMissingHeaders::always);
     EXPECT_EQ(stored, std::string(trace) +
                           "Subject: hi\r\nmessage-id: <x@y>\r\n"
                           "Date: Mon, 23 Nov 2026 00:16:54 +0000\r\nFrom: alice@crepes.fr\r\n"
                           "\r\nbody\r\n");
-    std::string complete = "From: a@b\r\nDate: Mon, 23 Nov 2026 00:00:00 +0000\r\nMessage-ID: <1@b>\r\n\r\nb\r\n";
+    std::string complete =
+        "From: a@b\r\nDate: Mon, 23 Nov 2026 00:00:00 +0000\r\nMessage-ID: <1@b>\r\n\r\nb\r\n";
     EXPECT_EQ(deliver(complete, AddMissingHeaders::always), std::string(trace) + complete);
 }
 
@@ -103,19 +104,23 @@ TEST(SmtpDelivered, NeverAddsNoFieldsButStillSeparatesTheBody) {
 
 TEST(SmtpDelivered, NullSenderBecomesMailerDaemon) {
     std::string stored = deliver("bounce text\r\n", AddMissingHeaders::headerless, "");
-    EXPECT_NE(stored.find("\r\nFrom: MAILER-DAEMON@mx.example.test\r\n\r\nbounce text\r\n"), std::string::npos);
+    EXPECT_NE(stored.find("\r\nFrom: MAILER-DAEMON@mx.example.test\r\n\r\nbounce text\r\n"),
+              std::string::npos);
 }
 
 TEST(SmtpDelivered, QuotedAndLiteralSendersAreValidAddrSpecs) {
-    EXPECT_NE(deliver("t\r\n", AddMissingHeaders::headerless, "\"john doe\"@x.org").find("From: \"john doe\"@x.org\r\n"),
+    EXPECT_NE(deliver("t\r\n", AddMissingHeaders::headerless, "\"john doe\"@x.org")
+                  .find("From: \"john doe\"@x.org\r\n"),
               std::string::npos);
-    EXPECT_NE(deliver("t\r\n", AddMissingHeaders::headerless, "u@[192.0.2.1]").find("From: u@[192.0.2.1]\r\n"),
-              std::string::npos);
+    EXPECT_NE(
+        deliver("t\r\n", AddMissingHeaders::headerless, "u@[192.0.2.1]").find("From: u@[192.0.2.1]\r\n"),
+        std::string::npos);
 }
 
 TEST(SmtpDelivered, MessageIdNamesTheQueueIdAndHost) {
-    std::string stored = delivered_message("", envelope_from("a@b"), "t\r\n",
-                                           DeliveryStamp{"bad host(name)", "Q\r\n1", 0, AddMissingHeaders::headerless});
+    std::string stored =
+        delivered_message("", envelope_from("a@b"), "t\r\n",
+                          DeliveryStamp{"bad host(name)", "Q\r\n1", 0, AddMissingHeaders::headerless});
     EXPECT_TRUE(stored.starts_with("Message-ID: <19700101000000.Q__1@bad_host_name_>\r\n")) << stored;
 }
 

@@ -125,8 +125,8 @@ TEST(SmtpPath, EnvelopeArgumentForms) {
 }
 
 TEST(SmtpPath, EnvelopeArgumentGarbage) {
-    for (std::string_view text : {"", "   ", "<a @x.org>", "a@x.org>", "<a@x.org", "<<a@x.org>>", "Alice <a@x.org>",
-                                  "<a@x.org (c)>", "\"a b@x.org", "<a@x.org, b@x.org>"}) {
+    for (std::string_view text : {"", "   ", "<a @x.org>", "a@x.org>", "<a@x.org", "<<a@x.org>>",
+                                  "Alice <a@x.org>", "<a@x.org (c)>", "\"a b@x.org", "<a@x.org, b@x.org>"}) {
         EXPECT_FALSE(parse_envelope_argument(text, mail_options())) << text;
     }
     auto empty = parse_envelope_argument("", mail_options());

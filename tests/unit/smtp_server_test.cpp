@@ -1110,7 +1110,8 @@ TEST(SmtpServer, GarbageEnvelopeFormsAreStillRefused) {
         {"DoubleOpen", "MAIL FROM:<<a@x.org>>", "501 5.1.7 Bad sender address syntax: empty local part"},
         {"Unclosed", "MAIL FROM:<a@x.org",
          "501 5.1.7 Bad sender address syntax: path must be enclosed in angle brackets"},
-        {"PhraseAndAddress", "MAIL FROM:Alice <a@x.org>", "501 5.1.7 Bad sender address syntax: missing domain"},
+        {"PhraseAndAddress", "MAIL FROM:Alice <a@x.org>",
+         "501 5.1.7 Bad sender address syntax: missing domain"},
         {"Comment", "MAIL FROM:<a@x.org (me)>",
          "501 5.1.7 Bad sender address syntax: path must be enclosed in angle brackets"},
         {"SpaceBeforeColon", "MAIL FROM :<a@x.org>", "501 5.5.4 Syntax: MAIL FROM:<address>"},
@@ -1208,7 +1209,8 @@ TEST(SmtpServer, ContentCreditNeverReachesBeyondIdleTimeout) {
     d.at(seconds(0), "RCPT TO:<b@x.org>\r\nDATA\r\n");
     d.at(seconds(1), std::string(1000000, 'z'));  // 2,000 s of credit, capped
     EXPECT_EQ(d.session.input_deadline(), seconds(301));
-    EXPECT_EQ(d.at(seconds(302), "z"), "421 4.4.2 mx.example.test Error: message content arrives too slowly\r\n");
+    EXPECT_EQ(d.at(seconds(302), "z"),
+              "421 4.4.2 mx.example.test Error: message content arrives too slowly\r\n");
 }
 
 TEST(SmtpServer, EachBdatChunkHasItsOwnContentClock) {
@@ -1219,7 +1221,8 @@ TEST(SmtpServer, EachBdatChunkHasItsOwnContentClock) {
     EXPECT_EQ(d.session.input_deadline(), seconds(3600));  // only the transaction's bound is left
     d.at(seconds(260), "BDAT 4 LAST\r\nef");
     EXPECT_EQ(d.session.input_deadline(), seconds(560));
-    EXPECT_EQ(d.at(seconds(561), "gh"), "421 4.4.2 mx.example.test Error: message content arrives too slowly\r\n");
+    EXPECT_EQ(d.at(seconds(561), "gh"),
+              "421 4.4.2 mx.example.test Error: message content arrives too slowly\r\n");
 }
 
 TEST(SmtpServer, DiscardedBdatChunkIsHeldToTheSamePace) {
@@ -1230,7 +1233,8 @@ TEST(SmtpServer, DiscardedBdatChunkIsHeldToTheSamePace) {
     EXPECT_EQ(d.session.input_deadline(), seconds(300));
     d.session.timed_out(seconds(300));
     d.pump();
-    EXPECT_TRUE(d.output.ends_with("421 4.4.2 mx.example.test Error: message content arrives too slowly\r\n"));
+    EXPECT_TRUE(
+        d.output.ends_with("421 4.4.2 mx.example.test Error: message content arrives too slowly\r\n"));
 }
 
 TEST(SmtpServer, TransactionMustEndWithinItsTimeLimit) {
