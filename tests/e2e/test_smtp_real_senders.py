@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, MAGPIED, Magpied, read_reply, smtp_dialogue
+from conftest import DOMAIN, MAGPIED, PASSWORD, Magpied, client_tls_context, read_reply, smtp_dialogue
 
 ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
@@ -64,6 +64,29 @@ def test_seed_transcript_as_typed_stores_the_text_as_the_body(make_server):
     assert abs(email.utils.parsedate_to_datetime(parsed["Date"]).timestamp() - time.time()) < 300
     assert re.fullmatch(r"<\d{14}\.[0-9A-F]+@mx\.example\.test>", parsed["Message-ID"]), parsed["Message-ID"]
     assert parsed.get_content().replace("\r\n", "\n") == "Hello from the seed,\ntwo lines and no header at all.\n"
+
+    # What a real IMAP client is served: the text is the body, the sender the envelope's.
+    import imaplib
+    client = imaplib.IMAP4_SSL("127.0.0.1", server.imaps_port, ssl_context=client_tls_context())
+    client.login(f"demo@{DOMAIN}", PASSWORD)
+    client.select("INBOX")
+    status, data = client.fetch("1", "(BODY.PEEK[TEXT] ENVELOPE)")
+    client.logout()
+    assert status == "OK"
+    assert data[0][1] == b"Hello from the seed,\r\ntwo lines and no header at all.\r\n", data
+    assert b'(NIL NIL "alice" "crepes.fr")' in data[0][0] + data[1], data
+
+
+def test_swaks_headerless_data_keeps_its_text_as_the_body(server):
+    result = subprocess.run(["swaks", "--server", f"127.0.0.1:{server.smtp_port}", "--from", "s@remote.example",
+                             "--to", ALICE, "--helo", "swaks.example", "--data", "  indented first line\nsecond\n",
+                             "--silent", "2"], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stored = server.export(ALICE, uid=1)
+    header, _, body = stored.partition(b"\r\n\r\n")
+    # Not a continuation of Received: (swaks ends its data with empty lines of its own).
+    assert body.rstrip(b"\r\n") == b"  indented first line\r\nsecond", stored
+    assert b"\r\nFrom: s@remote.example" in header and b"\r\nDate: " in header
 
 
 def test_message_with_a_header_is_stored_exactly_as_sent(server):
