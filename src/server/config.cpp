@@ -150,7 +150,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(check_keys(
             *t, "smtp",
             {"listen", "max_command_line", "max_text_line", "max_message_size", "max_recipients",
-             "max_bad_commands", "idle_timeout", "min_data_rate", "max_transaction_time", "max_connections",
+             "max_bad_commands", "max_junk_commands", "idle_timeout", "min_data_rate", "max_transaction_time", "max_connections",
              "max_connections_per_ip", "bare_line_ending", "add_missing_headers", "postmaster"}));
         MAGPIE_TRY(read_listen(*t, "smtp", "listen", s.listen));
         MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
@@ -158,6 +158,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "smtp", "max_message_size", s.max_message_size));
         MAGPIE_TRY(read(*t, "smtp", "max_recipients", s.max_recipients));
         MAGPIE_TRY(read(*t, "smtp", "max_bad_commands", s.max_bad_commands));
+        MAGPIE_TRY(read(*t, "smtp", "max_junk_commands", s.max_junk_commands));
         MAGPIE_TRY(read(*t, "smtp", "idle_timeout", s.idle_timeout));
         MAGPIE_TRY(read(*t, "smtp", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "smtp", "max_connections_per_ip", s.max_connections_per_ip));

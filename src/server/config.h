@@ -23,6 +23,7 @@ struct SmtpConfig {
     std::uint64_t max_message_size = 50ull << 20;  // SIZE, octets
     std::size_t max_recipients = 100;              // per transaction (RFC 5321 4.5.3.1.8 asks at least 100)
     std::size_t max_bad_commands = 20;             // per session, then 421
+    std::size_t max_junk_commands = 100;           // NOOP/RSET/VRFY/HELP, then each counts as an error
     std::uint32_t idle_timeout = 300;              // seconds per command line; content credit
     std::uint64_t min_data_rate = 500;             // octets/s of DATA/BDAT content beyond the credit
     std::uint32_t max_transaction_time = 3600;     // seconds from MAIL to the end of the message

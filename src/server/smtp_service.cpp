@@ -27,6 +27,7 @@ smtp::ServerConfig session_config(const Config& config, const net::Connection& c
     c.limits.max_message_size = config.smtp.max_message_size;
     c.limits.max_recipients = config.smtp.max_recipients;
     c.limits.max_bad_commands = config.smtp.max_bad_commands;
+    c.limits.max_junk_commands = config.smtp.max_junk_commands;
     c.limits.idle_timeout = std::chrono::seconds(config.smtp.idle_timeout);
     c.limits.min_data_rate = config.smtp.min_data_rate;
     c.limits.max_transaction_time = std::chrono::seconds(config.smtp.max_transaction_time);

@@ -314,6 +314,7 @@ void ServerSession::handle_line(std::string_view line) {
     }
     // BDAT must learn its chunk size before any refusal, so it checks the sequence itself.
     if (command != Command::bdat && !sequence_ok(command)) return;
+    if (is_junk(command) && !junk_allowed()) return;
 
     switch (command) {
         case Command::ehlo:
@@ -773,6 +774,7 @@ void ServerSession::stored(Result<std::string> queue_id) {
     if (queue_id) {
         // A client that delivers mail is not a prober: its error count starts again.
         bad_commands_ = 0;
+        junk_commands_ = 0;
         reply(250, "2.0.0", "OK " + printable(*queue_id));
     } else {
         const Error& error = queue_id.error();
@@ -899,6 +901,22 @@ void ServerSession::after_answer() {
 
 void ServerSession::reply(int code, std::string_view enhanced, std::string_view text) {
     output_ += fmt::format("{} {} {}\r\n", code, enhanced, text);
+}
+
+// Commands that move no mail forward (Postfix's "junk commands"): a client can hold a connection
+// with them forever, one just inside each idle_timeout.
+bool ServerSession::is_junk(Command command) {
+    return command == Command::noop || command == Command::rset || command == Command::vrfy ||
+           command == Command::help;
+}
+
+// Past max_junk_commands each one also counts as an error (as Postfix's smtpd_junk_command_limit does),
+// so max_bad_commands ends the session; false when it has. The command itself is still answered.
+bool ServerSession::junk_allowed() {
+    if (++junk_commands_ <= config_.limits.max_junk_commands) return true;
+    if (++bad_commands_ <= config_.limits.max_bad_commands) return true;
+    close_with(421, "4.7.0", fmt::format("{} Error: too many errors", config_.hostname));
+    return false;
 }
 
 // Protocol errors count towards max_bad_commands; past it the session ends (a client that keeps

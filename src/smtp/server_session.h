@@ -30,6 +30,8 @@ struct ServerLimits {
     std::uint64_t max_message_size = 50ull << 20;
     std::size_t max_recipients = 100;  // RFC 5321 4.5.3.1.8 asks for at least 100
     std::size_t max_bad_commands = 20;
+    // NOOP, RSET, VRFY, HELP before each further one counts as an error (Postfix's smtpd_junk_command_limit).
+    std::size_t max_junk_commands = 100;
     // Unprocessed input (a pipelined batch waiting behind an event) above which wants_input() is false.
     std::size_t max_buffered_input = 64 * 1024;
     // Slow senders (a few hundred clients sending one byte a second must not hold every slot):
@@ -161,6 +163,8 @@ private:
     bool step_chunk();
     void handle_line(std::string_view line);
     bool sequence_ok(Command command);
+    static bool is_junk(Command command);
+    bool junk_allowed();
 
     void on_ehlo(std::string_view args, bool extended);
     void on_mail(std::string_view args);
@@ -215,6 +219,7 @@ private:
     bool skipping_long_line_ = false;
     bool drain_then_close_ = false;
     std::size_t bad_commands_ = 0;
+    std::size_t junk_commands_ = 0;  // since the session began or a message was last stored
 };
 
 // The Received: trace header field (RFC 5321 4.4, protocol names of RFC 3848 / RFC 6531), folded,

@@ -68,6 +68,7 @@ TEST_F(ConfigFile, ReadsSmtpPolicyKeys) {
     auto config = load(R"(
 [smtp]
 max_text_line = 2000
+max_junk_commands = 10
 min_data_rate = 100
 max_transaction_time = 600
 add_missing_headers = "always"
@@ -75,6 +76,7 @@ postmaster = "admin@example.org"
 )");
     ASSERT_TRUE(config) << config.error().message;
     EXPECT_EQ(config->smtp.max_text_line, 2000u);
+    EXPECT_EQ(config->smtp.max_junk_commands, 10u);
     EXPECT_EQ(config->smtp.min_data_rate, 100u);
     EXPECT_EQ(config->smtp.max_transaction_time, 600u);
     EXPECT_EQ(config->smtp.add_missing_headers, "always");

@@ -352,6 +352,32 @@ TEST(SmtpServer, RefusedRecipientsCountAsErrorsUntilAMessageIsStored) {
     EXPECT_EQ(d.closes, 1);
 }
 
+TEST(SmtpServer, JunkCommandsPastTheirLimitCountAsErrors) {
+    auto config = Driver::default_config();
+    config.limits.max_junk_commands = 3;
+    config.limits.max_bad_commands = 2;
+    Driver d(config);
+    d.send("EHLO c\r\n");
+    EXPECT_EQ(d.send("NOOP\r\nRSET\r\nHELP\r\n"),
+              "250 2.0.0 OK\r\n250 2.0.0 OK\r\n214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
+              "VRFY HELP STARTTLS\r\n");
+    EXPECT_EQ(d.send("VRFY a@x.org\r\nNOOP\r\n"),
+              "252 2.5.0 Cannot verify user, but will accept message and attempt delivery\r\n250 2.0.0 OK\r\n");
+    EXPECT_EQ(d.send("NOOP\r\n"), "421 4.7.0 mx.example.test Error: too many errors\r\n");
+    EXPECT_EQ(d.closes, 1);
+}
+
+TEST(SmtpServer, StoredMessageResetsTheJunkCount) {
+    auto config = Driver::default_config();
+    config.limits.max_junk_commands = 2;
+    config.limits.max_bad_commands = 0;
+    Driver d(config);
+    d.send("EHLO c\r\nNOOP\r\nNOOP\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@x.org>\r\nDATA\r\nx\r\n.\r\n");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.send("NOOP\r\nRSET\r\n"), "250 2.0.0 OK\r\n250 2.0.0 OK\r\n");
+    EXPECT_EQ(d.send("NOOP\r\n"), "421 4.7.0 mx.example.test Error: too many errors\r\n");
+}
+
 TEST(SmtpServer, RecipientLimitGives452) {
     auto config = Driver::default_config();
     config.limits.max_recipients = 2;
