@@ -147,11 +147,12 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "smtp", status)) {
         auto& s = config.smtp;
-        MAGPIE_TRY(check_keys(
-            *t, "smtp",
-            {"listen", "max_command_line", "max_text_line", "max_message_size", "max_recipients",
-             "max_bad_commands", "max_junk_commands", "idle_timeout", "min_data_rate", "max_transaction_time", "max_connections",
-             "max_connections_per_ip", "bare_line_ending", "add_missing_headers", "postmaster"}));
+        MAGPIE_TRY(
+            check_keys(*t, "smtp",
+                       {"listen", "max_command_line", "max_text_line", "max_message_size", "max_recipients",
+                        "max_bad_commands", "max_junk_commands", "idle_timeout", "min_data_rate",
+                        "max_transaction_time", "max_connections", "max_connections_per_ip",
+                        "bare_line_ending", "add_missing_headers", "postmaster"}));
         MAGPIE_TRY(read_listen(*t, "smtp", "listen", s.listen));
         MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
         MAGPIE_TRY(read(*t, "smtp", "max_text_line", s.max_text_line));

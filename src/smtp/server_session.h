@@ -209,7 +209,7 @@ private:
     enum class ChunkRefusal { none, sequence, no_recipients, failed_earlier, too_big };
     ChunkRefusal chunk_refusal_ = ChunkRefusal::none;
     State chunk_return_state_ = State::ready;
-    bool bdat_failed_ = false;  // RFC 3030 3: a failed chunk fails the whole transaction
+    bool bdat_failed_ = false;       // RFC 3030 3: a failed chunk fails the whole transaction
     std::uint64_t bdat_octets_ = 0;  // octets of this transaction's accepted chunks, as sent
     // Time (see ServerLimits): the last `now` given, and the deadlines running (nullopt: none).
     Millis now_{0};

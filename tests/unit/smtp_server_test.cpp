@@ -358,11 +358,13 @@ TEST(SmtpServer, JunkCommandsPastTheirLimitCountAsErrors) {
     config.limits.max_bad_commands = 2;
     Driver d(config);
     d.send("EHLO c\r\n");
-    EXPECT_EQ(d.send("NOOP\r\nRSET\r\nHELP\r\n"),
-              "250 2.0.0 OK\r\n250 2.0.0 OK\r\n214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
-              "VRFY HELP STARTTLS\r\n");
-    EXPECT_EQ(d.send("VRFY a@x.org\r\nNOOP\r\n"),
-              "252 2.5.0 Cannot verify user, but will accept message and attempt delivery\r\n250 2.0.0 OK\r\n");
+    EXPECT_EQ(
+        d.send("NOOP\r\nRSET\r\nHELP\r\n"),
+        "250 2.0.0 OK\r\n250 2.0.0 OK\r\n214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
+        "VRFY HELP STARTTLS\r\n");
+    EXPECT_EQ(
+        d.send("VRFY a@x.org\r\nNOOP\r\n"),
+        "252 2.5.0 Cannot verify user, but will accept message and attempt delivery\r\n250 2.0.0 OK\r\n");
     EXPECT_EQ(d.send("NOOP\r\n"), "421 4.7.0 mx.example.test Error: too many errors\r\n");
     EXPECT_EQ(d.closes, 1);
 }
