@@ -147,22 +147,43 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "smtp", status)) {
         auto& s = config.smtp;
-        MAGPIE_TRY(check_keys(*t, "smtp",
-                              {"listen", "max_command_line", "max_text_line", "max_message_size",
-                               "max_recipients", "max_bad_commands", "idle_timeout",
-                               "max_connections", "max_connections_per_ip", "bare_line_ending"}));
+        MAGPIE_TRY(
+            check_keys(*t, "smtp",
+                       {"listen", "max_command_line", "max_text_line", "max_message_size", "max_recipients",
+                        "max_bad_commands", "max_junk_commands", "idle_timeout", "min_data_rate",
+                        "max_transaction_time", "max_connections", "max_connections_per_ip",
+                        "bare_line_ending", "add_missing_headers", "postmaster"}));
         MAGPIE_TRY(read_listen(*t, "smtp", "listen", s.listen));
         MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
         MAGPIE_TRY(read(*t, "smtp", "max_text_line", s.max_text_line));
         MAGPIE_TRY(read(*t, "smtp", "max_message_size", s.max_message_size));
         MAGPIE_TRY(read(*t, "smtp", "max_recipients", s.max_recipients));
         MAGPIE_TRY(read(*t, "smtp", "max_bad_commands", s.max_bad_commands));
+        MAGPIE_TRY(read(*t, "smtp", "max_junk_commands", s.max_junk_commands));
         MAGPIE_TRY(read(*t, "smtp", "idle_timeout", s.idle_timeout));
         MAGPIE_TRY(read(*t, "smtp", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "smtp", "max_connections_per_ip", s.max_connections_per_ip));
         MAGPIE_TRY(read(*t, "smtp", "bare_line_ending", s.bare_line_ending));
+        MAGPIE_TRY(read(*t, "smtp", "min_data_rate", s.min_data_rate));
+        MAGPIE_TRY(read(*t, "smtp", "max_transaction_time", s.max_transaction_time));
+        MAGPIE_TRY(read(*t, "smtp", "add_missing_headers", s.add_missing_headers));
+        MAGPIE_TRY(read(*t, "smtp", "postmaster", s.postmaster));
         if (s.bare_line_ending != "reject" && s.bare_line_ending != "normalize") {
             return make_error(Errc::invalid_argument, "[smtp] bare_line_ending is \"reject\" or \"normalize\"");
+        }
+        if (s.add_missing_headers != "never" && s.add_missing_headers != "headerless" &&
+            s.add_missing_headers != "always") {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] add_missing_headers is \"never\", \"headerless\" or \"always\"");
+        }
+        if (!s.postmaster.empty() && (s.postmaster.find('@') == std::string::npos ||
+                                      s.postmaster.front() == '@' || s.postmaster.back() == '@')) {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] postmaster must be an account's address (user@domain)");
+        }
+        if (s.min_data_rate == 0 || s.max_transaction_time == 0) {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] min_data_rate and max_transaction_time must be positive");
         }
         if (s.max_command_line < 512 || s.max_text_line < 1000) {
             return make_error(Errc::invalid_argument,
@@ -253,6 +274,7 @@ Config demo_config(const std::filesystem::path& data_dir) {
     config.imap.listen = {{"127.0.0.1", demo_ports::imap}};
     config.imap.listen_tls = {{"127.0.0.1", demo_ports::imaps}};
     config.imap.allow_plaintext_login = true;  // loopback only: the demo binds nothing else
+    config.smtp.postmaster = "demo@example.test";  // the demo's one user (server.cpp creates it)
     return config;
 }
 

@@ -19,14 +19,21 @@ struct ListenAddress {
 struct SmtpConfig {
     std::vector<ListenAddress> listen;             // [smtp] listen = ["0.0.0.0:25"]
     std::size_t max_command_line = 512;            // RFC 5321 4.5.3.1.4, CRLF included
-    std::size_t max_text_line = 1000;              // RFC 5321 4.5.3.1.6, CRLF included
+    std::size_t max_text_line = 1 << 20;           // a content line, CRLF included (RFC 5321: >= 1000)
     std::uint64_t max_message_size = 50ull << 20;  // SIZE, octets
     std::size_t max_recipients = 100;              // per transaction (RFC 5321 4.5.3.1.8 asks at least 100)
     std::size_t max_bad_commands = 20;             // per session, then 421
-    std::uint32_t idle_timeout = 300;              // seconds awaiting input (RFC 5321 4.5.3.2.7)
+    std::size_t max_junk_commands = 100;           // NOOP/RSET/VRFY/HELP, then each counts as an error
+    std::uint32_t idle_timeout = 300;              // seconds per command line; content credit
+    std::uint64_t min_data_rate = 500;             // octets/s of DATA/BDAT content beyond the credit
+    std::uint32_t max_transaction_time = 3600;     // seconds from MAIL to the end of the message
     std::size_t max_connections = 1000;
     std::size_t max_connections_per_ip = 20;
     std::string bare_line_ending = "reject";       // "reject" or "normalize"
+    std::string add_missing_headers = "headerless";  // "never", "headerless" or "always"
+    // The account that receives RCPT TO:<Postmaster> and postmaster@ each local domain when no account or
+    // alias of that name exists (RFC 5321 4.5.1). Empty: the domain's catch-all, else its oldest account.
+    std::string postmaster;
 };
 
 struct ImapConfig {

@@ -63,7 +63,18 @@ Result<void> Server::load_tls() {
 
 Result<void> Server::prepare_demo() {
     const auto& c = *config_;
-    if (!std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key)) {
+    // The demo owns its certificate: one that is missing, damaged (a power cut before it was written used to
+    // leave empty files) or not a pair is made again; a configured one is never touched (load_tls refuses
+    // it with a message naming the file).
+    bool generate =
+        !std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key);
+    if (!generate) {
+        if (auto usable = net::make_server_tls_context(c.tls_certificate, c.tls_private_key); !usable) {
+            spdlog::warn("demo: {}; generating a new certificate", usable.error().message);
+            generate = true;
+        }
+    }
+    if (generate) {
         MAGPIE_TRY(net::generate_self_signed(c.tls_certificate, c.tls_private_key, c.hostname));
         spdlog::info("demo: generated a self-signed certificate for {}", c.hostname);
     }
@@ -121,6 +132,13 @@ Result<void> Server::start() {
 
     if (c.demo) MAGPIE_TRY(prepare_demo());
     MAGPIE_TRY(load_tls());
+    // Not fatal: the account may be created later with `magpie user add` while magpied runs.
+    if (!c.smtp.postmaster.empty() && !store_->find_account(c.smtp.postmaster)) {
+        spdlog::warn(
+            "[smtp] postmaster {} is no account (yet): postmaster@ a domain reaches its catch-all or "
+            "oldest account until it exists",
+            c.smtp.postmaster);
+    }
 
     std::size_t threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
     pool_ = std::make_unique<net::IoPool>(threads);

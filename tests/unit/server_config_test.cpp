@@ -31,7 +31,11 @@ TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     ASSERT_TRUE(config) << config.error().message;
     EXPECT_EQ(config->data_dir, "/var/lib/magpie");
     EXPECT_EQ(config->smtp.max_command_line, 512u);
-    EXPECT_EQ(config->smtp.max_text_line, 1000u);
+    EXPECT_EQ(config->smtp.max_text_line, 1u << 20);
+    EXPECT_EQ(config->smtp.min_data_rate, 500u);
+    EXPECT_EQ(config->smtp.max_transaction_time, 3600u);
+    EXPECT_EQ(config->smtp.add_missing_headers, "headerless");
+    EXPECT_EQ(config->smtp.postmaster, "");
     EXPECT_EQ(config->smtp.max_message_size, 50u << 20);
     EXPECT_EQ(config->smtp.max_recipients, 100u);
     EXPECT_EQ(config->smtp.idle_timeout, 300u);
@@ -58,6 +62,30 @@ bare_line_ending = "normalize"
     EXPECT_EQ(config->smtp.listen[1].port, 2525);
     EXPECT_EQ(config->smtp.max_message_size, 1000000u);
     EXPECT_EQ(config->smtp.bare_line_ending, "normalize");
+}
+
+TEST_F(ConfigFile, ReadsSmtpPolicyKeys) {
+    auto config = load(R"(
+[smtp]
+max_text_line = 2000
+max_junk_commands = 10
+min_data_rate = 100
+max_transaction_time = 600
+add_missing_headers = "always"
+postmaster = "admin@example.org"
+)");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->smtp.max_text_line, 2000u);
+    EXPECT_EQ(config->smtp.max_junk_commands, 10u);
+    EXPECT_EQ(config->smtp.min_data_rate, 100u);
+    EXPECT_EQ(config->smtp.max_transaction_time, 600u);
+    EXPECT_EQ(config->smtp.add_missing_headers, "always");
+    EXPECT_EQ(config->smtp.postmaster, "admin@example.org");
+    EXPECT_FALSE(load("[smtp]\nadd_missing_headers = \"sometimes\"\n"));
+    EXPECT_FALSE(load("[smtp]\npostmaster = \"admin\"\n"));
+    EXPECT_FALSE(load("[smtp]\nmin_data_rate = 0\n"));
+    EXPECT_FALSE(load("[smtp]\nmax_transaction_time = 0\n"));
+    EXPECT_FALSE(load("[smtp]\nmax_text_line = 999\n"));
 }
 
 TEST_F(ConfigFile, RejectsUnknownKeysNamingThem) {
@@ -89,6 +117,10 @@ TEST(DemoConfig, UsesLoopbackAndTheReservedSmtpPort) {
     EXPECT_EQ(config.smtp.listen[0].port, 2525);
     EXPECT_TRUE(config.demo);
     EXPECT_EQ(config.tls_certificate, std::filesystem::path("magpie-data") / "demo-cert.pem");
+}
+
+TEST(DemoConfig, PostmasterIsTheDemoUser) {
+    EXPECT_EQ(demo_config("magpie-data").smtp.postmaster, "demo@example.test");
 }
 
 }  // namespace
