@@ -263,3 +263,61 @@ def test_condstore_and_qresync_resync(server):
     typ, data = client.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {highest})")
     assert len([d for d in data if d]) == 1 and b"MODSEQ" in data[0]
     client.logout()
+
+
+# ---- Issue 12: what real clients and Dovecot showed.
+
+class RawImap:
+    """Byte-for-byte IMAP over TLS, for what imaplib cannot say (LITERAL+, IDLE, literal8)."""
+
+    def __init__(self, server, user=ALICE):
+        raw = socket.create_connection(("127.0.0.1", server.imaps_port), timeout=10)
+        self.sock = client_tls_context().wrap_socket(raw)
+        self.greeting = read_until(self.sock, rb"\* OK.*\r\n", 5)
+        self.counter = 0
+        if user:
+            assert b" OK" in self.command(f'LOGIN "{user}" "{PASSWORD}"'.encode())
+
+    def command(self, text, timeout=10):
+        """Sends `text` (bytes, without CRLF) under a fresh tag; returns everything up to the tagged reply."""
+        self.counter += 1
+        tag = b"t%d" % self.counter
+        self.sock.sendall(tag + b" " + text + b"\r\n")
+        return read_until(self.sock, rb"(^|\n)" + tag + rb" (OK|NO|BAD)[^\r\n]*\r\n", timeout)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_undecodable_mailbox_names_get_no_not_bad(server):
+    client = login(server)
+    typ, data = client.select("foo&bar")
+    assert typ == "NO" and b"modified UTF-7" in data[0], data
+    typ, data = client.list('""', "foo&bar*")
+    assert typ == "OK" and data == [None], data
+    typ, data = client.create("foo&bar")
+    assert typ == "NO", data
+    typ, data = client.status("foo&bar", "(MESSAGES)")
+    assert typ == "NO", data
+    assert client.create("foo&-bar")[0] == "OK"  # the proper spelling of "foo&bar"
+    assert client.select("foo&-bar")[0] == "OK"
+    client.logout()
+
+
+def test_literal_plus_append_and_too_big(make_server):
+    server = make_server(imap_options={"max_literal_octets": 4096})
+    client = RawImap(server)
+    assert b" LITERAL+ " in client.command(b"CAPABILITY")
+    message = b"Subject: plus\r\n\r\n" + b"p" * 3000 + b"\r\n"
+    reply = client.command(b"APPEND Drafts {%d+}\r\n" % len(message) + message)
+    assert re.search(rb"t3 OK \[APPENDUID \d+ 1\]", reply), reply
+    assert b"+ " not in reply  # no continuation request for a non-synchronizing literal
+    # Over the APPENDLIMIT: the octets are read and dropped (a command inside them never runs).
+    big = b"x LOGOUT\r\n" + b"q" * 100000
+    reply = client.command(b"APPEND Drafts {%d+}\r\n" % len(big) + big)
+    assert re.search(rb"t4 NO \[TOOBIG\]", reply), reply
+    assert b"BYE" not in reply
+    assert b"t5 OK" in client.command(b"NOOP")
+    client.close()
+    assert server.export(ALICE, "Drafts", uid=1) == message
+    assert server.uids(ALICE, "Drafts") == [1]

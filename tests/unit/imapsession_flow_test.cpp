@@ -113,6 +113,7 @@ protected:
         config.starttls_available = true;
         config.quota_storage_kib = 1024;
         config.max_output_octets_per_run = max_output_per_run_;
+        config.limits = limits_;
         auto session = std::make_unique<Session>(config, *services_, std::move(ip));
         greeting_ = session->take_output();
         return session;
@@ -141,6 +142,7 @@ protected:
     std::int64_t demo_ = 0, other_ = 0;
     std::string greeting_;
     std::size_t max_output_per_run_ = 1024 * 1024;
+    Limits limits_;
 };
 
 TEST_F(ImapSessionTest, GreetingAdvertisesLoginDisabledWithoutTls) {
@@ -485,7 +487,7 @@ TEST_F(ImapSessionTest, AUserCannotReachAnotherUsersMail) {
 TEST_F(ImapSessionTest, CapabilityIdAndUnknownCommands) {
     auto session = logged_in();
     auto caps = send(*session, "c CAPABILITY\r\n");
-    EXPECT_THAT(caps, HasSubstr("* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL- ENABLE ID IDLE"));
+    EXPECT_THAT(caps, HasSubstr("* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID IDLE"));
     EXPECT_THAT(caps, HasSubstr("APPENDLIMIT=67108864\r\nc OK CAPABILITY completed\r\n"));
     EXPECT_THAT(caps, Not(HasSubstr("AUTH=")));
     EXPECT_EQ(send(*session, "i ID (\"name\" \"mutt\")\r\n"),
@@ -504,6 +506,21 @@ TEST_F(ImapSessionTest, SynchronizingLiteralIsAskedForThenStored) {
     ASSERT_TRUE(stored.ok());
     EXPECT_EQ(stored->internal_date, kNow + 30 * 60);  // 09:30 +0100 is 08:30 UTC
     EXPECT_TRUE(std::ranges::find(stored->flags, "\\Draft") != stored->flags.end());
+}
+
+// Issue 12 item 1: LITERAL+ (RFC 7888); past the APPENDLIMIT the literal is dropped and refused TOOBIG.
+TEST_F(ImapSessionTest, NonSynchronizingLiteralsAreTakenUpToTheAppendLimit) {
+    limits_.max_literal_octets = 2000;
+    auto session = logged_in();
+    EXPECT_THAT(send(*session, "c CAPABILITY\r\n"), HasSubstr(" LITERAL+ "));
+    const std::string message = "Subject: plus\r\n\r\n" + std::string(1500, 'p') + "\r\n";
+    EXPECT_EQ(send(*session, fmt::format("a APPEND Drafts {{{}+}}\r\n{}\r\n", message.size(), message)),
+              fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "Drafts").uidvalidity));
+    const std::string big = "b LOGOUT\r\n" + std::string(5000, 'q');
+    EXPECT_EQ(send(*session, fmt::format("b APPEND Drafts {{{}+}}\r\n{}\r\nc NOOP\r\n", big.size(), big)),
+              "b NO [TOOBIG] literal too large\r\nc OK Done\r\n");
+    EXPECT_EQ(session->state(), Session::State::authenticated);
+    EXPECT_EQ(store_->find_message(mailbox(demo_, "Drafts").id, 1)->size, message.size());
 }
 
 TEST_F(ImapSessionTest, UidExpungeRemovesOnlyTheNamedMessages) {
@@ -542,6 +559,32 @@ TEST_F(ImapSessionTest, MailboxNamesAreModifiedUtf7UnlessUtf8IsEnabled) {
     EXPECT_EQ(send(*rev2, "b LIST \"\" \"\xC3\x84*\"\r\n"),
               "* LIST (\\HasNoChildren) \"/\" \"\xC3\x84rger\"\r\nb OK LIST completed\r\n");
     EXPECT_TRUE(store_->find_mailbox(demo_, "\xC3\x84rger").ok());
+}
+
+// Issue 12 item 8: a name that is not modified UTF-7 names no mailbox: NO, not BAD (Dovecot's answer).
+TEST_F(ImapSessionTest, UndecodableMailboxNamesGetNoAndListNothing) {
+    auto rev2 = logged_in();
+    send(*rev2, "e ENABLE IMAP4rev2\r\n");
+    EXPECT_EQ(send(*rev2, "c CREATE foo&bar\r\n"), "c OK CREATE completed\r\n");  // UTF-8 "foo&bar"
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "a SELECT foo&bar\r\n"),
+              "a NO [NONEXISTENT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(session->state(), Session::State::authenticated);  // a failed SELECT closes the old one
+    EXPECT_EQ(send(*session, "b LIST \"\" foo&bar*\r\n"), "b OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "b LIST \"foo&\" *\r\n"), "b OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" foo&bar\r\n"), "l OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "c CREATE foo&baz\r\n"),
+              "c NO [CANNOT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(send(*session, "d STATUS foo&bar (MESSAGES)\r\n"),
+              "d NO [NONEXISTENT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(send(*session, "f APPEND foo&bar {1+}\r\nx\r\n"),
+              "f NO [NONEXISTENT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(send(*session, "g DELETE foo&bar\r\n"),
+              "g NO [NONEXISTENT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(send(*session, "h SELECT \"a\x01z\"\r\n"),
+              "h NO [NONEXISTENT] Mailbox name holds a control character\r\n");
+    EXPECT_THAT(send(*session, "i SELECT foo&-bar\r\n"), HasSubstr("i OK [READ-WRITE]"));
 }
 
 TEST_F(ImapSessionTest, ShutdownSaysByeAndCloses) {

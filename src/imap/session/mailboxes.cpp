@@ -235,6 +235,7 @@ void Session::on_lsub(const std::string& tag, const Lsub& command) {
         return;
     }
     for (const auto& mailbox : *mailboxes) {
+        if (command.matches_nothing) break;
         if (!mailbox.subscribed ||
             !list_match(canonical_mailbox(command.reference + command.pattern), mailbox.name))
             continue;

@@ -262,6 +262,17 @@ void Session::execute(Command& command) {
         return;
     }
     const bool allow_updates = allows_expunge_updates(command.body);
+    // A mailbox name that does not decode names no mailbox (RFC 3501 5.1.3): NO, never BAD, and never a
+    // store lookup (its raw octets could spell another mailbox's UTF-8 name). SELECT checks it itself
+    // because a failed SELECT still closes the selected mailbox.
+    if (command.undecodable_mailbox && !std::holds_alternative<Select>(command.body)) {
+        const bool creates = std::holds_alternative<Create>(command.body) ||
+                             std::holds_alternative<Rename>(command.body) ||
+                             std::holds_alternative<Subscribe>(command.body);
+        reply(tag, StatusKind::no, creates ? "CANNOT" : "NONEXISTENT", *command.undecodable_mailbox);
+        finish_command(allow_updates);
+        return;
+    }
     std::visit(
         [&](auto& c) {
             using T = std::decay_t<decltype(c)>;
@@ -288,7 +299,7 @@ void Session::execute(Command& command) {
             else if constexpr (std::is_same_v<T, Idle>)
                 on_idle(tag);
             else if constexpr (std::is_same_v<T, Select>)
-                on_select(tag, c);
+                on_select(tag, c, command.undecodable_mailbox);
             else if constexpr (std::is_same_v<T, Close>)
                 on_close(tag, true);
             else if constexpr (std::is_same_v<T, Unselect>)
@@ -538,13 +549,18 @@ void Session::on_idle_done() {
     finish_command(true);
 }
 
-void Session::on_select(const std::string& tag, const Select& command) {
+void Session::on_select(const std::string& tag, const Select& command,
+                        const std::optional<std::string>& undecodable_name) {
     if (view_) {
         view_.reset();
         state_ = State::authenticated;
         // RFC 9051 7.1 / RFC 7162 3.2.11: updates after this belong to the new mailbox.
         if (rev2_ || qresync_)
             output_ += status_response("*", StatusKind::ok, "CLOSED", "Previous mailbox closed");
+    }
+    if (undecodable_name) {
+        reply(tag, StatusKind::no, "NONEXISTENT", *undecodable_name);
+        return;
     }
     if (command.qresync && !qresync_) {
         reply(tag, StatusKind::bad, "", "QRESYNC is not enabled");

@@ -150,7 +150,9 @@ private:
     void on_id(const std::string& tag, const Id& command);
     void on_namespace(const std::string& tag);
     void on_idle(const std::string& tag);
-    void on_select(const std::string& tag, const Select& command);
+    // undecodable_name: the command's name does not decode (Command::undecodable_mailbox).
+    void on_select(const std::string& tag, const Select& command,
+                   const std::optional<std::string>& undecodable_name);
     void on_close(const std::string& tag, bool expunge);
 
     // Mailbox management (mailboxes.cpp).
