@@ -321,3 +321,19 @@ def test_literal_plus_append_and_too_big(make_server):
     client.close()
     assert server.export(ALICE, "Drafts", uid=1) == message
     assert server.uids(ALICE, "Drafts") == [1]
+
+
+def test_binary_of_the_whole_message_and_of_missing_parts(server):
+    deliver(server, MULTIPART)
+    stored = server.export(ALICE, uid=1)
+    client = login(server)
+    client.select("INBOX")
+    typ, data = client.fetch("1", "(BINARY.SIZE[] RFC822.SIZE)")
+    assert typ == "OK"
+    assert re.search(rb"BINARY\.SIZE\[\] %d RFC822\.SIZE %d" % (len(stored), len(stored)), data[0]), data
+    typ, data = client.fetch("1", "(BINARY.PEEK[])")
+    assert typ == "OK" and data[0][1] == stored
+    typ, data = client.fetch("1", "(BINARY.PEEK[5] BINARY.SIZE[5])")  # no part 5: empty, not UNKNOWN-CTE
+    assert typ == "OK", data
+    assert data[0][1] == b"" and b"BINARY.SIZE[5] 0" in response_text(data), data
+    client.logout()

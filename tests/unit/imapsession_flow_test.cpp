@@ -587,6 +587,55 @@ TEST_F(ImapSessionTest, UndecodableMailboxNamesGetNoAndListNothing) {
     EXPECT_THAT(send(*session, "i SELECT foo&-bar\r\n"), HasSubstr("i OK [READ-WRITE]"));
 }
 
+// Issue 12 item 2: BINARY[] and BINARY.SIZE[] are the whole message (RFC 3516 4.1, RFC 9051 6.4.5); a
+// part that does not exist is an empty string, not NO [UNKNOWN-CTE]; a multipart part is its octets.
+TEST_F(ImapSessionTest, BinaryOfTheWholeMessageAndOfMissingParts) {
+    const std::string multi =
+        "From: a@example.test\r\nSubject: two\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nworld\r\n--b--\r\n";
+    deliver(demo_, "INBOX", multi);
+    deliver(demo_, "INBOX", kSecond);
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "a FETCH 1 (BINARY.SIZE[] RFC822.SIZE)\r\n"),
+              fmt::format("* 1 FETCH (BINARY.SIZE[] {0} RFC822.SIZE {0})\r\na OK FETCH completed\r\n",
+                          multi.size()));
+    EXPECT_EQ(send(*session, "b FETCH 1 BINARY.PEEK[]\r\n"),
+              fmt::format("* 1 FETCH (BINARY[] {{{}}}\r\n{})\r\nb OK FETCH completed\r\n", multi.size(), multi));
+    EXPECT_EQ(send(*session, "c FETCH 1 (BINARY.PEEK[3] BINARY.SIZE[3] BINARY.PEEK[1.2] BINARY.PEEK[2])\r\n"),
+              "* 1 FETCH (BINARY[3] {0}\r\n BINARY.SIZE[3] 0 BINARY[1.2] {0}\r\n BINARY[2] {5}\r\nworld)\r\n"
+              "c OK FETCH completed\r\n");
+    // A single-part message: BINARY[] is still the whole message, BINARY[1] its decoded body.
+    EXPECT_EQ(send(*session, "d FETCH 2 (BINARY.SIZE[] BINARY.SIZE[1] BINARY.SIZE[2])\r\n"),
+              fmt::format("* 2 FETCH (BINARY.SIZE[] {} BINARY.SIZE[1] 16 BINARY.SIZE[2] 0)\r\n"
+                          "d OK FETCH completed\r\n",
+                          std::strlen(kSecond)));
+    EXPECT_EQ(send(*session, "e FETCH 1 BINARY.PEEK[]<2.5>\r\n"),
+              "* 1 FETCH (BINARY[]<2> {5}\r\nom: a)\r\ne OK FETCH completed\r\n");
+}
+
+// Issue 12 item 3 (the reading side): mail stored with a raw NUL never puts it in a plain literal; BINARY
+// gives the real octets in a literal8 (RFC 3516 4.2).
+TEST_F(ImapSessionTest, NulInStoredMailIsNeverWrittenInAPlainLiteral) {
+    using namespace std::string_literals;
+    const std::string message =
+        "From: a@example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+        "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "A\0B\r\n--b--\r\n"s;
+    deliver(demo_, "INBOX", message);
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    auto body = send(*session, "a FETCH 1 (BODY.PEEK[] BODY.PEEK[2])\r\n");
+    EXPECT_EQ(body.find('\0'), std::string::npos);
+    EXPECT_THAT(body, HasSubstr(fmt::format("BODY[] {{{}}}\r\n", message.size())));
+    EXPECT_THAT(body, HasSubstr("BODY[2] {3}\r\nA\x80" "B)"));
+    EXPECT_EQ(send(*session, "b FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])\r\n"),
+              "* 1 FETCH (BINARY[2] ~{3}\r\nA\0B BINARY.SIZE[2] 3)\r\nb OK FETCH completed\r\n"s);
+}
+
 TEST_F(ImapSessionTest, ShutdownSaysByeAndCloses) {
     auto session = logged_in();
     session->shutting_down();

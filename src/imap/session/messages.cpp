@@ -64,6 +64,40 @@ mail::SectionSpec to_spec(const Section& section) {
     return spec;
 }
 
+// BINARY[part] (RFC 3516 4.1, RFC 9051 6.4.5). An empty section is the whole message, and a part that is
+// no leaf (a multipart) is its octets as BODY[part] gives them: a multipart's own transfer encoding is
+// always an identity one (RFC 2046 5.1), and the parts inside keep theirs. A part that does not exist is
+// the empty string (as BODY[] answers, and Dovecot). Only a leaf is decoded; an unknown encoding is the
+// error the reply turns into NO [UNKNOWN-CTE].
+Result<std::string> binary_section(std::span<const mail::Part> parts, std::string_view message,
+                                   const std::vector<std::uint32_t>& numbers) {
+    if (numbers.empty()) return std::string(message);
+    auto index = mail::resolve_part(parts, numbers);
+    if (!index) return std::string();
+    if (parts[*index].kind == mail::PartKind::multipart) {
+        mail::SectionSpec spec;
+        spec.part = numbers;
+        auto section = mail::fetch_section(parts, message, spec);
+        return section ? section->materialize(message) : std::string();
+    }
+    return mail::fetch_binary(parts, message, numbers);
+}
+
+// BINARY.SIZE[part]: the size of what binary_section returns, without decoding where it can.
+Result<std::size_t> binary_section_size(std::span<const mail::Part> parts, std::string_view message,
+                                        const std::vector<std::uint32_t>& numbers) {
+    if (numbers.empty()) return message.size();
+    auto index = mail::resolve_part(parts, numbers);
+    if (!index) return std::size_t{0};
+    if (parts[*index].kind == mail::PartKind::multipart) {
+        mail::SectionSpec spec;
+        spec.part = numbers;
+        auto section = mail::fetch_section(parts, message, spec);
+        return section ? section->size() : std::size_t{0};
+    }
+    return mail::binary_size(parts, message, numbers);
+}
+
 // One message's bytes and structure, loaded at most once per command: the stored structure when it is
 // there, else (a message stored without one) a parse of the blob.
 class MessageData {
@@ -304,10 +338,8 @@ void Session::continue_fetch() {
                         failed = true;
                         break;
                     }
-                    auto part = item.section.part;
-                    if (part.empty()) part.push_back(1);  // BINARY[] of a single-part message is its body
                     if (item.kind == K::binary_size) {
-                        auto size = mail::binary_size(data->parts(), *bytes, part);
+                        auto size = binary_section_size(data->parts(), *bytes, item.section.part);
                         if (!size) {
                             p.unknown_cte = true;
                             failed = true;
@@ -316,7 +348,7 @@ void Session::continue_fetch() {
                         w.atom(fetch_item_name(item)).number(*size);
                         break;
                     }
-                    auto decoded = mail::fetch_binary(data->parts(), *bytes, part);
+                    auto decoded = binary_section(data->parts(), *bytes, item.section.part);
                     if (!decoded) {
                         p.unknown_cte = true;
                         failed = true;
