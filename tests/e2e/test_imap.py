@@ -337,3 +337,22 @@ def test_binary_of_the_whole_message_and_of_missing_parts(server):
     assert typ == "OK", data
     assert data[0][1] == b"" and b"BINARY.SIZE[5] 0" in response_text(data), data
     client.logout()
+
+
+def test_new_keywords_are_announced_and_move_into_the_selected_mailbox(server):
+    deliver(server, b"Subject: k\r\n\r\nkeywords\r\n")
+    deliver(server, b"Subject: l\r\n\r\nsecond\r\n")
+    client = login(server)
+    client.select("INBOX")
+    client.untagged_responses.pop("FLAGS", None)
+    typ, data = client.store("1", "+FLAGS", "($NewOne)")
+    assert typ == "OK"
+    assert any(b"$NewOne" in f for f in client.untagged_responses.get("FLAGS", [])), client.untagged_responses
+    assert any(b"PERMANENTFLAGS" in r and b"$NewOne" in r for r in client.untagged_responses.get("OK", []))
+    typ, data = client.uid("MOVE", "1", "INBOX")
+    assert typ == "OK", data
+    assert any(re.search(rb"COPYUID \d+ 1 3", r) for r in client.untagged_responses.get("OK", []))
+    typ, data = client.uid("FETCH", "1:*", "(FLAGS)")
+    assert [re.search(rb"UID (\d+)", d).group(1) for d in data] == [b"2", b"3"], data
+    assert b"$NewOne" in data[1]
+    client.logout()

@@ -259,6 +259,8 @@ TEST_F(ImapSessionTest, StoreExpungeCopyMoveAppend) {
     send(*session, "e ENABLE IMAP4rev2\r\n");
     send(*session, "s SELECT INBOX\r\n");
     EXPECT_EQ(send(*session, "a STORE 1 +FLAGS (\\Deleted $Work)\r\n"),
+              "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n"
+              "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted\r\n"
               "* 1 FETCH (FLAGS (\\Deleted $Work))\r\na OK STORE completed\r\n");
     EXPECT_EQ(send(*session, "b STORE 2 +FLAGS.SILENT (\\Seen)\r\n"), "b OK STORE completed\r\n");
     EXPECT_EQ(send(*session, "c EXPUNGE\r\n"), "* 1 EXPUNGE\r\nc OK EXPUNGE completed\r\n");
@@ -269,8 +271,6 @@ TEST_F(ImapSessionTest, StoreExpungeCopyMoveAppend) {
               fmt::format("* OK [COPYUID {} 3 2] Moved\r\n* 2 EXPUNGE\r\nf OK MOVE completed\r\n",
                           archive.uidvalidity));
     EXPECT_EQ(send(*session, "g COPY 1 Nowhere\r\n"), "g NO [TRYCREATE] No such mailbox\r\n");
-    EXPECT_EQ(send(*session, "g2 MOVE 1 INBOX\r\n"),
-              "g2 NO [CANNOT] The messages are in that mailbox already\r\n");
     EXPECT_EQ(send(*session, "h APPEND INBOX (\\Seen) {5+}\r\nHi!\r\n\r\n"),
               fmt::format("* 2 EXISTS\r\nh OK [APPENDUID {} 4] APPEND completed\r\n",
                           mailbox(demo_, "INBOX").uidvalidity));
@@ -634,6 +634,51 @@ TEST_F(ImapSessionTest, NulInStoredMailIsNeverWrittenInAPlainLiteral) {
     EXPECT_THAT(body, HasSubstr("BODY[2] {3}\r\nA\x80" "B)"));
     EXPECT_EQ(send(*session, "b FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])\r\n"),
               "* 1 FETCH (BINARY[2] ~{3}\r\nA\0B BINARY.SIZE[2] 3)\r\nb OK FETCH completed\r\n"s);
+}
+
+// Issue 12 item 7: a keyword the session has not announced gets FLAGS and PERMANENTFLAGS first
+// (RFC 3501 7.2.6), whether this session set it (even .SILENT), another did, or it came with new mail.
+TEST_F(ImapSessionTest, NewKeywordsAreAnnouncedBeforeTheFetchThatShowsThem) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const std::string system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    auto announced = [&](const std::string& keywords) {
+        return fmt::format("* FLAGS ({0} {1})\r\n* OK [PERMANENTFLAGS ({0} {1} \\*)] Flags permitted\r\n", system,
+                           keywords);
+    };
+    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS ($NewOne)\r\n"),
+              announced("$NewOne") + "* 1 FETCH (FLAGS ($NewOne))\r\na OK STORE completed\r\n");
+    EXPECT_EQ(send(*session, "b STORE 1 +FLAGS.SILENT ($Other)\r\n"),
+              announced("$NewOne $Other") + "b OK STORE completed\r\n");
+    EXPECT_EQ(send(*session, "c STORE 1 -FLAGS ($Other)\r\n"),
+              "* 1 FETCH (FLAGS ($NewOne))\r\nc OK STORE completed\r\n");  // nothing new: no FLAGS
+    auto other = logged_in();
+    send(*other, "s SELECT INBOX\r\n");
+    send(*other, "a STORE 1 +FLAGS ($Third)\r\n");
+    EXPECT_EQ(send(*session, "n NOOP\r\n"),
+              announced("$NewOne $Other $Third") + "* 1 FETCH (FLAGS ($NewOne $Third))\r\nn OK Done\r\n");
+    deliver(demo_, "INBOX", kSecond, {"$Fresh"});
+    EXPECT_EQ(send(*session, "o NOOP\r\n"),
+              announced("$NewOne $Other $Third $Fresh") + "* 2 EXISTS\r\no OK Done\r\n");
+}
+
+// Issue 12 item 7: MOVE into the selected mailbox is COPY + EXPUNGE with COPYUID (RFC 6851 3.3; Dovecot).
+TEST_F(ImapSessionTest, MoveIntoTheSelectedMailboxIsCopyThenExpunge) {
+    deliver(demo_, "INBOX", kFirst, {"\\Flagged"});
+    deliver(demo_, "INBOX", kSecond);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const auto inbox = mailbox(demo_, "INBOX");
+    EXPECT_EQ(send(*session, "m MOVE 1 INBOX\r\n"),
+              fmt::format("* OK [COPYUID {} 1 3] Moved\r\n* 1 EXPUNGE\r\n* 2 EXISTS\r\nm OK MOVE completed\r\n",
+                          inbox.uidvalidity));
+    EXPECT_EQ(send(*session, "f FETCH 1:* (UID FLAGS)\r\n"),
+              "* 1 FETCH (UID 2 FLAGS ())\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged))\r\nf OK FETCH completed\r\n");
+    EXPECT_EQ(*store_->read_blob(store_->find_message(inbox.id, 3)->blob_id), kFirst);
+    EXPECT_FALSE(store_->find_message(inbox.id, 1).ok());
 }
 
 TEST_F(ImapSessionTest, ShutdownSaysByeAndCloses) {

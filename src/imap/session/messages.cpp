@@ -419,6 +419,7 @@ void Session::on_store(const std::string& tag, const Store& command) {
         result = std::move(*stored);
     }
     for (const auto& change : result.changed) {
+        announce_keywords(change.flags);  // even for .SILENT: the client's own flag is news to FLAGS
         if (auto i = index_of_uid(change.uid)) {
             view_->messages[*i].flags = change.flags;
             view_->messages[*i].modseq = change.modseq;
@@ -472,10 +473,6 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
             reply_store_error(tag, target.error());
         return;
     }
-    if (move && target->id == view_->mailbox.id) {
-        reply(tag, StatusKind::no, "CANNOT", "The messages are in that mailbox already");
-        return;
-    }
     std::vector<std::uint32_t> uids;
     for (std::size_t i : *indexes) uids.push_back(view_->messages[i].uid);
     const char* name = move ? "MOVE" : "COPY";
@@ -503,8 +500,9 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
             return;
         }
     }
-    auto result = move ? services_.store.move_messages(view_->mailbox.id, uids, target->id)
-                       : services_.store.copy_messages(view_->mailbox.id, uids, target->id);
+    auto result = !move                           ? services_.store.copy_messages(view_->mailbox.id, uids, target->id)
+                  : target->id == view_->mailbox.id ? move_within(uids)
+                                                    : services_.store.move_messages(view_->mailbox.id, uids, target->id);
     if (!result) {
         reply_store_error(tag, result.error());
         return;
@@ -527,6 +525,24 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
     if (!code.empty()) output_ += status_response("*", StatusKind::ok, code, "Moved");
     write_expunged(from);
     reply(tag, StatusKind::ok, "", "MOVE completed");
+}
+
+// RFC 6851 3.3 allows MOVE into the selected mailbox; it is COPY + STORE \Deleted + UID EXPUNGE of the
+// originals, as Dovecot answers it: COPYUID, the EXPUNGEs, then EXISTS for the copies. The store's
+// move_messages refuses one mailbox as both ends, so this takes three transactions; a crash between
+// them leaves the copies beside the originals, never a loss.
+Result<store::CopyResult> Session::move_within(const std::vector<std::uint32_t>& uids) {
+    auto copied = services_.store.copy_messages(view_->mailbox.id, uids, view_->mailbox.id);
+    if (!copied) return copied.error();
+    std::vector<std::uint32_t> originals;
+    for (const auto& pair : copied->uids) originals.push_back(pair.first);
+    if (originals.empty()) return copied;
+    auto flagged = services_.store.store_flags(view_->mailbox.id, originals,
+                                               store::FlagUpdate{store::FlagOperation::add, {"\\Deleted"}, {}});
+    if (!flagged) return flagged.error();
+    auto expunged = services_.store.expunge(view_->mailbox.id, &originals);
+    if (!expunged) return expunged.error();
+    return copied;
 }
 
 void Session::on_expunge(const std::string& tag, const Expunge& command) {

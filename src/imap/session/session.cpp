@@ -600,8 +600,9 @@ void Session::on_select(const std::string& tag, const Select& command,
     view_ = std::move(view);
     state_ = State::selected;
 
+    view_->announced_flags = mailbox_flags();
     ResponseWriter w = writer();
-    w.untagged().atom("FLAGS").flags(mailbox_flags()).end();
+    w.untagged().atom("FLAGS").flags(view_->announced_flags).end();
     w.untagged().number(view_->messages.size()).atom("EXISTS").end();
     if (!rev2_) w.untagged().number(recent_count).atom("RECENT").end();
     if (rev2_) {
@@ -618,15 +619,7 @@ void Session::on_select(const std::string& tag, const Select& command,
                                "UIDs valid");
     output_ +=
         status_response("*", StatusKind::ok, fmt::format("UIDNEXT {}", uid_next), "Predicted next UID");
-    if (command.read_only) {
-        output_ += status_response("*", StatusKind::ok, "PERMANENTFLAGS ()", "No permanent flags permitted");
-    } else {
-        ResponseWriter flags = writer();
-        auto permanent = mailbox_flags();
-        permanent.emplace_back("\\*");
-        flags.atom("PERMANENTFLAGS").flags(permanent);
-        output_ += status_response("*", StatusKind::ok, flags.buffer(), "Flags permitted");
-    }
+    write_permanent_flags();
     // RFC 7162 3.1.2.2: a mod-sequence is positive, so a mailbox never changed (MODSEQ 0) says NOMODSEQ;
     // its STATUS HIGHESTMODSEQ is 0, as 3.1.3 of the RFC asks for such a mailbox.
     if (view_->highest_modseq == 0) {
@@ -741,8 +734,36 @@ std::vector<std::string> Session::mailbox_flags() const {
     return flags;
 }
 
+void Session::write_permanent_flags() {
+    if (view_->read_only) {
+        output_ += status_response("*", StatusKind::ok, "PERMANENTFLAGS ()", "No permanent flags permitted");
+        return;
+    }
+    ResponseWriter flags = writer();
+    auto permanent = view_->announced_flags;
+    permanent.emplace_back("\\*");
+    flags.atom("PERMANENTFLAGS").flags(permanent);
+    output_ += status_response("*", StatusKind::ok, flags.buffer(), "Flags permitted");
+}
+
+void Session::announce_keywords(const std::vector<std::string>& flags) {
+    bool added = false;
+    for (const auto& flag : flags) {
+        if (flag.starts_with('\\') || has_flag(view_->announced_flags, flag)) continue;
+        view_->announced_flags.push_back(flag);
+        added = true;
+    }
+    if (!added) return;
+    // RFC 3501 7.2.6 / RFC 9051 7.3.5: the client learns of a keyword before any FETCH that shows it.
+    ResponseWriter w = writer();
+    w.untagged().atom("FLAGS").flags(view_->announced_flags).end();
+    emit(w);
+    write_permanent_flags();
+}
+
 void Session::write_flags_update(std::size_t index, bool with_uid) {
     const auto& m = view_->messages[index];
+    announce_keywords(m.flags);
     ResponseWriter w = writer();
     w.untagged().number(index + 1).atom("FETCH").open_list();
     if (with_uid || qresync_) w.atom("UID").number(m.uid);
@@ -806,6 +827,7 @@ void Session::refresh_view() {
             known.flags = m.flags;
             updated.push_back(*index);
         } else if (view_->messages.empty() || m.uid > view_->messages.back().uid) {
+            announce_keywords(m.flags);
             view_->messages.push_back(ViewMessage{m.uid, m.modseq, m.flags, false});
             uid_next = std::max(uid_next, m.uid + 1);
         }

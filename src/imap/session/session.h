@@ -113,6 +113,7 @@ private:
         bool read_only = false;
         std::vector<ViewMessage> messages;  // ascending UID
         std::uint64_t highest_modseq = 0;   // changes up to here are reflected in messages
+        std::vector<std::string> announced_flags;  // the last FLAGS response sent (system flags first)
     };
 
     // A FETCH being written a slice at a time (see max_output_octets_per_run).
@@ -177,6 +178,7 @@ private:
     void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox,
                  bool move);
     void on_expunge(const std::string& tag, const Expunge& command);
+    Result<store::CopyResult> move_within(const std::vector<std::uint32_t>& uids);  // MOVE into itself
     void on_search(const std::string& tag, const Search& command);  // search.cpp
 
     // The selected view.
@@ -188,6 +190,9 @@ private:
     void refresh_view();
     void write_expunged(const std::vector<std::uint32_t>& uids);
     void write_flags_update(std::size_t index, bool with_uid);
+    // Sends FLAGS and PERMANENTFLAGS again when `flags` holds a keyword not announced yet (RFC 3501 7.2.6).
+    void announce_keywords(const std::vector<std::string>& flags);
+    void write_permanent_flags();  // "* OK [PERMANENTFLAGS (...)]" from announced_flags
     std::vector<std::string> flags_for_client(const ViewMessage& message) const;
     // Flags the mailbox shows in FLAGS: the system flags and the keywords in use.
     std::vector<std::string> mailbox_flags() const;
