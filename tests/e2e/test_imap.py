@@ -356,3 +356,26 @@ def test_new_keywords_are_announced_and_move_into_the_selected_mailbox(server):
     assert [re.search(rb"UID (\d+)", d).group(1) for d in data] == [b"2", b"3"], data
     assert b"$NewOne" in data[1]
     client.logout()
+
+
+def test_condstore_highestmodseq_on_first_fetch_and_esearch_min_modseq(server):
+    for i in range(4):
+        deliver(server, b"Subject: c%d\r\n\r\nz\r\n" % i)
+    client = login(server)
+    client.select("INBOX")
+    client.untagged_responses.pop("OK", None)
+    typ, data = client.fetch("1", "(FLAGS MODSEQ)")
+    assert typ == "OK"
+    assert any(b"HIGHESTMODSEQ" in r for r in client.untagged_responses.get("OK", [])), client.untagged_responses
+    modseqs = []
+    for n in ("1", "3", "2", "4"):
+        typ, data = client.store(n, "+FLAGS", "(\\Seen)")
+        modseqs.append(int(re.search(rb"MODSEQ \((\d+)\)", data[0]).group(1)))
+    typ, data = client._simple_command("SEARCH", "RETURN", "(MIN)", "MODSEQ", "1")
+    assert typ == "OK"
+    esearch = client.untagged_responses.pop("ESEARCH")[0]
+    assert re.search(rb"MIN 1 MODSEQ %d\b" % modseqs[0], esearch), (esearch, modseqs)
+    typ, data = client._simple_command("SEARCH", "RETURN", "(MAX)", "MODSEQ", "1")
+    esearch = client.untagged_responses.pop("ESEARCH")[0]
+    assert re.search(rb"MAX 4 MODSEQ %d\b" % modseqs[3], esearch), (esearch, modseqs)
+    client.logout()

@@ -391,6 +391,52 @@ TEST_F(ImapSessionTest, CondstoreAndQresync) {
                 HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
 }
 
+// Issue 12 item 6: the first CONDSTORE-enabling command in a selected mailbox says HIGHESTMODSEQ first
+// (RFC 7162 3.1; Dovecot); later ones do not.
+TEST_F(ImapSessionTest, FirstFetchWithModseqSaysHighestModseq) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const auto inbox = mailbox(demo_, "INBOX");
+    EXPECT_EQ(send(*session, "a FETCH 1 (FLAGS MODSEQ)\r\n"),
+              fmt::format("* OK [HIGHESTMODSEQ {0}] Highest\r\n* 1 FETCH (FLAGS () MODSEQ ({0}))\r\n"
+                          "a OK FETCH completed\r\n",
+                          inbox.highest_modseq));
+    EXPECT_EQ(send(*session, "b FETCH 1 (MODSEQ)\r\n"),
+              fmt::format("* 1 FETCH (MODSEQ ({}))\r\nb OK FETCH completed\r\n", inbox.highest_modseq));
+    auto other = logged_in();
+    send(*other, "s SELECT INBOX\r\n");
+    EXPECT_THAT(send(*other, "c SEARCH MODSEQ 1\r\n"),
+                ::testing::StartsWith(fmt::format("* OK [HIGHESTMODSEQ {}] Highest\r\n", inbox.highest_modseq)));
+}
+
+// Issue 12 item 6: RETURN (MIN) / (MAX) with MODSEQ give the mod-sequence of the message named (RFC 4731
+// 3.2): four messages whose \Seen was set in the order 1, 3, 2, 4.
+TEST_F(ImapSessionTest, EsearchMinMaxModseqIsThatOfTheMessageNamed) {
+    for (int i = 0; i < 4; ++i) deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2 CONDSTORE\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const std::uint64_t base = mailbox(demo_, "INBOX").highest_modseq;
+    for (const char* n : {"1", "3", "2", "4"}) send(*session, fmt::format("t STORE {} +FLAGS.SILENT (\\Seen)\r\n", n));
+    auto esearch = [&](std::string_view options) {
+        return send(*session, fmt::format("q SEARCH RETURN ({}) MODSEQ 1\r\n", options));
+    };
+    EXPECT_EQ(esearch("MIN"),
+              fmt::format("* ESEARCH (TAG \"q\") MIN 1 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 1));
+    EXPECT_EQ(esearch("MAX"),
+              fmt::format("* ESEARCH (TAG \"q\") MAX 4 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 4));
+    EXPECT_EQ(send(*session, "q SEARCH RETURN (MAX) MODSEQ 1 NOT 4\r\n"),
+              fmt::format("* ESEARCH (TAG \"q\") MAX 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 2));
+    EXPECT_EQ(esearch("MIN MAX"),
+              fmt::format("* ESEARCH (TAG \"q\") MIN 1 MAX 4 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 4));
+    EXPECT_EQ(send(*session, "q SEARCH RETURN (MIN MAX) MODSEQ 1 NOT 4\r\n"),
+              fmt::format("* ESEARCH (TAG \"q\") MIN 1 MAX 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 2));
+    EXPECT_EQ(send(*session, "q SEARCH RETURN (MIN COUNT) MODSEQ 1 NOT 4\r\n"),
+              fmt::format("* ESEARCH (TAG \"q\") MIN 1 COUNT 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 3));
+}
+
 TEST_F(ImapSessionTest, SearchKeys) {
     deliver(demo_, "INBOX", kFirst, {"\\Seen"});
     deliver(demo_, "INBOX", kSecond, {"$Work"});

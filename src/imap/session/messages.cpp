@@ -157,7 +157,7 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
     if (command.changed_since || std::ranges::any_of(command.items, [](const FetchItem& i) {
             return i.kind == FetchItem::Kind::mod_seq;
         }))
-        condstore_ = true;
+        enable_condstore();
     auto indexes = resolve_set(tag, command.set, command.uid);
     if (!indexes) return;
 
@@ -393,7 +393,7 @@ void Session::on_store(const std::string& tag, const Store& command) {
         reply(tag, StatusKind::no, "READ-ONLY", "The mailbox is read-only");
         return;
     }
-    if (command.unchanged_since) condstore_ = true;
+    if (command.unchanged_since) enable_condstore();
     auto indexes = resolve_set(tag, command.set, command.uid);
     if (!indexes) return;
     store::FlagUpdate update;

@@ -247,7 +247,7 @@ void Session::on_search(const std::string& tag, const Search& command) {
         return;
     }
     const bool modseq_key = uses_modseq(command.criteria);
-    if (modseq_key) condstore_ = true;  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
+    if (modseq_key) enable_condstore();  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
     const Needs needs = needs_of(command.criteria);
     std::vector<store::Message> rows;
     if (needs != Needs::view) {
@@ -267,6 +267,7 @@ void Session::on_search(const std::string& tag, const Search& command) {
                       config_.max_search_blob_reads,
                       false};
     std::vector<std::uint32_t> uids, seqs;
+    std::vector<std::uint64_t> modseqs;  // of each match, in the same order
     std::uint64_t highest = 0;
     std::size_t r = 0;
     for (std::size_t i = 0; i < messages.size(); ++i) {
@@ -281,6 +282,7 @@ void Session::on_search(const std::string& tag, const Search& command) {
         if (!matches(command.criteria, facts, ctx)) continue;
         uids.push_back(facts.uid);
         seqs.push_back(facts.seq);
+        modseqs.push_back(facts.modseq);
         highest = std::max(highest, facts.modseq);
     }
     if (ctx.failed) {
@@ -325,7 +327,17 @@ void Session::on_search(const std::string& tag, const Search& command) {
     if (options.max && !numbers.empty()) w.atom("MAX").number(numbers.back());
     if (options.all && !numbers.empty()) w.atom("ALL").sequence_set(SequenceSet::from_numbers(numbers));
     if (options.count) w.atom("COUNT").number(numbers.size());
-    if (modseq_key && !numbers.empty()) w.atom("MODSEQ").number(highest);
+    if (modseq_key && !numbers.empty()) {
+        // RFC 4731 3.2: with only MIN and/or MAX the MODSEQ is that of the message(s) named, not of the
+        // whole result (Dovecot: MIN MAX gives the higher of the two).
+        std::uint64_t reported = highest;
+        if (!options.all && !options.count) {
+            reported = 0;
+            if (options.min) reported = std::max(reported, modseqs.front());
+            if (options.max) reported = std::max(reported, modseqs.back());
+        }
+        w.atom("MODSEQ").number(reported);
+    }
     w.end();
     emit(w);
     reply(tag, StatusKind::ok, "", command.uid ? "UID SEARCH completed" : "SEARCH completed");

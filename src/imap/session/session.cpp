@@ -514,11 +514,11 @@ void Session::on_enable(const std::string& tag, const Enable& command) {
             parser_.set_utf8_mailbox_names(true);
         } else if (capability == "CONDSTORE") {
             if (!condstore_) enabled.emplace_back("CONDSTORE");
-            condstore_ = true;
+            enable_condstore();
         } else if (capability == "QRESYNC") {
             if (!qresync_) enabled.emplace_back("QRESYNC");
             qresync_ = true;
-            condstore_ = true;
+            enable_condstore();
         }
     }
     ResponseWriter w = writer();
@@ -527,6 +527,16 @@ void Session::on_enable(const std::string& tag, const Enable& command) {
     w.end();
     emit(w);
     reply(tag, StatusKind::ok, "", "ENABLE completed");
+}
+
+void Session::enable_condstore() {
+    if (condstore_) return;
+    condstore_ = true;
+    // RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox is selected (other than SELECT,
+    // which says it itself) tells the client where the mailbox stands, before its own responses.
+    if (view_)
+        output_ += status_response("*", StatusKind::ok, fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq),
+                                   "Highest");
 }
 
 void Session::on_namespace(const std::string& tag) {

@@ -206,6 +206,8 @@ private:
     bool login_allowed() const { return config_.tls_active || config_.allow_plaintext_login; }
     void authenticated(const store::Account& account, const std::string& tag);
     bool condstore_on() const { return condstore_ || qresync_; }
+    // Turns CONDSTORE on (RFC 7162 3.1); the first time, with a mailbox selected, says HIGHESTMODSEQ.
+    void enable_condstore();
     RecentRegistry& recent();
 
     SessionConfig config_;
