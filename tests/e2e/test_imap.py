@@ -379,3 +379,19 @@ def test_condstore_highestmodseq_on_first_fetch_and_esearch_min_modseq(server):
     esearch = client.untagged_responses.pop("ESEARCH")[0]
     assert re.search(rb"MAX 4 MODSEQ %d\b" % modseqs[3], esearch), (esearch, modseqs)
     client.logout()
+
+
+def test_search_is_case_insensitive_in_every_script(server):
+    deliver(server, b"From: someone@remote.example\r\nSubject: =?UTF-8?Q?=C3=85ke_m=C3=B6te?=\r\n\r\nplain\r\n")
+    deliver(server, "From: Åke Ström <ake@remote.example>\r\nSubject: hej\r\n\r\nplain\r\n".encode())
+    deliver(server, b"From: x@remote.example\r\nSubject: latin\r\nMIME-Version: 1.0\r\n"
+                    b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                    b"Vi ses p\xe5 m\xf6tet\r\n")
+    client = login(server)
+    client.select("INBOX")
+    typ, data = client.search(None, 'OR SUBJECT "åke" FROM "åke"'.encode())
+    assert typ == "OK" and data == [b"1 2"], data
+    client.literal = "MÖTE".encode()
+    typ, data = client.search("UTF-8", "TEXT")
+    assert typ == "OK" and data == [b"1 3"], data
+    client.logout()

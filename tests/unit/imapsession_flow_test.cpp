@@ -472,6 +472,31 @@ TEST_F(ImapSessionTest, SearchKeys) {
               "* ESEARCH (TAG \"x\") UID ALL 2\r\nx OK UID SEARCH completed\r\n");
 }
 
+// Issue 12 item 9: SEARCH is case-insensitive in every script (RFC 9051 6.4.4, RFC 5051 i;unicode-casemap)
+// over decoded text: RFC 2047 words, raw UTF-8 headers and charset-converted bodies.
+TEST_F(ImapSessionTest, SearchFoldsCaseInEveryScriptOverDecodedText) {
+    deliver(demo_, "INBOX",
+            "From: someone@example.test\r\nSubject: =?UTF-8?Q?=C3=85ke_m=C3=B6te?=\r\n\r\nplain\r\n");
+    deliver(demo_, "INBOX", "From: \xC3\x85ke Str\xC3\xB6m <ake@example.test>\r\nSubject: hej\r\n\r\nplain\r\n");
+    deliver(demo_, "INBOX",
+            "From: x@example.test\r\nSubject: latin\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            "Vi ses p=E5 m=F6tet\r\n");
+    deliver(demo_, "INBOX", "From: y@example.test\r\nSubject: =?utf-8?b?zqPOv8+GzrnOsQ==?=\r\n\r\nx\r\n");  // Σοφια
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "a SEARCH OR SUBJECT \"\xC3\xA5ke\" FROM \"\xC3\xA5ke\"\r\n"),
+              "* SEARCH 1 2\r\na OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "b SEARCH CHARSET UTF-8 TEXT {5}\r\nM\xC3\x96TE\r\n"),
+              "+ Ready for literal data\r\n* SEARCH 1 3\r\nb OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "c SEARCH BODY \"P\xC3\x85\"\r\n"), "* SEARCH 3\r\nc OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "d SEARCH HEADER Subject \"\xCF\x83\xCE\x9F\xCE\xA6\"\r\n"),
+              "* SEARCH 4\r\nd OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "e SEARCH SUBJECT \"\xCE\xA3\xCE\xBF\xCF\x86\xCE\xB9\xCE\xB1\"\r\n"),
+              "* SEARCH 4\r\ne OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "f SEARCH SUBJECT \"ake\"\r\n"), "* SEARCH\r\nf OK SEARCH completed\r\n");
+}
+
 TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
     auto session = logged_in();
     EXPECT_EQ(send(*session, "a CREATE Work/Projects/Magpie\r\n"), "a OK CREATE completed\r\n");

@@ -9,6 +9,7 @@
 
 #include "base/strings.h"
 #include "base/time.h"
+#include "base/unicode.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
 #include "mail/date.h"
@@ -25,9 +26,11 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
     return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
 
+// RFC 9051 6.4.4: string matches are case-insensitive substring matches; for every script, that is the
+// i;unicode-casemap comparator of RFC 5051. Haystacks are decoded text (RFC 2047 words in the summary
+// and header fields, charset-converted bodies), so "åke" finds "=?UTF-8?Q?=C3=85ke?=".
 bool contains_text(std::string_view haystack, std::string_view needle) {
-    if (needle.empty()) return true;
-    return to_lower(haystack).find(to_lower(needle)) != std::string::npos;
+    return unicode_casemap_contains(haystack, needle);
 }
 
 // What a key needs beyond the view: the stored row (sizes, dates, summary) or the blob too.
