@@ -395,3 +395,20 @@ def test_search_is_case_insensitive_in_every_script(server):
     typ, data = client.search("UTF-8", "TEXT")
     assert typ == "OK" and data == [b"1 3"], data
     client.logout()
+
+
+def test_idle_keepalive_says_still_here(make_server):
+    server = make_server(imap_options={"idle_keepalive_interval": 1})
+    client = RawImap(server)
+    assert b"OK" in client.command(b"SELECT INBOX")
+    client.sock.sendall(b"i IDLE\r\n")
+    assert read_until(client.sock, rb"\+ ", 5).startswith(b"+")
+    started = time.time()
+    said = read_until(client.sock, rb"(\* OK Still here\r\n.*){2}", 6)
+    assert said.count(b"* OK Still here\r\n") >= 2, said
+    assert time.time() - started < 5
+    client.sock.sendall(b"DONE\r\n")
+    assert b"i OK" in read_until(client.sock, rb"i (OK|NO|BAD)", 5)
+    # Outside IDLE the connection stays quiet.
+    assert b"Still here" not in read_until(client.sock, rb"never", 1.5)
+    client.close()

@@ -355,6 +355,21 @@ TEST_F(ImapSessionTest, IdleReportsNewMailWhenTheMailboxChanges) {
     EXPECT_EQ(session->take_action(), Session::Action::close);
 }
 
+// Issue 12 item 10: a keepalive during IDLE says "* OK Still here"; outside IDLE it says nothing.
+TEST_F(ImapSessionTest, IdleKeepaliveSaysStillHereOnlyWhileIdling) {
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    session->idle_keepalive();
+    EXPECT_EQ(session->take_output(), "");
+    EXPECT_EQ(send(*session, "i IDLE\r\n"), "+ idling\r\n");
+    session->idle_keepalive();
+    session->idle_keepalive();
+    EXPECT_EQ(session->take_output(), "* OK Still here\r\n* OK Still here\r\n");
+    EXPECT_EQ(send(*session, "DONE\r\n"), "i OK IDLE terminated\r\n");
+    session->idle_keepalive();
+    EXPECT_EQ(session->take_output(), "");
+}
+
 TEST_F(ImapSessionTest, CondstoreAndQresync) {
     deliver(demo_, "INBOX", kFirst);
     deliver(demo_, "INBOX", kSecond);

@@ -136,6 +136,10 @@ void Session::idle_timeout() {
     action_ = Action::close;
 }
 
+void Session::idle_keepalive() {
+    if (idling()) output_ += status_response("*", StatusKind::ok, "", "Still here");
+}
+
 void Session::shutting_down() {
     output_ += status_response("*", StatusKind::bye, "", "Server shutting down");
     state_ = State::logout;

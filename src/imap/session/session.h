@@ -95,6 +95,9 @@ public:
     std::optional<std::int64_t> account_id() const;
     bool idling() const { return idle_tag_.has_value(); }
     void idle_timeout();   // "* BYE Autologout; idle for too long", then Action::close
+    // While idling: "* OK Still here" (the IO loop calls it every idle_keepalive_interval of silence), so
+    // NATs keep the connection; outside IDLE it writes nothing.
+    void idle_keepalive();
     void shutting_down();  // "* BYE Server shutting down", then Action::close
     bool wants_input() const;
 
