@@ -412,3 +412,47 @@ def test_idle_keepalive_says_still_here(make_server):
     # Outside IDLE the connection stays quiet.
     assert b"Still here" not in read_until(client.sock, rb"never", 1.5)
     client.close()
+
+
+def test_recent_survives_delete_and_create(server):
+    client = login(server)
+    assert client.create("rec")[0] == "OK"
+    for _ in range(3):
+        assert client.append("rec", None, None, b"Subject: r\r\n\r\nx\r\n")[0] == "OK"
+    assert client.select("rec")[0] == "OK"
+    assert client.close()[0] == "OK"
+    assert client.delete("rec")[0] == "OK"
+    assert client.create("rec")[0] == "OK"
+    for _ in range(2):
+        assert client.append("rec", None, None, b"Subject: r\r\n\r\nx\r\n")[0] == "OK"
+    typ, data = client.status("rec", "(RECENT)")
+    assert typ == "OK" and b"RECENT 2" in data[0], data
+    client.logout()
+    # The first SELECT claims them; later sessions see them as not recent.
+    client = login(server)
+    client.select("rec")
+    assert client.untagged_responses.get("RECENT") == [b"2"]
+    client.logout()
+    client = login(server)
+    client.select("rec")
+    assert client.untagged_responses.get("RECENT") == [b"0"]
+    client.logout()
+
+
+def test_subscriptions_are_the_clients(server):
+    client = login(server)
+    assert client.create("gone")[0] == "OK"
+    typ, data = client.lsub('""', "gone")
+    assert data == [None], data  # CREATE does not subscribe
+    assert client.subscribe("gone")[0] == "OK"
+    assert client.delete("gone")[0] == "OK"  # DELETE does not unsubscribe
+    typ, data = client.lsub('""', "gone")
+    assert data == [b'() "/" gone'], data
+    typ, data = client._simple_command("LIST", "(SUBSCRIBED)", '""', "g*")
+    listed = client.untagged_responses.pop("LIST", [])
+    assert listed == [b'(\\NonExistent \\Subscribed) "/" gone'], listed
+    assert client.create("par/child")[0] == "OK"
+    assert client.subscribe("par/child")[0] == "OK"
+    typ, data = client.lsub('""', "p%")
+    assert data == [b'(\\Noselect) "/" par'], data
+    client.logout()

@@ -68,7 +68,7 @@ protected:
         demo_ = add_account("demo@example.test", "correct horse");
         other_ = add_account("other@example.test", "other secret");
         services_ =
-            std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_, &recent_});
+            std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_});
     }
 
     void TearDown() override {
@@ -137,7 +137,6 @@ protected:
     std::unique_ptr<store::Store> store_;
     auth::HashLimiter limiter_;
     auth::LoginThrottle throttle_;
-    RecentRegistry recent_;
     std::unique_ptr<SessionServices> services_;
     std::int64_t demo_ = 0, other_ = 0;
     std::string greeting_;
@@ -535,6 +534,7 @@ TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
     EXPECT_EQ(send(*session, "g LIST \"\" Play/%/%\r\n"),
               "* LIST (\\HasNoChildren) \"/\" Play/Projects/Magpie\r\ng OK LIST completed\r\n");
     EXPECT_EQ(send(*session, "h SUBSCRIBE Play/Projects\r\n"), "h OK SUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "h0 SUBSCRIBE Play\r\n"), "h0 OK SUBSCRIBE completed\r\n");
     EXPECT_EQ(send(*session, "h1 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Play\r\n"),
               "* LIST (\\HasChildren \\Subscribed) \"/\" Play (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
               "h1 OK LIST completed\r\n");
@@ -626,7 +626,9 @@ TEST_F(ImapSessionTest, Rev2SelectListsTheMailboxAndHidesRecent) {
               "* ENABLED IMAP4rev2 CONDSTORE\r\ne OK ENABLE completed\r\n");
     auto selected = send(*session, "s SELECT Sent\r\n");
     EXPECT_THAT(selected, HasSubstr("* 0 EXISTS\r\n* LIST (\\Sent) \"/\" Sent\r\n"));
-    EXPECT_THAT(selected, HasSubstr("* OK [NOMODSEQ] No changes to report yet\r\n"));
+    // Issue 12 item 6: a mailbox never changed has HIGHESTMODSEQ 1, never NOMODSEQ.
+    EXPECT_THAT(selected, HasSubstr("* OK [HIGHESTMODSEQ 1] Highest\r\n"));
+    EXPECT_THAT(selected, Not(HasSubstr("NOMODSEQ")));
     EXPECT_THAT(selected, Not(HasSubstr("RECENT")));
     EXPECT_THAT(send(*session, "t SELECT INBOX\r\n"), HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
     EXPECT_EQ(send(*session, "f FETCH 1 FLAGS\r\n"),
@@ -765,6 +767,62 @@ TEST_F(ImapSessionTest, MoveIntoTheSelectedMailboxIsCopyThenExpunge) {
               "* 1 FETCH (UID 2 FLAGS ())\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged))\r\nf OK FETCH completed\r\n");
     EXPECT_EQ(*store_->read_blob(store_->find_message(inbox.id, 3)->blob_id), kFirst);
     EXPECT_FALSE(store_->find_message(inbox.id, 1).ok());
+}
+
+// Issue 12 item 4: \Recent is kept in the store: the first SELECT claims it, EXAMINE only looks, and a
+// mailbox deleted and created again under the same name starts afresh.
+TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
+    auto session = logged_in();
+    auto append = [&](std::string_view mailbox) {
+        return send(*session, fmt::format("a APPEND {} {{12+}}\r\nSubject: x\r\n\r\n", mailbox));
+    };
+    EXPECT_EQ(send(*session, "c CREATE rec\r\n"), "c OK CREATE completed\r\n");
+    for (int i = 0; i < 3; ++i) EXPECT_THAT(append("rec"), HasSubstr("a OK [APPENDUID"));
+    EXPECT_EQ(send(*session, "t STATUS rec (RECENT MESSAGES)\r\n"),
+              "* STATUS rec (RECENT 3 MESSAGES 3)\r\nt OK STATUS completed\r\n");
+    EXPECT_THAT(send(*session, "e EXAMINE rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 3 RECENT\r\n"));
+    EXPECT_THAT(send(*session, "s SELECT rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 3 RECENT\r\n"));
+    EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"), "* STATUS rec (RECENT 3)\r\nt OK STATUS completed\r\n");
+    EXPECT_EQ(send(*session, "k CLOSE\r\n"), "k OK CLOSE completed\r\n");
+    // Claimed: another session (or this one after a restart) sees none recent.
+    auto other = logged_in();
+    EXPECT_THAT(send(*other, "s SELECT rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 0 RECENT\r\n"));
+    send(*other, "u UNSELECT\r\n");
+    EXPECT_EQ(send(*session, "d DELETE rec\r\n"), "d OK DELETE completed\r\n");
+    EXPECT_EQ(send(*session, "c CREATE rec\r\n"), "c OK CREATE completed\r\n");
+    for (int i = 0; i < 2; ++i) EXPECT_THAT(append("rec"), HasSubstr("a OK [APPENDUID"));
+    EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"), "* STATUS rec (RECENT 2)\r\nt OK STATUS completed\r\n");
+    // New mail while selected is recent to the session that sees it first.
+    EXPECT_THAT(send(*other, "s SELECT rec\r\n"), HasSubstr("* 2 EXISTS\r\n* 2 RECENT\r\n"));
+    EXPECT_EQ(append("rec"), fmt::format("a OK [APPENDUID {} 3] APPEND completed\r\n", mailbox(demo_, "rec").uidvalidity));
+    EXPECT_EQ(send(*other, "n NOOP\r\n"), "* 3 EXISTS\r\n* 3 RECENT\r\nn OK Done\r\n");
+}
+
+// Issue 12 item 5: subscriptions are the client's names (RFC 3501 6.3.6, 6.3.9; RFC 5258 3.1).
+TEST_F(ImapSessionTest, SubscriptionsAreNamesTheClientKeeps) {
+    auto session = logged_in();
+    EXPECT_EQ(send(*session, "c CREATE gone\r\n"), "c OK CREATE completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" gone\r\n"), "l OK LSUB completed\r\n");  // CREATE does not subscribe
+    EXPECT_EQ(send(*session, "s SUBSCRIBE gone\r\n"), "s OK SUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "d DELETE gone\r\n"), "d OK DELETE completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" gone\r\n"), "* LSUB () \"/\" gone\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "m LIST (SUBSCRIBED) \"\" g*\r\n"),
+              "* LIST (\\NonExistent \\Subscribed) \"/\" gone\r\nm OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "n LIST \"\" g*\r\n"), "n OK LIST completed\r\n");
+    // An unsubscribed parent of a subscribed child: "%" shows it \Noselect, "*" does not.
+    EXPECT_EQ(send(*session, "c CREATE par/child\r\n"), "c OK CREATE completed\r\n");
+    EXPECT_EQ(send(*session, "s SUBSCRIBE par/child\r\n"), "s OK SUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" p%\r\n"), "* LSUB (\\Noselect) \"/\" par\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" p*\r\n"), "* LSUB () \"/\" par/child\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB par/ %\r\n"), "* LSUB () \"/\" par/child\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "r LIST (SUBSCRIBED RECURSIVEMATCH) \"\" p%\r\n"),
+              "* LIST (\\HasChildren) \"/\" par (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\nr OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "u UNSUBSCRIBE par\r\n"), "u OK UNSUBSCRIBE completed\r\n");  // was not: still OK
+    EXPECT_EQ(send(*session, "u UNSUBSCRIBE gone\r\n"), "u OK UNSUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "m LIST (SUBSCRIBED) \"\" g*\r\n"), "m OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "v LIST \"\" p* RETURN (SUBSCRIBED)\r\n"),
+              "* LIST (\\HasChildren) \"/\" par\r\n* LIST (\\HasNoChildren \\Subscribed) \"/\" par/child\r\n"
+              "v OK LIST completed\r\n");
 }
 
 TEST_F(ImapSessionTest, ShutdownSaysByeAndCloses) {

@@ -68,26 +68,6 @@ const std::vector<std::string> kSystemFlags = {"\\Answered", "\\Flagged", "\\Del
 
 }  // namespace
 
-std::uint32_t RecentRegistry::claim(std::int64_t mailbox_id, std::uint32_t uid_next) {
-    std::lock_guard lock(mutex_);
-    if (floors_.size() >= max_mailboxes && !floors_.contains(mailbox_id)) floors_.clear();
-    auto& floor = floors_[mailbox_id];
-    const std::uint32_t first = floor;
-    floor = std::max(floor, uid_next);
-    return first;
-}
-
-std::uint32_t RecentRegistry::floor(std::int64_t mailbox_id) const {
-    std::lock_guard lock(mutex_);
-    auto it = floors_.find(mailbox_id);
-    return it == floors_.end() ? 0 : it->second;
-}
-
-RecentRegistry& Session::recent() {
-    static RecentRegistry process_wide;
-    return services_.recent != nullptr ? *services_.recent : process_wide;
-}
-
 Session::Session(SessionConfig config, SessionServices& services, std::string peer_ip)
     : config_(std::move(config)), services_(services), peer_ip_(std::move(peer_ip)), parser_(config_.limits) {
     output_ = status_response("*", StatusKind::ok, "CAPABILITY " + capabilities(),
@@ -586,7 +566,8 @@ void Session::on_select(const std::string& tag, const Select& command,
         reply_store_error(tag, mailbox.error());
         return;
     }
-    auto messages = services_.store.list_messages(mailbox->id);
+    // The narrow listing (uid, modseq, flags): no summaries or structures for a mailbox being opened.
+    auto messages = services_.store.list_states(mailbox->id);
     if (!messages) {
         reply_store_error(tag, messages.error());
         return;
@@ -596,21 +577,28 @@ void Session::on_select(const std::string& tag, const Select& command,
     view.read_only = command.read_only;
     view.highest_modseq = mailbox->highest_modseq;
     std::uint32_t uid_next = mailbox->uidnext;
-    for (const auto& m : *messages) {
-        view.messages.push_back(ViewMessage{m.uid, m.modseq, m.flags, false});
+    for (auto& m : *messages) {
         uid_next = std::max(uid_next, m.uid + 1);
+        view.messages.push_back(ViewMessage{m.uid, m.modseq, std::move(m.flags), false});
     }
     view.mailbox.uidnext = uid_next;
-    const std::uint32_t recent_from =
-        command.read_only ? recent().floor(mailbox->id) : recent().claim(mailbox->id, uid_next);
+    // RFC 3501 2.3.1.2: the first session to SELECT claims the recent messages (kept in the store, so the
+    // claim survives restarts); EXAMINE looks without claiming: the newest `recent` messages.
     std::size_t recent_count = 0;
-    std::optional<std::size_t> first_unseen;
-    for (std::size_t i = 0; i < view.messages.size(); ++i) {
-        auto& m = view.messages[i];
-        m.recent = m.uid >= recent_from;
-        if (m.recent) ++recent_count;
-        if (!first_unseen && !has_flag(m.flags, "\\Seen")) first_unseen = i + 1;
+    if (command.read_only) {
+        auto status = services_.store.mailbox_status(mailbox->id);
+        if (status) recent_count = std::min<std::size_t>(status->recent, view.messages.size());
+        for (std::size_t i = view.messages.size() - recent_count; i < view.messages.size(); ++i)
+            view.messages[i].recent = true;
+    } else if (auto recent_from = services_.store.claim_recent(mailbox->id)) {
+        for (auto& m : view.messages) {
+            m.recent = m.uid >= *recent_from;
+            if (m.recent) ++recent_count;
+        }
     }
+    std::optional<std::size_t> first_unseen;
+    for (std::size_t i = 0; i < view.messages.size() && !first_unseen; ++i)
+        if (!has_flag(view.messages[i].flags, "\\Seen")) first_unseen = i + 1;
     view_ = std::move(view);
     state_ = State::selected;
 
@@ -634,14 +622,12 @@ void Session::on_select(const std::string& tag, const Select& command,
     output_ +=
         status_response("*", StatusKind::ok, fmt::format("UIDNEXT {}", uid_next), "Predicted next UID");
     write_permanent_flags();
-    // RFC 7162 3.1.2.2: a mod-sequence is positive, so a mailbox never changed (MODSEQ 0) says NOMODSEQ;
-    // its STATUS HIGHESTMODSEQ is 0, as 3.1.3 of the RFC asks for such a mailbox.
-    if (view_->highest_modseq == 0) {
-        output_ += status_response("*", StatusKind::ok, "NOMODSEQ", "No changes to report yet");
-    } else {
-        output_ += status_response("*", StatusKind::ok,
-                                   fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq), "Highest");
-    }
+    // RFC 7162 3.1.2.1: every mailbox here has mod-sequences (the store starts a new one at 1 and moved
+    // older ones to at least 1), so it is always HIGHESTMODSEQ, never NOMODSEQ (which tells clients to
+    // drop their cache); the max() only keeps that promise should a backend still say 0.
+    output_ += status_response(
+        "*", StatusKind::ok, fmt::format("HIGHESTMODSEQ {}", std::max<std::uint64_t>(view_->highest_modseq, 1)),
+        "Highest");
 
     // RFC 7162 3.2.5: what changed since the client's last known MODSEQ, when UIDVALIDITY still holds.
     if (command.qresync && command.qresync->uid_validity == view_->mailbox.uidvalidity) {
@@ -849,9 +835,11 @@ void Session::refresh_view() {
     if (view_->messages.size() > before) {
         std::size_t recent_count = 0;
         if (!view_->read_only) {
-            const std::uint32_t recent_from = recent().claim(view_->mailbox.id, uid_next);
-            for (std::size_t i = before; i < view_->messages.size(); ++i)
-                view_->messages[i].recent = view_->messages[i].uid >= recent_from;
+            // New mail is recent to the session that claims it first (RFC 3501 2.3.1.2).
+            if (auto recent_from = services_.store.claim_recent(view_->mailbox.id)) {
+                for (std::size_t i = before; i < view_->messages.size(); ++i)
+                    view_->messages[i].recent = view_->messages[i].uid >= *recent_from;
+            }
         }
         for (const auto& m : view_->messages) recent_count += m.recent ? 1 : 0;
         ResponseWriter w = writer();

@@ -6,11 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "auth/password.h"
@@ -45,30 +43,11 @@ struct SessionConfig {
 // The throttle shared by every session: auth::LoginThrottle already holds its own mutex.
 using LockedThrottle = auth::LoginThrottle;
 
-// \Recent (RFC 3501 2.3.2, rev1 only): the first session to select a mailbox after a message arrived sees
-// it as recent. Kept in memory, which RFC 3501 allows to be approximate (after a restart every message is
-// recent once more). Thread-safe; one per store.
-class RecentRegistry {
-public:
-    // Returns the first UID the caller may treat as recent and claims every UID below uid_next.
-    std::uint32_t claim(std::int64_t mailbox_id, std::uint32_t uid_next);
-    // The same without claiming (EXAMINE, STATUS RECENT).
-    std::uint32_t floor(std::int64_t mailbox_id) const;
-
-    // Mailboxes tracked; past it the table starts afresh (some messages are then recent twice).
-    static constexpr std::size_t max_mailboxes = 1'000'000;
-
-private:
-    mutable std::mutex mutex_;
-    std::unordered_map<std::int64_t, std::uint32_t> floors_;
-};
-
 // Shared by all sessions of the process; each member is thread-safe.
 struct SessionServices {
     store::Store& store;
     auth::HashLimiter& hash_limiter;
     LockedThrottle& throttle;
-    RecentRegistry* recent = nullptr;  // nullptr: one registry for the whole process
 };
 
 class Session {
@@ -211,7 +190,6 @@ private:
     bool condstore_on() const { return condstore_ || qresync_; }
     // Turns CONDSTORE on (RFC 7162 3.1); the first time, with a mailbox selected, says HIGHESTMODSEQ.
     void enable_condstore();
-    RecentRegistry& recent();
 
     SessionConfig config_;
     SessionServices& services_;
