@@ -825,6 +825,32 @@ TEST_F(ImapSessionTest, SubscriptionsAreNamesTheClientKeeps) {
               "v OK LIST completed\r\n");
 }
 
+// Narrow reads: a FETCH of whole rows reads them in batches of the UIDs asked (find_messages), across
+// batch boundaries and with a message expunged by another session in the middle.
+TEST_F(ImapSessionTest, FetchReadsRowsInBatchesOfTheUidsAsked) {
+    for (int i = 0; i < 300; ++i) deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    auto other = logged_in();
+    send(*other, "s SELECT INBOX\r\n");
+    send(*other, "d UID STORE 260 +FLAGS.SILENT (\\Deleted)\r\n");
+    send(*other, "x EXPUNGE\r\n");
+    auto out = send(*session, "f FETCH 1:* (UID RFC822.SIZE)\r\n");
+    std::size_t responses = 0;
+    for (std::size_t at = out.find(" FETCH (UID "); at != std::string::npos; at = out.find(" FETCH (UID ", at + 1))
+        ++responses;
+    EXPECT_EQ(responses, 299u);
+    EXPECT_THAT(out, HasSubstr(fmt::format("* 300 FETCH (UID 300 RFC822.SIZE {})\r\n", std::strlen(kFirst))));
+    EXPECT_THAT(out, Not(HasSubstr("UID 260 ")));
+    EXPECT_THAT(out, HasSubstr("f NO Some messages could not be fetched"));
+    EXPECT_EQ(send(*session, "u UID FETCH 255:258 (RFC822.SIZE)\r\n"),
+              fmt::format("* 255 FETCH (UID 255 RFC822.SIZE {0})\r\n* 256 FETCH (UID 256 RFC822.SIZE {0})\r\n"
+                          "* 257 FETCH (UID 257 RFC822.SIZE {0})\r\n* 258 FETCH (UID 258 RFC822.SIZE {0})\r\n"
+                          "* 260 EXPUNGE\r\nu OK UID FETCH completed\r\n",  // UID FETCH may carry it
+                          std::strlen(kFirst)));
+}
+
 TEST_F(ImapSessionTest, ShutdownSaysByeAndCloses) {
     auto session = logged_in();
     session->shutting_down();

@@ -18,12 +18,9 @@ namespace {
 
 using namespace session_support;
 
-// One list_messages reads every row of the mailbox (summaries included); one find_message per message
-// wins unless the set covers a good part of the mailbox.
-constexpr std::size_t kFindOneByOne = 32;
-bool look_up_one_by_one(std::size_t wanted, std::size_t mailbox_size) {
-    return wanted <= kFindOneByOne || wanted <= mailbox_size / 8;
-}
+// Whole rows (summary, structure) are read for the UIDs a FETCH names, this many per store call: one
+// round trip per batch, never one per message nor the whole mailbox, and memory bounded by the batch.
+constexpr std::size_t kRowBatch = 256;
 
 bool needs_message_row(const FetchItem& item) {
     using K = FetchItem::Kind;
@@ -223,30 +220,12 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
         }
     }
 
-    std::vector<store::Message> rows;
-    if (need_rows) {
-        if (look_up_one_by_one(indexes->size(), view_->messages.size())) {
-            for (std::size_t i : *indexes) {
-                auto row = services_.store.find_message(view_->mailbox.id, view_->messages[i].uid);
-                if (row) rows.push_back(std::move(*row));
-            }
-        } else {
-            auto all = services_.store.list_messages(view_->mailbox.id);
-            if (!all) {
-                reply_store_error(tag, all.error());
-                return;
-            }
-            rows = std::move(*all);
-        }
-    }
-    std::ranges::sort(rows, {}, &store::Message::uid);
     fetch_.emplace();
     fetch_->tag = tag;
     fetch_->uid = command.uid;
     fetch_->items = std::move(items);
     fetch_->indexes = std::move(*indexes);
     fetch_->need_rows = need_rows;
-    fetch_->rows = std::move(rows);
     fetch_->seen_now = std::move(seen_now);
     continue_fetch();
 }
@@ -268,6 +247,7 @@ void Session::continue_fetch() {
         if (output_.size() - output_before >= config_.max_output_octets_per_run) return;  // run() resumes it
         const std::size_t index = p.indexes[p.next];
         const ViewMessage& known = view_->messages[index];
+        if (p.need_rows && p.next >= p.rows_end && !load_fetch_rows()) return;  // the tagged NO is written
         const store::Message* row = p.need_rows ? row_of(known.uid) : nullptr;
         if (p.need_rows && row == nullptr) {
             p.missing = true;  // expunged by another session; its EXPUNGE comes at the next allowed point
@@ -388,6 +368,25 @@ void Session::continue_fetch() {
         reply(tag, StatusKind::ok, "", uid ? "UID FETCH completed" : "FETCH completed");
 }
 
+bool Session::load_fetch_rows() {
+    FetchProgress& p = *fetch_;
+    const std::size_t end = std::min(p.indexes.size(), p.next + kRowBatch);
+    std::vector<std::uint32_t> uids;
+    for (std::size_t i = p.next; i < end; ++i) uids.push_back(view_->messages[p.indexes[i]].uid);
+    std::ranges::sort(uids);
+    auto rows = services_.store.find_messages(view_->mailbox.id, uids);
+    if (!rows) {
+        const std::string tag = p.tag;
+        fetch_.reset();
+        reply_store_error(tag, rows.error());
+        return false;
+    }
+    p.rows = std::move(*rows);
+    std::ranges::sort(p.rows, {}, &store::Message::uid);
+    p.rows_end = end;
+    return true;
+}
+
 void Session::on_store(const std::string& tag, const Store& command) {
     if (view_->read_only) {
         reply(tag, StatusKind::no, "READ-ONLY", "The mailbox is read-only");
@@ -485,15 +484,10 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
         // quota counts what the user sees).
         std::uint64_t octets = 0;
         if (config_.quota_storage_kib > 0) {
-            if (look_up_one_by_one(uids.size(), view_->messages.size())) {
-                for (std::uint32_t u : uids)
-                    if (auto row = services_.store.find_message(view_->mailbox.id, u)) octets += row->size;
-            } else if (auto all = services_.store.list_messages(view_->mailbox.id)) {
-                std::vector<std::uint32_t> sorted = uids;
-                std::ranges::sort(sorted);
-                for (const auto& m : *all)
-                    if (std::ranges::binary_search(sorted, m.uid)) octets += m.size;
-            }
+            std::vector<std::uint32_t> sorted = uids;
+            std::ranges::sort(sorted);
+            if (auto rows = services_.store.find_messages(view_->mailbox.id, sorted))
+                for (const auto& m : *rows) octets += m.size;
         }
         if (!quota_allows(octets)) {
             reply(tag, StatusKind::no, "OVERQUOTA", "The quota would be exceeded");

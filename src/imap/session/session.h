@@ -106,7 +106,8 @@ private:
         std::vector<std::size_t> indexes;  // into view_->messages, which no other command changes meanwhile
         std::size_t next = 0;
         bool need_rows = false;
-        std::vector<store::Message> rows;  // ascending UID
+        std::vector<store::Message> rows;  // ascending UID: those of indexes[.. rows_end) still present
+        std::size_t rows_end = 0;
         std::vector<bool> seen_now;        // per view index: \Seen set by this FETCH
         bool unknown_cte = false;
         bool missing = false;
@@ -156,6 +157,9 @@ private:
     // Messages of the selected mailbox (messages.cpp).
     void on_fetch(const std::string& tag, const Fetch& command);
     void continue_fetch();  // writes the next slice of fetch_; the tagged reply when done
+    // Reads the rows of the next batch of fetch_'s messages (find_messages); false after a store error,
+    // with fetch_ ended and its tagged NO written.
+    bool load_fetch_rows();
     void on_store(const std::string& tag, const Store& command);
     void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox,
                  bool move);
