@@ -301,7 +301,8 @@ public:
         out.day = static_cast<int>(*parse_uint(day));
         out.month = month_from_name(month);
         out.year = static_cast<int>(*parse_uint(year));
-        if (out.month == 0 || out.day < 1 || out.day > static_cast<int>(days_in_month(out.year, static_cast<unsigned>(out.month)))) {
+        if (out.month == 0 || out.day < 1 ||
+            out.day > static_cast<int>(days_in_month(out.year, static_cast<unsigned>(out.month)))) {
             return fail("invalid date");
         }
         return true;
@@ -327,14 +328,16 @@ public:
                   text[20] == ' ' && (text[21] == '+' || text[21] == '-') && digits(22, 2, zone_h) &&
                   digits(24, 2, zone_m);
         month = month_from_name(std::string_view(text).substr(3, 3));
-        if (!ok || month == 0 || day < 1 || day > static_cast<int>(days_in_month(year, static_cast<unsigned>(month))) || hour > 23 || minute > 59 ||
-            second > 60 || zone_m > 59) {
+        if (!ok || month == 0 || day < 1 ||
+            day > static_cast<int>(days_in_month(year, static_cast<unsigned>(month))) || hour > 23 ||
+            minute > 59 || second > 60 || zone_m > 59) {
             return fail("invalid date-time");
         }
         int zone = (zone_h * 60 + zone_m) * (text[21] == '-' ? -1 : 1);
         out.zone_minutes = zone;
-        out.unix_seconds = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 + hour * 3600 + minute * 60 + second -
-                           static_cast<std::int64_t>(zone) * 60;
+        out.unix_seconds =
+            days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+            hour * 3600 + minute * 60 + second - static_cast<std::int64_t>(zone) * 60;
         return true;
     }
 
@@ -816,7 +819,8 @@ private:
             const std::size_t before = r_.undecodable_names;
             std::string pattern;
             if (!r_.list_mailbox(pattern)) return false;
-            if (reference_decodes && r_.undecodable_names == before) value.patterns.push_back(std::move(pattern));
+            if (reference_decodes && r_.undecodable_names == before)
+                value.patterns.push_back(std::move(pattern));
             return true;
         };
         if (r_.consume('(')) {

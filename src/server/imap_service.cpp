@@ -93,7 +93,8 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
         const auto silent = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
                                                                              last_input);
         const auto left = std::max(std::chrono::seconds(1), timeout - silent);
-        std::size_t n = co_await connection->read_some(buffer, session.idling() ? std::min(keepalive, left) : left);
+        const auto read_timeout = session.idling() ? std::min(keepalive, left) : left;
+        std::size_t n = co_await connection->read_some(buffer, read_timeout);
         if (n == 0) {
             if (connection->take_wake()) {
                 auto op = on_store([](imap::Session& s) { s.mailbox_changed(unix_now()); });

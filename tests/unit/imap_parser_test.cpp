@@ -382,7 +382,8 @@ TEST(ImapParser, TakesUtf8MailboxNamesWhenEnabled) {
     EXPECT_EQ(body<Select>("a SELECT \"caf\xC3\xA9\"\r\n", true).mailbox, "caf\xC3\xA9");
     EXPECT_EQ(body<Select>("a SELECT A&B\r\n", true).mailbox, "A&B");
     EXPECT_FALSE(command("a SELECT A&B\r\n", true).undecodable_mailbox.has_value());
-    EXPECT_EQ(command("a SELECT \"caf\xC3\"\r\n", true).undecodable_mailbox, "Mailbox name is not valid UTF-8");
+    EXPECT_EQ(command("a SELECT \"caf\xC3\"\r\n", true).undecodable_mailbox,
+              "Mailbox name is not valid UTF-8");
 }
 
 TEST(ImapParser, ParsesBasicList) {

@@ -67,8 +67,7 @@ protected:
         ASSERT_TRUE(store_->add_domain("example.test").ok());
         demo_ = add_account("demo@example.test", "correct horse");
         other_ = add_account("other@example.test", "other secret");
-        services_ =
-            std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_});
+        services_ = std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_});
     }
 
     void TearDown() override {
@@ -257,10 +256,11 @@ TEST_F(ImapSessionTest, StoreExpungeCopyMoveAppend) {
     auto session = logged_in();
     send(*session, "e ENABLE IMAP4rev2\r\n");
     send(*session, "s SELECT INBOX\r\n");
-    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS (\\Deleted $Work)\r\n"),
-              "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n"
-              "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted\r\n"
-              "* 1 FETCH (FLAGS (\\Deleted $Work))\r\na OK STORE completed\r\n");
+    EXPECT_EQ(
+        send(*session, "a STORE 1 +FLAGS (\\Deleted $Work)\r\n"),
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n"
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted\r\n"
+        "* 1 FETCH (FLAGS (\\Deleted $Work))\r\na OK STORE completed\r\n");
     EXPECT_EQ(send(*session, "b STORE 2 +FLAGS.SILENT (\\Seen)\r\n"), "b OK STORE completed\r\n");
     EXPECT_EQ(send(*session, "c EXPUNGE\r\n"), "* 1 EXPUNGE\r\nc OK EXPUNGE completed\r\n");
     const auto archive = mailbox(demo_, "Archive");
@@ -421,8 +421,9 @@ TEST_F(ImapSessionTest, FirstFetchWithModseqSaysHighestModseq) {
               fmt::format("* 1 FETCH (MODSEQ ({}))\r\nb OK FETCH completed\r\n", inbox.highest_modseq));
     auto other = logged_in();
     send(*other, "s SELECT INBOX\r\n");
-    EXPECT_THAT(send(*other, "c SEARCH MODSEQ 1\r\n"),
-                ::testing::StartsWith(fmt::format("* OK [HIGHESTMODSEQ {}] Highest\r\n", inbox.highest_modseq)));
+    EXPECT_THAT(
+        send(*other, "c SEARCH MODSEQ 1\r\n"),
+        ::testing::StartsWith(fmt::format("* OK [HIGHESTMODSEQ {}] Highest\r\n", inbox.highest_modseq)));
 }
 
 // Issue 12 item 6: RETURN (MIN) / (MAX) with MODSEQ give the mod-sequence of the message named (RFC 4731
@@ -433,7 +434,8 @@ TEST_F(ImapSessionTest, EsearchMinMaxModseqIsThatOfTheMessageNamed) {
     send(*session, "e ENABLE IMAP4rev2 CONDSTORE\r\n");
     send(*session, "s SELECT INBOX\r\n");
     const std::uint64_t base = mailbox(demo_, "INBOX").highest_modseq;
-    for (const char* n : {"1", "3", "2", "4"}) send(*session, fmt::format("t STORE {} +FLAGS.SILENT (\\Seen)\r\n", n));
+    for (const char* n : {"1", "3", "2", "4"})
+        send(*session, fmt::format("t STORE {} +FLAGS.SILENT (\\Seen)\r\n", n));
     auto esearch = [&](std::string_view options) {
         return send(*session, fmt::format("q SEARCH RETURN ({}) MODSEQ 1\r\n", options));
     };
@@ -443,12 +445,15 @@ TEST_F(ImapSessionTest, EsearchMinMaxModseqIsThatOfTheMessageNamed) {
               fmt::format("* ESEARCH (TAG \"q\") MAX 4 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 4));
     EXPECT_EQ(send(*session, "q SEARCH RETURN (MAX) MODSEQ 1 NOT 4\r\n"),
               fmt::format("* ESEARCH (TAG \"q\") MAX 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 2));
-    EXPECT_EQ(esearch("MIN MAX"),
-              fmt::format("* ESEARCH (TAG \"q\") MIN 1 MAX 4 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 4));
-    EXPECT_EQ(send(*session, "q SEARCH RETURN (MIN MAX) MODSEQ 1 NOT 4\r\n"),
-              fmt::format("* ESEARCH (TAG \"q\") MIN 1 MAX 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 2));
-    EXPECT_EQ(send(*session, "q SEARCH RETURN (MIN COUNT) MODSEQ 1 NOT 4\r\n"),
-              fmt::format("* ESEARCH (TAG \"q\") MIN 1 COUNT 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 3));
+    EXPECT_EQ(
+        esearch("MIN MAX"),
+        fmt::format("* ESEARCH (TAG \"q\") MIN 1 MAX 4 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 4));
+    EXPECT_EQ(
+        send(*session, "q SEARCH RETURN (MIN MAX) MODSEQ 1 NOT 4\r\n"),
+        fmt::format("* ESEARCH (TAG \"q\") MIN 1 MAX 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 2));
+    EXPECT_EQ(
+        send(*session, "q SEARCH RETURN (MIN COUNT) MODSEQ 1 NOT 4\r\n"),
+        fmt::format("* ESEARCH (TAG \"q\") MIN 1 COUNT 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 3));
 }
 
 TEST_F(ImapSessionTest, SearchKeys) {
@@ -491,12 +496,15 @@ TEST_F(ImapSessionTest, SearchKeys) {
 TEST_F(ImapSessionTest, SearchFoldsCaseInEveryScriptOverDecodedText) {
     deliver(demo_, "INBOX",
             "From: someone@example.test\r\nSubject: =?UTF-8?Q?=C3=85ke_m=C3=B6te?=\r\n\r\nplain\r\n");
-    deliver(demo_, "INBOX", "From: \xC3\x85ke Str\xC3\xB6m <ake@example.test>\r\nSubject: hej\r\n\r\nplain\r\n");
     deliver(demo_, "INBOX",
-            "From: x@example.test\r\nSubject: latin\r\nMIME-Version: 1.0\r\n"
-            "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-            "Vi ses p=E5 m=F6tet\r\n");
-    deliver(demo_, "INBOX", "From: y@example.test\r\nSubject: =?utf-8?b?zqPOv8+GzrnOsQ==?=\r\n\r\nx\r\n");  // Σοφια
+            "From: \xC3\x85ke Str\xC3\xB6m <ake@example.test>\r\nSubject: hej\r\n\r\nplain\r\n");
+    deliver(
+        demo_, "INBOX",
+        "From: x@example.test\r\nSubject: latin\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "Vi ses p=E5 m=F6tet\r\n");
+    deliver(demo_, "INBOX",
+            "From: y@example.test\r\nSubject: =?utf-8?b?zqPOv8+GzrnOsQ==?=\r\n\r\nx\r\n");  // Σοφια
     auto session = logged_in();
     send(*session, "s SELECT INBOX\r\n");
     EXPECT_EQ(send(*session, "a SEARCH OR SUBJECT \"\xC3\xA5ke\" FROM \"\xC3\xA5ke\"\r\n"),
@@ -600,8 +608,9 @@ TEST_F(ImapSessionTest, NonSynchronizingLiteralsAreTakenUpToTheAppendLimit) {
     auto session = logged_in();
     EXPECT_THAT(send(*session, "c CAPABILITY\r\n"), HasSubstr(" LITERAL+ "));
     const std::string message = "Subject: plus\r\n\r\n" + std::string(1500, 'p') + "\r\n";
-    EXPECT_EQ(send(*session, fmt::format("a APPEND Drafts {{{}+}}\r\n{}\r\n", message.size(), message)),
-              fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "Drafts").uidvalidity));
+    EXPECT_EQ(
+        send(*session, fmt::format("a APPEND Drafts {{{}+}}\r\n{}\r\n", message.size(), message)),
+        fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "Drafts").uidvalidity));
     const std::string big = "b LOGOUT\r\n" + std::string(5000, 'q');
     EXPECT_EQ(send(*session, fmt::format("b APPEND Drafts {{{}+}}\r\n{}\r\nc NOOP\r\n", big.size(), big)),
               "b NO [TOOBIG] literal too large\r\nc OK Done\r\n");
@@ -690,8 +699,9 @@ TEST_F(ImapSessionTest, BinaryOfTheWholeMessageAndOfMissingParts) {
     EXPECT_EQ(send(*session, "a FETCH 1 (BINARY.SIZE[] RFC822.SIZE)\r\n"),
               fmt::format("* 1 FETCH (BINARY.SIZE[] {0} RFC822.SIZE {0})\r\na OK FETCH completed\r\n",
                           multi.size()));
-    EXPECT_EQ(send(*session, "b FETCH 1 BINARY.PEEK[]\r\n"),
-              fmt::format("* 1 FETCH (BINARY[] {{{}}}\r\n{})\r\nb OK FETCH completed\r\n", multi.size(), multi));
+    EXPECT_EQ(
+        send(*session, "b FETCH 1 BINARY.PEEK[]\r\n"),
+        fmt::format("* 1 FETCH (BINARY[] {{{}}}\r\n{})\r\nb OK FETCH completed\r\n", multi.size(), multi));
     EXPECT_EQ(send(*session, "c FETCH 1 (BINARY.PEEK[3] BINARY.SIZE[3] BINARY.PEEK[1.2] BINARY.PEEK[2])\r\n"),
               "* 1 FETCH (BINARY[3] {0}\r\n BINARY.SIZE[3] 0 BINARY[1.2] {0}\r\n BINARY[2] {5}\r\nworld)\r\n"
               "c OK FETCH completed\r\n");
@@ -719,7 +729,8 @@ TEST_F(ImapSessionTest, NulInStoredMailIsNeverWrittenInAPlainLiteral) {
     auto body = send(*session, "a FETCH 1 (BODY.PEEK[] BODY.PEEK[2])\r\n");
     EXPECT_EQ(body.find('\0'), std::string::npos);
     EXPECT_THAT(body, HasSubstr(fmt::format("BODY[] {{{}}}\r\n", message.size())));
-    EXPECT_THAT(body, HasSubstr("BODY[2] {3}\r\nA\x80" "B)"));
+    EXPECT_THAT(body, HasSubstr("BODY[2] {3}\r\nA\x80"
+                                "B)"));
     EXPECT_EQ(send(*session, "b FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])\r\n"),
               "* 1 FETCH (BINARY[2] ~{3}\r\nA\0B BINARY.SIZE[2] 3)\r\nb OK FETCH completed\r\n"s);
 }
@@ -733,8 +744,8 @@ TEST_F(ImapSessionTest, NewKeywordsAreAnnouncedBeforeTheFetchThatShowsThem) {
     send(*session, "s SELECT INBOX\r\n");
     const std::string system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
     auto announced = [&](const std::string& keywords) {
-        return fmt::format("* FLAGS ({0} {1})\r\n* OK [PERMANENTFLAGS ({0} {1} \\*)] Flags permitted\r\n", system,
-                           keywords);
+        return fmt::format("* FLAGS ({0} {1})\r\n* OK [PERMANENTFLAGS ({0} {1} \\*)] Flags permitted\r\n",
+                           system, keywords);
     };
     EXPECT_EQ(send(*session, "a STORE 1 +FLAGS ($NewOne)\r\n"),
               announced("$NewOne") + "* 1 FETCH (FLAGS ($NewOne))\r\na OK STORE completed\r\n");
@@ -760,11 +771,13 @@ TEST_F(ImapSessionTest, MoveIntoTheSelectedMailboxIsCopyThenExpunge) {
     send(*session, "e ENABLE IMAP4rev2\r\n");
     send(*session, "s SELECT INBOX\r\n");
     const auto inbox = mailbox(demo_, "INBOX");
-    EXPECT_EQ(send(*session, "m MOVE 1 INBOX\r\n"),
-              fmt::format("* OK [COPYUID {} 1 3] Moved\r\n* 1 EXPUNGE\r\n* 2 EXISTS\r\nm OK MOVE completed\r\n",
-                          inbox.uidvalidity));
-    EXPECT_EQ(send(*session, "f FETCH 1:* (UID FLAGS)\r\n"),
-              "* 1 FETCH (UID 2 FLAGS ())\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged))\r\nf OK FETCH completed\r\n");
+    EXPECT_EQ(
+        send(*session, "m MOVE 1 INBOX\r\n"),
+        fmt::format("* OK [COPYUID {} 1 3] Moved\r\n* 1 EXPUNGE\r\n* 2 EXISTS\r\nm OK MOVE completed\r\n",
+                    inbox.uidvalidity));
+    EXPECT_EQ(
+        send(*session, "f FETCH 1:* (UID FLAGS)\r\n"),
+        "* 1 FETCH (UID 2 FLAGS ())\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged))\r\nf OK FETCH completed\r\n");
     EXPECT_EQ(*store_->read_blob(store_->find_message(inbox.id, 3)->blob_id), kFirst);
     EXPECT_FALSE(store_->find_message(inbox.id, 1).ok());
 }
@@ -782,7 +795,8 @@ TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
               "* STATUS rec (RECENT 3 MESSAGES 3)\r\nt OK STATUS completed\r\n");
     EXPECT_THAT(send(*session, "e EXAMINE rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 3 RECENT\r\n"));
     EXPECT_THAT(send(*session, "s SELECT rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 3 RECENT\r\n"));
-    EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"), "* STATUS rec (RECENT 3)\r\nt OK STATUS completed\r\n");
+    EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"),
+              "* STATUS rec (RECENT 3)\r\nt OK STATUS completed\r\n");
     EXPECT_EQ(send(*session, "k CLOSE\r\n"), "k OK CLOSE completed\r\n");
     // Claimed: another session (or this one after a restart) sees none recent.
     auto other = logged_in();
@@ -791,10 +805,12 @@ TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
     EXPECT_EQ(send(*session, "d DELETE rec\r\n"), "d OK DELETE completed\r\n");
     EXPECT_EQ(send(*session, "c CREATE rec\r\n"), "c OK CREATE completed\r\n");
     for (int i = 0; i < 2; ++i) EXPECT_THAT(append("rec"), HasSubstr("a OK [APPENDUID"));
-    EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"), "* STATUS rec (RECENT 2)\r\nt OK STATUS completed\r\n");
+    EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"),
+              "* STATUS rec (RECENT 2)\r\nt OK STATUS completed\r\n");
     // New mail while selected is recent to the session that sees it first.
     EXPECT_THAT(send(*other, "s SELECT rec\r\n"), HasSubstr("* 2 EXISTS\r\n* 2 RECENT\r\n"));
-    EXPECT_EQ(append("rec"), fmt::format("a OK [APPENDUID {} 3] APPEND completed\r\n", mailbox(demo_, "rec").uidvalidity));
+    EXPECT_EQ(append("rec"),
+              fmt::format("a OK [APPENDUID {} 3] APPEND completed\r\n", mailbox(demo_, "rec").uidvalidity));
     EXPECT_EQ(send(*other, "n NOOP\r\n"), "* 3 EXISTS\r\n* 3 RECENT\r\nn OK Done\r\n");
 }
 
@@ -802,7 +818,8 @@ TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
 TEST_F(ImapSessionTest, SubscriptionsAreNamesTheClientKeeps) {
     auto session = logged_in();
     EXPECT_EQ(send(*session, "c CREATE gone\r\n"), "c OK CREATE completed\r\n");
-    EXPECT_EQ(send(*session, "l LSUB \"\" gone\r\n"), "l OK LSUB completed\r\n");  // CREATE does not subscribe
+    EXPECT_EQ(send(*session, "l LSUB \"\" gone\r\n"),
+              "l OK LSUB completed\r\n");  // CREATE does not subscribe
     EXPECT_EQ(send(*session, "s SUBSCRIBE gone\r\n"), "s OK SUBSCRIBE completed\r\n");
     EXPECT_EQ(send(*session, "d DELETE gone\r\n"), "d OK DELETE completed\r\n");
     EXPECT_EQ(send(*session, "l LSUB \"\" gone\r\n"), "* LSUB () \"/\" gone\r\nl OK LSUB completed\r\n");
@@ -812,12 +829,14 @@ TEST_F(ImapSessionTest, SubscriptionsAreNamesTheClientKeeps) {
     // An unsubscribed parent of a subscribed child: "%" shows it \Noselect, "*" does not.
     EXPECT_EQ(send(*session, "c CREATE par/child\r\n"), "c OK CREATE completed\r\n");
     EXPECT_EQ(send(*session, "s SUBSCRIBE par/child\r\n"), "s OK SUBSCRIBE completed\r\n");
-    EXPECT_EQ(send(*session, "l LSUB \"\" p%\r\n"), "* LSUB (\\Noselect) \"/\" par\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" p%\r\n"),
+              "* LSUB (\\Noselect) \"/\" par\r\nl OK LSUB completed\r\n");
     EXPECT_EQ(send(*session, "l LSUB \"\" p*\r\n"), "* LSUB () \"/\" par/child\r\nl OK LSUB completed\r\n");
     EXPECT_EQ(send(*session, "l LSUB par/ %\r\n"), "* LSUB () \"/\" par/child\r\nl OK LSUB completed\r\n");
     EXPECT_EQ(send(*session, "r LIST (SUBSCRIBED RECURSIVEMATCH) \"\" p%\r\n"),
               "* LIST (\\HasChildren) \"/\" par (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\nr OK LIST completed\r\n");
-    EXPECT_EQ(send(*session, "u UNSUBSCRIBE par\r\n"), "u OK UNSUBSCRIBE completed\r\n");  // was not: still OK
+    EXPECT_EQ(send(*session, "u UNSUBSCRIBE par\r\n"),
+              "u OK UNSUBSCRIBE completed\r\n");  // was not: still OK
     EXPECT_EQ(send(*session, "u UNSUBSCRIBE gone\r\n"), "u OK UNSUBSCRIBE completed\r\n");
     EXPECT_EQ(send(*session, "m LIST (SUBSCRIBED) \"\" g*\r\n"), "m OK LIST completed\r\n");
     EXPECT_EQ(send(*session, "v LIST \"\" p* RETURN (SUBSCRIBED)\r\n"),
@@ -838,7 +857,8 @@ TEST_F(ImapSessionTest, FetchReadsRowsInBatchesOfTheUidsAsked) {
     send(*other, "x EXPUNGE\r\n");
     auto out = send(*session, "f FETCH 1:* (UID RFC822.SIZE)\r\n");
     std::size_t responses = 0;
-    for (std::size_t at = out.find(" FETCH (UID "); at != std::string::npos; at = out.find(" FETCH (UID ", at + 1))
+    for (std::size_t at = out.find(" FETCH (UID "); at != std::string::npos;
+         at = out.find(" FETCH (UID ", at + 1))
         ++responses;
     EXPECT_EQ(responses, 299u);
     EXPECT_THAT(out, HasSubstr(fmt::format("* 300 FETCH (UID 300 RFC822.SIZE {})\r\n", std::strlen(kFirst))));

@@ -12,8 +12,8 @@
 #include "base/strings.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
-#include "store/summary.h"
 #include "store/flags.h"
+#include "store/summary.h"
 
 namespace magpie::imap {
 namespace {
@@ -56,7 +56,6 @@ std::vector<std::string> parents_of(std::string_view name) {
         out.emplace_back(name.substr(0, i));
     return out;
 }
-
 
 }  // namespace
 
@@ -231,7 +230,8 @@ void Session::on_list(const std::string& tag, const List& command) {
         const bool in_hierarchy = hierarchy.contains(name);
         if (!mailbox) w.atom(command.extended || !in_hierarchy ? "\\NonExistent" : "\\Noselect");
         // A name only subscribed is no node of the hierarchy: it has no children to speak of (Dovecot).
-        if (in_hierarchy || has_children(name)) w.atom(has_children(name) ? "\\HasChildren" : "\\HasNoChildren");
+        if (in_hierarchy || has_children(name))
+            w.atom(has_children(name) ? "\\HasChildren" : "\\HasNoChildren");
         if (subscribed && (returns.subscribed || selection.subscribed)) w.atom("\\Subscribed");
         if (mailbox && mailbox->special_use != store::SpecialUse::none)
             w.atom(special_use_attribute(mailbox->special_use));
@@ -267,7 +267,8 @@ void Session::on_lsub(const std::string& tag, const Lsub& command) {
                 continue;
             }
             for (const auto& parent : parents_of(name))
-                if (!subscribed.contains(parent) && list_match(pattern, parent)) listed.emplace(parent, false);
+                if (!subscribed.contains(parent) && list_match(pattern, parent))
+                    listed.emplace(parent, false);
         }
     }
     for (const auto& [name, subscribed] : listed) {

@@ -494,9 +494,10 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
             return;
         }
     }
-    auto result = !move                           ? services_.store.copy_messages(view_->mailbox.id, uids, target->id)
-                  : target->id == view_->mailbox.id ? move_within(uids)
-                                                    : services_.store.move_messages(view_->mailbox.id, uids, target->id);
+    auto result = !move ? services_.store.copy_messages(view_->mailbox.id, uids, target->id)
+                  : target->id == view_->mailbox.id
+                      ? move_within(uids)
+                      : services_.store.move_messages(view_->mailbox.id, uids, target->id);
     if (!result) {
         reply_store_error(tag, result.error());
         return;
@@ -531,8 +532,8 @@ Result<store::CopyResult> Session::move_within(const std::vector<std::uint32_t>&
     std::vector<std::uint32_t> originals;
     for (const auto& pair : copied->uids) originals.push_back(pair.first);
     if (originals.empty()) return copied;
-    auto flagged = services_.store.store_flags(view_->mailbox.id, originals,
-                                               store::FlagUpdate{store::FlagOperation::add, {"\\Deleted"}, {}});
+    auto flagged = services_.store.store_flags(
+        view_->mailbox.id, originals, store::FlagUpdate{store::FlagOperation::add, {"\\Deleted"}, {}});
     if (!flagged) return flagged.error();
     auto expunged = services_.store.expunge(view_->mailbox.id, &originals);
     if (!expunged) return expunged.error();

@@ -519,8 +519,8 @@ void Session::enable_condstore() {
     // RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox is selected (other than SELECT,
     // which says it itself) tells the client where the mailbox stands, before its own responses.
     if (view_)
-        output_ += status_response("*", StatusKind::ok, fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq),
-                                   "Highest");
+        output_ += status_response("*", StatusKind::ok,
+                                   fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq), "Highest");
 }
 
 void Session::on_namespace(const std::string& tag) {
@@ -626,8 +626,8 @@ void Session::on_select(const std::string& tag, const Select& command,
     // older ones to at least 1), so it is always HIGHESTMODSEQ, never NOMODSEQ (which tells clients to
     // drop their cache); the max() only keeps that promise should a backend still say 0.
     output_ += status_response(
-        "*", StatusKind::ok, fmt::format("HIGHESTMODSEQ {}", std::max<std::uint64_t>(view_->highest_modseq, 1)),
-        "Highest");
+        "*", StatusKind::ok,
+        fmt::format("HIGHESTMODSEQ {}", std::max<std::uint64_t>(view_->highest_modseq, 1)), "Highest");
 
     // RFC 7162 3.2.5: what changed since the client's last known MODSEQ, when UIDVALIDITY still holds.
     if (command.qresync && command.qresync->uid_validity == view_->mailbox.uidvalidity) {

@@ -73,7 +73,7 @@ public:
     void tls_started();
     std::optional<std::int64_t> account_id() const;
     bool idling() const { return idle_tag_.has_value(); }
-    void idle_timeout();   // "* BYE Autologout; idle for too long", then Action::close
+    void idle_timeout();  // "* BYE Autologout; idle for too long", then Action::close
     // While idling: "* OK Still here" (the IO loop calls it every idle_keepalive_interval of silence), so
     // NATs keep the connection; outside IDLE it writes nothing.
     void idle_keepalive();
@@ -93,8 +93,8 @@ private:
     struct View {
         store::Mailbox mailbox;
         bool read_only = false;
-        std::vector<ViewMessage> messages;  // ascending UID
-        std::uint64_t highest_modseq = 0;   // changes up to here are reflected in messages
+        std::vector<ViewMessage> messages;         // ascending UID
+        std::uint64_t highest_modseq = 0;          // changes up to here are reflected in messages
         std::vector<std::string> announced_flags;  // the last FLAGS response sent (system flags first)
     };
 
@@ -108,7 +108,7 @@ private:
         bool need_rows = false;
         std::vector<store::Message> rows;  // ascending UID: those of indexes[.. rows_end) still present
         std::size_t rows_end = 0;
-        std::vector<bool> seen_now;        // per view index: \Seen set by this FETCH
+        std::vector<bool> seen_now;  // per view index: \Seen set by this FETCH
         bool unknown_cte = false;
         bool missing = false;
     };
@@ -165,7 +165,7 @@ private:
                  bool move);
     void on_expunge(const std::string& tag, const Expunge& command);
     Result<store::CopyResult> move_within(const std::vector<std::uint32_t>& uids);  // MOVE into itself
-    void on_search(const std::string& tag, const Search& command);  // search.cpp
+    void on_search(const std::string& tag, const Search& command);                  // search.cpp
 
     // The selected view.
     // Indexes into view_->messages named by a set; nullopt (after a BAD reply) when a number is invalid.
