@@ -198,13 +198,15 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (auto* t = section(root, "imap", status)) {
         auto& s = config.imap;
         MAGPIE_TRY(check_keys(*t, "imap",
-                              {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout", "max_line_octets",
+                              {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout",
+                               "idle_keepalive_interval", "max_line_octets",
                                "max_literal_octets", "max_nesting_depth", "max_sequence_set_ranges",
                                "max_search_keys", "max_connections", "max_connections_per_ip"}));
         MAGPIE_TRY(read_listen(*t, "imap", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "imap", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "imap", "allow_plaintext_login", s.allow_plaintext_login));
         MAGPIE_TRY(read(*t, "imap", "idle_timeout", s.idle_timeout));
+        MAGPIE_TRY(read(*t, "imap", "idle_keepalive_interval", s.idle_keepalive_interval));
         MAGPIE_TRY(read(*t, "imap", "max_line_octets", s.max_line_octets));
         MAGPIE_TRY(read(*t, "imap", "max_literal_octets", s.max_literal_octets));
         MAGPIE_TRY(read(*t, "imap", "max_nesting_depth", s.max_nesting_depth));
@@ -218,6 +220,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
             return make_error(Errc::invalid_argument, "[imap] limits must be positive (max_line_octets >= 1000)");
         }
         if (s.idle_timeout < 60) return make_error(Errc::invalid_argument, "[imap] idle_timeout is at least 60");
+        if (s.idle_keepalive_interval == 0)
+            return make_error(Errc::invalid_argument, "[imap] idle_keepalive_interval is at least 1");
     }
     MAGPIE_TRY(status);
     if (auto* t = section(root, "auth", status)) {

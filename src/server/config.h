@@ -41,6 +41,9 @@ struct ImapConfig {
     std::vector<ListenAddress> listen_tls;  // implicit TLS ports, e.g. ["0.0.0.0:993"]
     bool allow_plaintext_login = false;     // LOGIN/AUTHENTICATE before TLS (LOGINDISABLED otherwise)
     std::uint32_t idle_timeout = 1800;      // seconds without a command (RFC 9051 5.4: at least 30 minutes)
+    // Seconds between "* OK Still here" during IDLE, so NATs and carriers keep a silent connection (which
+    // they drop after 5 to 15 minutes) and push keeps working; Dovecot's imap_idle_notify_interval.
+    std::uint32_t idle_keepalive_interval = 120;
     std::size_t max_line_octets = 64 * 1024;          // one command's text, literals excluded
     std::uint64_t max_literal_octets = 50ull << 20;   // APPENDLIMIT (RFC 7889)
     std::size_t max_nesting_depth = 32;

@@ -58,7 +58,7 @@ struct Mailbox {
     std::uint32_t uidnext = 1;
     std::uint64_t highest_modseq = 0;
     SpecialUse special_use = SpecialUse::none;
-    bool subscribed = false;
+    bool subscribed = false;  // its name is in the account's subscriptions (list_subscriptions)
     std::uint32_t message_count = 0;
     std::uint64_t total_size = 0;
 };
@@ -141,6 +141,7 @@ struct FlagChange {
 };
 struct FlagStoreResult {
     std::vector<FlagChange> changed;           // messages whose flags changed, ascending UID; one new MODSEQ
+                                               // per transaction (max_messages_per_transaction messages)
     std::vector<std::uint32_t> unchanged;      // present, flags already as asked (no new MODSEQ)
     std::vector<std::uint32_t> modified;       // refused by UNCHANGEDSINCE (the MODIFIED response code)
 };
@@ -173,18 +174,23 @@ struct MailboxStatus {
     std::uint32_t uidvalidity = 0;
     std::uint64_t highest_modseq = 1;
     std::uint64_t size = 0;  // octets of all messages
+    std::uint32_t deleted = 0;       // messages flagged \Deleted (RFC 9051 6.3.11 DELETED)
+    std::uint64_t deleted_size = 0;  // their octets (RFC 9208 DELETED-STORAGE, in octets, not KiB)
 };
 
-// Counters for tests and metrics: group commit works when commits < deliveries.
+// Counters for tests and metrics: group commit works when commits < deliveries + writes.
 struct StoreStats {
     std::uint64_t deliveries = 0;         // deliveries acknowledged with success
     std::uint64_t failed_deliveries = 0;  // deliveries answered with an error (refusals included)
-    std::uint64_t commits = 0;            // delivery transactions committed (each is one WAL fsync)
+    std::uint64_t writes = 0;             // other write transactions' parts committed (IMAP, admin)
+    std::uint64_t commits = 0;            // transactions committed by the writer (each is one WAL fsync)
     std::uint64_t blob_files = 0;         // large blobs written to files
+    std::uint64_t queued = 0;             // deliveries and writes waiting for the committer right now
 };
 
-// Called after each commit that changed a mailbox, on the thread that committed: keep it short, and never
-// wait in it for a delivery (the committer would wait for itself).
+// Called after each commit that changed a mailbox, on the committer thread: keep it short, and never wait in
+// it for a delivery (the committer would wait for itself). A write called from it (or from a `done`) runs
+// on the committer thread in a transaction of its own.
 using ChangeListener =
     std::function<void(std::int64_t account_id, std::int64_t mailbox_id, std::uint64_t modseq)>;
 
@@ -197,7 +203,8 @@ public:
     virtual Result<void> delete_domain(std::string_view name) = 0;  // permission_denied while accounts exist
     virtual Result<std::vector<Domain>> list_domains() = 0;
 
-    // Accounts. Creating one also creates INBOX, Sent, Drafts, Trash, Junk and Archive with their roles.
+    // Accounts. Creating one also creates INBOX, Sent, Drafts, Trash, Junk and Archive with their roles,
+    // all subscribed (as Dovecot's autosubscribe does).
     virtual Result<Account> add_account(std::string_view address, std::string_view password_hash,
                                         const ScramCredentials& scram) = 0;
     virtual Result<void> set_password(std::string_view address, std::string_view password_hash,
@@ -218,7 +225,7 @@ public:
     // ours (address literal) is not_local_domain; invalid_argument only for a string without '@'.
     virtual Result<RecipientResult> resolve_recipient(std::string_view address) = 0;
 
-    // Mailboxes.
+    // Mailboxes. A new mailbox's HIGHESTMODSEQ is 1 (RFC 7162 3.1.2.1), so its first message gets MODSEQ 2.
     virtual Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) = 0;
     virtual Result<Mailbox> find_mailbox(std::int64_t account_id, std::string_view name) = 0;  // INBOX any case
 
@@ -237,8 +244,12 @@ public:
     virtual Result<std::string> read_blob(std::string_view blob_id) = 0;  // verifies nothing; fast path
 
     // ---- IMAP and JMAP operations (RFC 9051, RFC 7162 CONDSTORE/QRESYNC, RFC 4315 UIDPLUS, RFC 6851 MOVE).
-    // APPEND is deliver() with one target. Each call below is one transaction; the ones that change
-    // messages take new MODSEQs, write the change log and tell the change listener after the commit.
+    // APPEND is deliver() with one target. Every write below joins the deliveries' group commit (it waits
+    // for, and shares, their fsync). store_flags, expunge, copy_messages and move_messages split many
+    // messages into transactions of max_messages_per_transaction, each with its own MODSEQ, so deliveries
+    // commit between them; if a later one fails, the call returns its error and the earlier ones stay
+    // (a failed COPY removes the copies it made). The others are one transaction each. Writes that change
+    // messages take new MODSEQs, write the change log and tell the change listener after each commit.
     // Mailbox names are UTF-8 (the IMAP layer converts modified UTF-7), '/' separates levels; the store does
     // not create or delete parents. A backend that lacks these answers Errc::unavailable (the defaults).
 
@@ -248,6 +259,10 @@ public:
     virtual Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to);
     // Deletes the mailbox and its messages (not its inferiors); INBOX cannot be deleted (permission_denied).
     virtual Result<void> delete_mailbox(std::int64_t account_id, std::string_view name);
+    // Adds or removes a name (checked like a mailbox name, INBOX in any case) from the account's
+    // subscriptions, whether or not a mailbox of that name exists. not_found when unsubscribing a name that
+    // is not subscribed; limit_exceeded beyond max_subscriptions. RENAME moves the subscriptions of the
+    // renamed mailbox and its inferiors to the new names (as Cyrus does).
     virtual Result<void> set_subscribed(std::int64_t account_id, std::string_view name, bool subscribed);
 
     virtual Result<FlagStoreResult> store_flags(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids,
@@ -297,12 +312,14 @@ struct SqliteOptions {
     std::filesystem::path data_dir;  // holds magpie.db and blobs/
     bool read_only = false;
     std::size_t inline_blob_max = 128 * 1024;  // larger blobs go to files of their own
-    std::size_t max_batch = 256;               // deliveries per group commit
+    std::size_t max_batch = 256;               // deliveries and writes per group commit
+    std::size_t max_messages_per_transaction = 2000;  // one chunk of a STORE/EXPUNGE/COPY/MOVE
     std::size_t blob_writer_threads = 2;       // threads writing and fsyncing large blob files
     std::size_t max_queued = 10000;            // deliveries waiting for a commit; beyond: unavailable
     std::size_t max_message_bytes = 256 * 1024 * 1024;  // one message's content, stored or read back
     std::size_t max_targets = 1000;            // mailboxes one delivery may go to
-    std::size_t max_mailbox_name_bytes = 1024;  // UTF-8 octets of a mailbox name
+    std::size_t max_mailbox_name_bytes = 1024;  // UTF-8 octets of a mailbox name (or subscribed name)
+    std::size_t max_subscriptions = 10000;      // subscribed names per account
     FlagLimits flag_limits;
     std::size_t max_readers = 8;               // pooled read connections
     int busy_timeout_ms = 5000;                // how long a connection waits for another process's lock

@@ -7,6 +7,7 @@
 
 #include "base/time.h"
 #include "store/flags.h"
+#include "store/sqlite/queries.h"
 
 namespace magpie::store::sqlite {
 namespace {
@@ -29,6 +30,19 @@ Mailbox mailbox_from_row(const Statement& row) {
     mailbox.message_count = static_cast<std::uint32_t>(row.column_int64(8));
     mailbox.total_size = static_cast<std::uint64_t>(row.column_int64(9));
     return mailbox;
+}
+
+std::string uid_ranges_json(std::span<const std::uint32_t> uids) {
+    std::string ranges = "[";
+    for (std::size_t i = 0; i < uids.size();) {
+        std::size_t j = i;
+        while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+        if (ranges.size() > 1) ranges += ',';
+        ranges += fmt::format("[{},{}]", uids[i], uids[j]);
+        i = j + 1;
+    }
+    ranges += ']';
+    return ranges;
 }
 
 Message message_from_row(const Statement& row) {
@@ -88,7 +102,7 @@ Result<std::int64_t> insert_mailbox(Connection& db, std::int64_t account_id, std
     auto uidvalidity = next_uidvalidity(db);
     if (!uidvalidity) return uidvalidity.error();
     auto statement = db.prepare(
-        "INSERT INTO mailboxes(account_id, name, uidvalidity, special_use, subscribed) VALUES(?1, ?2, ?3, ?4, 1)");
+        "INSERT INTO mailboxes(account_id, name, uidvalidity, special_use, highest_modseq) VALUES(?1, ?2, ?3, ?4, 1)");
     if (!statement) return statement.error();
     statement->bind(1, account_id).bind_text(2, name).bind(3, *uidvalidity).bind(4, static_cast<std::int64_t>(special_use));
     auto inserted = statement->run();
@@ -101,14 +115,28 @@ Result<std::int64_t> insert_mailbox(Connection& db, std::int64_t account_id, std
     return db.last_insert_rowid();
 }
 
-Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std::uint64_t size) {
+Result<void> subscribe(Connection& db, std::int64_t account_id, std::string_view name) {
+    auto statement = db.prepare("INSERT INTO subscriptions(account_id, name) VALUES(?1, ?2) ON CONFLICT DO NOTHING");
+    if (!statement) return statement.error();
+    return statement->bind(1, account_id).bind_text(2, name).run();
+}
+
+Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std::uint64_t size,
+                                   std::uint32_t system_flags) {
     {
         auto allocate = db.prepare(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1, "
-            "message_count = message_count + 1, total_size = total_size + ?2 "
+            "message_count = message_count + 1, total_size = total_size + ?2, unseen_count = unseen_count + ?4, "
+            "deleted_count = deleted_count + ?5, deleted_size = deleted_size + ?6, recent_count = recent_count + 1 "
             "WHERE id = ?1 AND uidnext < ?3 RETURNING account_id, uidnext - 1, highest_modseq");
         if (!allocate) return allocate.error();
-        allocate->bind(1, mailbox_id).bind(2, static_cast<std::int64_t>(size)).bind(3, kMaxUid);
+        const bool deleted = (system_flags & flag_deleted) != 0;
+        allocate->bind(1, mailbox_id)
+            .bind(2, static_cast<std::int64_t>(size))
+            .bind(3, kMaxUid)
+            .bind(4, (system_flags & flag_seen) == 0 ? 1 : 0)
+            .bind(5, deleted ? 1 : 0)
+            .bind(6, deleted ? static_cast<std::int64_t>(size) : 0);
         auto row = allocate->step();
         if (!row) return row.error();
         if (*row) {
@@ -123,6 +151,55 @@ Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std:
     return make_error(Errc::limit_exceeded, fmt::format("mailbox {} has no UIDs left", mailbox_id));
 }
 
+void CounterDelta::count(int n, std::uint32_t system_flags, std::uint64_t bytes, bool is_recent) {
+    const auto octets = static_cast<std::int64_t>(bytes);
+    messages += n;
+    size += n * octets;
+    if ((system_flags & flag_seen) == 0) unseen += n;
+    if ((system_flags & flag_deleted) != 0) {
+        deleted += n;
+        deleted_size += n * octets;
+    }
+    if (is_recent) recent += n;
+}
+
+void CounterDelta::reflag(std::uint32_t before, std::uint32_t after, std::uint64_t bytes) {
+    count(-1, before, bytes, false);
+    count(+1, after, bytes, false);
+}
+
+bool CounterDelta::empty() const {
+    return messages == 0 && size == 0 && unseen == 0 && deleted == 0 && deleted_size == 0 && recent == 0;
+}
+
+Result<void> apply_counters(Connection& db, std::int64_t mailbox_id, const CounterDelta& delta) {
+    if (delta.empty()) return {};
+    auto statement = db.prepare(
+        "UPDATE mailboxes SET message_count = message_count + ?2, total_size = total_size + ?3, "
+        "unseen_count = unseen_count + ?4, deleted_count = deleted_count + ?5, deleted_size = deleted_size + ?6, "
+        "recent_count = recent_count + ?7 WHERE id = ?1");
+    if (!statement) return statement.error();
+    statement->bind(1, mailbox_id)
+        .bind(2, delta.messages)
+        .bind(3, delta.size)
+        .bind(4, delta.unseen)
+        .bind(5, delta.deleted)
+        .bind(6, delta.deleted_size)
+        .bind(7, delta.recent);
+    MAGPIE_TRY(statement->run());
+    if (db.changes() == 0) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+    return {};
+}
+
+Result<std::uint32_t> first_recent_uid(Connection& db, std::int64_t mailbox_id) {
+    auto statement = db.prepare("SELECT first_recent_uid FROM mailboxes WHERE id = ?1");
+    if (!statement) return statement.error();
+    auto row = statement->bind(1, mailbox_id).step();
+    if (!row) return row.error();
+    if (!*row) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+    return static_cast<std::uint32_t>(statement->column_int64(0));
+}
+
 Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id) {
     auto allocate = db.prepare(
         "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq");
@@ -133,6 +210,36 @@ Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id) {
     auto modseq = static_cast<std::uint64_t>(allocate->column_int64(0));
     MAGPIE_TRY(allocate->run());
     return modseq;
+}
+
+Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t size, bool in_file,
+                         const MessageSummary& summary, std::string_view inline_content) {
+    auto blob = db.prepare(
+        "INSERT INTO blobs(id, size, location, created_at, subject, from_header, to_header, cc_header, "
+        "date_header, message_id, in_reply_to, refs, structure) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING");
+    if (!blob) return blob.error();
+    blob->bind_text(1, blob_id)
+        .bind(2, static_cast<std::int64_t>(size))
+        .bind(3, in_file ? kLocationFile : kLocationInline)
+        .bind(4, unix_now())
+        .bind_text(5, summary.subject)
+        .bind_text(6, summary.from)
+        .bind_text(7, summary.to)
+        .bind_text(8, summary.cc)
+        .bind_text(9, summary.date)
+        .bind_text(10, summary.message_id)
+        .bind_text(11, summary.in_reply_to)
+        .bind_text(12, summary.references)
+        .bind_blob(13, summary.structure);
+    MAGPIE_TRY(blob->run());
+    if (db.changes() == 0) return false;
+    if (!in_file) {
+        auto content = db.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
+        if (!content) return content.error();
+        MAGPIE_TRY(content->bind_text(1, blob_id).bind_blob(2, inline_content).run());
+    }
+    return true;
 }
 
 Result<void> insert_message(Connection& db, const MessageRow& row) {
@@ -151,13 +258,56 @@ Result<void> insert_message(Connection& db, const MessageRow& row) {
     return message->run();
 }
 
+std::string json_numbers(std::span<const std::uint32_t> numbers) {
+    std::string json = "[";
+    for (std::uint32_t n : numbers) {
+        if (json.size() > 1) json += ',';
+        json += std::to_string(n);
+    }
+    json += ']';
+    return json;
+}
+
+std::string json_string(std::string_view text) {
+    std::string json = "\"";
+    for (char c : text) {
+        auto byte = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            json += '\\';
+            json += c;
+        } else if (byte < 0x20) {
+            json += fmt::format("\\u{:04x}", byte);
+        } else {
+            json += c;
+        }
+    }
+    json += '"';
+    return json;
+}
+
+Result<void> log_changes(Connection& db, std::int64_t mailbox_id, std::uint64_t modseq,
+                         std::span<const std::uint32_t> uids, ChangeKind kind) {
+    if (uids.empty()) return {};
+    const std::string set = json_numbers(uids);
+    if (kind != ChangeKind::appended) {
+        auto prune = db.prepare(kind == ChangeKind::flags ? queries::kPruneFlagChanges : queries::kPruneAllChangesOf);
+        if (!prune) return prune.error();
+        MAGPIE_TRY(prune->bind(1, mailbox_id).bind_text(2, set).run());
+    }
+    auto insert = db.prepare(queries::kLogChanges);
+    if (!insert) return insert.error();
+    return insert->bind(1, mailbox_id)
+        .bind(2, static_cast<std::int64_t>(modseq))
+        .bind_text(3, set)
+        .bind(4, static_cast<std::int64_t>(kind))
+        .run();
+}
+
 Result<void> log_change(Connection& db, std::int64_t mailbox_id, std::uint64_t modseq, std::uint32_t uid,
                         ChangeKind kind) {
     if (kind != ChangeKind::appended) {
         // "flags" supersedes an older "flags"; "expunged" supersedes everything before it.
-        auto prune = db.prepare(kind == ChangeKind::flags
-                                    ? "DELETE FROM change_log WHERE mailbox_id = ?1 AND uid = ?2 AND kind = 2"
-                                    : "DELETE FROM change_log WHERE mailbox_id = ?1 AND uid = ?2");
+        auto prune = db.prepare(kind == ChangeKind::flags ? queries::kPruneFlagChange : queries::kPruneAllChanges);
         if (!prune) return prune.error();
         MAGPIE_TRY(prune->bind(1, mailbox_id).bind(2, uid).run());
     }
