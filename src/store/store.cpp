@@ -41,6 +41,15 @@ Result<std::vector<Message>> Store::find_messages(std::int64_t, const std::vecto
     return unsupported("find_messages");
 }
 Result<std::uint32_t> Store::claim_recent(std::int64_t) { return unsupported("claim_recent"); }
+Result<std::vector<QueueEntry>> Store::lease_due(std::string_view, std::int64_t, std::int64_t, std::size_t) {
+    return unsupported("lease_due");
+}
+Result<std::size_t> Store::record_attempts(std::string_view, const std::vector<AttemptOutcome>&) {
+    return unsupported("record_attempts");
+}
+Result<std::vector<QueueEntry>> Store::list_queue(std::size_t) { return unsupported("list_queue"); }
+Result<QueueEntry> Store::find_queue_entry(std::int64_t) { return unsupported("find_queue_entry"); }
+Result<void> Store::delete_queue_entry(std::int64_t) { return unsupported("delete_queue_entry"); }
 Result<std::vector<std::string>> Store::list_subscriptions(std::int64_t) {
     return unsupported("list_subscriptions");
 }

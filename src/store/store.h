@@ -109,12 +109,64 @@ struct EnvelopeRecord {
     std::vector<EnvelopeRecipient> recipients;
 };
 
+// ---- The outgoing queue (issue 13): entries, per-recipient state, attempts and their transcripts.
+enum class QueueState { queued = 0, deferred = 1, delivered = 2, failed = 3 };
+
+// One delivery attempt to one recipient, as the delivery tracker shows it. Fields longer than the store's
+// bounds (max_attempt_field_bytes, max_transcript_bytes) are cut, marked "[...]".
+struct QueueAttempt {
+    std::int64_t at = 0;     // Unix seconds
+    std::string host;        // the MX (or smart host) name tried
+    std::string address;     // its IP address and port, e.g. "192.0.2.1:25"
+    std::string tls;         // e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" = none
+    std::string reply;       // the remote's reply for this recipient, or the connection error
+    std::string transcript;  // "C: ..." / "S: ..." lines, secrets and message text left out
+};
+
+struct QueueRecipient {
+    std::int64_t id = 0;
+    std::string address;  // as given in RCPT TO
+    std::string notify;   // DSN NOTIFY (RFC 3461), e.g. "FAILURE,DELAY"; "" = default
+    std::string orcpt;    // "rfc822;xtext" as sent, or ""
+    QueueState state = QueueState::queued;
+    std::string last_reply;
+    std::int64_t next_attempt_at = 0;  // Unix seconds
+    std::uint32_t attempt_count = 0;
+    std::vector<QueueAttempt> attempts;  // oldest first, the last max_attempts_kept; find_queue_entry only
+};
+
+struct QueueEntry {
+    std::int64_t id = 0;
+    std::string blob_id;       // the message, shared with any local copies
+    std::string reverse_path;  // "" = null sender
+    std::string dsn_ret;       // "", "FULL" or "HDRS"
+    std::string dsn_envid;     // xtext as sent, or ""
+    std::int64_t created_at = 0;
+    std::vector<QueueRecipient> recipients;
+};
+
+// The remote recipients of a Delivery: queued in the same transaction as its local copies.
+struct OutgoingMessage {
+    std::string reverse_path, dsn_ret, dsn_envid;
+    std::vector<EnvelopeRecipient> recipients;
+    std::int64_t first_attempt_at = 0;  // Unix seconds; 0 = at once
+};
+
+// What a worker learned about one recipient it leased.
+struct AttemptOutcome {
+    std::int64_t recipient_id = 0;
+    QueueState state = QueueState::deferred;  // delivered, deferred or failed
+    std::int64_t next_attempt_at = 0;         // when deferred
+    QueueAttempt attempt;                     // its reply becomes the recipient's last_reply
+};
+
 struct Delivery {
     std::string content;  // the full RFC 5322 bytes to store, trace headers included
     std::int64_t internal_date = 0;  // Unix seconds (RFC 9051 2.3.3); 0 means "when committed"
-    std::vector<DeliveryTarget> targets;
+    std::vector<DeliveryTarget> targets;  // may be empty when `outgoing` has recipients
     MessageSummary summary;
     std::optional<EnvelopeRecord> envelope;  // stored in the same transaction when present
+    std::optional<OutgoingMessage> outgoing;  // queued in the same transaction when present
 };
 
 struct Delivered {
@@ -125,6 +177,7 @@ struct Delivered {
         std::uint64_t modseq = 0;
     };
     std::vector<Placed> placed;  // one per target, in target order
+    std::int64_t queue_id = 0;   // the queue entry of `outgoing`, 0 when there was none
 };
 
 // RFC 9051 6.4.6 STORE, with RFC 7162 3.1.3 UNCHANGEDSINCE.
@@ -302,6 +355,25 @@ public:
     // subscribe and DELETE does not unsubscribe; a subscribed name may not exist. UTF-8 names, sorted.
     virtual Result<std::vector<std::string>> list_subscriptions(std::int64_t account_id);
 
+    // ---- The outgoing queue. Entries are created by deliver() (Delivery::outgoing), in the transaction of
+    // the local copies. `now` is the caller's clock (Unix seconds), so schedules are testable.
+    // Leases up to `limit` recipients that are due (queued or deferred, next attempt <= now) and whose lease
+    // is free or expired, to `owner` until now + lease_seconds: a recipient is leased by one worker at a
+    // time, and a dead worker's recipients are free again once its lease lapses. Entries come grouped by
+    // message (oldest attempt first), each with only its leased recipients.
+    virtual Result<std::vector<QueueEntry>> lease_due(std::string_view owner, std::int64_t now,
+                                                      std::int64_t lease_seconds, std::size_t limit);
+    // Records the outcome of attempts on recipients leased to `owner` and frees their leases, in one
+    // transaction. An outcome for a recipient the owner no longer holds (its lease lapsed and was taken) is
+    // skipped: returns how many were recorded. invalid_argument for a state of queued.
+    virtual Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes);
+    // Every entry, oldest first, with its recipients (without attempts); at most `limit`.
+    virtual Result<std::vector<QueueEntry>> list_queue(std::size_t limit);
+    // One entry with its recipients and their attempts (the delivery tracker); not_found.
+    virtual Result<QueueEntry> find_queue_entry(std::int64_t id);
+    // Removes an entry with its recipients and attempts; its blob may become garbage. not_found.
+    virtual Result<void> delete_queue_entry(std::int64_t id);
+
     // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
     virtual void set_change_listener(ChangeListener listener) = 0;
 
@@ -318,6 +390,10 @@ struct SqliteOptions {
     std::size_t max_queued = 10000;            // deliveries waiting for a commit; beyond: unavailable
     std::size_t max_message_bytes = 256 * 1024 * 1024;  // one message's content, stored or read back
     std::size_t max_targets = 1000;            // mailboxes one delivery may go to
+    std::size_t max_remote_recipients = 1000;  // queued recipients of one delivery
+    std::size_t max_attempt_field_bytes = 2048;  // host, address, TLS and reply of a queue attempt
+    std::size_t max_transcript_bytes = 16 * 1024;  // one attempt's SMTP transcript
+    std::size_t max_attempts_kept = 32;        // per recipient; older attempts are dropped
     std::size_t max_mailbox_name_bytes = 1024;  // UTF-8 octets of a mailbox name (or subscribed name)
     std::size_t max_subscriptions = 10000;      // subscribed names per account
     FlagLimits flag_limits;

@@ -212,6 +212,10 @@ INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES (1, 1, 1, 1), (1, 2
         EXPECT_TRUE(inbox->subscribed);
         EXPECT_FALSE(trash->subscribed);
 
+        auto queue = store.list_queue(10);  // version 4's queue tables exist, empty
+        ASSERT_TRUE(queue) << queue.error().message;
+        EXPECT_TRUE(queue->empty());
+
         auto states = store.list_states(inbox->id);
         ASSERT_TRUE(states);
         ASSERT_EQ(states->size(), 3u);

@@ -33,7 +33,14 @@ void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered
         done(std::move(error));
     };
     if (!writer_) return refuse(make_error(Errc::permission_denied, "the store is open read-only"));
-    if (delivery.targets.empty()) return refuse(make_error(Errc::invalid_argument, "delivery has no target"));
+    const bool remote = delivery.outgoing && !delivery.outgoing->recipients.empty();
+    if (delivery.targets.empty() && !remote) {
+        return refuse(make_error(Errc::invalid_argument, "delivery has no target"));
+    }
+    if (delivery.outgoing && delivery.outgoing->recipients.size() > options_.max_remote_recipients) {
+        return refuse(make_error(Errc::limit_exceeded,
+                                 fmt::format("more than {} remote recipients", options_.max_remote_recipients)));
+    }
     if (delivery.targets.size() > options_.max_targets) {
         return refuse(make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets)));
     }
@@ -282,6 +289,11 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
 
     Delivered delivered;
     delivered.blob_id = pending.blob_id;
+    if (delivery.outgoing && !delivery.outgoing->recipients.empty()) {
+        auto queued = insert_queue_entry(db, pending.blob_id, *delivery.outgoing);
+        if (!queued) return queued.error();
+        delivered.queue_id = *queued;
+    }
     const std::int64_t internal_date = delivery.internal_date != 0 ? delivery.internal_date : unix_now();
     for (std::size_t i = 0; i < delivery.targets.size(); ++i) {
         std::int64_t mailbox_id = delivery.targets[i].mailbox_id;

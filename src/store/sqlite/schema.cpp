@@ -173,6 +173,57 @@ CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE (system_flags &
 CREATE INDEX messages_unseen ON messages(mailbox_id, uid) WHERE (system_flags & 1) = 0;
 )sql";
 
+// Version 4: the outgoing queue (issue 13), written in the same transaction as the local copies of a
+// delivery. One queue_messages row per accepted message (its blob, envelope sender and DSN RET/ENVID), one
+// queue_recipients row per remote recipient with its state, last reply, next attempt and lease, and one
+// queue_attempts row per delivery attempt with a bounded SMTP transcript (the delivery tracker).
+// - A lease (owner, expiry) marks recipients a worker is delivering; an expired lease is free again, so a
+//   dead node's work is taken over. PostgreSQL will take the same rows with FOR UPDATE SKIP LOCKED.
+// - queue_recipients_due serves "due and not leased" without visiting delivered or failed rows.
+// - A queue entry references its blob, so the blob is not garbage while the entry exists (nor while a kept
+//   DSN envelope names it: envelopes_blob lets the collector ask).
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE queue_messages(
+  id INTEGER PRIMARY KEY,
+  blob_id TEXT NOT NULL REFERENCES blobs(id),
+  reverse_path TEXT NOT NULL,
+  dsn_ret TEXT NOT NULL,
+  dsn_envid TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX queue_messages_blob ON queue_messages(blob_id);
+
+CREATE TABLE queue_recipients(
+  id INTEGER PRIMARY KEY,
+  message_id INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  notify TEXT NOT NULL,
+  orcpt TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  last_reply TEXT NOT NULL DEFAULT '',
+  next_attempt_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_owner TEXT NOT NULL DEFAULT '',
+  lease_expires_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
+CREATE INDEX queue_recipients_due ON queue_recipients(next_attempt_at) WHERE state IN (0, 1);
+
+CREATE TABLE queue_attempts(
+  id INTEGER PRIMARY KEY,
+  recipient_id INTEGER NOT NULL REFERENCES queue_recipients(id) ON DELETE CASCADE,
+  at INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  address TEXT NOT NULL,
+  tls TEXT NOT NULL,
+  reply TEXT NOT NULL,
+  transcript TEXT NOT NULL
+);
+CREATE INDEX queue_attempts_recipient ON queue_attempts(recipient_id);
+
+CREATE INDEX envelopes_blob ON envelopes(blob_id);
+)sql";
+
 }  // namespace
 
 const char* schema_step(int version) {
@@ -180,6 +231,7 @@ const char* schema_step(int version) {
         case 1: return kSchemaV1;
         case 2: return kSchemaV2;
         case 3: return kSchemaV3;
+        case 4: return kSchemaV4;
         default: return nullptr;
     }
 }

@@ -115,6 +115,13 @@ public:
     Result<std::uint32_t> claim_recent(std::int64_t mailbox_id) override;
     Result<std::vector<std::string>> list_subscriptions(std::int64_t account_id) override;
 
+    Result<std::vector<QueueEntry>> lease_due(std::string_view owner, std::int64_t now, std::int64_t lease_seconds,
+                                              std::size_t limit) override;
+    Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes) override;
+    Result<std::vector<QueueEntry>> list_queue(std::size_t limit) override;
+    Result<QueueEntry> find_queue_entry(std::int64_t id) override;
+    Result<void> delete_queue_entry(std::int64_t id) override;
+
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
 
@@ -178,6 +185,10 @@ private:
     void committer_loop();
     void commit_batch(std::vector<Work>& batch);
     Result<Delivered> apply_delivery(const Pending& pending, Changes& changes);
+    // Inserts the queue entry of a delivery's remote recipients; returns its id.
+    Result<std::int64_t> insert_queue_entry(Connection& db, const std::string& blob_id, const OutgoingMessage& outgoing);
+    // Cuts a queue attempt's fields to the configured bounds.
+    QueueAttempt bounded(const QueueAttempt& attempt) const;
 
     SqliteOptions options_;
     BlobFiles blob_files_;
