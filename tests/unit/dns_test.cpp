@@ -117,6 +117,11 @@ private:
             "--mx-host=mixed.test,gone.test,5",
             "--mx-host=mixed.test,mx1.example.test,10",
             "--address=/blocked.test/",
+            // TXT, one string and two strings in one record (joined on lookup); a PTR for mx1's address.
+            "--txt-record=example.test,v=spf1 mx -all",
+            "--txt-record=example.test,other record",
+            "--txt-record=_dmarc.example.test,v=DMARC1; p=reject; ,rua=mailto:d@example.test",
+            "--ptr-record=11.0.0.127.in-addr.arpa,mx1.example.test",
             // Forwarded to a server that does not answer: the lookup fails for the time being.
             "--server=/dead.test/127.0.0.1#9",
         };
@@ -383,6 +388,50 @@ TEST(Dns, WildcardStaticRouteIsASmartHost) {
     EXPECT_TRUE(route->static_route);
     EXPECT_EQ(route->targets.at(0).addresses, std::vector<std::string>{"::1"});
     EXPECT_EQ(route->targets.at(0).port, 465);
+}
+
+TEST_F(DnsTest, TxtRecordsComeBackWholeWithTheirStringsJoined) {
+    auto resolver = Resolver::create(config());
+    ASSERT_TRUE(resolver.ok());
+    auto txt = (*resolver)->lookup_blocking(RecordType::txt, "example.test");
+    ASSERT_TRUE(txt.ok()) << txt.error().message;
+    EXPECT_EQ(std::set<std::string>(txt->begin(), txt->end()),
+              (std::set<std::string>{"v=spf1 mx -all", "other record"}));
+    auto dmarc = (*resolver)->lookup_blocking(RecordType::txt, "_dmarc.example.test");
+    ASSERT_TRUE(dmarc.ok()) << dmarc.error().message;
+    EXPECT_EQ(*dmarc, std::vector<std::string>{"v=DMARC1; p=reject; rua=mailto:d@example.test"});
+}
+
+TEST_F(DnsTest, RecordLookupsTellNxdomainFromNodata) {
+    auto resolver = Resolver::create(config());
+    ASSERT_TRUE(resolver.ok());
+    auto nodata = (*resolver)->lookup_blocking(RecordType::txt, "mx1.example.test");
+    ASSERT_TRUE(nodata.ok()) << nodata.error().message;
+    EXPECT_TRUE(nodata->empty());
+    auto nxdomain = (*resolver)->lookup_blocking(RecordType::txt, "nowhere.test");
+    ASSERT_FALSE(nxdomain.ok());
+    EXPECT_EQ(nxdomain.error().code, Errc::not_found);
+    auto dead = (*resolver)->lookup_blocking(RecordType::txt, "dead.test");
+    ASSERT_FALSE(dead.ok());
+    EXPECT_EQ(dead.error().code, Errc::unavailable);
+}
+
+TEST_F(DnsTest, AddressMxAndPtrRecordsAsText) {
+    auto resolver = Resolver::create(config());
+    ASSERT_TRUE(resolver.ok());
+    auto& r = **resolver;
+    EXPECT_EQ(*r.lookup_blocking(RecordType::a, "mx2.example.test"), std::vector<std::string>{"127.0.0.12"});
+    EXPECT_EQ(*r.lookup_blocking(RecordType::aaaa, "mx2.example.test"), std::vector<std::string>{"fd00::12"});
+    auto mx = r.lookup_blocking(RecordType::mx, "example.test");
+    ASSERT_TRUE(mx.ok());
+    ASSERT_EQ(mx->size(), 3u);
+    EXPECT_EQ(mx->back(), "mx3.example.test");
+    auto ptr = r.lookup_blocking(RecordType::ptr, "127.0.0.11");
+    ASSERT_TRUE(ptr.ok()) << ptr.error().message;
+    EXPECT_EQ(*ptr, std::vector<std::string>{"mx1.example.test"});
+    auto not_ip = r.lookup_blocking(RecordType::ptr, "example.test");
+    ASSERT_FALSE(not_ip.ok());
+    EXPECT_EQ(not_ip.error().code, Errc::invalid_argument);
 }
 
 TEST(Dns, RefusesWhatIsNotADomainName) {
