@@ -17,92 +17,19 @@
 #include <vector>
 
 #include "dns/resolver.h"
-
-extern char** environ;
+#include "dnsmasq.h"
 
 namespace magpie::dns {
 namespace {
 
-constexpr const char* kDnsmasq = "/usr/sbin/dnsmasq";
-constexpr const char* kAddress = "127.0.0.53";
+using testing::Dnsmasq;
+using testing::kAddress;
+using testing::free_port;
 
-// A port free for both UDP and TCP on kAddress (dnsmasq binds both), or 0.
-int free_port() {
-    for (int attempt = 0; attempt < 20; ++attempt) {
-        int udp = socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        inet_pton(AF_INET, kAddress, &addr.sin_addr);
-        socklen_t len = sizeof addr;
-        if (bind(udp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-            getsockname(udp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-            close(udp);
-            continue;
-        }
-        int tcp = socket(AF_INET, SOCK_STREAM, 0);
-        bool ok = bind(tcp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-        close(tcp);
-        close(udp);
-        if (ok) return ntohs(addr.sin_port);
-    }
-    return 0;
-}
-
-// True while something is bound to kAddress:port over UDP.
-bool udp_port_taken(int port) {
-    int udp = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    inet_pton(AF_INET, kAddress, &addr.sin_addr);
-    bool taken = bind(udp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0;
-    close(udp);
-    return taken;
-}
-
-class Dnsmasq {
-public:
-    // Starts dnsmasq; port() is 0 when it could not start (why() says why). Another test process may take
-    // the free port first: then it tries again on another.
-    Dnsmasq() {
-        installed_ = access(kDnsmasq, X_OK) == 0;
-        if (!installed_) {
-            why_ = std::string(kDnsmasq) + " is not installed (Debian package dnsmasq-base)";
-            return;
-        }
-        for (int attempt = 0; attempt < 3 && port_ == 0; ++attempt) {
-            int port = free_port();
-            if (port == 0) {
-                why_ = "no free port on 127.0.0.53";
-                continue;
-            }
-            start(port);
-        }
-    }
-    ~Dnsmasq() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    bool installed() const { return installed_; }
-    int port() const { return port_; }
-    const std::string& why() const { return why_; }
-
-private:
-    void start(int port) {
-        std::vector<std::string> args = {
-            kDnsmasq,
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            std::string("--listen-address=") + kAddress,
-            "--port=" + std::to_string(port),
-            "--pid-file=",
-            "--user=root",
-            "--log-facility=/dev/null",
+class DnsTest : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        server_ = new Dnsmasq({
             // Every name under .test is answered here only: unknown ones get NXDOMAIN.
             "--local=/test/",
             "--mx-host=example.test,mx1.example.test,10",
@@ -124,35 +51,8 @@ private:
             "--ptr-record=11.0.0.127.in-addr.arpa,mx1.example.test",
             // Forwarded to a server that does not answer: the lookup fails for the time being.
             "--server=/dead.test/127.0.0.1#9",
-        };
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        if (posix_spawn(&pid_, kDnsmasq, nullptr, nullptr, argv.data(), environ) != 0) {
-            why_ = "posix_spawn of dnsmasq failed";
-            pid_ = 0;
-            return;
-        }
-        for (int i = 0; i < 100 && !udp_port_taken(port); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        int status = 0;
-        if (waitpid(pid_, &status, WNOHANG) != 0) {
-            why_ = "dnsmasq exited at start";
-            pid_ = 0;
-            return;
-        }
-        port_ = port;
+        });
     }
-
-    bool installed_ = false;
-    pid_t pid_ = 0;
-    int port_ = 0;
-    std::string why_;
-};
-
-class DnsTest : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() { server_ = new Dnsmasq(); }
     static void TearDownTestSuite() {
         delete server_;
         server_ = nullptr;
