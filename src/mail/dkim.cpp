@@ -229,6 +229,10 @@ Result<std::string> sign(std::string_view message, const PrivateKey& key, const 
     if (options.domain.empty() || options.selector.empty()) return bad("DKIM signing needs a domain and a selector");
     if (std::find(options.headers.begin(), options.headers.end(), "from") == options.headers.end())
         return bad("DKIM signatures must cover From (RFC 6376 5.4)");
+    // A first line that continues nothing, or an mbox "From " line, would join our field or stop being
+    // skipped once the signature is on top: the signed header would not be the one verifiers see.
+    if (!message.empty() && (message[0] == ' ' || message[0] == '\t' || message.starts_with("From ")))
+        return bad("the message does not start with a header field");
     ParsedMessage parsed = parse_message(message, Limits{.max_header_octets = SIZE_MAX});
     Signature sig;
     sig.algorithm = key.algorithm();

@@ -345,6 +345,17 @@ TEST(DkimSign, RefusesAMessageWithoutFrom) {
     EXPECT_FALSE(sign("Subject: x\r\n\r\nbody\r\n", *key, options));
 }
 
+TEST(DkimSign, RefusesAMessageWhoseFirstLineWouldJoinTheSignature) {
+    auto key = PrivateKey::from_ed25519_seed_base64(kEd25519Seed);
+    ASSERT_TRUE(key);
+    SignOptions options;
+    options.domain = "example.com";
+    options.selector = "s";
+    // Found by fuzz_mail_dkim: a leading folded line became part of the DKIM-Signature field.
+    EXPECT_FALSE(sign(" x\r\nFrom: a@example.com\r\n\r\nbody\r\n", *key, options));
+    EXPECT_FALSE(sign("From a@example.com Sun Nov 29 2026\r\nFrom: a@example.com\r\n\r\nbody\r\n", *key, options));
+}
+
 TEST(DkimKeys, PemRoundTripKeepsTheKey) {
     auto key = PrivateKey::generate(Algorithm::rsa_sha256, 2048);
     ASSERT_TRUE(key);
