@@ -1,14 +1,13 @@
 #include "cli/dns.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
 #include <pwd.h>
 #include <unistd.h>
 
 #include <ctime>
 #include <iostream>
-
-#include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include "base/strings.h"
 #include "dns/resolver.h"
@@ -48,7 +47,8 @@ std::string reverse_name(const std::string& address) {
 }
 
 // The server's public addresses: the one given, or its host name's A/AAAA records.
-std::vector<std::string> server_addresses(const std::string& hostname, const std::string& given, std::string& why) {
+std::vector<std::string> server_addresses(const std::string& hostname, const std::string& given,
+                                          std::string& why) {
     if (!given.empty()) return {given};
     dns::ResolverConfig config;
     config.timeout_ms = 2000;
@@ -61,8 +61,10 @@ std::vector<std::string> server_addresses(const std::string& hostname, const std
     std::vector<std::string> out;
     for (auto type : {dns::RecordType::a, dns::RecordType::aaaa}) {
         auto answer = (*resolver)->lookup_blocking(type, hostname);
-        if (answer) out.insert(out.end(), answer->begin(), answer->end());
-        else why = answer.error().message;
+        if (answer)
+            out.insert(out.end(), answer->begin(), answer->end());
+        else
+            why = answer.error().message;
     }
     return out;
 }
@@ -84,7 +86,8 @@ std::string today() {
 
 }  // namespace
 
-int print_dns_records(const server::Config& config, const std::string& domain_in, const std::string& address) {
+int print_dns_records(const server::Config& config, const std::string& domain_in,
+                      const std::string& address) {
     std::string domain = to_lower(domain_in);
     while (domain.ends_with('.')) domain.pop_back();
     const std::string host = to_lower(config.hostname);
@@ -99,8 +102,8 @@ int print_dns_records(const server::Config& config, const std::string& domain_in
     }
     const std::string host_dot = host + ".";
 
-    std::cout << fmt::format("; DNS records for {} (mail host {}). Paste into the zone of {}.\n\n", domain, host,
-                             domain);
+    std::cout << fmt::format("; DNS records for {} (mail host {}). Paste into the zone of {}.\n\n", domain,
+                             host, domain);
     std::cout << "; Where mail for the domain goes (RFC 5321 5.1).\n";
     record(domain, "MX", "10 " + host_dot);
 
@@ -109,18 +112,21 @@ int print_dns_records(const server::Config& config, const std::string& domain_in
 
     std::cout << "\n; DKIM (RFC 6376, RFC 8463): the public halves of the signing keys.\n";
     if (keys->empty()) {
-        std::cout << fmt::format("; No DKIM keys for {} yet. Create them with:\n;   magpie dkim keygen {}\n"
-                                 "; then run magpie dns {} again.\n",
-                                 domain, domain, domain);
+        std::cout << fmt::format(
+            "; No DKIM keys for {} yet. Create them with:\n;   magpie dkim keygen {}\n"
+            "; then run magpie dns {} again.\n",
+            domain, domain, domain);
     }
-    for (const auto& key : *keys) record(key.selector + "._domainkey." + domain, "TXT", txt_data(key.key_record));
+    for (const auto& key : *keys)
+        record(key.selector + "._domainkey." + domain, "TXT", txt_data(key.key_record));
 
     std::cout << "\n; DMARC (RFC 7489): unaligned mail is quarantined; aggregate reports to postmaster.\n";
     record("_dmarc." + domain, "TXT", txt_data("v=DMARC1; p=quarantine; rua=mailto:postmaster@" + domain));
 
     std::string policy = "version: STSv1\r\nmode: enforce\r\nmx: " + host + "\r\nmax_age: 604800\r\n";
     std::cout << "\n; MTA-STS (RFC 8461): senders must use TLS to the MX; the policy is served at\n"
-              << "; https://mta-sts." << domain << "/.well-known/mta-sts.txt (mode enforce, mx " << host << ").\n";
+              << "; https://mta-sts." << domain << "/.well-known/mta-sts.txt (mode enforce, mx " << host
+              << ").\n";
     record("_mta-sts." + domain, "TXT", txt_data("v=STSv1; id=" + mta_sts_id(policy)));
     record("mta-sts." + domain, "CNAME", host_dot);
     std::cout << "\n; TLS reporting (RFC 8460).\n";
@@ -151,9 +157,10 @@ int print_dns_records(const server::Config& config, const std::string& domain_in
         record(reverse, "PTR", host_dot);
     }
     if (addresses.empty()) {
-        std::cout << fmt::format("; {} has no address in DNS yet ({}). Publish its A/AAAA records, then set\n"
-                                 "; the PTR of each address to {} (or run magpie dns {} --address IP).\n",
-                                 host, why.empty() ? "no A or AAAA record" : why, host_dot, domain);
+        std::cout << fmt::format(
+            "; {} has no address in DNS yet ({}). Publish its A/AAAA records, then set\n"
+            "; the PTR of each address to {} (or run magpie dns {} --address IP).\n",
+            host, why.empty() ? "no A or AAAA record" : why, host_dot, domain);
     }
     return 0;
 }
@@ -177,7 +184,8 @@ int dkim_keygen(const server::Config& config, const std::string& domain, const s
         return 1;
     }
     std::string lower = to_lower(domain);
-    std::cout << "; Created; publish these records (magpie dns " << lower << " prints all the domain needs):\n";
+    std::cout << "; Created; publish these records (magpie dns " << lower
+              << " prints all the domain needs):\n";
     for (const auto& key : *created) {
         std::cout << "; " << key.path.string() << "\n";
         record(key.selector + "._domainkey." + lower, "TXT", txt_data(key.key_record));

@@ -104,22 +104,32 @@ std::optional<std::string> reverse_name(std::string_view address) {
 
 int ns_type(RecordType type) {
     switch (type) {
-        case RecordType::txt: return ns_t_txt;
-        case RecordType::a: return ns_t_a;
-        case RecordType::aaaa: return ns_t_aaaa;
-        case RecordType::mx: return ns_t_mx;
-        case RecordType::ptr: return ns_t_ptr;
+        case RecordType::txt:
+            return ns_t_txt;
+        case RecordType::a:
+            return ns_t_a;
+        case RecordType::aaaa:
+            return ns_t_aaaa;
+        case RecordType::mx:
+            return ns_t_mx;
+        case RecordType::ptr:
+            return ns_t_ptr;
     }
     return ns_t_txt;
 }
 
 const char* type_name(RecordType type) {
     switch (type) {
-        case RecordType::txt: return "TXT";
-        case RecordType::a: return "A";
-        case RecordType::aaaa: return "AAAA";
-        case RecordType::mx: return "MX";
-        case RecordType::ptr: return "PTR";
+        case RecordType::txt:
+            return "TXT";
+        case RecordType::a:
+            return "A";
+        case RecordType::aaaa:
+            return "AAAA";
+        case RecordType::mx:
+            return "MX";
+        case RecordType::ptr:
+            return "PTR";
     }
     return "?";
 }

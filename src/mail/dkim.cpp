@@ -15,7 +15,9 @@ namespace magpie::mail::dkim {
 
 namespace {
 
-EVP_PKEY* as_pkey(void* p) { return static_cast<EVP_PKEY*>(p); }
+EVP_PKEY* as_pkey(void* p) {
+    return static_cast<EVP_PKEY*>(p);
+}
 
 struct PkeyFree {
     void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
@@ -30,7 +32,9 @@ struct BioFree {
 };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 
-Error bad(std::string message) { return make_error(Errc::invalid_argument, std::move(message)); }
+Error bad(std::string message) {
+    return make_error(Errc::invalid_argument, std::move(message));
+}
 
 std::string sha256(std::string_view data) {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -41,9 +45,12 @@ std::string sha256(std::string_view data) {
 
 Result<Algorithm> algorithm_of(EVP_PKEY* pkey) {
     switch (EVP_PKEY_get_base_id(pkey)) {
-        case EVP_PKEY_RSA: return Algorithm::rsa_sha256;
-        case EVP_PKEY_ED25519: return Algorithm::ed25519_sha256;
-        default: return bad("DKIM keys are RSA or Ed25519");
+        case EVP_PKEY_RSA:
+            return Algorithm::rsa_sha256;
+        case EVP_PKEY_ED25519:
+            return Algorithm::ed25519_sha256;
+        default:
+            return bad("DKIM keys are RSA or Ed25519");
     }
 }
 
@@ -71,8 +78,9 @@ bool check_signature(EVP_PKEY* pkey, Algorithm algorithm, std::string_view data,
     std::string input = algorithm == Algorithm::ed25519_sha256 ? sha256(data) : std::string(data);
     const EVP_MD* md = algorithm == Algorithm::ed25519_sha256 ? nullptr : EVP_sha256();
     return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, pkey) == 1 &&
-           EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
-                            reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+           EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                            signature.size(), reinterpret_cast<const unsigned char*>(input.data()),
+                            input.size()) == 1;
 }
 
 // The key record's p=: SubjectPublicKeyInfo for RSA (what everyone publishes), or a bare RSAPublicKey
@@ -164,7 +172,9 @@ PrivateKey& PrivateKey::operator=(PrivateKey&& other) noexcept {
     algorithm_ = other.algorithm_;
     return *this;
 }
-PrivateKey::~PrivateKey() { EVP_PKEY_free(as_pkey(pkey_)); }
+PrivateKey::~PrivateKey() {
+    EVP_PKEY_free(as_pkey(pkey_));
+}
 
 Result<PrivateKey> PrivateKey::from_pem(std::string_view pem) {
     BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
@@ -194,7 +204,8 @@ Result<PrivateKey> PrivateKey::generate(Algorithm algorithm, unsigned rsa_bits) 
 
 std::string PrivateKey::to_pem() const {
     BioPtr bio(BIO_new(BIO_s_mem()));
-    if (!bio || PEM_write_bio_PrivateKey(bio.get(), as_pkey(pkey_), nullptr, nullptr, 0, nullptr, nullptr) != 1)
+    if (!bio ||
+        PEM_write_bio_PrivateKey(bio.get(), as_pkey(pkey_), nullptr, nullptr, 0, nullptr, nullptr) != 1)
         return {};
     char* data = nullptr;
     long length = BIO_get_mem_data(bio.get(), &data);
@@ -218,15 +229,27 @@ std::string PrivateKey::key_record() const {
 }
 
 const std::vector<std::string>& default_signed_headers() {
-    static const std::vector<std::string> headers = {
-        "from",        "reply-to",   "subject",      "date",         "to",
-        "cc",          "message-id", "in-reply-to",  "references",   "mime-version",
-        "content-type", "content-transfer-encoding", "list-id", "list-unsubscribe", "list-unsubscribe-post"};
+    static const std::vector<std::string> headers = {"from",
+                                                     "reply-to",
+                                                     "subject",
+                                                     "date",
+                                                     "to",
+                                                     "cc",
+                                                     "message-id",
+                                                     "in-reply-to",
+                                                     "references",
+                                                     "mime-version",
+                                                     "content-type",
+                                                     "content-transfer-encoding",
+                                                     "list-id",
+                                                     "list-unsubscribe",
+                                                     "list-unsubscribe-post"};
     return headers;
 }
 
 Result<std::string> sign(std::string_view message, const PrivateKey& key, const SignOptions& options) {
-    if (options.domain.empty() || options.selector.empty()) return bad("DKIM signing needs a domain and a selector");
+    if (options.domain.empty() || options.selector.empty())
+        return bad("DKIM signing needs a domain and a selector");
     if (std::find(options.headers.begin(), options.headers.end(), "from") == options.headers.end())
         return bad("DKIM signatures must cover From (RFC 6376 5.4)");
     // A first line that continues nothing, or an mbox "From " line, would join our field or stop being
@@ -249,7 +272,8 @@ Result<std::string> sign(std::string_view message, const PrivateKey& key, const 
                                           [&](const HeaderField& f) { return iequals(f.name, name); });
         if (name == "from") has_from = count > 0;
         if (count == 0 && !options.oversign) continue;
-        for (std::size_t i = 0; i < count + (options.oversign ? 1 : 0); ++i) sig.signed_headers.push_back(name);
+        for (std::size_t i = 0; i < count + (options.oversign ? 1 : 0); ++i)
+            sig.signed_headers.push_back(name);
     }
     if (!has_from) return bad("the message has no From field to sign");
     std::string body = canonicalize_body(parsed.body, options.body_canon);
@@ -265,11 +289,16 @@ Result<std::string> sign(std::string_view message, const PrivateKey& key, const 
 
 const char* status_name(Status status) {
     switch (status) {
-        case Status::pass: return "pass";
-        case Status::fail: return "fail";
-        case Status::neutral: return "neutral";
-        case Status::temperror: return "temperror";
-        case Status::permerror: return "permerror";
+        case Status::pass:
+            return "pass";
+        case Status::fail:
+            return "fail";
+        case Status::neutral:
+            return "neutral";
+        case Status::temperror:
+            return "temperror";
+        case Status::permerror:
+            return "permerror";
     }
     return "permerror";
 }
@@ -300,7 +329,8 @@ VerifyResult check(std::string_view message, const Candidate& candidate, const T
 
     // The key: one usable record (3.6.2.2: more than one is ambiguous; take the first that parses).
     if (!key_txt) {
-        if (key_txt.error().code == Errc::not_found) return finish(result, Status::permerror, "no key record");
+        if (key_txt.error().code == Errc::not_found)
+            return finish(result, Status::permerror, "no key record");
         return finish(result, Status::temperror, "key lookup failed: " + key_txt.error().message);
     }
     std::optional<KeyRecord> record;
@@ -352,7 +382,8 @@ VerifyResult check(std::string_view message, const Candidate& candidate, const T
         return finish(result, Status::permerror, "signature field beyond the header limit");
     std::string data =
         hashed_headers(message, parsed.fields, sig.signed_headers, sig.header_canon, candidate.field_index);
-    data += hashed_signature_field(field_text(message, parsed.fields[candidate.field_index]), sig.header_canon);
+    data +=
+        hashed_signature_field(field_text(message, parsed.fields[candidate.field_index]), sig.header_canon);
     if (!check_signature(public_key.get(), sig.algorithm, data, sig.signature))
         return finish(result, Status::fail, "signature did not verify");
     return finish(result, Status::pass, "");

@@ -29,7 +29,7 @@ struct Limits {
     std::size_t max_body_octets = 64 << 20;      // canonical body octets hashed (above, without l=: neutral)
     std::size_t max_key_record_octets = 8192;    // one joined TXT record
     std::uint64_t allowed_clock_skew_seconds = 300;  // t= may be this far in the future
-    unsigned min_rsa_bits = 1024;                // RFC 8301 3.2: smaller keys are not trusted
+    unsigned min_rsa_bits = 1024;                    // RFC 8301 3.2: smaller keys are not trusted
 };
 
 // A private signing key (RSA or Ed25519) in an EVP_PKEY. Movable, not copyable.
@@ -64,8 +64,8 @@ private:
 const std::vector<std::string>& default_signed_headers();
 
 struct SignOptions {
-    std::string domain;    // d=
-    std::string selector;  // s=
+    std::string domain;                                           // d=
+    std::string selector;                                         // s=
     std::vector<std::string> headers = default_signed_headers();  // lower case; must contain "from"
     // Each listed name is signed once more than it occurs (absent ones once, as empty), so nobody can add
     // an instance later without breaking the signature (RFC 6376 8.15).
@@ -74,7 +74,7 @@ struct SignOptions {
     Canon body_canon = Canon::relaxed;
     std::optional<std::uint64_t> timestamp;   // t=; the caller's clock
     std::optional<std::uint64_t> expiration;  // x=
-    bool body_length = false;  // add l= (not recommended: lets anyone append to the body)
+    bool body_length = false;                 // add l= (not recommended: lets anyone append to the body)
 };
 
 // Signs `message` (header and body, CRLF or LF line ends) and returns the DKIM-Signature field to put on
@@ -88,18 +88,18 @@ const char* status_name(Status status);
 
 struct VerifyResult {
     Status status = Status::permerror;
-    std::string reason;     // why not pass, for logs and the A-R comment; empty on pass
-    std::string domain;     // d= (empty when the field did not parse)
-    std::string selector;   // s=
-    std::string identity;   // i= (or "@d")
-    std::string b_prefix;   // first 8 characters of b= (RFC 6008 header.b)
+    std::string reason;    // why not pass, for logs and the A-R comment; empty on pass
+    std::string domain;    // d= (empty when the field did not parse)
+    std::string selector;  // s=
+    std::string identity;  // i= (or "@d")
+    std::string b_prefix;  // first 8 characters of b= (RFC 6008 header.b)
     Algorithm algorithm = Algorithm::rsa_sha256;
-    bool testing = false;   // the key record says t=y
+    bool testing = false;  // the key record says t=y
 };
 
 // One DKIM-Signature field found in a message, parsed or not.
 struct Candidate {
-    std::size_t field_index = 0;     // among the message's header fields
+    std::size_t field_index = 0;  // among the message's header fields
     Result<Signature> signature = make_error(Errc::invalid_argument, "not parsed");
     std::string key_name() const { return signature ? signature->key_name() : std::string(); }
 };

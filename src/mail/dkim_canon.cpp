@@ -6,7 +6,9 @@ namespace magpie::mail::dkim {
 
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+    return c == ' ' || c == '\t';
+}
 
 // Splits off one line of `text` at `pos`: returns its content without the line end and moves `pos` past
 // the line end. `had_end` says whether a line end was there (the last line may lack one).
@@ -37,7 +39,9 @@ void append_relaxed_line(std::string& out, std::string_view line) {
 
 }  // namespace
 
-const char* canon_name(Canon canon) { return canon == Canon::simple ? "simple" : "relaxed"; }
+const char* canon_name(Canon canon) {
+    return canon == Canon::simple ? "simple" : "relaxed";
+}
 
 std::string canonicalize_header(std::string_view field, Canon canon) {
     std::string out;

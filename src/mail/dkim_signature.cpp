@@ -7,7 +7,9 @@ namespace magpie::mail::dkim {
 
 namespace {
 
-bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_fws(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 std::string_view trim_fws(std::string_view s) {
     while (!s.empty() && is_fws(s.front())) s.remove_prefix(1);
@@ -60,7 +62,9 @@ std::string decode_dkim_qp(std::string_view s) {
     return out;
 }
 
-Error bad(std::string message) { return make_error(Errc::invalid_argument, std::move(message)); }
+Error bad(std::string message) {
+    return make_error(Errc::invalid_argument, std::move(message));
+}
 
 bool is_subdomain_or_same(std::string_view sub, std::string_view domain) {
     if (iequals(sub, domain)) return true;
@@ -93,7 +97,9 @@ const char* algorithm_name(Algorithm algorithm) {
     return algorithm == Algorithm::rsa_sha256 ? "rsa-sha256" : "ed25519-sha256";
 }
 
-std::string Signature::key_name() const { return selector + "._domainkey." + domain; }
+std::string Signature::key_name() const {
+    return selector + "._domainkey." + domain;
+}
 
 Result<Signature> parse_signature(std::string_view value) {
     auto tags = parse_tag_list(value);
@@ -107,20 +113,26 @@ Result<Signature> parse_signature(std::string_view value) {
             have_v = true;
         } else if (name == "a") {
             std::string a = to_lower(raw);
-            if (a == "rsa-sha256") sig.algorithm = Algorithm::rsa_sha256;
-            else if (a == "ed25519-sha256") sig.algorithm = Algorithm::ed25519_sha256;
-            else return bad("unsupported algorithm a=" + a);  // rsa-sha1 is historic (RFC 8301)
+            if (a == "rsa-sha256")
+                sig.algorithm = Algorithm::rsa_sha256;
+            else if (a == "ed25519-sha256")
+                sig.algorithm = Algorithm::ed25519_sha256;
+            else
+                return bad("unsupported algorithm a=" + a);  // rsa-sha1 is historic (RFC 8301)
             have_a = true;
         } else if (name == "b" || name == "bh") {
             std::string text = without_fws(raw);
             if (!is_base64_text(text)) return bad("DKIM-Signature " + std::string(name) + "= is not base64");
             (name == "b" ? sig.signature : sig.body_hash) = base64_decode(text);
-            if (name == "b") sig.b_base64 = text, have_b = true;
-            else have_bh = true;
+            if (name == "b")
+                sig.b_base64 = text, have_b = true;
+            else
+                have_bh = true;
         } else if (name == "c") {
             std::string c = to_lower(raw);
             auto slash = c.find('/');
-            std::string head = c.substr(0, slash), body = slash == std::string::npos ? "simple" : c.substr(slash + 1);
+            std::string head = c.substr(0, slash),
+                        body = slash == std::string::npos ? "simple" : c.substr(slash + 1);
             auto canon = [](const std::string& s) -> std::optional<Canon> {
                 if (s == "simple") return Canon::simple;
                 if (s == "relaxed") return Canon::relaxed;
@@ -264,9 +276,12 @@ Result<KeyRecord> parse_key_record(std::string_view text) {
         if (name == "v") {
             if (i != 0 || raw != "DKIM1") return bad("key record v= is not DKIM1 or not first");
         } else if (name == "k") {
-            if (iequals(raw, "rsa")) record.key_type = KeyType::rsa;
-            else if (iequals(raw, "ed25519")) record.key_type = KeyType::ed25519;
-            else return bad("key record has an unknown k=" + std::string(raw));
+            if (iequals(raw, "rsa"))
+                record.key_type = KeyType::rsa;
+            else if (iequals(raw, "ed25519"))
+                record.key_type = KeyType::ed25519;
+            else
+                return bad("key record has an unknown k=" + std::string(raw));
         } else if (name == "h") {
             bool sha256 = false;
             for (std::string_view h : split(raw, ':'))

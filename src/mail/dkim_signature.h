@@ -26,15 +26,15 @@ const char* algorithm_name(Algorithm algorithm);  // "rsa-sha256" / "ed25519-sha
 // A parsed DKIM-Signature. Decoded forms of b= and bh= are raw bytes.
 struct Signature {
     Algorithm algorithm = Algorithm::rsa_sha256;
-    std::string signature;   // b=, decoded
-    std::string b_base64;    // b= as written without white space (for header.b= in Authentication-Results)
-    std::string body_hash;   // bh=, decoded
+    std::string signature;  // b=, decoded
+    std::string b_base64;   // b= as written without white space (for header.b= in Authentication-Results)
+    std::string body_hash;  // bh=, decoded
     Canon header_canon = Canon::simple;  // c= (default simple/simple)
     Canon body_canon = Canon::simple;
-    std::string domain;      // d=, lower case
-    std::string selector;    // s=, lower case
-    std::vector<std::string> signed_headers;  // h=, lower case, in order (names repeat for oversigning)
-    std::string identity;    // i=, default "@" + d=
+    std::string domain;                        // d=, lower case
+    std::string selector;                      // s=, lower case
+    std::vector<std::string> signed_headers;   // h=, lower case, in order (names repeat for oversigning)
+    std::string identity;                      // i=, default "@" + d=
     std::optional<std::uint64_t> body_length;  // l=
     std::optional<std::uint64_t> timestamp;    // t=, seconds since the epoch
     std::optional<std::uint64_t> expiration;   // x=

@@ -36,8 +36,10 @@ std::string pvalue(std::string_view value) {
     bool token = true;
     int ats = 0;
     for (char c : value) {
-        if (c == '@') ++ats;
-        else if (!is_token_char(c)) token = false;
+        if (c == '@')
+            ++ats;
+        else if (!is_token_char(c))
+            token = false;
     }
     if (token && ats <= 1 && value.back() != '@') return std::string(value);
     return quoted(value);
@@ -47,7 +49,8 @@ std::string pvalue(std::string_view value) {
 
 MethodResult spf_method_result(const SpfOutcome& outcome) {
     MethodResult r{"spf", spf_result_name(outcome.result), {}, {}};
-    if (outcome.result == SpfResult::temperror || outcome.result == SpfResult::permerror) r.reason = outcome.reason;
+    if (outcome.result == SpfResult::temperror || outcome.result == SpfResult::permerror)
+        r.reason = outcome.reason;
     r.properties.emplace_back(outcome.identity == "helo" ? "smtp.helo" : "smtp.mailfrom", outcome.domain);
     return r;
 }
@@ -63,13 +66,15 @@ MethodResult dkim_method_result(const mail::dkim::VerifyResult& result) {
     return r;
 }
 
-MethodResult dkim_none_result() { return MethodResult{"dkim", "none", {}, {}}; }
+MethodResult dkim_none_result() {
+    return MethodResult{"dkim", "none", {}, {}};
+}
 
 MethodResult dmarc_method_result(const DmarcOutcome& outcome) {
     MethodResult r{"dmarc", dmarc_result_name(outcome.result), {}, {}};
     if (outcome.result == DmarcResult::fail) {
-        r.reason = std::string("p=") + dmarc_policy_name(outcome.policy) + " dis=" +
-                   disposition_name(outcome.disposition) + (outcome.sampled_out ? " (pct)" : "");
+        r.reason = std::string("p=") + dmarc_policy_name(outcome.policy) +
+                   " dis=" + disposition_name(outcome.disposition) + (outcome.sampled_out ? " (pct)" : "");
     } else if (outcome.result == DmarcResult::temperror || outcome.result == DmarcResult::permerror) {
         r.reason = outcome.reason;
     }
@@ -77,7 +82,8 @@ MethodResult dmarc_method_result(const DmarcOutcome& outcome) {
     return r;
 }
 
-std::string build_authentication_results(std::string_view authserv_id, const std::vector<MethodResult>& results) {
+std::string build_authentication_results(std::string_view authserv_id,
+                                         const std::vector<MethodResult>& results) {
     std::string out = "Authentication-Results: " + sanitize(authserv_id);
     if (results.empty()) return out + "; none\r\n";
     for (const auto& r : results) {
@@ -95,9 +101,12 @@ std::string authserv_id_of(std::string_view value) {
     while (i < value.size()) {
         char c = value[i];
         if (depth > 0) {
-            if (c == '\\') ++i;
-            else if (c == '(') ++depth;
-            else if (c == ')') --depth;
+            if (c == '\\')
+                ++i;
+            else if (c == '(')
+                ++depth;
+            else if (c == ')')
+                --depth;
             ++i;
             continue;
         }
@@ -118,18 +127,20 @@ std::string authserv_id_of(std::string_view value) {
 }
 
 std::vector<std::pair<std::size_t, std::size_t>> forged_authentication_results(std::string_view message,
-                                                                                std::string_view authserv_id) {
+                                                                               std::string_view authserv_id) {
     std::vector<mail::HeaderField> fields;
     mail::scan_header(message, 0, message.size(), mail::ParseLimits{}, fields);
     std::vector<std::pair<std::size_t, std::size_t>> out;
     for (const auto& field : fields) {
-        if (iequals(field.name, "Authentication-Results") && iequals(authserv_id_of(field.raw_value), authserv_id))
+        if (iequals(field.name, "Authentication-Results") &&
+            iequals(authserv_id_of(field.raw_value), authserv_id))
             out.emplace_back(field.offset, field.length);
     }
     return out;
 }
 
-std::string remove_ranges(std::string_view message, const std::vector<std::pair<std::size_t, std::size_t>>& ranges) {
+std::string remove_ranges(std::string_view message,
+                          const std::vector<std::pair<std::size_t, std::size_t>>& ranges) {
     std::string out;
     out.reserve(message.size());
     std::size_t pos = 0;

@@ -23,16 +23,17 @@ struct MethodResult {
     std::vector<std::pair<std::string, std::string>> properties;  // {"smtp.mailfrom", "example.com"}
 };
 
-MethodResult spf_method_result(const SpfOutcome& outcome);  // smtp.mailfrom= or smtp.helo=
+MethodResult spf_method_result(const SpfOutcome& outcome);                // smtp.mailfrom= or smtp.helo=
 MethodResult dkim_method_result(const mail::dkim::VerifyResult& result);  // header.d/s/i/a/b (RFC 6008)
-MethodResult dkim_none_result();                                           // dkim=none: unsigned
-MethodResult dmarc_method_result(const DmarcOutcome& outcome);             // header.from, policy.dmarc
+MethodResult dkim_none_result();                                          // dkim=none: unsigned
+MethodResult dmarc_method_result(const DmarcOutcome& outcome);            // header.from, policy.dmarc
 
 // The whole field, folded one resinfo a line, ending with CRLF:
 //   "Authentication-Results: mx.example.org;\r\n\tspf=pass smtp.mailfrom=example.com\r\n"
 // No results: "Authentication-Results: mx.example.org; none" (2.2). Property values and reasons are
 // quoted where a token would not do; control characters and non-ASCII in them become '?'.
-std::string build_authentication_results(std::string_view authserv_id, const std::vector<MethodResult>& results);
+std::string build_authentication_results(std::string_view authserv_id,
+                                         const std::vector<MethodResult>& results);
 
 // The authserv-id of an Authentication-Results value: its first token, comments skipped; "" if none.
 std::string authserv_id_of(std::string_view value);
@@ -40,9 +41,10 @@ std::string authserv_id_of(std::string_view value);
 // Byte ranges [offset, offset + length) of the top-level header's Authentication-Results fields whose
 // authserv-id equals ours (ASCII case-insensitive), in message order.
 std::vector<std::pair<std::size_t, std::size_t>> forged_authentication_results(std::string_view message,
-                                                                                std::string_view authserv_id);
+                                                                               std::string_view authserv_id);
 
 // `message` without those ranges.
-std::string remove_ranges(std::string_view message, const std::vector<std::pair<std::size_t, std::size_t>>& ranges);
+std::string remove_ranges(std::string_view message,
+                          const std::vector<std::pair<std::size_t, std::size_t>>& ranges);
 
 }  // namespace magpie::mailauth

@@ -51,7 +51,8 @@ Result<void> make_private_dir(const std::filesystem::path& dir, const KeygenOpti
     return fsync_dir(dir.parent_path());
 }
 
-Result<void> write_durably(const std::filesystem::path& path, std::string_view bytes, const KeygenOptions& options) {
+Result<void> write_durably(const std::filesystem::path& path, std::string_view bytes,
+                           const KeygenOptions& options) {
     std::filesystem::path temp = path;
     temp += ".tmp";
     int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -68,7 +69,8 @@ Result<void> write_durably(const std::filesystem::path& path, std::string_view b
         if (n <= 0) return fail("cannot write");
         bytes.remove_prefix(static_cast<std::size_t>(n));
     }
-    if (options.owner_uid >= 0 && ::fchown(fd, options.owner_uid, options.owner_gid) != 0) return fail("cannot chown");
+    if (options.owner_uid >= 0 && ::fchown(fd, options.owner_uid, options.owner_gid) != 0)
+        return fail("cannot chown");
     if (::fsync(fd) != 0) return fail("cannot fsync");
     if (::close(fd) != 0) {
         ::unlink(temp.c_str());
@@ -92,7 +94,8 @@ Result<std::string> read_small_file(const std::filesystem::path& path) {
     char buffer[4096];
     while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
         text.append(buffer, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > kMaxKeyFileOctets) return make_error(Errc::corrupt, path.string() + " is too large for a key");
+        if (text.size() > kMaxKeyFileOctets)
+            return make_error(Errc::corrupt, path.string() + " is too large for a key");
     }
     return text;
 }
@@ -103,9 +106,11 @@ std::filesystem::path dkim_key_dir(const std::filesystem::path& data_dir, std::s
     return data_dir / "dkim" / to_lower(domain);
 }
 
-Result<std::vector<StoredKey>> list_dkim_keys(const std::filesystem::path& data_dir, std::string_view domain_in) {
+Result<std::vector<StoredKey>> list_dkim_keys(const std::filesystem::path& data_dir,
+                                              std::string_view domain_in) {
     std::string domain = to_lower(domain_in);
-    if (!is_label_text(domain, true)) return make_error(Errc::invalid_argument, "not a domain name: " + domain);
+    if (!is_label_text(domain, true))
+        return make_error(Errc::invalid_argument, "not a domain name: " + domain);
     std::vector<StoredKey> keys;
     std::filesystem::path dir = dkim_key_dir(data_dir, domain);
     std::error_code ec;
@@ -116,31 +121,37 @@ Result<std::vector<StoredKey>> list_dkim_keys(const std::filesystem::path& data_
         if (!pem) return pem.error();
         auto key = mail::dkim::PrivateKey::from_pem(*pem);
         if (!key) return make_error(Errc::corrupt, entry.path().string() + ": " + key.error().message);
-        keys.push_back(StoredKey{entry.path().stem().string(), key->algorithm(), entry.path(), key->key_record()});
+        keys.push_back(
+            StoredKey{entry.path().stem().string(), key->algorithm(), entry.path(), key->key_record()});
     }
     if (ec) return make_error(Errc::io_error, "cannot list " + dir.string() + ": " + ec.message());
-    std::sort(keys.begin(), keys.end(), [](const StoredKey& a, const StoredKey& b) { return a.selector < b.selector; });
+    std::sort(keys.begin(), keys.end(),
+              [](const StoredKey& a, const StoredKey& b) { return a.selector < b.selector; });
     return keys;
 }
 
-Result<std::vector<StoredKey>> create_dkim_keys(const std::filesystem::path& data_dir, std::string_view domain_in,
-                                                const KeygenOptions& options) {
+Result<std::vector<StoredKey>> create_dkim_keys(const std::filesystem::path& data_dir,
+                                                std::string_view domain_in, const KeygenOptions& options) {
     std::string domain = to_lower(domain_in);
-    if (!is_label_text(domain, true)) return make_error(Errc::invalid_argument, "not a domain name: " + domain);
+    if (!is_label_text(domain, true))
+        return make_error(Errc::invalid_argument, "not a domain name: " + domain);
     if (!options.selector_suffix.empty() && !is_label_text(options.selector_suffix, false))
         return make_error(Errc::invalid_argument, "selector suffix must be letters, digits and '-'");
     std::filesystem::path dir = dkim_key_dir(data_dir, domain);
     std::vector<StoredKey> created;
     for (auto algorithm : {mail::dkim::Algorithm::rsa_sha256, mail::dkim::Algorithm::ed25519_sha256}) {
-        std::string selector = (algorithm == mail::dkim::Algorithm::rsa_sha256 ? "r" : "e") + options.selector_suffix;
+        std::string selector =
+            (algorithm == mail::dkim::Algorithm::rsa_sha256 ? "r" : "e") + options.selector_suffix;
         std::filesystem::path path = dir / (selector + ".pem");
         std::error_code ec;
         if (std::filesystem::exists(path, ec))
-            return make_error(Errc::already_exists, "selector " + selector + " of " + domain + " already exists");
+            return make_error(Errc::already_exists,
+                              "selector " + selector + " of " + domain + " already exists");
     }
     MAGPIE_TRY(make_private_dir(dir, options));
     for (auto algorithm : {mail::dkim::Algorithm::rsa_sha256, mail::dkim::Algorithm::ed25519_sha256}) {
-        std::string selector = (algorithm == mail::dkim::Algorithm::rsa_sha256 ? "r" : "e") + options.selector_suffix;
+        std::string selector =
+            (algorithm == mail::dkim::Algorithm::rsa_sha256 ? "r" : "e") + options.selector_suffix;
         auto key = mail::dkim::PrivateKey::generate(algorithm, options.rsa_bits);
         if (!key) return key.error();
         std::filesystem::path path = dir / (selector + ".pem");

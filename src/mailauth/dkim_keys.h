@@ -30,13 +30,13 @@ Result<std::vector<StoredKey>> list_dkim_keys(const std::filesystem::path& data_
 struct KeygenOptions {
     std::string selector_suffix;  // appended to "r"/"e": callers pass the date, e.g. "20261129"
     unsigned rsa_bits = 2048;
-    int owner_uid = -1;           // chown the files and directories to this user (root running for magpied)
+    int owner_uid = -1;  // chown the files and directories to this user (root running for magpied)
     int owner_gid = -1;
 };
 
 // Creates an rsa-sha256 key (selector "r<suffix>") and an ed25519-sha256 key ("e<suffix>") for `domain`.
 // Errors: already_exists when a selector is taken, io_error, invalid_argument for a bad domain or suffix.
-Result<std::vector<StoredKey>> create_dkim_keys(const std::filesystem::path& data_dir, std::string_view domain,
-                                                const KeygenOptions& options);
+Result<std::vector<StoredKey>> create_dkim_keys(const std::filesystem::path& data_dir,
+                                                std::string_view domain, const KeygenOptions& options);
 
 }  // namespace magpie::mailauth

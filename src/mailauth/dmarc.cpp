@@ -48,15 +48,18 @@ Result<Discovered> discover_at(Dns& dns, const std::string& domain) {
     Discovered out;
     auto answer = dns.lookup(RecordType::txt, "_dmarc." + domain);
     if (!answer) {
-        if (answer.error().code == Errc::not_found || answer.error().code == Errc::invalid_argument) return out;
+        if (answer.error().code == Errc::not_found || answer.error().code == Errc::invalid_argument)
+            return out;
         return answer.error();
     }
     std::vector<DmarcRecord> records;
     for (const auto& txt : *answer) {
         if (!is_dmarc_record(txt)) continue;
         auto record = parse_dmarc_record(txt);
-        if (record) records.push_back(std::move(*record));
-        else out.malformed = true;
+        if (record)
+            records.push_back(std::move(*record));
+        else
+            out.malformed = true;
     }
     if (records.size() == 1) out.record = std::move(records[0]);
     // Several records: "policy discovery terminates" (6.6.3) and no policy applies.
@@ -68,29 +71,40 @@ Result<Discovered> discover_at(Dns& dns, const std::string& domain) {
 
 const char* dmarc_policy_name(DmarcPolicy policy) {
     switch (policy) {
-        case DmarcPolicy::none: return "none";
-        case DmarcPolicy::quarantine: return "quarantine";
-        case DmarcPolicy::reject: return "reject";
+        case DmarcPolicy::none:
+            return "none";
+        case DmarcPolicy::quarantine:
+            return "quarantine";
+        case DmarcPolicy::reject:
+            return "reject";
     }
     return "none";
 }
 
 const char* dmarc_result_name(DmarcResult result) {
     switch (result) {
-        case DmarcResult::none: return "none";
-        case DmarcResult::pass: return "pass";
-        case DmarcResult::fail: return "fail";
-        case DmarcResult::temperror: return "temperror";
-        case DmarcResult::permerror: return "permerror";
+        case DmarcResult::none:
+            return "none";
+        case DmarcResult::pass:
+            return "pass";
+        case DmarcResult::fail:
+            return "fail";
+        case DmarcResult::temperror:
+            return "temperror";
+        case DmarcResult::permerror:
+            return "permerror";
     }
     return "none";
 }
 
 const char* disposition_name(Disposition disposition) {
     switch (disposition) {
-        case Disposition::none: return "none";
-        case Disposition::quarantine: return "quarantine";
-        case Disposition::reject: return "reject";
+        case Disposition::none:
+            return "none";
+        case Disposition::quarantine:
+            return "quarantine";
+        case Disposition::reject:
+            return "reject";
     }
     return "none";
 }
@@ -159,8 +173,8 @@ DmarcOutcome evaluate_dmarc(Dns& dns, const PublicSuffixList& psl, const DmarcIn
     const DmarcRecord& record = *out.record;
     out.policy = at_organizational && record.subdomain_policy ? *record.subdomain_policy : record.policy;
 
-    out.spf_aligned = input.spf == SpfResult::pass &&
-                      aligned(psl, input.spf_domain, out.from_domain, record.spf_alignment);
+    out.spf_aligned =
+        input.spf == SpfResult::pass && aligned(psl, input.spf_domain, out.from_domain, record.spf_alignment);
     for (const auto& signature : input.dkim) {
         if (signature.status == mail::dkim::Status::pass &&
             aligned(psl, signature.domain, out.from_domain, record.dkim_alignment)) {
@@ -181,7 +195,8 @@ DmarcOutcome evaluate_dmarc(Dns& dns, const PublicSuffixList& psl, const DmarcIn
     // 6.6.4: a message outside the pct= sample gets the next milder policy.
     if (out.disposition != Disposition::none && input.sample >= record.percent) {
         out.sampled_out = true;
-        out.disposition = out.disposition == Disposition::reject ? Disposition::quarantine : Disposition::none;
+        out.disposition =
+            out.disposition == Disposition::reject ? Disposition::quarantine : Disposition::none;
     }
     return out;
 }

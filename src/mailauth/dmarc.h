@@ -21,13 +21,13 @@ enum class Alignment { relaxed, strict };
 const char* dmarc_policy_name(DmarcPolicy policy);
 
 struct DmarcRecord {
-    DmarcPolicy policy = DmarcPolicy::none;            // p=
-    std::optional<DmarcPolicy> subdomain_policy;       // sp=
-    Alignment dkim_alignment = Alignment::relaxed;     // adkim=
-    Alignment spf_alignment = Alignment::relaxed;      // aspf=
-    unsigned percent = 100;                            // pct=, 0..100
-    std::vector<std::string> aggregate_reports;        // rua= URIs
-    std::vector<std::string> failure_reports;          // ruf= URIs
+    DmarcPolicy policy = DmarcPolicy::none;         // p=
+    std::optional<DmarcPolicy> subdomain_policy;    // sp=
+    Alignment dkim_alignment = Alignment::relaxed;  // adkim=
+    Alignment spf_alignment = Alignment::relaxed;   // aspf=
+    unsigned percent = 100;                         // pct=, 0..100
+    std::vector<std::string> aggregate_reports;     // rua= URIs
+    std::vector<std::string> failure_reports;       // ruf= URIs
 };
 
 // RFC 7489 6.3 and 6.6.3: v=DMARC1 first; p= required, except that a record with a usable rua= and a
@@ -43,9 +43,9 @@ const char* disposition_name(Disposition disposition);
 struct DmarcInput {
     std::string from_domain;  // RFC5322.From domain (see from_domain() below)
     SpfResult spf = SpfResult::none;
-    std::string spf_domain;   // the domain SPF checked (MAIL FROM's, or HELO's for a null sender)
+    std::string spf_domain;  // the domain SPF checked (MAIL FROM's, or HELO's for a null sender)
     std::vector<mail::dkim::VerifyResult> dkim;
-    unsigned sample = 0;      // the caller's uniform draw in 0..99, compared with pct= (no randomness here)
+    unsigned sample = 0;  // the caller's uniform draw in 0..99, compared with pct= (no randomness here)
 };
 
 struct DmarcOutcome {
@@ -58,9 +58,9 @@ struct DmarcOutcome {
     std::string record_domain;  // where the record was found: the From domain or its organizational one
     bool spf_aligned = false;
     bool dkim_aligned = false;
-    std::string dkim_domain;    // d= of the aligned passing signature
-    bool sampled_out = false;   // failed, but pct= spared it the full policy
-    std::string reason;         // for logs and the A-R comment
+    std::string dkim_domain;   // d= of the aligned passing signature
+    bool sampled_out = false;  // failed, but pct= spared it the full policy
+    std::string reason;        // for logs and the A-R comment
 };
 
 DmarcOutcome evaluate_dmarc(Dns& dns, const PublicSuffixList& psl, const DmarcInput& input);

@@ -21,8 +21,8 @@ struct InboundRequest {
     std::string authserv_id;  // our name in Authentication-Results ([server] hostname)
     std::string client_ip;    // the SMTP peer
     std::string helo;
-    std::string mail_from;    // reverse path without brackets; empty for <>
-    std::uint64_t now = 0;    // seconds since the epoch (DKIM t=/x=, SPF %{t})
+    std::string mail_from;      // reverse path without brackets; empty for <>
+    std::uint64_t now = 0;      // seconds since the epoch (DKIM t=/x=, SPF %{t})
     unsigned dmarc_sample = 0;  // uniform in 0..99, for pct=
 };
 
@@ -36,8 +36,9 @@ struct InboundVerdict {
     SpfOutcome spf_helo;  // HELO identity, recorded alongside
     std::vector<mail::dkim::VerifyResult> dkim;
     DmarcOutcome dmarc;
-    std::string header;   // "Authentication-Results: ...\r\n" to put on top
-    std::vector<std::pair<std::size_t, std::size_t>> forged;  // fields to drop (forged_authentication_results)
+    std::string header;  // "Authentication-Results: ...\r\n" to put on top
+    std::vector<std::pair<std::size_t, std::size_t>>
+        forged;  // fields to drop (forged_authentication_results)
 };
 
 InboundVerdict authenticate_inbound(Dns& dns, const PublicSuffixList& psl, const InboundRequest& request,

@@ -41,9 +41,12 @@ PublicSuffixList PublicSuffixList::parse(std::string_view text) {
         std::size_t space = line.find_first_of(" \t");
         if (space != std::string_view::npos) line = line.substr(0, space);
         if (line.empty() || line.starts_with("//") || !is_ascii(line)) continue;
-        if (line.starts_with("!")) list.exceptions_.insert(normalize(line.substr(1)));
-        else if (line.starts_with("*.")) list.wildcards_.insert(normalize(line.substr(2)));
-        else list.rules_.insert(normalize(line));
+        if (line.starts_with("!"))
+            list.exceptions_.insert(normalize(line.substr(1)));
+        else if (line.starts_with("*."))
+            list.wildcards_.insert(normalize(line.substr(2)));
+        else
+            list.rules_.insert(normalize(line));
     }
     return list;
 }

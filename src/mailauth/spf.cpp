@@ -89,10 +89,16 @@ struct Record {
     std::optional<std::string> exp;
 };
 
-Error permerror(std::string message) { return make_error(Errc::invalid_argument, std::move(message)); }
+Error permerror(std::string message) {
+    return make_error(Errc::invalid_argument, std::move(message));
+}
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // Checks macro-string syntax (7.1) without expanding.
 Result<void> check_macro_string(std::string_view text, bool explanation) {
@@ -143,8 +149,10 @@ Result<void> check_domain_spec(std::string_view spec) {
     std::string_view top = s.substr(dot + 1);
     bool letter = false;
     for (char c : top) {
-        if (is_alpha(c)) letter = true;
-        else if (!is_digit(c) && c != '-') return permerror("bad top label in domain-spec");
+        if (is_alpha(c))
+            letter = true;
+        else if (!is_digit(c) && c != '-')
+            return permerror("bad top label in domain-spec");
     }
     if (top.empty() || !letter || top.front() == '-' || top.back() == '-')
         return permerror("bad top label in domain-spec");
@@ -205,8 +213,10 @@ Result<Term> parse_mechanism(std::string_view text) {
     } else if (name == "a" || name == "mx") {
         term.mechanism = name == "a" ? Mechanism::a : Mechanism::mx;
         MAGPIE_TRY(split_cidr(arg, term, true));
-        if (has_arg) MAGPIE_TRY(check_domain_spec(arg));
-        else if (!arg.empty()) return permerror("bad argument to " + name);
+        if (has_arg)
+            MAGPIE_TRY(check_domain_spec(arg));
+        else if (!arg.empty())
+            return permerror("bad argument to " + name);
         term.domain_spec = arg;
     } else if (name == "ptr") {
         term.mechanism = Mechanism::ptr;
@@ -391,9 +401,11 @@ std::vector<std::string> Checker::validated_names(std::string_view domain) {
     std::vector<std::string> candidates = *ptr;
     // Names within the domain first, so the limit cuts the least useful ones.
     std::stable_partition(candidates.begin(), candidates.end(), [&](const std::string& name) {
-        return iequals(name, domain) || (name.size() > domain.size() && name.ends_with(std::string(".") += domain));
+        return iequals(name, domain) ||
+               (name.size() > domain.size() && name.ends_with(std::string(".") += domain));
     });
-    for (std::size_t i = 0; i < candidates.size() && i < static_cast<std::size_t>(limits_.max_ptr_names); ++i) {
+    for (std::size_t i = 0; i < candidates.size() && i < static_cast<std::size_t>(limits_.max_ptr_names);
+         ++i) {
         auto match = address_matches(candidates[i], 32, 128);
         if (match && *match) names.push_back(to_lower(candidates[i]));
     }
@@ -402,7 +414,8 @@ std::vector<std::string> Checker::validated_names(std::string_view domain) {
 
 Result<bool> Checker::matches(const Term& term, std::string_view domain) {
     switch (term.mechanism) {
-        case Mechanism::all: return true;
+        case Mechanism::all:
+            return true;
         case Mechanism::ip4:
         case Mechanism::ip6:
             return in_network(ip_, term.network, term.mechanism == Mechanism::ip6 ? term.cidr6 : term.cidr4);
@@ -412,14 +425,18 @@ Result<bool> Checker::matches(const Term& term, std::string_view domain) {
             if (!name) return name.error();
             Evaluation inner = check(*name);
             switch (inner.result) {
-                case SpfResult::pass: return true;
+                case SpfResult::pass:
+                    return true;
                 case SpfResult::fail:
                 case SpfResult::softfail:
-                case SpfResult::neutral: return false;
-                case SpfResult::temperror: return make_error(Errc::unavailable, inner.reason);
+                case SpfResult::neutral:
+                    return false;
+                case SpfResult::temperror:
+                    return make_error(Errc::unavailable, inner.reason);
                 case SpfResult::none:
                     return permerror("included domain " + *name + " has no SPF record");
-                case SpfResult::permerror: return permerror(inner.reason);
+                case SpfResult::permerror:
+                    return permerror(inner.reason);
             }
             return false;
         }
@@ -515,10 +532,18 @@ Evaluation Checker::check(std::string_view domain_in) {
         if (!*match) continue;
         out.mechanism = term.text;
         switch (term.qualifier) {
-            case '-': out.result = SpfResult::fail; break;
-            case '~': out.result = SpfResult::softfail; break;
-            case '?': out.result = SpfResult::neutral; break;
-            default: out.result = SpfResult::pass; break;
+            case '-':
+                out.result = SpfResult::fail;
+                break;
+            case '~':
+                out.result = SpfResult::softfail;
+                break;
+            case '?':
+                out.result = SpfResult::neutral;
+                break;
+            default:
+                out.result = SpfResult::pass;
+                break;
         }
         if (out.result == SpfResult::fail) out.explanation = explain(*record, domain);
         return out;
@@ -565,9 +590,18 @@ Result<std::string> Checker::expand(std::string_view domain, std::string_view te
             continue;
         }
         char next = text[++i];
-        if (next == '%') { out += '%'; continue; }
-        if (next == '_') { out += ' '; continue; }
-        if (next == '-') { out += "%20"; continue; }
+        if (next == '%') {
+            out += '%';
+            continue;
+        }
+        if (next == '_') {
+            out += ' ';
+            continue;
+        }
+        if (next == '-') {
+            out += "%20";
+            continue;
+        }
         std::size_t close = text.find('}', i);
         std::string_view body = text.substr(i + 1, close - i - 1);
         i = close;
@@ -575,25 +609,46 @@ Result<std::string> Checker::expand(std::string_view domain, std::string_view te
         bool escape = letter >= 'A' && letter <= 'Z';
         std::string value;
         switch (ascii_lower(letter)) {
-            case 's': value = sender_; break;
-            case 'l': value = local_; break;
-            case 'o': value = sender_domain_; break;
-            case 'd': value = std::string(domain); break;
-            case 'i': value = ip_macro(ip_); break;
+            case 's':
+                value = sender_;
+                break;
+            case 'l':
+                value = local_;
+                break;
+            case 'o':
+                value = sender_domain_;
+                break;
+            case 'd':
+                value = std::string(domain);
+                break;
+            case 'i':
+                value = ip_macro(ip_);
+                break;
             case 'p': {
                 auto names = validated_names(domain);
                 value = names.empty() ? "unknown" : names.front();
                 break;
             }
-            case 'v': value = ip_.v6 ? "ip6" : "in-addr"; break;
-            case 'h': value = request_.helo; break;
-            case 'c': value = ip_readable(ip_); break;
-            case 'r': value = request_.receiver.empty() ? "unknown" : request_.receiver; break;
-            case 't': value = std::to_string(request_.now); break;
+            case 'v':
+                value = ip_.v6 ? "ip6" : "in-addr";
+                break;
+            case 'h':
+                value = request_.helo;
+                break;
+            case 'c':
+                value = ip_readable(ip_);
+                break;
+            case 'r':
+                value = request_.receiver.empty() ? "unknown" : request_.receiver;
+                break;
+            case 't':
+                value = std::to_string(request_.now);
+                break;
         }
         std::size_t j = 1;
         while (j < body.size() && is_digit(body[j])) ++j;
-        std::size_t keep = j > 1 ? static_cast<std::size_t>(parse_uint(body.substr(1, j - 1)).value_or(0)) : 0;
+        std::size_t keep =
+            j > 1 ? static_cast<std::size_t>(parse_uint(body.substr(1, j - 1)).value_or(0)) : 0;
         bool reverse = j < body.size() && ascii_lower(body[j]) == 'r';
         if (reverse) ++j;
         std::string delimiters(body.substr(j));
@@ -601,11 +656,14 @@ Result<std::string> Checker::expand(std::string_view domain, std::string_view te
             if (delimiters.empty()) delimiters = ".";
             std::vector<std::string> parts(1);
             for (char ch : value) {
-                if (delimiters.find(ch) != std::string::npos) parts.emplace_back();
-                else parts.back() += ch;
+                if (delimiters.find(ch) != std::string::npos)
+                    parts.emplace_back();
+                else
+                    parts.back() += ch;
             }
             if (reverse) std::reverse(parts.begin(), parts.end());
-            if (keep > 0 && keep < parts.size()) parts.erase(parts.begin(), parts.end() - static_cast<long>(keep));
+            if (keep > 0 && keep < parts.size())
+                parts.erase(parts.begin(), parts.end() - static_cast<long>(keep));
             value.clear();
             for (std::size_t p = 0; p < parts.size(); ++p) value += (p ? "." : "") + parts[p];
         }
@@ -649,13 +707,20 @@ SpfOutcome run(Dns& dns, const SpfRequest& request, std::string_view domain, con
 
 const char* spf_result_name(SpfResult result) {
     switch (result) {
-        case SpfResult::none: return "none";
-        case SpfResult::neutral: return "neutral";
-        case SpfResult::pass: return "pass";
-        case SpfResult::fail: return "fail";
-        case SpfResult::softfail: return "softfail";
-        case SpfResult::temperror: return "temperror";
-        case SpfResult::permerror: return "permerror";
+        case SpfResult::none:
+            return "none";
+        case SpfResult::neutral:
+            return "neutral";
+        case SpfResult::pass:
+            return "pass";
+        case SpfResult::fail:
+            return "fail";
+        case SpfResult::softfail:
+            return "softfail";
+        case SpfResult::temperror:
+            return "temperror";
+        case SpfResult::permerror:
+            return "permerror";
     }
     return "none";
 }

@@ -16,10 +16,10 @@ enum class SpfResult { none, neutral, pass, fail, softfail, temperror, permerror
 const char* spf_result_name(SpfResult result);  // RFC 7208 2.6 / RFC 8601 2.7.2 spelling
 
 struct SpfLimits {
-    int max_dns_mechanisms = 10;   // include, a, mx, ptr, exists, redirect (4.6.4)
-    int max_void_lookups = 2;      // lookups answered NXDOMAIN or NODATA (4.6.4)
-    int max_mx_names = 10;         // MX hosts looked up per "mx" (4.6.4)
-    int max_ptr_names = 10;        // PTR names validated per "ptr" or %{p} (4.6.4)
+    int max_dns_mechanisms = 10;           // include, a, mx, ptr, exists, redirect (4.6.4)
+    int max_void_lookups = 2;              // lookups answered NXDOMAIN or NODATA (4.6.4)
+    int max_mx_names = 10;                 // MX hosts looked up per "mx" (4.6.4)
+    int max_ptr_names = 10;                // PTR names validated per "ptr" or %{p} (4.6.4)
     std::size_t max_record_octets = 4096;  // one SPF TXT record; longer is permerror
 };
 
@@ -43,7 +43,8 @@ struct SpfOutcome {
 };
 
 // check_host(ip, domain, sender) of RFC 7208 4 for the given domain.
-SpfOutcome check_host(Dns& dns, const SpfRequest& request, std::string_view domain, const SpfLimits& limits = {});
+SpfOutcome check_host(Dns& dns, const SpfRequest& request, std::string_view domain,
+                      const SpfLimits& limits = {});
 
 // The MAIL FROM identity (2.4): the sender's domain, or with a null sender the HELO identity as
 // postmaster@helo.

@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(header.ends_with("\r\n"));
 
     auto lookup = [](std::string_view) -> TxtAnswer { return std::vector<std::string>{key().key_record()}; };
-    for (const auto& result : verify(input, lookup, 1700000000)) check(!result.reason.empty() || result.status == Status::pass);
+    for (const auto& result : verify(input, lookup, 1700000000))
+        check(!result.reason.empty() || result.status == Status::pass);
 
     // Sign, then verify: whatever sign() accepts, our own verifier passes.
     for (Canon canon : {Canon::simple, Canon::relaxed}) {

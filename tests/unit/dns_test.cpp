@@ -23,8 +23,8 @@ namespace magpie::dns {
 namespace {
 
 using testing::Dnsmasq;
-using testing::kAddress;
 using testing::free_port;
+using testing::kAddress;
 
 class DnsTest : public ::testing::Test {
 protected:

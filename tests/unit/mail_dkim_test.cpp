@@ -2,6 +2,7 @@
 // vectors (RFC 8463's example message and keys) and round trips, and python3-dkim as a second
 // implementation in both directions.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -9,8 +10,6 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include <unistd.h>
 
 #include "mail/dkim.h"
 
@@ -123,7 +122,8 @@ TEST(DkimTags, RejectsDuplicateTagsAndTagsWithoutValue) {
 
 TEST(DkimSignatureField, ParsesEveryTag) {
     auto sig = parse_signature(
-        "v=1; a=ed25519-sha256; c=relaxed; d=Example.COM; s=Sel; h=From : Subject:from; i=user@mail.example.com;"
+        "v=1; a=ed25519-sha256; c=relaxed; d=Example.COM; s=Sel; h=From : Subject:from; "
+        "i=user@mail.example.com;"
         " l=10; t=100; x=200; q=dns/txt; bh=AAAA; b=AA AA; z=From:x");
     ASSERT_TRUE(sig) << sig.error().message;
     EXPECT_EQ(sig->algorithm, Algorithm::ed25519_sha256);
@@ -211,7 +211,8 @@ TEST(DkimVerify, Rfc8463ExampleFailsWhenTheBodyOrASignedFieldChanges) {
 TEST(DkimVerify, Rfc8463ExampleOversignedFromRejectsAnAddedFrom) {
     std::string message = kRfc8463Signed;
     message.insert(message.find("Message-ID:"), "From: attacker@evil.example\n");
-    auto results = verify(message, table({{"brisbane._domainkey.football.example.com", kEd25519Record}}), kNow);
+    auto results =
+        verify(message, table({{"brisbane._domainkey.football.example.com", kEd25519Record}}), kNow);
     EXPECT_EQ(results[0].status, Status::fail);
 }
 
@@ -220,8 +221,8 @@ TEST(DkimVerify, MissingKeyIsPermerrorAndDnsFailureIsTemperror) {
     ASSERT_EQ(missing.size(), 2u);
     EXPECT_EQ(missing[0].status, Status::permerror);
     auto failing = verify(
-        kRfc8463Signed, [](std::string_view) -> TxtAnswer { return make_error(Errc::unavailable, "SERVFAIL"); },
-        kNow);
+        kRfc8463Signed,
+        [](std::string_view) -> TxtAnswer { return make_error(Errc::unavailable, "SERVFAIL"); }, kNow);
     EXPECT_EQ(failing[0].status, Status::temperror);
 }
 
@@ -238,16 +239,17 @@ TEST(DkimVerify, KeyOfTheWrongTypeOrRevokedIsNotAPass) {
 TEST(DkimVerify, StopsAtTheSignatureLimit) {
     Limits limits;
     limits.max_signatures = 1;
-    auto results = verify(kRfc8463Signed, table({{"brisbane._domainkey.football.example.com", kEd25519Record}}),
-                          kNow, limits);
+    auto results = verify(
+        kRfc8463Signed, table({{"brisbane._domainkey.football.example.com", kEd25519Record}}), kNow, limits);
     EXPECT_EQ(results.size(), 1u);
 }
 
 TEST(DkimVerify, BodyOverTheLimitIsNeutralNotFail) {
     Limits limits;
     limits.max_body_octets = 10;
-    auto results = verify(kRfc8463Signed, table({{"brisbane._domainkey.football.example.com", kEd25519Record},
-                                                 {"test._domainkey.football.example.com", kRsa1024Record}}),
+    auto results = verify(kRfc8463Signed,
+                          table({{"brisbane._domainkey.football.example.com", kEd25519Record},
+                                 {"test._domainkey.football.example.com", kRsa1024Record}}),
                           kNow, limits);
     EXPECT_EQ(results[0].status, Status::neutral);
 }
@@ -288,7 +290,8 @@ TEST_P(DkimRoundTrip, SignedMessageVerifiesAndTamperingFails) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllCombinations, DkimRoundTrip,
-                         ::testing::Combine(::testing::Values(Algorithm::rsa_sha256, Algorithm::ed25519_sha256),
+                         ::testing::Combine(::testing::Values(Algorithm::rsa_sha256,
+                                                              Algorithm::ed25519_sha256),
                                             ::testing::Values(Canon::simple, Canon::relaxed),
                                             ::testing::Values(Canon::simple, Canon::relaxed)));
 
@@ -353,7 +356,8 @@ TEST(DkimSign, RefusesAMessageWhoseFirstLineWouldJoinTheSignature) {
     options.selector = "s";
     // Found by fuzz_mail_dkim: a leading folded line became part of the DKIM-Signature field.
     EXPECT_FALSE(sign(" x\r\nFrom: a@example.com\r\n\r\nbody\r\n", *key, options));
-    EXPECT_FALSE(sign("From a@example.com Sun Nov 29 2026\r\nFrom: a@example.com\r\n\r\nbody\r\n", *key, options));
+    EXPECT_FALSE(
+        sign("From a@example.com Sun Nov 29 2026\r\nFrom: a@example.com\r\n\r\nbody\r\n", *key, options));
 }
 
 TEST(DkimKeys, PemRoundTripKeepsTheKey) {
@@ -463,13 +467,14 @@ TEST(DkimInterop, WeVerifyPythonDkimSignatures) {
             write_file(dir / "record", record);
             write_file(dir / "message", kPlain);
             std::string c = canon;
-            int rc = run_python(
-                dir, "msg = open(d + '/message', 'rb').read()\n"
-                     "key = open(d + '/key', 'rb').read()\n"
-                     "sig = dkim.sign(msg, b'py', b'example.org', key, canonicalize=(b'" + c + "', b'" + c +
-                         "'), signature_algorithm=b'" + algorithm_name(algorithm) +
-                         "', include_headers=[b'from', b'to', b'subject', b'date', b'message-id'])\n"
-                         "open(d + '/signed', 'wb').write(sig + msg)\n");
+            int rc =
+                run_python(dir,
+                           "msg = open(d + '/message', 'rb').read()\n"
+                           "key = open(d + '/key', 'rb').read()\n"
+                           "sig = dkim.sign(msg, b'py', b'example.org', key, canonicalize=(b'" +
+                               c + "', b'" + c + "'), signature_algorithm=b'" + algorithm_name(algorithm) +
+                               "', include_headers=[b'from', b'to', b'subject', b'date', b'message-id'])\n"
+                               "open(d + '/signed', 'wb').write(sig + msg)\n");
             ASSERT_EQ(rc, 0);
             std::string signed_message = read_file(dir / "signed");
             auto lookup = table({{"py._domainkey.example.org", record}});

@@ -15,8 +15,9 @@ namespace {
 class DkimKeys : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir = std::filesystem::temp_directory_path() / ("magpie-dkim-keys-" + std::to_string(::getpid()) + "-" +
-                                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        dir = std::filesystem::temp_directory_path() /
+              ("magpie-dkim-keys-" + std::to_string(::getpid()) + "-" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name());
         std::filesystem::remove_all(dir);
         std::filesystem::create_directories(dir);
     }
@@ -67,7 +68,10 @@ TEST_F(DkimKeys, StoredKeySignsWhatItsPublishedRecordVerifies) {
         ASSERT_TRUE(field);
         auto results = mail::dkim::verify(
             *field + message,
-            [&](std::string_view) -> mail::dkim::TxtAnswer { return std::vector<std::string>{stored.key_record}; }, 0);
+            [&](std::string_view) -> mail::dkim::TxtAnswer {
+                return std::vector<std::string>{stored.key_record};
+            },
+            0);
         ASSERT_EQ(results.size(), 1u);
         EXPECT_EQ(results[0].status, mail::dkim::Status::pass) << results[0].reason;
     }

@@ -66,7 +66,8 @@ TEST(PublicSuffix, MissingFileIsNotFound) {
 
 TEST(DmarcRecordParse, ReadsEveryTag) {
     auto r = parse_dmarc_record(
-        "v=DMARC1; p=quarantine; sp=reject; adkim=s; aspf=s; pct=25; rua=mailto:a@example.com,mailto:b@example.net; "
+        "v=DMARC1; p=quarantine; sp=reject; adkim=s; aspf=s; pct=25; "
+        "rua=mailto:a@example.com,mailto:b@example.net; "
         "ruf=mailto:f@example.com; fo=1");
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->policy, DmarcPolicy::quarantine);
@@ -178,7 +179,8 @@ TEST_F(Dmarc, PctSparesTheRestWithTheNextMilderPolicy) {
 }
 
 TEST_F(Dmarc, NoRecordSeveralRecordsAndDnsFailure) {
-    EXPECT_EQ(evaluate(input("nothing.example", SpfResult::pass, "nothing.example")).result, DmarcResult::none);
+    EXPECT_EQ(evaluate(input("nothing.example", SpfResult::pass, "nothing.example")).result,
+              DmarcResult::none);
     EXPECT_EQ(evaluate(input("noise.example", SpfResult::pass, "noise.example")).result, DmarcResult::none);
     EXPECT_EQ(evaluate(input("two.example", SpfResult::fail, "x.net")).result, DmarcResult::permerror);
     EXPECT_EQ(evaluate(input("broken.example", SpfResult::fail, "x.net")).result, DmarcResult::temperror);

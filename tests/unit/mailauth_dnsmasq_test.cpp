@@ -67,7 +67,8 @@ protected:
 testing::Dnsmasq* MailauthOverDnsmasq::server_ = nullptr;
 
 std::string signed_message() {
-    std::string message = "From: Alice <alice@sender.test>\r\nTo: bob@receiver.test\r\nSubject: hi\r\n\r\nHello\r\n";
+    std::string message =
+        "From: Alice <alice@sender.test>\r\nTo: bob@receiver.test\r\nSubject: hi\r\n\r\nHello\r\n";
     mail::dkim::SignOptions options;
     options.domain = "sender.test";
     options.selector = "k1";
@@ -82,7 +83,8 @@ TEST_F(MailauthOverDnsmasq, SignedMailFromTheMxPassesSpfDkimAndDmarc) {
     ASSERT_EQ(verdict.dkim.size(), 1u);
     EXPECT_EQ(verdict.dkim[0].status, mail::dkim::Status::pass) << verdict.dkim[0].reason;
     EXPECT_EQ(verdict.dmarc.result, DmarcResult::pass);
-    EXPECT_NE(verdict.header.find("dkim=pass header.d=sender.test header.s=k1"), std::string::npos) << verdict.header;
+    EXPECT_NE(verdict.header.find("dkim=pass header.d=sender.test header.s=k1"), std::string::npos)
+        << verdict.header;
 }
 
 TEST_F(MailauthOverDnsmasq, UnsignedMailFromAnotherAddressFailsDmarcWithReject) {

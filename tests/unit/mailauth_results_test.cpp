@@ -39,12 +39,15 @@ TEST(AuthenticationResults, WritesOneResinfoALine) {
 }
 
 TEST(AuthenticationResults, NoResultsIsNone) {
-    EXPECT_EQ(build_authentication_results("mx.example.org", {}), "Authentication-Results: mx.example.org; none\r\n");
+    EXPECT_EQ(build_authentication_results("mx.example.org", {}),
+              "Authentication-Results: mx.example.org; none\r\n");
 }
 
 TEST(AuthenticationResults, QuotesValuesThatAreNoTokenAndDropsControlCharacters) {
-    MethodResult r{"spf", "pass", "a \"quoted\" \\ reason\r\n", {{"smtp.mailfrom", "user name@example.com"},
-                                                                   {"smtp.helo", "host.example"}}};
+    MethodResult r{"spf",
+                   "pass",
+                   "a \"quoted\" \\ reason\r\n",
+                   {{"smtp.mailfrom", "user name@example.com"}, {"smtp.helo", "host.example"}}};
     EXPECT_EQ(build_authentication_results("mx", {r}),
               "Authentication-Results: mx;\r\n\tspf=pass reason=\"a \\\"quoted\\\" \\\\ reason??\" "
               "smtp.mailfrom=\"user name@example.com\" smtp.helo=host.example\r\n");
@@ -80,8 +83,8 @@ constexpr const char* kEd25519Seed = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2
 
 std::string signed_message(const std::string& domain, const std::string& extra_header = "") {
     auto key = mail::dkim::PrivateKey::from_ed25519_seed_base64(kEd25519Seed);
-    std::string message = extra_header +
-                          "From: Alice <alice@" + domain + ">\r\n"
+    std::string message = extra_header + "From: Alice <alice@" + domain +
+                          ">\r\n"
                           "To: bob@receiver.example\r\n"
                           "Subject: lunch\r\n"
                           "\r\n"
@@ -118,7 +121,8 @@ TEST_F(Inbound, SignedMessageFromAnAllowedAddressPassesEverything) {
     EXPECT_EQ(verdict.dkim[0].status, mail::dkim::Status::pass) << verdict.dkim[0].reason;
     EXPECT_EQ(verdict.dmarc.result, DmarcResult::pass);
     EXPECT_EQ(verdict.dmarc.disposition, Disposition::none);
-    EXPECT_NE(verdict.header.find("\tspf=pass smtp.mailfrom=sender.example;"), std::string::npos) << verdict.header;
+    EXPECT_NE(verdict.header.find("\tspf=pass smtp.mailfrom=sender.example;"), std::string::npos)
+        << verdict.header;
     EXPECT_NE(verdict.header.find("\tdkim=pass header.d=sender.example header.s=s1"), std::string::npos);
     EXPECT_NE(verdict.header.find("\tdmarc=pass header.from=sender.example"), std::string::npos);
 }

@@ -67,12 +67,13 @@ TEST(Spf, SyntaxErrorAnywhereIsPermerrorEvenAfterAMatch) {
     dns.txt("badmacro.example", "v=spf1 exists:%{x}.example -all");
     dns.txt("cmacro.example", "v=spf1 exists:%{c}.example -all");
     dns.txt("unknownmod.example", "v=spf1 moo=cow -all");
-    for (const char* domain : {"late.example", "badcidr.example", "zerocidr.example", "badip.example",
-                               "twice.example", "allarg.example", "toplabel.example", "badmacro.example",
-                               "cmacro.example"}) {
+    for (const char* domain :
+         {"late.example", "badcidr.example", "zerocidr.example", "badip.example", "twice.example",
+          "allarg.example", "toplabel.example", "badmacro.example", "cmacro.example"}) {
         EXPECT_EQ(mail_from(dns, "192.0.2.1", std::string("a@") + domain), SpfResult::permerror) << domain;
     }
-    EXPECT_EQ(mail_from(dns, "192.0.2.1", "a@unknownmod.example"), SpfResult::fail) << "unknown modifiers are ignored";
+    EXPECT_EQ(mail_from(dns, "192.0.2.1", "a@unknownmod.example"), SpfResult::fail)
+        << "unknown modifiers are ignored";
 }
 
 TEST(Spf, Ip4AndIp6NetworksMatchByPrefix) {
@@ -98,7 +99,9 @@ TEST(Spf, AMechanismUsesTheClientsFamilyAndDualCidr) {
 
 TEST(Spf, MxMechanismChecksEveryHostAndRefusesMoreThanTen) {
     TableDns dns;
-    dns.txt("mx.example", "v=spf1 mx -all").mx("mx.example", "mx1.mx.example").mx("mx.example", "mx2.mx.example");
+    dns.txt("mx.example", "v=spf1 mx -all")
+        .mx("mx.example", "mx1.mx.example")
+        .mx("mx.example", "mx2.mx.example");
     dns.a("mx1.mx.example", "192.0.2.10").a("mx2.mx.example", "192.0.2.20");
     EXPECT_EQ(mail_from(dns, "192.0.2.20", "a@mx.example"), SpfResult::pass);
     EXPECT_EQ(mail_from(dns, "192.0.2.30", "a@mx.example"), SpfResult::fail);
@@ -115,7 +118,8 @@ TEST(Spf, IncludeMatchesOnlyOnPass) {
     dns.txt("totemp.example", "v=spf1 include:broken.example -all").servfail("broken.example");
     EXPECT_EQ(mail_from(dns, "192.0.2.1", "a@inc.example"), SpfResult::pass);
     EXPECT_EQ(mail_from(dns, "192.0.2.2", "a@inc.example"), SpfResult::fail);
-    EXPECT_EQ(mail_from(dns, "192.0.2.1", "a@tonone.example"), SpfResult::permerror) << "5.2: include of none";
+    EXPECT_EQ(mail_from(dns, "192.0.2.1", "a@tonone.example"), SpfResult::permerror)
+        << "5.2: include of none";
     EXPECT_EQ(mail_from(dns, "192.0.2.1", "a@totemp.example"), SpfResult::temperror);
 }
 
@@ -134,7 +138,8 @@ TEST(Spf, RedirectAppliesOnlyWithoutAMatch) {
 
 TEST(Spf, ExistsLooksUpAnARecord) {
     TableDns dns;
-    dns.txt("ex.example", "v=spf1 exists:%{i}.allow.ex.example -all").a("192.0.2.1.allow.ex.example", "127.0.0.2");
+    dns.txt("ex.example", "v=spf1 exists:%{i}.allow.ex.example -all")
+        .a("192.0.2.1.allow.ex.example", "127.0.0.2");
     EXPECT_EQ(mail_from(dns, "192.0.2.1", "a@ex.example"), SpfResult::pass);
     dns.aaaa("192.0.2.2.allow.ex.example", "::1");  // exists asks for A only (5.7)
     EXPECT_EQ(mail_from(dns, "192.0.2.2", "a@ex.example"), SpfResult::fail);
@@ -217,7 +222,8 @@ TEST(Spf, MacroEscapesAndErrors) {
     EXPECT_FALSE(expand_macros(dns, r, "example.com", "%{z}", false));
     EXPECT_FALSE(expand_macros(dns, r, "example.com", "%x", false));
     EXPECT_FALSE(expand_macros(dns, r, "example.com", "%{t}", false)) << "t is for explanations only";
-    EXPECT_EQ(*expand_macros(dns, r, "example.com", "%{t} %{c} %{r}", true), "1700000000 192.0.2.3 mx.receiver.example");
+    EXPECT_EQ(*expand_macros(dns, r, "example.com", "%{t} %{c} %{r}", true),
+              "1700000000 192.0.2.3 mx.receiver.example");
 }
 
 TEST(Spf, LongExpansionLosesLabelsFromTheLeft) {
@@ -242,7 +248,8 @@ TEST(Spf, FailCarriesTheExpandedExplanation) {
 
 TEST(Spf, NullSenderIsPostmasterAtHelo) {
     TableDns dns;
-    dns.txt("mail.example.net", "v=spf1 exists:%{l}.check.example.net -all").a("postmaster.check.example.net", "127.0.0.2");
+    dns.txt("mail.example.net", "v=spf1 exists:%{l}.check.example.net -all")
+        .a("postmaster.check.example.net", "127.0.0.2");
     auto outcome = check_mail_from(dns, request("192.0.2.3", ""));
     EXPECT_EQ(outcome.result, SpfResult::pass) << outcome.reason;
     EXPECT_EQ(outcome.domain, "mail.example.net");

@@ -20,11 +20,21 @@ public:
         names_.insert(to_lower(name));
         return *this;
     }
-    TableDns& txt(std::string name, std::string value) { return add(RecordType::txt, std::move(name), std::move(value)); }
-    TableDns& a(std::string name, std::string value) { return add(RecordType::a, std::move(name), std::move(value)); }
-    TableDns& aaaa(std::string name, std::string value) { return add(RecordType::aaaa, std::move(name), std::move(value)); }
-    TableDns& mx(std::string name, std::string host) { return add(RecordType::mx, std::move(name), std::move(host)); }
-    TableDns& ptr(std::string address, std::string name) { return add(RecordType::ptr, std::move(address), std::move(name)); }
+    TableDns& txt(std::string name, std::string value) {
+        return add(RecordType::txt, std::move(name), std::move(value));
+    }
+    TableDns& a(std::string name, std::string value) {
+        return add(RecordType::a, std::move(name), std::move(value));
+    }
+    TableDns& aaaa(std::string name, std::string value) {
+        return add(RecordType::aaaa, std::move(name), std::move(value));
+    }
+    TableDns& mx(std::string name, std::string host) {
+        return add(RecordType::mx, std::move(name), std::move(host));
+    }
+    TableDns& ptr(std::string address, std::string name) {
+        return add(RecordType::ptr, std::move(address), std::move(name));
+    }
     TableDns& servfail(std::string name) {
         failing_.insert(to_lower(name));
         return *this;
