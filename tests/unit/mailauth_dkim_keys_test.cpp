@@ -6,8 +6,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "mailauth/dkim_keys.h"
+#include "mailauth/dkim_signer.h"
 
 namespace magpie::mailauth {
 namespace {
@@ -99,6 +101,44 @@ TEST_F(DkimKeys, UnreadableKeyFileIsReportedAsCorrupt) {
     auto listed = list_dkim_keys(dir, "example.com");
     ASSERT_FALSE(listed);
     EXPECT_EQ(listed.error().code, Errc::corrupt);
+}
+
+TEST_F(DkimKeys, SignerSignsWithTheFromDomainsNewestKeyOfEachAlgorithm) {
+    ASSERT_TRUE(create_dkim_keys(dir, "example.com", KeygenOptions{.selector_suffix = "20250101"}));
+    auto newest = create_dkim_keys(dir, "example.com", KeygenOptions{.selector_suffix = "20261129"});
+    ASSERT_TRUE(newest);
+    auto signer = DkimSigner::load(dir);
+    ASSERT_TRUE(signer) << signer.error().message;
+    EXPECT_TRUE(signer->has_keys("Example.com"));
+    EXPECT_FALSE(signer->has_keys("other.example"));
+
+    std::string message = "From: Ann <ann@Example.COM>\r\nTo: b@example.net\r\nSubject: s\r\n\r\nhi\r\n";
+    auto fields = signer->sign(message, 1700000000);
+    ASSERT_TRUE(fields) << fields.error().message;
+    auto lookup = [&](std::string_view name) -> mail::dkim::TxtAnswer {
+        for (const auto& key : *newest)
+            if (name == key.selector + "._domainkey.example.com")
+                return std::vector<std::string>{key.key_record};
+        return make_error(Errc::not_found, "NXDOMAIN");
+    };
+    auto results = mail::dkim::verify(*fields + message, lookup, 1700000000);
+    ASSERT_EQ(results.size(), 2u);
+    std::set<std::string> selectors;
+    for (const auto& r : results) {
+        EXPECT_EQ(r.status, mail::dkim::Status::pass) << r.selector << ": " << r.reason;
+        selectors.insert(r.selector);
+    }
+    EXPECT_EQ(selectors, (std::set<std::string>{"e20261129", "r20261129"}));
+
+    auto unsigned_message = signer->sign("From: x@other.example\r\n\r\nhi\r\n", 1700000000);
+    ASSERT_TRUE(unsigned_message);
+    EXPECT_EQ(*unsigned_message, "") << "a domain without keys goes out unsigned";
+}
+
+TEST_F(DkimKeys, SignerWithoutAnyKeysSignsNothing) {
+    auto signer = DkimSigner::load(dir / "missing");
+    ASSERT_TRUE(signer);
+    EXPECT_EQ(*signer->sign("From: a@example.com\r\n\r\nx\r\n", 0), "");
 }
 
 }  // namespace
