@@ -365,7 +365,9 @@ VerifyResult check(std::string_view message, const Candidate& candidate, const T
 
     // Body hash, within l= and our own bound.
     ParsedMessage parsed = parse_message(message, limits);
-    std::string body = canonicalize_body(parsed.body, sig.body_canon, limits.max_body_octets + 1);
+    std::string body =
+        canonicalize_body(parsed.body, sig.body_canon,
+                          limits.max_body_octets == SIZE_MAX ? SIZE_MAX : limits.max_body_octets + 1);
     if (sig.body_length) {
         if (*sig.body_length > body.size()) {
             if (body.size() > limits.max_body_octets)
