@@ -6,12 +6,16 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <iostream>
 
 #include "base/strings.h"
 #include "dns/resolver.h"
 #include "mailauth/dkim_keys.h"
+#include "mailauth/dmarc.h"
+#include "mailauth/dns.h"
+#include "mailauth/spf.h"
 
 namespace magpie::cli {
 
@@ -67,6 +71,56 @@ std::vector<std::string> server_addresses(const std::string& hostname, const std
             why = answer.error().message;
     }
     return out;
+}
+
+// The domain as given, lower case, without the root dot; empty when it is no multi-label name.
+std::string domain_argument(const std::string& domain_in) {
+    std::string domain = to_lower(domain_in);
+    while (domain.ends_with('.')) domain.pop_back();
+    if (domain.find('.') == std::string::npos) return {};
+    return domain;
+}
+
+// One line of `--check` output; counts the failures.
+struct CheckReport {
+    int failures = 0;
+    void line(bool ok, std::string_view what, std::string_view detail) {
+        if (!ok) ++failures;
+        std::cout << fmt::format("{:<8}{} {}\n", ok ? "ok" : "MISSING", what, detail);
+    }
+    void wrong(std::string_view what, std::string_view detail) {
+        ++failures;
+        std::cout << fmt::format("{:<8}{} {}\n", "WRONG", what, detail);
+    }
+};
+
+std::string joined(const Result<std::vector<std::string>>& answer) {
+    if (!answer) return answer.error().message;
+    std::string out;
+    for (const auto& r : *answer) out += (out.empty() ? "" : " | ") + r;
+    return out.empty() ? "no record" : out;
+}
+
+// The records at `name` that start with `prefix` (case-insensitive).
+std::vector<std::string> starting_with(const Result<std::vector<std::string>>& answer,
+                                       std::string_view prefix) {
+    std::vector<std::string> out;
+    if (!answer) return out;
+    for (const auto& r : *answer)
+        if (istarts_with(r, prefix)) out.push_back(r);
+    return out;
+}
+
+void check_txt_prefix(mailauth::Dns& dns, CheckReport& report, const std::string& name,
+                      std::string_view prefix) {
+    auto answer = dns.lookup(dns::RecordType::txt, name);
+    auto found = starting_with(answer, prefix);
+    if (found.size() == 1)
+        report.line(true, "TXT " + name, found[0]);
+    else if (found.empty())
+        report.line(false, "TXT " + name, "(found: " + joined(answer) + ")");
+    else
+        report.wrong("TXT " + name, "more than one " + std::string(prefix) + " record");
 }
 
 // RFC 8461 3.1: the id changes whenever the policy does; a digest of the policy does that by itself.
@@ -163,6 +217,116 @@ int print_dns_records(const server::Config& config, const std::string& domain_in
             host, why.empty() ? "no A or AAAA record" : why, host_dot, domain);
     }
     return 0;
+}
+
+int check_dns_records(const server::Config& config, const std::string& domain_in, const std::string& address,
+                      const std::string& dns_server) {
+    std::string domain = domain_argument(domain_in);
+    if (domain.empty()) {
+        std::cerr << "magpie: " << domain_in << " is not a domain name\n";
+        return 1;
+    }
+    const std::string host = to_lower(config.hostname);
+    auto keys = mailauth::list_dkim_keys(config.data_dir, domain);
+    if (!keys) {
+        std::cerr << "magpie: " << keys.error().message << "\n";
+        return 1;
+    }
+    dns::ResolverConfig resolver_config;
+    resolver_config.servers = dns_server;
+    resolver_config.timeout_ms = 2000;
+    resolver_config.tries = 2;
+    auto resolver = dns::Resolver::create(resolver_config);
+    if (!resolver) {
+        std::cerr << "magpie: " << resolver.error().message << "\n";
+        return 1;
+    }
+    mailauth::ResolverDns dns(**resolver);
+    CheckReport report;
+
+    auto mx = dns.lookup(dns::RecordType::mx, domain);
+    bool mx_ok = mx && std::find(mx->begin(), mx->end(), host) != mx->end();
+    report.line(mx_ok, "MX " + domain, mx_ok ? host : "(found: " + joined(mx) + ")");
+
+    // Addresses: the one given, else the host name's A and AAAA records in the DNS being checked.
+    std::vector<std::string> addresses;
+    if (!address.empty()) {
+        addresses.push_back(address);
+    } else {
+        for (auto type : {dns::RecordType::a, dns::RecordType::aaaa}) {
+            auto answer = dns.lookup(type, host);
+            if (answer) addresses.insert(addresses.end(), answer->begin(), answer->end());
+        }
+        report.line(!addresses.empty(), "A/AAAA " + host, addresses.empty() ? "no address" : "");
+    }
+
+    // SPF: evaluated, not compared: any record that lets our addresses send is right.
+    for (const auto& a : addresses) {
+        mailauth::SpfRequest request;
+        request.ip = a;
+        request.sender = "postmaster@" + domain;
+        request.helo = host;
+        auto spf = mailauth::check_host(dns, request, domain);
+        std::string detail = fmt::format("{} for {}", mailauth::spf_result_name(spf.result), a);
+        if (!spf.reason.empty()) detail += " (" + spf.reason + ")";
+        if (spf.result == mailauth::SpfResult::pass)
+            report.line(true, "SPF " + domain, detail);
+        else if (spf.result == mailauth::SpfResult::none)
+            report.line(false, "SPF " + domain, detail);
+        else
+            report.wrong("SPF " + domain, detail);
+    }
+
+    if (keys->empty()) report.line(false, "DKIM keys", "none yet: magpie dkim keygen " + domain);
+    for (const auto& key : *keys) {
+        std::string name = key.selector + "._domainkey." + domain;
+        auto answer = dns.lookup(dns::RecordType::txt, name);
+        auto ours = mail::dkim::parse_key_record(key.key_record);
+        bool match = false;
+        for (const auto& txt : answer ? *answer : std::vector<std::string>{}) {
+            auto published = mail::dkim::parse_key_record(txt);
+            if (published && ours && published->public_key == ours->public_key && !published->revoked)
+                match = true;
+        }
+        if (match)
+            report.line(true, "TXT " + name, "matches " + key.path.filename().string());
+        else if (!answer || answer->empty())
+            report.line(false, "TXT " + name, "(found: " + joined(answer) + ")");
+        else
+            report.wrong("TXT " + name, "does not publish this key's public half");
+    }
+
+    auto dmarc = dns.lookup(dns::RecordType::txt, "_dmarc." + domain);
+    auto dmarc_records = starting_with(dmarc, "v=DMARC1");
+    if (dmarc_records.size() == 1 && mailauth::parse_dmarc_record(dmarc_records[0]))
+        report.line(true, "TXT _dmarc." + domain, dmarc_records[0]);
+    else if (dmarc_records.empty())
+        report.line(false, "TXT _dmarc." + domain, "(found: " + joined(dmarc) + ")");
+    else
+        report.wrong("TXT _dmarc." + domain, "unusable: " + joined(dmarc));
+    check_txt_prefix(dns, report, "_mta-sts." + domain, "v=STSv1");
+    check_txt_prefix(dns, report, "_smtp._tls." + domain, "v=TLSRPTv1");
+
+    // Reverse DNS, forward-confirmed: the address names the host, and the host has the address.
+    for (const auto& a : addresses) {
+        auto ptr = dns.lookup(dns::RecordType::ptr, a);
+        bool names_host = ptr && std::find(ptr->begin(), ptr->end(), host) != ptr->end();
+        if (!names_host) {
+            report.line(false, "PTR " + a, "should be " + host + " (found: " + joined(ptr) + ")");
+            continue;
+        }
+        auto forward =
+            dns.lookup(a.find(':') == std::string::npos ? dns::RecordType::a : dns::RecordType::aaaa, host);
+        bool confirmed = forward && std::find(forward->begin(), forward->end(), a) != forward->end();
+        if (confirmed)
+            report.line(true, "PTR " + a, host);
+        else
+            report.wrong("PTR " + a, host + " does not resolve back to " + a);
+    }
+    std::cout << "; not checked: SRV and CNAME records (autoconfig, autodiscover, RFC 6186, mta-sts host)\n";
+    std::cout << (report.failures == 0 ? std::string("all checked records are right\n")
+                                       : fmt::format("{} record(s) missing or wrong\n", report.failures));
+    return report.failures == 0 ? 0 : 1;
 }
 
 int dkim_keygen(const server::Config& config, const std::string& domain, const std::string& selector_suffix) {

@@ -95,3 +95,79 @@ def test_keygen_writes_private_keys_and_dns_publishes_their_public_halves(tmp_pa
 def test_refuses_what_is_not_a_domain(tmp_path):
     assert run(tmp_path, "dns", "localhost", "--address", "192.0.2.1").returncode != 0
     assert run(tmp_path, "dkim", "keygen", "../../etc").returncode != 0
+
+
+def free_port(address):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind((address, 0))
+        return udp.getsockname()[1]
+
+
+class Dnsmasq:
+    """A dnsmasq answering only from the records given (no upstream, no /etc/hosts)."""
+    ADDRESS = "127.0.0.53"
+
+    def __init__(self, records):
+        self.port = free_port(self.ADDRESS)
+        self.process = subprocess.Popen(
+            ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+             "--bind-interfaces", f"--listen-address={self.ADDRESS}", f"--port={self.port}", "--pid-file=",
+             "--user=root", "--log-facility=/dev/null", "--local=/org/", "--local=/arpa/", *records])
+        import socket
+        import time
+        for _ in range(100):  # ready once the UDP port is taken
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.bind((self.ADDRESS, self.port))
+                except OSError:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("dnsmasq did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def txt_arg(name, value):
+    return f"--txt-record={name}," + ",".join(value[i:i + 250] for i in range(0, len(value), 250))
+
+
+@pytest.mark.skipif(not os.access("/usr/sbin/dnsmasq", os.X_OK), reason="dnsmasq-base is not installed")
+def test_check_finds_missing_and_wrong_records_then_passes_once_all_are_published(tmp_path):
+    assert run(tmp_path, "dkim", "keygen", "example.org", "--suffix", "1").returncode == 0
+    printed = records(run(tmp_path, "dns", "example.org", "--address", "192.0.2.25").stdout)
+    txt = {o.rstrip("."): d for o, t, d in printed if t == "TXT"}
+    base = ["--mx-host=example.org,mail.example.org,10", "--host-record=mail.example.org,192.0.2.25",
+            "--ptr-record=25.2.0.192.in-addr.arpa,mail.example.org",
+            txt_arg("_dmarc.example.org", txt["_dmarc.example.org"]),
+            txt_arg("_mta-sts.example.org", txt["_mta-sts.example.org"]),
+            txt_arg("_smtp._tls.example.org", txt["_smtp._tls.example.org"]),
+            txt_arg("e1._domainkey.example.org", txt["e1._domainkey.example.org"])]
+
+    # SPF that leaves our address out, and no RSA key record: both reported, exit status 1.
+    server = Dnsmasq(base + [txt_arg("example.org", "v=spf1 ip4:198.51.100.1 -all")])
+    try:
+        result = run(tmp_path, "dns", "example.org", "--check", "--dns-server", f"{Dnsmasq.ADDRESS}:{server.port}")
+    finally:
+        server.stop()
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "ok      MX example.org mail.example.org" in lines
+    assert any(line.startswith("WRONG   SPF example.org fail for 192.0.2.25") for line in lines)
+    assert any(line.startswith("MISSING TXT r1._domainkey.example.org") for line in lines)
+    assert any(line.startswith("ok      TXT e1._domainkey.example.org matches e1.pem") for line in lines)
+    assert "ok      PTR 192.0.2.25 mail.example.org" in lines
+    assert lines[-1] == "2 record(s) missing or wrong"
+
+    # Everything as magpie dns printed it: all right, exit status 0.
+    server = Dnsmasq(base + [txt_arg("example.org", txt["example.org"]),
+                             txt_arg("r1._domainkey.example.org", txt["r1._domainkey.example.org"])])
+    try:
+        result = run(tmp_path, "dns", "example.org", "--check", "--dns-server", f"{Dnsmasq.ADDRESS}:{server.port}")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "all checked records are right"
+    assert "ok      SPF example.org pass for 192.0.2.25" in result.stdout
