@@ -11,6 +11,7 @@ packages=(
   libgmime-3.0-dev libicu-dev
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2
+  python3-dkim publicsuffix
 )
 
 missing=()

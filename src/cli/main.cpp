@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "auth/password.h"
+#include "cli/dns.h"
 #include "cli/password_input.h"
 #include "server/config.h"
 #include "server/store_factory.h"
@@ -126,11 +127,31 @@ int main(int argc, char** argv) {
 
     auto* check = app.add_subcommand("check", "check the store's integrity (read-only, safe beside magpied)");
 
+    std::string server_address;
+    auto* dns_cmd = app.add_subcommand("dns", "print every DNS record DOMAIN needs, ready to paste into its zone");
+    dns_cmd->add_option("domain", name)->required();
+    dns_cmd->add_option("--address", server_address, "the server's public IP for the PTR (default: look up [server] hostname)");
+    bool check_records = false;
+    std::string dns_server;
+    dns_cmd->add_flag("--check", check_records, "look the records up and say which are missing or wrong");
+    dns_cmd->add_option("--dns-server", dns_server, "with --check: ask this server (host:port), not the system's");
+    auto* dkim_cmd = app.add_subcommand("dkim", "manage DKIM signing keys");
+    dkim_cmd->require_subcommand(1);
+    auto* dkim_keygen = dkim_cmd->add_subcommand("keygen", "create an RSA-2048 and an Ed25519 key for DOMAIN");
+    dkim_keygen->add_option("domain", name)->required();
+    std::string selector_suffix;
+    dkim_keygen->add_option("--suffix", selector_suffix, "selector suffix after r/e (default: today, YYYYMMDD)");
+
     CLI11_PARSE(app, argc, argv);
 
     auto config = config_from(config_file, data_dir);
     if (!config) return fail(config.error().message);
     const auto dir = config->data_dir;
+
+    if (dns_cmd->parsed() && check_records)
+        return magpie::cli::check_dns_records(*config, name, server_address, dns_server);
+    if (dns_cmd->parsed()) return magpie::cli::print_dns_records(*config, name, server_address);
+    if (dkim_keygen->parsed()) return magpie::cli::dkim_keygen(*config, name, selector_suffix);
 
     if (check->parsed()) {
         auto report = magpie::store::check_store(dir);

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <fmt/format.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 
@@ -42,6 +43,14 @@ struct Resolver::Query {
     std::size_t target;
 };
 
+// One lookup() in flight; owned by c-ares until on_records runs.
+struct Resolver::RecordQuery {
+    Resolver* resolver;
+    RecordType type;
+    std::string name;
+    RecordsCallback done;
+};
+
 namespace {
 
 Error temporary(std::string message) {
@@ -73,6 +82,118 @@ std::optional<std::string> ip_text(std::string_view text) {
     if (inet_pton(AF_INET6, s.c_str(), buffer) == 1 && inet_ntop(AF_INET6, buffer, out, sizeof out))
         return std::string(out);
     return std::nullopt;
+}
+
+// "192.0.2.1" -> "1.2.0.192.in-addr.arpa"; "2001:db8::1" -> nibbles under ip6.arpa (RFC 3596 2.5).
+std::optional<std::string> reverse_name(std::string_view address) {
+    std::string s(address);
+    unsigned char bytes[sizeof(in6_addr)];
+    if (inet_pton(AF_INET, s.c_str(), bytes) == 1)
+        return fmt::format("{}.{}.{}.{}.in-addr.arpa", bytes[3], bytes[2], bytes[1], bytes[0]);
+    if (inet_pton(AF_INET6, s.c_str(), bytes) != 1) return std::nullopt;
+    std::string out;
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; --i) {
+        out += kHex[bytes[i] & 0xf];
+        out += '.';
+        out += kHex[bytes[i] >> 4];
+        out += '.';
+    }
+    return out + "ip6.arpa";
+}
+
+int ns_type(RecordType type) {
+    switch (type) {
+        case RecordType::txt:
+            return ns_t_txt;
+        case RecordType::a:
+            return ns_t_a;
+        case RecordType::aaaa:
+            return ns_t_aaaa;
+        case RecordType::mx:
+            return ns_t_mx;
+        case RecordType::ptr:
+            return ns_t_ptr;
+    }
+    return ns_t_txt;
+}
+
+const char* type_name(RecordType type) {
+    switch (type) {
+        case RecordType::txt:
+            return "TXT";
+        case RecordType::a:
+            return "A";
+        case RecordType::aaaa:
+            return "AAAA";
+        case RecordType::mx:
+            return "MX";
+        case RecordType::ptr:
+            return "PTR";
+    }
+    return "?";
+}
+
+std::string without_root_dot(const char* name) {
+    std::string out = name ? to_lower(name) : std::string();
+    if (out.ends_with('.')) out.pop_back();
+    return out;
+}
+
+// Parses an answer of `type` into text records; status is a c-ares status.
+int parse_records(RecordType type, const unsigned char* answer, int length, std::vector<std::string>& out) {
+    constexpr std::size_t kMax = Resolver::kMaxRecordsPerAnswer;
+    char text[INET6_ADDRSTRLEN];
+    int status = ARES_SUCCESS;
+    if (type == RecordType::txt) {
+        ares_txt_ext* replies = nullptr;
+        status = ares_parse_txt_reply_ext(answer, length, &replies);
+        // One record may hold several strings (RFC 1035 3.3.14): they are joined without separator.
+        for (ares_txt_ext* r = replies; status == ARES_SUCCESS && r; r = r->next) {
+            if (r->record_start || out.empty()) {
+                if (out.size() == kMax) break;
+                out.emplace_back();
+            }
+            out.back().append(reinterpret_cast<const char*>(r->txt), r->length);
+        }
+        if (replies) ares_free_data(replies);
+    } else if (type == RecordType::a) {
+        ares_addrttl records[kMax];
+        int count = static_cast<int>(kMax);
+        status = ares_parse_a_reply(answer, length, nullptr, records, &count);
+        for (int i = 0; status == ARES_SUCCESS && i < count; ++i)
+            if (inet_ntop(AF_INET, &records[i].ipaddr, text, sizeof text)) out.emplace_back(text);
+    } else if (type == RecordType::aaaa) {
+        ares_addr6ttl records[kMax];
+        int count = static_cast<int>(kMax);
+        status = ares_parse_aaaa_reply(answer, length, nullptr, records, &count);
+        for (int i = 0; status == ARES_SUCCESS && i < count; ++i)
+            if (inet_ntop(AF_INET6, &records[i].ip6addr, text, sizeof text)) out.emplace_back(text);
+    } else if (type == RecordType::mx) {
+        ares_mx_reply* replies = nullptr;
+        status = ares_parse_mx_reply(answer, length, &replies);
+        std::vector<std::pair<unsigned short, std::string>> hosts;
+        for (ares_mx_reply* r = replies; status == ARES_SUCCESS && r && hosts.size() < kMax; r = r->next)
+            hosts.emplace_back(r->priority, without_root_dot(r->host));
+        if (replies) ares_free_data(replies);
+        std::stable_sort(hosts.begin(), hosts.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (auto& host : hosts) out.push_back(std::move(host.second));
+    } else {
+        hostent* host = nullptr;
+        unsigned char unused[sizeof(in6_addr)] = {};
+        status = ares_parse_ptr_reply(answer, length, unused, 4, AF_INET, &host);
+        if (status == ARES_SUCCESS && host) {
+            out.push_back(without_root_dot(host->h_name));
+            // c-ares lists the first name again among the aliases.
+            for (char** alias = host->h_aliases; alias && *alias && out.size() < kMax; ++alias) {
+                std::string name = without_root_dot(*alias);
+                if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
+            }
+        }
+        if (host) ares_free_hostent(host);
+    }
+    return status;
 }
 
 std::once_flag library_once;
@@ -399,13 +520,69 @@ void Resolver::process(int read_fd, int write_fd) {
 }
 
 bool Resolver::busy() const {
-    return !lookups_.empty();
+    return !lookups_.empty() || record_queries_ > 0;
+}
+
+void Resolver::lookup(RecordType type, std::string_view name_in, RecordsCallback done) {
+    std::string name = to_lower(name_in);
+    if (type == RecordType::ptr) {
+        auto reversed = reverse_name(name);
+        if (!reversed) {
+            done(make_error(Errc::invalid_argument, fmt::format("{} is not an IP address", name)));
+            return;
+        }
+        name = *reversed;
+    }
+    if (name.ends_with('.')) name.pop_back();
+    if (!is_ascii(name) || !is_dns_name(name)) {
+        done(make_error(Errc::invalid_argument, fmt::format("{} is not a domain name", name)));
+        return;
+    }
+    ++record_queries_;
+    auto* q = new RecordQuery{this, type, name, std::move(done)};
+    ares_query(channel_->channel, q->name.c_str(), ns_c_in, ns_type(type), &Resolver::on_records, q);
+}
+
+void Resolver::on_records(void* arg, int status, int /*timeouts*/, unsigned char* answer, int length) {
+    std::unique_ptr<RecordQuery> q(static_cast<RecordQuery*>(arg));
+    if (status == ARES_EDESTRUCTION || q->resolver->destroying_) return;
+    --q->resolver->record_queries_;
+    std::vector<std::string> records;
+    if (status == ARES_SUCCESS) status = parse_records(q->type, answer, length, records);
+    if (status == ARES_SUCCESS || status == ARES_ENODATA) {
+        q->done(std::move(records));
+    } else if (status == ARES_ENOTFOUND) {
+        q->done(make_error(Errc::not_found, fmt::format("{} does not exist (NXDOMAIN)", q->name)));
+    } else {
+        q->done(temporary(
+            fmt::format("{} lookup for {} failed: {}", type_name(q->type), q->name, ares_strerror(status))));
+    }
+}
+
+Result<std::vector<std::string>> Resolver::lookup_blocking(RecordType type, std::string_view name) {
+    std::optional<Result<std::vector<std::string>>> out;
+    bool finished = false;
+    lookup(type, name, [&](Result<std::vector<std::string>> result) {
+        out.emplace(std::move(result));
+        finished = true;
+    });
+    wait_until(finished);
+    return std::move(*out);
 }
 
 Result<Route> Resolver::resolve_blocking(std::string_view domain) {
     std::optional<Result<Route>> out;
-    resolve(domain, [&](Result<Route> result) { out.emplace(std::move(result)); });
-    while (!out) {
+    bool finished = false;
+    resolve(domain, [&](Result<Route> result) {
+        out.emplace(std::move(result));
+        finished = true;
+    });
+    wait_until(finished);
+    return std::move(*out);
+}
+
+void Resolver::wait_until(const bool& finished) {
+    while (!finished) {
         std::vector<Socket> socks = sockets();
         std::vector<pollfd> fds;
         for (const Socket& s : socks) {
@@ -426,7 +603,6 @@ Result<Route> Resolver::resolve_blocking(std::string_view domain) {
             process(readable ? p.fd : -1, writable ? p.fd : -1);
         }
     }
-    return std::move(*out);
 }
 
 }  // namespace magpie::dns

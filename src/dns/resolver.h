@@ -66,6 +66,9 @@ struct Route {
 //   invalid_argument   not a domain name, permanent, 5.1.2
 //   unavailable        SERVFAIL, timeout, refused, unreadable answer: temporary, 4.4.3
 bool is_permanent(const Error& error);
+
+// Record types lookup() answers, for SPF (RFC 7208 5), DKIM keys (RFC 6376 3.6.2) and DMARC (RFC 7489 6.1).
+enum class RecordType { txt, a, aaaa, mx, ptr };
 // RFC 3463 / RFC 7505 enhanced status code for a resolve() error.
 std::string_view enhanced_status(const Error& error);
 
@@ -83,6 +86,19 @@ public:
     // RFC 5321 4.1.3). `done` runs exactly once, from process() or, when no query is needed, at once.
     // Lookups still running when the Resolver is destroyed are dropped without a callback.
     void resolve(std::string_view domain, Callback done);
+
+    // The records of one type at `name`, as text: TXT records each with its strings joined (RFC 7208 3.3,
+    // RFC 6376 3.6.2.2); A/AAAA addresses ("192.0.2.1"); MX host names by preference, without the
+    // trailing dot (a null MX gives an empty name); PTR names for the address given as `name`
+    // ("192.0.2.1" or "2001:db8::1", reversed here into in-addr.arpa / ip6.arpa). At most
+    // kMaxRecordsPerAnswer records. `done` runs exactly once, like resolve()'s callback. Errors: not_found
+    // for NXDOMAIN, invalid_argument for a name that is no DNS name (or a PTR name that is no address),
+    // unavailable for SERVFAIL, timeouts and unreadable answers. No records of that type (NODATA) is an
+    // empty list, not an error: SPF counts both as void lookups but treats them differently elsewhere.
+    using RecordsCallback = std::function<void(Result<std::vector<std::string>>)>;
+    static constexpr std::size_t kMaxRecordsPerAnswer = 64;
+    void lookup(RecordType type, std::string_view name, RecordsCallback done);
+    Result<std::vector<std::string>> lookup_blocking(RecordType type, std::string_view name);
 
     struct Socket {
         int fd;
@@ -114,6 +130,9 @@ private:
                     int length);
     void finish(Lookup& lookup, Result<Route> result);
     void finish_addresses(Lookup& lookup);
+    struct RecordQuery;
+    static void on_records(void* arg, int status, int timeouts, unsigned char* answer, int length);
+    void wait_until(const bool& finished);
 
     ResolverConfig config_;
     struct Channel;
@@ -121,6 +140,7 @@ private:
     std::vector<std::unique_ptr<Lookup>> lookups_;
     std::uint32_t rng_state_ = 0;
     bool destroying_ = false;
+    std::size_t record_queries_ = 0;  // lookup() calls whose callback has not run yet
 };
 
 }  // namespace magpie::dns

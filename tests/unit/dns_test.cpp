@@ -17,92 +17,19 @@
 #include <vector>
 
 #include "dns/resolver.h"
-
-extern char** environ;
+#include "dnsmasq.h"
 
 namespace magpie::dns {
 namespace {
 
-constexpr const char* kDnsmasq = "/usr/sbin/dnsmasq";
-constexpr const char* kAddress = "127.0.0.53";
+using testing::Dnsmasq;
+using testing::free_port;
+using testing::kAddress;
 
-// A port free for both UDP and TCP on kAddress (dnsmasq binds both), or 0.
-int free_port() {
-    for (int attempt = 0; attempt < 20; ++attempt) {
-        int udp = socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        inet_pton(AF_INET, kAddress, &addr.sin_addr);
-        socklen_t len = sizeof addr;
-        if (bind(udp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-            getsockname(udp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-            close(udp);
-            continue;
-        }
-        int tcp = socket(AF_INET, SOCK_STREAM, 0);
-        bool ok = bind(tcp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-        close(tcp);
-        close(udp);
-        if (ok) return ntohs(addr.sin_port);
-    }
-    return 0;
-}
-
-// True while something is bound to kAddress:port over UDP.
-bool udp_port_taken(int port) {
-    int udp = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    inet_pton(AF_INET, kAddress, &addr.sin_addr);
-    bool taken = bind(udp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0;
-    close(udp);
-    return taken;
-}
-
-class Dnsmasq {
-public:
-    // Starts dnsmasq; port() is 0 when it could not start (why() says why). Another test process may take
-    // the free port first: then it tries again on another.
-    Dnsmasq() {
-        installed_ = access(kDnsmasq, X_OK) == 0;
-        if (!installed_) {
-            why_ = std::string(kDnsmasq) + " is not installed (Debian package dnsmasq-base)";
-            return;
-        }
-        for (int attempt = 0; attempt < 3 && port_ == 0; ++attempt) {
-            int port = free_port();
-            if (port == 0) {
-                why_ = "no free port on 127.0.0.53";
-                continue;
-            }
-            start(port);
-        }
-    }
-    ~Dnsmasq() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    bool installed() const { return installed_; }
-    int port() const { return port_; }
-    const std::string& why() const { return why_; }
-
-private:
-    void start(int port) {
-        std::vector<std::string> args = {
-            kDnsmasq,
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            std::string("--listen-address=") + kAddress,
-            "--port=" + std::to_string(port),
-            "--pid-file=",
-            "--user=root",
-            "--log-facility=/dev/null",
+class DnsTest : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        server_ = new Dnsmasq({
             // Every name under .test is answered here only: unknown ones get NXDOMAIN.
             "--local=/test/",
             "--mx-host=example.test,mx1.example.test,10",
@@ -117,37 +44,15 @@ private:
             "--mx-host=mixed.test,gone.test,5",
             "--mx-host=mixed.test,mx1.example.test,10",
             "--address=/blocked.test/",
+            // TXT, one string and two strings in one record (joined on lookup); a PTR for mx1's address.
+            "--txt-record=example.test,v=spf1 mx -all",
+            "--txt-record=example.test,other record",
+            "--txt-record=_dmarc.example.test,v=DMARC1; p=reject; ,rua=mailto:d@example.test",
+            "--ptr-record=11.0.0.127.in-addr.arpa,mx1.example.test",
             // Forwarded to a server that does not answer: the lookup fails for the time being.
             "--server=/dead.test/127.0.0.1#9",
-        };
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        if (posix_spawn(&pid_, kDnsmasq, nullptr, nullptr, argv.data(), environ) != 0) {
-            why_ = "posix_spawn of dnsmasq failed";
-            pid_ = 0;
-            return;
-        }
-        for (int i = 0; i < 100 && !udp_port_taken(port); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        int status = 0;
-        if (waitpid(pid_, &status, WNOHANG) != 0) {
-            why_ = "dnsmasq exited at start";
-            pid_ = 0;
-            return;
-        }
-        port_ = port;
+        });
     }
-
-    bool installed_ = false;
-    pid_t pid_ = 0;
-    int port_ = 0;
-    std::string why_;
-};
-
-class DnsTest : public ::testing::Test {
-protected:
-    static void SetUpTestSuite() { server_ = new Dnsmasq(); }
     static void TearDownTestSuite() {
         delete server_;
         server_ = nullptr;
@@ -383,6 +288,50 @@ TEST(Dns, WildcardStaticRouteIsASmartHost) {
     EXPECT_TRUE(route->static_route);
     EXPECT_EQ(route->targets.at(0).addresses, std::vector<std::string>{"::1"});
     EXPECT_EQ(route->targets.at(0).port, 465);
+}
+
+TEST_F(DnsTest, TxtRecordsComeBackWholeWithTheirStringsJoined) {
+    auto resolver = Resolver::create(config());
+    ASSERT_TRUE(resolver.ok());
+    auto txt = (*resolver)->lookup_blocking(RecordType::txt, "example.test");
+    ASSERT_TRUE(txt.ok()) << txt.error().message;
+    EXPECT_EQ(std::set<std::string>(txt->begin(), txt->end()),
+              (std::set<std::string>{"v=spf1 mx -all", "other record"}));
+    auto dmarc = (*resolver)->lookup_blocking(RecordType::txt, "_dmarc.example.test");
+    ASSERT_TRUE(dmarc.ok()) << dmarc.error().message;
+    EXPECT_EQ(*dmarc, std::vector<std::string>{"v=DMARC1; p=reject; rua=mailto:d@example.test"});
+}
+
+TEST_F(DnsTest, RecordLookupsTellNxdomainFromNodata) {
+    auto resolver = Resolver::create(config());
+    ASSERT_TRUE(resolver.ok());
+    auto nodata = (*resolver)->lookup_blocking(RecordType::txt, "mx1.example.test");
+    ASSERT_TRUE(nodata.ok()) << nodata.error().message;
+    EXPECT_TRUE(nodata->empty());
+    auto nxdomain = (*resolver)->lookup_blocking(RecordType::txt, "nowhere.test");
+    ASSERT_FALSE(nxdomain.ok());
+    EXPECT_EQ(nxdomain.error().code, Errc::not_found);
+    auto dead = (*resolver)->lookup_blocking(RecordType::txt, "dead.test");
+    ASSERT_FALSE(dead.ok());
+    EXPECT_EQ(dead.error().code, Errc::unavailable);
+}
+
+TEST_F(DnsTest, AddressMxAndPtrRecordsAsText) {
+    auto resolver = Resolver::create(config());
+    ASSERT_TRUE(resolver.ok());
+    auto& r = **resolver;
+    EXPECT_EQ(*r.lookup_blocking(RecordType::a, "mx2.example.test"), std::vector<std::string>{"127.0.0.12"});
+    EXPECT_EQ(*r.lookup_blocking(RecordType::aaaa, "mx2.example.test"), std::vector<std::string>{"fd00::12"});
+    auto mx = r.lookup_blocking(RecordType::mx, "example.test");
+    ASSERT_TRUE(mx.ok());
+    ASSERT_EQ(mx->size(), 3u);
+    EXPECT_EQ(mx->back(), "mx3.example.test");
+    auto ptr = r.lookup_blocking(RecordType::ptr, "127.0.0.11");
+    ASSERT_TRUE(ptr.ok()) << ptr.error().message;
+    EXPECT_EQ(*ptr, std::vector<std::string>{"mx1.example.test"});
+    auto not_ip = r.lookup_blocking(RecordType::ptr, "example.test");
+    ASSERT_FALSE(not_ip.ok());
+    EXPECT_EQ(not_ip.error().code, Errc::invalid_argument);
 }
 
 TEST(Dns, RefusesWhatIsNotADomainName) {
