@@ -241,12 +241,17 @@ void DeliveryService::add_work(const std::string& domain, Work work) {
     start_connections();
 }
 
+// Persistent connections first: another connection to the same destination opens only when the ones open
+// have a long line of messages waiting (more than extra_connection_backlog each).
+constexpr std::size_t extra_connection_backlog = 10;
+
 void DeliveryService::start_connections() {
     auto cfg = config();
     for (auto& [domain, destination] : destinations_) {
         while (!stopping_ && !destination->pending.empty() && total_connections_ < cfg->queue.max_connections &&
                destination->connections < cfg->queue.max_connections_per_host &&
-               (destination->connections == 0 || destination->pending.size() > destination->idle.size() + 1)) {
+               (destination->connections == 0 ||
+                destination->pending.size() > extra_connection_backlog * destination->connections)) {
             ++destination->connections;
             ++total_connections_;
             asio::co_spawn(context_, serve_destination(destination), asio::detached);

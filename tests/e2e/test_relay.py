@@ -122,3 +122,197 @@ def test_delivers_to_the_mx_and_bob_reads_it_over_imap(world):
     record = show(crepes, entry)
     assert "host mx.hamburger.edu [127.0.0.3:25]" in record and "TLS TLSv1." in record
     assert "C: MAIL FROM:<alice@crepes.fr>" in record and re.search(r"S: 250", record)
+
+
+def connection_ids(record):
+    return re.findall(r"connection (\S+)\n", record)
+
+
+def test_several_messages_for_one_host_share_one_connection(world):
+    crepes = world("crepes", queue_options(idle_keep=5))
+    hamburger = world("hamburger").start()
+    entries = [queue_add(crepes, message(f"Batch {i}")) for i in range(4)]
+    crepes.start()  # all four are due together
+    for entry in entries:
+        wait_for(lambda: state_of(crepes, entry, BOB) == "delivered", what=f"delivery of {entry}")
+    ids = {connection_ids(show(crepes, entry))[-1] for entry in entries}
+    assert len(ids) == 1, ids
+    assert len(imap_messages(hamburger, BOB)) == 4
+    # One connection carried them all, with RSET between the transactions (RFC 5321 4.1.1.5).
+    assert re.search(r"carried message 4 \(entry", crepes.current_log())
+    assert "C: RSET" in show(crepes, entries[-1])
+
+
+def test_down_host_defers_with_the_connection_error_then_delivers(world):
+    crepes = world("crepes").start()
+    hamburger = world("hamburger")
+    entry = queue_add(crepes, message("Patience"))
+    wait_for(lambda: state_of(crepes, entry, BOB) == "deferred", what="deferral")
+    record = show(crepes, entry)
+    assert "Connection refused" in record and "mx.hamburger.edu" in record
+    assert f"{entry} " in crepes.magpie("queue", "list").stdout.decode()
+    hamburger.start()
+    wait_for(lambda: state_of(crepes, entry, BOB) == "delivered", what="delivery after the host came back")
+    assert len(imap_messages(hamburger, BOB)) == 1
+    assert crepes.magpie("queue", "list").stdout.decode().strip() == ""
+
+
+def report_in_inbox(server, user, timeout=30):
+    def find():
+        uids = server.uids(user)
+        return server.export(user, "INBOX", uid=uids[0]) if uids else None
+    return wait_for(find, timeout, what=f"a report in {user}'s INBOX")
+
+
+def check_failure_report(data, recipient, reason_pattern):
+    report = email.message_from_bytes(data, policy=email.policy.default)
+    assert report.get_content_type() == "multipart/report"
+    assert report.get_param("report-type") == "delivery-status"
+    assert report["Subject"] == "Undelivered Mail Returned to Sender"
+    assert report["To"] == ALICE and report["Return-Path"] == "<>"
+    parts = list(report.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
+    status = parts[1].get_payload()
+    fields = "\n".join(str(block) for block in status)
+    assert f"Final-Recipient: rfc822; {recipient}" in fields and "Action: failed" in fields
+    assert re.search(reason_pattern, parts[0].get_content() + fields), (parts[0].get_content(), fields)
+    return report
+
+
+def test_past_the_lifetime_alice_gets_a_failure_report(world):
+    crepes = world("crepes", queue_options(lifetime=4, retry_intervals=[1])).start()
+    entry = queue_add(crepes, message("Too late"))
+    wait_for(lambda: state_of(crepes, entry, BOB) == "failed", what="failure after the lifetime")
+    report = check_failure_report(report_in_inbox(crepes, ALICE), BOB, r"Connection refused")
+    assert "Subject: Too late" in list(report.iter_parts())[2].get_content()
+    # A report is never reported on: the queue holds nothing from the null sender that waits.
+    assert crepes.magpie("queue", "list").stdout.decode().strip() == ""
+
+
+def test_unknown_user_fails_at_once_with_a_report(world):
+    world("hamburger").start()
+    crepes = world("crepes").start()
+    entry = queue_add(crepes, message("Nobody"), to=("nobody@hamburger.edu",))
+    wait_for(lambda: state_of(crepes, entry, "nobody@hamburger.edu") == "failed", what="a 5xx failure")
+    record = show(crepes, entry)
+    assert record.count("  attempt ") == 1 and "reply: 550 5.1.1" in record
+    check_failure_report(report_in_inbox(crepes, ALICE), "nobody@hamburger.edu", r"550 5\.1\.1")
+
+
+def test_delay_notice_once_while_the_host_is_down(world):
+    crepes = world("crepes", queue_options(delay_notice_after=1, retry_intervals=[1])).start()
+    entry = queue_add(crepes, message("Slow"))
+    data = report_in_inbox(crepes, ALICE)
+    report = email.message_from_bytes(data, policy=email.policy.default)
+    assert report["Subject"] == "Delayed Mail (still being retried)"
+    assert "Action: delayed" in "\n".join(str(b) for b in list(report.iter_parts())[1].get_payload())
+    time.sleep(4)  # more failed attempts, no second notice
+    assert len(crepes.uids(ALICE)) == 1
+    assert state_of(crepes, entry, BOB) == "deferred"
+
+
+def test_success_notice_for_notify_success_received_over_smtp(world):
+    """hamburger.edu's SMTP server keeps the envelope of a NOTIFY=SUCCESS message; its queue turns it into a
+    "delivered" report that goes to alice at crepes.fr by MX."""
+    import smtplib
+    world("hamburger").start()
+    crepes = world("crepes").start()
+    with smtplib.SMTP(HAMBURGER, 25, local_hostname="mx.crepes.fr") as client:
+        client.ehlo()
+        assert "dsn" in client.esmtp_features
+        client.sendmail(ALICE, [BOB], message("Tell me"), rcpt_options=["NOTIFY=SUCCESS"])
+    data = report_in_inbox(crepes, ALICE)
+    report = email.message_from_bytes(data, policy=email.policy.default)
+    assert report["Subject"] == "Delivery Status Notification"
+    fields = "\n".join(str(b) for b in list(report.iter_parts())[1].get_payload())
+    assert f"Final-Recipient: rfc822; {BOB}" in fields and "Action: delivered" in fields
+
+
+def test_sigkill_while_delivering_loses_nobody(world):
+    hamburger = world("hamburger").start()
+    crepes = world("crepes")
+    subjects = [f"Crash {i}" for i in range(30)]
+    entries = [queue_add(crepes, message(s)) for s in subjects]
+    crepes.start()
+    wait_for(lambda: len(hamburger.uids(BOB)) >= 3, what="the first deliveries")
+    crepes.kill()
+    crepes.start()
+    for entry in entries:
+        wait_for(lambda: state_of(crepes, entry, BOB) == "delivered", timeout=60, what=f"delivery of {entry}")
+    got = set()
+    for uid in hamburger.uids(BOB):
+        got.add(email.message_from_bytes(hamburger.export(BOB, "INBOX", uid=uid))["Subject"])
+    assert got == set(subjects)
+
+
+class SevenBitSink:
+    """A tiny SMTP server that offers no 8BITMIME (nor anything else): a peer of the kind RFC 6152 3 says must
+    get 7-bit data. It keeps what it was sent."""
+
+    def __init__(self, address):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((address, 25))
+        self.sock.listen()
+        self.commands, self.messages = [], []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            stream = conn.makefile("rb")
+            conn.sendall(b"220 sink.test ESMTP\r\n")
+            while True:
+                line = stream.readline()
+                if not line:
+                    return
+                self.commands.append(line)
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-sink.test\r\n250 SIZE 1000000\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go ahead\r\n")
+                    data = b""
+                    while True:
+                        chunk = stream.readline()
+                        if chunk in (b".\r\n", b""):
+                            break
+                        data += chunk[1:] if chunk.startswith(b"..") else chunk
+                    self.messages.append(data)
+                    conn.sendall(b"250 2.0.0 kept\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 2.0.0 ok\r\n")
+
+    def close(self):
+        self.sock.close()
+
+
+def test_peer_without_8bitmime_gets_a_7bit_downgrade(tmp_path, network_namespace, dnsmasq):
+    dnsmasq.start(RECORDS + ["mx-host=sink.test,mx.sink.test,10", "host-record=mx.sink.test,127.0.0.4"])
+    sink = SevenBitSink("127.0.0.4")
+    crepes = make(tmp_path, "crepes", CREPES, "crepes.fr", ["alice"]).start()
+    try:
+        body = "Gr\xfc\xdfe aus Paris: cr\xeapes, caf\xe9, na\xefve \u2014 \u20ac 5\r\n" * 3
+        sent = message("Huit bits", body=body).replace(BOB.encode(), b"carol@sink.test")
+        entry = queue_add(crepes, sent, to=("carol@sink.test",))
+        wait_for(lambda: state_of(crepes, entry, "carol@sink.test") == "delivered", what="delivery to the sink")
+        assert len(sink.messages) == 1
+        data = sink.messages[0]
+        assert all(b < 0x80 for b in data), "8-bit octets reached a peer without 8BITMIME"
+        mail_from = [c for c in sink.commands if c.upper().startswith(b"MAIL FROM")][0]
+        assert b"BODY=8BITMIME" not in mail_from.upper()
+        got = email.message_from_bytes(data, policy=email.policy.default)
+        assert got["Content-Transfer-Encoding"].lower() in ("quoted-printable", "base64")
+        # The decoded text is the original's (line ends compared in one form: Python keeps CRLF from QP).
+        assert got.get_content().replace("\r\n", "\n") == body.replace("\r\n", "\n")
+        assert got["Subject"] == "Huit bits"
+    finally:
+        crepes.stop()
+        sink.close()
