@@ -10,6 +10,7 @@
 #include "base/time.h"
 #include "delivery/sqlite_queue.h"
 #include "delivery/tracker.h"
+#include "delivery/wake.h"
 
 namespace magpie::cli {
 namespace {
@@ -80,12 +81,17 @@ int QueueCommands::run(const server::Config& config) {
     if (flush_->parsed() || retry_->parsed()) {
         auto changed = queue.retry_now(flush_->parsed() ? std::nullopt : std::optional<std::int64_t>(id_), unix_now());
         if (!changed) return fail(changed.error().message);
+        delivery::notify_queue_changed(config.data_dir);
         std::cout << *changed << " recipients due now\n";
         return 0;
     }
     if (delete_->parsed()) return done(queue.remove(id_));
     if (hold_->parsed()) return done(queue.set_held(id_, true));
-    if (release_->parsed()) return done(queue.set_held(id_, false));
+    if (release_->parsed()) {
+        auto released = queue.set_held(id_, false);
+        if (released) delivery::notify_queue_changed(config.data_dir);
+        return done(released);
+    }
     if (add_->parsed()) {
         std::string content;
         if (file_ == "-") {
@@ -102,6 +108,7 @@ int QueueCommands::run(const server::Config& config) {
         for (const auto& to : to_) entry.recipients.push_back(delivery::NewRecipient{to, "", ""});
         auto id = queue.enqueue(entry);
         if (!id) return fail(id.error().message);
+        delivery::notify_queue_changed(config.data_dir);
         std::cout << *id << "\n";
         return 0;
     }

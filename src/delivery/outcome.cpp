@@ -37,6 +37,33 @@ RecipientUpdate decide(const RetryPolicy& policy, std::int64_t queued_at, const 
     return update;
 }
 
+Round settle(const RetryPolicy& policy, const QueueEntry& entry, const std::vector<AttemptResult>& results,
+             std::int64_t now) {
+    Round round;
+    for (std::size_t i = 0; i < entry.recipients.size() && i < results.size(); ++i) {
+        const QueueRecipient& recipient = entry.recipients[i];
+        const AttemptResult& result = results[i];
+        RecipientUpdate update = decide(policy, entry.queued_at, recipient, result, now);
+        ReportedRecipient reported{&recipient, mail::DsnAction::failed, update.status, result.reply, result.remote_mta,
+                                   std::nullopt};
+        if (update.state == RecipientState::failed) {
+            round.failed.push_back(reported);
+        } else if (update.state == RecipientState::delivered) {
+            if (!result.dsn_passed_on) {
+                reported.action = result.remote_mta.empty() ? mail::DsnAction::delivered : mail::DsnAction::relayed;
+                round.delivered.push_back(reported);
+            }
+        } else if (delay_notice_due(policy, entry.queued_at, recipient.delay_notified, now)) {
+            reported.action = mail::DsnAction::delayed;
+            reported.will_retry_until = entry.queued_at + policy.lifetime;
+            round.delayed.push_back(reported);
+            update.delay_notified = true;
+        }
+        round.updates.push_back(std::move(update));
+    }
+    return round;
+}
+
 bool notify_wants(std::string_view notify, mail::DsnAction action) {
     std::string upper = to_upper(notify);
     if (upper.empty()) return action == mail::DsnAction::failed || action == mail::DsnAction::delayed;

@@ -25,6 +25,9 @@ struct AttemptResult {
     std::string reply;        // "550 5.1.1 <bob@x>: no such user", or the local reason
     std::string remote_mta;   // the host that answered; empty when none did
     bool tried = true;        // an attempt to record (false: e.g. the lifetime ran out before one)
+    // The next hop offered DSN and took NOTIFY/ORCPT (RFC 3461 5.2.2): success notices are its job now; a
+    // relay to a peer without DSN is reported to a NOTIFY=SUCCESS sender as "relayed" (RFC 3461 5.2.3).
+    bool dsn_passed_on = false;
 };
 
 // The recipient's new state after `result` at `now`. The attempt record is filled by the caller.
@@ -43,6 +46,18 @@ struct ReportedRecipient {
     std::string remote_mta;
     std::optional<std::int64_t> will_retry_until;  // delayed only
 };
+
+// One round of an entry settled: each recipient's update (in order, attempts not attached) and whom each
+// report is about. Failed recipients go in the failure report; a deferred one past delay_notice_after that
+// had no notice gets one (once: the update sets delay_notified); a delivered one goes in the success report
+// as "delivered" (a local mailbox) or "relayed" (a peer without DSN), and in none when the peer took the
+// DSN request on (RFC 3461 5.2). NOTIFY filtering happens in make_report.
+struct Round {
+    std::vector<RecipientUpdate> updates;
+    std::vector<ReportedRecipient> failed, delayed, delivered;
+};
+Round settle(const RetryPolicy& policy, const QueueEntry& entry, const std::vector<AttemptResult>& results,
+             std::int64_t now);
 
 struct ReportContext {
     std::string reporting_mta;  // our host name

@@ -148,7 +148,8 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(check_keys(t, "queue",
                           {"enabled", "retry_intervals", "lifetime", "delay_notice_after", "connect_timeout",
                            "command_timeout", "idle_keep", "max_connections", "max_connections_per_host",
-                           "max_messages_per_connection", "resolver", "dns_timeout", "mx_port", "require_tls",
+                           "max_messages_per_connection", "resolver", "dns_timeout", "mx_port", "max_mx_hosts",
+                           "max_addresses_per_host", "require_tls",
                            "smart_host", "route", "poll_interval", "lease_time", "batch", "keep_finished",
                            "max_transcript"}));
     MAGPIE_TRY(read(t, "queue", "enabled", q.enabled));
@@ -175,6 +176,8 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(read(t, "queue", "resolver", q.resolver));
     MAGPIE_TRY(read(t, "queue", "dns_timeout", q.dns_timeout));
     MAGPIE_TRY(read(t, "queue", "mx_port", q.mx_port));
+    MAGPIE_TRY(read(t, "queue", "max_mx_hosts", q.max_mx_hosts));
+    MAGPIE_TRY(read(t, "queue", "max_addresses_per_host", q.max_addresses_per_host));
     MAGPIE_TRY(read_strings(t, "queue", "require_tls", q.routing.require_tls));
     MAGPIE_TRY(read(t, "queue", "poll_interval", q.poll_interval));
     MAGPIE_TRY(read(t, "queue", "lease_time", q.lease_time));
@@ -206,7 +209,7 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(delivery::validate(q.retry));
     if (q.connect_timeout == 0 || q.command_timeout == 0 || q.max_connections == 0 ||
         q.max_connections_per_host == 0 || q.max_messages_per_connection == 0 || q.dns_timeout == 0 ||
-        q.mx_port == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0) {
+        q.mx_port == 0 || q.max_mx_hosts == 0 || q.max_addresses_per_host == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0) {
         return make_error(Errc::invalid_argument, "[queue] limits and timeouts must be positive");
     }
     return {};

@@ -76,6 +76,8 @@ struct QueueConfig {
     std::string resolver;                    // "127.0.0.53" or "[::1]:5353"; empty: /etc/resolv.conf
     std::uint32_t dns_timeout = 10;          // seconds per DNS query
     std::uint16_t mx_port = 25;              // port of MX hosts
+    std::size_t max_mx_hosts = 10;           // MX hosts tried per destination and round
+    std::size_t max_addresses_per_host = 4;  // addresses tried per host
     delivery::RoutingConfig routing;         // [[queue.route]] tables and smart_host ("*")
     std::uint32_t poll_interval = 30;        // seconds between looks at the queue when nothing wakes it
     std::uint32_t lease_time = 900;          // seconds an entry stays leased to this node while delivered

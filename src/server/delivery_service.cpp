@@ -1,6 +1,11 @@
 #include "server/delivery_service.h"
 
+#include <sys/inotify.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <random>
 
 #include <fmt/format.h>
@@ -8,6 +13,7 @@
 
 #include "base/strings.h"
 #include "base/time.h"
+#include "delivery/wake.h"
 #include "net/client_connection.h"
 #include "smtp/client_session.h"
 #include "store/summary.h"
@@ -57,6 +63,7 @@ AttemptResult from_smtp(const smtp::RecipientResult& r, const std::string& host)
     if (r.code != 0) {
         a.reply = r.enhanced.empty() ? fmt::format("{} {}", r.code, r.text) : fmt::format("{} {} {}", r.code, r.enhanced, r.text);
         a.remote_mta = host;
+        a.dsn_passed_on = r.dsn_passed_on;
     } else {
         a.reply = r.text;
     }
@@ -75,12 +82,35 @@ DeliveryService::DeliveryService(std::shared_ptr<const Config> config, store::St
       context_(context),
       resolver_(std::move(resolver)),
       wakeup_(context),
+      watcher_(context),
       node_(config_->hostname) {}
 
 DeliveryService::~DeliveryService() = default;
 
-void DeliveryService::start() {
+void DeliveryService::start(const std::filesystem::path& data_dir) {
     asio::co_spawn(context_, schedule(), asio::detached);
+    asio::co_spawn(context_, watch(data_dir), asio::detached);
+}
+
+awaitable<void> DeliveryService::watch(const std::filesystem::path& data_dir) {
+    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0 || ::inotify_add_watch(fd, data_dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        if (fd >= 0) ::close(fd);
+        spdlog::warn("delivery: cannot watch {} ({}); the queue is polled only", data_dir.string(), std::strerror(errno));
+        co_return;
+    }
+    watcher_.assign(fd);
+    alignas(inotify_event) std::array<char, 4096> buffer;
+    for (;;) {
+        boost::system::error_code ec;
+        std::size_t n = co_await watcher_.async_read_some(asio::buffer(buffer), asio::redirect_error(net::use_awaitable, ec));
+        if (ec) co_return;  // closed by stop()
+        for (std::size_t offset = 0; offset + sizeof(inotify_event) <= n;) {
+            const auto* event = reinterpret_cast<const inotify_event*>(buffer.data() + offset);
+            if (event->len > 0 && std::string_view(event->name) == delivery::wake_file_name) wake();
+            offset += sizeof(inotify_event) + event->len;
+        }
+    }
 }
 
 void DeliveryService::wake() {
@@ -94,6 +124,8 @@ void DeliveryService::stop() {
     stopping_ = true;
     asio::post(context_, [this] {
         wakeup_.cancel();
+        boost::system::error_code ignored;
+        watcher_.close(ignored);
         for (auto& [domain, destination] : destinations_) {
             for (auto* timer : destination->idle) timer->cancel();
         }
@@ -286,6 +318,7 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
         }
     }
 
+    if (hosts.size() > cfg->queue.max_mx_hosts) hosts.resize(cfg->queue.max_mx_hosts);
     for (const auto& host : hosts) {
         if (destination->pending.empty() || stopping_) break;
         auto lookup = executor_.run([this, host] { return resolver_->addresses(host); });
@@ -296,6 +329,9 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
                                             : fmt::format("the host {} has no address", host);
             destination->last_host = host;
             continue;
+        }
+        if (addresses.addresses.size() > cfg->queue.max_addresses_per_host) {
+            addresses.addresses.resize(cfg->queue.max_addresses_per_host);
         }
         for (const auto& address : addresses.addresses) {
             // A connection that worked and ended (message limit, the peer closed an idle connection) is
@@ -386,6 +422,7 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
     std::size_t serial = 0;
     bool ready = false;
     bool done = false;
+    bool reused = false;  // the message in flight went out after the connection waited idle
     auto enqueue_next = [&]() -> bool {
         if (destination.pending.empty()) return false;
         Work work = std::move(destination.pending.front());
@@ -421,12 +458,18 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                 const bool all_deferred = std::ranges::all_of(result->recipients, [](const auto& r) {
                     return r.outcome == smtp::Outcome::deferred;
                 });
-                if (!ready && !started && all_deferred) {
+                const bool connection_lost = all_deferred && std::ranges::all_of(result->recipients, [](const auto& r) {
+                    return r.code == 0;
+                });
+                if ((!ready && !started && all_deferred) || (reused && connection_lost)) {
                     // RFC 5321 5.1: a host that cannot be reached or greets with 4xx sends us to the next one.
+                    // A connection kept idle that the peer closed meanwhile: the message goes on a fresh one.
                     destination.last_failure = result->recipients.empty() ? peer : result->recipients.front().text;
                     destination.pending.push_front(std::move(work));
+                    reused = false;
                     continue;
                 }
+                reused = false;
                 ready = true;
                 ++sent;
                 const std::int64_t now = unix_now();
@@ -462,7 +505,10 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                         output = session.take_output();
                         if (!co_await connection.write_all(output, timeout)) break;
                     }
-                    if (co_await wait_for_work(destination) && enqueue_next()) continue;
+                    if (co_await wait_for_work(destination) && enqueue_next()) {
+                        reused = true;
+                        continue;
+                    }
                     session.quit();
                 }
             } else if (std::holds_alternative<smtp::Disconnect>(*event)) {
@@ -503,33 +549,20 @@ awaitable<void> DeliveryService::finish(std::shared_ptr<EntryJob> job) {
     auto cfg = config();
     const std::int64_t now = unix_now();
     const auto& entry = job->entry;
+    std::vector<AttemptResult> results;
+    for (const auto& result : job->results) results.push_back(*result);
+    delivery::Round round = delivery::settle(cfg->queue.retry, entry, results, now);
     delivery::EntryOutcome outcome;
     outcome.entry_id = entry.id;
-    std::vector<delivery::ReportedRecipient> failed, delayed, delivered;
-    for (std::size_t i = 0; i < entry.recipients.size(); ++i) {
-        const auto& recipient = entry.recipients[i];
-        const AttemptResult& result = *job->results[i];
-        auto update = delivery::decide(cfg->queue.retry, entry.queued_at, recipient, result, now);
-        if (result.tried) update.attempt = job->attempts[i];
-        delivery::ReportedRecipient reported{&recipient, mail::DsnAction::failed, update.status, result.reply,
-                                             result.remote_mta, std::nullopt};
-        if (update.state == delivery::RecipientState::failed) {
-            failed.push_back(reported);
-        } else if (update.state == delivery::RecipientState::delivered) {
-            reported.action = mail::DsnAction::delivered;
-            delivered.push_back(reported);
-        } else if (delivery::delay_notice_due(cfg->queue.retry, entry.queued_at, recipient.delay_notified, now)) {
-            reported.action = mail::DsnAction::delayed;
-            reported.will_retry_until = entry.queued_at + cfg->queue.retry.lifetime;
-            delayed.push_back(reported);
-            update.delay_notified = true;
-        }
-        spdlog::info("delivery: entry {} to=<{}> {} {}", entry.id, recipient.address,
-                     delivery::state_name(update.state), result.reply);
+    for (std::size_t i = 0; i < round.updates.size(); ++i) {
+        auto& update = round.updates[i];
+        if (results[i].tried) update.attempt = job->attempts[i];
+        spdlog::info("delivery: entry {} to=<{}> {} {}", entry.id, entry.recipients[i].address,
+                     delivery::state_name(update.state), results[i].reply);
         outcome.updates.push_back(std::move(update));
     }
     delivery::ReportContext context{cfg->hostname, now, random64, {}};
-    for (const auto* list : {&failed, &delayed, &delivered}) {
+    for (const auto* list : {&round.failed, &round.delayed, &round.delivered}) {
         if (list->empty()) continue;
         auto report = delivery::make_report(entry, *list, context);
         if (!report) {

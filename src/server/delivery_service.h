@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <list>
 #include <map>
 #include <memory>
@@ -32,8 +33,9 @@ public:
                     std::shared_ptr<delivery::Resolver> resolver);
     ~DeliveryService();
 
-    // Takes back this node's leases (a previous process died with them) and starts the scheduler.
-    void start();
+    // Takes back this node's leases (a previous process died with them) and starts the scheduler; watches
+    // `data_dir` for delivery::wake_file_name so that `magpie queue add` is seen at once.
+    void start(const std::filesystem::path& data_dir);
     // Something was queued: look now rather than at the next poll. Any thread.
     void wake();
     // Stops leasing and closes idle connections; transactions in flight finish (or their lease expires).
@@ -50,6 +52,7 @@ private:
     struct Connection;
 
     awaitable<void> schedule();
+    awaitable<void> watch(const std::filesystem::path& data_dir);
     awaitable<void> dispatch(std::shared_ptr<EntryJob> job);
     awaitable<void> deliver_local(std::shared_ptr<EntryJob> job, std::size_t index, std::int64_t account_id);
     void add_work(const std::string& domain, Work work);
@@ -73,6 +76,7 @@ private:
     net::asio::io_context& context_;
     std::shared_ptr<delivery::Resolver> resolver_;
     net::asio::steady_timer wakeup_;
+    net::asio::posix::stream_descriptor watcher_;
     std::string node_;  // lease owner: this host's name
     std::map<std::string, std::shared_ptr<Destination>> destinations_;
     std::atomic<std::size_t> total_connections_ = 0;

@@ -177,7 +177,7 @@ Result<void> Server::start_delivery() {
     queue_executor_ = std::make_unique<StoreExecutor>(2);
     delivery_ = std::make_unique<DeliveryService>(config_, *store_, *queue_, *queue_executor_, pool_->first(),
                                                   std::move(*resolver));
-    delivery_->start();
+    delivery_->start(c.data_dir);
     return {};
 }
 

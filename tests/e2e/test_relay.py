@@ -316,3 +316,34 @@ def test_peer_without_8bitmime_gets_a_7bit_downgrade(tmp_path, network_namespace
     finally:
         crepes.stop()
         sink.close()
+
+
+def test_queue_add_wakes_magpied_without_waiting_for_a_poll(world):
+    hamburger = world("hamburger").start()
+    crepes = world("crepes", queue_options(poll_interval=3600)).start()
+    time.sleep(1)  # the scheduler's first look is over: from now on only a wake-up brings it back early
+    entry = queue_add(crepes, message("Now"))
+    wait_for(lambda: state_of(crepes, entry, BOB) == "delivered", timeout=10, what="delivery on wake-up")
+    assert len(imap_messages(hamburger, BOB)) == 1
+
+
+def test_hold_release_delete_and_flush(world):
+    crepes = world("crepes", queue_options(retry_intervals=[3600]))
+    held = queue_add(crepes, message("Held"))
+    crepes.magpie("queue", "hold", str(held))
+    assert "HELD" in crepes.magpie("queue", "list").stdout.decode()
+    crepes.start()
+    waiting = queue_add(crepes, message("Waiting"))
+    wait_for(lambda: state_of(crepes, waiting, BOB) == "deferred", what="the first attempt")
+    assert "  attempt " not in show(crepes, held)  # never tried while held
+    hamburger = world("hamburger").start()
+    assert "1 recipients due now" in crepes.magpie("queue", "retry", str(waiting)).stdout.decode()
+    wait_for(lambda: state_of(crepes, waiting, BOB) == "delivered", timeout=15, what="delivery after retry")
+    crepes.magpie("queue", "release", str(held))
+    wait_for(lambda: state_of(crepes, held, BOB) == "delivered", timeout=15, what="delivery after release")
+    gone = queue_add(crepes, message("Gone"), to=("carol@nowhere.example",))
+    crepes.magpie("queue", "hold", str(gone))
+    crepes.magpie("queue", "delete", str(gone))
+    assert crepes.magpie("queue", "show", str(gone), check=False).returncode == 1
+    assert len(imap_messages(hamburger, BOB)) == 2
+    crepes.magpie("queue", "flush")

@@ -72,6 +72,44 @@ TEST(Decide, TemporaryFailurePastTheLifetimeFails) {
     EXPECT_EQ(update.status, "4.4.7");  // RFC 3463: delivery time expired
 }
 
+TEST(Settle, SortsRecipientsIntoTheirReports) {
+    auto e = entry();
+    e.recipients = {recipient("ok@hamburger.edu", "SUCCESS"), recipient("gone@hamburger.edu"),
+                    recipient("later@hamburger.edu"), recipient("local@crepes.fr", "SUCCESS"),
+                    recipient("onward@dsn.example", "SUCCESS")};
+    auto relayed = smtp(AttemptResult::Kind::delivered, "2.0.0", "250 ok");
+    auto local = AttemptResult{AttemptResult::Kind::delivered, "2.0.0", "250 local", "", true};
+    auto onward = relayed;
+    onward.dsn_passed_on = true;  // the peer reports success itself
+    std::vector<AttemptResult> results{relayed, smtp(AttemptResult::Kind::permanent, "5.1.1", "550 5.1.1 no"),
+                                       smtp(AttemptResult::Kind::temporary, "4.4.1", "refused"), local, onward};
+    auto round = settle(RetryPolicy{}, e, results, kQueued + 10);
+    ASSERT_EQ(round.updates.size(), 5u);
+    ASSERT_EQ(round.failed.size(), 1u);
+    EXPECT_EQ(round.failed[0].recipient->address, "gone@hamburger.edu");
+    ASSERT_EQ(round.delivered.size(), 2u);
+    EXPECT_EQ(round.delivered[0].action, mail::DsnAction::relayed);
+    EXPECT_EQ(round.delivered[1].action, mail::DsnAction::delivered);
+    EXPECT_TRUE(round.delayed.empty());  // 10 seconds is not 4 hours
+    EXPECT_EQ(round.updates[2].state, RecipientState::deferred);
+}
+
+TEST(Settle, OneDelayNoticeAfterTheConfiguredTime) {
+    auto e = entry();
+    e.recipients = {recipient()};
+    RetryPolicy policy;
+    std::vector<AttemptResult> refused{smtp(AttemptResult::Kind::temporary, "4.4.1", "refused")};
+    auto round = settle(policy, e, refused, kQueued + policy.delay_notice_after);
+    ASSERT_EQ(round.delayed.size(), 1u);
+    EXPECT_TRUE(round.updates[0].delay_notified);
+    EXPECT_EQ(*round.delayed[0].will_retry_until, kQueued + policy.lifetime);
+    e.recipients[0].delay_notified = true;
+    EXPECT_TRUE(settle(policy, e, refused, kQueued + policy.delay_notice_after + 3600).delayed.empty());
+    policy.delay_notice_after = 0;  // off
+    e.recipients[0].delay_notified = false;
+    EXPECT_TRUE(settle(policy, e, refused, kQueued + 86400).delayed.empty());
+}
+
 TEST(Notify, DefaultIsFailureAndDelayNeverIsNothing) {
     EXPECT_TRUE(notify_wants("", mail::DsnAction::failed));
     EXPECT_TRUE(notify_wants("", mail::DsnAction::delayed));
