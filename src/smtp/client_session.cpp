@@ -49,7 +49,8 @@ void from_reply(RecipientResult& result, const Reply& reply) {
 bool valid_path(std::string_view address, bool allow_null) {
     if (address.empty()) return allow_null;
     std::string path = "<" + std::string(address) + ">";
-    auto parsed = parse_path(path, PathOptions{.allow_null = allow_null, .allow_postmaster = true, .limits = {}});
+    auto parsed =
+        parse_path(path, PathOptions{.allow_null = allow_null, .allow_postmaster = true, .limits = {}});
     return parsed && parsed->consumed == path.size();
 }
 
@@ -118,7 +119,8 @@ PeerExtensions parse_ehlo(const Reply& reply) {
             ext.enhanced_status_codes = true;
         } else if (keyword == "AUTH" || keyword.starts_with("AUTH=")) {
             // "AUTH=LOGIN PLAIN" is the pre-standard form some servers still send beside "AUTH LOGIN PLAIN".
-            if (keyword.size() > 5) words.push_back(std::string_view(reply.lines[i]).substr(5, keyword.size() - 5));
+            if (keyword.size() > 5)
+                words.push_back(std::string_view(reply.lines[i]).substr(5, keyword.size() - 5));
             for (std::size_t w = 1; w < words.size(); ++w) {
                 std::string mechanism = to_upper(words[w]);
                 if (std::find(ext.auth.begin(), ext.auth.end(), mechanism) == ext.auth.end() &&
@@ -183,7 +185,9 @@ std::string ClientSession::take_output() {
     return out;
 }
 
-bool ClientSession::has_output() const { return !output_.empty(); }
+bool ClientSession::has_output() const {
+    return !output_.empty();
+}
 
 std::optional<ClientEvent> ClientSession::poll_event() {
     if (events_.empty()) return std::nullopt;
@@ -231,6 +235,24 @@ void ClientSession::connection_failed(std::string_view reason) {
     output_.clear();
     defer_everything(fmt::format("connection to {} failed: {}", config_.peer_name, reason), nullptr, "4.4.2");
     state_ = State::closed;
+}
+
+ClientSession::Awaiting ClientSession::awaiting() const {
+    switch (state_) {
+        case State::closed:
+            return Awaiting::nothing;
+        case State::tls:
+            return Awaiting::tls_handshake;
+        case State::ready:
+            break;
+        default:
+            return Awaiting::reply;
+    }
+    if (expected_.empty()) return Awaiting::nothing;
+    // Pipelined replies come in order, so the last one outstanding says how long the wait may be.
+    const Expect& last = expected_.back();
+    bool end_of_data = last.step == Step::data_end || (last.step == Step::bdat && last.last);
+    return end_of_data ? Awaiting::data_end : Awaiting::reply;
 }
 
 // ---- replies -------------------------------------------------------------------------------------------
@@ -318,13 +340,15 @@ void ClientSession::on_ehlo(const Reply& reply) {
         command("HELO " + config_.helo_name);
         state_ = State::helo;
     } else {
-        fail_connection(fmt::format("{} refused EHLO", config_.peer_name), &reply, reply.code != 421, "4.4.2");
+        fail_connection(fmt::format("{} refused EHLO", config_.peer_name), &reply, reply.code != 421,
+                        "4.4.2");
     }
 }
 
 void ClientSession::on_helo(const Reply& reply) {
     if (!reply.positive()) {
-        fail_connection(fmt::format("{} refused HELO", config_.peer_name), &reply, reply.code != 421, "4.4.2");
+        fail_connection(fmt::format("{} refused HELO", config_.peer_name), &reply, reply.code != 421,
+                        "4.4.2");
         return;
     }
     extensions_ = PeerExtensions{};
@@ -365,7 +389,8 @@ void ClientSession::on_auth(const Reply& reply) {
         command("*");  // RFC 4954 4: cancels the exchange; its 501 then ends the session below
         return;
     }
-    fail_connection(fmt::format("{} refused the login", config_.peer_name), &reply, reply.code != 421, "4.7.8");
+    fail_connection(fmt::format("{} refused the login", config_.peer_name), &reply, reply.code != 421,
+                    "4.7.8");
 }
 
 void ClientSession::on_rset(const Reply& reply) {
@@ -418,7 +443,9 @@ void ClientSession::on_data(const Reply& reply) {
     batch.final_reply = reply;
 }
 
-void ClientSession::on_data_end(const Reply& reply) { current_->final_reply = reply; }
+void ClientSession::on_data_end(const Reply& reply) {
+    current_->final_reply = reply;
+}
 
 void ClientSession::on_bdat(const Reply& reply, bool last) {
     Batch& batch = *current_;
@@ -476,8 +503,8 @@ void ClientSession::start_auth() {
         auth_login_ = true;
         command("AUTH LOGIN");
     } else {
-        fail_connection(fmt::format("{} offers neither AUTH PLAIN nor AUTH LOGIN", config_.peer_name), nullptr,
-                        true, "4.7.4");
+        fail_connection(fmt::format("{} offers neither AUTH PLAIN nor AUTH LOGIN", config_.peer_name),
+                        nullptr, true, "4.7.4");
     }
 }
 
@@ -510,14 +537,16 @@ void ClientSession::next_transaction() {
             for (std::size_t start = limit; start < pending.size(); start += limit) {
                 auto batch = std::make_unique<Batch>();
                 batch->message = current_->message;
-                batch->recipients.assign(pending.begin() + static_cast<std::ptrdiff_t>(start),
-                                         pending.begin() + static_cast<std::ptrdiff_t>(std::min(start + limit, pending.size())));
+                batch->recipients.assign(
+                    pending.begin() + static_cast<std::ptrdiff_t>(start),
+                    pending.begin() + static_cast<std::ptrdiff_t>(std::min(start + limit, pending.size())));
                 more.push_back(std::move(batch));
             }
             if (pending.size() > limit) pending.resize(limit);
             current_->recipients = std::move(pending);
             message.open_batches += more.size();
-            queue_.insert(queue_.begin(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+            queue_.insert(queue_.begin(), std::make_move_iterator(more.begin()),
+                          std::make_move_iterator(more.end()));
         }
         if (current_->recipients.empty()) {
             std::shared_ptr<MessageState> done = current_->message;
@@ -547,13 +576,9 @@ void ClientSession::prepare(MessageState& state) {
         result.text = std::move(text);
         state.results[index] = std::move(result);
     };
-    auto fail_all = [&](std::string_view enhanced, const std::string& text) {
-        for (std::size_t i = 0; i < message.recipients.size(); ++i)
-            if (!state.results[i]) fail(i, enhanced, text);
-    };
 
     if (!valid_path(message.reverse_path, true)) {
-        fail_all("5.1.7", "the sender address cannot be written in an SMTP command");
+        fail_remaining(state, "5.1.7", "the sender address cannot be written in an SMTP command");
         return;
     }
     for (std::size_t i = 0; i < message.recipients.size(); ++i) {
@@ -567,9 +592,10 @@ void ClientSession::prepare(MessageState& state) {
     const bool utf8_header = !is_ascii(header_section(message.data));
     bool utf8_used = utf8_sender || utf8_header;
     if ((utf8_sender || utf8_header) && !extensions_.smtputf8) {
-        fail_all("5.6.7", fmt::format("the message needs SMTPUTF8 ({}) and {} does not offer it",
-                                      utf8_sender ? "the sender address is UTF-8" : "header fields are UTF-8",
-                                      config_.peer_name));
+        fail_remaining(state, "5.6.7",
+                       fmt::format("the message needs SMTPUTF8 ({}) and {} does not offer it",
+                                   utf8_sender ? "the sender address is UTF-8" : "header fields are UTF-8",
+                                   config_.peer_name));
         return;
     }
     for (std::size_t i = 0; i < message.recipients.size(); ++i) {
@@ -577,10 +603,26 @@ void ClientSession::prepare(MessageState& state) {
         utf8_used = true;
         if (!extensions_.smtputf8)
             fail(i, "5.6.7",
-                 fmt::format("the recipient address is UTF-8 and {} does not offer SMTPUTF8", config_.peer_name));
+                 fmt::format("the recipient address is UTF-8 and {} does not offer SMTPUTF8",
+                             config_.peer_name));
     }
     state.smtputf8_param = extensions_.smtputf8 && (message.smtputf8 || utf8_used);
 
+    prepare_body(state);
+}
+
+// Every recipient still without a result fails for a reason of ours (no reply code).
+void ClientSession::fail_remaining(MessageState& state, std::string_view enhanced, const std::string& text) {
+    for (std::size_t i = 0; i < state.message.recipients.size(); ++i) {
+        if (state.results[i]) continue;
+        state.results[i] = RecipientResult{
+            state.message.recipients[i].address, Outcome::failed, 0, std::string(enhanced), text, false};
+    }
+}
+
+// The bytes as they go to this peer, and whether they are declared 8-bit.
+void ClientSession::prepare_body(MessageState& state) {
+    OutgoingMessage& message = state.message;
     // RFC 6152 3: 8-bit bodies only to a peer with 8BITMIME, else re-encoded; lines over 998 octets and
     // NULs never fit SMTP (RFC 5321 4.5.3.1.6), so they are re-encoded for every peer.
     const mail::BodyStats stats = mail::measure_body(message.data);
@@ -589,8 +631,9 @@ void ClientSession::prepare(MessageState& state) {
     if (must_downgrade) {
         Result<std::string> downgraded = mail::downgrade_to_7bit(message.data);
         if (!downgraded) {
-            fail_all("5.6.3", fmt::format("the message cannot be converted to 7 bit for {}: {}", config_.peer_name,
-                                          downgraded.error().message));
+            fail_remaining(state, "5.6.3",
+                           fmt::format("the message cannot be converted to 7 bit for {}: {}",
+                                       config_.peer_name, downgraded.error().message));
             return;
         }
         message.data = std::move(*downgraded);
@@ -602,8 +645,9 @@ void ClientSession::prepare(MessageState& state) {
 
     // RFC 1870 6.1: a message larger than the peer's declared limit is not sent.
     if (extensions_.size && extensions_.max_size > 0 && message.data.size() > extensions_.max_size) {
-        fail_all("5.3.4", fmt::format("the message ({} octets) exceeds the size limit of {} ({} octets)",
-                                      message.data.size(), config_.peer_name, extensions_.max_size));
+        fail_remaining(state, "5.3.4",
+                       fmt::format("the message ({} octets) exceeds the size limit of {} ({} octets)",
+                                   message.data.size(), config_.peer_name, extensions_.max_size));
     }
 }
 
@@ -705,8 +749,8 @@ void ClientSession::finish_transaction(const Failure* failure) {
         if (batch->mail_refusal) {
             deciding = &*batch->mail_refusal;
         } else if (rcpt && !rcpt->positive()) {
-            bool too_many = std::find(batch->too_many.begin(), batch->too_many.end(), position) !=
-                            batch->too_many.end();
+            bool too_many =
+                std::find(batch->too_many.begin(), batch->too_many.end(), position) != batch->too_many.end();
             if (too_many && batch->accepted > 0 && !failure) {
                 retry->recipients.push_back(index);
                 continue;
@@ -719,7 +763,8 @@ void ClientSession::finish_transaction(const Failure* failure) {
             from_reply(result, *deciding);
         } else {
             const std::string no_reply = fmt::format("no reply from {}", config_.peer_name);
-            result = deferral(std::move(result.address), failure ? *failure : Failure{no_reply, nullptr, "4.4.2"});
+            result =
+                deferral(std::move(result.address), failure ? *failure : Failure{no_reply, nullptr, "4.4.2"});
         }
         state.results[index] = std::move(result);
     }
@@ -739,8 +784,9 @@ void ClientSession::close_batch(MessageState& state) {
         if (state.results[i]) {
             result.recipients.push_back(std::move(*state.results[i]));
         } else {  // cannot happen: every path above sets a result; a deferral is the safe answer
-            result.recipients.push_back(RecipientResult{state.message.recipients[i].address, Outcome::deferred, 0,
-                                                        "4.3.0", "internal error: no result", false});
+            result.recipients.push_back(RecipientResult{state.message.recipients[i].address,
+                                                        Outcome::deferred, 0, "4.3.0",
+                                                        "internal error: no result", false});
         }
     }
     result.transcript = setup_transcript_ + state.transcript;
@@ -770,7 +816,8 @@ void ClientSession::fail_connection(const std::string& reason, const Reply* repl
     }
 }
 
-void ClientSession::defer_everything(const std::string& reason, const Reply* reply, std::string_view enhanced) {
+void ClientSession::defer_everything(const std::string& reason, const Reply* reply,
+                                     std::string_view enhanced) {
     const Failure failure{reason, reply, enhanced};
     if (current_) finish_transaction(&failure);
     std::deque<std::unique_ptr<Batch>> queued = std::exchange(queue_, {});
@@ -790,8 +837,9 @@ RecipientResult ClientSession::deferral(std::string address, const Failure& fail
     result.outcome = Outcome::deferred;
     result.code = failure.reply ? failure.reply->code : 0;
     // A deferral carries a 4.x.x code (RFC 3463 3.1), whatever the class of the peer's reply.
-    result.enhanced = failure.reply && !failure.reply->enhanced.empty() ? "4" + failure.reply->enhanced.substr(1)
-                                                                        : std::string(failure.enhanced);
+    result.enhanced = failure.reply && !failure.reply->enhanced.empty()
+                          ? "4" + failure.reply->enhanced.substr(1)
+                          : std::string(failure.enhanced);
     result.text = clip(failure.reason);
     result.dsn_passed_on = extensions_.dsn;
     return result;

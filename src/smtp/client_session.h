@@ -22,11 +22,11 @@
 namespace magpie::smtp {
 
 struct ClientLimits {
-    ReplyLimits reply;                                  // bounds on every reply read
-    std::size_t max_transcript = 16 * 1024;             // octets of C:/S: lines kept per message
+    ReplyLimits reply;                                 // bounds on every reply read
+    std::size_t max_transcript = 16 * 1024;            // octets of C:/S: lines kept per message
     std::size_t max_recipients_per_transaction = 100;  // RFC 5321 4.5.3.1.8: servers take at least 100
-    std::size_t bdat_chunk_size = 1 << 20;              // octets of message per BDAT chunk
-    std::size_t max_output_chunk = 64 * 1024;           // message octets handed out per take_output()
+    std::size_t bdat_chunk_size = 1 << 20;             // octets of message per BDAT chunk
+    std::size_t max_output_chunk = 64 * 1024;          // message octets handed out per take_output()
 };
 
 enum class TlsMode {
@@ -67,8 +67,9 @@ struct OutgoingMessage {
     // RFC 5322 message bytes, CRLF lines, not dot-stuffed. 8-bit bodies are declared BODY=8BITMIME or,
     // for a peer without it, downgraded to 7 bit; a line over 998 octets is always re-encoded.
     std::string data;
-    bool smtputf8 = false;  // the sender asked for SMTPUTF8; needed anyway when addresses or headers are UTF-8
-    std::string dsn_ret;    // "" / "FULL" / "HDRS"
+    bool smtputf8 =
+        false;            // the sender asked for SMTPUTF8; needed anyway when addresses or headers are UTF-8
+    std::string dsn_ret;  // "" / "FULL" / "HDRS"
     std::string dsn_envid;  // "" or xtext
 };
 
@@ -81,9 +82,9 @@ enum class Outcome {
 struct RecipientResult {
     std::string address;
     Outcome outcome = Outcome::deferred;
-    int code = 0;          // the deciding reply's code; 0 when the reason is local or the connection's
-    std::string enhanced;  // RFC 3463 code from the reply, or our own for a local reason ("5.6.7")
-    std::string text;      // the reply text, or the local reason
+    int code = 0;                // the deciding reply's code; 0 when the reason is local or the connection's
+    std::string enhanced;        // RFC 3463 code from the reply, or our own for a local reason ("5.6.7")
+    std::string text;            // the reply text, or the local reason
     bool dsn_passed_on = false;  // the peer offered DSN: NOTIFY and ORCPT went with the RCPT
 };
 
@@ -141,6 +142,12 @@ public:
     // answered is deferred with `reason`. No Disconnect follows: the connection is gone already.
     void connection_failed(std::string_view reason);
 
+    // What the session waits for, so that the IO layer can pick RFC 5321 4.5.3.2's timeouts: 5 minutes for
+    // the greeting and a command's reply, 10 for the reply to the end of the message data, its own for the
+    // TLS handshake; while `nothing`, the connection is idle (or closed).
+    enum class Awaiting { nothing, reply, data_end, tls_handshake };
+    Awaiting awaiting() const;
+
     const PeerExtensions& extensions() const { return extensions_; }
     bool tls_active() const { return tls_active_; }
 
@@ -196,7 +203,7 @@ private:
 
     // Pending output: command bytes or a range of message content.
     struct Output {
-        std::string bytes;                       // command bytes, or empty for message content
+        std::string bytes;                      // command bytes, or empty for message content
         std::shared_ptr<MessageState> message;  // message content: data[offset, end)
         std::size_t offset = 0;
         std::size_t end = 0;
@@ -222,6 +229,8 @@ private:
     void start_auth();
     void next_transaction();
     void prepare(MessageState& message);
+    void prepare_body(MessageState& message);
+    void fail_remaining(MessageState& message, std::string_view enhanced, const std::string& text);
     void advance();
     bool send_one(Batch& batch);
     void send_bdat_chunk(Batch& batch);

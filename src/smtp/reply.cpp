@@ -9,7 +9,9 @@
 namespace magpie::smtp {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // A reply line quoted in an error: short and printable, so the error fits a log line and a report.
 std::string quote(std::string_view line) {

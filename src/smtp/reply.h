@@ -59,7 +59,6 @@ private:
 
     ReplyLimits limits_;
     std::string partial_;  // the current line, without its line end, at most max_line octets
-    std::size_t partial_octets_ = 0;  // octets of the current line seen so far (more than kept if too long)
     Reply reply_;
     bool ready_ = false;
     bool failed_ = false;

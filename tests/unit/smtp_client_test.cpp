@@ -93,7 +93,8 @@ Result<Reply> read_one(std::string_view bytes, ReplyLimits limits = {}) {
 }
 
 TEST(SmtpReply, ReadsMultilineReplyWithEnhancedCode) {
-    auto reply = read_one("550-5.1.1 The email account that you tried to reach\r\n550 5.1.1 does not exist.\r\n");
+    auto reply =
+        read_one("550-5.1.1 The email account that you tried to reach\r\n550 5.1.1 does not exist.\r\n");
     ASSERT_TRUE(reply.ok());
     EXPECT_EQ(reply->code, 550);
     EXPECT_EQ(reply->enhanced, "5.1.1");
@@ -134,8 +135,8 @@ TEST(SmtpReply, ByteAtATimeGivesTheSameReply) {
 }
 
 TEST(SmtpReply, RejectsNonNumericAndOutOfRangeCodes) {
-    for (std::string_view bad : {"abc hello\r\n", "25\r\n", "2500 x\r\n", "150 x\r\n", "650 x\r\n", "260 x\r\n",
-                                 "250_x\r\n", "\r\n"}) {
+    for (std::string_view bad : {"abc hello\r\n", "25\r\n", "2500 x\r\n", "150 x\r\n", "650 x\r\n",
+                                 "260 x\r\n", "250_x\r\n", "\r\n"}) {
         auto reply = read_one(bad);
         ASSERT_FALSE(reply.ok()) << bad;
         EXPECT_EQ(reply.error().code, Errc::invalid_argument);
@@ -243,7 +244,8 @@ TEST(SmtpClient, DeliversOneMessageCommandByCommand) {
     EXPECT_EQ(c.reply("250 2.1.0 Ok\r\n"), "RCPT TO:<bob@example.org>\r\n");
     EXPECT_EQ(c.reply("250 2.1.5 Ok\r\n"), "DATA\r\n");
     // RFC 5321 4.5.2: a leading dot doubled, a last line completed, then the terminator.
-    EXPECT_EQ(c.reply("354 End data with <CR><LF>.<CR><LF>\r\n"), "Subject: hi\r\n\r\n..dot line\r\nend\r\n.\r\n");
+    EXPECT_EQ(c.reply("354 End data with <CR><LF>.<CR><LF>\r\n"),
+              "Subject: hi\r\n\r\n..dot line\r\nend\r\n.\r\n");
     EXPECT_TRUE(c.results.empty());
     EXPECT_EQ(c.reply("250 2.0.0 Ok: queued as 12345\r\n"), "");
     ASSERT_EQ(c.results.size(), 1u);
@@ -261,6 +263,23 @@ TEST(SmtpClient, DeliversOneMessageCommandByCommand) {
     EXPECT_EQ(c.reply("221 2.0.0 Bye\r\n"), "");
     EXPECT_EQ(c.disconnects, 1);
     EXPECT_TRUE(c.session.closed());
+}
+
+TEST(SmtpClient, SaysWhatItWaitsForSoTheIoLayerCanPickTimeouts) {
+    Client c;
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::reply);  // the greeting
+    c.reply(greeting);
+    c.reply(ehlo_plain);
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::nothing);  // idle
+    c.enqueue(message());
+    c.drain();
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::reply);
+    c.reply("250 ok\r\n");
+    c.reply("250 ok\r\n");
+    c.reply("354 go\r\n");
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::data_end);  // RFC 5321 4.5.3.2.6: 10 minutes
+    c.reply("250 ok\r\n");
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::nothing);
 }
 
 TEST(SmtpClient, PipelinesEnvelopeAndDataAndMatchesRepliesInOrder) {
@@ -297,6 +316,26 @@ TEST(SmtpClient, PipelinedDataAcceptedWithoutRecipientsGetsAnEmptyEnd) {
     ASSERT_EQ(c.results.size(), 1u);
     EXPECT_EQ(c.result(0).outcome, Outcome::failed);
     EXPECT_EQ(c.result(0).code, 550);
+}
+
+TEST(SmtpClient, BareLineEndsInTheMessageCannotEndDataEarly) {
+    // SMTP smuggling: "\n.\n" or "\r\n.\r" must not become an end of data at the peer.
+    Client c = greeted(ehlo_plain);
+    c.enqueue(message("m1", {"bob@example.org"}, "a\n.\nMAIL FROM:<x@y>\r\n.\rb"));
+    c.drain();
+    c.reply("250 ok\r\n");
+    c.reply("250 ok\r\n");
+    EXPECT_EQ(c.reply("354 go\r\n"), "a\r\n..\r\nMAIL FROM:<x@y>\r\n..\r\nb\r\n.\r\n");
+}
+
+TEST(SmtpClient, NoBdatWhenEveryRecipientIsRefused) {
+    Client c = greeted(ehlo_full);
+    c.enqueue(message("m1", {"a@x.org", "b@x.org"}));
+    c.drain();
+    EXPECT_EQ(c.reply("250 ok\r\n550 5.1.1 no\r\n"), "");
+    EXPECT_EQ(c.reply("550 5.1.1 no\r\n"), "");
+    ASSERT_EQ(c.results.size(), 1u);
+    EXPECT_EQ(c.written.find("BDAT"), std::string::npos);
 }
 
 TEST(SmtpClient, RefusedMailFromDecidesEveryRecipient) {
@@ -474,6 +513,22 @@ TEST(SmtpClient, DowngradesEightBitBodyForPeerWithoutEightBitMime) {
     for (char ch : content) EXPECT_LT(static_cast<unsigned char>(ch), 0x80);
 }
 
+TEST(SmtpClient, ReencodesLinesTooLongForSmtpEvenForEightBitPeers) {
+    ClientConfig config = default_config();
+    config.use_chunking = false;
+    Client c = greeted(ehlo_full, config);
+    std::string long_line(1500, 'a');
+    c.enqueue(message("m1", {"bob@example.org"},
+                      "Subject: long\r\nContent-Type: text/plain\r\n\r\n" + long_line + "\r\n"));
+    c.drain();
+    std::string content = c.reply("250 ok\r\n250 ok\r\n354 go\r\n");
+    EXPECT_NE(content.find("Content-Transfer-Encoding: quoted-printable"), std::string::npos) << content;
+    std::size_t start = 0;
+    for (std::size_t end; (end = content.find("\r\n", start)) != std::string::npos; start = end + 2)
+        EXPECT_LE(end - start, 998u);
+    EXPECT_EQ(c.written.find("BODY=8BITMIME"), std::string::npos);
+}
+
 TEST(SmtpClient, SendsSmtpUtf8ForUtf8AddressesWhenOffered) {
     Client c = greeted(ehlo_full);
     c.enqueue(message("m1", {"j\xc3\xb6rg@example.org"}));
@@ -483,16 +538,17 @@ TEST(SmtpClient, SendsSmtpUtf8ForUtf8AddressesWhenOffered) {
 
 TEST(SmtpClient, FailsMessageNeedingSmtpUtf8WhenPeerLacksIt) {
     Client c = greeted(ehlo_plain);
-    c.enqueue(message("m1", {"bob@example.org", "carol@example.org"},
-                      "Subject: caf\xc3\xa9\r\n\r\nhello\r\n"));
+    c.enqueue(
+        message("m1", {"bob@example.org", "carol@example.org"}, "Subject: caf\xc3\xa9\r\n\r\nhello\r\n"));
     EXPECT_EQ(c.drain(), "");  // nothing is sent for it
     ASSERT_EQ(c.results.size(), 1u);
     for (const auto& r : c.results[0].recipients) {
         EXPECT_EQ(r.outcome, Outcome::failed);
         EXPECT_EQ(r.enhanced, "5.6.7");
-        EXPECT_EQ(r.text,
-                  "the message needs SMTPUTF8 (header fields are UTF-8) and mx.example.org[192.0.2.1] does not "
-                  "offer it");
+        EXPECT_EQ(
+            r.text,
+            "the message needs SMTPUTF8 (header fields are UTF-8) and mx.example.org[192.0.2.1] does not "
+            "offer it");
     }
     EXPECT_EQ(c.idles, 2);
 }
@@ -599,6 +655,7 @@ TEST(SmtpClient, StartsTlsWhenOfferedThenSaysEhloAgain) {
     EXPECT_EQ(c.reply("250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n"), "STARTTLS\r\n");
     EXPECT_EQ(c.reply("220 2.0.0 Ready to start TLS\r\n"), "");
     EXPECT_EQ(c.handshakes, 1);
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::tls_handshake);
     c.session.tls_started();
     EXPECT_EQ(c.drain(), "EHLO client.example\r\n");
     EXPECT_TRUE(c.session.tls_active());
@@ -797,7 +854,8 @@ TEST(SmtpClient, TenMegabyteReplyIsRefusedEarlyWithBoundedMemory) {
     for (int i = 0; i < 160 && !c.session.closed(); ++i) c.session.feed(chunk);
     c.drain();
     EXPECT_TRUE(c.session.closed());
-    EXPECT_EQ(c.result(0).text, "mx.example.org[192.0.2.1] sent a bad reply: reply line longer than 2048 octets");
+    EXPECT_EQ(c.result(0).text,
+              "mx.example.org[192.0.2.1] sent a bad reply: reply line longer than 2048 octets");
 }
 
 TEST(SmtpClient, UnexpectedReplyWhileIdleEndsTheSession) {
@@ -937,7 +995,8 @@ TEST_P(AgainstServer, DeliversSeveralMessagesOverOneConnection) {
     config.limits.max_output_chunk = 4096;
     Loop loop(config, server_config());
     std::string big = "Subject: big\r\n\r\n";
-    for (int i = 0; i < 2000; ++i) big += (i % 7 == 0 ? "." : "") + std::string("line ") + std::to_string(i) + "\r\n";
+    for (int i = 0; i < 2000; ++i)
+        big += (i % 7 == 0 ? "." : "") + std::string("line ") + std::to_string(i) + "\r\n";
     loop.client.enqueue(message("m1", {"bob@example.org", "nobody@example.org", "carol@example.org"}));
     loop.client.enqueue(message("m2", {"dave@example.org"}, big));
     loop.client.enqueue(message("m3", {"nobody@example.org"}));
@@ -968,7 +1027,8 @@ TEST_P(AgainstServer, DeliversSeveralMessagesOverOneConnection) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, AgainstServer,
-                         ::testing::Values(Mode{true, false}, Mode{false, false}, Mode{true, true}, Mode{false, true}),
+                         ::testing::Values(Mode{true, false}, Mode{false, false}, Mode{true, true},
+                                           Mode{false, true}),
                          [](const auto& info) {
                              return std::string(info.param.pipelining ? "Pipelined" : "Lockstep") +
                                     (info.param.chunking ? "Bdat" : "Data");
@@ -988,11 +1048,26 @@ TEST(SmtpClientAgainstServer, StartsTlsThenDeliversEightBitMail) {
     EXPECT_EQ(loop.results.at(0).recipients.at(0).outcome, Outcome::delivered);
 }
 
+TEST(SmtpClientAgainstServer, RecipientsOverTheServersLimitGoInFurtherTransactions) {
+    ServerConfig server = server_config();
+    server.limits.max_recipients = 2;  // the server answers 452 4.5.3 to the third
+    Loop loop(default_config(), server);
+    loop.client.enqueue(message("m1", {"a@x.org", "b@x.org", "c@x.org", "d@x.org", "e@x.org"}));
+    loop.run();
+    ASSERT_EQ(loop.results.size(), 1u);
+    ASSERT_EQ(loop.results[0].recipients.size(), 5u);
+    for (const auto& r : loop.results[0].recipients) EXPECT_EQ(r.outcome, Outcome::delivered) << r.address;
+    ASSERT_EQ(loop.messages.size(), 3u);
+    EXPECT_EQ(loop.messages[2].envelope.recipients.at(0).address, "e@x.org");
+    EXPECT_EQ(loop.results[0].recipients[4].text, "OK Q3");
+}
+
 TEST(SmtpClientAgainstServer, MessageOverTheServersLimitFailsBeforeSending) {
     ServerConfig server = server_config();
     server.limits.max_message_size = 100;
     Loop loop(default_config(), server);
-    loop.client.enqueue(message("m1", {"bob@example.org"}, "Subject: x\r\n\r\n" + std::string(200, 'x') + "\r\n"));
+    loop.client.enqueue(
+        message("m1", {"bob@example.org"}, "Subject: x\r\n\r\n" + std::string(200, 'x') + "\r\n"));
     loop.run();
     EXPECT_TRUE(loop.messages.empty());
     EXPECT_EQ(loop.results.at(0).recipients.at(0).outcome, Outcome::failed);
