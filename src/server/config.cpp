@@ -184,7 +184,6 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(read(t, "queue", "batch", q.batch));
     MAGPIE_TRY(read(t, "queue", "keep_finished", q.keep_finished));
     MAGPIE_TRY(read(t, "queue", "max_transcript", q.max_transcript));
-    q.routing.mx_port = q.mx_port;
     q.routing.routes.clear();
     if (const toml::node* node = t.get("route")) {
         const toml::array* list = node->as_array();

@@ -72,15 +72,25 @@ AttemptResult from_smtp(const smtp::RecipientResult& r, const std::string& host)
 
 }  // namespace
 
+dns::ResolverConfig resolver_config(const Config& config) {
+    const auto& q = config.queue;
+    dns::ResolverConfig r;
+    r.servers = q.resolver;
+    r.tries = 2;
+    r.timeout_ms = static_cast<int>(q.dns_timeout * 1000 / 2);
+    r.max_mx_hosts = q.max_mx_hosts;
+    r.max_addresses_per_host = q.max_addresses_per_host;
+    for (const auto& route : q.routing.routes) r.static_routes[route.domain].push_back({route.host, route.port});
+    return r;
+}
+
 DeliveryService::DeliveryService(std::shared_ptr<const Config> config, store::Store& store, delivery::QueueStore& queue,
-                                 StoreExecutor& executor, asio::io_context& context,
-                                 std::shared_ptr<delivery::Resolver> resolver)
+                                 StoreExecutor& executor, asio::io_context& context)
     : config_(std::move(config)),
       store_(store),
       queue_(queue),
       executor_(executor),
       context_(context),
-      resolver_(std::move(resolver)),
       wakeup_(context),
       watcher_(context),
       node_(config_->hostname) {}
@@ -295,51 +305,36 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
     auto cfg = config();
     const std::string& domain = destination->domain;
     std::optional<delivery::StaticRoute> route = delivery::static_route(cfg->queue.routing, domain);
-    std::vector<std::string> hosts;
-    if (route) {
-        hosts.push_back(route->host);
+    // src/dns finds the hosts (the static route's, or MX / implicit MX) and their addresses; a Resolver is
+    // used by one thread at a time, so each lookup has its own.
+    auto lookup = executor_.run([resolver_config = resolver_config(*cfg), domain]() -> Result<dns::Route> {
+        auto resolver = dns::Resolver::create(resolver_config);
+        if (!resolver) return resolver.error();
+        return (*resolver)->resolve_blocking(domain);
+    });
+    auto resolved = co_await std::move(lookup);
+    if (!resolved) {
+        const bool permanent = dns::is_permanent(resolved.error());
+        AttemptResult result{permanent ? AttemptResult::Kind::permanent : AttemptResult::Kind::temporary,
+                             std::string(dns::enhanced_status(resolved.error())), resolved.error().message, "", true};
+        delivery::Attempt attempt{unix_now(), domain, "", "", result.reply, "", ""};
+        while (!destination->pending.empty()) {
+            Work work = std::move(destination->pending.front());
+            destination->pending.pop_front();
+            fail_work(work, result, &attempt);
+        }
     } else {
-        auto lookup = executor_.run([this, domain] { return resolver_->mx(domain); });
-        auto answer = co_await std::move(lookup);
-        auto plan = delivery::plan_mx_route(domain, answer, random64);
-        if (plan.kind != delivery::RoutePlan::Kind::hosts) {
-            const bool permanent = plan.kind == delivery::RoutePlan::Kind::permanent_failure;
-            AttemptResult result{permanent ? AttemptResult::Kind::permanent : AttemptResult::Kind::temporary,
-                                 plan.status, plan.reason, "", true};
-            delivery::Attempt attempt{unix_now(), domain, "", "", plan.reason, "", ""};
-            while (!destination->pending.empty()) {
-                Work work = std::move(destination->pending.front());
-                destination->pending.pop_front();
-                fail_work(work, result, &attempt);
-            }
-            hosts.clear();
-        } else {
-            hosts = std::move(plan.hosts);
-        }
-    }
-
-    if (hosts.size() > cfg->queue.max_mx_hosts) hosts.resize(cfg->queue.max_mx_hosts);
-    for (const auto& host : hosts) {
-        if (destination->pending.empty() || stopping_) break;
-        auto lookup = executor_.run([this, host] { return resolver_->addresses(host); });
-        auto addresses = co_await std::move(lookup);
-        if (addresses.status != delivery::DnsStatus::ok || addresses.addresses.empty()) {
-            destination->last_failure = addresses.status == delivery::DnsStatus::temporary
-                                            ? fmt::format("DNS lookup of {} failed: {}", host, addresses.error)
-                                            : fmt::format("the host {} has no address", host);
-            destination->last_host = host;
-            continue;
-        }
-        if (addresses.addresses.size() > cfg->queue.max_addresses_per_host) {
-            addresses.addresses.resize(cfg->queue.max_addresses_per_host);
-        }
-        for (const auto& address : addresses.addresses) {
-            // A connection that worked and ended (message limit, the peer closed an idle connection) is
-            // followed by a fresh one to the same address while work remains.
-            while (!destination->pending.empty() && !stopping_) {
-                if (!co_await try_address(*destination, host, address, route ? &*route : nullptr)) break;
-            }
+        for (const auto& target : resolved->targets) {
             if (destination->pending.empty() || stopping_) break;
+            const std::uint16_t port = resolved->static_route ? target.port : cfg->queue.mx_port;
+            for (const auto& address : target.addresses) {
+                // A connection that worked and ended (message limit, the peer closed an idle connection) is
+                // followed by a fresh one to the same address while work remains.
+                while (!destination->pending.empty() && !stopping_) {
+                    if (!co_await try_address(*destination, target.host, address, port, route ? &*route : nullptr)) break;
+                }
+                if (destination->pending.empty() || stopping_) break;
+            }
         }
     }
 
@@ -375,10 +370,10 @@ awaitable<bool> DeliveryService::wait_for_work(Destination& destination) {
 
 // One TCP connection: returns true when the peer took us as far as a transaction (the address works).
 awaitable<bool> DeliveryService::try_address(Destination& destination, const std::string& host,
-                                             const std::string& address, const delivery::StaticRoute* route) {
+                                             const std::string& address, std::uint16_t port,
+                                             const delivery::StaticRoute* route) {
     auto cfg = config();
     const auto& q = cfg->queue;
-    const std::uint16_t port = route ? route->port : q.mx_port;
     const bool require_tls = (route && route->require_tls) || delivery::tls_required(q.routing, destination.domain);
     const std::string peer = fmt::format("{}[{}]", host, address);
     const std::string where = address.find(':') != std::string::npos ? fmt::format("[{}]:{}", address, port)

@@ -19,6 +19,7 @@
 #include "delivery/outcome.h"
 #include "delivery/queue.h"
 #include "delivery/routing.h"
+#include "dns/resolver.h"
 #include "net/asio.h"
 #include "server/config.h"
 #include "server/store_executor.h"
@@ -26,11 +27,13 @@
 
 namespace magpie::server {
 
+// What src/dns needs from [queue]: servers, timeouts, bounds and the static routes' hosts and ports.
+dns::ResolverConfig resolver_config(const Config& config);
+
 class DeliveryService {
 public:
     DeliveryService(std::shared_ptr<const Config> config, store::Store& store, delivery::QueueStore& queue,
-                    StoreExecutor& executor, net::asio::io_context& context,
-                    std::shared_ptr<delivery::Resolver> resolver);
+                    StoreExecutor& executor, net::asio::io_context& context);
     ~DeliveryService();
 
     // Takes back this node's leases (a previous process died with them) and starts the scheduler; watches
@@ -59,7 +62,7 @@ private:
     void start_connections();
     awaitable<void> serve_destination(std::shared_ptr<Destination> destination);
     awaitable<bool> try_address(Destination& destination, const std::string& host, const std::string& address,
-                                const delivery::StaticRoute* route);
+                                std::uint16_t port, const delivery::StaticRoute* route);
     awaitable<bool> wait_for_work(Destination& destination);
     void complete(const std::shared_ptr<EntryJob>& job, std::size_t index, delivery::AttemptResult result,
                   std::optional<delivery::Attempt> attempt);
@@ -74,7 +77,6 @@ private:
     delivery::QueueStore& queue_;
     StoreExecutor& executor_;
     net::asio::io_context& context_;
-    std::shared_ptr<delivery::Resolver> resolver_;
     net::asio::steady_timer wakeup_;
     net::asio::posix::stream_descriptor watcher_;
     std::string node_;  // lease owner: this host's name

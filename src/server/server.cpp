@@ -12,7 +12,6 @@
 #include "net/privileges.h"
 #include "net/tls.h"
 #include "server/store_factory.h"
-#include "delivery/cares_resolver.h"
 
 namespace magpie::server {
 
@@ -171,12 +170,12 @@ Result<void> Server::start_delivery() {
     if (!queue) return queue.error();
     queue_ = std::move(*queue);
     if (!c.queue.enabled) return {};
-    auto resolver = delivery::CaresResolver::create(c.queue.resolver, std::chrono::seconds(c.queue.dns_timeout));
-    if (!resolver) return resolver.error();
+    // A bad resolver address stops magpied at start rather than deferring every message.
+    auto resolver = dns::Resolver::create(resolver_config(c));
+    if (!resolver) return make_error(Errc::invalid_argument, "[queue] resolver: " + resolver.error().message);
     // Its own small pool: DNS queries block a thread for up to dns_timeout and must not delay RCPT checks.
     queue_executor_ = std::make_unique<StoreExecutor>(2);
-    delivery_ = std::make_unique<DeliveryService>(config_, *store_, *queue_, *queue_executor_, pool_->first(),
-                                                  std::move(*resolver));
+    delivery_ = std::make_unique<DeliveryService>(config_, *store_, *queue_, *queue_executor_, pool_->first());
     delivery_->start(c.data_dir);
     return {};
 }
