@@ -171,6 +171,9 @@ awaitable<void> DeliveryService::schedule() {
         } else {
             taken = leased->size();
             for (auto& entry : *leased) {
+                // Still being delivered from an earlier lease that ran out (a slow peer, a long line for one
+                // host): leasing it again only renewed the lease; a second delivery would duplicate it.
+                if (!in_flight_.insert(entry.id).second) continue;
                 auto job = std::make_shared<EntryJob>();
                 job->entry = std::move(entry);
                 asio::co_spawn(context_, dispatch(std::move(job)), asio::detached);
@@ -577,6 +580,7 @@ awaitable<void> DeliveryService::finish(std::shared_ptr<EntryJob> job) {
         // The lease runs out and the entry is tried again: delivered at least once, never lost.
         spdlog::error("delivery: entry {}: cannot record the attempt: {}", entry.id, recorded.error().message);
     }
+    in_flight_.erase(entry.id);
     if (reports) wake();
 }
 
