@@ -1,6 +1,6 @@
-#include "delivery/tracker.h"
-
 #include <gtest/gtest.h>
+
+#include "delivery/tracker.h"
 
 namespace magpie::delivery {
 namespace {
@@ -17,12 +17,15 @@ QueueEntry tracked() {
     bob.status = "4.4.1";
     bob.next_attempt_at = 1'800'000'300;
     bob.last_reply = "connection refused";
-    bob.attempts.push_back(Attempt{1'800'000'000, "mx.hamburger.edu", "", "", "connection to mx.hamburger.edu[127.0.0.3] "
-                                   "port 25 failed: Connection refused", "", ""});
-    bob.attempts.push_back(Attempt{1'800'000'300, "mx.hamburger.edu", "127.0.0.3:25", "TLSv1.3 TLS_AES_256_GCM_SHA384",
-                                   "451 4.3.0 try later", "mx.crepes.fr.7",
-                                   "S: 220 mx.hamburger.edu ESMTP\nC: EHLO mx.crepes.fr\nS: 250 ok\nC: MAIL FROM:<alice@crepes.fr>\n"
-                                   "S: 451 4.3.0 try later\n"});
+    bob.attempts.push_back(Attempt{1'800'000'000, "mx.hamburger.edu", "", "",
+                                   "connection to mx.hamburger.edu[127.0.0.3] "
+                                   "port 25 failed: Connection refused",
+                                   "", ""});
+    bob.attempts.push_back(Attempt{
+        1'800'000'300, "mx.hamburger.edu", "127.0.0.3:25", "TLSv1.3 TLS_AES_256_GCM_SHA384",
+        "451 4.3.0 try later", "mx.crepes.fr.7",
+        "S: 220 mx.hamburger.edu ESMTP\nC: EHLO mx.crepes.fr\nS: 250 ok\nC: MAIL FROM:<alice@crepes.fr>\n"
+        "S: 451 4.3.0 try later\n"});
     e.recipients.push_back(bob);
     return e;
 }
@@ -41,7 +44,9 @@ TEST(Tracker, ShowGivesEachAttemptAndTheLastConversation) {
               std::string::npos)
         << text;
     EXPECT_NE(text.find("reply: 451 4.3.0 try later"), std::string::npos);
-    EXPECT_NE(text.find("    C: MAIL FROM:<alice@crepes.fr>\n    S: 451 4.3.0 try later\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("    C: MAIL FROM:<alice@crepes.fr>\n    S: 451 4.3.0 try later\n"),
+              std::string::npos)
+        << text;
 }
 
 TEST(Tracker, ListGivesOneLinePerEntryAndOnePerRecipient) {
