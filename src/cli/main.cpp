@@ -12,6 +12,7 @@
 #include "auth/password.h"
 #include "cli/dns.h"
 #include "cli/password_input.h"
+#include "cli/queue.h"
 #include "server/config.h"
 #include "server/store_factory.h"
 #include "store/store.h"
@@ -126,6 +127,7 @@ int main(int argc, char** argv) {
     export_cmd->add_flag("--list", list_only, "list UID, size and subject instead");
 
     auto* check = app.add_subcommand("check", "check the store's integrity (read-only, safe beside magpied)");
+    magpie::cli::QueueCommands queue(app);
 
     std::string server_address;
     auto* dns_cmd = app.add_subcommand("dns", "print every DNS record DOMAIN needs, ready to paste into its zone");
@@ -160,6 +162,8 @@ int main(int argc, char** argv) {
         std::cout << report->summary << "\n";
         return report->clean ? 0 : 1;
     }
+
+    if (queue.parsed()) return queue.run(*config);
 
     bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed();
     auto opened = open_or_create_store(*config, read_only);
