@@ -11,6 +11,7 @@
 
 #include "auth/password.h"
 #include "cli/password_input.h"
+#include "cli/queue.h"
 #include "server/config.h"
 #include "server/store_factory.h"
 #include "store/store.h"
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
     export_cmd->add_flag("--list", list_only, "list UID, size and subject instead");
 
     auto* check = app.add_subcommand("check", "check the store's integrity (read-only, safe beside magpied)");
+    magpie::cli::QueueCommands queue(app);
 
     CLI11_PARSE(app, argc, argv);
 
@@ -139,6 +141,8 @@ int main(int argc, char** argv) {
         std::cout << report->summary << "\n";
         return report->clean ? 0 : 1;
     }
+
+    if (queue.parsed()) return queue.run(*config);
 
     bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed();
     auto opened = open_or_create_store(*config, read_only);

@@ -110,6 +110,110 @@ const toml::table* section(const toml::table& root, std::string_view name, Resul
     return node->as_table();
 }
 
+Result<void> read_strings(const toml::table& table, std::string_view section, std::string_view key,
+                          std::vector<std::string>& out) {
+    const toml::node* node = table.get(key);
+    if (!node) return {};
+    const toml::array* list = node->as_array();
+    if (!list) return make_error(Errc::invalid_argument, fmt::format("[{}] {} must be an array of strings", section, key));
+    out.clear();
+    for (const auto& item : *list) {
+        auto text = item.value<std::string>();
+        if (!text) return make_error(Errc::invalid_argument, fmt::format("[{}] {} entries are strings", section, key));
+        out.push_back(to_lower(*text));
+    }
+    return {};
+}
+
+// One [[queue.route]] table: domain, host, port, require_tls, implicit_tls, username, password.
+Result<delivery::StaticRoute> read_route(const toml::table& t) {
+    delivery::StaticRoute route;
+    MAGPIE_TRY(check_keys(t, "queue.route",
+                          {"domain", "host", "port", "require_tls", "implicit_tls", "username", "password"}));
+    MAGPIE_TRY(read(t, "queue.route", "domain", route.domain));
+    MAGPIE_TRY(read(t, "queue.route", "host", route.host));
+    MAGPIE_TRY(read(t, "queue.route", "port", route.port));
+    MAGPIE_TRY(read(t, "queue.route", "require_tls", route.require_tls));
+    MAGPIE_TRY(read(t, "queue.route", "implicit_tls", route.implicit_tls));
+    MAGPIE_TRY(read(t, "queue.route", "username", route.username));
+    MAGPIE_TRY(read(t, "queue.route", "password", route.password));
+    route.domain = to_lower(route.domain);
+    if (route.domain.empty() || route.host.empty() || route.port == 0) {
+        return make_error(Errc::invalid_argument, "[[queue.route]] needs domain, host and a non-zero port");
+    }
+    return route;
+}
+
+Result<void> read_queue(const toml::table& t, QueueConfig& q) {
+    MAGPIE_TRY(check_keys(t, "queue",
+                          {"enabled", "retry_intervals", "lifetime", "delay_notice_after", "connect_timeout",
+                           "command_timeout", "idle_keep", "max_connections", "max_connections_per_host",
+                           "max_messages_per_connection", "resolver", "dns_timeout", "mx_port", "max_mx_hosts",
+                           "max_addresses_per_host", "require_tls",
+                           "smart_host", "route", "poll_interval", "lease_time", "batch", "keep_finished",
+                           "max_transcript"}));
+    MAGPIE_TRY(read(t, "queue", "enabled", q.enabled));
+    if (const toml::node* node = t.get("retry_intervals")) {
+        const toml::array* list = node->as_array();
+        if (!list) return make_error(Errc::invalid_argument, "[queue] retry_intervals must be an array of seconds");
+        q.retry.intervals.clear();
+        for (const auto& item : *list) {
+            auto v = item.value<std::int64_t>();
+            if (!v || *v <= 0 || *v > std::numeric_limits<std::uint32_t>::max()) {
+                return make_error(Errc::invalid_argument, "[queue] retry_intervals are positive seconds");
+            }
+            q.retry.intervals.push_back(static_cast<std::uint32_t>(*v));
+        }
+    }
+    MAGPIE_TRY(read(t, "queue", "lifetime", q.retry.lifetime));
+    MAGPIE_TRY(read(t, "queue", "delay_notice_after", q.retry.delay_notice_after));
+    MAGPIE_TRY(read(t, "queue", "connect_timeout", q.connect_timeout));
+    MAGPIE_TRY(read(t, "queue", "command_timeout", q.command_timeout));
+    MAGPIE_TRY(read(t, "queue", "idle_keep", q.idle_keep));
+    MAGPIE_TRY(read(t, "queue", "max_connections", q.max_connections));
+    MAGPIE_TRY(read(t, "queue", "max_connections_per_host", q.max_connections_per_host));
+    MAGPIE_TRY(read(t, "queue", "max_messages_per_connection", q.max_messages_per_connection));
+    MAGPIE_TRY(read(t, "queue", "resolver", q.resolver));
+    MAGPIE_TRY(read(t, "queue", "dns_timeout", q.dns_timeout));
+    MAGPIE_TRY(read(t, "queue", "mx_port", q.mx_port));
+    MAGPIE_TRY(read(t, "queue", "max_mx_hosts", q.max_mx_hosts));
+    MAGPIE_TRY(read(t, "queue", "max_addresses_per_host", q.max_addresses_per_host));
+    MAGPIE_TRY(read_strings(t, "queue", "require_tls", q.routing.require_tls));
+    MAGPIE_TRY(read(t, "queue", "poll_interval", q.poll_interval));
+    MAGPIE_TRY(read(t, "queue", "lease_time", q.lease_time));
+    MAGPIE_TRY(read(t, "queue", "batch", q.batch));
+    MAGPIE_TRY(read(t, "queue", "keep_finished", q.keep_finished));
+    MAGPIE_TRY(read(t, "queue", "max_transcript", q.max_transcript));
+    q.routing.routes.clear();
+    if (const toml::node* node = t.get("route")) {
+        const toml::array* list = node->as_array();
+        if (!list) return make_error(Errc::invalid_argument, "[[queue.route]] must be an array of tables");
+        for (const auto& item : *list) {
+            const toml::table* table = item.as_table();
+            if (!table) return make_error(Errc::invalid_argument, "[[queue.route]] entries are tables");
+            auto route = read_route(*table);
+            if (!route) return route.error();
+            q.routing.routes.push_back(std::move(*route));
+        }
+    }
+    if (const toml::node* node = t.get("smart_host")) {
+        const toml::table* table = node->as_table();
+        if (!table) return make_error(Errc::invalid_argument, "[queue.smart_host] must be a table");
+        toml::table copy = *table;
+        copy.insert_or_assign("domain", "*");
+        auto route = read_route(copy);
+        if (!route) return route.error();
+        q.routing.routes.push_back(std::move(*route));
+    }
+    MAGPIE_TRY(delivery::validate(q.retry));
+    if (q.connect_timeout == 0 || q.command_timeout == 0 || q.max_connections == 0 ||
+        q.max_connections_per_host == 0 || q.max_messages_per_connection == 0 || q.dns_timeout == 0 ||
+        q.mx_port == 0 || q.max_mx_hosts == 0 || q.max_addresses_per_host == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0) {
+        return make_error(Errc::invalid_argument, "[queue] limits and timeouts must be positive");
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<Config> load_config(const std::filesystem::path& file) {
@@ -123,7 +227,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     Config config;
     config.hostname = default_hostname();
     Result<void> status;
-    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "imap", "auth", "store"}));
+    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "imap", "auth", "store", "queue"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -258,6 +362,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
             return make_error(Errc::invalid_argument, "[store] threads, lookup_threads and max_batch must be positive");
         }
     }
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "queue", status)) MAGPIE_TRY(read_queue(*t, config.queue));
     MAGPIE_TRY(status);
     if (config.hostname.empty()) return make_error(Errc::invalid_argument, "[server] hostname is empty");
     return config;

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "base/result.h"
+#include "delivery/retry.h"
+#include "delivery/routing.h"
 
 namespace magpie::server {
 
@@ -70,6 +72,29 @@ struct StoreConfig {
     std::size_t max_batch = 256;               // deliveries per group commit
 };
 
+// The outgoing queue ([queue]): retries, reports, connections and routes (issue 13).
+struct QueueConfig {
+    bool enabled = true;                     // magpied delivers queued mail
+    delivery::RetryPolicy retry;             // retry_intervals, lifetime, delay_notice_after (seconds)
+    std::uint32_t connect_timeout = 30;      // seconds to set up TCP
+    std::uint32_t command_timeout = 300;     // seconds for any reply (RFC 5321 4.5.3.2: 5 minutes)
+    std::uint32_t idle_keep = 5;             // seconds an idle connection waits for more mail for its host
+    std::size_t max_connections = 20;        // outgoing connections in total
+    std::size_t max_connections_per_host = 2;  // per destination domain
+    std::size_t max_messages_per_connection = 100;  // then QUIT and a fresh connection
+    std::string resolver;                    // "127.0.0.53" or "[::1]:5353"; empty: /etc/resolv.conf
+    std::uint32_t dns_timeout = 10;          // seconds per DNS query
+    std::uint16_t mx_port = 25;              // port of MX hosts
+    std::size_t max_mx_hosts = 10;           // MX hosts tried per destination and round
+    std::size_t max_addresses_per_host = 4;  // addresses tried per host
+    delivery::RoutingConfig routing;         // [[queue.route]] tables and smart_host ("*")
+    std::uint32_t poll_interval = 30;        // seconds between looks at the queue when nothing wakes it
+    std::uint32_t lease_time = 900;          // seconds an entry stays leased to this node while delivered
+    std::size_t batch = 100;                 // entries leased per round
+    std::uint32_t keep_finished = 7 * 86400; // seconds the tracker keeps finished entries
+    std::size_t max_transcript = 16 * 1024;  // octets of SMTP conversation kept per attempt
+};
+
 struct Config {
     std::string hostname;              // default: the machine's host name
     std::filesystem::path data_dir = "/var/lib/magpie";
@@ -83,6 +108,7 @@ struct Config {
     ImapConfig imap;
     AuthConfig auth;
     StoreConfig store;
+    QueueConfig queue;
     bool demo = false;
 };
 

@@ -35,6 +35,7 @@ Server::Server(Config config, std::filesystem::path config_file)
     : config_(std::make_shared<const Config>(std::move(config))), config_file_(std::move(config_file)) {}
 
 Server::~Server() {
+    if (delivery_) delivery_->stop();
     if (pool_) {
         pool_->stop();
         pool_->join();
@@ -176,8 +177,27 @@ Result<void> Server::start() {
         }
     }
 
+    MAGPIE_TRY(start_delivery());
     signals_ = std::make_unique<net::asio::signal_set>(pool_->first(), SIGTERM, SIGINT, SIGHUP);
     signals_->async_wait([this](boost::system::error_code e, int s) { handle_signal(e, s); });
+    return {};
+}
+
+Result<void> Server::start_delivery() {
+    const auto& c = *config_;
+    delivery::QueueLimits limits;
+    limits.max_transcript = c.queue.max_transcript;
+    auto queue = delivery::SqliteQueue::open(c.data_dir, limits);
+    if (!queue) return queue.error();
+    queue_ = std::move(*queue);
+    if (!c.queue.enabled) return {};
+    // A bad resolver address stops magpied at start rather than deferring every message.
+    auto resolver = dns::Resolver::create(resolver_config(c));
+    if (!resolver) return make_error(Errc::invalid_argument, "[queue] resolver: " + resolver.error().message);
+    // Its own small pool: DNS queries block a thread for up to dns_timeout and must not delay RCPT checks.
+    queue_executor_ = std::make_unique<StoreExecutor>(2);
+    delivery_ = std::make_unique<DeliveryService>(config_, *store_, *queue_, *queue_executor_, pool_->first());
+    delivery_->start(c.data_dir);
     return {};
 }
 
@@ -220,6 +240,7 @@ void Server::reload() {
     smtp_limiter_->set_limits(next->smtp.max_connections, next->smtp.max_connections_per_ip);
     imap_limiter_->set_limits(next->imap.max_connections, next->imap.max_connections_per_ip);
     smtp_->reconfigure(next);
+    if (delivery_) delivery_->reconfigure(next);
     imap_->reconfigure(next);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_file_.string());
 }
@@ -229,6 +250,7 @@ void Server::drain() {
     draining_ = true;
     for (auto& listener : listeners_) listener->close();
     registry_->request_shutdown_all();
+    if (delivery_) delivery_->stop();
     net::asio::co_spawn(pool_->first(), [this]() -> awaitable<void> {
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->shutdown_timeout);
         net::asio::steady_timer timer(pool_->first());
@@ -249,6 +271,7 @@ int Server::run(const sigset_t& blocked) {
     pool_->join();
     login_executor_->stop();
     lookup_executor_->stop();
+    if (queue_executor_) queue_executor_->stop();
     store_executor_->stop();
     spdlog::info("magpied stopped");
     return 0;

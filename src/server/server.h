@@ -17,6 +17,8 @@
 #include "auth/verified_cache.h"
 #include "server/change_hub.h"
 #include "server/config.h"
+#include "server/delivery_service.h"
+#include "delivery/sqlite_queue.h"
 #include "server/imap_service.h"
 #include "server/smtp_service.h"
 #include "server/store_executor.h"
@@ -40,6 +42,7 @@ public:
 private:
     Result<void> prepare_demo();
     Result<void> load_tls();
+    Result<void> start_delivery();
     void handle_signal(boost::system::error_code ec, int signal);
     void reload();
     void drain();
@@ -57,6 +60,9 @@ private:
     std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
     std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;
     std::unique_ptr<SmtpService> smtp_;
+    std::unique_ptr<delivery::SqliteQueue> queue_;
+    std::unique_ptr<StoreExecutor> queue_executor_;   // the outgoing queue's store and DNS work
+    std::unique_ptr<DeliveryService> delivery_;
     std::unique_ptr<auth::HashLimiter> hash_limiter_;
     std::unique_ptr<auth::LoginThrottle> throttle_;
     std::unique_ptr<auth::VerifiedCache> verified_cache_;

@@ -110,6 +110,59 @@ TEST_F(ConfigFile, ReportsSyntaxErrorsWithALine) {
     EXPECT_NE(config.error().message.find(":2"), std::string::npos) << config.error().message;
 }
 
+TEST_F(ConfigFile, QueueDefaultsFollowTheIssue) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_TRUE(config->queue.enabled);
+    EXPECT_EQ(config->queue.retry.lifetime, 5u * 86400);
+    EXPECT_EQ(config->queue.retry.delay_notice_after, 4u * 3600);
+    EXPECT_EQ(config->queue.retry.intervals.front(), 300u);
+    EXPECT_EQ(config->queue.retry.intervals.back(), 14400u);
+    EXPECT_TRUE(config->queue.routing.routes.empty());
+}
+
+TEST_F(ConfigFile, QueueRoutesSmartHostAndSchedule) {
+    auto config = load(R"([queue]
+retry_intervals = [2, 4]
+lifetime = 60
+delay_notice_after = 0
+resolver = "127.0.0.53"
+require_tls = ["Bank.example"]
+[queue.smart_host]
+host = "smtp.provider.example"
+port = 465
+implicit_tls = true
+username = "me"
+password = "pw"
+[[queue.route]]
+domain = "Partner.example"
+host = "10.0.0.5"
+port = 2525
+)");
+    ASSERT_TRUE(config) << config.error().message;
+    const auto& q = config->queue;
+    EXPECT_EQ(q.retry.intervals, (std::vector<std::uint32_t>{2, 4}));
+    EXPECT_EQ(q.retry.lifetime, 60u);
+    EXPECT_EQ(q.retry.delay_notice_after, 0u);
+    EXPECT_EQ(q.resolver, "127.0.0.53");
+    EXPECT_EQ(q.routing.require_tls, std::vector<std::string>{"bank.example"});
+    ASSERT_EQ(q.routing.routes.size(), 2u);
+    EXPECT_EQ(q.routing.routes[0].domain, "partner.example");
+    EXPECT_EQ(q.routing.routes[0].port, 2525);
+    EXPECT_EQ(q.routing.routes[1].domain, "*");
+    EXPECT_TRUE(q.routing.routes[1].implicit_tls);
+    EXPECT_EQ(q.routing.routes[1].username, "me");
+}
+
+TEST_F(ConfigFile, QueueRejectsUnsafeValues) {
+    EXPECT_FALSE(load("[queue]\nretry_intervals = []\n"));
+    EXPECT_FALSE(load("[queue]\nretry_intervals = [0]\n"));
+    EXPECT_FALSE(load("[queue]\nlifetime = 0\n"));
+    EXPECT_FALSE(load("[queue]\nmax_connections = 0\n"));
+    EXPECT_FALSE(load("[queue]\nsmart_hosts = 1\n"));
+    EXPECT_FALSE(load("[[queue.route]]\ndomain = \"x.example\"\n"));  // no host
+}
+
 TEST(DemoConfig, UsesLoopbackAndTheReservedSmtpPort) {
     auto config = demo_config("magpie-data");
     ASSERT_EQ(config.smtp.listen.size(), 1u);
