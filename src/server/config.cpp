@@ -147,7 +147,7 @@ Result<delivery::StaticRoute> read_route(const toml::table& t) {
 Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(check_keys(t, "queue",
                           {"enabled", "retry_intervals", "lifetime", "delay_notice_after", "connect_timeout",
-                           "command_timeout", "idle_keep", "max_connections", "max_connections_per_host",
+                           "command_timeout", "data_timeout", "idle_keep", "max_connections", "max_connections_per_host",
                            "max_messages_per_connection", "resolver", "dns_timeout", "mx_port", "max_mx_hosts",
                            "max_addresses_per_host", "require_tls",
                            "smart_host", "route", "poll_interval", "lease_time", "batch", "keep_finished",
@@ -169,6 +169,7 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(read(t, "queue", "delay_notice_after", q.retry.delay_notice_after));
     MAGPIE_TRY(read(t, "queue", "connect_timeout", q.connect_timeout));
     MAGPIE_TRY(read(t, "queue", "command_timeout", q.command_timeout));
+    MAGPIE_TRY(read(t, "queue", "data_timeout", q.data_timeout));
     MAGPIE_TRY(read(t, "queue", "idle_keep", q.idle_keep));
     MAGPIE_TRY(read(t, "queue", "max_connections", q.max_connections));
     MAGPIE_TRY(read(t, "queue", "max_connections_per_host", q.max_connections_per_host));
@@ -206,7 +207,7 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
         q.routing.routes.push_back(std::move(*route));
     }
     MAGPIE_TRY(delivery::validate(q.retry));
-    if (q.connect_timeout == 0 || q.command_timeout == 0 || q.max_connections == 0 ||
+    if (q.connect_timeout == 0 || q.command_timeout == 0 || q.data_timeout == 0 || q.max_connections == 0 ||
         q.max_connections_per_host == 0 || q.max_messages_per_connection == 0 || q.dns_timeout == 0 ||
         q.mx_port == 0 || q.max_mx_hosts == 0 || q.max_addresses_per_host == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0) {
         return make_error(Errc::invalid_argument, "[queue] limits and timeouts must be positive");

@@ -90,6 +90,7 @@ struct QueueConfig {
     delivery::RetryPolicy retry;             // retry_intervals, lifetime, delay_notice_after (seconds)
     std::uint32_t connect_timeout = 30;      // seconds to set up TCP
     std::uint32_t command_timeout = 300;     // seconds for any reply (RFC 5321 4.5.3.2: 5 minutes)
+    std::uint32_t data_timeout = 600;        // seconds for the reply to the end of data (RFC 5321 4.5.3.2.6)
     std::uint32_t idle_keep = 5;             // seconds an idle connection waits for more mail for its host
     std::size_t max_connections = 20;        // outgoing connections in total
     std::size_t max_connections_per_host = 2;  // per destination domain

@@ -49,6 +49,10 @@ struct DeliveryService::Destination {
 
 namespace {
 
+// Persistent connections first: another connection to the same destination opens only when the ones open
+// have a long line of messages waiting (more than extra_connection_backlog each).
+constexpr std::size_t extra_connection_backlog = 10;
+
 std::uint64_t random64() {
     static thread_local std::mt19937_64 engine{std::random_device{}()};
     return engine();
@@ -282,10 +286,6 @@ void DeliveryService::add_work(const std::string& domain, Work work) {
     for (auto* timer : destination->idle) timer->cancel();
     start_connections();
 }
-
-// Persistent connections first: another connection to the same destination opens only when the ones open
-// have a long line of messages waiting (more than extra_connection_backlog each).
-constexpr std::size_t extra_connection_backlog = 10;
 
 void DeliveryService::start_connections() {
     auto cfg = config();
@@ -523,7 +523,11 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
             session.connection_failed(connection.last_error());
             continue;
         }
-        std::size_t n = co_await connection.read_some(buffer, timeout);
+        // RFC 5321 4.5.3.2: the end of the data may take the peer longer (it checks and stores the message).
+        const auto read_timeout = session.awaiting() == smtp::ClientSession::Awaiting::data_end
+                                      ? std::chrono::seconds(q.data_timeout)
+                                      : timeout;
+        std::size_t n = co_await connection.read_some(buffer, read_timeout);
         if (n == 0) {
             session.connection_failed(connection.last_error().empty() ? "the server closed the connection"
                                                                       : connection.last_error());

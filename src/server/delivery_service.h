@@ -52,7 +52,6 @@ private:
     struct EntryJob;
     struct Work;
     struct Destination;
-    struct Connection;
 
     awaitable<void> schedule();
     awaitable<void> watch(const std::filesystem::path& data_dir);

@@ -281,7 +281,10 @@ void Server::drain() {
     net::asio::co_spawn(pool_->first(), [this]() -> awaitable<void> {
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->shutdown_timeout);
         net::asio::steady_timer timer(pool_->first());
-        while (registry_->size() != 0 && std::chrono::steady_clock::now() < deadline) {
+        // Outgoing transactions in flight finish too (idle connections QUIT at once); one cut short is only
+        // tried again after restart, never lost.
+        while ((registry_->size() != 0 || (delivery_ && delivery_->connections() != 0)) &&
+               std::chrono::steady_clock::now() < deadline) {
             timer.expires_after(std::chrono::milliseconds(50));
             co_await timer.async_wait(net::use_awaitable);
         }

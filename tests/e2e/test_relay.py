@@ -2,6 +2,7 @@
 both magpied on port 25 inside a network namespace of the test's own, hamburger.edu found by its MX record
 in a local dnsmasq. Mail enters crepes.fr's outgoing queue with `magpie queue add` (submission comes later)."""
 import email
+import os
 import email.policy
 import imaplib
 import re
@@ -28,11 +29,11 @@ def queue_options(**extra):
     return options
 
 
-def make(tmp_path, name, host, domain, users, queue=None):
+def make(tmp_path, name, host, domain, users, queue=None, sections=None):
     workdir = tmp_path / name
     workdir.mkdir()
     server = Magpied(workdir, host=host, smtp_port=25, hostname=f"mx.{domain}",
-                     sections={"queue": queue or queue_options()})
+                     sections={"queue": queue or queue_options(), **(sections or {})})
     server.magpie("domain", "add", domain)
     for user in users:
         server.add_user(f"{user}@{domain}")
@@ -249,10 +250,10 @@ class SevenBitSink:
     """A tiny SMTP server that offers no 8BITMIME (nor anything else): a peer of the kind RFC 6152 3 says must
     get 7-bit data. It keeps what it was sent."""
 
-    def __init__(self, address):
+    def __init__(self, address, port=25):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, 25))
+        self.sock.bind((address, port))
         self.sock.listen()
         self.commands, self.messages = [], []
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -347,3 +348,41 @@ def test_hold_release_delete_and_flush(world):
     assert crepes.magpie("queue", "show", str(gone), check=False).returncode == 1
     assert len(imap_messages(hamburger, BOB)) == 2
     crepes.magpie("queue", "flush")
+
+
+def test_smart_host_takes_mail_for_every_domain_without_dns(tmp_path, network_namespace, dnsmasq):
+    dnsmasq.start([])  # knows nothing: the smart host needs no MX
+    sink = SevenBitSink("127.0.0.4", 2525)
+    crepes = make(tmp_path, "crepes", CREPES, "crepes.fr", ["alice"],
+                  sections={"queue.smart_host": {"host": "127.0.0.4", "port": 2525}}).start()
+    try:
+        entry = queue_add(crepes, message("Via the smart host", body="plain ascii\r\n"), to=("dave@anywhere.example",))
+        wait_for(lambda: state_of(crepes, entry, "dave@anywhere.example") == "delivered", what="delivery via the smart host")
+        assert len(sink.messages) == 1 and b"Subject: Via the smart host" in sink.messages[0]
+        assert "host 127.0.0.4 [127.0.0.4:2525]" in show(crepes, entry)
+    finally:
+        crepes.stop()
+        sink.close()
+
+
+def test_queue_add_is_on_disk_before_it_answers(tmp_path):
+    """`magpie queue add` prints the entry's id only after the commit: strace counts the syncs it made."""
+    import shutil
+    import subprocess
+    from conftest import MAGPIE
+    if shutil.which("strace") is None:
+        raise AssertionError("strace is missing")
+    server = Magpied(tmp_path, tls=False, sections={"queue": {"enabled": False}})
+    path = tmp_path / "m.eml"
+    path.write_bytes(message("Durable"))
+    server.magpie("queue", "list")  # creates queue.db: the add below syncs only for its own entry
+    summary = tmp_path / "strace.txt"
+    done = subprocess.run(["strace", "-f", "-c", "-o", str(summary), "-e", "trace=fsync,fdatasync", str(MAGPIE),
+                           "-c", str(server.config), "queue", "add", "--from", ALICE, "--to", BOB, str(path)],
+                          capture_output=True, timeout=60,
+                          env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})  # LeakSanitizer cannot run under ptrace
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.decode().strip()) == 1
+    syncs = sum(int(line.split()[3]) for line in summary.read_text().splitlines()
+                if line.strip().endswith(("fsync", "fdatasync")))
+    assert syncs >= 1, summary.read_text()

@@ -127,3 +127,71 @@ def test_swaks_with_auth(sub):
          "--header", "Subject: from swaks"], capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout.decode(errors="replace")
     assert b"Subject: from swaks" in sub.export(BOB, "INBOX", uid=sub.uids(BOB)[-1])
+
+
+def plain(user, password):
+    import base64
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def test_login_throttle_is_shared_with_imap(make_server):
+    import imaplib
+    server = make_server(sections=SECTIONS, auth_options={"max_user_failures": 2})
+    with submission_client(server) as client:
+        for _ in range(2):
+            code, _ = client.docmd("AUTH", "PLAIN " + plain(ALICE, "wrong"))
+            assert code == 535
+        # Locked out now, even with the right password: a temporary refusal, not a verdict on the password.
+        code, text = client.docmd("AUTH", "PLAIN " + plain(ALICE, PASSWORD))
+        assert code == 454 and text.startswith(b"4.7.0")
+    imap = imaplib.IMAP4("127.0.0.1", server.imap_port)
+    try:
+        imap.starttls(ssl_context=client_tls_context())
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.login(ALICE, PASSWORD)
+    finally:
+        imap.shutdown()
+
+
+def test_seed_scenario_alice_submits_and_the_queue_delivers_to_hamburger(tmp_path, network_namespace, dnsmasq):
+    """The seed's flow for real: alice's client submits to crepes.fr:587 with STARTTLS and AUTH; crepes.fr finds
+    hamburger.edu's MX in a local DNS server and delivers on port 25; bob finds it in his INBOX."""
+    import time
+    from conftest import Magpied
+    from test_relay import CREPES, HAMBURGER, RECORDS, queue_options
+
+    dnsmasq.start(RECORDS)
+    servers = []
+    try:
+        for name, host, domain, user, extra in [
+                ("crepes", CREPES, "crepes.fr", "alice",
+                 {"submission": {"listen": [f"{CREPES}:587"], "listen_tls": [f"{CREPES}:465"]}}),
+                ("hamburger", HAMBURGER, "hamburger.edu", "bob", {})]:
+            workdir = tmp_path / name
+            workdir.mkdir()
+            server = Magpied(workdir, host=host, smtp_port=25, hostname=f"mx.{domain}",
+                             sections={"queue": queue_options(), **extra})
+            server.magpie("domain", "add", domain)
+            server.add_user(f"{user}@{domain}")
+            servers.append(server.start())
+        crepes, hamburger = servers
+        alice, bob = "alice@crepes.fr", "bob@hamburger.edu"
+        with smtplib.SMTP(CREPES, 587, timeout=30) as client:
+            client.ehlo("laptop.crepes.fr")
+            client.starttls(context=client_tls_context())
+            client.ehlo("laptop.crepes.fr")
+            client.login(alice, PASSWORD)
+            client.sendmail(alice, [bob], (f"From: Alice <{alice}>\r\nTo: Bob <{bob}>\r\nSubject: Crepes\r\n\r\n"
+                                           "Bonjour Bob,\r\nles crepes sont pretes.\r\n").encode())
+        deadline = time.time() + 60
+        while time.time() < deadline and not hamburger.uids(bob):
+            time.sleep(0.2)
+        assert hamburger.uids(bob), crepes.log_text()[-3000:]
+        stored = hamburger.export(bob, "INBOX", uid=hamburger.uids(bob)[0])
+        header, body = stored.split(b"\r\n\r\n", 1)
+        assert b"Subject: Crepes" in header and b"\r\nMessage-ID: <" in header and b"\r\nDate: " in header
+        assert b"(authenticated as alice@crepes.fr)" in header and b"by mx.hamburger.edu" in header
+        assert body == b"Bonjour Bob,\r\nles crepes sont pretes.\r\n"
+    finally:
+        for server in servers:
+            server.stop()
