@@ -195,3 +195,48 @@ def test_seed_scenario_alice_submits_and_the_queue_delivers_to_hamburger(tmp_pat
     finally:
         for server in servers:
             server.stop()
+
+
+def test_scram_sha_256_login_and_its_server_proof(sub):
+    import base64
+    import hashlib
+    import hmac
+    import os
+
+    def b64(text):
+        return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+
+    with submission_client(sub) as client:
+        nonce = b64(os.urandom(18))
+        first_bare = f"n={ALICE},r={nonce}"
+        code, reply = client.docmd("AUTH", "SCRAM-SHA-256 " + b64("n,," + first_bare))
+        assert code == 334
+        server_first = base64.b64decode(reply).decode()
+        attrs = dict(item.split("=", 1) for item in server_first.split(","))
+        assert attrs["r"].startswith(nonce)
+        salted = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        final_without_proof = f"c=biws,r={attrs['r']}"
+        auth_message = f"{first_bare},{server_first},{final_without_proof}".encode()
+        signature = hmac.new(hashlib.sha256(client_key).digest(), auth_message, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        code, reply = client.docmd(b64(f"{final_without_proof},p={b64(proof)}"))
+        # SMTP cannot carry data with 235 (RFC 4954 4): the server's proof comes as one more challenge.
+        assert code == 334
+        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+        expected = "v=" + b64(hmac.new(server_key, auth_message, "sha256").digest())
+        assert base64.b64decode(reply).decode() == expected
+        code, reply = client.docmd("")
+        assert code == 235 and reply.startswith(b"2.7.0")
+        client.sendmail(ALICE, [BOB], message(subject="Via SCRAM"))
+    assert b"Subject: Via SCRAM" in sub.export(BOB, "INBOX", uid=sub.uids(BOB)[-1])
+
+
+def test_auth_cancelled_by_the_client_is_501(sub):
+    with submission_client(sub) as client:
+        code, _ = client.docmd("AUTH", "LOGIN")
+        assert code == 334
+        code, text = client.docmd("*")
+        assert code == 501 and text.startswith(b"5.0.0")
+        code, text = client.docmd("AUTH", "PLAIN " + plain(ALICE, PASSWORD))
+        assert code == 235
