@@ -887,8 +887,9 @@ void ServerSession::on_vrfy(std::string_view args) {
 
 void ServerSession::on_help() {
     reply(214, "2.0.0",
-          config_.submission ? "Commands: EHLO HELO AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"
-                             : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
+          config_.submission
+              ? "Commands: EHLO HELO AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"
+              : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
 }
 
 void ServerSession::on_starttls(std::string_view args) {
@@ -1127,14 +1128,16 @@ bool ServerSession::from_header_allowed(std::string_view data, std::string& refu
     const mail::HeaderField* sender = header.find("Sender");
     auto list = mail::mailboxes(mail::parse_address_list((sender ? sender : from)->unfolded()));
     if (list.empty()) {
-        refusal = fmt::format("550 5.6.0 Error: no address in the {}: header field\r\n", sender ? "Sender" : "From");
+        refusal = fmt::format("550 5.6.0 Error: no address in the {}: header field\r\n",
+                              sender ? "Sender" : "From");
         return false;
     }
     for (const auto& mailbox : list) {
         std::string address = mailbox.local_part + "@" + mailbox.domain;
         if (owns_address(address)) continue;
         refusal = fmt::format(
-            "553 5.7.1 <{}>: {}: address not owned by user {} (the {}: header field must be the authenticated "
+            "553 5.7.1 <{}>: {}: address not owned by user {} (the {}: header field must be the "
+            "authenticated "
             "user's address or one of its aliases)\r\n",
             printable(address), sender ? "Sender" : "From", auth_user_, sender ? "Sender" : "From");
         return false;

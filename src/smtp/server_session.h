@@ -106,8 +106,8 @@ struct MessageReceived {
 // AUTH (submission mode): the IO layer runs the SASL exchange (auth::SaslServer; password checks off the
 // network threads) and answers each of these with auth_answered().
 struct AuthBegin {
-    std::string mechanism;                         // as sent, e.g. "PLAIN"
-    std::optional<std::string> initial_response;   // base64 as sent (RFC 4954 4: "=" is an empty one)
+    std::string mechanism;                        // as sent, e.g. "PLAIN"
+    std::optional<std::string> initial_response;  // base64 as sent (RFC 4954 4: "=" is an empty one)
 };
 struct AuthResponse {
     std::string line;  // the client's line without CRLF: base64, or "*" to cancel

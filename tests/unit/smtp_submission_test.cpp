@@ -33,7 +33,8 @@ struct Driver {
             auto event = session.poll_event();
             if (!event) break;
             if (auto* begin = std::get_if<AuthBegin>(&*event)) {
-                auth_events.push_back("begin " + begin->mechanism + " " + begin->initial_response.value_or("-"));
+                auth_events.push_back("begin " + begin->mechanism + " " +
+                                      begin->initial_response.value_or("-"));
                 session.auth_answered(next_answer());
             } else if (auto* response = std::get_if<AuthResponse>(&*event)) {
                 auth_events.push_back("response " + response->line);
@@ -60,8 +61,8 @@ struct Driver {
     // EHLO, then AUTH PLAIN answered with success for alice (and her alias).
     void log_in() {
         send("EHLO client.test\r\n");
-        answers.push_back(AuthAnswer{AuthAnswer::Kind::success, {}, "alice@crepes.test",
-                                     {"alice@crepes.test", "chef@crepes.test"}});
+        answers.push_back(AuthAnswer{
+            AuthAnswer::Kind::success, {}, "alice@crepes.test", {"alice@crepes.test", "chef@crepes.test"}});
         EXPECT_EQ(send("AUTH PLAIN AGFsaWNlQGNyZXBlcy50ZXN0AHNlY3JldA==\r\n"),
                   "235 2.7.0 Authentication successful\r\n");
     }
@@ -81,7 +82,8 @@ TEST(SmtpSubmission, AuthIsAdvertisedOnlyAfterTls) {
               "538 5.7.11 Error: encryption required for authentication, use STARTTLS first\r\n");
     EXPECT_TRUE(plain.auth_events.empty());
     plain.send("STARTTLS\r\n");
-    EXPECT_NE(plain.send("EHLO client.test\r\n").find("250 AUTH PLAIN LOGIN SCRAM-SHA-256\r\n"), std::string::npos);
+    EXPECT_NE(plain.send("EHLO client.test\r\n").find("250 AUTH PLAIN LOGIN SCRAM-SHA-256\r\n"),
+              std::string::npos);
 }
 
 TEST(SmtpSubmission, PlaintextAuthWhenTheConfigAllowsIt) {
@@ -103,13 +105,15 @@ TEST(SmtpSubmission, PortTwentyFiveNeitherOffersNorAcceptsAuth) {
 TEST(SmtpSubmission, MailBeforeAuthIsRefusedWith530) {
     Driver driver(submission_config(true));
     driver.send("EHLO client.test\r\n");
-    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test>\r\n"), "530 5.7.0 Error: authentication required\r\n");
+    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test>\r\n"),
+              "530 5.7.0 Error: authentication required\r\n");
 }
 
 TEST(SmtpSubmission, InitialResponseGoesToTheIoLayerAsSent) {
     Driver driver(submission_config(true));
     driver.log_in();
-    EXPECT_EQ(driver.auth_events, std::vector<std::string>{"begin PLAIN AGFsaWNlQGNyZXBlcy50ZXN0AHNlY3JldA=="});
+    EXPECT_EQ(driver.auth_events,
+              std::vector<std::string>{"begin PLAIN AGFsaWNlQGNyZXBlcy50ZXN0AHNlY3JldA=="});
     EXPECT_EQ(driver.session.auth_user(), "alice@crepes.test");
     EXPECT_EQ(driver.send("AUTH PLAIN AGEAYg==\r\n"), "503 5.5.1 Error: already authenticated\r\n");
 }
@@ -124,9 +128,11 @@ TEST(SmtpSubmission, ChallengesCarryTheExchangeLineByLine) {
     // A response line is not a command, even when it looks like one.
     EXPECT_EQ(driver.send("QUIT\r\n"), "334 UGFzc3dvcmQ6\r\n");
     EXPECT_EQ(driver.send("d3Jvbmc=\r\n"), "535 5.7.8 Error: authentication credentials invalid\r\n");
-    EXPECT_EQ(driver.auth_events, (std::vector<std::string>{"begin LOGIN -", "response QUIT", "response d3Jvbmc="}));
+    EXPECT_EQ(driver.auth_events,
+              (std::vector<std::string>{"begin LOGIN -", "response QUIT", "response d3Jvbmc="}));
     // The exchange is over: the next line is a command again.
-    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test>\r\n"), "530 5.7.0 Error: authentication required\r\n");
+    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test>\r\n"),
+              "530 5.7.0 Error: authentication required\r\n");
 }
 
 TEST(SmtpSubmission, EachAnswerKindHasItsReply) {
@@ -139,7 +145,8 @@ TEST(SmtpSubmission, EachAnswerKindHasItsReply) {
         {AuthAnswer::Kind::malformed, "501 5.5.2 Error: cannot decode the authentication response\r\n"},
         {AuthAnswer::Kind::too_long, "500 5.5.6 Error: authentication exchange line is too long\r\n"},
         {AuthAnswer::Kind::unsupported, "504 5.5.4 Error: unrecognized authentication mechanism\r\n"},
-        {AuthAnswer::Kind::temporary, "454 4.7.0 Error: temporary authentication failure, try again later\r\n"},
+        {AuthAnswer::Kind::temporary,
+         "454 4.7.0 Error: temporary authentication failure, try again later\r\n"},
     };
     for (const auto& c : cases) {
         Driver driver(submission_config(true));
@@ -156,7 +163,8 @@ TEST(SmtpSubmission, OverlongAuthLinesAreRefusedWithTheAuthCode) {
     driver.send("EHLO client.test\r\n");
     // Longer than a command line (512) but within max_auth_line: accepted as an AUTH line.
     std::string medium(700, 'A');
-    EXPECT_EQ(driver.send("AUTH PLAIN " + medium + "\r\n"), "535 5.7.8 Error: authentication credentials invalid\r\n");
+    EXPECT_EQ(driver.send("AUTH PLAIN " + medium + "\r\n"),
+              "535 5.7.8 Error: authentication credentials invalid\r\n");
     EXPECT_EQ(driver.auth_events.size(), 1u);
     std::string huge(5000, 'A');
     EXPECT_EQ(driver.send("AUTH PLAIN " + huge + "\r\n"),
@@ -189,7 +197,8 @@ std::string submit(Driver& driver, std::string_view message) {
 TEST(SmtpSubmission, OwnFromIsStoredWithTheAuthenticatedUser) {
     Driver driver(submission_config(true));
     driver.log_in();
-    EXPECT_EQ(submit(driver, "From: Alice <alice@crepes.test>\r\nSubject: hi\r\n\r\nhello\r\n"), "250 2.0.0 OK Q1\r\n");
+    EXPECT_EQ(submit(driver, "From: Alice <alice@crepes.test>\r\nSubject: hi\r\n\r\nhello\r\n"),
+              "250 2.0.0 OK Q1\r\n");
     ASSERT_EQ(driver.stored.size(), 1u);
     EXPECT_EQ(driver.stored[0].envelope.auth_user, "alice@crepes.test");
     EXPECT_EQ(driver.stored[0].envelope.reverse_path, "alice@crepes.test");
@@ -209,9 +218,11 @@ TEST(SmtpSubmission, ForgedFromIsRefusedWith553NamingTheRule) {
 TEST(SmtpSubmission, SenderFieldDecidesWhenPresent) {
     Driver driver(submission_config(true));
     driver.log_in();
-    EXPECT_EQ(submit(driver, "From: bob@hamburger.test, alice@crepes.test\r\nSender: alice@crepes.test\r\n\r\nx\r\n"),
+    EXPECT_EQ(submit(driver,
+                     "From: bob@hamburger.test, alice@crepes.test\r\nSender: alice@crepes.test\r\n\r\nx\r\n"),
               "250 2.0.0 OK Q1\r\n");
-    EXPECT_NE(submit(driver, "From: alice@crepes.test\r\nSender: bob@hamburger.test\r\n\r\nx\r\n").find("553 5.7.1"),
+    EXPECT_NE(submit(driver, "From: alice@crepes.test\r\nSender: bob@hamburger.test\r\n\r\nx\r\n")
+                  .find("553 5.7.1"),
               std::string::npos);
 }
 
@@ -230,7 +241,8 @@ TEST(SmtpSubmission, StarttlsForgetsAnEarlierAuthentication) {
     driver.log_in();
     driver.send("STARTTLS\r\n");
     driver.send("EHLO client.test\r\n");
-    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test>\r\n"), "530 5.7.0 Error: authentication required\r\n");
+    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test>\r\n"),
+              "530 5.7.0 Error: authentication required\r\n");
 }
 
 }  // namespace
