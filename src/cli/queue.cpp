@@ -1,11 +1,11 @@
 #include "cli/queue.h"
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "base/time.h"
 #include "delivery/sqlite_queue.h"
@@ -37,9 +37,11 @@ std::string to_crlf(std::string_view text) {
 QueueCommands::QueueCommands(CLI::App& app) {
     queue_ = app.add_subcommand("queue", "the outgoing queue and its delivery tracker");
     queue_->require_subcommand(1);
-    list_ = queue_->add_subcommand("list", "entries still waiting (--all: finished ones too), with each recipient's state");
+    list_ = queue_->add_subcommand(
+        "list", "entries still waiting (--all: finished ones too), with each recipient's state");
     list_->add_flag("--all", all_, "include delivered and failed entries the tracker still keeps");
-    show_ = queue_->add_subcommand("show", "one entry: each recipient's state, attempts and last SMTP conversation");
+    show_ = queue_->add_subcommand("show",
+                                   "one entry: each recipient's state, attempts and last SMTP conversation");
     show_->add_option("id", id_)->required();
     flush_ = queue_->add_subcommand("flush", "make every waiting recipient due now");
     retry_ = queue_->add_subcommand("retry", "make the entry's waiting recipients due now");
@@ -79,7 +81,8 @@ int QueueCommands::run(const server::Config& config) {
         return 0;
     }
     if (flush_->parsed() || retry_->parsed()) {
-        auto changed = queue.retry_now(flush_->parsed() ? std::nullopt : std::optional<std::int64_t>(id_), unix_now());
+        auto changed =
+            queue.retry_now(flush_->parsed() ? std::nullopt : std::optional<std::int64_t>(id_), unix_now());
         if (!changed) return fail(changed.error().message);
         delivery::notify_queue_changed(config.data_dir);
         std::cout << *changed << " recipients due now\n";

@@ -1,5 +1,6 @@
 // `magpie queue ...`: the delivery tracker and the queue's administration (issue 13): list, show ID, flush,
-// retry ID, delete ID, hold ID, release ID, and add (queue a message file for delivery, e.g. to test routing).
+// retry ID, delete ID, hold ID, release ID, and add (queue a message file for delivery, e.g. to test
+// routing).
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -25,9 +25,11 @@ RecipientUpdate decide(const RetryPolicy& policy, std::int64_t queued_at, const 
     }
     update.count_failure = result.tried;
     update.status = result.status.empty() ? "4.0.0" : result.status;
-    auto retry = after_temporary_failure(policy, queued_at, recipient.failed_attempts + (result.tried ? 1 : 0), now);
+    auto retry =
+        after_temporary_failure(policy, queued_at, recipient.failed_attempts + (result.tried ? 1 : 0), now);
     if (retry.give_up) {
-        // RFC 3464 2.3.4: a failure after transient errors keeps its 4.x.x status ("failed", "4.4.7" when none).
+        // RFC 3464 2.3.4: a failure after transient errors keeps its 4.x.x status ("failed", "4.4.7" when
+        // none).
         update.state = RecipientState::failed;
         if (result.status.empty()) update.status = "4.4.7";
         return update;
@@ -44,13 +46,14 @@ Round settle(const RetryPolicy& policy, const QueueEntry& entry, const std::vect
         const QueueRecipient& recipient = entry.recipients[i];
         const AttemptResult& result = results[i];
         RecipientUpdate update = decide(policy, entry.queued_at, recipient, result, now);
-        ReportedRecipient reported{&recipient, mail::DsnAction::failed, update.status, result.reply, result.remote_mta,
-                                   std::nullopt};
+        ReportedRecipient reported{&recipient,   mail::DsnAction::failed, update.status,
+                                   result.reply, result.remote_mta,       std::nullopt};
         if (update.state == RecipientState::failed) {
             round.failed.push_back(reported);
         } else if (update.state == RecipientState::delivered) {
             if (!result.dsn_passed_on) {
-                reported.action = result.remote_mta.empty() ? mail::DsnAction::delivered : mail::DsnAction::relayed;
+                reported.action =
+                    result.remote_mta.empty() ? mail::DsnAction::delivered : mail::DsnAction::relayed;
                 round.delivered.push_back(reported);
             }
         } else if (delay_notice_due(policy, entry.queued_at, recipient.delay_notified, now)) {
@@ -69,16 +72,20 @@ bool notify_wants(std::string_view notify, mail::DsnAction action) {
     if (upper.empty()) return action == mail::DsnAction::failed || action == mail::DsnAction::delayed;
     if (upper.find("NEVER") != std::string::npos) return false;
     switch (action) {
-        case mail::DsnAction::failed: return upper.find("FAILURE") != std::string::npos;
-        case mail::DsnAction::delayed: return upper.find("DELAY") != std::string::npos;
+        case mail::DsnAction::failed:
+            return upper.find("FAILURE") != std::string::npos;
+        case mail::DsnAction::delayed:
+            return upper.find("DELAY") != std::string::npos;
         case mail::DsnAction::delivered:
         case mail::DsnAction::relayed:
-        case mail::DsnAction::expanded: return upper.find("SUCCESS") != std::string::npos;
+        case mail::DsnAction::expanded:
+            return upper.find("SUCCESS") != std::string::npos;
     }
     return false;
 }
 
-Result<std::optional<NewEntry>> make_report(const QueueEntry& entry, const std::vector<ReportedRecipient>& recipients,
+Result<std::optional<NewEntry>> make_report(const QueueEntry& entry,
+                                            const std::vector<ReportedRecipient>& recipients,
                                             const ReportContext& context) {
     // RFC 3461 6.2 / RFC 5321 6.1: never a report about a report (the null reverse-path).
     if (entry.reverse_path.empty()) return std::optional<NewEntry>{};

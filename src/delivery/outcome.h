@@ -21,10 +21,10 @@ namespace magpie::delivery {
 // The result of one attempt for one recipient, from the SMTP client, local delivery or routing.
 struct AttemptResult {
     enum class Kind { delivered, temporary, permanent } kind = Kind::temporary;
-    std::string status;       // RFC 3463, "5.1.1"; a default for the kind when empty
-    std::string reply;        // "550 5.1.1 <bob@x>: no such user", or the local reason
-    std::string remote_mta;   // the host that answered; empty when none did
-    bool tried = true;        // an attempt to record (false: e.g. the lifetime ran out before one)
+    std::string status;      // RFC 3463, "5.1.1"; a default for the kind when empty
+    std::string reply;       // "550 5.1.1 <bob@x>: no such user", or the local reason
+    std::string remote_mta;  // the host that answered; empty when none did
+    bool tried = true;       // an attempt to record (false: e.g. the lifetime ran out before one)
     // The next hop offered DSN and took NOTIFY/ORCPT (RFC 3461 5.2.2): success notices are its job now; a
     // relay to a peer without DSN is reported to a NOTIFY=SUCCESS sender as "relayed" (RFC 3461 5.2.3).
     bool dsn_passed_on = false;
@@ -69,7 +69,8 @@ struct ReportContext {
 // The report as a queue entry from the null sender to the message's sender, or none when nothing is to be
 // said (null reverse-path, or no recipient's NOTIFY asks for it). Recipients whose NOTIFY declines are left
 // out. The original goes back whole for RET=FULL, as headers otherwise (RFC 3461 4.3).
-Result<std::optional<NewEntry>> make_report(const QueueEntry& entry, const std::vector<ReportedRecipient>& recipients,
+Result<std::optional<NewEntry>> make_report(const QueueEntry& entry,
+                                            const std::vector<ReportedRecipient>& recipients,
                                             const ReportContext& context);
 
 }  // namespace magpie::delivery

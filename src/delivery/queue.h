@@ -19,17 +19,19 @@ enum class RecipientState { queued, deferred, delivered, failed };
 
 std::string_view state_name(RecipientState state);
 std::optional<RecipientState> parse_state(std::string_view name);
-inline bool is_final(RecipientState s) { return s == RecipientState::delivered || s == RecipientState::failed; }
+inline bool is_final(RecipientState s) {
+    return s == RecipientState::delivered || s == RecipientState::failed;
+}
 
 // One try of one recipient: where, how, and what the peer said.
 struct Attempt {
-    std::int64_t at = 0;         // Unix seconds
-    std::string host;            // "mx.example.org", or "local" for a local mailbox
-    std::string address;         // "192.0.2.1:25"; empty when no connection was made
-    std::string tls;             // "TLSv1.3 TLS_AES_256_GCM_SHA384"; empty for plaintext
-    std::string reply;           // "250 2.0.0 Ok", or the local reason ("connection refused")
-    std::string connection;      // id of the TCP connection: messages that shared one share it
-    std::string transcript;      // C:/S: lines of the conversation, bounded; message text left out
+    std::int64_t at = 0;     // Unix seconds
+    std::string host;        // "mx.example.org", or "local" for a local mailbox
+    std::string address;     // "192.0.2.1:25"; empty when no connection was made
+    std::string tls;         // "TLSv1.3 TLS_AES_256_GCM_SHA384"; empty for plaintext
+    std::string reply;       // "250 2.0.0 Ok", or the local reason ("connection refused")
+    std::string connection;  // id of the TCP connection: messages that shared one share it
+    std::string transcript;  // C:/S: lines of the conversation, bounded; message text left out
 };
 
 struct QueueRecipient {
@@ -38,14 +40,14 @@ struct QueueRecipient {
     std::string notify;   // RFC 3461 NOTIFY as given ("" = default: FAILURE,DELAY)
     std::string orcpt;    // RFC 3461 ORCPT "rfc822;xtext", or ""
     RecipientState state = RecipientState::queued;
-    std::int64_t next_attempt_at = 0;     // Unix seconds (queued, deferred)
-    std::uint32_t failed_attempts = 0;    // temporary failures so far (retry.h)
-    std::string status;                   // RFC 3463 code of the last result, "4.4.1"
-    std::string last_reply;               // the last attempt's reply or reason
-    std::string remote_mta;               // the host that gave it
+    std::int64_t next_attempt_at = 0;   // Unix seconds (queued, deferred)
+    std::uint32_t failed_attempts = 0;  // temporary failures so far (retry.h)
+    std::string status;                 // RFC 3463 code of the last result, "4.4.1"
+    std::string last_reply;             // the last attempt's reply or reason
+    std::string remote_mta;             // the host that gave it
     std::int64_t last_attempt_at = 0;
-    bool delay_notified = false;          // the one delay notice went out
-    std::vector<Attempt> attempts;        // filled by QueueStore::get only, oldest first
+    bool delay_notified = false;    // the one delay notice went out
+    std::vector<Attempt> attempts;  // filled by QueueStore::get only, oldest first
 };
 
 struct QueueEntry {
@@ -55,9 +57,9 @@ struct QueueEntry {
     std::string dsn_envid;     // RFC 3461 4.4 ENVID as given
     bool smtputf8 = false;
     std::int64_t queued_at = 0;
-    bool held = false;          // `magpie queue hold`: not attempted until released
-    std::uint64_t size = 0;     // octets of content
-    std::string content;        // RFC 5322 bytes, CRLF; empty in listings
+    bool held = false;       // `magpie queue hold`: not attempted until released
+    std::uint64_t size = 0;  // octets of content
+    std::string content;     // RFC 5322 bytes, CRLF; empty in listings
     std::vector<QueueRecipient> recipients;
 };
 
@@ -85,8 +87,8 @@ struct RecipientUpdate {
     bool count_failure = false;        // a temporary failure: failed_attempts + 1
     std::string status;                // RFC 3463
     std::string remote_mta;
-    std::optional<Attempt> attempt;     // none when nothing was tried (e.g. a lifetime ran out)
-    bool delay_notified = false;        // set the flag (never cleared)
+    std::optional<Attempt> attempt;  // none when nothing was tried (e.g. a lifetime ran out)
+    bool delay_notified = false;     // set the flag (never cleared)
 };
 
 // The result of one round for one entry: recipient updates and reports to queue, in one transaction.
@@ -111,11 +113,12 @@ public:
     // invalid_argument: no recipient, or an address without '@'; limit_exceeded: over QueueLimits.
     virtual Result<std::int64_t> enqueue(const NewEntry& entry) = 0;
 
-    // Takes up to `limit` entries that have a recipient due at `now` (queued or deferred, next_attempt_at <= now),
-    // are not held, and are not leased by anyone (or their lease expired), and leases them to `owner` until
-    // now + lease_seconds. Each comes with its content and only its due recipients.
+    // Takes up to `limit` entries that have a recipient due at `now` (queued or deferred, next_attempt_at <=
+    // now), are not held, and are not leased by anyone (or their lease expired), and leases them to `owner`
+    // until now + lease_seconds. Each comes with its content and only its due recipients.
     virtual Result<std::vector<QueueEntry>> lease_due(std::int64_t now, std::size_t limit,
-                                                      std::uint32_t lease_seconds, std::string_view owner) = 0;
+                                                      std::uint32_t lease_seconds,
+                                                      std::string_view owner) = 0;
     // Releases every lease of `owner` (a restarted process: its previous leases died with it).
     virtual Result<void> release_leases(std::string_view owner) = 0;
     // Applies an outcome and releases the entry's lease, in one transaction.

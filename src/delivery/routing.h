@@ -13,18 +13,18 @@ namespace magpie::delivery {
 
 // A host to hand a domain's mail to instead of asking DNS.
 struct StaticRoute {
-    std::string domain;      // lower-case; "*" is the smart host (every domain without a route of its own)
-    std::string host;        // a name or an IP literal
+    std::string domain;  // lower-case; "*" is the smart host (every domain without a route of its own)
+    std::string host;    // a name or an IP literal
     std::uint16_t port = 25;
-    bool require_tls = false;  // STARTTLS with a verified certificate, or no delivery
+    bool require_tls = false;   // STARTTLS with a verified certificate, or no delivery
     bool implicit_tls = false;  // TLS from the first byte (a smart host on port 465)
     std::string username;       // AUTH (only over TLS); empty for none
     std::string password;
 };
 
 struct RoutingConfig {
-    std::vector<StaticRoute> routes;             // by domain; "*" = the smart host
-    std::vector<std::string> require_tls;        // domains whose MX must offer STARTTLS with a valid certificate
+    std::vector<StaticRoute> routes;       // by domain; "*" = the smart host
+    std::vector<std::string> require_tls;  // domains whose MX must offer STARTTLS with a valid certificate
 };
 
 // The route for a domain when the configuration names one (exact domain first, then "*").
@@ -35,4 +35,3 @@ bool tls_required(const RoutingConfig& config, std::string_view domain);
 std::string recipient_domain(std::string_view address);
 
 }  // namespace magpie::delivery
-

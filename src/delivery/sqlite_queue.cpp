@@ -1,8 +1,8 @@
 #include "delivery/sqlite_queue.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "store/sqlite/db.h"
 
@@ -90,25 +90,32 @@ constexpr const char* recipient_columns =
 
 std::string_view state_name(RecipientState state) {
     switch (state) {
-        case RecipientState::queued: return "queued";
-        case RecipientState::deferred: return "deferred";
-        case RecipientState::delivered: return "delivered";
-        case RecipientState::failed: return "failed";
+        case RecipientState::queued:
+            return "queued";
+        case RecipientState::deferred:
+            return "deferred";
+        case RecipientState::delivered:
+            return "delivered";
+        case RecipientState::failed:
+            return "failed";
     }
     return "queued";
 }
 
 std::optional<RecipientState> parse_state(std::string_view name) {
-    for (auto s : {RecipientState::queued, RecipientState::deferred, RecipientState::delivered, RecipientState::failed}) {
+    for (auto s : {RecipientState::queued, RecipientState::deferred, RecipientState::delivered,
+                   RecipientState::failed}) {
         if (state_name(s) == name) return s;
     }
     return std::nullopt;
 }
 
-SqliteQueue::SqliteQueue(std::unique_ptr<Connection> db, QueueLimits limits) : db_(std::move(db)), limits_(limits) {}
+SqliteQueue::SqliteQueue(std::unique_ptr<Connection> db, QueueLimits limits)
+    : db_(std::move(db)), limits_(limits) {}
 SqliteQueue::~SqliteQueue() = default;
 
-Result<std::unique_ptr<SqliteQueue>> SqliteQueue::open(const std::filesystem::path& data_dir, QueueLimits limits) {
+Result<std::unique_ptr<SqliteQueue>> SqliteQueue::open(const std::filesystem::path& data_dir,
+                                                       QueueLimits limits) {
     auto db = Connection::open(data_dir / "queue.db", Connection::Mode::read_write_create, 5000);
     if (!db) return db.error();
     // synchronous=FULL: a queued message is on disk before anyone is told it is queued.
@@ -118,9 +125,11 @@ Result<std::unique_ptr<SqliteQueue>> SqliteQueue::open(const std::filesystem::pa
 }
 
 Result<std::int64_t> SqliteQueue::insert(const NewEntry& entry) {
-    if (entry.recipients.empty()) return make_error(Errc::invalid_argument, "a queue entry needs a recipient");
+    if (entry.recipients.empty())
+        return make_error(Errc::invalid_argument, "a queue entry needs a recipient");
     if (entry.recipients.size() > limits_.max_recipients) {
-        return make_error(Errc::limit_exceeded, fmt::format("more than {} recipients", limits_.max_recipients));
+        return make_error(Errc::limit_exceeded,
+                          fmt::format("more than {} recipients", limits_.max_recipients));
     }
     if (entry.content.size() > limits_.max_content) {
         return make_error(Errc::limit_exceeded, fmt::format("message over {} octets", limits_.max_content));
@@ -135,7 +144,9 @@ Result<std::int64_t> SqliteQueue::insert(const NewEntry& entry) {
         "VALUES(?,?,?,?,?,?,?)");
     if (!s) return s.error();
     s->bind_text(1, entry.reverse_path).bind_text(2, entry.dsn_ret).bind_text(3, entry.dsn_envid);
-    s->bind(4, entry.smtputf8 ? 1 : 0).bind(5, entry.queued_at).bind(6, static_cast<std::int64_t>(entry.content.size()));
+    s->bind(4, entry.smtputf8 ? 1 : 0)
+        .bind(5, entry.queued_at)
+        .bind(6, static_cast<std::int64_t>(entry.content.size()));
     s->bind_blob(7, entry.content);
     MAGPIE_TRY(s->run());
     std::int64_t id = db_->last_insert_rowid();
@@ -144,7 +155,11 @@ Result<std::int64_t> SqliteQueue::insert(const NewEntry& entry) {
             "INSERT INTO queue_recipient(entry_id, address, notify, orcpt, state, next_attempt_at) "
             "VALUES(?,?,?,?,'queued',?)");
         if (!ins) return ins.error();
-        ins->bind(1, id).bind_text(2, r.address).bind_text(3, r.notify).bind_text(4, r.orcpt).bind(5, entry.queued_at);
+        ins->bind(1, id)
+            .bind_text(2, r.address)
+            .bind_text(3, r.notify)
+            .bind_text(4, r.orcpt)
+            .bind(5, entry.queued_at);
         MAGPIE_TRY(ins->run());
     }
     return id;
@@ -181,8 +196,9 @@ Result<QueueEntry> SqliteQueue::read_entry(std::int64_t id, bool content, bool a
     e.size = static_cast<std::uint64_t>(s->column_int64(7));
     e.content = s->column_text(8);
 
-    std::string sql = fmt::format("SELECT {} FROM queue_recipient WHERE entry_id = ?{} ORDER BY id", recipient_columns,
-                                  only_due ? fmt::format(" AND {} AND next_attempt_at <= ?", waiting) : "");
+    std::string sql =
+        fmt::format("SELECT {} FROM queue_recipient WHERE entry_id = ?{} ORDER BY id", recipient_columns,
+                    only_due ? fmt::format(" AND {} AND next_attempt_at <= ?", waiting) : "");
     auto rs = db_->prepare(sql);
     if (!rs) return rs.error();
     rs->bind(1, id);
@@ -218,10 +234,12 @@ Result<std::vector<QueueEntry>> SqliteQueue::lease_due(std::int64_t now, std::si
     std::lock_guard lock(mutex_);
     auto tx = Transaction::begin(*db_);
     if (!tx) return tx.error();
-    auto s = db_->prepare(fmt::format(
-        "SELECT DISTINCT e.id FROM queue_entry e JOIN queue_recipient r ON r.entry_id = e.id "
-        "WHERE r.{} AND r.next_attempt_at <= ? AND e.held = 0 AND (e.lease_owner IS NULL OR e.lease_until <= ?) "
-        "ORDER BY e.id LIMIT ?", waiting));
+    auto s = db_->prepare(
+        fmt::format("SELECT DISTINCT e.id FROM queue_entry e JOIN queue_recipient r ON r.entry_id = e.id "
+                    "WHERE r.{} AND r.next_attempt_at <= ? AND e.held = 0 AND (e.lease_owner IS NULL OR "
+                    "e.lease_until <= ?) "
+                    "ORDER BY e.id LIMIT ?",
+                    waiting));
     if (!s) return s.error();
     s->bind(1, now).bind(2, now).bind(3, static_cast<std::int64_t>(limit));
     std::vector<std::int64_t> ids;
@@ -259,7 +277,8 @@ Result<void> SqliteQueue::record(const EntryOutcome& outcome) {
     if (!tx) return tx.error();
     for (const auto& u : outcome.updates) {
         auto s = db_->prepare(
-            "UPDATE queue_recipient SET state = ?, next_attempt_at = ?, failed_attempts = failed_attempts + ?, "
+            "UPDATE queue_recipient SET state = ?, next_attempt_at = ?, failed_attempts = failed_attempts + "
+            "?, "
             "status = ?, last_reply = CASE WHEN ? THEN ? ELSE last_reply END, "
             "remote_mta = CASE WHEN ? = '' THEN remote_mta ELSE ? END, "
             "last_attempt_at = CASE WHEN ? THEN ? ELSE last_attempt_at END, "
@@ -278,15 +297,23 @@ Result<void> SqliteQueue::record(const EntryOutcome& outcome) {
             "INSERT INTO queue_attempt(recipient_id, at, host, address, tls, reply, connection, transcript) "
             "VALUES(?,?,?,?,?,?,?,?)");
         if (!ins) return ins.error();
-        ins->bind(1, u.recipient_id).bind(2, a.at).bind_text(3, a.host).bind_text(4, a.address).bind_text(5, a.tls);
-        ins->bind_text(6, a.reply).bind_text(7, a.connection).bind_text(8, clip(a.transcript, limits_.max_transcript));
+        ins->bind(1, u.recipient_id)
+            .bind(2, a.at)
+            .bind_text(3, a.host)
+            .bind_text(4, a.address)
+            .bind_text(5, a.tls);
+        ins->bind_text(6, a.reply)
+            .bind_text(7, a.connection)
+            .bind_text(8, clip(a.transcript, limits_.max_transcript));
         MAGPIE_TRY(ins->run());
         // The tracker keeps the newest attempts; a recipient retried for days does not grow without bound.
         auto trim = db_->prepare(
             "DELETE FROM queue_attempt WHERE recipient_id = ? AND id NOT IN "
             "(SELECT id FROM queue_attempt WHERE recipient_id = ? ORDER BY id DESC LIMIT ?)");
         if (!trim) return trim.error();
-        trim->bind(1, u.recipient_id).bind(2, u.recipient_id).bind(3, static_cast<std::int64_t>(limits_.max_attempts_kept));
+        trim->bind(1, u.recipient_id)
+            .bind(2, u.recipient_id)
+            .bind(3, static_cast<std::int64_t>(limits_.max_attempts_kept));
         MAGPIE_TRY(trim->run());
     }
     for (const auto& report : outcome.reports) {
@@ -304,7 +331,8 @@ Result<std::optional<std::int64_t>> SqliteQueue::next_due() {
     std::lock_guard lock(mutex_);
     auto s = db_->prepare(fmt::format(
         "SELECT MIN(MAX(r.next_attempt_at, CASE WHEN e.lease_owner IS NULL THEN 0 ELSE e.lease_until END)) "
-        "FROM queue_recipient r JOIN queue_entry e ON e.id = r.entry_id WHERE r.{} AND e.held = 0", waiting));
+        "FROM queue_recipient r JOIN queue_entry e ON e.id = r.entry_id WHERE r.{} AND e.held = 0",
+        waiting));
     if (!s) return s.error();
     auto row = s->step();
     if (!row) return row.error();
@@ -315,8 +343,10 @@ Result<std::optional<std::int64_t>> SqliteQueue::next_due() {
 Result<std::vector<QueueEntry>> SqliteQueue::list(bool all, std::size_t limit) {
     std::lock_guard lock(mutex_);
     std::string sql = all ? "SELECT id FROM queue_entry ORDER BY id LIMIT ?"
-                          : fmt::format("SELECT DISTINCT e.id FROM queue_entry e JOIN queue_recipient r ON "
-                                        "r.entry_id = e.id WHERE r.{} ORDER BY e.id LIMIT ?", waiting);
+                          : fmt::format(
+                                "SELECT DISTINCT e.id FROM queue_entry e JOIN queue_recipient r ON "
+                                "r.entry_id = e.id WHERE r.{} ORDER BY e.id LIMIT ?",
+                                waiting);
     auto s = db_->prepare(sql);
     if (!s) return s.error();
     s->bind(1, static_cast<std::int64_t>(limit));
@@ -343,8 +373,10 @@ Result<QueueEntry> SqliteQueue::get(std::int64_t id) {
 
 Result<std::size_t> SqliteQueue::retry_now(std::optional<std::int64_t> id, std::int64_t now) {
     std::lock_guard lock(mutex_);
-    auto s = db_->prepare(fmt::format("UPDATE queue_recipient SET next_attempt_at = ? WHERE {} AND "
-                                      "next_attempt_at > ? AND (? OR entry_id = ?)", waiting));
+    auto s =
+        db_->prepare(fmt::format("UPDATE queue_recipient SET next_attempt_at = ? WHERE {} AND "
+                                 "next_attempt_at > ? AND (? OR entry_id = ?)",
+                                 waiting));
     if (!s) return s.error();
     s->bind(1, now).bind(2, now).bind(3, id ? 0 : 1).bind(4, id.value_or(0));
     MAGPIE_TRY(s->run());
@@ -378,9 +410,10 @@ Result<void> SqliteQueue::remove(std::int64_t id) {
 
 Result<std::size_t> SqliteQueue::purge_finished(std::int64_t before) {
     std::lock_guard lock(mutex_);
-    auto s = db_->prepare(fmt::format(
-        "DELETE FROM queue_entry WHERE queued_at < ? AND NOT EXISTS "
-        "(SELECT 1 FROM queue_recipient r WHERE r.entry_id = queue_entry.id AND r.{})", waiting));
+    auto s = db_->prepare(
+        fmt::format("DELETE FROM queue_entry WHERE queued_at < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM queue_recipient r WHERE r.entry_id = queue_entry.id AND r.{})",
+                    waiting));
     if (!s) return s.error();
     s->bind(1, before);
     MAGPIE_TRY(s->run());

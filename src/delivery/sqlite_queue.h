@@ -19,12 +19,13 @@ namespace magpie::delivery {
 class SqliteQueue final : public QueueStore {
 public:
     // Creates the file and its tables when missing. io_error when the file cannot be opened.
-    static Result<std::unique_ptr<SqliteQueue>> open(const std::filesystem::path& data_dir, QueueLimits limits = {});
+    static Result<std::unique_ptr<SqliteQueue>> open(const std::filesystem::path& data_dir,
+                                                     QueueLimits limits = {});
     ~SqliteQueue() override;
 
     Result<std::int64_t> enqueue(const NewEntry& entry) override;
-    Result<std::vector<QueueEntry>> lease_due(std::int64_t now, std::size_t limit, std::uint32_t lease_seconds,
-                                              std::string_view owner) override;
+    Result<std::vector<QueueEntry>> lease_due(std::int64_t now, std::size_t limit,
+                                              std::uint32_t lease_seconds, std::string_view owner) override;
     Result<void> release_leases(std::string_view owner) override;
     Result<void> record(const EntryOutcome& outcome) override;
     Result<std::optional<std::int64_t>> next_due() override;
@@ -38,7 +39,8 @@ public:
 private:
     SqliteQueue(std::unique_ptr<store::sqlite::Connection> db, QueueLimits limits);
     Result<std::int64_t> insert(const NewEntry& entry);
-    Result<QueueEntry> read_entry(std::int64_t id, bool content, bool attempts, bool only_due, std::int64_t now);
+    Result<QueueEntry> read_entry(std::int64_t id, bool content, bool attempts, bool only_due,
+                                  std::int64_t now);
 
     std::mutex mutex_;
     std::unique_ptr<store::sqlite::Connection> db_;

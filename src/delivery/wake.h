@@ -1,6 +1,6 @@
-// How another process (`magpie queue add|flush|retry|release`) tells a running magpied that the queue changed:
-// it closes a written `<data_dir>/queue.wake`, which magpied watches (inotify), so the queue is looked at now
-// rather than at the next poll. Best effort: polling still finds everything.
+// How another process (`magpie queue add|flush|retry|release`) tells a running magpied that the queue
+// changed: it closes a written `<data_dir>/queue.wake`, which magpied watches (inotify), so the queue is
+// looked at now rather than at the next poll. Best effort: polling still finds everything.
 #pragma once
 
 #include <filesystem>

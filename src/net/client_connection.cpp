@@ -38,7 +38,8 @@ void ClientConnection::disarm() {
     deadline_.cancel();
 }
 
-awaitable<Result<void>> ClientConnection::connect(const tcp::endpoint& endpoint, std::chrono::seconds timeout) {
+awaitable<Result<void>> ClientConnection::connect(const tcp::endpoint& endpoint,
+                                                  std::chrono::seconds timeout) {
     boost::system::error_code ec;
     arm(timeout);
     co_await socket_.async_connect(endpoint, asio::redirect_error(use_awaitable, ec));
@@ -63,14 +64,16 @@ awaitable<Result<void>> ClientConnection::start_tls(std::shared_ptr<asio::ssl::c
     }
     boost::system::error_code ec;
     arm(timeout);
-    co_await stream_->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
+    co_await stream_->async_handshake(asio::ssl::stream_base::client,
+                                      asio::redirect_error(use_awaitable, ec));
     disarm();
     if (timed_out_) co_return make_error(Errc::io_error, "TLS handshake timed out");
     if (ec) {
         std::string reason = "TLS handshake failed: " + ec.message();
         if (verify) {
             long result = SSL_get_verify_result(ssl);
-            if (result != X509_V_OK) reason += std::string(" (") + X509_verify_cert_error_string(result) + ")";
+            if (result != X509_V_OK)
+                reason += std::string(" (") + X509_verify_cert_error_string(result) + ")";
         }
         co_return make_error(Errc::io_error, reason);
     }
@@ -89,7 +92,10 @@ awaitable<std::size_t> ClientConnection::read_some(std::span<char> buffer, std::
                                              asio::redirect_error(use_awaitable, ec));
     }
     disarm();
-    if (ec) last_error_ = timed_out_ ? "timed out waiting for the server" : ec == asio::error::eof ? "the server closed the connection" : ec.message();
+    if (ec)
+        last_error_ = timed_out_               ? "timed out waiting for the server"
+                      : ec == asio::error::eof ? "the server closed the connection"
+                                               : ec.message();
     co_return ec ? 0 : n;
 }
 
@@ -98,9 +104,11 @@ awaitable<bool> ClientConnection::write_all(std::string_view bytes, std::chrono:
     boost::system::error_code ec;
     arm(timeout);
     if (stream_) {
-        co_await asio::async_write(*stream_, asio::buffer(bytes.data(), bytes.size()), asio::redirect_error(use_awaitable, ec));
+        co_await asio::async_write(*stream_, asio::buffer(bytes.data(), bytes.size()),
+                                   asio::redirect_error(use_awaitable, ec));
     } else {
-        co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()), asio::redirect_error(use_awaitable, ec));
+        co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
+                                   asio::redirect_error(use_awaitable, ec));
     }
     disarm();
     if (ec) last_error_ = timed_out_ ? "timed out writing to the server" : ec.message();

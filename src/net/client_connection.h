@@ -28,8 +28,9 @@ public:
     awaitable<Result<void>> connect(const tcp::endpoint& endpoint, std::chrono::seconds timeout);
     // TLS client handshake on the connected socket. `server_name` goes in SNI and, with `verify`, must match
     // the certificate. io_error on failure (the connection is then unusable).
-    awaitable<Result<void>> start_tls(std::shared_ptr<asio::ssl::context> context, const std::string& server_name,
-                                      bool verify, std::chrono::seconds timeout);
+    awaitable<Result<void>> start_tls(std::shared_ptr<asio::ssl::context> context,
+                                      const std::string& server_name, bool verify,
+                                      std::chrono::seconds timeout);
     // At least one byte, or 0 when the peer closed, an error occurred or the deadline passed (timed_out()).
     awaitable<std::size_t> read_some(std::span<char> buffer, std::chrono::seconds timeout);
     awaitable<bool> write_all(std::string_view bytes, std::chrono::seconds timeout);

@@ -1,5 +1,7 @@
 #include "server/delivery_service.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
@@ -7,9 +9,6 @@
 #include <array>
 #include <cstring>
 #include <random>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "base/strings.h"
 #include "base/time.h"
@@ -65,7 +64,8 @@ AttemptResult from_smtp(const smtp::RecipientResult& r, const std::string& host)
                                                    : AttemptResult::Kind::temporary;
     a.status = r.enhanced;
     if (r.code != 0) {
-        a.reply = r.enhanced.empty() ? fmt::format("{} {}", r.code, r.text) : fmt::format("{} {} {}", r.code, r.enhanced, r.text);
+        a.reply = r.enhanced.empty() ? fmt::format("{} {}", r.code, r.text)
+                                     : fmt::format("{} {} {}", r.code, r.enhanced, r.text);
         a.remote_mta = host;
         a.dsn_passed_on = r.dsn_passed_on;
     } else {
@@ -84,12 +84,14 @@ dns::ResolverConfig resolver_config(const Config& config) {
     r.timeout_ms = static_cast<int>(q.dns_timeout * 1000 / 2);
     r.max_mx_hosts = q.max_mx_hosts;
     r.max_addresses_per_host = q.max_addresses_per_host;
-    for (const auto& route : q.routing.routes) r.static_routes[route.domain].push_back({route.host, route.port});
+    for (const auto& route : q.routing.routes)
+        r.static_routes[route.domain].push_back({route.host, route.port});
     return r;
 }
 
-DeliveryService::DeliveryService(std::shared_ptr<const Config> config, store::Store& store, delivery::QueueStore& queue,
-                                 StoreExecutor& executor, asio::io_context& context)
+DeliveryService::DeliveryService(std::shared_ptr<const Config> config, store::Store& store,
+                                 delivery::QueueStore& queue, StoreExecutor& executor,
+                                 asio::io_context& context)
     : config_(std::move(config)),
       store_(store),
       queue_(queue),
@@ -110,14 +112,16 @@ awaitable<void> DeliveryService::watch(const std::filesystem::path& data_dir) {
     int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0 || ::inotify_add_watch(fd, data_dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
         if (fd >= 0) ::close(fd);
-        spdlog::warn("delivery: cannot watch {} ({}); the queue is polled only", data_dir.string(), std::strerror(errno));
+        spdlog::warn("delivery: cannot watch {} ({}); the queue is polled only", data_dir.string(),
+                     std::strerror(errno));
         co_return;
     }
     watcher_.assign(fd);
     alignas(inotify_event) std::array<char, 4096> buffer;
     for (;;) {
         boost::system::error_code ec;
-        std::size_t n = co_await watcher_.async_read_some(asio::buffer(buffer), asio::redirect_error(net::use_awaitable, ec));
+        std::size_t n = co_await watcher_.async_read_some(asio::buffer(buffer),
+                                                          asio::redirect_error(net::use_awaitable, ec));
         if (ec) co_return;  // closed by stop()
         for (std::size_t offset = 0; offset + sizeof(inotify_event) <= n;) {
             const auto* event = reinterpret_cast<const inotify_event*>(buffer.data() + offset);
@@ -146,7 +150,9 @@ void DeliveryService::stop() {
     });
 }
 
-void DeliveryService::reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
+void DeliveryService::reconfigure(std::shared_ptr<const Config> config) {
+    std::atomic_store(&config_, std::move(config));
+}
 
 // ---- the scheduler ---------------------------------------------------------------------------------------
 
@@ -171,6 +177,9 @@ awaitable<void> DeliveryService::schedule() {
         } else {
             taken = leased->size();
             for (auto& entry : *leased) {
+                // Still being delivered from an earlier lease that ran out (a slow peer, a long line for one
+                // host): leasing it again only renewed the lease; a second delivery would duplicate it.
+                if (!in_flight_.insert(entry.id).second) continue;
                 auto job = std::make_shared<EntryJob>();
                 job->entry = std::move(entry);
                 asio::co_spawn(context_, dispatch(std::move(job)), asio::detached);
@@ -179,9 +188,11 @@ awaitable<void> DeliveryService::schedule() {
         co_await success_notices();
         if (now - last_purge_ >= 3600) {
             last_purge_ = now;
-            auto purge_op = executor_.run([this, now, cfg] { return queue_.purge_finished(now - cfg->queue.keep_finished); });
+            auto purge_op = executor_.run(
+                [this, now, cfg] { return queue_.purge_finished(now - cfg->queue.keep_finished); });
             auto purged = co_await std::move(purge_op);
-            if (purged && *purged > 0) spdlog::info("delivery: removed {} finished entries from the tracker", *purged);
+            if (purged && *purged > 0)
+                spdlog::info("delivery: removed {} finished entries from the tracker", *purged);
         }
         if (taken == cfg->queue.batch || woken_) continue;
 
@@ -207,8 +218,9 @@ awaitable<void> DeliveryService::dispatch(std::shared_ptr<EntryJob> job) {
         auto lookup = executor_.run([this, address] { return store_.resolve_recipient(address); });
         auto resolved = co_await std::move(lookup);
         if (!resolved) {
-            complete(job, i, AttemptResult{AttemptResult::Kind::temporary, "4.3.0",
-                                            "local recipient lookup failed: " + resolved.error().message, "", false},
+            complete(job, i,
+                     AttemptResult{AttemptResult::Kind::temporary, "4.3.0",
+                                   "local recipient lookup failed: " + resolved.error().message, "", false},
                      std::nullopt);
             continue;
         }
@@ -219,7 +231,8 @@ awaitable<void> DeliveryService::dispatch(std::shared_ptr<EntryJob> job) {
             case store::RecipientStatus::unknown_user: {
                 AttemptResult result{AttemptResult::Kind::permanent, "5.1.1",
                                      fmt::format("550 5.1.1 <{}>: no such user here", address), "", true};
-                complete(job, i, result, delivery::Attempt{unix_now(), "local", "", "", result.reply, "", ""});
+                complete(job, i, result,
+                         delivery::Attempt{unix_now(), "local", "", "", result.reply, "", ""});
                 break;
             }
             case store::RecipientStatus::not_local_domain: {
@@ -233,7 +246,8 @@ awaitable<void> DeliveryService::dispatch(std::shared_ptr<EntryJob> job) {
     for (auto& [domain, work] : remote) add_work(domain, std::move(work));
 }
 
-awaitable<void> DeliveryService::deliver_local(std::shared_ptr<EntryJob> job, std::size_t index, std::int64_t account_id) {
+awaitable<void> DeliveryService::deliver_local(std::shared_ptr<EntryJob> job, std::size_t index,
+                                               std::int64_t account_id) {
     auto find = executor_.run([this, account_id] { return store_.find_mailbox(account_id, "INBOX"); });
     auto inbox = co_await std::move(find);
     if (!inbox) {
@@ -252,9 +266,11 @@ awaitable<void> DeliveryService::deliver_local(std::shared_ptr<EntryJob> job, st
     auto delivered = co_await std::move(commit);
     AttemptResult result;
     if (delivered) {
-        result = AttemptResult{AttemptResult::Kind::delivered, "2.0.0", "250 2.0.0 delivered to the local mailbox", "", true};
+        result = AttemptResult{AttemptResult::Kind::delivered, "2.0.0",
+                               "250 2.0.0 delivered to the local mailbox", "", true};
     } else {
-        result = AttemptResult{AttemptResult::Kind::temporary, "4.2.0", "local delivery failed: " + delivered.error().message, "", true};
+        result = AttemptResult{AttemptResult::Kind::temporary, "4.2.0",
+                               "local delivery failed: " + delivered.error().message, "", true};
     }
     complete(job, index, result, delivery::Attempt{unix_now(), "local", "", "", result.reply, "", ""});
 }
@@ -290,7 +306,8 @@ void DeliveryService::add_work(const std::string& domain, Work work) {
 void DeliveryService::start_connections() {
     auto cfg = config();
     for (auto& [domain, destination] : destinations_) {
-        while (!stopping_ && !destination->pending.empty() && total_connections_ < cfg->queue.max_connections &&
+        while (!stopping_ && !destination->pending.empty() &&
+               total_connections_ < cfg->queue.max_connections &&
                destination->connections < cfg->queue.max_connections_per_host &&
                (destination->connections == 0 ||
                 destination->pending.size() > extra_connection_backlog * destination->connections)) {
@@ -316,7 +333,8 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
     if (!resolved) {
         const bool permanent = dns::is_permanent(resolved.error());
         AttemptResult result{permanent ? AttemptResult::Kind::permanent : AttemptResult::Kind::temporary,
-                             std::string(dns::enhanced_status(resolved.error())), resolved.error().message, "", true};
+                             std::string(dns::enhanced_status(resolved.error())), resolved.error().message,
+                             "", true};
         delivery::Attempt attempt{unix_now(), domain, "", "", result.reply, "", ""};
         while (!destination->pending.empty()) {
             Work work = std::move(destination->pending.front());
@@ -331,7 +349,9 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
                 // A connection that worked and ended (message limit, the peer closed an idle connection) is
                 // followed by a fresh one to the same address while work remains.
                 while (!destination->pending.empty() && !stopping_) {
-                    if (!co_await try_address(*destination, target.host, address, port, route ? &*route : nullptr)) break;
+                    if (!co_await try_address(*destination, target.host, address, port,
+                                              route ? &*route : nullptr))
+                        break;
                 }
                 if (destination->pending.empty() || stopping_) break;
             }
@@ -340,8 +360,9 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
 
     // Nothing reachable: what is left waits for its next retry (RFC 5321 4.5.4.1).
     if (!stopping_) {
-        std::string reason = destination->last_failure.empty() ? fmt::format("no mail host for {} reachable", domain)
-                                                                : destination->last_failure;
+        std::string reason = destination->last_failure.empty()
+                                 ? fmt::format("no mail host for {} reachable", domain)
+                                 : destination->last_failure;
         AttemptResult result{AttemptResult::Kind::temporary, "4.4.1", reason, "", true};
         delivery::Attempt attempt{unix_now(), destination->last_host, "", "", reason, "", ""};
         while (!destination->pending.empty() && destination->connections == 1) {
@@ -374,7 +395,8 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                                              const delivery::StaticRoute* route) {
     auto cfg = config();
     const auto& q = cfg->queue;
-    const bool require_tls = (route && route->require_tls) || delivery::tls_required(q.routing, destination.domain);
+    const bool require_tls =
+        (route && route->require_tls) || delivery::tls_required(q.routing, destination.domain);
     const std::string peer = fmt::format("{}[{}]", host, address);
     const std::string where = address.find(':') != std::string::npos ? fmt::format("[{}]:{}", address, port)
                                                                      : fmt::format("{}:{}", address, port);
@@ -387,15 +409,18 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
         co_return false;
     }
     net::ClientConnection connection(context_.get_executor());
-    auto connected = co_await connection.connect(net::tcp::endpoint(ip, port), std::chrono::seconds(q.connect_timeout));
+    auto connected =
+        co_await connection.connect(net::tcp::endpoint(ip, port), std::chrono::seconds(q.connect_timeout));
     if (!connected) {
-        destination.last_failure = fmt::format("connection to {} port {} failed: {}", peer, port, connected.error().message);
+        destination.last_failure =
+            fmt::format("connection to {} port {} failed: {}", peer, port, connected.error().message);
         spdlog::info("delivery: {}", destination.last_failure);
         co_return false;
     }
     const auto timeout = std::chrono::seconds(q.command_timeout);
     if (route && route->implicit_tls) {
-        auto secured = co_await connection.start_tls(net::make_client_tls_context(require_tls), host, require_tls, timeout);
+        auto secured = co_await connection.start_tls(net::make_client_tls_context(require_tls), host,
+                                                     require_tls, timeout);
         if (!secured) {
             destination.last_failure = fmt::format("{}: {}", peer, secured.error().message);
             co_return false;
@@ -408,7 +433,8 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
     sc.limits.max_transcript = q.max_transcript;
     sc.tls = require_tls ? smtp::TlsMode::required : smtp::TlsMode::opportunistic;
     sc.tls_active = connection.tls_active();
-    if (route && !route->username.empty()) sc.auth = smtp::ClientCredentials{route->username, route->password};
+    if (route && !route->username.empty())
+        sc.auth = smtp::ClientCredentials{route->username, route->password};
     smtp::ClientSession session(sc);
 
     const std::string connection_id = fmt::format("{}.{}", node_, ++connection_serial_);
@@ -450,16 +476,17 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                 Work work = std::move(it->second);
                 in_flight.erase(it);
                 const bool started = result->transcript.find("C: MAIL FROM:") != std::string::npos;
-                const bool all_deferred = std::ranges::all_of(result->recipients, [](const auto& r) {
-                    return r.outcome == smtp::Outcome::deferred;
-                });
-                const bool connection_lost = all_deferred && std::ranges::all_of(result->recipients, [](const auto& r) {
-                    return r.code == 0;
-                });
+                const bool all_deferred = std::ranges::all_of(
+                    result->recipients, [](const auto& r) { return r.outcome == smtp::Outcome::deferred; });
+                const bool connection_lost =
+                    all_deferred &&
+                    std::ranges::all_of(result->recipients, [](const auto& r) { return r.code == 0; });
                 if ((!ready && !started && all_deferred) || (reused && connection_lost)) {
-                    // RFC 5321 5.1: a host that cannot be reached or greets with 4xx sends us to the next one.
-                    // A connection kept idle that the peer closed meanwhile: the message goes on a fresh one.
-                    destination.last_failure = result->recipients.empty() ? peer : result->recipients.front().text;
+                    // RFC 5321 5.1: a host that cannot be reached or greets with 4xx sends us to the next
+                    // one. A connection kept idle that the peer closed meanwhile: the message goes on a fresh
+                    // one.
+                    destination.last_failure =
+                        result->recipients.empty() ? peer : result->recipients.front().text;
                     destination.pending.push_front(std::move(work));
                     reused = false;
                     continue;
@@ -470,12 +497,17 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                 const std::int64_t now = unix_now();
                 for (std::size_t k = 0; k < result->recipients.size() && k < work.recipients.size(); ++k) {
                     AttemptResult outcome = from_smtp(result->recipients[k], host);
-                    delivery::Attempt attempt{now, host, where, connection.tls_description(), outcome.reply,
-                                              connection_id, result->transcript};
+                    delivery::Attempt attempt{now,
+                                              host,
+                                              where,
+                                              connection.tls_description(),
+                                              outcome.reply,
+                                              connection_id,
+                                              result->transcript};
                     complete(work.job, work.recipients[k], std::move(outcome), std::move(attempt));
                 }
-                spdlog::info("delivery: connection {} to {} carried message {} (entry {})", connection_id, peer, sent,
-                             work.job->entry.id);
+                spdlog::info("delivery: connection {} to {} carried message {} (entry {})", connection_id,
+                             peer, sent, work.job->entry.id);
             } else if (std::holds_alternative<smtp::TlsHandshake>(*event)) {
                 output = session.take_output();
                 if (!co_await connection.write_all(output, timeout)) {
@@ -538,7 +570,8 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
     connection.close();
     // Messages never answered (cannot happen with a well-behaved session) go back for another connection.
     for (auto& [id, work] : in_flight) destination.pending.push_front(std::move(work));
-    if (sent > 0) spdlog::info("delivery: connection {} to {} closed after {} messages", connection_id, peer, sent);
+    if (sent > 0)
+        spdlog::info("delivery: connection {} to {} closed after {} messages", connection_id, peer, sent);
     co_return ready;
 }
 
@@ -575,8 +608,10 @@ awaitable<void> DeliveryService::finish(std::shared_ptr<EntryJob> job) {
     auto recorded = co_await std::move(record_op);
     if (!recorded) {
         // The lease runs out and the entry is tried again: delivered at least once, never lost.
-        spdlog::error("delivery: entry {}: cannot record the attempt: {}", entry.id, recorded.error().message);
+        spdlog::error("delivery: entry {}: cannot record the attempt: {}", entry.id,
+                      recorded.error().message);
     }
+    in_flight_.erase(entry.id);
     if (reports) wake();
 }
 
@@ -601,13 +636,16 @@ awaitable<void> DeliveryService::success_notices() {
         }
         std::vector<delivery::ReportedRecipient> delivered;
         for (const auto& r : entry.recipients) {
-            delivered.push_back({&r, mail::DsnAction::delivered, "2.0.0", "250 2.0.0 delivered to the mailbox", "", std::nullopt});
+            delivered.push_back({&r, mail::DsnAction::delivered, "2.0.0",
+                                 "250 2.0.0 delivered to the mailbox", "", std::nullopt});
         }
-        auto report = delivery::make_report(entry, delivered, delivery::ReportContext{cfg->hostname, unix_now(), random64, {}});
+        auto report = delivery::make_report(entry, delivered,
+                                            delivery::ReportContext{cfg->hostname, unix_now(), random64, {}});
         std::int64_t envelope_id = id;
         std::optional<delivery::NewEntry> to_queue;
         if (!report) {
-            spdlog::error("delivery: success notice for envelope {}: {}", envelope_id, report.error().message);
+            spdlog::error("delivery: success notice for envelope {}: {}", envelope_id,
+                          report.error().message);
         } else {
             to_queue = std::move(*report);
         }

@@ -14,6 +14,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "delivery/outcome.h"
@@ -80,6 +81,7 @@ private:
     net::asio::posix::stream_descriptor watcher_;
     std::string node_;  // lease owner: this host's name
     std::map<std::string, std::shared_ptr<Destination>> destinations_;
+    std::set<std::int64_t> in_flight_;  // entries being delivered now
     std::atomic<std::size_t> total_connections_ = 0;
     std::uint64_t connection_serial_ = 0;
     std::atomic<bool> stopping_ = false;

@@ -386,3 +386,18 @@ def test_queue_add_is_on_disk_before_it_answers(tmp_path):
     syncs = sum(int(line.split()[3]) for line in summary.read_text().splitlines()
                 if line.strip().endswith(("fsync", "fdatasync")))
     assert syncs >= 1, summary.read_text()
+
+
+def test_null_mx_and_unknown_domain_fail_at_once(world, dnsmasq):
+    dnsmasq.stop()
+    # local=: dnsmasq answers NXDOMAIN for names under it (without it, REFUSED: a temporary failure).
+    dnsmasq.start(RECORDS + ["mx-host=nomail.example,.,0", "local=/nowhere.example/"])
+    crepes = world("crepes").start()
+    null_mx = queue_add(crepes, message("Null"), to=("x@nomail.example",))
+    wait_for(lambda: state_of(crepes, null_mx, "x@nomail.example") == "failed", what="null MX failure")
+    record = show(crepes, null_mx)
+    assert "5.1.10" in record and record.count("  attempt ") == 1
+    check_failure_report(report_in_inbox(crepes, ALICE), "x@nomail.example", r"5\.1\.10")
+    nxdomain = queue_add(crepes, message("Nowhere"), to=("y@nowhere.example",))
+    wait_for(lambda: state_of(crepes, nxdomain, "y@nowhere.example") == "failed", what="NXDOMAIN failure")
+    assert "5.1.2" in show(crepes, nxdomain)

@@ -1,6 +1,6 @@
-#include "delivery/outcome.h"
-
 #include <gtest/gtest.h>
+
+#include "delivery/outcome.h"
 
 namespace magpie::delivery {
 namespace {
@@ -33,16 +33,17 @@ ReportContext context() {
 }
 
 TEST(Decide, TwoXxIsDelivered) {
-    auto update = decide(RetryPolicy{}, kQueued, recipient(), smtp(AttemptResult::Kind::delivered, "2.0.0", "250 2.0.0 Ok"),
-                         kQueued + 1);
+    auto update = decide(RetryPolicy{}, kQueued, recipient(),
+                         smtp(AttemptResult::Kind::delivered, "2.0.0", "250 2.0.0 Ok"), kQueued + 1);
     EXPECT_EQ(update.state, RecipientState::delivered);
     EXPECT_EQ(update.recipient_id, 7);
     EXPECT_FALSE(update.count_failure);
 }
 
 TEST(Decide, FiveXxFailsAtOnce) {
-    auto update = decide(RetryPolicy{}, kQueued, recipient(),
-                         smtp(AttemptResult::Kind::permanent, "5.1.1", "550 5.1.1 no such user"), kQueued + 1);
+    auto update =
+        decide(RetryPolicy{}, kQueued, recipient(),
+               smtp(AttemptResult::Kind::permanent, "5.1.1", "550 5.1.1 no such user"), kQueued + 1);
     EXPECT_EQ(update.state, RecipientState::failed);
     EXPECT_EQ(update.status, "5.1.1");
 }
@@ -58,16 +59,17 @@ TEST(Decide, FourXxDefersToTheRetrySchedule) {
 TEST(Decide, LaterFailuresWaitLonger) {
     auto r = recipient();
     r.failed_attempts = 2;
-    auto update = decide(RetryPolicy{}, kQueued, r, smtp(AttemptResult::Kind::temporary, "", "connection refused"),
-                         kQueued + 5000);
+    auto update = decide(RetryPolicy{}, kQueued, r,
+                         smtp(AttemptResult::Kind::temporary, "", "connection refused"), kQueued + 5000);
     EXPECT_EQ(update.next_attempt_at, kQueued + 5000 + 3600);
     EXPECT_EQ(update.status, "4.0.0");
 }
 
 TEST(Decide, TemporaryFailurePastTheLifetimeFails) {
     RetryPolicy policy;
-    auto update = decide(policy, kQueued, recipient(), smtp(AttemptResult::Kind::temporary, "", "connection refused"),
-                         kQueued + policy.lifetime);
+    auto update =
+        decide(policy, kQueued, recipient(), smtp(AttemptResult::Kind::temporary, "", "connection refused"),
+               kQueued + policy.lifetime);
     EXPECT_EQ(update.state, RecipientState::failed);
     EXPECT_EQ(update.status, "4.4.7");  // RFC 3463: delivery time expired
 }
@@ -82,7 +84,8 @@ TEST(Settle, SortsRecipientsIntoTheirReports) {
     auto onward = relayed;
     onward.dsn_passed_on = true;  // the peer reports success itself
     std::vector<AttemptResult> results{relayed, smtp(AttemptResult::Kind::permanent, "5.1.1", "550 5.1.1 no"),
-                                       smtp(AttemptResult::Kind::temporary, "4.4.1", "refused"), local, onward};
+                                       smtp(AttemptResult::Kind::temporary, "4.4.1", "refused"), local,
+                                       onward};
     auto round = settle(RetryPolicy{}, e, results, kQueued + 10);
     ASSERT_EQ(round.updates.size(), 5u);
     ASSERT_EQ(round.failed.size(), 1u);
@@ -122,8 +125,9 @@ TEST(Notify, DefaultIsFailureAndDelayNeverIsNothing) {
 TEST(Reports, FailureReportGoesFromTheNullSenderToTheSender) {
     auto e = entry();
     auto r = recipient();
-    auto report = make_report(e, {{&r, mail::DsnAction::failed, "5.1.1", "550 5.1.1 no such user", "mx.hamburger.edu", {}}},
-                              context());
+    auto report = make_report(
+        e, {{&r, mail::DsnAction::failed, "5.1.1", "550 5.1.1 no such user", "mx.hamburger.edu", {}}},
+        context());
     ASSERT_TRUE(report) << report.error().message;
     ASSERT_TRUE(*report);
     const NewEntry& out = **report;
@@ -180,11 +184,13 @@ TEST(Reports, SuccessOnlyWhenAskedAndDelayCarriesTheRetryLimit) {
     ASSERT_TRUE(none);
     EXPECT_FALSE(*none);
     auto asked = recipient("bob@hamburger.edu", "SUCCESS");
-    auto success = make_report(e, {{&asked, mail::DsnAction::delivered, "2.0.0", "250 ok", "", {}}}, context());
+    auto success =
+        make_report(e, {{&asked, mail::DsnAction::delivered, "2.0.0", "250 ok", "", {}}}, context());
     ASSERT_TRUE(success && *success);
     EXPECT_NE((*success)->content.find("Action: delivered"), std::string::npos);
-    auto delayed = make_report(e, {{&plain, mail::DsnAction::delayed, "4.4.1", "connection refused", "", kQueued + 432000}},
-                               context());
+    auto delayed = make_report(
+        e, {{&plain, mail::DsnAction::delayed, "4.4.1", "connection refused", "", kQueued + 432000}},
+        context());
     ASSERT_TRUE(delayed && *delayed);
     EXPECT_NE((*delayed)->content.find("Action: delayed"), std::string::npos);
     EXPECT_NE((*delayed)->content.find("Will-Retry-Until:"), std::string::npos);

@@ -1,9 +1,9 @@
-#include "delivery/sqlite_queue.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
+
+#include "delivery/sqlite_queue.h"
 
 namespace magpie::delivery {
 namespace {
@@ -28,7 +28,8 @@ protected:
         std::filesystem::remove_all(dir_);
     }
 
-    std::int64_t add(std::vector<std::string> to, std::string from = "alice@crepes.fr", std::int64_t at = kNow) {
+    std::int64_t add(std::vector<std::string> to, std::string from = "alice@crepes.fr",
+                     std::int64_t at = kNow) {
         NewEntry e;
         e.reverse_path = std::move(from);
         e.content = "Subject: hi\r\n\r\nbody\r\n";
@@ -39,14 +40,16 @@ protected:
         return id ? *id : 0;
     }
 
-    RecipientUpdate deferred(const QueueRecipient& r, std::int64_t next, std::string reply = "connection refused") {
+    RecipientUpdate deferred(const QueueRecipient& r, std::int64_t next,
+                             std::string reply = "connection refused") {
         RecipientUpdate u;
         u.recipient_id = r.id;
         u.state = RecipientState::deferred;
         u.next_attempt_at = next;
         u.count_failure = true;
         u.status = "4.4.1";
-        u.attempt = Attempt{kNow, "mx.hamburger.edu", "127.0.0.3:25", "", std::move(reply), "c.1", "S: 421 busy\n"};
+        u.attempt =
+            Attempt{kNow, "mx.hamburger.edu", "127.0.0.3:25", "", std::move(reply), "c.1", "S: 421 busy\n"};
         return u;
     }
 
@@ -93,7 +96,8 @@ TEST_F(Queue, RecordKeepsAttemptsAndReleasesTheLeaseAndQueuesReportsInTheSameCom
     failed.state = RecipientState::failed;
     failed.status = "5.1.1";
     failed.remote_mta = "mx.hamburger.edu";
-    failed.attempt = Attempt{kNow, "mx.hamburger.edu", "127.0.0.3:25", "TLSv1.3 X", "550 5.1.1 no", "c.1", "C: RCPT\n"};
+    failed.attempt =
+        Attempt{kNow, "mx.hamburger.edu", "127.0.0.3:25", "TLSv1.3 X", "550 5.1.1 no", "c.1", "C: RCPT\n"};
     outcome.updates.push_back(failed);
     NewEntry report;
     report.content = "report";
@@ -130,7 +134,8 @@ TEST_F(Queue, TheTrackerKeepsOnlyTheNewestAttempts) {
         auto leased = queue_->lease_due(kNow + i * 10, 10, 5, "n");
         ASSERT_TRUE(leased);
         ASSERT_EQ(leased->size(), 1u);
-        EntryOutcome outcome{id, {deferred((*leased)[0].recipients[0], kNow + (i + 1) * 10, "try " + std::to_string(i))}, {}};
+        EntryOutcome outcome{
+            id, {deferred((*leased)[0].recipients[0], kNow + (i + 1) * 10, "try " + std::to_string(i))}, {}};
         ASSERT_TRUE(queue_->record(outcome));
     }
     auto entry = queue_->get(id);
@@ -203,7 +208,8 @@ TEST_F(Queue, RefusesEntriesWithoutRecipientsOrOverTheLimits) {
     bad.recipients.push_back(NewRecipient{"no-at-sign", "", ""});
     EXPECT_EQ(queue_->enqueue(bad).error().code, Errc::invalid_argument);
     NewEntry many;
-    for (int i = 0; i < 6; ++i) many.recipients.push_back(NewRecipient{"r" + std::to_string(i) + "@x.example", "", ""});
+    for (int i = 0; i < 6; ++i)
+        many.recipients.push_back(NewRecipient{"r" + std::to_string(i) + "@x.example", "", ""});
     EXPECT_EQ(queue_->enqueue(many).error().code, Errc::limit_exceeded);
 }
 

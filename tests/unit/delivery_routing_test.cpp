@@ -1,14 +1,14 @@
-#include "delivery/routing.h"
-
 #include <gtest/gtest.h>
 
+#include "delivery/routing.h"
 
 namespace magpie::delivery {
 namespace {
 
 TEST(StaticRoutes, ExactDomainBeatsTheSmartHost) {
     RoutingConfig config;
-    config.routes = {{"*", "smarthost.example", 587, true, false, "u", "p"}, {"partner.example", "10.0.0.5", 2525, false, false, "", ""}};
+    config.routes = {{"*", "smarthost.example", 587, true, false, "u", "p"},
+                     {"partner.example", "10.0.0.5", 2525, false, false, "", ""}};
     auto partner = static_route(config, "Partner.Example");
     ASSERT_TRUE(partner);
     EXPECT_EQ(partner->host, "10.0.0.5");
