@@ -228,7 +228,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     Config config;
     config.hostname = default_hostname();
     Result<void> status;
-    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "imap", "auth", "store", "queue"}));
+    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "submission", "imap", "auth", "store", "queue"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -297,6 +297,26 @@ Result<Config> load_config(const std::filesystem::path& file) {
         if (s.max_recipients == 0 || s.max_connections == 0 || s.max_connections_per_ip == 0 ||
             s.idle_timeout == 0 || s.max_message_size == 0) {
             return make_error(Errc::invalid_argument, "[smtp] limits must be positive");
+        }
+    }
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "submission", status)) {
+        auto& s = config.submission;
+        MAGPIE_TRY(check_keys(*t, "submission",
+                              {"listen", "listen_tls", "allow_plaintext_auth", "save_sent", "max_auth_line",
+                               "max_connections", "max_connections_per_ip"}));
+        MAGPIE_TRY(read_listen(*t, "submission", "listen", s.listen));
+        MAGPIE_TRY(read_listen(*t, "submission", "listen_tls", s.listen_tls));
+        MAGPIE_TRY(read(*t, "submission", "allow_plaintext_auth", s.allow_plaintext_auth));
+        MAGPIE_TRY(read(*t, "submission", "save_sent", s.save_sent));
+        MAGPIE_TRY(read(*t, "submission", "max_auth_line", s.max_auth_line));
+        MAGPIE_TRY(read(*t, "submission", "max_connections", s.max_connections));
+        MAGPIE_TRY(read(*t, "submission", "max_connections_per_ip", s.max_connections_per_ip));
+        if (s.max_auth_line < 12288 || s.max_auth_line > 1u << 20) {
+            return make_error(Errc::invalid_argument, "[submission] max_auth_line is between 12288 and 1048576");
+        }
+        if (s.max_connections == 0 || s.max_connections_per_ip == 0) {
+            return make_error(Errc::invalid_argument, "[submission] connection limits must be positive");
         }
     }
     MAGPIE_TRY(status);
@@ -383,6 +403,9 @@ Config demo_config(const std::filesystem::path& data_dir) {
     config.tls_private_key = data_dir / "demo-key.pem";
     config.smtp.listen = {{"127.0.0.1", demo_ports::smtp}};
     config.imap.listen = {{"127.0.0.1", demo_ports::imap}};
+    config.submission.listen = {{"127.0.0.1", demo_ports::submission}};
+    config.submission.listen_tls = {{"127.0.0.1", demo_ports::submissions}};
+    config.submission.allow_plaintext_auth = true;  // loopback only, as for IMAP
     config.imap.listen_tls = {{"127.0.0.1", demo_ports::imaps}};
     config.imap.allow_plaintext_login = true;  // loopback only: the demo binds nothing else
     config.smtp.postmaster = "demo@example.test";  // the demo's one user (server.cpp creates it)

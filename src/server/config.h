@@ -38,6 +38,18 @@ struct SmtpConfig {
     std::string postmaster;
 };
 
+// Message submission (RFC 6409, RFC 8314) for user agents: AUTH required, the sender must be the user's own
+// address. Message limits and timeouts are [smtp]'s.
+struct SubmissionConfig {
+    std::vector<ListenAddress> listen;      // STARTTLS ports, e.g. ["0.0.0.0:587"]
+    std::vector<ListenAddress> listen_tls;  // implicit TLS ports, e.g. ["0.0.0.0:465"]
+    bool allow_plaintext_auth = false;      // AUTH before TLS (loopback tests); otherwise 538 and not advertised
+    bool save_sent = false;                 // also file a copy in the sender's Sent mailbox
+    std::size_t max_auth_line = 12288;      // AUTH command or SASL response line, CRLF included (RFC 4954 4)
+    std::size_t max_connections = 500;
+    std::size_t max_connections_per_ip = 20;
+};
+
 struct ImapConfig {
     std::vector<ListenAddress> listen;      // STARTTLS ports, e.g. ["0.0.0.0:143"]
     std::vector<ListenAddress> listen_tls;  // implicit TLS ports, e.g. ["0.0.0.0:993"]
@@ -109,6 +121,7 @@ struct Config {
     std::filesystem::path tls_certificate;
     std::filesystem::path tls_private_key;
     SmtpConfig smtp;
+    SubmissionConfig submission;
     ImapConfig imap;
     AuthConfig auth;
     StoreConfig store;

@@ -65,13 +65,18 @@ int main(int argc, char** argv) {
             "\nMagpie demo is running (Ctrl-C stops it). Data: %s\n"
             "  domain example.test, user demo@example.test, password demo\n"
             "  SMTP   127.0.0.1:%u  (port 25's role: receives mail for example.test; STARTTLS, self-signed)\n"
+            "  SUBMIT 127.0.0.1:%u  (STARTTLS, AUTH; plaintext AUTH allowed on loopback) and 127.0.0.1:%u (TLS)\n"
             "  IMAP   127.0.0.1:%u  (STARTTLS; plaintext login allowed on loopback) and 127.0.0.1:%u (TLS)\n"
             "  send a message:  swaks --server 127.0.0.1:%u --from you@example.org --to demo@example.test\n"
+            "  submit one:      swaks --server 127.0.0.1:%u --tls --auth PLAIN --auth-user demo@example.test \\\n"
+            "                         --auth-password demo --from demo@example.test --to someone@example.org\n"
             "  read it:         mutt -f imap://demo%%40example.test@127.0.0.1:%u/INBOX\n"
             "                   magpie --data %s export demo@example.test INBOX --uid 1\n"
-            "  reserved for services still to come: submission %u/%u, HTTP %u\n\n",
-            config.data_dir.c_str(), ports::smtp, ports::imap, ports::imaps, ports::smtp, ports::imap,
-            config.data_dir.c_str(), ports::submission, ports::submissions, ports::http);
+            "                   magpie --data %s queue list\n"
+            "  reserved for services still to come: HTTP %u\n\n",
+            config.data_dir.c_str(), ports::smtp, ports::submission, ports::submissions, ports::imap, ports::imaps,
+            ports::smtp, ports::submission, ports::imap, config.data_dir.c_str(), config.data_dir.c_str(),
+            ports::http);
         std::fflush(stdout);
     }
     return server.run(control_signals);

@@ -162,22 +162,44 @@ Result<void> Server::start() {
 
     MAGPIE_TRY(bind(c.smtp.listen, "smtp", false,
                     fmt::format("421 4.7.0 {} Too many connections, try again later\r\n", c.hostname)));
+    MAGPIE_TRY(bind(c.submission.listen, "submission", false,
+                    fmt::format("421 4.7.0 {} Too many connections, try again later\r\n", c.hostname)));
+    MAGPIE_TRY(bind(c.submission.listen_tls, "submissions", true,
+                    fmt::format("421 4.7.0 {} Too many connections, try again later\r\n", c.hostname)));
     MAGPIE_TRY(bind(c.imap.listen, "imap", false, "* BYE Too many connections, try again later\r\n"));
     MAGPIE_TRY(bind(c.imap.listen_tls, "imaps", true, "* BYE Too many connections, try again later\r\n"));
     MAGPIE_TRY(net::drop_privileges(c.user, c.data_dir));
+    // Submission queues remote recipients: the queue is opened (and delivery started) before it listens.
+    MAGPIE_TRY(start_delivery());
+    submission_ = std::make_unique<SmtpService>(
+        config_, *store_, *lookup_executor_,
+        SubmissionServices{.hash_limiter = *hash_limiter_,
+                           .throttle = *throttle_,
+                           .verified_cache = verified_cache_.get(),
+                           .login_executor = *login_executor_,
+                           .queue = *queue_,
+                           .queue_changed = [this] {
+                               if (delivery_) delivery_->wake();
+                           }});
+    submission_limiter_ = std::make_shared<net::ConnectionLimiter>(c.submission.max_connections,
+                                                                   c.submission.max_connections_per_ip);
 
     for (auto& listener : listeners_) {
         auto tls = [this] { return tls_context(); };
-        if (listener->options().service == "smtp") {
+        const std::string& service = listener->options().service;
+        if (service == "smtp") {
             listener->start([this](std::shared_ptr<net::Connection> connection) { return smtp_->serve(connection); },
                             smtp_limiter_, tls, registry_);
+        } else if (service == "submission" || service == "submissions") {
+            listener->start(
+                [this](std::shared_ptr<net::Connection> connection) { return submission_->serve(connection); },
+                submission_limiter_, tls, registry_);
         } else {
             listener->start([this](std::shared_ptr<net::Connection> connection) { return imap_->serve(connection); },
                             imap_limiter_, tls, registry_);
         }
     }
 
-    MAGPIE_TRY(start_delivery());
     signals_ = std::make_unique<net::asio::signal_set>(pool_->first(), SIGTERM, SIGINT, SIGHUP);
     signals_->async_wait([this](boost::system::error_code e, int s) { handle_signal(e, s); });
     return {};
@@ -232,14 +254,19 @@ void Server::reload() {
     next->smtp.listen = old.smtp.listen;
     next->imap.listen = old.imap.listen;
     next->imap.listen_tls = old.imap.listen_tls;
+    next->submission.listen = old.submission.listen;
+    next->submission.listen_tls = old.submission.listen_tls;
     next->data_dir = old.data_dir;
     next->user = old.user;
     config_ = next;
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     if (auto tls = load_tls(); !tls) spdlog::error("SIGHUP: TLS not reloaded: {}", tls.error().message);
     smtp_limiter_->set_limits(next->smtp.max_connections, next->smtp.max_connections_per_ip);
+    if (submission_limiter_)
+        submission_limiter_->set_limits(next->submission.max_connections, next->submission.max_connections_per_ip);
     imap_limiter_->set_limits(next->imap.max_connections, next->imap.max_connections_per_ip);
     smtp_->reconfigure(next);
+    if (submission_) submission_->reconfigure(next);
     if (delivery_) delivery_->reconfigure(next);
     imap_->reconfigure(next);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_file_.string());

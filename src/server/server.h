@@ -60,6 +60,8 @@ private:
     std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
     std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;
     std::unique_ptr<SmtpService> smtp_;
+    std::unique_ptr<SmtpService> submission_;  // ports 587/465, made once the queue is open
+    std::shared_ptr<net::ConnectionLimiter> submission_limiter_;
     std::unique_ptr<delivery::SqliteQueue> queue_;
     std::unique_ptr<StoreExecutor> queue_executor_;   // the outgoing queue's store and DNS work
     std::unique_ptr<DeliveryService> delivery_;

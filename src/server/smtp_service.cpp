@@ -11,15 +11,17 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "auth/authenticator.h"
 #include "base/strings.h"
 #include "base/time.h"
+#include "mail/submission.h"
 #include "smtp/delivered.h"
 #include "store/summary.h"
 
 namespace magpie::server {
 namespace {
 
-smtp::ServerConfig session_config(const Config& config, const net::Connection& connection) {
+smtp::ServerConfig session_config(const Config& config, const net::Connection& connection, bool submission) {
     smtp::ServerConfig c;
     c.hostname = config.hostname;
     c.limits.max_command_line = config.smtp.max_command_line;
@@ -35,6 +37,9 @@ smtp::ServerConfig session_config(const Config& config, const net::Connection& c
     c.tls_active = connection.tls_active();
     c.bare_line_ending = config.smtp.bare_line_ending == "normalize" ? smtp::BareLineEnding::normalize
                                                                      : smtp::BareLineEnding::reject;
+    c.submission = submission;
+    c.auth_plaintext_allowed = submission && config.submission.allow_plaintext_auth;
+    c.limits.max_auth_line = config.submission.max_auth_line;
     return c;
 }
 
@@ -158,7 +163,9 @@ awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& add
     switch (result->status) {
         case store::RecipientStatus::local: co_return smtp::RcptVerdict::accept;
         case store::RecipientStatus::unknown_user: co_return smtp::RcptVerdict::unknown_user;
-        case store::RecipientStatus::not_local_domain: co_return smtp::RcptVerdict::relay_denied;
+        // Submission: an authenticated user may send anywhere (the queue delivers it).
+        case store::RecipientStatus::not_local_domain:
+            co_return submission_ ? smtp::RcptVerdict::accept : smtp::RcptVerdict::relay_denied;
     }
     co_return smtp::RcptVerdict::temporary_failure;
 }
@@ -233,7 +240,9 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
 awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) {
     auto config = std::atomic_load(&config_);
     const auto idle = std::chrono::seconds(config->smtp.idle_timeout);
-    smtp::ServerSession session(session_config(*config, *connection), connection->peer_ip(), steady_now());
+    smtp::ServerSession session(session_config(*config, *connection, submission_.has_value()), connection->peer_ip(),
+                                steady_now());
+    std::optional<auth::SaslServer> sasl;  // the AUTH exchange under way, if any
     std::array<char, 16384> buffer;
     std::string output;
     // Writes what the session has to say. (The output lives in a named variable: see store_executor.h.)
@@ -248,7 +257,14 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
             if (auto* rcpt = std::get_if<smtp::RcptCheck>(&*event)) {
                 session.rcpt_checked(co_await check_recipient(rcpt->address));
             } else if (auto* message = std::get_if<smtp::MessageReceived>(&*event)) {
-                session.stored(co_await store_message(*message, *connection, *config));
+                if (submission_) {
+                    session.stored(co_await submit_message(*message, *connection, *config));
+                } else {
+                    session.stored(co_await store_message(*message, *connection, *config));
+                }
+            } else if (std::holds_alternative<smtp::AuthBegin>(*event) ||
+                       std::holds_alternative<smtp::AuthResponse>(*event)) {
+                session.auth_answered(co_await authenticate(sasl, *event, connection->peer_ip()));
             } else if (std::holds_alternative<smtp::StartTls>(*event)) {
                 if (!co_await flush()) co_return;
                 auto started = co_await connection->start_tls(idle);
@@ -287,6 +303,197 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
         }
         session.feed(std::string_view(buffer.data(), n), steady_now());
     }
+}
+
+namespace {
+
+// An account's own address and the aliases that name it (not catch-alls): the addresses it may send as.
+Result<std::vector<std::string>> sender_addresses(store::Store& store, const std::string& account) {
+    std::vector<std::string> out{account};
+    std::size_t at = account.rfind('@');
+    if (at == std::string::npos) return out;
+    auto aliases = store.list_aliases(account.substr(at + 1));
+    if (!aliases) return aliases.error();
+    for (const auto& alias : *aliases) {
+        if (!alias.address.empty() && alias.address.front() != '@' && iequals(alias.target, account))
+            out.push_back(alias.address);
+    }
+    return out;
+}
+
+}  // namespace
+
+awaitable<smtp::AuthAnswer> SmtpService::authenticate(std::optional<auth::SaslServer>& sasl, const smtp::Event& event,
+                                                      const std::string& peer_ip) {
+    using Kind = smtp::AuthAnswer::Kind;
+    auto& services = *submission_;
+    auth::SaslOutcome outcome;
+    if (const auto* begin = std::get_if<smtp::AuthBegin>(&event)) {
+        auto created = auth::SaslServer::create(begin->mechanism);
+        if (!created) co_return smtp::AuthAnswer{Kind::unsupported, {}, {}, {}};
+        sasl.emplace(std::move(*created));
+        outcome = sasl->start_encoded(begin->initial_response);
+    } else {
+        if (!sasl) co_return smtp::AuthAnswer{Kind::malformed, {}, {}, {}};
+        outcome = sasl->step_encoded(std::get<smtp::AuthResponse>(event).line);
+    }
+    // Password checks (argon2id, ~90 ms) and SCRAM key lookups run on the login pool, never here.
+    bool checked = false;
+    if (outcome.kind == auth::SaslOutcome::Kind::verify_password ||
+        outcome.kind == auth::SaslOutcome::Kind::need_scram_credentials) {
+        checked = true;
+        auto check = services.login_executor.run([this, &services, &sasl, request = outcome, peer_ip] {
+            return auth::answer_sasl_request(store_, services.hash_limiter, services.throttle, *sasl, request, peer_ip,
+                                             unix_now(), services.verified_cache);
+        });
+        outcome = co_await std::move(check);
+    }
+    switch (outcome.kind) {
+        case auth::SaslOutcome::Kind::challenge:
+            co_return smtp::AuthAnswer{Kind::challenge, auth::encode_sasl_base64(outcome.data), {}, {}};
+        case auth::SaslOutcome::Kind::success: {
+            auth::record_sasl_result(services.throttle, *sasl, outcome, peer_ip, unix_now());
+            sasl.reset();
+            auto lookup = services.login_executor.run([this, user = outcome.authcid] {
+                auto account = store_.find_account(user);
+                if (!account) return Result<std::pair<std::string, std::vector<std::string>>>(account.error());
+                auto addresses = sender_addresses(store_, account->address);
+                if (!addresses) return Result<std::pair<std::string, std::vector<std::string>>>(addresses.error());
+                return Result<std::pair<std::string, std::vector<std::string>>>(
+                    std::make_pair(account->address, std::move(*addresses)));
+            });
+            auto found = co_await std::move(lookup);
+            if (!found) {
+                spdlog::error("submission: {}: account lookup after login failed: {}", peer_ip, found.error().message);
+                co_return smtp::AuthAnswer{Kind::temporary, {}, {}, {}};
+            }
+            spdlog::info("submission: {} authenticated as {}", peer_ip, found->first);
+            co_return smtp::AuthAnswer{Kind::success, {}, found->first, std::move(found->second)};
+        }
+        default: break;
+    }
+    // A failure (never with the password in the log).
+    auth::record_sasl_result(services.throttle, *sasl, outcome, peer_ip, unix_now());
+    sasl.reset();
+    const Error& error = outcome.error;
+    spdlog::info("submission: {}: authentication failed{}: {}", peer_ip,
+                 outcome.authcid.empty() ? std::string() : " for " + outcome.authcid, error.message);
+    switch (error.code) {
+        case Errc::auth_failed:
+        case Errc::permission_denied:
+        case Errc::not_found: co_return smtp::AuthAnswer{Kind::failed, {}, {}, {}};
+        case Errc::invalid_argument:
+            co_return smtp::AuthAnswer{error.message == "authentication cancelled" ? Kind::cancelled : Kind::malformed,
+                                       {},
+                                       {},
+                                       {}};
+        // Before a check, limit_exceeded is an over-long response; from the check it is the throttle.
+        case Errc::limit_exceeded:
+            co_return smtp::AuthAnswer{checked ? Kind::temporary : Kind::too_long, {}, {}, {}};
+        default: co_return smtp::AuthAnswer{Kind::temporary, {}, {}, {}};
+    }
+}
+
+awaitable<Result<std::string>> SmtpService::submit_message(const smtp::MessageReceived& message,
+                                                           const net::Connection& connection, const Config& config) {
+    const auto& envelope = message.envelope;
+    auto& services = *submission_;
+    std::string queue_id = new_queue_id();
+    std::int64_t now = unix_now();
+
+    // RFC 6409 8: complete the message (From checked by the session; Date, Message-ID, To when missing; Bcc out).
+    std::string sender_domain = envelope.reverse_path.substr(envelope.reverse_path.rfind('@') + 1);
+    mail::BuildEnv env = mail::system_build_env(sender_domain.empty() ? config.hostname : sender_domain);
+    mail::SubmissionOptions options;
+    options.smtputf8 = envelope.smtputf8;
+    auto completed = mail::complete_submission(message.data, options, env);
+    if (!completed) co_return make_error(Errc::invalid_argument, completed.error().message);
+    std::string received = smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now);
+    std::string outgoing = received + *completed;
+
+    // Local recipients go straight to their INBOXes, the rest to the outgoing queue.
+    std::vector<std::string> recipients;
+    for (const auto& r : envelope.recipients) recipients.push_back(r.address);
+    struct Plan {
+        std::vector<store::DeliveryTarget> local;
+        std::vector<delivery::NewRecipient> remote;
+    };
+    auto lookup = executor_.run([this, envelope, save_sent = config.submission.save_sent,
+                                 policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]() -> Result<Plan> {
+        Plan plan;
+        std::set<std::int64_t> accounts;
+        for (const auto& r : envelope.recipients) {
+            auto resolved = resolve_recipient(store_, policy, r.address);
+            if (!resolved) return resolved.error();
+            if (resolved->status == store::RecipientStatus::not_local_domain) {
+                plan.remote.push_back(delivery::NewRecipient{r.address, r.notify, r.orcpt});
+                continue;
+            }
+            if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
+            if (!accounts.insert(resolved->account_id).second) continue;
+            auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
+            if (!inbox) return inbox.error();
+            plan.local.push_back(store::DeliveryTarget{inbox->id, {}});
+        }
+        if (save_sent) {
+            auto account = store_.find_account(envelope.auth_user);
+            if (!account) return account.error();
+            auto mailboxes = store_.list_mailboxes(account->id);
+            if (!mailboxes) return mailboxes.error();
+            for (const auto& mailbox : *mailboxes) {
+                if (mailbox.special_use != store::SpecialUse::sent) continue;
+                // \Seen: the user wrote it.
+                plan.local.push_back(store::DeliveryTarget{mailbox.id, {"\\Seen"}});
+                break;
+            }
+        }
+        return plan;
+    });
+    auto plan = co_await std::move(lookup);
+    if (!plan) co_return plan.error();
+    if (plan->local.empty() && plan->remote.empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
+
+    // The queue (queue.db) and the mailboxes (the store) are two databases: remote recipients are queued first,
+    // so a failure after that answers 451 and the client's retry may queue them twice (at least once, never lost).
+    std::int64_t entry_id = 0;
+    if (!plan->remote.empty()) {
+        delivery::NewEntry entry;
+        entry.reverse_path = envelope.reverse_path;
+        entry.dsn_ret = envelope.dsn_ret;
+        entry.dsn_envid = envelope.dsn_envid;
+        entry.smtputf8 = envelope.smtputf8;
+        entry.content = outgoing;
+        entry.recipients = plan->remote;
+        entry.queued_at = now;
+        auto enqueue = executor_.run([&services, entry = std::move(entry)] { return services.queue.enqueue(entry); });
+        auto queued = co_await std::move(enqueue);
+        if (!queued) {
+            spdlog::error("submission: {} from=<{}> not queued: {}", queue_id, envelope.reverse_path,
+                          queued.error().message);
+            co_return queued.error();
+        }
+        entry_id = *queued;
+        if (services.queue_changed) services.queue_changed();
+    }
+    if (!plan->local.empty()) {
+        std::string content = fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path) + outgoing;
+        store::Delivery delivery;
+        delivery.summary = store::summarize(content);
+        delivery.content = std::move(content);
+        delivery.internal_date = now;
+        delivery.targets = std::move(plan->local);
+        auto commit = executor_.deliver(store_, std::move(delivery));
+        auto delivered = co_await std::move(commit);
+        if (!delivered) {
+            spdlog::error("submission: {} from=<{}> not stored: {}", queue_id, envelope.reverse_path,
+                          delivered.error().message);
+            co_return delivered.error();
+        }
+    }
+    spdlog::info("submission: {} user={} from=<{}> to={} size={} peer={} queue_entry={}", queue_id,
+                 envelope.auth_user, envelope.reverse_path, fmt::join(recipients, ","), outgoing.size(),
+                 connection.peer_ip(), entry_id);
+    co_return queue_id;
 }
 
 }  // namespace magpie::server

@@ -1,10 +1,18 @@
-// The SMTP server's IO side (port 25): a coroutine per connection that pumps bytes between the socket and a
-// sans-IO smtp::ServerSession, answers its events (is this recipient local? store this message; start TLS)
-// with the store and the TLS context, and says goodbye on idle timeout or shutdown.
+// The SMTP server's IO side (port 25, and submission on 587/465): a coroutine per connection that pumps bytes
+// between the socket and a sans-IO smtp::ServerSession, answers its events (is this recipient local? store
+// this message; start TLS; check this login) with the store, the queue and the TLS context, and says goodbye
+// on idle timeout or shutdown.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <optional>
+
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "auth/verified_cache.h"
+#include "delivery/queue.h"
 
 #include "net/connection.h"
 #include "server/config.h"
@@ -29,10 +37,23 @@ struct RecipientPolicy {
 Result<store::RecipientResult> resolve_recipient(store::Store& store, const RecipientPolicy& policy,
                                                  std::string_view address);
 
+// What submission (RFC 6409) adds to a service: logins (shared with IMAP: the same throttle, hash limiter and
+// cache; SASL work on the login pool so that argon2id never runs on a network thread) and the outgoing queue.
+struct SubmissionServices {
+    auth::HashLimiter& hash_limiter;
+    auth::LoginThrottle& throttle;
+    auth::VerifiedCache* verified_cache;
+    StoreExecutor& login_executor;
+    delivery::QueueStore& queue;
+    std::function<void()> queue_changed;  // something was queued: wake the delivery service (any thread)
+};
+
 class SmtpService {
 public:
-    SmtpService(std::shared_ptr<const Config> config, store::Store& store, StoreExecutor& executor)
-        : config_(std::move(config)), store_(store), executor_(executor) {}
+    // Port 25 without `submission`; the submission ports with it (AUTH required, see smtp::ServerConfig).
+    SmtpService(std::shared_ptr<const Config> config, store::Store& store, StoreExecutor& executor,
+                std::optional<SubmissionServices> submission = std::nullopt)
+        : config_(std::move(config)), store_(store), executor_(executor), submission_(std::move(submission)) {}
 
     // SIGHUP: later connections use the new limits.
     void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
@@ -44,9 +65,16 @@ private:
     awaitable<Result<std::string>> store_message(const smtp::MessageReceived& message,
                                                  const net::Connection& connection, const Config& config);
 
+    // Submission: one step of the SASL exchange (a new one on AuthBegin), and the storing of a message.
+    awaitable<smtp::AuthAnswer> authenticate(std::optional<auth::SaslServer>& sasl, const smtp::Event& event,
+                                             const std::string& peer_ip);
+    awaitable<Result<std::string>> submit_message(const smtp::MessageReceived& message,
+                                                  const net::Connection& connection, const Config& config);
+
     std::shared_ptr<const Config> config_;
     store::Store& store_;
     StoreExecutor& executor_;
+    std::optional<SubmissionServices> submission_;
 };
 
 }  // namespace magpie::server

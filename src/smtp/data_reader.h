@@ -43,6 +43,7 @@ public:
     // Octets of content so far (after unstuffing), counted even beyond the limit.
     std::uint64_t size() const { return size_; }
     // The content, CRLF-terminated lines, dots unstuffed. Meaningful only when nothing above went wrong.
+    const std::string& data() const { return data_; }
     std::string take_data() { return std::move(data_); }
 
 private:

@@ -51,8 +51,14 @@ std::string received_header(const Envelope& envelope, std::string_view peer_ip,
     } else {
         protocol = envelope.tls ? "ESMTPS" : "ESMTP";
     }
-    std::string header = fmt::format("Received: from {}\r\n\tby {} (Magpie) with {} id {}", from,
-                                     server_hostname, protocol, atom_safe(queue_id));
+    // RFC 3848: "A" for an authenticated client; the user goes in a comment (never anything secret).
+    std::string authenticated;
+    if (!envelope.auth_user.empty() && envelope.esmtp) {
+        protocol += "A";
+        authenticated = fmt::format(" (authenticated as {})", comment_safe(envelope.auth_user));
+    }
+    std::string header = fmt::format("Received: from {}\r\n\tby {} (Magpie) with {}{} id {}", from,
+                                     server_hostname, protocol, authenticated, atom_safe(queue_id));
     // Naming the recipient only when there is one keeps other recipients private (as Postfix does).
     if (envelope.recipients.size() == 1)
         header += fmt::format("\r\n\tfor <{}>", envelope.recipients[0].address);

@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "base/strings.h"
+#include "mail/address.h"
+#include "mail/message.h"
 #include "smtp/path.h"
 
 namespace magpie::smtp {
@@ -201,7 +203,12 @@ void ServerSession::process() {
 }
 
 bool ServerSession::step_command() {
-    const std::size_t max_line = config_.limits.max_command_line;
+    const std::size_t max_command = config_.limits.max_command_line;
+    const std::size_t max_auth = std::max(max_command, config_.limits.max_auth_line);
+    std::string_view pending(input_.data() + input_pos_, input_.size() - input_pos_);
+    // AUTH with an initial response and SASL response lines may be longer than a command (RFC 4954 4).
+    bool auth_line = auth_exchange_ || (auth_offered() && istarts_with(pending, "AUTH "));
+    const std::size_t max_line = auth_line ? max_auth : max_command;
     std::size_t newline = input_.find('\n', input_pos_);
     if (skipping_long_line_) {
         // RFC 5321 4.5.3.1.4: refuse the over-long line once, without buffering it.
@@ -212,12 +219,18 @@ bool ServerSession::step_command() {
         input_pos_ = newline + 1;
         skipping_long_line_ = false;
         line_deadline_.reset();
-        bad_command(500, "5.5.2", "Error: line too long");
+        if (std::exchange(skipping_auth_line_, false)) {
+            auth_exchange_ = false;
+            bad_command(500, "5.5.6", "Error: authentication exchange line is too long");
+        } else {
+            bad_command(500, "5.5.2", "Error: line too long");
+        }
         return true;
     }
     if (newline == std::string::npos) {
         if (input_.size() - input_pos_ >= max_line) {
             skipping_long_line_ = true;
+            skipping_auth_line_ = auth_line;
             input_pos_ = input_.size();
         }
         return false;
@@ -227,7 +240,16 @@ bool ServerSession::step_command() {
     line_deadline_.reset();
     // RFC 5321 4.5.3.1.10 "500 Line too long"; x.5.6 belongs to AUTH (RFC 4954), so syntax: 5.5.2.
     if (line.size() > max_line) {
-        bad_command(500, "5.5.2", "Error: line too long");
+        if (auth_line) {
+            auth_exchange_ = false;
+            bad_command(500, "5.5.6", "Error: authentication exchange line is too long");
+        } else {
+            bad_command(500, "5.5.2", "Error: line too long");
+        }
+        return true;
+    }
+    if (auth_exchange_) {
+        on_auth_response(line);
         return true;
     }
     handle_line(line);
@@ -306,7 +328,7 @@ void ServerSession::handle_line(std::string_view line) {
         {"SEND", Command::not_implemented},
         {"SOML", Command::not_implemented},
         {"SAML", Command::not_implemented},
-        {"AUTH", Command::not_implemented},
+        {"AUTH", Command::auth},
         {"VERB", Command::not_implemented},
     };
     for (const auto& [name, value] : verbs) {
@@ -352,6 +374,9 @@ void ServerSession::handle_line(std::string_view line) {
             break;
         case Command::starttls:
             on_starttls(args);
+            break;
+        case Command::auth:
+            on_auth(args);
             break;
         case Command::not_implemented:
             bad_command(502, "5.5.1", "Error: command not implemented");
@@ -418,12 +443,19 @@ void ServerSession::on_ehlo(std::string_view args, bool extended) {
         "CHUNKING",       "DSN",
     };
     if (config_.starttls_offered && !config_.tls_active) lines.emplace_back("STARTTLS");
+    // RFC 4954 4 / RFC 6409 4.3: not before TLS, so that no password crosses the network in clear text.
+    if (auth_offered()) lines.emplace_back("AUTH PLAIN LOGIN SCRAM-SHA-256");
     for (std::size_t i = 0; i < lines.size(); ++i) {
         output_ += fmt::format("250{}{}\r\n", i + 1 == lines.size() ? ' ' : '-', lines[i]);
     }
 }
 
 void ServerSession::on_mail(std::string_view args) {
+    if (config_.submission && auth_user_.empty()) {
+        // RFC 4954 6: 530 5.7.0 Authentication required.
+        bad_command(530, "5.7.0", "Error: authentication required");
+        return;
+    }
     if (!istarts_with(args, "FROM:")) {
         bad_command(501, "5.5.4", "Syntax: MAIL FROM:<address>");
         return;
@@ -505,7 +537,16 @@ void ServerSession::on_mail(std::string_view args) {
         reply(553, "5.6.7", "Error: non-ASCII sender address without SMTPUTF8");
         return;
     }
+    if (config_.submission && !owns_address(path->mailbox)) {
+        // RFC 6409 8.1 leaves the rule to the site; ours: a user sends only as itself or one of its aliases.
+        reply(553, "5.7.1",
+              fmt::format("<{}>: Sender address rejected: not owned by user {} (MAIL FROM must be the "
+                          "authenticated user's address or one of its aliases)",
+                          printable(path->mailbox), auth_user_));
+        return;
+    }
     envelope_.reverse_path = path->mailbox;
+    envelope_.auth_user = auth_user_;
     envelope_.body_8bit = body_8bit;
     envelope_.smtputf8 = smtputf8;
     envelope_.dsn_ret = std::move(ret);
@@ -755,6 +796,11 @@ void ServerSession::finish_message() {
     } else {
         refused = false;
     }
+    std::string from_refusal;
+    if (!refused && config_.submission && !from_header_allowed(reader.data(), from_refusal)) {
+        refused = true;
+        output_ += from_refusal;
+    }
     if (refused) {
         reset_transaction();
         state_ = State::ready;
@@ -840,7 +886,10 @@ void ServerSession::on_vrfy(std::string_view args) {
 }
 
 void ServerSession::on_help() {
-    reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
+    reply(214, "2.0.0",
+          config_.submission
+              ? "Commands: EHLO HELO AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"
+              : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
 }
 
 void ServerSession::on_starttls(std::string_view args) {
@@ -871,6 +920,9 @@ void ServerSession::tls_started() {
     reset_transaction();
     envelope_ = Envelope{};
     envelope_.tls = true;
+    auth_user_.clear();
+    auth_addresses_.clear();
+    auth_exchange_ = false;
     state_ = State::fresh;
     input_.clear();
     input_pos_ = 0;
@@ -881,7 +933,8 @@ void ServerSession::tls_started() {
 void ServerSession::shutting_down() {
     if (state_ == State::closed) return;
     // Let an answer the IO layer is already working on (a stored message above all) reach the client.
-    if (waiting_ == Waiting::rcpt || waiting_ == Waiting::vrfy || waiting_ == Waiting::store) {
+    if (waiting_ == Waiting::rcpt || waiting_ == Waiting::vrfy || waiting_ == Waiting::store ||
+        waiting_ == Waiting::auth) {
         drain_then_close_ = true;
         return;
     }
@@ -963,6 +1016,133 @@ void ServerSession::start_reader(bool dot_stuffed) {
         .bare_line_ending = config_.bare_line_ending,
         .dot_stuffed = dot_stuffed,
     });
+}
+
+// ---- AUTH (RFC 4954) and the submission policy (RFC 6409).
+
+bool ServerSession::auth_offered() const {
+    return config_.submission && auth_user_.empty() && (config_.tls_active || config_.auth_plaintext_allowed);
+}
+
+void ServerSession::on_auth(std::string_view args) {
+    if (!config_.submission) {
+        bad_command(502, "5.5.1", "Error: command not implemented");
+        return;
+    }
+    if (state_ == State::fresh) {
+        bad_command(503, "5.5.1", "Error: send EHLO first");
+        return;
+    }
+    // RFC 4954 4: no AUTH once authenticated, and none during a mail transaction.
+    if (!auth_user_.empty()) {
+        bad_command(503, "5.5.1", "Error: already authenticated");
+        return;
+    }
+    if (state_ != State::ready) {
+        bad_command(503, "5.5.1", "Error: MAIL transaction in progress");
+        return;
+    }
+    if (!config_.tls_active && !config_.auth_plaintext_allowed) {
+        // RFC 4954 6: 538 5.7.11 Encryption required for requested authentication mechanism.
+        bad_command(538, "5.7.11", "Error: encryption required for authentication, use STARTTLS first");
+        return;
+    }
+    auto parts = split(args, ' ');
+    if (args.empty() || parts.size() > 2 || parts[0].empty() || (parts.size() == 2 && parts[1].empty())) {
+        bad_command(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+        return;
+    }
+    AuthBegin begin{std::string(parts[0]), std::nullopt};
+    if (parts.size() == 2) begin.initial_response = std::string(parts[1]);
+    waiting_ = Waiting::auth;
+    events_.push_back(std::move(begin));
+}
+
+void ServerSession::on_auth_response(std::string_view line) {
+    line.remove_suffix(1);  // the LF
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    waiting_ = Waiting::auth;
+    events_.push_back(AuthResponse{std::string(line)});
+}
+
+void ServerSession::auth_answered(AuthAnswer answer) {
+    if (state_ == State::closed || waiting_ != Waiting::auth) return;
+    waiting_ = Waiting::nothing;
+    auth_exchange_ = false;
+    using Kind = AuthAnswer::Kind;
+    switch (answer.kind) {
+        case Kind::challenge:
+            auth_exchange_ = true;
+            // Base64 from the IO layer; a stray CR or LF must still not break the reply.
+            std::erase_if(answer.challenge, [](char c) { return c == '\r' || c == '\n'; });
+            output_ += fmt::format("334 {}\r\n", answer.challenge);
+            break;
+        case Kind::success:
+            auth_user_ = std::move(answer.user);
+            auth_addresses_ = std::move(answer.addresses);
+            reply(235, "2.7.0", "Authentication successful");
+            break;
+        // Failed tries count as errors: a password guesser is cut off after max_bad_commands (the login
+        // throttle, shared with IMAP, limits it across connections).
+        case Kind::failed:
+            bad_command(535, "5.7.8", "Error: authentication credentials invalid");
+            break;
+        case Kind::cancelled:
+            bad_command(501, "5.0.0", "Error: authentication cancelled");
+            break;
+        case Kind::malformed:
+            bad_command(501, "5.5.2", "Error: cannot decode the authentication response");
+            break;
+        case Kind::too_long:
+            bad_command(500, "5.5.6", "Error: authentication exchange line is too long");
+            break;
+        case Kind::unsupported:
+            bad_command(504, "5.5.4", "Error: unrecognized authentication mechanism");
+            break;
+        case Kind::temporary:
+            reply(454, "4.7.0", "Error: temporary authentication failure, try again later");
+            break;
+    }
+    after_answer();
+}
+
+bool ServerSession::owns_address(std::string_view address) const {
+    if (address.empty()) return false;  // a user agent does not send reports (null sender)
+    for (const auto& own : auth_addresses_) {
+        if (iequals(own, address)) return true;
+    }
+    return false;
+}
+
+// The header's author (Sender: when present, otherwise every From: mailbox, RFC 5322 3.6.2) must be one of
+// the user's addresses. A message without From: is refused here with 550 5.6.0 (RFC 5322 3.6 requires it).
+bool ServerSession::from_header_allowed(std::string_view data, std::string& refusal) const {
+    std::vector<mail::HeaderField> fields;
+    mail::scan_header(data, 0, data.size(), mail::ParseLimits{}, fields);
+    mail::Header header(fields);
+    const mail::HeaderField* from = header.find("From");
+    if (!from) {
+        refusal = "550 5.6.0 Error: message has no From: header field (RFC 5322 3.6 requires one)\r\n";
+        return false;
+    }
+    const mail::HeaderField* sender = header.find("Sender");
+    auto list = mail::mailboxes(mail::parse_address_list((sender ? sender : from)->unfolded()));
+    if (list.empty()) {
+        refusal = fmt::format("550 5.6.0 Error: no address in the {}: header field\r\n",
+                              sender ? "Sender" : "From");
+        return false;
+    }
+    for (const auto& mailbox : list) {
+        std::string address = mailbox.local_part + "@" + mailbox.domain;
+        if (owns_address(address)) continue;
+        refusal = fmt::format(
+            "553 5.7.1 <{}>: {}: address not owned by user {} (the {}: header field must be the "
+            "authenticated "
+            "user's address or one of its aliases)\r\n",
+            printable(address), sender ? "Sender" : "From", auth_user_, sender ? "Sender" : "From");
+        return false;
+    }
+    return true;
 }
 
 }  // namespace magpie::smtp

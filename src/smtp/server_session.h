@@ -45,6 +45,9 @@ struct ServerLimits {
     Millis idle_timeout{300'000};
     std::uint64_t min_data_rate = 500;  // octets per second
     Millis max_transaction_time{3'600'000};
+    // Octets of an AUTH command or of one SASL response line, CRLF included (RFC 4954 4: at least 12288).
+    // Longer ones are refused with 500 5.5.6 and end the exchange.
+    std::size_t max_auth_line = 12288;
 };
 
 struct ServerConfig {
@@ -55,6 +58,13 @@ struct ServerConfig {
     BareLineEnding bare_line_ending = BareLineEnding::reject;
     // VRFY answers 252 2.5.0 unless enabled; when enabled each VRFY asks the IO layer with a RcptCheck.
     bool vrfy_enabled = false;
+    // Message submission (RFC 6409) with AUTH (RFC 4954): AUTH is offered (PLAIN, LOGIN, SCRAM-SHA-256),
+    // MAIL needs it first (530 5.7.0), and the envelope sender and the From: (or Sender:) header field must
+    // be one of the authenticated user's addresses (553 5.7.1).
+    bool submission = false;
+    // AUTH before TLS (only for loopback test setups, like [imap] allow_plaintext_login); otherwise AUTH is
+    // not advertised before TLS and answered 538 5.7.11 (RFC 4954 6).
+    bool auth_plaintext_allowed = false;
 };
 
 // DSN parameters (RFC 3461) kept for the delivery side.
@@ -75,6 +85,7 @@ struct Envelope {
     std::string dsn_envid;  // xtext as sent
     bool tls = false;
     bool undeclared_8bit = false;  // 8-bit content arrived without BODY=8BITMIME (accepted, worth a log line)
+    std::string auth_user;         // submission: the authenticated account ("" otherwise)
 };
 
 enum class RcptVerdict {
@@ -92,9 +103,34 @@ struct MessageReceived {
     Envelope envelope;
     std::string data;  // un-dot-stuffed message bytes, CRLF lines
 };
+// AUTH (submission mode): the IO layer runs the SASL exchange (auth::SaslServer; password checks off the
+// network threads) and answers each of these with auth_answered().
+struct AuthBegin {
+    std::string mechanism;                        // as sent, e.g. "PLAIN"
+    std::optional<std::string> initial_response;  // base64 as sent (RFC 4954 4: "=" is an empty one)
+};
+struct AuthResponse {
+    std::string line;  // the client's line without CRLF: base64, or "*" to cancel
+};
+struct AuthAnswer {
+    enum class Kind {
+        challenge,    // 334 <data>
+        success,      // 235 2.7.0; `user` and `addresses` are set
+        failed,       // 535 5.7.8 (wrong credentials, unknown or disabled user)
+        cancelled,    // 501 5.0.0 (the client sent "*")
+        malformed,    // 501 5.5.2 (not base64, bad SASL message)
+        too_long,     // 500 5.5.6 (a response over the SASL limits)
+        unsupported,  // 504 5.5.4 (unknown mechanism)
+        temporary,    // 454 4.7.0 (throttled, hashing slots busy, store unavailable)
+    };
+    Kind kind = Kind::failed;
+    std::string challenge;               // base64 (may be empty)
+    std::string user;                    // the account's address
+    std::vector<std::string> addresses;  // the account's address and its aliases: allowed senders
+};
 struct StartTls {};  // IO layer: write pending output, then TLS handshake, then call tls_started()
 struct Close {};     // IO layer: flush output and close
-using Event = std::variant<RcptCheck, MessageReceived, StartTls, Close>;
+using Event = std::variant<RcptCheck, MessageReceived, StartTls, Close, AuthBegin, AuthResponse>;
 
 class ServerSession {
 public:
@@ -114,6 +150,9 @@ public:
     bool closed() const { return state_ == State::closed; }
 
     void rcpt_checked(RcptVerdict verdict);
+    void auth_answered(AuthAnswer answer);
+    // The authenticated account, "" before AUTH succeeds.
+    const std::string& auth_user() const { return auth_user_; }
     // ok: 250 2.0.0 OK <id>; error: 452 4.3.1 (limit_exceeded), 554 (invalid_argument,
     // permission_denied), 451 4.3.0 otherwise.
     void stored(Result<std::string> queue_id);
@@ -139,7 +178,7 @@ private:
         chunk,  // reading the octets of one BDAT chunk
         closed,
     };
-    enum class Waiting { nothing, rcpt, vrfy, store, tls };
+    enum class Waiting { nothing, rcpt, vrfy, store, tls, auth };
     enum class Command {
         ehlo,
         helo,
@@ -153,6 +192,7 @@ private:
         vrfy,
         help,
         starttls,
+        auth,
         not_implemented,
         unknown
     };
@@ -177,6 +217,11 @@ private:
     void on_vrfy(std::string_view args);
     void on_help();
     void on_starttls(std::string_view args);
+    void on_auth(std::string_view args);
+    void on_auth_response(std::string_view line);
+    bool auth_offered() const;
+    bool owns_address(std::string_view address) const;
+    bool from_header_allowed(std::string_view data, std::string& refusal) const;
     void on_data_end();
     void on_chunk_end();
     void finish_message();
@@ -220,6 +265,11 @@ private:
     bool drain_then_close_ = false;
     std::size_t bad_commands_ = 0;
     std::size_t junk_commands_ = 0;  // since the session began or a message was last stored
+    // AUTH (submission mode): the next line is a SASL response, not a command; who authenticated.
+    bool auth_exchange_ = false;
+    bool skipping_auth_line_ = false;
+    std::string auth_user_;
+    std::vector<std::string> auth_addresses_;
 };
 
 // The Received: trace header field (RFC 5321 4.4, protocol names of RFC 3848 / RFC 6531), folded,

@@ -85,6 +85,12 @@ std::string run(std::string_view input, const ServerConfig& config, std::uint32_
                 } else {
                     session.stored(std::string("Q") + std::to_string(answers.next()));
                 }
+            } else if (std::holds_alternative<AuthBegin>(*event) || std::holds_alternative<AuthResponse>(*event)) {
+                check(config.submission);
+                transcript += "[auth]";
+                // Any answer in any order: challenges keep the exchange going, success sets the sender.
+                auto kind = static_cast<AuthAnswer::Kind>(answers.next() % 8);
+                session.auth_answered(AuthAnswer{kind, "Y2hhbGxlbmdl", "a@fuzz.test", {"a@fuzz.test"}});
             } else if (std::holds_alternative<StartTls>(*event)) {
                 transcript += "[starttls]";
                 // Without chaos the handshake never happens, so both feeding styles discard the same bytes.
@@ -123,6 +129,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     config.tls_active = (flags & 2) != 0;
     config.bare_line_ending = (flags & 4) != 0 ? BareLineEnding::normalize : BareLineEnding::reject;
     config.vrfy_enabled = (flags & 8) != 0;
+    config.submission = (flags & 32) != 0;
+    config.auth_plaintext_allowed = (flags & 64) != 0;
+    config.limits.max_auth_line = 300;
 
     if ((flags & 16) != 0) {
         (void)run(input, config, seed, false, true);

@@ -172,6 +172,41 @@ TEST(DemoConfig, UsesLoopbackAndTheReservedSmtpPort) {
     EXPECT_EQ(config.tls_certificate, std::filesystem::path("magpie-data") / "demo-cert.pem");
 }
 
+TEST_F(ConfigFile, SubmissionSectionHasSafeDefaultsAndBounds) {
+    auto defaults = load("");
+    ASSERT_TRUE(defaults) << defaults.error().message;
+    EXPECT_TRUE(defaults->submission.listen.empty());
+    EXPECT_TRUE(defaults->submission.listen_tls.empty());
+    EXPECT_FALSE(defaults->submission.allow_plaintext_auth);
+    EXPECT_FALSE(defaults->submission.save_sent);
+    EXPECT_EQ(defaults->submission.max_auth_line, 12288u);
+    auto config = load(R"(
+[submission]
+listen = ["0.0.0.0:587"]
+listen_tls = ["0.0.0.0:465"]
+save_sent = true
+max_auth_line = 20000
+)");
+    ASSERT_TRUE(config) << config.error().message;
+    ASSERT_EQ(config->submission.listen.size(), 1u);
+    EXPECT_EQ(config->submission.listen[0].port, 587);
+    EXPECT_EQ(config->submission.listen_tls[0].port, 465);
+    EXPECT_TRUE(config->submission.save_sent);
+    EXPECT_EQ(config->submission.max_auth_line, 20000u);
+    EXPECT_FALSE(load("[submission]\nmax_auth_line = 100\n"));  // below RFC 4954's 12288
+    EXPECT_FALSE(load("[submission]\nmax_connections = 0\n"));
+    EXPECT_FALSE(load("[submission]\nallow_plaintext = true\n"));  // unknown key
+}
+
+TEST(DemoConfig, BindsTheSubmissionPorts) {
+    auto config = demo_config("magpie-data");
+    ASSERT_EQ(config.submission.listen.size(), 1u);
+    EXPECT_EQ(config.submission.listen[0].address, "127.0.0.1");
+    EXPECT_EQ(config.submission.listen[0].port, demo_ports::submission);
+    ASSERT_EQ(config.submission.listen_tls.size(), 1u);
+    EXPECT_EQ(config.submission.listen_tls[0].port, demo_ports::submissions);
+}
+
 TEST(DemoConfig, PostmasterIsTheDemoUser) {
     EXPECT_EQ(demo_config("magpie-data").smtp.postmaster, "demo@example.test");
 }
