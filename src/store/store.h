@@ -58,7 +58,7 @@ struct Mailbox {
     std::uint32_t uidnext = 1;
     std::uint64_t highest_modseq = 0;
     SpecialUse special_use = SpecialUse::none;
-    bool subscribed = false;
+    bool subscribed = false;  // its name is in the account's subscriptions (list_subscriptions)
     std::uint32_t message_count = 0;
     std::uint64_t total_size = 0;
 };
@@ -173,6 +173,8 @@ struct MailboxStatus {
     std::uint32_t uidvalidity = 0;
     std::uint64_t highest_modseq = 1;
     std::uint64_t size = 0;  // octets of all messages
+    std::uint32_t deleted = 0;       // messages flagged \Deleted (RFC 9051 6.3.11 DELETED)
+    std::uint64_t deleted_size = 0;  // their octets (RFC 9208 DELETED-STORAGE, in octets, not KiB)
 };
 
 // Counters for tests and metrics: group commit works when commits < deliveries.
@@ -197,7 +199,8 @@ public:
     virtual Result<void> delete_domain(std::string_view name) = 0;  // permission_denied while accounts exist
     virtual Result<std::vector<Domain>> list_domains() = 0;
 
-    // Accounts. Creating one also creates INBOX, Sent, Drafts, Trash, Junk and Archive with their roles.
+    // Accounts. Creating one also creates INBOX, Sent, Drafts, Trash, Junk and Archive with their roles,
+    // all subscribed (as Dovecot's autosubscribe does).
     virtual Result<Account> add_account(std::string_view address, std::string_view password_hash,
                                         const ScramCredentials& scram) = 0;
     virtual Result<void> set_password(std::string_view address, std::string_view password_hash,
@@ -218,7 +221,7 @@ public:
     // ours (address literal) is not_local_domain; invalid_argument only for a string without '@'.
     virtual Result<RecipientResult> resolve_recipient(std::string_view address) = 0;
 
-    // Mailboxes.
+    // Mailboxes. A new mailbox's HIGHESTMODSEQ is 1 (RFC 7162 3.1.2.1), so its first message gets MODSEQ 2.
     virtual Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) = 0;
     virtual Result<Mailbox> find_mailbox(std::int64_t account_id, std::string_view name) = 0;  // INBOX any case
 
@@ -248,6 +251,10 @@ public:
     virtual Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to);
     // Deletes the mailbox and its messages (not its inferiors); INBOX cannot be deleted (permission_denied).
     virtual Result<void> delete_mailbox(std::int64_t account_id, std::string_view name);
+    // Adds or removes a name (checked like a mailbox name, INBOX in any case) from the account's
+    // subscriptions, whether or not a mailbox of that name exists. not_found when unsubscribing a name that
+    // is not subscribed; limit_exceeded beyond max_subscriptions. RENAME moves the subscriptions of the
+    // renamed mailbox and its inferiors to the new names (as Cyrus does).
     virtual Result<void> set_subscribed(std::int64_t account_id, std::string_view name, bool subscribed);
 
     virtual Result<FlagStoreResult> store_flags(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids,
@@ -302,7 +309,8 @@ struct SqliteOptions {
     std::size_t max_queued = 10000;            // deliveries waiting for a commit; beyond: unavailable
     std::size_t max_message_bytes = 256 * 1024 * 1024;  // one message's content, stored or read back
     std::size_t max_targets = 1000;            // mailboxes one delivery may go to
-    std::size_t max_mailbox_name_bytes = 1024;  // UTF-8 octets of a mailbox name
+    std::size_t max_mailbox_name_bytes = 1024;  // UTF-8 octets of a mailbox name (or subscribed name)
+    std::size_t max_subscriptions = 10000;      // subscribed names per account
     FlagLimits flag_limits;
     std::size_t max_readers = 8;               // pooled read connections
     int busy_timeout_ms = 5000;                // how long a connection waits for another process's lock

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -19,104 +20,10 @@
 
 #include "store/blob.h"
 #include "store/store.h"
+#include "store_test_support.h"
 
 namespace magpie::store {
 namespace {
-
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "magpie-store-XXXXXX").string();
-        char* made = ::mkdtemp(pattern.data());
-        if (made == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = made;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::filesystem::path& path() const { return path_; }
-
-private:
-    std::filesystem::path path_;
-};
-
-constexpr std::string_view kSmallMessage =
-    "From: alice@remote.test\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n";
-
-// Runs a raw SQL statement on the store's database from outside, as a corruption would.
-void corrupt_sql(const std::filesystem::path& data_dir, const std::string& sql) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((data_dir / "magpie.db").c_str(), &db), SQLITE_OK);
-    char* message = nullptr;
-    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
-    std::string detail = message != nullptr ? message : "";
-    sqlite3_free(message);
-    sqlite3_close(db);
-    ASSERT_EQ(rc, SQLITE_OK) << detail;
-}
-
-class StoreTest : public ::testing::Test {
-protected:
-    void SetUp() override { open(); }
-
-    void open(SqliteOptions options = {}) {
-        store_.reset();
-        options.data_dir = dir_.path();
-        auto opened = open_sqlite_store(options);
-        ASSERT_TRUE(opened) << opened.error().message;
-        store_ = std::move(*opened);
-    }
-
-    Account make_account(std::string_view address) {
-        ScramCredentials scram{"salt-bytes", 4096, std::string(32, 's'), std::string(32, 'k')};
-        auto account = store_->add_account(address, "$argon2id$v=19$m=65536,t=2,p=1$fake", scram);
-        EXPECT_TRUE(account) << account.error().message;
-        return account ? *account : Account{};
-    }
-
-    Mailbox mailbox(std::int64_t account_id, std::string_view name) {
-        auto found = store_->find_mailbox(account_id, name);
-        EXPECT_TRUE(found) << found.error().message;
-        return found ? *found : Mailbox{};
-    }
-
-    Result<Delivered> deliver(std::string content, std::vector<DeliveryTarget> targets) {
-        Delivery delivery;
-        delivery.content = std::move(content);
-        delivery.internal_date = 1'700'000'000;
-        delivery.targets = std::move(targets);
-        delivery.summary.subject = "hi";
-        delivery.summary.from = "alice@remote.test";
-        std::promise<Result<Delivered>> promise;
-        auto future = promise.get_future();
-        store_->deliver(std::move(delivery), [&](Result<Delivered> result) { promise.set_value(std::move(result)); });
-        return future.get();
-    }
-
-    CheckReport check() {
-        auto report = check_store(dir_.path());
-        EXPECT_TRUE(report) << report.error().message;
-        return report ? *report : CheckReport{};
-    }
-
-    TempDir dir_;
-    std::unique_ptr<Store> store_;
-};
-
-// Prints the problems so that a failing expectation shows what check_store saw.
-std::string describe(const CheckReport& report) {
-    std::string text = report.summary;
-    for (const auto& problem : report.problems) text += "\n  " + problem;
-    return text;
-}
-
-bool mentions(const CheckReport& report, std::string_view needle) {
-    for (const auto& problem : report.problems) {
-        if (problem.find(needle) != std::string::npos) return true;
-    }
-    return false;
-}
 
 // ---- domains ----
 
@@ -169,7 +76,7 @@ TEST_F(StoreTest, AddAccountCreatesDefaultMailboxesWithSpecialUse) {
         roles[m.name] = m.special_use;
         uidvalidities.insert(m.uidvalidity);
         EXPECT_EQ(m.uidnext, 1u);
-        EXPECT_EQ(m.highest_modseq, 0u);
+        EXPECT_EQ(m.highest_modseq, 1u);  // RFC 7162 3.1.2.1: never 0
         EXPECT_TRUE(m.subscribed);
         EXPECT_EQ(m.account_id, account.id);
     }
@@ -353,7 +260,7 @@ TEST_F(StoreTest, DeliversToSeveralMailboxesSharingOneBlob) {
     ASSERT_EQ(delivered->placed.size(), 3u);
     EXPECT_EQ(delivered->placed[0].mailbox_id, bob_inbox.id);
     EXPECT_EQ(delivered->placed[0].uid, 1u);
-    EXPECT_EQ(delivered->placed[0].modseq, 1u);
+    EXPECT_EQ(delivered->placed[0].modseq, 2u);
     EXPECT_EQ(delivered->placed[1].mailbox_id, carol_inbox.id);
 
     auto message = store_->find_message(carol_inbox.id, delivered->placed[1].uid);
@@ -371,7 +278,7 @@ TEST_F(StoreTest, DeliversToSeveralMailboxesSharingOneBlob) {
 
     Mailbox after = mailbox(carol.id, "INBOX");
     EXPECT_EQ(after.uidnext, 2u);
-    EXPECT_EQ(after.highest_modseq, 1u);
+    EXPECT_EQ(after.highest_modseq, 2u);
     EXPECT_EQ(after.message_count, 1u);
     EXPECT_EQ(after.total_size, kSmallMessage.size());
 
@@ -441,7 +348,7 @@ TEST_F(StoreTest, UidsIncreaseAndSurviveReopen) {
     auto fourth = deliver("message 3", {{inbox, {}}});
     ASSERT_TRUE(fourth);
     EXPECT_EQ(fourth->placed[0].uid, 4u);
-    EXPECT_EQ(fourth->placed[0].modseq, 4u);
+    EXPECT_EQ(fourth->placed[0].modseq, 5u);
     auto messages = store_->list_messages(inbox);
     ASSERT_TRUE(messages);
     ASSERT_EQ(messages->size(), 4u);
@@ -630,7 +537,7 @@ TEST_F(StoreTest, ChangeListenerHearsOfCommittedDeliveries) {
     ASSERT_TRUE(deliver("two", {{inbox, {}}}));
     store_.reset();  // joins the committer, so the listener has run
     ASSERT_EQ(heard.size(), 2u);
-    EXPECT_EQ(heard[1], std::make_tuple(bob.id, inbox, std::uint64_t{2}));
+    EXPECT_EQ(heard[1], std::make_tuple(bob.id, inbox, std::uint64_t{3}));
 }
 
 TEST_F(StoreTest, ReadBlobRefusesIdsThatAreNotHashes) {
@@ -732,14 +639,14 @@ TEST_F(MailboxOpsTest, StoreFlagsSharesOneNewModseqAndSkipsNoOps) {
     ASSERT_EQ(result->changed.size(), 2u);
     EXPECT_EQ(result->changed[0].uid, 1u);
     EXPECT_EQ(result->changed[1].uid, 3u);
-    EXPECT_EQ(result->changed[0].modseq, 4u);  // three deliveries took 1..3
-    EXPECT_EQ(result->changed[1].modseq, 4u);
+    EXPECT_EQ(result->changed[0].modseq, 5u);  // the mailbox began at 1, three deliveries took 2..4
+    EXPECT_EQ(result->changed[1].modseq, 5u);
     EXPECT_EQ(result->changed[0].flags, (std::vector<std::string>{"\\Seen", "Work"}));
     auto again = store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::add, {"\\seen"}, {}});
     ASSERT_TRUE(again);
     EXPECT_TRUE(again->changed.empty());
     EXPECT_EQ(again->unchanged, (std::vector<std::uint32_t>{1}));
-    EXPECT_EQ(mailbox(bob_.id, "INBOX").highest_modseq, 4u);
+    EXPECT_EQ(mailbox(bob_.id, "INBOX").highest_modseq, 5u);
 
     auto removed = store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::remove, {"work"}, {}});
     ASSERT_TRUE(removed);
@@ -748,13 +655,13 @@ TEST_F(MailboxOpsTest, StoreFlagsSharesOneNewModseqAndSkipsNoOps) {
     auto replaced = store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::replace, {"\\Flagged"}, {}});
     ASSERT_TRUE(replaced);
     EXPECT_EQ(store_->find_message(inbox_, 1)->flags, (std::vector<std::string>{"\\Flagged"}));
-    EXPECT_EQ(store_->find_message(inbox_, 1)->modseq, 6u);
+    EXPECT_EQ(store_->find_message(inbox_, 1)->modseq, 7u);
     CheckReport report = check();
     EXPECT_TRUE(report.clean) << describe(report);
 }
 
 TEST_F(MailboxOpsTest, UnchangedSinceRefusesMessagesModifiedLater) {
-    ASSERT_TRUE(store_->store_flags(inbox_, {2}, FlagUpdate{FlagOperation::add, {"\\Answered"}, {}}));  // uid 2 -> 4
+    ASSERT_TRUE(store_->store_flags(inbox_, {2}, FlagUpdate{FlagOperation::add, {"\\Answered"}, {}}));  // uid 2 -> 5
     auto result = store_->store_flags(inbox_, {1, 2}, FlagUpdate{FlagOperation::add, {"\\Seen"}, 3});
     ASSERT_TRUE(result);
     ASSERT_EQ(result->changed.size(), 1u);
@@ -792,14 +699,14 @@ TEST_F(MailboxOpsTest, ExpungeRemovesOnlyDeletedAndLogsThem) {
 
 TEST_F(MailboxOpsTest, ChangesSinceListsChangedMessagesInUidOrder) {
     ASSERT_TRUE(store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::add, {"\\Seen"}, {}}));
-    auto changes = store_->changes_since(inbox_, 2);
+    auto changes = store_->changes_since(inbox_, 3);  // uid 1 at 5 (the STORE), uid 3 at 4 (its delivery)
     ASSERT_TRUE(changes);
     ASSERT_EQ(changes->changed.size(), 2u);
     EXPECT_EQ(changes->changed[0].uid, 1u);
-    EXPECT_EQ(changes->changed[0].modseq, 4u);
+    EXPECT_EQ(changes->changed[0].modseq, 5u);
     EXPECT_EQ(changes->changed[1].uid, 3u);
-    EXPECT_EQ(changes->highest_modseq, 4u);
-    EXPECT_TRUE(store_->changes_since(inbox_, 4)->changed.empty());
+    EXPECT_EQ(changes->highest_modseq, 5u);
+    EXPECT_TRUE(store_->changes_since(inbox_, 5)->changed.empty());
 }
 
 TEST_F(MailboxOpsTest, CopySharesBlobsAndReportsCopyUid) {
@@ -837,8 +744,8 @@ TEST_F(MailboxOpsTest, MoveIsCopyAndExpungeInOneStep) {
         auto heard = [&](std::int64_t mailbox_id, std::uint64_t modseq) {
             return std::find(heard_.begin(), heard_.end(), std::make_pair(mailbox_id, modseq)) != heard_.end();
         };
-        EXPECT_TRUE(heard(trash.id, 2));
-        EXPECT_TRUE(heard(inbox_, 4));
+        EXPECT_TRUE(heard(trash.id, 3));  // Trash began at 1; the two copies took 2 and 3
+        EXPECT_TRUE(heard(inbox_, 5));
     }
     EXPECT_EQ(store_->move_messages(inbox_, {3}, inbox_).error().code, Errc::invalid_argument);
     CheckReport report = check();
@@ -873,8 +780,7 @@ TEST_F(MailboxOpsTest, CreateRenameAndDeleteMailboxes) {
     EXPECT_EQ(store_->rename_mailbox(bob_.id, "Jobs", "Sent").error().code, Errc::already_exists);
     EXPECT_EQ(store_->rename_mailbox(bob_.id, "Jobs", "Jobs/inner").error().code, Errc::invalid_argument);
 
-    ASSERT_TRUE(store_->set_subscribed(bob_.id, "Jobs", false));
-    EXPECT_FALSE(store_->find_mailbox(bob_.id, "Jobs")->subscribed);
+    EXPECT_FALSE(store_->find_mailbox(bob_.id, "Jobs")->subscribed);  // CREATE does not subscribe
 
     EXPECT_EQ(store_->delete_mailbox(bob_.id, "INBOX").error().code, Errc::permission_denied);
     ASSERT_TRUE(store_->delete_mailbox(bob_.id, "Jobs"));
@@ -893,6 +799,180 @@ TEST_F(MailboxOpsTest, RenamingInboxMovesItsMessagesAndLeavesItEmpty) {
     EXPECT_EQ(mailbox(bob_.id, "INBOX").uidnext, 4u);
     CheckReport report = check();
     EXPECT_TRUE(report.clean) << describe(report);
+}
+
+// ---- narrow reads, kept counters, \Recent and subscriptions ----
+
+// The counters a STATUS would need, computed the slow way from the whole rows.
+MailboxStatus counted(Store& store, std::int64_t mailbox_id, std::uint32_t first_recent) {
+    MailboxStatus status;
+    auto messages = store.list_messages(mailbox_id);
+    EXPECT_TRUE(messages);
+    if (!messages) return status;
+    for (const Message& m : *messages) {
+        auto has = [&](std::string_view flag) { return std::ranges::find(m.flags, flag) != m.flags.end(); };
+        ++status.messages;
+        status.size += m.size;
+        if (!has("\\Seen")) ++status.unseen;
+        if (has("\\Deleted")) {
+            ++status.deleted;
+            status.deleted_size += m.size;
+        }
+        if (m.uid >= first_recent) ++status.recent;
+    }
+    return status;
+}
+
+void expect_counters(Store& store, std::int64_t mailbox_id, std::uint32_t first_recent, std::string_view step) {
+    auto kept = store.mailbox_status(mailbox_id);
+    ASSERT_TRUE(kept) << kept.error().message;
+    MailboxStatus expected = counted(store, mailbox_id, first_recent);
+    SCOPED_TRACE(step);
+    EXPECT_EQ(kept->messages, expected.messages);
+    EXPECT_EQ(kept->size, expected.size);
+    EXPECT_EQ(kept->unseen, expected.unseen);
+    EXPECT_EQ(kept->deleted, expected.deleted);
+    EXPECT_EQ(kept->deleted_size, expected.deleted_size);
+    EXPECT_EQ(kept->recent, expected.recent);
+}
+
+TEST_F(MailboxOpsTest, MailboxStatusKeepsItsCountersThroughEveryChange) {
+    Mailbox trash = mailbox(bob_.id, "Trash");
+    expect_counters(*store_, inbox_, 1, "three deliveries");
+    ASSERT_TRUE(deliver("seen on arrival", {{inbox_, {"\\Seen"}}, {trash.id, {"\\Deleted"}}}));
+    expect_counters(*store_, inbox_, 1, "delivered \\Seen");
+    expect_counters(*store_, trash.id, 1, "delivered \\Deleted");
+    ASSERT_TRUE(store_->store_flags(inbox_, {1, 2}, FlagUpdate{FlagOperation::add, {"\\Seen", "\\Deleted"}, {}}));
+    ASSERT_TRUE(store_->store_flags(inbox_, {2}, FlagUpdate{FlagOperation::replace, {"\\Deleted"}, {}}));
+    expect_counters(*store_, inbox_, 1, "flags");
+    ASSERT_TRUE(store_->copy_messages(inbox_, {1, 3}, trash.id));
+    expect_counters(*store_, trash.id, 1, "copy");
+    ASSERT_TRUE(store_->move_messages(inbox_, {3}, trash.id));
+    expect_counters(*store_, inbox_, 1, "move, source");
+    expect_counters(*store_, trash.id, 1, "move, target");
+    auto gone = store_->expunge(inbox_);
+    ASSERT_TRUE(gone);
+    EXPECT_EQ(*gone, (std::vector<std::uint32_t>{1, 2}));
+    expect_counters(*store_, inbox_, 1, "expunge");
+    auto status = store_->mailbox_status(inbox_);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->messages, 1u);  // the \Seen delivery
+    EXPECT_EQ(status->unseen, 0u);
+    EXPECT_EQ(status->uidnext, 5u);
+    EXPECT_EQ(status->uidvalidity, mailbox(bob_.id, "INBOX").uidvalidity);
+    EXPECT_EQ(status->highest_modseq, mailbox(bob_.id, "INBOX").highest_modseq);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(MailboxOpsTest, ListStatesGivesUidModseqAndFlagsInUidOrder) {
+    ASSERT_TRUE(store_->store_flags(inbox_, {2}, FlagUpdate{FlagOperation::add, {"\\Flagged", "Work"}, {}}));
+    auto states = store_->list_states(inbox_);
+    ASSERT_TRUE(states) << states.error().message;
+    ASSERT_EQ(states->size(), 3u);
+    EXPECT_EQ((*states)[0].uid, 1u);
+    EXPECT_EQ((*states)[0].modseq, 2u);
+    EXPECT_TRUE((*states)[0].flags.empty());
+    EXPECT_EQ((*states)[1].uid, 2u);
+    EXPECT_EQ((*states)[1].modseq, 5u);
+    EXPECT_EQ((*states)[1].flags, (std::vector<std::string>{"\\Flagged", "Work"}));
+    EXPECT_EQ((*states)[2].uid, 3u);
+    EXPECT_EQ(store_->list_states(99999).error().code, Errc::not_found);
+}
+
+TEST_F(MailboxOpsTest, FindMessagesReadsAUidSetInOneCallInUidOrder) {
+    for (int i = 4; i <= 9; ++i) ASSERT_TRUE(deliver("message " + std::to_string(i), {{inbox_, {}}}));
+    ASSERT_TRUE(store_->store_flags(inbox_, {5}, FlagUpdate{FlagOperation::add, {"\\Deleted"}, {}}));
+    ASSERT_TRUE(store_->expunge(inbox_));  // uid 5 is gone: skipped, not an error
+    auto found = store_->find_messages(inbox_, {9, 1, 5, 2, 3, 3, 7, 42});
+    ASSERT_TRUE(found) << found.error().message;
+    std::vector<std::uint32_t> uids;
+    for (const Message& m : *found) uids.push_back(m.uid);
+    EXPECT_EQ(uids, (std::vector<std::uint32_t>{1, 2, 3, 7, 9}));
+    EXPECT_EQ((*found)[3].summary.subject, "hi");
+    EXPECT_EQ(*store_->read_blob((*found)[3].blob_id), "message 7");
+    EXPECT_TRUE(store_->find_messages(inbox_, {})->empty());
+    EXPECT_EQ(store_->find_messages(99999, {1}).error().code, Errc::not_found);
+}
+
+TEST_F(MailboxOpsTest, ClaimRecentHandsNewMessagesToOneSelectOnly) {
+    EXPECT_EQ(store_->mailbox_status(inbox_)->recent, 3u);
+    auto first = store_->claim_recent(inbox_);
+    ASSERT_TRUE(first) << first.error().message;
+    EXPECT_EQ(*first, 1u);  // uids 1..3 are \Recent for this session
+    EXPECT_EQ(store_->mailbox_status(inbox_)->recent, 0u);
+    auto second = store_->claim_recent(inbox_);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(*second, 4u);  // = UIDNEXT: nothing is \Recent for the next session
+    ASSERT_TRUE(deliver("message 4", {{inbox_, {}}}));
+    EXPECT_EQ(store_->mailbox_status(inbox_)->recent, 1u);
+    open();  // the mark is stored: it survives a restart
+    EXPECT_EQ(store_->mailbox_status(inbox_)->recent, 1u);
+    EXPECT_EQ(*store_->claim_recent(inbox_), 4u);
+    EXPECT_EQ(store_->claim_recent(99999).error().code, Errc::not_found);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(MailboxOpsTest, NewMailboxStartsAtHighestModseqOne) {
+    auto created = store_->create_mailbox(bob_.id, "Fresh");
+    ASSERT_TRUE(created);
+    EXPECT_EQ(created->highest_modseq, 1u);
+    auto status = store_->mailbox_status(created->id);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->highest_modseq, 1u);
+    EXPECT_EQ(status->messages, 0u);
+    EXPECT_EQ(status->uidnext, 1u);
+    auto delivered = deliver("first", {{created->id, {}}});
+    ASSERT_TRUE(delivered);
+    EXPECT_EQ(delivered->placed[0].modseq, 2u);
+}
+
+TEST_F(MailboxOpsTest, SubscriptionsAreNamesIndependentOfMailboxes) {
+    auto defaults = store_->list_subscriptions(bob_.id);
+    ASSERT_TRUE(defaults) << defaults.error().message;
+    EXPECT_EQ(*defaults, (std::vector<std::string>{"Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"}));
+
+    ASSERT_TRUE(store_->create_mailbox(bob_.id, "Work"));
+    EXPECT_FALSE(mailbox(bob_.id, "Work").subscribed);  // CREATE does not subscribe
+    ASSERT_TRUE(store_->set_subscribed(bob_.id, "Work", true));
+    EXPECT_TRUE(mailbox(bob_.id, "Work").subscribed);
+    ASSERT_TRUE(store_->set_subscribed(bob_.id, "Work", true));  // again: still one entry
+    ASSERT_TRUE(store_->set_subscribed(bob_.id, "Later/Box", true));  // no such mailbox: fine
+    ASSERT_TRUE(store_->set_subscribed(bob_.id, "inbox", false));     // INBOX in any case
+    EXPECT_FALSE(mailbox(bob_.id, "INBOX").subscribed);
+    EXPECT_EQ(store_->set_subscribed(bob_.id, "INBOX", false).error().code, Errc::not_found);
+    EXPECT_EQ(store_->set_subscribed(bob_.id, "a//b", true).error().code, Errc::invalid_argument);
+    EXPECT_EQ(store_->set_subscribed(99999, "Work", true).error().code, Errc::not_found);
+
+    // DELETE keeps the subscription (RFC 3501 6.3.4); a new mailbox of that name is subscribed again.
+    ASSERT_TRUE(store_->delete_mailbox(bob_.id, "Work"));
+    auto after_delete = store_->list_subscriptions(bob_.id);
+    ASSERT_TRUE(after_delete);
+    EXPECT_NE(std::ranges::find(*after_delete, "Work"), after_delete->end());
+    ASSERT_TRUE(store_->create_mailbox(bob_.id, "Work"));
+    EXPECT_TRUE(mailbox(bob_.id, "Work").subscribed);
+
+    // RENAME carries the subscriptions of the mailbox and its inferiors to the new names.
+    ASSERT_TRUE(store_->create_mailbox(bob_.id, "Work/2026"));
+    ASSERT_TRUE(store_->set_subscribed(bob_.id, "Work/2026", true));
+    ASSERT_TRUE(store_->rename_mailbox(bob_.id, "Work", "Jobs"));
+    EXPECT_TRUE(mailbox(bob_.id, "Jobs").subscribed);
+    EXPECT_TRUE(mailbox(bob_.id, "Jobs/2026").subscribed);
+    auto after_rename = store_->list_subscriptions(bob_.id);
+    ASSERT_TRUE(after_rename);
+    EXPECT_EQ(*after_rename, (std::vector<std::string>{"Archive", "Drafts", "Jobs", "Jobs/2026", "Junk",
+                                                       "Later/Box", "Sent", "Trash"}));
+}
+
+TEST_F(StoreTest, SubscriptionsAreBounded) {
+    SqliteOptions options;
+    options.max_subscriptions = 7;
+    open(options);
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");  // six default subscriptions
+    ASSERT_TRUE(store_->set_subscribed(bob.id, "Seventh", true));
+    EXPECT_EQ(store_->set_subscribed(bob.id, "Eighth", true).error().code, Errc::limit_exceeded);
 }
 
 // ---- check_store ----
@@ -1019,6 +1099,14 @@ TEST_F(CheckTest, ReportsWrongMailboxCounters) {
     CheckReport report = check();
     EXPECT_FALSE(report.clean);
     EXPECT_TRUE(mentions(report, "counts 7 messages")) << describe(report);
+}
+
+TEST_F(CheckTest, ReportsWrongUnseenAndRecentCounters) {
+    corrupt_sql(dir_.path(), "UPDATE mailboxes SET unseen_count = 0, recent_count = 5 WHERE id = " +
+                                 std::to_string(inbox_));
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, "counts 0 unseen")) << describe(report);
 }
 
 TEST_F(CheckTest, CountsUnreferencedBlobsAsGarbageNotCorruption) {

@@ -143,7 +143,8 @@ private:
             });
     }
 
-    // UIDs unique, positive and below UIDNEXT; MODSEQs at most HIGHESTMODSEQ; counters match the rows.
+    // UIDs unique, positive and below UIDNEXT; MODSEQs at most HIGHESTMODSEQ (itself at least 1); the kept
+    // counters (messages, octets, unseen, deleted, recent) match the rows.
     Result<void> check_mailboxes() {
         MAGPIE_TRY(each(
             "SELECT mailbox_id, uid, count(*) FROM messages GROUP BY mailbox_id, uid HAVING count(*) > 1",
@@ -154,7 +155,11 @@ private:
         return each(
             "SELECT mb.id, mb.name, mb.uidnext, mb.highest_modseq, mb.message_count, mb.total_size, "
             "count(m.id), coalesce(min(m.uid), 1), coalesce(max(m.uid), 0), coalesce(max(m.modseq), 0), "
-            "coalesce(sum(m.size), 0) FROM mailboxes mb LEFT JOIN messages m ON m.mailbox_id = mb.id GROUP BY mb.id",
+            "coalesce(sum(m.size), 0), mb.unseen_count, mb.deleted_count, mb.deleted_size, mb.recent_count, "
+            "mb.first_recent_uid, coalesce(sum((m.system_flags & 1) = 0), 0), coalesce(sum((m.system_flags & 8) <> 0), 0), "
+            "coalesce(sum(CASE WHEN (m.system_flags & 8) <> 0 THEN m.size ELSE 0 END), 0), "
+            "coalesce(sum(m.uid >= mb.first_recent_uid), 0) "
+            "FROM mailboxes mb LEFT JOIN messages m ON m.mailbox_id = mb.id GROUP BY mb.id",
             [&](const Statement& row) {
                 std::int64_t id = row.column_int64(0);
                 std::string name = row.column_text(1);
@@ -167,9 +172,22 @@ private:
                     problem("mailbox {} ({}): modseq {} above highest modseq {}", id, name, row.column_int64(9),
                             highest_modseq);
                 }
+                if (highest_modseq < 1) problem("mailbox {} ({}): highest modseq {} below 1", id, name, highest_modseq);
                 if (row.column_int64(6) != row.column_int64(4) || row.column_int64(10) != row.column_int64(5)) {
                     problem("mailbox {} ({}): counts {} messages / {} bytes but holds {} / {}", id, name,
                             row.column_int64(4), row.column_int64(5), row.column_int64(6), row.column_int64(10));
+                }
+                if (row.column_int64(11) != row.column_int64(16) || row.column_int64(12) != row.column_int64(17) ||
+                    row.column_int64(13) != row.column_int64(18) || row.column_int64(14) != row.column_int64(19)) {
+                    problem("mailbox {} ({}): counts {} unseen / {} deleted ({} bytes) / {} recent but holds "
+                            "{} / {} ({}) / {}",
+                            id, name, row.column_int64(11), row.column_int64(12), row.column_int64(13),
+                            row.column_int64(14), row.column_int64(16), row.column_int64(17), row.column_int64(18),
+                            row.column_int64(19));
+                }
+                if (row.column_int64(15) < 1 || row.column_int64(15) > uidnext) {
+                    problem("mailbox {} ({}): first recent uid {} outside 1..uidnext {}", id, name,
+                            row.column_int64(15), uidnext);
                 }
             });
     }

@@ -255,7 +255,7 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
     const std::int64_t internal_date = delivery.internal_date != 0 ? delivery.internal_date : unix_now();
     for (std::size_t i = 0; i < delivery.targets.size(); ++i) {
         std::int64_t mailbox_id = delivery.targets[i].mailbox_id;
-        auto allocated = allocate_message(db, mailbox_id, pending.size);
+        auto allocated = allocate_message(db, mailbox_id, pending.size, pending.flags[i].system);
         if (!allocated) return allocated.error();
         MAGPIE_TRY(insert_message(db, MessageRow{mailbox_id, allocated->uid, allocated->modseq, pending.blob_id,
                                                  pending.size, internal_date, pending.flags[i].system,

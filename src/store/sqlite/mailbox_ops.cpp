@@ -67,26 +67,29 @@ bool contains_keyword(const std::vector<std::string>& keywords, std::string_view
     return std::ranges::any_of(keywords, [&](const std::string& k) { return iequals(k, keyword); });
 }
 
-// Removes messages (already chosen) from a mailbox under one new MODSEQ and logs them as expunged.
-Result<std::uint64_t> remove_messages(Connection& db, std::int64_t mailbox_id,
-                                      const std::vector<std::pair<std::uint32_t, std::uint64_t>>& uid_sizes) {
+// A message chosen for removal, with what the kept counters need to uncount it.
+struct Doomed {
+    std::uint32_t uid = 0;
+    std::uint64_t size = 0;
+    std::uint32_t system_flags = 0;
+};
+
+// Removes messages (already chosen) from a mailbox under one new MODSEQ, logs them as expunged and
+// uncounts them.
+Result<std::uint64_t> remove_messages(Connection& db, std::int64_t mailbox_id, const std::vector<Doomed>& doomed) {
+    auto recent_from = first_recent_uid(db, mailbox_id);
+    if (!recent_from) return recent_from.error();
     auto modseq = allocate_modseq(db, mailbox_id);
     if (!modseq) return modseq.error();
-    std::uint64_t bytes = 0;
-    for (const auto& [uid, size] : uid_sizes) {
+    CounterDelta delta;
+    for (const Doomed& message : doomed) {
         auto remove = db.prepare("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2");
         if (!remove) return remove.error();
-        MAGPIE_TRY(remove->bind(1, mailbox_id).bind(2, uid).run());
-        MAGPIE_TRY(log_change(db, mailbox_id, *modseq, uid, ChangeKind::expunged));
-        bytes += size;
+        MAGPIE_TRY(remove->bind(1, mailbox_id).bind(2, message.uid).run());
+        MAGPIE_TRY(log_change(db, mailbox_id, *modseq, message.uid, ChangeKind::expunged));
+        delta.count(-1, message.system_flags, message.size, message.uid >= *recent_from);
     }
-    auto counts = db.prepare(
-        "UPDATE mailboxes SET message_count = message_count - ?2, total_size = total_size - ?3 WHERE id = ?1");
-    if (!counts) return counts.error();
-    counts->bind(1, mailbox_id)
-        .bind(2, static_cast<std::int64_t>(uid_sizes.size()))
-        .bind(3, static_cast<std::int64_t>(bytes));
-    MAGPIE_TRY(counts->run());
+    MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
     return *modseq;
 }
 
@@ -164,6 +167,13 @@ Result<void> SqliteStore::rename_mailbox(std::int64_t account_id, std::string_vi
             return make_error(Errc::already_exists, fmt::format("an inferior of {} exists already", *to_name));
         }
         if (!done) return done.error();
+        // Subscriptions follow the renamed mailboxes, as Cyrus does: a client that shows subscribed
+        // mailboxes only would otherwise lose sight of what it just renamed.
+        auto subscriptions = db.prepare(
+            "UPDATE OR REPLACE subscriptions SET name = ?3 || substr(name, length(?2) + 1) WHERE account_id = ?1 "
+            "AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')");
+        if (!subscriptions) return subscriptions.error();
+        MAGPIE_TRY(subscriptions->bind(1, account_id).bind_text(2, *from_name).bind_text(3, *to_name).run());
         return true;
     });
     if (!renamed) return renamed.error();
@@ -186,13 +196,60 @@ Result<void> SqliteStore::delete_mailbox(std::int64_t account_id, std::string_vi
 }
 
 Result<void> SqliteStore::set_subscribed(std::int64_t account_id, std::string_view name, bool subscribed) {
-    std::string key = canonical_name(name);
+    // A name that could never be a mailbox cannot be subscribed either; the same check bounds its size.
+    auto key = check_mailbox_name(name);
+    if (!key) return key.error();
     return write<void>([&](Connection& db) -> Result<void> {
-        auto statement = db.prepare("UPDATE mailboxes SET subscribed = ?3 WHERE account_id = ?1 AND name = ?2");
+        MAGPIE_TRY(require_account(db, account_id));
+        if (!subscribed) {
+            auto statement = db.prepare("DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2");
+            if (!statement) return statement.error();
+            MAGPIE_TRY(statement->bind(1, account_id).bind_text(2, *key).run());
+            if (db.changes() == 0) return make_error(Errc::not_found, fmt::format("{} is not subscribed", *key));
+            return {};
+        }
+        auto count = db.prepare("SELECT count(*) FROM subscriptions WHERE account_id = ?1");
+        if (!count) return count.error();
+        auto row = count->bind(1, account_id).step();
+        if (!row) return row.error();
+        if (static_cast<std::size_t>(count->column_int64(0)) >= options_.max_subscriptions) {
+            return make_error(Errc::limit_exceeded,
+                              fmt::format("more than {} subscriptions", options_.max_subscriptions));
+        }
+        return subscribe(db, account_id, *key);
+    });
+}
+
+Result<std::vector<std::string>> SqliteStore::list_subscriptions(std::int64_t account_id) {
+    return read<std::vector<std::string>>([&](Connection& db) -> Result<std::vector<std::string>> {
+        MAGPIE_TRY(require_account(db, account_id));
+        auto statement = db.prepare("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name");
         if (!statement) return statement.error();
-        MAGPIE_TRY(statement->bind(1, account_id).bind_text(2, key).bind(3, subscribed ? 1 : 0).run());
-        if (db.changes() == 0) return make_error(Errc::not_found, fmt::format("no mailbox {}", key));
-        return {};
+        statement->bind(1, account_id);
+        std::vector<std::string> names;
+        for (;;) {
+            auto row = statement->step();
+            if (!row) return row.error();
+            if (!*row) return names;
+            names.push_back(statement->column_text(0));
+        }
+    });
+}
+
+Result<std::uint32_t> SqliteStore::claim_recent(std::int64_t mailbox_id) {
+    return write<std::uint32_t>([&](Connection& db) -> Result<std::uint32_t> {
+        auto mark = db.prepare("SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?1");
+        if (!mark) return mark.error();
+        auto row = mark->bind(1, mailbox_id).step();
+        if (!row) return row.error();
+        if (!*row) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+        auto first = static_cast<std::uint32_t>(mark->column_int64(0));
+        auto uidnext = static_cast<std::uint32_t>(mark->column_int64(1));
+        if (first >= uidnext) return first;  // nothing new: no write, no fsync
+        auto claim = db.prepare("UPDATE mailboxes SET first_recent_uid = uidnext, recent_count = 0 WHERE id = ?1");
+        if (!claim) return claim.error();
+        MAGPIE_TRY(claim->bind(1, mailbox_id).run());
+        return first;
     });
 }
 
@@ -207,6 +264,7 @@ Result<FlagStoreResult> SqliteStore::store_flags(std::int64_t mailbox_id, const 
         if (!mailbox) return mailbox.error();
         FlagStoreResult outcome;
         std::optional<std::uint64_t> modseq;  // one new MODSEQ for every message this STORE changes
+        CounterDelta delta;
         for (std::uint32_t uid : targets) {
             auto stored = stored_flags(db, mailbox_id, uid);
             if (!stored) return stored.error();
@@ -261,8 +319,10 @@ Result<FlagStoreResult> SqliteStore::store_flags(std::int64_t mailbox_id, const 
                 .bind(5, static_cast<std::int64_t>(*modseq));
             MAGPIE_TRY(change->run());
             MAGPIE_TRY(log_change(db, mailbox_id, *modseq, uid, ChangeKind::flags));
+            delta.reflag((*stored)->system, system, (*stored)->size);
             outcome.changed.push_back(FlagChange{uid, *modseq, flag_list(system, joined)});
         }
+        MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
         if (modseq) changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
         return outcome;
     });
@@ -277,10 +337,11 @@ Result<std::vector<std::uint32_t>> SqliteStore::expunge(std::int64_t mailbox_id,
     auto result = write<std::vector<std::uint32_t>>([&](Connection& db) -> Result<std::vector<std::uint32_t>> {
         auto mailbox = select_mailbox(db, mailbox_id);
         if (!mailbox) return mailbox.error();
-        std::vector<std::pair<std::uint32_t, std::uint64_t>> doomed;
+        std::vector<Doomed> doomed;
         {
             auto deleted = db.prepare(fmt::format(
-                "SELECT uid, size FROM messages WHERE mailbox_id = ?1 AND (system_flags & {}) <> 0 ORDER BY uid",
+                "SELECT uid, size, system_flags FROM messages WHERE mailbox_id = ?1 AND (system_flags & {}) <> 0 "
+                "ORDER BY uid",
                 static_cast<std::uint32_t>(flag_deleted)));
             if (!deleted) return deleted.error();
             deleted->bind(1, mailbox_id);
@@ -290,7 +351,8 @@ Result<std::vector<std::uint32_t>> SqliteStore::expunge(std::int64_t mailbox_id,
                 if (!*row) break;
                 auto uid = static_cast<std::uint32_t>(deleted->column_int64(0));
                 if (uids != nullptr && !std::ranges::binary_search(only, uid)) continue;
-                doomed.emplace_back(uid, static_cast<std::uint64_t>(deleted->column_int64(1)));
+                doomed.push_back(Doomed{uid, static_cast<std::uint64_t>(deleted->column_int64(1)),
+                                        static_cast<std::uint32_t>(deleted->column_int64(2))});
             }
         }
         std::vector<std::uint32_t> expunged;
@@ -298,7 +360,7 @@ Result<std::vector<std::uint32_t>> SqliteStore::expunge(std::int64_t mailbox_id,
         auto modseq = remove_messages(db, mailbox_id, doomed);
         if (!modseq) return modseq.error();
         changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
-        for (const auto& [uid, size] : doomed) expunged.push_back(uid);
+        for (const Doomed& message : doomed) expunged.push_back(message.uid);
         return expunged;
     });
     if (result) notify(changes);
@@ -317,7 +379,7 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
     }
     CopyResult result;
     result.uidvalidity = target->uidvalidity;
-    std::vector<std::pair<std::uint32_t, std::uint64_t>> moved;
+    std::vector<Doomed> moved;
     std::uint64_t last_modseq = 0;
     for (std::uint32_t uid : sorted_unique(uids)) {
         MessageRow row;
@@ -335,7 +397,7 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
             row.system_flags = static_cast<std::uint32_t>(message->column_int64(3));
             row.keywords = message->column_text(4);
         }
-        auto allocated = allocate_message(db, to_mailbox_id, row.size);
+        auto allocated = allocate_message(db, to_mailbox_id, row.size, row.system_flags);
         if (!allocated) return allocated.error();
         row.mailbox_id = to_mailbox_id;
         row.uid = allocated->uid;
@@ -343,7 +405,7 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
         MAGPIE_TRY(insert_message(db, row));  // the same blob: a copy costs one row, not the bytes
         MAGPIE_TRY(log_change(db, to_mailbox_id, row.modseq, row.uid, ChangeKind::appended));
         result.uids.emplace_back(uid, row.uid);
-        moved.emplace_back(uid, row.size);
+        moved.push_back(Doomed{uid, row.size, row.system_flags});
         last_modseq = row.modseq;
     }
     if (result.uids.empty()) return result;

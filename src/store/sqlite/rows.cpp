@@ -88,7 +88,7 @@ Result<std::int64_t> insert_mailbox(Connection& db, std::int64_t account_id, std
     auto uidvalidity = next_uidvalidity(db);
     if (!uidvalidity) return uidvalidity.error();
     auto statement = db.prepare(
-        "INSERT INTO mailboxes(account_id, name, uidvalidity, special_use, subscribed) VALUES(?1, ?2, ?3, ?4, 1)");
+        "INSERT INTO mailboxes(account_id, name, uidvalidity, special_use, highest_modseq) VALUES(?1, ?2, ?3, ?4, 1)");
     if (!statement) return statement.error();
     statement->bind(1, account_id).bind_text(2, name).bind(3, *uidvalidity).bind(4, static_cast<std::int64_t>(special_use));
     auto inserted = statement->run();
@@ -101,14 +101,28 @@ Result<std::int64_t> insert_mailbox(Connection& db, std::int64_t account_id, std
     return db.last_insert_rowid();
 }
 
-Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std::uint64_t size) {
+Result<void> subscribe(Connection& db, std::int64_t account_id, std::string_view name) {
+    auto statement = db.prepare("INSERT INTO subscriptions(account_id, name) VALUES(?1, ?2) ON CONFLICT DO NOTHING");
+    if (!statement) return statement.error();
+    return statement->bind(1, account_id).bind_text(2, name).run();
+}
+
+Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std::uint64_t size,
+                                   std::uint32_t system_flags) {
     {
         auto allocate = db.prepare(
             "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1, "
-            "message_count = message_count + 1, total_size = total_size + ?2 "
+            "message_count = message_count + 1, total_size = total_size + ?2, unseen_count = unseen_count + ?4, "
+            "deleted_count = deleted_count + ?5, deleted_size = deleted_size + ?6, recent_count = recent_count + 1 "
             "WHERE id = ?1 AND uidnext < ?3 RETURNING account_id, uidnext - 1, highest_modseq");
         if (!allocate) return allocate.error();
-        allocate->bind(1, mailbox_id).bind(2, static_cast<std::int64_t>(size)).bind(3, kMaxUid);
+        const bool deleted = (system_flags & flag_deleted) != 0;
+        allocate->bind(1, mailbox_id)
+            .bind(2, static_cast<std::int64_t>(size))
+            .bind(3, kMaxUid)
+            .bind(4, (system_flags & flag_seen) == 0 ? 1 : 0)
+            .bind(5, deleted ? 1 : 0)
+            .bind(6, deleted ? static_cast<std::int64_t>(size) : 0);
         auto row = allocate->step();
         if (!row) return row.error();
         if (*row) {
@@ -121,6 +135,55 @@ Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std:
     auto exists = select_mailbox(db, mailbox_id);
     if (!exists) return exists.error();
     return make_error(Errc::limit_exceeded, fmt::format("mailbox {} has no UIDs left", mailbox_id));
+}
+
+void CounterDelta::count(int sign, std::uint32_t system_flags, std::uint64_t bytes, bool is_recent) {
+    const auto octets = static_cast<std::int64_t>(bytes);
+    messages += sign;
+    size += sign * octets;
+    if ((system_flags & flag_seen) == 0) unseen += sign;
+    if ((system_flags & flag_deleted) != 0) {
+        deleted += sign;
+        deleted_size += sign * octets;
+    }
+    if (is_recent) recent += sign;
+}
+
+void CounterDelta::reflag(std::uint32_t before, std::uint32_t after, std::uint64_t bytes) {
+    count(-1, before, bytes, false);
+    count(+1, after, bytes, false);
+}
+
+bool CounterDelta::empty() const {
+    return messages == 0 && size == 0 && unseen == 0 && deleted == 0 && deleted_size == 0 && recent == 0;
+}
+
+Result<void> apply_counters(Connection& db, std::int64_t mailbox_id, const CounterDelta& delta) {
+    if (delta.empty()) return {};
+    auto statement = db.prepare(
+        "UPDATE mailboxes SET message_count = message_count + ?2, total_size = total_size + ?3, "
+        "unseen_count = unseen_count + ?4, deleted_count = deleted_count + ?5, deleted_size = deleted_size + ?6, "
+        "recent_count = recent_count + ?7 WHERE id = ?1");
+    if (!statement) return statement.error();
+    statement->bind(1, mailbox_id)
+        .bind(2, delta.messages)
+        .bind(3, delta.size)
+        .bind(4, delta.unseen)
+        .bind(5, delta.deleted)
+        .bind(6, delta.deleted_size)
+        .bind(7, delta.recent);
+    MAGPIE_TRY(statement->run());
+    if (db.changes() == 0) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+    return {};
+}
+
+Result<std::uint32_t> first_recent_uid(Connection& db, std::int64_t mailbox_id) {
+    auto statement = db.prepare("SELECT first_recent_uid FROM mailboxes WHERE id = ?1");
+    if (!statement) return statement.error();
+    auto row = statement->bind(1, mailbox_id).step();
+    if (!row) return row.error();
+    if (!*row) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+    return static_cast<std::uint32_t>(statement->column_int64(0));
 }
 
 Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id) {

@@ -14,9 +14,11 @@
 
 namespace magpie::store::sqlite {
 
+// For "SELECT {} FROM mailboxes" (unaliased): `subscribed` is derived from the subscriptions table.
 inline constexpr const char* kMailboxColumns =
-    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, subscribed, message_count, "
-    "total_size";
+    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, "
+    "EXISTS(SELECT 1 FROM subscriptions s WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name), "
+    "message_count, total_size";
 Mailbox mailbox_from_row(const Statement& row);
 
 // Ends with a space; append "WHERE ...". A LEFT JOIN, so a message whose blob row is missing (corruption,
@@ -34,17 +36,38 @@ Result<Mailbox> select_mailbox(Connection& db, std::int64_t mailbox_id);  // not
 // its own value.
 Result<std::uint32_t> next_uidvalidity(Connection& db);
 
+// A new mailbox starts at HIGHESTMODSEQ 1 (RFC 7162 3.1.2.1: never 0) and unsubscribed.
 Result<std::int64_t> insert_mailbox(Connection& db, std::int64_t account_id, std::string_view name,
                                     SpecialUse special_use);
+
+// Adds a name to the account's subscriptions (no-op when present); the name need not exist.
+Result<void> subscribe(Connection& db, std::int64_t account_id, std::string_view name);
 
 struct Allocated {
     std::int64_t account_id = 0;
     std::uint32_t uid = 0;
     std::uint64_t modseq = 0;
 };
-// Takes the mailbox's next UID and next MODSEQ and counts a new message of `size` bytes.
+// Takes the mailbox's next UID and next MODSEQ and counts a new message of `size` bytes with these system
+// flags in the kept counters (a new UID is always \Recent: it is at or above first_recent_uid).
 // not_found for no such mailbox, limit_exceeded when its UIDs are exhausted.
-Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std::uint64_t size);
+Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std::uint64_t size,
+                                   std::uint32_t system_flags);
+
+// Changes to a mailbox's kept counters (RFC 9051 6.3.11 STATUS items), summed over an operation and
+// applied in one UPDATE.
+struct CounterDelta {
+    std::int64_t messages = 0, size = 0, unseen = 0, deleted = 0, deleted_size = 0, recent = 0;
+    // Counts (+1) or uncounts (-1) one message.
+    void count(int sign, std::uint32_t system_flags, std::uint64_t size, bool recent);
+    // A message's flags went from `before` to `after`.
+    void reflag(std::uint32_t before, std::uint32_t after, std::uint64_t size);
+    bool empty() const;
+};
+Result<void> apply_counters(Connection& db, std::int64_t mailbox_id, const CounterDelta& delta);
+
+// The UID from which messages are \Recent (stored, RFC 3501 2.3.1.2); not_found for no such mailbox.
+Result<std::uint32_t> first_recent_uid(Connection& db, std::int64_t mailbox_id);
 
 // Takes the mailbox's next MODSEQ alone (flag changes, expunges share one per operation).
 Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id);

@@ -10,10 +10,13 @@
 
 namespace magpie::store::sqlite {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // change_log.kind values.
 enum class ChangeKind : std::int64_t { appended = 1, flags = 2, expunged = 3 };
+
+// The DDL that brings version `version - 1` to `version` (1 creates the tables); nullptr when unknown.
+const char* schema_step(int version);
 
 // Reads PRAGMA user_version: 0 for an empty database.
 Result<int> schema_version(Connection& connection);

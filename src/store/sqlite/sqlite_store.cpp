@@ -268,6 +268,8 @@ Result<Account> SqliteStore::add_account(std::string_view address, std::string_v
                         std::string(password_hash), scram, false};
         for (const DefaultMailbox& mailbox : kDefaultMailboxes) {
             MAGPIE_TRY(insert_mailbox(db, account.id, mailbox.name, mailbox.special_use));
+            // The default mailboxes start subscribed, as Dovecot's autosubscribe does; CREATE does not.
+            MAGPIE_TRY(subscribe(db, account.id, mailbox.name));
         }
         return account;
     });
@@ -534,6 +536,89 @@ Result<Message> SqliteStore::find_message(std::int64_t mailbox_id, std::uint32_t
         if (!row) return row.error();
         if (!*row) return make_error(Errc::not_found, fmt::format("no message {} in mailbox {}", uid, mailbox_id));
         return message_from_row(*statement);
+    });
+}
+
+Result<std::vector<MessageState>> SqliteStore::list_states(std::int64_t mailbox_id) {
+    return read<std::vector<MessageState>>([&](Connection& db) -> Result<std::vector<MessageState>> {
+        MAGPIE_TRY(select_mailbox(db, mailbox_id));
+        auto statement =
+            db.prepare("SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ?1 ORDER BY uid");
+        if (!statement) return statement.error();
+        statement->bind(1, mailbox_id);
+        std::vector<MessageState> states;
+        for (;;) {
+            auto row = statement->step();
+            if (!row) return row.error();
+            if (!*row) return states;
+            states.push_back(MessageState{static_cast<std::uint32_t>(statement->column_int64(0)),
+                                          static_cast<std::uint64_t>(statement->column_int64(1)),
+                                          flag_list(static_cast<std::uint32_t>(statement->column_int64(2)),
+                                                    statement->column_text(3))});
+        }
+    });
+}
+
+Result<MailboxStatus> SqliteStore::mailbox_status(std::int64_t mailbox_id) {
+    return read<MailboxStatus>([&](Connection& db) -> Result<MailboxStatus> {
+        auto statement = db.prepare(
+            "SELECT message_count, unseen_count, recent_count, uidnext, uidvalidity, highest_modseq, total_size, "
+            "deleted_count, deleted_size FROM mailboxes WHERE id = ?1");
+        if (!statement) return statement.error();
+        auto row = statement->bind(1, mailbox_id).step();
+        if (!row) return row.error();
+        if (!*row) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+        MailboxStatus status;
+        status.messages = static_cast<std::uint32_t>(statement->column_int64(0));
+        status.unseen = static_cast<std::uint32_t>(statement->column_int64(1));
+        status.recent = static_cast<std::uint32_t>(statement->column_int64(2));
+        status.uidnext = static_cast<std::uint32_t>(statement->column_int64(3));
+        status.uidvalidity = static_cast<std::uint32_t>(statement->column_int64(4));
+        status.highest_modseq = static_cast<std::uint64_t>(statement->column_int64(5));
+        status.size = static_cast<std::uint64_t>(statement->column_int64(6));
+        status.deleted = static_cast<std::uint32_t>(statement->column_int64(7));
+        status.deleted_size = static_cast<std::uint64_t>(statement->column_int64(8));
+        return status;
+    });
+}
+
+Result<std::vector<Message>> SqliteStore::find_messages(std::int64_t mailbox_id,
+                                                        const std::vector<std::uint32_t>& uids) {
+    // The UID set travels as one JSON array of [first, last] ranges, so "1:*" is one range and the query
+    // walks the (mailbox_id, uid) index once per range: one statement whatever the set's size.
+    std::vector<std::uint32_t> sorted = uids;
+    std::ranges::sort(sorted);
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    std::string ranges = "[";
+    for (std::size_t i = 0; i < sorted.size();) {
+        std::size_t j = i;
+        while (j + 1 < sorted.size() && sorted[j + 1] == sorted[j] + 1) ++j;
+        if (ranges.size() > 1) ranges += ',';
+        ranges += fmt::format("[{},{}]", sorted[i], sorted[j]);
+        i = j + 1;
+    }
+    ranges += ']';
+    return read<std::vector<Message>>([&](Connection& db) -> Result<std::vector<Message>> {
+        MAGPIE_TRY(select_mailbox(db, mailbox_id));
+        // CROSS JOIN keeps json_each outermost, so rows come out range by range in ascending UID order.
+        auto statement = db.prepare(
+            "SELECT m.id, m.mailbox_id, m.uid, m.modseq, m.blob_id, m.size, m.internal_date, m.system_flags, "
+            "m.keywords, b.subject, b.from_header, b.to_header, b.cc_header, b.date_header, b.message_id, "
+            "b.in_reply_to, b.refs, b.structure FROM json_each(?2) r CROSS JOIN messages m "
+            "LEFT JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 "
+            "AND m.uid BETWEEN json_extract(r.value, '$[0]') AND json_extract(r.value, '$[1]')");
+        if (!statement) return statement.error();
+        statement->bind(1, mailbox_id).bind_text(2, ranges);
+        std::vector<Message> messages;
+        for (;;) {
+            auto row = statement->step();
+            if (!row) return row.error();
+            if (!*row) break;
+            messages.push_back(message_from_row(*statement));
+        }
+        // The order above is the plan's, not a promise of SQL: make it one.
+        if (!std::ranges::is_sorted(messages, {}, &Message::uid)) std::ranges::sort(messages, {}, &Message::uid);
+        return messages;
     });
 }
 

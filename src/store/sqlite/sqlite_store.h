@@ -104,6 +104,13 @@ public:
     Result<std::vector<std::pair<std::int64_t, EnvelopeRecord>>> pending_envelopes(std::size_t limit) override;
     Result<void> delete_envelope(std::int64_t id) override;
 
+    Result<std::vector<MessageState>> list_states(std::int64_t mailbox_id) override;
+    Result<MailboxStatus> mailbox_status(std::int64_t mailbox_id) override;
+    Result<std::vector<Message>> find_messages(std::int64_t mailbox_id,
+                                               const std::vector<std::uint32_t>& uids) override;
+    Result<std::uint32_t> claim_recent(std::int64_t mailbox_id) override;
+    Result<std::vector<std::string>> list_subscriptions(std::int64_t account_id) override;
+
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
 
