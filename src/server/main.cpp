@@ -66,12 +66,13 @@ int main(int argc, char** argv) {
             "  domain example.test, user demo@example.test, password demo\n"
             "  SMTP   127.0.0.1:%u  (port 25's role: receives mail for example.test; STARTTLS, self-signed)\n"
             "  IMAP   127.0.0.1:%u  (STARTTLS; plaintext login allowed on loopback) and 127.0.0.1:%u (TLS)\n"
+            "  JMAP   http://127.0.0.1:%u/.well-known/jmap  (HTTP Basic allowed on loopback; Mailbox/* so far)\n"
             "  send a message:  swaks --server 127.0.0.1:%u --from you@example.org --to demo@example.test\n"
             "  read it:         mutt -f imap://demo%%40example.test@127.0.0.1:%u/INBOX\n"
             "                   magpie --data %s export demo@example.test INBOX --uid 1\n"
-            "  reserved for services still to come: submission %u/%u, HTTP %u\n\n",
-            config.data_dir.c_str(), ports::smtp, ports::imap, ports::imaps, ports::smtp, ports::imap,
-            config.data_dir.c_str(), ports::submission, ports::submissions, ports::http);
+            "  reserved for services still to come: submission %u/%u\n\n",
+            config.data_dir.c_str(), ports::smtp, ports::imap, ports::imaps, ports::http, ports::smtp, ports::imap,
+            config.data_dir.c_str(), ports::submission, ports::submissions);
         std::fflush(stdout);
     }
     return server.run(control_signals);
