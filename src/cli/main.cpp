@@ -11,6 +11,7 @@
 
 #include "auth/password.h"
 #include "cli/password_input.h"
+#include "cli/token.h"
 #include "server/config.h"
 #include "server/store_factory.h"
 #include "store/store.h"
@@ -126,6 +127,8 @@ int main(int argc, char** argv) {
 
     auto* check = app.add_subcommand("check", "check the store's integrity (read-only, safe beside magpied)");
 
+    magpie::cli::TokenCommands tokens(app);
+
     CLI11_PARSE(app, argc, argv);
 
     auto config = config_from(config_file, data_dir);
@@ -140,10 +143,13 @@ int main(int argc, char** argv) {
         return report->clean ? 0 : 1;
     }
 
-    bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed();
+    bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed() ||
+                     tokens.read_only();
     auto opened = open_or_create_store(*config, read_only);
     if (!opened) return fail(opened.error().message);
     auto& store = **opened;
+
+    if (tokens.parsed()) return tokens.run(store);
 
     auto done = [](const Result<void>& r) { return r ? 0 : fail(r.error().message); };
 

@@ -48,7 +48,7 @@ struct ImapConfig {
 struct HttpConfig {
     std::vector<ListenAddress> listen;      // plain HTTP, e.g. ["127.0.0.1:8080"]
     std::vector<ListenAddress> listen_tls;  // HTTPS, e.g. ["0.0.0.0:443"]; needs [tls]
-    bool allow_plaintext_login = false;     // HTTP Basic without TLS (loopback demo); Bearer is always allowed
+    bool allow_plaintext_login = false;     // Basic or Bearer credentials without TLS (loopback demo)
     std::uint32_t idle_timeout = 60;        // seconds awaiting (the rest of) a request
     std::size_t max_header_octets = 16 * 1024;           // request line and headers
     std::uint64_t max_request_octets = 10ull << 20;      // API request body (maxSizeRequest)

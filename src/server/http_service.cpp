@@ -8,6 +8,7 @@
 
 #include "auth/authenticator.h"
 #include "base/time.h"
+#include "http/methods/api_token.h"
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
 
@@ -86,13 +87,21 @@ awaitable<Result<store::Account>> HttpService::authenticate(const Request& reque
                                                             const Config& config) {
     auto credentials = http::parse_authorization(request.authorization);
     if (!credentials) co_return make_error(Errc::auth_failed, "authentication required");
-    if (credentials->scheme == http::Credentials::Scheme::bearer) {
-        co_return make_error(Errc::auth_failed, "bearer tokens are not accepted by this server");
-    }
+    // RFC 7617 4 and RFC 6750 5.3: credentials travel only over TLS, unless the operator allows plain
+    // HTTP (the demo on loopback).
     if (!connection.tls_active() && !config.http.allow_plaintext_login) {
-        co_return make_error(Errc::auth_failed, "Basic authentication needs TLS");
+        co_return make_error(Errc::auth_failed, "credentials are accepted over TLS only");
     }
     auto& s = services_;
+    if (credentials->scheme == http::Credentials::Scheme::bearer) {
+        // Tokens are not hashed with argon2id (they are random), so they go to the store pool, not the login pool.
+        auto check = s.executor.run([&s, token = credentials->secret, ip = connection.peer_ip()]() {
+            return http::authenticate_token(s.store, s.throttle, token, ip, unix_now());
+        });
+        auto account = co_await std::move(check);
+        co_return account;
+    }
+
     auto check = s.login_executor.run([&s, user = credentials->user, password = credentials->secret,
                                        ip = connection.peer_ip()]() {
         return auth::authenticate_plain(s.store, s.hash_limiter, s.throttle, user, password, ip, unix_now(),

@@ -3,6 +3,7 @@ resource, the API endpoint's request-level and method-level errors, result refer
 and EventSource push woken by SMTP delivery."""
 import base64
 import json
+import re
 import smtplib
 import socket
 import threading
@@ -27,9 +28,23 @@ def basic(user, password=PASSWORD):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def http_port(server, timeout=10):
+    """The fixture returns once SMTP and IMAP listen; the HTTP listener's line may come a moment later."""
+    deadline = time.time() + timeout
+    while "http" not in server.ports:
+        found = re.search(r"listening on 127\.0\.0\.1:(\d+) \(http\)", server.current_log())
+        if found:
+            server.ports["http"] = int(found.group(1))
+        elif time.time() > deadline:
+            raise AssertionError("no http listener:\n" + server.current_log())
+        else:
+            time.sleep(0.05)
+    return server.ports["http"]
+
+
 class Client:
     def __init__(self, server, user=ALICE, password=PASSWORD):
-        self.base = f"http://127.0.0.1:{server.ports['http']}"
+        self.base = f"http://127.0.0.1:{http_port(server)}"
         self.auth = basic(user, password)
 
     def request(self, method, path, body=None, headers=None, auth=True):
@@ -192,7 +207,7 @@ def test_oversized_headers_get_431_and_garbage_gets_400(jmap):
     server, _ = jmap
     for request, expected in [(b"GET /jmap/session HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", b"431"),
                               (b"NOT HTTP AT ALL\r\n\r\n", b"400")]:
-        with socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=10) as sock:
+        with socket.create_connection(("127.0.0.1", http_port(server)), timeout=10) as sock:
             sock.sendall(request)
             reply = sock.recv(4096)
             assert reply.split(b" ")[1] == expected, reply
@@ -202,7 +217,7 @@ def test_oversized_headers_get_431_and_garbage_gets_400(jmap):
 def test_event_source_pushes_a_state_change_on_delivery(jmap):
     server, client = jmap
     account = account_id(client)
-    sock = socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", http_port(server)), timeout=10)
     sock.sendall(f"GET /jmap/eventsource?types=*&closeafter=state&ping=0 HTTP/1.1\r\nHost: x\r\n"
                  f"Authorization: {client.auth}\r\n\r\n".encode())
     head = b""
@@ -228,7 +243,7 @@ def test_event_source_pushes_a_state_change_on_delivery(jmap):
 
 def test_event_source_sends_pings(jmap):
     server, client = jmap
-    sock = socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", http_port(server)), timeout=10)
     sock.sendall(f"GET /jmap/eventsource?types=Mailbox&closeafter=no&ping=1 HTTP/1.1\r\nHost: x\r\n"
                  f"Authorization: {client.auth}\r\n\r\n".encode())
     data = b""
@@ -238,3 +253,38 @@ def test_event_source_sends_pings(jmap):
     assert data.count(b"event: ping") >= 2
     assert b'data: {"interval":1}' in data
     sock.close()
+
+
+def test_bearer_tokens_are_made_listed_expire_and_are_revoked_with_the_cli(jmap):
+    server, client = jmap
+    token = server.magpie("token", "add", ALICE, "laptop").stdout.decode().strip()
+    assert token.startswith("magpie_") and len(token) == 7 + 64
+    bearer = {"Authorization": f"Bearer {token}"}
+    status, _, body = client.request("GET", "/jmap/session", headers=bearer, auth=False)
+    assert status == 200 and json.loads(body)["username"] == ALICE
+    listing = server.magpie("token", "list", ALICE).stdout.decode()
+    assert listing.startswith("laptop created ") and "expires never" in listing
+    assert token not in listing
+    # A second token of the same name is refused; another user's tokens are apart.
+    assert server.magpie("token", "add", ALICE, "laptop", check=False).returncode == 1
+    assert server.magpie("token", "list", BOB).stdout == b""
+    server.magpie("token", "revoke", ALICE, "laptop")
+    status, _, _ = client.request("GET", "/jmap/session", headers=bearer, auth=False)
+    assert status == 401
+    assert server.magpie("token", "revoke", ALICE, "laptop", check=False).returncode == 1
+
+
+def test_tokens_are_stored_hashed(jmap):
+    server, _ = jmap
+    token = server.magpie("token", "add", ALICE, "ci", "--expires-days", "3").stdout.decode().strip()
+    assert "expires " in server.magpie("token", "list", ALICE).stdout.decode()
+    stored = b"".join(p.read_bytes() for p in server.data.rglob("*") if p.is_file())
+    assert token.encode() not in stored
+
+
+def test_guessed_tokens_are_throttled_with_the_login_throttle(make_server):
+    server = make_server(sections={"http": HTTP_LIMITS}, auth_options={"max_ip_failures": 3})
+    client = Client(server)
+    statuses = [client.request("GET", "/jmap/session", headers={"Authorization": f"Bearer magpie_{i:064x}"},
+                               auth=False)[0] for i in range(5)]
+    assert statuses[:3] == [401, 401, 401] and statuses[-1] == 429

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "store/flags.h"
+#include "store/sqlite/api_tokens.h"
 
 namespace magpie::store::sqlite {
 namespace {
@@ -180,6 +181,7 @@ const char* schema_step(int version) {
         case 1: return kSchemaV1;
         case 2: return kSchemaV2;
         case 3: return kSchemaV3;
+        case 4: return kSchemaApiTokens;  // api_tokens.cpp
         default: return nullptr;
     }
 }
