@@ -141,6 +141,7 @@ struct FlagChange {
 };
 struct FlagStoreResult {
     std::vector<FlagChange> changed;           // messages whose flags changed, ascending UID; one new MODSEQ
+                                               // per transaction (max_messages_per_transaction messages)
     std::vector<std::uint32_t> unchanged;      // present, flags already as asked (no new MODSEQ)
     std::vector<std::uint32_t> modified;       // refused by UNCHANGEDSINCE (the MODIFIED response code)
 };
@@ -188,16 +189,19 @@ struct ApiToken {
     std::optional<std::int64_t> expires_at;  // Unix seconds; none = never
 };
 
-// Counters for tests and metrics: group commit works when commits < deliveries.
+// Counters for tests and metrics: group commit works when commits < deliveries + writes.
 struct StoreStats {
     std::uint64_t deliveries = 0;         // deliveries acknowledged with success
     std::uint64_t failed_deliveries = 0;  // deliveries answered with an error (refusals included)
-    std::uint64_t commits = 0;            // delivery transactions committed (each is one WAL fsync)
+    std::uint64_t writes = 0;             // other write transactions' parts committed (IMAP, admin)
+    std::uint64_t commits = 0;            // transactions committed by the writer (each is one WAL fsync)
     std::uint64_t blob_files = 0;         // large blobs written to files
+    std::uint64_t queued = 0;             // deliveries and writes waiting for the committer right now
 };
 
-// Called after each commit that changed a mailbox, on the thread that committed: keep it short, and never
-// wait in it for a delivery (the committer would wait for itself).
+// Called after each commit that changed a mailbox, on the committer thread: keep it short, and never wait in
+// it for a delivery (the committer would wait for itself). A write called from it (or from a `done`) runs
+// on the committer thread in a transaction of its own.
 using ChangeListener =
     std::function<void(std::int64_t account_id, std::int64_t mailbox_id, std::uint64_t modseq)>;
 
@@ -251,8 +255,12 @@ public:
     virtual Result<std::string> read_blob(std::string_view blob_id) = 0;  // verifies nothing; fast path
 
     // ---- IMAP and JMAP operations (RFC 9051, RFC 7162 CONDSTORE/QRESYNC, RFC 4315 UIDPLUS, RFC 6851 MOVE).
-    // APPEND is deliver() with one target. Each call below is one transaction; the ones that change
-    // messages take new MODSEQs, write the change log and tell the change listener after the commit.
+    // APPEND is deliver() with one target. Every write below joins the deliveries' group commit (it waits
+    // for, and shares, their fsync). store_flags, expunge, copy_messages and move_messages split many
+    // messages into transactions of max_messages_per_transaction, each with its own MODSEQ, so deliveries
+    // commit between them; if a later one fails, the call returns its error and the earlier ones stay
+    // (a failed COPY removes the copies it made). The others are one transaction each. Writes that change
+    // messages take new MODSEQs, write the change log and tell the change listener after each commit.
     // Mailbox names are UTF-8 (the IMAP layer converts modified UTF-7), '/' separates levels; the store does
     // not create or delete parents. A backend that lacks these answers Errc::unavailable (the defaults).
 
@@ -325,7 +333,8 @@ struct SqliteOptions {
     std::filesystem::path data_dir;  // holds magpie.db and blobs/
     bool read_only = false;
     std::size_t inline_blob_max = 128 * 1024;  // larger blobs go to files of their own
-    std::size_t max_batch = 256;               // deliveries per group commit
+    std::size_t max_batch = 256;               // deliveries and writes per group commit
+    std::size_t max_messages_per_transaction = 2000;  // one chunk of a STORE/EXPUNGE/COPY/MOVE
     std::size_t blob_writer_threads = 2;       // threads writing and fsyncing large blob files
     std::size_t max_queued = 10000;            // deliveries waiting for a commit; beyond: unavailable
     std::size_t max_message_bytes = 256 * 1024 * 1024;  // one message's content, stored or read back

@@ -1,13 +1,22 @@
-// Group-committed delivery, the one place where "durable before acknowledged" is kept:
+// The group committer, the one place where "durable before acknowledged" is kept, for deliveries and for
+// every other write alike:
 //   deliver()       checks the delivery, hashes small content and queues it, never waiting for the disk;
 //   a blob writer   hashes a large content and writes it to its own file (fsync, rename, fsync dir), then
 //                   queues it for the committer;
-//   the committer   takes everything queued (up to max_batch), writes it in ONE transaction, commits it
-//                   (the WAL fsync, synchronous=FULL), and only then runs each `done`.
-// Small blobs ride inside that transaction, so one fsync covers a whole batch of messages.
+//   write()         (IMAP, JMAP, admin) queues a WriteJob behind the deliveries and waits for its commit;
+//   the committer   takes everything queued (up to max_batch), runs it in ONE transaction, each item under
+//                   its own savepoint, commits it (the WAL fsync, synchronous=FULL), and only then runs
+//                   each `done`.
+// Small blobs ride inside that transaction, so one fsync covers a whole batch of messages and writes. A long
+// write (STORE on 100,000 messages) is split by its caller into jobs of max_messages_per_transaction, so
+// deliveries queued meanwhile commit between its chunks instead of after it.
 #include <sqlite3.h>
 
+#include <future>
 #include <optional>
+#include <thread>
+#include <type_traits>
+#include <variant>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -18,13 +27,6 @@
 #include "store/sqlite/sqlite_store.h"
 
 namespace magpie::store::sqlite {
-namespace {
-
-constexpr std::int64_t kLocationInline = 0;
-constexpr std::int64_t kLocationFile = 1;
-
-}  // namespace
-
 void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) {
     auto refuse = [&](Error error) {
         ++failed_deliveries_;
@@ -55,7 +57,7 @@ void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered
     const bool large = pending.in_file;
     {
         std::unique_lock lock(queue_mutex_);
-        if (stopping_ || queue_.size() + large_queue_.size() >= options_.max_queued) {
+        if (stopping_ || queued_deliveries_ + large_queue_.size() >= options_.max_queued) {
             bool closing = stopping_;
             lock.unlock();
             done = std::move(pending.done);
@@ -66,6 +68,7 @@ void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered
             large_queue_.push_back(std::move(pending));
         } else {
             queue_.push_back(std::move(pending));
+            ++queued_deliveries_;
         }
     }
     if (large) {
@@ -106,13 +109,42 @@ void SqliteStore::enqueue_for_commit(Pending pending) {
     {
         std::lock_guard lock(queue_mutex_);
         queue_.push_back(std::move(pending));  // already accepted and counted: no second admission check
+        ++queued_deliveries_;
     }
     queue_ready_.notify_one();
 }
 
+Result<void> SqliteStore::run_write(std::function<Result<void>(Connection&, Changes&)> apply) {
+    if (!writer_) return make_error(Errc::permission_denied, "the store is open read-only");
+    if (std::this_thread::get_id() == committer_.get_id()) {
+        // A `done` callback or the listener writes: the committer is between batches, and queueing would
+        // wait for itself. The write gets a transaction (and an fsync) of its own.
+        Changes changes;
+        auto transaction = Transaction::begin(*writer_);
+        if (!transaction) return transaction.error();
+        MAGPIE_TRY(apply(*writer_, changes));
+        MAGPIE_TRY(transaction->commit());
+        ++commits_;
+        ++writes_;
+        notify(changes);
+        return {};
+    }
+    std::promise<Result<void>> committed;
+    auto answer = committed.get_future();
+    {
+        std::lock_guard lock(queue_mutex_);
+        if (stopping_) return make_error(Errc::unavailable, "the store is closing");
+        queue_.push_back(WriteJob{std::move(apply), [&committed](Result<void> result) {
+                                      committed.set_value(std::move(result));
+                                  }});
+    }
+    queue_ready_.notify_one();
+    return answer.get();
+}
+
 void SqliteStore::committer_loop() {
     for (;;) {
-        std::vector<Pending> batch;
+        std::vector<Work> batch;
         {
             std::unique_lock lock(queue_mutex_);
             queue_ready_.wait(lock, [&] { return writers_done_ || !queue_.empty(); });
@@ -120,6 +152,7 @@ void SqliteStore::committer_loop() {
             std::size_t take = std::min(queue_.size(), std::max<std::size_t>(options_.max_batch, 1));
             batch.reserve(take);
             for (std::size_t i = 0; i < take; ++i) {
+                if (std::holds_alternative<Pending>(queue_.front())) --queued_deliveries_;
                 batch.push_back(std::move(queue_.front()));
                 queue_.pop_front();
             }
@@ -128,35 +161,45 @@ void SqliteStore::committer_loop() {
     }
 }
 
-void SqliteStore::commit_batch(std::vector<Pending>& batch) {
+void SqliteStore::commit_batch(std::vector<Work>& batch) {
+    // One result per item; a write job's success is an empty Delivered.
     std::vector<Result<Delivered>> results;
     results.reserve(batch.size());
     Changes changes;
+    // Set when the batch as a whole cannot commit; then every item in it fails with this error.
+    std::optional<Error> batch_error;
     {
-        std::lock_guard lock(write_mutex_);
-        // Set when the batch as a whole cannot commit; then every delivery in it fails with this error.
-        std::optional<Error> batch_error;
         auto transaction = Transaction::begin(*writer_);
         if (!transaction) batch_error = transaction.error();
-        for (const Pending& pending : batch) {
+        for (Work& work : batch) {
             if (batch_error) break;
-            // A savepoint per delivery: one bad delivery (a mailbox deleted meanwhile) fails alone.
-            auto savepoint = writer_->exec("SAVEPOINT delivery");
+            // A savepoint per item: one bad delivery (a mailbox deleted meanwhile) or refused write fails alone.
+            auto savepoint = writer_->exec("SAVEPOINT item");
             if (!savepoint) {
                 batch_error = savepoint.error();
                 break;
             }
-            Changes delivery_changes;
-            auto result = apply_delivery(pending, delivery_changes);
+            Changes item_changes;
+            Result<Delivered> result = std::visit(
+                [&](auto& item) -> Result<Delivered> {
+                    if constexpr (std::is_same_v<std::decay_t<decltype(item)>, Pending>) {
+                        return apply_delivery(item, item_changes);
+                    } else {
+                        auto applied = item.apply(*writer_, item_changes);
+                        if (!applied) return applied.error();
+                        return Delivered{};
+                    }
+                },
+                work);
             if (result) {
-                auto released = writer_->exec("RELEASE delivery");
+                auto released = writer_->exec("RELEASE item");
                 if (!released) {
                     batch_error = released.error();
                     break;
                 }
-                for (const auto& [mailbox, change] : delivery_changes) changes[mailbox] = change;
+                for (const auto& [mailbox, change] : item_changes) changes[mailbox] = change;
             } else {
-                (void)writer_->exec("ROLLBACK TO delivery; RELEASE delivery");
+                (void)writer_->exec("ROLLBACK TO item; RELEASE item");
                 // Some errors (disk full, I/O) make SQLite roll the whole transaction back; going on would
                 // run the rest of the batch in autocommit mode, outside the one commit we answer for.
                 if (sqlite3_get_autocommit(writer_->handle()) != 0) {
@@ -171,7 +214,7 @@ void SqliteStore::commit_batch(std::vector<Pending>& batch) {
             if (!committed) batch_error = committed.error();
         }
         if (batch_error) {
-            spdlog::error("store: batch of {} deliveries failed: {}", batch.size(), batch_error->message);
+            spdlog::error("store: batch of {} writes failed: {}", batch.size(), batch_error->message);
             results.assign(batch.size(), Result<Delivered>(*batch_error));
             changes.clear();
         } else {
@@ -180,12 +223,22 @@ void SqliteStore::commit_batch(std::vector<Pending>& batch) {
     }
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (results[i]) {
-            ++deliveries_;
+        if (auto* pending = std::get_if<Pending>(&batch[i])) {
+            if (results[i]) {
+                ++deliveries_;
+            } else {
+                ++failed_deliveries_;
+            }
+            pending->done(std::move(results[i]));
         } else {
-            ++failed_deliveries_;
+            auto& job = std::get<WriteJob>(batch[i]);
+            if (results[i]) {
+                ++writes_;
+                job.done(Result<void>{});
+            } else {
+                job.done(results[i].error());
+            }
         }
-        batch[i].done(std::move(results[i]));
     }
     notify(changes);
 }
@@ -195,32 +248,9 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
     const Delivery& delivery = pending.delivery;
 
     // The blob row (and inline bytes) once per distinct content; a second delivery of the same bytes
-    // references the first. Its summary is the first delivery's: parse-once data depends only on the bytes.
-    auto blob = db.prepare(
-        "INSERT INTO blobs(id, size, location, created_at, subject, from_header, to_header, cc_header, "
-        "date_header, message_id, in_reply_to, refs, structure) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING");
-    if (!blob) return blob.error();
-    const MessageSummary& summary = delivery.summary;
-    blob->bind_text(1, pending.blob_id)
-        .bind(2, static_cast<std::int64_t>(pending.size))
-        .bind(3, pending.in_file ? kLocationFile : kLocationInline)
-        .bind(4, unix_now())
-        .bind_text(5, summary.subject)
-        .bind_text(6, summary.from)
-        .bind_text(7, summary.to)
-        .bind_text(8, summary.cc)
-        .bind_text(9, summary.date)
-        .bind_text(10, summary.message_id)
-        .bind_text(11, summary.in_reply_to)
-        .bind_text(12, summary.references)
-        .bind_blob(13, summary.structure);
-    MAGPIE_TRY(blob->run());
-    if (db.changes() > 0 && !pending.in_file) {
-        auto content = db.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
-        if (!content) return content.error();
-        MAGPIE_TRY(content->bind_text(1, pending.blob_id).bind_blob(2, delivery.content).run());
-    }
+    // references the first.
+    MAGPIE_TRY(insert_blob(db, pending.blob_id, pending.size, pending.in_file, delivery.summary,
+                           pending.in_file ? std::string_view{} : std::string_view(delivery.content)));
 
     if (delivery.envelope) {
         const EnvelopeRecord& envelope = *delivery.envelope;

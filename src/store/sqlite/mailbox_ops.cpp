@@ -2,10 +2,13 @@
 // expunge, copy and move (sharing blobs), and change-log queries. Each is one write transaction on the
 // writer connection; the change listener hears of it only after the commit.
 #include <algorithm>
+#include <iterator>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "base/strings.h"
+#include "store/sqlite/queries.h"
 #include "store/sqlite/rows.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -43,26 +46,6 @@ Result<void> require_account(Connection& db, std::int64_t account_id) {
     return {};
 }
 
-struct StoredFlags {
-    std::uint32_t system = 0;
-    std::string keywords;
-    std::uint64_t modseq = 0;
-    std::uint64_t size = 0;
-};
-
-Result<std::optional<StoredFlags>> stored_flags(Connection& db, std::int64_t mailbox_id, std::uint32_t uid) {
-    auto statement =
-        db.prepare("SELECT system_flags, keywords, modseq, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2");
-    if (!statement) return statement.error();
-    auto row = statement->bind(1, mailbox_id).bind(2, uid).step();
-    if (!row) return row.error();
-    if (!*row) return std::optional<StoredFlags>{};
-    return std::optional<StoredFlags>{StoredFlags{static_cast<std::uint32_t>(statement->column_int64(0)),
-                                                  statement->column_text(1),
-                                                  static_cast<std::uint64_t>(statement->column_int64(2)),
-                                                  static_cast<std::uint64_t>(statement->column_int64(3))}};
-}
-
 bool contains_keyword(const std::vector<std::string>& keywords, std::string_view keyword) {
     return std::ranges::any_of(keywords, [&](const std::string& k) { return iequals(k, keyword); });
 }
@@ -82,13 +65,16 @@ Result<std::uint64_t> remove_messages(Connection& db, std::int64_t mailbox_id, c
     auto modseq = allocate_modseq(db, mailbox_id);
     if (!modseq) return modseq.error();
     CounterDelta delta;
+    std::vector<std::uint32_t> uids;
+    uids.reserve(doomed.size());
     for (const Doomed& message : doomed) {
-        auto remove = db.prepare("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2");
-        if (!remove) return remove.error();
-        MAGPIE_TRY(remove->bind(1, mailbox_id).bind(2, message.uid).run());
-        MAGPIE_TRY(log_change(db, mailbox_id, *modseq, message.uid, ChangeKind::expunged));
+        uids.push_back(message.uid);
         delta.count(-1, message.system_flags, message.size, message.uid >= *recent_from);
     }
+    auto remove = db.prepare(queries::kDeleteMessages);
+    if (!remove) return remove.error();
+    MAGPIE_TRY(remove->bind(1, mailbox_id).bind_text(2, json_numbers(uids)).run());
+    MAGPIE_TRY(log_changes(db, mailbox_id, *modseq, uids, ChangeKind::expunged));
     MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
     return *modseq;
 }
@@ -130,8 +116,7 @@ Result<void> SqliteStore::rename_mailbox(std::int64_t account_id, std::string_vi
     if (to_name->starts_with(*from_name + "/")) {
         return make_error(Errc::invalid_argument, "cannot rename a mailbox into its own inferior");
     }
-    Changes changes;
-    auto renamed = write<bool>([&](Connection& db) -> Result<bool> {
+    auto renamed = write<bool>([&](Connection& db, Changes& changes) -> Result<bool> {
         auto source = mailbox_id_by_name(db, account_id, *from_name);
         if (!source) return source.error();
         if (*from_name == kInbox) {
@@ -177,7 +162,6 @@ Result<void> SqliteStore::rename_mailbox(std::int64_t account_id, std::string_vi
         return true;
     });
     if (!renamed) return renamed.error();
-    notify(changes);
     return {};
 }
 
@@ -253,36 +237,48 @@ Result<std::uint32_t> SqliteStore::claim_recent(std::int64_t mailbox_id) {
     });
 }
 
-Result<FlagStoreResult> SqliteStore::store_flags(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids,
-                                                 const FlagUpdate& update) {
-    auto requested = parse_flags(update.flags, options_.flag_limits);
-    if (!requested) return requested.error();
-    std::vector<std::uint32_t> targets = sorted_unique(uids);
-    Changes changes;
-    auto result = write<FlagStoreResult>([&](Connection& db) -> Result<FlagStoreResult> {
-        auto mailbox = select_mailbox(db, mailbox_id);
-        if (!mailbox) return mailbox.error();
-        FlagStoreResult outcome;
-        std::optional<std::uint64_t> modseq;  // one new MODSEQ for every message this STORE changes
-        CounterDelta delta;
-        for (std::uint32_t uid : targets) {
-            auto stored = stored_flags(db, mailbox_id, uid);
-            if (!stored) return stored.error();
-            if (!*stored) continue;  // expunged meanwhile: nothing to report
-            // RFC 7162 3.1.3: refuse messages changed after the client's UNCHANGEDSINCE.
-            if (update.unchanged_since && (*stored)->modseq > *update.unchanged_since) {
+Result<FlagStoreResult> SqliteStore::store_flags_chunk(Connection& db, std::int64_t mailbox_id,
+                                                       std::span<const std::uint32_t> uids, const FlagSet& requested,
+                                                       const FlagUpdate& update, Changes& changes) {
+    auto mailbox = select_mailbox(db, mailbox_id);
+    if (!mailbox) return mailbox.error();
+    struct Update {
+        std::int64_t row_id = 0;
+        std::uint32_t uid = 0;
+        std::uint32_t system = 0;
+        std::string keywords;
+    };
+    FlagStoreResult outcome;
+    std::vector<Update> updates;
+    CounterDelta delta;
+    {
+        // Absent UIDs (expunged meanwhile) simply yield no row: nothing to report for them.
+        auto stored = db.prepare(queries::kFlagsOfUids);
+        if (!stored) return stored.error();
+        stored->bind(1, mailbox_id).bind_text(2, uid_ranges_json(uids));
+        for (;;) {
+            auto row = stored->step();
+            if (!row) return row.error();
+            if (!*row) break;
+            const auto uid = static_cast<std::uint32_t>(stored->column_int64(1));
+            if (!std::ranges::binary_search(uids, uid)) continue;
+            const auto before = static_cast<std::uint32_t>(stored->column_int64(2));
+            const std::string before_keywords = stored->column_text(3);
+            // RFC 7162 3.1.3: refuse messages changed after the client's UNCHANGEDSINCE. The check and the
+            // change are one transaction, so they are atomic per message as the RFC asks.
+            if (update.unchanged_since && static_cast<std::uint64_t>(stored->column_int64(4)) > *update.unchanged_since) {
                 outcome.modified.push_back(uid);
                 continue;
             }
-            std::uint32_t system = (*stored)->system;
+            std::uint32_t system = before;
             std::vector<std::string> keywords;
-            for (std::string_view k : split((*stored)->keywords, ' ')) {
+            for (std::string_view k : split(before_keywords, ' ')) {
                 if (!k.empty()) keywords.emplace_back(k);
             }
             switch (update.operation) {
                 case FlagOperation::add:
-                    system |= requested->system;
-                    for (const auto& k : requested->keywords) {
+                    system |= requested.system;
+                    for (const auto& k : requested.keywords) {
                         if (!contains_keyword(keywords, k)) keywords.push_back(k);
                     }
                     if (keywords.size() > options_.flag_limits.max_keywords) {
@@ -291,80 +287,115 @@ Result<FlagStoreResult> SqliteStore::store_flags(std::int64_t mailbox_id, const 
                     }
                     break;
                 case FlagOperation::remove:
-                    system &= ~requested->system;
-                    std::erase_if(keywords, [&](const std::string& k) { return contains_keyword(requested->keywords, k); });
+                    system &= ~requested.system;
+                    std::erase_if(keywords, [&](const std::string& k) { return contains_keyword(requested.keywords, k); });
                     break;
                 case FlagOperation::replace:
-                    system = requested->system;
-                    keywords = requested->keywords;
+                    system = requested.system;
+                    keywords = requested.keywords;
                     break;
             }
             std::string joined = join_keywords(keywords);
-            if (system == (*stored)->system && joined == (*stored)->keywords) {
+            if (system == before && joined == before_keywords) {
                 outcome.unchanged.push_back(uid);
                 continue;
             }
-            if (!modseq) {
-                auto allocated = allocate_modseq(db, mailbox_id);
-                if (!allocated) return allocated.error();
-                modseq = *allocated;
-            }
-            auto change = db.prepare(
-                "UPDATE messages SET system_flags = ?3, keywords = ?4, modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2");
-            if (!change) return change.error();
-            change->bind(1, mailbox_id)
-                .bind(2, uid)
-                .bind(3, system)
-                .bind_text(4, joined)
-                .bind(5, static_cast<std::int64_t>(*modseq));
-            MAGPIE_TRY(change->run());
-            MAGPIE_TRY(log_change(db, mailbox_id, *modseq, uid, ChangeKind::flags));
-            delta.reflag((*stored)->system, system, (*stored)->size);
-            outcome.changed.push_back(FlagChange{uid, *modseq, flag_list(system, joined)});
+            delta.reflag(before, system, static_cast<std::uint64_t>(stored->column_int64(5)));
+            updates.push_back(Update{stored->column_int64(0), uid, system, std::move(joined)});
         }
-        MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
-        if (modseq) changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
-        return outcome;
-    });
-    if (result) notify(changes);
-    return result;
+    }
+    if (updates.empty()) return outcome;
+    // One new MODSEQ for every message this chunk changes (RFC 7162 allows a command several).
+    auto modseq = allocate_modseq(db, mailbox_id);
+    if (!modseq) return modseq.error();
+    std::string rows = "[";
+    std::vector<std::uint32_t> changed_uids;
+    changed_uids.reserve(updates.size());
+    for (Update& u : updates) {
+        if (rows.size() > 1) rows += ',';
+        rows += fmt::format("[{},{},{}]", u.row_id, u.system, json_string(u.keywords));
+        changed_uids.push_back(u.uid);
+        outcome.changed.push_back(FlagChange{u.uid, *modseq, flag_list(u.system, u.keywords)});
+    }
+    rows += ']';
+    auto change = db.prepare(queries::kSetFlags);
+    if (!change) return change.error();
+    MAGPIE_TRY(change->bind(1, static_cast<std::int64_t>(*modseq)).bind_text(2, rows).run());
+    MAGPIE_TRY(log_changes(db, mailbox_id, *modseq, changed_uids, ChangeKind::flags));
+    MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
+    changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
+    return outcome;
+}
+
+Result<FlagStoreResult> SqliteStore::store_flags(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids,
+                                                 const FlagUpdate& update) {
+    auto requested = parse_flags(update.flags, options_.flag_limits);
+    if (!requested) return requested.error();
+    const std::vector<std::uint32_t> targets = sorted_unique(uids);
+    const std::size_t chunk = std::max<std::size_t>(options_.max_messages_per_transaction, 1);
+    FlagStoreResult outcome;
+    std::size_t begin = 0;
+    // One transaction per chunk, each queued behind the deliveries waiting at that moment. A chunk that
+    // fails ends the STORE with its error; the chunks before it stay committed (STORE is not atomic across
+    // messages in RFC 9051, and the change log and listener have recorded them).
+    do {
+        std::span<const std::uint32_t> part(targets.data() + begin, std::min(chunk, targets.size() - begin));
+        auto done = write<FlagStoreResult>([&](Connection& db, Changes& changes) {
+            return store_flags_chunk(db, mailbox_id, part, *requested, update, changes);
+        });
+        if (!done) return done.error();
+        std::ranges::move(done->changed, std::back_inserter(outcome.changed));
+        std::ranges::move(done->unchanged, std::back_inserter(outcome.unchanged));
+        std::ranges::move(done->modified, std::back_inserter(outcome.modified));
+        begin += part.size();
+    } while (begin < targets.size());
+    return outcome;
 }
 
 Result<std::vector<std::uint32_t>> SqliteStore::expunge(std::int64_t mailbox_id,
                                                         const std::vector<std::uint32_t>* uids) {
     std::vector<std::uint32_t> only = uids != nullptr ? sorted_unique(*uids) : std::vector<std::uint32_t>{};
-    Changes changes;
-    auto result = write<std::vector<std::uint32_t>>([&](Connection& db) -> Result<std::vector<std::uint32_t>> {
-        auto mailbox = select_mailbox(db, mailbox_id);
-        if (!mailbox) return mailbox.error();
-        std::vector<Doomed> doomed;
-        {
-            auto deleted = db.prepare(fmt::format(
-                "SELECT uid, size, system_flags FROM messages WHERE mailbox_id = ?1 AND (system_flags & {}) <> 0 "
-                "ORDER BY uid",
-                static_cast<std::uint32_t>(flag_deleted)));
-            if (!deleted) return deleted.error();
-            deleted->bind(1, mailbox_id);
-            for (;;) {
-                auto row = deleted->step();
-                if (!row) return row.error();
-                if (!*row) break;
-                auto uid = static_cast<std::uint32_t>(deleted->column_int64(0));
-                if (uids != nullptr && !std::ranges::binary_search(only, uid)) continue;
-                doomed.push_back(Doomed{uid, static_cast<std::uint64_t>(deleted->column_int64(1)),
-                                        static_cast<std::uint32_t>(deleted->column_int64(2))});
-            }
-        }
-        std::vector<std::uint32_t> expunged;
-        if (doomed.empty()) return expunged;
-        auto modseq = remove_messages(db, mailbox_id, doomed);
-        if (!modseq) return modseq.error();
-        changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
-        for (const Doomed& message : doomed) expunged.push_back(message.uid);
-        return expunged;
-    });
-    if (result) notify(changes);
-    return result;
+    const std::size_t chunk = std::max<std::size_t>(options_.max_messages_per_transaction, 1);
+    std::vector<std::uint32_t> expunged;
+    std::uint32_t after = 0;  // the last \Deleted UID looked at
+    // Chunk by chunk through the partial \Deleted index, each chunk its own transaction and MODSEQ.
+    for (bool more = true; more;) {
+        auto done = write<std::vector<std::uint32_t>>(
+            [&](Connection& db, Changes& changes) -> Result<std::vector<std::uint32_t>> {
+                auto mailbox = select_mailbox(db, mailbox_id);
+                if (!mailbox) return mailbox.error();
+                std::vector<Doomed> doomed;
+                std::size_t seen = 0;
+                std::uint32_t last = after;
+                {
+                    auto deleted = db.prepare(queries::kDeletedAfter);
+                    if (!deleted) return deleted.error();
+                    deleted->bind(1, mailbox_id).bind(2, after).bind(3, static_cast<std::int64_t>(chunk));
+                    for (;;) {
+                        auto row = deleted->step();
+                        if (!row) return row.error();
+                        if (!*row) break;
+                        ++seen;
+                        last = static_cast<std::uint32_t>(deleted->column_int64(0));
+                        if (uids != nullptr && !std::ranges::binary_search(only, last)) continue;
+                        doomed.push_back(Doomed{last, static_cast<std::uint64_t>(deleted->column_int64(1)),
+                                                static_cast<std::uint32_t>(deleted->column_int64(2))});
+                    }
+                }
+                more = seen == chunk;
+                after = last;
+                std::vector<std::uint32_t> removed;
+                if (doomed.empty()) return removed;
+                auto modseq = remove_messages(db, mailbox_id, doomed);
+                if (!modseq) return modseq.error();
+                changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
+                for (const Doomed& message : doomed) removed.push_back(message.uid);
+                return removed;
+            });
+        if (!done) return done.error();
+        expunged.insert(expunged.end(), done->begin(), done->end());
+    }
+    return expunged;
 }
 
 Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t from_mailbox_id,
@@ -379,24 +410,31 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
     }
     CopyResult result;
     result.uidvalidity = target->uidvalidity;
+    std::vector<std::uint32_t> sorted = sorted_unique(uids);
+    std::vector<MessageRow> rows;  // read first: the inserts below may land in the same table
+    {
+        auto message = db.prepare(queries::kCopySources);
+        if (!message) return message.error();
+        message->bind(1, from_mailbox_id).bind_text(2, uid_ranges_json(sorted));
+        for (;;) {
+            auto found = message->step();
+            if (!found) return found.error();
+            if (!*found) break;  // absent UIDs were expunged meanwhile: RFC 9051 leaves them out of COPYUID
+            MessageRow row;
+            row.uid = static_cast<std::uint32_t>(message->column_int64(0));
+            if (!std::ranges::binary_search(sorted, row.uid)) continue;
+            row.blob_id = message->column_text(1);
+            row.size = static_cast<std::uint64_t>(message->column_int64(2));
+            row.internal_date = message->column_int64(3);
+            row.system_flags = static_cast<std::uint32_t>(message->column_int64(4));
+            row.keywords = message->column_text(5);
+            rows.push_back(std::move(row));
+        }
+    }
     std::vector<Doomed> moved;
     std::uint64_t last_modseq = 0;
-    for (std::uint32_t uid : sorted_unique(uids)) {
-        MessageRow row;
-        {
-            auto message = db.prepare(
-                "SELECT blob_id, size, internal_date, system_flags, keywords FROM messages "
-                "WHERE mailbox_id = ?1 AND uid = ?2");
-            if (!message) return message.error();
-            auto found = message->bind(1, from_mailbox_id).bind(2, uid).step();
-            if (!found) return found.error();
-            if (!*found) continue;  // expunged meanwhile: RFC 9051 leaves it out of COPYUID
-            row.blob_id = message->column_text(0);
-            row.size = static_cast<std::uint64_t>(message->column_int64(1));
-            row.internal_date = message->column_int64(2);
-            row.system_flags = static_cast<std::uint32_t>(message->column_int64(3));
-            row.keywords = message->column_text(4);
-        }
+    for (MessageRow& row : rows) {
+        const std::uint32_t source_uid = row.uid;
         auto allocated = allocate_message(db, to_mailbox_id, row.size, row.system_flags);
         if (!allocated) return allocated.error();
         row.mailbox_id = to_mailbox_id;
@@ -404,8 +442,8 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
         row.modseq = allocated->modseq;
         MAGPIE_TRY(insert_message(db, row));  // the same blob: a copy costs one row, not the bytes
         MAGPIE_TRY(log_change(db, to_mailbox_id, row.modseq, row.uid, ChangeKind::appended));
-        result.uids.emplace_back(uid, row.uid);
-        moved.push_back(Doomed{uid, row.size, row.system_flags});
+        result.uids.emplace_back(source_uid, row.uid);
+        moved.push_back(Doomed{source_uid, row.size, row.system_flags});
         last_modseq = row.modseq;
     }
     if (result.uids.empty()) return result;
@@ -418,25 +456,71 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
     return result;
 }
 
+Result<CopyResult> SqliteStore::copy_or_move(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
+                                             std::int64_t to_mailbox_id, bool move) {
+    const std::vector<std::uint32_t> sources = sorted_unique(uids);
+    const std::size_t chunk = std::max<std::size_t>(options_.max_messages_per_transaction, 1);
+    CopyResult result;
+    std::size_t begin = 0;
+    do {
+        std::vector<std::uint32_t> part(sources.begin() + static_cast<std::ptrdiff_t>(begin),
+                                        sources.begin() + static_cast<std::ptrdiff_t>(std::min(begin + chunk, sources.size())));
+        auto done = write<CopyResult>([&](Connection& db, Changes& changes) {
+            return copy_in_transaction(db, from_mailbox_id, part, to_mailbox_id, move, changes);
+        });
+        if (!done) {
+            // RFC 9051 6.4.7: a failed COPY leaves the destination as it was (UIDNEXT aside). A MOVE's chunks
+            // each moved their messages atomically (RFC 6851 3.3 allows a partial MOVE): they stay moved.
+            if (!move && !result.uids.empty()) {
+                std::vector<std::uint32_t> copies;
+                for (const auto& [source, copy] : result.uids) copies.push_back(copy);
+                auto undone = undo_copy(to_mailbox_id, copies);
+                if (!undone) spdlog::error("store: a failed COPY left copies behind: {}", undone.error().message);
+            }
+            return done.error();
+        }
+        result.uidvalidity = done->uidvalidity;
+        std::ranges::move(done->uids, std::back_inserter(result.uids));
+        begin += part.size();
+    } while (begin < sources.size());
+    return result;
+}
+
+Result<void> SqliteStore::undo_copy(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids) {
+    return write<void>([&](Connection& db, Changes& changes) -> Result<void> {
+        auto mailbox = select_mailbox(db, mailbox_id);
+        if (!mailbox) return mailbox.error();
+        std::vector<Doomed> doomed;
+        {
+            auto rows = db.prepare(queries::kFlagsOfUids);
+            if (!rows) return rows.error();
+            rows->bind(1, mailbox_id).bind_text(2, uid_ranges_json(uids));
+            for (;;) {
+                auto row = rows->step();
+                if (!row) return row.error();
+                if (!*row) break;
+                doomed.push_back(Doomed{static_cast<std::uint32_t>(rows->column_int64(1)),
+                                        static_cast<std::uint64_t>(rows->column_int64(5)),
+                                        static_cast<std::uint32_t>(rows->column_int64(2))});
+            }
+        }
+        if (doomed.empty()) return {};
+        auto modseq = remove_messages(db, mailbox_id, doomed);
+        if (!modseq) return modseq.error();
+        changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
+        return {};
+    });
+}
+
 Result<CopyResult> SqliteStore::copy_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                               std::int64_t to_mailbox_id) {
-    Changes changes;
-    auto result = write<CopyResult>([&](Connection& db) {
-        return copy_in_transaction(db, from_mailbox_id, uids, to_mailbox_id, /*expunge_source=*/false, changes);
-    });
-    if (result) notify(changes);
-    return result;
+    return copy_or_move(from_mailbox_id, uids, to_mailbox_id, /*move=*/false);
 }
 
 Result<CopyResult> SqliteStore::move_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                               std::int64_t to_mailbox_id) {
     if (from_mailbox_id == to_mailbox_id) return make_error(Errc::invalid_argument, "move into the same mailbox");
-    Changes changes;
-    auto result = write<CopyResult>([&](Connection& db) {
-        return copy_in_transaction(db, from_mailbox_id, uids, to_mailbox_id, /*expunge_source=*/true, changes);
-    });
-    if (result) notify(changes);
-    return result;
+    return copy_or_move(from_mailbox_id, uids, to_mailbox_id, /*move=*/true);
 }
 
 Result<MailboxChanges> SqliteStore::changes_since(std::int64_t mailbox_id, std::uint64_t modseq) {
@@ -457,9 +541,7 @@ Result<MailboxChanges> SqliteStore::changes_since(std::int64_t mailbox_id, std::
                 result.changed.push_back(message_from_row(*changed));
             }
         }
-        auto expunged = db.prepare(fmt::format(
-            "SELECT uid FROM change_log WHERE mailbox_id = ?1 AND kind = {} AND modseq > ?2 ORDER BY uid",
-            static_cast<std::int64_t>(ChangeKind::expunged)));
+        auto expunged = db.prepare(queries::kExpungedSince);
         if (!expunged) return expunged.error();
         expunged->bind(1, mailbox_id).bind(2, static_cast<std::int64_t>(modseq));
         for (;;) {

@@ -7,6 +7,7 @@
 
 #include "base/time.h"
 #include "store/flags.h"
+#include "store/sqlite/queries.h"
 
 namespace magpie::store::sqlite {
 namespace {
@@ -29,6 +30,19 @@ Mailbox mailbox_from_row(const Statement& row) {
     mailbox.message_count = static_cast<std::uint32_t>(row.column_int64(8));
     mailbox.total_size = static_cast<std::uint64_t>(row.column_int64(9));
     return mailbox;
+}
+
+std::string uid_ranges_json(std::span<const std::uint32_t> uids) {
+    std::string ranges = "[";
+    for (std::size_t i = 0; i < uids.size();) {
+        std::size_t j = i;
+        while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+        if (ranges.size() > 1) ranges += ',';
+        ranges += fmt::format("[{},{}]", uids[i], uids[j]);
+        i = j + 1;
+    }
+    ranges += ']';
+    return ranges;
 }
 
 Message message_from_row(const Statement& row) {
@@ -137,16 +151,16 @@ Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std:
     return make_error(Errc::limit_exceeded, fmt::format("mailbox {} has no UIDs left", mailbox_id));
 }
 
-void CounterDelta::count(int sign, std::uint32_t system_flags, std::uint64_t bytes, bool is_recent) {
+void CounterDelta::count(int n, std::uint32_t system_flags, std::uint64_t bytes, bool is_recent) {
     const auto octets = static_cast<std::int64_t>(bytes);
-    messages += sign;
-    size += sign * octets;
-    if ((system_flags & flag_seen) == 0) unseen += sign;
+    messages += n;
+    size += n * octets;
+    if ((system_flags & flag_seen) == 0) unseen += n;
     if ((system_flags & flag_deleted) != 0) {
-        deleted += sign;
-        deleted_size += sign * octets;
+        deleted += n;
+        deleted_size += n * octets;
     }
-    if (is_recent) recent += sign;
+    if (is_recent) recent += n;
 }
 
 void CounterDelta::reflag(std::uint32_t before, std::uint32_t after, std::uint64_t bytes) {
@@ -198,6 +212,36 @@ Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id) {
     return modseq;
 }
 
+Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t size, bool in_file,
+                         const MessageSummary& summary, std::string_view inline_content) {
+    auto blob = db.prepare(
+        "INSERT INTO blobs(id, size, location, created_at, subject, from_header, to_header, cc_header, "
+        "date_header, message_id, in_reply_to, refs, structure) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING");
+    if (!blob) return blob.error();
+    blob->bind_text(1, blob_id)
+        .bind(2, static_cast<std::int64_t>(size))
+        .bind(3, in_file ? kLocationFile : kLocationInline)
+        .bind(4, unix_now())
+        .bind_text(5, summary.subject)
+        .bind_text(6, summary.from)
+        .bind_text(7, summary.to)
+        .bind_text(8, summary.cc)
+        .bind_text(9, summary.date)
+        .bind_text(10, summary.message_id)
+        .bind_text(11, summary.in_reply_to)
+        .bind_text(12, summary.references)
+        .bind_blob(13, summary.structure);
+    MAGPIE_TRY(blob->run());
+    if (db.changes() == 0) return false;
+    if (!in_file) {
+        auto content = db.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
+        if (!content) return content.error();
+        MAGPIE_TRY(content->bind_text(1, blob_id).bind_blob(2, inline_content).run());
+    }
+    return true;
+}
+
 Result<void> insert_message(Connection& db, const MessageRow& row) {
     auto message = db.prepare(
         "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords) "
@@ -214,13 +258,56 @@ Result<void> insert_message(Connection& db, const MessageRow& row) {
     return message->run();
 }
 
+std::string json_numbers(std::span<const std::uint32_t> numbers) {
+    std::string json = "[";
+    for (std::uint32_t n : numbers) {
+        if (json.size() > 1) json += ',';
+        json += std::to_string(n);
+    }
+    json += ']';
+    return json;
+}
+
+std::string json_string(std::string_view text) {
+    std::string json = "\"";
+    for (char c : text) {
+        auto byte = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            json += '\\';
+            json += c;
+        } else if (byte < 0x20) {
+            json += fmt::format("\\u{:04x}", byte);
+        } else {
+            json += c;
+        }
+    }
+    json += '"';
+    return json;
+}
+
+Result<void> log_changes(Connection& db, std::int64_t mailbox_id, std::uint64_t modseq,
+                         std::span<const std::uint32_t> uids, ChangeKind kind) {
+    if (uids.empty()) return {};
+    const std::string set = json_numbers(uids);
+    if (kind != ChangeKind::appended) {
+        auto prune = db.prepare(kind == ChangeKind::flags ? queries::kPruneFlagChanges : queries::kPruneAllChangesOf);
+        if (!prune) return prune.error();
+        MAGPIE_TRY(prune->bind(1, mailbox_id).bind_text(2, set).run());
+    }
+    auto insert = db.prepare(queries::kLogChanges);
+    if (!insert) return insert.error();
+    return insert->bind(1, mailbox_id)
+        .bind(2, static_cast<std::int64_t>(modseq))
+        .bind_text(3, set)
+        .bind(4, static_cast<std::int64_t>(kind))
+        .run();
+}
+
 Result<void> log_change(Connection& db, std::int64_t mailbox_id, std::uint64_t modseq, std::uint32_t uid,
                         ChangeKind kind) {
     if (kind != ChangeKind::appended) {
         // "flags" supersedes an older "flags"; "expunged" supersedes everything before it.
-        auto prune = db.prepare(kind == ChangeKind::flags
-                                    ? "DELETE FROM change_log WHERE mailbox_id = ?1 AND uid = ?2 AND kind = 2"
-                                    : "DELETE FROM change_log WHERE mailbox_id = ?1 AND uid = ?2");
+        auto prune = db.prepare(kind == ChangeKind::flags ? queries::kPruneFlagChange : queries::kPruneAllChanges);
         if (!prune) return prune.error();
         MAGPIE_TRY(prune->bind(1, mailbox_id).bind(2, uid).run());
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,10 @@ inline constexpr const char* kMailboxColumns =
     "EXISTS(SELECT 1 FROM subscriptions s WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name), "
     "message_count, total_size";
 Mailbox mailbox_from_row(const Statement& row);
+
+// A UID set as a JSON array of [first, last] ranges, for the queries in queries.h: "[[1,5],[9,9]]".
+// `uids` must be ascending and distinct.
+std::string uid_ranges_json(std::span<const std::uint32_t> uids);
 
 // Ends with a space; append "WHERE ...". A LEFT JOIN, so a message whose blob row is missing (corruption,
 // reported by check_store) still lists.
@@ -58,8 +63,8 @@ Result<Allocated> allocate_message(Connection& db, std::int64_t mailbox_id, std:
 // applied in one UPDATE.
 struct CounterDelta {
     std::int64_t messages = 0, size = 0, unseen = 0, deleted = 0, deleted_size = 0, recent = 0;
-    // Counts (+1) or uncounts (-1) one message.
-    void count(int sign, std::uint32_t system_flags, std::uint64_t size, bool recent);
+    // Counts (n > 0) or uncounts (n < 0) |n| messages alike.
+    void count(int n, std::uint32_t system_flags, std::uint64_t size, bool recent);
     // A message's flags went from `before` to `after`.
     void reflag(std::uint32_t before, std::uint32_t after, std::uint64_t size);
     bool empty() const;
@@ -72,6 +77,15 @@ Result<std::uint32_t> first_recent_uid(Connection& db, std::int64_t mailbox_id);
 // Takes the mailbox's next MODSEQ alone (flag changes, expunges share one per operation).
 Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id);
 
+// Where a blob's bytes are (blobs.location).
+inline constexpr std::int64_t kLocationInline = 0;  // blob_contents, inside the WAL-covered database
+inline constexpr std::int64_t kLocationFile = 1;    // blobs/<2 hex>/<62 hex>, written and fsynced before
+
+// The blob row (and, when not in a file, its bytes) once per distinct content; a later insert of the same
+// id is a no-op and keeps the first summary (parse-once data depends only on the bytes). True when new.
+Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t size, bool in_file,
+                         const MessageSummary& summary, std::string_view inline_content);
+
 struct MessageRow {
     std::int64_t mailbox_id = 0;
     std::uint32_t uid = 0;
@@ -83,6 +97,15 @@ struct MessageRow {
     std::string keywords;  // joined
 };
 Result<void> insert_message(Connection& db, const MessageRow& row);
+
+// A JSON array of numbers ("[1,2,3]") or a JSON string literal (quotes and escapes included), for the
+// set-based statements of queries.h.
+std::string json_numbers(std::span<const std::uint32_t> numbers);
+std::string json_string(std::string_view text);
+
+// change_log rows for many UIDs of one mailbox at one MODSEQ, superseding older rows as log_change does.
+Result<void> log_changes(Connection& db, std::int64_t mailbox_id, std::uint64_t modseq,
+                         std::span<const std::uint32_t> uids, ChangeKind kind);
 
 // One change_log row. For flag changes and expunges the uid's older rows that the new one supersedes are
 // dropped, so the log holds at most "appended", the latest "flags" and "expunged" per uid.

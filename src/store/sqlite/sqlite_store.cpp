@@ -12,6 +12,7 @@
 #include "base/strings.h"
 #include "base/time.h"
 #include "store/address.h"
+#include "store/sqlite/queries.h"
 #include "store/sqlite/rows.h"
 #include "store/sqlite/schema.h"
 
@@ -170,6 +171,11 @@ StoreStats SqliteStore::stats() const {
     stats.deliveries = deliveries_.load();
     stats.failed_deliveries = failed_deliveries_.load();
     stats.commits = commits_.load();
+    stats.writes = writes_.load();
+    {
+        std::lock_guard lock(queue_mutex_);
+        stats.queued = queue_.size() + large_queue_.size();
+    }
     stats.blob_files = blob_files_written_.load();
     return stats;
 }
@@ -542,8 +548,7 @@ Result<Message> SqliteStore::find_message(std::int64_t mailbox_id, std::uint32_t
 Result<std::vector<MessageState>> SqliteStore::list_states(std::int64_t mailbox_id) {
     return read<std::vector<MessageState>>([&](Connection& db) -> Result<std::vector<MessageState>> {
         MAGPIE_TRY(select_mailbox(db, mailbox_id));
-        auto statement =
-            db.prepare("SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ?1 ORDER BY uid");
+        auto statement = db.prepare(queries::kStates);
         if (!statement) return statement.error();
         statement->bind(1, mailbox_id);
         std::vector<MessageState> states;
@@ -589,15 +594,7 @@ Result<std::vector<Message>> SqliteStore::find_messages(std::int64_t mailbox_id,
     std::vector<std::uint32_t> sorted = uids;
     std::ranges::sort(sorted);
     sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-    std::string ranges = "[";
-    for (std::size_t i = 0; i < sorted.size();) {
-        std::size_t j = i;
-        while (j + 1 < sorted.size() && sorted[j + 1] == sorted[j] + 1) ++j;
-        if (ranges.size() > 1) ranges += ',';
-        ranges += fmt::format("[{},{}]", sorted[i], sorted[j]);
-        i = j + 1;
-    }
-    ranges += ']';
+    const std::string ranges = uid_ranges_json(sorted);
     return read<std::vector<Message>>([&](Connection& db) -> Result<std::vector<Message>> {
         MAGPIE_TRY(select_mailbox(db, mailbox_id));
         // CROSS JOIN keeps json_each outermost, so rows come out range by range in ascending UID order.

@@ -10,7 +10,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <thread>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "store/blob.h"
@@ -137,9 +141,23 @@ private:
     };
     using Changes = std::map<std::int64_t, MailboxChange>;  // by mailbox id
 
-    // Runs `body(writer)` inside one write transaction under the write mutex.
+    // Any write other than a delivery (IMAP, JMAP, admin), run by the committer in its next batch under a
+    // savepoint of its own. `apply` records what it changed for the listener; `done` runs after the batch
+    // committed (or failed), on the committer thread.
+    struct WriteJob {
+        std::function<Result<void>(Connection&, Changes&)> apply;
+        std::function<void(Result<void>)> done;
+    };
+    using Work = std::variant<Pending, WriteJob>;
+
+    // Runs `body(writer)` or `body(writer, changes)` as one WriteJob and waits until its batch committed:
+    // the write shares that batch's one fsync with the deliveries and writes around it. The body's own
+    // error wins over the batch's. The listener hears of `changes` after the commit.
     template <class T, class Body>
     Result<T> write(Body&& body);
+    // Queues `apply` for the committer and waits for its commit. Called on the committer thread itself
+    // (from a `done` callback or the listener), it runs the write there in a transaction of its own.
+    Result<void> run_write(std::function<Result<void>(Connection&, Changes&)> apply);
     // Runs `body(reader)` on a pooled read connection inside one read snapshot.
     template <class T, class Body>
     Result<T> read(Body&& body);
@@ -151,25 +169,37 @@ private:
                                            const std::vector<std::uint32_t>& uids, std::int64_t to_mailbox_id,
                                            bool expunge_source, Changes& changes);
 
+    // store_flags on one chunk of UIDs (ascending, at most max_messages_per_transaction), in the caller's
+    // transaction: one new MODSEQ for what it changes.
+    Result<FlagStoreResult> store_flags_chunk(Connection& db, std::int64_t mailbox_id,
+                                              std::span<const std::uint32_t> uids, const FlagSet& requested,
+                                              const FlagUpdate& update, Changes& changes);
+    // COPY or MOVE in chunks of max_messages_per_transaction, each its own transaction.
+    Result<CopyResult> copy_or_move(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
+                                    std::int64_t to_mailbox_id, bool move);
+    // Removes copies made by a COPY that failed part-way (RFC 9051 6.4.7: restore the destination).
+    Result<void> undo_copy(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids);
+
     void blob_writer_loop();
     void enqueue_for_commit(Pending pending);
     void committer_loop();
-    void commit_batch(std::vector<Pending>& batch);
+    void commit_batch(std::vector<Work>& batch);
     Result<Delivered> apply_delivery(const Pending& pending, Changes& changes);
 
     SqliteOptions options_;
     BlobFiles blob_files_;
-    std::unique_ptr<Connection> writer_;
-    std::mutex write_mutex_;
+    std::unique_ptr<Connection> writer_;  // used by the committer thread only
     ReaderPool readers_;
 
     // Two stages under one mutex: large blobs wait for a blob writer thread (hash, file, fsync), then every
-    // delivery waits for the committer. Accepted deliveries are bounded by max_queued across both.
-    std::mutex queue_mutex_;
+    // delivery and write job waits for the committer. Accepted deliveries are bounded by max_queued across
+    // both; write jobs are bounded by their callers, each of which waits for its own.
+    mutable std::mutex queue_mutex_;
     std::condition_variable large_ready_;
     std::condition_variable queue_ready_;
     std::deque<Pending> large_queue_;
-    std::deque<Pending> queue_;
+    std::deque<Work> queue_;
+    std::size_t queued_deliveries_ = 0;  // Pending entries in queue_
     bool stopping_ = false;      // no new deliveries; the writers drain large_queue_ and exit
     bool writers_done_ = false;  // the blob writers have exited; the committer drains queue_ and exits
     std::vector<std::thread> blob_writers_;
@@ -181,20 +211,29 @@ private:
     std::atomic<std::uint64_t> deliveries_{0};
     std::atomic<std::uint64_t> failed_deliveries_{0};
     std::atomic<std::uint64_t> commits_{0};
+    std::atomic<std::uint64_t> writes_{0};
     std::atomic<std::uint64_t> blob_files_written_{0};
 };
 
 template <class T, class Body>
 Result<T> SqliteStore::write(Body&& body) {
-    if (!writer_) return make_error(Errc::permission_denied, "the store is open read-only");
-    std::lock_guard lock(write_mutex_);
-    auto transaction = Transaction::begin(*writer_);
-    if (!transaction) return transaction.error();
-    Result<T> result = body(*writer_);
-    if (!result) return result;  // the transaction rolls back
-    auto committed = transaction->commit();
-    if (!committed) return committed.error();
-    return result;
+    // The body's answer is kept as a heap object: GCC 12 at -O2 warns falsely (-Wfree-nonheap-object) on a
+    // Result moved into a std::optional inside the std::function.
+    std::unique_ptr<Result<T>> outcome;
+    auto committed = run_write([&](Connection& db, Changes& changes) -> Result<void> {
+        if constexpr (std::is_invocable_v<Body&, Connection&, Changes&>) {
+            outcome = std::make_unique<Result<T>>(body(db, changes));
+        } else {
+            outcome = std::make_unique<Result<T>>(body(db));
+        }
+        if (!*outcome) return outcome->error();
+        return {};
+    });
+    if (!committed) {
+        if (outcome && !*outcome) return std::move(*outcome);
+        return committed.error();
+    }
+    return std::move(*outcome);
 }
 
 template <class T, class Body>
