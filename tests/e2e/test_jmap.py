@@ -288,3 +288,48 @@ def test_guessed_tokens_are_throttled_with_the_login_throttle(make_server):
     statuses = [client.request("GET", "/jmap/session", headers={"Authorization": f"Bearer magpie_{i:064x}"},
                                auth=False)[0] for i in range(5)]
     assert statuses[:3] == [401, 401, 401] and statuses[-1] == 429
+
+
+def test_https_listener_accepts_basic_without_the_plaintext_allowance(make_server):
+    from conftest import client_tls_context
+    server = make_server(sections={"http": {"listen_tls": ["127.0.0.1:0"]}})
+    deadline = time.time() + 10
+    while "https" not in server.ports and time.time() < deadline:
+        found = re.search(r"listening on 127\.0\.0\.1:(\d+) \(https\)", server.current_log())
+        if found:
+            server.ports["https"] = int(found.group(1))
+        time.sleep(0.05)
+    request = urllib.request.Request(f"https://127.0.0.1:{server.ports['https']}/jmap/session")
+    request.add_header("Authorization", basic(ALICE))
+    with urllib.request.urlopen(request, timeout=10, context=client_tls_context()) as response:
+        assert json.loads(response.read())["username"] == ALICE
+
+
+def test_imap_flag_changes_show_in_mailbox_counts_and_state(jmap):
+    import imaplib
+    server, client = jmap
+    account = account_id(client)
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as smtp:
+        smtp.sendmail("someone@remote.example", [ALICE], b"Subject: one\r\n\r\nbody\r\n")
+
+    def inbox():
+        _, _, response = client.api([["Mailbox/query", {"accountId": account, "filter": {"role": "inbox"}}, "q"],
+                                     ["Mailbox/get", {"accountId": account, "#ids": {
+                                         "resultOf": "q", "name": "Mailbox/query", "path": "/ids"}}, "g"]])
+        result = response["methodResponses"][1][1]
+        return result["state"], result["list"][0]
+
+    before, box = inbox()
+    assert box["unreadEmails"] == 1
+    from conftest import client_tls_context
+    imap = imaplib.IMAP4("127.0.0.1", server.imap_port)
+    imap.starttls(ssl_context=client_tls_context())
+    imap.login(ALICE, PASSWORD)
+    imap.select("INBOX")
+    imap.store("1", "+FLAGS", "\\Seen")
+    imap.logout()
+    after, box = inbox()
+    assert box["unreadEmails"] == 0 and box["totalEmails"] == 1
+    assert after != before
+    _, _, response = client.api([["Mailbox/changes", {"accountId": account, "sinceState": before}, "c"]])
+    assert response["methodResponses"][0][1]["type"] == "cannotCalculateChanges"
