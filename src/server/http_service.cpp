@@ -153,6 +153,12 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         co_return problem(400, "too many concurrent requests for this account", http::kProblemLimit,
                           "maxConcurrentRequests");
     }
+    // Released however this coroutine ends (a shutdown may destroy it while the store works).
+    struct Leave {
+        HttpService* service;
+        std::int64_t account_id;
+        ~Leave() { service->leave(account_id); }
+    } leave_on_exit{this, account.id};
     auto& store = services_.store;
     auto run = services_.executor.run([&store, &account, &limits, &request]() {
         auto dispatcher = http::make_dispatcher(store, account, limits);
@@ -161,7 +167,6 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         return json_response(std::get<json>(outcome));
     });
     auto response = co_await std::move(run);
-    leave(account.id);
     co_return response;
 }
 
