@@ -13,6 +13,7 @@
 #include "cli/dns.h"
 #include "cli/password_input.h"
 #include "cli/queue.h"
+#include "cli/token.h"
 #include "server/config.h"
 #include "server/store_factory.h"
 #include "store/store.h"
@@ -144,6 +145,8 @@ int main(int argc, char** argv) {
     std::string selector_suffix;
     dkim_keygen->add_option("--suffix", selector_suffix, "selector suffix after r/e (default: today, YYYYMMDD)");
 
+    magpie::cli::TokenCommands tokens(app);
+
     CLI11_PARSE(app, argc, argv);
 
     auto config = config_from(config_file, data_dir);
@@ -165,10 +168,13 @@ int main(int argc, char** argv) {
 
     if (queue.parsed()) return queue.run(*config);
 
-    bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed();
+    bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed() ||
+                     tokens.read_only();
     auto opened = open_or_create_store(*config, read_only);
     if (!opened) return fail(opened.error().message);
     auto& store = **opened;
+
+    if (tokens.parsed()) return tokens.run(store);
 
     auto done = [](const Result<void>& r) { return r ? 0 : fail(r.error().message); };
 

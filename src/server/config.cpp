@@ -228,7 +228,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
     Config config;
     config.hostname = default_hostname();
     Result<void> status;
-    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "submission", "imap", "auth", "store", "queue"}));
+    MAGPIE_TRY(check_keys(root, "top level",
+                          {"server", "tls", "smtp", "submission", "imap", "http", "auth", "store", "queue"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -349,6 +350,39 @@ Result<Config> load_config(const std::filesystem::path& file) {
             return make_error(Errc::invalid_argument, "[imap] idle_keepalive_interval is at least 1");
     }
     MAGPIE_TRY(status);
+    if (auto* t = section(root, "http", status)) {
+        auto& s = config.http;
+        MAGPIE_TRY(check_keys(*t, "http",
+                              {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout", "max_header_octets",
+                               "max_request_octets", "max_upload_octets", "max_concurrent_requests",
+                               "max_concurrent_uploads", "max_calls_in_request", "max_objects_in_get",
+                               "max_objects_in_set", "max_json_depth", "max_json_string_octets", "max_connections",
+                               "max_connections_per_ip"}));
+        MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
+        MAGPIE_TRY(read_listen(*t, "http", "listen_tls", s.listen_tls));
+        MAGPIE_TRY(read(*t, "http", "allow_plaintext_login", s.allow_plaintext_login));
+        MAGPIE_TRY(read(*t, "http", "idle_timeout", s.idle_timeout));
+        MAGPIE_TRY(read(*t, "http", "max_header_octets", s.max_header_octets));
+        MAGPIE_TRY(read(*t, "http", "max_request_octets", s.max_request_octets));
+        MAGPIE_TRY(read(*t, "http", "max_upload_octets", s.max_upload_octets));
+        MAGPIE_TRY(read(*t, "http", "max_concurrent_requests", s.max_concurrent_requests));
+        MAGPIE_TRY(read(*t, "http", "max_concurrent_uploads", s.max_concurrent_uploads));
+        MAGPIE_TRY(read(*t, "http", "max_calls_in_request", s.max_calls_in_request));
+        MAGPIE_TRY(read(*t, "http", "max_objects_in_get", s.max_objects_in_get));
+        MAGPIE_TRY(read(*t, "http", "max_objects_in_set", s.max_objects_in_set));
+        MAGPIE_TRY(read(*t, "http", "max_json_depth", s.max_json_depth));
+        MAGPIE_TRY(read(*t, "http", "max_json_string_octets", s.max_json_string_octets));
+        MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
+        MAGPIE_TRY(read(*t, "http", "max_connections_per_ip", s.max_connections_per_ip));
+        if (s.idle_timeout == 0 || s.max_header_octets < 1024 || s.max_request_octets == 0 ||
+            s.max_upload_octets == 0 || s.max_concurrent_requests == 0 || s.max_concurrent_uploads == 0 ||
+            s.max_calls_in_request == 0 || s.max_objects_in_get == 0 || s.max_objects_in_set == 0 ||
+            s.max_json_depth == 0 || s.max_json_string_octets == 0 || s.max_connections == 0 ||
+            s.max_connections_per_ip == 0) {
+            return make_error(Errc::invalid_argument, "[http] limits must be positive (max_header_octets >= 1024)");
+        }
+    }
+    MAGPIE_TRY(status);
     if (auto* t = section(root, "auth", status)) {
         auto& s = config.auth;
         MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "login_threads", "verified_cache_seconds",
@@ -409,6 +443,8 @@ Config demo_config(const std::filesystem::path& data_dir) {
     config.imap.listen_tls = {{"127.0.0.1", demo_ports::imaps}};
     config.imap.allow_plaintext_login = true;  // loopback only: the demo binds nothing else
     config.smtp.postmaster = "demo@example.test";  // the demo's one user (server.cpp creates it)
+    config.http.listen = {{"127.0.0.1", demo_ports::http}};
+    config.http.allow_plaintext_login = true;  // loopback only, as for IMAP
     return config;
 }
 

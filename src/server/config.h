@@ -67,6 +67,27 @@ struct ImapConfig {
     std::size_t max_connections_per_ip = 50;  // clients open several connections per account
 };
 
+// The HTTP listener: JMAP (RFC 8620/8621). Every bound below answers with an RFC 7807 problem or the
+// RFC's JMAP error, never a crash.
+struct HttpConfig {
+    std::vector<ListenAddress> listen;      // plain HTTP, e.g. ["127.0.0.1:8080"]
+    std::vector<ListenAddress> listen_tls;  // HTTPS, e.g. ["0.0.0.0:443"]; needs [tls]
+    bool allow_plaintext_login = false;     // Basic or Bearer credentials without TLS (loopback demo)
+    std::uint32_t idle_timeout = 60;        // seconds awaiting (the rest of) a request
+    std::size_t max_header_octets = 16 * 1024;           // request line and headers
+    std::uint64_t max_request_octets = 10ull << 20;      // API request body (maxSizeRequest)
+    std::uint64_t max_upload_octets = 50ull << 20;       // upload body (maxSizeUpload)
+    std::size_t max_concurrent_requests = 4;             // per account (maxConcurrentRequests)
+    std::size_t max_concurrent_uploads = 4;              // per account (maxConcurrentUpload)
+    std::size_t max_calls_in_request = 32;               // maxCallsInRequest
+    std::size_t max_objects_in_get = 500;                // maxObjectsInGet
+    std::size_t max_objects_in_set = 500;                // maxObjectsInSet
+    std::size_t max_json_depth = 64;                     // nested arrays/objects in a request
+    std::size_t max_json_string_octets = 1u << 20;       // one JSON string
+    std::size_t max_connections = 1000;
+    std::size_t max_connections_per_ip = 50;
+};
+
 struct AuthConfig {
     std::size_t max_concurrent_hashes = 4;       // argon2id verifications at once (64 MiB each)
     std::size_t login_threads = 4;               // threads for sessions not yet authenticated (hashing)
@@ -123,6 +144,7 @@ struct Config {
     SmtpConfig smtp;
     SubmissionConfig submission;
     ImapConfig imap;
+    HttpConfig http;
     AuthConfig auth;
     StoreConfig store;
     QueueConfig queue;

@@ -156,6 +156,11 @@ Result<void> Server::start() {
         .store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_, .verified_cache = verified_cache_.get()});
     imap_ = std::make_unique<ImapService>(config_, *imap_services_, *store_executor_, *login_executor_, change_hub_);
     imap_limiter_ = std::make_shared<net::ConnectionLimiter>(c.imap.max_connections, c.imap.max_connections_per_ip);
+    http_ = std::make_unique<HttpService>(
+        config_, HttpServices{.store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_,
+                              .verified_cache = verified_cache_.get(), .executor = *store_executor_,
+                              .login_executor = *login_executor_, .hub = change_hub_});
+    http_limiter_ = std::make_shared<net::ConnectionLimiter>(c.http.max_connections, c.http.max_connections_per_ip);
     store_->set_change_listener([this](std::int64_t account_id, std::int64_t, std::uint64_t) {
         change_hub_.notify(account_id);
     });
@@ -168,6 +173,11 @@ Result<void> Server::start() {
                     fmt::format("421 4.7.0 {} Too many connections, try again later\r\n", c.hostname)));
     MAGPIE_TRY(bind(c.imap.listen, "imap", false, "* BYE Too many connections, try again later\r\n"));
     MAGPIE_TRY(bind(c.imap.listen_tls, "imaps", true, "* BYE Too many connections, try again later\r\n"));
+    const std::string http_busy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nContent-Length: 74\r\n"
+        "Connection: close\r\n\r\n{\"type\":\"about:blank\",\"status\":503,\"detail\":\"too many connections, retry\"}";
+    MAGPIE_TRY(bind(c.http.listen, "http", false, http_busy));
+    MAGPIE_TRY(bind(c.http.listen_tls, "https", true, http_busy));
     MAGPIE_TRY(net::drop_privileges(c.user, c.data_dir));
     // Submission queues remote recipients: the queue is opened (and delivery started) before it listens.
     MAGPIE_TRY(start_delivery());
@@ -187,7 +197,10 @@ Result<void> Server::start() {
     for (auto& listener : listeners_) {
         auto tls = [this] { return tls_context(); };
         const std::string& service = listener->options().service;
-        if (service == "smtp") {
+        if (service == "http" || service == "https") {
+            listener->start([this](std::shared_ptr<net::Connection> connection) { return http_->serve(connection); },
+                            http_limiter_, tls, registry_);
+        } else if (service == "smtp") {
             listener->start([this](std::shared_ptr<net::Connection> connection) { return smtp_->serve(connection); },
                             smtp_limiter_, tls, registry_);
         } else if (service == "submission" || service == "submissions") {
@@ -246,7 +259,9 @@ void Server::reload() {
     }
     const auto& old = *config_;
     if (loaded->smtp.listen.size() != old.smtp.listen.size() || loaded->imap.listen.size() != old.imap.listen.size() ||
-        loaded->imap.listen_tls.size() != old.imap.listen_tls.size() || loaded->data_dir != old.data_dir ||
+        loaded->imap.listen_tls.size() != old.imap.listen_tls.size() ||
+        loaded->http.listen.size() != old.http.listen.size() ||
+        loaded->http.listen_tls.size() != old.http.listen_tls.size() || loaded->data_dir != old.data_dir ||
         loaded->user != old.user || loaded->threads != old.threads || loaded->store.threads != old.store.threads) {
         spdlog::warn("SIGHUP: listen addresses, data_dir, user and thread counts change only on restart");
     }
@@ -256,6 +271,8 @@ void Server::reload() {
     next->imap.listen_tls = old.imap.listen_tls;
     next->submission.listen = old.submission.listen;
     next->submission.listen_tls = old.submission.listen_tls;
+    next->http.listen = old.http.listen;
+    next->http.listen_tls = old.http.listen_tls;
     next->data_dir = old.data_dir;
     next->user = old.user;
     config_ = next;
@@ -269,6 +286,8 @@ void Server::reload() {
     if (submission_) submission_->reconfigure(next);
     if (delivery_) delivery_->reconfigure(next);
     imap_->reconfigure(next);
+    http_limiter_->set_limits(next->http.max_connections, next->http.max_connections_per_ip);
+    http_->reconfigure(next);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_file_.string());
 }
 

@@ -19,6 +19,7 @@
 #include "server/config.h"
 #include "server/delivery_service.h"
 #include "delivery/sqlite_queue.h"
+#include "server/http_service.h"
 #include "server/imap_service.h"
 #include "server/smtp_service.h"
 #include "server/store_executor.h"
@@ -71,6 +72,8 @@ private:
     std::unique_ptr<imap::SessionServices> imap_services_;
     std::shared_ptr<net::ConnectionLimiter> imap_limiter_;
     std::unique_ptr<ImapService> imap_;
+    std::shared_ptr<net::ConnectionLimiter> http_limiter_;
+    std::unique_ptr<HttpService> http_;
     ChangeHub change_hub_;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     std::unique_ptr<net::asio::signal_set> signals_;

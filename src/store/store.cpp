@@ -54,4 +54,12 @@ Result<std::vector<std::string>> Store::list_subscriptions(std::int64_t) {
     return unsupported("list_subscriptions");
 }
 
+Result<ApiToken> Store::add_api_token(std::int64_t, std::string_view, std::string_view, std::int64_t,
+                                     std::optional<std::int64_t>) {
+    return unsupported("add_api_token");
+}
+Result<std::vector<ApiToken>> Store::list_api_tokens(std::int64_t) { return unsupported("list_api_tokens"); }
+Result<void> Store::revoke_api_token(std::int64_t, std::string_view) { return unsupported("revoke_api_token"); }
+Result<ApiToken> Store::find_api_token(std::string_view) { return unsupported("find_api_token"); }
+
 }  // namespace magpie::store

@@ -231,6 +231,17 @@ struct MailboxStatus {
     std::uint64_t deleted_size = 0;  // their octets (RFC 9208 DELETED-STORAGE, in octets, not KiB)
 };
 
+// A per-user API token for HTTP Bearer authentication (JMAP clients). Only its SHA-256 is stored; the
+// token itself is shown once, when it is made.
+struct ApiToken {
+    std::int64_t id = 0;
+    std::int64_t account_id = 0;
+    std::string account_address;           // the owner's address (lower-case)
+    std::string name;                      // unique per account, chosen by the user
+    std::int64_t created_at = 0;           // Unix seconds
+    std::optional<std::int64_t> expires_at;  // Unix seconds; none = never
+};
+
 // Counters for tests and metrics: group commit works when commits < deliveries + writes.
 struct StoreStats {
     std::uint64_t deliveries = 0;         // deliveries acknowledged with success
@@ -373,6 +384,16 @@ public:
     virtual Result<QueueEntry> find_queue_entry(std::int64_t id);
     // Removes an entry with its recipients and attempts; its blob may become garbage. not_found.
     virtual Result<void> delete_queue_entry(std::int64_t id);
+
+    // ---- API tokens (HTTP Bearer). `token_hash` is the raw 32-byte SHA-256 of the token.
+    // already_exists when the account has a token of that name; not_found for an unknown account.
+    virtual Result<ApiToken> add_api_token(std::int64_t account_id, std::string_view name,
+                                           std::string_view token_hash, std::int64_t created_at,
+                                           std::optional<std::int64_t> expires_at);
+    virtual Result<std::vector<ApiToken>> list_api_tokens(std::int64_t account_id);  // by name
+    virtual Result<void> revoke_api_token(std::int64_t account_id, std::string_view name);  // not_found
+    // The token with this hash, expired or not (the caller compares expires_at with its clock); not_found.
+    virtual Result<ApiToken> find_api_token(std::string_view token_hash);
 
     // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
     virtual void set_change_listener(ChangeListener listener) = 0;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "store/flags.h"
+#include "store/sqlite/api_tokens.h"
 
 namespace magpie::store::sqlite {
 namespace {
@@ -232,6 +233,7 @@ const char* schema_step(int version) {
         case 2: return kSchemaV2;
         case 3: return kSchemaV3;
         case 4: return kSchemaV4;
+        case 5: return kSchemaApiTokens;  // api_tokens.cpp
         default: return nullptr;
     }
 }

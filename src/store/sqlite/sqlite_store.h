@@ -121,6 +121,12 @@ public:
     Result<std::vector<QueueEntry>> list_queue(std::size_t limit) override;
     Result<QueueEntry> find_queue_entry(std::int64_t id) override;
     Result<void> delete_queue_entry(std::int64_t id) override;
+    // api_tokens.cpp
+    Result<ApiToken> add_api_token(std::int64_t account_id, std::string_view name, std::string_view token_hash,
+                                   std::int64_t created_at, std::optional<std::int64_t> expires_at) override;
+    Result<std::vector<ApiToken>> list_api_tokens(std::int64_t account_id) override;
+    Result<void> revoke_api_token(std::int64_t account_id, std::string_view name) override;
+    Result<ApiToken> find_api_token(std::string_view token_hash) override;
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;

@@ -1,0 +1,101 @@
+// The JMAP API endpoint's core (RFC 8620 3): parses a Request object, checks the capabilities it uses and
+// the session limits, resolves result references between calls (3.7) and dispatches each call to a
+// registered method. Sans-IO: no socket, no store, no clock; methods over the store are registered by the
+// caller, so this core is unit-tested and fuzzed on its own.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "http/json_limits.h"
+#include "http/problem.h"
+
+namespace magpie::http {
+
+inline constexpr std::string_view kCapabilityCore = "urn:ietf:params:jmap:core";
+inline constexpr std::string_view kCapabilityMail = "urn:ietf:params:jmap:mail";
+inline constexpr std::string_view kCapabilitySubmission = "urn:ietf:params:jmap:submission";
+
+// The limits RFC 8620 2 publishes in the session resource's core capability, plus the JSON bounds.
+struct ApiLimits {
+    std::uint64_t max_size_upload = 50ull << 20;       // octets
+    std::size_t max_concurrent_upload = 4;
+    std::uint64_t max_size_request = 10ull << 20;      // octets of a request body
+    std::size_t max_concurrent_requests = 4;
+    std::size_t max_calls_in_request = 32;
+    std::size_t max_objects_in_get = 500;
+    std::size_t max_objects_in_set = 500;
+    JsonLimits json;
+};
+
+// A method-level error (RFC 8620 3.6.2): `type` is the RFC's exact name ("invalidArguments", ...).
+struct MethodError {
+    std::string type;
+    std::string description;
+};
+
+// The "error" response of a call, as the invocation's arguments.
+nlohmann::json method_error_arguments(const MethodError& error);
+
+using MethodOutcome = std::variant<nlohmann::json, MethodError>;
+
+// What a method sees of the request: the capabilities it declared, the ids created so far (3.3
+// createdIds, for creation references) and the limits.
+struct CallContext {
+    const std::set<std::string>& using_capabilities;
+    std::map<std::string, std::string>& created_ids;
+    const ApiLimits& limits;
+};
+
+using Method = std::function<MethodOutcome(const nlohmann::json& arguments, CallContext& context)>;
+
+class Dispatcher {
+public:
+    // Registers the core capability and core/echo (RFC 8620 4.1).
+    explicit Dispatcher(ApiLimits limits);
+
+    // `capability` must be in the request's "using" for the method to be callable (else unknownMethod).
+    void add(std::string name, std::string capability, Method method);
+    // Capabilities this server supports; a request using any other is refused (unknownCapability).
+    void add_capability(std::string capability) { capabilities_.insert(std::move(capability)); }
+    const ApiLimits& limits() const { return limits_; }
+
+    // Runs one request body. The Response object (3.4) on success, with `session_state`; a Problem for the
+    // request-level errors of 3.6.1 (notJSON, notRequest, unknownCapability, limit).
+    std::variant<nlohmann::json, Problem> handle(std::string_view body, std::string_view session_state) const;
+
+private:
+    struct Entry {
+        std::string capability;
+        Method method;
+    };
+    MethodOutcome call(const std::string& name, const nlohmann::json& arguments, CallContext& context) const;
+
+    ApiLimits limits_;
+    std::set<std::string> capabilities_;
+    std::map<std::string, Entry, std::less<>> methods_;
+};
+
+// Replaces every "#name" argument by the value its ResultReference points at (RFC 8620 3.7), looking in the
+// responses so far. invalidArguments when both "name" and "#name" are given or the reference is malformed;
+// invalidResultReference when it points nowhere.
+std::optional<MethodError> resolve_result_references(nlohmann::json& arguments,
+                                                     const nlohmann::json& responses);
+
+// RFC 8620 3.7's JSON Pointer with the "*" extension: "*" maps the rest of the path over an array and
+// flattens arrays in the result. nullopt when the path does not resolve.
+std::optional<nlohmann::json> evaluate_pointer(const nlohmann::json& value, std::string_view pointer);
+
+// Serialises without throwing: invalid UTF-8 from stored data is replaced, never an exception.
+std::string to_json_text(const nlohmann::json& value);
+
+}  // namespace magpie::http

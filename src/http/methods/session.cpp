@@ -1,0 +1,79 @@
+#include "http/methods/session.h"
+
+#include <fmt/format.h>
+
+#include "http/methods/mailbox.h"
+
+namespace magpie::http {
+
+using nlohmann::json;
+
+std::string jmap_account_id(const store::Account& account) { return fmt::format("a{}", account.id); }
+
+std::string state_digest(std::string_view text) {
+    std::uint64_t hash = 0xcbf29ce484222325ull;
+    for (unsigned char c : text) {
+        hash ^= c;
+        hash *= 0x100000001b3ull;
+    }
+    return fmt::format("{:016x}", hash);
+}
+
+std::string session_state(const store::Account& account) {
+    return state_digest(fmt::format("{}\n{}\ncore,mail", account.id, account.address));
+}
+
+json session_resource(const store::Account& account, const ApiLimits& limits) {
+    const std::string id = jmap_account_id(account);
+    json core = {{"maxSizeUpload", limits.max_size_upload},
+                 {"maxConcurrentUpload", limits.max_concurrent_upload},
+                 {"maxSizeRequest", limits.max_size_request},
+                 {"maxConcurrentRequests", limits.max_concurrent_requests},
+                 {"maxCallsInRequest", limits.max_calls_in_request},
+                 {"maxObjectsInGet", limits.max_objects_in_get},
+                 {"maxObjectsInSet", limits.max_objects_in_set},
+                 {"collationAlgorithms", json::array({"i;ascii-casemap"})}};
+    // RFC 8621 1.3.1: the account's mail capability.
+    json mail = {{"maxMailboxesPerEmail", nullptr},
+                 {"maxMailboxDepth", nullptr},
+                 {"maxSizeMailboxName", 490},
+                 {"maxSizeAttachmentsPerEmail", limits.max_size_upload},
+                 {"emailQuerySortOptions", json::array({"receivedAt"})},
+                 {"mayCreateTopLevelMailbox", false}};
+    return json{
+        {"capabilities", {{std::string(kCapabilityCore), core}, {std::string(kCapabilityMail), json::object()}}},
+        {"accounts",
+         {{id,
+           {{"name", account.address},
+            {"isPersonal", true},
+            {"isReadOnly", false},
+            {"accountCapabilities", {{std::string(kCapabilityMail), mail}}}}}}},
+        {"primaryAccounts", {{std::string(kCapabilityMail), id}}},
+        {"username", account.address},
+        {"apiUrl", "/jmap/api"},
+        {"downloadUrl", "/jmap/download/{accountId}/{blobId}/{name}?type={type}"},
+        {"uploadUrl", "/jmap/upload/{accountId}/"},
+        {"eventSourceUrl", "/jmap/eventsource?types={types}&closeafter={closeafter}&ping={ping}"},
+        {"state", session_state(account)}};
+}
+
+std::optional<MethodError> check_account_id(const json& arguments, const store::Account& account) {
+    auto it = arguments.find("accountId");
+    if (it == arguments.end() || !it->is_string()) {
+        return MethodError{"invalidArguments", "\"accountId\" must be a string"};
+    }
+    if (it->get_ref<const std::string&>() != jmap_account_id(account)) {
+        return MethodError{"accountNotFound", "no such account for this user"};
+    }
+    return std::nullopt;
+}
+
+std::unique_ptr<Dispatcher> make_dispatcher(store::Store& store, const store::Account& account,
+                                            const ApiLimits& limits) {
+    auto dispatcher = std::make_unique<Dispatcher>(limits);
+    dispatcher->add_capability(std::string(kCapabilityMail));
+    add_mailbox_methods(*dispatcher, store, account);
+    return dispatcher;
+}
+
+}  // namespace magpie::http

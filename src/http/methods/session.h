@@ -1,0 +1,33 @@
+// The JMAP session resource (RFC 8620 2) of one account and the Dispatcher holding that account's methods.
+// Ids: the account id is "a" followed by the store's account number.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "http/api.h"
+#include "store/store.h"
+
+namespace magpie::http {
+
+std::string jmap_account_id(const store::Account& account);
+
+// The capabilities this server advertises and serves: core and mail (Mailbox/* only; see README.md).
+nlohmann::json session_resource(const store::Account& account, const ApiLimits& limits);
+// Changes when the session resource would (the account's identity): RFC 8620 2 "state".
+std::string session_state(const store::Account& account);
+
+// A Dispatcher with core/echo and the Mailbox methods of `account`; `store` must outlive it.
+std::unique_ptr<Dispatcher> make_dispatcher(store::Store& store, const store::Account& account,
+                                            const ApiLimits& limits);
+
+// Checks a method's "accountId" argument (RFC 8620 3.6.2): invalidArguments when absent or not a string,
+// accountNotFound when it names any account but this one.
+std::optional<MethodError> check_account_id(const nlohmann::json& arguments, const store::Account& account);
+
+// A stable 64-bit FNV-1a digest in hex, for state strings built from what they summarise.
+std::string state_digest(std::string_view text);
+
+}  // namespace magpie::http

@@ -1,0 +1,278 @@
+#include "server/http_service.h"
+
+#include <array>
+
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "auth/authenticator.h"
+#include "base/time.h"
+#include "http/methods/api_token.h"
+#include "http/methods/mailbox.h"
+#include "http/methods/session.h"
+
+namespace magpie::server {
+
+namespace bhttp = boost::beast::http;
+using nlohmann::json;
+
+struct HttpService::Request {
+    std::string method;
+    std::string target;
+    std::string authorization;
+    std::string body;
+};
+
+namespace {
+
+http::ApiLimits api_limits(const HttpConfig& c) {
+    http::ApiLimits limits;
+    limits.max_size_upload = c.max_upload_octets;
+    limits.max_concurrent_upload = c.max_concurrent_uploads;
+    limits.max_size_request = c.max_request_octets;
+    limits.max_concurrent_requests = c.max_concurrent_requests;
+    limits.max_calls_in_request = c.max_calls_in_request;
+    limits.max_objects_in_get = c.max_objects_in_get;
+    limits.max_objects_in_set = c.max_objects_in_set;
+    limits.json.max_depth = c.max_json_depth;
+    limits.json.max_string_octets = c.max_json_string_octets;
+    return limits;
+}
+
+http::Response problem(int status, std::string detail, std::string type = "about:blank", std::string limit = {}) {
+    return http::problem_response(http::Problem{status, std::move(type), std::move(detail), std::move(limit)});
+}
+
+http::Response json_response(const json& body) {
+    http::Response response;
+    response.body = http::to_json_text(body);
+    return response;
+}
+
+http::Response unauthorized(std::string detail) {
+    auto response = problem(401, std::move(detail));
+    response.headers.emplace_back("WWW-Authenticate", "Basic realm=\"magpie\", charset=\"UTF-8\"");
+    return response;
+}
+
+// Beast's parse errors as the problem a client gets before the connection closes.
+http::Response parse_problem(const boost::beast::error_code& ec, const HttpConfig& config) {
+    if (ec == bhttp::error::header_limit) {
+        return problem(431, fmt::format("the request line and headers exceed {} octets", config.max_header_octets));
+    }
+    if (ec == bhttp::error::body_limit) {
+        return problem(413, fmt::format("the request body exceeds {} octets", config.max_request_octets),
+                       http::kProblemLimit, "maxSizeRequest");
+    }
+    return problem(400, fmt::format("malformed HTTP request: {}", ec.message()));
+}
+
+}  // namespace
+
+bool HttpService::enter(std::int64_t account_id, std::size_t limit) {
+    std::lock_guard lock(running_mutex_);
+    auto& running = running_[account_id];
+    if (running >= limit) return false;
+    ++running;
+    return true;
+}
+
+void HttpService::leave(std::int64_t account_id) {
+    std::lock_guard lock(running_mutex_);
+    if (auto it = running_.find(account_id); it != running_.end() && --it->second == 0) running_.erase(it);
+}
+
+awaitable<Result<store::Account>> HttpService::authenticate(const Request& request, const net::Connection& connection,
+                                                            const Config& config) {
+    auto credentials = http::parse_authorization(request.authorization);
+    if (!credentials) co_return make_error(Errc::auth_failed, "authentication required");
+    // RFC 7617 4 and RFC 6750 5.3: credentials travel only over TLS, unless the operator allows plain
+    // HTTP (the demo on loopback).
+    if (!connection.tls_active() && !config.http.allow_plaintext_login) {
+        co_return make_error(Errc::auth_failed, "credentials are accepted over TLS only");
+    }
+    auto& s = services_;
+    if (credentials->scheme == http::Credentials::Scheme::bearer) {
+        // Tokens are not hashed with argon2id (they are random), so they go to the store pool, not the login pool.
+        auto check = s.executor.run([&s, token = credentials->secret, ip = connection.peer_ip()]() {
+            return http::authenticate_token(s.store, s.throttle, token, ip, unix_now());
+        });
+        auto account = co_await std::move(check);
+        co_return account;
+    }
+
+    auto check = s.login_executor.run([&s, user = credentials->user, password = credentials->secret,
+                                       ip = connection.peer_ip()]() {
+        return auth::authenticate_plain(s.store, s.hash_limiter, s.throttle, user, password, ip, unix_now(),
+                                        s.verified_cache);
+    });
+    auto account = co_await std::move(check);
+    co_return account;
+}
+
+awaitable<http::Response> HttpService::handle(const Request& request,
+                                              const std::shared_ptr<net::Connection>& connection, const Config& config,
+                                              bool& streamed) {
+    auto [path, query] = http::split_target(request.target);
+    const bool session = path == "/.well-known/jmap" || path == "/jmap/session";
+    const bool api = path == "/jmap/api" || path == "/jmap/api/";
+    const bool events = path == "/jmap/eventsource" || path == "/jmap/eventsource/";
+    if (!session && !api && !events) co_return problem(404, "no such resource");
+    if ((api && request.method != "POST") || (!api && request.method != "GET")) {
+        auto response = problem(405, "method not allowed here");
+        response.headers.emplace_back("Allow", api ? "POST" : "GET");
+        co_return response;
+    }
+
+    auto authenticated = co_await authenticate(request, *connection, config);
+    if (!authenticated) {
+        const auto& error = authenticated.error();
+        switch (error.code) {
+            case Errc::limit_exceeded: co_return problem(429, error.message);
+            case Errc::unavailable: co_return problem(503, error.message);
+            case Errc::permission_denied: co_return problem(403, error.message);
+            case Errc::auth_failed:
+            case Errc::not_found:
+            case Errc::invalid_argument: co_return unauthorized(error.message);
+            default: co_return problem(500, "authentication failed on the server's side");
+        }
+    }
+    const store::Account account = *authenticated;
+    const auto limits = api_limits(config.http);
+
+    if (session) co_return json_response(http::session_resource(account, limits));
+    if (events) {
+        auto parsed = http::parse_event_source_query(query);
+        if (!parsed) co_return problem(400, "the EventSource query needs types, and closeafter/ping as RFC 8620 7.3 says");
+        streamed = true;
+        co_await event_source(connection, account, *parsed, config);
+        co_return http::Response{};
+    }
+    if (!enter(account.id, limits.max_concurrent_requests)) {
+        co_return problem(400, "too many concurrent requests for this account", http::kProblemLimit,
+                          "maxConcurrentRequests");
+    }
+    // Released however this coroutine ends (a shutdown may destroy it while the store works).
+    struct Leave {
+        HttpService* service;
+        std::int64_t account_id;
+        ~Leave() { service->leave(account_id); }
+    } leave_on_exit{this, account.id};
+    auto& store = services_.store;
+    auto run = services_.executor.run([&store, &account, &limits, &request]() {
+        auto dispatcher = http::make_dispatcher(store, account, limits);
+        auto outcome = dispatcher->handle(request.body, http::session_state(account));
+        if (auto* p = std::get_if<http::Problem>(&outcome)) return http::problem_response(*p);
+        return json_response(std::get<json>(outcome));
+    });
+    auto response = co_await std::move(run);
+    co_return response;
+}
+
+// RFC 8620 7.3: one "state" event per change of the account's state, "ping" events every `ping` seconds.
+awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>& connection,
+                                          const store::Account& account, const http::EventSourceQuery& query,
+                                          const Config& config) {
+    const auto idle = std::chrono::seconds(config.http.idle_timeout);
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    if (!co_await connection->write_all(head, idle)) co_return;
+    const bool wants_mailbox =
+        query.types.empty() || std::ranges::find(query.types, "Mailbox") != query.types.end();
+    auto& store = services_.store;
+    auto read_state = [&]() { return services_.executor.run([&store, &account] { return http::mailbox_state(store, account); }); };
+
+    services_.hub.watch(account.id, connection);
+    struct Unwatch {
+        ChangeHub& hub;
+        std::int64_t account;
+        net::Connection* connection;
+        ~Unwatch() { hub.unwatch(account, connection); }
+    } unwatch{services_.hub, account.id, connection.get()};
+
+    auto first = read_state();
+    auto initial = co_await std::move(first);
+    if (!initial) co_return;
+    std::string last = *initial;
+    // Without ping the stream still wakes now and then to notice a dead peer on the next write.
+    const auto wait = std::chrono::seconds(query.ping_seconds ? query.ping_seconds : 300);
+    std::array<char, 512> buffer;
+    std::string out;
+    for (;;) {
+        std::size_t n = co_await connection->read_some(buffer, wait);
+        if (n > 0) continue;  // nothing is expected from the client; ignore it
+        if (connection->take_wake()) {
+            auto next = read_state();
+            auto state = co_await std::move(next);
+            if (!state) co_return;
+            if (*state == last || !wants_mailbox) continue;
+            last = *state;
+            json change = {{"@type", "StateChange"},
+                           {"changed", {{http::jmap_account_id(account), {{"Mailbox", last}}}}}};
+            out = fmt::format("event: state\ndata: {}\n\n", http::to_json_text(change));
+            if (!co_await connection->write_all(out, idle)) co_return;
+            if (query.close_after_state) co_return;
+        } else if (connection->timed_out()) {
+            if (!query.ping_seconds) continue;
+            out = fmt::format("event: ping\ndata: {{\"interval\":{}}}\n\n", query.ping_seconds);
+            if (!co_await connection->write_all(out, idle)) co_return;
+        } else {
+            co_return;  // the client went away, or the server is shutting down
+        }
+    }
+}
+
+awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) {
+    std::array<char, 16384> buffer;
+    std::string pending;
+    std::string output;
+    for (;;) {
+        auto config = std::atomic_load(&config_);
+        const auto timeout = std::chrono::seconds(config->http.idle_timeout);
+        bhttp::request_parser<bhttp::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(config->http.max_header_octets));
+        parser.body_limit(config->http.max_request_octets);
+        parser.eager(true);
+        boost::beast::error_code ec;
+        while (!parser.is_done()) {
+            if (!pending.empty()) {
+                std::size_t used = parser.put(net::asio::buffer(pending), ec);
+                pending.erase(0, used);
+                if (ec == bhttp::error::need_more) {
+                    ec = {};
+                } else if (ec) {
+                    break;
+                }
+                if (parser.is_done() || (used > 0 && !pending.empty())) continue;
+            }
+            std::size_t n = co_await connection->read_some(buffer, timeout);
+            if (n == 0) {
+                if (connection->timed_out() && (!pending.empty() || parser.got_some())) {
+                    output = http::serialize(problem(408, "the request did not arrive in time"));
+                    co_await connection->write_all(output, timeout);
+                }
+                co_return;
+            }
+            pending.append(buffer.data(), n);
+        }
+        if (ec) {
+            auto response = parse_problem(ec, config->http);
+            response.close = true;
+            output = http::serialize(response);
+            co_await connection->write_all(output, timeout);
+            co_return;
+        }
+        auto& message = parser.get();
+        Request request{std::string(message.method_string()), std::string(message.target()),
+                        std::string(message[bhttp::field::authorization]), std::move(message.body())};
+        bool streamed = false;
+        auto response = co_await handle(request, connection, *config, streamed);
+        if (streamed) co_return;
+        response.close = !message.keep_alive() || connection->shutdown_requested();
+        output = http::serialize(response);
+        if (!co_await connection->write_all(output, timeout) || response.close) co_return;
+    }
+}
+
+}  // namespace magpie::server

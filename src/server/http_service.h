@@ -1,0 +1,61 @@
+// The HTTP server's IO side (JMAP, RFC 8620/8621): a coroutine per connection that reads HTTP/1.1 requests
+// with Boost.Beast's parser (bounded header and body), authenticates them (Basic through auth's throttle
+// and verified cache on the login pool), runs the sans-IO JMAP dispatcher on the store executor, writes the
+// response, and keeps EventSource streams (RFC 8620 7.3) open, woken by the ChangeHub.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "auth/password.h"
+#include "auth/throttle.h"
+#include "auth/verified_cache.h"
+#include "http/message.h"
+#include "net/connection.h"
+#include "server/change_hub.h"
+#include "server/config.h"
+#include "server/store_executor.h"
+#include "store/store.h"
+
+namespace magpie::server {
+
+struct HttpServices {
+    store::Store& store;
+    auth::HashLimiter& hash_limiter;
+    auth::LoginThrottle& throttle;
+    auth::VerifiedCache* verified_cache;
+    StoreExecutor& executor;        // authenticated work
+    StoreExecutor& login_executor;  // password checks
+    ChangeHub& hub;
+};
+
+class HttpService {
+public:
+    HttpService(std::shared_ptr<const Config> config, HttpServices services)
+        : config_(std::move(config)), services_(services) {}
+
+    void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
+
+    awaitable<void> serve(std::shared_ptr<net::Connection> connection);
+
+    struct Request;  // one parsed request (http_service.cpp)
+
+private:
+    awaitable<http::Response> handle(const Request& request, const std::shared_ptr<net::Connection>& connection,
+                                     const Config& config, bool& streamed);
+    awaitable<Result<store::Account>> authenticate(const Request& request, const net::Connection& connection,
+                                                   const Config& config);
+    awaitable<void> event_source(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
+                                 const http::EventSourceQuery& query, const Config& config);
+    // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
+    bool enter(std::int64_t account_id, std::size_t limit);
+    void leave(std::int64_t account_id);
+
+    std::shared_ptr<const Config> config_;
+    HttpServices services_;
+    std::mutex running_mutex_;
+    std::map<std::int64_t, std::size_t> running_;
+};
+
+}  // namespace magpie::server
