@@ -66,6 +66,14 @@ class Magpied:
         self.workdir = workdir
         self.host = host
         self.ports = {}
+        # Every listener this configuration binds, so start() returns only once all of them are up.
+        self.expected = {"smtp", "imap"} | ({"imaps"} if tls else set())
+        for name, service, tls_service in (("submission", "submission", "submissions"), ("http", "http", "https")):
+            options = (sections or {}).get(name, {})
+            if options.get("listen"):
+                self.expected.add(service)
+            if options.get("listen_tls"):
+                self.expected.add(tls_service)
         self.data = workdir / "data"
         self.hostname = hostname
         self.config = workdir / "magpie.toml"
@@ -120,7 +128,7 @@ class Magpied:
             text = self.current_log()
             found = dict((service, int(port)) for port, service in
                          re.findall(r"listening on " + re.escape(self.host) + r":(\d+) \((\w+)\)", text))
-            if "smtp" in found and "imap" in found:
+            if self.expected <= found.keys():
                 self.ports = found
                 self.smtp_port, self.imap_port = found["smtp"], found["imap"]
                 self.imaps_port = found.get("imaps")

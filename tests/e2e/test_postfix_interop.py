@@ -43,3 +43,46 @@ def test_postfix_delivers_to_magpied(tmp_path):
     finally:
         postfix.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_magpied_delivers_to_postfix(tmp_path):
+    """Postfix plays the recipient's server (hamburger.test, virtual delivery into a Maildir): magpied's queue
+    delivers to it over SMTP with STARTTLS offered by neither side here, and the message arrives whole."""
+    (tmp_path / "magpied").mkdir()
+    root = instance_dir()
+    postfix = Postfix(root, host="127.0.0.4", port=2527, hostname="mx.hamburger.test",
+                      domains=["hamburger.test"], users=["bob@hamburger.test"])
+    server = Magpied(tmp_path / "magpied", tls=True,
+                     sections={"queue.route": {"domain": "hamburger.test", "host": "127.0.0.4", "port": 2527}})
+    server.config.write_text(server.config.read_text().replace("[queue.route]", "[[queue.route]]"))
+    server.magpie("domain", "add", DOMAIN)
+    server.add_user(ALICE)
+    try:
+        postfix.start()
+        server.start()
+        body = "Bonjour Bob,\r\nles cr\u00eapes sont pr\u00eates.\r\n"
+        message = (f"From: Alice <{ALICE}>\r\nTo: Bob <bob@hamburger.test>\r\nSubject: to postfix\r\n"
+                   f"Date: Sun, 29 Nov 2026 20:00:00 +0000\r\nMessage-ID: <to-postfix@example.test>\r\n"
+                   "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}").encode()
+        path = tmp_path / "message.eml"
+        path.write_bytes(message)
+        entry = server.magpie("queue", "add", "--from", ALICE, "--to", "bob@hamburger.test", str(path))
+        entry = entry.stdout.decode().strip()
+        received = postfix.messages("bob@hamburger.test", wait=60)
+        assert len(received) == 1, server.magpie("queue", "show", entry).stdout.decode() + postfix.log()
+        stored = received[0].replace(b"\r\n", b"\n")  # a Maildir file has Unix line ends
+        assert stored.endswith(body.replace("\r\n", "\n").encode()), stored
+        assert b"\nSubject: to postfix\n" in stored and b"\nFrom: Alice <alice@example.test>\n" in stored
+        deadline = time.time() + 30
+        shown = ""
+        while time.time() < deadline:
+            shown = server.magpie("queue", "show", entry).stdout.decode()
+            if "delivered" in shown:
+                break
+            time.sleep(0.2)
+        assert "delivered" in shown and "250" in shown, shown
+    finally:
+        server.stop()
+        postfix.stop()
+        shutil.rmtree(root, ignore_errors=True)

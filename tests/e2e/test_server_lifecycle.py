@@ -142,7 +142,7 @@ def test_demo_starts_with_its_user_and_reserved_ports(tmp_path):
         assert b"listening on 127.0.0.1:2143 (imap)" in output and b"listening on 127.0.0.1:2993 (imaps)" in output
         assert b"listening on 127.0.0.1:2587 (submission)" in output
         assert b"listening on 127.0.0.1:2465 (submissions)" in output
-        assert b":8080 (" not in output  # HTTP is not built yet: its port stays unbound
+        assert b"listening on 127.0.0.1:8080 (http)" in output
         with smtplib.SMTP("127.0.0.1", 2587) as client:
             client.login("demo@example.test", "demo")  # plaintext AUTH on loopback, in the demo only
             assert client.sendmail("demo@example.test", ["demo@example.test"],
