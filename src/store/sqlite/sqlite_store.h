@@ -121,6 +121,7 @@ public:
     Result<std::vector<QueueEntry>> list_queue(std::size_t limit) override;
     Result<QueueEntry> find_queue_entry(std::int64_t id) override;
     Result<void> delete_queue_entry(std::int64_t id) override;
+    Result<GarbageReport> collect_garbage(std::int64_t now, std::int64_t grace_seconds) override;
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
@@ -191,7 +192,7 @@ private:
     QueueAttempt bounded(const QueueAttempt& attempt) const;
 
     SqliteOptions options_;
-    BlobFiles blob_files_;
+    std::unique_ptr<BlobStorage> blobs_;  // large blobs (files today)
     std::unique_ptr<Connection> writer_;  // used by the committer thread only
     ReaderPool readers_;
 
