@@ -56,9 +56,10 @@ Result<void> fsync_directory(const std::filesystem::path& dir) {
     return {};
 }
 
-// A flock on blobs/.lock, released when the returned descriptor closes.
+// A flock on <data_dir>/blobs.lock (beside blobs/, which holds blobs only), released when the returned
+// descriptor closes.
 Result<std::unique_ptr<Fd>> lock_blobs(const std::filesystem::path& root, int operation) {
-    std::filesystem::path path = root / ".lock";
+    std::filesystem::path path = root.parent_path() / "blobs.lock";
     auto fd = std::make_unique<Fd>(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
     if (fd->get() < 0) return errno_error("open", path, errno);
     while (::flock(fd->get(), operation) != 0) {
@@ -220,7 +221,7 @@ Result<BlobStorage::Swept> BlobFiles::sweep(std::int64_t cutoff,
     Swept swept;
     std::error_code error;
     for (const auto& dir : std::filesystem::directory_iterator(root_, error)) {
-        if (!dir.is_directory(error)) continue;  // .lock and strays at the top are not blobs
+        if (!dir.is_directory(error)) continue;  // strays at the top are not blobs
         const std::string prefix = dir.path().filename().string();
         std::vector<std::filesystem::path> doomed;
         for (const auto& entry : std::filesystem::directory_iterator(dir.path(), error)) {

@@ -50,8 +50,8 @@ public:
                                 const std::function<Result<bool>(std::string_view blob_id)>& wanted) const = 0;
 };
 
-// The large-blob files under one data directory. Writers take a shared lock on blobs/.lock and the sweep an
-// exclusive one (flock), so the collector of `magpie gc` is safe beside a running magpied too.
+// The large-blob files under one data directory. Writers take a shared lock on <data_dir>/blobs.lock and the
+// sweep an exclusive one (flock), so the collector of `magpie gc` is safe beside a running magpied too.
 class BlobFiles final : public BlobStorage {
 public:
     explicit BlobFiles(std::filesystem::path data_dir);

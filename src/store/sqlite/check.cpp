@@ -238,7 +238,6 @@ private:
         if (error) return problem("blob directory {}: {}", files_.root().string(), error.message());
         for (const auto& dir : fanout) {
             std::string prefix = dir.path().filename().string();
-            if (prefix == ".lock") continue;  // the writers' and collector's lock file (blob.h)
             if (!dir.is_directory(error)) {
                 ++report_.garbage_blobs;
                 continue;
