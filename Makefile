@@ -4,7 +4,7 @@ RELEASE_DIR ?= build-release
 FUZZ_DIR    ?= build-fuzz
 FUZZ_RUNS   ?= 20000
 
-.PHONY: all deps build release test unit e2e fuzz fuzz-build demo format lint clean
+.PHONY: all deps build release test unit e2e fuzz fuzz-build demo bench format lint clean
 
 all: build
 
@@ -48,6 +48,12 @@ test: build fuzz-build
 # Starts magpied in the foreground on the embedded default store; Ctrl-C stops it.
 demo: release
 	$(RELEASE_DIR)/src/server/magpied --demo
+
+# Side-by-side benchmarks against Postfix (and smtp-sink) on this machine; writes bench/RESULTS.md.
+# BENCH_ARGS="--quick" checks the harness in a minute.
+bench: release
+	cmake --build $(RELEASE_DIR) --target imap_load
+	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

@@ -8,8 +8,10 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libc-ares-dev
   libgtest-dev libgmock-dev
-  libgmime-3.0-dev
+  libgmime-3.0-dev libicu-dev
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
+  dovecot-imapd dnsmasq-base postfix iproute2
+  python3-dkim publicsuffix
 )
 
 missing=()
@@ -22,5 +24,7 @@ echo "installing: ${missing[*]}"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is a test peer and benchmark peer only: installed unconfigured, never started as a system service.
+echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null

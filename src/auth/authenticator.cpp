@@ -23,7 +23,7 @@ Error throttled(const ThrottleVerdict& verdict) {
 
 Result<store::Account> authenticate_plain(store::Store& store, HashLimiter& limiter, LoginThrottle& throttle,
                                           std::string_view address, std::string_view password,
-                                          std::string_view client_ip, std::int64_t now) {
+                                          std::string_view client_ip, std::int64_t now, VerifiedCache* cache) {
     ThrottleVerdict verdict = throttle.check(address, client_ip, now);
     if (!verdict.allowed) return throttled(verdict);
 
@@ -32,10 +32,14 @@ Result<store::Account> authenticate_plain(store::Store& store, HashLimiter& limi
     const std::string& hash = dummy_hash();  // the first call hashes once: keep that outside the slot
     bool known = account && !account->password_hash.empty();
 
-    auto permit = limiter.acquire();
-    if (!permit) return permit.error();
-    bool matches =
-        verify_password(known ? std::string_view(account->password_hash) : std::string_view(hash), password);
+    bool matches = known && cache && cache->contains(account->password_hash, password, now);
+    if (!matches) {
+        auto permit = limiter.acquire();
+        if (!permit) return permit.error();
+        matches =
+            verify_password(known ? std::string_view(account->password_hash) : std::string_view(hash), password);
+        if (known && matches && cache) cache->remember(account->password_hash, password, now);
+    }
     if (!known || !matches) {
         throttle.record_failure(address, client_ip, now);
         return make_error(Errc::auth_failed, "authentication failed");
@@ -59,11 +63,11 @@ Result<store::ScramCredentials> find_scram_credentials(store::Store& store, Logi
 
 SaslOutcome answer_sasl_request(store::Store& store, HashLimiter& limiter, LoginThrottle& throttle,
                                 SaslServer& sasl, const SaslOutcome& request, std::string_view client_ip,
-                                std::int64_t now) {
+                                std::int64_t now, VerifiedCache* cache) {
     switch (request.kind) {
         case SaslOutcome::Kind::verify_password: {
             auto account = authenticate_plain(store, limiter, throttle, request.authcid, request.password,
-                                              client_ip, now);
+                                              client_ip, now, cache);
             return sasl.password_checked(account ? Result<void>() : Result<void>(account.error()));
         }
         case SaslOutcome::Kind::need_scram_credentials:

@@ -8,11 +8,14 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <toml++/toml.h>
 
 #include "auth/password.h"
 #include "base/time.h"
+#include "cli/dns.h"
 #include "cli/password_input.h"
+#include "cli/queue.h"
+#include "server/config.h"
+#include "server/store_factory.h"
 #include "store/store.h"
 
 namespace {
@@ -24,31 +27,27 @@ int fail(const std::string& message) {
     return 1;
 }
 
-Result<std::filesystem::path> data_dir_from(const std::string& config_file, const std::string& data_dir) {
-    if (!data_dir.empty()) return std::filesystem::path(data_dir);
-    if (config_file.empty()) return std::filesystem::path("magpie-data");
-    try {
-        auto root = toml::parse_file(config_file);
-        if (auto dir = root["server"]["data_dir"].value<std::string>()) return std::filesystem::path(*dir);
-        return std::filesystem::path("/var/lib/magpie");  // magpied's default
-    } catch (const toml::parse_error& e) {
-        return magpie::make_error(magpie::Errc::invalid_argument,
-                                  fmt::format("{}: {}", config_file, e.description()));
+// The configuration magpied would use: the file's, or the defaults with --data (or ./magpie-data) as the data
+// directory. One reading of the configuration for both programs (src/server/config.h).
+Result<magpie::server::Config> config_from(const std::string& config_file, const std::string& data_dir) {
+    magpie::server::Config config;
+    if (!config_file.empty()) {
+        auto loaded = magpie::server::load_config(config_file);
+        if (!loaded) return loaded.error();
+        config = std::move(*loaded);
+    } else {
+        config.data_dir = "magpie-data";
     }
+    if (!data_dir.empty()) config.data_dir = data_dir;
+    return config;
 }
 
-Result<std::unique_ptr<magpie::store::Store>> open_store(const std::filesystem::path& dir, bool read_only) {
-    if (!std::filesystem::exists(dir / "magpie.db")) {
-        if (read_only) {
-            return magpie::make_error(magpie::Errc::not_found, fmt::format("no store in {}", dir.string()));
-        }
+Result<std::unique_ptr<magpie::store::Store>> open_or_create_store(const magpie::server::Config& config, bool read_only) {
+    if (!read_only) {
         std::error_code ec;
-        std::filesystem::create_directories(dir, ec);
+        std::filesystem::create_directories(config.data_dir, ec);
     }
-    magpie::store::SqliteOptions options;
-    options.data_dir = dir;
-    options.read_only = read_only;
-    return magpie::store::open_sqlite_store(options);
+    return magpie::server::open_store(config, read_only);
 }
 
 // Writes all of `bytes` to standard output, unbuffered: message bytes may hold anything.
@@ -133,22 +132,46 @@ int main(int argc, char** argv) {
     auto* gc = app.add_subcommand("gc", "remove message blobs nothing references any more (safe beside magpied)");
     gc->add_option("--grace-hours", grace_hours, "keep garbage younger than this (default 24)")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{24 * 365}));
+    magpie::cli::QueueCommands queue(app);
+
+    std::string server_address;
+    auto* dns_cmd = app.add_subcommand("dns", "print every DNS record DOMAIN needs, ready to paste into its zone");
+    dns_cmd->add_option("domain", name)->required();
+    dns_cmd->add_option("--address", server_address, "the server's public IP for the PTR (default: look up [server] hostname)");
+    bool check_records = false;
+    std::string dns_server;
+    dns_cmd->add_flag("--check", check_records, "look the records up and say which are missing or wrong");
+    dns_cmd->add_option("--dns-server", dns_server, "with --check: ask this server (host:port), not the system's");
+    auto* dkim_cmd = app.add_subcommand("dkim", "manage DKIM signing keys");
+    dkim_cmd->require_subcommand(1);
+    auto* dkim_keygen = dkim_cmd->add_subcommand("keygen", "create an RSA-2048 and an Ed25519 key for DOMAIN");
+    dkim_keygen->add_option("domain", name)->required();
+    std::string selector_suffix;
+    dkim_keygen->add_option("--suffix", selector_suffix, "selector suffix after r/e (default: today, YYYYMMDD)");
 
     CLI11_PARSE(app, argc, argv);
 
-    auto dir = data_dir_from(config_file, data_dir);
-    if (!dir) return fail(dir.error().message);
+    auto config = config_from(config_file, data_dir);
+    if (!config) return fail(config.error().message);
+    const auto dir = config->data_dir;
+
+    if (dns_cmd->parsed() && check_records)
+        return magpie::cli::check_dns_records(*config, name, server_address, dns_server);
+    if (dns_cmd->parsed()) return magpie::cli::print_dns_records(*config, name, server_address);
+    if (dkim_keygen->parsed()) return magpie::cli::dkim_keygen(*config, name, selector_suffix);
 
     if (check->parsed()) {
-        auto report = magpie::store::check_store(*dir);
+        auto report = magpie::store::check_store(dir);
         if (!report) return fail(report.error().message);
         for (const auto& problem : report->problems) std::cout << "problem: " << problem << "\n";
         std::cout << report->summary << "\n";
         return report->clean ? 0 : 1;
     }
 
+    if (queue.parsed()) return queue.run(*config);
+
     bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed();
-    auto opened = open_store(*dir, read_only);
+    auto opened = open_or_create_store(*config, read_only);
     if (!opened) return fail(opened.error().message);
     auto& store = **opened;
 

@@ -153,7 +153,7 @@ struct List {
         bool operator==(const Return&) const = default;
     };
     std::string reference;
-    std::vector<std::string> patterns;
+    std::vector<std::string> patterns;  // those that decode (see Command::undecodable_mailbox); may be empty
     Selection selection;
     Return returns;
     bool extended = false;
@@ -163,6 +163,7 @@ struct List {
 struct Lsub {
     std::string reference;
     std::string pattern;
+    bool matches_nothing = false;  // the reference or pattern is not a decodable name: LSUB lists nothing
     bool operator==(const Lsub&) const = default;
 };
 
@@ -264,6 +265,10 @@ using CommandBody =
 struct Command {
     std::string tag;
     CommandBody body;
+    // Set when a mailbox argument is not valid modified UTF-7 (UTF-8 once enabled) or holds a control
+    // character: the reason, fit for "tag NO <reason>". Such a name is syntax but names no mailbox
+    // (RFC 3501 5.1.3), so the session answers NO, not BAD. LIST and LSUB drop such patterns instead.
+    std::optional<std::string> undecodable_mailbox;
 };
 
 // The command's name as a client would write it ("UID FETCH", "EXAMINE"), for logs and replies.

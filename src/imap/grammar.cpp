@@ -204,18 +204,27 @@ public:
         return fail("expected a string or NIL");
     }
 
-    // RFC 3501 5.1.3 / RFC 9051 5.1: modified UTF-7 unless UTF-8 names are on.
+    // RFC 3501 5.1.3 / RFC 9051 5.1: modified UTF-7 unless UTF-8 names are on. A name that does not
+    // decode (or holds a control character) is still syntax, a string: it names no mailbox, so it is
+    // kept as sent and recorded in undecodable_name for the session's NO (as Dovecot does), never a BAD.
+    // Returns false only when `raw` could not be read at all.
     bool decode_name(std::string raw, std::string& out) {
+        auto undecodable = [&](std::string reason) {
+            if (!undecodable_name) undecodable_name = std::move(reason);
+            ++undecodable_names;
+            out = std::move(raw);
+            return true;
+        };
         for (unsigned char c : raw) {
-            if (c < 0x20 || c == 0x7F) return fail("control character in mailbox name");
+            if (c < 0x20 || c == 0x7F) return undecodable("Mailbox name holds a control character");
         }
         if (utf8_names_) {
-            if (!is_valid_utf8(raw)) return fail("mailbox name is not valid UTF-8");
+            if (!is_valid_utf8(raw)) return undecodable("Mailbox name is not valid UTF-8");
             out = std::move(raw);
             return true;
         }
         auto decoded = mutf7_decode(raw);
-        if (!decoded) return fail("invalid mailbox name: " + decoded.error().message);
+        if (!decoded) return undecodable("Mailbox name is not valid modified UTF-7");
         out = std::move(*decoded);
         return true;
     }
@@ -292,7 +301,8 @@ public:
         out.day = static_cast<int>(*parse_uint(day));
         out.month = month_from_name(month);
         out.year = static_cast<int>(*parse_uint(year));
-        if (out.month == 0 || out.day < 1 || out.day > static_cast<int>(days_in_month(out.year, static_cast<unsigned>(out.month)))) {
+        if (out.month == 0 || out.day < 1 ||
+            out.day > static_cast<int>(days_in_month(out.year, static_cast<unsigned>(out.month)))) {
             return fail("invalid date");
         }
         return true;
@@ -318,14 +328,16 @@ public:
                   text[20] == ' ' && (text[21] == '+' || text[21] == '-') && digits(22, 2, zone_h) &&
                   digits(24, 2, zone_m);
         month = month_from_name(std::string_view(text).substr(3, 3));
-        if (!ok || month == 0 || day < 1 || day > static_cast<int>(days_in_month(year, static_cast<unsigned>(month))) || hour > 23 || minute > 59 ||
-            second > 60 || zone_m > 59) {
+        if (!ok || month == 0 || day < 1 ||
+            day > static_cast<int>(days_in_month(year, static_cast<unsigned>(month))) || hour > 23 ||
+            minute > 59 || second > 60 || zone_m > 59) {
             return fail("invalid date-time");
         }
         int zone = (zone_h * 60 + zone_m) * (text[21] == '-' ? -1 : 1);
         out.zone_minutes = zone;
-        out.unix_seconds = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 + hour * 3600 + minute * 60 + second -
-                           static_cast<std::int64_t>(zone) * 60;
+        out.unix_seconds =
+            days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+            hour * 3600 + minute * 60 + second - static_cast<std::int64_t>(zone) * 60;
         return true;
     }
 
@@ -369,6 +381,9 @@ public:
     bool section(Section& section, bool binary);
 
     std::size_t search_keys = 0;
+    // Names read that do not decode (see decode_name), and why the first one does not.
+    std::size_t undecodable_names = 0;
+    std::optional<std::string> undecodable_name;
 
 private:
     std::string_view s_;
@@ -797,19 +812,26 @@ private:
         if (!r_.astring(reference) || !r_.decode_name(std::move(reference), value.reference) || !r_.sp()) {
             return false;
         }
+        // A reference or pattern that does not decode matches no name: it is dropped, and LIST answers
+        // OK with what the others match (RFC 3501 5.1.3; Dovecot does the same).
+        const bool reference_decodes = r_.undecodable_names == 0;
+        auto add_pattern = [&]() {
+            const std::size_t before = r_.undecodable_names;
+            std::string pattern;
+            if (!r_.list_mailbox(pattern)) return false;
+            if (reference_decodes && r_.undecodable_names == before)
+                value.patterns.push_back(std::move(pattern));
+            return true;
+        };
         if (r_.consume('(')) {
             value.extended = true;
             for (;;) {
-                std::string pattern;
-                if (!r_.list_mailbox(pattern)) return false;
-                value.patterns.push_back(std::move(pattern));
+                if (!add_pattern()) return false;
                 if (r_.consume(')')) break;
                 if (!r_.sp()) return false;
             }
         } else {
-            std::string pattern;
-            if (!r_.list_mailbox(pattern)) return false;
-            value.patterns.push_back(std::move(pattern));
+            if (!add_pattern()) return false;
         }
         if (r_.consume(' ')) {
             if (!r_.accept_keyword("RETURN") || !r_.sp() || !r_.expect('(')) {
@@ -847,6 +869,7 @@ private:
             !r_.sp() || !r_.list_mailbox(value.pattern)) {
             return false;
         }
+        value.matches_nothing = r_.undecodable_names > 0;  // as in LIST
         return done(out, std::move(value));
     }
 
@@ -1122,6 +1145,9 @@ Result<Command> parse_command(CommandText& command, const Limits& limits, bool u
     CommandReader commands(reader);
     if (commands.read(name, out.body) && !reader.at_end()) reader.fail("unexpected text after the command");
     if (!reader.ok()) return make_error(Errc::invalid_argument, reader.error());
+    // LIST and LSUB drop their undecodable patterns themselves; anywhere else such a name names nothing.
+    if (!std::holds_alternative<List>(out.body) && !std::holds_alternative<Lsub>(out.body))
+        out.undecodable_mailbox = std::move(reader.undecodable_name);
     return out;
 }
 

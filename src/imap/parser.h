@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,9 +22,10 @@ struct Limits {
     std::size_t max_line_octets = 64 * 1024;
     // One literal, and all literals of one command together: the APPENDLIMIT (RFC 7889).
     std::size_t max_literal_octets = 64 * 1024 * 1024;
-    // Largest non-synchronising literal: 4096 is LITERAL- (RFC 7888 4); set it to max_literal_octets to
-    // offer LITERAL+.
-    std::size_t max_non_sync_literal_octets = 4096;
+    // Largest non-synchronising literal. At or above max_literal_octets (the default) the session offers
+    // LITERAL+ (RFC 7888), which some clients insist on; 4096 is LITERAL- (RFC 7888 4). Either way a
+    // non-synchronising literal over a limit is read and dropped, never held, then refused [TOOBIG].
+    std::size_t max_non_sync_literal_octets = std::numeric_limits<std::size_t>::max();
     // Parentheses and NOT/OR operands nested in one command.
     std::size_t max_nesting_depth = 32;
     // Comma-separated elements of one sequence set.

@@ -1,5 +1,6 @@
 #include "imap/writer.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/strings.h"
@@ -118,7 +119,12 @@ ResponseWriter& ResponseWriter::nstring(std::optional<std::string_view> value) {
 ResponseWriter& ResponseWriter::literal(std::string_view value) {
     separate();
     out_ += "{" + std::to_string(value.size()) + "}\r\n";
+    // RFC 9051 4.3: CHAR8 excludes NUL, so a literal never carries one. Mail stored with a raw NUL (from
+    // before APPEND re-encoded binary parts) has each NUL sent as 0x80, as Dovecot does: one octet for
+    // one, so RFC822.SIZE, BODYSTRUCTURE sizes and partial offsets still agree. BINARY sends literal8.
+    const std::size_t start = out_.size();
     out_.append(value);
+    std::replace(out_.begin() + static_cast<std::ptrdiff_t>(start), out_.end(), '\0', '\x80');
     return *this;
 }
 

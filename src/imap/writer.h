@@ -38,7 +38,7 @@ public:
     ResponseWriter& string(std::string_view value);   // quoted when safe, else a literal
     ResponseWriter& astring(std::string_view value);  // an atom when it can be one, else string()
     ResponseWriter& nstring(std::optional<std::string_view> value);
-    ResponseWriter& literal(std::string_view value);   // "{n}\r\n" + octets
+    ResponseWriter& literal(std::string_view value);   // "{n}\r\n" + octets, each NUL sent as 0x80
     ResponseWriter& literal8(std::string_view value);  // "~{n}\r\n" + octets (RFC 3516 4.2)
     // BINARY[...] content: literal8 only when it holds a NUL, which plain literals cannot carry.
     ResponseWriter& binary(std::string_view value);

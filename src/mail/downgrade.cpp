@@ -1,6 +1,9 @@
 #include "mail/downgrade.h"
 
+#include <cstring>
+
 #include "base/strings.h"
+#include "mail/base64.h"
 #include "mail/decode.h"
 #include "mail/mime.h"
 #include "mail/transfer_choice.h"
@@ -158,6 +161,83 @@ Result<std::string> downgrade_to_7bit(std::string_view message, const ParseLimit
     Message parsed = Message::parse(message, limits);
     if (parsed.limit_hit()) return make_error(Errc::limit_exceeded, "message structure beyond parse limits");
     return Downgrader(parsed).run();
+}
+
+namespace {
+
+// A leaf a plain literal cannot carry as it is (see reencode_binary_parts).
+bool needs_base64(const Part& part, std::string_view body) {
+    if (part.kind != PartKind::leaf || iequals(part.type, "multipart")) return false;
+    if (iequals(part.type, "message") && !iequals(part.subtype, "global")) return false;
+    if (part.encoding == TransferEncoding::binary) return true;
+    // An unknown encoding cannot be decoded, so it cannot be re-encoded either.
+    return part.encoding != TransferEncoding::unknown && std::memchr(body.data(), 0, body.size()) != nullptr;
+}
+
+// One replacement of the bytes [from, to) of the message; edits are made in increasing, disjoint order.
+struct Edit {
+    std::size_t from = 0;
+    std::size_t to = 0;
+    std::string text;
+};
+
+void plan_base64(const Message& m, const Part& part, std::vector<Edit>& edits) {
+    std::string_view s = m.bytes();
+    Header header = m.header(part);
+    bool written = false;
+    std::size_t fields_end = part.header_offset;
+    for (const HeaderField& field : header.fields()) {
+        fields_end = std::max(fields_end, field.offset + field.length);
+        if (!iequals(trim(field.name), "Content-Transfer-Encoding")) continue;
+        // The first such field becomes base64 where it stands, with its own line end; any others go.
+        std::string text;
+        if (!written) {
+            std::string_view whole = s.substr(field.offset, field.length);
+            std::string_view eol = whole.ends_with("\r\n") ? "\r\n" : whole.ends_with("\n") ? "\n" : "";
+            text = std::string("Content-Transfer-Encoding: base64").append(eol);
+            written = true;
+        }
+        edits.push_back(Edit{field.offset, field.offset + field.length, std::move(text)});
+    }
+    std::string added;
+    bool unterminated = fields_end > part.header_offset && s[fields_end - 1] != '\n';
+    if (!written) {
+        if (unterminated) added = "\r\n";
+        added += "Content-Transfer-Encoding: base64\r\n";
+        unterminated = false;
+    }
+    // No blank line (the header ran to the body's first line, or to the part's end): give it one, or the
+    // first base64 line would read as a header field.
+    bool has_blank_line = fields_end < part.body_offset ||
+                          (header.fields().empty() && part.body_offset > part.header_offset);
+    if (!has_blank_line && part.end > part.body_offset) added += unterminated ? "\r\n\r\n" : "\r\n";
+    if (!added.empty()) {
+        std::size_t at = has_blank_line ? fields_end : part.body_offset;
+        edits.push_back(Edit{at, at, std::move(added)});
+    }
+    std::string decoded = decode_transfer(m.body(part), part.encoding);
+    edits.push_back(Edit{part.body_offset, part.end, base64_encode(decoded, 76)});
+}
+
+}  // namespace
+
+std::optional<std::string> reencode_binary_parts(std::string_view message, const ParseLimits& limits) {
+    Message parsed = Message::parse(message, limits);
+    std::vector<Edit> edits;
+    for (const Part& part : parsed.parts()) {
+        if (needs_base64(part, parsed.body(part))) plan_base64(parsed, part, edits);
+    }
+    if (edits.empty()) return std::nullopt;
+    std::string out;
+    out.reserve(message.size() + message.size() / 3 + 64);
+    std::size_t pos = 0;
+    for (const Edit& edit : edits) {
+        out.append(message.substr(pos, edit.from - pos));
+        out.append(edit.text);
+        pos = edit.to;
+    }
+    out.append(message.substr(pos));
+    return out;
 }
 
 }  // namespace magpie::mail

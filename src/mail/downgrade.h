@@ -4,6 +4,7 @@
 // fields, boundaries, 7-bit parts) is copied byte for byte.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,5 +23,19 @@ bool needs_7bit_downgrade(std::string_view message);
 // (invalid_argument: no lossless re-encoding exists), a parse limit reached (limit_exceeded).
 // 8-bit octets in preambles and epilogues, which no reader shows, become '?'.
 Result<std::string> downgrade_to_7bit(std::string_view message, const ParseLimits& limits = {});
+
+// What an IMAP server stores for a message APPENDed as a literal8 (RFC 3516 4.4), so that every plain
+// {n} literal it later sends of that message is free of NUL (RFC 3501 9: CHAR8 excludes %x00) and BODY,
+// BODYSTRUCTURE, sizes and BINARY all describe the same bytes. Re-encoded as base64, Content-Transfer-
+// Encoding rewritten in place:
+// - every leaf labelled "binary" (Dovecot converts these at APPEND the same way, NUL or not);
+// - every leaf of a known transfer encoding whose body holds a NUL anyway (7bit and 8bit exclude it, RFC
+//   2045 2.7/2.8; Dovecot would serve it with the NUL changed to 0x80, which loses data).
+// Multipart and message/rfc822 parts are never encoded (RFC 2045 6.4, RFC 2046 5.2.1); their children are.
+// Header fields, 8-bit ones included, boundaries, preambles and epilogues are copied byte for byte: 8-bit
+// octets are valid in a literal, and a NUL in a header can only be replaced when it is sent.
+// Returns nullopt when no part needs re-encoding. Base64 lines are 76 characters with no final line break
+// (the CRLF before a following boundary belongs to the boundary, RFC 2046 5.1.1), as Dovecot writes them.
+std::optional<std::string> reencode_binary_parts(std::string_view message, const ParseLimits& limits = {});
 
 }  // namespace magpie::mail

@@ -48,18 +48,11 @@ void append_address_list(std::string& out, std::string_view value) {
     out += ')';
 }
 
+// body-fld-lines (RFC 3501 7.4.2): the line ends in exactly the octets BODY[n] returns. The CRLF before a
+// boundary belongs to the boundary (RFC 2046 5.1.1), so a part ending "abc" CRLF "--b" has no line end, and
+// an unterminated last line is not counted either (Dovecot counts the same way).
 std::size_t count_lines(std::string_view body) {
-    std::size_t lines = 0;
-    const char* p = body.data();
-    const char* end = p + body.size();
-    while (p < end) {
-        const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
-        if (!nl) break;
-        ++lines;
-        p = static_cast<const char*>(nl) + 1;
-    }
-    if (!body.empty() && body.back() != '\n') ++lines;
-    return lines;
+    return static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n'));
 }
 
 // Writes BODY and BODYSTRUCTURE in one walk: they differ only by the extension data.
@@ -77,14 +70,20 @@ struct BodyOut {
     }
 };
 
+// body-fld-param. A text part always names its charset: RFC 2045 5.2's default us-ascii is added beside the
+// other parameters when none is given (RFC 3501 7.4.2 example; Dovecot adds it last, as here).
 void append_params(std::string& out, const ParameterList& params, bool default_charset) {
-    if (params.raw.empty()) {
-        out += default_charset ? "(\"charset\" \"us-ascii\")" : "NIL";
+    std::vector<RawParameter> list = join_rfc2231_sections(params.raw);
+    auto is_charset = [](const RawParameter& p) { return iequals(p.name, "charset"); };
+    bool has_charset = std::any_of(list.begin(), list.end(), is_charset);
+    if (default_charset && !has_charset) list.push_back(RawParameter{"charset", "us-ascii"});
+    if (list.empty()) {
+        out += "NIL";
         return;
     }
     out += '(';
     bool first = true;
-    for (const RawParameter& p : params.raw) {
+    for (const RawParameter& p : list) {
         if (!first) out += ' ';
         first = false;
         out += imap_string(p.name);
@@ -202,6 +201,12 @@ void append_body(BodyOut& out, const Message& m, const Part& part) {
     out.both(')');
 }
 
+// A part's body within `message`, clipped: a stored structure may not match the bytes it is used with.
+std::string_view clipped_body(const Part& part, std::string_view message) {
+    std::size_t from = std::min(part.body_offset, message.size());
+    return message.substr(from, std::min(part.end, message.size()) - from);
+}
+
 std::size_t find_child(std::span<const Part> parts, std::uint32_t parent, std::uint32_t n) {
     std::uint32_t c = parts[parent].first_child;
     for (std::uint32_t i = 1; c != kNoPart && i < n; ++i) c = parts[c].next_sibling;
@@ -239,15 +244,21 @@ SectionData header_fields(std::string_view message, const Part& target, const st
 
 std::string imap_string(std::string_view s) {
     bool quotable = s.size() <= kMaxQuoted;
+    bool nul = false;
     for (char c : s) {
         auto u = static_cast<unsigned char>(c);
-        if (u == 0 || u == '\r' || u == '\n' || u >= 0x80) {
-            quotable = false;
-            break;
-        }
+        nul = nul || u == 0;
+        if (u == 0 || u == '\r' || u == '\n' || u >= 0x80) quotable = false;
     }
-    if (!quotable) return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
-    return quoted_string(s);
+    if (quotable) return quoted_string(s);
+    if (!nul) return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
+    // No IMAP string may hold NUL (RFC 3501 9: CHAR8 excludes it); U+FFFD stands for it, as in Dovecot.
+    std::string text;
+    for (char c : s) {
+        if (c == '\0') text += "\xEF\xBF\xBD";
+        else text += c;
+    }
+    return "{" + std::to_string(text.size()) + "}\r\n" + text;
 }
 
 std::string imap_nstring(std::string_view s) { return s.empty() ? std::string("NIL") : imap_string(s); }
@@ -435,16 +446,10 @@ Result<SectionData> fetch_section(std::span<const Part> parts, std::string_view 
         target = &parts[part.first_child];
     }
     switch (spec.text) {
-        case Text::header: {
-            SectionData data = range(target->header_offset, target->body_offset);
-            // Clipped: a stored structure may not match the bytes it is used with.
-            std::string_view header =
-                data.ranges.empty() ? std::string_view() : message.substr(data.ranges[0].offset, data.ranges[0].length);
-            // RFC 3501 6.4.5: HEADER ends with the blank line; supply it when the message has none.
-            bool blank = header == "\n" || header == "\r\n" || header.ends_with("\n\n") || header.ends_with("\n\r\n");
-            if (!blank) data.trailer = header.empty() || header.back() == '\n' ? "\r\n" : "\r\n\r\n";
-            return data;
-        }
+        case Text::header:
+            // Exactly the header's octets, like MIME: a message with no blank line has none to return, and
+            // an added CRLF would make BODY[HEADER] + BODY[TEXT] longer than RFC822.SIZE (Dovecot agrees).
+            return range(target->header_offset, target->body_offset);
         case Text::header_fields:
         case Text::header_fields_not:
             return header_fields(message, *target, spec.fields, spec.text == Text::header_fields_not);
@@ -460,10 +465,9 @@ Result<std::string> fetch_binary(std::span<const Part> parts, std::string_view m
     if (!index) return index.error();
     const Part& part = parts[*index];
     if (numbers.empty()) return std::string(message);
-    if (part.kind == PartKind::multipart) return make_error(Errc::invalid_argument, "BINARY of a multipart");
+    std::string_view body = clipped_body(part, message);
+    if (part.kind == PartKind::multipart) return std::string(body);  // RFC 2045 6.4: always identity
     if (part.encoding == TransferEncoding::unknown) return make_error(Errc::invalid_argument, "unknown transfer encoding");
-    std::string_view body = message.substr(std::min(part.body_offset, message.size()),
-                                           std::min(part.end, message.size()) - std::min(part.body_offset, message.size()));
     return decode_transfer(body, part.encoding);
 }
 
@@ -473,10 +477,9 @@ Result<std::size_t> binary_size(std::span<const Part> parts, std::string_view me
     if (!index) return index.error();
     const Part& part = parts[*index];
     if (numbers.empty()) return message.size();
-    if (part.kind == PartKind::multipart) return make_error(Errc::invalid_argument, "BINARY of a multipart");
+    std::string_view body = clipped_body(part, message);
+    if (part.kind == PartKind::multipart) return body.size();
     if (part.encoding == TransferEncoding::unknown) return make_error(Errc::invalid_argument, "unknown transfer encoding");
-    std::string_view body = message.substr(std::min(part.body_offset, message.size()),
-                                           std::min(part.end, message.size()) - std::min(part.body_offset, message.size()));
     return decoded_transfer_size(body, part.encoding);
 }
 

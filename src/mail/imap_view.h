@@ -25,7 +25,8 @@ std::string imap_body_structure(const Message& message, bool extended);
 // Both at once (one walk of the tree), as delivery stores them.
 void imap_body_and_structure(const Message& message, std::string& body, std::string& body_structure);
 
-// An IMAP string: quoted when it is short 7-bit text, a literal {n}CRLF... otherwise; NIL never.
+// An IMAP string: quoted when it is short 7-bit text, a literal {n}CRLF... otherwise; NIL never. A NUL,
+// which no IMAP string may hold, is sent as U+FFFD.
 std::string imap_string(std::string_view s);
 // As imap_string, but NIL for an empty value.
 std::string imap_nstring(std::string_view s);
@@ -73,8 +74,9 @@ Result<SectionData> fetch_section(std::span<const Part> parts, std::string_view 
 // The part a list of part numbers names, or not_found.
 Result<std::uint32_t> resolve_part(std::span<const Part> parts, const std::vector<std::uint32_t>& numbers);
 
-// BINARY[part] (RFC 3516): the transfer-decoded body of a leaf part. An unknown transfer encoding is
-// invalid_argument (the server answers [UNKNOWN-CTE]); a multipart is invalid_argument too.
+// BINARY[part] (RFC 3516): the transfer-decoded body of a part. An unknown transfer encoding is
+// invalid_argument (the server answers [UNKNOWN-CTE]); a multipart's body is returned as it is, since a
+// multipart is identity-encoded by definition (RFC 2045 6.4). A part that does not exist is not_found.
 Result<std::string> fetch_binary(std::span<const Part> parts, std::string_view message,
                                  const std::vector<std::uint32_t>& numbers);
 // BINARY.SIZE[part]: the size of what fetch_binary returns.

@@ -138,11 +138,16 @@ public:
         part.type = in_digest ? "message" : "text";
         part.subtype = in_digest ? "rfc822" : "plain";
         std::string_view content_type;
+        bool encoding_seen = false;
         for (std::uint32_t f = part.first_field; f < part.first_field + part.field_count; ++f) {
             const HeaderField& field = m_.fields_[f];
-            if (content_type.empty() && iequals(field.name, "Content-Type")) content_type = field.raw_value;
-            else if (iequals(field.name, "Content-Transfer-Encoding"))
+            if (content_type.empty() && iequals(field.name, "Content-Type")) {
+                content_type = field.raw_value;
+            } else if (!encoding_seen && iequals(field.name, "Content-Transfer-Encoding")) {
+                // The first field counts, as for Content-Type and for BODYSTRUCTURE's body-fld-enc.
                 part.encoding = parse_transfer_encoding(field.raw_value);
+                encoding_seen = true;
+            }
         }
         std::size_t params_at = 0;
         std::string_view type, subtype;

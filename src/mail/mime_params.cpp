@@ -156,7 +156,90 @@ std::vector<Parameter> reassemble(const std::vector<RawParameter>& raw, const Pa
     return out;
 }
 
+// One RFC 2231 section ("name*N", "name*N*" or "name*") of a raw parameter list.
+struct RawSection {
+    std::string base;  // the name before '*', as written
+    std::string key;   // `base` in lower case: sections group case-insensitively
+    std::size_t number = 0;
+    bool encoded = false;
+    const RawParameter* raw = nullptr;
+};
+
+// Reads "name*N", "name*N*" or "name*" (then N is 0); false for names without '*' or with junk after it.
+bool read_section_name(const RawParameter& p, RawSection& out) {
+    std::size_t star = p.name.find('*');
+    if (star == std::string::npos || star == 0) return false;
+    std::string_view rest = std::string_view(p.name).substr(star + 1);
+    std::size_t digits = 0;
+    while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9') ++digits;
+    if (digits > 0) {
+        auto n = parse_uint(rest.substr(0, digits));
+        if (!n || *n > ParameterLimits{}.max_continuations) return false;
+        out.number = static_cast<std::size_t>(*n);
+    }
+    rest.remove_prefix(digits);
+    out.encoded = digits == 0 || rest == "*";
+    if (!rest.empty() && rest != "*") return false;
+    out.base = p.name.substr(0, star);
+    out.key = to_lower(out.base);
+    out.raw = &p;
+    return true;
+}
+
 }  // namespace
+
+std::vector<RawParameter> join_rfc2231_sections(const std::vector<RawParameter>& raw) {
+    std::vector<RawParameter> out;
+    std::vector<RawSection> sections;
+    for (const RawParameter& p : raw) {
+        RawSection section;
+        if (read_section_name(p, section)) {
+            sections.push_back(std::move(section));
+        } else {
+            out.push_back(p);
+        }
+    }
+    std::stable_sort(sections.begin(), sections.end(), [](const RawSection& a, const RawSection& b) {
+        return a.key != b.key ? a.key < b.key : a.number < b.number;
+    });
+    // Groups of one name, [first, last); ordered by the name as written, as Dovecot orders them.
+    std::vector<std::pair<std::size_t, std::size_t>> groups;
+    for (std::size_t first = 0, next = 0; first < sections.size(); first = next) {
+        for (next = first; next < sections.size() && sections[next].key == sections[first].key; ++next) {
+        }
+        groups.emplace_back(first, next);
+    }
+    std::stable_sort(groups.begin(), groups.end(), [&](const auto& a, const auto& b) {
+        return sections[a.first].base < sections[b.first].base;
+    });
+    for (auto [first, next] : groups) {
+        bool complete = true, encoded = false;
+        for (std::size_t i = first; i < next; ++i) {
+            complete = complete && sections[i].number == i - first;  // RFC 2231 3: 0, 1, 2, ...
+            encoded = encoded || sections[i].encoded;
+        }
+        if (!complete) {
+            for (std::size_t i = first; i < next; ++i) out.push_back(*sections[i].raw);
+            continue;
+        }
+        RawParameter joined{sections[first].base + (encoded ? "*" : ""), {}};
+        // A plain first section has no charset'language' prefix; an empty one keeps the value decodable.
+        if (encoded && !sections[first].encoded) joined.value = "''";
+        for (std::size_t i = first; i < next; ++i) {
+            const std::string& value = sections[i].raw->value;
+            if (!encoded || sections[i].encoded) {
+                joined.value += value;
+                continue;
+            }
+            for (char c : value) {  // a plain section inside an encoded value: its '%' must stay literal
+                if (c == '%') joined.value += "%25";
+                else joined.value += c;
+            }
+        }
+        out.push_back(std::move(joined));
+    }
+    return out;
+}
 
 const Parameter* ParameterList::find(std::string_view name) const {
     for (const auto& p : decoded) {

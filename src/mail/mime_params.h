@@ -37,6 +37,15 @@ struct ParameterList {
     std::string get(std::string_view name) const;        // decoded value, empty when absent
 };
 
+// The parameters as IMAP's BODYSTRUCTURE lists them (RFC 3501 7.4.2 body-fld-param), in Dovecot's form:
+// RFC 2231 sections of one name joined into one parameter, still encoded, so that a client decodes it as
+// if it had been written whole: name*0*=UTF-8''%EC%95%A8; name*1*=%EB%A6%AC.pdf gives
+// name* = UTF-8''%EC%95%A8%EB%A6%AC.pdf, and name*0="a"; name*1="b" gives name = ab. When any section is
+// encoded the plain ones are %-escaped into it. Names whose sections are not numbered 0, 1, 2, ... without
+// a gap or a repeat stay as written. Plain parameters come first in their order, then the joined ones in
+// the byte order of their names as written (Dovecot's order).
+std::vector<RawParameter> join_rfc2231_sections(const std::vector<RawParameter>& raw);
+
 // Parses "; name=value; name*0*=..." (the text after the main value). Never fails; junk is skipped.
 ParameterList parse_parameters(std::string_view text, const ParameterLimits& limits = {});
 

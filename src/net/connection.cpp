@@ -25,7 +25,7 @@ Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> t
     stream_.next_layer().set_option(tcp::no_delay(true), ec);
 }
 
-void Connection::arm(std::chrono::seconds timeout) {
+void Connection::arm(std::chrono::milliseconds timeout) {
     timed_out_ = false;
     std::uint64_t generation = ++deadline_generation_;
     deadline_.expires_after(timeout);
@@ -43,7 +43,7 @@ void Connection::disarm() {
     deadline_.cancel();
 }
 
-awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono::seconds timeout) {
+awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono::milliseconds timeout) {
     boost::system::error_code ec;
     std::size_t n = 0;
     if (shutdown_requested_ || wake_requested_) co_return 0;
@@ -61,7 +61,7 @@ awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono
     co_return ec ? 0 : n;
 }
 
-awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::seconds timeout) {
+awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::milliseconds timeout) {
     if (bytes.empty()) co_return true;
     boost::system::error_code ec;
     arm(timeout);
@@ -76,7 +76,7 @@ awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::secon
     co_return !ec;
 }
 
-awaitable<Result<void>> Connection::start_tls(std::chrono::seconds timeout) {
+awaitable<Result<void>> Connection::start_tls(std::chrono::milliseconds timeout) {
     if (!tls_context_) co_return make_error(Errc::unavailable, "TLS is not configured");
     if (tls_active_) co_return make_error(Errc::invalid_argument, "TLS is already active");
     boost::system::error_code ec;

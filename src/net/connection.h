@@ -25,11 +25,11 @@ public:
 
     // Reads what is available (at least one byte). 0 means the peer closed, an error occurred or the deadline
     // passed; timed_out() tells the last apart.
-    awaitable<std::size_t> read_some(std::span<char> buffer, std::chrono::seconds timeout);
+    awaitable<std::size_t> read_some(std::span<char> buffer, std::chrono::milliseconds timeout);
     // Writes all of `bytes`; false when the peer is gone or the deadline passed.
-    awaitable<bool> write_all(std::string_view bytes, std::chrono::seconds timeout);
+    awaitable<bool> write_all(std::string_view bytes, std::chrono::milliseconds timeout);
     // Server side TLS handshake on this connection.
-    awaitable<Result<void>> start_tls(std::chrono::seconds timeout);
+    awaitable<Result<void>> start_tls(std::chrono::milliseconds timeout);
 
     bool tls_active() const { return tls_active_; }
     bool tls_available() const { return tls_context_ != nullptr; }
@@ -51,7 +51,7 @@ public:
 
 private:
     void interrupt_read();
-    void arm(std::chrono::seconds timeout);
+    void arm(std::chrono::milliseconds timeout);
     void disarm();
 
     std::shared_ptr<asio::ssl::context> tls_context_;

@@ -131,6 +131,10 @@ awaitable<void> Listener::accept_loop() {
 }
 
 awaitable<void> Listener::serve(tcp::socket socket) {
+    // Every accepted socket, whatever the protocol: a connection that goes quiet behind a NAT stays known.
+    if (auto keepalive = enable_keepalive(socket, options_.keepalive); !keepalive) {
+        spdlog::warn("{}: {}", options_.service, keepalive.error().message);
+    }
     auto tls = tls_ ? tls_() : nullptr;  // the current context: SIGHUP may have reloaded it
     auto connection = std::make_shared<Connection>(std::move(socket), tls);
     auto slot = limiter_->try_acquire(connection->peer_ip());

@@ -16,6 +16,7 @@
 #include "base/result.h"
 #include "net/asio.h"
 #include "net/connection.h"
+#include "net/keepalive.h"
 #include "net/limiter.h"
 
 namespace magpie::net {
@@ -57,6 +58,7 @@ struct ListenerOptions {
     bool implicit_tls = false;
     std::string busy_reply;    // written to a connection refused by the limiter
     std::chrono::seconds handshake_timeout{30};
+    KeepAlive keepalive;  // set on every accepted socket
 };
 
 class Listener {

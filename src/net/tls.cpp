@@ -1,17 +1,17 @@
 #include "net/tls.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstdio>
+#include <memory>
 
 #include <fmt/format.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include "net/durable_file.h"
 
 namespace magpie::net {
 namespace {
@@ -24,20 +24,14 @@ std::string openssl_error() {
     return buf;
 }
 
-struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-};
-using File = std::unique_ptr<std::FILE, FileCloser>;
-
-Result<File> open_for_write(const std::filesystem::path& path, mode_t mode) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) return make_error(Errc::io_error, fmt::format("cannot create {}", path.string()));
-    std::FILE* f = ::fdopen(fd, "w");
-    if (!f) {
-        ::close(fd);
-        return make_error(Errc::io_error, fmt::format("cannot open {}", path.string()));
-    }
-    return File(f);
+// The PEM text of a key or certificate, written through a memory BIO so the file is written in one piece.
+template <class Write>
+Result<std::string> to_pem(Write write) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    if (!bio || write(bio.get()) != 1) return make_error(Errc::internal, "PEM encoding: " + openssl_error());
+    char* data = nullptr;
+    long size = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(size));
 }
 
 }  // namespace
@@ -55,10 +49,13 @@ Result<std::shared_ptr<asio::ssl::context>> make_server_tls_context(const std::f
     }
     if (SSL_CTX_use_PrivateKey_file(native, private_key.c_str(), SSL_FILETYPE_PEM) != 1) {
         return make_error(Errc::io_error,
-                          fmt::format("TLS private key {}: {}", private_key.string(), openssl_error()));
+                          fmt::format("TLS private key {}: {} (certificate {})", private_key.string(),
+                                      openssl_error(), certificate.string()));
     }
     if (SSL_CTX_check_private_key(native) != 1) {
-        return make_error(Errc::invalid_argument, "TLS private key does not match the certificate");
+        return make_error(Errc::invalid_argument,
+                          fmt::format("TLS private key {} does not match the certificate {}",
+                                      private_key.string(), certificate.string()));
     }
     return ctx;
 }
@@ -101,17 +98,16 @@ Result<void> generate_self_signed(const std::filesystem::path& certificate,
         return make_error(Errc::internal, "certificate signing: " + openssl_error());
     }
 
-    auto key_file = open_for_write(private_key, 0600);
-    if (!key_file) return key_file.error();
-    if (PEM_write_PrivateKey(key_file->get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
-        std::fflush(key_file->get()) != 0) {
-        return make_error(Errc::io_error, "cannot write " + private_key.string());
-    }
-    auto cert_file = open_for_write(certificate, 0644);
-    if (!cert_file) return cert_file.error();
-    if (PEM_write_X509(cert_file->get(), cert.get()) != 1 || std::fflush(cert_file->get()) != 0) {
-        return make_error(Errc::io_error, "cannot write " + certificate.string());
-    }
+    auto key_pem = to_pem([&](BIO* bio) {
+        return PEM_write_bio_PrivateKey(bio, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    });
+    if (!key_pem) return key_pem.error();
+    auto cert_pem = to_pem([&](BIO* bio) { return PEM_write_bio_X509(bio, cert.get()); });
+    if (!cert_pem) return cert_pem.error();
+    // Each file is whole or absent after a crash. Between the two renames the new key and an old (or no)
+    // certificate can meet: the pair no longer loads, which the demo treats as damage and regenerates.
+    MAGPIE_TRY(write_file_durably(private_key, *key_pem, 0600));
+    MAGPIE_TRY(write_file_durably(certificate, *cert_pem, 0644));
     return {};
 }
 

@@ -16,7 +16,7 @@ Result<std::shared_ptr<asio::ssl::context>> make_server_tls_context(const std::f
                                                                     const std::filesystem::path& private_key);
 
 // Writes a fresh EC P-256 key and a self-signed certificate for `hostname` (also in subjectAltName), valid
-// ten years. The key file is created mode 0600.
+// ten years, each file durably (write_file_durably): the key mode 0600, the certificate 0644.
 Result<void> generate_self_signed(const std::filesystem::path& certificate,
                                   const std::filesystem::path& private_key, const std::string& hostname);
 

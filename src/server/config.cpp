@@ -110,6 +110,111 @@ const toml::table* section(const toml::table& root, std::string_view name, Resul
     return node->as_table();
 }
 
+Result<void> read_strings(const toml::table& table, std::string_view section, std::string_view key,
+                          std::vector<std::string>& out) {
+    const toml::node* node = table.get(key);
+    if (!node) return {};
+    const toml::array* list = node->as_array();
+    if (!list) return make_error(Errc::invalid_argument, fmt::format("[{}] {} must be an array of strings", section, key));
+    out.clear();
+    for (const auto& item : *list) {
+        auto text = item.value<std::string>();
+        if (!text) return make_error(Errc::invalid_argument, fmt::format("[{}] {} entries are strings", section, key));
+        out.push_back(to_lower(*text));
+    }
+    return {};
+}
+
+// One [[queue.route]] table: domain, host, port, require_tls, implicit_tls, username, password.
+Result<delivery::StaticRoute> read_route(const toml::table& t) {
+    delivery::StaticRoute route;
+    MAGPIE_TRY(check_keys(t, "queue.route",
+                          {"domain", "host", "port", "require_tls", "implicit_tls", "username", "password"}));
+    MAGPIE_TRY(read(t, "queue.route", "domain", route.domain));
+    MAGPIE_TRY(read(t, "queue.route", "host", route.host));
+    MAGPIE_TRY(read(t, "queue.route", "port", route.port));
+    MAGPIE_TRY(read(t, "queue.route", "require_tls", route.require_tls));
+    MAGPIE_TRY(read(t, "queue.route", "implicit_tls", route.implicit_tls));
+    MAGPIE_TRY(read(t, "queue.route", "username", route.username));
+    MAGPIE_TRY(read(t, "queue.route", "password", route.password));
+    route.domain = to_lower(route.domain);
+    if (route.domain.empty() || route.host.empty() || route.port == 0) {
+        return make_error(Errc::invalid_argument, "[[queue.route]] needs domain, host and a non-zero port");
+    }
+    return route;
+}
+
+Result<void> read_queue(const toml::table& t, QueueConfig& q) {
+    MAGPIE_TRY(check_keys(t, "queue",
+                          {"enabled", "retry_intervals", "lifetime", "delay_notice_after", "connect_timeout",
+                           "command_timeout", "data_timeout", "idle_keep", "max_connections", "max_connections_per_host",
+                           "max_messages_per_connection", "resolver", "dns_timeout", "mx_port", "max_mx_hosts",
+                           "max_addresses_per_host", "require_tls",
+                           "smart_host", "route", "poll_interval", "lease_time", "batch", "keep_finished",
+                           "max_transcript"}));
+    MAGPIE_TRY(read(t, "queue", "enabled", q.enabled));
+    if (const toml::node* node = t.get("retry_intervals")) {
+        const toml::array* list = node->as_array();
+        if (!list) return make_error(Errc::invalid_argument, "[queue] retry_intervals must be an array of seconds");
+        q.retry.intervals.clear();
+        for (const auto& item : *list) {
+            auto v = item.value<std::int64_t>();
+            if (!v || *v <= 0 || *v > std::numeric_limits<std::uint32_t>::max()) {
+                return make_error(Errc::invalid_argument, "[queue] retry_intervals are positive seconds");
+            }
+            q.retry.intervals.push_back(static_cast<std::uint32_t>(*v));
+        }
+    }
+    MAGPIE_TRY(read(t, "queue", "lifetime", q.retry.lifetime));
+    MAGPIE_TRY(read(t, "queue", "delay_notice_after", q.retry.delay_notice_after));
+    MAGPIE_TRY(read(t, "queue", "connect_timeout", q.connect_timeout));
+    MAGPIE_TRY(read(t, "queue", "command_timeout", q.command_timeout));
+    MAGPIE_TRY(read(t, "queue", "data_timeout", q.data_timeout));
+    MAGPIE_TRY(read(t, "queue", "idle_keep", q.idle_keep));
+    MAGPIE_TRY(read(t, "queue", "max_connections", q.max_connections));
+    MAGPIE_TRY(read(t, "queue", "max_connections_per_host", q.max_connections_per_host));
+    MAGPIE_TRY(read(t, "queue", "max_messages_per_connection", q.max_messages_per_connection));
+    MAGPIE_TRY(read(t, "queue", "resolver", q.resolver));
+    MAGPIE_TRY(read(t, "queue", "dns_timeout", q.dns_timeout));
+    MAGPIE_TRY(read(t, "queue", "mx_port", q.mx_port));
+    MAGPIE_TRY(read(t, "queue", "max_mx_hosts", q.max_mx_hosts));
+    MAGPIE_TRY(read(t, "queue", "max_addresses_per_host", q.max_addresses_per_host));
+    MAGPIE_TRY(read_strings(t, "queue", "require_tls", q.routing.require_tls));
+    MAGPIE_TRY(read(t, "queue", "poll_interval", q.poll_interval));
+    MAGPIE_TRY(read(t, "queue", "lease_time", q.lease_time));
+    MAGPIE_TRY(read(t, "queue", "batch", q.batch));
+    MAGPIE_TRY(read(t, "queue", "keep_finished", q.keep_finished));
+    MAGPIE_TRY(read(t, "queue", "max_transcript", q.max_transcript));
+    q.routing.routes.clear();
+    if (const toml::node* node = t.get("route")) {
+        const toml::array* list = node->as_array();
+        if (!list) return make_error(Errc::invalid_argument, "[[queue.route]] must be an array of tables");
+        for (const auto& item : *list) {
+            const toml::table* table = item.as_table();
+            if (!table) return make_error(Errc::invalid_argument, "[[queue.route]] entries are tables");
+            auto route = read_route(*table);
+            if (!route) return route.error();
+            q.routing.routes.push_back(std::move(*route));
+        }
+    }
+    if (const toml::node* node = t.get("smart_host")) {
+        const toml::table* table = node->as_table();
+        if (!table) return make_error(Errc::invalid_argument, "[queue.smart_host] must be a table");
+        toml::table copy = *table;
+        copy.insert_or_assign("domain", "*");
+        auto route = read_route(copy);
+        if (!route) return route.error();
+        q.routing.routes.push_back(std::move(*route));
+    }
+    MAGPIE_TRY(delivery::validate(q.retry));
+    if (q.connect_timeout == 0 || q.command_timeout == 0 || q.data_timeout == 0 || q.max_connections == 0 ||
+        q.max_connections_per_host == 0 || q.max_messages_per_connection == 0 || q.dns_timeout == 0 ||
+        q.mx_port == 0 || q.max_mx_hosts == 0 || q.max_addresses_per_host == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0) {
+        return make_error(Errc::invalid_argument, "[queue] limits and timeouts must be positive");
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<Config> load_config(const std::filesystem::path& file) {
@@ -123,7 +228,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     Config config;
     config.hostname = default_hostname();
     Result<void> status;
-    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "imap", "auth", "store"}));
+    MAGPIE_TRY(check_keys(root, "top level", {"server", "tls", "smtp", "imap", "auth", "store", "queue"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -147,22 +252,43 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "smtp", status)) {
         auto& s = config.smtp;
-        MAGPIE_TRY(check_keys(*t, "smtp",
-                              {"listen", "max_command_line", "max_text_line", "max_message_size",
-                               "max_recipients", "max_bad_commands", "idle_timeout",
-                               "max_connections", "max_connections_per_ip", "bare_line_ending"}));
+        MAGPIE_TRY(
+            check_keys(*t, "smtp",
+                       {"listen", "max_command_line", "max_text_line", "max_message_size", "max_recipients",
+                        "max_bad_commands", "max_junk_commands", "idle_timeout", "min_data_rate",
+                        "max_transaction_time", "max_connections", "max_connections_per_ip",
+                        "bare_line_ending", "add_missing_headers", "postmaster"}));
         MAGPIE_TRY(read_listen(*t, "smtp", "listen", s.listen));
         MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
         MAGPIE_TRY(read(*t, "smtp", "max_text_line", s.max_text_line));
         MAGPIE_TRY(read(*t, "smtp", "max_message_size", s.max_message_size));
         MAGPIE_TRY(read(*t, "smtp", "max_recipients", s.max_recipients));
         MAGPIE_TRY(read(*t, "smtp", "max_bad_commands", s.max_bad_commands));
+        MAGPIE_TRY(read(*t, "smtp", "max_junk_commands", s.max_junk_commands));
         MAGPIE_TRY(read(*t, "smtp", "idle_timeout", s.idle_timeout));
         MAGPIE_TRY(read(*t, "smtp", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "smtp", "max_connections_per_ip", s.max_connections_per_ip));
         MAGPIE_TRY(read(*t, "smtp", "bare_line_ending", s.bare_line_ending));
+        MAGPIE_TRY(read(*t, "smtp", "min_data_rate", s.min_data_rate));
+        MAGPIE_TRY(read(*t, "smtp", "max_transaction_time", s.max_transaction_time));
+        MAGPIE_TRY(read(*t, "smtp", "add_missing_headers", s.add_missing_headers));
+        MAGPIE_TRY(read(*t, "smtp", "postmaster", s.postmaster));
         if (s.bare_line_ending != "reject" && s.bare_line_ending != "normalize") {
             return make_error(Errc::invalid_argument, "[smtp] bare_line_ending is \"reject\" or \"normalize\"");
+        }
+        if (s.add_missing_headers != "never" && s.add_missing_headers != "headerless" &&
+            s.add_missing_headers != "always") {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] add_missing_headers is \"never\", \"headerless\" or \"always\"");
+        }
+        if (!s.postmaster.empty() && (s.postmaster.find('@') == std::string::npos ||
+                                      s.postmaster.front() == '@' || s.postmaster.back() == '@')) {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] postmaster must be an account's address (user@domain)");
+        }
+        if (s.min_data_rate == 0 || s.max_transaction_time == 0) {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] min_data_rate and max_transaction_time must be positive");
         }
         if (s.max_command_line < 512 || s.max_text_line < 1000) {
             return make_error(Errc::invalid_argument,
@@ -177,13 +303,15 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (auto* t = section(root, "imap", status)) {
         auto& s = config.imap;
         MAGPIE_TRY(check_keys(*t, "imap",
-                              {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout", "max_line_octets",
+                              {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout",
+                               "idle_keepalive_interval", "max_line_octets",
                                "max_literal_octets", "max_nesting_depth", "max_sequence_set_ranges",
                                "max_search_keys", "max_connections", "max_connections_per_ip"}));
         MAGPIE_TRY(read_listen(*t, "imap", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "imap", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "imap", "allow_plaintext_login", s.allow_plaintext_login));
         MAGPIE_TRY(read(*t, "imap", "idle_timeout", s.idle_timeout));
+        MAGPIE_TRY(read(*t, "imap", "idle_keepalive_interval", s.idle_keepalive_interval));
         MAGPIE_TRY(read(*t, "imap", "max_line_octets", s.max_line_octets));
         MAGPIE_TRY(read(*t, "imap", "max_literal_octets", s.max_literal_octets));
         MAGPIE_TRY(read(*t, "imap", "max_nesting_depth", s.max_nesting_depth));
@@ -197,19 +325,28 @@ Result<Config> load_config(const std::filesystem::path& file) {
             return make_error(Errc::invalid_argument, "[imap] limits must be positive (max_line_octets >= 1000)");
         }
         if (s.idle_timeout < 60) return make_error(Errc::invalid_argument, "[imap] idle_timeout is at least 60");
+        if (s.idle_keepalive_interval == 0)
+            return make_error(Errc::invalid_argument, "[imap] idle_keepalive_interval is at least 1");
     }
     MAGPIE_TRY(status);
     if (auto* t = section(root, "auth", status)) {
         auto& s = config.auth;
-        MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "max_user_failures", "max_ip_failures",
+        MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "login_threads", "verified_cache_seconds",
+                                           "verified_cache_entries", "max_user_failures", "max_ip_failures",
                                            "failure_window", "first_lockout", "max_lockout"}));
         MAGPIE_TRY(read(*t, "auth", "max_concurrent_hashes", s.max_concurrent_hashes));
+        MAGPIE_TRY(read(*t, "auth", "login_threads", s.login_threads));
+        MAGPIE_TRY(read(*t, "auth", "verified_cache_seconds", s.verified_cache_seconds));
+        MAGPIE_TRY(read(*t, "auth", "verified_cache_entries", s.verified_cache_entries));
+        if (s.verified_cache_seconds > 3600) {
+            return make_error(Errc::invalid_argument, "[auth] verified_cache_seconds is at most 3600");
+        }
         MAGPIE_TRY(read(*t, "auth", "max_user_failures", s.max_user_failures));
         MAGPIE_TRY(read(*t, "auth", "max_ip_failures", s.max_ip_failures));
         MAGPIE_TRY(read(*t, "auth", "failure_window", s.failure_window));
         MAGPIE_TRY(read(*t, "auth", "first_lockout", s.first_lockout));
         MAGPIE_TRY(read(*t, "auth", "max_lockout", s.max_lockout));
-        if (s.max_concurrent_hashes == 0 || s.max_user_failures == 0 || s.max_ip_failures == 0 ||
+        if (s.max_concurrent_hashes == 0 || s.login_threads == 0 || s.max_user_failures == 0 || s.max_ip_failures == 0 ||
             s.failure_window == 0) {
             return make_error(Errc::invalid_argument, "[auth] limits must be positive");
         }
@@ -217,18 +354,21 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "store", status)) {
         auto& s = config.store;
-        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "inline_blob_max", "max_batch"}));
+        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "max_batch"}));
         MAGPIE_TRY(read(*t, "store", "backend", s.backend));
         MAGPIE_TRY(read(*t, "store", "threads", s.threads));
+        MAGPIE_TRY(read(*t, "store", "lookup_threads", s.lookup_threads));
         MAGPIE_TRY(read(*t, "store", "inline_blob_max", s.inline_blob_max));
         MAGPIE_TRY(read(*t, "store", "max_batch", s.max_batch));
         if (s.backend != "sqlite") {
             return make_error(Errc::invalid_argument, "[store] backend: only \"sqlite\" exists so far");
         }
-        if (s.threads == 0 || s.max_batch == 0) {
-            return make_error(Errc::invalid_argument, "[store] threads and max_batch must be positive");
+        if (s.threads == 0 || s.lookup_threads == 0 || s.max_batch == 0) {
+            return make_error(Errc::invalid_argument, "[store] threads, lookup_threads and max_batch must be positive");
         }
     }
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "queue", status)) MAGPIE_TRY(read_queue(*t, config.queue));
     MAGPIE_TRY(status);
     if (config.hostname.empty()) return make_error(Errc::invalid_argument, "[server] hostname is empty");
     return config;
@@ -245,6 +385,7 @@ Config demo_config(const std::filesystem::path& data_dir) {
     config.imap.listen = {{"127.0.0.1", demo_ports::imap}};
     config.imap.listen_tls = {{"127.0.0.1", demo_ports::imaps}};
     config.imap.allow_plaintext_login = true;  // loopback only: the demo binds nothing else
+    config.smtp.postmaster = "demo@example.test";  // the demo's one user (server.cpp creates it)
     return config;
 }
 

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "base/result.h"
+#include "delivery/retry.h"
+#include "delivery/routing.h"
 
 namespace magpie::server {
 
@@ -19,14 +21,21 @@ struct ListenAddress {
 struct SmtpConfig {
     std::vector<ListenAddress> listen;             // [smtp] listen = ["0.0.0.0:25"]
     std::size_t max_command_line = 512;            // RFC 5321 4.5.3.1.4, CRLF included
-    std::size_t max_text_line = 1000;              // RFC 5321 4.5.3.1.6, CRLF included
+    std::size_t max_text_line = 1 << 20;           // a content line, CRLF included (RFC 5321: >= 1000)
     std::uint64_t max_message_size = 50ull << 20;  // SIZE, octets
     std::size_t max_recipients = 100;              // per transaction (RFC 5321 4.5.3.1.8 asks at least 100)
     std::size_t max_bad_commands = 20;             // per session, then 421
-    std::uint32_t idle_timeout = 300;              // seconds awaiting input (RFC 5321 4.5.3.2.7)
+    std::size_t max_junk_commands = 100;           // NOOP/RSET/VRFY/HELP, then each counts as an error
+    std::uint32_t idle_timeout = 300;              // seconds per command line; content credit
+    std::uint64_t min_data_rate = 500;             // octets/s of DATA/BDAT content beyond the credit
+    std::uint32_t max_transaction_time = 3600;     // seconds from MAIL to the end of the message
     std::size_t max_connections = 1000;
     std::size_t max_connections_per_ip = 20;
     std::string bare_line_ending = "reject";       // "reject" or "normalize"
+    std::string add_missing_headers = "headerless";  // "never", "headerless" or "always"
+    // The account that receives RCPT TO:<Postmaster> and postmaster@ each local domain when no account or
+    // alias of that name exists (RFC 5321 4.5.1). Empty: the domain's catch-all, else its oldest account.
+    std::string postmaster;
 };
 
 struct ImapConfig {
@@ -34,6 +43,9 @@ struct ImapConfig {
     std::vector<ListenAddress> listen_tls;  // implicit TLS ports, e.g. ["0.0.0.0:993"]
     bool allow_plaintext_login = false;     // LOGIN/AUTHENTICATE before TLS (LOGINDISABLED otherwise)
     std::uint32_t idle_timeout = 1800;      // seconds without a command (RFC 9051 5.4: at least 30 minutes)
+    // Seconds between "* OK Still here" during IDLE, so NATs and carriers keep a silent connection (which
+    // they drop after 5 to 15 minutes) and push keeps working; Dovecot's imap_idle_notify_interval.
+    std::uint32_t idle_keepalive_interval = 120;
     std::size_t max_line_octets = 64 * 1024;          // one command's text, literals excluded
     std::uint64_t max_literal_octets = 50ull << 20;   // APPENDLIMIT (RFC 7889)
     std::size_t max_nesting_depth = 32;
@@ -45,6 +57,9 @@ struct ImapConfig {
 
 struct AuthConfig {
     std::size_t max_concurrent_hashes = 4;       // argon2id verifications at once (64 MiB each)
+    std::size_t login_threads = 4;               // threads for sessions not yet authenticated (hashing)
+    std::uint32_t verified_cache_seconds = 300;  // a password verified this recently skips argon2id; 0 = off
+    std::size_t verified_cache_entries = 10000;  // recently verified (account, password) digests kept
     std::uint32_t max_user_failures = 5;         // failed logins per account per window before a lockout
     std::uint32_t max_ip_failures = 20;          // failed logins per client address (IPv6: /64) per window
     std::uint32_t failure_window = 600;          // seconds
@@ -54,9 +69,34 @@ struct AuthConfig {
 
 struct StoreConfig {
     std::string backend = "sqlite";
-    std::size_t threads = 4;                   // the store's own executor
+    std::size_t threads = 4;                   // the store's own executor (authenticated IMAP work)
+    std::size_t lookup_threads = 2;            // SMTP recipient checks, apart from IMAP and logins
     std::size_t inline_blob_max = 128 * 1024;  // larger blobs get files of their own
     std::size_t max_batch = 256;               // deliveries per group commit
+};
+
+// The outgoing queue ([queue]): retries, reports, connections and routes (issue 13).
+struct QueueConfig {
+    bool enabled = true;                     // magpied delivers queued mail
+    delivery::RetryPolicy retry;             // retry_intervals, lifetime, delay_notice_after (seconds)
+    std::uint32_t connect_timeout = 30;      // seconds to set up TCP
+    std::uint32_t command_timeout = 300;     // seconds for any reply (RFC 5321 4.5.3.2: 5 minutes)
+    std::uint32_t data_timeout = 600;        // seconds for the reply to the end of data (RFC 5321 4.5.3.2.6)
+    std::uint32_t idle_keep = 5;             // seconds an idle connection waits for more mail for its host
+    std::size_t max_connections = 20;        // outgoing connections in total
+    std::size_t max_connections_per_host = 2;  // per destination domain
+    std::size_t max_messages_per_connection = 100;  // then QUIT and a fresh connection
+    std::string resolver;                    // "127.0.0.53" or "[::1]:5353"; empty: /etc/resolv.conf
+    std::uint32_t dns_timeout = 10;          // seconds per DNS query
+    std::uint16_t mx_port = 25;              // port of MX hosts
+    std::size_t max_mx_hosts = 10;           // MX hosts tried per destination and round
+    std::size_t max_addresses_per_host = 4;  // addresses tried per host
+    delivery::RoutingConfig routing;         // [[queue.route]] tables and smart_host ("*")
+    std::uint32_t poll_interval = 30;        // seconds between looks at the queue when nothing wakes it
+    std::uint32_t lease_time = 900;          // seconds an entry stays leased to this node while delivered
+    std::size_t batch = 100;                 // entries leased per round
+    std::uint32_t keep_finished = 7 * 86400; // seconds the tracker keeps finished entries
+    std::size_t max_transcript = 16 * 1024;  // octets of SMTP conversation kept per attempt
 };
 
 struct Config {
@@ -72,6 +112,7 @@ struct Config {
     ImapConfig imap;
     AuthConfig auth;
     StoreConfig store;
+    QueueConfig queue;
     bool demo = false;
 };
 

@@ -1,6 +1,8 @@
 #include "server/imap_service.h"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 
 #include <spdlog/spdlog.h>
 
@@ -28,6 +30,8 @@ imap::SessionConfig session_config(const Config& config, const net::Connection& 
 awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) {
     auto config = std::atomic_load(&config_);
     const auto timeout = std::chrono::seconds(config->imap.idle_timeout);
+    const auto keepalive = std::chrono::seconds(config->imap.idle_keepalive_interval);
+    auto last_input = std::chrono::steady_clock::now();
     imap::Session session(session_config(*config, *connection), services_, connection->peer_ip());
     std::optional<std::int64_t> watched;
     std::array<char, 16384> buffer;
@@ -38,8 +42,12 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
         output = session.take_output();
         return connection->write_all(output, timeout);
     };
-    // Runs blocking session work (store, password hashing) on the store executor.
-    auto on_store = [&](auto work) { return executor_.run([&session, work]() { work(session); return true; }); };
+    // Runs blocking session work (store, password hashing) off the network thread: on the login pool until the
+    // session has authenticated, on the store executor after.
+    auto on_store = [&](auto work) {
+        auto& pool = session.account_id() ? executor_ : login_executor_;
+        return pool.run([&session, work]() { work(session); return true; });
+    };
 
     struct Unwatch {
         ChangeHub& hub;
@@ -84,7 +92,13 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
             co_return;
         }
 
-        std::size_t n = co_await connection->read_some(buffer, timeout);
+        // While idling, wake up every keepalive interval to say "* OK Still here"; the idle timeout still
+        // counts from the client's last input.
+        const auto silent = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                                             last_input);
+        const auto left = std::max(std::chrono::seconds(1), timeout - silent);
+        const auto read_timeout = session.idling() ? std::min(keepalive, left) : left;
+        std::size_t n = co_await connection->read_some(buffer, read_timeout);
         if (n == 0) {
             if (connection->take_wake()) {
                 auto op = on_store([](imap::Session& s) { s.mailbox_changed(unix_now()); });
@@ -93,6 +107,10 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
             }
             if (connection->shutdown_requested()) {
                 session.shutting_down();
+            } else if (connection->timed_out() && session.idling() &&
+                       std::chrono::steady_clock::now() - last_input < timeout) {
+                session.idle_keepalive();
+                continue;
             } else if (connection->timed_out()) {
                 session.idle_timeout();
             } else {
@@ -102,6 +120,7 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
             co_await flush();
             co_return;
         }
+        last_input = std::chrono::steady_clock::now();
         session.feed(std::string_view(buffer.data(), n));
     }
 }

@@ -19,9 +19,12 @@ namespace magpie::server {
 
 class ImapService {
 public:
+    // `executor` runs logged-in sessions' commands; `login_executor` runs everything before authentication,
+    // so unauthenticated clients compete only with each other.
     ImapService(std::shared_ptr<const Config> config, imap::SessionServices& services, StoreExecutor& executor,
-                ChangeHub& hub)
-        : config_(std::move(config)), services_(services), executor_(executor), hub_(hub) {}
+                StoreExecutor& login_executor, ChangeHub& hub)
+        : config_(std::move(config)), services_(services), executor_(executor), login_executor_(login_executor),
+          hub_(hub) {}
 
     void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
 
@@ -31,6 +34,7 @@ private:
     std::shared_ptr<const Config> config_;
     imap::SessionServices& services_;
     StoreExecutor& executor_;
+    StoreExecutor& login_executor_;
     ChangeHub& hub_;
 };
 

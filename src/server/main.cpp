@@ -1,5 +1,7 @@
 // magpied: the Magpie mail server. Runs in the foreground; SIGTERM or Ctrl-C drains and exits, SIGHUP
 // reloads the configuration.
+#include <signal.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -11,6 +13,16 @@
 #include "server/server.h"
 
 int main(int argc, char** argv) {
+    // SIGTERM, SIGINT and SIGHUP stay pending from the first instruction until Server::run() has its handlers in
+    // place, so a signal at any moment of start-up (opening the store, binding) ends in a clean drain, never in
+    // the default action. Every thread started before then inherits the blocked mask.
+    sigset_t control_signals;
+    sigemptyset(&control_signals);
+    sigaddset(&control_signals, SIGTERM);
+    sigaddset(&control_signals, SIGINT);
+    sigaddset(&control_signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &control_signals, nullptr);
+
     CLI::App app{"magpied: the Magpie mail server"};
     std::string config_file;
     std::string data_dir;
@@ -62,5 +74,5 @@ int main(int argc, char** argv) {
             config.data_dir.c_str(), ports::submission, ports::submissions, ports::http);
         std::fflush(stdout);
     }
-    return server.run();
+    return server.run(control_signals);
 }

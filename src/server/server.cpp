@@ -11,6 +11,7 @@
 #include "auth/password.h"
 #include "net/privileges.h"
 #include "net/tls.h"
+#include "server/store_factory.h"
 
 namespace magpie::server {
 
@@ -34,10 +35,13 @@ Server::Server(Config config, std::filesystem::path config_file)
     : config_(std::make_shared<const Config>(std::move(config))), config_file_(std::move(config_file)) {}
 
 Server::~Server() {
+    if (delivery_) delivery_->stop();
     if (pool_) {
         pool_->stop();
         pool_->join();
     }
+    // The store's committer calls back into the change hub and the services: stop it before they go.
+    store_.reset();
 }
 
 std::shared_ptr<net::asio::ssl::context> Server::tls_context() {
@@ -60,7 +64,18 @@ Result<void> Server::load_tls() {
 
 Result<void> Server::prepare_demo() {
     const auto& c = *config_;
-    if (!std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key)) {
+    // The demo owns its certificate: one that is missing, damaged (a power cut before it was written used to
+    // leave empty files) or not a pair is made again; a configured one is never touched (load_tls refuses
+    // it with a message naming the file).
+    bool generate =
+        !std::filesystem::exists(c.tls_certificate) || !std::filesystem::exists(c.tls_private_key);
+    if (!generate) {
+        if (auto usable = net::make_server_tls_context(c.tls_certificate, c.tls_private_key); !usable) {
+            spdlog::warn("demo: {}; generating a new certificate", usable.error().message);
+            generate = true;
+        }
+    }
+    if (generate) {
         MAGPIE_TRY(net::generate_self_signed(c.tls_certificate, c.tls_private_key, c.hostname));
         spdlog::info("demo: generated a self-signed certificate for {}", c.hostname);
     }
@@ -107,29 +122,39 @@ Result<void> Server::start() {
     if (ec) return make_error(Errc::io_error, fmt::format("cannot create {}: {}", c.data_dir.string(), ec.message()));
     ::chmod(c.data_dir.c_str(), 0700);
 
-    store::SqliteOptions options;
-    options.data_dir = c.data_dir;
-    options.inline_blob_max = c.store.inline_blob_max;
-    options.max_batch = c.store.max_batch;
-    auto opened = store::open_sqlite_store(options);
+    auto opened = open_store(c);
     if (!opened) return opened.error();
     store_ = std::move(*opened);
+    // Three pools, so that no kind of work can starve another: unauthenticated clients (argon2id costs about
+    // 90 ms of CPU per try) never delay mail or logged-in users, and IMAP searches never delay RCPT checks.
     store_executor_ = std::make_unique<StoreExecutor>(c.store.threads);
+    lookup_executor_ = std::make_unique<StoreExecutor>(c.store.lookup_threads);
+    login_executor_ = std::make_unique<StoreExecutor>(c.auth.login_threads);
 
     if (c.demo) MAGPIE_TRY(prepare_demo());
     MAGPIE_TRY(load_tls());
+    // Not fatal: the account may be created later with `magpie user add` while magpied runs.
+    if (!c.smtp.postmaster.empty() && !store_->find_account(c.smtp.postmaster)) {
+        spdlog::warn(
+            "[smtp] postmaster {} is no account (yet): postmaster@ a domain reaches its catch-all or "
+            "oldest account until it exists",
+            c.smtp.postmaster);
+    }
 
     std::size_t threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
     pool_ = std::make_unique<net::IoPool>(threads);
-    smtp_ = std::make_unique<SmtpService>(config_, *store_, *store_executor_);
+    smtp_ = std::make_unique<SmtpService>(config_, *store_, *lookup_executor_);
     smtp_limiter_ = std::make_shared<net::ConnectionLimiter>(c.smtp.max_connections, c.smtp.max_connections_per_ip);
 
     auth::HashLimiterOptions hashing;
     hashing.max_concurrent = c.auth.max_concurrent_hashes;
     hash_limiter_ = std::make_unique<auth::HashLimiter>(hashing);
     throttle_ = std::make_unique<auth::LoginThrottle>(throttle_limits(c.auth));
-    imap_services_ = std::make_unique<imap::SessionServices>(imap::SessionServices{*store_, *hash_limiter_, *throttle_});
-    imap_ = std::make_unique<ImapService>(config_, *imap_services_, *store_executor_, change_hub_);
+    verified_cache_ = std::make_unique<auth::VerifiedCache>(
+        auth::VerifiedCacheOptions{c.auth.verified_cache_seconds, c.auth.verified_cache_entries});
+    imap_services_ = std::make_unique<imap::SessionServices>(imap::SessionServices{
+        .store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_, .verified_cache = verified_cache_.get()});
+    imap_ = std::make_unique<ImapService>(config_, *imap_services_, *store_executor_, *login_executor_, change_hub_);
     imap_limiter_ = std::make_shared<net::ConnectionLimiter>(c.imap.max_connections, c.imap.max_connections_per_ip);
     store_->set_change_listener([this](std::int64_t account_id, std::int64_t, std::uint64_t) {
         change_hub_.notify(account_id);
@@ -152,8 +177,27 @@ Result<void> Server::start() {
         }
     }
 
+    MAGPIE_TRY(start_delivery());
     signals_ = std::make_unique<net::asio::signal_set>(pool_->first(), SIGTERM, SIGINT, SIGHUP);
     signals_->async_wait([this](boost::system::error_code e, int s) { handle_signal(e, s); });
+    return {};
+}
+
+Result<void> Server::start_delivery() {
+    const auto& c = *config_;
+    delivery::QueueLimits limits;
+    limits.max_transcript = c.queue.max_transcript;
+    auto queue = delivery::SqliteQueue::open(c.data_dir, limits);
+    if (!queue) return queue.error();
+    queue_ = std::move(*queue);
+    if (!c.queue.enabled) return {};
+    // A bad resolver address stops magpied at start rather than deferring every message.
+    auto resolver = dns::Resolver::create(resolver_config(c));
+    if (!resolver) return make_error(Errc::invalid_argument, "[queue] resolver: " + resolver.error().message);
+    // Its own small pool: DNS queries block a thread for up to dns_timeout and must not delay RCPT checks.
+    queue_executor_ = std::make_unique<StoreExecutor>(2);
+    delivery_ = std::make_unique<DeliveryService>(config_, *store_, *queue_, *queue_executor_, pool_->first());
+    delivery_->start(c.data_dir);
     return {};
 }
 
@@ -196,6 +240,7 @@ void Server::reload() {
     smtp_limiter_->set_limits(next->smtp.max_connections, next->smtp.max_connections_per_ip);
     imap_limiter_->set_limits(next->imap.max_connections, next->imap.max_connections_per_ip);
     smtp_->reconfigure(next);
+    if (delivery_) delivery_->reconfigure(next);
     imap_->reconfigure(next);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_file_.string());
 }
@@ -205,10 +250,14 @@ void Server::drain() {
     draining_ = true;
     for (auto& listener : listeners_) listener->close();
     registry_->request_shutdown_all();
+    if (delivery_) delivery_->stop();
     net::asio::co_spawn(pool_->first(), [this]() -> awaitable<void> {
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_->shutdown_timeout);
         net::asio::steady_timer timer(pool_->first());
-        while (registry_->size() != 0 && std::chrono::steady_clock::now() < deadline) {
+        // Outgoing transactions in flight finish too (idle connections QUIT at once); one cut short is only
+        // tried again after restart, never lost.
+        while ((registry_->size() != 0 || (delivery_ && delivery_->connections() != 0)) &&
+               std::chrono::steady_clock::now() < deadline) {
             timer.expires_after(std::chrono::milliseconds(50));
             co_await timer.async_wait(net::use_awaitable);
         }
@@ -217,9 +266,15 @@ void Server::drain() {
     }, net::asio::detached);
 }
 
-int Server::run() {
+int Server::run(const sigset_t& blocked) {
+    // Network threads start with the signals unblocked; the store's threads, started earlier, keep them
+    // blocked, so the handlers run only where Asio expects them.
+    pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
     pool_->start();
     pool_->join();
+    login_executor_->stop();
+    lookup_executor_->stop();
+    if (queue_executor_) queue_executor_->stop();
     store_executor_->stop();
     spdlog::info("magpied stopped");
     return 0;

@@ -2,6 +2,8 @@
 // until SIGTERM/SIGINT (drain, then exit) while SIGHUP reloads the configuration.
 #pragma once
 
+#include <signal.h>
+
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -12,8 +14,11 @@
 #include "net/listener.h"
 #include "auth/password.h"
 #include "auth/throttle.h"
+#include "auth/verified_cache.h"
 #include "server/change_hub.h"
 #include "server/config.h"
+#include "server/delivery_service.h"
+#include "delivery/sqlite_queue.h"
 #include "server/imap_service.h"
 #include "server/smtp_service.h"
 #include "server/store_executor.h"
@@ -29,12 +34,15 @@ public:
 
     // Opens the store and binds the listeners (as root if need be), then drops privileges.
     Result<void> start();
-    // Serves until a SIGTERM/SIGINT drain completes; returns the process exit code.
-    int run();
+    // Serves until a SIGTERM/SIGINT drain completes; returns the process exit code. `blocked` are the signals
+    // main() held back during start-up: they are unblocked here, once start() has installed their handlers,
+    // so one that arrived meanwhile is handled now.
+    int run(const sigset_t& blocked);
 
 private:
     Result<void> prepare_demo();
     Result<void> load_tls();
+    Result<void> start_delivery();
     void handle_signal(boost::system::error_code ec, int signal);
     void reload();
     void drain();
@@ -45,13 +53,19 @@ private:
     std::shared_ptr<const Config> config_;
     std::filesystem::path config_file_;
     std::unique_ptr<store::Store> store_;
-    std::unique_ptr<StoreExecutor> store_executor_;
+    std::unique_ptr<StoreExecutor> store_executor_;   // logged-in IMAP sessions
+    std::unique_ptr<StoreExecutor> lookup_executor_;  // SMTP recipient checks and deliveries
+    std::unique_ptr<StoreExecutor> login_executor_;   // IMAP sessions before authentication
     std::unique_ptr<net::IoPool> pool_;
     std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
     std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;
     std::unique_ptr<SmtpService> smtp_;
+    std::unique_ptr<delivery::SqliteQueue> queue_;
+    std::unique_ptr<StoreExecutor> queue_executor_;   // the outgoing queue's store and DNS work
+    std::unique_ptr<DeliveryService> delivery_;
     std::unique_ptr<auth::HashLimiter> hash_limiter_;
     std::unique_ptr<auth::LoginThrottle> throttle_;
+    std::unique_ptr<auth::VerifiedCache> verified_cache_;
     std::unique_ptr<imap::SessionServices> imap_services_;
     std::shared_ptr<net::ConnectionLimiter> imap_limiter_;
     std::unique_ptr<ImapService> imap_;

@@ -1,7 +1,11 @@
 #include "server/smtp_service.h"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <optional>
 #include <set>
+#include <vector>
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
@@ -9,6 +13,7 @@
 
 #include "base/strings.h"
 #include "base/time.h"
+#include "smtp/delivered.h"
 #include "store/summary.h"
 
 namespace magpie::server {
@@ -22,11 +27,26 @@ smtp::ServerConfig session_config(const Config& config, const net::Connection& c
     c.limits.max_message_size = config.smtp.max_message_size;
     c.limits.max_recipients = config.smtp.max_recipients;
     c.limits.max_bad_commands = config.smtp.max_bad_commands;
+    c.limits.max_junk_commands = config.smtp.max_junk_commands;
+    c.limits.idle_timeout = std::chrono::seconds(config.smtp.idle_timeout);
+    c.limits.min_data_rate = config.smtp.min_data_rate;
+    c.limits.max_transaction_time = std::chrono::seconds(config.smtp.max_transaction_time);
     c.starttls_offered = connection.tls_available() && !connection.tls_active();
     c.tls_active = connection.tls_active();
     c.bare_line_ending = config.smtp.bare_line_ending == "normalize" ? smtp::BareLineEnding::normalize
                                                                      : smtp::BareLineEnding::reject;
     return c;
+}
+
+smtp::AddMissingHeaders add_missing_headers(const std::string& setting) {
+    if (setting == "never") return smtp::AddMissingHeaders::never;
+    if (setting == "always") return smtp::AddMissingHeaders::always;
+    return smtp::AddMissingHeaders::headerless;
+}
+
+// The session's clock: steady (never jumps with the wall clock), read only here in the IO layer.
+smtp::Millis steady_now() {
+    return std::chrono::duration_cast<smtp::Millis>(std::chrono::steady_clock::now().time_since_epoch());
 }
 
 // A short unique id for logs and the 250 reply: 12 random bytes, hex.
@@ -36,34 +56,100 @@ std::string new_queue_id() {
     return to_upper(to_hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
 }
 
-// RFC 5321 4.5.1: a bare "Postmaster" (any case, no domain) must be accepted. It means this server's
-// postmaster: the postmaster of the domain the host name belongs to, else of the first local domain that
-// has one (an account or an alias named postmaster).
-Result<store::RecipientResult> resolve(store::Store& store, const std::string& hostname, const std::string& address) {
-    if (address.find('@') != std::string::npos) return store.resolve_recipient(address);
+bool is_postmaster(std::string_view local_part) {
+    return iequals(local_part, "postmaster");
+}
+
+store::RecipientResult local(const store::Account& account) {
+    return store::RecipientResult{store::RecipientStatus::local, account.id, account.address};
+}
+
+// The account an alias of exactly this address (e.g. "postmaster@d" or the catch-all "@d") points to.
+Result<std::optional<store::RecipientResult>> alias_target(store::Store& store,
+                                                           const std::vector<store::Alias>& aliases,
+                                                           std::string_view address) {
+    for (const auto& alias : aliases) {
+        if (!iequals(alias.address, address)) continue;
+        auto target = store.find_account(alias.target);
+        if (!target) return target.error();
+        return std::optional<store::RecipientResult>(local(*target));
+    }
+    return std::optional<store::RecipientResult>();
+}
+
+// postmaster@domain for a local `domain`, in the order RecipientPolicy gives.
+Result<store::RecipientResult> domain_postmaster(store::Store& store, const RecipientPolicy& policy,
+                                                 const std::string& domain) {
+    std::string address = "postmaster@" + domain;
+    auto account = store.find_account(address);
+    if (account) return local(*account);
+    if (account.error().code != Errc::not_found) return account.error();
+    auto aliases = store.list_aliases(domain);
+    if (!aliases) return aliases.error();
+    auto named = alias_target(store, *aliases, address);
+    if (!named) return named.error();
+    if (*named) return **named;
+    if (!policy.postmaster.empty()) {
+        auto configured = store.find_account(policy.postmaster);
+        if (configured) return local(*configured);
+        if (configured.error().code != Errc::not_found) return configured.error();
+    }
+    auto catch_all = alias_target(store, *aliases, "@" + domain);
+    if (!catch_all) return catch_all.error();
+    if (*catch_all) return **catch_all;
+    auto accounts = store.list_accounts(domain);
+    if (!accounts) return accounts.error();
+    const store::Account* oldest = nullptr;
+    for (const auto& candidate : *accounts) {
+        if (!oldest || candidate.id < oldest->id) oldest = &candidate;
+    }
+    if (!oldest) return store::RecipientResult{store::RecipientStatus::unknown_user, 0, {}};
+    return local(*oldest);
+}
+
+}  // namespace
+
+Result<store::RecipientResult> resolve_recipient(store::Store& store, const RecipientPolicy& policy,
+                                                 std::string_view address) {
+    std::size_t at = address.rfind('@');
+    if (at != std::string_view::npos) {
+        auto resolved = store.resolve_recipient(address);
+        if (!resolved || resolved->status == store::RecipientStatus::not_local_domain ||
+            !is_postmaster(address.substr(0, at))) {
+            return resolved;
+        }
+        return domain_postmaster(store, policy, to_lower(address.substr(at + 1)));
+    }
+    // RFC 5321 4.5.1: a bare "Postmaster" (any case, no domain) is this server's postmaster.
+    if (!is_postmaster(address)) return store::RecipientResult{store::RecipientStatus::unknown_user, 0, {}};
     auto domains = store.list_domains();
     if (!domains) return domains.error();
-    std::vector<std::string> candidates;
+    const std::string& host = policy.hostname;
     for (const auto& domain : *domains) {
-        bool hosts_us = hostname.size() > domain.name.size() &&
-                        iequals(std::string_view(hostname).substr(hostname.size() - domain.name.size()), domain.name) &&
-                        hostname[hostname.size() - domain.name.size() - 1] == '.';
-        candidates.insert(hosts_us ? candidates.begin() : candidates.end(), "postmaster@" + domain.name);
+        const std::string& name = domain.name;
+        bool hosts_us =
+            iequals(host, name) || (host.size() > name.size() && host[host.size() - name.size() - 1] == '.' &&
+                                    iequals(std::string_view(host).substr(host.size() - name.size()), name));
+        if (hosts_us) return domain_postmaster(store, policy, name);
     }
-    for (const auto& candidate : candidates) {
-        auto resolved = store.resolve_recipient(candidate);
+    if (!policy.postmaster.empty()) {
+        auto account = store.find_account(policy.postmaster);
+        if (account) return local(*account);
+    }
+    for (const auto& domain : *domains) {
+        auto resolved = domain_postmaster(store, policy, domain.name);
         if (!resolved || resolved->status == store::RecipientStatus::local) return resolved;
     }
     return store::RecipientResult{store::RecipientStatus::unknown_user, 0, {}};
 }
 
-}  // namespace
-
 awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& address) {
     // g++ 12 destroys temporaries inside a co_await expression twice: build the operation first, then await it.
-    auto lookup = executor_.run([this, address, hostname = std::atomic_load(&config_)->hostname] {
-        return resolve(store_, hostname, address);
-    });
+    auto config = std::atomic_load(&config_);
+    auto lookup =
+        executor_.run([this, address, policy = RecipientPolicy{config->hostname, config->smtp.postmaster}] {
+            return resolve_recipient(store_, policy, address);
+        });
     auto result = co_await std::move(lookup);
     if (!result) {
         spdlog::error("smtp: recipient lookup for <{}> failed: {}", address, result.error().message);
@@ -85,31 +171,34 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     std::int64_t now = unix_now();
 
     // Trace fields go on top (RFC 5321 4.4); Return-Path is added at final delivery, which this is.
-    std::string content;
-    content.reserve(message.data.size() + 512);
-    content += fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path);
-    content += smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now);
-    content += message.data;
+    std::string trace = fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path);
+    trace += smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now);
+    std::string content =
+        smtp::delivered_message(trace, envelope, message.data,
+                                smtp::DeliveryStamp{config.hostname, queue_id, now,
+                                                    add_missing_headers(config.smtp.add_missing_headers)});
 
     std::vector<std::string> recipients;
     for (const auto& r : envelope.recipients) recipients.push_back(r.address);
 
     // Recipients were checked at RCPT time; resolve them again to accounts and their INBOXes, each account
     // once however many of its addresses (aliases) were named.
-    auto lookup = executor_.run([this, recipients, hostname = config.hostname]() -> Result<std::vector<store::DeliveryTarget>> {
-        std::set<std::int64_t> accounts;
-        std::vector<store::DeliveryTarget> out;
-        for (const auto& address : recipients) {
-            auto resolved = resolve(store_, hostname, address);
-            if (!resolved) return resolved.error();
-            if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
-            if (!accounts.insert(resolved->account_id).second) continue;
-            auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
-            if (!inbox) return inbox.error();
-            out.push_back(store::DeliveryTarget{inbox->id, {}});
-        }
-        return out;
-    });
+    auto lookup =
+        executor_.run([this, recipients, policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
+                          -> Result<std::vector<store::DeliveryTarget>> {
+            std::set<std::int64_t> accounts;
+            std::vector<store::DeliveryTarget> out;
+            for (const auto& address : recipients) {
+                auto resolved = resolve_recipient(store_, policy, address);
+                if (!resolved) return resolved.error();
+                if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
+                if (!accounts.insert(resolved->account_id).second) continue;
+                auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
+                if (!inbox) return inbox.error();
+                out.push_back(store::DeliveryTarget{inbox->id, {}});
+            }
+            return out;
+        });
     auto targets = co_await std::move(lookup);
     if (!targets) co_return targets.error();
     if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
@@ -143,14 +232,14 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
 
 awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) {
     auto config = std::atomic_load(&config_);
-    const auto timeout = std::chrono::seconds(config->smtp.idle_timeout);
-    smtp::ServerSession session(session_config(*config, *connection), connection->peer_ip());
+    const auto idle = std::chrono::seconds(config->smtp.idle_timeout);
+    smtp::ServerSession session(session_config(*config, *connection), connection->peer_ip(), steady_now());
     std::array<char, 16384> buffer;
     std::string output;
     // Writes what the session has to say. (The output lives in a named variable: see store_executor.h.)
     auto flush = [&]() -> awaitable<bool> {
         output = session.take_output();
-        return connection->write_all(output, timeout);
+        return connection->write_all(output, idle);
     };
 
     for (;;) {
@@ -162,7 +251,7 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
                 session.stored(co_await store_message(*message, *connection, *config));
             } else if (std::holds_alternative<smtp::StartTls>(*event)) {
                 if (!co_await flush()) co_return;
-                auto started = co_await connection->start_tls(timeout);
+                auto started = co_await connection->start_tls(idle);
                 if (!started) {
                     spdlog::info("smtp: {}: {}", connection->peer_ip(), started.error().message);
                     co_return;  // the stream is in an unknown state: nothing more can be said on it
@@ -174,20 +263,29 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
             }
         }
         if (!co_await flush()) co_return;
+        // With every event answered the session consumes all it is fed, so it always wants input here
+        // unless it has closed (then its Close event ended the loop above).
+        if (!session.wants_input()) co_return;
 
-        std::size_t n = co_await connection->read_some(buffer, timeout);
+        // One read waits at most idle_timeout, and never past the session's own deadline (a command line
+        // or message content arriving too slowly, a transaction running too long).
+        auto now = steady_now();
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(idle);
+        if (auto deadline = session.input_deadline())
+            wait = std::clamp(*deadline - now, smtp::Millis{0}, wait);
+        std::size_t n = co_await connection->read_some(buffer, wait);
         if (n == 0) {
             if (connection->shutdown_requested()) {
                 session.shutting_down();
             } else if (connection->timed_out()) {
-                session.idle_timeout();
+                session.timed_out(steady_now());
             } else {
                 co_return;  // the client went away
             }
             co_await flush();
             co_return;
         }
-        session.feed(std::string_view(buffer.data(), n));
+        session.feed(std::string_view(buffer.data(), n), steady_now());
     }
 }
 

@@ -14,6 +14,21 @@
 
 namespace magpie::server {
 
+// Who is local, for RCPT TO: an account, else an alias, else the domain's catch-all (the store's rule), with
+// the postmaster that RFC 5321 4.5.1 says always exists:
+// - postmaster@D (any case) for a local domain D: an account or alias of that exact name first, then the
+//   configured [smtp] postmaster account, then D's catch-all, then D's oldest account; unknown only when D
+//   has no account at all.
+// - a bare "Postmaster": postmaster@ the local domain the host name belongs to (mx.example.org ->
+//   example.org, or the host name itself); failing that the configured account, then the first local
+//   domain (by name) where postmaster@ resolves.
+struct RecipientPolicy {
+    std::string hostname;
+    std::string postmaster;  // "" when not configured, or when it names no account
+};
+Result<store::RecipientResult> resolve_recipient(store::Store& store, const RecipientPolicy& policy,
+                                                 std::string_view address);
+
 class SmtpService {
 public:
     SmtpService(std::shared_ptr<const Config> config, store::Store& store, StoreExecutor& executor)

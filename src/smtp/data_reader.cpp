@@ -5,8 +5,11 @@ namespace magpie::smtp {
 DataReader::DataReader(DataReaderOptions options) : options_(options) {}
 
 void DataReader::put(std::string_view octets) {
-    // Beyond the limit the octets are counted and dropped, so memory never exceeds max_message_size.
-    if (size_ < options_.max_message_size) {
+    // Beyond the limit the octets are counted and dropped, so memory never exceeds max_message_size; once
+    // the message is sure to be refused nothing more is kept either.
+    bool refused =
+        line_too_long_ || (bare_line_ending_ && options_.bare_line_ending == BareLineEnding::reject);
+    if (size_ < options_.max_message_size && !refused) {
         auto room = static_cast<std::size_t>(options_.max_message_size - size_);
         data_.append(octets.substr(0, room));
     }

@@ -18,7 +18,7 @@ enum class BareLineEnding {
 };
 
 struct DataReaderOptions {
-    std::size_t max_text_line = 1000;  // octets including CRLF, RFC 5321 4.5.3.1.6
+    std::size_t max_text_line = 1 << 20;  // octets including CRLF (RFC 5321 4.5.3.1.6: at least 1000)
     std::uint64_t max_message_size = 50ull << 20;
     BareLineEnding bare_line_ending = BareLineEnding::reject;
     bool dot_stuffed = true;  // DATA: true; BDAT chunks: false

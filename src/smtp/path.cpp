@@ -207,4 +207,53 @@ Result<ParsedPath> parse_path(std::string_view s, const PathOptions& options) {
     return out;
 }
 
+Result<EnvelopeArgument> parse_envelope_argument(std::string_view text, const PathOptions& options) {
+    std::size_t start = 0;
+    while (start < text.size() && text[start] == ' ') ++start;
+    std::string_view rest = text.substr(start);
+    // The end of the path: the '>' (or, without brackets, the space) that is not inside a quoted local part.
+    bool bracketed = !rest.empty() && rest.front() == '<';
+    std::size_t i = bracketed ? 1 : 0;
+    bool quoted = false;
+    for (; i < rest.size(); ++i) {
+        char c = rest[i];
+        if (quoted) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                quoted = false;
+            }
+        } else if (c == '"') {
+            quoted = true;
+        } else if (bracketed ? c == '>' : c == ' ') {
+            break;
+        }
+    }
+    std::string path;
+    std::size_t end = 0;  // octets of `rest` the path takes
+    if (bracketed) {
+        // No closing bracket: parse_path says precisely what is wrong (an open quote, a missing '>').
+        if (i >= rest.size()) {
+            auto parsed = parse_path(rest, options);
+            if (!parsed) return parsed.error();
+            return syntax("path must be enclosed in angle brackets");
+        }
+        std::string_view inner = rest.substr(1, i - 1);
+        while (!inner.empty() && inner.front() == ' ') inner.remove_prefix(1);
+        while (!inner.empty() && inner.back() == ' ') inner.remove_suffix(1);
+        path.reserve(inner.size() + 2);
+        path.append(1, '<').append(inner).append(1, '>');
+        end = i + 1;
+    } else {
+        if (i == 0) return syntax("missing address");
+        path.reserve(i + 2);
+        path.append(1, '<').append(rest.substr(0, i)).append(1, '>');
+        end = i;
+    }
+    auto parsed = parse_path(path, options);
+    if (!parsed) return parsed.error();
+    if (parsed->consumed != path.size()) return syntax("malformed address");
+    return EnvelopeArgument{std::move(*parsed), rest.substr(end)};
+}
+
 }  // namespace magpie::smtp

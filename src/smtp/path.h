@@ -36,6 +36,20 @@ struct PathOptions {
 // is fit for a reply text.
 Result<ParsedPath> parse_path(std::string_view text, const PathOptions& options);
 
+// The argument of MAIL FROM: / RCPT TO: after the colon, read as tolerantly as Postfix's default
+// (smtpd_strict_rfc821_envelope = no) reads the forms real senders use, and no further:
+//   - white space between the colon and the path ("MAIL FROM: <a@b>");
+//   - white space just inside the angle brackets ("RCPT TO:< a@b >", "MAIL FROM:< >" is the null path);
+//   - a path without angle brackets ("MAIL FROM:a@b"), ended by a space outside a quoted local part.
+// The address itself must still be a valid RFC 5321 Mailbox (parse_path): white space inside it, two
+// addresses, comments or a stray bracket are refused.
+struct EnvelopeArgument {
+    ParsedPath path;              // `consumed` counts octets of the bracketed, trimmed form
+    std::string_view parameters;  // what follows the path ("" or starting with a space); borrows `text`
+};
+// Errors as parse_path; invalid_argument "missing address" when there is no path at all.
+Result<EnvelopeArgument> parse_envelope_argument(std::string_view text, const PathOptions& options);
+
 // RFC 5321 4.1.2 Domain (letters, digits, hyphens; labels of 1..63 octets), or with `allow_utf8` also
 // U-labels (RFC 6531 3.3). Used for paths and to judge whether a HELO name can go into a trace header.
 bool is_valid_domain(std::string_view domain, bool allow_utf8);

@@ -83,17 +83,20 @@ bool is_8bit_allowed(std::string_view verb) {
 
 }  // namespace
 
-ServerSession::ServerSession(ServerConfig config, std::string peer_ip)
-    : config_(std::move(config)), peer_ip_(std::move(peer_ip)) {
+ServerSession::ServerSession(ServerConfig config, std::string peer_ip, Millis now)
+    : config_(std::move(config)), peer_ip_(std::move(peer_ip)), now_(now) {
     envelope_.tls = config_.tls_active;
     // RFC 5321 4.2: the greeting; enhanced codes start after EHLO (RFC 2034 3).
     output_ += fmt::format("220 {} ESMTP Magpie\r\n", config_.hostname);
 }
 
-void ServerSession::feed(std::string_view bytes) {
+void ServerSession::feed(std::string_view bytes, Millis now) {
     if (state_ == State::closed) return;
     // RFC 3207 4.2 / CVE-2011-0411: plaintext that follows STARTTLS is never executed.
     if (waiting_ == Waiting::tls) return;
+    now_ = std::max(now_, now);
+    // Octets that come after a deadline are too late, however the IO layer's timer and read raced.
+    if (deadline_passed()) return;
     input_.append(bytes);
     process();
 }
@@ -112,6 +115,53 @@ std::optional<Event> ServerSession::poll_event() {
 bool ServerSession::wants_input() const {
     if (state_ == State::closed || waiting_ == Waiting::tls) return false;
     return input_.size() - input_pos_ < config_.limits.max_buffered_input;
+}
+
+std::optional<Millis> ServerSession::input_deadline() const {
+    if (state_ == State::closed || waiting_ != Waiting::nothing) return std::nullopt;
+    std::optional<Millis> earliest;
+    for (const auto& deadline : {line_deadline_, content_deadline_, transaction_deadline_}) {
+        if (deadline && (!earliest || *deadline < *earliest)) earliest = deadline;
+    }
+    return earliest;
+}
+
+bool ServerSession::deadline_passed() {
+    auto deadline = input_deadline();
+    if (!deadline || now_ <= *deadline) return false;
+    timed_out(now_);
+    return true;
+}
+
+void ServerSession::timed_out(Millis now) {
+    if (state_ == State::closed) return;
+    now_ = std::max(now_, now);
+    // Which bound ran out, for the client's log and ours; every one is the same temporary failure
+    // (RFC 5321 4.5.3.2: the server may close after its timeouts; 421 tells an honest sender to retry).
+    std::string_view why = "timeout exceeded";
+    if (transaction_deadline_ && now_ >= *transaction_deadline_) {
+        why = "transaction time limit exceeded";
+    } else if (content_deadline_ && now_ >= *content_deadline_) {
+        why = "message content arrives too slowly";
+    } else if (line_deadline_ && now_ >= *line_deadline_) {
+        why = "command line arrives too slowly";
+    }
+    close_with(421, "4.4.2", fmt::format("{} Error: {}", config_.hostname, why));
+}
+
+// Content octets buy time (Postfix's smtpd_min_data_rate): 1/min_data_rate seconds each, but the credit
+// never reaches further than idle_timeout ahead, so a stall is still caught within idle_timeout.
+void ServerSession::credit_content(std::size_t octets) {
+    if (!content_deadline_ || octets == 0) return;
+    const auto& limits = config_.limits;
+    Millis ceiling = now_ + limits.idle_timeout;
+    if (limits.min_data_rate == 0) {
+        content_deadline_ = ceiling;
+        return;
+    }
+    // `octets` is at most one feed's worth, so the product cannot overflow.
+    auto credit = Millis(static_cast<Millis::rep>(octets * std::uint64_t{1000} / limits.min_data_rate));
+    content_deadline_ = std::min(*content_deadline_ + credit, ceiling);
 }
 
 void ServerSession::process() {
@@ -133,9 +183,20 @@ void ServerSession::process() {
     if (state_ == State::closed) {
         input_.clear();
         input_pos_ = 0;
-    } else if (input_pos_ > 0) {
+        return;
+    }
+    if (input_pos_ > 0) {
         input_.erase(0, input_pos_);
         input_pos_ = 0;
+    }
+    // A command line has begun (or an over-long one is being skipped): its clock runs from now. Octets
+    // held behind an outstanding event are not the client's delay.
+    bool partial_line = state_ != State::data && state_ != State::chunk &&
+                        (!input_.empty() || skipping_long_line_) && waiting_ == Waiting::nothing;
+    if (!partial_line) {
+        line_deadline_.reset();
+    } else if (!line_deadline_) {
+        line_deadline_ = now_ + config_.limits.idle_timeout;
     }
 }
 
@@ -150,7 +211,8 @@ bool ServerSession::step_command() {
         }
         input_pos_ = newline + 1;
         skipping_long_line_ = false;
-        bad_command(500, "5.5.6", "Error: line too long");
+        line_deadline_.reset();
+        bad_command(500, "5.5.2", "Error: line too long");
         return true;
     }
     if (newline == std::string::npos) {
@@ -162,8 +224,10 @@ bool ServerSession::step_command() {
     }
     std::string_view line(input_.data() + input_pos_, newline + 1 - input_pos_);
     input_pos_ = newline + 1;
+    line_deadline_.reset();
+    // RFC 5321 4.5.3.1.10 "500 Line too long"; x.5.6 belongs to AUTH (RFC 4954), so syntax: 5.5.2.
     if (line.size() > max_line) {
-        bad_command(500, "5.5.6", "Error: line too long");
+        bad_command(500, "5.5.2", "Error: line too long");
         return true;
     }
     handle_line(line);
@@ -173,7 +237,9 @@ bool ServerSession::step_command() {
 bool ServerSession::step_data() {
     std::string_view available(input_.data() + input_pos_, input_.size() - input_pos_);
     if (available.empty()) return false;
-    input_pos_ += reader_->consume(available);
+    std::size_t used = reader_->consume(available);
+    input_pos_ += used;
+    credit_content(used);
     if (!reader_->done()) return false;
     on_data_end();
     return true;
@@ -188,6 +254,7 @@ bool ServerSession::step_chunk() {
             reader_->consume(std::string_view(input_.data() + input_pos_, take));
         input_pos_ += take;
         chunk_remaining_ -= take;
+        credit_content(take);
         if (chunk_remaining_ > 0) return false;
     }
     on_chunk_end();
@@ -247,6 +314,7 @@ void ServerSession::handle_line(std::string_view line) {
     }
     // BDAT must learn its chunk size before any refusal, so it checks the sequence itself.
     if (command != Command::bdat && !sequence_ok(command)) return;
+    if (is_junk(command) && !junk_allowed()) return;
 
     switch (command) {
         case Command::ehlo:
@@ -360,13 +428,20 @@ void ServerSession::on_mail(std::string_view args) {
         bad_command(501, "5.5.4", "Syntax: MAIL FROM:<address>");
         return;
     }
-    std::string_view rest = trim(args.substr(5));
-    auto path = parse_path(rest, PathOptions{.allow_null = true, .allow_postmaster = false, .limits = {}});
-    if (!path) {
-        bad_command(501, "5.1.7", "Bad sender address syntax: " + path.error().message);
+    // Postfix's default tolerance of envelope forms (see parse_envelope_argument); nothing at all is a
+    // syntax error of the command, as in Postfix.
+    auto argument = parse_envelope_argument(
+        args.substr(5), PathOptions{.allow_null = true, .allow_postmaster = false, .limits = {}});
+    if (!argument && trim(args.substr(5)).empty()) {
+        bad_command(501, "5.5.4", "Syntax: MAIL FROM:<address>");
         return;
     }
-    std::string_view param_text = rest.substr(path->consumed);
+    if (!argument) {
+        bad_command(501, "5.1.7", "Bad sender address syntax: " + argument.error().message);
+        return;
+    }
+    const ParsedPath* path = &argument->path;
+    std::string_view param_text = argument->parameters;
     auto params = parse_params(param_text);
     if ((!param_text.empty() && param_text.front() != ' ') || !params) {
         bad_command(501, "5.5.4", "Error: malformed MAIL parameters");
@@ -436,6 +511,7 @@ void ServerSession::on_mail(std::string_view args) {
     envelope_.dsn_ret = std::move(ret);
     envelope_.dsn_envid = std::move(envid);
     state_ = State::mail;
+    transaction_deadline_ = now_ + config_.limits.max_transaction_time;
     reply(250, "2.1.0", "OK");
 }
 
@@ -444,13 +520,18 @@ void ServerSession::on_rcpt(std::string_view args) {
         bad_command(501, "5.5.4", "Syntax: RCPT TO:<address>");
         return;
     }
-    std::string_view rest = trim(args.substr(3));
-    auto path = parse_path(rest, PathOptions{.allow_null = false, .allow_postmaster = true, .limits = {}});
-    if (!path) {
-        bad_command(501, "5.1.3", "Bad recipient address syntax: " + path.error().message);
+    auto argument = parse_envelope_argument(
+        args.substr(3), PathOptions{.allow_null = false, .allow_postmaster = true, .limits = {}});
+    if (!argument && trim(args.substr(3)).empty()) {
+        bad_command(501, "5.5.4", "Syntax: RCPT TO:<address>");
         return;
     }
-    std::string_view param_text = rest.substr(path->consumed);
+    if (!argument) {
+        bad_command(501, "5.1.3", "Bad recipient address syntax: " + argument.error().message);
+        return;
+    }
+    const ParsedPath* path = &argument->path;
+    std::string_view param_text = argument->parameters;
     auto params = parse_params(param_text);
     if ((!param_text.empty() && param_text.front() != ' ') || !params) {
         bad_command(501, "5.5.4", "Error: malformed RCPT parameters");
@@ -567,10 +648,12 @@ void ServerSession::on_data(std::string_view args) {
     }
     start_reader(true);
     state_ = State::data;
+    content_deadline_ = now_ + config_.limits.idle_timeout;
     output_ += "354 End data with <CR><LF>.<CR><LF>\r\n";
 }
 
 void ServerSession::on_data_end() {
+    content_deadline_.reset();
     finish_message();
 }
 
@@ -584,12 +667,8 @@ void ServerSession::on_bdat(std::string_view args) {
         bad_command(501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
         return;
     }
-    if (*size > config_.limits.max_message_size) {
-        // Reading a chunk that can never fit would only waste time: refuse and end the session.
-        close_with(552, "5.3.4", "Error: message size exceeds fixed limit");
-        return;
-    }
     chunk_remaining_ = *size;
+    chunk_size_ = *size;
     chunk_last_ = last;
     chunk_return_state_ = state_;
     chunk_refusal_ = ChunkRefusal::none;
@@ -599,13 +678,20 @@ void ServerSession::on_bdat(std::string_view args) {
         chunk_refusal_ = ChunkRefusal::no_recipients;
     } else if (bdat_failed_) {
         chunk_refusal_ = ChunkRefusal::failed_earlier;
+    } else if (*size > config_.limits.max_message_size - bdat_octets_) {  // accepted chunks never pass it
+        // RFC 3030 3: a chunk that cannot fit is still read (and dropped) so the stream stays in step,
+        // then refused; the session goes on and the transaction is failed until RSET (or BDAT LAST).
+        chunk_refusal_ = ChunkRefusal::too_big;
     } else if (state_ == State::rcpt) {
         start_reader(false);
     }
+    // Discarded octets are held to the same pace as kept ones: a refusal is no way to stall.
+    content_deadline_ = now_ + config_.limits.idle_timeout;
     state_ = State::chunk;
 }
 
 void ServerSession::on_chunk_end() {
+    content_deadline_.reset();
     switch (chunk_refusal_) {
         case ChunkRefusal::sequence:
             state_ = chunk_return_state_;
@@ -624,16 +710,28 @@ void ServerSession::on_chunk_end() {
                 state_ = State::ready;
             }
             return;
+        case ChunkRefusal::too_big:
+            state_ = State::bdat;
+            bdat_failed_ = true;
+            reply(552, "5.3.4", "Error: message size exceeds fixed limit");
+            if (chunk_last_) {
+                reset_transaction();
+                state_ = State::ready;
+            }
+            return;
         case ChunkRefusal::none:
             break;
     }
+    // RFC 3030 2: the reply counts the octets of the chunks as sent (a CR held back to see whether an LF
+    // follows is received all the same).
+    bdat_octets_ += chunk_size_;
     if (!chunk_last_) {
         state_ = State::bdat;
         if (reader_->too_big()) {
             bdat_failed_ = true;
             reply(552, "5.3.4", "Error: message size exceeds fixed limit");
         } else {
-            reply(250, "2.0.0", fmt::format("OK: {} octets received", reader_->size()));
+            reply(250, "2.0.0", fmt::format("OK: {} octets received", bdat_octets_));
         }
         return;
     }
@@ -651,8 +749,9 @@ void ServerSession::finish_message() {
     } else if (reader.too_big()) {
         reply(552, "5.3.4", "Error: message size exceeds fixed limit");
     } else if (reader.line_too_long()) {
-        // RFC 5321 4.5.3.1.6 / 4.5.3.1.10 ("500 Line too long").
-        reply(500, "5.5.6", "Error: message line too long");
+        // A line over max_text_line (RFC 5321 4.5.3.1.6 allows limits above 1000): refused like any
+        // content over a size limit of this system (552, RFC 3463 5.3.4); x.5.6 would be AUTH's.
+        reply(552, "5.3.4", "Error: message line too long");
     } else {
         refused = false;
     }
@@ -675,6 +774,7 @@ void ServerSession::stored(Result<std::string> queue_id) {
     if (queue_id) {
         // A client that delivers mail is not a prober: its error count starts again.
         bad_commands_ = 0;
+        junk_commands_ = 0;
         reply(250, "2.0.0", "OK " + printable(*queue_id));
     } else {
         const Error& error = queue_id.error();
@@ -778,11 +878,6 @@ void ServerSession::tls_started() {
     after_answer();
 }
 
-void ServerSession::idle_timeout() {
-    if (state_ == State::closed) return;
-    close_with(421, "4.4.2", fmt::format("{} Error: timeout exceeded", config_.hostname));
-}
-
 void ServerSession::shutting_down() {
     if (state_ == State::closed) return;
     // Let an answer the IO layer is already working on (a stored message above all) reach the client.
@@ -806,6 +901,22 @@ void ServerSession::after_answer() {
 
 void ServerSession::reply(int code, std::string_view enhanced, std::string_view text) {
     output_ += fmt::format("{} {} {}\r\n", code, enhanced, text);
+}
+
+// Commands that move no mail forward (Postfix's "junk commands"): a client can hold a connection
+// with them forever, one just inside each idle_timeout.
+bool ServerSession::is_junk(Command command) {
+    return command == Command::noop || command == Command::rset || command == Command::vrfy ||
+           command == Command::help;
+}
+
+// Past max_junk_commands each one also counts as an error (as Postfix's smtpd_junk_command_limit does),
+// so max_bad_commands ends the session; false when it has. The command itself is still answered.
+bool ServerSession::junk_allowed() {
+    if (++junk_commands_ <= config_.limits.max_junk_commands) return true;
+    if (++bad_commands_ <= config_.limits.max_bad_commands) return true;
+    close_with(421, "4.7.0", fmt::format("{} Error: too many errors", config_.hostname));
+    return false;
 }
 
 // Protocol errors count towards max_bad_commands; past it the session ends (a client that keeps
@@ -838,8 +949,11 @@ void ServerSession::reset_transaction() {
     envelope_.undeclared_8bit = false;
     reader_.reset();
     bdat_failed_ = false;
+    bdat_octets_ = 0;
     chunk_refusal_ = ChunkRefusal::none;
     chunk_remaining_ = 0;
+    content_deadline_.reset();
+    transaction_deadline_.reset();
 }
 
 void ServerSession::start_reader(bool dot_stuffed) {

@@ -3,6 +3,7 @@
 // events out. No socket, clock or store: decisions from outside arrive through rcpt_checked/stored.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -17,14 +18,33 @@
 
 namespace magpie::smtp {
 
+// A reading of a monotonic clock (any epoch), passed in by the IO layer: the session never reads a clock.
+using Millis = std::chrono::milliseconds;
+
 struct ServerLimits {
     std::size_t max_command_line = 512;  // octets including CRLF, RFC 5321 4.5.3.1.4
-    std::size_t max_text_line = 1000;    // octets including CRLF, RFC 5321 4.5.3.1.6
+    // Octets in a line of message content including CRLF. RFC 5321 4.5.3.1.6 asks for at least 1000; real
+    // senders exceed it (one-line HTML), and Postfix sets no limit at all. The content is held in memory
+    // whatever its lines (bounded by max_message_size), so this guards readers, not memory.
+    std::size_t max_text_line = 1 << 20;
     std::uint64_t max_message_size = 50ull << 20;
     std::size_t max_recipients = 100;  // RFC 5321 4.5.3.1.8 asks for at least 100
     std::size_t max_bad_commands = 20;
+    // NOOP, RSET, VRFY, HELP before each further one counts as an error (Postfix's smtpd_junk_command_limit).
+    std::size_t max_junk_commands = 100;
     // Unprocessed input (a pipelined batch waiting behind an event) above which wants_input() is false.
     std::size_t max_buffered_input = 64 * 1024;
+    // Slow senders (a few hundred clients sending one byte a second must not hold every slot):
+    // - a command line must be complete within idle_timeout of its first octet, and the wait for a
+    //   command is idle_timeout too (RFC 5321 4.5.3.2.7 asks for at least 5 minutes);
+    // - message content (DATA, each BDAT chunk) starts with idle_timeout of credit, and every octet
+    //   received adds 1/min_data_rate seconds, never above idle_timeout ahead (Postfix's
+    //   smtpd_per_request_deadline with smtpd_min_data_rate);
+    // - a transaction ends within max_transaction_time of its MAIL command.
+    // Each ends the session with 421 4.4.2, a temporary failure that honest senders retry.
+    Millis idle_timeout{300'000};
+    std::uint64_t min_data_rate = 500;  // octets per second
+    Millis max_transaction_time{3'600'000};
 };
 
 struct ServerConfig {
@@ -78,10 +98,13 @@ using Event = std::variant<RcptCheck, MessageReceived, StartTls, Close>;
 
 class ServerSession {
 public:
-    ServerSession(ServerConfig config, std::string peer_ip);
+    // `now`: when the connection was accepted (the clock of every later `now`).
+    ServerSession(ServerConfig config, std::string peer_ip, Millis now = Millis{0});
 
-    // Any split of the stream works, down to one byte at a time.
-    void feed(std::string_view bytes);
+    // Any split of the stream works, down to one byte at a time. `now` is when the bytes arrived; without
+    // it the time of the last call stands (for callers that do not track time: tests, fuzzers).
+    void feed(std::string_view bytes, Millis now);
+    void feed(std::string_view bytes) { feed(bytes, now_); }
     // Reply bytes to write now (the greeting first).
     std::string take_output();
     // While an event is outstanding the session processes no further input (it stays buffered).
@@ -96,7 +119,13 @@ public:
     void stored(Result<std::string> queue_id);
     // Fresh state of RFC 3207 4.2: before EHLO, envelope cleared, TLS active.
     void tls_started();
-    void idle_timeout();   // 421 4.4.2 then Close
+    // When more input must have arrived (same clock as `now`), or nullopt when the session sets no
+    // deadline of its own (then the IO layer waits limits.idle_timeout per read, as between commands).
+    // Nothing is due while an event is outstanding.
+    std::optional<Millis> input_deadline() const;
+    // The IO layer's read timed out at `now` (idle, or input_deadline() passed): 421 4.4.2, Close.
+    void timed_out(Millis now);
+    void idle_timeout() { timed_out(now_); }
     void shutting_down();  // 421 4.3.2 then Close, once the outstanding event (if any) is answered
 
 private:
@@ -134,6 +163,8 @@ private:
     bool step_chunk();
     void handle_line(std::string_view line);
     bool sequence_ok(Command command);
+    static bool is_junk(Command command);
+    bool junk_allowed();
 
     void on_ehlo(std::string_view args, bool extended);
     void on_mail(std::string_view args);
@@ -156,6 +187,8 @@ private:
     void reset_transaction();
     void start_reader(bool dot_stuffed);
     void after_answer();
+    bool deadline_passed();
+    void credit_content(std::size_t octets);
 
     ServerConfig config_;
     std::string peer_ip_;
@@ -169,16 +202,24 @@ private:
     Recipient pending_rcpt_;  // RCPT (or VRFY) waiting for its verdict
     std::optional<DataReader> reader_;
     std::uint64_t chunk_remaining_ = 0;
+    std::uint64_t chunk_size_ = 0;
     bool chunk_last_ = false;
     // Why the current chunk is read only to keep the stream in step (RFC 3030 2: a refused BDAT's
     // octets are still consumed, never run as commands), and the state to return to afterwards.
-    enum class ChunkRefusal { none, sequence, no_recipients, failed_earlier };
+    enum class ChunkRefusal { none, sequence, no_recipients, failed_earlier, too_big };
     ChunkRefusal chunk_refusal_ = ChunkRefusal::none;
     State chunk_return_state_ = State::ready;
-    bool bdat_failed_ = false;  // RFC 3030 3: a failed chunk fails the whole transaction
+    bool bdat_failed_ = false;       // RFC 3030 3: a failed chunk fails the whole transaction
+    std::uint64_t bdat_octets_ = 0;  // octets of this transaction's accepted chunks, as sent
+    // Time (see ServerLimits): the last `now` given, and the deadlines running (nullopt: none).
+    Millis now_{0};
+    std::optional<Millis> line_deadline_;         // a command line has begun and must be completed
+    std::optional<Millis> content_deadline_;      // DATA content or one BDAT chunk, with its rate credit
+    std::optional<Millis> transaction_deadline_;  // from MAIL to the end of the message
     bool skipping_long_line_ = false;
     bool drain_then_close_ = false;
     std::size_t bad_commands_ = 0;
+    std::size_t junk_commands_ = 0;  // since the session began or a message was last stored
 };
 
 // The Received: trace header field (RFC 5321 4.4, protocol names of RFC 3848 / RFC 6531), folded,

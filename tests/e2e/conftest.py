@@ -31,12 +31,18 @@ def make_certificate(directory: Path, hostname: str):
     return cert, key
 
 
-def toml_pair(key, value):
+def toml_value(value):
     if isinstance(value, bool):
-        return f"{key} = {'true' if value else 'false'}"
+        return "true" if value else "false"
     if isinstance(value, str):
-        return f'{key} = "{value}"'
-    return f"{key} = {value!r}"
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def toml_pair(key, value):
+    return f"{key} = {toml_value(value)}"
 
 
 def client_tls_context():
@@ -53,8 +59,13 @@ class Magpied:
 
     def __init__(self, workdir: Path, smtp_options: dict | None = None, tls: bool = True,
                  hostname: str = "mx.example.test", imap_options: dict | None = None,
-                 auth_options: dict | None = None):
+                 auth_options: dict | None = None, host: str = "127.0.0.1", smtp_port: int = 0,
+                 sections: dict | None = None):
+        """`host` is the loopback address every listener binds (the seed's two servers use 127.0.0.2 and
+        127.0.0.3, on port 25 inside a network namespace); `sections` adds whole TOML sections by name."""
         self.workdir = workdir
+        self.host = host
+        self.ports = {}
         self.data = workdir / "data"
         self.hostname = hostname
         self.config = workdir / "magpie.toml"
@@ -68,12 +79,14 @@ class Magpied:
         if tls:
             cert, key = make_certificate(workdir, hostname)
             lines += ["[tls]", f'certificate = "{cert}"', f'private_key = "{key}"', ""]
-        lines += ["[smtp]", 'listen = ["127.0.0.1:0"]']
+        lines += ["[smtp]", f'listen = ["{host}:{smtp_port}"]']
         lines += [toml_pair(k, v) for k, v in (smtp_options or {}).items()]
-        lines += ["", "[imap]", 'listen = ["127.0.0.1:0"]'] + (['listen_tls = ["127.0.0.1:0"]'] if tls else [])
+        lines += ["", "[imap]", f'listen = ["{host}:0"]'] + ([f'listen_tls = ["{host}:0"]'] if tls else [])
         lines += [toml_pair(k, v) for k, v in (imap_options or {}).items()]
         if auth_options:
             lines += ["", "[auth]"] + [toml_pair(k, v) for k, v in auth_options.items()]
+        for name, options in (sections or {}).items():
+            lines += ["", f"[{name}]"] + [toml_pair(k, v) for k, v in options.items()]
         self.config.write_text("\n".join(lines) + "\n")
 
     # Administration through the real `magpie` command.
@@ -97,21 +110,25 @@ class Magpied:
 
     def start(self, timeout=30):
         self.log = open(self.log_path, "ab")
+        # Readiness is read from this process's own output only: the log is appended to across restarts, and
+        # a killed predecessor's "listening on" lines must not count.
+        self.log_offset = self.log.tell()
         self.proc = subprocess.Popen([str(MAGPIED), "-c", str(self.config)], stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
         while time.time() < deadline:
-            text = self.log_path.read_text(errors="replace")
+            text = self.current_log()
             found = dict((service, int(port)) for port, service in
-                         re.findall(r"listening on 127\.0\.0\.1:(\d+) \((\w+)\)", text))
+                         re.findall(r"listening on " + re.escape(self.host) + r":(\d+) \((\w+)\)", text))
             if "smtp" in found and "imap" in found:
+                self.ports = found
                 self.smtp_port, self.imap_port = found["smtp"], found["imap"]
                 self.imaps_port = found.get("imaps")
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError(f"magpied exited with {self.proc.returncode}:\n{text}")
             time.sleep(0.05)
-        raise AssertionError("magpied did not start listening:\n" + self.log_path.read_text(errors="replace"))
+        raise AssertionError("magpied did not start listening:\n" + self.current_log())
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc is None or self.proc.poll() is not None:
@@ -130,6 +147,12 @@ class Magpied:
 
     def log_text(self):
         return self.log_path.read_text(errors="replace")
+
+    def current_log(self):
+        """What the current (or last started) process has written."""
+        with open(self.log_path, "rb") as f:
+            f.seek(getattr(self, "log_offset", 0))
+            return f.read().decode(errors="replace")
 
 
 @pytest.fixture
@@ -205,3 +228,70 @@ def read_available(sock, timeout):
     finally:
         sock.setblocking(True)
     return data
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@pytest.fixture
+def network_namespace():
+    """Runs the test (and every process it starts) in a network namespace of its own with only loopback up, so
+    servers can bind port 25 on 127.0.0.2 and 127.0.0.3 without meeting anything else on the machine."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        os.close(original)
+        raise AssertionError(f"unshare(CLONE_NEWNET) failed: {os.strerror(ctypes.get_errno())} (needs root)")
+    try:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+        yield
+    finally:
+        libc.setns(original, CLONE_NEWNET)
+        os.close(original)
+
+
+class Dnsmasq:
+    """A local DNS server answering from the records a test gives it, and nothing else (no upstream)."""
+
+    def __init__(self, workdir: Path, address="127.0.0.53", port=53):
+        self.address, self.port = address, port
+        self.conf = workdir / "dnsmasq.conf"
+        self.log_path = workdir / "dnsmasq.log"
+        self.proc = None
+
+    def start(self, records: list[str]):
+        """`records` are dnsmasq option lines: "mx-host=hamburger.edu,mx.hamburger.edu,10",
+        "host-record=mx.hamburger.edu,127.0.0.3", "txt-record=...". Unknown names answer NXDOMAIN."""
+        lines = ["no-resolv", "no-hosts", "no-poll", "bind-interfaces", f"listen-address={self.address}",
+                 f"port={self.port}", "log-queries", *records]
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["dnsmasq", "--keep-in-foreground", f"--conf-file={self.conf}",
+                                      "--log-facility=-", "--user=root", "--pid-file="],
+                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("dnsmasq exited:\n" + self.log_path.read_text(errors="replace"))
+            if "started" in self.log_path.read_text(errors="replace"):
+                return self
+            time.sleep(0.05)
+        raise AssertionError("dnsmasq did not start:\n" + self.log_path.read_text(errors="replace"))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        if self.proc:
+            self.log.close()
+
+
+@pytest.fixture
+def dnsmasq(tmp_path):
+    import shutil
+    if shutil.which("dnsmasq") is None:
+        raise AssertionError("dnsmasq (package dnsmasq-base) is missing: scripts/install-deps.sh installs it")
+    server = Dnsmasq(tmp_path)
+    yield server
+    server.stop()

@@ -113,7 +113,7 @@ def test_envelope_and_bodystructure(server):
     assert b'"=?utf-8?q?Gr=C3=BC=C3=9Fe?="' in text  # ENVELOPE keeps the encoded word
     assert b'(("Sender" NIL "sender" "remote.example"))' in text
     assert b'"<multi@remote.example>"' in text
-    assert re.search(rb'\("text" "plain" \("charset" "utf-8"\) NIL NIL "quoted-printable" 19 1', text, re.I), text
+    assert re.search(rb'\("text" "plain" \("charset" "utf-8"\) NIL NIL "quoted-printable" 19 0', text, re.I), text
     assert re.search(rb'"application" "octet-stream" \("name" "blob.bin"\) NIL NIL "base64" 8', text, re.I), text
     assert re.search(rb'"mixed" \("boundary" "XYZ"\)', text, re.I), text
     client.logout()
@@ -262,4 +262,197 @@ def test_condstore_and_qresync_resync(server):
     client.untagged_responses.pop("FETCH", None)
     typ, data = client.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {highest})")
     assert len([d for d in data if d]) == 1 and b"MODSEQ" in data[0]
+    client.logout()
+
+
+# ---- Issue 12: what real clients and Dovecot showed.
+
+class RawImap:
+    """Byte-for-byte IMAP over TLS, for what imaplib cannot say (LITERAL+, IDLE, literal8)."""
+
+    def __init__(self, server, user=ALICE):
+        raw = socket.create_connection(("127.0.0.1", server.imaps_port), timeout=10)
+        self.sock = client_tls_context().wrap_socket(raw)
+        self.greeting = read_until(self.sock, rb"\* OK.*\r\n", 5)
+        self.counter = 0
+        if user:
+            assert b" OK" in self.command(f'LOGIN "{user}" "{PASSWORD}"'.encode())
+
+    def command(self, text, timeout=10):
+        """Sends `text` (bytes, without CRLF) under a fresh tag; returns everything up to the tagged reply."""
+        self.counter += 1
+        tag = b"t%d" % self.counter
+        self.sock.sendall(tag + b" " + text + b"\r\n")
+        return read_until(self.sock, rb"(^|\n)" + tag + rb" (OK|NO|BAD)[^\r\n]*\r\n", timeout)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_undecodable_mailbox_names_get_no_not_bad(server):
+    client = login(server)
+    typ, data = client.select("foo&bar")
+    assert typ == "NO" and b"modified UTF-7" in data[0], data
+    typ, data = client.list('""', "foo&bar*")
+    assert typ == "OK" and data == [None], data
+    typ, data = client.create("foo&bar")
+    assert typ == "NO", data
+    typ, data = client.status("foo&bar", "(MESSAGES)")
+    assert typ == "NO", data
+    assert client.create("foo&-bar")[0] == "OK"  # the proper spelling of "foo&bar"
+    assert client.select("foo&-bar")[0] == "OK"
+    client.logout()
+
+
+def test_literal_plus_append_and_too_big(make_server):
+    server = make_server(imap_options={"max_literal_octets": 4096})
+    client = RawImap(server)
+    assert b" LITERAL+ " in client.command(b"CAPABILITY")
+    message = b"Subject: plus\r\n\r\n" + b"p" * 3000 + b"\r\n"
+    reply = client.command(b"APPEND Drafts {%d+}\r\n" % len(message) + message)
+    assert re.search(rb"t3 OK \[APPENDUID \d+ 1\]", reply), reply
+    assert b"+ " not in reply  # no continuation request for a non-synchronizing literal
+    # Over the APPENDLIMIT: the octets are read and dropped (a command inside them never runs).
+    big = b"x LOGOUT\r\n" + b"q" * 100000
+    reply = client.command(b"APPEND Drafts {%d+}\r\n" % len(big) + big)
+    assert re.search(rb"t4 NO \[TOOBIG\]", reply), reply
+    assert b"BYE" not in reply
+    assert b"t5 OK" in client.command(b"NOOP")
+    client.close()
+    assert server.export(ALICE, "Drafts", uid=1) == message
+    assert server.uids(ALICE, "Drafts") == [1]
+
+
+def test_binary_of_the_whole_message_and_of_missing_parts(server):
+    deliver(server, MULTIPART)
+    stored = server.export(ALICE, uid=1)
+    client = login(server)
+    client.select("INBOX")
+    typ, data = client.fetch("1", "(BINARY.SIZE[] RFC822.SIZE)")
+    assert typ == "OK"
+    assert re.search(rb"BINARY\.SIZE\[\] %d RFC822\.SIZE %d" % (len(stored), len(stored)), data[0]), data
+    typ, data = client.fetch("1", "(BINARY.PEEK[])")
+    assert typ == "OK" and data[0][1] == stored
+    typ, data = client.fetch("1", "(BINARY.PEEK[5] BINARY.SIZE[5])")  # no part 5: empty, not UNKNOWN-CTE
+    assert typ == "OK", data
+    assert data[0][1] == b"" and b"BINARY.SIZE[5] 0" in response_text(data), data
+    client.logout()
+
+
+def test_new_keywords_are_announced_and_move_into_the_selected_mailbox(server):
+    deliver(server, b"Subject: k\r\n\r\nkeywords\r\n")
+    deliver(server, b"Subject: l\r\n\r\nsecond\r\n")
+    client = login(server)
+    client.select("INBOX")
+    client.untagged_responses.pop("FLAGS", None)
+    typ, data = client.store("1", "+FLAGS", "($NewOne)")
+    assert typ == "OK"
+    assert any(b"$NewOne" in f for f in client.untagged_responses.get("FLAGS", [])), client.untagged_responses
+    assert any(b"PERMANENTFLAGS" in r and b"$NewOne" in r for r in client.untagged_responses.get("OK", []))
+    typ, data = client.uid("MOVE", "1", "INBOX")
+    assert typ == "OK", data
+    assert any(re.search(rb"COPYUID \d+ 1 3", r) for r in client.untagged_responses.get("OK", []))
+    typ, data = client.uid("FETCH", "1:*", "(FLAGS)")
+    assert [re.search(rb"UID (\d+)", d).group(1) for d in data] == [b"2", b"3"], data
+    assert b"$NewOne" in data[1]
+    client.logout()
+
+
+def test_condstore_highestmodseq_on_first_fetch_and_esearch_min_modseq(server):
+    for i in range(4):
+        deliver(server, b"Subject: c%d\r\n\r\nz\r\n" % i)
+    client = login(server)
+    client.select("INBOX")
+    client.untagged_responses.pop("OK", None)
+    typ, data = client.fetch("1", "(FLAGS MODSEQ)")
+    assert typ == "OK"
+    assert any(b"HIGHESTMODSEQ" in r for r in client.untagged_responses.get("OK", [])), client.untagged_responses
+    modseqs = []
+    for n in ("1", "3", "2", "4"):
+        typ, data = client.store(n, "+FLAGS", "(\\Seen)")
+        modseqs.append(int(re.search(rb"MODSEQ \((\d+)\)", data[0]).group(1)))
+    typ, data = client._simple_command("SEARCH", "RETURN", "(MIN)", "MODSEQ", "1")
+    assert typ == "OK"
+    esearch = client.untagged_responses.pop("ESEARCH")[0]
+    assert re.search(rb"MIN 1 MODSEQ %d\b" % modseqs[0], esearch), (esearch, modseqs)
+    typ, data = client._simple_command("SEARCH", "RETURN", "(MAX)", "MODSEQ", "1")
+    esearch = client.untagged_responses.pop("ESEARCH")[0]
+    assert re.search(rb"MAX 4 MODSEQ %d\b" % modseqs[3], esearch), (esearch, modseqs)
+    client.logout()
+
+
+def test_search_is_case_insensitive_in_every_script(server):
+    deliver(server, b"From: someone@remote.example\r\nSubject: =?UTF-8?Q?=C3=85ke_m=C3=B6te?=\r\n\r\nplain\r\n")
+    deliver(server, "From: Åke Ström <ake@remote.example>\r\nSubject: hej\r\n\r\nplain\r\n".encode())
+    deliver(server, b"From: x@remote.example\r\nSubject: latin\r\nMIME-Version: 1.0\r\n"
+                    b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                    b"Vi ses p\xe5 m\xf6tet\r\n")
+    client = login(server)
+    client.select("INBOX")
+    typ, data = client.search(None, 'OR SUBJECT "åke" FROM "åke"'.encode())
+    assert typ == "OK" and data == [b"1 2"], data
+    client.literal = "MÖTE".encode()
+    typ, data = client.search("UTF-8", "TEXT")
+    assert typ == "OK" and data == [b"1 3"], data
+    client.logout()
+
+
+def test_idle_keepalive_says_still_here(make_server):
+    server = make_server(imap_options={"idle_keepalive_interval": 1})
+    client = RawImap(server)
+    assert b"OK" in client.command(b"SELECT INBOX")
+    client.sock.sendall(b"i IDLE\r\n")
+    assert read_until(client.sock, rb"\+ ", 5).startswith(b"+")
+    started = time.time()
+    said = read_until(client.sock, rb"(\* OK Still here\r\n.*){2}", 6)
+    assert said.count(b"* OK Still here\r\n") >= 2, said
+    assert time.time() - started < 5
+    client.sock.sendall(b"DONE\r\n")
+    assert b"i OK" in read_until(client.sock, rb"i (OK|NO|BAD)", 5)
+    # Outside IDLE the connection stays quiet.
+    assert b"Still here" not in read_until(client.sock, rb"never", 1.5)
+    client.close()
+
+
+def test_recent_survives_delete_and_create(server):
+    client = login(server)
+    assert client.create("rec")[0] == "OK"
+    for _ in range(3):
+        assert client.append("rec", None, None, b"Subject: r\r\n\r\nx\r\n")[0] == "OK"
+    assert client.select("rec")[0] == "OK"
+    assert client.close()[0] == "OK"
+    assert client.delete("rec")[0] == "OK"
+    assert client.create("rec")[0] == "OK"
+    for _ in range(2):
+        assert client.append("rec", None, None, b"Subject: r\r\n\r\nx\r\n")[0] == "OK"
+    typ, data = client.status("rec", "(RECENT)")
+    assert typ == "OK" and b"RECENT 2" in data[0], data
+    client.logout()
+    # The first SELECT claims them; later sessions see them as not recent.
+    client = login(server)
+    client.select("rec")
+    assert client.untagged_responses.get("RECENT") == [b"2"]
+    client.logout()
+    client = login(server)
+    client.select("rec")
+    assert client.untagged_responses.get("RECENT") == [b"0"]
+    client.logout()
+
+
+def test_subscriptions_are_the_clients(server):
+    client = login(server)
+    assert client.create("gone")[0] == "OK"
+    typ, data = client.lsub('""', "gone")
+    assert data == [None], data  # CREATE does not subscribe
+    assert client.subscribe("gone")[0] == "OK"
+    assert client.delete("gone")[0] == "OK"  # DELETE does not unsubscribe
+    typ, data = client.lsub('""', "gone")
+    assert data == [b'() "/" gone'], data
+    typ, data = client._simple_command("LIST", "(SUBSCRIBED)", '""', "g*")
+    listed = client.untagged_responses.pop("LIST", [])
+    assert listed == [b'(\\NonExistent \\Subscribed) "/" gone'], listed
+    assert client.create("par/child")[0] == "OK"
+    assert client.subscribe("par/child")[0] == "OK"
+    typ, data = client.lsub('""', "p%")
+    assert data == [b'(\\Noselect) "/" par'], data
     client.logout()

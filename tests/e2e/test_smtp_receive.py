@@ -214,7 +214,8 @@ def test_smuggling_normalized_stays_one_message(make_server, terminator):
 
 
 @pytest.mark.parametrize("command,code", [
-    (b"MAIL FROM:a@remote.example\r\n", b"501"),                 # missing brackets
+    (b"MAIL FROM:<a b@remote.example>\r\n", b"501"),            # white space inside the address
+    (b"MAIL FROM:Alice <a@remote.example>\r\n", b"501"),         # a phrase before the path
     (b"MAIL FROM:<a@@remote.example>\r\n", b"501"),              # malformed path
     (b"MAIL FROM:<a\x00b@remote.example>\r\n", b"500"),          # NUL
     (b"MAIL FROM:<\xc3\xa9@remote.example>\r\n", b"5"),          # 8-bit without SMTPUTF8
@@ -256,12 +257,13 @@ def test_recipient_limit(make_server):
     assert b"\r\n452 4.5.3" in said
 
 
-def test_long_text_line_is_refused(server):
+def test_text_line_over_the_configured_limit_is_refused(make_server):
+    server = make_server(smtp_options={"max_text_line": 2000})
     said = smtp_dialogue(server.smtp_port, [
         b"EHLO long.example\r\nMAIL FROM:<l@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n",
-        message("long", body="z" * 1200 + "\r\n") + b".\r\n", b"NOOP\r\n"])
+        message("long", body="z" * 2001 + "\r\n") + b".\r\n", b"NOOP\r\n"])
     replies = [line for line in said.split(b"\r\n") if line[:3].isdigit() and line[3:4] == b" "]
-    assert replies[-2][:1] == b"5" and replies[-1].startswith(b"250"), said
+    assert replies[-2].startswith(b"552 5.3.4") and replies[-1].startswith(b"250"), said
     assert server.uids(ALICE) == []
 
 

@@ -256,5 +256,65 @@ TEST(AuthenticatorOverSqlite, PlainAndScramWorkWithStoredSecrets) {
     std::filesystem::remove_all(dir);
 }
 
+// A held limiter makes any argon2id verification fail with `unavailable`: what succeeds then did not hash.
+class VerifiedCacheLogin : public Authenticator {
+protected:
+    Result<store::Account> login_busy(std::string_view password, std::int64_t now) {
+        return authenticate_plain(store, busy, throttle, "demo@example.test", password, "192.0.2.1", now, &cache);
+    }
+    VerifiedCache cache{{.ttl_seconds = 60, .max_entries = 100}};
+    HashLimiter busy{{.max_concurrent = 1, .max_wait = std::chrono::milliseconds(1)}};
+};
+
+TEST_F(VerifiedCacheLogin, RepeatedLoginWithinTtlSkipsArgon2) {
+    ASSERT_TRUE(authenticate_plain(store, limiter, throttle, "demo@example.test", "pencil", "192.0.2.1", kNow,
+                                   &cache));
+    auto held = busy.acquire();
+    ASSERT_TRUE(held);
+    auto again = login_busy("pencil", kNow + 30);
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_EQ(again->id, 7);
+}
+
+TEST_F(VerifiedCacheLogin, WrongPasswordAlwaysPaysTheFullVerification) {
+    ASSERT_TRUE(authenticate_plain(store, limiter, throttle, "demo@example.test", "pencil", "192.0.2.1", kNow,
+                                   &cache));
+    auto held = busy.acquire();
+    auto wrong = login_busy("pencil2", kNow + 1);
+    ASSERT_FALSE(wrong);
+    EXPECT_EQ(wrong.error().code, Errc::unavailable);  // it needed a hashing slot
+}
+
+TEST_F(VerifiedCacheLogin, ExpiresAfterTtlAndForgetsOnPasswordChange) {
+    ASSERT_TRUE(authenticate_plain(store, limiter, throttle, "demo@example.test", "pencil", "192.0.2.1", kNow,
+                                   &cache));
+    auto held = busy.acquire();
+    EXPECT_FALSE(login_busy("pencil", kNow + 61));  // expired: must hash, and cannot
+    store.accounts["demo@example.test"].password_hash = hash_password("pencil").value();  // a new salt
+    EXPECT_FALSE(login_busy("pencil", kNow + 1));
+}
+
+TEST_F(VerifiedCacheLogin, DisabledAccountRefusedEvenFromTheCache) {
+    ASSERT_TRUE(authenticate_plain(store, limiter, throttle, "demo@example.test", "pencil", "192.0.2.1", kNow,
+                                   &cache));
+    store.accounts["demo@example.test"].disabled = true;
+    auto held = busy.acquire();
+    auto result = login_busy("pencil", kNow + 1);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, Errc::permission_denied);
+}
+
+TEST(VerifiedCacheBounds, KeepsAtMostMaxEntriesAndNothingWhenOff) {
+    VerifiedCache cache({.ttl_seconds = 60, .max_entries = 3});
+    for (int i = 0; i < 10; ++i) cache.remember("$argon2id$h", "password" + std::to_string(i), kNow);
+    EXPECT_EQ(cache.size(), 3u);
+    EXPECT_TRUE(cache.contains("$argon2id$h", "password9", kNow));
+    EXPECT_FALSE(cache.contains("$argon2id$h", "password0", kNow));
+    EXPECT_FALSE(cache.contains("$argon2id$other", "password9", kNow));
+    VerifiedCache off({.ttl_seconds = 0});
+    off.remember("$argon2id$h", "p", kNow);
+    EXPECT_FALSE(off.contains("$argon2id$h", "p", kNow));
+}
+
 }  // namespace
 }  // namespace magpie::auth

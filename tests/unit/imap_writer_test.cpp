@@ -102,6 +102,16 @@ TEST(ImapWriter, WritesLiteral8OnlyForNul) {
     EXPECT_EQ(w.take(), "~{1}\r\nx");
 }
 
+// Issue 12 item 3: CHAR8 excludes NUL, so a plain literal (BODY[], a string) never carries one; each NUL
+// becomes 0x80, one octet for one, as Dovecot sends it, so the announced sizes still hold.
+TEST(ImapWriter, PlainLiteralsNeverCarryNul) {
+    ResponseWriter w;
+    w.atom("BODY[]").literal("A\0B\0"s);
+    EXPECT_EQ(w.take(), "BODY[] {4}\r\nA\x80" "B\x80"s);
+    w.string("x\0y"s);
+    EXPECT_EQ(w.take(), "{3}\r\nx\x80y"s);
+}
+
 TEST(ImapWriter, EncodesMailboxNamesForTheClient) {
     const std::string name = "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e";
     ResponseWriter legacy;

@@ -67,8 +67,7 @@ protected:
         ASSERT_TRUE(store_->add_domain("example.test").ok());
         demo_ = add_account("demo@example.test", "correct horse");
         other_ = add_account("other@example.test", "other secret");
-        services_ =
-            std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_, &recent_});
+        services_ = std::make_unique<SessionServices>(SessionServices{*store_, limiter_, throttle_});
     }
 
     void TearDown() override {
@@ -113,6 +112,7 @@ protected:
         config.starttls_available = true;
         config.quota_storage_kib = 1024;
         config.max_output_octets_per_run = max_output_per_run_;
+        config.limits = limits_;
         auto session = std::make_unique<Session>(config, *services_, std::move(ip));
         greeting_ = session->take_output();
         return session;
@@ -136,11 +136,11 @@ protected:
     std::unique_ptr<store::Store> store_;
     auth::HashLimiter limiter_;
     auth::LoginThrottle throttle_;
-    RecentRegistry recent_;
     std::unique_ptr<SessionServices> services_;
     std::int64_t demo_ = 0, other_ = 0;
     std::string greeting_;
     std::size_t max_output_per_run_ = 1024 * 1024;
+    Limits limits_;
 };
 
 TEST_F(ImapSessionTest, GreetingAdvertisesLoginDisabledWithoutTls) {
@@ -256,8 +256,11 @@ TEST_F(ImapSessionTest, StoreExpungeCopyMoveAppend) {
     auto session = logged_in();
     send(*session, "e ENABLE IMAP4rev2\r\n");
     send(*session, "s SELECT INBOX\r\n");
-    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS (\\Deleted $Work)\r\n"),
-              "* 1 FETCH (FLAGS (\\Deleted $Work))\r\na OK STORE completed\r\n");
+    EXPECT_EQ(
+        send(*session, "a STORE 1 +FLAGS (\\Deleted $Work)\r\n"),
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n"
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted\r\n"
+        "* 1 FETCH (FLAGS (\\Deleted $Work))\r\na OK STORE completed\r\n");
     EXPECT_EQ(send(*session, "b STORE 2 +FLAGS.SILENT (\\Seen)\r\n"), "b OK STORE completed\r\n");
     EXPECT_EQ(send(*session, "c EXPUNGE\r\n"), "* 1 EXPUNGE\r\nc OK EXPUNGE completed\r\n");
     const auto archive = mailbox(demo_, "Archive");
@@ -267,8 +270,6 @@ TEST_F(ImapSessionTest, StoreExpungeCopyMoveAppend) {
               fmt::format("* OK [COPYUID {} 3 2] Moved\r\n* 2 EXPUNGE\r\nf OK MOVE completed\r\n",
                           archive.uidvalidity));
     EXPECT_EQ(send(*session, "g COPY 1 Nowhere\r\n"), "g NO [TRYCREATE] No such mailbox\r\n");
-    EXPECT_EQ(send(*session, "g2 MOVE 1 INBOX\r\n"),
-              "g2 NO [CANNOT] The messages are in that mailbox already\r\n");
     EXPECT_EQ(send(*session, "h APPEND INBOX (\\Seen) {5+}\r\nHi!\r\n\r\n"),
               fmt::format("* 2 EXISTS\r\nh OK [APPENDUID {} 4] APPEND completed\r\n",
                           mailbox(demo_, "INBOX").uidvalidity));
@@ -353,6 +354,21 @@ TEST_F(ImapSessionTest, IdleReportsNewMailWhenTheMailboxChanges) {
     EXPECT_EQ(session->take_action(), Session::Action::close);
 }
 
+// Issue 12 item 10: a keepalive during IDLE says "* OK Still here"; outside IDLE it says nothing.
+TEST_F(ImapSessionTest, IdleKeepaliveSaysStillHereOnlyWhileIdling) {
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    session->idle_keepalive();
+    EXPECT_EQ(session->take_output(), "");
+    EXPECT_EQ(send(*session, "i IDLE\r\n"), "+ idling\r\n");
+    session->idle_keepalive();
+    session->idle_keepalive();
+    EXPECT_EQ(session->take_output(), "* OK Still here\r\n* OK Still here\r\n");
+    EXPECT_EQ(send(*session, "DONE\r\n"), "i OK IDLE terminated\r\n");
+    session->idle_keepalive();
+    EXPECT_EQ(session->take_output(), "");
+}
+
 TEST_F(ImapSessionTest, CondstoreAndQresync) {
     deliver(demo_, "INBOX", kFirst);
     deliver(demo_, "INBOX", kSecond);
@@ -387,6 +403,57 @@ TEST_F(ImapSessionTest, CondstoreAndQresync) {
     EXPECT_THAT(resync, HasSubstr("r OK [READ-WRITE]"));
     EXPECT_THAT(send(*session, "r2 SELECT Archive\r\n"),
                 HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
+}
+
+// Issue 12 item 6: the first CONDSTORE-enabling command in a selected mailbox says HIGHESTMODSEQ first
+// (RFC 7162 3.1; Dovecot); later ones do not.
+TEST_F(ImapSessionTest, FirstFetchWithModseqSaysHighestModseq) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const auto inbox = mailbox(demo_, "INBOX");
+    EXPECT_EQ(send(*session, "a FETCH 1 (FLAGS MODSEQ)\r\n"),
+              fmt::format("* OK [HIGHESTMODSEQ {0}] Highest\r\n* 1 FETCH (FLAGS () MODSEQ ({0}))\r\n"
+                          "a OK FETCH completed\r\n",
+                          inbox.highest_modseq));
+    EXPECT_EQ(send(*session, "b FETCH 1 (MODSEQ)\r\n"),
+              fmt::format("* 1 FETCH (MODSEQ ({}))\r\nb OK FETCH completed\r\n", inbox.highest_modseq));
+    auto other = logged_in();
+    send(*other, "s SELECT INBOX\r\n");
+    EXPECT_THAT(
+        send(*other, "c SEARCH MODSEQ 1\r\n"),
+        ::testing::StartsWith(fmt::format("* OK [HIGHESTMODSEQ {}] Highest\r\n", inbox.highest_modseq)));
+}
+
+// Issue 12 item 6: RETURN (MIN) / (MAX) with MODSEQ give the mod-sequence of the message named (RFC 4731
+// 3.2): four messages whose \Seen was set in the order 1, 3, 2, 4.
+TEST_F(ImapSessionTest, EsearchMinMaxModseqIsThatOfTheMessageNamed) {
+    for (int i = 0; i < 4; ++i) deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2 CONDSTORE\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const std::uint64_t base = mailbox(demo_, "INBOX").highest_modseq;
+    for (const char* n : {"1", "3", "2", "4"})
+        send(*session, fmt::format("t STORE {} +FLAGS.SILENT (\\Seen)\r\n", n));
+    auto esearch = [&](std::string_view options) {
+        return send(*session, fmt::format("q SEARCH RETURN ({}) MODSEQ 1\r\n", options));
+    };
+    EXPECT_EQ(esearch("MIN"),
+              fmt::format("* ESEARCH (TAG \"q\") MIN 1 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 1));
+    EXPECT_EQ(esearch("MAX"),
+              fmt::format("* ESEARCH (TAG \"q\") MAX 4 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 4));
+    EXPECT_EQ(send(*session, "q SEARCH RETURN (MAX) MODSEQ 1 NOT 4\r\n"),
+              fmt::format("* ESEARCH (TAG \"q\") MAX 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 2));
+    EXPECT_EQ(
+        esearch("MIN MAX"),
+        fmt::format("* ESEARCH (TAG \"q\") MIN 1 MAX 4 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 4));
+    EXPECT_EQ(
+        send(*session, "q SEARCH RETURN (MIN MAX) MODSEQ 1 NOT 4\r\n"),
+        fmt::format("* ESEARCH (TAG \"q\") MIN 1 MAX 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 2));
+    EXPECT_EQ(
+        send(*session, "q SEARCH RETURN (MIN COUNT) MODSEQ 1 NOT 4\r\n"),
+        fmt::format("* ESEARCH (TAG \"q\") MIN 1 COUNT 3 MODSEQ {}\r\nq OK SEARCH completed\r\n", base + 3));
 }
 
 TEST_F(ImapSessionTest, SearchKeys) {
@@ -424,6 +491,34 @@ TEST_F(ImapSessionTest, SearchKeys) {
               "* ESEARCH (TAG \"x\") UID ALL 2\r\nx OK UID SEARCH completed\r\n");
 }
 
+// Issue 12 item 9: SEARCH is case-insensitive in every script (RFC 9051 6.4.4, RFC 5051 i;unicode-casemap)
+// over decoded text: RFC 2047 words, raw UTF-8 headers and charset-converted bodies.
+TEST_F(ImapSessionTest, SearchFoldsCaseInEveryScriptOverDecodedText) {
+    deliver(demo_, "INBOX",
+            "From: someone@example.test\r\nSubject: =?UTF-8?Q?=C3=85ke_m=C3=B6te?=\r\n\r\nplain\r\n");
+    deliver(demo_, "INBOX",
+            "From: \xC3\x85ke Str\xC3\xB6m <ake@example.test>\r\nSubject: hej\r\n\r\nplain\r\n");
+    deliver(
+        demo_, "INBOX",
+        "From: x@example.test\r\nSubject: latin\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "Vi ses p=E5 m=F6tet\r\n");
+    deliver(demo_, "INBOX",
+            "From: y@example.test\r\nSubject: =?utf-8?b?zqPOv8+GzrnOsQ==?=\r\n\r\nx\r\n");  // Σοφια
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "a SEARCH OR SUBJECT \"\xC3\xA5ke\" FROM \"\xC3\xA5ke\"\r\n"),
+              "* SEARCH 1 2\r\na OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "b SEARCH CHARSET UTF-8 TEXT {5}\r\nM\xC3\x96TE\r\n"),
+              "+ Ready for literal data\r\n* SEARCH 1 3\r\nb OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "c SEARCH BODY \"P\xC3\x85\"\r\n"), "* SEARCH 3\r\nc OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "d SEARCH HEADER Subject \"\xCF\x83\xCE\x9F\xCE\xA6\"\r\n"),
+              "* SEARCH 4\r\nd OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "e SEARCH SUBJECT \"\xCE\xA3\xCE\xBF\xCF\x86\xCE\xB9\xCE\xB1\"\r\n"),
+              "* SEARCH 4\r\ne OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "f SEARCH SUBJECT \"ake\"\r\n"), "* SEARCH\r\nf OK SEARCH completed\r\n");
+}
+
 TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
     auto session = logged_in();
     EXPECT_EQ(send(*session, "a CREATE Work/Projects/Magpie\r\n"), "a OK CREATE completed\r\n");
@@ -447,6 +542,7 @@ TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
     EXPECT_EQ(send(*session, "g LIST \"\" Play/%/%\r\n"),
               "* LIST (\\HasNoChildren) \"/\" Play/Projects/Magpie\r\ng OK LIST completed\r\n");
     EXPECT_EQ(send(*session, "h SUBSCRIBE Play/Projects\r\n"), "h OK SUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "h0 SUBSCRIBE Play\r\n"), "h0 OK SUBSCRIBE completed\r\n");
     EXPECT_EQ(send(*session, "h1 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Play\r\n"),
               "* LIST (\\HasChildren \\Subscribed) \"/\" Play (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
               "h1 OK LIST completed\r\n");
@@ -485,7 +581,7 @@ TEST_F(ImapSessionTest, AUserCannotReachAnotherUsersMail) {
 TEST_F(ImapSessionTest, CapabilityIdAndUnknownCommands) {
     auto session = logged_in();
     auto caps = send(*session, "c CAPABILITY\r\n");
-    EXPECT_THAT(caps, HasSubstr("* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL- ENABLE ID IDLE"));
+    EXPECT_THAT(caps, HasSubstr("* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID IDLE"));
     EXPECT_THAT(caps, HasSubstr("APPENDLIMIT=67108864\r\nc OK CAPABILITY completed\r\n"));
     EXPECT_THAT(caps, Not(HasSubstr("AUTH=")));
     EXPECT_EQ(send(*session, "i ID (\"name\" \"mutt\")\r\n"),
@@ -506,6 +602,22 @@ TEST_F(ImapSessionTest, SynchronizingLiteralIsAskedForThenStored) {
     EXPECT_TRUE(std::ranges::find(stored->flags, "\\Draft") != stored->flags.end());
 }
 
+// Issue 12 item 1: LITERAL+ (RFC 7888); past the APPENDLIMIT the literal is dropped and refused TOOBIG.
+TEST_F(ImapSessionTest, NonSynchronizingLiteralsAreTakenUpToTheAppendLimit) {
+    limits_.max_literal_octets = 2000;
+    auto session = logged_in();
+    EXPECT_THAT(send(*session, "c CAPABILITY\r\n"), HasSubstr(" LITERAL+ "));
+    const std::string message = "Subject: plus\r\n\r\n" + std::string(1500, 'p') + "\r\n";
+    EXPECT_EQ(
+        send(*session, fmt::format("a APPEND Drafts {{{}+}}\r\n{}\r\n", message.size(), message)),
+        fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "Drafts").uidvalidity));
+    const std::string big = "b LOGOUT\r\n" + std::string(5000, 'q');
+    EXPECT_EQ(send(*session, fmt::format("b APPEND Drafts {{{}+}}\r\n{}\r\nc NOOP\r\n", big.size(), big)),
+              "b NO [TOOBIG] literal too large\r\nc OK Done\r\n");
+    EXPECT_EQ(session->state(), Session::State::authenticated);
+    EXPECT_EQ(store_->find_message(mailbox(demo_, "Drafts").id, 1)->size, message.size());
+}
+
 TEST_F(ImapSessionTest, UidExpungeRemovesOnlyTheNamedMessages) {
     deliver(demo_, "INBOX", kFirst, {"\\Deleted"});
     deliver(demo_, "INBOX", kSecond, {"\\Deleted"});
@@ -523,7 +635,9 @@ TEST_F(ImapSessionTest, Rev2SelectListsTheMailboxAndHidesRecent) {
               "* ENABLED IMAP4rev2 CONDSTORE\r\ne OK ENABLE completed\r\n");
     auto selected = send(*session, "s SELECT Sent\r\n");
     EXPECT_THAT(selected, HasSubstr("* 0 EXISTS\r\n* LIST (\\Sent) \"/\" Sent\r\n"));
-    EXPECT_THAT(selected, HasSubstr("* OK [NOMODSEQ] No changes to report yet\r\n"));
+    // Issue 12 item 6: a mailbox never changed has HIGHESTMODSEQ 1, never NOMODSEQ.
+    EXPECT_THAT(selected, HasSubstr("* OK [HIGHESTMODSEQ 1] Highest\r\n"));
+    EXPECT_THAT(selected, Not(HasSubstr("NOMODSEQ")));
     EXPECT_THAT(selected, Not(HasSubstr("RECENT")));
     EXPECT_THAT(send(*session, "t SELECT INBOX\r\n"), HasSubstr("* OK [CLOSED] Previous mailbox closed\r\n"));
     EXPECT_EQ(send(*session, "f FETCH 1 FLAGS\r\n"),
@@ -542,6 +656,219 @@ TEST_F(ImapSessionTest, MailboxNamesAreModifiedUtf7UnlessUtf8IsEnabled) {
     EXPECT_EQ(send(*rev2, "b LIST \"\" \"\xC3\x84*\"\r\n"),
               "* LIST (\\HasNoChildren) \"/\" \"\xC3\x84rger\"\r\nb OK LIST completed\r\n");
     EXPECT_TRUE(store_->find_mailbox(demo_, "\xC3\x84rger").ok());
+}
+
+// Issue 12 item 8: a name that is not modified UTF-7 names no mailbox: NO, not BAD (Dovecot's answer).
+TEST_F(ImapSessionTest, UndecodableMailboxNamesGetNoAndListNothing) {
+    auto rev2 = logged_in();
+    send(*rev2, "e ENABLE IMAP4rev2\r\n");
+    EXPECT_EQ(send(*rev2, "c CREATE foo&bar\r\n"), "c OK CREATE completed\r\n");  // UTF-8 "foo&bar"
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "a SELECT foo&bar\r\n"),
+              "a NO [NONEXISTENT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(session->state(), Session::State::authenticated);  // a failed SELECT closes the old one
+    EXPECT_EQ(send(*session, "b LIST \"\" foo&bar*\r\n"), "b OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "b LIST \"foo&\" *\r\n"), "b OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" foo&bar\r\n"), "l OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "c CREATE foo&baz\r\n"),
+              "c NO [CANNOT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(send(*session, "d STATUS foo&bar (MESSAGES)\r\n"),
+              "d NO [NONEXISTENT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(send(*session, "f APPEND foo&bar {1+}\r\nx\r\n"),
+              "f NO [NONEXISTENT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(send(*session, "g DELETE foo&bar\r\n"),
+              "g NO [NONEXISTENT] Mailbox name is not valid modified UTF-7\r\n");
+    EXPECT_EQ(send(*session, "h SELECT \"a\x01z\"\r\n"),
+              "h NO [NONEXISTENT] Mailbox name holds a control character\r\n");
+    EXPECT_THAT(send(*session, "i SELECT foo&-bar\r\n"), HasSubstr("i OK [READ-WRITE]"));
+}
+
+// Issue 12 item 2: BINARY[] and BINARY.SIZE[] are the whole message (RFC 3516 4.1, RFC 9051 6.4.5); a
+// part that does not exist is an empty string, not NO [UNKNOWN-CTE]; a multipart part is its octets.
+TEST_F(ImapSessionTest, BinaryOfTheWholeMessageAndOfMissingParts) {
+    const std::string multi =
+        "From: a@example.test\r\nSubject: two\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nworld\r\n--b--\r\n";
+    deliver(demo_, "INBOX", multi);
+    deliver(demo_, "INBOX", kSecond);
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "a FETCH 1 (BINARY.SIZE[] RFC822.SIZE)\r\n"),
+              fmt::format("* 1 FETCH (BINARY.SIZE[] {0} RFC822.SIZE {0})\r\na OK FETCH completed\r\n",
+                          multi.size()));
+    EXPECT_EQ(
+        send(*session, "b FETCH 1 BINARY.PEEK[]\r\n"),
+        fmt::format("* 1 FETCH (BINARY[] {{{}}}\r\n{})\r\nb OK FETCH completed\r\n", multi.size(), multi));
+    EXPECT_EQ(send(*session, "c FETCH 1 (BINARY.PEEK[3] BINARY.SIZE[3] BINARY.PEEK[1.2] BINARY.PEEK[2])\r\n"),
+              "* 1 FETCH (BINARY[3] {0}\r\n BINARY.SIZE[3] 0 BINARY[1.2] {0}\r\n BINARY[2] {5}\r\nworld)\r\n"
+              "c OK FETCH completed\r\n");
+    // A single-part message: BINARY[] is still the whole message, BINARY[1] its decoded body.
+    EXPECT_EQ(send(*session, "d FETCH 2 (BINARY.SIZE[] BINARY.SIZE[1] BINARY.SIZE[2])\r\n"),
+              fmt::format("* 2 FETCH (BINARY.SIZE[] {} BINARY.SIZE[1] 16 BINARY.SIZE[2] 0)\r\n"
+                          "d OK FETCH completed\r\n",
+                          std::strlen(kSecond)));
+    EXPECT_EQ(send(*session, "e FETCH 1 BINARY.PEEK[]<2.5>\r\n"),
+              "* 1 FETCH (BINARY[]<2> {5}\r\nom: a)\r\ne OK FETCH completed\r\n");
+}
+
+// Issue 12 item 3 (the reading side): mail stored with a raw NUL never puts it in a plain literal; BINARY
+// gives the real octets in a literal8 (RFC 3516 4.2).
+TEST_F(ImapSessionTest, NulInStoredMailIsNeverWrittenInAPlainLiteral) {
+    using namespace std::string_literals;
+    const std::string message =
+        "From: a@example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+        "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "A\0B\r\n--b--\r\n"s;
+    deliver(demo_, "INBOX", message);
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    auto body = send(*session, "a FETCH 1 (BODY.PEEK[] BODY.PEEK[2])\r\n");
+    EXPECT_EQ(body.find('\0'), std::string::npos);
+    EXPECT_THAT(body, HasSubstr(fmt::format("BODY[] {{{}}}\r\n", message.size())));
+    EXPECT_THAT(body, HasSubstr("BODY[2] {3}\r\nA\x80"
+                                "B)"));
+    EXPECT_EQ(send(*session, "b FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])\r\n"),
+              "* 1 FETCH (BINARY[2] ~{3}\r\nA\0B BINARY.SIZE[2] 3)\r\nb OK FETCH completed\r\n"s);
+}
+
+// Issue 12 item 7: a keyword the session has not announced gets FLAGS and PERMANENTFLAGS first
+// (RFC 3501 7.2.6), whether this session set it (even .SILENT), another did, or it came with new mail.
+TEST_F(ImapSessionTest, NewKeywordsAreAnnouncedBeforeTheFetchThatShowsThem) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const std::string system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    auto announced = [&](const std::string& keywords) {
+        return fmt::format("* FLAGS ({0} {1})\r\n* OK [PERMANENTFLAGS ({0} {1} \\*)] Flags permitted\r\n",
+                           system, keywords);
+    };
+    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS ($NewOne)\r\n"),
+              announced("$NewOne") + "* 1 FETCH (FLAGS ($NewOne))\r\na OK STORE completed\r\n");
+    EXPECT_EQ(send(*session, "b STORE 1 +FLAGS.SILENT ($Other)\r\n"),
+              announced("$NewOne $Other") + "b OK STORE completed\r\n");
+    EXPECT_EQ(send(*session, "c STORE 1 -FLAGS ($Other)\r\n"),
+              "* 1 FETCH (FLAGS ($NewOne))\r\nc OK STORE completed\r\n");  // nothing new: no FLAGS
+    auto other = logged_in();
+    send(*other, "s SELECT INBOX\r\n");
+    send(*other, "a STORE 1 +FLAGS ($Third)\r\n");
+    EXPECT_EQ(send(*session, "n NOOP\r\n"),
+              announced("$NewOne $Other $Third") + "* 1 FETCH (FLAGS ($NewOne $Third))\r\nn OK Done\r\n");
+    deliver(demo_, "INBOX", kSecond, {"$Fresh"});
+    EXPECT_EQ(send(*session, "o NOOP\r\n"),
+              announced("$NewOne $Other $Third $Fresh") + "* 2 EXISTS\r\no OK Done\r\n");
+}
+
+// Issue 12 item 7: MOVE into the selected mailbox is COPY + EXPUNGE with COPYUID (RFC 6851 3.3; Dovecot).
+TEST_F(ImapSessionTest, MoveIntoTheSelectedMailboxIsCopyThenExpunge) {
+    deliver(demo_, "INBOX", kFirst, {"\\Flagged"});
+    deliver(demo_, "INBOX", kSecond);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const auto inbox = mailbox(demo_, "INBOX");
+    EXPECT_EQ(
+        send(*session, "m MOVE 1 INBOX\r\n"),
+        fmt::format("* OK [COPYUID {} 1 3] Moved\r\n* 1 EXPUNGE\r\n* 2 EXISTS\r\nm OK MOVE completed\r\n",
+                    inbox.uidvalidity));
+    EXPECT_EQ(
+        send(*session, "f FETCH 1:* (UID FLAGS)\r\n"),
+        "* 1 FETCH (UID 2 FLAGS ())\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged))\r\nf OK FETCH completed\r\n");
+    EXPECT_EQ(*store_->read_blob(store_->find_message(inbox.id, 3)->blob_id), kFirst);
+    EXPECT_FALSE(store_->find_message(inbox.id, 1).ok());
+}
+
+// Issue 12 item 4: \Recent is kept in the store: the first SELECT claims it, EXAMINE only looks, and a
+// mailbox deleted and created again under the same name starts afresh.
+TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
+    auto session = logged_in();
+    auto append = [&](std::string_view mailbox) {
+        return send(*session, fmt::format("a APPEND {} {{12+}}\r\nSubject: x\r\n\r\n", mailbox));
+    };
+    EXPECT_EQ(send(*session, "c CREATE rec\r\n"), "c OK CREATE completed\r\n");
+    for (int i = 0; i < 3; ++i) EXPECT_THAT(append("rec"), HasSubstr("a OK [APPENDUID"));
+    EXPECT_EQ(send(*session, "t STATUS rec (RECENT MESSAGES)\r\n"),
+              "* STATUS rec (RECENT 3 MESSAGES 3)\r\nt OK STATUS completed\r\n");
+    EXPECT_THAT(send(*session, "e EXAMINE rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 3 RECENT\r\n"));
+    EXPECT_THAT(send(*session, "s SELECT rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 3 RECENT\r\n"));
+    EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"),
+              "* STATUS rec (RECENT 3)\r\nt OK STATUS completed\r\n");
+    EXPECT_EQ(send(*session, "k CLOSE\r\n"), "k OK CLOSE completed\r\n");
+    // Claimed: another session (or this one after a restart) sees none recent.
+    auto other = logged_in();
+    EXPECT_THAT(send(*other, "s SELECT rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 0 RECENT\r\n"));
+    send(*other, "u UNSELECT\r\n");
+    EXPECT_EQ(send(*session, "d DELETE rec\r\n"), "d OK DELETE completed\r\n");
+    EXPECT_EQ(send(*session, "c CREATE rec\r\n"), "c OK CREATE completed\r\n");
+    for (int i = 0; i < 2; ++i) EXPECT_THAT(append("rec"), HasSubstr("a OK [APPENDUID"));
+    EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"),
+              "* STATUS rec (RECENT 2)\r\nt OK STATUS completed\r\n");
+    // New mail while selected is recent to the session that sees it first.
+    EXPECT_THAT(send(*other, "s SELECT rec\r\n"), HasSubstr("* 2 EXISTS\r\n* 2 RECENT\r\n"));
+    EXPECT_EQ(append("rec"),
+              fmt::format("a OK [APPENDUID {} 3] APPEND completed\r\n", mailbox(demo_, "rec").uidvalidity));
+    EXPECT_EQ(send(*other, "n NOOP\r\n"), "* 3 EXISTS\r\n* 3 RECENT\r\nn OK Done\r\n");
+}
+
+// Issue 12 item 5: subscriptions are the client's names (RFC 3501 6.3.6, 6.3.9; RFC 5258 3.1).
+TEST_F(ImapSessionTest, SubscriptionsAreNamesTheClientKeeps) {
+    auto session = logged_in();
+    EXPECT_EQ(send(*session, "c CREATE gone\r\n"), "c OK CREATE completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" gone\r\n"),
+              "l OK LSUB completed\r\n");  // CREATE does not subscribe
+    EXPECT_EQ(send(*session, "s SUBSCRIBE gone\r\n"), "s OK SUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "d DELETE gone\r\n"), "d OK DELETE completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" gone\r\n"), "* LSUB () \"/\" gone\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "m LIST (SUBSCRIBED) \"\" g*\r\n"),
+              "* LIST (\\NonExistent \\Subscribed) \"/\" gone\r\nm OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "n LIST \"\" g*\r\n"), "n OK LIST completed\r\n");
+    // An unsubscribed parent of a subscribed child: "%" shows it \Noselect, "*" does not.
+    EXPECT_EQ(send(*session, "c CREATE par/child\r\n"), "c OK CREATE completed\r\n");
+    EXPECT_EQ(send(*session, "s SUBSCRIBE par/child\r\n"), "s OK SUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" p%\r\n"),
+              "* LSUB (\\Noselect) \"/\" par\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB \"\" p*\r\n"), "* LSUB () \"/\" par/child\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "l LSUB par/ %\r\n"), "* LSUB () \"/\" par/child\r\nl OK LSUB completed\r\n");
+    EXPECT_EQ(send(*session, "r LIST (SUBSCRIBED RECURSIVEMATCH) \"\" p%\r\n"),
+              "* LIST (\\HasChildren) \"/\" par (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\nr OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "u UNSUBSCRIBE par\r\n"),
+              "u OK UNSUBSCRIBE completed\r\n");  // was not: still OK
+    EXPECT_EQ(send(*session, "u UNSUBSCRIBE gone\r\n"), "u OK UNSUBSCRIBE completed\r\n");
+    EXPECT_EQ(send(*session, "m LIST (SUBSCRIBED) \"\" g*\r\n"), "m OK LIST completed\r\n");
+    EXPECT_EQ(send(*session, "v LIST \"\" p* RETURN (SUBSCRIBED)\r\n"),
+              "* LIST (\\HasChildren) \"/\" par\r\n* LIST (\\HasNoChildren \\Subscribed) \"/\" par/child\r\n"
+              "v OK LIST completed\r\n");
+}
+
+// Narrow reads: a FETCH of whole rows reads them in batches of the UIDs asked (find_messages), across
+// batch boundaries and with a message expunged by another session in the middle.
+TEST_F(ImapSessionTest, FetchReadsRowsInBatchesOfTheUidsAsked) {
+    for (int i = 0; i < 300; ++i) deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    auto other = logged_in();
+    send(*other, "s SELECT INBOX\r\n");
+    send(*other, "d UID STORE 260 +FLAGS.SILENT (\\Deleted)\r\n");
+    send(*other, "x EXPUNGE\r\n");
+    auto out = send(*session, "f FETCH 1:* (UID RFC822.SIZE)\r\n");
+    std::size_t responses = 0;
+    for (std::size_t at = out.find(" FETCH (UID "); at != std::string::npos;
+         at = out.find(" FETCH (UID ", at + 1))
+        ++responses;
+    EXPECT_EQ(responses, 299u);
+    EXPECT_THAT(out, HasSubstr(fmt::format("* 300 FETCH (UID 300 RFC822.SIZE {})\r\n", std::strlen(kFirst))));
+    EXPECT_THAT(out, Not(HasSubstr("UID 260 ")));
+    EXPECT_THAT(out, HasSubstr("f NO Some messages could not be fetched"));
+    EXPECT_EQ(send(*session, "u UID FETCH 255:258 (RFC822.SIZE)\r\n"),
+              fmt::format("* 255 FETCH (UID 255 RFC822.SIZE {0})\r\n* 256 FETCH (UID 256 RFC822.SIZE {0})\r\n"
+                          "* 257 FETCH (UID 257 RFC822.SIZE {0})\r\n* 258 FETCH (UID 258 RFC822.SIZE {0})\r\n"
+                          "* 260 EXPUNGE\r\nu OK UID FETCH completed\r\n",  // UID FETCH may carry it
+                          std::strlen(kFirst)));
 }
 
 TEST_F(ImapSessionTest, ShutdownSaysByeAndCloses) {

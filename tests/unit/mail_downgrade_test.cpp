@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/strings.h"
+#include "mail/base64.h"
 #include "mail/builder.h"
 #include "mail/decode.h"
 #include "mail/downgrade.h"
@@ -245,6 +246,118 @@ TEST(Downgrade, RandomEightBitMessagesReadTheSameAfterDowngrade) {
         ASSERT_TRUE(built.ok());
         downgrade_ok(*built);
     }
+}
+
+// Re-encoding what a literal8 APPEND brings (RFC 3516 4.4) so that no plain literal ever carries a NUL.
+using namespace std::string_literals;
+
+// The bytes of BINARY[n] for every leaf, in tree order: what must not change.
+std::vector<std::string> binary_view(std::string_view bytes) {
+    Message message = Message::parse(bytes);
+    std::vector<std::string> out;
+    for (const Part& part : message.parts()) {
+        if (part.kind == PartKind::leaf) out.push_back(decode_transfer(message.body(part), part.encoding));
+    }
+    return out;
+}
+
+std::string reencoded(std::string_view message) {
+    auto out = reencode_binary_parts(message);
+    EXPECT_TRUE(out.has_value());
+    if (!out) return {};
+    EXPECT_EQ(binary_view(*out), binary_view(message));
+    EXPECT_EQ(out->find('\0'), std::string::npos);
+    return *out;
+}
+
+TEST(ReencodeBinary, BinaryPartWithNulBecomesBase64WhereItStands) {
+    std::string message =
+        "Subject: nul\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        "--b\r\nContent-Transfer-Encoding: binary\r\nContent-Type: application/octet-stream\r\n\r\n"
+        "a\0b\r\nc\r\n--b--\r\n"s;
+    EXPECT_EQ(reencoded(message),
+              "Subject: nul\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+              "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+              "--b\r\nContent-Transfer-Encoding: base64\r\nContent-Type: application/octet-stream\r\n\r\n"
+              "YQBiDQpj\r\n--b--\r\n");  // base64 of "a\0b\r\nc": the CRLF before the boundary is the boundary's
+}
+
+TEST(ReencodeBinary, BinaryPartsWithoutNulAreReencodedTooAsDovecotDoes) {
+    std::string message = "Content-Type: application/x; name=a\r\nContent-Transfer-Encoding: BINARY\r\n\r\nab\rc\n";
+    EXPECT_EQ(reencoded(message), "Content-Type: application/x; name=a\r\nContent-Transfer-Encoding: base64\r\n\r\nYWINYwo=");
+}
+
+TEST(ReencodeBinary, LongBodiesGetLinesOf76WithNoFinalBreak) {
+    std::string blob(200, '\0');
+    for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>(i * 7);
+    std::string out = reencoded("Content-Transfer-Encoding: binary\r\n\r\n" + blob);
+    std::string body = out.substr(out.find("\r\n\r\n") + 4);
+    EXPECT_EQ(longest_line(body), 76u);
+    EXPECT_FALSE(body.ends_with("\n"));
+    EXPECT_EQ(base64_decode(body), blob);
+}
+
+TEST(ReencodeBinary, NulUnderAnIdentityLabelIsReencodedAndRelabelled) {
+    // 7bit and 8bit exclude NUL (RFC 2045 2.7, 2.8): such a body is binary in fact.
+    EXPECT_EQ(reencoded("Content-Transfer-Encoding: 8bit\nContent-Type: text/plain\n\nx\0y\n"s),
+              "Content-Transfer-Encoding: base64\nContent-Type: text/plain\n\neAB5Cg==");
+    // No label at all: the field is added after the last field, before the blank line.
+    EXPECT_EQ(reencoded("Subject: s\r\nContent-Type: text/plain\r\n\r\nx\0y"s),
+              "Subject: s\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\neAB5");
+    // A second Content-Transfer-Encoding field goes: the part has one label.
+    EXPECT_EQ(reencoded("Content-Transfer-Encoding: binary\r\nX: 1\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\0"s),
+              "Content-Transfer-Encoding: base64\r\nX: 1\r\n\r\nAA==");
+}
+
+TEST(ReencodeBinary, HeaderWithoutBlankLineGetsOne) {
+    // The header ends at a line that is not a field: that line is body, so a blank line must come first.
+    EXPECT_EQ(reencoded("Content-Transfer-Encoding: binary\r\nnot a field\0\r\n"s),
+              "Content-Transfer-Encoding: base64\r\n\r\nbm90IGEgZmllbGQADQo=");
+    // A MIME part with no header at all and no blank line.
+    std::string message = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nno header\0\r\n--b--\r\n"s;
+    EXPECT_EQ(reencoded(message),
+              "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+              "bm8gaGVhZGVyAA==\r\n--b--\r\n");
+}
+
+TEST(ReencodeBinary, ReencodesInsideEncapsulatedMessages) {
+    std::string message =
+        "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "Subject: in\r\nContent-Transfer-Encoding: binary\r\n\r\n\0\0\0"s;
+    // The container keeps its label (RFC 2046 5.2.1: message/rfc822 is never encoded); its body is re-encoded.
+    EXPECT_EQ(reencoded(message),
+              "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+              "Subject: in\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA");
+}
+
+TEST(ReencodeBinary, NothingToDoGivesNothing) {
+    EXPECT_FALSE(reencode_binary_parts("Subject: x\r\n\r\nplain\r\n"));
+    // 8-bit header fields and 8-bit bodies are valid in a literal: kept, and nothing to do.
+    EXPECT_FALSE(reencode_binary_parts("Subject: Gr\xC3\xBC\xC3\x9F\xC3\xA9\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xC3\xA9\r\n"));
+    // A multipart labelled binary is not a body to encode (RFC 2045 6.4).
+    EXPECT_FALSE(reencode_binary_parts(
+        "Content-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: binary\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n"));
+    // A NUL in a header field, a preamble or an unknown encoding cannot be re-encoded without changing
+    // what a reader sees: left for the server to replace when it writes the literal.
+    EXPECT_FALSE(reencode_binary_parts("Subject: a\0b\r\n\r\nx\r\n"s));
+    EXPECT_FALSE(reencode_binary_parts(
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\npre\0\r\n--b\r\n\r\nx\r\n--b--\r\n"s));
+    EXPECT_FALSE(reencode_binary_parts("Content-Transfer-Encoding: x-uue\r\n\r\n\0"s));
+    EXPECT_FALSE(reencode_binary_parts(""));
+}
+
+TEST(ReencodeBinary, StructureAgreesWithTheBytesAfterwards) {
+    std::string message =
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n" +
+        std::string(100, '\0') + "\r\n--b--\r\n";
+    std::string out = reencoded(message);
+    Message m = Message::parse(out);
+    const Part& part = m.parts()[1];
+    EXPECT_EQ(part.encoding, TransferEncoding::base64);
+    EXPECT_EQ(decode_body(m, part), std::string(100, '\0'));
+    EXPECT_EQ(m.body(part), base64_encode(std::string(100, '\0'), 76));
 }
 
 }  // namespace

@@ -15,14 +15,16 @@
 namespace magpie::mail {
 namespace {
 
-// RFC 3501 7.4.2 FETCH example, rebuilt so that sizes and line counts match it exactly.
+// RFC 3501 7.4.2 FETCH example, rebuilt so that sizes and line counts match it exactly. A line count is the
+// number of line ends in the part's octets, and the CRLF before a boundary is the boundary's (RFC 2046
+// 5.1.1), so each part ends with a line end of its own before the delimiter's.
 std::string rfc3501_message() {
     std::string text1;
     for (int i = 0; i < 22; ++i) text1 += std::string(50, 'a') + "\r\n";
-    text1 += "12345678";  // 1152 octets, 23 lines
+    text1 += "123456\r\n";  // 1152 octets, 23 lines
     std::string text2;
     for (int i = 0; i < 72; ++i) text2 += std::string(61, 'Q') + "\r\n";
-    text2 += std::string(18, 'Q');  // 4554 octets, 73 lines
+    text2 += std::string(16, 'Q') + "\r\n";  // 4554 octets, 73 lines
     return "Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n"
            "From: Terry Gray <gray@cac.washington.edu>\r\n"
            "Subject: IMAP4rev1 WG mtg summary and minutes\r\n"
@@ -342,9 +344,19 @@ TEST(ImapView, EncodingIsTheMechanismTokenOnly) {
     EXPECT_EQ(imap_body_structure(m, false), "(\"application\" \"x\" NIL NIL NIL \"Base64\" 4)");
 }
 
+TEST(ImapView, FirstTransferEncodingFieldDecidesBothLabelAndDecoding) {
+    // BODYSTRUCTURE names the first field; BINARY must decode by the same one, not by a later field.
+    std::string_view raw = "Content-Transfer-Encoding: base64\r\nContent-Transfer-Encoding: 7bit\r\n\r\naGk=";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(imap_body_structure(m, false), "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"base64\" 4 0)");
+    EXPECT_EQ(*fetch_binary(m.parts(), raw, {1}), "hi");
+}
+
 TEST(ImapView, QuotesAndLiteralsInStrings) {
     EXPECT_EQ(imap_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
     EXPECT_EQ(imap_string("caf\xC3\xA9"), "{5}\r\ncaf\xC3\xA9");
+    // CHAR8 excludes NUL (RFC 3501 9): U+FFFD stands in for it.
+    EXPECT_EQ(imap_string(std::string_view("a\0b", 3)), "{5}\r\na\xEF\xBF\xBD" "b");
     EXPECT_EQ(imap_nstring(""), "NIL");
     EXPECT_EQ(imap_string(""), "\"\"");
 }
@@ -409,6 +421,14 @@ void check_sections(std::span<const Part> parts, std::string_view raw) {
     EXPECT_EQ(*fetch_binary(parts, raw, {3}), "hello");
     EXPECT_EQ(*binary_size(parts, raw, {3}), 5u);
     EXPECT_FALSE(fetch_binary(parts, raw, {2, 9}));
+    // A multipart is identity-encoded (RFC 2045 6.4): its BINARY is its body as it is.
+    EXPECT_EQ(*fetch_binary(parts, raw, {2, 1}), "alt1");
+    EXPECT_EQ(*fetch_binary(parts, raw, {2}), section(parts, raw, "2"));
+    std::string_view inner_multipart = "Subject: x\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+                                       "Content-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\r\na\r\n--i--\r\n--o--\r\n";
+    Message m = Message::parse(inner_multipart);
+    EXPECT_EQ(*fetch_binary(m.parts(), inner_multipart, {1}), "--i\r\n\r\na\r\n--i--");
+    EXPECT_EQ(*binary_size(m.parts(), inner_multipart, {1}), 15u);
 }
 
 TEST(ImapView, ResolvesSectionsFromParsedMessage) {
@@ -424,7 +444,7 @@ TEST(ImapView, SinglePartMessageHasPartOne) {
     EXPECT_EQ(section(m.parts(), raw, "2"), "");
     std::string_view bare = "Subject: x";  // no blank line, no line end
     Message b = Message::parse(bare);
-    EXPECT_EQ(section(b.parts(), bare, "HEADER"), "Subject: x\r\n\r\n");
+    EXPECT_EQ(section(b.parts(), bare, "HEADER"), "Subject: x");  // its octets, nothing added
     EXPECT_EQ(section(b.parts(), bare, "HEADER.FIELDS (subject)"), "Subject: x\r\n\r\n");
 }
 
@@ -440,6 +460,203 @@ TEST(ImapView, SlicesSectionsForPartialFetch) {
             std::string expected = offset < whole.size() ? whole.substr(offset, length) : "";
             EXPECT_EQ(data->slice(offset, length).materialize(raw), expected) << offset << " " << length;
         }
+    }
+}
+
+// The text part of a one-part message, or part n of a multipart: its BODYSTRUCTURE (basic form).
+std::string structure_of(std::string_view raw) { return imap_body_structure(Message::parse(raw), false); }
+
+TEST(ImapViewLines, CrlfBeforeBoundaryIsNotALineOfThePart) {
+    // RFC 2046 5.1.1: the CRLF before "--b" is the delimiter's, so BODY[1] is "abc" and has no line end.
+    std::string_view raw = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nabc\r\n--b--\r\n";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(section(m.parts(), raw, "1"), "abc");
+    EXPECT_EQ(imap_body_structure(m, false),
+              "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 0) \"mixed\")");
+}
+
+TEST(ImapViewLines, CountsTheLineEndsOfExactlyTheServedOctets) {
+    // A part whose text ends with its own CRLF keeps it: one line end before the delimiter's.
+    EXPECT_EQ(structure_of("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nabc\r\n\r\n--b--\r\n"),
+              "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 1) \"mixed\")");
+    // An unterminated last line at the end of the message is not a line end either.
+    EXPECT_EQ(structure_of("Subject: x\r\n\r\nhello"), "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 0)");
+    EXPECT_EQ(structure_of("Subject: x\r\n\r\na\r\nb"), "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 4 1)");
+    EXPECT_EQ(structure_of("Subject: x\r\n\r\na\r\nb\r\n"), "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 2)");
+    // Bare LF ends a line too; an empty body has none.
+    EXPECT_EQ(structure_of("Subject: x\n\na\nb\n"), "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 4 2)");
+    EXPECT_EQ(structure_of("Subject: x\r\n\r\n"), "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)");
+}
+
+TEST(ImapViewLines, EncapsulatedMessageBeforeABoundaryCountsTheSameWay) {
+    std::string_view raw =
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
+        "Subject: in\r\n\r\nx\r\ny\r\n--b--\r\n";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(section(m.parts(), raw, "1"), "Subject: in\r\n\r\nx\r\ny");
+    std::string body = imap_body_structure(m, false);
+    // The inner text "x" CRLF "y" has one line end; the message/rfc822 part's 18 octets have three.
+    EXPECT_NE(body.find("\"7bit\" 4 1) 3)"), std::string::npos) << body;
+}
+
+std::string dotted(const std::vector<std::uint32_t>& numbers) {
+    std::string out;
+    for (auto n : numbers) out += (out.empty() ? "" : ".") + std::to_string(n);
+    return out;
+}
+
+// Walks a BODYSTRUCTURE and checks each line count against the line ends of BODY[section].
+void check_line_counts(const Node& b, std::vector<std::uint32_t> path, std::span<const Part> parts,
+                       std::string_view raw, std::size_t& checked) {
+    ASSERT_EQ(b.kind, Node::list);
+    if (b.items[0]->kind == Node::list) {
+        for (std::uint32_t i = 0; i < b.items.size() && b.items[i]->kind == Node::list; ++i) {
+            auto child = path;
+            child.push_back(i + 1);
+            check_line_counts(*b.items[i], child, parts, raw, checked);
+        }
+        return;
+    }
+    std::string type = to_lower(b.items[0]->text), subtype = to_lower(b.items[1]->text);
+    SectionSpec spec;
+    spec.part = path.empty() ? std::vector<std::uint32_t>{1} : path;
+    std::string octets = fetch_section(parts, raw, spec)->materialize(raw);
+    auto line_ends = std::to_string(std::count(octets.begin(), octets.end(), '\n'));
+    if (type == "text") {
+        EXPECT_EQ(b.items[7]->text, line_ends) << "part " << dotted(spec.part);
+        ++checked;
+    } else if (type == "message" && subtype == "rfc822" && b.items.size() >= 10) {
+        EXPECT_EQ(b.items[9]->text, line_ends) << "part " << dotted(spec.part);
+        ++checked;
+        const Node& inner = *b.items[8];
+        auto inner_path = spec.part;
+        if (inner.items[0]->kind != Node::list) inner_path.push_back(1);
+        check_line_counts(inner, inner_path, parts, raw, checked);
+    }
+}
+
+TEST(ImapViewLines, EveryCorpusLineCountIsTheLineEndsOfItsSection) {
+    std::filesystem::path dir = std::filesystem::path(MAGPIE_TEST_DATA_DIR) / "mail" / "corpus";
+    std::size_t checked = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        std::ifstream in(e.path(), std::ios::binary);
+        std::string raw((std::istreambuf_iterator<char>(in)), {});
+        Message m = Message::parse(raw);
+        std::string body = imap_body_structure(m, false);
+        SCOPED_TRACE(e.path().filename().string() + ": " + body);
+        ImapReader reader(body);
+        auto node = reader.read();
+        ASSERT_TRUE(node) << reader.error;
+        check_line_counts(*node, {}, m.parts(), raw, checked);
+    }
+    std::string nested = imap_body_structure(Message::parse(kNested), false);
+    check_line_counts(*ImapReader(nested).read(), {}, Message::parse(kNested).parts(), kNested, checked);
+    EXPECT_GE(checked, 40u);
+}
+
+TEST(ImapViewParams, JoinsRfc2231SectionsIntoOneParameterAsDovecotDoes) {
+    std::string_view raw =
+        "Content-Type: application/pdf; name*0*=UTF-8''%EC%95%A8; name*1*=%EB%A6%AC.pdf\r\n"
+        "Content-Disposition: attachment; filename*0=\"foo\"; filename*1=\"bar.pdf\"\r\n\r\nxx\r\n";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(imap_body_structure(m, true),
+              "(\"application\" \"pdf\" (\"name*\" \"UTF-8''%EC%95%A8%EB%A6%AC.pdf\") NIL NIL \"7bit\" 4 NIL "
+              "(\"attachment\" (\"filename\" \"foobar.pdf\")) NIL NIL)");
+    // The decoded view of the same parameter is the UTF-8 name a reader shows.
+    EXPECT_EQ(m.content_type(m.root()).params.get("name"), "\xEC\x95\xA8\xEB\xA6\xAC.pdf");
+}
+
+std::vector<RawParameter> joined(std::string_view params) {
+    return join_rfc2231_sections(parse_parameters(params).raw);
+}
+
+std::string flat(const std::vector<RawParameter>& list) {
+    std::string out;
+    for (const auto& p : list) out += p.name + "=" + p.value + ";";
+    return out;
+}
+
+TEST(ImapViewParams, JoinKeepsOrderSpellingAndEncodingRules) {
+    // Sections out of order are sorted; the name keeps its spelling; plain parameters come first.
+    EXPECT_EQ(flat(joined("NAME*1*=%EB%A6%AC.pdf; zz=1; NAME*0*=UTF-8''%EC%95%A8")),
+              "zz=1;NAME*=UTF-8''%EC%95%A8%EB%A6%AC.pdf;");
+    // A plain section inside an encoded value: an empty charset'language' prefix, its '%' escaped.
+    EXPECT_EQ(flat(joined("b*0=\"q%\"; b*1*=%41")), "b*=''q%25%41;");
+    // Names differing only in case are one parameter (RFC 2045 5.1).
+    EXPECT_EQ(flat(joined("t*0=a; T*1=b")), "t=ab;");
+    // Joined names in byte order of their spelling, upper case first, wherever they stood.
+    EXPECT_EQ(flat(joined("zz=1; gap*1=x; TITLE*1*=%41; TITLE*0=q")), "zz=1;TITLE*=''q%41;gap*1=x;");
+    // One extended value without sections stays as written.
+    EXPECT_EQ(flat(joined("title*=us-ascii'en'This%20is")), "title*=us-ascii'en'This%20is;");
+    // A gap or a repeated number: the sections are not one value, so they stay as written.
+    EXPECT_EQ(flat(joined("c*1=gap")), "c*1=gap;");
+    EXPECT_EQ(flat(joined("d*0=a; d*2=c")), "d*0=a;d*2=c;");
+    EXPECT_EQ(flat(joined("e*0=a; e*0=b")), "e*0=a;e*0=b;");
+    // Not an RFC 2231 name: kept as an ordinary parameter.
+    EXPECT_EQ(flat(joined("f*x=1; *0=2")), "f*x=1;*0=2;");
+    EXPECT_EQ(flat(joined("")), "");
+}
+
+TEST(ImapViewParams, TextPartWithoutCharsetGetsUsAsciiBesideItsParameters) {
+    auto params_of = [](std::string_view content_type) {
+        std::string s = structure_of("Content-Type: " + std::string(content_type) + "\r\n\r\nhi\r\n");
+        return s.substr(0, s.find(" NIL NIL"));
+    };
+    EXPECT_EQ(params_of("text/plain; format=flowed"), "(\"text\" \"plain\" (\"format\" \"flowed\" \"charset\" \"us-ascii\")");
+    EXPECT_EQ(params_of("TEXT/Plain; name=a"), "(\"TEXT\" \"Plain\" (\"name\" \"a\" \"charset\" \"us-ascii\")");
+    EXPECT_EQ(params_of("text/plain"), "(\"text\" \"plain\" (\"charset\" \"us-ascii\")");
+    // A charset given in any case is kept as it is, and nothing is added.
+    EXPECT_EQ(params_of("text/html; CHARSET=utf-8; format=flowed"),
+              "(\"text\" \"html\" (\"CHARSET\" \"utf-8\" \"format\" \"flowed\")");
+    // Not text: no charset invented.
+    EXPECT_EQ(params_of("application/pdf; name=a"), "(\"application\" \"pdf\" (\"name\" \"a\")");
+    EXPECT_EQ(structure_of("Content-Type: image/png\r\n\r\nhi\r\n"), "(\"image\" \"png\" NIL NIL NIL \"7bit\" 4)");
+    // No Content-Type at all: text/plain; charset=us-ascii (RFC 2045 5.2).
+    EXPECT_EQ(structure_of("Subject: x\r\n\r\nhi\r\n"), "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 4 1)");
+}
+
+TEST(ImapViewParams, DefaultCharsetOnlyInAContentTypeOfText) {
+    // A multipart's parameters and a disposition's never get one.
+    std::string_view raw =
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; format=fixed\r\n"
+        "Content-Disposition: inline; size=3\r\n\r\nabc\r\n--b--\r\n";
+    EXPECT_EQ(imap_body_structure(Message::parse(raw), true),
+              "((\"text\" \"plain\" (\"format\" \"fixed\" \"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 0 NIL "
+              "(\"inline\" (\"size\" \"3\")) NIL NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL NIL)");
+}
+
+TEST(ImapViewSections, HeaderOfAMessageWithoutBlankLineIsExactlyItsOctets) {
+    std::string_view raw = "Subject: nohdrend\r\nFrom: a@b";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(section(m.parts(), raw, "HEADER"), raw);
+    EXPECT_EQ(section(m.parts(), raw, "TEXT"), "");
+    EXPECT_EQ(section(m.parts(), raw, "1.MIME"), raw);  // a one-part message: its header is part 1's MIME header
+    // Terminated fields but no blank line: the same, nothing added.
+    std::string_view ended = "Subject: nohdrend\r\nFrom: a@b\r\n";
+    EXPECT_EQ(section(Message::parse(ended).parts(), ended, "HEADER"), ended);
+    // HEADER.FIELDS still ends with the blank line RFC 3501 6.4.5 gives it.
+    EXPECT_EQ(section(m.parts(), raw, "HEADER.FIELDS (From)"), "From: a@b\r\n\r\n");
+    EXPECT_EQ(section(m.parts(), raw, "HEADER.FIELDS (X-None)"), "\r\n");
+}
+
+TEST(ImapViewSections, NestedHeadersWithoutBlankLineAreExactlyTheirOctets) {
+    std::string_view raw =
+        "Subject: a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n"
+        "--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: x@y\r\n--b--\r\n";
+    Message m = Message::parse(raw);
+    EXPECT_EQ(section(m.parts(), raw, "1.MIME"), "Content-Type: text/plain");
+    EXPECT_EQ(section(m.parts(), raw, "1"), "");
+    EXPECT_EQ(section(m.parts(), raw, "2.HEADER"), "Subject: inner\r\nFrom: x@y");
+    EXPECT_EQ(section(m.parts(), raw, "2.TEXT"), "");
+}
+
+TEST(ImapViewSections, HeaderAndTextTogetherAreTheWholeMessageForEveryCorpusMessage) {
+    std::filesystem::path dir = std::filesystem::path(MAGPIE_TEST_DATA_DIR) / "mail" / "corpus";
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        std::ifstream in(e.path(), std::ios::binary);
+        std::string raw((std::istreambuf_iterator<char>(in)), {});
+        Message m = Message::parse(raw);
+        EXPECT_EQ(section(m.parts(), raw, "HEADER") + section(m.parts(), raw, "TEXT"), raw) << e.path().filename();
     }
 }
 

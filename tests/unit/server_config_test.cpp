@@ -31,7 +31,11 @@ TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     ASSERT_TRUE(config) << config.error().message;
     EXPECT_EQ(config->data_dir, "/var/lib/magpie");
     EXPECT_EQ(config->smtp.max_command_line, 512u);
-    EXPECT_EQ(config->smtp.max_text_line, 1000u);
+    EXPECT_EQ(config->smtp.max_text_line, 1u << 20);
+    EXPECT_EQ(config->smtp.min_data_rate, 500u);
+    EXPECT_EQ(config->smtp.max_transaction_time, 3600u);
+    EXPECT_EQ(config->smtp.add_missing_headers, "headerless");
+    EXPECT_EQ(config->smtp.postmaster, "");
     EXPECT_EQ(config->smtp.max_message_size, 50u << 20);
     EXPECT_EQ(config->smtp.max_recipients, 100u);
     EXPECT_EQ(config->smtp.idle_timeout, 300u);
@@ -60,6 +64,30 @@ bare_line_ending = "normalize"
     EXPECT_EQ(config->smtp.bare_line_ending, "normalize");
 }
 
+TEST_F(ConfigFile, ReadsSmtpPolicyKeys) {
+    auto config = load(R"(
+[smtp]
+max_text_line = 2000
+max_junk_commands = 10
+min_data_rate = 100
+max_transaction_time = 600
+add_missing_headers = "always"
+postmaster = "admin@example.org"
+)");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->smtp.max_text_line, 2000u);
+    EXPECT_EQ(config->smtp.max_junk_commands, 10u);
+    EXPECT_EQ(config->smtp.min_data_rate, 100u);
+    EXPECT_EQ(config->smtp.max_transaction_time, 600u);
+    EXPECT_EQ(config->smtp.add_missing_headers, "always");
+    EXPECT_EQ(config->smtp.postmaster, "admin@example.org");
+    EXPECT_FALSE(load("[smtp]\nadd_missing_headers = \"sometimes\"\n"));
+    EXPECT_FALSE(load("[smtp]\npostmaster = \"admin\"\n"));
+    EXPECT_FALSE(load("[smtp]\nmin_data_rate = 0\n"));
+    EXPECT_FALSE(load("[smtp]\nmax_transaction_time = 0\n"));
+    EXPECT_FALSE(load("[smtp]\nmax_text_line = 999\n"));
+}
+
 TEST_F(ConfigFile, RejectsUnknownKeysNamingThem) {
     auto config = load("[smtp]\nmax_recipient = 5\n");
     ASSERT_FALSE(config);
@@ -82,6 +110,59 @@ TEST_F(ConfigFile, ReportsSyntaxErrorsWithALine) {
     EXPECT_NE(config.error().message.find(":2"), std::string::npos) << config.error().message;
 }
 
+TEST_F(ConfigFile, QueueDefaultsFollowTheIssue) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_TRUE(config->queue.enabled);
+    EXPECT_EQ(config->queue.retry.lifetime, 5u * 86400);
+    EXPECT_EQ(config->queue.retry.delay_notice_after, 4u * 3600);
+    EXPECT_EQ(config->queue.retry.intervals.front(), 300u);
+    EXPECT_EQ(config->queue.retry.intervals.back(), 14400u);
+    EXPECT_TRUE(config->queue.routing.routes.empty());
+}
+
+TEST_F(ConfigFile, QueueRoutesSmartHostAndSchedule) {
+    auto config = load(R"([queue]
+retry_intervals = [2, 4]
+lifetime = 60
+delay_notice_after = 0
+resolver = "127.0.0.53"
+require_tls = ["Bank.example"]
+[queue.smart_host]
+host = "smtp.provider.example"
+port = 465
+implicit_tls = true
+username = "me"
+password = "pw"
+[[queue.route]]
+domain = "Partner.example"
+host = "10.0.0.5"
+port = 2525
+)");
+    ASSERT_TRUE(config) << config.error().message;
+    const auto& q = config->queue;
+    EXPECT_EQ(q.retry.intervals, (std::vector<std::uint32_t>{2, 4}));
+    EXPECT_EQ(q.retry.lifetime, 60u);
+    EXPECT_EQ(q.retry.delay_notice_after, 0u);
+    EXPECT_EQ(q.resolver, "127.0.0.53");
+    EXPECT_EQ(q.routing.require_tls, std::vector<std::string>{"bank.example"});
+    ASSERT_EQ(q.routing.routes.size(), 2u);
+    EXPECT_EQ(q.routing.routes[0].domain, "partner.example");
+    EXPECT_EQ(q.routing.routes[0].port, 2525);
+    EXPECT_EQ(q.routing.routes[1].domain, "*");
+    EXPECT_TRUE(q.routing.routes[1].implicit_tls);
+    EXPECT_EQ(q.routing.routes[1].username, "me");
+}
+
+TEST_F(ConfigFile, QueueRejectsUnsafeValues) {
+    EXPECT_FALSE(load("[queue]\nretry_intervals = []\n"));
+    EXPECT_FALSE(load("[queue]\nretry_intervals = [0]\n"));
+    EXPECT_FALSE(load("[queue]\nlifetime = 0\n"));
+    EXPECT_FALSE(load("[queue]\nmax_connections = 0\n"));
+    EXPECT_FALSE(load("[queue]\nsmart_hosts = 1\n"));
+    EXPECT_FALSE(load("[[queue.route]]\ndomain = \"x.example\"\n"));  // no host
+}
+
 TEST(DemoConfig, UsesLoopbackAndTheReservedSmtpPort) {
     auto config = demo_config("magpie-data");
     ASSERT_EQ(config.smtp.listen.size(), 1u);
@@ -89,6 +170,10 @@ TEST(DemoConfig, UsesLoopbackAndTheReservedSmtpPort) {
     EXPECT_EQ(config.smtp.listen[0].port, 2525);
     EXPECT_TRUE(config.demo);
     EXPECT_EQ(config.tls_certificate, std::filesystem::path("magpie-data") / "demo-cert.pem");
+}
+
+TEST(DemoConfig, PostmasterIsTheDemoUser) {
+    EXPECT_EQ(demo_config("magpie-data").smtp.postmaster, "demo@example.test");
 }
 
 }  // namespace

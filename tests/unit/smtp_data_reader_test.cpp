@@ -63,6 +63,24 @@ TEST(SmtpDataReader, SizeIsBoundedInMemory) {
     EXPECT_LE(reader.take_data().size(), 10u);
 }
 
+// Content of a message already sure to be refused is counted, not kept (issue 12 C: memory stays bounded).
+TEST(SmtpDataReader, NothingIsKeptOnceTheMessageIsSureToBeRefused) {
+    DataReader long_line(DataReaderOptions{.max_text_line = 100,
+                                           .max_message_size = 1 << 20,
+                                           .bare_line_ending = BareLineEnding::reject,
+                                           .dot_stuffed = true});
+    long_line.consume("short\r\n" + std::string(200, 'l') + "\r\n" + std::string(100000, 'm') + "\r\n.\r\n");
+    EXPECT_TRUE(long_line.done());
+    EXPECT_TRUE(long_line.line_too_long());
+    EXPECT_EQ(long_line.size(), 7u + 202 + 100002);
+    EXPECT_LE(long_line.take_data().size(), 7u + 100);
+
+    DataReader bare(dot_options());
+    bare.consume("a\nb" + std::string(900, 'n') + "\r\n.\r\n");
+    EXPECT_TRUE(bare.saw_bare_line_ending());
+    EXPECT_LE(bare.take_data().size(), 2u);
+}
+
 TEST(SmtpDataReader, LineLengthCountsTheStuffingDot) {
     DataReader reader(DataReaderOptions{.max_text_line = 5,
                                         .max_message_size = 1000,

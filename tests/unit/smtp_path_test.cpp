@@ -99,6 +99,41 @@ TEST(SmtpPath, RejectsMissingBrackets) {
     EXPECT_FALSE(parse_path("<", mail_options()));
 }
 
+// parse_envelope_argument: Postfix's default tolerance (issue 12 A), and where the parameters begin.
+TEST(SmtpPath, EnvelopeArgumentForms) {
+    struct Case {
+        std::string_view text, mailbox, parameters;
+        bool is_null;
+    };
+    for (const Case& c : std::initializer_list<Case>{
+             {"<a@x.org>", "a@x.org", "", false},
+             {" <a@x.org> SIZE=1", "a@x.org", " SIZE=1", false},
+             {"< a@x.org >", "a@x.org", "", false},
+             {"a@x.org", "a@x.org", "", false},
+             {"a@x.org BODY=8BITMIME", "a@x.org", " BODY=8BITMIME", false},
+             {"\"a b\"@x.org SIZE=2", "\"a b\"@x.org", " SIZE=2", false},
+             {"<\"a>b\"@x.org>", "\"a>b\"@x.org", "", false},
+             {"< >", "", "", true},
+             {"<>", "", "", true},
+         }) {
+        auto argument = parse_envelope_argument(c.text, mail_options());
+        ASSERT_TRUE(argument) << c.text << ": " << argument.error().message;
+        EXPECT_EQ(argument->path.mailbox, c.mailbox) << c.text;
+        EXPECT_EQ(argument->parameters, c.parameters) << c.text;
+        EXPECT_EQ(argument->path.is_null, c.is_null) << c.text;
+    }
+}
+
+TEST(SmtpPath, EnvelopeArgumentGarbage) {
+    for (std::string_view text : {"", "   ", "<a @x.org>", "a@x.org>", "<a@x.org", "<<a@x.org>>",
+                                  "Alice <a@x.org>", "<a@x.org (c)>", "\"a b@x.org", "<a@x.org, b@x.org>"}) {
+        EXPECT_FALSE(parse_envelope_argument(text, mail_options())) << text;
+    }
+    auto empty = parse_envelope_argument("", mail_options());
+    ASSERT_FALSE(empty);
+    EXPECT_EQ(empty.error().message, "missing address");
+}
+
 TEST(SmtpPath, DomainValidation) {
     EXPECT_TRUE(is_valid_domain("mx1.example-host.org", false));
     EXPECT_FALSE(is_valid_domain("example-.org", false));

@@ -12,8 +12,9 @@
 #include "base/strings.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
-#include "store/summary.h"
+#include "mail/downgrade.h"
 #include "store/flags.h"
+#include "store/summary.h"
 
 namespace magpie::imap {
 namespace {
@@ -56,7 +57,6 @@ std::vector<std::string> parents_of(std::string_view name) {
         out.emplace_back(name.substr(0, i));
     return out;
 }
-
 
 }  // namespace
 
@@ -155,7 +155,8 @@ void Session::on_rename(const std::string& tag, const Rename& command) {
 
 void Session::on_subscribe(const std::string& tag, const std::string& mailbox, bool subscribe) {
     auto result = services_.store.set_subscribed(account_->id, canonical_mailbox(mailbox), subscribe);
-    if (!result) {
+    // Unsubscribing a name that is not subscribed leaves things as asked: OK (Dovecot answers the same).
+    if (!result && !(!subscribe && result.error().code == Errc::not_found)) {
         reply_store_error(tag, result.error());
         return;
     }
@@ -174,6 +175,18 @@ void Session::on_list(const std::string& tag, const List& command) {
         reply_store_error(tag, mailboxes.error());
         return;
     }
+    const auto& selection = command.selection;
+    const auto& returns = command.returns;
+    // Subscriptions are the client's names (RFC 3501 6.3.6): some name no mailbox any more.
+    std::set<std::string> subscriptions;
+    if (selection.subscribed || returns.subscribed) {
+        auto listed = services_.store.list_subscriptions(account_->id);
+        if (!listed) {
+            reply_store_error(tag, listed.error());
+            return;
+        }
+        subscriptions.insert(listed->begin(), listed->end());
+    }
     std::map<std::string, const store::Mailbox*> existing;
     for (const auto& mailbox : *mailboxes) existing[mailbox.name] = &mailbox;
     std::set<std::string> names;  // real mailboxes and the parents their names imply
@@ -181,18 +194,24 @@ void Session::on_list(const std::string& tag, const List& command) {
         names.insert(name);
         for (auto& parent : parents_of(name)) names.insert(std::move(parent));
     }
+    const std::set<std::string> hierarchy = names;  // what \HasChildren looks at: mailboxes, not names
+    if (selection.subscribed) {
+        // RFC 5258 3.1: LIST (SUBSCRIBED) lists subscribed names whether or not they exist (\NonExistent),
+        // and with RECURSIVEMATCH the parents of subscribed names (CHILDINFO).
+        for (const auto& name : subscriptions) {
+            names.insert(name);
+            if (selection.recursive_match)
+                for (auto& parent : parents_of(name)) names.insert(std::move(parent));
+        }
+    }
     auto has_children = [&](const std::string& name) {
-        auto lower = names.lower_bound(name + "/");
-        return lower != names.end() && lower->starts_with(name + "/");
+        auto lower = hierarchy.lower_bound(name + "/");
+        return lower != hierarchy.end() && lower->starts_with(name + "/");
     };
     auto subscribed_child = [&](const std::string& name) {
-        for (auto it = existing.lower_bound(name + "/");
-             it != existing.end() && it->first.starts_with(name + "/"); ++it)
-            if (it->second->subscribed) return true;
-        return false;
+        auto lower = subscriptions.lower_bound(name + "/");
+        return lower != subscriptions.end() && lower->starts_with(name + "/");
     };
-    const auto& selection = command.selection;
-    const auto& returns = command.returns;
     for (const auto& name : names) {
         bool matched = false;
         for (const auto& pattern : command.patterns)
@@ -200,7 +219,7 @@ void Session::on_list(const std::string& tag, const List& command) {
         if (!matched) continue;
         auto it = existing.find(name);
         const store::Mailbox* mailbox = it == existing.end() ? nullptr : it->second;
-        const bool subscribed = mailbox && mailbox->subscribed;
+        const bool subscribed = subscriptions.contains(name);
         // RFC 5258 3.5: RECURSIVEMATCH marks (and lists, when not subscribed itself) a mailbox whose
         // children are subscribed, with CHILDINFO.
         const bool child_info = selection.subscribed && selection.recursive_match && subscribed_child(name);
@@ -209,8 +228,11 @@ void Session::on_list(const std::string& tag, const List& command) {
 
         ResponseWriter w = writer();
         w.untagged().atom("LIST").open_list();
-        if (!mailbox) w.atom(command.extended ? "\\NonExistent" : "\\Noselect");
-        w.atom(has_children(name) ? "\\HasChildren" : "\\HasNoChildren");
+        const bool in_hierarchy = hierarchy.contains(name);
+        if (!mailbox) w.atom(command.extended || !in_hierarchy ? "\\NonExistent" : "\\Noselect");
+        // A name only subscribed is no node of the hierarchy: it has no children to speak of (Dovecot).
+        if (in_hierarchy || has_children(name))
+            w.atom(has_children(name) ? "\\HasChildren" : "\\HasNoChildren");
         if (subscribed && (returns.subscribed || selection.subscribed)) w.atom("\\Subscribed");
         if (mailbox && mailbox->special_use != store::SpecialUse::none)
             w.atom(special_use_attribute(mailbox->special_use));
@@ -229,40 +251,46 @@ void Session::on_list(const std::string& tag, const List& command) {
 }
 
 void Session::on_lsub(const std::string& tag, const Lsub& command) {
-    auto mailboxes = services_.store.list_mailboxes(account_->id);
-    if (!mailboxes) {
-        reply_store_error(tag, mailboxes.error());
+    auto subscriptions = services_.store.list_subscriptions(account_->id);
+    if (!subscriptions) {
+        reply_store_error(tag, subscriptions.error());
         return;
     }
-    for (const auto& mailbox : *mailboxes) {
-        if (!mailbox.subscribed ||
-            !list_match(canonical_mailbox(command.reference + command.pattern), mailbox.name))
-            continue;
+    const std::string pattern = canonical_mailbox(command.reference + command.pattern);
+    // RFC 3501 6.3.9: every subscribed name that matches, existing or not; and where "%" matches an
+    // unsubscribed parent of a subscribed name the pattern does not reach, that parent with \Noselect.
+    std::map<std::string, bool> listed;  // name -> subscribed itself
+    if (!command.matches_nothing) {
+        const std::set<std::string> subscribed(subscriptions->begin(), subscriptions->end());
+        for (const auto& name : subscribed) {
+            if (list_match(pattern, name)) {
+                listed[name] = true;
+                continue;
+            }
+            for (const auto& parent : parents_of(name))
+                if (!subscribed.contains(parent) && list_match(pattern, parent))
+                    listed.emplace(parent, false);
+        }
+    }
+    for (const auto& [name, subscribed] : listed) {
         ResponseWriter w = writer();
-        w.untagged().atom("LSUB").open_list().close_list().string("/").mailbox(mailbox.name).end();
+        w.untagged().atom("LSUB").open_list();
+        if (!subscribed) w.atom("\\Noselect");
+        w.close_list().string("/").mailbox(name).end();
         emit(w);
     }
     reply(tag, StatusKind::ok, "", "LSUB completed");
 }
 
 bool Session::write_status(const store::Mailbox& mailbox, const std::vector<StatusItem>& items) {
-    const bool needs_messages = std::ranges::any_of(items, [](StatusItem i) {
-        return i == StatusItem::unseen || i == StatusItem::deleted || i == StatusItem::deleted_storage ||
-               i == StatusItem::recent;
-    });
-    std::uint64_t unseen = 0, deleted = 0, deleted_storage = 0, recent_count = 0;
-    if (needs_messages) {
-        auto messages = services_.store.list_messages(mailbox.id);
-        if (!messages) return false;
-        const std::uint32_t recent_from = recent().floor(mailbox.id);
-        for (const auto& m : *messages) {
-            if (!has_flag(m.flags, "\\Seen")) ++unseen;
-            if (has_flag(m.flags, "\\Deleted")) {
-                ++deleted;
-                deleted_storage += m.size;
-            }
-            if (m.uid >= recent_from) ++recent_count;
-        }
+    // Counters the store keeps (RFC 9051 6.3.11): no scan of the messages, whatever the mailbox size.
+    auto status = services_.store.mailbox_status(mailbox.id);
+    if (!status) return false;
+    std::uint64_t recent_count = status->recent;
+    if (view_ && view_->mailbox.id == mailbox.id) {
+        // This session claimed the selected mailbox's recent messages: they are recent to it (Dovecot too).
+        recent_count = static_cast<std::uint64_t>(
+            std::ranges::count_if(view_->messages, [](const ViewMessage& m) { return m.recent; }));
     }
     ResponseWriter w = writer();
     w.untagged().atom("STATUS").mailbox(mailbox.name).open_list();
@@ -271,35 +299,35 @@ bool Session::write_status(const store::Mailbox& mailbox, const std::vector<Stat
         w.atom(status_item_name(item));
         switch (item) {
             case StatusItem::messages:
-                w.number(mailbox.message_count);
+                w.number(status->messages);
                 break;
             case StatusItem::recent:
                 w.number(recent_count);
                 break;
             case StatusItem::uid_next:
-                w.number(mailbox.uidnext);
+                w.number(status->uidnext);
                 break;
             case StatusItem::uid_validity:
-                w.number(mailbox.uidvalidity);
+                w.number(status->uidvalidity);
                 break;
             case StatusItem::unseen:
-                w.number(unseen);
+                w.number(status->unseen);
                 break;
             case StatusItem::deleted:
-                w.number(deleted);
+                w.number(status->deleted);
                 break;
             case StatusItem::size:
-                w.number(mailbox.total_size);
+                w.number(status->size);
                 break;
             case StatusItem::highest_mod_seq:
-                w.number(mailbox.highest_modseq);
+                w.number(status->highest_modseq);
                 break;
             case StatusItem::append_limit:
                 w.number(parser_.limits().max_literal_octets);
                 break;
             // RFC 9208 5.3: in units of 1024 octets.
             case StatusItem::deleted_storage:
-                w.number((deleted_storage + 1023) / 1024);
+                w.number((status->deleted_size + 1023) / 1024);
                 break;
         }
     }
@@ -345,6 +373,12 @@ void Session::on_append(const std::string& tag, const Append& command) {
     }
     store::Delivery delivery;
     delivery.content = command.message;
+    // A literal8's binary parts become base64 before they are stored (RFC 3516 4.4; as Dovecot does), so
+    // that no later {n} literal of this message carries a NUL and BODYSTRUCTURE describes the stored bytes.
+    if (command.binary) {
+        auto reencoded = mail::reencode_binary_parts(delivery.content);
+        if (reencoded) delivery.content = std::move(*reencoded);
+    }
     delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
     delivery.targets.push_back(store::DeliveryTarget{mailbox->id, std::move(flags)});
     delivery.summary = store::summarize(delivery.content);

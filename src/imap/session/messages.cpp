@@ -18,12 +18,9 @@ namespace {
 
 using namespace session_support;
 
-// One list_messages reads every row of the mailbox (summaries included); one find_message per message
-// wins unless the set covers a good part of the mailbox.
-constexpr std::size_t kFindOneByOne = 32;
-bool look_up_one_by_one(std::size_t wanted, std::size_t mailbox_size) {
-    return wanted <= kFindOneByOne || wanted <= mailbox_size / 8;
-}
+// Whole rows (summary, structure) are read for the UIDs a FETCH names, this many per store call: one
+// round trip per batch, never one per message nor the whole mailbox, and memory bounded by the batch.
+constexpr std::size_t kRowBatch = 256;
 
 bool needs_message_row(const FetchItem& item) {
     using K = FetchItem::Kind;
@@ -62,6 +59,40 @@ mail::SectionSpec to_spec(const Section& section) {
             break;
     }
     return spec;
+}
+
+// BINARY[part] (RFC 3516 4.1, RFC 9051 6.4.5). An empty section is the whole message, and a part that is
+// no leaf (a multipart) is its octets as BODY[part] gives them: a multipart's own transfer encoding is
+// always an identity one (RFC 2046 5.1), and the parts inside keep theirs. A part that does not exist is
+// the empty string (as BODY[] answers, and Dovecot). Only a leaf is decoded; an unknown encoding is the
+// error the reply turns into NO [UNKNOWN-CTE].
+Result<std::string> binary_section(std::span<const mail::Part> parts, std::string_view message,
+                                   const std::vector<std::uint32_t>& numbers) {
+    if (numbers.empty()) return std::string(message);
+    auto index = mail::resolve_part(parts, numbers);
+    if (!index) return std::string();
+    if (parts[*index].kind == mail::PartKind::multipart) {
+        mail::SectionSpec spec;
+        spec.part = numbers;
+        auto section = mail::fetch_section(parts, message, spec);
+        return section ? section->materialize(message) : std::string();
+    }
+    return mail::fetch_binary(parts, message, numbers);
+}
+
+// BINARY.SIZE[part]: the size of what binary_section returns, without decoding where it can.
+Result<std::size_t> binary_section_size(std::span<const mail::Part> parts, std::string_view message,
+                                        const std::vector<std::uint32_t>& numbers) {
+    if (numbers.empty()) return message.size();
+    auto index = mail::resolve_part(parts, numbers);
+    if (!index) return std::size_t{0};
+    if (parts[*index].kind == mail::PartKind::multipart) {
+        mail::SectionSpec spec;
+        spec.part = numbers;
+        auto section = mail::fetch_section(parts, message, spec);
+        return section ? section->size() : std::size_t{0};
+    }
+    return mail::binary_size(parts, message, numbers);
 }
 
 // One message's bytes and structure, loaded at most once per command: the stored structure when it is
@@ -123,7 +154,7 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
     if (command.changed_since || std::ranges::any_of(command.items, [](const FetchItem& i) {
             return i.kind == FetchItem::Kind::mod_seq;
         }))
-        condstore_ = true;
+        enable_condstore();
     auto indexes = resolve_set(tag, command.set, command.uid);
     if (!indexes) return;
 
@@ -189,30 +220,12 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
         }
     }
 
-    std::vector<store::Message> rows;
-    if (need_rows) {
-        if (look_up_one_by_one(indexes->size(), view_->messages.size())) {
-            for (std::size_t i : *indexes) {
-                auto row = services_.store.find_message(view_->mailbox.id, view_->messages[i].uid);
-                if (row) rows.push_back(std::move(*row));
-            }
-        } else {
-            auto all = services_.store.list_messages(view_->mailbox.id);
-            if (!all) {
-                reply_store_error(tag, all.error());
-                return;
-            }
-            rows = std::move(*all);
-        }
-    }
-    std::ranges::sort(rows, {}, &store::Message::uid);
     fetch_.emplace();
     fetch_->tag = tag;
     fetch_->uid = command.uid;
     fetch_->items = std::move(items);
     fetch_->indexes = std::move(*indexes);
     fetch_->need_rows = need_rows;
-    fetch_->rows = std::move(rows);
     fetch_->seen_now = std::move(seen_now);
     continue_fetch();
 }
@@ -234,6 +247,7 @@ void Session::continue_fetch() {
         if (output_.size() - output_before >= config_.max_output_octets_per_run) return;  // run() resumes it
         const std::size_t index = p.indexes[p.next];
         const ViewMessage& known = view_->messages[index];
+        if (p.need_rows && p.next >= p.rows_end && !load_fetch_rows()) return;  // the tagged NO is written
         const store::Message* row = p.need_rows ? row_of(known.uid) : nullptr;
         if (p.need_rows && row == nullptr) {
             p.missing = true;  // expunged by another session; its EXPUNGE comes at the next allowed point
@@ -304,10 +318,8 @@ void Session::continue_fetch() {
                         failed = true;
                         break;
                     }
-                    auto part = item.section.part;
-                    if (part.empty()) part.push_back(1);  // BINARY[] of a single-part message is its body
                     if (item.kind == K::binary_size) {
-                        auto size = mail::binary_size(data->parts(), *bytes, part);
+                        auto size = binary_section_size(data->parts(), *bytes, item.section.part);
                         if (!size) {
                             p.unknown_cte = true;
                             failed = true;
@@ -316,7 +328,7 @@ void Session::continue_fetch() {
                         w.atom(fetch_item_name(item)).number(*size);
                         break;
                     }
-                    auto decoded = mail::fetch_binary(data->parts(), *bytes, part);
+                    auto decoded = binary_section(data->parts(), *bytes, item.section.part);
                     if (!decoded) {
                         p.unknown_cte = true;
                         failed = true;
@@ -356,12 +368,31 @@ void Session::continue_fetch() {
         reply(tag, StatusKind::ok, "", uid ? "UID FETCH completed" : "FETCH completed");
 }
 
+bool Session::load_fetch_rows() {
+    FetchProgress& p = *fetch_;
+    const std::size_t end = std::min(p.indexes.size(), p.next + kRowBatch);
+    std::vector<std::uint32_t> uids;
+    for (std::size_t i = p.next; i < end; ++i) uids.push_back(view_->messages[p.indexes[i]].uid);
+    std::ranges::sort(uids);
+    auto rows = services_.store.find_messages(view_->mailbox.id, uids);
+    if (!rows) {
+        const std::string tag = p.tag;
+        fetch_.reset();
+        reply_store_error(tag, rows.error());
+        return false;
+    }
+    p.rows = std::move(*rows);
+    std::ranges::sort(p.rows, {}, &store::Message::uid);
+    p.rows_end = end;
+    return true;
+}
+
 void Session::on_store(const std::string& tag, const Store& command) {
     if (view_->read_only) {
         reply(tag, StatusKind::no, "READ-ONLY", "The mailbox is read-only");
         return;
     }
-    if (command.unchanged_since) condstore_ = true;
+    if (command.unchanged_since) enable_condstore();
     auto indexes = resolve_set(tag, command.set, command.uid);
     if (!indexes) return;
     store::FlagUpdate update;
@@ -387,6 +418,7 @@ void Session::on_store(const std::string& tag, const Store& command) {
         result = std::move(*stored);
     }
     for (const auto& change : result.changed) {
+        announce_keywords(change.flags);  // even for .SILENT: the client's own flag is news to FLAGS
         if (auto i = index_of_uid(change.uid)) {
             view_->messages[*i].flags = change.flags;
             view_->messages[*i].modseq = change.modseq;
@@ -440,10 +472,6 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
             reply_store_error(tag, target.error());
         return;
     }
-    if (move && target->id == view_->mailbox.id) {
-        reply(tag, StatusKind::no, "CANNOT", "The messages are in that mailbox already");
-        return;
-    }
     std::vector<std::uint32_t> uids;
     for (std::size_t i : *indexes) uids.push_back(view_->messages[i].uid);
     const char* name = move ? "MOVE" : "COPY";
@@ -456,23 +484,20 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
         // quota counts what the user sees).
         std::uint64_t octets = 0;
         if (config_.quota_storage_kib > 0) {
-            if (look_up_one_by_one(uids.size(), view_->messages.size())) {
-                for (std::uint32_t u : uids)
-                    if (auto row = services_.store.find_message(view_->mailbox.id, u)) octets += row->size;
-            } else if (auto all = services_.store.list_messages(view_->mailbox.id)) {
-                std::vector<std::uint32_t> sorted = uids;
-                std::ranges::sort(sorted);
-                for (const auto& m : *all)
-                    if (std::ranges::binary_search(sorted, m.uid)) octets += m.size;
-            }
+            std::vector<std::uint32_t> sorted = uids;
+            std::ranges::sort(sorted);
+            if (auto rows = services_.store.find_messages(view_->mailbox.id, sorted))
+                for (const auto& m : *rows) octets += m.size;
         }
         if (!quota_allows(octets)) {
             reply(tag, StatusKind::no, "OVERQUOTA", "The quota would be exceeded");
             return;
         }
     }
-    auto result = move ? services_.store.move_messages(view_->mailbox.id, uids, target->id)
-                       : services_.store.copy_messages(view_->mailbox.id, uids, target->id);
+    auto result = !move ? services_.store.copy_messages(view_->mailbox.id, uids, target->id)
+                  : target->id == view_->mailbox.id
+                      ? move_within(uids)
+                      : services_.store.move_messages(view_->mailbox.id, uids, target->id);
     if (!result) {
         reply_store_error(tag, result.error());
         return;
@@ -495,6 +520,24 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
     if (!code.empty()) output_ += status_response("*", StatusKind::ok, code, "Moved");
     write_expunged(from);
     reply(tag, StatusKind::ok, "", "MOVE completed");
+}
+
+// RFC 6851 3.3 allows MOVE into the selected mailbox; it is COPY + STORE \Deleted + UID EXPUNGE of the
+// originals, as Dovecot answers it: COPYUID, the EXPUNGEs, then EXISTS for the copies. The store's
+// move_messages refuses one mailbox as both ends, so this takes three transactions; a crash between
+// them leaves the copies beside the originals, never a loss.
+Result<store::CopyResult> Session::move_within(const std::vector<std::uint32_t>& uids) {
+    auto copied = services_.store.copy_messages(view_->mailbox.id, uids, view_->mailbox.id);
+    if (!copied) return copied.error();
+    std::vector<std::uint32_t> originals;
+    for (const auto& pair : copied->uids) originals.push_back(pair.first);
+    if (originals.empty()) return copied;
+    auto flagged = services_.store.store_flags(
+        view_->mailbox.id, originals, store::FlagUpdate{store::FlagOperation::add, {"\\Deleted"}, {}});
+    if (!flagged) return flagged.error();
+    auto expunged = services_.store.expunge(view_->mailbox.id, &originals);
+    if (!expunged) return expunged.error();
+    return copied;
 }
 
 void Session::on_expunge(const std::string& tag, const Expunge& command) {

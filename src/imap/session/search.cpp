@@ -9,6 +9,7 @@
 
 #include "base/strings.h"
 #include "base/time.h"
+#include "base/unicode.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
 #include "mail/date.h"
@@ -25,9 +26,11 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
     return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
 
+// RFC 9051 6.4.4: string matches are case-insensitive substring matches; for every script, that is the
+// i;unicode-casemap comparator of RFC 5051. Haystacks are decoded text (RFC 2047 words in the summary
+// and header fields, charset-converted bodies), so "åke" finds "=?UTF-8?Q?=C3=85ke?=".
 bool contains_text(std::string_view haystack, std::string_view needle) {
-    if (needle.empty()) return true;
-    return to_lower(haystack).find(to_lower(needle)) != std::string::npos;
+    return unicode_casemap_contains(haystack, needle);
 }
 
 // What a key needs beyond the view: the stored row (sizes, dates, summary) or the blob too.
@@ -247,7 +250,7 @@ void Session::on_search(const std::string& tag, const Search& command) {
         return;
     }
     const bool modseq_key = uses_modseq(command.criteria);
-    if (modseq_key) condstore_ = true;  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
+    if (modseq_key) enable_condstore();  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
     const Needs needs = needs_of(command.criteria);
     std::vector<store::Message> rows;
     if (needs != Needs::view) {
@@ -267,6 +270,7 @@ void Session::on_search(const std::string& tag, const Search& command) {
                       config_.max_search_blob_reads,
                       false};
     std::vector<std::uint32_t> uids, seqs;
+    std::vector<std::uint64_t> modseqs;  // of each match, in the same order
     std::uint64_t highest = 0;
     std::size_t r = 0;
     for (std::size_t i = 0; i < messages.size(); ++i) {
@@ -281,6 +285,7 @@ void Session::on_search(const std::string& tag, const Search& command) {
         if (!matches(command.criteria, facts, ctx)) continue;
         uids.push_back(facts.uid);
         seqs.push_back(facts.seq);
+        modseqs.push_back(facts.modseq);
         highest = std::max(highest, facts.modseq);
     }
     if (ctx.failed) {
@@ -325,7 +330,17 @@ void Session::on_search(const std::string& tag, const Search& command) {
     if (options.max && !numbers.empty()) w.atom("MAX").number(numbers.back());
     if (options.all && !numbers.empty()) w.atom("ALL").sequence_set(SequenceSet::from_numbers(numbers));
     if (options.count) w.atom("COUNT").number(numbers.size());
-    if (modseq_key && !numbers.empty()) w.atom("MODSEQ").number(highest);
+    if (modseq_key && !numbers.empty()) {
+        // RFC 4731 3.2: with only MIN and/or MAX the MODSEQ is that of the message(s) named, not of the
+        // whole result (Dovecot: MIN MAX gives the higher of the two).
+        std::uint64_t reported = highest;
+        if (!options.all && !options.count) {
+            reported = 0;
+            if (options.min) reported = std::max(reported, modseqs.front());
+            if (options.max) reported = std::max(reported, modseqs.back());
+        }
+        w.atom("MODSEQ").number(reported);
+    }
     w.end();
     emit(w);
     reply(tag, StatusKind::ok, "", command.uid ? "UID SEARCH completed" : "SEARCH completed");

@@ -68,26 +68,6 @@ const std::vector<std::string> kSystemFlags = {"\\Answered", "\\Flagged", "\\Del
 
 }  // namespace
 
-std::uint32_t RecentRegistry::claim(std::int64_t mailbox_id, std::uint32_t uid_next) {
-    std::lock_guard lock(mutex_);
-    if (floors_.size() >= max_mailboxes && !floors_.contains(mailbox_id)) floors_.clear();
-    auto& floor = floors_[mailbox_id];
-    const std::uint32_t first = floor;
-    floor = std::max(floor, uid_next);
-    return first;
-}
-
-std::uint32_t RecentRegistry::floor(std::int64_t mailbox_id) const {
-    std::lock_guard lock(mutex_);
-    auto it = floors_.find(mailbox_id);
-    return it == floors_.end() ? 0 : it->second;
-}
-
-RecentRegistry& Session::recent() {
-    static RecentRegistry process_wide;
-    return services_.recent != nullptr ? *services_.recent : process_wide;
-}
-
 Session::Session(SessionConfig config, SessionServices& services, std::string peer_ip)
     : config_(std::move(config)), services_(services), peer_ip_(std::move(peer_ip)), parser_(config_.limits) {
     output_ = status_response("*", StatusKind::ok, "CAPABILITY " + capabilities(),
@@ -134,6 +114,10 @@ void Session::idle_timeout() {
     output_ += status_response("*", StatusKind::bye, "", "Autologout; idle for too long");
     state_ = State::logout;
     action_ = Action::close;
+}
+
+void Session::idle_keepalive() {
+    if (idling()) output_ += status_response("*", StatusKind::ok, "", "Still here");
 }
 
 void Session::shutting_down() {
@@ -262,6 +246,17 @@ void Session::execute(Command& command) {
         return;
     }
     const bool allow_updates = allows_expunge_updates(command.body);
+    // A mailbox name that does not decode names no mailbox (RFC 3501 5.1.3): NO, never BAD, and never a
+    // store lookup (its raw octets could spell another mailbox's UTF-8 name). SELECT checks it itself
+    // because a failed SELECT still closes the selected mailbox.
+    if (command.undecodable_mailbox && !std::holds_alternative<Select>(command.body)) {
+        const bool creates = std::holds_alternative<Create>(command.body) ||
+                             std::holds_alternative<Rename>(command.body) ||
+                             std::holds_alternative<Subscribe>(command.body);
+        reply(tag, StatusKind::no, creates ? "CANNOT" : "NONEXISTENT", *command.undecodable_mailbox);
+        finish_command(allow_updates);
+        return;
+    }
     std::visit(
         [&](auto& c) {
             using T = std::decay_t<decltype(c)>;
@@ -288,7 +283,7 @@ void Session::execute(Command& command) {
             else if constexpr (std::is_same_v<T, Idle>)
                 on_idle(tag);
             else if constexpr (std::is_same_v<T, Select>)
-                on_select(tag, c);
+                on_select(tag, c, command.undecodable_mailbox);
             else if constexpr (std::is_same_v<T, Close>)
                 on_close(tag, true);
             else if constexpr (std::is_same_v<T, Unselect>)
@@ -411,7 +406,8 @@ void Session::on_login(const std::string& tag, const Login& command) {
         return;
     }
     auto account = auth::authenticate_plain(services_.store, services_.hash_limiter, services_.throttle,
-                                            command.user, command.password, peer_ip_, now_);
+                                            command.user, command.password, peer_ip_, now_,
+                                            services_.verified_cache);
     if (!account) {
         switch (account.error().code) {
             case Errc::auth_failed:
@@ -451,7 +447,7 @@ void Session::sasl_outcome(auth::SaslOutcome outcome) {
     using Kind = auth::SaslOutcome::Kind;
     while (outcome.kind == Kind::verify_password || outcome.kind == Kind::need_scram_credentials) {
         outcome = auth::answer_sasl_request(services_.store, services_.hash_limiter, services_.throttle,
-                                            *sasl_, outcome, peer_ip_, now_);
+                                            *sasl_, outcome, peer_ip_, now_, services_.verified_cache);
     }
     if (outcome.kind == Kind::challenge) {
         output_ += continuation_response(auth::encode_sasl_base64(outcome.data));
@@ -503,11 +499,11 @@ void Session::on_enable(const std::string& tag, const Enable& command) {
             parser_.set_utf8_mailbox_names(true);
         } else if (capability == "CONDSTORE") {
             if (!condstore_) enabled.emplace_back("CONDSTORE");
-            condstore_ = true;
+            enable_condstore();
         } else if (capability == "QRESYNC") {
             if (!qresync_) enabled.emplace_back("QRESYNC");
             qresync_ = true;
-            condstore_ = true;
+            enable_condstore();
         }
     }
     ResponseWriter w = writer();
@@ -516,6 +512,16 @@ void Session::on_enable(const std::string& tag, const Enable& command) {
     w.end();
     emit(w);
     reply(tag, StatusKind::ok, "", "ENABLE completed");
+}
+
+void Session::enable_condstore() {
+    if (condstore_) return;
+    condstore_ = true;
+    // RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox is selected (other than SELECT,
+    // which says it itself) tells the client where the mailbox stands, before its own responses.
+    if (view_)
+        output_ += status_response("*", StatusKind::ok,
+                                   fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq), "Highest");
 }
 
 void Session::on_namespace(const std::string& tag) {
@@ -538,13 +544,18 @@ void Session::on_idle_done() {
     finish_command(true);
 }
 
-void Session::on_select(const std::string& tag, const Select& command) {
+void Session::on_select(const std::string& tag, const Select& command,
+                        const std::optional<std::string>& undecodable_name) {
     if (view_) {
         view_.reset();
         state_ = State::authenticated;
         // RFC 9051 7.1 / RFC 7162 3.2.11: updates after this belong to the new mailbox.
         if (rev2_ || qresync_)
             output_ += status_response("*", StatusKind::ok, "CLOSED", "Previous mailbox closed");
+    }
+    if (undecodable_name) {
+        reply(tag, StatusKind::no, "NONEXISTENT", *undecodable_name);
+        return;
     }
     if (command.qresync && !qresync_) {
         reply(tag, StatusKind::bad, "", "QRESYNC is not enabled");
@@ -556,7 +567,8 @@ void Session::on_select(const std::string& tag, const Select& command) {
         reply_store_error(tag, mailbox.error());
         return;
     }
-    auto messages = services_.store.list_messages(mailbox->id);
+    // The narrow listing (uid, modseq, flags): no summaries or structures for a mailbox being opened.
+    auto messages = services_.store.list_states(mailbox->id);
     if (!messages) {
         reply_store_error(tag, messages.error());
         return;
@@ -566,26 +578,34 @@ void Session::on_select(const std::string& tag, const Select& command) {
     view.read_only = command.read_only;
     view.highest_modseq = mailbox->highest_modseq;
     std::uint32_t uid_next = mailbox->uidnext;
-    for (const auto& m : *messages) {
-        view.messages.push_back(ViewMessage{m.uid, m.modseq, m.flags, false});
+    for (auto& m : *messages) {
         uid_next = std::max(uid_next, m.uid + 1);
+        view.messages.push_back(ViewMessage{m.uid, m.modseq, std::move(m.flags), false});
     }
     view.mailbox.uidnext = uid_next;
-    const std::uint32_t recent_from =
-        command.read_only ? recent().floor(mailbox->id) : recent().claim(mailbox->id, uid_next);
+    // RFC 3501 2.3.1.2: the first session to SELECT claims the recent messages (kept in the store, so the
+    // claim survives restarts); EXAMINE looks without claiming: the newest `recent` messages.
     std::size_t recent_count = 0;
-    std::optional<std::size_t> first_unseen;
-    for (std::size_t i = 0; i < view.messages.size(); ++i) {
-        auto& m = view.messages[i];
-        m.recent = m.uid >= recent_from;
-        if (m.recent) ++recent_count;
-        if (!first_unseen && !has_flag(m.flags, "\\Seen")) first_unseen = i + 1;
+    if (command.read_only) {
+        auto status = services_.store.mailbox_status(mailbox->id);
+        if (status) recent_count = std::min<std::size_t>(status->recent, view.messages.size());
+        for (std::size_t i = view.messages.size() - recent_count; i < view.messages.size(); ++i)
+            view.messages[i].recent = true;
+    } else if (auto recent_from = services_.store.claim_recent(mailbox->id)) {
+        for (auto& m : view.messages) {
+            m.recent = m.uid >= *recent_from;
+            if (m.recent) ++recent_count;
+        }
     }
+    std::optional<std::size_t> first_unseen;
+    for (std::size_t i = 0; i < view.messages.size() && !first_unseen; ++i)
+        if (!has_flag(view.messages[i].flags, "\\Seen")) first_unseen = i + 1;
     view_ = std::move(view);
     state_ = State::selected;
 
+    view_->announced_flags = mailbox_flags();
     ResponseWriter w = writer();
-    w.untagged().atom("FLAGS").flags(mailbox_flags()).end();
+    w.untagged().atom("FLAGS").flags(view_->announced_flags).end();
     w.untagged().number(view_->messages.size()).atom("EXISTS").end();
     if (!rev2_) w.untagged().number(recent_count).atom("RECENT").end();
     if (rev2_) {
@@ -602,23 +622,13 @@ void Session::on_select(const std::string& tag, const Select& command) {
                                "UIDs valid");
     output_ +=
         status_response("*", StatusKind::ok, fmt::format("UIDNEXT {}", uid_next), "Predicted next UID");
-    if (command.read_only) {
-        output_ += status_response("*", StatusKind::ok, "PERMANENTFLAGS ()", "No permanent flags permitted");
-    } else {
-        ResponseWriter flags = writer();
-        auto permanent = mailbox_flags();
-        permanent.emplace_back("\\*");
-        flags.atom("PERMANENTFLAGS").flags(permanent);
-        output_ += status_response("*", StatusKind::ok, flags.buffer(), "Flags permitted");
-    }
-    // RFC 7162 3.1.2.2: a mod-sequence is positive, so a mailbox never changed (MODSEQ 0) says NOMODSEQ;
-    // its STATUS HIGHESTMODSEQ is 0, as 3.1.3 of the RFC asks for such a mailbox.
-    if (view_->highest_modseq == 0) {
-        output_ += status_response("*", StatusKind::ok, "NOMODSEQ", "No changes to report yet");
-    } else {
-        output_ += status_response("*", StatusKind::ok,
-                                   fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq), "Highest");
-    }
+    write_permanent_flags();
+    // RFC 7162 3.1.2.1: every mailbox here has mod-sequences (the store starts a new one at 1 and moved
+    // older ones to at least 1), so it is always HIGHESTMODSEQ, never NOMODSEQ (which tells clients to
+    // drop their cache); the max() only keeps that promise should a backend still say 0.
+    output_ += status_response(
+        "*", StatusKind::ok,
+        fmt::format("HIGHESTMODSEQ {}", std::max<std::uint64_t>(view_->highest_modseq, 1)), "Highest");
 
     // RFC 7162 3.2.5: what changed since the client's last known MODSEQ, when UIDVALIDITY still holds.
     if (command.qresync && command.qresync->uid_validity == view_->mailbox.uidvalidity) {
@@ -725,8 +735,36 @@ std::vector<std::string> Session::mailbox_flags() const {
     return flags;
 }
 
+void Session::write_permanent_flags() {
+    if (view_->read_only) {
+        output_ += status_response("*", StatusKind::ok, "PERMANENTFLAGS ()", "No permanent flags permitted");
+        return;
+    }
+    ResponseWriter flags = writer();
+    auto permanent = view_->announced_flags;
+    permanent.emplace_back("\\*");
+    flags.atom("PERMANENTFLAGS").flags(permanent);
+    output_ += status_response("*", StatusKind::ok, flags.buffer(), "Flags permitted");
+}
+
+void Session::announce_keywords(const std::vector<std::string>& flags) {
+    bool added = false;
+    for (const auto& flag : flags) {
+        if (flag.starts_with('\\') || has_flag(view_->announced_flags, flag)) continue;
+        view_->announced_flags.push_back(flag);
+        added = true;
+    }
+    if (!added) return;
+    // RFC 3501 7.2.6 / RFC 9051 7.3.5: the client learns of a keyword before any FETCH that shows it.
+    ResponseWriter w = writer();
+    w.untagged().atom("FLAGS").flags(view_->announced_flags).end();
+    emit(w);
+    write_permanent_flags();
+}
+
 void Session::write_flags_update(std::size_t index, bool with_uid) {
     const auto& m = view_->messages[index];
+    announce_keywords(m.flags);
     ResponseWriter w = writer();
     w.untagged().number(index + 1).atom("FETCH").open_list();
     if (with_uid || qresync_) w.atom("UID").number(m.uid);
@@ -790,6 +828,7 @@ void Session::refresh_view() {
             known.flags = m.flags;
             updated.push_back(*index);
         } else if (view_->messages.empty() || m.uid > view_->messages.back().uid) {
+            announce_keywords(m.flags);
             view_->messages.push_back(ViewMessage{m.uid, m.modseq, m.flags, false});
             uid_next = std::max(uid_next, m.uid + 1);
         }
@@ -797,9 +836,11 @@ void Session::refresh_view() {
     if (view_->messages.size() > before) {
         std::size_t recent_count = 0;
         if (!view_->read_only) {
-            const std::uint32_t recent_from = recent().claim(view_->mailbox.id, uid_next);
-            for (std::size_t i = before; i < view_->messages.size(); ++i)
-                view_->messages[i].recent = view_->messages[i].uid >= recent_from;
+            // New mail is recent to the session that claims it first (RFC 3501 2.3.1.2).
+            if (auto recent_from = services_.store.claim_recent(view_->mailbox.id)) {
+                for (std::size_t i = before; i < view_->messages.size(); ++i)
+                    view_->messages[i].recent = view_->messages[i].uid >= *recent_from;
+            }
         }
         for (const auto& m : view_->messages) recent_count += m.recent ? 1 : 0;
         ResponseWriter w = writer();

@@ -6,16 +6,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "auth/password.h"
 #include "auth/sasl.h"
 #include "auth/throttle.h"
+#include "auth/verified_cache.h"
 #include "imap/command.h"
 #include "imap/parser.h"
 #include "imap/writer.h"
@@ -45,30 +44,12 @@ struct SessionConfig {
 // The throttle shared by every session: auth::LoginThrottle already holds its own mutex.
 using LockedThrottle = auth::LoginThrottle;
 
-// \Recent (RFC 3501 2.3.2, rev1 only): the first session to select a mailbox after a message arrived sees
-// it as recent. Kept in memory, which RFC 3501 allows to be approximate (after a restart every message is
-// recent once more). Thread-safe; one per store.
-class RecentRegistry {
-public:
-    // Returns the first UID the caller may treat as recent and claims every UID below uid_next.
-    std::uint32_t claim(std::int64_t mailbox_id, std::uint32_t uid_next);
-    // The same without claiming (EXAMINE, STATUS RECENT).
-    std::uint32_t floor(std::int64_t mailbox_id) const;
-
-    // Mailboxes tracked; past it the table starts afresh (some messages are then recent twice).
-    static constexpr std::size_t max_mailboxes = 1'000'000;
-
-private:
-    mutable std::mutex mutex_;
-    std::unordered_map<std::int64_t, std::uint32_t> floors_;
-};
-
 // Shared by all sessions of the process; each member is thread-safe.
 struct SessionServices {
     store::Store& store;
     auth::HashLimiter& hash_limiter;
     LockedThrottle& throttle;
-    RecentRegistry* recent = nullptr;  // nullptr: one registry for the whole process
+    auth::VerifiedCache* verified_cache = nullptr;  // recently verified passwords; nullptr: always argon2id
 };
 
 class Session {
@@ -94,7 +75,10 @@ public:
     void tls_started();
     std::optional<std::int64_t> account_id() const;
     bool idling() const { return idle_tag_.has_value(); }
-    void idle_timeout();   // "* BYE Autologout; idle for too long", then Action::close
+    void idle_timeout();  // "* BYE Autologout; idle for too long", then Action::close
+    // While idling: "* OK Still here" (the IO loop calls it every idle_keepalive_interval of silence), so
+    // NATs keep the connection; outside IDLE it writes nothing.
+    void idle_keepalive();
     void shutting_down();  // "* BYE Server shutting down", then Action::close
     bool wants_input() const;
 
@@ -111,8 +95,9 @@ private:
     struct View {
         store::Mailbox mailbox;
         bool read_only = false;
-        std::vector<ViewMessage> messages;  // ascending UID
-        std::uint64_t highest_modseq = 0;   // changes up to here are reflected in messages
+        std::vector<ViewMessage> messages;         // ascending UID
+        std::uint64_t highest_modseq = 0;          // changes up to here are reflected in messages
+        std::vector<std::string> announced_flags;  // the last FLAGS response sent (system flags first)
     };
 
     // A FETCH being written a slice at a time (see max_output_octets_per_run).
@@ -123,8 +108,9 @@ private:
         std::vector<std::size_t> indexes;  // into view_->messages, which no other command changes meanwhile
         std::size_t next = 0;
         bool need_rows = false;
-        std::vector<store::Message> rows;  // ascending UID
-        std::vector<bool> seen_now;        // per view index: \Seen set by this FETCH
+        std::vector<store::Message> rows;  // ascending UID: those of indexes[.. rows_end) still present
+        std::size_t rows_end = 0;
+        std::vector<bool> seen_now;  // per view index: \Seen set by this FETCH
         bool unknown_cte = false;
         bool missing = false;
     };
@@ -150,7 +136,9 @@ private:
     void on_id(const std::string& tag, const Id& command);
     void on_namespace(const std::string& tag);
     void on_idle(const std::string& tag);
-    void on_select(const std::string& tag, const Select& command);
+    // undecodable_name: the command's name does not decode (Command::undecodable_mailbox).
+    void on_select(const std::string& tag, const Select& command,
+                   const std::optional<std::string>& undecodable_name);
     void on_close(const std::string& tag, bool expunge);
 
     // Mailbox management (mailboxes.cpp).
@@ -171,11 +159,15 @@ private:
     // Messages of the selected mailbox (messages.cpp).
     void on_fetch(const std::string& tag, const Fetch& command);
     void continue_fetch();  // writes the next slice of fetch_; the tagged reply when done
+    // Reads the rows of the next batch of fetch_'s messages (find_messages); false after a store error,
+    // with fetch_ ended and its tagged NO written.
+    bool load_fetch_rows();
     void on_store(const std::string& tag, const Store& command);
     void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox,
                  bool move);
     void on_expunge(const std::string& tag, const Expunge& command);
-    void on_search(const std::string& tag, const Search& command);  // search.cpp
+    Result<store::CopyResult> move_within(const std::vector<std::uint32_t>& uids);  // MOVE into itself
+    void on_search(const std::string& tag, const Search& command);                  // search.cpp
 
     // The selected view.
     // Indexes into view_->messages named by a set; nullopt (after a BAD reply) when a number is invalid.
@@ -186,6 +178,9 @@ private:
     void refresh_view();
     void write_expunged(const std::vector<std::uint32_t>& uids);
     void write_flags_update(std::size_t index, bool with_uid);
+    // Sends FLAGS and PERMANENTFLAGS again when `flags` holds a keyword not announced yet (RFC 3501 7.2.6).
+    void announce_keywords(const std::vector<std::string>& flags);
+    void write_permanent_flags();  // "* OK [PERMANENTFLAGS (...)]" from announced_flags
     std::vector<std::string> flags_for_client(const ViewMessage& message) const;
     // Flags the mailbox shows in FLAGS: the system flags and the keywords in use.
     std::vector<std::string> mailbox_flags() const;
@@ -199,7 +194,8 @@ private:
     bool login_allowed() const { return config_.tls_active || config_.allow_plaintext_login; }
     void authenticated(const store::Account& account, const std::string& tag);
     bool condstore_on() const { return condstore_ || qresync_; }
-    RecentRegistry& recent();
+    // Turns CONDSTORE on (RFC 7162 3.1); the first time, with a mailbox selected, says HIGHESTMODSEQ.
+    void enable_condstore();
 
     SessionConfig config_;
     SessionServices& services_;

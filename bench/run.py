@@ -1,0 +1,459 @@
+#!/usr/bin/python3
+"""Side-by-side benchmarks: magpied against Postfix (and smtp-sink, the protocol-only limit) on this machine, in
+one run, alternating rounds, reporting medians, spreads and ratios to bench/RESULTS.md (issue 17).
+
+Usage: bench/run.py [--scenario ingest|memory|startup|all] [--rounds 3] [--messages 2000] [--quick]
+Loopback only; every server runs from a throw-away directory and is stopped by PID; every loop is bounded in
+count and time. Needs a release build (make release) and the Debian packages postfix (smtp-source, smtp-sink).
+"""
+import argparse
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from peers import Dovecot, Postfix, instance_dir  # noqa: E402
+
+RELEASE = Path(os.environ.get("MAGPIE_RELEASE_DIR", ROOT / "build-release"))
+MAGPIED = RELEASE / "src" / "server" / "magpied"
+MAGPIE = RELEASE / "src" / "cli" / "magpie"
+DOMAIN = "bench.test"
+USER = f"u@{DOMAIN}"
+DEADLINE = 600  # seconds any one measurement may take
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def fsyncs_per_second(directory: Path, seconds=2.0):
+    """One writer appending 4 KiB and fsyncing, as the disk under the data directories sees it."""
+    path = directory / "fsync-probe"
+    count, block = 0, b"x" * 4096
+    with open(path, "wb") as f:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+            count += 1
+    path.unlink()
+    return count / seconds
+
+
+class Magpied:
+    def __init__(self, root: Path, port: int, imap_port: int = 0):
+        self.root, self.port, self.imap_port = root, port, imap_port
+        self.data = root / "data"
+        self.config = root / "magpie.toml"
+        self.config.write_text(
+            f'[server]\nhostname = "mx.{DOMAIN}"\ndata_dir = "{self.data}"\nlog_level = "warn"\n'
+            f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nmax_connections_per_ip = 200\nmax_connections = 5000\n'
+            f'[imap]\nlisten = ["127.0.0.1:{imap_port}"]\nallow_plaintext_login = true\n'
+            f'max_connections_per_ip = 2000\nmax_connections = 5000\n')
+        self.proc = None
+
+    def magpie(self, *args, input=None):
+        return subprocess.run([str(MAGPIE), "-c", str(self.config), *args], input=input, capture_output=True,
+                              check=True, timeout=120)
+
+    def setup(self):
+        self.magpie("domain", "add", DOMAIN)
+        self.magpie("user", "add", USER, input=b"bench password\n")
+
+    def start(self):
+        self.log = open(self.root / "magpied.log", "ab")
+        self.proc = subprocess.Popen([str(MAGPIED), "-c", str(self.config)], stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+    def stored(self):
+        out = self.magpie("export", USER, "INBOX", "--list").stdout
+        return out.count(b"\n")
+
+
+def wait_for_port(host, port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def smtp_source(host, port, sessions, messages, size):
+    cmd = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size), "-f", "sender@remote.test",
+           "-t", USER, "-M", "client.remote.test", f"{host}:{port}"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=DEADLINE)
+
+
+def measure(send, count_stored, target):
+    """Messages per second from the first byte sent until `target` messages are stored."""
+    start = time.monotonic()
+    send()
+    deadline = start + DEADLINE
+    while count_stored() < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError("messages did not all arrive in time")
+        time.sleep(0.05)
+    return target / (time.monotonic() - start)
+
+
+def spread(values):
+    return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
+
+
+def scenario_ingest(args, report):
+    """1. SMTP ingest to mailbox: smtp-source, N messages of each size at several session counts; messages per
+    second until all are stored (counted in the store or the Maildir, not from replies)."""
+    root = instance_dir("magpie-bench-")
+    port_magpie, port_postfix, port_sink = free_port(), free_port("127.0.0.4"), free_port("127.0.0.5")
+    (root / "magpied").mkdir()
+    magpied = Magpied(root / "magpied", port_magpie)
+    magpied.setup()
+    postfix = Postfix(root / "postfix", host="127.0.0.4", port=port_postfix, hostname=f"mx.{DOMAIN}",
+                      domains=[DOMAIN], users=[USER],
+                      extra=["smtpd_client_connection_count_limit = 0", "default_process_limit = 200",
+                             "virtual_destination_concurrency_limit = 20"])
+    sink = None
+    rows = []
+    try:
+        magpied.start()
+        postfix.start()
+        sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.5:{port_sink}", "1000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.5", port_sink)
+        sink_total = [0]
+        for size in args.sizes:
+            for sessions in args.sessions:
+                results = {"magpied": [], "postfix": [], "smtp-sink": []}
+                n = args.messages
+                for round_ in range(args.rounds):
+                    order = ["magpied", "postfix", "smtp-sink"]
+                    if round_ % 2:
+                        order.reverse()
+                    for name in order:
+                        if name == "magpied":
+                            base = magpied.stored()
+                            rate = measure(lambda: smtp_source("127.0.0.1", port_magpie, sessions, n, size),
+                                           lambda: magpied.stored() - base, n)
+                        elif name == "postfix":
+                            base = len(postfix.messages(USER))
+                            rate = measure(lambda: smtp_source("127.0.0.4", port_postfix, sessions, n, size),
+                                           lambda: len(postfix.messages(USER)) - base, n)
+                        else:
+                            start = time.monotonic()
+                            smtp_source("127.0.0.5", port_sink, sessions, n, size)
+                            rate = n / (time.monotonic() - start)
+                            sink_total[0] += n
+                        results[name].append(rate)
+                        print(f"ingest size={size} sessions={sessions} round={round_} {name}: {rate:.0f} msgs/s",
+                              flush=True)
+                m, p, s = (statistics.median(results[k]) for k in ("magpied", "postfix", "smtp-sink"))
+                rows.append(f"| {size} | {sessions} | {spread(results['magpied'])} | {spread(results['postfix'])} | "
+                            f"{spread(results['smtp-sink'])} | {m / p:.2f}x | {m / s:.2f} |")
+    finally:
+        if sink:
+            sink.terminate()
+            sink.wait(timeout=10)
+        postfix.stop()
+        magpied.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report.append("## 1. SMTP ingest to mailbox\n")
+    report.append(f"`smtp-source -s SESSIONS -m {args.messages} -l SIZE`, messages per second from the first "
+                  "connection until all are in the mailbox (magpied: counted in its store; Postfix: smtpd, cleanup, "
+                  "qmgr, virtual into Maildir, counted in the Maildir; smtp-sink: until smtp-source ends). "
+                  f"Median (min–max) of {args.rounds} alternating rounds.\n")
+    report.append("| size | sessions | magpied | Postfix | smtp-sink | magpied / Postfix | magpied / smtp-sink |")
+    report.append("|---|---|---|---|---|---|---|")
+    report.extend(rows)
+    report.append("")
+
+
+def pss_kib(pids):
+    """Proportional set size of these processes together, KiB (shared pages counted once in total)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def process_tree(root_pid):
+    pids, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        todo.extend(int(p) for p in out)
+    return pids
+
+
+def open_idle(host, port, count, greeting=b"220", imap_login=None):
+    """`count` connections that have read their greeting (and, for IMAP, logged in and selected INBOX), each
+    from its own loopback source address so that per-address limits do not apply."""
+    sockets = []
+    for i in range(count):
+        source = f"127.1.{i // 250}.{i % 250 + 1}"
+        s = socket.create_connection((host, port), timeout=30, source_address=(source, 0))
+        data = b""
+        while not data.endswith(b"\r\n"):
+            data += s.recv(4096)
+        assert data.startswith(greeting), data
+        if imap_login:
+            user, password = imap_login
+            s.sendall(f'a LOGIN "{user}" "{password}"\r\nb SELECT INBOX\r\n'.encode())
+            data = b""
+            while b"\r\nb OK" not in data and not data.startswith(b"b OK"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed during login")
+                data += chunk
+                if b"\r\na NO" in data or b"\r\nb NO" in data or data.startswith(b"a NO"):
+                    raise RuntimeError(f"login refused: {data[-200:]!r}")
+        sockets.append(s)
+    return sockets
+
+
+def per_connection(pids_of, open_connections, count):
+    import gc
+    gc.collect()
+    time.sleep(1)
+    before = pss_kib(pids_of())
+    sockets = open_connections(count)
+    time.sleep(2)
+    after = pss_kib(pids_of())
+    for s in sockets:
+        s.close()
+    return (after - before) / count
+
+
+def scenario_memory(args, report):
+    """5. Idle connections: the growth of the server's PSS per idle connection (SMTP after the greeting; IMAP
+    logged in with INBOX selected), magpied against Postfix (SMTP) and Dovecot (IMAP)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    count = args.idle
+    root = instance_dir("magpie-bench-")
+    (root / "magpied").mkdir()
+    magpied = Magpied(root / "magpied", free_port(), free_port())
+    magpied.setup()
+    postfix = Postfix(root / "postfix", host="127.0.0.4", port=free_port("127.0.0.4"), hostname=f"mx.{DOMAIN}",
+                      domains=[DOMAIN], users=[USER],
+                      extra=["smtpd_client_connection_count_limit = 0", f"default_process_limit = {count + 100}"])
+    dovecot = Dovecot({USER: "bench password"}, host="127.0.0.6",
+                      extra=f"default_process_limit = {count + 100}\ndefault_client_limit = {2 * count + 100}\n"
+                            "service imap-login {\n  service_count = 0\n}\n")
+    rows = []
+    try:
+        magpied.start()
+        postfix.start()
+        dovecot.start()
+        # Dovecot creates the Maildir on first login; do it once so every figure measures idle sessions only.
+        open_idle("127.0.0.6", dovecot.port, 1, b"* OK", (USER, "bench password"))[0].close()
+        open_idle("127.0.0.1", magpied.imap_port, 1, b"* OK", (USER, "bench password"))[0].close()
+        smtp_m = per_connection(lambda: [magpied.proc.pid],
+                                lambda n: open_idle("127.0.0.1", magpied.port, n), count)
+        smtp_p = per_connection(lambda: process_tree(int((postfix.spool / "pid" / "master.pid").read_text())),
+                                lambda n: open_idle("127.0.0.4", postfix.port, n), count)
+        imap_m = per_connection(lambda: [magpied.proc.pid],
+                                lambda n: open_idle("127.0.0.1", magpied.imap_port, n, b"* OK",
+                                                    (USER, "bench password")), count)
+        imap_d = per_connection(lambda: process_tree(dovecot.proc.pid),
+                                lambda n: open_idle("127.0.0.6", dovecot.port, n, b"* OK",
+                                                    (USER, "bench password")), count)
+        rows.append(f"| SMTP, after the greeting | {smtp_m:.0f} | Postfix {smtp_p:.0f} | {smtp_p / smtp_m:.1f}x less |")
+        rows.append(f"| IMAP, logged in, INBOX selected, no TLS | {imap_m:.0f} | Dovecot {imap_d:.0f} | "
+                    f"{imap_d / imap_m:.1f}x less |")
+        print("\n".join(rows), flush=True)
+    finally:
+        dovecot.stop()
+        postfix.stop()
+        magpied.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report.append("## 5. Memory per idle connection\n")
+    report.append(f"{count} idle connections, each from its own loopback address; the growth of the server's "
+                  "proportional set size (all its processes) divided by the count, KiB per connection.\n")
+    report.append("| connection | magpied KiB | peer KiB | magpied uses |")
+    report.append("|---|---|---|---|")
+    report.extend(rows)
+    report.append("")
+
+
+IMAP_LOAD = RELEASE / "bench" / "imap_load"
+
+
+def bench_message(i):
+    body = "".join(f"Line {j} of message {i}: the quick brown fox jumps over the lazy dog.\r\n" for j in range(40))
+    return (f"From: Sender {i % 17} <sender{i % 17}@remote.test>\r\nTo: {USER}\r\nSubject: message {i}\r\n"
+            f"Date: Mon, 23 Nov 2026 10:{i % 60:02d}:00 +0000\r\nMessage-ID: <bench{i}@remote.test>\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}").encode()
+
+
+def populate_imap(host, port, count, password="bench password", workers=4):
+    """APPENDs `count` messages to INBOX over IMAP with a few parallel clients (the same bytes to every server)."""
+    import imaplib
+    import threading
+
+    def work(w):
+        client = imaplib.IMAP4(host, port)
+        client.login(USER, password)
+        for i in range(w, count, workers):
+            typ, _ = client.append("INBOX", None, None, bench_message(i))
+            assert typ == "OK"
+        client.logout()
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def imap_load(host, port, clients, seconds, mix, password="bench password"):
+    import json
+    out = subprocess.run([str(IMAP_LOAD), "--host", host, "--port", str(port), "--user", USER, "--password", password,
+                          "--clients", str(clients), "--seconds", str(seconds), "--mix", mix],
+                         capture_output=True, text=True, timeout=seconds + 300)
+    if out.returncode != 0:
+        raise RuntimeError(f"imap_load failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def scenario_imap(args, report):
+    """3. IMAP: imap_load's realistic mix at several client counts against Dovecot on the same messages, and a
+    login-heavy mix against Dovecot with the same argon2id hash and with Debian's default SHA512-CRYPT."""
+    if not IMAP_LOAD.exists():
+        sys.exit(f"{IMAP_LOAD} is missing: run `cmake --build {RELEASE} --target imap_load` (make bench does)")
+    hashes = {scheme: subprocess.run(["doveadm", "pw", "-s", scheme, "-p", "bench password"], capture_output=True,
+                                     text=True, check=True).stdout.strip() for scheme in ("ARGON2ID", "SHA512-CRYPT")}
+    root = instance_dir("magpie-bench-")
+    (root / "magpied").mkdir()
+    magpied = Magpied(root / "magpied", free_port(), free_port())
+    magpied.setup()
+    dovecot_tuned = ("service imap-login {\n  service_count = 0\n  process_min_avail = 2\n}\n"
+                     "service imap {\n  service_count = 0\n  process_limit = 1024\n}\n"
+                     "service auth {\n  client_limit = 4096\n}\n"
+                     "default_client_limit = 4096\nmaildir_very_dirty_syncs = yes\n")
+    peers = {"argon2id": Dovecot({USER: hashes["ARGON2ID"]}, host="127.0.0.6", extra=dovecot_tuned),
+             "sha512-crypt": Dovecot({USER: hashes["SHA512-CRYPT"]}, host="127.0.0.7", extra=dovecot_tuned)}
+    rows, login_rows = [], []
+    try:
+        magpied.start()
+        for peer in peers.values():
+            peer.start()
+        populate_imap("127.0.0.1", magpied.imap_port, args.imap_messages)
+        populate_imap("127.0.0.6", peers["argon2id"].port, args.imap_messages)
+        for clients in args.imap_clients:
+            results = {"magpied": [], "dovecot": []}
+            for round_ in range(args.rounds):
+                order = ["magpied", "dovecot"] if round_ % 2 == 0 else ["dovecot", "magpied"]
+                for name in order:
+                    host, port = (("127.0.0.1", magpied.imap_port) if name == "magpied"
+                                  else ("127.0.0.6", peers["argon2id"].port))
+                    r = imap_load(host, port, clients, args.imap_seconds, "realistic")
+                    results[name].append(r)
+                    print(f"imap clients={clients} round={round_} {name}: {r['ops_per_second']:.0f} ops/s "
+                          f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms errors {r['errors']}", flush=True)
+            m = [r["ops_per_second"] for r in results["magpied"]]
+            d = [r["ops_per_second"] for r in results["dovecot"]]
+            mp99 = statistics.median(r["p99_ms"] for r in results["magpied"])
+            dp99 = statistics.median(r["p99_ms"] for r in results["dovecot"])
+            rows.append(f"| {clients} | {spread(m)} | {mp99:.1f} | {spread(d)} | {dp99:.1f} | "
+                        f"{statistics.median(m) / statistics.median(d):.2f}x |")
+        for scheme, peer, host in (("argon2id", peers["argon2id"], "127.0.0.6"),
+                                   ("sha512-crypt", peers["sha512-crypt"], "127.0.0.7")):
+            m = [imap_load("127.0.0.1", magpied.imap_port, 10, args.imap_seconds, "login")["ops_per_second"]
+                 for _ in range(args.rounds)]
+            d = [imap_load(host, peer.port, 10, args.imap_seconds, "login")["ops_per_second"]
+                 for _ in range(args.rounds)]
+            login_rows.append(f"| Dovecot with {scheme} | {spread(m)} | {spread(d)} | "
+                              f"{statistics.median(m) / statistics.median(d):.2f}x |")
+            print(login_rows[-1], flush=True)
+    finally:
+        for peer in peers.values():
+            peer.stop()
+        magpied.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report.append("## 3. IMAP\n")
+    report.append(f"`imap_load --mix realistic` for {args.imap_seconds} s against a {args.imap_messages}-message INBOX "
+                  "(the same messages APPENDed to both): 50-message FETCH windows of FLAGS and ENVELOPE, whole "
+                  "bodies, SEARCH, STORE, APPEND, NOOP and a rare FETCH 1:* (FLAGS). Operations per second, median "
+                  f"(min–max) of {args.rounds} alternating rounds; Dovecot with its login and imap processes reused "
+                  "(service_count = 0) and maildir_very_dirty_syncs.\n")
+    report.append("| clients | magpied ops/s | magpied p99 ms | Dovecot ops/s | Dovecot p99 ms | magpied / Dovecot |")
+    report.append("|---|---|---|---|---|---|")
+    report.extend(rows)
+    report.append("")
+    report.append("Login-heavy mix (`imap_load --mix login`, 10 clients: connect, LOGIN, SELECT, FETCH 1:10 (FLAGS), "
+                  "LOGOUT, again and again); cycles per second. magpied stores argon2id and remembers a password it "
+                  "verified moments ago ([auth] verified_cache_seconds); a wrong password always pays in full.\n")
+    report.append("| peer | magpied cycles/s | peer cycles/s | magpied / peer |")
+    report.append("|---|---|---|---|")
+    report.extend(login_rows)
+    report.append("")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="all", choices=["ingest", "imap", "memory", "all"])
+    parser.add_argument("--imap-messages", type=int, default=10000)
+    parser.add_argument("--imap-seconds", type=int, default=15)
+    parser.add_argument("--idle", type=int, default=1000, help="idle connections in the memory scenario")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="small counts, for checking the harness itself")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+    args.sizes = [4096, 65536]
+    args.sessions = [1, 10, 50]
+    args.imap_clients = [1, 10, 100]
+    if args.quick:
+        args.rounds, args.messages, args.sessions, args.sizes, args.idle = 1, 200, [10], [4096], 100
+        args.imap_messages, args.imap_seconds, args.imap_clients = 300, 3, [10]
+    if not MAGPIED.exists():
+        sys.exit(f"{MAGPIED} is missing: run `make release` first")
+    probe_dir = Path(tempfile.mkdtemp(prefix="magpie-bench-probe-"))
+    fsyncs = fsyncs_per_second(probe_dir)
+    shutil.rmtree(probe_dir)
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    report = ["# Benchmark results", "",
+              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `bench/run.py "
+              f"{' '.join(sys.argv[1:])}` on {platform.node()}: {os.cpu_count()} cores, {mem_gib:.0f} GiB, "
+              f"disk {fsyncs:.0f} fsyncs/s from one writer. Figures vary between machines and runs: compare the "
+              "ratios, measured side by side in the same run.", ""]
+    if args.scenario in ("ingest", "all"):
+        scenario_ingest(args, report)
+    if args.scenario in ("imap", "all"):
+        scenario_imap(args, report)
+    if args.scenario in ("memory", "all"):
+        scenario_memory(args, report)
+    Path(args.output).write_text("\n".join(report) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+// `magpie dns DOMAIN`: every DNS record a domain served by this magpied needs, in zone-file syntax ready
+// to paste; and `magpie dkim keygen DOMAIN`, which creates the DKIM keys those records publish.
+#pragma once
+
+#include <string>
+
+#include "server/config.h"
+
+namespace magpie::cli {
+
+// Prints the records to stdout. `address` is the server's public IP for the PTR record; empty: the A and
+// AAAA records of [server] hostname, looked up now. Returns the exit status.
+int print_dns_records(const server::Config& config, const std::string& domain, const std::string& address);
+
+// `magpie dns DOMAIN --check`: looks the records up (at `dns_server` "host:port", or the system's resolver)
+// and prints one line per record: "ok", "MISSING" or "WRONG" with what was found. Checks MX, SPF (by
+// evaluating it for the server's addresses), every DKIM key's record, DMARC, MTA-STS and TLS-RPT TXT, and
+// forward-confirmed reverse DNS of each address. SRV and CNAME records are not checked (the resolver does
+// not ask for them). Exit status 0 when everything checked is right, 1 otherwise.
+int check_dns_records(const server::Config& config, const std::string& domain, const std::string& address,
+                      const std::string& dns_server);
+
+// Creates an RSA-2048 and an Ed25519 key under <data_dir>/dkim/DOMAIN/, owned by [server] user when run
+// as root, and prints their records. Selectors are "r<suffix>" and "e<suffix>"; an empty suffix is
+// today's date (YYYYMMDD, UTC). Returns the exit status.
+int dkim_keygen(const server::Config& config, const std::string& domain, const std::string& selector_suffix);
+
+}  // namespace magpie::cli

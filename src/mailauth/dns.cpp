@@ -1,0 +1,23 @@
+#include "mailauth/dns.h"
+
+namespace magpie::mailauth {
+
+mail::dkim::KeyLookup Dns::dkim_key_lookup() {
+    return [this](std::string_view name) -> mail::dkim::TxtAnswer {
+        auto records = lookup(RecordType::txt, name);
+        if (!records) {
+            // A name that cannot be asked has no key, like NXDOMAIN (RFC 6376 6.1.2: PERMFAIL).
+            if (records.error().code == Errc::invalid_argument)
+                return make_error(Errc::not_found, records.error().message);
+            return records.error();
+        }
+        if (records->empty()) return make_error(Errc::not_found, "no TXT record at " + std::string(name));
+        return std::move(*records);
+    };
+}
+
+Result<std::vector<std::string>> ResolverDns::lookup(RecordType type, std::string_view name) {
+    return resolver_.lookup_blocking(type, name);
+}
+
+}  // namespace magpie::mailauth

@@ -1,0 +1,75 @@
+#include "net/durable_file.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace magpie::net {
+namespace {
+
+Error io_error(std::string_view step, const std::filesystem::path& path, int error) {
+    return make_error(Errc::io_error,
+                      fmt::format("cannot {} {}: {}", step, path.string(), std::strerror(error)));
+}
+
+class Fd {
+public:
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { close(); }
+    int get() const { return fd_; }
+    int close() {
+        int result = fd_ >= 0 ? ::close(fd_) : 0;
+        fd_ = -1;
+        return result;
+    }
+
+private:
+    int fd_;
+};
+
+Result<void> fsync_directory(const std::filesystem::path& dir) {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) return io_error("open directory", dir, errno);
+    if (::fsync(fd.get()) != 0) return io_error("fsync directory", dir, errno);
+    return {};
+}
+
+}  // namespace
+
+Result<void> write_file_durably(const std::filesystem::path& path, std::string_view content, mode_t mode) {
+    static std::atomic<unsigned> counter{0};
+    std::filesystem::path directory =
+        path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+    std::filesystem::path temp =
+        directory / fmt::format(".{}.tmp-{}-{}", path.filename().string(), ::getpid(), counter.fetch_add(1));
+    Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (fd.get() < 0) return io_error("create", temp, errno);
+    auto fail = [&](std::string_view step, int error) {
+        ::unlink(temp.c_str());
+        return io_error(step, path, error);
+    };
+    // The umask may have narrowed `mode` at creation; a certificate must still be readable as asked.
+    if (::fchmod(fd.get(), mode) != 0) return fail("chmod", errno);
+    std::size_t written = 0;
+    while (written < content.size()) {
+        ssize_t n = ::write(fd.get(), content.data() + written, content.size() - written);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail("write", errno);
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) return fail("fsync", errno);
+    if (fd.close() != 0) return fail("close", errno);
+    if (::rename(temp.c_str(), path.c_str()) != 0) return fail("rename into", errno);
+    return fsync_directory(directory);
+}
+
+}  // namespace magpie::net

@@ -1,0 +1,18 @@
+// The one place that turns the configuration's [store] section into a Store backend, for magpied and for
+// `magpie` alike, so both open the same store with the same options.
+#pragma once
+
+#include <memory>
+
+#include "base/result.h"
+#include "server/config.h"
+#include "store/store.h"
+
+namespace magpie::server {
+
+// Opens (and when writable, creates and migrates) the backend that `[store] backend` names, in
+// `config.data_dir` for the embedded one. read_only opens it for inspection beside a running magpied;
+// Errc::not_found when a read-only open finds no store there.
+Result<std::unique_ptr<store::Store>> open_store(const Config& config, bool read_only = false);
+
+}  // namespace magpie::server

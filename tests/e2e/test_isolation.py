@@ -1,0 +1,110 @@
+"""Kinds of work that must not starve each other (issue 11): IMAP clients searching and unauthenticated
+clients failing logins while SMTP delivers. Every delivery must be acknowledged; the latencies are printed, not
+asserted (tests never assert timings)."""
+import imaplib
+import smtplib
+import socket
+import statistics
+import threading
+import time
+
+from conftest import DOMAIN, PASSWORD
+
+ALICE = f"alice@{DOMAIN}"
+BOB = f"bob@{DOMAIN}"
+
+
+def message(i, size=2000):
+    filler = ("lorem ipsum dolor sit amet %d\r\n" % i) * (size // 30)
+    return (f"From: s@remote.example\r\nTo: {ALICE}\r\nSubject: load {i}\r\n"
+            f"Message-ID: <load{i}@remote.example>\r\n\r\n{filler}\r\n").encode()
+
+
+def imap_from(server, source):
+    """An IMAP client whose connection comes from `source` (per-IP limits see every local client as one IP)."""
+    class SourcedIMAP(imaplib.IMAP4):
+        def _create_socket(self, timeout):
+            return socket.create_connection((self.host, self.port), timeout, source_address=(source, 0))
+    return SourcedIMAP("127.0.0.1", server.imap_port, timeout=60)
+
+
+def test_searches_and_failed_logins_do_not_hold_up_delivery(make_server):
+    server = make_server(imap_options={"allow_plaintext_login": True},
+                         auth_options={"max_user_failures": 1000, "max_ip_failures": 1000})
+    with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
+        for i in range(300):
+            client.sendmail("s@remote.example", [ALICE], message(i))
+
+    stop = threading.Event()
+    errors, searches, failures = [], [0], [0]
+    lock = threading.Lock()
+
+    ready = threading.Semaphore(0)
+
+    def searcher(n):
+        try:
+            imap = imap_from(server, f"127.0.2.{n + 1}")
+            imap.login(ALICE, PASSWORD)
+            imap.select("INBOX", readonly=True)
+            ready.release()
+            while not stop.is_set():
+                typ, _ = imap.search(None, "TEXT", f"nothing-matches-{n}")
+                assert typ == "OK"
+                with lock:
+                    searches[0] += 1
+            imap.logout()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"searcher {n}: {e!r}")
+            ready.release()
+
+    def bad_login(n):
+        try:
+            while not stop.is_set():
+                imap = imap_from(server, f"127.0.3.{n + 1}")
+                try:
+                    imap.login(BOB, "wrong password")
+                    errors.append("a wrong password was accepted")
+                except imaplib.IMAP4.error:  # NO [AUTHENTICATIONFAILED], or [UNAVAILABLE] when slots are busy
+                    with lock:
+                        failures[0] += 1
+                try:
+                    imap.logout()
+                except Exception:  # noqa: BLE001 - a server that closed after the failure is fine
+                    pass
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"bad login {n}: {e!r}")
+
+    searchers = [threading.Thread(target=searcher, args=(n,)) for n in range(50)]
+    flooders = [threading.Thread(target=bad_login, args=(n,)) for n in range(20)]
+    threads = searchers + flooders
+    latencies = []
+    try:
+        # The searchers log in first (a login flood may rightly refuse logins with UNAVAILABLE once the hashing
+        # slots are busy: that is the bound working, not what this test is about).
+        for t in searchers:
+            t.start()
+        for _ in searchers:
+            assert ready.acquire(timeout=300), errors[:5]
+        assert not errors, errors[:5]
+        for t in flooders:
+            t.start()
+        time.sleep(3)  # let the login flood build up
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=120) as client:
+            client.ehlo("load.example")
+            for i in range(40):
+                start = time.monotonic()
+                code, _ = client.mail("s@remote.example")
+                assert code == 250
+                code, _ = client.rcpt(BOB)
+                assert code == 250
+                code, _ = client.data(message(1000 + i))
+                assert code == 250, f"delivery {i} answered {code}"
+                latencies.append(time.monotonic() - start)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+    assert not errors, errors[:5]
+    assert len(server.uids(BOB)) == 40
+    print(f"isolation: 40 deliveries under load, median {statistics.median(latencies) * 1000:.0f} ms, "
+          f"max {max(latencies) * 1000:.0f} ms; {searches[0]} searches and {failures[0]} failed logins meanwhile")
