@@ -1,4 +1,4 @@
-// magpie: administration of a Magpie store (domains, users, aliases, export, check). It opens the same
+// magpie: administration of a Magpie store (domains, users, aliases, export, check, gc). It opens the same
 // store magpied uses, found with the same -c FILE / --data DIR flags; SQLite lets it work beside a running
 // magpied.
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "auth/password.h"
+#include "base/time.h"
 #include "cli/dns.h"
 #include "cli/password_input.h"
 #include "cli/queue.h"
@@ -128,6 +129,10 @@ int main(int argc, char** argv) {
     export_cmd->add_flag("--list", list_only, "list UID, size and subject instead");
 
     auto* check = app.add_subcommand("check", "check the store's integrity (read-only, safe beside magpied)");
+    std::int64_t grace_hours = 24;
+    auto* gc = app.add_subcommand("gc", "remove message blobs nothing references any more (safe beside magpied)");
+    gc->add_option("--grace-hours", grace_hours, "keep garbage younger than this (default 24)")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{24 * 365}));
     magpie::cli::QueueCommands queue(app);
 
     std::string server_address;
@@ -177,6 +182,14 @@ int main(int argc, char** argv) {
     if (tokens.parsed()) return tokens.run(store);
 
     auto done = [](const Result<void>& r) { return r ? 0 : fail(r.error().message); };
+
+    if (gc->parsed()) {
+        auto collected = store.collect_garbage(magpie::unix_now(), grace_hours * 3600);
+        if (!collected) return fail(collected.error().message);
+        std::cout << fmt::format("removed {} unreferenced blobs and {} files ({} bytes)\n", collected->blob_rows,
+                                 collected->files, collected->file_bytes);
+        return 0;
+    }
 
     if (domain_add->parsed()) {
         auto r = store.add_domain(name);

@@ -1,6 +1,7 @@
 #include "store/blob.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -52,6 +54,18 @@ Result<void> fsync_directory(const std::filesystem::path& dir) {
     if (fd.get() < 0) return errno_error("open directory", dir, errno);
     if (::fsync(fd.get()) != 0) return errno_error("fsync directory", dir, errno);
     return {};
+}
+
+// A flock on <data_dir>/blobs.lock (beside blobs/, which holds blobs only), released when the returned
+// descriptor closes.
+Result<std::unique_ptr<Fd>> lock_blobs(const std::filesystem::path& root, int operation) {
+    std::filesystem::path path = root.parent_path() / "blobs.lock";
+    auto fd = std::make_unique<Fd>(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+    if (fd->get() < 0) return errno_error("open", path, errno);
+    while (::flock(fd->get(), operation) != 0) {
+        if (errno != EINTR) return errno_error("flock", path, errno);
+    }
+    return fd;
 }
 
 Result<bool> make_directory(const std::filesystem::path& dir) {
@@ -106,11 +120,15 @@ Result<void> BlobFiles::create_layout() const {
 Result<bool> BlobFiles::write(std::string_view blob_id, std::string_view content) const {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
     std::filesystem::path final_path = path_of(blob_id);
+    auto lock = lock_blobs(root_, LOCK_SH);  // the collector's sweep waits while a blob is written or reused
+    if (!lock) return lock.error();
     struct stat existing {};
     if (::stat(final_path.c_str(), &existing) == 0 && static_cast<std::uint64_t>(existing.st_size) == content.size()) {
         // Content-addressed: the same name already holds the same bytes, fsynced before its rename. Its
         // directory entry may still be waiting for the writer's directory fsync, so fsync it here too
-        // before the caller commits a row that relies on it.
+        // before the caller commits a row that relies on it. A fresh time keeps the collector off it
+        // until the delivery that reuses it has committed.
+        if (::utimensat(AT_FDCWD, final_path.c_str(), nullptr, 0) != 0) return errno_error("touch", final_path, errno);
         MAGPIE_TRY(fsync_directory(final_path.parent_path()));
         return false;
     }
@@ -194,6 +212,40 @@ Result<BlobFiles::Digest> BlobFiles::digest(std::string_view blob_id) const {
     EVP_DigestFinal_ex(context.get(), md, &length);
     digest.sha256_hex = to_hex(std::string_view(reinterpret_cast<const char*>(md), length));
     return digest;
+}
+
+Result<BlobStorage::Swept> BlobFiles::sweep(std::int64_t cutoff,
+                                            const std::function<Result<bool>(std::string_view)>& wanted) const {
+    auto lock = lock_blobs(root_, LOCK_EX);
+    if (!lock) return lock.error();
+    Swept swept;
+    std::error_code error;
+    for (const auto& dir : std::filesystem::directory_iterator(root_, error)) {
+        if (!dir.is_directory(error)) continue;  // strays at the top are not blobs
+        const std::string prefix = dir.path().filename().string();
+        std::vector<std::filesystem::path> doomed;
+        for (const auto& entry : std::filesystem::directory_iterator(dir.path(), error)) {
+            struct stat info {};
+            if (::lstat(entry.path().c_str(), &info) != 0 || info.st_mtime >= cutoff) continue;
+            const std::string name = entry.path().filename().string();
+            const std::string id = prefix + name;
+            if (!is_temporary(name) && is_valid_blob_id(id)) {
+                auto keep = wanted(id);
+                if (!keep) return keep.error();
+                if (*keep) continue;
+            }
+            doomed.push_back(entry.path());
+            swept.bytes += static_cast<std::uint64_t>(info.st_size);
+        }
+        if (error) return make_error(Errc::io_error, fmt::format("list {}: {}", dir.path().string(), error.message()));
+        for (const auto& path : doomed) {
+            if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink", path, errno);
+            ++swept.removed;
+        }
+        if (!doomed.empty()) MAGPIE_TRY(fsync_directory(dir.path()));
+    }
+    if (error) return make_error(Errc::io_error, fmt::format("list {}: {}", root_.string(), error.message()));
+    return swept;
 }
 
 }  // namespace magpie::store

@@ -1,10 +1,12 @@
-// Content-addressed blobs: a blob id is the lower-case hex SHA-256 of the bytes, and a large blob lives in
-// <data_dir>/blobs/<first 2 hex>/<other 62 hex>, written to a temporary file, fsynced, renamed into place
-// and its directory fsynced, so a file under its final name is always complete and durable.
+// Content-addressed blobs: a blob id is the lower-case hex SHA-256 of the bytes. BlobStorage is where large
+// blobs live; BlobFiles keeps each in <data_dir>/blobs/<first 2 hex>/<other 62 hex>, written to a temporary
+// file, fsynced, renamed into place and its directory fsynced, so a file under its final name is always
+// complete and durable.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -18,8 +20,39 @@ std::string blob_id_of(std::string_view content);
 // True for exactly 64 lower-case hex digits; anything else must never reach a file path.
 bool is_valid_blob_id(std::string_view blob_id);
 
-// The large-blob files under one data directory.
-class BlobFiles {
+// Where a backend keeps the bytes of large blobs: files today (BlobFiles), its database or an object store
+// tomorrow. Blobs are immutable and content-addressed; a write is durable when it returns.
+class BlobStorage {
+public:
+    virtual ~BlobStorage() = default;
+
+    // Stores the blob durably unless it is already there (same id, same bytes); a blob found there counts
+    // as freshly written for the collector's grace period. Returns true when bytes were written.
+    virtual Result<bool> write(std::string_view blob_id, std::string_view content) const = 0;
+    // Reads a whole blob; not_found when absent. `max_bytes` bounds what is read into memory.
+    virtual Result<std::string> read(std::string_view blob_id, std::uint64_t max_bytes) const = 0;
+
+    // Size and SHA-256 of a stored blob, streamed (memory stays bounded whatever its size).
+    struct Digest {
+        std::uint64_t size = 0;
+        std::string sha256_hex;
+    };
+    virtual Result<Digest> digest(std::string_view blob_id) const = 0;
+
+    // Removes what was last written before `cutoff` (Unix seconds) and is not `wanted` (asked per blob id;
+    // leftovers that are no blob at all go without asking). Writers are held off while it looks and removes,
+    // so a blob being written or reused for a delivery is never removed: its time is then fresh.
+    struct Swept {
+        std::size_t removed = 0;
+        std::uint64_t bytes = 0;
+    };
+    virtual Result<Swept> sweep(std::int64_t cutoff,
+                                const std::function<Result<bool>(std::string_view blob_id)>& wanted) const = 0;
+};
+
+// The large-blob files under one data directory. Writers take a shared lock on <data_dir>/blobs.lock and the
+// sweep an exclusive one (flock), so the collector of `magpie gc` is safe beside a running magpied too.
+class BlobFiles final : public BlobStorage {
 public:
     explicit BlobFiles(std::filesystem::path data_dir);
 
@@ -30,18 +63,12 @@ public:
     std::filesystem::path path_of(std::string_view blob_id) const;  // id must be valid
 
     // Writes the blob durably unless a file of that name and size is already there (immutable: same name,
-    // same bytes). Returns true when a file was written.
-    Result<bool> write(std::string_view blob_id, std::string_view content) const;
-
-    // Reads a whole blob file; not_found when absent. `max_bytes` bounds what is read into memory.
-    Result<std::string> read(std::string_view blob_id, std::uint64_t max_bytes) const;
-
-    // Size and SHA-256 of a blob file, streamed (memory stays bounded whatever the file's size).
-    struct Digest {
-        std::uint64_t size = 0;
-        std::string sha256_hex;
-    };
-    Result<Digest> digest(std::string_view blob_id) const;
+    // same bytes), whose modification time is then refreshed. Returns true when a file was written.
+    Result<bool> write(std::string_view blob_id, std::string_view content) const override;
+    Result<std::string> read(std::string_view blob_id, std::uint64_t max_bytes) const override;
+    Result<Digest> digest(std::string_view blob_id) const override;
+    Result<Swept> sweep(std::int64_t cutoff,
+                        const std::function<Result<bool>(std::string_view blob_id)>& wanted) const override;
 
     // True for the name of a temporary file left by a crash between write and rename (garbage).
     static bool is_temporary(std::string_view file_name);

@@ -50,6 +50,7 @@ Result<std::size_t> Store::record_attempts(std::string_view, const std::vector<A
 Result<std::vector<QueueEntry>> Store::list_queue(std::size_t) { return unsupported("list_queue"); }
 Result<QueueEntry> Store::find_queue_entry(std::int64_t) { return unsupported("find_queue_entry"); }
 Result<void> Store::delete_queue_entry(std::int64_t) { return unsupported("delete_queue_entry"); }
+Result<GarbageReport> Store::collect_garbage(std::int64_t, std::int64_t) { return unsupported("collect_garbage"); }
 Result<std::vector<std::string>> Store::list_subscriptions(std::int64_t) {
     return unsupported("list_subscriptions");
 }

@@ -242,6 +242,13 @@ struct ApiToken {
     std::optional<std::int64_t> expires_at;  // Unix seconds; none = never
 };
 
+// What collect_garbage removed.
+struct GarbageReport {
+    std::size_t blob_rows = 0;     // unreferenced blob rows (and their inline bytes)
+    std::size_t files = 0;         // blob files without a row, and leftovers of interrupted writes
+    std::uint64_t file_bytes = 0;
+};
+
 // Counters for tests and metrics: group commit works when commits < deliveries + writes.
 struct StoreStats {
     std::uint64_t deliveries = 0;         // deliveries acknowledged with success
@@ -394,6 +401,12 @@ public:
     virtual Result<void> revoke_api_token(std::int64_t account_id, std::string_view name);  // not_found
     // The token with this hash, expired or not (the caller compares expires_at with its clock); not_found.
     virtual Result<ApiToken> find_api_token(std::string_view token_hash);
+
+    // `magpie gc`: removes blobs that no message, queue entry or kept DSN envelope references once they are
+    // older than `grace_seconds` (a row by its creation, a file by its last write or reuse), and files left
+    // by interrupted writes. Safe beside running writers, in this process or another: a blob being
+    // delivered is fresh, and the file sweep holds writers off. invalid_argument for a grace below 60 s.
+    virtual Result<GarbageReport> collect_garbage(std::int64_t now, std::int64_t grace_seconds);
 
     // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
     virtual void set_change_listener(ChangeListener listener) = 0;

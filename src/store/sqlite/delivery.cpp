@@ -98,7 +98,7 @@ void SqliteStore::blob_writer_loop() {
             large_queue_.pop_front();
         }
         pending.blob_id = blob_id_of(pending.delivery.content);
-        auto written = blob_files_.write(pending.blob_id, pending.delivery.content);
+        auto written = blobs_->write(pending.blob_id, pending.delivery.content);
         if (!written) {
             spdlog::error("store: blob {} not written: {}", pending.blob_id, written.error().message);
             ++failed_deliveries_;

@@ -124,7 +124,7 @@ void ReaderPool::release(std::unique_ptr<Connection> connection) {
 
 SqliteStore::SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writer)
     : options_(std::move(options)),
-      blob_files_(options_.data_dir),
+      blobs_(std::make_unique<BlobFiles>(options_.data_dir)),
       writer_(std::move(writer)),
       readers_(options_.data_dir / "magpie.db", options_.max_readers, options_.busy_timeout_ms) {
     if (!writer_) return;
@@ -644,7 +644,7 @@ Result<std::string> SqliteStore::read_blob(std::string_view blob_id) {
     if (!located) return located.error();
     if (!located->in_file) return std::move(located->content);
     // The file is immutable once its row is committed, so it is read outside the snapshot.
-    auto content = blob_files_.read(blob_id, options_.max_message_bytes);
+    auto content = blobs_->read(blob_id, options_.max_message_bytes);
     if (!content) return content.error();
     if (content->size() != located->size) {
         return make_error(Errc::corrupt, fmt::format("blob {} is {} bytes, expected {}", blob_id, content->size(), located->size));

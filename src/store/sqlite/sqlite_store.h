@@ -127,6 +127,7 @@ public:
     Result<std::vector<ApiToken>> list_api_tokens(std::int64_t account_id) override;
     Result<void> revoke_api_token(std::int64_t account_id, std::string_view name) override;
     Result<ApiToken> find_api_token(std::string_view token_hash) override;
+    Result<GarbageReport> collect_garbage(std::int64_t now, std::int64_t grace_seconds) override;
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
@@ -197,7 +198,7 @@ private:
     QueueAttempt bounded(const QueueAttempt& attempt) const;
 
     SqliteOptions options_;
-    BlobFiles blob_files_;
+    std::unique_ptr<BlobStorage> blobs_;  // large blobs (files today)
     std::unique_ptr<Connection> writer_;  // used by the committer thread only
     ReaderPool readers_;
 
