@@ -1,5 +1,7 @@
 #include "mailauth/dkim_keys.h"
 
+#include "base/file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,15 +33,6 @@ Error io_error(const std::string& what, const std::filesystem::path& path) {
     return make_error(Errc::io_error, what + " " + path.string() + ": " + std::strerror(errno));
 }
 
-Result<void> fsync_dir(const std::filesystem::path& dir) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return io_error("cannot open", dir);
-    int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) return io_error("cannot fsync", dir);
-    return {};
-}
-
 // mkdir -m 0700 for each missing level below data_dir, each new entry made durable in its parent.
 Result<void> make_private_dir(const std::filesystem::path& dir, const KeygenOptions& options) {
     std::error_code ec;
@@ -48,7 +41,7 @@ Result<void> make_private_dir(const std::filesystem::path& dir, const KeygenOpti
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return io_error("cannot create", dir);
     if (options.owner_uid >= 0 && ::chown(dir.c_str(), options.owner_uid, options.owner_gid) != 0)
         return io_error("cannot chown", dir);
-    return fsync_dir(dir.parent_path());
+    return fsync_directory(dir.parent_path());
 }
 
 Result<void> write_durably(const std::filesystem::path& path, std::string_view bytes,
@@ -84,7 +77,7 @@ Result<void> write_durably(const std::filesystem::path& path, std::string_view b
         return e;
     }
     ::unlink(temp.c_str());
-    return fsync_dir(path.parent_path());
+    return fsync_directory(path.parent_path());
 }
 
 Result<std::string> read_small_file(const std::filesystem::path& path) {

@@ -11,7 +11,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "net/durable_file.h"
+#include "base/file.h"
 
 namespace magpie::net {
 namespace {

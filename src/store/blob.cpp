@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "base/file.h"
 #include "base/strings.h"
 
 namespace magpie::store {
@@ -28,39 +29,11 @@ Error errno_error(std::string_view what, const std::filesystem::path& path, int 
     return make_error(code, fmt::format("{} {}: {}", what, path.string(), std::strerror(error_number)));
 }
 
-// Closes a file descriptor on every path out of a function.
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-    // Closes now and reports the error, which for a written file can be the first sign of a failed write.
-    int close() {
-        int rc = ::close(fd_);
-        fd_ = -1;
-        return rc;
-    }
-
-private:
-    int fd_;
-};
-
-Result<void> fsync_directory(const std::filesystem::path& dir) {
-    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.get() < 0) return errno_error("open directory", dir, errno);
-    if (::fsync(fd.get()) != 0) return errno_error("fsync directory", dir, errno);
-    return {};
-}
-
 // A flock on <data_dir>/blobs.lock (beside blobs/, which holds blobs only), released when the returned
 // descriptor closes.
-Result<std::unique_ptr<Fd>> lock_blobs(const std::filesystem::path& root, int operation) {
+Result<std::unique_ptr<UniqueFd>> lock_blobs(const std::filesystem::path& root, int operation) {
     std::filesystem::path path = root.parent_path() / "blobs.lock";
-    auto fd = std::make_unique<Fd>(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+    auto fd = std::make_unique<UniqueFd>(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
     if (fd->get() < 0) return errno_error("open", path, errno);
     while (::flock(fd->get(), operation) != 0) {
         if (errno != EINTR) return errno_error("flock", path, errno);
@@ -137,7 +110,7 @@ Result<bool> BlobFiles::write(std::string_view blob_id, std::string_view content
     std::filesystem::path temp_path =
         final_path.parent_path() /
         fmt::format("{}{}-{}-{}", kTemporaryPrefix, blob_id.substr(2, 16), ::getpid(), counter.fetch_add(1));
-    Fd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+    UniqueFd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
     if (fd.get() < 0) return errno_error("create", temp_path, errno);
 
     auto fail = [&](std::string_view what, int error_number) -> Result<bool> {
@@ -163,7 +136,7 @@ Result<bool> BlobFiles::write(std::string_view blob_id, std::string_view content
 Result<std::string> BlobFiles::read(std::string_view blob_id, std::uint64_t max_bytes) const {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
     std::filesystem::path path = path_of(blob_id);
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return errno_error("open", path, errno);
     struct stat info {};
     if (::fstat(fd.get(), &info) != 0) return errno_error("stat", path, errno);
@@ -189,7 +162,7 @@ Result<std::string> BlobFiles::read(std::string_view blob_id, std::uint64_t max_
 Result<BlobFiles::Digest> BlobFiles::digest(std::string_view blob_id) const {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
     std::filesystem::path path = path_of(blob_id);
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return errno_error("open", path, errno);
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
     if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {

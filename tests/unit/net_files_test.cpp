@@ -1,4 +1,4 @@
-// net: durable file writes, the demo certificate they carry, and keepalive on accepted sockets.
+// net: durable file writes (base/file.h), the demo certificate they carry, and keepalive on accepted sockets.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "net/durable_file.h"
+#include "base/file.h"
 #include "net/keepalive.h"
 #include "net/tls.h"
 

@@ -1,7 +1,6 @@
-#include "net/durable_file.h"
+#include "base/file.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
-namespace magpie::net {
+#include <fmt/format.h>
+
+namespace magpie {
 namespace {
 
 Error io_error(std::string_view step, const std::filesystem::path& path, int error) {
@@ -17,31 +18,20 @@ Error io_error(std::string_view step, const std::filesystem::path& path, int err
                       fmt::format("cannot {} {}: {}", step, path.string(), std::strerror(error)));
 }
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { close(); }
-    int get() const { return fd_; }
-    int close() {
-        int result = fd_ >= 0 ? ::close(fd_) : 0;
-        fd_ = -1;
-        return result;
-    }
+}  // namespace
 
-private:
-    int fd_;
-};
+int UniqueFd::close() {
+    int result = fd_ >= 0 ? ::close(fd_) : 0;
+    fd_ = -1;
+    return result;
+}
 
 Result<void> fsync_directory(const std::filesystem::path& dir) {
-    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0) return io_error("open directory", dir, errno);
     if (::fsync(fd.get()) != 0) return io_error("fsync directory", dir, errno);
     return {};
 }
-
-}  // namespace
 
 Result<void> write_file_durably(const std::filesystem::path& path, std::string_view content, mode_t mode) {
     static std::atomic<unsigned> counter{0};
@@ -49,7 +39,7 @@ Result<void> write_file_durably(const std::filesystem::path& path, std::string_v
         path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
     std::filesystem::path temp =
         directory / fmt::format(".{}.tmp-{}-{}", path.filename().string(), ::getpid(), counter.fetch_add(1));
-    Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
     if (fd.get() < 0) return io_error("create", temp, errno);
     auto fail = [&](std::string_view step, int error) {
         ::unlink(temp.c_str());
@@ -72,4 +62,4 @@ Result<void> write_file_durably(const std::filesystem::path& path, std::string_v
     return fsync_directory(directory);
 }
 
-}  // namespace magpie::net
+}  // namespace magpie
