@@ -57,8 +57,10 @@ void check_event(const Event& event, bool utf8) {
     const auto* command = std::get_if<Command>(&event);
     if (command == nullptr) return;
     check(is_valid_tag(command->tag));
-    if (const auto* select = std::get_if<Select>(&command->body)) {
-        // A decoded name goes back out in the client's encoding and parses to the same name.
+    const auto* select = std::get_if<Select>(&command->body);
+    if (select && !command->undecodable_mailbox) {
+        // A decoded name goes back out in the client's encoding and parses to the same name. (A name that does
+        // not decode names no mailbox: the session answers NO without looking at it.)
         ResponseWriter writer(utf8);
         writer.mailbox(select->mailbox);
         std::string line = "t SELECT " + writer.take() + "\r\n";
