@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   libgmime-3.0-dev libicu-dev
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
-  dovecot-imapd dnsmasq-base postfix iproute2
+  dovecot-imapd dnsmasq-base postfix iproute2 procps
   python3-dkim publicsuffix
 )
 
