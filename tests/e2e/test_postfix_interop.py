@@ -41,6 +41,7 @@ def test_postfix_delivers_to_magpied(tmp_path):
         assert b"Received: from mx.crepes.test" in stored or b"Received: from " in stored
         assert "status=sent" in postfix.log()
     finally:
+        server.stop()
         postfix.stop()
         shutil.rmtree(root, ignore_errors=True)
 
