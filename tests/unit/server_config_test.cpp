@@ -26,6 +26,17 @@ protected:
     std::filesystem::path dir_;
 };
 
+// Issue 12 item 10: "* OK Still here" every two minutes of IDLE by default, as Dovecot does.
+TEST_F(ConfigFile, IdleKeepaliveIntervalDefaultsToTwoMinutes) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->imap.idle_keepalive_interval, 120u);
+    config = load("[imap]\nidle_keepalive_interval = 30\nidle_timeout = 60\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->imap.idle_keepalive_interval, 30u);
+    EXPECT_FALSE(load("[imap]\nidle_keepalive_interval = 0\n"));
+}
+
 TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     auto config = load("");
     ASSERT_TRUE(config) << config.error().message;
