@@ -26,6 +26,18 @@ int UniqueFd::close() {
     return result;
 }
 
+int write_all(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::write(fd, bytes.data(), bytes.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return 0;
+}
+
 Result<void> fsync_directory(const std::filesystem::path& dir) {
     UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0) return io_error("open directory", dir, errno);
@@ -47,15 +59,7 @@ Result<void> write_file_durably(const std::filesystem::path& path, std::string_v
     };
     // The umask may have narrowed `mode` at creation; a certificate must still be readable as asked.
     if (::fchmod(fd.get(), mode) != 0) return fail("chmod", errno);
-    std::size_t written = 0;
-    while (written < content.size()) {
-        ssize_t n = ::write(fd.get(), content.data() + written, content.size() - written);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return fail("write", errno);
-        }
-        written += static_cast<std::size_t>(n);
-    }
+    if (int error = write_all(fd.get(), content); error != 0) return fail("write", error);
     if (::fsync(fd.get()) != 0) return fail("fsync", errno);
     if (fd.close() != 0) return fail("close", errno);
     if (::rename(temp.c_str(), path.c_str()) != 0) return fail("rename into", errno);

@@ -28,6 +28,9 @@ private:
     int fd_;
 };
 
+// Writes all of `bytes` to `fd`, retrying short writes and EINTR. Returns 0, or the errno of the failed write.
+int write_all(int fd, std::string_view bytes);
+
 // fsync of a directory, so that entries created or renamed in it survive a crash. io_error names the step.
 Result<void> fsync_directory(const std::filesystem::path& dir);
 

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "auth/password.h"
+#include "base/file.h"
 #include "base/time.h"
 #include "cli/dns.h"
 #include "cli/password_input.h"
@@ -52,14 +53,7 @@ Result<std::unique_ptr<magpie::store::Store>> open_or_create_store(const magpie:
 }
 
 // Writes all of `bytes` to standard output, unbuffered: message bytes may hold anything.
-bool write_stdout(std::string_view bytes) {
-    while (!bytes.empty()) {
-        ssize_t n = ::write(STDOUT_FILENO, bytes.data(), bytes.size());
-        if (n <= 0) return false;
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
+bool write_stdout(std::string_view bytes) { return magpie::write_all(STDOUT_FILENO, bytes) == 0; }
 
 // mboxrd (one "From " line per message, ">"-quoting of lines that match />*From /), LF line ends.
 std::string to_mboxrd(const magpie::store::Message& message, std::string_view content) {

@@ -56,11 +56,9 @@ Result<void> write_durably(const std::filesystem::path& path, std::string_view b
         ::unlink(temp.c_str());
         return e;
     };
-    while (!bytes.empty()) {
-        ssize_t n = ::write(fd, bytes.data(), bytes.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return fail("cannot write");
-        bytes.remove_prefix(static_cast<std::size_t>(n));
+    if (int error = write_all(fd, bytes); error != 0) {
+        errno = error;
+        return fail("cannot write");
     }
     if (options.owner_uid >= 0 && ::fchown(fd, options.owner_uid, options.owner_gid) != 0)
         return fail("cannot chown");

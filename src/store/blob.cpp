@@ -117,15 +117,7 @@ Result<bool> BlobFiles::write(std::string_view blob_id, std::string_view content
         ::unlink(temp_path.c_str());
         return errno_error(what, temp_path, error_number);
     };
-    std::size_t written = 0;
-    while (written < content.size()) {
-        ssize_t n = ::write(fd.get(), content.data() + written, content.size() - written);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return fail("write", errno);
-        }
-        written += static_cast<std::size_t>(n);
-    }
+    if (int error = write_all(fd.get(), content); error != 0) return fail("write", error);
     if (::fsync(fd.get()) != 0) return fail("fsync", errno);
     if (fd.close() != 0) return fail("close", errno);
     if (::rename(temp_path.c_str(), final_path.c_str()) != 0) return fail("rename", errno);
