@@ -2,13 +2,14 @@
 """Side-by-side benchmarks: magpied against Postfix (and smtp-sink, the protocol-only limit) on this machine, in
 one run, alternating rounds, reporting medians, spreads and ratios to bench/RESULTS.md (issue 17).
 
-Usage: bench/run.py [--scenario ingest|memory|startup|all] [--rounds 3] [--messages 2000] [--quick]
+Usage: bench/run.py [--scenario ingest|relay|imap|memory|startup|all] [--rounds 3] [--messages 2000] [--quick]
 Loopback only; every server runs from a throw-away directory and is stopped by PID; every loop is bounded in
 count and time. Needs a release build (make release) and the Debian packages postfix (smtp-source, smtp-sink).
 """
 import argparse
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -53,7 +54,8 @@ def fsyncs_per_second(directory: Path, seconds=2.0):
 
 
 class Magpied:
-    def __init__(self, root: Path, port: int, imap_port: int = 0):
+    def __init__(self, root: Path, port: int, imap_port: int = 0, extra: str = ""):
+        """`extra` is appended to the configuration (TOML sections of a scenario's own)."""
         self.root, self.port, self.imap_port = root, port, imap_port
         self.data = root / "data"
         self.config = root / "magpie.toml"
@@ -61,7 +63,7 @@ class Magpied:
             f'[server]\nhostname = "mx.{DOMAIN}"\ndata_dir = "{self.data}"\nlog_level = "warn"\n'
             f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nmax_connections_per_ip = 200\nmax_connections = 5000\n'
             f'[imap]\nlisten = ["127.0.0.1:{imap_port}"]\nallow_plaintext_login = true\n'
-            f'max_connections_per_ip = 2000\nmax_connections = 5000\n')
+            f'max_connections_per_ip = 2000\nmax_connections = 5000\n' + extra)
         self.proc = None
 
     def magpie(self, *args, input=None):
@@ -72,10 +74,14 @@ class Magpied:
         self.magpie("domain", "add", DOMAIN)
         self.magpie("user", "add", USER, input=b"bench password\n")
 
-    def start(self):
+    def start_process(self):
         self.log = open(self.root / "magpied.log", "ab")
         self.proc = subprocess.Popen([str(MAGPIED), "-c", str(self.config)], stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self.proc
+
+    def start(self):
+        self.start_process()
         wait_for_port("127.0.0.1", self.port)
 
     def stop(self):
@@ -304,6 +310,212 @@ def scenario_memory(args, report):
     report.append("")
 
 
+class Sink:
+    """Postfix's smtp-sink on host:port, counting sessions and messages (-c): the remote end of the relay."""
+
+    def __init__(self, root: Path, host: str):
+        self.host, self.port = host, free_port(host)
+        self.out = root / f"sink-{host}.out"
+        self.proc = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c", f"{host}:{self.port}", "256"],
+                                     stdout=open(self.out, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_for_port(host, self.port)
+
+    def counters(self):
+        """(sessions ended, messages received) so far."""
+        text = self.out.read_bytes().decode(errors="replace").replace("\n", "\r").split("\r")
+        for line in reversed(text):
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            if "sess" in fields and "mesg" in fields:
+                return int(fields["sess"]), int(fields["mesg"])
+        return 0, 0
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def submit(host, port, count, first, sessions, login=None):
+    """`count` 4 KiB messages to remote.test recipients over `sessions` SMTP connections (AUTH PLAIN when given)."""
+    import smtplib
+    import threading
+
+    errors = []
+
+    def work(w):
+        try:
+            client = smtplib.SMTP(host, port, timeout=60)
+            client.ehlo("client.bench.test")
+            if login:
+                client.login(*login)
+            for i in range(first + w, first + count, sessions):
+                body = bench_message(i).replace(b"To: " + USER.encode(), f"To: rcpt{i}@remote.test".encode())
+                body = re.sub(rb"^From: .*$", f"From: Bench <{USER}>\r".encode(), body, count=1, flags=re.M)
+                client.sendmail(USER, [f"rcpt{i}@remote.test"], body)
+            client.quit()
+        except Exception as e:  # reported below: a failed round is an error, never a figure
+            errors.append(repr(e))
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"submission failed: {errors[:3]}")
+
+
+def scenario_relay(args, report):
+    """2. Relay: messages submitted for one remote domain, delivered to an smtp-sink on another loopback address;
+    messages per second from the first submission until the sink has them all, and the TCP connections the
+    sending server opened to the sink, magpied (submission + queue) against Postfix (smtpd + smtp client)."""
+    root = instance_dir("magpie-bench-")
+    (root / "magpied").mkdir()
+    sink_m, sink_p = Sink(root, "127.0.0.5"), Sink(root, "127.0.0.8")
+    sub_port = free_port()
+    magpied = Magpied(root / "magpied", free_port(), free_port(), extra=(
+        f'[submission]\nlisten = ["127.0.0.1:{sub_port}"]\nallow_plaintext_auth = true\nmax_connections_per_ip = 200\n'
+        f'[[queue.route]]\ndomain = "remote.test"\nhost = "127.0.0.5"\nport = {sink_m.port}\n'))
+    magpied.setup()
+    postfix = Postfix(root / "postfix", host="127.0.0.4", port=free_port("127.0.0.4"), hostname=f"mx.{DOMAIN}",
+                      domains=[DOMAIN], users=[USER], transport=[f"remote.test smtp:[127.0.0.8]:{sink_p.port}"],
+                      extra=["smtpd_client_connection_count_limit = 0", "default_process_limit = 200"])
+    results = {"magpied": [], "postfix": []}
+    connections = {"magpied": [], "postfix": []}
+    first = 0
+    try:
+        magpied.start()
+        postfix.start()
+        for round_ in range(args.rounds):
+            order = ["magpied", "postfix"] if round_ % 2 == 0 else ["postfix", "magpied"]
+            for name in order:
+                sink = sink_m if name == "magpied" else sink_p
+                sess0, mesg0 = sink.counters()
+                start = time.monotonic()
+                if name == "magpied":
+                    submit("127.0.0.1", sub_port, args.relay_messages, first, 10, (USER, "bench password"))
+                else:
+                    submit("127.0.0.4", postfix.port, args.relay_messages, first, 10)
+                first += args.relay_messages
+                while sink.counters()[1] - mesg0 < args.relay_messages:
+                    if time.monotonic() - start > DEADLINE:
+                        raise RuntimeError(f"{name}: relayed mail did not all arrive in time")
+                    time.sleep(0.02)
+                rate = args.relay_messages / (time.monotonic() - start)
+                # Sessions count when they end: wait out both servers' connection caches (magpied idle_keep 5 s,
+                # Postfix smtp_connection_cache_time_limit 2 s).
+                time.sleep(7)
+                used = sink.counters()[0] - sess0
+                results[name].append(rate)
+                connections[name].append(used)
+                print(f"relay round={round_} {name}: {rate:.0f} msgs/s over {used} connections", flush=True)
+    finally:
+        postfix.stop()
+        magpied.stop()
+        sink_m.stop()
+        sink_p.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    m, p = results["magpied"], results["postfix"]
+    report.append("## 2. Relay\n")
+    report.append(f"{args.relay_messages} messages of 4 KiB per round, submitted over 10 SMTP sessions (magpied: "
+                  "submission with AUTH PLAIN; Postfix: smtpd, relay allowed for mynetworks) for one remote domain "
+                  "routed to an `smtp-sink` on its own loopback address. Messages per second from the first "
+                  "submission until the sink has them all, median (min–max) of "
+                  f"{args.rounds} alternating rounds; connections the sink saw per round. Both servers at their "
+                  "defaults otherwise (magpied `[queue] max_connections_per_host = 2`; Postfix "
+                  "`default_destination_concurrency_limit = 20`).\n")
+    report.append("| server | msgs/s | connections per round | magpied / Postfix |")
+    report.append("|---|---|---|---|")
+    report.append(f"| magpied | {spread(m)} | {statistics.median(connections['magpied']):.0f} | "
+                  f"{statistics.median(m) / statistics.median(p):.2f}x |")
+    report.append(f"| Postfix | {spread(p)} | {statistics.median(connections['postfix']):.0f} | |")
+    report.append("")
+
+
+def greeting_after_start(start_process, host, port, prefix, timeout=120):
+    """Seconds from starting a server until `host:port` accepts a connection and sends its greeting."""
+    start = time.monotonic()
+    process = start_process()
+    while time.monotonic() - start < timeout:
+        try:
+            with socket.create_connection((host, port), timeout=5) as s:
+                if s.recv(64).startswith(prefix):
+                    return time.monotonic() - start, process
+        except OSError:
+            time.sleep(0.002)
+    raise RuntimeError(f"nothing greeted on {host}:{port}")
+
+
+def bytes_on_disk(path: Path):
+    """Allocated bytes (du), not apparent sizes: what the files really take."""
+    out = subprocess.run(["du", "-s", "--block-size=1", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def scenario_startup(args, report):
+    """6. Start-up and size: seconds from start until the IMAP greeting with 1 and with N messages stored, and
+    allocated bytes on disk per stored 4 KiB message, magpied against Dovecot (Maildir + its indexes)."""
+    root = instance_dir("magpie-bench-")
+    (root / "magpied").mkdir()
+    magpied = Magpied(root / "magpied", free_port(), free_port())
+    magpied.setup()
+    dovecot = Dovecot({USER: "bench password"}, host="127.0.0.6")
+    rows, size_rows, sizes = [], [], {}
+    stored = 0
+    try:
+        for count in (1, args.startup_messages):
+            magpied.start()
+            dovecot.start()
+            populate_imap("127.0.0.1", magpied.imap_port, count - stored)
+            populate_imap("127.0.0.6", dovecot.port, count - stored)
+            stored = count
+            magpied.stop()
+            dovecot.proc.send_signal(signal.SIGTERM)
+            dovecot.proc.wait(timeout=20)
+            # Sizes with both servers stopped (SQLite's WAL checkpointed, Dovecot's indexes written).
+            sizes[count] = {"magpied": bytes_on_disk(magpied.data), "dovecot": bytes_on_disk(dovecot.dir / "mail")}
+            times = {"magpied": [], "dovecot": []}
+            for _ in range(args.rounds):
+                t, _proc = greeting_after_start(
+                    lambda: magpied.start_process(), "127.0.0.1", magpied.imap_port, b"* OK")
+                times["magpied"].append(t)
+                magpied.stop()
+                t, _proc = greeting_after_start(lambda: dovecot.start_process(), "127.0.0.6", dovecot.port, b"* OK")
+                times["dovecot"].append(t)
+                dovecot.proc.send_signal(signal.SIGTERM)
+                dovecot.proc.wait(timeout=20)
+            m = [1000 * t for t in times["magpied"]]
+            d = [1000 * t for t in times["dovecot"]]
+            rows.append(f"| {count} | {spread(m)} | {spread(d)} | {statistics.median(d) / statistics.median(m):.1f}x "
+                        "faster |")
+            print(rows[-1], flush=True)
+            if count > 1:
+                for name, label in (("magpied", "magpied (SQLite + blob files)"),
+                                    ("dovecot", "Dovecot (Maildir + indexes)")):
+                    per = (sizes[count][name] - sizes[1][name]) / (count - 1)
+                    size_rows.append(f"| {label} | {per:.0f} | {sizes[1][name]} |")
+    finally:
+        if dovecot.proc and dovecot.proc.poll() is None:
+            dovecot.proc.send_signal(signal.SIGTERM)
+            dovecot.proc.wait(timeout=20)
+        magpied.stop()
+        dovecot.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report.append("## 6. Start-up and size\n")
+    report.append("Milliseconds from starting the server until its IMAP port sends a greeting (a client polling "
+                  f"every 2 ms), median (min–max) of {args.rounds} starts, with 1 and with {args.startup_messages} "
+                  "messages of 4 KiB in INBOX (APPENDed over IMAP, the same bytes to both).\n")
+    report.append("| messages | magpied ms | Dovecot ms | magpied |")
+    report.append("|---|---|---|---|")
+    report.extend(rows)
+    report.append("")
+    report.append("Allocated bytes on disk (du, servers stopped) per stored message of about 4 KiB: the growth of the "
+                  f"whole data directory (magpied) and mail directory (Dovecot) from 1 to {args.startup_messages} "
+                  "messages, and what each took with one message (fixed overhead).\n")
+    report.append("| store | bytes per message | bytes with 1 message |")
+    report.append("|---|---|---|")
+    report.extend(size_rows)
+    report.append("")
+
+
 IMAP_LOAD = RELEASE / "bench" / "imap_load"
 
 
@@ -419,11 +631,13 @@ def scenario_imap(args, report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", default="all", choices=["ingest", "imap", "memory", "all"])
+    parser.add_argument("--scenario", default="all", choices=["ingest", "relay", "imap", "memory", "startup", "all"])
     parser.add_argument("--imap-messages", type=int, default=10000)
     parser.add_argument("--imap-seconds", type=int, default=15)
     parser.add_argument("--idle", type=int, default=1000, help="idle connections in the memory scenario")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--relay-messages", type=int, default=2000)
+    parser.add_argument("--startup-messages", type=int, default=100000)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="small counts, for checking the harness itself")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
@@ -434,6 +648,7 @@ def main():
     if args.quick:
         args.rounds, args.messages, args.sessions, args.sizes, args.idle = 1, 200, [10], [4096], 100
         args.imap_messages, args.imap_seconds, args.imap_clients = 300, 3, [10]
+        args.relay_messages, args.startup_messages = 200, 300
     if not MAGPIED.exists():
         sys.exit(f"{MAGPIED} is missing: run `make release` first")
     probe_dir = Path(tempfile.mkdtemp(prefix="magpie-bench-probe-"))
@@ -447,10 +662,14 @@ def main():
               "ratios, measured side by side in the same run.", ""]
     if args.scenario in ("ingest", "all"):
         scenario_ingest(args, report)
+    if args.scenario in ("relay", "all"):
+        scenario_relay(args, report)
     if args.scenario in ("imap", "all"):
         scenario_imap(args, report)
     if args.scenario in ("memory", "all"):
         scenario_memory(args, report)
+    if args.scenario in ("startup", "all"):
+        scenario_startup(args, report)
     Path(args.output).write_text("\n".join(report) + "\n")
     print(f"wrote {args.output}")
 

@@ -188,11 +188,16 @@ service imap-login {{
 {extra}
 """)
 
-    def start(self, timeout=30):
-        import socket
+    def start_process(self):
+        """Starts the master process without waiting for it (start() waits for the greeting)."""
         dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
         self.proc = subprocess.Popen([dovecot, "-F", "-c", str(self.dir / "dovecot.conf")],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self.proc
+
+    def start(self, timeout=30):
+        import socket
+        self.start_process()
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
