@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from conftest import make_certificate  # noqa: E402
 from peers import Dovecot, Postfix, instance_dir  # noqa: E402
 
 RELEASE = Path(os.environ.get("MAGPIE_RELEASE_DIR", ROOT / "build-release"))
@@ -218,13 +219,18 @@ def process_tree(root_pid):
     return pids
 
 
-def open_idle(host, port, count, greeting=b"220", imap_login=None):
+def open_idle(host, port, count, greeting=b"220", imap_login=None, tls=False):
     """`count` connections that have read their greeting (and, for IMAP, logged in and selected INBOX), each
-    from its own loopback source address so that per-address limits do not apply."""
+    from its own loopback source address so that per-address limits do not apply; `tls`: implicit TLS."""
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     sockets = []
     for i in range(count):
         source = f"127.1.{i // 250}.{i % 250 + 1}"
         s = socket.create_connection((host, port), timeout=30, source_address=(source, 0))
+        if tls:
+            s = context.wrap_socket(s)
         data = b""
         while not data.endswith(b"\r\n"):
             data += s.recv(4096)
@@ -240,6 +246,29 @@ def open_idle(host, port, count, greeting=b"220", imap_login=None):
                 data += chunk
                 if b"\r\na NO" in data or b"\r\nb NO" in data or data.startswith(b"a NO"):
                     raise RuntimeError(f"login refused: {data[-200:]!r}")
+        sockets.append(s)
+    return sockets
+
+
+def open_event_sources(host, port, count, user=USER, password="bench password"):
+    """`count` idle JMAP EventSource connections (RFC 8620 7.3, no ping), each from its own loopback address."""
+    import base64
+    credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = (f"GET /jmap/eventsource?types=*&closeafter=no&ping=0 HTTP/1.1\r\nHost: {host}\r\n"
+               f"Authorization: Basic {credentials}\r\nAccept: text/event-stream\r\n\r\n").encode()
+    sockets = []
+    for i in range(count):
+        source = f"127.1.{i // 250}.{i % 250 + 1}"
+        s = socket.create_connection((host, port), timeout=30, source_address=(source, 0))
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise RuntimeError("EventSource connection closed")
+            data += chunk
+        if not data.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"EventSource refused: {data[:200]!r}")
         sockets.append(s)
     return sockets
 
@@ -266,12 +295,18 @@ def scenario_memory(args, report):
     count = args.idle
     root = instance_dir("magpie-bench-")
     (root / "magpied").mkdir()
-    magpied = Magpied(root / "magpied", free_port(), free_port())
+    cert, key = make_certificate(root, f"mx.{DOMAIN}")
+    imaps_port, http_port = free_port(), free_port()
+    magpied = Magpied(root / "magpied", free_port(), free_port(), extra=(
+        f'listen_tls = ["127.0.0.1:{imaps_port}"]\n'
+        f'[tls]\ncertificate = "{cert}"\nprivate_key = "{key}"\n'
+        f'[http]\nlisten = ["127.0.0.1:{http_port}"]\nallow_plaintext_login = true\n'
+        f'max_connections = {count + 100}\nmax_connections_per_ip = 10\n'))
     magpied.setup()
     postfix = Postfix(root / "postfix", host="127.0.0.4", port=free_port("127.0.0.4"), hostname=f"mx.{DOMAIN}",
                       domains=[DOMAIN], users=[USER],
                       extra=["smtpd_client_connection_count_limit = 0", f"default_process_limit = {count + 100}"])
-    dovecot = Dovecot({USER: "bench password"}, host="127.0.0.6",
+    dovecot = Dovecot({USER: "bench password"}, host="127.0.0.6", tls=(cert, key),
                       extra=f"default_process_limit = {count + 100}\ndefault_client_limit = {2 * count + 100}\n"
                             "service imap-login {\n  service_count = 0\n}\n")
     rows = []
@@ -292,9 +327,20 @@ def scenario_memory(args, report):
         imap_d = per_connection(lambda: process_tree(dovecot.proc.pid),
                                 lambda n: open_idle("127.0.0.6", dovecot.port, n, b"* OK",
                                                     (USER, "bench password")), count)
+        imaps_m = per_connection(lambda: [magpied.proc.pid],
+                                 lambda n: open_idle("127.0.0.1", imaps_port, n, b"* OK",
+                                                     (USER, "bench password"), tls=True), count)
+        imaps_d = per_connection(lambda: process_tree(dovecot.proc.pid),
+                                 lambda n: open_idle("127.0.0.6", dovecot.tls_port, n, b"* OK",
+                                                     (USER, "bench password"), tls=True), count)
+        events_m = per_connection(lambda: [magpied.proc.pid],
+                                  lambda n: open_event_sources("127.0.0.1", http_port, n), count)
         rows.append(f"| SMTP, after the greeting | {smtp_m:.0f} | Postfix {smtp_p:.0f} | {smtp_p / smtp_m:.1f}x less |")
         rows.append(f"| IMAP, logged in, INBOX selected, no TLS | {imap_m:.0f} | Dovecot {imap_d:.0f} | "
                     f"{imap_d / imap_m:.1f}x less |")
+        rows.append(f"| IMAP as above, implicit TLS | {imaps_m:.0f} | Dovecot {imaps_d:.0f} | "
+                    f"{imaps_d / imaps_m:.1f}x less |")
+        rows.append(f"| JMAP EventSource (RFC 8620 7.3), no ping | {events_m:.0f} | none here | |")
         print("\n".join(rows), flush=True)
     finally:
         dovecot.stop()

@@ -139,10 +139,13 @@ class Dovecot:
     or plain passwords (taken as {PLAIN}). `extra` lines are appended to dovecot.conf (e.g. the documented
     high-performance setup: service imap-login { service_count = 0 } and so on)."""
 
-    def __init__(self, users: dict, host="127.0.0.1", port=None, extra=""):
+    def __init__(self, users: dict, host="127.0.0.1", port=None, extra="", tls=None):
+        """`tls` = (certificate, private key) paths: also listen with implicit TLS on `tls_port`."""
         import pwd
         self.dir = instance_dir("magpie-dovecot-")
         self.host, self.port = host, port or free_port(host)
+        self.tls_port = free_port(host) if tls else 0
+        ssl = f"ssl = yes\nssl_cert = <{tls[0]}\nssl_key = <{tls[1]}" if tls else "ssl = no"
         self.proc = None
         mail_user = pwd.getpwnam("dovecot")
         (self.dir / "mail").mkdir()
@@ -160,7 +163,7 @@ base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_uid = dovecot
@@ -182,7 +185,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {host}
+    port = {self.tls_port}
   }}
 }}
 {extra}
