@@ -212,7 +212,12 @@ Readable readable(const mail::Message& message) {
     }
     const mail::Part* body = plain ? plain : html;
     if (plain) {
-        r.text = mail::decode_text(message, *plain);
+        // A terminal wants LF; the builder turns lines back into CRLF when the text is sent again.
+        const std::string decoded = mail::decode_text(message, *plain);
+        for (auto line : lines_of(decoded)) {
+            r.text += line;
+            r.text += '\n';
+        }
     } else if (html) {
         r.text = html_to_text(mail::decode_text(message, *html));
         r.from_html = true;
