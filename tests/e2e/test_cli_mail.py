@@ -424,3 +424,24 @@ def test_round_trip_between_two_magpied(tmp_path):
     finally:
         for server in servers.values():
             server.stop()
+
+
+def test_body_from_the_editor_when_standard_input_is_a_terminal(mx, people, tmp_path):
+    import pty
+    editor = tmp_path / "editor.sh"
+    # The "person": writes a line above what the editor shows (the quote, for a reply), keeps the rest.
+    editor.write_text('#!/bin/sh\n{ printf "Written in the editor.\\n"; cat "$1"; } > "$1.new" && mv "$1.new" "$1"\n')
+    editor.chmod(0o755)
+    people["alice"].run("send", "--to", BOB, "-s", "Question", input=b"Coffee?\n")
+    newest(mx, BOB)
+    controller, terminal = pty.openpty()
+    try:
+        environment = dict(os.environ, MAGPIE_TEST_PASSWORD=PASSWORD, EDITOR=str(editor))
+        result = subprocess.run([str(MAGPIE), "mail", "--account", str(people["bob"].account), "reply", "1"],
+                                stdin=terminal, capture_output=True, timeout=60, env=environment)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    text = newest(mx, ALICE).get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.startswith("Written in the editor.\n") and "Bob" not in text and "> Coffee?" in text
