@@ -1,8 +1,6 @@
 #include "cli/mail_account.h"
 
-#include <fcntl.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +9,7 @@
 
 #include "base/strings.h"
 #include "cli/mail_compose.h"
+#include "cli/password_input.h"
 
 namespace magpie::cli::mail_ui {
 namespace {
@@ -38,28 +37,6 @@ Result<void> read_endpoint(const toml::table& table, std::string_view name, Endp
         }
     }
     return {};
-}
-
-// One line from the terminal without echo.
-Result<std::string> prompt_on_tty(const std::string& prompt) {
-    int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return invalid("no password: set password_command or password_env in the account, or run on a terminal");
-    (void)!::write(fd, prompt.data(), prompt.size());
-    termios old{};
-    bool restore = ::tcgetattr(fd, &old) == 0;
-    if (restore) {
-        termios quiet = old;
-        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-        ::tcsetattr(fd, TCSAFLUSH, &quiet);
-    }
-    std::string line;
-    char c = 0;
-    while (line.size() <= kMaxPassword && ::read(fd, &c, 1) == 1 && c != '\n') line += c;
-    if (restore) ::tcsetattr(fd, TCSAFLUSH, &old);
-    (void)!::write(fd, "\n", 1);
-    ::close(fd);
-    return line;
 }
 
 Result<std::string> run_password_command(const std::string& command) {
@@ -167,8 +144,9 @@ Result<std::string> obtain_password(const Account& account) {
     } else if (const char* env = account.password_env.empty() ? nullptr : std::getenv(account.password_env.c_str())) {
         password = env;
     } else {
-        auto typed = prompt_on_tty("Password for " + account.login() + ": ");
-        if (!typed) return typed.error();
+        auto typed = read_password_from_terminal("Password for " + account.login() + ": ");
+        if (!typed)
+            return invalid("no password: set password_command or password_env in the account, or run on a terminal");
         password = std::move(*typed);
     }
     if (!password.empty() && password.back() == '\r') password.pop_back();

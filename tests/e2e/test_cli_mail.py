@@ -445,3 +445,46 @@ def test_body_from_the_editor_when_standard_input_is_a_terminal(mx, people, tmp_
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     text = newest(mx, ALICE).get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text.startswith("Written in the editor.\n") and "Bob" not in text and "> Coffee?" in text
+
+
+def test_password_prompt_on_the_terminal_does_not_echo(mx, people, tmp_path):
+    import fcntl
+    import pty
+    import select
+    import termios
+    account = write_account(tmp_path / "prompt.toml", BOB,
+                            imap={"host": "127.0.0.1", "port": mx.imap_port, "tls": "starttls"},
+                            ca_file=str(mx.workdir / "cert.pem"))
+    controller, terminal = pty.openpty()
+
+    def take_terminal():  # the child's session gets the pty as its controlling terminal: /dev/tty
+        os.setsid()
+        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([str(MAGPIE), "mail", "--account", str(account), "list"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=take_terminal,
+                            pass_fds=(terminal,))
+    seen = b""
+    try:
+        deadline = time.time() + 20
+        while b"Password for bob@example.test: " not in seen and time.time() < deadline:
+            if select.select([controller], [], [], 0.5)[0]:
+                seen += os.read(controller, 1024)
+        assert b"Password for" in seen
+        time.sleep(0.2)  # echo is off once the prompt is out; TCSAFLUSH drops earlier typing
+        os.write(controller, PASSWORD.encode() + b"\n")
+        out, err = proc.communicate(timeout=30)
+        while select.select([controller], [], [], 0.2)[0]:
+            try:
+                seen += os.read(controller, 1024)
+            except OSError:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    assert b"0 messages" in out
+    assert PASSWORD.encode() not in seen  # never echoed
