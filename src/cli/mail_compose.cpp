@@ -17,11 +17,21 @@ namespace {
 
 Error invalid(std::string message) { return make_error(Errc::invalid_argument, std::move(message)); }
 
+// Decoded header text can hold anything an encoded word carried ("=?UTF-8?Q?a=0D=0ABcc:_x?="): a reply
+// must not write it back as a line break, so control characters become spaces.
+std::string without_controls(std::string text) {
+    for (char& c : text)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = ' ';
+    return text;
+}
+
 std::vector<mail::MailboxSpec> specs(std::string_view field_value) {
     std::vector<mail::MailboxSpec> out;
     for (const auto& m : mail::mailboxes(mail::parse_address_list(field_value))) {
         if (m.local_part.empty() || m.domain.empty()) continue;
-        out.push_back(mail::MailboxSpec{m.name, m.addr_spec()});
+        std::string address = m.addr_spec();
+        if (address.find_first_of("\r\n") != std::string::npos) continue;
+        out.push_back(mail::MailboxSpec{without_controls(m.name), std::move(address)});
     }
     return out;
 }
@@ -291,8 +301,8 @@ Original original_of(const mail::Message& message) {
     if (refs.empty()) refs = header.value("In-Reply-To");
     auto ref_ids = mail::parse_message_ids(refs, 100);
     for (const auto& id : ref_ids) o.references += (o.references.empty() ? "" : " ") + id;
-    o.subject = header.decoded("Subject");
-    o.date = header.value("Date");
+    o.subject = without_controls(header.decoded("Subject"));
+    o.date = without_controls(header.value("Date"));
     o.from = specs(header.value("From"));
     o.reply_to = specs(header.value("Reply-To"));
     o.to = specs(header.value("To"));

@@ -104,9 +104,12 @@ def test_send_with_attachments_then_list_and_read(mx, people, tmp_path):
     report.write_bytes(b"%PDF-1.4 not really\n")
     blob = tmp_path / "data.bin"
     blob.write_bytes(bytes(range(256)))
-    sent = people["alice"].out("send", "--to", f"Bob <{BOB}>", "-s", "Quarterly report", "-a", str(report),
-                               "-a", f"{blob};type=application/x-magpie-test", input=b"Hi Bob,\nthe numbers.\n")
-    assert f"accepted {BOB}" in sent
+    sent = people["alice"].out("send", "--to", f"Bob <{BOB}>", "--bcc", CAROL, "-s", "Quarterly report", "-a",
+                               str(report), "-a", f"{blob};type=application/x-magpie-test",
+                               input=b"Hi Bob,\nthe numbers.\n")
+    assert f"accepted {BOB}" in sent and f"accepted {CAROL}" in sent
+    blind = newest(mx, CAROL)  # Bcc: delivered, but named in no copy
+    assert blind["Subject"] == "Quarterly report" and blind["Bcc"] is None and CAROL not in str(blind)
 
     stored = newest(mx, BOB)
     assert stored["Subject"] == "Quarterly report" and ALICE in stored["From"] and stored["Message-ID"]
@@ -256,6 +259,9 @@ def test_search_by_sender_subject_text_and_date(mx, people):
     assert bob.uids("search", "--since", "2000-01-01", "--from", "alice") == [1]
     assert bob.uids("search", "--before", "2000-01-01") == []
     assert bob.run("search", "--since", "yesterday", check=False).returncode == 2
+    people["carol"].run("send", "--to", BOB, "-s", "Grüße aus Köln", input="Schöne Grüße\n".encode())
+    wait_for(lambda: len(mx.uids(BOB)) == 3, what="three messages")
+    assert bob.uids("search", "--subject", "grüße") == [3]  # CHARSET UTF-8, the string as a literal
 
 
 @pytest.mark.parametrize("args", [

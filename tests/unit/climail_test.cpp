@@ -124,6 +124,24 @@ TEST(CliMailReply, ReplyToFieldWins) {
     EXPECT_EQ(draft.references, "");
 }
 
+TEST(CliMailReply, LineBreaksHiddenInEncodedWordsDoNotReachTheReply) {
+    auto original = original_of(mail::Message::parse(
+        "From: =?UTF-8?Q?Eve=0D=0ABcc:_victim@x.test?= <eve@x.test>\r\n"
+        "Subject: =?UTF-8?Q?hi=0D=0ABcc:_victim@x.test?=\r\n\r\nbody\r\n"));
+    mail::Draft draft;
+    address_reply(original, false, "me@x.test", draft);
+    ASSERT_EQ(draft.to.size(), 1u);
+    EXPECT_TRUE(check_header_input("name", draft.to[0].name));
+    EXPECT_TRUE(check_header_input("subject", draft.subject));
+    draft.from = {"", "me@x.test"};
+    draft.text = "ok";
+    mail::BuildEnv env;
+    env.random = [] { return std::uint64_t{42}; };
+    auto built = mail::build_message(draft, mail::BuildOptions{}, env);
+    ASSERT_TRUE(built);
+    EXPECT_EQ(built->find("\r\nBcc:"), std::string::npos);
+}
+
 TEST(CliMailReply, QuotesWithAttributionAndPrefixes) {
     auto original = original_of(mail::Message::parse(kOriginal));
     EXPECT_EQ(quote(original), "On Mon, 2 Dec 2024 09:30:00 +0100, Ann Example wrote:\n> First line\n>\n> Third line\n");
