@@ -55,6 +55,7 @@ struct MailCommands::Options {
     std::string s_from, s_to, s_cc, s_subject, s_text, s_body, s_since, s_before;
     bool s_unseen = false, s_seen = false, s_flagged = false;
     bool raw = false;
+    bool save_sent = true;
 };
 
 namespace {
@@ -348,19 +349,64 @@ Result<void> add_recipients(const Options& o, mail::Draft& draft) {
     return {};
 }
 
-// Builds and submits; prints each recipient's answer. 0 when every recipient was accepted.
-int send_draft(const Account& account, const std::string& password, mail::Draft& draft) {
+// What each subcommand gets: the account, the password, and an IMAP connection when it reads mail.
+struct Context {
+    const Options& o;
+    Account account;
+    std::string password;
+    std::unique_ptr<ImapConnection> imap;
+};
+
+// Files what was sent in the Sent mailbox (the one LIST marks \Sent, RFC 6154), as every other client does.
+// A failure here is a warning: the message has gone already.
+void save_sent(Context& c, const std::string& bytes) {
+    if (!c.o.save_sent || c.account.sent_mailbox == "none" || c.account.imap.host.empty()) return;
+    if (!c.imap) {
+        auto imap = ImapConnection::open(c.account, c.password);
+        if (!imap) {
+            std::cerr << "magpie mail: sent, but not saved in Sent: " << imap.error().message << "\n";
+            return;
+        }
+        c.imap = std::move(*imap);
+    }
+    std::string sent = c.account.sent_mailbox.empty() ? special_mailbox(*c.imap, "\\Sent", "Sent") : c.account.sent_mailbox;
+    ic::Command append("APPEND");
+    append.mailbox(sent).raw("(\\Seen)").literal(bytes);
+    auto done = c.imap->run(append, true);
+    if (done && done->status != ic::Status::ok && done->text.code == "TRYCREATE") {
+        ic::Command create("CREATE");
+        create.mailbox(sent);
+        if (c.imap->run(create)) done = c.imap->run(append);
+    }
+    if (!done || done->status != ic::Status::ok)
+        std::cerr << "magpie mail: sent, but not saved in " << sent << ": "
+                  << (done ? done->text.text : done.error().message) << "\n";
+}
+
+// Builds and submits; prints each recipient's answer, then files a copy in Sent. 0 when every recipient was
+// accepted.
+int send_draft(Context& c, mail::Draft& draft) {
+    const Account& account = c.account;
     draft.from = mail::MailboxSpec{account.name, account.address};
     if (draft.to.empty() && draft.cc.empty() && draft.bcc.empty()) return fail("no recipients", 2);
     auto env = mail::system_build_env(account.address.substr(account.address.rfind('@') + 1));
+    // One Message-ID and Date for what goes out and the copy filed in Sent, which alone names the Bcc
+    // recipients (RFC 5322 3.6.3).
+    if (draft.message_id.empty()) draft.message_id = mail::generate_message_id(env);
+    if (!draft.date) draft.date = env.now;
     auto bytes = mail::build_message(draft, mail::BuildOptions{}, env);
     if (!bytes) return fail(bytes.error());
+    mail::BuildOptions with_bcc;
+    with_bcc.write_bcc = true;
+    auto filed = draft.bcc.empty() ? bytes : mail::build_message(draft, with_bcc, env);
+    if (!filed) return fail(filed.error());
     smtp::OutgoingMessage message;
     message.id = "1";
     message.reverse_path = account.address;
     for (const auto& r : mail::envelope_recipients(draft)) message.recipients.push_back(smtp::OutgoingRecipient{r, "", ""});
     message.data = std::move(*bytes);
-    auto results = mail_ui::submit_message(account, password, std::move(message));
+    const std::string copy = std::move(*filed);
+    auto results = mail_ui::submit_message(account, c.password, std::move(message));
     if (!results) return fail(results.error());
     bool all_accepted = true;
     for (const auto& r : *results) {
@@ -370,18 +416,12 @@ int send_draft(const Account& account, const std::string& password, mail::Draft&
         if (!ok) std::cout << ": " << (r.code ? std::to_string(r.code) + " " : "") << r.enhanced << " " << r.text;
         std::cout << "\n";
     }
+    if (std::ranges::any_of(*results, [](const auto& r) { return r.outcome == smtp::Outcome::delivered; }))
+        save_sent(c, copy);
     return all_accepted ? 0 : 1;
 }
 
 // ---- subcommands --------------------------------------------------------------------------------------------
-
-// What each subcommand gets: the account, the password, and an IMAP connection when it reads mail.
-struct Context {
-    const Options& o;
-    Account account;
-    std::string password;
-    std::unique_ptr<ImapConnection> imap;
-};
 
 int cmd_send(Context& c) {
     mail::Draft draft;
@@ -391,7 +431,7 @@ int cmd_send(Context& c) {
     auto body = compose_body(c.o, "");
     if (!body) return fail(body.error());
     draft.text = std::move(*body);
-    return send_draft(c.account, c.password, draft);
+    return send_draft(c, draft);
 }
 
 int cmd_list(Context& c) {
@@ -436,7 +476,7 @@ int cmd_reply(Context& c) {
     auto body = compose_body(c.o, mail_ui::quote(original));
     if (!body) return fail(body.error());
     draft.text = std::move(*body);
-    int sent = send_draft(c.account, c.password, draft);
+    int sent = send_draft(c, draft);
     if (sent == 0) {
         // RFC 9051 2.3.2: \Answered tells every client this message got its reply.
         ic::Command store("UID STORE");
@@ -479,7 +519,7 @@ int cmd_forward(Context& c) {
     auto body = compose_body(c.o, below);
     if (!body) return fail(body.error());
     draft.text = std::move(*body);
-    return send_draft(c.account, c.password, draft);
+    return send_draft(c, draft);
 }
 
 Result<void> save_attachments(const std::string& bytes, const std::string& dir) {
@@ -724,6 +764,7 @@ void add_verb_options(CLI::App& sub, const Verb& verb, Options& o) {
         sub.add_option("--bcc", o.bcc);
         sub.add_option("-a,--attachment", o.attachments, "a file to attach: FILE or FILE;type=TYPE/SUBTYPE");
         sub.add_option("--body-file", o.body_file, "the body from this file (- for stdin)");
+        sub.add_flag("!--no-save-sent", o.save_sent, "do not file a copy in the Sent mailbox");
     }
     verb.options(sub, o);
 }
@@ -749,7 +790,9 @@ int MailCommands::run() {
     if ((verb->needs & kImap) && account->imap.host.empty()) return fail("no IMAP server: set [imap] host or --server", 2);
     if ((verb->needs & kCompose) && account->smtp.host.empty()) return fail("no SMTP server: set [smtp] host or --server", 2);
     Context context{*options_, std::move(*account), {}, nullptr};
-    const bool needs_password = (verb->needs & kImap) || context.account.smtp_auth;
+    const bool saves_sent = (verb->needs & kCompose) && options_->save_sent && !context.account.imap.host.empty() &&
+                            context.account.sent_mailbox != "none";
+    const bool needs_password = (verb->needs & kImap) || context.account.smtp_auth || saves_sent;
     if (needs_password) {
         auto password = mail_ui::obtain_password(context.account);
         if (!password) return fail(password.error());

@@ -109,6 +109,7 @@ Result<Account> load_account(const std::filesystem::path& path, bool must_exist)
         else if (k == "password_env") account.password_env = *text;
         else if (k == "helo_name") account.helo_name = *text;
         else if (k == "trash") account.trash_mailbox = *text;
+        else if (k == "sent") account.sent_mailbox = *text;
         else if (k == "password") return invalid("a password in the account file is not read: use password_command");
         else return invalid("unknown key " + k);
     }

@@ -36,6 +36,7 @@ struct Account {
     std::int64_t command_timeout = 120;  // seconds per read or write
     std::uint64_t max_fetch_octets = 256u << 20;  // largest literal (message) accepted from the IMAP server
     std::string trash_mailbox;  // empty: the mailbox LIST marks \Trash, else "Trash"
+    std::string sent_mailbox;   // empty: the mailbox LIST marks \Sent, else "Sent"; "none": keep no copy
 
     const std::string& login() const { return user.empty() ? address : user; }
 };

@@ -110,8 +110,12 @@ def test_send_with_attachments_then_list_and_read(mx, people, tmp_path):
     assert f"accepted {BOB}" in sent and f"accepted {CAROL}" in sent
     blind = newest(mx, CAROL)  # Bcc: delivered, but named in no copy
     assert blind["Subject"] == "Quarterly report" and blind["Bcc"] is None and CAROL not in str(blind)
+    filed = parse(mx.export(ALICE, "Sent", mx.uids(ALICE, "Sent")[0]))  # the copy in Sent keeps the Bcc
+    assert filed["Message-ID"] == newest(mx, BOB)["Message-ID"] and CAROL in filed["Bcc"]
+    people["alice"].run("send", "--no-save-sent", "--to", BOB, "-s", "no copy", input=b"x\n")
+    assert len(mx.uids(ALICE, "Sent")) == 1
 
-    stored = newest(mx, BOB)
+    stored = parse(mx.export(BOB, "INBOX", wait_for(lambda: mx.uids(BOB), what="mail for bob")[0]))
     assert stored["Subject"] == "Quarterly report" and ALICE in stored["From"] and stored["Message-ID"]
     parts = {p.get_filename(): p for p in stored.iter_attachments()}
     assert parts["report.pdf"].get_content_type() == "application/pdf"  # guessed from the extension
