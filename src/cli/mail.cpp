@@ -1,5 +1,6 @@
 #include "cli/mail.h"
 
+#include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,8 +12,6 @@
 #include <iterator>
 #include <map>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "base/file.h"
 #include "base/strings.h"
@@ -67,7 +66,9 @@ int fail(const std::string& message, int code = 1) {
     return code;
 }
 
-int fail(const Error& error) { return fail(error.message, error.code == Errc::invalid_argument ? 2 : 1); }
+int fail(const Error& error) {
+    return fail(error.message, error.code == Errc::invalid_argument ? 2 : 1);
+}
 
 using Options = MailCommands::Options;
 
@@ -78,7 +79,8 @@ Result<std::string> read_stream(std::istream& in, const std::string& what) {
     char buffer[65536];
     while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
         out.append(buffer, static_cast<std::size_t>(in.gcount()));
-        if (out.size() > kMaxInputOctets) return make_error(Errc::limit_exceeded, what + " is larger than 64 MiB");
+        if (out.size() > kMaxInputOctets)
+            return make_error(Errc::limit_exceeded, what + " is larger than 64 MiB");
     }
     return out;
 }
@@ -94,7 +96,8 @@ Result<std::string> edit(const std::string& initial) {
     const char* editor = std::getenv("VISUAL");
     if (editor == nullptr || *editor == '\0') editor = std::getenv("EDITOR");
     if (editor == nullptr || *editor == '\0')
-        return make_error(Errc::invalid_argument, "no body: pipe it to standard input, give --body-file, or set $EDITOR");
+        return make_error(Errc::invalid_argument,
+                          "no body: pipe it to standard input, give --body-file, or set $EDITOR");
     const char* tmp = std::getenv("TMPDIR");
     std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/magpie-mail-XXXXXX";
     int fd = ::mkstemp(path.data());
@@ -163,11 +166,14 @@ Result<mail::Attachment> read_attachment(const std::string& spec) {
 
 Result<Account> account_from(const Options& o) {
     bool explicit_file = !o.account_file.empty();
-    std::filesystem::path path = explicit_file ? std::filesystem::path(o.account_file) : mail_ui::default_account_path();
+    std::filesystem::path path =
+        explicit_file ? std::filesystem::path(o.account_file) : mail_ui::default_account_path();
     auto account = mail_ui::load_account(path, explicit_file);
     if (!account) return account.error();
     Account a = std::move(*account);
-    auto set = [](std::string& field, const std::string& value) { if (!value.empty()) field = value; };
+    auto set = [](std::string& field, const std::string& value) {
+        if (!value.empty()) field = value;
+    };
     set(a.imap.host, o.server);
     set(a.smtp.host, o.server);
     set(a.imap.host, o.imap_host);
@@ -205,7 +211,8 @@ Result<ic::Completed> select(ImapConnection& imap, const std::string& mailbox, b
 }
 
 // The whole message; `peek` leaves \Seen alone (RFC 9051 6.4.5).
-Result<std::string> fetch_message(ImapConnection& imap, std::uint32_t uid, bool peek, const std::string& mailbox) {
+Result<std::string> fetch_message(ImapConnection& imap, std::uint32_t uid, bool peek,
+                                  const std::string& mailbox) {
     ic::Command command("UID FETCH");
     command.raw(std::to_string(uid)).raw(peek ? "(UID BODY.PEEK[])" : "(UID BODY[])");
     auto done = imap.run(command);
@@ -221,12 +228,14 @@ Result<std::string> fetch_message(ImapConnection& imap, std::uint32_t uid, bool 
 }
 
 // Runs a COPY or MOVE into `dest`, creating it when the server says TRYCREATE (RFC 9051 7.1).
-Result<ic::Completed> into_mailbox(ImapConnection& imap, const char* verb, const std::string& set, const std::string& dest) {
+Result<ic::Completed> into_mailbox(ImapConnection& imap, const char* verb, const std::string& set,
+                                   const std::string& dest) {
     ic::Command command(verb);
     command.raw(set).mailbox(dest);
     auto done = imap.run(command, true);
     if (!done || done->status == ic::Status::ok) return done;
-    if (done->text.code != "TRYCREATE") return make_error(Errc::not_found, std::string(verb) + " failed: " + done->text.text);
+    if (done->text.code != "TRYCREATE")
+        return make_error(Errc::not_found, std::string(verb) + " failed: " + done->text.text);
     ic::Command create("CREATE");
     create.mailbox(dest);
     MAGPIE_TRY(imap.run(create));
@@ -251,7 +260,8 @@ std::string special_mailbox(ImapConnection& imap, std::string_view attribute, co
     if (!done) return fallback;
     for (const auto& u : done->untagged) {
         auto entry = ic::parse_list(u);
-        if (entry && std::ranges::any_of(entry->attributes, [&](const auto& a) { return iequals(a, attribute); }))
+        if (entry &&
+            std::ranges::any_of(entry->attributes, [&](const auto& a) { return iequals(a, attribute); }))
             return entry->name;
     }
     return fallback;
@@ -269,7 +279,9 @@ std::string short_date(const std::string& date) {
 }
 
 std::string flag_letters(const std::vector<std::string>& flags) {
-    auto has = [&](std::string_view f) { return std::ranges::any_of(flags, [&](const auto& x) { return iequals(x, f); }); };
+    auto has = [&](std::string_view f) {
+        return std::ranges::any_of(flags, [&](const auto& x) { return iequals(x, f); });
+    };
     std::string out;
     out += has("\\Seen") ? ' ' : 'N';
     out += has("\\Flagged") ? 'F' : ' ';
@@ -278,7 +290,8 @@ std::string flag_letters(const std::vector<std::string>& flags) {
     return out;
 }
 
-// Prints one line per message, in the order of `uids`: UID, flags, date, sender, subject, "@" for attachments.
+// Prints one line per message, in the order of `uids`: UID, flags, date, sender, subject, "@" for
+// attachments.
 Result<void> print_summaries(ImapConnection& imap, const std::vector<std::uint32_t>& uids) {
     if (uids.empty()) return {};
     ic::Command fetch("UID FETCH");
@@ -296,14 +309,16 @@ Result<void> print_summaries(ImapConnection& imap, const std::vector<std::uint32
         if (it == by_uid.end() || !it->second.envelope) continue;
         const auto& d = it->second;
         const auto& e = *d.envelope;
-        std::string from = e.from.empty() ? "" : (e.from[0].name.empty() ? e.from[0].addr_spec() : e.from[0].name);
+        std::string from =
+            e.from.empty() ? "" : (e.from[0].name.empty() ? e.from[0].addr_spec() : e.from[0].name);
         bool attached = false;
         std::function<void(const ic::BodyStructure&)> scan = [&](const ic::BodyStructure& b) {
             attached = attached || b.is_attachment();
             for (const auto& c : b.children) scan(c);
         };
         if (d.body_structure) scan(*d.body_structure);
-        std::cout << fmt::format("{:>6} {} {} {:<24.24} {}{}\n", uid, flag_letters(d.flags.value_or(std::vector<std::string>{})),
+        std::cout << fmt::format("{:>6} {} {} {:<24.24} {}{}\n", uid,
+                                 flag_letters(d.flags.value_or(std::vector<std::string>{})),
                                  short_date(e.date), from, e.subject, attached ? " @" : "");
     }
     return {};
@@ -314,7 +329,8 @@ std::vector<std::uint32_t> page_of(std::vector<std::uint32_t> uids, const Option
     std::size_t first = (std::max<std::size_t>(o.page, 1) - 1) * o.page_size;
     if (first >= uids.size()) return {};
     std::size_t last = std::min(uids.size(), first + o.page_size);
-    return std::vector<std::uint32_t>(uids.begin() + static_cast<std::ptrdiff_t>(first), uids.begin() + static_cast<std::ptrdiff_t>(last));
+    return std::vector<std::uint32_t>(uids.begin() + static_cast<std::ptrdiff_t>(first),
+                                      uids.begin() + static_cast<std::ptrdiff_t>(last));
 }
 
 Result<std::vector<std::uint32_t>> uid_search(ImapConnection& imap, const ic::Command& command) {
@@ -369,7 +385,8 @@ void save_sent(Context& c, const std::string& bytes) {
         }
         c.imap = std::move(*imap);
     }
-    std::string sent = c.account.sent_mailbox.empty() ? special_mailbox(*c.imap, "\\Sent", "Sent") : c.account.sent_mailbox;
+    std::string sent =
+        c.account.sent_mailbox.empty() ? special_mailbox(*c.imap, "\\Sent", "Sent") : c.account.sent_mailbox;
     ic::Command append("APPEND");
     append.mailbox(sent).raw("(\\Seen)").literal(bytes);
     auto done = c.imap->run(append, true);
@@ -403,7 +420,8 @@ int send_draft(Context& c, mail::Draft& draft) {
     smtp::OutgoingMessage message;
     message.id = "1";
     message.reverse_path = account.address;
-    for (const auto& r : mail::envelope_recipients(draft)) message.recipients.push_back(smtp::OutgoingRecipient{r, "", ""});
+    for (const auto& r : mail::envelope_recipients(draft))
+        message.recipients.push_back(smtp::OutgoingRecipient{r, "", ""});
     message.data = std::move(*bytes);
     const std::string copy = std::move(*filed);
     auto results = mail_ui::submit_message(account, c.password, std::move(message));
@@ -413,7 +431,8 @@ int send_draft(Context& c, mail::Draft& draft) {
         bool ok = r.outcome == smtp::Outcome::delivered;
         all_accepted = all_accepted && ok;
         std::cout << (ok ? "accepted " : "refused ") << r.address;
-        if (!ok) std::cout << ": " << (r.code ? std::to_string(r.code) + " " : "") << r.enhanced << " " << r.text;
+        if (!ok)
+            std::cout << ": " << (r.code ? std::to_string(r.code) + " " : "") << r.enhanced << " " << r.text;
         std::cout << "\n";
     }
     if (std::ranges::any_of(*results, [](const auto& r) { return r.outcome == smtp::Outcome::delivered; }))
@@ -421,7 +440,8 @@ int send_draft(Context& c, mail::Draft& draft) {
     return all_accepted ? 0 : 1;
 }
 
-// ---- subcommands --------------------------------------------------------------------------------------------
+// ---- subcommands
+// --------------------------------------------------------------------------------------------
 
 int cmd_send(Context& c) {
     mail::Draft draft;
@@ -496,12 +516,14 @@ int cmd_forward(Context& c) {
     draft.subject = mail_ui::forward_subject(original.subject);
     // A forward is not a reply, but References lets threading clients place it (RFC 5322 3.6.4).
     draft.references = original.references;
-    if (!original.message_id.empty()) draft.references += (draft.references.empty() ? "" : " ") + original.message_id;
+    if (!original.message_id.empty())
+        draft.references += (draft.references.empty() ? "" : " ") + original.message_id;
     if (auto r = add_recipients(c.o, draft); !r) return fail(r.error());
     std::string below;
     if (c.o.attach_original) {
         mail::Attachment enclosed;
-        enclosed.filename = mail_ui::safe_filename(original.subject.empty() ? "message" : original.subject) + ".eml";
+        enclosed.filename =
+            mail_ui::safe_filename(original.subject.empty() ? "message" : original.subject) + ".eml";
         enclosed.content_type = "message/rfc822";
         enclosed.data = *bytes;
         draft.attachments.push_back(std::move(enclosed));
@@ -530,7 +552,8 @@ Result<void> save_attachments(const std::string& bytes, const std::string& dir) 
         std::string name = mail_ui::safe_filename(a.filename);
         std::filesystem::path path = std::filesystem::path(dir) / name;
         for (int n = 2; std::filesystem::exists(path, ec); ++n)
-            path = std::filesystem::path(dir) / fmt::format("{} ({}){}", std::filesystem::path(name).stem().string(), n,
+            path = std::filesystem::path(dir) / fmt::format("{} ({}){}",
+                                                            std::filesystem::path(name).stem().string(), n,
                                                             std::filesystem::path(name).extension().string());
         MAGPIE_TRY(write_file_durably(path, mail::decode_body(message, message.parts()[a.part]), 0644));
         std::cout << "saved " << path.string() << "\n";
@@ -577,7 +600,8 @@ int cmd_delete(Context& c) {
     std::string trash = c.account.trash_mailbox.empty() ? special_mailbox(*c.imap, "\\Trash", "Trash")
                                                         : c.account.trash_mailbox;
     const std::string set = uid_set(c.o.uids);
-    auto done = c.o.expunge || c.o.mailbox == trash ? expunge(*c.imap, set) : move_messages(*c.imap, set, trash);
+    auto done =
+        c.o.expunge || c.o.mailbox == trash ? expunge(*c.imap, set) : move_messages(*c.imap, set, trash);
     return done ? 0 : fail(done.error());
 }
 
@@ -596,7 +620,8 @@ int cmd_flag(Context& c) {
     if (c.o.set_flags.empty() && c.o.clear_flags.empty()) return fail("give --set FLAG or --clear FLAG", 2);
     if (auto r = select(*c.imap, c.o.mailbox, false); !r) return fail(r.error());
     const std::string set = uid_set(c.o.uids);
-    for (auto [flags, op] : {std::pair{&c.o.set_flags, "+FLAGS.SILENT"}, std::pair{&c.o.clear_flags, "-FLAGS.SILENT"}}) {
+    for (auto [flags, op] :
+         {std::pair{&c.o.set_flags, "+FLAGS.SILENT"}, std::pair{&c.o.clear_flags, "-FLAGS.SILENT"}}) {
         if (flags->empty()) continue;
         std::string list;
         for (const auto& f : *flags) {
@@ -614,10 +639,12 @@ int cmd_flag(Context& c) {
 
 // "2024-01-31" to IMAP's date "31-Jan-2024" (RFC 9051 9, date).
 Result<std::string> imap_date(const std::string& text) {
-    static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     int y = 0, m = 0, d = 0;
     char extra = 0;
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &y, &m, &d, &extra) != 3 || m < 1 || m > 12 || d < 1 || d > 31)
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &y, &m, &d, &extra) != 3 || m < 1 || m > 12 || d < 1 ||
+        d > 31)
         return make_error(Errc::invalid_argument, "dates are YYYY-MM-DD, not " + text);
     return fmt::format("{}-{}-{}", d, months[m - 1], y);
 }
@@ -625,12 +652,15 @@ Result<std::string> imap_date(const std::string& text) {
 Result<ic::Command> search_command(const Options& o) {
     ic::Command command("UID SEARCH");
     bool utf8 = false;
-    for (const auto* s : {&o.s_from, &o.s_to, &o.s_cc, &o.s_subject, &o.s_text, &o.s_body}) utf8 = utf8 || !is_ascii(*s);
+    for (const auto* s : {&o.s_from, &o.s_to, &o.s_cc, &o.s_subject, &o.s_text, &o.s_body})
+        utf8 = utf8 || !is_ascii(*s);
     if (utf8) command.raw("CHARSET UTF-8");
-    for (auto [key, value] : {std::pair{"FROM", &o.s_from}, std::pair{"TO", &o.s_to}, std::pair{"CC", &o.s_cc},
-                              std::pair{"SUBJECT", &o.s_subject}, std::pair{"TEXT", &o.s_text}, std::pair{"BODY", &o.s_body}}) {
+    for (auto [key, value] :
+         {std::pair{"FROM", &o.s_from}, std::pair{"TO", &o.s_to}, std::pair{"CC", &o.s_cc},
+          std::pair{"SUBJECT", &o.s_subject}, std::pair{"TEXT", &o.s_text}, std::pair{"BODY", &o.s_body}}) {
         if (value->empty()) continue;
-        if (!is_valid_utf8(*value)) return make_error(Errc::invalid_argument, std::string(key) + " is not valid UTF-8");
+        if (!is_valid_utf8(*value))
+            return make_error(Errc::invalid_argument, std::string(key) + " is not valid UTF-8");
         command.raw(key).string(*value);
     }
     for (auto [key, value] : {std::pair{"SINCE", &o.s_since}, std::pair{"BEFORE", &o.s_before}}) {
@@ -672,7 +702,8 @@ int cmd_mailboxes(Context& c) {
     return 0;
 }
 
-// ---- the table ----------------------------------------------------------------------------------------------
+// ---- the table
+// ----------------------------------------------------------------------------------------------
 
 enum Needs : unsigned { kUids = 1, kOneUid = 2, kCompose = 4, kMailbox = 8, kPaging = 16, kImap = 32 };
 
@@ -689,27 +720,38 @@ void no_options(CLI::App&, Options&) {}
 const Verb kVerbs[] = {
     {"send", "send a message (body from stdin, --body-file or $EDITOR)", kCompose, cmd_send,
      [](CLI::App& a, Options& o) { a.add_option("-s,--subject", o.subject, "the subject"); }},
-    {"list", "list a mailbox, newest first, a page at a time", kMailbox | kPaging | kImap, cmd_list, no_options},
-    {"read", "show a message: its text (HTML rendered) and its attachments", kOneUid | kMailbox | kImap, cmd_read,
+    {"list", "list a mailbox, newest first, a page at a time", kMailbox | kPaging | kImap, cmd_list,
+     no_options},
+    {"read", "show a message: its text (HTML rendered) and its attachments", kOneUid | kMailbox | kImap,
+     cmd_read,
      [](CLI::App& a, Options& o) { a.add_flag("--raw", o.raw, "the message as stored, unchanged"); }},
     {"reply", "reply to a message, quoting it", kOneUid | kMailbox | kCompose | kImap, cmd_reply,
-     [](CLI::App& a, Options& o) { a.add_flag("--all", o.all, "also to everyone the original went to (Cc)"); }},
-    {"forward", "forward a message inline, or with --attach as message/rfc822", kOneUid | kMailbox | kCompose | kImap,
-     cmd_forward,
-     [](CLI::App& a, Options& o) { a.add_flag("--attach", o.attach_original, "enclose the original as an attachment"); }},
-    {"save", "copy messages to a mailbox, or write one as .eml, or its attachments to files", kUids | kMailbox | kImap,
-     cmd_save,
+     [](CLI::App& a, Options& o) {
+         a.add_flag("--all", o.all, "also to everyone the original went to (Cc)");
+     }},
+    {"forward", "forward a message inline, or with --attach as message/rfc822",
+     kOneUid | kMailbox | kCompose | kImap, cmd_forward,
+     [](CLI::App& a, Options& o) {
+         a.add_flag("--attach", o.attach_original, "enclose the original as an attachment");
+     }},
+    {"save", "copy messages to a mailbox, or write one as .eml, or its attachments to files",
+     kUids | kMailbox | kImap, cmd_save,
      [](CLI::App& a, Options& o) {
          a.add_option("--to-mailbox", o.dest_mailbox, "copy into this mailbox (created when missing)");
          a.add_option("--eml", o.eml_file, "write the message to this file");
          a.add_option("--attachments", o.attachment_dir, "write the attachments into this directory");
      }},
     {"move", "move messages to another mailbox", kUids | kMailbox | kImap, cmd_move,
-     [](CLI::App& a, Options& o) { a.add_option("--to", o.dest_mailbox, "the destination mailbox")->required(); }},
-    {"delete", "move messages to Trash, or with --expunge remove them for good", kUids | kMailbox | kImap, cmd_delete,
-     [](CLI::App& a, Options& o) { a.add_flag("--expunge", o.expunge, "remove at once instead of moving to Trash"); }},
-    {"flag", "set or clear flags (seen, flagged, answered, draft, deleted, or a keyword)", kUids | kMailbox | kImap,
-     cmd_flag,
+     [](CLI::App& a, Options& o) {
+         a.add_option("--to", o.dest_mailbox, "the destination mailbox")->required();
+     }},
+    {"delete", "move messages to Trash, or with --expunge remove them for good", kUids | kMailbox | kImap,
+     cmd_delete,
+     [](CLI::App& a, Options& o) {
+         a.add_flag("--expunge", o.expunge, "remove at once instead of moving to Trash");
+     }},
+    {"flag", "set or clear flags (seen, flagged, answered, draft, deleted, or a keyword)",
+     kUids | kMailbox | kImap, cmd_flag,
      [](CLI::App& a, Options& o) {
          a.add_option("--set", o.set_flags, "flags to set");
          a.add_option("--clear", o.clear_flags, "flags to clear");
@@ -745,7 +787,8 @@ void add_account_options(CLI::App& mail, Options& o) {
     mail.add_option("--from", o.from, "your address, \"Name <local@domain>\"");
     mail.add_option("--ca-file", o.ca_file, "trust the CAs in this PEM file");
     mail.add_option("--password-env", o.password_env, "read the password from this environment variable");
-    mail.add_option("--password-command", o.password_command, "run this command; its first line is the password");
+    mail.add_option("--password-command", o.password_command,
+                    "run this command; its first line is the password");
 }
 
 void add_verb_options(CLI::App& sub, const Verb& verb, Options& o) {
@@ -775,7 +818,8 @@ MailCommands::MailCommands(CLI::App& app) : options_(std::make_unique<Options>()
     mail_ = app.add_subcommand("mail", "read and send mail over IMAP and SMTP, with any server");
     mail_->require_subcommand(1);
     add_account_options(*mail_, *options_);
-    for (const auto& verb : kVerbs) add_verb_options(*mail_->add_subcommand(verb.name, verb.help), verb, *options_);
+    for (const auto& verb : kVerbs)
+        add_verb_options(*mail_->add_subcommand(verb.name, verb.help), verb, *options_);
 }
 
 MailCommands::~MailCommands() = default;
@@ -787,11 +831,13 @@ int MailCommands::run() {
     if (verb == nullptr) return fail("no subcommand", 2);
     auto account = account_from(*options_);
     if (!account) return fail(account.error());
-    if ((verb->needs & kImap) && account->imap.host.empty()) return fail("no IMAP server: set [imap] host or --server", 2);
-    if ((verb->needs & kCompose) && account->smtp.host.empty()) return fail("no SMTP server: set [smtp] host or --server", 2);
+    if ((verb->needs & kImap) && account->imap.host.empty())
+        return fail("no IMAP server: set [imap] host or --server", 2);
+    if ((verb->needs & kCompose) && account->smtp.host.empty())
+        return fail("no SMTP server: set [smtp] host or --server", 2);
     Context context{*options_, std::move(*account), {}, nullptr};
-    const bool saves_sent = (verb->needs & kCompose) && options_->save_sent && !context.account.imap.host.empty() &&
-                            context.account.sent_mailbox != "none";
+    const bool saves_sent = (verb->needs & kCompose) && options_->save_sent &&
+                            !context.account.imap.host.empty() && context.account.sent_mailbox != "none";
     const bool needs_password = (verb->needs & kImap) || context.account.smtp_auth || saves_sent;
     if (needs_password) {
         auto password = mail_ui::obtain_password(context.account);

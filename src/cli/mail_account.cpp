@@ -1,11 +1,11 @@
 #include "cli/mail_account.h"
 
 #include <sys/wait.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <toml++/toml.h>
 
 #include "base/strings.h"
 #include "cli/mail_compose.h"
@@ -14,7 +14,9 @@
 namespace magpie::cli::mail_ui {
 namespace {
 
-Error invalid(std::string message) { return make_error(Errc::invalid_argument, std::move(message)); }
+Error invalid(std::string message) {
+    return make_error(Errc::invalid_argument, std::move(message));
+}
 
 constexpr std::size_t kMaxPassword = 1024;
 
@@ -26,7 +28,8 @@ Result<void> read_endpoint(const toml::table& table, std::string_view name, Endp
             endpoint.host = value.value_or(std::string());
         } else if (key == "port") {
             auto port = value.value<std::int64_t>();
-            if (!port || *port < 1 || *port > 65535) return invalid(std::string(name) + ".port must be 1 to 65535");
+            if (!port || *port < 1 || *port > 65535)
+                return invalid(std::string(name) + ".port must be 1 to 65535");
             endpoint.port = static_cast<std::uint16_t>(*port);
         } else if (key == "tls") {
             auto security = parse_security(value.value_or(std::string()));
@@ -45,9 +48,12 @@ Result<std::string> run_password_command(const std::string& command) {
     std::string out;
     char buffer[256];
     std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0 && out.size() <= 64 * 1024) out.append(buffer, n);
+    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0 && out.size() <= 64 * 1024)
+        out.append(buffer, n);
     int status = ::pclose(pipe);
-    if (status != 0) return make_error(Errc::io_error, "password_command failed (exit status " + std::to_string(WEXITSTATUS(status)) + ")");
+    if (status != 0)
+        return make_error(Errc::io_error, "password_command failed (exit status " +
+                                              std::to_string(WEXITSTATUS(status)) + ")");
     std::size_t nl = out.find('\n');
     if (nl != std::string::npos) out.resize(nl);
     return out;
@@ -101,17 +107,28 @@ Result<Account> load_account(const std::filesystem::path& path, bool must_exist)
             continue;
         }
         if (!text) return invalid(k + " must be a string");
-        if (k == "address") account.address = *text;
-        else if (k == "name") account.name = *text;
-        else if (k == "user") account.user = *text;
-        else if (k == "ca_file") account.ca_file = *text;
-        else if (k == "password_command") account.password_command = *text;
-        else if (k == "password_env") account.password_env = *text;
-        else if (k == "helo_name") account.helo_name = *text;
-        else if (k == "trash") account.trash_mailbox = *text;
-        else if (k == "sent") account.sent_mailbox = *text;
-        else if (k == "password") return invalid("a password in the account file is not read: use password_command");
-        else return invalid("unknown key " + k);
+        if (k == "address")
+            account.address = *text;
+        else if (k == "name")
+            account.name = *text;
+        else if (k == "user")
+            account.user = *text;
+        else if (k == "ca_file")
+            account.ca_file = *text;
+        else if (k == "password_command")
+            account.password_command = *text;
+        else if (k == "password_env")
+            account.password_env = *text;
+        else if (k == "helo_name")
+            account.helo_name = *text;
+        else if (k == "trash")
+            account.trash_mailbox = *text;
+        else if (k == "sent")
+            account.sent_mailbox = *text;
+        else if (k == "password")
+            return invalid("a password in the account file is not read: use password_command");
+        else
+            return invalid("unknown key " + k);
     }
     MAGPIE_TRY(read_endpoint(table, "imap", account.imap));
     MAGPIE_TRY(read_endpoint(table, "smtp", account.smtp));
@@ -122,8 +139,10 @@ Result<Account> load_account(const std::filesystem::path& path, bool must_exist)
 
 Result<void> finish_account(Account& account) {
     for (const auto& [what, value] : {std::pair<const char*, const std::string*>{"address", &account.address},
-                                      {"name", &account.name}, {"user", &account.user},
-                                      {"imap host", &account.imap.host}, {"smtp host", &account.smtp.host},
+                                      {"name", &account.name},
+                                      {"user", &account.user},
+                                      {"imap host", &account.imap.host},
+                                      {"smtp host", &account.smtp.host},
                                       {"helo_name", &account.helo_name}})
         MAGPIE_TRY(check_header_input(what, *value));
     if (account.address.empty()) return invalid("no address: set address in the account file or give --from");
@@ -131,8 +150,10 @@ Result<void> finish_account(Account& account) {
     if (!parsed || parsed->size() != 1) return invalid("address must be one local@domain");
     if (account.name.empty()) account.name = parsed->front().name;
     account.address = parsed->front().address;
-    if (account.imap.port == 0) account.imap.port = account.imap.security == Security::implicit_tls ? 993 : 143;
-    if (account.smtp.port == 0) account.smtp.port = account.smtp.security == Security::implicit_tls ? 465 : 587;
+    if (account.imap.port == 0)
+        account.imap.port = account.imap.security == Security::implicit_tls ? 993 : 143;
+    if (account.smtp.port == 0)
+        account.smtp.port = account.smtp.security == Security::implicit_tls ? 465 : 587;
     return {};
 }
 
@@ -142,12 +163,14 @@ Result<std::string> obtain_password(const Account& account) {
         auto out = run_password_command(account.password_command);
         if (!out) return out.error();
         password = std::move(*out);
-    } else if (const char* env = account.password_env.empty() ? nullptr : std::getenv(account.password_env.c_str())) {
+    } else if (const char* env =
+                   account.password_env.empty() ? nullptr : std::getenv(account.password_env.c_str())) {
         password = env;
     } else {
         auto typed = read_password_from_terminal("Password for " + account.login() + ": ");
         if (!typed)
-            return invalid("no password: set password_command or password_env in the account, or run on a terminal");
+            return invalid(
+                "no password: set password_command or password_env in the account, or run on a terminal");
         password = std::move(*typed);
     }
     if (!password.empty() && password.back() == '\r') password.pop_back();

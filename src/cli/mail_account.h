@@ -27,16 +27,16 @@ struct Account {
     std::string user;     // login name; empty means `address`
     Endpoint imap;
     Endpoint smtp;
-    bool smtp_auth = true;       // false: submit without AUTH (a relay that trusts the network, e.g. port 25)
-    std::string ca_file;         // PEM file of trusted CAs; empty: the system's store
+    bool smtp_auth = true;  // false: submit without AUTH (a relay that trusts the network, e.g. port 25)
+    std::string ca_file;    // PEM file of trusted CAs; empty: the system's store
     std::string password_command;  // run with /bin/sh -c; the first line of its output is the password
     std::string password_env;      // name of an environment variable holding the password
     std::string helo_name = "localhost";
-    std::int64_t connect_timeout = 30;   // seconds
-    std::int64_t command_timeout = 120;  // seconds per read or write
+    std::int64_t connect_timeout = 30;            // seconds
+    std::int64_t command_timeout = 120;           // seconds per read or write
     std::uint64_t max_fetch_octets = 256u << 20;  // largest literal (message) accepted from the IMAP server
-    std::string trash_mailbox;  // empty: the mailbox LIST marks \Trash, else "Trash"
-    std::string sent_mailbox;   // empty: the mailbox LIST marks \Sent, else "Sent"; "none": keep no copy
+    std::string trash_mailbox;                    // empty: the mailbox LIST marks \Trash, else "Trash"
+    std::string sent_mailbox;  // empty: the mailbox LIST marks \Sent, else "Sent"; "none": keep no copy
 
     const std::string& login() const { return user.empty() ? address : user; }
 };

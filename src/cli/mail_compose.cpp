@@ -15,7 +15,9 @@
 namespace magpie::cli::mail_ui {
 namespace {
 
-Error invalid(std::string message) { return make_error(Errc::invalid_argument, std::move(message)); }
+Error invalid(std::string message) {
+    return make_error(Errc::invalid_argument, std::move(message));
+}
 
 // Decoded header text can hold anything an encoded word carried ("=?UTF-8?Q?a=0D=0ABcc:_x?="): a reply
 // must not write it back as a line break, so control characters become spaces.
@@ -36,7 +38,9 @@ std::vector<mail::MailboxSpec> specs(std::string_view field_value) {
     return out;
 }
 
-bool same_address(std::string_view a, std::string_view b) { return iequals(a, b); }
+bool same_address(std::string_view a, std::string_view b) {
+    return iequals(a, b);
+}
 
 bool contains(const std::vector<mail::MailboxSpec>& list, std::string_view address) {
     return std::ranges::any_of(list, [&](const auto& m) { return same_address(m.address, address); });
@@ -48,7 +52,8 @@ std::vector<std::string_view> lines_of(std::string_view text) {
     std::size_t pos = 0;
     while (pos < text.size()) {
         std::size_t nl = text.find('\n', pos);
-        std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        std::string_view line =
+            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         lines.push_back(line);
         if (nl == std::string_view::npos) break;
@@ -186,7 +191,8 @@ Result<std::vector<mail::MailboxSpec>> parse_recipients(std::string_view what, s
             out.push_back(mail::MailboxSpec{m.name, m.addr_spec()});
         }
     }
-    if (out.empty() && !trim(text).empty()) return invalid(std::string(what) + ": no address in \"" + std::string(text) + "\"");
+    if (out.empty() && !trim(text).empty())
+        return invalid(std::string(what) + ": no address in \"" + std::string(text) + "\"");
     return out;
 }
 
@@ -195,8 +201,9 @@ std::string html_to_text(std::string_view html) {
     const int options = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
                         HTML_PARSE_IGNORE_ENC;
     // The text was converted to UTF-8 already: the document's own charset hint must not apply again.
-    htmlDocPtr doc = htmlReadMemory(html.data(), static_cast<int>(std::min<std::size_t>(html.size(), INT32_MAX)),
-                                    nullptr, "UTF-8", options);
+    htmlDocPtr doc =
+        htmlReadMemory(html.data(), static_cast<int>(std::min<std::size_t>(html.size(), INT32_MAX)), nullptr,
+                       "UTF-8", options);
     if (doc == nullptr) return std::string(html);
     TextRenderer renderer;
     renderer.walk(xmlDocGetRootElement(doc), 0);
@@ -236,7 +243,8 @@ Readable readable(const mail::Message& message) {
         if (part.kind != mail::PartKind::leaf || &part == body) continue;
         auto disposition = message.content_disposition(part);
         std::string filename = part_filename(message, part);
-        bool text_alternative = iequals(part.type, "text") && disposition.kind != "attachment" && filename.empty();
+        bool text_alternative =
+            iequals(part.type, "text") && disposition.kind != "attachment" && filename.empty();
         if (text_alternative || (&part == &message.root())) continue;
         AttachmentInfo info;
         info.part = message.index_of(part);
@@ -308,7 +316,8 @@ Original original_of(const mail::Message& message) {
     o.to = specs(header.value("To"));
     o.cc = specs(header.value("Cc"));
     o.from_display = mail::format_address_list(mail::parse_address_list(header.value("From")));
-    if (!o.from.empty()) o.from_name = o.from.front().name.empty() ? o.from.front().address : o.from.front().name;
+    if (!o.from.empty())
+        o.from_name = o.from.front().name.empty() ? o.from.front().address : o.from.front().name;
     o.text = readable(message).text;
     return o;
 }
@@ -323,7 +332,8 @@ void address_reply(const Original& original, bool all, std::string_view self, ma
     if (all) {
         for (const auto* list : {&original.to, &original.cc}) {
             for (const auto& m : *list) {
-                if (same_address(m.address, self) || contains(draft.to, m.address) || contains(draft.cc, m.address))
+                if (same_address(m.address, self) || contains(draft.to, m.address) ||
+                    contains(draft.cc, m.address))
                     continue;
                 draft.cc.push_back(m);
             }
@@ -337,8 +347,9 @@ void address_reply(const Original& original, bool all, std::string_view self, ma
 }
 
 std::string quote(const Original& original) {
-    std::string out = "On " + (original.date.empty() ? std::string("an unknown date") : original.date) + ", " +
-                      (original.from_name.empty() ? std::string("someone") : original.from_name) + " wrote:\n";
+    std::string out = "On " + (original.date.empty() ? std::string("an unknown date") : original.date) +
+                      ", " + (original.from_name.empty() ? std::string("someone") : original.from_name) +
+                      " wrote:\n";
     for (auto line : lines_of(original.text)) {
         out += line.empty() ? ">" : "> ";
         out += line;
@@ -353,7 +364,8 @@ std::string forward_block(const Original& original) {
     out += "Date: " + original.date + "\n";
     out += "Subject: " + original.subject + "\n";
     std::string to;
-    for (const auto& m : original.to) to += (to.empty() ? "" : ", ") + (m.name.empty() ? m.address : m.name + " <" + m.address + ">");
+    for (const auto& m : original.to)
+        to += (to.empty() ? "" : ", ") + (m.name.empty() ? m.address : m.name + " <" + m.address + ">");
     out += "To: " + to + "\n\n";
     out += original.text;
     if (!out.ends_with('\n')) out += '\n';

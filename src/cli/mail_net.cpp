@@ -18,7 +18,9 @@ namespace asio = net::asio;
 using net::awaitable;
 using net::tcp;
 
-Error io(std::string message) { return make_error(Errc::io_error, std::move(message)); }
+Error io(std::string message) {
+    return make_error(Errc::io_error, std::move(message));
+}
 
 // Runs one coroutine on `io` to its end: the command-line program does one exchange at a time.
 template <class T>
@@ -47,8 +49,8 @@ Result<std::vector<tcp::endpoint>> resolve(asio::io_context& context, const Endp
     if (endpoint.security == Security::plaintext) {
         for (const auto& e : out)
             if (!e.address().is_loopback())
-                return make_error(Errc::permission_denied,
-                                  "plaintext to " + endpoint.host + " refused: only loopback may go without TLS");
+                return make_error(Errc::permission_denied, "plaintext to " + endpoint.host +
+                                                               " refused: only loopback may go without TLS");
     }
     return out;
 }
@@ -72,13 +74,15 @@ Result<std::shared_ptr<asio::ssl::context>> tls_context(const Account& account, 
     boost::system::error_code not_ip;
     asio::ip::make_address(host, not_ip);
     verify_name = static_cast<bool>(not_ip);
-    if (!verify_name && X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(ctx->native_handle()), host.c_str()) != 1)
+    if (!verify_name &&
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(ctx->native_handle()), host.c_str()) != 1)
         return io("cannot check the certificate against " + host);
     return ctx;
 }
 
-awaitable<Result<void>> connect(net::ClientConnection& connection, const std::vector<tcp::endpoint>& endpoints,
-                                const Account& account, const Endpoint& endpoint) {
+awaitable<Result<void>> connect(net::ClientConnection& connection,
+                                const std::vector<tcp::endpoint>& endpoints, const Account& account,
+                                const Endpoint& endpoint) {
     std::string last;
     for (const auto& e : endpoints) {
         auto connected = co_await connection.connect(e, std::chrono::seconds(account.connect_timeout));
@@ -86,10 +90,12 @@ awaitable<Result<void>> connect(net::ClientConnection& connection, const std::ve
         last = connected.error().message;
         connection.close();
     }
-    co_return io("cannot connect to " + endpoint.host + " port " + std::to_string(endpoint.port) + ": " + last);
+    co_return io("cannot connect to " + endpoint.host + " port " + std::to_string(endpoint.port) + ": " +
+                 last);
 }
 
-awaitable<Result<void>> secure(net::ClientConnection& connection, const Account& account, const Endpoint& endpoint) {
+awaitable<Result<void>> secure(net::ClientConnection& connection, const Account& account,
+                               const Endpoint& endpoint) {
     bool verify_name = true;
     auto ctx = tls_context(account, endpoint.host, verify_name);
     if (!ctx) co_return ctx.error();
@@ -101,7 +107,8 @@ awaitable<Result<void>> secure(net::ClientConnection& connection, const Account&
 
 }  // namespace
 
-// ---- IMAP --------------------------------------------------------------------------------------------------
+// ---- IMAP
+// --------------------------------------------------------------------------------------------------
 
 struct ImapConnection::Impl {
     explicit Impl(const Account& a) : account(a), connection(context.get_executor()), client(limits(a)) {}
@@ -109,7 +116,8 @@ struct ImapConnection::Impl {
     static imap::client::ClientLimits limits(const Account& a) {
         imap::client::ClientLimits l;
         l.response.max_literal_octets = a.max_fetch_octets;
-        l.response.max_response_octets = std::max<std::size_t>(l.response.max_response_octets, a.max_fetch_octets + (1 << 20));
+        l.response.max_response_octets =
+            std::max<std::size_t>(l.response.max_response_octets, a.max_fetch_octets + (1 << 20));
         return l;
     }
 
@@ -129,8 +137,9 @@ struct ImapConnection::Impl {
             std::size_t n = co_await connection.read_some(buffer, timeout);
             if (n == 0) {
                 client.connection_closed(connection.timed_out() ? "the IMAP server did not answer in time"
-                                         : connection.last_error().empty() ? "the IMAP server closed the connection"
-                                                                            : connection.last_error());
+                                         : connection.last_error().empty()
+                                             ? "the IMAP server closed the connection"
+                                             : connection.last_error());
                 continue;
             }
             client.feed(std::string_view(buffer.data(), n));
@@ -146,9 +155,10 @@ struct ImapConnection::Impl {
             auto* done = std::get_if<imap::client::Completed>(&event);
             if (done == nullptr || done->tag != *tag) continue;
             if (done->status != imap::client::Status::ok && !allow_no) {
-                co_return make_error(done->status == imap::client::Status::no ? Errc::not_found : Errc::invalid_argument,
-                                     command.name() + " failed: " + (done->text.code.empty() ? "" : "[" + done->text.code + "] ") +
-                                         done->text.text);
+                co_return make_error(
+                    done->status == imap::client::Status::no ? Errc::not_found : Errc::invalid_argument,
+                    command.name() + " failed: " +
+                        (done->text.code.empty() ? "" : "[" + done->text.code + "] ") + done->text.text);
             }
             co_return std::move(*done);
         }
@@ -166,7 +176,8 @@ struct ImapConnection::Impl {
         }
         auto greeting = co_await next_event();
         if (auto* closed = std::get_if<imap::client::Closed>(&greeting)) co_return io(closed->reason);
-        const bool preauth = std::get<imap::client::Greeting>(greeting).status == imap::client::Status::preauth;
+        const bool preauth =
+            std::get<imap::client::Greeting>(greeting).status == imap::client::Status::preauth;
         if (client.capabilities().empty()) {
             auto caps = co_await run(imap::client::Command("CAPABILITY"), false);
             if (!caps) co_return caps.error();
@@ -177,12 +188,14 @@ struct ImapConnection::Impl {
             if (!started) co_return started.error();
             auto secured = co_await secure(connection, account, endpoint);
             if (!secured) co_return secured.error();
-            if (!client.tls_started()) co_return io("the IMAP server sent data after STARTTLS's OK (injection?)");
+            if (!client.tls_started())
+                co_return io("the IMAP server sent data after STARTTLS's OK (injection?)");
             auto caps = co_await run(imap::client::Command("CAPABILITY"), false);
             if (!caps) co_return caps.error();
         }
         if (!preauth) {
-            if (client.has_capability("LOGINDISABLED")) co_return io("the IMAP server does not allow LOGIN here");
+            if (client.has_capability("LOGINDISABLED"))
+                co_return io("the IMAP server does not allow LOGIN here");
             imap::client::Command login("LOGIN");
             login.astring(account.login()).astring(password);
             auto logged_in = co_await run(login, true);
@@ -206,7 +219,8 @@ struct ImapConnection::Impl {
 ImapConnection::ImapConnection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ImapConnection::~ImapConnection() = default;
 
-Result<std::unique_ptr<ImapConnection>> ImapConnection::open(const Account& account, const std::string& password) {
+Result<std::unique_ptr<ImapConnection>> ImapConnection::open(const Account& account,
+                                                             const std::string& password) {
     auto impl = std::make_unique<Impl>(account);
     auto opened = block(impl->context, impl->open(password));
     if (!opened) return opened.error();
@@ -217,19 +231,24 @@ Result<imap::client::Completed> ImapConnection::run(const imap::client::Command&
     return block(impl_->context, impl_->run(command, allow_no));
 }
 
-bool ImapConnection::has_capability(std::string_view name) const { return impl_->client.has_capability(name); }
+bool ImapConnection::has_capability(std::string_view name) const {
+    return impl_->client.has_capability(name);
+}
 
 void ImapConnection::logout() {
     if (!impl_->client.closed()) (void)run(imap::client::Command("LOGOUT"), true);
     impl_->connection.close();
 }
 
-// ---- SMTP --------------------------------------------------------------------------------------------------
+// ---- SMTP
+// --------------------------------------------------------------------------------------------------
 
 namespace {
 
-awaitable<Result<std::vector<smtp::RecipientResult>>> submit(const Account& account, const std::string& password,
-                                                              smtp::OutgoingMessage message, asio::io_context& context) {
+awaitable<Result<std::vector<smtp::RecipientResult>>> submit(const Account& account,
+                                                             const std::string& password,
+                                                             smtp::OutgoingMessage message,
+                                                             asio::io_context& context) {
     const Endpoint& endpoint = account.smtp;
     auto endpoints = resolve(context, endpoint);
     if (!endpoints) co_return endpoints.error();
@@ -289,8 +308,9 @@ awaitable<Result<std::vector<smtp::RecipientResult>>> submit(const Account& acco
         std::size_t n = co_await connection.read_some(buffer, timeout);
         if (n == 0) {
             session.connection_failed(connection.timed_out() ? "the SMTP server did not answer in time"
-                                      : connection.last_error().empty() ? "the SMTP server closed the connection"
-                                                                         : connection.last_error());
+                                      : connection.last_error().empty()
+                                          ? "the SMTP server closed the connection"
+                                          : connection.last_error());
             continue;
         }
         session.feed(std::string_view(buffer.data(), n));

@@ -11,8 +11,8 @@
 
 #include "base/result.h"
 #include "cli/mail_account.h"
-#include "imap/client/command.h"
 #include "imap/client/client.h"
+#include "imap/client/command.h"
 #include "smtp/client_session.h"
 
 namespace magpie::cli::mail_ui {

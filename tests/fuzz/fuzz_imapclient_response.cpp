@@ -47,8 +47,8 @@ void describe_value(const Value& v, std::string& out) {
 std::string describe(const Response& response) {
     std::string out;
     if (const auto* u = std::get_if<Untagged>(&response)) {
-        out = "* " + (u->number ? std::to_string(*u->number) + " " : "") + u->name + " " + u->text.code + "[" +
-              u->text.code_args + "]" + u->text.text + " ";
+        out = "* " + (u->number ? std::to_string(*u->number) + " " : "") + u->name + " " + u->text.code +
+              "[" + u->text.code_args + "]" + u->text.text + " ";
         for (const auto& v : u->data) describe_value(v, out);
         if (auto f = parse_fetch(*u)) {
             check(f->sequence == *u->number);

@@ -115,8 +115,8 @@ TEST(CliMailReply, ReplyToOwnMessageGoesToItsRecipients) {
 }
 
 TEST(CliMailReply, ReplyToFieldWins) {
-    auto original = original_of(mail::Message::parse(
-        "From: a@x.test\r\nReply-To: list@x.test\r\nSubject: s\r\n\r\nbody\r\n"));
+    auto original = original_of(
+        mail::Message::parse("From: a@x.test\r\nReply-To: list@x.test\r\nSubject: s\r\n\r\nbody\r\n"));
     mail::Draft draft;
     address_reply(original, false, "me@x.test", draft);
     ASSERT_EQ(draft.to.size(), 1u);
@@ -125,9 +125,9 @@ TEST(CliMailReply, ReplyToFieldWins) {
 }
 
 TEST(CliMailReply, LineBreaksHiddenInEncodedWordsDoNotReachTheReply) {
-    auto original = original_of(mail::Message::parse(
-        "From: =?UTF-8?Q?Eve=0D=0ABcc:_victim@x.test?= <eve@x.test>\r\n"
-        "Subject: =?UTF-8?Q?hi=0D=0ABcc:_victim@x.test?=\r\n\r\nbody\r\n"));
+    auto original =
+        original_of(mail::Message::parse("From: =?UTF-8?Q?Eve=0D=0ABcc:_victim@x.test?= <eve@x.test>\r\n"
+                                         "Subject: =?UTF-8?Q?hi=0D=0ABcc:_victim@x.test?=\r\n\r\nbody\r\n"));
     mail::Draft draft;
     address_reply(original, false, "me@x.test", draft);
     ASSERT_EQ(draft.to.size(), 1u);
@@ -144,14 +144,16 @@ TEST(CliMailReply, LineBreaksHiddenInEncodedWordsDoNotReachTheReply) {
 
 TEST(CliMailReply, QuotesWithAttributionAndPrefixes) {
     auto original = original_of(mail::Message::parse(kOriginal));
-    EXPECT_EQ(quote(original), "On Mon, 2 Dec 2024 09:30:00 +0100, Ann Example wrote:\n> First line\n>\n> Third line\n");
+    EXPECT_EQ(quote(original),
+              "On Mon, 2 Dec 2024 09:30:00 +0100, Ann Example wrote:\n> First line\n>\n> Third line\n");
 }
 
 TEST(CliMailForward, BlockNamesTheOriginal) {
     auto block = forward_block(original_of(mail::Message::parse(kOriginal)));
     EXPECT_NE(block.find("From: Ann Example <ann@example.test>\n"), std::string::npos);
     EXPECT_NE(block.find("Subject: Café plans\n"), std::string::npos);
-    EXPECT_NE(block.find("To: bob@example.test, Carol <carol@example.test>\n\nFirst line"), std::string::npos);
+    EXPECT_NE(block.find("To: bob@example.test, Carol <carol@example.test>\n\nFirst line"),
+              std::string::npos);
 }
 
 TEST(CliMailInput, LineBreaksInHeaderInputAreRefused) {

@@ -23,7 +23,8 @@ std::vector<Response> read_all(std::string_view bytes, std::size_t step, Respons
 }
 
 const char kFetchWithLiteral[] =
-    "* 12 FETCH (UID 7 FLAGS (\\Seen $Junk) RFC822.SIZE 44 BODY[] {14}\r\nHi\r\n{5}\r\nthere ENVELOPE (NIL \"x\" NIL NIL "
+    "* 12 FETCH (UID 7 FLAGS (\\Seen $Junk) RFC822.SIZE 44 BODY[] {14}\r\nHi\r\n{5}\r\nthere ENVELOPE (NIL "
+    "\"x\" NIL NIL "
     "NIL NIL NIL NIL NIL NIL))\r\n"
     "a1 OK [READ-ONLY] done\r\n";
 
@@ -59,7 +60,8 @@ TEST(ImapClientResponse, ReadsStatusResponsesWithCodes) {
     ASSERT_EQ(responses.size(), 6u);
     auto& ok = std::get<Untagged>(responses[0]);
     EXPECT_EQ(ok.status, Status::ok);
-    EXPECT_EQ(split_words(ok.text.code_args, true), (std::vector<std::string>{"IMAP4REV1", "LITERAL+", "IDLE"}));
+    EXPECT_EQ(split_words(ok.text.code_args, true),
+              (std::vector<std::string>{"IMAP4REV1", "LITERAL+", "IDLE"}));
     EXPECT_EQ(std::get<Continuation>(responses[1]).text, "");
     EXPECT_EQ(std::get<Continuation>(responses[2]).text, "cmVhZHk=");
     EXPECT_EQ(std::get<Untagged>(responses[3]).number, 3u);
@@ -227,7 +229,8 @@ TEST(ImapClientData, ReadsEnvelopeAddressesAndEncodedSubjects) {
     auto r = read_all(
         "* 1 FETCH (ENVELOPE (\"Mon, 1 Jan 2024 10:00:00 +0000\" \"=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\" "
         "((\"=?UTF-8?B?SsO8cmdlbg==?=\" NIL \"j\" \"example.test\")) NIL NIL "
-        "((NIL NIL \"team\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL NIL NIL)) NIL NIL \"<p@x>\" \"<m@x>\"))\r\n",
+        "((NIL NIL \"team\" NIL)(NIL NIL \"a\" \"b.test\")(NIL NIL NIL NIL)) NIL NIL \"<p@x>\" "
+        "\"<m@x>\"))\r\n",
         9);
     auto fetch = parse_fetch(std::get<Untagged>(r.at(0)));
     ASSERT_TRUE(fetch) << fetch.error().message;
@@ -243,8 +246,10 @@ TEST(ImapClientData, ReadsEnvelopeAddressesAndEncodedSubjects) {
 
 TEST(ImapClientData, ReadsANestedBodyStructureWithSectionsAndFileNames) {
     auto r = read_all(
-        "* 1 FETCH (BODYSTRUCTURE (((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 1 NIL NIL NIL NIL)"
-        "(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 9 1 NIL NIL NIL NIL) \"alternative\" "
+        "* 1 FETCH (BODYSTRUCTURE (((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 1 NIL NIL "
+        "NIL NIL)"
+        "(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 9 1 NIL NIL NIL NIL) "
+        "\"alternative\" "
         "(\"boundary\" \"b2\") NIL NIL NIL)"
         "(\"application\" \"pdf\" (\"name\" \"x.pdf\") NIL NIL \"base64\" 100 NIL (\"attachment\" "
         "(\"filename*\" \"UTF-8''r%C3%A9sum%C3%A9.pdf\")) NIL NIL)"
@@ -270,7 +275,8 @@ TEST(ImapClientData, ReadsANestedBodyStructureWithSectionsAndFileNames) {
 }
 
 TEST(ImapClientData, ReadsListEntriesAndDecodesNames) {
-    auto r = read_all("* LIST (\\HasNoChildren \\Drafts) \"/\" \"Entw&APw-rfe\"\r\n* LIST () NIL INBOX\r\n", 6);
+    auto r =
+        read_all("* LIST (\\HasNoChildren \\Drafts) \"/\" \"Entw&APw-rfe\"\r\n* LIST () NIL INBOX\r\n", 6);
     auto first = parse_list(std::get<Untagged>(r.at(0)));
     ASSERT_TRUE(first);
     EXPECT_EQ(first->name, "Entwürfe");

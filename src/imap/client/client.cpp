@@ -121,7 +121,8 @@ void Client::on_tagged(Tagged t) {
     if (sending != sending_.end()) sending_.erase(sending);
     if (t.tag == starttls_tag_ && t.status == Status::ok) starttls_ok_ = true;
     if (t.text.code == "CAPABILITY") capabilities_ = split_words(t.text.code_args, true);
-    Completed done{std::move(t.tag), t.status, std::move(t.text), std::move(untagged_), std::move(malformed_)};
+    Completed done{std::move(t.tag), t.status, std::move(t.text), std::move(untagged_),
+                   std::move(malformed_)};
     untagged_.clear();
     malformed_.clear();
     events_.push_back(std::move(done));

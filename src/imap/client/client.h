@@ -94,9 +94,9 @@ private:
 
     ClientLimits limits_;
     ResponseParser parser_;
-    std::deque<Outgoing> sending_;           // commands with pieces still to write, in order
-    std::vector<std::string> in_flight_;     // tags without completion
-    std::vector<Untagged> untagged_;         // since the last completion
+    std::deque<Outgoing> sending_;        // commands with pieces still to write, in order
+    std::vector<std::string> in_flight_;  // tags without completion
+    std::vector<Untagged> untagged_;      // since the last completion
     std::vector<std::string> malformed_;
     std::vector<std::string> capabilities_;
     std::deque<ClientEvent> events_;

@@ -15,8 +15,16 @@ bool is_atom_char(unsigned char c) {
     // RFC 9051 ATOM-CHAR plus resp-specials "]" (ASTRING-CHAR).
     if (c <= 0x20 || c >= 0x7F) return false;
     switch (c) {
-        case '(': case ')': case '{': case '%': case '*': case '"': case '\\': return false;
-        default: return true;
+        case '(':
+        case ')':
+        case '{':
+        case '%':
+        case '*':
+        case '"':
+        case '\\':
+            return false;
+        default:
+            return true;
     }
 }
 
@@ -54,7 +62,8 @@ void Command::append_text(std::string_view text) {
 
 Command& Command::raw(std::string_view text) {
     if (std::ranges::any_of(text, [](char c) { return c == '\r' || c == '\n' || c == '\0'; })) {
-        if (!error_) error_ = make_error(Errc::invalid_argument, "line end or NUL in an IMAP command argument");
+        if (!error_)
+            error_ = make_error(Errc::invalid_argument, "line end or NUL in an IMAP command argument");
         return *this;
     }
     append_text(text);

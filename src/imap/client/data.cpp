@@ -11,7 +11,9 @@
 namespace magpie::imap::client {
 namespace {
 
-Error bad(std::string what) { return make_error(Errc::invalid_argument, std::move(what)); }
+Error bad(std::string what) {
+    return make_error(Errc::invalid_argument, std::move(what));
+}
 
 Result<std::vector<EnvelopeAddress>> parse_addresses(const Value& value) {
     std::vector<EnvelopeAddress> out;
@@ -65,11 +67,15 @@ std::string parameters_as_header(const std::vector<std::pair<std::string, std::s
     return text;
 }
 
-std::uint32_t to_u32(std::uint64_t n) { return static_cast<std::uint32_t>(n); }
+std::uint32_t to_u32(std::uint64_t n) {
+    return static_cast<std::uint32_t>(n);
+}
 
 }  // namespace
 
-std::string EnvelopeAddress::addr_spec() const { return host.empty() ? mailbox : mailbox + "@" + host; }
+std::string EnvelopeAddress::addr_spec() const {
+    return host.empty() ? mailbox : mailbox + "@" + host;
+}
 
 std::string EnvelopeAddress::display() const {
     return name.empty() ? addr_spec() : name + " <" + addr_spec() + ">";
@@ -241,7 +247,8 @@ Result<std::vector<std::uint32_t>> parse_search(const Untagged& response) {
     }
     if (response.name == "ESEARCH") {
         for (std::size_t i = 0; i + 1 < response.data.size(); ++i)
-            if (iequals(response.data[i].str(), "ALL")) return expand_sequence_set(response.data[i + 1].str());
+            if (iequals(response.data[i].str(), "ALL"))
+                return expand_sequence_set(response.data[i + 1].str());
         return out;
     }
     return bad("not a SEARCH response");

@@ -37,8 +37,8 @@ struct Envelope {
 // A BODYSTRUCTURE node (RFC 9051 7.5.2) with its section number ("1.2"; "" for a single-part message's
 // body, which is section "1" when fetched, RFC 9051 6.4.5).
 struct BodyStructure {
-    std::string type;     // lower case
-    std::string subtype;  // lower case
+    std::string type;                                             // lower case
+    std::string subtype;                                          // lower case
     std::vector<std::pair<std::string, std::string>> parameters;  // names lower case, values as sent
     std::string id;
     std::string description;
@@ -79,8 +79,8 @@ Result<BodyStructure> parse_body_structure(const Value& value, std::string secti
 
 struct ListEntry {
     std::vector<std::string> attributes;  // "\HasNoChildren", "\Trash", ...
-    std::string delimiter;                 // "" for NIL
-    std::string name;                      // UTF-8 (decoded from modified UTF-7 when it decodes)
+    std::string delimiter;                // "" for NIL
+    std::string name;                     // UTF-8 (decoded from modified UTF-7 when it decodes)
 };
 Result<ListEntry> parse_list(const Untagged& response);
 

@@ -120,8 +120,8 @@ private:
         std::size_t start = pos_;
         while (pos_ < end_) {
             char c = s_[pos_];
-            if (c == ' ' || c == '+' || c == '(' || c == ')' || c == '{' || c == '"' || c == '%' || c == '*' ||
-                static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7F)
+            if (c == ' ' || c == '+' || c == '(' || c == ')' || c == '{' || c == '"' || c == '%' ||
+                c == '*' || static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7F)
                 break;
             ++pos_;
         }
@@ -247,8 +247,8 @@ private:
                 if (nesting != 0) return fail("section not closed");
                 continue;
             }
-            if (c == ' ' || c == '(' || c == ')' || c == '"' || c == '{' || static_cast<unsigned char>(c) < 0x20 ||
-                c == 0x7F)
+            if (c == ' ' || c == '(' || c == ')' || c == '"' || c == '{' ||
+                static_cast<unsigned char>(c) < 0x20 || c == 0x7F)
                 break;
             ++pos_;
         }
@@ -338,8 +338,9 @@ bool ResponseParser::frame() {
             return true;
         }
         if (!literal.readable || literal.size > limits_.max_literal_octets) {
-            fatal_ = literal.readable ? "literal larger than " + std::to_string(limits_.max_literal_octets) + " octets"
-                                      : "unreadable literal size";
+            fatal_ = literal.readable
+                         ? "literal larger than " + std::to_string(limits_.max_literal_octets) + " octets"
+                         : "unreadable literal size";
             return false;
         }
         if (nl + 1 - consumed_ + literal.size > limits_.max_response_octets) {

@@ -35,16 +35,18 @@ struct ResponseLimits {
 struct Value {
     enum class Kind : std::uint8_t { atom, string, nil, list };
     Kind kind = Kind::nil;
-    std::string text;           // atom or string bytes
-    std::vector<Value> items;   // list members
-    bool literal = false;       // the string came as a literal
+    std::string text;          // atom or string bytes
+    std::vector<Value> items;  // list members
+    bool literal = false;      // the string came as a literal
 
     bool is_atom() const { return kind == Kind::atom; }
     bool is_string() const { return kind == Kind::string; }
     bool is_nil() const { return kind == Kind::nil; }
     bool is_list() const { return kind == Kind::list; }
     // An atom or string's text; "" for NIL and lists (RFC 9051 nstring: NIL reads as absent).
-    std::string_view str() const { return kind == Kind::atom || kind == Kind::string ? text : std::string_view{}; }
+    std::string_view str() const {
+        return kind == Kind::atom || kind == Kind::string ? text : std::string_view{};
+    }
     // The atom as a number (RFC 9051 number64), or nullopt.
     std::optional<std::uint64_t> as_number() const;
 };
@@ -61,7 +63,7 @@ enum class Status : std::uint8_t { ok, no, bad, bye, preauth };
 // "* ..." data. Status responses (OK/NO/BAD/BYE/PREAUTH) carry `status` and `text`; message data
 // ("* 3 EXISTS", "* 3 FETCH (...)") carries `number`; the rest is in `data`, in order.
 struct Untagged {
-    std::string name;                   // upper case: "FETCH", "LIST", "CAPABILITY", "OK", ...
+    std::string name;  // upper case: "FETCH", "LIST", "CAPABILITY", "OK", ...
     std::optional<std::uint32_t> number;
     std::vector<Value> data;
     std::optional<Status> status;
@@ -109,9 +111,9 @@ private:
 
     ResponseLimits limits_;
     std::string buffer_;
-    std::size_t consumed_ = 0;   // responses before this offset were returned
-    std::size_t scan_ = 0;       // where framing resumes
-    std::size_t line_start_ = 0; // start of the line being framed
+    std::size_t consumed_ = 0;    // responses before this offset were returned
+    std::size_t scan_ = 0;        // where framing resumes
+    std::size_t line_start_ = 0;  // start of the line being framed
     std::size_t response_end_ = 0;
     std::optional<std::string> fatal_;
 };
