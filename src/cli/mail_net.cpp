@@ -245,6 +245,55 @@ void ImapConnection::logout() {
 
 namespace {
 
+// Pumps one SMTP session to its end: events answered, output written, replies fed. The message's result.
+awaitable<std::optional<smtp::MessageResult>> pump(smtp::ClientSession& session, net::ClientConnection& connection,
+                                                   const Account& account) {
+    const auto timeout = std::chrono::seconds(account.command_timeout);
+    std::optional<smtp::MessageResult> result;
+    std::array<char, 16384> buffer;
+    bool done = false;
+    while (!done) {
+        while (auto event = session.poll_event()) {
+            if (auto* r = std::get_if<smtp::MessageResult>(&*event)) {
+                result = std::move(*r);
+            } else if (std::holds_alternative<smtp::TlsHandshake>(*event)) {
+                if (!co_await connection.write_all(session.take_output(), timeout)) {
+                    session.connection_failed(connection.last_error());
+                    continue;
+                }
+                auto secured = co_await secure(connection, account, account.smtp);
+                if (!secured) {
+                    session.connection_failed(secured.error().message);
+                    continue;
+                }
+                session.tls_started();
+            } else if (std::holds_alternative<smtp::Idle>(*event)) {
+                session.quit();
+            } else if (std::holds_alternative<smtp::Disconnect>(*event)) {
+                done = true;
+            }
+        }
+        bool written = true;
+        while (written && session.has_output())
+            written = co_await connection.write_all(session.take_output(), timeout);
+        if (done || session.closed()) break;
+        if (!written) {
+            session.connection_failed(connection.last_error());
+            continue;
+        }
+        std::size_t n = co_await connection.read_some(buffer, timeout);
+        if (n == 0) {
+            session.connection_failed(connection.timed_out() ? "the SMTP server did not answer in time"
+                                      : connection.last_error().empty()
+                                          ? "the SMTP server closed the connection"
+                                          : connection.last_error());
+            continue;
+        }
+        session.feed(std::string_view(buffer.data(), n));
+    }
+    co_return result;
+}
+
 awaitable<Result<std::vector<smtp::RecipientResult>>> submit(const Account& account,
                                                              const std::string& password,
                                                              smtp::OutgoingMessage message,
@@ -262,59 +311,13 @@ awaitable<Result<std::vector<smtp::RecipientResult>>> submit(const Account& acco
     smtp::ClientConfig config;
     config.helo_name = account.helo_name;
     config.peer_name = endpoint.host;
+    // Submission always under TLS (RFC 8314) unless the account chose plaintext on loopback.
     config.tls = endpoint.security == Security::plaintext ? smtp::TlsMode::disabled : smtp::TlsMode::required;
     config.tls_active = connection.tls_active();
     if (account.smtp_auth) config.auth = smtp::ClientCredentials{account.login(), password};
     smtp::ClientSession session(config);
     session.enqueue(std::move(message));
-
-    const auto timeout = std::chrono::seconds(account.command_timeout);
-    std::optional<smtp::MessageResult> result;
-    std::array<char, 16384> buffer;
-    bool done = false;
-    while (!done) {
-        while (auto event = session.poll_event()) {
-            if (auto* r = std::get_if<smtp::MessageResult>(&*event)) {
-                result = std::move(*r);
-            } else if (std::holds_alternative<smtp::TlsHandshake>(*event)) {
-                if (!co_await connection.write_all(session.take_output(), timeout)) {
-                    session.connection_failed(connection.last_error());
-                    continue;
-                }
-                auto secured = co_await secure(connection, account, endpoint);
-                if (!secured) {
-                    session.connection_failed(secured.error().message);
-                    continue;
-                }
-                session.tls_started();
-            } else if (std::holds_alternative<smtp::Idle>(*event)) {
-                session.quit();
-            } else if (std::holds_alternative<smtp::Disconnect>(*event)) {
-                done = true;
-            }
-        }
-        bool write_failed = false;
-        while (session.has_output()) {
-            if (!co_await connection.write_all(session.take_output(), timeout)) {
-                write_failed = true;
-                break;
-            }
-        }
-        if (done || session.closed()) break;
-        if (write_failed) {
-            session.connection_failed(connection.last_error());
-            continue;
-        }
-        std::size_t n = co_await connection.read_some(buffer, timeout);
-        if (n == 0) {
-            session.connection_failed(connection.timed_out() ? "the SMTP server did not answer in time"
-                                      : connection.last_error().empty()
-                                          ? "the SMTP server closed the connection"
-                                          : connection.last_error());
-            continue;
-        }
-        session.feed(std::string_view(buffer.data(), n));
-    }
+    auto result = co_await pump(session, connection, account);
     connection.close();
     if (!result) co_return io("the SMTP session ended without a result");
     co_return std::move(result->recipients);
