@@ -294,6 +294,11 @@ def test_password_sources_and_a_wrong_password(mx, people, tmp_path):
     bad = Agent(people["bob"].account, password="wrong").run("list", check=False)
     assert bad.returncode == 1 and b"login failed" in bad.stderr.lower()
     assert PASSWORD.encode() not in people["bob"].account.read_bytes()  # the file names a source, not the secret
+    wrong = Agent(people["alice"].account, password="wrong").run("send", "--to", BOB, "-s", "x", input=b"x\n",
+                                                                  check=False)
+    assert wrong.returncode == 1 and re.search(rb"refused bob@example.test: .*5\d\d", wrong.stdout), wrong.stdout
+    missing = people["bob"].run("read", "77", check=False)
+    assert missing.returncode == 1 and b"no message with UID 77 in INBOX" in missing.stderr
     refused = write_account(tmp_path / "inline.toml", BOB, extra='password = "x"')
     result = Agent(refused).run("list", check=False)
     assert result.returncode == 2 and b"password_command" in result.stderr

@@ -182,6 +182,38 @@ TEST(ImapClient, SendsNonSynchronisingLiteralsWhenLiteralPlusIsOffered) {
     EXPECT_EQ(drain(client), "a1 APPEND INBOX {3+}\r\nabc\r\n");
 }
 
+TEST(ImapClient, LiteralMinusAllowsNonSynchronisingLiteralsUpTo4096Octets) {
+    Client client;
+    client.feed("* OK [CAPABILITY IMAP4rev1 LITERAL-] hi\r\n");
+    Command small("APPEND");
+    small.mailbox("INBOX").literal(std::string(4096, 'x'));
+    ASSERT_TRUE(client.submit(small));
+    EXPECT_EQ(drain(client), "a1 APPEND INBOX {4096+}\r\n" + std::string(4096, 'x') + "\r\n");
+    Command large("APPEND");
+    large.mailbox("INBOX").literal(std::string(4097, 'x'));
+    ASSERT_TRUE(client.submit(large));
+    EXPECT_EQ(drain(client), "a2 APPEND INBOX {4097}\r\n");
+}
+
+TEST(ImapClient, PipelinesCommandsAndMatchesCompletionsByTag) {
+    Client client;
+    client.feed("* OK hi\r\n");
+    client.poll_event();
+    ASSERT_TRUE(client.submit(Command("NOOP")));
+    ASSERT_TRUE(client.submit(Command("CHECK")));
+    EXPECT_EQ(drain(client), "a1 NOOP\r\na2 CHECK\r\n");
+    EXPECT_EQ(client.outstanding(), 2u);
+    client.feed("* 4 EXISTS\r\na1 OK noop\r\nzz OK stray\r\na2 NO check\r\n");
+    auto first = std::get<Completed>(*client.poll_event());
+    EXPECT_EQ(first.tag, "a1");
+    EXPECT_EQ(first.untagged.size(), 1u);
+    auto second = std::get<Completed>(*client.poll_event());
+    EXPECT_EQ(second.tag, "a2");
+    EXPECT_EQ(second.status, Status::no);
+    ASSERT_EQ(second.malformed.size(), 1u);  // the completion for a tag nobody used
+    EXPECT_EQ(client.outstanding(), 0u);
+}
+
 TEST(ImapClient, RefusedLiteralDropsTheRestOfTheCommandAndUnblocksTheNext) {
     Client client;
     client.feed("* OK hi\r\n");
