@@ -35,6 +35,8 @@ Result<void> read_endpoint(const toml::table& table, std::string_view name, Endp
             auto security = parse_security(value.value_or(std::string()));
             if (!security) return security.error();
             endpoint.security = *security;
+        } else if (key == "tls_name") {
+            endpoint.tls_name = value.value_or(std::string());
         } else if (!(name == "smtp" && key == "auth")) {
             return invalid("unknown key " + std::string(name) + "." + std::string(key.str()));
         }
@@ -143,6 +145,8 @@ Result<void> finish_account(Account& account) {
                                       {"user", &account.user},
                                       {"imap host", &account.imap.host},
                                       {"smtp host", &account.smtp.host},
+                                      {"imap tls_name", &account.imap.tls_name},
+                                      {"smtp tls_name", &account.smtp.tls_name},
                                       {"helo_name", &account.helo_name}})
         MAGPIE_TRY(check_header_input(what, *value));
     if (account.address.empty()) return invalid("no address: set address in the account file or give --from");

@@ -19,6 +19,7 @@ struct Endpoint {
     std::string host;
     std::uint16_t port = 0;  // 0: the default for the security (IMAP 993/143, submission 465/587)
     Security security = Security::starttls;
+    std::string tls_name;  // the name the certificate must carry; empty: `host` (a name or an IP address)
 };
 
 struct Account {

@@ -97,9 +97,10 @@ awaitable<Result<void>> connect(net::ClientConnection& connection,
 awaitable<Result<void>> secure(net::ClientConnection& connection, const Account& account,
                                const Endpoint& endpoint) {
     bool verify_name = true;
-    auto ctx = tls_context(account, endpoint.host, verify_name);
+    const std::string& name = endpoint.tls_name.empty() ? endpoint.host : endpoint.tls_name;
+    auto ctx = tls_context(account, name, verify_name);
     if (!ctx) co_return ctx.error();
-    auto secured = co_await connection.start_tls(*ctx, endpoint.host, verify_name,
+    auto secured = co_await connection.start_tls(*ctx, name, verify_name,
                                                  std::chrono::seconds(account.command_timeout));
     if (!secured) co_return io(endpoint.host + ": " + secured.error().message);
     co_return Result<void>{};

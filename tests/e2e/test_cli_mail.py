@@ -316,6 +316,15 @@ def test_tls_is_verified_and_plaintext_only_to_loopback(mx, people, tmp_path):
                              imap={"host": "localhost", "port": mx.imaps_port, "tls": "implicit"},
                              ca_file=str(mx.workdir / "cert.pem"))
     assert "0 messages" in Agent(implicit).out("list")
+    named = write_account(tmp_path / "named.toml", BOB,
+                          imap={"host": "127.0.0.1", "port": mx.imap_port, "tls_name": "mx.example.test"},
+                          ca_file=str(mx.workdir / "cert.pem"))
+    assert "0 messages" in Agent(named).out("list")
+    misnamed = write_account(tmp_path / "misnamed.toml", BOB,
+                             imap={"host": "127.0.0.1", "port": mx.imap_port, "tls_name": "mx.example.org"},
+                             ca_file=str(mx.workdir / "cert.pem"))
+    result = Agent(misnamed).run("list", check=False)
+    assert result.returncode == 1 and b"certificate verify failed" in result.stderr
 
 
 # ---- interop: Dovecot (IMAP) and Postfix (SMTP) ---------------------------------------------------------------
