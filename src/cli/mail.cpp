@@ -758,17 +758,17 @@ const Verb kVerbs[] = {
      }},
     {"search", "find messages (criteria are ANDed)", kMailbox | kPaging | kImap, cmd_search,
      [](CLI::App& a, Options& o) {
-         a.add_option("--from", o.s_from);
-         a.add_option("--to", o.s_to);
-         a.add_option("--cc", o.s_cc);
-         a.add_option("--subject", o.s_subject);
+         a.add_option("--from", o.s_from, "in From");
+         a.add_option("--to", o.s_to, "in To");
+         a.add_option("--cc", o.s_cc, "in Cc");
+         a.add_option("--subject", o.s_subject, "in Subject");
          a.add_option("--text", o.s_text, "anywhere in the header or body");
-         a.add_option("--body", o.s_body);
+         a.add_option("--body", o.s_body, "in the body");
          a.add_option("--since", o.s_since, "YYYY-MM-DD");
          a.add_option("--before", o.s_before, "YYYY-MM-DD");
-         a.add_flag("--unseen", o.s_unseen);
-         a.add_flag("--seen", o.s_seen);
-         a.add_flag("--flagged", o.s_flagged);
+         a.add_flag("--unseen", o.s_unseen, "not read yet");
+         a.add_flag("--seen", o.s_seen, "read");
+         a.add_flag("--flagged", o.s_flagged, "flagged");
      }},
     {"mailboxes", "list the mailboxes", kImap, cmd_mailboxes, no_options},
 };
@@ -776,11 +776,11 @@ const Verb kVerbs[] = {
 void add_account_options(CLI::App& mail, Options& o) {
     mail.add_option("--account", o.account_file, "account file (default ~/.config/magpie/mail.toml)");
     mail.add_option("--server", o.server, "IMAP and SMTP host");
-    mail.add_option("--imap-host", o.imap_host);
-    mail.add_option("--imap-port", o.imap_port);
+    mail.add_option("--imap-host", o.imap_host, "the IMAP server (overrides --server)");
+    mail.add_option("--imap-port", o.imap_port, "default 993 (implicit TLS) or 143");
     mail.add_option("--imap-tls", o.imap_tls, "implicit, starttls or plain (loopback only)");
-    mail.add_option("--smtp-host", o.smtp_host);
-    mail.add_option("--smtp-port", o.smtp_port);
+    mail.add_option("--smtp-host", o.smtp_host, "the submission server (overrides --server)");
+    mail.add_option("--smtp-port", o.smtp_port, "default 465 (implicit TLS) or 587");
     mail.add_option("--smtp-tls", o.smtp_tls, "implicit, starttls or plain (loopback only)");
     mail.add_flag("--no-smtp-auth", o.no_smtp_auth, "submit without AUTH");
     mail.add_option("--user", o.user, "login name (default: the address)");
@@ -803,8 +803,8 @@ void add_verb_options(CLI::App& sub, const Verb& verb, Options& o) {
     }
     if (verb.needs & kCompose) {
         sub.add_option("--to", o.to, "recipients (repeat, or a comma-separated list)");
-        sub.add_option("--cc", o.cc);
-        sub.add_option("--bcc", o.bcc);
+        sub.add_option("--cc", o.cc, "copies (repeat, or a list)");
+        sub.add_option("--bcc", o.bcc, "blind copies: delivered, named only in your Sent copy");
         sub.add_option("-a,--attachment", o.attachments, "a file to attach: FILE or FILE;type=TYPE/SUBTYPE");
         sub.add_option("--body-file", o.body_file, "the body from this file (- for stdin)");
         sub.add_flag("!--no-save-sent", o.save_sent, "do not file a copy in the Sent mailbox");

@@ -100,8 +100,8 @@ awaitable<Result<void>> secure(net::ClientConnection& connection, const Account&
     const std::string& name = endpoint.tls_name.empty() ? endpoint.host : endpoint.tls_name;
     auto ctx = tls_context(account, name, verify_name);
     if (!ctx) co_return ctx.error();
-    auto secured = co_await connection.start_tls(*ctx, name, verify_name,
-                                                 std::chrono::seconds(account.command_timeout));
+    auto secured =
+        co_await connection.start_tls(*ctx, name, verify_name, std::chrono::seconds(account.command_timeout));
     if (!secured) co_return io(endpoint.host + ": " + secured.error().message);
     co_return Result<void>{};
 }
@@ -247,7 +247,8 @@ void ImapConnection::logout() {
 namespace {
 
 // Pumps one SMTP session to its end: events answered, output written, replies fed. The message's result.
-awaitable<std::optional<smtp::MessageResult>> pump(smtp::ClientSession& session, net::ClientConnection& connection,
+awaitable<std::optional<smtp::MessageResult>> pump(smtp::ClientSession& session,
+                                                   net::ClientConnection& connection,
                                                    const Account& account) {
     const auto timeout = std::chrono::seconds(account.command_timeout);
     std::optional<smtp::MessageResult> result;
