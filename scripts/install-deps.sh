@@ -12,6 +12,7 @@ packages=(
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2 procps
   python3-dkim publicsuffix
+  libxml2-dev media-types
 )
 
 missing=()

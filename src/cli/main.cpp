@@ -13,6 +13,7 @@
 #include "base/file.h"
 #include "base/time.h"
 #include "cli/dns.h"
+#include "cli/mail.h"
 #include "cli/password_input.h"
 #include "cli/queue.h"
 #include "cli/token.h"
@@ -145,8 +146,11 @@ int main(int argc, char** argv) {
     dkim_keygen->add_option("--suffix", selector_suffix, "selector suffix after r/e (default: today, YYYYMMDD)");
 
     magpie::cli::TokenCommands tokens(app);
+    magpie::cli::MailCommands mail(app);
 
     CLI11_PARSE(app, argc, argv);
+    // The user agent needs no store and no magpied configuration.
+    if (mail.parsed()) return mail.run();
 
     auto config = config_from(config_file, data_dir);
     if (!config) return fail(config.error().message);

@@ -1,5 +1,6 @@
 #include "cli/password_input.h"
 
+#include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -11,21 +12,33 @@
 namespace magpie::cli {
 namespace {
 
-Result<std::string> prompt_hidden(const char* prompt) {
-    std::fputs(prompt, stderr);
-    std::fflush(stderr);
+constexpr std::size_t kMaxPasswordOctets = 1024;
+
+// One line from `fd` (a terminal) with echo off, the prompt written to `out`.
+Result<std::string> prompt_hidden(int fd, int out, std::string_view prompt) {
+    (void)!::write(out, prompt.data(), prompt.size());
     termios old{};
-    bool restore = ::tcgetattr(STDIN_FILENO, &old) == 0;
+    bool restore = ::tcgetattr(fd, &old) == 0;
     if (restore) {
         termios quiet = old;
         quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        ::tcsetattr(fd, TCSAFLUSH, &quiet);
     }
     std::string line;
-    bool ok = static_cast<bool>(std::getline(std::cin, line));
-    if (restore) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-    std::fputs("\n", stderr);
-    if (!ok) return make_error(Errc::invalid_argument, "no password given");
+    char c = 0;
+    bool ended = false;
+    while (line.size() <= kMaxPasswordOctets) {
+        if (::read(fd, &c, 1) != 1) break;
+        if (c == '\n') {
+            ended = true;
+            break;
+        }
+        line += c;
+    }
+    if (restore) ::tcsetattr(fd, TCSAFLUSH, &old);
+    (void)!::write(out, "\n", 1);
+    if (!ended && line.empty()) return make_error(Errc::invalid_argument, "no password given");
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     return line;
 }
 
@@ -34,9 +47,9 @@ Result<std::string> prompt_hidden(const char* prompt) {
 Result<std::string> read_new_password() {
     std::string password;
     if (::isatty(STDIN_FILENO)) {
-        auto first = prompt_hidden("New password: ");
+        auto first = prompt_hidden(STDIN_FILENO, STDERR_FILENO, "New password: ");
         if (!first) return first.error();
-        auto second = prompt_hidden("Again: ");
+        auto second = prompt_hidden(STDIN_FILENO, STDERR_FILENO, "Again: ");
         if (!second) return second.error();
         if (*first != *second) return make_error(Errc::invalid_argument, "the passwords differ");
         password = std::move(*first);
@@ -50,6 +63,14 @@ Result<std::string> read_new_password() {
     for (unsigned char c : password) {
         if (c < 0x20 || c == 0x7F) return make_error(Errc::invalid_argument, "password contains control characters");
     }
+    return password;
+}
+
+Result<std::string> read_password_from_terminal(const std::string& prompt) {
+    int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return make_error(Errc::invalid_argument, "no terminal to ask for the password on");
+    auto password = prompt_hidden(fd, fd, prompt);
+    ::close(fd);
     return password;
 }
 

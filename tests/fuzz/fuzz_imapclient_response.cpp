@@ -1,0 +1,133 @@
+// Fuzzes the IMAP client's response reader and connection state machine with arbitrary server bytes, cut
+// into feeds of input-chosen sizes. Checks what `magpie mail` relies on: memory stays within the limits,
+// how the stream is cut never changes the responses, every response's typed reading (FETCH, ENVELOPE,
+// BODYSTRUCTURE, LIST, SEARCH, UIDPLUS codes) returns a value or an error and never crashes, and the
+// client never writes a command before the greeting nor a literal's bytes before "+".
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "imap/client/client.h"
+#include "imap/client/data.h"
+#include "imap/client/response.h"
+
+namespace {
+
+using namespace magpie::imap::client;
+
+void check(bool condition) {
+    if (!condition) std::abort();
+}
+
+ResponseLimits small_limits() {
+    ResponseLimits limits;
+    limits.max_line_octets = 512;
+    limits.max_literal_octets = 2048;
+    limits.max_response_octets = 4096;
+    limits.max_depth = 12;
+    return limits;
+}
+
+void describe_value(const Value& v, std::string& out) {
+    out += std::to_string(static_cast<int>(v.kind)) + ":" + v.text;
+    if (v.is_list()) {
+        out += "(";
+        for (const auto& item : v.items) describe_value(item, out);
+        out += ")";
+    }
+    out += ' ';
+}
+
+// One line per response, enough to compare two runs; also exercises the typed readings.
+std::string describe(const Response& response) {
+    std::string out;
+    if (const auto* u = std::get_if<Untagged>(&response)) {
+        out = "* " + (u->number ? std::to_string(*u->number) + " " : "") + u->name + " " + u->text.code +
+              "[" + u->text.code_args + "]" + u->text.text + " ";
+        for (const auto& v : u->data) describe_value(v, out);
+        if (auto f = parse_fetch(*u)) {
+            check(f->sequence == *u->number);
+            if (f->body_structure) (void)f->body_structure->filename();
+        }
+        (void)parse_list(*u);
+        (void)parse_search(*u);
+        for (const auto& v : u->data) {
+            (void)parse_envelope(v);
+            (void)parse_body_structure(v);
+        }
+    } else if (const auto* t = std::get_if<Tagged>(&response)) {
+        out = t->tag + " " + std::to_string(static_cast<int>(t->status)) + t->text.code + t->text.text;
+        (void)parse_append_uid(t->text);
+        (void)parse_copy_uid(t->text);
+    } else if (const auto* c = std::get_if<Continuation>(&response)) {
+        out = "+ " + c->text;
+    } else {
+        out = "malformed " + std::get<Malformed>(response).reason;
+    }
+    return out;
+}
+
+std::vector<std::string> run(std::string_view input, const std::vector<std::size_t>& cuts, bool* fatal) {
+    const auto limits = small_limits();
+    ResponseParser parser(limits);
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    for (std::size_t i = 0; pos < input.size(); ++i) {
+        std::size_t n = cuts.empty() ? input.size() : std::max<std::size_t>(1, cuts[i % cuts.size()]);
+        n = std::min(n, input.size() - pos);
+        parser.feed(input.substr(pos, n));
+        pos += n;
+        while (auto r = parser.next()) out.push_back(describe(*r));
+        if (!parser.fatal()) check(parser.buffered() <= limits.max_response_octets + n);
+    }
+    *fatal = parser.fatal().has_value();
+    return out;
+}
+
+void drive_client(std::string_view input, const std::vector<std::size_t>& cuts) {
+    ClientLimits limits;
+    limits.response = small_limits();
+    limits.max_untagged_per_command = 64;
+    Client client(limits);
+    Command append("APPEND");
+    append.mailbox("INBOX").literal("literal bytes");
+    (void)client.submit(append);
+    (void)client.submit(Command("NOOP"));
+    std::size_t pos = 0;
+    for (std::size_t i = 0; pos < input.size(); ++i) {
+        std::size_t n = cuts.empty() ? input.size() : std::max<std::size_t>(1, cuts[i % cuts.size()]);
+        n = std::min(n, input.size() - pos);
+        client.feed(input.substr(pos, n));
+        pos += n;
+        std::string out = client.take_output();
+        if (!client.greeted()) check(out.empty());
+        while (client.poll_event()) {
+        }
+    }
+    client.connection_closed("end of input");
+    check(client.closed());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    // The first bytes choose the cuts; the rest is the server's stream.
+    std::size_t header = size > 0 ? std::min<std::size_t>(data[0] % 8, size - 1) : 0;
+    std::vector<std::size_t> cuts;
+    for (std::size_t i = 1; i <= header; ++i) cuts.push_back(data[i] % 64 + 1);
+    std::size_t skip = size > 0 ? header + 1 : 0;
+    std::string_view input(reinterpret_cast<const char*>(data) + skip, size - skip);
+
+    bool whole_fatal = false, cut_fatal = false;
+    auto whole = run(input, {}, &whole_fatal);
+    auto cut = run(input, cuts, &cut_fatal);
+    check(whole == cut);
+    check(whole_fatal == cut_fatal);
+    drive_client(input, cuts);
+    return 0;
+}
