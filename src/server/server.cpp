@@ -144,6 +144,13 @@ Result<void> Server::start() {
     std::size_t threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
     pool_ = std::make_unique<net::IoPool>(threads);
     smtp_ = std::make_unique<SmtpService>(config_, *store_, *lookup_executor_);
+    {
+        auto inbound = InboundAuthenticator::create();
+        if (!inbound) return make_error(inbound.error().code, "[mailauth] public suffix list: " + inbound.error().message);
+        inbound_ = std::move(*inbound);
+        inbound_executor_ = std::make_unique<StoreExecutor>(c.mailauth.threads);
+        smtp_->set_inbound_authentication(*inbound_, *inbound_executor_);
+    }
     smtp_limiter_ = std::make_shared<net::ConnectionLimiter>(c.smtp.max_connections, c.smtp.max_connections_per_ip);
 
     auth::HashLimiterOptions hashing;
@@ -320,6 +327,7 @@ int Server::run(const sigset_t& blocked) {
     pool_->join();
     login_executor_->stop();
     lookup_executor_->stop();
+    if (inbound_executor_) inbound_executor_->stop();
     if (queue_executor_) queue_executor_->stop();
     store_executor_->stop();
     spdlog::info("magpied stopped");

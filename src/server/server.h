@@ -61,6 +61,8 @@ private:
     std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
     std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;
     std::unique_ptr<SmtpService> smtp_;
+    std::unique_ptr<InboundAuthenticator> inbound_;     // SPF/DKIM/DMARC of port-25 mail ([mailauth])
+    std::unique_ptr<StoreExecutor> inbound_executor_;  // its evaluations, which block on DNS
     std::unique_ptr<SmtpService> submission_;  // ports 587/465, made once the queue is open
     std::shared_ptr<net::ConnectionLimiter> submission_limiter_;
     std::unique_ptr<delivery::SqliteQueue> queue_;
