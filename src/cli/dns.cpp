@@ -329,32 +329,86 @@ int check_dns_records(const server::Config& config, const std::string& domain_in
     return report.failures == 0 ? 0 : 1;
 }
 
-int dkim_keygen(const server::Config& config, const std::string& domain, const std::string& selector_suffix) {
+namespace {
+
+// Keys made by root for a magpied that drops to [server] user must be that user's (mode 0600).
+Result<mailauth::KeygenOptions> keygen_options(const server::Config& config, const std::string& suffix) {
     mailauth::KeygenOptions options;
-    options.selector_suffix = selector_suffix.empty() ? today() : selector_suffix;
-    // Run as root for a magpied that drops to [server] user: the keys must be that user's, mode 0600.
+    options.selector_suffix = suffix.empty() ? today() : suffix;
     if (::geteuid() == 0 && !config.user.empty()) {
         passwd* pw = ::getpwnam(config.user.c_str());
-        if (!pw) {
-            std::cerr << "magpie: no such user " << config.user << " ([server] user)\n";
-            return 1;
-        }
+        if (!pw) return make_error(Errc::not_found, "no such user " + config.user + " ([server] user)");
         options.owner_uid = static_cast<int>(pw->pw_uid);
         options.owner_gid = static_cast<int>(pw->pw_gid);
     }
-    auto created = mailauth::create_dkim_keys(config.data_dir, domain, options);
+    return options;
+}
+
+int print_created(const std::string& domain, const Result<std::vector<mailauth::StoredKey>>& created,
+                  std::string_view what) {
     if (!created) {
         std::cerr << "magpie: " << created.error().message << "\n";
         return 1;
     }
     std::string lower = to_lower(domain);
-    std::cout << "; Created; publish these records (magpie dns " << lower
-              << " prints all the domain needs):\n";
+    std::cout << "; " << what << "; publish these records (magpie dns " << lower << " prints all the domain needs):\n";
     for (const auto& key : *created) {
         std::cout << "; " << key.path.string() << "\n";
         record(key.selector + "._domainkey." + lower, "TXT", txt_data(key.key_record));
     }
     return 0;
+}
+
+}  // namespace
+
+int dkim_keygen(const server::Config& config, const std::string& domain, const std::string& selector_suffix) {
+    auto options = keygen_options(config, selector_suffix);
+    if (!options) return print_created(domain, options.error(), "");
+    return print_created(domain, mailauth::create_dkim_keys(config.data_dir, domain, *options), "Created");
+}
+
+int dkim_rotate(const server::Config& config, const std::string& domain, const std::string& selector_suffix) {
+    auto options = keygen_options(config, selector_suffix);
+    if (!options) return print_created(domain, options.error(), "");
+    auto created = mailauth::rotate_dkim_keys(config.data_dir, domain, *options);
+    int status = print_created(domain, created, "New keys; magpied signs with them after its next start or SIGHUP");
+    if (status == 0) {
+        std::cout << "; Keep the old records published until mail signed with them has been read (a few days),\n"
+                  << "; then: magpie dkim remove " << to_lower(domain) << " SELECTOR\n";
+    }
+    return status;
+}
+
+int dkim_remove(const server::Config& config, const std::string& domain, const std::string& selector) {
+    auto removed = mailauth::remove_dkim_key(config.data_dir, domain, selector);
+    if (!removed) {
+        std::cerr << "magpie: " << removed.error().message << "\n";
+        return 1;
+    }
+    std::cout << "removed " << selector << "; its record " << selector << "._domainkey." << to_lower(domain)
+              << " may go from DNS\n";
+    return 0;
+}
+
+int dkim_list(const server::Config& config, const std::string& domain) {
+    auto keys = mailauth::list_dkim_keys(config.data_dir, domain);
+    if (!keys) {
+        std::cerr << "magpie: " << keys.error().message << "\n";
+        return 1;
+    }
+    for (const auto& key : *keys)
+        std::cout << key.selector << " " << mail::dkim::algorithm_name(key.algorithm) << " " << key.path.string() << "\n";
+    return 0;
+}
+
+int ensure_dkim_keys(const server::Config& config, const std::string& domain) {
+    auto keys = mailauth::list_dkim_keys(config.data_dir, domain);
+    if (!keys) {
+        std::cerr << "magpie: " << keys.error().message << "\n";
+        return 1;
+    }
+    if (!keys->empty()) return 0;  // a domain added again keeps the keys its records publish
+    return dkim_keygen(config, domain, "");
 }
 
 }  // namespace magpie::cli
