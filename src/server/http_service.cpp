@@ -22,6 +22,7 @@ struct HttpService::Request {
     std::string target;
     std::string authorization;
     std::string body;
+    std::string host;
 };
 
 namespace {
@@ -115,6 +116,7 @@ awaitable<http::Response> HttpService::handle(const Request& request,
                                               const std::shared_ptr<net::Connection>& connection, const Config& config,
                                               bool& streamed) {
     auto [path, query] = http::split_target(request.target);
+    if (http::autoconfig::handles(path)) co_return co_await client_setup(request, config);
     const bool session = path == "/.well-known/jmap" || path == "/jmap/session";
     const bool api = path == "/jmap/api" || path == "/jmap/api/";
     const bool events = path == "/jmap/eventsource" || path == "/jmap/eventsource/";
@@ -168,6 +170,21 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     });
     auto response = co_await std::move(run);
     co_return response;
+}
+
+awaitable<http::Response> HttpService::client_setup(const Request& request, const Config& config) {
+    auto [path, query] = http::split_target(request.target);
+    auto& store = services_.store;
+    auto list = services_.executor.run([&store] { return store.list_domains(); });
+    auto domains = co_await std::move(list);
+    if (!domains) co_return problem(503, "the domain list cannot be read now");
+    http::autoconfig::Settings settings;
+    settings.hostname = config.hostname;
+    settings.imap = imap_endpoints_;
+    settings.submission = submission_endpoints_;
+    for (const auto& domain : *domains) settings.domains.push_back(domain.name);
+    co_return http::autoconfig::answer(http::autoconfig::Request{request.method, path, query, request.host, request.body},
+                                       settings);
 }
 
 // RFC 8620 7.3: one "state" event per change of the account's state, "ping" events every `ping` seconds.
@@ -265,7 +282,8 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
         }
         auto& message = parser.get();
         Request request{std::string(message.method_string()), std::string(message.target()),
-                        std::string(message[bhttp::field::authorization]), std::move(message.body())};
+                        std::string(message[bhttp::field::authorization]), std::move(message.body()),
+                        std::string(message[bhttp::field::host])};
         bool streamed = false;
         auto response = co_await handle(request, connection, *config, streamed);
         if (streamed) co_return;

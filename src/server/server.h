@@ -44,6 +44,8 @@ private:
     Result<void> prepare_demo();
     Result<void> load_tls();
     Result<void> start_delivery();
+    // The bound listeners of (implicit TLS service, STARTTLS service), for autoconfig.
+    std::vector<http::autoconfig::Endpoint> mail_endpoints(std::pair<const char*, const char*> services) const;
     void handle_signal(boost::system::error_code ec, int signal);
     void reload();
     void drain();
