@@ -15,6 +15,7 @@
 #include "mailauth/dkim_keys.h"
 #include "mailauth/dmarc.h"
 #include "mailauth/dns.h"
+#include "mailauth/mta_sts.h"
 #include "mailauth/spf.h"
 
 namespace magpie::cli {
@@ -123,14 +124,6 @@ void check_txt_prefix(mailauth::Dns& dns, CheckReport& report, const std::string
         report.wrong("TXT " + name, "more than one " + std::string(prefix) + " record");
 }
 
-// RFC 8461 3.1: the id changes whenever the policy does; a digest of the policy does that by itself.
-std::string mta_sts_id(std::string_view policy) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_Digest(policy.data(), policy.size(), md, &length, EVP_sha256(), nullptr);
-    return to_hex(std::string_view(reinterpret_cast<const char*>(md), 8));
-}
-
 std::string today() {
     std::time_t now = std::time(nullptr);
     std::tm utc{};
@@ -177,11 +170,13 @@ int print_dns_records(const server::Config& config, const std::string& domain_in
     std::cout << "\n; DMARC (RFC 7489): unaligned mail is quarantined; aggregate reports to postmaster.\n";
     record("_dmarc." + domain, "TXT", txt_data("v=DMARC1; p=quarantine; rua=mailto:postmaster@" + domain));
 
-    std::string policy = "version: STSv1\r\nmode: enforce\r\nmx: " + host + "\r\nmax_age: 604800\r\n";
+    // The policy magpied serves (http_service, [mta_sts] mode and max_age): the id is its digest.
+    std::string policy = mailauth::sts_policy_text(mailauth::sts_mode_from_name(config.mta_sts.mode), {host},
+                                                   config.mta_sts.max_age);
     std::cout << "\n; MTA-STS (RFC 8461): senders must use TLS to the MX; the policy is served at\n"
-              << "; https://mta-sts." << domain << "/.well-known/mta-sts.txt (mode enforce, mx " << host
-              << ").\n";
-    record("_mta-sts." + domain, "TXT", txt_data("v=STSv1; id=" + mta_sts_id(policy)));
+              << "; https://mta-sts." << domain << "/.well-known/mta-sts.txt (mode " << config.mta_sts.mode
+              << ", mx " << host << "; [mta_sts] mode in magpie.toml).\n";
+    record("_mta-sts." + domain, "TXT", txt_data("v=STSv1; id=" + mailauth::sts_policy_id(policy)));
     record("mta-sts." + domain, "CNAME", host_dot);
     std::cout << "\n; TLS reporting (RFC 8460).\n";
     record("_smtp._tls." + domain, "TXT", txt_data("v=TLSRPTv1; rua=mailto:postmaster@" + domain));

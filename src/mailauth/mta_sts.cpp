@@ -35,6 +35,12 @@ const char* sts_mode_name(StsMode mode) {
     return "none";
 }
 
+StsMode sts_mode_from_name(std::string_view name) {
+    if (name == "enforce") return StsMode::enforce;
+    if (name == "testing") return StsMode::testing;
+    return StsMode::none;
+}
+
 Result<std::string> parse_sts_record(std::string_view txt) {
     bool first = true;
     std::string id;

@@ -15,6 +15,7 @@ namespace magpie::mailauth {
 
 enum class StsMode { enforce, testing, none };
 const char* sts_mode_name(StsMode mode);  // "enforce", "testing", "none"
+StsMode sts_mode_from_name(std::string_view name);  // anything but "enforce" or "testing" is none
 
 struct StsPolicy {
     StsMode mode = StsMode::none;

@@ -239,6 +239,19 @@ Result<void> read_mailauth(const toml::table& t, MailauthConfig& m) {
     return {};
 }
 
+Result<void> read_mta_sts(const toml::table& t, MtaStsConfig& m) {
+    MAGPIE_TRY(check_keys(t, "mta_sts", {"enabled", "fetch_timeout", "mode", "max_age"}));
+    MAGPIE_TRY(read(t, "mta_sts", "enabled", m.enabled));
+    MAGPIE_TRY(read(t, "mta_sts", "fetch_timeout", m.fetch_timeout));
+    MAGPIE_TRY(read(t, "mta_sts", "mode", m.mode));
+    MAGPIE_TRY(read(t, "mta_sts", "max_age", m.max_age));
+    if (m.mode != "enforce" && m.mode != "testing" && m.mode != "none")
+        return make_error(Errc::invalid_argument, "[mta_sts] mode is \"enforce\", \"testing\" or \"none\"");
+    if (m.fetch_timeout == 0 || m.max_age > 31557600)
+        return make_error(Errc::invalid_argument, "[mta_sts] fetch_timeout is positive, max_age at most 31557600");
+    return {};
+}
+
 }  // namespace
 
 Result<Config> load_config(const std::filesystem::path& file) {
@@ -254,7 +267,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     Result<void> status;
     MAGPIE_TRY(check_keys(root, "top level",
                           {"server", "tls", "smtp", "submission", "imap", "http", "auth", "store", "queue",
-                           "mailauth"}));
+                           "mailauth", "mta_sts"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -450,6 +463,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (auto* t = section(root, "queue", status)) MAGPIE_TRY(read_queue(*t, config.queue));
     MAGPIE_TRY(status);
     if (auto* t = section(root, "mailauth", status)) MAGPIE_TRY(read_mailauth(*t, config.mailauth));
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "mta_sts", status)) MAGPIE_TRY(read_mta_sts(*t, config.mta_sts));
     MAGPIE_TRY(status);
     if (config.hostname.empty()) return make_error(Errc::invalid_argument, "[server] hostname is empty");
     return config;

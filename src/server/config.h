@@ -151,6 +151,15 @@ struct MailauthConfig {
     std::size_t threads = 2;               // evaluations at once (each blocks a thread on DNS)
 };
 
+// MTA-STS (RFC 8461, [mta_sts]): honouring recipient domains' policies when delivering, and the policy this
+// server publishes for its own domains at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.
+struct MtaStsConfig {
+    bool enabled = true;               // look up and honour recipients' policies
+    std::uint32_t fetch_timeout = 10;  // seconds for the whole HTTPS fetch of one policy (RFC 8461 3.3)
+    std::string mode = "testing";      // our published policy: "enforce", "testing" or "none"
+    std::uint32_t max_age = 604800;    // seconds senders may cache our policy (RFC 8461 3.2: at most 31557600)
+};
+
 struct Config {
     std::string hostname;              // default: the machine's host name
     std::filesystem::path data_dir = "/var/lib/magpie";
@@ -168,6 +177,7 @@ struct Config {
     StoreConfig store;
     QueueConfig queue;
     MailauthConfig mailauth;
+    MtaStsConfig mta_sts;
     bool demo = false;
 };
 

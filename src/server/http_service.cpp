@@ -11,6 +11,7 @@
 #include "http/methods/api_token.h"
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
+#include "mailauth/mta_sts.h"
 
 namespace magpie::server {
 
@@ -69,6 +70,20 @@ http::Response parse_problem(const boost::beast::error_code& ec, const HttpConfi
     return problem(400, fmt::format("malformed HTTP request: {}", ec.message()));
 }
 
+// RFC 8461 3.2: our own domains' policy (one for all: they share this MX), as `magpie dns` publishes its id.
+http::Response mta_sts_policy_response(const HttpService::Request& request, const Config& config) {
+    if (request.method != "GET") {
+        auto response = problem(405, "method not allowed here");
+        response.headers.emplace_back("Allow", "GET");
+        return response;
+    }
+    http::Response response;
+    response.content_type = "text/plain";
+    response.body = mailauth::sts_policy_text(mailauth::sts_mode_from_name(config.mta_sts.mode), {config.hostname},
+                                              config.mta_sts.max_age);
+    return response;
+}
+
 }  // namespace
 
 bool HttpService::enter(std::int64_t account_id, std::size_t limit) {
@@ -117,6 +132,7 @@ awaitable<http::Response> HttpService::handle(const Request& request,
                                               bool& streamed) {
     auto [path, query] = http::split_target(request.target);
     if (http::autoconfig::handles(path)) co_return co_await client_setup(request, config);
+    if (path == "/.well-known/mta-sts.txt") co_return mta_sts_policy_response(request, config);
     const bool session = path == "/.well-known/jmap" || path == "/jmap/session";
     const bool api = path == "/jmap/api" || path == "/jmap/api/";
     const bool events = path == "/jmap/eventsource" || path == "/jmap/eventsource/";
