@@ -148,7 +148,7 @@ struct MailauthConfig {
     std::uint32_t max_dns_mechanisms = 10; // SPF terms that query DNS (RFC 7208 4.6.4: 10)
     std::uint32_t max_void_lookups = 2;    // SPF lookups answered NXDOMAIN/NODATA (RFC 7208 4.6.4: 2)
     std::size_t max_signatures = 5;        // DKIM signatures verified per message
-    std::size_t threads = 2;               // evaluations at once (each blocks a thread on DNS)
+    std::size_t threads = 8;               // evaluations at once (each blocks a thread waiting on DNS)
 };
 
 // MTA-STS (RFC 8461, [mta_sts]): honouring recipient domains' policies when delivering, and the policy this

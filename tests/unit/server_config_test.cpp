@@ -243,5 +243,21 @@ TEST_F(ConfigFile, MailauthRecordsByDefaultWithRfc7208Limits) {
     EXPECT_FALSE(load("[mailauth]\nmax_lookups = 3\n"));
 }
 
+TEST_F(ConfigFile, MtaStsHonoursPoliciesAndPublishesTestingByDefault) {
+    auto config = load("");
+    ASSERT_TRUE(config);
+    EXPECT_TRUE(config->mta_sts.enabled);
+    EXPECT_EQ(config->mta_sts.mode, "testing");
+    EXPECT_EQ(config->mta_sts.max_age, 604800u);
+    EXPECT_EQ(config->mta_sts.fetch_timeout, 10u);
+    config = load("[mta_sts]\nmode = \"enforce\"\nenabled = false\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->mta_sts.mode, "enforce");
+    EXPECT_FALSE(config->mta_sts.enabled);
+    EXPECT_FALSE(load("[mta_sts]\nmode = \"strict\"\n"));
+    EXPECT_FALSE(load("[mta_sts]\nmax_age = 31557601\n"));
+    EXPECT_FALSE(load("[mta_sts]\nfetch_timeout = 0\n"));
+}
+
 }  // namespace
 }  // namespace magpie::server
