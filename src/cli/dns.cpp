@@ -15,6 +15,7 @@
 #include "mailauth/dkim_keys.h"
 #include "mailauth/dmarc.h"
 #include "mailauth/dns.h"
+#include "mailauth/mta_sts.h"
 #include "mailauth/spf.h"
 
 namespace magpie::cli {
@@ -123,14 +124,6 @@ void check_txt_prefix(mailauth::Dns& dns, CheckReport& report, const std::string
         report.wrong("TXT " + name, "more than one " + std::string(prefix) + " record");
 }
 
-// RFC 8461 3.1: the id changes whenever the policy does; a digest of the policy does that by itself.
-std::string mta_sts_id(std::string_view policy) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_Digest(policy.data(), policy.size(), md, &length, EVP_sha256(), nullptr);
-    return to_hex(std::string_view(reinterpret_cast<const char*>(md), 8));
-}
-
 std::string today() {
     std::time_t now = std::time(nullptr);
     std::tm utc{};
@@ -177,11 +170,13 @@ int print_dns_records(const server::Config& config, const std::string& domain_in
     std::cout << "\n; DMARC (RFC 7489): unaligned mail is quarantined; aggregate reports to postmaster.\n";
     record("_dmarc." + domain, "TXT", txt_data("v=DMARC1; p=quarantine; rua=mailto:postmaster@" + domain));
 
-    std::string policy = "version: STSv1\r\nmode: enforce\r\nmx: " + host + "\r\nmax_age: 604800\r\n";
+    // The policy magpied serves (http_service, [mta_sts] mode and max_age): the id is its digest.
+    std::string policy = mailauth::sts_policy_text(mailauth::sts_mode_from_name(config.mta_sts.mode), {host},
+                                                   config.mta_sts.max_age);
     std::cout << "\n; MTA-STS (RFC 8461): senders must use TLS to the MX; the policy is served at\n"
-              << "; https://mta-sts." << domain << "/.well-known/mta-sts.txt (mode enforce, mx " << host
-              << ").\n";
-    record("_mta-sts." + domain, "TXT", txt_data("v=STSv1; id=" + mta_sts_id(policy)));
+              << "; https://mta-sts." << domain << "/.well-known/mta-sts.txt (mode " << config.mta_sts.mode
+              << ", mx " << host << "; [mta_sts] mode in magpie.toml).\n";
+    record("_mta-sts." + domain, "TXT", txt_data("v=STSv1; id=" + mailauth::sts_policy_id(policy)));
     record("mta-sts." + domain, "CNAME", host_dot);
     std::cout << "\n; TLS reporting (RFC 8460).\n";
     record("_smtp._tls." + domain, "TXT", txt_data("v=TLSRPTv1; rua=mailto:postmaster@" + domain));
@@ -329,32 +324,86 @@ int check_dns_records(const server::Config& config, const std::string& domain_in
     return report.failures == 0 ? 0 : 1;
 }
 
-int dkim_keygen(const server::Config& config, const std::string& domain, const std::string& selector_suffix) {
+namespace {
+
+// Keys made by root for a magpied that drops to [server] user must be that user's (mode 0600).
+Result<mailauth::KeygenOptions> keygen_options(const server::Config& config, const std::string& suffix) {
     mailauth::KeygenOptions options;
-    options.selector_suffix = selector_suffix.empty() ? today() : selector_suffix;
-    // Run as root for a magpied that drops to [server] user: the keys must be that user's, mode 0600.
+    options.selector_suffix = suffix.empty() ? today() : suffix;
     if (::geteuid() == 0 && !config.user.empty()) {
         passwd* pw = ::getpwnam(config.user.c_str());
-        if (!pw) {
-            std::cerr << "magpie: no such user " << config.user << " ([server] user)\n";
-            return 1;
-        }
+        if (!pw) return make_error(Errc::not_found, "no such user " + config.user + " ([server] user)");
         options.owner_uid = static_cast<int>(pw->pw_uid);
         options.owner_gid = static_cast<int>(pw->pw_gid);
     }
-    auto created = mailauth::create_dkim_keys(config.data_dir, domain, options);
+    return options;
+}
+
+int print_created(const std::string& domain, const Result<std::vector<mailauth::StoredKey>>& created,
+                  std::string_view what) {
     if (!created) {
         std::cerr << "magpie: " << created.error().message << "\n";
         return 1;
     }
     std::string lower = to_lower(domain);
-    std::cout << "; Created; publish these records (magpie dns " << lower
-              << " prints all the domain needs):\n";
+    std::cout << "; " << what << "; publish these records (magpie dns " << lower << " prints all the domain needs):\n";
     for (const auto& key : *created) {
         std::cout << "; " << key.path.string() << "\n";
         record(key.selector + "._domainkey." + lower, "TXT", txt_data(key.key_record));
     }
     return 0;
+}
+
+}  // namespace
+
+int dkim_keygen(const server::Config& config, const std::string& domain, const std::string& selector_suffix) {
+    auto options = keygen_options(config, selector_suffix);
+    if (!options) return print_created(domain, options.error(), "");
+    return print_created(domain, mailauth::create_dkim_keys(config.data_dir, domain, *options), "Created");
+}
+
+int dkim_rotate(const server::Config& config, const std::string& domain, const std::string& selector_suffix) {
+    auto options = keygen_options(config, selector_suffix);
+    if (!options) return print_created(domain, options.error(), "");
+    auto created = mailauth::rotate_dkim_keys(config.data_dir, domain, *options);
+    int status = print_created(domain, created, "New keys; magpied signs with them after its next start or SIGHUP");
+    if (status == 0) {
+        std::cout << "; Keep the old records published until mail signed with them has been read (a few days),\n"
+                  << "; then: magpie dkim remove " << to_lower(domain) << " SELECTOR\n";
+    }
+    return status;
+}
+
+int dkim_remove(const server::Config& config, const std::string& domain, const std::string& selector) {
+    auto removed = mailauth::remove_dkim_key(config.data_dir, domain, selector);
+    if (!removed) {
+        std::cerr << "magpie: " << removed.error().message << "\n";
+        return 1;
+    }
+    std::cout << "removed " << selector << "; its record " << selector << "._domainkey." << to_lower(domain)
+              << " may go from DNS\n";
+    return 0;
+}
+
+int dkim_list(const server::Config& config, const std::string& domain) {
+    auto keys = mailauth::list_dkim_keys(config.data_dir, domain);
+    if (!keys) {
+        std::cerr << "magpie: " << keys.error().message << "\n";
+        return 1;
+    }
+    for (const auto& key : *keys)
+        std::cout << key.selector << " " << mail::dkim::algorithm_name(key.algorithm) << " " << key.path.string() << "\n";
+    return 0;
+}
+
+int ensure_dkim_keys(const server::Config& config, const std::string& domain) {
+    auto keys = mailauth::list_dkim_keys(config.data_dir, domain);
+    if (!keys) {
+        std::cerr << "magpie: " << keys.error().message << "\n";
+        return 1;
+    }
+    if (!keys->empty()) return 0;  // a domain added again keeps the keys its records publish
+    return dkim_keygen(config, domain, "");
 }
 
 }  // namespace magpie::cli

@@ -25,4 +25,15 @@ int check_dns_records(const server::Config& config, const std::string& domain, c
 // today's date (YYYYMMDD, UTC). Returns the exit status.
 int dkim_keygen(const server::Config& config, const std::string& domain, const std::string& selector_suffix);
 
+// `magpie dkim rotate DOMAIN`: a new RSA and Ed25519 pair under new selectors (today's date, then
+// "b", "c", ... on the same day); the old keys stay until `magpie dkim remove DOMAIN SELECTOR`, and
+// `magpie dns` lists every key on disk, old and new, during the overlap. Returns the exit status.
+int dkim_rotate(const server::Config& config, const std::string& domain, const std::string& selector_suffix);
+int dkim_remove(const server::Config& config, const std::string& domain, const std::string& selector);
+// One line per key: selector, algorithm, file.
+int dkim_list(const server::Config& config, const std::string& domain);
+
+// `magpie domain add`: the domain's first DKIM keys, unless it has some already. Returns the exit status.
+int ensure_dkim_keys(const server::Config& config, const std::string& domain);
+
 }  // namespace magpie::cli

@@ -144,6 +144,18 @@ int main(int argc, char** argv) {
     dkim_keygen->add_option("domain", name)->required();
     std::string selector_suffix;
     dkim_keygen->add_option("--suffix", selector_suffix, "selector suffix after r/e (default: today, YYYYMMDD)");
+    auto* dkim_rotate = dkim_cmd->add_subcommand(
+        "rotate", "new keys under new selectors for DOMAIN; the old ones stay until removed");
+    dkim_rotate->add_option("domain", name)->required();
+    dkim_rotate->add_option("--suffix", selector_suffix, "selector suffix after r/e (default: today, YYYYMMDD)");
+    std::string selector;
+    auto* dkim_remove = dkim_cmd->add_subcommand("remove", "remove a retired key (not the newest of its kind)");
+    dkim_remove->add_option("domain", name)->required();
+    dkim_remove->add_option("selector", selector)->required();
+    auto* dkim_list = dkim_cmd->add_subcommand("list", "list DOMAIN's keys: selector, algorithm, file");
+    dkim_list->add_option("domain", name)->required();
+    bool no_dkim = false;
+    domain_add->add_flag("--no-dkim", no_dkim, "do not create DKIM signing keys for the domain");
 
     magpie::cli::TokenCommands tokens(app);
     magpie::cli::MailCommands mail(app);
@@ -160,6 +172,9 @@ int main(int argc, char** argv) {
         return magpie::cli::check_dns_records(*config, name, server_address, dns_server);
     if (dns_cmd->parsed()) return magpie::cli::print_dns_records(*config, name, server_address);
     if (dkim_keygen->parsed()) return magpie::cli::dkim_keygen(*config, name, selector_suffix);
+    if (dkim_rotate->parsed()) return magpie::cli::dkim_rotate(*config, name, selector_suffix);
+    if (dkim_remove->parsed()) return magpie::cli::dkim_remove(*config, name, selector);
+    if (dkim_list->parsed()) return magpie::cli::dkim_list(*config, name);
 
     if (check->parsed()) {
         auto report = magpie::store::check_store(dir);
@@ -191,7 +206,9 @@ int main(int argc, char** argv) {
 
     if (domain_add->parsed()) {
         auto r = store.add_domain(name);
-        return r ? 0 : fail(r.error().message);
+        if (!r) return fail(r.error().message);
+        // Issue 18: a domain signs its mail from the start (RSA-2048 and Ed25519, private to magpied's user).
+        return no_dkim ? 0 : magpie::cli::ensure_dkim_keys(*config, name);
     }
     if (domain_list->parsed()) {
         auto domains = store.list_domains();

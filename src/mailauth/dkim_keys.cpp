@@ -152,4 +152,37 @@ Result<std::vector<StoredKey>> create_dkim_keys(const std::filesystem::path& dat
     return created;
 }
 
+Result<std::vector<StoredKey>> rotate_dkim_keys(const std::filesystem::path& data_dir, std::string_view domain,
+                                                const KeygenOptions& options) {
+    KeygenOptions attempt = options;
+    for (char letter = 'a'; letter <= 'z'; ++letter) {
+        if (letter != 'a') attempt.selector_suffix = options.selector_suffix + letter;
+        auto created = create_dkim_keys(data_dir, domain, attempt);
+        if (created || created.error().code != Errc::already_exists) return created;
+    }
+    return make_error(Errc::limit_exceeded, "no free selector left for suffix " + options.selector_suffix);
+}
+
+Result<void> remove_dkim_key(const std::filesystem::path& data_dir, std::string_view domain,
+                             std::string_view selector) {
+    if (!is_label_text(std::string(selector), false))
+        return make_error(Errc::invalid_argument, "not a selector: " + std::string(selector));
+    auto keys = list_dkim_keys(data_dir, domain);
+    if (!keys) return keys.error();
+    const StoredKey* found = nullptr;
+    const StoredKey* newest_same_algorithm = nullptr;
+    for (const auto& key : *keys) {
+        if (key.selector == selector) found = &key;
+    }
+    if (!found) return make_error(Errc::not_found, "no DKIM key " + std::string(selector) + " for " + to_lower(domain));
+    for (const auto& key : *keys) {  // sorted by selector: the last of an algorithm is the newest
+        if (key.algorithm == found->algorithm) newest_same_algorithm = &key;
+    }
+    if (newest_same_algorithm == found)
+        return make_error(Errc::permission_denied,
+                          "selector " + found->selector + " is the newest of its kind and signs now; rotate first");
+    if (::unlink(found->path.c_str()) != 0) return io_error("cannot remove", found->path);
+    return fsync_directory(found->path.parent_path());
+}
+
 }  // namespace magpie::mailauth

@@ -39,4 +39,18 @@ struct KeygenOptions {
 Result<std::vector<StoredKey>> create_dkim_keys(const std::filesystem::path& data_dir,
                                                 std::string_view domain, const KeygenOptions& options);
 
+// Key rotation (RFC 6376 3.1, M3AAWG's practice): a new pair under fresh selectors while the old ones stay
+// published and on disk, so mail signed before the switch still verifies; DkimSigner signs with the newest.
+// The suffix is options.selector_suffix (a date), with "b", "c", ... appended when that one is taken (a
+// second rotation on one day); "r20261129b" sorts after "r20261129", so the newest stays the greatest.
+// Errors: those of create_dkim_keys, limit_exceeded after "z".
+Result<std::vector<StoredKey>> rotate_dkim_keys(const std::filesystem::path& data_dir, std::string_view domain,
+                                                const KeygenOptions& options);
+
+// Removes one retired key (its DNS record can go once mail signed with it has been read, a few days).
+// Errors: not_found, invalid_argument for a bad name, permission_denied for the newest key of its
+// algorithm (the one signing now: rotate first), io_error.
+Result<void> remove_dkim_key(const std::filesystem::path& data_dir, std::string_view domain,
+                             std::string_view selector);
+
 }  // namespace magpie::mailauth

@@ -11,13 +11,17 @@ InboundVerdict authenticate_inbound(Dns& dns, const PublicSuffixList& psl, const
     spf_request.helo = request.helo;
     spf_request.receiver = request.authserv_id;
     spf_request.now = request.now;
-    verdict.spf = check_mail_from(dns, spf_request, limits.spf);
-    verdict.spf_helo = check_helo(dns, spf_request, limits.spf);
-    verdict.dkim = mail::dkim::verify(message, dns.dkim_key_lookup(), request.now, limits.dkim);
+    if (request.spf) {
+        verdict.spf = check_mail_from(dns, spf_request, limits.spf);
+        verdict.spf_helo = check_helo(dns, spf_request, limits.spf);
+    }
+    if (request.dkim) verdict.dkim = mail::dkim::verify(message, dns.dkim_key_lookup(), request.now, limits.dkim);
 
     DmarcInput dmarc;
     auto from = from_domain(message);
-    if (from) {
+    if (!request.dmarc) {
+        // not evaluated: result none, no disposition
+    } else if (from) {
         dmarc.from_domain = *from;
         dmarc.spf = verdict.spf.result;
         dmarc.spf_domain = verdict.spf.domain;
@@ -30,11 +34,15 @@ InboundVerdict authenticate_inbound(Dns& dns, const PublicSuffixList& psl, const
     }
 
     std::vector<MethodResult> results;
-    results.push_back(spf_method_result(verdict.spf));
-    if (!request.mail_from.empty()) results.push_back(spf_method_result(verdict.spf_helo));
-    if (verdict.dkim.empty()) results.push_back(dkim_none_result());
-    for (const auto& signature : verdict.dkim) results.push_back(dkim_method_result(signature));
-    results.push_back(dmarc_method_result(verdict.dmarc));
+    if (request.spf) {
+        results.push_back(spf_method_result(verdict.spf));
+        if (!request.mail_from.empty()) results.push_back(spf_method_result(verdict.spf_helo));
+    }
+    if (request.dkim) {
+        if (verdict.dkim.empty()) results.push_back(dkim_none_result());
+        for (const auto& signature : verdict.dkim) results.push_back(dkim_method_result(signature));
+    }
+    if (request.dmarc) results.push_back(dmarc_method_result(verdict.dmarc));
     verdict.header = build_authentication_results(request.authserv_id, results);
     verdict.forged = forged_authentication_results(message, request.authserv_id);
     return verdict;

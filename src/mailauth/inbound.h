@@ -24,6 +24,11 @@ struct InboundRequest {
     std::string mail_from;      // reverse path without brackets; empty for <>
     std::uint64_t now = 0;      // seconds since the epoch (DKIM t=/x=, SPF %{t})
     unsigned dmarc_sample = 0;  // uniform in 0..99, for pct=
+    // Which evaluations run ([mailauth] spf/dkim/dmarc). One turned off is left out of the field; DMARC
+    // then sees SPF "none" or no signatures, so turning SPF or DKIM off weakens DMARC, never strengthens it.
+    bool spf = true;
+    bool dkim = true;
+    bool dmarc = true;
 };
 
 struct InboundLimits {
@@ -32,10 +37,10 @@ struct InboundLimits {
 };
 
 struct InboundVerdict {
-    SpfOutcome spf;       // MAIL FROM identity (HELO's when the sender is <>)
+    SpfOutcome spf;       // MAIL FROM identity (HELO's when the sender is <>); none when not evaluated
     SpfOutcome spf_helo;  // HELO identity, recorded alongside
     std::vector<mail::dkim::VerifyResult> dkim;
-    DmarcOutcome dmarc;
+    DmarcOutcome dmarc;  // result none when not evaluated
     std::string header;  // "Authentication-Results: ...\r\n" to put on top
     std::vector<std::pair<std::size_t, std::size_t>>
         forged;  // fields to drop (forged_authentication_results)

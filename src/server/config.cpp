@@ -215,6 +215,43 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     return {};
 }
 
+Result<void> read_mailauth(const toml::table& t, MailauthConfig& m) {
+    MAGPIE_TRY(check_keys(t, "mailauth",
+                          {"spf", "dkim", "dmarc", "dmarc_policy", "resolver", "dns_timeout", "max_time",
+                           "max_dns_mechanisms", "max_void_lookups", "max_signatures", "threads"}));
+    MAGPIE_TRY(read(t, "mailauth", "spf", m.spf));
+    MAGPIE_TRY(read(t, "mailauth", "dkim", m.dkim));
+    MAGPIE_TRY(read(t, "mailauth", "dmarc", m.dmarc));
+    MAGPIE_TRY(read(t, "mailauth", "dmarc_policy", m.dmarc_policy));
+    MAGPIE_TRY(read(t, "mailauth", "resolver", m.resolver));
+    MAGPIE_TRY(read(t, "mailauth", "dns_timeout", m.dns_timeout));
+    MAGPIE_TRY(read(t, "mailauth", "max_time", m.max_time));
+    MAGPIE_TRY(read(t, "mailauth", "max_dns_mechanisms", m.max_dns_mechanisms));
+    MAGPIE_TRY(read(t, "mailauth", "max_void_lookups", m.max_void_lookups));
+    MAGPIE_TRY(read(t, "mailauth", "max_signatures", m.max_signatures));
+    MAGPIE_TRY(read(t, "mailauth", "threads", m.threads));
+    if (m.dmarc_policy != "record" && m.dmarc_policy != "enforce")
+        return make_error(Errc::invalid_argument, "[mailauth] dmarc_policy is \"record\" or \"enforce\"");
+    if (m.dns_timeout == 0 || m.max_time == 0 || m.max_signatures == 0 || m.threads == 0 ||
+        m.max_dns_mechanisms == 0 || m.max_dns_mechanisms > 100 || m.max_void_lookups > 100)
+        return make_error(Errc::invalid_argument,
+                          "[mailauth] timeouts, max_signatures and threads are positive; SPF limits 1..100");
+    return {};
+}
+
+Result<void> read_mta_sts(const toml::table& t, MtaStsConfig& m) {
+    MAGPIE_TRY(check_keys(t, "mta_sts", {"enabled", "fetch_timeout", "mode", "max_age"}));
+    MAGPIE_TRY(read(t, "mta_sts", "enabled", m.enabled));
+    MAGPIE_TRY(read(t, "mta_sts", "fetch_timeout", m.fetch_timeout));
+    MAGPIE_TRY(read(t, "mta_sts", "mode", m.mode));
+    MAGPIE_TRY(read(t, "mta_sts", "max_age", m.max_age));
+    if (m.mode != "enforce" && m.mode != "testing" && m.mode != "none")
+        return make_error(Errc::invalid_argument, "[mta_sts] mode is \"enforce\", \"testing\" or \"none\"");
+    if (m.fetch_timeout == 0 || m.max_age > 31557600)
+        return make_error(Errc::invalid_argument, "[mta_sts] fetch_timeout is positive, max_age at most 31557600");
+    return {};
+}
+
 }  // namespace
 
 Result<Config> load_config(const std::filesystem::path& file) {
@@ -229,7 +266,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
     config.hostname = default_hostname();
     Result<void> status;
     MAGPIE_TRY(check_keys(root, "top level",
-                          {"server", "tls", "smtp", "submission", "imap", "http", "auth", "store", "queue"}));
+                          {"server", "tls", "smtp", "submission", "imap", "http", "auth", "store", "queue",
+                           "mailauth", "mta_sts"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -423,6 +461,10 @@ Result<Config> load_config(const std::filesystem::path& file) {
     }
     MAGPIE_TRY(status);
     if (auto* t = section(root, "queue", status)) MAGPIE_TRY(read_queue(*t, config.queue));
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "mailauth", status)) MAGPIE_TRY(read_mailauth(*t, config.mailauth));
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "mta_sts", status)) MAGPIE_TRY(read_mta_sts(*t, config.mta_sts));
     MAGPIE_TRY(status);
     if (config.hostname.empty()) return make_error(Errc::invalid_argument, "[server] hostname is empty");
     return config;

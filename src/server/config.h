@@ -132,6 +132,34 @@ struct QueueConfig {
     std::size_t max_transcript = 16 * 1024;  // octets of SMTP conversation kept per attempt
 };
 
+// Inbound message authentication on port 25 ([mailauth], issue 18): SPF (RFC 7208), DKIM (RFC 6376) and
+// DMARC (RFC 7489), written into an Authentication-Results field (RFC 8601) whose authserv-id is
+// [server] hostname. Submission and local mail are not evaluated.
+struct MailauthConfig {
+    bool spf = true;
+    bool dkim = true;
+    bool dmarc = true;
+    // "record": only write the results. "enforce": a DMARC failure under p=reject is refused with 550 5.7.1
+    // at the end of DATA, one under p=quarantine is filed in the recipients' Junk mailbox.
+    std::string dmarc_policy = "record";
+    std::string resolver;                  // like [queue] resolver; empty: [queue] resolver
+    std::uint32_t dns_timeout = 5;         // seconds per DNS query (two tries of half each)
+    std::uint32_t max_time = 20;           // seconds for all lookups of one message; later ones are temperror
+    std::uint32_t max_dns_mechanisms = 10; // SPF terms that query DNS (RFC 7208 4.6.4: 10)
+    std::uint32_t max_void_lookups = 2;    // SPF lookups answered NXDOMAIN/NODATA (RFC 7208 4.6.4: 2)
+    std::size_t max_signatures = 5;        // DKIM signatures verified per message
+    std::size_t threads = 8;               // evaluations at once (each blocks a thread waiting on DNS)
+};
+
+// MTA-STS (RFC 8461, [mta_sts]): honouring recipient domains' policies when delivering, and the policy this
+// server publishes for its own domains at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.
+struct MtaStsConfig {
+    bool enabled = true;               // look up and honour recipients' policies
+    std::uint32_t fetch_timeout = 10;  // seconds for the whole HTTPS fetch of one policy (RFC 8461 3.3)
+    std::string mode = "testing";      // our published policy: "enforce", "testing" or "none"
+    std::uint32_t max_age = 604800;    // seconds senders may cache our policy (RFC 8461 3.2: at most 31557600)
+};
+
 struct Config {
     std::string hostname;              // default: the machine's host name
     std::filesystem::path data_dir = "/var/lib/magpie";
@@ -148,6 +176,8 @@ struct Config {
     AuthConfig auth;
     StoreConfig store;
     QueueConfig queue;
+    MailauthConfig mailauth;
+    MtaStsConfig mta_sts;
     bool demo = false;
 };
 

@@ -14,6 +14,7 @@
 #include "base/time.h"
 #include "delivery/wake.h"
 #include "net/client_connection.h"
+#include "server/mta_sts_fetch.h"
 #include "smtp/client_session.h"
 #include "store/summary.h"
 
@@ -44,6 +45,7 @@ struct DeliveryService::Destination {
     std::list<asio::steady_timer*> idle;  // connections waiting for more work
     std::string last_failure;             // why the last connection attempt failed
     std::string last_host;
+    bool mta_sts_enforced = false;        // RFC 8461 enforce: policy MX only, verified TLS only
 };
 
 namespace {
@@ -342,6 +344,7 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
             fail_work(work, result, &attempt);
         }
     } else {
+        if (!resolved->static_route && cfg->mta_sts.enabled) co_await apply_mta_sts(*destination, *resolved);
         for (const auto& target : resolved->targets) {
             if (destination->pending.empty() || stopping_) break;
             const std::uint16_t port = resolved->static_route ? target.port : cfg->queue.mx_port;
@@ -363,6 +366,8 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
         std::string reason = destination->last_failure.empty()
                                  ? fmt::format("no mail host for {} reachable", domain)
                                  : destination->last_failure;
+        if (destination->mta_sts_enforced && !reason.starts_with("MTA-STS"))
+            reason = fmt::format("MTA-STS policy of {} (enforce): {}", domain, reason);
         AttemptResult result{AttemptResult::Kind::temporary, "4.4.1", reason, "", true};
         delivery::Attempt attempt{unix_now(), destination->last_host, "", "", reason, "", ""};
         while (!destination->pending.empty() && destination->connections == 1) {
@@ -375,6 +380,32 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
     --total_connections_;
     if (destination->connections == 0 && destination->pending.empty()) destinations_.erase(domain);
     start_connections();
+}
+
+// RFC 8461 4: under an enforce policy only the MX hosts it lists are tried, each with STARTTLS and a
+// certificate valid for its name (try_address); none listed leaves the mail deferred with that reason.
+// testing and none are logged only. The policy lookup (DNS, HTTPS, cache) blocks: it runs on the executor.
+awaitable<void> DeliveryService::apply_mta_sts(Destination& destination, dns::Route& route) {
+    auto cfg = config();
+    auto lookup = executor_.run([cfg, domain = destination.domain] {
+        std::string note;
+        auto policy = mta_sts_policy(*cfg, domain, note);
+        return std::make_pair(policy, note);
+    });
+    auto [policy, note] = co_await std::move(lookup);
+    spdlog::debug("delivery: {}: MTA-STS: {}", destination.domain, note);
+    if (!policy || policy->mode != mailauth::StsMode::enforce) co_return;
+    destination.mta_sts_enforced = true;
+    std::vector<std::string> refused;
+    std::erase_if(route.targets, [&](const dns::Target& target) {
+        if (mailauth::sts_mx_matches(*policy, target.host)) return false;
+        refused.push_back(target.host);
+        return true;
+    });
+    if (route.targets.empty()) {
+        destination.last_failure = fmt::format("MTA-STS policy of {} (enforce) lists none of its MX hosts ({})",
+                                               destination.domain, fmt::join(refused, ", "));
+    }
 }
 
 awaitable<bool> DeliveryService::wait_for_work(Destination& destination) {
@@ -395,8 +426,8 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                                              const delivery::StaticRoute* route) {
     auto cfg = config();
     const auto& q = cfg->queue;
-    const bool require_tls =
-        (route && route->require_tls) || delivery::tls_required(q.routing, destination.domain);
+    const bool require_tls = (route && route->require_tls) ||
+                             delivery::tls_required(q.routing, destination.domain) || destination.mta_sts_enforced;
     const std::string peer = fmt::format("{}[{}]", host, address);
     const std::string where = address.find(':') != std::string::npos ? fmt::format("[{}]:{}", address, port)
                                                                      : fmt::format("{}:{}", address, port);

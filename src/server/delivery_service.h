@@ -64,6 +64,7 @@ private:
     awaitable<bool> try_address(Destination& destination, const std::string& host, const std::string& address,
                                 std::uint16_t port, const delivery::StaticRoute* route);
     awaitable<bool> wait_for_work(Destination& destination);
+    awaitable<void> apply_mta_sts(Destination& destination, dns::Route& route);
     void complete(const std::shared_ptr<EntryJob>& job, std::size_t index, delivery::AttemptResult result,
                   std::optional<delivery::Attempt> attempt);
     void fail_work(Work& work, const delivery::AttemptResult& result, const delivery::Attempt* attempt);

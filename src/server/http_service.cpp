@@ -11,6 +11,7 @@
 #include "http/methods/api_token.h"
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
+#include "mailauth/mta_sts.h"
 
 namespace magpie::server {
 
@@ -22,6 +23,7 @@ struct HttpService::Request {
     std::string target;
     std::string authorization;
     std::string body;
+    std::string host;
 };
 
 namespace {
@@ -66,6 +68,20 @@ http::Response parse_problem(const boost::beast::error_code& ec, const HttpConfi
                        http::kProblemLimit, "maxSizeRequest");
     }
     return problem(400, fmt::format("malformed HTTP request: {}", ec.message()));
+}
+
+// RFC 8461 3.2: our own domains' policy (one for all: they share this MX), as `magpie dns` publishes its id.
+http::Response mta_sts_policy_response(const HttpService::Request& request, const Config& config) {
+    if (request.method != "GET") {
+        auto response = problem(405, "method not allowed here");
+        response.headers.emplace_back("Allow", "GET");
+        return response;
+    }
+    http::Response response;
+    response.content_type = "text/plain";
+    response.body = mailauth::sts_policy_text(mailauth::sts_mode_from_name(config.mta_sts.mode), {config.hostname},
+                                              config.mta_sts.max_age);
+    return response;
 }
 
 }  // namespace
@@ -115,6 +131,8 @@ awaitable<http::Response> HttpService::handle(const Request& request,
                                               const std::shared_ptr<net::Connection>& connection, const Config& config,
                                               bool& streamed) {
     auto [path, query] = http::split_target(request.target);
+    if (http::autoconfig::handles(path)) co_return co_await client_setup(request, config);
+    if (path == "/.well-known/mta-sts.txt") co_return mta_sts_policy_response(request, config);
     const bool session = path == "/.well-known/jmap" || path == "/jmap/session";
     const bool api = path == "/jmap/api" || path == "/jmap/api/";
     const bool events = path == "/jmap/eventsource" || path == "/jmap/eventsource/";
@@ -168,6 +186,21 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     });
     auto response = co_await std::move(run);
     co_return response;
+}
+
+awaitable<http::Response> HttpService::client_setup(const Request& request, const Config& config) {
+    auto [path, query] = http::split_target(request.target);
+    auto& store = services_.store;
+    auto list = services_.executor.run([&store] { return store.list_domains(); });
+    auto domains = co_await std::move(list);
+    if (!domains) co_return problem(503, "the domain list cannot be read now");
+    http::autoconfig::Settings settings;
+    settings.hostname = config.hostname;
+    settings.imap = imap_endpoints_;
+    settings.submission = submission_endpoints_;
+    for (const auto& domain : *domains) settings.domains.push_back(domain.name);
+    co_return http::autoconfig::answer(http::autoconfig::Request{request.method, path, query, request.host, request.body},
+                                       settings);
 }
 
 // RFC 8620 7.3: one "state" event per change of the account's state, "ping" events every `ping` seconds.
@@ -265,7 +298,8 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
         }
         auto& message = parser.get();
         Request request{std::string(message.method_string()), std::string(message.target()),
-                        std::string(message[bhttp::field::authorization]), std::move(message.body())};
+                        std::string(message[bhttp::field::authorization]), std::move(message.body()),
+                        std::string(message[bhttp::field::host])};
         bool streamed = false;
         auto response = co_await handle(request, connection, *config, streamed);
         if (streamed) co_return;

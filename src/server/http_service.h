@@ -11,6 +11,7 @@
 #include "auth/password.h"
 #include "auth/throttle.h"
 #include "auth/verified_cache.h"
+#include "http/autoconfig.h"
 #include "http/message.h"
 #include "net/connection.h"
 #include "server/change_hub.h"
@@ -37,6 +38,14 @@ public:
 
     void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
 
+    // The IMAP and submission listeners as bound (their real ports), offered to mail clients that set
+    // themselves up (http/autoconfig.h). Called once, before the listeners start.
+    void set_mail_endpoints(std::vector<http::autoconfig::Endpoint> imap,
+                            std::vector<http::autoconfig::Endpoint> submission) {
+        imap_endpoints_ = std::move(imap);
+        submission_endpoints_ = std::move(submission);
+    }
+
     awaitable<void> serve(std::shared_ptr<net::Connection> connection);
 
     struct Request;  // one parsed request (http_service.cpp)
@@ -44,6 +53,8 @@ public:
 private:
     awaitable<http::Response> handle(const Request& request, const std::shared_ptr<net::Connection>& connection,
                                      const Config& config, bool& streamed);
+    // Autoconfig, autodiscover, Apple profiles (issue 18): no login; the local domains come from the store.
+    awaitable<http::Response> client_setup(const Request& request, const Config& config);
     awaitable<Result<store::Account>> authenticate(const Request& request, const net::Connection& connection,
                                                    const Config& config);
     awaitable<void> event_source(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
@@ -56,6 +67,8 @@ private:
     HttpServices services_;
     std::mutex running_mutex_;
     std::map<std::int64_t, std::size_t> running_;
+    std::vector<http::autoconfig::Endpoint> imap_endpoints_;
+    std::vector<http::autoconfig::Endpoint> submission_endpoints_;
 };
 
 }  // namespace magpie::server

@@ -144,6 +144,13 @@ Result<void> Server::start() {
     std::size_t threads = c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
     pool_ = std::make_unique<net::IoPool>(threads);
     smtp_ = std::make_unique<SmtpService>(config_, *store_, *lookup_executor_);
+    {
+        auto inbound = InboundAuthenticator::create();
+        if (!inbound) return make_error(inbound.error().code, "[mailauth] public suffix list: " + inbound.error().message);
+        inbound_ = std::move(*inbound);
+        inbound_executor_ = std::make_unique<StoreExecutor>(c.mailauth.threads);
+        smtp_->set_inbound_authentication(*inbound_, *inbound_executor_);
+    }
     smtp_limiter_ = std::make_shared<net::ConnectionLimiter>(c.smtp.max_connections, c.smtp.max_connections_per_ip);
 
     auth::HashLimiterOptions hashing;
@@ -178,6 +185,7 @@ Result<void> Server::start() {
         "Connection: close\r\n\r\n{\"type\":\"about:blank\",\"status\":503,\"detail\":\"too many connections, retry\"}";
     MAGPIE_TRY(bind(c.http.listen, "http", false, http_busy));
     MAGPIE_TRY(bind(c.http.listen_tls, "https", true, http_busy));
+    http_->set_mail_endpoints(mail_endpoints({"imaps", "imap"}), mail_endpoints({"submissions", "submission"}));
     MAGPIE_TRY(net::drop_privileges(c.user, c.data_dir));
     // Submission queues remote recipients: the queue is opened (and delivery started) before it listens.
     MAGPIE_TRY(start_delivery());
@@ -216,6 +224,20 @@ Result<void> Server::start() {
     signals_ = std::make_unique<net::asio::signal_set>(pool_->first(), SIGTERM, SIGINT, SIGHUP);
     signals_->async_wait([this](boost::system::error_code e, int s) { handle_signal(e, s); });
     return {};
+}
+
+std::vector<http::autoconfig::Endpoint> Server::mail_endpoints(std::pair<const char*, const char*> services) const {
+    // Implicit TLS first (RFC 8314 3), each with the port it is bound to (0 in the configuration picks one).
+    std::vector<http::autoconfig::Endpoint> out;
+    for (const auto* service : {services.first, services.second}) {
+        const bool implicit = service == services.first;
+        for (const auto& listener : listeners_) {
+            if (listener->options().service != service) continue;
+            out.push_back({listener->local_endpoint().port(), implicit ? http::autoconfig::Endpoint::Security::implicit_tls
+                                                                       : http::autoconfig::Endpoint::Security::starttls});
+        }
+    }
+    return out;
 }
 
 Result<void> Server::start_delivery() {
@@ -320,6 +342,7 @@ int Server::run(const sigset_t& blocked) {
     pool_->join();
     login_executor_->stop();
     lookup_executor_->stop();
+    if (inbound_executor_) inbound_executor_->stop();
     if (queue_executor_) queue_executor_->stop();
     store_executor_->stop();
     spdlog::info("magpied stopped");

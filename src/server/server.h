@@ -44,6 +44,8 @@ private:
     Result<void> prepare_demo();
     Result<void> load_tls();
     Result<void> start_delivery();
+    // The bound listeners of (implicit TLS service, STARTTLS service), for autoconfig.
+    std::vector<http::autoconfig::Endpoint> mail_endpoints(std::pair<const char*, const char*> services) const;
     void handle_signal(boost::system::error_code ec, int signal);
     void reload();
     void drain();
@@ -61,6 +63,8 @@ private:
     std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
     std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;
     std::unique_ptr<SmtpService> smtp_;
+    std::unique_ptr<InboundAuthenticator> inbound_;     // SPF/DKIM/DMARC of port-25 mail ([mailauth])
+    std::unique_ptr<StoreExecutor> inbound_executor_;  // its evaluations, which block on DNS
     std::unique_ptr<SmtpService> submission_;  // ports 587/465, made once the queue is open
     std::shared_ptr<net::ConnectionLimiter> submission_limiter_;
     std::unique_ptr<delivery::SqliteQueue> queue_;

@@ -112,6 +112,15 @@ Result<store::RecipientResult> domain_postmaster(store::Store& store, const Reci
     return local(*oldest);
 }
 
+// The account's mailbox with the \\Junk role (RFC 6154), if it kept one (accounts are created with it).
+Result<std::optional<std::int64_t>> junk_mailbox(store::Store& store, std::int64_t account_id) {
+    auto mailboxes = store.list_mailboxes(account_id);
+    if (!mailboxes) return mailboxes.error();
+    for (const auto& mailbox : *mailboxes)
+        if (mailbox.special_use == store::SpecialUse::junk) return std::optional<std::int64_t>(mailbox.id);
+    return std::optional<std::int64_t>();
+}
+
 }  // namespace
 
 Result<store::RecipientResult> resolve_recipient(store::Store& store, const RecipientPolicy& policy,
@@ -177,11 +186,32 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     std::string queue_id = new_queue_id();
     std::int64_t now = unix_now();
 
-    // Trace fields go on top (RFC 5321 4.4); Return-Path is added at final delivery, which this is.
+    // Issue 18: SPF, DKIM and DMARC of the message as it arrived, off the network threads; forged
+    // Authentication-Results fields with our authserv-id go, ours goes on top (RFC 8601 5).
+    std::optional<InboundDecision> decision;
+    if (inbound_) {
+        auto evaluation = inbound_executor_->run([this, &config, ip = connection.peer_ip(), helo = envelope.helo,
+                                                  from = envelope.reverse_path, data = message.data] {
+            return inbound_->evaluate(config, ip, helo, from, data);
+        });
+        decision = co_await std::move(evaluation);
+        spdlog::info("smtp: {} from=<{}> peer={} {}", queue_id, envelope.reverse_path, connection.peer_ip(),
+                     decision->summary);
+        if (decision->action == InboundDecision::Action::reject) {
+            spdlog::info("smtp: {} refused: {}", queue_id, decision->reason);
+            co_return make_error(Errc::permission_denied, decision->reason);
+        }
+    }
+    const bool junk = decision && decision->action == InboundDecision::Action::junk;
+    if (junk) spdlog::info("smtp: {} to Junk: {}", queue_id, decision->reason);
+
+    // Trace fields go on top (RFC 5321 4.4); Return-Path is added at final delivery, which this is. Our
+    // Authentication-Results sits right under our Received, where Postfix with a DMARC milter puts it.
     std::string trace = fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path);
     trace += smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now);
+    if (decision) trace += decision->header;
     std::string content =
-        smtp::delivered_message(trace, envelope, message.data,
+        smtp::delivered_message(trace, envelope, decision ? std::string_view(decision->message) : message.data,
                                 smtp::DeliveryStamp{config.hostname, queue_id, now,
                                                     add_missing_headers(config.smtp.add_missing_headers)});
 
@@ -191,7 +221,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     // Recipients were checked at RCPT time; resolve them again to accounts and their INBOXes, each account
     // once however many of its addresses (aliases) were named.
     auto lookup =
-        executor_.run([this, recipients, policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
+        executor_.run([this, recipients, junk, policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
                           -> Result<std::vector<store::DeliveryTarget>> {
             std::set<std::int64_t> accounts;
             std::vector<store::DeliveryTarget> out;
@@ -200,6 +230,14 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
                 if (!resolved) return resolved.error();
                 if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
                 if (!accounts.insert(resolved->account_id).second) continue;
+                if (junk) {
+                    auto junk_box = junk_mailbox(store_, resolved->account_id);
+                    if (!junk_box) return junk_box.error();
+                    if (*junk_box) {
+                        out.push_back(store::DeliveryTarget{**junk_box, {}});
+                        continue;
+                    }
+                }
                 auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
                 if (!inbox) return inbox.error();
                 out.push_back(store::DeliveryTarget{inbox->id, {}});

@@ -16,6 +16,7 @@
 
 #include "net/connection.h"
 #include "server/config.h"
+#include "server/inbound_auth.h"
 #include "server/store_executor.h"
 #include "smtp/server_session.h"
 #include "store/store.h"
@@ -55,6 +56,13 @@ public:
                 std::optional<SubmissionServices> submission = std::nullopt)
         : config_(std::move(config)), store_(store), executor_(executor), submission_(std::move(submission)) {}
 
+    // Port 25: authenticate every received message (SPF, DKIM, DMARC; [mailauth]) on `executor`, a pool
+    // of its own because evaluations block on DNS. Without it messages are stored as received.
+    void set_inbound_authentication(const InboundAuthenticator& authenticator, StoreExecutor& executor) {
+        inbound_ = &authenticator;
+        inbound_executor_ = &executor;
+    }
+
     // SIGHUP: later connections use the new limits.
     void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
 
@@ -75,6 +83,8 @@ private:
     store::Store& store_;
     StoreExecutor& executor_;
     std::optional<SubmissionServices> submission_;
+    const InboundAuthenticator* inbound_ = nullptr;
+    StoreExecutor* inbound_executor_ = nullptr;
 };
 
 }  // namespace magpie::server

@@ -831,8 +831,9 @@ void ServerSession::stored(Result<std::string> queue_id) {
             case Errc::invalid_argument:
                 reply(554, "5.6.0", "Error: message refused: " + printable(error.message));
                 break;
+            // Refused by policy (DMARC p=reject, RFC 7489 10.3): 550 5.7.1, as receivers answer it.
             case Errc::permission_denied:
-                reply(554, "5.7.1", "Error: message refused: " + printable(error.message));
+                reply(550, "5.7.1", "Error: message refused: " + printable(error.message));
                 break;
             default:
                 reply(451, "4.3.0", "Error: temporary failure, try again later");

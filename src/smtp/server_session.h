@@ -153,8 +153,8 @@ public:
     void auth_answered(AuthAnswer answer);
     // The authenticated account, "" before AUTH succeeds.
     const std::string& auth_user() const { return auth_user_; }
-    // ok: 250 2.0.0 OK <id>; error: 452 4.3.1 (limit_exceeded), 554 (invalid_argument,
-    // permission_denied), 451 4.3.0 otherwise.
+    // ok: 250 2.0.0 OK <id>; error: 452 4.3.1 (limit_exceeded), 554 5.6.0 (invalid_argument), 550 5.7.1
+    // (permission_denied: refused by policy), 451 4.3.0 otherwise.
     void stored(Result<std::string> queue_id);
     // Fresh state of RFC 3207 4.2: before EHLO, envelope cleared, TLS active.
     void tls_started();

@@ -54,7 +54,7 @@ def test_seed_transcript_as_typed_stores_the_text_as_the_body(make_server):
     assert body == b"Hello from the seed,\r\ntwo lines and no header at all.\r\n", stored
     fields = [line for line in header.split(b"\r\n") if line[:1] not in (b" ", b"\t")]
     names = [field.split(b":", 1)[0] for field in fields]
-    assert names == [b"Return-Path", b"Received", b"Message-ID", b"Date", b"From"], stored
+    assert names == [b"Return-Path", b"Received", b"Authentication-Results", b"Message-ID", b"Date", b"From"], stored
     assert b"Return-Path: <alice@crepes.fr>" in fields
     assert b"From: alice@crepes.fr" in fields
     assert b"for <demo@example.test>" in header and b"from crepes.fr" in header

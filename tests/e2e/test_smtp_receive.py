@@ -20,8 +20,10 @@ def message(subject, body="Hello there.\r\n", extra=""):
 
 
 def split_trace(stored: bytes):
-    """Splits the stored message into (Return-Path line, Received field, the rest)."""
-    match = re.match(rb"(Return-Path: <[^>]*>\r\n)(Received: (?:.*\r\n)(?:[ \t].*\r\n)*)", stored)
+    """Splits the stored message into (Return-Path line, Received field, the rest); the rest starts after our
+    Authentication-Results field (issue 18), which follows the Received field."""
+    match = re.match(rb"(Return-Path: <[^>]*>\r\n)(Received: (?:.*\r\n)(?:[ \t].*\r\n)*)"
+                     rb"(Authentication-Results: mx\.example\.test;(?:.*\r\n)(?:[ \t].*\r\n)*)", stored)
     assert match, stored[:300]
     return match.group(1), match.group(2), stored[match.end():]
 

@@ -141,5 +141,47 @@ TEST_F(DkimKeys, SignerWithoutAnyKeysSignsNothing) {
     EXPECT_EQ(*signer->sign("From: a@example.com\r\n\r\nx\r\n", 0), "");
 }
 
+TEST_F(DkimKeys, RotationAddsNewerSelectorsAndKeepsTheOldOnes) {
+    KeygenOptions options{.selector_suffix = "20261129"};
+    ASSERT_TRUE(create_dkim_keys(dir, "example.com", options));
+    auto rotated = rotate_dkim_keys(dir, "example.com", options);  // same day: the suffix gets a letter
+    ASSERT_TRUE(rotated) << rotated.error().message;
+    EXPECT_EQ((*rotated)[0].selector, "r20261129b");
+    EXPECT_EQ((*rotated)[1].selector, "e20261129b");
+    auto again = rotate_dkim_keys(dir, "example.com", options);
+    ASSERT_TRUE(again);
+    EXPECT_EQ((*again)[0].selector, "r20261129c");
+    auto listed = list_dkim_keys(dir, "example.com");
+    ASSERT_TRUE(listed);
+    EXPECT_EQ(listed->size(), 6u);
+    EXPECT_EQ(mode_of((*again)[0].path), 0600u);
+
+    // The signer takes the newest of each algorithm.
+    auto signer = DkimSigner::load(dir);
+    ASSERT_TRUE(signer) << signer.error().message;
+    auto fields = signer->sign("From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n", 1700000000);
+    ASSERT_TRUE(fields);
+    EXPECT_NE(fields->find("s=r20261129c;"), std::string::npos) << *fields;
+    EXPECT_NE(fields->find("s=e20261129c;"), std::string::npos) << *fields;
+}
+
+TEST_F(DkimKeys, RemovesRetiredKeysButNeverTheOneSigningNow) {
+    KeygenOptions options{.selector_suffix = "1"};
+    ASSERT_TRUE(create_dkim_keys(dir, "example.com", options));
+    auto refused = remove_dkim_key(dir, "example.com", "r1");
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::permission_denied);
+    ASSERT_TRUE(create_dkim_keys(dir, "example.com", KeygenOptions{.selector_suffix = "2"}));
+    ASSERT_TRUE(remove_dkim_key(dir, "example.com", "r1"));
+    EXPECT_FALSE(std::filesystem::exists(dir / "dkim" / "example.com" / "r1.pem"));
+    auto missing = remove_dkim_key(dir, "example.com", "r1");
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code, Errc::not_found);
+    EXPECT_FALSE(remove_dkim_key(dir, "example.com", "../x"));
+    auto listed = list_dkim_keys(dir, "example.com");
+    ASSERT_TRUE(listed);
+    EXPECT_EQ(listed->size(), 3u);
+}
+
 }  // namespace
 }  // namespace magpie::mailauth

@@ -149,5 +149,26 @@ TEST_F(Inbound, ForgedResultsAreStrippedAndOursGoesOnTop) {
     EXPECT_EQ(stored.find("Authentication-Results", 10), std::string::npos);
 }
 
+TEST_F(Inbound, ChecksTurnedOffAreNeitherEvaluatedNorReported) {
+    request.client_ip = "203.0.113.9";
+    request.spf = false;
+    request.dmarc = false;
+    std::string message = signed_message("sender.example");
+    auto verdict = authenticate_inbound(dns, psl, request, message);
+    EXPECT_EQ(verdict.spf.result, SpfResult::none);
+    EXPECT_EQ(verdict.dmarc.result, DmarcResult::none);
+    EXPECT_EQ(verdict.dmarc.disposition, Disposition::none);
+    ASSERT_EQ(verdict.dkim.size(), 1u);
+    EXPECT_EQ(verdict.header.find("spf="), std::string::npos) << verdict.header;
+    EXPECT_EQ(verdict.header.find("dmarc="), std::string::npos) << verdict.header;
+    EXPECT_NE(verdict.header.find("dkim=pass"), std::string::npos) << verdict.header;
+}
+
+TEST_F(Inbound, NothingEvaluatedStillWritesTheFieldAsNone) {
+    request.spf = request.dkim = request.dmarc = false;
+    auto verdict = authenticate_inbound(dns, psl, request, "From: a@sender.example\r\n\r\nx\r\n");
+    EXPECT_EQ(verdict.header, "Authentication-Results: mx.receiver.example; none\r\n");
+}
+
 }  // namespace
 }  // namespace magpie::mailauth

@@ -222,5 +222,42 @@ TEST(DemoConfig, PostmasterIsTheDemoUser) {
     EXPECT_EQ(demo_config("magpie-data").smtp.postmaster, "demo@example.test");
 }
 
+TEST_F(ConfigFile, MailauthRecordsByDefaultWithRfc7208Limits) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    const auto& m = config->mailauth;
+    EXPECT_TRUE(m.spf && m.dkim && m.dmarc);
+    EXPECT_EQ(m.dmarc_policy, "record");
+    EXPECT_EQ(m.max_dns_mechanisms, 10u);
+    EXPECT_EQ(m.max_void_lookups, 2u);
+    EXPECT_EQ(m.dns_timeout, 5u);
+    EXPECT_EQ(m.max_time, 20u);
+    config = load("[mailauth]\ndmarc_policy = \"enforce\"\nspf = false\nresolver = \"127.0.0.53:5353\"\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->mailauth.dmarc_policy, "enforce");
+    EXPECT_FALSE(config->mailauth.spf);
+    EXPECT_EQ(config->mailauth.resolver, "127.0.0.53:5353");
+    EXPECT_FALSE(load("[mailauth]\ndmarc_policy = \"reject\"\n"));
+    EXPECT_FALSE(load("[mailauth]\nmax_time = 0\n"));
+    EXPECT_FALSE(load("[mailauth]\nmax_dns_mechanisms = 1000\n"));
+    EXPECT_FALSE(load("[mailauth]\nmax_lookups = 3\n"));
+}
+
+TEST_F(ConfigFile, MtaStsHonoursPoliciesAndPublishesTestingByDefault) {
+    auto config = load("");
+    ASSERT_TRUE(config);
+    EXPECT_TRUE(config->mta_sts.enabled);
+    EXPECT_EQ(config->mta_sts.mode, "testing");
+    EXPECT_EQ(config->mta_sts.max_age, 604800u);
+    EXPECT_EQ(config->mta_sts.fetch_timeout, 10u);
+    config = load("[mta_sts]\nmode = \"enforce\"\nenabled = false\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->mta_sts.mode, "enforce");
+    EXPECT_FALSE(config->mta_sts.enabled);
+    EXPECT_FALSE(load("[mta_sts]\nmode = \"strict\"\n"));
+    EXPECT_FALSE(load("[mta_sts]\nmax_age = 31557601\n"));
+    EXPECT_FALSE(load("[mta_sts]\nfetch_timeout = 0\n"));
+}
+
 }  // namespace
 }  // namespace magpie::server

@@ -621,7 +621,7 @@ TEST(SmtpServer, StoreErrorsBecomeReplies) {
         {Errc::io_error, "451 4.3.0 Error: temporary failure, try again later\r\n"},
         {Errc::unavailable, "451 4.3.0 Error: temporary failure, try again later\r\n"},
         {Errc::invalid_argument, "554 5.6.0 Error: message refused: no From\r\n"},
-        {Errc::permission_denied, "554 5.7.1 Error: message refused: no From\r\n"},
+        {Errc::permission_denied, "550 5.7.1 Error: message refused: no From\r\n"},
     };
     for (const auto& c : cases) {
         Driver d = in_transaction();
