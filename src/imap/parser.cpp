@@ -142,7 +142,16 @@ std::optional<Event> Parser::next() {
             case State::skip_literal: {
                 if (available == 0) return std::nullopt;
                 std::size_t n = std::min<std::size_t>(available, literal_remaining_);
-                if (state_ == State::literal) literals_.back().data.append(input_, pos_, n);
+                if (state_ == State::literal) {
+                    std::string& data = literals_.back().data;
+                    // Geometric growth driven by the octets that arrived (never by the announcement alone),
+                    // capped at the announced size: a large APPEND ends in one buffer of its exact size
+                    // instead of one up to twice as large.
+                    if (data.capacity() < data.size() + n)
+                        data.reserve(std::min(data.size() + literal_remaining_,
+                                              std::max(data.size() + n, 2 * data.capacity())));
+                    data.append(input_, pos_, n);
+                }
                 pos_ += n;
                 literal_remaining_ -= n;
                 if (literal_remaining_ == 0) state_ = error_ ? State::skip_line : State::line;

@@ -158,7 +158,7 @@ private:
     void on_list(const std::string& tag, const List& command);
     void on_lsub(const std::string& tag, const Lsub& command);
     void on_status(const std::string& tag, const Status& command);
-    void on_append(const std::string& tag, const Append& command);
+    void on_append(const std::string& tag, Append& command);  // takes the message
     void on_get_quota(const std::string& tag, const GetQuota& command);
     void on_get_quota_root(const std::string& tag, const GetQuotaRoot& command);
     // RFC 9208 5.1: false when `extra_octets` more would exceed the account's STORAGE limit.
