@@ -144,12 +144,10 @@ std::optional<Event> Parser::next() {
                 std::size_t n = std::min<std::size_t>(available, literal_remaining_);
                 if (state_ == State::literal) {
                     std::string& data = literals_.back().data;
-                    // Geometric growth driven by the octets that arrived (never by the announcement alone),
-                    // capped at the announced size: a large APPEND ends in one buffer of its exact size
-                    // instead of one up to twice as large.
-                    if (data.capacity() < data.size() + n)
-                        data.reserve(std::min(data.size() + literal_remaining_,
-                                              std::max(data.size() + n, 2 * data.capacity())));
+                    // One buffer of the announced size (checked against the limits above) once the octets
+                    // start to arrive: a large APPEND is held once, never twice while a growing buffer is
+                    // copied. Its pages become resident only as octets fill them.
+                    if (data.empty()) data.reserve(literal_remaining_);
                     data.append(input_, pos_, n);
                 }
                 pos_ += n;
