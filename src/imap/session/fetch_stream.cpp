@@ -23,7 +23,8 @@ void Session::queue_literal(ResponseWriter& w, std::string_view name, LiteralStr
     fetch_->pieces.emplace_back(LiteralStream(std::move(source), config_.max_output_octets_per_run));
 }
 
-Session::StreamOutcome Session::stream_section(ResponseWriter& w, const FetchItem& item, const mail::SectionSpec& spec,
+Session::StreamOutcome Session::stream_section(ResponseWriter& w, const FetchItem& item,
+                                               const mail::SectionSpec& spec,
                                                std::span<const mail::Part> parts, const store::Message& row,
                                                std::shared_ptr<store::BlobReader>& reader) {
     if (!open_stream_reader(row, reader)) return StreamOutcome::failed;
@@ -78,7 +79,8 @@ Session::StreamOutcome Session::stream_binary(ResponseWriter& w, const FetchItem
     const std::uint64_t length = item.partial ? item.partial->length : UINT64_MAX;
     // One pass for the decoded size (and BINARY.SIZE) and whether the octets sent hold a NUL; the second,
     // the literal itself, follows a slice per run().
-    auto measured = LiteralStream::measure(*reader, ranges, encoding, skip, length, config_.max_output_octets_per_run);
+    auto measured =
+        LiteralStream::measure(*reader, ranges, encoding, skip, length, config_.max_output_octets_per_run);
     if (!measured) return StreamOutcome::failed;
     if (item.kind == FetchItem::Kind::binary_size) {
         w.atom(fetch_item_name(item)).number(measured->size);

@@ -1,9 +1,9 @@
 #include "imap/session/literal_stream.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "imap/writer.h"
 
@@ -20,7 +20,8 @@ Result<std::string> read_exactly(store::BlobReader& reader, std::uint64_t offset
     auto bytes = reader.read(offset, length);
     if (!bytes) return bytes.error();
     if (bytes->size() != length)
-        return make_error(Errc::corrupt, fmt::format("blob holds {} octets at {}, not {}", bytes->size(), offset, length));
+        return make_error(Errc::corrupt,
+                          fmt::format("blob holds {} octets at {}, not {}", bytes->size(), offset, length));
     return bytes;
 }
 
@@ -38,12 +39,14 @@ Result<LiteralStream::Measure> LiteralStream::measure(store::BlobReader& reader,
         // The window [skip, skip + length) of the decoded stream, intersected with these octets.
         const std::uint64_t begin = measure.size, end = measure.size + octets.size();
         const std::uint64_t from = std::max(begin, skip), to = std::min(end, skip + length);
-        if (from < to && std::memchr(octets.data() + (from - begin), 0, to - from) != nullptr) measure.nul = true;
+        if (from < to && std::memchr(octets.data() + (from - begin), 0, to - from) != nullptr)
+            measure.nul = true;
         measure.size = end;
     };
     for (std::size_t r = 0; r < ranges.size(); ++r) {
         for (std::uint64_t at = 0; at < ranges[r].length;) {
-            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(slice_octets, ranges[r].length - at));
+            const std::size_t n =
+                static_cast<std::size_t>(std::min<std::uint64_t>(slice_octets, ranges[r].length - at));
             auto bytes = read_exactly(reader, ranges[r].offset + at, n);
             if (!bytes) return bytes.error();
             at += n;
@@ -60,7 +63,9 @@ Result<LiteralStream::Measure> LiteralStream::measure(store::BlobReader& reader,
 }
 
 LiteralStream::LiteralStream(Source source, std::size_t slice_octets)
-    : source_(std::move(source)), slice_octets_(std::max<std::size_t>(slice_octets, 1)), remaining_(source_.length) {
+    : source_(std::move(source)),
+      slice_octets_(std::max<std::size_t>(slice_octets, 1)),
+      remaining_(source_.length) {
     if (decodes(source_.encoding)) decoder_.emplace(source_.encoding);
 }
 
@@ -74,7 +79,8 @@ Result<bool> LiteralStream::fill() {
     }
     if (range_ < source_.ranges.size()) {
         const mail::ByteRange& range = source_.ranges[range_];
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(slice_octets_, range.length - range_offset_));
+        const std::size_t n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(slice_octets_, range.length - range_offset_));
         auto bytes = read_exactly(*source_.reader, range.offset + range_offset_, n);
         if (!bytes) return bytes.error();
         range_offset_ += n;
@@ -90,7 +96,8 @@ Result<bool> LiteralStream::fill() {
         return false;
     }
     if (source_.skip > 0) {
-        const std::size_t dropped = static_cast<std::size_t>(std::min<std::uint64_t>(source_.skip, pending_.size()));
+        const std::size_t dropped =
+            static_cast<std::size_t>(std::min<std::uint64_t>(source_.skip, pending_.size()));
         pending_at_ = dropped;
         source_.skip -= dropped;
     }
@@ -104,7 +111,8 @@ Result<bool> LiteralStream::write_some(std::string& out, std::size_t budget) {
             auto filled = fill();
             if (!filled) return filled.error();
             if (!*filled)
-                return make_error(Errc::corrupt, fmt::format("the blob ended {} octets before the literal", remaining_));
+                return make_error(Errc::corrupt,
+                                  fmt::format("the blob ended {} octets before the literal", remaining_));
             continue;
         }
         const std::size_t n = static_cast<std::size_t>(

@@ -61,7 +61,7 @@ private:
     Source source_;
     std::size_t slice_octets_;
     std::uint64_t remaining_;
-    std::size_t range_ = 0;          // the range being read
+    std::size_t range_ = 0;           // the range being read
     std::uint64_t range_offset_ = 0;  // octets of it already read
     bool trailer_sent_ = false;
     std::optional<mail::TransferDecoder> decoder_;
