@@ -142,7 +142,14 @@ std::optional<Event> Parser::next() {
             case State::skip_literal: {
                 if (available == 0) return std::nullopt;
                 std::size_t n = std::min<std::size_t>(available, literal_remaining_);
-                if (state_ == State::literal) literals_.back().data.append(input_, pos_, n);
+                if (state_ == State::literal) {
+                    std::string& data = literals_.back().data;
+                    // One buffer of the announced size (checked against the limits above) once the octets
+                    // start to arrive: a large APPEND is held once, never twice while a growing buffer is
+                    // copied. Its pages become resident only as octets fill them.
+                    if (data.empty()) data.reserve(literal_remaining_);
+                    data.append(input_, pos_, n);
+                }
                 pos_ += n;
                 literal_remaining_ -= n;
                 if (literal_remaining_ == 0) state_ = error_ ? State::skip_line : State::line;

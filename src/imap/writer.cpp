@@ -117,22 +117,31 @@ ResponseWriter& ResponseWriter::nstring(std::optional<std::string_view> value) {
 }
 
 ResponseWriter& ResponseWriter::literal(std::string_view value) {
-    separate();
-    out_ += "{" + std::to_string(value.size()) + "}\r\n";
-    // RFC 9051 4.3: CHAR8 excludes NUL, so a literal never carries one. Mail stored with a raw NUL (from
-    // before APPEND re-encoded binary parts) has each NUL sent as 0x80, as Dovecot does: one octet for
-    // one, so RFC822.SIZE, BODYSTRUCTURE sizes and partial offsets still agree. BINARY sends literal8.
-    const std::size_t start = out_.size();
-    out_.append(value);
-    std::replace(out_.begin() + static_cast<std::ptrdiff_t>(start), out_.end(), '\0', '\x80');
+    literal_header(value.size(), false);
+    // Mail stored with a raw NUL (from before APPEND re-encoded binary parts) still never puts one in a
+    // literal; BINARY sends literal8 instead.
+    append_literal_octets(out_, value, false);
     return *this;
 }
 
 ResponseWriter& ResponseWriter::literal8(std::string_view value) {
-    separate();
-    out_ += "~{" + std::to_string(value.size()) + "}\r\n";
+    literal_header(value.size(), true);
     out_.append(value);
     return *this;
+}
+
+ResponseWriter& ResponseWriter::literal_header(std::uint64_t size, bool literal8) {
+    separate();
+    out_ += literal8 ? "~{" : "{";
+    out_ += std::to_string(size);
+    out_ += "}\r\n";
+    return *this;
+}
+
+void append_literal_octets(std::string& out, std::string_view octets, bool literal8) {
+    const std::size_t start = out.size();
+    out.append(octets);
+    if (!literal8) std::replace(out.begin() + static_cast<std::ptrdiff_t>(start), out.end(), '\0', '\x80');
 }
 
 ResponseWriter& ResponseWriter::binary(std::string_view value) {
@@ -182,6 +191,12 @@ ResponseWriter& ResponseWriter::end() {
     out_ += "\r\n";
     need_space_ = false;
     return *this;
+}
+
+std::string ResponseWriter::take_keeping_separator() {
+    std::string out = std::move(out_);
+    out_.clear();
+    return out;
 }
 
 std::string ResponseWriter::take() {

@@ -42,6 +42,9 @@ public:
     ResponseWriter& literal8(std::string_view value);  // "~{n}\r\n" + octets (RFC 3516 4.2)
     // BINARY[...] content: literal8 only when it holds a NUL, which plain literals cannot carry.
     ResponseWriter& binary(std::string_view value);
+    // Only the announcement "{n}\r\n" (or "~{n}\r\n"): the caller sends the n octets itself, a slice at a
+    // time through append_literal_octets() (FETCH of a large message), then goes on with this writer.
+    ResponseWriter& literal_header(std::uint64_t size, bool literal8);
     // A mailbox name held as UTF-8, encoded for this client (modified UTF-7 unless utf8).
     ResponseWriter& mailbox(std::string_view utf8_name);
     ResponseWriter& flags(const std::vector<std::string>& flags);  // "(\Seen $Junk)"
@@ -54,6 +57,9 @@ public:
 
     const std::string& buffer() const { return out_; }
     std::string take();
+    // As take(), but the next token is still separated from what was taken (a streamed literal's octets
+    // go between the two).
+    std::string take_keeping_separator();
 
 private:
     void separate();
@@ -62,6 +68,10 @@ private:
     bool utf8_;
     bool need_space_ = false;
 };
+
+// Appends a slice of a {n} literal's octets to `out`, each NUL as 0x80 (RFC 9051 4.3: CHAR8 excludes NUL;
+// one octet for one, so sizes and partial offsets agree, as Dovecot does). literal8 octets go as they are.
+void append_literal_octets(std::string& out, std::string_view octets, bool literal8);
 
 // The name a FETCH reply gives an item (RFC 9051 7.5.2): "BODY[1.2.HEADER.FIELDS (From)]<0>" for
 // BODY.PEEK[1.2.HEADER.FIELDS (From)]<0.100> (PEEK dropped, only the partial's origin kept), "UID", ...

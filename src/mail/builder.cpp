@@ -161,6 +161,26 @@ std::string canonical_crlf(std::string_view text) {
     return out;
 }
 
+bool has_bare_lf(std::string_view text) {
+    for (std::size_t i = text.find('\n'); i != std::string_view::npos; i = text.find('\n', i + 1)) {
+        if (i == 0 || text[i - 1] != '\r') return true;
+    }
+    return false;
+}
+
+std::string bare_lf_to_crlf(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + text.size() / 32);
+    std::size_t from = 0;
+    for (std::size_t i = text.find('\n'); i != std::string_view::npos; i = text.find('\n', i + 1)) {
+        out.append(text, from, i - from);
+        out.append(i > 0 && text[i - 1] == '\r' ? "\n" : "\r\n");
+        from = i + 1;
+    }
+    out.append(text, from);
+    return out;
+}
+
 Result<EncodedPart> make_leaf(std::string_view content_type, std::string_view content, bool text,
                               Transport transport, const FoldLimits& fold, std::string extra_fields) {
     std::string canonical = text ? canonical_crlf(content) : std::string(content);

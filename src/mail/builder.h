@@ -95,6 +95,11 @@ std::string assemble_message(std::string_view top_fields, const EncodedPart& bod
 
 // Converts bare LF and bare CR to CRLF (RFC 2046 4.1.1 canonical text).
 std::string canonical_crlf(std::string_view text);
+// True when `text` holds an LF without a CR before it.
+bool has_bare_lf(std::string_view text);
+// Each LF without a CR before it becomes CRLF; everything else, a lone CR included, stays as it is. What IMAP
+// APPEND stores: Dovecot serves a bare-LF message with CRLF and counts RFC822.SIZE so, and keeps a lone CR.
+std::string bare_lf_to_crlf(std::string_view text);
 
 // A message made fit to be enclosed as message/rfc822 (which takes no transfer encoding, RFC 2046 5.2.1) in
 // a message for `transport`: parts that do not fit are re-encoded (downgrade.h) and bare line ends become

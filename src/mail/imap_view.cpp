@@ -213,31 +213,41 @@ std::size_t find_child(std::span<const Part> parts, std::uint32_t parent, std::u
     return c;
 }
 
-// Scans the header at [begin, end) of the message and keeps the fields named (or not named) in `names`.
-SectionData header_fields(std::string_view message, const Part& target, const std::vector<std::string>& names,
-                          bool exclude) {
+// Scans the header of `target` and keeps the fields named (or not named) in `names`. `window` holds the
+// message's octets from `base` on, at least up to the target's body.
+SectionData header_fields(std::string_view window, std::size_t base, const Part& target,
+                          const std::vector<std::string>& names, bool exclude) {
     std::vector<HeaderField> fields;
     ParseLimits limits;
-    HeaderScan scan = scan_header(message, target.header_offset, target.body_offset, limits, fields);
+    HeaderScan scan = scan_header(window, target.header_offset - base, target.body_offset - base, limits, fields);
     SectionData data;
     bool last_unterminated = false;
     for (const HeaderField& f : fields) {
         bool named = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, f.name); });
         if (named == exclude) continue;
-        if (!data.ranges.empty() && data.ranges.back().offset + data.ranges.back().length == f.offset) {
+        const std::size_t offset = base + f.offset;
+        if (!data.ranges.empty() && data.ranges.back().offset + data.ranges.back().length == offset) {
             data.ranges.back().length += f.length;  // adjacent fields: one range
         } else {
-            data.ranges.push_back(ByteRange{f.offset, f.length});
+            data.ranges.push_back(ByteRange{offset, f.length});
         }
-        last_unterminated = message[f.offset + f.length - 1] != '\n';
+        last_unterminated = window[f.offset + f.length - 1] != '\n';
     }
     // The blank line that ends a header (RFC 3501 6.4.5: HEADER.FIELDS includes it).
     if (scan.body_offset > scan.header_end) {
-        data.ranges.push_back(ByteRange{scan.header_end, scan.body_offset - scan.header_end});
+        data.ranges.push_back(ByteRange{base + scan.header_end, scan.body_offset - scan.header_end});
     } else {
         data.trailer = last_unterminated ? "\r\n\r\n" : "\r\n";
     }
     return data;
+}
+
+// The part whose header HEADER, HEADER.FIELDS and TEXT read: the message itself, or the message inside a
+// message/rfc822 part. invalid_argument when the part is no message.
+Result<const Part*> text_target(std::span<const Part> parts, const Part& part, const SectionSpec& spec) {
+    if (spec.part.empty()) return &part;
+    if (part.kind != PartKind::message) return make_error(Errc::invalid_argument, "part is not a message");
+    return &parts[part.first_child];
 }
 
 }  // namespace
@@ -424,36 +434,53 @@ Result<std::uint32_t> resolve_part(std::span<const Part> parts, const std::vecto
 }
 
 Result<SectionData> fetch_section(std::span<const Part> parts, std::string_view message, const SectionSpec& spec) {
+    return fetch_section(parts, message, 0, message.size(), spec);
+}
+
+ByteRange section_lookup_range(std::span<const Part> parts, const SectionSpec& spec) {
+    using Text = SectionSpec::Text;
+    if (spec.text != Text::header_fields && spec.text != Text::header_fields_not) return {};
+    auto index = resolve_part(parts, spec.part);
+    if (!index) return {};
+    auto target = text_target(parts, parts[*index], spec);
+    if (!target) return {};
+    return ByteRange{(*target)->header_offset, (*target)->body_offset - (*target)->header_offset};
+}
+
+Result<SectionData> fetch_section(std::span<const Part> parts, std::string_view window, std::size_t window_offset,
+                                  std::size_t message_size, const SectionSpec& spec) {
     auto index = resolve_part(parts, spec.part);
     if (!index) return SectionData{};  // RFC 3501 6.4.5: a missing part reads as empty
     const Part& part = parts[*index];
     auto range = [&](std::size_t from, std::size_t to) {
-        from = std::min(from, message.size());
-        to = std::min(std::max(to, from), message.size());
+        from = std::min(from, message_size);
+        to = std::min(std::max(to, from), message_size);
         SectionData data;
         if (to > from) data.ranges.push_back(ByteRange{from, to - from});
         return data;
     };
     using Text = SectionSpec::Text;
     if (spec.text == Text::none) {
-        return spec.part.empty() ? range(0, message.size()) : range(part.body_offset, part.end);
+        return spec.part.empty() ? range(0, message_size) : range(part.body_offset, part.end);
     }
     if (spec.text == Text::mime) return range(part.header_offset, part.body_offset);
     // HEADER, HEADER.FIELDS, TEXT: of the message itself or of an encapsulated message/rfc822.
-    const Part* target = &part;
-    if (!spec.part.empty()) {
-        if (part.kind != PartKind::message) return make_error(Errc::invalid_argument, "part is not a message");
-        target = &parts[part.first_child];
-    }
+    auto target = text_target(parts, part, spec);
+    if (!target) return target.error();
     switch (spec.text) {
         case Text::header:
             // Exactly the header's octets, like MIME: a message with no blank line has none to return, and
             // an added CRLF would make BODY[HEADER] + BODY[TEXT] longer than RFC822.SIZE (Dovecot agrees).
-            return range(target->header_offset, target->body_offset);
+            return range((*target)->header_offset, (*target)->body_offset);
         case Text::header_fields:
-        case Text::header_fields_not:
-            return header_fields(message, *target, spec.fields, spec.text == Text::header_fields_not);
-        case Text::text: return range(target->body_offset, target->end);
+        case Text::header_fields_not: {
+            const Part& t = **target;
+            // scan_header clips to the window, so bytes that do not match the structure are never overrun.
+            if (t.header_offset < window_offset || t.body_offset < t.header_offset)
+                return make_error(Errc::invalid_argument, "the header is outside the bytes at hand");
+            return header_fields(window, window_offset, t, spec.fields, spec.text == Text::header_fields_not);
+        }
+        case Text::text: return range((*target)->body_offset, (*target)->end);
         default: break;
     }
     return SectionData{};

@@ -71,6 +71,16 @@ struct SectionData {
 // request that cannot apply (HEADER of a part that is not message/rfc822) is invalid_argument.
 Result<SectionData> fetch_section(std::span<const Part> parts, std::string_view message, const SectionSpec& spec);
 
+// For a message not held in memory (a large one served from its blob in slices): the octets a section's
+// lookup reads besides the part table, which is the header HEADER.FIELDS (.NOT) scans; empty for every
+// other section (their ranges follow from the part table alone).
+ByteRange section_lookup_range(std::span<const Part> parts, const SectionSpec& spec);
+// fetch_section over a message of `message_size` octets of which only `window`, the octets at
+// [window_offset, window_offset + window.size()), is at hand; the window must cover
+// section_lookup_range(parts, spec). The ranges returned are offsets in the whole message.
+Result<SectionData> fetch_section(std::span<const Part> parts, std::string_view window, std::size_t window_offset,
+                                  std::size_t message_size, const SectionSpec& spec);
+
 // The part a list of part numbers names, or not_found.
 Result<std::uint32_t> resolve_part(std::span<const Part> parts, const std::vector<std::uint32_t>& numbers);
 

@@ -365,7 +365,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
                               {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout",
                                "idle_keepalive_interval", "max_line_octets",
                                "max_literal_octets", "max_nesting_depth", "max_sequence_set_ranges",
-                               "max_search_keys", "max_connections", "max_connections_per_ip"}));
+                               "max_search_keys", "output_slice_octets", "max_connections",
+                               "max_connections_per_ip"}));
         MAGPIE_TRY(read_listen(*t, "imap", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "imap", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "imap", "allow_plaintext_login", s.allow_plaintext_login));
@@ -376,6 +377,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "imap", "max_nesting_depth", s.max_nesting_depth));
         MAGPIE_TRY(read(*t, "imap", "max_sequence_set_ranges", s.max_sequence_set_ranges));
         MAGPIE_TRY(read(*t, "imap", "max_search_keys", s.max_search_keys));
+        MAGPIE_TRY(read(*t, "imap", "output_slice_octets", s.output_slice_octets));
         MAGPIE_TRY(read(*t, "imap", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "imap", "max_connections_per_ip", s.max_connections_per_ip));
         if (s.max_line_octets < 1000 || s.max_literal_octets == 0 || s.max_nesting_depth == 0 ||
@@ -384,6 +386,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
             return make_error(Errc::invalid_argument, "[imap] limits must be positive (max_line_octets >= 1000)");
         }
         if (s.idle_timeout < 60) return make_error(Errc::invalid_argument, "[imap] idle_timeout is at least 60");
+        if (s.output_slice_octets < 4096 || s.output_slice_octets > (64u << 20))
+            return make_error(Errc::invalid_argument, "[imap] output_slice_octets is 4096 to 67108864");
         if (s.idle_keepalive_interval == 0)
             return make_error(Errc::invalid_argument, "[imap] idle_keepalive_interval is at least 1");
     }

@@ -63,6 +63,9 @@ struct ImapConfig {
     std::size_t max_nesting_depth = 32;
     std::size_t max_sequence_set_ranges = 1024;
     std::size_t max_search_keys = 256;
+    // FETCH output a session writes per step; larger messages' literals are read from their blob in slices
+    // of this size, so memory per session stays about this whatever the message size (issue 12 item 15).
+    std::size_t output_slice_octets = 256 * 1024;
     std::size_t max_connections = 2000;
     std::size_t max_connections_per_ip = 50;  // clients open several connections per account
 };

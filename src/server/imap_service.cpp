@@ -22,6 +22,7 @@ imap::SessionConfig session_config(const Config& config, const net::Connection& 
     c.limits.max_nesting_depth = config.imap.max_nesting_depth;
     c.limits.max_sequence_set_ranges = config.imap.max_sequence_set_ranges;
     c.limits.max_search_keys = config.imap.max_search_keys;
+    c.max_output_octets_per_run = config.imap.output_slice_octets;
     return c;
 }
 

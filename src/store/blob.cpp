@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -47,7 +48,49 @@ Result<bool> make_directory(const std::filesystem::path& dir) {
     return errno_error("mkdir", dir, errno);
 }
 
+// pread on an open blob file: the descriptor keeps the file readable for as long as the reader lives.
+class FileBlobReader final : public BlobReader {
+public:
+    // Takes ownership of `fd` (an open descriptor of `path`).
+    FileBlobReader(std::filesystem::path path, int fd) : path_(std::move(path)), fd_(fd) {}
+
+    Result<void> load_size() {
+        struct stat info {};
+        if (::fstat(fd_.get(), &info) != 0) return errno_error("stat", path_, errno);
+        size_ = static_cast<std::uint64_t>(info.st_size);
+        return {};
+    }
+
+    std::uint64_t size() const override { return size_; }
+
+    Result<std::string> read(std::uint64_t offset, std::size_t length) override {
+        if (offset >= size_) return std::string();
+        std::string out(static_cast<std::size_t>(std::min<std::uint64_t>(length, size_ - offset)), '\0');
+        std::size_t done = 0;
+        while (done < out.size()) {
+            ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return errno_error("read", path_, errno);
+            }
+            if (n == 0) return make_error(Errc::corrupt, fmt::format("{} is shorter than {} bytes", path_.string(), size_));
+            done += static_cast<std::size_t>(n);
+        }
+        return out;
+    }
+
+private:
+    std::filesystem::path path_;
+    UniqueFd fd_;
+    std::uint64_t size_ = 0;
+};
+
 }  // namespace
+
+Result<std::string> MemoryBlobReader::read(std::uint64_t offset, std::size_t length) {
+    if (offset >= content_.size()) return std::string();
+    return content_.substr(static_cast<std::size_t>(offset), length);
+}
 
 std::string blob_id_of(std::string_view content) {
     unsigned char digest[EVP_MAX_MD_SIZE];
@@ -149,6 +192,16 @@ Result<std::string> BlobFiles::read(std::string_view blob_id, std::uint64_t max_
     }
     content.resize(done);
     return content;
+}
+
+Result<std::unique_ptr<BlobReader>> BlobFiles::open(std::string_view blob_id) const {
+    if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
+    std::filesystem::path path = path_of(blob_id);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_error("open", path, errno);
+    auto reader = std::make_unique<FileBlobReader>(std::move(path), fd);
+    MAGPIE_TRY(reader->load_size());
+    return std::unique_ptr<BlobReader>(std::move(reader));
 }
 
 Result<BlobFiles::Digest> BlobFiles::digest(std::string_view blob_id) const {

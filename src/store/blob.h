@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,28 @@ std::string blob_id_of(std::string_view content);
 // True for exactly 64 lower-case hex digits; anything else must never reach a file path.
 bool is_valid_blob_id(std::string_view blob_id);
 
+// One stored blob opened for reading by ranges, so a large message is served in slices and never held whole
+// (IMAP FETCH streams its literals through one). Not thread-safe; one reader per user.
+class BlobReader {
+public:
+    virtual ~BlobReader() = default;
+    virtual std::uint64_t size() const = 0;
+    // The octets [offset, offset + length) clipped to the blob's end: fewer than `length` only there, and
+    // empty for an offset at or past the end. io_error when the bytes cannot be read.
+    virtual Result<std::string> read(std::uint64_t offset, std::size_t length) = 0;
+};
+
+// A blob already in memory (small blobs stored inline in the database, or a backend without ranged reads).
+class MemoryBlobReader final : public BlobReader {
+public:
+    explicit MemoryBlobReader(std::string content) : content_(std::move(content)) {}
+    std::uint64_t size() const override { return content_.size(); }
+    Result<std::string> read(std::uint64_t offset, std::size_t length) override;
+
+private:
+    std::string content_;
+};
+
 // Where a backend keeps the bytes of large blobs: files today (BlobFiles), its database or an object store
 // tomorrow. Blobs are immutable and content-addressed; a write is durable when it returns.
 class BlobStorage {
@@ -31,6 +54,10 @@ public:
     virtual Result<bool> write(std::string_view blob_id, std::string_view content) const = 0;
     // Reads a whole blob; not_found when absent. `max_bytes` bounds what is read into memory.
     virtual Result<std::string> read(std::string_view blob_id, std::uint64_t max_bytes) const = 0;
+    // Opens a blob for ranged reads (memory stays bounded by what each read asks); not_found when absent.
+    // The blob is immutable, so a reader stays valid while it is open (a file stays readable even if the
+    // collector unlinks it meanwhile).
+    virtual Result<std::unique_ptr<BlobReader>> open(std::string_view blob_id) const = 0;
 
     // Size and SHA-256 of a stored blob, streamed (memory stays bounded whatever its size).
     struct Digest {
@@ -66,6 +93,7 @@ public:
     // same bytes), whose modification time is then refreshed. Returns true when a file was written.
     Result<bool> write(std::string_view blob_id, std::string_view content) const override;
     Result<std::string> read(std::string_view blob_id, std::uint64_t max_bytes) const override;
+    Result<std::unique_ptr<BlobReader>> open(std::string_view blob_id) const override;
     Result<Digest> digest(std::string_view blob_id) const override;
     Result<Swept> sweep(std::int64_t cutoff,
                         const std::function<Result<bool>(std::string_view blob_id)>& wanted) const override;

@@ -12,6 +12,12 @@ Error unsupported(const char* operation) {
 
 }  // namespace
 
+Result<std::unique_ptr<BlobReader>> Store::open_blob(std::string_view blob_id) {
+    auto content = read_blob(blob_id);
+    if (!content) return content.error();
+    return std::unique_ptr<BlobReader>(std::make_unique<MemoryBlobReader>(std::move(*content)));
+}
+
 Result<Mailbox> Store::create_mailbox(std::int64_t, std::string_view) { return unsupported("create_mailbox"); }
 Result<void> Store::rename_mailbox(std::int64_t, std::string_view, std::string_view) {
     return unsupported("rename_mailbox");

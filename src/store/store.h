@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "store/blob.h"
 #include "store/flags.h"
 
 namespace magpie::store {
@@ -313,6 +314,10 @@ public:
     virtual Result<std::vector<Message>> list_messages(std::int64_t mailbox_id) = 0;  // uid order
     virtual Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) = 0;
     virtual Result<std::string> read_blob(std::string_view blob_id) = 0;  // verifies nothing; fast path
+    // A blob (inline or in a file) opened for ranged reads, so large messages are served in slices
+    // (blob.h). The default reads it whole through read_blob(): correct for any backend, bounded only by
+    // the message size; backends with ranged reads override it.
+    virtual Result<std::unique_ptr<BlobReader>> open_blob(std::string_view blob_id);
 
     // ---- IMAP and JMAP operations (RFC 9051, RFC 7162 CONDSTORE/QRESYNC, RFC 4315 UIDPLUS, RFC 6851 MOVE).
     // APPEND is deliver() with one target. Every write below joins the deliveries' group commit (it waits

@@ -112,6 +112,22 @@ TEST(ImapWriter, PlainLiteralsNeverCarryNul) {
     EXPECT_EQ(w.take(), "{3}\r\nx\x80y"s);
 }
 
+// A streamed literal (FETCH of a large message) is its announcement, then slices written by the caller
+// under the same NUL rule, then the response goes on with one space as if the literal had been whole.
+TEST(ImapWriter, StreamedLiteralsKeepTheNulRuleAndTheSpacing) {
+    ResponseWriter w;
+    w.untagged().number(1).atom("FETCH").open_list().atom("BODY[]").literal_header(4, false);
+    std::string out = w.take_keeping_separator();
+    append_literal_octets(out, "A\0"s, false);
+    append_literal_octets(out, "B\0"s, false);
+    w.atom("BINARY[]").literal_header(2, true);
+    out += w.take_keeping_separator();
+    append_literal_octets(out, "\0\0"s, true);
+    w.close_list().end();
+    out += w.take();
+    EXPECT_EQ(out, "* 1 FETCH (BODY[] {4}\r\nA\x80" "B\x80 BINARY[] ~{2}\r\n\0\0)\r\n"s);
+}
+
 TEST(ImapWriter, EncodesMailboxNamesForTheClient) {
     const std::string name = "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e";
     ResponseWriter legacy;

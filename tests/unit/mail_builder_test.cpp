@@ -512,5 +512,18 @@ TEST(DotStuffing, ChunkBoundariesDoNotMatter) {
     }
 }
 
+// IMAP APPEND stores bare LF as CRLF and leaves a lone CR alone, as Dovecot serves such messages.
+TEST(Builder, TurnsBareLfIntoCrlfAndLeavesLoneCr) {
+    for (std::string_view text : {"", "a", "a\r\n", "a\r\nb\r\n\r\n", "\r\n", "a\rb", "\r"}) {
+        EXPECT_FALSE(has_bare_lf(text)) << text;
+        EXPECT_EQ(bare_lf_to_crlf(text), text);
+    }
+    EXPECT_TRUE(has_bare_lf("\n"));
+    EXPECT_TRUE(has_bare_lf("a\r\nb\n"));
+    EXPECT_EQ(bare_lf_to_crlf("\n"), "\r\n");
+    EXPECT_EQ(bare_lf_to_crlf("a\nb\r\nc\rd\n\n"), "a\r\nb\r\nc\rd\r\n\r\n");
+    EXPECT_EQ(bare_lf_to_crlf("\r\n\n\r\r\n"), "\r\n\r\n\r\r\n");
+}
+
 }  // namespace
 }  // namespace magpie::mail

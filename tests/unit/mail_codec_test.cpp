@@ -8,6 +8,7 @@
 
 #include "base/strings.h"
 #include "mail/base64.h"
+#include "mail/decode.h"
 #include "mail/encoded_word.h"
 #include "mail/header_encode.h"
 #include "mail/mime_params.h"
@@ -113,6 +114,33 @@ TEST(Base64, RoundTripsRandomBytesAtEveryLineLength) {
 }
 
 // ---- quoted-printable
+
+// IMAP BINARY of a large part decodes it a slice at a time: every split of every body, valid or odd,
+// gives exactly what decoding it whole gives.
+TEST(TransferDecoder, AnySplitDecodesLikeTheWhole) {
+    std::mt19937 random(12);
+    const std::string octets = "AZaz09+/=  \t\r\n=3D=0=\r\nx";
+    for (TransferEncoding encoding : {TransferEncoding::base64, TransferEncoding::quoted_printable,
+                                      TransferEncoding::eight_bit}) {
+        for (int round = 0; round < 3000; ++round) {
+            std::string body;
+            const std::size_t size = random() % 60;
+            for (std::size_t i = 0; i < size; ++i) body.push_back(octets[random() % octets.size()]);
+            if (round % 3 == 0 && encoding == TransferEncoding::base64) body = base64_encode(body + body, 8);
+            const std::string whole = decode_transfer(body, encoding);
+            TransferDecoder decoder(encoding);
+            std::string out;
+            std::size_t at = 0;
+            while (at < body.size()) {
+                const std::size_t n = std::min<std::size_t>(body.size() - at, random() % 7);
+                decoder.feed(std::string_view(body).substr(at, n), at + n == body.size(), out);
+                at += n;
+            }
+            if (body.empty()) decoder.feed("", true, out);
+            ASSERT_EQ(out, whole) << static_cast<int>(encoding) << " [" << body << "]";
+        }
+    }
+}
 
 TEST(QuotedPrintable, DecodesRfc2045SoftLineBreaks) {
     // RFC 2045 6.7 rule 5 example.

@@ -675,6 +675,25 @@ TEST(Structure, RoundTripServesSameSectionsWithoutReparsing) {
     EXPECT_EQ(summarize(kNested).structure, blob);
 }
 
+// A large message is served from its blob without being read whole: with only the octets
+// section_lookup_range() names at hand, every section resolves to the ranges the whole message gives.
+TEST(Structure, SectionsFromAWindowMatchTheWholeMessage) {
+    Message m = Message::parse(kNested);
+    for (const char* text : {"", "HEADER", "TEXT", "1", "2", "2.HEADER", "2.TEXT", "2.1", "2.2.MIME",
+                             "HEADER.FIELDS (Subject)", "HEADER.FIELDS.NOT (Subject From)",
+                             "2.HEADER.FIELDS (Subject)", "2.HEADER.FIELDS.NOT (To)", "9.HEADER.FIELDS (X)"}) {
+        SectionSpec spec = *parse_section(text);
+        auto whole = fetch_section(m.parts(), kNested, spec);
+        ASSERT_TRUE(whole) << text;
+        ByteRange lookup = section_lookup_range(m.parts(), spec);
+        std::string_view window = std::string_view(kNested).substr(lookup.offset, lookup.length);
+        auto windowed = fetch_section(m.parts(), window, lookup.offset, kNested.size(), spec);
+        ASSERT_TRUE(windowed) << text;
+        EXPECT_EQ(windowed->materialize(kNested), whole->materialize(kNested)) << text;
+        EXPECT_EQ(windowed->size(), whole->size()) << text;
+    }
+}
+
 TEST(Structure, MismatchedMessageBytesNeverReadOutOfBounds) {
     // Found by fuzzing: a structure used with bytes shorter than the message it describes.
     Message m = Message::parse(kNested);

@@ -37,6 +37,18 @@ TEST_F(ConfigFile, IdleKeepaliveIntervalDefaultsToTwoMinutes) {
     EXPECT_FALSE(load("[imap]\nidle_keepalive_interval = 0\n"));
 }
 
+// Issue 12 item 15: FETCH output goes out in bounded slices; the slice is a named limit with a safe default.
+TEST_F(ConfigFile, OutputSliceIsBoundedAndDefaultsTo256KiB) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->imap.output_slice_octets, 256u * 1024);
+    config = load("[imap]\noutput_slice_octets = 65536\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->imap.output_slice_octets, 65536u);
+    EXPECT_FALSE(load("[imap]\noutput_slice_octets = 100\n"));
+    EXPECT_FALSE(load("[imap]\noutput_slice_octets = 1000000000\n"));
+}
+
 TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     auto config = load("");
     ASSERT_TRUE(config) << config.error().message;

@@ -540,6 +540,40 @@ TEST_F(StoreTest, ChangeListenerHearsOfCommittedDeliveries) {
     EXPECT_EQ(heard[1], std::make_tuple(bob.id, inbox, std::uint64_t{3}));
 }
 
+// FETCH streams large literals through open_blob(): every range of an inline blob and of a file blob reads
+// back exactly the bytes of the whole, clipped at the end, without reading the blob whole.
+TEST_F(StoreTest, OpenBlobReadsRangesOfInlineAndFileBlobs) {
+    SqliteOptions options;
+    options.inline_blob_max = 1024;
+    open(options);
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::string small = "Subject: small\r\n\r\nhello\r\n";
+    std::string large = "Subject: big\r\n\r\n";
+    for (int i = 0; large.size() <= 5000; ++i) large += "line " + std::to_string(i) + "\r\n";
+    large.push_back('\0');
+    large += "after the NUL\r\n";
+    for (const std::string* content : {&small, &large}) {
+        auto delivered = deliver(*content, {{mailbox(bob.id, "INBOX").id, {}}});
+        ASSERT_TRUE(delivered) << delivered.error().message;
+        auto reader = store_->open_blob(delivered->blob_id);
+        ASSERT_TRUE(reader) << reader.error().message;
+        ASSERT_EQ((*reader)->size(), content->size());
+        for (std::uint64_t offset : {std::uint64_t{0}, std::uint64_t{7}, std::uint64_t{content->size() - 3}}) {
+            for (std::size_t length : {std::size_t{0}, std::size_t{1}, std::size_t{100}, std::size_t{1u << 20}}) {
+                auto bytes = (*reader)->read(offset, length);
+                ASSERT_TRUE(bytes) << bytes.error().message;
+                EXPECT_EQ(*bytes, content->substr(offset, length)) << offset << "+" << length;
+            }
+        }
+        EXPECT_EQ(*(*reader)->read(content->size(), 10), "");
+        EXPECT_EQ(*(*reader)->read(content->size() + 100, 10), "");
+    }
+    EXPECT_EQ(store_->stats().blob_files, 1u);  // the large one was a file, the small one inline
+    EXPECT_EQ(store_->open_blob(std::string(64, 'a')).error().code, Errc::not_found);
+    EXPECT_EQ(store_->open_blob("../x").error().code, Errc::invalid_argument);
+}
+
 TEST_F(StoreTest, ReadBlobRefusesIdsThatAreNotHashes) {
     EXPECT_EQ(store_->read_blob("../../etc/passwd").error().code, Errc::invalid_argument);
     EXPECT_EQ(store_->read_blob(std::string(64, 'A')).error().code, Errc::invalid_argument);

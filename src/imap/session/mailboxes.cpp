@@ -12,6 +12,7 @@
 #include "base/strings.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
+#include "mail/builder.h"
 #include "mail/downgrade.h"
 #include "store/flags.h"
 #include "store/summary.h"
@@ -349,7 +350,7 @@ void Session::on_status(const std::string& tag, const Status& command) {
     reply(tag, StatusKind::ok, "", "STATUS completed");
 }
 
-void Session::on_append(const std::string& tag, const Append& command) {
+void Session::on_append(const std::string& tag, Append& command) {
     auto& store = services_.store;
     auto mailbox = store.find_mailbox(account_->id, canonical_mailbox(command.mailbox));
     if (!mailbox) {
@@ -367,17 +368,24 @@ void Session::on_append(const std::string& tag, const Append& command) {
         reply(tag, StatusKind::bad, "", parsed.error().message);
         return;
     }
-    if (!quota_allows(command.message.size())) {
-        reply(tag, StatusKind::no, "OVERQUOTA", "The mailbox quota would be exceeded");
-        return;
-    }
     store::Delivery delivery;
-    delivery.content = command.message;
+    // The literal moves into the delivery (no copy of a large message); what is held whole from here is
+    // the message the store hashes, writes and parses once.
+    delivery.content = std::move(command.message);
     // A literal8's binary parts become base64 before they are stored (RFC 3516 4.4; as Dovecot does), so
     // that no later {n} literal of this message carries a NUL and BODYSTRUCTURE describes the stored bytes.
     if (command.binary) {
         auto reencoded = mail::reencode_binary_parts(delivery.content);
         if (reencoded) delivery.content = std::move(*reencoded);
+    }
+    // Messages are CRLF text (RFC 5322 2.1; RFC 9051 counts RFC822.SIZE in CRLF octets): a bare LF becomes
+    // CRLF when stored, as Dovecot serves such an APPEND (the oracle of tests/e2e/test_dovecot_diff.py), so
+    // sizes, sections and BODYSTRUCTURE line counts agree for every client. A lone CR stays, as Dovecot
+    // keeps it (and it would be data in a part labelled binary).
+    if (mail::has_bare_lf(delivery.content)) delivery.content = mail::bare_lf_to_crlf(delivery.content);
+    if (!quota_allows(delivery.content.size())) {
+        reply(tag, StatusKind::no, "OVERQUOTA", "The mailbox quota would be exceeded");
+        return;
     }
     delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
     delivery.targets.push_back(store::DeliveryTarget{mailbox->id, std::move(flags)});

@@ -243,7 +243,10 @@ void Session::continue_fetch() {
         return it != rows.end() && it->uid == uid ? &*it : nullptr;
     };
     const std::size_t output_before = output_.size();
-    for (; p.next < p.indexes.size(); ++p.next) {
+    for (;; ++p.next) {
+        // A streamed message's literals first: the next message waits until they are out.
+        if (!p.pieces.empty() && !write_pieces(output_before)) return;  // run() resumes it (or it failed)
+        if (p.next >= p.indexes.size()) break;
         if (output_.size() - output_before >= config_.max_output_octets_per_run) return;  // run() resumes it
         const std::size_t index = p.indexes[p.next];
         const ViewMessage& known = view_->messages[index];
@@ -255,6 +258,9 @@ void Session::continue_fetch() {
         }
         std::optional<MessageData> data;
         if (row) data.emplace(services_.store, *row);
+        // A message larger than the output slice is never read whole: its literals stream from the blob.
+        const bool streamed = row && row->size > config_.max_output_octets_per_run;
+        std::shared_ptr<store::BlobReader> reader;
         ResponseWriter w = writer();
         w.untagged().number(index + 1).atom("FETCH").open_list();
         bool failed = false;
@@ -297,6 +303,15 @@ void Session::continue_fetch() {
                 case K::rfc822_header:
                 case K::rfc822_text:
                 case K::body_section: {
+                    if (streamed) {
+                        Section section = item.section;
+                        if (item.kind == K::rfc822_header) section.text = Section::Text::header;
+                        if (item.kind == K::rfc822_text) section.text = Section::Text::text;
+                        failed = !data->load_structure() ||
+                                 stream_section(w, item, to_spec(section), data->parts(), *row, reader) !=
+                                     StreamOutcome::ok;
+                        break;
+                    }
                     auto bytes = data->blob();
                     if (!bytes || !data->load_structure()) {
                         failed = true;
@@ -313,6 +328,16 @@ void Session::continue_fetch() {
                 }
                 case K::binary:
                 case K::binary_size: {
+                    if (streamed) {
+                        if (!data->load_structure()) {
+                            failed = true;
+                            break;
+                        }
+                        auto outcome = stream_binary(w, item, data->parts(), *row, reader);
+                        p.unknown_cte = p.unknown_cte || outcome == StreamOutcome::unknown_cte;
+                        failed = outcome != StreamOutcome::ok;
+                        break;
+                    }
                     auto bytes = data->blob();
                     if (!bytes || !data->load_structure()) {
                         failed = true;
@@ -347,6 +372,7 @@ void Session::continue_fetch() {
             if (failed) break;
         }
         if (failed) {
+            p.pieces.clear();  // nothing of it was written yet
             p.missing = true;
             continue;
         }
@@ -354,7 +380,10 @@ void Session::continue_fetch() {
         if (p.seen_now[index] && condstore_on() && !wants(FetchItem::Kind::mod_seq))
             w.atom("MODSEQ").open_list().number(known.modseq).close_list();
         w.close_list().end();
-        emit(w);
+        if (p.pieces.empty())
+            emit(w);
+        else
+            p.pieces.emplace_back(w.take());
     }
     const std::string tag = p.tag;
     const bool uid = p.uid;

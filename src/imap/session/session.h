@@ -6,9 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "auth/password.h"
@@ -17,6 +20,7 @@
 #include "auth/verified_cache.h"
 #include "imap/command.h"
 #include "imap/parser.h"
+#include "imap/session/literal_stream.h"
 #include "imap/writer.h"
 #include "store/store.h"
 
@@ -34,8 +38,10 @@ struct SessionConfig {
     // Unprocessed input (parsed commands waiting plus buffered bytes) above which wants_input() is false.
     std::size_t max_pending_input_octets = 256 * 1024;
     // Output one run() writes before it yields with a FETCH unfinished (FETCH 1:* BODY[] of a big
-    // mailbox is written a slice at a time, never held whole).
-    std::size_t max_output_octets_per_run = 1024 * 1024;
+    // mailbox is written a slice at a time, never held whole). A message larger than this is never read
+    // whole for BODY[...] / BINARY[...]: its literals are read from the blob and written in slices of
+    // this size (config [imap] output_slice_octets).
+    std::size_t max_output_octets_per_run = 256 * 1024;
     // Messages one SEARCH may read blobs of (HEADER, BODY, TEXT, BCC keys); past it the SEARCH fails NO
     // [LIMIT].
     std::size_t max_search_blob_reads = 100000;
@@ -111,6 +117,9 @@ private:
         std::vector<store::Message> rows;  // ascending UID: those of indexes[.. rows_end) still present
         std::size_t rows_end = 0;
         std::vector<bool> seen_now;  // per view index: \Seen set by this FETCH
+        // The current message's response still to write, when it streams literals from its blob: text
+        // and streamed literals in order (fetch_stream.cpp).
+        std::deque<std::variant<std::string, LiteralStream>> pieces;
         bool unknown_cte = false;
         bool missing = false;
     };
@@ -149,7 +158,7 @@ private:
     void on_list(const std::string& tag, const List& command);
     void on_lsub(const std::string& tag, const Lsub& command);
     void on_status(const std::string& tag, const Status& command);
-    void on_append(const std::string& tag, const Append& command);
+    void on_append(const std::string& tag, Append& command);  // takes the message
     void on_get_quota(const std::string& tag, const GetQuota& command);
     void on_get_quota_root(const std::string& tag, const GetQuotaRoot& command);
     // RFC 9208 5.1: false when `extra_octets` more would exceed the account's STORAGE limit.
@@ -162,6 +171,18 @@ private:
     // Reads the rows of the next batch of fetch_'s messages (find_messages); false after a store error,
     // with fetch_ ended and its tagged NO written.
     bool load_fetch_rows();
+    // Large messages (fetch_stream.cpp): literals queued as LiteralStreams on fetch_->pieces.
+    enum class StreamOutcome { ok, failed, unknown_cte };
+    bool open_stream_reader(const store::Message& row, std::shared_ptr<store::BlobReader>& reader);
+    void queue_literal(ResponseWriter& w, std::string_view name, LiteralStream::Source source);
+    StreamOutcome stream_section(ResponseWriter& w, const FetchItem& item, const mail::SectionSpec& spec,
+                                 std::span<const mail::Part> parts, const store::Message& row,
+                                 std::shared_ptr<store::BlobReader>& reader);
+    StreamOutcome stream_binary(ResponseWriter& w, const FetchItem& item, std::span<const mail::Part> parts,
+                                const store::Message& row, std::shared_ptr<store::BlobReader>& reader);
+    // Writes fetch_->pieces up to the run's output budget (counted from output_before); false when the
+    // budget ran out first, or a blob could not be read (then fetch_ is gone and the connection closes).
+    bool write_pieces(std::size_t output_before);
     void on_store(const std::string& tag, const Store& command);
     void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox,
                  bool move);

@@ -619,14 +619,9 @@ Result<std::vector<Message>> SqliteStore::find_messages(std::int64_t mailbox_id,
     });
 }
 
-Result<std::string> SqliteStore::read_blob(std::string_view blob_id) {
+Result<SqliteStore::LocatedBlob> SqliteStore::locate_blob(std::string_view blob_id) {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
-    struct Located {
-        bool in_file = false;
-        std::uint64_t size = 0;
-        std::string content;
-    };
-    auto located = read<Located>([&](Connection& db) -> Result<Located> {
+    return read<LocatedBlob>([&](Connection& db) -> Result<LocatedBlob> {
         auto statement = db.prepare(
             "SELECT b.location, b.size, c.content FROM blobs b LEFT JOIN blob_contents c ON c.blob_id = b.id "
             "WHERE b.id = ?1");
@@ -634,13 +629,17 @@ Result<std::string> SqliteStore::read_blob(std::string_view blob_id) {
         auto row = statement->bind_text(1, blob_id).step();
         if (!row) return row.error();
         if (!*row) return make_error(Errc::not_found, fmt::format("no blob {}", blob_id));
-        Located result{statement->column_int64(0) != 0, static_cast<std::uint64_t>(statement->column_int64(1)), {}};
+        LocatedBlob result{statement->column_int64(0) != 0, static_cast<std::uint64_t>(statement->column_int64(1)), {}};
         if (!result.in_file) {
             if (statement->column_is_null(2)) return make_error(Errc::corrupt, fmt::format("blob {} has no content", blob_id));
             result.content = statement->column_text(2);
         }
         return result;
     });
+}
+
+Result<std::string> SqliteStore::read_blob(std::string_view blob_id) {
+    auto located = locate_blob(blob_id);
     if (!located) return located.error();
     if (!located->in_file) return std::move(located->content);
     // The file is immutable once its row is committed, so it is read outside the snapshot.
@@ -650,6 +649,20 @@ Result<std::string> SqliteStore::read_blob(std::string_view blob_id) {
         return make_error(Errc::corrupt, fmt::format("blob {} is {} bytes, expected {}", blob_id, content->size(), located->size));
     }
     return content;
+}
+
+Result<std::unique_ptr<BlobReader>> SqliteStore::open_blob(std::string_view blob_id) {
+    auto located = locate_blob(blob_id);
+    if (!located) return located.error();
+    // Inline blobs are at most inline_blob_max: holding one whole is the bound.
+    if (!located->in_file) return std::unique_ptr<BlobReader>(std::make_unique<MemoryBlobReader>(std::move(located->content)));
+    auto reader = blobs_->open(blob_id);
+    if (!reader) return reader.error();
+    if ((*reader)->size() != located->size) {
+        return make_error(Errc::corrupt,
+                          fmt::format("blob {} is {} bytes, expected {}", blob_id, (*reader)->size(), located->size));
+    }
+    return reader;
 }
 
 }  // namespace magpie::store::sqlite

@@ -91,6 +91,7 @@ public:
     Result<std::vector<Message>> list_messages(std::int64_t mailbox_id) override;
     Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) override;
     Result<std::string> read_blob(std::string_view blob_id) override;
+    Result<std::unique_ptr<BlobReader>> open_blob(std::string_view blob_id) override;
 
     Result<Mailbox> create_mailbox(std::int64_t account_id, std::string_view name) override;
     Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to) override;
@@ -133,6 +134,14 @@ public:
     StoreStats stats() const override;
 
 private:
+    // Where a blob's bytes are: in the database (content read with its row) or in a file of its own.
+    struct LocatedBlob {
+        bool in_file = false;
+        std::uint64_t size = 0;
+        std::string content;
+    };
+    Result<LocatedBlob> locate_blob(std::string_view blob_id);
+
     // A delivery accepted by deliver() and waiting for the committer.
     struct Pending {
         Delivery delivery;  // content emptied once a large blob is in its file
