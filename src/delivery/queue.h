@@ -1,7 +1,8 @@
 // The outgoing queue as the scheduler, the reports and `magpie queue` see it: entries (one message with its
 // envelope) with a state per recipient (RFC 5321 4.5.4.1: queued, deferred with its last reply and next
 // attempt, delivered, failed) and every attempt kept for the delivery tracker. QueueStore is the narrow
-// interface the scheduler needs; sqlite_queue.h implements it until the store's own queue (issue 11) lands.
+// interface the scheduler needs; store_queue.h implements it over store::Store, where the queue lives. These
+// types are the scheduler's view (content loaded, states named); the store's own are backend-neutral.
 #pragma once
 
 #include <cstddef>
