@@ -12,6 +12,7 @@
 
 #include "base/strings.h"
 #include "base/time.h"
+#include "delivery/store_queue.h"
 #include "delivery/wake.h"
 #include "net/client_connection.h"
 #include "server/mta_sts_fetch.h"
@@ -179,9 +180,13 @@ awaitable<void> DeliveryService::schedule() {
         } else {
             taken = leased->size();
             for (auto& entry : *leased) {
-                // Still being delivered from an earlier lease that ran out (a slow peer, a long line for one
-                // host): leasing it again only renewed the lease; a second delivery would duplicate it.
-                if (!in_flight_.insert(entry.id).second) continue;
+                // Recipients still being delivered from an earlier lease that ran out (a slow peer, a long
+                // line for one host): leasing them again only renewed the lease; a second delivery would
+                // duplicate them.
+                std::erase_if(entry.recipients, [this](const delivery::QueueRecipient& r) {
+                    return !in_flight_.insert(r.id).second;
+                });
+                if (entry.recipients.empty()) continue;
                 auto job = std::make_shared<EntryJob>();
                 job->entry = std::move(entry);
                 asio::co_spawn(context_, dispatch(std::move(job)), asio::detached);
@@ -635,14 +640,21 @@ awaitable<void> DeliveryService::finish(std::shared_ptr<EntryJob> job) {
         }
     }
     const bool reports = !outcome.reports.empty();
-    auto record_op = executor_.run([this, outcome = std::move(outcome)] { return queue_.record(outcome); });
+    const std::size_t updates = outcome.updates.size();
+    // The outcomes and the reports they produce commit together (store::Store::record_attempts).
+    auto record_op =
+        executor_.run([this, outcome = std::move(outcome)] { return queue_.record(node_, outcome); });
     auto recorded = co_await std::move(record_op);
     if (!recorded) {
         // The lease runs out and the entry is tried again: delivered at least once, never lost.
         spdlog::error("delivery: entry {}: cannot record the attempt: {}", entry.id,
                       recorded.error().message);
+    } else if (*recorded < updates) {
+        spdlog::warn("delivery: entry {}: {} of {} recipients were no longer leased to {} (deleted, or taken "
+                     "after the lease ran out); their results and reports were not recorded",
+                     entry.id, updates - *recorded, updates, node_);
     }
-    in_flight_.erase(entry.id);
+    for (const auto& r : entry.recipients) in_flight_.erase(r.id);
     if (reports) wake();
 }
 
@@ -673,23 +685,22 @@ awaitable<void> DeliveryService::success_notices() {
         auto report = delivery::make_report(entry, delivered,
                                             delivery::ReportContext{cfg->hostname, unix_now(), random64, {}});
         std::int64_t envelope_id = id;
-        std::optional<delivery::NewEntry> to_queue;
         if (!report) {
-            spdlog::error("delivery: success notice for envelope {}: {}", envelope_id,
-                          report.error().message);
-        } else {
-            to_queue = std::move(*report);
+            spdlog::error("delivery: success notice for envelope {}: {}", envelope_id, report.error().message);
         }
-        // Queued before the envelope goes: a crash between the two repeats a notice, never loses one.
-        auto op = executor_.run([this, envelope_id, to_queue = std::move(to_queue)]() -> Result<bool> {
-            if (to_queue) {
-                auto added = queue_.enqueue(*to_queue);
-                if (!added) return added.error();
-            }
-            MAGPIE_TRY(store_.delete_envelope(envelope_id));
-            return to_queue.has_value();
-        });
-        auto done = co_await std::move(op);
+        Result<bool> done = false;
+        if (report && *report) {
+            // The notice is queued and the envelope removed in one transaction: sent once, never lost.
+            store::Delivery notice = delivery::queue_delivery(**report);
+            notice.answers_envelope = envelope_id;
+            auto commit = executor_.deliver(store_, std::move(notice));
+            auto committed = co_await std::move(commit);
+            done = committed ? Result<bool>(true) : Result<bool>(committed.error());
+        } else {
+            auto op = executor_.run([this, envelope_id] { return store_.delete_envelope(envelope_id); });
+            auto deleted = co_await std::move(op);
+            done = deleted ? Result<bool>(false) : Result<bool>(deleted.error());
+        }
         if (!done) {
             spdlog::error("delivery: success notice for envelope {}: {}", envelope_id, done.error().message);
             break;
