@@ -16,6 +16,7 @@
 
 #include "base/result.h"
 #include "store/flags.h"
+#include "store/jmap_objects.h"
 
 namespace magpie::store {
 
@@ -401,6 +402,22 @@ public:
     virtual Result<void> revoke_api_token(std::int64_t account_id, std::string_view name);  // not_found
     // The token with this hash, expired or not (the caller compares expires_at with its clock); not_found.
     virtual Result<ApiToken> find_api_token(std::string_view token_hash);
+
+    // ---- JMAP (jmap_objects.h). Uploads are durable when add_upload returns; uploads older than
+    // `expire_before` (Unix seconds) of the same account are removed in the same transaction (RFC 8620 6.1
+    // lets unreferenced uploads go after at least an hour). limit_exceeded above max_message_bytes.
+    virtual Result<UploadedBlob> add_upload(std::int64_t account_id, std::string_view content, std::string_view type,
+                                            std::int64_t now, std::int64_t expire_before);
+    // The bytes of a blob the account may read: its own upload, or a message in one of its mailboxes.
+    // not_found for anything else, another account's blob included (ids are never guessed across accounts).
+    virtual Result<std::string> read_account_blob(std::int64_t account_id, std::string_view blob_id);
+    // The account's upload of that id, or not_found.
+    virtual Result<UploadedBlob> find_upload(std::int64_t account_id, std::string_view blob_id);
+    virtual Result<JmapObjectList> list_jmap_objects(std::int64_t account_id, std::string_view type);
+    virtual Result<JmapObjectWritten> write_jmap_objects(std::int64_t account_id, std::string_view type,
+                                                         const JmapObjectWrite& write);
+    // RFC 8621 2 Mailbox role = RFC 6154 special-use; not_found unless the mailbox is the account's.
+    virtual Result<void> set_special_use(std::int64_t account_id, std::int64_t mailbox_id, SpecialUse special_use);
 
     // `magpie gc`: removes blobs that no message, queue entry or kept DSN envelope references once they are
     // older than `grace_seconds` (a row by its creation, a file by its last write or reuse), and files left

@@ -216,6 +216,10 @@ INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES (1, 1, 1, 1), (1, 2
         ASSERT_TRUE(queue) << queue.error().message;
         EXPECT_TRUE(queue->empty());
 
+        auto identities = store.list_jmap_objects(1, "Identity");  // version 8's JMAP tables exist, empty
+        ASSERT_TRUE(identities) << identities.error().message;
+        EXPECT_TRUE(identities->objects.empty());
+
         auto states = store.list_states(inbox->id);
         ASSERT_TRUE(states);
         ASSERT_EQ(states->size(), 3u);

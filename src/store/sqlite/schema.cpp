@@ -4,6 +4,7 @@
 
 #include "store/flags.h"
 #include "store/sqlite/api_tokens.h"
+#include "store/sqlite/jmap_objects.h"
 
 namespace magpie::store::sqlite {
 namespace {
@@ -234,6 +235,10 @@ const char* schema_step(int version) {
         case 3: return kSchemaV3;
         case 4: return kSchemaV4;
         case 5: return kSchemaApiTokens;  // api_tokens.cpp
+        // 6 and 7 are allocated to the queue and email steps; empty here until those branches merge.
+        case 6: return "";
+        case 7: return "";
+        case 8: return kSchemaJmapObjects;  // jmap_objects.cpp
         default: return nullptr;
     }
 }

@@ -128,6 +128,15 @@ public:
     Result<void> revoke_api_token(std::int64_t account_id, std::string_view name) override;
     Result<ApiToken> find_api_token(std::string_view token_hash) override;
     Result<GarbageReport> collect_garbage(std::int64_t now, std::int64_t grace_seconds) override;
+    // jmap_objects.cpp
+    Result<UploadedBlob> add_upload(std::int64_t account_id, std::string_view content, std::string_view type,
+                                    std::int64_t now, std::int64_t expire_before) override;
+    Result<std::string> read_account_blob(std::int64_t account_id, std::string_view blob_id) override;
+    Result<UploadedBlob> find_upload(std::int64_t account_id, std::string_view blob_id) override;
+    Result<JmapObjectList> list_jmap_objects(std::int64_t account_id, std::string_view type) override;
+    Result<JmapObjectWritten> write_jmap_objects(std::int64_t account_id, std::string_view type,
+                                                 const JmapObjectWrite& write) override;
+    Result<void> set_special_use(std::int64_t account_id, std::int64_t mailbox_id, SpecialUse special_use) override;
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
