@@ -11,6 +11,7 @@
 #include "auth/password.h"
 #include "auth/throttle.h"
 #include "auth/verified_cache.h"
+#include "http/api.h"
 #include "http/message.h"
 #include "net/connection.h"
 #include "server/change_hub.h"
@@ -49,13 +50,17 @@ private:
     awaitable<void> event_source(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
                                  const http::EventSourceQuery& query, const Config& config);
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
-    bool enter(std::int64_t account_id, std::size_t limit);
-    void leave(std::int64_t account_id);
+    // Uploads count apart (maxConcurrentUpload).
+    bool enter(std::int64_t account_id, std::size_t limit, bool upload = false);
+    void leave(std::int64_t account_id, bool upload = false);
+    awaitable<http::Response> blob_transfer(const Request& request, const store::Account& account,
+                                            const http::ApiLimits& limits, bool upload);
 
     std::shared_ptr<const Config> config_;
     HttpServices services_;
     std::mutex running_mutex_;
     std::map<std::int64_t, std::size_t> running_;
+    std::map<std::int64_t, std::size_t> uploading_;
 };
 
 }  // namespace magpie::server
