@@ -44,12 +44,19 @@ Result<std::uint32_t> Store::claim_recent(std::int64_t) { return unsupported("cl
 Result<std::vector<QueueEntry>> Store::lease_due(std::string_view, std::int64_t, std::int64_t, std::size_t) {
     return unsupported("lease_due");
 }
-Result<std::size_t> Store::record_attempts(std::string_view, const std::vector<AttemptOutcome>&) {
+Result<std::size_t> Store::record_attempts(std::string_view, const std::vector<AttemptOutcome>&, std::vector<Delivery>) {
     return unsupported("record_attempts");
 }
-Result<std::vector<QueueEntry>> Store::list_queue(std::size_t) { return unsupported("list_queue"); }
+Result<std::size_t> Store::release_leases(std::string_view) { return unsupported("release_leases"); }
+Result<std::optional<std::int64_t>> Store::next_queue_due() { return unsupported("next_queue_due"); }
+Result<std::vector<QueueEntry>> Store::list_queue(std::size_t, bool) { return unsupported("list_queue"); }
 Result<QueueEntry> Store::find_queue_entry(std::int64_t) { return unsupported("find_queue_entry"); }
 Result<void> Store::delete_queue_entry(std::int64_t) { return unsupported("delete_queue_entry"); }
+Result<void> Store::set_queue_held(std::int64_t, bool) { return unsupported("set_queue_held"); }
+Result<std::size_t> Store::retry_queue_now(std::optional<std::int64_t>, std::int64_t) {
+    return unsupported("retry_queue_now");
+}
+Result<std::size_t> Store::purge_finished_queue(std::int64_t) { return unsupported("purge_finished_queue"); }
 Result<GarbageReport> Store::collect_garbage(std::int64_t, std::int64_t) { return unsupported("collect_garbage"); }
 Result<std::vector<std::string>> Store::list_subscriptions(std::int64_t) {
     return unsupported("list_subscriptions");

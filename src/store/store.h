@@ -114,18 +114,20 @@ struct EnvelopeRecord {
     std::vector<EnvelopeRecipient> recipients;
 };
 
-// ---- The outgoing queue (issue 13): entries, per-recipient state, attempts and their transcripts.
+// ---- The outgoing queue (issue 13): entries, per-recipient state, attempts and their transcripts. These are
+// the store's objects, the same for every backend; the scheduler's view with content loaded is delivery/queue.h.
 enum class QueueState { queued = 0, deferred = 1, delivered = 2, failed = 3 };
 
 // One delivery attempt to one recipient, as the delivery tracker shows it. Fields longer than the store's
 // bounds (max_attempt_field_bytes, max_transcript_bytes) are cut, marked "[...]".
 struct QueueAttempt {
     std::int64_t at = 0;     // Unix seconds
-    std::string host;        // the MX (or smart host) name tried
-    std::string address;     // its IP address and port, e.g. "192.0.2.1:25"
+    std::string host;        // the MX (or smart host) name tried, or "local" for a local mailbox
+    std::string address;     // its IP address and port, e.g. "192.0.2.1:25"; "" = no connection was made
     std::string tls;         // e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" = none
     std::string reply;       // the remote's reply for this recipient, or the connection error
     std::string transcript;  // "C: ..." / "S: ..." lines, secrets and message text left out
+    std::string connection;  // id of the TCP connection: messages that shared one share it; "" = none
 };
 
 struct QueueRecipient {
@@ -134,27 +136,45 @@ struct QueueRecipient {
     std::string notify;   // DSN NOTIFY (RFC 3461), e.g. "FAILURE,DELAY"; "" = default
     std::string orcpt;    // "rfc822;xtext" as sent, or ""
     QueueState state = QueueState::queued;
-    std::string last_reply;
-    std::int64_t next_attempt_at = 0;  // Unix seconds
-    std::uint32_t attempt_count = 0;
+    std::string last_reply;             // the last attempt's reply or reason
+    std::int64_t next_attempt_at = 0;   // Unix seconds (queued, deferred)
+    std::uint32_t attempt_count = 0;    // attempts made (every outcome that carried one)
+    std::uint32_t failed_attempts = 0;  // temporary failures so far: the retry schedule counts these
+    std::string status;                 // RFC 3463 code of the last result, "4.4.1"; "" before any
+    std::string remote_mta;             // the host that gave the last reply; "" when none did
+    std::int64_t last_attempt_at = 0;   // Unix seconds; 0 = never attempted
+    bool delay_notified = false;        // the one "delayed" report went out (RFC 3464 delay notice)
     std::vector<QueueAttempt> attempts;  // oldest first, the last max_attempts_kept; find_queue_entry only
 };
 
 struct QueueEntry {
     std::int64_t id = 0;
     std::string blob_id;       // the message, shared with any local copies
-    std::string reverse_path;  // "" = null sender
+    std::string reverse_path;  // "" = null sender (a report: never reported on, RFC 3461 6.2)
     std::string dsn_ret;       // "", "FULL" or "HDRS"
     std::string dsn_envid;     // xtext as sent, or ""
-    std::int64_t created_at = 0;
+    std::int64_t created_at = 0;  // Unix seconds: when it was queued (the lifetime counts from here)
+    bool smtputf8 = false;        // the message needs SMTPUTF8 (RFC 6531) from the next hop
+    bool held = false;            // `magpie queue hold`: not leased until released
+    // Octets at the start of the blob that only the local copies carry (their Return-Path field, RFC 5321
+    // 4.4): the queue sends the blob from here on. `size` is what it sends.
+    std::uint64_t send_offset = 0;
+    std::uint64_t size = 0;
     std::vector<QueueRecipient> recipients;
 };
 
 // The remote recipients of a Delivery: queued in the same transaction as its local copies.
 struct OutgoingMessage {
     std::string reverse_path, dsn_ret, dsn_envid;
-    std::vector<EnvelopeRecipient> recipients;
+    std::vector<EnvelopeRecipient> recipients;  // each needs an '@'
     std::int64_t first_attempt_at = 0;  // Unix seconds; 0 = at once
+    std::int64_t queued_at = 0;         // Unix seconds; 0 = when committed
+    bool smtputf8 = false;
+    bool held = false;
+    std::uint64_t send_offset = 0;  // see QueueEntry::send_offset; at most the content's size
+    // A queue carried over from elsewhere (the import of an old queue.db): each recipient's state so far, in
+    // `recipients` order (ids ignored; attempts kept up to max_attempts_kept). Empty for a new message.
+    std::vector<QueueRecipient> carried_over;
 };
 
 // What a worker learned about one recipient it leased.
@@ -162,7 +182,13 @@ struct AttemptOutcome {
     std::int64_t recipient_id = 0;
     QueueState state = QueueState::deferred;  // delivered, deferred or failed
     std::int64_t next_attempt_at = 0;         // when deferred
-    QueueAttempt attempt;                     // its reply becomes the recipient's last_reply
+    // The attempt made; its reply becomes the recipient's last_reply. None when nothing was tried (the
+    // lifetime ran out before a try): the state changes, the history does not.
+    std::optional<QueueAttempt> attempt;
+    std::string status;             // RFC 3463 code of this result
+    std::string remote_mta;         // the host that answered; "" keeps the previous one
+    bool count_failure = false;     // a temporary failure: failed_attempts + 1
+    bool delay_notified = false;    // the delay notice went out with this round (never cleared)
 };
 
 struct Delivery {
@@ -482,23 +508,46 @@ public:
     virtual Result<std::vector<std::string>> list_subscriptions(std::int64_t account_id);
 
     // ---- The outgoing queue. Entries are created by deliver() (Delivery::outgoing), in the transaction of
-    // the local copies. `now` is the caller's clock (Unix seconds), so schedules are testable.
-    // Leases up to `limit` recipients that are due (queued or deferred, next attempt <= now) and whose lease
-    // is free or expired, to `owner` until now + lease_seconds: a recipient is leased by one worker at a
-    // time, and a dead worker's recipients are free again once its lease lapses. Entries come grouped by
-    // message (oldest attempt first), each with only its leased recipients.
+    // the local copies. `now` is the caller's clock (Unix seconds), so schedules are testable. Leases have an
+    // owner and an expiry, so several nodes can share one store (PostgreSQL: FOR UPDATE SKIP LOCKED on the
+    // same predicate). Writes join the group commit like every other write.
+    // Leases up to `limit` recipients that are due (queued or deferred, next attempt <= now, entry not held)
+    // and whose lease is free or expired, to `owner` until now + lease_seconds: a recipient is leased by one
+    // worker at a time, and a dead worker's recipients are free again once its lease lapses. Entries come
+    // grouped by message (oldest attempt first), each with only its leased recipients. invalid_argument for
+    // an empty owner or a lease of no time.
     virtual Result<std::vector<QueueEntry>> lease_due(std::string_view owner, std::int64_t now,
                                                       std::int64_t lease_seconds, std::size_t limit);
-    // Records the outcome of attempts on recipients leased to `owner` and frees their leases, in one
-    // transaction. An outcome for a recipient the owner no longer holds (its lease lapsed and was taken) is
-    // skipped: returns how many were recorded. invalid_argument for a state of queued.
-    virtual Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes);
-    // Every entry, oldest first, with its recipients (without attempts); at most `limit`.
-    virtual Result<std::vector<QueueEntry>> list_queue(std::size_t limit);
+    // Records the outcome of attempts on recipients leased to `owner` and frees their leases, and queues
+    // `reports` (deliveries the outcomes produced: DSNs to the senders, RFC 3464) in the same transaction.
+    // An outcome for a recipient the owner no longer holds (its lease lapsed and was taken, or the entry was
+    // deleted) is skipped, and then no report is queued: a report about a skipped outcome would be sent
+    // again by the recipient's new holder. Returns how many outcomes were recorded. invalid_argument for a
+    // state of queued; the reports are checked as deliver() checks a delivery.
+    virtual Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes,
+                                                std::vector<Delivery> reports);
+    // Frees every lease `owner` holds (a restarted node: its previous process died with them). Returns how
+    // many recipients were freed.
+    virtual Result<std::size_t> release_leases(std::string_view owner);
+    // The earliest time a waiting recipient of an entry not held becomes due (its next attempt, or its
+    // lease's expiry when later); none when nothing waits.
+    virtual Result<std::optional<std::int64_t>> next_queue_due();
+    // Entries oldest first with their recipients (without attempts); at most `limit`. `waiting_only`: only
+    // entries with a recipient still queued or deferred.
+    virtual Result<std::vector<QueueEntry>> list_queue(std::size_t limit, bool waiting_only);
     // One entry with its recipients and their attempts (the delivery tracker); not_found.
     virtual Result<QueueEntry> find_queue_entry(std::int64_t id);
-    // Removes an entry with its recipients and attempts; its blob may become garbage. not_found.
+    // Removes an entry with its recipients and attempts (no report is sent); its blob may become garbage.
+    // not_found.
     virtual Result<void> delete_queue_entry(std::int64_t id);
+    // `magpie queue hold|release`: a held entry is not leased. not_found.
+    virtual Result<void> set_queue_held(std::int64_t id, bool held);
+    // `magpie queue retry|flush`: makes every waiting recipient of entry `id` (of every entry when none) due
+    // at `now`. Returns how many changed; not_found for an unknown id.
+    virtual Result<std::size_t> retry_queue_now(std::optional<std::int64_t> id, std::int64_t now);
+    // Removes entries queued before `before` whose recipients are all delivered or failed (the tracker's
+    // retention). Returns how many went.
+    virtual Result<std::size_t> purge_finished_queue(std::int64_t before);
 
     // ---- API tokens (HTTP Bearer). `token_hash` is the raw 32-byte SHA-256 of the token.
     // already_exists when the account has a token of that name; not_found for an unknown account.
@@ -601,6 +650,13 @@ struct SqliteOptions {
 
 // Opens (and when writable, creates or migrates the versioned schema of) the embedded store.
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options);
+
+// An upgrade from a magpie whose queue lived in <data_dir>/queue.db: imports that file's unfinished entries
+// (every recipient with its state, counters and attempts; held and smtputf8; the queued time) into `store`
+// with deliver(), then renames the file to queue.db.imported. Returns how many entries were imported; 0
+// with nothing done when there is no queue.db. A crash after some entries committed and before the rename
+// imports those again at the next start (delivered twice at worst, never lost). io_error, corrupt.
+Result<std::size_t> import_queue_db(Store& store, const std::filesystem::path& data_dir);
 
 // `magpie check`: opens the store read-only (safe beside a running magpied) and verifies it.
 struct CheckReport {
