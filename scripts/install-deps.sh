@@ -12,6 +12,7 @@ packages=(
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2 procps
   python3-dkim python3-nacl publicsuffix
+  nodejs  # node and npm: the third-party JMAP client test (tests/e2e/jmap-client, npm ci)
 )
 
 missing=()
