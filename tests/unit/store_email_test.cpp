@@ -532,7 +532,8 @@ TEST_F(EmailTest, EmailQueriesSearchIndexesAndNeverScanATable) {
     }
     EXPECT_NE(plan_of(dir_.path(), sqlite::kThreadByMessageId).find("emails_message_id"), std::string::npos);
     EXPECT_NE(plan_of(dir_.path(), sqlite::kThreadBySubject).find("emails_subject"), std::string::npos);
-    EXPECT_NE(plan_of(dir_.path(), sqlite::kEmailKept).find("messages_email"), std::string::npos);
+    EXPECT_NE(plan_of(dir_.path(), sqlite::kEmailsInNoMailbox).find("messages_email"), std::string::npos);
+    EXPECT_NE(plan_of(dir_.path(), sqlite::kPruneEmailUpdatesOf).find("email_log_email"), std::string::npos);
     EXPECT_NE(plan_of(dir_.path(), sqlite::kPruneEmailUpdates).find("email_log_email"), std::string::npos);
 }
 

@@ -1,6 +1,7 @@
 #include "store/sqlite/emails.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -172,25 +173,55 @@ Result<void> EmailLog::settle(Connection& db, std::int64_t account_id, std::span
     std::vector<std::int64_t> ids(email_ids.begin(), email_ids.end());
     std::ranges::sort(ids);
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    for (std::int64_t id : ids) {
-        auto email = db.prepare(kEmailKept);
-        if (!email) return email.error();
-        auto row = email->bind(1, id).step();
-        if (!row) return row.error();
-        if (!*row) continue;  // already destroyed in this transaction
-        const std::int64_t thread_id = email->column_int64(0);
-        const bool kept = email->column_int64(1) != 0;
-        MAGPIE_TRY(email->run());
-        if (kept) {
-            MAGPIE_TRY(record(db, account_id, id, thread_id, EmailChange::updated));
-            continue;
+    if (ids.empty()) return {};
+    auto state = state_of(db, account_id);
+    if (!state) return state.error();
+    auto as_json = [](std::span<const std::int64_t> list) {
+        std::string json = "[";
+        for (std::int64_t id : list) {
+            if (json.size() > 1) json += ',';
+            json += std::to_string(id);
         }
-        auto destroy = db.prepare("DELETE FROM emails WHERE id = ?1");
-        if (!destroy) return destroy.error();
-        MAGPIE_TRY(destroy->bind(1, id).run());
-        MAGPIE_TRY(record(db, account_id, id, thread_id, EmailChange::destroyed));
+        return json + "]";
+    };
+    std::vector<std::int64_t> gone;
+    {
+        auto orphans = db.prepare(kEmailsInNoMailbox);
+        if (!orphans) return orphans.error();
+        orphans->bind_text(1, as_json(ids));
+        for (;;) {
+            auto row = orphans->step();
+            if (!row) return row.error();
+            if (!*row) break;
+            gone.push_back(orphans->column_int64(0));
+        }
     }
-    return {};
+    std::ranges::sort(gone);
+    std::vector<std::int64_t> kept;
+    std::ranges::set_difference(ids, gone, std::back_inserter(kept));
+    // One pass per kind: prune what the new rows supersede, log them, then stamp or delete the Emails.
+    auto log_all = [&](const std::vector<std::int64_t>& list, EmailChange kind) -> Result<void> {
+        if (list.empty()) return {};
+        const std::string json = as_json(list);
+        auto prune = db.prepare(kind == EmailChange::updated ? kPruneEmailUpdatesOf : kPruneEmailLogOf);
+        if (!prune) return prune.error();
+        MAGPIE_TRY(prune->bind(1, account_id).bind_text(2, json).run());
+        auto insert = db.prepare(kLogEmails);
+        if (!insert) return insert.error();
+        MAGPIE_TRY(insert->bind(1, account_id)
+                       .bind_text(2, json)
+                       .bind(3, static_cast<std::int64_t>(*state))
+                       .bind(4, static_cast<std::int64_t>(kind))
+                       .run());
+        auto finish = db.prepare(kind == EmailChange::updated ? kStampEmails : kDeleteEmails);
+        if (!finish) return finish.error();
+        if (kind == EmailChange::updated) {
+            return finish->bind(1, static_cast<std::int64_t>(*state)).bind_text(2, json).run();
+        }
+        return finish->bind_text(1, json).run();
+    };
+    MAGPIE_TRY(log_all(kept, EmailChange::updated));
+    return log_all(gone, EmailChange::destroyed);
 }
 
 Result<void> backfill_emails(Connection& db, const ThreadLimits& limits) {

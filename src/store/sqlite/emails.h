@@ -79,9 +79,22 @@ inline constexpr const char* kThreadByMessageId =
 inline constexpr const char* kThreadBySubject =
     "SELECT thread_id FROM emails WHERE account_id = ?1 AND base_subject = ?2 "
     "AND internal_date BETWEEN ?3 AND ?4 ORDER BY internal_date DESC LIMIT 1";
-// ?1 email: its thread and whether it is in some mailbox still.
-inline constexpr const char* kEmailKept =
-    "SELECT thread_id, EXISTS(SELECT 1 FROM messages m WHERE m.email_id = emails.id) FROM emails WHERE id = ?1";
+// ?1 JSON array of Email ids: those in no mailbox any more.
+inline constexpr const char* kEmailsInNoMailbox =
+    "SELECT e.id FROM json_each(?1) j CROSS JOIN emails e WHERE e.id = j.value "
+    "AND NOT EXISTS(SELECT 1 FROM messages m WHERE m.email_id = e.id)";
+// The Email log for many Emails at once (?1 account, ?2 JSON array of Email ids; ?3 state, ?4 kind): the
+// rows a new "updated" (kind 2) or "destroyed" row supersedes, the new rows, and the Emails' state stamp.
+inline constexpr const char* kPruneEmailUpdatesOf =
+    "DELETE FROM email_log WHERE account_id = ?1 AND kind = 2 AND email_id IN (SELECT value FROM json_each(?2))";
+inline constexpr const char* kPruneEmailLogOf =
+    "DELETE FROM email_log WHERE account_id = ?1 AND email_id IN (SELECT value FROM json_each(?2))";
+inline constexpr const char* kLogEmails =
+    "INSERT INTO email_log(account_id, state, email_id, thread_id, kind) SELECT ?1, ?3, e.id, e.thread_id, ?4 "
+    "FROM json_each(?2) j CROSS JOIN emails e WHERE e.id = j.value ON CONFLICT DO NOTHING";
+inline constexpr const char* kStampEmails =
+    "UPDATE emails SET state = ?1 FROM json_each(?2) j WHERE emails.id = j.value";
+inline constexpr const char* kDeleteEmails = "DELETE FROM emails WHERE id IN (SELECT value FROM json_each(?1))";
 // ?1 account, ?2 email: the log rows a new "updated" (kind 2) or "destroyed" row supersedes.
 inline constexpr const char* kPruneEmailUpdates =
     "DELETE FROM email_log WHERE account_id = ?1 AND email_id = ?2 AND kind = 2";
@@ -92,8 +105,9 @@ inline constexpr const char* kEmailLogSince =
 // ?1 thread, ?2 account: Thread/get, in received order.
 inline constexpr const char* kThreadEmails =
     "SELECT id FROM emails WHERE thread_id = ?1 AND account_id = ?2 ORDER BY internal_date, id";
-inline constexpr const char* kEmailQueries[] = {kThreadByMessageId, kThreadBySubject,  kEmailKept,   kPruneEmailUpdates,
-                                                kPruneEmailLog,     kEmailLogSince,    kThreadEmails};
+inline constexpr const char* kEmailQueries[] = {
+    kThreadByMessageId, kThreadBySubject, kEmailsInNoMailbox, kPruneEmailUpdatesOf, kPruneEmailLogOf, kLogEmails,
+    kStampEmails,       kDeleteEmails,    kPruneEmailUpdates, kPruneEmailLog,       kEmailLogSince,   kThreadEmails};
 
 // Flags kept per membership, not per Email: \Deleted marks a message for EXPUNGE in its own mailbox (RFC 9051
 // 6.4.3 expunges per mailbox). Were it the Email's, an old client's move (COPY to Trash, \Deleted, EXPUNGE)
@@ -158,8 +172,8 @@ class EmailLog {
 public:
     Result<void> record(Connection& db, std::int64_t account_id, std::int64_t email_id, std::int64_t thread_id,
                         EmailChange kind);
-    // After memberships of these Emails were removed: the Emails left without one are destroyed (their blobs
-    // may become garbage), the others logged as updated.
+    // After memberships or flags of these Emails changed: the Emails left in no mailbox are destroyed (their
+    // blobs may become garbage), the others logged as updated. A few set-based statements, whatever the count.
     Result<void> settle(Connection& db, std::int64_t account_id, std::span<const std::int64_t> email_ids);
 
 private:
