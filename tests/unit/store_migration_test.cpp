@@ -351,6 +351,7 @@ TEST_F(MigrationTest, VersionOneStoreMigratesThroughEveryStep) {
 
 TEST_F(MigrationTest, VersionFiveStoreMigratesWithCountersAndACleanCheck) {
     build_old_store(5);
+    queue_entries_ = 1;  // a version 5 store built here holds the queue entry of kVersion5Queue
     auto store = open_store();
     ASSERT_TRUE(store);
     expect_migrated(*store);
