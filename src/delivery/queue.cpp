@@ -4,10 +4,14 @@ namespace magpie::delivery {
 
 std::string_view state_name(RecipientState state) {
     switch (state) {
-        case RecipientState::queued: return "queued";
-        case RecipientState::deferred: return "deferred";
-        case RecipientState::delivered: return "delivered";
-        case RecipientState::failed: return "failed";
+        case RecipientState::queued:
+            return "queued";
+        case RecipientState::deferred:
+            return "deferred";
+        case RecipientState::delivered:
+            return "delivered";
+        case RecipientState::failed:
+            return "failed";
     }
     return "queued";
 }

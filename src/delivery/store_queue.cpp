@@ -16,8 +16,12 @@ store::QueueAttempt attempt_to(const Attempt& a) {
 }
 
 // The two enums list the same states in the same order (RFC 5321 4.5.4.1's life of a recipient).
-RecipientState state_from(store::QueueState s) { return static_cast<RecipientState>(static_cast<int>(s)); }
-store::QueueState state_to(RecipientState s) { return static_cast<store::QueueState>(static_cast<int>(s)); }
+RecipientState state_from(store::QueueState s) {
+    return static_cast<RecipientState>(static_cast<int>(s));
+}
+store::QueueState state_to(RecipientState s) {
+    return static_cast<store::QueueState>(static_cast<int>(s));
+}
 
 QueueRecipient recipient_from(const store::QueueRecipient& r) {
     QueueRecipient out;
@@ -77,7 +81,8 @@ Result<QueueEntry> StoreQueue::view(const store::QueueEntry& entry, bool content
 }
 
 Result<std::int64_t> StoreQueue::enqueue(const NewEntry& entry) {
-    if (entry.recipients.empty()) return make_error(Errc::invalid_argument, "a queue entry needs a recipient");
+    if (entry.recipients.empty())
+        return make_error(Errc::invalid_argument, "a queue entry needs a recipient");
     std::promise<Result<store::Delivered>> committed;
     store_.deliver(queue_delivery(entry),
                    [&committed](Result<store::Delivered> result) { committed.set_value(std::move(result)); });
@@ -124,7 +129,9 @@ Result<std::size_t> StoreQueue::record(std::string_view owner, const EntryOutcom
     return store_.record_attempts(owner, outcomes, std::move(reports));
 }
 
-Result<std::optional<std::int64_t>> StoreQueue::next_due() { return store_.next_queue_due(); }
+Result<std::optional<std::int64_t>> StoreQueue::next_due() {
+    return store_.next_queue_due();
+}
 
 Result<std::vector<QueueEntry>> StoreQueue::list(bool all, std::size_t limit) {
     auto entries = store_.list_queue(limit, !all);
@@ -148,10 +155,16 @@ Result<std::size_t> StoreQueue::retry_now(std::optional<std::int64_t> id, std::i
     return store_.retry_queue_now(id, now);
 }
 
-Result<void> StoreQueue::set_held(std::int64_t id, bool held) { return store_.set_queue_held(id, held); }
+Result<void> StoreQueue::set_held(std::int64_t id, bool held) {
+    return store_.set_queue_held(id, held);
+}
 
-Result<void> StoreQueue::remove(std::int64_t id) { return store_.delete_queue_entry(id); }
+Result<void> StoreQueue::remove(std::int64_t id) {
+    return store_.delete_queue_entry(id);
+}
 
-Result<std::size_t> StoreQueue::purge_finished(std::int64_t before) { return store_.purge_finished_queue(before); }
+Result<std::size_t> StoreQueue::purge_finished(std::int64_t before) {
+    return store_.purge_finished_queue(before);
+}
 
 }  // namespace magpie::delivery

@@ -16,8 +16,8 @@ public:
     explicit StoreQueue(store::Store& store) : store_(store) {}
 
     Result<std::int64_t> enqueue(const NewEntry& entry) override;
-    Result<std::vector<QueueEntry>> lease_due(std::int64_t now, std::size_t limit, std::uint32_t lease_seconds,
-                                              std::string_view owner) override;
+    Result<std::vector<QueueEntry>> lease_due(std::int64_t now, std::size_t limit,
+                                              std::uint32_t lease_seconds, std::string_view owner) override;
     Result<void> release_leases(std::string_view owner) override;
     Result<std::size_t> record(std::string_view owner, const EntryOutcome& outcome) override;
     Result<std::optional<std::int64_t>> next_due() override;

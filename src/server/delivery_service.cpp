@@ -12,6 +12,7 @@
 
 #include "base/strings.h"
 #include "base/time.h"
+#include "delivery/store_queue.h"
 #include "delivery/wake.h"
 #include "net/client_connection.h"
 #include "smtp/client_session.h"
@@ -653,23 +654,22 @@ awaitable<void> DeliveryService::success_notices() {
         auto report = delivery::make_report(entry, delivered,
                                             delivery::ReportContext{cfg->hostname, unix_now(), random64, {}});
         std::int64_t envelope_id = id;
-        std::optional<delivery::NewEntry> to_queue;
         if (!report) {
-            spdlog::error("delivery: success notice for envelope {}: {}", envelope_id,
-                          report.error().message);
-        } else {
-            to_queue = std::move(*report);
+            spdlog::error("delivery: success notice for envelope {}: {}", envelope_id, report.error().message);
         }
-        // Queued before the envelope goes: a crash between the two repeats a notice, never loses one.
-        auto op = executor_.run([this, envelope_id, to_queue = std::move(to_queue)]() -> Result<bool> {
-            if (to_queue) {
-                auto added = queue_.enqueue(*to_queue);
-                if (!added) return added.error();
-            }
-            MAGPIE_TRY(store_.delete_envelope(envelope_id));
-            return to_queue.has_value();
-        });
-        auto done = co_await std::move(op);
+        Result<bool> done = false;
+        if (report && *report) {
+            // The notice is queued and the envelope removed in one transaction: sent once, never lost.
+            store::Delivery notice = delivery::queue_delivery(**report);
+            notice.answers_envelope = envelope_id;
+            auto commit = executor_.deliver(store_, std::move(notice));
+            auto committed = co_await std::move(commit);
+            done = committed ? Result<bool>(true) : Result<bool>(committed.error());
+        } else {
+            auto op = executor_.run([this, envelope_id] { return store_.delete_envelope(envelope_id); });
+            auto deleted = co_await std::move(op);
+            done = deleted ? Result<bool>(false) : Result<bool>(deleted.error());
+        }
         if (!done) {
             spdlog::error("delivery: success notice for envelope {}: {}", envelope_id, done.error().message);
             break;

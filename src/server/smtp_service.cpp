@@ -16,7 +16,7 @@
 #include "base/time.h"
 #include "store/senders.h"
 #include "smtp/delivered.h"
-#include "server/outgoing.h"
+#include "delivery/outgoing.h"
 #include "store/summary.h"
 
 namespace magpie::server {
@@ -388,8 +388,8 @@ awaitable<Result<std::string>> SmtpService::submit_message(const smtp::MessageRe
     // out), put the Received field on top and sign it: the one preparation JMAP's EmailSubmission shares.
     std::string sender_domain = envelope.reverse_path.substr(envelope.reverse_path.rfind('@') + 1);
     auto signer = services.dkim_signer();
-    auto prepared = prepare_outgoing_message(
-        OutgoingDraft{message.data,
+    auto prepared = delivery::prepare_outgoing_message(
+        delivery::OutgoingDraft{message.data,
                       smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now),
                       envelope.smtputf8, sender_domain.empty() ? config.hostname : sender_domain, now, queue_id},
         *signer);

@@ -198,6 +198,9 @@ struct Delivery {
     MessageSummary summary;
     std::optional<EnvelopeRecord> envelope;  // stored in the same transaction when present
     std::optional<OutgoingMessage> outgoing;  // queued in the same transaction when present
+    // A kept envelope (pending_envelopes) this delivery answers, e.g. with its success notice: removed in the
+    // same transaction, so the notice is queued exactly once. not_found (nothing stored) when it is gone.
+    std::optional<std::int64_t> answers_envelope;
 };
 
 struct Delivered {

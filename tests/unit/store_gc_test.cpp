@@ -78,7 +78,10 @@ TEST_F(GarbageTest, UnreferencedBlobsGoAfterTheGracePeriodAndReferencedOnesStay)
 TEST_F(GarbageTest, AQueuedMessageKeepsItsBlob) {
     Delivery delivery;
     delivery.content = large_;
-    delivery.outgoing = OutgoingMessage{"carol@example.test", "", "", {{"x@remote.test", "", ""}}, 0};
+    OutgoingMessage outgoing;
+    outgoing.reverse_path = "carol@example.test";
+    outgoing.recipients = {{"x@remote.test", "", ""}};
+    delivery.outgoing = std::move(outgoing);
     std::promise<Result<Delivered>> promise;
     store_->deliver(std::move(delivery), [&](Result<Delivered> result) { promise.set_value(std::move(result)); });
     auto queued = promise.get_future().get();

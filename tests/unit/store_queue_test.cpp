@@ -361,6 +361,40 @@ TEST_F(QueueTest, TheSendOffsetHidesTheLocalCopiesReturnPathFromTheQueue) {
     EXPECT_EQ(entry->size, std::string("Subject: both\r\n\r\nbody\r\n").size());
 }
 
+TEST_F(QueueTest, ASuccessNoticeIsQueuedWithTheRemovalOfItsEnvelopeExactlyOnce) {
+    Delivery received;
+    received.content = "Subject: please confirm\r\n\r\nbody\r\n";
+    received.targets = {{inbox_, {}}};
+    received.envelope = EnvelopeRecord{"alice@remote.test", "HDRS", "", {{"bob@example.test", "SUCCESS", ""}}};
+    std::promise<Result<Delivered>> stored;
+    store_->deliver(std::move(received), [&](Result<Delivered> r) { stored.set_value(std::move(r)); });
+    ASSERT_TRUE(stored.get_future().get());
+    auto envelopes = store_->pending_envelopes(10);
+    ASSERT_TRUE(envelopes);
+    ASSERT_EQ(envelopes->size(), 1u);
+    const std::int64_t envelope_id = envelopes->front().first;
+
+    auto notice = [&] {
+        Delivery d;
+        d.content = "Subject: Delivered\r\n\r\nyour message reached bob\r\n";
+        OutgoingMessage o;
+        o.recipients.push_back({"alice@remote.test", "", ""});
+        d.outgoing = std::move(o);
+        d.answers_envelope = envelope_id;
+        std::promise<Result<Delivered>> done;
+        store_->deliver(std::move(d), [&](Result<Delivered> r) { done.set_value(std::move(r)); });
+        return done.get_future().get();
+    };
+    ASSERT_TRUE(notice());
+    EXPECT_TRUE(store_->pending_envelopes(10)->empty());
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+    // A second node (or a retry after a crash) answering the same envelope queues nothing.
+    auto again = notice();
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Errc::not_found);
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+}
+
 TEST_F(QueueTest, AnOutgoingRecipientMustBeAnAddress) {
     auto refused = submit("bad", {}, {"no-at-sign"});
     ASSERT_FALSE(refused);

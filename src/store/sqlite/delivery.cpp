@@ -304,6 +304,14 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
         }
     }
 
+    if (delivery.answers_envelope) {
+        auto answered = db.prepare("DELETE FROM envelopes WHERE id = ?1");
+        if (!answered) return answered.error();
+        MAGPIE_TRY(answered->bind(1, *delivery.answers_envelope).run());
+        if (db.changes() == 0)
+            return make_error(Errc::not_found, fmt::format("no envelope {}", *delivery.answers_envelope));
+    }
+
     Delivered delivered;
     delivered.blob_id = pending.blob_id;
     if (delivery.outgoing && !delivery.outgoing->recipients.empty()) {

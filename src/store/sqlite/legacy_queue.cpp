@@ -27,7 +27,8 @@ QueueState state_from(std::string_view name) {
 
 Result<void> read_attempts(Connection& db, std::int64_t recipient_id, QueueRecipient& recipient) {
     auto attempts = db.prepare(
-        "SELECT at, host, address, tls, reply, transcript, connection FROM queue_attempt WHERE recipient_id = ?1 "
+        "SELECT at, host, address, tls, reply, transcript, connection FROM queue_attempt WHERE recipient_id "
+        "= ?1 "
         "ORDER BY id");
     if (!attempts) return attempts.error();
     attempts->bind(1, recipient_id);
@@ -45,7 +46,8 @@ Result<void> read_attempts(Connection& db, std::int64_t recipient_id, QueueRecip
 // One entry of the old file as a delivery to the queue alone.
 Result<Delivery> read_entry(Connection& db, std::int64_t id) {
     auto entry = db.prepare(
-        "SELECT reverse_path, dsn_ret, dsn_envid, smtputf8, queued_at, held, content FROM queue_entry WHERE id = ?1");
+        "SELECT reverse_path, dsn_ret, dsn_envid, smtputf8, queued_at, held, content FROM queue_entry WHERE "
+        "id = ?1");
     if (!entry) return entry.error();
     auto found = entry->bind(1, id).step();
     if (!found) return found.error();
@@ -61,7 +63,8 @@ Result<Delivery> read_entry(Connection& db, std::int64_t id) {
     delivery.content = entry->column_text(6);
 
     auto recipients = db.prepare(
-        "SELECT id, address, notify, orcpt, state, next_attempt_at, failed_attempts, status, last_reply, remote_mta, "
+        "SELECT id, address, notify, orcpt, state, next_attempt_at, failed_attempts, status, last_reply, "
+        "remote_mta, "
         "last_attempt_at, delay_notified FROM queue_recipient WHERE entry_id = ?1 ORDER BY id");
     if (!recipients) return recipients.error();
     recipients->bind(1, id);
@@ -71,8 +74,8 @@ Result<Delivery> read_entry(Connection& db, std::int64_t id) {
         if (!row) return row.error();
         if (!*row) break;
         old_ids.push_back(recipients->column_int64(0));
-        outgoing.recipients.push_back(
-            EnvelopeRecipient{recipients->column_text(1), recipients->column_text(2), recipients->column_text(3)});
+        outgoing.recipients.push_back(EnvelopeRecipient{
+            recipients->column_text(1), recipients->column_text(2), recipients->column_text(3)});
         QueueRecipient state;
         state.state = state_from(recipients->column_text(4));
         state.next_attempt_at = recipients->column_int64(5);
@@ -88,7 +91,8 @@ Result<Delivery> read_entry(Connection& db, std::int64_t id) {
         QueueRecipient& state = outgoing.carried_over[i];
         MAGPIE_TRY(read_attempts(db, old_ids[i], state));
         // The old file counted only temporary failures; the attempts it kept are the best count of all.
-        state.attempt_count = static_cast<std::uint32_t>(std::max<std::size_t>(state.attempts.size(), state.failed_attempts));
+        state.attempt_count =
+            static_cast<std::uint32_t>(std::max<std::size_t>(state.attempts.size(), state.failed_attempts));
     }
     delivery.summary = summarize(delivery.content);
     delivery.internal_date = outgoing.queued_at;
@@ -114,11 +118,12 @@ Result<std::size_t> import_entries(Store& store, Connection& db) {
         auto delivery = read_entry(db, id);
         if (!delivery) return delivery.error();
         std::promise<Result<Delivered>> committed;
-        store.deliver(std::move(*delivery), [&committed](Result<Delivered> result) { committed.set_value(std::move(result)); });
+        store.deliver(std::move(*delivery),
+                      [&committed](Result<Delivered> result) { committed.set_value(std::move(result)); });
         auto delivered = committed.get_future().get();
         if (!delivered) {
-            return make_error(delivered.error().code,
-                              fmt::format("queue.db entry {} not imported: {}", id, delivered.error().message));
+            return make_error(delivered.error().code, fmt::format("queue.db entry {} not imported: {}", id,
+                                                                  delivered.error().message));
         }
         spdlog::info("store: queue.db entry {} is queue entry {} now", id, delivered->queue_id);
         ++imported;
@@ -149,8 +154,8 @@ Result<std::size_t> import_queue_db(Store& store, const std::filesystem::path& d
         to += suffix;
         std::filesystem::rename(from, to, ec);
         if (ec) {
-            return make_error(Errc::io_error,
-                              fmt::format("cannot rename {} after importing it: {}", from.string(), ec.message()));
+            return make_error(Errc::io_error, fmt::format("cannot rename {} after importing it: {}",
+                                                          from.string(), ec.message()));
         }
     }
     return imported;

@@ -3,10 +3,10 @@
 // and the reads and changes of the delivery tracker (`magpie queue`). Leases and records are writes of the
 // group committer like any other; the lease query takes rows whose lease is free or lapsed, which on
 // PostgreSQL becomes SELECT ... FOR UPDATE SKIP LOCKED with the same expiry.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "base/time.h"
 #include "store/sqlite/rows.h"
@@ -29,7 +29,8 @@ std::string cut_to(std::string_view text, std::size_t max) {
 constexpr const char* kWaiting = "state IN (0, 1)";
 
 constexpr const char* kRecipientColumns =
-    "r.id, r.address, r.notify, r.orcpt, r.state, r.last_reply, r.next_attempt_at, r.attempts, r.failed_attempts, "
+    "r.id, r.address, r.notify, r.orcpt, r.state, r.last_reply, r.next_attempt_at, r.attempts, "
+    "r.failed_attempts, "
     "r.status, r.remote_mta, r.last_attempt_at, r.delay_notified";
 
 QueueRecipient recipient_from_row(const Statement& row) {
@@ -92,7 +93,8 @@ Result<void> add_recipients(Connection& db, QueueEntry& entry, const std::vector
 
 Result<void> add_attempts(Connection& db, QueueRecipient& recipient) {
     auto statement = db.prepare(
-        "SELECT at, host, address, tls, reply, transcript, connection FROM queue_attempts WHERE recipient_id = ?1 "
+        "SELECT at, host, address, tls, reply, transcript, connection FROM queue_attempts WHERE recipient_id "
+        "= ?1 "
         "ORDER BY id");
     if (!statement) return statement.error();
     statement->bind(1, recipient.id);
@@ -108,7 +110,8 @@ Result<void> add_attempts(Connection& db, QueueRecipient& recipient) {
 }
 
 // Adds one attempt to a recipient's history and drops the oldest beyond `keep`.
-Result<void> insert_attempt(Connection& db, std::int64_t recipient_id, const QueueAttempt& attempt, std::size_t keep) {
+Result<void> insert_attempt(Connection& db, std::int64_t recipient_id, const QueueAttempt& attempt,
+                            std::size_t keep) {
     auto insert = db.prepare(
         "INSERT INTO queue_attempts(recipient_id, at, host, address, tls, reply, transcript, connection) "
         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
@@ -127,7 +130,9 @@ Result<void> insert_attempt(Connection& db, std::int64_t recipient_id, const Que
         "DELETE FROM queue_attempts WHERE recipient_id = ?1 AND id NOT IN (SELECT id FROM queue_attempts "
         "WHERE recipient_id = ?1 ORDER BY id DESC LIMIT ?2)");
     if (!prune) return prune.error();
-    return prune->bind(1, recipient_id).bind(2, static_cast<std::int64_t>(std::max<std::size_t>(keep, 1))).run();
+    return prune->bind(1, recipient_id)
+        .bind(2, static_cast<std::int64_t>(std::max<std::size_t>(keep, 1)))
+        .run();
 }
 
 Result<std::vector<std::int64_t>> column_ids(Statement& statement) {
@@ -178,7 +183,8 @@ Result<std::int64_t> SqliteStore::insert_queue_entry(Connection& db, const std::
         state.next_attempt_at = first_attempt;
         if (!outgoing.carried_over.empty()) state = outgoing.carried_over[i];
         auto recipient = db.prepare(
-            "INSERT INTO queue_recipients(message_id, address, notify, orcpt, state, next_attempt_at, last_reply, "
+            "INSERT INTO queue_recipients(message_id, address, notify, orcpt, state, next_attempt_at, "
+            "last_reply, "
             "attempts, failed_attempts, status, remote_mta, last_attempt_at, delay_notified) "
             "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
         if (!recipient) return recipient.error();
@@ -220,7 +226,10 @@ Result<std::vector<QueueEntry>> SqliteStore::lease_due(std::string_view owner, s
             "ORDER BY next_attempt_at, id LIMIT ?4) RETURNING id, message_id",
             kWaiting));
         if (!lease) return lease.error();
-        lease->bind_text(1, owner).bind(2, now).bind(3, lease_seconds).bind(4, static_cast<std::int64_t>(limit));
+        lease->bind_text(1, owner)
+            .bind(2, now)
+            .bind(3, lease_seconds)
+            .bind(4, static_cast<std::int64_t>(limit));
         std::map<std::int64_t, std::vector<std::int64_t>> leased;  // message -> recipients
         for (;;) {
             auto row = lease->step();
@@ -237,15 +246,18 @@ Result<std::vector<QueueEntry>> SqliteStore::lease_due(std::string_view owner, s
             entries.push_back(std::move(*entry));
         }
         // Oldest due first, as the lease chose them.
-        std::ranges::stable_sort(entries, {}, [](const QueueEntry& e) { return e.recipients.front().next_attempt_at; });
+        std::ranges::stable_sort(entries, {},
+                                 [](const QueueEntry& e) { return e.recipients.front().next_attempt_at; });
         return entries;
     });
 }
 
-Result<std::size_t> SqliteStore::record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes,
+Result<std::size_t> SqliteStore::record_attempts(std::string_view owner,
+                                                 const std::vector<AttemptOutcome>& outcomes,
                                                  std::vector<Delivery> reports) {
     for (const AttemptOutcome& outcome : outcomes) {
-        if (outcome.state == QueueState::queued) return make_error(Errc::invalid_argument, "an attempt cannot leave a recipient queued");
+        if (outcome.state == QueueState::queued)
+            return make_error(Errc::invalid_argument, "an attempt cannot leave a recipient queued");
     }
     // Reports are checked and hashed here; a large one is written to its own file (and fsynced) before the
     // transaction that references it, as a blob writer would for deliver().
@@ -290,7 +302,8 @@ Result<std::size_t> SqliteStore::record_attempts(std::string_view owner, const s
                            .bind(11, outcome.delay_notified ? 1 : 0)
                            .run());
             if (db.changes() == 0) continue;  // not (or no longer) ours: leave it to its holder
-            if (tried) MAGPIE_TRY(insert_attempt(db, outcome.recipient_id, attempt, options_.max_attempts_kept));
+            if (tried)
+                MAGPIE_TRY(insert_attempt(db, outcome.recipient_id, attempt, options_.max_attempts_kept));
             ++recorded;
         }
         if (recorded == outcomes.size()) {
@@ -306,7 +319,8 @@ Result<std::size_t> SqliteStore::record_attempts(std::string_view owner, const s
 Result<std::size_t> SqliteStore::release_leases(std::string_view owner) {
     return write<std::size_t>([&](Connection& db) -> Result<std::size_t> {
         auto statement = db.prepare(
-            "UPDATE queue_recipients SET lease_owner = '', lease_expires_at = 0 WHERE lease_owner = ?1 AND lease_owner <> ''");
+            "UPDATE queue_recipients SET lease_owner = '', lease_expires_at = 0 WHERE lease_owner = ?1 AND "
+            "lease_owner <> ''");
         if (!statement) return statement.error();
         MAGPIE_TRY(statement->bind_text(1, owner).run());
         return static_cast<std::size_t>(db.changes());
@@ -316,10 +330,10 @@ Result<std::size_t> SqliteStore::release_leases(std::string_view owner) {
 Result<std::optional<std::int64_t>> SqliteStore::next_queue_due() {
     using Due = std::optional<std::int64_t>;
     return read<Due>([&](Connection& db) -> Result<Due> {
-        auto statement = db.prepare(fmt::format(
-            "SELECT min(max(r.next_attempt_at, r.lease_expires_at)) FROM queue_recipients r "
-            "JOIN queue_messages q ON q.id = r.message_id WHERE r.{} AND q.held = 0",
-            kWaiting));
+        auto statement = db.prepare(
+            fmt::format("SELECT min(max(r.next_attempt_at, r.lease_expires_at)) FROM queue_recipients r "
+                        "JOIN queue_messages q ON q.id = r.message_id WHERE r.{} AND q.held = 0",
+                        kWaiting));
         if (!statement) return statement.error();
         auto row = statement->step();
         if (!row) return row.error();
@@ -331,10 +345,11 @@ Result<std::optional<std::int64_t>> SqliteStore::next_queue_due() {
 Result<std::vector<QueueEntry>> SqliteStore::list_queue(std::size_t limit, bool waiting_only) {
     using Entries = std::vector<QueueEntry>;
     return read<Entries>([&](Connection& db) -> Result<Entries> {
-        auto ids = db.prepare(waiting_only ? fmt::format("SELECT DISTINCT message_id FROM queue_recipients WHERE {} "
-                                                         "ORDER BY message_id LIMIT ?1",
-                                                         kWaiting)
-                                           : std::string("SELECT id FROM queue_messages ORDER BY id LIMIT ?1"));
+        auto ids =
+            db.prepare(waiting_only ? fmt::format("SELECT DISTINCT message_id FROM queue_recipients WHERE {} "
+                                                  "ORDER BY message_id LIMIT ?1",
+                                                  kWaiting)
+                                    : std::string("SELECT id FROM queue_messages ORDER BY id LIMIT ?1"));
         if (!ids) return ids.error();
         ids->bind(1, static_cast<std::int64_t>(limit));
         auto found = column_ids(*ids);
@@ -383,10 +398,10 @@ Result<void> SqliteStore::set_queue_held(std::int64_t id, bool held) {
 Result<std::size_t> SqliteStore::retry_queue_now(std::optional<std::int64_t> id, std::int64_t now) {
     return write<std::size_t>([&](Connection& db) -> Result<std::size_t> {
         if (id) MAGPIE_TRY(select_entry(db, *id));  // not_found
-        auto statement = db.prepare(fmt::format(
-            "UPDATE queue_recipients SET next_attempt_at = ?1 WHERE {} AND next_attempt_at > ?1 "
-            "AND (?2 IS NULL OR message_id = ?2)",
-            kWaiting));
+        auto statement = db.prepare(
+            fmt::format("UPDATE queue_recipients SET next_attempt_at = ?1 WHERE {} AND next_attempt_at > ?1 "
+                        "AND (?2 IS NULL OR message_id = ?2)",
+                        kWaiting));
         if (!statement) return statement.error();
         statement->bind(1, now);
         if (id) {
@@ -401,10 +416,10 @@ Result<std::size_t> SqliteStore::retry_queue_now(std::optional<std::int64_t> id,
 
 Result<std::size_t> SqliteStore::purge_finished_queue(std::int64_t before) {
     return write<std::size_t>([&](Connection& db) -> Result<std::size_t> {
-        auto statement = db.prepare(fmt::format(
-            "DELETE FROM queue_messages WHERE created_at < ?1 AND NOT EXISTS("
-            "SELECT 1 FROM queue_recipients r WHERE r.message_id = queue_messages.id AND r.{})",
-            kWaiting));
+        auto statement = db.prepare(
+            fmt::format("DELETE FROM queue_messages WHERE created_at < ?1 AND NOT EXISTS("
+                        "SELECT 1 FROM queue_recipients r WHERE r.message_id = queue_messages.id AND r.{})",
+                        kWaiting));
         if (!statement) return statement.error();
         MAGPIE_TRY(statement->bind(1, before).run());
         return static_cast<std::size_t>(db.changes());

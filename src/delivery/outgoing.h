@@ -12,15 +12,15 @@
 #include "base/result.h"
 #include "mailauth/dkim_signer.h"
 
-namespace magpie::server {
+namespace magpie::delivery {
 
 struct OutgoingDraft {
-    std::string_view message;   // RFC 5322 bytes as the user agent sent them, CRLF
-    std::string trace;          // the Received field(s) to put on top, CRLF-terminated; "" for none
-    bool smtputf8 = false;      // UTF-8 header fields are allowed (RFC 6531)
-    std::string domain;         // for a Message-ID when one is added: the sender's domain
-    std::int64_t now = 0;       // Unix seconds: Date when added, and the signature's t=
-    std::string log_id;         // names the message in log lines
+    std::string_view message;  // RFC 5322 bytes as the user agent sent them, CRLF
+    std::string trace;         // the Received field(s) to put on top, CRLF-terminated; "" for none
+    bool smtputf8 = false;     // UTF-8 header fields are allowed (RFC 6531)
+    std::string domain;        // for a Message-ID when one is added: the sender's domain
+    std::int64_t now = 0;      // Unix seconds: Date when added, and the signature's t=
+    std::string log_id;        // names the message in log lines
 };
 
 // The bytes to queue: DKIM-Signature fields (when signed), then `trace`, then the completed message.
@@ -28,4 +28,4 @@ struct OutgoingDraft {
 // RFC 5322 3.6 allows once, and the others of mail::complete_submission; the reply to the client says why.
 Result<std::string> prepare_outgoing_message(const OutgoingDraft& draft, const mailauth::DkimSigner& signer);
 
-}  // namespace magpie::server
+}  // namespace magpie::delivery

@@ -1,11 +1,11 @@
-#include "server/outgoing.h"
+#include "delivery/outgoing.h"
 
 #include <spdlog/spdlog.h>
 
 #include "mail/builder.h"
 #include "mail/submission.h"
 
-namespace magpie::server {
+namespace magpie::delivery {
 
 Result<std::string> prepare_outgoing_message(const OutgoingDraft& draft, const mailauth::DkimSigner& signer) {
     mail::BuildEnv env = mail::system_build_env(draft.domain);
@@ -23,11 +23,12 @@ Result<std::string> prepare_outgoing_message(const OutgoingDraft& draft, const m
         return message;
     }
     if (signature->empty()) {
-        spdlog::info("outgoing: {} sent unsigned: no DKIM key for its From domain (magpie dkim keygen DOMAIN)",
-                     draft.log_id);
+        spdlog::info(
+            "outgoing: {} sent unsigned: no DKIM key for its From domain (magpie dkim keygen DOMAIN)",
+            draft.log_id);
         return message;
     }
     return *signature + message;
 }
 
-}  // namespace magpie::server
+}  // namespace magpie::delivery
