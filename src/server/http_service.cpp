@@ -14,7 +14,7 @@
 #include "http/methods/blob.h"
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
-#include "server/outgoing.h"
+#include "delivery/outgoing.h"
 #include "server/smtp_service.h"
 #include "store/summary.h"
 
@@ -219,7 +219,7 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     co_return response;
 }
 
-// The one outgoing path of SMTP submission (server/outgoing.h, then local INBOXes and the store's queue in
+// The one outgoing path of SMTP submission (delivery/outgoing.h, then local INBOXes and the store's queue in
 // one delivery), for a message EmailSubmission/set sends. Runs on a store executor thread and waits there
 // for the commit, so the EmailSubmission is created only once the message is durable.
 Result<http::SubmissionOutcome> HttpService::submit(const Config& config, const store::Account& account,
@@ -234,7 +234,8 @@ Result<http::SubmissionOutcome> HttpService::submit(const Config& config, const 
     const bool utf8 = std::ranges::any_of(outgoing.message, [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
     auto signer = services_.dkim_signer ? services_.dkim_signer() : nullptr;
     if (!signer) return make_error(Errc::unavailable, "no DKIM signer configured");
-    auto prepared = prepare_outgoing_message(OutgoingDraft{outgoing.message, trace, utf8, domain, now, log_id}, *signer);
+    auto prepared =
+        delivery::prepare_outgoing_message(delivery::OutgoingDraft{outgoing.message, trace, utf8, domain, now, log_id}, *signer);
     if (!prepared) return make_error(Errc::invalid_argument, prepared.error().message);
 
     http::SubmissionOutcome outcome;
