@@ -13,6 +13,7 @@ packages=(
   dovecot-imapd dnsmasq-base postfix iproute2 procps
   python3-dkim python3-nacl publicsuffix
   libxml2-dev media-types
+  nodejs  # node and npm: the third-party JMAP client test (tests/e2e/jmap-client, npm ci)
 )
 
 missing=()

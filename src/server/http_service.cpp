@@ -1,6 +1,8 @@
 #include "server/http_service.h"
 
 #include <array>
+#include <future>
+#include <set>
 
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
@@ -9,9 +11,13 @@
 #include "auth/authenticator.h"
 #include "base/time.h"
 #include "http/methods/api_token.h"
+#include "http/methods/blob.h"
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
 #include "mailauth/mta_sts.h"
+#include "delivery/outgoing.h"
+#include "server/smtp_service.h"
+#include "store/summary.h"
 
 namespace magpie::server {
 
@@ -22,8 +28,9 @@ struct HttpService::Request {
     std::string method;
     std::string target;
     std::string authorization;
-    std::string body;
+    std::string content_type;
     std::string host;
+    std::string body;
 };
 
 namespace {
@@ -58,10 +65,41 @@ http::Response unauthorized(std::string detail) {
     return response;
 }
 
+constexpr std::string_view kUploadPrefix = "/jmap/upload/";
+constexpr std::string_view kDownloadPrefix = "/jmap/download/";
+
+template <class Message>
+std::string_view target_of(const Message& message) {
+    auto target = message.target();  // Boost 1.74: boost::string_view
+    return std::string_view(target.data(), target.size());
+}
+
+bool is_upload(std::string_view target) { return target.starts_with(kUploadPrefix); }
+
+// The body bound of a request, by its target: maxSizeUpload for uploads, maxSizeRequest for the rest.
+std::uint64_t body_limit_for(std::string_view target, const HttpConfig& config) {
+    return is_upload(target) ? config.max_upload_octets : config.max_request_octets;
+}
+
+// "http(s)://host" for the session resource's URLs, from the Host header when it is a plain host[:port]
+// (RFC 9110 7.2); "" (relative URLs) otherwise.
+std::string base_url(const HttpService::Request& request, const net::Connection& connection) {
+    const std::string& host = request.host;
+    if (host.empty() || host.size() > 261 ||
+        host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != std::string::npos) {
+        return {};
+    }
+    return fmt::format("{}://{}", connection.tls_active() ? "https" : "http", host);
+}
+
 // Beast's parse errors as the problem a client gets before the connection closes.
-http::Response parse_problem(const boost::beast::error_code& ec, const HttpConfig& config) {
+http::Response parse_problem(const boost::beast::error_code& ec, const HttpConfig& config, bool upload) {
     if (ec == bhttp::error::header_limit) {
         return problem(431, fmt::format("the request line and headers exceed {} octets", config.max_header_octets));
+    }
+    if (ec == bhttp::error::body_limit && upload) {
+        return problem(413, fmt::format("an upload is at most {} octets", config.max_upload_octets),
+                       http::kProblemLimit, "maxSizeUpload");
     }
     if (ec == bhttp::error::body_limit) {
         return problem(413, fmt::format("the request body exceeds {} octets", config.max_request_octets),
@@ -86,17 +124,18 @@ http::Response mta_sts_policy_response(const HttpService::Request& request, cons
 
 }  // namespace
 
-bool HttpService::enter(std::int64_t account_id, std::size_t limit) {
+bool HttpService::enter(std::int64_t account_id, std::size_t limit, bool upload) {
     std::lock_guard lock(running_mutex_);
-    auto& running = running_[account_id];
+    auto& running = (upload ? uploading_ : running_)[account_id];
     if (running >= limit) return false;
     ++running;
     return true;
 }
 
-void HttpService::leave(std::int64_t account_id) {
+void HttpService::leave(std::int64_t account_id, bool upload) {
     std::lock_guard lock(running_mutex_);
-    if (auto it = running_.find(account_id); it != running_.end() && --it->second == 0) running_.erase(it);
+    auto& map = upload ? uploading_ : running_;
+    if (auto it = map.find(account_id); it != map.end() && --it->second == 0) map.erase(it);
 }
 
 awaitable<Result<store::Account>> HttpService::authenticate(const Request& request, const net::Connection& connection,
@@ -136,10 +175,13 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     const bool session = path == "/.well-known/jmap" || path == "/jmap/session";
     const bool api = path == "/jmap/api" || path == "/jmap/api/";
     const bool events = path == "/jmap/eventsource" || path == "/jmap/eventsource/";
-    if (!session && !api && !events) co_return problem(404, "no such resource");
-    if ((api && request.method != "POST") || (!api && request.method != "GET")) {
+    const bool upload = path.starts_with(kUploadPrefix);
+    const bool download = path.starts_with(kDownloadPrefix);
+    if (!session && !api && !events && !upload && !download) co_return problem(404, "no such resource");
+    const bool post = api || upload;
+    if ((post && request.method != "POST") || (!post && request.method != "GET")) {
         auto response = problem(405, "method not allowed here");
-        response.headers.emplace_back("Allow", api ? "POST" : "GET");
+        response.headers.emplace_back("Allow", post ? "POST" : "GET");
         co_return response;
     }
 
@@ -159,7 +201,7 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     const store::Account account = *authenticated;
     const auto limits = api_limits(config.http);
 
-    if (session) co_return json_response(http::session_resource(account, limits));
+    if (session) co_return json_response(http::session_resource(account, limits, base_url(request, *connection)));
     if (events) {
         auto parsed = http::parse_event_source_query(query);
         if (!parsed) co_return problem(400, "the EventSource query needs types, and closeafter/ping as RFC 8620 7.3 says");
@@ -167,19 +209,25 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         co_await event_source(connection, account, *parsed, config);
         co_return http::Response{};
     }
-    if (!enter(account.id, limits.max_concurrent_requests)) {
-        co_return problem(400, "too many concurrent requests for this account", http::kProblemLimit,
-                          "maxConcurrentRequests");
+    if (!enter(account.id, upload ? limits.max_concurrent_upload : limits.max_concurrent_requests, upload)) {
+        co_return problem(400, upload ? "too many concurrent uploads for this account"
+                                      : "too many concurrent requests for this account",
+                          http::kProblemLimit, upload ? "maxConcurrentUpload" : "maxConcurrentRequests");
     }
     // Released however this coroutine ends (a shutdown may destroy it while the store works).
     struct Leave {
         HttpService* service;
         std::int64_t account_id;
-        ~Leave() { service->leave(account_id); }
-    } leave_on_exit{this, account.id};
+        bool upload;
+        ~Leave() { service->leave(account_id, upload); }
+    } leave_on_exit{this, account.id, upload};
     auto& store = services_.store;
-    auto run = services_.executor.run([&store, &account, &limits, &request]() {
-        auto dispatcher = http::make_dispatcher(store, account, limits);
+    if (upload || download) co_return co_await blob_transfer(request, account, limits, upload);
+    auto run = services_.executor.run([this, &store, &account, &limits, &request, &config]() {
+        auto dispatcher = http::make_dispatcher(
+            store, account, limits, [this, &config](const store::Account& who, const http::OutgoingSubmission& outgoing) {
+                return submit(config, who, outgoing);
+            });
         auto outcome = dispatcher->handle(request.body, http::session_state(account));
         if (auto* p = std::get_if<http::Problem>(&outcome)) return http::problem_response(*p);
         return json_response(std::get<json>(outcome));
@@ -203,6 +251,92 @@ awaitable<http::Response> HttpService::client_setup(const Request& request, cons
                                        settings);
 }
 
+// The one outgoing path of SMTP submission (delivery/outgoing.h, then local INBOXes and the store's queue in
+// one delivery), for a message EmailSubmission/set sends. Runs on a store executor thread and waits there
+// for the commit, so the EmailSubmission is created only once the message is durable.
+Result<http::SubmissionOutcome> HttpService::submit(const Config& config, const store::Account& account,
+                                                    const http::OutgoingSubmission& outgoing) {
+    auto& store = services_.store;
+    const std::int64_t now = unix_now();
+    const std::string log_id = fmt::format("jmap-{}-{}", account.id, now);
+    std::string domain = outgoing.mail_from.substr(outgoing.mail_from.rfind('@') + 1);
+    std::string trace = fmt::format("Received: by {} with HTTP (JMAP EmailSubmission) for account {};\r\n\t{}\r\n",
+                                    config.hostname, account.address, rfc5322_date(now));
+    // UTF-8 header fields are kept as the user wrote them: SMTPUTF8 is then asked of the next hop.
+    const bool utf8 = std::ranges::any_of(outgoing.message, [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    auto signer = services_.dkim_signer ? services_.dkim_signer() : nullptr;
+    if (!signer) return make_error(Errc::unavailable, "no DKIM signer configured");
+    auto prepared =
+        delivery::prepare_outgoing_message(delivery::OutgoingDraft{outgoing.message, trace, utf8, domain, now, log_id}, *signer);
+    if (!prepared) return make_error(Errc::invalid_argument, prepared.error().message);
+
+    http::SubmissionOutcome outcome;
+    std::vector<store::DeliveryTarget> local;
+    std::vector<store::EnvelopeRecipient> remote;
+    std::set<std::int64_t> accounts;
+    const RecipientPolicy policy{config.hostname, config.smtp.postmaster};
+    for (const auto& address : outgoing.rcpt_to) {
+        auto resolved = resolve_recipient(store, policy, address);
+        if (!resolved) return make_error(Errc::invalid_argument, fmt::format("{}: {}", address, resolved.error().message));
+        if (resolved->status == store::RecipientStatus::not_local_domain) {
+            remote.push_back(store::EnvelopeRecipient{address, "", ""});
+            continue;
+        }
+        if (resolved->status != store::RecipientStatus::local) {
+            return make_error(Errc::invalid_argument, fmt::format("{}: no such user here", address));
+        }
+        outcome.local.push_back(address);
+        if (!accounts.insert(resolved->account_id).second) continue;
+        auto inbox = store.find_mailbox(resolved->account_id, "INBOX");
+        if (!inbox) return inbox.error();
+        local.push_back(store::DeliveryTarget{inbox->id, {}});
+    }
+    store::Delivery delivery;
+    std::string return_path = local.empty() ? std::string() : fmt::format("Return-Path: <{}>\r\n", outgoing.mail_from);
+    delivery.content = return_path + *prepared;
+    delivery.summary = store::summarize(delivery.content);
+    delivery.internal_date = now;
+    delivery.targets = std::move(local);
+    const bool queued = !remote.empty();
+    if (queued) {
+        store::OutgoingMessage message;
+        message.reverse_path = outgoing.mail_from;
+        message.smtputf8 = utf8;
+        message.queued_at = now;
+        message.first_attempt_at = now;
+        message.send_offset = return_path.size();
+        message.recipients = std::move(remote);
+        delivery.outgoing = std::move(message);
+    }
+    std::promise<Result<store::Delivered>> promise;
+    auto future = promise.get_future();
+    store.deliver(std::move(delivery), [&promise](Result<store::Delivered> result) { promise.set_value(std::move(result)); });
+    auto delivered = future.get();
+    if (!delivered) return delivered.error();
+    outcome.queue_id = delivered->queue_id;
+    if (queued && services_.queue_changed) services_.queue_changed();
+    spdlog::info("jmap: {} user={} from=<{}> to={} queue_entry={}", log_id, account.address, outgoing.mail_from,
+                 fmt::join(outgoing.rcpt_to, ","), outcome.queue_id);
+    return outcome;
+}
+
+// RFC 8620 6.1 and 6.2, on the store executor (an upload commits before its 201).
+awaitable<http::Response> HttpService::blob_transfer(const Request& request, const store::Account& account,
+                                                     const http::ApiLimits& limits, bool upload) {
+    auto& store = services_.store;
+    auto [path, query] = http::split_target(request.target);
+    auto run = services_.executor.run([&store, &account, &limits, &request, path, query, upload]() {
+        if (upload) {
+            std::string_view rest = path.substr(kUploadPrefix.size());
+            if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+            return http::upload_blob(store, account, rest, request.content_type, request.body, limits, unix_now());
+        }
+        return http::download_blob(store, account, path.substr(kDownloadPrefix.size()), query);
+    });
+    auto response = co_await std::move(run);
+    co_return response;
+}
+
 // RFC 8620 7.3: one "state" event per change of the account's state, "ping" events every `ping` seconds.
 awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>& connection,
                                           const store::Account& account, const http::EventSourceQuery& query,
@@ -211,10 +345,8 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
     std::string head =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
     if (!co_await connection->write_all(head, idle)) co_return;
-    const bool wants_mailbox =
-        query.types.empty() || std::ranges::find(query.types, "Mailbox") != query.types.end();
     auto& store = services_.store;
-    auto read_state = [&]() { return services_.executor.run([&store, &account] { return http::mailbox_state(store, account); }); };
+    auto read_state = [&]() { return services_.executor.run([&store, &account] { return http::push_states(store, account); }); };
 
     services_.hub.watch(account.id, connection);
     struct Unwatch {
@@ -227,7 +359,7 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
     auto first = read_state();
     auto initial = co_await std::move(first);
     if (!initial) co_return;
-    std::string last = *initial;
+    json last = *initial;
     // Without ping the stream still wakes now and then to notice a dead peer on the next write.
     const auto wait = std::chrono::seconds(query.ping_seconds ? query.ping_seconds : 300);
     std::array<char, 512> buffer;
@@ -239,10 +371,15 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
             auto next = read_state();
             auto state = co_await std::move(next);
             if (!state) co_return;
-            if (*state == last || !wants_mailbox) continue;
+            // RFC 8620 7.1: only the types the client asked for, and only those that changed.
+            json changed = json::object();
+            for (const auto& [type, value] : state->items()) {
+                const bool wanted = query.types.empty() || std::ranges::find(query.types, type) != query.types.end();
+                if (wanted && last.value(type, json()) != value) changed[type] = value;
+            }
             last = *state;
-            json change = {{"@type", "StateChange"},
-                           {"changed", {{http::jmap_account_id(account), {{"Mailbox", last}}}}}};
+            if (changed.empty()) continue;
+            json change = {{"@type", "StateChange"}, {"changed", {{http::jmap_account_id(account), changed}}}};
             out = fmt::format("event: state\ndata: {}\n\n", http::to_json_text(change));
             if (!co_await connection->write_all(out, idle)) co_return;
             if (query.close_after_state) co_return;
@@ -265,7 +402,8 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
         const auto timeout = std::chrono::seconds(config->http.idle_timeout);
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(config->http.max_header_octets));
-        parser.body_limit(config->http.max_request_octets);
+        // Uploads may be larger than API requests: the header decides which bound applies (body_limit_for).
+        parser.body_limit(std::max<std::uint64_t>(config->http.max_request_octets, config->http.max_upload_octets));
         parser.eager(true);
         boost::beast::error_code ec;
         while (!parser.is_done()) {
@@ -275,6 +413,11 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
                 if (ec == bhttp::error::need_more) {
                     ec = {};
                 } else if (ec) {
+                    break;
+                }
+                if (parser.is_header_done() && parser.content_length() &&
+                    *parser.content_length() > body_limit_for(target_of(parser.get()), config->http)) {
+                    ec = bhttp::error::body_limit;
                     break;
                 }
                 if (parser.is_done() || (used > 0 && !pending.empty())) continue;
@@ -290,7 +433,7 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
             pending.append(buffer.data(), n);
         }
         if (ec) {
-            auto response = parse_problem(ec, config->http);
+            auto response = parse_problem(ec, config->http, parser.is_header_done() && is_upload(target_of(parser.get())));
             response.close = true;
             output = http::serialize(response);
             co_await connection->write_all(output, timeout);
@@ -298,8 +441,9 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
         }
         auto& message = parser.get();
         Request request{std::string(message.method_string()), std::string(message.target()),
-                        std::string(message[bhttp::field::authorization]), std::move(message.body()),
-                        std::string(message[bhttp::field::host])};
+                        std::string(message[bhttp::field::authorization]),
+                        std::string(message[bhttp::field::content_type]), std::string(message[bhttp::field::host]),
+                        std::move(message.body())};
         bool streamed = false;
         auto response = co_await handle(request, connection, *config, streamed);
         if (streamed) co_return;

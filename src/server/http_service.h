@@ -12,7 +12,10 @@
 #include "auth/throttle.h"
 #include "auth/verified_cache.h"
 #include "http/autoconfig.h"
+#include "http/api.h"
 #include "http/message.h"
+#include "http/methods/submission.h"
+#include "mailauth/dkim_signer.h"
 #include "net/connection.h"
 #include "server/change_hub.h"
 #include "server/config.h"
@@ -29,6 +32,9 @@ struct HttpServices {
     StoreExecutor& executor;        // authenticated work
     StoreExecutor& login_executor;  // password checks
     ChangeHub& hub;
+    // EmailSubmission's way out, shared with SMTP submission: the DKIM keys now, and the queue's wake-up.
+    std::function<std::shared_ptr<const mailauth::DkimSigner>()> dkim_signer;
+    std::function<void()> queue_changed;
 };
 
 class HttpService {
@@ -60,8 +66,14 @@ private:
     awaitable<void> event_source(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
                                  const http::EventSourceQuery& query, const Config& config);
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
-    bool enter(std::int64_t account_id, std::size_t limit);
-    void leave(std::int64_t account_id);
+    // EmailSubmission/set's send (http/methods/submission.h), on a store executor thread.
+    Result<http::SubmissionOutcome> submit(const Config& config, const store::Account& account,
+                                           const http::OutgoingSubmission& outgoing);
+    // Uploads count apart (maxConcurrentUpload).
+    bool enter(std::int64_t account_id, std::size_t limit, bool upload = false);
+    void leave(std::int64_t account_id, bool upload = false);
+    awaitable<http::Response> blob_transfer(const Request& request, const store::Account& account,
+                                            const http::ApiLimits& limits, bool upload);
 
     std::shared_ptr<const Config> config_;
     HttpServices services_;
@@ -69,6 +81,7 @@ private:
     std::map<std::int64_t, std::size_t> running_;
     std::vector<http::autoconfig::Endpoint> imap_endpoints_;
     std::vector<http::autoconfig::Endpoint> submission_endpoints_;
+    std::map<std::int64_t, std::size_t> uploading_;
 };
 
 }  // namespace magpie::server

@@ -14,6 +14,7 @@
 #include "auth/authenticator.h"
 #include "base/strings.h"
 #include "base/time.h"
+#include "store/senders.h"
 #include "smtp/delivered.h"
 #include "delivery/outgoing.h"
 #include "store/summary.h"
@@ -343,24 +344,6 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
     }
 }
 
-namespace {
-
-// An account's own address and the aliases that name it (not catch-alls): the addresses it may send as.
-Result<std::vector<std::string>> sender_addresses(store::Store& store, const std::string& account) {
-    std::vector<std::string> out{account};
-    std::size_t at = account.rfind('@');
-    if (at == std::string::npos) return out;
-    auto aliases = store.list_aliases(account.substr(at + 1));
-    if (!aliases) return aliases.error();
-    for (const auto& alias : *aliases) {
-        if (!alias.address.empty() && alias.address.front() != '@' && iequals(alias.target, account))
-            out.push_back(alias.address);
-    }
-    return out;
-}
-
-}  // namespace
-
 awaitable<smtp::AuthAnswer> SmtpService::authenticate(std::optional<auth::SaslServer>& sasl, const smtp::Event& event,
                                                       const std::string& peer_ip) {
     using Kind = smtp::AuthAnswer::Kind;
@@ -395,7 +378,7 @@ awaitable<smtp::AuthAnswer> SmtpService::authenticate(std::optional<auth::SaslSe
             auto lookup = services.login_executor.run([this, user = outcome.authcid] {
                 auto account = store_.find_account(user);
                 if (!account) return Result<std::pair<std::string, std::vector<std::string>>>(account.error());
-                auto addresses = sender_addresses(store_, account->address);
+                auto addresses = store::sender_addresses(store_, account->address);
                 if (!addresses) return Result<std::pair<std::string, std::vector<std::string>>>(addresses.error());
                 return Result<std::pair<std::string, std::vector<std::string>>>(
                     std::make_pair(account->address, std::move(*addresses)));

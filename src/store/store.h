@@ -17,6 +17,7 @@
 #include "base/result.h"
 #include "store/blob.h"
 #include "store/flags.h"
+#include "store/jmap_objects.h"
 
 namespace magpie::store {
 
@@ -70,9 +71,13 @@ struct MessageSummary {
     std::string structure;  // opaque serialized MIME structure from src/mail; may be empty
 };
 
+// One membership of an Email (below) in one mailbox: IMAP's view of a stored message. COPY within an account
+// adds a membership to the same Email, MOVE replaces one, EXPUNGE removes one (and the Email with its last).
 struct Message {
-    std::int64_t id = 0;
+    std::int64_t id = 0;  // the membership row; not stable across MOVE (use email_id)
     std::int64_t mailbox_id = 0;
+    std::int64_t email_id = 0;   // the Email this is a membership of: stable across COPY and MOVE
+    std::int64_t thread_id = 0;  // the Email's thread
     std::uint32_t uid = 0;
     std::uint64_t modseq = 0;
     std::string blob_id;  // lower-case hex SHA-256 of the content
@@ -205,6 +210,8 @@ struct Delivered {
         std::int64_t mailbox_id = 0;
         std::uint32_t uid = 0;
         std::uint64_t modseq = 0;
+        std::int64_t email_id = 0;   // a new Email per target account (targets of one account with the same
+        std::int64_t thread_id = 0;  // flags share it); its thread as computed at delivery
     };
     std::vector<Placed> placed;  // one per target, in target order
     std::int64_t queue_id = 0;   // the queue entry of `outgoing`, 0 when there was none
@@ -287,6 +294,109 @@ struct StoreStats {
     std::uint64_t commits = 0;            // transactions committed by the writer (each is one WAL fsync)
     std::uint64_t blob_files = 0;         // large blobs written to files
     std::uint64_t queued = 0;             // deliveries and writes waiting for the committer right now
+};
+
+// ---- Emails (issue 11: message identity; the JMAP Email and Thread objects, RFC 8621 3 and 4).
+// An Email is one stored message in one account: a stable id (it survives COPY and MOVE within the
+// account), a thread id computed at delivery and stored, flags (IMAP flags = JMAP keywords, per Email as in
+// Stalwart and Gmail: a flag change shows in every mailbox the Email is in, each membership taking a new
+// MODSEQ and a change-log row in its mailbox) and one membership per mailbox, each with its own UID and
+// MODSEQ. One exception: \Deleted belongs to the membership (EXPUNGE is per mailbox, and a client's
+// COPY + \Deleted + EXPUNGE move must not mark the copy too); an Email never shows it (nor JMAP $deleted),
+// and an EmailUpdate that names it sets or clears it in every mailbox. Every account has a state counter (a per-account MODSEQ, the JMAP state string) that advances in
+// the same transaction as the mailboxes' change log whenever an Email is created, changed or destroyed.
+// Ids are positive and never reused within a store. A thread's id is the id of its first Email.
+
+struct EmailMembership {
+    std::int64_t mailbox_id = 0;
+    std::uint32_t uid = 0;      // the Email's UID in that mailbox
+    std::uint64_t modseq = 0;   // its MODSEQ there
+};
+
+struct Email {
+    std::int64_t id = 0;
+    std::int64_t account_id = 0;
+    std::int64_t thread_id = 0;
+    std::string blob_id;             // lower-case hex SHA-256 of the content (JMAP blobId)
+    std::uint64_t size = 0;          // octets of the content
+    std::int64_t received_at = 0;    // Unix seconds: IMAP INTERNALDATE, JMAP receivedAt
+    std::int64_t sent_at = 0;        // the Date header field in Unix seconds; 0 when missing or unreadable
+    std::vector<std::string> flags;  // IMAP form ("\\Seen", ..., then keywords; never \\Deleted); see jmap_keyword()
+    std::vector<EmailMembership> mailboxes;  // ascending mailbox id; never empty for a stored Email
+    std::uint64_t state = 0;         // the account state at which this Email last changed
+    MessageSummary summary;          // parse-once header fields and structure (kept with the blob)
+};
+
+// One condition of an Email/query filter (RFC 8621 4.4.1); the fields set are ANDed, an empty condition
+// matches every Email. Text matches are case-insensitive (ASCII) substrings of the summary's header fields
+// (from, to, cc, subject); `text` looks in all four (not in bodies: no full-text index yet).
+struct EmailCondition {
+    std::optional<std::int64_t> in_mailbox;
+    std::vector<std::int64_t> in_mailbox_other_than;  // in some mailbox not listed here
+    std::optional<std::string> has_keyword;            // IMAP form ("\\Seen" or a keyword)
+    std::optional<std::string> not_keyword;
+    std::optional<std::int64_t> before;    // received_at < before (Unix seconds)
+    std::optional<std::int64_t> after;     // received_at >= after
+    std::optional<std::uint64_t> min_size; // size >= min_size (octets)
+    std::optional<std::uint64_t> max_size; // size < max_size
+    std::string from, to, cc, subject, text;  // "" = no condition
+};
+
+// A filter tree (RFC 8621 4.4: FilterOperator AND / OR / NOT over operands). Bounded by
+// SqliteOptions::max_filter_nodes (limit_exceeded beyond).
+struct EmailFilter {
+    enum class Operator { condition, all_of, any_of, none_of };
+    Operator op = Operator::condition;
+    EmailCondition condition;          // when op == condition
+    std::vector<EmailFilter> operands; // otherwise
+};
+
+enum class EmailSortKey { received_at, sent_at, size, from, subject };
+struct EmailSort {
+    EmailSortKey key = EmailSortKey::received_at;
+    bool ascending = false;
+};
+
+struct EmailQuery {
+    EmailFilter filter;            // default: every Email of the account
+    std::vector<EmailSort> sort;   // empty = received_at descending; ties always broken by id ascending
+    bool collapse_threads = false; // keep only the first Email of each thread in this order
+    std::int64_t position = 0;     // RFC 8620 5.5: a negative position counts from the end
+    std::optional<std::int64_t> anchor;  // an Email id: start at it plus anchor_offset (position ignored)
+    std::int64_t anchor_offset = 0;
+    std::size_t limit = 0;         // ids wanted; 0 or above SqliteOptions::max_query_results means that bound
+};
+
+struct EmailQueryResult {
+    std::vector<std::int64_t> ids;  // in sort order
+    std::uint64_t position = 0;     // the index of ids[0] in the whole result
+    std::uint64_t total = 0;        // Emails matching (after collapsing threads)
+    std::uint64_t state = 0;        // the account state the query saw (JMAP queryState)
+};
+
+// A thread: its Emails in received_at order (ties by id), the JMAP Thread object (RFC 8621 3).
+struct EmailThread {
+    std::int64_t id = 0;
+    std::vector<std::int64_t> email_ids;
+};
+
+// JMAP /changes (RFC 8620 5.2) for Emails or Threads since an account state.
+struct EmailChanges {
+    std::uint64_t old_state = 0;
+    std::uint64_t new_state = 0;  // the state these changes bring the caller to
+    bool has_more_changes = false;
+    std::vector<std::int64_t> created, updated, destroyed;  // ascending ids; an id in at most one list
+};
+
+// One Email/set update (RFC 8621 4.6): flags and memberships, replaced or patched. Adding a membership is
+// a COPY into that mailbox (a new UID, an "appended" change), removing one an EXPUNGE there. An Email
+// must keep at least one mailbox (invalid_argument otherwise: destroy it instead).
+struct EmailUpdate {
+    std::int64_t email_id = 0;
+    std::optional<std::vector<std::string>> set_flags;  // replaces every flag (IMAP form)
+    std::vector<std::string> add_flags, remove_flags;   // or patches them
+    std::optional<std::vector<std::int64_t>> set_mailboxes;  // replaces every membership
+    std::vector<std::int64_t> add_mailboxes, remove_mailboxes;  // or patches them
 };
 
 // Called after each commit that changed a mailbox, on the committer thread: keep it short, and never wait in
@@ -459,11 +569,61 @@ public:
     // The token with this hash, expired or not (the caller compares expires_at with its clock); not_found.
     virtual Result<ApiToken> find_api_token(std::string_view token_hash);
 
+    // ---- JMAP (jmap_objects.h). Uploads are durable when add_upload returns; uploads older than
+    // `expire_before` (Unix seconds) of the same account are removed in the same transaction (RFC 8620 6.1
+    // lets unreferenced uploads go after at least an hour). limit_exceeded above max_message_bytes.
+    virtual Result<UploadedBlob> add_upload(std::int64_t account_id, std::string_view content, std::string_view type,
+                                            std::int64_t now, std::int64_t expire_before);
+    // The bytes of a blob the account may read: its own upload, or a message in one of its mailboxes.
+    // not_found for anything else, another account's blob included (ids are never guessed across accounts).
+    virtual Result<std::string> read_account_blob(std::int64_t account_id, std::string_view blob_id);
+    // The account's upload of that id, or not_found.
+    virtual Result<UploadedBlob> find_upload(std::int64_t account_id, std::string_view blob_id);
+    virtual Result<JmapObjectList> list_jmap_objects(std::int64_t account_id, std::string_view type);
+    virtual Result<JmapObjectWritten> write_jmap_objects(std::int64_t account_id, std::string_view type,
+                                                         const JmapObjectWrite& write);
+    // RFC 8621 2 Mailbox role = RFC 6154 special-use; not_found unless the mailbox is the account's.
+    virtual Result<void> set_special_use(std::int64_t account_id, std::int64_t mailbox_id, SpecialUse special_use);
+
     // `magpie gc`: removes blobs that no message, queue entry or kept DSN envelope references once they are
     // older than `grace_seconds` (a row by its creation, a file by its last write or reuse), and files left
     // by interrupted writes. Safe beside running writers, in this process or another: a blob being
     // delivered is fresh, and the file sweep holds writers off. invalid_argument for a grace below 60 s.
     virtual Result<GarbageReport> collect_garbage(std::int64_t now, std::int64_t grace_seconds);
+
+    // ---- Emails and threads (see "Emails" above). Every call is scoped to `account_id`: Emails, threads and
+    // mailbox ids of another account are not found (skipped in reads, not_found in writes). Writes join the
+    // group commit like the IMAP writes, and advance the account state and the mailboxes' MODSEQs together.
+    // The defaults answer Errc::unavailable.
+
+    // The account's current state (JMAP state string for Email, Thread and, for now, Mailbox); not_found.
+    virtual Result<std::uint64_t> account_state(std::int64_t account_id);
+    // The Emails with these ids, in the order asked; ids that do not exist (or are another account's) are
+    // skipped (JMAP notFound). invalid_argument beyond max_query_results ids.
+    virtual Result<std::vector<Email>> find_emails(std::int64_t account_id, const std::vector<std::int64_t>& ids);
+    // Email/query: filter, sort, collapse, then position/anchor and limit. not_found for an anchor that is
+    // not in the result (JMAP anchorNotFound); limit_exceeded for a filter beyond max_filter_nodes. A
+    // mailbox or keyword of another account in the filter simply matches nothing.
+    virtual Result<EmailQueryResult> query_emails(std::int64_t account_id, const EmailQuery& query);
+    // Thread/get: the threads with these ids (absent ones skipped), each with its Emails in receivedAt order.
+    virtual Result<std::vector<EmailThread>> find_threads(std::int64_t account_id,
+                                                          const std::vector<std::int64_t>& thread_ids);
+    // Email/changes and Thread/changes since `since_state`, at most `max_changes` ids (all of one state are
+    // returned together, even beyond it: a state is atomic). invalid_argument for a state above the
+    // account's (JMAP cannotCalculateChanges).
+    virtual Result<EmailChanges> email_changes(std::int64_t account_id, std::uint64_t since_state,
+                                               std::size_t max_changes);
+    virtual Result<EmailChanges> thread_changes(std::int64_t account_id, std::uint64_t since_state,
+                                                std::size_t max_changes);
+    // Email/set update: one result per update, in order (not_found for an unknown Email or another account's
+    // mailbox, invalid_argument for a bad flag or no mailbox left, limit_exceeded for too many keywords).
+    // The outer error is for the whole call (store closing, more than max_query_results updates).
+    virtual Result<std::vector<Result<void>>> update_emails(std::int64_t account_id,
+                                                            const std::vector<EmailUpdate>& updates);
+    // Email/set destroy: removes every membership (an EXPUNGE in each mailbox) and the Email; its blob
+    // becomes garbage when nothing else references it. One result per id (not_found).
+    virtual Result<std::vector<Result<void>>> destroy_emails(std::int64_t account_id,
+                                                             const std::vector<std::int64_t>& ids);
 
     // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
     virtual void set_change_listener(ChangeListener listener) = 0;
@@ -488,6 +648,12 @@ struct SqliteOptions {
     std::size_t max_mailbox_name_bytes = 1024;  // UTF-8 octets of a mailbox name (or subscribed name)
     std::size_t max_subscriptions = 10000;      // subscribed names per account
     FlagLimits flag_limits;
+    // Threads at delivery: the In-Reply-To and References ids looked up (the nearest parents first), and how
+    // far back (seconds of received_at) a same-subject Email may be to share its thread.
+    std::size_t max_thread_references = 64;
+    std::int64_t thread_subject_window_seconds = 30 * 24 * 3600;
+    std::size_t max_query_results = 10000;  // ids per query_emails answer, ids per find_emails/update call
+    std::size_t max_filter_nodes = 256;     // conditions and operators in one Email/query filter
     std::size_t max_readers = 8;               // pooled read connections
     int busy_timeout_ms = 5000;                // how long a connection waits for another process's lock
 };
@@ -507,6 +673,7 @@ struct CheckReport {
     bool clean = true;
     std::vector<std::string> problems;  // one line each
     std::size_t messages = 0, blobs = 0, garbage_blobs = 0;
+    std::size_t emails = 0;  // Emails (a message in several mailboxes of an account counts once)
     std::string summary;  // one line
 };
 Result<CheckReport> check_store(const std::filesystem::path& data_dir);
