@@ -101,7 +101,7 @@ private:
         if (parsed->keywords.empty()) return std::nullopt;
         // Keywords are stored space-joined; atoms hold no space, so " k " finds exactly one (ASCII case-insensitive).
         return fmt::format("instr(' ' || lower(e.keywords) || ' ', {}) > 0",
-                           value(" " + to_lower(parsed->keywords.front()) + " "));
+                           value(fmt::format(" {} ", to_lower(parsed->keywords.front()))));
     }
 
     std::string contains(const char* column, const std::string& text) {
