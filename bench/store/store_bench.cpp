@@ -101,6 +101,16 @@ int main(int argc, char** argv) {
     auto status = must(store->mailbox_status(inbox), "mailbox_status");
     fmt::print("mailbox_status (STATUS): {:.6f} s wall, unseen {}\n", seconds_since(phase.wall), status.unseen);
 
+    // JMAP's first page: Email/query inMailbox, receivedAt descending, 50 ids and the total.
+    const std::int64_t account_id = must(store->find_account("bob@example.test"), "find_account").id;
+    magpie::store::EmailQuery first_page;
+    first_page.filter.condition.in_mailbox = inbox;
+    first_page.limit = 50;
+    phase = Phase{};
+    auto page = must(store->query_emails(account_id, first_page), "query_emails");
+    fmt::print("query_emails (inMailbox, receivedAt desc, first {} of {}): {}\n", page.ids.size(), page.total,
+               phase.report());
+
     // A delivery made 100 ms into the STORE, as an SMTP client would: how long until its own commit?
     std::promise<double> delivery_wait;
     std::thread smtp([&] {

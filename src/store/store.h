@@ -359,7 +359,7 @@ struct EmailSort {
 
 struct EmailQuery {
     EmailFilter filter;            // default: every Email of the account
-    std::vector<EmailSort> sort;   // empty = received_at descending; ties always broken by id ascending
+    std::vector<EmailSort> sort;   // empty = received_at descending; ties by id, in the last key's direction
     bool collapse_threads = false; // keep only the first Email of each thread in this order
     std::int64_t position = 0;     // RFC 8620 5.5: a negative position counts from the end
     std::optional<std::int64_t> anchor;  // an Email id: start at it plus anchor_offset (position ignored)

@@ -73,6 +73,16 @@ protected:
     std::int64_t inbox_ = 0, trash_ = 0, archive_ = 0;
 };
 
+TEST(JmapKeywords, NameTheImapSystemFlagsAndLowerCaseTheRest) {
+    EXPECT_EQ(jmap_keyword("\\Seen"), "$seen");
+    EXPECT_EQ(jmap_keyword("\\answered"), "$answered");
+    EXPECT_EQ(jmap_keyword("\\Deleted"), "$deleted");
+    EXPECT_EQ(jmap_keyword("$Forwarded"), "$forwarded");
+    EXPECT_EQ(imap_flag_of_keyword("$SEEN"), "\\Seen");
+    EXPECT_EQ(imap_flag_of_keyword("$draft"), "\\Draft");
+    EXPECT_EQ(imap_flag_of_keyword("$label"), "$label");
+}
+
 // ---- identity across IMAP operations
 
 TEST_F(EmailTest, DeliveryMakesOneEmailWithOneMembershipAndIMAPSeesItsIds) {

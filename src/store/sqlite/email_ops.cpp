@@ -101,7 +101,7 @@ private:
         if (parsed->keywords.empty()) return std::nullopt;
         // Keywords are stored space-joined; atoms hold no space, so " k " finds exactly one (ASCII case-insensitive).
         return fmt::format("instr(' ' || lower(e.keywords) || ' ', {}) > 0",
-                           value(" " + to_lower(parsed->keywords.front()) + " "));
+                           value(fmt::format(" {} ", to_lower(parsed->keywords.front()))));
     }
 
     std::string contains(const char* column, const std::string& text) {
@@ -300,7 +300,9 @@ Result<EmailQueryResult> SqliteStore::query_emails(std::int64_t account_id, cons
         columns += fmt::format(", {} AS s{}", sort_column(sort[i].key), i);
         order += fmt::format("s{} {}, ", i, sort[i].ascending ? "ASC" : "DESC");
     }
-    order += "id ASC";  // RFC 8620 5.5: a stable order
+    // RFC 8620 5.5 asks for a stable order: ties go by id, in the last key's direction, so that an index on
+    // (account_id, internal_date) (rowid last) yields the default order without sorting the whole result.
+    order += sort.back().ascending ? "id ASC" : "id DESC";
     std::string matched = fmt::format(
         "SELECT e.id AS id, e.thread_id AS thread_id{} FROM emails e LEFT JOIN blobs b ON b.id = e.blob_id "
         "WHERE e.account_id = ?1 AND {}",
