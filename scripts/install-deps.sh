@@ -12,12 +12,17 @@ packages=(
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2 procps
   python3-dkim publicsuffix
+  nodejs chromium fonts-dejavu-core
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# The webmail's build (web/, Vite) needs npm. Debian's nodejs ships it as a package of its own; a nodejs
+# from elsewhere (the machine image's 20.x, which Vite 8 needs: Debian 12's 18.x is too old for it) brings
+# its own npm, which Debian's npm package would conflict with.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 ((${#missing[@]} == 0)) && exit 0
 
 echo "installing: ${missing[*]}"

@@ -12,6 +12,8 @@
 #include "auth/throttle.h"
 #include "auth/verified_cache.h"
 #include "http/message.h"
+#include "http/methods/web_session.h"
+#include "http/webmail.h"
 #include "net/connection.h"
 #include "server/change_hub.h"
 #include "server/config.h"
@@ -33,9 +35,14 @@ struct HttpServices {
 class HttpService {
 public:
     HttpService(std::shared_ptr<const Config> config, HttpServices services)
-        : config_(std::move(config)), services_(services) {}
+        : config_(std::move(config)), services_(services) {
+        load_webmail(*config_);
+    }
 
-    void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
+    void reconfigure(std::shared_ptr<const Config> config) {
+        load_webmail(*config);
+        std::atomic_store(&config_, std::move(config));
+    }
 
     awaitable<void> serve(std::shared_ptr<net::Connection> connection);
 
@@ -48,6 +55,20 @@ private:
                                                    const Config& config);
     awaitable<void> event_source(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
                                  const http::EventSourceQuery& query, const Config& config);
+    // The webmail (http_webmail.cpp): its built files, its sign-in routes and cookie sessions.
+    void load_webmail(const Config& config);
+    awaitable<http::Response> webmail(const Request& request, const net::Connection& connection, const Config& config,
+                                      http::WebmailRoute route);
+    awaitable<http::Response> webmail_login(const Request& request, const net::Connection& connection,
+                                            const Config& config);
+    // The account of the request's session cookie. auth_failed when there is none, it is unknown or expired,
+    // or (for anything but GET/HEAD) the X-Magpie-CSRF header or the Origin does not match the session's.
+    awaitable<Result<store::Account>> authenticate_cookie(const Request& request, const net::Connection& connection,
+                                                          const Config& config);
+    std::optional<http::WebSession> find_web_session(const Request& request, const net::Connection& connection,
+                                                     const Config& config);
+    static http::Response webmail_unauthorized(std::string detail);
+
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
     bool enter(std::int64_t account_id, std::size_t limit);
     void leave(std::int64_t account_id);
@@ -56,6 +77,8 @@ private:
     HttpServices services_;
     std::mutex running_mutex_;
     std::map<std::int64_t, std::size_t> running_;
+    std::shared_ptr<const http::StaticSite> site_;  // atomic_load/atomic_store: replaced on reconfigure
+    http::WebSessions web_sessions_;
 };
 
 }  // namespace magpie::server
