@@ -16,7 +16,7 @@ $(BUILD_DIR)/build.ninja:
 
 # The webmail (web/): `npm ci` only when package-lock.json changed (so `make` works offline afterwards),
 # then Vite builds static files into web/dist, which magpied serves at "/".
-WEB_SOURCES := $(wildcard web/src/* web/index.html web/vite.config.js)
+WEB_SOURCES := $(wildcard web/src/* web/public/* web/index.html web/vite.config.js)
 
 web/node_modules/.package-lock.json: web/package-lock.json | deps
 	cd web && npm ci --no-audit --no-fund

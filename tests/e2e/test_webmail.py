@@ -11,6 +11,7 @@ import http.server
 import json
 import smtplib
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -172,6 +173,18 @@ def open_row(b, subject):
     b.wait_text(selector=".list", text=subject, timeout=15000)
     b.click(selector=f".list .row:has-text({json.dumps(subject)})")
     b.wait_text(selector=".reader", text=subject)
+
+
+# ---------------------------------------------------------------- the app's rules without a browser
+
+def test_compose_rules_and_delivery_states_under_node_test():
+    """web/tests/*.test.mjs: address parsing, CR/LF refusal in every header field, replies, forwards, the
+    Email/set object and the delivery states, run by Node's own test runner."""
+    from webmail_browser import WEB
+    result = subprocess.run(["node", "--test", "tests/"], cwd=WEB, capture_output=True, timeout=120)
+    out = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, out + result.stderr.decode(errors="replace")
+    assert "# fail 0" in out and "# pass 0" not in out, out
 
 
 # ---------------------------------------------------------------- served files and sign-in (no Email/* needed)

@@ -70,6 +70,12 @@ function Mail({ auth, onSignedOut }) {
   const state = useRef({});
   state.current = { current, search, page, thread, selected };
 
+  useEffect(() => {
+    if (!notice) return undefined;
+    const timer = setTimeout(() => setNotice(''), 8000);
+    return () => clearTimeout(timer);
+  }, [notice]);
+
   const fail = useCallback((e) => {
     if (!(e instanceof SignedOut)) setNotice(e.message || String(e));
   }, []);
