@@ -274,7 +274,6 @@ function Mail({ auth, onSignedOut }) {
         j: () => setSelected(Math.min(s + 1, p.emails.length - 1)),
         k: () => setSelected(Math.max(s - 1, 0)),
         o: () => p.emails[s] && openEmail(p.emails[s]),
-        Enter: () => p.emails[s] && openEmail(p.emails[s]),
         c: () => setCompose(emptyForm()),
         r: () => reply(false),
         a: () => reply(true),
@@ -403,7 +402,7 @@ function Mail({ auth, onSignedOut }) {
 function Shortcuts({ onClose }) {
   const ref = useRef(null);
   useEffect(() => ref.current && ref.current.focus(), []);
-  const rows = [['j / k', 'next / previous conversation'], ['o or Enter', 'open'], ['c', 'compose'], ['r', 'reply'],
+  const rows = [['j / k', 'next / previous conversation'], ['o', 'open (or Enter on a row)'], ['c', 'compose'], ['r', 'reply'],
     ['a', 'reply to all'], ['f', 'forward'], ['s', 'flag'], ['u', 'mark read / unread'], ['# or Delete', 'delete'],
     ['/', 'search'], ['Esc', 'close'], ['?', 'this help']];
   return (

@@ -19,14 +19,19 @@ const FORBID_TAGS = ['form', 'input', 'button', 'textarea', 'select', 'option', 
   'track', 'portal', 'dialog'];
 const FORBID_ATTR = ['action', 'formaction', 'srcset', 'ping', 'background', 'poster', 'autofocus'];
 
+// The sanitised body, preceded by the message's own <style> elements (mail puts them in <head>).
 export function sanitizeHtml(html) {
-  return purifier.sanitize(html, {
-    WHOLE_DOCUMENT: false,
+  const root = purifier.sanitize(html, {
+    WHOLE_DOCUMENT: true,
+    RETURN_DOM: true,
     FORBID_TAGS,
     FORBID_ATTR,
     ALLOW_DATA_ATTR: false,
     ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|cid:|data:image\/(?:png|gif|jpeg|webp);)/i,
   });
+  const styles = [...root.querySelectorAll('head style')].map((style) => style.outerHTML).join('');
+  const body = root.querySelector('body');
+  return styles + (body ? body.innerHTML : '');
 }
 
 // True when the sanitised HTML would load something from the network (an image, a CSS url()).
