@@ -317,6 +317,17 @@ def test_sign_in_shows_mailboxes_and_sign_out_returns_to_the_form(webmail):
     assert cookies["magpie_session"]["httpOnly"] and cookies["magpie_session"]["sameSite"] == "Strict"
     # The cookie is invisible to the page's scripts.
     assert "magpie_session" not in b.eval(script="() => document.cookie")
+    # Keyboard: "?" lists the shortcuts, "c" composes with focus in To, Esc closes.
+    b.press(selector=None, key="?")
+    b.wait_text(selector="[role=dialog]", text="Keyboard shortcuts")
+    b.press(selector=None, key="Escape")
+    b.wait(selector="[role=dialog]", state="detached")
+    b.press(selector=None, key="c")
+    b.wait(selector=".compose")
+    assert b.eval(script="() => document.activeElement.id") == "compose-to"
+    webmail.shot("compose")
+    b.press(selector="#compose-to", key="Escape")
+    b.wait(selector=".compose", state="detached")
     # A reload keeps the session (the cookie), without asking for the password again.
     b.reload()
     b.wait(selector="nav.mailboxes button[data-mailbox]")
