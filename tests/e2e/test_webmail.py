@@ -96,7 +96,7 @@ def need(server, *methods):
 
 def smtp_send(server, message: EmailMessage, to=(ALICE,), sender=CAROL):
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
-        client.sendmail(sender, list(to), message.as_bytes())
+        client.sendmail(sender, list(to), message.as_bytes(policy=email.policy.SMTP))
 
 
 def text_message(subject, body, sender=f"Carol <{CAROL}>", to=ALICE, message_id=None):
@@ -337,6 +337,21 @@ def test_sign_in_shows_mailboxes_and_sign_out_returns_to_the_form(webmail):
     b.wait(selector="#username")
     violations = [line for line in b.log() if "Content Security Policy" in line or "pageerror" in line]
     assert not violations, violations
+
+
+def test_push_updates_unread_counts_without_reload(webmail):
+    """EventSource with the session cookie: a message delivered over SMTP changes INBOX's unread count on the
+    open page (Mailbox/get only; the message list is the next test's)."""
+    server, b = webmail.server, webmail.browser
+    webmail.sign_in()
+    b.eval(script="() => { window.__sameDocument = true; }")
+    assert b.count(selector="nav.mailboxes [data-mailbox=INBOX] .count") == 0
+    smtp_send(server, text_message("Pushed", "Hello."))
+    b.wait_text(selector="nav.mailboxes [data-mailbox=INBOX] .count", text="1", timeout=10000)
+    smtp_send(server, text_message("Pushed again", "Hello."))
+    b.wait_text(selector="nav.mailboxes [data-mailbox=INBOX] .count", text="2", timeout=10000)
+    assert b.eval(script="() => window.__sameDocument === true"), "the page was reloaded"
+    assert any("/jmap/eventsource" in url for url in b.requests())
 
 
 # ---------------------------------------------------------------- reading, push, actions (need Email/*)
