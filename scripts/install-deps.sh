@@ -11,7 +11,7 @@ packages=(
   libgmime-3.0-dev libicu-dev
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2 procps
-  python3-dkim publicsuffix
+  python3-dkim python3-nacl publicsuffix
   nodejs chromium fonts-dejavu-core
 )
 

@@ -8,9 +8,10 @@
 #include <sstream>
 
 #include "base/time.h"
-#include "delivery/sqlite_queue.h"
+#include "delivery/store_queue.h"
 #include "delivery/tracker.h"
 #include "delivery/wake.h"
+#include "server/store_factory.h"
 
 namespace magpie::cli {
 namespace {
@@ -59,13 +60,17 @@ QueueCommands::QueueCommands(CLI::App& app) {
 }
 
 int QueueCommands::run(const server::Config& config) {
-    std::error_code ec;
-    std::filesystem::create_directories(config.data_dir, ec);
-    delivery::QueueLimits limits;
-    limits.max_transcript = config.queue.max_transcript;
-    auto opened = delivery::SqliteQueue::open(config.data_dir, limits);
+    // The queue is the store's: list and show only read it (safe beside magpied, and on a store that does
+    // not exist yet: an empty queue); the others write through the store's committer.
+    const bool read_only = list_->parsed() || show_->parsed();
+    if (!read_only) {
+        std::error_code ec;
+        std::filesystem::create_directories(config.data_dir, ec);
+    }
+    auto opened = server::open_store(config, read_only);
+    if (!opened && read_only && opened.error().code == Errc::not_found && list_->parsed()) return 0;
     if (!opened) return fail(opened.error().message);
-    auto& queue = **opened;
+    delivery::StoreQueue queue(**opened);
     auto done = [](const Result<void>& r) { return r ? 0 : fail(r.error().message); };
 
     if (list_->parsed()) {

@@ -1,7 +1,8 @@
 // The outgoing queue as the scheduler, the reports and `magpie queue` see it: entries (one message with its
 // envelope) with a state per recipient (RFC 5321 4.5.4.1: queued, deferred with its last reply and next
 // attempt, delivered, failed) and every attempt kept for the delivery tracker. QueueStore is the narrow
-// interface the scheduler needs; sqlite_queue.h implements it until the store's own queue (issue 11) lands.
+// interface the scheduler needs; store_queue.h implements it over store::Store, where the queue lives. These
+// types are the scheduler's view (content loaded, states named); the store's own are backend-neutral.
 #pragma once
 
 #include <cstddef>
@@ -98,19 +99,12 @@ struct EntryOutcome {
     std::vector<NewEntry> reports;  // DSNs to queue in the same commit (never lost, never doubled)
 };
 
-struct QueueLimits {
-    std::size_t max_transcript = 16 * 1024;  // octets of transcript kept per attempt
-    std::size_t max_attempts_kept = 50;      // attempts kept per recipient (the oldest go first)
-    std::size_t max_content = 64u << 20;     // octets of one queued message
-    std::size_t max_recipients = 1000;       // per entry
-};
-
 class QueueStore {
 public:
     virtual ~QueueStore() = default;
 
     // Adds an entry; every recipient starts queued and due at queued_at. Durable when it returns.
-    // invalid_argument: no recipient, or an address without '@'; limit_exceeded: over QueueLimits.
+    // invalid_argument: no recipient, or an address without '@'; limit_exceeded: over the store's bounds.
     virtual Result<std::int64_t> enqueue(const NewEntry& entry) = 0;
 
     // Takes up to `limit` entries that have a recipient due at `now` (queued or deferred, next_attempt_at <=
@@ -121,8 +115,10 @@ public:
                                                       std::string_view owner) = 0;
     // Releases every lease of `owner` (a restarted process: its previous leases died with it).
     virtual Result<void> release_leases(std::string_view owner) = 0;
-    // Applies an outcome and releases the entry's lease, in one transaction.
-    virtual Result<void> record(const EntryOutcome& outcome) = 0;
+    // Applies an outcome for recipients leased to `owner`, releases their leases and queues the reports, in
+    // one transaction. Outcomes for recipients the owner no longer holds are skipped, and then no report is
+    // queued (store::Store::record_attempts). Returns how many updates were recorded.
+    virtual Result<std::size_t> record(std::string_view owner, const EntryOutcome& outcome) = 0;
     // The earliest next_attempt_at among recipients that are due some time and not held; none when idle.
     virtual Result<std::optional<std::int64_t>> next_due() = 0;
 

@@ -1,5 +1,7 @@
 #include "http/message.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "base/strings.h"
@@ -145,6 +147,42 @@ std::optional<EventSourceQuery> parse_event_source_query(std::string_view query)
     }
     if (!have_types) return std::nullopt;
     return result;
+}
+
+std::string content_disposition(std::string_view filename) {
+    if (filename.empty()) filename = "download";
+    std::string fallback;
+    std::string encoded;
+    for (unsigned char c : filename) {
+        fallback.push_back(c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '%' ? static_cast<char>(c) : '_');
+        // RFC 8187 3.2.1 attr-char: ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" / "." / "^" / "_" / "`" /
+        // "|" / "~".
+        if (std::isalnum(c) || std::string_view("!#$&+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos) {
+            encoded.push_back(static_cast<char>(c));
+        } else {
+            encoded += fmt::format("%{:02X}", c);
+        }
+    }
+    return fmt::format("attachment; filename=\"{}\"; filename*=UTF-8''{}", fallback, encoded);
+}
+
+std::string safe_media_type(std::string_view type) {
+    constexpr std::string_view kDefault = "application/octet-stream";
+    if (auto semicolon = type.find(';'); semicolon != std::string_view::npos) type = type.substr(0, semicolon);
+    while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+    auto slash = type.find('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 == type.size() || type.size() > 127) {
+        return std::string(kDefault);
+    }
+    // RFC 9110 5.6.2 tchar, with one '/'.
+    for (std::size_t i = 0; i < type.size(); ++i) {
+        unsigned char c = type[i];
+        if (i == slash) continue;
+        if (!std::isalnum(c) && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) == std::string_view::npos) {
+            return std::string(kDefault);
+        }
+    }
+    return to_lower(type);
 }
 
 }  // namespace magpie::http

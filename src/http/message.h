@@ -52,4 +52,14 @@ std::pair<std::string_view, std::string_view> split_target(std::string_view targ
 // Percent-decodes a path segment or query value (RFC 3986 2.1); nullopt on a bad escape or a NUL.
 std::optional<std::string> percent_decode(std::string_view text);
 
+// RFC 6266 4.3 for a download named by the client: "attachment; filename=\"x\"; filename*=UTF-8''x".
+// The quoted fallback keeps printable ASCII but '"', '\\' and '%' (each becomes '_'); the RFC 8187 form
+// percent-encodes every octet outside attr-char. No name can break out of the header (CR, LF, NUL and
+// every other control octet are encoded or replaced), and an empty name becomes "download".
+std::string content_disposition(std::string_view filename);
+
+// A download's Content-Type from the client's "type" parameter (RFC 8620 6.2): "type/subtype" of RFC 9110
+// token characters, lower-cased, with parameters dropped; anything else is application/octet-stream.
+std::string safe_media_type(std::string_view type);
+
 }  // namespace magpie::http

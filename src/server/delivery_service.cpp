@@ -177,9 +177,13 @@ awaitable<void> DeliveryService::schedule() {
         } else {
             taken = leased->size();
             for (auto& entry : *leased) {
-                // Still being delivered from an earlier lease that ran out (a slow peer, a long line for one
-                // host): leasing it again only renewed the lease; a second delivery would duplicate it.
-                if (!in_flight_.insert(entry.id).second) continue;
+                // Recipients still being delivered from an earlier lease that ran out (a slow peer, a long
+                // line for one host): leasing them again only renewed the lease; a second delivery would
+                // duplicate them.
+                std::erase_if(entry.recipients, [this](const delivery::QueueRecipient& r) {
+                    return !in_flight_.insert(r.id).second;
+                });
+                if (entry.recipients.empty()) continue;
                 auto job = std::make_shared<EntryJob>();
                 job->entry = std::move(entry);
                 asio::co_spawn(context_, dispatch(std::move(job)), asio::detached);
@@ -604,14 +608,21 @@ awaitable<void> DeliveryService::finish(std::shared_ptr<EntryJob> job) {
         }
     }
     const bool reports = !outcome.reports.empty();
-    auto record_op = executor_.run([this, outcome = std::move(outcome)] { return queue_.record(outcome); });
+    const std::size_t updates = outcome.updates.size();
+    // The outcomes and the reports they produce commit together (store::Store::record_attempts).
+    auto record_op =
+        executor_.run([this, outcome = std::move(outcome)] { return queue_.record(node_, outcome); });
     auto recorded = co_await std::move(record_op);
     if (!recorded) {
         // The lease runs out and the entry is tried again: delivered at least once, never lost.
         spdlog::error("delivery: entry {}: cannot record the attempt: {}", entry.id,
                       recorded.error().message);
+    } else if (*recorded < updates) {
+        spdlog::warn("delivery: entry {}: {} of {} recipients were no longer leased to {} (deleted, or taken "
+                     "after the lease ran out); their results and reports were not recorded",
+                     entry.id, updates - *recorded, updates, node_);
     }
-    in_flight_.erase(entry.id);
+    for (const auto& r : entry.recipients) in_flight_.erase(r.id);
     if (reports) wake();
 }
 

@@ -1,8 +1,9 @@
-// The outgoing queue's IO side: a scheduler coroutine that leases due entries (delivery::QueueStore), hands
-// local recipients to the store and groups the rest by destination domain, and per destination a few
-// connection coroutines that route (static route, smart host, MX, A/AAAA), connect, pump bytes between the
-// socket and a sans-IO smtp::ClientSession (STARTTLS included), keep the connection open a short time for
-// more mail to the same host, and record each attempt with its outcome and reports in one commit.
+// The outgoing queue's IO side: a scheduler coroutine that leases due recipients (delivery::QueueStore over
+// the store's queue), hands local recipients to the store and groups the rest by destination domain, and per
+// destination a few connection coroutines that route (static route, smart host, MX, A/AAAA), connect, pump
+// bytes between the socket and a sans-IO smtp::ClientSession (STARTTLS included), keep the connection open a
+// short time for more mail to the same host, and record each attempt with its outcome and reports in one
+// commit.
 // The decisions are delivery::decide / make_report / plan_mx_route; this file only moves bytes and waits.
 // Everything here runs on one io_context, so its state needs no lock.
 #pragma once
@@ -81,7 +82,7 @@ private:
     net::asio::posix::stream_descriptor watcher_;
     std::string node_;  // lease owner: this host's name
     std::map<std::string, std::shared_ptr<Destination>> destinations_;
-    std::set<std::int64_t> in_flight_;  // entries being delivered now
+    std::set<std::int64_t> in_flight_;  // recipients being delivered now
     std::atomic<std::size_t> total_connections_ = 0;
     std::uint64_t connection_serial_ = 0;
     std::atomic<bool> stopping_ = false;

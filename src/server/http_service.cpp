@@ -9,6 +9,7 @@
 #include "auth/authenticator.h"
 #include "base/time.h"
 #include "http/methods/api_token.h"
+#include "http/methods/blob.h"
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
 #include "server/http_request.h"
@@ -50,10 +51,30 @@ http::Response unauthorized(std::string detail) {
     return response;
 }
 
+constexpr std::string_view kUploadPrefix = "/jmap/upload/";
+constexpr std::string_view kDownloadPrefix = "/jmap/download/";
+
+template <class Message>
+std::string_view target_of(const Message& message) {
+    auto target = message.target();  // Boost 1.74: boost::string_view
+    return std::string_view(target.data(), target.size());
+}
+
+bool is_upload(std::string_view target) { return target.starts_with(kUploadPrefix); }
+
+// The body bound of a request, by its target: maxSizeUpload for uploads, maxSizeRequest for the rest.
+std::uint64_t body_limit_for(std::string_view target, const HttpConfig& config) {
+    return is_upload(target) ? config.max_upload_octets : config.max_request_octets;
+}
+
 // Beast's parse errors as the problem a client gets before the connection closes.
-http::Response parse_problem(const boost::beast::error_code& ec, const HttpConfig& config) {
+http::Response parse_problem(const boost::beast::error_code& ec, const HttpConfig& config, bool upload) {
     if (ec == bhttp::error::header_limit) {
         return problem(431, fmt::format("the request line and headers exceed {} octets", config.max_header_octets));
+    }
+    if (ec == bhttp::error::body_limit && upload) {
+        return problem(413, fmt::format("an upload is at most {} octets", config.max_upload_octets),
+                       http::kProblemLimit, "maxSizeUpload");
     }
     if (ec == bhttp::error::body_limit) {
         return problem(413, fmt::format("the request body exceeds {} octets", config.max_request_octets),
@@ -64,17 +85,18 @@ http::Response parse_problem(const boost::beast::error_code& ec, const HttpConfi
 
 }  // namespace
 
-bool HttpService::enter(std::int64_t account_id, std::size_t limit) {
+bool HttpService::enter(std::int64_t account_id, std::size_t limit, bool upload) {
     std::lock_guard lock(running_mutex_);
-    auto& running = running_[account_id];
+    auto& running = (upload ? uploading_ : running_)[account_id];
     if (running >= limit) return false;
     ++running;
     return true;
 }
 
-void HttpService::leave(std::int64_t account_id) {
+void HttpService::leave(std::int64_t account_id, bool upload) {
     std::lock_guard lock(running_mutex_);
-    if (auto it = running_.find(account_id); it != running_.end() && --it->second == 0) running_.erase(it);
+    auto& map = upload ? uploading_ : running_;
+    if (auto it = map.find(account_id); it != map.end() && --it->second == 0) map.erase(it);
 }
 
 awaitable<Result<store::Account>> HttpService::authenticate(const Request& request, const net::Connection& connection,
@@ -120,10 +142,13 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     const bool session = path == "/.well-known/jmap" || path == "/jmap/session";
     const bool api = path == "/jmap/api" || path == "/jmap/api/";
     const bool events = path == "/jmap/eventsource" || path == "/jmap/eventsource/";
-    if (!session && !api && !events) co_return problem(404, "no such resource");
-    if ((api && request.method != "POST") || (!api && request.method != "GET")) {
+    const bool upload = path.starts_with(kUploadPrefix);
+    const bool download = path.starts_with(kDownloadPrefix);
+    if (!session && !api && !events && !upload && !download) co_return problem(404, "no such resource");
+    const bool post = api || upload;
+    if ((post && request.method != "POST") || (!post && request.method != "GET")) {
         auto response = problem(405, "method not allowed here");
-        response.headers.emplace_back("Allow", api ? "POST" : "GET");
+        response.headers.emplace_back("Allow", post ? "POST" : "GET");
         co_return response;
     }
 
@@ -153,22 +178,42 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         co_await event_source(connection, account, *parsed, config);
         co_return http::Response{};
     }
-    if (!enter(account.id, limits.max_concurrent_requests)) {
-        co_return problem(400, "too many concurrent requests for this account", http::kProblemLimit,
-                          "maxConcurrentRequests");
+    if (!enter(account.id, upload ? limits.max_concurrent_upload : limits.max_concurrent_requests, upload)) {
+        co_return problem(400, upload ? "too many concurrent uploads for this account"
+                                      : "too many concurrent requests for this account",
+                          http::kProblemLimit, upload ? "maxConcurrentUpload" : "maxConcurrentRequests");
     }
     // Released however this coroutine ends (a shutdown may destroy it while the store works).
     struct Leave {
         HttpService* service;
         std::int64_t account_id;
-        ~Leave() { service->leave(account_id); }
-    } leave_on_exit{this, account.id};
+        bool upload;
+        ~Leave() { service->leave(account_id, upload); }
+    } leave_on_exit{this, account.id, upload};
     auto& store = services_.store;
+    if (upload || download) co_return co_await blob_transfer(request, account, limits, upload);
     auto run = services_.executor.run([&store, &account, &limits, &request]() {
         auto dispatcher = http::make_dispatcher(store, account, limits);
         auto outcome = dispatcher->handle(request.body, http::session_state(account));
         if (auto* p = std::get_if<http::Problem>(&outcome)) return http::problem_response(*p);
         return json_response(std::get<json>(outcome));
+    });
+    auto response = co_await std::move(run);
+    co_return response;
+}
+
+// RFC 8620 6.1 and 6.2, on the store executor (an upload commits before its 201).
+awaitable<http::Response> HttpService::blob_transfer(const Request& request, const store::Account& account,
+                                                     const http::ApiLimits& limits, bool upload) {
+    auto& store = services_.store;
+    auto [path, query] = http::split_target(request.target);
+    auto run = services_.executor.run([&store, &account, &limits, &request, path, query, upload]() {
+        if (upload) {
+            std::string_view rest = path.substr(kUploadPrefix.size());
+            if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+            return http::upload_blob(store, account, rest, request.content_type, request.body, limits, unix_now());
+        }
+        return http::download_blob(store, account, path.substr(kDownloadPrefix.size()), query);
     });
     auto response = co_await std::move(run);
     co_return response;
@@ -236,7 +281,8 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
         const auto timeout = std::chrono::seconds(config->http.idle_timeout);
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(config->http.max_header_octets));
-        parser.body_limit(config->http.max_request_octets);
+        // Uploads may be larger than API requests: the header decides which bound applies (body_limit_for).
+        parser.body_limit(std::max<std::uint64_t>(config->http.max_request_octets, config->http.max_upload_octets));
         parser.eager(true);
         boost::beast::error_code ec;
         while (!parser.is_done()) {
@@ -246,6 +292,11 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
                 if (ec == bhttp::error::need_more) {
                     ec = {};
                 } else if (ec) {
+                    break;
+                }
+                if (parser.is_header_done() && parser.content_length() &&
+                    *parser.content_length() > body_limit_for(target_of(parser.get()), config->http)) {
+                    ec = bhttp::error::body_limit;
                     break;
                 }
                 if (parser.is_done() || (used > 0 && !pending.empty())) continue;
@@ -261,7 +312,7 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
             pending.append(buffer.data(), n);
         }
         if (ec) {
-            auto response = parse_problem(ec, config->http);
+            auto response = parse_problem(ec, config->http, parser.is_header_done() && is_upload(target_of(parser.get())));
             response.close = true;
             output = http::serialize(response);
             co_await connection->write_all(output, timeout);

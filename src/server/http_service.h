@@ -11,6 +11,7 @@
 #include "auth/password.h"
 #include "auth/throttle.h"
 #include "auth/verified_cache.h"
+#include "http/api.h"
 #include "http/message.h"
 #include "http/methods/web_session.h"
 #include "http/webmail.h"
@@ -70,13 +71,17 @@ private:
     static http::Response webmail_unauthorized(std::string detail);
 
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
-    bool enter(std::int64_t account_id, std::size_t limit);
-    void leave(std::int64_t account_id);
+    // Uploads count apart (maxConcurrentUpload).
+    bool enter(std::int64_t account_id, std::size_t limit, bool upload = false);
+    void leave(std::int64_t account_id, bool upload = false);
+    awaitable<http::Response> blob_transfer(const Request& request, const store::Account& account,
+                                            const http::ApiLimits& limits, bool upload);
 
     std::shared_ptr<const Config> config_;
     HttpServices services_;
     std::mutex running_mutex_;
     std::map<std::int64_t, std::size_t> running_;
+    std::map<std::int64_t, std::size_t> uploading_;
     std::shared_ptr<const http::StaticSite> site_;  // atomic_load/atomic_store: replaced on reconfigure
     http::WebSessions web_sessions_;
 };

@@ -62,6 +62,19 @@ Result<void> Server::load_tls() {
     return {};
 }
 
+Result<void> Server::load_dkim() {
+    auto loaded = mailauth::DkimSigner::load(config_->data_dir);
+    if (!loaded) return loaded.error();
+    std::lock_guard lock(dkim_mutex_);
+    dkim_ = std::make_shared<const mailauth::DkimSigner>(std::move(*loaded));
+    return {};
+}
+
+std::shared_ptr<const mailauth::DkimSigner> Server::dkim_signer() {
+    std::lock_guard lock(dkim_mutex_);
+    return dkim_;
+}
+
 Result<void> Server::prepare_demo() {
     const auto& c = *config_;
     // The demo owns its certificate: one that is missing, damaged (a power cut before it was written used to
@@ -131,8 +144,16 @@ Result<void> Server::start() {
     lookup_executor_ = std::make_unique<StoreExecutor>(c.store.lookup_threads);
     login_executor_ = std::make_unique<StoreExecutor>(c.auth.login_threads);
 
+    // An upgrade from the interim queue file: its unfinished entries join the store's queue before anything
+    // is delivered or accepted; a file that cannot be read stops magpied rather than lose its mail.
+    auto imported = store::import_queue_db(*store_, c.data_dir);
+    if (!imported) return make_error(imported.error().code, "queue.db: " + imported.error().message);
+    if (*imported > 0)
+        spdlog::info("store: imported {} unfinished entries from queue.db (kept as queue.db.imported)", *imported);
+
     if (c.demo) MAGPIE_TRY(prepare_demo());
     MAGPIE_TRY(load_tls());
+    MAGPIE_TRY(load_dkim());
     // Not fatal: the account may be created later with `magpie user add` while magpied runs.
     if (!c.smtp.postmaster.empty() && !store_->find_account(c.smtp.postmaster)) {
         spdlog::warn(
@@ -179,7 +200,7 @@ Result<void> Server::start() {
     MAGPIE_TRY(bind(c.http.listen, "http", false, http_busy));
     MAGPIE_TRY(bind(c.http.listen_tls, "https", true, http_busy));
     MAGPIE_TRY(net::drop_privileges(c.user, c.data_dir));
-    // Submission queues remote recipients: the queue is opened (and delivery started) before it listens.
+    // Submission queues remote recipients: delivery is started before it listens.
     MAGPIE_TRY(start_delivery());
     submission_ = std::make_unique<SmtpService>(
         config_, *store_, *lookup_executor_,
@@ -187,7 +208,7 @@ Result<void> Server::start() {
                            .throttle = *throttle_,
                            .verified_cache = verified_cache_.get(),
                            .login_executor = *login_executor_,
-                           .queue = *queue_,
+                           .dkim_signer = [this] { return dkim_signer(); },
                            .queue_changed = [this] {
                                if (delivery_) delivery_->wake();
                            }});
@@ -220,11 +241,7 @@ Result<void> Server::start() {
 
 Result<void> Server::start_delivery() {
     const auto& c = *config_;
-    delivery::QueueLimits limits;
-    limits.max_transcript = c.queue.max_transcript;
-    auto queue = delivery::SqliteQueue::open(c.data_dir, limits);
-    if (!queue) return queue.error();
-    queue_ = std::move(*queue);
+    queue_ = std::make_unique<delivery::StoreQueue>(*store_);
     if (!c.queue.enabled) return {};
     // A bad resolver address stops magpied at start rather than deferring every message.
     auto resolver = dns::Resolver::create(resolver_config(c));
@@ -278,6 +295,7 @@ void Server::reload() {
     config_ = next;
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     if (auto tls = load_tls(); !tls) spdlog::error("SIGHUP: TLS not reloaded: {}", tls.error().message);
+    if (auto dkim = load_dkim(); !dkim) spdlog::error("SIGHUP: DKIM keys not reloaded: {}", dkim.error().message);
     smtp_limiter_->set_limits(next->smtp.max_connections, next->smtp.max_connections_per_ip);
     if (submission_limiter_)
         submission_limiter_->set_limits(next->submission.max_connections, next->submission.max_connections_per_ip);

@@ -18,7 +18,8 @@
 #include "server/change_hub.h"
 #include "server/config.h"
 #include "server/delivery_service.h"
-#include "delivery/sqlite_queue.h"
+#include "delivery/store_queue.h"
+#include "mailauth/dkim_signer.h"
 #include "server/http_service.h"
 #include "server/imap_service.h"
 #include "server/smtp_service.h"
@@ -44,6 +45,9 @@ private:
     Result<void> prepare_demo();
     Result<void> load_tls();
     Result<void> start_delivery();
+    // Loads the DKIM keys under <data_dir>/dkim/ (at start and on SIGHUP).
+    Result<void> load_dkim();
+    std::shared_ptr<const mailauth::DkimSigner> dkim_signer();
     void handle_signal(boost::system::error_code ec, int signal);
     void reload();
     void drain();
@@ -63,7 +67,7 @@ private:
     std::unique_ptr<SmtpService> smtp_;
     std::unique_ptr<SmtpService> submission_;  // ports 587/465, made once the queue is open
     std::shared_ptr<net::ConnectionLimiter> submission_limiter_;
-    std::unique_ptr<delivery::SqliteQueue> queue_;
+    std::unique_ptr<delivery::StoreQueue> queue_;  // the scheduler's view of the store's queue
     std::unique_ptr<StoreExecutor> queue_executor_;   // the outgoing queue's store and DNS work
     std::unique_ptr<DeliveryService> delivery_;
     std::unique_ptr<auth::HashLimiter> hash_limiter_;
@@ -78,6 +82,8 @@ private:
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     std::unique_ptr<net::asio::signal_set> signals_;
     std::mutex tls_mutex_;
+    std::mutex dkim_mutex_;
+    std::shared_ptr<const mailauth::DkimSigner> dkim_;
     std::shared_ptr<net::asio::ssl::context> tls_;
     bool draining_ = false;
 };

@@ -14,8 +14,9 @@
 #include "auth/authenticator.h"
 #include "base/strings.h"
 #include "base/time.h"
-#include "mail/submission.h"
+#include "store/senders.h"
 #include "smtp/delivered.h"
+#include "server/outgoing.h"
 #include "store/summary.h"
 
 namespace magpie::server {
@@ -305,24 +306,6 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
     }
 }
 
-namespace {
-
-// An account's own address and the aliases that name it (not catch-alls): the addresses it may send as.
-Result<std::vector<std::string>> sender_addresses(store::Store& store, const std::string& account) {
-    std::vector<std::string> out{account};
-    std::size_t at = account.rfind('@');
-    if (at == std::string::npos) return out;
-    auto aliases = store.list_aliases(account.substr(at + 1));
-    if (!aliases) return aliases.error();
-    for (const auto& alias : *aliases) {
-        if (!alias.address.empty() && alias.address.front() != '@' && iequals(alias.target, account))
-            out.push_back(alias.address);
-    }
-    return out;
-}
-
-}  // namespace
-
 awaitable<smtp::AuthAnswer> SmtpService::authenticate(std::optional<auth::SaslServer>& sasl, const smtp::Event& event,
                                                       const std::string& peer_ip) {
     using Kind = smtp::AuthAnswer::Kind;
@@ -357,7 +340,7 @@ awaitable<smtp::AuthAnswer> SmtpService::authenticate(std::optional<auth::SaslSe
             auto lookup = services.login_executor.run([this, user = outcome.authcid] {
                 auto account = store_.find_account(user);
                 if (!account) return Result<std::pair<std::string, std::vector<std::string>>>(account.error());
-                auto addresses = sender_addresses(store_, account->address);
+                auto addresses = store::sender_addresses(store_, account->address);
                 if (!addresses) return Result<std::pair<std::string, std::vector<std::string>>>(addresses.error());
                 return Result<std::pair<std::string, std::vector<std::string>>>(
                     std::make_pair(account->address, std::move(*addresses)));
@@ -401,22 +384,24 @@ awaitable<Result<std::string>> SmtpService::submit_message(const smtp::MessageRe
     std::string queue_id = new_queue_id();
     std::int64_t now = unix_now();
 
-    // RFC 6409 8: complete the message (From checked by the session; Date, Message-ID, To when missing; Bcc out).
+    // RFC 6409 8: complete the message (From checked by the session; Date, Message-ID, To when missing; Bcc
+    // out), put the Received field on top and sign it: the one preparation JMAP's EmailSubmission shares.
     std::string sender_domain = envelope.reverse_path.substr(envelope.reverse_path.rfind('@') + 1);
-    mail::BuildEnv env = mail::system_build_env(sender_domain.empty() ? config.hostname : sender_domain);
-    mail::SubmissionOptions options;
-    options.smtputf8 = envelope.smtputf8;
-    auto completed = mail::complete_submission(message.data, options, env);
-    if (!completed) co_return make_error(Errc::invalid_argument, completed.error().message);
-    std::string received = smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now);
-    std::string outgoing = received + *completed;
+    auto signer = services.dkim_signer();
+    auto prepared = prepare_outgoing_message(
+        OutgoingDraft{message.data,
+                      smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now),
+                      envelope.smtputf8, sender_domain.empty() ? config.hostname : sender_domain, now, queue_id},
+        *signer);
+    if (!prepared) co_return make_error(Errc::invalid_argument, prepared.error().message);
+    const std::string& outgoing = *prepared;
 
     // Local recipients go straight to their INBOXes, the rest to the outgoing queue.
     std::vector<std::string> recipients;
     for (const auto& r : envelope.recipients) recipients.push_back(r.address);
     struct Plan {
         std::vector<store::DeliveryTarget> local;
-        std::vector<delivery::NewRecipient> remote;
+        std::vector<store::EnvelopeRecipient> remote;
     };
     auto lookup = executor_.run([this, envelope, save_sent = config.submission.save_sent,
                                  policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]() -> Result<Plan> {
@@ -426,7 +411,7 @@ awaitable<Result<std::string>> SmtpService::submit_message(const smtp::MessageRe
             auto resolved = resolve_recipient(store_, policy, r.address);
             if (!resolved) return resolved.error();
             if (resolved->status == store::RecipientStatus::not_local_domain) {
-                plan.remote.push_back(delivery::NewRecipient{r.address, r.notify, r.orcpt});
+                plan.remote.push_back(store::EnvelopeRecipient{r.address, r.notify, r.orcpt});
                 continue;
             }
             if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
@@ -453,43 +438,38 @@ awaitable<Result<std::string>> SmtpService::submit_message(const smtp::MessageRe
     if (!plan) co_return plan.error();
     if (plan->local.empty() && plan->remote.empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
 
-    // The queue (queue.db) and the mailboxes (the store) are two databases: remote recipients are queued first,
-    // so a failure after that answers 451 and the client's retry may queue them twice (at least once, never lost).
-    std::int64_t entry_id = 0;
-    if (!plan->remote.empty()) {
-        delivery::NewEntry entry;
-        entry.reverse_path = envelope.reverse_path;
-        entry.dsn_ret = envelope.dsn_ret;
-        entry.dsn_envid = envelope.dsn_envid;
-        entry.smtputf8 = envelope.smtputf8;
-        entry.content = outgoing;
-        entry.recipients = plan->remote;
-        entry.queued_at = now;
-        auto enqueue = executor_.run([&services, entry = std::move(entry)] { return services.queue.enqueue(entry); });
-        auto queued = co_await std::move(enqueue);
-        if (!queued) {
-            spdlog::error("submission: {} from=<{}> not queued: {}", queue_id, envelope.reverse_path,
-                          queued.error().message);
-            co_return queued.error();
-        }
-        entry_id = *queued;
-        if (services.queue_changed) services.queue_changed();
+    // One delivery, one transaction: the local copies and the queue entry share one blob and commit together,
+    // and the 250 waits for that commit. The local copies carry a Return-Path (RFC 5321 4.4: final delivery
+    // adds it) that the queue leaves out (send_offset).
+    store::Delivery delivery;
+    std::string return_path;
+    if (!plan->local.empty()) return_path = fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path);
+    delivery.content = return_path + outgoing;
+    delivery.summary = store::summarize(delivery.content);
+    delivery.internal_date = now;
+    delivery.targets = std::move(plan->local);
+    const bool remote = !plan->remote.empty();
+    if (remote) {
+        store::OutgoingMessage queued;
+        queued.reverse_path = envelope.reverse_path;
+        queued.dsn_ret = envelope.dsn_ret;
+        queued.dsn_envid = envelope.dsn_envid;
+        queued.smtputf8 = envelope.smtputf8;
+        queued.queued_at = now;
+        queued.first_attempt_at = now;
+        queued.send_offset = return_path.size();
+        queued.recipients = std::move(plan->remote);
+        delivery.outgoing = std::move(queued);
     }
-    if (!plan->local.empty()) {
-        std::string content = fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path) + outgoing;
-        store::Delivery delivery;
-        delivery.summary = store::summarize(content);
-        delivery.content = std::move(content);
-        delivery.internal_date = now;
-        delivery.targets = std::move(plan->local);
-        auto commit = executor_.deliver(store_, std::move(delivery));
-        auto delivered = co_await std::move(commit);
-        if (!delivered) {
-            spdlog::error("submission: {} from=<{}> not stored: {}", queue_id, envelope.reverse_path,
-                          delivered.error().message);
-            co_return delivered.error();
-        }
+    auto commit = executor_.deliver(store_, std::move(delivery));
+    auto delivered = co_await std::move(commit);
+    if (!delivered) {
+        spdlog::error("submission: {} from=<{}> not stored: {}", queue_id, envelope.reverse_path,
+                      delivered.error().message);
+        co_return delivered.error();
     }
+    const std::int64_t entry_id = delivered->queue_id;
+    if (remote && services.queue_changed) services.queue_changed();
     spdlog::info("submission: {} user={} from=<{}> to={} size={} peer={} queue_entry={}", queue_id,
                  envelope.auth_user, envelope.reverse_path, fmt::join(recipients, ","), outgoing.size(),
                  connection.peer_ip(), entry_id);

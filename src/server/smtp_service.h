@@ -12,8 +12,7 @@
 #include "auth/sasl.h"
 #include "auth/throttle.h"
 #include "auth/verified_cache.h"
-#include "delivery/queue.h"
-
+#include "mailauth/dkim_signer.h"
 #include "net/connection.h"
 #include "server/config.h"
 #include "server/store_executor.h"
@@ -38,13 +37,14 @@ Result<store::RecipientResult> resolve_recipient(store::Store& store, const Reci
                                                  std::string_view address);
 
 // What submission (RFC 6409) adds to a service: logins (shared with IMAP: the same throttle, hash limiter and
-// cache; SASL work on the login pool so that argon2id never runs on a network thread) and the outgoing queue.
+// cache; SASL work on the login pool so that argon2id never runs on a network thread), the DKIM keys that sign
+// what leaves, and a wake-up for the outgoing queue (which lives in the store: Delivery::outgoing).
 struct SubmissionServices {
     auth::HashLimiter& hash_limiter;
     auth::LoginThrottle& throttle;
     auth::VerifiedCache* verified_cache;
     StoreExecutor& login_executor;
-    delivery::QueueStore& queue;
+    std::function<std::shared_ptr<const mailauth::DkimSigner>()> dkim_signer;  // the keys now (SIGHUP reloads)
     std::function<void()> queue_changed;  // something was queued: wake the delivery service (any thread)
 };
 

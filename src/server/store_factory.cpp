@@ -17,6 +17,7 @@ Result<std::unique_ptr<store::Store>> open_store(const Config& config, bool read
     options.read_only = read_only;
     options.inline_blob_max = config.store.inline_blob_max;
     options.max_batch = config.store.max_batch;
+    options.max_transcript_bytes = config.queue.max_transcript;
     return store::open_sqlite_store(options);
 }
 

@@ -38,6 +38,12 @@ Result<FlagSet> parse_flags(const std::vector<std::string>& flags, const FlagLim
 // The inverse: system flags first, in a fixed order, then keywords.
 std::vector<std::string> flag_list(std::uint32_t system, std::string_view keywords_joined);
 
+// JMAP keywords (RFC 8621 4.1.1) and IMAP flags are one thing: "$seen", "$answered", "$flagged" and
+// "$draft" are the system flags, "$deleted" is \Deleted (JMAP has none; Stalwart spells it so), and any other
+// keyword is the same atom. JMAP compares keywords case-insensitively, so jmap_keyword lower-cases.
+std::string jmap_keyword(std::string_view imap_flag);
+std::string imap_flag_of_keyword(std::string_view jmap_keyword);
+
 // Keywords joined by single spaces (atoms contain no space) for storage, and back.
 std::string join_keywords(const std::vector<std::string>& keywords);
 

@@ -16,6 +16,7 @@
 
 #include "base/result.h"
 #include "store/flags.h"
+#include "store/jmap_objects.h"
 
 namespace magpie::store {
 
@@ -69,9 +70,13 @@ struct MessageSummary {
     std::string structure;  // opaque serialized MIME structure from src/mail; may be empty
 };
 
+// One membership of an Email (below) in one mailbox: IMAP's view of a stored message. COPY within an account
+// adds a membership to the same Email, MOVE replaces one, EXPUNGE removes one (and the Email with its last).
 struct Message {
-    std::int64_t id = 0;
+    std::int64_t id = 0;  // the membership row; not stable across MOVE (use email_id)
     std::int64_t mailbox_id = 0;
+    std::int64_t email_id = 0;   // the Email this is a membership of: stable across COPY and MOVE
+    std::int64_t thread_id = 0;  // the Email's thread
     std::uint32_t uid = 0;
     std::uint64_t modseq = 0;
     std::string blob_id;  // lower-case hex SHA-256 of the content
@@ -109,18 +114,20 @@ struct EnvelopeRecord {
     std::vector<EnvelopeRecipient> recipients;
 };
 
-// ---- The outgoing queue (issue 13): entries, per-recipient state, attempts and their transcripts.
+// ---- The outgoing queue (issue 13): entries, per-recipient state, attempts and their transcripts. These are
+// the store's objects, the same for every backend; the scheduler's view with content loaded is delivery/queue.h.
 enum class QueueState { queued = 0, deferred = 1, delivered = 2, failed = 3 };
 
 // One delivery attempt to one recipient, as the delivery tracker shows it. Fields longer than the store's
 // bounds (max_attempt_field_bytes, max_transcript_bytes) are cut, marked "[...]".
 struct QueueAttempt {
     std::int64_t at = 0;     // Unix seconds
-    std::string host;        // the MX (or smart host) name tried
-    std::string address;     // its IP address and port, e.g. "192.0.2.1:25"
+    std::string host;        // the MX (or smart host) name tried, or "local" for a local mailbox
+    std::string address;     // its IP address and port, e.g. "192.0.2.1:25"; "" = no connection was made
     std::string tls;         // e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" = none
     std::string reply;       // the remote's reply for this recipient, or the connection error
     std::string transcript;  // "C: ..." / "S: ..." lines, secrets and message text left out
+    std::string connection;  // id of the TCP connection: messages that shared one share it; "" = none
 };
 
 struct QueueRecipient {
@@ -129,27 +136,45 @@ struct QueueRecipient {
     std::string notify;   // DSN NOTIFY (RFC 3461), e.g. "FAILURE,DELAY"; "" = default
     std::string orcpt;    // "rfc822;xtext" as sent, or ""
     QueueState state = QueueState::queued;
-    std::string last_reply;
-    std::int64_t next_attempt_at = 0;  // Unix seconds
-    std::uint32_t attempt_count = 0;
+    std::string last_reply;             // the last attempt's reply or reason
+    std::int64_t next_attempt_at = 0;   // Unix seconds (queued, deferred)
+    std::uint32_t attempt_count = 0;    // attempts made (every outcome that carried one)
+    std::uint32_t failed_attempts = 0;  // temporary failures so far: the retry schedule counts these
+    std::string status;                 // RFC 3463 code of the last result, "4.4.1"; "" before any
+    std::string remote_mta;             // the host that gave the last reply; "" when none did
+    std::int64_t last_attempt_at = 0;   // Unix seconds; 0 = never attempted
+    bool delay_notified = false;        // the one "delayed" report went out (RFC 3464 delay notice)
     std::vector<QueueAttempt> attempts;  // oldest first, the last max_attempts_kept; find_queue_entry only
 };
 
 struct QueueEntry {
     std::int64_t id = 0;
     std::string blob_id;       // the message, shared with any local copies
-    std::string reverse_path;  // "" = null sender
+    std::string reverse_path;  // "" = null sender (a report: never reported on, RFC 3461 6.2)
     std::string dsn_ret;       // "", "FULL" or "HDRS"
     std::string dsn_envid;     // xtext as sent, or ""
-    std::int64_t created_at = 0;
+    std::int64_t created_at = 0;  // Unix seconds: when it was queued (the lifetime counts from here)
+    bool smtputf8 = false;        // the message needs SMTPUTF8 (RFC 6531) from the next hop
+    bool held = false;            // `magpie queue hold`: not leased until released
+    // Octets at the start of the blob that only the local copies carry (their Return-Path field, RFC 5321
+    // 4.4): the queue sends the blob from here on. `size` is what it sends.
+    std::uint64_t send_offset = 0;
+    std::uint64_t size = 0;
     std::vector<QueueRecipient> recipients;
 };
 
 // The remote recipients of a Delivery: queued in the same transaction as its local copies.
 struct OutgoingMessage {
     std::string reverse_path, dsn_ret, dsn_envid;
-    std::vector<EnvelopeRecipient> recipients;
+    std::vector<EnvelopeRecipient> recipients;  // each needs an '@'
     std::int64_t first_attempt_at = 0;  // Unix seconds; 0 = at once
+    std::int64_t queued_at = 0;         // Unix seconds; 0 = when committed
+    bool smtputf8 = false;
+    bool held = false;
+    std::uint64_t send_offset = 0;  // see QueueEntry::send_offset; at most the content's size
+    // A queue carried over from elsewhere (the import of an old queue.db): each recipient's state so far, in
+    // `recipients` order (ids ignored; attempts kept up to max_attempts_kept). Empty for a new message.
+    std::vector<QueueRecipient> carried_over;
 };
 
 // What a worker learned about one recipient it leased.
@@ -157,7 +182,13 @@ struct AttemptOutcome {
     std::int64_t recipient_id = 0;
     QueueState state = QueueState::deferred;  // delivered, deferred or failed
     std::int64_t next_attempt_at = 0;         // when deferred
-    QueueAttempt attempt;                     // its reply becomes the recipient's last_reply
+    // The attempt made; its reply becomes the recipient's last_reply. None when nothing was tried (the
+    // lifetime ran out before a try): the state changes, the history does not.
+    std::optional<QueueAttempt> attempt;
+    std::string status;             // RFC 3463 code of this result
+    std::string remote_mta;         // the host that answered; "" keeps the previous one
+    bool count_failure = false;     // a temporary failure: failed_attempts + 1
+    bool delay_notified = false;    // the delay notice went out with this round (never cleared)
 };
 
 struct Delivery {
@@ -175,6 +206,8 @@ struct Delivered {
         std::int64_t mailbox_id = 0;
         std::uint32_t uid = 0;
         std::uint64_t modseq = 0;
+        std::int64_t email_id = 0;   // a new Email per target account (targets of one account with the same
+        std::int64_t thread_id = 0;  // flags share it); its thread as computed at delivery
     };
     std::vector<Placed> placed;  // one per target, in target order
     std::int64_t queue_id = 0;   // the queue entry of `outgoing`, 0 when there was none
@@ -257,6 +290,107 @@ struct StoreStats {
     std::uint64_t commits = 0;            // transactions committed by the writer (each is one WAL fsync)
     std::uint64_t blob_files = 0;         // large blobs written to files
     std::uint64_t queued = 0;             // deliveries and writes waiting for the committer right now
+};
+
+// ---- Emails (issue 11: message identity; the JMAP Email and Thread objects, RFC 8621 3 and 4).
+// An Email is one stored message in one account: a stable id (it survives COPY and MOVE within the
+// account), a thread id computed at delivery and stored, flags (IMAP flags = JMAP keywords, per Email as in
+// Stalwart and Gmail: a flag change shows in every mailbox the Email is in, each membership taking a new
+// MODSEQ and a change-log row in its mailbox) and one membership per mailbox, each with its own UID and
+// MODSEQ. Every account has a state counter (a per-account MODSEQ, the JMAP state string) that advances in
+// the same transaction as the mailboxes' change log whenever an Email is created, changed or destroyed.
+// Ids are positive and never reused within a store. A thread's id is the id of its first Email.
+
+struct EmailMembership {
+    std::int64_t mailbox_id = 0;
+    std::uint32_t uid = 0;      // the Email's UID in that mailbox
+    std::uint64_t modseq = 0;   // its MODSEQ there
+};
+
+struct Email {
+    std::int64_t id = 0;
+    std::int64_t account_id = 0;
+    std::int64_t thread_id = 0;
+    std::string blob_id;             // lower-case hex SHA-256 of the content (JMAP blobId)
+    std::uint64_t size = 0;          // octets of the content
+    std::int64_t received_at = 0;    // Unix seconds: IMAP INTERNALDATE, JMAP receivedAt
+    std::int64_t sent_at = 0;        // the Date header field in Unix seconds; 0 when missing or unreadable
+    std::vector<std::string> flags;  // IMAP form ("\\Seen", ..., then keywords); jmap_keyword() maps them
+    std::vector<EmailMembership> mailboxes;  // ascending mailbox id; never empty for a stored Email
+    std::uint64_t state = 0;         // the account state at which this Email last changed
+    MessageSummary summary;          // parse-once header fields and structure (kept with the blob)
+};
+
+// One condition of an Email/query filter (RFC 8621 4.4.1); the fields set are ANDed, an empty condition
+// matches every Email. Text matches are case-insensitive (ASCII) substrings of the summary's header fields
+// (from, to, cc, subject); `text` looks in all four (not in bodies: no full-text index yet).
+struct EmailCondition {
+    std::optional<std::int64_t> in_mailbox;
+    std::vector<std::int64_t> in_mailbox_other_than;  // in some mailbox not listed here
+    std::optional<std::string> has_keyword;            // IMAP form ("\\Seen" or a keyword)
+    std::optional<std::string> not_keyword;
+    std::optional<std::int64_t> before;    // received_at < before (Unix seconds)
+    std::optional<std::int64_t> after;     // received_at >= after
+    std::optional<std::uint64_t> min_size; // size >= min_size (octets)
+    std::optional<std::uint64_t> max_size; // size < max_size
+    std::string from, to, cc, subject, text;  // "" = no condition
+};
+
+// A filter tree (RFC 8621 4.4: FilterOperator AND / OR / NOT over operands). Bounded by
+// SqliteOptions::max_filter_nodes (limit_exceeded beyond).
+struct EmailFilter {
+    enum class Operator { condition, all_of, any_of, none_of };
+    Operator op = Operator::condition;
+    EmailCondition condition;          // when op == condition
+    std::vector<EmailFilter> operands; // otherwise
+};
+
+enum class EmailSortKey { received_at, sent_at, size, from, subject };
+struct EmailSort {
+    EmailSortKey key = EmailSortKey::received_at;
+    bool ascending = false;
+};
+
+struct EmailQuery {
+    EmailFilter filter;            // default: every Email of the account
+    std::vector<EmailSort> sort;   // empty = received_at descending; ties always broken by id ascending
+    bool collapse_threads = false; // keep only the first Email of each thread in this order
+    std::int64_t position = 0;     // RFC 8620 5.5: a negative position counts from the end
+    std::optional<std::int64_t> anchor;  // an Email id: start at it plus anchor_offset (position ignored)
+    std::int64_t anchor_offset = 0;
+    std::size_t limit = 0;         // ids wanted; 0 or above SqliteOptions::max_query_results means that bound
+};
+
+struct EmailQueryResult {
+    std::vector<std::int64_t> ids;  // in sort order
+    std::uint64_t position = 0;     // the index of ids[0] in the whole result
+    std::uint64_t total = 0;        // Emails matching (after collapsing threads)
+    std::uint64_t state = 0;        // the account state the query saw (JMAP queryState)
+};
+
+// A thread: its Emails in received_at order (ties by id), the JMAP Thread object (RFC 8621 3).
+struct EmailThread {
+    std::int64_t id = 0;
+    std::vector<std::int64_t> email_ids;
+};
+
+// JMAP /changes (RFC 8620 5.2) for Emails or Threads since an account state.
+struct EmailChanges {
+    std::uint64_t old_state = 0;
+    std::uint64_t new_state = 0;  // the state these changes bring the caller to
+    bool has_more_changes = false;
+    std::vector<std::int64_t> created, updated, destroyed;  // ascending ids; an id in at most one list
+};
+
+// One Email/set update (RFC 8621 4.6): flags and memberships, replaced or patched. Adding a membership is
+// a COPY into that mailbox (a new UID, an "appended" change), removing one an EXPUNGE there. An Email
+// must keep at least one mailbox (invalid_argument otherwise: destroy it instead).
+struct EmailUpdate {
+    std::int64_t email_id = 0;
+    std::optional<std::vector<std::string>> set_flags;  // replaces every flag (IMAP form)
+    std::vector<std::string> add_flags, remove_flags;   // or patches them
+    std::optional<std::vector<std::int64_t>> set_mailboxes;  // replaces every membership
+    std::vector<std::int64_t> add_mailboxes, remove_mailboxes;  // or patches them
 };
 
 // Called after each commit that changed a mailbox, on the committer thread: keep it short, and never wait in
@@ -374,23 +508,46 @@ public:
     virtual Result<std::vector<std::string>> list_subscriptions(std::int64_t account_id);
 
     // ---- The outgoing queue. Entries are created by deliver() (Delivery::outgoing), in the transaction of
-    // the local copies. `now` is the caller's clock (Unix seconds), so schedules are testable.
-    // Leases up to `limit` recipients that are due (queued or deferred, next attempt <= now) and whose lease
-    // is free or expired, to `owner` until now + lease_seconds: a recipient is leased by one worker at a
-    // time, and a dead worker's recipients are free again once its lease lapses. Entries come grouped by
-    // message (oldest attempt first), each with only its leased recipients.
+    // the local copies. `now` is the caller's clock (Unix seconds), so schedules are testable. Leases have an
+    // owner and an expiry, so several nodes can share one store (PostgreSQL: FOR UPDATE SKIP LOCKED on the
+    // same predicate). Writes join the group commit like every other write.
+    // Leases up to `limit` recipients that are due (queued or deferred, next attempt <= now, entry not held)
+    // and whose lease is free or expired, to `owner` until now + lease_seconds: a recipient is leased by one
+    // worker at a time, and a dead worker's recipients are free again once its lease lapses. Entries come
+    // grouped by message (oldest attempt first), each with only its leased recipients. invalid_argument for
+    // an empty owner or a lease of no time.
     virtual Result<std::vector<QueueEntry>> lease_due(std::string_view owner, std::int64_t now,
                                                       std::int64_t lease_seconds, std::size_t limit);
-    // Records the outcome of attempts on recipients leased to `owner` and frees their leases, in one
-    // transaction. An outcome for a recipient the owner no longer holds (its lease lapsed and was taken) is
-    // skipped: returns how many were recorded. invalid_argument for a state of queued.
-    virtual Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes);
-    // Every entry, oldest first, with its recipients (without attempts); at most `limit`.
-    virtual Result<std::vector<QueueEntry>> list_queue(std::size_t limit);
+    // Records the outcome of attempts on recipients leased to `owner` and frees their leases, and queues
+    // `reports` (deliveries the outcomes produced: DSNs to the senders, RFC 3464) in the same transaction.
+    // An outcome for a recipient the owner no longer holds (its lease lapsed and was taken, or the entry was
+    // deleted) is skipped, and then no report is queued: a report about a skipped outcome would be sent
+    // again by the recipient's new holder. Returns how many outcomes were recorded. invalid_argument for a
+    // state of queued; the reports are checked as deliver() checks a delivery.
+    virtual Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes,
+                                                std::vector<Delivery> reports);
+    // Frees every lease `owner` holds (a restarted node: its previous process died with them). Returns how
+    // many recipients were freed.
+    virtual Result<std::size_t> release_leases(std::string_view owner);
+    // The earliest time a waiting recipient of an entry not held becomes due (its next attempt, or its
+    // lease's expiry when later); none when nothing waits.
+    virtual Result<std::optional<std::int64_t>> next_queue_due();
+    // Entries oldest first with their recipients (without attempts); at most `limit`. `waiting_only`: only
+    // entries with a recipient still queued or deferred.
+    virtual Result<std::vector<QueueEntry>> list_queue(std::size_t limit, bool waiting_only);
     // One entry with its recipients and their attempts (the delivery tracker); not_found.
     virtual Result<QueueEntry> find_queue_entry(std::int64_t id);
-    // Removes an entry with its recipients and attempts; its blob may become garbage. not_found.
+    // Removes an entry with its recipients and attempts (no report is sent); its blob may become garbage.
+    // not_found.
     virtual Result<void> delete_queue_entry(std::int64_t id);
+    // `magpie queue hold|release`: a held entry is not leased. not_found.
+    virtual Result<void> set_queue_held(std::int64_t id, bool held);
+    // `magpie queue retry|flush`: makes every waiting recipient of entry `id` (of every entry when none) due
+    // at `now`. Returns how many changed; not_found for an unknown id.
+    virtual Result<std::size_t> retry_queue_now(std::optional<std::int64_t> id, std::int64_t now);
+    // Removes entries queued before `before` whose recipients are all delivered or failed (the tracker's
+    // retention). Returns how many went.
+    virtual Result<std::size_t> purge_finished_queue(std::int64_t before);
 
     // ---- API tokens (HTTP Bearer). `token_hash` is the raw 32-byte SHA-256 of the token.
     // already_exists when the account has a token of that name; not_found for an unknown account.
@@ -402,11 +559,61 @@ public:
     // The token with this hash, expired or not (the caller compares expires_at with its clock); not_found.
     virtual Result<ApiToken> find_api_token(std::string_view token_hash);
 
+    // ---- JMAP (jmap_objects.h). Uploads are durable when add_upload returns; uploads older than
+    // `expire_before` (Unix seconds) of the same account are removed in the same transaction (RFC 8620 6.1
+    // lets unreferenced uploads go after at least an hour). limit_exceeded above max_message_bytes.
+    virtual Result<UploadedBlob> add_upload(std::int64_t account_id, std::string_view content, std::string_view type,
+                                            std::int64_t now, std::int64_t expire_before);
+    // The bytes of a blob the account may read: its own upload, or a message in one of its mailboxes.
+    // not_found for anything else, another account's blob included (ids are never guessed across accounts).
+    virtual Result<std::string> read_account_blob(std::int64_t account_id, std::string_view blob_id);
+    // The account's upload of that id, or not_found.
+    virtual Result<UploadedBlob> find_upload(std::int64_t account_id, std::string_view blob_id);
+    virtual Result<JmapObjectList> list_jmap_objects(std::int64_t account_id, std::string_view type);
+    virtual Result<JmapObjectWritten> write_jmap_objects(std::int64_t account_id, std::string_view type,
+                                                         const JmapObjectWrite& write);
+    // RFC 8621 2 Mailbox role = RFC 6154 special-use; not_found unless the mailbox is the account's.
+    virtual Result<void> set_special_use(std::int64_t account_id, std::int64_t mailbox_id, SpecialUse special_use);
+
     // `magpie gc`: removes blobs that no message, queue entry or kept DSN envelope references once they are
     // older than `grace_seconds` (a row by its creation, a file by its last write or reuse), and files left
     // by interrupted writes. Safe beside running writers, in this process or another: a blob being
     // delivered is fresh, and the file sweep holds writers off. invalid_argument for a grace below 60 s.
     virtual Result<GarbageReport> collect_garbage(std::int64_t now, std::int64_t grace_seconds);
+
+    // ---- Emails and threads (see "Emails" above). Every call is scoped to `account_id`: Emails, threads and
+    // mailbox ids of another account are not found (skipped in reads, not_found in writes). Writes join the
+    // group commit like the IMAP writes, and advance the account state and the mailboxes' MODSEQs together.
+    // The defaults answer Errc::unavailable.
+
+    // The account's current state (JMAP state string for Email, Thread and, for now, Mailbox); not_found.
+    virtual Result<std::uint64_t> account_state(std::int64_t account_id);
+    // The Emails with these ids, in the order asked; ids that do not exist (or are another account's) are
+    // skipped (JMAP notFound). invalid_argument beyond max_query_results ids.
+    virtual Result<std::vector<Email>> find_emails(std::int64_t account_id, const std::vector<std::int64_t>& ids);
+    // Email/query: filter, sort, collapse, then position/anchor and limit. not_found for an anchor that is
+    // not in the result (JMAP anchorNotFound); limit_exceeded for a filter beyond max_filter_nodes. A
+    // mailbox or keyword of another account in the filter simply matches nothing.
+    virtual Result<EmailQueryResult> query_emails(std::int64_t account_id, const EmailQuery& query);
+    // Thread/get: the threads with these ids (absent ones skipped), each with its Emails in receivedAt order.
+    virtual Result<std::vector<EmailThread>> find_threads(std::int64_t account_id,
+                                                          const std::vector<std::int64_t>& thread_ids);
+    // Email/changes and Thread/changes since `since_state`, at most `max_changes` ids (all of one state are
+    // returned together, even beyond it: a state is atomic). invalid_argument for a state above the
+    // account's (JMAP cannotCalculateChanges).
+    virtual Result<EmailChanges> email_changes(std::int64_t account_id, std::uint64_t since_state,
+                                               std::size_t max_changes);
+    virtual Result<EmailChanges> thread_changes(std::int64_t account_id, std::uint64_t since_state,
+                                                std::size_t max_changes);
+    // Email/set update: one result per update, in order (not_found for an unknown Email or another account's
+    // mailbox, invalid_argument for a bad flag or no mailbox left, limit_exceeded for too many keywords).
+    // The outer error is for the whole call (store closing, more than max_query_results updates).
+    virtual Result<std::vector<Result<void>>> update_emails(std::int64_t account_id,
+                                                            const std::vector<EmailUpdate>& updates);
+    // Email/set destroy: removes every membership (an EXPUNGE in each mailbox) and the Email; its blob
+    // becomes garbage when nothing else references it. One result per id (not_found).
+    virtual Result<std::vector<Result<void>>> destroy_emails(std::int64_t account_id,
+                                                             const std::vector<std::int64_t>& ids);
 
     // Registers the one listener told about committed mailbox changes (IMAP IDLE); replaces any previous.
     virtual void set_change_listener(ChangeListener listener) = 0;
@@ -431,12 +638,25 @@ struct SqliteOptions {
     std::size_t max_mailbox_name_bytes = 1024;  // UTF-8 octets of a mailbox name (or subscribed name)
     std::size_t max_subscriptions = 10000;      // subscribed names per account
     FlagLimits flag_limits;
+    // Threads at delivery: the In-Reply-To and References ids looked up (the nearest parents first), and how
+    // far back (seconds of received_at) a same-subject Email may be to share its thread.
+    std::size_t max_thread_references = 64;
+    std::int64_t thread_subject_window_seconds = 30 * 24 * 3600;
+    std::size_t max_query_results = 10000;  // ids per query_emails answer, ids per find_emails/update call
+    std::size_t max_filter_nodes = 256;     // conditions and operators in one Email/query filter
     std::size_t max_readers = 8;               // pooled read connections
     int busy_timeout_ms = 5000;                // how long a connection waits for another process's lock
 };
 
 // Opens (and when writable, creates or migrates the versioned schema of) the embedded store.
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options);
+
+// An upgrade from a magpie whose queue lived in <data_dir>/queue.db: imports that file's unfinished entries
+// (every recipient with its state, counters and attempts; held and smtputf8; the queued time) into `store`
+// with deliver(), then renames the file to queue.db.imported. Returns how many entries were imported; 0
+// with nothing done when there is no queue.db. A crash after some entries committed and before the rename
+// imports those again at the next start (delivered twice at worst, never lost). io_error, corrupt.
+Result<std::size_t> import_queue_db(Store& store, const std::filesystem::path& data_dir);
 
 // `magpie check`: opens the store read-only (safe beside a running magpied) and verifies it.
 struct CheckReport {

@@ -375,7 +375,7 @@ def test_queue_add_is_on_disk_before_it_answers(tmp_path):
     server = Magpied(tmp_path, tls=False, sections={"queue": {"enabled": False}})
     path = tmp_path / "m.eml"
     path.write_bytes(message("Durable"))
-    server.magpie("queue", "list")  # creates queue.db: the add below syncs only for its own entry
+    server.magpie("domain", "add", "crepes.fr")  # creates the store: the add below syncs only for its own entry
     summary = tmp_path / "strace.txt"
     done = subprocess.run(["strace", "-f", "-c", "-o", str(summary), "-e", "trace=fsync,fdatasync", str(MAGPIE),
                            "-c", str(server.config), "queue", "add", "--from", ALICE, "--to", BOB, str(path)],

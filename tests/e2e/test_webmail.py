@@ -354,6 +354,30 @@ def test_push_updates_unread_counts_without_reload(webmail):
     assert any("/jmap/eventsource" in url for url in b.requests())
 
 
+def test_compose_uploads_attachments_with_the_session_cookie(webmail, tmp_path):
+    server, b = webmail.server, webmail.browser
+    need(server, "upload")
+    attachment = tmp_path / "crêpes recipe.txt"
+    attachment.write_bytes(b"flour, eggs, milk\n" * 100)
+    webmail.sign_in()
+    b.press(selector=None, key="c")
+    b.wait(selector="#compose-files")
+    b.files(selector="#compose-files", paths=[str(attachment)])
+    b.wait_text(selector=".compose .attachments", text="crêpes recipe.txt")
+    assert "1.8 KB" in b.text(selector=".compose .attachments")
+    uploads = [url for url in b.requests() if "/jmap/upload/" in url]
+    assert len(uploads) == 1
+    # The bytes arrived: the blob downloads (cookie, GET) exactly as uploaded.
+    blob_id = b.eval(script="() => document.querySelector('.compose .attachments li[data-blob-id]').dataset.blobId")
+    downloaded = b.eval(script="""async (blobId) => {
+        const session = await (await fetch('/jmap/session')).json();
+        const url = session.downloadUrl.replace('{accountId}', session.primaryAccounts['urn:ietf:params:jmap:mail'])
+            .replace('{blobId}', blobId).replace('{name}', 'r.txt').replace('{type}', 'text/plain');
+        return await (await fetch(url)).text();
+    }""", arg=blob_id)
+    assert downloaded == "flour, eggs, milk\n" * 100
+
+
 # ---------------------------------------------------------------- reading, push, actions (need Email/*)
 
 def test_mail_sent_over_smtp_appears_without_reload_and_reads(webmail):

@@ -1,9 +1,12 @@
+// The scheduler's queue over the store (delivery::StoreQueue): the same contract the scheduler and `magpie
+// queue` had from the interim queue.db, now kept by store::Store.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 
-#include "delivery/sqlite_queue.h"
+#include "delivery/store_queue.h"
 
 namespace magpie::delivery {
 namespace {
@@ -15,17 +18,25 @@ protected:
     void SetUp() override {
         char tmpl[] = "/tmp/magpie-queue-XXXXXX";
         dir_ = mkdtemp(tmpl);
-        QueueLimits limits;
-        limits.max_attempts_kept = 3;
-        limits.max_recipients = 5;
-        limits_ = limits;
-        auto q = SqliteQueue::open(dir_, limits);
-        ASSERT_TRUE(q) << q.error().message;
-        queue_ = std::move(*q);
+        reopen();
     }
     void TearDown() override {
         queue_.reset();
+        store_.reset();
         std::filesystem::remove_all(dir_);
+    }
+
+    void reopen() {
+        queue_.reset();
+        store_.reset();
+        store::SqliteOptions options;
+        options.data_dir = dir_;
+        options.max_attempts_kept = 3;
+        options.max_remote_recipients = 5;
+        auto opened = store::open_sqlite_store(options);
+        ASSERT_TRUE(opened) << opened.error().message;
+        store_ = std::move(*opened);
+        queue_ = std::make_unique<StoreQueue>(*store_);
     }
 
     std::int64_t add(std::vector<std::string> to, std::string from = "alice@crepes.fr",
@@ -54,8 +65,8 @@ protected:
     }
 
     std::filesystem::path dir_;
-    QueueLimits limits_;
-    std::unique_ptr<SqliteQueue> queue_;
+    std::unique_ptr<store::Store> store_;
+    std::unique_ptr<StoreQueue> queue_;
 };
 
 TEST_F(Queue, LeasesDueEntriesOnceUntilTheLeaseExpires) {
@@ -104,7 +115,7 @@ TEST_F(Queue, RecordKeepsAttemptsAndReleasesTheLeaseAndQueuesReportsInTheSameCom
     report.queued_at = kNow;
     report.recipients.push_back(NewRecipient{"alice@crepes.fr", "", ""});
     outcome.reports.push_back(report);
-    ASSERT_TRUE(queue_->record(outcome));
+    ASSERT_EQ(*queue_->record("n", outcome), 2u);
 
     auto entry = queue_->get(id);
     ASSERT_TRUE(entry);
@@ -136,7 +147,7 @@ TEST_F(Queue, TheTrackerKeepsOnlyTheNewestAttempts) {
         ASSERT_EQ(leased->size(), 1u);
         EntryOutcome outcome{
             id, {deferred((*leased)[0].recipients[0], kNow + (i + 1) * 10, "try " + std::to_string(i))}, {}};
-        ASSERT_TRUE(queue_->record(outcome));
+        ASSERT_EQ(*queue_->record("n", outcome), 1u);
     }
     auto entry = queue_->get(id);
     ASSERT_TRUE(entry);
@@ -162,7 +173,7 @@ TEST_F(Queue, RetryNowMakesDeferredRecipientsDue) {
     auto id = add({"bob@hamburger.edu"});
     auto leased = queue_->lease_due(kNow, 10, 60, "n");
     ASSERT_TRUE(leased);
-    ASSERT_TRUE(queue_->record(EntryOutcome{id, {deferred((*leased)[0].recipients[0], kNow + 3600)}, {}}));
+    ASSERT_TRUE(queue_->record("n", EntryOutcome{id, {deferred((*leased)[0].recipients[0], kNow + 3600)}, {}}));
     auto before = queue_->lease_due(kNow + 1, 10, 60, "n");
     ASSERT_TRUE(before);
     EXPECT_TRUE(before->empty());
@@ -185,7 +196,7 @@ TEST_F(Queue, ListShowsWaitingEntriesAndPurgeRemovesOldFinishedOnes) {
     delivered.recipient_id = (*leased)[0].recipients[0].id;
     delivered.state = RecipientState::delivered;
     delivered.status = "2.0.0";
-    ASSERT_TRUE(queue_->record(EntryOutcome{done, {delivered}, {}}));
+    ASSERT_EQ(*queue_->record("n", EntryOutcome{done, {delivered}, {}}), 1u);
     auto open = queue_->list(false, 100);
     ASSERT_TRUE(open);
     ASSERT_EQ(open->size(), 1u);
@@ -215,12 +226,30 @@ TEST_F(Queue, RefusesEntriesWithoutRecipientsOrOverTheLimits) {
 
 TEST_F(Queue, SurvivesReopening) {
     auto id = add({"bob@hamburger.edu"});
-    queue_.reset();
-    auto reopened = SqliteQueue::open(dir_, limits_);
-    ASSERT_TRUE(reopened);
-    auto entry = (*reopened)->get(id);
+    reopen();
+    auto entry = queue_->get(id);
     ASSERT_TRUE(entry);
     EXPECT_EQ(entry->recipients[0].state, RecipientState::queued);
+}
+
+TEST_F(Queue, TheQueueSendsTheMessageWithoutTheLocalCopiesReturnPath) {
+    // Submission stores one blob for the sender's Sent copy and the queue: the Return-Path on top is the
+    // local copies' only (RFC 5321 4.4), and the entry says how much of the blob to leave out.
+    auto account = store_->add_domain("crepes.fr");
+    ASSERT_TRUE(account);
+    const std::string return_path = "Return-Path: <alice@crepes.fr>\r\n";
+    store::Delivery delivery = queue_delivery(NewEntry{"alice@crepes.fr", "", "", false,
+                                                       return_path + "Subject: hi\r\n\r\nbody\r\n",
+                                                       {{"bob@hamburger.edu", "", ""}}, kNow});
+    delivery.outgoing->send_offset = return_path.size();
+    std::promise<Result<store::Delivered>> committed;
+    store_->deliver(std::move(delivery), [&](Result<store::Delivered> r) { committed.set_value(std::move(r)); });
+    ASSERT_TRUE(committed.get_future().get());
+    auto leased = queue_->lease_due(kNow, 10, 60, "n");
+    ASSERT_TRUE(leased);
+    ASSERT_EQ(leased->size(), 1u);
+    EXPECT_EQ((*leased)[0].content, "Subject: hi\r\n\r\nbody\r\n");
+    EXPECT_EQ((*leased)[0].size, (*leased)[0].content.size());
 }
 
 }  // namespace

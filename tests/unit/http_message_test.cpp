@@ -68,3 +68,31 @@ TEST(HttpMessage, ProblemsAreProblemJson) {
 
 }  // namespace
 }  // namespace magpie::http
+
+namespace magpie::http {
+namespace {
+
+TEST(HttpMessage, ContentDispositionCannotBreakOutOfTheHeader) {
+    EXPECT_EQ(content_disposition("report.pdf"), "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");
+    std::string hostile = "a\"b\r\nSet-Cookie: x=1\\%00.html";
+    std::string header = content_disposition(hostile);
+    EXPECT_EQ(header.find('\r'), std::string::npos);
+    EXPECT_EQ(header.find('\n'), std::string::npos);
+    EXPECT_EQ(header, "attachment; filename=\"a_b__Set-Cookie: x=1__00.html\"; "
+                      "filename*=UTF-8''a%22b%0D%0ASet-Cookie%3A%20x%3D1%5C%2500.html");
+    EXPECT_EQ(content_disposition("Grüße.txt"),
+              "attachment; filename=\"Gr____e.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe.txt");
+    EXPECT_EQ(content_disposition(""), "attachment; filename=\"download\"; filename*=UTF-8''download");
+}
+
+TEST(HttpMessage, DownloadTypesAreTokensOrOctetStream) {
+    EXPECT_EQ(safe_media_type("Text/Plain; charset=utf-8"), "text/plain");
+    EXPECT_EQ(safe_media_type("image/png"), "image/png");
+    EXPECT_EQ(safe_media_type("text/html\r\nX: y"), "application/octet-stream");
+    EXPECT_EQ(safe_media_type("nonsense"), "application/octet-stream");
+    EXPECT_EQ(safe_media_type("/x"), "application/octet-stream");
+    EXPECT_EQ(safe_media_type(""), "application/octet-stream");
+}
+
+}  // namespace
+}  // namespace magpie::http

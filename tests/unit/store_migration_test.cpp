@@ -129,6 +129,99 @@ CREATE TABLE envelope_recipients(
 ) WITHOUT ROWID;
 )sql";
 
+
+// Versions 3 to 5 as magpie shipped them (counters and subscriptions; the queue tables of version 4; the API
+// tokens of version 5), applied on top of version 2's tables and rows.
+constexpr const char* kFrozenSchemaV3toV5 = R"sql(
+ALTER TABLE mailboxes ADD COLUMN unseen_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN deleted_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN deleted_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN recent_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
+
+CREATE TABLE subscriptions(
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  PRIMARY KEY(account_id, name)
+) WITHOUT ROWID;
+INSERT INTO subscriptions(account_id, name) SELECT account_id, name FROM mailboxes WHERE subscribed <> 0;
+ALTER TABLE mailboxes DROP COLUMN subscribed;
+
+UPDATE mailboxes SET
+  unseen_count = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id AND (m.system_flags & 1) = 0),
+  deleted_count = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id AND (m.system_flags & 8) <> 0),
+  deleted_size = (SELECT coalesce(sum(m.size), 0) FROM messages m
+                  WHERE m.mailbox_id = mailboxes.id AND (m.system_flags & 8) <> 0),
+  first_recent_uid = uidnext,
+  highest_modseq = max(highest_modseq, 1);
+
+DROP INDEX change_log_uid;
+CREATE INDEX change_log_uid_kind ON change_log(mailbox_id, uid, kind);
+CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE (system_flags & 8) <> 0;
+CREATE INDEX messages_unseen ON messages(mailbox_id, uid) WHERE (system_flags & 1) = 0;
+
+CREATE TABLE queue_messages(
+  id INTEGER PRIMARY KEY,
+  blob_id TEXT NOT NULL REFERENCES blobs(id),
+  reverse_path TEXT NOT NULL,
+  dsn_ret TEXT NOT NULL,
+  dsn_envid TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX queue_messages_blob ON queue_messages(blob_id);
+
+CREATE TABLE queue_recipients(
+  id INTEGER PRIMARY KEY,
+  message_id INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  notify TEXT NOT NULL,
+  orcpt TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  last_reply TEXT NOT NULL DEFAULT '',
+  next_attempt_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_owner TEXT NOT NULL DEFAULT '',
+  lease_expires_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
+CREATE INDEX queue_recipients_due ON queue_recipients(next_attempt_at) WHERE state IN (0, 1);
+
+CREATE TABLE queue_attempts(
+  id INTEGER PRIMARY KEY,
+  recipient_id INTEGER NOT NULL REFERENCES queue_recipients(id) ON DELETE CASCADE,
+  at INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  address TEXT NOT NULL,
+  tls TEXT NOT NULL,
+  reply TEXT NOT NULL,
+  transcript TEXT NOT NULL
+);
+CREATE INDEX queue_attempts_recipient ON queue_attempts(recipient_id);
+
+CREATE INDEX envelopes_blob ON envelopes(blob_id);
+
+CREATE TABLE api_tokens(
+  id INTEGER PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  token_hash BLOB NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  UNIQUE(account_id, name)
+);
+)sql";
+
+// Rows a version 5 store held in its queue: one entry with a deferred and a delivered recipient and an attempt.
+constexpr const char* kVersion5Queue = R"sql(
+INSERT INTO queue_messages(id, blob_id, reverse_path, dsn_ret, dsn_envid, created_at)
+  SELECT 1, id, 'bob@example.test', 'HDRS', '', 1700000000 FROM blobs ORDER BY id LIMIT 1;
+INSERT INTO queue_recipients(id, message_id, address, notify, orcpt, state, last_reply, next_attempt_at, attempts)
+  VALUES (1, 1, 'a@remote.test', '', '', 1, '451 later', 1700000900, 2),
+         (2, 1, 'b@remote.test', '', '', 2, '250 ok', 0, 1);
+INSERT INTO queue_attempts(recipient_id, at, host, address, tls, reply, transcript)
+  VALUES (1, 1700000300, 'mx.remote.test', '192.0.2.1:25', '', '451 later', 'S: 451 later');
+)sql";
+
 class MigrationTest : public ::testing::Test {
 protected:
     // Builds a database at `version` (1 or 2) with what that version's code wrote: bob with two default
@@ -165,6 +258,9 @@ INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES (1, 1, 1, 1), (1, 2
 )sql",
                            version, one.size() + two.size() + three.size(), blob_id_of(one), blob_id_of(two),
                            blob_id_of(three), one.size(), two.size(), three.size(), one, two, three);
+        // Version 5: the rows above went through steps 3 to 5 (as an upgraded store's did), then the queue
+        // got an entry.
+        if (version == 5) sql += std::string(kFrozenSchemaV3toV5) + kVersion5Queue;
         sqlite3* db = nullptr;
         ASSERT_EQ(sqlite3_open((dir_.path() / "magpie.db").c_str(), &db), SQLITE_OK);
         char* message = nullptr;
@@ -212,9 +308,13 @@ INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES (1, 1, 1, 1), (1, 2
         EXPECT_TRUE(inbox->subscribed);
         EXPECT_FALSE(trash->subscribed);
 
-        auto queue = store.list_queue(10);  // version 4's queue tables exist, empty
+        auto queue = store.list_queue(10, false);  // version 4's queue tables exist
         ASSERT_TRUE(queue) << queue.error().message;
-        EXPECT_TRUE(queue->empty());
+        EXPECT_EQ(queue->size(), queue_entries_);
+
+        auto identities = store.list_jmap_objects(1, "Identity");  // version 8's JMAP tables exist, empty
+        ASSERT_TRUE(identities) << identities.error().message;
+        EXPECT_TRUE(identities->objects.empty());
 
         auto states = store.list_states(inbox->id);
         ASSERT_TRUE(states);
@@ -229,6 +329,7 @@ INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES (1, 1, 1, 1), (1, 2
 
     TempDir dir_;
     std::uint64_t deleted_size_ = 0;
+    std::size_t queue_entries_ = 0;
 };
 
 TEST_F(MigrationTest, VersionTwoStoreMigratesWithCountersSubscriptionsAndACleanCheck) {
@@ -275,6 +376,33 @@ TEST_F(MigrationTest, MigratedStoreKeepsItsCountersThroughNewChanges) {
     auto report = check_store(dir_.path());
     ASSERT_TRUE(report) << report.error().message;
     EXPECT_TRUE(report->clean) << describe(*report);
+}
+
+TEST_F(MigrationTest, VersionFiveQueueGainsTheSchedulersStateAndStaysDeliverable) {
+    build_old_store(5);
+    queue_entries_ = 1;
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    expect_migrated(*store);
+    auto entry = store->find_queue_entry(1);
+    ASSERT_TRUE(entry) << entry.error().message;
+    EXPECT_FALSE(entry->held);
+    EXPECT_FALSE(entry->smtputf8);
+    EXPECT_EQ(entry->send_offset, 0u);
+    EXPECT_GT(entry->size, 0u);
+    ASSERT_EQ(entry->recipients.size(), 2u);
+    // Version 4 counted every attempt; a recipient still waiting had only temporary failures.
+    EXPECT_EQ(entry->recipients[0].failed_attempts, 2u);
+    EXPECT_EQ(entry->recipients[0].last_attempt_at, 1700000300);
+    EXPECT_EQ(entry->recipients[1].failed_attempts, 0u);
+    ASSERT_EQ(entry->recipients[0].attempts.size(), 1u);
+    EXPECT_EQ(entry->recipients[0].attempts[0].connection, "");
+    EXPECT_EQ(**store->next_queue_due(), 1700000900);
+    auto leased = store->lease_due("node", 1700000900, 60, 10);
+    ASSERT_TRUE(leased) << leased.error().message;
+    ASSERT_EQ(leased->size(), 1u);
+    EXPECT_EQ(leased->front().recipients.size(), 1u);
+    EXPECT_EQ(*store->release_leases("node"), 1u);
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ export function Compose({ jmap, initial, identity, onSave, onSend, onClose, onNo
         {(form.attachments.length > 0 || uploading > 0) && (
           <ul class="attachments" aria-label="Attachments">
             {form.attachments.map((a, i) => (
-              <li key={a.blobId + i}>
+              <li key={a.blobId + i} data-blob-id={a.blobId}>
                 {a.name} <span class="size">({humanSize(a.size)})</span>
                 <button type="button" aria-label={`Remove ${a.name}`} onClick={() => setForm({ ...form, attachments: form.attachments.filter((_, j) => j !== i) })}>Remove</button>
               </li>

@@ -6,6 +6,7 @@
 
 #include "base/strings.h"
 #include "http/methods/session.h"
+#include "http/methods/set_support.h"
 
 namespace magpie::http {
 namespace {
@@ -244,6 +245,292 @@ MethodOutcome mailbox_query(store::Store& store, const store::Account& account, 
     return result;
 }
 
+
+// ---- Mailbox/set (RFC 8621 2.5). Names are the last level of the store's '/'-separated names, so a name
+// holds no '/'; a parent is the mailbox one level up. Each change is its own store write, so a failure
+// leaves the ones before it done, as the per-object answers say.
+
+constexpr std::size_t kMaxMailboxNameOctets = 490;  // maxSizeMailboxName in the session resource
+
+std::optional<store::SpecialUse> special_use_of_role(const json& role) {
+    if (role.is_null()) return store::SpecialUse::none;
+    if (!role.is_string()) return std::nullopt;
+    const auto& name = role.get_ref<const std::string&>();
+    if (name == "sent") return store::SpecialUse::sent;
+    if (name == "drafts") return store::SpecialUse::drafts;
+    if (name == "trash") return store::SpecialUse::trash;
+    if (name == "junk") return store::SpecialUse::junk;
+    if (name == "archive") return store::SpecialUse::archive;
+    return std::nullopt;  // "inbox" is INBOX's alone; other IANA roles have no IMAP special-use here
+}
+
+bool valid_name(const json& name) {
+    if (!name.is_string()) return false;
+    const auto& text = name.get_ref<const std::string&>();
+    if (text.empty() || text.size() > kMaxMailboxNameOctets || text.find('/') != std::string::npos) return false;
+    return std::ranges::none_of(text, [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
+const View* find_view(const std::vector<View>& views, std::string_view id) {
+    auto it = std::ranges::find_if(views, [&](const View& v) { return v.id == id; });
+    return it == views.end() ? nullptr : &*it;
+}
+
+bool is_descendant(const View& candidate, const View& ancestor) {
+    return candidate.mailbox.name.starts_with(ancestor.mailbox.name + "/");
+}
+
+struct SetOutcome {
+    json answer;     // the created/updated object (or null)
+    json error;      // a SetError, or null
+};
+
+SetOutcome failed(std::string_view type, std::string_view description, std::vector<std::string> properties = {}) {
+    return SetOutcome{nullptr, set_error(type, description, properties)};
+}
+
+const std::vector<std::string> kSettable = {"name", "parentId", "role", "isSubscribed", "sortOrder"};
+
+// The parent's full name for a parentId value, "" for none; nullopt when it names no mailbox.
+std::optional<std::string> parent_name(const json& parent_id, const std::vector<View>& views, const CallContext& context) {
+    if (parent_id.is_null()) return std::string();
+    if (!parent_id.is_string()) return std::nullopt;
+    auto resolved = resolve_creation_id(parent_id.get<std::string>(), context);
+    if (!resolved) return std::nullopt;
+    const View* parent = find_view(views, *resolved);
+    if (!parent) return std::nullopt;
+    return parent->mailbox.name;
+}
+
+std::optional<SetOutcome> check_role(const json& role, const std::vector<View>& views, const View* self) {
+    auto use = special_use_of_role(role);
+    if (!use) return failed("invalidProperties", "this role cannot be given here", {"role"});
+    if (*use == store::SpecialUse::none) return std::nullopt;
+    for (const auto& v : views) {
+        if (&v != self && v.role == role) {
+            return failed("invalidProperties", "another mailbox has this role", {"role"});
+        }
+    }
+    return std::nullopt;
+}
+
+SetOutcome create_one(store::Store& store, const store::Account& account, const json& object,
+                      const CallContext& context) {
+    for (const auto& [key, value] : object.items()) {
+        if (std::ranges::find(kSettable, key) == kSettable.end()) {
+            return failed("invalidProperties", fmt::format("\"{}\" cannot be set", key), {key});
+        }
+    }
+    auto views = read_views(store, account);
+    if (!views) return failed("serverFail", views.error().message);
+    if (!object.contains("name") || !valid_name(object["name"])) {
+        return failed("invalidProperties", "a name of 1 to 490 octets, without '/' or control characters", {"name"});
+    }
+    auto parent = parent_name(object.value("parentId", json()), *views, context);
+    if (!parent) return failed("invalidProperties", "no such parent mailbox", {"parentId"});
+    const json role = object.value("role", json());
+    if (auto refused = check_role(role, *views, nullptr)) return *refused;
+    const json subscribed = object.value("isSubscribed", json(false));
+    if (!subscribed.is_boolean()) return failed("invalidProperties", "\"isSubscribed\" is a boolean", {"isSubscribed"});
+    if (auto order = object.find("sortOrder"); order != object.end() && !order->is_number_unsigned()) {
+        return failed("invalidProperties", "\"sortOrder\" is an unsigned integer", {"sortOrder"});
+    }
+    std::string full = parent->empty() ? object["name"].get<std::string>() : *parent + "/" + object["name"].get<std::string>();
+    auto created = store.create_mailbox(account.id, full);
+    if (!created) {
+        if (created.error().code == Errc::already_exists || created.error().code == Errc::invalid_argument) {
+            return failed("invalidProperties", created.error().message, {"name"});
+        }
+        return failed("serverFail", created.error().message);
+    }
+    if (auto use = special_use_of_role(role); use && *use != store::SpecialUse::none) {
+        if (auto set = store.set_special_use(account.id, created->id, *use); !set) return failed("serverFail", set.error().message);
+    }
+    if (subscribed.get<bool>()) {
+        if (auto set = store.set_subscribed(account.id, full, true); !set) return failed("serverFail", set.error().message);
+    }
+    // What the server chose: counts, rights, and the sortOrder it keeps (it stores none of its own).
+    return SetOutcome{json{{"id", mailbox_id(*created)},
+                           {"sortOrder", 10},
+                           {"totalEmails", 0},
+                           {"unreadEmails", 0},
+                           {"totalThreads", 0},
+                           {"unreadThreads", 0},
+                           {"isSubscribed", subscribed.get<bool>()},
+                           {"myRights", to_json(View{*created, {}, mailbox_id(*created), "", nullptr, nullptr})["myRights"]}},
+                      nullptr};
+}
+
+SetOutcome update_one(store::Store& store, const store::Account& account, const std::string& id, const json& patch,
+                      const CallContext& context) {
+    auto views = read_views(store, account);
+    if (!views) return failed("serverFail", views.error().message);
+    const View* self = find_view(*views, id);
+    if (!self) return failed("notFound", "no such mailbox");
+    const bool inbox = self->role == "inbox";
+    for (const auto& [key, value] : patch.items()) {
+        if (std::ranges::find(kSettable, key) == kSettable.end()) {
+            return failed("invalidProperties", fmt::format("\"{}\" cannot be set", key), {key});
+        }
+    }
+    json answer = nullptr;
+    if (patch.contains("name") || patch.contains("parentId")) {
+        const json name = patch.value("name", json(self->name));
+        if (!valid_name(name)) {
+            return failed("invalidProperties", "a name of 1 to 490 octets, without '/' or control characters", {"name"});
+        }
+        auto parent = parent_name(patch.value("parentId", self->parent_id), *views, context);
+        if (!parent) return failed("invalidProperties", "no such parent mailbox", {"parentId"});
+        if (!parent->empty() && (*parent == self->mailbox.name || parent->starts_with(self->mailbox.name + "/"))) {
+            return failed("invalidProperties", "a mailbox cannot move under itself", {"parentId"});
+        }
+        std::string full = parent->empty() ? name.get<std::string>() : *parent + "/" + name.get<std::string>();
+        if (full != self->mailbox.name) {
+            if (inbox) return failed("forbidden", "INBOX cannot be renamed or moved (mayRename is false)");
+            auto renamed = store.rename_mailbox(account.id, self->mailbox.name, full);
+            if (!renamed) {
+                if (renamed.error().code == Errc::already_exists || renamed.error().code == Errc::invalid_argument) {
+                    return failed("invalidProperties", renamed.error().message, {"name"});
+                }
+                return failed("serverFail", renamed.error().message);
+            }
+        }
+    }
+    if (auto role = patch.find("role"); role != patch.end() && *role != self->role) {
+        if (inbox) return failed("forbidden", "INBOX keeps the inbox role");
+        if (auto refused = check_role(*role, *views, self)) return *refused;
+        auto set = store.set_special_use(account.id, self->mailbox.id, *special_use_of_role(*role));
+        if (!set) return failed("serverFail", set.error().message);
+    }
+    if (auto subscribed = patch.find("isSubscribed"); subscribed != patch.end()) {
+        if (!subscribed->is_boolean()) {
+            return failed("invalidProperties", "\"isSubscribed\" is a boolean", {"isSubscribed"});
+        }
+        auto refreshed = read_views(store, account);
+        if (!refreshed) return failed("serverFail", refreshed.error().message);
+        const View* now = find_view(*refreshed, id);
+        if (now && now->mailbox.subscribed != subscribed->get<bool>()) {
+            auto set = store.set_subscribed(account.id, now->mailbox.name, subscribed->get<bool>());
+            if (!set) return failed("serverFail", set.error().message);
+        }
+    }
+    if (auto order = patch.find("sortOrder"); order != patch.end()) {
+        if (!order->is_number_unsigned()) {
+            return failed("invalidProperties", "\"sortOrder\" is an unsigned integer", {"sortOrder"});
+        }
+        // The order is the server's (INBOX first, then by name): tell the client what it is.
+        answer = json{{"sortOrder", inbox ? 0 : 10}};
+    }
+    return SetOutcome{answer, nullptr};
+}
+
+SetOutcome destroy_one(store::Store& store, const store::Account& account, const std::string& id, bool remove_emails) {
+    auto views = read_views(store, account);
+    if (!views) return failed("serverFail", views.error().message);
+    const View* self = find_view(*views, id);
+    if (!self) return failed("notFound", "no such mailbox");
+    if (self->role == "inbox") return failed("forbidden", "INBOX cannot be destroyed (mayDelete is false)");
+    for (const auto& v : *views) {
+        if (is_descendant(v, *self)) return failed("mailboxHasChild", "destroy or move its child mailboxes first");
+    }
+    if (self->status.messages > 0 && !remove_emails) {
+        return failed("mailboxHasEmail", "the mailbox holds emails and onDestroyRemoveEmails is false");
+    }
+    auto deleted = store.delete_mailbox(account.id, self->mailbox.name);
+    if (!deleted) {
+        if (deleted.error().code == Errc::permission_denied) return failed("forbidden", deleted.error().message);
+        return failed("serverFail", deleted.error().message);
+    }
+    return SetOutcome{nullptr, nullptr};
+}
+
+MethodOutcome mailbox_set(store::Store& store, const store::Account& account, const json& args, CallContext& context) {
+    if (auto error = check_account_id(args, account)) return *error;
+    auto parsed = parse_set_request(args, context.limits);
+    if (auto* error = std::get_if<MethodError>(&parsed)) return *error;
+    auto& request = std::get<SetRequest>(parsed);
+    const json remove = args.value("onDestroyRemoveEmails", json(false));
+    if (!remove.is_boolean()) return MethodError{"invalidArguments", "\"onDestroyRemoveEmails\" must be a boolean"};
+    auto before = mailbox_state(store, account);
+    if (!before) return server_fail(before.error());
+    if (request.if_in_state && *request.if_in_state != *before) {
+        return MethodError{"stateMismatch", "the mailboxes changed since that state"};
+    }
+    json created = json::object(), not_created = json::object();
+    json updated = json::object(), not_updated = json::object();
+    json destroyed = json::array(), not_destroyed = json::object();
+    auto server_failure = [](const SetOutcome& outcome) {
+        return outcome.error.is_object() && outcome.error["type"] == "serverFail";
+    };
+    // A parent made in this request ("#c1") is made first, whatever the order of the keys.
+    std::vector<std::string> pending;
+    for (const auto& [creation_id, object] : request.create.items()) pending.push_back(creation_id);
+    std::vector<std::string> order;
+    while (!pending.empty()) {
+        std::vector<std::string> waiting;
+        for (const auto& creation_id : pending) {
+            const json parent = request.create[creation_id].value("parentId", json());
+            const bool waits = parent.is_string() && parent.get<std::string>().starts_with("#") &&
+                               std::ranges::find(pending, parent.get<std::string>().substr(1)) != pending.end();
+            (waits ? waiting : order).push_back(creation_id);
+        }
+        if (waiting.size() == pending.size()) {  // a cycle of references: each fails on its missing parent
+            order.insert(order.end(), waiting.begin(), waiting.end());
+            break;
+        }
+        pending = std::move(waiting);
+    }
+    for (const auto& creation_id : order) {
+        const json& object = request.create[creation_id];
+        auto outcome = create_one(store, account, object, context);
+        if (server_failure(outcome)) return MethodError{"serverFail", outcome.error.value("description", "")};
+        if (!outcome.error.is_null()) {
+            not_created[creation_id] = outcome.error;
+        } else {
+            context.created_ids[creation_id] = outcome.answer["id"];
+            created[creation_id] = outcome.answer;
+        }
+    }
+    for (const auto& [id, patch] : request.update.items()) {
+        auto outcome = update_one(store, account, id, patch, context);
+        if (server_failure(outcome)) return MethodError{"serverFail", outcome.error.value("description", "")};
+        if (!outcome.error.is_null()) {
+            not_updated[id] = outcome.error;
+        } else {
+            updated[id] = outcome.answer;
+        }
+    }
+    // Children before parents, so destroying a mailbox with its children in one request works.
+    auto views = read_views(store, account);
+    if (!views) return server_fail(views.error());
+    auto depth = [&](const std::string& id) {
+        const View* v = find_view(*views, id);
+        return v ? std::ranges::count(v->mailbox.name, '/') : -1;
+    };
+    std::vector<std::string> destroy_order = request.destroy;
+    std::ranges::stable_sort(destroy_order, [&](const std::string& a, const std::string& b) { return depth(a) > depth(b); });
+    for (const auto& id : destroy_order) {
+        auto outcome = destroy_one(store, account, id, remove.get<bool>());
+        if (server_failure(outcome)) return MethodError{"serverFail", outcome.error.value("description", "")};
+        if (!outcome.error.is_null()) {
+            not_destroyed[id] = outcome.error;
+        } else {
+            destroyed.push_back(id);
+        }
+    }
+    auto after = mailbox_state(store, account);
+    if (!after) return server_fail(after.error());
+    auto or_null = [](json& object) { return object.empty() ? json() : object; };
+    return json{{"accountId", jmap_account_id(account)},
+                {"oldState", *before},
+                {"newState", *after},
+                {"created", or_null(created)},
+                {"updated", or_null(updated)},
+                {"destroyed", destroyed.empty() ? json() : destroyed},
+                {"notCreated", or_null(not_created)},
+                {"notUpdated", or_null(not_updated)},
+                {"notDestroyed", or_null(not_destroyed)}};
+}
 }  // namespace
 
 Result<std::string> mailbox_state(store::Store& store, const store::Account& account) {
@@ -262,6 +549,9 @@ void add_mailbox_methods(Dispatcher& dispatcher, store::Store& store, const stor
     });
     dispatcher.add("Mailbox/query", mail, [&store, account](const json& args, CallContext&) {
         return mailbox_query(store, account, args);
+    });
+    dispatcher.add("Mailbox/set", mail, [&store, account](const json& args, CallContext& context) {
+        return mailbox_set(store, account, args, context);
     });
     dispatcher.add("Mailbox/queryChanges", mail, [account](const json& args, CallContext&) -> MethodOutcome {
         if (auto error = check_account_id(args, account)) return *error;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "http/methods/blob.h"
+#include "http/methods/identity.h"
 #include "http/methods/mailbox.h"
 
 namespace magpie::http {
@@ -20,7 +22,7 @@ std::string state_digest(std::string_view text) {
 }
 
 std::string session_state(const store::Account& account) {
-    return state_digest(fmt::format("{}\n{}\ncore,mail", account.id, account.address));
+    return state_digest(fmt::format("{}\n{}\ncore,mail,submission,vacationresponse", account.id, account.address));
 }
 
 json session_resource(const store::Account& account, const ApiLimits& limits) {
@@ -40,15 +42,27 @@ json session_resource(const store::Account& account, const ApiLimits& limits) {
                  {"maxSizeAttachmentsPerEmail", limits.max_size_upload},
                  {"emailQuerySortOptions", json::array({"receivedAt"})},
                  {"mayCreateTopLevelMailbox", false}};
+    // RFC 8621 7.1: no delayed sending (FUTURERELEASE is not offered).
+    json submission = {{"maxDelayedSend", 0}, {"submissionExtensions", json::object()}};
     return json{
-        {"capabilities", {{std::string(kCapabilityCore), core}, {std::string(kCapabilityMail), json::object()}}},
+        {"capabilities",
+         {{std::string(kCapabilityCore), core},
+          {std::string(kCapabilityMail), json::object()},
+          {std::string(kCapabilitySubmission), json::object()},
+          {std::string(kCapabilityVacationResponse), json::object()}}},
         {"accounts",
          {{id,
            {{"name", account.address},
             {"isPersonal", true},
             {"isReadOnly", false},
-            {"accountCapabilities", {{std::string(kCapabilityMail), mail}}}}}}},
-        {"primaryAccounts", {{std::string(kCapabilityMail), id}}},
+            {"accountCapabilities",
+             {{std::string(kCapabilityMail), mail},
+              {std::string(kCapabilitySubmission), submission},
+              {std::string(kCapabilityVacationResponse), json::object()}}}}}}},
+        {"primaryAccounts",
+         {{std::string(kCapabilityMail), id},
+          {std::string(kCapabilitySubmission), id},
+          {std::string(kCapabilityVacationResponse), id}}},
         {"username", account.address},
         {"apiUrl", "/jmap/api"},
         {"downloadUrl", "/jmap/download/{accountId}/{blobId}/{name}?type={type}"},
@@ -73,6 +87,11 @@ std::unique_ptr<Dispatcher> make_dispatcher(store::Store& store, const store::Ac
     auto dispatcher = std::make_unique<Dispatcher>(limits);
     dispatcher->add_capability(std::string(kCapabilityMail));
     add_mailbox_methods(*dispatcher, store, account);
+    add_blob_methods(*dispatcher, store, account);
+    dispatcher->add_capability(std::string(kCapabilitySubmission));
+    dispatcher->add_capability(std::string(kCapabilityVacationResponse));
+    add_identity_methods(*dispatcher, store, account);
+    add_vacation_response_methods(*dispatcher, store, account);
     return dispatcher;
 }
 

@@ -27,31 +27,36 @@
 #include "store/sqlite/sqlite_store.h"
 
 namespace magpie::store::sqlite {
-void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) {
-    auto refuse = [&](Error error) {
-        ++failed_deliveries_;
-        done(std::move(error));
-    };
-    if (!writer_) return refuse(make_error(Errc::permission_denied, "the store is open read-only"));
+Result<SqliteStore::Pending> SqliteStore::admit(Delivery delivery) const {
+    if (!writer_) return make_error(Errc::permission_denied, "the store is open read-only");
     const bool remote = delivery.outgoing && !delivery.outgoing->recipients.empty();
-    if (delivery.targets.empty() && !remote) {
-        return refuse(make_error(Errc::invalid_argument, "delivery has no target"));
-    }
-    if (delivery.outgoing && delivery.outgoing->recipients.size() > options_.max_remote_recipients) {
-        return refuse(make_error(Errc::limit_exceeded,
-                                 fmt::format("more than {} remote recipients", options_.max_remote_recipients)));
+    if (delivery.targets.empty() && !remote) return make_error(Errc::invalid_argument, "delivery has no target");
+    if (delivery.outgoing) {
+        const OutgoingMessage& outgoing = *delivery.outgoing;
+        if (outgoing.recipients.size() > options_.max_remote_recipients) {
+            return make_error(Errc::limit_exceeded,
+                              fmt::format("more than {} remote recipients", options_.max_remote_recipients));
+        }
+        for (const EnvelopeRecipient& r : outgoing.recipients) {
+            if (r.address.find('@') == std::string::npos || r.address.size() > options_.max_attempt_field_bytes)
+                return make_error(Errc::invalid_argument, fmt::format("'{}' is not an address", r.address));
+        }
+        if (!outgoing.carried_over.empty() && outgoing.carried_over.size() != outgoing.recipients.size())
+            return make_error(Errc::invalid_argument, "carried-over state does not match the recipients");
+        if (outgoing.send_offset > delivery.content.size())
+            return make_error(Errc::invalid_argument, "send offset beyond the content");
     }
     if (delivery.targets.size() > options_.max_targets) {
-        return refuse(make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets)));
+        return make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets));
     }
     if (delivery.content.size() > options_.max_message_bytes) {
-        return refuse(make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}",
-                                                                   delivery.content.size(), options_.max_message_bytes)));
+        return make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}", delivery.content.size(),
+                                                            options_.max_message_bytes));
     }
     Pending pending;
     for (const DeliveryTarget& target : delivery.targets) {
         auto flags = parse_flags(target.flags, options_.flag_limits);
-        if (!flags) return refuse(flags.error());
+        if (!flags) return flags.error();
         pending.flags.push_back(std::move(*flags));
     }
     pending.size = delivery.content.size();
@@ -60,6 +65,17 @@ void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered
     // of lengthening the committer's critical path; large content is left to a blob writer.
     if (!pending.in_file) pending.blob_id = blob_id_of(delivery.content);
     pending.delivery = std::move(delivery);
+    return pending;
+}
+
+void SqliteStore::deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) {
+    auto refuse = [&](Error error) {
+        ++failed_deliveries_;
+        done(std::move(error));
+    };
+    auto admitted = admit(std::move(delivery));
+    if (!admitted) return refuse(admitted.error());
+    Pending pending = std::move(*admitted);
     pending.done = std::move(done);
     const bool large = pending.in_file;
     {

@@ -4,6 +4,7 @@
 
 #include "store/flags.h"
 #include "store/sqlite/api_tokens.h"
+#include "store/sqlite/jmap_objects.h"
 
 namespace magpie::store::sqlite {
 namespace {
@@ -225,6 +226,38 @@ CREATE INDEX queue_attempts_recipient ON queue_attempts(recipient_id);
 CREATE INDEX envelopes_blob ON envelopes(blob_id);
 )sql";
 
+// Version 6: the one outgoing queue (issue 11). Everything the interim <data_dir>/queue.db kept moves here,
+// so submission commits its local copies and its queue entry in one transaction, and the scheduler, the
+// reports and `magpie queue` use the store:
+// - queue_messages: held (`magpie queue hold`), smtputf8 (the next hop must offer SMTPUTF8) and
+//   send_offset (octets of the blob only the local copies carry: their Return-Path field). The size is the
+//   blob's, less send_offset; the queued time is created_at.
+// - queue_recipients: the RFC 3463 status and remote MTA of the last result, the last attempt's time,
+//   failed_attempts (the temporary failures the retry schedule counts; version 4 counted every attempt,
+//   which for a recipient still waiting were all temporary failures) and delay_notified (the one delay
+//   report went out).
+// - queue_attempts: the id of the connection that carried the attempt (the tracker shows which messages
+//   shared one).
+// - queue_recipients_lease serves "free every lease of this owner" at start-up without a scan.
+constexpr const char* kSchemaV6 = R"sql(
+ALTER TABLE queue_messages ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_messages ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_messages ADD COLUMN send_offset INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE queue_recipients ADD COLUMN status TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue_recipients ADD COLUMN remote_mta TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue_recipients ADD COLUMN last_attempt_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_recipients ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_recipients ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;
+UPDATE queue_recipients SET failed_attempts = attempts WHERE state IN (0, 1);
+UPDATE queue_recipients SET last_attempt_at = coalesce(
+  (SELECT max(a.at) FROM queue_attempts a WHERE a.recipient_id = queue_recipients.id), 0);
+
+ALTER TABLE queue_attempts ADD COLUMN connection TEXT NOT NULL DEFAULT '';
+
+CREATE INDEX queue_recipients_lease ON queue_recipients(lease_owner) WHERE lease_owner <> '';
+)sql";
+
 }  // namespace
 
 const char* schema_step(int version) {
@@ -234,6 +267,10 @@ const char* schema_step(int version) {
         case 3: return kSchemaV3;
         case 4: return kSchemaV4;
         case 5: return kSchemaApiTokens;  // api_tokens.cpp
+        case 6: return kSchemaV6;
+        // 7 is allocated to the email step; empty here until that branch's schema merges.
+        case 7: return "";
+        case 8: return kSchemaJmapObjects;  // jmap_objects.cpp
         default: return nullptr;
     }
 }

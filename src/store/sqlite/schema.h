@@ -10,7 +10,7 @@
 
 namespace magpie::store::sqlite {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 8;
 
 // change_log.kind values.
 enum class ChangeKind : std::int64_t { appended = 1, flags = 2, expunged = 3 };

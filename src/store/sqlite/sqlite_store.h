@@ -117,10 +117,16 @@ public:
 
     Result<std::vector<QueueEntry>> lease_due(std::string_view owner, std::int64_t now, std::int64_t lease_seconds,
                                               std::size_t limit) override;
-    Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes) override;
-    Result<std::vector<QueueEntry>> list_queue(std::size_t limit) override;
+    Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes,
+                                        std::vector<Delivery> reports) override;
+    Result<std::size_t> release_leases(std::string_view owner) override;
+    Result<std::optional<std::int64_t>> next_queue_due() override;
+    Result<std::vector<QueueEntry>> list_queue(std::size_t limit, bool waiting_only) override;
     Result<QueueEntry> find_queue_entry(std::int64_t id) override;
     Result<void> delete_queue_entry(std::int64_t id) override;
+    Result<void> set_queue_held(std::int64_t id, bool held) override;
+    Result<std::size_t> retry_queue_now(std::optional<std::int64_t> id, std::int64_t now) override;
+    Result<std::size_t> purge_finished_queue(std::int64_t before) override;
     // api_tokens.cpp
     Result<ApiToken> add_api_token(std::int64_t account_id, std::string_view name, std::string_view token_hash,
                                    std::int64_t created_at, std::optional<std::int64_t> expires_at) override;
@@ -128,6 +134,15 @@ public:
     Result<void> revoke_api_token(std::int64_t account_id, std::string_view name) override;
     Result<ApiToken> find_api_token(std::string_view token_hash) override;
     Result<GarbageReport> collect_garbage(std::int64_t now, std::int64_t grace_seconds) override;
+    // jmap_objects.cpp
+    Result<UploadedBlob> add_upload(std::int64_t account_id, std::string_view content, std::string_view type,
+                                    std::int64_t now, std::int64_t expire_before) override;
+    Result<std::string> read_account_blob(std::int64_t account_id, std::string_view blob_id) override;
+    Result<UploadedBlob> find_upload(std::int64_t account_id, std::string_view blob_id) override;
+    Result<JmapObjectList> list_jmap_objects(std::int64_t account_id, std::string_view type) override;
+    Result<JmapObjectWritten> write_jmap_objects(std::int64_t account_id, std::string_view type,
+                                                 const JmapObjectWrite& write) override;
+    Result<void> set_special_use(std::int64_t account_id, std::int64_t mailbox_id, SpecialUse special_use) override;
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
@@ -187,6 +202,9 @@ private:
     // Removes copies made by a COPY that failed part-way (RFC 9051 6.4.7: restore the destination).
     Result<void> undo_copy(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids);
 
+    // The checks deliver() makes before it accepts a delivery, and the Pending they produce (small content
+    // hashed here, large content left for a blob writer).
+    Result<Pending> admit(Delivery delivery) const;
     void blob_writer_loop();
     void enqueue_for_commit(Pending pending);
     void committer_loop();

@@ -1,0 +1,89 @@
+"""DKIM on the way out (issue 18): a message submitted to crepes.fr's magpied is signed before it is queued
+(RSA and Ed25519, the keys of `magpie dkim keygen`) and arrives at hamburger.edu's magpied with signatures that
+Debian's python3-dkim verifies against the records `magpie dns` publishes. A domain without keys sends
+unsigned and says so in the log."""
+import re
+import smtplib
+import time
+
+import dkim
+
+from conftest import PASSWORD, Magpied, client_tls_context
+from test_relay import queue_options
+
+ALICE, CAROL, BOB = "alice@crepes.fr", "carol@galettes.fr", "bob@hamburger.edu"
+
+
+def published_keys(server, domain):
+    """{b"selector._domainkey.domain.": b"v=DKIM1; ..."} from `magpie dns DOMAIN`, as a resolver would return."""
+    out = server.magpie("dns", domain, "--address", "127.0.0.1").stdout.decode()
+    keys = {}
+    for match in re.finditer(r'^(\S+\._domainkey\.\S+)\s+\d+\s+IN\s+TXT\s+(\(.*?\)|"[^\n]*")', out, re.M | re.S):
+        keys[match.group(1).encode()] = "".join(re.findall(r'"([^"]*)"', match.group(2))).encode()
+    return keys
+
+
+def submit(server, sender, subject):
+    with smtplib.SMTP("127.0.0.1", server.ports["submission"], timeout=30) as client:
+        client.ehlo("laptop.crepes.fr")
+        client.starttls(context=client_tls_context())
+        client.ehlo("laptop.crepes.fr")
+        client.login(sender, PASSWORD)
+        client.sendmail(sender, [BOB], (f"From: <{sender}>\r\nTo: Bob <{BOB}>\r\nSubject: {subject}\r\n\r\n"
+                                        "Bonjour Bob,\r\nles crepes sont pretes.\r\n").encode())
+
+
+def test_submitted_mail_arrives_signed_and_python_dkim_verifies_both_signatures(tmp_path):
+    (tmp_path / "hamburger").mkdir()
+    (tmp_path / "crepes").mkdir()
+    hamburger = Magpied(tmp_path / "hamburger", hostname="mx.hamburger.edu")
+    hamburger.magpie("domain", "add", "hamburger.edu")
+    hamburger.add_user(BOB)
+    hamburger.start()
+    crepes = None
+    try:
+        # Every domain goes to hamburger's port: no DNS, loopback only.
+        crepes = Magpied(tmp_path / "crepes", hostname="mx.crepes.fr",
+                         sections={"submission": {"listen": ["127.0.0.1:0"]}, "queue": queue_options(),
+                                   "queue.smart_host": {"host": "127.0.0.1", "port": hamburger.ports["smtp"]}})
+        for domain, user in (("crepes.fr", ALICE), ("galettes.fr", CAROL)):
+            crepes.magpie("domain", "add", domain)
+            crepes.add_user(user)
+        crepes.magpie("dkim", "keygen", "crepes.fr")  # galettes.fr has none
+        keys = published_keys(crepes, "crepes.fr")
+        assert len(keys) == 2, keys
+        crepes.start()
+
+        submit(crepes, ALICE, "Signed")
+        submit(crepes, CAROL, "Unsigned")
+        deadline = time.time() + 60
+        while time.time() < deadline and len(hamburger.uids(BOB)) < 2:
+            time.sleep(0.2)
+        assert len(hamburger.uids(BOB)) == 2, crepes.log_text()[-3000:]
+        arrived = {}
+        for uid in hamburger.uids(BOB):
+            stored = hamburger.export(BOB, "INBOX", uid=uid)
+            arrived[re.search(rb"\r\nSubject: (\w+)\r\n", stored).group(1)] = stored
+
+        signed = arrived[b"Signed"]
+        header = signed.split(b"\r\n\r\n", 1)[0]
+        # Both algorithms of RFC 8463 8, for crepes.fr (the From domain DMARC aligns on).
+        assert header.count(b"\r\nDKIM-Signature: ") == 2, header
+        assert b"a=rsa-sha256" in header and b"a=ed25519-sha256" in header and b"d=crepes.fr" in header
+
+        def dns(name, timeout=5):
+            return keys.get(name)
+
+        verifier = dkim.DKIM(signed)
+        assert verifier.verify(idx=0, dnsfunc=dns), "first signature"
+        assert verifier.verify(idx=1, dnsfunc=dns), "second signature"
+        # And not a signature that verifies anything: a changed body fails.
+        tampered = signed.replace(b"les crepes sont pretes", b"les crepes sont froides")
+        assert not dkim.verify(tampered, dnsfunc=dns)
+
+        assert b"DKIM-Signature" not in arrived[b"Unsigned"]
+        assert "sent unsigned: no DKIM key for its From domain" in crepes.log_text()
+    finally:
+        if crepes is not None:
+            crepes.stop()
+        hamburger.stop()
