@@ -30,7 +30,13 @@ CORE, MAIL, SUBMISSION = ("urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mai
                           "urn:ietf:params:jmap:submission")
 HTTP = {"listen": ["127.0.0.1:0"], "allow_plaintext_login": True}
 
-pytestmark = pytest.mark.skipif(missing_prerequisite() is not None, reason=str(missing_prerequisite()))
+
+
+@pytest.fixture(autouse=True)
+def prerequisites():
+    """The built app, playwright-core and Chromium: `make test` provides them, so their absence is a failure."""
+    why = missing_prerequisite()
+    assert why is None, why
 
 
 # ---------------------------------------------------------------- helpers
