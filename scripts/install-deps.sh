@@ -12,7 +12,7 @@ packages=(
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2 procps
   python3-dkim python3-nacl publicsuffix
-  nodejs chromium fonts-dejavu-core
+  nodejs chromium fonts-dejavu-core  # node and npm: the webmail's build and browser tests, the third-party JMAP client test
 )
 
 missing=()

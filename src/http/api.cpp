@@ -214,11 +214,15 @@ std::variant<json, Problem> Dispatcher::handle(std::string_view body, std::strin
             responses.push_back(json::array({"error", method_error_arguments(*error), call_id}));
             continue;
         }
+        context.implicit_responses.clear();
         auto outcome = this->call(name, arguments, context);
         if (auto* error = std::get_if<MethodError>(&outcome)) {
             responses.push_back(json::array({"error", method_error_arguments(*error), call_id}));
         } else {
             responses.push_back(json::array({name, std::move(std::get<json>(outcome)), call_id}));
+            for (auto& [implicit_name, implicit] : context.implicit_responses) {
+                responses.push_back(json::array({implicit_name, std::move(implicit), call_id}));
+            }
         }
     }
     json response = {{"methodResponses", std::move(responses)}, {"sessionState", session_state}};

@@ -54,6 +54,9 @@ struct CallContext {
     const std::set<std::string>& using_capabilities;
     std::map<std::string, std::string>& created_ids;
     const ApiLimits& limits;
+    // Responses of implicit calls a method made (RFC 8621 7.5: EmailSubmission/set's onSuccessUpdateEmail
+    // answers as an "Email/set"), placed after the method's own response with the same call id.
+    std::vector<std::pair<std::string, nlohmann::json>> implicit_responses = {};
 };
 
 using Method = std::function<MethodOutcome(const nlohmann::json& arguments, CallContext& context)>;

@@ -100,4 +100,18 @@ Result<std::string> complete_submission(std::string_view message, const Submissi
     return out;
 }
 
+std::vector<std::string> author_addresses(std::string_view message) {
+    std::vector<HeaderField> fields;
+    scan_header(message, 0, message.size(), ParseLimits{}, fields);
+    Header header(fields);
+    const HeaderField* from = header.find("From");
+    if (!from) return {};
+    const HeaderField* sender = header.find("Sender");
+    std::vector<std::string> out;
+    for (const auto& mailbox : mailboxes(parse_address_list((sender ? sender : from)->unfolded()))) {
+        out.push_back(mailbox.local_part + "@" + mailbox.domain);
+    }
+    return out;
+}
+
 }  // namespace magpie::mail

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "mail/builder.h"
@@ -26,5 +27,9 @@ struct SubmissionOptions {
 // it), a header line over max_line_octets or a header over the parse limits (limit_exceeded).
 Result<std::string> complete_submission(std::string_view message, const SubmissionOptions& options,
                                         const BuildEnv& env);
+
+// The message's author addresses as submission checks them (RFC 5322 3.6.2): every mailbox of Sender: when
+// present, otherwise of From: ("local@domain" each). Empty when there is no From: or no address in it.
+std::vector<std::string> author_addresses(std::string_view message);
 
 }  // namespace magpie::mail

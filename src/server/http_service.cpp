@@ -1,6 +1,8 @@
 #include "server/http_service.h"
 
 #include <array>
+#include <future>
+#include <set>
 
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
@@ -13,6 +15,9 @@
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
 #include "server/http_request.h"
+#include "server/outgoing.h"
+#include "server/smtp_service.h"
+#include "store/summary.h"
 
 namespace magpie::server {
 
@@ -65,6 +70,17 @@ bool is_upload(std::string_view target) { return target.starts_with(kUploadPrefi
 // The body bound of a request, by its target: maxSizeUpload for uploads, maxSizeRequest for the rest.
 std::uint64_t body_limit_for(std::string_view target, const HttpConfig& config) {
     return is_upload(target) ? config.max_upload_octets : config.max_request_octets;
+}
+
+// "http(s)://host" for the session resource's URLs, from the Host header when it is a plain host[:port]
+// (RFC 9110 7.2); "" (relative URLs) otherwise.
+std::string base_url(const HttpService::Request& request, const net::Connection& connection) {
+    const std::string& host = request.host;
+    if (host.empty() || host.size() > 261 ||
+        host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != std::string::npos) {
+        return {};
+    }
+    return fmt::format("{}://{}", connection.tls_active() ? "https" : "http", host);
 }
 
 // Beast's parse errors as the problem a client gets before the connection closes.
@@ -170,7 +186,7 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     const store::Account account = *authenticated;
     const auto limits = api_limits(config.http);
 
-    if (session) co_return json_response(http::session_resource(account, limits));
+    if (session) co_return json_response(http::session_resource(account, limits, base_url(request, *connection)));
     if (events) {
         auto parsed = http::parse_event_source_query(query);
         if (!parsed) co_return problem(400, "the EventSource query needs types, and closeafter/ping as RFC 8620 7.3 says");
@@ -192,14 +208,85 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     } leave_on_exit{this, account.id, upload};
     auto& store = services_.store;
     if (upload || download) co_return co_await blob_transfer(request, account, limits, upload);
-    auto run = services_.executor.run([&store, &account, &limits, &request]() {
-        auto dispatcher = http::make_dispatcher(store, account, limits);
+    auto run = services_.executor.run([this, &store, &account, &limits, &request, &config]() {
+        auto dispatcher = http::make_dispatcher(
+            store, account, limits, [this, &config](const store::Account& who, const http::OutgoingSubmission& outgoing) {
+                return submit(config, who, outgoing);
+            });
         auto outcome = dispatcher->handle(request.body, http::session_state(account));
         if (auto* p = std::get_if<http::Problem>(&outcome)) return http::problem_response(*p);
         return json_response(std::get<json>(outcome));
     });
     auto response = co_await std::move(run);
     co_return response;
+}
+
+// The one outgoing path of SMTP submission (server/outgoing.h, then local INBOXes and the store's queue in
+// one delivery), for a message EmailSubmission/set sends. Runs on a store executor thread and waits there
+// for the commit, so the EmailSubmission is created only once the message is durable.
+Result<http::SubmissionOutcome> HttpService::submit(const Config& config, const store::Account& account,
+                                                    const http::OutgoingSubmission& outgoing) {
+    auto& store = services_.store;
+    const std::int64_t now = unix_now();
+    const std::string log_id = fmt::format("jmap-{}-{}", account.id, now);
+    std::string domain = outgoing.mail_from.substr(outgoing.mail_from.rfind('@') + 1);
+    std::string trace = fmt::format("Received: by {} with HTTP (JMAP EmailSubmission) for account {};\r\n\t{}\r\n",
+                                    config.hostname, account.address, rfc5322_date(now));
+    // UTF-8 header fields are kept as the user wrote them: SMTPUTF8 is then asked of the next hop.
+    const bool utf8 = std::ranges::any_of(outgoing.message, [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    auto signer = services_.dkim_signer ? services_.dkim_signer() : nullptr;
+    if (!signer) return make_error(Errc::unavailable, "no DKIM signer configured");
+    auto prepared = prepare_outgoing_message(OutgoingDraft{outgoing.message, trace, utf8, domain, now, log_id}, *signer);
+    if (!prepared) return make_error(Errc::invalid_argument, prepared.error().message);
+
+    http::SubmissionOutcome outcome;
+    std::vector<store::DeliveryTarget> local;
+    std::vector<store::EnvelopeRecipient> remote;
+    std::set<std::int64_t> accounts;
+    const RecipientPolicy policy{config.hostname, config.smtp.postmaster};
+    for (const auto& address : outgoing.rcpt_to) {
+        auto resolved = resolve_recipient(store, policy, address);
+        if (!resolved) return make_error(Errc::invalid_argument, fmt::format("{}: {}", address, resolved.error().message));
+        if (resolved->status == store::RecipientStatus::not_local_domain) {
+            remote.push_back(store::EnvelopeRecipient{address, "", ""});
+            continue;
+        }
+        if (resolved->status != store::RecipientStatus::local) {
+            return make_error(Errc::invalid_argument, fmt::format("{}: no such user here", address));
+        }
+        outcome.local.push_back(address);
+        if (!accounts.insert(resolved->account_id).second) continue;
+        auto inbox = store.find_mailbox(resolved->account_id, "INBOX");
+        if (!inbox) return inbox.error();
+        local.push_back(store::DeliveryTarget{inbox->id, {}});
+    }
+    store::Delivery delivery;
+    std::string return_path = local.empty() ? std::string() : fmt::format("Return-Path: <{}>\r\n", outgoing.mail_from);
+    delivery.content = return_path + *prepared;
+    delivery.summary = store::summarize(delivery.content);
+    delivery.internal_date = now;
+    delivery.targets = std::move(local);
+    const bool queued = !remote.empty();
+    if (queued) {
+        store::OutgoingMessage message;
+        message.reverse_path = outgoing.mail_from;
+        message.smtputf8 = utf8;
+        message.queued_at = now;
+        message.first_attempt_at = now;
+        message.send_offset = return_path.size();
+        message.recipients = std::move(remote);
+        delivery.outgoing = std::move(message);
+    }
+    std::promise<Result<store::Delivered>> promise;
+    auto future = promise.get_future();
+    store.deliver(std::move(delivery), [&promise](Result<store::Delivered> result) { promise.set_value(std::move(result)); });
+    auto delivered = future.get();
+    if (!delivered) return delivered.error();
+    outcome.queue_id = delivered->queue_id;
+    if (queued && services_.queue_changed) services_.queue_changed();
+    spdlog::info("jmap: {} user={} from=<{}> to={} queue_entry={}", log_id, account.address, outgoing.mail_from,
+                 fmt::join(outgoing.rcpt_to, ","), outcome.queue_id);
+    return outcome;
 }
 
 // RFC 8620 6.1 and 6.2, on the store executor (an upload commits before its 201).
@@ -227,10 +314,8 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
     std::string head =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
     if (!co_await connection->write_all(head, idle)) co_return;
-    const bool wants_mailbox =
-        query.types.empty() || std::ranges::find(query.types, "Mailbox") != query.types.end();
     auto& store = services_.store;
-    auto read_state = [&]() { return services_.executor.run([&store, &account] { return http::mailbox_state(store, account); }); };
+    auto read_state = [&]() { return services_.executor.run([&store, &account] { return http::push_states(store, account); }); };
 
     services_.hub.watch(account.id, connection);
     struct Unwatch {
@@ -243,7 +328,7 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
     auto first = read_state();
     auto initial = co_await std::move(first);
     if (!initial) co_return;
-    std::string last = *initial;
+    json last = *initial;
     // Without ping the stream still wakes now and then to notice a dead peer on the next write.
     const auto wait = std::chrono::seconds(query.ping_seconds ? query.ping_seconds : 300);
     std::array<char, 512> buffer;
@@ -255,10 +340,15 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
             auto next = read_state();
             auto state = co_await std::move(next);
             if (!state) co_return;
-            if (*state == last || !wants_mailbox) continue;
+            // RFC 8620 7.1: only the types the client asked for, and only those that changed.
+            json changed = json::object();
+            for (const auto& [type, value] : state->items()) {
+                const bool wanted = query.types.empty() || std::ranges::find(query.types, type) != query.types.end();
+                if (wanted && last.value(type, json()) != value) changed[type] = value;
+            }
             last = *state;
-            json change = {{"@type", "StateChange"},
-                           {"changed", {{http::jmap_account_id(account), {{"Mailbox", last}}}}}};
+            if (changed.empty()) continue;
+            json change = {{"@type", "StateChange"}, {"changed", {{http::jmap_account_id(account), changed}}}};
             out = fmt::format("event: state\ndata: {}\n\n", http::to_json_text(change));
             if (!co_await connection->write_all(out, idle)) co_return;
             if (query.close_after_state) co_return;

@@ -13,6 +13,8 @@
 #include "auth/verified_cache.h"
 #include "http/api.h"
 #include "http/message.h"
+#include "http/methods/submission.h"
+#include "mailauth/dkim_signer.h"
 #include "http/methods/web_session.h"
 #include "http/webmail.h"
 #include "net/connection.h"
@@ -31,6 +33,9 @@ struct HttpServices {
     StoreExecutor& executor;        // authenticated work
     StoreExecutor& login_executor;  // password checks
     ChangeHub& hub;
+    // EmailSubmission's way out, shared with SMTP submission: the DKIM keys now, and the queue's wake-up.
+    std::function<std::shared_ptr<const mailauth::DkimSigner>()> dkim_signer;
+    std::function<void()> queue_changed;
 };
 
 class HttpService {
@@ -71,6 +76,9 @@ private:
     static http::Response webmail_unauthorized(std::string detail);
 
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
+    // EmailSubmission/set's send (http/methods/submission.h), on a store executor thread.
+    Result<http::SubmissionOutcome> submit(const Config& config, const store::Account& account,
+                                           const http::OutgoingSubmission& outgoing);
     // Uploads count apart (maxConcurrentUpload).
     bool enter(std::int64_t account_id, std::size_t limit, bool upload = false);
     void leave(std::int64_t account_id, bool upload = false);

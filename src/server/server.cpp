@@ -180,7 +180,11 @@ Result<void> Server::start() {
     http_ = std::make_unique<HttpService>(
         config_, HttpServices{.store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_,
                               .verified_cache = verified_cache_.get(), .executor = *store_executor_,
-                              .login_executor = *login_executor_, .hub = change_hub_});
+                              .login_executor = *login_executor_, .hub = change_hub_,
+                              .dkim_signer = [this] { return dkim_signer(); },
+                              .queue_changed = [this] {
+                                  if (delivery_) delivery_->wake();
+                              }});
     http_limiter_ = std::make_shared<net::ConnectionLimiter>(c.http.max_connections, c.http.max_connections_per_ip);
     store_->set_change_listener([this](std::int64_t account_id, std::int64_t, std::uint64_t) {
         change_hub_.notify(account_id);

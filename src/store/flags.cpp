@@ -90,27 +90,20 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 5> kJmapKeyw
     {"\\Draft", "$draft"},
 }};
 
-std::string lower(std::string_view text) {
-    std::string out(text);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
-}
 }  // namespace
 
 std::string jmap_keyword(std::string_view imap_flag) {
     for (const auto& [flag, keyword] : kJmapKeywords) {
         if (iequals(flag, imap_flag)) return std::string(keyword);
     }
-    return lower(imap_flag);
+    return to_lower(imap_flag);
 }
 
 std::string imap_flag_of_keyword(std::string_view jmap_keyword) {
     for (const auto& [flag, keyword] : kJmapKeywords) {
         if (iequals(keyword, jmap_keyword)) return std::string(flag);
     }
-    return lower(jmap_keyword);
+    return to_lower(jmap_keyword);
 }
 
 }  // namespace magpie::store

@@ -297,7 +297,9 @@ struct StoreStats {
 // account), a thread id computed at delivery and stored, flags (IMAP flags = JMAP keywords, per Email as in
 // Stalwart and Gmail: a flag change shows in every mailbox the Email is in, each membership taking a new
 // MODSEQ and a change-log row in its mailbox) and one membership per mailbox, each with its own UID and
-// MODSEQ. Every account has a state counter (a per-account MODSEQ, the JMAP state string) that advances in
+// MODSEQ. One exception: \Deleted belongs to the membership (EXPUNGE is per mailbox, and a client's
+// COPY + \Deleted + EXPUNGE move must not mark the copy too); an Email never shows it (nor JMAP $deleted),
+// and an EmailUpdate that names it sets or clears it in every mailbox. Every account has a state counter (a per-account MODSEQ, the JMAP state string) that advances in
 // the same transaction as the mailboxes' change log whenever an Email is created, changed or destroyed.
 // Ids are positive and never reused within a store. A thread's id is the id of its first Email.
 
@@ -315,7 +317,7 @@ struct Email {
     std::uint64_t size = 0;          // octets of the content
     std::int64_t received_at = 0;    // Unix seconds: IMAP INTERNALDATE, JMAP receivedAt
     std::int64_t sent_at = 0;        // the Date header field in Unix seconds; 0 when missing or unreadable
-    std::vector<std::string> flags;  // IMAP form ("\\Seen", ..., then keywords); jmap_keyword() maps them
+    std::vector<std::string> flags;  // IMAP form ("\\Seen", ..., then keywords; never \\Deleted); see jmap_keyword()
     std::vector<EmailMembership> mailboxes;  // ascending mailbox id; never empty for a stored Email
     std::uint64_t state = 0;         // the account state at which this Email last changed
     MessageSummary summary;          // parse-once header fields and structure (kept with the blob)
@@ -663,6 +665,7 @@ struct CheckReport {
     bool clean = true;
     std::vector<std::string> problems;  // one line each
     std::size_t messages = 0, blobs = 0, garbage_blobs = 0;
+    std::size_t emails = 0;  // Emails (a message in several mailboxes of an account counts once)
     std::string summary;  // one line
 };
 Result<CheckReport> check_store(const std::filesystem::path& data_dir);

@@ -91,7 +91,7 @@ def test_session_resource_lists_the_account_and_the_limits(jmap):
     assert core["maxSizeRequest"] == 200000
     account = session["primaryAccounts"][MAIL]
     assert session["accounts"][account]["name"] == ALICE
-    assert session["apiUrl"] == "/jmap/api"
+    assert session["apiUrl"] == client.base + "/jmap/api"  # absolute: clients resolve nothing themselves
     status, _, body = client.request("GET", "/.well-known/jmap")
     assert status == 200 and json.loads(body)["username"] == ALICE
 

@@ -224,7 +224,7 @@ INSERT INTO queue_attempts(recipient_id, at, host, address, tls, reply, transcri
 
 class MigrationTest : public ::testing::Test {
 protected:
-    // Builds a database at `version` (1 or 2) with what that version's code wrote: bob with two default
+    // Builds a database at `version` (1, 2 or 5) with what that version's code wrote: bob with two default
     // mailboxes (INBOX subscribed, Trash unsubscribed), a mailbox that never had mail, and three INBOX
     // messages (one \Seen, one \Deleted) whose change log and counters are as the old code kept them.
     void build_old_store(int version) {
@@ -347,6 +347,62 @@ TEST_F(MigrationTest, VersionOneStoreMigratesThroughEveryStep) {
     ASSERT_TRUE(store);
     expect_migrated(*store);
     EXPECT_TRUE(store->pending_envelopes(10)) << "version 2's tables exist after migrating from 1";
+}
+
+TEST_F(MigrationTest, VersionFiveStoreMigratesWithCountersAndACleanCheck) {
+    build_old_store(5);
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    expect_migrated(*store);
+}
+
+TEST_F(MigrationTest, VersionFiveMessagesBecomeEmailsWithThreadsComputedInReceivedOrder) {
+    build_old_store(5);
+    // uid 2 replies to uid 1 (In-Reply-To) under another subject; uid 3 has a subject of its own; uid 1 is
+    // also in Projects (a COPY the old store kept as a second row: it becomes an Email of its own).
+    corrupt_sql(dir_.path(), R"sql(
+UPDATE blobs SET subject = 'Plans' WHERE message_id = '<1@x>';
+UPDATE blobs SET subject = 'Something else', in_reply_to = '<1@x>' WHERE message_id = '<2@x>';
+UPDATE blobs SET subject = 'Other' WHERE message_id = '<3@x>';
+INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords)
+  SELECT 3, 1, 2, blob_id, size, internal_date + 10, 0, '' FROM messages WHERE mailbox_id = 1 AND uid = 1;
+UPDATE mailboxes SET uidnext = 2, highest_modseq = 2, message_count = 1, total_size = (SELECT size FROM messages
+  WHERE mailbox_id = 3), unseen_count = 1, first_recent_uid = 2 WHERE id = 3;
+INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES (3, 2, 1, 1);
+)sql");
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    auto inbox = store->find_messages(1, {1, 2, 3});
+    ASSERT_TRUE(inbox) << inbox.error().message;
+    ASSERT_EQ(inbox->size(), 3u);
+    auto projects = store->find_messages(3, {1});
+    ASSERT_TRUE(projects);
+    ASSERT_EQ(projects->size(), 1u);
+    const Message& one = (*inbox)[0];
+    const Message& two = (*inbox)[1];
+    const Message& three = (*inbox)[2];
+    EXPECT_GT(one.email_id, 0);
+    EXPECT_NE(one.email_id, two.email_id);
+    EXPECT_NE(projects->front().email_id, one.email_id);
+    EXPECT_EQ(two.thread_id, one.thread_id);            // by In-Reply-To
+    EXPECT_NE(three.thread_id, one.thread_id);          // another subject, no references
+    EXPECT_EQ(projects->front().thread_id, one.thread_id);  // its own Message-ID is known: the same thread
+    auto emails = store->find_emails(1, {one.email_id});
+    ASSERT_TRUE(emails);
+    ASSERT_EQ(emails->size(), 1u);
+    EXPECT_EQ(emails->front().flags, (std::vector<std::string>{"\\Seen"}));
+    EXPECT_EQ(emails->front().mailboxes.size(), 1u);
+
+    // The account starts at state 0 with nothing to report; what happens next is logged.
+    EXPECT_EQ(*store->account_state(1), 0u);
+    EXPECT_TRUE(store->email_changes(1, 0, 100)->created.empty());
+    ASSERT_TRUE(store->store_flags(1, {3}, FlagUpdate{FlagOperation::add, {"\\Flagged"}, {}}));
+    EXPECT_EQ(store->email_changes(1, 0, 100)->updated, (std::vector<std::int64_t>{three.email_id}));
+    store.reset();
+    auto report = check_store(dir_.path());
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_TRUE(report->clean) << describe(*report);
+    EXPECT_EQ(report->emails, 4u);
 }
 
 TEST_F(MigrationTest, MigratedStoreKeepsItsCountersThroughNewChanges) {

@@ -752,10 +752,14 @@ TEST_F(MailboxOpsTest, MoveIsCopyAndExpungeInOneStep) {
 }
 
 TEST_F(MailboxOpsTest, CopyStaysWithinOneAccount) {
+    // Every message operation is scoped to an account: another account's mailbox is not found from here.
     Account carol = make_account("carol@example.test");
     auto refused = store_->copy_messages(inbox_, {1}, mailbox(carol.id, "INBOX").id);
     ASSERT_FALSE(refused);
-    EXPECT_EQ(refused.error().code, Errc::permission_denied);
+    EXPECT_EQ(refused.error().code, Errc::not_found);
+    auto moved = store_->move_messages(inbox_, {1}, mailbox(carol.id, "INBOX").id);
+    ASSERT_FALSE(moved);
+    EXPECT_EQ(moved.error().code, Errc::not_found);
 }
 
 TEST_F(MailboxOpsTest, CreateRenameAndDeleteMailboxes) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "http/methods/email.h"
 #include "http/methods/session.h"
 
 namespace magpie::http {
@@ -38,7 +39,7 @@ MethodOutcome blob_copy(store::Store& store, const store::Account& account, cons
     json not_copied = json::object();
     for (const auto& id : *ids) {
         if (!id.is_string()) return MethodError{"invalidArguments", "\"blobIds\" must hold strings"};
-        auto blob = store.read_account_blob(account.id, id.get<std::string>());
+        auto blob = read_jmap_blob(store, account, id.get<std::string>());
         if (blob) {
             copied[id.get<std::string>()] = id;
         } else if (blob.error().code == Errc::not_found) {
@@ -91,7 +92,7 @@ Response download_blob(store::Store& store, const store::Account& account, std::
     auto name = percent_decode(rest.substr(second + 1));
     if (!account_id || !blob_id || !name) return not_found("badly escaped download URL");
     if (*account_id != jmap_account_id(account)) return not_found("no such account for this user");
-    auto content = store.read_account_blob(account.id, *blob_id);
+    auto content = read_jmap_blob(store, account, *blob_id);
     if (!content) {
         if (content.error().code == Errc::not_found) return not_found("no such blob");
         return problem_response(Problem{500, "about:blank", "the blob could not be read", {}});

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "http/methods/blob.h"
+#include "http/methods/email.h"
 #include "http/methods/identity.h"
 #include "http/methods/mailbox.h"
 
@@ -25,7 +26,7 @@ std::string session_state(const store::Account& account) {
     return state_digest(fmt::format("{}\n{}\ncore,mail,submission,vacationresponse", account.id, account.address));
 }
 
-json session_resource(const store::Account& account, const ApiLimits& limits) {
+json session_resource(const store::Account& account, const ApiLimits& limits, const std::string& base_url) {
     const std::string id = jmap_account_id(account);
     json core = {{"maxSizeUpload", limits.max_size_upload},
                  {"maxConcurrentUpload", limits.max_concurrent_upload},
@@ -40,7 +41,7 @@ json session_resource(const store::Account& account, const ApiLimits& limits) {
                  {"maxMailboxDepth", nullptr},
                  {"maxSizeMailboxName", 490},
                  {"maxSizeAttachmentsPerEmail", limits.max_size_upload},
-                 {"emailQuerySortOptions", json::array({"receivedAt"})},
+                 {"emailQuerySortOptions", json::array({"receivedAt", "sentAt", "size", "from", "subject"})},
                  {"mayCreateTopLevelMailbox", false}};
     // RFC 8621 7.1: no delayed sending (FUTURERELEASE is not offered).
     json submission = {{"maxDelayedSend", 0}, {"submissionExtensions", json::object()}};
@@ -64,10 +65,10 @@ json session_resource(const store::Account& account, const ApiLimits& limits) {
           {std::string(kCapabilitySubmission), id},
           {std::string(kCapabilityVacationResponse), id}}},
         {"username", account.address},
-        {"apiUrl", "/jmap/api"},
-        {"downloadUrl", "/jmap/download/{accountId}/{blobId}/{name}?type={type}"},
-        {"uploadUrl", "/jmap/upload/{accountId}/"},
-        {"eventSourceUrl", "/jmap/eventsource?types={types}&closeafter={closeafter}&ping={ping}"},
+        {"apiUrl", base_url + "/jmap/api"},
+        {"downloadUrl", base_url + "/jmap/download/{accountId}/{blobId}/{name}?type={type}"},
+        {"uploadUrl", base_url + "/jmap/upload/{accountId}/"},
+        {"eventSourceUrl", base_url + "/jmap/eventsource?types={types}&closeafter={closeafter}&ping={ping}"},
         {"state", session_state(account)}};
 }
 
@@ -83,16 +84,37 @@ std::optional<MethodError> check_account_id(const json& arguments, const store::
 }
 
 std::unique_ptr<Dispatcher> make_dispatcher(store::Store& store, const store::Account& account,
-                                            const ApiLimits& limits) {
+                                            const ApiLimits& limits, Submitter submitter) {
     auto dispatcher = std::make_unique<Dispatcher>(limits);
     dispatcher->add_capability(std::string(kCapabilityMail));
     add_mailbox_methods(*dispatcher, store, account);
     add_blob_methods(*dispatcher, store, account);
+    add_email_methods(*dispatcher, store, account);
     dispatcher->add_capability(std::string(kCapabilitySubmission));
     dispatcher->add_capability(std::string(kCapabilityVacationResponse));
     add_identity_methods(*dispatcher, store, account);
     add_vacation_response_methods(*dispatcher, store, account);
+    if (submitter) add_submission_methods(*dispatcher, store, account, std::move(submitter));
     return dispatcher;
+}
+
+Result<json> push_states(store::Store& store, const store::Account& account) {
+    auto mailboxes = mailbox_state(store, account);
+    if (!mailboxes) return mailboxes.error();
+    json states = {{"Mailbox", *mailboxes}};
+    auto emails = store.account_state(account.id);
+    if (emails) {
+        states["Email"] = std::to_string(*emails);
+        states["Thread"] = std::to_string(*emails);
+    } else if (emails.error().code != Errc::unavailable) {
+        return emails.error();
+    }
+    for (const char* type : {"Identity", "EmailSubmission", "VacationResponse"}) {
+        auto objects = store.list_jmap_objects(account.id, type);
+        if (!objects) return objects.error();
+        states[type] = std::to_string(objects->state);
+    }
+    return states;
 }
 
 }  // namespace magpie::http

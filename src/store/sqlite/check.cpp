@@ -35,6 +35,7 @@ public:
         MAGPIE_TRY(check_messages());
         MAGPIE_TRY(check_mailboxes());
         MAGPIE_TRY(check_change_log());
+        MAGPIE_TRY(check_emails());
         check_blob_files();
         return finish();
     }
@@ -229,6 +230,62 @@ private:
                 problem("change log: mailbox {} uid {} changed at modseq {} (kind {}) after the message's modseq",
                         row.column_int64(0), row.column_int64(1), row.column_int64(2), row.column_int64(3));
             });
+    }
+
+    // Message identity (schema 7): every membership belongs to an Email of its mailbox's account and mirrors
+    // its blob, size and flags; every Email has a membership and a thread no younger than itself; states stay
+    // within the account's counter and the Email log explains each Email's state.
+    Result<void> check_emails() {
+        MAGPIE_TRY(each("SELECT count(*) FROM emails",
+                        [&](const Statement& row) { report_.emails = static_cast<std::size_t>(row.column_int64(0)); }));
+        MAGPIE_TRY(each(
+            "SELECT m.mailbox_id, m.uid, coalesce(m.email_id, 0) FROM messages m WHERE m.email_id IS NULL OR "
+            "NOT EXISTS(SELECT 1 FROM emails e WHERE e.id = m.email_id)",
+            [&](const Statement& row) {
+                problem("message uid {} in mailbox {}: its email {} is missing", row.column_int64(1),
+                        row.column_int64(0), row.column_int64(2));
+            }));
+        MAGPIE_TRY(each(
+            "SELECT m.mailbox_id, m.uid, m.email_id FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id "
+            "JOIN emails e ON e.id = m.email_id WHERE e.account_id <> mb.account_id OR e.blob_id <> m.blob_id "
+            "OR e.size <> m.size OR e.system_flags <> (m.system_flags & ~8) OR e.keywords <> m.keywords "
+            "OR (e.system_flags & 8) <> 0",  // \\Deleted (8) is the membership's own (emails.h)
+            [&](const Statement& row) {
+                problem("message uid {} in mailbox {}: differs from its email {} (account, blob, size or flags)",
+                        row.column_int64(1), row.column_int64(0), row.column_int64(2));
+            }));
+        MAGPIE_TRY(each("SELECT e.id FROM emails e WHERE NOT EXISTS(SELECT 1 FROM messages m WHERE m.email_id = e.id)",
+                        [&](const Statement& row) { problem("email {}: in no mailbox", row.column_int64(0)); }));
+        MAGPIE_TRY(each("SELECT id, thread_id FROM emails WHERE thread_id < 1 OR thread_id > id",
+                        [&](const Statement& row) {
+                            problem("email {}: thread {} is not an earlier email's id", row.column_int64(0),
+                                    row.column_int64(1));
+                        }));
+        MAGPIE_TRY(each(
+            "SELECT e.id, e.state, a.email_state FROM emails e JOIN accounts a ON a.id = e.account_id "
+            "WHERE e.state > a.email_state",
+            [&](const Statement& row) {
+                problem("email {}: state {} above its account's state {}", row.column_int64(0), row.column_int64(1),
+                        row.column_int64(2));
+            }));
+        MAGPIE_TRY(each(
+            "SELECT l.account_id, l.state, l.email_id, l.kind FROM email_log l JOIN accounts a ON a.id = l.account_id "
+            "WHERE l.state > a.email_state OR l.state < 1 OR l.kind NOT IN (1, 2, 3)",
+            [&](const Statement& row) {
+                problem("email log: account {} state {} email {} kind {} beyond the account's counter or unknown",
+                        row.column_int64(0), row.column_int64(1), row.column_int64(2), row.column_int64(3));
+            }));
+        MAGPIE_TRY(each(
+            "SELECT e.id, e.state FROM emails e WHERE e.state > 0 AND NOT EXISTS(SELECT 1 FROM email_log l WHERE "
+            "l.account_id = e.account_id AND l.state = e.state AND l.email_id = e.id AND l.kind <> 3)",
+            [&](const Statement& row) {
+                problem("email log: no entry for email {} at state {}", row.column_int64(0), row.column_int64(1));
+            }));
+        return each("SELECT l.email_id, l.state FROM email_log l JOIN emails e ON e.id = l.email_id WHERE l.kind = 3",
+                    [&](const Statement& row) {
+                        problem("email log: email {} destroyed at state {} but present", row.column_int64(0),
+                                row.column_int64(1));
+                    });
     }
 
     // Files not named by a blob row (a crash between file write and commit, or a temporary file) are garbage.

@@ -184,6 +184,13 @@ Result<Statement> Connection::prepare(const std::string& sql) {
     return Statement(this, stmt, &slot->in_use);
 }
 
+Result<Statement> Connection::prepare_once(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), 0, &stmt, nullptr);
+    if (rc != SQLITE_OK) return sqlite_error(rc, "prepare", db_);
+    return Statement(this, stmt, nullptr);
+}
+
 // ---- Transaction ----
 
 Result<Transaction> Transaction::begin(Connection& connection) {

@@ -72,6 +72,9 @@ public:
     Result<void> exec(std::string_view sql);
     // Prepares `sql` once per connection and reuses it afterwards.
     Result<Statement> prepare(const std::string& sql);
+    // Prepares SQL built per request (a query's filter shape) without caching it: finalized when it goes, so
+    // the cache does not grow with every shape a client sends.
+    Result<Statement> prepare_once(const std::string& sql);
 
     std::int64_t last_insert_rowid() const;
     int changes() const;  // rows changed by the last INSERT, UPDATE or DELETE

@@ -12,6 +12,7 @@
 // deliveries queued meanwhile commit between its chunks instead of after it.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <future>
 #include <optional>
 #include <thread>
@@ -311,15 +312,55 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
         delivered.queue_id = *queued;
     }
     const std::int64_t internal_date = delivery.internal_date != 0 ? delivery.internal_date : unix_now();
+    const ThreadLimits limits{options_.max_thread_references, options_.thread_subject_window_seconds};
+    const EmailKeys keys = email_keys(delivery.summary, limits);
+    // The Emails this delivery makes: one per account, unless its targets there differ in flags (an Email
+    // has one set) or name a mailbox twice (an Email is in a mailbox once).
+    struct Made {
+        std::int64_t account_id = 0;
+        std::uint32_t system = 0;
+        std::string keywords;
+        InsertedEmail email;
+        std::vector<std::int64_t> mailboxes;
+    };
+    std::vector<Made> made;
+    EmailLog log;
     for (std::size_t i = 0; i < delivery.targets.size(); ++i) {
         std::int64_t mailbox_id = delivery.targets[i].mailbox_id;
         auto allocated = allocate_message(db, mailbox_id, pending.size, pending.flags[i].system);
         if (!allocated) return allocated.error();
-        MAGPIE_TRY(insert_message(db, MessageRow{mailbox_id, allocated->uid, allocated->modseq, pending.blob_id,
-                                                 pending.size, internal_date, pending.flags[i].system,
-                                                 join_keywords(pending.flags[i].keywords)}));
+        std::string keywords = join_keywords(pending.flags[i].keywords);
+        const std::uint32_t email_system = pending.flags[i].system & ~kMembershipFlags;
+        auto same = std::ranges::find_if(made, [&](const Made& m) {
+            return m.account_id == allocated->account_id && m.system == email_system &&
+                   m.keywords == keywords && std::ranges::find(m.mailboxes, mailbox_id) == m.mailboxes.end();
+        });
+        if (same == made.end()) {
+            auto earlier = std::ranges::find(made, allocated->account_id, &Made::account_id);
+            std::int64_t thread_id = 0;
+            if (earlier != made.end()) {
+                thread_id = earlier->email.thread_id;
+            } else {
+                auto found = find_thread(db, allocated->account_id, keys, internal_date, limits);
+                if (!found) return found.error();
+                thread_id = *found;
+            }
+            auto email = insert_email(db,
+                                      EmailRow{allocated->account_id, pending.blob_id, thread_id, internal_date,
+                                               pending.size, email_system, keywords},
+                                      keys);
+            if (!email) return email.error();
+            MAGPIE_TRY(log.record(db, allocated->account_id, email->id, email->thread_id, EmailChange::created));
+            made.push_back(Made{allocated->account_id, email_system, keywords, *email, {}});
+            same = made.end() - 1;
+        }
+        same->mailboxes.push_back(mailbox_id);
+        MAGPIE_TRY(insert_message(db, MessageRow{mailbox_id, same->email.id, allocated->uid, allocated->modseq,
+                                                 pending.blob_id, pending.size, internal_date,
+                                                 pending.flags[i].system, std::move(keywords)}));
         MAGPIE_TRY(log_change(db, mailbox_id, allocated->modseq, allocated->uid, ChangeKind::appended));
-        delivered.placed.push_back(Delivered::Placed{mailbox_id, allocated->uid, allocated->modseq});
+        delivered.placed.push_back(
+            Delivered::Placed{mailbox_id, allocated->uid, allocated->modseq, same->email.id, same->email.thread_id});
         changes[mailbox_id] = MailboxChange{allocated->account_id, allocated->modseq};
     }
     return delivered;

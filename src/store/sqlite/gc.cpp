@@ -26,6 +26,7 @@ Result<GarbageReport> SqliteStore::collect_garbage(std::int64_t now, std::int64_
             auto statement = db.prepare(
                 "DELETE FROM blobs WHERE id IN (SELECT b.id FROM blobs b WHERE b.created_at < ?1 "
                 "AND NOT EXISTS(SELECT 1 FROM messages m WHERE m.blob_id = b.id) "
+                "AND NOT EXISTS(SELECT 1 FROM emails m WHERE m.blob_id = b.id) "
                 "AND NOT EXISTS(SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id) "
                 "AND NOT EXISTS(SELECT 1 FROM envelopes e WHERE e.blob_id = b.id) LIMIT ?2)");
             if (!statement) return statement.error();

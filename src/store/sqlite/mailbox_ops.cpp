@@ -3,11 +3,13 @@
 // writer connection; the change listener hears of it only after the commit.
 #include <algorithm>
 #include <iterator>
+#include <map>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "base/strings.h"
+#include "store/sqlite/emails.h"
 #include "store/sqlite/queries.h"
 #include "store/sqlite/rows.h"
 #include "store/sqlite/sqlite_store.h"
@@ -48,35 +50,6 @@ Result<void> require_account(Connection& db, std::int64_t account_id) {
 
 bool contains_keyword(const std::vector<std::string>& keywords, std::string_view keyword) {
     return std::ranges::any_of(keywords, [&](const std::string& k) { return iequals(k, keyword); });
-}
-
-// A message chosen for removal, with what the kept counters need to uncount it.
-struct Doomed {
-    std::uint32_t uid = 0;
-    std::uint64_t size = 0;
-    std::uint32_t system_flags = 0;
-};
-
-// Removes messages (already chosen) from a mailbox under one new MODSEQ, logs them as expunged and
-// uncounts them.
-Result<std::uint64_t> remove_messages(Connection& db, std::int64_t mailbox_id, const std::vector<Doomed>& doomed) {
-    auto recent_from = first_recent_uid(db, mailbox_id);
-    if (!recent_from) return recent_from.error();
-    auto modseq = allocate_modseq(db, mailbox_id);
-    if (!modseq) return modseq.error();
-    CounterDelta delta;
-    std::vector<std::uint32_t> uids;
-    uids.reserve(doomed.size());
-    for (const Doomed& message : doomed) {
-        uids.push_back(message.uid);
-        delta.count(-1, message.system_flags, message.size, message.uid >= *recent_from);
-    }
-    auto remove = db.prepare(queries::kDeleteMessages);
-    if (!remove) return remove.error();
-    MAGPIE_TRY(remove->bind(1, mailbox_id).bind_text(2, json_numbers(uids)).run());
-    MAGPIE_TRY(log_changes(db, mailbox_id, *modseq, uids, ChangeKind::expunged));
-    MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
-    return *modseq;
 }
 
 }  // namespace
@@ -172,10 +145,25 @@ Result<void> SqliteStore::delete_mailbox(std::int64_t account_id, std::string_vi
     return write<void>([&](Connection& db) -> Result<void> {
         auto id = mailbox_id_by_name(db, account_id, *checked);
         if (!id) return id.error();
-        // ON DELETE CASCADE takes its messages and change log; its blobs may become garbage.
+        std::vector<std::int64_t> emails;
+        {
+            auto members = db.prepare("SELECT email_id FROM messages WHERE mailbox_id = ?1");
+            if (!members) return members.error();
+            members->bind(1, *id);
+            for (;;) {
+                auto row = members->step();
+                if (!row) return row.error();
+                if (!*row) break;
+                emails.push_back(members->column_int64(0));
+            }
+        }
+        // ON DELETE CASCADE takes its messages and change log; Emails left in no mailbox go, and their blobs
+        // may become garbage.
         auto statement = db.prepare("DELETE FROM mailboxes WHERE id = ?1");
         if (!statement) return statement.error();
-        return statement->bind(1, *id).run();
+        MAGPIE_TRY(statement->bind(1, *id).run());
+        EmailLog log;
+        return log.settle(db, account_id, emails);
     });
 }
 
@@ -247,6 +235,7 @@ Result<FlagStoreResult> SqliteStore::store_flags_chunk(Connection& db, std::int6
         std::uint32_t uid = 0;
         std::uint32_t system = 0;
         std::string keywords;
+        std::int64_t email_id = 0;
     };
     FlagStoreResult outcome;
     std::vector<Update> updates;
@@ -301,7 +290,7 @@ Result<FlagStoreResult> SqliteStore::store_flags_chunk(Connection& db, std::int6
                 continue;
             }
             delta.reflag(before, system, static_cast<std::uint64_t>(stored->column_int64(5)));
-            updates.push_back(Update{stored->column_int64(0), uid, system, std::move(joined)});
+            updates.push_back(Update{stored->column_int64(0), uid, system, std::move(joined), stored->column_int64(6)});
         }
     }
     if (updates.empty()) return outcome;
@@ -324,6 +313,19 @@ Result<FlagStoreResult> SqliteStore::store_flags_chunk(Connection& db, std::int6
     MAGPIE_TRY(log_changes(db, mailbox_id, *modseq, changed_uids, ChangeKind::flags));
     MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
     changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
+    // The flags are the Emails': their other mailboxes show the change too, and the account state moves.
+    std::vector<Reflagged> reflagged;
+    std::vector<std::int64_t> emails;
+    reflagged.reserve(updates.size());
+    for (const Update& u : updates) {
+        reflagged.push_back(Reflagged{u.email_id, u.system, u.keywords});
+        emails.push_back(u.email_id);
+    }
+    auto others = reflag_emails(db, mailbox_id, reflagged);
+    if (!others) return others.error();
+    for (const auto& [other, other_modseq] : *others) changes[other] = MailboxChange{mailbox->account_id, other_modseq};
+    EmailLog log;
+    MAGPIE_TRY(log.settle(db, mailbox->account_id, emails));
     return outcome;
 }
 
@@ -379,14 +381,16 @@ Result<std::vector<std::uint32_t>> SqliteStore::expunge(std::int64_t mailbox_id,
                         last = static_cast<std::uint32_t>(deleted->column_int64(0));
                         if (uids != nullptr && !std::ranges::binary_search(only, last)) continue;
                         doomed.push_back(Doomed{last, static_cast<std::uint64_t>(deleted->column_int64(1)),
-                                                static_cast<std::uint32_t>(deleted->column_int64(2))});
+                                                static_cast<std::uint32_t>(deleted->column_int64(2)),
+                                                deleted->column_int64(3)});
                     }
                 }
                 more = seen == chunk;
                 after = last;
                 std::vector<std::uint32_t> removed;
                 if (doomed.empty()) return removed;
-                auto modseq = remove_messages(db, mailbox_id, doomed);
+                EmailLog log;
+                auto modseq = remove_memberships(db, mailbox_id, mailbox->account_id, doomed, log);
                 if (!modseq) return modseq.error();
                 changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
                 for (const Doomed& message : doomed) removed.push_back(message.uid);
@@ -406,7 +410,8 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
     auto target = select_mailbox(db, to_mailbox_id);
     if (!target) return target.error();
     if (source->account_id != target->account_id) {
-        return make_error(Errc::permission_denied, "messages move only between mailboxes of one account");
+        // Every message operation is scoped to one account: another account's mailbox does not exist here.
+        return make_error(Errc::not_found, fmt::format("no mailbox {} in this account", to_mailbox_id));
     }
     CopyResult result;
     result.uidvalidity = target->uidvalidity;
@@ -428,13 +433,29 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
             row.internal_date = message->column_int64(3);
             row.system_flags = static_cast<std::uint32_t>(message->column_int64(4));
             row.keywords = message->column_text(5);
+            row.email_id = message->column_int64(6);
             rows.push_back(std::move(row));
         }
     }
     std::vector<Doomed> moved;
+    std::vector<std::int64_t> gained;  // Emails that gained a membership in the target
     std::uint64_t last_modseq = 0;
+    EmailLog log;
     for (MessageRow& row : rows) {
         const std::uint32_t source_uid = row.uid;
+        const std::int64_t source_email = row.email_id;
+        // COPY within an account adds a membership to the same Email; a target that holds the Email already
+        // gets a new Email (same blob and thread), since an Email is in a mailbox at most once.
+        auto present = has_membership(db, row.email_id, to_mailbox_id);
+        if (!present) return present.error();
+        if (*present) {
+            auto clone = clone_email(db, row.email_id);
+            if (!clone) return clone.error();
+            MAGPIE_TRY(log.record(db, target->account_id, clone->id, clone->thread_id, EmailChange::created));
+            row.email_id = clone->id;
+        } else {
+            gained.push_back(row.email_id);
+        }
         auto allocated = allocate_message(db, to_mailbox_id, row.size, row.system_flags);
         if (!allocated) return allocated.error();
         row.mailbox_id = to_mailbox_id;
@@ -443,16 +464,17 @@ Result<CopyResult> SqliteStore::copy_in_transaction(Connection& db, std::int64_t
         MAGPIE_TRY(insert_message(db, row));  // the same blob: a copy costs one row, not the bytes
         MAGPIE_TRY(log_change(db, to_mailbox_id, row.modseq, row.uid, ChangeKind::appended));
         result.uids.emplace_back(source_uid, row.uid);
-        moved.push_back(Doomed{source_uid, row.size, row.system_flags});
+        moved.push_back(Doomed{source_uid, row.size, row.system_flags, source_email});
         last_modseq = row.modseq;
     }
     if (result.uids.empty()) return result;
     changes[to_mailbox_id] = MailboxChange{target->account_id, last_modseq};
     if (expunge_source) {
-        auto modseq = remove_messages(db, from_mailbox_id, moved);
+        auto modseq = remove_memberships(db, from_mailbox_id, source->account_id, moved, log);
         if (!modseq) return modseq.error();
         changes[from_mailbox_id] = MailboxChange{source->account_id, *modseq};
     }
+    MAGPIE_TRY(log.settle(db, target->account_id, gained));
     return result;
 }
 
@@ -501,11 +523,12 @@ Result<void> SqliteStore::undo_copy(std::int64_t mailbox_id, const std::vector<s
                 if (!*row) break;
                 doomed.push_back(Doomed{static_cast<std::uint32_t>(rows->column_int64(1)),
                                         static_cast<std::uint64_t>(rows->column_int64(5)),
-                                        static_cast<std::uint32_t>(rows->column_int64(2))});
+                                        static_cast<std::uint32_t>(rows->column_int64(2)), rows->column_int64(6)});
             }
         }
         if (doomed.empty()) return {};
-        auto modseq = remove_messages(db, mailbox_id, doomed);
+        EmailLog log;
+        auto modseq = remove_memberships(db, mailbox_id, mailbox->account_id, doomed, log);
         if (!modseq) return modseq.error();
         changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
         return {};

@@ -18,7 +18,8 @@ static_assert(flag_deleted == 8, "kDeletedAfter and the messages_deleted index n
 
 // ?1 mailbox, ?2 ranges: what a flag change needs of each message.
 inline constexpr const char* kFlagsOfUids =
-    "SELECT m.id, m.uid, m.system_flags, m.keywords, m.modseq, m.size FROM json_each(?2) r CROSS JOIN messages m "
+    "SELECT m.id, m.uid, m.system_flags, m.keywords, m.modseq, m.size, m.email_id FROM json_each(?2) r "
+    "CROSS JOIN messages m "
     "WHERE m.mailbox_id = ?1 AND m.uid BETWEEN json_extract(r.value, '$[0]') AND json_extract(r.value, '$[1]')";
 
 // ?1 new modseq, ?2 JSON [[row id, system flags, "keywords"], ...]: one statement for a chunk's changes.
@@ -39,7 +40,8 @@ inline constexpr const char* kLogChanges =
 
 // ?1 mailbox, ?2 last uid seen, ?3 chunk size: the next \Deleted messages (flag bit 8, the partial index).
 inline constexpr const char* kDeletedAfter =
-    "SELECT uid, size, system_flags FROM messages WHERE mailbox_id = ?1 AND (system_flags & 8) <> 0 AND uid > ?2 "
+    "SELECT uid, size, system_flags, email_id FROM messages WHERE mailbox_id = ?1 AND (system_flags & 8) <> 0 "
+    "AND uid > ?2 "
     "ORDER BY uid LIMIT ?3";
 
 // ?1 mailbox, ?2 JSON array of UIDs.
@@ -48,7 +50,7 @@ inline constexpr const char* kDeleteMessages =
 
 // ?1 mailbox, ?2 ranges: what a copy needs of each source message.
 inline constexpr const char* kCopySources =
-    "SELECT m.uid, m.blob_id, m.size, m.internal_date, m.system_flags, m.keywords FROM json_each(?2) r "
+    "SELECT m.uid, m.blob_id, m.size, m.internal_date, m.system_flags, m.keywords, m.email_id FROM json_each(?2) r "
     "CROSS JOIN messages m WHERE m.mailbox_id = ?1 "
     "AND m.uid BETWEEN json_extract(r.value, '$[0]') AND json_extract(r.value, '$[1]')";
 
@@ -56,12 +58,24 @@ inline constexpr const char* kCopySources =
 inline constexpr const char* kExpungedSince =
     "SELECT uid FROM change_log WHERE mailbox_id = ?1 AND kind = 3 AND modseq > ?2 ORDER BY uid";
 
+// ?1 JSON [[email id, system flags, "keywords"], ...]: an Email's flags, written with its memberships'.
+inline constexpr const char* kSetEmailFlags =
+    "UPDATE emails SET system_flags = json_extract(j.value, '$[1]'), keywords = json_extract(j.value, '$[2]') "
+    "FROM json_each(?1) j WHERE emails.id = json_extract(j.value, '$[0]')";
+
+// ?1 the same JSON, ?2 a mailbox: the Emails' memberships in other mailboxes, with the new flags.
+inline constexpr const char* kOtherMemberships =
+    "SELECT m.id, m.mailbox_id, m.uid, m.system_flags, m.size, json_extract(j.value, '$[1]'), "
+    "json_extract(j.value, '$[2]'), m.keywords, m.email_id FROM json_each(?1) j CROSS JOIN messages m "
+    "WHERE m.email_id = json_extract(j.value, '$[0]') AND m.mailbox_id <> ?2";
+
 // ?1 mailbox: SELECT and FETCH FLAGS.
 inline constexpr const char* kStates =
     "SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ?1 ORDER BY uid";
 
 inline constexpr const char* kAll[] = {kFlagsOfUids,      kSetFlags,          kPruneFlagChange, kPruneAllChanges,
                                        kPruneFlagChanges, kPruneAllChangesOf, kLogChanges,      kDeletedAfter,
-                                       kDeleteMessages,   kCopySources,       kExpungedSince,   kStates};
+                                       kDeleteMessages,   kCopySources,       kExpungedSince,   kStates,
+                                       kSetEmailFlags,    kOtherMemberships};
 
 }  // namespace magpie::store::sqlite::queries

@@ -64,6 +64,8 @@ Message message_from_row(const Statement& row) {
     message.summary.in_reply_to = row.column_text(15);
     message.summary.references = row.column_text(16);
     message.summary.structure = row.column_text(17);
+    message.email_id = row.column_int64(18);
+    message.thread_id = row.column_int64(19);
     return message;
 }
 
@@ -244,8 +246,8 @@ Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t
 
 Result<void> insert_message(Connection& db, const MessageRow& row) {
     auto message = db.prepare(
-        "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+        "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords, "
+        "email_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     if (!message) return message.error();
     message->bind(1, row.mailbox_id)
         .bind(2, row.uid)
@@ -254,7 +256,8 @@ Result<void> insert_message(Connection& db, const MessageRow& row) {
         .bind(5, static_cast<std::int64_t>(row.size))
         .bind(6, row.internal_date)
         .bind(7, row.system_flags)
-        .bind_text(8, row.keywords);
+        .bind_text(8, row.keywords)
+        .bind(9, row.email_id);
     return message->run();
 }
 

@@ -26,12 +26,13 @@ Mailbox mailbox_from_row(const Statement& row);
 // `uids` must be ascending and distinct.
 std::string uid_ranges_json(std::span<const std::uint32_t> uids);
 
-// Ends with a space; append "WHERE ...". A LEFT JOIN, so a message whose blob row is missing (corruption,
-// reported by check_store) still lists.
+// Ends with a space; append "WHERE ...". LEFT JOINs, so a message whose blob or Email row is missing
+// (corruption, reported by check_store) still lists.
 inline constexpr const char* kMessageSelect =
     "SELECT m.id, m.mailbox_id, m.uid, m.modseq, m.blob_id, m.size, m.internal_date, m.system_flags, "
     "m.keywords, b.subject, b.from_header, b.to_header, b.cc_header, b.date_header, b.message_id, "
-    "b.in_reply_to, b.refs, b.structure FROM messages m LEFT JOIN blobs b ON b.id = m.blob_id ";
+    "b.in_reply_to, b.refs, b.structure, m.email_id, e.thread_id FROM messages m "
+    "LEFT JOIN blobs b ON b.id = m.blob_id LEFT JOIN emails e ON e.id = m.email_id ";
 Message message_from_row(const Statement& row);
 
 Result<Mailbox> select_mailbox(Connection& db, std::int64_t mailbox_id);  // not_found
@@ -86,8 +87,10 @@ inline constexpr std::int64_t kLocationFile = 1;    // blobs/<2 hex>/<62 hex>, w
 Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t size, bool in_file,
                          const MessageSummary& summary, std::string_view inline_content);
 
+// One membership row; `email_id` names its Email (emails.h), whose flags it mirrors.
 struct MessageRow {
     std::int64_t mailbox_id = 0;
+    std::int64_t email_id = 0;
     std::uint32_t uid = 0;
     std::uint64_t modseq = 0;
     std::string blob_id;

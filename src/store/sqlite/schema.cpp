@@ -5,6 +5,7 @@
 #include "store/flags.h"
 #include "store/sqlite/api_tokens.h"
 #include "store/sqlite/jmap_objects.h"
+#include "store/sqlite/emails.h"
 
 namespace magpie::store::sqlite {
 namespace {
@@ -268,8 +269,7 @@ const char* schema_step(int version) {
         case 4: return kSchemaV4;
         case 5: return kSchemaApiTokens;  // api_tokens.cpp
         case 6: return kSchemaV6;
-        // 7 is allocated to the email step; empty here until that branch's schema merges.
-        case 7: return "";
+        case kEmailsSchemaVersion: return kSchemaEmails;  // emails.h
         case 8: return kSchemaJmapObjects;  // jmap_objects.cpp
         default: return nullptr;
     }
@@ -284,7 +284,7 @@ Result<int> schema_version(Connection& connection) {
     return static_cast<int>(statement->column_int64(0));
 }
 
-Result<void> migrate(Connection& connection) {
+Result<void> migrate(Connection& connection, const ThreadLimits& thread_limits) {
     auto transaction = Transaction::begin(connection);
     if (!transaction) return transaction.error();
     auto version = schema_version(connection);
@@ -295,7 +295,11 @@ Result<void> migrate(Connection& connection) {
                                                          *version, kSchemaVersion));
     }
     // Version 0 is an empty database. Each step below brings one version to the next, in this transaction.
-    for (int step = *version + 1; step <= kSchemaVersion; ++step) MAGPIE_TRY(connection.exec(schema_step(step)));
+    for (int step = *version + 1; step <= kSchemaVersion; ++step) {
+        MAGPIE_TRY(connection.exec(schema_step(step)));
+        // Steps whose data conversion is more than SQL: old messages become Emails with computed threads.
+        if (step == kEmailsSchemaVersion) MAGPIE_TRY(backfill_emails(connection, thread_limits));
+    }
     MAGPIE_TRY(connection.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion)));
     return transaction->commit();
 }

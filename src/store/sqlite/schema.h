@@ -7,10 +7,13 @@
 
 #include "base/result.h"
 #include "store/sqlite/db.h"
+#include "store/sqlite/emails.h"
 
 namespace magpie::store::sqlite {
 
 inline constexpr int kSchemaVersion = 8;
+// The step that brings message identity (emails.h): messages rows become Emails.
+inline constexpr int kEmailsSchemaVersion = 7;
 
 // change_log.kind values.
 enum class ChangeKind : std::int64_t { appended = 1, flags = 2, expunged = 3 };
@@ -22,6 +25,6 @@ const char* schema_step(int version);
 Result<int> schema_version(Connection& connection);
 
 // Creates the schema on an empty database, or checks that an existing one is a version this code knows.
-Result<void> migrate(Connection& connection);
+Result<void> migrate(Connection& connection, const ThreadLimits& thread_limits = {});
 
 }  // namespace magpie::store::sqlite

@@ -601,8 +601,8 @@ Result<std::vector<Message>> SqliteStore::find_messages(std::int64_t mailbox_id,
         auto statement = db.prepare(
             "SELECT m.id, m.mailbox_id, m.uid, m.modseq, m.blob_id, m.size, m.internal_date, m.system_flags, "
             "m.keywords, b.subject, b.from_header, b.to_header, b.cc_header, b.date_header, b.message_id, "
-            "b.in_reply_to, b.refs, b.structure FROM json_each(?2) r CROSS JOIN messages m "
-            "LEFT JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 "
+            "b.in_reply_to, b.refs, b.structure, m.email_id, e.thread_id FROM json_each(?2) r CROSS JOIN messages m "
+            "LEFT JOIN blobs b ON b.id = m.blob_id LEFT JOIN emails e ON e.id = m.email_id WHERE m.mailbox_id = ?1 "
             "AND m.uid BETWEEN json_extract(r.value, '$[0]') AND json_extract(r.value, '$[1]')");
         if (!statement) return statement.error();
         statement->bind(1, mailbox_id).bind_text(2, ranges);
@@ -708,7 +708,8 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
     }
     // FULL: the WAL is fsynced at every commit, which is what "durable before acknowledged" needs.
     MAGPIE_TRY(db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON"));
-    MAGPIE_TRY(sqlite::migrate(db));
+    MAGPIE_TRY(sqlite::migrate(db, sqlite::ThreadLimits{options.max_thread_references,
+                                                        options.thread_subject_window_seconds}));
     return std::unique_ptr<Store>(std::make_unique<SqliteStore>(options, std::move(*writer)));
 }
 

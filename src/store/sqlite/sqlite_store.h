@@ -143,6 +143,20 @@ public:
     Result<JmapObjectWritten> write_jmap_objects(std::int64_t account_id, std::string_view type,
                                                  const JmapObjectWrite& write) override;
     Result<void> set_special_use(std::int64_t account_id, std::int64_t mailbox_id, SpecialUse special_use) override;
+    // email_ops.cpp
+    Result<std::uint64_t> account_state(std::int64_t account_id) override;
+    Result<std::vector<Email>> find_emails(std::int64_t account_id, const std::vector<std::int64_t>& ids) override;
+    Result<EmailQueryResult> query_emails(std::int64_t account_id, const EmailQuery& query) override;
+    Result<std::vector<EmailThread>> find_threads(std::int64_t account_id,
+                                                  const std::vector<std::int64_t>& thread_ids) override;
+    Result<EmailChanges> email_changes(std::int64_t account_id, std::uint64_t since_state,
+                                       std::size_t max_changes) override;
+    Result<EmailChanges> thread_changes(std::int64_t account_id, std::uint64_t since_state,
+                                        std::size_t max_changes) override;
+    Result<std::vector<Result<void>>> update_emails(std::int64_t account_id,
+                                                    const std::vector<EmailUpdate>& updates) override;
+    Result<std::vector<Result<void>>> destroy_emails(std::int64_t account_id,
+                                                     const std::vector<std::int64_t>& ids) override;
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
@@ -199,6 +213,11 @@ private:
     // COPY or MOVE in chunks of max_messages_per_transaction, each its own transaction.
     Result<CopyResult> copy_or_move(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                     std::int64_t to_mailbox_id, bool move);
+    // Email/set on many Emails: `apply(db, index, log, changes)` for each index, in chunks of
+    // max_messages_per_transaction, each index under its own savepoint so that one refused update fails alone.
+    struct EmailChangeContext;
+    Result<std::vector<Result<void>>> for_each_email(
+        std::size_t count, const std::function<Result<void>(Connection&, std::size_t, EmailChangeContext&)>& apply);
     // Removes copies made by a COPY that failed part-way (RFC 9051 6.4.7: restore the destination).
     Result<void> undo_copy(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids);
 
