@@ -165,7 +165,7 @@ export function draftForm(email, text) {
     cc: formatAddresses(email.cc),
     bcc: formatAddresses(email.bcc),
     subject: email.subject || '',
-    body: text || '',
+    body: (text || '').replace(/\r?\n$/, ''),  // the line end the stored text part gained
     inReplyTo: email.inReplyTo || null,
     references: email.references || null,
     attachments: (email.attachments || []).map((a) => ({ blobId: a.blobId, type: a.type, name: a.name, size: a.size })),

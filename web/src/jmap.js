@@ -61,6 +61,9 @@ export class Jmap {
     const results = {};
     for (const [name, args, id] of body.methodResponses) {
       if (name === 'error' && !tolerate) throw new MethodError(id, args.type, args.description);
+      // An implicit call (RFC 8621 7.5: onSuccessUpdateEmail's Email/set) answers under the same call id
+      // after the method's own response; the first one is the method's.
+      if (id in results) continue;
       results[id] = name === 'error' ? { error: args } : args;
     }
     return results;
