@@ -4,7 +4,7 @@ RELEASE_DIR ?= build-release
 FUZZ_DIR    ?= build-fuzz
 FUZZ_RUNS   ?= 20000
 
-.PHONY: all deps build release test unit e2e fuzz fuzz-build demo bench format lint clean
+.PHONY: all deps build webmail release test unit e2e fuzz fuzz-build demo bench format lint clean
 
 all: build
 
@@ -14,14 +14,27 @@ deps:
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMAGPIE_SANITIZE=ON
 
+# The webmail (web/): `npm ci` only when package-lock.json changed (so `make` works offline afterwards),
+# then Vite builds static files into web/dist, which magpied serves at "/".
+WEB_SOURCES := $(wildcard web/src/* web/public/* web/index.html web/vite.config.js)
+
+web/node_modules/.package-lock.json: web/package-lock.json | deps
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run build --silent
+
+webmail: web/dist/index.html
+
 # The test build: debug, with AddressSanitizer and UndefinedBehaviorSanitizer.
-build: deps $(BUILD_DIR)/build.ninja
+build: deps webmail $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR)
 
 $(RELEASE_DIR)/build.ninja:
 	cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAGPIE_WERROR=OFF
 
-release: deps $(RELEASE_DIR)/build.ninja
+release: deps webmail $(RELEASE_DIR)/build.ninja
 	cmake --build $(RELEASE_DIR) --target magpied magpie
 
 $(FUZZ_DIR)/build.ninja:
@@ -62,4 +75,4 @@ lint: build
 	clang-tidy -p $(BUILD_DIR) $$(git ls-files 'src/*.cpp')
 
 clean:
-	rm -rf $(BUILD_DIR) $(RELEASE_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(RELEASE_DIR) $(FUZZ_DIR) web/dist

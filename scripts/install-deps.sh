@@ -13,13 +13,17 @@ packages=(
   dovecot-imapd dnsmasq-base postfix iproute2 procps
   python3-dkim python3-nacl publicsuffix
   libxml2-dev media-types
-  nodejs  # node and npm: the third-party JMAP client test (tests/e2e/jmap-client, npm ci)
+  nodejs chromium fonts-dejavu-core  # node and npm: the webmail's build and browser tests, the third-party JMAP client test
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# The webmail's build (web/, Vite) needs npm. Debian's nodejs ships it as a package of its own; a nodejs
+# from elsewhere (the machine image's 20.x, which Vite 8 needs: Debian 12's 18.x is too old for it) brings
+# its own npm, which Debian's npm package would conflict with.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 ((${#missing[@]} == 0)) && exit 0
 
 echo "installing: ${missing[*]}"

@@ -16,6 +16,7 @@ std::string_view reason(int status) {
         case 201: return "Created";
         case 204: return "No Content";
         case 301: return "Moved Permanently";
+        case 304: return "Not Modified";
         case 400: return "Bad Request";
         case 401: return "Unauthorized";
         case 403: return "Forbidden";
@@ -47,13 +48,16 @@ std::optional<std::string> decode_strict_base64(std::string_view text) {
 }  // namespace
 
 std::string serialize(const Response& response, bool head_only) {
-    std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n", response.status,
-                                  reason(response.status), response.content_type, response.body.size());
-    out += "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+    const bool bodyless = response.status == 204 || response.status == 304;
+    std::string out = fmt::format("HTTP/1.1 {} {}\r\n", response.status, reason(response.status));
+    if (!bodyless) {
+        out += fmt::format("Content-Type: {}\r\nContent-Length: {}\r\n", response.content_type, response.body.size());
+    }
+    out += fmt::format("Cache-Control: {}\r\nX-Content-Type-Options: nosniff\r\n", response.cache_control);
     for (const auto& [name, value] : response.headers) out += fmt::format("{}: {}\r\n", name, value);
     if (response.close) out += "Connection: close\r\n";
     out += "\r\n";
-    if (!head_only) out += response.body;
+    if (!head_only && !bodyless) out += response.body;
     return out;
 }
 

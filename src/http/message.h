@@ -19,9 +19,11 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
     std::string body;
     bool close = false;  // "Connection: close" and close after writing
+    std::string cache_control = "no-store";  // API answers are never cached; the webmail's files are
 };
 
 // "HTTP/1.1 <status> <reason>" with Content-Length and the headers; `head_only` leaves the body out.
+// A 204 or 304 has neither body nor Content-Length (RFC 9110 8.6, 15.4.5).
 std::string serialize(const Response& response, bool head_only = false);
 Response problem_response(const Problem& problem);
 

@@ -144,6 +144,21 @@ Result<delivery::StaticRoute> read_route(const toml::table& t) {
     return route;
 }
 
+// [http]'s webmail keys (issue 15).
+Result<void> read_webmail(const toml::table& t, HttpConfig& s) {
+    MAGPIE_TRY(read(t, "http", "webmail_dir", s.webmail_dir));
+    MAGPIE_TRY(read(t, "http", "webmail_max_octets", s.webmail_max_octets));
+    MAGPIE_TRY(read(t, "http", "webmail_session_idle", s.webmail_session_idle));
+    MAGPIE_TRY(read(t, "http", "webmail_session_lifetime", s.webmail_session_lifetime));
+    MAGPIE_TRY(read(t, "http", "webmail_max_sessions", s.webmail_max_sessions));
+    if (s.webmail_max_octets == 0 || s.webmail_session_idle < 60 ||
+        s.webmail_session_lifetime < s.webmail_session_idle || s.webmail_max_sessions == 0) {
+        return make_error(Errc::invalid_argument,
+                          "[http] webmail limits must be positive (session_idle >= 60, lifetime >= idle)");
+    }
+    return {};
+}
+
 Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(check_keys(t, "queue",
                           {"enabled", "retry_intervals", "lifetime", "delay_notice_after", "connect_timeout",
@@ -399,7 +414,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
                                "max_request_octets", "max_upload_octets", "max_concurrent_requests",
                                "max_concurrent_uploads", "max_calls_in_request", "max_objects_in_get",
                                "max_objects_in_set", "max_json_depth", "max_json_string_octets", "max_connections",
-                               "max_connections_per_ip"}));
+                               "max_connections_per_ip", "webmail_dir", "webmail_max_octets", "webmail_session_idle",
+                               "webmail_session_lifetime", "webmail_max_sessions"}));
         MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "http", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "http", "allow_plaintext_login", s.allow_plaintext_login));
@@ -416,6 +432,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "http", "max_json_string_octets", s.max_json_string_octets));
         MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "http", "max_connections_per_ip", s.max_connections_per_ip));
+        MAGPIE_TRY(read_webmail(*t, s));
         if (s.idle_timeout == 0 || s.max_header_octets < 1024 || s.max_request_octets == 0 ||
             s.max_upload_octets == 0 || s.max_concurrent_requests == 0 || s.max_concurrent_uploads == 0 ||
             s.max_calls_in_request == 0 || s.max_objects_in_get == 0 || s.max_objects_in_set == 0 ||

@@ -89,6 +89,12 @@ struct HttpConfig {
     std::size_t max_json_string_octets = 1u << 20;       // one JSON string
     std::size_t max_connections = 1000;
     std::size_t max_connections_per_ip = 50;
+    // The webmail (web/, issue 15): the built files served at "/" and its cookie sessions.
+    std::filesystem::path webmail_dir;                   // empty: the build's web/dist (MAGPIE_WEBMAIL_DIR)
+    std::uint64_t webmail_max_octets = 32ull << 20;      // the built files together, held in memory
+    std::uint32_t webmail_session_idle = 8 * 3600;       // seconds a session lives unused
+    std::uint32_t webmail_session_lifetime = 7 * 86400;  // seconds a session lives at most
+    std::size_t webmail_max_sessions = 10000;            // sessions kept; the least recently used goes first
 };
 
 struct AuthConfig {

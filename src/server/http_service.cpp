@@ -16,6 +16,7 @@
 #include "http/methods/session.h"
 #include "mailauth/mta_sts.h"
 #include "delivery/outgoing.h"
+#include "server/http_request.h"
 #include "server/smtp_service.h"
 #include "store/summary.h"
 
@@ -23,15 +24,6 @@ namespace magpie::server {
 
 namespace bhttp = boost::beast::http;
 using nlohmann::json;
-
-struct HttpService::Request {
-    std::string method;
-    std::string target;
-    std::string authorization;
-    std::string content_type;
-    std::string host;
-    std::string body;
-};
 
 namespace {
 
@@ -140,6 +132,10 @@ void HttpService::leave(std::int64_t account_id, bool upload) {
 
 awaitable<Result<store::Account>> HttpService::authenticate(const Request& request, const net::Connection& connection,
                                                             const Config& config) {
+    if (request.authorization.empty() && !request.cookie.empty()) {
+        auto account = co_await authenticate_cookie(request, connection, config);
+        co_return account;
+    }
     auto credentials = http::parse_authorization(request.authorization);
     if (!credentials) co_return make_error(Errc::auth_failed, "authentication required");
     // RFC 7617 4 and RFC 6750 5.3: credentials travel only over TLS, unless the operator allows plain
@@ -172,6 +168,10 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     auto [path, query] = http::split_target(request.target);
     if (http::autoconfig::handles(path)) co_return co_await client_setup(request, config);
     if (path == "/.well-known/mta-sts.txt") co_return mta_sts_policy_response(request, config);
+    if (auto route = http::webmail_route(path); route != http::WebmailRoute::none) {
+        auto response = co_await webmail(request, *connection, config, route);
+        co_return response;
+    }
     const bool session = path == "/.well-known/jmap" || path == "/jmap/session";
     const bool api = path == "/jmap/api" || path == "/jmap/api/";
     const bool events = path == "/jmap/eventsource" || path == "/jmap/eventsource/";
@@ -194,7 +194,9 @@ awaitable<http::Response> HttpService::handle(const Request& request,
             case Errc::permission_denied: co_return problem(403, error.message);
             case Errc::auth_failed:
             case Errc::not_found:
-            case Errc::invalid_argument: co_return unauthorized(error.message);
+            case Errc::invalid_argument:
+                // A browser would open its own password dialog on a Basic challenge to the webmail's fetch().
+                co_return request.cookie.empty() ? unauthorized(error.message) : webmail_unauthorized(error.message);
             default: co_return problem(500, "authentication failed on the server's side");
         }
     }
@@ -440,15 +442,21 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
             co_return;
         }
         auto& message = parser.get();
-        Request request{std::string(message.method_string()), std::string(message.target()),
+        Request request{std::string(message.method_string()),
+                        std::string(message.target()),
                         std::string(message[bhttp::field::authorization]),
-                        std::string(message[bhttp::field::content_type]), std::string(message[bhttp::field::host]),
-                        std::move(message.body())};
+                        std::move(message.body()),
+                        std::string(message[bhttp::field::cookie]),
+                        std::string(message["X-Magpie-CSRF"]),
+                        std::string(message[bhttp::field::content_type]),
+                        std::string(message[bhttp::field::origin]),
+                        std::string(message[bhttp::field::host]),
+                        std::string(message[bhttp::field::if_none_match])};
         bool streamed = false;
         auto response = co_await handle(request, connection, *config, streamed);
         if (streamed) co_return;
         response.close = !message.keep_alive() || connection->shutdown_requested();
-        output = http::serialize(response);
+        output = http::serialize(response, request.method == "HEAD");
         if (!co_await connection->write_all(output, timeout) || response.close) co_return;
     }
 }

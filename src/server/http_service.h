@@ -16,6 +16,8 @@
 #include "http/message.h"
 #include "http/methods/submission.h"
 #include "mailauth/dkim_signer.h"
+#include "http/methods/web_session.h"
+#include "http/webmail.h"
 #include "net/connection.h"
 #include "server/change_hub.h"
 #include "server/config.h"
@@ -40,9 +42,14 @@ struct HttpServices {
 class HttpService {
 public:
     HttpService(std::shared_ptr<const Config> config, HttpServices services)
-        : config_(std::move(config)), services_(services) {}
+        : config_(std::move(config)), services_(services) {
+        load_webmail(*config_);
+    }
 
-    void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
+    void reconfigure(std::shared_ptr<const Config> config) {
+        load_webmail(*config);
+        std::atomic_store(&config_, std::move(config));
+    }
 
     // The IMAP and submission listeners as bound (their real ports), offered to mail clients that set
     // themselves up (http/autoconfig.h). Called once, before the listeners start.
@@ -65,6 +72,20 @@ private:
                                                    const Config& config);
     awaitable<void> event_source(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
                                  const http::EventSourceQuery& query, const Config& config);
+    // The webmail (http_webmail.cpp): its built files, its sign-in routes and cookie sessions.
+    void load_webmail(const Config& config);
+    awaitable<http::Response> webmail(const Request& request, const net::Connection& connection, const Config& config,
+                                      http::WebmailRoute route);
+    awaitable<http::Response> webmail_login(const Request& request, const net::Connection& connection,
+                                            const Config& config);
+    // The account of the request's session cookie. auth_failed when there is none, it is unknown or expired,
+    // or (for anything but GET/HEAD) the X-Magpie-CSRF header or the Origin does not match the session's.
+    awaitable<Result<store::Account>> authenticate_cookie(const Request& request, const net::Connection& connection,
+                                                          const Config& config);
+    std::optional<http::WebSession> find_web_session(const Request& request, const net::Connection& connection,
+                                                     const Config& config);
+    static http::Response webmail_unauthorized(std::string detail);
+
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
     // EmailSubmission/set's send (http/methods/submission.h), on a store executor thread.
     Result<http::SubmissionOutcome> submit(const Config& config, const store::Account& account,
@@ -82,6 +103,8 @@ private:
     std::vector<http::autoconfig::Endpoint> imap_endpoints_;
     std::vector<http::autoconfig::Endpoint> submission_endpoints_;
     std::map<std::int64_t, std::size_t> uploading_;
+    std::shared_ptr<const http::StaticSite> site_;  // atomic_load/atomic_store: replaced on reconfigure
+    http::WebSessions web_sessions_;
 };
 
 }  // namespace magpie::server

@@ -49,6 +49,24 @@ TEST_F(ConfigFile, OutputSliceIsBoundedAndDefaultsTo256KiB) {
     EXPECT_FALSE(load("[imap]\noutput_slice_octets = 1000000000\n"));
 }
 
+// Issue 15: the webmail's files and sessions, with their documented defaults and bounds.
+TEST_F(ConfigFile, WebmailKeysHaveDefaultsAndBounds) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_TRUE(config->http.webmail_dir.empty());
+    EXPECT_EQ(config->http.webmail_max_octets, 32u << 20);
+    EXPECT_EQ(config->http.webmail_session_idle, 8u * 3600);
+    EXPECT_EQ(config->http.webmail_session_lifetime, 7u * 86400);
+    EXPECT_EQ(config->http.webmail_max_sessions, 10000u);
+    config = load("[http]\nwebmail_dir = \"/srv/webmail\"\nwebmail_session_idle = 600\nwebmail_session_lifetime = 3600\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->http.webmail_dir, "/srv/webmail");
+    EXPECT_EQ(config->http.webmail_session_idle, 600u);
+    EXPECT_FALSE(load("[http]\nwebmail_session_idle = 10\n"));
+    EXPECT_FALSE(load("[http]\nwebmail_session_idle = 7200\nwebmail_session_lifetime = 3600\n"));
+    EXPECT_FALSE(load("[http]\nwebmail_max_sessions = 0\n"));
+}
+
 TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     auto config = load("");
     ASSERT_TRUE(config) << config.error().message;

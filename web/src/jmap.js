@@ -1,0 +1,140 @@
+// A small JMAP client (RFC 8620 core, RFC 8621 mail, submission): the session resource, method calls with
+// the webmail's cookie and CSRF token, upload, download links and EventSource push. Nothing else talks to
+// the server except sign-in and sign-out (auth.js).
+
+export const CORE = 'urn:ietf:params:jmap:core';
+export const MAIL = 'urn:ietf:params:jmap:mail';
+export const SUBMISSION = 'urn:ietf:params:jmap:submission';
+
+export class SignedOut extends Error {}
+
+export class MethodError extends Error {
+  constructor(name, type, description) {
+    super(`${name}: ${type}${description ? ` (${description})` : ''}`);
+    this.type = type;
+  }
+}
+
+export class Jmap {
+  constructor(csrfToken, onSignedOut) {
+    this.csrfToken = csrfToken;
+    this.onSignedOut = onSignedOut;
+    this.session = null;
+    this.accountId = null;
+  }
+
+  async connect() {
+    const response = await fetch('/jmap/session', { credentials: 'same-origin' });
+    if (response.status === 401) throw this.signedOut();
+    if (!response.ok) throw new Error(`session resource: HTTP ${response.status}`);
+    this.session = await response.json();
+    this.accountId = this.session.primaryAccounts[MAIL];
+    return this.session;
+  }
+
+  signedOut() {
+    if (this.onSignedOut) this.onSignedOut();
+    return new SignedOut('signed out');
+  }
+
+  using() {
+    const using = [CORE, MAIL];
+    if (this.session && this.session.capabilities[SUBMISSION]) using.push(SUBMISSION);
+    return using;
+  }
+
+  // Sends method calls ([name, args, callId]); accountId is filled in. Returns the responses by call id, and
+  // throws MethodError for an "error" response unless `tolerate` is true.
+  async call(calls, { tolerate = false } = {}) {
+    const methodCalls = calls.map(([name, args, id]) => [name, { accountId: this.accountId, ...args }, id]);
+    const response = await fetch(this.session.apiUrl, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-Magpie-CSRF': this.csrfToken },
+      body: JSON.stringify({ using: this.using(), methodCalls }),
+    });
+    if (response.status === 401) throw this.signedOut();
+    const body = await response.json().catch(() => null);
+    if (!response.ok || !body) {
+      throw new Error(body && body.detail ? body.detail : `JMAP request failed: HTTP ${response.status}`);
+    }
+    const results = {};
+    for (const [name, args, id] of body.methodResponses) {
+      if (name === 'error' && !tolerate) throw new MethodError(id, args.type, args.description);
+      // An implicit call (RFC 8621 7.5: onSuccessUpdateEmail's Email/set) answers under the same call id
+      // after the method's own response; the first one is the method's.
+      if (id in results) continue;
+      results[id] = name === 'error' ? { error: args } : args;
+    }
+    return results;
+  }
+
+  async upload(file) {
+    const url = this.session.uploadUrl.replace('{accountId}', encodeURIComponent(this.accountId));
+    const response = await fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': file.type || 'application/octet-stream', 'X-Magpie-CSRF': this.csrfToken },
+      body: file,
+    });
+    if (response.status === 401) throw this.signedOut();
+    if (!response.ok) throw new Error(`upload of ${file.name} failed: HTTP ${response.status}`);
+    return response.json();
+  }
+
+  downloadUrl(blobId, name, type) {
+    return this.session.downloadUrl
+      .replace('{accountId}', encodeURIComponent(this.accountId))
+      .replace('{blobId}', encodeURIComponent(blobId))
+      .replace('{name}', encodeURIComponent(name || 'attachment'))
+      .replace('{type}', encodeURIComponent(type || 'application/octet-stream'));
+  }
+
+  // RFC 8620 7.3: one stream for every type; `onChange` gets the StateChange's changed map for this account.
+  listen(onChange) {
+    const url = this.session.eventSourceUrl
+      .replace('{types}', '*')
+      .replace('{closeafter}', 'no')
+      .replace('{ping}', '60');
+    const source = new EventSource(url, { withCredentials: true });
+    source.addEventListener('state', (event) => {
+      try {
+        const change = JSON.parse(event.data);
+        const changed = change.changed && change.changed[this.accountId];
+        if (changed) onChange(changed);
+      } catch {
+        /* a malformed event is ignored; the next one carries the full state */
+      }
+    });
+    return source;
+  }
+}
+
+// Sign-in and sign-out: the only calls outside JMAP. The session cookie is HttpOnly; the CSRF token the
+// server returns lives in this page's memory only.
+export async function currentSession() {
+  const response = await fetch('/webmail/session', { credentials: 'same-origin' });
+  if (!response.ok) return null;
+  return response.json();
+}
+
+export async function signIn(username, password) {
+  const response = await fetch('/webmail/login', {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  if (response.ok) return response.json();
+  const problem = await response.json().catch(() => ({}));
+  if (response.status === 401) throw new Error('Wrong address or password.');
+  throw new Error(problem.detail || `Sign-in failed (HTTP ${response.status}).`);
+}
+
+export async function signOut(csrfToken) {
+  await fetch('/webmail/logout', {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'X-Magpie-CSRF': csrfToken },
+  });
+}
