@@ -1,7 +1,7 @@
 // EmailSubmission (RFC 8621 7): sending an Email through the same checks and queue as SMTP submission. The
 // methods check what SMTP submission's session checks (the author in Sender:/From: and the envelope sender
 // must be the user's address or an alias: forbiddenFrom, forbiddenMailFrom), then hand the bytes to a
-// Submitter, which the server wires to its one outgoing path (server/outgoing.h: completion, Received,
+// Submitter, which the server wires to its one outgoing path (delivery/outgoing.h: completion, Received,
 // DKIM; local recipients to their INBOX and the rest into the store's queue, in one transaction). The
 // EmailSubmission record is a JMAP object in the store ("s" + its id); its deliveryStatus is read from the
 // queue entry at each /get (the delivery tracker's record), so a user sees delivered, deferred with the
