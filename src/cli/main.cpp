@@ -150,7 +150,6 @@ int main(int argc, char** argv) {
 
     auto config = config_from(config_file, data_dir);
     if (!config) return fail(config.error().message);
-    const auto dir = config->data_dir;
 
     if (dns_cmd->parsed() && check_records)
         return magpie::cli::check_dns_records(*config, name, server_address, dns_server);
@@ -158,7 +157,7 @@ int main(int argc, char** argv) {
     if (dkim_keygen->parsed()) return magpie::cli::dkim_keygen(*config, name, selector_suffix);
 
     if (check->parsed()) {
-        auto report = magpie::store::check_store(dir);
+        auto report = magpie::server::check_configured_store(*config);
         if (!report) return fail(report.error().message);
         for (const auto& problem : report->problems) std::cout << "problem: " << problem << "\n";
         std::cout << report->summary << "\n";
