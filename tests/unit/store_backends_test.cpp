@@ -595,3 +595,119 @@ TEST_F(PostgresNodesTest, CheckFindsACleanStoreAndACorruptedChunk) {
 
 }  // namespace
 }  // namespace magpie::store
+
+namespace magpie::store {
+namespace {
+
+// What a client caches and the queue holds, for comparing a store before and after `magpie migrate`.
+struct Snapshot {
+    std::vector<std::tuple<std::string, std::uint32_t, std::uint32_t, std::uint64_t, std::uint32_t>> mailboxes;
+    std::vector<std::tuple<std::string, std::uint32_t, std::uint64_t, std::vector<std::string>, std::string>> messages;
+    std::vector<std::tuple<std::string, QueueState, std::uint32_t>> queue;
+    std::vector<std::string> subscriptions;
+    bool operator==(const Snapshot&) const = default;
+};
+
+Snapshot snapshot_of(Store& store) {
+    Snapshot snapshot;
+    auto account = store.find_account("bob@example.test");
+    EXPECT_TRUE(account);
+    if (!account) return snapshot;
+    auto mailboxes = store.list_mailboxes(account->id);
+    for (const Mailbox& mailbox : *mailboxes) {
+        auto status = store.mailbox_status(mailbox.id);
+        snapshot.mailboxes.emplace_back(mailbox.name, mailbox.uidvalidity, mailbox.uidnext, mailbox.highest_modseq,
+                                        status->unseen);
+        auto messages = store.list_messages(mailbox.id);
+        for (const Message& message : *messages) {
+            snapshot.messages.emplace_back(mailbox.name, message.uid, message.modseq, message.flags,
+                                           *store.read_blob(message.blob_id));
+        }
+    }
+    auto queue = store.list_queue(100);
+    for (const QueueEntry& entry : *queue) {
+        for (const QueueRecipient& r : entry.recipients) snapshot.queue.emplace_back(r.address, r.state, r.attempt_count);
+    }
+    snapshot.subscriptions = *store.list_subscriptions(account->id);
+    return snapshot;
+}
+
+TEST(StoreMigration, SqliteToPostgresAndBackKeepsUidsModseqsFlagsAndTheQueue) {
+    auto& server = PostgresServer::instance();
+    if (server.dsn().empty()) GTEST_SKIP() << "no PostgreSQL: " << server.why_not();
+    TempDir source_dir, back_dir;
+    Snapshot before;
+    {
+        SqliteOptions options;
+        options.data_dir = source_dir.path();
+        auto opened = open_sqlite_store(options);
+        ASSERT_TRUE(opened);
+        Store& store = **opened;
+        ASSERT_TRUE(store.add_domain("example.test"));
+        auto bob = store.add_account("bob@example.test", "$argon2id$fake", {"salt", 4096, "stored", "server"});
+        ASSERT_TRUE(bob);
+        auto inbox = store.find_mailbox(bob->id, "INBOX")->id;
+        std::string large(300 * 1024, 'L');  // a blob file in the embedded store
+        for (std::string content : {std::string(kSmallMessage), std::string("Subject: 2\r\n\r\n2\r\n"), large}) {
+            Delivery delivery;
+            delivery.content = content;
+            delivery.targets = {{inbox, {"$Tag"}}};
+            ASSERT_TRUE(deliver_to(store, std::move(delivery)));
+        }
+        ASSERT_TRUE(store.store_flags(inbox, {1, 2}, {FlagOperation::add, {"\\Deleted", "\\Seen"}, std::nullopt}));
+        std::vector<std::uint32_t> first{1};
+        ASSERT_TRUE(store.expunge(inbox, &first));
+        ASSERT_TRUE(store.create_mailbox(bob->id, "Lists/magpie"));
+        ASSERT_TRUE(store.set_subscribed(bob->id, "Lists/magpie", true));
+        Delivery out;
+        out.content = "Subject: out\r\n\r\nx\r\n";
+        out.outgoing = OutgoingMessage{"bob@example.test", "", "", {{"a@remote.test", "", ""}}, kNow};
+        ASSERT_TRUE(deliver_to(store, std::move(out)));
+        ASSERT_EQ(store.lease_due("node", kNow, 60, 10)->size(), 1u);
+        before = snapshot_of(store);
+    }
+    PostgresOptions pg;
+    pg.dsn = server.create_database();
+    auto there = migrate_sqlite_to_postgres(source_dir.path(), pg);
+    ASSERT_TRUE(there) << there.error().message;
+    EXPECT_EQ(there->messages, 2u);
+    EXPECT_EQ(migrate_sqlite_to_postgres(source_dir.path(), pg).error().code, Errc::already_exists);
+    {
+        auto opened = open_postgres_store(pg);
+        ASSERT_TRUE(opened) << opened.error().message;
+        EXPECT_EQ(snapshot_of(**opened), before);
+        // New mail continues the UIDs and MODSEQs where the embedded store left them.
+        auto bob = (*opened)->find_account("bob@example.test");
+        auto inbox = (*opened)->find_mailbox(bob->id, "INBOX");
+        Delivery delivery;
+        delivery.content = std::string(kSmallMessage);
+        delivery.targets = {{inbox->id, {}}};
+        auto delivered = deliver_to(**opened, std::move(delivery));
+        ASSERT_TRUE(delivered) << delivered.error().message;
+        EXPECT_EQ(delivered->placed[0].uid, inbox->uidnext);
+        EXPECT_EQ(delivered->placed[0].modseq, inbox->highest_modseq + 1);
+        auto created = (*opened)->create_mailbox(bob->id, "New");
+        ASSERT_TRUE(created);
+        for (const auto& mailbox : before.mailboxes) EXPECT_GT(created->uidvalidity, std::get<1>(mailbox));
+        before = snapshot_of(**opened);
+    }
+    auto checked = check_postgres_store(pg);
+    ASSERT_TRUE(checked);
+    EXPECT_TRUE(checked->clean) << describe(*checked);
+    auto back = migrate_postgres_to_sqlite(pg, back_dir.path() / "data");
+    ASSERT_TRUE(back) << back.error().message;
+    {
+        SqliteOptions options;
+        options.data_dir = back_dir.path() / "data";
+        auto opened = open_sqlite_store(options);
+        ASSERT_TRUE(opened) << opened.error().message;
+        EXPECT_EQ(snapshot_of(**opened), before);
+    }
+    auto report = check_store(back_dir.path() / "data");
+    ASSERT_TRUE(report);
+    EXPECT_TRUE(report->clean) << describe(*report);
+    server.drop_database(pg.dsn);
+}
+
+}  // namespace
+}  // namespace magpie::store

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -42,5 +43,16 @@ Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& option
 // UIDNEXT, MODSEQs not above HIGHESTMODSEQ, kept counters equal to the messages they count, the change log
 // within HIGHESTMODSEQ. Unreferenced blobs are counted as garbage.
 Result<CheckReport> check_postgres_store(const PostgresOptions& options);
+
+// `magpie migrate`: the whole store, row for row with the same ids (UIDVALIDITY, UIDs, MODSEQs, flags, change
+// log, queue with leases and attempts), into an empty target in one transaction. already_exists when the
+// target holds a store; unavailable when a schema version differs from this magpie's.
+struct MigrationReport {
+    std::size_t rows = 0;      // all rows copied, blobs aside
+    std::size_t messages = 0;
+    std::size_t blobs = 0;
+};
+Result<MigrationReport> migrate_sqlite_to_postgres(const std::filesystem::path& data_dir, const PostgresOptions& to);
+Result<MigrationReport> migrate_postgres_to_sqlite(const PostgresOptions& from, const std::filesystem::path& data_dir);
 
 }  // namespace magpie::store
