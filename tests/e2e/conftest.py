@@ -25,6 +25,9 @@ MAGPIE = BUILD / "src" / "cli" / "magpie"
 DOMAIN = "example.test"
 PASSWORD = "correct horse battery staple"
 STORE_BACKEND = os.environ.get("MAGPIE_STORE_BACKEND", "sqlite")
+# For tests that open the embedded store's own files (magpie.db, blobs/) to look behind the interface.
+embedded_store_only = pytest.mark.skipif(STORE_BACKEND != "sqlite",
+                                         reason="looks into the embedded store's files")
 
 
 def make_certificate(directory: Path, hostname: str):
