@@ -4,6 +4,7 @@
 # database `magpie`. initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
 #   tests/postgres-cluster.sh start DIR PORT   initdb, start, create the database (exit 0 when ready)
 #   tests/postgres-cluster.sh stop DIR         fast shutdown
+#   tests/postgres-cluster.sh restart DIR      fast shutdown and start again (clients lose their connections)
 set -euo pipefail
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -27,6 +28,10 @@ start)
 stop)
     dir=$2
     "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+    ;;
+restart)
+    dir=$2
+    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
     ;;
 *)
     echo "usage: $0 start DIR PORT | stop DIR" >&2

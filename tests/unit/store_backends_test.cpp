@@ -559,6 +559,32 @@ TEST_F(PostgresNodesTest, ConcurrentLeasesFromTwoNodesNeverOverlap) {
     EXPECT_EQ(all.size(), 200u);
 }
 
+TEST_F(PostgresNodesTest, RestartedPostgresIsReconnectedToLosingNothingAcknowledged) {
+    std::vector<std::uint32_t> acknowledged;
+    auto deliver_one = [&](int i) {
+        Delivery delivery;
+        delivery.content = fmt::format("Subject: {}\r\n\r\nx\r\n", i);
+        delivery.targets = {{inbox_, {}}};
+        auto delivered = deliver_to(*node1_, std::move(delivery));
+        if (delivered) acknowledged.push_back(delivered->placed[0].uid);
+        return bool(delivered);
+    };
+    ASSERT_TRUE(deliver_one(0));
+    ASSERT_TRUE(node1_->mailbox_status(inbox_));  // a pooled connection exists to be broken
+    if (!PostgresServer::instance().restart()) GTEST_SKIP() << "the server is not this binary's (MAGPIE_TEST_PG_DSN)";
+    // The server is back: deliveries and reads notice their broken connections and run again on new ones
+    // (nothing had been committed on the old ones).
+    for (int i = 1; i <= 5; ++i) EXPECT_TRUE(deliver_one(i));
+    auto status = node1_->mailbox_status(inbox_);
+    ASSERT_TRUE(status) << status.error().message;
+    auto states = node2_->list_states(inbox_);
+    ASSERT_TRUE(states) << states.error().message;
+    std::set<std::uint32_t> present;
+    for (const auto& state : *states) present.insert(state.uid);
+    for (std::uint32_t uid : acknowledged) EXPECT_TRUE(present.count(uid)) << "acknowledged uid " << uid << " lost";
+    EXPECT_EQ(status->messages, acknowledged.size());
+}
+
 TEST_F(PostgresNodesTest, RefusesASchemaNewerThanItKnows) {
     auto admin = postgres::Connection::open(dsn_, "");
     ASSERT_TRUE(admin);

@@ -47,6 +47,12 @@ public:
         (void)(*admin)->run("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
     }
 
+    // Restarts the server this binary started (every client connection breaks); false for a given one.
+    bool restart() {
+        if (dir_.empty()) return false;
+        return std::system(fmt::format("{} restart {} >/dev/null 2>&1", script(), dir_.string()).c_str()) == 0;
+    }
+
     ~PostgresServer() {
         if (!dir_.empty()) {
             (void)std::system(fmt::format("{} stop {} >/dev/null 2>&1", script(), dir_.string()).c_str());

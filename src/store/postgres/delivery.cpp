@@ -101,6 +101,7 @@ void PostgresStore::commit_batch(std::vector<Pending>& batch) {
         results.clear();
         changes.clear();
         batch_error.reset();
+        bool commit_sent = false;
         if (!committer_db_ || committer_db_->broken()) {
             committer_db_.reset();
             auto opened = Connection::open(options_.dsn, options_.password);
@@ -113,7 +114,9 @@ void PostgresStore::commit_batch(std::vector<Pending>& batch) {
         Connection& db = *committer_db_;
         if (auto begun = db.run("BEGIN"); !begun) {
             batch_error = begun.error();
-            break;
+            if (!db.broken()) break;
+            committer_db_.reset();  // a connection PostgreSQL dropped while idle: the next round reconnects
+            continue;
         }
         // Every mailbox of the batch, locked in id order before anything else: UIDs are allocated under
         // these locks, and the one order keeps two nodes' batches from deadlocking on each other.
@@ -149,10 +152,19 @@ void PostgresStore::commit_batch(std::vector<Pending>& batch) {
             if (auto sent = send_notifications(db, changes); !sent) batch_error = sent.error();
         }
         if (!batch_error) {
+            commit_sent = true;
             auto committed = db.run("COMMIT");  // the WAL flush that makes the whole batch durable
             if (!committed) batch_error = committed.error();
         }
         if (!batch_error) break;
+        if (db.broken()) {
+            // PostgreSQL restarted or the network dropped. Before COMMIT nothing can have been kept: run the
+            // batch again on a new connection. A COMMIT cut off has an unknown outcome: fail the batch (the
+            // senders retry; at worst a message arrives twice, never zero times).
+            if (commit_sent) break;
+            committer_db_.reset();
+            continue;
+        }
         (void)db.run("ROLLBACK");
         if (!is_retryable(*batch_error)) break;
     }

@@ -191,9 +191,14 @@ Result<void> PostgresStore::run_write(const std::function<Result<void>(Connectio
 }
 
 Result<void> PostgresStore::run_read(const std::function<Result<void>(Connection&)>& body) {
-    auto lease = pool_.acquire();
-    if (!lease) return lease.error();
-    return in_transaction(**lease, [&] { return body(**lease); }, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    // A read is safe to repeat: once more on a fresh connection when the pooled one turned out broken
+    // (PostgreSQL restarted since it was last used).
+    for (int attempt = 1;; ++attempt) {
+        auto lease = pool_.acquire();
+        if (!lease) return lease.error();
+        auto done = in_transaction(**lease, [&] { return body(**lease); }, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        if (done || attempt >= 2 || !(*lease)->broken()) return done;
+    }
 }
 
 StoreStats PostgresStore::stats() const {
