@@ -350,17 +350,22 @@ TEST_P(BackendTest, QueueLeasesOneRecipientToOneOwnerUntilTheLeaseLapses) {
     auto taken = store_->lease_due("node-b", kNow + 61, 60, 10);  // node-a's lease lapsed
     ASSERT_TRUE(taken);
     ASSERT_EQ(taken->size(), 1u);
-    QueueAttempt attempt{kNow + 62, "mx.remote.test", "192.0.2.1:25", "", "250 ok \xff", "C: RCPT\nS: 250"};
-    std::vector<AttemptOutcome> outcomes{{(*first)[0].recipients[0].id, QueueState::delivered, 0, attempt}};
-    EXPECT_EQ(*store_->record_attempts("node-a", outcomes), 0u);  // no longer node-a's
-    EXPECT_EQ(*store_->record_attempts("node-b", outcomes), 1u);
+    QueueAttempt attempt{.at = kNow + 62, .host = "mx.remote.test", .address = "192.0.2.1:25", .tls = "",
+                         .reply = "250 ok \xff", .transcript = "C: RCPT\nS: 250", .connection = "c1"};
+    std::vector<AttemptOutcome> outcomes{{.recipient_id = (*first)[0].recipients[0].id,
+                                          .state = QueueState::delivered,
+                                          .attempt = attempt,
+                                          .status = "2.0.0",
+                                          .remote_mta = "mx.remote.test"}};
+    EXPECT_EQ(*store_->record_attempts("node-a", outcomes, {}), 0u);  // no longer node-a's
+    EXPECT_EQ(*store_->record_attempts("node-b", outcomes, {}), 1u);
     auto entry = store_->find_queue_entry(delivered->queue_id);
     ASSERT_TRUE(entry);
     EXPECT_EQ(entry->recipients[0].state, QueueState::delivered);
     EXPECT_EQ(entry->recipients[0].last_reply, "250 ok \xff");
     ASSERT_EQ(entry->recipients[0].attempts.size(), 1u);
     EXPECT_EQ(entry->recipients[0].attempts[0].host, "mx.remote.test");
-    EXPECT_EQ(store_->list_queue(10)->size(), 1u);
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
     ASSERT_TRUE(store_->delete_queue_entry(delivered->queue_id));
     EXPECT_EQ(store_->find_queue_entry(delivered->queue_id).error().code, Errc::not_found);
 }
@@ -650,7 +655,7 @@ Snapshot snapshot_of(Store& store) {
                                            *store.read_blob(message.blob_id));
         }
     }
-    auto queue = store.list_queue(100);
+    auto queue = store.list_queue(100, false);
     for (const QueueEntry& entry : *queue) {
         for (const QueueRecipient& r : entry.recipients) snapshot.queue.emplace_back(r.address, r.state, r.attempt_count);
     }
@@ -687,7 +692,11 @@ TEST(StoreMigration, SqliteToPostgresAndBackKeepsUidsModseqsFlagsAndTheQueue) {
         ASSERT_TRUE(store.set_subscribed(bob->id, "Lists/magpie", true));
         Delivery out;
         out.content = "Subject: out\r\n\r\nx\r\n";
-        out.outgoing = OutgoingMessage{"bob@example.test", "", "", {{"a@remote.test", "", ""}}, kNow};
+        OutgoingMessage outgoing;
+        outgoing.reverse_path = "bob@example.test";
+        outgoing.recipients = {{"a@remote.test", "", ""}};
+        outgoing.first_attempt_at = kNow;
+        out.outgoing = outgoing;
         ASSERT_TRUE(deliver_to(store, std::move(out)));
         ASSERT_EQ(store.lease_due("node", kNow, 60, 10)->size(), 1u);
         before = snapshot_of(store);

@@ -26,34 +26,52 @@ constexpr int kBatchAttempts = 3;
 
 }  // namespace
 
-void PostgresStore::deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) {
-    auto refuse = [&](Error error) {
-        ++failed_deliveries_;
-        done(std::move(error));
-    };
-    if (options_.read_only) return refuse(make_error(Errc::permission_denied, "the store is open read-only"));
+Result<PostgresStore::Pending> PostgresStore::admit(Delivery delivery) const {
+    if (options_.read_only) return make_error(Errc::permission_denied, "the store is open read-only");
     const bool remote = delivery.outgoing && !delivery.outgoing->recipients.empty();
-    if (delivery.targets.empty() && !remote) return refuse(make_error(Errc::invalid_argument, "delivery has no target"));
-    if (delivery.outgoing && delivery.outgoing->recipients.size() > options_.max_remote_recipients) {
-        return refuse(make_error(Errc::limit_exceeded,
-                                 fmt::format("more than {} remote recipients", options_.max_remote_recipients)));
+    if (delivery.targets.empty() && !remote) return make_error(Errc::invalid_argument, "delivery has no target");
+    if (delivery.outgoing) {
+        const OutgoingMessage& outgoing = *delivery.outgoing;
+        if (outgoing.recipients.size() > options_.max_remote_recipients) {
+            return make_error(Errc::limit_exceeded,
+                              fmt::format("more than {} remote recipients", options_.max_remote_recipients));
+        }
+        for (const EnvelopeRecipient& r : outgoing.recipients) {
+            if (r.address.find('@') == std::string::npos || r.address.size() > options_.max_attempt_field_bytes)
+                return make_error(Errc::invalid_argument, fmt::format("'{}' is not an address", r.address));
+        }
+        if (!outgoing.carried_over.empty() && outgoing.carried_over.size() != outgoing.recipients.size())
+            return make_error(Errc::invalid_argument, "carried-over state does not match the recipients");
+        if (outgoing.send_offset > delivery.content.size())
+            return make_error(Errc::invalid_argument, "send offset beyond the content");
     }
     if (delivery.targets.size() > options_.max_targets) {
-        return refuse(make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets)));
+        return make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets));
     }
     if (delivery.content.size() > options_.max_message_bytes) {
-        return refuse(make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}",
-                                                                   delivery.content.size(), options_.max_message_bytes)));
+        return make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}", delivery.content.size(),
+                                                            options_.max_message_bytes));
     }
     Pending pending;
     for (const DeliveryTarget& target : delivery.targets) {
         auto flags = parse_flags(target.flags, options_.flag_limits);
-        if (!flags) return refuse(flags.error());
+        if (!flags) return flags.error();
         pending.flags.push_back(std::move(*flags));
     }
     // Small content is hashed here, spread over the callers; a large one by the committer.
     if (delivery.content.size() <= options_.chunk_bytes) pending.blob_id = blob_id_of(delivery.content);
     pending.delivery = std::move(delivery);
+    return pending;
+}
+
+void PostgresStore::deliver(Delivery delivery, std::function<void(Result<Delivered>)> done) {
+    auto refuse = [&](Error error) {
+        ++failed_deliveries_;
+        done(std::move(error));
+    };
+    auto admitted = admit(std::move(delivery));
+    if (!admitted) return refuse(admitted.error());
+    Pending pending = std::move(*admitted);
     pending.done = std::move(done);
     {
         std::unique_lock lock(queue_mutex_);
@@ -249,6 +267,13 @@ Result<Delivered> PostgresStore::apply_delivery(Connection& db, Pending& pending
                 .add(text_array(notifies))
                 .add(text_array(orcpts)));
         if (!stored) return stored.error();
+    }
+
+    if (delivery.answers_envelope) {
+        auto answered = db.exec("DELETE FROM envelopes WHERE id = $1", Params().add(*delivery.answers_envelope));
+        if (!answered) return answered.error();
+        if (answered->affected() == 0)
+            return make_error(Errc::not_found, fmt::format("no envelope {}", *delivery.answers_envelope));
     }
 
     Delivered delivered;

@@ -81,10 +81,16 @@ public:
 
     Result<std::vector<QueueEntry>> lease_due(std::string_view owner, std::int64_t now, std::int64_t lease_seconds,
                                               std::size_t limit) override;
-    Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes) override;
-    Result<std::vector<QueueEntry>> list_queue(std::size_t limit) override;
+    Result<std::size_t> record_attempts(std::string_view owner, const std::vector<AttemptOutcome>& outcomes,
+                                        std::vector<Delivery> reports) override;
+    Result<std::size_t> release_leases(std::string_view owner) override;
+    Result<std::optional<std::int64_t>> next_queue_due() override;
+    Result<std::vector<QueueEntry>> list_queue(std::size_t limit, bool waiting_only) override;
     Result<QueueEntry> find_queue_entry(std::int64_t id) override;
     Result<void> delete_queue_entry(std::int64_t id) override;
+    Result<void> set_queue_held(std::int64_t id, bool held) override;
+    Result<std::size_t> retry_queue_now(std::optional<std::int64_t> id, std::int64_t now) override;
+    Result<std::size_t> purge_finished_queue(std::int64_t before) override;
 
     Result<ApiToken> add_api_token(std::int64_t account_id, std::string_view name, std::string_view token_hash,
                                    std::int64_t created_at, std::optional<std::int64_t> expires_at) override;
@@ -127,6 +133,9 @@ private:
     Result<void> send_notifications(Connection& db, const Changes& changes);
     void listen_loop();
 
+    // Checks a delivery (limits, flags, outgoing recipients and send offset) and hashes small content: the
+    // same checks for deliver() and for the reports of record_attempts(). `done` is left empty.
+    Result<Pending> admit(Delivery delivery) const;
     void committer_loop();
     void commit_batch(std::vector<Pending>& batch);
     Result<Delivered> apply_delivery(Connection& db, Pending& pending, Changes& changes);

@@ -190,6 +190,33 @@ CREATE TABLE api_tokens(
 );
 )sql";
 
+// Version 6, the twin of the embedded store's (store/sqlite/schema.cpp kSchemaV6): the one outgoing queue
+// with everything `magpie queue` and the scheduler need. queue_messages gains held, smtputf8 and send_offset
+// (octets of the blob only the local copies carry); queue_recipients the RFC 3463 status and remote MTA of
+// the last result, the last attempt's time, failed_attempts (the retry schedule's count; version 5 counted
+// every attempt, which for a recipient still waiting were all temporary failures) and delay_notified;
+// queue_attempts the id of the connection that carried the attempt. Flags are booleans here; remote_mta
+// comes from outside (a host's own name in its reply) and so is bytea, like the attempt's host.
+// queue_recipients_lease serves release_leases(owner) at start-up without a scan.
+constexpr const char* kSchemaV6 = R"sql(
+ALTER TABLE queue_messages ADD COLUMN smtputf8 boolean NOT NULL DEFAULT false;
+ALTER TABLE queue_messages ADD COLUMN held boolean NOT NULL DEFAULT false;
+ALTER TABLE queue_messages ADD COLUMN send_offset bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE queue_recipients ADD COLUMN status text NOT NULL DEFAULT '';
+ALTER TABLE queue_recipients ADD COLUMN remote_mta bytea NOT NULL DEFAULT '';
+ALTER TABLE queue_recipients ADD COLUMN last_attempt_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE queue_recipients ADD COLUMN failed_attempts bigint NOT NULL DEFAULT 0;
+ALTER TABLE queue_recipients ADD COLUMN delay_notified boolean NOT NULL DEFAULT false;
+UPDATE queue_recipients SET failed_attempts = attempts WHERE state IN (0, 1);
+UPDATE queue_recipients SET last_attempt_at = coalesce(
+  (SELECT max(a.at) FROM queue_attempts a WHERE a.recipient_id = queue_recipients.id), 0);
+
+ALTER TABLE queue_attempts ADD COLUMN connection text NOT NULL DEFAULT '';
+
+CREATE INDEX queue_recipients_lease ON queue_recipients(lease_owner) WHERE lease_owner <> '';
+)sql";
+
 // Any number will do as long as every magpied uses the same one: the advisory lock of migrations.
 constexpr std::int64_t kMigrationLock = 0x6d61677069650001;  // "magpie" 1
 
@@ -198,6 +225,7 @@ constexpr std::int64_t kMigrationLock = 0x6d61677069650001;  // "magpie" 1
 const char* schema_step(int version) {
     switch (version) {
         case 5: return kSchemaV5;
+        case 6: return kSchemaV6;
         default: return nullptr;
     }
 }

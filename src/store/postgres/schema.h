@@ -8,7 +8,7 @@
 
 namespace magpie::store::postgres {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // change_log.kind values (the same as the embedded store's).
 enum class ChangeKind : std::int64_t { appended = 1, flags = 2, expunged = 3 };
