@@ -141,3 +141,106 @@ def test_migrate_moves_an_embedded_store_keeping_uidvalidity_and_uids(tmp_path, 
         assert node.stop() == 0
     check = node.magpie("check", check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+class SmtpSink:
+    """A receiving SMTP server on loopback that keeps every message it accepts, with the EHLO name of the
+    client that sent it. Each DATA is answered after `delay` seconds, so that a batch takes long enough for
+    both nodes to pick up work."""
+
+    def __init__(self, host="127.0.0.5", delay=0.1):
+        import socketserver
+        import threading
+        sink = self
+        self.messages = []  # (ehlo name, message bytes)
+        self.lock = threading.Lock()
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                self.wfile.write(b"220 sink.test ESMTP\r\n")
+                helo = ""
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    verb = line[:4].upper()
+                    if verb in (b"EHLO", b"HELO"):
+                        helo = line[5:].strip().decode(errors="replace")
+                        self.wfile.write(b"250 sink.test\r\n")
+                    elif verb == b"DATA":
+                        self.wfile.write(b"354 go on\r\n")
+                        data = b""
+                        while not data.endswith(b"\r\n.\r\n"):
+                            chunk = self.rfile.readline()
+                            if not chunk:
+                                return
+                            data += chunk
+                        time.sleep(delay)
+                        with sink.lock:
+                            sink.messages.append((helo, data[:-3]))
+                        self.wfile.write(b"250 2.0.0 kept\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:  # MAIL, RCPT, RSET, NOOP
+                        self.wfile.write(b"250 ok\r\n")
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server((host, 0), Handler)
+        self.host, self.port = self.server.server_address
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_two_nodes_deliver_a_shared_queue_each_message_exactly_once(postgres_cluster, tmp_path):
+    """Both nodes deliver from the one queue in PostgreSQL (leases taken FOR UPDATE SKIP LOCKED): every
+    queued message reaches the receiving server once, none twice, and both nodes take part."""
+    sink = SmtpSink()
+    nodes = []
+    try:
+        dsn = postgres_cluster.create_database("queue")
+        queue = {"poll_interval": 1, "batch": 3, "idle_keep": 1}
+        route = {"domain": "sink.test", "host": sink.host, "port": sink.port}
+        for i, host in ((1, "127.0.0.2"), (2, "127.0.0.3")):
+            workdir = tmp_path / f"node{i}"
+            workdir.mkdir()
+            # Distinct hostnames: a node's hostname names its leases (the delivery service's owner).
+            node = Magpied(workdir, host=host, store_dsn=dsn, hostname=f"node{i}.example.test",
+                           sections={"queue": queue, "queue.route": route})
+            node.config.write_text(node.config.read_text().replace("[queue.route]", "[[queue.route]]"))
+            nodes.append(node)
+        nodes[0].magpie("domain", "add", DOMAIN)
+        nodes[0].add_user(ALICE)
+        for node in nodes:
+            node.start()
+        # Queued while both run, through either node's configuration (each wakes its own node at once; the
+        # other finds the entries at its next look), so the two lease from one queue at the same time.
+        count = 40
+        for n in range(count):
+            path = tmp_path / f"m{n}.eml"
+            path.write_bytes(f"From: {ALICE}\r\nTo: x@sink.test\r\nMessage-ID: <m{n}@example.test>\r\n"
+                             f"Subject: batch {n}\r\n\r\nmessage {n}\r\n".encode())
+            nodes[n % 2].magpie("queue", "add", "--from", ALICE, "--to", "x@sink.test", str(path))
+        deadline = time.time() + 90
+        while time.time() < deadline and len(sink.messages) < count:
+            time.sleep(0.2)
+        time.sleep(3)  # anything sent twice would arrive by now
+        ids = [re.search(rb"Message-ID: <(m\d+)@", data).group(1).decode() for _, data in sink.messages]
+        assert sorted(ids) == sorted(f"m{n}" for n in range(count)), (
+            nodes[0].magpie("queue", "list", "--all", check=False).stdout.decode())
+        senders = {helo for helo, _ in sink.messages}
+        assert senders == {"node1.example.test", "node2.example.test"}, senders
+        assert nodes[1].magpie("queue", "list").stdout.decode() == ""  # nothing waits any more
+        tracked = nodes[1].magpie("queue", "list", "--all").stdout.decode()
+        assert tracked.count("x@sink.test delivered") == count, tracked
+    finally:
+        for node in nodes:
+            assert node.stop() in (0, None), node.log_text()[-3000:]
+        sink.stop()

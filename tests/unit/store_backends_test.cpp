@@ -24,6 +24,10 @@ namespace {
 
 constexpr std::int64_t kNow = 1'800'000'000;
 
+// The queue's bounds in these tests, small enough to be reached.
+constexpr std::size_t kTranscriptBytes = 64;
+constexpr std::size_t kAttemptsKept = 3;
+
 enum class Backend { sqlite, postgres };
 
 std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
@@ -70,12 +74,16 @@ protected:
             SqliteOptions options;
             options.data_dir = dir_.path();
             options.read_only = read_only;
+            options.max_transcript_bytes = kTranscriptBytes;
+            options.max_attempts_kept = kAttemptsKept;
             auto opened = open_sqlite_store(options);
             ASSERT_TRUE(opened) << opened.error().message;
             store_ = std::move(*opened);
         } else {
             PostgresOptions options = postgres_options();
             options.read_only = read_only;
+            options.max_transcript_bytes = kTranscriptBytes;
+            options.max_attempts_kept = kAttemptsKept;
             auto opened = open_postgres_store(options);
             ASSERT_TRUE(opened) << opened.error().message;
             store_ = std::move(*opened);
@@ -114,6 +122,29 @@ protected:
             if (delivered) uids.push_back(delivered->placed[0].uid);
         }
         return uids;
+    }
+
+    // A message from bob's client to `remote` recipients (and local copies in `targets`).
+    Result<Delivered> submit(std::string content, std::vector<DeliveryTarget> targets, std::vector<std::string> remote,
+                             std::int64_t first_attempt_at = kNow) {
+        Delivery delivery;
+        delivery.content = std::move(content);
+        delivery.targets = std::move(targets);
+        OutgoingMessage outgoing;
+        outgoing.reverse_path = "bob@example.test";
+        outgoing.dsn_ret = "HDRS";
+        outgoing.dsn_envid = "env-1";
+        outgoing.first_attempt_at = first_attempt_at;
+        for (auto& address : remote) outgoing.recipients.push_back(EnvelopeRecipient{address, "FAILURE", ""});
+        delivery.outgoing = std::move(outgoing);
+        return deliver_to(*store_, std::move(delivery));
+    }
+
+    static std::vector<std::int64_t> recipient_ids(const std::vector<QueueEntry>& entries) {
+        std::vector<std::int64_t> ids;
+        for (const auto& entry : entries)
+            for (const auto& recipient : entry.recipients) ids.push_back(recipient.id);
+        return ids;
     }
 
     TempDir dir_;
@@ -440,6 +471,294 @@ TEST_P(BackendTest, ReadOnlyStoreRefusesWrites) {
     EXPECT_FALSE(deliver(std::string(kSmallMessage), {{inbox_, {}}}));
 }
 
+AttemptOutcome attempt_outcome(std::int64_t recipient_id, QueueState state, std::int64_t next_attempt_at,
+                               QueueAttempt attempt) {
+    AttemptOutcome outcome;
+    outcome.recipient_id = recipient_id;
+    outcome.state = state;
+    outcome.next_attempt_at = next_attempt_at;
+    outcome.attempt = std::move(attempt);
+    return outcome;
+}
+
+QueueAttempt attempt_at(std::int64_t at, std::string reply, std::string transcript = "", std::string connection = "") {
+    return QueueAttempt{.at = at, .host = "mx.remote.test", .address = "192.0.2.1:25", .tls = "TLSv1.3",
+                        .reply = std::move(reply), .transcript = std::move(transcript),
+                        .connection = std::move(connection)};
+}
+
+TEST_P(BackendTest, QueueAttemptsRecordStateReplyScheduleAndABoundedHistory) {
+    auto delivered = submit("tracked", {}, {"a@remote.test", "b@remote.test", "c@remote.test"});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    auto leased = store_->lease_due("node-1", kNow, 300, 10);
+    ASSERT_TRUE(leased) << leased.error().message;
+    auto ids = recipient_ids(*leased);
+    ASSERT_EQ(ids.size(), 3u);
+    const std::string transcript = "S: 220 mx.remote.test ESMTP\r\nC: EHLO example.test\r\n" + std::string(200, 'x');
+    auto recorded = store_->record_attempts(
+        "node-1",
+        {attempt_outcome(ids[0], QueueState::delivered, 0, attempt_at(kNow, "250 2.0.0 queued", transcript, "c.1")),
+         attempt_outcome(ids[1], QueueState::deferred, kNow + 300, attempt_at(kNow, "451 4.7.1 greylisted")),
+         attempt_outcome(ids[2], QueueState::failed, 0, attempt_at(kNow, "550 5.1.1 no such user"))},
+        {});
+    ASSERT_TRUE(recorded) << recorded.error().message;
+    EXPECT_EQ(*recorded, 3u);
+    EXPECT_EQ(store_->record_attempts("node-1", {attempt_outcome(ids[0], QueueState::queued, 0, {})}, {}).error().code,
+              Errc::invalid_argument);
+
+    auto entry = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(entry) << entry.error().message;
+    ASSERT_EQ(entry->recipients.size(), 3u);
+    const QueueRecipient& sent = entry->recipients[0];
+    EXPECT_EQ(sent.state, QueueState::delivered);
+    EXPECT_EQ(sent.last_reply, "250 2.0.0 queued");
+    EXPECT_EQ(sent.attempt_count, 1u);
+    EXPECT_EQ(sent.last_attempt_at, kNow);
+    ASSERT_EQ(sent.attempts.size(), 1u);
+    EXPECT_EQ(sent.attempts[0].tls, "TLSv1.3");
+    EXPECT_EQ(sent.attempts[0].connection, "c.1");
+    EXPECT_EQ(sent.attempts[0].transcript.size(), kTranscriptBytes);
+    EXPECT_TRUE(sent.attempts[0].transcript.ends_with("[...]"));
+    EXPECT_EQ(entry->recipients[1].state, QueueState::deferred);
+    EXPECT_EQ(entry->recipients[1].next_attempt_at, kNow + 300);
+    EXPECT_EQ(entry->recipients[2].state, QueueState::failed);
+
+    // Only the deferred recipient comes back, and only when due; the record released the lease.
+    EXPECT_TRUE(store_->lease_due("node-1", kNow + 299, 300, 10)->empty());
+    for (int i = 1; i <= 4; ++i) {
+        const std::int64_t at = kNow + 300 * i;
+        auto lease = store_->lease_due("node-2", at, 300, 10);
+        ASSERT_TRUE(lease);
+        ASSERT_EQ(recipient_ids(*lease), (std::vector<std::int64_t>{ids[1]})) << i;
+        ASSERT_EQ(*store_->record_attempts(
+                      "node-2",
+                      {attempt_outcome(ids[1], QueueState::deferred, at + 300, attempt_at(at, fmt::format("451 try {}", i + 1)))},
+                      {}),
+                  1u);
+    }
+    auto later = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(later);
+    EXPECT_EQ(later->recipients[1].attempt_count, 5u);
+    ASSERT_EQ(later->recipients[1].attempts.size(), kAttemptsKept);
+    EXPECT_EQ(later->recipients[1].attempts.back().reply, "451 try 5");
+    EXPECT_EQ(later->recipients[1].last_reply, "451 try 5");
+}
+
+TEST_P(BackendTest, HeldQueueEntriesAreNotLeasedUntilReleasedAndDoNotCountAsDue) {
+    auto delivered = submit("held", {}, {"a@remote.test"});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    ASSERT_TRUE(store_->set_queue_held(delivered->queue_id, true));
+    EXPECT_TRUE(store_->find_queue_entry(delivered->queue_id)->held);
+    EXPECT_TRUE(store_->lease_due("node-1", kNow, 300, 10)->empty());
+    EXPECT_FALSE(store_->next_queue_due()->has_value());
+    ASSERT_TRUE(store_->set_queue_held(delivered->queue_id, false));
+    EXPECT_EQ(**store_->next_queue_due(), kNow);
+    EXPECT_EQ(store_->lease_due("node-1", kNow, 300, 10)->size(), 1u);
+    EXPECT_EQ(**store_->next_queue_due(), kNow + 300);  // leased: due again when the lease runs out
+    EXPECT_EQ(store_->set_queue_held(99999, true).error().code, Errc::not_found);
+}
+
+TEST_P(BackendTest, ARestartedNodeTakesBackItsOwnQueueLeasesOnly) {
+    ASSERT_TRUE(submit("mine", {}, {"a@remote.test"}));
+    ASSERT_TRUE(submit("theirs", {}, {"b@remote.test"}));
+    ASSERT_EQ(recipient_ids(*store_->lease_due("node-1", kNow, 900, 1)).size(), 1u);
+    ASSERT_EQ(recipient_ids(*store_->lease_due("node-2", kNow, 900, 1)).size(), 1u);
+    EXPECT_EQ(*store_->release_leases("node-1"), 1u);
+    EXPECT_EQ(*store_->release_leases("node-1"), 0u);
+    auto taken = store_->lease_due("node-1", kNow + 1, 900, 10);
+    ASSERT_TRUE(taken);
+    ASSERT_EQ(taken->size(), 1u);
+    EXPECT_EQ(taken->front().recipients.front().address, "a@remote.test");
+}
+
+TEST_P(BackendTest, QueueRetryNowMakesWaitingRecipientsDueAndPurgeRemovesOldFinishedEntries) {
+    auto finished = submit("finished", {}, {"a@remote.test"});
+    auto waiting = submit("waiting", {}, {"b@remote.test"});
+    ASSERT_TRUE(finished && waiting);
+    auto leased = store_->lease_due("n", kNow, 300, 10);
+    ASSERT_TRUE(leased);
+    ASSERT_EQ(leased->size(), 2u);
+    AttemptOutcome delivered =
+        attempt_outcome(leased->at(0).recipients[0].id, QueueState::delivered, 0, attempt_at(kNow, "250 ok", "", "c.1"));
+    AttemptOutcome deferred = attempt_outcome(leased->at(1).recipients[0].id, QueueState::deferred, kNow + 3600,
+                                              attempt_at(kNow, "451 later", "", "c.1"));
+    deferred.count_failure = true;
+    deferred.delay_notified = true;
+    deferred.status = "4.7.1";
+    deferred.remote_mta = "mx.remote.test";
+    ASSERT_EQ(*store_->record_attempts("n", {delivered, deferred}, {}), 2u);
+
+    auto open_entries = store_->list_queue(10, true);
+    ASSERT_TRUE(open_entries) << open_entries.error().message;
+    ASSERT_EQ(open_entries->size(), 1u);
+    EXPECT_EQ(open_entries->front().id, waiting->queue_id);
+    const QueueRecipient& r = open_entries->front().recipients.front();
+    EXPECT_EQ(r.failed_attempts, 1u);
+    EXPECT_EQ(r.status, "4.7.1");
+    EXPECT_EQ(r.remote_mta, "mx.remote.test");
+    EXPECT_EQ(r.last_attempt_at, kNow);
+    EXPECT_TRUE(r.delay_notified);
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 2u);
+
+    EXPECT_TRUE(store_->lease_due("n", kNow + 1, 300, 10)->empty());
+    EXPECT_EQ(*store_->retry_queue_now(waiting->queue_id, kNow + 1), 1u);
+    EXPECT_EQ(store_->lease_due("n", kNow + 1, 300, 10)->size(), 1u);
+    EXPECT_EQ(store_->retry_queue_now(99999, kNow).error().code, Errc::not_found);
+    EXPECT_EQ(*store_->retry_queue_now(std::nullopt, kNow + 2), 0u);  // leased, but already due
+
+    EXPECT_EQ(*store_->purge_finished_queue(kNow + 10 * 365 * 86400), 1u);
+    EXPECT_EQ(store_->find_queue_entry(finished->queue_id).error().code, Errc::not_found);
+    EXPECT_TRUE(store_->find_queue_entry(waiting->queue_id));
+}
+
+TEST_P(BackendTest, QueueReportsCommitWithTheOutcomesThatProducedThem) {
+    auto delivered = submit("to fail", {}, {"a@remote.test"});
+    ASSERT_TRUE(delivered);
+    auto leased = store_->lease_due("n", kNow, 300, 10);
+    ASSERT_TRUE(leased);
+    const std::int64_t id = leased->front().recipients.front().id;
+    const std::string text = "From: MAILER-DAEMON\r\nSubject: Undelivered\r\n\r\nreport\r\n";
+    auto reports = [&] {
+        // One copy for bob's mailbox, one for a remote watcher: both commit with the outcome or not at all.
+        Delivery d;
+        d.content = text;
+        d.targets = {{inbox_, {}}};
+        OutgoingMessage o;
+        o.recipients.push_back({"watcher@remote.test", "", ""});
+        o.queued_at = kNow;
+        d.outgoing = std::move(o);
+        std::vector<Delivery> all;
+        all.push_back(std::move(d));
+        return all;
+    };
+    const auto failed = attempt_outcome(id, QueueState::failed, 0, attempt_at(kNow, "550 no"));
+    ASSERT_EQ(*store_->record_attempts("other", {failed}, reports()), 0u);  // another node's: nothing recorded
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+    EXPECT_TRUE(store_->list_messages(inbox_)->empty());
+    ASSERT_EQ(*store_->record_attempts("n", {failed}, reports()), 1u);
+    auto all = store_->list_queue(10, false);
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 2u);
+    EXPECT_EQ(all->at(1).reverse_path, "");  // from the null sender
+    EXPECT_EQ(all->at(1).created_at, kNow);
+    EXPECT_EQ(*store_->read_blob(all->at(1).blob_id), text);
+    ASSERT_EQ(store_->list_messages(inbox_)->size(), 1u);
+}
+
+TEST_P(BackendTest, TheSendOffsetHidesTheLocalCopiesReturnPathFromTheQueue) {
+    Delivery delivery;
+    const std::string return_path = "Return-Path: <bob@example.test>\r\n";
+    delivery.content = return_path + "Subject: both\r\n\r\nbody\r\n";
+    delivery.targets = {{inbox_, {}}};
+    OutgoingMessage outgoing;
+    outgoing.reverse_path = "bob@example.test";
+    outgoing.smtputf8 = true;
+    outgoing.send_offset = return_path.size();
+    outgoing.recipients.push_back({"a@remote.test", "", ""});
+    delivery.outgoing = outgoing;
+    auto delivered = deliver_to(*store_, std::move(delivery));
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    auto entry = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(entry) << entry.error().message;
+    EXPECT_TRUE(entry->smtputf8);
+    EXPECT_FALSE(entry->held);
+    EXPECT_EQ(entry->send_offset, return_path.size());
+    EXPECT_EQ(entry->size, std::string("Subject: both\r\n\r\nbody\r\n").size());
+    Delivery beyond;
+    beyond.content = "short";
+    outgoing.send_offset = 6;
+    beyond.outgoing = outgoing;
+    EXPECT_EQ(deliver_to(*store_, std::move(beyond)).error().code, Errc::invalid_argument);
+}
+
+TEST_P(BackendTest, ASuccessNoticeIsQueuedWithTheRemovalOfItsEnvelopeExactlyOnce) {
+    Delivery received;
+    received.content = "Subject: please confirm\r\n\r\nbody\r\n";
+    received.targets = {{inbox_, {}}};
+    received.envelope = EnvelopeRecord{"alice@remote.test", "HDRS", "", {{"bob@example.test", "SUCCESS", ""}}};
+    ASSERT_TRUE(deliver_to(*store_, std::move(received)));
+    auto envelopes = store_->pending_envelopes(10);
+    ASSERT_TRUE(envelopes);
+    ASSERT_EQ(envelopes->size(), 1u);
+    const std::int64_t envelope_id = envelopes->front().first;
+    auto notice = [&] {
+        Delivery d;
+        d.content = "Subject: Delivered\r\n\r\nyour message reached bob\r\n";
+        OutgoingMessage o;
+        o.recipients.push_back({"alice@remote.test", "", ""});
+        d.outgoing = std::move(o);
+        d.answers_envelope = envelope_id;
+        return deliver_to(*store_, std::move(d));
+    };
+    ASSERT_TRUE(notice());
+    EXPECT_TRUE(store_->pending_envelopes(10)->empty());
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+    auto again = notice();  // a second node (or a retry after a crash) answering the same envelope
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Errc::not_found);
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+}
+
+TEST_P(BackendTest, AnOutgoingRecipientMustBeAnAddress) {
+    auto refused = submit("bad", {}, {"no-at-sign"});
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::invalid_argument);
+}
+
+TEST_P(BackendTest, ACarriedOverQueueEntryKeepsEachRecipientsStateAndHistory) {
+    Delivery delivery;
+    delivery.content = "Subject: from queue.db\r\n\r\nold\r\n";
+    OutgoingMessage outgoing;
+    outgoing.reverse_path = "bob@example.test";
+    outgoing.queued_at = kNow - 7200;
+    outgoing.held = true;
+    outgoing.recipients = {{"a@remote.test", "FAILURE,DELAY", ""}, {"b@remote.test", "", ""}};
+    QueueRecipient waiting;
+    waiting.state = QueueState::deferred;
+    waiting.next_attempt_at = kNow + 60;
+    waiting.attempt_count = 2;
+    waiting.failed_attempts = 2;
+    waiting.last_reply = "451 busy \xff";
+    waiting.status = "4.3.0";
+    waiting.remote_mta = "mx.remote.test";
+    waiting.last_attempt_at = kNow - 60;
+    waiting.delay_notified = true;
+    waiting.attempts = {attempt_at(kNow - 3600, "451 one"), attempt_at(kNow - 60, "451 busy \xff")};
+    QueueRecipient done;
+    done.state = QueueState::delivered;
+    done.attempt_count = 1;
+    done.last_reply = "250 ok";
+    outgoing.carried_over = {waiting, done};
+    delivery.outgoing = outgoing;
+    auto delivered = deliver_to(*store_, std::move(delivery));
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    auto entry = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(entry) << entry.error().message;
+    EXPECT_EQ(entry->created_at, kNow - 7200);
+    EXPECT_TRUE(entry->held);
+    ASSERT_EQ(entry->recipients.size(), 2u);
+    const QueueRecipient& a = entry->recipients[0];
+    EXPECT_EQ(a.notify, "FAILURE,DELAY");
+    EXPECT_EQ(a.state, QueueState::deferred);
+    EXPECT_EQ(a.next_attempt_at, kNow + 60);
+    EXPECT_EQ(a.attempt_count, 2u);
+    EXPECT_EQ(a.failed_attempts, 2u);
+    EXPECT_EQ(a.last_reply, "451 busy \xff");
+    EXPECT_EQ(a.status, "4.3.0");
+    EXPECT_EQ(a.remote_mta, "mx.remote.test");
+    EXPECT_EQ(a.last_attempt_at, kNow - 60);
+    EXPECT_TRUE(a.delay_notified);
+    ASSERT_EQ(a.attempts.size(), 2u);
+    EXPECT_EQ(a.attempts[0].reply, "451 one");
+    EXPECT_EQ(entry->recipients[1].state, QueueState::delivered);
+    EXPECT_EQ(entry->recipients[1].last_reply, "250 ok");
+    outgoing.carried_over.pop_back();  // one state for two recipients
+    Delivery mismatched;
+    mismatched.content = "x";
+    mismatched.outgoing = outgoing;
+    EXPECT_EQ(deliver_to(*store_, std::move(mismatched)).error().code, Errc::invalid_argument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Store, BackendTest, ::testing::Values(Backend::sqlite, Backend::postgres), backend_name);
 
 // ---- PostgreSQL only: several nodes on one database.
@@ -634,7 +953,11 @@ namespace {
 struct Snapshot {
     std::vector<std::tuple<std::string, std::uint32_t, std::uint32_t, std::uint64_t, std::uint32_t>> mailboxes;
     std::vector<std::tuple<std::string, std::uint32_t, std::uint64_t, std::vector<std::string>, std::string>> messages;
-    std::vector<std::tuple<std::string, QueueState, std::uint32_t>> queue;
+    // Per recipient: address, state, attempts, failed attempts, status, remote MTA, last attempt, delay
+    // notice, and its entry's held, smtputf8 and send offset, and the connections of its attempts.
+    std::vector<std::tuple<std::string, QueueState, std::uint32_t, std::uint32_t, std::string, std::string,
+                           std::int64_t, bool, bool, bool, std::uint64_t, std::vector<std::string>>>
+        queue;
     std::vector<std::string> subscriptions;
     bool operator==(const Snapshot&) const = default;
 };
@@ -656,8 +979,17 @@ Snapshot snapshot_of(Store& store) {
         }
     }
     auto queue = store.list_queue(100, false);
-    for (const QueueEntry& entry : *queue) {
-        for (const QueueRecipient& r : entry.recipients) snapshot.queue.emplace_back(r.address, r.state, r.attempt_count);
+    for (const QueueEntry& listed : *queue) {
+        auto entry = store.find_queue_entry(listed.id);
+        EXPECT_TRUE(entry);
+        if (!entry) continue;
+        for (const QueueRecipient& r : entry->recipients) {
+            std::vector<std::string> connections;
+            for (const QueueAttempt& attempt : r.attempts) connections.push_back(attempt.connection);
+            snapshot.queue.emplace_back(r.address, r.state, r.attempt_count, r.failed_attempts, r.status, r.remote_mta,
+                                        r.last_attempt_at, r.delay_notified, entry->held, entry->smtputf8,
+                                        entry->send_offset, connections);
+        }
     }
     snapshot.subscriptions = *store.list_subscriptions(account->id);
     return snapshot;
@@ -695,10 +1027,26 @@ TEST(StoreMigration, SqliteToPostgresAndBackKeepsUidsModseqsFlagsAndTheQueue) {
         OutgoingMessage outgoing;
         outgoing.reverse_path = "bob@example.test";
         outgoing.recipients = {{"a@remote.test", "", ""}};
+        outgoing.recipients.push_back({"b@remote.test", "", ""});
         outgoing.first_attempt_at = kNow;
+        outgoing.smtputf8 = true;
+        outgoing.send_offset = 3;
         out.outgoing = outgoing;
-        ASSERT_TRUE(deliver_to(store, std::move(out)));
-        ASSERT_EQ(store.lease_due("node", kNow, 60, 10)->size(), 1u);
+        auto queued = deliver_to(store, std::move(out));
+        ASSERT_TRUE(queued);
+        auto leased = store.lease_due("node", kNow, 60, 10);
+        ASSERT_EQ(leased->size(), 1u);
+        AttemptOutcome deferred;
+        deferred.recipient_id = leased->front().recipients[1].id;
+        deferred.next_attempt_at = kNow + 600;
+        deferred.attempt = QueueAttempt{.at = kNow, .host = "mx", .address = "192.0.2.1:25", .tls = "",
+                                        .reply = "451 later", .transcript = "", .connection = "c.7"};
+        deferred.status = "4.7.1";
+        deferred.remote_mta = "mx.remote.test";
+        deferred.count_failure = true;
+        deferred.delay_notified = true;
+        ASSERT_EQ(*store.record_attempts("node", {deferred}, {}), 1u);
+        ASSERT_TRUE(store.set_queue_held(queued->queue_id, true));
         before = snapshot_of(store);
     }
     PostgresOptions pg;
