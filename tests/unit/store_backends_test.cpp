@@ -15,6 +15,7 @@
 #include "base/time.h"
 #include "store/postgres/pg.h"
 #include "store/postgres/postgres.h"
+#include "store/postgres/schema.h"
 #include "store/store.h"
 #include "store_postgres_support.h"
 #include "store_test_support.h"
@@ -919,6 +920,49 @@ TEST_F(PostgresNodesTest, RefusesASchemaNewerThanItKnows) {
     ASSERT_FALSE(opened);
     EXPECT_EQ(opened.error().code, Errc::unavailable);
     EXPECT_NE(opened.error().message.find("newer"), std::string::npos);
+}
+
+TEST(PostgresSchema, StepSixKeepsAVersionFiveQueueAndCountsItsWaitingAttemptsAsFailures) {
+    auto& server = PostgresServer::instance();
+    if (server.dsn().empty()) GTEST_SKIP() << "no PostgreSQL: " << server.why_not();
+    const std::string dsn = server.create_database();
+    {
+        // A database as magpie at schema version 5 left it, with a queue entry retried twice.
+        auto db = postgres::Connection::open(dsn, "");
+        ASSERT_TRUE(db);
+        ASSERT_TRUE((*db)->run(postgres::schema_step(5)));
+        ASSERT_TRUE((*db)->run(
+            "INSERT INTO meta(key, value) VALUES('schema_version', 5);"
+            "INSERT INTO blobs VALUES('b1', 3, 0, '', '', '', '', '', '', '', '', '');"
+            "INSERT INTO blob_chunks(blob_id, seq, data) VALUES('b1', 0, 'abc');"
+            "INSERT INTO queue_messages(id, blob_id, reverse_path, dsn_ret, dsn_envid, created_at) "
+            "VALUES(1, 'b1', 'bob@example.test', '', '', 100);"
+            "INSERT INTO queue_recipients(id, message_id, address, notify, orcpt, state, last_reply, "
+            "next_attempt_at, attempts) VALUES(1, 1, 'a@remote.test', '', '', 1, '451 busy', 500, 2), "
+            "(2, 1, 'b@remote.test', '', '', 2, '250 ok', 0, 1);"
+            "INSERT INTO queue_attempts(recipient_id, at, host, address, tls, reply, transcript) VALUES"
+            "(1, 200, 'mx', '', '', '451 one', ''), (1, 300, 'mx', '', '', '451 busy', ''),"
+            "(2, 200, 'mx', '', '', '250 ok', '')"));
+    }
+    PostgresOptions options;
+    options.dsn = dsn;
+    auto opened = open_postgres_store(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    auto entry = (*opened)->find_queue_entry(1);
+    ASSERT_TRUE(entry) << entry.error().message;
+    EXPECT_FALSE(entry->held);
+    EXPECT_EQ(entry->send_offset, 0u);
+    EXPECT_EQ(entry->size, 3u);
+    ASSERT_EQ(entry->recipients.size(), 2u);
+    EXPECT_EQ(entry->recipients[0].failed_attempts, 2u);  // still waiting: every attempt was a failure
+    EXPECT_EQ(entry->recipients[0].last_attempt_at, 300);
+    EXPECT_EQ(entry->recipients[1].failed_attempts, 0u);  // delivered
+    EXPECT_EQ(entry->recipients[1].last_attempt_at, 200);
+    EXPECT_EQ(entry->recipients[0].attempts.size(), 2u);
+    EXPECT_EQ(entry->recipients[0].attempts[1].connection, "");
+    EXPECT_EQ(**(*opened)->next_queue_due(), 500);
+    opened->reset();
+    server.drop_database(dsn);
 }
 
 TEST_F(PostgresNodesTest, CheckFindsACleanStoreAndACorruptedChunk) {
