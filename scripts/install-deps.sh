@@ -8,6 +8,7 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libc-ares-dev
   libgtest-dev libgmock-dev
+  libpq-dev postgresql
   libgmime-3.0-dev libicu-dev
   python3 python3-pytest swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2 procps

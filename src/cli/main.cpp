@@ -74,6 +74,36 @@ std::string to_mboxrd(const magpie::store::Message& message, std::string_view co
     return out;
 }
 
+// A DSN is "key=value ..." or a postgres:// URI; anything else is a data directory.
+bool is_dsn(std::string_view text) {
+    return text.find('=') != std::string_view::npos || text.starts_with("postgres://") ||
+           text.starts_with("postgresql://");
+}
+
+// `magpie migrate --from A --to B`: one side a data directory, the other a PostgreSQL DSN. The password comes
+// from PGPASSWORD / ~/.pgpass, or from [store] password_file when -c names a configuration.
+int migrate(const magpie::server::Config& config, const std::string& from, const std::string& to) {
+    magpie::store::PostgresOptions options;
+    if (config.store.backend == "postgres" || !config.store.password_file.empty()) {
+        auto configured = magpie::server::postgres_options(config);
+        if (!configured) return fail(configured.error().message);
+        options = *configured;
+    }
+    magpie::Result<magpie::store::MigrationReport> report = magpie::make_error(magpie::Errc::invalid_argument, "");
+    if (is_dsn(to) && !is_dsn(from)) {
+        options.dsn = to;
+        report = magpie::store::migrate_sqlite_to_postgres(from, options);
+    } else if (is_dsn(from) && !is_dsn(to)) {
+        options.dsn = from;
+        report = magpie::store::migrate_postgres_to_sqlite(options, to);
+    } else {
+        return fail("migrate: one of --from and --to must be a data directory, the other a PostgreSQL DSN");
+    }
+    if (!report) return fail(report.error().message);
+    std::cout << fmt::format("migrated {} messages, {} blobs, {} rows\n", report->messages, report->blobs, report->rows);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,6 +159,11 @@ int main(int argc, char** argv) {
     gc->add_option("--grace-hours", grace_hours, "keep garbage younger than this (default 24)")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{24 * 365}));
     magpie::cli::QueueCommands queue(app);
+    std::string migrate_from, migrate_to;
+    auto* migrate_cmd = app.add_subcommand(
+        "migrate", "copy a whole store between a data directory and PostgreSQL (either way), ids and UIDs kept");
+    migrate_cmd->add_option("--from", migrate_from, "a data directory or a PostgreSQL DSN")->required();
+    migrate_cmd->add_option("--to", migrate_to, "an empty PostgreSQL database (DSN) or a new data directory")->required();
 
     std::string server_address;
     auto* dns_cmd = app.add_subcommand("dns", "print every DNS record DOMAIN needs, ready to paste into its zone");
@@ -166,7 +201,6 @@ int main(int argc, char** argv) {
 
     auto config = config_from(config_file, data_dir);
     if (!config) return fail(config.error().message);
-    const auto dir = config->data_dir;
 
     if (dns_cmd->parsed() && check_records)
         return magpie::cli::check_dns_records(*config, name, server_address, dns_server);
@@ -177,7 +211,7 @@ int main(int argc, char** argv) {
     if (dkim_list->parsed()) return magpie::cli::dkim_list(*config, name);
 
     if (check->parsed()) {
-        auto report = magpie::store::check_store(dir);
+        auto report = magpie::server::check_configured_store(*config);
         if (!report) return fail(report.error().message);
         for (const auto& problem : report->problems) std::cout << "problem: " << problem << "\n";
         std::cout << report->summary << "\n";
@@ -185,6 +219,7 @@ int main(int argc, char** argv) {
     }
 
     if (queue.parsed()) return queue.run(*config);
+    if (migrate_cmd->parsed()) return migrate(*config, migrate_from, migrate_to);
 
     bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed() ||
                      tokens.read_only();

@@ -467,17 +467,25 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "store", status)) {
         auto& s = config.store;
-        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "max_batch"}));
+        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "max_batch", "dsn",
+                                            "password_file", "pool_size"}));
         MAGPIE_TRY(read(*t, "store", "backend", s.backend));
         MAGPIE_TRY(read(*t, "store", "threads", s.threads));
         MAGPIE_TRY(read(*t, "store", "lookup_threads", s.lookup_threads));
         MAGPIE_TRY(read(*t, "store", "inline_blob_max", s.inline_blob_max));
         MAGPIE_TRY(read(*t, "store", "max_batch", s.max_batch));
-        if (s.backend != "sqlite") {
-            return make_error(Errc::invalid_argument, "[store] backend: only \"sqlite\" exists so far");
+        MAGPIE_TRY(read(*t, "store", "dsn", s.dsn));
+        MAGPIE_TRY(read(*t, "store", "password_file", s.password_file));
+        MAGPIE_TRY(read(*t, "store", "pool_size", s.pool_size));
+        if (s.backend != "sqlite" && s.backend != "postgres") {
+            return make_error(Errc::invalid_argument, "[store] backend: \"sqlite\" or \"postgres\"");
         }
-        if (s.threads == 0 || s.lookup_threads == 0 || s.max_batch == 0) {
-            return make_error(Errc::invalid_argument, "[store] threads, lookup_threads and max_batch must be positive");
+        if (s.backend == "postgres" && s.dsn.empty()) {
+            return make_error(Errc::invalid_argument, "[store] backend \"postgres\" needs a dsn");
+        }
+        if (s.threads == 0 || s.lookup_threads == 0 || s.max_batch == 0 || s.pool_size == 0) {
+            return make_error(Errc::invalid_argument,
+                              "[store] threads, lookup_threads, max_batch and pool_size must be positive");
         }
     }
     MAGPIE_TRY(status);

@@ -115,6 +115,12 @@ struct StoreConfig {
     std::size_t lookup_threads = 2;            // SMTP recipient checks, apart from IMAP and logins
     std::size_t inline_blob_max = 128 * 1024;  // larger blobs get files of their own
     std::size_t max_batch = 256;               // deliveries per group commit
+    // backend = "postgres" (the shared store, issue 16): a libpq connection string or URI; the password
+    // comes from password_file (its first line) or libpq's own PGPASSWORD / ~/.pgpass, never from the DSN
+    // in the log.
+    std::string dsn;
+    std::filesystem::path password_file;
+    std::size_t pool_size = 8;                 // PostgreSQL connections for reads and IMAP/admin writes
 };
 
 // The outgoing queue ([queue]): retries, reports, connections and routes (issue 13).

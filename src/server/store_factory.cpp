@@ -1,10 +1,37 @@
 #include "server/store_factory.h"
 
+#include <fstream>
+
 #include <fmt/format.h>
 
 namespace magpie::server {
 
+Result<store::PostgresOptions> postgres_options(const Config& config) {
+    store::PostgresOptions options;
+    options.dsn = config.store.dsn;
+    options.pool_size = config.store.pool_size;
+    options.max_batch = config.store.max_batch;
+    if (!config.store.password_file.empty()) {
+        std::ifstream file(config.store.password_file);
+        if (!file) {
+            return make_error(Errc::not_found,
+                              fmt::format("[store] password_file {} cannot be read", config.store.password_file.string()));
+        }
+        std::getline(file, options.password);
+        if (!options.password.empty() && options.password.back() == '\r') options.password.pop_back();
+    }
+    return options;
+}
+
 Result<std::unique_ptr<store::Store>> open_store(const Config& config, bool read_only) {
+    if (config.store.backend == "postgres") {
+        auto options = postgres_options(config);
+        if (!options) return options.error();
+        options->read_only = read_only;
+        // A read-only open serves one-shot tools (magpie list, export): they need not hear other nodes.
+        options->listen = !read_only;
+        return store::open_postgres_store(*options);
+    }
     if (config.store.backend != "sqlite") {
         return make_error(Errc::invalid_argument,
                           fmt::format("[store] backend \"{}\" is not built into this magpie", config.store.backend));
@@ -19,6 +46,15 @@ Result<std::unique_ptr<store::Store>> open_store(const Config& config, bool read
     options.max_batch = config.store.max_batch;
     options.max_transcript_bytes = config.queue.max_transcript;
     return store::open_sqlite_store(options);
+}
+
+Result<store::CheckReport> check_configured_store(const Config& config) {
+    if (config.store.backend == "postgres") {
+        auto options = postgres_options(config);
+        if (!options) return options.error();
+        return store::check_postgres_store(*options);
+    }
+    return store::check_store(config.data_dir);
 }
 
 }  // namespace magpie::server

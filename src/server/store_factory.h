@@ -6,6 +6,7 @@
 
 #include "base/result.h"
 #include "server/config.h"
+#include "store/postgres/postgres.h"
 #include "store/store.h"
 
 namespace magpie::server {
@@ -14,5 +15,12 @@ namespace magpie::server {
 // `config.data_dir` for the embedded one. read_only opens it for inspection beside a running magpied;
 // Errc::not_found when a read-only open finds no store there.
 Result<std::unique_ptr<store::Store>> open_store(const Config& config, bool read_only = false);
+
+// The PostgreSQL options of a configuration whose backend is "postgres": the DSN, the password read from
+// password_file (first line; libpq's PGPASSWORD when there is none) and the pool and batch sizes.
+Result<store::PostgresOptions> postgres_options(const Config& config);
+
+// `magpie check` on whichever backend the configuration names.
+Result<store::CheckReport> check_configured_store(const Config& config);
 
 }  // namespace magpie::server

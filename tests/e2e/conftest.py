@@ -2,6 +2,9 @@
 
 Each test gets a fresh server: `server.smtp_port`, `server.export(user, mailbox, uid)` reads stored bytes back
 through the `magpie` admin command, `server.magpie(...)` runs any admin command.
+
+MAGPIE_STORE_BACKEND=postgres runs every server on the PostgreSQL backend instead of the embedded one: one
+throw-away PostgreSQL for the session (tests/e2e/postgres.py), a fresh database per server.
 """
 import os
 import re
@@ -13,12 +16,18 @@ from pathlib import Path
 
 import pytest
 
+import postgres
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MAGPIE_BUILD_DIR", ROOT / "build"))
 MAGPIED = BUILD / "src" / "server" / "magpied"
 MAGPIE = BUILD / "src" / "cli" / "magpie"
 DOMAIN = "example.test"
 PASSWORD = "correct horse battery staple"
+STORE_BACKEND = os.environ.get("MAGPIE_STORE_BACKEND", "sqlite")
+# For tests that open the embedded store's own files (magpie.db, blobs/) to look behind the interface.
+embedded_store_only = pytest.mark.skipif(STORE_BACKEND != "sqlite",
+                                         reason="looks into the embedded store's files")
 
 
 def make_certificate(directory: Path, hostname: str):
@@ -60,9 +69,13 @@ class Magpied:
     def __init__(self, workdir: Path, smtp_options: dict | None = None, tls: bool = True,
                  hostname: str = "mx.example.test", imap_options: dict | None = None,
                  auth_options: dict | None = None, host: str = "127.0.0.1", smtp_port: int = 0,
-                 sections: dict | None = None):
+                 sections: dict | None = None, store_dsn: str | None = None):
         """`host` is the loopback address every listener binds (the seed's two servers use 127.0.0.2 and
-        127.0.0.3, on port 25 inside a network namespace); `sections` adds whole TOML sections by name."""
+        127.0.0.3, on port 25 inside a network namespace); `sections` adds whole TOML sections by name;
+        `store_dsn` puts the store in that PostgreSQL database (several servers may share one)."""
+        if store_dsn:
+            sections = dict(sections or {})
+            sections["store"] = {"backend": "postgres", "dsn": store_dsn, **sections.get("store", {})}
         self.workdir = workdir
         self.host = host
         self.ports = {}
@@ -163,17 +176,31 @@ class Magpied:
             return f.read().decode(errors="replace")
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One PostgreSQL for the whole session, started on first use and stopped at the end."""
+    if not postgres.available():
+        pytest.skip("PostgreSQL is not installed (scripts/install-deps.sh)")
+    cluster = postgres.PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def make_server(tmp_path):
+def make_server(tmp_path, request):
     servers = []
 
-    def factory(name="mx", users=("alice", "bob"), **kwargs):
+    def factory(name="mx", users=("alice", "bob"), provision=True, **kwargs):
+        """`provision=False` adds no domain and no users: a second node on a store that has them."""
         workdir = tmp_path / name
         workdir.mkdir()
+        if STORE_BACKEND == "postgres" and "store_dsn" not in kwargs:
+            kwargs["store_dsn"] = request.getfixturevalue("postgres_cluster").create_database()
         server = Magpied(workdir, **kwargs)
-        server.magpie("domain", "add", DOMAIN)
-        for user in users:
-            server.add_user(f"{user}@{DOMAIN}")
+        if provision:
+            server.magpie("domain", "add", DOMAIN)
+            for user in users:
+                server.add_user(f"{user}@{DOMAIN}")
         servers.append(server)
         return server.start()
 

@@ -3,7 +3,7 @@ import sqlite3
 import smtplib
 import subprocess
 
-from conftest import DOMAIN, MAGPIE
+from conftest import DOMAIN, MAGPIE, embedded_store_only
 
 ALICE = f"alice@{DOMAIN}"
 
@@ -48,6 +48,7 @@ def test_password_is_stored_as_argon2id_never_in_clear(tmp_path):
     assert run(data, "user", "passwd", "nobody@example.org", input=b"x\n").returncode != 0
 
 
+@embedded_store_only
 def test_check_finds_a_damaged_blob(make_server):
     server = make_server()
     body = b"Subject: big\r\n\r\n" + (b"0123456789abcdef" * 4 + b"\r\n") * 3000  # above inline_blob_max: a file

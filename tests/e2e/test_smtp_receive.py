@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import DOMAIN, smtp_dialogue
+from conftest import DOMAIN, embedded_store_only, smtp_dialogue
 
 ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
@@ -279,6 +279,7 @@ def test_bare_postmaster_reaches_the_postmaster(server):
     assert b"Subject: to the postmaster" in server.export(BOB, uid=1)
 
 
+@embedded_store_only
 def test_dsn_parameters_are_kept_for_success_notifications(make_server):
     # With the queue running, magpied turns these records into success notices and deletes them
     # (tests/e2e/test_relay.py covers that); here the record itself is the subject.

@@ -145,6 +145,19 @@ TEST_F(ConfigFile, RejectsWrongTypesAndUnsafeLimits) {
     EXPECT_FALSE(load("[store]\nbackend = \"mysql\"\n"));
 }
 
+TEST_F(ConfigFile, PostgresBackendNeedsADsnAndReadsItsPasswordFileAndPool) {
+    EXPECT_FALSE(load("[store]\nbackend = \"postgres\"\n"));  // no dsn
+    EXPECT_FALSE(load("[store]\nbackend = \"postgres\"\ndsn = \"dbname=magpie\"\npool_size = 0\n"));
+    auto config = load(
+        "[store]\nbackend = \"postgres\"\ndsn = \"host=127.0.0.1 dbname=magpie\"\n"
+        "password_file = \"/etc/magpie/pgpass\"\npool_size = 16\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->store.backend, "postgres");
+    EXPECT_EQ(config->store.dsn, "host=127.0.0.1 dbname=magpie");
+    EXPECT_EQ(config->store.password_file, "/etc/magpie/pgpass");
+    EXPECT_EQ(config->store.pool_size, 16u);
+}
+
 TEST_F(ConfigFile, ReportsSyntaxErrorsWithALine) {
     auto config = load("[server]\nhostname = \n");
     ASSERT_FALSE(config);

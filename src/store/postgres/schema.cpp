@@ -1,0 +1,265 @@
+#include "store/postgres/schema.h"
+
+#include <fmt/format.h>
+
+#include "store/flags.h"
+
+namespace magpie::store::postgres {
+namespace {
+
+static_assert(flag_seen == 1 && flag_deleted == 8, "the partial indexes name \\Seen and \\Deleted by number");
+
+// Version 5, the embedded store's layout in PostgreSQL terms. Differences, and why:
+// - Bytes that come from outside and need not be UTF-8 (parse-once header fields, MIME structure, SMTP
+//   replies and transcripts) are bytea: a text column would refuse a raw 8-bit Subject in a UTF-8 database.
+// - Blob bytes live in blob_chunks, one row per `chunk` bytes (256 KiB by default), so neither end ever
+//   builds a whole large message as one parameter or one value; blobs.size is the sum of their lengths.
+// - Integers that the embedded store keeps in SQLite's 64-bit INTEGER are bigint here (UIDs fit int4
+//   only unsigned; MODSEQs are 63-bit).
+// - meta holds last_uidvalidity (a row lock serializes it between nodes) and schema_version.
+constexpr const char* kSchemaV5 = R"sql(
+CREATE TABLE meta(
+  key text PRIMARY KEY,
+  value bigint NOT NULL
+);
+
+CREATE TABLE domains(
+  id bigserial PRIMARY KEY,
+  name text NOT NULL UNIQUE
+);
+
+CREATE TABLE accounts(
+  id bigserial PRIMARY KEY,
+  domain_id bigint NOT NULL REFERENCES domains(id) ON DELETE RESTRICT,
+  address text NOT NULL UNIQUE,
+  password_hash text NOT NULL,
+  scram_salt bytea NOT NULL,
+  scram_iterations bigint NOT NULL,
+  scram_stored_key bytea NOT NULL,
+  scram_server_key bytea NOT NULL,
+  disabled boolean NOT NULL DEFAULT false,
+  created_at bigint NOT NULL
+);
+CREATE INDEX accounts_domain ON accounts(domain_id);
+
+CREATE TABLE aliases(
+  id bigserial PRIMARY KEY,
+  domain_id bigint NOT NULL REFERENCES domains(id) ON DELETE RESTRICT,
+  address text NOT NULL UNIQUE,
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE
+);
+CREATE INDEX aliases_domain ON aliases(domain_id);
+CREATE INDEX aliases_account ON aliases(account_id);
+
+CREATE TABLE mailboxes(
+  id bigserial PRIMARY KEY,
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  uidvalidity bigint NOT NULL,
+  uidnext bigint NOT NULL DEFAULT 1,
+  highest_modseq bigint NOT NULL DEFAULT 1,
+  special_use integer NOT NULL DEFAULT 0,
+  message_count bigint NOT NULL DEFAULT 0,
+  total_size bigint NOT NULL DEFAULT 0,
+  unseen_count bigint NOT NULL DEFAULT 0,
+  deleted_count bigint NOT NULL DEFAULT 0,
+  deleted_size bigint NOT NULL DEFAULT 0,
+  recent_count bigint NOT NULL DEFAULT 0,
+  first_recent_uid bigint NOT NULL DEFAULT 1,
+  UNIQUE(account_id, name)
+);
+
+CREATE TABLE subscriptions(
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  PRIMARY KEY(account_id, name)
+);
+
+CREATE TABLE blobs(
+  id text PRIMARY KEY,
+  size bigint NOT NULL,
+  created_at bigint NOT NULL,
+  subject bytea NOT NULL,
+  from_header bytea NOT NULL,
+  to_header bytea NOT NULL,
+  cc_header bytea NOT NULL,
+  date_header bytea NOT NULL,
+  message_id bytea NOT NULL,
+  in_reply_to bytea NOT NULL,
+  refs bytea NOT NULL,
+  structure bytea NOT NULL
+);
+
+CREATE TABLE blob_chunks(
+  blob_id text NOT NULL REFERENCES blobs(id) ON DELETE CASCADE,
+  seq integer NOT NULL,
+  data bytea NOT NULL,
+  PRIMARY KEY(blob_id, seq)
+);
+
+CREATE TABLE messages(
+  id bigserial PRIMARY KEY,
+  mailbox_id bigint NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  uid bigint NOT NULL,
+  modseq bigint NOT NULL,
+  blob_id text NOT NULL REFERENCES blobs(id),
+  size bigint NOT NULL,
+  internal_date bigint NOT NULL,
+  system_flags integer NOT NULL DEFAULT 0,
+  keywords text NOT NULL DEFAULT '',
+  UNIQUE(mailbox_id, uid)
+);
+CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX messages_blob ON messages(blob_id);
+CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE (system_flags & 8) <> 0;
+CREATE INDEX messages_unseen ON messages(mailbox_id, uid) WHERE (system_flags & 1) = 0;
+
+CREATE TABLE change_log(
+  mailbox_id bigint NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+  modseq bigint NOT NULL,
+  uid bigint NOT NULL,
+  kind integer NOT NULL,
+  PRIMARY KEY(mailbox_id, modseq, uid)
+);
+CREATE INDEX change_log_uid_kind ON change_log(mailbox_id, uid, kind);
+
+CREATE TABLE envelopes(
+  id bigserial PRIMARY KEY,
+  received_at bigint NOT NULL,
+  blob_id text NOT NULL,
+  reverse_path text NOT NULL,
+  dsn_ret text NOT NULL,
+  dsn_envid text NOT NULL
+);
+CREATE INDEX envelopes_blob ON envelopes(blob_id);
+CREATE TABLE envelope_recipients(
+  envelope_id bigint NOT NULL REFERENCES envelopes(id) ON DELETE CASCADE,
+  position integer NOT NULL,
+  address text NOT NULL,
+  notify text NOT NULL,
+  orcpt text NOT NULL,
+  PRIMARY KEY(envelope_id, position)
+);
+
+CREATE TABLE queue_messages(
+  id bigserial PRIMARY KEY,
+  blob_id text NOT NULL REFERENCES blobs(id),
+  reverse_path text NOT NULL,
+  dsn_ret text NOT NULL,
+  dsn_envid text NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE INDEX queue_messages_blob ON queue_messages(blob_id);
+
+CREATE TABLE queue_recipients(
+  id bigserial PRIMARY KEY,
+  message_id bigint NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+  address text NOT NULL,
+  notify text NOT NULL,
+  orcpt text NOT NULL,
+  state integer NOT NULL,
+  last_reply bytea NOT NULL DEFAULT '',
+  next_attempt_at bigint NOT NULL,
+  attempts bigint NOT NULL DEFAULT 0,
+  lease_owner text NOT NULL DEFAULT '',
+  lease_expires_at bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
+CREATE INDEX queue_recipients_due ON queue_recipients(next_attempt_at) WHERE state IN (0, 1);
+
+CREATE TABLE queue_attempts(
+  id bigserial PRIMARY KEY,
+  recipient_id bigint NOT NULL REFERENCES queue_recipients(id) ON DELETE CASCADE,
+  at bigint NOT NULL,
+  host bytea NOT NULL,
+  address bytea NOT NULL,
+  tls bytea NOT NULL,
+  reply bytea NOT NULL,
+  transcript bytea NOT NULL
+);
+CREATE INDEX queue_attempts_recipient ON queue_attempts(recipient_id);
+
+CREATE TABLE api_tokens(
+  id bigserial PRIMARY KEY,
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  token_hash bytea NOT NULL UNIQUE,
+  created_at bigint NOT NULL,
+  expires_at bigint,
+  UNIQUE(account_id, name)
+);
+)sql";
+
+// Version 6, the twin of the embedded store's (store/sqlite/schema.cpp kSchemaV6): the one outgoing queue
+// with everything `magpie queue` and the scheduler need. queue_messages gains held, smtputf8 and send_offset
+// (octets of the blob only the local copies carry); queue_recipients the RFC 3463 status and remote MTA of
+// the last result, the last attempt's time, failed_attempts (the retry schedule's count; version 5 counted
+// every attempt, which for a recipient still waiting were all temporary failures) and delay_notified;
+// queue_attempts the id of the connection that carried the attempt. Flags are booleans here; remote_mta
+// comes from outside (a host's own name in its reply) and so is bytea, like the attempt's host.
+// queue_recipients_lease serves release_leases(owner) at start-up without a scan.
+constexpr const char* kSchemaV6 = R"sql(
+ALTER TABLE queue_messages ADD COLUMN smtputf8 boolean NOT NULL DEFAULT false;
+ALTER TABLE queue_messages ADD COLUMN held boolean NOT NULL DEFAULT false;
+ALTER TABLE queue_messages ADD COLUMN send_offset bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE queue_recipients ADD COLUMN status text NOT NULL DEFAULT '';
+ALTER TABLE queue_recipients ADD COLUMN remote_mta bytea NOT NULL DEFAULT '';
+ALTER TABLE queue_recipients ADD COLUMN last_attempt_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE queue_recipients ADD COLUMN failed_attempts bigint NOT NULL DEFAULT 0;
+ALTER TABLE queue_recipients ADD COLUMN delay_notified boolean NOT NULL DEFAULT false;
+UPDATE queue_recipients SET failed_attempts = attempts WHERE state IN (0, 1);
+UPDATE queue_recipients SET last_attempt_at = coalesce(
+  (SELECT max(a.at) FROM queue_attempts a WHERE a.recipient_id = queue_recipients.id), 0);
+
+ALTER TABLE queue_attempts ADD COLUMN connection text NOT NULL DEFAULT '';
+
+CREATE INDEX queue_recipients_lease ON queue_recipients(lease_owner) WHERE lease_owner <> '';
+)sql";
+
+// Any number will do as long as every magpied uses the same one: the advisory lock of migrations.
+constexpr std::int64_t kMigrationLock = 0x6d61677069650001;  // "magpie" 1
+
+}  // namespace
+
+const char* schema_step(int version) {
+    switch (version) {
+        case 5: return kSchemaV5;
+        case 6: return kSchemaV6;
+        default: return nullptr;
+    }
+}
+
+Result<int> schema_version(Connection& db) {
+    auto exists = db.exec("SELECT to_regclass('meta') IS NOT NULL");
+    if (!exists) return exists.error();
+    if (!exists->boolean(0, 0)) return 0;
+    auto rows = db.exec("SELECT value FROM meta WHERE key = 'schema_version'");
+    if (!rows) return rows.error();
+    if (rows->empty()) return make_error(Errc::corrupt, "a meta table without schema_version: not a Magpie store");
+    return static_cast<int>(rows->int64(0, 0));
+}
+
+Result<void> migrate(Connection& db) {
+    return in_transaction(db, [&]() -> Result<void> {
+        MAGPIE_TRY(db.exec("SELECT pg_advisory_xact_lock($1)", Params().add(kMigrationLock)));
+        auto version = schema_version(db);
+        if (!version) return version.error();
+        if (*version == kSchemaVersion) return {};
+        if (*version > kSchemaVersion) {
+            return make_error(Errc::unavailable, fmt::format("store schema version {} is newer than this magpie ({})",
+                                                             *version, kSchemaVersion));
+        }
+        for (int step = *version + 1; step <= kSchemaVersion; ++step) {
+            const char* ddl = schema_step(step);
+            if (ddl == nullptr) continue;  // versions before the backend existed: step 5 lays them all down
+            MAGPIE_TRY(db.run(ddl));
+        }
+        MAGPIE_TRY(db.exec(
+            "INSERT INTO meta(key, value) VALUES('schema_version', $1) ON CONFLICT(key) DO UPDATE SET value = $1",
+            Params().add(kSchemaVersion)));
+        return {};
+    });
+}
+
+}  // namespace magpie::store::postgres

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# A throw-away PostgreSQL for the tests (unit and end-to-end alike): one cluster in DIR, listening on
+# 127.0.0.1:PORT only (and a socket in DIR), superuser `magpie` with trust authentication on loopback, and a
+# database `magpie`. initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
+#   tests/postgres-cluster.sh start DIR PORT   initdb, start, create the database (exit 0 when ready)
+#   tests/postgres-cluster.sh stop DIR         fast shutdown
+#   tests/postgres-cluster.sh restart DIR      fast shutdown and start again (clients lose their connections)
+set -euo pipefail
+
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -n "$bin" ] || { echo "postgres-cluster: no PostgreSQL under /usr/lib/postgresql (scripts/install-deps.sh)" >&2; exit 2; }
+as=()
+[ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
+
+case "${1:-}" in
+start)
+    dir=$2 port=$3
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+    "${as[@]}" "$bin/initdb" -D "$dir/data" -U magpie --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; exit 1; }
+    # fsync stays on: the tests measure and rely on durable commits like production.
+    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c shared_buffers=32MB" \
+        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    "${as[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U magpie magpie
+    ;;
+stop)
+    dir=$2
+    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+    ;;
+restart)
+    dir=$2
+    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
+    ;;
+*)
+    echo "usage: $0 start DIR PORT | stop DIR" >&2
+    exit 2
+    ;;
+esac

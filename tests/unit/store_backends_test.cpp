@@ -1,0 +1,1140 @@
+// The Store's promises, checked on every backend: the same behaviour tests run against the embedded store
+// (SQLite) and the shared one (a real PostgreSQL started for this binary, see store_postgres_support.h).
+// The PostgreSQL-only cases below them check what only a shared store has: two nodes on one database.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "base/time.h"
+#include "store/postgres/pg.h"
+#include "store/postgres/postgres.h"
+#include "store/postgres/schema.h"
+#include "store/store.h"
+#include "store_postgres_support.h"
+#include "store_test_support.h"
+
+namespace magpie::store {
+namespace {
+
+constexpr std::int64_t kNow = 1'800'000'000;
+
+// The queue's bounds in these tests, small enough to be reached.
+constexpr std::size_t kTranscriptBytes = 64;
+constexpr std::size_t kAttemptsKept = 3;
+
+enum class Backend { sqlite, postgres };
+
+std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
+    return info.param == Backend::sqlite ? "Sqlite" : "Postgres";
+}
+
+Result<Delivered> deliver_to(Store& store, Delivery delivery) {
+    std::promise<Result<Delivered>> promise;
+    auto future = promise.get_future();
+    store.deliver(std::move(delivery), [&](Result<Delivered> result) { promise.set_value(std::move(result)); });
+    return future.get();
+}
+
+class BackendTest : public ::testing::TestWithParam<Backend> {
+protected:
+    void SetUp() override {
+        if (GetParam() == Backend::postgres) {
+            auto& server = PostgresServer::instance();
+            if (server.dsn().empty()) GTEST_SKIP() << "no PostgreSQL: " << server.why_not();
+            dsn_ = server.create_database();
+        }
+        open();
+        ASSERT_TRUE(store_);
+        ASSERT_TRUE(store_->add_domain("example.test"));
+        bob_ = make_account("bob@example.test");
+        inbox_ = find(bob_.id, "INBOX").id;
+    }
+    void TearDown() override {
+        store_.reset();
+        if (!dsn_.empty()) PostgresServer::instance().drop_database(dsn_);
+    }
+
+    PostgresOptions postgres_options() const {
+        PostgresOptions options;
+        options.dsn = dsn_;
+        options.chunk_bytes = 64 * 1024;  // several chunks for the large-message cases
+        options.pool_size = 4;
+        return options;
+    }
+
+    void open(bool read_only = false) {
+        store_.reset();
+        if (GetParam() == Backend::sqlite) {
+            SqliteOptions options;
+            options.data_dir = dir_.path();
+            options.read_only = read_only;
+            options.max_transcript_bytes = kTranscriptBytes;
+            options.max_attempts_kept = kAttemptsKept;
+            auto opened = open_sqlite_store(options);
+            ASSERT_TRUE(opened) << opened.error().message;
+            store_ = std::move(*opened);
+        } else {
+            PostgresOptions options = postgres_options();
+            options.read_only = read_only;
+            options.max_transcript_bytes = kTranscriptBytes;
+            options.max_attempts_kept = kAttemptsKept;
+            auto opened = open_postgres_store(options);
+            ASSERT_TRUE(opened) << opened.error().message;
+            store_ = std::move(*opened);
+        }
+    }
+
+    Account make_account(std::string_view address) {
+        ScramCredentials scram{std::string("salt\0bytes", 10), 4096, std::string(32, 's'), std::string(32, 'k')};
+        auto account = store_->add_account(address, "$argon2id$v=19$m=65536,t=2,p=1$fake", scram);
+        EXPECT_TRUE(account) << account.error().message;
+        return account ? *account : Account{};
+    }
+
+    Mailbox find(std::int64_t account_id, std::string_view name) {
+        auto found = store_->find_mailbox(account_id, name);
+        EXPECT_TRUE(found) << found.error().message;
+        return found ? *found : Mailbox{};
+    }
+
+    Result<Delivered> deliver(std::string content, std::vector<DeliveryTarget> targets) {
+        Delivery delivery;
+        delivery.content = std::move(content);
+        delivery.internal_date = 1'700'000'000;
+        delivery.targets = std::move(targets);
+        delivery.summary.subject = "hi \xe9t\xe9";  // raw 8-bit, not UTF-8: stored as given
+        delivery.summary.from = "alice@remote.test";
+        delivery.summary.structure = std::string("\x01\x00structure", 11);
+        return deliver_to(*store_, std::move(delivery));
+    }
+
+    std::vector<std::uint32_t> deliver_many(std::int64_t mailbox, int n) {
+        std::vector<std::uint32_t> uids;
+        for (int i = 0; i < n; ++i) {
+            auto delivered = deliver(fmt::format("Subject: {}\r\n\r\nbody {}\r\n", i, i), {{mailbox, {}}});
+            EXPECT_TRUE(delivered) << delivered.error().message;
+            if (delivered) uids.push_back(delivered->placed[0].uid);
+        }
+        return uids;
+    }
+
+    // A message from bob's client to `remote` recipients (and local copies in `targets`).
+    Result<Delivered> submit(std::string content, std::vector<DeliveryTarget> targets, std::vector<std::string> remote,
+                             std::int64_t first_attempt_at = kNow) {
+        Delivery delivery;
+        delivery.content = std::move(content);
+        delivery.targets = std::move(targets);
+        OutgoingMessage outgoing;
+        outgoing.reverse_path = "bob@example.test";
+        outgoing.dsn_ret = "HDRS";
+        outgoing.dsn_envid = "env-1";
+        outgoing.first_attempt_at = first_attempt_at;
+        for (auto& address : remote) outgoing.recipients.push_back(EnvelopeRecipient{address, "FAILURE", ""});
+        delivery.outgoing = std::move(outgoing);
+        return deliver_to(*store_, std::move(delivery));
+    }
+
+    static std::vector<std::int64_t> recipient_ids(const std::vector<QueueEntry>& entries) {
+        std::vector<std::int64_t> ids;
+        for (const auto& entry : entries)
+            for (const auto& recipient : entry.recipients) ids.push_back(recipient.id);
+        return ids;
+    }
+
+    TempDir dir_;
+    std::string dsn_;
+    std::unique_ptr<Store> store_;
+    Account bob_;
+    std::int64_t inbox_ = 0;
+};
+
+TEST_P(BackendTest, DeliveredMessageReadsBackWithItsSummaryAndCounters) {
+    auto delivered = deliver(std::string(kSmallMessage), {{inbox_, {"\\Flagged", "$Work"}}});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    ASSERT_EQ(delivered->placed.size(), 1u);
+    EXPECT_EQ(delivered->placed[0].uid, 1u);
+    EXPECT_EQ(delivered->placed[0].modseq, 2u);  // a new mailbox's HIGHESTMODSEQ is 1
+    auto message = store_->find_message(inbox_, 1);
+    ASSERT_TRUE(message) << message.error().message;
+    EXPECT_EQ(message->summary.subject, "hi \xe9t\xe9");
+    EXPECT_EQ(message->summary.structure, std::string("\x01\x00structure", 11));
+    EXPECT_EQ(message->flags, (std::vector<std::string>{"\\Flagged", "$Work"}));
+    EXPECT_EQ(message->internal_date, 1'700'000'000);
+    auto content = store_->read_blob(message->blob_id);
+    ASSERT_TRUE(content);
+    EXPECT_EQ(*content, kSmallMessage);
+    auto status = store_->mailbox_status(inbox_);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->messages, 1u);
+    EXPECT_EQ(status->unseen, 1u);
+    EXPECT_EQ(status->recent, 1u);
+    EXPECT_EQ(status->uidnext, 2u);
+    EXPECT_EQ(status->highest_modseq, 2u);
+    EXPECT_EQ(status->size, kSmallMessage.size());
+    auto account = store_->find_account("BOB@example.test");
+    ASSERT_TRUE(account);
+    EXPECT_EQ(account->scram.salt, std::string("salt\0bytes", 10));
+}
+
+TEST_P(BackendTest, LargeBinaryMessageRoundTripsAndIsStoredOnce) {
+    std::string content = "Subject: big\r\n\r\n";
+    for (int i = 0; content.size() < 600 * 1024; ++i) content += static_cast<char>(i * 7 % 256);
+    auto first = deliver(content, {{inbox_, {}}});
+    ASSERT_TRUE(first) << first.error().message;
+    auto second = deliver(content, {{find(bob_.id, "Archive").id, {}}});
+    ASSERT_TRUE(second);
+    EXPECT_EQ(first->blob_id, second->blob_id);
+    auto back = store_->read_blob(first->blob_id);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_TRUE(*back == content);
+}
+
+TEST_P(BackendTest, ConcurrentDeliveriesGetDistinctIncreasingUidsAndShareCommits) {
+    constexpr int kThreads = 8, kEach = 20;
+    std::vector<std::thread> threads;
+    std::mutex mutex;
+    std::vector<Delivered::Placed> placed;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kEach; ++i) {
+                auto delivered = deliver(fmt::format("Subject: {} {}\r\n\r\nx\r\n", t, i), {{inbox_, {}}});
+                ASSERT_TRUE(delivered) << delivered.error().message;
+                std::lock_guard lock(mutex);
+                placed.push_back(delivered->placed[0]);
+            }
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    std::set<std::uint32_t> uids;
+    std::set<std::uint64_t> modseqs;
+    for (const auto& p : placed) {
+        uids.insert(p.uid);
+        modseqs.insert(p.modseq);
+    }
+    EXPECT_EQ(uids.size(), static_cast<std::size_t>(kThreads * kEach));
+    EXPECT_EQ(modseqs.size(), static_cast<std::size_t>(kThreads * kEach));
+    EXPECT_EQ(*uids.rbegin(), static_cast<std::uint32_t>(kThreads * kEach));
+    auto states = store_->list_states(inbox_);
+    ASSERT_TRUE(states);
+    EXPECT_EQ(states->size(), static_cast<std::size_t>(kThreads * kEach));
+    // Group commit: eight senders at once share transactions.
+    StoreStats stats = store_->stats();
+    EXPECT_EQ(stats.deliveries, static_cast<std::uint64_t>(kThreads * kEach));
+    EXPECT_LT(stats.commits, stats.deliveries + stats.writes);
+}
+
+TEST_P(BackendTest, StoreFlagsTakesOneModseqKeepsCountersAndLogsChanges) {
+    auto uids = deliver_many(inbox_, 3);
+    FlagUpdate seen{FlagOperation::add, {"\\Seen", "$Label"}, std::nullopt};
+    auto stored = store_->store_flags(inbox_, {1, 2}, seen);
+    ASSERT_TRUE(stored) << stored.error().message;
+    ASSERT_EQ(stored->changed.size(), 2u);
+    EXPECT_EQ(stored->changed[0].modseq, stored->changed[1].modseq);
+    EXPECT_EQ(stored->changed[0].flags, (std::vector<std::string>{"\\Seen", "$Label"}));
+    auto again = store_->store_flags(inbox_, {1}, seen);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->unchanged, std::vector<std::uint32_t>{1});
+    FlagUpdate guarded{FlagOperation::remove, {"\\Seen"}, std::uint64_t{1}};
+    auto refused = store_->store_flags(inbox_, {1, 3}, guarded);
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->modified, std::vector<std::uint32_t>({1, 3}));
+    auto status = store_->mailbox_status(inbox_);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->unseen, 1u);
+    auto changes = store_->changes_since(inbox_, 4);  // after the three deliveries (MODSEQs 2..4)
+    ASSERT_TRUE(changes);
+    ASSERT_EQ(changes->changed.size(), 2u);
+    EXPECT_EQ(changes->changed[0].uid, 1u);
+    EXPECT_EQ(changes->highest_modseq, stored->changed[0].modseq);
+}
+
+TEST_P(BackendTest, ExpungeRemovesOnlyDeletedAndReportsThemVanished) {
+    deliver_many(inbox_, 4);
+    ASSERT_TRUE(store_->store_flags(inbox_, {2, 3, 4}, {FlagOperation::add, {"\\Deleted"}, std::nullopt}));
+    auto before = store_->mailbox_status(inbox_);
+    ASSERT_TRUE(before);
+    EXPECT_EQ(before->deleted, 3u);
+    std::vector<std::uint32_t> only{2, 4};
+    auto expunged = store_->expunge(inbox_, &only);
+    ASSERT_TRUE(expunged) << expunged.error().message;
+    EXPECT_EQ(*expunged, std::vector<std::uint32_t>({2, 4}));
+    auto rest = store_->expunge(inbox_);
+    ASSERT_TRUE(rest);
+    EXPECT_EQ(*rest, std::vector<std::uint32_t>{3});
+    auto status = store_->mailbox_status(inbox_);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->messages, 1u);
+    EXPECT_EQ(status->deleted, 0u);
+    auto changes = store_->changes_since(inbox_, 5);
+    ASSERT_TRUE(changes);
+    EXPECT_EQ(changes->expunged, std::vector<std::uint32_t>({2, 3, 4}));
+}
+
+TEST_P(BackendTest, CopyAndMoveShareBlobsAndAllocateTargetUids) {
+    deliver_many(inbox_, 3);
+    Mailbox archive = find(bob_.id, "Archive");
+    auto copied = store_->copy_messages(inbox_, {1, 3, 99}, archive.id);
+    ASSERT_TRUE(copied) << copied.error().message;
+    EXPECT_EQ(copied->uidvalidity, archive.uidvalidity);
+    EXPECT_EQ(copied->uids, (std::vector<std::pair<std::uint32_t, std::uint32_t>>{{1, 1}, {3, 2}}));
+    auto moved = store_->move_messages(inbox_, {2}, archive.id);
+    ASSERT_TRUE(moved);
+    EXPECT_EQ(moved->uids, (std::vector<std::pair<std::uint32_t, std::uint32_t>>{{2, 3}}));
+    auto inbox = store_->list_messages(inbox_);
+    ASSERT_TRUE(inbox);
+    EXPECT_EQ(inbox->size(), 2u);
+    auto archived = store_->find_messages(archive.id, {1, 2, 3});
+    ASSERT_TRUE(archived);
+    ASSERT_EQ(archived->size(), 3u);
+    EXPECT_EQ((*archived)[0].blob_id, (*inbox)[0].blob_id);
+    EXPECT_EQ(find(bob_.id, "Archive").message_count, 3u);
+}
+
+TEST_P(BackendTest, MailboxesCreateRenameWithInferiorsAndDeleteKeepingSubscriptions) {
+    auto created = store_->create_mailbox(bob_.id, "Projects");
+    ASSERT_TRUE(created) << created.error().message;
+    EXPECT_EQ(created->highest_modseq, 1u);
+    ASSERT_TRUE(store_->create_mailbox(bob_.id, "Projects/2026"));
+    EXPECT_EQ(store_->create_mailbox(bob_.id, "Projects").error().code, Errc::already_exists);
+    ASSERT_TRUE(store_->set_subscribed(bob_.id, "Projects/2026", true));
+    ASSERT_TRUE(store_->rename_mailbox(bob_.id, "Projects", "Work"));
+    EXPECT_TRUE(store_->find_mailbox(bob_.id, "Work/2026"));
+    EXPECT_EQ(store_->find_mailbox(bob_.id, "Projects").error().code, Errc::not_found);
+    auto subscriptions = store_->list_subscriptions(bob_.id);
+    ASSERT_TRUE(subscriptions);
+    EXPECT_TRUE(std::ranges::count(*subscriptions, "Work/2026") == 1) << fmt::format("{}", fmt::join(*subscriptions, ","));
+    EXPECT_EQ(store_->delete_mailbox(bob_.id, "inbox").error().code, Errc::permission_denied);
+    ASSERT_TRUE(store_->delete_mailbox(bob_.id, "Work/2026"));
+    subscriptions = store_->list_subscriptions(bob_.id);
+    ASSERT_TRUE(subscriptions);
+    EXPECT_TRUE(std::ranges::count(*subscriptions, "Work/2026") == 1);  // DELETE does not unsubscribe
+    // A name reused gets a new UIDVALIDITY.
+    auto again = store_->create_mailbox(bob_.id, "Work/2026");
+    ASSERT_TRUE(again);
+    EXPECT_GT(again->uidvalidity, created->uidvalidity);
+    auto listed = store_->list_mailboxes(bob_.id);
+    ASSERT_TRUE(listed);
+    EXPECT_EQ(listed->front().name, "INBOX");
+}
+
+TEST_P(BackendTest, RenamingInboxMovesItsMessagesAndLeavesItEmpty) {
+    deliver_many(inbox_, 2);
+    ASSERT_TRUE(store_->rename_mailbox(bob_.id, "INBOX", "Old"));
+    EXPECT_EQ(find(bob_.id, "INBOX").message_count, 0u);
+    EXPECT_EQ(find(bob_.id, "Old").message_count, 2u);
+}
+
+TEST_P(BackendTest, RecentIsClaimedOnceBySelect) {
+    deliver_many(inbox_, 2);
+    auto first = store_->claim_recent(inbox_);
+    ASSERT_TRUE(first);
+    EXPECT_EQ(*first, 1u);
+    auto second = store_->claim_recent(inbox_);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(*second, 3u);
+    EXPECT_EQ(store_->mailbox_status(inbox_)->recent, 0u);
+}
+
+TEST_P(BackendTest, RecipientsResolveToAccountAliasThenCatchAll) {
+    ASSERT_TRUE(store_->add_alias("info@example.test", "bob@example.test"));
+    ASSERT_TRUE(store_->add_alias("@example.test", "bob@example.test"));
+    EXPECT_EQ(store_->add_alias("info@example.test", "bob@example.test").error().code, Errc::already_exists);
+    EXPECT_EQ(store_->resolve_recipient("Bob@Example.Test")->status, RecipientStatus::local);
+    auto alias = store_->resolve_recipient("info@example.test");
+    ASSERT_TRUE(alias);
+    EXPECT_EQ(alias->canonical_address, "bob@example.test");
+    EXPECT_EQ(store_->resolve_recipient("anyone@example.test")->status, RecipientStatus::local);
+    EXPECT_EQ(store_->resolve_recipient("x@elsewhere.test")->status, RecipientStatus::not_local_domain);
+    EXPECT_EQ(store_->delete_domain("example.test").error().code, Errc::permission_denied);
+    ASSERT_TRUE(store_->set_disabled("bob@example.test", true));
+    EXPECT_TRUE(store_->find_account("bob@example.test")->disabled);
+    ASSERT_TRUE(store_->delete_account("bob@example.test"));
+    EXPECT_EQ(store_->find_account("bob@example.test").error().code, Errc::not_found);
+    EXPECT_TRUE(store_->list_aliases("")->empty());
+    EXPECT_TRUE(store_->delete_domain("example.test"));
+}
+
+TEST_P(BackendTest, QueueLeasesOneRecipientToOneOwnerUntilTheLeaseLapses) {
+    Delivery delivery;
+    delivery.content = "Subject: out\r\n\r\nhello\r\n";
+    delivery.targets = {{find(bob_.id, "Sent").id, {"\\Seen"}}};
+    OutgoingMessage outgoing;
+    outgoing.reverse_path = "bob@example.test";
+    outgoing.first_attempt_at = kNow;
+    outgoing.recipients = {{"a@remote.test", "FAILURE", ""}, {"b@remote.test", "", "rfc822;b@remote.test"}};
+    delivery.outgoing = outgoing;
+    auto delivered = deliver_to(*store_, std::move(delivery));
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    ASSERT_NE(delivered->queue_id, 0);
+    auto first = store_->lease_due("node-a", kNow, 60, 10);
+    ASSERT_TRUE(first) << first.error().message;
+    ASSERT_EQ(first->size(), 1u);
+    ASSERT_EQ((*first)[0].recipients.size(), 2u);
+    EXPECT_EQ((*first)[0].recipients[0].address, "a@remote.test");
+    EXPECT_TRUE(store_->lease_due("node-b", kNow + 30, 60, 10)->empty());
+    auto taken = store_->lease_due("node-b", kNow + 61, 60, 10);  // node-a's lease lapsed
+    ASSERT_TRUE(taken);
+    ASSERT_EQ(taken->size(), 1u);
+    QueueAttempt attempt{.at = kNow + 62, .host = "mx.remote.test", .address = "192.0.2.1:25", .tls = "",
+                         .reply = "250 ok \xff", .transcript = "C: RCPT\nS: 250", .connection = "c1"};
+    std::vector<AttemptOutcome> outcomes{{.recipient_id = (*first)[0].recipients[0].id,
+                                          .state = QueueState::delivered,
+                                          .attempt = attempt,
+                                          .status = "2.0.0",
+                                          .remote_mta = "mx.remote.test"}};
+    EXPECT_EQ(*store_->record_attempts("node-a", outcomes, {}), 0u);  // no longer node-a's
+    EXPECT_EQ(*store_->record_attempts("node-b", outcomes, {}), 1u);
+    auto entry = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(entry);
+    EXPECT_EQ(entry->recipients[0].state, QueueState::delivered);
+    EXPECT_EQ(entry->recipients[0].last_reply, "250 ok \xff");
+    ASSERT_EQ(entry->recipients[0].attempts.size(), 1u);
+    EXPECT_EQ(entry->recipients[0].attempts[0].host, "mx.remote.test");
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+    ASSERT_TRUE(store_->delete_queue_entry(delivered->queue_id));
+    EXPECT_EQ(store_->find_queue_entry(delivered->queue_id).error().code, Errc::not_found);
+}
+
+TEST_P(BackendTest, EnvelopesAreKeptUntilDeleted) {
+    Delivery delivery;
+    delivery.content = std::string(kSmallMessage);
+    delivery.targets = {{inbox_, {}}};
+    delivery.envelope = EnvelopeRecord{"alice@remote.test", "HDRS", "env", {{"bob@example.test", "SUCCESS", ""}}};
+    ASSERT_TRUE(deliver_to(*store_, std::move(delivery)));
+    auto pending = store_->pending_envelopes(10);
+    ASSERT_TRUE(pending);
+    ASSERT_EQ(pending->size(), 1u);
+    EXPECT_EQ((*pending)[0].second.recipients[0].notify, "SUCCESS");
+    ASSERT_TRUE(store_->delete_envelope((*pending)[0].first));
+    EXPECT_TRUE(store_->pending_envelopes(10)->empty());
+}
+
+TEST_P(BackendTest, ApiTokensAreFoundByHashAndRevokedByName) {
+    std::string hash(32, '\0');
+    hash[5] = '\x7f';
+    auto token = store_->add_api_token(bob_.id, "phone", hash, kNow, std::nullopt);
+    ASSERT_TRUE(token) << token.error().message;
+    EXPECT_EQ(store_->add_api_token(bob_.id, "phone", std::string(32, 'x'), kNow, kNow + 1).error().code,
+              Errc::already_exists);
+    auto found = store_->find_api_token(hash);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->account_address, "bob@example.test");
+    EXPECT_FALSE(found->expires_at);
+    ASSERT_TRUE(store_->revoke_api_token(bob_.id, "phone"));
+    EXPECT_EQ(store_->find_api_token(hash).error().code, Errc::not_found);
+}
+
+TEST_P(BackendTest, ListenerHearsEachCommittedChange) {
+    // Shared with the listener, which may run after `done` has answered: it outlives the store.
+    struct Heard {
+        std::mutex mutex;
+        std::condition_variable changed;
+        std::vector<std::pair<std::int64_t, std::uint64_t>> changes;
+    };
+    auto heard = std::make_shared<Heard>();
+    store_->set_change_listener([heard](std::int64_t, std::int64_t mailbox, std::uint64_t modseq) {
+        std::lock_guard lock(heard->mutex);
+        heard->changes.emplace_back(mailbox, modseq);
+        heard->changed.notify_all();
+    });
+    deliver_many(inbox_, 1);
+    ASSERT_TRUE(store_->store_flags(inbox_, {1}, {FlagOperation::add, {"\\Seen"}, std::nullopt}));
+    std::unique_lock lock(heard->mutex);
+    heard->changed.wait_for(lock, std::chrono::seconds(2), [&] { return heard->changes.size() >= 2; });
+    ASSERT_EQ(heard->changes.size(), 2u);
+    EXPECT_EQ(heard->changes[0], std::make_pair(inbox_, std::uint64_t{2}));
+    EXPECT_EQ(heard->changes[1], std::make_pair(inbox_, std::uint64_t{3}));
+}
+
+TEST_P(BackendTest, GarbageCollectionRemovesBlobsOfDeletedAccounts) {
+    auto delivered = deliver(std::string(kSmallMessage), {{inbox_, {}}});
+    ASSERT_TRUE(delivered);
+    EXPECT_EQ(store_->collect_garbage(kNow, 30).error().code, Errc::invalid_argument);
+    ASSERT_TRUE(store_->delete_account("bob@example.test"));
+    auto collected = store_->collect_garbage(unix_now() + 100000, 3600);
+    ASSERT_TRUE(collected) << collected.error().message;
+    EXPECT_EQ(collected->blob_rows, 1u);
+    EXPECT_EQ(store_->read_blob(delivered->blob_id).error().code, Errc::not_found);
+}
+
+TEST_P(BackendTest, ReadOnlyStoreRefusesWrites) {
+    deliver_many(inbox_, 1);
+    open(/*read_only=*/true);
+    EXPECT_EQ(store_->list_messages(inbox_)->size(), 1u);
+    EXPECT_EQ(store_->add_domain("other.test").error().code, Errc::permission_denied);
+    EXPECT_FALSE(deliver(std::string(kSmallMessage), {{inbox_, {}}}));
+}
+
+AttemptOutcome attempt_outcome(std::int64_t recipient_id, QueueState state, std::int64_t next_attempt_at,
+                               QueueAttempt attempt) {
+    AttemptOutcome outcome;
+    outcome.recipient_id = recipient_id;
+    outcome.state = state;
+    outcome.next_attempt_at = next_attempt_at;
+    outcome.attempt = std::move(attempt);
+    return outcome;
+}
+
+QueueAttempt attempt_at(std::int64_t at, std::string reply, std::string transcript = "", std::string connection = "") {
+    return QueueAttempt{.at = at, .host = "mx.remote.test", .address = "192.0.2.1:25", .tls = "TLSv1.3",
+                        .reply = std::move(reply), .transcript = std::move(transcript),
+                        .connection = std::move(connection)};
+}
+
+TEST_P(BackendTest, QueueAttemptsRecordStateReplyScheduleAndABoundedHistory) {
+    auto delivered = submit("tracked", {}, {"a@remote.test", "b@remote.test", "c@remote.test"});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    auto leased = store_->lease_due("node-1", kNow, 300, 10);
+    ASSERT_TRUE(leased) << leased.error().message;
+    auto ids = recipient_ids(*leased);
+    ASSERT_EQ(ids.size(), 3u);
+    const std::string transcript = "S: 220 mx.remote.test ESMTP\r\nC: EHLO example.test\r\n" + std::string(200, 'x');
+    auto recorded = store_->record_attempts(
+        "node-1",
+        {attempt_outcome(ids[0], QueueState::delivered, 0, attempt_at(kNow, "250 2.0.0 queued", transcript, "c.1")),
+         attempt_outcome(ids[1], QueueState::deferred, kNow + 300, attempt_at(kNow, "451 4.7.1 greylisted")),
+         attempt_outcome(ids[2], QueueState::failed, 0, attempt_at(kNow, "550 5.1.1 no such user"))},
+        {});
+    ASSERT_TRUE(recorded) << recorded.error().message;
+    EXPECT_EQ(*recorded, 3u);
+    EXPECT_EQ(store_->record_attempts("node-1", {attempt_outcome(ids[0], QueueState::queued, 0, {})}, {}).error().code,
+              Errc::invalid_argument);
+
+    auto entry = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(entry) << entry.error().message;
+    ASSERT_EQ(entry->recipients.size(), 3u);
+    const QueueRecipient& sent = entry->recipients[0];
+    EXPECT_EQ(sent.state, QueueState::delivered);
+    EXPECT_EQ(sent.last_reply, "250 2.0.0 queued");
+    EXPECT_EQ(sent.attempt_count, 1u);
+    EXPECT_EQ(sent.last_attempt_at, kNow);
+    ASSERT_EQ(sent.attempts.size(), 1u);
+    EXPECT_EQ(sent.attempts[0].tls, "TLSv1.3");
+    EXPECT_EQ(sent.attempts[0].connection, "c.1");
+    EXPECT_EQ(sent.attempts[0].transcript.size(), kTranscriptBytes);
+    EXPECT_TRUE(sent.attempts[0].transcript.ends_with("[...]"));
+    EXPECT_EQ(entry->recipients[1].state, QueueState::deferred);
+    EXPECT_EQ(entry->recipients[1].next_attempt_at, kNow + 300);
+    EXPECT_EQ(entry->recipients[2].state, QueueState::failed);
+
+    // Only the deferred recipient comes back, and only when due; the record released the lease.
+    EXPECT_TRUE(store_->lease_due("node-1", kNow + 299, 300, 10)->empty());
+    for (int i = 1; i <= 4; ++i) {
+        const std::int64_t at = kNow + 300 * i;
+        auto lease = store_->lease_due("node-2", at, 300, 10);
+        ASSERT_TRUE(lease);
+        ASSERT_EQ(recipient_ids(*lease), (std::vector<std::int64_t>{ids[1]})) << i;
+        ASSERT_EQ(*store_->record_attempts(
+                      "node-2",
+                      {attempt_outcome(ids[1], QueueState::deferred, at + 300, attempt_at(at, fmt::format("451 try {}", i + 1)))},
+                      {}),
+                  1u);
+    }
+    auto later = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(later);
+    EXPECT_EQ(later->recipients[1].attempt_count, 5u);
+    ASSERT_EQ(later->recipients[1].attempts.size(), kAttemptsKept);
+    EXPECT_EQ(later->recipients[1].attempts.back().reply, "451 try 5");
+    EXPECT_EQ(later->recipients[1].last_reply, "451 try 5");
+}
+
+TEST_P(BackendTest, HeldQueueEntriesAreNotLeasedUntilReleasedAndDoNotCountAsDue) {
+    auto delivered = submit("held", {}, {"a@remote.test"});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    ASSERT_TRUE(store_->set_queue_held(delivered->queue_id, true));
+    EXPECT_TRUE(store_->find_queue_entry(delivered->queue_id)->held);
+    EXPECT_TRUE(store_->lease_due("node-1", kNow, 300, 10)->empty());
+    EXPECT_FALSE(store_->next_queue_due()->has_value());
+    ASSERT_TRUE(store_->set_queue_held(delivered->queue_id, false));
+    EXPECT_EQ(**store_->next_queue_due(), kNow);
+    EXPECT_EQ(store_->lease_due("node-1", kNow, 300, 10)->size(), 1u);
+    EXPECT_EQ(**store_->next_queue_due(), kNow + 300);  // leased: due again when the lease runs out
+    EXPECT_EQ(store_->set_queue_held(99999, true).error().code, Errc::not_found);
+}
+
+TEST_P(BackendTest, ARestartedNodeTakesBackItsOwnQueueLeasesOnly) {
+    ASSERT_TRUE(submit("mine", {}, {"a@remote.test"}));
+    ASSERT_TRUE(submit("theirs", {}, {"b@remote.test"}));
+    ASSERT_EQ(recipient_ids(*store_->lease_due("node-1", kNow, 900, 1)).size(), 1u);
+    ASSERT_EQ(recipient_ids(*store_->lease_due("node-2", kNow, 900, 1)).size(), 1u);
+    EXPECT_EQ(*store_->release_leases("node-1"), 1u);
+    EXPECT_EQ(*store_->release_leases("node-1"), 0u);
+    auto taken = store_->lease_due("node-1", kNow + 1, 900, 10);
+    ASSERT_TRUE(taken);
+    ASSERT_EQ(taken->size(), 1u);
+    EXPECT_EQ(taken->front().recipients.front().address, "a@remote.test");
+}
+
+TEST_P(BackendTest, QueueRetryNowMakesWaitingRecipientsDueAndPurgeRemovesOldFinishedEntries) {
+    auto finished = submit("finished", {}, {"a@remote.test"});
+    auto waiting = submit("waiting", {}, {"b@remote.test"});
+    ASSERT_TRUE(finished && waiting);
+    auto leased = store_->lease_due("n", kNow, 300, 10);
+    ASSERT_TRUE(leased);
+    ASSERT_EQ(leased->size(), 2u);
+    AttemptOutcome delivered =
+        attempt_outcome(leased->at(0).recipients[0].id, QueueState::delivered, 0, attempt_at(kNow, "250 ok", "", "c.1"));
+    AttemptOutcome deferred = attempt_outcome(leased->at(1).recipients[0].id, QueueState::deferred, kNow + 3600,
+                                              attempt_at(kNow, "451 later", "", "c.1"));
+    deferred.count_failure = true;
+    deferred.delay_notified = true;
+    deferred.status = "4.7.1";
+    deferred.remote_mta = "mx.remote.test";
+    ASSERT_EQ(*store_->record_attempts("n", {delivered, deferred}, {}), 2u);
+
+    auto open_entries = store_->list_queue(10, true);
+    ASSERT_TRUE(open_entries) << open_entries.error().message;
+    ASSERT_EQ(open_entries->size(), 1u);
+    EXPECT_EQ(open_entries->front().id, waiting->queue_id);
+    const QueueRecipient& r = open_entries->front().recipients.front();
+    EXPECT_EQ(r.failed_attempts, 1u);
+    EXPECT_EQ(r.status, "4.7.1");
+    EXPECT_EQ(r.remote_mta, "mx.remote.test");
+    EXPECT_EQ(r.last_attempt_at, kNow);
+    EXPECT_TRUE(r.delay_notified);
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 2u);
+
+    EXPECT_TRUE(store_->lease_due("n", kNow + 1, 300, 10)->empty());
+    EXPECT_EQ(*store_->retry_queue_now(waiting->queue_id, kNow + 1), 1u);
+    EXPECT_EQ(store_->lease_due("n", kNow + 1, 300, 10)->size(), 1u);
+    EXPECT_EQ(store_->retry_queue_now(99999, kNow).error().code, Errc::not_found);
+    EXPECT_EQ(*store_->retry_queue_now(std::nullopt, kNow + 2), 0u);  // leased, but already due
+
+    EXPECT_EQ(*store_->purge_finished_queue(kNow + 10 * 365 * 86400), 1u);
+    EXPECT_EQ(store_->find_queue_entry(finished->queue_id).error().code, Errc::not_found);
+    EXPECT_TRUE(store_->find_queue_entry(waiting->queue_id));
+}
+
+TEST_P(BackendTest, QueueReportsCommitWithTheOutcomesThatProducedThem) {
+    auto delivered = submit("to fail", {}, {"a@remote.test"});
+    ASSERT_TRUE(delivered);
+    auto leased = store_->lease_due("n", kNow, 300, 10);
+    ASSERT_TRUE(leased);
+    const std::int64_t id = leased->front().recipients.front().id;
+    const std::string text = "From: MAILER-DAEMON\r\nSubject: Undelivered\r\n\r\nreport\r\n";
+    auto reports = [&] {
+        // One copy for bob's mailbox, one for a remote watcher: both commit with the outcome or not at all.
+        Delivery d;
+        d.content = text;
+        d.targets = {{inbox_, {}}};
+        OutgoingMessage o;
+        o.recipients.push_back({"watcher@remote.test", "", ""});
+        o.queued_at = kNow;
+        d.outgoing = std::move(o);
+        std::vector<Delivery> all;
+        all.push_back(std::move(d));
+        return all;
+    };
+    const auto failed = attempt_outcome(id, QueueState::failed, 0, attempt_at(kNow, "550 no"));
+    ASSERT_EQ(*store_->record_attempts("other", {failed}, reports()), 0u);  // another node's: nothing recorded
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+    EXPECT_TRUE(store_->list_messages(inbox_)->empty());
+    ASSERT_EQ(*store_->record_attempts("n", {failed}, reports()), 1u);
+    auto all = store_->list_queue(10, false);
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 2u);
+    EXPECT_EQ(all->at(1).reverse_path, "");  // from the null sender
+    EXPECT_EQ(all->at(1).created_at, kNow);
+    EXPECT_EQ(*store_->read_blob(all->at(1).blob_id), text);
+    ASSERT_EQ(store_->list_messages(inbox_)->size(), 1u);
+}
+
+TEST_P(BackendTest, TheSendOffsetHidesTheLocalCopiesReturnPathFromTheQueue) {
+    Delivery delivery;
+    const std::string return_path = "Return-Path: <bob@example.test>\r\n";
+    delivery.content = return_path + "Subject: both\r\n\r\nbody\r\n";
+    delivery.targets = {{inbox_, {}}};
+    OutgoingMessage outgoing;
+    outgoing.reverse_path = "bob@example.test";
+    outgoing.smtputf8 = true;
+    outgoing.send_offset = return_path.size();
+    outgoing.recipients.push_back({"a@remote.test", "", ""});
+    delivery.outgoing = outgoing;
+    auto delivered = deliver_to(*store_, std::move(delivery));
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    auto entry = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(entry) << entry.error().message;
+    EXPECT_TRUE(entry->smtputf8);
+    EXPECT_FALSE(entry->held);
+    EXPECT_EQ(entry->send_offset, return_path.size());
+    EXPECT_EQ(entry->size, std::string("Subject: both\r\n\r\nbody\r\n").size());
+    Delivery beyond;
+    beyond.content = "short";
+    outgoing.send_offset = 6;
+    beyond.outgoing = outgoing;
+    EXPECT_EQ(deliver_to(*store_, std::move(beyond)).error().code, Errc::invalid_argument);
+}
+
+TEST_P(BackendTest, ASuccessNoticeIsQueuedWithTheRemovalOfItsEnvelopeExactlyOnce) {
+    Delivery received;
+    received.content = "Subject: please confirm\r\n\r\nbody\r\n";
+    received.targets = {{inbox_, {}}};
+    received.envelope = EnvelopeRecord{"alice@remote.test", "HDRS", "", {{"bob@example.test", "SUCCESS", ""}}};
+    ASSERT_TRUE(deliver_to(*store_, std::move(received)));
+    auto envelopes = store_->pending_envelopes(10);
+    ASSERT_TRUE(envelopes);
+    ASSERT_EQ(envelopes->size(), 1u);
+    const std::int64_t envelope_id = envelopes->front().first;
+    auto notice = [&] {
+        Delivery d;
+        d.content = "Subject: Delivered\r\n\r\nyour message reached bob\r\n";
+        OutgoingMessage o;
+        o.recipients.push_back({"alice@remote.test", "", ""});
+        d.outgoing = std::move(o);
+        d.answers_envelope = envelope_id;
+        return deliver_to(*store_, std::move(d));
+    };
+    ASSERT_TRUE(notice());
+    EXPECT_TRUE(store_->pending_envelopes(10)->empty());
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+    auto again = notice();  // a second node (or a retry after a crash) answering the same envelope
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Errc::not_found);
+    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
+}
+
+TEST_P(BackendTest, AnOutgoingRecipientMustBeAnAddress) {
+    auto refused = submit("bad", {}, {"no-at-sign"});
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::invalid_argument);
+}
+
+TEST_P(BackendTest, ACarriedOverQueueEntryKeepsEachRecipientsStateAndHistory) {
+    Delivery delivery;
+    delivery.content = "Subject: from queue.db\r\n\r\nold\r\n";
+    OutgoingMessage outgoing;
+    outgoing.reverse_path = "bob@example.test";
+    outgoing.queued_at = kNow - 7200;
+    outgoing.held = true;
+    outgoing.recipients = {{"a@remote.test", "FAILURE,DELAY", ""}, {"b@remote.test", "", ""}};
+    QueueRecipient waiting;
+    waiting.state = QueueState::deferred;
+    waiting.next_attempt_at = kNow + 60;
+    waiting.attempt_count = 2;
+    waiting.failed_attempts = 2;
+    waiting.last_reply = "451 busy \xff";
+    waiting.status = "4.3.0";
+    waiting.remote_mta = "mx.remote.test";
+    waiting.last_attempt_at = kNow - 60;
+    waiting.delay_notified = true;
+    waiting.attempts = {attempt_at(kNow - 3600, "451 one"), attempt_at(kNow - 60, "451 busy \xff")};
+    QueueRecipient done;
+    done.state = QueueState::delivered;
+    done.attempt_count = 1;
+    done.last_reply = "250 ok";
+    outgoing.carried_over = {waiting, done};
+    delivery.outgoing = outgoing;
+    auto delivered = deliver_to(*store_, std::move(delivery));
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    auto entry = store_->find_queue_entry(delivered->queue_id);
+    ASSERT_TRUE(entry) << entry.error().message;
+    EXPECT_EQ(entry->created_at, kNow - 7200);
+    EXPECT_TRUE(entry->held);
+    ASSERT_EQ(entry->recipients.size(), 2u);
+    const QueueRecipient& a = entry->recipients[0];
+    EXPECT_EQ(a.notify, "FAILURE,DELAY");
+    EXPECT_EQ(a.state, QueueState::deferred);
+    EXPECT_EQ(a.next_attempt_at, kNow + 60);
+    EXPECT_EQ(a.attempt_count, 2u);
+    EXPECT_EQ(a.failed_attempts, 2u);
+    EXPECT_EQ(a.last_reply, "451 busy \xff");
+    EXPECT_EQ(a.status, "4.3.0");
+    EXPECT_EQ(a.remote_mta, "mx.remote.test");
+    EXPECT_EQ(a.last_attempt_at, kNow - 60);
+    EXPECT_TRUE(a.delay_notified);
+    ASSERT_EQ(a.attempts.size(), 2u);
+    EXPECT_EQ(a.attempts[0].reply, "451 one");
+    EXPECT_EQ(entry->recipients[1].state, QueueState::delivered);
+    EXPECT_EQ(entry->recipients[1].last_reply, "250 ok");
+    outgoing.carried_over.pop_back();  // one state for two recipients
+    Delivery mismatched;
+    mismatched.content = "x";
+    mismatched.outgoing = outgoing;
+    EXPECT_EQ(deliver_to(*store_, std::move(mismatched)).error().code, Errc::invalid_argument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, BackendTest, ::testing::Values(Backend::sqlite, Backend::postgres), backend_name);
+
+// ---- PostgreSQL only: several nodes on one database.
+
+class PostgresNodesTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto& server = PostgresServer::instance();
+        if (server.dsn().empty()) GTEST_SKIP() << "no PostgreSQL: " << server.why_not();
+        dsn_ = server.create_database();
+        node1_ = open_node();
+        node2_ = open_node();
+        ASSERT_TRUE(node1_ && node2_);
+        ASSERT_TRUE(node1_->add_domain("example.test"));
+        ScramCredentials scram{"salt", 4096, std::string(32, 's'), std::string(32, 'k')};
+        auto account = node1_->add_account("bob@example.test", "$argon2id$fake", scram);
+        ASSERT_TRUE(account);
+        bob_ = *account;
+        inbox_ = node2_->find_mailbox(bob_.id, "INBOX")->id;
+    }
+    void TearDown() override {
+        node1_.reset();
+        node2_.reset();
+        if (!dsn_.empty()) PostgresServer::instance().drop_database(dsn_);
+    }
+    std::unique_ptr<Store> open_node() {
+        PostgresOptions options;
+        options.dsn = dsn_;
+        auto opened = open_postgres_store(options);
+        EXPECT_TRUE(opened) << opened.error().message;
+        return opened ? std::move(*opened) : nullptr;
+    }
+
+    std::string dsn_;
+    std::unique_ptr<Store> node1_, node2_;
+    Account bob_;
+    std::int64_t inbox_ = 0;
+};
+
+TEST_F(PostgresNodesTest, TwoNodesDeliveringToOneMailboxNeverShareAUid) {
+    constexpr int kEach = 60;
+    std::vector<std::uint32_t> uids;
+    std::mutex mutex;
+    auto run = [&](Store& node, int tag) {
+        for (int i = 0; i < kEach; ++i) {
+            Delivery delivery;
+            delivery.content = fmt::format("Subject: {} {}\r\n\r\nx\r\n", tag, i);
+            delivery.targets = {{inbox_, {}}, {inbox_, {}}};
+            auto delivered = deliver_to(node, std::move(delivery));
+            ASSERT_TRUE(delivered) << delivered.error().message;
+            std::lock_guard lock(mutex);
+            for (const auto& p : delivered->placed) uids.push_back(p.uid);
+        }
+    };
+    std::thread a([&] { run(*node1_, 1); });
+    std::thread b([&] { run(*node2_, 2); });
+    a.join();
+    b.join();
+    std::set<std::uint32_t> distinct(uids.begin(), uids.end());
+    EXPECT_EQ(distinct.size(), uids.size());
+    EXPECT_EQ(node1_->mailbox_status(inbox_)->messages, static_cast<std::uint32_t>(4 * kEach));
+    EXPECT_EQ(node1_->mailbox_status(inbox_)->uidnext, static_cast<std::uint32_t>(4 * kEach + 1));
+}
+
+TEST_F(PostgresNodesTest, OtherNodeHearsACommitWithinASecond) {
+    auto heard = std::make_shared<std::promise<std::uint64_t>>();
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    node2_->set_change_listener([heard, once, inbox = inbox_](std::int64_t, std::int64_t mailbox, std::uint64_t modseq) {
+        if (mailbox == inbox && !once->exchange(true)) heard->set_value(modseq);
+    });
+    auto future = heard->get_future();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // node 2's LISTEN is up
+    Delivery delivery;
+    delivery.content = std::string(kSmallMessage);
+    delivery.targets = {{inbox_, {}}};
+    auto started = std::chrono::steady_clock::now();
+    auto delivered = deliver_to(*node1_, std::move(delivery));
+    ASSERT_TRUE(delivered);
+    ASSERT_EQ(future.wait_for(std::chrono::seconds(1)), std::future_status::ready);
+    EXPECT_EQ(future.get(), delivered->placed[0].modseq);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+}
+
+TEST_F(PostgresNodesTest, FlagsSetOnOneNodeAreSeenOnTheOther) {
+    Delivery delivery;
+    delivery.content = std::string(kSmallMessage);
+    delivery.targets = {{inbox_, {}}};
+    ASSERT_TRUE(deliver_to(*node1_, std::move(delivery)));
+    ASSERT_TRUE(node1_->store_flags(inbox_, {1}, {FlagOperation::add, {"\\Seen"}, std::nullopt}));
+    auto states = node2_->list_states(inbox_);
+    ASSERT_TRUE(states);
+    ASSERT_EQ(states->size(), 1u);
+    EXPECT_EQ((*states)[0].flags, std::vector<std::string>{"\\Seen"});
+}
+
+TEST_F(PostgresNodesTest, ConcurrentLeasesFromTwoNodesNeverOverlap) {
+    Delivery delivery;
+    delivery.content = "Subject: out\r\n\r\nhello\r\n";
+    OutgoingMessage outgoing;
+    outgoing.reverse_path = "bob@example.test";
+    outgoing.first_attempt_at = kNow;
+    for (int i = 0; i < 200; ++i) outgoing.recipients.push_back({fmt::format("r{}@remote.test", i), "", ""});
+    delivery.outgoing = outgoing;
+    ASSERT_TRUE(deliver_to(*node1_, std::move(delivery)));
+    std::vector<std::int64_t> ids1, ids2;
+    auto lease = [&](Store& node, std::string owner, std::vector<std::int64_t>& ids) {
+        for (;;) {
+            auto leased = node.lease_due(owner, kNow, 600, 7);
+            ASSERT_TRUE(leased) << leased.error().message;
+            if (leased->empty()) return;
+            for (const auto& entry : *leased)
+                for (const auto& r : entry.recipients) ids.push_back(r.id);
+        }
+    };
+    std::thread a([&] { lease(*node1_, "node-1", ids1); });
+    std::thread b([&] { lease(*node2_, "node-2", ids2); });
+    a.join();
+    b.join();
+    std::set<std::int64_t> all(ids1.begin(), ids1.end());
+    all.insert(ids2.begin(), ids2.end());
+    EXPECT_EQ(ids1.size() + ids2.size(), 200u);
+    EXPECT_EQ(all.size(), 200u);
+}
+
+TEST_F(PostgresNodesTest, RestartedPostgresIsReconnectedToLosingNothingAcknowledged) {
+    std::vector<std::uint32_t> acknowledged;
+    auto deliver_one = [&](int i) {
+        Delivery delivery;
+        delivery.content = fmt::format("Subject: {}\r\n\r\nx\r\n", i);
+        delivery.targets = {{inbox_, {}}};
+        auto delivered = deliver_to(*node1_, std::move(delivery));
+        if (delivered) acknowledged.push_back(delivered->placed[0].uid);
+        return bool(delivered);
+    };
+    ASSERT_TRUE(deliver_one(0));
+    ASSERT_TRUE(node1_->mailbox_status(inbox_));  // a pooled connection exists to be broken
+    if (!PostgresServer::instance().restart()) GTEST_SKIP() << "the server is not this binary's (MAGPIE_TEST_PG_DSN)";
+    // The server is back: deliveries and reads notice their broken connections and run again on new ones
+    // (nothing had been committed on the old ones).
+    for (int i = 1; i <= 5; ++i) EXPECT_TRUE(deliver_one(i));
+    auto status = node1_->mailbox_status(inbox_);
+    ASSERT_TRUE(status) << status.error().message;
+    auto states = node2_->list_states(inbox_);
+    ASSERT_TRUE(states) << states.error().message;
+    std::set<std::uint32_t> present;
+    for (const auto& state : *states) present.insert(state.uid);
+    for (std::uint32_t uid : acknowledged) EXPECT_TRUE(present.count(uid)) << "acknowledged uid " << uid << " lost";
+    EXPECT_EQ(status->messages, acknowledged.size());
+}
+
+TEST_F(PostgresNodesTest, RefusesASchemaNewerThanItKnows) {
+    auto admin = postgres::Connection::open(dsn_, "");
+    ASSERT_TRUE(admin);
+    ASSERT_TRUE((*admin)->run("UPDATE meta SET value = 99 WHERE key = 'schema_version'"));
+    PostgresOptions options;
+    options.dsn = dsn_;
+    auto opened = open_postgres_store(options);
+    ASSERT_FALSE(opened);
+    EXPECT_EQ(opened.error().code, Errc::unavailable);
+    EXPECT_NE(opened.error().message.find("newer"), std::string::npos);
+}
+
+TEST(PostgresSchema, StepSixKeepsAVersionFiveQueueAndCountsItsWaitingAttemptsAsFailures) {
+    auto& server = PostgresServer::instance();
+    if (server.dsn().empty()) GTEST_SKIP() << "no PostgreSQL: " << server.why_not();
+    const std::string dsn = server.create_database();
+    {
+        // A database as magpie at schema version 5 left it, with a queue entry retried twice.
+        auto db = postgres::Connection::open(dsn, "");
+        ASSERT_TRUE(db);
+        ASSERT_TRUE((*db)->run(postgres::schema_step(5)));
+        ASSERT_TRUE((*db)->run(
+            "INSERT INTO meta(key, value) VALUES('schema_version', 5);"
+            "INSERT INTO blobs VALUES('b1', 3, 0, '', '', '', '', '', '', '', '', '');"
+            "INSERT INTO blob_chunks(blob_id, seq, data) VALUES('b1', 0, 'abc');"
+            "INSERT INTO queue_messages(id, blob_id, reverse_path, dsn_ret, dsn_envid, created_at) "
+            "VALUES(1, 'b1', 'bob@example.test', '', '', 100);"
+            "INSERT INTO queue_recipients(id, message_id, address, notify, orcpt, state, last_reply, "
+            "next_attempt_at, attempts) VALUES(1, 1, 'a@remote.test', '', '', 1, '451 busy', 500, 2), "
+            "(2, 1, 'b@remote.test', '', '', 2, '250 ok', 0, 1);"
+            "INSERT INTO queue_attempts(recipient_id, at, host, address, tls, reply, transcript) VALUES"
+            "(1, 200, 'mx', '', '', '451 one', ''), (1, 300, 'mx', '', '', '451 busy', ''),"
+            "(2, 200, 'mx', '', '', '250 ok', '')"));
+    }
+    PostgresOptions options;
+    options.dsn = dsn;
+    auto opened = open_postgres_store(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    auto entry = (*opened)->find_queue_entry(1);
+    ASSERT_TRUE(entry) << entry.error().message;
+    EXPECT_FALSE(entry->held);
+    EXPECT_EQ(entry->send_offset, 0u);
+    EXPECT_EQ(entry->size, 3u);
+    ASSERT_EQ(entry->recipients.size(), 2u);
+    EXPECT_EQ(entry->recipients[0].failed_attempts, 2u);  // still waiting: every attempt was a failure
+    EXPECT_EQ(entry->recipients[0].last_attempt_at, 300);
+    EXPECT_EQ(entry->recipients[1].failed_attempts, 0u);  // delivered
+    EXPECT_EQ(entry->recipients[1].last_attempt_at, 200);
+    EXPECT_EQ(entry->recipients[0].attempts.size(), 2u);
+    EXPECT_EQ(entry->recipients[0].attempts[1].connection, "");
+    EXPECT_EQ(**(*opened)->next_queue_due(), 500);
+    opened->reset();
+    server.drop_database(dsn);
+}
+
+TEST_F(PostgresNodesTest, CheckFindsACleanStoreAndACorruptedChunk) {
+    Delivery delivery;
+    delivery.content = std::string(kSmallMessage);
+    delivery.targets = {{inbox_, {}}};
+    ASSERT_TRUE(deliver_to(*node1_, std::move(delivery)));
+    PostgresOptions options;
+    options.dsn = dsn_;
+    auto clean = check_postgres_store(options);
+    ASSERT_TRUE(clean) << clean.error().message;
+    EXPECT_TRUE(clean->clean) << describe(*clean);
+    EXPECT_EQ(clean->messages, 1u);
+    auto admin = postgres::Connection::open(dsn_, "");
+    ASSERT_TRUE(admin);
+    ASSERT_TRUE((*admin)->run("UPDATE blob_chunks SET data = overlay(data placing 'X' from 1 for 1)"));
+    ASSERT_TRUE((*admin)->run("UPDATE mailboxes SET unseen_count = unseen_count + 5 WHERE name = 'INBOX'"));
+    auto broken = check_postgres_store(options);
+    ASSERT_TRUE(broken);
+    EXPECT_FALSE(broken->clean);
+    EXPECT_TRUE(mentions(*broken, "does not hash to its id")) << describe(*broken);
+    EXPECT_TRUE(mentions(*broken, "kept counters")) << describe(*broken);
+}
+
+}  // namespace
+}  // namespace magpie::store
+
+namespace magpie::store {
+namespace {
+
+// What a client caches and the queue holds, for comparing a store before and after `magpie migrate`.
+struct Snapshot {
+    std::vector<std::tuple<std::string, std::uint32_t, std::uint32_t, std::uint64_t, std::uint32_t>> mailboxes;
+    std::vector<std::tuple<std::string, std::uint32_t, std::uint64_t, std::vector<std::string>, std::string>> messages;
+    // Per recipient: address, state, attempts, failed attempts, status, remote MTA, last attempt, delay
+    // notice, and its entry's held, smtputf8 and send offset, and the connections of its attempts.
+    std::vector<std::tuple<std::string, QueueState, std::uint32_t, std::uint32_t, std::string, std::string,
+                           std::int64_t, bool, bool, bool, std::uint64_t, std::vector<std::string>>>
+        queue;
+    std::vector<std::string> subscriptions;
+    bool operator==(const Snapshot&) const = default;
+};
+
+Snapshot snapshot_of(Store& store) {
+    Snapshot snapshot;
+    auto account = store.find_account("bob@example.test");
+    EXPECT_TRUE(account);
+    if (!account) return snapshot;
+    auto mailboxes = store.list_mailboxes(account->id);
+    for (const Mailbox& mailbox : *mailboxes) {
+        auto status = store.mailbox_status(mailbox.id);
+        snapshot.mailboxes.emplace_back(mailbox.name, mailbox.uidvalidity, mailbox.uidnext, mailbox.highest_modseq,
+                                        status->unseen);
+        auto messages = store.list_messages(mailbox.id);
+        for (const Message& message : *messages) {
+            snapshot.messages.emplace_back(mailbox.name, message.uid, message.modseq, message.flags,
+                                           *store.read_blob(message.blob_id));
+        }
+    }
+    auto queue = store.list_queue(100, false);
+    for (const QueueEntry& listed : *queue) {
+        auto entry = store.find_queue_entry(listed.id);
+        EXPECT_TRUE(entry);
+        if (!entry) continue;
+        for (const QueueRecipient& r : entry->recipients) {
+            std::vector<std::string> connections;
+            for (const QueueAttempt& attempt : r.attempts) connections.push_back(attempt.connection);
+            snapshot.queue.emplace_back(r.address, r.state, r.attempt_count, r.failed_attempts, r.status, r.remote_mta,
+                                        r.last_attempt_at, r.delay_notified, entry->held, entry->smtputf8,
+                                        entry->send_offset, connections);
+        }
+    }
+    snapshot.subscriptions = *store.list_subscriptions(account->id);
+    return snapshot;
+}
+
+TEST(StoreMigration, SqliteToPostgresAndBackKeepsUidsModseqsFlagsAndTheQueue) {
+    auto& server = PostgresServer::instance();
+    if (server.dsn().empty()) GTEST_SKIP() << "no PostgreSQL: " << server.why_not();
+    TempDir source_dir, back_dir;
+    Snapshot before;
+    {
+        SqliteOptions options;
+        options.data_dir = source_dir.path();
+        auto opened = open_sqlite_store(options);
+        ASSERT_TRUE(opened);
+        Store& store = **opened;
+        ASSERT_TRUE(store.add_domain("example.test"));
+        auto bob = store.add_account("bob@example.test", "$argon2id$fake", {"salt", 4096, "stored", "server"});
+        ASSERT_TRUE(bob);
+        auto inbox = store.find_mailbox(bob->id, "INBOX")->id;
+        std::string large(300 * 1024, 'L');  // a blob file in the embedded store
+        for (std::string content : {std::string(kSmallMessage), std::string("Subject: 2\r\n\r\n2\r\n"), large}) {
+            Delivery delivery;
+            delivery.content = content;
+            delivery.targets = {{inbox, {"$Tag"}}};
+            ASSERT_TRUE(deliver_to(store, std::move(delivery)));
+        }
+        ASSERT_TRUE(store.store_flags(inbox, {1, 2}, {FlagOperation::add, {"\\Deleted", "\\Seen"}, std::nullopt}));
+        std::vector<std::uint32_t> first{1};
+        ASSERT_TRUE(store.expunge(inbox, &first));
+        ASSERT_TRUE(store.create_mailbox(bob->id, "Lists/magpie"));
+        ASSERT_TRUE(store.set_subscribed(bob->id, "Lists/magpie", true));
+        Delivery out;
+        out.content = "Subject: out\r\n\r\nx\r\n";
+        OutgoingMessage outgoing;
+        outgoing.reverse_path = "bob@example.test";
+        outgoing.recipients = {{"a@remote.test", "", ""}};
+        outgoing.recipients.push_back({"b@remote.test", "", ""});
+        outgoing.first_attempt_at = kNow;
+        outgoing.smtputf8 = true;
+        outgoing.send_offset = 3;
+        out.outgoing = outgoing;
+        auto queued = deliver_to(store, std::move(out));
+        ASSERT_TRUE(queued);
+        auto leased = store.lease_due("node", kNow, 60, 10);
+        ASSERT_EQ(leased->size(), 1u);
+        AttemptOutcome deferred;
+        deferred.recipient_id = leased->front().recipients[1].id;
+        deferred.next_attempt_at = kNow + 600;
+        deferred.attempt = QueueAttempt{.at = kNow, .host = "mx", .address = "192.0.2.1:25", .tls = "",
+                                        .reply = "451 later", .transcript = "", .connection = "c.7"};
+        deferred.status = "4.7.1";
+        deferred.remote_mta = "mx.remote.test";
+        deferred.count_failure = true;
+        deferred.delay_notified = true;
+        ASSERT_EQ(*store.record_attempts("node", {deferred}, {}), 1u);
+        ASSERT_TRUE(store.set_queue_held(queued->queue_id, true));
+        before = snapshot_of(store);
+    }
+    PostgresOptions pg;
+    pg.dsn = server.create_database();
+    auto there = migrate_sqlite_to_postgres(source_dir.path(), pg);
+    ASSERT_TRUE(there) << there.error().message;
+    EXPECT_EQ(there->messages, 2u);
+    EXPECT_EQ(migrate_sqlite_to_postgres(source_dir.path(), pg).error().code, Errc::already_exists);
+    {
+        auto opened = open_postgres_store(pg);
+        ASSERT_TRUE(opened) << opened.error().message;
+        EXPECT_EQ(snapshot_of(**opened), before);
+        // New mail continues the UIDs and MODSEQs where the embedded store left them.
+        auto bob = (*opened)->find_account("bob@example.test");
+        auto inbox = (*opened)->find_mailbox(bob->id, "INBOX");
+        Delivery delivery;
+        delivery.content = std::string(kSmallMessage);
+        delivery.targets = {{inbox->id, {}}};
+        auto delivered = deliver_to(**opened, std::move(delivery));
+        ASSERT_TRUE(delivered) << delivered.error().message;
+        EXPECT_EQ(delivered->placed[0].uid, inbox->uidnext);
+        EXPECT_EQ(delivered->placed[0].modseq, inbox->highest_modseq + 1);
+        auto created = (*opened)->create_mailbox(bob->id, "New");
+        ASSERT_TRUE(created);
+        for (const auto& mailbox : before.mailboxes) EXPECT_GT(created->uidvalidity, std::get<1>(mailbox));
+        before = snapshot_of(**opened);
+    }
+    auto checked = check_postgres_store(pg);
+    ASSERT_TRUE(checked);
+    EXPECT_TRUE(checked->clean) << describe(*checked);
+    auto back = migrate_postgres_to_sqlite(pg, back_dir.path() / "data");
+    ASSERT_TRUE(back) << back.error().message;
+    {
+        SqliteOptions options;
+        options.data_dir = back_dir.path() / "data";
+        auto opened = open_sqlite_store(options);
+        ASSERT_TRUE(opened) << opened.error().message;
+        EXPECT_EQ(snapshot_of(**opened), before);
+    }
+    auto report = check_store(back_dir.path() / "data");
+    ASSERT_TRUE(report);
+    EXPECT_TRUE(report->clean) << describe(*report);
+    server.drop_database(pg.dsn);
+}
+
+}  // namespace
+}  // namespace magpie::store
