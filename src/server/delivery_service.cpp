@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "base/strings.h"
@@ -92,6 +93,20 @@ dns::ResolverConfig resolver_config(const Config& config) {
     return r;
 }
 
+namespace {
+
+// The queue's lease owner: stable across restarts of this node (so a restarted node frees its own leases at
+// once) and distinct between nodes sharing one store even when they share a hostname behind one MX name:
+// the hostname, this machine's id (machine-id(5)) and the data directory.
+std::string lease_owner(const Config& config) {
+    std::string machine;
+    if (std::ifstream in("/etc/machine-id"); in) std::getline(in, machine);
+    machine = std::string(trim(machine));
+    return fmt::format("{} {} {}", config.hostname, machine.empty() ? "-" : machine, config.data_dir.string());
+}
+
+}  // namespace
+
 DeliveryService::DeliveryService(std::shared_ptr<const Config> config, store::Store& store,
                                  delivery::QueueStore& queue, StoreExecutor& executor,
                                  asio::io_context& context)
@@ -102,7 +117,7 @@ DeliveryService::DeliveryService(std::shared_ptr<const Config> config, store::St
       context_(context),
       wakeup_(context),
       watcher_(context),
-      node_(config_->hostname) {}
+      node_(lease_owner(*config_)) {}
 
 DeliveryService::~DeliveryService() = default;
 

@@ -81,7 +81,7 @@ private:
     net::asio::io_context& context_;
     net::asio::steady_timer wakeup_;
     net::asio::posix::stream_descriptor watcher_;
-    std::string node_;  // lease owner: this host's name
+    std::string node_;  // lease owner: hostname, machine id and data directory (lease_owner)
     std::map<std::string, std::shared_ptr<Destination>> destinations_;
     std::set<std::int64_t> in_flight_;  // recipients being delivered now
     std::atomic<std::size_t> total_connections_ = 0;
