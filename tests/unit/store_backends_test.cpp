@@ -16,6 +16,7 @@
 #include "store/postgres/pg.h"
 #include "store/postgres/postgres.h"
 #include "store/postgres/schema.h"
+#include "store/sqlite/schema.h"
 #include "store/store.h"
 #include "store_postgres_support.h"
 #include "store_test_support.h"
@@ -1096,6 +1097,14 @@ TEST(StoreMigration, SqliteToPostgresAndBackKeepsUidsModseqsFlagsAndTheQueue) {
     PostgresOptions pg;
     pg.dsn = server.create_database();
     auto there = migrate_sqlite_to_postgres(source_dir.path(), pg);
+    if (postgres::kSchemaVersion != sqlite::kSchemaVersion) {
+        // A store the target cannot hold whole (the Email and JMAP tables of SQLite's steps 7 and 8 have no
+        // PostgreSQL twin yet) is refused, never copied in part; the round trip below runs once they match.
+        ASSERT_FALSE(there);
+        EXPECT_EQ(there.error().code, Errc::unavailable);
+        GTEST_SKIP() << "PostgreSQL schema " << postgres::kSchemaVersion << " lacks SQLite's steps up to "
+                     << sqlite::kSchemaVersion << " (Emails, JMAP objects): migrate refuses, as checked";
+    }
     ASSERT_TRUE(there) << there.error().message;
     EXPECT_EQ(there->messages, 2u);
     EXPECT_EQ(migrate_sqlite_to_postgres(source_dir.path(), pg).error().code, Errc::already_exists);
