@@ -488,7 +488,8 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
         sc.auth = smtp::ClientCredentials{route->username, route->password};
     smtp::ClientSession session(sc);
 
-    const std::string connection_id = fmt::format("{}.{}", node_, ++connection_serial_);
+    // Shown by the tracker: messages that shared one TCP connection share this id (hostname.serial).
+    const std::string connection_id = fmt::format("{}.{}", cfg->hostname, ++connection_serial_);
     std::map<std::string, Work> in_flight;
     std::size_t sent = 0;
     std::size_t serial = 0;
