@@ -324,8 +324,9 @@ Result<MigrationReport> migrate_sqlite_to_postgres(const std::filesystem::path& 
     auto version = sqlite::schema_version(**source);
     if (!version) return version.error();
     if (*version != sqlite::kSchemaVersion || postgres::kSchemaVersion != sqlite::kSchemaVersion) {
-        return make_error(Errc::unavailable, fmt::format("the embedded store is at schema version {}, this magpie "
-                                                         "migrates version {}", *version, sqlite::kSchemaVersion));
+        return make_error(Errc::unavailable, fmt::format("the embedded store is at schema version {} and this magpie's "
+                                                         "PostgreSQL schema at {}: migrate needs one version on both "
+                                                         "sides", *version, postgres::kSchemaVersion));
     }
     auto target = PgConnection::open(to.dsn, to.password);
     if (!target) return target.error();
@@ -352,8 +353,9 @@ Result<MigrationReport> migrate_postgres_to_sqlite(const PostgresOptions& from, 
     auto version = postgres::schema_version(**source);
     if (!version) return version.error();
     if (*version != postgres::kSchemaVersion || postgres::kSchemaVersion != sqlite::kSchemaVersion) {
-        return make_error(Errc::unavailable, fmt::format("the PostgreSQL store is at schema version {}, this magpie "
-                                                         "migrates version {}", *version, postgres::kSchemaVersion));
+        return make_error(Errc::unavailable, fmt::format("the PostgreSQL store is at schema version {} and this magpie's "
+                                                         "embedded schema at {}: migrate needs one version on both "
+                                                         "sides", *version, sqlite::kSchemaVersion));
     }
     // The embedded store makes its own layout (directory, blobs/, schema); then the rows go in raw.
     {
