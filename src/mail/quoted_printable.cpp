@@ -61,6 +61,9 @@ private:
             // meets mbox files; encoding them costs two octets and changes nothing for the reader.
             if (c == '.') return true;
             if (c == 'F' && in_.substr(i, 5) == "From ") return true;
+            // No encoded line may start with "--": inside a multipart it could read as a boundary delimiter
+            // (RFC 2046 5.1.1), and the encoder cannot know the boundaries around the body it encodes.
+            if (c == '-' && i + 1 < in_.size() && in_[i + 1] == '-') return true;
         }
         return false;
     }

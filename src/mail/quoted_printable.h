@@ -11,7 +11,9 @@ namespace magpie::mail {
 // (RFC 2045 6.7 rule 5). Text mode (binary == false) keeps each CRLF as a hard line break; a bare CR or
 // LF is encoded (=0D, =0A) so decoding gives back exactly the input. Binary mode encodes CR and LF too,
 // so the output has only soft breaks. White space before a line break is encoded (rule 3), and so are a
-// leading "From " and a leading '.' so the text survives mbox files and careless SMTP relays.
+// leading "From " and a leading '.' so the text survives mbox files and careless SMTP relays. No encoded
+// line starts with "--" (the first '-' becomes =2D), so an encoded body never holds a line that reads as a
+// multipart delimiter of the message around it (RFC 2046 5.1.1), whatever its boundary.
 // The result does not end with a line break unless the input did.
 std::string qp_encode(std::string_view bytes, bool binary = false);
 

@@ -178,6 +178,16 @@ TEST(QuotedPrintable, ProtectsLeadingDotAndFrom) {
     EXPECT_EQ(qp_encode(".\r\nFrom here\r\nFromage"), "=2E\r\n=46rom here\r\nFromage");
 }
 
+TEST(QuotedPrintable, NoEncodedLineStartsWithTwoHyphens) {
+    // After a hard break and after a soft break alike: such a line could read as a multipart delimiter.
+    EXPECT_EQ(qp_encode("--b--\r\n-- \r\n-x"), "=2D-b--\r\n=2D-=20\r\n-x");
+    std::string text = std::string(74, 'a') + "\xff--b--";
+    EXPECT_EQ(qp_encode(text), std::string(74, 'a') + "=\r\n=FF--b--");
+    text = std::string(75, 'a') + "--b--";
+    EXPECT_EQ(qp_encode(text), std::string(75, 'a') + "=\r\n=2D-b--");
+    EXPECT_EQ(qp_decode(qp_encode(text)), text);
+}
+
 TEST(QuotedPrintable, BinaryModeEncodesLineBreaks) {
     EXPECT_EQ(qp_encode("a\r\nb", true), "a=0D=0Ab");
     EXPECT_EQ(qp_encode("a\nb"), "a=0Ab");  // a bare LF is data even in text mode

@@ -163,6 +163,19 @@ TEST(Downgrade, SoftBreaksOverlongSevenBitLines) {
     EXPECT_NE(out.find("Content-Transfer-Encoding: quoted-printable"), std::string::npos);
 }
 
+TEST(Downgrade, ASoftBreakNeverMakesABoundaryDelimiter) {
+    // Found by fuzz_mail_build: an unterminated multipart whose last leaf ends with "--b--" in mid-line.
+    // Re-encoded, a soft break fell just before it, and the new line "--b--" closed the multipart early,
+    // cutting the leaf short. The same holds for a delimiter of any enclosing multipart.
+    std::string message = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" +
+                          std::string(72, 'x') + "\xe9--b--\r\n";
+    downgrade_ok(message);
+    message = "Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\n"
+              "Content-Type: multipart/alternative; boundary=inner\r\n\r\n--inner\r\n\r\n" +
+              std::string(60, 'y') + "\xe9" + std::string(12, 'z') + "--outer--\r\n--inner--\r\n--outer--\r\n";
+    downgrade_ok(message);
+}
+
 TEST(Downgrade, ReencodesAQuotedPrintableBodyWithRaw8BitOctets) {
     std::string message = "Content-Transfer-Encoding: quoted-printable\r\n\r\nraw \xe9 and =E9\r\n";
     downgrade_ok(message);
