@@ -5,6 +5,7 @@
 #   tests/postgres-cluster.sh start DIR PORT   initdb, start, create the database (exit 0 when ready)
 #   tests/postgres-cluster.sh stop DIR         fast shutdown
 #   tests/postgres-cluster.sh restart DIR      fast shutdown and start again (clients lose their connections)
+#   tests/postgres-cluster.sh resume DIR       start again after a stop (an outage of the tests' choosing)
 set -euo pipefail
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -20,8 +21,8 @@ start)
     "${as[@]}" "$bin/initdb" -D "$dir/data" -U magpie --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; exit 1; }
     # fsync stays on: the tests measure and rely on durable commits like production.
-    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c shared_buffers=32MB" \
+    echo "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c shared_buffers=32MB" >"$dir/options"
+    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     "${as[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U magpie magpie
     ;;
@@ -33,8 +34,13 @@ restart)
     dir=$2
     "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
     ;;
+resume)
+    dir=$2
+    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" \
+        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    ;;
 *)
-    echo "usage: $0 start DIR PORT | stop DIR" >&2
+    echo "usage: $0 start DIR PORT | stop DIR | restart DIR | resume DIR" >&2
     exit 2
     ;;
 esac

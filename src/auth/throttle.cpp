@@ -20,9 +20,18 @@ std::string user_key(std::string_view user) {
     return to_lower(user.substr(0, kMaxKeyOctets));
 }
 
+// Keys in the shared counters: one table for both kinds, told apart by a prefix.
+std::string shared_user_key(const std::string& key) {
+    return "u:" + key;
+}
+std::string shared_network_key(const std::string& key) {
+    return "n:" + key;
+}
+
 }  // namespace
 
-LoginThrottle::LoginThrottle(ThrottleLimits limits) : limits_(limits) {}
+LoginThrottle::LoginThrottle(ThrottleLimits limits, store::SharedLoginCounters* shared)
+    : limits_(limits), shared_(shared) {}
 
 std::string LoginThrottle::network_key(std::string_view client_ip) const {
     std::string text(client_ip.substr(0, kMaxKeyOctets));
@@ -46,37 +55,26 @@ std::string LoginThrottle::network_key(std::string_view client_ip) const {
 
 std::int64_t LoginThrottle::remaining(const Table& table, const std::string& key, std::int64_t now) {
     auto it = table.entries.find(key);
-    if (it == table.entries.end() || it->second.locked_until <= now) return 0;
-    return it->second.locked_until - now;
+    if (it == table.entries.end() || it->second.counts.locked_until <= now) return 0;
+    return it->second.counts.locked_until - now;
 }
 
 ThrottleVerdict LoginThrottle::check(std::string_view user, std::string_view client_ip, std::int64_t now) {
     std::string ukey = user_key(user);
     std::string nkey = network_key(client_ip);
+    std::int64_t wait = 0;
+    if (shared_ != nullptr) {
+        auto locked = shared_->locked_until({shared_user_key(ukey), shared_network_key(nkey)});
+        if (locked) wait = std::max<std::int64_t>(*locked - now, 0);
+    }
     std::lock_guard lock(mutex_);
-    std::int64_t wait = std::max(remaining(users_, ukey, now), remaining(ips_, nkey, now));
+    // The memory tables hold what was counted while the shared counters could not be reached.
+    wait = std::max({wait, remaining(users_, ukey, now), remaining(ips_, nkey, now)});
     return wait > 0 ? ThrottleVerdict{false, wait} : ThrottleVerdict{};
 }
 
-void LoginThrottle::fail(Table& table, std::size_t capacity, std::uint32_t max_failures,
-                         const std::string& key, std::int64_t now) {
-    auto it = table.entries.find(key);
-    if (it == table.entries.end()) {
-        if (capacity == 0) return;
-        // Evicting the stalest entry may forget a lockout; under a flood of distinct keys that is the
-        // price of bounded memory, and the per-network table still holds the flooding client.
-        while (table.entries.size() >= capacity) {
-            table.entries.erase(table.by_age.front());
-            table.by_age.pop_front();
-        }
-        table.by_age.push_back(key);
-        it = table.entries.emplace(key, Entry{}).first;
-        it->second.window_start = now;
-        it->second.age = std::prev(table.by_age.end());
-    } else {
-        table.by_age.splice(table.by_age.end(), table.by_age, it->second.age);
-    }
-    Entry& entry = it->second;
+void LoginThrottle::count_failure(store::LoginFailureEntry& entry, std::uint32_t max_failures,
+                                  std::int64_t now) const {
     // Attempts refused during a lockout never reach a password check; if a caller records one anyway it
     // must not lengthen the lockout.
     if (entry.locked_until > now) return;
@@ -99,17 +97,52 @@ void LoginThrottle::fail(Table& table, std::size_t capacity, std::uint32_t max_f
     entry.window_start = now;
 }
 
+bool LoginThrottle::fail_shared(const std::string& key, std::uint32_t max_failures, std::int64_t now) {
+    // An entry is forgotten once neither its window nor its longest lockout can matter any more.
+    const std::int64_t stale_before = now - limits_.window_seconds - limits_.max_lockout_seconds;
+    auto done = shared_->update(key, now, stale_before, [&](store::LoginFailureEntry& entry) {
+        count_failure(entry, max_failures, now);
+    });
+    return static_cast<bool>(done);
+}
+
+void LoginThrottle::fail(Table& table, std::size_t capacity, std::uint32_t max_failures,
+                         const std::string& key, std::int64_t now) {
+    auto it = table.entries.find(key);
+    if (it == table.entries.end()) {
+        if (capacity == 0) return;
+        // Evicting the stalest entry may forget a lockout; under a flood of distinct keys that is the
+        // price of bounded memory, and the per-network table still holds the flooding client.
+        while (table.entries.size() >= capacity) {
+            table.entries.erase(table.by_age.front());
+            table.by_age.pop_front();
+        }
+        table.by_age.push_back(key);
+        it = table.entries.emplace(key, Entry{}).first;
+        it->second.counts.window_start = now;
+        it->second.age = std::prev(table.by_age.end());
+    } else {
+        table.by_age.splice(table.by_age.end(), table.by_age, it->second.age);
+    }
+    count_failure(it->second.counts, max_failures, now);
+}
+
 void LoginThrottle::record_failure(std::string_view user, std::string_view client_ip, std::int64_t now) {
     std::string ukey = user_key(user);
     std::string nkey = network_key(client_ip);
+    const bool user_shared =
+        shared_ != nullptr && fail_shared(shared_user_key(ukey), limits_.max_user_failures, now);
+    const bool network_shared =
+        shared_ != nullptr && fail_shared(shared_network_key(nkey), limits_.max_ip_failures, now);
     std::lock_guard lock(mutex_);
-    fail(users_, limits_.max_tracked_users, limits_.max_user_failures, ukey, now);
-    fail(ips_, limits_.max_tracked_ips, limits_.max_ip_failures, nkey, now);
+    if (!user_shared) fail(users_, limits_.max_tracked_users, limits_.max_user_failures, ukey, now);
+    if (!network_shared) fail(ips_, limits_.max_tracked_ips, limits_.max_ip_failures, nkey, now);
 }
 
 void LoginThrottle::record_success(std::string_view user, std::string_view /*client_ip*/,
                                    std::int64_t /*now*/) {
     std::string ukey = user_key(user);
+    if (shared_ != nullptr) (void)shared_->erase(shared_user_key(ukey));  // unreachable: it lapses on its own
     std::lock_guard lock(mutex_);
     auto it = users_.entries.find(ukey);
     if (it == users_.entries.end()) return;

@@ -1,6 +1,9 @@
 // LoginThrottle: counts failed logins per account and per client network and refuses further attempts for
 // a while once too many fail, so that password guessing is slow. Sans-clock: every call takes the current
 // time (Unix seconds) from the caller. Memory is bounded: each table is capped and evicts its stalest entry.
+// Given the store's shared counters (PostgreSQL: several nodes on one store), it counts there instead, so
+// that guesses spread over the nodes add up as on one node; each call is then a store round trip (call it
+// off the network threads), and while the store cannot answer it counts in memory as before.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +13,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "store/shared_login_counters.h"
 
 namespace magpie::auth {
 
@@ -42,7 +47,8 @@ struct ThrottleVerdict {
 // Thread-safe: one instance is shared by every listener (SMTP submission, IMAP, HTTP).
 class LoginThrottle {
 public:
-    explicit LoginThrottle(ThrottleLimits limits = {});
+    // `shared` (may be null: in memory only) must outlive the throttle.
+    explicit LoginThrottle(ThrottleLimits limits = {}, store::SharedLoginCounters* shared = nullptr);
 
     // Checks both the account and the client network; refused if either is locked out.
     ThrottleVerdict check(std::string_view user, std::string_view client_ip, std::int64_t now);
@@ -63,11 +69,7 @@ public:
 
 private:
     struct Entry {
-        std::uint32_t failures = 0;
-        std::int64_t window_start = 0;
-        std::uint32_t lockouts = 0;  // consecutive lockouts, for the doubling
-        std::int64_t locked_until = 0;
-        std::int64_t last_failure = 0;
+        store::LoginFailureEntry counts;
         std::list<std::string>::iterator age;  // position in Table::by_age
     };
     // A map plus a recency list: the front of by_age is the least recently touched key.
@@ -79,8 +81,12 @@ private:
     static std::int64_t remaining(const Table& table, const std::string& key, std::int64_t now);
     void fail(Table& table, std::size_t capacity, std::uint32_t max_failures, const std::string& key,
               std::int64_t now);
+    // One failure applied to an entry: the counting rule, the same in memory and in the store.
+    void count_failure(store::LoginFailureEntry& entry, std::uint32_t max_failures, std::int64_t now) const;
+    bool fail_shared(const std::string& key, std::uint32_t max_failures, std::int64_t now);
 
     ThrottleLimits limits_;
+    store::SharedLoginCounters* shared_;
     mutable std::mutex mutex_;
     Table users_;
     Table ips_;

@@ -12,6 +12,7 @@
 #include "net/privileges.h"
 #include "net/tls.h"
 #include "server/store_factory.h"
+#include "store/shared_login_counters.h"
 
 namespace magpie::server {
 
@@ -177,7 +178,8 @@ Result<void> Server::start() {
     auth::HashLimiterOptions hashing;
     hashing.max_concurrent = c.auth.max_concurrent_hashes;
     hash_limiter_ = std::make_unique<auth::HashLimiter>(hashing);
-    throttle_ = std::make_unique<auth::LoginThrottle>(throttle_limits(c.auth));
+    // On a store shared by several nodes the failures are counted in it: guesses spread over the nodes add up.
+    throttle_ = std::make_unique<auth::LoginThrottle>(throttle_limits(c.auth), store::shared_login_counters(*store_));
     verified_cache_ = std::make_unique<auth::VerifiedCache>(
         auth::VerifiedCacheOptions{c.auth.verified_cache_seconds, c.auth.verified_cache_entries});
     imap_services_ = std::make_unique<imap::SessionServices>(imap::SessionServices{

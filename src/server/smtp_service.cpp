@@ -373,7 +373,12 @@ awaitable<smtp::AuthAnswer> SmtpService::authenticate(std::optional<auth::SaslSe
         case auth::SaslOutcome::Kind::challenge:
             co_return smtp::AuthAnswer{Kind::challenge, auth::encode_sasl_base64(outcome.data), {}, {}};
         case auth::SaslOutcome::Kind::success: {
-            auth::record_sasl_result(services.throttle, *sasl, outcome, peer_ip, unix_now());
+            // With shared counters (PostgreSQL) the throttle asks the store: on the login pool, never here.
+            auto record = services.login_executor.run([&services, &sasl, &outcome, peer_ip] {
+                auth::record_sasl_result(services.throttle, *sasl, outcome, peer_ip, unix_now());
+                return true;
+            });
+            co_await std::move(record);
             sasl.reset();
             auto lookup = services.login_executor.run([this, user = outcome.authcid] {
                 auto account = store_.find_account(user);
@@ -394,7 +399,11 @@ awaitable<smtp::AuthAnswer> SmtpService::authenticate(std::optional<auth::SaslSe
         default: break;
     }
     // A failure (never with the password in the log).
-    auth::record_sasl_result(services.throttle, *sasl, outcome, peer_ip, unix_now());
+    auto record = services.login_executor.run([&services, &sasl, &outcome, peer_ip] {
+        auth::record_sasl_result(services.throttle, *sasl, outcome, peer_ip, unix_now());
+        return true;
+    });
+    co_await std::move(record);
     sasl.reset();
     const Error& error = outcome.error;
     spdlog::info("submission: {}: authentication failed{}: {}", peer_ip,

@@ -38,6 +38,14 @@ class PostgresCluster:
             self.running = False
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def outage(self):
+        """Stops the server (fast shutdown: every client loses its connection) and keeps its files."""
+        subprocess.run([str(SCRIPT), "stop", str(self.dir)], check=True, timeout=120)
+
+    def resume(self):
+        """Starts the server again after outage(), on the same port and data."""
+        subprocess.run([str(SCRIPT), "resume", str(self.dir)], check=True, timeout=120)
+
     def dsn(self, database="magpie"):
         return f"host=127.0.0.1 port={self.port} user=magpie dbname={database}"
 

@@ -207,13 +207,19 @@ void PostgresStore::commit_batch(std::vector<Pending>& batch) {
 Result<void> PostgresStore::insert_blob(Connection& db, const std::string& blob_id, std::string_view content,
                                         const MessageSummary& summary) {
     // The blob row and its first chunk in one statement: a small message costs one round trip. The row is
-    // inserted once per distinct content; a second delivery of the same bytes finds it and adds nothing.
+    // inserted once per distinct content; a second delivery of the same bytes finds it and adds no bytes.
+    // It does touch it (created_at = now), which locks the row until this transaction ends: the collector
+    // (gc.cpp, FOR UPDATE SKIP LOCKED, created_at before the grace period) skips a blob being reused, and
+    // if the collector locked it first this waits, finds it deleted and inserts it again. So a blob
+    // referenced by a committed row is never collected, and a delivery never fails on one collected under it.
     const std::size_t chunk = std::max<std::size_t>(options_.chunk_bytes, 1);
     auto first = db.exec(
         "WITH b AS (INSERT INTO blobs(id, size, created_at, subject, from_header, to_header, cc_header, "
         "date_header, message_id, in_reply_to, refs, structure) "
-        "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT(id) DO NOTHING RETURNING id) "
-        "INSERT INTO blob_chunks(blob_id, seq, data) SELECT id, 0, $13::bytea FROM b",
+        "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+        "ON CONFLICT(id) DO UPDATE SET created_at = greatest(blobs.created_at, excluded.created_at) "
+        "RETURNING id, xmax = 0 AS inserted) "
+        "INSERT INTO blob_chunks(blob_id, seq, data) SELECT id, 0, $13::bytea FROM b WHERE inserted",
         Params()
             .add(blob_id)
             .add(static_cast<std::int64_t>(content.size()))

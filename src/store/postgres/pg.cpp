@@ -1,6 +1,7 @@
 #include "store/postgres/pg.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <charconv>
@@ -155,6 +156,22 @@ Connection::~Connection() { PQfinish(conn_); }
 
 bool Connection::broken() const { return PQstatus(conn_) != CONNECTION_OK; }
 
+bool Connection::alive() {
+    if (broken()) return false;
+    // An idle connection has nothing to read unless the server closed it (a FATAL "terminating
+    // connection" message, then end of file) or sent a notice: a readable socket is consumed until it is
+    // quiet or reads as end of file (PQconsumeInput fails). A few rounds at most: the server's last words
+    // and its close arrive together.
+    for (int round = 0; round < 4; ++round) {
+        pollfd fd{PQsocket(conn_), POLLIN, 0};
+        if (::poll(&fd, 1, 0) <= 0) return !broken();
+        if (PQconsumeInput(conn_) == 0) return false;
+        while (PGnotify* note = PQnotifies(conn_)) PQfreemem(note);  // not a LISTEN connection: nothing to keep
+        if (broken()) return false;
+    }
+    return !broken();
+}
+
 Error Connection::error_of(pg_result* result) const {
     const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
     std::string message = result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn_);
@@ -201,11 +218,16 @@ Pool::Lease::~Lease() {
 
 Result<Pool::Lease> Pool::acquire() {
     std::unique_lock lock(mutex_);
-    available_.wait(lock, [&] { return !idle_.empty() || open_ < max_; });
-    if (!idle_.empty()) {
+    for (;;) {
+        available_.wait(lock, [&] { return !idle_.empty() || open_ < max_; });
+        if (idle_.empty()) break;
         std::unique_ptr<Connection> connection = std::move(idle_.back());
         idle_.pop_back();
-        return Lease(this, std::move(connection));
+        if (connection->alive()) return Lease(this, std::move(connection));
+        // PostgreSQL restarted (or dropped it) while the connection sat idle: close it and take the next,
+        // so that the first requests after a restart do not fail on connections the server already closed.
+        connection.reset();
+        --open_;
     }
     ++open_;
     lock.unlock();

@@ -83,6 +83,8 @@ public:
     // Several statements without parameters (DDL, BEGIN/COMMIT).
     Result<void> run(std::string_view sql);
     bool broken() const;
+    // Not broken, and not closed by the server while idle (checked without blocking): worth handing out.
+    bool alive();
     pg_conn* handle() const { return conn_; }
 
 private:

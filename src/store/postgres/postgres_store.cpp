@@ -93,6 +93,7 @@ PostgresStore::PostgresStore(PostgresOptions options)
       pool_(options_.dsn, options_.password, options_.pool_size) {}
 
 void PostgresStore::start() {
+    if (!options_.read_only) login_counters_ = std::make_unique<PostgresLoginCounters>(pool_);
     if (!options_.read_only) committer_ = std::thread([this] { committer_loop(); });
     if (options_.listen) listener_thread_ = std::thread([this] { listen_loop(); });
 }
@@ -139,23 +140,38 @@ Result<void> PostgresStore::send_notifications(Connection& db, const Changes& ch
 
 void PostgresStore::listen_loop() {
     std::unique_ptr<Connection> db;
+    bool lost = false;  // a LISTEN connection was lost since the last one: NOTIFYs may have gone unheard
     while (!stop_listening_) {
         if (!db || db->broken()) {
+            if (db) {
+                spdlog::warn("store: lost the LISTEN connection to PostgreSQL; reconnecting");
+                lost = true;
+            }
             db.reset();
             auto opened = Connection::open(options_.dsn, options_.password);
             if (!opened || !(*opened)->run(fmt::format("LISTEN {}", kChannel))) {
-                // PostgreSQL away: try again in a second. Changes committed meanwhile were not heard; IMAP
-                // sessions still see them at their next command.
+                // PostgreSQL away: try again in a second.
+                lost = true;
                 for (int i = 0; i < 10 && !stop_listening_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
                 continue;
             }
             db = std::move(*opened);
+            if (lost) {
+                // Changes other nodes committed while nobody listened were not heard, and NOTIFYs are not
+                // replayed: every watcher re-reads its state instead (after LISTEN, so a commit from here on
+                // is heard either way). A wake with nothing new costs a watcher one read.
+                spdlog::info("store: LISTEN connection to PostgreSQL back; telling every mailbox's watchers to re-read");
+                lost = false;
+                notify_everyone(*db);
+            }
         }
         pollfd fd{PQsocket(db->handle()), POLLIN, 0};
         int ready = ::poll(&fd, 1, 200);  // short, so that the destructor's stop is seen quickly
         if (ready <= 0) continue;
         if (PQconsumeInput(db->handle()) == 0) {
+            spdlog::warn("store: lost the LISTEN connection to PostgreSQL; reconnecting");
             db.reset();
+            lost = true;
             continue;
         }
         while (PGnotify* note = PQnotifies(db->handle())) {
@@ -170,6 +186,33 @@ void PostgresStore::listen_loop() {
             notify(Changes{{static_cast<std::int64_t>(*mailbox),
                             MailboxChange{static_cast<std::int64_t>(*account), *modseq}}});
         }
+    }
+}
+
+void PostgresStore::notify_everyone(Connection& db) {
+    {
+        std::lock_guard lock(listener_mutex_);
+        if (!listener_) return;
+    }
+    // Every mailbox at its current HIGHESTMODSEQ, in pages (memory stays one page whatever the number of
+    // mailboxes). A watcher with nothing new reads once and says nothing.
+    constexpr int kPage = 5000;
+    std::int64_t after = 0;
+    for (;;) {
+        auto rows = db.exec("SELECT id, account_id, highest_modseq FROM mailboxes WHERE id > $1 ORDER BY id LIMIT $2",
+                            Params().add(after).add(std::int64_t{kPage}));
+        if (!rows) {
+            spdlog::warn("store: cannot list mailboxes to wake their watchers: {}", rows.error().message);
+            return;
+        }
+        Changes changes;
+        for (int i = 0; i < rows->size(); ++i) {
+            changes[rows->int64(i, 0)] =
+                MailboxChange{rows->int64(i, 1), static_cast<std::uint64_t>(rows->int64(i, 2))};
+        }
+        notify(changes);
+        if (rows->size() < kPage) return;
+        after = rows->int64(rows->size() - 1, 0);
     }
 }
 
@@ -598,6 +641,11 @@ Result<std::string> PostgresStore::read_blob(std::string_view blob_id) {
 
 namespace magpie::store {
 
+SharedLoginCounters* shared_login_counters(Store& store) {
+    auto* shared = dynamic_cast<postgres::PostgresStore*>(&store);
+    return shared != nullptr ? shared->login_counters() : nullptr;
+}
+
 Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& options) {
     using postgres::Connection;
     if (options.dsn.empty()) return make_error(Errc::invalid_argument, "[store] dsn is empty");
@@ -613,6 +661,7 @@ Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& option
         }
     } else {
         MAGPIE_TRY(postgres::migrate(**probe));
+        MAGPIE_TRY(postgres::ensure_login_counters(**probe));
     }
     auto store = std::make_unique<postgres::PostgresStore>(options);
     store->start();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "store/flags.h"
+#include "store/postgres/login_counters.h"
 #include "store/postgres/pg.h"
 #include "store/postgres/postgres.h"
 #include "store/store.h"
@@ -101,6 +102,7 @@ public:
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
+    SharedLoginCounters* login_counters() { return login_counters_.get(); }
 
     // Starts the committer (writable stores) and the LISTEN thread (options.listen).
     void start();
@@ -132,6 +134,8 @@ private:
     void notify(const Changes& changes);
     Result<void> send_notifications(Connection& db, const Changes& changes);
     void listen_loop();
+    // Tells the listener of every mailbox at its HIGHESTMODSEQ: changes may have gone unheard.
+    void notify_everyone(Connection& db);
 
     // Checks a delivery (limits, flags, outgoing recipients and send offset) and hashes small content: the
     // same checks for deliver() and for the reports of record_attempts(). `done` is left empty.
@@ -158,6 +162,7 @@ private:
     PostgresOptions options_;
     std::string node_id_;  // this process, in NOTIFY payloads: its own notifications are not heard twice
     Pool pool_;
+    std::unique_ptr<PostgresLoginCounters> login_counters_;  // writable stores only
 
     mutable std::mutex queue_mutex_;
     std::condition_variable queue_ready_;
