@@ -42,6 +42,12 @@ class AckingSink:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
+                try:
+                    self.converse()
+                except ConnectionError:
+                    pass  # a client killed mid-session
+
+            def converse(self):
                 self.wfile.write(b"220 sink.test ESMTP\r\n")
                 helo = ""
                 while True:
