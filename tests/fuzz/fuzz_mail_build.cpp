@@ -1,7 +1,8 @@
 // libFuzzer target: the write side of the message library. Header encoding and folding either fail cleanly
 // or give 7-bit lines within 998 octets that our readers decode back to the input (unstructured text, a
 // display name in a mailbox, a filename parameter); a built message is 7-bit and parses back to the same
-// text; the 7-bit downgrade of any input either fails cleanly or is 7-bit with the same leaf bodies.
+// text; a bounce about any message with any diagnostic can be built and reads as its three parts; the 7-bit
+// downgrade of any input either fails cleanly or is 7-bit with the same leaf bodies.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -9,12 +10,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/strings.h"
 #include "mail/address.h"
 #include "mail/builder.h"
 #include "mail/decode.h"
 #include "mail/downgrade.h"
+#include "mail/dsn.h"
 #include "mail/encoded_word.h"
 #include "mail/header_encode.h"
 #include "mail/message.h"
@@ -107,6 +110,39 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         Message parsed = Message::parse(*built);
         check(parsed.parts().size() == 3);
         check(decode_body(parsed, parsed.parts()[2]) == input);
+    }
+
+    // A bounce about any message, with any reply text from the remote server, can always be built, is 7-bit,
+    // and reads as a multipart/report of exactly its three parts (RFC 3464, RFC 6522).
+    {
+        DsnReport report;
+        report.reporting_mta = "mx.example.test";
+        report.envelope_id = std::string(input.substr(0, 120));
+        report.to = "s@example.test";
+        report.original_message = std::string(input);
+        report.return_content = size % 2 == 0 ? DsnReturn::full : DsnReturn::headers;
+        DsnRecipient recipient;
+        recipient.final_recipient = "r@example.test";
+        recipient.status = "5.1.1";
+        recipient.remote_mta = "mx.remote.test";
+        recipient.diagnostic_code = std::string(input);
+        report.recipients.push_back(recipient);
+        BuildEnv env;
+        auto state = std::make_shared<std::uint64_t>(size);
+        env.random = [state]() { return ++*state * 0x9e3779b97f4a7c15ULL; };
+        auto dsn = build_dsn(report, {}, env);
+        check(dsn.ok());
+        check(is_ascii(*dsn));
+        check_lines(*dsn, 998);
+        Message parsed = Message::parse(*dsn);
+        const Part& root = parsed.parts()[0];
+        check(root.is("multipart", "report") && root.closed);
+        std::vector<const Part*> children;
+        for (auto i = root.first_child; i != kNoPart; i = parsed.parts()[i].next_sibling)
+            children.push_back(&parsed.parts()[i]);
+        check(children.size() == 3);
+        check(children[0]->is("text", "plain") && children[1]->is("message", "delivery-status"));
+        check(children[2]->is("message", "rfc822") || children[2]->is("text", "rfc822-headers"));
     }
 
     if (auto seven_bit = downgrade_to_7bit(input)) {
