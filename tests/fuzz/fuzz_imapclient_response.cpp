@@ -22,6 +22,8 @@
 #include "imap/client/response.h"
 #include "imap/parser.h"
 #include "imap/writer.h"
+#include "mail/imap_view.h"
+#include "mail/mime.h"
 
 namespace {
 
@@ -180,6 +182,34 @@ void check_interop(std::string_view value) {
     }
 }
 
+// Whatever message our server describes, our client reads the ENVELOPE and BODYSTRUCTURE it writes
+// (mail/imap_view.h): every sender address and every leaf part arrives.
+void check_views(std::string_view raw) {
+    magpie::mail::ParseLimits limits;
+    limits.max_depth = 16;
+    limits.max_parts = 200;
+    magpie::mail::Message message = magpie::mail::Message::parse(raw, limits);
+    std::string line = "* 1 FETCH (ENVELOPE " + magpie::mail::imap_envelope(message) + " BODYSTRUCTURE " +
+                       magpie::mail::imap_body_structure(message, true) + ")\r\n";
+    ResponseParser parser(ResponseLimits{});
+    parser.feed(line);
+    auto response = parser.next();
+    check(response && std::holds_alternative<Untagged>(*response));
+    auto data = parse_fetch(std::get<Untagged>(*response));
+    check(data && data->envelope && data->body_structure);
+    std::size_t leaves = 0, message_leaves = 0;
+    for (const auto& part : message.parts()) {
+        if (part.kind == magpie::mail::PartKind::leaf) ++message_leaves;
+    }
+    auto count = [&](auto& self, const BodyStructure& node) -> void {
+        // (A multipart without a boundary is a leaf, written as a basic body of type "multipart".)
+        if (node.children.empty()) ++leaves;
+        for (const auto& child : node.children) self(self, child);
+    };
+    count(count, *data->body_structure);
+    check(leaves == message_leaves);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -196,6 +226,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(whole == cut);
     check(whole_fatal == cut_fatal);
     drive_client(input, cuts);
-    if (input.size() <= 4096) check_interop(input);
+    if (input.size() <= 4096) {
+        check_interop(input);
+        check_views(input);
+    }
     return 0;
 }
