@@ -81,6 +81,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             check(collapse_wsp(list[0].members[0].name) == collapse_wsp(input));
         }
     }
+    // An address written for a header is one mailbox there, with the same domain: no text a user or a
+    // remote sender gives as an address becomes two recipients or a group (RFC 5322 3.4).
+    if (auto spec = format_addr_spec(input)) {
+        auto list = parse_address_list(*spec);
+        check(list.size() == 1 && !list[0].is_group && list[0].members.size() == 1);
+        check(list[0].members[0].domain == input.substr(input.rfind('@') + 1));
+    }
     if (auto segments = encode_parameter("filename", input)) {
         for (const auto& segment : *segments) check(is_ascii(segment) && segment.size() <= 76);
         auto disposition = parse_content_disposition(join_parameters("attachment", *segments));
