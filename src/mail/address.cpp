@@ -166,6 +166,18 @@ private:
         return words;
     }
 
+    // RFC 5322 3.4.1 / 4.4: a domain is atoms and dots (CFWS between them allowed) or one domain literal;
+    // a quoted-string is no part of it. Reading stops before one, so what it quotes ("a.test>, b@c.test")
+    // can never become a domain that, written again, reads as other addresses.
+    std::string read_domain() {
+        std::string out;
+        while (p_ < t_.size() && (t_[p_].kind == TokenKind::word || t_[p_].kind == TokenKind::literal)) {
+            out += t_[p_].text;
+            ++p_;
+        }
+        return out;
+    }
+
     static std::string phrase_text(const std::vector<const Token*>& words) {
         std::string out;
         for (const Token* w : words) {
@@ -243,7 +255,7 @@ private:
             box.local_part = joined(local);
             if (at('@')) {
                 ++p_;
-                box.domain = joined(read_words());
+                box.domain = read_domain();
             }
             while (p_ < t_.size() && !at('>') && !at(',') && !at(';')) ++p_;
             if (at('>')) {
@@ -260,9 +272,9 @@ private:
         const Token* last = words.back();
         if (at('@')) {
             ++p_;
-            std::vector<const Token*> domain = read_words();
-            box.domain = joined(domain);
-            if (!domain.empty()) last = domain.back();
+            std::size_t first = p_;
+            box.domain = read_domain();
+            if (p_ > first) last = &t_[p_ - 1];
         }
         // "addr (Name)": the comment after an addr-spec is the traditional display name.
         if (!last->comment.empty()) {

@@ -130,6 +130,18 @@ std::string encode_runs(const std::vector<std::string_view>& words, bool phrase,
 }
 
 
+// Is `s` exactly one RFC 5322 3.2.4 quoted-string: a '"' at each end, and every '"' and '\\' between them
+// escaped? One that is not ("a", b@evil.test, "c") must be quoted whole, or its quotes would end early
+// and the rest would read as more addresses.
+bool is_one_quoted_string(std::string_view s) {
+    if (s.size() < 2 || s.front() != '"' || s.back() != '"') return false;
+    for (std::size_t i = 1; i + 1 < s.size(); ++i) {
+        if (s[i] == '"') return false;
+        if (s[i] == '\\' && ++i + 1 >= s.size()) return false;  // escapes the closing quote
+    }
+    return true;
+}
+
 bool is_dot_atom(std::string_view s, bool utf8) {
     if (s.empty() || s.front() == '.' || s.back() == '.') return false;
     char prev = 0;
@@ -246,7 +258,7 @@ Result<std::string> format_addr_spec(std::string_view address, bool utf8_headers
         return make_error(Errc::invalid_argument, "non-ASCII address needs SMTPUTF8");
 
     std::string out;
-    if (local.size() >= 2 && local.front() == '"' && local.back() == '"') {
+    if (is_one_quoted_string(local)) {
         out.append(local);  // already a quoted-string
     } else if (is_dot_atom(local, utf8_headers)) {
         out.append(local);

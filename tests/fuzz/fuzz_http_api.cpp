@@ -3,9 +3,12 @@
 // HTTP helpers (Authorization, EventSource query, download names and types), and the Email properties
 // computed from message bytes (http/email_view.h: every header form, parseStructure, body values, parts),
 // both on the raw input and through a method with implicit responses (as EmailSubmission/set makes).
-// Nothing may crash, hang or grow without bound.
+// Nothing may crash, hang or grow without bound; a view's body values stay within maxBodyValueBytes and its
+// JSON text is valid JSON.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string_view>
 
 #include "http/api.h"
@@ -13,6 +16,13 @@
 #include "http/message.h"
 
 namespace {
+
+void check_at(bool condition, int line) {
+    if (condition) return;
+    std::fprintf(stderr, "check failed at line %d\n", line);
+    std::abort();
+}
+#define check(condition) check_at((condition), __LINE__)
 
 magpie::http::Dispatcher& dispatcher() {
     static magpie::http::Dispatcher* d = [] {
@@ -73,7 +83,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         options.fetch_all = true;
         options.max_bytes = 100;
         auto view = magpie::http::email_view(text, "b", all, options);
-        (void)magpie::http::to_json_text(view);
+        // maxBodyValueBytes bounds each value (RFC 8621 4.2), cut on a character boundary.
+        for (const auto& [id, body] : view["bodyValues"].items()) {
+            check(body["value"].get_ref<const std::string&>().size() <= options.max_bytes);
+        }
+        // Raw 8-bit octets (an address, a header's raw value) are replaced when written, never passed on.
+        check(nlohmann::json::accept(magpie::http::to_json_text(view)));
         (void)magpie::http::part_content(text, static_cast<std::uint32_t>(size % 7));
     }
     return 0;

@@ -1,5 +1,6 @@
 // Fuzzes the structured-field parsers on one header value: addresses, dates, msg-ids, Content-Type and
-// Content-Disposition with RFC 2231, and RFC 2047 words. Decoded output must always be valid UTF-8.
+// Content-Disposition with RFC 2231, and RFC 2047 words. Decoded output must always be valid UTF-8, and an
+// address written again by addr_spec() reads back as itself.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -20,6 +21,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         for (const Mailbox& m : a.members) {
             if (!magpie::is_valid_utf8(m.name)) __builtin_trap();
             (void)m.display();
+            // addr_spec() writes the address again (quoting the local part where RFC 5322 3.4.1 needs it),
+            // as JMAP, IMAP and replies use it: it reads back as the same one address.
+            if (m.domain.empty()) continue;
+            auto again = parse_address_list(m.addr_spec());
+            if (again.size() != 1 || again[0].is_group || again[0].members.size() != 1) __builtin_trap();
+            if (again[0].members[0].local_part != m.local_part || again[0].members[0].domain != m.domain)
+                __builtin_trap();
         }
     }
     (void)parse_date(value);

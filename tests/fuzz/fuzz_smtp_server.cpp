@@ -1,13 +1,16 @@
 // Fuzzes smtp::ServerSession with arbitrary client bytes, cut into feeds of input-chosen sizes, answering
 // every event with a verdict drawn from the input. Checks the invariants the IO layer relies on: replies
 // are CRLF-terminated lines starting with a reply code, stored messages are CRLF lines within the size
-// limit, nothing happens after Close, and how the stream is cut never changes the outcome.
+// limit, the Received field made from the envelope is one well-formed field, nothing happens after Close,
+// and how the stream is cut never changes the outcome.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "mail/mime.h"
 #include "smtp/server_session.h"
 
 namespace {
@@ -15,9 +18,12 @@ namespace {
 using namespace magpie;
 using namespace magpie::smtp;
 
-void check(bool condition) {
-    if (!condition) std::abort();
+void check_at(bool condition, int line) {
+    if (condition) return;
+    std::fprintf(stderr, "check failed at line %d\n", line);
+    std::abort();
 }
+#define check(condition) check_at((condition), __LINE__)
 
 void check_replies(std::string_view out) {
     while (!out.empty()) {
@@ -41,6 +47,27 @@ void check_message(const MessageReceived& message, std::uint64_t max_size) {
     }
     check(data.empty() || data.ends_with("\r\n"));
     check(!message.envelope.recipients.empty());
+}
+
+// The Received field we prepend holds what the client said (HELO name, AUTH user, recipient): whatever it
+// said, the field is one well-formed header field (RFC 5322 2.2: CRLF lines, folds start with white space,
+// at most 998 octets a line) that a reader sees as exactly one Received field over the whole text.
+void check_received(const std::string& field) {
+    check(field.ends_with("\r\n"));
+    std::size_t start = 0;
+    while (start < field.size()) {
+        std::size_t end = field.find("\r\n", start);
+        check(end != std::string::npos);
+        std::string_view line(field.data() + start, end - start);
+        check(line.find_first_of("\r\n") == std::string_view::npos);
+        check(line.size() <= 998);
+        check(!line.empty() && (start == 0 || line[0] == ' ' || line[0] == '\t'));
+        start = end + 2;
+    }
+    const std::string message = field + "\r\nbody\r\n";  // the parse's fields point into it
+    mail::Message parsed = mail::Message::parse(message);
+    check(parsed.fields().size() == 1 && parsed.fields()[0].name == "Received");
+    check(parsed.fields()[0].length == field.size());
 }
 
 struct Rng {
@@ -78,8 +105,8 @@ std::string run(std::string_view input, const ServerConfig& config, std::uint32_
             } else if (auto* message = std::get_if<MessageReceived>(&*event)) {
                 check_message(*message, config.limits.max_message_size);
                 transcript += "[message " + message->data + "]";
-                (void)received_header(message->envelope, "2001:db8::1", config.hostname, "Q1",
-                                      answers.next());
+                check_received(received_header(message->envelope, "2001:db8::1", config.hostname, "Q1",
+                                               answers.next()));
                 if (answers.next() % 4 == 0) {
                     session.stored(make_error(static_cast<Errc>(answers.next() % 10), "refused\r\nby fuzz"));
                 } else {

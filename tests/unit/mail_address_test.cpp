@@ -124,6 +124,19 @@ TEST(Address, SurvivesGarbageAndUnterminatedSyntax) {
     EXPECT_TRUE(parse_address_list("").empty());
 }
 
+TEST(Address, QuotedStringIsNoPartOfADomain) {
+    // A domain is atoms or a literal (RFC 5322 3.4.1): a quoted-string after the "@" must not carry
+    // specials into it, or the address written again reads as other addresses.
+    auto list = parse_address_list("c@ a=\"le.com>, Group: a@b, c@[1.2.3.4];");
+    auto boxes = mailboxes(list);
+    ASSERT_EQ(boxes.size(), 1u);
+    EXPECT_EQ(boxes[0].domain, "a=");
+    auto angle = mailboxes(parse_address_list("<x@evil.test\"x>, victim@bank.test\">, y@z.test"));
+    ASSERT_EQ(angle.size(), 2u);
+    EXPECT_EQ(angle[0].addr_spec(), "x@evil.test");
+    EXPECT_EQ(angle[1].addr_spec(), "y@z.test");
+}
+
 TEST(Address, BoundsTheNumberOfMailboxes) {
     std::string many;
     for (int i = 0; i < 50; ++i) many += "a@b, ";

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/strings.h"
+#include "mail/address.h"
 #include "mail/base64.h"
 #include "mail/decode.h"
 #include "mail/encoded_word.h"
@@ -308,6 +309,20 @@ TEST(Addresses, QuotesLocalPartThatIsNotADotAtom) {
     EXPECT_EQ(*format_addr_spec("a..b@example.org"), "\"a..b\"@example.org");
     EXPECT_EQ(*format_addr_spec("\"quoted\"@example.org"), "\"quoted\"@example.org");
     EXPECT_EQ(*format_addr_spec("jdoe@[192.0.2.1]"), "jdoe@[192.0.2.1]");
+}
+
+TEST(Addresses, LocalPartWithQuotesAtItsEndsIsQuotedUnlessItIsOneQuotedString) {
+    // Quotes at both ends do not make one quoted-string: written as it was, this would be three addresses.
+    auto spec = format_addr_spec("\"a\", evil@x.test, \"b\"@example.org");
+    ASSERT_TRUE(spec.ok());
+    EXPECT_EQ(*spec, "\"\\\"a\\\", evil@x.test, \\\"b\\\"\"@example.org");
+    auto list = parse_address_list(*spec);
+    ASSERT_EQ(list.size(), 1u);
+    ASSERT_EQ(list[0].members.size(), 1u);
+    EXPECT_EQ(list[0].members[0].domain, "example.org");
+    // A closing quote escaped by the backslash before it does not close.
+    EXPECT_EQ(*format_addr_spec("\"a\\\"@example.org"), "\"\\\"a\\\\\\\"\"@example.org");
+    EXPECT_EQ(*format_addr_spec("\"a\\\"b\"@example.org"), "\"a\\\"b\"@example.org");
 }
 
 TEST(Addresses, RejectsMalformedAndNonAsciiWithoutSmtputf8) {
