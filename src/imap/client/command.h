@@ -16,8 +16,9 @@ namespace magpie::imap::client {
 
 class Command {
 public:
-    // One stretch of the command: text (ending with a literal announcement when `literal` follows) and
-    // then, optionally, a literal's bytes.
+    // One stretch of the command: text and then, optionally, a literal's bytes. The text stops where the
+    // literal announcement would go: the client writes "{n}" or "{n+}" itself (RFC 7888), knowing what the
+    // server allows.
     struct Piece {
         std::string text;
         std::optional<std::string> literal;
