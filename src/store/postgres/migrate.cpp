@@ -255,6 +255,11 @@ Result<void> copy_sqlite_to_postgres(SqliteConnection& from, const std::filesyst
                                            table.name)));
         }
     }
+    // Email and thread ids are never reused (JMAP clients hold them): past every id the Email log still names,
+    // the destroyed Emails' included.
+    MAGPIE_TRY(to.exec("SELECT setval(pg_get_serial_sequence('emails', 'id'), greatest("
+                       "(SELECT coalesce(max(id), 0) FROM emails), (SELECT coalesce(max(email_id), 0) FROM email_log), "
+                       "(SELECT coalesce(max(thread_id), 0) FROM email_log)) + 1, false)"));
     return {};
 }
 
