@@ -1551,6 +1551,83 @@ TEST(PostgresSchema, StepSixKeepsAVersionFiveQueueAndCountsItsWaitingAttemptsAsF
     server.drop_database(dsn);
 }
 
+// The twin of store_migration_test's version-5-to-Emails case: a PostgreSQL store at step 6 (before Emails)
+// opens at step 8, each message an Email of its own with its thread computed in received order.
+TEST(PostgresSchema, StepsSevenAndEightMakeEmailsOfAStepSixStoresMessagesThreadedInReceivedOrder) {
+    auto& server = PostgresServer::instance();
+    if (server.dsn().empty()) GTEST_SKIP() << "no PostgreSQL: " << server.why_not();
+    const std::string dsn = server.create_database();
+    {
+        auto db = postgres::Connection::open(dsn, "");
+        ASSERT_TRUE(db);
+        ASSERT_TRUE((*db)->run(postgres::schema_step(5)));
+        ASSERT_TRUE((*db)->run(postgres::schema_step(6)));
+        // The reply arrives before a second copy of its parent; "Other" shares nothing. The parent in INBOX
+        // is \Seen and \Deleted (flags 9): its Email keeps \Seen, the membership its own \Deleted.
+        ASSERT_TRUE((*db)->run(fmt::format(
+            "INSERT INTO meta(key, value) VALUES('schema_version', 6);"
+            "INSERT INTO domains(id, name) VALUES(1, 'example.test');"
+            "INSERT INTO accounts(id, domain_id, address, password_hash, scram_salt, scram_iterations, "
+            "scram_stored_key, scram_server_key, created_at) VALUES(1, 1, 'bob@example.test', 'x', 's', 4096, 'k', "
+            "'k', 0);"
+            "INSERT INTO blobs VALUES('{p}', 3, 0, 'Plan', 'a@x', '', '', '', '<p@x>', '', '', ''),"
+            "('{r}', 3, 0, 'Re: Plan', 'c@x', '', '', '', '<r@x>', '<p@x>', '<p@x>', ''),"
+            "('{o}', 3, 0, 'Other', 'd@x', '', '', '', '<o@x>', '', '', '');"
+            "INSERT INTO blob_chunks(blob_id, seq, data) VALUES('{p}', 0, 'ppp'), ('{r}', 0, 'rrr'), ('{o}', 0, 'ooo');"
+            "INSERT INTO mailboxes(id, account_id, name, uidvalidity, uidnext, highest_modseq, message_count, "
+            "total_size, unseen_count, deleted_count, deleted_size) VALUES"
+            "(1, 1, 'INBOX', 7, 4, 4, 3, 9, 2, 1, 3), (2, 1, 'Archive', 8, 2, 2, 1, 3, 1, 0, 0);"
+            "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords) VALUES"
+            "(1, 1, 2, '{p}', 3, 100, 9, '$Plan'), (1, 2, 3, '{r}', 3, 200, 0, ''), (1, 3, 4, '{o}', 3, 300, 0, ''),"
+            "(2, 1, 2, '{p}', 3, 400, 0, '');",
+            fmt::arg("p", blob_id_of("ppp")), fmt::arg("r", blob_id_of("rrr")), fmt::arg("o", blob_id_of("ooo")))));
+    }
+    PostgresOptions options;
+    options.dsn = dsn;
+    {
+        auto opened = open_postgres_store(options);
+        ASSERT_TRUE(opened) << opened.error().message;
+        Store& store = **opened;
+        auto parent = store.find_message(1, 1);
+        auto reply = store.find_message(1, 2);
+        auto other = store.find_message(1, 3);
+        auto copy = store.find_message(2, 1);
+        ASSERT_TRUE(parent && reply && other && copy);
+        EXPECT_NE(parent->email_id, 0);
+        EXPECT_EQ(parent->thread_id, parent->email_id);  // the first Email names its thread
+        EXPECT_EQ(reply->thread_id, parent->thread_id);   // In-Reply-To
+        EXPECT_NE(copy->email_id, parent->email_id);      // no row knew it was a copy: an Email of its own
+        EXPECT_EQ(copy->thread_id, parent->thread_id);    // its own Message-ID is known
+        EXPECT_NE(other->thread_id, parent->thread_id);
+        auto emails = store.find_emails(1, {parent->email_id});
+        ASSERT_TRUE(emails);
+        ASSERT_EQ(emails->size(), 1u);
+        EXPECT_EQ(emails->front().flags, (std::vector<std::string>{"\\Seen", "$Plan"}));
+        EXPECT_EQ(parent->flags, (std::vector<std::string>{"\\Seen", "\\Deleted", "$Plan"}));
+        auto threads = store.find_threads(1, {parent->thread_id});
+        ASSERT_TRUE(threads);
+        ASSERT_EQ(threads->size(), 1u);
+        EXPECT_EQ(threads->front().email_ids, (std::vector<std::int64_t>{parent->email_id, reply->email_id,
+                                                                         copy->email_id}));
+        EXPECT_EQ(*store.account_state(1), 0u);
+        // New mail threads onto the migrated Emails, and the state moves from there.
+        Delivery delivery;
+        delivery.content = "Subject: Re: Re: Plan\r\n\r\nx\r\n";
+        delivery.summary.subject = "Re: Re: Plan";
+        delivery.summary.in_reply_to = "<r@x>";
+        delivery.targets = {{1, {}}};
+        auto delivered = deliver_to(store, std::move(delivery));
+        ASSERT_TRUE(delivered) << delivered.error().message;
+        EXPECT_EQ(delivered->placed[0].thread_id, parent->thread_id);
+        EXPECT_EQ(*store.account_state(1), 1u);
+    }
+    auto checked = check_postgres_store(options);
+    ASSERT_TRUE(checked) << checked.error().message;
+    EXPECT_TRUE(checked->clean) << describe(*checked);
+    EXPECT_EQ(checked->emails, 5u);
+    server.drop_database(dsn);
+}
+
 TEST_F(PostgresNodesTest, CheckFindsACleanStoreAndACorruptedChunk) {
     Delivery delivery;
     delivery.content = std::string(kSmallMessage);
