@@ -1,7 +1,8 @@
 // `magpie migrate`: copies a whole store between the embedded backend and PostgreSQL, row for row with the
 // same ids, so UIDVALIDITY, UIDs, MODSEQs (and HIGHESTMODSEQ, UIDNEXT, first-recent marks, counters), flags,
-// the change log, subscriptions, tokens and the queue with its leases and attempts arrive as they were, and
-// clients keep their caches. Blob bytes move between blob_contents / blob files and blob_chunks. The target
+// the change log, subscriptions, tokens, Emails with their threads, account states and Email log, uploads,
+// JMAP objects with their states, and the queue with its leases and attempts arrive as they were, and
+// clients (IMAP and JMAP) keep their caches. Blob bytes move between blob_contents / blob files and blob_chunks. The target
 // must be empty; the copy is one transaction on the target, so a failed copy leaves nothing half-done.
 #include <filesystem>
 

@@ -51,7 +51,7 @@ Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& option
 Result<CheckReport> check_postgres_store(const PostgresOptions& options);
 
 // `magpie migrate`: the whole store, row for row with the same ids (UIDVALIDITY, UIDs, MODSEQs, flags, change
-// log, queue with leases and attempts), into an empty target in one transaction. already_exists when the
+// log, Emails, threads and states, uploads, JMAP objects, queue with leases and attempts), into an empty target in one transaction. already_exists when the
 // target holds a store; unavailable when a schema version differs from this magpie's.
 struct MigrationReport {
     std::size_t rows = 0;      // all rows copied, blobs aside
