@@ -48,6 +48,30 @@ constexpr Probe kProbes[] = {
      "WHERE c.blob_id = b.id)"},
     {"{} queue entries whose blob row is missing",
      "SELECT count(*) FROM queue_messages q WHERE NOT EXISTS(SELECT 1 FROM blobs b WHERE b.id = q.blob_id)"},
+    // Message identity (schema 7), as the embedded check: every membership belongs to an Email of its
+    // mailbox's account and mirrors its blob, size and flags (\Deleted, 8, is the membership's own); every
+    // Email has a membership and a thread no younger than itself; states stay within the account's counter
+    // and the Email log explains each Email's state.
+    {"{} messages whose email is missing",
+     "SELECT count(*) FROM messages m WHERE m.email_id IS NULL OR NOT EXISTS(SELECT 1 FROM emails e WHERE e.id = m.email_id)"},
+    {"{} messages that differ from their email (account, blob, size or flags)",
+     "SELECT count(*) FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN emails e ON e.id = m.email_id "
+     "WHERE e.account_id <> mb.account_id OR e.blob_id <> m.blob_id OR e.size <> m.size "
+     "OR e.system_flags <> (m.system_flags & ~8) OR e.keywords <> m.keywords OR (e.system_flags & 8) <> 0"},
+    {"{} emails in no mailbox",
+     "SELECT count(*) FROM emails e WHERE NOT EXISTS(SELECT 1 FROM messages m WHERE m.email_id = e.id)"},
+    {"{} emails whose thread is not an earlier email's id",
+     "SELECT count(*) FROM emails WHERE thread_id < 1 OR thread_id > id"},
+    {"{} emails with a state above their account's",
+     "SELECT count(*) FROM emails e JOIN accounts a ON a.id = e.account_id WHERE e.state > a.email_state"},
+    {"{} email log rows beyond their account's counter or of an unknown kind",
+     "SELECT count(*) FROM email_log l JOIN accounts a ON a.id = l.account_id "
+     "WHERE l.state > a.email_state OR l.state < 1 OR l.kind NOT IN (1, 2, 3)"},
+    {"{} emails without an email log row at their state",
+     "SELECT count(*) FROM emails e WHERE e.state > 0 AND NOT EXISTS(SELECT 1 FROM email_log l WHERE "
+     "l.account_id = e.account_id AND l.state = e.state AND l.email_id = e.id AND l.kind <> 3)"},
+    {"{} emails logged as destroyed but present",
+     "SELECT count(*) FROM email_log l JOIN emails e ON e.id = l.email_id WHERE l.kind = 3"},
 };
 
 std::string hex_digest(EVP_MD_CTX* context) {
@@ -119,12 +143,14 @@ Result<CheckReport> check_postgres_store(const PostgresOptions& options) {
         auto counts = db.exec(
             "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM blobs), (SELECT count(*) FROM blobs b "
             "WHERE NOT EXISTS(SELECT 1 FROM messages m WHERE m.blob_id = b.id) "
+            "AND NOT EXISTS(SELECT 1 FROM emails e WHERE e.blob_id = b.id) "
             "AND NOT EXISTS(SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id) "
-            "AND NOT EXISTS(SELECT 1 FROM envelopes e WHERE e.blob_id = b.id))");
+            "AND NOT EXISTS(SELECT 1 FROM envelopes e WHERE e.blob_id = b.id)), (SELECT count(*) FROM emails)");
         if (!counts) return counts.error();
         report.messages = static_cast<std::size_t>(counts->int64(0, 0));
         report.blobs = static_cast<std::size_t>(counts->int64(0, 1));
         report.garbage_blobs = static_cast<std::size_t>(counts->int64(0, 2));
+        report.emails = static_cast<std::size_t>(counts->int64(0, 3));
         return {};
     }, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     if (report.clean) {

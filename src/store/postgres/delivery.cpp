@@ -9,6 +9,7 @@
 // chunk_bytes, each a binary parameter that points into the delivery's own buffer: no copy of the message
 // is ever made on the way to the socket, nor a hex-encoded one.
 #include <algorithm>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@
 #include "base/time.h"
 #include "store/blob.h"
 #include "store/postgres/postgres_store.h"
+#include "store/postgres/emails.h"
 #include "store/postgres/rows.h"
 
 namespace magpie::store::postgres {
@@ -291,18 +293,71 @@ Result<Delivered> PostgresStore::apply_delivery(Connection& db, Pending& pending
     }
     const std::int64_t internal_date = delivery.internal_date != 0 ? delivery.internal_date : unix_now();
     const auto size = static_cast<std::int64_t>(delivery.content.size());
+    const ThreadLimits limits{options_.max_thread_references, options_.thread_subject_window_seconds};
+    const EmailKeys keys = email_keys(delivery.summary, limits);
+    // The owners of the targets (their rows are locked by the batch), so each Email is made in its account.
+    std::map<std::int64_t, std::int64_t> owner_of;
+    {
+        std::vector<std::int64_t> ids;
+        for (const DeliveryTarget& target : delivery.targets) ids.push_back(target.mailbox_id);
+        auto owners = db.exec("SELECT id, account_id FROM mailboxes WHERE id = ANY($1::bigint[])",
+                              Params().add(int_array(ids)));
+        if (!owners) return owners.error();
+        for (int i = 0; i < owners->size(); ++i) owner_of[owners->int64(i, 0)] = owners->int64(i, 1);
+    }
+    // The Emails this delivery makes: one per account, unless its targets there differ in flags (an Email
+    // has one set) or name a mailbox twice (an Email is in a mailbox once), as the embedded store does.
+    struct Made {
+        std::int64_t account_id = 0;
+        std::uint32_t system = 0;
+        std::string keywords;
+        InsertedEmail email;
+        std::vector<std::int64_t> mailboxes;
+    };
+    std::vector<Made> made;
+    EmailLog log;
     for (std::size_t i = 0; i < delivery.targets.size(); ++i) {
         const std::int64_t mailbox_id = delivery.targets[i].mailbox_id;
+        auto owner = owner_of.find(mailbox_id);
+        if (owner == owner_of.end()) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
+        const std::int64_t account_id = owner->second;
         const std::uint32_t system = pending.flags[i].system;
         const bool deleted = (system & flag_deleted) != 0;
-        // Allocate UID and MODSEQ (the row is already locked), insert the message and log it: one statement.
+        std::string keywords = join_keywords(pending.flags[i].keywords);
+        const std::uint32_t email_system = system & ~kMembershipFlags;
+        auto same = std::ranges::find_if(made, [&](const Made& m) {
+            return m.account_id == account_id && m.system == email_system && m.keywords == keywords &&
+                   std::ranges::find(m.mailboxes, mailbox_id) == m.mailboxes.end();
+        });
+        if (same == made.end()) {
+            auto earlier = std::ranges::find(made, account_id, &Made::account_id);
+            std::int64_t thread_id = 0;
+            if (earlier != made.end()) {
+                thread_id = earlier->email.thread_id;
+            } else {
+                auto found = find_thread(db, account_id, keys, internal_date, limits);
+                if (!found) return found.error();
+                thread_id = *found;
+            }
+            auto email = insert_email(db,
+                                      EmailRow{account_id, pending.blob_id, thread_id, internal_date,
+                                               static_cast<std::uint64_t>(size), email_system, keywords},
+                                      keys);
+            if (!email) return email.error();
+            MAGPIE_TRY(log.record(db, account_id, email->id, email->thread_id, EmailChange::created));
+            made.push_back(Made{account_id, email_system, keywords, *email, {}});
+            same = made.end() - 1;
+        }
+        same->mailboxes.push_back(mailbox_id);
+        // Allocate UID and MODSEQ (the row is already locked), insert the membership and log it: one statement.
         auto placed = db.exec(
             "WITH a AS (UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1, "
             "message_count = message_count + 1, total_size = total_size + $2, unseen_count = unseen_count + $3, "
             "deleted_count = deleted_count + $4, deleted_size = deleted_size + $5, recent_count = recent_count + 1 "
             "WHERE id = $1 AND uidnext < 4294967295 RETURNING account_id, uidnext - 1 AS uid, highest_modseq AS modseq), "
-            "m AS (INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords) "
-            "SELECT $1::bigint, a.uid, a.modseq, $6::text, $2::bigint, $7::bigint, $8::integer, $9::text FROM a), "
+            "m AS (INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords, "
+            "email_id) SELECT $1::bigint, a.uid, a.modseq, $6::text, $2::bigint, $7::bigint, $8::integer, $9::text, "
+            "$10::bigint FROM a), "
             "c AS (INSERT INTO change_log(mailbox_id, modseq, uid, kind) SELECT $1::bigint, a.modseq, a.uid, 1 FROM a) "
             "SELECT account_id, uid, modseq FROM a",
             Params()
@@ -314,7 +369,8 @@ Result<Delivered> PostgresStore::apply_delivery(Connection& db, Pending& pending
                 .add(pending.blob_id)
                 .add(internal_date)
                 .add(std::int64_t{system})
-                .add(join_keywords(pending.flags[i].keywords)));
+                .add(keywords)
+                .add(same->email.id));
         if (!placed) return placed.error();
         if (placed->empty()) {
             auto exists = select_mailbox(db, mailbox_id);
@@ -323,7 +379,8 @@ Result<Delivered> PostgresStore::apply_delivery(Connection& db, Pending& pending
         }
         const auto uid = static_cast<std::uint32_t>(placed->int64(0, 1));
         const auto modseq = static_cast<std::uint64_t>(placed->int64(0, 2));
-        delivered.placed.push_back(Delivered::Placed{mailbox_id, uid, modseq});
+        delivered.placed.push_back(
+            Delivered::Placed{mailbox_id, uid, modseq, same->email.id, same->email.thread_id});
         changes[mailbox_id] = MailboxChange{placed->int64(0, 0), modseq};
     }
     return delivered;

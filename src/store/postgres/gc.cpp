@@ -26,6 +26,7 @@ Result<GarbageReport> PostgresStore::collect_garbage(std::int64_t now, std::int6
             auto done = db.exec(
                 "DELETE FROM blobs WHERE id IN (SELECT b.id FROM blobs b WHERE b.created_at < $1 "
                 "AND NOT EXISTS(SELECT 1 FROM messages m WHERE m.blob_id = b.id) "
+                "AND NOT EXISTS(SELECT 1 FROM emails em WHERE em.blob_id = b.id) "
                 "AND NOT EXISTS(SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id) "
                 "AND NOT EXISTS(SELECT 1 FROM envelopes e WHERE e.blob_id = b.id) LIMIT $2 FOR UPDATE SKIP LOCKED)",
                 Params().add(cutoff).add(kRowsPerTransaction));

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/strings.h"
+#include "store/postgres/emails.h"
 #include "store/postgres/postgres_store.h"
 #include "store/postgres/rows.h"
 
@@ -43,33 +44,6 @@ Result<void> require_account(Connection& db, std::int64_t account_id) {
 
 bool contains_keyword(const std::vector<std::string>& keywords, std::string_view keyword) {
     return std::ranges::any_of(keywords, [&](const std::string& k) { return iequals(k, keyword); });
-}
-
-struct Doomed {
-    std::uint32_t uid = 0;
-    std::uint64_t size = 0;
-    std::uint32_t system_flags = 0;
-};
-
-// Removes chosen messages under one new MODSEQ, logs them as expunged and uncounts them.
-Result<std::uint64_t> remove_messages(Connection& db, std::int64_t mailbox_id, const std::vector<Doomed>& doomed) {
-    auto recent_from = first_recent_uid(db, mailbox_id);
-    if (!recent_from) return recent_from.error();
-    auto modseq = allocate_modseq(db, mailbox_id);
-    if (!modseq) return modseq.error();
-    CounterDelta delta;
-    std::vector<std::uint32_t> uids;
-    uids.reserve(doomed.size());
-    for (const Doomed& message : doomed) {
-        uids.push_back(message.uid);
-        delta.count(-1, message.system_flags, message.size, message.uid >= *recent_from);
-    }
-    auto removed = db.exec("DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])",
-                           Params().add(mailbox_id).add(uint_array(uids)));
-    if (!removed) return removed.error();
-    MAGPIE_TRY(log_changes(db, mailbox_id, *modseq, uids, ChangeKind::expunged));
-    MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
-    return *modseq;
 }
 
 }  // namespace
@@ -157,9 +131,18 @@ Result<void> PostgresStore::delete_mailbox(std::int64_t account_id, std::string_
     return write<void>([&](Connection& db) -> Result<void> {
         auto id = mailbox_id_by_name(db, account_id, *checked);
         if (!id) return id.error();
+        MAGPIE_TRY(lock_mailboxes(db, {*id}));
+        auto members = db.exec("SELECT email_id FROM messages WHERE mailbox_id = $1 AND email_id IS NOT NULL",
+                               Params().add(*id));
+        if (!members) return members.error();
+        std::vector<std::int64_t> emails;
+        for (int i = 0; i < members->size(); ++i) emails.push_back(members->int64(i, 0));
+        // ON DELETE CASCADE takes its messages and change log; Emails left in no mailbox go, and their blobs
+        // may become garbage.
         auto done = db.exec("DELETE FROM mailboxes WHERE id = $1", Params().add(*id));
         if (!done) return done.error();
-        return {};
+        EmailLog log;
+        return log.settle(db, account_id, emails);
     });
 }
 
@@ -218,20 +201,22 @@ Result<FlagStoreResult> PostgresStore::store_flags_chunk(Connection& db, std::in
                                                          std::span<const std::uint32_t> uids,
                                                          const FlagSet& requested, const FlagUpdate& update,
                                                          Changes& changes) {
-    auto mailbox = select_mailbox(db, mailbox_id, /*lock=*/true);
+    MAGPIE_TRY(lock_mailboxes(db, {mailbox_id}));
+    auto mailbox = select_mailbox(db, mailbox_id);
     if (!mailbox) return mailbox.error();
     struct Update {
         std::int64_t row_id = 0;
         std::uint32_t uid = 0;
         std::uint32_t system = 0;
         std::string keywords;
+        std::int64_t email_id = 0;
     };
     FlagStoreResult outcome;
     std::vector<Update> updates;
     CounterDelta delta;
     const UidRanges ranges = uid_ranges(uids);
     auto stored = db.exec(
-        "SELECT m.id, m.uid, m.system_flags, m.keywords, m.modseq, m.size FROM messages m "
+        "SELECT m.id, m.uid, m.system_flags, m.keywords, m.modseq, m.size, m.email_id FROM messages m "
         "JOIN unnest($2::bigint[], $3::bigint[]) r(lo, hi) ON m.uid BETWEEN r.lo AND r.hi "
         "WHERE m.mailbox_id = $1 ORDER BY m.uid",
         Params().add(mailbox_id).add(ranges.first).add(ranges.last));
@@ -276,7 +261,7 @@ Result<FlagStoreResult> PostgresStore::store_flags_chunk(Connection& db, std::in
             continue;
         }
         delta.reflag(before, system, static_cast<std::uint64_t>(stored->int64(i, 5)));
-        updates.push_back(Update{stored->int64(i, 0), uid, system, std::move(joined)});
+        updates.push_back(Update{stored->int64(i, 0), uid, system, std::move(joined), stored->int64(i, 6)});
     }
     if (updates.empty()) return outcome;
     auto modseq = allocate_modseq(db, mailbox_id);
@@ -284,11 +269,15 @@ Result<FlagStoreResult> PostgresStore::store_flags_chunk(Connection& db, std::in
     std::vector<std::int64_t> ids, systems;
     std::vector<std::string> keyword_lists;
     std::vector<std::uint32_t> changed_uids;
+    std::vector<Reflagged> reflagged;
+    std::vector<std::int64_t> emails;
     for (Update& u : updates) {
         ids.push_back(u.row_id);
         systems.push_back(u.system);
         changed_uids.push_back(u.uid);
         outcome.changed.push_back(FlagChange{u.uid, *modseq, flag_list(u.system, u.keywords)});
+        reflagged.push_back(Reflagged{u.email_id, u.system, u.keywords});
+        emails.push_back(u.email_id);
         keyword_lists.push_back(std::move(u.keywords));
     }
     // One statement for the chunk's changes, as the embedded store does with json_each.
@@ -301,6 +290,13 @@ Result<FlagStoreResult> PostgresStore::store_flags_chunk(Connection& db, std::in
     MAGPIE_TRY(log_changes(db, mailbox_id, *modseq, changed_uids, ChangeKind::flags));
     MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
     changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
+    // The flags are the Emails': their other mailboxes show the change too (their locks come after the
+    // account's, which lock_mailboxes took first), and the account state moves.
+    auto others = reflag_emails(db, mailbox_id, reflagged);
+    if (!others) return others.error();
+    for (const auto& [other, other_modseq] : *others) changes[other] = MailboxChange{mailbox->account_id, other_modseq};
+    EmailLog log;
+    MAGPIE_TRY(log.settle(db, mailbox->account_id, emails));
     return outcome;
 }
 
@@ -336,10 +332,11 @@ Result<std::vector<std::uint32_t>> PostgresStore::expunge(std::int64_t mailbox_i
         std::uint32_t last = after;
         auto done = write<std::vector<std::uint32_t>>(
             [&](Connection& db, Changes& changes) -> Result<std::vector<std::uint32_t>> {
-                auto mailbox = select_mailbox(db, mailbox_id, /*lock=*/true);
+                MAGPIE_TRY(lock_mailboxes(db, {mailbox_id}));
+                auto mailbox = select_mailbox(db, mailbox_id);
                 if (!mailbox) return mailbox.error();
                 auto deleted = db.exec(
-                    "SELECT uid, size, system_flags FROM messages WHERE mailbox_id = $1 AND (system_flags & 8) <> 0 "
+                    "SELECT uid, size, system_flags, email_id FROM messages WHERE mailbox_id = $1 AND (system_flags & 8) <> 0 "
                     "AND uid > $2 ORDER BY uid LIMIT $3",
                     Params().add(mailbox_id).add(std::int64_t{after}).add(static_cast<std::int64_t>(chunk)));
                 if (!deleted) return deleted.error();
@@ -349,12 +346,13 @@ Result<std::vector<std::uint32_t>> PostgresStore::expunge(std::int64_t mailbox_i
                     last = static_cast<std::uint32_t>(deleted->int64(i, 0));
                     if (uids != nullptr && !std::ranges::binary_search(only, last)) continue;
                     doomed.push_back(Doomed{last, static_cast<std::uint64_t>(deleted->int64(i, 1)),
-                                            static_cast<std::uint32_t>(deleted->int64(i, 2))});
+                                            static_cast<std::uint32_t>(deleted->int64(i, 2)), deleted->int64(i, 3)});
                 }
                 more = static_cast<std::size_t>(deleted->size()) == chunk;
                 std::vector<std::uint32_t> removed;
                 if (doomed.empty()) return removed;
-                auto modseq = remove_messages(db, mailbox_id, doomed);
+                EmailLog log;
+                auto modseq = remove_memberships(db, mailbox_id, mailbox->account_id, doomed, log);
                 if (!modseq) return modseq.error();
                 changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
                 for (const Doomed& message : doomed) removed.push_back(message.uid);
@@ -377,20 +375,23 @@ Result<CopyResult> PostgresStore::copy_in_transaction(Connection& db, std::int64
     auto target = select_mailbox(db, to_mailbox_id);
     if (!target) return target.error();
     if (source->account_id != target->account_id) {
-        return make_error(Errc::permission_denied, "messages move only between mailboxes of one account");
+        // Every message operation is scoped to one account: another account's mailbox does not exist here.
+        return make_error(Errc::not_found, fmt::format("no mailbox {} in this account", to_mailbox_id));
     }
     CopyResult result;
     result.uidvalidity = target->uidvalidity;
     std::vector<std::uint32_t> sorted = sorted_unique(uids);
     const UidRanges ranges = uid_ranges(sorted);
     auto sources = db.exec(
-        "SELECT m.uid, m.blob_id, m.size, m.internal_date, m.system_flags, m.keywords FROM messages m "
+        "SELECT m.uid, m.blob_id, m.size, m.internal_date, m.system_flags, m.keywords, m.email_id FROM messages m "
         "JOIN unnest($2::bigint[], $3::bigint[]) r(lo, hi) ON m.uid BETWEEN r.lo AND r.hi "
         "WHERE m.mailbox_id = $1 ORDER BY m.uid",
         Params().add(from_mailbox_id).add(ranges.first).add(ranges.last));
     if (!sources) return sources.error();
     std::vector<Doomed> moved;
+    std::vector<std::int64_t> gained;  // Emails that gained a membership in the target
     std::uint64_t last_modseq = 0;
+    EmailLog log;
     for (int i = 0; i < sources->size(); ++i) {
         MessageRow row;
         const auto source_uid = static_cast<std::uint32_t>(sources->int64(i, 0));
@@ -399,6 +400,20 @@ Result<CopyResult> PostgresStore::copy_in_transaction(Connection& db, std::int64
         row.internal_date = sources->int64(i, 3);
         row.system_flags = static_cast<std::uint32_t>(sources->int64(i, 4));
         row.keywords = sources->text(i, 5);
+        row.email_id = sources->int64(i, 6);
+        const std::int64_t source_email = row.email_id;
+        // COPY within an account adds a membership to the same Email; a target that holds the Email already
+        // gets a new Email (same blob and thread), since an Email is in a mailbox at most once.
+        auto present = has_membership(db, row.email_id, to_mailbox_id);
+        if (!present) return present.error();
+        if (*present) {
+            auto clone = clone_email(db, row.email_id);
+            if (!clone) return clone.error();
+            MAGPIE_TRY(log.record(db, target->account_id, clone->id, clone->thread_id, EmailChange::created));
+            row.email_id = clone->id;
+        } else {
+            gained.push_back(row.email_id);
+        }
         auto allocated = allocate_message(db, to_mailbox_id, row.size, row.system_flags);
         if (!allocated) return allocated.error();
         row.mailbox_id = to_mailbox_id;
@@ -409,16 +424,17 @@ Result<CopyResult> PostgresStore::copy_in_transaction(Connection& db, std::int64
         MAGPIE_TRY(log_changes(db, to_mailbox_id, row.modseq, std::span<const std::uint32_t>(&copy_uid, 1),
                                ChangeKind::appended));
         result.uids.emplace_back(source_uid, row.uid);
-        moved.push_back(Doomed{source_uid, row.size, row.system_flags});
+        moved.push_back(Doomed{source_uid, row.size, row.system_flags, source_email});
         last_modseq = row.modseq;
     }
     if (result.uids.empty()) return result;
     changes[to_mailbox_id] = MailboxChange{target->account_id, last_modseq};
     if (expunge_source) {
-        auto modseq = remove_messages(db, from_mailbox_id, moved);
+        auto modseq = remove_memberships(db, from_mailbox_id, source->account_id, moved, log);
         if (!modseq) return modseq.error();
         changes[from_mailbox_id] = MailboxChange{source->account_id, *modseq};
     }
+    MAGPIE_TRY(log.settle(db, target->account_id, gained));
     return result;
 }
 
@@ -452,19 +468,22 @@ Result<CopyResult> PostgresStore::copy_or_move(std::int64_t from_mailbox_id, con
 
 Result<void> PostgresStore::undo_copy(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids) {
     return write<void>([&](Connection& db, Changes& changes) -> Result<void> {
-        auto mailbox = select_mailbox(db, mailbox_id, /*lock=*/true);
+        MAGPIE_TRY(lock_mailboxes(db, {mailbox_id}));
+        auto mailbox = select_mailbox(db, mailbox_id);
         if (!mailbox) return mailbox.error();
-        auto rows = db.exec("SELECT uid, size, system_flags FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])",
+        auto rows = db.exec(
+            "SELECT uid, size, system_flags, email_id FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])",
                             Params().add(mailbox_id).add(uint_array(uids)));
         if (!rows) return rows.error();
         std::vector<Doomed> doomed;
         for (int i = 0; i < rows->size(); ++i) {
             doomed.push_back(Doomed{static_cast<std::uint32_t>(rows->int64(i, 0)),
                                     static_cast<std::uint64_t>(rows->int64(i, 1)),
-                                    static_cast<std::uint32_t>(rows->int64(i, 2))});
+                                    static_cast<std::uint32_t>(rows->int64(i, 2)), rows->int64(i, 3)});
         }
         if (doomed.empty()) return {};
-        auto modseq = remove_messages(db, mailbox_id, doomed);
+        EmailLog log;
+        auto modseq = remove_memberships(db, mailbox_id, mailbox->account_id, doomed, log);
         if (!modseq) return modseq.error();
         changes[mailbox_id] = MailboxChange{mailbox->account_id, *modseq};
         return {};

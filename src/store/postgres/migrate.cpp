@@ -1,7 +1,8 @@
 // `magpie migrate`: copies a whole store between the embedded backend and PostgreSQL, row for row with the
 // same ids, so UIDVALIDITY, UIDs, MODSEQs (and HIGHESTMODSEQ, UIDNEXT, first-recent marks, counters), flags,
-// the change log, subscriptions, tokens and the queue with its leases and attempts arrive as they were, and
-// clients keep their caches. Blob bytes move between blob_contents / blob files and blob_chunks. The target
+// the change log, subscriptions, tokens, Emails with their threads, account states and Email log, uploads,
+// JMAP objects with their states, and the queue with its leases and attempts arrive as they were, and
+// clients (IMAP and JMAP) keep their caches. Blob bytes move between blob_contents / blob files and blob_chunks. The target
 // must be empty; the copy is one transaction on the target, so a failed copy leaves nothing half-done.
 #include <filesystem>
 
@@ -22,8 +23,9 @@ using postgres::Params;
 using SqliteConnection = sqlite::Connection;
 
 // How a column travels: the two schemas spell a few types differently (SQLite INTEGER flags are PostgreSQL
-// booleans; bytes that need not be UTF-8 are bytea there).
-enum class Kind { integer, text, bytes, boolean };
+// booleans; bytes that need not be UTF-8 are bytea there). text_bytes: bytea in PostgreSQL, TEXT in SQLite
+// (compared with text values there, so it must arrive as TEXT, not as a BLOB).
+enum class Kind { integer, text, bytes, boolean, text_bytes };
 
 struct Column {
     const char* name;
@@ -36,7 +38,7 @@ struct Table {
     bool serial_id;  // PostgreSQL's sequence must move past the copied ids
 };
 
-constexpr Kind I = Kind::integer, T = Kind::text, B = Kind::bytes, L = Kind::boolean;
+constexpr Kind I = Kind::integer, T = Kind::text, B = Kind::bytes, L = Kind::boolean, X = Kind::text_bytes;
 
 // In foreign-key order. blobs are copied apart (their bytes change home).
 const std::vector<Table>& tables() {
@@ -45,7 +47,7 @@ const std::vector<Table>& tables() {
         {"accounts",
          {{"id", I}, {"domain_id", I}, {"address", T}, {"password_hash", T}, {"scram_salt", B},
           {"scram_iterations", I}, {"scram_stored_key", B}, {"scram_server_key", B}, {"disabled", L},
-          {"created_at", I}},
+          {"created_at", I}, {"email_state", I}},
          true},
         {"aliases", {{"id", I}, {"domain_id", I}, {"address", T}, {"account_id", I}}, true},
         {"mailboxes",
@@ -54,10 +56,15 @@ const std::vector<Table>& tables() {
           {"deleted_size", I}, {"recent_count", I}, {"first_recent_uid", I}},
          true},
         {"subscriptions", {{"account_id", I}, {"name", T}}, false},
+        {"emails",
+         {{"id", I}, {"account_id", I}, {"blob_id", T}, {"thread_id", I}, {"internal_date", I}, {"sent_at", I},
+          {"size", I}, {"system_flags", I}, {"keywords", T}, {"message_id", X}, {"base_subject", X}, {"state", I}},
+         true},
         {"messages",
          {{"id", I}, {"mailbox_id", I}, {"uid", I}, {"modseq", I}, {"blob_id", T}, {"size", I}, {"internal_date", I},
-          {"system_flags", I}, {"keywords", T}},
+          {"system_flags", I}, {"keywords", T}, {"email_id", I}},
          true},
+        {"email_log", {{"account_id", I}, {"state", I}, {"email_id", I}, {"thread_id", I}, {"kind", I}}, false},
         {"change_log", {{"mailbox_id", I}, {"modseq", I}, {"uid", I}, {"kind", I}}, false},
         {"envelopes",
          {{"id", I}, {"received_at", I}, {"blob_id", T}, {"reverse_path", T}, {"dsn_ret", T}, {"dsn_envid", T}},
@@ -81,6 +88,14 @@ const std::vector<Table>& tables() {
         {"api_tokens",
          {{"id", I}, {"account_id", I}, {"name", T}, {"token_hash", B}, {"created_at", I}, {"expires_at", I}},
          true},
+        {"uploads",
+         {{"id", I}, {"account_id", I}, {"blob_id", T}, {"type", T}, {"size", I}, {"created_at", I}, {"content", B}},
+         true},
+        {"jmap_objects",
+         {{"id", I}, {"account_id", I}, {"type", T}, {"created_state", I}, {"updated_state", I}, {"destroyed", L},
+          {"data", T}},
+         true},
+        {"jmap_states", {{"account_id", I}, {"type", T}, {"state", I}}, false},
     };
     return all;
 }
@@ -123,7 +138,8 @@ Value from_postgres(const postgres::Rows& rows, int r, int i, Kind kind) {
     switch (kind) {
         case Kind::integer: return Value{false, rows.int64(r, i), {}};
         case Kind::boolean: return Value{false, rows.boolean(r, i) ? 1 : 0, {}};
-        case Kind::bytes: return Value{false, 0, rows.bytes(r, i)};
+        case Kind::bytes:
+        case Kind::text_bytes: return Value{false, 0, rows.bytes(r, i)};
         case Kind::text: return Value{false, 0, rows.text(r, i)};
     }
     return Value{};
@@ -136,7 +152,7 @@ void add_to(Params& params, const Value& value, Kind kind) {
         params.add(value.integer);
     } else if (kind == Kind::boolean) {
         params.add(value.integer != 0 ? "true" : "false");
-    } else if (kind == Kind::bytes) {
+    } else if (kind == Kind::bytes || kind == Kind::text_bytes) {
         params.add_bytes(value.bytes);
     } else {
         params.add(std::string_view(value.bytes));
@@ -240,6 +256,11 @@ Result<void> copy_sqlite_to_postgres(SqliteConnection& from, const std::filesyst
                                            table.name)));
         }
     }
+    // Email and thread ids are never reused (JMAP clients hold them): past every id the Email log still names,
+    // the destroyed Emails' included.
+    MAGPIE_TRY(to.exec("SELECT setval(pg_get_serial_sequence('emails', 'id'), greatest("
+                       "(SELECT coalesce(max(id), 0) FROM emails), (SELECT coalesce(max(email_id), 0) FROM email_log), "
+                       "(SELECT coalesce(max(thread_id), 0) FROM email_log)) + 1, false)"));
     return {};
 }
 

@@ -34,6 +34,12 @@ struct PostgresOptions {
     std::size_t max_mailbox_name_bytes = 1024;
     std::size_t max_subscriptions = 10000;
     FlagLimits flag_limits;
+    // Emails and threads, as SqliteOptions: parents looked up at delivery, the same-subject window (seconds
+    // of received_at), ids per query answer / find / update call, conditions per Email/query filter.
+    std::size_t max_thread_references = 64;
+    std::int64_t thread_subject_window_seconds = 30 * 24 * 3600;
+    std::size_t max_query_results = 10000;
+    std::size_t max_filter_nodes = 256;
 };
 
 // Connects, and when writable creates or migrates the schema (unavailable for a newer one).
@@ -45,7 +51,7 @@ Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& option
 Result<CheckReport> check_postgres_store(const PostgresOptions& options);
 
 // `magpie migrate`: the whole store, row for row with the same ids (UIDVALIDITY, UIDs, MODSEQs, flags, change
-// log, queue with leases and attempts), into an empty target in one transaction. already_exists when the
+// log, Emails, threads and states, uploads, JMAP objects, queue with leases and attempts), into an empty target in one transaction. already_exists when the
 // target holds a store; unavailable when a schema version differs from this magpie's.
 struct MigrationReport {
     std::size_t rows = 0;      // all rows copied, blobs aside

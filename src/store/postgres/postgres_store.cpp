@@ -660,7 +660,8 @@ Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& option
                                                              *version, postgres::kSchemaVersion));
         }
     } else {
-        MAGPIE_TRY(postgres::migrate(**probe));
+        MAGPIE_TRY(postgres::migrate(
+            **probe, sqlite::ThreadLimits{options.max_thread_references, options.thread_subject_window_seconds}));
         MAGPIE_TRY(postgres::ensure_login_counters(**probe));
     }
     auto store = std::make_unique<postgres::PostgresStore>(options);

@@ -99,6 +99,29 @@ public:
     Result<void> revoke_api_token(std::int64_t account_id, std::string_view name) override;
     Result<ApiToken> find_api_token(std::string_view token_hash) override;
     Result<GarbageReport> collect_garbage(std::int64_t now, std::int64_t grace_seconds) override;
+    // jmap_objects.cpp
+    Result<UploadedBlob> add_upload(std::int64_t account_id, std::string_view content, std::string_view type,
+                                    std::int64_t now, std::int64_t expire_before) override;
+    Result<std::string> read_account_blob(std::int64_t account_id, std::string_view blob_id) override;
+    Result<UploadedBlob> find_upload(std::int64_t account_id, std::string_view blob_id) override;
+    Result<JmapObjectList> list_jmap_objects(std::int64_t account_id, std::string_view type) override;
+    Result<JmapObjectWritten> write_jmap_objects(std::int64_t account_id, std::string_view type,
+                                                 const JmapObjectWrite& write) override;
+    Result<void> set_special_use(std::int64_t account_id, std::int64_t mailbox_id, SpecialUse special_use) override;
+    // email_ops.cpp
+    Result<std::uint64_t> account_state(std::int64_t account_id) override;
+    Result<std::vector<Email>> find_emails(std::int64_t account_id, const std::vector<std::int64_t>& ids) override;
+    Result<EmailQueryResult> query_emails(std::int64_t account_id, const EmailQuery& query) override;
+    Result<std::vector<EmailThread>> find_threads(std::int64_t account_id,
+                                                  const std::vector<std::int64_t>& thread_ids) override;
+    Result<EmailChanges> email_changes(std::int64_t account_id, std::uint64_t since_state,
+                                       std::size_t max_changes) override;
+    Result<EmailChanges> thread_changes(std::int64_t account_id, std::uint64_t since_state,
+                                        std::size_t max_changes) override;
+    Result<std::vector<Result<void>>> update_emails(std::int64_t account_id,
+                                                    const std::vector<EmailUpdate>& updates) override;
+    Result<std::vector<Result<void>>> destroy_emails(std::int64_t account_id,
+                                                     const std::vector<std::int64_t>& ids) override;
 
     void set_change_listener(ChangeListener listener) override;
     StoreStats stats() const override;
@@ -158,6 +181,13 @@ private:
     Result<CopyResult> copy_or_move(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                     std::int64_t to_mailbox_id, bool move);
     Result<void> undo_copy(std::int64_t mailbox_id, const std::vector<std::uint32_t>& uids);
+    // Email/set on many Emails: `apply(db, index, context)` for each index, in chunks of
+    // max_messages_per_transaction (one transaction each, under the account's row lock), each index under
+    // its own savepoint so that one refused update fails alone.
+    struct EmailChangeContext;
+    Result<std::vector<Result<void>>> for_each_email(
+        std::int64_t account_id, std::size_t count,
+        const std::function<Result<void>(Connection&, std::size_t, EmailChangeContext&)>& apply);
 
     PostgresOptions options_;
     std::string node_id_;  // this process, in NOTIFY payloads: its own notifications are not heard twice

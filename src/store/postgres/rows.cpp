@@ -51,6 +51,8 @@ Message message_from_row(const Rows& rows, int row) {
         message.summary.references = rows.bytes(row, 16);
         message.summary.structure = rows.bytes(row, 17);
     }
+    message.email_id = rows.int64(row, 18);
+    message.thread_id = rows.int64(row, 19);
     return message;
 }
 
@@ -67,8 +69,14 @@ Result<void> lock_mailboxes(Connection& db, std::vector<std::int64_t> mailbox_id
     if (mailbox_ids.empty()) return {};
     std::ranges::sort(mailbox_ids);
     mailbox_ids.erase(std::unique(mailbox_ids.begin(), mailbox_ids.end()), mailbox_ids.end());
+    const std::string ids = int_array(mailbox_ids);
+    auto accounts = db.exec(
+        "SELECT id FROM accounts WHERE id IN (SELECT account_id FROM mailboxes WHERE id = ANY($1::bigint[])) "
+        "ORDER BY id FOR NO KEY UPDATE",
+        Params().add(ids));
+    if (!accounts) return accounts.error();
     auto locked = db.exec("SELECT id FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-                          Params().add(int_array(mailbox_ids)));
+                          Params().add(ids));
     if (!locked) return locked.error();
     return {};
 }
@@ -184,8 +192,8 @@ Result<void> apply_counters(Connection& db, std::int64_t mailbox_id, const Count
 
 Result<void> insert_message(Connection& db, const MessageRow& row) {
     auto done = db.exec(
-        "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords) "
-        "VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO messages(mailbox_id, uid, modseq, blob_id, size, internal_date, system_flags, keywords, "
+        "email_id) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         Params()
             .add(row.mailbox_id)
             .add(std::int64_t{row.uid})
@@ -194,7 +202,8 @@ Result<void> insert_message(Connection& db, const MessageRow& row) {
             .add(static_cast<std::int64_t>(row.size))
             .add(row.internal_date)
             .add(std::int64_t{row.system_flags})
-            .add(row.keywords));
+            .add(row.keywords)
+            .add(row.email_id));
     if (!done) return done.error();
     return {};
 }

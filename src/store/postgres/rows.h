@@ -22,19 +22,22 @@ inline constexpr const char* kMailboxColumns =
     "message_count, total_size";
 Mailbox mailbox_from_row(const Rows& rows, int row);
 
-// Ends with a space; append "WHERE ...". A LEFT JOIN, so a message whose blob row is missing still lists.
+// Ends with a space; append "WHERE ...". LEFT JOINs, so a message whose blob or Email row is missing still
+// lists.
 inline constexpr const char* kMessageSelect =
     "SELECT m.id, m.mailbox_id, m.uid, m.modseq, m.blob_id, m.size, m.internal_date, m.system_flags, "
     "m.keywords, b.subject, b.from_header, b.to_header, b.cc_header, b.date_header, b.message_id, "
-    "b.in_reply_to, b.refs, b.structure FROM messages m LEFT JOIN blobs b ON b.id = m.blob_id ";
+    "b.in_reply_to, b.refs, b.structure, m.email_id, e.thread_id FROM messages m "
+    "LEFT JOIN blobs b ON b.id = m.blob_id LEFT JOIN emails e ON e.id = m.email_id ";
 Message message_from_row(const Rows& rows, int row);
 
 // not_found. `lock`: FOR UPDATE, taken before a write reads what it will change (flags, \Deleted), so two
 // nodes changing one mailbox take turns as the embedded store's one writer does.
 Result<Mailbox> select_mailbox(Connection& db, std::int64_t mailbox_id, bool lock = false);
 
-// Locks mailboxes in ascending id order (the one order every multi-mailbox write uses: no deadlock between
-// a delivery to A and B and a COPY from B to A). Absent ids are skipped.
+// Locks the accounts that own these mailboxes, then the mailboxes, each in ascending id order (the one order
+// every write uses: no deadlock between a delivery to A and B and a COPY from B to A, nor between a STORE
+// that reflags an Email's other mailboxes and a delivery there). Absent ids are skipped.
 Result<void> lock_mailboxes(Connection& db, std::vector<std::int64_t> mailbox_ids);
 
 // One store-wide counter seeded from the clock, never going back (RFC 9051 2.3.1.1).
@@ -64,6 +67,7 @@ Result<void> apply_counters(Connection& db, std::int64_t mailbox_id, const Count
 
 struct MessageRow {
     std::int64_t mailbox_id = 0;
+    std::int64_t email_id = 0;  // the Email this membership belongs to (emails.h)
     std::uint32_t uid = 0;
     std::uint64_t modseq = 0;
     std::string blob_id;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "store/flags.h"
+#include "store/postgres/emails.h"
 
 namespace magpie::store::postgres {
 namespace {
@@ -217,6 +218,88 @@ ALTER TABLE queue_attempts ADD COLUMN connection text NOT NULL DEFAULT '';
 CREATE INDEX queue_recipients_lease ON queue_recipients(lease_owner) WHERE lease_owner <> '';
 )sql";
 
+// Version 7, the twin of the embedded store's Email step (store/sqlite/emails.h kSchemaEmails): one row per
+// Email with its thread, dates, size and flags; messages.email_id ties each membership to its Email (unique
+// per mailbox); accounts.email_state is the JMAP state counter and email_log what changed at each state.
+// Differences: message_id and base_subject come from outside and need not be UTF-8, so they are bytea (and
+// compare bytewise, as SQLite's BINARY collation does). magpie_lower() lowers ASCII letters of a bytea
+// (Email/query's case-insensitive header matches and the From sort, as SQLite's lower()); non-ASCII bytes
+// pass through, since the 'escape' encoding spells them as octal escapes, which lower() leaves alone.
+constexpr const char* kSchemaV7 = R"sql(
+CREATE TABLE emails(
+  id bigserial PRIMARY KEY,
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  blob_id text NOT NULL REFERENCES blobs(id),
+  thread_id bigint NOT NULL,
+  internal_date bigint NOT NULL,
+  sent_at bigint NOT NULL,
+  size bigint NOT NULL,
+  system_flags integer NOT NULL DEFAULT 0,
+  keywords text NOT NULL DEFAULT '',
+  message_id bytea NOT NULL,
+  base_subject bytea NOT NULL,
+  state bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX emails_message_id ON emails(account_id, message_id) WHERE message_id <> ''::bytea;
+CREATE INDEX emails_subject ON emails(account_id, base_subject, internal_date);
+CREATE INDEX emails_thread ON emails(thread_id, internal_date);
+CREATE INDEX emails_received ON emails(account_id, internal_date);
+CREATE INDEX emails_blob ON emails(blob_id);
+
+ALTER TABLE messages ADD COLUMN email_id bigint REFERENCES emails(id);
+CREATE UNIQUE INDEX messages_email ON messages(email_id, mailbox_id);
+
+ALTER TABLE accounts ADD COLUMN email_state bigint NOT NULL DEFAULT 0;
+
+CREATE TABLE email_log(
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  state bigint NOT NULL,
+  email_id bigint NOT NULL,
+  thread_id bigint NOT NULL,
+  kind integer NOT NULL,
+  PRIMARY KEY(account_id, state, email_id)
+);
+CREATE INDEX email_log_email ON email_log(account_id, email_id, kind);
+
+CREATE FUNCTION magpie_lower(bytea) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  AS $$ SELECT decode(lower(encode($1, 'escape')), 'escape') $$;
+)sql";
+
+// Version 8, the twin of the embedded store's JMAP step (store/sqlite/jmap_objects.h): uploads (the bytes in
+// the row, as bytea sent in binary), JMAP-only objects as JSON with tombstones, and their per-(account, type)
+// state counters. destroyed is a boolean here.
+constexpr const char* kSchemaV8 = R"sql(
+CREATE TABLE uploads(
+  id bigserial PRIMARY KEY,
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  blob_id text NOT NULL,
+  type text NOT NULL,
+  size bigint NOT NULL,
+  created_at bigint NOT NULL,
+  content bytea NOT NULL,
+  UNIQUE(account_id, blob_id)
+);
+CREATE INDEX uploads_created ON uploads(account_id, created_at);
+
+CREATE TABLE jmap_objects(
+  id bigserial PRIMARY KEY,
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  type text NOT NULL,
+  created_state bigint NOT NULL,
+  updated_state bigint NOT NULL,
+  destroyed boolean NOT NULL DEFAULT false,
+  data text NOT NULL
+);
+CREATE INDEX jmap_objects_account ON jmap_objects(account_id, type);
+
+CREATE TABLE jmap_states(
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  type text NOT NULL,
+  state bigint NOT NULL,
+  PRIMARY KEY(account_id, type)
+);
+)sql";
+
 // Any number will do as long as every magpied uses the same one: the advisory lock of migrations.
 constexpr std::int64_t kMigrationLock = 0x6d61677069650001;  // "magpie" 1
 
@@ -226,6 +309,8 @@ const char* schema_step(int version) {
     switch (version) {
         case 5: return kSchemaV5;
         case 6: return kSchemaV6;
+        case kEmailsSchemaVersion: return kSchemaV7;
+        case 8: return kSchemaV8;
         default: return nullptr;
     }
 }
@@ -240,7 +325,7 @@ Result<int> schema_version(Connection& db) {
     return static_cast<int>(rows->int64(0, 0));
 }
 
-Result<void> migrate(Connection& db) {
+Result<void> migrate(Connection& db, const ThreadLimits& thread_limits) {
     return in_transaction(db, [&]() -> Result<void> {
         MAGPIE_TRY(db.exec("SELECT pg_advisory_xact_lock($1)", Params().add(kMigrationLock)));
         auto version = schema_version(db);
@@ -254,6 +339,8 @@ Result<void> migrate(Connection& db) {
             const char* ddl = schema_step(step);
             if (ddl == nullptr) continue;  // versions before the backend existed: step 5 lays them all down
             MAGPIE_TRY(db.run(ddl));
+            // Steps whose data conversion is more than SQL: old messages become Emails with computed threads.
+            if (step == kEmailsSchemaVersion) MAGPIE_TRY(backfill_emails(db, thread_limits));
         }
         MAGPIE_TRY(db.exec(
             "INSERT INTO meta(key, value) VALUES('schema_version', $1) ON CONFLICT(key) DO UPDATE SET value = $1",

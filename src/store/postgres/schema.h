@@ -5,10 +5,11 @@
 
 #include "base/result.h"
 #include "store/postgres/pg.h"
+#include "store/sqlite/emails.h"
 
 namespace magpie::store::postgres {
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 8;
 
 // change_log.kind values (the same as the embedded store's).
 enum class ChangeKind : std::int64_t { appended = 1, flags = 2, expunged = 3 };
@@ -22,6 +23,7 @@ Result<int> schema_version(Connection& db);
 
 // Creates or upgrades the schema in one transaction, under an advisory lock so that nodes starting at once
 // migrate one after the other; unavailable for a schema newer than this code knows.
-Result<void> migrate(Connection& db);
+// `thread_limits` bound the threads step 7 computes for the messages an older store holds.
+Result<void> migrate(Connection& db, const sqlite::ThreadLimits& thread_limits = {});
 
 }  // namespace magpie::store::postgres
