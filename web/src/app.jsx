@@ -316,7 +316,8 @@ function Mail({ auth, onSignedOut }) {
         <span class="brand">Magpie</span>
         <form class="search" role="search" onSubmit={onSearch}>
           <label for="q" class="visually-hidden">Search mail</label>
-          <input id="q" name="q" type="search" placeholder="Search mail" ref={searchRef} />
+          <input id="q" name="q" type="search" placeholder="Search mail" ref={searchRef}
+            title="Words match headers and body; from: to: cc: subject: body: is:unread has:attachment narrow it" />
           <button type="submit">Search</button>
           {search && <button type="button" onClick={() => { setSearch(''); searchRef.current.value = ''; }}>Clear</button>}
         </form>
@@ -404,7 +405,8 @@ function Shortcuts({ onClose }) {
   useEffect(() => ref.current && ref.current.focus(), []);
   const rows = [['j / k', 'next / previous conversation'], ['o', 'open (or Enter on a row)'], ['c', 'compose'], ['r', 'reply'],
     ['a', 'reply to all'], ['f', 'forward'], ['s', 'flag'], ['u', 'mark read / unread'], ['# or Delete', 'delete'],
-    ['/', 'search'], ['Esc', 'close'], ['?', 'this help']];
+    ['/', 'search: words match headers and body; from: to: cc: subject: body: is:unread is:flagged has:attachment narrow it'],
+    ['Esc', 'close'], ['?', 'this help']];
   return (
     <div class="dialog-backdrop">
       <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="shortcuts-title">
