@@ -515,6 +515,8 @@ def test_reply_and_reply_all_reach_their_recipients_threaded(webmail):
     assert original["Message-ID"] in reply["References"]
     assert reply.get_body(("plain",)).get_content().startswith("Noon is fine.")
     assert "Cc" not in reply
+    # The list shows the thread's size (alice's sent reply joined it), filled in after the rows.
+    b.wait(selector=".list .row:has-text('Plans') .thread-size:has-text('2')", timeout=15000)
     # Reply to all keeps Carol (in Cc) and leaves out alice herself.
     b.press(selector=None, key="a")
     b.wait(selector="#compose-body")
