@@ -922,6 +922,78 @@ def test_delivery_state_shows_deferred_with_the_remote_reply(tmp_path):
         greylister.close()
 
 
+# WCAG 2.1 relative luminance and contrast ratio of every visible text node's colour against the first
+# opaque background behind it (ancestors' background colours; images and gradients are not used by the app).
+CONTRAST_SCRIPT = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  const background = (e) => {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] >= 0.99)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const e = n.parentElement;
+    if (!n.textContent.trim() || !e || !e.getClientRects().length) continue;
+    const style = getComputedStyle(e);
+    if (style.visibility === 'hidden' || e.closest('[hidden], .visually-hidden')) continue;
+    const a = lum(rgb(style.color).slice(0, 3)), b = lum(background(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) out.push(`${e.tagName.toLowerCase()}.${e.className} "${n.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+  }
+  return out;
+}"""
+
+
+def test_text_contrast_and_focus_order_on_the_main_screens(webmail):
+    """Accessibility checked in the browser: every visible text meets WCAG 2.1 AA contrast (4.5:1, 3:1 when
+    large) on the sign-in form, the inbox, the reader and compose; Tab walks the screen in reading order
+    (the bar, the mailboxes, then the list), no element jumps the queue with a positive tabindex, and the
+    focused control is visibly outlined."""
+    server, b = webmail.server, webmail.browser
+    need(server, "Email/query", "Email/get", "Thread/get")
+    smtp_send(server, text_message("Contrast check", "Plain words to read."))
+    b.goto(url=webmail.base + "/")
+    b.wait(selector="#username")
+    assert b.eval(script=CONTRAST_SCRIPT) == []
+    webmail.sign_in()
+    b.wait_text(selector=".list", text="Contrast check")
+    assert b.eval(script=CONTRAST_SCRIPT) == []
+    assert b.eval(script="() => document.querySelectorAll('[tabindex]:not([tabindex=\"0\"]):not([tabindex=\"-1\"])').length") == 0
+    # Tab order from the top of the page: each focused control's region, in the order they are reached.
+    b.eval(script="() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    regions = []
+    for _ in range(40):
+        b.press(selector=None, key="Tab")
+        region = b.eval(script="""() => {
+            const e = document.activeElement;
+            if (!e || e === document.body) return null;
+            const outline = getComputedStyle(e).outlineStyle !== 'none' || getComputedStyle(e).boxShadow !== 'none';
+            const where = e.closest('.bar') ? 'bar' : e.closest('nav.mailboxes') ? 'mailboxes' : e.closest('.list') ? 'list' : 'other';
+            return [where, outline];
+        }""")
+        if region is None:
+            continue
+        assert region[1], f"the focused control in {region[0]} has no visible focus indicator"
+        if not regions or regions[-1] != region[0]:
+            regions.append(region[0])
+        if region[0] == "list":
+            break
+    assert regions[:3] == ["bar", "mailboxes", "list"], regions
+    open_row(b, "Contrast check")
+    assert b.eval(script=CONTRAST_SCRIPT) == []
+    b.press(selector=None, key="c")
+    b.wait(selector=".compose")
+    assert b.eval(script=CONTRAST_SCRIPT) == []
+    b.press(selector="#compose-to", key="Escape")
+
+
 # ---------------------------------------------------------------- phone width and keyboard
 
 def test_phone_width_shows_one_pane_at_a_time(webmail):

@@ -199,23 +199,26 @@ function Mail({ auth, onSignedOut }) {
     const emails = targets();
     if (!emails.length || !toId) return;
     await mail.move(jmap, emails.map((e) => e.id), search ? null : current, toId);
-    setNotice(`Moved to ${(mailboxById(toId) || {}).name || 'mailbox'}.`);
+    // The notice comes with the list that shows the move, never before it.
     await afterChange(true);
+    setNotice(`Moved to ${(mailboxById(toId) || {}).name || 'mailbox'}.`);
   });
 
   const remove = act(async () => {
     const emails = targets();
     if (!emails.length) return;
+    let done;
     if (current === trashId && !search) {
       await mail.destroy(jmap, emails.map((e) => e.id));
-      setNotice('Deleted for good.');
+      done = 'Deleted for good.';
     } else if (trashId) {
       await mail.move(jmap, emails.map((e) => e.id), search ? null : current, trashId);
-      setNotice('Moved to Trash.');
+      done = 'Moved to Trash.';
     } else {
       throw new Error('This account has no Trash mailbox.');
     }
     await afterChange(true);
+    setNotice(done);
   });
 
   const toggle = act(async (keyword) => {
