@@ -55,6 +55,9 @@ struct MailCommands::Options {
     bool s_unseen = false, s_seen = false, s_flagged = false;
     bool raw = false;
     bool save_sent = true;
+    // Drafts: save instead of sending; continue the draft of this UID in the Drafts mailbox.
+    bool save_draft = false;
+    std::uint32_t resume_uid = 0;
 };
 
 namespace {
@@ -373,31 +376,91 @@ struct Context {
     std::unique_ptr<ImapConnection> imap;
 };
 
+// Opens the IMAP connection when this command has none yet (sending needs it only to file copies).
+Result<void> ensure_imap(Context& c) {
+    if (c.imap) return {};
+    auto imap = ImapConnection::open(c.account, c.password);
+    if (!imap) return imap.error();
+    c.imap = std::move(*imap);
+    return {};
+}
+
+// APPENDs `bytes` with `flags` to `mailbox`, creating it when the server says TRYCREATE (RFC 9051 6.3.12).
+Result<void> append_to(Context& c, const std::string& mailbox, std::string_view flags, const std::string& bytes) {
+    MAGPIE_TRY(ensure_imap(c));
+    ic::Command append("APPEND");
+    append.mailbox(mailbox).raw(std::string(flags)).literal(bytes);
+    auto done = c.imap->run(append, true);
+    if (done && done->status != ic::Status::ok && done->text.code == "TRYCREATE") {
+        ic::Command create("CREATE");
+        create.mailbox(mailbox);
+        if (c.imap->run(create)) done = c.imap->run(append);
+    }
+    if (!done) return done.error();
+    if (done->status != ic::Status::ok) return make_error(Errc::unavailable, done->text.text);
+    return {};
+}
+
 // Files what was sent in the Sent mailbox (the one LIST marks \Sent, RFC 6154), as every other client does.
 // A failure here is a warning: the message has gone already.
 void save_sent(Context& c, const std::string& bytes) {
     if (!c.o.save_sent || c.account.sent_mailbox == "none" || c.account.imap.host.empty()) return;
-    if (!c.imap) {
-        auto imap = ImapConnection::open(c.account, c.password);
-        if (!imap) {
-            std::cerr << "magpie mail: sent, but not saved in Sent: " << imap.error().message << "\n";
-            return;
-        }
-        c.imap = std::move(*imap);
+    if (auto opened = ensure_imap(c); !opened) {
+        std::cerr << "magpie mail: sent, but not saved in Sent: " << opened.error().message << "\n";
+        return;
     }
     std::string sent =
         c.account.sent_mailbox.empty() ? special_mailbox(*c.imap, "\\Sent", "Sent") : c.account.sent_mailbox;
-    ic::Command append("APPEND");
-    append.mailbox(sent).raw("(\\Seen)").literal(bytes);
-    auto done = c.imap->run(append, true);
-    if (done && done->status != ic::Status::ok && done->text.code == "TRYCREATE") {
-        ic::Command create("CREATE");
-        create.mailbox(sent);
-        if (c.imap->run(create)) done = c.imap->run(append);
+    if (auto filed = append_to(c, sent, "(\\Seen)", bytes); !filed)
+        std::cerr << "magpie mail: sent, but not saved in " << sent << ": " << filed.error().message << "\n";
+}
+
+// The Drafts mailbox: the one LIST marks \Drafts (RFC 6154), else "Drafts".
+Result<std::string> drafts_mailbox(Context& c) {
+    MAGPIE_TRY(ensure_imap(c));
+    return special_mailbox(*c.imap, "\\Drafts", "Drafts");
+}
+
+// The draft of --resume, read from Drafts: what the person wrote before, to finish now.
+Result<mail::Draft> resumed_draft(Context& c) {
+    auto drafts = drafts_mailbox(c);
+    if (!drafts) return drafts.error();
+    if (auto r = select(*c.imap, *drafts, true); !r) return r.error();
+    auto bytes = fetch_message(*c.imap, c.o.resume_uid, true, *drafts);
+    if (!bytes) return bytes.error();
+    return mail_ui::draft_of(mail::Message::parse(*bytes));
+}
+
+// Removes the draft --resume continued, once its successor is sent or saved. A failure is a warning.
+void drop_resumed_draft(Context& c) {
+    if (c.o.resume_uid == 0) return;
+    auto drafts = drafts_mailbox(c);
+    Result<void> dropped = drafts ? Result<void>{} : Result<void>{drafts.error()};
+    if (drafts) {
+        if (auto r = select(*c.imap, *drafts, false); !r) dropped = r.error();
     }
-    if (!done || done->status != ic::Status::ok)
-        std::cerr << "magpie mail: sent, but not saved in " << sent << ": "
-                  << (done ? done->text.text : done.error().message) << "\n";
+    if (dropped) dropped = expunge(*c.imap, std::to_string(c.o.resume_uid));
+    if (!dropped)
+        std::cerr << "magpie mail: the old draft (UID " << c.o.resume_uid << ") stays: " << dropped.error().message
+                  << "\n";
+}
+
+// Saves the message in Drafts (flagged \Draft, RFC 9051 2.3.2) instead of sending it, Bcc included: it is
+// the person's own copy. Prints the mailbox; `send --resume UID` continues it.
+int store_draft(Context& c, mail::Draft& draft) {
+    const Account& account = c.account;
+    draft.from = mail::MailboxSpec{account.name, account.address};
+    auto env = mail::system_build_env(account.address.substr(account.address.rfind('@') + 1));
+    mail::BuildOptions with_bcc;
+    with_bcc.write_bcc = true;
+    auto bytes = mail::build_message(draft, with_bcc, env);
+    if (!bytes) return fail(bytes.error());
+    auto drafts = drafts_mailbox(c);
+    if (!drafts) return fail(drafts.error());
+    if (auto saved = append_to(c, *drafts, "(\\Draft \\Seen)", *bytes); !saved) return fail(saved.error());
+    std::cout << "saved as a draft in " << *drafts << "\n";
+    drop_resumed_draft(c);
+    return 0;
 }
 
 // Builds and submits; prints each recipient's answer, then files a copy in Sent. 0 when every recipient was
@@ -440,18 +503,33 @@ int send_draft(Context& c, mail::Draft& draft) {
     return all_accepted ? 0 : 1;
 }
 
+// Sends the message, or with --draft saves it in Drafts; a resumed draft goes once its successor is out.
+int finish(Context& c, mail::Draft& draft) {
+    if (c.o.save_draft) return store_draft(c, draft);
+    int sent = send_draft(c, draft);
+    if (sent == 0) drop_resumed_draft(c);
+    return sent;
+}
+
 // ---- subcommands
 // --------------------------------------------------------------------------------------------
 
 int cmd_send(Context& c) {
     mail::Draft draft;
+    if (c.o.resume_uid != 0) {
+        auto resumed = resumed_draft(c);
+        if (!resumed) return fail(resumed.error());
+        draft = std::move(*resumed);
+    }
     if (auto r = mail_ui::check_header_input("subject", c.o.subject); !r) return fail(r.error());
-    draft.subject = c.o.subject;
+    if (c.o.resume_uid == 0 || !c.o.subject.empty()) draft.subject = c.o.subject;
     if (auto r = add_recipients(c.o, draft); !r) return fail(r.error());
-    auto body = compose_body(c.o, "");
+    // A resumed draft keeps its text unless new text is given; the editor starts from it.
+    const bool given = !c.o.body_file.empty() || !::isatty(STDIN_FILENO);
+    auto body = c.o.resume_uid != 0 && !given ? edit(draft.text.value_or("")) : compose_body(c.o, "");
     if (!body) return fail(body.error());
     draft.text = std::move(*body);
-    return send_draft(c, draft);
+    return finish(c, draft);
 }
 
 int cmd_list(Context& c) {
@@ -496,8 +574,8 @@ int cmd_reply(Context& c) {
     auto body = compose_body(c.o, mail_ui::quote(original));
     if (!body) return fail(body.error());
     draft.text = std::move(*body);
-    int sent = send_draft(c, draft);
-    if (sent == 0) {
+    int sent = finish(c, draft);
+    if (sent == 0 && !c.o.save_draft) {
         // RFC 9051 2.3.2: \Answered tells every client this message got its reply.
         ic::Command store("UID STORE");
         store.raw(std::to_string(uid)).raw("+FLAGS.SILENT (\\Answered)");
@@ -541,7 +619,7 @@ int cmd_forward(Context& c) {
     auto body = compose_body(c.o, below);
     if (!body) return fail(body.error());
     draft.text = std::move(*body);
-    return send_draft(c, draft);
+    return finish(c, draft);
 }
 
 Result<void> save_attachments(const std::string& bytes, const std::string& dir) {
@@ -719,7 +797,13 @@ void no_options(CLI::App&, Options&) {}
 
 const Verb kVerbs[] = {
     {"send", "send a message (body from stdin, --body-file or $EDITOR)", kCompose, cmd_send,
-     [](CLI::App& a, Options& o) { a.add_option("-s,--subject", o.subject, "the subject"); }},
+     [](CLI::App& a, Options& o) {
+         a.add_option("-s,--subject", o.subject, "the subject");
+         a.add_option("--resume", o.resume_uid,
+                      "continue the draft of this UID in Drafts (its recipients, text and attachments), then "
+                      "send it or, with --draft, save it again; the old draft goes")
+             ->check(CLI::Range(1u, 4294967295u));
+     }},
     {"list", "list a mailbox, newest first, a page at a time", kMailbox | kPaging | kImap, cmd_list,
      no_options},
     {"read", "show a message: its text (HTML rendered) and its attachments", kOneUid | kMailbox | kImap,
@@ -808,6 +892,7 @@ void add_verb_options(CLI::App& sub, const Verb& verb, Options& o) {
         sub.add_option("-a,--attachment", o.attachments, "a file to attach: FILE or FILE;type=TYPE/SUBTYPE");
         sub.add_option("--body-file", o.body_file, "the body from this file (- for stdin)");
         sub.add_flag("!--no-save-sent", o.save_sent, "do not file a copy in the Sent mailbox");
+        sub.add_flag("--draft", o.save_draft, "save it in Drafts instead of sending (send --resume continues it)");
     }
     verb.options(sub, o);
 }
@@ -833,12 +918,14 @@ int MailCommands::run() {
     if (!account) return fail(account.error());
     if ((verb->needs & kImap) && account->imap.host.empty())
         return fail("no IMAP server: set [imap] host or --server", 2);
-    if ((verb->needs & kCompose) && account->smtp.host.empty())
+    const bool drafts = options_->save_draft || options_->resume_uid != 0;
+    if ((verb->needs & kCompose) && account->smtp.host.empty() && !options_->save_draft)
         return fail("no SMTP server: set [smtp] host or --server", 2);
+    if (drafts && account->imap.host.empty()) return fail("no IMAP server for Drafts: set [imap] host or --server", 2);
     Context context{*options_, std::move(*account), {}, nullptr};
     const bool saves_sent = (verb->needs & kCompose) && options_->save_sent &&
                             !context.account.imap.host.empty() && context.account.sent_mailbox != "none";
-    const bool needs_password = (verb->needs & kImap) || context.account.smtp_auth || saves_sent;
+    const bool needs_password = (verb->needs & kImap) || context.account.smtp_auth || saves_sent || drafts;
     if (needs_password) {
         auto password = mail_ui::obtain_password(context.account);
         if (!password) return fail(password.error());

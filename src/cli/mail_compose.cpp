@@ -322,6 +322,32 @@ Original original_of(const mail::Message& message) {
     return o;
 }
 
+mail::Draft draft_of(const mail::Message& message) {
+    mail::Draft draft;
+    auto header = message.header();
+    draft.to = specs(header.value("To"));
+    draft.cc = specs(header.value("Cc"));
+    draft.bcc = specs(header.value("Bcc"));
+    draft.subject = without_controls(header.decoded("Subject"));
+    auto join = [](const std::vector<std::string>& ids) {
+        std::string out;
+        for (const auto& id : ids) out += (out.empty() ? "" : " ") + id;
+        return out;
+    };
+    draft.in_reply_to = join(mail::parse_message_ids(header.value("In-Reply-To"), 100));
+    draft.references = join(mail::parse_message_ids(header.value("References"), 100));
+    auto shown = readable(message);
+    draft.text = std::move(shown.text);
+    for (const auto& a : shown.attachments) {
+        mail::Attachment copy;
+        copy.filename = a.filename;
+        copy.content_type = a.content_type;
+        copy.data = mail::decode_body(message, message.parts()[a.part]);
+        draft.attachments.push_back(std::move(copy));
+    }
+    return draft;
+}
+
 void address_reply(const Original& original, bool all, std::string_view self, mail::Draft& draft) {
     draft.to = original.reply_to.empty() ? original.from : original.reply_to;
     // Replying to one's own message: the reply goes to whom it went to.

@@ -89,4 +89,9 @@ std::string quote(const Original& original);
 // The inline forward's body: a "Forwarded message" block with From, Date, Subject and To, then the text.
 std::string forward_block(const Original& original);
 
+// A draft saved earlier (`--draft`, or another client's Drafts) made ready to finish: its To, Cc, Bcc,
+// subject, In-Reply-To and References, its readable text and its attachments (decoded), so sending it builds
+// a new message from what the person wrote rather than resubmitting the stored bytes (which name the Bcc).
+mail::Draft draft_of(const mail::Message& message);
+
 }  // namespace magpie::cli::mail_ui

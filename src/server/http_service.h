@@ -82,8 +82,10 @@ private:
     // or (for anything but GET/HEAD) the X-Magpie-CSRF header or the Origin does not match the session's.
     awaitable<Result<store::Account>> authenticate_cookie(const Request& request, const net::Connection& connection,
                                                           const Config& config);
-    std::optional<http::WebSession> find_web_session(const Request& request, const net::Connection& connection,
-                                                     const Config& config);
+    // The request's cookie session and its account, from the store (auth_failed when none or not live).
+    awaitable<Result<http::WebSessions::Found>> find_web_session(const Request& request,
+                                                                 const net::Connection& connection,
+                                                                 const Config& config);
     static http::Response webmail_unauthorized(std::string detail);
 
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.

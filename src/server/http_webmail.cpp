@@ -104,36 +104,39 @@ void HttpService::load_webmail(const Config& config) {
     std::atomic_store(&site_, std::make_shared<const http::StaticSite>(std::move(*site)));
 }
 
-std::optional<http::WebSession> HttpService::find_web_session(const Request& request,
-                                                              const net::Connection& connection,
-                                                              const Config& config) {
+awaitable<Result<http::WebSessions::Found>> HttpService::find_web_session(const Request& request,
+                                                                          const net::Connection& connection,
+                                                                          const Config& config) {
     auto id = http::cookie_value(request.cookie, http::session_cookie_name(connection.tls_active()));
-    if (!id) return std::nullopt;
-    return web_sessions_.find(*id, unix_now(), session_limits(config.http));
+    if (!id) co_return make_error(Errc::auth_failed, "not signed in");
+    // The store keeps the sessions (a restart keeps them); the account is looked up in the same trip, so a
+    // deleted, disabled or re-passworded account stops working at once.
+    auto& store = services_.store;
+    auto lookup = services_.executor.run([this, &store, id = std::string(*id), limits = session_limits(config.http)]() {
+        return web_sessions_.find(store, id, unix_now(), limits);
+    });
+    co_return co_await std::move(lookup);
 }
 
 awaitable<Result<store::Account>> HttpService::authenticate_cookie(const Request& request,
                                                                    const net::Connection& connection,
                                                                    const Config& config) {
-    auto session = find_web_session(request, connection, config);
-    if (!session) co_return make_error(Errc::auth_failed, "not signed in, or the session expired");
+    auto found = co_await find_web_session(request, connection, config);
+    if (!found) {
+        if (found.error().code == Errc::auth_failed) {
+            co_return make_error(Errc::auth_failed, "not signed in, or the session expired");
+        }
+        co_return found.error();
+    }
     if (request.method != "GET" && request.method != "HEAD") {
         // SameSite=Strict already keeps the cookie off cross-site requests; the token and the Origin check
         // make a forged POST fail even where a browser does not honour SameSite.
-        if (!http::csrf_token_matches(*session, request.csrf_token) ||
+        if (!http::csrf_token_matches(found->session, request.csrf_token) ||
             !http::same_origin(request.origin, request.host, connection.tls_active())) {
             co_return make_error(Errc::auth_failed, "missing or wrong X-Magpie-CSRF token for this session");
         }
     }
-    auto& store = services_.store;
-    // Looked up on each request, so a deleted or disabled account stops working at once.
-    auto lookup = services_.executor.run([&store, address = session->address]() { return store.find_account(address); });
-    auto account = co_await std::move(lookup);
-    if (!account) co_return make_error(Errc::auth_failed, "the session's account no longer exists");
-    if (account->disabled || account->id != session->account_id) {
-        co_return make_error(Errc::permission_denied, "the account is disabled");
-    }
-    co_return account;
+    co_return std::move(found->account);
 }
 
 awaitable<http::Response> HttpService::webmail_login(const Request& request, const net::Connection& connection,
@@ -168,11 +171,19 @@ awaitable<http::Response> HttpService::webmail_login(const Request& request, con
         }
     }
     const bool tls = connection.tls_active();
-    auto created = web_sessions_.create(account->id, account->address, unix_now(), session_limits(config.http));
+    // Durable before the cookie is handed out: a restart right after still finds the session.
+    auto start = s.executor.run([this, &s, account = *account, limits = session_limits(config.http)]() {
+        return web_sessions_.create(s.store, account, unix_now(), limits);
+    });
+    auto created = co_await std::move(start);
+    if (!created) {
+        spdlog::warn("webmail: cannot start a session for {}: {}", account->address, created.error().message);
+        co_return problem_answer(503, "cannot start a session now; try again");
+    }
     spdlog::info("webmail: {} signed in from {}", account->address, connection.peer_ip());
-    auto response = json_answer(200, session_answer(created.session));
+    auto response = json_answer(200, session_answer(created->session));
     response.headers.emplace_back("Set-Cookie",
-                                  http::session_set_cookie(created.id, tls, config.http.webmail_session_lifetime));
+                                  http::session_set_cookie(created->id, tls, config.http.webmail_session_lifetime));
     co_return response;
 }
 
@@ -200,19 +211,27 @@ awaitable<http::Response> HttpService::webmail(const Request& request, const net
         }
         case http::WebmailRoute::session: {
             if (request.method != "GET") co_return only("GET");
-            auto session = find_web_session(request, connection, config);
-            if (!session) co_return webmail_unauthorized("not signed in");
-            co_return json_answer(200, session_answer(*session));
+            auto found = co_await find_web_session(request, connection, config);
+            if (!found && found.error().code == Errc::permission_denied) co_return problem_answer(403, found.error().message);
+            if (!found) co_return webmail_unauthorized("not signed in");
+            co_return json_answer(200, session_answer(found->session));
         }
         case http::WebmailRoute::logout: {
             if (request.method != "POST") co_return only("POST");
-            auto session = find_web_session(request, connection, config);
-            if (session && (!http::csrf_token_matches(*session, request.csrf_token) ||
-                            !http::same_origin(request.origin, request.host, tls))) {
+            auto found = co_await find_web_session(request, connection, config);
+            if (found && (!http::csrf_token_matches(found->session, request.csrf_token) ||
+                          !http::same_origin(request.origin, request.host, tls))) {
                 co_return problem_answer(403, "missing or wrong X-Magpie-CSRF token for this session");
             }
-            if (auto id = http::cookie_value(request.cookie, http::session_cookie_name(tls)); id && session) {
-                web_sessions_.destroy(*id);
+            if (auto id = http::cookie_value(request.cookie, http::session_cookie_name(tls)); id && found) {
+                auto& store = services_.store;
+                auto end = services_.executor.run([this, &store, id = std::string(*id)]() {
+                    return web_sessions_.destroy(store, id);
+                });
+                if (auto ended = co_await std::move(end); !ended) {
+                    spdlog::warn("webmail: sign-out of {} failed: {}", found->session.address, ended.error().message);
+                    co_return problem_answer(503, "cannot sign out now; try again");
+                }
             }
             http::Response response;
             response.status = 204;

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import smtplib
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -227,6 +228,55 @@ def test_save_to_mailbox_eml_and_attachments(mx, people, tmp_path):
     bob.run("save", "1", "--attachments", str(out_dir))
     assert (out_dir / "photo.png").read_bytes() == photo.read_bytes()
     assert (out_dir / "photo (2).png").read_bytes() == photo.read_bytes()  # never overwritten
+
+
+def test_draft_is_saved_then_resumed_and_sent(mx, people, tmp_path):
+    """`--draft` files the message in Drafts (\\Draft, Bcc kept in the person's own copy) instead of sending;
+    `send --resume UID` continues it (recipients, subject, text and attachments kept; new text, recipients and
+    attachments given on the command line win or add), sends it and removes the old draft. A reply saved as
+    a draft keeps its threading through the resume."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the agenda\n")
+    alice = people["alice"]
+    out = alice.out("send", "--draft", "--to", BOB, "--bcc", CAROL, "-s", "Agenda", "-a", str(notes),
+                    input=b"First half of the text.\n")
+    assert "saved as a draft in Drafts" in out
+    assert mx.uids(BOB) == [] and mx.uids(CAROL) == []  # nothing went out
+    [uid] = mx.uids(ALICE, "Drafts")
+    saved = parse(mx.export(ALICE, "Drafts", uid))
+    assert saved["Subject"] == "Agenda" and saved["Bcc"] is not None
+    imap = imaplib.IMAP4("127.0.0.1", mx.imap_port)
+    context = ssl.create_default_context(cafile=str(mx.workdir / "cert.pem"))
+    context.check_hostname = False
+    imap.starttls(context)
+    imap.login(ALICE, PASSWORD)
+    imap.select("Drafts", readonly=True)
+    flags = imap.uid("FETCH", str(uid), "(FLAGS)")[1][0].decode()
+    imap.logout()
+    assert "\\Draft" in flags, flags
+
+    # Resumed, with the text replaced and an attachment added, and sent.
+    more = tmp_path / "more.txt"
+    more.write_text("and more\n")
+    alice.run("send", "--resume", str(uid), "-a", str(more), input=b"The whole text now.\n")
+    sent = newest(mx, BOB)
+    assert sent["Subject"] == "Agenda"
+    assert sent["Bcc"] is None  # the Bcc was kept in the draft, and is delivered but not shown
+    assert newest(mx, CAROL)["Subject"] == "Agenda"
+    assert sent.get_body(("plain",)).get_content().replace("\r\n", "\n") == "The whole text now.\n"
+    assert sorted(p.get_filename() for p in sent.iter_attachments()) == ["more.txt", "notes.txt"]
+    assert mx.uids(ALICE, "Drafts") == []  # the old draft went
+
+    # A reply kept as a draft, resumed without new text (stdin is not a terminal: the text given wins, so
+    # give the draft's own), keeps In-Reply-To.
+    people["bob"].run("reply", "--draft", "1", input=b"Looks good.\n")
+    [reply_uid] = mx.uids(BOB, "Drafts")
+    assert mx.uids(ALICE) == []
+    people["bob"].run("send", "--resume", str(reply_uid), "-s", "Re: Agenda (final)", input=b"Looks good, sent.\n")
+    reply = newest(mx, ALICE)
+    assert reply["Subject"] == "Re: Agenda (final)"
+    assert reply["In-Reply-To"] == sent["Message-ID"]
+    assert mx.uids(BOB, "Drafts") == []
 
 
 def test_move_delete_and_flag(mx, people):

@@ -156,6 +156,46 @@ TEST(CliMailForward, BlockNamesTheOriginal) {
               std::string::npos);
 }
 
+TEST(CliMailDraft, ASavedDraftComesBackWithItsRecipientsThreadingTextAndAttachments) {
+    mail::Draft saved;
+    saved.from = {"", "me@x.test"};
+    saved.to = {{"Ann", "ann@example.test"}};
+    saved.cc = {{"", "carol@example.test"}};
+    saved.bcc = {{"", "eve@example.test"}};
+    saved.subject = "Re: Café plans";
+    saved.in_reply_to = "<orig@example.test>";
+    saved.references = "<first@example.test> <orig@example.test>";
+    saved.text = "Half a reply\n";
+    mail::Attachment csv;
+    csv.filename = "plan.csv";
+    csv.content_type = "text/csv";
+    csv.data = "a,b\n1,2\n";
+    saved.attachments.push_back(csv);
+    mail::BuildEnv env;
+    env.random = [] { return std::uint64_t{7}; };
+    mail::BuildOptions with_bcc;
+    with_bcc.write_bcc = true;
+    auto built = mail::build_message(saved, with_bcc, env);
+    ASSERT_TRUE(built) << built.error().message;
+    auto draft = draft_of(mail::Message::parse(*built));
+    ASSERT_EQ(draft.to.size(), 1u);
+    EXPECT_EQ(draft.to[0].address, "ann@example.test");
+    EXPECT_EQ(draft.to[0].name, "Ann");
+    ASSERT_EQ(draft.cc.size(), 1u);
+    EXPECT_EQ(draft.cc[0].address, "carol@example.test");
+    ASSERT_EQ(draft.bcc.size(), 1u);
+    EXPECT_EQ(draft.bcc[0].address, "eve@example.test");
+    EXPECT_EQ(draft.subject, "Re: Café plans");
+    EXPECT_EQ(draft.in_reply_to, "<orig@example.test>");
+    EXPECT_EQ(draft.references, "<first@example.test> <orig@example.test>");
+    EXPECT_EQ(draft.text, "Half a reply\n");
+    ASSERT_EQ(draft.attachments.size(), 1u);
+    EXPECT_EQ(draft.attachments[0].filename, "plan.csv");
+    EXPECT_EQ(draft.attachments[0].content_type, "text/csv");
+    EXPECT_EQ(draft.attachments[0].data, "a,b\r\n1,2\r\n");  // text is sent with CRLF line ends
+    EXPECT_TRUE(draft.message_id.empty());  // sending it makes a new message, with a new Message-ID
+}
+
 TEST(CliMailInput, LineBreaksInHeaderInputAreRefused) {
     EXPECT_TRUE(check_header_input("subject", "Hello"));
     EXPECT_FALSE(check_header_input("subject", "Hello\r\nBcc: x@y.test"));

@@ -1,10 +1,13 @@
 // The webmail's sans-IO pieces: static files and their cache headers, cookies, the login body, the
-// same-origin check, and the session table (expiry, bound, CSRF token).
+// same-origin check, and the session table over a real embedded store (expiry, restart, revocation, bound,
+// CSRF token).
 #include "http/webmail.h"
 
 #include <gtest/gtest.h>
 
+#include "http/methods/api_token.h"
 #include "http/methods/web_session.h"
+#include "store_test_support.h"
 
 namespace magpie::http {
 namespace {
@@ -121,55 +124,122 @@ TEST(WebmailOrigin, AcceptsOwnOriginOrNoneAndRefusesOthers) {
     EXPECT_FALSE(same_origin("null", "mail.example.test", true));
 }
 
-TEST(WebSessions, FindsALiveSessionAndChecksItsCsrfToken) {
-    WebSessions sessions;
-    WebSessionLimits limits;
-    auto created = sessions.create(7, "alice@example.test", 1000, limits);
+// The session table over a real embedded store: what survives a reopen is what survives a restart.
+class WebSessionsTest : public store::StoreTest {
+protected:
+    void SetUp() override {
+        store::StoreTest::SetUp();
+        ASSERT_TRUE(store_->add_domain("b.test"));
+        alice_ = make_account("alice@b.test");
+    }
+    Result<WebSessions::Found> find(WebSessions& sessions, std::string_view id, std::int64_t now) {
+        return sessions.find(*store_, id, now, limits_);
+    }
+    WebSessions::Created create(WebSessions& sessions, std::int64_t now) {
+        auto created = sessions.create(*store_, alice_, now, limits_);
+        EXPECT_TRUE(created) << created.error().message;
+        return created ? *created : WebSessions::Created{};
+    }
+    store::Account alice_;
+    WebSessionLimits limits_;
+    WebSessions sessions_;
+};
+
+TEST_F(WebSessionsTest, FindsALiveSessionAndChecksItsCsrfToken) {
+    auto created = create(sessions_, 1000);
     EXPECT_EQ(created.id.size(), 64u);
     EXPECT_EQ(created.session.csrf_token.size(), 64u);
     EXPECT_NE(created.id, created.session.csrf_token);
-    auto found = sessions.find(created.id, 1001, limits);
-    ASSERT_TRUE(found);
-    EXPECT_EQ(found->account_id, 7);
-    EXPECT_EQ(found->address, "alice@example.test");
-    EXPECT_TRUE(csrf_token_matches(*found, created.session.csrf_token));
-    EXPECT_FALSE(csrf_token_matches(*found, ""));
-    EXPECT_FALSE(csrf_token_matches(*found, std::string(64, '0')));
-    EXPECT_FALSE(sessions.find(std::string(64, 'a'), 1001, limits));
-    EXPECT_FALSE(sessions.find(created.session.csrf_token, 1001, limits));
+    auto found = find(sessions_, created.id, 1001);
+    ASSERT_TRUE(found) << found.error().message;
+    EXPECT_EQ(found->session.account_id, alice_.id);
+    EXPECT_EQ(found->account.address, "alice@b.test");
+    EXPECT_TRUE(csrf_token_matches(found->session, created.session.csrf_token));
+    EXPECT_FALSE(csrf_token_matches(found->session, ""));
+    EXPECT_FALSE(csrf_token_matches(found->session, std::string(64, '0')));
+    EXPECT_EQ(find(sessions_, std::string(64, 'a'), 1001).error().code, Errc::auth_failed);
+    EXPECT_FALSE(find(sessions_, created.session.csrf_token, 1001));
 }
 
-TEST(WebSessions, ExpireWhenIdleAndAfterTheirLifetime) {
-    WebSessions sessions;
-    WebSessionLimits limits{100, 1000, 10};
-    auto created = sessions.create(1, "a@b.test", 0, limits);
-    for (std::int64_t t = 90; t < 1000; t += 90) EXPECT_TRUE(sessions.find(created.id, t, limits)) << t;
-    EXPECT_FALSE(sessions.find(created.id, 1000, limits));
-    auto idle = sessions.create(1, "a@b.test", 2000, limits);
-    EXPECT_FALSE(sessions.find(idle.id, 2100, limits));
+TEST_F(WebSessionsTest, SurviveAReopenedStoreAndANewTableWithTheSameCsrfToken) {
+    auto created = create(sessions_, 1000);
+    open();  // what a restart of magpied does: a new store connection, an empty table in memory
+    WebSessions after_restart;
+    auto found = find(after_restart, created.id, 2000);
+    ASSERT_TRUE(found) << found.error().message;
+    EXPECT_TRUE(csrf_token_matches(found->session, created.session.csrf_token));
+    EXPECT_EQ(found->account.id, alice_.id);
 }
 
-TEST(WebSessions, StayWithinTheBoundDroppingTheLeastRecentlyUsed) {
-    WebSessions sessions;
-    WebSessionLimits limits{1000, 10000, 3};
-    auto a = sessions.create(1, "a@b.test", 1, limits);
-    auto b = sessions.create(1, "a@b.test", 2, limits);
-    auto c = sessions.create(1, "a@b.test", 3, limits);
-    EXPECT_TRUE(sessions.find(a.id, 4, limits));  // b is now the least recently used
-    auto d = sessions.create(1, "a@b.test", 5, limits);
-    EXPECT_EQ(sessions.size(), 3u);
-    EXPECT_FALSE(sessions.find(b.id, 6, limits));
-    EXPECT_TRUE(sessions.find(a.id, 6, limits));
-    EXPECT_TRUE(sessions.find(c.id, 6, limits));
-    EXPECT_TRUE(sessions.find(d.id, 6, limits));
+TEST_F(WebSessionsTest, StoreKeepsNeitherTheIdNorAnythingABearerTokenMatches) {
+    auto created = create(sessions_, 1000);
+    auto tokens = store_->list_api_tokens(alice_.id);
+    ASSERT_TRUE(tokens);
+    ASSERT_EQ(tokens->size(), 1u);
+    EXPECT_TRUE((*tokens)[0].name.starts_with("webmail:"));
+    EXPECT_EQ((*tokens)[0].name.find(created.id.substr(0, 16)), std::string::npos);
+    EXPECT_EQ((*tokens)[0].expires_at, 1000 + limits_.lifetime_seconds);
+    // The cookie's value presented as a Bearer token finds nothing.
+    EXPECT_EQ(store_->find_api_token(hash_api_token(created.id)).error().code, Errc::not_found);
 }
 
-TEST(WebSessions, DestroyEndsTheSession) {
-    WebSessions sessions;
-    WebSessionLimits limits;
-    auto a = sessions.create(1, "a@b.test", 1, limits);
-    sessions.destroy(a.id);
-    EXPECT_FALSE(sessions.find(a.id, 2, limits));
+TEST_F(WebSessionsTest, ExpireWhenIdleAndAfterTheirLifetime) {
+    limits_ = WebSessionLimits{100, 1000, 10};
+    auto created = create(sessions_, 0);
+    for (std::int64_t t = 90; t < 1000; t += 90) EXPECT_TRUE(find(sessions_, created.id, t)) << t;
+    EXPECT_EQ(find(sessions_, created.id, 1000).error().code, Errc::auth_failed);
+    auto idle = create(sessions_, 2000);
+    EXPECT_FALSE(find(sessions_, idle.id, 2100));
+    // Expired sessions leave the store: only the one made now is left.
+    create(sessions_, 3000);
+    EXPECT_EQ(store_->list_api_tokens(alice_.id)->size(), 1u);
+}
+
+TEST_F(WebSessionsTest, DestroyEndsTheSessionInTheStore) {
+    auto a = create(sessions_, 1);
+    auto b = create(sessions_, 1);
+    ASSERT_TRUE(sessions_.destroy(*store_, a.id));
+    EXPECT_FALSE(find(sessions_, a.id, 2));
+    WebSessions after_restart;
+    EXPECT_FALSE(find(after_restart, a.id, 2));
+    EXPECT_TRUE(find(after_restart, b.id, 2));
+    EXPECT_TRUE(sessions_.destroy(*store_, a.id));  // twice is fine
+}
+
+TEST_F(WebSessionsTest, APasswordChangeRevokesEverySessionOfTheAccount) {
+    auto a = create(sessions_, 1);
+    auto b = create(sessions_, 1);
+    store::ScramCredentials scram{"other-salt", 4096, std::string(32, 't'), std::string(32, 'l')};
+    ASSERT_TRUE(store_->set_password("alice@b.test", "$argon2id$v=19$m=65536,t=2,p=1$changed", scram));
+    EXPECT_EQ(find(sessions_, a.id, 2).error().code, Errc::auth_failed);
+    EXPECT_EQ(find(sessions_, b.id, 2).error().code, Errc::auth_failed);
+    EXPECT_TRUE(store_->list_api_tokens(alice_.id)->empty());
+}
+
+TEST_F(WebSessionsTest, ADisabledAccountIsRefusedWithoutEndingTheSession) {
+    auto a = create(sessions_, 1);
+    ASSERT_TRUE(store_->set_disabled("alice@b.test", true));
+    EXPECT_EQ(find(sessions_, a.id, 2).error().code, Errc::permission_denied);
+    ASSERT_TRUE(store_->set_disabled("alice@b.test", false));
+    EXPECT_TRUE(find(sessions_, a.id, 3));
+}
+
+TEST_F(WebSessionsTest, AnAccountHoldsABoundedNumberOfSessionsTheOldestGoingFirst) {
+    auto first = create(sessions_, 1);
+    for (std::size_t i = 1; i < kMaxWebSessionsPerAccount; ++i) create(sessions_, 2);
+    EXPECT_TRUE(find(sessions_, first.id, 3));
+    auto last = create(sessions_, 4);
+    EXPECT_EQ(store_->list_api_tokens(alice_.id)->size(), kMaxWebSessionsPerAccount);
+    EXPECT_FALSE(find(sessions_, first.id, 5));
+    EXPECT_TRUE(find(sessions_, last.id, 5));
+}
+
+TEST_F(WebSessionsTest, IdleClocksInMemoryStayWithinTheirBound) {
+    limits_.max_sessions = 3;
+    std::vector<WebSessions::Created> made;
+    for (int i = 0; i < 5; ++i) made.push_back(create(sessions_, 10 + i));
+    EXPECT_LE(sessions_.idle_clocks(), 3u);
+    for (const auto& m : made) EXPECT_TRUE(find(sessions_, m.id, 20));  // still live: a new idle period
 }
 
 }  // namespace

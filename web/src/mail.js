@@ -2,6 +2,8 @@
 // emails and thread sizes in one round trip, a thread with its bodies, flags, moves, deletes, drafts, sending
 // with EmailSubmission and the per-recipient delivery status the server's queue reports.
 
+import { searchFilter } from './search.js';
+
 export const PAGE = 50;
 const LIST_PROPERTIES = ['id', 'threadId', 'mailboxIds', 'keywords', 'from', 'to', 'subject', 'receivedAt',
   'preview', 'hasAttachment', 'size'];
@@ -32,26 +34,37 @@ export async function loadIdentity(jmap, username) {
   }
 }
 
-// One page of the list: Email/query, Email/get of the page and Thread/get of their threads, in one request.
+// One page of the list: Email/query and Email/get of the page, in one request. The thread sizes come after
+// the rows are on screen (threadSizes): Thread/get of fifty threads is the slowest part of the request, and
+// the rows do not wait for the small numbers beside them.
+// A search (`text`, the search box's words: search.js) covers every mailbox.
 export async function listEmails(jmap, { mailboxId, text, position = 0 }) {
-  const filter = {};
+  const filter = { ...(searchFilter(text) || {}) };
   if (mailboxId) filter.inMailbox = mailboxId;
-  if (text) filter.text = text;
   const r = await jmap.call([
     ['Email/query', {
       filter, sort: [{ property: 'receivedAt', isAscending: false }], collapseThreads: true,
       position, limit: PAGE, calculateTotal: true,
     }, 'q'],
     ['Email/get', { '#ids': { resultOf: 'q', name: 'Email/query', path: '/ids' }, properties: LIST_PROPERTIES }, 'g'],
-    ['Thread/get', { '#ids': { resultOf: 'g', name: 'Email/get', path: '/list/*/threadId' } }, 't'],
   ], { tolerate: true });
-  if (r.q.error) throw new Error(`Email/query: ${r.q.error.type}`);
+  if (r.q.error) {
+    const why = r.q.error.description ? ` (${r.q.error.description})` : '';
+    throw new Error(`Email/query: ${r.q.error.type}${why}`);
+  }
   if (r.g.error) throw new Error(`Email/get: ${r.g.error.type}`);
   const byId = new Map(r.g.list.map((e) => [e.id, e]));
-  const threadSize = new Map(r.t && r.t.list ? r.t.list.map((t) => [t.id, t.emailIds.length]) : []);
-  const emails = r.q.ids.map((id) => byId.get(id)).filter(Boolean)
-    .map((e) => ({ ...e, threadSize: threadSize.get(e.threadId) || 1 }));
+  const emails = r.q.ids.map((id) => byId.get(id)).filter(Boolean).map((e) => ({ ...e, threadSize: 1 }));
   return { emails, total: r.q.total, position: r.q.position, queryState: r.q.queryState };
+}
+
+// How many emails each thread of `emails` holds (Thread/get), by thread id; empty when the server cannot say.
+export async function threadSizes(jmap, emails) {
+  const ids = [...new Set(emails.map((e) => e.threadId).filter(Boolean))];
+  if (!ids.length) return new Map();
+  const r = await jmap.call([['Thread/get', { ids }, 't']], { tolerate: true });
+  if (!r.t || r.t.error || !r.t.list) return new Map();
+  return new Map(r.t.list.map((t) => [t.id, t.emailIds.length]));
 }
 
 // The emails of a thread, oldest first, with their text and HTML bodies.
