@@ -49,6 +49,11 @@ enum class TlsResultType {
 };
 const char* tls_result_type_name(TlsResultType type);  // "starttls-not-supported", ...
 
+// 4.3.2: the result type of a certificate OpenSSL refused, from its verify result (X509_V_ERR_*):
+// expired or not yet valid, host mismatch, untrusted chain (self-signed, unknown issuer), else
+// validation-failure.
+TlsResultType tls_result_type_for_verify_error(long x509_verify_error);
+
 // One outbound SMTP session's TLS outcome, as the delivery records it (one line in the day's file).
 struct TlsSessionResult {
     std::int64_t time = 0;                   // Unix seconds

@@ -1,5 +1,6 @@
 // TLS-RPT results on disk and the aggregate report (RFC 8460 4, 5.3); the record parser is tlsrpt.cpp.
 #include <fcntl.h>
+#include <openssl/x509_vfy.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,6 +59,25 @@ std::optional<std::size_t> index_of(const char* const (&names)[N], std::string_v
 
 const char* tls_policy_type_name(TlsPolicyType type) { return kPolicyTypes[static_cast<int>(type)]; }
 const char* tls_result_type_name(TlsResultType type) { return kResultTypes[static_cast<int>(type)]; }
+
+TlsResultType tls_result_type_for_verify_error(long error) {
+    switch (error) {
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return TlsResultType::certificate_expired;
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+            return TlsResultType::certificate_host_mismatch;
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        case X509_V_ERR_CERT_UNTRUSTED:
+            return TlsResultType::certificate_not_trusted;
+        default:
+            return TlsResultType::validation_failure;
+    }
+}
 
 std::string serialize_tls_result(const TlsSessionResult& r) {
     json j = {{"time", r.time},

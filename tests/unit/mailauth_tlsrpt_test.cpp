@@ -180,6 +180,14 @@ TEST(TlsRptResults, AppendedAndReadBackPerUtcDay) {
     std::filesystem::remove_all(dir);
 }
 
+TEST(TlsRptResults, OpenSslVerifyErrorsBecomeTheRfcsResultTypes) {
+    EXPECT_EQ(tls_result_type_for_verify_error(10), TlsResultType::certificate_expired);       // CERT_HAS_EXPIRED
+    EXPECT_EQ(tls_result_type_for_verify_error(62), TlsResultType::certificate_host_mismatch);  // HOSTNAME_MISMATCH
+    EXPECT_EQ(tls_result_type_for_verify_error(18), TlsResultType::certificate_not_trusted);    // self-signed
+    EXPECT_EQ(tls_result_type_for_verify_error(20), TlsResultType::certificate_not_trusted);    // unknown issuer
+    EXPECT_EQ(tls_result_type_for_verify_error(23), TlsResultType::validation_failure);         // CERT_REVOKED
+}
+
 TEST(TlsRptReport, MailMessageCarriesTheReportAsRfc8460Describes) {
     TlsReportMeta meta{"mx.company-x.example", "postmaster@company-x.example", "abc123", kDay, kDay + 86399};
     std::string message = tlsrpt_message(meta, "company-y.example", "mx.company-x.example", "postmaster@company-x.example",
