@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include "mailauth/dns.h"
 #include "mailauth/mta_sts.h"
 #include "mailauth/spf.h"
+#include "mailauth/tlsrpt.h"
 
 namespace magpie::cli {
 
@@ -112,18 +115,6 @@ std::vector<std::string> starting_with(const Result<std::vector<std::string>>& a
     return out;
 }
 
-void check_txt_prefix(mailauth::Dns& dns, CheckReport& report, const std::string& name,
-                      std::string_view prefix) {
-    auto answer = dns.lookup(dns::RecordType::txt, name);
-    auto found = starting_with(answer, prefix);
-    if (found.size() == 1)
-        report.line(true, "TXT " + name, found[0]);
-    else if (found.empty())
-        report.line(false, "TXT " + name, "(found: " + joined(answer) + ")");
-    else
-        report.wrong("TXT " + name, "more than one " + std::string(prefix) + " record");
-}
-
 std::string today() {
     std::time_t now = std::time(nullptr);
     std::tm utc{};
@@ -133,12 +124,335 @@ std::string today() {
 
 }  // namespace
 
+namespace {
+
+// One record the domain needs, as magpied serves it. `data` is the zone-file data (TXT unquoted).
+struct Record {
+    std::string name;  // owner, no trailing dot
+    std::string type;
+    std::string data;
+};
+struct Section {
+    std::string comment;  // "; " lines printed before the records
+    std::vector<Record> records;
+};
+
+// The host and ports clients are told ([autoconfig]); a port not configured is the standard one.
+std::string client_host(const server::Config& config) {
+    return to_lower(config.autoconfig.hostname.empty() ? config.hostname : config.autoconfig.hostname);
+}
+
+// RFC 6186 SRV data: "priority weight port target." or "0 0 0 ." (3.4: the service is not offered).
+std::string srv_data(unsigned priority, std::optional<std::uint16_t> configured, std::uint16_t standard,
+                     const std::string& host) {
+    const std::uint16_t port = configured ? *configured : standard;
+    if (port == 0) return "0 0 0 .";
+    return fmt::format("{} 1 {} {}.", priority, port, host);
+}
+
+// DANE-EE (RFC 7672 3.1.1, RFC 7671 5.1): "3 1 1 <SHA-256 of the certificate's SubjectPublicKeyInfo>",
+// which stays right across renewals that keep the key. Empty when no certificate is configured or readable.
+std::string tlsa_data(const std::filesystem::path& certificate) {
+    if (certificate.empty()) return {};
+    FILE* file = std::fopen(certificate.c_str(), "r");
+    if (!file) return {};
+    X509* cert = PEM_read_X509(file, nullptr, nullptr, nullptr);
+    std::fclose(file);
+    if (!cert) return {};
+    unsigned char* spki = nullptr;
+    int length = i2d_PUBKEY(X509_get0_pubkey(cert), &spki);
+    X509_free(cert);
+    if (length <= 0) return {};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_length = 0;
+    EVP_Digest(spki, static_cast<std::size_t>(length), md, &md_length, EVP_sha256(), nullptr);
+    OPENSSL_free(spki);
+    std::string out = "3 1 1 ";
+    for (unsigned i = 0; i < md_length; ++i) out += fmt::format("{:02x}", md[i]);
+    return out;
+}
+
+// Every record of the domain but the PTRs (which belong to the address's owner), in the order printed.
+std::vector<Section> domain_records(const server::Config& config, const std::string& domain,
+                                   const std::vector<mailauth::StoredKey>& keys) {
+    const std::string host = to_lower(config.hostname);
+    const std::string host_dot = host + ".";
+    const std::string clients = client_host(config);
+    const auto& pub = config.autoconfig;
+    std::vector<Section> out;
+    out.push_back({"; Where mail for the domain goes (RFC 5321 5.1).\n", {{domain, "MX", "10 " + host_dot}}});
+    out.push_back({"\n; SPF (RFC 7208): only the MX hosts send mail for the domain.\n",
+                   {{domain, "TXT", "v=spf1 mx -all"}}});
+    Section dkim{"\n; DKIM (RFC 6376, RFC 8463): the public halves of the signing keys.\n", {}};
+    if (keys.empty()) {
+        dkim.comment += fmt::format(
+            "; No DKIM keys for {} yet. Create them with:\n;   magpie dkim keygen {}\n"
+            "; then run magpie dns {} again.\n",
+            domain, domain, domain);
+    }
+    for (const auto& key : keys) dkim.records.push_back({key.selector + "._domainkey." + domain, "TXT", key.key_record});
+    out.push_back(std::move(dkim));
+    out.push_back({"\n; DMARC (RFC 7489): unaligned mail is quarantined; aggregate reports to postmaster.\n",
+                   {{"_dmarc." + domain, "TXT", "v=DMARC1; p=quarantine; rua=mailto:postmaster@" + domain}}});
+    // The policy magpied serves (http_service, [mta_sts] mode and max_age): the id is its digest.
+    std::string policy = mailauth::sts_policy_text(mailauth::sts_mode_from_name(config.mta_sts.mode), {host},
+                                                   config.mta_sts.max_age);
+    out.push_back({fmt::format("\n; MTA-STS (RFC 8461): senders must use TLS to the MX; the policy is served at\n"
+                               "; https://mta-sts.{}/.well-known/mta-sts.txt (mode {}, mx {}; [mta_sts] mode in "
+                               "magpie.toml).\n",
+                               domain, config.mta_sts.mode, host),
+                   {{"_mta-sts." + domain, "TXT", "v=STSv1; id=" + mailauth::sts_policy_id(policy)},
+                    {"mta-sts." + domain, "CNAME", host_dot}}});
+    if (std::string tlsa = tlsa_data(config.tls_certificate); !tlsa.empty()) {
+        out.push_back({fmt::format("\n; DANE (RFC 7672): senders that validate DNSSEC require this key of {} on port 25.\n"
+                                   "; Only in a DNSSEC-signed zone (that of {}); before the key changes, publish\n"
+                                   "; the new record beside this one.\n",
+                                   host, host),
+                       {{"_25._tcp." + host, "TLSA", tlsa}}});
+    }
+    out.push_back({"\n; TLS reporting (RFC 8460).\n",
+                   {{"_smtp._tls." + domain, "TXT", "v=TLSRPTv1; rua=mailto:postmaster@" + domain}}});
+    out.push_back({"\n; Mail clients find their servers (RFC 6186, RFC 8314: implicit TLS preferred).\n",
+                   {{"_submissions._tcp." + domain, "SRV", srv_data(0, pub.submissions_port, 465, clients)},
+                    {"_submission._tcp." + domain, "SRV", srv_data(10, pub.submission_port, 587, clients)},
+                    {"_imaps._tcp." + domain, "SRV", srv_data(0, pub.imaps_port, 993, clients)},
+                    {"_imap._tcp." + domain, "SRV", srv_data(10, pub.imap_port, 143, clients)},
+                    {"_pop3._tcp." + domain, "SRV", "0 0 0 ."},  // RFC 6186 3.4: no POP3 here
+                    {"_pop3s._tcp." + domain, "SRV", "0 0 0 ."}}});
+    out.push_back({"\n; Thunderbird autoconfig and Outlook autodiscover.\n",
+                   {{"autoconfig." + domain, "CNAME", clients + "."},
+                    {"autodiscover." + domain, "CNAME", clients + "."},
+                    {"_autodiscover._tcp." + domain, "SRV", "0 1 443 " + clients + "."}}});
+    return out;
+}
+
+std::string zone_data(const Record& r) { return r.type == "TXT" ? txt_data(r.data) : r.data; }
+
+std::string without_dot(std::string name) {
+    if (name.ends_with('.')) name.pop_back();
+    return to_lower(name);
+}
+
+// What --check says about each kind of record: precise, with what was expected and what was found.
+class Checker {
+public:
+    Checker(dns::Resolver& resolver, mailauth::Dns& dns, CheckReport& report, const server::Config& config, const std::string& domain,
+            const std::vector<mailauth::StoredKey>& keys)
+        : resolver_(resolver), dns_(dns), report_(report), config_(config), domain_(domain), keys_(keys) {}
+
+    std::vector<std::string> addresses;  // the server's, for SPF, PTR and the CNAME alternative
+
+    void check(const Record& r) {
+        if (r.type == "MX") return mx(r);
+        if (r.type == "SRV") return srv(r);
+        if (r.type == "CNAME") return cname(r);
+        if (r.type == "TLSA") return tlsa(r);
+        if (r.name == domain_) return spf();
+        if (r.name.find("._domainkey.") != std::string::npos) return dkim(r);
+        if (r.name.starts_with("_dmarc.")) return dmarc(r);
+        if (r.name.starts_with("_mta-sts.")) return mta_sts(r);
+        if (r.name.starts_with("_smtp._tls.")) return tlsrpt(r);
+    }
+
+private:
+    void mx(const Record& r) {
+        const std::string host = without_dot(r.data.substr(r.data.find(' ') + 1));
+        auto found = dns_.lookup(dns::RecordType::mx, r.name);
+        if (found && std::find(found->begin(), found->end(), host) != found->end()) {
+            std::string others;
+            for (const auto& h : *found)
+                if (h != host) others += (others.empty() ? "" : ", ") + h;
+            report_.line(true, "MX " + r.name, others.empty() ? host : host + " (also: " + others + ")");
+        } else if (!found || found->empty()) {
+            report_.line(false, "MX " + r.name, "should be " + r.data + " (found: " + joined(found) + ")");
+        } else {
+            report_.wrong("MX " + r.name, "points at " + joined(found) + ", not at " + host);
+        }
+    }
+
+    // The SRV target and port must be what clients are told; priority and weight are the admin's choice.
+    void srv(const Record& r) {
+        auto found = dns_.lookup(dns::RecordType::srv, r.name);
+        auto port_target = [](std::string_view data) {
+            auto parts = split(data, ' ');
+            return parts.size() == 4 ? std::string(parts[2]) + " " + without_dot(std::string(parts[3])) : "";
+        };
+        const std::string want = port_target(r.data);
+        const bool not_offered = r.data == "0 0 0 .";
+        bool ok = false;
+        for (const auto& f : found ? *found : std::vector<std::string>{})
+            ok = ok || port_target(f) == want || (not_offered && f.ends_with(" ."));
+        if (ok)
+            report_.line(true, "SRV " + r.name, joined(found));
+        else if (!found || found->empty())
+            report_.line(false, "SRV " + r.name, "should be " + r.data + " (found: " + joined(found) + ")");
+        else
+            report_.wrong("SRV " + r.name, "is " + joined(found) + ", should be " + r.data);
+    }
+
+    // A CNAME to the host, or A/AAAA records equal to the host's (an admin may prefer addresses).
+    void cname(const Record& r) {
+        const std::string target = without_dot(r.data);
+        auto found = dns_.lookup(dns::RecordType::cname, r.name);
+        if (found && !found->empty()) {
+            if (std::find(found->begin(), found->end(), target) != found->end())
+                report_.line(true, "CNAME " + r.name, target);
+            else
+                report_.wrong("CNAME " + r.name, "points at " + joined(found) + ", should be " + target);
+            return;
+        }
+        std::vector<std::string> theirs, ours;
+        for (auto type : {dns::RecordType::a, dns::RecordType::aaaa}) {
+            auto a = dns_.lookup(type, r.name);
+            if (a) theirs.insert(theirs.end(), a->begin(), a->end());
+            auto b = dns_.lookup(type, target);
+            if (b) ours.insert(ours.end(), b->begin(), b->end());
+        }
+        std::sort(theirs.begin(), theirs.end());
+        std::sort(ours.begin(), ours.end());
+        if (theirs.empty())
+            report_.line(false, "CNAME " + r.name, "should point at " + target + " (found: no CNAME, no address)");
+        else if (theirs == ours)
+            report_.line(true, "CNAME " + r.name, "no CNAME, but the same addresses as " + target);
+        else
+            report_.wrong("CNAME " + r.name, "no CNAME, and its addresses are not those of " + target);
+    }
+
+    // SPF is evaluated, not compared: any record that lets our addresses send is right.
+    void spf() {
+        for (const auto& a : addresses) {
+            mailauth::SpfRequest request;
+            request.ip = a;
+            request.sender = "postmaster@" + domain_;
+            request.helo = to_lower(config_.hostname);
+            auto spf = mailauth::check_host(dns_, request, domain_);
+            std::string detail = fmt::format("{} for {}", mailauth::spf_result_name(spf.result), a);
+            if (!spf.reason.empty()) detail += " (" + spf.reason + ")";
+            if (spf.result == mailauth::SpfResult::pass)
+                report_.line(true, "SPF " + domain_, detail);
+            else if (spf.result == mailauth::SpfResult::none)
+                report_.line(false, "SPF " + domain_, detail);
+            else
+                report_.wrong("SPF " + domain_, detail);
+        }
+    }
+
+    void dkim(const Record& r) {
+        const mailauth::StoredKey* key = nullptr;
+        for (const auto& k : keys_)
+            if (k.selector + "._domainkey." + domain_ == r.name) key = &k;
+        auto answer = dns_.lookup(dns::RecordType::txt, r.name);
+        auto ours = mail::dkim::parse_key_record(r.data);
+        bool match = false, revoked = false;
+        for (const auto& txt : answer ? *answer : std::vector<std::string>{}) {
+            auto published = mail::dkim::parse_key_record(txt);
+            if (published && ours && published->public_key == ours->public_key) {
+                match = match || !published->revoked;
+                revoked = revoked || published->revoked;
+            }
+        }
+        const std::string file = key ? key->path.filename().string() : "";
+        if (match)
+            report_.line(true, "TXT " + r.name, "matches " + file);
+        else if (revoked)
+            report_.wrong("TXT " + r.name, "publishes " + file + " revoked (empty p=) while magpied signs with it");
+        else if (!answer || answer->empty())
+            report_.line(false, "TXT " + r.name, "(found: " + joined(answer) + ")");
+        else
+            report_.wrong("TXT " + r.name, "does not publish the public half of " + file);
+    }
+
+    void dmarc(const Record& r) {
+        auto found = dns_.lookup(dns::RecordType::txt, r.name);
+        auto records = starting_with(found, "v=DMARC1");
+        if (records.empty()) {
+            report_.line(false, "TXT " + r.name, "(found: " + joined(found) + ")");
+        } else if (records.size() > 1) {
+            report_.wrong("TXT " + r.name, "more than one v=DMARC1 record (RFC 7489 6.6.3: none is used)");
+        } else if (auto parsed = mailauth::parse_dmarc_record(records[0]); !parsed) {
+            report_.wrong("TXT " + r.name, "unusable: " + parsed.error().message);
+        } else {
+            report_.line(true, "TXT " + r.name, records[0]);
+        }
+    }
+
+    // The id must be that of the policy magpied serves now ([mta_sts] mode, max_age, [server] hostname):
+    // senders fetch the policy again only when the id changes (RFC 8461 3.1).
+    void mta_sts(const Record& r) {
+        const std::string want = r.data.substr(r.data.find("id=") + 3);
+        auto found = dns_.lookup(dns::RecordType::txt, r.name);
+        auto records = starting_with(found, "v=STSv1");
+        if (records.empty()) {
+            report_.line(false, "TXT " + r.name, "should be \"" + r.data + "\" (found: " + joined(found) + ")");
+            return;
+        }
+        if (records.size() > 1) {
+            report_.wrong("TXT " + r.name, "more than one v=STSv1 record (RFC 8461 3.1: senders use none)");
+            return;
+        }
+        auto id = mailauth::parse_sts_record(records[0]);
+        if (!id)
+            report_.wrong("TXT " + r.name, "unusable: " + id.error().message);
+        else if (*id != want)
+            report_.wrong("TXT " + r.name,
+                          fmt::format("id={} is not the id of the policy magpied serves (id={}: mode {}, "
+                                      "max_age {}); publish \"{}\" so senders fetch it again",
+                                      *id, want, config_.mta_sts.mode, config_.mta_sts.max_age, r.data));
+        else
+            report_.line(true, "TXT " + r.name, records[0] + " (the policy magpied serves)");
+    }
+
+    void tlsrpt(const Record& r) {
+        auto found = dns_.lookup(dns::RecordType::txt, r.name);
+        auto parsed = mailauth::select_tlsrpt_record(found ? *found : std::vector<std::string>{});
+        if (parsed) {
+            std::string rua;
+            for (const auto& uri : parsed->rua) rua += (rua.empty() ? "" : ",") + uri;
+            report_.line(true, "TXT " + r.name, "reports go to " + rua);
+        } else if (parsed.error().code == Errc::not_found) {
+            report_.line(false, "TXT " + r.name, "should be \"" + r.data + "\" (found: " + joined(found) + ")");
+        } else {
+            report_.wrong("TXT " + r.name, "unusable: " + parsed.error().message);
+        }
+    }
+
+    // RFC 7672 2.2: a TLSA record counts only when the resolver validated it (the AD bit); one that does
+    // not match the certificate makes DANE senders refuse to deliver, which is worse than none.
+    void tlsa(const Record& r) {
+        auto found = resolver_.lookup_secure_blocking(dns::RecordType::tlsa, r.name);
+        std::vector<std::string> records = found ? found->records : std::vector<std::string>{};
+        const bool match = std::find(records.begin(), records.end(), r.data) != records.end();
+        if (records.empty()) {
+            report_.line(false, "TLSA " + r.name,
+                         "should be " + r.data + " (found: " + (found ? "no record" : found.error().message) + ")");
+        } else if (!found->authenticated) {
+            report_.wrong("TLSA " + r.name,
+                          "is not DNSSEC-validated by the resolver (no AD bit): senders ignore it (RFC 7672 2.2)");
+        } else if (!match) {
+            std::string all;
+            for (const auto& t : records) all += (all.empty() ? "" : " | ") + t;
+            report_.wrong("TLSA " + r.name, "is " + all + ", not the key of " + config_.tls_certificate.string() +
+                                                ": DANE senders will not deliver");
+        } else {
+            report_.line(true, "TLSA " + r.name, r.data + " (DNSSEC-validated)");
+        }
+    }
+
+    dns::Resolver& resolver_;
+    mailauth::Dns& dns_;
+    CheckReport& report_;
+    const server::Config& config_;
+    const std::string& domain_;
+    const std::vector<mailauth::StoredKey>& keys_;
+};
+
+}  // namespace
+
 int print_dns_records(const server::Config& config, const std::string& domain_in,
                       const std::string& address) {
-    std::string domain = to_lower(domain_in);
-    while (domain.ends_with('.')) domain.pop_back();
+    const std::string domain = domain_argument(domain_in);
     const std::string host = to_lower(config.hostname);
-    if (domain.empty() || domain.find('.') == std::string::npos) {
+    if (domain.empty()) {
         std::cerr << "magpie: " << domain_in << " is not a domain name\n";
         return 1;
     }
@@ -151,47 +465,10 @@ int print_dns_records(const server::Config& config, const std::string& domain_in
 
     std::cout << fmt::format("; DNS records for {} (mail host {}). Paste into the zone of {}.\n\n", domain,
                              host, domain);
-    std::cout << "; Where mail for the domain goes (RFC 5321 5.1).\n";
-    record(domain, "MX", "10 " + host_dot);
-
-    std::cout << "\n; SPF (RFC 7208): only the MX hosts send mail for the domain.\n";
-    record(domain, "TXT", txt_data("v=spf1 mx -all"));
-
-    std::cout << "\n; DKIM (RFC 6376, RFC 8463): the public halves of the signing keys.\n";
-    if (keys->empty()) {
-        std::cout << fmt::format(
-            "; No DKIM keys for {} yet. Create them with:\n;   magpie dkim keygen {}\n"
-            "; then run magpie dns {} again.\n",
-            domain, domain, domain);
+    for (const auto& section : domain_records(config, domain, *keys)) {
+        std::cout << section.comment;
+        for (const auto& r : section.records) record(r.name, r.type, zone_data(r));
     }
-    for (const auto& key : *keys)
-        record(key.selector + "._domainkey." + domain, "TXT", txt_data(key.key_record));
-
-    std::cout << "\n; DMARC (RFC 7489): unaligned mail is quarantined; aggregate reports to postmaster.\n";
-    record("_dmarc." + domain, "TXT", txt_data("v=DMARC1; p=quarantine; rua=mailto:postmaster@" + domain));
-
-    // The policy magpied serves (http_service, [mta_sts] mode and max_age): the id is its digest.
-    std::string policy = mailauth::sts_policy_text(mailauth::sts_mode_from_name(config.mta_sts.mode), {host},
-                                                   config.mta_sts.max_age);
-    std::cout << "\n; MTA-STS (RFC 8461): senders must use TLS to the MX; the policy is served at\n"
-              << "; https://mta-sts." << domain << "/.well-known/mta-sts.txt (mode " << config.mta_sts.mode
-              << ", mx " << host << "; [mta_sts] mode in magpie.toml).\n";
-    record("_mta-sts." + domain, "TXT", txt_data("v=STSv1; id=" + mailauth::sts_policy_id(policy)));
-    record("mta-sts." + domain, "CNAME", host_dot);
-    std::cout << "\n; TLS reporting (RFC 8460).\n";
-    record("_smtp._tls." + domain, "TXT", txt_data("v=TLSRPTv1; rua=mailto:postmaster@" + domain));
-
-    std::cout << "\n; Mail clients find their servers (RFC 6186, RFC 8314: implicit TLS preferred).\n";
-    record("_submissions._tcp." + domain, "SRV", "0 1 465 " + host_dot);
-    record("_submission._tcp." + domain, "SRV", "10 1 587 " + host_dot);
-    record("_imaps._tcp." + domain, "SRV", "0 1 993 " + host_dot);
-    record("_imap._tcp." + domain, "SRV", "10 1 143 " + host_dot);
-    record("_pop3._tcp." + domain, "SRV", "0 0 0 .");  // RFC 6186 3.4: no POP3 here
-    record("_pop3s._tcp." + domain, "SRV", "0 0 0 .");
-    std::cout << "\n; Thunderbird autoconfig and Outlook autodiscover.\n";
-    record("autoconfig." + domain, "CNAME", host_dot);
-    record("autodiscover." + domain, "CNAME", host_dot);
-    record("_autodiscover._tcp." + domain, "SRV", "0 1 443 " + host_dot);
 
     std::cout << "\n; Reverse DNS: set by whoever owns the server's address (the hosting provider), so that\n"
               << "; receivers find " << host << " from the address and the address from " << host << ".\n";
@@ -238,72 +515,25 @@ int check_dns_records(const server::Config& config, const std::string& domain_in
     }
     mailauth::ResolverDns dns(**resolver);
     CheckReport report;
-
-    auto mx = dns.lookup(dns::RecordType::mx, domain);
-    bool mx_ok = mx && std::find(mx->begin(), mx->end(), host) != mx->end();
-    report.line(mx_ok, "MX " + domain, mx_ok ? host : "(found: " + joined(mx) + ")");
+    Checker checker(**resolver, dns, report, config, domain, *keys);
 
     // Addresses: the one given, else the host name's A and AAAA records in the DNS being checked.
-    std::vector<std::string> addresses;
     if (!address.empty()) {
-        addresses.push_back(address);
+        checker.addresses.push_back(address);
     } else {
         for (auto type : {dns::RecordType::a, dns::RecordType::aaaa}) {
             auto answer = dns.lookup(type, host);
-            if (answer) addresses.insert(addresses.end(), answer->begin(), answer->end());
+            if (answer) checker.addresses.insert(checker.addresses.end(), answer->begin(), answer->end());
         }
-        report.line(!addresses.empty(), "A/AAAA " + host, addresses.empty() ? "no address" : "");
+        report.line(!checker.addresses.empty(), "A/AAAA " + host,
+                    checker.addresses.empty() ? "no address" : "");
     }
-
-    // SPF: evaluated, not compared: any record that lets our addresses send is right.
-    for (const auto& a : addresses) {
-        mailauth::SpfRequest request;
-        request.ip = a;
-        request.sender = "postmaster@" + domain;
-        request.helo = host;
-        auto spf = mailauth::check_host(dns, request, domain);
-        std::string detail = fmt::format("{} for {}", mailauth::spf_result_name(spf.result), a);
-        if (!spf.reason.empty()) detail += " (" + spf.reason + ")";
-        if (spf.result == mailauth::SpfResult::pass)
-            report.line(true, "SPF " + domain, detail);
-        else if (spf.result == mailauth::SpfResult::none)
-            report.line(false, "SPF " + domain, detail);
-        else
-            report.wrong("SPF " + domain, detail);
-    }
-
     if (keys->empty()) report.line(false, "DKIM keys", "none yet: magpie dkim keygen " + domain);
-    for (const auto& key : *keys) {
-        std::string name = key.selector + "._domainkey." + domain;
-        auto answer = dns.lookup(dns::RecordType::txt, name);
-        auto ours = mail::dkim::parse_key_record(key.key_record);
-        bool match = false;
-        for (const auto& txt : answer ? *answer : std::vector<std::string>{}) {
-            auto published = mail::dkim::parse_key_record(txt);
-            if (published && ours && published->public_key == ours->public_key && !published->revoked)
-                match = true;
-        }
-        if (match)
-            report.line(true, "TXT " + name, "matches " + key.path.filename().string());
-        else if (!answer || answer->empty())
-            report.line(false, "TXT " + name, "(found: " + joined(answer) + ")");
-        else
-            report.wrong("TXT " + name, "does not publish this key's public half");
-    }
-
-    auto dmarc = dns.lookup(dns::RecordType::txt, "_dmarc." + domain);
-    auto dmarc_records = starting_with(dmarc, "v=DMARC1");
-    if (dmarc_records.size() == 1 && mailauth::parse_dmarc_record(dmarc_records[0]))
-        report.line(true, "TXT _dmarc." + domain, dmarc_records[0]);
-    else if (dmarc_records.empty())
-        report.line(false, "TXT _dmarc." + domain, "(found: " + joined(dmarc) + ")");
-    else
-        report.wrong("TXT _dmarc." + domain, "unusable: " + joined(dmarc));
-    check_txt_prefix(dns, report, "_mta-sts." + domain, "v=STSv1");
-    check_txt_prefix(dns, report, "_smtp._tls." + domain, "v=TLSRPTv1");
+    for (const auto& section : domain_records(config, domain, *keys))
+        for (const auto& r : section.records) checker.check(r);
 
     // Reverse DNS, forward-confirmed: the address names the host, and the host has the address.
-    for (const auto& a : addresses) {
+    for (const auto& a : checker.addresses) {
         auto ptr = dns.lookup(dns::RecordType::ptr, a);
         bool names_host = ptr && std::find(ptr->begin(), ptr->end(), host) != ptr->end();
         if (!names_host) {
@@ -318,7 +548,6 @@ int check_dns_records(const server::Config& config, const std::string& domain_in
         else
             report.wrong("PTR " + a, host + " does not resolve back to " + a);
     }
-    std::cout << "; not checked: SRV and CNAME records (autoconfig, autodiscover, RFC 6186, mta-sts host)\n";
     std::cout << (report.failures == 0 ? std::string("all checked records are right\n")
                                        : fmt::format("{} record(s) missing or wrong\n", report.failures));
     return report.failures == 0 ? 0 : 1;

@@ -12,11 +12,14 @@ namespace magpie::cli {
 // AAAA records of [server] hostname, looked up now. Returns the exit status.
 int print_dns_records(const server::Config& config, const std::string& domain, const std::string& address);
 
-// `magpie dns DOMAIN --check`: looks the records up (at `dns_server` "host:port", or the system's resolver)
-// and prints one line per record: "ok", "MISSING" or "WRONG" with what was found. Checks MX, SPF (by
-// evaluating it for the server's addresses), every DKIM key's record, DMARC, MTA-STS and TLS-RPT TXT, and
-// forward-confirmed reverse DNS of each address. SRV and CNAME records are not checked (the resolver does
-// not ask for them). Exit status 0 when everything checked is right, 1 otherwise.
+// `magpie dns DOMAIN --check`: looks up every record `magpie dns` prints (at `dns_server` "host:port", or
+// the system's resolver) and prints one line per record: "ok", "MISSING" or "WRONG", with what was expected
+// and what was found. MX must name [server] hostname; SPF is evaluated for the server's addresses; each
+// DKIM key on disk must be published (not revoked); DMARC must parse; the _mta-sts id must be that of the
+// policy magpied serves now; the TLS-RPT record must be the only one and name mailto:/https: URIs; SRV
+// records must give the port and host clients are told ([autoconfig]); the mta-sts, autoconfig and
+// autodiscover names must be CNAMEs to the host (or have its addresses); each address's PTR must name the
+// host and the host that address. Exit status 0 when everything is right, 1 otherwise.
 int check_dns_records(const server::Config& config, const std::string& domain, const std::string& address,
                       const std::string& dns_server);
 

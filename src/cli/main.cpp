@@ -13,6 +13,7 @@
 #include "base/file.h"
 #include "base/time.h"
 #include "cli/dns.h"
+#include "cli/tlsrpt.h"
 #include "cli/mail.h"
 #include "cli/password_input.h"
 #include "cli/queue.h"
@@ -173,6 +174,14 @@ int main(int argc, char** argv) {
     std::string dns_server;
     dns_cmd->add_flag("--check", check_records, "look the records up and say which are missing or wrong");
     dns_cmd->add_option("--dns-server", dns_server, "with --check: ask this server (host:port), not the system's");
+    magpie::cli::TlsRptOptions tlsrpt_options;
+    auto* tlsrpt_cmd = app.add_subcommand(
+        "tlsrpt", "print the day's SMTP TLS reports (RFC 8460), one per recipient domain, or queue them (--send)");
+    tlsrpt_cmd->add_option("--day", tlsrpt_options.day, "UTC day YYYY-MM-DD (default: yesterday)");
+    tlsrpt_cmd->add_option("--domain", tlsrpt_options.domain, "only this recipient (policy) domain");
+    tlsrpt_cmd->add_flag("--send", tlsrpt_options.send, "queue each report to the mailto: rua of _smtp._tls.DOMAIN");
+    tlsrpt_cmd->add_option("--from", tlsrpt_options.from, "report sender (default postmaster@[server] hostname)");
+    tlsrpt_cmd->add_option("--dns-server", tlsrpt_options.dns_server, "with --send: ask this server (host:port)");
     auto* dkim_cmd = app.add_subcommand("dkim", "manage DKIM signing keys");
     dkim_cmd->require_subcommand(1);
     auto* dkim_keygen = dkim_cmd->add_subcommand("keygen", "create an RSA-2048 and an Ed25519 key for DOMAIN");
@@ -205,6 +214,7 @@ int main(int argc, char** argv) {
     if (dns_cmd->parsed() && check_records)
         return magpie::cli::check_dns_records(*config, name, server_address, dns_server);
     if (dns_cmd->parsed()) return magpie::cli::print_dns_records(*config, name, server_address);
+    if (tlsrpt_cmd->parsed()) return magpie::cli::tlsrpt_command(*config, tlsrpt_options);
     if (dkim_keygen->parsed()) return magpie::cli::dkim_keygen(*config, name, selector_suffix);
     if (dkim_rotate->parsed()) return magpie::cli::dkim_rotate(*config, name, selector_suffix);
     if (dkim_remove->parsed()) return magpie::cli::dkim_remove(*config, name, selector);

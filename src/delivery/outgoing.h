@@ -2,7 +2,10 @@
 // way it came (SMTP submission today, JMAP EmailSubmission next): completed as RFC 6409 8 allows (Date,
 // Message-ID and To when missing, Bcc removed: mail::complete_submission), the trace field put on top, and
 // signed with DKIM (RFC 6376, RFC 8463) for the domain of its From field when that domain has keys
-// (`magpie dkim keygen`). A domain without keys goes out unsigned, said in the log.
+// (`magpie dkim keygen`). A domain without keys goes out unsigned, said in the log. A message to be signed
+// is first put in its 7-bit form (RFC 6376 5.3: 8-bit, binary and over-long bodies re-encoded, bare line
+// ends made CRLF), so no later hop, our SMTP client's downgrade for a peer without 8BITMIME included,
+// changes the signed bytes.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +26,9 @@ struct OutgoingDraft {
     std::string log_id;        // names the message in log lines
 };
 
-// The bytes to queue: DKIM-Signature fields (when signed), then `trace`, then the completed message.
+// The bytes to queue: DKIM-Signature fields (when signed), then `trace`, then the completed message (in its
+// 7-bit form when signed, except a message with UTF-8 header fields, which only SMTPUTF8 peers take and
+// those offer 8BITMIME, RFC 6531 3.1).
 // invalid_argument (or limit_exceeded) when the message cannot be completed: no From, a field twice that
 // RFC 5322 3.6 allows once, and the others of mail::complete_submission; the reply to the client says why.
 Result<std::string> prepare_outgoing_message(const OutgoingDraft& draft, const mailauth::DkimSigner& signer);

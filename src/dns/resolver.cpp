@@ -114,6 +114,12 @@ int ns_type(RecordType type) {
             return ns_t_mx;
         case RecordType::ptr:
             return ns_t_ptr;
+        case RecordType::srv:
+            return ns_t_srv;
+        case RecordType::cname:
+            return ns_t_cname;
+        case RecordType::tlsa:
+            return 52;  // RFC 6698 7.1 (arpa/nameser.h has no ns_t_tlsa)
     }
     return ns_t_txt;
 }
@@ -130,6 +136,12 @@ const char* type_name(RecordType type) {
             return "MX";
         case RecordType::ptr:
             return "PTR";
+        case RecordType::srv:
+            return "SRV";
+        case RecordType::cname:
+            return "CNAME";
+        case RecordType::tlsa:
+            return "TLSA";
     }
     return "?";
 }
@@ -138,6 +150,42 @@ std::string without_root_dot(const char* name) {
     std::string out = name ? to_lower(name) : std::string();
     if (out.ends_with('.')) out.pop_back();
     return out;
+}
+
+// The answer section's records of `type`, each its RDATA's offset and length in `answer` (RFC 1035 4.1),
+// at most `max`. c-ares 1.18 has no parser for CNAME (or TLSA) answers, so the walk over the message is
+// here: names are skipped with ares_expand_name, which also bounds compression pointers.
+struct RawRecord {
+    std::size_t offset;
+    std::size_t length;
+};
+int raw_records(const unsigned char* answer, int length, int type, std::size_t max, std::vector<RawRecord>& out) {
+    if (length < 12) return ARES_EBADRESP;
+    const auto at16 = [&](long at) { return static_cast<unsigned>(answer[at] << 8 | answer[at + 1]); };
+    const unsigned questions = at16(4), answers = at16(6);
+    long at = 12;
+    auto skip_name = [&]() {
+        char* name = nullptr;
+        long used = 0;
+        int status = ares_expand_name(answer + at, answer, length, &name, &used);
+        if (name) ares_free_string(name);
+        if (status == ARES_SUCCESS) at += used;
+        return status;
+    };
+    for (unsigned i = 0; i < questions; ++i) {
+        if (skip_name() != ARES_SUCCESS || at + 4 > length) return ARES_EBADRESP;
+        at += 4;
+    }
+    for (unsigned i = 0; i < answers && out.size() < max; ++i) {
+        if (skip_name() != ARES_SUCCESS || at + 10 > length) return ARES_EBADRESP;
+        const int rr_type = static_cast<int>(at16(at));
+        const std::size_t rdlength = at16(at + 8);
+        at += 10;
+        if (at + static_cast<long>(rdlength) > length) return ARES_EBADRESP;
+        if (rr_type == type) out.push_back(RawRecord{static_cast<std::size_t>(at), rdlength});
+        at += static_cast<long>(rdlength);
+    }
+    return out.empty() ? ARES_ENODATA : ARES_SUCCESS;
 }
 
 // Parses an answer of `type` into text records; status is a c-ares status.
@@ -179,6 +227,36 @@ int parse_records(RecordType type, const unsigned char* answer, int length, std:
         std::stable_sort(hosts.begin(), hosts.end(),
                          [](const auto& a, const auto& b) { return a.first < b.first; });
         for (auto& host : hosts) out.push_back(std::move(host.second));
+    } else if (type == RecordType::srv) {
+        ares_srv_reply* replies = nullptr;
+        status = ares_parse_srv_reply(answer, length, &replies);
+        for (ares_srv_reply* r = replies; status == ARES_SUCCESS && r && out.size() < kMax; r = r->next) {
+            std::string target = without_root_dot(r->host);
+            out.push_back(fmt::format("{} {} {} {}", r->priority, r->weight, r->port,
+                                      target.empty() ? "." : target));
+        }
+        if (replies) ares_free_data(replies);
+    } else if (type == RecordType::cname) {
+        std::vector<RawRecord> records;
+        status = raw_records(answer, length, ns_t_cname, kMax, records);
+        for (const RawRecord& r : records) {
+            char* name = nullptr;
+            long used = 0;
+            status = ares_expand_name(answer + r.offset, answer, length, &name, &used);
+            if (status == ARES_SUCCESS) out.push_back(without_root_dot(name));
+            if (name) ares_free_string(name);
+            if (status != ARES_SUCCESS) break;
+        }
+    } else if (type == RecordType::tlsa) {
+        std::vector<RawRecord> records;
+        status = raw_records(answer, length, 52, kMax, records);
+        for (const RawRecord& r : records) {
+            if (r.length < 4) continue;  // RFC 6698 2.1: three octets and some data
+            const unsigned char* d = answer + r.offset;
+            std::string hex;
+            for (std::size_t i = 3; i < r.length; ++i) hex += fmt::format("{:02x}", d[i]);
+            out.push_back(fmt::format("{} {} {} {}", d[0], d[1], d[2], hex));
+        }
     } else {
         hostent* host = nullptr;
         unsigned char unused[sizeof(in6_addr)] = {};
@@ -568,6 +646,57 @@ Result<std::vector<std::string>> Resolver::lookup_blocking(RecordType type, std:
     });
     wait_until(finished);
     return std::move(*out);
+}
+
+Result<Resolver::SecureRecords> Resolver::lookup_secure_blocking(RecordType type, std::string_view name_in) {
+    std::string name = to_lower(name_in);
+    if (name.ends_with('.')) name.pop_back();
+    if (!is_ascii(name) || !is_dns_name(name))
+        return make_error(Errc::invalid_argument, fmt::format("{} is not a domain name", name));
+    unsigned char* query = nullptr;
+    int query_length = 0;
+    // EDNS0 with a 1232-octet UDP size (the DNS flag day 2020 value): DNSSEC answers are large.
+    int status = ares_create_query(name.c_str(), ns_c_in, ns_type(type), 0, 1, &query, &query_length, 1232);
+    if (status != ARES_SUCCESS) return make_error(Errc::invalid_argument, ares_strerror(status));
+    std::string packet(reinterpret_cast<const char*>(query), static_cast<std::size_t>(query_length));
+    ares_free_string(query);
+    // Header flags: AD (RFC 6840 5.7). The OPT record is last: its TTL's third octet holds DO (RFC 3225 3).
+    packet[3] = static_cast<char>(packet[3] | 0x20);
+    if (packet.size() >= 11) packet[packet.size() - 4] = static_cast<char>(packet[packet.size() - 4] | 0x80);
+
+    struct Outcome {
+        bool finished = false;
+        Result<SecureRecords> result = SecureRecords{};
+        RecordType type;
+        std::string name;
+    } outcome{false, SecureRecords{}, type, name};
+    ++record_queries_;
+    ares_send(
+        channel_->channel, reinterpret_cast<const unsigned char*>(packet.data()), static_cast<int>(packet.size()),
+        [](void* arg, int status, int /*timeouts*/, unsigned char* answer, int length) {
+            auto& o = *static_cast<Outcome*>(arg);
+            o.finished = true;
+            if (status == ARES_EDESTRUCTION) return;
+            SecureRecords out;
+            if (status == ARES_SUCCESS && length >= 12) {
+                const int rcode = answer[3] & 0x0f;
+                if (rcode == 3) status = ARES_ENOTFOUND;          // NXDOMAIN
+                else if (rcode != 0) status = ARES_ESERVFAIL;     // SERVFAIL: also a bogus answer (RFC 4035)
+                else out.authenticated = (answer[3] & 0x20) != 0;
+            }
+            if (status == ARES_SUCCESS) status = parse_records(o.type, answer, length, out.records);
+            if (status == ARES_SUCCESS || status == ARES_ENODATA)
+                o.result = std::move(out);
+            else if (status == ARES_ENOTFOUND)
+                o.result = make_error(Errc::not_found, fmt::format("{} does not exist (NXDOMAIN)", o.name));
+            else
+                o.result = temporary(fmt::format("{} lookup for {} failed: {}", type_name(o.type), o.name,
+                                                 ares_strerror(status)));
+        },
+        &outcome);
+    wait_until(outcome.finished);
+    --record_queries_;
+    return std::move(outcome.result);
 }
 
 Result<Route> Resolver::resolve_blocking(std::string_view domain) {

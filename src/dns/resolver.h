@@ -67,8 +67,10 @@ struct Route {
 //   unavailable        SERVFAIL, timeout, refused, unreadable answer: temporary, 4.4.3
 bool is_permanent(const Error& error);
 
-// Record types lookup() answers, for SPF (RFC 7208 5), DKIM keys (RFC 6376 3.6.2) and DMARC (RFC 7489 6.1).
-enum class RecordType { txt, a, aaaa, mx, ptr };
+// Record types lookup() answers, for SPF (RFC 7208 5), DKIM keys (RFC 6376 3.6.2) and DMARC (RFC 7489 6.1),
+// and for `magpie dns --check`: SRV (RFC 2782, client setup of RFC 6186) and CNAME (autoconfig hosts).
+// TLSA (RFC 6698 2.1) for DANE (RFC 7672): "usage selector matching-type hex-data".
+enum class RecordType { txt, a, aaaa, mx, ptr, srv, cname, tlsa };
 // RFC 3463 / RFC 7505 enhanced status code for a resolve() error.
 std::string_view enhanced_status(const Error& error);
 
@@ -90,7 +92,9 @@ public:
     // The records of one type at `name`, as text: TXT records each with its strings joined (RFC 7208 3.3,
     // RFC 6376 3.6.2.2); A/AAAA addresses ("192.0.2.1"); MX host names by preference, without the
     // trailing dot (a null MX gives an empty name); PTR names for the address given as `name`
-    // ("192.0.2.1" or "2001:db8::1", reversed here into in-addr.arpa / ip6.arpa). At most
+    // ("192.0.2.1" or "2001:db8::1", reversed here into in-addr.arpa / ip6.arpa); SRV records as
+    // "priority weight port target" in the server's order (target without the trailing dot, "." for the
+    // RFC 2782 "service not available" root); CNAME: the canonical name the owner points at. At most
     // kMaxRecordsPerAnswer records. `done` runs exactly once, like resolve()'s callback. Errors: not_found
     // for NXDOMAIN, invalid_argument for a name that is no DNS name (or a PTR name that is no address),
     // unavailable for SERVFAIL, timeouts and unreadable answers. No records of that type (NODATA) is an
@@ -99,6 +103,17 @@ public:
     static constexpr std::size_t kMaxRecordsPerAnswer = 64;
     void lookup(RecordType type, std::string_view name, RecordsCallback done);
     Result<std::vector<std::string>> lookup_blocking(RecordType type, std::string_view name);
+
+    // lookup() with the DNSSEC question asked (RFC 6840 5.7: the AD bit set in the query, and the DO bit of
+    // EDNS0, RFC 3225) and the answer's AD bit reported: `authenticated` is true only when the resolver
+    // says it validated the whole answer. c-ares validates nothing itself, so this means something only
+    // with a validating resolver on a trusted path (127.0.0.1, RFC 7672 2.1.1); for DANE (RFC 7672) an
+    // unauthenticated TLSA answer counts as no TLSA at all. NXDOMAIN is not_found like lookup()'s.
+    struct SecureRecords {
+        std::vector<std::string> records;
+        bool authenticated = false;
+    };
+    Result<SecureRecords> lookup_secure_blocking(RecordType type, std::string_view name);
 
     struct Socket {
         int fd;

@@ -248,6 +248,21 @@ std::string xml_escape(std::string_view text) {
     return out;
 }
 
+std::vector<Endpoint> public_endpoints(const std::vector<Endpoint>& bound, std::optional<std::uint16_t> implicit_tls,
+                                       std::optional<std::uint16_t> starttls) {
+    std::vector<Endpoint> out;
+    for (auto [security, configured] : {std::pair{Endpoint::Security::implicit_tls, implicit_tls},
+                                        std::pair{Endpoint::Security::starttls, starttls}}) {
+        if (configured) {
+            if (*configured != 0) out.push_back(Endpoint{*configured, security});
+            continue;
+        }
+        for (const auto& e : bound)
+            if (e.security == security) out.push_back(e);
+    }
+    return out;
+}
+
 bool handles(std::string_view path) {
     const std::string lower = to_lower(path);
     return lower == kThunderbirdWellKnown || lower == kThunderbirdHost || lower == kAutodiscoverXml ||

@@ -47,6 +47,12 @@ struct Request {
     std::string_view body;
 };
 
+// The listeners clients are told about: `bound` (implicit TLS first, as the server bound them) unless a
+// public port is configured for that kind ([autoconfig] imaps_port etc., for a server behind NAT or a
+// proxy): then that one port, or none when it is 0.
+std::vector<Endpoint> public_endpoints(const std::vector<Endpoint>& bound, std::optional<std::uint16_t> implicit_tls,
+                                       std::optional<std::uint16_t> starttls);
+
 // True for the paths above (any method): the caller then gathers Settings (the domain list is a store
 // read) and calls answer().
 bool handles(std::string_view path);

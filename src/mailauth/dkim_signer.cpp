@@ -41,6 +41,11 @@ bool DkimSigner::has_keys(std::string_view domain) const {
     return keys_.count(to_lower(domain)) > 0;
 }
 
+bool DkimSigner::has_keys_for(std::string_view message) const {
+    auto domain = from_domain(message);
+    return domain && keys_.count(*domain) > 0;
+}
+
 Result<std::string> DkimSigner::sign(std::string_view message, std::uint64_t now) const {
     auto domain = from_domain(message);
     if (!domain) return std::string();

@@ -25,6 +25,8 @@ public:
     static Result<DkimSigner> load(const std::filesystem::path& data_dir);
 
     bool has_keys(std::string_view domain) const;
+    // Whether sign() would sign `message`: its From field names one domain that has keys.
+    bool has_keys_for(std::string_view message) const;
 
     // The DKIM-Signature fields (each ending with CRLF) to put on top of `message`, signed for the domain
     // of its From field; "" when that domain has no keys or the From field names no single domain (the

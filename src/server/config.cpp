@@ -267,6 +267,21 @@ Result<void> read_mta_sts(const toml::table& t, MtaStsConfig& m) {
     return {};
 }
 
+Result<void> read_autoconfig(const toml::table& t, AutoconfigConfig& a) {
+    MAGPIE_TRY(check_keys(t, "autoconfig",
+                          {"hostname", "imaps_port", "imap_port", "submissions_port", "submission_port"}));
+    MAGPIE_TRY(read(t, "autoconfig", "hostname", a.hostname));
+    for (auto [key, port] : {std::pair{"imaps_port", &a.imaps_port}, std::pair{"imap_port", &a.imap_port},
+                             std::pair{"submissions_port", &a.submissions_port},
+                             std::pair{"submission_port", &a.submission_port}}) {
+        if (!t.get(key)) continue;
+        std::uint16_t value = 0;
+        MAGPIE_TRY(read(t, "autoconfig", key, value));
+        *port = value;
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<Config> load_config(const std::filesystem::path& file) {
@@ -282,7 +297,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     Result<void> status;
     MAGPIE_TRY(check_keys(root, "top level",
                           {"server", "tls", "smtp", "submission", "imap", "http", "auth", "store", "queue",
-                           "mailauth", "mta_sts"}));
+                           "mailauth", "mta_sts", "autoconfig"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -494,6 +509,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (auto* t = section(root, "mailauth", status)) MAGPIE_TRY(read_mailauth(*t, config.mailauth));
     MAGPIE_TRY(status);
     if (auto* t = section(root, "mta_sts", status)) MAGPIE_TRY(read_mta_sts(*t, config.mta_sts));
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "autoconfig", status)) MAGPIE_TRY(read_autoconfig(*t, config.autoconfig));
     MAGPIE_TRY(status);
     if (config.hostname.empty()) return make_error(Errc::invalid_argument, "[server] hostname is empty");
     return config;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -175,6 +176,18 @@ struct MtaStsConfig {
     std::uint32_t max_age = 604800;    // seconds senders may cache our policy (RFC 8461 3.2: at most 31557600)
 };
 
+// What mail clients are told when they set themselves up ([autoconfig], http/autoconfig.h) and what the
+// SRV and CNAME records `magpie dns` prints name: by default [server] hostname and the bound ports. Behind
+// NAT, a port forward or a TCP proxy, the public host name and ports clients must use instead. A port left
+// out is the bound listener's (the standard port in `magpie dns`); 0 offers that service to no client.
+struct AutoconfigConfig {
+    std::string hostname;                         // empty: [server] hostname
+    std::optional<std::uint16_t> imaps_port;      // IMAP, implicit TLS (993)
+    std::optional<std::uint16_t> imap_port;       // IMAP, STARTTLS (143)
+    std::optional<std::uint16_t> submissions_port;  // submission, implicit TLS (465)
+    std::optional<std::uint16_t> submission_port;   // submission, STARTTLS (587)
+};
+
 struct Config {
     std::string hostname;              // default: the machine's host name
     std::filesystem::path data_dir = "/var/lib/magpie";
@@ -193,6 +206,7 @@ struct Config {
     QueueConfig queue;
     MailauthConfig mailauth;
     MtaStsConfig mta_sts;
+    AutoconfigConfig autoconfig;
     bool demo = false;
 };
 

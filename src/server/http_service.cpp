@@ -245,9 +245,12 @@ awaitable<http::Response> HttpService::client_setup(const Request& request, cons
     auto domains = co_await std::move(list);
     if (!domains) co_return problem(503, "the domain list cannot be read now");
     http::autoconfig::Settings settings;
-    settings.hostname = config.hostname;
-    settings.imap = imap_endpoints_;
-    settings.submission = submission_endpoints_;
+    // [autoconfig]: the public name and ports behind NAT or a proxy, else ours as bound.
+    const auto& pub = config.autoconfig;
+    settings.hostname = pub.hostname.empty() ? config.hostname : pub.hostname;
+    settings.imap = http::autoconfig::public_endpoints(imap_endpoints_, pub.imaps_port, pub.imap_port);
+    settings.submission =
+        http::autoconfig::public_endpoints(submission_endpoints_, pub.submissions_port, pub.submission_port);
     for (const auto& domain : *domains) settings.domains.push_back(domain.name);
     co_return http::autoconfig::answer(http::autoconfig::Request{request.method, path, query, request.host, request.body},
                                        settings);

@@ -191,3 +191,77 @@ def test_other_domains_are_not_answered(server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         fetch(server, "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=eve@elsewhere.test")
     assert refused.value.code == 404
+
+
+class PortForward:
+    """A NAT's port forward on loopback: connections to 127.0.0.1:port are relayed to the target port, which
+    is set once the server has bound it."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = None
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                inside, _ = self.listener.accept()
+            except OSError:
+                return
+            outside = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((inside, outside), (outside, inside)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(source, sink):
+        import socket
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+
+
+def test_behind_nat_clients_are_told_the_public_host_and_ports_and_log_in_through_them(make_server):
+    """[autoconfig] hostname and *_port: the server knows itself as mx.internal.test on ports picked at start,
+    clients must use localhost on the forwarded ports; 0 offers a kind to nobody."""
+    imaps, submission = PortForward(), PortForward()
+    try:
+        server = make_server(hostname="mx.internal.test", sections={
+            "submission": {"listen": ["127.0.0.1:0"], "listen_tls": ["127.0.0.1:0"]},
+            "http": {"listen": ["127.0.0.1:0"]}, "queue": {"enabled": False},
+            "autoconfig": {"hostname": HOST, "imaps_port": imaps.port, "imap_port": 0,
+                           "submissions_port": 0, "submission_port": submission.port}})
+        imaps.target, submission.target = server.ports["imaps"], server.ports["submission"]
+        _, _, body = fetch(server, f"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={ALICE}")
+        servers = check_thunderbird_schema(body)
+        assert servers == [("incomingServer", "imap", HOST, imaps.port, "SSL", ALICE),
+                           ("outgoingServer", "smtp", HOST, submission.port, "STARTTLS", ALICE)]
+        login_imap(server, HOST, imaps.port, "SSL", ALICE)
+        send_submission(server, HOST, submission.port, "STARTTLS", ALICE, "through the NAT")
+        assert len(server.uids(f"bob@{DOMAIN}")) == 1
+        # Outlook and Apple are told the same.
+        _, _, pox = fetch(server, "/autodiscover/autodiscover.xml", method="POST",
+                          body=f"<Autodiscover><Request><EMailAddress>{ALICE}</EMailAddress></Request></Autodiscover>"
+                          .encode())
+        assert f"<Server>{HOST}</Server>".encode() in pox and f"<Port>{imaps.port}</Port>".encode() in pox
+        assert b"mx.internal.test" not in pox
+        _, _, profile = fetch(server, f"/apple/mobileconfig?emailaddress={ALICE}")
+        mail = plistlib.loads(profile)["PayloadContent"][0]
+        assert mail["IncomingMailServerHostName"] == HOST and mail["OutgoingMailServerPortNumber"] == submission.port
+    finally:
+        imaps.close()
+        submission.close()

@@ -2,6 +2,8 @@
 (RSA and Ed25519, the keys `magpie domain add` makes) and arrives at hamburger.edu's magpied with signatures that
 Debian's python3-dkim verifies against the records `magpie dns` publishes. A domain without keys sends
 unsigned and says so in the log."""
+import email
+import email.policy
 import re
 import smtplib
 import time
@@ -87,3 +89,52 @@ def test_submitted_mail_arrives_signed_and_python_dkim_verifies_both_signatures(
         if crepes is not None:
             crepes.stop()
         hamburger.stop()
+
+
+def test_signed_8bit_mail_verifies_at_a_peer_without_8bitmime(tmp_path):
+    """RFC 6376 5.3: an 8-bit message is signed in the 7-bit form a peer without 8BITMIME must get (RFC 6152
+    3), so the re-encoding our client would otherwise do after signing never breaks the body hash."""
+    from peers import free_port
+    from test_relay import SevenBitSink
+
+    port = free_port()
+    sink = SevenBitSink("127.0.0.1", port)
+    crepes = Magpied(tmp_path, hostname="mx.crepes.fr",
+                     sections={"submission": {"listen": ["127.0.0.1:0"]}, "queue": queue_options(),
+                               "queue.smart_host": {"host": "127.0.0.1", "port": port}})
+    crepes.magpie("domain", "add", "crepes.fr")
+    crepes.add_user(ALICE)
+    keys = published_keys(crepes, "crepes.fr")
+    crepes.start()
+    try:
+        text = "Gr\xfc\xdfe aus Paris: cr\xeapes, caf\xe9, na\xefve \u2014 \u20ac 5\r\n.\r\nfin\r\n"
+        with smtplib.SMTP("127.0.0.1", crepes.ports["submission"], timeout=30) as client:
+            client.ehlo("laptop.crepes.fr")
+            client.starttls(context=client_tls_context())
+            client.ehlo("laptop.crepes.fr")
+            client.login(ALICE, PASSWORD)
+            client.sendmail(ALICE, [BOB], (f"From: <{ALICE}>\r\nTo: <{BOB}>\r\nSubject: Huit bits\r\n"
+                                           "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                           "Content-Transfer-Encoding: 8bit\r\n\r\n" + text).encode(),
+                            mail_options=["BODY=8BITMIME"])
+        deadline = time.time() + 60
+        while time.time() < deadline and not sink.messages:
+            time.sleep(0.2)
+        assert sink.messages, crepes.log_text()[-3000:]
+        received = sink.messages[0]
+        assert all(b < 0x80 for b in received), "8-bit octets reached a peer without 8BITMIME"
+        header = received.split(b"\r\n\r\n", 1)[0]
+        assert header.count(b"\r\nDKIM-Signature: ") + header.startswith(b"DKIM-Signature: ") == 2, header
+        assert re.search(rb"\r\nContent-Transfer-Encoding: (quoted-printable|base64)(\r\n|$)", header, re.I), header
+
+        def dns(name, timeout=5):
+            return keys.get(name)
+
+        verifier = dkim.DKIM(received)
+        assert verifier.verify(idx=0, dnsfunc=dns), "RSA signature of what the 7-bit peer received"
+        assert verifier.verify(idx=1, dnsfunc=dns), "Ed25519 signature of what the 7-bit peer received"
+        got = email.message_from_bytes(received, policy=email.policy.default)
+        assert got.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")
+    finally:
+        crepes.stop()
+        sink.close()

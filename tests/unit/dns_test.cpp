@@ -49,6 +49,10 @@ protected:
             "--txt-record=example.test,other record",
             "--txt-record=_dmarc.example.test,v=DMARC1; p=reject; ,rua=mailto:d@example.test",
             "--ptr-record=11.0.0.127.in-addr.arpa,mx1.example.test",
+            // SRV (RFC 6186 client setup, "." for no service) and a CNAME.
+            "--srv-host=_imaps._tcp.example.test,mx1.example.test,993,0,1",
+            "--srv-host=_pop3._tcp.example.test,.,0,0,0",
+            "--cname=autoconfig.example.test,mx1.example.test",
             // Forwarded to a server that does not answer: the lookup fails for the time being.
             "--server=/dead.test/127.0.0.1#9",
         });
@@ -332,6 +336,24 @@ TEST_F(DnsTest, AddressMxAndPtrRecordsAsText) {
     auto not_ip = r.lookup_blocking(RecordType::ptr, "example.test");
     ASSERT_FALSE(not_ip.ok());
     EXPECT_EQ(not_ip.error().code, Errc::invalid_argument);
+}
+
+TEST_F(DnsTest, SrvAndCnameRecordsAsText) {
+    auto resolver = Resolver::create(config());
+    ASSERT_TRUE(resolver.ok());
+    auto& r = **resolver;
+    auto srv = r.lookup_blocking(RecordType::srv, "_imaps._tcp.example.test");
+    ASSERT_TRUE(srv.ok()) << srv.error().message;
+    EXPECT_EQ(*srv, std::vector<std::string>{"0 1 993 mx1.example.test"});
+    auto none = r.lookup_blocking(RecordType::srv, "_pop3._tcp.example.test");
+    ASSERT_TRUE(none.ok()) << none.error().message;
+    EXPECT_EQ(*none, std::vector<std::string>{"0 0 0 ."});
+    auto cname = r.lookup_blocking(RecordType::cname, "autoconfig.example.test");
+    ASSERT_TRUE(cname.ok()) << cname.error().message;
+    EXPECT_EQ(*cname, std::vector<std::string>{"mx1.example.test"});
+    auto no_cname = r.lookup_blocking(RecordType::cname, "mx1.example.test");
+    ASSERT_TRUE(no_cname.ok()) << no_cname.error().message;
+    EXPECT_TRUE(no_cname->empty());
 }
 
 TEST(Dns, RefusesWhatIsNotADomainName) {

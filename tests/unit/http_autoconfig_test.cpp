@@ -121,3 +121,32 @@ TEST(Autoconfig, HandlesOnlyItsOwnPaths) {
 
 }  // namespace
 }  // namespace magpie::http::autoconfig
+
+namespace magpie::http::autoconfig {
+namespace {
+
+// Behind NAT or a proxy ([autoconfig] *_port): clients are told the public ports, not the bound ones; a
+// kind left unset keeps the bound listeners, and 0 offers none of that kind.
+TEST(Autoconfig, ConfiguredPublicPortsReplaceTheBoundOnesPerKind) {
+    const std::vector<Endpoint> bound = {{10993, Security::implicit_tls}, {10143, Security::starttls}};
+    auto both = public_endpoints(bound, 993, 143);
+    ASSERT_EQ(both.size(), 2u);
+    EXPECT_EQ(both[0].port, 993);
+    EXPECT_EQ(both[0].security, Security::implicit_tls);
+    EXPECT_EQ(both[1].port, 143);
+    EXPECT_EQ(both[1].security, Security::starttls);
+    auto unset = public_endpoints(bound, std::nullopt, std::nullopt);
+    ASSERT_EQ(unset.size(), 2u);
+    EXPECT_EQ(unset[0].port, 10993);
+    EXPECT_EQ(unset[1].port, 10143);
+    auto tls_only = public_endpoints(bound, 993, 0);
+    ASSERT_EQ(tls_only.size(), 1u);
+    EXPECT_EQ(tls_only[0].port, 993);
+    // A public port for a kind nothing is bound to: the proxy terminates it elsewhere.
+    auto proxied = public_endpoints({}, std::nullopt, 587);
+    ASSERT_EQ(proxied.size(), 1u);
+    EXPECT_EQ(proxied[0].security, Security::starttls);
+}
+
+}  // namespace
+}  // namespace magpie::http::autoconfig

@@ -304,3 +304,26 @@ TEST_F(ConfigFile, MtaStsHonoursPoliciesAndPublishesTestingByDefault) {
 
 }  // namespace
 }  // namespace magpie::server
+
+namespace magpie::server {
+namespace {
+
+// [autoconfig]: absent ports stay "the bound listener", 0 is "not offered", a port out of range is refused.
+TEST_F(ConfigFile, AutoconfigPublicHostAndPorts) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_TRUE(config->autoconfig.hostname.empty());
+    EXPECT_FALSE(config->autoconfig.imaps_port);
+    config = load("[autoconfig]\nhostname = \"mail.example.org\"\nimaps_port = 993\nimap_port = 0\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->autoconfig.hostname, "mail.example.org");
+    EXPECT_EQ(config->autoconfig.imaps_port, std::optional<std::uint16_t>(993));
+    EXPECT_EQ(config->autoconfig.imap_port, std::optional<std::uint16_t>(0));
+    EXPECT_FALSE(config->autoconfig.submission_port);
+    EXPECT_FALSE(load("[autoconfig]\nsubmission_port = 70000\n"));
+    EXPECT_FALSE(load("[autoconfig]\nimaps_port = -1\n"));
+    EXPECT_FALSE(load("[autoconfig]\nport = 1\n"));
+}
+
+}  // namespace
+}  // namespace magpie::server
