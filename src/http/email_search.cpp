@@ -80,7 +80,7 @@ std::optional<bool> matches_content(std::string_view bytes, const json& conditio
     }
     auto message = mail::Message::parse(bytes);
     if (key == "header" && value.is_array() && (value.size() == 1 || value.size() == 2) &&
-        std::ranges::all_of(value, [](const json& v) { return v.is_string(); })) {
+        std::all_of(value.begin(), value.end(), [](const json& v) { return v.is_string(); })) {
         std::optional<std::string_view> wanted;
         if (value.size() == 2) wanted = value[1].get_ref<const std::string&>();
         return header_holds(message, value[0].get_ref<const std::string&>(), wanted);
