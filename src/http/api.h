@@ -34,6 +34,9 @@ struct ApiLimits {
     std::size_t max_calls_in_request = 32;
     std::size_t max_objects_in_get = 500;
     std::size_t max_objects_in_set = 500;
+    // Content checks (a message read for a body, text, bcc, header or hasAttachment condition; each condition
+    // on each message counts one) in one Email/query or SearchSnippet/get; beyond: unsupportedFilter.
+    std::size_t max_query_message_reads = 100000;
     JsonLimits json;
 };
 

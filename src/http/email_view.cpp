@@ -369,6 +369,23 @@ private:
         return out;
     }
 
+public:
+    // The text of the textBody parts (htmlBody's, tags stripped, when there is no text), separated by
+    // newlines: what a body search and a snippet look in.
+    std::string body_text() const {
+        const std::vector<std::uint32_t>& source = !text_.empty() ? text_ : html_;
+        std::string out;
+        for (auto p : source) {
+            std::string type = type_of(p);
+            if (type != "text/plain" && type != "text/html") continue;
+            std::string text = mail::decode_text(message_, part(p));
+            if (!out.empty()) out.push_back('\n');
+            out += type == "text/html" ? strip_html(text) : text;
+        }
+        return out;
+    }
+
+private:
     json preview() const {
         const std::vector<std::uint32_t>& source = !text_.empty() ? text_ : html_;
         for (auto p : source) {
@@ -422,6 +439,11 @@ json email_view(std::string_view bytes, std::string_view blob_id, const std::vec
         if (is_message_property(name)) out[name] = view.property(name);
     }
     return out;
+}
+
+std::string email_body_text(std::string_view bytes) {
+    const BodyValueOptions options;
+    return View(bytes, "", options).body_text();
 }
 
 std::string part_blob_id(std::string_view message_blob_id, std::uint32_t part_index) {

@@ -35,6 +35,10 @@ bool is_message_property(std::string_view property);
 nlohmann::json email_view(std::string_view bytes, std::string_view blob_id, const std::vector<std::string>& properties,
                           const BodyValueOptions& options);
 
+// The text a reader sees (RFC 8621 4.4.1 "body"): the decoded textBody parts, or the htmlBody parts with
+// their tags stripped when there is no text, joined by newlines.
+std::string email_body_text(std::string_view bytes);
+
 // Part blob ids: "<message blob id>.<part index>".
 std::string part_blob_id(std::string_view message_blob_id, std::uint32_t part_index);
 std::optional<std::pair<std::string, std::uint32_t>> split_part_blob_id(std::string_view blob_id);

@@ -428,7 +428,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
                               {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout", "max_header_octets",
                                "max_request_octets", "max_upload_octets", "max_concurrent_requests",
                                "max_concurrent_uploads", "max_calls_in_request", "max_objects_in_get",
-                               "max_objects_in_set", "max_json_depth", "max_json_string_octets", "max_connections",
+                               "max_objects_in_set", "max_query_message_reads", "max_json_depth", "max_json_string_octets", "max_connections",
                                "max_connections_per_ip", "webmail_dir", "webmail_max_octets", "webmail_session_idle",
                                "webmail_session_lifetime", "webmail_max_sessions"}));
         MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
@@ -443,6 +443,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "http", "max_calls_in_request", s.max_calls_in_request));
         MAGPIE_TRY(read(*t, "http", "max_objects_in_get", s.max_objects_in_get));
         MAGPIE_TRY(read(*t, "http", "max_objects_in_set", s.max_objects_in_set));
+        MAGPIE_TRY(read(*t, "http", "max_query_message_reads", s.max_query_message_reads));
         MAGPIE_TRY(read(*t, "http", "max_json_depth", s.max_json_depth));
         MAGPIE_TRY(read(*t, "http", "max_json_string_octets", s.max_json_string_octets));
         MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
@@ -451,6 +452,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         if (s.idle_timeout == 0 || s.max_header_octets < 1024 || s.max_request_octets == 0 ||
             s.max_upload_octets == 0 || s.max_concurrent_requests == 0 || s.max_concurrent_uploads == 0 ||
             s.max_calls_in_request == 0 || s.max_objects_in_get == 0 || s.max_objects_in_set == 0 ||
+            s.max_query_message_reads == 0 ||
             s.max_json_depth == 0 || s.max_json_string_octets == 0 || s.max_connections == 0 ||
             s.max_connections_per_ip == 0) {
             return make_error(Errc::invalid_argument, "[http] limits must be positive (max_header_octets >= 1024)");

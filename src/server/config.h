@@ -86,6 +86,7 @@ struct HttpConfig {
     std::size_t max_calls_in_request = 32;               // maxCallsInRequest
     std::size_t max_objects_in_get = 500;                // maxObjectsInGet
     std::size_t max_objects_in_set = 500;                // maxObjectsInSet
+    std::size_t max_query_message_reads = 100000;        // content checks in one Email/query (body, text, ...)
     std::size_t max_json_depth = 64;                     // nested arrays/objects in a request
     std::size_t max_json_string_octets = 1u << 20;       // one JSON string
     std::size_t max_connections = 1000;

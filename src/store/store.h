@@ -329,7 +329,9 @@ struct Email {
 
 // One condition of an Email/query filter (RFC 8621 4.4.1); the fields set are ANDed, an empty condition
 // matches every Email. Text matches are case-insensitive (ASCII) substrings of the summary's header fields
-// (from, to, cc, subject); `text` looks in all four (not in bodies: no full-text index yet).
+// (from, to, cc, subject); `text` looks in all four. What only the message bytes can answer (a body, Bcc,
+// any header field, hasAttachment) is in `content`: conditions the caller encodes and its
+// EmailQuery::content_matcher answers from the bytes, which the store reads from the blob.
 struct EmailCondition {
     std::optional<std::int64_t> in_mailbox;
     std::vector<std::int64_t> in_mailbox_other_than;  // in some mailbox not listed here
@@ -340,7 +342,14 @@ struct EmailCondition {
     std::optional<std::uint64_t> min_size; // size >= min_size (octets)
     std::optional<std::uint64_t> max_size; // size < max_size
     std::string from, to, cc, subject, text;  // "" = no condition
+    // Keyword tests over the Email's whole thread (RFC 8621 4.4.1 allInThreadHaveKeyword, ...); IMAP form.
+    std::optional<std::string> all_in_thread_have_keyword, some_in_thread_have_keyword, none_in_thread_have_keyword;
+    std::vector<std::string> content;  // each must hold: EmailQuery::content_matcher(bytes, condition)
 };
+
+// Answers one EmailCondition::content condition for the message `bytes`; an error fails the query with it
+// (e.g. the caller's bound on messages read, limit_exceeded).
+using ContentMatcher = std::function<Result<bool>(std::string_view bytes, std::string_view condition)>;
 
 // A filter tree (RFC 8621 4.4: FilterOperator AND / OR / NOT over operands). Bounded by
 // SqliteOptions::max_filter_nodes (limit_exceeded beyond).
@@ -365,6 +374,9 @@ struct EmailQuery {
     std::optional<std::int64_t> anchor;  // an Email id: start at it plus anchor_offset (position ignored)
     std::int64_t anchor_offset = 0;
     std::size_t limit = 0;         // ids wanted; 0 or above SqliteOptions::max_query_results means that bound
+    // Needed when a condition has `content`: called at most once per blob and condition in a query, on the
+    // store's reading thread (invalid_argument when missing).
+    ContentMatcher content_matcher;
 };
 
 struct EmailQueryResult {
@@ -399,7 +411,8 @@ struct EmailUpdate {
     std::vector<std::int64_t> add_mailboxes, remove_mailboxes;  // or patches them
 };
 
-// Called after each commit that changed a mailbox, on the committer thread: keep it short, and never wait in
+// Called after each commit that changed a mailbox (mailbox_id 0, modseq 0: the account's JMAP objects,
+// write_jmap_objects: Identity, EmailSubmission, VacationResponse), on the committer thread: keep it short, and never wait in
 // it for a delivery (the committer would wait for itself). A write called from it (or from a `done`) runs
 // on the committer thread in a transaction of its own.
 using ChangeListener =

@@ -331,5 +331,9 @@ def test_imap_flag_changes_show_in_mailbox_counts_and_state(jmap):
     after, box = inbox()
     assert box["unreadEmails"] == 0 and box["totalEmails"] == 1
     assert after != before
+    # An IMAP flag change is a Mailbox change of counts only (RFC 8621 2.2 updatedProperties).
     _, _, response = client.api([["Mailbox/changes", {"accountId": account, "sinceState": before}, "c"]])
-    assert response["methodResponses"][0][1]["type"] == "cannotCalculateChanges"
+    changes = response["methodResponses"][0][1]
+    assert changes["updated"] == [box["id"]] and changes["created"] == [] and changes["destroyed"] == []
+    assert changes["updatedProperties"] == ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]
+    assert changes["newState"] == after

@@ -44,6 +44,8 @@ def test_jmap_jam_lists_queries_fetches_uploads_creates_and_submits(make_server,
                     "create and submit were not run")
     assert seen["inboxTotal"] == 1
     assert seen["inbox"] == [{"subject": "Lunch?", "from": "carol@remote.test", "text": "Shall we meet at noon?\r\n"}]
+    assert seen["search"] == {"ids": 1, "preview": "Shall we meet at <mark>noon</mark>?"}
+    assert seen["queryChanges"] == {"added": 0, "removed": 0, "same": True}
     assert seen["sent"] == {"inSent": True, "inDrafts": False, "keywords": ["$seen"], "attachments": ["note.txt"]}
     delivered = server.export(BOB, uid=1)
     assert b"Subject: Sent with jmap-jam" in delivered and b"note.txt" in delivered

@@ -93,7 +93,9 @@ def test_query_filters_sorts_collapse_and_anchor(jmap):
     found = call(client, "Email/query", {"accountId": account, "filter": {
         "operator": "NOT", "conditions": [{"from": "carol"}]}})[1]
     assert found["ids"] == []
-    response = call(client, "Email/query", {"accountId": account, "filter": {"body": "x"}})
+    response = call(client, "Email/query", {"accountId": account, "filter": {"body": "lunch"}})
+    assert response[1]["ids"] == [small]  # issue 14: bodies are searched
+    response = call(client, "Email/query", {"accountId": account, "filter": {"attachmentName": "x"}})
     assert response[1]["type"] == "unsupportedFilter"
     response = call(client, "Email/query", {"accountId": account, "sort": [{"property": "hasKeyword"}]})
     assert response[1]["type"] == "unsupportedSort"

@@ -529,6 +529,105 @@ std::string plan_of(const std::filesystem::path& data_dir, const std::string& sq
     return plan;
 }
 
+TEST_F(EmailTest, FirstPagesOfAMailboxAgreeWithTheGeneralQueryAndTakeTheKeptCount) {
+    // A large inbox (the index walk) beside a small archive (the general query), with equal dates (ties by id).
+    std::vector<std::int64_t> inbox_ids, archive_ids;
+    for (int i = 0; i < 40; ++i) {
+        auto placed = deliver_mail(i % 10 == 0 ? archive_ : inbox_, "m", fmt::format("<{}@x>", i), "", "", kT0 + (i / 3));
+        (i % 10 == 0 ? archive_ids : inbox_ids).push_back(placed.email_id);
+    }
+    for (std::int64_t mailbox : {inbox_, archive_}) {
+        for (std::int64_t position : {0, 5, 33, 36, 100}) {
+            EmailQuery fast;
+            fast.filter.condition.in_mailbox = mailbox;
+            fast.position = position;
+            fast.limit = 7;
+            EmailQuery general = fast;  // an always-true extra condition takes the general path
+            general.filter.condition.min_size = 0;
+            auto a = store_->query_emails(bob_.id, fast);
+            auto b = store_->query_emails(bob_.id, general);
+            ASSERT_TRUE(a && b);
+            EXPECT_EQ(a->ids, b->ids) << "mailbox " << mailbox << " position " << position;
+            EXPECT_EQ(a->total, b->total);
+            EXPECT_EQ(a->position, b->position);
+            EXPECT_EQ(a->state, b->state);
+        }
+    }
+    EmailQuery fast;
+    fast.filter.condition.in_mailbox = inbox_;
+    auto all = store_->query_emails(bob_.id, fast);
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->total, inbox_ids.size());
+    EXPECT_EQ(all->ids.front(), inbox_ids.back());  // newest first
+    // Another account's mailbox holds nothing for this one.
+    auto other = make_account("carol@example.test");
+    auto none = store_->query_emails(other.id, fast);
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->total, 0u);
+    EXPECT_TRUE(none->ids.empty());
+}
+
+TEST_F(EmailTest, ContentConditionsAskTheMatcherOncePerBlobAndFailWithItsError) {
+    auto a = deliver_mail(inbox_, "one", "<a@x>");
+    auto b = deliver_mail(inbox_, "two", "<b@x>");
+    std::vector<std::string> asked;
+    EmailQuery query;
+    query.filter.condition.content = {"needle"};
+    query.content_matcher = [&](std::string_view bytes, std::string_view condition) -> Result<bool> {
+        asked.emplace_back(condition);
+        return bytes.find("<b@x>") != std::string_view::npos;
+    };
+    auto found = store_->query_emails(bob_.id, query);
+    ASSERT_TRUE(found) << found.error().message;
+    EXPECT_EQ(found->ids, (std::vector<std::int64_t>{b.email_id}));
+    EXPECT_EQ(found->total, 1u);
+    EXPECT_EQ(asked.size(), 2u);  // the count and the page share the answers
+    // A cheaper condition before it spares the reads.
+    asked.clear();
+    query.filter.condition.subject = "one";
+    found = store_->query_emails(bob_.id, query);
+    ASSERT_TRUE(found);
+    EXPECT_TRUE(found->ids.empty());
+    EXPECT_EQ(asked.size(), 1u);
+    // The matcher's error is the query's.
+    query.content_matcher = [](std::string_view, std::string_view) -> Result<bool> {
+        return make_error(Errc::limit_exceeded, "too many reads");
+    };
+    found = store_->query_emails(bob_.id, query);
+    ASSERT_FALSE(found);
+    EXPECT_EQ(found.error().code, Errc::limit_exceeded);
+    EXPECT_EQ(found.error().message, "too many reads");
+    // Without a matcher a content condition is refused; the next query on the connection works.
+    query.content_matcher = nullptr;
+    EXPECT_FALSE(store_->query_emails(bob_.id, query));
+    EmailQuery plain;
+    auto all = store_->query_emails(bob_.id, plain);
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->total, 2u);
+    (void)a;
+}
+
+TEST_F(EmailTest, ThreadKeywordConditionsLookAtEveryEmailOfTheThread) {
+    auto a = deliver_mail(inbox_, "Budget", "<a@x>", "", "", kT0, {"\\Seen"});
+    auto b = deliver_mail(inbox_, "Re: Budget", "<b@x>", "<a@x>", "", kT0 + 1);
+    auto c = deliver_mail(inbox_, "Other", "<c@x>", "", "", kT0 + 2, {"\\Seen"});
+    auto ids = [&](auto set) {
+        EmailQuery query;
+        set(query.filter.condition);
+        query.sort = {{EmailSortKey::received_at, true}};
+        auto result = store_->query_emails(bob_.id, query);
+        EXPECT_TRUE(result) << result.error().message;
+        return result ? result->ids : std::vector<std::int64_t>{};
+    };
+    EXPECT_EQ(ids([](EmailCondition& c) { c.all_in_thread_have_keyword = "\\Seen"; }),
+              (std::vector<std::int64_t>{c.email_id}));
+    EXPECT_EQ(ids([](EmailCondition& c) { c.some_in_thread_have_keyword = "\\Seen"; }),
+              (std::vector<std::int64_t>{a.email_id, b.email_id, c.email_id}));
+    EXPECT_EQ(ids([](EmailCondition& c) { c.none_in_thread_have_keyword = "\\Seen"; }), (std::vector<std::int64_t>{}));
+    EXPECT_EQ(ids([](EmailCondition& c) { c.none_in_thread_have_keyword = "$flagged"; }),
+              (std::vector<std::int64_t>{a.email_id, b.email_id, c.email_id}));
+}
+
 TEST_F(EmailTest, EmailQueriesSearchIndexesAndNeverScanATable) {
     for (const char* sql : sqlite::kEmailQueries) {
         std::string plan = plan_of(dir_.path(), sql);
@@ -545,6 +644,11 @@ TEST_F(EmailTest, EmailQueriesSearchIndexesAndNeverScanATable) {
     EXPECT_NE(plan_of(dir_.path(), sqlite::kEmailsInNoMailbox).find("messages_email"), std::string::npos);
     EXPECT_NE(plan_of(dir_.path(), sqlite::kPruneEmailUpdatesOf).find("email_log_email"), std::string::npos);
     EXPECT_NE(plan_of(dir_.path(), sqlite::kPruneEmailUpdates).find("email_log_email"), std::string::npos);
+    // The first page of a mailbox comes in index order: no sort of the mailbox's Emails.
+    const std::string page = plan_of(dir_.path(), sqlite::kMailboxPageByReceived);
+    EXPECT_NE(page.find("emails_received"), std::string::npos) << page;
+    EXPECT_NE(page.find("messages_email"), std::string::npos) << page;
+    EXPECT_EQ(page.find("TEMP B-TREE"), std::string::npos) << page;
 }
 
 // ---- magpie check

@@ -1,5 +1,11 @@
 // The store's JMAP pieces (jmap_objects.h): uploads scoped to their account, and JSON objects with a state
 // counter, tombstones and ifInState.
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "store/blob.h"
@@ -88,6 +94,36 @@ TEST_F(StoreJmapTest, ObjectsCarryStatesAndTombstones) {
     ASSERT_TRUE(foreign);
     EXPECT_EQ(foreign->missing, (std::vector<std::int64_t>{first}));
     EXPECT_EQ(foreign->new_state, foreign->old_state);
+}
+
+TEST_F(StoreJmapTest, ObjectWritesTellTheChangeListenerAsMailboxZero) {
+    std::mutex mutex;
+    std::condition_variable told;
+    std::vector<std::tuple<std::int64_t, std::int64_t, std::uint64_t>> heard;
+    store_->set_change_listener([&](std::int64_t account, std::int64_t mailbox, std::uint64_t modseq) {
+        std::lock_guard lock(mutex);
+        heard.emplace_back(account, mailbox, modseq);
+        told.notify_all();
+    });
+    // The listener runs after the commit, maybe after the write returned: wait for it.
+    auto wait_for = [&](std::size_t count) {
+        std::unique_lock lock(mutex);
+        return told.wait_for(lock, std::chrono::seconds(5), [&] { return heard.size() >= count; });
+    };
+    Account alice = make_account("alice@example.test");
+    Account bob = make_account("bob@example.test");
+    JmapObjectWrite write;
+    write.create = {R"({"name":"Alice"})"};
+    ASSERT_TRUE(store_->write_jmap_objects(alice.id, "Identity", write));
+    ASSERT_TRUE(wait_for(1));
+    // A write that changes nothing tells nobody: only bob's later write is heard.
+    ASSERT_TRUE(store_->write_jmap_objects(alice.id, "Identity", JmapObjectWrite{}));
+    ASSERT_TRUE(store_->write_jmap_objects(bob.id, "VacationResponse", write));
+    ASSERT_TRUE(wait_for(2));
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(heard.size(), 2u);
+    EXPECT_EQ(heard[0], std::make_tuple(alice.id, std::int64_t{0}, std::uint64_t{0}));
+    EXPECT_EQ(heard[1], std::make_tuple(bob.id, std::int64_t{0}, std::uint64_t{0}));
 }
 
 TEST_F(StoreJmapTest, SpecialUseIsSetOnTheAccountsOwnMailboxOnly) {

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <future>
+#include <limits>
+#include <map>
+#include <memory>
 
 #include <fmt/format.h>
 
 #include "base/strings.h"
 #include "base/time.h"
+#include "http/email_search.h"
 #include "http/email_view.h"
 #include "http/methods/session.h"
 #include "http/methods/set_support.h"
@@ -146,7 +150,12 @@ MethodOutcome email_get(store::Store& store, const store::Account& account, cons
 
 // ---- Email/query (RFC 8621 4.4).
 
-std::optional<MethodError> to_condition(const json& filter, store::EmailCondition& out) {
+// One FilterCondition (RFC 8621 4.4.1) as a store filter: its fields ANDed, with "text" as (the stored
+// From/To/Cc/Subject OR the Bcc field and the body) and the conditions on the message bytes as content
+// conditions (http/email_search.h) that the query's matcher answers.
+std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& out) {
+    store::EmailCondition condition;
+    std::vector<store::EmailFilter> text_alternatives;
     for (const auto& item : filter.items()) {
         const std::string& key = item.key();
         const json& value = item.value();
@@ -157,33 +166,81 @@ std::optional<MethodError> to_condition(const json& filter, store::EmailConditio
         auto date = [&]() { return value.is_string() ? parse_utc_date(value.get<std::string>()) : std::nullopt; };
         if (key == "inMailbox") {
             auto n = value.is_string() ? number_with_prefix(value.get<std::string>(), 'm') : std::nullopt;
-            out.in_mailbox = n ? *n : -1;  // an unknown mailbox matches nothing
+            condition.in_mailbox = n ? *n : -1;  // an unknown mailbox matches nothing
         } else if (key == "inMailboxOtherThan" && value.is_array()) {
             for (const auto& id : value) {
                 auto n = id.is_string() ? number_with_prefix(id.get<std::string>(), 'm') : std::nullopt;
-                if (n) out.in_mailbox_other_than.push_back(*n);
+                if (n) condition.in_mailbox_other_than.push_back(*n);
             }
         } else if ((key == "before" || key == "after") && date()) {
-            (key == "before" ? out.before : out.after) = *date();
+            (key == "before" ? condition.before : condition.after) = *date();
         } else if ((key == "minSize" || key == "maxSize") && value.is_number_unsigned()) {
-            (key == "minSize" ? out.min_size : out.max_size) = value.get<std::uint64_t>();
+            (key == "minSize" ? condition.min_size : condition.max_size) = value.get<std::uint64_t>();
         } else if ((key == "hasKeyword" || key == "notKeyword") && text()) {
-            (key == "hasKeyword" ? out.has_keyword : out.not_keyword) = store::imap_flag_of_keyword(*text());
+            (key == "hasKeyword" ? condition.has_keyword : condition.not_keyword) = store::imap_flag_of_keyword(*text());
+        } else if (key == "allInThreadHaveKeyword" && text()) {
+            condition.all_in_thread_have_keyword = store::imap_flag_of_keyword(*text());
+        } else if (key == "someInThreadHaveKeyword" && text()) {
+            condition.some_in_thread_have_keyword = store::imap_flag_of_keyword(*text());
+        } else if (key == "noneInThreadHaveKeyword" && text()) {
+            condition.none_in_thread_have_keyword = store::imap_flag_of_keyword(*text());
         } else if (key == "text" && text()) {
-            out.text = *text();
+            store::EmailFilter stored, content;
+            stored.condition.text = *text();
+            content.condition.content.push_back(json{{"text", *text()}}.dump());
+            store::EmailFilter either;
+            either.op = store::EmailFilter::Operator::any_of;
+            either.operands = {std::move(stored), std::move(content)};
+            text_alternatives.push_back(std::move(either));
         } else if (key == "from" && text()) {
-            out.from = *text();
+            condition.from = *text();
         } else if (key == "to" && text()) {
-            out.to = *text();
+            condition.to = *text();
         } else if (key == "cc" && text()) {
-            out.cc = *text();
+            condition.cc = *text();
         } else if (key == "subject" && text()) {
-            out.subject = *text();
+            condition.subject = *text();
+        } else if ((key == "bcc" || key == "body") && text()) {
+            condition.content.push_back(json{{key, value}}.dump());
+        } else if (key == "hasAttachment" && value.is_boolean()) {
+            condition.content.push_back(json{{key, value}}.dump());
+        } else if (key == "header" && value.is_array() && (value.size() == 1 || value.size() == 2) &&
+                   std::ranges::all_of(value, [](const json& v) { return v.is_string(); }) &&
+                   !value[0].get_ref<const std::string&>().empty()) {
+            condition.content.push_back(json{{key, value}}.dump());
         } else {
             return MethodError{"unsupportedFilter", fmt::format("the filter condition \"{}\" is not supported", key)};
         }
     }
+    if (text_alternatives.empty()) {
+        out.op = store::EmailFilter::Operator::condition;
+        out.condition = std::move(condition);
+        return std::nullopt;
+    }
+    out.op = store::EmailFilter::Operator::all_of;
+    store::EmailFilter rest;
+    rest.condition = std::move(condition);
+    out.operands.push_back(std::move(rest));
+    for (auto& alternative : text_alternatives) out.operands.push_back(std::move(alternative));
     return std::nullopt;
+}
+
+// The content matcher of one query: http/email_search.h's answers, at most `budget` of them.
+struct ContentBudget {
+    std::size_t left = 0;
+    bool exhausted = false;
+};
+store::ContentMatcher content_matcher(const std::shared_ptr<ContentBudget>& budget) {
+    return [budget](std::string_view bytes, std::string_view condition) -> Result<bool> {
+        if (budget->left == 0) {
+            budget->exhausted = true;
+            return make_error(Errc::limit_exceeded, "the query would read more messages than max_query_message_reads");
+        }
+        --budget->left;
+        auto answer = matches_content(bytes, json::parse(condition, nullptr, false));
+        if (!answer) return make_error(Errc::invalid_argument, "not a content condition");
+        return *answer;
+    };
 }
 
 std::optional<MethodError> to_filter(const json& filter, store::EmailFilter& out, std::size_t depth) {
@@ -210,8 +267,20 @@ std::optional<MethodError> to_filter(const json& filter, store::EmailFilter& out
         }
         return std::nullopt;
     }
-    out.op = store::EmailFilter::Operator::condition;
-    return to_condition(filter, out.condition);
+    return to_condition(filter, out);
+}
+
+// Email/queryChanges can answer a query unless an Email's presence depends on the others of its thread.
+bool thread_bound(const store::EmailFilter& filter) {
+    const auto& c = filter.condition;
+    if (c.all_in_thread_have_keyword || c.some_in_thread_have_keyword || c.none_in_thread_have_keyword) return true;
+    return std::ranges::any_of(filter.operands, [](const store::EmailFilter& f) { return thread_bound(f); });
+}
+bool changes_calculable(const store::EmailQuery& query) { return !query.collapse_threads && !thread_bound(query.filter); }
+
+bool has_content(const store::EmailFilter& filter) {
+    if (!filter.condition.content.empty()) return true;
+    return std::ranges::any_of(filter.operands, [](const store::EmailFilter& f) { return has_content(f); });
 }
 
 std::variant<store::EmailQuery, MethodError> to_query(const json& args) {
@@ -264,14 +333,22 @@ std::variant<store::EmailQuery, MethodError> to_query(const json& args) {
     return query;
 }
 
-MethodOutcome email_query(store::Store& store, const store::Account& account, const json& args) {
+MethodOutcome email_query(store::Store& store, const store::Account& account, const json& args,
+                          const CallContext& context) {
     if (auto error = check_account_id(args, account)) return *error;
     auto query = to_query(args);
     if (auto* error = std::get_if<MethodError>(&query)) return *error;
     auto& q = std::get<store::EmailQuery>(query);
+    auto budget = std::make_shared<ContentBudget>(ContentBudget{context.limits.max_query_message_reads});
+    if (has_content(q.filter)) q.content_matcher = content_matcher(budget);
     const bool zero_limit = args.contains("limit") && args["limit"] == json(0);
     auto result = store.query_emails(account.id, q);
     if (!result) {
+        if (budget->exhausted) {
+            return MethodError{"unsupportedFilter",
+                               fmt::format("searching the message text would read more than {} messages: narrow the "
+                                           "filter (inMailbox, before, after)", context.limits.max_query_message_reads)};
+        }
         if (result.error().code == Errc::not_found) return MethodError{"anchorNotFound", "the anchor is not in the results"};
         if (result.error().code == Errc::limit_exceeded) return MethodError{"unsupportedFilter", result.error().message};
         return server_fail(result.error());
@@ -282,12 +359,158 @@ MethodOutcome email_query(store::Store& store, const store::Account& account, co
     }
     json answer = {{"accountId", jmap_account_id(account)},
                    {"queryState", std::to_string(result->state)},
-                   {"canCalculateChanges", false},
+                   {"canCalculateChanges", changes_calculable(q)},
                    {"position", result->position},
                    {"ids", ids}};
     if (flag(args, "calculateTotal")) answer["total"] = result->total;
     if (q.limit) answer["limit"] = q.limit;
     return answer;
+}
+
+// ---- Email/queryChanges (RFC 8620 5.6) over the Email log: every Email changed since the old state is
+// reported removed (the filter and sort may be on mutable properties, so its place may have moved: the RFC
+// lets removed hold ids beyond those that left), and added back at its index when it is in the current
+// results. The results are read before the log, so a change after them is reported again next time.
+
+MethodOutcome email_query_changes(store::Store& store, const store::Account& account, const json& args,
+                                  const CallContext& context) {
+    if (auto error = check_account_id(args, account)) return *error;
+    auto since_it = args.find("sinceQueryState");
+    if (since_it == args.end() || !since_it->is_string()) {
+        return MethodError{"invalidArguments", "\"sinceQueryState\" must be a string"};
+    }
+    std::optional<std::size_t> max_changes;
+    if (auto it = args.find("maxChanges"); it != args.end() && !it->is_null()) {
+        if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0) {
+            return MethodError{"invalidArguments", "\"maxChanges\" must be a positive integer"};
+        }
+        max_changes = it->get<std::size_t>();
+    }
+    auto query = to_query(json{{"filter", args.value("filter", json())}, {"sort", args.value("sort", json())},
+                               {"collapseThreads", args.value("collapseThreads", json(false))}});
+    if (auto* error = std::get_if<MethodError>(&query)) return *error;
+    auto& q = std::get<store::EmailQuery>(query);
+    if (!changes_calculable(q)) {
+        return MethodError{"cannotCalculateChanges",
+                           "with collapseThreads or a thread keyword condition, one Email's change moves others"};
+    }
+    auto since = parse_object_id(since_it->get_ref<const std::string&>(), "");
+    if (!since) return MethodError{"cannotCalculateChanges", "not a query state of this account"};
+    auto budget = std::make_shared<ContentBudget>(ContentBudget{context.limits.max_query_message_reads});
+    if (has_content(q.filter)) q.content_matcher = content_matcher(budget);
+    auto current = store.query_emails(account.id, q);
+    if (!current) {
+        if (budget->exhausted || current.error().code == Errc::limit_exceeded) {
+            return MethodError{"unsupportedFilter", current.error().message};
+        }
+        return server_fail(current.error());
+    }
+    auto changed = store.email_changes(account.id, static_cast<std::uint64_t>(*since),
+                                       std::numeric_limits<std::size_t>::max());
+    if (!changed) {
+        if (changed.error().code == Errc::invalid_argument) return MethodError{"cannotCalculateChanges", changed.error().message};
+        return server_fail(changed.error());
+    }
+    std::map<std::int64_t, std::size_t> index_of;
+    for (std::size_t i = 0; i < current->ids.size(); ++i) index_of[current->ids[i]] = i;
+    const bool complete = current->ids.size() == current->total;
+    json removed = json::array();
+    std::vector<std::pair<std::size_t, std::int64_t>> added;
+    auto place = [&](std::int64_t id) -> bool {
+        if (auto it = index_of.find(id); it != index_of.end()) {
+            added.emplace_back(it->second, id);
+            return true;
+        }
+        return complete;  // absent from complete results: not in them
+    };
+    for (auto id : changed->created) {
+        if (!place(id)) return MethodError{"cannotCalculateChanges", "a changed Email lies beyond the results read"};
+    }
+    for (auto id : changed->updated) {
+        removed.push_back(email_id(id));
+        if (!place(id)) return MethodError{"cannotCalculateChanges", "a changed Email lies beyond the results read"};
+    }
+    for (auto id : changed->destroyed) removed.push_back(email_id(id));
+    if (max_changes && removed.size() + added.size() > *max_changes) {
+        return MethodError{"tooManyChanges", fmt::format("{} changes, more than maxChanges", removed.size() + added.size())};
+    }
+    std::ranges::sort(added);
+    json added_json = json::array();
+    for (const auto& [index, id] : added) added_json.push_back({{"id", email_id(id)}, {"index", index}});
+    json answer = {{"accountId", jmap_account_id(account)},
+                   {"oldQueryState", since_it->get<std::string>()},
+                   {"newQueryState", std::to_string(current->state)},
+                   {"removed", removed},
+                   {"added", added_json}};
+    if (flag(args, "calculateTotal")) answer["total"] = current->total;
+    return answer;
+}
+
+// ---- SearchSnippet/get (RFC 8621 5.1): the filter's text, subject and body strings (not those under NOT)
+// highlighted in each Email's subject and body.
+
+void collect_terms(const json& filter, std::vector<std::string>& terms) {
+    if (!filter.is_object()) return;
+    if (auto op = filter.find("operator"); op != filter.end()) {
+        if (*op == "NOT") return;  // what must not match is nothing to highlight
+        if (auto conditions = filter.find("conditions"); conditions != filter.end() && conditions->is_array()) {
+            for (const auto& operand : *conditions) collect_terms(operand, terms);
+        }
+        return;
+    }
+    for (const char* key : {"text", "subject", "body"}) {
+        if (auto it = filter.find(key); it != filter.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
+            terms.push_back(it->get<std::string>());
+        }
+    }
+}
+
+MethodOutcome search_snippet_get(store::Store& store, const store::Account& account, const json& args,
+                                 const CallContext& context) {
+    if (auto error = check_account_id(args, account)) return *error;
+    auto ids = args.find("emailIds");
+    if (ids == args.end() || !ids->is_array()) return MethodError{"invalidArguments", "\"emailIds\" must be an array"};
+    if (ids->size() > context.limits.max_objects_in_get) {
+        return MethodError{"requestTooLarge", fmt::format("more than {} emailIds", context.limits.max_objects_in_get)};
+    }
+    json filter = args.value("filter", json());
+    if (!filter.is_null()) {
+        store::EmailFilter checked;
+        if (auto error = to_filter(filter, checked, 0)) return *error;
+    }
+    std::vector<std::string> terms;
+    collect_terms(filter, terms);
+    std::vector<std::int64_t> numbers;
+    for (const auto& id : *ids) {
+        if (!id.is_string()) return MethodError{"invalidArguments", "\"emailIds\" must hold strings"};
+        if (auto n = email_number(id.get<std::string>())) numbers.push_back(*n);
+    }
+    auto emails = store.find_emails(account.id, numbers);
+    if (!emails) return server_fail(emails.error());
+    json list = json::array(), not_found = json::array();
+    std::size_t reads = 0;
+    for (const auto& id : *ids) {
+        auto n = email_number(id.get<std::string>());
+        auto it = n ? std::ranges::find(*emails, *n, &store::Email::id) : emails->end();
+        if (it == emails->end()) {
+            not_found.push_back(id);
+            continue;
+        }
+        json snippet = {{"emailId", id}, {"subject", nullptr}, {"preview", nullptr}};
+        if (!terms.empty()) {
+            if (++reads > context.limits.max_query_message_reads) {
+                return MethodError{"requestTooLarge", "more Emails than max_query_message_reads"};
+            }
+            auto bytes = store.read_blob(it->blob_id);
+            if (!bytes) return server_fail(bytes.error());
+            auto found = search_snippet(*bytes, terms);
+            snippet["subject"] = found.subject;
+            snippet["preview"] = found.preview;
+        }
+        list.push_back(std::move(snippet));
+    }
+    return json{{"accountId", jmap_account_id(account)}, {"list", list},
+                {"notFound", not_found.empty() ? json() : not_found}};
 }
 
 MethodOutcome changes(store::Store& store, const store::Account& account, const json& args, bool threads) {
@@ -445,6 +668,63 @@ std::optional<std::string> body_value(const json& object, const json& parts) {
     return (*value)["value"].get<std::string>();
 }
 
+// RFC 5322 2.2: a field name is printable US-ASCII but ':'.
+bool valid_field_name(std::string_view name) {
+    return !name.empty() && std::ranges::all_of(name, [](char c) { return c > 32 && c < 127 && c != ':'; });
+}
+
+// A raw header value (RFC 8621 4.1.2.1) may be folded: CRLF followed by a space or tab. Nothing else may
+// break the line.
+bool raw_header_value_safe(std::string_view value) {
+    std::string unfolded;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '\r' && i + 2 < value.size() && value[i + 1] == '\n' && (value[i + 2] == ' ' || value[i + 2] == '\t')) {
+            ++i;
+            continue;
+        }
+        unfolded += value[i];
+    }
+    return header_safe(unfolded);
+}
+
+std::string unfold(std::string_view value) {
+    std::string out;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '\r' && i + 1 < value.size() && value[i + 1] == '\n') {
+            ++i;
+            continue;
+        }
+        out += value[i];
+    }
+    return out;
+}
+
+// The first Email/set create property whose value would go into a header field with a CR, LF or other
+// control in it (RFC 8621 4.6 invalidProperties): every address, id, the subject, header:* values and the
+// attachments' name, type, cid and disposition (their part headers).
+std::optional<std::string> header_unsafe_property(const json& object) {
+    static const std::vector<std::string> kHeaderBound = {"subject", "from",       "sender",    "to",       "cc",
+                                                          "bcc",     "replyTo",    "messageId", "inReplyTo", "references"};
+    for (const auto& [key, value] : object.items()) {
+        if (std::ranges::find(kHeaderBound, key) != kHeaderBound.end()) {
+            if (!header_safe_strings(value)) return key;
+        } else if (key.starts_with("header:")) {
+            if (!valid_field_name(std::string_view(key).substr(7)) ||
+                (value.is_string() && !raw_header_value_safe(value.get_ref<const std::string&>()))) {
+                return key;
+            }
+        } else if (key == "attachments" && value.is_array()) {
+            for (const auto& part : value) {
+                if (!part.is_object()) continue;
+                for (const char* field : {"name", "type", "cid", "disposition", "charset", "language", "location"}) {
+                    if (auto it = part.find(field); it != part.end() && !header_safe_strings(*it)) return key;
+                }
+            }
+        }
+    }
+    return std::nullopt;
+}
+
 // Email/set create (RFC 8621 4.6): a message built from the properties, stored as a new Email.
 json create_email(store::Store& store, const store::Account& account, const json& object, const CallContext& context,
                   std::int64_t now) {
@@ -456,6 +736,9 @@ json create_email(store::Store& store, const store::Account& account, const json
         if (std::ranges::find(kCreatable, key) == kCreatable.end() && !key.starts_with("header:")) {
             return set_error("invalidProperties", fmt::format("\"{}\" cannot be set here", key), {key});
         }
+    }
+    if (auto bad = header_unsafe_property(object)) {
+        return set_error("invalidProperties", "a header field value holds CR, LF or another control character", {*bad});
     }
     auto targets = targets_of(store, account, object, context);
     if (auto* error = std::get_if<json>(&targets)) return *error;
@@ -526,7 +809,7 @@ json create_email(store::Store& store, const store::Account& account, const json
         if (name.empty() || name.find(':') != std::string_view::npos || !value.is_string()) {
             return set_error("invalidProperties", "header:Name (raw form) with a string value", {key});
         }
-        draft.extra_fields.emplace_back(std::string(name), trim(value.get<std::string>()));
+        draft.extra_fields.emplace_back(std::string(name), trim(unfold(value.get<std::string>())));
     }
     mail::BuildOptions options;
     options.transport = mail::Transport::eight_bit;
@@ -801,15 +1084,17 @@ void add_email_methods(Dispatcher& dispatcher, store::Store& store, const store:
     dispatcher.add("Email/get", mail, [&store, account](const json& args, CallContext& context) {
         return email_get(store, account, args, context);
     });
-    dispatcher.add("Email/query", mail, [&store, account](const json& args, CallContext&) {
-        return email_query(store, account, args);
+    dispatcher.add("Email/query", mail, [&store, account](const json& args, CallContext& context) {
+        return email_query(store, account, args, context);
     });
     dispatcher.add("Email/changes", mail, [&store, account](const json& args, CallContext&) {
         return changes(store, account, args, false);
     });
-    dispatcher.add("Email/queryChanges", mail, [account](const json& args, CallContext&) -> MethodOutcome {
-        if (auto error = check_account_id(args, account)) return *error;
-        return MethodError{"cannotCalculateChanges", "Email/query results are not tracked between states"};
+    dispatcher.add("Email/queryChanges", mail, [&store, account](const json& args, CallContext& context) {
+        return email_query_changes(store, account, args, context);
+    });
+    dispatcher.add("SearchSnippet/get", mail, [&store, account](const json& args, CallContext& context) {
+        return search_snippet_get(store, account, args, context);
     });
     dispatcher.add("Email/set", mail, [&store, account](const json& args, CallContext& context) {
         return email_set(store, account, args, context, unix_now());

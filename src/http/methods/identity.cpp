@@ -93,12 +93,15 @@ bool valid_address_list(const json& value) {
 // The settable properties of an Identity in `object`, checked; the name of the first bad one.
 std::optional<std::string> check_identity_properties(const json& object, bool creating) {
     for (const auto& [key, value] : object.items()) {
+        // name, email, replyTo and bcc become header fields of what is sent (RFC 8621 6): no controls.
         if (key == "name") {
-            if (!value.is_string() || value.get_ref<const std::string&>().size() > kMaxNameOctets) return key;
+            if (!value.is_string() || value.get_ref<const std::string&>().size() > kMaxNameOctets || !header_safe_strings(value)) {
+                return key;
+            }
         } else if (key == "email") {
-            if (!creating || !value.is_string()) return key;  // immutable once created
+            if (!creating || !value.is_string() || !header_safe_strings(value)) return key;  // immutable once created
         } else if (key == "replyTo" || key == "bcc") {
-            if (!valid_address_list(value)) return key;
+            if (!valid_address_list(value) || !header_safe_strings(value)) return key;
         } else if (key == "textSignature" || key == "htmlSignature") {
             if (!value.is_string() || value.get_ref<const std::string&>().size() > kMaxSignatureOctets) return key;
         } else {
@@ -271,6 +274,8 @@ std::optional<std::string> check_vacation_patch(const json& patch) {
             if (!value.is_null() && (!value.is_string() || value.get_ref<const std::string&>().size() > kMaxSignatureOctets)) {
                 return key;
             }
+            // The subject is the automatic reply's Subject field (RFC 8621 8): no controls.
+            if (key == "subject" && !header_safe_strings(value)) return key;
         } else {
             return key;
         }

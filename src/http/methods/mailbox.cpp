@@ -1,6 +1,8 @@
 #include "http/methods/mailbox.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -59,14 +61,71 @@ Result<std::vector<View>> read_views(store::Store& store, const store::Account& 
     return views;
 }
 
-std::string state_of(const std::vector<View>& views) {
-    std::string text;
+// A Mailbox state is a snapshot of what a client caches (RFC 8620 5.1 lets a state be any string): per
+// mailbox its id, a digest of its properties (name, parent by name, role, subscription) and one of its
+// counts. Mailbox/changes compares any earlier state with now, so it needs no log and never loses track.
+// Written "s" + ".<id hex>:<properties 8 hex><counts 8 hex>" per mailbox in id order; an account with more
+// than kMaxSnapshotMailboxes gets a plain digest ("d...") and /changes answers cannotCalculateChanges.
+constexpr std::size_t kMaxSnapshotMailboxes = 256;
+
+struct SnapshotEntry {
+    std::int64_t id = 0;
+    std::string properties;  // 8 hex digits
+    std::string counts;      // 8 hex digits
+    bool operator==(const SnapshotEntry&) const = default;
+};
+
+std::vector<SnapshotEntry> snapshot_of(const std::vector<View>& views) {
+    std::vector<SnapshotEntry> entries;
     for (const auto& v : views) {
-        text += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\n", v.mailbox.id, v.mailbox.name,
-                            static_cast<int>(v.mailbox.special_use), v.mailbox.subscribed, v.status.highest_modseq,
-                            v.status.messages, v.status.unseen);
+        entries.push_back(SnapshotEntry{
+            v.mailbox.id,
+            state_digest(fmt::format("{}\t{}\t{}", v.mailbox.name, static_cast<int>(v.mailbox.special_use), v.mailbox.subscribed))
+                .substr(0, 8),
+            state_digest(fmt::format("{}\t{}", v.status.messages, v.status.unseen)).substr(0, 8)});
     }
-    return state_digest(text);
+    std::ranges::sort(entries, {}, &SnapshotEntry::id);
+    return entries;
+}
+
+std::string encode_snapshot(const std::vector<SnapshotEntry>& entries) {
+    std::string text = "s";
+    for (const auto& e : entries) text += fmt::format(".{:x}:{}{}", e.id, e.properties, e.counts);
+    return text;
+}
+
+std::optional<std::vector<SnapshotEntry>> decode_snapshot(std::string_view text) {
+    if (text.empty() || text.front() != 's' || text.size() > kMaxSnapshotMailboxes * 40) return std::nullopt;
+    text.remove_prefix(1);
+    std::vector<SnapshotEntry> entries;
+    while (!text.empty()) {
+        if (text.front() != '.') return std::nullopt;
+        text.remove_prefix(1);
+        auto colon = text.find(':');
+        if (colon == std::string_view::npos || colon == 0 || colon > 15 || text.size() < colon + 17) return std::nullopt;
+        std::string_view id = text.substr(0, colon), hashes = text.substr(colon + 1, 16);
+        auto hex = [](std::string_view digits) {
+            return digits.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+        };
+        if (!hex(id) || !hex(hashes)) return std::nullopt;
+        entries.push_back(SnapshotEntry{static_cast<std::int64_t>(std::stoull(std::string(id), nullptr, 16)),
+                                        std::string(hashes.substr(0, 8)), std::string(hashes.substr(8))});
+        text.remove_prefix(colon + 17);
+    }
+    return entries;
+}
+
+std::string state_of(const std::vector<View>& views) {
+    if (views.size() > kMaxSnapshotMailboxes) {
+        std::string text;
+        for (const auto& v : views) {
+            text += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\n", v.mailbox.id, v.mailbox.name,
+                                static_cast<int>(v.mailbox.special_use), v.mailbox.subscribed, v.status.messages,
+                                v.status.unseen);
+        }
+        return "d" + state_digest(text);
+    }
+    return encode_snapshot(snapshot_of(views));
 }
 
 json to_json(const View& v) {
@@ -152,21 +211,75 @@ MethodOutcome mailbox_get(store::Store& store, const store::Account& account, co
                 {"notFound", not_found}};
 }
 
+// RFC 8620 5.2 over snapshot states: created, updated and destroyed by comparing the two snapshots. At most
+// maxChanges ids: then the new state is the old snapshot with those changes applied (a state the account
+// never had as a whole, which the next call compares with now just the same). updatedProperties lists the
+// counts when nothing but counts changed (RFC 8621 2.2).
 MethodOutcome mailbox_changes(store::Store& store, const store::Account& account, const json& args) {
     if (auto error = check_account_id(args, account)) return *error;
     auto since = args.find("sinceState");
     if (since == args.end() || !since->is_string()) {
         return MethodError{"invalidArguments", "\"sinceState\" must be a string"};
     }
+    std::optional<std::size_t> max_changes;
+    if (auto it = args.find("maxChanges"); it != args.end() && !it->is_null()) {
+        if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0) {
+            return MethodError{"invalidArguments", "\"maxChanges\" must be a positive integer"};
+        }
+        max_changes = it->get<std::size_t>();
+    }
     auto views = read_views(store, account);
     if (!views) return server_fail(views.error());
-    std::string state = state_of(*views);
-    if (since->get_ref<const std::string&>() != state) {
-        return MethodError{"cannotCalculateChanges", "mailbox changes are not logged; fetch the mailboxes again"};
+    const std::string state = state_of(*views);
+    const std::string& old_state = since->get_ref<const std::string&>();
+    auto old_entries = decode_snapshot(old_state);
+    if (!old_entries || state.front() != 's') {
+        return MethodError{"cannotCalculateChanges", "not a Mailbox state this server can compare; fetch the mailboxes again"};
     }
-    return json{{"accountId", jmap_account_id(account)}, {"oldState", state}, {"newState", state},
-                {"hasMoreChanges", false}, {"created", json::array()}, {"updated", json::array()},
-                {"destroyed", json::array()}, {"updatedProperties", nullptr}};
+    const auto now = snapshot_of(*views);
+    std::map<std::int64_t, SnapshotEntry> before, after;
+    for (const auto& e : *old_entries) before[e.id] = e;
+    for (const auto& e : now) after[e.id] = e;
+    // Every change in id order; each applied to `reached` as it is taken.
+    std::map<std::int64_t, SnapshotEntry> reached = before;
+    json created = json::array(), updated = json::array(), destroyed = json::array();
+    bool counts_only = true, more = false;
+    std::size_t taken = 0;
+    std::set<std::int64_t> ids;
+    for (const auto& [id, e] : before) ids.insert(id);
+    for (const auto& [id, e] : after) ids.insert(id);
+    for (auto id : ids) {
+        auto was = before.find(id);
+        auto is = after.find(id);
+        if (was != before.end() && is != after.end() && was->second == is->second) continue;
+        if (max_changes && taken == *max_changes) {
+            more = true;
+            break;
+        }
+        ++taken;
+        const std::string jmap_id = fmt::format("m{}", id);
+        if (was == before.end()) {
+            created.push_back(jmap_id);
+            reached[id] = is->second;
+        } else if (is == after.end()) {
+            destroyed.push_back(jmap_id);
+            reached.erase(id);
+        } else {
+            updated.push_back(jmap_id);
+            if (was->second.properties != is->second.properties) counts_only = false;
+            reached[id] = is->second;
+        }
+    }
+    std::vector<SnapshotEntry> reached_entries;
+    for (const auto& [id, e] : reached) reached_entries.push_back(e);
+    const bool counts_changed_only = counts_only && created.empty() && destroyed.empty() && !updated.empty();
+    json updated_properties = counts_changed_only
+                                  ? json::array({"totalEmails", "unreadEmails", "totalThreads", "unreadThreads"})
+                                  : json();
+    return json{{"accountId", jmap_account_id(account)}, {"oldState", old_state},
+                {"newState", more ? encode_snapshot(reached_entries) : state}, {"hasMoreChanges", more},
+                {"created", created}, {"updated", updated}, {"destroyed", destroyed},
+                {"updatedProperties", updated_properties}};
 }
 
 // RFC 8621 2.3: FilterCondition parentId, name, role, hasAnyRole, isSubscribed.

@@ -152,4 +152,25 @@ MethodOutcome object_changes(const store::JmapObjectList& list, const json& args
                 {"destroyed", destroyed}};
 }
 
+bool header_safe(std::string_view text) {
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+        // U+0080..U+009F are 0xC2 0x80..0x9F in UTF-8.
+        if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9f &&
+            static_cast<unsigned char>(text[i + 1]) >= 0x80) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool header_safe_strings(const nlohmann::json& value) {
+    if (value.is_string()) return header_safe(value.get_ref<const std::string&>());
+    if (value.is_array() || value.is_object()) {
+        return std::ranges::all_of(value, [](const nlohmann::json& item) { return header_safe_strings(item); });
+    }
+    return true;
+}
+
 }  // namespace magpie::http

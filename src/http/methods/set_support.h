@@ -48,6 +48,13 @@ nlohmann::json select_properties(const nlohmann::json& object, const std::option
 MethodOutcome object_changes(const store::JmapObjectList& list, const nlohmann::json& args, std::string_view prefix,
                              const std::string& account_id);
 
+// RFC 5322 2.2, RFC 8621 4.6: a string that becomes part of a header field carries no CR, LF or other
+// control (C0 but HT, DEL, and the C1 controls U+0080..U+009F): a CR or LF would end the field and start
+// another (header injection), so the property is invalidProperties rather than cleaned.
+bool header_safe(std::string_view text);
+// Every string in `value` (an Address, an array of them, or any JSON) is header_safe.
+bool header_safe_strings(const nlohmann::json& value);
+
 // The store id in a JMAP id made of `prefix` + decimal; nullopt for anything else.
 std::optional<std::int64_t> parse_object_id(std::string_view id, std::string_view prefix);
 

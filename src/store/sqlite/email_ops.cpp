@@ -2,10 +2,14 @@
 // queries with filters and sorts, threads, changes since an account state, and Email/set's updates and
 // destroys, which are IMAP's COPY / EXPUNGE / STORE on the Email's memberships under the same invariants.
 #include <algorithm>
+#include <functional>
+#include <map>
+#include <optional>
 #include <set>
 #include <variant>
 
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include "base/strings.h"
 #include "store/sqlite/emails.h"
@@ -93,15 +97,25 @@ private:
         return fmt::format("?{}", values_.size() + 1);
     }
 
-    // A flag as a test on the Email's columns; nullopt for one that no Email can carry.
-    std::optional<std::string> has_flag(const std::string& flag) {
+    // A flag as a test on the columns of the Email `alias`; nullopt for one that no Email can carry.
+    std::optional<std::string> has_flag(const std::string& flag, const char* alias = "e") {
         auto parsed = parse_flags({flag}, flag_limits_);
         if (!parsed) return std::nullopt;
-        if (parsed->system != 0) return fmt::format("(e.system_flags & {}) <> 0", parsed->system);
+        if (parsed->system != 0) return fmt::format("({}.system_flags & {}) <> 0", alias, parsed->system);
         if (parsed->keywords.empty()) return std::nullopt;
         // Keywords are stored space-joined; atoms hold no space, so " k " finds exactly one (ASCII case-insensitive).
-        return fmt::format("instr(' ' || lower(e.keywords) || ' ', {}) > 0",
+        return fmt::format("instr(' ' || lower({}.keywords) || ' ', {}) > 0", alias,
                            value(fmt::format(" {} ", to_lower(parsed->keywords.front()))));
+    }
+
+    // RFC 8621 4.4.1 allInThreadHaveKeyword / someInThreadHaveKeyword / noneInThreadHaveKeyword, over the
+    // emails_thread index.
+    std::string thread_keyword(const std::string& flag, bool all, bool negate) {
+        auto test = has_flag(flag, "t");
+        const std::string others = "SELECT 1 FROM emails t WHERE t.thread_id = e.thread_id AND t.account_id = e.account_id";
+        if (all) return test ? fmt::format("NOT EXISTS({} AND NOT {})", others, *test) : std::string("0");
+        if (!test) return negate ? "1" : "0";
+        return fmt::format("{}EXISTS({} AND {})", negate ? "NOT " : "", others, *test);
     }
 
     std::string contains(const char* column, const std::string& text) {
@@ -137,9 +151,25 @@ private:
                                         "instr(lower(b.to_header), {0}) > 0 OR instr(lower(b.cc_header), {0}) > 0)",
                                         needle));
         }
-        if (terms.empty()) return std::string("1");
-        return join(terms, " AND ");
+        if (c.all_in_thread_have_keyword) terms.push_back(thread_keyword(*c.all_in_thread_have_keyword, true, false));
+        if (c.some_in_thread_have_keyword) terms.push_back(thread_keyword(*c.some_in_thread_have_keyword, false, false));
+        if (c.none_in_thread_have_keyword) terms.push_back(thread_keyword(*c.none_in_thread_have_keyword, false, true));
+        if (c.content.empty()) return terms.empty() ? std::string("1") : join(terms, " AND ");
+        // The blob reads come only after every cheap term held: the planner may evaluate an AND's terms in
+        // any order (a term on `e` alone before the join to `b`), but CASE evaluates in the order written.
+        has_content_ = true;
+        std::vector<std::string> reads;
+        for (const std::string& content : c.content) reads.push_back(fmt::format("magpie_content(e.blob_id, {})", value(content)));
+        if (terms.empty()) return join(reads, " AND ");
+        const std::string cheap = join(terms, " AND ");
+        return fmt::format("({} AND CASE WHEN {} THEN {} ELSE 0 END)", cheap, cheap, join(reads, " AND "));
     }
+
+public:
+    bool has_content() const { return has_content_; }
+
+private:
+    bool has_content_ = false;
 
     std::size_t max_nodes_;
     FlagLimits flag_limits_;
@@ -168,6 +198,68 @@ Result<std::vector<std::int64_t>> int_column(Statement& statement) {
         out.push_back(statement.column_int64(0));
     }
 }
+
+// magpie_content(blob_id, condition): the caller's ContentMatcher over the blob's bytes, read on the
+// query's own connection (a second pooled reader could deadlock a full pool). Answers are kept per blob and
+// condition, so the count and the page queries read a blob once; the last blob read is kept for the next
+// condition on it.
+struct ContentSearch {
+    const ContentMatcher* matcher = nullptr;
+    std::function<Result<std::string>(std::string_view blob_id)> read;
+    std::map<std::pair<std::string, std::string>, bool> answers;
+    std::string last_blob_id, last_bytes;
+    std::optional<Error> error;
+
+    Result<bool> answer(const std::string& blob_id, const std::string& condition) {
+        auto key = std::make_pair(blob_id, condition);
+        if (auto it = answers.find(key); it != answers.end()) return it->second;
+        if (blob_id != last_blob_id) {
+            auto bytes = read(blob_id);
+            if (!bytes) return bytes.error();
+            last_blob_id = blob_id;
+            last_bytes = std::move(*bytes);
+        }
+        auto matched = (*matcher)(last_bytes, condition);
+        if (!matched) return matched.error();
+        answers.emplace(std::move(key), *matched);
+        return *matched;
+    }
+};
+
+void content_function(sqlite3_context* context, int, sqlite3_value** args) {
+    auto* search = static_cast<ContentSearch*>(sqlite3_user_data(context));
+    auto text = [](sqlite3_value* value) {
+        const auto* bytes = sqlite3_value_text(value);
+        return bytes == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(bytes),
+                                                              static_cast<std::size_t>(sqlite3_value_bytes(value)));
+    };
+    auto answer = search->answer(text(args[0]), text(args[1]));
+    if (!answer) {
+        search->error = answer.error();
+        sqlite3_result_error(context, answer.error().message.c_str(), -1);
+        return;
+    }
+    sqlite3_result_int(context, *answer ? 1 : 0);
+}
+
+// Registers magpie_content on a pooled connection for one query and removes it after, so that no later
+// query on that connection calls into a search that is gone.
+class ContentFunction {
+public:
+    ContentFunction(Connection& db, ContentSearch* search) : db_(db) {
+        sqlite3_create_function_v2(db_.handle(), "magpie_content", 2, SQLITE_UTF8, search, content_function, nullptr,
+                                   nullptr, nullptr);
+    }
+    ~ContentFunction() {
+        sqlite3_create_function_v2(db_.handle(), "magpie_content", 2, SQLITE_UTF8, nullptr, nullptr, nullptr, nullptr,
+                                   nullptr);
+    }
+    ContentFunction(const ContentFunction&) = delete;
+    ContentFunction& operator=(const ContentFunction&) = delete;
+
+private:
+    Connection& db_;
+};
 
 struct LogRow {
     std::int64_t email_id = 0, thread_id = 0;
@@ -288,6 +380,107 @@ Result<std::vector<Email>> SqliteStore::find_emails(std::int64_t account_id, con
     });
 }
 
+// The count, the anchor and the page of a query whose SQL is built, in one read snapshot.
+// The first pages of one mailbox in receivedAt order, what every client asks first (RFC 8621 4.4 with
+// inMailbox alone): the total is the mailbox's kept counter (an Email is in a mailbox at most once), and
+// the page walks the account's Emails down the emails_received index, stopping after `limit` of them are in
+// the mailbox. nullopt when that walk would not pay: a mailbox holding a small part of the account, whose
+// few Emails the general query sorts at little cost.
+Result<std::optional<EmailQueryResult>> mailbox_first_page(Connection& db, std::int64_t account_id,
+                                                           std::int64_t mailbox_id, std::int64_t position,
+                                                           std::size_t limit) {
+    EmailQueryResult result;
+    auto state = state_of_account(db, account_id);
+    if (!state) return state.error();
+    result.state = *state;
+    auto counts = db.prepare(
+        "SELECT coalesce(sum(CASE WHEN id = ?2 THEN message_count END), 0), coalesce(sum(message_count), 0) "
+        "FROM mailboxes WHERE account_id = ?1");
+    if (!counts) return counts.error();
+    auto row = counts->bind(1, account_id).bind(2, mailbox_id).step();
+    if (!row) return row.error();
+    const std::int64_t in_mailbox = counts->column_int64(0);
+    const std::int64_t memberships = counts->column_int64(1);  // at least the account's Emails
+    // Walking the index visits about (position + limit) * memberships / in_mailbox Emails.
+    if (in_mailbox == 0 || in_mailbox * 8 < memberships) return std::optional<EmailQueryResult>();
+    result.total = static_cast<std::uint64_t>(in_mailbox);
+    result.position = static_cast<std::uint64_t>(std::min(position, in_mailbox));
+    if (position >= in_mailbox) return std::optional<EmailQueryResult>(std::move(result));
+    auto page = db.prepare(kMailboxPageByReceived);
+    if (!page) return page.error();
+    page->bind(1, account_id).bind(2, mailbox_id).bind(3, static_cast<std::int64_t>(limit)).bind(4, position);
+    auto ids = int_column(*page);
+    if (!ids) return ids.error();
+    result.ids = std::move(*ids);
+    return std::optional<EmailQueryResult>(std::move(result));
+}
+
+// inMailbox alone, in the default order (receivedAt descending), from a position: mailbox_first_page's case.
+std::optional<std::int64_t> only_in_mailbox(const EmailQuery& query) {
+    if (query.collapse_threads || query.anchor || query.position < 0 || query.content_matcher) return std::nullopt;
+    if (query.sort.size() > 1 ||
+        (query.sort.size() == 1 && (query.sort[0].key != EmailSortKey::received_at || query.sort[0].ascending))) {
+        return std::nullopt;
+    }
+    if (query.filter.op != EmailFilter::Operator::condition) return std::nullopt;
+    const EmailCondition& c = query.filter.condition;
+    if (!c.in_mailbox || !c.in_mailbox_other_than.empty() || c.has_keyword || c.not_keyword || c.before || c.after ||
+        c.min_size || c.max_size || !c.from.empty() || !c.to.empty() || !c.cc.empty() || !c.subject.empty() ||
+        !c.text.empty() || c.all_in_thread_have_keyword || c.some_in_thread_have_keyword ||
+        c.none_in_thread_have_keyword || !c.content.empty()) {
+        return std::nullopt;
+    }
+    return *c.in_mailbox;
+}
+
+Result<EmailQueryResult> run_query(Connection& db, std::int64_t account_id, const EmailQuery& query, const QuerySql& sql, const std::string& matched,
+                             const std::string& order, std::size_t limit) {
+    EmailQueryResult result;
+    auto state = state_of_account(db, account_id);
+    if (!state) return state.error();
+    result.state = *state;
+    {
+        auto count = db.prepare_once(fmt::format("SELECT count(*) FROM ({})", matched));
+        if (!count) return count.error();
+        count->bind(1, account_id);
+        sql.bind(*count);
+        auto row = count->step();
+        if (!row) return row.error();
+        result.total = static_cast<std::uint64_t>(count->column_int64(0));
+    }
+    std::int64_t start = 0;
+    const auto total = static_cast<std::int64_t>(result.total);
+    if (query.anchor) {
+        auto anchor = db.prepare_once(fmt::format(
+            "SELECT n FROM (SELECT id, row_number() OVER (ORDER BY {}) - 1 AS n FROM ({})) WHERE id = ?{}", order,
+            matched, sql.next_parameter()));
+        if (!anchor) return anchor.error();
+        anchor->bind(1, account_id);
+        sql.bind(*anchor);
+        anchor->bind(sql.next_parameter(), *query.anchor);
+        auto row = anchor->step();
+        if (!row) return row.error();
+        if (!*row) return make_error(Errc::not_found, fmt::format("anchor {} is not in the results", *query.anchor));
+        start = std::max<std::int64_t>(0, anchor->column_int64(0) + query.anchor_offset);
+    } else if (query.position < 0) {
+        start = std::max<std::int64_t>(0, total + query.position);
+    } else {
+        start = query.position;
+    }
+    result.position = static_cast<std::uint64_t>(std::min(start, total));
+    if (start >= total) return result;
+    auto page = db.prepare_once(fmt::format("SELECT id FROM ({}) ORDER BY {} LIMIT ?{} OFFSET ?{}", matched, order,
+                                            sql.next_parameter(), sql.next_parameter() + 1));
+    if (!page) return page.error();
+    page->bind(1, account_id);
+    sql.bind(*page);
+    page->bind(sql.next_parameter(), static_cast<std::int64_t>(limit)).bind(sql.next_parameter() + 1, start);
+    auto ids = int_column(*page);
+    if (!ids) return ids.error();
+    result.ids = std::move(*ids);
+    return result;
+}
+
 Result<EmailQueryResult> SqliteStore::query_emails(std::int64_t account_id, const EmailQuery& query) {
     QuerySql sql(options_.max_filter_nodes, options_.flag_limits);
     auto where = sql.filter(query.filter);
@@ -316,51 +509,24 @@ Result<EmailQueryResult> SqliteStore::query_emails(std::int64_t account_id, cons
     const std::size_t limit = query.limit == 0 || query.limit > options_.max_query_results
                                   ? options_.max_query_results
                                   : query.limit;
+    if (sql.has_content() && !query.content_matcher) {
+        return make_error(Errc::invalid_argument, "a content condition needs a content matcher");
+    }
+    const auto mailbox = only_in_mailbox(query);
     return read<EmailQueryResult>([&](Connection& db) -> Result<EmailQueryResult> {
-        EmailQueryResult result;
-        auto state = state_of_account(db, account_id);
-        if (!state) return state.error();
-        result.state = *state;
-        {
-            auto count = db.prepare_once(fmt::format("SELECT count(*) FROM ({})", matched));
-            if (!count) return count.error();
-            count->bind(1, account_id);
-            sql.bind(*count);
-            auto row = count->step();
-            if (!row) return row.error();
-            result.total = static_cast<std::uint64_t>(count->column_int64(0));
+        if (mailbox) {
+            auto page = mailbox_first_page(db, account_id, *mailbox, query.position, limit);
+            if (!page) return page.error();
+            if (*page) return std::move(**page);
         }
-        std::int64_t start = 0;
-        const auto total = static_cast<std::int64_t>(result.total);
-        if (query.anchor) {
-            auto anchor = db.prepare_once(fmt::format(
-                "SELECT n FROM (SELECT id, row_number() OVER (ORDER BY {}) - 1 AS n FROM ({})) WHERE id = ?{}", order,
-                matched, sql.next_parameter()));
-            if (!anchor) return anchor.error();
-            anchor->bind(1, account_id);
-            sql.bind(*anchor);
-            anchor->bind(sql.next_parameter(), *query.anchor);
-            auto row = anchor->step();
-            if (!row) return row.error();
-            if (!*row) return make_error(Errc::not_found, fmt::format("anchor {} is not in the results", *query.anchor));
-            start = std::max<std::int64_t>(0, anchor->column_int64(0) + query.anchor_offset);
-        } else if (query.position < 0) {
-            start = std::max<std::int64_t>(0, total + query.position);
-        } else {
-            start = query.position;
-        }
-        result.position = static_cast<std::uint64_t>(std::min(start, total));
-        if (start >= total) return result;
-        auto page = db.prepare_once(fmt::format("SELECT id FROM ({}) ORDER BY {} LIMIT ?{} OFFSET ?{}", matched, order,
-                                                sql.next_parameter(), sql.next_parameter() + 1));
-        if (!page) return page.error();
-        page->bind(1, account_id);
-        sql.bind(*page);
-        page->bind(sql.next_parameter(), static_cast<std::int64_t>(limit)).bind(sql.next_parameter() + 1, start);
-        auto ids = int_column(*page);
-        if (!ids) return ids.error();
-        result.ids = std::move(*ids);
-        return result;
+        ContentSearch search;
+        search.matcher = &query.content_matcher;
+        search.read = [&](std::string_view blob_id) { return read_blob_in(db, blob_id); };
+        std::optional<ContentFunction> function;
+        if (sql.has_content()) function.emplace(db, &search);
+        auto found = run_query(db, account_id, query, sql, matched, order, limit);
+        if (!found && search.error) return *search.error;
+        return found;
     });
 }
 

@@ -105,9 +105,16 @@ inline constexpr const char* kEmailLogSince =
 // ?1 thread, ?2 account: Thread/get, in received order.
 inline constexpr const char* kThreadEmails =
     "SELECT id FROM emails WHERE thread_id = ?1 AND account_id = ?2 ORDER BY internal_date, id";
+// ?1 account, ?2 mailbox, ?3 limit, ?4 offset: Email/query's first pages of one mailbox by receivedAt
+// descending (ties by id), walking emails_received backwards and probing messages_email, with no sort.
+inline constexpr const char* kMailboxPageByReceived =
+    "SELECT e.id FROM emails e INDEXED BY emails_received WHERE e.account_id = ?1 AND "
+    "EXISTS(SELECT 1 FROM messages m WHERE m.email_id = e.id AND m.mailbox_id = ?2) "
+    "ORDER BY e.internal_date DESC, e.id DESC LIMIT ?3 OFFSET ?4";
 inline constexpr const char* kEmailQueries[] = {
     kThreadByMessageId, kThreadBySubject, kEmailsInNoMailbox, kPruneEmailUpdatesOf, kPruneEmailLogOf, kLogEmails,
-    kStampEmails,       kDeleteEmails,    kPruneEmailUpdates, kPruneEmailLog,       kEmailLogSince,   kThreadEmails};
+    kStampEmails,       kDeleteEmails,    kPruneEmailUpdates, kPruneEmailLog,       kEmailLogSince,   kThreadEmails,
+    kMailboxPageByReceived};
 
 // Flags kept per membership, not per Email: \Deleted marks a message for EXPUNGE in its own mailbox (RFC 9051
 // 6.4.3 expunges per mailbox). Were it the Email's, an old client's move (COPY to Trash, \Deleted, EXPUNGE)

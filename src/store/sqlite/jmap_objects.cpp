@@ -130,7 +130,7 @@ Result<JmapObjectWritten> SqliteStore::write_jmap_objects(std::int64_t account_i
         std::ranges::any_of(change.update, [&](const auto& u) { return too_big(u.second); })) {
         return make_error(Errc::limit_exceeded, fmt::format("a JMAP object above {} octets", kMaxObjectOctets));
     }
-    return write<JmapObjectWritten>([&](Connection& db) -> Result<JmapObjectWritten> {
+    return write<JmapObjectWritten>([&](Connection& db, Changes& changes) -> Result<JmapObjectWritten> {
         JmapObjectWritten written;
         auto state = read_state(db, account_id, type);
         if (!state) return state.error();
@@ -183,6 +183,8 @@ Result<JmapObjectWritten> SqliteStore::write_jmap_objects(std::int64_t account_i
         if (!bump) return bump.error();
         MAGPIE_TRY(bump->bind(1, account_id).bind_text(2, type).bind(3, static_cast<std::int64_t>(next)).run());
         written.new_state = next;
+        // Push (RFC 8620 7) wakes on the listener: keyed below every mailbox id, told as mailbox 0.
+        changes[-account_id] = MailboxChange{account_id, 0};
         return written;
     });
 }

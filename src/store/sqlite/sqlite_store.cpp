@@ -163,7 +163,8 @@ void SqliteStore::notify(const Changes& changes) {
         listener = listener_;
     }
     if (!listener) return;
-    for (const auto& [mailbox, change] : changes) listener(change.account_id, mailbox, change.modseq);
+    // Negative keys are an account's JMAP objects (write_jmap_objects): mailbox 0 to the listener.
+    for (const auto& [mailbox, change] : changes) listener(change.account_id, std::max<std::int64_t>(mailbox, 0), change.modseq);
 }
 
 StoreStats SqliteStore::stats() const {
@@ -621,21 +622,36 @@ Result<std::vector<Message>> SqliteStore::find_messages(std::int64_t mailbox_id,
 
 Result<SqliteStore::LocatedBlob> SqliteStore::locate_blob(std::string_view blob_id) {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
-    return read<LocatedBlob>([&](Connection& db) -> Result<LocatedBlob> {
-        auto statement = db.prepare(
-            "SELECT b.location, b.size, c.content FROM blobs b LEFT JOIN blob_contents c ON c.blob_id = b.id "
-            "WHERE b.id = ?1");
-        if (!statement) return statement.error();
-        auto row = statement->bind_text(1, blob_id).step();
-        if (!row) return row.error();
-        if (!*row) return make_error(Errc::not_found, fmt::format("no blob {}", blob_id));
-        LocatedBlob result{statement->column_int64(0) != 0, static_cast<std::uint64_t>(statement->column_int64(1)), {}};
-        if (!result.in_file) {
-            if (statement->column_is_null(2)) return make_error(Errc::corrupt, fmt::format("blob {} has no content", blob_id));
-            result.content = statement->column_text(2);
-        }
-        return result;
-    });
+    return read<LocatedBlob>([&](Connection& db) { return locate_blob_in(db, blob_id); });
+}
+
+Result<SqliteStore::LocatedBlob> SqliteStore::locate_blob_in(Connection& db, std::string_view blob_id) {
+    auto statement = db.prepare(
+        "SELECT b.location, b.size, c.content FROM blobs b LEFT JOIN blob_contents c ON c.blob_id = b.id "
+        "WHERE b.id = ?1");
+    if (!statement) return statement.error();
+    auto row = statement->bind_text(1, blob_id).step();
+    if (!row) return row.error();
+    if (!*row) return make_error(Errc::not_found, fmt::format("no blob {}", blob_id));
+    LocatedBlob result{statement->column_int64(0) != 0, static_cast<std::uint64_t>(statement->column_int64(1)), {}};
+    if (!result.in_file) {
+        if (statement->column_is_null(2)) return make_error(Errc::corrupt, fmt::format("blob {} has no content", blob_id));
+        result.content = statement->column_text(2);
+    }
+    return result;
+}
+
+Result<std::string> SqliteStore::read_blob_in(Connection& db, std::string_view blob_id) {
+    if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
+    auto located = locate_blob_in(db, blob_id);
+    if (!located) return located.error();
+    if (!located->in_file) return std::move(located->content);
+    auto content = blobs_->read(blob_id, options_.max_message_bytes);
+    if (!content) return content.error();
+    if (content->size() != located->size) {
+        return make_error(Errc::corrupt, fmt::format("blob {} is {} bytes, expected {}", blob_id, content->size(), located->size));
+    }
+    return content;
 }
 
 Result<std::string> SqliteStore::read_blob(std::string_view blob_id) {

@@ -52,6 +52,19 @@ out.inbox = emails.list.map((e) => ({
   text: e.textBody.map((p) => e.bodyValues[p.partId]?.value).join(""),
 }));
 
+// Issue 14: a text search with its snippets, and the inbox query's changes since the first query.
+const [searched] = await jam.api.Email.query({ accountId, filter: { text: "noon" } });
+const [snippets] = await jam.api.SearchSnippet.get({ accountId, filter: { text: "noon" }, emailIds: searched.ids });
+out.search = { ids: searched.ids.length, preview: snippets.list[0]?.preview ?? null };
+const [queryChanges] = await jam.api.Email.queryChanges({
+  accountId,
+  filter: { inMailbox: role("inbox").id },
+  sort: [{ property: "receivedAt", isAscending: false }],
+  sinceQueryState: query.queryState,
+});
+out.queryChanges = { added: queryChanges.added.length, removed: queryChanges.removed.length,
+                     same: queryChanges.newQueryState === query.queryState };
+
 const [created] = await jam.api.Email.set({
   accountId,
   create: {

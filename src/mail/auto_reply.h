@@ -1,0 +1,35 @@
+// Automatic replies (RFC 3834), as a vacation notice sends them (RFC 8621 8 VacationResponse): whether a
+// received message may be answered at all, and the answer's Draft. Sans-IO: the caller keeps the "once per
+// sender per period" record and queues what it builds.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mail/builder.h"
+#include "mail/mime.h"
+
+namespace magpie::mail {
+
+// RFC 3834 2: no reply to a null or automatic sender (MAILER-DAEMON, owner-*, *-request, postmaster
+// aliases of daemons), to a message marked Auto-Submitted other than "no", to list or bulk mail (List-Id and
+// the other RFC 2369/2919 List-* fields, Precedence bulk/list/junk), nor to a message that does not name the
+// recipient in To, Cc, Bcc or their Resent- forms (it came through a list or a Bcc we cannot see).
+// `reverse_path`: the SMTP MAIL FROM ("" = null); `recipients`: the recipient's addresses (its account
+// and the aliases it was reached by), compared case-insensitively.
+bool may_auto_reply(const Message& message, std::string_view reverse_path, const std::vector<std::string>& recipients);
+
+struct AutoReplyText {
+    MailboxSpec from;                 // the recipient answering
+    std::string to;                   // the original's reverse path
+    std::optional<std::string> subject;  // none: "Auto: " + the original subject (RFC 3834 3.1.5)
+    std::optional<std::string> text, html;
+};
+
+// The reply: In-Reply-To and References from the original's Message-ID (RFC 3834 3.1.6) and
+// Auto-Submitted: auto-replied (RFC 3834 5.2) so that other responders stay silent.
+Draft auto_reply_draft(const Message& original, const AutoReplyText& reply);
+
+}  // namespace magpie::mail

@@ -1,0 +1,65 @@
+// RFC 3834 automatic replies (mail/auto_reply.h): who may be answered, and what the answer says.
+#include <gtest/gtest.h>
+
+#include "mail/auto_reply.h"
+
+namespace magpie::mail {
+namespace {
+
+const std::vector<std::string> kAlice = {"alice@example.test"};
+
+bool may(const std::string& header, std::string_view reverse_path = "carol@remote.test") {
+    std::string bytes = header + "\r\nbody\r\n";
+    return may_auto_reply(Message::parse(bytes), reverse_path, kAlice);
+}
+
+TEST(AutoReply, AnswersAPersonalMessageThatNamesTheRecipient) {
+    EXPECT_TRUE(may("From: carol@remote.test\r\nTo: Alice <ALICE@example.test>\r\n"));
+    EXPECT_TRUE(may("From: carol@remote.test\r\nTo: x@remote.test\r\nCc: alice@example.test\r\n"));
+    EXPECT_TRUE(may("From: carol@remote.test\r\nTo: alice@example.test\r\nAuto-Submitted: no\r\n"));
+}
+
+TEST(AutoReply, NeverAnswersNullOrDaemonSenders) {
+    const std::string header = "From: x@remote.test\r\nTo: alice@example.test\r\n";
+    EXPECT_FALSE(may(header, ""));
+    EXPECT_FALSE(may(header, "MAILER-DAEMON@remote.test"));
+    EXPECT_FALSE(may(header, "owner-list@remote.test"));
+    EXPECT_FALSE(may(header, "list-request@remote.test"));
+}
+
+TEST(AutoReply, NeverAnswersAutomaticListOrBulkMail) {
+    EXPECT_FALSE(may("From: c@remote.test\r\nTo: alice@example.test\r\nAuto-Submitted: auto-replied\r\n"));
+    EXPECT_FALSE(may("From: c@remote.test\r\nTo: alice@example.test\r\nAuto-Submitted: auto-generated\r\n"));
+    EXPECT_FALSE(may("From: c@remote.test\r\nTo: alice@example.test\r\nPrecedence: bulk\r\n"));
+    EXPECT_FALSE(may("From: c@remote.test\r\nTo: alice@example.test\r\nPrecedence: list\r\n"));
+    EXPECT_FALSE(may("From: c@remote.test\r\nTo: alice@example.test\r\nList-Id: <team.remote.test>\r\n"));
+    EXPECT_FALSE(may("From: c@remote.test\r\nTo: alice@example.test\r\nList-Unsubscribe: <mailto:u@remote.test>\r\n"));
+}
+
+TEST(AutoReply, NeverAnswersAMessageThatDoesNotNameTheRecipient) {
+    EXPECT_FALSE(may("From: c@remote.test\r\nTo: team@remote.test\r\n"));
+}
+
+TEST(AutoReply, DraftRefersToTheOriginalAndSaysItIsAutomatic) {
+    std::string bytes =
+        "From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: Lunch\r\nMessage-ID: <m1@remote.test>\r\n"
+        "References: <m0@remote.test>\r\n\r\nhi\r\n";
+    auto original = Message::parse(bytes);
+    auto draft = auto_reply_draft(original, AutoReplyText{{"Alice", "alice@example.test"}, "carol@remote.test",
+                                                          std::nullopt, std::string("Away until Monday."), std::nullopt});
+    EXPECT_EQ(draft.subject, "Auto: Lunch");
+    ASSERT_EQ(draft.to.size(), 1u);
+    EXPECT_EQ(draft.to[0].address, "carol@remote.test");
+    EXPECT_EQ(draft.in_reply_to, "<m1@remote.test>");
+    EXPECT_EQ(draft.references, "<m0@remote.test> <m1@remote.test>");
+    EXPECT_EQ(draft.text, "Away until Monday.");
+    ASSERT_EQ(draft.extra_fields.size(), 1u);
+    EXPECT_EQ(draft.extra_fields[0], std::make_pair(std::string("Auto-Submitted"), std::string("auto-replied")));
+    auto given = auto_reply_draft(original, AutoReplyText{{"", "alice@example.test"}, "carol@remote.test",
+                                                          std::string("Out of office"), std::nullopt, std::nullopt});
+    EXPECT_EQ(given.subject, "Out of office");
+    EXPECT_EQ(given.text, "");
+}
+
+}  // namespace
+}  // namespace magpie::mail
