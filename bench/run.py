@@ -2,7 +2,7 @@
 """Side-by-side benchmarks: magpied against Postfix (and smtp-sink, the protocol-only limit) on this machine, in
 one run, alternating rounds, reporting medians, spreads and ratios to bench/RESULTS.md (issue 17).
 
-Usage: bench/run.py [--scenario ingest|relay|imap|jmap|memory|startup|all] [--rounds 3] [--messages 2000] [--quick]
+Usage: bench/run.py [--scenario all|ingest,relay,imap,jmap,memory,startup] [--rounds 3] [--messages 2000] [--quick]
 Loopback only; every server runs from a throw-away directory and is stopped by PID; every loop is bounded in
 count and time. Needs a release build (make release) and the Debian packages postfix (smtp-source, smtp-sink).
 """
@@ -392,32 +392,51 @@ class Sink:
 
 
 def submit(host, port, count, first, sessions, login=None):
-    """`count` 4 KiB messages to remote.test recipients over `sessions` SMTP connections (AUTH PLAIN when given)."""
+    """`count` 4 KiB messages to remote.test recipients over `sessions` SMTP connections (AUTH PLAIN when given).
+    Returns the monotonic time at which the sending began: the messages are made and every session has
+    connected and logged in before that, so the figure is the servers' relaying, not the client's Python nor
+    magpied's one argon2id verification per session (the same password, checked by all sessions at once)."""
     import smtplib
     import threading
 
     errors = []
+    bodies = {}
+    for i in range(first, first + count):
+        body = bench_message(i).replace(b"To: " + USER.encode(), f"To: rcpt{i}@remote.test".encode())
+        bodies[i] = re.sub(rb"^From: .*$", f"From: Bench <{USER}>\r".encode(), body, count=1, flags=re.M)
+    ready = threading.Barrier(sessions + 1, timeout=120)
 
     def work(w):
+        client = None
         try:
             client = smtplib.SMTP(host, port, timeout=60)
             client.ehlo("client.bench.test")
             if login:
                 client.login(*login)
-            for i in range(first + w, first + count, sessions):
-                body = bench_message(i).replace(b"To: " + USER.encode(), f"To: rcpt{i}@remote.test".encode())
-                body = re.sub(rb"^From: .*$", f"From: Bench <{USER}>\r".encode(), body, count=1, flags=re.M)
-                client.sendmail(USER, [f"rcpt{i}@remote.test"], body)
-            client.quit()
         except Exception as e:  # reported below: a failed round is an error, never a figure
+            errors.append(repr(e))
+        try:
+            ready.wait()
+        except threading.BrokenBarrierError:
+            return
+        if client is None:
+            return
+        try:
+            for i in range(first + w, first + count, sessions):
+                client.sendmail(USER, [f"rcpt{i}@remote.test"], bodies[i])
+            client.quit()
+        except Exception as e:
             errors.append(repr(e))
     threads = [threading.Thread(target=work, args=(w,)) for w in range(sessions)]
     for t in threads:
         t.start()
+    ready.wait()
+    start = time.monotonic()
     for t in threads:
         t.join()
     if errors:
         raise RuntimeError(f"submission failed: {errors[:3]}")
+    return start
 
 
 def scenario_relay(args, report):
@@ -446,11 +465,10 @@ def scenario_relay(args, report):
             for name in order:
                 sink = sink_m if name == "magpied" else sink_p
                 sess0, mesg0 = sink.counters()
-                start = time.monotonic()
                 if name == "magpied":
-                    submit("127.0.0.1", sub_port, args.relay_messages, first, 10, (USER, "bench password"))
+                    start = submit("127.0.0.1", sub_port, args.relay_messages, first, 10, (USER, "bench password"))
                 else:
-                    submit("127.0.0.4", postfix.port, args.relay_messages, first, 10)
+                    start = submit("127.0.0.4", postfix.port, args.relay_messages, first, 10)
                 first += args.relay_messages
                 while sink.counters()[1] - mesg0 < args.relay_messages:
                     if time.monotonic() - start > DEADLINE:
@@ -475,7 +493,8 @@ def scenario_relay(args, report):
     report.append(f"{args.relay_messages} messages of 4 KiB per round, submitted over 10 SMTP sessions (magpied: "
                   "submission with AUTH PLAIN; Postfix: smtpd, relay allowed for mynetworks) for one remote domain "
                   "routed to an `smtp-sink` on its own loopback address. Messages per second from the first "
-                  "submission until the sink has them all, median (min–max) of "
+                  "submission (the 10 sessions connected and logged in, the messages made, before the clock "
+                  "starts) until the sink has them all, median (min–max) of "
                   f"{args.rounds} alternating rounds; connections the sink saw per round. Both servers at their "
                   "defaults otherwise (magpied `[queue] max_connections_per_host = 2`; Postfix "
                   "`default_destination_concurrency_limit = 20`).\n")
@@ -838,7 +857,8 @@ def scenario_jmap(args, report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", default="all", choices=["ingest", "relay", "imap", "jmap", "memory", "startup", "all"])
+    parser.add_argument("--scenario", default="all",
+                        help="all, or one or more (comma-separated) of ingest, relay, imap, jmap, memory, startup")
     parser.add_argument("--imap-messages", type=int, default=10000)
     parser.add_argument("--imap-seconds", type=int, default=15)
     parser.add_argument("--idle", type=int, default=1000, help="idle connections in the memory scenario")
@@ -849,6 +869,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small counts, for checking the harness itself")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
+    known = {"ingest", "relay", "imap", "jmap", "memory", "startup"}
+    chosen = set(args.scenario.split(","))
+    if chosen == {"all"}:
+        chosen = known
+    if not chosen <= known:
+        parser.error(f"unknown scenario: {', '.join(sorted(chosen - known))}")
     args.sizes = [4096, 65536]
     args.sessions = [1, 10, 50]
     args.imap_clients = [1, 10, 100]
@@ -868,18 +894,30 @@ def main():
               f"{' '.join(sys.argv[1:])}` on {platform.node()}: {os.cpu_count()} cores, {mem_gib:.0f} GiB, "
               f"disk {fsyncs:.0f} fsyncs/s from one writer. Figures vary between machines and runs: compare the "
               "ratios, measured side by side in the same run.", ""]
-    if args.scenario in ("ingest", "all"):
+    load_start = os.getloadavg()
+    started = time.monotonic()
+    if "ingest" in chosen:
         scenario_ingest(args, report)
-    if args.scenario in ("relay", "all"):
+    if "relay" in chosen:
         scenario_relay(args, report)
-    if args.scenario in ("imap", "all"):
+    if "imap" in chosen:
         scenario_imap(args, report)
-    if args.scenario in ("jmap", "all"):
+    if "jmap" in chosen:
         scenario_jmap(args, report)
-    if args.scenario in ("memory", "all"):
+    if "memory" in chosen:
         scenario_memory(args, report)
-    if args.scenario in ("startup", "all"):
+    if "startup" in chosen:
         scenario_startup(args, report)
+    # What else ran: on a shared machine the absolute figures fall with the load, the ratios much less.
+    load_end = os.getloadavg()
+    report.insert(3, f"Machine load (1-minute load average on {os.cpu_count()} cores): {load_start[0]:.1f} at the "
+                     f"start, {load_end[0]:.1f} at the end, over {(time.monotonic() - started) / 60:.0f} minutes. A "
+                     "load above the core count means other work (builds) shared the CPU with the servers under "
+                     "test: trust the ratios more than the absolute figures.\n")
+    # The changes that moved a figure, with their before and after (issue 17), kept by hand beside this script.
+    changes = ROOT / "bench" / "CHANGES.md"
+    if changes.exists():
+        report.append(changes.read_text())
     Path(args.output).write_text("\n".join(report) + "\n")
     print(f"wrote {args.output}")
 
