@@ -711,32 +711,35 @@ CYRUS_BIN = Path("/usr/lib/cyrus/bin")
 
 
 class Cyrus:
-    """A throw-away Cyrus IMAP (Debian's cyrus-imapd and cyrus-caldav, whose httpd serves JMAP, RFC 8620/8621) under
-    its own directory on `host`: IMAP (to load the same messages) and HTTP with JMAP, users in a sasldb of its own,
-    its master stopped by PID. Cyrus's defaults fsync mail and its databases before a reply, as magpied does."""
+    """A throw-away Cyrus (Debian's cyrus-common and cyrus-caldav, whose httpd serves JMAP, RFC 8620/8621) under its
+    own directory on `host`: HTTP with JMAP, and LMTP on a Unix socket to load the same messages (Debian's
+    cyrus-imapd, its IMAP server, conflicts with dovecot-imapd, so it is not installed); users in a sasldb of its
+    own, its master stopped by PID. Cyrus's defaults fsync mail and its databases before a reply, as magpied does."""
 
     def __init__(self, root: Path, users: dict, host="127.0.0.9"):
         import pwd
-        if not (CYRUS_BIN / "httpd").exists():
-            raise RuntimeError("Cyrus with JMAP is missing: scripts/install-deps.sh installs cyrus-imapd and "
+        if not (CYRUS_BIN / "httpd").exists() or not (CYRUS_BIN / "lmtpd").exists():
+            raise RuntimeError("Cyrus with JMAP is missing: scripts/install-deps.sh installs cyrus-common and "
                                "cyrus-caldav")
         self.dir, self.host = root, host
-        self.port, self.http_port = free_port(host), free_port(host)
+        self.http_port = free_port(host)
+        self.lmtp_socket = root / "run" / "socket" / "lmtp"
         self.proc = None
         for sub in ("config", "spool", "run/proc", "run/lock", "run/socket"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         (root / "imapd.conf").write_text(
             f"configdirectory: {root}/config\ndefaultpartition: default\npartition-default: {root}/spool\n"
-            f"proc_path: {root}/run/proc\nmboxname_lockpath: {root}/run/lock\nlmtpsocket: {root}/run/socket/lmtp\n"
+            f"proc_path: {root}/run/proc\nmboxname_lockpath: {root}/run/lock\nlmtpsocket: {self.lmtp_socket}\n"
             f"idlesocket: {root}/run/socket/idle\nnotifysocket: {root}/run/socket/notify\n"
             "admins: cyrus\nallowplaintext: yes\nsasl_pwcheck_method: auxprop\nsasl_auxprop_plugin: sasldb\n"
             f"sasl_sasldb_path: {root}/sasldb2\nsasl_mech_list: PLAIN LOGIN\nvirtdomains: userid\n"
-            "unixhierarchysep: yes\naltnamespace: yes\nautocreate_quota: 0\nhttpmodules: jmap\nconversations: yes\n"
-            "conversations_db: twoskip\njmap_pushpoll: 1\nsendmail: /bin/true\nsyslog_prefix: cyrus-bench\n")
+            "unixhierarchysep: yes\naltnamespace: yes\nautocreate_quota: 0\nautocreate_post: yes\n"
+            "httpmodules: jmap\nconversations: yes\nconversations_db: twoskip\njmap_pushpoll: 1\n"
+            "sendmail: /bin/true\nsyslog_prefix: cyrus-bench\n")
         conf = root / "imapd.conf"
         (root / "cyrus.conf").write_text(
             f'START {{\n  recover cmd="ctl_cyrusdb -r -C {conf}"\n}}\nSERVICES {{\n'
-            f'  imap cmd="imapd -C {conf}" listen="{host}:{self.port}" prefork=2\n'
+            f'  lmtpunix cmd="lmtpd -C {conf}" listen="{self.lmtp_socket}" prefork=1\n'
             f'  http cmd="httpd -C {conf}" listen="{host}:{self.http_port}" prefork=2\n}}\nEVENTS {{\n}}\n'
             'DAEMON {\n}\n')
         for address, password in users.items():
@@ -752,8 +755,21 @@ class Cyrus:
                                       str(self.dir / "cyrus.conf"), "-p", str(self.dir / "master.pid"), "-D"],
                                      stdout=open(self.dir / "master.log", "wb"), stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
-        wait_for_port(self.host, self.port)
         wait_for_port(self.host, self.http_port)
+        deadline = time.time() + 30
+        while not self.lmtp_socket.exists():
+            if time.time() > deadline:
+                raise RuntimeError("Cyrus's LMTP socket did not appear")
+            time.sleep(0.05)
+
+    def populate(self, count):
+        """The same messages as populate_imap, delivered over LMTP (RFC 2033) into INBOX (created on delivery)."""
+        import smtplib
+        client = smtplib.LMTP(str(self.lmtp_socket))
+        for i in range(count):
+            refused = client.sendmail("sender@remote.test", [USER], bench_message(i))
+            assert not refused, refused
+        client.quit()
 
     def pids(self):
         return process_tree(self.proc.pid) if self.proc else []
@@ -803,7 +819,7 @@ def scenario_jmap(args, report):
         magpied.start()
         cyrus.start()
         populate_imap("127.0.0.1", magpied.imap_port, args.imap_messages)
-        populate_imap(cyrus.host, cyrus.port, args.imap_messages)
+        cyrus.populate(args.imap_messages)
         for clients in args.jmap_clients:
             results = {"magpied": [], "cyrus": []}
             for round_ in range(args.rounds):
@@ -831,7 +847,7 @@ def scenario_jmap(args, report):
         shutil.rmtree(root, ignore_errors=True)
     report.append("## 4. JMAP\n")
     report.append(f"`jmap_load` for {args.imap_seconds} s against a {args.imap_messages}-message INBOX (the same "
-                  "messages APPENDed over IMAP to both), each client one HTTP/1.1 keep-alive connection with Basic "
+                  "messages: APPENDed over IMAP to magpied, delivered over LMTP to Cyrus), each client one HTTP/1.1 keep-alive connection with Basic "
                   "authentication: 35% a page (Email/query of 50 by receivedAt at a random position + Email/get of "
                   "its list properties by back-reference), 20% one text body (Email/get, fetchTextBodyValues), 10% "
                   "the unread ones (Email/query, notKeyword $seen: Cyrus answers a subject search with serverFail "
@@ -839,7 +855,7 @@ def scenario_jmap(args, report):
                   "connection holds the EventSource (RFC 8620 7.3) and counts the state events pushed to it. "
                   f"Requests per second, median (min–max) of {args.rounds} alternating rounds, p99 in ms; errors are "
                   "requests answered with an HTTP or JMAP error (summed over the rounds).\n")
-    report.append("The peer is Cyrus IMAP 3.6 (Debian's cyrus-imapd + cyrus-caldav, whose httpd serves JMAP), the "
+    report.append("The peer is Cyrus IMAP 3.6 (Debian's cyrus-common + cyrus-caldav, whose httpd serves JMAP), the "
                   "one JMAP server Debian packages: Stalwart, which the issue names, is not a Debian package and "
                   "publishes no JMAP throughput figures for this mix, and Dovecot has no JMAP. Cyrus runs with its "
                   "defaults (prefork httpd processes, conversations on, fsync before replies) except jmap_pushpoll = 1 "
