@@ -65,7 +65,7 @@ demo: release
 # Side-by-side benchmarks against Postfix (and smtp-sink) on this machine; writes bench/RESULTS.md.
 # BENCH_ARGS="--quick" checks the harness in a minute.
 bench: release
-	cmake --build $(RELEASE_DIR) --target imap_load
+	cmake --build $(RELEASE_DIR) --target imap_load jmap_load
 	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
 format:

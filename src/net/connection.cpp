@@ -4,17 +4,10 @@
 
 namespace magpie::net {
 
-std::shared_ptr<asio::ssl::context> placeholder_tls_context() {
-    static auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-    return ctx;
-}
-
 Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls)
-    : tls_context_(std::move(tls)),
-      stream_(std::move(socket), tls_context_ ? *tls_context_ : *placeholder_tls_context()),
-      deadline_(stream_.get_executor()) {
+    : tls_context_(std::move(tls)), socket_(std::move(socket)), deadline_(socket_.get_executor()) {
     boost::system::error_code ec;
-    auto endpoint = stream_.next_layer().remote_endpoint(ec);
+    auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) {
         auto address = endpoint.address();
         if (address.is_v6() && address.to_v6().is_v4_mapped()) {
@@ -22,7 +15,7 @@ Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> t
         }
         peer_ip_ = address.to_string();
     }
-    stream_.next_layer().set_option(tcp::no_delay(true), ec);
+    socket_.set_option(tcp::no_delay(true), ec);
 }
 
 void Connection::arm(std::chrono::milliseconds timeout) {
@@ -34,7 +27,7 @@ void Connection::arm(std::chrono::milliseconds timeout) {
         if (ec || generation != deadline_generation_) return;
         timed_out_ = true;
         boost::system::error_code ignored;
-        stream_.next_layer().cancel(ignored);
+        socket_.cancel(ignored);
     });
 }
 
@@ -50,15 +43,25 @@ awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono
     arm(timeout);
     reading_ = true;
     if (tls_active_) {
-        n = co_await stream_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
-                                             asio::redirect_error(use_awaitable, ec));
+        n = co_await tls_stream_->async_read_some(asio::buffer(buffer.data(), buffer.size()),
+                                                  asio::redirect_error(use_awaitable, ec));
     } else {
-        n = co_await stream_.next_layer().async_read_some(asio::buffer(buffer.data(), buffer.size()),
-                                                          asio::redirect_error(use_awaitable, ec));
+        n = co_await socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
+                                             asio::redirect_error(use_awaitable, ec));
     }
     reading_ = false;
     disarm();
     co_return ec ? 0 : n;
+}
+
+awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds timeout) {
+    // The buffer is allocated without being written (new char[], not value-initialized): the pages a waiting
+    // connection has not received anything into stay unbacked. A wait for readability with no buffer at all
+    // (async_wait) is not speculative in Asio's edge-triggered epoll reactor: bytes that arrived before the wait
+    // began would go unnoticed until more came, which stalled pipelining SMTP clients.
+    if (!read_buffer_) read_buffer_.reset(new char[read_chunk_octets]);
+    std::size_t n = co_await read_some(std::span<char>(read_buffer_.get(), read_chunk_octets), timeout);
+    co_return std::string_view(read_buffer_.get(), n);
 }
 
 awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::milliseconds timeout) {
@@ -66,10 +69,10 @@ awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::milli
     boost::system::error_code ec;
     arm(timeout);
     if (tls_active_) {
-        co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()),
+        co_await asio::async_write(*tls_stream_, asio::buffer(bytes.data(), bytes.size()),
                                    asio::redirect_error(use_awaitable, ec));
     } else {
-        co_await asio::async_write(stream_.next_layer(), asio::buffer(bytes.data(), bytes.size()),
+        co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
                                    asio::redirect_error(use_awaitable, ec));
     }
     disarm();
@@ -78,10 +81,11 @@ awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::milli
 
 awaitable<Result<void>> Connection::start_tls(std::chrono::milliseconds timeout) {
     if (!tls_context_) co_return make_error(Errc::unavailable, "TLS is not configured");
-    if (tls_active_) co_return make_error(Errc::invalid_argument, "TLS is already active");
+    if (tls_active_ || tls_stream_) co_return make_error(Errc::invalid_argument, "TLS is already active");
+    tls_stream_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
     boost::system::error_code ec;
     arm(timeout);
-    co_await stream_.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    co_await tls_stream_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
     disarm();
     if (ec) co_return make_error(Errc::io_error, "TLS handshake: " + ec.message());
     tls_active_ = true;
@@ -90,7 +94,7 @@ awaitable<Result<void>> Connection::start_tls(std::chrono::milliseconds timeout)
 
 std::string Connection::tls_description() const {
     if (!tls_active_) return {};
-    SSL* ssl = const_cast<asio::ssl::stream<tcp::socket>&>(stream_).native_handle();
+    SSL* ssl = tls_stream_->native_handle();
     return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
 }
 
@@ -106,20 +110,20 @@ void Connection::wake() {
 
 void Connection::interrupt_read() {
     // Runs on the connection's own thread, so reading_ is read where it is written.
-    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
         // Nothing to interrupt, or the loop already saw the request (a read that started since then must go on):
         // the flags are checked before every read.
         if (!self->reading_ || !(self->wake_requested_ || self->shutdown_requested_)) return;
         boost::system::error_code ignored;
-        self->stream_.next_layer().cancel(ignored);
+        self->socket_.cancel(ignored);
     });
 }
 
 void Connection::close() {
     disarm();
     boost::system::error_code ignored;
-    stream_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.next_layer().close(ignored);
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
 }
 
 }  // namespace magpie::net

@@ -26,6 +26,10 @@ public:
     // Reads what is available (at least one byte). 0 means the peer closed, an error occurred or the deadline
     // passed; timed_out() tells the last apart.
     awaitable<std::size_t> read_some(std::span<char> buffer, std::chrono::milliseconds timeout);
+    // The same into a buffer of this connection's, made on first use and never written before a read: returns
+    // a view of the bytes, valid until the next read. Empty as read_some's 0. The protocol loop's coroutine
+    // frame, which lives as long as the connection, then holds no read buffer (issue 17).
+    awaitable<std::string_view> read_available(std::chrono::milliseconds timeout);
     // Writes all of `bytes`; false when the peer is gone or the deadline passed.
     awaitable<bool> write_all(std::string_view bytes, std::chrono::milliseconds timeout);
     // Server side TLS handshake on this connection.
@@ -33,6 +37,8 @@ public:
 
     bool tls_active() const { return tls_active_; }
     bool tls_available() const { return tls_context_ != nullptr; }
+    // Bytes read_available reads at most at once.
+    static constexpr std::size_t read_chunk_octets = 16384;
     bool timed_out() const { return timed_out_; }
     const std::string& peer_ip() const { return peer_ip_; }
     // TLS version and cipher for trace headers and logs, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
@@ -55,7 +61,11 @@ private:
     void disarm();
 
     std::shared_ptr<asio::ssl::context> tls_context_;
-    asio::ssl::stream<tcp::socket> stream_;
+    tcp::socket socket_;
+    // Made by start_tls only: an ssl::stream costs two 17 KiB buffers and an SSL object, which a plain
+    // connection (most SMTP on port 25, every idle IMAP client without TLS) never needs.
+    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_stream_;
+    std::unique_ptr<char[]> read_buffer_;  // read_available's
     asio::steady_timer deadline_;
     std::string peer_ip_;
     bool tls_active_ = false;
@@ -65,8 +75,5 @@ private:
     bool reading_ = false;  // a read is pending: only then may a wake or shutdown cancel socket operations
     std::uint64_t deadline_generation_ = 0;
 };
-
-// The context used for ssl::stream construction when no certificate is configured; never handshakes.
-std::shared_ptr<asio::ssl::context> placeholder_tls_context();
 
 }  // namespace magpie::net

@@ -56,6 +56,9 @@ namespace {
 // have a long line of messages waiting (more than extra_connection_backlog each).
 constexpr std::size_t extra_connection_backlog = 10;
 
+// Threads of the recorder pool: records that can share one group commit (they mostly sleep on it).
+constexpr std::size_t record_threads = 16;
+
 std::uint64_t random64() {
     static thread_local std::mt19937_64 engine{std::random_device{}()};
     return engine();
@@ -117,7 +120,8 @@ DeliveryService::DeliveryService(std::shared_ptr<const Config> config, store::St
       context_(context),
       wakeup_(context),
       watcher_(context),
-      node_(lease_owner(*config_)) {}
+      node_(lease_owner(*config_)),
+      recorder_(record_threads) {}
 
 DeliveryService::~DeliveryService() = default;
 
@@ -659,7 +663,7 @@ awaitable<void> DeliveryService::finish(std::shared_ptr<EntryJob> job) {
     const std::size_t updates = outcome.updates.size();
     // The outcomes and the reports they produce commit together (store::Store::record_attempts).
     auto record_op =
-        executor_.run([this, outcome = std::move(outcome)] { return queue_.record(node_, outcome); });
+        recorder_.run([this, outcome = std::move(outcome)] { return queue_.record(node_, outcome); });
     auto recorded = co_await std::move(record_op);
     if (!recorded) {
         // The lease runs out and the entry is tried again: delivered at least once, never lost.

@@ -89,6 +89,11 @@ private:
     std::atomic<bool> stopping_ = false;
     bool woken_ = false;
     std::int64_t last_purge_ = 0;
+    // Where attempts are recorded: a record waits for its group commit (an fsync) on the thread that asked,
+    // so the records that share one commit are at most as many as the threads waiting here. On the two
+    // threads of executor_ relaying ran at two records per fsync, behind which the next lease and every
+    // recipient lookup queued (issue 17, relay). Last: its threads finish before the members they use go.
+    StoreExecutor recorder_;
 };
 
 }  // namespace magpie::server

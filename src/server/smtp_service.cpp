@@ -282,7 +282,8 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
     smtp::ServerSession session(session_config(*config, *connection, submission_.has_value()), connection->peer_ip(),
                                 steady_now());
     std::optional<auth::SaslServer> sasl;  // the AUTH exchange under way, if any
-    std::array<char, 16384> buffer;
+    // No read buffer here: this frame lives as long as the connection, and most of that time is spent waiting
+    // for the client (read_available's buffer is the connection's, and unwritten until bytes arrive).
     std::string output;
     // Writes what the session has to say. (The output lives in a named variable: see store_executor.h.)
     auto flush = [&]() -> awaitable<bool> {
@@ -328,8 +329,8 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
         auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(idle);
         if (auto deadline = session.input_deadline())
             wait = std::clamp(*deadline - now, smtp::Millis{0}, wait);
-        std::size_t n = co_await connection->read_some(buffer, wait);
-        if (n == 0) {
+        std::string_view input = co_await connection->read_available(wait);
+        if (input.empty()) {
             if (connection->shutdown_requested()) {
                 session.shutting_down();
             } else if (connection->timed_out()) {
@@ -340,7 +341,7 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
             co_await flush();
             co_return;
         }
-        session.feed(std::string_view(buffer.data(), n), steady_now());
+        session.feed(input, steady_now());  // `input` lasts until the next read
     }
 }
 
