@@ -34,6 +34,12 @@ struct PostgresOptions {
     std::size_t max_mailbox_name_bytes = 1024;
     std::size_t max_subscriptions = 10000;
     FlagLimits flag_limits;
+    // Emails and threads, as SqliteOptions: parents looked up at delivery, the same-subject window (seconds
+    // of received_at), ids per query answer / find / update call, conditions per Email/query filter.
+    std::size_t max_thread_references = 64;
+    std::int64_t thread_subject_window_seconds = 30 * 24 * 3600;
+    std::size_t max_query_results = 10000;
+    std::size_t max_filter_nodes = 256;
 };
 
 // Connects, and when writable creates or migrates the schema (unavailable for a newer one).
