@@ -1027,12 +1027,14 @@ TEST(ParserSpool, LargeAppendLiteralsGoToTheSinkNotToMemory) {
             return std::make_unique<RecordingSink>(spooled);
         });
         auto events = run(parser,
-                          "a APPEND INBOX {21}\r\nSubject: x\r\n\r\nbody!\r\n"
+                          "a APPEND INBOX {21}\r\nSubject: x\r\n\r\nbody!\r\n\r\n"
                           "b APPEND INBOX {5}\r\nsmall\r\nc LOGIN {20}\r\n01234567890123456789 pw\r\n",
                           chunk);
         std::vector<Command> commands;
-        for (auto& event : events)
+        for (auto& event : events) {
             if (auto* c = std::get_if<Command>(&event)) commands.push_back(std::move(*c));
+            if (auto* e = std::get_if<ParseError>(&event)) ADD_FAILURE() << e->message;
+        }
         ASSERT_EQ(commands.size(), 3u) << chunk;
         const auto& large = std::get<Append>(commands[0].body);
         EXPECT_TRUE(large.message.empty());
