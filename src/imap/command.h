@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <variant>
@@ -15,6 +17,16 @@
 #include "imap/sequence_set.h"
 
 namespace magpie::imap {
+
+// Where the parser puts a large APPEND literal instead of memory (issue 11): the session gives one that
+// writes to a spool file, so a 30 MB APPEND is never held whole. write() runs as the octets arrive (on the
+// IO thread: a page-cache write, never an fsync); a failure is kept by the sink and reported by its owner
+// when the command runs.
+class LiteralSink {
+public:
+    virtual ~LiteralSink() = default;
+    virtual void write(std::string_view octets) = 0;
+};
 
 // date-time of RFC 9051 9 ("17-Jul-1996 02:44:25 -0700"), as the instant and the zone it was written in.
 struct DateTime {
@@ -132,6 +144,7 @@ enum class StatusItem {
     highest_mod_seq,
     append_limit,
     deleted_storage,
+    mailbox_id,  // MAILBOXID (RFC 8474 4.2)
 };
 
 // LIST, basic and extended (RFC 9051 6.3.9, LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819, SPECIAL-USE
@@ -178,7 +191,8 @@ struct Append {
     std::string mailbox;
     std::vector<std::string> flags;
     std::optional<DateTime> internal_date;
-    std::string message;
+    std::string message;                  // empty when `spooled` holds it
+    std::shared_ptr<LiteralSink> spooled;  // the message, when the parser spooled it (Parser::spool_appends)
     bool binary = false;
     bool operator==(const Append&) const = default;
 };

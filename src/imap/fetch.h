@@ -50,6 +50,8 @@ struct FetchItem {
         binary,        // BINARY[part]<partial> and BINARY.PEEK[...] (RFC 3516)
         binary_size,   // BINARY.SIZE[part]
         mod_seq,       // MODSEQ (RFC 7162 3.1.4.1)
+        email_id,      // EMAILID (RFC 8474 5.1)
+        thread_id,     // THREADID (RFC 8474 5.2)
     };
     Kind kind = Kind::flags;
     bool peek = false;  // BODY.PEEK / BINARY.PEEK: do not set \Seen

@@ -157,19 +157,23 @@ public:
     }
 
     // A literal stands as one NUL octet in the text; the framer checked its size.
-    bool literal(std::string& out, bool allow_binary = false, bool* binary = nullptr, bool move = false) {
+    bool literal(std::string& out, bool allow_binary = false, bool* binary = nullptr, bool move = false,
+                 std::shared_ptr<LiteralSink>* sink = nullptr) {
         if (peek() != 0) return fail("expected a literal");
         if (next_literal_ >= literals_.size()) return fail("internal: literal missing");
         CommandText::Literal& literal = literals_[next_literal_++];
         ++pos_;
         if (literal.binary && !allow_binary) return fail("literal8 is only allowed in APPEND");
+        // Only an APPEND's message may be spooled (it alone is taken with move).
+        if (literal.sink && !move) return fail("literal too large here");
         // RFC 9051 9: literal = "{" number64 ["+"] "}" CRLF *CHAR8; CHAR8 excludes NUL.
-        if (!literal.binary && std::memchr(literal.data.data(), 0, literal.data.size()) != nullptr) {
+        if (!literal.binary && (literal.has_nul || std::memchr(literal.data.data(), 0, literal.data.size()) != nullptr)) {
             return fail("NUL octet in a literal");
         }
         if (binary != nullptr) *binary = literal.binary;
         if (move) {
             out = std::move(literal.data);
+            if (sink != nullptr) *sink = std::move(literal.sink);
         } else {
             out = literal.data;
         }
@@ -354,6 +358,7 @@ public:
             {"HIGHESTMODSEQ", StatusItem::highest_mod_seq},
             {"APPENDLIMIT", StatusItem::append_limit},
             {"DELETED-STORAGE", StatusItem::deleted_storage},
+            {"MAILBOXID", StatusItem::mailbox_id},
         };
         for (const auto& [text, item] : kItems) {
             if (iequals(name, text)) {
@@ -468,6 +473,11 @@ bool Reader::search_key(SearchKey& key, std::size_t depth) {
         key.kind = name == "LARGER" ? K::larger : K::smaller;
         return sp() && number64(key.number);
     }
+    if (name == "EMAILID" || name == "THREADID") {
+        // RFC 8474 6: objectid = 1*255(ALPHA / DIGIT / "_" / "-"), an atom.
+        key.kind = name == "EMAILID" ? K::email_id : K::thread_id;
+        return sp() && atom(key.text) && (key.text.size() <= 255 || fail("objectid longer than 255"));
+    }
     if (name == "UID") {
         key.kind = K::uid;
         return sp() && sequence_set(key.set);
@@ -567,6 +577,8 @@ bool Reader::fetch_item(FetchItem& item) {
         {"BODYSTRUCTURE", K::body_structure},
         {"UID", K::uid},
         {"MODSEQ", K::mod_seq},
+        {"EMAILID", K::email_id},
+        {"THREADID", K::thread_id},
     };
     for (const auto& [text, kind] : kSimple) {
         if (name == text) {
@@ -892,7 +904,7 @@ private:
             value.internal_date = when;
         }
         if (r_.peek() != 0) return r_.fail("APPEND needs the message as a literal");
-        if (!r_.literal(value.message, true, &value.binary, true)) return false;
+        if (!r_.literal(value.message, true, &value.binary, true, &value.spooled)) return false;
         return done(out, std::move(value));
     }
 

@@ -18,6 +18,8 @@ struct CommandText {
     struct Literal {
         std::string data;
         bool binary = false;  // sent as literal8 "~{n}"
+        std::shared_ptr<LiteralSink> sink;  // the octets went here instead of `data` (APPEND only)
+        bool has_nul = false;               // with a sink: a NUL octet was among them
     };
     std::vector<Literal> literals;
 };

@@ -142,7 +142,12 @@ std::optional<Event> Parser::next() {
             case State::skip_literal: {
                 if (available == 0) return std::nullopt;
                 std::size_t n = std::min<std::size_t>(available, literal_remaining_);
-                if (state_ == State::literal) {
+                if (state_ == State::literal && literals_.back().sink) {
+                    Literal& literal = literals_.back();
+                    std::string_view octets = std::string_view(input_).substr(pos_, n);
+                    literal.has_nul = literal.has_nul || octets.find('\0') != std::string_view::npos;
+                    literal.sink->write(octets);
+                } else if (state_ == State::literal) {
                     std::string& data = literals_.back().data;
                     // One buffer of the announced size (checked against the limits above) once the octets
                     // start to arrive: a large APPEND is held once, never twice while a growing buffer is
@@ -253,7 +258,9 @@ std::optional<Event> Parser::on_command_line(std::string_view line) {
         fail(ParseError::Status::bad, "TOOBIG", "non-synchronizing literal too large, use {n}");
     }
     if (error_) return on_discarded_line(line, false);
-    literals_.push_back(Literal{std::string(), trailer->binary});
+    Literal literal{std::string(), trailer->binary, nullptr, false};
+    if (append_ && open_sink_ && trailer->size >= spool_min_octets_) literal.sink = open_sink_(trailer->size, trailer->binary);
+    literals_.push_back(std::move(literal));
     literal_octets_ += trailer->size;
     literal_remaining_ = trailer->size;
     if (literal_remaining_ > 0) state_ = State::literal;
@@ -287,7 +294,9 @@ std::optional<Event> Parser::finish_command() {
     command.text = text_;
     command.literals.reserve(literals_.size());
     for (Literal& literal : literals_) {
-        command.literals.push_back(CommandText::Literal{std::move(literal.data), literal.binary});
+        command.literals.push_back(CommandText::Literal{std::move(literal.data), literal.binary,
+                                                        std::shared_ptr<LiteralSink>(std::move(literal.sink)),
+                                                        literal.has_nul});
     }
     auto parsed = parse_command(command, limits_, utf8_names_);
     if (!parsed) {

@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -80,6 +82,14 @@ public:
     // The next line must be DONE (RFC 2177). Any other line yields a ParseError and ends the IDLE.
     void expect_idle_done();
 
+    // APPEND literals of at least `min_octets` go to a sink from `open(size, binary)` as they arrive, never
+    // into memory (Append::spooled); when `open` returns nullptr the literal is held in memory as before.
+    using SinkFactory = std::function<std::unique_ptr<LiteralSink>(std::uint64_t size, bool binary)>;
+    void spool_appends(std::size_t min_octets, SinkFactory open) {
+        spool_min_octets_ = min_octets;
+        open_sink_ = std::move(open);
+    }
+
     // Mailbox names are UTF-8 (after ENABLE IMAP4rev2 or UTF8=ACCEPT) rather than modified UTF-7.
     void set_utf8_mailbox_names(bool on) { utf8_names_ = on; }
 
@@ -98,6 +108,8 @@ private:
     struct Literal {
         std::string data;
         bool binary = false;
+        std::unique_ptr<LiteralSink> sink;  // instead of data, for a spooled APPEND literal
+        bool has_nul = false;
     };
 
     std::optional<Event> on_line(std::string_view line);
@@ -112,6 +124,8 @@ private:
 
     Limits limits_;
     bool utf8_names_ = false;
+    std::size_t spool_min_octets_ = 0;
+    SinkFactory open_sink_;
     Mode mode_ = Mode::command;
     State state_ = State::line;
 

@@ -57,6 +57,8 @@ struct SearchKey {
         uid,           // set (UIDs)
         sequence_set,  // set (message numbers or $)
         mod_seq,       // number = mod-sequence
+        email_id,      // text = objectid (RFC 8474 6: EMAILID)
+        thread_id,     // text = objectid (RFC 8474 6: THREADID)
         not_,          // children[0]
         or_,           // children[0], children[1]
         and_,          // children (a parenthesised list)

@@ -232,6 +232,10 @@ std::string fetch_item_name(const FetchItem& item) {
             return "UID";
         case K::mod_seq:
             return "MODSEQ";
+        case K::email_id:
+            return "EMAILID";
+        case K::thread_id:
+            return "THREADID";
         case K::body_section:
             out = "BODY[";
             break;

@@ -485,7 +485,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (auto* t = section(root, "store", status)) {
         auto& s = config.store;
         MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "max_batch", "dsn",
-                                            "password_file", "pool_size"}));
+                                            "password_file", "pool_size", "max_thread_references",
+                                            "thread_subject_window", "max_query_results", "max_filter_nodes"}));
         MAGPIE_TRY(read(*t, "store", "backend", s.backend));
         MAGPIE_TRY(read(*t, "store", "threads", s.threads));
         MAGPIE_TRY(read(*t, "store", "lookup_threads", s.lookup_threads));
@@ -494,6 +495,10 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "store", "dsn", s.dsn));
         MAGPIE_TRY(read(*t, "store", "password_file", s.password_file));
         MAGPIE_TRY(read(*t, "store", "pool_size", s.pool_size));
+        MAGPIE_TRY(read(*t, "store", "max_thread_references", s.max_thread_references));
+        MAGPIE_TRY(read(*t, "store", "thread_subject_window", s.thread_subject_window));
+        MAGPIE_TRY(read(*t, "store", "max_query_results", s.max_query_results));
+        MAGPIE_TRY(read(*t, "store", "max_filter_nodes", s.max_filter_nodes));
         if (s.backend != "sqlite" && s.backend != "postgres") {
             return make_error(Errc::invalid_argument, "[store] backend: \"sqlite\" or \"postgres\"");
         }
@@ -503,6 +508,15 @@ Result<Config> load_config(const std::filesystem::path& file) {
         if (s.threads == 0 || s.lookup_threads == 0 || s.max_batch == 0 || s.pool_size == 0) {
             return make_error(Errc::invalid_argument,
                               "[store] threads, lookup_threads, max_batch and pool_size must be positive");
+        }
+        // Each reference is an indexed lookup inside the delivery's transaction, and each query result id a
+        // row held in memory: bounded above so a configuration cannot make one message or query unbounded.
+        if (s.max_thread_references == 0 || s.max_thread_references > 1000 || s.max_query_results == 0 ||
+            s.max_query_results > 1000000 || s.max_filter_nodes == 0 || s.max_filter_nodes > 10000 ||
+            s.thread_subject_window > 3660u * 86400) {
+            return make_error(Errc::invalid_argument,
+                              "[store] max_thread_references 1..1000, max_query_results 1..1000000, "
+                              "max_filter_nodes 1..10000, thread_subject_window at most 3660 days");
         }
     }
     MAGPIE_TRY(status);

@@ -123,6 +123,11 @@ struct StoreConfig {
     std::string dsn;
     std::filesystem::path password_file;
     std::size_t pool_size = 8;                 // PostgreSQL connections for reads and IMAP/admin writes
+    // Emails (issue 11): how far thread computation at delivery looks, and how much one JMAP query may ask.
+    std::size_t max_thread_references = 64;           // In-Reply-To/References ids looked up per message
+    std::uint32_t thread_subject_window = 30 * 86400;  // seconds a same-subject Email may be older and join
+    std::size_t max_query_results = 10000;            // ids per Email/query answer or per get/set call
+    std::size_t max_filter_nodes = 256;               // conditions and operators in one Email/query filter
 };
 
 // The outgoing queue ([queue]): retries, reports, connections and routes (issue 13).

@@ -11,6 +11,10 @@ Result<store::PostgresOptions> postgres_options(const Config& config) {
     options.dsn = config.store.dsn;
     options.pool_size = config.store.pool_size;
     options.max_batch = config.store.max_batch;
+    options.max_thread_references = config.store.max_thread_references;
+    options.thread_subject_window_seconds = config.store.thread_subject_window;
+    options.max_query_results = config.store.max_query_results;
+    options.max_filter_nodes = config.store.max_filter_nodes;
     if (!config.store.password_file.empty()) {
         std::ifstream file(config.store.password_file);
         if (!file) {
@@ -39,13 +43,21 @@ Result<std::unique_ptr<store::Store>> open_store(const Config& config, bool read
     if (read_only && !std::filesystem::exists(config.data_dir / "magpie.db")) {
         return make_error(Errc::not_found, fmt::format("no store in {}", config.data_dir.string()));
     }
+    return store::open_sqlite_store(sqlite_options(config, read_only));
+}
+
+store::SqliteOptions sqlite_options(const Config& config, bool read_only) {
     store::SqliteOptions options;
     options.data_dir = config.data_dir;
     options.read_only = read_only;
     options.inline_blob_max = config.store.inline_blob_max;
     options.max_batch = config.store.max_batch;
     options.max_transcript_bytes = config.queue.max_transcript;
-    return store::open_sqlite_store(options);
+    options.max_thread_references = config.store.max_thread_references;
+    options.thread_subject_window_seconds = config.store.thread_subject_window;
+    options.max_query_results = config.store.max_query_results;
+    options.max_filter_nodes = config.store.max_filter_nodes;
+    return options;
 }
 
 Result<store::CheckReport> check_configured_store(const Config& config) {

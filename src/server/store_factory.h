@@ -17,8 +17,13 @@ namespace magpie::server {
 Result<std::unique_ptr<store::Store>> open_store(const Config& config, bool read_only = false);
 
 // The PostgreSQL options of a configuration whose backend is "postgres": the DSN, the password read from
-// password_file (first line; libpq's PGPASSWORD when there is none) and the pool and batch sizes.
+// password_file (first line; libpq's PGPASSWORD when there is none), the pool and batch sizes and the Email
+// limits.
 Result<store::PostgresOptions> postgres_options(const Config& config);
+
+// The embedded store's options from the configuration: [store] sizes and the Email limits, [queue]
+// max_transcript.
+store::SqliteOptions sqlite_options(const Config& config, bool read_only = false);
 
 // `magpie check` on whichever backend the configuration names.
 Result<store::CheckReport> check_configured_store(const Config& config);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,7 +86,115 @@ private:
     std::uint64_t size_ = 0;
 };
 
+// A spool file: appended to as the octets arrive, then hashed, fsynced and renamed into place by persist().
+class SpoolFile final : public BlobSpool {
+public:
+    SpoolFile(const BlobFiles& files, std::filesystem::path path, int fd)
+        : files_(files), path_(std::move(path)), fd_(fd) {}
+    ~SpoolFile() override {
+        unmap();
+        if (!path_.empty()) ::unlink(path_.c_str());
+    }
+
+    Result<void> append(std::string_view octets) override {
+        if (path_.empty()) return make_error(Errc::invalid_argument, "the spool was persisted already");
+        if (int error = write_all(fd_.get(), octets); error != 0) return errno_error("write", path_, error);
+        size_ += octets.size();
+        return {};
+    }
+
+    std::uint64_t size() const override { return size_; }
+
+    Result<std::string_view> map() override {
+        unmap();
+        if (size_ == 0) return std::string_view();
+        void* address = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_.get(), 0);
+        if (address == MAP_FAILED) return errno_error("mmap", path_, errno);
+        mapping_ = static_cast<const char*>(address);
+        return std::string_view(mapping_, size_);
+    }
+
+    void unmap() override {
+        if (mapping_ != nullptr) ::munmap(const_cast<char*>(mapping_), size_);
+        mapping_ = nullptr;
+    }
+
+    Result<Persisted> persist() override {
+        if (path_.empty()) return make_error(Errc::invalid_argument, "the spool was persisted already");
+        unmap();
+        auto id = digest();
+        if (!id) return id.error();
+        if (::fsync(fd_.get()) != 0) return errno_error("fsync", path_, errno);
+        Persisted persisted;
+        persisted.blob_id = std::move(*id);
+        const std::filesystem::path final_path = files_.path_of(persisted.blob_id);
+        auto lock = lock_blobs(files_.root(), LOCK_SH);  // the collector's sweep waits meanwhile
+        if (!lock) return lock.error();
+        struct stat existing {};
+        if (::stat(final_path.c_str(), &existing) == 0 && static_cast<std::uint64_t>(existing.st_size) == size_) {
+            // Stored already (immutable, content-addressed): keep that file, fresh for the collector, and
+            // make sure its directory entry is durable before a row relies on it (as BlobFiles::write does).
+            if (::utimensat(AT_FDCWD, final_path.c_str(), nullptr, 0) != 0) return errno_error("touch", final_path, errno);
+            MAGPIE_TRY(fsync_directory(final_path.parent_path()));
+            return persisted;
+        }
+        if (::rename(path_.c_str(), final_path.c_str()) != 0) return errno_error("rename", path_, errno);
+        const std::filesystem::path spool_dir = path_.parent_path();
+        path_.clear();
+        MAGPIE_TRY(fsync_directory(final_path.parent_path()));
+        if (spool_dir != final_path.parent_path()) MAGPIE_TRY(fsync_directory(spool_dir));
+        persisted.written = true;
+        return persisted;
+    }
+
+private:
+    // SHA-256 of the file, read back in slices from the page cache: memory stays bounded.
+    Result<std::string> digest() {
+        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+        if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+            return make_error(Errc::internal, "SHA-256 unavailable in OpenSSL");
+        }
+        std::vector<char> buffer(256 * 1024);
+        std::uint64_t offset = 0;
+        while (offset < size_) {
+            ssize_t n = ::pread(fd_.get(), buffer.data(), buffer.size(), static_cast<off_t>(offset));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return errno_error("read", path_, errno);
+            }
+            if (n == 0) return make_error(Errc::corrupt, fmt::format("{} shrank below {} bytes", path_.string(), size_));
+            EVP_DigestUpdate(context.get(), buffer.data(), static_cast<std::size_t>(n));
+            offset += static_cast<std::uint64_t>(n);
+        }
+        unsigned char out[EVP_MAX_MD_SIZE];
+        unsigned int length = 0;
+        if (EVP_DigestFinal_ex(context.get(), out, &length) != 1) return make_error(Errc::internal, "SHA-256 failed");
+        return to_hex(std::string_view(reinterpret_cast<const char*>(out), length));
+    }
+
+    const BlobFiles& files_;
+    std::filesystem::path path_;  // empty once renamed into place
+    UniqueFd fd_;
+    std::uint64_t size_ = 0;
+    const char* mapping_ = nullptr;
+};
+
 }  // namespace
+
+Result<std::unique_ptr<BlobSpool>> BlobStorage::spool() const {
+    return make_error(Errc::unavailable, "this blob storage has no spool");
+}
+
+Result<std::unique_ptr<BlobSpool>> BlobFiles::spool() const {
+    static std::atomic<std::uint64_t> counter{0};
+    // In a fan-out directory, named like an interrupted write's leftovers: a spool a crash abandoned is
+    // collected as garbage, and the rename into place stays within one file system.
+    std::filesystem::path path =
+        root_ / "00" / fmt::format("{}spool-{}-{}", kTemporaryPrefix, ::getpid(), counter.fetch_add(1));
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) return errno_error("create", path, errno);
+    return std::unique_ptr<BlobSpool>(std::make_unique<SpoolFile>(*this, std::move(path), fd));
+}
 
 Result<std::string> MemoryBlobReader::read(std::uint64_t offset, std::size_t length) {
     if (offset >= content_.size()) return std::string();

@@ -43,6 +43,30 @@ private:
     std::string content_;
 };
 
+// A large message arriving in pieces (an IMAP APPEND literal), written to a temporary file beside the blobs
+// as it comes, so it is never held whole in memory. A delivery carries it (Delivery::spooled) and the store
+// makes it a blob with persist() before the transaction that references it commits. Dropped unpersisted,
+// its file is removed (and one a crash left behind is garbage for `magpie gc`). One user at a time.
+class BlobSpool {
+public:
+    virtual ~BlobSpool() = default;
+    // Appends octets (a page-cache write, no fsync). io_error, e.g. a full disk: the spool is then unusable.
+    virtual Result<void> append(std::string_view octets) = 0;
+    virtual std::uint64_t size() const = 0;
+    // The octets appended so far, mapped read-only until unmap() (or the spool's end): parse-once reads them
+    // from the page cache, not from the heap.
+    virtual Result<std::string_view> map() = 0;
+    virtual void unmap() = 0;
+    // Fsyncs the file, names it by its SHA-256 (read back in slices) and renames it into place with its
+    // directory fsynced, or drops it when that blob is stored already. Returns the blob id and whether a
+    // file was written. Durable when it returns; the spool is empty after.
+    struct Persisted {
+        std::string blob_id;
+        bool written = false;
+    };
+    virtual Result<Persisted> persist() = 0;
+};
+
 // Where a backend keeps the bytes of large blobs: files today (BlobFiles), its database or an object store
 // tomorrow. Blobs are immutable and content-addressed; a write is durable when it returns.
 class BlobStorage {
@@ -75,6 +99,9 @@ public:
     };
     virtual Result<Swept> sweep(std::int64_t cutoff,
                                 const std::function<Result<bool>(std::string_view blob_id)>& wanted) const = 0;
+
+    // A spool for a large blob arriving in pieces; Errc::unavailable where the storage has none.
+    virtual Result<std::unique_ptr<BlobSpool>> spool() const;
 };
 
 // The large-blob files under one data directory. Writers take a shared lock on <data_dir>/blobs.lock and the
@@ -97,6 +124,8 @@ public:
     Result<Digest> digest(std::string_view blob_id) const override;
     Result<Swept> sweep(std::int64_t cutoff,
                         const std::function<Result<bool>(std::string_view blob_id)>& wanted) const override;
+    // A temporary file under blobs/00/, named as an interrupted write's leftovers are (garbage after a crash).
+    Result<std::unique_ptr<BlobSpool>> spool() const override;
 
     // True for the name of a temporary file left by a crash between write and rename (garbage).
     static bool is_temporary(std::string_view file_name);

@@ -12,6 +12,8 @@ Error unsupported(const char* operation) {
 
 }  // namespace
 
+Result<std::unique_ptr<BlobSpool>> Store::open_spool() { return unsupported("open_spool"); }
+
 Result<std::unique_ptr<BlobReader>> Store::open_blob(std::string_view blob_id) {
     auto content = read_blob(blob_id);
     if (!content) return content.error();

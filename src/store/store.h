@@ -194,6 +194,9 @@ struct AttemptOutcome {
 
 struct Delivery {
     std::string content;  // the full RFC 5322 bytes to store, trace headers included
+    // Or, for a large message received in pieces: the spool holding them (Store::open_spool of the same
+    // store), with `content` empty. The store persists it as the blob before the transaction commits.
+    std::shared_ptr<BlobSpool> spooled;
     std::int64_t internal_date = 0;  // Unix seconds (RFC 9051 2.3.3); 0 means "when committed"
     std::vector<DeliveryTarget> targets;  // may be empty when `outgoing` has recipients
     MessageSummary summary;
@@ -470,6 +473,10 @@ public:
     // (blob.h). The default reads it whole through read_blob(): correct for any backend, bounded only by
     // the message size; backends with ranged reads override it.
     virtual Result<std::unique_ptr<BlobReader>> open_blob(std::string_view blob_id);
+    // A spool for a large message arriving in pieces (IMAP APPEND), given to deliver() as Delivery::spooled
+    // so the message is never held whole in memory. The default answers Errc::unavailable (the caller then
+    // keeps the message in memory, as before); the embedded backend spools to a file under blobs/.
+    virtual Result<std::unique_ptr<BlobSpool>> open_spool();
 
     // ---- IMAP and JMAP operations (RFC 9051, RFC 7162 CONDSTORE/QRESYNC, RFC 4315 UIDPLUS, RFC 6851 MOVE).
     // APPEND is deliver() with one target. Every write below joins the deliveries' group commit (it waits
@@ -502,7 +509,9 @@ public:
     // Copies (sharing the blobs) into another mailbox of the same account, in UID order.
     virtual Result<CopyResult> copy_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                              std::int64_t to_mailbox_id);
-    // COPY and EXPUNGE of the source messages in one transaction (RFC 6851 3.3).
+    // COPY and EXPUNGE of the source messages in one transaction (RFC 6851 3.3). Into the source mailbox
+    // itself, each message takes a new UID and stays the same Email (email_id kept); a backend that cannot
+    // do that answers invalid_argument for it (PostgreSQL, for now) and the caller copies and expunges.
     virtual Result<CopyResult> move_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                              std::int64_t to_mailbox_id);
     // What changed after `modseq` (CONDSTORE FETCH CHANGEDSINCE, QRESYNC, JMAP changes).

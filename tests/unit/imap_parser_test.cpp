@@ -999,3 +999,76 @@ TEST(ImapParser, EnforcesSearchNestingAndKeyLimits) {
 
 }  // namespace
 }  // namespace magpie::imap
+
+namespace magpie::imap {
+namespace {
+
+// Records what the parser hands over instead of holding it.
+class RecordingSink final : public LiteralSink {
+public:
+    explicit RecordingSink(std::string& into) : into_(into) {}
+    void write(std::string_view octets) override { into_.append(octets); }
+
+private:
+    std::string& into_;
+};
+
+// Issue 11: an APPEND literal at or above the spool size goes to the sink as it arrives (however the bytes
+// are split); smaller ones and other commands' literals stay in memory; a NUL is still refused.
+TEST(ParserSpool, LargeAppendLiteralsGoToTheSinkNotToMemory) {
+    for (std::size_t chunk : {1ul, 7ul, 4096ul, 1ul << 30}) {
+        std::string spooled;
+        std::size_t opened = 0;
+        Parser parser;
+        parser.spool_appends(16, [&](std::uint64_t size, bool binary) -> std::unique_ptr<LiteralSink> {
+            ++opened;
+            EXPECT_EQ(size, 21u);
+            EXPECT_FALSE(binary);
+            return std::make_unique<RecordingSink>(spooled);
+        });
+        auto events = run(parser,
+                          "a APPEND INBOX {21}\r\nSubject: x\r\n\r\nbody!\r\n\r\n"
+                          "b APPEND INBOX {5}\r\nsmall\r\nc LOGIN {20}\r\n01234567890123456789 pw\r\n",
+                          chunk);
+        std::vector<Command> commands;
+        for (auto& event : events) {
+            if (auto* c = std::get_if<Command>(&event)) commands.push_back(std::move(*c));
+            if (auto* e = std::get_if<ParseError>(&event)) ADD_FAILURE() << e->message;
+        }
+        ASSERT_EQ(commands.size(), 3u) << chunk;
+        const auto& large = std::get<Append>(commands[0].body);
+        EXPECT_TRUE(large.message.empty());
+        ASSERT_NE(large.spooled, nullptr);
+        EXPECT_EQ(spooled, "Subject: x\r\n\r\nbody!\r\n");
+        const auto& small = std::get<Append>(commands[1].body);
+        EXPECT_EQ(small.message, "small");
+        EXPECT_EQ(small.spooled, nullptr);
+        EXPECT_EQ(std::get<Login>(commands[2].body).user, "01234567890123456789");
+        EXPECT_EQ(opened, 1u);
+    }
+    std::string spooled;
+    Parser parser;
+    parser.spool_appends(4, [&](std::uint64_t, bool) -> std::unique_ptr<LiteralSink> {
+        return std::make_unique<RecordingSink>(spooled);
+    });
+    auto events = run(parser, "a APPEND INBOX {6}\r\nab\0cd!\r\n"s);
+    ASSERT_EQ(events.size(), 2u);  // "+", then the error
+    EXPECT_NE(std::get_if<ParseError>(&events[1]), nullptr);
+}
+
+TEST(ParserObjectId, ReadsObjectIdItemsAndKeys) {
+    auto fetch = body<Fetch>("a FETCH 1 (EMAILID THREADID)\r\n");
+    ASSERT_EQ(fetch.items.size(), 2u);
+    EXPECT_EQ(fetch.items[0].kind, FetchItem::Kind::email_id);
+    EXPECT_EQ(fetch.items[1].kind, FetchItem::Kind::thread_id);
+    auto status = body<Status>("a STATUS INBOX (MAILBOXID)\r\n");
+    EXPECT_EQ(status.items, std::vector<StatusItem>{StatusItem::mailbox_id});
+    auto search = body<Search>("a SEARCH EMAILID e12\r\n");
+    EXPECT_EQ(search.criteria.kind, SearchKey::Kind::email_id);
+    EXPECT_EQ(search.criteria.text, "e12");
+    EXPECT_EQ(body<Search>("a SEARCH THREADID T_x-1\r\n").criteria.kind, SearchKey::Kind::thread_id);
+    EXPECT_EQ(error("a SEARCH EMAILID (x)\r\n").status, ParseError::Status::bad);
+}
+
+}  // namespace
+}  // namespace magpie::imap

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <random>
@@ -11,6 +12,7 @@
 #include "imap/session/session.h"
 #include "mail/base64.h"
 #include "mail/summary.h"
+#include "store/blob.h"
 #include "store/store.h"
 
 namespace magpie::imap {
@@ -18,6 +20,11 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// RFC 8474 4.1: CREATE's tagged OK carries the new mailbox's MAILBOXID.
+::testing::Matcher<std::string> Created(const std::string& tag) {
+    return ::testing::MatchesRegex(tag + " OK \\[MAILBOXID \\(m[0-9]+\\)\\] CREATE completed\r\n");
+}
 
 constexpr std::int64_t kNow = 1'800'000'000;
 
@@ -221,10 +228,11 @@ TEST_F(ImapSessionTest, LoginSelectFetchLogout) {
             "* OK [UNSEEN 1] First unseen\r\n"
             "* OK [UIDVALIDITY {}] UIDs valid\r\n"
             "* OK [UIDNEXT 3] Predicted next UID\r\n"
+            "* OK [MAILBOXID (m{})] Ok\r\n"
             "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n"
             "* OK [HIGHESTMODSEQ {}] Highest\r\n"
             "s OK [READ-WRITE] SELECT completed\r\n",
-            inbox.uidvalidity, inbox.highest_modseq));
+            inbox.uidvalidity, inbox.id, inbox.highest_modseq));
     EXPECT_EQ(send(*session, "f FETCH 1:2 (UID FLAGS RFC822.SIZE)\r\n"),
               fmt::format("* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE {})\r\n"
                           "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) RFC822.SIZE {})\r\n"
@@ -494,6 +502,45 @@ TEST_F(ImapSessionTest, SearchKeys) {
 
 // Issue 12 item 9: SEARCH is case-insensitive in every script (RFC 9051 6.4.4, RFC 5051 i;unicode-casemap)
 // over decoded text: RFC 2047 words, raw UTF-8 headers and charset-converted bodies.
+// Issue 11: SEARCH BODY/TEXT/HEADER over a message larger than a search slice reads it in slices from the
+// blob (transfer-decoded and charset-converted on the fly), and finds what the whole-message search finds:
+// words in base64 and quoted-printable text parts, in a latin-1 part, and across a slice boundary; never
+// in a non-text part.
+TEST_F(ImapSessionTest, SearchOverALargeMessageReadsItInSlicesAndFindsTheSame) {
+    auto filler = [](std::size_t octets) {
+        std::string text;
+        for (int i = 0; text.size() < octets; ++i) text += fmt::format("filler line number {} of the text\r\n", i);
+        return text;
+    };
+    std::string straddle = filler(300 * 1024);
+    straddle.resize(262144 - 5);  // slices start at the part's body: "straddling" crosses the first boundary
+    straddle += "straddling word\r\n";
+    const std::string message =
+        "From: big@example.test\r\nSubject: large\r\nX-Big-Header: findme\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+        filler(300 * 1024) + "Vi ses p=E5 m=F6tet\r\n" +
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+        mail::base64_encode(filler(300 * 1024) + "the needle is zanzibar\r\n") + "\r\n" +
+        "--b\r\nContent-Type: text/plain\r\n\r\n" + straddle +
+        "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+        mail::base64_encode("not text: secretword") + "\r\n--b--\r\n";
+    ASSERT_GT(message.size(), 900u * 1024);
+    deliver(demo_, "INBOX", kFirst);
+    deliver(demo_, "INBOX", message);
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "a SEARCH BODY zanzibar\r\n"), "* SEARCH 2\r\na OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "b SEARCH BODY \"M\xC3\x96TET\"\r\n"), "* SEARCH 2\r\nb OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "c SEARCH BODY straddling\r\n"), "* SEARCH 2\r\nc OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "d SEARCH BODY secretword\r\n"), "* SEARCH\r\nd OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "e SEARCH TEXT findme\r\n"), "* SEARCH 2\r\ne OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "f SEARCH TEXT zanzibar\r\n"), "* SEARCH 2\r\nf OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "g SEARCH HEADER X-Big-Header find\r\n"), "* SEARCH 2\r\ng OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "h SEARCH BODY \"First body\"\r\n"), "* SEARCH 1\r\nh OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "i SEARCH BODY nowhere-to-be-found\r\n"), "* SEARCH\r\ni OK SEARCH completed\r\n");
+}
+
 TEST_F(ImapSessionTest, SearchFoldsCaseInEveryScriptOverDecodedText) {
     deliver(demo_, "INBOX",
             "From: someone@example.test\r\nSubject: =?UTF-8?Q?=C3=85ke_m=C3=B6te?=\r\n\r\nplain\r\n");
@@ -522,7 +569,7 @@ TEST_F(ImapSessionTest, SearchFoldsCaseInEveryScriptOverDecodedText) {
 
 TEST_F(ImapSessionTest, ListPatternsAndMailboxManagement) {
     auto session = logged_in();
-    EXPECT_EQ(send(*session, "a CREATE Work/Projects/Magpie\r\n"), "a OK CREATE completed\r\n");
+    EXPECT_THAT(send(*session, "a CREATE Work/Projects/Magpie\r\n"), Created("a"));
     EXPECT_EQ(send(*session, "b CREATE Work\r\n"), "b NO [ALREADYEXISTS] Mailbox already exists\r\n");
     EXPECT_EQ(send(*session, "c LIST \"\" %\r\n"),
               "* LIST (\\HasNoChildren \\Archive) \"/\" Archive\r\n"
@@ -649,7 +696,7 @@ TEST_F(ImapSessionTest, Rev2SelectListsTheMailboxAndHidesRecent) {
 
 TEST_F(ImapSessionTest, MailboxNamesAreModifiedUtf7UnlessUtf8IsEnabled) {
     auto rev1 = logged_in();
-    EXPECT_EQ(send(*rev1, "a CREATE &AMQ-rger\r\n"), "a OK CREATE completed\r\n");
+    EXPECT_THAT(send(*rev1, "a CREATE &AMQ-rger\r\n"), Created("a"));
     EXPECT_EQ(send(*rev1, "b LIST \"\" &AMQ-*\r\n"),
               "* LIST (\\HasNoChildren) \"/\" &AMQ-rger\r\nb OK LIST completed\r\n");
     auto rev2 = logged_in();
@@ -663,7 +710,7 @@ TEST_F(ImapSessionTest, MailboxNamesAreModifiedUtf7UnlessUtf8IsEnabled) {
 TEST_F(ImapSessionTest, UndecodableMailboxNamesGetNoAndListNothing) {
     auto rev2 = logged_in();
     send(*rev2, "e ENABLE IMAP4rev2\r\n");
-    EXPECT_EQ(send(*rev2, "c CREATE foo&bar\r\n"), "c OK CREATE completed\r\n");  // UTF-8 "foo&bar"
+    EXPECT_THAT(send(*rev2, "c CREATE foo&bar\r\n"), Created("c"));  // UTF-8 "foo&bar"
     auto session = logged_in();
     send(*session, "s SELECT INBOX\r\n");
     EXPECT_EQ(send(*session, "a SELECT foo&bar\r\n"),
@@ -783,6 +830,95 @@ TEST_F(ImapSessionTest, MoveIntoTheSelectedMailboxIsCopyThenExpunge) {
     EXPECT_FALSE(store_->find_message(inbox.id, 1).ok());
 }
 
+// Issue 11: a MOVE into the selected mailbox renumbers the message and keeps its Email (RFC 8474 EMAILID,
+// JMAP id), in one transaction; the mailbox's counters stay right.
+TEST_F(ImapSessionTest, MoveIntoTheSelectedMailboxKeepsTheEmailId) {
+    const auto before = deliver(demo_, "INBOX", kFirst, {"\\Flagged"});
+    deliver(demo_, "INBOX", kSecond);
+    const auto inbox = mailbox(demo_, "INBOX");
+    const auto email = store_->find_message(inbox.id, before)->email_id;
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "f UID FETCH 1 (EMAILID THREADID)\r\n"),
+              fmt::format("* 1 FETCH (UID 1 EMAILID (e{0}) THREADID (t{1}))\r\nf OK UID FETCH completed\r\n", email,
+                          store_->find_message(inbox.id, before)->thread_id));
+    EXPECT_EQ(
+        send(*session, "m UID MOVE 1 INBOX\r\n"),
+        fmt::format("* OK [COPYUID {} 1 3] Moved\r\n* 1 EXPUNGE\r\n* 2 EXISTS\r\nm OK MOVE completed\r\n",
+                    inbox.uidvalidity));
+    EXPECT_EQ(send(*session, "g UID FETCH 3 (EMAILID FLAGS)\r\n"),
+              fmt::format("* 2 FETCH (UID 3 EMAILID (e{}) FLAGS (\\Flagged))\r\ng OK UID FETCH completed\r\n", email));
+    EXPECT_EQ(store_->find_message(inbox.id, 3)->email_id, email);
+    auto status = store_->mailbox_status(inbox.id);
+    ASSERT_TRUE(status.ok());
+    EXPECT_EQ(status->messages, 2u);
+    EXPECT_EQ(status->unseen, 2u);
+    EXPECT_EQ(status->size, std::strlen(kFirst) + std::strlen(kSecond));
+    auto found = store_->find_emails(demo_, {email});
+    ASSERT_TRUE(found.ok());
+    ASSERT_EQ(found->size(), 1u);
+    ASSERT_EQ(found->front().mailboxes.size(), 1u);
+    EXPECT_EQ(found->front().mailboxes.front().uid, 3u);
+}
+
+// RFC 8474: OBJECTID is advertised; EMAILID/THREADID search keys find by the store's ids; STATUS and SELECT
+// name the mailbox; an id of another kind or shape matches nothing.
+TEST_F(ImapSessionTest, ObjectIdsNameTheStoresObjects) {
+    deliver(demo_, "INBOX", kFirst);
+    deliver(demo_, "INBOX", kSecond);
+    const auto inbox = mailbox(demo_, "INBOX");
+    const auto second = *store_->find_message(inbox.id, 2);
+    auto session = logged_in();
+    EXPECT_THAT(send(*session, "c CAPABILITY\r\n"), HasSubstr(" OBJECTID"));
+    EXPECT_EQ(send(*session, "t STATUS INBOX (MESSAGES MAILBOXID)\r\n"),
+              fmt::format("* STATUS INBOX (MESSAGES 2 MAILBOXID (m{}))\r\nt OK STATUS completed\r\n", inbox.id));
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, fmt::format("a UID SEARCH EMAILID e{}\r\n", second.email_id)),
+              "* SEARCH 2\r\na OK UID SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, fmt::format("b SEARCH THREADID t{}\r\n", second.thread_id)),
+              "* SEARCH 2\r\nb OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, fmt::format("d SEARCH EMAILID t{}\r\n", second.email_id)),
+              "* SEARCH\r\nd OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "e SEARCH OR EMAILID e0 EMAILID x-y_z\r\n"), "* SEARCH\r\ne OK SEARCH completed\r\n");
+}
+
+// Issue 11: an APPEND literal above spool_append_octets goes to a store spool as it arrives, bare LFs made
+// CRLF across the pieces it came in, and becomes the blob; nothing is left in the spool directory.
+TEST_F(ImapSessionTest, ALargeAppendIsSpooledAndStoredAsSent) {
+    auto session = logged_in();
+    std::string body;
+    for (int i = 0; body.size() < 400 * 1024; ++i) body += fmt::format("line {} of a large message\n", i);
+    const std::string message = "Subject: big\nMessage-ID: <big@example.test>\n\n" + body;
+    EXPECT_EQ(send(*session, fmt::format("a APPEND INBOX {{{}}}\r\n", message.size())), "+ Ready for literal data\r\n");
+    // In odd pieces, so a CR/LF decision spans two of them.
+    std::string out;
+    for (std::size_t at = 0; at < message.size(); at += 4093) out += send(*session, message.substr(at, 4093));
+    out += send(*session, "\r\n");
+    const auto inbox = mailbox(demo_, "INBOX");
+    EXPECT_EQ(out, fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n", inbox.uidvalidity));
+    std::string expected;
+    for (char c : message) {
+        if (c == '\n') expected += '\r';
+        expected += c;
+    }
+    auto stored = store_->find_message(inbox.id, 1);
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(stored->size, expected.size());
+    EXPECT_EQ(stored->summary.subject, "big");
+    EXPECT_EQ(*store_->read_blob(stored->blob_id), expected);
+    EXPECT_EQ(stored->blob_id, store::blob_id_of(expected));
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ / "blobs"))
+        EXPECT_THAT(entry.path().filename().string(), Not(HasSubstr("spool"))) << entry.path();
+    // A spooled literal with a NUL octet is refused as a small one is (RFC 9051 9: CHAR8), and its spool goes.
+    std::string with_nul = message;
+    with_nul[100] = '\0';
+    send(*session, fmt::format("b APPEND INBOX {{{}}}\r\n", with_nul.size()));
+    EXPECT_THAT(send(*session, with_nul + "\r\n"), HasSubstr("b BAD"));
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ / "blobs"))
+        EXPECT_THAT(entry.path().filename().string(), Not(HasSubstr("spool"))) << entry.path();
+}
+
 // Issue 12 item 4: \Recent is kept in the store: the first SELECT claims it, EXAMINE only looks, and a
 // mailbox deleted and created again under the same name starts afresh.
 TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
@@ -790,7 +926,7 @@ TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
     auto append = [&](std::string_view mailbox) {
         return send(*session, fmt::format("a APPEND {} {{12+}}\r\nSubject: x\r\n\r\n", mailbox));
     };
-    EXPECT_EQ(send(*session, "c CREATE rec\r\n"), "c OK CREATE completed\r\n");
+    EXPECT_THAT(send(*session, "c CREATE rec\r\n"), Created("c"));
     for (int i = 0; i < 3; ++i) EXPECT_THAT(append("rec"), HasSubstr("a OK [APPENDUID"));
     EXPECT_EQ(send(*session, "t STATUS rec (RECENT MESSAGES)\r\n"),
               "* STATUS rec (RECENT 3 MESSAGES 3)\r\nt OK STATUS completed\r\n");
@@ -804,7 +940,7 @@ TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
     EXPECT_THAT(send(*other, "s SELECT rec\r\n"), HasSubstr("* 3 EXISTS\r\n* 0 RECENT\r\n"));
     send(*other, "u UNSELECT\r\n");
     EXPECT_EQ(send(*session, "d DELETE rec\r\n"), "d OK DELETE completed\r\n");
-    EXPECT_EQ(send(*session, "c CREATE rec\r\n"), "c OK CREATE completed\r\n");
+    EXPECT_THAT(send(*session, "c CREATE rec\r\n"), Created("c"));
     for (int i = 0; i < 2; ++i) EXPECT_THAT(append("rec"), HasSubstr("a OK [APPENDUID"));
     EXPECT_EQ(send(*session, "t STATUS rec (RECENT)\r\n"),
               "* STATUS rec (RECENT 2)\r\nt OK STATUS completed\r\n");
@@ -818,7 +954,7 @@ TEST_F(ImapSessionTest, RecentIsKeptInTheStoreAndSurvivesRecreation) {
 // Issue 12 item 5: subscriptions are the client's names (RFC 3501 6.3.6, 6.3.9; RFC 5258 3.1).
 TEST_F(ImapSessionTest, SubscriptionsAreNamesTheClientKeeps) {
     auto session = logged_in();
-    EXPECT_EQ(send(*session, "c CREATE gone\r\n"), "c OK CREATE completed\r\n");
+    EXPECT_THAT(send(*session, "c CREATE gone\r\n"), Created("c"));
     EXPECT_EQ(send(*session, "l LSUB \"\" gone\r\n"),
               "l OK LSUB completed\r\n");  // CREATE does not subscribe
     EXPECT_EQ(send(*session, "s SUBSCRIBE gone\r\n"), "s OK SUBSCRIBE completed\r\n");
@@ -828,7 +964,7 @@ TEST_F(ImapSessionTest, SubscriptionsAreNamesTheClientKeeps) {
               "* LIST (\\NonExistent \\Subscribed) \"/\" gone\r\nm OK LIST completed\r\n");
     EXPECT_EQ(send(*session, "n LIST \"\" g*\r\n"), "n OK LIST completed\r\n");
     // An unsubscribed parent of a subscribed child: "%" shows it \Noselect, "*" does not.
-    EXPECT_EQ(send(*session, "c CREATE par/child\r\n"), "c OK CREATE completed\r\n");
+    EXPECT_THAT(send(*session, "c CREATE par/child\r\n"), Created("c"));
     EXPECT_EQ(send(*session, "s SUBSCRIBE par/child\r\n"), "s OK SUBSCRIBE completed\r\n");
     EXPECT_EQ(send(*session, "l LSUB \"\" p%\r\n"),
               "* LSUB (\\Noselect) \"/\" par\r\nl OK LSUB completed\r\n");

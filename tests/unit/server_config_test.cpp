@@ -3,8 +3,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "server/config.h"
+#include "server/store_factory.h"
 
 namespace magpie::server {
 namespace {
@@ -156,6 +158,81 @@ TEST_F(ConfigFile, PostgresBackendNeedsADsnAndReadsItsPasswordFileAndPool) {
     EXPECT_EQ(config->store.dsn, "host=127.0.0.1 dbname=magpie");
     EXPECT_EQ(config->store.password_file, "/etc/magpie/pgpass");
     EXPECT_EQ(config->store.pool_size, 16u);
+}
+
+// Issue 11: the Email limits are named keys with the documented defaults, bounded, and reach the store.
+TEST_F(ConfigFile, EmailLimitsHaveDefaultsAndBounds) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->store.max_thread_references, 64u);
+    EXPECT_EQ(config->store.thread_subject_window, 30u * 86400);
+    EXPECT_EQ(config->store.max_query_results, 10000u);
+    EXPECT_EQ(config->store.max_filter_nodes, 256u);
+    config = load("[store]\nmax_thread_references = 8\nthread_subject_window = 0\nmax_query_results = 50\n"
+                  "max_filter_nodes = 16\n");
+    ASSERT_TRUE(config) << config.error().message;
+    auto options = sqlite_options(*config);
+    EXPECT_EQ(options.max_thread_references, 8u);
+    EXPECT_EQ(options.thread_subject_window_seconds, 0);
+    EXPECT_EQ(options.max_query_results, 50u);
+    EXPECT_EQ(options.max_filter_nodes, 16u);
+    EXPECT_FALSE(load("[store]\nmax_thread_references = 0\n"));
+    EXPECT_FALSE(load("[store]\nmax_thread_references = 100000\n"));
+    EXPECT_FALSE(load("[store]\nmax_query_results = 0\n"));
+    EXPECT_FALSE(load("[store]\nmax_filter_nodes = 0\n"));
+    EXPECT_FALSE(load("[store]\nthread_subject_window = 999999999\n"));
+    EXPECT_FALSE(load("[store]\nthread_subject_window = -1\n"));
+}
+
+store::Delivered::Placed deliver_to(store::Store& store, std::int64_t mailbox_id, const std::string& subject,
+                                    const std::string& message_id, const std::string& references) {
+    store::Delivery delivery;
+    delivery.content = "Message-ID: " + message_id + "\r\nSubject: " + subject + "\r\n\r\nbody\r\n";
+    delivery.internal_date = 1'700'000'000;
+    delivery.targets = {{mailbox_id, {}}};
+    delivery.summary.subject = subject;
+    delivery.summary.message_id = message_id;
+    delivery.summary.references = references;
+    std::promise<Result<store::Delivered>> promise;
+    auto future = promise.get_future();
+    store.deliver(std::move(delivery), [&](Result<store::Delivered> result) { promise.set_value(std::move(result)); });
+    auto delivered = future.get();
+    EXPECT_TRUE(delivered) << delivered.error().message;
+    return delivered ? delivered->placed.front() : store::Delivered::Placed{};
+}
+
+// The store magpied and magpie open (store_factory) obeys the configured Email limits.
+TEST_F(ConfigFile, TheOpenedStoreObeysTheConfiguredEmailLimits) {
+    auto config = load("[server]\ndata_dir = \"" + (dir_ / "data").string() +
+                       "\"\n[store]\nmax_thread_references = 1\nthread_subject_window = 0\n"
+                       "max_query_results = 2\nmax_filter_nodes = 2\n");
+    ASSERT_TRUE(config) << config.error().message;
+    std::filesystem::create_directories(config->data_dir);
+    auto opened = open_store(*config);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store::Store& store = **opened;
+    ASSERT_TRUE(store.add_domain("example.test"));
+    auto account = store.add_account("bob@example.test", "$argon2id$fake", store::ScramCredentials{});
+    ASSERT_TRUE(account) << account.error().message;
+    auto inbox = store.find_mailbox(account->id, "INBOX");
+    ASSERT_TRUE(inbox);
+
+    auto root = deliver_to(store, inbox->id, "plans", "<root@x>", "");
+    // Only the nearest reference is looked up (max_thread_references = 1): it is unknown, so no thread.
+    auto far = deliver_to(store, inbox->id, "Re: plans", "<far@x>", "<root@x> <unknown@x>");
+    EXPECT_NE(far.thread_id, root.thread_id);
+    auto near = deliver_to(store, inbox->id, "other", "<near@x>", "<unknown@x> <root@x>");
+    EXPECT_EQ(near.thread_id, root.thread_id);
+
+    store::EmailQuery query;
+    auto all = store.query_emails(account->id, query);
+    ASSERT_TRUE(all) << all.error().message;
+    EXPECT_EQ(all->total, 3u);
+    EXPECT_EQ(all->ids.size(), 2u);  // max_query_results
+    EXPECT_FALSE(store.find_emails(account->id, {root.email_id, far.email_id, near.email_id}));
+    query.filter.op = store::EmailFilter::Operator::all_of;
+    query.filter.operands.resize(2);  // three nodes with the operator
+    EXPECT_EQ(store.query_emails(account->id, query).error().code, Errc::limit_exceeded);
 }
 
 TEST_F(ConfigFile, ReportsSyntaxErrorsWithALine) {

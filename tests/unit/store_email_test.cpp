@@ -144,6 +144,37 @@ TEST_F(EmailTest, MoveKeepsTheEmailIdAndReplacesTheMembership) {
     expect_clean();
 }
 
+// RFC 6851 3.3 MOVE into the mailbox itself: new UIDs, the same Emails, one transaction; the change log
+// tells other sessions of an expunge and an append, and the kept counters stay those of the messages.
+TEST_F(EmailTest, MoveIntoTheSameMailboxRenumbersAndKeepsTheEmail) {
+    auto first = deliver_mail(inbox_, "hello", "<1@remote.test>", "", "", kT0, {"\\Seen"});
+    auto second = deliver_mail(inbox_, "other", "<2@remote.test>");
+    const std::uint64_t modseq_before = store_->mailbox_status(inbox_)->highest_modseq;
+    const std::uint64_t commits_before = store_->stats().commits;
+    auto moved = store_->move_messages(inbox_, {first.uid, second.uid}, inbox_);
+    ASSERT_TRUE(moved) << moved.error().message;
+    EXPECT_EQ(store_->stats().commits, commits_before + 1);
+    ASSERT_EQ(moved->uids.size(), 2u);
+    EXPECT_EQ(moved->uids[0], (std::pair<std::uint32_t, std::uint32_t>{first.uid, 3}));
+    EXPECT_EQ(moved->uids[1], (std::pair<std::uint32_t, std::uint32_t>{second.uid, 4}));
+    Email e = email(first.email_id);
+    ASSERT_EQ(e.mailboxes.size(), 1u);
+    EXPECT_EQ(e.mailboxes[0].uid, 3u);
+    EXPECT_EQ(e.flags, (std::vector<std::string>{"\\Seen"}));
+    EXPECT_EQ(store_->find_message(inbox_, 4)->email_id, second.email_id);
+    EXPECT_FALSE(store_->find_message(inbox_, first.uid));
+    auto status = store_->mailbox_status(inbox_);
+    EXPECT_EQ(status->messages, 2u);
+    EXPECT_EQ(status->unseen, 1u);
+    EXPECT_EQ(status->uidnext, 5u);
+    auto changes = store_->changes_since(inbox_, modseq_before);
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(changes->expunged, (std::vector<std::uint32_t>{first.uid, second.uid}));
+    ASSERT_EQ(changes->changed.size(), 2u);
+    EXPECT_EQ(changes->changed[0].uid, 3u);
+    expect_clean();
+}
+
 TEST_F(EmailTest, ExpungeRemovesTheMembershipAndTheLastOneTheEmail) {
     auto placed = deliver_mail(inbox_, "hello", "<1@remote.test>");
     ASSERT_TRUE(store_->copy_messages(inbox_, {placed.uid}, trash_));
@@ -289,6 +320,18 @@ TEST_F(EmailTest, WithoutKnownReferencesTheBaseSubjectJoinsWithinTheWindow) {
     // Beyond the window (30 days by default) the same subject starts a new thread.
     auto much_later = deliver_mail(inbox_, "Re: Lunch on Friday", "<c@remote.test>", "", "", kT0 + 90 * kDay);
     EXPECT_NE(much_later.thread_id, first.thread_id);
+}
+
+TEST_F(EmailTest, ASubjectWindowOfZeroNeverJoinsBySubject) {
+    SqliteOptions options;
+    options.thread_subject_window_seconds = 0;
+    open(options);
+    auto first = deliver_mail(inbox_, "Lunch on Friday", "<a@remote.test>", "", "", kT0);
+    auto same_second = deliver_mail(inbox_, "Re: Lunch on Friday", "<b@remote.test>", "", "", kT0);
+    EXPECT_NE(same_second.thread_id, first.thread_id);
+    // References still join.
+    auto reply = deliver_mail(inbox_, "other", "<c@remote.test>", "<a@remote.test>", "", kT0);
+    EXPECT_EQ(reply.thread_id, first.thread_id);
 }
 
 TEST_F(EmailTest, ThreadsNeverCrossAccounts) {

@@ -592,7 +592,7 @@ TEST_F(StoreTest, ReadOnlyStoreReadsButRefusesWrites) {
     EXPECT_EQ((*reader)->list_messages(mailbox(bob.id, "INBOX").id)->size(), 1u);
     EXPECT_EQ((*reader)->add_domain("other.test").error().code, Errc::permission_denied);
     std::promise<Result<Delivered>> promise;
-    (*reader)->deliver(Delivery{"x", 0, {{1, {}}}, {}, std::nullopt, std::nullopt, std::nullopt}, [&](Result<Delivered> r) { promise.set_value(std::move(r)); });
+    (*reader)->deliver(Delivery{"x", nullptr, 0, {{1, {}}}, {}, std::nullopt, std::nullopt, std::nullopt}, [&](Result<Delivered> r) { promise.set_value(std::move(r)); });
     EXPECT_EQ(promise.get_future().get().error().code, Errc::permission_denied);
 }
 
@@ -1265,6 +1265,92 @@ TEST(CheckStore, ReportsNotFoundForAMissingStore) {
     auto report = check_store(dir.path() / "nothing-here");
     ASSERT_FALSE(report);
     EXPECT_EQ(report.error().code, Errc::not_found);
+}
+
+}  // namespace
+}  // namespace magpie::store
+
+namespace magpie::store {
+namespace {
+
+bool spool_files_left(const std::filesystem::path& data_dir) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(data_dir / "blobs"))
+        if (entry.path().filename().string().find("spool") != std::string::npos) return true;
+    return false;
+}
+
+// Issue 11: a message received in pieces is spooled to a file and that file becomes its blob (hashed from
+// the file, fsynced, renamed), never the whole message in memory; a spool dropped unused leaves nothing.
+TEST_F(StoreTest, ASpooledMessageBecomesItsBlob) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    const Mailbox inbox = mailbox(bob.id, "INBOX");
+    std::string content = "Subject: spooled\r\n\r\n";
+    while (content.size() < 300 * 1024) content += "0123456789abcdef0123456789abcdef0123456789abcdef0123456789\r\n";
+
+    auto spool = store_->open_spool();
+    ASSERT_TRUE(spool) << spool.error().message;
+    for (std::size_t at = 0; at < content.size(); at += 10000) ASSERT_TRUE((*spool)->append(content.substr(at, 10000)));
+    EXPECT_EQ((*spool)->size(), content.size());
+    auto mapped = (*spool)->map();
+    ASSERT_TRUE(mapped) << mapped.error().message;
+    EXPECT_EQ(*mapped, content);
+    (*spool)->unmap();
+
+    Delivery delivery;
+    delivery.spooled = std::move(*spool);
+    delivery.internal_date = 1'700'000'000;
+    delivery.targets = {{inbox.id, {}}};
+    delivery.summary.subject = "spooled";
+    std::promise<Result<Delivered>> promise;
+    auto future = promise.get_future();
+    store_->deliver(std::move(delivery), [&](Result<Delivered> result) { promise.set_value(std::move(result)); });
+    auto delivered = future.get();
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    EXPECT_EQ(delivered->blob_id, blob_id_of(content));
+    EXPECT_EQ(*store_->read_blob(delivered->blob_id), content);
+    EXPECT_EQ(store_->stats().blob_files, 1u);
+    EXPECT_FALSE(spool_files_left(dir_.path()));
+
+    // The same bytes again: the stored blob is kept, the second spool file removed.
+    auto again = store_->open_spool();
+    ASSERT_TRUE(again);
+    ASSERT_TRUE((*again)->append(content));
+    Delivery twice;
+    twice.spooled = std::move(*again);
+    twice.targets = {{inbox.id, {}}};
+    std::promise<Result<Delivered>> second;
+    auto second_future = second.get_future();
+    store_->deliver(std::move(twice), [&](Result<Delivered> result) { second.set_value(std::move(result)); });
+    auto redelivered = second_future.get();
+    ASSERT_TRUE(redelivered) << redelivered.error().message;
+    EXPECT_EQ(redelivered->blob_id, delivered->blob_id);
+    EXPECT_FALSE(spool_files_left(dir_.path()));
+
+    {
+        auto dropped = store_->open_spool();
+        ASSERT_TRUE(dropped);
+        ASSERT_TRUE((*dropped)->append("abandoned"));
+        EXPECT_TRUE(spool_files_left(dir_.path()));
+    }
+    EXPECT_FALSE(spool_files_left(dir_.path()));
+    auto report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(StoreTest, ADeliveryWithContentAndASpoolIsRefused) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    auto spool = store_->open_spool();
+    ASSERT_TRUE(spool);
+    Delivery delivery;
+    delivery.content = "Subject: x\r\n\r\n";
+    delivery.spooled = std::move(*spool);
+    delivery.targets = {{mailbox(bob.id, "INBOX").id, {}}};
+    std::optional<Result<Delivered>> outcome;
+    store_->deliver(std::move(delivery), [&](Result<Delivered> result) { outcome = std::move(result); });
+    ASSERT_TRUE(outcome.has_value());
+    EXPECT_EQ(outcome->error().code, Errc::invalid_argument);
 }
 
 }  // namespace

@@ -11,10 +11,12 @@
 
 #include "base/strings.h"
 #include "imap/session/session.h"
+#include "imap/session/spool_sink.h"
 #include "imap/session/support.h"
 #include "mail/builder.h"
 #include "mail/downgrade.h"
 #include "store/flags.h"
+#include "store/object_id.h"
 #include "store/summary.h"
 
 namespace magpie::imap {
@@ -47,6 +49,8 @@ std::string_view status_item_name(StatusItem item) {
             return "APPENDLIMIT";
         case StatusItem::deleted_storage:
             return "DELETED-STORAGE";
+        case StatusItem::mailbox_id:
+            return "MAILBOXID";
     }
     return {};
 }
@@ -96,7 +100,9 @@ void Session::on_create(const std::string& tag, const Create& command) {
         reply_store_error(tag, created.error());
         return;
     }
-    reply(tag, StatusKind::ok, "", "CREATE completed");
+    // RFC 8474 4.1: the new mailbox's id in the tagged OK.
+    reply(tag, StatusKind::ok, fmt::format("MAILBOXID ({})", store::mailbox_object_id(created->id)),
+          "CREATE completed");
 }
 
 void Session::on_delete(const std::string& tag, const Delete& command) {
@@ -330,6 +336,9 @@ bool Session::write_status(const store::Mailbox& mailbox, const std::vector<Stat
             case StatusItem::deleted_storage:
                 w.number((status->deleted_size + 1023) / 1024);
                 break;
+            case StatusItem::mailbox_id:  // RFC 8474 4.2
+                w.open_list().atom(store::mailbox_object_id(mailbox.id)).close_list();
+                break;
         }
     }
     w.close_list().end();
@@ -369,27 +378,62 @@ void Session::on_append(const std::string& tag, Append& command) {
         return;
     }
     store::Delivery delivery;
-    // The literal moves into the delivery (no copy of a large message); what is held whole from here is
-    // the message the store hashes, writes and parses once.
-    delivery.content = std::move(command.message);
-    // A literal8's binary parts become base64 before they are stored (RFC 3516 4.4; as Dovecot does), so
-    // that no later {n} literal of this message carries a NUL and BODYSTRUCTURE describes the stored bytes.
-    if (command.binary) {
-        auto reencoded = mail::reencode_binary_parts(delivery.content);
-        if (reencoded) delivery.content = std::move(*reencoded);
+    // A large literal was spooled as it arrived (spool_sink.h, bare LFs already CRLF): the store makes the
+    // spool file the blob, and parse-once reads it mapped, so the message is never held whole in memory.
+    if (command.spooled) {
+        auto* sink = dynamic_cast<SpoolSink*>(command.spooled.get());
+        Result<std::unique_ptr<store::BlobSpool>> spool = make_error(Errc::internal, "not this session's spool");
+        if (sink != nullptr) spool = sink->finish();
+        command.spooled.reset();
+        if (!spool) {
+            reply_store_error(tag, spool.error());
+            return;
+        }
+        if (command.binary) {
+            // A literal8 is re-encoded below from the whole message (rare, and bounded by APPENDLIMIT).
+            auto mapped = (*spool)->map();
+            if (!mapped) {
+                reply_store_error(tag, mapped.error());
+                return;
+            }
+            command.message.assign(*mapped);
+        } else {
+            delivery.spooled = std::move(*spool);
+        }
     }
-    // Messages are CRLF text (RFC 5322 2.1; RFC 9051 counts RFC822.SIZE in CRLF octets): a bare LF becomes
-    // CRLF when stored, as Dovecot serves such an APPEND (the oracle of tests/e2e/test_dovecot_diff.py), so
-    // sizes, sections and BODYSTRUCTURE line counts agree for every client. A lone CR stays, as Dovecot
-    // keeps it (and it would be data in a part labelled binary).
-    if (mail::has_bare_lf(delivery.content)) delivery.content = mail::bare_lf_to_crlf(delivery.content);
-    if (!quota_allows(delivery.content.size())) {
+    if (!delivery.spooled) {
+        // The literal moves into the delivery (no copy of a large message).
+        delivery.content = std::move(command.message);
+        // A literal8's binary parts become base64 before they are stored (RFC 3516 4.4; as Dovecot does), so
+        // that no later {n} literal of this message carries a NUL and BODYSTRUCTURE describes the stored bytes.
+        if (command.binary) {
+            auto reencoded = mail::reencode_binary_parts(delivery.content);
+            if (reencoded) delivery.content = std::move(*reencoded);
+        }
+        // Messages are CRLF text (RFC 5322 2.1; RFC 9051 counts RFC822.SIZE in CRLF octets): a bare LF becomes
+        // CRLF when stored, as Dovecot serves such an APPEND (the oracle of tests/e2e/test_dovecot_diff.py), so
+        // sizes, sections and BODYSTRUCTURE line counts agree for every client. A lone CR stays, as Dovecot
+        // keeps it (and it would be data in a part labelled binary).
+        if (mail::has_bare_lf(delivery.content)) delivery.content = mail::bare_lf_to_crlf(delivery.content);
+    }
+    const std::uint64_t size = delivery.spooled ? delivery.spooled->size() : delivery.content.size();
+    if (!quota_allows(size)) {
         reply(tag, StatusKind::no, "OVERQUOTA", "The mailbox quota would be exceeded");
         return;
     }
     delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
     delivery.targets.push_back(store::DeliveryTarget{mailbox->id, std::move(flags)});
-    delivery.summary = store::summarize(delivery.content);
+    if (delivery.spooled) {
+        auto mapped = delivery.spooled->map();
+        if (!mapped) {
+            reply_store_error(tag, mapped.error());
+            return;
+        }
+        delivery.summary = store::summarize(*mapped);
+        delivery.spooled->unmap();  // the store's blob writer takes the spool from here
+    } else {
+        delivery.summary = store::summarize(delivery.content);
+    }
     // Durable before acknowledged: the OK waits for the group commit (run() is on a store thread).
     std::promise<Result<store::Delivered>> committed;
     auto done = committed.get_future();

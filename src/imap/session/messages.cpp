@@ -12,6 +12,7 @@
 #include "mail/imap_view.h"
 #include "mail/mime.h"
 #include "mail/structure.h"
+#include "store/object_id.h"
 
 namespace magpie::imap {
 namespace {
@@ -24,7 +25,7 @@ constexpr std::size_t kRowBatch = 256;
 
 bool needs_message_row(const FetchItem& item) {
     using K = FetchItem::Kind;
-    return item.kind != K::uid && item.kind != K::flags && item.kind != K::mod_seq;
+    return item.kind != K::uid && item.kind != K::flags && item.kind != K::mod_seq;  // EMAILID, THREADID: rows
 }
 
 // RFC 9051 6.4.5: BODY[...] (not PEEK), BINARY[...] and RFC822 / RFC822.TEXT set \Seen.
@@ -277,6 +278,12 @@ void Session::continue_fetch() {
                     break;
                 case K::mod_seq:
                     w.atom("MODSEQ").open_list().number(known.modseq).close_list();
+                    break;
+                case K::email_id:  // RFC 8474 5.1
+                    w.atom("EMAILID").open_list().atom(store::email_object_id(row->email_id)).close_list();
+                    break;
+                case K::thread_id:  // RFC 8474 5.2: every Email has a thread here, so never NIL
+                    w.atom("THREADID").open_list().atom(store::thread_object_id(row->thread_id)).close_list();
                     break;
                 case K::internal_date:
                     w.atom("INTERNALDATE").atom(fmt::format("\"{}\"", internal_date(row->internal_date)));
@@ -551,11 +558,13 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
     reply(tag, StatusKind::ok, "", "MOVE completed");
 }
 
-// RFC 6851 3.3 allows MOVE into the selected mailbox; it is COPY + STORE \Deleted + UID EXPUNGE of the
-// originals, as Dovecot answers it: COPYUID, the EXPUNGEs, then EXISTS for the copies. The store's
-// move_messages refuses one mailbox as both ends, so this takes three transactions; a crash between
-// them leaves the copies beside the originals, never a loss.
+// RFC 6851 3.3 allows MOVE into the selected mailbox, answered as Dovecot does: COPYUID, the EXPUNGEs, then
+// EXISTS for the new UIDs. The store renumbers the messages in one transaction, keeping their Email ids
+// (RFC 8474 EMAILID). A backend that cannot takes COPY + STORE \Deleted + UID EXPUNGE of the originals
+// instead (new Email ids; a crash between them leaves the copies beside the originals, never a loss).
 Result<store::CopyResult> Session::move_within(const std::vector<std::uint32_t>& uids) {
+    auto moved = services_.store.move_messages(view_->mailbox.id, uids, view_->mailbox.id);
+    if (moved || moved.error().code != Errc::invalid_argument) return moved;
     auto copied = services_.store.copy_messages(view_->mailbox.id, uids, view_->mailbox.id);
     if (!copied) return copied.error();
     std::vector<std::uint32_t> originals;

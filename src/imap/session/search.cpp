@@ -1,7 +1,7 @@
 // SEARCH and UID SEARCH over the selected view with every RFC 9051 6.4.4 key, MODSEQ (RFC 7162 3.1.5),
 // ESEARCH results (RFC 4731, RFC 9051 6.4.4.1) and SEARCHRES "$" (RFC 5182). Flags, sizes, dates and the
 // summary fields come from the view and the stored rows; HEADER, BCC, BODY and TEXT read the blob once per
-// message and decode it through the mail library.
+// message and decode it through the mail library, a large message in slices (never whole: see TextScanner).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,9 +12,12 @@
 #include "base/unicode.h"
 #include "imap/session/session.h"
 #include "imap/session/support.h"
+#include "mail/charset.h"
 #include "mail/date.h"
 #include "mail/decode.h"
 #include "mail/mime.h"
+#include "mail/structure.h"
+#include "store/object_id.h"
 
 namespace magpie::imap {
 namespace {
@@ -55,6 +58,8 @@ Needs needs_of(const SearchKey& key) {
         case Kind::sent_since:
         case Kind::larger:
         case Kind::smaller:
+        case Kind::email_id:
+        case Kind::thread_id:
             return Needs::row;
         case Kind::not_:
         case Kind::or_:
@@ -92,6 +97,11 @@ struct Facts {
     const store::Message* row = nullptr;
     std::optional<std::string> blob;
     std::optional<mail::Message> parsed;
+    // A large message (is_large): its blob open for slice reads, its stored structure, its header block.
+    std::unique_ptr<store::BlobReader> reader;
+    std::optional<mail::Structure> structure;
+    std::optional<std::string> header_bytes;
+    std::optional<mail::Message> header;  // borrows header_bytes
 };
 
 const mail::Message* parsed_message(Facts& facts, SearchContext& ctx) {
@@ -121,6 +131,126 @@ bool body_contains(const mail::Message& message, std::string_view value) {
     for (const auto& part : message.parts()) {
         if (part.kind != mail::PartKind::leaf || !iequals(part.type, "text")) continue;
         if (contains_text(mail::decode_text(message, part), value)) return true;
+    }
+    return false;
+}
+
+// ---- Large messages (issue 11): HEADER, BCC, BODY and TEXT without reading the blob whole. The stored
+// structure gives the byte ranges; the header block and each text part's MIME header are read alone
+// (bounded), each text part's body in slices, transfer-decoded on the fly (mail::TransferDecoder),
+// converted to UTF-8 a run of whole lines at a time and matched with an overlap carried between runs.
+
+// A message above this size is searched in slices of it.
+constexpr std::size_t kSearchSlice = 256 * 1024;
+// Header blocks are read whole up to this size; beyond, only their beginning is searched.
+constexpr std::size_t kMaxSearchedHeader = 1024 * 1024;
+
+// Matches a needle in text that arrives in pieces, holding at most a few slices.
+class TextScanner {
+public:
+    TextScanner(std::string_view needle, std::string charset) : needle_(needle), charset_(std::move(charset)) {}
+
+    // Feeds transfer-decoded octets; true once the needle was found.
+    bool feed(std::string_view decoded, bool last) {
+        pending_.append(decoded);
+        std::size_t cut = pending_.size();
+        if (!last) {
+            // Whole lines: a line feed is never inside a character of an ASCII-compatible charset.
+            std::size_t newline = pending_.rfind('\n');
+            cut = newline == std::string::npos ? 0 : newline + 1;
+            if (cut == 0 && pending_.size() > 4 * kSearchSlice) cut = pending_.size();  // no line end in sight
+        }
+        if (cut == 0) return false;
+        std::string haystack = std::move(tail_);
+        haystack += to_utf8(std::string_view(pending_).substr(0, cut));
+        pending_.erase(0, cut);
+        if (contains_text(haystack, needle_)) return true;
+        // Case folding may change lengths: keep generously more than the needle, from a character start.
+        std::size_t keep = std::min(haystack.size(), needle_.size() * 4 + 16);
+        std::size_t from = haystack.size() - keep;
+        while (from < haystack.size() && (static_cast<unsigned char>(haystack[from]) & 0xC0) == 0x80) ++from;
+        tail_ = haystack.substr(from);
+        return false;
+    }
+
+private:
+    std::string to_utf8(std::string_view bytes) const {
+        const std::string lower = to_lower(charset_);
+        if (charset_.empty() || lower == "us-ascii" || lower == "ascii") return mail::guess_to_utf8(bytes);
+        return mail::to_utf8_lenient(bytes, charset_);
+    }
+
+    std::string_view needle_;
+    std::string charset_;
+    std::string pending_;  // decoded octets not converted yet (after the last line feed)
+    std::string tail_;     // the end of the text already searched
+};
+
+bool is_large(const Facts& f) {
+    return f.row && f.row->size > kSearchSlice && !f.row->summary.structure.empty();
+}
+
+// Opens a large message for slice reads (one blob read for the limit); false once ctx.failed is set.
+bool open_large(Facts& f, SearchContext& ctx) {
+    if (f.reader) return true;
+    if (ctx.failed) return false;
+    if (++ctx.blob_reads > ctx.max_blob_reads) {
+        ctx.failed = true;
+        return false;
+    }
+    auto structure = mail::Structure::parse(f.row->summary.structure);
+    auto reader = ctx.store.open_blob(f.row->blob_id);
+    if (!structure || !reader || structure->parts().empty()) {
+        ctx.failed = true;
+        return false;
+    }
+    f.structure = std::move(*structure);
+    f.reader = std::move(*reader);
+    return true;
+}
+
+// The header block of a large message, parsed on its own (HEADER, BCC, TEXT).
+const mail::Message* large_header(Facts& f, SearchContext& ctx) {
+    if (f.header) return &*f.header;
+    if (!open_large(f, ctx)) return nullptr;
+    const mail::Part& root = f.structure->parts().front();
+    auto bytes = f.reader->read(0, std::min(root.body_offset, kMaxSearchedHeader));
+    if (!bytes) {
+        ctx.failed = true;
+        return nullptr;
+    }
+    f.header_bytes = std::move(*bytes);
+    f.header = mail::Message::parse(*f.header_bytes);
+    return &*f.header;
+}
+
+// BODY over a large message: each text leaf part (as body_contains takes them), streamed.
+bool large_body_contains(Facts& f, SearchContext& ctx, std::string_view needle) {
+    if (!open_large(f, ctx)) return false;
+    std::string decoded;
+    for (const mail::Part& part : f.structure->parts()) {
+        if (part.kind != mail::PartKind::leaf || !iequals(part.type, "text")) continue;
+        // The part's own MIME header names its charset.
+        auto header = f.reader->read(part.header_offset, std::min(part.header_length(), kMaxSearchedHeader));
+        if (!header) {
+            ctx.failed = true;
+            return false;
+        }
+        const mail::Message fields = mail::Message::parse(*header);
+        TextScanner scanner(needle, fields.content_type(fields.root()).params.get("charset"));
+        mail::TransferDecoder decoder(part.encoding);
+        for (std::size_t at = part.body_offset; at < part.end;) {
+            const std::size_t length = std::min(kSearchSlice, part.end - at);
+            auto slice = f.reader->read(at, length);
+            if (!slice || slice->size() != length) {
+                ctx.failed = true;
+                return false;
+            }
+            at += length;
+            decoded.clear();
+            decoder.feed(*slice, at >= part.end, decoded);
+            if (scanner.feed(decoded, at >= part.end)) return true;
+        }
     }
     return false;
 }
@@ -187,23 +317,24 @@ bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
             return f.row && contains_text(f.row->summary.subject, key.text);
         case Kind::bcc:
         case Kind::header: {
-            const auto* message = parsed_message(f, ctx);
+            const auto* message = is_large(f) ? large_header(f, ctx) : parsed_message(f, ctx);
             if (!message) return false;
             return header_contains(
                 *message, key.kind == Kind::bcc ? std::string_view("Bcc") : std::string_view(key.text),
                 key.kind == Kind::bcc ? key.text : key.value);
         }
         case Kind::body: {
+            if (is_large(f)) return large_body_contains(f, ctx, key.text);
             const auto* message = parsed_message(f, ctx);
             return message && body_contains(*message, key.text);
         }
         case Kind::text: {
-            const auto* message = parsed_message(f, ctx);
+            const auto* message = is_large(f) ? large_header(f, ctx) : parsed_message(f, ctx);
             if (!message) return false;
             for (const auto& field : message->header().fields())
                 if (contains_text(field.name, key.text) || contains_text(field.decoded(), key.text))
                     return true;
-            return body_contains(*message, key.text);
+            return is_large(f) ? large_body_contains(f, ctx, key.text) : body_contains(*message, key.text);
         }
         case Kind::before:
         case Kind::on:
@@ -230,6 +361,10 @@ bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
             return key.set.is_saved() ? saved_has(f.uid) : key.set.contains(f.seq, ctx.count);
         case Kind::mod_seq:
             return f.modseq >= key.number;
+        case Kind::email_id:
+            return f.row && store::parse_object_id(key.text, 'e') == f.row->email_id;
+        case Kind::thread_id:
+            return f.row && store::parse_object_id(key.text, 't') == f.row->thread_id;
         case Kind::not_:
             return !matches(key.children.at(0), f, ctx);
         case Kind::or_:

@@ -10,7 +10,9 @@
 
 #include "auth/authenticator.h"
 #include "base/strings.h"
+#include "imap/session/spool_sink.h"
 #include "imap/session/support.h"
+#include "store/object_id.h"
 
 namespace magpie::imap {
 namespace {
@@ -70,6 +72,15 @@ const std::vector<std::string> kSystemFlags = {"\\Answered", "\\Flagged", "\\Del
 
 Session::Session(SessionConfig config, SessionServices& services, std::string peer_ip)
     : config_(std::move(config)), services_(services), peer_ip_(std::move(peer_ip)), parser_(config_.limits) {
+    // Large APPEND literals of a logged-in user go to a store spool as they arrive (never whole in memory);
+    // before login, or with a store that has no spool, they are held as before (bounded by the limits).
+    parser_.spool_appends(config_.spool_append_octets,
+                          [this](std::uint64_t, bool binary) -> std::unique_ptr<LiteralSink> {
+                              if (!account_) return nullptr;
+                              auto spool = services_.store.open_spool();
+                              if (!spool) return nullptr;
+                              return std::make_unique<SpoolSink>(std::move(*spool), binary);
+                          });
     output_ = status_response("*", StatusKind::ok, "CAPABILITY " + capabilities(),
                               fmt::format("{} Magpie IMAP4rev2 server ready", config_.hostname));
 }
@@ -224,7 +235,7 @@ std::string Session::capabilities() const {
     caps += limits.max_non_sync_literal_octets >= limits.max_literal_octets ? " LITERAL+" : " LITERAL-";
     caps +=
         " ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
-        " ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE";
+        " ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE OBJECTID";
     caps += fmt::format(" APPENDLIMIT={}", limits.max_literal_octets);
     return caps;
 }
@@ -622,6 +633,9 @@ void Session::on_select(const std::string& tag, const Select& command,
                                "UIDs valid");
     output_ +=
         status_response("*", StatusKind::ok, fmt::format("UIDNEXT {}", uid_next), "Predicted next UID");
+    // RFC 8474 4.3: the mailbox's id, the same across RENAME.
+    output_ += status_response("*", StatusKind::ok,
+                               fmt::format("MAILBOXID ({})", store::mailbox_object_id(view_->mailbox.id)), "Ok");
     write_permanent_flags();
     // RFC 7162 3.1.2.1: every mailbox here has mod-sequences (the store starts a new one at 1 and moved
     // older ones to at least 1), so it is always HIGHESTMODSEQ, never NOMODSEQ (which tells clients to

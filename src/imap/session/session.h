@@ -45,6 +45,9 @@ struct SessionConfig {
     // Messages one SEARCH may read blobs of (HEADER, BODY, TEXT, BCC keys); past it the SEARCH fails NO
     // [LIMIT].
     std::size_t max_search_blob_reads = 100000;
+    // APPEND literals of at least this many octets are written to a store spool (a file in the data
+    // directory) as they arrive instead of being held in memory; the store makes the file the blob.
+    std::size_t spool_append_octets = 256 * 1024;
 };
 
 // The throttle shared by every session: auth::LoginThrottle already holds its own mutex.
@@ -64,6 +67,8 @@ public:
     enum class Action { none, start_tls, close };
 
     Session(SessionConfig config, SessionServices& services, std::string peer_ip);
+    Session(const Session&) = delete;  // the parser's spool factory points at this session
+    Session& operator=(const Session&) = delete;
 
     // Cheap, no store access: runs on the network thread.
     void feed(std::string_view bytes);  // continuation requests ("+ ...") go straight to output

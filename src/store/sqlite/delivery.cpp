@@ -28,6 +28,14 @@
 #include "store/sqlite/sqlite_store.h"
 
 namespace magpie::store::sqlite {
+namespace {
+
+std::uint64_t content_size(const Delivery& delivery) {
+    return delivery.spooled ? delivery.spooled->size() : delivery.content.size();
+}
+
+}  // namespace
+
 Result<SqliteStore::Pending> SqliteStore::admit(Delivery delivery) const {
     if (!writer_) return make_error(Errc::permission_denied, "the store is open read-only");
     const bool remote = delivery.outgoing && !delivery.outgoing->recipients.empty();
@@ -44,24 +52,27 @@ Result<SqliteStore::Pending> SqliteStore::admit(Delivery delivery) const {
         }
         if (!outgoing.carried_over.empty() && outgoing.carried_over.size() != outgoing.recipients.size())
             return make_error(Errc::invalid_argument, "carried-over state does not match the recipients");
-        if (outgoing.send_offset > delivery.content.size())
+        if (outgoing.send_offset > content_size(delivery))
             return make_error(Errc::invalid_argument, "send offset beyond the content");
     }
     if (delivery.targets.size() > options_.max_targets) {
         return make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets));
     }
-    if (delivery.content.size() > options_.max_message_bytes) {
-        return make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}", delivery.content.size(),
+    if (content_size(delivery) > options_.max_message_bytes) {
+        return make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}", content_size(delivery),
                                                             options_.max_message_bytes));
     }
+    if (delivery.spooled && !delivery.content.empty())
+        return make_error(Errc::invalid_argument, "a delivery has content or a spool, not both");
     Pending pending;
     for (const DeliveryTarget& target : delivery.targets) {
         auto flags = parse_flags(target.flags, options_.flag_limits);
         if (!flags) return flags.error();
         pending.flags.push_back(std::move(*flags));
     }
-    pending.size = delivery.content.size();
-    pending.in_file = pending.size > options_.inline_blob_max;
+    pending.size = content_size(delivery);
+    // A spooled message is a file already: it stays one whatever its size (it never enters memory).
+    pending.in_file = pending.size > options_.inline_blob_max || delivery.spooled != nullptr;
     // Small content is hashed here, on the caller's thread, so that hashing spreads over the callers instead
     // of lengthening the committer's critical path; large content is left to a blob writer.
     if (!pending.in_file) pending.blob_id = blob_id_of(delivery.content);
@@ -114,8 +125,21 @@ void SqliteStore::blob_writer_loop() {
             pending = std::move(large_queue_.front());
             large_queue_.pop_front();
         }
-        pending.blob_id = blob_id_of(pending.delivery.content);
-        auto written = blobs_->write(pending.blob_id, pending.delivery.content);
+        Result<bool> written = false;
+        if (pending.delivery.spooled) {
+            // Hashed from the file, fsynced and renamed into place: the same promise as a write.
+            auto persisted = pending.delivery.spooled->persist();
+            if (persisted) {
+                pending.blob_id = std::move(persisted->blob_id);
+                written = persisted->written;
+            } else {
+                written = persisted.error();
+            }
+            pending.delivery.spooled.reset();
+        } else {
+            pending.blob_id = blob_id_of(pending.delivery.content);
+            written = blobs_->write(pending.blob_id, pending.delivery.content);
+        }
         if (!written) {
             spdlog::error("store: blob {} not written: {}", pending.blob_id, written.error().message);
             ++failed_deliveries_;

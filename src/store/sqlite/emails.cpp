@@ -67,7 +67,8 @@ Result<std::int64_t> find_thread(Connection& db, std::int64_t account_id, const 
         if (!row) return row.error();
         if (*row) return parent->column_int64(0);
     }
-    if (keys.base_subject.empty()) return std::int64_t{0};
+    // A window of 0 turns the subject fallback off ([store] thread_subject_window = 0).
+    if (keys.base_subject.empty() || limits.subject_window_seconds <= 0) return std::int64_t{0};
     auto same_subject = db.prepare(kThreadBySubject);
     if (!same_subject) return same_subject.error();
     auto row = same_subject->bind(1, account_id)

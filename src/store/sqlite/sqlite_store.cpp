@@ -681,6 +681,11 @@ Result<std::unique_ptr<BlobReader>> SqliteStore::open_blob(std::string_view blob
     return reader;
 }
 
+Result<std::unique_ptr<BlobSpool>> SqliteStore::open_spool() {
+    if (!writer_) return make_error(Errc::permission_denied, "the store is open read-only");
+    return blobs_->spool();
+}
+
 }  // namespace magpie::store::sqlite
 
 namespace magpie::store {

@@ -92,6 +92,7 @@ public:
     Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) override;
     Result<std::string> read_blob(std::string_view blob_id) override;
     Result<std::unique_ptr<BlobReader>> open_blob(std::string_view blob_id) override;
+    Result<std::unique_ptr<BlobSpool>> open_spool() override;
 
     Result<Mailbox> create_mailbox(std::int64_t account_id, std::string_view name) override;
     Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to) override;
