@@ -467,6 +467,27 @@ TEST_F(EmailTest, DestroyExpungesEveryMembership) {
     expect_clean();
 }
 
+TEST_F(EmailTest, TheNewestEmailsIdIsNeverHandedOutAgainAfterItIsGone) {
+    // SQLite would give the largest rowid + 1, so destroying (or expunging) the newest Email freed its id:
+    // a JMAP client that cached it would then see a different message under the same id (RFC 8620 1.2).
+    auto first = deliver_mail(inbox_, "one", "<1@remote.test>");
+    auto newest = deliver_mail(inbox_, "two", "<2@remote.test>");
+    ASSERT_TRUE(store_->destroy_emails(bob_.id, {newest.email_id}));
+    auto next = deliver_mail(inbox_, "three", "<3@remote.test>");
+    EXPECT_GT(next.email_id, newest.email_id);
+    EXPECT_GT(next.thread_id, newest.thread_id);
+    ASSERT_TRUE(store_->store_flags(inbox_, {next.uid}, FlagUpdate{FlagOperation::add, {"\\Deleted"}, {}}));
+    ASSERT_EQ(store_->expunge(inbox_)->size(), 1u);
+    open();  // the last id handed out is kept across a restart
+    auto after_restart = deliver_mail(inbox_, "four", "<4@remote.test>");
+    EXPECT_GT(after_restart.email_id, next.email_id);
+    ASSERT_TRUE(store_->copy_messages(inbox_, {after_restart.uid}, inbox_));  // a clone: a new Email
+    auto clones = store_->query_emails(bob_.id, EmailQuery{});
+    ASSERT_TRUE(clones);
+    for (auto id : clones->ids) EXPECT_TRUE(id == first.email_id || id >= after_restart.email_id) << id;
+    expect_clean();
+}
+
 // ---- Email/query
 
 TEST_F(EmailTest, QueryFiltersSortsCollapsesAndPages) {

@@ -39,21 +39,15 @@ Result<std::uint32_t> bulk_append(const std::filesystem::path& data_dir, const B
     // Rows n = 0..count-1 get uid uidnext + n and modseq highest_modseq + 1 + n.
     constexpr const char* kSeries = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1) ";
     // One Email per message, each its own thread, ids first_email + i (one statement assigns them in order).
-    std::int64_t first_email = 1;
-    {
-        auto next = db.prepare("SELECT coalesce(max(id), 0) + 1 FROM emails");
-        if (!next) return next.error();
-        auto row = next->step();
-        if (!row) return row.error();
-        first_email = next->column_int64(0);
-    }
+    auto first_email = reserve_email_ids(db, static_cast<std::int64_t>(fill.count));
+    if (!first_email) return first_email.error();
     auto emails = db.prepare(std::string(kSeries) +
                              "INSERT INTO emails(id, account_id, blob_id, thread_id, internal_date, sent_at, size, "
                              "system_flags, keywords, message_id, base_subject) "
                              "SELECT ?2 + i, ?3, ?4, ?2 + i, ?5, 0, ?6, ?7, '', '', 'bulk' FROM n");
     if (!emails) return emails.error();
     MAGPIE_TRY(emails->bind(1, fill.count)
-                   .bind(2, first_email)
+                   .bind(2, *first_email)
                    .bind(3, mailbox->account_id)
                    .bind_text(4, blob_id)
                    .bind(5, kInternalDate)
@@ -73,7 +67,7 @@ Result<std::uint32_t> bulk_append(const std::filesystem::path& data_dir, const B
                    .bind(6, static_cast<std::int64_t>(content.size()))
                    .bind(7, kInternalDate)
                    .bind(8, fill.system_flags)
-                   .bind(9, first_email)
+                   .bind(9, *first_email)
                    .run());
     auto log = db.prepare(std::string(kSeries) +
                           "INSERT INTO change_log(mailbox_id, modseq, uid, kind) SELECT ?2, ?4 + 1 + i, ?3 + i, ?5 FROM n");

@@ -81,12 +81,31 @@ Result<std::int64_t> find_thread(Connection& db, std::int64_t account_id, const 
     return std::int64_t{0};
 }
 
+Result<std::int64_t> reserve_email_ids(Connection& db, std::int64_t count) {
+    auto last = db.prepare(
+        "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_email_id'), "
+        "(SELECT coalesce(max(email_id), 0) FROM email_log)), (SELECT coalesce(max(id), 0) FROM emails))");
+    if (!last) return last.error();
+    auto row = last->step();
+    if (!row) return row.error();
+    std::int64_t first = last->column_int64(0) + 1;
+    auto keep = db.prepare(
+        "INSERT INTO meta(key, value) VALUES('last_email_id', ?1) ON CONFLICT(key) DO UPDATE SET value = "
+        "excluded.value");
+    if (!keep) return keep.error();
+    MAGPIE_TRY(keep->bind(1, first + count - 1).run());
+    return first;
+}
+
 Result<InsertedEmail> insert_email(Connection& db, const EmailRow& row, const EmailKeys& keys) {
+    auto id = reserve_email_ids(db, 1);
+    if (!id) return id.error();
     auto insert = db.prepare(
         "INSERT INTO emails(account_id, blob_id, thread_id, internal_date, sent_at, size, system_flags, keywords, "
-        "message_id, base_subject) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+        "message_id, base_subject, id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     if (!insert) return insert.error();
-    MAGPIE_TRY(insert->bind(1, row.account_id)
+    MAGPIE_TRY(insert->bind(11, *id)
+                   .bind(1, row.account_id)
                    .bind_text(2, row.blob_id)
                    .bind(3, row.thread_id)
                    .bind(4, row.internal_date)
@@ -109,12 +128,14 @@ Result<InsertedEmail> insert_email(Connection& db, const EmailRow& row, const Em
 }
 
 Result<InsertedEmail> clone_email(Connection& db, std::int64_t email_id) {
+    auto id = reserve_email_ids(db, 1);
+    if (!id) return id.error();
     auto clone = db.prepare(
-        "INSERT INTO emails(account_id, blob_id, thread_id, internal_date, sent_at, size, system_flags, keywords, "
-        "message_id, base_subject) SELECT account_id, blob_id, thread_id, internal_date, sent_at, size, "
-        "system_flags, keywords, message_id, base_subject FROM emails WHERE id = ?1 RETURNING id, thread_id");
+        "INSERT INTO emails(id, account_id, blob_id, thread_id, internal_date, sent_at, size, system_flags, "
+        "keywords, message_id, base_subject) SELECT ?2, account_id, blob_id, thread_id, internal_date, sent_at, "
+        "size, system_flags, keywords, message_id, base_subject FROM emails WHERE id = ?1 RETURNING id, thread_id");
     if (!clone) return clone.error();
-    auto row = clone->bind(1, email_id).step();
+    auto row = clone->bind(1, email_id).bind(2, *id).step();
     if (!row) return row.error();
     if (!*row) return make_error(Errc::not_found, fmt::format("no email {}", email_id));
     InsertedEmail inserted{clone->column_int64(0), clone->column_int64(1)};

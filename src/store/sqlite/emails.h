@@ -164,6 +164,12 @@ struct InsertedEmail {
 };
 Result<InsertedEmail> insert_email(Connection& db, const EmailRow& row, const EmailKeys& keys);
 
+// Reserves `count` consecutive new Email ids and returns the first. Ids are never reused within a store
+// (store.h), not even the newest one's after it is destroyed, which SQLite's own choice of rowid (the
+// largest + 1) would do: the last id handed out is kept in meta ('last_email_id'). A store from before
+// that key starts past every id its emails and its Email log still name.
+Result<std::int64_t> reserve_email_ids(Connection& db, std::int64_t count);
+
 // A new Email with the same blob, thread, dates, keys and flags as `email_id` (COPY into a mailbox that
 // already holds it).
 Result<InsertedEmail> clone_email(Connection& db, std::int64_t email_id);
