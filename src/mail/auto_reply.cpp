@@ -68,4 +68,16 @@ Draft auto_reply_draft(const Message& original, const AutoReplyText& reply) {
     return draft;
 }
 
+bool vacation_active(bool enabled, std::optional<std::int64_t> from, std::optional<std::int64_t> to, std::int64_t now) {
+    return enabled && (!from || *from <= now) && (!to || now < *to);
+}
+
+bool note_replied(std::vector<std::string>& replied, std::string_view sender, std::size_t max_senders) {
+    if (std::ranges::any_of(replied, [&](const std::string& s) { return iequals(s, sender); })) return false;
+    if (max_senders == 0) return true;
+    while (replied.size() >= max_senders) replied.erase(replied.begin());
+    replied.emplace_back(sender);
+    return true;
+}
+
 }  // namespace magpie::mail

@@ -3,6 +3,8 @@
 // sender per period" record and queues what it builds.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,5 +33,15 @@ struct AutoReplyText {
 // The reply: In-Reply-To and References from the original's Message-ID (RFC 3834 3.1.6) and
 // Auto-Submitted: auto-replied (RFC 3834 5.2) so that other responders stay silent.
 Draft auto_reply_draft(const Message& original, const AutoReplyText& reply);
+
+// RFC 8621 8: an enabled VacationResponse answers messages that arrive on or after `from` and before `to`
+// (Unix seconds; none = unbounded on that side).
+bool vacation_active(bool enabled, std::optional<std::int64_t> from, std::optional<std::int64_t> to, std::int64_t now);
+
+// RFC 3834 2 ("once per sender per period"): `replied` holds the senders answered in this period, oldest
+// first. True, with `sender` appended, when it is not among them (case-insensitively); false when it was
+// answered already. At `max_senders` the oldest is forgotten first, so the record stays bounded (such a
+// sender may be answered once more).
+bool note_replied(std::vector<std::string>& replied, std::string_view sender, std::size_t max_senders);
 
 }  // namespace magpie::mail

@@ -173,6 +173,11 @@ Result<void> Server::start() {
         inbound_executor_ = std::make_unique<StoreExecutor>(c.mailauth.threads);
         smtp_->set_inbound_authentication(*inbound_, *inbound_executor_);
     }
+    {
+        smtp_->set_auto_replies([this] { return dkim_signer(); }, [this] {
+            if (delivery_) delivery_->wake();
+        });
+    }
     smtp_limiter_ = std::make_shared<net::ConnectionLimiter>(c.smtp.max_connections, c.smtp.max_connections_per_ip);
 
     auth::HashLimiterOptions hashing;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,9 @@
 #include "store/senders.h"
 #include "smtp/delivered.h"
 #include "delivery/outgoing.h"
+#include "http/email_view.h"
+#include "mail/auto_reply.h"
+#include "mail/builder.h"
 #include "store/summary.h"
 
 namespace magpie::server {
@@ -53,6 +57,156 @@ smtp::AddMissingHeaders add_missing_headers(const std::string& setting) {
 // The session's clock: steady (never jumps with the wall clock), read only here in the IO layer.
 smtp::Millis steady_now() {
     return std::chrono::duration_cast<smtp::Millis>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+// ---- Vacation replies (RFC 8621 8, RFC 3834).
+
+constexpr std::string_view kVacationType = "VacationResponse";
+// Who was answered in the current vacation period: one object per account of a type no JMAP method lists,
+// {"vacationState": <the VacationResponse's updated_state>, "senders": [...]}. A changed VacationResponse
+// has a new updated_state, which starts a new period (and an empty list).
+constexpr std::string_view kRepliedType = "x-magpie-vacation-replied";
+// The senders remembered per account and period: the oldest is forgotten beyond this (note_replied).
+constexpr std::size_t kMaxRepliedSenders = 10000;
+// Concurrent deliveries to one account race on the record (write_jmap_objects' if_in_state): retries.
+constexpr int kRecordAttempts = 4;
+
+struct VacationReply {
+    std::string from;  // the account answering, for the log
+    store::Delivery delivery;
+};
+
+std::optional<std::int64_t> vacation_date(const nlohmann::json& vacation, const char* key) {
+    auto it = vacation.find(key);
+    if (it == vacation.end() || !it->is_string()) return std::nullopt;
+    return http::parse_utc_date(it->get_ref<const std::string&>());
+}
+
+std::optional<std::string> vacation_text(const nlohmann::json& vacation, const char* key) {
+    auto it = vacation.find(key);
+    if (it == vacation.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+}
+
+// Records `sender` as answered in the period `period` of `account_id`; false when it was answered already
+// (or the record keeps changing under us: then the sender is better left unanswered than answered twice).
+Result<bool> record_replied(store::Store& store, std::int64_t account_id, std::uint64_t period,
+                            const std::string& sender) {
+    for (int attempt = 0; attempt < kRecordAttempts; ++attempt) {
+        auto list = store.list_jmap_objects(account_id, kRepliedType);
+        if (!list) return list.error();
+        const store::JmapObject* record = nullptr;
+        for (const auto& object : list->objects) {
+            if (!object.destroyed) record = &object;
+        }
+        std::vector<std::string> senders;
+        if (record) {
+            auto data = nlohmann::json::parse(record->data, nullptr, false);
+            if (data.is_object() && data.value("vacationState", std::uint64_t{0}) == period &&
+                data.contains("senders") && data["senders"].is_array()) {
+                for (const auto& s : data["senders"]) {
+                    if (s.is_string()) senders.push_back(s.get<std::string>());
+                }
+            }
+        }
+        if (!mail::note_replied(senders, to_lower(sender), kMaxRepliedSenders)) return false;
+        const std::string data = nlohmann::json{{"vacationState", period}, {"senders", senders}}.dump();
+        store::JmapObjectWrite write;
+        write.if_in_state = list->state;
+        if (record) {
+            write.update.emplace_back(record->id, data);
+        } else {
+            write.create.push_back(data);
+        }
+        auto written = store.write_jmap_objects(account_id, kRepliedType, write);
+        if (!written) return written.error();
+        if (!written->state_mismatch) return true;
+    }
+    return false;
+}
+
+// The replies `original` (from `sender`) earns from the local recipients it was stored for: one per account
+// whose VacationResponse is on now, when RFC 3834 2 allows it and the sender was not answered this period.
+// Each is completed and signed like submitted mail (delivery::prepare_outgoing_message) and goes out with a
+// null reverse path (RFC 3834 3.3), so that nothing bounces or answers it back. Errors are logged per account.
+std::vector<VacationReply> plan_vacation_replies(store::Store& store, const RecipientPolicy& policy,
+                                                 const std::string& hostname, const mail::Message& original,
+                                                 const std::string& sender,
+                                                 const std::vector<std::pair<store::RecipientResult, std::string>>& recipients,
+                                                 const mailauth::DkimSigner& signer, std::int64_t now) {
+    std::vector<VacationReply> out;
+    std::set<std::int64_t> done;
+    for (const auto& [resolved, address] : recipients) {
+        if (!done.insert(resolved.account_id).second) continue;
+        auto answer = [&]() -> Result<std::optional<VacationReply>> {
+            auto list = store.list_jmap_objects(resolved.account_id, kVacationType);
+            if (!list) return list.error();
+            const store::JmapObject* stored = nullptr;
+            for (const auto& object : list->objects) {
+                if (!object.destroyed) stored = &object;
+            }
+            if (!stored) return std::optional<VacationReply>();
+            auto vacation = nlohmann::json::parse(stored->data, nullptr, false);
+            if (!vacation.is_object()) return std::optional<VacationReply>();
+            const auto enabled = vacation.find("isEnabled");
+            if (!mail::vacation_active(enabled != vacation.end() && enabled->is_boolean() && enabled->get<bool>(),
+                                       vacation_date(vacation, "fromDate"), vacation_date(vacation, "toDate"), now)) {
+                return std::optional<VacationReply>();
+            }
+            // The account is named by its own address and every address of the envelope that reached it.
+            std::vector<std::string> names{resolved.canonical_address};
+            for (const auto& [other, name] : recipients) {
+                if (other.account_id == resolved.account_id) names.push_back(name);
+            }
+            if (!mail::may_auto_reply(original, sender, names)) return std::optional<VacationReply>();
+            auto fresh = record_replied(store, resolved.account_id, stored->updated_state, sender);
+            if (!fresh) return fresh.error();
+            if (!*fresh) return std::optional<VacationReply>();
+
+            const std::string domain = resolved.canonical_address.substr(resolved.canonical_address.rfind('@') + 1);
+            mail::Draft draft = mail::auto_reply_draft(
+                original, mail::AutoReplyText{{"", resolved.canonical_address}, sender, vacation_text(vacation, "subject"),
+                                              vacation_text(vacation, "textBody"), vacation_text(vacation, "htmlBody")});
+            auto built = mail::build_message(draft, mail::BuildOptions{}, mail::system_build_env(domain));
+            if (!built) return built.error();
+            const std::string log_id = fmt::format("vacation-{}-{}", resolved.account_id, now);
+            const std::string trace = fmt::format("Received: by {} (vacation response) for <{}>;\r\n\t{}\r\n",
+                                                  hostname, sender, rfc5322_date(now));
+            auto prepared = delivery::prepare_outgoing_message(
+                delivery::OutgoingDraft{*built, trace, false, domain, now, log_id}, signer);
+            if (!prepared) return prepared.error();
+
+            VacationReply reply;
+            reply.from = resolved.canonical_address;
+            // A local sender gets it in its INBOX (final delivery: Return-Path), anyone else through the queue.
+            auto target = resolve_recipient(store, policy, sender);
+            if (!target) return target.error();
+            if (target->status == store::RecipientStatus::local) {
+                auto inbox = store.find_mailbox(target->account_id, "INBOX");
+                if (!inbox) return inbox.error();
+                reply.delivery.content = "Return-Path: <>\r\n" + *prepared;
+                reply.delivery.targets.push_back(store::DeliveryTarget{inbox->id, {}});
+            } else {
+                reply.delivery.content = std::move(*prepared);
+                store::OutgoingMessage queued;
+                queued.reverse_path = "";
+                queued.queued_at = now;
+                queued.first_attempt_at = now;
+                queued.recipients.push_back(store::EnvelopeRecipient{sender, "", ""});
+                reply.delivery.outgoing = std::move(queued);
+            }
+            reply.delivery.summary = store::summarize(reply.delivery.content);
+            reply.delivery.internal_date = now;
+            return std::optional<VacationReply>(std::move(reply));
+        }();
+        if (!answer) {
+            spdlog::error("smtp: vacation reply of account {} to <{}>: {}", resolved.canonical_address, sender,
+                          answer.error().message);
+        } else if (*answer) {
+            out.push_back(std::move(**answer));
+        }
+    }
+    return out;
 }
 
 // A short unique id for logs and the 250 reply: 12 random bytes, hex.
@@ -221,8 +375,10 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
 
     // Recipients were checked at RCPT time; resolve them again to accounts and their INBOXes, each account
     // once however many of its addresses (aliases) were named.
+    std::vector<std::pair<store::RecipientResult, std::string>> local_recipients;  // for vacation replies
     auto lookup =
-        executor_.run([this, recipients, junk, policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
+        executor_.run([this, recipients, junk, &local_recipients,
+                       policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
                           -> Result<std::vector<store::DeliveryTarget>> {
             std::set<std::int64_t> accounts;
             std::vector<store::DeliveryTarget> out;
@@ -230,6 +386,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
                 auto resolved = resolve_recipient(store_, policy, address);
                 if (!resolved) return resolved.error();
                 if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
+                local_recipients.emplace_back(*resolved, address);
                 if (!accounts.insert(resolved->account_id).second) continue;
                 if (junk) {
                     auto junk_box = junk_mailbox(store_, resolved->account_id);
@@ -273,7 +430,39 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     }
     spdlog::info("smtp: {} from=<{}> to={} size={} peer={} stored blob={}", queue_id, envelope.reverse_path,
                  fmt::join(recipients, ","), size, connection.peer_ip(), delivered->blob_id.substr(0, 16));
+    // RFC 3834 2: nothing answers a null reverse path, nor mail we filed as junk.
+    if (auto_reply_signer_ && !junk && !envelope.reverse_path.empty()) {
+        const std::string_view original = decision ? std::string_view(decision->message) : std::string_view(message.data);
+        auto replying = send_auto_replies(original, envelope.reverse_path, std::move(local_recipients), config);
+        co_await std::move(replying);
+    }
     co_return queue_id;
+}
+
+awaitable<void> SmtpService::send_auto_replies(std::string_view message, const std::string& reverse_path,
+                                               std::vector<std::pair<store::RecipientResult, std::string>> recipients,
+                                               const Config& config) {
+    auto signer = auto_reply_signer_();
+    if (!signer) co_return;
+    const std::int64_t now = unix_now();
+    auto planning = executor_.run([this, message, &reverse_path, &recipients, &config, &signer, now] {
+        return plan_vacation_replies(store_, RecipientPolicy{config.hostname, config.smtp.postmaster}, config.hostname,
+                                     mail::Message::parse(message), reverse_path, recipients, *signer, now);
+    });
+    auto replies = co_await std::move(planning);
+    for (auto& reply : replies) {
+        const bool queued = reply.delivery.outgoing.has_value();
+        auto commit = executor_.deliver(store_, std::move(reply.delivery));
+        auto delivered = co_await std::move(commit);
+        if (!delivered) {
+            spdlog::error("smtp: vacation reply from {} to <{}> not queued: {}", reply.from, reverse_path,
+                          delivered.error().message);
+            continue;
+        }
+        spdlog::info("smtp: vacation reply from {} to <{}> queue_entry={}", reply.from, reverse_path,
+                     delivered->queue_id);
+        if (queued && auto_reply_queued_) auto_reply_queued_();
+    }
 }
 
 awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) {

@@ -63,6 +63,14 @@ public:
         inbound_executor_ = &executor;
     }
 
+    // Port 25: answer for recipients whose VacationResponse is on (RFC 8621 8, RFC 3834), signed with the
+    // keys now and queued with a null reverse path; `queue_changed` wakes the delivery service (any thread).
+    void set_auto_replies(std::function<std::shared_ptr<const mailauth::DkimSigner>()> dkim_signer,
+                          std::function<void()> queue_changed) {
+        auto_reply_signer_ = std::move(dkim_signer);
+        auto_reply_queued_ = std::move(queue_changed);
+    }
+
     // SIGHUP: later connections use the new limits.
     void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
 
@@ -70,6 +78,11 @@ public:
 
 private:
     awaitable<smtp::RcptVerdict> check_recipient(const std::string& address);
+    // After a message from `reverse_path` is stored for `recipients`: the vacation replies it earns, queued.
+    // Failures are logged: the message itself is already delivered.
+    awaitable<void> send_auto_replies(std::string_view message, const std::string& reverse_path,
+                                      std::vector<std::pair<store::RecipientResult, std::string>> recipients,
+                                      const Config& config);
     awaitable<Result<std::string>> store_message(const smtp::MessageReceived& message,
                                                  const net::Connection& connection, const Config& config);
 
@@ -83,6 +96,8 @@ private:
     store::Store& store_;
     StoreExecutor& executor_;
     std::optional<SubmissionServices> submission_;
+    std::function<std::shared_ptr<const mailauth::DkimSigner>()> auto_reply_signer_;
+    std::function<void()> auto_reply_queued_;
     const InboundAuthenticator* inbound_ = nullptr;
     StoreExecutor* inbound_executor_ = nullptr;
 };

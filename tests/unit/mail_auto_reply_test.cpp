@@ -61,5 +61,24 @@ TEST(AutoReply, DraftRefersToTheOriginalAndSaysItIsAutomatic) {
     EXPECT_EQ(given.text, "");
 }
 
+TEST(AutoReply, VacationAnswersFromItsStartUntilBeforeItsEnd) {
+    EXPECT_FALSE(vacation_active(false, std::nullopt, std::nullopt, 100));
+    EXPECT_TRUE(vacation_active(true, std::nullopt, std::nullopt, 100));
+    EXPECT_TRUE(vacation_active(true, 100, 200, 100));
+    EXPECT_FALSE(vacation_active(true, 101, std::nullopt, 100));
+    EXPECT_FALSE(vacation_active(true, std::nullopt, 100, 100));
+    EXPECT_TRUE(vacation_active(true, std::nullopt, 101, 100));
+}
+
+TEST(AutoReply, EachSenderIsAnsweredOncePerRecordAndTheRecordStaysBounded) {
+    std::vector<std::string> replied;
+    EXPECT_TRUE(note_replied(replied, "carol@remote.test", 2));
+    EXPECT_FALSE(note_replied(replied, "Carol@Remote.Test", 2));
+    EXPECT_TRUE(note_replied(replied, "dave@remote.test", 2));
+    EXPECT_TRUE(note_replied(replied, "erin@remote.test", 2));
+    EXPECT_EQ(replied, (std::vector<std::string>{"dave@remote.test", "erin@remote.test"}));
+    EXPECT_FALSE(note_replied(replied, "erin@remote.test", 2));
+}
+
 }  // namespace
 }  // namespace magpie::mail
