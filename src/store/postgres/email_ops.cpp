@@ -160,7 +160,11 @@ private:
         if (c.all_in_thread_have_keyword) terms.push_back(thread_keyword(*c.all_in_thread_have_keyword, true, false));
         if (c.some_in_thread_have_keyword) terms.push_back(thread_keyword(*c.some_in_thread_have_keyword, false, false));
         if (c.none_in_thread_have_keyword) terms.push_back(thread_keyword(*c.none_in_thread_have_keyword, false, true));
-        if (c.content.empty()) return terms.empty() ? std::string("TRUE") : join(terms, " AND ");
+        if (c.content.empty()) {
+            std::string all = terms.empty() ? std::string("TRUE") : join(terms, " AND ");
+            conditions_.push_back(Condition{all, -1});
+            return all;
+        }
         // The content conditions become a marker that content_sql() replaces: unknown (NULL) while the
         // candidates are found, then "e.id IN (the Emails whose bytes matched)".
         ContentNode node;
@@ -169,6 +173,7 @@ private:
         values_.emplace_back(Text{"{}"});
         node.parameter = static_cast<int>(values_.size()) + 1;
         content_.push_back(std::move(node));
+        conditions_.push_back(Condition{content_.back().cheap, static_cast<int>(content_.size()) - 1});
         return fmt::format("({} AND {}{}{})", content_.back().cheap, kMarker, content_.size() - 1, kMarker);
     }
 
@@ -181,6 +186,13 @@ public:
     };
     static constexpr const char* kMarker = "@@content";
     std::vector<ContentNode>& content_nodes() { return content_; }
+    // Every condition of the filter in depth-first order: its terms but the content ones, and its content
+    // node (-1 for none).
+    struct Condition {
+        std::string cheap;
+        int content = -1;
+    };
+    const std::vector<Condition>& conditions() const { return conditions_; }
 
     // `where` with every content marker replaced: NULL (unknown) when `unknown`, else the bound ids.
     std::string content_sql(const std::string& where, bool unknown) const {
@@ -204,6 +216,7 @@ public:
 
 private:
     std::vector<ContentNode> content_;
+    std::vector<Condition> conditions_;
     std::size_t max_nodes_;
     FlagLimits flag_limits_;
     std::size_t nodes_ = 0;
@@ -265,20 +278,32 @@ Result<std::vector<LogRow>> log_since(Connection& db, std::int64_t account_id, s
     return out;
 }
 
+// Advances `next` past the conditions of `node` (an operand left unevaluated).
+void skip(const EmailFilter& node, std::size_t& next) {
+    if (node.op == EmailFilter::Operator::condition) {
+        ++next;
+        return;
+    }
+    for (const EmailFilter& operand : node.operands) skip(operand, next);
+}
+
 // Content conditions (EmailCondition::content) in the same snapshot as the query: the filter with every
 // content condition unknown (SQL's NULL) finds the candidates, those whose outcome hangs on an unknown
-// (three-valued logic: AND/OR/NOT keep a known outcome known); for each of them and each content condition
-// whose other terms hold, the matcher answers over the blob's bytes (at most once per blob and condition,
-// stopping at a condition's first miss), and the Emails that matched are bound in place of the unknowns.
-// An Email whose outcome was already known is matched or not whatever its content, so the final query is
-// the filter with those ids.
+// (three-valued logic: AND/OR/NOT keep a known outcome known). Each candidate's filter is then evaluated
+// here, every condition's other terms from SQL, its content through the matcher over the blob's bytes, with
+// AND and OR stopping at their first deciding operand and a condition at its first failing term, so that
+// only the reads that decide are made (at most one per blob and condition, the matcher's budget counting
+// them). The Emails whose content held are bound in place of the unknowns: an unevaluated condition (SQL
+// sees it false) did not decide its candidate's outcome, and a decided Email's outcome does not hang on it.
 Result<void> match_content(Connection& db, std::int64_t account_id, QuerySql& sql, const std::string& filter,
-                           const ContentMatcher& matcher, std::map<std::pair<std::string, std::string>, bool>& answers,
+                           const EmailFilter& tree, const ContentMatcher& matcher,
+                           std::map<std::pair<std::string, std::string>, bool>& answers,
                            const std::function<Result<std::string>(Connection&, std::string_view)>& read_blob) {
     auto& nodes = sql.content_nodes();
+    const auto& conditions = sql.conditions();
     const std::string unknown = sql.content_sql(filter, /*unknown=*/true);
     std::string columns;
-    for (const auto& node : nodes) columns += fmt::format(", coalesce({}, FALSE)", node.cheap);
+    for (const auto& condition : conditions) columns += fmt::format(", coalesce({}, FALSE)", condition.cheap);
     Params params;
     params.add(account_id);
     for (std::size_t j = 0; j < nodes.size(); ++j) sql.set_content_ids(j, {});
@@ -293,30 +318,59 @@ Result<void> match_content(Connection& db, std::int64_t account_id, QuerySql& sq
     std::string bytes;
     for (int i = 0; i < rows->size(); ++i) {
         const std::string blob_id = rows->text(i, 1);
-        for (std::size_t j = 0; j < nodes.size(); ++j) {
-            if (!rows->boolean(i, static_cast<int>(j) + 2)) continue;
-            bool all = true;
-            for (const std::string& condition : nodes[j].conditions) {
-                auto key = std::make_pair(blob_id, condition);
-                auto known = answers.find(key);
-                if (known == answers.end()) {
-                    if (bytes_of != blob_id) {
-                        auto read = read_blob(db, blob_id);
-                        if (!read) return read.error();
-                        bytes = std::move(*read);
-                        bytes_of = blob_id;
-                    }
-                    auto answer = matcher(bytes, condition);
-                    if (!answer) return answer.error();
-                    known = answers.emplace(std::move(key), *answer).first;
-                }
-                if (!known->second) {
-                    all = false;
-                    break;
-                }
+        auto holds = [&](const std::string& condition) -> Result<bool> {
+            auto key = std::make_pair(blob_id, condition);
+            if (auto known = answers.find(key); known != answers.end()) return known->second;
+            if (bytes_of != blob_id) {
+                auto read = read_blob(db, blob_id);
+                if (!read) return read.error();
+                bytes = std::move(*read);
+                bytes_of = blob_id;
             }
-            if (all) matched[j].push_back(rows->int64(i, 0));
-        }
+            auto answer = matcher(bytes, condition);
+            if (!answer) return answer.error();
+            answers.emplace(std::move(key), *answer);
+            return *answer;
+        };
+        std::size_t next = 0;  // the next condition, depth-first, as QuerySql numbered them
+        std::function<Result<bool>(const EmailFilter&)> evaluate = [&](const EmailFilter& node) -> Result<bool> {
+            if (node.op == EmailFilter::Operator::condition) {
+                const std::size_t index = next++;
+                if (!rows->boolean(i, static_cast<int>(index) + 2)) return false;
+                const int content = conditions[index].content;
+                if (content < 0) return true;
+                for (const std::string& condition : nodes[static_cast<std::size_t>(content)].conditions) {
+                    auto held = holds(condition);
+                    if (!held) return held.error();
+                    if (!*held) return false;
+                }
+                matched[static_cast<std::size_t>(content)].push_back(rows->int64(i, 0));
+                return true;
+            }
+            // Operands after the deciding one are skipped, but still numbered.
+            std::optional<bool> decided;
+            bool any = false;
+            for (const EmailFilter& operand : node.operands) {
+                if (decided) {
+                    skip(operand, next);
+                    continue;
+                }
+                auto value = evaluate(operand);
+                if (!value) return value.error();
+                any = any || *value;
+                if (node.op == EmailFilter::Operator::all_of && !*value) decided = false;
+                if (node.op != EmailFilter::Operator::all_of && *value) decided = true;
+            }
+            switch (node.op) {
+                case EmailFilter::Operator::all_of: return decided.value_or(true);
+                case EmailFilter::Operator::any_of: return any;
+                case EmailFilter::Operator::none_of: return !any;
+                case EmailFilter::Operator::condition: break;
+            }
+            return false;
+        };
+        auto outcome = evaluate(tree);
+        if (!outcome) return outcome.error();
     }
     for (std::size_t j = 0; j < nodes.size(); ++j) sql.set_content_ids(j, matched[j]);
     return {};
@@ -438,7 +492,7 @@ Result<EmailQueryResult> PostgresStore::query_emails(std::int64_t account_id, co
         if (!state) return state.error();
         result.state = *state;
         if (!content.empty()) {
-            MAGPIE_TRY(match_content(db, account_id, sql, *filter, query.content_matcher, answers,
+            MAGPIE_TRY(match_content(db, account_id, sql, *filter, query.filter, query.content_matcher, answers,
                                      [this](Connection& c, std::string_view blob_id) { return read_blob_in(c, blob_id); }));
         }
         auto count = db.exec(fmt::format("SELECT count(*) FROM ({}) q", matched), params());
