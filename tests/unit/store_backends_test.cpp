@@ -1243,6 +1243,121 @@ TEST_P(BackendEmailTest, QueryFiltersSortsCollapsesAndPages) {
     EXPECT_EQ(store_->query_emails(carol.id, in_inbox)->total, 0u);
 }
 
+TEST_P(BackendEmailTest, ContentConditionsHoldUnderAndOrNotWithPagingAndCollapse) {
+    auto a = deliver_mail(inbox_, "Budget", "<a@x>", "", "", kT0 + 10);
+    auto b = deliver_mail(inbox_, "Re: Budget", "<b@x>", "<a@x>", "", kT0 + 20, {"\\Seen"});
+    auto c = deliver_mail(archive_, "Zebra", "<c@x>", "", "", kT0 + 30);
+    auto d = deliver_mail(inbox_, "apples", "<d@x>", "", "", kT0 + 40, {"$important"});
+    // The bodies are "body <id>": a condition is a substring of the bytes; calls are counted per blob.
+    std::map<std::pair<std::string, std::string>, int> calls;
+    auto content_query = [&] {
+        EmailQuery query;
+        query.content_matcher = [&calls](std::string_view bytes, std::string_view condition) -> Result<bool> {
+            ++calls[{std::string(bytes), std::string(condition)}];
+            return bytes.find(condition) != std::string_view::npos;
+        };
+        return query;
+    };
+    auto ids = [&](const EmailQuery& query) {
+        auto result = store_->query_emails(bob_.id, query);
+        EXPECT_TRUE(result) << result.error().message;
+        return result ? result->ids : std::vector<std::int64_t>{};
+    };
+    auto operand = [](std::vector<std::string> content) {
+        EmailFilter f;
+        f.condition.content = std::move(content);
+        return f;
+    };
+
+    // AND within a condition: only the archived Email's bytes are read.
+    EmailQuery in_archive = content_query();
+    in_archive.filter.condition.in_mailbox = archive_;
+    in_archive.filter.condition.content = {"body"};
+    EXPECT_EQ(ids(in_archive), (std::vector<std::int64_t>{c.email_id}));
+    EXPECT_EQ(calls.size(), 1u);
+
+    EmailQuery both = content_query();
+    both.filter.op = EmailFilter::Operator::all_of;
+    both.filter.operands = {EmailFilter{}, operand({"body <a@x>"})};
+    both.filter.operands[0].condition.in_mailbox = inbox_;
+    EXPECT_EQ(ids(both), (std::vector<std::int64_t>{a.email_id}));
+
+    EmailQuery either = content_query();
+    either.filter.op = EmailFilter::Operator::any_of;
+    either.filter.operands = {EmailFilter{}, operand({"body <d@x>"})};
+    either.filter.operands[0].condition.subject = "zebra";
+    EXPECT_EQ(ids(either), (std::vector<std::int64_t>{d.email_id, c.email_id}));
+
+    EmailQuery not_a = content_query();
+    not_a.filter.op = EmailFilter::Operator::none_of;
+    not_a.filter.operands = {operand({"body <a@x>"})};
+    EXPECT_EQ(ids(not_a), (std::vector<std::int64_t>{d.email_id, c.email_id, b.email_id}));
+
+    // NOT (content OR seen): neither a (its body) nor b (seen).
+    EmailQuery nested = content_query();
+    nested.filter.op = EmailFilter::Operator::none_of;
+    nested.filter.operands.resize(1);
+    nested.filter.operands[0].op = EmailFilter::Operator::any_of;
+    nested.filter.operands[0].operands = {operand({"body <a@x>"}), EmailFilter{}};
+    nested.filter.operands[0].operands[1].condition.has_keyword = "\\Seen";
+    EXPECT_EQ(ids(nested), (std::vector<std::int64_t>{d.email_id, c.email_id}));
+
+    // Every condition must hold; a blob is asked about a condition once per query, however often it appears.
+    calls.clear();
+    EmailQuery twice = content_query();
+    twice.filter.op = EmailFilter::Operator::any_of;
+    twice.filter.operands = {operand({"body", "nowhere"}), operand({"nowhere"})};
+    EXPECT_TRUE(ids(twice).empty());
+    for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key.second;
+
+    // Total, paging and thread collapse count the content's outcome (a and b share a thread).
+    EmailQuery paged = content_query();
+    paged.filter.condition.content = {"body"};
+    paged.sort = {{EmailSortKey::received_at, true}};
+    paged.position = 1;
+    paged.limit = 2;
+    auto page = store_->query_emails(bob_.id, paged);
+    ASSERT_TRUE(page) << page.error().message;
+    EXPECT_EQ(page->total, 4u);
+    EXPECT_EQ(page->position, 1u);
+    EXPECT_EQ(page->ids, (std::vector<std::int64_t>{b.email_id, c.email_id}));
+    paged.collapse_threads = true;
+    page = store_->query_emails(bob_.id, paged);
+    ASSERT_TRUE(page) << page.error().message;
+    EXPECT_EQ(page->total, 3u);
+    EXPECT_EQ(page->ids, (std::vector<std::int64_t>{c.email_id, d.email_id}));
+
+    // The matcher's error (its bound on messages read) fails the query with it; no matcher is refused.
+    EmailQuery bounded = content_query();
+    bounded.filter.condition.content = {"body"};
+    bounded.content_matcher = [](std::string_view, std::string_view) -> Result<bool> {
+        return make_error(Errc::limit_exceeded, "more than 0 messages read");
+    };
+    EXPECT_EQ(store_->query_emails(bob_.id, bounded).error().code, Errc::limit_exceeded);
+    bounded.content_matcher = nullptr;
+    EXPECT_EQ(store_->query_emails(bob_.id, bounded).error().code, Errc::invalid_argument);
+}
+
+TEST_P(BackendEmailTest, ThreadKeywordConditionsLookAtEveryEmailOfTheThread) {
+    auto a = deliver_mail(inbox_, "Budget", "<a@x>", "", "", kT0 + 10, {"$important"});
+    auto b = deliver_mail(inbox_, "Re: Budget", "<b@x>", "<a@x>", "", kT0 + 20, {"\\Seen", "$important"});
+    auto c = deliver_mail(archive_, "Zebra", "<c@x>", "", "", kT0 + 30);
+    ASSERT_EQ(email(a.email_id).thread_id, email(b.email_id).thread_id);
+    auto ids = [&](auto set) {
+        EmailQuery query;
+        set(query.filter.condition);
+        auto result = store_->query_emails(bob_.id, query);
+        EXPECT_TRUE(result) << result.error().message;
+        return result ? result->ids : std::vector<std::int64_t>{};
+    };
+    using Ids = std::vector<std::int64_t>;
+    EXPECT_EQ(ids([](EmailCondition& c) { c.some_in_thread_have_keyword = "\\Seen"; }), (Ids{b.email_id, a.email_id}));
+    EXPECT_EQ(ids([](EmailCondition& c) { c.all_in_thread_have_keyword = "\\Seen"; }), Ids{});
+    EXPECT_EQ(ids([](EmailCondition& c) { c.all_in_thread_have_keyword = "$Important"; }), (Ids{b.email_id, a.email_id}));
+    EXPECT_EQ(ids([](EmailCondition& c) { c.none_in_thread_have_keyword = "\\Seen"; }), (Ids{c.email_id}));
+    EXPECT_EQ(ids([](EmailCondition& c) { c.none_in_thread_have_keyword = "$important"; }), (Ids{c.email_id}));
+}
+
 TEST_P(BackendEmailTest, QueryRefusesAFilterBeyondItsBound) {
     max_filter_nodes_ = 3;
     open();
@@ -1346,6 +1461,18 @@ TEST_P(BackendJmapTest, SpecialUseIsSetOnTheAccountsOwnMailboxOnly) {
     EXPECT_EQ(store_->set_special_use(bob.id, projects->id, SpecialUse::none).error().code, Errc::not_found);
 }
 
+TEST_P(BackendJmapTest, AnObjectWriteTellsTheListenerMailboxZero) {
+    auto heard = std::make_shared<std::promise<std::pair<std::int64_t, std::uint64_t>>>();
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    store_->set_change_listener([heard, once](std::int64_t account, std::int64_t mailbox, std::uint64_t modseq) {
+        if (!once->exchange(true)) heard->set_value({account, mailbox == 0 ? modseq : ~std::uint64_t{0}});
+    });
+    auto future = heard->get_future();
+    ASSERT_TRUE(store_->write_jmap_objects(bob_.id, "Identity", JmapObjectWrite{{}, {"{}"}, {}, {}}));
+    ASSERT_EQ(future.wait_for(std::chrono::seconds(2)), std::future_status::ready);
+    EXPECT_EQ(future.get(), std::make_pair(bob_.id, std::uint64_t{0}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Store, BackendJmapTest, ::testing::Values(Backend::sqlite, Backend::postgres), backend_name);
 
 // ---- PostgreSQL only: several nodes on one database.
@@ -1427,6 +1554,19 @@ TEST_F(PostgresNodesTest, OtherNodeHearsACommitWithinASecond) {
     ASSERT_EQ(future.wait_for(std::chrono::seconds(1)), std::future_status::ready);
     EXPECT_EQ(future.get(), delivered->placed[0].modseq);
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+}
+
+TEST_F(PostgresNodesTest, OtherNodeHearsAJmapObjectWriteAsMailboxZero) {
+    auto heard = std::make_shared<std::promise<std::int64_t>>();
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    node2_->set_change_listener([heard, once](std::int64_t account, std::int64_t mailbox, std::uint64_t modseq) {
+        if (mailbox == 0 && modseq == 0 && !once->exchange(true)) heard->set_value(account);
+    });
+    auto future = heard->get_future();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // node 2's LISTEN is up
+    ASSERT_TRUE(node1_->write_jmap_objects(bob_.id, "VacationResponse", JmapObjectWrite{{}, {"{}"}, {}, {}}));
+    ASSERT_EQ(future.wait_for(std::chrono::seconds(2)), std::future_status::ready);
+    EXPECT_EQ(future.get(), bob_.id);
 }
 
 TEST_F(PostgresNodesTest, FlagsSetOnOneNodeAreSeenOnTheOther) {

@@ -4,7 +4,10 @@
 // the same invariants. Reads run in one REPEATABLE READ snapshot; writes hold the account's row lock first
 // (emails.h), so the account state and every MODSEQ are allocated in commit order across nodes.
 #include <algorithm>
+#include <functional>
 #include <iterator>
+#include <map>
+#include <optional>
 #include <set>
 #include <variant>
 
@@ -96,15 +99,26 @@ private:
         return fmt::format("${}::bytea", values_.size() + 1);
     }
 
-    // A flag as a test on the Email's columns; nullopt for one that no Email can carry.
-    std::optional<std::string> has_flag(const std::string& flag) {
+    // A flag as a test on the columns of the Email `alias`; nullopt for one that no Email can carry.
+    std::optional<std::string> has_flag(const std::string& flag, const char* alias = "e") {
         auto parsed = parse_flags({flag}, flag_limits_);
         if (!parsed) return std::nullopt;
-        if (parsed->system != 0) return fmt::format("(e.system_flags & {}) <> 0", parsed->system);
+        if (parsed->system != 0) return fmt::format("({}.system_flags & {}) <> 0", alias, parsed->system);
         if (parsed->keywords.empty()) return std::nullopt;
         // Keywords are stored space-joined; atoms hold no space, so " k " finds exactly one (ASCII case-insensitive).
-        return fmt::format("position({} in ' ' || lower(e.keywords) || ' ') > 0",
-                           text(fmt::format(" {} ", to_lower(parsed->keywords.front()))));
+        return fmt::format("position({} in ' ' || lower({}.keywords) || ' ') > 0",
+                           text(fmt::format(" {} ", to_lower(parsed->keywords.front()))), alias);
+    }
+
+    // RFC 8621 4.4.1 allInThreadHaveKeyword / someInThreadHaveKeyword / noneInThreadHaveKeyword, over the
+    // Emails of the same thread (the thread index).
+    std::string thread_keyword(const std::string& flag, bool all, bool negate) {
+        auto test = has_flag(flag, "t");
+        const std::string others =
+            "SELECT 1 FROM emails t WHERE t.thread_id = e.thread_id AND t.account_id = e.account_id";
+        if (all) return test ? fmt::format("NOT EXISTS({} AND NOT {})", others, *test) : std::string("FALSE");
+        if (!test) return negate ? "TRUE" : "FALSE";
+        return fmt::format("{}EXISTS({} AND {})", negate ? "NOT " : "", others, *test);
     }
 
     std::string contains(const char* column, const std::string& needle) {
@@ -143,10 +157,66 @@ private:
                 "position({0} in magpie_lower(b.to_header)) > 0 OR position({0} in magpie_lower(b.cc_header)) > 0)",
                 needle));
         }
-        if (terms.empty()) return std::string("TRUE");
-        return join(terms, " AND ");
+        if (c.all_in_thread_have_keyword) terms.push_back(thread_keyword(*c.all_in_thread_have_keyword, true, false));
+        if (c.some_in_thread_have_keyword) terms.push_back(thread_keyword(*c.some_in_thread_have_keyword, false, false));
+        if (c.none_in_thread_have_keyword) terms.push_back(thread_keyword(*c.none_in_thread_have_keyword, false, true));
+        if (c.content.empty()) {
+            std::string all = terms.empty() ? std::string("TRUE") : join(terms, " AND ");
+            conditions_.push_back(Condition{all, -1});
+            return all;
+        }
+        // The content conditions become a marker that content_sql() replaces: unknown (NULL) while the
+        // candidates are found, then "e.id IN (the Emails whose bytes matched)".
+        ContentNode node;
+        node.cheap = terms.empty() ? std::string("TRUE") : join(terms, " AND ");
+        node.conditions = c.content;
+        values_.emplace_back(Text{"{}"});
+        node.parameter = static_cast<int>(values_.size()) + 1;
+        content_.push_back(std::move(node));
+        conditions_.push_back(Condition{content_.back().cheap, static_cast<int>(content_.size()) - 1});
+        return fmt::format("({} AND {}{}{})", content_.back().cheap, kMarker, content_.size() - 1, kMarker);
     }
 
+public:
+    // One condition with `content`: its other terms (`cheap`, SQL) and the ids bound for the matches.
+    struct ContentNode {
+        std::string cheap;
+        std::vector<std::string> conditions;
+        int parameter = 0;  // $n of the bigint[] of Emails whose bytes hold every condition
+    };
+    static constexpr const char* kMarker = "@@content";
+    std::vector<ContentNode>& content_nodes() { return content_; }
+    // Every condition of the filter in depth-first order: its terms but the content ones, and its content
+    // node (-1 for none).
+    struct Condition {
+        std::string cheap;
+        int content = -1;
+    };
+    const std::vector<Condition>& conditions() const { return conditions_; }
+
+    // `where` with every content marker replaced: NULL (unknown) when `unknown`, else the bound ids.
+    std::string content_sql(const std::string& where, bool unknown) const {
+        std::string out = where;
+        for (std::size_t j = 0; j < content_.size(); ++j) {
+            const std::string marker = fmt::format("{}{}{}", kMarker, j, kMarker);
+            // The parameter is named in both forms, so that its type is known.
+            const std::string replacement =
+                unknown ? fmt::format("(NULL::boolean AND ${}::bigint[] IS NOT NULL)", content_[j].parameter)
+                        : fmt::format("e.id = ANY(${}::bigint[])", content_[j].parameter);
+            const auto at = out.find(marker);
+            if (at != std::string::npos) out.replace(at, marker.size(), replacement);
+        }
+        return out;
+    }
+
+    // Sets the ids bound for content node `j`.
+    void set_content_ids(std::size_t j, const std::vector<std::int64_t>& ids) {
+        values_[static_cast<std::size_t>(content_[j].parameter - 2)] = Text{int_array(ids)};
+    }
+
+private:
+    std::vector<ContentNode> content_;
+    std::vector<Condition> conditions_;
     std::size_t max_nodes_;
     FlagLimits flag_limits_;
     std::size_t nodes_ = 0;
@@ -206,6 +276,104 @@ Result<std::vector<LogRow>> log_since(Connection& db, std::int64_t account_id, s
         out.push_back(LogRow{rows->int64(i, 1), rows->int64(i, 2), static_cast<EmailChange>(rows->int64(i, 3))});
     }
     return out;
+}
+
+// Advances `next` past the conditions of `node` (an operand left unevaluated).
+void skip(const EmailFilter& node, std::size_t& next) {
+    if (node.op == EmailFilter::Operator::condition) {
+        ++next;
+        return;
+    }
+    for (const EmailFilter& operand : node.operands) skip(operand, next);
+}
+
+// Content conditions (EmailCondition::content) in the same snapshot as the query: the filter with every
+// content condition unknown (SQL's NULL) finds the candidates, those whose outcome hangs on an unknown
+// (three-valued logic: AND/OR/NOT keep a known outcome known). Each candidate's filter is then evaluated
+// here, every condition's other terms from SQL, its content through the matcher over the blob's bytes, with
+// AND and OR stopping at their first deciding operand and a condition at its first failing term, so that
+// only the reads that decide are made (at most one per blob and condition, the matcher's budget counting
+// them). The Emails whose content held are bound in place of the unknowns: an unevaluated condition (SQL
+// sees it false) did not decide its candidate's outcome, and a decided Email's outcome does not hang on it.
+Result<void> match_content(Connection& db, std::int64_t account_id, QuerySql& sql, const std::string& filter,
+                           const EmailFilter& tree, const ContentMatcher& matcher,
+                           std::map<std::pair<std::string, std::string>, bool>& answers,
+                           const std::function<Result<std::string>(Connection&, std::string_view)>& read_blob) {
+    auto& nodes = sql.content_nodes();
+    const auto& conditions = sql.conditions();
+    const std::string unknown = sql.content_sql(filter, /*unknown=*/true);
+    std::string columns;
+    for (const auto& condition : conditions) columns += fmt::format(", coalesce({}, FALSE)", condition.cheap);
+    Params params;
+    params.add(account_id);
+    for (std::size_t j = 0; j < nodes.size(); ++j) sql.set_content_ids(j, {});
+    sql.bind(params);
+    auto rows = db.exec(fmt::format("SELECT e.id, e.blob_id{} FROM emails e LEFT JOIN blobs b ON b.id = e.blob_id "
+                                    "WHERE e.account_id = $1 AND ({}) IS NULL ORDER BY e.blob_id",
+                                    columns, unknown),
+                        params);
+    if (!rows) return rows.error();
+    std::vector<std::vector<std::int64_t>> matched(nodes.size());
+    std::string bytes_of;  // the blob whose bytes are in `bytes` (rows come by blob: each is read once)
+    std::string bytes;
+    for (int i = 0; i < rows->size(); ++i) {
+        const std::string blob_id = rows->text(i, 1);
+        auto holds = [&](const std::string& condition) -> Result<bool> {
+            auto key = std::make_pair(blob_id, condition);
+            if (auto known = answers.find(key); known != answers.end()) return known->second;
+            if (bytes_of != blob_id) {
+                auto read = read_blob(db, blob_id);
+                if (!read) return read.error();
+                bytes = std::move(*read);
+                bytes_of = blob_id;
+            }
+            auto answer = matcher(bytes, condition);
+            if (!answer) return answer.error();
+            answers.emplace(std::move(key), *answer);
+            return *answer;
+        };
+        std::size_t next = 0;  // the next condition, depth-first, as QuerySql numbered them
+        std::function<Result<bool>(const EmailFilter&)> evaluate = [&](const EmailFilter& node) -> Result<bool> {
+            if (node.op == EmailFilter::Operator::condition) {
+                const std::size_t index = next++;
+                if (!rows->boolean(i, static_cast<int>(index) + 2)) return false;
+                const int content = conditions[index].content;
+                if (content < 0) return true;
+                for (const std::string& condition : nodes[static_cast<std::size_t>(content)].conditions) {
+                    auto held = holds(condition);
+                    if (!held) return held.error();
+                    if (!*held) return false;
+                }
+                matched[static_cast<std::size_t>(content)].push_back(rows->int64(i, 0));
+                return true;
+            }
+            // Operands after the deciding one are skipped, but still numbered.
+            std::optional<bool> decided;
+            bool any = false;
+            for (const EmailFilter& operand : node.operands) {
+                if (decided) {
+                    skip(operand, next);
+                    continue;
+                }
+                auto value = evaluate(operand);
+                if (!value) return value.error();
+                any = any || *value;
+                if (node.op == EmailFilter::Operator::all_of && !*value) decided = false;
+                if (node.op != EmailFilter::Operator::all_of && *value) decided = true;
+            }
+            switch (node.op) {
+                case EmailFilter::Operator::all_of: return decided.value_or(true);
+                case EmailFilter::Operator::any_of: return any;
+                case EmailFilter::Operator::none_of: return !any;
+                case EmailFilter::Operator::condition: break;
+            }
+            return false;
+        };
+        auto outcome = evaluate(tree);
+        if (!outcome) return outcome.error();
+    }
+    for (std::size_t j = 0; j < nodes.size(); ++j) sql.set_content_ids(j, matched[j]);
+    return {};
 }
 
 }  // namespace
@@ -280,8 +448,15 @@ Result<std::vector<Email>> PostgresStore::find_emails(std::int64_t account_id, c
 
 Result<EmailQueryResult> PostgresStore::query_emails(std::int64_t account_id, const EmailQuery& query) {
     QuerySql sql(options_.max_filter_nodes, options_.flag_limits);
-    auto where = sql.filter(query.filter);
-    if (!where) return where.error();
+    auto filter = sql.filter(query.filter);
+    if (!filter) return filter.error();
+    auto& content = sql.content_nodes();
+    if (!content.empty() && !query.content_matcher) {
+        return make_error(Errc::invalid_argument, "a content condition needs a content matcher");
+    }
+    // Answers per blob and condition, kept across a retried read: the matcher is called once for each.
+    std::map<std::pair<std::string, std::string>, bool> answers;
+    const std::string where = sql.content_sql(*filter, /*unknown=*/false);
     std::vector<EmailSort> sort = query.sort;
     if (sort.empty()) sort.push_back(EmailSort{EmailSortKey::received_at, false});
     std::string columns;
@@ -295,7 +470,7 @@ Result<EmailQueryResult> PostgresStore::query_emails(std::int64_t account_id, co
     std::string matched = fmt::format(
         "SELECT e.id AS id, e.thread_id AS thread_id{} FROM emails e LEFT JOIN blobs b ON b.id = e.blob_id "
         "WHERE e.account_id = $1 AND {}",
-        columns, *where);
+        columns, where);
     if (query.collapse_threads) {
         matched = fmt::format(
             "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY thread_id ORDER BY {0}) AS thread_rank "
@@ -316,6 +491,10 @@ Result<EmailQueryResult> PostgresStore::query_emails(std::int64_t account_id, co
         auto state = state_of_account(db, account_id);
         if (!state) return state.error();
         result.state = *state;
+        if (!content.empty()) {
+            MAGPIE_TRY(match_content(db, account_id, sql, *filter, query.filter, query.content_matcher, answers,
+                                     [this](Connection& c, std::string_view blob_id) { return read_blob_in(c, blob_id); }));
+        }
         auto count = db.exec(fmt::format("SELECT count(*) FROM ({}) q", matched), params());
         if (!count) return count.error();
         result.total = static_cast<std::uint64_t>(count->int64(0, 0));

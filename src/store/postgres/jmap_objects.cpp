@@ -123,7 +123,7 @@ Result<JmapObjectWritten> PostgresStore::write_jmap_objects(std::int64_t account
         std::ranges::any_of(change.update, [&](const auto& u) { return not_text(u.second); })) {
         return make_error(Errc::invalid_argument, "a JMAP object is not UTF-8 JSON text");
     }
-    return write<JmapObjectWritten>([&](Connection& db) -> Result<JmapObjectWritten> {
+    return write<JmapObjectWritten>([&](Connection& db, Changes& changes) -> Result<JmapObjectWritten> {
         JmapObjectWritten written;
         // The state row, made when missing and then locked: the counter of this account and type is read and
         // advanced by one writer at a time, whichever node it runs on.
@@ -185,6 +185,9 @@ Result<JmapObjectWritten> PostgresStore::write_jmap_objects(std::int64_t account
                             Params().add(account_id).add(type).add(next));
         if (!bump) return bump.error();
         written.new_state = static_cast<std::uint64_t>(next);
+        // Push (RFC 8620 7) wakes on the listener, here and on the other nodes (NOTIFY): keyed below every
+        // mailbox id, told as mailbox 0, modseq 0.
+        changes[-account_id] = MailboxChange{account_id, 0};
         return written;
     });
 }

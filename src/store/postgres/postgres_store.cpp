@@ -123,7 +123,8 @@ void PostgresStore::notify(const Changes& changes) {
         listener = listener_;
     }
     if (!listener) return;
-    for (const auto& [mailbox, change] : changes) listener(change.account_id, mailbox, change.modseq);
+    // Negative keys are an account's JMAP objects (write_jmap_objects): mailbox 0 to the listener.
+    for (const auto& [mailbox, change] : changes) listener(change.account_id, std::max<std::int64_t>(mailbox, 0), change.modseq);
 }
 
 Result<void> PostgresStore::send_notifications(Connection& db, const Changes& changes) {
@@ -131,8 +132,8 @@ Result<void> PostgresStore::send_notifications(Connection& db, const Changes& ch
     // Payload "node account mailbox modseq", far below the 8,000-byte limit.
     for (const auto& [mailbox, change] : changes) {
         auto sent = db.exec("SELECT pg_notify($1, $2)",
-                            Params().add(kChannel).add(fmt::format("{} {} {} {}", node_id_, change.account_id, mailbox,
-                                                                   change.modseq)));
+                            Params().add(kChannel).add(fmt::format("{} {} {} {}", node_id_, change.account_id,
+                                                                   std::max<std::int64_t>(mailbox, 0), change.modseq)));
         if (!sent) return sent.error();
     }
     return {};
@@ -611,30 +612,33 @@ Result<std::vector<Message>> PostgresStore::find_messages(std::int64_t mailbox_i
 
 Result<std::string> PostgresStore::read_blob(std::string_view blob_id) {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
-    return read<std::string>([&](Connection& db) -> Result<std::string> {
-        auto head = db.exec("SELECT size FROM blobs WHERE id = $1", Params().add(blob_id));
-        if (!head) return head.error();
-        if (head->empty()) return make_error(Errc::not_found, fmt::format("no blob {}", blob_id));
-        const auto size = static_cast<std::uint64_t>(head->int64(0, 0));
-        if (size > options_.max_message_bytes) {
-            return make_error(Errc::limit_exceeded, fmt::format("blob {} is {} bytes", blob_id, size));
-        }
-        std::string content;
-        content.reserve(size);
-        // A few chunks per round trip, in binary (no hex doubling): memory stays near the content's size.
-        constexpr int kChunksPerRead = 16;
-        for (std::int64_t seq = 0;; seq += kChunksPerRead) {
-            auto rows = db.exec("SELECT data FROM blob_chunks WHERE blob_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-                                Params().add(blob_id).add(seq).add(seq + kChunksPerRead), /*binary_results=*/true);
-            if (!rows) return rows.error();
-            for (int i = 0; i < rows->size(); ++i) content += rows->raw(i, 0);
-            if (rows->size() < kChunksPerRead) break;
-        }
-        if (content.size() != size) {
-            return make_error(Errc::corrupt, fmt::format("blob {} is {} bytes, expected {}", blob_id, content.size(), size));
-        }
-        return content;
-    });
+    return read<std::string>([&](Connection& db) { return read_blob_in(db, blob_id); });
+}
+
+Result<std::string> PostgresStore::read_blob_in(Connection& db, std::string_view blob_id) {
+    if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
+    auto head = db.exec("SELECT size FROM blobs WHERE id = $1", Params().add(blob_id));
+    if (!head) return head.error();
+    if (head->empty()) return make_error(Errc::not_found, fmt::format("no blob {}", blob_id));
+    const auto size = static_cast<std::uint64_t>(head->int64(0, 0));
+    if (size > options_.max_message_bytes) {
+        return make_error(Errc::limit_exceeded, fmt::format("blob {} is {} bytes", blob_id, size));
+    }
+    std::string content;
+    content.reserve(size);
+    // A few chunks per round trip, in binary (no hex doubling): memory stays near the content's size.
+    constexpr int kChunksPerRead = 16;
+    for (std::int64_t seq = 0;; seq += kChunksPerRead) {
+        auto rows = db.exec("SELECT data FROM blob_chunks WHERE blob_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+                            Params().add(blob_id).add(seq).add(seq + kChunksPerRead), /*binary_results=*/true);
+        if (!rows) return rows.error();
+        for (int i = 0; i < rows->size(); ++i) content += rows->raw(i, 0);
+        if (rows->size() < kChunksPerRead) break;
+    }
+    if (content.size() != size) {
+        return make_error(Errc::corrupt, fmt::format("blob {} is {} bytes, expected {}", blob_id, content.size(), size));
+    }
+    return content;
 }
 
 }  // namespace magpie::store::postgres

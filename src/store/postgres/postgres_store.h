@@ -172,6 +172,9 @@ private:
     QueueAttempt bounded(const QueueAttempt& attempt) const;
 
     Result<std::string> check_mailbox_name(std::string_view name) const;
+    // read_blob inside a read already open on `db` (Email/query's content conditions: a second pooled
+    // reader could deadlock a full pool).
+    Result<std::string> read_blob_in(Connection& db, std::string_view blob_id);
     Result<FlagStoreResult> store_flags_chunk(Connection& db, std::int64_t mailbox_id,
                                               std::span<const std::uint32_t> uids, const FlagSet& requested,
                                               const FlagUpdate& update, Changes& changes);
