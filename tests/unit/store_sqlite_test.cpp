@@ -771,7 +771,7 @@ TEST_F(MailboxOpsTest, MoveIsCopyAndExpungeInOneStep) {
     EXPECT_EQ(uids_in(inbox_), (std::vector<std::uint32_t>{3}));
     EXPECT_EQ(uids_in(trash.id), (std::vector<std::uint32_t>{1, 2}));
     EXPECT_EQ(store_->changes_since(inbox_, 0)->expunged, (std::vector<std::uint32_t>{1, 2}));
-    EXPECT_EQ(store_->move_messages(inbox_, {3}, inbox_).error().code, Errc::invalid_argument);
+    // A MOVE into the same mailbox renumbers and keeps the Email: EmailTest.MoveIntoTheSameMailbox...
     CheckReport report = check();
     EXPECT_TRUE(report.clean) << describe(report);
     // Both mailboxes, after the commit (the last delivery of SetUp may be heard too: it races the listener's
