@@ -180,7 +180,10 @@ std::variant<json, Problem> Dispatcher::handle(std::string_view body, std::strin
     auto parsed = parse_json(body, limits_.json);
     // Too deep or too long is refused as notJSON too: these bounds are not session limits (3.6.1).
     if (!parsed) return Problem{400, kProblemNotJson, parsed.error().message, {}};
-    json& request = *parsed;
+    return handle_request(std::move(*parsed), session_state);
+}
+
+std::variant<json, Problem> Dispatcher::handle_request(json request, std::string_view session_state) const {
     if (auto problem = check_request_shape(request)) return *problem;
 
     std::set<std::string> using_capabilities;

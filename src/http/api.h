@@ -78,6 +78,9 @@ public:
     // Runs one request body. The Response object (3.4) on success, with `session_state`; a Problem for the
     // request-level errors of 3.6.1 (notJSON, notRequest, unknownCapability, limit).
     std::variant<nlohmann::json, Problem> handle(std::string_view body, std::string_view session_state) const;
+    // The same for a Request object already parsed within the limits (RFC 8887 4.3.1: a WebSocket message,
+    // whose "@type" and "id" are left for the caller).
+    std::variant<nlohmann::json, Problem> handle_request(nlohmann::json request, std::string_view session_state) const;
 
 private:
     struct Entry {

@@ -1,0 +1,37 @@
+#include "http/push.h"
+
+#include <algorithm>
+
+#include "http/json_limits.h"
+#include "mail/base64.h"
+
+namespace magpie::http {
+
+using nlohmann::json;
+
+std::optional<json> state_change(std::string_view account_id, const json& last, const json& now,
+                                 const std::vector<std::string>& types) {
+    json changed = json::object();
+    for (const auto& [type, value] : now.items()) {
+        const bool wanted = types.empty() || std::ranges::find(types, type) != types.end();
+        if (wanted && last.value(type, json()) != value) changed[type] = value;
+    }
+    if (changed.empty()) return std::nullopt;
+    return json{{"@type", "StateChange"}, {"changed", {{std::string(account_id), std::move(changed)}}}};
+}
+
+std::string push_state_token(const json& states) { return mail::base64_encode(states.dump(), 0); }
+
+std::optional<json> parse_push_state(std::string_view token) {
+    constexpr std::size_t kMaxToken = 4096;  // a few types' decimal or hex states take a few hundred
+    if (token.empty() || token.size() > kMaxToken) return std::nullopt;
+    auto parsed = parse_json(mail::base64_decode(token), JsonLimits{2, 256});
+    if (!parsed || !parsed->is_object()) return std::nullopt;
+    json& states = *parsed;
+    for (const auto& [type, value] : states.items()) {
+        if (!value.is_string()) return std::nullopt;
+    }
+    return states;
+}
+
+}  // namespace magpie::http

@@ -1,0 +1,27 @@
+// Push (RFC 8620 7.1) shared by both transports: the StateChange a client gets when the account's states
+// (http::push_states, one string per data type) moved, for EventSource (7.3) and WebSocket (RFC 8887 4.3.5),
+// and the WebSocket pushState token that carries the states a client last saw. Sans-IO.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace magpie::http {
+
+// The types in `now` whose state differs from `last`, limited to `types` (empty: every type), as a
+// StateChange object {"@type": "StateChange", "changed": {account_id: {type: state}}}; nullopt when none.
+std::optional<nlohmann::json> state_change(std::string_view account_id, const nlohmann::json& last,
+                                           const nlohmann::json& now, const std::vector<std::string>& types);
+
+// RFC 8887 4.3.5.3 pushState: an opaque token that holds the states themselves (base64 of their JSON), so
+// a client that reconnects with it is told what changed meanwhile without the server keeping anything.
+std::string push_state_token(const nlohmann::json& states);
+// The states of a token this server made; nullopt for anything else (too long, not base64 of an object
+// of strings).
+std::optional<nlohmann::json> parse_push_state(std::string_view token);
+
+}  // namespace magpie::http
