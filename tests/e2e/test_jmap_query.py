@@ -156,3 +156,69 @@ def test_identity_and_vacation_writes_are_pushed(jmap):
     change, stream = next_change(sock, stream)
     assert list(change["changed"][account]) == ["VacationResponse"]
     sock.close()
+
+
+def apply_query_changes(ids, changes):
+    """RFC 8620 5.6: drop every removed id, then splice each added id in at its index, lowest first."""
+    removed = set(changes["removed"])
+    out = [i for i in ids if i not in removed]
+    for item in sorted(changes["added"], key=lambda a: a["index"]):
+        out.insert(item["index"], item["id"])
+    return out
+
+
+@pytest.mark.parametrize("condition", [None, {"notKeyword": "$flagged"},
+                                       {"noneInThreadHaveKeyword": "$flagged"}])
+def test_query_changes_with_collapsed_threads_match_a_fresh_query(jmap, condition):
+    # RFC 8621 4.4.3 with collapseThreads: a reply replaces its thread's first Email in the results, a flag
+    # brings an earlier Email of the thread back; applying the changes gives what a fresh query gives.
+    server, client = jmap
+    account = account_id(client)
+    inbox = inbox_id(client, account)
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as smtp:
+        smtp.sendmail("erin@remote.test", [ALICE], b"Message-ID: <root@remote.test>\r\nSubject: Kites\r\n\r\nfly?\r\n")
+    arguments = {"accountId": account, "collapseThreads": True,
+                 "filter": {"operator": "AND", "conditions": [{"inMailbox": inbox}] + ([condition] if condition else [])},
+                 "sort": [{"property": "receivedAt", "isAscending": False}]}
+
+    def fresh():
+        answer = call(client, "Email/query", arguments)
+        assert answer[0] == "Email/query", answer
+        assert answer[1]["canCalculateChanges"] is True
+        return answer[1]
+
+    def changes_since(before):
+        answer = call(client, "Email/queryChanges", dict(arguments, sinceQueryState=before["queryState"],
+                                                         calculateTotal=True))
+        assert answer[0] == "Email/queryChanges", answer
+        now = fresh()
+        assert apply_query_changes(before["ids"], answer[1]) == now["ids"], (before, answer, now)
+        assert answer[1]["total"] == len(now["ids"])
+        return now
+
+    first = fresh()
+    time.sleep(1.1)  # receivedAt has whole seconds: the reply is the newer one
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as smtp:
+        smtp.sendmail("frank@remote.test", [ALICE], b"Message-ID: <reply@remote.test>\r\nIn-Reply-To: "
+                      b"<root@remote.test>\r\nReferences: <root@remote.test>\r\nSubject: Re: Kites\r\n\r\nyes\r\n")
+    second = changes_since(first)
+    newest = second["ids"][0]
+    got = call(client, "Email/get", {"accountId": account, "ids": [newest], "properties": ["threadId", "subject"]})
+    thread = got[1]["list"][0]["threadId"]
+    mates = call(client, "Thread/get", {"accountId": account, "ids": [thread]})[1]["list"][0]["emailIds"]
+    assert len(mates) == 2, mates
+    if condition is None:
+        assert newest == mates[1] and mates[0] not in second["ids"]
+    # Flag the reply: with a keyword condition the thread's representative changes or the thread leaves.
+    flagged = call(client, "Email/set", {"accountId": account, "update": {mates[1]: {"keywords/$flagged": True}}})
+    assert flagged[0] == "Email/set" and mates[1] in flagged[1]["updated"], flagged
+    third = changes_since(second)
+    if condition == {"notKeyword": "$flagged"}:
+        assert mates[0] in third["ids"] and mates[1] not in third["ids"]
+    if condition == {"noneInThreadHaveKeyword": "$flagged"}:
+        assert not set(mates) & set(third["ids"])
+    # Destroy the reply: its thread's first Email stands for the thread again.
+    destroyed = call(client, "Email/set", {"accountId": account, "destroy": [mates[1]]})
+    assert destroyed[1]["destroyed"] == [mates[1]], destroyed
+    fourth = changes_since(third)
+    assert mates[0] in fourth["ids"]

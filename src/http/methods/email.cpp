@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -270,13 +271,14 @@ std::optional<MethodError> to_filter(const json& filter, store::EmailFilter& out
     return to_condition(filter, out);
 }
 
-// Email/queryChanges can answer a query unless an Email's presence depends on the others of its thread.
+// Whether an Email's presence in the results depends on the other Emails of its thread (collapseThreads,
+// or a thread keyword condition): Email/queryChanges then treats every Email of a changed thread as changed.
 bool thread_bound(const store::EmailFilter& filter) {
     const auto& c = filter.condition;
     if (c.all_in_thread_have_keyword || c.some_in_thread_have_keyword || c.none_in_thread_have_keyword) return true;
     return std::ranges::any_of(filter.operands, [](const store::EmailFilter& f) { return thread_bound(f); });
 }
-bool changes_calculable(const store::EmailQuery& query) { return !query.collapse_threads && !thread_bound(query.filter); }
+bool thread_bound(const store::EmailQuery& query) { return query.collapse_threads || thread_bound(query.filter); }
 
 bool has_content(const store::EmailFilter& filter) {
     if (!filter.condition.content.empty()) return true;
@@ -359,7 +361,7 @@ MethodOutcome email_query(store::Store& store, const store::Account& account, co
     }
     json answer = {{"accountId", jmap_account_id(account)},
                    {"queryState", std::to_string(result->state)},
-                   {"canCalculateChanges", changes_calculable(q)},
+                   {"canCalculateChanges", true},
                    {"position", result->position},
                    {"ids", ids}};
     if (flag(args, "calculateTotal")) answer["total"] = result->total;
@@ -371,6 +373,23 @@ MethodOutcome email_query(store::Store& store, const store::Account& account, co
 // reported removed (the filter and sort may be on mutable properties, so its place may have moved: the RFC
 // lets removed hold ids beyond those that left), and added back at its index when it is in the current
 // results. The results are read before the log, so a change after them is reported again next time.
+// With collapseThreads or a thread keyword condition (RFC 8621 4.4.3), a change to one Email can bring
+// another of its thread in or out (a new first Email of the thread, a keyword now on all of them): every
+// Email of a thread the log touched counts as changed too.
+
+// The Emails of the threads changed since `since` (each touched by a row of the Email log), beside `changed`.
+Result<std::set<std::int64_t>> thread_mates(store::Store& store, const store::Account& account, std::uint64_t since) {
+    auto threads = store.thread_changes(account.id, since, std::numeric_limits<std::size_t>::max());
+    if (!threads) return threads.error();
+    std::vector<std::int64_t> live = threads->created;
+    live.insert(live.end(), threads->updated.begin(), threads->updated.end());
+    std::set<std::int64_t> mates;
+    if (live.empty()) return mates;
+    auto found = store.find_threads(account.id, live);
+    if (!found) return found.error();
+    for (const auto& thread : *found) mates.insert(thread.email_ids.begin(), thread.email_ids.end());
+    return mates;
+}
 
 MethodOutcome email_query_changes(store::Store& store, const store::Account& account, const json& args,
                                   const CallContext& context) {
@@ -390,10 +409,6 @@ MethodOutcome email_query_changes(store::Store& store, const store::Account& acc
                                {"collapseThreads", args.value("collapseThreads", json(false))}});
     if (auto* error = std::get_if<MethodError>(&query)) return *error;
     auto& q = std::get<store::EmailQuery>(query);
-    if (!changes_calculable(q)) {
-        return MethodError{"cannotCalculateChanges",
-                           "with collapseThreads or a thread keyword condition, one Email's change moves others"};
-    }
     auto since = parse_object_id(since_it->get_ref<const std::string&>(), "");
     if (!since) return MethodError{"cannotCalculateChanges", "not a query state of this account"};
     auto budget = std::make_shared<ContentBudget>(ContentBudget{context.limits.max_query_message_reads});
@@ -431,6 +446,21 @@ MethodOutcome email_query_changes(store::Store& store, const store::Account& acc
         if (!place(id)) return MethodError{"cannotCalculateChanges", "a changed Email lies beyond the results read"};
     }
     for (auto id : changed->destroyed) removed.push_back(email_id(id));
+    if (thread_bound(q)) {
+        auto mates = thread_mates(store, account, static_cast<std::uint64_t>(*since));
+        if (!mates) {
+            if (mates.error().code == Errc::invalid_argument) return MethodError{"cannotCalculateChanges", mates.error().message};
+            return server_fail(mates.error());
+        }
+        std::set<std::int64_t> seen(changed->created.begin(), changed->created.end());
+        seen.insert(changed->updated.begin(), changed->updated.end());
+        seen.insert(changed->destroyed.begin(), changed->destroyed.end());
+        for (auto id : *mates) {
+            if (seen.contains(id)) continue;
+            removed.push_back(email_id(id));
+            if (!place(id)) return MethodError{"cannotCalculateChanges", "a changed Email lies beyond the results read"};
+        }
+    }
     if (max_changes && removed.size() + added.size() > *max_changes) {
         return MethodError{"tooManyChanges", fmt::format("{} changes, more than maxChanges", removed.size() + added.size())};
     }
