@@ -15,7 +15,7 @@ packages=(
   unbound ldnsutils
   cyrus-common cyrus-caldav sasl2-bin  # make bench: Cyrus (its httpd serves JMAP) is the JMAP peer of scenario 4; never
   # cyrus-imapd: it conflicts with dovecot-imapd (both provide imap-server) and apt would remove Dovecot
-  python3-dkim python3-nacl publicsuffix
+  python3-dkim python3-nacl publicsuffix python3-websocket  # python3-websocket: the JMAP WebSocket (RFC 8887) e2e client
   libxml2-dev media-types
   nodejs chromium fonts-dejavu-core  # node and npm: the webmail's build and browser tests, the third-party JMAP client test
 )

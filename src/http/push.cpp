@@ -14,7 +14,8 @@ std::optional<json> state_change(std::string_view account_id, const json& last, 
     json changed = json::object();
     for (const auto& [type, value] : now.items()) {
         const bool wanted = types.empty() || std::ranges::find(types, type) != types.end();
-        if (wanted && last.value(type, json()) != value) changed[type] = value;
+        auto before = last.is_object() ? last.find(type) : last.end();
+        if (wanted && (before == last.end() || *before != value)) changed[type] = value;
     }
     if (changed.empty()) return std::nullopt;
     return json{{"@type", "StateChange"}, {"changed", {{std::string(account_id), std::move(changed)}}}};

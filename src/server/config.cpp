@@ -429,7 +429,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
                                "max_request_octets", "max_upload_octets", "max_concurrent_requests",
                                "max_concurrent_uploads", "max_calls_in_request", "max_objects_in_get",
                                "max_objects_in_set", "max_query_message_reads", "max_json_depth", "max_json_string_octets", "max_connections",
-                               "max_connections_per_ip", "webmail_dir", "webmail_max_octets", "webmail_session_idle",
+                               "max_connections_per_ip", "websocket_ping_interval", "websocket_idle_timeout",
+                               "webmail_dir", "webmail_max_octets", "webmail_session_idle",
                                "webmail_session_lifetime", "webmail_max_sessions"}));
         MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "http", "listen_tls", s.listen_tls));
@@ -448,13 +449,15 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "http", "max_json_string_octets", s.max_json_string_octets));
         MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "http", "max_connections_per_ip", s.max_connections_per_ip));
+        MAGPIE_TRY(read(*t, "http", "websocket_ping_interval", s.websocket_ping_interval));
+        MAGPIE_TRY(read(*t, "http", "websocket_idle_timeout", s.websocket_idle_timeout));
         MAGPIE_TRY(read_webmail(*t, s));
         if (s.idle_timeout == 0 || s.max_header_octets < 1024 || s.max_request_octets == 0 ||
             s.max_upload_octets == 0 || s.max_concurrent_requests == 0 || s.max_concurrent_uploads == 0 ||
             s.max_calls_in_request == 0 || s.max_objects_in_get == 0 || s.max_objects_in_set == 0 ||
             s.max_query_message_reads == 0 ||
             s.max_json_depth == 0 || s.max_json_string_octets == 0 || s.max_connections == 0 ||
-            s.max_connections_per_ip == 0) {
+            s.max_connections_per_ip == 0 || s.websocket_ping_interval == 0 || s.websocket_idle_timeout == 0) {
             return make_error(Errc::invalid_argument, "[http] limits must be positive (max_header_octets >= 1024)");
         }
     }

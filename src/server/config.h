@@ -91,6 +91,10 @@ struct HttpConfig {
     std::size_t max_json_string_octets = 1u << 20;       // one JSON string
     std::size_t max_connections = 1000;
     std::size_t max_connections_per_ip = 50;
+    // JMAP over WebSocket (RFC 8887, /jmap/ws): a ping after this many seconds without a frame from the client,
+    // and the connection closed once none came for websocket_idle_timeout (a live client answers pings).
+    std::uint32_t websocket_ping_interval = 60;
+    std::uint32_t websocket_idle_timeout = 600;
     // The webmail (web/, issue 15): the built files served at "/" and its cookie sessions.
     std::filesystem::path webmail_dir;                   // empty: the build's web/dist (MAGPIE_WEBMAIL_DIR)
     std::uint64_t webmail_max_octets = 32ull << 20;      // the built files together, held in memory

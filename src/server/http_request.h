@@ -20,6 +20,13 @@ struct HttpService::Request {
     std::string origin;          // Origin
     std::string host;            // Host
     std::string if_none_match;   // If-None-Match
+    // The WebSocket opening handshake (RFC 6455 4.1, RFC 8887 4.2).
+    std::string upgrade;             // Upgrade
+    std::string connection;          // Connection
+    std::string websocket_key;       // Sec-WebSocket-Key
+    std::string websocket_version;   // Sec-WebSocket-Version
+    std::string websocket_protocol;  // Sec-WebSocket-Protocol
+    std::string early_data;          // bytes read after an upgrade request: the client's first frames
 };
 
 }  // namespace magpie::server

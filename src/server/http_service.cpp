@@ -10,10 +10,13 @@
 
 #include "auth/authenticator.h"
 #include "base/time.h"
+#include "http/jmap_websocket.h"
 #include "http/methods/api_token.h"
 #include "http/methods/blob.h"
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
+#include "http/push.h"
+#include "http/websocket.h"
 #include "mailauth/mta_sts.h"
 #include "delivery/outgoing.h"
 #include "server/http_request.h"
@@ -115,7 +118,41 @@ http::Response mta_sts_policy_response(const HttpService::Request& request, cons
     return response;
 }
 
+// RFC 6455 4.2.1 and RFC 8887 4.2: what an upgrade to the JMAP WebSocket must carry, checked before the
+// credentials are. A cookie rides along on any site's WebSocket (no CORS there, SameSite aside), so a
+// cookie-authenticated upgrade must name the webmail's own Origin.
+std::optional<http::Response> websocket_refusal(const HttpService::Request& request, const net::Connection& connection) {
+    namespace ws = http::websocket;
+    if (!ws::has_token(request.upgrade, "websocket", true) || !ws::has_token(request.connection, "upgrade", true)) {
+        auto response = problem(426, "this URL speaks JMAP over WebSocket only (RFC 8887)");
+        response.headers.emplace_back("Upgrade", "websocket");
+        return response;
+    }
+    if (request.websocket_version != "13") {
+        auto response = problem(426, "WebSocket version 13 only (RFC 6455)");
+        response.headers.emplace_back("Sec-WebSocket-Version", "13");
+        return response;
+    }
+    if (!ws::valid_key(request.websocket_key)) return problem(400, "missing or malformed Sec-WebSocket-Key");
+    if (!ws::has_token(request.websocket_protocol, http::kWebSocketSubprotocol, false)) {
+        return problem(400, "the \"jmap\" WebSocket subprotocol is required (RFC 8887 4.2)");
+    }
+    if (request.authorization.empty() && !request.cookie.empty() &&
+        (request.origin.empty() || !http::same_origin(request.origin, request.host, connection.tls_active()))) {
+        return problem(403, "a cookie-authenticated WebSocket must come from the webmail's own origin");
+    }
+    return std::nullopt;
+}
+
 }  // namespace
+
+// A WebSocket connection's push (RFC 8887 4.3.5): off until WebSocketPushEnable, then the types wanted and
+// the states last reported.
+struct HttpService::WebSocketPush {
+    bool enabled = false;
+    std::vector<std::string> types;
+    json last = json::object();
+};
 
 bool HttpService::enter(std::int64_t account_id, std::size_t limit, bool upload) {
     std::lock_guard lock(running_mutex_);
@@ -178,12 +215,16 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     const bool events = path == "/jmap/eventsource" || path == "/jmap/eventsource/";
     const bool upload = path.starts_with(kUploadPrefix);
     const bool download = path.starts_with(kDownloadPrefix);
-    if (!session && !api && !events && !upload && !download) co_return problem(404, "no such resource");
+    const bool websocket = path == "/jmap/ws" || path == "/jmap/ws/";
+    if (!session && !api && !events && !upload && !download && !websocket) co_return problem(404, "no such resource");
     const bool post = api || upload;
     if ((post && request.method != "POST") || (!post && request.method != "GET")) {
         auto response = problem(405, "method not allowed here");
         response.headers.emplace_back("Allow", post ? "POST" : "GET");
         co_return response;
+    }
+    if (websocket) {
+        if (auto refusal = websocket_refusal(request, *connection)) co_return std::move(*refusal);
     }
 
     auto authenticated = co_await authenticate(request, *connection, config);
@@ -210,6 +251,11 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         if (!parsed) co_return problem(400, "the EventSource query needs types, and closeafter/ping as RFC 8620 7.3 says");
         streamed = true;
         co_await event_source(connection, account, *parsed, config);
+        co_return http::Response{};
+    }
+    if (websocket) {
+        streamed = true;
+        co_await this->websocket(connection, account, request, config);
         co_return http::Response{};
     }
     if (!enter(account.id, upload ? limits.max_concurrent_upload : limits.max_concurrent_requests, upload)) {
@@ -378,15 +424,10 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
             auto state = co_await std::move(next);
             if (!state) co_return;
             // RFC 8620 7.1: only the types the client asked for, and only those that changed.
-            json changed = json::object();
-            for (const auto& [type, value] : state->items()) {
-                const bool wanted = query.types.empty() || std::ranges::find(query.types, type) != query.types.end();
-                if (wanted && last.value(type, json()) != value) changed[type] = value;
-            }
+            auto change = http::state_change(http::jmap_account_id(account), last, *state, query.types);
             last = *state;
-            if (changed.empty()) continue;
-            json change = {{"@type", "StateChange"}, {"changed", {{http::jmap_account_id(account), changed}}}};
-            out = fmt::format("event: state\ndata: {}\n\n", http::to_json_text(change));
+            if (!change) continue;
+            out = fmt::format("event: state\ndata: {}\n\n", http::to_json_text(*change));
             if (!co_await connection->write_all(out, idle)) co_return;
             if (query.close_after_state) co_return;
         } else if (connection->timed_out()) {
@@ -394,6 +435,133 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
             out = fmt::format("event: ping\ndata: {{\"interval\":{}}}\n\n", query.ping_seconds);
             if (!co_await connection->write_all(out, idle)) co_return;
         } else {
+            co_return;  // the client went away, or the server is shutting down
+        }
+    }
+}
+
+awaitable<std::string> HttpService::websocket_push(const store::Account& account, WebSocketPush& push) {
+    auto& store = services_.store;
+    auto read = services_.executor.run([&store, &account] { return http::push_states(store, account); });
+    auto states = co_await std::move(read);
+    if (!states) co_return std::string();
+    auto change = http::state_change(http::jmap_account_id(account), push.last, *states, push.types);
+    push.last = std::move(*states);
+    co_return change ? http::ws_state_change(std::move(*change), http::push_state_token(push.last)) : std::string();
+}
+
+// One text message (RFC 8887 4.3): the text to send back, "" for none.
+awaitable<std::string> HttpService::websocket_message(const store::Account& account, const Config& config,
+                                                      std::string_view text, WebSocketPush& push,
+                                                      const std::shared_ptr<net::Connection>& connection) {
+    const auto limits = api_limits(config.http);
+    auto inbound = http::parse_ws_message(text, limits.json);
+    if (auto* refused = std::get_if<http::WsRefused>(&inbound)) co_return http::ws_request_error(refused->problem, refused->id);
+    if (std::holds_alternative<http::WsPushDisable>(inbound)) {
+        push.enabled = false;
+        services_.hub.unwatch(account.id, connection.get());
+        co_return std::string();
+    }
+    if (auto* enable = std::get_if<http::WsPushEnable>(&inbound)) {
+        // Watched before the states are read: a commit in between wakes the loop and is reported.
+        if (!push.enabled) services_.hub.watch(account.id, connection);
+        push.enabled = true;
+        push.types = std::move(enable->data_types);
+        auto since = enable->push_state ? http::parse_push_state(*enable->push_state) : std::nullopt;
+        push.last = since ? std::move(*since) : json::object();
+        std::string changes = co_await websocket_push(account, push);
+        co_return since ? changes : std::string();  // without a pushState, the states now are the baseline
+    }
+    auto& request = std::get<http::WsRequest>(inbound);
+    if (!enter(account.id, limits.max_concurrent_requests)) {
+        co_return http::ws_request_error(http::Problem{400, http::kProblemLimit, "too many concurrent requests for this account",
+                                                       "maxConcurrentRequests"},
+                                         request.id);
+    }
+    struct Leave {
+        HttpService* service;
+        std::int64_t account_id;
+        ~Leave() { service->leave(account_id); }
+    } leave_on_exit{this, account.id};
+    auto& store = services_.store;
+    auto run = services_.executor.run([this, &store, &account, &limits, &request, &config]() {
+        auto dispatcher = http::make_dispatcher(
+            store, account, limits, [this, &config](const store::Account& who, const http::OutgoingSubmission& outgoing) {
+                return submit(config, who, outgoing);
+            });
+        auto outcome = dispatcher->handle_request(std::move(request.request), http::session_state(account));
+        if (auto* p = std::get_if<http::Problem>(&outcome)) return http::ws_request_error(*p, request.id);
+        return http::ws_response(std::move(std::get<json>(outcome)), request.id);
+    });
+    auto answer = co_await std::move(run);
+    co_return answer;
+}
+
+awaitable<void> HttpService::websocket(const std::shared_ptr<net::Connection>& connection,
+                                       const store::Account& account, const Request& request, const Config& config) {
+    namespace ws = http::websocket;
+    using Clock = std::chrono::steady_clock;
+    const auto write_timeout = std::chrono::seconds(config.http.idle_timeout);
+    std::string out = fmt::format("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  "Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
+                                  ws::accept_key(request.websocket_key), http::kWebSocketSubprotocol);
+    if (!co_await connection->write_all(out, write_timeout)) co_return;
+    struct Unwatch {
+        ChangeHub& hub;
+        std::int64_t account;
+        net::Connection* connection;
+        ~Unwatch() { hub.unwatch(account, connection); }
+    } unwatch{services_.hub, account.id, connection.get()};
+    ws::Reader reader(config.http.max_request_octets);  // maxSizeRequest bounds a message
+    reader.feed(request.early_data);
+    WebSocketPush push;
+    const auto ping_every = std::chrono::seconds(config.http.websocket_ping_interval);
+    const auto idle_limit = std::chrono::seconds(config.http.websocket_idle_timeout);
+    auto heard = Clock::now();
+    for (;;) {
+        while (auto message = reader.next()) {
+            switch (message->opcode) {
+                case ws::Opcode::text:
+                    out = co_await websocket_message(account, config, message->payload, push, connection);
+                    if (!out.empty() && !co_await connection->write_all(ws::frame(ws::Opcode::text, out), write_timeout)) {
+                        co_return;
+                    }
+                    break;
+                case ws::Opcode::ping:
+                    if (!co_await connection->write_all(ws::frame(ws::Opcode::pong, message->payload), write_timeout)) co_return;
+                    break;
+                case ws::Opcode::close:  // RFC 6455 5.5.1: answer with a close, then end
+                    co_await connection->write_all(ws::close_frame(ws::kCloseNormal, ""), write_timeout);
+                    co_return;
+                case ws::Opcode::binary:
+                    co_await connection->write_all(ws::close_frame(ws::kCloseUnsupportedData, "JMAP messages are text"),
+                                                   write_timeout);
+                    co_return;
+                default: break;  // pong: the client is alive (heard is set on every read)
+            }
+        }
+        if (reader.error()) {
+            co_await connection->write_all(ws::close_frame(reader.error(), reader.error_reason()), write_timeout);
+            co_return;
+        }
+        auto bytes = co_await connection->read_available(ping_every);
+        if (!bytes.empty()) {
+            reader.feed(bytes);
+            heard = Clock::now();
+        } else if (connection->take_wake()) {
+            if (!push.enabled) continue;
+            out = co_await websocket_push(account, push);
+            if (!out.empty() && !co_await connection->write_all(ws::frame(ws::Opcode::text, out), write_timeout)) co_return;
+        } else if (connection->timed_out() && !connection->shutdown_requested()) {
+            if (Clock::now() - heard >= idle_limit) {
+                co_await connection->write_all(ws::close_frame(ws::kCloseGoingAway, "idle"), write_timeout);
+                co_return;
+            }
+            if (!co_await connection->write_all(ws::frame(ws::Opcode::ping, ""), write_timeout)) co_return;
+        } else {
+            if (connection->shutdown_requested()) {
+                co_await connection->write_all(ws::close_frame(ws::kCloseGoingAway, "server shutting down"), write_timeout);
+            }
             co_return;  // the client went away, or the server is shutting down
         }
     }
@@ -455,11 +623,19 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
                         std::string(message[bhttp::field::content_type]),
                         std::string(message[bhttp::field::origin]),
                         std::string(message[bhttp::field::host]),
-                        std::string(message[bhttp::field::if_none_match])};
+                        std::string(message[bhttp::field::if_none_match]),
+                        std::string(message[bhttp::field::upgrade]),
+                        std::string(message[bhttp::field::connection]),
+                        std::string(message[bhttp::field::sec_websocket_key]),
+                        std::string(message[bhttp::field::sec_websocket_version]),
+                        std::string(message[bhttp::field::sec_websocket_protocol]),
+                        {}};
+        if (!request.upgrade.empty()) request.early_data = std::move(pending);
         bool streamed = false;
         auto response = co_await handle(request, connection, *config, streamed);
         if (streamed) co_return;
-        response.close = !message.keep_alive() || connection->shutdown_requested();
+        // A refused upgrade closes too: the bytes after it (early_data) were the client's frames.
+        response.close = !message.keep_alive() || connection->shutdown_requested() || !request.upgrade.empty();
         output = http::serialize(response, request.method == "HEAD");
         if (!co_await connection->write_all(output, timeout) || response.close) co_return;
     }

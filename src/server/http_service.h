@@ -72,6 +72,16 @@ private:
                                                    const Config& config);
     awaitable<void> event_source(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
                                  const http::EventSourceQuery& query, const Config& config);
+    // RFC 8887: after the 101, one coroutine per connection reads frames (http/websocket.h), runs Request
+    // messages one at a time (each counts in maxConcurrentRequests) and pushes StateChanges from the ChangeHub
+    // as the EventSource does; pings the client every `websocket_ping_interval` and closes after
+    // `websocket_idle_timeout` without a frame from it.
+    awaitable<void> websocket(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
+                              const Request& request, const Config& config);
+    struct WebSocketPush;  // http_service.cpp
+    awaitable<std::string> websocket_message(const store::Account& account, const Config& config, std::string_view text,
+                                             WebSocketPush& push, const std::shared_ptr<net::Connection>& connection);
+    awaitable<std::string> websocket_push(const store::Account& account, WebSocketPush& push);
     // The webmail (http_webmail.cpp): its built files, its sign-in routes and cookie sessions.
     void load_webmail(const Config& config);
     awaitable<http::Response> webmail(const Request& request, const net::Connection& connection, const Config& config,

@@ -213,6 +213,8 @@ TEST(Push, StateChangeListsOnlyWantedTypesThatMoved) {
     EXPECT_EQ((*email)["changed"]["a1"], (json{{"Email", "2"}}));
     EXPECT_FALSE(state_change("a1", last, now, {"Mailbox"}));
     EXPECT_FALSE(state_change("a1", now, now, {}));
+    // No states seen yet (or a baseline that could not be read): every wanted type is news.
+    EXPECT_EQ((*state_change("a1", json(), now, {"Mailbox"}))["changed"]["a1"], (json{{"Mailbox", "a"}}));
 }
 
 TEST(Push, PushStateTokensRoundTripAndRefuseOthers) {

@@ -69,6 +69,20 @@ TEST_F(ConfigFile, WebmailKeysHaveDefaultsAndBounds) {
     EXPECT_FALSE(load("[http]\nwebmail_max_sessions = 0\n"));
 }
 
+// JMAP over WebSocket (RFC 8887): the ping interval and the idle close, positive.
+TEST_F(ConfigFile, WebSocketKeysHaveDefaultsAndBounds) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->http.websocket_ping_interval, 60u);
+    EXPECT_EQ(config->http.websocket_idle_timeout, 600u);
+    config = load("[http]\nwebsocket_ping_interval = 5\nwebsocket_idle_timeout = 30\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->http.websocket_ping_interval, 5u);
+    EXPECT_EQ(config->http.websocket_idle_timeout, 30u);
+    EXPECT_FALSE(load("[http]\nwebsocket_ping_interval = 0\n"));
+    EXPECT_FALSE(load("[http]\nwebsocket_idle_timeout = 0\n"));
+}
+
 TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     auto config = load("");
     ASSERT_TRUE(config) << config.error().message;

@@ -5,6 +5,7 @@
 #include "http/methods/blob.h"
 #include "http/methods/email.h"
 #include "http/methods/identity.h"
+#include "http/jmap_websocket.h"
 #include "http/methods/mailbox.h"
 
 namespace magpie::http {
@@ -23,7 +24,7 @@ std::string state_digest(std::string_view text) {
 }
 
 std::string session_state(const store::Account& account) {
-    return state_digest(fmt::format("{}\n{}\ncore,mail,submission,vacationresponse", account.id, account.address));
+    return state_digest(fmt::format("{}\n{}\ncore,mail,submission,vacationresponse,websocket", account.id, account.address));
 }
 
 json session_resource(const store::Account& account, const ApiLimits& limits, const std::string& base_url) {
@@ -45,9 +46,14 @@ json session_resource(const store::Account& account, const ApiLimits& limits, co
                  {"mayCreateTopLevelMailbox", false}};
     // RFC 8621 7.1: no delayed sending (FUTURERELEASE is not offered).
     json submission = {{"maxDelayedSend", 0}, {"submissionExtensions", json::object()}};
+    // RFC 8887 4.1: the WebSocket URL beside the HTTP ones (ws: or wss: as the session was fetched).
+    std::string websocket_url = "/jmap/ws";
+    if (base_url.starts_with("http")) websocket_url = "ws" + base_url.substr(4) + websocket_url;
+    json websocket = {{"url", websocket_url}, {"supportsPush", true}};
     return json{
         {"capabilities",
          {{std::string(kCapabilityCore), core},
+          {std::string(kCapabilityWebSocket), websocket},
           {std::string(kCapabilityMail), json::object()},
           {std::string(kCapabilitySubmission), json::object()},
           {std::string(kCapabilityVacationResponse), json::object()}}},
@@ -87,6 +93,7 @@ std::unique_ptr<Dispatcher> make_dispatcher(store::Store& store, const store::Ac
                                             const ApiLimits& limits, Submitter submitter) {
     auto dispatcher = std::make_unique<Dispatcher>(limits);
     dispatcher->add_capability(std::string(kCapabilityMail));
+    dispatcher->add_capability(std::string(kCapabilityWebSocket));
     add_mailbox_methods(*dispatcher, store, account);
     add_blob_methods(*dispatcher, store, account);
     add_email_methods(*dispatcher, store, account);

@@ -15,7 +15,8 @@ namespace magpie::http {
 
 std::string jmap_account_id(const store::Account& account);
 
-// The capabilities this server advertises and serves: core, mail, submission and vacationresponse.
+// The capabilities this server advertises and serves: core, mail, submission, vacationresponse and websocket
+// (RFC 8887 4.1: its url is ws(s):// on the same host, "/jmap/ws" when `base_url` is empty).
 // `base_url` ("https://host:port", or "" for relative URLs) prefixes apiUrl, downloadUrl, uploadUrl and
 // eventSourceUrl: many clients (jmap-jam among them) resolve nothing themselves.
 nlohmann::json session_resource(const store::Account& account, const ApiLimits& limits,
