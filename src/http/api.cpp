@@ -148,8 +148,8 @@ std::optional<MethodError> resolve_result_references(json& arguments, const json
 
 Dispatcher::Dispatcher(ApiLimits limits) : limits_(std::move(limits)) {
     add_capability(std::string(kCapabilityCore));
-    // RFC 8620 4.1: core/echo answers with its own arguments.
-    add("core/echo", std::string(kCapabilityCore), [](const json& arguments, CallContext&) -> MethodOutcome {
+    // RFC 8620 4.1: Core/echo answers with its own arguments.
+    add("Core/echo", std::string(kCapabilityCore), [](const json& arguments, CallContext&) -> MethodOutcome {
         return arguments;
     });
 }

@@ -66,7 +66,7 @@ using Method = std::function<MethodOutcome(const nlohmann::json& arguments, Call
 
 class Dispatcher {
 public:
-    // Registers the core capability and core/echo (RFC 8620 4.1).
+    // Registers the core capability and Core/echo (RFC 8620 4.1).
     explicit Dispatcher(ApiLimits limits);
 
     // `capability` must be in the request's "using" for the method to be callable (else unknownMethod).

@@ -117,7 +117,7 @@ def test_core_echo_and_result_references(jmap):
     _, client = jmap
     account = account_id(client)
     status, _, response = client.api([
-        ["core/echo", {"hello": [1, 2, {"x": "y"}]}, "c0"],
+        ["Core/echo", {"hello": [1, 2, {"x": "y"}]}, "c0"],
         ["Mailbox/query", {"accountId": account, "filter": {"role": "inbox"}}, "c1"],
         ["Mailbox/get", {"accountId": account, "#ids": {"resultOf": "c1", "name": "Mailbox/query", "path": "/ids"},
                          "properties": ["name", "role"]}, "c2"],
@@ -126,7 +126,7 @@ def test_core_echo_and_result_references(jmap):
     ])
     assert status == 200
     calls = response["methodResponses"]
-    assert calls[0] == ["core/echo", {"hello": [1, 2, {"x": "y"}]}, "c0"]
+    assert calls[0] == ["Core/echo", {"hello": [1, 2, {"x": "y"}]}, "c0"]
     assert calls[2][0] == "Mailbox/get"
     assert [(m["name"], m["role"]) for m in calls[2][1]["list"]] == [("INBOX", "inbox")]
     assert calls[3] == ["error", {"type": "invalidResultReference",
@@ -156,7 +156,7 @@ def test_mailbox_get_reports_roles_and_counts_from_the_store(jmap):
 
 def test_unknown_capability_is_a_request_level_problem(jmap):
     _, client = jmap
-    status, headers, response = client.api([["core/echo", {}, "a"]], using=(CORE, "urn:example:nope"))
+    status, headers, response = client.api([["Core/echo", {}, "a"]], using=(CORE, "urn:example:nope"))
     assert status == 400
     assert headers["Content-Type"] == "application/problem+json"
     assert response["type"] == "urn:ietf:params:jmap:error:unknownCapability"
@@ -179,7 +179,7 @@ def test_ids_of_another_account_are_account_not_found(jmap):
 
 def test_too_many_calls_and_too_many_ids_get_the_rfc_errors(jmap):
     _, client = jmap
-    status, _, response = client.api([["core/echo", {}, str(i)] for i in range(1000)])
+    status, _, response = client.api([["Core/echo", {}, str(i)] for i in range(1000)])
     assert status == 400
     assert response["type"] == "urn:ietf:params:jmap:error:limit" and response["limit"] == "maxCallsInRequest"
     _, _, response = client.api([["Mailbox/get", {"accountId": account_id(client),
@@ -190,7 +190,7 @@ def test_too_many_calls_and_too_many_ids_get_the_rfc_errors(jmap):
 def test_json_bombs_and_malformed_bodies_are_refused(jmap):
     _, client = jmap
     for body in [b"[" * 100000 + b"]" * 100000,
-                 json.dumps({"using": [CORE], "methodCalls": [["core/echo", {"a": "x" * 60000}, "a"]]}).encode(),
+                 json.dumps({"using": [CORE], "methodCalls": [["Core/echo", {"a": "x" * 60000}, "a"]]}).encode(),
                  b"{not json", b"\xff\xfe"]:
         status, headers, response = client.request("POST", "/jmap/api", body)
         assert status == 400, body[:40]

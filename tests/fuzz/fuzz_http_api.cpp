@@ -1,5 +1,5 @@
 // The JMAP core on arbitrary bytes: the request body through the bounded JSON parse, the request checks,
-// result references and dispatch (core/echo plus a method returning nested data to point into), and the
+// result references and dispatch (Core/echo plus a method returning nested data to point into), and the
 // HTTP helpers (Authorization, EventSource query, download names and types), and the Email properties
 // computed from message bytes (http/email_view.h: every header form, parseStructure, body values, parts),
 // both on the raw input and through a method with implicit responses (as EmailSubmission/set makes).

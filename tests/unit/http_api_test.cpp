@@ -40,8 +40,8 @@ Problem problem(const Dispatcher& dispatcher, std::string_view body) {
 
 TEST(HttpApi, EchoReturnsItsArgumentsUnderItsCallId) {
     auto response = run(make(), {{"using", {"urn:ietf:params:jmap:core"}},
-                                 {"methodCalls", {{"core/echo", {{"a", 1}}, "c1"}}}});
-    EXPECT_EQ(response["methodResponses"], json::parse(R"([["core/echo",{"a":1},"c1"]])"));
+                                 {"methodCalls", {{"Core/echo", {{"a", 1}}, "c1"}}}});
+    EXPECT_EQ(response["methodResponses"], json::parse(R"([["Core/echo",{"a":1},"c1"]])"));
     EXPECT_EQ(response["sessionState"], "s1");
     EXPECT_FALSE(response.contains("createdIds"));
 }
@@ -73,7 +73,7 @@ TEST(HttpApi, TooManyCallsIsTheLimitProblem) {
     ApiLimits limits;
     limits.max_calls_in_request = 2;
     json calls = json::array();
-    for (int i = 0; i < 3; ++i) calls.push_back({"core/echo", json::object(), std::to_string(i)});
+    for (int i = 0; i < 3; ++i) calls.push_back({"Core/echo", json::object(), std::to_string(i)});
     auto p = problem(make(limits), json{{"using", json::array()}, {"methodCalls", calls}}.dump());
     EXPECT_EQ(p.type, kProblemLimit);
     EXPECT_EQ(p.limit, "maxCallsInRequest");
@@ -94,7 +94,7 @@ TEST(HttpApi, DeepNestingAndLongStringsAreRefusedBeforeParsing) {
     EXPECT_EQ(problem(d, std::string(9, '[') + std::string(9, ']')).type, kProblemNotJson);
     EXPECT_EQ(problem(d, "\"" + std::string(17, 'a') + "\"").type, kProblemNotJson);
     // Brackets and escaped quotes inside strings do not count as nesting.
-    auto ok = d.handle(R"({"using":[],"methodCalls":[["core/echo",{"a":"[[[[\"[[[["},"c"]]})", "s");
+    auto ok = d.handle(R"({"using":[],"methodCalls":[["Core/echo",{"a":"[[[[\"[[[["},"c"]]})", "s");
     EXPECT_TRUE(std::holds_alternative<json>(ok));
 }
 
@@ -107,9 +107,9 @@ TEST(HttpApi, MethodOutsideTheCapabilitiesInUseIsUnknownMethod) {
 
 TEST(HttpApi, MethodErrorsKeepTheirCallIdAndLaterCallsStillRun) {
     auto response = run(make(), {{"using", {"urn:test", "urn:ietf:params:jmap:core"}},
-                                 {"methodCalls", {{"Test/fail", json::object(), "a"}, {"core/echo", {{"x", 1}}, "b"}}}});
+                                 {"methodCalls", {{"Test/fail", json::object(), "a"}, {"Core/echo", {{"x", 1}}, "b"}}}});
     EXPECT_EQ(response["methodResponses"][0], json::parse(R"(["error",{"type":"forbidden","description":"no"},"a"])"));
-    EXPECT_EQ(response["methodResponses"][1], json::parse(R"(["core/echo",{"x":1},"b"])"));
+    EXPECT_EQ(response["methodResponses"][1], json::parse(R"(["Core/echo",{"x":1},"b"])"));
 }
 
 TEST(HttpApi, AMethodThatMisreadsItsArgumentsFailsAloneWithServerFail) {
@@ -121,9 +121,9 @@ TEST(HttpApi, ResultReferencesResolveWithWildcards) {
     auto response = run(make(), {{"using", {"urn:test", "urn:ietf:params:jmap:core"}},
                                  {"methodCalls",
                                   {{"Test/list", json::object(), "a"},
-                                   {"core/echo", {{"#ids", {{"resultOf", "a"}, {"name", "Test/list"}, {"path", "/ids"}}}}, "b"},
-                                   {"core/echo", {{"#tags", {{"resultOf", "a"}, {"name", "Test/list"}, {"path", "/list/*/tags"}}}}, "c"},
-                                   {"core/echo", {{"#first", {{"resultOf", "a"}, {"name", "Test/list"}, {"path", "/list/1/id"}}}}, "d"}}}});
+                                   {"Core/echo", {{"#ids", {{"resultOf", "a"}, {"name", "Test/list"}, {"path", "/ids"}}}}, "b"},
+                                   {"Core/echo", {{"#tags", {{"resultOf", "a"}, {"name", "Test/list"}, {"path", "/list/*/tags"}}}}, "c"},
+                                   {"Core/echo", {{"#first", {{"resultOf", "a"}, {"name", "Test/list"}, {"path", "/list/1/id"}}}}, "d"}}}});
     const auto& r = response["methodResponses"];
     EXPECT_EQ(r[1][1], json({{"ids", {"a", "b"}}}));
     EXPECT_EQ(r[2][1], json({{"tags", {"x", "y", "z"}}}));
@@ -133,7 +133,7 @@ TEST(HttpApi, ResultReferencesResolveWithWildcards) {
 TEST(HttpApi, BrokenResultReferencesAreMethodErrors) {
     auto ref = [](json reference) {
         return run(make(), {{"using", {"urn:test", "urn:ietf:params:jmap:core"}},
-                            {"methodCalls", {{"Test/list", json::object(), "a"}, {"core/echo", reference, "b"}}}})
+                            {"methodCalls", {{"Test/list", json::object(), "a"}, {"Core/echo", reference, "b"}}}})
             ["methodResponses"][1][1]["type"];
     };
     EXPECT_EQ(ref({{"#x", {{"resultOf", "z"}, {"name", "Test/list"}, {"path", "/ids"}}}}), "invalidResultReference");
