@@ -1,6 +1,10 @@
 #include "net/connection.h"
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+
+#include <algorithm>
 
 namespace magpie::net {
 
@@ -36,66 +40,187 @@ void Connection::disarm() {
     deadline_.cancel();
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds left(Clock::time_point until) {
+    return std::max(std::chrono::milliseconds(0),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
+}
+
+// Ciphertext OpenSSL writes goes into the std::string the BIO points at; the connection sends it when it can.
+// The BIO always accepts, so SSL_write never wants to write more later.
+int output_write(BIO* bio, const char* data, int size) {
+    static_cast<std::string*>(BIO_get_data(bio))->append(data, static_cast<std::size_t>(size));
+    return size;
+}
+
+long output_ctrl(BIO*, int command, long, void*) {
+    return command == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+int output_create(BIO* bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+}
+
+const BIO_METHOD* output_method() {
+    static BIO_METHOD* method = [] {
+        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "magpie tls output");
+        BIO_meth_set_write(m, output_write);
+        BIO_meth_set_ctrl(m, output_ctrl);
+        BIO_meth_set_create(m, output_create);
+        return m;
+    }();
+    return method;
+}
+
+// A TLS record carries at most 16 KiB of plaintext (RFC 8446 5.1): SSL_write is fed that much at a time, and
+// the ciphertext is sent once this much has gathered.
+constexpr std::size_t tls_write_piece = 16384;
+constexpr std::size_t tls_output_flush_octets = 65536;
+
+}  // namespace
+
+void Connection::SslFree::operator()(ssl_st* ssl) const {
+    SSL_free(ssl);
+}
+
+awaitable<bool> Connection::wait_readable(Clock::time_point until, bool interruptible) {
+    if (interruptible && (shutdown_requested_ || wake_requested_)) co_return false;
+    boost::system::error_code ec;
+    char byte = 0;
+    arm(left(until));
+    reading_ = interruptible;
+    std::size_t n = co_await socket_.async_receive(asio::buffer(&byte, 1), tcp::socket::message_peek,
+                                                   asio::redirect_error(use_awaitable, ec));
+    reading_ = false;
+    disarm();
+    co_return !ec && n == 1;
+}
+
 awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono::milliseconds timeout) {
     boost::system::error_code ec;
     std::size_t n = 0;
     if (shutdown_requested_ || wake_requested_) co_return 0;
+    if (tls_active_) co_return co_await tls_read_some(buffer, Clock::now() + timeout);
     arm(timeout);
     reading_ = true;
-    if (tls_active_) {
-        n = co_await tls_stream_->async_read_some(asio::buffer(buffer.data(), buffer.size()),
-                                                  asio::redirect_error(use_awaitable, ec));
-    } else {
-        n = co_await socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
-                                             asio::redirect_error(use_awaitable, ec));
-    }
+    n = co_await socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
+                                         asio::redirect_error(use_awaitable, ec));
     reading_ = false;
     disarm();
     co_return ec ? 0 : n;
 }
 
 awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds timeout) {
-    // The buffer is allocated without being written (new char[], not value-initialized): the pages a waiting
-    // connection has not received anything into stay unbacked. A wait for readability with no buffer at all
-    // (async_wait) is not speculative in Asio's edge-triggered epoll reactor: bytes that arrived before the wait
-    // began would go unnoticed until more came, which stalled pipelining SMTP clients.
-    if (!read_buffer_) read_buffer_.reset(new char[read_chunk_octets]);
-    std::size_t n = co_await read_some(std::span<char>(read_buffer_.get(), read_chunk_octets), timeout);
+    // The buffer exists only from the arrival of bytes until the next read: a connection waiting for its
+    // client holds none. Bytes OpenSSL already holds (the rest of a record) need no wait.
+    read_buffer_.reset();
+    const auto until = Clock::now() + timeout;
+    if (!(tls_active_ && SSL_has_pending(ssl_.get()) == 1)) {
+        if (!co_await wait_readable(until, true)) co_return std::string_view();
+    }
+    read_buffer_.reset(new char[read_chunk_octets]);
+    std::size_t n = co_await read_some(std::span<char>(read_buffer_.get(), read_chunk_octets), left(until));
     co_return std::string_view(read_buffer_.get(), n);
 }
 
 awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::milliseconds timeout) {
     if (bytes.empty()) co_return true;
+    if (tls_active_) co_return co_await tls_write_all(bytes, Clock::now() + timeout);
     boost::system::error_code ec;
     arm(timeout);
-    if (tls_active_) {
-        co_await asio::async_write(*tls_stream_, asio::buffer(bytes.data(), bytes.size()),
-                                   asio::redirect_error(use_awaitable, ec));
-    } else {
-        co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
-                                   asio::redirect_error(use_awaitable, ec));
-    }
+    co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
+                               asio::redirect_error(use_awaitable, ec));
     disarm();
     co_return !ec;
 }
 
+awaitable<bool> Connection::flush_tls(Clock::time_point until) {
+    while (!tls_output_.empty()) {
+        std::string out = std::exchange(tls_output_, std::string());
+        boost::system::error_code ec;
+        arm(left(until));
+        co_await asio::async_write(socket_, asio::buffer(out.data(), out.size()),
+                                   asio::redirect_error(use_awaitable, ec));
+        disarm();
+        if (ec) co_return false;
+    }
+    co_return true;
+}
+
+awaitable<std::size_t> Connection::tls_read_some(std::span<char> buffer, Clock::time_point until) {
+    for (;;) {
+        std::size_t got = 0;
+        ERR_clear_error();  // SSL_get_error reads this thread's queue, which other connections share
+        int r = SSL_read_ex(ssl_.get(), buffer.data(), buffer.size(), &got);
+        int error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), r);
+        // Reading may have written (TLS 1.3 session tickets, key updates, alerts).
+        if (!co_await flush_tls(until)) co_return 0;
+        if (r == 1) co_return got;
+        if (error != SSL_ERROR_WANT_READ) co_return 0;  // close_notify, a bad record, the peer gone
+        if (!co_await wait_readable(until, true)) co_return 0;
+    }
+}
+
+awaitable<bool> Connection::tls_write_all(std::string_view bytes, Clock::time_point until) {
+    while (!bytes.empty()) {
+        std::size_t written = 0;
+        ERR_clear_error();
+        if (SSL_write_ex(ssl_.get(), bytes.data(), std::min(bytes.size(), tls_write_piece), &written) != 1) {
+            co_return false;  // the output BIO never refuses, so this is a broken session
+        }
+        bytes.remove_prefix(written);
+        if ((bytes.empty() || tls_output_.size() >= tls_output_flush_octets) && !co_await flush_tls(until)) {
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
 awaitable<Result<void>> Connection::start_tls(std::chrono::milliseconds timeout) {
     if (!tls_context_) co_return make_error(Errc::unavailable, "TLS is not configured");
-    if (tls_active_ || tls_stream_) co_return make_error(Errc::invalid_argument, "TLS is already active");
-    tls_stream_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+    if (tls_active_ || ssl_) co_return make_error(Errc::invalid_argument, "TLS is already active");
+    const auto until = Clock::now() + timeout;
     boost::system::error_code ec;
-    arm(timeout);
-    co_await tls_stream_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
-    disarm();
-    if (ec) co_return make_error(Errc::io_error, "TLS handshake: " + ec.message());
+    socket_.non_blocking(true, ec);  // OpenSSL reads the descriptor itself and must never block the thread
+    if (ec) co_return make_error(Errc::io_error, "TLS: " + ec.message());
+    ssl_.reset(SSL_new(tls_context_->native_handle()));
+    BIO* input = ssl_ ? BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE) : nullptr;
+    BIO* output = input ? BIO_new(output_method()) : nullptr;
+    if (!output) {
+        if (input) BIO_free(input);
+        co_return make_error(Errc::internal, "TLS: cannot make a session");
+    }
+    BIO_set_data(output, &tls_output_);
+    SSL_set_bio(ssl_.get(), input, output);
+    SSL_set_mode(ssl_.get(), SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_accept_state(ssl_.get());
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(ssl_.get());
+        int error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), r);
+        if (!co_await flush_tls(until)) co_return make_error(Errc::io_error, "TLS handshake: write failed");
+        if (r == 1) break;
+        if (error != SSL_ERROR_WANT_READ) {
+            char reason[256] = "the peer closed the connection";
+            if (unsigned long code = ERR_get_error()) ERR_error_string_n(code, reason, sizeof reason);
+            co_return make_error(Errc::io_error, std::string("TLS handshake: ") + reason);
+        }
+        if (!co_await wait_readable(until, false)) {
+            co_return make_error(Errc::io_error, timed_out_ ? "TLS handshake: timed out"
+                                                            : "TLS handshake: the peer closed the connection");
+        }
+    }
     tls_active_ = true;
     co_return Result<void>{};
 }
 
 std::string Connection::tls_description() const {
     if (!tls_active_) return {};
-    SSL* ssl = tls_stream_->native_handle();
-    return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
+    return std::string(SSL_get_version(ssl_.get())) + " " + SSL_get_cipher_name(ssl_.get());
 }
 
 void Connection::request_shutdown() {

@@ -14,6 +14,8 @@
 #include "base/result.h"
 #include "net/asio.h"
 
+struct ssl_st;
+
 namespace magpie::net {
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -26,9 +28,9 @@ public:
     // Reads what is available (at least one byte). 0 means the peer closed, an error occurred or the deadline
     // passed; timed_out() tells the last apart.
     awaitable<std::size_t> read_some(std::span<char> buffer, std::chrono::milliseconds timeout);
-    // The same into a buffer of this connection's, made on first use and never written before a read: returns
-    // a view of the bytes, valid until the next read. Empty as read_some's 0. The protocol loop's coroutine
-    // frame, which lives as long as the connection, then holds no read buffer (issue 17).
+    // The same into a buffer of this connection's, made only once bytes have arrived (the wait for them holds
+    // none) and freed at the next call: returns a view of the bytes, valid until the next read. Empty as
+    // read_some's 0. An idle connection then holds no read buffer, in its coroutine frame or here (issue 17).
     awaitable<std::string_view> read_available(std::chrono::milliseconds timeout);
     // Writes all of `bytes`; false when the peer is gone or the deadline passed.
     awaitable<bool> write_all(std::string_view bytes, std::chrono::milliseconds timeout);
@@ -56,16 +58,30 @@ public:
     bool take_wake() { return wake_requested_.exchange(false); }
 
 private:
+    struct SslFree {
+        void operator()(ssl_st* ssl) const;
+    };
     void interrupt_read();
+    // Waits until the socket has a byte to read (a 1-byte MSG_PEEK, which Asio tries at once before waiting:
+    // an async_wait alone misses bytes that came before it under edge-triggered epoll). `interruptible`: a
+    // wake or shutdown ends the wait (false).
+    awaitable<bool> wait_readable(std::chrono::steady_clock::time_point until, bool interruptible);
+    // Sends the ciphertext OpenSSL has written into tls_output_ and frees it.
+    awaitable<bool> flush_tls(std::chrono::steady_clock::time_point until);
+    awaitable<std::size_t> tls_read_some(std::span<char> buffer, std::chrono::steady_clock::time_point until);
+    awaitable<bool> tls_write_all(std::string_view bytes, std::chrono::steady_clock::time_point until);
     void arm(std::chrono::milliseconds timeout);
     void disarm();
 
     std::shared_ptr<asio::ssl::context> tls_context_;
     tcp::socket socket_;
-    // Made by start_tls only: an ssl::stream costs two 17 KiB buffers and an SSL object, which a plain
-    // connection (most SMTP on port 25, every idle IMAP client without TLS) never needs.
-    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_stream_;
-    std::unique_ptr<char[]> read_buffer_;  // read_available's
+    // Made by start_tls only. OpenSSL reads the socket itself (a socket BIO on the non-blocking descriptor) and
+    // writes into tls_output_, which write_all sends and frees; with SSL_MODE_RELEASE_BUFFERS it frees its
+    // record buffers between records. An idle TLS connection thus holds the SSL object and its keys only: no
+    // Asio ssl::stream (two zero-filled 17 KiB buffers plus a 2 x 17 KiB BIO pair) and no record buffers.
+    std::unique_ptr<ssl_st, SslFree> ssl_;
+    std::string tls_output_;
+    std::unique_ptr<char[]> read_buffer_;  // read_available's, from the arrival of bytes until the next read
     asio::steady_timer deadline_;
     std::string peer_ip_;
     bool tls_active_ = false;

@@ -1,7 +1,6 @@
 #include "server/imap_service.h"
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -35,7 +34,8 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
     auto last_input = std::chrono::steady_clock::now();
     imap::Session session(session_config(*config, *connection), services_, connection->peer_ip());
     std::optional<std::int64_t> watched;
-    std::array<char, 16384> buffer;
+    // No read buffer here: this frame lives as long as the connection, which mostly waits for its client;
+    // read_available's buffer exists only while bytes are being handed over (issue 17).
     std::string output;
     // Writes what the session has to say. (Named variables, not temporaries, around co_await: see
     // store_executor.h.)
@@ -99,8 +99,8 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
                                                                              last_input);
         const auto left = std::max(std::chrono::seconds(1), timeout - silent);
         const auto read_timeout = session.idling() ? std::min(keepalive, left) : left;
-        std::size_t n = co_await connection->read_some(buffer, read_timeout);
-        if (n == 0) {
+        std::string_view input = co_await connection->read_available(read_timeout);
+        if (input.empty()) {
             if (connection->take_wake()) {
                 auto op = on_store([](imap::Session& s) { s.mailbox_changed(unix_now()); });
                 co_await std::move(op);
@@ -122,7 +122,7 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
             co_return;
         }
         last_input = std::chrono::steady_clock::now();
-        session.feed(std::string_view(buffer.data(), n));
+        session.feed(input);  // `input` lasts until the next read
     }
 }
 

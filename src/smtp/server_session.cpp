@@ -13,6 +13,9 @@
 namespace magpie::smtp {
 namespace {
 
+// Input capacity an empty buffer may keep (a command line's worth); more is freed once consumed.
+constexpr std::size_t idle_input_capacity = 1024;
+
 // RFC 3461 4: xtext = *( xchar / hexchar ), xchar = "!".."~" except "+" and "=", hexchar = "+" 2HEXDIG
 // (upper case).
 bool is_xtext(std::string_view s) {
@@ -191,6 +194,9 @@ void ServerSession::process() {
         input_.erase(0, input_pos_);
         input_pos_ = 0;
     }
+    // Consumed input leaves no buffer behind: the capacity a message's content grew would otherwise stay with
+    // the connection while it waits for the next command (issue 17: an idle connection holds no read buffer).
+    if (input_.empty() && input_.capacity() > idle_input_capacity) std::string().swap(input_);
     // A command line has begun (or an over-long one is being skipped): its clock runs from now. Octets
     // held behind an outstanding event are not the client's delay.
     bool partial_line = state_ != State::data && state_ != State::chunk &&
