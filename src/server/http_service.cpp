@@ -37,6 +37,7 @@ http::ApiLimits api_limits(const HttpConfig& c) {
     limits.max_objects_in_get = c.max_objects_in_get;
     limits.max_objects_in_set = c.max_objects_in_set;
     limits.max_query_message_reads = c.max_query_message_reads;
+    limits.max_submission_recipients = c.max_submission_recipients;
     limits.json.max_depth = c.max_json_depth;
     limits.json.max_string_octets = c.max_json_string_octets;
     return limits;
