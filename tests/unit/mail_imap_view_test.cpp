@@ -463,6 +463,19 @@ TEST(ImapView, AnUnsplittableMultipartIsOneEmptyTextPartAsDovecotSays) {
     EXPECT_EQ(section(m.parts(), nested, "1.1"), "");
 }
 
+// ENVELOPE carries the octets of the fields (RFC 3501 7.4.2 nstrings; RFC 6855 for UTF-8), never a
+// conversion: raw UTF-8 and raw Latin-1 arrive as the sender wrote them, as literals (8-bit), as Dovecot does.
+TEST(ImapView, EnvelopeKeepsRawEightBitOctets) {
+    for (std::string_view subject : {std::string_view("Gr\xc3\xbc\xc3\x9f" "e"), std::string_view("caf\xe9")}) {
+        const std::string raw = "Subject: " + std::string(subject) + "\r\nFrom: J\xf6rg <j@x.example>\r\n\r\nbody\r\n";
+        Message m = Message::parse(raw);
+        const std::string envelope = imap_envelope(m, m.root());
+        EXPECT_TRUE(envelope.starts_with("(NIL {" + std::to_string(subject.size()) + "}\r\n" + std::string(subject) + " "))
+            << envelope;
+        EXPECT_NE(envelope.find("(({4}\r\nJ\xf6rg NIL \"j\" \"x.example\"))"), std::string::npos) << envelope;
+    }
+}
+
 TEST(ImapView, SinglePartMessageHasPartOne) {
     std::string_view raw = "Subject: x\r\n\r\nbody";
     Message m = Message::parse(raw);
