@@ -119,7 +119,7 @@ def test_on_success_destroy_email_and_changes(jmap):
 def test_recipients_beyond_the_configured_bound_are_too_many_recipients(make_server):
     """[http] max_submission_recipients (was a constant of the code): more rcptTo addresses than it get the
     SetError tooManyRecipients (RFC 8621 7.5), as many are accepted."""
-    server = make_server(sections={"http": dict(HTTP_LIMITS, max_submission_recipients=2)})
+    server = make_server(name="bounded", sections={"http": dict(HTTP_LIMITS, max_submission_recipients=2)})
     client = Client(server)
     account, boxes, identity = prepare(client)
     email = draft(client, account, boxes, ALICE, ["x@remote.test"])
