@@ -37,6 +37,8 @@ struct ApiLimits {
     // Content checks (a message read for a body, text, bcc, header or hasAttachment condition; each condition
     // on each message counts one) in one Email/query or SearchSnippet/get; beyond: unsupportedFilter.
     std::size_t max_query_message_reads = 100000;
+    // rcptTo entries of one EmailSubmission (RFC 8621 7.5); beyond: the SetError tooManyRecipients.
+    std::size_t max_submission_recipients = 1000;
     JsonLimits json;
 };
 

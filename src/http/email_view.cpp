@@ -8,6 +8,7 @@
 #include "base/strings.h"
 #include "base/time.h"
 #include "mail/address.h"
+#include "mail/charset.h"
 #include "mail/date.h"
 #include "mail/decode.h"
 #include "mail/encoded_word.h"
@@ -68,8 +69,24 @@ std::optional<HeaderProperty> parse_header_property(std::string_view property) {
 
 json nullable(const std::string& text) { return text.empty() ? json() : json(text); }
 
+// RFC 8621 4.1.2.1 (Raw): the octets as they are when they are UTF-8 (RFC 6532); a run that is not becomes
+// U+FFFD and a NUL is dropped. No charset guess here: Raw promises the field's own octets.
+std::string raw_text(std::string_view value) {
+    std::string kept;
+    kept.reserve(value.size());
+    for (char c : value) {
+        if (c != '\0') kept.push_back(c);
+    }
+    return mail::sanitize_utf8(kept);
+}
+
+// The parsed forms (Text, Addresses, MessageIds, URLs, a part's name) are the server's reading of the
+// field: UTF-8 as it is, and octets that are not UTF-8 read as Windows-1252 (as the Text form and display
+// names already are, mail::decode_encoded_words), so unlabelled Latin-1 reads as what its sender meant.
+std::string parsed_text(std::string_view value) { return mail::guess_to_utf8(value); }
+
 json email_address(const mail::Mailbox& mailbox) {
-    return json{{"name", nullable(mailbox.name)}, {"email", mailbox.addr_spec()}};
+    return json{{"name", nullable(mailbox.name)}, {"email", parsed_text(mailbox.addr_spec())}};
 }
 
 std::string two(int value) { return fmt::format("{:02}", value); }
@@ -83,7 +100,7 @@ std::string date_with_offset(const mail::DateTime& date) {
 }
 
 json parse_form(const mail::HeaderField& field, const std::string& form) {
-    if (form == "Raw") return std::string(field.raw_value);
+    if (form == "Raw") return raw_text(field.raw_value);
     if (form == "Text") return field.decoded();
     if (form == "Addresses") {
         json out = json::array();
@@ -112,7 +129,7 @@ json parse_form(const mail::HeaderField& field, const std::string& form) {
         json out = json::array();
         for (auto& id : ids) {
             if (id.size() >= 2 && id.front() == '<' && id.back() == '>') id = id.substr(1, id.size() - 2);
-            out.push_back(id);
+            out.push_back(parsed_text(id));
         }
         return out;
     }
@@ -127,7 +144,7 @@ json parse_form(const mail::HeaderField& field, const std::string& form) {
     while ((at = value.find('<', at)) != std::string::npos) {
         std::size_t end = value.find('>', at);
         if (end == std::string::npos) break;
-        out.push_back(value.substr(at + 1, end - at - 1));
+        out.push_back(parsed_text(value.substr(at + 1, end - at - 1)));
         at = end + 1;
     }
     return out.empty() ? json() : out;
@@ -147,7 +164,7 @@ json header_value(const mail::Header& header, const HeaderProperty& property) {
 json raw_headers(const mail::Header& header) {
     json out = json::array();
     for (const auto& field : header.fields()) {
-        out.push_back({{"name", std::string(field.name)}, {"value", std::string(field.raw_value)}});
+        out.push_back({{"name", std::string(field.name)}, {"value", raw_text(field.raw_value)}});
     }
     return out;
 }
@@ -207,7 +224,8 @@ private:
         std::string name = message_.content_disposition(part(index)).params.get("filename");
         if (name.empty()) name = message_.content_type(part(index)).params.get("name");
         // Many senders put RFC 2047 words in parameters, which RFC 2231 does not allow; decode them anyway.
-        return name.find("=?") != std::string::npos ? mail::decode_encoded_words(name) : name;
+        // Without encoded words this reads unlabelled 8-bit octets as the Text form does.
+        return mail::decode_encoded_words(name);
     }
 
     static bool inline_media(const std::string& type) {

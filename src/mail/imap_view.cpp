@@ -133,14 +133,26 @@ void append_disposition_language_location(std::string& out, const Header& header
     append_nstring(out, header.value("Content-Location"));
 }
 
+// A multipart the parser could not split (no boundary parameter, no delimiter line, only the close
+// delimiter, or beyond the nesting limit): a leaf in the tree, so its octets stay reachable as BODY[n] and
+// BODY[TEXT], while IMAP describes it as Dovecot does, a multipart of one empty text/plain part.
+bool unsplit_multipart(const Part& part) { return part.kind == PartKind::leaf && iequals(part.type, "multipart"); }
+
 void append_body(BodyOut& out, const Message& m, const Part& part) {
     Header header = m.header(part);
     ContentType ct = m.content_type(part);
     std::string tail;  // extension data, BODYSTRUCTURE only
-    if (part.kind == PartKind::multipart) {
+    if (part.kind == PartKind::multipart || unsplit_multipart(part)) {
         out.both('(');
         for (std::uint32_t c = part.first_child; c != kNoPart; c = m.parts()[c].next_sibling) {
             append_body(out, m, m.parts()[c]);
+        }
+        if (part.kind != PartKind::multipart) {
+            // RFC 3501 9 (body-type-mpart) needs at least one part: an empty text/plain, as Dovecot answers,
+            // whose sections (BODY[n.1], n.1.MIME, BINARY) are empty too (resolve_part finds no such part).
+            out.both("(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0");
+            out.ext(" NIL NIL NIL NIL");
+            out.both(")");
         }
         out.both(' ');
         out.both(imap_string(part.subtype));
@@ -423,7 +435,7 @@ Result<std::uint32_t> resolve_part(std::span<const Part> parts, const std::vecto
             std::size_t child = find_child(parts, current, n);
             if (child == kNoPart) return make_error(Errc::not_found, "no such part");
             current = static_cast<std::uint32_t>(child);
-        } else if (at_message && n == 1) {
+        } else if (at_message && n == 1 && !unsplit_multipart(node)) {
             // Part 1 of a non-multipart message is its body: the same node.
         } else {
             return make_error(Errc::not_found, "no such part");

@@ -151,8 +151,10 @@ Result<void> read_webmail(const toml::table& t, HttpConfig& s) {
     MAGPIE_TRY(read(t, "http", "webmail_session_idle", s.webmail_session_idle));
     MAGPIE_TRY(read(t, "http", "webmail_session_lifetime", s.webmail_session_lifetime));
     MAGPIE_TRY(read(t, "http", "webmail_max_sessions", s.webmail_max_sessions));
+    MAGPIE_TRY(read(t, "http", "webmail_max_sessions_per_account", s.webmail_max_sessions_per_account));
     if (s.webmail_max_octets == 0 || s.webmail_session_idle < 60 ||
-        s.webmail_session_lifetime < s.webmail_session_idle || s.webmail_max_sessions == 0) {
+        s.webmail_session_lifetime < s.webmail_session_idle || s.webmail_max_sessions == 0 ||
+        s.webmail_max_sessions_per_account == 0) {
         return make_error(Errc::invalid_argument,
                           "[http] webmail limits must be positive (session_idle >= 60, lifetime >= idle)");
     }
@@ -166,7 +168,7 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
                            "max_messages_per_connection", "resolver", "dns_timeout", "mx_port", "max_mx_hosts",
                            "max_addresses_per_host", "require_tls",
                            "smart_host", "route", "poll_interval", "lease_time", "batch", "keep_finished",
-                           "max_transcript"}));
+                           "max_transcript", "tlsrpt_max_day_octets"}));
     MAGPIE_TRY(read(t, "queue", "enabled", q.enabled));
     if (const toml::node* node = t.get("retry_intervals")) {
         const toml::array* list = node->as_array();
@@ -200,6 +202,7 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(read(t, "queue", "batch", q.batch));
     MAGPIE_TRY(read(t, "queue", "keep_finished", q.keep_finished));
     MAGPIE_TRY(read(t, "queue", "max_transcript", q.max_transcript));
+    MAGPIE_TRY(read(t, "queue", "tlsrpt_max_day_octets", q.tlsrpt_max_day_octets));
     q.routing.routes.clear();
     if (const toml::node* node = t.get("route")) {
         const toml::array* list = node->as_array();
@@ -224,7 +227,8 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(delivery::validate(q.retry));
     if (q.connect_timeout == 0 || q.command_timeout == 0 || q.data_timeout == 0 || q.max_connections == 0 ||
         q.max_connections_per_host == 0 || q.max_messages_per_connection == 0 || q.dns_timeout == 0 ||
-        q.mx_port == 0 || q.max_mx_hosts == 0 || q.max_addresses_per_host == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0) {
+        q.mx_port == 0 || q.max_mx_hosts == 0 || q.max_addresses_per_host == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0 ||
+        q.tlsrpt_max_day_octets == 0) {
         return make_error(Errc::invalid_argument, "[queue] limits and timeouts must be positive");
     }
     return {};
@@ -326,7 +330,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
                        {"listen", "max_command_line", "max_text_line", "max_message_size", "max_recipients",
                         "max_bad_commands", "max_junk_commands", "idle_timeout", "min_data_rate",
                         "max_transaction_time", "max_connections", "max_connections_per_ip",
-                        "bare_line_ending", "add_missing_headers", "postmaster"}));
+                        "bare_line_ending", "add_missing_headers", "postmaster", "vacation_max_senders"}));
         MAGPIE_TRY(read_listen(*t, "smtp", "listen", s.listen));
         MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
         MAGPIE_TRY(read(*t, "smtp", "max_text_line", s.max_text_line));
@@ -342,6 +346,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "smtp", "max_transaction_time", s.max_transaction_time));
         MAGPIE_TRY(read(*t, "smtp", "add_missing_headers", s.add_missing_headers));
         MAGPIE_TRY(read(*t, "smtp", "postmaster", s.postmaster));
+        MAGPIE_TRY(read(*t, "smtp", "vacation_max_senders", s.vacation_max_senders));
         if (s.bare_line_ending != "reject" && s.bare_line_ending != "normalize") {
             return make_error(Errc::invalid_argument, "[smtp] bare_line_ending is \"reject\" or \"normalize\"");
         }
@@ -354,6 +359,10 @@ Result<Config> load_config(const std::filesystem::path& file) {
                                       s.postmaster.front() == '@' || s.postmaster.back() == '@')) {
             return make_error(Errc::invalid_argument,
                               "[smtp] postmaster must be an account's address (user@domain)");
+        }
+        // Each remembered sender is kept in one JSON object of the store (at most 1 MiB): bounded above too.
+        if (s.vacation_max_senders == 0 || s.vacation_max_senders > 10000) {
+            return make_error(Errc::invalid_argument, "[smtp] vacation_max_senders is 1 to 10000");
         }
         if (s.min_data_rate == 0 || s.max_transaction_time == 0) {
             return make_error(Errc::invalid_argument,
@@ -431,7 +440,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
                                "max_objects_in_set", "max_query_message_reads", "max_json_depth", "max_json_string_octets", "max_connections",
                                "max_connections_per_ip", "websocket_ping_interval", "websocket_idle_timeout",
                                "webmail_dir", "webmail_max_octets", "webmail_session_idle",
-                               "webmail_session_lifetime", "webmail_max_sessions"}));
+                               "webmail_session_lifetime", "webmail_max_sessions", "webmail_max_sessions_per_account",
+                               "max_submission_recipients"}));
         MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "http", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "http", "allow_plaintext_login", s.allow_plaintext_login));
@@ -445,6 +455,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "http", "max_objects_in_get", s.max_objects_in_get));
         MAGPIE_TRY(read(*t, "http", "max_objects_in_set", s.max_objects_in_set));
         MAGPIE_TRY(read(*t, "http", "max_query_message_reads", s.max_query_message_reads));
+        MAGPIE_TRY(read(*t, "http", "max_submission_recipients", s.max_submission_recipients));
         MAGPIE_TRY(read(*t, "http", "max_json_depth", s.max_json_depth));
         MAGPIE_TRY(read(*t, "http", "max_json_string_octets", s.max_json_string_octets));
         MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
@@ -455,7 +466,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         if (s.idle_timeout == 0 || s.max_header_octets < 1024 || s.max_request_octets == 0 ||
             s.max_upload_octets == 0 || s.max_concurrent_requests == 0 || s.max_concurrent_uploads == 0 ||
             s.max_calls_in_request == 0 || s.max_objects_in_get == 0 || s.max_objects_in_set == 0 ||
-            s.max_query_message_reads == 0 ||
+            s.max_query_message_reads == 0 || s.max_submission_recipients == 0 ||
             s.max_json_depth == 0 || s.max_json_string_octets == 0 || s.max_connections == 0 ||
             s.max_connections_per_ip == 0 || s.websocket_ping_interval == 0 || s.websocket_idle_timeout == 0) {
             return make_error(Errc::invalid_argument, "[http] limits must be positive (max_header_octets >= 1024)");

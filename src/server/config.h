@@ -37,6 +37,9 @@ struct SmtpConfig {
     // The account that receives RCPT TO:<Postmaster> and postmaster@ each local domain when no account or
     // alias of that name exists (RFC 5321 4.5.1). Empty: the domain's catch-all, else its oldest account.
     std::string postmaster;
+    // Senders a vacation response (RFC 8621 8, RFC 3834) remembers per account and period, so each gets one
+    // reply; beyond it the oldest is forgotten (and may be answered again). Each is kept in the store.
+    std::size_t vacation_max_senders = 10000;
 };
 
 // Message submission (RFC 6409, RFC 8314) for user agents: AUTH required, the sender must be the user's own
@@ -86,6 +89,7 @@ struct HttpConfig {
     std::size_t max_calls_in_request = 32;               // maxCallsInRequest
     std::size_t max_objects_in_get = 500;                // maxObjectsInGet
     std::size_t max_objects_in_set = 500;                // maxObjectsInSet
+    std::size_t max_submission_recipients = 1000;        // rcptTo entries of one EmailSubmission
     std::size_t max_query_message_reads = 100000;        // content checks in one Email/query (body, text, ...)
     std::size_t max_json_depth = 64;                     // nested arrays/objects in a request
     std::size_t max_json_string_octets = 1u << 20;       // one JSON string
@@ -101,6 +105,7 @@ struct HttpConfig {
     std::uint32_t webmail_session_idle = 8 * 3600;       // seconds a session lives unused
     std::uint32_t webmail_session_lifetime = 7 * 86400;  // seconds a session lives at most
     std::size_t webmail_max_sessions = 10000;            // sessions kept; the least recently used goes first
+    std::size_t webmail_max_sessions_per_account = 100;  // one account's sessions; its oldest ends first
 };
 
 struct AuthConfig {
@@ -156,6 +161,9 @@ struct QueueConfig {
     std::size_t batch = 100;                 // entries leased per round
     std::uint32_t keep_finished = 7 * 86400; // seconds the tracker keeps finished entries
     std::size_t max_transcript = 16 * 1024;  // octets of SMTP conversation kept per attempt
+    // TLS-RPT (RFC 8460): octets of session results recorded per UTC day (mailauth::append_tls_result);
+    // beyond, the day's file stops growing, so a flood of failing sessions cannot fill the disk.
+    std::uint64_t tlsrpt_max_day_octets = 64ull << 20;
 };
 
 // Inbound message authentication on port 25 ([mailauth], issue 18): SPF (RFC 7208), DKIM (RFC 6376) and

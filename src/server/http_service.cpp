@@ -17,6 +17,7 @@
 #include "http/methods/session.h"
 #include "http/push.h"
 #include "http/websocket.h"
+#include "http/push_state.h"
 #include "mailauth/mta_sts.h"
 #include "delivery/outgoing.h"
 #include "server/http_request.h"
@@ -40,6 +41,7 @@ http::ApiLimits api_limits(const HttpConfig& c) {
     limits.max_objects_in_get = c.max_objects_in_get;
     limits.max_objects_in_set = c.max_objects_in_set;
     limits.max_query_message_reads = c.max_query_message_reads;
+    limits.max_submission_recipients = c.max_submission_recipients;
     limits.json.max_depth = c.max_json_depth;
     limits.json.max_string_octets = c.max_json_string_octets;
     return limits;
@@ -408,10 +410,11 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
         ~Unwatch() { hub.unwatch(account, connection); }
     } unwatch{services_.hub, account.id, connection.get()};
 
+    // A failed read (the store unreachable) keeps the stream: the tracker remembers the last states and the
+    // next wake-up or ping reads again (http/push_state.h).
+    http::PushStateTracker tracker(query.types);
     auto first = read_state();
-    auto initial = co_await std::move(first);
-    if (!initial) co_return;
-    json last = *initial;
+    tracker.start(co_await std::move(first));
     // Without ping the stream still wakes now and then to notice a dead peer on the next write.
     const auto wait = std::chrono::seconds(query.ping_seconds ? query.ping_seconds : 300);
     std::array<char, 512> buffer;
@@ -419,23 +422,24 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
     for (;;) {
         std::size_t n = co_await connection->read_some(buffer, wait);
         if (n > 0) continue;  // nothing is expected from the client; ignore it
-        if (connection->take_wake()) {
+        const bool woken = connection->take_wake();
+        const bool timed_out = !woken && connection->timed_out();
+        if (!woken && !timed_out) co_return;  // the client went away, or the server is shutting down
+        if (woken || tracker.retry_pending()) {
             auto next = read_state();
             auto state = co_await std::move(next);
-            if (!state) co_return;
-            // RFC 8620 7.1: only the types the client asked for, and only those that changed.
-            auto change = http::state_change(http::jmap_account_id(account), last, *state, query.types);
-            last = *state;
-            if (!change) continue;
-            out = fmt::format("event: state\ndata: {}\n\n", http::to_json_text(*change));
-            if (!co_await connection->write_all(out, idle)) co_return;
-            if (query.close_after_state) co_return;
-        } else if (connection->timed_out()) {
-            if (!query.ping_seconds) continue;
+            if (!state) spdlog::debug("jmap: push states of {} unreadable, read again later: {}", account.address, state.error().message);
+            if (auto changed = tracker.next(state)) {
+                json change = {{"@type", "StateChange"}, {"changed", {{http::jmap_account_id(account), *changed}}}};
+                out = fmt::format("event: state\ndata: {}\n\n", http::to_json_text(change));
+                if (!co_await connection->write_all(out, idle)) co_return;
+                if (query.close_after_state) co_return;
+                continue;
+            }
+        }
+        if (timed_out && query.ping_seconds) {
             out = fmt::format("event: ping\ndata: {{\"interval\":{}}}\n\n", query.ping_seconds);
             if (!co_await connection->write_all(out, idle)) co_return;
-        } else {
-            co_return;  // the client went away, or the server is shutting down
         }
     }
 }

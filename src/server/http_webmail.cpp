@@ -57,7 +57,8 @@ Result<http::StaticSite> load_site(const fs::path& dir, std::uint64_t max_octets
 }
 
 http::WebSessionLimits session_limits(const HttpConfig& c) {
-    return http::WebSessionLimits{c.webmail_session_idle, c.webmail_session_lifetime, c.webmail_max_sessions};
+    return http::WebSessionLimits{c.webmail_session_idle, c.webmail_session_lifetime, c.webmail_max_sessions,
+                                  c.webmail_max_sessions_per_account};
 }
 
 http::Response json_answer(int status, const nlohmann::json& body) {

@@ -66,8 +66,6 @@ constexpr std::string_view kVacationType = "VacationResponse";
 // {"vacationState": <the VacationResponse's updated_state>, "senders": [...]}. A changed VacationResponse
 // has a new updated_state, which starts a new period (and an empty list).
 constexpr std::string_view kRepliedType = "x-magpie-vacation-replied";
-// The senders remembered per account and period: the oldest is forgotten beyond this (note_replied).
-constexpr std::size_t kMaxRepliedSenders = 10000;
 // Concurrent deliveries to one account race on the record (write_jmap_objects' if_in_state): retries.
 constexpr int kRecordAttempts = 4;
 
@@ -90,8 +88,10 @@ std::optional<std::string> vacation_text(const nlohmann::json& vacation, const c
 
 // Records `sender` as answered in the period `period` of `account_id`; false when it was answered already
 // (or the record keeps changing under us: then the sender is better left unanswered than answered twice).
+// `max_senders` ([smtp] vacation_max_senders): the senders remembered per account and period; the oldest is
+// forgotten beyond it (note_replied), and may then be answered again.
 Result<bool> record_replied(store::Store& store, std::int64_t account_id, std::uint64_t period,
-                            const std::string& sender) {
+                            const std::string& sender, std::size_t max_senders) {
     for (int attempt = 0; attempt < kRecordAttempts; ++attempt) {
         auto list = store.list_jmap_objects(account_id, kRepliedType);
         if (!list) return list.error();
@@ -109,7 +109,7 @@ Result<bool> record_replied(store::Store& store, std::int64_t account_id, std::u
                 }
             }
         }
-        if (!mail::note_replied(senders, to_lower(sender), kMaxRepliedSenders)) return false;
+        if (!mail::note_replied(senders, to_lower(sender), max_senders)) return false;
         const std::string data = nlohmann::json{{"vacationState", period}, {"senders", senders}}.dump();
         store::JmapObjectWrite write;
         write.if_in_state = list->state;
@@ -133,7 +133,8 @@ std::vector<VacationReply> plan_vacation_replies(store::Store& store, const Reci
                                                  const std::string& hostname, const mail::Message& original,
                                                  const std::string& sender,
                                                  const std::vector<std::pair<store::RecipientResult, std::string>>& recipients,
-                                                 const mailauth::DkimSigner& signer, std::int64_t now) {
+                                                 const mailauth::DkimSigner& signer, std::int64_t now,
+                                                 std::size_t max_replied_senders) {
     std::vector<VacationReply> out;
     std::set<std::int64_t> done;
     for (const auto& [resolved, address] : recipients) {
@@ -159,7 +160,8 @@ std::vector<VacationReply> plan_vacation_replies(store::Store& store, const Reci
                 if (other.account_id == resolved.account_id) names.push_back(name);
             }
             if (!mail::may_auto_reply(original, sender, names)) return std::optional<VacationReply>();
-            auto fresh = record_replied(store, resolved.account_id, stored->updated_state, sender);
+            auto fresh = record_replied(store, resolved.account_id, stored->updated_state, sender,
+                                        max_replied_senders);
             if (!fresh) return fresh.error();
             if (!*fresh) return std::optional<VacationReply>();
 
@@ -447,7 +449,8 @@ awaitable<void> SmtpService::send_auto_replies(std::string_view message, const s
     const std::int64_t now = unix_now();
     auto planning = executor_.run([this, message, &reverse_path, &recipients, &config, &signer, now] {
         return plan_vacation_replies(store_, RecipientPolicy{config.hostname, config.smtp.postmaster}, config.hostname,
-                                     mail::Message::parse(message), reverse_path, recipients, *signer, now);
+                                     mail::Message::parse(message), reverse_path, recipients, *signer, now,
+                                     config.smtp.vacation_max_senders);
     });
     auto replies = co_await std::move(planning);
     for (auto& reply : replies) {

@@ -16,9 +16,10 @@ inline std::string thread_object_id(std::int64_t id) { return "t" + std::to_stri
 inline std::string mailbox_object_id(std::int64_t id) { return "m" + std::to_string(id); }
 
 // The number in an object id of that kind ('e', 't' or 'm'); none for anything else (a client's typo,
-// another server's id): such an id names no object here.
+// another server's id, a number with leading zeros, which no id given out has): such an id names no object
+// here. At most 18 digits, so the number always fits.
 inline std::optional<std::int64_t> parse_object_id(std::string_view text, char kind) {
-    if (text.size() < 2 || text.size() > 20 || text[0] != kind || text[1] == '0') return std::nullopt;
+    if (text.size() < 2 || text.size() > 19 || text[0] != kind || text[1] == '0') return std::nullopt;
     std::int64_t n = 0;
     for (char c : text.substr(1)) {
         if (c < '0' || c > '9') return std::nullopt;

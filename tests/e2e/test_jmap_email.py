@@ -4,6 +4,7 @@ changes, Email/set (keywords, mailboxIds, a draft with an attachment by blobId, 
 Email/parse, Email/copy's answer for a single account, Thread/get, and part blobs through download."""
 import imaplib
 import json
+import re
 import smtplib
 
 import pytest
@@ -116,6 +117,43 @@ def test_imap_flags_and_moves_show_in_email_changes_and_keywords(jmap):
     assert len(changes["updated"]) == 1 and changes["created"] == [] and changes["destroyed"] == []
     flagged = call(client, "Email/get", {"accountId": account, "ids": changes["updated"], "properties": ["keywords"]})[1]
     assert flagged["list"][0]["keywords"] == {"$flagged": True}
+
+
+def test_imap_objectids_are_the_jmap_ids_of_the_same_message(jmap):
+    """RFC 8474's EMAILID, THREADID and MAILBOXID are the very strings JMAP gives as id, threadId and the
+    mailboxIds keys (one spelling, store/object_id.h): a client speaking both sees one object."""
+    server, client = jmap
+    account = account_id(client)
+    inbox, query = inbox_query(client, account)
+    emails = call(client, "Email/get", {"accountId": account, "ids": query["ids"],
+                                        "properties": ["id", "threadId", "mailboxIds", "messageId"]})[1]["list"]
+    by_message_id = {e["messageId"][0] if e["messageId"] else None: e for e in emails}
+    imap = imaplib.IMAP4("127.0.0.1", server.imap_port)
+    imap.starttls(ssl_context=client_tls_context())
+    imap.login(ALICE, PASSWORD)
+    typ, _ = imap.select("INBOX")
+    assert typ == "OK"
+    selected = b" ".join(r for r in imap.untagged_responses.get("OK", []) if b"MAILBOXID" in r)
+    assert f"MAILBOXID ({inbox})".encode() in selected, selected
+    typ, found = imap.uid("SEARCH", "HEADER", "Message-ID", "<plans@remote.test>")
+    assert typ == "OK" and len(found[0].split()) == 1
+    plans_uid = int(found[0])
+    typ, data = imap.uid("FETCH", "1:*", "(UID EMAILID THREADID)")
+    assert typ == "OK"
+    imap.logout()
+    seen = 0
+    for item in data:
+        meta = (item[0] if isinstance(item, tuple) else item).decode()
+        uid = int(re.search(r"UID (\d+)", meta).group(1))
+        email_id = re.search(r"EMAILID \(([A-Za-z0-9_-]+)\)", meta).group(1)
+        thread_id = re.search(r"THREADID \(([A-Za-z0-9_-]+)\)", meta).group(1)
+        jmap_email = by_message_id["plans@remote.test" if uid == plans_uid else None]
+        assert (email_id, thread_id) == (jmap_email["id"], jmap_email["threadId"])
+        assert list(jmap_email["mailboxIds"]) == [inbox]
+        seen += 1
+    assert seen == len(emails) == 2
+    # Both messages are one conversation: one THREADID, one JMAP threadId.
+    assert len({e["threadId"] for e in emails}) == 1
 
 
 def test_set_keywords_mailboxes_create_with_attachment_and_destroy(jmap):

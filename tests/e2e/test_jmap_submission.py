@@ -114,3 +114,19 @@ def test_on_success_destroy_email_and_changes(jmap):
     cancel = api(client, [["EmailSubmission/set", {"accountId": account, "update": {
         changes["created"][0]: {"undoStatus": "canceled"}}}, "c"]])[0][1]
     assert cancel["notUpdated"][changes["created"][0]]["type"] == "cannotUnsend"
+
+
+def test_recipients_beyond_the_configured_bound_are_too_many_recipients(make_server):
+    """[http] max_submission_recipients (was a constant of the code): more rcptTo addresses than it get the
+    SetError tooManyRecipients (RFC 8621 7.5), as many are accepted."""
+    server = make_server(name="bounded", sections={"http": dict(HTTP_LIMITS, max_submission_recipients=2)})
+    client = Client(server)
+    account, boxes, identity = prepare(client)
+    email = draft(client, account, boxes, ALICE, ["x@remote.test"])
+    envelope = lambda n: {"mailFrom": {"email": ALICE},
+                          "rcptTo": [{"email": f"r{i}@remote.test"} for i in range(n)]}
+    answer = api(client, [["EmailSubmission/set", {"accountId": account, "create": {
+        "three": {"identityId": identity, "emailId": email, "envelope": envelope(3)},
+        "two": {"identityId": identity, "emailId": email, "envelope": envelope(2)}}}, "c"]])[0][1]
+    assert answer["notCreated"]["three"]["type"] == "tooManyRecipients"
+    assert "two" in answer["created"]

@@ -2,7 +2,9 @@
 a node SIGKILLed in the middle of receiving and of delivering its leased queue entries, and PostgreSQL itself
 restarted under load. Each test starts its own cluster (tests/e2e/postgres.py): a restart must not disturb
 the session's shared one."""
+import base64
 import imaplib
+import json
 import re
 import select
 import smtplib
@@ -440,3 +442,67 @@ def test_login_failures_alternating_between_nodes_are_throttled_as_on_one_node(p
         for server in nodes:
             if server.proc is not None and server.proc.poll() is None:
                 assert server.stop() == 0, server.log_text()[-3000:]
+
+
+def event_source_events(sock, count, timeout):
+    """Reads an EventSource body until `count` events (blank-line ended) arrived, the peer closed, or
+    `timeout` seconds passed; returns the text read."""
+    data, deadline = b"", time.time() + timeout
+    sock.settimeout(0.5)
+    while time.time() < deadline and data.count(b"\n\n") < count:
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def test_event_source_lives_through_a_postgres_restart_and_reports_the_next_change(own_cluster, tmp_path):
+    """RFC 8620 7.3 push across a store outage: while PostgreSQL is away (and when the node re-reads every
+    state on getting its LISTEN connection back, maybe on a pooled connection that is not back yet) the
+    stream stays open, sending pings; the first change after the outage arrives on the same stream."""
+    dsn = own_cluster.create_database("push")
+    server = node(tmp_path, "node1", "127.0.0.2", dsn,
+                  sections={"http": {"listen": ["127.0.0.2:0"], "allow_plaintext_login": True}})
+    try:
+        server.magpie("domain", "add", DOMAIN)
+        server.add_user(ALICE)
+        server.start()
+        deadline = time.time() + 10
+        while not (found := re.search(r"listening on 127\.0\.0\.2:(\d+) \(http\)", server.current_log())):
+            assert time.time() < deadline, server.current_log()
+            time.sleep(0.05)
+        auth = base64.b64encode(f"{ALICE}:{PASSWORD}".encode()).decode()
+        sock = socket.create_connection(("127.0.0.2", int(found.group(1))), timeout=10)
+        sock.sendall(f"GET /jmap/eventsource?types=*&closeafter=no&ping=1 HTTP/1.1\r\nHost: x\r\n"
+                     f"Authorization: Basic {auth}\r\n\r\n".encode())
+        assert event_source_events(sock, 1, 10).startswith("HTTP/1.1 200")
+
+        own_cluster.outage()
+        time.sleep(3)
+        during = event_source_events(sock, 1, 5)
+        assert "event: ping" in during, during  # still open, still answering
+        own_cluster.resume()
+        code = None
+        resumed = time.time()
+        while time.time() < resumed + 60 and code != 250:
+            code = send_one(server, "after-outage")
+            if code != 250:
+                time.sleep(0.2)
+        assert code == 250, server.log_text()[-3000:]
+        stream = ""
+        while time.time() < resumed + 120 and "event: state" not in stream:
+            more = event_source_events(sock, 1, 5)
+            assert more, "the EventSource stream was closed:\n" + server.log_text()[-3000:]
+            stream += more
+        assert "event: state" in stream, stream
+        change = json.loads(stream.split("event: state\ndata: ", 1)[1].split("\n")[0])
+        assert change["@type"] == "StateChange"
+        sock.close()
+        assert server.proc.poll() is None, "magpied exited"
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            assert server.stop() == 0, server.log_text()[-3000:]

@@ -110,6 +110,50 @@ TEST(HttpEmailView, BodyValuesAreTruncatedOnACharacterBoundary) {
     EXPECT_EQ(v["bodyValues"][id]["value"], "Hello   caf");
 }
 
+// What a client receives: the JSON text the API writes (invalid UTF-8 would become U+FFFD there), parsed.
+json on_the_wire(const json& value) {
+    return json::parse(value.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+// 8-bit octets in header fields without encoded words (RFC 6532 3: UTF-8 is allowed there; Latin-1 still
+// arrives): valid UTF-8 is kept as it is in every form; octets that are not UTF-8 are read as Windows-1252
+// in the parsed forms (Text, Addresses, MessageIds, a part's name), and the Raw form replaces them with
+// U+FFFD and drops NUL, as RFC 8621 4.1.2.1 says.
+TEST(HttpEmailView, EightBitHeaderValuesKeepUtf8AndGuessOnlyInParsedForms) {
+    const std::vector<std::string> properties = {"subject", "from", "to", "messageId", "header:Subject:asText",
+                                                 "header:Subject", "header:From:asAddresses", "headers",
+                                                 "attachments"};
+    constexpr std::string_view utf8 =
+        "Subject: Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln\r\nFrom: J\xc3\xb6rg <j\xc3\xb6rg@example.test>\r\n"
+        "To: \xe5\xb1\xb1\xe7\x94\xb0 <yamada@example.test>\r\nMessage-ID: <caf\xc3\xa9@example.test>\r\n"
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n"
+        "--b\r\nContent-Type: application/pdf; name=\"K\xc3\xb6ln.pdf\"\r\n\r\nx\r\n--b--\r\n";
+    json u = on_the_wire(email_view(utf8, "b1", properties, {}));
+    EXPECT_EQ(u["subject"], "Grüße aus Köln");
+    EXPECT_EQ(u["header:Subject:asText"], "Grüße aus Köln");
+    EXPECT_EQ(u["header:Subject"], " Grüße aus Köln");
+    EXPECT_EQ(u["from"], json::parse(R"([{"name":"Jörg","email":"jörg@example.test"}])"));
+    EXPECT_EQ(u["to"][0]["name"], "山田");
+    EXPECT_EQ(u["messageId"], json::parse(R"(["café@example.test"])"));
+    EXPECT_EQ(u["headers"][0]["value"], " Grüße aus Köln");
+    EXPECT_EQ(u["attachments"][0]["name"], "Köln.pdf");
+
+    static constexpr char latin1[] =
+        "Subject: caf\xe9 cr\xe8me\r\nFrom: J\xf6rg <j\xf6rg@example.test>\r\nMessage-ID: <caf\xe9@example.test>\r\n"
+        "X-Nul: a\0b\xe9\r\n"
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n"
+        "--b\r\nContent-Type: application/pdf; name=\"K\xf6ln.pdf\"\r\n\r\nx\r\n--b--\r\n";
+    json l = on_the_wire(email_view(std::string_view(latin1, sizeof latin1 - 1), "b2",
+                                    {"subject", "from", "messageId", "header:Subject", "header:X-Nul", "attachments"},
+                                    {}));
+    EXPECT_EQ(l["subject"], "café crème");
+    EXPECT_EQ(l["from"], json::parse(R"([{"name":"Jörg","email":"jörg@example.test"}])"));
+    EXPECT_EQ(l["messageId"], json::parse(R"(["café@example.test"])"));
+    EXPECT_EQ(l["attachments"][0]["name"], "Köln.pdf");
+    EXPECT_EQ(l["header:Subject"], " caf\xef\xbf\xbd cr\xef\xbf\xbdme");  // Raw: U+FFFD, no guess
+    EXPECT_EQ(l["header:X-Nul"], " ab\xef\xbf\xbd");                      // Raw: NUL dropped
+}
+
 TEST(HttpEmailView, UtcDatesRoundTrip) {
     EXPECT_EQ(utc_date(0), "1970-01-01T00:00:00Z");
     EXPECT_EQ(utc_date(1414649520), "2014-10-30T06:12:00Z");

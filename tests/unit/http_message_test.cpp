@@ -1,10 +1,52 @@
-// HTTP pieces of the JMAP server without a socket: Authorization parsing, EventSource queries, responses.
+// HTTP pieces of the JMAP server without a socket: Authorization parsing, EventSource queries and what a
+// stream sends after each state read, responses.
 #include <gtest/gtest.h>
 
 #include "http/message.h"
+#include "http/push_state.h"
 
 namespace magpie::http {
 namespace {
+
+// RFC 8620 7.3 during a store outage: a failed state read sends nothing and ends nothing; the next read
+// (at the next change or ping) reports what changed meanwhile.
+Result<nlohmann::json> states(std::string mailbox, std::string email) {
+    return nlohmann::json{{"Mailbox", mailbox}, {"Email", email}, {"Thread", email}};
+}
+Result<nlohmann::json> outage() { return make_error(Errc::unavailable, "the store is restarting"); }
+
+TEST(PushState, ReportsOnlyWantedTypesThatChanged) {
+    PushStateTracker tracker({"Email", "Mailbox"});
+    tracker.start(states("m1", "1"));
+    EXPECT_FALSE(tracker.retry_pending());
+    EXPECT_FALSE(tracker.next(states("m1", "1")));
+    auto changed = tracker.next(states("m1", "2"));
+    ASSERT_TRUE(changed);
+    EXPECT_EQ(*changed, (nlohmann::json{{"Email", "2"}}));  // Thread changed too but was not asked for
+}
+
+TEST(PushState, AFailedReadKeepsTheStreamAndTheNextReadReportsTheChange) {
+    PushStateTracker tracker({});
+    tracker.start(states("m1", "1"));
+    EXPECT_FALSE(tracker.next(outage()));
+    EXPECT_TRUE(tracker.retry_pending());
+    EXPECT_FALSE(tracker.next(outage()));
+    auto changed = tracker.next(states("m1", "5"));
+    ASSERT_TRUE(changed);
+    EXPECT_EQ(*changed, (nlohmann::json{{"Email", "5"}, {"Thread", "5"}}));
+    EXPECT_FALSE(tracker.retry_pending());
+    EXPECT_FALSE(tracker.next(states("m1", "5")));
+}
+
+TEST(PushState, WithoutAnInitialStateTheFirstGoodReadReportsEveryWantedType) {
+    PushStateTracker tracker({"Mailbox"});
+    tracker.start(outage());
+    EXPECT_TRUE(tracker.retry_pending());
+    auto changed = tracker.next(states("m1", "1"));
+    ASSERT_TRUE(changed);
+    EXPECT_EQ(*changed, (nlohmann::json{{"Mailbox", "m1"}}));
+    EXPECT_FALSE(tracker.next(states("m1", "2")));
+}
 
 TEST(HttpMessage, BasicCredentialsSplitAtTheFirstColon) {
     auto c = parse_authorization("Basic YWxpY2VAZXhhbXBsZS50ZXN0OnNlY3I6ZXQ=");  // alice@example.test:secr:et

@@ -225,13 +225,27 @@ TEST_F(WebSessionsTest, ADisabledAccountIsRefusedWithoutEndingTheSession) {
 }
 
 TEST_F(WebSessionsTest, AnAccountHoldsABoundedNumberOfSessionsTheOldestGoingFirst) {
+    const std::size_t bound = WebSessionLimits{}.max_sessions_per_account;
+    EXPECT_EQ(bound, 100u);  // the documented default of [http] webmail_max_sessions_per_account
     auto first = create(sessions_, 1);
-    for (std::size_t i = 1; i < kMaxWebSessionsPerAccount; ++i) create(sessions_, 2);
+    for (std::size_t i = 1; i < bound; ++i) create(sessions_, 2);
     EXPECT_TRUE(find(sessions_, first.id, 3));
     auto last = create(sessions_, 4);
-    EXPECT_EQ(store_->list_api_tokens(alice_.id)->size(), kMaxWebSessionsPerAccount);
+    EXPECT_EQ(store_->list_api_tokens(alice_.id)->size(), bound);
     EXPECT_FALSE(find(sessions_, first.id, 5));
     EXPECT_TRUE(find(sessions_, last.id, 5));
+}
+
+TEST_F(WebSessionsTest, TheSessionsPerAccountBoundIsTheConfiguredOne) {
+    limits_.max_sessions_per_account = 3;
+    auto first = create(sessions_, 1);
+    auto second = create(sessions_, 2);
+    create(sessions_, 3);
+    EXPECT_EQ(store_->list_api_tokens(alice_.id)->size(), 3u);
+    create(sessions_, 4);
+    EXPECT_EQ(store_->list_api_tokens(alice_.id)->size(), 3u);
+    EXPECT_FALSE(find(sessions_, first.id, 5));
+    EXPECT_TRUE(find(sessions_, second.id, 5));
 }
 
 TEST_F(WebSessionsTest, IdleClocksInMemoryStayWithinTheirBound) {

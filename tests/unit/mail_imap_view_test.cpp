@@ -436,6 +436,46 @@ TEST(ImapView, ResolvesSectionsFromParsedMessage) {
     check_sections(m.parts(), kNested);
 }
 
+// A multipart that cannot be split (no boundary parameter, no delimiter line, only the close delimiter) is
+// described as Dovecot describes it: a multipart of one empty text/plain part, whose sections are empty;
+// its octets stay reachable as BODY[TEXT] (or BODY[n] when nested).
+TEST(ImapView, AnUnsplittableMultipartIsOneEmptyTextPartAsDovecotSays) {
+    const std::string_view empty_child = "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0";
+    for (std::string_view raw : {
+             std::string_view("Subject: a\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\n\r\ntext\r\n--x--\r\n"),
+             std::string_view("Subject: b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\npreamble\r\n--b--\r\n"),
+             std::string_view("Subject: c\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\nno delimiter\r\n")}) {
+        Message m = Message::parse(raw);
+        const std::string structure = imap_body_structure(m, true);
+        EXPECT_TRUE(structure.starts_with("(" + std::string(empty_child) + " NIL NIL NIL NIL) \"mixed\" ")) << structure;
+        EXPECT_TRUE(imap_body_structure(m, false).starts_with("(" + std::string(empty_child) + ") \"mixed\")"))
+            << imap_body_structure(m, false);
+        EXPECT_EQ(section(m.parts(), raw, "1"), "") << raw;
+        EXPECT_EQ(section(m.parts(), raw, "1.MIME"), "") << raw;
+        EXPECT_EQ(section(m.parts(), raw, "TEXT"), raw.substr(raw.find("\r\n\r\n") + 4));
+        EXPECT_FALSE(fetch_binary(m.parts(), raw, {1}));  // no such part (the session answers it empty)
+    }
+    std::string_view nested = "Subject: n\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+                              "Content-Type: multipart/alternative\r\n\r\ninner\r\n--o--\r\n";
+    Message m = Message::parse(nested);
+    EXPECT_EQ(imap_body_structure(m, false), "((" + std::string(empty_child) + ") \"alternative\") \"mixed\")");
+    EXPECT_EQ(section(m.parts(), nested, "1"), "inner");
+    EXPECT_EQ(section(m.parts(), nested, "1.1"), "");
+}
+
+// ENVELOPE carries the octets of the fields (RFC 3501 7.4.2 nstrings; RFC 6855 for UTF-8), never a
+// conversion: raw UTF-8 and raw Latin-1 arrive as the sender wrote them, as literals (8-bit), as Dovecot does.
+TEST(ImapView, EnvelopeKeepsRawEightBitOctets) {
+    for (std::string_view subject : {std::string_view("Gr\xc3\xbc\xc3\x9f" "e"), std::string_view("caf\xe9")}) {
+        const std::string raw = "Subject: " + std::string(subject) + "\r\nFrom: J\xf6rg <j@x.example>\r\n\r\nbody\r\n";
+        Message m = Message::parse(raw);
+        const std::string envelope = imap_envelope(m, m.root());
+        EXPECT_TRUE(envelope.starts_with("(NIL {" + std::to_string(subject.size()) + "}\r\n" + std::string(subject) + " "))
+            << envelope;
+        EXPECT_NE(envelope.find("(({4}\r\nJ\xf6rg NIL \"j\" \"x.example\"))"), std::string::npos) << envelope;
+    }
+}
+
 TEST(ImapView, SinglePartMessageHasPartOne) {
     std::string_view raw = "Subject: x\r\n\r\nbody";
     Message m = Message::parse(raw);

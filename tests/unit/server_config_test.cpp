@@ -83,6 +83,28 @@ TEST_F(ConfigFile, WebSocketKeysHaveDefaultsAndBounds) {
     EXPECT_FALSE(load("[http]\nwebsocket_idle_timeout = 0\n"));
 }
 
+// Limits that were constants in the code (review debt): named keys with the old values as defaults.
+TEST_F(ConfigFile, FormerlyHardCodedLimitsAreKeysWithTheirOldDefaults) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->smtp.vacation_max_senders, 10000u);
+    EXPECT_EQ(config->http.webmail_max_sessions_per_account, 100u);
+    EXPECT_EQ(config->http.max_submission_recipients, 1000u);
+    EXPECT_EQ(config->queue.tlsrpt_max_day_octets, 64ull << 20);
+    config = load("[smtp]\nvacation_max_senders = 50\n[http]\nwebmail_max_sessions_per_account = 3\n"
+                  "max_submission_recipients = 20\n[queue]\ntlsrpt_max_day_octets = 1048576\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->smtp.vacation_max_senders, 50u);
+    EXPECT_EQ(config->http.webmail_max_sessions_per_account, 3u);
+    EXPECT_EQ(config->http.max_submission_recipients, 20u);
+    EXPECT_EQ(config->queue.tlsrpt_max_day_octets, 1u << 20);
+    EXPECT_FALSE(load("[smtp]\nvacation_max_senders = 0\n"));
+    EXPECT_FALSE(load("[smtp]\nvacation_max_senders = 10001\n"));
+    EXPECT_FALSE(load("[http]\nwebmail_max_sessions_per_account = 0\n"));
+    EXPECT_FALSE(load("[http]\nmax_submission_recipients = 0\n"));
+    EXPECT_FALSE(load("[queue]\ntlsrpt_max_day_octets = 0\n"));
+}
+
 TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     auto config = load("");
     ASSERT_TRUE(config) << config.error().message;

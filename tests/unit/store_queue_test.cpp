@@ -1,6 +1,7 @@
-// The outgoing queue in the store: a delivery's local copies and queue entry commit in one transaction,
-// due recipients are leased to one worker at a time until the lease lapses, attempts are recorded with
-// bounded transcripts, and the tracker reads it all back.
+// The outgoing queue in what only the embedded store has: a failure inside SQLite rolls a whole delivery back,
+// `magpie check` and garbage collection see the queue's blob, and an old queue.db is imported. The queue's
+// behaviour on every backend (leases, attempts, reports, notices, holds) is the parametrized BackendTest
+// suite in store_backends_test.cpp, run on SQLite and on PostgreSQL.
 #include <algorithm>
 #include <future>
 
@@ -16,16 +17,6 @@ namespace magpie::store {
 namespace {
 
 constexpr std::int64_t kNow = 1'800'000'000;
-
-AttemptOutcome attempt_outcome(std::int64_t recipient_id, QueueState state, std::int64_t next_attempt_at,
-                               QueueAttempt attempt) {
-    AttemptOutcome outcome;
-    outcome.recipient_id = recipient_id;
-    outcome.state = state;
-    outcome.next_attempt_at = next_attempt_at;
-    outcome.attempt = std::move(attempt);
-    return outcome;
-}
 
 class QueueTest : public StoreTest {
 protected:
@@ -57,47 +48,9 @@ protected:
         return promise.get_future().get();
     }
 
-    Result<std::size_t> record(std::string_view owner, const std::vector<AttemptOutcome>& outcomes,
-                               std::vector<Delivery> reports = {}) {
-        return store_->record_attempts(owner, outcomes, std::move(reports));
-    }
-
-    std::vector<std::int64_t> recipient_ids(const std::vector<QueueEntry>& entries) {
-        std::vector<std::int64_t> ids;
-        for (const auto& entry : entries)
-            for (const auto& recipient : entry.recipients) ids.push_back(recipient.id);
-        return ids;
-    }
-
     Account bob_;
     std::int64_t inbox_ = 0;
 };
-
-TEST_F(QueueTest, LocalCopiesAndTheQueueEntryCommitTogether) {
-    auto delivered = submit("To: a@remote.test, b@other.test, bob@example.test\r\n\r\nhello\r\n", {{inbox_, {}}},
-                            {"a@remote.test", "b@other.test"});
-    ASSERT_TRUE(delivered) << delivered.error().message;
-    EXPECT_GT(delivered->queue_id, 0);
-    ASSERT_EQ(delivered->placed.size(), 1u);
-
-    auto queue = store_->list_queue(100, false);
-    ASSERT_TRUE(queue) << queue.error().message;
-    ASSERT_EQ(queue->size(), 1u);
-    const QueueEntry& entry = queue->front();
-    EXPECT_EQ(entry.id, delivered->queue_id);
-    EXPECT_EQ(entry.blob_id, delivered->blob_id);  // one stored copy serves the mailbox and the queue
-    EXPECT_EQ(entry.reverse_path, "bob@example.test");
-    EXPECT_EQ(entry.dsn_ret, "HDRS");
-    EXPECT_EQ(entry.dsn_envid, "env-1");
-    ASSERT_EQ(entry.recipients.size(), 2u);
-    EXPECT_EQ(entry.recipients[0].address, "a@remote.test");
-    EXPECT_EQ(entry.recipients[0].notify, "FAILURE");
-    EXPECT_EQ(entry.recipients[0].state, QueueState::queued);
-    EXPECT_EQ(entry.recipients[0].next_attempt_at, kNow);
-    EXPECT_EQ(*store_->read_blob(entry.blob_id), "To: a@remote.test, b@other.test, bob@example.test\r\n\r\nhello\r\n");
-    CheckReport report = check();
-    EXPECT_TRUE(report.clean) << describe(report);
-}
 
 TEST_F(QueueTest, AFailingQueueInsertTakesTheLocalCopiesWithIt) {
     // A trigger stands in for any failure of the queue half (disk full, a constraint): the whole delivery
@@ -118,107 +71,6 @@ TEST_F(QueueTest, AFailingQueueInsertTakesTheLocalCopiesWithIt) {
     EXPECT_TRUE(store_->list_queue(10, false)->empty());
 }
 
-TEST_F(QueueTest, RemoteOnlyMessageNeedsNoMailboxButSomeRecipient) {
-    auto delivered = submit("only remote", {}, {"a@remote.test"});
-    ASSERT_TRUE(delivered) << delivered.error().message;
-    EXPECT_TRUE(delivered->placed.empty());
-    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
-    auto nothing = submit("to nobody", {}, {});
-    ASSERT_FALSE(nothing);
-    EXPECT_EQ(nothing.error().code, Errc::invalid_argument);
-}
-
-TEST_F(QueueTest, DueRecipientsAreLeasedToOneWorkerUntilTheLeaseLapses) {
-    ASSERT_TRUE(submit("now", {}, {"a@remote.test", "b@remote.test"}));
-    ASSERT_TRUE(submit("later", {}, {"c@remote.test"}, kNow + 600));
-
-    auto first = store_->lease_due("node-1", kNow, 300, 10);
-    ASSERT_TRUE(first) << first.error().message;
-    ASSERT_EQ(first->size(), 1u);  // "later" is not due
-    EXPECT_EQ(first->front().recipients.size(), 2u);
-    EXPECT_TRUE(store_->lease_due("node-2", kNow + 299, 300, 10)->empty());  // held by node-1
-
-    // node-1 died: once its lease lapsed, node-2 takes its recipients (and the one now due).
-    auto taken = store_->lease_due("node-2", kNow + 600, 300, 10);
-    ASSERT_TRUE(taken);
-    EXPECT_EQ(recipient_ids(*taken).size(), 3u);
-    // node-1's late outcome is not recorded over node-2's lease.
-    auto late = record(
-        "node-1", {attempt_outcome(recipient_ids(*first)[0], QueueState::delivered, 0, {kNow, "mx", "", "", "250 ok", "", ""})});
-    ASSERT_TRUE(late);
-    EXPECT_EQ(*late, 0u);
-    // A limit bounds what one lease takes.
-    auto none_left = store_->lease_due("node-3", kNow + 600, 300, 1);
-    ASSERT_TRUE(none_left);
-    EXPECT_TRUE(none_left->empty());
-}
-
-TEST_F(QueueTest, AttemptsRecordStateReplyScheduleAndABoundedTranscript) {
-    auto delivered = submit("tracked", {}, {"a@remote.test", "b@remote.test", "c@remote.test"});
-    ASSERT_TRUE(delivered);
-    auto leased = store_->lease_due("node-1", kNow, 300, 10);
-    ASSERT_TRUE(leased);
-    auto ids = recipient_ids(*leased);
-    ASSERT_EQ(ids.size(), 3u);
-    const std::string transcript = "S: 220 mx.remote.test ESMTP\r\nC: EHLO example.test\r\n" + std::string(200, 'x');
-    auto recorded = record(
-        "node-1", {attempt_outcome(ids[0], QueueState::delivered, 0,
-                                  {kNow, "mx.remote.test", "192.0.2.1:25", "TLSv1.3", "250 2.0.0 queued", transcript, ""}),
-                   attempt_outcome(ids[1], QueueState::deferred, kNow + 300,
-                                  {kNow, "mx.remote.test", "192.0.2.1:25", "", "451 4.7.1 greylisted", "", ""}),
-                   attempt_outcome(ids[2], QueueState::failed, 0,
-                                  {kNow, "mx.remote.test", "192.0.2.1:25", "", "550 5.1.1 no such user", "", ""})});
-    ASSERT_TRUE(recorded) << recorded.error().message;
-    EXPECT_EQ(*recorded, 3u);
-    EXPECT_EQ(record("node-1", {attempt_outcome(ids[0], QueueState::queued, 0, {})}).error().code,
-              Errc::invalid_argument);
-
-    auto entry = store_->find_queue_entry(delivered->queue_id);
-    ASSERT_TRUE(entry) << entry.error().message;
-    ASSERT_EQ(entry->recipients.size(), 3u);
-    const QueueRecipient& sent = entry->recipients[0];
-    EXPECT_EQ(sent.state, QueueState::delivered);
-    EXPECT_EQ(sent.last_reply, "250 2.0.0 queued");
-    EXPECT_EQ(sent.attempt_count, 1u);
-    ASSERT_EQ(sent.attempts.size(), 1u);
-    EXPECT_EQ(sent.attempts[0].host, "mx.remote.test");
-    EXPECT_EQ(sent.attempts[0].address, "192.0.2.1:25");
-    EXPECT_EQ(sent.attempts[0].tls, "TLSv1.3");
-    EXPECT_EQ(sent.attempts[0].transcript.size(), 64u);  // max_transcript_bytes
-    EXPECT_TRUE(sent.attempts[0].transcript.starts_with("S: 220 mx.remote.test"));
-    EXPECT_TRUE(sent.attempts[0].transcript.ends_with("[...]"));
-    EXPECT_EQ(entry->recipients[1].state, QueueState::deferred);
-    EXPECT_EQ(entry->recipients[1].next_attempt_at, kNow + 300);
-    EXPECT_EQ(entry->recipients[2].state, QueueState::failed);
-    EXPECT_EQ(entry->recipients[2].last_reply, "550 5.1.1 no such user");
-
-    // Only the deferred recipient comes back, and only when due; the lease was released by the record.
-    EXPECT_TRUE(store_->lease_due("node-1", kNow + 299, 300, 10)->empty());
-    auto again = store_->lease_due("node-2", kNow + 300, 300, 10);
-    ASSERT_TRUE(again);
-    EXPECT_EQ(recipient_ids(*again), (std::vector<std::int64_t>{ids[1]}));
-    // History stays bounded: the newest max_attempts_kept (3) of five attempts.
-    ASSERT_EQ(*record("node-2", {attempt_outcome(ids[1], QueueState::deferred, kNow + 600,
-                                                                 {kNow + 300, "mx", "", "", "451 try 2", "", ""})}),
-              1u);
-    for (int i = 2; i <= 4; ++i) {
-        std::int64_t at = kNow + 300 * i;
-        auto lease = store_->lease_due("node-2", at, 300, 10);
-        ASSERT_TRUE(lease);
-        ASSERT_EQ(recipient_ids(*lease).size(), 1u) << i;
-        ASSERT_EQ(*record(
-                      "node-2", {attempt_outcome(ids[1], QueueState::deferred, at + 300,
-                                                {at, "mx", "", "", fmt::format("451 try {}", i + 1), "", ""})}),
-                  1u);
-    }
-    auto later = store_->find_queue_entry(delivered->queue_id);
-    ASSERT_TRUE(later);
-    EXPECT_EQ(later->recipients[1].attempt_count, 5u);
-    ASSERT_EQ(later->recipients[1].attempts.size(), 3u);
-    EXPECT_EQ(later->recipients[1].attempts.back().reply, "451 try 5");
-    EXPECT_EQ(later->recipients[1].last_reply, "451 try 5");
-}
-
 TEST_F(QueueTest, TheQueueSurvivesARestartAndItsBlobIsGarbageOnlyOnceTheEntryIsGone) {
     auto delivered = submit("kept across restarts", {}, {"a@remote.test"});
     ASSERT_TRUE(delivered);
@@ -236,169 +88,6 @@ TEST_F(QueueTest, TheQueueSurvivesARestartAndItsBlobIsGarbageOnlyOnceTheEntryIsG
     CheckReport after = check();
     EXPECT_TRUE(after.clean) << describe(after);
     EXPECT_EQ(after.garbage_blobs, 1u);
-}
-
-TEST_F(QueueTest, HeldEntriesAreNotLeasedUntilReleasedAndDoNotCountAsDue) {
-    auto delivered = submit("held", {}, {"a@remote.test"});
-    ASSERT_TRUE(delivered);
-    ASSERT_TRUE(store_->set_queue_held(delivered->queue_id, true));
-    EXPECT_TRUE(store_->find_queue_entry(delivered->queue_id)->held);
-    EXPECT_TRUE(store_->lease_due("node-1", kNow, 300, 10)->empty());
-    EXPECT_FALSE(store_->next_queue_due()->has_value());
-    ASSERT_TRUE(store_->set_queue_held(delivered->queue_id, false));
-    EXPECT_EQ(**store_->next_queue_due(), kNow);
-    EXPECT_EQ(store_->lease_due("node-1", kNow, 300, 10)->size(), 1u);
-    // Leased: due again only when the lease runs out.
-    EXPECT_EQ(**store_->next_queue_due(), kNow + 300);
-    EXPECT_EQ(store_->set_queue_held(99999, true).error().code, Errc::not_found);
-}
-
-TEST_F(QueueTest, ARestartedNodeTakesBackItsOwnLeasesOnly) {
-    ASSERT_TRUE(submit("mine", {}, {"a@remote.test"}));
-    ASSERT_TRUE(submit("theirs", {}, {"b@remote.test"}));
-    ASSERT_EQ(recipient_ids(*store_->lease_due("node-1", kNow, 900, 1)).size(), 1u);
-    ASSERT_EQ(recipient_ids(*store_->lease_due("node-2", kNow, 900, 1)).size(), 1u);
-    EXPECT_EQ(*store_->release_leases("node-1"), 1u);
-    auto taken = store_->lease_due("node-1", kNow + 1, 900, 10);
-    ASSERT_TRUE(taken);
-    ASSERT_EQ(taken->size(), 1u);
-    EXPECT_EQ(taken->front().recipients.front().address, "a@remote.test");
-}
-
-TEST_F(QueueTest, RetryNowMakesWaitingRecipientsDueAndPurgeRemovesOldFinishedEntries) {
-    auto finished = submit("finished", {}, {"a@remote.test"});
-    auto waiting = submit("waiting", {}, {"b@remote.test"});
-    ASSERT_TRUE(finished && waiting);
-    auto leased = store_->lease_due("n", kNow, 300, 10);
-    ASSERT_TRUE(leased);
-    ASSERT_EQ(leased->size(), 2u);
-    AttemptOutcome delivered = attempt_outcome(leased->at(0).recipients[0].id, QueueState::delivered, 0,
-                                               {kNow, "mx", "", "", "250 ok", "", "c.1"});
-    AttemptOutcome deferred = attempt_outcome(leased->at(1).recipients[0].id, QueueState::deferred, kNow + 3600,
-                                              {kNow, "mx", "", "", "451 later", "", "c.1"});
-    deferred.count_failure = true;
-    deferred.status = "4.7.1";
-    deferred.remote_mta = "mx.remote.test";
-    ASSERT_EQ(*record("n", {delivered, deferred}), 2u);
-
-    auto open = store_->list_queue(10, true);
-    ASSERT_TRUE(open);
-    ASSERT_EQ(open->size(), 1u);
-    EXPECT_EQ(open->front().id, waiting->queue_id);
-    const QueueRecipient& r = open->front().recipients.front();
-    EXPECT_EQ(r.failed_attempts, 1u);
-    EXPECT_EQ(r.status, "4.7.1");
-    EXPECT_EQ(r.remote_mta, "mx.remote.test");
-    EXPECT_EQ(r.last_attempt_at, kNow);
-    EXPECT_EQ(store_->find_queue_entry(waiting->queue_id)->recipients[0].attempts[0].connection, "c.1");
-    EXPECT_EQ(store_->list_queue(10, false)->size(), 2u);
-
-    EXPECT_TRUE(store_->lease_due("n", kNow + 1, 300, 10)->empty());
-    EXPECT_EQ(*store_->retry_queue_now(waiting->queue_id, kNow + 1), 1u);
-    EXPECT_EQ(store_->lease_due("n", kNow + 1, 300, 10)->size(), 1u);
-    EXPECT_EQ(store_->retry_queue_now(99999, kNow).error().code, Errc::not_found);
-    EXPECT_EQ(*store_->retry_queue_now(std::nullopt, kNow + 2), 0u);  // leased, but already due
-
-    EXPECT_EQ(*store_->purge_finished_queue(kNow + 10 * 365 * 86400), 1u);
-    EXPECT_EQ(store_->find_queue_entry(finished->queue_id).error().code, Errc::not_found);
-    EXPECT_TRUE(store_->find_queue_entry(waiting->queue_id));
-}
-
-TEST_F(QueueTest, ReportsCommitWithTheOutcomesThatProducedThem) {
-    auto delivered = submit("to fail", {}, {"a@remote.test"});
-    ASSERT_TRUE(delivered);
-    auto leased = store_->lease_due("n", kNow, 300, 10);
-    ASSERT_TRUE(leased);
-    const std::int64_t id = leased->front().recipients.front().id;
-    auto report = [&] {
-        Delivery d;
-        d.content = "From: MAILER-DAEMON\r\nSubject: Undelivered\r\n\r\nreport\r\n";
-        OutgoingMessage o;
-        o.recipients.push_back({"bob@example.test", "", ""});
-        o.queued_at = kNow;
-        d.outgoing = std::move(o);
-        return d;
-    };
-    std::vector<Delivery> reports;
-    reports.push_back(report());
-    // Another node holds it now: neither the outcome nor its report is recorded.
-    ASSERT_EQ(*record("other", {attempt_outcome(id, QueueState::failed, 0, {kNow, "mx", "", "", "550 no", "", ""})},
-                      std::move(reports)),
-              0u);
-    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
-    reports.clear();
-    reports.push_back(report());
-    ASSERT_EQ(*record("n", {attempt_outcome(id, QueueState::failed, 0, {kNow, "mx", "", "", "550 no", "", ""})},
-                      std::move(reports)),
-              1u);
-    auto all = store_->list_queue(10, false);
-    ASSERT_TRUE(all);
-    ASSERT_EQ(all->size(), 2u);
-    EXPECT_EQ(all->at(1).reverse_path, "");  // from the null sender
-    EXPECT_EQ(all->at(1).created_at, kNow);
-    EXPECT_EQ(*store_->read_blob(all->at(1).blob_id), "From: MAILER-DAEMON\r\nSubject: Undelivered\r\n\r\nreport\r\n");
-}
-
-TEST_F(QueueTest, TheSendOffsetHidesTheLocalCopiesReturnPathFromTheQueue) {
-    Delivery delivery;
-    const std::string return_path = "Return-Path: <bob@example.test>\r\n";
-    delivery.content = return_path + "Subject: both\r\n\r\nbody\r\n";
-    delivery.targets = {{inbox_, {}}};
-    OutgoingMessage outgoing;
-    outgoing.reverse_path = "bob@example.test";
-    outgoing.smtputf8 = true;
-    outgoing.send_offset = return_path.size();
-    outgoing.recipients.push_back({"a@remote.test", "", ""});
-    delivery.outgoing = std::move(outgoing);
-    std::promise<Result<Delivered>> promise;
-    store_->deliver(std::move(delivery), [&](Result<Delivered> result) { promise.set_value(std::move(result)); });
-    auto delivered = promise.get_future().get();
-    ASSERT_TRUE(delivered) << delivered.error().message;
-    auto entry = store_->find_queue_entry(delivered->queue_id);
-    ASSERT_TRUE(entry);
-    EXPECT_TRUE(entry->smtputf8);
-    EXPECT_EQ(entry->send_offset, return_path.size());
-    EXPECT_EQ(entry->size, std::string("Subject: both\r\n\r\nbody\r\n").size());
-}
-
-TEST_F(QueueTest, ASuccessNoticeIsQueuedWithTheRemovalOfItsEnvelopeExactlyOnce) {
-    Delivery received;
-    received.content = "Subject: please confirm\r\n\r\nbody\r\n";
-    received.targets = {{inbox_, {}}};
-    received.envelope = EnvelopeRecord{"alice@remote.test", "HDRS", "", {{"bob@example.test", "SUCCESS", ""}}};
-    std::promise<Result<Delivered>> stored;
-    store_->deliver(std::move(received), [&](Result<Delivered> r) { stored.set_value(std::move(r)); });
-    ASSERT_TRUE(stored.get_future().get());
-    auto envelopes = store_->pending_envelopes(10);
-    ASSERT_TRUE(envelopes);
-    ASSERT_EQ(envelopes->size(), 1u);
-    const std::int64_t envelope_id = envelopes->front().first;
-
-    auto notice = [&] {
-        Delivery d;
-        d.content = "Subject: Delivered\r\n\r\nyour message reached bob\r\n";
-        OutgoingMessage o;
-        o.recipients.push_back({"alice@remote.test", "", ""});
-        d.outgoing = std::move(o);
-        d.answers_envelope = envelope_id;
-        std::promise<Result<Delivered>> done;
-        store_->deliver(std::move(d), [&](Result<Delivered> r) { done.set_value(std::move(r)); });
-        return done.get_future().get();
-    };
-    ASSERT_TRUE(notice());
-    EXPECT_TRUE(store_->pending_envelopes(10)->empty());
-    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
-    // A second node (or a retry after a crash) answering the same envelope queues nothing.
-    auto again = notice();
-    ASSERT_FALSE(again);
-    EXPECT_EQ(again.error().code, Errc::not_found);
-    EXPECT_EQ(store_->list_queue(10, false)->size(), 1u);
-}
-
-TEST_F(QueueTest, AnOutgoingRecipientMustBeAnAddress) {
-    auto refused = submit("bad", {}, {"no-at-sign"});
-    ASSERT_FALSE(refused);
-    EXPECT_EQ(refused.error().code, Errc::invalid_argument);
 }
 
 // The interim queue file's schema exactly as magpie before schema version 6 wrote it

@@ -18,6 +18,7 @@
 #include "mail/builder.h"
 #include "store/blob.h"
 #include "store/flags.h"
+#include "store/object_id.h"
 #include "store/summary.h"
 
 namespace magpie::http {
@@ -33,11 +34,12 @@ const std::vector<std::string> kDefaultProperties = {
 
 MethodError server_fail(const Error& error) { return MethodError{"serverFail", error.message}; }
 
+// An Email, Thread or Mailbox id ('e', 't', 'm'): the spelling IMAP's OBJECTID shows too (store/object_id.h).
 std::optional<std::int64_t> number_with_prefix(std::string_view id, char prefix) {
-    return parse_object_id(id, std::string_view(&prefix, 1));
+    return store::parse_object_id(id, prefix);
 }
 
-std::string mailbox_jmap_id(std::int64_t id) { return fmt::format("m{}", id); }
+std::string mailbox_jmap_id(std::int64_t id) { return store::mailbox_object_id(id); }
 
 json keywords_json(const std::vector<std::string>& flags) {
     json out = json::object();
@@ -1044,9 +1046,9 @@ MethodOutcome email_copy(const store::Account& account, const json& args) {
 
 }  // namespace
 
-std::optional<std::int64_t> email_number(std::string_view id) { return parse_object_id(id, "e"); }
-std::string email_id(std::int64_t id) { return fmt::format("e{}", id); }
-std::string thread_id(std::int64_t id) { return fmt::format("t{}", id); }
+std::optional<std::int64_t> email_number(std::string_view id) { return store::parse_object_id(id, 'e'); }
+std::string email_id(std::int64_t id) { return store::email_object_id(id); }
+std::string thread_id(std::int64_t id) { return store::thread_object_id(id); }
 
 Result<std::string> read_jmap_blob(store::Store& store, const store::Account& account, std::string_view blob_id) {
     if (auto part = split_part_blob_id(blob_id)) {

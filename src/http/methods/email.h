@@ -1,5 +1,6 @@
 // The Email, Thread and SearchSnippet methods (RFC 8621 3-5) over the store's Emails (store.h "Emails"):
-// ids are "e" + the Email id and "t" + the thread id; the Email and Thread state is the account state.
+// ids are store/object_id.h's ("e" + the Email id, "t" + the thread id: IMAP's EMAILID and THREADID); the
+// Email and Thread state is the account state.
 // Properties that come from the message bytes are computed by http/email_view.h from the stored blob.
 #pragma once
 
@@ -13,7 +14,8 @@ namespace magpie::http {
 
 void add_email_methods(Dispatcher& dispatcher, store::Store& store, const store::Account& account);
 
-// The Email's store id in "e<n>"; nullopt otherwise.
+// The Email's store id in "e<n>" (store::parse_object_id); nullopt otherwise. email_id and thread_id are
+// store::email_object_id and store::thread_object_id, named for the methods that use them.
 std::optional<std::int64_t> email_number(std::string_view id);
 std::string email_id(std::int64_t id);
 std::string thread_id(std::int64_t id);

@@ -9,6 +9,7 @@
 #include "base/strings.h"
 #include "http/methods/session.h"
 #include "http/methods/set_support.h"
+#include "store/object_id.h"
 
 namespace magpie::http {
 namespace {
@@ -38,7 +39,7 @@ json role_of(const store::Mailbox& mailbox) {
     return nullptr;
 }
 
-std::string mailbox_id(const store::Mailbox& mailbox) { return fmt::format("m{}", mailbox.id); }
+std::string mailbox_id(const store::Mailbox& mailbox) { return store::mailbox_object_id(mailbox.id); }
 
 Result<std::vector<View>> read_views(store::Store& store, const store::Account& account) {
     auto mailboxes = store.list_mailboxes(account.id);
@@ -257,7 +258,7 @@ MethodOutcome mailbox_changes(store::Store& store, const store::Account& account
             break;
         }
         ++taken;
-        const std::string jmap_id = fmt::format("m{}", id);
+        const std::string jmap_id = store::mailbox_object_id(id);
         if (was == before.end()) {
             created.push_back(jmap_id);
             reached[id] = is->second;

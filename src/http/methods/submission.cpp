@@ -23,7 +23,6 @@ using nlohmann::json;
 
 constexpr std::string_view kType = "EmailSubmission";
 constexpr std::string_view kPrefix = "s";
-constexpr std::size_t kMaxRecipients = 1000;
 
 const std::vector<std::string> kProperties = {"id",     "identityId", "emailId",        "threadId",      "envelope",
                                               "sendAt", "undoStatus", "deliveryStatus", "dsnBlobIds",    "mdnBlobIds"};
@@ -253,7 +252,12 @@ std::variant<Plan, json> plan_submission(store::Store& store, const store::Accou
         return set_error("forbiddenMailFrom", fmt::format("{} is not an address of this account", mail_from));
     }
     if (envelope["rcptTo"].empty()) return set_error("noRecipients", "the message has no recipients");
-    if (envelope["rcptTo"].size() > kMaxRecipients) return set_error("tooManyRecipients", "", {});
+    if (envelope["rcptTo"].size() > context.limits.max_submission_recipients) {
+        return set_error("tooManyRecipients",
+                         fmt::format("at most {} recipients ([http] max_submission_recipients)",
+                                     context.limits.max_submission_recipients),
+                         {});
+    }
     json invalid = json::array();
     for (const auto& r : envelope["rcptTo"]) {
         const std::string address = r.is_object() && r.contains("email") && r["email"].is_string() ? r["email"].get<std::string>() : "";

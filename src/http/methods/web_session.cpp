@@ -63,7 +63,7 @@ Result<WebSessions::Created> WebSessions::create(store::Store& store, const stor
         }
     }
     std::ranges::sort(live, [](const auto& a, const auto& b) { return a.created_at < b.created_at; });
-    for (std::size_t i = 0; i + kMaxWebSessionsPerAccount <= live.size(); ++i) {
+    for (std::size_t i = 0; i + limits.max_sessions_per_account <= live.size(); ++i) {
         (void)store.revoke_api_token(account.id, live[i].name);
     }
 

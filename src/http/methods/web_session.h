@@ -33,11 +33,10 @@ struct WebSessionLimits {
     std::uint32_t idle_seconds = 8 * 3600;         // unused this long: gone
     std::uint32_t lifetime_seconds = 7 * 86400;    // signed in this long: gone, whatever the use
     std::size_t max_sessions = 10000;              // idle clocks kept in memory; the oldest go first
+    // Sessions one account may hold at once; signing in beyond it ends the account's oldest session. A bound
+    // on the rows one password can make (the limit of the store table, not of memory).
+    std::size_t max_sessions_per_account = 100;
 };
-
-// Sessions one account may hold at once; signing in beyond it ends the account's oldest session. A bound
-// on the rows one password can make (the limit of the store table, not of memory).
-inline constexpr std::size_t kMaxWebSessionsPerAccount = 100;
 
 struct WebSession {
     std::int64_t account_id = 0;
@@ -56,7 +55,7 @@ public:
         store::Account account;  // as the store has it now
     };
     // Starts a session for `account` (just authenticated). Removes the account's expired sessions and, at
-    // kMaxWebSessionsPerAccount, its oldest. Durable when it returns. Store errors pass through.
+    // limits.max_sessions_per_account, its oldest. Durable when it returns. Store errors pass through.
     Result<Created> create(store::Store& store, const store::Account& account, std::int64_t now,
                            const WebSessionLimits& limits);
     // The live session of cookie value `id` with its account (touched: its idle time starts again).
