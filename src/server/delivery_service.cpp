@@ -519,7 +519,9 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
     // What TLS this host gets: DANE's verdict for it first (RFC 7672; MTA-STS was not applied when DANE
     // was, RFC 8461 2), then a configured or MTA-STS requirement (a certificate valid for the host name),
     // else opportunistic TLS. Under MTA-STS testing the certificate is checked for TLS-RPT only.
-    const mailauth::DaneHost* dane = route ? nullptr : destination.dane.host(host);
+    // A copy: another connection to this destination may look the policy up again while this one waits.
+    std::optional<mailauth::DaneHost> dane;
+    if (const auto* found = route ? nullptr : destination.dane.host(host)) dane = *found;
     const bool dane_verify = dane && dane->level == mailauth::DaneLevel::verify;
     const bool dane_encrypt = dane && dane->level == mailauth::DaneLevel::encrypt;
     const bool require_tls = (route && route->require_tls) ||
@@ -734,8 +736,11 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
         } else if (destination.mta_sts) {
             r.policy_type = mailauth::TlsPolicyType::sts;
             const auto& policy = *destination.mta_sts;
-            for (auto line : split(mailauth::sts_policy_text(policy.mode, policy.mx, policy.max_age), '\n'))
+            const std::string text = mailauth::sts_policy_text(policy.mode, policy.mx, policy.max_age);
+            for (auto line : split(text, '\n')) {
+                if (line.ends_with('\r')) line.remove_suffix(1);
                 if (!trim(line).empty()) r.policy_string.emplace_back(trim(line));
+            }
             r.mx_host = policy.mx;
         }
         r.success = outcome->success;

@@ -379,6 +379,22 @@ TEST_F(ConfigFile, MtaStsHonoursPoliciesAndPublishesTestingByDefault) {
     EXPECT_FALSE(load("[mta_sts]\nfetch_timeout = 0\n"));
 }
 
+TEST_F(ConfigFile, DaneAndTlsReportingAreOnByDefault) {
+    auto config = load("");
+    ASSERT_TRUE(config);
+    EXPECT_TRUE(config->queue.dane);
+    EXPECT_TRUE(config->tlsrpt.record);
+    EXPECT_EQ(config->tlsrpt.max_day_octets, 64ull << 20);
+    config = load("[queue]\ndane = false\n[tlsrpt]\nrecord = false\nmax_day_octets = 4096\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_FALSE(config->queue.dane);
+    EXPECT_FALSE(config->tlsrpt.record);
+    EXPECT_EQ(config->tlsrpt.max_day_octets, 4096u);
+    EXPECT_FALSE(load("[tlsrpt]\nmax_day_octets = 0\n"));
+    EXPECT_FALSE(load("[tlsrpt]\nrecords = true\n"));
+    EXPECT_FALSE(load("[queue]\ndane = \"yes\"\n"));
+}
+
 }  // namespace
 }  // namespace magpie::server
 
