@@ -90,7 +90,8 @@ std::string tlsa_name(std::string_view host, std::uint16_t port) {
     return fmt::format("_{}._tcp.{}", port, lower_host(host));
 }
 
-DaneHost dane_host(std::string_view name, bool address_secure, const Result<dns::Resolver::SecureRecords>& tlsa) {
+DaneHost dane_host(std::string_view name, bool address_secure,
+                   const Result<dns::Resolver::SecureRecords>& tlsa) {
     DaneHost out;
     if (!address_secure) {
         // RFC 7672 2.2.2: TLSA records of a host whose address is not validated are not used.
@@ -102,8 +103,8 @@ DaneHost dane_host(std::string_view name, bool address_secure, const Result<dns:
             out.note = fmt::format("no TLSA record at {}", name);
         } else {
             out.level = DaneLevel::unreachable;
-            out.note = fmt::format("TLSA lookup for {} failed ({}): the host is not used (RFC 7672 2.2)", name,
-                                   tlsa.error().message);
+            out.note = fmt::format("TLSA lookup for {} failed ({}): the host is not used (RFC 7672 2.2)",
+                                   name, tlsa.error().message);
         }
         return out;
     }
@@ -122,8 +123,8 @@ DaneHost dane_host(std::string_view name, bool address_secure, const Result<dns:
     }
     if (out.usable.empty()) {
         out.level = DaneLevel::encrypt;
-        out.note = fmt::format("TLSA records at {} are all unusable: TLS without authentication (RFC 7672 2.2)",
-                               name);
+        out.note = fmt::format(
+            "TLSA records at {} are all unusable: TLS without authentication (RFC 7672 2.2)", name);
     } else {
         out.level = DaneLevel::verify;
         out.note = fmt::format("{} usable TLSA record(s) at {}", out.usable.size(), name);

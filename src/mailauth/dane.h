@@ -48,14 +48,15 @@ struct DaneHost {
 
 // The decision for one host from its answers: whether its A/AAAA answer was validated, and the TLSA lookup
 // (records with the resolver's AD bit, or the error; not_found is NXDOMAIN: no TLSA).
-DaneHost dane_host(std::string_view tlsa_name, bool address_secure, const Result<dns::Resolver::SecureRecords>& tlsa);
+DaneHost dane_host(std::string_view tlsa_name, bool address_secure,
+                   const Result<dns::Resolver::SecureRecords>& tlsa);
 
 // "_25._tcp.mx.example.com" (RFC 7672 2.2.3: the TLSA base domain is the MX host name).
 std::string tlsa_name(std::string_view host, std::uint16_t port);
 
 struct DanePolicy {
-    bool mx_secure = false;                // the MX answer (or, implicit MX, its denial) was validated
-    std::map<std::string, DaneHost> hosts; // by lower-case host name; only when mx_secure
+    bool mx_secure = false;                 // the MX answer (or, implicit MX, its denial) was validated
+    std::map<std::string, DaneHost> hosts;  // by lower-case host name; only when mx_secure
     // Some host has validated TLSA records (verify or encrypt): RFC 8461 2 then prefers DANE to MTA-STS.
     bool applies() const;
     const DaneHost* host(std::string_view name) const;  // null: none

@@ -57,12 +57,12 @@ TlsResultType tls_result_type_for_verify_error(long x509_verify_error);
 
 // What one outbound SMTP session saw of TLS, as the IO layer observed it.
 struct TlsSessionObservation {
-    bool greeted = false;           // the peer answered EHLO/HELO: whether it offers STARTTLS is known
-    bool tls_attempted = false;     // a TLS handshake started (STARTTLS accepted, or implicit TLS)
-    bool tls_established = false;   // and completed
-    long verify_result = -1;        // X509_V_OK (0) or an X509_V_ERR_*; -1 when the certificate was not checked
-    bool dane = false;              // the check was DANE's (RFC 7672), not PKIX
-    std::string reason;             // the handshake's or the session's error, when there was one
+    bool greeted = false;          // the peer answered EHLO/HELO: whether it offers STARTTLS is known
+    bool tls_attempted = false;    // a TLS handshake started (STARTTLS accepted, or implicit TLS)
+    bool tls_established = false;  // and completed
+    long verify_result = -1;  // X509_V_OK (0) or an X509_V_ERR_*; -1 when the certificate was not checked
+    bool dane = false;        // the check was DANE's (RFC 7672), not PKIX
+    std::string reason;       // the handshake's or the session's error, when there was one
 };
 struct TlsOutcome {
     bool success = true;

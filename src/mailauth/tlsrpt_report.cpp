@@ -1,8 +1,8 @@
 // TLS-RPT results on disk and the aggregate report (RFC 8460 4, 5.3); the record parser is tlsrpt.cpp.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
-#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <tuple>
 
 #include "mail/base64.h"
@@ -93,7 +93,8 @@ std::optional<TlsOutcome> classify_tls_session(const TlsSessionObservation& o) {
         if (out.failure_reason_code.empty()) out.failure_reason_code = "STARTTLS not offered";
     } else if (check_failed) {
         // RFC 8460 4.3.1: tlsa-invalid when no record of the RRset matched.
-        out.result_type = o.dane ? TlsResultType::tlsa_invalid : tls_result_type_for_verify_error(o.verify_result);
+        out.result_type =
+            o.dane ? TlsResultType::tlsa_invalid : tls_result_type_for_verify_error(o.verify_result);
         if (out.failure_reason_code.empty())
             out.failure_reason_code = X509_verify_cert_error_string(o.verify_result);
     } else {

@@ -76,11 +76,13 @@ awaitable<Result<void>> ClientConnection::start_tls(std::shared_ptr<asio::ssl::c
         for (const auto& name : check.also_names) SSL_add1_host(ssl, name.c_str());
         int added = 0;
         for (const auto& r : check.dane) {
-            if (SSL_dane_tlsa_add(ssl, r.usage, r.selector, r.matching_type, r.data.data(), r.data.size()) > 0)
-                ++added;
+            // OpenSSL refuses a record it cannot use (an unknown digest, malformed full data): it is skipped.
+            int ok = SSL_dane_tlsa_add(ssl, r.usage, r.selector, r.matching_type, r.data.data(), r.data.size());
+            if (ok > 0) ++added;
         }
         if (added == 0)
-            co_return make_error(Errc::io_error, "OpenSSL accepted none of the TLSA records of " + server_name);
+            co_return make_error(Errc::io_error,
+                                 "OpenSSL accepted none of the TLSA records of " + server_name);
     } else if (check.pkix) {
         // RFC 6125 host name check by OpenSSL, against the name we looked up (the MX host, or the route's).
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -102,7 +104,8 @@ awaitable<Result<void>> ClientConnection::start_tls(std::shared_ptr<asio::ssl::c
     if (timed_out_) co_return make_error(Errc::io_error, "TLS handshake timed out");
     if (ec) {
         std::string reason = "TLS handshake failed: " + ec.message();
-        if (verify_result_ > 0) reason += std::string(" (") + X509_verify_cert_error_string(verify_result_) + ")";
+        if (verify_result_ > 0)
+            reason += std::string(" (") + X509_verify_cert_error_string(verify_result_) + ")";
         co_return make_error(Errc::io_error, reason);
     }
     co_return Result<void>{};

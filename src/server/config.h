@@ -152,7 +152,7 @@ struct QueueConfig {
     std::size_t batch = 100;                 // entries leased per round
     std::uint32_t keep_finished = 7 * 86400; // seconds the tracker keeps finished entries
     std::size_t max_transcript = 16 * 1024;  // octets of SMTP conversation kept per attempt
-    bool dane = true;                        // DANE (RFC 7672) for MX hosts with DNSSEC-validated TLSA records
+    bool dane = true;  // DANE (RFC 7672) for MX hosts with DNSSEC-validated TLSA records
 };
 
 // Inbound message authentication on port 25 ([mailauth], issue 18): SPF (RFC 7208), DKIM (RFC 6376) and

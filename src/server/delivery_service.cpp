@@ -51,7 +51,7 @@ struct DeliveryService::Destination {
     std::string last_host;
     bool mta_sts_enforced = false;        // RFC 8461 enforce: policy MX only, verified TLS only
     std::optional<mailauth::StsPolicy> mta_sts;  // the policy applied (enforce or testing), for TLS-RPT
-    mailauth::DanePolicy dane;            // RFC 7672: per MX host, when the MX answer was validated
+    mailauth::DanePolicy dane;                   // RFC 7672: per MX host, when the MX answer was validated
 };
 
 namespace {
@@ -495,7 +495,8 @@ awaitable<void> DeliveryService::write_tls_result(mailauth::TlsSessionResult res
     });
     auto written = co_await std::move(op);
     if (!written && written.error().code != Errc::limit_exceeded)
-        spdlog::warn("delivery: TLS result for {} not recorded: {}", result.policy_domain, written.error().message);
+        spdlog::warn("delivery: TLS result for {} not recorded: {}", result.policy_domain,
+                     written.error().message);
 }
 
 awaitable<bool> DeliveryService::wait_for_work(Destination& destination) {

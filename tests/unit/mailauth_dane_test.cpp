@@ -61,7 +61,8 @@ dns::Resolver::SecureRecords answer(std::vector<std::string> records, bool authe
 }
 
 TEST(DaneHost, ValidatedUsableRecordsMeanVerify) {
-    auto host = dane_host("_25._tcp.mx.example.com", true, answer({"3 1 1 " + kSha256, "0 0 1 " + kSha256}, true));
+    auto host =
+        dane_host("_25._tcp.mx.example.com", true, answer({"3 1 1 " + kSha256, "0 0 1 " + kSha256}, true));
     EXPECT_EQ(host.level, DaneLevel::verify);
     EXPECT_EQ(host.usable.size(), 1u);  // the PKIX-TA record is left out
     EXPECT_EQ(host.records.size(), 2u);
