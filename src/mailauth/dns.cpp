@@ -16,6 +16,16 @@ mail::dkim::KeyLookup Dns::dkim_key_lookup() {
     };
 }
 
+Result<dns::Resolver::SecureRecords> Dns::lookup_secure(RecordType type, std::string_view name) {
+    auto records = lookup(type, name);
+    if (!records) return records.error();
+    return dns::Resolver::SecureRecords{std::move(*records), false};
+}
+
+Result<dns::Resolver::SecureRecords> ResolverDns::lookup_secure(RecordType type, std::string_view name) {
+    return resolver_.lookup_secure_blocking(type, name);
+}
+
 Result<std::vector<std::string>> ResolverDns::lookup(RecordType type, std::string_view name) {
     return resolver_.lookup_blocking(type, name);
 }

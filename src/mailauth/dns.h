@@ -22,6 +22,9 @@ public:
     // preference, PTR names for an address. An empty list is NODATA. Errors: not_found for NXDOMAIN,
     // invalid_argument for a name that cannot be asked, anything else is temporary.
     virtual Result<std::vector<std::string>> lookup(RecordType type, std::string_view name) = 0;
+    // The same question asked with DNSSEC (dns::Resolver::lookup_secure_blocking): `authenticated` only when
+    // the resolver set the AD bit. This default answers lookup()'s records, never authenticated.
+    virtual Result<dns::Resolver::SecureRecords> lookup_secure(RecordType type, std::string_view name);
 
     // The DKIM key lookup in the shape mail::dkim::verify() takes.
     mail::dkim::KeyLookup dkim_key_lookup();
@@ -32,6 +35,7 @@ class ResolverDns : public Dns {
 public:
     explicit ResolverDns(dns::Resolver& resolver) : resolver_(resolver) {}
     Result<std::vector<std::string>> lookup(RecordType type, std::string_view name) override;
+    Result<dns::Resolver::SecureRecords> lookup_secure(RecordType type, std::string_view name) override;
 
 private:
     dns::Resolver& resolver_;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,26 @@ const char* tls_result_type_name(TlsResultType type);  // "starttls-not-supporte
 // expired or not yet valid, host mismatch, untrusted chain (self-signed, unknown issuer), else
 // validation-failure.
 TlsResultType tls_result_type_for_verify_error(long x509_verify_error);
+
+// What one outbound SMTP session saw of TLS, as the IO layer observed it.
+struct TlsSessionObservation {
+    bool greeted = false;          // the peer answered EHLO/HELO: whether it offers STARTTLS is known
+    bool tls_attempted = false;    // a TLS handshake started (STARTTLS accepted, or implicit TLS)
+    bool tls_established = false;  // and completed
+    long verify_result = -1;  // X509_V_OK (0) or an X509_V_ERR_*; -1 when the certificate was not checked
+    bool dane = false;        // the check was DANE's (RFC 7672), not PKIX
+    std::string reason;       // the handshake's or the session's error, when there was one
+};
+struct TlsOutcome {
+    bool success = true;
+    TlsResultType result_type = TlsResultType::validation_failure;  // when !success
+    std::string failure_reason_code;
+};
+// 4.3: the result of one session: success when TLS was established and its check (if any) passed; otherwise
+// starttls-not-supported (greeted, no TLS), tlsa-invalid (DANE found no matching record), the PKIX result
+// type of the verify error (tls_result_type_for_verify_error), or validation-failure. nullopt when the
+// session never got as far as TLS (a refused connection is no TLS result).
+std::optional<TlsOutcome> classify_tls_session(const TlsSessionObservation& observed);
 
 // One outbound SMTP session's TLS outcome, as the delivery records it (one line in the day's file).
 struct TlsSessionResult {

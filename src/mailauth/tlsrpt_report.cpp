@@ -1,7 +1,8 @@
 // TLS-RPT results on disk and the aggregate report (RFC 8460 4, 5.3); the record parser is tlsrpt.cpp.
 #include <fcntl.h>
-#include <openssl/x509_vfy.h>
 #include <fmt/format.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <tuple>
 
 #include "mail/base64.h"
@@ -77,6 +78,29 @@ TlsResultType tls_result_type_for_verify_error(long error) {
         default:
             return TlsResultType::validation_failure;
     }
+}
+
+std::optional<TlsOutcome> classify_tls_session(const TlsSessionObservation& o) {
+    if (!o.greeted && !o.tls_attempted) return std::nullopt;
+    TlsOutcome out;
+    const bool checked = o.verify_result >= 0;
+    const bool check_failed = checked && o.verify_result != X509_V_OK;
+    if (o.tls_established && !check_failed) return out;
+    out.success = false;
+    out.failure_reason_code = o.reason;
+    if (!o.tls_attempted) {
+        out.result_type = TlsResultType::starttls_not_supported;
+        if (out.failure_reason_code.empty()) out.failure_reason_code = "STARTTLS not offered";
+    } else if (check_failed) {
+        // RFC 8460 4.3.1: tlsa-invalid when no record of the RRset matched.
+        out.result_type =
+            o.dane ? TlsResultType::tlsa_invalid : tls_result_type_for_verify_error(o.verify_result);
+        if (out.failure_reason_code.empty())
+            out.failure_reason_code = X509_verify_cert_error_string(o.verify_result);
+    } else {
+        out.result_type = TlsResultType::validation_failure;
+    }
+    return out;
 }
 
 std::string serialize_tls_result(const TlsSessionResult& r) {

@@ -168,7 +168,7 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
                            "max_messages_per_connection", "resolver", "dns_timeout", "mx_port", "max_mx_hosts",
                            "max_addresses_per_host", "require_tls",
                            "smart_host", "route", "poll_interval", "lease_time", "batch", "keep_finished",
-                           "max_transcript", "tlsrpt_max_day_octets"}));
+                           "max_transcript", "dane"}));
     MAGPIE_TRY(read(t, "queue", "enabled", q.enabled));
     if (const toml::node* node = t.get("retry_intervals")) {
         const toml::array* list = node->as_array();
@@ -202,7 +202,7 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(read(t, "queue", "batch", q.batch));
     MAGPIE_TRY(read(t, "queue", "keep_finished", q.keep_finished));
     MAGPIE_TRY(read(t, "queue", "max_transcript", q.max_transcript));
-    MAGPIE_TRY(read(t, "queue", "tlsrpt_max_day_octets", q.tlsrpt_max_day_octets));
+    MAGPIE_TRY(read(t, "queue", "dane", q.dane));
     q.routing.routes.clear();
     if (const toml::node* node = t.get("route")) {
         const toml::array* list = node->as_array();
@@ -227,8 +227,7 @@ Result<void> read_queue(const toml::table& t, QueueConfig& q) {
     MAGPIE_TRY(delivery::validate(q.retry));
     if (q.connect_timeout == 0 || q.command_timeout == 0 || q.data_timeout == 0 || q.max_connections == 0 ||
         q.max_connections_per_host == 0 || q.max_messages_per_connection == 0 || q.dns_timeout == 0 ||
-        q.mx_port == 0 || q.max_mx_hosts == 0 || q.max_addresses_per_host == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0 ||
-        q.tlsrpt_max_day_octets == 0) {
+        q.mx_port == 0 || q.max_mx_hosts == 0 || q.max_addresses_per_host == 0 || q.poll_interval == 0 || q.lease_time == 0 || q.batch == 0 || q.max_transcript == 0) {
         return make_error(Errc::invalid_argument, "[queue] limits and timeouts must be positive");
     }
     return {};
@@ -271,6 +270,14 @@ Result<void> read_mta_sts(const toml::table& t, MtaStsConfig& m) {
     return {};
 }
 
+Result<void> read_tlsrpt(const toml::table& t, TlsRptConfig& r) {
+    MAGPIE_TRY(check_keys(t, "tlsrpt", {"record", "max_day_octets"}));
+    MAGPIE_TRY(read(t, "tlsrpt", "record", r.record));
+    MAGPIE_TRY(read(t, "tlsrpt", "max_day_octets", r.max_day_octets));
+    if (r.max_day_octets == 0) return make_error(Errc::invalid_argument, "[tlsrpt] max_day_octets is positive");
+    return {};
+}
+
 Result<void> read_autoconfig(const toml::table& t, AutoconfigConfig& a) {
     MAGPIE_TRY(check_keys(t, "autoconfig",
                           {"hostname", "imaps_port", "imap_port", "submissions_port", "submission_port"}));
@@ -301,7 +308,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     Result<void> status;
     MAGPIE_TRY(check_keys(root, "top level",
                           {"server", "tls", "smtp", "submission", "imap", "http", "auth", "store", "queue",
-                           "mailauth", "mta_sts", "autoconfig"}));
+                           "mailauth", "mta_sts", "tlsrpt", "autoconfig"}));
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
@@ -539,6 +546,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (auto* t = section(root, "mailauth", status)) MAGPIE_TRY(read_mailauth(*t, config.mailauth));
     MAGPIE_TRY(status);
     if (auto* t = section(root, "mta_sts", status)) MAGPIE_TRY(read_mta_sts(*t, config.mta_sts));
+    MAGPIE_TRY(status);
+    if (auto* t = section(root, "tlsrpt", status)) MAGPIE_TRY(read_tlsrpt(*t, config.tlsrpt));
     MAGPIE_TRY(status);
     if (auto* t = section(root, "autoconfig", status)) MAGPIE_TRY(read_autoconfig(*t, config.autoconfig));
     MAGPIE_TRY(status);

@@ -161,9 +161,7 @@ struct QueueConfig {
     std::size_t batch = 100;                 // entries leased per round
     std::uint32_t keep_finished = 7 * 86400; // seconds the tracker keeps finished entries
     std::size_t max_transcript = 16 * 1024;  // octets of SMTP conversation kept per attempt
-    // TLS-RPT (RFC 8460): octets of session results recorded per UTC day (mailauth::append_tls_result);
-    // beyond, the day's file stops growing, so a flood of failing sessions cannot fill the disk.
-    std::uint64_t tlsrpt_max_day_octets = 64ull << 20;
+    bool dane = true;  // DANE (RFC 7672) for MX hosts with DNSSEC-validated TLSA records
 };
 
 // Inbound message authentication on port 25 ([mailauth], issue 18): SPF (RFC 7208), DKIM (RFC 6376) and
@@ -192,6 +190,13 @@ struct MtaStsConfig {
     std::uint32_t fetch_timeout = 10;  // seconds for the whole HTTPS fetch of one policy (RFC 8461 3.3)
     std::string mode = "testing";      // our published policy: "enforce", "testing" or "none"
     std::uint32_t max_age = 604800;    // seconds senders may cache our policy (RFC 8461 3.2: at most 31557600)
+};
+
+// SMTP TLS Reporting (RFC 8460, [tlsrpt]): the TLS result of every outgoing session to an MX host, recorded
+// in <data_dir>/tlsrpt/DAY.jsonl for `magpie tlsrpt` to report.
+struct TlsRptConfig {
+    bool record = true;
+    std::uint64_t max_day_octets = 64ull << 20;  // a day's file stops growing here (a flood of failures)
 };
 
 // What mail clients are told when they set themselves up ([autoconfig], http/autoconfig.h) and what the
@@ -224,6 +229,7 @@ struct Config {
     QueueConfig queue;
     MailauthConfig mailauth;
     MtaStsConfig mta_sts;
+    TlsRptConfig tlsrpt;
     AutoconfigConfig autoconfig;
     bool demo = false;
 };

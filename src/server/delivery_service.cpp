@@ -15,6 +15,8 @@
 #include "base/time.h"
 #include "delivery/store_queue.h"
 #include "delivery/wake.h"
+#include "mailauth/dane.h"
+#include "mailauth/tlsrpt.h"
 #include "net/client_connection.h"
 #include "server/mta_sts_fetch.h"
 #include "smtp/client_session.h"
@@ -48,6 +50,8 @@ struct DeliveryService::Destination {
     std::string last_failure;             // why the last connection attempt failed
     std::string last_host;
     bool mta_sts_enforced = false;        // RFC 8461 enforce: policy MX only, verified TLS only
+    std::optional<mailauth::StsPolicy> mta_sts;  // the policy applied (enforce or testing), for TLS-RPT
+    mailauth::DanePolicy dane;                   // RFC 7672: per MX host, when the MX answer was validated
 };
 
 namespace {
@@ -368,7 +372,10 @@ awaitable<void> DeliveryService::serve_destination(std::shared_ptr<Destination> 
             fail_work(work, result, &attempt);
         }
     } else {
-        if (!resolved->static_route && cfg->mta_sts.enabled) co_await apply_mta_sts(*destination, *resolved);
+        if (!resolved->static_route && cfg->queue.dane) co_await apply_dane(*destination, *resolved);
+        // RFC 8461 2: a domain with DNSSEC-validated TLSA records for its MX hosts is DANE's, not MTA-STS's.
+        if (!resolved->static_route && cfg->mta_sts.enabled && !destination->dane.applies())
+            co_await apply_mta_sts(*destination, *resolved);
         for (const auto& target : resolved->targets) {
             if (destination->pending.empty() || stopping_) break;
             const std::uint16_t port = resolved->static_route ? target.port : cfg->queue.mx_port;
@@ -418,7 +425,9 @@ awaitable<void> DeliveryService::apply_mta_sts(Destination& destination, dns::Ro
     });
     auto [policy, note] = co_await std::move(lookup);
     spdlog::debug("delivery: {}: MTA-STS: {}", destination.domain, note);
-    if (!policy || policy->mode != mailauth::StsMode::enforce) co_return;
+    if (!policy || policy->mode == mailauth::StsMode::none) co_return;
+    destination.mta_sts = policy;
+    if (policy->mode != mailauth::StsMode::enforce) co_return;
     destination.mta_sts_enforced = true;
     std::vector<std::string> refused;
     std::erase_if(route.targets, [&](const dns::Target& target) {
@@ -430,6 +439,64 @@ awaitable<void> DeliveryService::apply_mta_sts(Destination& destination, dns::Ro
         destination.last_failure = fmt::format("MTA-STS policy of {} (enforce) lists none of its MX hosts ({})",
                                                destination.domain, fmt::join(refused, ", "));
     }
+}
+
+// RFC 7672 2.2: when the MX answer is DNSSEC-validated, each host's TLSA records (behind a validated address)
+// decide its TLS: usable records make STARTTLS mandatory with a certificate matching one of them
+// (try_address); a failed TLSA lookup takes the host out of this round, so that a forged answer cannot
+// downgrade it. The lookups block: they run on the executor.
+awaitable<void> DeliveryService::apply_dane(Destination& destination, dns::Route& route) {
+    auto cfg = config();
+    std::vector<std::string> hosts;
+    for (const auto& target : route.targets) hosts.push_back(target.host);
+    auto lookup = executor_.run([resolver_config = resolver_config(*cfg), domain = destination.domain, hosts,
+                                 port = cfg->queue.mx_port]() -> mailauth::DanePolicy {
+        auto resolver = dns::Resolver::create(resolver_config);
+        if (!resolver) return {};
+        mailauth::ResolverDns dns(**resolver);
+        return mailauth::dane_policy(dns, domain, hosts, port);
+    });
+    destination.dane = co_await std::move(lookup);
+    for (const auto& [host, decision] : destination.dane.hosts)
+        spdlog::debug("delivery: {}: DANE {} for {}: {}", destination.domain,
+                      mailauth::dane_level_name(decision.level), host, decision.note);
+    std::vector<std::string> unreachable;
+    std::erase_if(route.targets, [&](const dns::Target& target) {
+        const auto* host = destination.dane.host(target.host);
+        if (!host || host->level != mailauth::DaneLevel::unreachable) return false;
+        unreachable.push_back(host->note);
+        if (cfg->tlsrpt.record) {
+            mailauth::TlsSessionResult r;
+            r.time = unix_now();
+            r.policy_domain = destination.domain;
+            r.policy_type = mailauth::TlsPolicyType::tlsa;
+            r.success = false;
+            r.result_type = mailauth::TlsResultType::dnssec_invalid;
+            r.receiving_mx_hostname = target.host;
+            r.failure_reason_code = host->note;
+            record_tls_result(std::move(r));
+        }
+        return true;
+    });
+    if (!unreachable.empty()) {
+        destination.last_failure = fmt::format("DANE: {}", fmt::join(unreachable, "; "));
+    }
+}
+
+void DeliveryService::record_tls_result(mailauth::TlsSessionResult result) {
+    asio::co_spawn(context_, write_tls_result(std::move(result)), asio::detached);
+}
+
+awaitable<void> DeliveryService::write_tls_result(mailauth::TlsSessionResult result) {
+    auto cfg = config();
+    // One O_APPEND write, off the network thread.
+    auto op = executor_.run([cfg, result] {
+        return mailauth::append_tls_result(cfg->data_dir.string(), result, cfg->tlsrpt.max_day_octets);
+    });
+    auto written = co_await std::move(op);
+    if (!written && written.error().code != Errc::limit_exceeded)
+        spdlog::warn("delivery: TLS result for {} not recorded: {}", result.policy_domain,
+                     written.error().message);
 }
 
 awaitable<bool> DeliveryService::wait_for_work(Destination& destination) {
@@ -450,8 +517,30 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                                              const delivery::StaticRoute* route) {
     auto cfg = config();
     const auto& q = cfg->queue;
+    // What TLS this host gets: DANE's verdict for it first (RFC 7672; MTA-STS was not applied when DANE
+    // was, RFC 8461 2), then a configured or MTA-STS requirement (a certificate valid for the host name),
+    // else opportunistic TLS. Under MTA-STS testing the certificate is checked for TLS-RPT only.
+    // A copy: another connection to this destination may look the policy up again while this one waits.
+    std::optional<mailauth::DaneHost> dane;
+    if (const auto* found = route ? nullptr : destination.dane.host(host)) dane = *found;
+    const bool dane_verify = dane && dane->level == mailauth::DaneLevel::verify;
+    const bool dane_encrypt = dane && dane->level == mailauth::DaneLevel::encrypt;
     const bool require_tls = (route && route->require_tls) ||
                              delivery::tls_required(q.routing, destination.domain) || destination.mta_sts_enforced;
+    const bool mandatory_tls = require_tls || dane_verify || dane_encrypt;
+    net::PeerCheck check;
+    if (dane_verify) {
+        for (const auto& r : dane->usable)
+            check.dane.push_back(net::TlsaData{r.usage, r.selector, r.matching_type, r.data});
+        check.also_names = {destination.domain};  // RFC 7672 3.2.2: the next-hop domain is a name too
+        check.enforce = true;
+    } else {
+        check.pkix = require_tls || (!route && destination.mta_sts.has_value());
+        check.enforce = require_tls;
+    }
+    mailauth::TlsSessionObservation observed;
+    observed.dane = dane_verify;
+    std::string local_address;
     const std::string peer = fmt::format("{}[{}]", host, address);
     const std::string where = address.find(':') != std::string::npos ? fmt::format("[{}]:{}", address, port)
                                                                      : fmt::format("{}:{}", address, port);
@@ -472,6 +561,7 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
         spdlog::info("delivery: {}", destination.last_failure);
         co_return false;
     }
+    local_address = connection.local_address();
     const auto timeout = std::chrono::seconds(q.command_timeout);
     if (route && route->implicit_tls) {
         auto secured = co_await connection.start_tls(net::make_client_tls_context(require_tls), host,
@@ -486,7 +576,7 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
     sc.helo_name = cfg->hostname;
     sc.peer_name = peer;
     sc.limits.max_transcript = q.max_transcript;
-    sc.tls = require_tls ? smtp::TlsMode::required : smtp::TlsMode::opportunistic;
+    sc.tls = mandatory_tls ? smtp::TlsMode::required : smtp::TlsMode::opportunistic;
     sc.tls_active = connection.tls_active();
     if (route && !route->username.empty())
         sc.auth = smtp::ClientCredentials{route->username, route->password};
@@ -570,9 +660,13 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                     session.connection_failed(connection.last_error());
                     continue;
                 }
-                auto secured = co_await connection.start_tls(net::make_client_tls_context(require_tls), host,
-                                                             require_tls, timeout);
+                auto secured = co_await connection.start_tls(net::make_client_tls_context(check.pkix), host,
+                                                             check, timeout);
+                observed.tls_attempted = true;
+                observed.tls_established = static_cast<bool>(secured);
+                observed.verify_result = connection.verify_result();
                 if (!secured) {
+                    observed.reason = secured.error().message;
                     session.connection_failed(secured.error().message);
                     continue;
                 }
@@ -624,6 +718,40 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
         session.feed(std::string_view(buffer.data(), n));
     }
     connection.close();
+    observed.greeted = observed.greeted || ready || session.extensions().esmtp;
+    auto outcome = mailauth::classify_tls_session(observed);
+    if ((dane_verify || dane_encrypt) && outcome && !outcome->success && !ready &&
+        !destination.last_failure.starts_with("DANE")) {
+        // The mail waits (RFC 7672 2.2): say which policy refused this host.
+        destination.last_failure = fmt::format("DANE policy of {} ({} at {}): {}", host,
+                                               dane_verify ? "usable TLSA records" : "unusable TLSA records",
+                                               mailauth::tlsa_name(host, port), destination.last_failure);
+    }
+    if (outcome && !route && cfg->tlsrpt.record) {
+        mailauth::TlsSessionResult r;
+        r.time = unix_now();
+        r.policy_domain = destination.domain;
+        if (dane_verify || dane_encrypt) {
+            r.policy_type = mailauth::TlsPolicyType::tlsa;
+            r.policy_string = dane->records;
+        } else if (destination.mta_sts) {
+            r.policy_type = mailauth::TlsPolicyType::sts;
+            const auto& policy = *destination.mta_sts;
+            const std::string text = mailauth::sts_policy_text(policy.mode, policy.mx, policy.max_age);
+            for (auto line : split(text, '\n')) {
+                if (line.ends_with('\r')) line.remove_suffix(1);
+                if (!trim(line).empty()) r.policy_string.emplace_back(trim(line));
+            }
+            r.mx_host = policy.mx;
+        }
+        r.success = outcome->success;
+        r.result_type = outcome->result_type;
+        r.failure_reason_code = outcome->failure_reason_code;
+        r.sending_mta_ip = local_address;
+        r.receiving_mx_hostname = host;
+        r.receiving_ip = address;
+        record_tls_result(std::move(r));
+    }
     // Messages never answered (cannot happen with a well-behaved session) go back for another connection.
     for (auto& [id, work] : in_flight) destination.pending.push_front(std::move(work));
     if (sent > 0)

@@ -22,6 +22,7 @@
 #include "delivery/queue.h"
 #include "delivery/routing.h"
 #include "dns/resolver.h"
+#include "mailauth/tlsrpt.h"
 #include "net/asio.h"
 #include "server/config.h"
 #include "server/store_executor.h"
@@ -66,6 +67,10 @@ private:
                                 std::uint16_t port, const delivery::StaticRoute* route);
     awaitable<bool> wait_for_work(Destination& destination);
     awaitable<void> apply_mta_sts(Destination& destination, dns::Route& route);
+    awaitable<void> apply_dane(Destination& destination, dns::Route& route);
+    // Appends one session's RFC 8460 result to <data_dir>/tlsrpt (on the executor; never waited for).
+    void record_tls_result(mailauth::TlsSessionResult result);
+    awaitable<void> write_tls_result(mailauth::TlsSessionResult result);
     void complete(const std::shared_ptr<EntryJob>& job, std::size_t index, delivery::AttemptResult result,
                   std::optional<delivery::Attempt> attempt);
     void fail_work(Work& work, const delivery::AttemptResult& result, const delivery::Attempt* attempt);

@@ -3,7 +3,9 @@ at a policy served over HTTPS by this test at mta-sts.hamburger.edu (127.0.0.4:4
 CA that magpied trusts through SSL_CERT_FILE. Under an enforce policy only a listed MX with a valid certificate
 gets the mail; anything else is deferred with the policy named in the delivery tracker. magpied also serves its
 own domains' policy, whose id `magpie dns` publishes."""
+import datetime
 import http.server
+import json
 import re
 import ssl
 import subprocess
@@ -105,6 +107,13 @@ def sts_world(tmp_path, network_namespace, dnsmasq, ca, monkeypatch):
     policy_server.stop()
 
 
+def sts_report(crepes):
+    """Today's TLS-RPT (RFC 8460) policies for hamburger.edu from what crepes.fr recorded; None before any."""
+    day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    out = crepes.magpie("tlsrpt", "--day", day, "--domain", "hamburger.edu").stdout.decode()
+    return json.loads(out)["policies"] if out.strip() else None
+
+
 def enforce(mx):
     return f"version: STSv1\r\nmode: enforce\r\nmx: {mx}\r\nmax_age: 86400\r\n"
 
@@ -121,6 +130,15 @@ def test_enforced_policy_and_a_valid_certificate_deliver_and_the_policy_is_cache
     second = queue_add(crepes, message("Policy cached"))
     wait_for(lambda: state_of(crepes, second, BOB) == "delivered", what="second delivery")
     assert sts_world.policy_server.requests == fetched == 1  # same id, fresh: no second fetch
+    # Each session's TLS result is recorded under the policy applied (RFC 8460 4.4).
+    def two_sessions():
+        policies = sts_report(crepes)
+        return policies if policies and policies[0]["summary"]["total-successful-session-count"] >= 2 else None
+    [policy] = wait_for(two_sessions, what="two recorded sts sessions")
+    assert policy["policy"]["policy-type"] == "sts"
+    assert policy["policy"]["mx-host"] == ["mx.hamburger.edu"]
+    assert "mode: enforce" in policy["policy"]["policy-string"]
+    assert policy["summary"]["total-failure-session-count"] == 0
 
 
 def test_policy_that_lists_another_mx_defers_with_the_reason(sts_world):
@@ -147,6 +165,11 @@ def test_testing_mode_still_delivers_to_an_untrusted_mx(sts_world):
                                   mx_certificate_valid=False)
     entry = queue_add(crepes, message("Testing mode"))
     wait_for(lambda: state_of(crepes, entry, BOB) == "delivered", what="delivery")
+    # Delivered, but the certificate was checked for the report (the point of testing mode, RFC 8461 5).
+    [policy] = wait_for(lambda: sts_report(crepes), what="the recorded TLS result")
+    assert policy["policy"]["policy-type"] == "sts"
+    assert policy["summary"] == {"total-successful-session-count": 0, "total-failure-session-count": 1}
+    assert policy["failure-details"][0]["result-type"] == "certificate-not-trusted"
 
 
 def test_magpied_serves_its_own_policy_and_magpie_dns_publishes_its_id(make_server):

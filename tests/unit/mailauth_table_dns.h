@@ -39,6 +39,22 @@ public:
         failing_.insert(to_lower(name));
         return *this;
     }
+    TableDns& tlsa(std::string name, std::string value) {
+        return add(RecordType::tlsa, std::move(name), std::move(value));
+    }
+    // Answers for `name` (of any type) come with the AD bit: a validated signed zone.
+    TableDns& secure(std::string name) {
+        secure_.insert(to_lower(name));
+        return *this;
+    }
+
+    Result<dns::Resolver::SecureRecords> lookup_secure(RecordType type, std::string_view name_in) override {
+        auto records = lookup(type, name_in);
+        if (!records) return records.error();
+        std::string name = to_lower(name_in);
+        if (name.ends_with('.')) name.pop_back();
+        return dns::Resolver::SecureRecords{std::move(*records), secure_.count(name) > 0};
+    }
 
     Result<std::vector<std::string>> lookup(RecordType type, std::string_view name_in) override {
         ++queries;
@@ -57,6 +73,7 @@ private:
     std::map<std::pair<RecordType, std::string>, std::vector<std::string>> records_;
     std::set<std::string> names_;
     std::set<std::string> failing_;
+    std::set<std::string> secure_;
 };
 
 }  // namespace magpie::mailauth::testing

@@ -90,19 +90,16 @@ TEST_F(ConfigFile, FormerlyHardCodedLimitsAreKeysWithTheirOldDefaults) {
     EXPECT_EQ(config->smtp.vacation_max_senders, 10000u);
     EXPECT_EQ(config->http.webmail_max_sessions_per_account, 100u);
     EXPECT_EQ(config->http.max_submission_recipients, 1000u);
-    EXPECT_EQ(config->queue.tlsrpt_max_day_octets, 64ull << 20);
     config = load("[smtp]\nvacation_max_senders = 50\n[http]\nwebmail_max_sessions_per_account = 3\n"
-                  "max_submission_recipients = 20\n[queue]\ntlsrpt_max_day_octets = 1048576\n");
+                  "max_submission_recipients = 20\n");
     ASSERT_TRUE(config) << config.error().message;
     EXPECT_EQ(config->smtp.vacation_max_senders, 50u);
     EXPECT_EQ(config->http.webmail_max_sessions_per_account, 3u);
     EXPECT_EQ(config->http.max_submission_recipients, 20u);
-    EXPECT_EQ(config->queue.tlsrpt_max_day_octets, 1u << 20);
     EXPECT_FALSE(load("[smtp]\nvacation_max_senders = 0\n"));
     EXPECT_FALSE(load("[smtp]\nvacation_max_senders = 10001\n"));
     EXPECT_FALSE(load("[http]\nwebmail_max_sessions_per_account = 0\n"));
     EXPECT_FALSE(load("[http]\nmax_submission_recipients = 0\n"));
-    EXPECT_FALSE(load("[queue]\ntlsrpt_max_day_octets = 0\n"));
 }
 
 TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
@@ -413,6 +410,22 @@ TEST_F(ConfigFile, MtaStsHonoursPoliciesAndPublishesTestingByDefault) {
     EXPECT_FALSE(load("[mta_sts]\nmode = \"strict\"\n"));
     EXPECT_FALSE(load("[mta_sts]\nmax_age = 31557601\n"));
     EXPECT_FALSE(load("[mta_sts]\nfetch_timeout = 0\n"));
+}
+
+TEST_F(ConfigFile, DaneAndTlsReportingAreOnByDefault) {
+    auto config = load("");
+    ASSERT_TRUE(config);
+    EXPECT_TRUE(config->queue.dane);
+    EXPECT_TRUE(config->tlsrpt.record);
+    EXPECT_EQ(config->tlsrpt.max_day_octets, 64ull << 20);
+    config = load("[queue]\ndane = false\n[tlsrpt]\nrecord = false\nmax_day_octets = 4096\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_FALSE(config->queue.dane);
+    EXPECT_FALSE(config->tlsrpt.record);
+    EXPECT_EQ(config->tlsrpt.max_day_octets, 4096u);
+    EXPECT_FALSE(load("[tlsrpt]\nmax_day_octets = 0\n"));
+    EXPECT_FALSE(load("[tlsrpt]\nrecords = true\n"));
+    EXPECT_FALSE(load("[queue]\ndane = \"yes\"\n"));
 }
 
 }  // namespace
