@@ -3,13 +3,15 @@
 bounded memory). Builds an embedded store by SMTP (smtp-source into a release magpied), starts a throw-away
 PostgreSQL (bench/run.py's BenchPostgres: loopback only, stopped by PID), then times each `magpie` given:
 
-    bench/migrate_memory.py [--messages 20000] [--size 4096] [--batch-rows N] MAGPIE [MAGPIE ...]
+    bench/migrate_memory.py [--messages 20000] [--size 4096] MAGPIE [MAGPIE ...]
 
+(each MAGPIE a binary, with options of its own if quoted: "build-release/src/cli/magpie --batch-rows 100000")
 and prints, per binary, the wall time and peak RSS (ru_maxrss of the process) of SQLite -> PostgreSQL and
 PostgreSQL -> SQLite. Pass an older build's magpie beside the new one to compare them on the same store.
 """
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -38,7 +40,6 @@ def main():
     parser.add_argument("magpie", nargs="+", help="magpie binaries to compare")
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--batch-rows", type=int, default=0, help="passed on as --batch-rows (0: the default)")
     args = parser.parse_args()
     root = run.instance_dir("magpie-bench-migrate-")
     pg = None
@@ -59,11 +60,11 @@ def main():
         print(f"store of {stored} messages of {args.size} bytes: "
               f"{run.bytes_on_disk(root / 'source' / 'data') / 2**20:.0f} MiB on disk", flush=True)
         pg = run.BenchPostgres()
-        extra = ["--batch-rows", str(args.batch_rows)] if args.batch_rows else []
         for i, magpie in enumerate(args.magpie):
+            binary, *extra = shlex.split(magpie)
             dsn = pg.create_database(f"migrate_{i}")
-            there = timed([magpie, "migrate", "--from", str(root / "source" / "data"), "--to", dsn, *extra])
-            back = timed([magpie, "migrate", "--from", dsn, "--to", str(root / f"back{i}"), *extra])
+            there = timed([binary, "migrate", "--from", str(root / "source" / "data"), "--to", dsn, *extra])
+            back = timed([binary, "migrate", "--from", dsn, "--to", str(root / f"back{i}"), *extra])
             print(f"{magpie}: SQLite -> PostgreSQL {there[0]:.1f} s, peak RSS {there[1]:.0f} MiB; "
                   f"PostgreSQL -> SQLite {back[0]:.1f} s, peak RSS {back[1]:.0f} MiB", flush=True)
     finally:

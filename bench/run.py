@@ -1152,7 +1152,7 @@ def main():
     parser.add_argument("--imap-messages", type=int, default=10000)
     parser.add_argument("--imap-seconds", type=int, default=15)
     parser.add_argument("--idle", type=int, default=1000, help="idle connections in the memory scenario")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=None, help="3; 1 with --quick")
     parser.add_argument("--relay-messages", type=int, default=2000)
     parser.add_argument("--startup-messages", type=int, default=100000)
     parser.add_argument("--messages", type=int, default=2000)
@@ -1170,9 +1170,11 @@ def main():
     args.imap_clients = [1, 10, 100]
     args.jmap_clients = [1, 10, 100]
     if args.quick:
-        args.rounds, args.messages, args.sessions, args.sizes, args.idle = 1, 200, [10], [4096], 100
+        args.rounds = args.rounds or 1
+        args.messages, args.sessions, args.sizes, args.idle = 200, [10], [4096], 100
         args.imap_messages, args.imap_seconds, args.imap_clients, args.jmap_clients = 300, 3, [10], [10]
         args.relay_messages, args.startup_messages = 200, 300
+    args.rounds = args.rounds or 3
     if not MAGPIED.exists():
         sys.exit(f"{MAGPIED} is missing: run `make release` first")
     probe_dir = Path(tempfile.mkdtemp(prefix="magpie-bench-probe-"))
