@@ -2,7 +2,7 @@
 """Side-by-side benchmarks: magpied against Postfix (and smtp-sink, the protocol-only limit) on this machine, in
 one run, alternating rounds, reporting medians, spreads and ratios to bench/RESULTS.md (issue 17).
 
-Usage: bench/run.py [--scenario all|ingest,relay,imap,jmap,memory,startup] [--rounds 3] [--messages 2000] [--quick]
+Usage: bench/run.py [--scenario all|ingest,relay,imap,jmap,memory,startup,postgres] [--rounds 3] [--messages 2000] [--quick]
 Loopback only; every server runs from a throw-away directory and is stopped by PID; every loop is bounded in
 count and time. Needs a release build (make release) and the Debian packages postfix (smtp-source, smtp-sink).
 """
@@ -55,9 +55,10 @@ def fsyncs_per_second(directory: Path, seconds=2.0):
 
 
 class Magpied:
-    def __init__(self, root: Path, port: int, imap_port: int = 0, extra: str = ""):
-        """`extra` is appended to the configuration (TOML sections of a scenario's own)."""
-        self.root, self.port, self.imap_port = root, port, imap_port
+    def __init__(self, root: Path, port: int, imap_port: int = 0, extra: str = "", host: str = "127.0.0.1"):
+        """`extra` is appended to the configuration (TOML sections of a scenario's own); `host`: the loopback
+        address its SMTP and IMAP listeners bind."""
+        self.root, self.port, self.imap_port, self.host = root, port, imap_port, host
         self.data = root / "data"
         self.config = root / "magpie.toml"
         self.config.write_text(
@@ -65,8 +66,8 @@ class Magpied:
             # Postfix here checks no SPF, DKIM or DMARC, and loopback has no DNS to ask: each evaluation would
             # wait out its DNS timeouts (7 msgs/s at 10 sessions).
             '[mailauth]\nspf = false\ndkim = false\ndmarc = false\n'
-            f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nmax_connections_per_ip = 200\nmax_connections = 5000\n'
-            f'[imap]\nlisten = ["127.0.0.1:{imap_port}"]\nallow_plaintext_login = true\n'
+            f'[smtp]\nlisten = ["{host}:{port}"]\nmax_connections_per_ip = 200\nmax_connections = 5000\n'
+            f'[imap]\nlisten = ["{host}:{imap_port}"]\nallow_plaintext_login = true\n'
             f'max_connections_per_ip = 2000\nmax_connections = 5000\n' + extra)
         self.proc = None
 
@@ -86,13 +87,14 @@ class Magpied:
 
     def start(self):
         self.start_process()
-        wait_for_port("127.0.0.1", self.port)
+        wait_for_port(self.host, self.port)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=60)
-        self.log.close()
+        if self.proc:
+            self.log.close()
 
     def stored(self):
         out = self.magpie("export", USER, "INBOX", "--list").stdout
@@ -874,21 +876,290 @@ def scenario_jmap(args, report):
     report.append("")
 
 
+PG_CLUSTER = ROOT / "tests" / "postgres-cluster.sh"
+
+
+class BenchPostgres:
+    """A throw-away PostgreSQL for the PostgreSQL-backend scenario: tests/postgres-cluster.sh makes it (initdb into
+    a temporary directory as the `postgres` user when run as root, 127.0.0.1 and a free port only, fsync on);
+    stopped here by the postmaster's PID (SIGINT: PostgreSQL's fast shutdown), its directory removed."""
+
+    def __init__(self):
+        if not any(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+            raise RuntimeError("PostgreSQL is missing: scripts/install-deps.sh installs postgresql")
+        self.dir = Path(tempfile.mkdtemp(prefix="magpie-bench-pg-"))
+        self.port = free_port()
+        self.pid = None
+        subprocess.run([str(PG_CLUSTER), "start", str(self.dir), str(self.port)], check=True, timeout=180)
+        self.pid = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+
+    def dsn(self, database="magpie"):
+        return f"host=127.0.0.1 port={self.port} user=magpie dbname={database}"
+
+    def create_database(self, name):
+        self.sql(self.dsn(), f"CREATE DATABASE {name}")
+        return self.dsn(name)
+
+    def sql(self, dsn, statement):
+        return subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", dsn, "-c", statement], check=True,
+                              capture_output=True, text=True, timeout=60).stdout
+
+    def wal_syncs(self):
+        """WAL fsyncs the server has made (pg_stat_wal), read after the statistics had a moment to settle."""
+        time.sleep(1.5)
+        return int(self.sql(self.dsn(), "SELECT wal_sync FROM pg_stat_wal"))
+
+    def stop(self):
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGINT)
+                deadline = time.monotonic() + 60
+                while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if Path(f"/proc/{self.pid}").exists():
+                    os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.pid = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def postgres_nodes(root: Path, pg: BenchPostgres, database: str, extra: str = ""):
+    """Two magpied nodes on 127.0.0.2 and 127.0.0.3 sharing one new database; the first provisions the
+    domain and the user. Not started."""
+    dsn = pg.create_database(database)
+    nodes = []
+    for i, host in enumerate(("127.0.0.2", "127.0.0.3")):
+        (root / f"node{i + 1}").mkdir()
+        nodes.append(Magpied(root / f"node{i + 1}", free_port(host), free_port(host), host=host, extra=(
+            f'[store]\nbackend = "postgres"\ndsn = "{dsn}"\n' + extra)))
+    nodes[0].setup()
+    return nodes, dsn
+
+
+def stored_in_postgres(pg, dsn):
+    """Messages in the user's INBOX, counted in the shared database."""
+    return int(pg.sql(dsn, "SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id "
+                           f"JOIN accounts a ON a.id = b.account_id WHERE a.address = '{USER}' AND b.name = 'INBOX'"))
+
+
+def split(total, parts):
+    """`total` cut into `parts` counts that differ by at most one."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def smtp_source_nodes(nodes, sessions, messages, size):
+    """smtp-source against every node at once, the messages and sessions split between them."""
+    import threading
+    errors = []
+
+    def one(node, s, m):
+        try:
+            smtp_source(node.host, node.port, max(s, 1), m, size)
+        except Exception as e:  # a failed round is an error, never a figure
+            errors.append(repr(e))
+    threads = [threading.Thread(target=one, args=(n, s, m))
+               for n, s, m in zip(nodes, split(sessions, len(nodes)), split(messages, len(nodes)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"smtp-source failed: {errors[:2]}")
+
+
+def imap_load_nodes(nodes, clients, seconds, mix):
+    """imap_load against every node at once, the clients split between them: operations per second summed,
+    errors summed, p50 and p99 the worse node's."""
+    import threading
+    results, errors = [], []
+
+    def one(node, c):
+        try:
+            results.append(imap_load(node.host, node.imap_port, c, seconds, mix))
+        except Exception as e:
+            errors.append(repr(e))
+    threads = [threading.Thread(target=one, args=(n, c)) for n, c in zip(nodes, split(clients, len(nodes))) if c]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"imap_load failed: {errors[:2]}")
+    return {"ops_per_second": sum(r["ops_per_second"] for r in results),
+            "p50_ms": max(r["p50_ms"] for r in results), "p99_ms": max(r["p99_ms"] for r in results),
+            "errors": sum(r["errors"] for r in results)}
+
+
+PG_SERVERS = ["SQLite", "PG 1 node", "PG 2 nodes"]
+
+
+def postgres_ingest(args, pg, root, rows):
+    port_postfix = free_port("127.0.0.4")
+    (root / "sqlite").mkdir()
+    sqlite = Magpied(root / "sqlite", free_port(), free_port())
+    sqlite.setup()
+    (root / "ingest").mkdir()
+    nodes, dsn = postgres_nodes(root / "ingest", pg, "bench_ingest")
+    postfix = Postfix(root / "postfix", host="127.0.0.4", port=port_postfix, hostname=f"mx.{DOMAIN}",
+                      domains=[DOMAIN], users=[USER],
+                      extra=["smtpd_client_connection_count_limit = 0", "default_process_limit = 200",
+                             "virtual_destination_concurrency_limit = 20"])
+    try:
+        for server in (sqlite, *nodes):
+            server.start()
+        postfix.start()
+        for size in args.sizes:
+            for sessions in args.sessions:
+                results = {name: [] for name in PG_SERVERS + ["Postfix"]}
+                syncs = {"PG 1 node": [], "PG 2 nodes": []}
+                n = args.messages
+                for round_ in range(args.rounds):
+                    order = PG_SERVERS + ["Postfix"]
+                    order = order[round_ % len(order):] + order[:round_ % len(order)]
+                    for name in order:
+                        if name == "SQLite":
+                            base = sqlite.stored()
+                            rate = measure(lambda: smtp_source("127.0.0.1", sqlite.port, sessions, n, size),
+                                           lambda: sqlite.stored() - base, n)
+                        elif name == "Postfix":
+                            base = len(postfix.messages(USER))
+                            rate = measure(lambda: smtp_source("127.0.0.4", port_postfix, sessions, n, size),
+                                           lambda: len(postfix.messages(USER)) - base, n)
+                        else:
+                            used = nodes[:1] if name == "PG 1 node" else nodes
+                            base, synced = stored_in_postgres(pg, dsn), pg.wal_syncs()
+                            rate = measure(lambda: smtp_source_nodes(used, sessions, n, size),
+                                           lambda: stored_in_postgres(pg, dsn) - base, n)
+                            syncs[name].append((pg.wal_syncs() - synced) * 100 / n)
+                        results[name].append(rate)
+                        print(f"postgres ingest size={size} sessions={sessions} round={round_} {name}: "
+                              f"{rate:.0f} msgs/s", flush=True)
+                med = {k: statistics.median(v) for k, v in results.items()}
+                rows.append(f"| {size} | {sessions} | {spread(results['SQLite'])} | {spread(results['PG 1 node'])} | "
+                            f"{spread(results['PG 2 nodes'])} | {spread(results['Postfix'])} | "
+                            f"{med['PG 1 node'] / med['SQLite']:.2f} | {med['PG 2 nodes'] / med['SQLite']:.2f} | "
+                            f"{med['PG 1 node'] / med['Postfix']:.2f}x | {med['PG 2 nodes'] / med['Postfix']:.2f}x | "
+                            f"{statistics.median(syncs['PG 1 node']):.0f} / {statistics.median(syncs['PG 2 nodes']):.0f} |")
+    finally:
+        postfix.stop()
+        for server in (sqlite, *nodes):
+            server.stop()
+
+
+def postgres_imap(args, pg, root, rows):
+    (root / "imap-sqlite").mkdir()
+    sqlite = Magpied(root / "imap-sqlite", free_port(), free_port())
+    sqlite.setup()
+    (root / "imap").mkdir()
+    nodes, _dsn = postgres_nodes(root / "imap", pg, "bench_imap")
+    dovecot = Dovecot({USER: "bench password"}, host="127.0.0.6", extra=(
+        "service imap-login {\n  service_count = 0\n  process_min_avail = 2\n}\n"
+        "service imap {\n  service_count = 0\n  process_limit = 1024\n}\n"
+        "service auth {\n  client_limit = 4096\n}\n"
+        "default_client_limit = 4096\nmaildir_very_dirty_syncs = yes\n"))
+    try:
+        for server in (sqlite, *nodes):
+            server.start()
+        dovecot.start()
+        populate_imap("127.0.0.1", sqlite.imap_port, args.imap_messages)
+        populate_imap(nodes[0].host, nodes[0].imap_port, args.imap_messages)
+        populate_imap("127.0.0.6", dovecot.port, args.imap_messages)
+        for clients in args.imap_clients:
+            results = {name: [] for name in PG_SERVERS + ["Dovecot"]}
+            for round_ in range(args.rounds):
+                order = PG_SERVERS + ["Dovecot"]
+                order = order[round_ % len(order):] + order[:round_ % len(order)]
+                for name in order:
+                    if name == "SQLite":
+                        r = imap_load("127.0.0.1", sqlite.imap_port, clients, args.imap_seconds, "realistic")
+                    elif name == "Dovecot":
+                        r = imap_load("127.0.0.6", dovecot.port, clients, args.imap_seconds, "realistic")
+                    else:
+                        r = imap_load_nodes(nodes[:1] if name == "PG 1 node" else nodes, clients,
+                                            args.imap_seconds, "realistic")
+                    results[name].append(r)
+                    print(f"postgres imap clients={clients} round={round_} {name}: {r['ops_per_second']:.0f} ops/s "
+                          f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms errors {r['errors']}", flush=True)
+            ops = {k: [r["ops_per_second"] for r in v] for k, v in results.items()}
+            med = {k: statistics.median(v) for k, v in ops.items()}
+            p99 = {k: statistics.median(r["p99_ms"] for r in v) for k, v in results.items()}
+            errors = sum(r["errors"] for v in results.values() for r in v)
+            rows.append(f"| {clients} | {spread(ops['SQLite'])} / {p99['SQLite']:.1f} | "
+                        f"{spread(ops['PG 1 node'])} / {p99['PG 1 node']:.1f} | "
+                        f"{spread(ops['PG 2 nodes'])} / {p99['PG 2 nodes']:.1f} | "
+                        f"{spread(ops['Dovecot'])} / {p99['Dovecot']:.1f} | "
+                        f"{med['PG 1 node'] / med['SQLite']:.2f} | {med['PG 2 nodes'] / med['SQLite']:.2f} | "
+                        f"{med['PG 1 node'] / med['Dovecot']:.2f}x | {med['PG 2 nodes'] / med['Dovecot']:.2f}x | "
+                        f"{errors} |")
+    finally:
+        dovecot.stop()
+        for server in (sqlite, *nodes):
+            server.stop()
+
+
+def scenario_postgres(args, report):
+    """7. The PostgreSQL backend (issue 16): SMTP ingest and the IMAP mix on magpied with the shared store, one
+    node and two nodes (127.0.0.2 and 127.0.0.3 on one database, the load split between them), beside magpied on
+    its embedded store and beside Postfix and Dovecot, in the same run with alternating rounds."""
+    if not IMAP_LOAD.exists():
+        sys.exit(f"{IMAP_LOAD} is missing: run `cmake --build {RELEASE} --target imap_load` (make bench does)")
+    root = instance_dir("magpie-bench-")
+    pg = None
+    ingest_rows, imap_rows = [], []
+    try:
+        pg = BenchPostgres()
+        postgres_ingest(args, pg, root, ingest_rows)
+        postgres_imap(args, pg, root, imap_rows)
+    finally:
+        if pg:
+            pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    report.append("## 7. The PostgreSQL backend, one and two nodes\n")
+    report.append("PostgreSQL 15 on the same machine, started by the bench (initdb into a temporary directory, "
+                  "127.0.0.1 only, fsync and synchronous_commit on, shared_buffers 32MB), stopped by its PID. "
+                  "magpied at its defaults ([store] pool_size 8, max_batch 256); \"PG 2 nodes\" is two magpied on "
+                  "127.0.0.2 and 127.0.0.3 sharing one database, the load split evenly between them. Every server "
+                  "shares the machine's cores with the others and with PostgreSQL, so two nodes here measure "
+                  "contention on one database, not added hardware.\n")
+    report.append(f"SMTP ingest: `smtp-source -s SESSIONS -m {args.messages} -l SIZE` (two nodes: two smtp-source at "
+                  "once, half the sessions and messages each), messages per second until all are in the mailbox "
+                  "(counted in the store: SQLite by `magpie export --list`, PostgreSQL by a count of its rows, "
+                  f"Postfix in its Maildir). Median (min–max) of {args.rounds} rounds in rotating order. WAL fsyncs: "
+                  "PostgreSQL's own (pg_stat_wal.wal_sync) per 100 messages stored, one node / two nodes: how many "
+                  "deliveries share a commit's flush.\n")
+    report.append("| size | sessions | SQLite | PG 1 node | PG 2 nodes | Postfix | PG 1 / SQLite | PG 2 / SQLite | "
+                  "PG 1 / Postfix | PG 2 / Postfix | WAL fsyncs per 100 msgs |")
+    report.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    report.extend(ingest_rows)
+    report.append("")
+    report.append(f"IMAP: `imap_load --mix realistic` for {args.imap_seconds} s against a {args.imap_messages}-message "
+                  "INBOX (the same messages APPENDed to each store; both PostgreSQL figures read one database), "
+                  "operations per second median (min–max) / p99 ms; two nodes: two imap_load at once, half the "
+                  "clients each, operations summed, p99 the worse node's. Dovecot tuned as in section 3. Errors: "
+                  "commands answered NO or BAD, over every server and round.\n")
+    report.append("| clients | SQLite ops/s / p99 | PG 1 node | PG 2 nodes | Dovecot | PG 1 / SQLite | PG 2 / SQLite | "
+                  "PG 1 / Dovecot | PG 2 / Dovecot | errors |")
+    report.append("|---|---|---|---|---|---|---|---|---|---|")
+    report.extend(imap_rows)
+    report.append("")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="all",
-                        help="all, or one or more (comma-separated) of ingest, relay, imap, jmap, memory, startup")
+                        help="all, or one or more (comma-separated) of ingest, relay, imap, jmap, memory, startup, postgres")
     parser.add_argument("--imap-messages", type=int, default=10000)
     parser.add_argument("--imap-seconds", type=int, default=15)
     parser.add_argument("--idle", type=int, default=1000, help="idle connections in the memory scenario")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=None, help="3; 1 with --quick")
     parser.add_argument("--relay-messages", type=int, default=2000)
     parser.add_argument("--startup-messages", type=int, default=100000)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="small counts, for checking the harness itself")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
-    known = {"ingest", "relay", "imap", "jmap", "memory", "startup"}
+    known = {"ingest", "relay", "imap", "jmap", "memory", "startup", "postgres"}
     chosen = set(args.scenario.split(","))
     if chosen == {"all"}:
         chosen = known
@@ -899,9 +1170,11 @@ def main():
     args.imap_clients = [1, 10, 100]
     args.jmap_clients = [1, 10, 100]
     if args.quick:
-        args.rounds, args.messages, args.sessions, args.sizes, args.idle = 1, 200, [10], [4096], 100
+        args.rounds = args.rounds or 1
+        args.messages, args.sessions, args.sizes, args.idle = 200, [10], [4096], 100
         args.imap_messages, args.imap_seconds, args.imap_clients, args.jmap_clients = 300, 3, [10], [10]
         args.relay_messages, args.startup_messages = 200, 300
+    args.rounds = args.rounds or 3
     if not MAGPIED.exists():
         sys.exit(f"{MAGPIED} is missing: run `make release` first")
     probe_dir = Path(tempfile.mkdtemp(prefix="magpie-bench-probe-"))
@@ -927,6 +1200,8 @@ def main():
         scenario_memory(args, report)
     if "startup" in chosen:
         scenario_startup(args, report)
+    if "postgres" in chosen:
+        scenario_postgres(args, report)
     # What else ran: on a shared machine the absolute figures fall with the load, the ratios much less.
     load_end = os.getloadavg()
     report.insert(3, f"Machine load (1-minute load average on {os.cpu_count()} cores): {load_start[0]:.1f} at the "

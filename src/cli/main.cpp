@@ -83,13 +83,15 @@ bool is_dsn(std::string_view text) {
 
 // `magpie migrate --from A --to B`: one side a data directory, the other a PostgreSQL DSN. The password comes
 // from PGPASSWORD / ~/.pgpass, or from [store] password_file when -c names a configuration.
-int migrate(const magpie::server::Config& config, const std::string& from, const std::string& to) {
+int migrate(const magpie::server::Config& config, const std::string& from, const std::string& to,
+            std::size_t batch_rows) {
     magpie::store::PostgresOptions options;
     if (config.store.backend == "postgres" || !config.store.password_file.empty()) {
         auto configured = magpie::server::postgres_options(config);
         if (!configured) return fail(configured.error().message);
         options = *configured;
     }
+    options.migrate_batch_rows = batch_rows != 0 ? batch_rows : config.store.migrate_batch_rows;
     magpie::Result<magpie::store::MigrationReport> report = magpie::make_error(magpie::Errc::invalid_argument, "");
     if (is_dsn(to) && !is_dsn(from)) {
         options.dsn = to;
@@ -165,6 +167,9 @@ int main(int argc, char** argv) {
         "migrate", "copy a whole store between a data directory and PostgreSQL (either way), ids and UIDs kept");
     migrate_cmd->add_option("--from", migrate_from, "a data directory or a PostgreSQL DSN")->required();
     migrate_cmd->add_option("--to", migrate_to, "an empty PostgreSQL database (DSN) or a new data directory")->required();
+    std::size_t migrate_batch_rows = 0;
+    migrate_cmd->add_option("--batch-rows", migrate_batch_rows, "rows per batch (default: [store] migrate_batch_rows)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
 
     std::string server_address;
     auto* dns_cmd = app.add_subcommand("dns", "print every DNS record DOMAIN needs, ready to paste into its zone");
@@ -229,7 +234,7 @@ int main(int argc, char** argv) {
     }
 
     if (queue.parsed()) return queue.run(*config);
-    if (migrate_cmd->parsed()) return migrate(*config, migrate_from, migrate_to);
+    if (migrate_cmd->parsed()) return migrate(*config, migrate_from, migrate_to, migrate_batch_rows);
 
     bool read_only = export_cmd->parsed() || domain_list->parsed() || user_list->parsed() || alias_list->parsed() ||
                      tokens.read_only();

@@ -507,7 +507,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
         auto& s = config.store;
         MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "max_batch", "dsn",
                                             "password_file", "pool_size", "max_thread_references",
-                                            "thread_subject_window", "max_query_results", "max_filter_nodes"}));
+                                            "thread_subject_window", "max_query_results", "max_filter_nodes",
+                                            "migrate_batch_rows"}));
         MAGPIE_TRY(read(*t, "store", "backend", s.backend));
         MAGPIE_TRY(read(*t, "store", "threads", s.threads));
         MAGPIE_TRY(read(*t, "store", "lookup_threads", s.lookup_threads));
@@ -520,6 +521,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "store", "thread_subject_window", s.thread_subject_window));
         MAGPIE_TRY(read(*t, "store", "max_query_results", s.max_query_results));
         MAGPIE_TRY(read(*t, "store", "max_filter_nodes", s.max_filter_nodes));
+        MAGPIE_TRY(read(*t, "store", "migrate_batch_rows", s.migrate_batch_rows));
         if (s.backend != "sqlite" && s.backend != "postgres") {
             return make_error(Errc::invalid_argument, "[store] backend: \"sqlite\" or \"postgres\"");
         }
@@ -534,10 +536,11 @@ Result<Config> load_config(const std::filesystem::path& file) {
         // row held in memory: bounded above so a configuration cannot make one message or query unbounded.
         if (s.max_thread_references == 0 || s.max_thread_references > 1000 || s.max_query_results == 0 ||
             s.max_query_results > 1000000 || s.max_filter_nodes == 0 || s.max_filter_nodes > 10000 ||
-            s.thread_subject_window > 3660u * 86400) {
+            s.thread_subject_window > 3660u * 86400 || s.migrate_batch_rows == 0 || s.migrate_batch_rows > 100000) {
             return make_error(Errc::invalid_argument,
                               "[store] max_thread_references 1..1000, max_query_results 1..1000000, "
-                              "max_filter_nodes 1..10000, thread_subject_window at most 3660 days");
+                              "max_filter_nodes 1..10000, thread_subject_window at most 3660 days, "
+                              "migrate_batch_rows 1..100000");
         }
     }
     MAGPIE_TRY(status);

@@ -137,6 +137,7 @@ struct StoreConfig {
     std::uint32_t thread_subject_window = 30 * 86400;  // seconds a same-subject Email may be older and join
     std::size_t max_query_results = 10000;            // ids per Email/query answer or per get/set call
     std::size_t max_filter_nodes = 256;               // conditions and operators in one Email/query filter
+    std::size_t migrate_batch_rows = 1000;            // `magpie migrate`: rows per batch between the backends
 };
 
 // The outgoing queue ([queue]): retries, reports, connections and routes (issue 13).

@@ -15,6 +15,7 @@ Result<store::PostgresOptions> postgres_options(const Config& config) {
     options.thread_subject_window_seconds = config.store.thread_subject_window;
     options.max_query_results = config.store.max_query_results;
     options.max_filter_nodes = config.store.max_filter_nodes;
+    options.migrate_batch_rows = config.store.migrate_batch_rows;
     if (!config.store.password_file.empty()) {
         std::ifstream file(config.store.password_file);
         if (!file) {

@@ -217,6 +217,20 @@ TEST_F(ConfigFile, EmailLimitsHaveDefaultsAndBounds) {
     EXPECT_FALSE(load("[store]\nthread_subject_window = -1\n"));
 }
 
+// `magpie migrate` copies in batches of a named, bounded size that reaches the PostgreSQL options.
+TEST_F(ConfigFile, MigrateBatchRowsHasADefaultAndBounds) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->store.migrate_batch_rows, 1000u);
+    config = load("[store]\nmigrate_batch_rows = 50\n");
+    ASSERT_TRUE(config) << config.error().message;
+    auto options = postgres_options(*config);
+    ASSERT_TRUE(options) << options.error().message;
+    EXPECT_EQ(options->migrate_batch_rows, 50u);
+    EXPECT_FALSE(load("[store]\nmigrate_batch_rows = 0\n"));
+    EXPECT_FALSE(load("[store]\nmigrate_batch_rows = 1000000\n"));
+}
+
 store::Delivered::Placed deliver_to(store::Store& store, std::int64_t mailbox_id, const std::string& subject,
                                     const std::string& message_id, const std::string& references) {
     store::Delivery delivery;

@@ -4,7 +4,12 @@
 // JMAP objects with their states, and the queue with its leases and attempts arrive as they were, and
 // clients (IMAP and JMAP) keep their caches. Blob bytes move between blob_contents / blob files and blob_chunks. The target
 // must be empty; the copy is one transaction on the target, so a failed copy leaves nothing half-done.
+// Memory stays bounded whatever the store's size: rows travel in batches of PostgresOptions::migrate_batch_rows
+// (read from PostgreSQL with a cursor, written to it with one multi-row INSERT per batch; SQLite is read and
+// written a row at a time), and blob bytes one blob at a time.
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -171,6 +176,65 @@ void bind_to(sqlite::Statement& statement, int index, const Value& value, Kind k
     }
 }
 
+// PostgreSQL takes at most 65535 parameters in one statement (its protocol counts them in 16 bits).
+constexpr std::size_t kMaxParameters = 65535;
+
+// Rows for one table gathered into multi-row INSERTs of at most `batch_rows` rows (fewer when the columns
+// would pass kMaxParameters): one round trip per batch instead of one per row. Holds one batch's values.
+class BatchInsert {
+public:
+    BatchInsert(PgConnection& db, std::string table, const std::vector<Column>& columns, std::size_t batch_rows)
+        : db_(db), table_(std::move(table)), columns_(columns),
+          max_rows_(std::clamp<std::size_t>(batch_rows, 1, kMaxParameters / std::max<std::size_t>(columns.size(), 1))) {}
+
+    Result<void> add(std::vector<Value> row) {
+        rows_.push_back(std::move(row));
+        if (rows_.size() >= max_rows_) return flush();
+        return {};
+    }
+
+    Result<void> flush() {
+        if (rows_.empty()) return {};
+        std::string sql = fmt::format("INSERT INTO {}({}) VALUES", table_, column_list(columns_));
+        Params params;
+        std::size_t n = 0;
+        for (std::size_t r = 0; r < rows_.size(); ++r) {
+            sql += r == 0 ? "(" : ", (";
+            for (std::size_t i = 0; i < columns_.size(); ++i) {
+                sql += fmt::format("{}${}", i == 0 ? "" : ", ", ++n);
+                add_to(params, rows_[r][i], columns_[i].kind);
+            }
+            sql += ')';
+        }
+        auto done = db_.exec(sql, params);  // the bytes parameters borrow rows_, cleared only after
+        rows_.clear();
+        if (!done) return done.error();
+        return {};
+    }
+
+private:
+    PgConnection& db_;
+    std::string table_;
+    const std::vector<Column>& columns_;
+    std::size_t max_rows_;
+    std::vector<std::vector<Value>> rows_;
+};
+
+// Runs `select` through a cursor (inside the caller's transaction) and hands `each` batches of at most
+// `batch_rows` rows, so that no result holds a whole table.
+Result<void> for_each_batch(PgConnection& db, std::string_view cursor, std::string_view select, std::size_t batch_rows,
+                            const std::function<Result<void>(const postgres::Rows&)>& each) {
+    MAGPIE_TRY(db.run(fmt::format("DECLARE {} NO SCROLL CURSOR FOR {}", cursor, select)));
+    const std::string fetch = fmt::format("FETCH FORWARD {} FROM {}", std::max<std::size_t>(batch_rows, 1), cursor);
+    for (;;) {
+        auto rows = db.exec(fetch);
+        if (!rows) return rows.error();
+        if (rows->empty()) break;
+        MAGPIE_TRY(each(*rows));
+    }
+    return db.run(fmt::format("CLOSE {}", cursor));
+}
+
 Result<void> insert_chunks(PgConnection& db, const std::string& blob_id, std::string_view content, std::size_t chunk) {
     std::int64_t seq = 0;
     std::size_t offset = 0;
@@ -233,23 +297,21 @@ Result<void> copy_sqlite_to_postgres(SqliteConnection& from, const std::filesyst
     for (const Table& table : tables()) {
         auto rows = from.prepare(fmt::format("SELECT {} FROM {}", column_list(table.columns), table.name));
         if (!rows) return rows.error();
-        const std::string insert = fmt::format("INSERT INTO {}({}) VALUES({})", table.name, column_list(table.columns),
-                                               placeholders(table.columns.size(), '$'));
+        BatchInsert insert(to, table.name, table.columns, options.migrate_batch_rows);
         for (;;) {
             auto row = rows->step();
             if (!row) return row.error();
             if (!*row) break;
-            // The values outlive the exec: bytes parameters borrow them.
             std::vector<Value> values;
+            values.reserve(table.columns.size());
             for (std::size_t i = 0; i < table.columns.size(); ++i) {
                 values.push_back(from_sqlite(*rows, static_cast<int>(i), table.columns[i].kind));
             }
-            Params params;
-            for (std::size_t i = 0; i < table.columns.size(); ++i) add_to(params, values[i], table.columns[i].kind);
-            MAGPIE_TRY(to.exec(insert, params));
+            MAGPIE_TRY(insert.add(std::move(values)));
             report.rows += 1;
             if (std::string_view(table.name) == "messages") ++report.messages;
         }
+        MAGPIE_TRY(insert.flush());
         if (table.serial_id) {
             MAGPIE_TRY(to.exec(fmt::format("SELECT setval(pg_get_serial_sequence('{0}', 'id'), "
                                            "coalesce((SELECT max(id) FROM {0}), 0) + 1, false)",
@@ -264,8 +326,37 @@ Result<void> copy_sqlite_to_postgres(SqliteConnection& from, const std::filesyst
     return {};
 }
 
+Result<void> copy_blob_to_sqlite(PgConnection& from, SqliteConnection& to, BlobFiles& files,
+                                 std::vector<Value> values, std::size_t inline_blob_max) {
+    const auto& columns = blob_columns();
+    auto chunks = from.exec("SELECT data FROM blob_chunks WHERE blob_id = $1 ORDER BY seq",
+                            Params().add(values[0].bytes), /*binary_results=*/true);
+    if (!chunks) return chunks.error();
+    std::string content;
+    for (int c = 0; c < chunks->size(); ++c) content += chunks->raw(c, 0);
+    const bool in_file = content.size() > inline_blob_max;
+    if (in_file) MAGPIE_TRY(files.write(values[0].bytes, content));
+    auto insert = to.prepare(
+        "INSERT INTO blobs(id, size, created_at, subject, from_header, to_header, cc_header, date_header, "
+        "message_id, in_reply_to, refs, structure, location) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+    if (!insert) return insert.error();
+    // The summary fields are TEXT columns in SQLite: bound as text, byte for byte.
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        Kind kind = columns[i].kind == Kind::bytes && columns[i].name != std::string_view("structure") ? Kind::text
+                                                                                                       : columns[i].kind;
+        bind_to(*insert, static_cast<int>(i) + 1, values[i], kind);
+    }
+    insert->bind(13, std::int64_t{in_file ? 1 : 0});
+    MAGPIE_TRY(insert->run());
+    if (in_file) return {};
+    auto inline_content = to.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
+    if (!inline_content) return inline_content.error();
+    return inline_content->bind_text(1, values[0].bytes).bind_blob(2, content).run();
+}
+
 Result<void> copy_postgres_to_sqlite(PgConnection& from, SqliteConnection& to, const std::filesystem::path& data_dir,
-                                     std::size_t inline_blob_max, MigrationReport& report) {
+                                     std::size_t inline_blob_max, std::size_t batch_rows, MigrationReport& report) {
     {
         auto rows = from.exec("SELECT key, value FROM meta WHERE key <> 'schema_version'");
         if (!rows) return rows.error();
@@ -276,61 +367,46 @@ Result<void> copy_postgres_to_sqlite(PgConnection& from, SqliteConnection& to, c
         }
     }
     {
+        // A batch of blob rows at a time from the cursor, and one blob's bytes at a time.
         BlobFiles files(data_dir);
         const auto& columns = blob_columns();
-        auto rows = from.exec(fmt::format("SELECT {} FROM blobs", column_list(columns)));
-        if (!rows) return rows.error();
-        for (int r = 0; r < rows->size(); ++r) {
-            std::vector<Value> values;
-            for (std::size_t i = 0; i < columns.size(); ++i) values.push_back(from_postgres(*rows, r, static_cast<int>(i), columns[i].kind));
-            auto chunks = from.exec("SELECT data FROM blob_chunks WHERE blob_id = $1 ORDER BY seq",
-                                    Params().add(values[0].bytes), /*binary_results=*/true);
-            if (!chunks) return chunks.error();
-            std::string content;
-            for (int c = 0; c < chunks->size(); ++c) content += chunks->raw(c, 0);
-            const bool in_file = content.size() > inline_blob_max;
-            if (in_file) MAGPIE_TRY(files.write(values[0].bytes, content));
-            auto insert = to.prepare(
-                "INSERT INTO blobs(id, size, created_at, subject, from_header, to_header, cc_header, date_header, "
-                "message_id, in_reply_to, refs, structure, location) "
-                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
-            if (!insert) return insert.error();
-            // The summary fields are TEXT columns in SQLite: bound as text, byte for byte.
-            for (std::size_t i = 0; i < columns.size(); ++i) {
-                Kind kind = columns[i].kind == Kind::bytes && columns[i].name != std::string_view("structure")
-                                ? Kind::text
-                                : columns[i].kind;
-                bind_to(*insert, static_cast<int>(i) + 1, values[i], kind);
+        MAGPIE_TRY(for_each_batch(from, "migrate_blobs", fmt::format("SELECT {} FROM blobs", column_list(columns)),
+                                  batch_rows, [&](const postgres::Rows& rows) -> Result<void> {
+            for (int r = 0; r < rows.size(); ++r) {
+                std::vector<Value> values;
+                for (std::size_t i = 0; i < columns.size(); ++i) {
+                    values.push_back(from_postgres(rows, r, static_cast<int>(i), columns[i].kind));
+                }
+                MAGPIE_TRY(copy_blob_to_sqlite(from, to, files, std::move(values), inline_blob_max));
+                ++report.blobs;
             }
-            insert->bind(13, std::int64_t{in_file ? 1 : 0});
-            MAGPIE_TRY(insert->run());
-            if (!in_file) {
-                auto inline_content = to.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
-                if (!inline_content) return inline_content.error();
-                MAGPIE_TRY(inline_content->bind_text(1, values[0].bytes).bind_blob(2, content).run());
-            }
-            ++report.blobs;
-        }
+            return {};
+        }));
     }
     for (const Table& table : tables()) {
-        auto rows = from.exec(fmt::format("SELECT {} FROM {}", column_list(table.columns), table.name));
-        if (!rows) return rows.error();
         const std::string insert = fmt::format("INSERT INTO {}({}) VALUES({})", table.name, column_list(table.columns),
                                                placeholders(table.columns.size(), '?'));
-        for (int r = 0; r < rows->size(); ++r) {
-            auto statement = to.prepare(insert);
-            if (!statement) return statement.error();
-            for (std::size_t i = 0; i < table.columns.size(); ++i) {
-                Kind kind = table.columns[i].kind;
-                // SQLite keeps the queue's replies and transcripts as TEXT.
-                Value value = from_postgres(*rows, r, static_cast<int>(i), kind);
-                bind_to(*statement, static_cast<int>(i) + 1, value,
-                        kind == Kind::bytes && std::string_view(table.name).starts_with("queue_") ? Kind::text : kind);
+        // In id order where there is one: SQLite appends to its b-trees instead of splitting pages at random.
+        const std::string select = fmt::format("SELECT {} FROM {}{}", column_list(table.columns), table.name,
+                                               table.serial_id ? " ORDER BY id" : "");
+        MAGPIE_TRY(for_each_batch(from, "migrate_rows", select, batch_rows, [&](const postgres::Rows& rows) -> Result<void> {
+            for (int r = 0; r < rows.size(); ++r) {
+                auto statement = to.prepare(insert);
+                if (!statement) return statement.error();
+                for (std::size_t i = 0; i < table.columns.size(); ++i) {
+                    Kind kind = table.columns[i].kind;
+                    // SQLite keeps the queue's replies and transcripts as TEXT.
+                    Value value = from_postgres(rows, r, static_cast<int>(i), kind);
+                    bind_to(*statement, static_cast<int>(i) + 1, value,
+                            kind == Kind::bytes && std::string_view(table.name).starts_with("queue_") ? Kind::text
+                                                                                                     : kind);
+                }
+                MAGPIE_TRY(statement->run());
+                report.rows += 1;
+                if (std::string_view(table.name) == "messages") ++report.messages;
             }
-            MAGPIE_TRY(statement->run());
-            report.rows += 1;
-            if (std::string_view(table.name) == "messages") ++report.messages;
-        }
+            return {};
+        }));
     }
     return {};
 }
@@ -395,7 +471,8 @@ Result<MigrationReport> migrate_postgres_to_sqlite(const PostgresOptions& from, 
         if (!transaction) return transaction.error();
         // The account-creation defaults of an empty store would collide with copied rows: there are none
         // (open_sqlite_store creates no accounts), but meta may hold a seed: replaced below.
-        MAGPIE_TRY(copy_postgres_to_sqlite(**source, **target, data_dir, SqliteOptions{}.inline_blob_max, report));
+        MAGPIE_TRY(copy_postgres_to_sqlite(**source, **target, data_dir, SqliteOptions{}.inline_blob_max,
+                                           from.migrate_batch_rows, report));
         return transaction->commit();
     }, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     return report;

@@ -40,6 +40,9 @@ struct PostgresOptions {
     std::int64_t thread_subject_window_seconds = 30 * 24 * 3600;
     std::size_t max_query_results = 10000;
     std::size_t max_filter_nodes = 256;
+    // `magpie migrate`: rows per batch (a cursor FETCH from PostgreSQL, one multi-row INSERT into it); memory
+    // holds one batch and one blob's bytes, whatever the store's size.
+    std::size_t migrate_batch_rows = 1000;
 };
 
 // Connects, and when writable creates or migrates the schema (unavailable for a newer one).
