@@ -164,6 +164,8 @@ class Magpied:
         lines = ["[server]", f'hostname = "{hostname}"', f'data_dir = "{self.data}"', 'log_level = "debug"',
                  "threads = 2", "shutdown_timeout = 5", ""]
         sections = dict(sections or {})
+        # The PostgreSQL database of this server's store, or None on the embedded store.
+        self.store_dsn = sections.get("store", {}).get("dsn") if sections.get("store", {}).get("backend") == "postgres" else None
         if "store" in sections:
             lines += ["[store]"] + [toml_pair(k, v) for k, v in sections.pop("store").items()] + [""]
         if tls:
