@@ -58,6 +58,8 @@ public:
     Result<std::string> read_blob(std::string_view blob_id) override;
     // A large APPEND arriving in pieces: an unnamed temporary file (spool.cpp), stored by deliver().
     Result<std::unique_ptr<BlobSpool>> open_spool() override;
+    // Ranged reads a few chunks at a time (blob_reader.cpp): a large message is never read whole.
+    Result<std::unique_ptr<BlobReader>> open_blob(std::string_view blob_id) override;
 
     Result<Mailbox> create_mailbox(std::int64_t account_id, std::string_view name) override;
     Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to) override;
