@@ -205,6 +205,16 @@ TEST_F(PostgresOperationsTest, ASpooledAppendIsStoredFromItsFileChunkByChunk) {
                                  postgres::Params().add(delivered->blob_id));
     ASSERT_TRUE(chunks) << chunks.error().message;
     EXPECT_GE(chunks->int64(0, 0), 3);
+    // Ranged reads, across chunk boundaries and clipped at the end, read only the chunks they cover.
+    auto reader = node2_->open_blob(delivered->blob_id);
+    ASSERT_TRUE(reader) << reader.error().message;
+    EXPECT_EQ((*reader)->size(), content.size());
+    for (auto [offset, length] : {std::pair<std::size_t, std::size_t>{0, 10}, {262140, 10}, {300000, 400000},
+                                  {content.size() - 5, 100}, {content.size(), 10}}) {
+        auto range = (*reader)->read(offset, length);
+        ASSERT_TRUE(range) << range.error().message;
+        EXPECT_TRUE(*range == content.substr(std::min(offset, content.size()), length)) << offset;
+    }
     // Content and a spool at once is a caller's mistake, refused.
     auto both = node1_->open_spool();
     ASSERT_TRUE(both);
