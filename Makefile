@@ -3,6 +3,9 @@ BUILD_DIR   ?= build
 RELEASE_DIR ?= build-release
 FUZZ_DIR    ?= build-fuzz
 FUZZ_RUNS   ?= 20000
+# The e2e suite: its store backends (sqlite, postgres or both) and how many tests run at once (pytest-xdist).
+E2E_BACKEND ?= both
+E2E_JOBS    ?= 4
 
 .PHONY: all deps build webmail release test unit e2e fuzz fuzz-build demo bench format lint clean
 
@@ -41,22 +44,23 @@ $(FUZZ_DIR)/build.ninja:
 	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DMAGPIE_FUZZ=ON
 
 fuzz-build: deps $(FUZZ_DIR)/build.ninja
-	cmake --build $(FUZZ_DIR)
+	cmake --build $(FUZZ_DIR) $(FUZZ_BUILD_FLAGS)
 
 unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
 
 e2e: build
-	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/e2e
+	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/e2e --backend=$(E2E_BACKEND) \
+	  -n $(E2E_JOBS) --dist loadgroup
 
 # Every fuzz target for a short, fixed number of runs from its seed corpus: a smoke test, not a campaign.
 fuzz: fuzz-build
 	bash scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_RUNS)
 
-test: build fuzz-build
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
-	MAGPIE_BUILD_DIR=$(abspath $(BUILD_DIR)) /usr/bin/python3 -m pytest -q tests/e2e
-	bash scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_RUNS)
+# ctest, then the e2e suite on both backends; beside them, on one core, the fuzz build and its smoke run
+# (scripts/run-tests.sh prints the time of each phase).
+test: build
+	E2E_BACKEND=$(E2E_BACKEND) E2E_JOBS=$(E2E_JOBS) bash scripts/run-tests.sh $(BUILD_DIR) $(FUZZ_DIR) $(FUZZ_RUNS)
 
 # Starts magpied in the foreground on the embedded default store; Ctrl-C stops it.
 demo: release

@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev
   libpq-dev postgresql
   libgmime-3.0-dev libicu-dev
-  python3 python3-pytest swaks libnet-ssleay-perl isync strace
+  python3 python3-pytest python3-pytest-xdist swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2 procps
   unbound ldnsutils
   cyrus-common cyrus-caldav sasl2-bin  # make bench: Cyrus (its httpd serves JMAP) is the JMAP peer of scenario 4; never

@@ -3,8 +3,15 @@
 Each test gets a fresh server: `server.smtp_port`, `server.export(user, mailbox, uid)` reads stored bytes back
 through the `magpie` admin command, `server.magpie(...)` runs any admin command.
 
-MAGPIE_STORE_BACKEND=postgres runs every server on the PostgreSQL backend instead of the embedded one: one
-throw-away PostgreSQL for the session (tests/e2e/postgres.py), a fresh database per server.
+The store backend is a parameter of the whole suite: `--backend=sqlite|postgres|both` (default: the environment's
+MAGPIE_E2E_BACKEND, else sqlite). Every test runs once per chosen backend (ids end in [sqlite] / [postgres]),
+and every Magpied the test builds, through `make_server` or directly, puts its store there: on postgres, one
+throw-away PostgreSQL per pytest session (per xdist worker; tests/e2e/postgres.py) and a fresh database per
+Magpied data dir (a restart on the same workdir finds its database again). A test that is inherently
+one-backend says so with `@pytest.mark.backend("sqlite", reason=...)` and is skipped, with that reason, on the
+other. Tests run in parallel (pytest-xdist, `-n`); one that binds a fixed address or port outside its own
+network namespace, or shares a file with others, carries `@pytest.mark.xdist_group("host_net")` so that all
+such tests run one after another on one worker (`--dist loadgroup`).
 """
 import os
 import re
@@ -24,10 +31,63 @@ MAGPIED = BUILD / "src" / "server" / "magpied"
 MAGPIE = BUILD / "src" / "cli" / "magpie"
 DOMAIN = "example.test"
 PASSWORD = "correct horse battery staple"
-STORE_BACKEND = os.environ.get("MAGPIE_STORE_BACKEND", "sqlite")
+BACKENDS = ("sqlite", "postgres")
 # For tests that open the embedded store's own files (magpie.db, blobs/) to look behind the interface.
-embedded_store_only = pytest.mark.skipif(STORE_BACKEND != "sqlite",
-                                         reason="looks into the embedded store's files")
+embedded_store_only = pytest.mark.backend("sqlite", reason="looks into the embedded store's files")
+# Tests that bind fixed addresses or ports in the machine's own network namespace: one at a time.
+host_network = pytest.mark.xdist_group("host_net")
+
+
+class _Backend:
+    """The current test's backend (set by the autouse `store_backend` fixture before any other of its
+    fixtures) and, on postgres, the session's cluster and the database of each data dir."""
+    name = "sqlite"
+    cluster = None
+    databases: dict = {}
+
+    @classmethod
+    def store_section(cls, workdir: Path):
+        if cls.name != "postgres":
+            return None
+        key = str(workdir.resolve())
+        if key not in cls.databases:
+            cls.databases[key] = cls.cluster.create_database(socket=True)
+        return {"backend": "postgres", "dsn": cls.databases[key]}
+
+
+def current_backend():
+    return _Backend.name
+
+
+def pytest_addoption(parser):
+    parser.addoption("--backend", choices=BACKENDS + ("both",),
+                     default=os.environ.get("MAGPIE_E2E_BACKEND", "sqlite"),
+                     help="store backend of every magpied the tests start (default: $MAGPIE_E2E_BACKEND or sqlite)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backend(name, reason=...): the test runs on that store backend only")
+    config.addinivalue_line("markers", "xdist_group(name): tests of one group run one after another on one worker")
+
+
+def pytest_generate_tests(metafunc):
+    if "store_backend" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("backend")
+        metafunc.parametrize("store_backend", BACKENDS if chosen == "both" else (chosen,), indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def store_backend(request):
+    """The backend of this test run; autouse, so it is set up before the test's other fixtures (and before a
+    network namespace: the PostgreSQL is reached through its Unix socket, from any namespace)."""
+    name = getattr(request, "param", "sqlite")
+    only = request.node.get_closest_marker("backend")
+    if only and name not in only.args:
+        pytest.skip(f"{only.args[0]} only: {only.kwargs.get('reason', 'one-backend test')}")
+    _Backend.name = name
+    _Backend.cluster = request.getfixturevalue("postgres_cluster") if name == "postgres" else None
+    yield name
+    _Backend.name, _Backend.cluster = "sqlite", None
 
 
 def make_certificate(directory: Path, hostname: str):
@@ -76,6 +136,12 @@ class Magpied:
         if store_dsn:
             sections = dict(sections or {})
             sections["store"] = {"backend": "postgres", "dsn": store_dsn, **sections.get("store", {})}
+        elif "store" not in (sections or {}):
+            # The suite's backend, unless the test chose one. Written right after [server], so that a test that
+            # appends lines to the configuration never appends them to [store].
+            store = _Backend.store_section(workdir)
+            if store:
+                sections = {"store": store, **(sections or {})}
         self.workdir = workdir
         self.host = host
         self.ports = {}
@@ -97,6 +163,11 @@ class Magpied:
         self.imaps_port = None
         lines = ["[server]", f'hostname = "{hostname}"', f'data_dir = "{self.data}"', 'log_level = "debug"',
                  "threads = 2", "shutdown_timeout = 5", ""]
+        sections = dict(sections or {})
+        # The PostgreSQL database of this server's store, or None on the embedded store.
+        self.store_dsn = sections.get("store", {}).get("dsn") if sections.get("store", {}).get("backend") == "postgres" else None
+        if "store" in sections:
+            lines += ["[store]"] + [toml_pair(k, v) for k, v in sections.pop("store").items()] + [""]
         if tls:
             cert, key = make_certificate(workdir, hostname)
             lines += ["[tls]", f'certificate = "{cert}"', f'private_key = "{key}"', ""]
@@ -194,8 +265,6 @@ def make_server(tmp_path, request):
         """`provision=False` adds no domain and no users: a second node on a store that has them."""
         workdir = tmp_path / name
         workdir.mkdir()
-        if STORE_BACKEND == "postgres" and "store_dsn" not in kwargs:
-            kwargs["store_dsn"] = request.getfixturevalue("postgres_cluster").create_database()
         server = Magpied(workdir, **kwargs)
         if provision:
             server.magpie("domain", "add", DOMAIN)

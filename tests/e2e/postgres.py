@@ -24,6 +24,9 @@ class PostgresCluster:
     def __init__(self):
         # Not under pytest's tmp_path: its parents are private to root, and the server runs as `postgres`.
         self.dir = Path(tempfile.mkdtemp(prefix="magpie-pg-"))
+        # Searchable by all: its Unix socket is how servers in other network namespaces, or that dropped root,
+        # reach it (the data directory inside stays private to `postgres`).
+        self.dir.chmod(0o755)
         self.port = free_port()
         self.running = False
 
@@ -46,15 +49,17 @@ class PostgresCluster:
         """Starts the server again after outage(), on the same port and data."""
         subprocess.run([str(SCRIPT), "resume", str(self.dir)], check=True, timeout=120)
 
-    def dsn(self, database="magpie"):
-        return f"host=127.0.0.1 port={self.port} user=magpie dbname={database}"
+    def dsn(self, database="magpie", socket=False):
+        """TCP on 127.0.0.1 by default; `socket` gives the Unix socket, which works from any network namespace."""
+        host = self.dir if socket else "127.0.0.1"
+        return f"host={host} port={self.port} user=magpie dbname={database}"
 
-    def create_database(self, prefix="magpie"):
+    def create_database(self, prefix="magpie", socket=False):
         """A new empty database (one per magpied, or one shared by several nodes); returns its DSN."""
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", self.dsn(), "-c", f"CREATE DATABASE {name}"],
-                       check=True, capture_output=True, timeout=60)
-        return self.dsn(name)
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", self.dsn(socket=True), "-c",
+                        f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=60)
+        return self.dsn(name, socket)
 
     def sql(self, dsn, statement):
         result = subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", dsn, "-c", statement], check=True,

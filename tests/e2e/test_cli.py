@@ -48,6 +48,21 @@ def test_password_is_stored_as_argon2id_never_in_clear(tmp_path):
     assert run(data, "user", "passwd", "nobody@example.org", input=b"x\n").returncode != 0
 
 
+def test_a_servers_store_keeps_password_hashes_only(make_server):
+    """The same on whichever backend the suite runs: the whole store, dumped, holds the argon2id hash only."""
+    server = make_server(users=())
+    server.magpie("user", "add", ALICE, input=b"tr0ub4dor&3\n")
+    if server.store_dsn:
+        dump = subprocess.run(["pg_dump", "--data-only", server.store_dsn], capture_output=True, check=True,
+                              timeout=60).stdout.decode(errors="replace")
+    else:
+        db = sqlite3.connect(f"file:{server.data / 'magpie.db'}?mode=ro", uri=True)
+        dump = "\n".join(db.iterdump())
+        db.close()
+    assert "$argon2id$" in dump
+    assert "tr0ub4dor" not in dump
+
+
 @embedded_store_only
 def test_check_finds_a_damaged_blob(make_server):
     server = make_server()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, MAGPIE, PASSWORD, Magpied
+from conftest import DOMAIN, MAGPIE, PASSWORD, Magpied, host_network
 from peers import Dovecot, Postfix, dovecot_available, free_port, instance_dir, postfix_available
 
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
@@ -405,6 +405,7 @@ def dovecot_flags(server, mailbox="INBOX"):
         return {int(re.search(rb"UID (\d+)", d).group(1)): d for d in data if d}
 
 
+@host_network  # system Dovecot and Postfix peers
 def test_interop_dovecot_imap(dovecot, tmp_path):
     multipart = ('MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n', "--b\r\nContent-Type: text/plain\r\n\r\n"
                  "see the file\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; "
@@ -445,6 +446,7 @@ def postfix():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@host_network
 def test_interop_postfix_smtp(postfix, tmp_path):
     attachment = tmp_path / "table.csv"
     attachment.write_text("a,b\n1,2\n")

@@ -23,7 +23,9 @@ import socket
 
 import pytest
 
-from conftest import DOMAIN, PASSWORD, ROOT
+from conftest import DOMAIN, PASSWORD, ROOT, host_network
+
+pytestmark = host_network  # the system's Dovecot as a peer
 from peers import Dovecot, dovecot_available
 
 ALICE = f"alice@{DOMAIN}"

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from conftest import DOMAIN, PASSWORD
+from conftest import DOMAIN, PASSWORD, host_network
 from peers import Dovecot, dovecot_available
 from test_dovecot_diff import DOVECOT
 
@@ -223,6 +223,7 @@ def shape(line):
     return " ".join(line.split()[:3])
 
 
+@host_network  # the system's Dovecot as a peer
 def test_move_within_the_mailbox_answers_as_dovecot_does(make_server, dovecot):
     server = make_server(users=("alice",), imap_options={"allow_plaintext_login": True})
     commands = [("APPEND INBOX", MESSAGE), ("APPEND INBOX", REPLY), "SELECT INBOX", "UID MOVE 1 INBOX",

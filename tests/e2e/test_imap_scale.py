@@ -64,6 +64,7 @@ def smtp_up_to_data(port):
     return sock
 
 
+@pytest.mark.backend("sqlite", reason="magpie_fill_mailbox bulk-fills the embedded store's files")
 def test_store_on_100000_messages_lets_a_delivery_through(make_server):
     assert FILL.exists(), f"{FILL} is built with the tests (target magpie_fill_mailbox)"
     server = make_server(users=("alice",))
@@ -127,6 +128,7 @@ def fsync_calls(trace):
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is installed by scripts/install-deps.sh")
+@pytest.mark.backend("sqlite", reason="traces magpied's own fsyncs; on PostgreSQL the fsync is the database server's, and an acknowledgement follows COMMIT")
 def test_every_acknowledged_imap_write_is_preceded_by_fsync(tmp_path):
     workdir = tmp_path / "fsync"
     workdir.mkdir()

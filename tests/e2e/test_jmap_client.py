@@ -19,9 +19,14 @@ CLIENT = Path(__file__).parent / "jmap-client"
 def jam_installed():
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("node and npm are needed for the third-party JMAP client test")
-    if not (CLIENT / "node_modules" / "jmap-jam").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=CLIENT, check=True, capture_output=True,
-                       timeout=300)
+    import fcntl
+    import tempfile
+    # One `npm ci` at a time: the suite's parallel workers (and its two backends) share this checkout.
+    with open(Path(tempfile.gettempdir()) / "magpie-jmap-client-npm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (CLIENT / "node_modules" / "jmap-jam").exists():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=CLIENT, check=True, capture_output=True,
+                           timeout=300)
     return CLIENT
 
 

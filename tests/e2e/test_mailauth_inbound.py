@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 
-from conftest import DOMAIN, PASSWORD, Dnsmasq, client_tls_context
+from conftest import DOMAIN, PASSWORD, Dnsmasq, client_tls_context, host_network
+
+pytestmark = host_network  # dnsmasq on the fixed 127.0.0.153:53
 
 ALICE = f"alice@{DOMAIN}"
 ALLOWED, DENIED = "127.0.0.7", "127.0.0.9"

@@ -5,10 +5,11 @@ import time
 
 import pytest
 
-from conftest import DOMAIN, Magpied
+from conftest import DOMAIN, Magpied, host_network
 from peers import Postfix, instance_dir, postfix_available
 
-pytestmark = pytest.mark.skipif(not postfix_available(), reason="needs root and the postfix package")
+pytestmark = [pytest.mark.skipif(not postfix_available(), reason="needs root and the postfix package"),
+              host_network]  # Postfix on the fixed 127.0.0.4:2526 and :2527
 
 ALICE = f"alice@{DOMAIN}"
 

@@ -7,7 +7,11 @@ import smtplib
 import socket
 import time
 
+import pytest
+
 from conftest import DOMAIN, PASSWORD, Magpied, client_tls_context
+
+pytestmark = pytest.mark.backend("postgres", reason="its nodes choose their PostgreSQL store themselves: the same test on either pass")
 
 ALICE = f"alice@{DOMAIN}"
 

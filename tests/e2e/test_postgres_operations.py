@@ -19,6 +19,8 @@ import pytest
 import postgres
 from conftest import DOMAIN, PASSWORD, Magpied, client_tls_context
 
+pytestmark = pytest.mark.backend("postgres", reason="its nodes choose their PostgreSQL store themselves: the same test on either pass")
+
 ALICE = f"alice@{DOMAIN}"
 
 

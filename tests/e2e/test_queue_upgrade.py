@@ -3,7 +3,11 @@ schema version 6 is imported once when magpied starts (unfinished entries with t
 were only the tracker's memory) and renamed, so an upgrade loses no queued mail."""
 import sqlite3
 
+import pytest
+
 from conftest import Magpied
+
+pytestmark = pytest.mark.backend("sqlite", reason="the interim queue.db was the embedded store's")
 
 # The interim queue file's schema exactly as magpie before schema version 6 wrote it.
 FROZEN_QUEUE_DB = """

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, MAGPIE, MAGPIED, Magpied, read_reply, smtp_dialogue
+from conftest import DOMAIN, MAGPIE, MAGPIED, Magpied, host_network, read_reply, smtp_dialogue
 
 ALICE = f"alice@{DOMAIN}"
 
@@ -120,6 +120,8 @@ def test_drops_root_after_binding(tmp_path):
         subprocess.run(["rm", "-rf", str(workdir)])
 
 
+@pytest.mark.backend("sqlite", reason="the demo runs its own embedded store")
+@host_network  # the demo's fixed ports 2525, 2143, 8080...
 def test_demo_starts_with_its_user_and_reserved_ports(tmp_path):
     data = tmp_path / "demo-data"
     env = dict(os.environ)

@@ -56,6 +56,10 @@ public:
     Result<std::vector<Message>> list_messages(std::int64_t mailbox_id) override;
     Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) override;
     Result<std::string> read_blob(std::string_view blob_id) override;
+    // A large APPEND arriving in pieces: an unnamed temporary file (spool.cpp), stored by deliver().
+    Result<std::unique_ptr<BlobSpool>> open_spool() override;
+    // Ranged reads a few chunks at a time (blob_reader.cpp): a large message is never read whole.
+    Result<std::unique_ptr<BlobReader>> open_blob(std::string_view blob_id) override;
 
     Result<Mailbox> create_mailbox(std::int64_t account_id, std::string_view name) override;
     Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to) override;
@@ -139,6 +143,10 @@ public:
 private:
     struct Pending {
         Delivery delivery;
+        // A spooled delivery's bytes, mapped by admit() (the mapping belongs to the spool, so it survives
+        // moves of this Pending); bytes() is what gets hashed and stored either way.
+        std::string_view mapped;
+        std::string_view bytes() const { return delivery.spooled ? mapped : std::string_view(delivery.content); }
         std::string blob_id;  // empty until hashed (large content is hashed by the committer)
         std::vector<FlagSet> flags;  // per target
         std::function<void(Result<Delivered>)> done;

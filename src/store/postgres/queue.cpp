@@ -272,7 +272,7 @@ Result<std::size_t> PostgresStore::record_attempts(std::string_view owner, const
     for (Delivery& report : reports) {
         auto admitted = admit(std::move(report));
         if (!admitted) return admitted.error();
-        if (admitted->blob_id.empty()) admitted->blob_id = blob_id_of(admitted->delivery.content);
+        if (admitted->blob_id.empty()) admitted->blob_id = blob_id_of(admitted->bytes());
         for (const DeliveryTarget& target : admitted->delivery.targets) mailboxes.push_back(target.mailbox_id);
         pending.push_back(std::move(*admitted));
     }

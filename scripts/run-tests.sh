@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test` once `build` is built: the unit tests (ctest), the end-to-end suite on both store backends, and
+# the fuzz smoke (scripts/run-fuzz.sh) with its clang build. The fuzz side (one core: `-j1` build, then one
+# target at a time) runs beside ctest and the e2e suite, whose servers spend much of their time waiting; the
+# e2e suite runs its tests in parallel (pytest-xdist, E2E_JOBS workers; tests that share fixed host addresses
+# run one after another, see tests/e2e/conftest.py). Each phase prints how long it took; the exit status is
+# non-zero if any phase failed, and every phase runs to the end either way.
+#   scripts/run-tests.sh BUILD_DIR FUZZ_DIR FUZZ_RUNS
+# Environment: E2E_JOBS (default 4), E2E_BACKEND (sqlite, postgres or both; default both), E2E_ARGS (more
+# pytest arguments), FUZZ=0 to leave the fuzz side out.
+set -uo pipefail
+build_dir=$(realpath "${1:-build}")
+fuzz_dir=${2:-build-fuzz}
+fuzz_runs=${3:-20000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+start=$(date +%s)
+phase() {  # phase NAME COMMAND...: runs it, prints its time and result, returns its status
+    local name=$1 t0 rc
+    shift
+    t0=$(date +%s)
+    "$@"
+    rc=$?
+    echo "phase $name: $(($(date +%s) - t0)) s, $([ $rc -eq 0 ] && echo passed || echo "FAILED ($rc)")"
+    return $rc
+}
+
+fuzz_pid=
+if [ "${FUZZ:-1}" != 0 ]; then
+    fuzz_log=$(mktemp)
+    (
+        phase fuzz-build make --no-print-directory fuzz-build FUZZ_DIR="$fuzz_dir" FUZZ_BUILD_FLAGS=-j1 &&
+        phase fuzz-smoke bash scripts/run-fuzz.sh "$fuzz_dir" "$fuzz_runs"
+    ) >"$fuzz_log" 2>&1 &
+    fuzz_pid=$!
+fi
+
+status=0
+phase ctest ctest --test-dir "$build_dir" --output-on-failure -j2 || status=1
+# shellcheck disable=SC2086
+phase "e2e(${E2E_BACKEND:-both})" env MAGPIE_BUILD_DIR="$build_dir" /usr/bin/python3 -m pytest -q tests/e2e \
+    --backend="${E2E_BACKEND:-both}" -n "${E2E_JOBS:-4}" --dist loadgroup -rfE ${E2E_ARGS:-} || status=1
+
+if [ -n "$fuzz_pid" ]; then
+    fuzz_rc=0
+    wait "$fuzz_pid" || fuzz_rc=$?
+    # The whole log on failure (the failing target's tail is in it), else its summary lines.
+    if [ $fuzz_rc -ne 0 ]; then cat "$fuzz_log"; status=1; else grep -E '^(phase|fuzz: [0-9]+ targets)' "$fuzz_log"; fi
+    rm -f "$fuzz_log"
+fi
+echo "make test: $(($(date +%s) - start)) s after the build, $([ $status -eq 0 ] && echo passed || echo FAILED)"
+exit $status
