@@ -26,6 +26,10 @@ namespace {
 
 constexpr int kBatchAttempts = 3;
 
+std::uint64_t content_size(const Delivery& delivery) {
+    return delivery.spooled ? delivery.spooled->size() : delivery.content.size();
+}
+
 }  // namespace
 
 Result<PostgresStore::Pending> PostgresStore::admit(Delivery delivery) const {
@@ -44,24 +48,26 @@ Result<PostgresStore::Pending> PostgresStore::admit(Delivery delivery) const {
         }
         if (!outgoing.carried_over.empty() && outgoing.carried_over.size() != outgoing.recipients.size())
             return make_error(Errc::invalid_argument, "carried-over state does not match the recipients");
-        if (outgoing.send_offset > delivery.content.size())
+        if (outgoing.send_offset > content_size(delivery))
             return make_error(Errc::invalid_argument, "send offset beyond the content");
     }
     if (delivery.targets.size() > options_.max_targets) {
         return make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets));
     }
-    if (delivery.content.size() > options_.max_message_bytes) {
-        return make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}", delivery.content.size(),
+    if (content_size(delivery) > options_.max_message_bytes) {
+        return make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}", content_size(delivery),
                                                             options_.max_message_bytes));
     }
+    if (delivery.spooled && !delivery.content.empty())
+        return make_error(Errc::invalid_argument, "a delivery has content or a spool, not both");
     Pending pending;
     for (const DeliveryTarget& target : delivery.targets) {
         auto flags = parse_flags(target.flags, options_.flag_limits);
         if (!flags) return flags.error();
         pending.flags.push_back(std::move(*flags));
     }
-    // Small content is hashed here, spread over the callers; a large one by the committer.
-    if (delivery.content.size() <= options_.chunk_bytes) pending.blob_id = blob_id_of(delivery.content);
+    // Small content is hashed here, spread over the callers; a large or spooled one by the committer.
+    if (!delivery.spooled && delivery.content.size() <= options_.chunk_bytes) pending.blob_id = blob_id_of(delivery.content);
     pending.delivery = std::move(delivery);
     return pending;
 }
@@ -108,7 +114,18 @@ void PostgresStore::committer_loop() {
 
 void PostgresStore::commit_batch(std::vector<Pending>& batch) {
     for (Pending& pending : batch) {
-        if (pending.blob_id.empty()) pending.blob_id = blob_id_of(pending.delivery.content);
+        if (pending.delivery.spooled) {
+            // The spool is read mapped (page cache, not heap), hashed, and sent as chunks pointing into it.
+            auto mapped = pending.delivery.spooled->map();
+            if (!mapped) {
+                pending.spool_error = mapped.error();
+                continue;
+            }
+            pending.content = *mapped;
+        } else {
+            pending.content = pending.delivery.content;
+        }
+        if (pending.blob_id.empty()) pending.blob_id = blob_id_of(pending.content);
     }
     std::vector<std::int64_t> mailboxes;
     for (const Pending& pending : batch) {
@@ -249,7 +266,8 @@ Result<void> PostgresStore::insert_blob(Connection& db, const std::string& blob_
 
 Result<Delivered> PostgresStore::apply_delivery(Connection& db, Pending& pending, Changes& changes) {
     const Delivery& delivery = pending.delivery;
-    MAGPIE_TRY(insert_blob(db, pending.blob_id, delivery.content, delivery.summary));
+    if (pending.spool_error) return *pending.spool_error;
+    MAGPIE_TRY(insert_blob(db, pending.blob_id, pending.content, delivery.summary));
 
     if (delivery.envelope) {
         const EnvelopeRecord& envelope = *delivery.envelope;
@@ -292,7 +310,7 @@ Result<Delivered> PostgresStore::apply_delivery(Connection& db, Pending& pending
         delivered.queue_id = *queued;
     }
     const std::int64_t internal_date = delivery.internal_date != 0 ? delivery.internal_date : unix_now();
-    const auto size = static_cast<std::int64_t>(delivery.content.size());
+    const auto size = static_cast<std::int64_t>(pending.content.size());
     const ThreadLimits limits{options_.max_thread_references, options_.thread_subject_window_seconds};
     const EmailKeys keys = email_keys(delivery.summary, limits);
     // The owners of the targets (their rows are locked by the batch), so each Email is made in its account.

@@ -56,6 +56,8 @@ public:
     Result<std::vector<Message>> list_messages(std::int64_t mailbox_id) override;
     Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) override;
     Result<std::string> read_blob(std::string_view blob_id) override;
+    // A nameless file in PostgresOptions::spool_dir; the committer sends its mapped octets as chunks.
+    Result<std::unique_ptr<BlobSpool>> open_spool() override;
 
     Result<Mailbox> create_mailbox(std::int64_t account_id, std::string_view name) override;
     Result<void> rename_mailbox(std::int64_t account_id, std::string_view from, std::string_view to) override;
@@ -140,6 +142,8 @@ private:
     struct Pending {
         Delivery delivery;
         std::string blob_id;  // empty until hashed (large content is hashed by the committer)
+        std::string_view content;  // the committer's view of the bytes: delivery.content, or the spool mapped
+        std::optional<Error> spool_error;  // the spool could not be mapped: this delivery fails alone
         std::vector<FlagSet> flags;  // per target
         std::function<void(Result<Delivered>)> done;
     };
