@@ -1,6 +1,7 @@
 #include "mail/downgrade.h"
 
 #include <cstring>
+#include <functional>
 
 #include "base/strings.h"
 #include "mail/base64.h"
@@ -174,12 +175,24 @@ bool needs_base64(const Part& part, std::string_view body) {
     return part.encoding != TransferEncoding::unknown && std::memchr(body.data(), 0, body.size()) != nullptr;
 }
 
-// One replacement of the bytes [from, to) of the message; edits are made in increasing, disjoint order.
+// One replacement of the bytes [from, to) of the message; edits are made in increasing, disjoint order. A
+// body edit carries the part to write as base64 (made in slices when written) instead of its text.
 struct Edit {
     std::size_t from = 0;
     std::size_t to = 0;
     std::string text;
+    const Part* base64_of = nullptr;
 };
+
+// base64_encode(decoded, 76) written in slices of whole lines (57 octets make one 76-character line), so a
+// large binary part is never encoded whole: the slices joined by CRLF are exactly the one-piece encoding.
+void write_base64(std::string_view decoded, const std::function<void(std::string_view)>& write) {
+    constexpr std::size_t kSlice = 57 * 1024;
+    for (std::size_t at = 0; at < decoded.size(); at += kSlice) {
+        if (at > 0) write("\r\n");
+        write(base64_encode(decoded.substr(at, kSlice), 76));
+    }
+}
 
 void plan_base64(const Message& m, const Part& part, std::vector<Edit>& edits) {
     std::string_view s = m.bytes();
@@ -215,28 +228,39 @@ void plan_base64(const Message& m, const Part& part, std::vector<Edit>& edits) {
         std::size_t at = has_blank_line ? fields_end : part.body_offset;
         edits.push_back(Edit{at, at, std::move(added)});
     }
-    std::string decoded = decode_transfer(m.body(part), part.encoding);
-    edits.push_back(Edit{part.body_offset, part.end, base64_encode(decoded, 76)});
+    edits.push_back(Edit{part.body_offset, part.end, "", &part});
 }
 
 }  // namespace
 
-std::optional<std::string> reencode_binary_parts(std::string_view message, const ParseLimits& limits) {
+bool reencode_binary_parts(std::string_view message, const std::function<void(std::string_view)>& write,
+                           const ParseLimits& limits) {
     Message parsed = Message::parse(message, limits);
     std::vector<Edit> edits;
     for (const Part& part : parsed.parts()) {
         if (needs_base64(part, parsed.body(part))) plan_base64(parsed, part, edits);
     }
-    if (edits.empty()) return std::nullopt;
-    std::string out;
-    out.reserve(message.size() + message.size() / 3 + 64);
     std::size_t pos = 0;
     for (const Edit& edit : edits) {
-        out.append(message.substr(pos, edit.from - pos));
-        out.append(edit.text);
+        write(message.substr(pos, edit.from - pos));
+        if (edit.base64_of == nullptr) {
+            write(edit.text);
+        } else if (std::string_view body = parsed.body(*edit.base64_of); is_identity(edit.base64_of->encoding)) {
+            write_base64(body, write);  // binary, 7bit, 8bit: the body is its decoded octets
+        } else {
+            write_base64(decode_transfer(body, edit.base64_of->encoding), write);
+        }
         pos = edit.to;
     }
-    out.append(message.substr(pos));
+    write(message.substr(pos));
+    return !edits.empty();
+}
+
+std::optional<std::string> reencode_binary_parts(std::string_view message, const ParseLimits& limits) {
+    std::string out;
+    out.reserve(message.size() + message.size() / 3 + 64);
+    if (!reencode_binary_parts(message, [&](std::string_view piece) { out.append(piece); }, limits))
+        return std::nullopt;
     return out;
 }
 

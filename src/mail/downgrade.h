@@ -4,6 +4,7 @@
 // fields, boundaries, 7-bit parts) is copied byte for byte.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,5 +38,11 @@ Result<std::string> downgrade_to_7bit(std::string_view message, const ParseLimit
 // Returns nullopt when no part needs re-encoding. Base64 lines are 76 characters with no final line break
 // (the CRLF before a following boundary belongs to the boundary, RFC 2046 5.1.1), as Dovecot writes them.
 std::optional<std::string> reencode_binary_parts(std::string_view message, const ParseLimits& limits = {});
+
+// The same, streamed: writes the re-encoded message (or the message as it is, when no part needs it) to
+// `write` in pieces, base64 made in slices, so a large literal8 is never held whole (the IMAP spool reads it
+// mapped). Returns whether any part was re-encoded.
+bool reencode_binary_parts(std::string_view message, const std::function<void(std::string_view)>& write,
+                           const ParseLimits& limits = {});
 
 }  // namespace magpie::mail

@@ -61,12 +61,33 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
 
     for (;;) {
         if (session.has_work()) {
-            auto op = on_store([](imap::Session& s) { s.run(unix_now()); });
-            co_await std::move(op);
+            if (session.blocking_work()) {
+                auto op = on_store([](imap::Session& s) { s.run(unix_now()); });
+                co_await std::move(op);
+            } else {
+                session.run(unix_now());  // parsing and formatting only: its store work comes as requests
+            }
             if (!watched && session.account_id()) {
                 watched = session.account_id();
                 hub_.watch(*watched, connection);
             }
+        }
+        // The store work the session asked for: no session holds a thread meanwhile. A commit goes to the
+        // group committer (no thread waits for its fsync); everything else is one call on the store executor.
+        while (auto request = session.take_request()) {
+            std::optional<imap::StoreAnswer> answer;
+            if (auto* deliver = std::get_if<imap::request::Deliver>(&*request)) {
+                auto committed = executor_.deliver(services_.store, std::move(deliver->delivery));
+                Result<store::Delivered> result = co_await std::move(committed);
+                answer.emplace(imap::delivered_answer(std::move(result)));
+            } else {
+                auto performed = executor_.run([&store = services_.store, taken = std::move(*request)]() mutable {
+                    return imap::perform(store, std::move(taken));
+                });
+                imap::StoreAnswer result = co_await std::move(performed);
+                answer.emplace(std::move(result));
+            }
+            session.answer(std::move(*answer), unix_now());
         }
         if (!co_await flush()) {
             spdlog::debug("imap: {}: write failed{}", connection->peer_ip(), connection->timed_out() ? " (timeout)" : "");
@@ -102,8 +123,7 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
         std::string_view input = co_await connection->read_available(read_timeout);
         if (input.empty()) {
             if (connection->take_wake()) {
-                auto op = on_store([](imap::Session& s) { s.mailbox_changed(unix_now()); });
-                co_await std::move(op);
+                session.mailbox_changed(unix_now());  // asks for a Refresh, answered at the loop's top
                 continue;
             }
             if (connection->shutdown_requested()) {

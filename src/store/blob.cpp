@@ -86,15 +86,11 @@ private:
     std::uint64_t size_ = 0;
 };
 
-// A spool file: appended to as the octets arrive, then hashed, fsynced and renamed into place by persist().
-class SpoolFile final : public BlobSpool {
+// The octets of a spool in a file: appended as they arrive, mapped read-only for parse-once.
+class MappedSpool : public BlobSpool {
 public:
-    SpoolFile(const BlobFiles& files, std::filesystem::path path, int fd)
-        : files_(files), path_(std::move(path)), fd_(fd) {}
-    ~SpoolFile() override {
-        unmap();
-        if (!path_.empty()) ::unlink(path_.c_str());
-    }
+    MappedSpool(std::filesystem::path path, int fd) : path_(std::move(path)), fd_(fd) {}
+    ~MappedSpool() override { unmap(); }
 
     Result<void> append(std::string_view octets) override {
         if (path_.empty()) return make_error(Errc::invalid_argument, "the spool was persisted already");
@@ -117,6 +113,33 @@ public:
     void unmap() override {
         if (mapping_ != nullptr) ::munmap(const_cast<char*>(mapping_), size_);
         mapping_ = nullptr;
+    }
+
+protected:
+    std::filesystem::path path_;
+    UniqueFd fd_;
+    std::uint64_t size_ = 0;
+    const char* mapping_ = nullptr;
+};
+
+// A spool without a name (unlinked as soon as it is made, so a crash leaves nothing): for a store that keeps
+// blobs elsewhere and copies the mapped octets into them when the delivery commits (PostgreSQL's chunks).
+class AnonymousSpool final : public MappedSpool {
+public:
+    using MappedSpool::MappedSpool;
+    Result<Persisted> persist() override {
+        return make_error(Errc::unavailable, "an anonymous spool is read by its store, not persisted as a file");
+    }
+};
+
+// A spool file: appended to as the octets arrive, then hashed, fsynced and renamed into place by persist().
+class SpoolFile final : public MappedSpool {
+public:
+    SpoolFile(const BlobFiles& files, std::filesystem::path path, int fd)
+        : MappedSpool(std::move(path), fd), files_(files) {}
+    ~SpoolFile() override {
+        unmap();
+        if (!path_.empty()) ::unlink(path_.c_str());
     }
 
     Result<Persisted> persist() override {
@@ -172,11 +195,7 @@ private:
         return to_hex(std::string_view(reinterpret_cast<const char*>(out), length));
     }
 
-    const BlobFiles& files_;
-    std::filesystem::path path_;  // empty once renamed into place
-    UniqueFd fd_;
-    std::uint64_t size_ = 0;
-    const char* mapping_ = nullptr;
+    const BlobFiles& files_;  // path_ is empty once renamed into place
 };
 
 }  // namespace
@@ -194,6 +213,14 @@ Result<std::unique_ptr<BlobSpool>> BlobFiles::spool() const {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) return errno_error("create", path, errno);
     return std::unique_ptr<BlobSpool>(std::make_unique<SpoolFile>(*this, std::move(path), fd));
+}
+
+Result<std::unique_ptr<BlobSpool>> open_anonymous_spool(const std::filesystem::path& dir) {
+    std::string pattern = (dir / "magpie-spool-XXXXXX").string();
+    int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
+    if (fd < 0) return errno_error("create", pattern, errno);
+    ::unlink(pattern.c_str());  // nameless from here: the descriptor keeps it until the spool ends
+    return std::unique_ptr<BlobSpool>(std::make_unique<AnonymousSpool>(std::move(pattern), fd));
 }
 
 Result<std::string> MemoryBlobReader::read(std::uint64_t offset, std::size_t length) {

@@ -67,6 +67,11 @@ public:
     virtual Result<Persisted> persist() = 0;
 };
 
+// A spool in `dir` that has no name (unlinked when made: a crash leaves nothing behind), for a store that keeps
+// its blobs elsewhere and copies the mapped octets into them at commit (PostgreSQL's chunks). Its persist()
+// answers Errc::unavailable. io_error when the file cannot be made.
+Result<std::unique_ptr<BlobSpool>> open_anonymous_spool(const std::filesystem::path& dir);
+
 // Where a backend keeps the bytes of large blobs: files today (BlobFiles), its database or an object store
 // tomorrow. Blobs are immutable and content-addressed; a write is durable when it returns.
 class BlobStorage {

@@ -475,7 +475,8 @@ public:
     virtual Result<std::unique_ptr<BlobReader>> open_blob(std::string_view blob_id);
     // A spool for a large message arriving in pieces (IMAP APPEND), given to deliver() as Delivery::spooled
     // so the message is never held whole in memory. The default answers Errc::unavailable (the caller then
-    // keeps the message in memory, as before); the embedded backend spools to a file under blobs/.
+    // keeps the message in memory, as before); the embedded backend spools to a file under blobs/, PostgreSQL
+    // to a nameless file in PostgresOptions::spool_dir whose mapped octets its committer sends as chunks.
     virtual Result<std::unique_ptr<BlobSpool>> open_spool();
 
     // ---- IMAP and JMAP operations (RFC 9051, RFC 7162 CONDSTORE/QRESYNC, RFC 4315 UIDPLUS, RFC 6851 MOVE).
@@ -510,8 +511,7 @@ public:
     virtual Result<CopyResult> copy_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                              std::int64_t to_mailbox_id);
     // COPY and EXPUNGE of the source messages in one transaction (RFC 6851 3.3). Into the source mailbox
-    // itself, each message takes a new UID and stays the same Email (email_id kept); a backend that cannot
-    // do that answers invalid_argument for it (PostgreSQL, for now) and the caller copies and expunges.
+    // itself, each message takes a new UID and stays the same Email (email_id kept).
     virtual Result<CopyResult> move_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                              std::int64_t to_mailbox_id);
     // What changed after `modseq` (CONDSTORE FETCH CHANGEDSINCE, QRESYNC, JMAP changes).

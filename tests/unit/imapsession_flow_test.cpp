@@ -11,6 +11,8 @@
 #include "auth/password.h"
 #include "imap/session/session.h"
 #include "mail/base64.h"
+#include "mail/builder.h"
+#include "mail/downgrade.h"
 #include "mail/summary.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -126,9 +128,21 @@ protected:
         return session;
     }
 
-    static std::string send(Session& session, std::string_view bytes) {
+    // Runs the session as the IO loop does, answering its store requests here (perform() on this thread).
+    void drive(Session& session) {
+        for (;;) {
+            if (auto request = session.take_request()) {
+                session.answer(perform(*store_, std::move(*request)), kNow);
+                continue;
+            }
+            if (!session.has_work()) return;
+            session.run(kNow);
+        }
+    }
+
+    std::string send(Session& session, std::string_view bytes) {
         session.feed(bytes);
-        while (session.has_work()) session.run(kNow);
+        drive(session);
         return session.take_output();
     }
 
@@ -341,6 +355,7 @@ TEST_F(ImapSessionTest, IdleReportsNewMailWhenTheMailboxChanges) {
     EXPECT_TRUE(session->idling());
     deliver(demo_, "INBOX", kSecond);
     session->mailbox_changed(kNow);
+    drive(*session);  // its Refresh request, answered
     // This session selected first, so both messages are recent to it (rev1).
     EXPECT_EQ(session->take_output(), "* 2 EXISTS\r\n* 2 RECENT\r\n");
     ASSERT_TRUE(store_
@@ -348,6 +363,7 @@ TEST_F(ImapSessionTest, IdleReportsNewMailWhenTheMailboxChanges) {
                                   store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}})
                     .ok());
     session->mailbox_changed(kNow);
+    drive(*session);  // its Refresh request, answered
     EXPECT_EQ(session->take_output(), "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n");
     // Another session expunges while this one idles: the EXPUNGE comes at once.
     auto other = logged_in();
@@ -355,6 +371,7 @@ TEST_F(ImapSessionTest, IdleReportsNewMailWhenTheMailboxChanges) {
     send(*other, "d STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
     send(*other, "x EXPUNGE\r\n");
     session->mailbox_changed(kNow);
+    drive(*session);  // its Refresh request, answered
     EXPECT_EQ(session->take_output(), "* 1 EXPUNGE\r\n");
     EXPECT_EQ(send(*session, "DONE\r\n"), "i OK IDLE terminated\r\n");
     EXPECT_FALSE(session->idling());
@@ -883,6 +900,44 @@ TEST_F(ImapSessionTest, ObjectIdsNameTheStoresObjects) {
     EXPECT_EQ(send(*session, "e SEARCH OR EMAILID e0 EMAILID x-y_z\r\n"), "* SEARCH\r\ne OK SEARCH completed\r\n");
 }
 
+// Issue 11: the session asks for store work with typed requests and waits holding no thread: nothing of a
+// command (nor of the pipelined one after it) is written until its request is answered, and an APPEND's
+// commit is a Deliver request the IO loop hands to the group committer.
+TEST_F(ImapSessionTest, StoreWorkIsAskedForWithTypedRequestsAndAnsweredInOrder) {
+    auto session = logged_in();
+    session->feed("a STATUS INBOX (MESSAGES)\r\nb APPEND INBOX {12+}\r\nSubject: x\r\n\r\n");
+    ASSERT_TRUE(session->has_work());
+    EXPECT_FALSE(session->blocking_work());  // the IO loop runs it on its network thread
+    session->run(kNow);
+    auto status = session->take_request();
+    ASSERT_TRUE(status);
+    ASSERT_TRUE(std::holds_alternative<request::MailboxStatus>(*status));
+    EXPECT_EQ(std::get<request::MailboxStatus>(*status).name, "INBOX");
+    EXPECT_TRUE(session->waiting());
+    EXPECT_FALSE(session->has_work());
+    EXPECT_FALSE(session->take_request());  // taken once
+    EXPECT_EQ(session->take_output(), "");
+    session->answer(perform(*store_, std::move(*status)), kNow);
+    EXPECT_EQ(session->take_output(), "* STATUS INBOX (MESSAGES 0)\r\na OK STATUS completed\r\n");
+
+    ASSERT_TRUE(session->has_work());
+    session->run(kNow);
+    auto target = session->take_request();
+    ASSERT_TRUE(target && std::holds_alternative<request::MailboxUsage>(*target));
+    session->answer(perform(*store_, std::move(*target)), kNow);
+    auto commit = session->take_request();
+    ASSERT_TRUE(commit && std::holds_alternative<request::Deliver>(*commit));
+    EXPECT_EQ(session->take_output(), "");  // not durable yet: no OK
+    std::promise<Result<store::Delivered>> committed;
+    store_->deliver(std::move(std::get<request::Deliver>(*commit).delivery),
+                    [&](Result<store::Delivered> result) { committed.set_value(std::move(result)); });
+    session->answer(delivered_answer(committed.get_future().get()), kNow);
+    EXPECT_EQ(session->take_output(),
+              fmt::format("b OK [APPENDUID {} 1] APPEND completed\r\n", mailbox(demo_, "INBOX").uidvalidity));
+    EXPECT_FALSE(session->has_work());
+    EXPECT_FALSE(session->waiting());
+}
+
 // Issue 11: an APPEND literal above spool_append_octets goes to a store spool as it arrives, bare LFs made
 // CRLF across the pieces it came in, and becomes the blob; nothing is left in the spool directory.
 TEST_F(ImapSessionTest, ALargeAppendIsSpooledAndStoredAsSent) {
@@ -915,6 +970,36 @@ TEST_F(ImapSessionTest, ALargeAppendIsSpooledAndStoredAsSent) {
     with_nul[100] = '\0';
     send(*session, fmt::format("b APPEND INBOX {{{}}}\r\n", with_nul.size()));
     EXPECT_THAT(send(*session, with_nul + "\r\n"), HasSubstr("b BAD"));
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ / "blobs"))
+        EXPECT_THAT(entry.path().filename().string(), Not(HasSubstr("spool"))) << entry.path();
+}
+
+// Issue 11: a large literal8 APPEND (RFC 3516) is spooled too: its binary part becomes base64 and its bare
+// LFs CRLF, streamed from the spool into a second one, exactly as a small literal8 is stored; no spool is left.
+TEST_F(ImapSessionTest, ALargeLiteral8AppendIsSpooledAndReencoded) {
+    using namespace std::string_literals;
+    std::string binary;
+    for (int i = 0; binary.size() < 300 * 1024; ++i) binary += static_cast<char>(i * 31 % 256);
+    const std::string message =
+        "Subject: bin\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
+        "--b\nContent-Type: text/plain\n\nhi\n"
+        "--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: binary\n\n"s +
+        binary + "\n--b--\n";
+    auto expected = mail::reencode_binary_parts(message);
+    ASSERT_TRUE(expected);
+    const std::string stored_form = mail::bare_lf_to_crlf(*expected);
+    auto session = logged_in();
+    EXPECT_EQ(send(*session, fmt::format("a APPEND INBOX ~{{{}}}\r\n", message.size())), "+ Ready for literal data\r\n");
+    std::string out;
+    for (std::size_t at = 0; at < message.size(); at += 4093) out += send(*session, message.substr(at, 4093));
+    out += send(*session, "\r\n");
+    const auto inbox = mailbox(demo_, "INBOX");
+    EXPECT_EQ(out, fmt::format("a OK [APPENDUID {} 1] APPEND completed\r\n", inbox.uidvalidity));
+    auto stored = store_->find_message(inbox.id, 1);
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(stored->summary.subject, "bin");
+    EXPECT_EQ(stored->size, stored_form.size());
+    EXPECT_TRUE(*store_->read_blob(stored->blob_id) == stored_form);
     for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ / "blobs"))
         EXPECT_THAT(entry.path().filename().string(), Not(HasSubstr("spool"))) << entry.path();
 }
@@ -1046,7 +1131,8 @@ TEST_F(ImapSessionTest, LargeFetchIsWrittenOneSliceAtATime) {
     session->run(kNow);
     EXPECT_EQ(session->take_output(), "* 2 FETCH (UID 2)\r\n");
     session->run(kNow);
-    // The last slice ends the FETCH, and the pipelined NOOP runs after it.
+    // The last slice ends the FETCH, and the pipelined NOOP runs after it (its updates asked of the store).
+    drive(*session);
     EXPECT_EQ(session->take_output(), "* 3 FETCH (UID 3)\r\nf OK FETCH completed\r\nn OK Done\r\n");
     EXPECT_FALSE(session->has_work());
 }

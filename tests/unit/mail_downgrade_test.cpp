@@ -283,6 +283,27 @@ std::string reencoded(std::string_view message) {
     return *out;
 }
 
+// Issue 11: a large binary part is encoded in slices of whole lines, streamed in pieces; the pieces make
+// exactly the one-piece encoding (76-character lines, no final break).
+TEST(ReencodeBinary, ALargePartStreamedInSlicesIsTheOnePieceEncoding) {
+    std::string binary;
+    for (int i = 0; binary.size() < 200 * 1024 + 7; ++i) binary += static_cast<char>(i * 31 % 256);
+    const std::string head = "Subject: big\r\nContent-Transfer-Encoding: binary\r\n\r\n";
+    std::string streamed;
+    std::size_t pieces = 0;
+    EXPECT_TRUE(reencode_binary_parts(head + binary, [&](std::string_view piece) {
+        streamed.append(piece);
+        ++pieces;
+    }));
+    EXPECT_GT(pieces, 4u);
+    EXPECT_EQ(streamed, "Subject: big\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64_encode(binary, 76));
+    EXPECT_EQ(reencoded(head + binary), streamed);
+    // Nothing to re-encode: the message is written as it is.
+    std::string same;
+    EXPECT_FALSE(reencode_binary_parts("Subject: x\r\n\r\nplain\r\n", [&](std::string_view p) { same.append(p); }));
+    EXPECT_EQ(same, "Subject: x\r\n\r\nplain\r\n");
+}
+
 TEST(ReencodeBinary, BinaryPartWithNulBecomesBase64WhereItStands) {
     std::string message =
         "Subject: nul\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"

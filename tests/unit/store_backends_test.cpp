@@ -72,6 +72,7 @@ protected:
         options.dsn = dsn_;
         options.chunk_bytes = 64 * 1024;  // several chunks for the large-message cases
         options.pool_size = 4;
+        options.spool_dir = dir_.path();  // unused by PostgreSQL otherwise: the spool cases look in it
         return options;
     }
 
@@ -208,6 +209,54 @@ TEST_P(BackendTest, LargeBinaryMessageRoundTripsAndIsStoredOnce) {
     EXPECT_TRUE(*back == content);
 }
 
+bool spool_files_left(const std::filesystem::path& dir) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir))
+        if (entry.path().filename().string().find("spool") != std::string::npos) return true;
+    return false;
+}
+
+// Issue 11: a large APPEND arrives in pieces into a spool and is never held whole in memory: SQLite makes the
+// spool file its blob, PostgreSQL sends the mapped spool as chunks; either way nothing is left behind, and
+// the same bytes spooled again are stored once.
+TEST_P(BackendTest, ASpooledMessageIsStoredAsSentAndLeavesNoSpool) {
+    std::string content = "Subject: spooled\r\n\r\n";
+    for (int i = 0; content.size() < 300 * 1024; ++i) content += static_cast<char>(i * 13 % 256);
+    std::optional<Delivered> first;
+    for (int round = 0; round < 2; ++round) {
+        auto spool = store_->open_spool();
+        ASSERT_TRUE(spool) << spool.error().message;
+        for (std::size_t at = 0; at < content.size(); at += 10000) ASSERT_TRUE((*spool)->append(content.substr(at, 10000)));
+        EXPECT_EQ((*spool)->size(), content.size());
+        Delivery delivery;
+        delivery.spooled = std::move(*spool);
+        delivery.targets = {{inbox_, {}}};
+        delivery.summary.subject = "spooled";
+        auto delivered = deliver_to(*store_, std::move(delivery));
+        ASSERT_TRUE(delivered) << delivered.error().message;
+        EXPECT_EQ(delivered->blob_id, blob_id_of(content));
+        if (first) {
+            EXPECT_EQ(delivered->blob_id, first->blob_id);
+        }
+        first = *delivered;
+        EXPECT_FALSE(spool_files_left(dir_.path()));
+    }
+    auto back = store_->read_blob(first->blob_id);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_TRUE(*back == content);
+    auto status = store_->mailbox_status(inbox_);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->messages, 2u);
+    EXPECT_EQ(status->size, 2 * content.size());
+    // A delivery with both content and a spool is refused.
+    Delivery both;
+    both.content = "Subject: x\r\n\r\nx\r\n";
+    auto spool = store_->open_spool();
+    ASSERT_TRUE(spool);
+    both.spooled = std::move(*spool);
+    both.targets = {{inbox_, {}}};
+    EXPECT_EQ(deliver_to(*store_, std::move(both)).error().code, Errc::invalid_argument);
+}
+
 TEST_P(BackendTest, ConcurrentDeliveriesGetDistinctIncreasingUidsAndShareCommits) {
     constexpr int kThreads = 8, kEach = 20;
     std::vector<std::thread> threads;
@@ -307,6 +356,39 @@ TEST_P(BackendTest, CopyAndMoveShareBlobsAndAllocateTargetUids) {
     ASSERT_EQ(archived->size(), 3u);
     EXPECT_EQ((*archived)[0].blob_id, (*inbox)[0].blob_id);
     EXPECT_EQ(find(bob_.id, "Archive").message_count, 3u);
+}
+
+// RFC 6851 3.3 MOVE into the mailbox itself: new UIDs, the same Emails, one transaction; the old UIDs are
+// expunged in the change log and the kept counters stay those of the messages.
+TEST_P(BackendTest, MoveIntoTheSameMailboxRenumbersAndKeepsTheEmail) {
+    deliver_many(inbox_, 2);
+    ASSERT_TRUE(store_->store_flags(inbox_, {1}, FlagUpdate{FlagOperation::add, {"\\Seen"}, {}}));
+    auto before = store_->find_messages(inbox_, {1, 2});
+    ASSERT_TRUE(before && before->size() == 2u);
+    const std::uint64_t modseq_before = store_->mailbox_status(inbox_)->highest_modseq;
+    auto moved = store_->move_messages(inbox_, {1, 2}, inbox_);
+    ASSERT_TRUE(moved) << moved.error().message;
+    EXPECT_EQ(moved->uids, (std::vector<std::pair<std::uint32_t, std::uint32_t>>{{1, 3}, {2, 4}}));
+    auto after = store_->find_messages(inbox_, {1, 2, 3, 4});
+    ASSERT_TRUE(after);
+    ASSERT_EQ(after->size(), 2u);
+    EXPECT_EQ((*after)[0].uid, 3u);
+    EXPECT_EQ((*after)[0].email_id, (*before)[0].email_id);
+    EXPECT_EQ((*after)[1].email_id, (*before)[1].email_id);
+    EXPECT_EQ((*after)[0].flags, (std::vector<std::string>{"\\Seen"}));
+    auto status = store_->mailbox_status(inbox_);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->messages, 2u);
+    EXPECT_EQ(status->unseen, 1u);
+    EXPECT_EQ(status->uidnext, 5u);
+    auto changes = store_->changes_since(inbox_, modseq_before);
+    ASSERT_TRUE(changes) << changes.error().message;
+    EXPECT_EQ(changes->expunged, (std::vector<std::uint32_t>{1, 2}));
+    ASSERT_EQ(changes->changed.size(), 2u);
+    EXPECT_EQ(changes->changed[0].uid, 3u);
+    auto report = GetParam() == Backend::sqlite ? check_store(dir_.path()) : check_postgres_store(postgres_options());
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_TRUE(report->clean) << report->summary;
 }
 
 TEST_P(BackendTest, MailboxesCreateRenameWithInferiorsAndDeleteKeepingSubscriptions) {

@@ -55,14 +55,6 @@ std::string_view status_item_name(StatusItem item) {
     return {};
 }
 
-// Every proper prefix "a", "a/b" of "a/b/c".
-std::vector<std::string> parents_of(std::string_view name) {
-    std::vector<std::string> out;
-    for (std::size_t i = name.find('/'); i != std::string_view::npos; i = name.find('/', i + 1))
-        out.emplace_back(name.substr(0, i));
-    return out;
-}
-
 }  // namespace
 
 void Session::on_create(const std::string& tag, const Create& command) {
@@ -81,28 +73,16 @@ void Session::on_create(const std::string& tag, const Create& command) {
         reply(tag, StatusKind::no, "USEATTR", "Special-use attributes cannot be set");
         return;
     }
-    auto& store = services_.store;
-    if (store.find_mailbox(account_->id, name)) {
-        reply(tag, StatusKind::no, "ALREADYEXISTS", "Mailbox already exists");
-        return;
-    }
-    // RFC 9051 6.3.4: superiors needed to place the new name are created too.
-    for (const auto& parent : parents_of(name)) {
-        if (store.find_mailbox(account_->id, parent)) continue;
-        auto created = store.create_mailbox(account_->id, parent);
-        if (!created && created.error().code != Errc::already_exists) {
+    // RFC 9051 6.3.4: superiors needed to place the new name are created too (by the request).
+    ask(request::CreateMailbox{account_->id, name}, [this, tag](Result<store::Mailbox> created) {
+        if (!created) {
             reply_store_error(tag, created.error());
             return;
         }
-    }
-    auto created = store.create_mailbox(account_->id, name);
-    if (!created) {
-        reply_store_error(tag, created.error());
-        return;
-    }
-    // RFC 8474 4.1: the new mailbox's id in the tagged OK.
-    reply(tag, StatusKind::ok, fmt::format("MAILBOXID ({})", store::mailbox_object_id(created->id)),
-          "CREATE completed");
+        // RFC 8474 4.1: the new mailbox's id in the tagged OK.
+        reply(tag, StatusKind::ok, fmt::format("MAILBOXID ({})", store::mailbox_object_id(created->id)),
+              "CREATE completed");
+    });
 }
 
 void Session::on_delete(const std::string& tag, const Delete& command) {
@@ -115,12 +95,13 @@ void Session::on_delete(const std::string& tag, const Delete& command) {
         reply(tag, StatusKind::no, "INUSE", "Close the mailbox before deleting it");
         return;
     }
-    auto deleted = services_.store.delete_mailbox(account_->id, name);
-    if (!deleted) {
-        reply_store_error(tag, deleted.error());
-        return;
-    }
-    reply(tag, StatusKind::ok, "", "DELETE completed");
+    ask(request::DeleteMailbox{account_->id, name}, [this, tag](Result<request::DeleteMailbox::Answer> deleted) {
+        if (!deleted) {
+            reply_store_error(tag, deleted.error());
+            return;
+        }
+        reply(tag, StatusKind::ok, "", "DELETE completed");
+    });
 }
 
 void Session::on_rename(const std::string& tag, const Rename& command) {
@@ -139,35 +120,28 @@ void Session::on_rename(const std::string& tag, const Rename& command) {
         reply(tag, StatusKind::no, "CANNOT", "A mailbox cannot become its own child");
         return;
     }
-    auto& store = services_.store;
-    if (store.find_mailbox(account_->id, to)) {
-        reply(tag, StatusKind::no, "ALREADYEXISTS", "Target mailbox already exists");
-        return;
-    }
-    for (const auto& parent : parents_of(to)) {
-        if (parent == from || store.find_mailbox(account_->id, parent)) continue;
-        auto created = store.create_mailbox(account_->id, parent);
-        if (!created && created.error().code != Errc::already_exists) {
-            reply_store_error(tag, created.error());
+    ask(request::RenameMailbox{account_->id, from, to}, [this, tag](Result<request::RenameMailbox::Answer> renamed) {
+        if (!renamed) {
+            if (renamed.error().code == Errc::already_exists)
+                reply(tag, StatusKind::no, "ALREADYEXISTS", "Target mailbox already exists");
+            else
+                reply_store_error(tag, renamed.error());
             return;
         }
-    }
-    auto renamed = store.rename_mailbox(account_->id, from, to);
-    if (!renamed) {
-        reply_store_error(tag, renamed.error());
-        return;
-    }
-    reply(tag, StatusKind::ok, "", "RENAME completed");
+        reply(tag, StatusKind::ok, "", "RENAME completed");
+    });
 }
 
 void Session::on_subscribe(const std::string& tag, const std::string& mailbox, bool subscribe) {
-    auto result = services_.store.set_subscribed(account_->id, canonical_mailbox(mailbox), subscribe);
-    // Unsubscribing a name that is not subscribed leaves things as asked: OK (Dovecot answers the same).
-    if (!result && !(!subscribe && result.error().code == Errc::not_found)) {
-        reply_store_error(tag, result.error());
-        return;
-    }
-    reply(tag, StatusKind::ok, "", subscribe ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed");
+    ask(request::SetSubscribed{account_->id, canonical_mailbox(mailbox), subscribe},
+        [this, tag, subscribe](Result<request::SetSubscribed::Answer> result) {
+            // Unsubscribing a name that is not subscribed leaves things as asked: OK (Dovecot answers the same).
+            if (!result && !(!subscribe && result.error().code == Errc::not_found)) {
+                reply_store_error(tag, result.error());
+                return;
+            }
+            reply(tag, StatusKind::ok, "", subscribe ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed");
+        });
 }
 
 void Session::on_list(const std::string& tag, const List& command) {
@@ -177,25 +151,24 @@ void Session::on_list(const std::string& tag, const List& command) {
         reply(tag, StatusKind::ok, "", "LIST completed");
         return;
     }
-    auto mailboxes = services_.store.list_mailboxes(account_->id);
-    if (!mailboxes) {
-        reply_store_error(tag, mailboxes.error());
-        return;
-    }
+    // Subscriptions are the client's names (RFC 3501 6.3.6): some name no mailbox any more.
+    const bool subscriptions = command.selection.subscribed || command.returns.subscribed;
+    ask(request::ListMailboxes{account_->id, subscriptions, command.returns.status.has_value()},
+        [this, tag, command](Result<request::ListMailboxes::Answer> listed) {
+            if (!listed) {
+                reply_store_error(tag, listed.error());
+                return;
+            }
+            write_list(tag, command, *listed);
+        });
+}
+
+void Session::write_list(const std::string& tag, const List& command, request::ListMailboxes::Answer& listed) {
     const auto& selection = command.selection;
     const auto& returns = command.returns;
-    // Subscriptions are the client's names (RFC 3501 6.3.6): some name no mailbox any more.
-    std::set<std::string> subscriptions;
-    if (selection.subscribed || returns.subscribed) {
-        auto listed = services_.store.list_subscriptions(account_->id);
-        if (!listed) {
-            reply_store_error(tag, listed.error());
-            return;
-        }
-        subscriptions.insert(listed->begin(), listed->end());
-    }
-    std::map<std::string, const store::Mailbox*> existing;
-    for (const auto& mailbox : *mailboxes) existing[mailbox.name] = &mailbox;
+    const std::set<std::string> subscriptions(listed.subscriptions.begin(), listed.subscriptions.end());
+    std::map<std::string, std::size_t> existing;  // name -> index in listed.mailboxes
+    for (std::size_t i = 0; i < listed.mailboxes.size(); ++i) existing[listed.mailboxes[i].name] = i;
     std::set<std::string> names;  // real mailboxes and the parents their names imply
     for (const auto& [name, mailbox] : existing) {
         names.insert(name);
@@ -225,7 +198,7 @@ void Session::on_list(const std::string& tag, const List& command) {
             matched = matched || list_match(canonical_mailbox(command.reference + pattern), name);
         if (!matched) continue;
         auto it = existing.find(name);
-        const store::Mailbox* mailbox = it == existing.end() ? nullptr : it->second;
+        const store::Mailbox* mailbox = it == existing.end() ? nullptr : &listed.mailboxes[it->second];
         const bool subscribed = subscriptions.contains(name);
         // RFC 5258 3.5: RECURSIVEMATCH marks (and lists, when not subscribed itself) a mailbox whose
         // children are subscribed, with CHILDINFO.
@@ -249,26 +222,35 @@ void Session::on_list(const std::string& tag, const List& command) {
         w.end();
         emit(w);
         // RFC 5819: STATUS right after its LIST, for selectable mailboxes only.
-        if (returns.status && mailbox && !write_status(*mailbox, *returns.status)) {
-            reply(tag, StatusKind::no, "UNAVAILABLE", "Could not read mailbox status");
-            return;
+        if (returns.status && mailbox) {
+            const auto& status = listed.statuses.at(it->second);
+            if (!status) {
+                reply(tag, StatusKind::no, "UNAVAILABLE", "Could not read mailbox status");
+                return;
+            }
+            write_status(*mailbox, *status, *returns.status);
         }
     }
     reply(tag, StatusKind::ok, "", "LIST completed");
 }
 
 void Session::on_lsub(const std::string& tag, const Lsub& command) {
-    auto subscriptions = services_.store.list_subscriptions(account_->id);
-    if (!subscriptions) {
-        reply_store_error(tag, subscriptions.error());
-        return;
-    }
+    ask(request::ListSubscriptions{account_->id}, [this, tag, command](Result<std::vector<std::string>> listed) {
+        if (!listed) {
+            reply_store_error(tag, listed.error());
+            return;
+        }
+        write_lsub(tag, command, *listed);
+    });
+}
+
+void Session::write_lsub(const std::string& tag, const Lsub& command, const std::vector<std::string>& subscriptions) {
     const std::string pattern = canonical_mailbox(command.reference + command.pattern);
     // RFC 3501 6.3.9: every subscribed name that matches, existing or not; and where "%" matches an
     // unsubscribed parent of a subscribed name the pattern does not reach, that parent with \Noselect.
     std::map<std::string, bool> listed;  // name -> subscribed itself
     if (!command.matches_nothing) {
-        const std::set<std::string> subscribed(subscriptions->begin(), subscriptions->end());
+        const std::set<std::string> subscribed(subscriptions.begin(), subscriptions.end());
         for (const auto& name : subscribed) {
             if (list_match(pattern, name)) {
                 listed[name] = true;
@@ -289,10 +271,9 @@ void Session::on_lsub(const std::string& tag, const Lsub& command) {
     reply(tag, StatusKind::ok, "", "LSUB completed");
 }
 
-bool Session::write_status(const store::Mailbox& mailbox, const std::vector<StatusItem>& items) {
-    // Counters the store keeps (RFC 9051 6.3.11): no scan of the messages, whatever the mailbox size.
-    auto status = services_.store.mailbox_status(mailbox.id);
-    if (!status) return false;
+void Session::write_status(const store::Mailbox& mailbox, const store::MailboxStatus& counters,
+                           const std::vector<StatusItem>& items) {
+    const store::MailboxStatus* status = &counters;
     std::uint64_t recent_count = status->recent;
     if (view_ && view_->mailbox.id == mailbox.id) {
         // This session claimed the selected mailbox's recent messages: they are recent to it (Dovecot too).
@@ -343,33 +324,21 @@ bool Session::write_status(const store::Mailbox& mailbox, const std::vector<Stat
     }
     w.close_list().end();
     emit(w);
-    return true;
 }
 
 void Session::on_status(const std::string& tag, const Status& command) {
-    auto mailbox = services_.store.find_mailbox(account_->id, canonical_mailbox(command.mailbox));
-    if (!mailbox) {
-        reply_store_error(tag, mailbox.error());
-        return;
-    }
-    if (!write_status(*mailbox, command.items)) {
-        reply(tag, StatusKind::no, "UNAVAILABLE", "Could not read mailbox status");
-        return;
-    }
-    reply(tag, StatusKind::ok, "", "STATUS completed");
+    ask(request::MailboxStatus{account_->id, canonical_mailbox(command.mailbox)},
+        [this, tag, items = command.items](Result<request::MailboxStatus::Answer> status) {
+            if (!status) {
+                reply_store_error(tag, status.error());
+                return;
+            }
+            write_status(status->mailbox, status->status, items);
+            reply(tag, StatusKind::ok, "", "STATUS completed");
+        });
 }
 
 void Session::on_append(const std::string& tag, Append& command) {
-    auto& store = services_.store;
-    auto mailbox = store.find_mailbox(account_->id, canonical_mailbox(command.mailbox));
-    if (!mailbox) {
-        // RFC 9051 6.3.12: TRYCREATE tells the client that CREATE would help.
-        if (mailbox.error().code == Errc::not_found)
-            reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
-        else
-            reply_store_error(tag, mailbox.error());
-        return;
-    }
     std::vector<std::string> flags;
     for (const auto& flag : command.flags)
         if (!iequals(flag, "\\Recent")) flags.push_back(flag);
@@ -377,6 +346,24 @@ void Session::on_append(const std::string& tag, Append& command) {
         reply(tag, StatusKind::bad, "", parsed.error().message);
         return;
     }
+    command.flags = std::move(flags);
+    auto taken = std::make_shared<Append>(std::move(command));  // the message (or its spool) goes along
+    ask(request::MailboxUsage{account_->id, canonical_mailbox(taken->mailbox), config_.quota_storage_kib > 0},
+        [this, tag, taken](Result<request::MailboxUsage::Answer> target) {
+            if (!target) {
+                // RFC 9051 6.3.12: TRYCREATE tells the client that CREATE would help.
+                if (target.error().code == Errc::not_found)
+                    reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
+                else
+                    reply_store_error(tag, target.error());
+                return;
+            }
+            append_to(tag, *taken, *target->mailbox, target->used_octets);
+        });
+}
+
+void Session::append_to(const std::string& tag, Append& command, const store::Mailbox& mailbox,
+                        std::uint64_t used_octets) {
     store::Delivery delivery;
     // A large literal was spooled as it arrived (spool_sink.h, bare LFs already CRLF): the store makes the
     // spool file the blob, and parse-once reads it mapped, so the message is never held whole in memory.
@@ -390,13 +377,14 @@ void Session::on_append(const std::string& tag, Append& command) {
             return;
         }
         if (command.binary) {
-            // A literal8 is re-encoded below from the whole message (rare, and bounded by APPENDLIMIT).
-            auto mapped = (*spool)->map();
-            if (!mapped) {
-                reply_store_error(tag, mapped.error());
+            // A literal8's binary parts become base64 (RFC 3516 4.4, as below), streamed from the mapped spool
+            // into a second one with bare LFs made CRLF on the way: never held whole in memory either.
+            auto reencoded = reencode_spooled(**spool);
+            if (!reencoded) {
+                reply_store_error(tag, reencoded.error());
                 return;
             }
-            command.message.assign(*mapped);
+            delivery.spooled = std::move(*reencoded);
         } else {
             delivery.spooled = std::move(*spool);
         }
@@ -417,12 +405,12 @@ void Session::on_append(const std::string& tag, Append& command) {
         if (mail::has_bare_lf(delivery.content)) delivery.content = mail::bare_lf_to_crlf(delivery.content);
     }
     const std::uint64_t size = delivery.spooled ? delivery.spooled->size() : delivery.content.size();
-    if (!quota_allows(size)) {
+    if (!quota_allows(used_octets, size)) {
         reply(tag, StatusKind::no, "OVERQUOTA", "The mailbox quota would be exceeded");
         return;
     }
     delivery.internal_date = command.internal_date ? command.internal_date->unix_seconds : 0;
-    delivery.targets.push_back(store::DeliveryTarget{mailbox->id, std::move(flags)});
+    delivery.targets.push_back(store::DeliveryTarget{mailbox.id, std::move(command.flags)});
     if (delivery.spooled) {
         auto mapped = delivery.spooled->map();
         if (!mapped) {
@@ -434,49 +422,60 @@ void Session::on_append(const std::string& tag, Append& command) {
     } else {
         delivery.summary = store::summarize(delivery.content);
     }
-    // Durable before acknowledged: the OK waits for the group commit (run() is on a store thread).
-    std::promise<Result<store::Delivered>> committed;
-    auto done = committed.get_future();
-    store.deliver(std::move(delivery),
-                  [&committed](Result<store::Delivered> result) { committed.set_value(std::move(result)); });
-    auto delivered = done.get();
-    if (!delivered) {
-        if (delivered.error().code == Errc::limit_exceeded)
-            reply(tag, StatusKind::no, "TOOBIG", delivered.error().message);
-        else
-            reply_store_error(tag, delivered.error());
-        return;
-    }
-    const auto uid = delivered->placed.empty() ? 0u : delivered->placed.front().uid;
-    reply(tag, StatusKind::ok, appenduid_code(mailbox->uidvalidity, SequenceSet::from_numbers({uid})),
-          "APPEND completed");
+    // Durable before acknowledged: the OK waits for the group commit, which answers the request.
+    ask(request::Deliver{std::move(delivery)},
+        [this, tag, uidvalidity = mailbox.uidvalidity](Result<store::Delivered> delivered) {
+            if (!delivered) {
+                if (delivered.error().code == Errc::limit_exceeded)
+                    reply(tag, StatusKind::no, "TOOBIG", delivered.error().message);
+                else
+                    reply_store_error(tag, delivered.error());
+                return;
+            }
+            const auto uid = delivered->placed.empty() ? 0u : delivered->placed.front().uid;
+            reply(tag, StatusKind::ok, appenduid_code(uidvalidity, SequenceSet::from_numbers({uid})),
+                  "APPEND completed");
+        });
 }
 
-bool Session::quota_allows(std::uint64_t extra_octets) {
+Result<std::unique_ptr<store::BlobSpool>> Session::reencode_spooled(store::BlobSpool& literal8) {
+    auto mapped = literal8.map();
+    if (!mapped) return mapped.error();
+    auto target = services_.store.open_spool();
+    if (!target) {
+        literal8.unmap();
+        return target.error();
+    }
+    SpoolSink sink(std::move(*target), /*binary=*/false);
+    mail::reencode_binary_parts(*mapped, [&](std::string_view piece) { sink.write(piece); });
+    literal8.unmap();
+    return sink.finish();
+}
+
+bool Session::quota_allows(std::uint64_t used_octets, std::uint64_t extra_octets) const {
     if (config_.quota_storage_kib == 0) return true;
-    auto mailboxes = services_.store.list_mailboxes(account_->id);
-    if (!mailboxes) return true;  // the store's own error will surface on the write
-    std::uint64_t octets = extra_octets;
-    for (const auto& m : *mailboxes) octets += m.total_size;
-    return (octets + 1023) / 1024 <= config_.quota_storage_kib;
+    return (used_octets + extra_octets + 1023) / 1024 <= config_.quota_storage_kib;
 }
 
 void Session::on_get_quota_root(const std::string& tag, const GetQuotaRoot& command) {
     const std::string name = canonical_mailbox(command.mailbox);
-    auto mailbox = services_.store.find_mailbox(account_->id, name);
-    if (!mailbox) {
-        reply_store_error(tag, mailbox.error());
-        return;
-    }
-    ResponseWriter w = writer();
-    w.untagged().atom("QUOTAROOT").mailbox(name);
-    if (config_.quota_storage_kib > 0) w.string("");
-    w.end();
-    emit(w);
-    if (config_.quota_storage_kib > 0)
-        on_get_quota(tag, GetQuota{""});
-    else
-        reply(tag, StatusKind::ok, "", "GETQUOTAROOT completed");
+    const bool quota = config_.quota_storage_kib > 0;
+    ask(request::MailboxUsage{account_->id, name, quota},
+        [this, tag, name, quota](Result<request::MailboxUsage::Answer> usage) {
+            if (!usage) {
+                reply_store_error(tag, usage.error());
+                return;
+            }
+            ResponseWriter w = writer();
+            w.untagged().atom("QUOTAROOT").mailbox(name);
+            if (quota) w.string("");
+            w.end();
+            emit(w);
+            if (quota)
+                write_quota(tag, usage->used_octets, "GETQUOTA completed");
+            else
+                reply(tag, StatusKind::ok, "", "GETQUOTAROOT completed");
+        });
 }
 
 void Session::on_get_quota(const std::string& tag, const GetQuota& command) {
@@ -484,18 +483,21 @@ void Session::on_get_quota(const std::string& tag, const GetQuota& command) {
         reply(tag, StatusKind::no, "NONEXISTENT", "No such quota root");
         return;
     }
-    auto mailboxes = services_.store.list_mailboxes(account_->id);
-    if (!mailboxes) {
-        reply_store_error(tag, mailboxes.error());
-        return;
-    }
-    std::uint64_t octets = 0;
-    for (const auto& m : *mailboxes) octets += m.total_size;
+    ask(request::MailboxUsage{account_->id, std::nullopt, true}, [this, tag](Result<request::MailboxUsage::Answer> usage) {
+        if (!usage) {
+            reply_store_error(tag, usage.error());
+            return;
+        }
+        write_quota(tag, usage->used_octets, "GETQUOTA completed");
+    });
+}
+
+void Session::write_quota(const std::string& tag, std::uint64_t octets, std::string_view completed) {
     ResponseWriter w = writer();
     w.untagged().atom("QUOTA").string("").open_list().atom("STORAGE").number((octets + 1023) / 1024);
     w.number(config_.quota_storage_kib).close_list().end();
     emit(w);
-    reply(tag, StatusKind::ok, "", "GETQUOTA completed");
+    reply(tag, StatusKind::ok, "", completed);
 }
 
 }  // namespace magpie::imap

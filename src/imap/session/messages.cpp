@@ -441,18 +441,25 @@ void Session::on_store(const std::string& tag, const Store& command) {
     update.unchanged_since = command.unchanged_since;
     std::vector<std::uint32_t> uids;
     for (std::size_t i : *indexes) uids.push_back(view_->messages[i].uid);
-    store::FlagStoreResult result;
-    if (!uids.empty()) {
-        auto stored = services_.store.store_flags(view_->mailbox.id, uids, update);
-        if (!stored) {
-            if (stored.error().code == Errc::invalid_argument)
-                reply(tag, StatusKind::bad, "", stored.error().message);
-            else
-                reply_store_error(tag, stored.error());
-            return;
-        }
-        result = std::move(*stored);
+    if (uids.empty()) {
+        write_stored(tag, command, *indexes, store::FlagStoreResult{});
+        return;
     }
+    ask(request::StoreFlags{view_->mailbox.id, std::move(uids), std::move(update)},
+        [this, tag, command, indexes = std::move(*indexes)](Result<store::FlagStoreResult> stored) {
+            if (!stored) {
+                if (stored.error().code == Errc::invalid_argument)
+                    reply(tag, StatusKind::bad, "", stored.error().message);
+                else
+                    reply_store_error(tag, stored.error());
+                return;
+            }
+            write_stored(tag, command, indexes, *stored);
+        });
+}
+
+void Session::write_stored(const std::string& tag, const Store& command, const std::vector<std::size_t>& indexes,
+                           const store::FlagStoreResult& result) {
     for (const auto& change : result.changed) {
         announce_keywords(change.flags);  // even for .SILENT: the client's own flag is news to FLAGS
         if (auto i = index_of_uid(change.uid)) {
@@ -463,7 +470,7 @@ void Session::on_store(const std::string& tag, const Store& command) {
     auto changed = [&](std::uint32_t uid) {
         return std::ranges::any_of(result.changed, [&](const store::FlagChange& c) { return c.uid == uid; });
     };
-    for (std::size_t i : *indexes) {
+    for (std::size_t i : indexes) {
         const ViewMessage& m = view_->messages[i];
         const bool was_modified = std::ranges::find(result.modified, m.uid) != result.modified.end();
         if (was_modified) continue;
@@ -500,44 +507,36 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
     }
     auto indexes = resolve_set(tag, set, uid);
     if (!indexes) return;
-    auto target = services_.store.find_mailbox(account_->id, canonical_mailbox(mailbox));
-    if (!target) {
-        if (target.error().code == Errc::not_found)
-            reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
-        else
-            reply_store_error(tag, target.error());
-        return;
-    }
     std::vector<std::uint32_t> uids;
     for (std::size_t i : *indexes) uids.push_back(view_->messages[i].uid);
-    const char* name = move ? "MOVE" : "COPY";
-    if (uids.empty()) {
-        reply(tag, StatusKind::ok, "", fmt::format("{} completed: no messages", name));
-        return;
-    }
-    if (!move) {
-        // RFC 9208 5.1: a COPY adds the messages' sizes to the account's usage (the blobs are shared, the
-        // quota counts what the user sees).
-        std::uint64_t octets = 0;
-        if (config_.quota_storage_kib > 0) {
-            std::vector<std::uint32_t> sorted = uids;
-            std::ranges::sort(sorted);
-            if (auto rows = services_.store.find_messages(view_->mailbox.id, sorted))
-                for (const auto& m : *rows) octets += m.size;
-        }
-        if (!quota_allows(octets)) {
-            reply(tag, StatusKind::no, "OVERQUOTA", "The quota would be exceeded");
-            return;
-        }
-    }
-    auto result = !move ? services_.store.copy_messages(view_->mailbox.id, uids, target->id)
-                  : target->id == view_->mailbox.id
-                      ? move_within(uids)
-                      : services_.store.move_messages(view_->mailbox.id, uids, target->id);
-    if (!result) {
-        reply_store_error(tag, result.error());
-        return;
-    }
+    std::ranges::sort(uids);
+    // An empty set still names a mailbox that must exist (TRYCREATE): the request answers for both.
+    // RFC 6851 3.3 allows MOVE into the selected mailbox, answered as Dovecot does: COPYUID, the EXPUNGEs,
+    // then EXISTS for the new UIDs.
+    ask(request::CopyMessages{account_->id, view_->mailbox.id, uids, canonical_mailbox(mailbox), move,
+                              config_.quota_storage_kib},
+        [this, tag, move, empty = uids.empty()](Result<request::CopyMessages::Answer> copied) {
+            if (!copied) {
+                if (copied.error().code == Errc::not_found)
+                    reply(tag, StatusKind::no, "TRYCREATE", "No such mailbox");
+                else
+                    reply_store_error(tag, copied.error());
+                return;
+            }
+            if (copied->over_quota) {
+                reply(tag, StatusKind::no, "OVERQUOTA", "The quota would be exceeded");
+                return;
+            }
+            if (empty) {
+                reply(tag, StatusKind::ok, "", fmt::format("{} completed: no messages", move ? "MOVE" : "COPY"));
+                return;
+            }
+            write_copied(tag, move, copied->copied);
+        });
+}
+
+void Session::write_copied(const std::string& tag, bool move, const store::CopyResult& copied) {
+    const store::CopyResult* result = &copied;
     std::vector<std::uint32_t> from, to;
     for (const auto& [source, dest] : result->uids) {
         from.push_back(source);
@@ -558,26 +557,6 @@ void Session::on_copy(const std::string& tag, const SequenceSet& set, bool uid, 
     reply(tag, StatusKind::ok, "", "MOVE completed");
 }
 
-// RFC 6851 3.3 allows MOVE into the selected mailbox, answered as Dovecot does: COPYUID, the EXPUNGEs, then
-// EXISTS for the new UIDs. The store renumbers the messages in one transaction, keeping their Email ids
-// (RFC 8474 EMAILID). A backend that cannot takes COPY + STORE \Deleted + UID EXPUNGE of the originals
-// instead (new Email ids; a crash between them leaves the copies beside the originals, never a loss).
-Result<store::CopyResult> Session::move_within(const std::vector<std::uint32_t>& uids) {
-    auto moved = services_.store.move_messages(view_->mailbox.id, uids, view_->mailbox.id);
-    if (moved || moved.error().code != Errc::invalid_argument) return moved;
-    auto copied = services_.store.copy_messages(view_->mailbox.id, uids, view_->mailbox.id);
-    if (!copied) return copied.error();
-    std::vector<std::uint32_t> originals;
-    for (const auto& pair : copied->uids) originals.push_back(pair.first);
-    if (originals.empty()) return copied;
-    auto flagged = services_.store.store_flags(
-        view_->mailbox.id, originals, store::FlagUpdate{store::FlagOperation::add, {"\\Deleted"}, {}});
-    if (!flagged) return flagged.error();
-    auto expunged = services_.store.expunge(view_->mailbox.id, &originals);
-    if (!expunged) return expunged.error();
-    return copied;
-}
-
 void Session::on_expunge(const std::string& tag, const Expunge& command) {
     if (view_->read_only) {
         reply(tag, StatusKind::no, "READ-ONLY", "The mailbox is read-only");
@@ -590,13 +569,15 @@ void Session::on_expunge(const std::string& tag, const Expunge& command) {
         only.emplace();
         for (std::size_t i : *indexes) only->push_back(view_->messages[i].uid);
     }
-    auto expunged = services_.store.expunge(view_->mailbox.id, only ? &*only : nullptr);
-    if (!expunged) {
-        reply_store_error(tag, expunged.error());
-        return;
-    }
-    write_expunged(*expunged);
-    reply(tag, StatusKind::ok, "", "EXPUNGE completed");
+    ask(request::Expunge{view_->mailbox.id, std::move(only)},
+        [this, tag](Result<std::vector<std::uint32_t>> expunged) {
+            if (!expunged) {
+                reply_store_error(tag, expunged.error());
+                return;
+            }
+            write_expunged(*expunged);
+            reply(tag, StatusKind::ok, "", "EXPUNGE completed");
+        });
 }
 
 }  // namespace magpie::imap

@@ -379,34 +379,22 @@ bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
 
 }  // namespace
 
-void Session::on_search(const std::string& tag, const Search& command) {
-    if (command.charset && !iequals(*command.charset, "UTF-8") && !iequals(*command.charset, "US-ASCII")) {
-        reply(tag, StatusKind::no, "BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset");
-        return;
-    }
-    const bool modseq_key = uses_modseq(command.criteria);
-    if (modseq_key) enable_condstore();  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
-    const Needs needs = needs_of(command.criteria);
+Result<request::SearchMessages::Answer> search_messages(store::Store& store, const request::SearchMessages& search) {
     std::vector<store::Message> rows;
-    if (needs != Needs::view) {
-        auto listed = services_.store.list_messages(view_->mailbox.id);
-        if (!listed) {
-            reply_store_error(tag, listed.error());
-            return;
-        }
+    if (needs_of(search.criteria) != Needs::view) {
+        auto listed = store.list_messages(search.mailbox_id);
+        if (!listed) return listed.error();
         rows = std::move(*listed);
     }
-    const auto& messages = view_->messages;
-    SearchContext ctx{services_.store,
+    const auto& messages = search.messages;
+    SearchContext ctx{store,
                       static_cast<std::uint32_t>(messages.size()),
                       messages.empty() ? 0 : messages.back().uid,
-                      saved_uids_,
+                      search.saved_uids,
                       0,
-                      config_.max_search_blob_reads,
+                      search.max_blob_reads,
                       false};
-    std::vector<std::uint32_t> uids, seqs;
-    std::vector<std::uint64_t> modseqs;  // of each match, in the same order
-    std::uint64_t highest = 0;
+    request::SearchMessages::Answer answer;
     std::size_t r = 0;
     for (std::size_t i = 0; i < messages.size(); ++i) {
         Facts facts;
@@ -417,15 +405,56 @@ void Session::on_search(const std::string& tag, const Search& command) {
         facts.recent = messages[i].recent;
         while (r < rows.size() && rows[r].uid < facts.uid) ++r;
         if (r < rows.size() && rows[r].uid == facts.uid) facts.row = &rows[r];
-        if (!matches(command.criteria, facts, ctx)) continue;
-        uids.push_back(facts.uid);
-        seqs.push_back(facts.seq);
-        modseqs.push_back(facts.modseq);
-        highest = std::max(highest, facts.modseq);
+        if (matches(search.criteria, facts, ctx)) answer.matched.push_back(i);
     }
-    if (ctx.failed) {
+    answer.failed = ctx.failed;
+    return answer;
+}
+
+void Session::on_search(const std::string& tag, const Search& command) {
+    if (command.charset && !iequals(*command.charset, "UTF-8") && !iequals(*command.charset, "US-ASCII")) {
+        reply(tag, StatusKind::no, "BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset");
+        return;
+    }
+    if (uses_modseq(command.criteria)) enable_condstore();  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
+    request::SearchMessages search;
+    search.mailbox_id = view_->mailbox.id;
+    search.criteria = command.criteria;
+    search.messages.reserve(view_->messages.size());
+    for (const auto& m : view_->messages) search.messages.push_back({m.uid, m.modseq, m.flags, m.recent});
+    search.saved_uids = saved_uids_;
+    search.max_blob_reads = config_.max_search_blob_reads;
+    if (needs_of(command.criteria) == Needs::view) {
+        // Flags, numbers and MODSEQs: the view answers alone, without the store.
+        write_search(tag, command, search_messages(services_.store, search));
+        return;
+    }
+    ask(std::move(search), [this, tag, command](Result<request::SearchMessages::Answer> found) {
+        write_search(tag, command, found);
+    });
+}
+
+void Session::write_search(const std::string& tag, const Search& command,
+                           const Result<request::SearchMessages::Answer>& found) {
+    if (!found) {
+        reply_store_error(tag, found.error());
+        return;
+    }
+    if (found->failed) {
         reply(tag, StatusKind::no, "LIMIT", "Search could not read every message");
         return;
+    }
+    const bool modseq_key = uses_modseq(command.criteria);
+    std::vector<std::uint32_t> uids, seqs;
+    std::vector<std::uint64_t> modseqs;  // of each match, in the same order
+    std::uint64_t highest = 0;
+    for (std::size_t i : found->matched) {
+        if (i >= view_->messages.size()) continue;
+        const auto& m = view_->messages[i];
+        uids.push_back(m.uid);
+        seqs.push_back(static_cast<std::uint32_t>(i + 1));
+        modseqs.push_back(m.modseq);
+        highest = std::max(highest, m.modseq);
     }
     const auto& numbers = command.uid ? uids : seqs;
 

@@ -98,7 +98,40 @@ std::string Session::take_output() {
 }
 
 bool Session::has_work() const {
-    return (!pending_.empty() || fetch_) && action_ == Action::none;
+    return (!pending_.empty() || fetch_) && action_ == Action::none && !waiting();
+}
+
+bool Session::blocking_work() const {
+    if (fetch_) return true;
+    if (pending_.empty()) return false;
+    if (std::holds_alternative<SaslResponse>(pending_.front())) return true;  // argon2id, SCRAM
+    const auto* command = std::get_if<Command>(&pending_.front());
+    if (command == nullptr) return false;
+    // Not converted to store requests yet: they call the store from run() (issue 11).
+    return std::visit(
+        [](const auto& c) {
+            using T = std::decay_t<decltype(c)>;
+            return std::is_same_v<T, Login> || std::is_same_v<T, Authenticate> || std::is_same_v<T, Fetch>;
+        },
+        command->body);
+}
+
+std::optional<StoreRequest> Session::take_request() {
+    return std::exchange(request_, std::nullopt);
+}
+
+void Session::answer(StoreAnswer answer, std::int64_t now) {
+    now_ = now;
+    if (!then_) return;
+    auto then = std::exchange(then_, nullptr);
+    then(answer);
+    if (waiting()) return;  // it asked again
+    if (finish_after_) {
+        const bool allow_updates = *std::exchange(finish_after_, std::nullopt);
+        finish_command(allow_updates);
+        if (waiting()) return;
+    }
+    pump();
 }
 
 bool Session::wants_input() const {
@@ -140,7 +173,7 @@ void Session::shutting_down() {
 void Session::mailbox_changed(std::int64_t now) {
     now_ = now;
     // Outside IDLE the next command's end carries the updates (refresh_view runs there anyway).
-    if (idling() && state_ == State::selected) refresh_view();
+    if (idling() && state_ == State::selected && !waiting()) refresh_view([] {});
 }
 
 // Moves parser events into pending_, at most one at a time: a command may switch the parser's mode (SASL,
@@ -160,14 +193,20 @@ void Session::pump() {
 
 void Session::run(std::int64_t now) {
     now_ = now;
+    if (waiting()) return;
+    first_in_run_ = !fetch_;
     if (fetch_) {
         const bool uid = fetch_->uid;
         continue_fetch();
         if (fetch_) return;  // more next time: the IO loop writes this slice first
         finish_command(uid);
+        if (waiting()) return;
         pump();
     }
     while (!pending_.empty() && action_ == Action::none && state_ != State::logout) {
+        // Blocking work waits for a run() on the right thread (the IO loop asks blocking_work() each time).
+        if (blocking_work() && !first_in_run_) return;
+        first_in_run_ = false;
         Event event = std::move(pending_.front());
         pending_.pop_front();
         if (auto* command = std::get_if<Command>(&event)) {
@@ -182,12 +221,16 @@ void Session::run(std::int64_t now) {
             on_parse_error(*error);
             finish_command(false);
         }
+        if (waiting()) return;  // answer() carries on
         pump();
     }
 }
 
 void Session::finish_command(bool allow_updates) {
-    if (allow_updates && state_ == State::selected && !idling()) refresh_view();
+    if (allow_updates && state_ == State::selected && !idling()) {
+        refresh_view([this] { output_ += std::exchange(tagged_, {}); });
+        return;
+    }
     output_ += std::exchange(tagged_, {});
 }
 
@@ -340,6 +383,10 @@ void Session::execute(Command& command) {
         },
         command.body);
     if (fetch_) return;  // unfinished FETCH: continue_fetch() writes the rest, then the tagged reply
+    if (waiting()) {
+        finish_after_ = allow_updates;  // the command goes on in its continuation
+        return;
+    }
     finish_command(allow_updates);
 }
 
@@ -542,7 +589,14 @@ void Session::on_namespace(const std::string& tag) {
 }
 
 void Session::on_idle(const std::string& tag) {
-    if (state_ == State::selected) refresh_view();
+    if (state_ == State::selected) {
+        refresh_view([this, tag] { enter_idle(tag); });
+        return;
+    }
+    enter_idle(tag);
+}
+
+void Session::enter_idle(const std::string& tag) {
     output_ += continuation_response("idling");
     parser_.expect_idle_done();
     idle_tag_ = tag;
@@ -573,23 +627,24 @@ void Session::on_select(const std::string& tag, const Select& command,
         return;
     }
     if (command.condstore) condstore_ = true;
-    auto mailbox = services_.store.find_mailbox(account_->id, canonical_mailbox(command.mailbox));
-    if (!mailbox) {
-        reply_store_error(tag, mailbox.error());
-        return;
-    }
-    // The narrow listing (uid, modseq, flags): no summaries or structures for a mailbox being opened.
-    auto messages = services_.store.list_states(mailbox->id);
-    if (!messages) {
-        reply_store_error(tag, messages.error());
-        return;
-    }
+    request::OpenMailbox open{account_->id, canonical_mailbox(command.mailbox), command.read_only, std::nullopt};
+    if (command.qresync) open.changes_since = command.qresync->mod_seq;
+    ask(std::move(open), [this, tag, command](Result<request::OpenMailbox::Answer> opened) {
+        if (!opened) {
+            reply_store_error(tag, opened.error());
+            return;
+        }
+        on_selected(tag, command, *opened);
+    });
+}
+
+void Session::on_selected(const std::string& tag, const Select& command, request::OpenMailbox::Answer& opened) {
     View view;
-    view.mailbox = *mailbox;
+    view.mailbox = opened.mailbox;
     view.read_only = command.read_only;
-    view.highest_modseq = mailbox->highest_modseq;
-    std::uint32_t uid_next = mailbox->uidnext;
-    for (auto& m : *messages) {
+    view.highest_modseq = opened.mailbox.highest_modseq;
+    std::uint32_t uid_next = opened.mailbox.uidnext;
+    for (auto& m : opened.states) {
         uid_next = std::max(uid_next, m.uid + 1);
         view.messages.push_back(ViewMessage{m.uid, m.modseq, std::move(m.flags), false});
     }
@@ -598,13 +653,12 @@ void Session::on_select(const std::string& tag, const Select& command,
     // claim survives restarts); EXAMINE looks without claiming: the newest `recent` messages.
     std::size_t recent_count = 0;
     if (command.read_only) {
-        auto status = services_.store.mailbox_status(mailbox->id);
-        if (status) recent_count = std::min<std::size_t>(status->recent, view.messages.size());
+        recent_count = std::min<std::size_t>(opened.recent, view.messages.size());
         for (std::size_t i = view.messages.size() - recent_count; i < view.messages.size(); ++i)
             view.messages[i].recent = true;
-    } else if (auto recent_from = services_.store.claim_recent(mailbox->id)) {
+    } else if (opened.recent_from) {
         for (auto& m : view.messages) {
-            m.recent = m.uid >= *recent_from;
+            m.recent = m.uid >= *opened.recent_from;
             if (m.recent) ++recent_count;
         }
     }
@@ -647,8 +701,7 @@ void Session::on_select(const std::string& tag, const Select& command,
     // RFC 7162 3.2.5: what changed since the client's last known MODSEQ, when UIDVALIDITY still holds.
     if (command.qresync && command.qresync->uid_validity == view_->mailbox.uidvalidity) {
         const auto& params = *command.qresync;
-        auto changes = services_.store.changes_since(mailbox->id, params.mod_seq);
-        if (changes) {
+        if (const auto& changes = opened.changes) {
             std::vector<std::uint32_t> vanished;
             const std::uint32_t largest = view_->messages.empty() ? uid_next : view_->messages.back().uid;
             for (std::uint32_t uid : changes->expunged) {
@@ -680,16 +733,23 @@ void Session::on_select(const std::string& tag, const Select& command,
 
 void Session::on_close(const std::string& tag, bool expunge) {
     // RFC 9051 6.4.1: CLOSE expunges silently (no EXPUNGE responses); UNSELECT (RFC 3691) does not.
+    auto closed = [this, tag, expunge] {
+        view_.reset();
+        state_ = State::authenticated;
+        reply(tag, StatusKind::ok, "", expunge ? "CLOSE completed" : "UNSELECT completed");
+    };
     if (expunge && !view_->read_only) {
-        auto result = services_.store.expunge(view_->mailbox.id);
-        if (!result) {
-            reply_store_error(tag, result.error());
-            return;
-        }
+        ask(request::Expunge{view_->mailbox.id, std::nullopt},
+            [this, tag, closed](Result<std::vector<std::uint32_t>> result) {
+                if (!result) {
+                    reply_store_error(tag, result.error());
+                    return;
+                }
+                closed();
+            });
+        return;
     }
-    view_.reset();
-    state_ = State::authenticated;
-    reply(tag, StatusKind::ok, "", expunge ? "CLOSE completed" : "UNSELECT completed");
+    closed();
 }
 
 // ---- The selected view.
@@ -816,11 +876,23 @@ void Session::write_expunged(const std::vector<std::uint32_t>& uids) {
     std::erase_if(saved_uids_, [&](std::uint32_t u) { return std::ranges::binary_search(gone, u); });
 }
 
-void Session::refresh_view() {
+void Session::refresh_view(std::function<void()> then) {
+    if (!view_) {
+        then();
+        return;
+    }
+    const std::uint32_t largest = view_->messages.empty() ? 0 : view_->messages.back().uid;
+    ask(request::Refresh{view_->mailbox.id, view_->highest_modseq, largest, !view_->read_only},
+        [this, then = std::move(then)](Result<request::Refresh::Answer> refreshed) {
+            apply_changes(refreshed);
+            then();
+        });
+}
+
+void Session::apply_changes(const Result<request::Refresh::Answer>& refreshed) {
     if (!view_) return;
-    auto changes = services_.store.changes_since(view_->mailbox.id, view_->highest_modseq);
-    if (!changes) {
-        if (changes.error().code != Errc::not_found) return;  // try again at the next command
+    if (!refreshed) {
+        if (refreshed.error().code != Errc::not_found) return;  // try again at the next command
         // Another session deleted the selected mailbox: nothing this view says holds any more, and
         // RFC 9051 has no untagged way to say so short of ending the connection.
         output_ += status_response("*", StatusKind::bye, "", "The selected mailbox was deleted");
@@ -829,6 +901,7 @@ void Session::refresh_view() {
         action_ = Action::close;
         return;
     }
+    const store::MailboxChanges* changes = &refreshed->changes;
     write_expunged(changes->expunged);
     const std::size_t before = view_->messages.size();
     std::vector<std::size_t> updated;
@@ -851,7 +924,7 @@ void Session::refresh_view() {
         std::size_t recent_count = 0;
         if (!view_->read_only) {
             // New mail is recent to the session that claims it first (RFC 3501 2.3.1.2).
-            if (auto recent_from = services_.store.claim_recent(view_->mailbox.id)) {
+            if (const auto& recent_from = refreshed->recent_from) {
                 for (std::size_t i = before; i < view_->messages.size(); ++i)
                     view_->messages[i].recent = view_->messages[i].uid >= *recent_from;
             }

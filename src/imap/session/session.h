@@ -1,11 +1,13 @@
 // imap::Session: one IMAP server connection's state machine over the store (RFC 9051, RFC 3501 for
 // older clients, and the extensions listed in README.md). Sans-IO like the parser: the IO loop feeds
-// bytes and takes output; run() executes parsed commands against the store on a store thread.
+// bytes and takes output; run() executes parsed commands. A command that needs the store asks for it with a
+// typed request (store_requests.h) and waits, holding no thread, until the IO loop answers it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -21,6 +23,7 @@
 #include "imap/command.h"
 #include "imap/parser.h"
 #include "imap/session/literal_stream.h"
+#include "imap/session/store_requests.h"
 #include "imap/writer.h"
 #include "store/store.h"
 
@@ -76,10 +79,19 @@ public:
     // A parsed command (or SASL response / DONE) waits for run(), or a FETCH has more slices to write.
     bool has_work() const;
 
-    // Blocking (store, argon2id): call on a store thread, never concurrently with feed()/take_output().
+    // Runs what has_work() says is waiting, up to the next store request (take_request) or the end of the
+    // input. Never concurrently with feed()/take_output(). Where blocking_work() is true it blocks (the
+    // commands not converted to requests yet, and argon2id logins): call it on a store / login thread then;
+    // otherwise it only parses and formats (the network thread will do).
     void run(std::int64_t now);
+    bool blocking_work() const;
+    // The store work the session waits for, once; then answer() with perform()'s (or the committer's) result.
+    std::optional<StoreRequest> take_request();
+    bool waiting() const { return static_cast<bool>(then_); }
+    // Resumes the command that asked (formatting only, no store access).
+    void answer(StoreAnswer answer, std::int64_t now);
     // A change of one of the account's mailboxes was committed: while idling the untagged updates are
-    // written now; otherwise they go out at the next command that may carry them.
+    // written next (a Refresh request); otherwise they go out at the next command that may carry them.
     void mailbox_changed(std::int64_t now);
 
     Action take_action();  // start_tls: write the output, handshake, then call tls_started()
@@ -137,8 +149,16 @@ private:
     void on_idle_done();
     // Drives a SASL exchange until it needs the client (a challenge) or ends.
     void sasl_outcome(auth::SaslOutcome outcome);
-    // Untagged updates (when the command allows them), then the tagged reply.
+    // Untagged updates (when the command allows them: a Refresh request), then the tagged reply.
     void finish_command(bool allow_updates);
+    // Emits `request`; `then` runs with its answer (no store access in it; it may ask again).
+    template <class R>
+    void ask(R request, std::function<void(Result<typename R::Answer>)> then) {
+        request_.emplace(std::in_place_index<kRequestIndex<R>>, std::move(request));
+        then_ = [then = std::move(then)](StoreAnswer& answer) {
+            then(std::move(std::get<kRequestIndex<R>>(answer)));
+        };
+    }
 
     void on_capability(const std::string& tag);
     void on_noop(const std::string& tag);
@@ -167,8 +187,17 @@ private:
     void on_get_quota(const std::string& tag, const GetQuota& command);
     void on_get_quota_root(const std::string& tag, const GetQuotaRoot& command);
     // RFC 9208 5.1: false when `extra_octets` more would exceed the account's STORAGE limit.
-    bool quota_allows(std::uint64_t extra_octets);
-    bool write_status(const store::Mailbox& mailbox, const std::vector<StatusItem>& items);
+    // A spooled literal8 with its binary parts made base64 and bare LFs CRLF, into a new spool (APPEND).
+    Result<std::unique_ptr<store::BlobSpool>> reencode_spooled(store::BlobSpool& literal8);
+    bool quota_allows(std::uint64_t used_octets, std::uint64_t extra_octets) const;
+    void write_status(const store::Mailbox& mailbox, const store::MailboxStatus& status,
+                      const std::vector<StatusItem>& items);
+    void write_list(const std::string& tag, const List& command, request::ListMailboxes::Answer& listed);
+    void write_lsub(const std::string& tag, const Lsub& command, const std::vector<std::string>& subscriptions);
+    void append_to(const std::string& tag, Append& command, const store::Mailbox& mailbox,
+                   std::uint64_t used_octets);
+    void write_quota(const std::string& tag, std::uint64_t used_octets, std::string_view completed);
+    void on_selected(const std::string& tag, const Select& command, request::OpenMailbox::Answer& opened);
 
     // Messages of the selected mailbox (messages.cpp).
     void on_fetch(const std::string& tag, const Fetch& command);
@@ -189,19 +218,26 @@ private:
     // budget ran out first, or a blob could not be read (then fetch_ is gone and the connection closes).
     bool write_pieces(std::size_t output_before);
     void on_store(const std::string& tag, const Store& command);
+    void write_stored(const std::string& tag, const Store& command, const std::vector<std::size_t>& indexes,
+                      const store::FlagStoreResult& result);
+    void write_copied(const std::string& tag, bool move, const store::CopyResult& copied);
     void on_copy(const std::string& tag, const SequenceSet& set, bool uid, const std::string& mailbox,
                  bool move);
     void on_expunge(const std::string& tag, const Expunge& command);
-    Result<store::CopyResult> move_within(const std::vector<std::uint32_t>& uids);  // MOVE into itself
     void on_search(const std::string& tag, const Search& command);                  // search.cpp
+    void write_search(const std::string& tag, const Search& command,
+                      const Result<request::SearchMessages::Answer>& found);
 
     // The selected view.
     // Indexes into view_->messages named by a set; nullopt (after a BAD reply) when a number is invalid.
     std::optional<std::vector<std::size_t>> resolve_set(const std::string& tag, const SequenceSet& set,
                                                         bool uid);
     std::optional<std::size_t> index_of_uid(std::uint32_t uid) const;
-    // Sends EXPUNGE/VANISHED, EXISTS (RECENT) and flag FETCH updates from the store's change log.
-    void refresh_view();
+    // Sends EXPUNGE/VANISHED, EXISTS (RECENT) and flag FETCH updates from the store's change log (a Refresh
+    // request; `then` runs after the updates are written).
+    void refresh_view(std::function<void()> then);
+    void apply_changes(const Result<request::Refresh::Answer>& refreshed);
+    void enter_idle(const std::string& tag);
     void write_expunged(const std::vector<std::uint32_t>& uids);
     void write_flags_update(std::size_t index, bool with_uid);
     // Sends FLAGS and PERMANENTFLAGS again when `flags` holds a keyword not announced yet (RFC 3501 7.2.6).
@@ -246,6 +282,10 @@ private:
 
     std::optional<FetchProgress> fetch_;
     std::optional<std::string> idle_tag_;
+    std::optional<StoreRequest> request_;                  // emitted, not taken yet
+    std::function<void(StoreAnswer&)> then_;               // the asking command's continuation
+    std::optional<bool> finish_after_;                     // finish_command(allow_updates) once then_ is done
+    bool first_in_run_ = false;  // run() may take one blocking event first (it was called for it), no more
     std::optional<auth::SaslServer> sasl_;
     std::string sasl_tag_;
 };

@@ -1,7 +1,8 @@
 // An APPEND literal spooled to the store as it arrives (issue 11): the parser hands its octets to a SpoolSink,
 // which writes them to a store::BlobSpool (a file under blobs/ for the embedded store), turning each bare LF
 // into CRLF on the way as APPEND stores messages (mail::bare_lf_to_crlf, one octet of state across pieces).
-// A literal8 is spooled as sent: its binary parts are re-encoded from the whole message when it runs.
+// A literal8 is spooled as sent; at APPEND its binary parts are re-encoded, streamed from the mapped spool
+// through a second, non-binary SpoolSink.
 #pragma once
 
 #include <cstdint>

@@ -96,4 +96,11 @@ bool list_match(std::string_view pattern, std::string_view name) {
     return pi == p.size();
 }
 
+std::vector<std::string> parents_of(std::string_view name) {
+    std::vector<std::string> out;
+    for (std::size_t i = name.find('/'); i != std::string_view::npos; i = name.find('/', i + 1))
+        out.emplace_back(name.substr(0, i));
+    return out;
+}
+
 }  // namespace magpie::imap::session_support

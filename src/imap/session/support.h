@@ -25,6 +25,9 @@ bool valid_mailbox_name(std::string_view name, std::size_t max_octets);
 // INBOX's children spelled with INBOX in upper case ("inbox/x" is "INBOX/x"), as the store names them.
 std::string canonical_mailbox(std::string_view name);
 
+// Every proper prefix "a", "a/b" of "a/b/c" (the superiors CREATE and RENAME make, LIST implies).
+std::vector<std::string> parents_of(std::string_view name);
+
 // The RFC 6154 attribute of a special-use role ("\\Sent"), empty for none.
 std::string_view special_use_attribute(store::SpecialUse use);
 

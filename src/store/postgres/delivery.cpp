@@ -7,8 +7,7 @@
 // A deadlock with another node (PostgreSQL aborts one side) runs the whole batch again; a lost connection
 // fails the batch (the senders retry) and the next batch reconnects. A blob goes in as chunks of
 // chunk_bytes, each a binary parameter that points into the delivery's own buffer: no copy of the message
-// is ever made on the way to the socket, nor a hex-encoded one. A spooled delivery (a large APPEND, spool.cpp)
-// is read the same way from its mapped file.
+// is ever made on the way to the socket, nor a hex-encoded one.
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -26,6 +25,10 @@ namespace magpie::store::postgres {
 namespace {
 
 constexpr int kBatchAttempts = 3;
+
+std::uint64_t content_size(const Delivery& delivery) {
+    return delivery.spooled ? delivery.spooled->size() : delivery.content.size();
+}
 
 }  // namespace
 
@@ -45,34 +48,27 @@ Result<PostgresStore::Pending> PostgresStore::admit(Delivery delivery) const {
         }
         if (!outgoing.carried_over.empty() && outgoing.carried_over.size() != outgoing.recipients.size())
             return make_error(Errc::invalid_argument, "carried-over state does not match the recipients");
-        if (outgoing.send_offset > (delivery.spooled ? delivery.spooled->size() : delivery.content.size()))
+        if (outgoing.send_offset > content_size(delivery))
             return make_error(Errc::invalid_argument, "send offset beyond the content");
     }
     if (delivery.targets.size() > options_.max_targets) {
         return make_error(Errc::limit_exceeded, fmt::format("more than {} targets", options_.max_targets));
     }
+    if (content_size(delivery) > options_.max_message_bytes) {
+        return make_error(Errc::limit_exceeded, fmt::format("message of {} bytes above {}", content_size(delivery),
+                                                            options_.max_message_bytes));
+    }
     if (delivery.spooled && !delivery.content.empty())
         return make_error(Errc::invalid_argument, "a delivery has content or a spool, not both");
-    const std::uint64_t size = delivery.spooled ? delivery.spooled->size() : delivery.content.size();
-    if (size > options_.max_message_bytes) {
-        return make_error(Errc::limit_exceeded,
-                          fmt::format("message of {} bytes above {}", size, options_.max_message_bytes));
-    }
     Pending pending;
-    if (delivery.spooled) {
-        // Read where it lies (the page cache): hashed and sent to blob_chunks a chunk at a time.
-        auto mapped = delivery.spooled->map();
-        if (!mapped) return mapped.error();
-        pending.mapped = *mapped;
-    }
     for (const DeliveryTarget& target : delivery.targets) {
         auto flags = parse_flags(target.flags, options_.flag_limits);
         if (!flags) return flags.error();
         pending.flags.push_back(std::move(*flags));
     }
-    // Small content is hashed here, spread over the callers; a large one by the committer.
+    // Small content is hashed here, spread over the callers; a large or spooled one by the committer.
+    if (!delivery.spooled && delivery.content.size() <= options_.chunk_bytes) pending.blob_id = blob_id_of(delivery.content);
     pending.delivery = std::move(delivery);
-    if (pending.bytes().size() <= options_.chunk_bytes) pending.blob_id = blob_id_of(pending.bytes());
     return pending;
 }
 
@@ -118,7 +114,18 @@ void PostgresStore::committer_loop() {
 
 void PostgresStore::commit_batch(std::vector<Pending>& batch) {
     for (Pending& pending : batch) {
-        if (pending.blob_id.empty()) pending.blob_id = blob_id_of(pending.bytes());
+        if (pending.delivery.spooled) {
+            // The spool is read mapped (page cache, not heap), hashed, and sent as chunks pointing into it.
+            auto mapped = pending.delivery.spooled->map();
+            if (!mapped) {
+                pending.spool_error = mapped.error();
+                continue;
+            }
+            pending.content = *mapped;
+        } else {
+            pending.content = pending.delivery.content;
+        }
+        if (pending.blob_id.empty()) pending.blob_id = blob_id_of(pending.content);
     }
     std::vector<std::int64_t> mailboxes;
     for (const Pending& pending : batch) {
@@ -259,7 +266,8 @@ Result<void> PostgresStore::insert_blob(Connection& db, const std::string& blob_
 
 Result<Delivered> PostgresStore::apply_delivery(Connection& db, Pending& pending, Changes& changes) {
     const Delivery& delivery = pending.delivery;
-    MAGPIE_TRY(insert_blob(db, pending.blob_id, pending.bytes(), delivery.summary));
+    if (pending.spool_error) return *pending.spool_error;
+    MAGPIE_TRY(insert_blob(db, pending.blob_id, pending.content, delivery.summary));
 
     if (delivery.envelope) {
         const EnvelopeRecord& envelope = *delivery.envelope;
@@ -302,7 +310,7 @@ Result<Delivered> PostgresStore::apply_delivery(Connection& db, Pending& pending
         delivered.queue_id = *queued;
     }
     const std::int64_t internal_date = delivery.internal_date != 0 ? delivery.internal_date : unix_now();
-    const auto size = static_cast<std::int64_t>(pending.bytes().size());
+    const auto size = static_cast<std::int64_t>(pending.content.size());
     const ThreadLimits limits{options_.max_thread_references, options_.thread_subject_window_seconds};
     const EmailKeys keys = email_keys(delivery.summary, limits);
     // The owners of the targets (their rows are locked by the batch), so each Email is made in its account.

@@ -46,6 +46,25 @@ bool contains_keyword(const std::vector<std::string>& keywords, std::string_view
     return std::ranges::any_of(keywords, [&](const std::string& k) { return iequals(k, keyword); });
 }
 
+// The old UIDs of memberships renumbered by a MOVE into their own mailbox: logged as expunged under one new
+// MODSEQ and taken out of the kept counters (allocate_message counted the new ones). Returns that MODSEQ.
+Result<std::uint64_t> forget_renumbered(Connection& db, std::int64_t mailbox_id, const std::vector<Doomed>& old) {
+    auto recent_from = first_recent_uid(db, mailbox_id);
+    if (!recent_from) return recent_from.error();
+    auto modseq = allocate_modseq(db, mailbox_id);
+    if (!modseq) return modseq.error();
+    CounterDelta delta;
+    std::vector<std::uint32_t> uids;
+    uids.reserve(old.size());
+    for (const Doomed& message : old) {
+        uids.push_back(message.uid);
+        delta.count(-1, message.system_flags, message.size, message.uid >= *recent_from);
+    }
+    MAGPIE_TRY(log_changes(db, mailbox_id, *modseq, uids, ChangeKind::expunged));
+    MAGPIE_TRY(apply_counters(db, mailbox_id, delta));
+    return *modseq;
+}
+
 }  // namespace
 
 Result<std::string> PostgresStore::check_mailbox_name(std::string_view name) const {
@@ -392,6 +411,9 @@ Result<CopyResult> PostgresStore::copy_in_transaction(Connection& db, std::int64
     std::vector<std::int64_t> gained;  // Emails that gained a membership in the target
     std::uint64_t last_modseq = 0;
     EmailLog log;
+    // RFC 6851 3.3 MOVE into the mailbox itself: each message takes a new UID, and stays the same Email
+    // (its id, JMAP's and IMAP OBJECTID's, survives), so its membership row is renumbered, not copied.
+    const bool renumber = expunge_source && from_mailbox_id == to_mailbox_id;
     for (int i = 0; i < sources->size(); ++i) {
         MessageRow row;
         const auto source_uid = static_cast<std::uint32_t>(sources->int64(i, 0));
@@ -402,6 +424,24 @@ Result<CopyResult> PostgresStore::copy_in_transaction(Connection& db, std::int64
         row.keywords = sources->text(i, 5);
         row.email_id = sources->int64(i, 6);
         const std::int64_t source_email = row.email_id;
+        if (renumber) {
+            auto allocated = allocate_message(db, to_mailbox_id, row.size, row.system_flags);
+            if (!allocated) return allocated.error();
+            auto updated = db.exec("UPDATE messages SET uid = $3, modseq = $4 WHERE mailbox_id = $1 AND uid = $2",
+                                   Params()
+                                       .add(to_mailbox_id)
+                                       .add(std::int64_t{source_uid})
+                                       .add(std::int64_t{allocated->uid})
+                                       .add(static_cast<std::int64_t>(allocated->modseq)));
+            if (!updated) return updated.error();
+            const std::uint32_t new_uid = allocated->uid;
+            MAGPIE_TRY(log_changes(db, to_mailbox_id, allocated->modseq, std::span<const std::uint32_t>(&new_uid, 1),
+                                   ChangeKind::appended));
+            result.uids.emplace_back(source_uid, new_uid);
+            moved.push_back(Doomed{source_uid, row.size, row.system_flags, source_email});
+            last_modseq = allocated->modseq;
+            continue;
+        }
         // COPY within an account adds a membership to the same Email; a target that holds the Email already
         // gets a new Email (same blob and thread), since an Email is in a mailbox at most once.
         auto present = has_membership(db, row.email_id, to_mailbox_id);
@@ -429,6 +469,13 @@ Result<CopyResult> PostgresStore::copy_in_transaction(Connection& db, std::int64
     }
     if (result.uids.empty()) return result;
     changes[to_mailbox_id] = MailboxChange{target->account_id, last_modseq};
+    if (renumber) {
+        // The old UIDs are gone (expunged in the change log, uncounted); no Email lost a membership.
+        auto modseq = forget_renumbered(db, to_mailbox_id, moved);
+        if (!modseq) return modseq.error();
+        changes[to_mailbox_id] = MailboxChange{target->account_id, *modseq};
+        return result;
+    }
     if (expunge_source) {
         auto modseq = remove_memberships(db, from_mailbox_id, source->account_id, moved, log);
         if (!modseq) return modseq.error();
@@ -497,7 +544,6 @@ Result<CopyResult> PostgresStore::copy_messages(std::int64_t from_mailbox_id, co
 
 Result<CopyResult> PostgresStore::move_messages(std::int64_t from_mailbox_id, const std::vector<std::uint32_t>& uids,
                                                 std::int64_t to_mailbox_id) {
-    if (from_mailbox_id == to_mailbox_id) return make_error(Errc::invalid_argument, "move into the same mailbox");
     return copy_or_move(from_mailbox_id, uids, to_mailbox_id, /*move=*/true);
 }
 

@@ -23,6 +23,9 @@ struct PostgresOptions {
     std::size_t pool_size = 8;   // pooled connections for reads and IMAP/admin writes
     std::size_t max_batch = 256;  // deliveries per group commit
     std::size_t chunk_bytes = 256 * 1024;  // one blob_chunks row
+    // Where large APPENDs wait, as nameless files, until their commit copies them into blob_chunks (a
+    // local disk of this node; nothing is left there after a crash). Empty: the system's temporary directory.
+    std::filesystem::path spool_dir;
     std::size_t max_messages_per_transaction = 2000;  // one chunk of a STORE/EXPUNGE/COPY/MOVE
     std::size_t max_queued = 10000;  // deliveries waiting for a commit; beyond: unavailable
     std::size_t max_message_bytes = 256 * 1024 * 1024;

@@ -610,6 +610,15 @@ Result<std::vector<Message>> PostgresStore::find_messages(std::int64_t mailbox_i
     });
 }
 
+Result<std::unique_ptr<BlobSpool>> PostgresStore::open_spool() {
+    if (options_.read_only) return make_error(Errc::permission_denied, "the store is open read-only");
+    std::error_code error;
+    const std::filesystem::path dir =
+        options_.spool_dir.empty() ? std::filesystem::temp_directory_path(error) : options_.spool_dir;
+    if (error) return make_error(Errc::io_error, fmt::format("no temporary directory: {}", error.message()));
+    return open_anonymous_spool(dir);
+}
+
 Result<std::string> PostgresStore::read_blob(std::string_view blob_id) {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
     return read<std::string>([&](Connection& db) { return read_blob_in(db, blob_id); });

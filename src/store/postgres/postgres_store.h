@@ -56,7 +56,7 @@ public:
     Result<std::vector<Message>> list_messages(std::int64_t mailbox_id) override;
     Result<Message> find_message(std::int64_t mailbox_id, std::uint32_t uid) override;
     Result<std::string> read_blob(std::string_view blob_id) override;
-    // A large APPEND arriving in pieces: an unnamed temporary file (spool.cpp), stored by deliver().
+    // A nameless file in PostgresOptions::spool_dir; the committer sends its mapped octets as chunks.
     Result<std::unique_ptr<BlobSpool>> open_spool() override;
     // Ranged reads a few chunks at a time (blob_reader.cpp): a large message is never read whole.
     Result<std::unique_ptr<BlobReader>> open_blob(std::string_view blob_id) override;
@@ -143,11 +143,9 @@ public:
 private:
     struct Pending {
         Delivery delivery;
-        // A spooled delivery's bytes, mapped by admit() (the mapping belongs to the spool, so it survives
-        // moves of this Pending); bytes() is what gets hashed and stored either way.
-        std::string_view mapped;
-        std::string_view bytes() const { return delivery.spooled ? mapped : std::string_view(delivery.content); }
         std::string blob_id;  // empty until hashed (large content is hashed by the committer)
+        std::string_view content;  // the committer's view of the bytes: delivery.content, or the spool mapped
+        std::optional<Error> spool_error;  // the spool could not be mapped: this delivery fails alone
         std::vector<FlagSet> flags;  // per target
         std::function<void(Result<Delivered>)> done;
     };

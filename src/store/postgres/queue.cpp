@@ -272,10 +272,12 @@ Result<std::size_t> PostgresStore::record_attempts(std::string_view owner, const
     for (Delivery& report : reports) {
         auto admitted = admit(std::move(report));
         if (!admitted) return admitted.error();
-        if (admitted->blob_id.empty()) admitted->blob_id = blob_id_of(admitted->bytes());
+        if (admitted->delivery.spooled) return make_error(Errc::invalid_argument, "a report is never spooled");
+        if (admitted->blob_id.empty()) admitted->blob_id = blob_id_of(admitted->delivery.content);
         for (const DeliveryTarget& target : admitted->delivery.targets) mailboxes.push_back(target.mailbox_id);
         pending.push_back(std::move(*admitted));
     }
+    for (Pending& report : pending) report.content = report.delivery.content;  // the vector moves no more
     return write<std::size_t>([&](Connection& db, Changes& changes) -> Result<std::size_t> {
         std::size_t recorded = 0;
         const std::size_t field = options_.max_attempt_field_bytes;

@@ -1,0 +1,188 @@
+#include "imap/session/store_requests.h"
+
+#include <algorithm>
+#include <future>
+
+#include "imap/session/support.h"
+
+namespace magpie::imap {
+namespace {
+
+using session_support::parents_of;
+
+Result<request::Refresh::Answer> run(store::Store& store, const request::Refresh& r) {
+    auto changes = store.changes_since(r.mailbox_id, r.since);
+    if (!changes) return changes.error();
+    request::Refresh::Answer answer;
+    const bool arrived = std::ranges::any_of(changes->changed, [&](const store::Message& m) { return m.uid > r.claim_above; });
+    if (r.claim && arrived) {
+        if (auto recent_from = store.claim_recent(r.mailbox_id)) answer.recent_from = *recent_from;
+    }
+    answer.changes = std::move(*changes);
+    return answer;
+}
+
+Result<request::OpenMailbox::Answer> run(store::Store& store, const request::OpenMailbox& r) {
+    auto mailbox = store.find_mailbox(r.account_id, r.name);
+    if (!mailbox) return mailbox.error();
+    request::OpenMailbox::Answer answer;
+    // The narrow listing (uid, modseq, flags): no summaries or structures for a mailbox being opened.
+    auto states = store.list_states(mailbox->id);
+    if (!states) return states.error();
+    answer.states = std::move(*states);
+    // RFC 3501 2.3.1.2: the first session to SELECT claims the recent messages; EXAMINE only looks. Either
+    // failing leaves no message recent (as before: \Recent is advisory).
+    if (r.read_only) {
+        if (auto status = store.mailbox_status(mailbox->id)) answer.recent = status->recent;
+    } else if (auto recent_from = store.claim_recent(mailbox->id)) {
+        answer.recent_from = *recent_from;
+    }
+    if (r.changes_since) {
+        if (auto changes = store.changes_since(mailbox->id, *r.changes_since)) answer.changes = std::move(*changes);
+    }
+    answer.mailbox = std::move(*mailbox);
+    return answer;
+}
+
+Result<request::MailboxStatus::Answer> run(store::Store& store, const request::MailboxStatus& r) {
+    auto mailbox = store.find_mailbox(r.account_id, r.name);
+    if (!mailbox) return mailbox.error();
+    // Counters the store keeps (RFC 9051 6.3.11): no scan of the messages, whatever the mailbox size.
+    auto status = store.mailbox_status(mailbox->id);
+    if (!status) return status.error();
+    return request::MailboxStatus::Answer{std::move(*mailbox), *status};
+}
+
+Result<request::ListMailboxes::Answer> run(store::Store& store, const request::ListMailboxes& r) {
+    auto mailboxes = store.list_mailboxes(r.account_id);
+    if (!mailboxes) return mailboxes.error();
+    request::ListMailboxes::Answer answer;
+    if (r.subscriptions) {
+        auto subscriptions = store.list_subscriptions(r.account_id);
+        if (!subscriptions) return subscriptions.error();
+        answer.subscriptions = std::move(*subscriptions);
+    }
+    if (r.statuses) {
+        for (const auto& mailbox : *mailboxes) {
+            auto status = store.mailbox_status(mailbox.id);
+            answer.statuses.push_back(status ? std::optional<store::MailboxStatus>(*status) : std::nullopt);
+        }
+    }
+    answer.mailboxes = std::move(*mailboxes);
+    return answer;
+}
+
+Result<std::vector<std::string>> run(store::Store& store, const request::ListSubscriptions& r) {
+    return store.list_subscriptions(r.account_id);
+}
+
+// The superiors of `name` that do not exist yet (except `skip`, a mailbox being renamed).
+Result<void> create_parents(store::Store& store, std::int64_t account_id, std::string_view name,
+                            std::string_view skip = {}) {
+    for (const auto& parent : parents_of(name)) {
+        if (parent == skip || store.find_mailbox(account_id, parent)) continue;
+        auto created = store.create_mailbox(account_id, parent);
+        if (!created && created.error().code != Errc::already_exists) return created.error();
+    }
+    return {};
+}
+
+Result<store::Mailbox> run(store::Store& store, const request::CreateMailbox& r) {
+    if (store.find_mailbox(r.account_id, r.name)) return make_error(Errc::already_exists, "mailbox already exists");
+    // RFC 9051 6.3.4: superiors needed to place the new name are created too.
+    MAGPIE_TRY(create_parents(store, r.account_id, r.name));
+    return store.create_mailbox(r.account_id, r.name);
+}
+
+Result<request::RenameMailbox::Answer> run(store::Store& store, const request::RenameMailbox& r) {
+    if (store.find_mailbox(r.account_id, r.to)) return make_error(Errc::already_exists, "target mailbox exists");
+    MAGPIE_TRY(create_parents(store, r.account_id, r.to, r.from));
+    MAGPIE_TRY(store.rename_mailbox(r.account_id, r.from, r.to));
+    return request::RenameMailbox::Answer{};
+}
+
+Result<request::DeleteMailbox::Answer> run(store::Store& store, const request::DeleteMailbox& r) {
+    MAGPIE_TRY(store.delete_mailbox(r.account_id, r.name));
+    return request::DeleteMailbox::Answer{};
+}
+
+Result<request::SetSubscribed::Answer> run(store::Store& store, const request::SetSubscribed& r) {
+    MAGPIE_TRY(store.set_subscribed(r.account_id, r.name, r.subscribed));
+    return request::SetSubscribed::Answer{};
+}
+
+Result<request::MailboxUsage::Answer> run(store::Store& store, const request::MailboxUsage& r) {
+    request::MailboxUsage::Answer answer;
+    if (r.name) {
+        auto mailbox = store.find_mailbox(r.account_id, *r.name);
+        if (!mailbox) return mailbox.error();
+        answer.mailbox = std::move(*mailbox);
+    }
+    if (r.usage) {
+        auto mailboxes = store.list_mailboxes(r.account_id);
+        if (!mailboxes) return mailboxes.error();
+        for (const auto& m : *mailboxes) answer.used_octets += m.total_size;
+    }
+    return answer;
+}
+
+Result<store::Delivered> run(store::Store& store, request::Deliver& r) {
+    std::promise<Result<store::Delivered>> committed;
+    auto done = committed.get_future();
+    store.deliver(std::move(r.delivery),
+                  [&committed](Result<store::Delivered> result) { committed.set_value(std::move(result)); });
+    return done.get();
+}
+
+Result<std::vector<std::uint32_t>> run(store::Store& store, const request::Expunge& r) {
+    return store.expunge(r.mailbox_id, r.uids ? &*r.uids : nullptr);
+}
+
+Result<store::FlagStoreResult> run(store::Store& store, const request::StoreFlags& r) {
+    return store.store_flags(r.mailbox_id, r.uids, r.update);
+}
+
+Result<request::CopyMessages::Answer> run(store::Store& store, const request::CopyMessages& r) {
+    auto target = store.find_mailbox(r.account_id, r.target);
+    if (!target) return target.error();
+    request::CopyMessages::Answer answer;
+    answer.copied.uidvalidity = target->uidvalidity;
+    if (r.uids.empty()) return answer;  // the target exists: nothing else to do
+    if (!r.move && r.quota_kib > 0) {
+        // RFC 9208 5.1: a COPY adds the messages' sizes to the account's usage (the blobs are shared, the
+        // quota counts what the user sees).
+        std::uint64_t octets = 0;
+        if (auto rows = store.find_messages(r.mailbox_id, r.uids))
+            for (const auto& m : *rows) octets += m.size;
+        if (auto mailboxes = store.list_mailboxes(r.account_id))
+            for (const auto& m : *mailboxes) octets += m.total_size;
+        if ((octets + 1023) / 1024 > r.quota_kib) {
+            answer.over_quota = true;
+            return answer;
+        }
+    }
+    // RFC 6851 3.3: MOVE into the selected mailbox renumbers the messages in one transaction, keeping their
+    // Email ids (RFC 8474 EMAILID).
+    auto copied = r.move ? store.move_messages(r.mailbox_id, r.uids, target->id)
+                         : store.copy_messages(r.mailbox_id, r.uids, target->id);
+    if (!copied) return copied.error();
+    answer.copied = std::move(*copied);
+    return answer;
+}
+
+Result<request::SearchMessages::Answer> run(store::Store& store, const request::SearchMessages& r) {
+    return search_messages(store, r);
+}
+
+}  // namespace
+
+StoreAnswer perform(store::Store& store, StoreRequest request) {
+    return std::visit(
+        [&](auto& r) -> StoreAnswer {
+            using R = std::decay_t<decltype(r)>;
+            return StoreAnswer(std::in_place_index<kRequestIndex<R>>, run(store, r));
+        },
+        request);
+}
+
+}  // namespace magpie::imap

@@ -1,0 +1,226 @@
+// The store work an imap::Session asks for (issue 11): one typed request per operation a command needs, each
+// answered in one call (one round trip for a remote store), never one call per message. The session emits a
+// request and returns holding no thread; the IO loop runs perform() on the store's executor (a Deliver goes
+// to the store's group committer instead, Store::deliver) and hands the typed answer back with
+// Session::answer(). The same shape as smtp::ServerSession's events. No Boost.Asio here: unit tests answer
+// requests by calling perform() themselves.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "base/result.h"
+#include "imap/command.h"
+#include "store/store.h"
+
+namespace magpie::imap {
+namespace request {
+
+// The selected mailbox's changes since the view's MODSEQ (EXPUNGE/VANISHED, EXISTS, flag FETCHes), and the
+// \Recent claim (RFC 3501 2.3.1.2) when new messages above `claim_above` came and `claim` is set.
+struct Refresh {
+    std::int64_t mailbox_id = 0;
+    std::uint64_t since = 0;
+    std::uint32_t claim_above = 0;  // the largest UID the view knows
+    bool claim = false;             // read-write views claim new mail's \Recent
+    struct Answer {
+        store::MailboxChanges changes;
+        std::optional<std::uint32_t> recent_from;  // when claimed: UIDs at or above it are \Recent here
+    };
+};
+
+// SELECT / EXAMINE: the mailbox, its narrow listing (uid, modseq, flags), the \Recent claim (SELECT) or
+// count (EXAMINE), and for QRESYNC the changes since the client's MODSEQ.
+struct OpenMailbox {
+    std::int64_t account_id = 0;
+    std::string name;  // canonical (INBOX upper-case), UTF-8
+    bool read_only = false;
+    std::optional<std::uint64_t> changes_since;
+    struct Answer {
+        store::Mailbox mailbox;
+        std::vector<store::MessageState> states;
+        std::optional<std::uint32_t> recent_from;  // SELECT, when the claim succeeded
+        std::uint32_t recent = 0;                  // EXAMINE: the store's recent counter
+        std::optional<store::MailboxChanges> changes;
+    };
+};
+
+// STATUS: the mailbox and its kept counters.
+struct MailboxStatus {
+    std::int64_t account_id = 0;
+    std::string name;
+    struct Answer {
+        store::Mailbox mailbox;
+        store::MailboxStatus status;
+    };
+};
+
+// LIST (and LIST-STATUS, RFC 5819): the account's mailboxes, its subscriptions and the counters of each
+// mailbox when asked.
+struct ListMailboxes {
+    std::int64_t account_id = 0;
+    bool subscriptions = false;
+    bool statuses = false;
+    struct Answer {
+        std::vector<store::Mailbox> mailboxes;
+        std::vector<std::string> subscriptions;
+        std::vector<std::optional<store::MailboxStatus>> statuses;  // per mailbox when asked; none = unreadable
+    };
+};
+
+// LSUB: the subscribed names.
+struct ListSubscriptions {
+    std::int64_t account_id = 0;
+    using Answer = std::vector<std::string>;
+};
+
+// CREATE (RFC 9051 6.3.4): already_exists when the name exists; its missing superiors are created first.
+struct CreateMailbox {
+    std::int64_t account_id = 0;
+    std::string name;
+    using Answer = store::Mailbox;
+};
+
+// RENAME (RFC 9051 6.3.6): already_exists when the target exists; its missing superiors are created first.
+struct RenameMailbox {
+    std::int64_t account_id = 0;
+    std::string from, to;
+    struct Answer {};
+};
+
+struct DeleteMailbox {
+    std::int64_t account_id = 0;
+    std::string name;
+    struct Answer {};
+};
+
+struct SetSubscribed {
+    std::int64_t account_id = 0;
+    std::string name;
+    bool subscribed = true;
+    struct Answer {};
+};
+
+// APPEND's target and the quota (GETQUOTA, GETQUOTAROOT): the named mailbox (none asked: empty `name`) and,
+// when `usage` is set, the octets of every mailbox of the account (RFC 9208 STORAGE).
+struct MailboxUsage {
+    std::int64_t account_id = 0;
+    std::optional<std::string> name;
+    bool usage = false;
+    struct Answer {
+        std::optional<store::Mailbox> mailbox;
+        std::uint64_t used_octets = 0;
+    };
+};
+
+// APPEND's commit: durable when answered. The IO loop hands it to Store::deliver (the group committer), so
+// no store thread waits for the fsync.
+struct Deliver {
+    store::Delivery delivery;
+    using Answer = store::Delivered;
+};
+
+// CLOSE and EXPUNGE: removes the messages flagged \Deleted (RFC 9051 6.4.1, 6.4.3), only those among
+// `uids` when given (UID EXPUNGE, RFC 4315). Answers the expunged UIDs, ascending.
+struct Expunge {
+    std::int64_t mailbox_id = 0;
+    std::optional<std::vector<std::uint32_t>> uids;
+    using Answer = std::vector<std::uint32_t>;
+};
+
+// STORE (RFC 9051 6.4.6, RFC 7162 UNCHANGEDSINCE) on a UID set in one call.
+struct StoreFlags {
+    std::int64_t mailbox_id = 0;
+    std::vector<std::uint32_t> uids;
+    store::FlagUpdate update;
+    using Answer = store::FlagStoreResult;
+};
+
+// COPY / MOVE (RFC 6851) of a UID set into the named mailbox of the account: not_found when it does not
+// exist. With `quota_kib` (RFC 9208 5.1, COPY only) nothing is copied when the account's usage plus the
+// messages' sizes would exceed it.
+struct CopyMessages {
+    std::int64_t account_id = 0;
+    std::int64_t mailbox_id = 0;
+    std::vector<std::uint32_t> uids;  // ascending
+    std::string target;
+    bool move = false;
+    std::uint64_t quota_kib = 0;  // 0 = no quota
+    struct Answer {
+        bool over_quota = false;
+        store::CopyResult copied;
+    };
+};
+
+// SEARCH with keys the view cannot answer (dates, sizes, summary fields, HEADER, BODY, TEXT: RFC 9051
+// 6.4.4): evaluated where the rows and blobs are, over this snapshot of the session's view, in one call.
+struct SearchMessages {
+    struct Known {  // one message of the view, in sequence order
+        std::uint32_t uid = 0;
+        std::uint64_t modseq = 0;
+        std::vector<std::string> flags;
+        bool recent = false;
+    };
+    std::int64_t mailbox_id = 0;
+    SearchKey criteria;
+    std::vector<Known> messages;
+    std::vector<std::uint32_t> saved_uids;  // RFC 5182 "$"
+    std::size_t max_blob_reads = 0;         // SessionConfig::max_search_blob_reads
+    struct Answer {
+        std::vector<std::size_t> matched;  // indexes into messages, ascending
+        bool failed = false;               // a blob could not be read, or max_blob_reads was reached
+    };
+};
+
+}  // namespace request
+
+using StoreRequest =
+    std::variant<request::Refresh, request::OpenMailbox, request::MailboxStatus, request::ListMailboxes,
+                 request::ListSubscriptions, request::CreateMailbox, request::RenameMailbox, request::DeleteMailbox,
+                 request::SetSubscribed, request::MailboxUsage, request::Deliver, request::Expunge,
+                 request::StoreFlags, request::CopyMessages, request::SearchMessages>;
+
+namespace request {
+template <class V>
+struct AnswersOf;
+template <class... R>
+struct AnswersOf<std::variant<R...>> {
+    using type = std::variant<Result<typename R::Answer>...>;
+};
+
+template <class T, class V>
+struct IndexOf;
+template <class T, class... R>
+struct IndexOf<T, std::variant<R...>> {
+    static constexpr std::size_t value = [] {
+        constexpr bool same[] = {std::is_same_v<T, R>...};
+        std::size_t i = 0;
+        while (!same[i]) ++i;
+        return i;
+    }();
+};
+}  // namespace request
+
+// One answer per request, at the request's own index (answers may share a type).
+using StoreAnswer = request::AnswersOf<StoreRequest>::type;
+template <class R>
+inline constexpr std::size_t kRequestIndex = request::IndexOf<R, StoreRequest>::value;
+
+// Runs a request against the store on the calling thread (a store thread): blocking. A Deliver waits here for
+// the group commit; the IO loop gives it to the committer instead and answers with its result.
+StoreAnswer perform(store::Store& store, StoreRequest request);
+
+// SEARCH's evaluation (search.cpp): `store` is read only for keys that need rows or blobs.
+Result<request::SearchMessages::Answer> search_messages(store::Store& store, const request::SearchMessages& search);
+
+// The answer for a Deliver from the committer's result.
+inline StoreAnswer delivered_answer(Result<store::Delivered> result) {
+    return StoreAnswer(std::in_place_index<kRequestIndex<request::Deliver>>, std::move(result));
+}
+
+}  // namespace magpie::imap
