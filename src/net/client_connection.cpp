@@ -89,8 +89,9 @@ awaitable<Result<void>> ClientConnection::start_tls(std::shared_ptr<asio::ssl::c
         SSL_set1_host(ssl, server_name.c_str());
     }
     // Without `enforce` the chain is still checked (SSL_VERIFY_NONE only keeps a failure from ending the
-    // handshake), so verify_result() reports it.
-    SSL_set_verify(ssl, checked && check.enforce ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    // handshake), so verify_result() reports it. Without a check of ours the context's own mode stands: a
+    // caller that verifies in its context (the CLI checks an IP address there) keeps verifying.
+    if (checked) SSL_set_verify(ssl, check.enforce ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
     boost::system::error_code ec;
     arm(timeout);
     co_await stream_->async_handshake(asio::ssl::stream_base::client,

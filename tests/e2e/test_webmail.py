@@ -584,13 +584,16 @@ def test_draft_is_saved_and_resumed_then_sent(webmail):
     assert BOB in b.eval(script="() => document.querySelector('#compose-to').value")
     b.fill(selector="#compose-body", value="First thoughts, then second ones.")
     b.click(selector=".compose button:has-text('Save draft')")
-    b.wait_text(selector=".notice", text="Draft saved")
-    # One draft, the newer version: saving replaces.
-    status, answer = jmap(server, [["Email/query", {"filter": {"hasKeyword": "$draft"}}, "q"],
-                                   ["Email/get", {"#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
-                                                  "properties": ["subject", "preview"]}, "g"]])
-    drafts = answer["methodResponses"][1][1]["list"]
-    assert len(drafts) == 1 and "second ones" in drafts[0]["preview"]
+    # One draft, the newer version: saving replaces. (The first save's "Draft saved" notice may still be up,
+    # so the store is asked until the second save has landed.)
+    def drafts():
+        status, answer = jmap(server, [["Email/query", {"filter": {"hasKeyword": "$draft"}}, "q"],
+                                       ["Email/get", {"#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                                                      "properties": ["subject", "preview"]}, "g"]])
+        found = answer["methodResponses"][1][1]["list"]
+        # The save makes the new version, then destroys the old one: both may be seen for a moment.
+        return found if len(found) == 1 and "second ones" in found[0]["preview"] else None
+    wait_for(drafts, timeout=60, what="one draft, its second version")
     send_compose(b)
     wait_for(lambda: [m for m in stored_messages(server, BOB) if m["Subject"] == "Half-written"], what="delivery")
     b.wait_text(selector=".list", text="No messages")  # Drafts is empty again
