@@ -44,9 +44,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Rounded up: a timer armed with it never expires before `until`, so a caller that compares its own deadline
+// with the clock after a timeout finds it passed (truncating let an SMTP transaction limit read as the idle
+// timeout, up to a millisecond early).
 std::chrono::milliseconds left(Clock::time_point until) {
-    return std::max(std::chrono::milliseconds(0),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
+    return std::max(std::chrono::milliseconds(0), std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()));
 }
 
 // Ciphertext OpenSSL writes goes into the std::string the BIO points at; the connection sends it when it can.
