@@ -105,7 +105,9 @@ ResponseWriter& ResponseWriter::astring(std::string_view value) {
     bool atom_ok = !value.empty() && !iequals(value, "NIL");
     for (std::size_t i = 0; atom_ok && i < value.size(); ++i) {
         auto c = static_cast<unsigned char>(value[i]);
-        if (!is_atom_char(c) && c != ']') atom_ok = false;
+        // "[" is an ASTRING-CHAR, but a name like "x[y" or "[Gmail]" goes out quoted, as Gmail and Dovecot
+        // send them: clients (ours among them, found by fuzz_imapclient_response) read '[' in an atom as a section.
+        if ((!is_atom_char(c) && c != ']') || c == '[') atom_ok = false;
     }
     if (atom_ok) return atom(value);
     return string(value);

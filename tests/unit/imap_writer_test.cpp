@@ -69,6 +69,8 @@ TEST(ImapWriter, ChoosesAtomQuotedOrLiteral) {
     };
     EXPECT_EQ(astring("Drafts"), "Drafts");
     EXPECT_EQ(astring("a]b"), "a]b");
+    EXPECT_EQ(astring("x[y"), "\"x[y\"");  // a client reads [ in an atom as a section (fuzz_imapclient_response)
+    EXPECT_EQ(astring("[Gmail]"), "\"[Gmail]\"");
     EXPECT_EQ(astring(""), "\"\"");
     EXPECT_EQ(astring("NIL"), "\"NIL\"");
     EXPECT_EQ(astring("Sent Items"), "\"Sent Items\"");
