@@ -25,4 +25,20 @@ private:
     std::unordered_map<std::int64_t, std::vector<std::weak_ptr<net::Connection>>> watchers_;
 };
 
+// Unwatches `connection` for `account_id` when it leaves scope (a protocol loop's coroutine frame), however the
+// loop ends; unwatching a connection that is not (or no longer) watched does nothing.
+class Unwatch {
+public:
+    Unwatch(ChangeHub& hub, std::int64_t account_id, const net::Connection* connection)
+        : hub_(hub), account_id_(account_id), connection_(connection) {}
+    Unwatch(const Unwatch&) = delete;
+    Unwatch& operator=(const Unwatch&) = delete;
+    ~Unwatch() { hub_.unwatch(account_id_, connection_); }
+
+private:
+    ChangeHub& hub_;
+    std::int64_t account_id_;
+    const net::Connection* connection_;
+};
+
 }  // namespace magpie::server

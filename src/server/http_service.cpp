@@ -403,12 +403,7 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
     auto read_state = [&]() { return services_.executor.run([&store, &account] { return http::push_states(store, account); }); };
 
     services_.hub.watch(account.id, connection);
-    struct Unwatch {
-        ChangeHub& hub;
-        std::int64_t account;
-        net::Connection* connection;
-        ~Unwatch() { hub.unwatch(account, connection); }
-    } unwatch{services_.hub, account.id, connection.get()};
+    Unwatch unwatch(services_.hub, account.id, connection.get());
 
     // A failed read (the store unreachable) keeps the stream: the tracker remembers the last states and the
     // next wake-up or ping reads again (http/push_state.h).
@@ -510,12 +505,7 @@ awaitable<void> HttpService::websocket(const std::shared_ptr<net::Connection>& c
                                   "Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
                                   ws::accept_key(request.websocket_key), http::kWebSocketSubprotocol);
     if (!co_await connection->write_all(out, write_timeout)) co_return;
-    struct Unwatch {
-        ChangeHub& hub;
-        std::int64_t account;
-        net::Connection* connection;
-        ~Unwatch() { hub.unwatch(account, connection); }
-    } unwatch{services_.hub, account.id, connection.get()};
+    Unwatch unwatch(services_.hub, account.id, connection.get());
     ws::Reader reader(config.http.max_request_octets);  // maxSizeRequest bounds a message
     reader.feed(request.early_data);
     WebSocketPush push;
