@@ -375,9 +375,12 @@ Result<Config> load_config(const std::filesystem::path& file) {
             return make_error(Errc::invalid_argument,
                               "[smtp] min_data_rate and max_transaction_time must be positive");
         }
-        if (s.max_command_line < 512 || s.max_text_line < 1000) {
-            return make_error(Errc::invalid_argument,
-                              "[smtp] max_command_line >= 512 and max_text_line >= 1000 (RFC 5321 4.5.3.1)");
+        // RFC 5321 4.5.3.1.4's 512 plus what the offered extensions add to MAIL (smtp/server_session.h).
+        if (s.max_command_line < 1148 || s.max_text_line < 1000) {
+            return make_error(
+                Errc::invalid_argument,
+                "[smtp] max_command_line >= 1148 (RFC 5321 4.5.3.1.4 with the DSN, SIZE, AUTH and "
+                "SMTPUTF8 extensions) and max_text_line >= 1000 (RFC 5321 4.5.3.1.6)");
         }
         if (s.max_recipients == 0 || s.max_connections == 0 || s.max_connections_per_ip == 0 ||
             s.idle_timeout == 0 || s.max_message_size == 0) {

@@ -21,7 +21,7 @@ struct ListenAddress {
 
 struct SmtpConfig {
     std::vector<ListenAddress> listen;             // [smtp] listen = ["0.0.0.0:25"]
-    std::size_t max_command_line = 512;            // RFC 5321 4.5.3.1.4, CRLF included
+    std::size_t max_command_line = 2048;           // CRLF included; >= 1148 (RFC 5321 4.5.3.1.4 + extensions)
     std::size_t max_text_line = 1 << 20;           // a content line, CRLF included (RFC 5321: >= 1000)
     std::uint64_t max_message_size = 50ull << 20;  // SIZE, octets
     std::size_t max_recipients = 100;              // per transaction (RFC 5321 4.5.3.1.8 asks at least 100)

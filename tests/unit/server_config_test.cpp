@@ -106,7 +106,7 @@ TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     auto config = load("");
     ASSERT_TRUE(config) << config.error().message;
     EXPECT_EQ(config->data_dir, "/var/lib/magpie");
-    EXPECT_EQ(config->smtp.max_command_line, 512u);
+    EXPECT_EQ(config->smtp.max_command_line, 2048u);
     EXPECT_EQ(config->smtp.max_text_line, 1u << 20);
     EXPECT_EQ(config->smtp.min_data_rate, 500u);
     EXPECT_EQ(config->smtp.max_transaction_time, 3600u);
@@ -174,6 +174,9 @@ TEST_F(ConfigFile, RejectsWrongTypesAndUnsafeLimits) {
     EXPECT_FALSE(load("[smtp]\nmax_recipients = \"many\"\n"));
     EXPECT_FALSE(load("[smtp]\nmax_recipients = -1\n"));
     EXPECT_FALSE(load("[smtp]\nmax_command_line = 100\n"));  // below RFC 5321's 512
+    // 512 alone leaves no room for what DSN, SIZE, AUTH and SMTPUTF8 add to MAIL and RCPT.
+    EXPECT_FALSE(load("[smtp]\nmax_command_line = 512\n"));
+    EXPECT_TRUE(load("[smtp]\nmax_command_line = 1148\n"));
     EXPECT_FALSE(load("[smtp]\nbare_line_ending = \"ignore\"\n"));
     EXPECT_FALSE(load("[smtp]\nlisten = [\"localhost\"]\n"));  // no port
     EXPECT_FALSE(load("[tls]\ncertificate = \"/x.pem\"\n"));   // key missing
