@@ -533,6 +533,14 @@ void ServerSession::on_mail(std::string_view args) {
                 return;
             }
             envid = std::string(param.value);
+        } else if (param.keyword == "AUTH" && config_.submission) {
+            // RFC 4954 5: AUTH=<> or AUTH=xtext-mailbox comes with the AUTH extension (Sendmail and Exchange
+            // send it after authenticating); it only asserts who submitted the message, and is not trusted
+            // here: the authenticated user is.
+            if (!param.has_value || !is_xtext(param.value)) {
+                bad_command(501, "5.5.4", "Error: bad AUTH parameter");
+                return;
+            }
         } else {
             bad_command(555, "5.5.4", "Error: unsupported MAIL parameter");
             return;

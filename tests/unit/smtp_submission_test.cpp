@@ -187,6 +187,27 @@ TEST(SmtpSubmission, EnvelopeSenderMustBeTheUserOrAnAlias) {
     EXPECT_EQ(driver.send("MAIL FROM:<Chef@Crepes.test>\r\n"), "250 2.1.0 OK\r\n");
 }
 
+// RFC 4954 5: the AUTH= parameter of MAIL belongs to the AUTH extension (Sendmail and Exchange send AUTH=<>);
+// it is accepted as xtext and trusts nothing. Port 25, which offers no AUTH, still refuses it.
+TEST(SmtpSubmission, MailAcceptsTheAuthParameter) {
+    Driver driver(submission_config(true));
+    driver.log_in();
+    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test> AUTH=<>\r\n"), "250 2.1.0 OK\r\n");
+    EXPECT_EQ(driver.send("RSET\r\n"), "250 2.0.0 OK\r\n");
+    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test> AUTH=alice+40crepes.test\r\n"), "250 2.1.0 OK\r\n");
+    EXPECT_EQ(driver.send("RSET\r\n"), "250 2.0.0 OK\r\n");
+    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test> AUTH\r\n"),
+              "501 5.5.4 Error: bad AUTH parameter\r\n");
+    EXPECT_EQ(driver.send("MAIL FROM:<alice@crepes.test> AUTH=a+zzb\r\n"),
+              "501 5.5.4 Error: bad AUTH parameter\r\n");
+
+    ServerConfig port25 = submission_config(true);
+    port25.submission = false;
+    Driver mx(port25);
+    mx.send("EHLO client.test\r\n");
+    EXPECT_EQ(mx.send("MAIL FROM:<a@b.test> AUTH=<>\r\n"), "555 5.5.4 Error: unsupported MAIL parameter\r\n");
+}
+
 std::string submit(Driver& driver, std::string_view message) {
     driver.send("MAIL FROM:<alice@crepes.test>\r\n");
     driver.send("RCPT TO:<bob@hamburger.test>\r\n");
