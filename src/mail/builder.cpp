@@ -275,7 +275,9 @@ Result<std::string> build_message(const Draft& draft, const BuildOptions& option
     const bool utf8 = options.utf8_headers;
     FieldWriter fields(options.fold);
     MAGPIE_TRY(fields.add("Date", rfc5322_date(draft.date.value_or(env.now))));
-    MAGPIE_TRY(fields.add_result("From", format_mailbox(draft.from, utf8)));
+    // No From at all is a draft still being written (JMAP Email/set, RFC 8621 4.6); sending checks it.
+    if (!draft.from.address.empty() || !draft.from.name.empty())
+        MAGPIE_TRY(fields.add_result("From", format_mailbox(draft.from, utf8)));
     if (draft.sender) MAGPIE_TRY(fields.add_result("Sender", format_mailbox(*draft.sender, utf8)));
     if (!draft.reply_to.empty())
         MAGPIE_TRY(fields.add_result("Reply-To", format_mailbox_list(draft.reply_to, utf8)));

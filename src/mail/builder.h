@@ -53,7 +53,7 @@ struct Attachment {
 };
 
 struct Draft {
-    MailboxSpec from;
+    MailboxSpec from;  // empty (no name, no address): no From field, as in an unfinished draft
     std::optional<MailboxSpec> sender;
     std::vector<MailboxSpec> reply_to, to, cc, bcc;
     std::string subject;              // UTF-8

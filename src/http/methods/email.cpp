@@ -741,8 +741,13 @@ std::optional<std::string> header_unsafe_property(const json& object) {
         if (std::ranges::find(kHeaderBound, key) != kHeaderBound.end()) {
             if (!header_safe_strings(value)) return key;
         } else if (key.starts_with("header:")) {
-            if (!valid_field_name(std::string_view(key).substr(7)) ||
-                (value.is_string() && !raw_header_value_safe(value.get_ref<const std::string&>()))) {
+            std::string_view name = std::string_view(key).substr(7);
+            // "header:Name:asText": the form is no part of the name, and text (unlike raw) is never folded.
+            bool text = name.ends_with(":asText");
+            name = name.substr(0, name.find(':'));
+            if (!valid_field_name(name) ||
+                (value.is_string() && !(text ? header_safe(value.get_ref<const std::string&>())
+                                             : raw_header_value_safe(value.get_ref<const std::string&>())))) {
                 return key;
             }
         } else if (key == "attachments" && value.is_array()) {
@@ -837,11 +842,22 @@ json create_email(store::Store& store, const store::Account& account, const json
     if (!draft.text && !draft.html) draft.text = "";
     for (const auto& [key, value] : object.items()) {
         if (!key.starts_with("header:")) continue;
+        // RFC 8621 4.1.2: "header:Name", "header:Name:asRaw" (the same) or "header:Name:asText" (unstructured
+        // text, written as UTF-8 like the Subject). The parsed forms are not taken apart here.
         std::string_view name = std::string_view(key).substr(7);
-        if (name.empty() || name.find(':') != std::string_view::npos || !value.is_string()) {
-            return set_error("invalidProperties", "header:Name (raw form) with a string value", {key});
+        std::string_view form = "asRaw";
+        if (auto colon = name.find(':'); colon != std::string_view::npos) {
+            form = name.substr(colon + 1);
+            name = name.substr(0, colon);
         }
-        draft.extra_fields.emplace_back(std::string(name), trim(unfold(value.get<std::string>())));
+        if (name.empty() || (form != "asRaw" && form != "asText") || !value.is_string()) {
+            return set_error("invalidProperties",
+                             "header:Name, header:Name:asRaw or header:Name:asText, with a string value",
+                             {key});
+        }
+        const auto& text = value.get_ref<const std::string&>();
+        draft.extra_fields.emplace_back(std::string(name),
+                                        form == "asText" ? trim(text) : trim(unfold(text)));
     }
     mail::BuildOptions options;
     options.transport = mail::Transport::eight_bit;
@@ -1061,6 +1077,42 @@ Result<std::string> read_jmap_blob(store::Store& store, const store::Account& ac
     return store.read_account_blob(account.id, blob_id);
 }
 
+namespace {
+
+// RFC 8620 5.3: a patch key is a JSON Pointer (RFC 6901) without its leading '/': "~1" is '/', "~0" is '~'.
+// The one token after "keywords/" or "mailboxIds/" is unescaped; a second level ('/' left after it, as in
+// "keywords/a/b") or a bare '~' is no valid path into a map of booleans.
+std::optional<std::string> pointer_token(std::string_view escaped) {
+    std::string out;
+    for (std::size_t i = 0; i < escaped.size(); ++i) {
+        char c = escaped[i];
+        if (c == '/') return std::nullopt;
+        if (c == '~') {
+            if (i + 1 == escaped.size() || (escaped[i + 1] != '0' && escaped[i + 1] != '1'))
+                return std::nullopt;
+            c = escaped[++i] == '0' ? '~' : '/';
+        }
+        out.push_back(c);
+    }
+    if (out.empty()) return std::nullopt;
+    return out;
+}
+
+// RFC 8620 5.3: a patch in which one path is a prefix of another ("keywords" and "keywords/$seen") is
+// invalid.
+bool has_prefix_conflict(const json& patch) {
+    for (const char* whole : {"keywords", "mailboxIds"}) {
+        if (!patch.contains(whole)) continue;
+        std::string prefix = std::string(whole) + "/";
+        for (const auto& [key, value] : patch.items()) {
+            if (key.starts_with(prefix)) return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
 json update_email(store::Store& store, const store::Account& account, std::int64_t email, const json& patch,
                   const CallContext& context) {
     store::EmailUpdate update;
@@ -1069,7 +1121,7 @@ json update_email(store::Store& store, const store::Account& account, std::int64
         auto resolved = resolve_creation_id(id, context);
         return resolved ? number_with_prefix(*resolved, 'm') : std::nullopt;
     };
-    if (!patch.is_object()) return set_error("invalidPatch");
+    if (!patch.is_object() || has_prefix_conflict(patch)) return set_error("invalidPatch");
     for (const auto& [key, value] : patch.items()) {
         if (key == "keywords") {
             if (!value.is_object()) return set_error("invalidProperties", "", {"keywords"});
@@ -1080,9 +1132,11 @@ json update_email(store::Store& store, const store::Account& account, std::int64
             }
             update.set_flags = std::move(flags);
         } else if (key.starts_with("keywords/")) {
-            std::string keyword = key.substr(9);
-            if (keyword.empty() || (value != json(true) && !value.is_null())) return set_error("invalidPatch", "", {key});
-            (value.is_null() ? update.remove_flags : update.add_flags).push_back(store::imap_flag_of_keyword(keyword));
+            auto keyword = pointer_token(std::string_view(key).substr(9));
+            if (!keyword || (value != json(true) && !value.is_null()))
+                return set_error("invalidPatch", "", {key});
+            (value.is_null() ? update.remove_flags : update.add_flags)
+                .push_back(store::imap_flag_of_keyword(*keyword));
         } else if (key == "mailboxIds") {
             if (!value.is_object() || value.empty()) return set_error("invalidProperties", "", {"mailboxIds"});
             std::vector<std::int64_t> boxes;
@@ -1093,7 +1147,8 @@ json update_email(store::Store& store, const store::Account& account, std::int64
             }
             update.set_mailboxes = std::move(boxes);
         } else if (key.starts_with("mailboxIds/")) {
-            auto n = mailbox_of(key.substr(11));
+            auto token = pointer_token(std::string_view(key).substr(11));
+            auto n = token ? mailbox_of(*token) : std::nullopt;
             if (!n || (value != json(true) && !value.is_null())) return set_error("invalidPatch", "", {key});
             (value.is_null() ? update.remove_mailboxes : update.add_mailboxes).push_back(*n);
         } else {
