@@ -1269,9 +1269,36 @@ TEST_F(ImapSessionTest, SilentConditionalStoreStillReportsModseq) {
     const auto base = mailbox(demo_, "INBOX").highest_modseq;
     EXPECT_EQ(
         send(*session, fmt::format("a STORE 1 (UNCHANGEDSINCE {}) +FLAGS.SILENT (\\Answered)\r\n", base)),
-        fmt::format("* 1 FETCH (MODSEQ ({}))\r\na OK STORE completed\r\n", base + 1));
+        fmt::format("* 1 FETCH (UID 1 MODSEQ ({}))\r\na OK STORE completed\r\n", base + 1));
     EXPECT_EQ(send(*session, "b SEARCH MODSEQ 1\r\n"),
               fmt::format("* SEARCH 1 (MODSEQ {})\r\nb OK SEARCH completed\r\n", base + 1));
+}
+
+// RFC 7162 3.1 / 3.1.3, as Dovecot and mox answer: with CONDSTORE on, a plain .SILENT STORE still reports
+// the new MODSEQ (the client's cache would otherwise keep the old one), and every untagged FETCH, its own
+// STORE's and another session's flag change alike, names the UID.
+TEST_F(ImapSessionTest, CondstoreFetchResponsesCarryUidAndModseq) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "e ENABLE CONDSTORE\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    const auto base = mailbox(demo_, "INBOX").highest_modseq;
+    EXPECT_EQ(send(*session, "a STORE 1 +FLAGS.SILENT (\\Answered)\r\n"),
+              fmt::format("* 1 FETCH (UID 1 MODSEQ ({}))\r\na OK STORE completed\r\n", base + 1));
+    EXPECT_EQ(
+        send(*session, "b STORE 1 +FLAGS (\\Seen)\r\n"),
+        fmt::format(
+            "* 1 FETCH (UID 1 FLAGS (\\Seen \\Answered \\Recent) MODSEQ ({}))\r\nb OK STORE completed\r\n",
+            base + 2));
+    auto other = logged_in();
+    send(*other, "s SELECT INBOX\r\n");
+    send(*other, "f STORE 1 +FLAGS (\\Flagged)\r\n");
+    EXPECT_EQ(send(*session, "n NOOP\r\n"),
+              fmt::format("* 1 FETCH (UID 1 FLAGS (\\Seen \\Answered \\Flagged \\Recent) MODSEQ ({}))\r\n"
+                          "n OK Done\r\n",
+                          base + 3));
+    // Without CONDSTORE, .SILENT stays silent.
+    EXPECT_EQ(send(*other, "g STORE 1 -FLAGS.SILENT (\\Flagged)\r\n"), "g OK STORE completed\r\n");
 }
 
 // Two sessions interleave random commands over one mailbox while mail arrives: every command gets exactly

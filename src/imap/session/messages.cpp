@@ -474,11 +474,13 @@ void Session::write_stored(const std::string& tag, const Store& command, const s
         const ViewMessage& m = view_->messages[i];
         const bool was_modified = std::ranges::find(result.modified, m.uid) != result.modified.end();
         if (was_modified) continue;
-        // RFC 7162 3.1.3: with UNCHANGEDSINCE a changed message's MODSEQ is reported even when .SILENT.
-        if (command.silent && !(command.unchanged_since && changed(m.uid))) continue;
+        // RFC 7162 3.1.3: with CONDSTORE on, a changed message's MODSEQ is reported even when .SILENT (as
+        // Dovecot and mox do), so the client's cached MODSEQ follows its own change.
+        if (command.silent && !(condstore_on() && changed(m.uid))) continue;
         ResponseWriter w = writer();
         w.untagged().number(i + 1).atom("FETCH").open_list();
-        if (command.uid || qresync_) w.atom("UID").number(m.uid);
+        // RFC 7162 3.1: with CONDSTORE on, every untagged FETCH carries the UID and the MODSEQ.
+        if (command.uid || condstore_on()) w.atom("UID").number(m.uid);
         if (!command.silent) w.atom("FLAGS").flags(flags_for_client(m));
         if (condstore_on()) w.atom("MODSEQ").open_list().number(m.modseq).close_list();
         w.close_list().end();

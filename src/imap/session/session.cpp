@@ -841,7 +841,8 @@ void Session::write_flags_update(std::size_t index, bool with_uid) {
     announce_keywords(m.flags);
     ResponseWriter w = writer();
     w.untagged().number(index + 1).atom("FETCH").open_list();
-    if (with_uid || qresync_) w.atom("UID").number(m.uid);
+    // RFC 7162 3.1: once CONDSTORE is on, every untagged FETCH carries the UID and the MODSEQ.
+    if (with_uid || condstore_on()) w.atom("UID").number(m.uid);
     w.atom("FLAGS").flags(flags_for_client(m));
     if (condstore_on()) w.atom("MODSEQ").open_list().number(m.modseq).close_list();
     w.close_list().end();
