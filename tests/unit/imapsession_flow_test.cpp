@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <future>
 #include <random>
+#include <string_view>
+#include <utility>
 
 #include "auth/password.h"
 #include "imap/session/session.h"
@@ -64,6 +66,37 @@ store::MessageSummary summary_of(std::string_view content) {
     return out;
 }
 
+// argon2id hashes of the fixture's passwords at hash_password's parameters (libsodium's interactive limits),
+// made once with crypto_pwhash_str: hashing them in every test's SetUp cost two argon2id runs (about 0.1 s
+// of CPU each) per test, and every test runs in its own process. Logins still verify them with argon2id, and
+// FixtureHashesAreCurrentArgon2id checks that they match and need no rehash.
+constexpr std::pair<std::string_view, std::string_view> kFixtureHashes[] = {
+    {"correct horse",
+     "$argon2id$v=19$m=65536,t=2,p=1$lLI9ow/fUfoL3oLt13JTdw$LKiFPxgfGRkXpKg/0xH2UjBwPvBZr8PymeNZilABJug"},
+    {"other secret",
+     "$argon2id$v=19$m=65536,t=2,p=1$7LFDc5EuoiubeNXHYvqkXg$1Zpb6NQuyGrgSFXDk+wa4N2W7JYdOwrplybkwXzo5Mk"},
+};
+
+// The secrets add_account stores: the precomputed hash for a fixture password (fresh SCRAM keys, which are
+// cheap), else make_password_secrets.
+Result<auth::PasswordSecrets> fixture_secrets(std::string_view password) {
+    for (const auto& [known, hash] : kFixtureHashes) {
+        if (known != password) continue;
+        auto scram = auth::make_scram_credentials(password);
+        if (!scram) return scram.error();
+        return auth::PasswordSecrets{std::string(hash), std::move(*scram)};
+    }
+    return auth::make_password_secrets(password);
+}
+
+TEST(ImapSessionFixture, FixtureHashesAreCurrentArgon2id) {
+    for (const auto& [password, hash] : kFixtureHashes) {
+        EXPECT_TRUE(auth::verify_password(hash, password)) << password;
+        EXPECT_FALSE(auth::verify_password(hash, "wrong")) << password;
+        EXPECT_FALSE(auth::password_needs_rehash(hash)) << password;
+    }
+}
+
 class ImapSessionTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -86,7 +119,7 @@ protected:
     }
 
     std::int64_t add_account(std::string_view address, std::string_view password) {
-        auto secrets = auth::make_password_secrets(password);
+        auto secrets = fixture_secrets(password);
         EXPECT_TRUE(secrets.ok());
         auto account = store_->add_account(address, secrets->hash, secrets->scram);
         EXPECT_TRUE(account.ok());
