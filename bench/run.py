@@ -97,8 +97,16 @@ class Magpied:
             self.log.close()
 
     def stored(self):
-        out = self.magpie("export", USER, "INBOX", "--list").stdout
-        return out.count(b"\n")
+        """Messages in the user's INBOX, read from the store itself (SQLite, read-only, beside the running
+        server), as Postfix's are counted by listing its Maildir. It used to start `magpie export --list` for
+        every look: a process opening the store and listing the whole mailbox, 20 times a second, on the cores
+        the servers under test share, and one more such run after the last message was in."""
+        import sqlite3
+        from contextlib import closing
+        with closing(sqlite3.connect(f"file:{self.data / 'magpie.db'}?mode=ro", uri=True, timeout=30)) as db:
+            row = db.execute("SELECT m.message_count FROM mailboxes m JOIN accounts a ON a.id = m.account_id "
+                             "WHERE a.address = ? AND m.name = 'INBOX'", (USER,)).fetchone()
+        return row[0] if row else 0
 
 
 def wait_for_port(host, port, timeout=30):
@@ -1157,8 +1165,11 @@ def main():
     parser.add_argument("--startup-messages", type=int, default=100000)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="small counts, for checking the harness itself")
+    parser.add_argument("--sessions", default=None, help="ingest: session counts, comma-separated (1,10,50)")
+    parser.add_argument("--sizes", default=None, help="ingest: message sizes in bytes, comma-separated (4096,65536)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
+    args.sessions_given, args.sizes_given = args.sessions, args.sizes
     known = {"ingest", "relay", "imap", "jmap", "memory", "startup", "postgres"}
     chosen = set(args.scenario.split(","))
     if chosen == {"all"}:
@@ -1175,6 +1186,10 @@ def main():
         args.imap_messages, args.imap_seconds, args.imap_clients, args.jmap_clients = 300, 3, [10], [10]
         args.relay_messages, args.startup_messages = 200, 300
     args.rounds = args.rounds or 3
+    if args.sessions_given:
+        args.sessions = [int(n) for n in args.sessions_given.split(",")]
+    if args.sizes_given:
+        args.sizes = [int(n) for n in args.sizes_given.split(",")]
     if not MAGPIED.exists():
         sys.exit(f"{MAGPIED} is missing: run `make release` first")
     probe_dir = Path(tempfile.mkdtemp(prefix="magpie-bench-probe-"))

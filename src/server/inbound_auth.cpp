@@ -73,7 +73,9 @@ InboundDecision InboundAuthenticator::evaluate(const Config& config, const std::
                                                const std::string& helo, const std::string& mail_from,
                                                std::string_view message) const {
     const auto& m = config.mailauth;
-    auto resolver = dns::Resolver::create(resolver_config(config));
+    // No check on: nothing to look up, so no resolver (c-ares reads resolv.conf at every channel made).
+    Result<std::unique_ptr<dns::Resolver>> resolver = std::unique_ptr<dns::Resolver>();
+    if (needs_dns(config)) resolver = dns::Resolver::create(resolver_config(config));
     BoundedDns dns(resolver ? std::move(*resolver) : nullptr, std::chrono::seconds(m.max_time));
     if (!resolver) dns.set_resolver_error(resolver.error().message);
 
@@ -95,7 +97,10 @@ InboundDecision InboundAuthenticator::evaluate(const Config& config, const std::
 
     InboundDecision decision;
     decision.header = verdict.header;
-    decision.message = mailauth::remove_ranges(message, verdict.forged);
+    if (!verdict.forged.empty()) {
+        decision.message = mailauth::remove_ranges(message, verdict.forged);
+        decision.rewritten = true;
+    }
     decision.summary = summary_of(verdict, m);
     if (m.dmarc_policy == "enforce" && verdict.dmarc.result == mailauth::DmarcResult::fail) {
         // RFC 7489 6.6.4 / 10.3: the policy's disposition, pct= already applied by evaluate_dmarc.

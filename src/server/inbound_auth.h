@@ -19,7 +19,10 @@ struct InboundDecision {
     enum class Action { deliver, junk, reject };
     Action action = Action::deliver;
     std::string header;   // "Authentication-Results: ...\r\n", to go on top of the stored message
-    std::string message;  // the received message with forged Authentication-Results fields removed
+    // The received message with forged Authentication-Results fields removed, when it had any (`rewritten`);
+    // otherwise empty, and the message stands as received (no copy of its bytes).
+    std::string message;
+    bool rewritten = false;
     std::string reason;   // reject: the reply text; junk: why (for the log)
     std::string summary;  // "spf=pass dkim=pass dmarc=pass", for the log line
 };
@@ -34,9 +37,17 @@ public:
     // Evaluates one message received from `client_ip` with `helo` and `mail_from` (no brackets, "" for <>),
     // with a resolver made for this call from `config`. Every lookup after [mailauth] max_time seconds
     // answers "unavailable" (SPF/DKIM/DMARC temperror) instead of waiting. Never fails: DNS trouble is a
-    // temperror in the verdict, and a temperror never rejects or quarantines.
+    // temperror in the verdict, and a temperror never rejects or quarantines. With SPF, DKIM and DMARC all
+    // off ([mailauth]) it makes no resolver and looks nothing up: see needs_dns.
     InboundDecision evaluate(const Config& config, const std::string& client_ip, const std::string& helo,
                              const std::string& mail_from, std::string_view message) const;
+
+    // Whether evaluate() may look anything up under `config`; when not, it is a quick header scan that may run
+    // on the caller's thread (the forged Authentication-Results fields still go, RFC 8601 5).
+    static bool needs_dns(const Config& config) {
+        const auto& m = config.mailauth;
+        return m.spf || m.dkim || m.dmarc;
+    }
 
 private:
     explicit InboundAuthenticator(mailauth::PublicSuffixList psl) : psl_(std::move(psl)) {}

@@ -314,17 +314,34 @@ Result<store::RecipientResult> resolve_recipient(store::Store& store, const Reci
     return store::RecipientResult{store::RecipientStatus::unknown_user, 0, {}};
 }
 
-awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& address) {
+awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& address, RcptMemos& memos) {
     // g++ 12 destroys temporaries inside a co_await expression twice: build the operation first, then await it.
     auto config = std::atomic_load(&config_);
-    auto lookup =
-        executor_.run([this, address, policy = RecipientPolicy{config->hostname, config->smtp.postmaster}] {
-            return resolve_recipient(store_, policy, address);
-        });
-    auto result = co_await std::move(lookup);
-    if (!result) {
-        spdlog::error("smtp: recipient lookup for <{}> failed: {}", address, result.error().message);
+    auto lookup = executor_.run([this, address,
+                                 policy = RecipientPolicy{config->hostname, config->smtp.postmaster}]()
+                                    -> Result<RcptMemo> {
+        auto resolved = resolve_recipient(store_, policy, address);
+        if (!resolved) return resolved.error();
+        RcptMemo memo{*resolved, 0};
+        if (resolved->status == store::RecipientStatus::local) {
+            // Its INBOX, for the delivery (an account without one is left to store_message's own lookup).
+            auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
+            if (inbox) memo.inbox_id = inbox->id;
+        }
+        return memo;
+    });
+    auto memo = co_await std::move(lookup);
+    if (!memo) {
+        spdlog::error("smtp: recipient lookup for <{}> failed: {}", address, memo.error().message);
         co_return smtp::RcptVerdict::temporary_failure;
+    }
+    const auto* result = &memo->recipient;
+    const bool local = result->status == store::RecipientStatus::local;
+    if ((local && memo->inbox_id != 0) ||
+        (submission_ && result->status == store::RecipientStatus::not_local_domain)) {
+        // Bounded by [smtp] max_recipients: transactions given up (RSET) leave theirs behind until then.
+        if (memos.size() >= config->smtp.max_recipients) memos.clear();
+        memos.insert_or_assign(address, *memo);
     }
     switch (result->status) {
         case store::RecipientStatus::local: co_return smtp::RcptVerdict::accept;
@@ -338,7 +355,7 @@ awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& add
 
 awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageReceived& message,
                                                           const net::Connection& connection,
-                                                          const Config& config) {
+                                                          const Config& config, const RcptMemos& memos) {
     const auto& envelope = message.envelope;
     std::string queue_id = new_queue_id();
     std::int64_t now = unix_now();
@@ -347,11 +364,18 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     // Authentication-Results fields with our authserv-id go, ours goes on top (RFC 8601 5).
     std::optional<InboundDecision> decision;
     if (inbound_) {
-        auto evaluation = inbound_executor_->run([this, &config, ip = connection.peer_ip(), helo = envelope.helo,
-                                                  from = envelope.reverse_path, data = message.data] {
-            return inbound_->evaluate(config, ip, helo, from, data);
-        });
-        decision = co_await std::move(evaluation);
+        if (InboundAuthenticator::needs_dns(config)) {
+            auto evaluation = inbound_executor_->run([this, &config, ip = connection.peer_ip(), helo = envelope.helo,
+                                                      from = envelope.reverse_path, data = message.data] {
+                return inbound_->evaluate(config, ip, helo, from, data);
+            });
+            decision = co_await std::move(evaluation);
+        } else {
+            // Nothing to look up: a scan of the header section, here rather than a copy of the message and
+            // two thread hops (issue 17).
+            decision = inbound_->evaluate(config, connection.peer_ip(), envelope.helo, envelope.reverse_path,
+                                          message.data);
+        }
         spdlog::info("smtp: {} from=<{}> peer={} {}", queue_id, envelope.reverse_path, connection.peer_ip(),
                      decision->summary);
         if (decision->action == InboundDecision::Action::reject) {
@@ -362,49 +386,75 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     const bool junk = decision && decision->action == InboundDecision::Action::junk;
     if (junk) spdlog::info("smtp: {} to Junk: {}", queue_id, decision->reason);
 
+    // The message as received, less any forged Authentication-Results field.
+    const std::string_view received =
+        decision && decision->rewritten ? std::string_view(decision->message) : std::string_view(message.data);
     // Trace fields go on top (RFC 5321 4.4); Return-Path is added at final delivery, which this is. Our
     // Authentication-Results sits right under our Received, where Postfix with a DMARC milter puts it.
     std::string trace = fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path);
     trace += smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now);
     if (decision) trace += decision->header;
     std::string content =
-        smtp::delivered_message(trace, envelope, decision ? std::string_view(decision->message) : message.data,
+        smtp::delivered_message(trace, envelope, received,
                                 smtp::DeliveryStamp{config.hostname, queue_id, now,
                                                     add_missing_headers(config.smtp.add_missing_headers)});
 
     std::vector<std::string> recipients;
     for (const auto& r : envelope.recipients) recipients.push_back(r.address);
 
-    // Recipients were checked at RCPT time; resolve them again to accounts and their INBOXes, each account
-    // once however many of its addresses (aliases) were named.
+    // Recipients were checked at RCPT time, which found their accounts and INBOXes: each account gets the
+    // message once however many of its addresses (aliases) were named. An account removed since then fails
+    // the delivery as a whole (its INBOX is gone: 451, and a retry meets RCPT's 550). Mail for Junk, or a
+    // recipient RCPT did not remember, is resolved again here.
     std::vector<std::pair<store::RecipientResult, std::string>> local_recipients;  // for vacation replies
-    auto lookup =
-        executor_.run([this, recipients, junk, &local_recipients,
-                       policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
-                          -> Result<std::vector<store::DeliveryTarget>> {
-            std::set<std::int64_t> accounts;
-            std::vector<store::DeliveryTarget> out;
-            for (const auto& address : recipients) {
-                auto resolved = resolve_recipient(store_, policy, address);
-                if (!resolved) return resolved.error();
-                if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
-                local_recipients.emplace_back(*resolved, address);
-                if (!accounts.insert(resolved->account_id).second) continue;
-                if (junk) {
-                    auto junk_box = junk_mailbox(store_, resolved->account_id);
-                    if (!junk_box) return junk_box.error();
-                    if (*junk_box) {
-                        out.push_back(store::DeliveryTarget{**junk_box, {}});
-                        continue;
-                    }
-                }
-                auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
-                if (!inbox) return inbox.error();
-                out.push_back(store::DeliveryTarget{inbox->id, {}});
+    std::optional<std::vector<store::DeliveryTarget>> remembered;
+    if (!junk) {
+        remembered.emplace();
+        std::set<std::int64_t> accounts;
+        for (const auto& address : recipients) {
+            auto memo = memos.find(address);
+            if (memo == memos.end()) {
+                remembered.reset();
+                local_recipients.clear();
+                break;
             }
-            return out;
-        });
-    auto targets = co_await std::move(lookup);
+            local_recipients.emplace_back(memo->second.recipient, address);
+            if (accounts.insert(memo->second.recipient.account_id).second)
+                remembered->push_back(store::DeliveryTarget{memo->second.inbox_id, {}});
+        }
+    }
+    Result<std::vector<store::DeliveryTarget>> targets = std::vector<store::DeliveryTarget>();
+    if (remembered) {
+        targets = std::move(*remembered);
+    } else {
+        auto lookup =
+            executor_.run([this, recipients, junk, &local_recipients,
+                           policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
+                              -> Result<std::vector<store::DeliveryTarget>> {
+                std::set<std::int64_t> accounts;
+                std::vector<store::DeliveryTarget> out;
+                for (const auto& address : recipients) {
+                    auto resolved = resolve_recipient(store_, policy, address);
+                    if (!resolved) return resolved.error();
+                    if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
+                    local_recipients.emplace_back(*resolved, address);
+                    if (!accounts.insert(resolved->account_id).second) continue;
+                    if (junk) {
+                        auto junk_box = junk_mailbox(store_, resolved->account_id);
+                        if (!junk_box) return junk_box.error();
+                        if (*junk_box) {
+                            out.push_back(store::DeliveryTarget{**junk_box, {}});
+                            continue;
+                        }
+                    }
+                    auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
+                    if (!inbox) return inbox.error();
+                    out.push_back(store::DeliveryTarget{inbox->id, {}});
+                }
+                return out;
+            });
+        targets = co_await std::move(lookup);
+    }
     if (!targets) co_return targets.error();
     if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
 
@@ -434,8 +484,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
                  fmt::join(recipients, ","), size, connection.peer_ip(), delivered->blob_id.substr(0, 16));
     // RFC 3834 2: nothing answers a null reverse path, nor mail we filed as junk.
     if (auto_reply_signer_ && !junk && !envelope.reverse_path.empty()) {
-        const std::string_view original = decision ? std::string_view(decision->message) : std::string_view(message.data);
-        auto replying = send_auto_replies(original, envelope.reverse_path, std::move(local_recipients), config);
+        auto replying = send_auto_replies(received, envelope.reverse_path, std::move(local_recipients), config);
         co_await std::move(replying);
     }
     co_return queue_id;
@@ -474,6 +523,7 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
     smtp::ServerSession session(session_config(*config, *connection, submission_.has_value()), connection->peer_ip(),
                                 steady_now());
     std::optional<auth::SaslServer> sasl;  // the AUTH exchange under way, if any
+    RcptMemos memos;                       // what RCPT learned in the transaction under way (port 25)
     // No read buffer here: this frame lives as long as the connection, and most of that time is spent waiting
     // for the client (read_available's buffer is the connection's, and unwritten until bytes arrive).
     std::string output;
@@ -487,12 +537,14 @@ awaitable<void> SmtpService::serve(std::shared_ptr<net::Connection> connection) 
         // Answer every event the session raised, in order; each answer may release pipelined commands.
         while (auto event = session.poll_event()) {
             if (auto* rcpt = std::get_if<smtp::RcptCheck>(&*event)) {
-                session.rcpt_checked(co_await check_recipient(rcpt->address));
+                session.rcpt_checked(co_await check_recipient(rcpt->address, memos));
             } else if (auto* message = std::get_if<smtp::MessageReceived>(&*event)) {
                 if (submission_) {
-                    session.stored(co_await submit_message(*message, *connection, *config));
+                    session.stored(co_await submit_message(*message, *connection, *config, memos));
+                    memos.clear();
                 } else {
-                    session.stored(co_await store_message(*message, *connection, *config));
+                    session.stored(co_await store_message(*message, *connection, *config, memos));
+                    memos.clear();
                 }
             } else if (std::holds_alternative<smtp::AuthBegin>(*event) ||
                        std::holds_alternative<smtp::AuthResponse>(*event)) {
@@ -618,7 +670,8 @@ awaitable<smtp::AuthAnswer> SmtpService::authenticate(std::optional<auth::SaslSe
 }
 
 awaitable<Result<std::string>> SmtpService::submit_message(const smtp::MessageReceived& message,
-                                                           const net::Connection& connection, const Config& config) {
+                                                           const net::Connection& connection, const Config& config,
+                                                           const RcptMemos& memos) {
     const auto& envelope = message.envelope;
     auto& services = *submission_;
     std::string queue_id = new_queue_id();
@@ -646,11 +699,25 @@ awaitable<Result<std::string>> SmtpService::submit_message(const smtp::MessageRe
         std::vector<store::DeliveryTarget> local;
         std::vector<store::EnvelopeRecipient> remote;
     };
-    auto lookup = executor_.run([this, envelope, save_sent = config.submission.save_sent,
-                                 policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]() -> Result<Plan> {
+    // RCPT resolved every recipient (and found the local ones' INBOXes): used as found then, as on port 25
+    // (store_message). A recipient it did not remember is resolved again here.
+    const bool remembered = std::ranges::all_of(envelope.recipients, [&](const smtp::Recipient& r) {
+        return memos.contains(r.address);
+    });
+    auto plan_recipients = [this, &envelope, save_sent = config.submission.save_sent, remembered, &memos,
+                            policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]() -> Result<Plan> {
         Plan plan;
         std::set<std::int64_t> accounts;
         for (const auto& r : envelope.recipients) {
+            if (remembered) {
+                const RcptMemo& memo = memos.find(r.address)->second;
+                if (memo.recipient.status == store::RecipientStatus::not_local_domain) {
+                    plan.remote.push_back(store::EnvelopeRecipient{r.address, r.notify, r.orcpt});
+                } else if (accounts.insert(memo.recipient.account_id).second) {
+                    plan.local.push_back(store::DeliveryTarget{memo.inbox_id, {}});
+                }
+                continue;
+            }
             auto resolved = resolve_recipient(store_, policy, r.address);
             if (!resolved) return resolved.error();
             if (resolved->status == store::RecipientStatus::not_local_domain) {
@@ -676,8 +743,15 @@ awaitable<Result<std::string>> SmtpService::submit_message(const smtp::MessageRe
             }
         }
         return plan;
-    });
-    auto plan = co_await std::move(lookup);
+    };
+    // Without a store read to make, no thread hop either.
+    Result<Plan> plan = Plan{};
+    if (remembered && !config.submission.save_sent) {
+        plan = plan_recipients();
+    } else {
+        auto lookup = executor_.run(plan_recipients);
+        plan = co_await std::move(lookup);
+    }
     if (!plan) co_return plan.error();
     if (plan->local.empty() && plan->remote.empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
 

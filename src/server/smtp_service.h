@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -77,20 +78,32 @@ public:
     awaitable<void> serve(std::shared_ptr<net::Connection> connection);
 
 private:
-    awaitable<smtp::RcptVerdict> check_recipient(const std::string& address);
+    // What RCPT learned of a recipient: a local one's account and that account's INBOX (and, on submission,
+    // that a recipient is remote), reused when the transaction's message is stored, so that a message costs
+    // one lookup per recipient, not two (issue 17). By address as the client gave it; one connection's,
+    // emptied after each message.
+    struct RcptMemo {
+        store::RecipientResult recipient;
+        std::int64_t inbox_id = 0;
+    };
+    using RcptMemos = std::map<std::string, RcptMemo, std::less<>>;
+
+    awaitable<smtp::RcptVerdict> check_recipient(const std::string& address, RcptMemos& memos);
     // After a message from `reverse_path` is stored for `recipients`: the vacation replies it earns, queued.
     // Failures are logged: the message itself is already delivered.
     awaitable<void> send_auto_replies(std::string_view message, const std::string& reverse_path,
                                       std::vector<std::pair<store::RecipientResult, std::string>> recipients,
                                       const Config& config);
     awaitable<Result<std::string>> store_message(const smtp::MessageReceived& message,
-                                                 const net::Connection& connection, const Config& config);
+                                                 const net::Connection& connection, const Config& config,
+                                                 const RcptMemos& memos);
 
     // Submission: one step of the SASL exchange (a new one on AuthBegin), and the storing of a message.
     awaitable<smtp::AuthAnswer> authenticate(std::optional<auth::SaslServer>& sasl, const smtp::Event& event,
                                              const std::string& peer_ip);
     awaitable<Result<std::string>> submit_message(const smtp::MessageReceived& message,
-                                                  const net::Connection& connection, const Config& config);
+                                                  const net::Connection& connection, const Config& config,
+                                                  const RcptMemos& memos);
 
     std::shared_ptr<const Config> config_;
     store::Store& store_;

@@ -161,6 +161,22 @@ def test_checks_turned_off_are_not_reported(make_server, zone):
     assert "dkim=none" in field and "spf=" not in field and "dmarc=" not in field
 
 
+def test_all_checks_off_still_removes_forged_results(make_server, zone):
+    # Nothing to look up then (the evaluation runs without DNS, on the session's thread), but a field that
+    # claims our name is still forged (RFC 8601 5) and others' are kept.
+    server = receiver(make_server, spf=False, dkim=False, dmarc=False)
+    forged = ("Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=sender.test\r\n"
+              "Authentication-Results: relay.elsewhere.test; spf=pass smtp.mailfrom=relaxed.test\r\n")
+    send(server, DENIED, "ceo@sender.test", message("ceo@sender.test", "All off", extra=forged))
+    fields = results(stored_header(server))
+    ours = [f for f in fields if f.startswith("Authentication-Results: mx.example.test;")]
+    assert len(ours) == 1 and "spf=" not in ours[0] and "dkim=" not in ours[0] and "dmarc=" not in ours[0]
+    assert any(f.startswith("Authentication-Results: relay.elsewhere.test;") for f in fields)
+    # A message without such fields is stored as it came, under our trace fields.
+    send(server, DENIED, "ceo@sender.test", message("ceo@sender.test", "Plain"))
+    assert "Subject: Plain\r\n" in stored_header(server)
+
+
 def test_submission_is_not_evaluated(make_server, zone):
     server = make_server(sections={"mailauth": {"resolver": DNS_ADDRESS, "dmarc_policy": "enforce"},
                                    "submission": {"listen": ["127.0.0.1:0"]}, "queue": {"enabled": False}})

@@ -2,9 +2,27 @@
 
 #include <sqlite3.h>
 
+#include <mutex>
+
 #include <fmt/format.h>
 
 namespace magpie::store::sqlite {
+namespace {
+
+// A savepoint's journal (the group committer opens one per item: delivery.cpp) holds the pages the item
+// changes; SQLite keeps it in memory up to this size and beyond it in a temporary file. Its default, 64 KiB,
+// is less than one delivery changes (a score of B-tree pages), so every delivery created, wrote and unlinked
+// a file under /var/tmp (issue 17: strace showed one per message). Only writing connections have such
+// journals (one writer), and one item's is bounded by the writes' own limits (max_messages_per_transaction).
+constexpr int kStatementJournalSpill = 4 * 1024 * 1024;
+
+void configure_sqlite_once() {
+    static std::once_flag once;
+    // Process-wide and only before SQLite initializes: a process that initialized it already keeps its own.
+    std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalSpill); });
+}
+
+}  // namespace
 
 Error sqlite_error(int code, std::string_view context, sqlite3* db) {
     Errc errc = Errc::internal;
@@ -133,6 +151,7 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::filesystem::path
     // NOMUTEX: each connection is used by one thread at a time, serialized by the store.
     int flags = SQLITE_OPEN_NOMUTEX | (mode == Mode::read_only ? SQLITE_OPEN_READONLY
                                                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    configure_sqlite_once();
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     if (rc != SQLITE_OK) {
