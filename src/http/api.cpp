@@ -173,6 +173,26 @@ MethodOutcome Dispatcher::call(const std::string& name, const json& arguments, C
 }
 
 std::variant<json, Problem> Dispatcher::handle(std::string_view body, std::string_view session_state) const {
+    RequestRun run{std::string(session_state)};
+    return run_inline(run, begin(run, body));
+}
+
+std::variant<json, Problem> Dispatcher::handle_request(json request, std::string_view session_state) const {
+    RequestRun run{std::string(session_state)};
+    return run_inline(run, begin_request(run, std::move(request)));
+}
+
+Answer Dispatcher::run_inline(RequestRun& run, std::optional<Answer> answer) const {
+    while (!answer) {
+        bool done = false;
+        run.pending->start([&done] { done = true; });
+        if (!done) return Problem{500, "about:blank", "a method's work did not finish inline", {}};
+        answer = resume(run);
+    }
+    return std::move(*answer);
+}
+
+std::optional<Answer> Dispatcher::begin(RequestRun& run, std::string_view body) const {
     if (body.size() > limits_.max_size_request) {
         return Problem{400, kProblemLimit, fmt::format("the request is larger than {} octets", limits_.max_size_request),
                        "maxSizeRequest"};
@@ -180,56 +200,86 @@ std::variant<json, Problem> Dispatcher::handle(std::string_view body, std::strin
     auto parsed = parse_json(body, limits_.json);
     // Too deep or too long is refused as notJSON too: these bounds are not session limits (3.6.1).
     if (!parsed) return Problem{400, kProblemNotJson, parsed.error().message, {}};
-    return handle_request(std::move(*parsed), session_state);
+    return begin_request(run, std::move(*parsed));
 }
 
-std::variant<json, Problem> Dispatcher::handle_request(json request, std::string_view session_state) const {
+std::optional<Answer> Dispatcher::begin_request(RequestRun& run, json request) const {
     if (auto problem = check_request_shape(request)) return *problem;
 
-    std::set<std::string> using_capabilities;
     for (const auto& capability : request["using"]) {
         const auto& name = capability.get_ref<const std::string&>();
         if (!capabilities_.contains(name)) {
             return Problem{400, kProblemUnknownCapability,
                            fmt::format("the server does not support \"{}\"", name), {}};
         }
-        using_capabilities.insert(name);
+        run.using_capabilities.insert(name);
     }
-    json& calls = request["methodCalls"];
-    if (calls.size() > limits_.max_calls_in_request) {
+    if (request["methodCalls"].size() > limits_.max_calls_in_request) {
         return Problem{400, kProblemLimit,
                        fmt::format("more than {} method calls in one request", limits_.max_calls_in_request),
                        "maxCallsInRequest"};
     }
-    std::map<std::string, std::string> created_ids;
-    bool echo_created_ids = request.contains("createdIds");
-    if (echo_created_ids) {
-        for (const auto& [key, value] : request["createdIds"].items()) created_ids[key] = value.get<std::string>();
+    run.echo_created_ids = request.contains("createdIds");
+    if (run.echo_created_ids) {
+        for (const auto& [key, value] : request["createdIds"].items()) run.created_ids[key] = value.get<std::string>();
     }
+    run.request = std::move(request);
+    return proceed(run);
+}
 
-    CallContext context{using_capabilities, created_ids, limits_};
-    json responses = json::array();
-    for (auto& call : calls) {
+std::optional<Answer> Dispatcher::resume(RequestRun& run) const {
+    if (run.pending) {
+        CallContext context{run.using_capabilities, run.created_ids, limits_};
+        auto finish = std::move(run.pending->finish);
+        run.pending.reset();
+        MethodResult outcome;
+        try {
+            outcome = finish(context);
+        } catch (const json::exception& e) {
+            outcome = MethodError{"serverFail", e.what()};
+        }
+        record(run, std::move(outcome), context);
+    }
+    return proceed(run);
+}
+
+void Dispatcher::record(RequestRun& run, MethodResult outcome, CallContext& context) {
+    const json& call = run.request["methodCalls"][run.next - 1];
+    if (auto* error = std::get_if<MethodError>(&outcome)) {
+        run.responses.push_back(json::array({"error", method_error_arguments(*error), call[2]}));
+        return;
+    }
+    run.responses.push_back(json::array({call[0], std::move(std::get<json>(outcome)), call[2]}));
+    for (auto& [implicit_name, implicit] : context.implicit_responses) {
+        run.responses.push_back(json::array({implicit_name, std::move(implicit), call[2]}));
+    }
+}
+
+std::optional<Answer> Dispatcher::proceed(RequestRun& run) const {
+    json& calls = run.request["methodCalls"];
+    CallContext context{run.using_capabilities, run.created_ids, limits_};
+    while (run.next < calls.size()) {
+        json& call = calls[run.next++];
         const auto& name = call[0].get_ref<const std::string&>();
         json& arguments = call[1];
-        json& call_id = call[2];
-        if (auto error = resolve_result_references(arguments, responses)) {
-            responses.push_back(json::array({"error", method_error_arguments(*error), call_id}));
+        if (auto error = resolve_result_references(arguments, run.responses)) {
+            run.responses.push_back(json::array({"error", method_error_arguments(*error), call[2]}));
             continue;
         }
         context.implicit_responses.clear();
         auto outcome = this->call(name, arguments, context);
+        if (auto* deferred = std::get_if<Deferred>(&outcome)) {
+            run.pending = std::move(*deferred);
+            return std::nullopt;
+        }
         if (auto* error = std::get_if<MethodError>(&outcome)) {
-            responses.push_back(json::array({"error", method_error_arguments(*error), call_id}));
+            record(run, *error, context);
         } else {
-            responses.push_back(json::array({name, std::move(std::get<json>(outcome)), call_id}));
-            for (auto& [implicit_name, implicit] : context.implicit_responses) {
-                responses.push_back(json::array({implicit_name, std::move(implicit), call_id}));
-            }
+            record(run, std::move(std::get<json>(outcome)), context);
         }
     }
-    json response = {{"methodResponses", std::move(responses)}, {"sessionState", session_state}};
-    if (echo_created_ids) response["createdIds"] = created_ids;
+    json response = {{"methodResponses", std::move(run.responses)}, {"sessionState", run.session_state}};
+    if (run.echo_created_ids) response["createdIds"] = run.created_ids;
     return response;
 }
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -39,6 +40,8 @@ struct ApiLimits {
     std::size_t max_query_message_reads = 100000;
     // rcptTo entries of one EmailSubmission (RFC 8621 7.5); beyond: the SetError tooManyRecipients.
     std::size_t max_submission_recipients = 1000;
+    // Ids one /changes answers at most, whatever maxChanges the client asks (RFC 8620 5.2 lets it be fewer).
+    std::size_t max_changes = 5000;
     JsonLimits json;
 };
 
@@ -51,7 +54,21 @@ struct MethodError {
 // The "error" response of a call, as the invocation's arguments.
 nlohmann::json method_error_arguments(const MethodError& error);
 
-using MethodOutcome = std::variant<nlohmann::json, MethodError>;
+struct CallContext;
+
+// What a method answers once it is done: its response arguments or its error.
+using MethodResult = std::variant<nlohmann::json, MethodError>;
+
+// What a method returns when it must wait for work that completes elsewhere (EmailSubmission/set waits for the
+// group committer, RFC 8621 7.5): the caller runs start(done), which begins that work and calls done() exactly
+// once, from any thread, when it is over; the caller then runs finish() (on a thread that may do store work)
+// for the method's answer. Nothing waits on a thread in between.
+struct Deferred {
+    std::function<void(std::function<void()> done)> start;
+    std::function<MethodResult(CallContext& context)> finish;
+};
+
+using MethodOutcome = std::variant<nlohmann::json, MethodError, Deferred>;
 
 // What a method sees of the request: the capabilities it declared, the ids created so far (3.3
 // createdIds, for creation references) and the limits.
@@ -65,6 +82,25 @@ struct CallContext {
 };
 
 using Method = std::function<MethodOutcome(const nlohmann::json& arguments, CallContext& context)>;
+
+// A Response object (RFC 8620 3.4) or a request-level Problem (3.6.1).
+using Answer = std::variant<nlohmann::json, Problem>;
+
+// One request under way (RFC 8620 3.3): Dispatcher::begin() and resume() run its calls in order until the
+// end or until a method defers (`pending` set); the caller then runs pending->start and, once it is done,
+// resume(). Holds what the calls share: the capabilities in use, the created ids and the responses so far.
+struct RequestRun {
+    explicit RequestRun(std::string state) : session_state(std::move(state)) {}
+
+    std::string session_state;
+    nlohmann::json request;
+    std::set<std::string> using_capabilities;
+    std::map<std::string, std::string> created_ids;
+    bool echo_created_ids = false;
+    nlohmann::json responses = nlohmann::json::array();
+    std::size_t next = 0;                // the next call to run
+    std::optional<Deferred> pending;     // the deferred call `next - 1`, set while paused
+};
 
 class Dispatcher {
 public:
@@ -83,6 +119,12 @@ public:
     // The same for a Request object already parsed within the limits (RFC 8887 4.3.1: a WebSocket message,
     // whose "@type" and "id" are left for the caller).
     std::variant<nlohmann::json, Problem> handle_request(nlohmann::json request, std::string_view session_state) const;
+    // handle() and handle_request() run a deferred method's work inline and need it to call done() before
+    // start() returns (the unit tests' and fuzzers' methods do); the server uses these instead, which return
+    // nullopt while `run.pending` waits (`run.session_state` is set by the caller).
+    std::optional<Answer> begin(RequestRun& run, std::string_view body) const;
+    std::optional<Answer> begin_request(RequestRun& run, nlohmann::json request) const;
+    std::optional<Answer> resume(RequestRun& run) const;
 
 private:
     struct Entry {
@@ -90,6 +132,12 @@ private:
         Method method;
     };
     MethodOutcome call(const std::string& name, const nlohmann::json& arguments, CallContext& context) const;
+    // Runs calls from `run.next` on; nullopt when one deferred.
+    std::optional<Answer> proceed(RequestRun& run) const;
+    // Records one call's answer (and its implicit responses) in `run.responses`.
+    static void record(RequestRun& run, MethodResult outcome, CallContext& context);
+    // Runs a deferred method's work inline (handle()); a Problem when it did not finish before start() returned.
+    Answer run_inline(RequestRun& run, std::optional<Answer> answer) const;
 
     ApiLimits limits_;
     std::set<std::string> capabilities_;

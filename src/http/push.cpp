@@ -1,7 +1,5 @@
 #include "http/push.h"
 
-#include <algorithm>
-
 #include "http/json_limits.h"
 #include "mail/base64.h"
 
@@ -9,15 +7,7 @@ namespace magpie::http {
 
 using nlohmann::json;
 
-std::optional<json> state_change(std::string_view account_id, const json& last, const json& now,
-                                 const std::vector<std::string>& types) {
-    json changed = json::object();
-    for (const auto& [type, value] : now.items()) {
-        const bool wanted = types.empty() || std::ranges::find(types, type) != types.end();
-        auto before = last.is_object() ? last.find(type) : last.end();
-        if (wanted && (before == last.end() || *before != value)) changed[type] = value;
-    }
-    if (changed.empty()) return std::nullopt;
+json state_change(std::string_view account_id, json changed) {
     return json{{"@type", "StateChange"}, {"changed", {{std::string(account_id), std::move(changed)}}}};
 }
 

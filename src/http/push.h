@@ -1,6 +1,6 @@
 // Push (RFC 8620 7.1) shared by both transports: the StateChange a client gets when the account's states
-// (http::push_states, one string per data type) moved, for EventSource (7.3) and WebSocket (RFC 8887 4.3.5),
-// and the WebSocket pushState token that carries the states a client last saw. Sans-IO.
+// (http::push_states, one string per data type) moved, for EventSource (7.3) and WebSocket (RFC 8887 4.3.5)
+// (which types moved is PushStateTracker's to say, http/push_state.h), and the WebSocket pushState token that carries the states a client last saw. Sans-IO.
 #pragma once
 
 #include <optional>
@@ -12,10 +12,9 @@
 
 namespace magpie::http {
 
-// The types in `now` whose state differs from `last`, limited to `types` (empty: every type), as a
-// StateChange object {"@type": "StateChange", "changed": {account_id: {type: state}}}; nullopt when none.
-std::optional<nlohmann::json> state_change(std::string_view account_id, const nlohmann::json& last,
-                                           const nlohmann::json& now, const std::vector<std::string>& types);
+// A StateChange object {"@type": "StateChange", "changed": {account_id: changed}} for the TypeState
+// `changed` (RFC 8620 7.1) that PushStateTracker::next (http/push_state.h) found.
+nlohmann::json state_change(std::string_view account_id, nlohmann::json changed);
 
 // RFC 8887 4.3.5.3 pushState: an opaque token that holds the states themselves (base64 of their JSON), so
 // a client that reconnects with it is told what changed meanwhile without the server keeping anything.

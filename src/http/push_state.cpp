@@ -13,6 +13,11 @@ void PushStateTracker::start(const Result<nlohmann::json>& states) {
     if (!failed_) known_ = *states;
 }
 
+void PushStateTracker::assume(nlohmann::json states) {
+    failed_ = false;
+    known_ = std::move(states);
+}
+
 std::optional<nlohmann::json> PushStateTracker::next(const Result<nlohmann::json>& states) {
     if (!states || !states->is_object()) {
         failed_ = true;

@@ -1,4 +1,4 @@
-// What an EventSource stream (RFC 8620 7.3) sends after each read of the account's states (push_states in
+// What a push stream, EventSource (RFC 8620 7.3) or WebSocket (RFC 8887 4.3.5), sends after each read of the account's states (push_states in
 // methods/session.h): the StateChange "changed" object of the wanted types that differ from the last state
 // the client was told, or nothing. Sans-IO, so the stream's IO loop stays a dozen lines.
 //
@@ -25,11 +25,16 @@ public:
 
     // The initial read, whose states the client is assumed to know (it has just fetched them or will).
     void start(const Result<nlohmann::json>& states);
+    // Instead of start(): the states the client says it knows (RFC 8887 4.3.5.3 pushState); the next read
+    // reports what differs from them.
+    void assume(nlohmann::json states);
     // A later read: the changed states of the wanted types (a TypeState object, RFC 8620 7.1) to send in a
     // StateChange, or nullopt when there is nothing to send (no change, or the read failed).
     std::optional<nlohmann::json> next(const Result<nlohmann::json>& states);
     // The last read failed (or none succeeded yet): read again at the next wake-up or ping.
     bool retry_pending() const { return !known_ || failed_; }
+    // The states of every type last read (for a WebSocket pushState token); nullopt before one succeeded.
+    const std::optional<nlohmann::json>& known() const { return known_; }
 
 private:
     bool wanted(const std::string& type) const;

@@ -72,10 +72,29 @@ bool vacation_active(bool enabled, std::optional<std::int64_t> from, std::option
     return enabled && (!from || *from <= now) && (!to || now < *to);
 }
 
-bool note_replied(std::vector<std::string>& replied, std::string_view sender, std::size_t max_senders) {
+std::size_t json_string_octets(std::string_view text) {
+    std::size_t octets = 2;
+    for (char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        octets += u == '"' || u == '\\' ? 2 : u < 0x20 ? 6 : u >= 0x80 ? 3 : 1;
+    }
+    return octets;
+}
+
+bool note_replied(std::vector<std::string>& replied, std::string_view sender, std::size_t max_senders,
+                  std::size_t max_octets) {
     if (std::ranges::any_of(replied, [&](const std::string& s) { return iequals(s, sender); })) return false;
     if (max_senders == 0) return true;
-    while (replied.size() >= max_senders) replied.erase(replied.begin());
+    // The array's brackets, and each element with its comma.
+    std::size_t octets = 2 + json_string_octets(sender) + 1;
+    for (const auto& s : replied) octets += json_string_octets(s) + 1;
+    std::size_t forget = 0;
+    while (forget < replied.size() && (replied.size() - forget >= max_senders || octets > max_octets)) {
+        octets -= json_string_octets(replied[forget]) + 1;
+        ++forget;
+    }
+    replied.erase(replied.begin(), replied.begin() + static_cast<std::ptrdiff_t>(forget));
+    if (octets > max_octets) return true;  // this sender alone is over the bound: answered, not remembered
     replied.emplace_back(sender);
     return true;
 }

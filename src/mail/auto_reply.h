@@ -40,8 +40,13 @@ bool vacation_active(bool enabled, std::optional<std::int64_t> from, std::option
 
 // RFC 3834 2 ("once per sender per period"): `replied` holds the senders answered in this period, oldest
 // first. True, with `sender` appended, when it is not among them (case-insensitively); false when it was
-// answered already. At `max_senders` the oldest is forgotten first, so the record stays bounded (such a
-// sender may be answered once more).
-bool note_replied(std::vector<std::string>& replied, std::string_view sender, std::size_t max_senders);
+// answered already. At `max_senders`, or when the list as a JSON array would exceed `max_octets`, the oldest
+// are forgotten first, whichever bound is hit first, so the record stays bounded and storable (such a sender
+// may be answered once more).
+bool note_replied(std::vector<std::string>& replied, std::string_view sender, std::size_t max_senders,
+                  std::size_t max_octets = SIZE_MAX);
+// The octets `text` can take as a JSON string, quotes included: an upper bound whatever the serialiser does
+// with escapes and invalid UTF-8 (each octet above 0x7f counted as a 3-octet U+FFFD).
+std::size_t json_string_octets(std::string_view text);
 
 }  // namespace magpie::mail

@@ -451,7 +451,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
                                "max_connections_per_ip", "websocket_ping_interval", "websocket_idle_timeout",
                                "webmail_dir", "webmail_max_octets", "webmail_session_idle",
                                "webmail_session_lifetime", "webmail_max_sessions", "webmail_max_sessions_per_account",
-                               "max_submission_recipients"}));
+                               "max_submission_recipients", "max_changes", "api_threads", "websocket_close_timeout"}));
         MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "http", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "http", "allow_plaintext_login", s.allow_plaintext_login));
@@ -466,17 +466,21 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "http", "max_objects_in_set", s.max_objects_in_set));
         MAGPIE_TRY(read(*t, "http", "max_query_message_reads", s.max_query_message_reads));
         MAGPIE_TRY(read(*t, "http", "max_submission_recipients", s.max_submission_recipients));
+        MAGPIE_TRY(read(*t, "http", "max_changes", s.max_changes));
+        MAGPIE_TRY(read(*t, "http", "api_threads", s.api_threads));
         MAGPIE_TRY(read(*t, "http", "max_json_depth", s.max_json_depth));
         MAGPIE_TRY(read(*t, "http", "max_json_string_octets", s.max_json_string_octets));
         MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "http", "max_connections_per_ip", s.max_connections_per_ip));
         MAGPIE_TRY(read(*t, "http", "websocket_ping_interval", s.websocket_ping_interval));
         MAGPIE_TRY(read(*t, "http", "websocket_idle_timeout", s.websocket_idle_timeout));
+        MAGPIE_TRY(read(*t, "http", "websocket_close_timeout", s.websocket_close_timeout));
         MAGPIE_TRY(read_webmail(*t, s));
         if (s.idle_timeout == 0 || s.max_header_octets < 1024 || s.max_request_octets == 0 ||
             s.max_upload_octets == 0 || s.max_concurrent_requests == 0 || s.max_concurrent_uploads == 0 ||
             s.max_calls_in_request == 0 || s.max_objects_in_get == 0 || s.max_objects_in_set == 0 ||
-            s.max_query_message_reads == 0 || s.max_submission_recipients == 0 ||
+            s.max_query_message_reads == 0 || s.max_submission_recipients == 0 || s.max_changes == 0 ||
+            s.api_threads == 0 ||
             s.max_json_depth == 0 || s.max_json_string_octets == 0 || s.max_connections == 0 ||
             s.max_connections_per_ip == 0 || s.websocket_ping_interval == 0 || s.websocket_idle_timeout == 0) {
             return make_error(Errc::invalid_argument, "[http] limits must be positive (max_header_octets >= 1024)");

@@ -90,6 +90,10 @@ struct HttpConfig {
     std::size_t max_objects_in_get = 500;                // maxObjectsInGet
     std::size_t max_objects_in_set = 500;                // maxObjectsInSet
     std::size_t max_submission_recipients = 1000;        // rcptTo entries of one EmailSubmission
+    std::size_t max_changes = 5000;                      // ids one /changes or /queryChanges answers at most
+    // Threads for authenticated JMAP work (API requests, uploads, downloads, push state reads), apart from IMAP's
+    // store threads, SMTP's look-ups and logins, so heavy JMAP clients delay none of them.
+    std::size_t api_threads = 4;
     std::size_t max_query_message_reads = 100000;        // content checks in one Email/query (body, text, ...)
     std::size_t max_json_depth = 64;                     // nested arrays/objects in a request
     std::size_t max_json_string_octets = 1u << 20;       // one JSON string
@@ -99,6 +103,7 @@ struct HttpConfig {
     // and the connection closed once none came for websocket_idle_timeout (a live client answers pings).
     std::uint32_t websocket_ping_interval = 60;
     std::uint32_t websocket_idle_timeout = 600;
+    std::uint32_t websocket_close_timeout = 5;  // seconds to wait for the client's close frame after ours; 0: none
     // The webmail (web/, issue 15): the built files served at "/" and its cookie sessions.
     std::filesystem::path webmail_dir;                   // empty: the build's web/dist (MAGPIE_WEBMAIL_DIR)
     std::uint64_t webmail_max_octets = 32ull << 20;      // the built files together, held in memory

@@ -1,7 +1,6 @@
 #include "server/http_service.h"
 
 #include <array>
-#include <future>
 #include <set>
 
 #include <boost/beast/http.hpp>
@@ -42,6 +41,7 @@ http::ApiLimits api_limits(const HttpConfig& c) {
     limits.max_objects_in_set = c.max_objects_in_set;
     limits.max_query_message_reads = c.max_query_message_reads;
     limits.max_submission_recipients = c.max_submission_recipients;
+    limits.max_changes = c.max_changes;
     limits.json.max_depth = c.max_json_depth;
     limits.json.max_string_octets = c.max_json_string_octets;
     return limits;
@@ -146,14 +146,36 @@ std::optional<http::Response> websocket_refusal(const HttpService::Request& requ
     return std::nullopt;
 }
 
+// RFC 6455 7.1.1 and 5.5.1: after its own close frame the server waits for the client's (data frames still on
+// their way are dropped), at most `wait`, and only then closes TCP, so the client reads a clean close rather
+// than a reset. A stream that failed (the reader's error) is closed at once (7.1.7).
+awaitable<void> close_websocket(net::Connection& connection, http::websocket::Reader& reader, std::uint16_t code,
+                                std::string_view reason, std::chrono::seconds write_timeout, std::chrono::seconds wait) {
+    namespace ws = http::websocket;
+    using Clock = std::chrono::steady_clock;
+    if (!co_await connection.write_all(ws::close_frame(code, reason), write_timeout) || reader.error()) co_return;
+    const auto until = Clock::now() + wait;
+    for (;;) {
+        while (auto message = reader.next()) {
+            if (message->opcode == ws::Opcode::close) co_return;
+        }
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+        if (reader.error() || left.count() <= 0 || connection.shutdown_requested()) co_return;
+        auto bytes = co_await connection.read_available(left);
+        if (!bytes.empty()) {
+            reader.feed(bytes);
+        } else if (!connection.take_wake()) {
+            co_return;  // the time is up, the client went away, or the server is shutting down
+        }
+    }
+}
+
 }  // namespace
 
 // A WebSocket connection's push (RFC 8887 4.3.5): off until WebSocketPushEnable, then the types wanted and
 // the states last reported.
 struct HttpService::WebSocketPush {
-    bool enabled = false;
-    std::vector<std::string> types;
-    json last = json::object();
+    std::optional<http::PushStateTracker> tracker;  // set while enabled: the types wanted, the states last told
 };
 
 bool HttpService::enter(std::int64_t account_id, std::size_t limit, bool upload) {
@@ -185,8 +207,9 @@ awaitable<Result<store::Account>> HttpService::authenticate(const Request& reque
     }
     auto& s = services_;
     if (credentials->scheme == http::Credentials::Scheme::bearer) {
-        // Tokens are not hashed with argon2id (they are random), so they go to the store pool, not the login pool.
-        auto check = s.executor.run([&s, token = credentials->secret, ip = connection.peer_ip()]() {
+        // Not yet authenticated: the login pool, though tokens are cheap to check (random, not argon2id), so a
+        // flood of bad tokens cannot take the API pool from logged-in clients.
+        auto check = s.login_executor.run([&s, token = credentials->secret, ip = connection.peer_ip()]() {
             return http::authenticate_token(s.store, s.throttle, token, ip, unix_now());
         });
         auto account = co_await std::move(check);
@@ -272,25 +295,39 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         bool upload;
         ~Leave() { service->leave(account_id, upload); }
     } leave_on_exit{this, account.id, upload};
-    auto& store = services_.store;
     if (upload || download) co_return co_await blob_transfer(request, account, limits, upload);
-    auto run = services_.executor.run([this, &store, &account, &limits, &request, &config]() {
-        auto dispatcher = http::make_dispatcher(
-            store, account, limits, [this, &config](const store::Account& who, const http::OutgoingSubmission& outgoing) {
-                return submit(config, who, outgoing);
-            });
-        auto outcome = dispatcher->handle(request.body, http::session_state(account));
-        if (auto* p = std::get_if<http::Problem>(&outcome)) return http::problem_response(*p);
-        return json_response(std::get<json>(outcome));
+    auto answer = co_await run_api(account, config, std::string_view(request.body));
+    if (auto* p = std::get_if<http::Problem>(&answer)) co_return http::problem_response(*p);
+    co_return json_response(std::get<json>(answer));
+}
+
+awaitable<http::Answer> HttpService::run_api(const store::Account& account, const Config& config,
+                                             std::variant<std::string_view, json> request) {
+    auto& store = services_.store;
+    auto& executor = services_.executor;
+    const auto limits = api_limits(config.http);
+    auto dispatcher = http::make_dispatcher(
+        store, account, limits, [this, &config](const store::Account& who, const http::OutgoingSubmission& outgoing) {
+            return submit(config, who, outgoing);
+        });
+    http::RequestRun run(http::session_state(account));
+    auto first = executor.run([&dispatcher, &run, &request]() {
+        if (auto* body = std::get_if<std::string_view>(&request)) return dispatcher->begin(run, *body);
+        return dispatcher->begin_request(run, std::move(std::get<json>(request)));
     });
-    auto response = co_await std::move(run);
-    co_return response;
+    auto answer = co_await std::move(first);
+    while (!answer) {
+        co_await StoreExecutor::until_done(std::move(run.pending->start));
+        auto next = executor.run([&dispatcher, &run]() { return dispatcher->resume(run); });
+        answer = co_await std::move(next);
+    }
+    co_return std::move(*answer);
 }
 
 awaitable<http::Response> HttpService::client_setup(const Request& request, const Config& config) {
     auto [path, query] = http::split_target(request.target);
     auto& store = services_.store;
-    auto list = services_.executor.run([&store] { return store.list_domains(); });
+    auto list = services_.login_executor.run([&store] { return store.list_domains(); });  // no login here
     auto domains = co_await std::move(list);
     if (!domains) co_return problem(503, "the domain list cannot be read now");
     http::autoconfig::Settings settings;
@@ -306,9 +343,10 @@ awaitable<http::Response> HttpService::client_setup(const Request& request, cons
 }
 
 // The one outgoing path of SMTP submission (delivery/outgoing.h, then local INBOXes and the store's queue in
-// one delivery), for a message EmailSubmission/set sends. Runs on a store executor thread and waits there
-// for the commit, so the EmailSubmission is created only once the message is durable.
-Result<http::SubmissionOutcome> HttpService::submit(const Config& config, const store::Account& account,
+// one delivery), for a message EmailSubmission/set sends. Prepares the delivery on the API pool's thread and
+// returns its send: the group committer's callback answers it once the message is durable, so the
+// EmailSubmission is created only then and no thread waits for the commit meanwhile.
+Result<http::SubmissionSend> HttpService::submit(const Config& config, const store::Account& account,
                                                     const http::OutgoingSubmission& outgoing) {
     auto& store = services_.store;
     const std::int64_t now = unix_now();
@@ -362,16 +400,19 @@ Result<http::SubmissionOutcome> HttpService::submit(const Config& config, const 
         message.recipients = std::move(remote);
         delivery.outgoing = std::move(message);
     }
-    std::promise<Result<store::Delivered>> promise;
-    auto future = promise.get_future();
-    store.deliver(std::move(delivery), [&promise](Result<store::Delivered> result) { promise.set_value(std::move(result)); });
-    auto delivered = future.get();
-    if (!delivered) return delivered.error();
-    outcome.queue_id = delivered->queue_id;
-    if (queued && services_.queue_changed) services_.queue_changed();
-    spdlog::info("jmap: {} user={} from=<{}> to={} queue_entry={}", log_id, account.address, outgoing.mail_from,
-                 fmt::join(outgoing.rcpt_to, ","), outcome.queue_id);
-    return outcome;
+    auto shared = std::make_shared<store::Delivery>(std::move(delivery));
+    return http::SubmissionSend([this, &store, shared, outcome = std::move(outcome), queued, log_id,
+                                 address = account.address, outgoing](auto done) mutable {
+        store.deliver(std::move(*shared), [this, outcome = std::move(outcome), queued, log_id, address, outgoing,
+                                           done = std::move(done)](Result<store::Delivered> delivered) mutable {
+            if (!delivered) return done(delivered.error());
+            outcome.queue_id = delivered->queue_id;
+            if (queued && services_.queue_changed) services_.queue_changed();
+            spdlog::info("jmap: {} user={} from=<{}> to={} queue_entry={}", log_id, address, outgoing.mail_from,
+                         fmt::join(outgoing.rcpt_to, ","), outcome.queue_id);
+            done(std::move(outcome));
+        });
+    });
 }
 
 // RFC 8620 6.1 and 6.2, on the store executor (an upload commits before its 201).
@@ -425,7 +466,7 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
             auto state = co_await std::move(next);
             if (!state) spdlog::debug("jmap: push states of {} unreadable, read again later: {}", account.address, state.error().message);
             if (auto changed = tracker.next(state)) {
-                json change = {{"@type", "StateChange"}, {"changed", {{http::jmap_account_id(account), *changed}}}};
+                json change = http::state_change(http::jmap_account_id(account), std::move(*changed));
                 out = fmt::format("event: state\ndata: {}\n\n", http::to_json_text(change));
                 if (!co_await connection->write_all(out, idle)) co_return;
                 if (query.close_after_state) co_return;
@@ -439,14 +480,17 @@ awaitable<void> HttpService::event_source(const std::shared_ptr<net::Connection>
     }
 }
 
+// The next StateChange message for the enabled push, "" when nothing changed or the states could not be read
+// (the tracker then asks for another read at the next ping, as the EventSource does).
 awaitable<std::string> HttpService::websocket_push(const store::Account& account, WebSocketPush& push) {
     auto& store = services_.store;
     auto read = services_.executor.run([&store, &account] { return http::push_states(store, account); });
     auto states = co_await std::move(read);
-    if (!states) co_return std::string();
-    auto change = http::state_change(http::jmap_account_id(account), push.last, *states, push.types);
-    push.last = std::move(*states);
-    co_return change ? http::ws_state_change(std::move(*change), http::push_state_token(push.last)) : std::string();
+    if (!states) spdlog::debug("jmap: push states of {} unreadable, read again later: {}", account.address, states.error().message);
+    auto changed = push.tracker->next(states);
+    if (!changed) co_return std::string();
+    co_return http::ws_state_change(http::state_change(http::jmap_account_id(account), std::move(*changed)),
+                                    http::push_state_token(*push.tracker->known()));
 }
 
 // One text message (RFC 8887 4.3): the text to send back, "" for none.
@@ -457,19 +501,24 @@ awaitable<std::string> HttpService::websocket_message(const store::Account& acco
     auto inbound = http::parse_ws_message(text, limits.json);
     if (auto* refused = std::get_if<http::WsRefused>(&inbound)) co_return http::ws_request_error(refused->problem, refused->id);
     if (std::holds_alternative<http::WsPushDisable>(inbound)) {
-        push.enabled = false;
+        push.tracker.reset();
         services_.hub.unwatch(account.id, connection.get());
         co_return std::string();
     }
     if (auto* enable = std::get_if<http::WsPushEnable>(&inbound)) {
         // Watched before the states are read: a commit in between wakes the loop and is reported.
-        if (!push.enabled) services_.hub.watch(account.id, connection);
-        push.enabled = true;
-        push.types = std::move(enable->data_types);
+        if (!push.tracker) services_.hub.watch(account.id, connection);
+        push.tracker.emplace(std::move(enable->data_types));
         auto since = enable->push_state ? http::parse_push_state(*enable->push_state) : std::nullopt;
-        push.last = since ? std::move(*since) : json::object();
-        std::string changes = co_await websocket_push(account, push);
-        co_return since ? changes : std::string();  // without a pushState, the states now are the baseline
+        if (since) {
+            push.tracker->assume(std::move(*since));
+            co_return co_await websocket_push(account, push);
+        }
+        // Without a pushState, the states now are the baseline (a failed read: the first good one reports all).
+        auto& store = services_.store;
+        auto read = services_.executor.run([&store, &account] { return http::push_states(store, account); });
+        push.tracker->start(co_await std::move(read));
+        co_return std::string();
     }
     auto& request = std::get<http::WsRequest>(inbound);
     if (!enter(account.id, limits.max_concurrent_requests)) {
@@ -482,18 +531,9 @@ awaitable<std::string> HttpService::websocket_message(const store::Account& acco
         std::int64_t account_id;
         ~Leave() { service->leave(account_id); }
     } leave_on_exit{this, account.id};
-    auto& store = services_.store;
-    auto run = services_.executor.run([this, &store, &account, &limits, &request, &config]() {
-        auto dispatcher = http::make_dispatcher(
-            store, account, limits, [this, &config](const store::Account& who, const http::OutgoingSubmission& outgoing) {
-                return submit(config, who, outgoing);
-            });
-        auto outcome = dispatcher->handle_request(std::move(request.request), http::session_state(account));
-        if (auto* p = std::get_if<http::Problem>(&outcome)) return http::ws_request_error(*p, request.id);
-        return http::ws_response(std::move(std::get<json>(outcome)), request.id);
-    });
-    auto answer = co_await std::move(run);
-    co_return answer;
+    auto answer = co_await run_api(account, config, std::move(request.request));
+    if (auto* p = std::get_if<http::Problem>(&answer)) co_return http::ws_request_error(*p, request.id);
+    co_return http::ws_response(std::move(std::get<json>(answer)), request.id);
 }
 
 awaitable<void> HttpService::websocket(const std::shared_ptr<net::Connection>& connection,
@@ -511,6 +551,7 @@ awaitable<void> HttpService::websocket(const std::shared_ptr<net::Connection>& c
     WebSocketPush push;
     const auto ping_every = std::chrono::seconds(config.http.websocket_ping_interval);
     const auto idle_limit = std::chrono::seconds(config.http.websocket_idle_timeout);
+    const auto close_wait = std::chrono::seconds(config.http.websocket_close_timeout);
     auto heard = Clock::now();
     for (;;) {
         while (auto message = reader.next()) {
@@ -528,14 +569,14 @@ awaitable<void> HttpService::websocket(const std::shared_ptr<net::Connection>& c
                     co_await connection->write_all(ws::close_frame(ws::kCloseNormal, ""), write_timeout);
                     co_return;
                 case ws::Opcode::binary:
-                    co_await connection->write_all(ws::close_frame(ws::kCloseUnsupportedData, "JMAP messages are text"),
-                                                   write_timeout);
+                    co_await close_websocket(*connection, reader, ws::kCloseUnsupportedData, "JMAP messages are text",
+                                             write_timeout, close_wait);
                     co_return;
                 default: break;  // pong: the client is alive (heard is set on every read)
             }
         }
         if (reader.error()) {
-            co_await connection->write_all(ws::close_frame(reader.error(), reader.error_reason()), write_timeout);
+            co_await close_websocket(*connection, reader, reader.error(), reader.error_reason(), write_timeout, close_wait);
             co_return;
         }
         auto bytes = co_await connection->read_available(ping_every);
@@ -543,18 +584,23 @@ awaitable<void> HttpService::websocket(const std::shared_ptr<net::Connection>& c
             reader.feed(bytes);
             heard = Clock::now();
         } else if (connection->take_wake()) {
-            if (!push.enabled) continue;
+            if (!push.tracker) continue;
             out = co_await websocket_push(account, push);
             if (!out.empty() && !co_await connection->write_all(ws::frame(ws::Opcode::text, out), write_timeout)) co_return;
         } else if (connection->timed_out() && !connection->shutdown_requested()) {
             if (Clock::now() - heard >= idle_limit) {
-                co_await connection->write_all(ws::close_frame(ws::kCloseGoingAway, "idle"), write_timeout);
+                co_await close_websocket(*connection, reader, ws::kCloseGoingAway, "idle", write_timeout, close_wait);
                 co_return;
+            }
+            if (push.tracker && push.tracker->retry_pending()) {  // the last state read failed: try again
+                out = co_await websocket_push(account, push);
+                if (!out.empty() && !co_await connection->write_all(ws::frame(ws::Opcode::text, out), write_timeout)) co_return;
             }
             if (!co_await connection->write_all(ws::frame(ws::Opcode::ping, ""), write_timeout)) co_return;
         } else {
             if (connection->shutdown_requested()) {
-                co_await connection->write_all(ws::close_frame(ws::kCloseGoingAway, "server shutting down"), write_timeout);
+                co_await close_websocket(*connection, reader, ws::kCloseGoingAway, "server shutting down", write_timeout,
+                                         close_wait);
             }
             co_return;  // the client went away, or the server is shutting down
         }

@@ -1,6 +1,6 @@
 // The HTTP server's IO side (JMAP, RFC 8620/8621): a coroutine per connection that reads HTTP/1.1 requests
 // with Boost.Beast's parser (bounded header and body), authenticates them (Basic through auth's throttle
-// and verified cache on the login pool), runs the sans-IO JMAP dispatcher on the store executor, writes the
+// and verified cache on the login pool), runs the sans-IO JMAP dispatcher on its own API pool, writes the
 // response, and keeps EventSource streams (RFC 8620 7.3) open, woken by the ChangeHub.
 #pragma once
 
@@ -31,8 +31,8 @@ struct HttpServices {
     auth::HashLimiter& hash_limiter;
     auth::LoginThrottle& throttle;
     auth::VerifiedCache* verified_cache;
-    StoreExecutor& executor;        // authenticated work
-    StoreExecutor& login_executor;  // password checks
+    StoreExecutor& executor;        // authenticated work: the API pool ([http] api_threads)
+    StoreExecutor& login_executor;  // unauthenticated work: password, token and cookie checks, autoconfig
     ChangeHub& hub;
     // EmailSubmission's way out, shared with SMTP submission: the DKIM keys now, and the queue's wake-up.
     std::function<std::shared_ptr<const mailauth::DkimSigner>()> dkim_signer;
@@ -98,10 +98,15 @@ private:
                                                                  const Config& config);
     static http::Response webmail_unauthorized(std::string detail);
 
+    // EmailSubmission/set's preparation (http/methods/submission.h), on an API pool thread; the send it returns
+    // completes through the group committer's callback.
+    Result<http::SubmissionSend> submit(const Config& config, const store::Account& account,
+                                        const http::OutgoingSubmission& outgoing);
+    // Runs one JMAP request (RFC 8620 3.3; a parsed one for RFC 8887's WebSocket) on the API pool. A deferred
+    // method (EmailSubmission/set) pauses it while the group committer works: no pool thread waits.
+    awaitable<http::Answer> run_api(const store::Account& account, const Config& config,
+                                    std::variant<std::string_view, nlohmann::json> request);
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
-    // EmailSubmission/set's send (http/methods/submission.h), on a store executor thread.
-    Result<http::SubmissionOutcome> submit(const Config& config, const store::Account& account,
-                                           const http::OutgoingSubmission& outgoing);
     // Uploads count apart (maxConcurrentUpload).
     bool enter(std::int64_t account_id, std::size_t limit, bool upload = false);
     void leave(std::int64_t account_id, bool upload = false);

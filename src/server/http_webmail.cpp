@@ -113,7 +113,8 @@ awaitable<Result<http::WebSessions::Found>> HttpService::find_web_session(const 
     // The store keeps the sessions (a restart keeps them); the account is looked up in the same trip, so a
     // deleted, disabled or re-passworded account stops working at once.
     auto& store = services_.store;
-    auto lookup = services_.executor.run([this, &store, id = std::string(*id), limits = session_limits(config.http)]() {
+    // Not yet authenticated: the login pool, as a password check.
+    auto lookup = services_.login_executor.run([this, &store, id = std::string(*id), limits = session_limits(config.http)]() {
         return web_sessions_.find(store, id, unix_now(), limits);
     });
     co_return co_await std::move(lookup);

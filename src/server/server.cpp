@@ -139,11 +139,13 @@ Result<void> Server::start() {
     auto opened = open_store(c);
     if (!opened) return opened.error();
     store_ = std::move(*opened);
-    // Three pools, so that no kind of work can starve another: unauthenticated clients (argon2id costs about
-    // 90 ms of CPU per try) never delay mail or logged-in users, and IMAP searches never delay RCPT checks.
+    // Four pools, so that no kind of work can starve another: unauthenticated clients (argon2id costs about
+    // 90 ms of CPU per try) never delay mail or logged-in users, and IMAP or JMAP searches never delay RCPT
+    // checks or each other.
     store_executor_ = std::make_unique<StoreExecutor>(c.store.threads);
     lookup_executor_ = std::make_unique<StoreExecutor>(c.store.lookup_threads);
     login_executor_ = std::make_unique<StoreExecutor>(c.auth.login_threads);
+    http_executor_ = std::make_unique<StoreExecutor>(c.http.api_threads);
 
     // An upgrade from the interim queue file: its unfinished entries join the store's queue before anything
     // is delivered or accepted; a file that cannot be read stops magpied rather than lose its mail.
@@ -193,7 +195,7 @@ Result<void> Server::start() {
     imap_limiter_ = std::make_shared<net::ConnectionLimiter>(c.imap.max_connections, c.imap.max_connections_per_ip);
     http_ = std::make_unique<HttpService>(
         config_, HttpServices{.store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_,
-                              .verified_cache = verified_cache_.get(), .executor = *store_executor_,
+                              .verified_cache = verified_cache_.get(), .executor = *http_executor_,
                               .login_executor = *login_executor_, .hub = change_hub_,
                               .dkim_signer = [this] { return dkim_signer(); },
                               .queue_changed = [this] {
@@ -370,6 +372,7 @@ int Server::run(const sigset_t& blocked) {
     pool_->start();
     pool_->join();
     login_executor_->stop();
+    http_executor_->stop();
     lookup_executor_->stop();
     if (inbound_executor_) inbound_executor_->stop();
     if (queue_executor_) queue_executor_->stop();

@@ -68,6 +68,9 @@ constexpr std::string_view kVacationType = "VacationResponse";
 constexpr std::string_view kRepliedType = "x-magpie-vacation-replied";
 // Concurrent deliveries to one account race on the record (write_jmap_objects' if_in_state): retries.
 constexpr int kRecordAttempts = 4;
+// The store keeps one JMAP object up to 1 MiB of JSON (sqlite/ and postgres/jmap_objects.cpp): the senders'
+// array stays below it with room for the record's other field, whatever [smtp] vacation_max_senders says.
+constexpr std::size_t kRepliedSendersOctets = (1u << 20) - 256;
 
 struct VacationReply {
     std::string from;  // the account answering, for the log
@@ -89,7 +92,7 @@ std::optional<std::string> vacation_text(const nlohmann::json& vacation, const c
 // Records `sender` as answered in the period `period` of `account_id`; false when it was answered already
 // (or the record keeps changing under us: then the sender is better left unanswered than answered twice).
 // `max_senders` ([smtp] vacation_max_senders): the senders remembered per account and period; the oldest is
-// forgotten beyond it (note_replied), and may then be answered again.
+// forgotten beyond it or beyond the store's object size (note_replied), and may then be answered again.
 Result<bool> record_replied(store::Store& store, std::int64_t account_id, std::uint64_t period,
                             const std::string& sender, std::size_t max_senders) {
     for (int attempt = 0; attempt < kRecordAttempts; ++attempt) {
@@ -109,7 +112,7 @@ Result<bool> record_replied(store::Store& store, std::int64_t account_id, std::u
                 }
             }
         }
-        if (!mail::note_replied(senders, to_lower(sender), max_senders)) return false;
+        if (!mail::note_replied(senders, to_lower(sender), max_senders, kRepliedSendersOctets)) return false;
         const std::string data = nlohmann::json{{"vacationState", period}, {"senders", senders}}.dump();
         store::JmapObjectWrite write;
         write.if_in_state = list->state;

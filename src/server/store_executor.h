@@ -50,6 +50,21 @@ public:
             net::asio::use_awaitable);
     }
 
+    // Runs start(done) on the calling coroutine's thread and resumes once done() has been called, from any thread:
+    // for work that completes by a callback (a JMAP method's group commit, http/api.h Deferred), so no pool
+    // thread waits for it. start() must not block.
+    static awaitable<void> until_done(std::function<void(std::function<void()>)> start) {
+        return net::asio::async_initiate<const net::asio::use_awaitable_t<>&, void()>(
+            [start = std::move(start)](auto handler) mutable {
+                auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+                start([shared] {
+                    auto ex = net::asio::get_associated_executor(*shared);
+                    net::asio::post(ex, [shared]() mutable { (*shared)(); });
+                });
+            },
+            net::asio::use_awaitable);
+    }
+
     void stop() { pool_.join(); }
 
 private:

@@ -8,6 +8,7 @@ import os
 import smtplib
 import socket
 import struct
+import time
 import urllib.request
 
 import pytest
@@ -212,3 +213,118 @@ def test_silent_clients_get_pings_then_an_idle_close(make_server):
             break
     assert (9, b"") in opcodes, opcodes
     assert opcodes[-1][0] == 8 and struct.unpack("!H", opcodes[-1][1][:2])[0] == 1001, opcodes
+
+
+def test_the_server_waits_for_the_clients_close_frame_before_closing_tcp(make_server):
+    # RFC 6455 7.1.1 and 5.5.1: after the server's own close frame, the TCP connection stays open until the
+    # client's close frame comes back (bounded by [http] websocket_close_timeout, long here), then it ends.
+    server = make_server(sections={"http": dict(HTTP_LIMITS, websocket_close_timeout=300)})
+    conn = connect(server)
+    conn.send_binary(b"\x00\x01")
+    frame = conn.recv_frame()  # the bare frame: recv_data_frame would answer a close at once
+    assert frame.opcode == websocket.ABNF.OPCODE_CLOSE and struct.unpack("!H", frame.data[:2])[0] == 1003
+    conn.sock.settimeout(1)
+    with pytest.raises(socket.timeout):
+        conn.sock.recv(1)  # still open: the server waits for our close
+    conn.send_close(websocket.STATUS_NORMAL)
+    conn.sock.settimeout(DEADLINE)
+    assert conn.sock.recv(1) == b""  # our close arrived: the server closes
+
+
+def test_a_client_that_never_answers_the_close_is_closed_after_the_timeout(make_server):
+    server = make_server(sections={"http": dict(HTTP_LIMITS, websocket_close_timeout=1)})
+    conn = connect(server)
+    conn.send_binary(b"\x00\x01")
+    assert conn.recv_frame().opcode == websocket.ABNF.OPCODE_CLOSE  # not answered
+    conn.sock.settimeout(DEADLINE)
+    assert conn.sock.recv(1) == b""
+
+
+def test_websocket_requests_count_in_max_concurrent_requests(make_server):
+    # RFC 8620 2 maxConcurrentRequests over RFC 8887: one connection runs its Requests one at a time, so the
+    # limit shows with several connections of one account at once. Requests beyond it get a RequestError of
+    # type limit naming maxConcurrentRequests; the others are answered; afterwards the slots are free again.
+    server = make_server(sections={"http": dict(HTTP_LIMITS, max_concurrent_requests=1, max_request_octets=200000)})
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=DEADLINE) as smtp:
+        for i in range(100):
+            smtp.sendmail("carol@remote.test", [ALICE], f"Subject: m{i}\r\n\r\n{'filler text ' * 200}\r\n".encode())
+    conns = [connect(server) for _ in range(8)]
+    account = account_id(Client(server))
+    heavy = {"@type": "Request", "using": [CORE, MAIL],
+             "methodCalls": [["Email/query", {"accountId": account, "filter": {"text": "nothing-matches"}}, "q"]]}
+    limited, answered = [], 0
+    rounds = 0
+    while not limited and rounds < 200:  # a hang guard: the first round normally overlaps
+        rounds += 1
+        for n, conn in enumerate(conns):
+            conn.send(json.dumps(dict(heavy, id=f"r{rounds}-{n}")))
+        for conn in conns:
+            message = receive(conn)
+            if message["@type"] == "RequestError":
+                assert message["type"] == "urn:ietf:params:jmap:error:limit", message
+                assert message["limit"] == "maxConcurrentRequests", message
+                limited.append(message["requestId"])
+            else:
+                assert message["@type"] == "Response", message
+                answered += 1
+    assert limited and answered
+    # Nothing is left counted: one request at a time always passes.
+    for conn in conns:
+        assert request(conn, dict(heavy, id="after"))["@type"] == "Response"
+    print(f"websocket maxConcurrentRequests: {len(limited)} refused, {answered} answered in {rounds} round(s)")
+
+
+@pytest.fixture
+def own_cluster():
+    """A PostgreSQL of this test's own (it is stopped and restarted under magpied)."""
+    import postgres
+    if not postgres.available():
+        pytest.skip("PostgreSQL is not installed (scripts/install-deps.sh)")
+    cluster = postgres.PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.own_store(reason="it stops and restarts its own PostgreSQL under magpied")
+def test_websocket_push_lives_through_a_store_outage(own_cluster, make_server):
+    # As the EventSource (http/push_state.h): a state read that fails while PostgreSQL is away sends nothing
+    # and ends nothing; the connection stays (pongs, requests get answers again afterwards) and the first
+    # change after the outage is pushed on it.
+    server = make_server(store_dsn=own_cluster.create_database("wspush"),
+                         sections={"http": dict(HTTP_LIMITS, websocket_ping_interval=1)})
+    client = Client(server)
+    account = account_id(client)
+    conn = connect(server)
+    assert enable_push(conn, account, dataTypes=["Email"]) == []
+    own_cluster.outage()
+    try:
+        conn.ping("still there?")
+        conn.sock.settimeout(DEADLINE)
+        while True:  # the server's pings and our pong, over a few of its read-again ticks
+            frame = conn.recv_data_frame(True)[1]
+            if frame.opcode == websocket.ABNF.OPCODE_PONG and frame.data == b"still there?":
+                break
+            assert frame.opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG), frame
+    finally:
+        own_cluster.resume()
+    deadline = time.time() + DEADLINE
+    while True:  # the store's pool reconnects on its own: mail is accepted again
+        try:
+            with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=DEADLINE) as smtp:
+                smtp.sendmail("carol@remote.test", [ALICE], b"Subject: after\r\n\r\nhi\r\n")
+            break
+        except (smtplib.SMTPException, OSError):
+            assert time.time() < deadline, server.log_text()[-3000:]
+            time.sleep(0.5)
+    while True:
+        frame = conn.recv_data_frame(True)[1]
+        if frame.opcode == websocket.ABNF.OPCODE_TEXT:
+            change = json.loads(frame.data)
+            break
+        assert frame.opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG), frame
+    assert change["@type"] == "StateChange" and "Email" in change["changed"][account], change
+    assert parse_token(change["pushState"])["Email"] == change["changed"][account]["Email"]
+
+
+def parse_token(token):
+    return json.loads(base64.b64decode(token))

@@ -97,3 +97,27 @@ def test_the_reply_goes_out_from_null_with_auto_submitted(make_server):
         assert b"Back on Monday." in data
     finally:
         sink.close()
+
+
+def test_vacation_max_senders_forgets_the_oldest_sender(make_server):
+    # [smtp] vacation_max_senders = 2: a third sender pushes the first out of the period's record, so the
+    # first is answered once more; the two remembered are not.
+    server = make_server(smtp_options={"vacation_max_senders": 2},
+                         sections={"http": HTTP_LIMITS, "queue": {"enabled": False}})
+    enable_vacation(server)
+    senders = ["s1@remote.test", "s2@remote.test", "s3@remote.test"]
+    for n, sender in enumerate(senders):
+        send(server, incoming(f"Hello {n}"), sender=sender)
+    assert len(queue_entries(server)) == 3, queue_entries(server)
+    send(server, incoming("Again 3"), sender="s3@remote.test")
+    send(server, incoming("Again 2"), sender="s2@remote.test")
+    assert len(queue_entries(server)) == 3, queue_entries(server)  # both still remembered
+    send(server, incoming("Again 1"), sender="s1@remote.test")
+    entries = queue_entries(server)
+    assert len(entries) == 4, entries
+    assert sum(recipients[0].startswith("s1@remote.test") for _, recipients in entries) == 2, entries
+    # s1's new reply pushed s2 out: s3 is still remembered, s2 is answered again.
+    send(server, incoming("Third time 3"), sender="s3@remote.test")
+    assert len(queue_entries(server)) == 4
+    send(server, incoming("Third time 2"), sender="s2@remote.test")
+    assert len(queue_entries(server)) == 5

@@ -2,6 +2,8 @@
 // references (RFC 8620 3.7) and bounded JSON.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "http/api.h"
@@ -115,6 +117,53 @@ TEST(HttpApi, MethodErrorsKeepTheirCallIdAndLaterCallsStillRun) {
 TEST(HttpApi, AMethodThatMisreadsItsArgumentsFailsAloneWithServerFail) {
     auto response = run(make(), {{"using", {"urn:test", "urn:ietf:params:jmap:core"}}, {"methodCalls", {{"Test/misread", {{"n", "x"}}, "a"}}}});
     EXPECT_EQ(response["methodResponses"][0][1]["type"], "serverFail");
+}
+
+// A method that waits for work done elsewhere (EmailSubmission's group commit) pauses the request: the caller
+// starts the work, nothing runs until it is done, then the request resumes where it stopped, and later calls
+// see the deferred call's created ids and can refer to its response.
+TEST(HttpApi, ADeferredMethodPausesTheRequestUntilItsWorkIsDone) {
+    Dispatcher dispatcher = make();
+    std::function<void()> finish_work;
+    dispatcher.add("Test/send", "urn:test", [&](const json& args, CallContext&) -> MethodOutcome {
+        auto sent = std::make_shared<int>(0);
+        return Deferred{[&finish_work, sent](std::function<void()> done) {
+                            finish_work = [sent, done] {
+                                *sent = 7;
+                                done();
+                            };
+                        },
+                        [sent, args](CallContext& context) -> MethodResult {
+                            context.created_ids["k"] = "s" + std::to_string(*sent);
+                            context.implicit_responses.emplace_back("Test/implicit", json{{"n", *sent}});
+                            return json{{"sent", *sent}, {"asked", args}};
+                        }};
+    });
+    RequestRun run("s9");
+    json request = {{"using", {"urn:test", "urn:ietf:params:jmap:core"}},
+                    {"methodCalls", {{"Core/echo", {{"a", 1}}, "0"},
+                                     {"Test/send", {{"x", 2}}, "1"},
+                                     {"Core/echo", {{"#sent", {{"resultOf", "1"}, {"name", "Test/send"}, {"path", "/sent"}}}}, "2"}}},
+                    {"createdIds", json::object()}};
+    auto answer = dispatcher.begin(run, request.dump());
+    ASSERT_FALSE(answer);
+    ASSERT_TRUE(run.pending);
+    bool done = false;
+    run.pending->start([&done] { done = true; });
+    EXPECT_FALSE(done);
+    finish_work();  // e.g. the group committer's callback, later and on another thread
+    ASSERT_TRUE(done);
+    answer = dispatcher.resume(run);
+    ASSERT_TRUE(answer);
+    const json& response = std::get<json>(*answer);
+    EXPECT_EQ(response["methodResponses"], json::parse(R"([["Core/echo",{"a":1},"0"],
+        ["Test/send",{"sent":7,"asked":{"x":2}},"1"],["Test/implicit",{"n":7},"1"],["Core/echo",{"sent":7},"2"]])"));
+    EXPECT_EQ(response["createdIds"], (json{{"k", "s7"}}));
+    EXPECT_EQ(response["sessionState"], "s9");
+    // handle() runs such work inline and refuses work that does not finish there.
+    auto inline_answer = dispatcher.handle(request.dump(), "s1");
+    ASSERT_TRUE(std::holds_alternative<Problem>(inline_answer));
+    EXPECT_EQ(std::get<Problem>(inline_answer).status, 500);
 }
 
 TEST(HttpApi, ResultReferencesResolveWithWildcards) {

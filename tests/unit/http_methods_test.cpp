@@ -2,8 +2,10 @@
 // client's would, and the answers are checked as JSON.
 #include <algorithm>
 #include <future>
+#include <set>
 #include <string>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -71,6 +73,51 @@ protected:
     std::int64_t inbox_ = 0;
     std::unique_ptr<Dispatcher> dispatcher_;
 };
+
+// ---- RFC 8620 5.2: maxChanges is the client's, capped at the server's [http] max_changes
+
+TEST_F(MethodsTest, MaxChangesIsCappedAtTheServersLimitAndPagesThroughEveryChange) {
+    limits_.max_changes = 2;
+    dispatcher_ = make_dispatcher(*store_, account_, limits_);
+    std::string state = call("Email/get", {{"ids", json::array()}})[1]["state"];
+    std::set<std::string> delivered;
+    for (int i = 0; i < 5; ++i) {
+        delivered.insert(deliver_raw(fmt::format("Subject: m{}\r\n\r\nbody\r\n", i), 1'700'000'000 + i));
+    }
+    std::set<std::string> seen;
+    bool more = true;
+    for (int round = 0; more && round < 10; ++round) {
+        // The client asks for far more than the server gives; asking nothing gets the server's maximum too.
+        json args = {{"sinceState", state}};
+        if (round % 2 == 0) args["maxChanges"] = 1000;
+        auto page = call("Email/changes", args);
+        ASSERT_EQ(page[0], "Email/changes") << page.dump();
+        EXPECT_LE(page[1]["created"].size(), 2u) << page.dump();
+        for (const auto& id : page[1]["created"]) seen.insert(id.get<std::string>());
+        more = page[1]["hasMoreChanges"];
+        state = page[1]["newState"];
+    }
+    EXPECT_EQ(seen, delivered);
+    EXPECT_EQ(state, call("Email/get", {{"ids", json::array()}})[1]["state"]);
+    for (const char* method : {"Email/changes", "Thread/changes", "Mailbox/changes", "Identity/changes"}) {
+        for (json bad : {json(0), json(-1), json(1.5), json("3")}) {
+            auto answer = call(method, {{"sinceState", state}, {"maxChanges", bad}});
+            EXPECT_EQ(answer[1]["type"], "invalidArguments") << method << " " << bad.dump() << " " << answer.dump();
+        }
+    }
+}
+
+TEST_F(MethodsTest, MailboxChangesAreCappedAtTheServersLimit) {
+    limits_.max_changes = 1;
+    dispatcher_ = make_dispatcher(*store_, account_, limits_);
+    std::string state = call("Mailbox/get", {{"ids", json::array()}})[1]["state"];
+    auto made = call("Mailbox/set", {{"create", {{"a", {{"name", "A"}}}, {"b", {{"name", "B"}}}}}});
+    ASSERT_TRUE(made[1]["created"].contains("b")) << made.dump();
+    auto page = call("Mailbox/changes", {{"sinceState", state}, {"maxChanges", 50}});
+    ASSERT_EQ(page[0], "Mailbox/changes") << page.dump();
+    EXPECT_EQ(page[1]["created"].size(), 1u);
+    EXPECT_EQ(page[1]["hasMoreChanges"], true);
+}
 
 // ---- header-bound strings (RFC 8621 4.6)
 

@@ -80,5 +80,29 @@ TEST(AutoReply, EachSenderIsAnsweredOncePerRecordAndTheRecordStaysBounded) {
     EXPECT_FALSE(note_replied(replied, "erin@remote.test", 2));
 }
 
+// The record is one stored JSON value with a size bound: whichever of the count and the size is reached
+// first forgets the oldest senders, and the list as JSON never exceeds the size.
+TEST(AutoReply, TheSenderListStaysUnderItsOctetBoundBeforeTheCountIsReached) {
+    std::vector<std::string> replied;
+    const std::size_t max_octets = 4096;
+    for (int i = 0; i < 500; ++i) {
+        const std::string sender = std::string(200, 'a' + i % 26) + "\"" + std::to_string(i) + "@remote.test";
+        ASSERT_TRUE(note_replied(replied, sender, 10000, max_octets));
+        std::size_t octets = 2;
+        for (const auto& s : replied) octets += json_string_octets(s) + 1;
+        ASSERT_LE(octets, max_octets);
+        ASSERT_EQ(replied.back(), sender);
+    }
+    EXPECT_LT(replied.size(), 30u);  // the octets bound, not the count of 10000, decided
+    EXPECT_GT(replied.size(), 10u);
+    // The count still bounds short addresses first.
+    std::vector<std::string> few;
+    for (int i = 0; i < 5; ++i) EXPECT_TRUE(note_replied(few, "s" + std::to_string(i) + "@x.test", 3, max_octets));
+    EXPECT_EQ(few, (std::vector<std::string>{"s2@x.test", "s3@x.test", "s4@x.test"}));
+    // JSON escapes are counted as the serialiser writes them.
+    EXPECT_EQ(json_string_octets("a\"b\\c"), 2u + 7u);
+    EXPECT_EQ(json_string_octets("\x01\xc3\xa9"), 2u + 6u + 6u);
+}
+
 }  // namespace
 }  // namespace magpie::mail

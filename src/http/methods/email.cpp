@@ -545,19 +545,16 @@ MethodOutcome search_snippet_get(store::Store& store, const store::Account& acco
                 {"notFound", not_found.empty() ? json() : not_found}};
 }
 
-MethodOutcome changes(store::Store& store, const store::Account& account, const json& args, bool threads) {
+MethodOutcome changes(store::Store& store, const store::Account& account, const json& args, bool threads,
+                      const ApiLimits& limits) {
     if (auto error = check_account_id(args, account)) return *error;
     auto since = args.find("sinceState");
     if (since == args.end() || !since->is_string()) return MethodError{"invalidArguments", "\"sinceState\" must be a string"};
     auto state = parse_object_id(since->get<std::string>(), "");
     if (!state) return MethodError{"cannotCalculateChanges", "not a state of this account"};
-    std::size_t max_changes = 10000;
-    if (auto it = args.find("maxChanges"); it != args.end() && !it->is_null()) {
-        if (!it->is_number_unsigned() || it->get<std::size_t>() == 0) {
-            return MethodError{"invalidArguments", "\"maxChanges\" must be a positive integer"};
-        }
-        max_changes = it->get<std::size_t>();
-    }
+    auto max_changes_or = max_changes_of(args, limits);
+    if (auto* error = std::get_if<MethodError>(&max_changes_or)) return *error;
+    const std::size_t max_changes = std::get<std::size_t>(max_changes_or);
     auto found = threads ? store.thread_changes(account.id, static_cast<std::uint64_t>(*state), max_changes)
                          : store.email_changes(account.id, static_cast<std::uint64_t>(*state), max_changes);
     if (!found) {
@@ -1174,8 +1171,8 @@ void add_email_methods(Dispatcher& dispatcher, store::Store& store, const store:
     dispatcher.add("Email/query", mail, [&store, account](const json& args, CallContext& context) {
         return email_query(store, account, args, context);
     });
-    dispatcher.add("Email/changes", mail, [&store, account](const json& args, CallContext&) {
-        return changes(store, account, args, false);
+    dispatcher.add("Email/changes", mail, [&store, account](const json& args, CallContext& context) {
+        return changes(store, account, args, false, context.limits);
     });
     dispatcher.add("Email/queryChanges", mail, [&store, account](const json& args, CallContext& context) {
         return email_query_changes(store, account, args, context);
@@ -1196,8 +1193,8 @@ void add_email_methods(Dispatcher& dispatcher, store::Store& store, const store:
     dispatcher.add("Thread/get", mail, [&store, account](const json& args, CallContext& context) {
         return thread_get(store, account, args, context);
     });
-    dispatcher.add("Thread/changes", mail, [&store, account](const json& args, CallContext&) {
-        return changes(store, account, args, true);
+    dispatcher.add("Thread/changes", mail, [&store, account](const json& args, CallContext& context) {
+        return changes(store, account, args, true, context.limits);
     });
 }
 

@@ -139,11 +139,12 @@ MethodOutcome identity_get(store::Store& store, const store::Account& account, c
                 {"notFound", not_found}};
 }
 
-MethodOutcome identity_changes(store::Store& store, const store::Account& account, const json& args) {
+MethodOutcome identity_changes(store::Store& store, const store::Account& account, const json& args,
+                               const ApiLimits& limits) {
     if (auto error = check_account_id(args, account)) return *error;
     auto identities = load(store, account);
     if (!identities) return MethodError{"serverFail", identities.error().message};
-    return object_changes(identities->list, args, kIdentityPrefix, jmap_account_id(account));
+    return object_changes(identities->list, args, kIdentityPrefix, jmap_account_id(account), limits);
 }
 
 MethodOutcome identity_set(store::Store& store, const store::Account& account, const json& args, CallContext& context) {
@@ -389,8 +390,8 @@ void add_identity_methods(Dispatcher& dispatcher, store::Store& store, const sto
     dispatcher.add("Identity/get", submission, [&store, account](const json& args, CallContext& context) {
         return identity_get(store, account, args, context);
     });
-    dispatcher.add("Identity/changes", submission, [&store, account](const json& args, CallContext&) {
-        return identity_changes(store, account, args);
+    dispatcher.add("Identity/changes", submission, [&store, account](const json& args, CallContext& context) {
+        return identity_changes(store, account, args, context.limits);
     });
     dispatcher.add("Identity/set", submission, [&store, account](const json& args, CallContext& context) {
         return identity_set(store, account, args, context);

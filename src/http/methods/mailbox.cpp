@@ -216,19 +216,16 @@ MethodOutcome mailbox_get(store::Store& store, const store::Account& account, co
 // maxChanges ids: then the new state is the old snapshot with those changes applied (a state the account
 // never had as a whole, which the next call compares with now just the same). updatedProperties lists the
 // counts when nothing but counts changed (RFC 8621 2.2).
-MethodOutcome mailbox_changes(store::Store& store, const store::Account& account, const json& args) {
+MethodOutcome mailbox_changes(store::Store& store, const store::Account& account, const json& args,
+                              const ApiLimits& limits) {
     if (auto error = check_account_id(args, account)) return *error;
     auto since = args.find("sinceState");
     if (since == args.end() || !since->is_string()) {
         return MethodError{"invalidArguments", "\"sinceState\" must be a string"};
     }
-    std::optional<std::size_t> max_changes;
-    if (auto it = args.find("maxChanges"); it != args.end() && !it->is_null()) {
-        if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0) {
-            return MethodError{"invalidArguments", "\"maxChanges\" must be a positive integer"};
-        }
-        max_changes = it->get<std::size_t>();
-    }
+    auto max_changes_or = max_changes_of(args, limits);
+    if (auto* error = std::get_if<MethodError>(&max_changes_or)) return *error;
+    const std::optional<std::size_t> max_changes = std::get<std::size_t>(max_changes_or);
     auto views = read_views(store, account);
     if (!views) return server_fail(views.error());
     const std::string state = state_of(*views);
@@ -658,8 +655,8 @@ void add_mailbox_methods(Dispatcher& dispatcher, store::Store& store, const stor
     dispatcher.add("Mailbox/get", mail, [&store, account](const json& args, CallContext& context) {
         return mailbox_get(store, account, args, context);
     });
-    dispatcher.add("Mailbox/changes", mail, [&store, account](const json& args, CallContext&) {
-        return mailbox_changes(store, account, args);
+    dispatcher.add("Mailbox/changes", mail, [&store, account](const json& args, CallContext& context) {
+        return mailbox_changes(store, account, args, context.limits);
     });
     dispatcher.add("Mailbox/query", mail, [&store, account](const json& args, CallContext&) {
         return mailbox_query(store, account, args);

@@ -102,19 +102,24 @@ std::optional<std::int64_t> parse_object_id(std::string_view id, std::string_vie
     return std::stoll(std::string(id));
 }
 
+std::variant<std::size_t, MethodError> max_changes_of(const json& args, const ApiLimits& limits) {
+    auto it = args.find("maxChanges");
+    if (it == args.end() || it->is_null()) return limits.max_changes;
+    if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0) {
+        return MethodError{"invalidArguments", "\"maxChanges\" must be a positive integer"};
+    }
+    return static_cast<std::size_t>(std::min<std::uint64_t>(it->get<std::uint64_t>(), limits.max_changes));
+}
+
 MethodOutcome object_changes(const store::JmapObjectList& list, const json& args, std::string_view prefix,
-                             const std::string& account_id) {
+                             const std::string& account_id, const ApiLimits& limits) {
     auto since_it = args.find("sinceState");
     if (since_it == args.end() || !since_it->is_string()) {
         return MethodError{"invalidArguments", "\"sinceState\" must be a string"};
     }
-    std::optional<std::uint64_t> max_changes;
-    if (auto it = args.find("maxChanges"); it != args.end() && !it->is_null()) {
-        if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0) {
-            return MethodError{"invalidArguments", "\"maxChanges\" must be a positive integer"};
-        }
-        max_changes = it->get<std::uint64_t>();
-    }
+    auto max_changes_or = max_changes_of(args, limits);
+    if (auto* error = std::get_if<MethodError>(&max_changes_or)) return *error;
+    const std::optional<std::uint64_t> max_changes = std::get<std::size_t>(max_changes_or);
     const auto& since_text = since_it->get_ref<const std::string&>();
     auto since = parse_object_id(since_text, "");
     if (!since || static_cast<std::uint64_t>(*since) > list.state) {

@@ -46,7 +46,12 @@ nlohmann::json select_properties(const nlohmann::json& object, const std::option
 // one the counter has had; at most `maxChanges` ids, cut at a state boundary (hasMoreChanges), and
 // cannotCalculateChanges when one state alone holds more.
 MethodOutcome object_changes(const store::JmapObjectList& list, const nlohmann::json& args, std::string_view prefix,
-                             const std::string& account_id);
+                             const std::string& account_id, const ApiLimits& limits);
+
+// RFC 8620 5.2 "maxChanges" of a /changes call: the client's, which must be a positive integer (else
+// invalidArguments), capped at the server's limits.max_changes (the server may return fewer); the server's
+// when the client gives none.
+std::variant<std::size_t, MethodError> max_changes_of(const nlohmann::json& args, const ApiLimits& limits);
 
 // RFC 5322 2.2, RFC 8621 4.6: a string that becomes part of a header field carries no CR, LF or other
 // control (C0 but HT, DEL, and the C1 controls U+0080..U+009F): a CR or LF would end the field and start

@@ -1,6 +1,8 @@
 #include "http/methods/submission.h"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -281,16 +283,42 @@ std::variant<Plan, json> plan_submission(store::Store& store, const store::Accou
     return plan;
 }
 
+// One EmailSubmission/set between its two halves: what was checked and prepared before the sends, and the sends'
+// outcomes once the group committer has answered.
+struct SetRun {
+    store::Store* store = nullptr;
+    store::Account account;
+    json args;
+    SetRequest request;
+    store::JmapObjectList list;
+    json not_created = json::object();
+    struct Send {
+        std::string creation_id;
+        Plan plan;
+        SubmissionSend send;
+        std::optional<Result<SubmissionOutcome>> outcome;
+    };
+    std::vector<Send> sends;
+};
+
+MethodResult finish_submission_set(SetRun& run, CallContext& context);
+
+// RFC 8621 7.5. Checks every create and prepares its message here; the messages are then sent together as a
+// Deferred (no thread waits for their commit) and finish_submission_set records the EmailSubmissions.
 MethodOutcome submission_set(store::Store& store, const store::Account& account, const Submitter& submitter,
                              const json& args, CallContext& context) {
     if (auto error = check_account_id(args, account)) return *error;
     auto parsed = parse_set_request(args, context.limits);
     if (auto* error = std::get_if<MethodError>(&parsed)) return *error;
-    auto& request = std::get<SetRequest>(parsed);
+    auto run = std::make_shared<SetRun>();
+    run->store = &store;
+    run->account = account;
+    run->args = args;
+    run->request = std::move(std::get<SetRequest>(parsed));
     auto list = store.list_jmap_objects(account.id, kType);
     if (!list) return MethodError{"serverFail", list.error().message};
-    const std::string old_state = std::to_string(list->state);
-    if (request.if_in_state && *request.if_in_state != old_state) {
+    run->list = std::move(*list);
+    if (run->request.if_in_state && *run->request.if_in_state != std::to_string(run->list.state)) {
         return MethodError{"stateMismatch", "the submissions changed since that state"};
     }
     for (const char* key : {"onSuccessUpdateEmail", "onSuccessDestroyEmail"}) {
@@ -299,33 +327,71 @@ MethodOutcome submission_set(store::Store& store, const store::Account& account,
             return MethodError{"invalidArguments", fmt::format("\"{}\" has the wrong type", key)};
         }
     }
-    json created = json::object(), not_created = json::object(), not_updated = json::object(),
-         destroyed = json::array(), not_destroyed = json::object();
-    std::map<std::string, std::string> email_of;  // submission id (and "#creation id") -> its emailId
-    std::uint64_t new_state = list->state;
-    for (const auto& [creation_id, object] : request.create.items()) {
+    for (const auto& [creation_id, object] : run->request.create.items()) {
         auto plan = plan_submission(store, account, object, context);
         if (auto* error = std::get_if<json>(&plan)) {
             if ((*error)["type"] == "serverFail") return MethodError{"serverFail", error->value("description", "")};
-            not_created[creation_id] = *error;
+            run->not_created[creation_id] = *error;
             continue;
         }
         auto& p = std::get<Plan>(plan);
-        auto sent = submitter(account, p.outgoing);
-        if (!sent) {
-            if (sent.error().code == Errc::invalid_argument) {
-                not_created[creation_id] = set_error("invalidEmail", sent.error().message);
+        auto send = submitter(account, p.outgoing);
+        if (!send) {
+            if (send.error().code == Errc::invalid_argument) {
+                run->not_created[creation_id] = set_error("invalidEmail", send.error().message);
                 continue;
             }
-            if (sent.error().code == Errc::limit_exceeded) {
-                not_created[creation_id] = set_error("tooLarge", sent.error().message);
+            if (send.error().code == Errc::limit_exceeded) {
+                run->not_created[creation_id] = set_error("tooLarge", send.error().message);
                 continue;
             }
-            return MethodError{"serverFail", sent.error().message};
+            return MethodError{"serverFail", send.error().message};
+        }
+        run->sends.push_back(SetRun::Send{creation_id, std::move(p), std::move(*send), std::nullopt});
+    }
+    if (run->sends.empty()) {
+        auto result = finish_submission_set(*run, context);
+        if (auto* error = std::get_if<MethodError>(&result)) return std::move(*error);
+        return std::move(std::get<json>(result));
+    }
+    Deferred deferred;
+    deferred.start = [run](std::function<void()> done) {
+        auto left = std::make_shared<std::atomic<std::size_t>>(run->sends.size());
+        auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+        for (auto& send : run->sends) {
+            send.send([run, left, shared_done, slot = &send](Result<SubmissionOutcome> outcome) {
+                slot->outcome = std::move(outcome);
+                if (left->fetch_sub(1) == 1) (*shared_done)();
+            });
+        }
+    };
+    deferred.finish = [run](CallContext& context) { return finish_submission_set(*run, context); };
+    return deferred;
+}
+
+MethodResult finish_submission_set(SetRun& run, CallContext& context) {
+    store::Store& store = *run.store;
+    const store::Account& account = run.account;
+    const json& args = run.args;
+    const SetRequest& request = run.request;
+    const store::JmapObjectList* list = &run.list;
+    const std::string old_state = std::to_string(list->state);
+    json created = json::object(), not_created = std::move(run.not_created), not_updated = json::object(),
+         destroyed = json::array(), not_destroyed = json::object();
+    std::map<std::string, std::string> email_of;  // submission id (and "#creation id") -> its emailId
+    std::uint64_t new_state = list->state;
+    for (auto& [creation_id, p, send, sent] : run.sends) {
+        if (!sent) return MethodError{"serverFail", "a message was not sent"};
+        if (!*sent) {
+            if (sent->error().code == Errc::invalid_argument) {
+                not_created[creation_id] = set_error("invalidEmail", sent->error().message);
+                continue;
+            }
+            return MethodError{"serverFail", sent->error().message};
         }
         p.data["sendAt"] = utc_date(unix_now());
-        p.data["queueId"] = sent->queue_id;
-        p.data["local"] = sent->local;
+        p.data["queueId"] = (*sent)->queue_id;
+        p.data["local"] = (*sent)->local;
         auto written = store.write_jmap_objects(account.id, kType, store::JmapObjectWrite{std::nullopt, {p.data.dump()}, {}, {}});
         if (!written) return MethodError{"serverFail", written.error().message};
         new_state = written->new_state;
@@ -435,11 +501,11 @@ void add_submission_methods(Dispatcher& dispatcher, store::Store& store, const s
     dispatcher.add("EmailSubmission/get", submission, [&store, account](const json& args, CallContext& context) {
         return submission_get(store, account, args, context);
     });
-    dispatcher.add("EmailSubmission/changes", submission, [&store, account](const json& args, CallContext&) -> MethodOutcome {
+    dispatcher.add("EmailSubmission/changes", submission, [&store, account](const json& args, CallContext& context) -> MethodOutcome {
         if (auto error = check_account_id(args, account)) return *error;
         auto list = store.list_jmap_objects(account.id, kType);
         if (!list) return MethodError{"serverFail", list.error().message};
-        return object_changes(*list, args, kPrefix, jmap_account_id(account));
+        return object_changes(*list, args, kPrefix, jmap_account_id(account), context.limits);
     });
     dispatcher.add("EmailSubmission/query", submission, [&store, account](const json& args, CallContext&) {
         return submission_query(store, account, args);

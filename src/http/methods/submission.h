@@ -28,8 +28,13 @@ struct SubmissionOutcome {
     std::vector<std::string> local;   // recipients delivered to local mailboxes
 };
 
-// Sends one message; invalid_argument when the message cannot be completed (RFC 6409 8), with the reason.
-using Submitter = std::function<Result<SubmissionOutcome>(const store::Account&, const OutgoingSubmission&)>;
+// Hands one prepared message to the group committer and calls `done` once with the outcome when it is durable
+// (or failed), from any thread; it never waits itself.
+using SubmissionSend = std::function<void(std::function<void(Result<SubmissionOutcome>)> done)>;
+// Prepares one message for sending (store look-ups, completion, DKIM: on the calling thread) and returns how to
+// send it; invalid_argument when the message cannot be completed (RFC 6409 8), with the reason. The sends of
+// one EmailSubmission/set go out together as a Deferred (http/api.h), so no thread waits for their commit.
+using Submitter = std::function<Result<SubmissionSend>(const store::Account&, const OutgoingSubmission&)>;
 
 void add_submission_methods(Dispatcher& dispatcher, store::Store& store, const store::Account& account,
                             Submitter submitter);
