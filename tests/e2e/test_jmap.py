@@ -243,13 +243,17 @@ def test_event_source_pushes_a_state_change_on_delivery(jmap):
 
 def test_event_source_sends_pings(jmap):
     server, client = jmap
-    sock = socket.create_connection(("127.0.0.1", http_port(server)), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", http_port(server)), timeout=60)
     sock.sendall(f"GET /jmap/eventsource?types=Mailbox&closeafter=no&ping=1 HTTP/1.1\r\nHost: x\r\n"
                  f"Authorization: {client.auth}\r\n\r\n".encode())
     data = b""
-    deadline = time.time() + 5
+    # Pings every second; the deadline only guards against a hang (under load the stream's first state read
+    # alone may take seconds, and tests never assert timings).
+    deadline = time.time() + 120
     while data.count(b"event: ping") < 2 and time.time() < deadline:
-        data += sock.recv(4096)
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
     assert data.count(b"event: ping") >= 2
     assert b'data: {"interval":1}' in data
     sock.close()

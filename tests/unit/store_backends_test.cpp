@@ -209,6 +209,18 @@ TEST_P(BackendTest, LargeBinaryMessageRoundTripsAndIsStoredOnce) {
     EXPECT_TRUE(*back == content);
 }
 
+// Past the first round trip's chunks (16 of 256 KiB), the rest of a blob comes in further reads.
+TEST_P(BackendTest, AMessageOfManyChunksReadsBackWhole) {
+    std::string content = "Subject: bigger\r\n\r\n";
+    for (int i = 0; content.size() < 4 * 1024 * 1024 + 300 * 1024; ++i) content += static_cast<char>(i * 13 % 256);
+    auto delivered = deliver(content, {{inbox_, {}}});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    auto back = store_->read_blob(delivered->blob_id);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_TRUE(*back == content);
+    EXPECT_EQ(store_->read_blob(std::string(64, 'a')).error().code, Errc::not_found);
+}
+
 bool spool_files_left(const std::filesystem::path& dir) {
     for (const auto& entry : std::filesystem::recursive_directory_iterator(dir))
         if (entry.path().filename().string().find("spool") != std::string::npos) return true;

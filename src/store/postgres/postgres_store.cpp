@@ -621,28 +621,49 @@ Result<std::unique_ptr<BlobSpool>> PostgresStore::open_spool() {
 
 Result<std::string> PostgresStore::read_blob(std::string_view blob_id) {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
-    return read<std::string>([&](Connection& db) { return read_blob_in(db, blob_id); });
+    // No transaction around it: a blob is immutable, and its size and first chunks come in one statement
+    // (one snapshot), so a message of up to kChunksPerRead chunks costs one round trip, not four (BEGIN,
+    // two reads, COMMIT): IMAP SEARCH TEXT reads every message of a mailbox this way. Once more on a fresh
+    // connection when the pooled one turned out broken (PostgreSQL restarted since it was last used).
+    for (int attempt = 1;; ++attempt) {
+        auto lease = pool_.acquire();
+        if (!lease) return lease.error();
+        auto content = read_blob_in(**lease, blob_id);
+        if (content || attempt >= 2 || !(*lease)->broken()) return content;
+    }
 }
 
 Result<std::string> PostgresStore::read_blob_in(Connection& db, std::string_view blob_id) {
     if (!is_valid_blob_id(blob_id)) return make_error(Errc::invalid_argument, "invalid blob id");
-    auto head = db.exec("SELECT size FROM blobs WHERE id = $1", Params().add(blob_id));
-    if (!head) return head.error();
-    if (head->empty()) return make_error(Errc::not_found, fmt::format("no blob {}", blob_id));
-    const auto size = static_cast<std::uint64_t>(head->int64(0, 0));
+    // A few chunks per round trip, in binary (no hex doubling): memory stays near the content's size. The
+    // first round trip brings the size too (int8send: 8 octets, big-endian).
+    constexpr int kChunksPerRead = 16;
+    auto first = db.exec("SELECT int8send(b.size), c.data FROM blobs b LEFT JOIN blob_chunks c "
+                         "ON c.blob_id = b.id AND c.seq < $2 WHERE b.id = $1 ORDER BY c.seq",
+                         Params().add(blob_id).add(std::int64_t{kChunksPerRead}), /*binary_results=*/true);
+    if (!first) return first.error();
+    if (first->empty()) return make_error(Errc::not_found, fmt::format("no blob {}", blob_id));
+    const std::string_view size_octets = first->raw(0, 0);
+    if (size_octets.size() != 8) return make_error(Errc::corrupt, fmt::format("blob {}: unreadable size", blob_id));
+    std::uint64_t size = 0;
+    for (char c : size_octets) size = (size << 8) | static_cast<unsigned char>(c);
     if (size > options_.max_message_bytes) {
         return make_error(Errc::limit_exceeded, fmt::format("blob {} is {} bytes", blob_id, size));
     }
     std::string content;
     content.reserve(size);
-    // A few chunks per round trip, in binary (no hex doubling): memory stays near the content's size.
-    constexpr int kChunksPerRead = 16;
-    for (std::int64_t seq = 0;; seq += kChunksPerRead) {
+    int chunks = 0;
+    for (int i = 0; i < first->size(); ++i) {
+        if (first->null(i, 1)) continue;  // no chunk at all (LEFT JOIN)
+        content += first->raw(i, 1);
+        ++chunks;
+    }
+    for (std::int64_t seq = kChunksPerRead; chunks == kChunksPerRead; seq += kChunksPerRead) {
         auto rows = db.exec("SELECT data FROM blob_chunks WHERE blob_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
                             Params().add(blob_id).add(seq).add(seq + kChunksPerRead), /*binary_results=*/true);
         if (!rows) return rows.error();
         for (int i = 0; i < rows->size(); ++i) content += rows->raw(i, 0);
-        if (rows->size() < kChunksPerRead) break;
+        chunks = rows->size();
     }
     if (content.size() != size) {
         return make_error(Errc::corrupt, fmt::format("blob {} is {} bytes, expected {}", blob_id, content.size(), size));
