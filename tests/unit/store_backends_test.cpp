@@ -303,6 +303,36 @@ TEST_P(BackendTest, ConcurrentDeliveriesGetDistinctIncreasingUidsAndShareCommits
     EXPECT_LT(stats.commits, stats.deliveries + stats.writes);
 }
 
+TEST_P(BackendTest, ADeliveryRefusedInABatchLeavesTheOthersOfItsBatchStored) {
+    // Handed over at once, so that they share batches: a target that does not exist and an answer to an
+    // envelope that does not exist are refused alone, every other delivery is stored.
+    constexpr int kDeliveries = 24;
+    std::vector<std::promise<Result<Delivered>>> answers(kDeliveries);
+    for (int i = 0; i < kDeliveries; ++i) {
+        Delivery delivery;
+        delivery.content = fmt::format("Subject: batch {}\r\n\r\nx\r\n", i);
+        delivery.targets = {{i % 8 == 3 ? std::int64_t{999999} : inbox_, {}}};
+        if (i % 8 == 5) delivery.answers_envelope = 424242;
+        store_->deliver(std::move(delivery), [&answers, i](Result<Delivered> r) { answers[i].set_value(std::move(r)); });
+    }
+    std::set<std::uint32_t> uids;
+    for (int i = 0; i < kDeliveries; ++i) {
+        auto delivered = answers[i].get_future().get();
+        if (i % 8 == 3 || i % 8 == 5) {
+            ASSERT_FALSE(delivered) << i;
+            EXPECT_EQ(delivered.error().code, Errc::not_found) << delivered.error().message;
+        } else {
+            ASSERT_TRUE(delivered) << i << ": " << delivered.error().message;
+            uids.insert(delivered->placed.at(0).uid);
+        }
+    }
+    EXPECT_EQ(uids.size(), static_cast<std::size_t>(kDeliveries - 6));
+    auto states = store_->list_states(inbox_);
+    ASSERT_TRUE(states);
+    EXPECT_EQ(states->size(), uids.size());
+    EXPECT_EQ(store_->find_mailbox(bob_.id, "INBOX")->uidnext, static_cast<std::uint32_t>(uids.size() + 1));
+}
+
 TEST_P(BackendTest, StoreFlagsTakesOneModseqKeepsCountersAndLogsChanges) {
     auto uids = deliver_many(inbox_, 3);
     FlagUpdate seen{FlagOperation::add, {"\\Seen", "$Label"}, std::nullopt};

@@ -8,6 +8,7 @@
 
 #include "base/strings.h"
 #include "store/blob.h"
+#include "store/postgres/pipeline.h"
 #include "store/postgres/postgres_store.h"
 #include "store/postgres/rows.h"
 
@@ -88,24 +89,24 @@ Result<std::string> PostgresStore::read_account_blob(std::int64_t account_id, st
 }
 
 Result<JmapObjectList> PostgresStore::list_jmap_objects(std::int64_t account_id, std::string_view type) {
-    return read<JmapObjectList>([&](Connection& db) -> Result<JmapObjectList> {
-        JmapObjectList list;
-        auto state = db.exec("SELECT state FROM jmap_states WHERE account_id = $1 AND type = $2",
-                             Params().add(account_id).add(type));
-        if (!state) return state.error();
-        list.state = state->empty() ? 0 : static_cast<std::uint64_t>(state->int64(0, 0));
-        auto rows = db.exec(
-            "SELECT id, created_state, updated_state, destroyed, data FROM jmap_objects WHERE account_id = $1 AND "
-            "type = $2 ORDER BY id",
-            Params().add(account_id).add(type));
-        if (!rows) return rows.error();
-        for (int i = 0; i < rows->size(); ++i) {
-            list.objects.push_back(JmapObject{rows->int64(i, 0), static_cast<std::uint64_t>(rows->int64(i, 1)),
-                                              static_cast<std::uint64_t>(rows->int64(i, 2)), rows->boolean(i, 3),
-                                              rows->text(i, 4)});
-        }
-        return list;
-    });
+    // One statement (the SMTP path asks for the vacation response of every recipient): the type's state on
+    // every row, and one row with no object when there is none.
+    auto rows = read_statement(
+        pool_,
+        "SELECT coalesce((SELECT state FROM jmap_states WHERE account_id = $1 AND type = $2), 0), o.id, "
+        "o.created_state, o.updated_state, o.destroyed, o.data FROM (SELECT 1) one LEFT JOIN jmap_objects o "
+        "ON o.account_id = $1 AND o.type = $2 ORDER BY o.id",
+        Params().add(account_id).add(type));
+    if (!rows) return rows.error();
+    JmapObjectList list;
+    for (int i = 0; i < rows->size(); ++i) {
+        list.state = static_cast<std::uint64_t>(rows->int64(i, 0));
+        if (rows->null(i, 1)) continue;
+        list.objects.push_back(JmapObject{rows->int64(i, 1), static_cast<std::uint64_t>(rows->int64(i, 2)),
+                                          static_cast<std::uint64_t>(rows->int64(i, 3)), rows->boolean(i, 4),
+                                          rows->text(i, 5)});
+    }
+    return list;
 }
 
 Result<JmapObjectWritten> PostgresStore::write_jmap_objects(std::int64_t account_id, std::string_view type,

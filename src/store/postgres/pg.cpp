@@ -1,5 +1,7 @@
 #include "store/postgres/pg.h"
 
+#include "store/postgres/pipeline.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -172,9 +174,11 @@ bool Connection::alive() {
     return !broken();
 }
 
-Error Connection::error_of(pg_result* result) const {
+Error Connection::error_of(pg_result* result) const { return error_from_result(conn_, result); }
+
+Error error_from_result(pg_conn* conn, pg_result* result) {
     const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
-    std::string message = result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn_);
+    std::string message = result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn);
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
     if (state == nullptr) {
         // No SQLSTATE: the connection itself failed (server gone, socket closed).

@@ -17,6 +17,7 @@
 #include "base/time.h"
 #include "store/address.h"
 #include "store/blob.h"
+#include "store/postgres/pipeline.h"
 #include "store/postgres/rows.h"
 #include "store/postgres/schema.h"
 
@@ -129,13 +130,15 @@ void PostgresStore::notify(const Changes& changes) {
 
 Result<void> PostgresStore::send_notifications(Connection& db, const Changes& changes) {
     // NOTIFY is transactional: the other nodes hear it when (and only if) this transaction commits.
-    // Payload "node account mailbox modseq", far below the 8,000-byte limit.
+    // Payload "node account mailbox modseq", far below the 8,000-byte limit. One statement for them all.
+    if (changes.empty()) return {};
+    std::vector<std::string> payloads;
     for (const auto& [mailbox, change] : changes) {
-        auto sent = db.exec("SELECT pg_notify($1, $2)",
-                            Params().add(kChannel).add(fmt::format("{} {} {} {}", node_id_, change.account_id,
-                                                                   std::max<std::int64_t>(mailbox, 0), change.modseq)));
-        if (!sent) return sent.error();
+        payloads.push_back(fmt::format("{} {} {} {}", node_id_, change.account_id, std::max<std::int64_t>(mailbox, 0),
+                                       change.modseq));
     }
+    auto sent = db.exec("SELECT pg_notify($1, p) FROM unnest($2::text[]) p", Params().add(kChannel).add(text_array(payloads)));
+    if (!sent) return sent.error();
     return {};
 }
 
@@ -408,13 +411,11 @@ Result<std::vector<Account>> PostgresStore::list_accounts(std::string_view domai
 Result<Account> PostgresStore::find_account(std::string_view address) {
     auto normalized = normalize_address(address);
     if (!normalized) return make_error(Errc::not_found, fmt::format("no account {}", address));
-    return read<Account>([&](Connection& db) -> Result<Account> {
-        auto rows = db.exec(fmt::format("SELECT {} FROM accounts a WHERE a.address = $1", kAccountColumns),
-                            Params().add(normalized->address));
-        if (!rows) return rows.error();
-        if (rows->empty()) return make_error(Errc::not_found, fmt::format("no account {}", normalized->address));
-        return account_from_row(*rows, 0);
-    });
+    auto rows = read_statement(pool_, fmt::format("SELECT {} FROM accounts a WHERE a.address = $1", kAccountColumns),
+                               Params().add(normalized->address));
+    if (!rows) return rows.error();
+    if (rows->empty()) return make_error(Errc::not_found, fmt::format("no account {}", normalized->address));
+    return account_from_row(*rows, 0);
 }
 
 // ---- aliases ----
@@ -485,22 +486,26 @@ Result<RecipientResult> PostgresStore::resolve_recipient(std::string_view addres
     auto domain_name = normalize_domain(address.substr(at + 1));
     if (!domain_name) return RecipientResult{RecipientStatus::not_local_domain, 0, {}};
     auto normalized = normalize_address(address);
-    return read<RecipientResult>([&](Connection& db) -> Result<RecipientResult> {
-        auto domain = lookup_id(db, "SELECT id FROM domains WHERE name = $1", *domain_name);
+    if (!normalized) {
+        auto domain = read_statement(pool_, "SELECT 1 FROM domains WHERE name = $1", Params().add(*domain_name));
         if (!domain) return domain.error();
-        if (!*domain) return RecipientResult{RecipientStatus::not_local_domain, 0, {}};
-        if (!normalized) return RecipientResult{RecipientStatus::unknown_user, 0, {}};
-        auto rows = db.exec(
-            "SELECT id, address, 0 AS rank FROM accounts WHERE address = $1 "
-            "UNION ALL SELECT a.id, a.address, 1 FROM aliases l JOIN accounts a ON a.id = l.account_id "
-            "WHERE l.address = $1 "
-            "UNION ALL SELECT a.id, a.address, 2 FROM aliases l JOIN accounts a ON a.id = l.account_id "
-            "WHERE l.address = $2 ORDER BY rank LIMIT 1",
-            Params().add(normalized->address).add("@" + normalized->domain));
-        if (!rows) return rows.error();
-        if (rows->empty()) return RecipientResult{RecipientStatus::unknown_user, 0, {}};
-        return RecipientResult{RecipientStatus::local, rows->int64(0, 0), rows->text(0, 1)};
-    });
+        return RecipientResult{domain->empty() ? RecipientStatus::not_local_domain : RecipientStatus::unknown_user, 0, {}};
+    }
+    // Once per RCPT and again per message: one statement (the domain, then the account, an alias, the
+    // domain's catch-all), so one round trip.
+    auto rows = read_statement(
+        pool_,
+        "SELECT EXISTS(SELECT 1 FROM domains WHERE name = $3), r.id, r.address FROM (SELECT 1) one LEFT JOIN LATERAL ("
+        "SELECT id, address, 0 AS rank FROM accounts WHERE address = $1 "
+        "UNION ALL SELECT a.id, a.address, 1 FROM aliases l JOIN accounts a ON a.id = l.account_id "
+        "WHERE l.address = $1 "
+        "UNION ALL SELECT a.id, a.address, 2 FROM aliases l JOIN accounts a ON a.id = l.account_id "
+        "WHERE l.address = $2 ORDER BY rank LIMIT 1) r ON true",
+        Params().add(normalized->address).add("@" + normalized->domain).add(*domain_name));
+    if (!rows) return rows.error();
+    if (rows->empty() || !rows->boolean(0, 0)) return RecipientResult{RecipientStatus::not_local_domain, 0, {}};
+    if (rows->null(0, 1)) return RecipientResult{RecipientStatus::unknown_user, 0, {}};
+    return RecipientResult{RecipientStatus::local, rows->int64(0, 1), rows->text(0, 2)};
 }
 
 // ---- mailboxes and messages ----
@@ -521,13 +526,11 @@ Result<std::vector<Mailbox>> PostgresStore::list_mailboxes(std::int64_t account_
 
 Result<Mailbox> PostgresStore::find_mailbox(std::int64_t account_id, std::string_view name) {
     std::string key = iequals(name, "INBOX") ? std::string("INBOX") : std::string(name);
-    return read<Mailbox>([&](Connection& db) -> Result<Mailbox> {
-        auto rows = db.exec(fmt::format("SELECT {} FROM mailboxes WHERE account_id = $1 AND name = $2", kMailboxColumns),
-                            Params().add(account_id).add(key));
-        if (!rows) return rows.error();
-        if (rows->empty()) return make_error(Errc::not_found, fmt::format("no mailbox {}", key));
-        return mailbox_from_row(*rows, 0);
-    });
+    auto rows = read_statement(pool_, fmt::format("SELECT {} FROM mailboxes WHERE account_id = $1 AND name = $2", kMailboxColumns),
+                               Params().add(account_id).add(key));
+    if (!rows) return rows.error();
+    if (rows->empty()) return make_error(Errc::not_found, fmt::format("no mailbox {}", key));
+    return mailbox_from_row(*rows, 0);
 }
 
 Result<std::vector<Message>> PostgresStore::list_messages(std::int64_t mailbox_id) {

@@ -1,9 +1,9 @@
 // The PostgreSQL Store. Reads and IMAP/JMAP/admin writes run on pooled connections, each write one
 // transaction that first locks the rows it allocates from (the mailbox, the UIDVALIDITY counter), so two
 // nodes never hand out one UID or MODSEQ twice. Deliveries go to a group committer with a connection of
-// its own: one transaction per batch, a savepoint per delivery, `done` only after COMMIT returned. Every
-// commit that changed a mailbox tells the local listener and NOTIFYs the other nodes. Internal to
-// src/store: callers use open_postgres_store() from store/postgres/postgres.h.
+// its own: one transaction per batch, its statements pipelined (delivery.cpp), `done` only after COMMIT
+// returned. Every commit that changed a mailbox tells the local listener and NOTIFYs the other nodes.
+// Internal to src/store: callers use open_postgres_store() from store/postgres/postgres.h.
 #pragma once
 
 #include <atomic>
@@ -172,8 +172,6 @@ private:
     void committer_loop();
     void commit_batch(std::vector<Pending>& batch);
     Result<Delivered> apply_delivery(Connection& db, Pending& pending, Changes& changes);
-    Result<void> insert_blob(Connection& db, const std::string& blob_id, std::string_view content,
-                             const MessageSummary& summary);
     Result<std::int64_t> insert_queue_entry(Connection& db, const std::string& blob_id, const OutgoingMessage& outgoing);
     QueueAttempt bounded(const QueueAttempt& attempt) const;
 
