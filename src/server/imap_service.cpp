@@ -87,6 +87,8 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
             spdlog::debug("imap: {}: write failed{}", connection->peer_ip(), connection->timed_out() ? " (timeout)" : "");
             co_return;
         }
+        // Issue 17: a FETCH slice's buffer is not kept while the connection waits for its client.
+        if (output.capacity() > imap::Parser::kKeptCapacity) std::string().swap(output);
         switch (session.take_action()) {
             case imap::Session::Action::none: break;
             case imap::Session::Action::close:
