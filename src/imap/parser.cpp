@@ -121,7 +121,10 @@ ParseError Parser::take_error() {
 }
 
 void Parser::reset_command() {
-    text_.clear();
+    if (text_.capacity() > kKeptCapacity)
+        std::string().swap(text_);  // a long command line's capacity is not kept
+    else
+        text_.clear();
     literals_.clear();
     literal_octets_ = 0;
     literal_remaining_ = 0;
@@ -135,6 +138,25 @@ void Parser::reset_command() {
 }
 
 std::optional<Event> Parser::next() {
+    auto event = scan();
+    release_consumed();
+    return event;
+}
+
+void Parser::release_consumed() {
+    // Issue 17: an idle connection holds no big buffer. Once everything fed is consumed, the capacity a
+    // large literal (or a long pipeline) needed goes too; small buffers are kept for the next command.
+    if (pos_ < input_.size() || input_.capacity() <= kKeptCapacity) return;
+    std::string().swap(input_);
+    pos_ = 0;
+    scanned_ = 0;
+}
+
+std::size_t Parser::held_octets() const {
+    return input_.capacity() + text_.capacity() + tail_.capacity();
+}
+
+std::optional<Event> Parser::scan() {
     for (;;) {
         std::size_t available = input_.size() - pos_;
         switch (state_) {

@@ -100,6 +100,11 @@ public:
     // Bytes fed but not yet consumed plus the command being assembled; the IO loop stops reading when
     // this grows (a client pipelining faster than commands are served).
     std::size_t buffered_octets() const;
+    // Octets of buffer capacity the parser holds (input, command text, dropped line tail): after a large
+    // literal or a long line has been consumed, at most about kKeptCapacity each (issue 17: an idle
+    // connection holds no big buffer).
+    std::size_t held_octets() const;
+    static constexpr std::size_t kKeptCapacity = 64 * 1024;
 
 private:
     enum class Mode { command, sasl, idle };
@@ -112,6 +117,8 @@ private:
         bool has_nul = false;
     };
 
+    std::optional<Event> scan();  // next() before release_consumed()
+    void release_consumed();
     std::optional<Event> on_line(std::string_view line);
     std::optional<Event> on_command_line(std::string_view line);
     std::optional<Event> on_discarded_line(std::string_view line, bool truncated);

@@ -32,7 +32,10 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
     const auto timeout = std::chrono::seconds(config->imap.idle_timeout);
     const auto keepalive = std::chrono::seconds(config->imap.idle_keepalive_interval);
     auto last_input = std::chrono::steady_clock::now();
-    imap::Session session(session_config(*config, *connection), services_, connection->peer_ip());
+    // The session gets no store: its store work comes out as requests, answered below. It opens spools
+    // for large APPEND literals itself (a file; no store round trip).
+    imap::Session session(session_config(*config, *connection), connection->peer_ip(),
+                          [&store = services_.store] { return store.open_spool(); });
     std::optional<std::int64_t> watched;
     // No read buffer here: this frame lives as long as the connection, which mostly waits for its client;
     // read_available's buffer exists only while bytes are being handed over (issue 17).
@@ -42,12 +45,6 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
     auto flush = [&]() -> awaitable<bool> {
         output = session.take_output();
         return connection->write_all(output, timeout);
-    };
-    // Runs blocking session work (store, password hashing) off the network thread: on the login pool until the
-    // session has authenticated, on the store executor after.
-    auto on_store = [&](auto work) {
-        auto& pool = session.account_id() ? executor_ : login_executor_;
-        return pool.run([&session, work]() { work(session); return true; });
     };
 
     struct Unwatch {
@@ -61,19 +58,15 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
 
     for (;;) {
         if (session.has_work()) {
-            if (session.blocking_work()) {
-                auto op = on_store([](imap::Session& s) { s.run(unix_now()); });
-                co_await std::move(op);
-            } else {
-                session.run(unix_now());  // parsing and formatting only: its store work comes as requests
-            }
+            session.run(unix_now());  // parsing and formatting only: its store work comes as requests
             if (!watched && session.account_id()) {
                 watched = session.account_id();
                 hub_.watch(*watched, connection);
             }
         }
         // The store work the session asked for: no session holds a thread meanwhile. A commit goes to the
-        // group committer (no thread waits for its fsync); everything else is one call on the store executor.
+        // group committer (no thread waits for its fsync); a password check to the login pool (unauthenticated
+        // clients compete only with each other); everything else is one call on the store executor.
         while (auto request = session.take_request()) {
             std::optional<imap::StoreAnswer> answer;
             if (auto* deliver = std::get_if<imap::request::Deliver>(&*request)) {
@@ -81,8 +74,9 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
                 Result<store::Delivered> result = co_await std::move(committed);
                 answer.emplace(imap::delivered_answer(std::move(result)));
             } else {
-                auto performed = executor_.run([&store = services_.store, taken = std::move(*request)]() mutable {
-                    return imap::perform(store, std::move(taken));
+                auto& pool = imap::runs_on_login_pool(*request) ? login_executor_ : executor_;
+                auto performed = pool.run([&services = services_, taken = std::move(*request)]() mutable {
+                    return imap::perform(services, std::move(taken));
                 });
                 imap::StoreAnswer result = co_await std::move(performed);
                 answer.emplace(std::move(result));
@@ -93,6 +87,8 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
             spdlog::debug("imap: {}: write failed{}", connection->peer_ip(), connection->timed_out() ? " (timeout)" : "");
             co_return;
         }
+        // Issue 17: a FETCH slice's buffer is not kept while the connection waits for its client.
+        if (output.capacity() > imap::Parser::kKeptCapacity) std::string().swap(output);
         switch (session.take_action()) {
             case imap::Session::Action::none: break;
             case imap::Session::Action::close:

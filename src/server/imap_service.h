@@ -1,8 +1,8 @@
 // The IMAP server's IO side (143 with STARTTLS, 993 with implicit TLS): a coroutine per connection that
 // feeds client bytes to an imap::Session, runs it, answers its typed store requests (one call each on the
 // store executor; an APPEND's commit through the group committer), writes the responses, and wakes IDLE
-// sessions when the ChangeHub says their account's mail changed. Commands not converted to requests yet
-// (FETCH, STORE, COPY, MOVE, EXPUNGE, SEARCH) and logins (argon2id) still run on a pool thread.
+// sessions when the ChangeHub says their account's mail changed. The session itself runs on the network
+// thread (it only parses and formats) and holds no store; password checks are requests run on the login pool.
 #pragma once
 
 #include <memory>

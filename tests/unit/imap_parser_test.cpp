@@ -1072,3 +1072,37 @@ TEST(ParserObjectId, ReadsObjectIdItemsAndKeys) {
 
 }  // namespace
 }  // namespace magpie::imap
+
+namespace magpie::imap {
+namespace {
+
+// Issue 17: an idle connection holds no big buffer. After a large literal (fed whole or in pieces) and a
+// long pipeline are consumed, the parser keeps no more than a small buffer's capacity.
+TEST(ParserMemory, ReleasesBufferCapacityOnceALargeLiteralIsConsumed) {
+    const std::string literal(1 << 20, 'x');
+    const std::string bytes = "a APPEND INBOX {" + std::to_string(literal.size()) + "}\r\n" + literal + "\r\n";
+    for (std::size_t chunk : {std::size_t{1} << 30, std::size_t{16384}, std::size_t{100000}}) {
+        Limits limits;
+        limits.max_literal_octets = 2 << 20;
+        Parser parser(limits);
+        auto events = run(parser, bytes, chunk);
+        ASSERT_EQ(events.size(), 2u) << chunk;  // the continuation request, then the command
+        auto* append = std::get_if<Command>(&events[1]);
+        ASSERT_NE(append, nullptr) << chunk;
+        EXPECT_EQ(std::get<Append>(append->body).message.size(), literal.size());
+        EXPECT_LE(parser.held_octets(), 2 * Parser::kKeptCapacity) << chunk;
+        // The parser goes on as before with the next command.
+        auto after = run(parser, "b NOOP\r\n");
+        ASSERT_EQ(after.size(), 1u);
+        EXPECT_TRUE(std::holds_alternative<Noop>(std::get<Command>(after[0]).body));
+    }
+    // Many small pipelined commands fed at once: their buffer goes once they are all consumed.
+    std::string pipeline;
+    for (int i = 0; i < 20000; ++i) pipeline += "t" + std::to_string(i) + " NOOP\r\n";
+    Parser parser;
+    EXPECT_EQ(run(parser, pipeline).size(), 20000u);
+    EXPECT_LE(parser.held_octets(), 2 * Parser::kKeptCapacity);
+}
+
+}  // namespace
+}  // namespace magpie::imap

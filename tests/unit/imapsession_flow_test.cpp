@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <random>
 #include <string_view>
 #include <utility>
@@ -156,7 +157,7 @@ protected:
         config.quota_storage_kib = 1024;
         config.max_output_octets_per_run = max_output_per_run_;
         config.limits = limits_;
-        auto session = std::make_unique<Session>(config, *services_, std::move(ip));
+        auto session = std::make_unique<Session>(config, std::move(ip), [this] { return store_->open_spool(); });
         greeting_ = session->take_output();
         return session;
     }
@@ -165,7 +166,7 @@ protected:
     void drive(Session& session) {
         for (;;) {
             if (auto request = session.take_request()) {
-                session.answer(perform(*store_, std::move(*request)), kNow);
+                session.answer(perform(*services_, std::move(*request)), kNow);
                 continue;
             }
             if (!session.has_work()) return;
@@ -940,7 +941,6 @@ TEST_F(ImapSessionTest, StoreWorkIsAskedForWithTypedRequestsAndAnsweredInOrder) 
     auto session = logged_in();
     session->feed("a STATUS INBOX (MESSAGES)\r\nb APPEND INBOX {12+}\r\nSubject: x\r\n\r\n");
     ASSERT_TRUE(session->has_work());
-    EXPECT_FALSE(session->blocking_work());  // the IO loop runs it on its network thread
     session->run(kNow);
     auto status = session->take_request();
     ASSERT_TRUE(status);
@@ -950,14 +950,14 @@ TEST_F(ImapSessionTest, StoreWorkIsAskedForWithTypedRequestsAndAnsweredInOrder) 
     EXPECT_FALSE(session->has_work());
     EXPECT_FALSE(session->take_request());  // taken once
     EXPECT_EQ(session->take_output(), "");
-    session->answer(perform(*store_, std::move(*status)), kNow);
+    session->answer(perform(*services_, std::move(*status)), kNow);
     EXPECT_EQ(session->take_output(), "* STATUS INBOX (MESSAGES 0)\r\na OK STATUS completed\r\n");
 
     ASSERT_TRUE(session->has_work());
     session->run(kNow);
     auto target = session->take_request();
     ASSERT_TRUE(target && std::holds_alternative<request::MailboxUsage>(*target));
-    session->answer(perform(*store_, std::move(*target)), kNow);
+    session->answer(perform(*services_, std::move(*target)), kNow);
     auto commit = session->take_request();
     ASSERT_TRUE(commit && std::holds_alternative<request::Deliver>(*commit));
     EXPECT_EQ(session->take_output(), "");  // not durable yet: no OK
@@ -1126,6 +1126,93 @@ TEST_F(ImapSessionTest, FetchReadsRowsInBatchesOfTheUidsAsked) {
                           std::strlen(kFirst)));
 }
 
+// Issue 11: FETCH asks for its store work as typed requests too and the session never reads the store
+// itself: FLAGS, UID and MODSEQ come from the view (no request at all); rows come a batch of UIDs per
+// FetchRows, small blobs many per ReadBlobs, a large message through OpenBlob / MeasureBinary /
+// ReadBlobRange slices; the implicit \Seen is a StoreFlags. The answers are what the same FETCH wrote
+// when it called the store directly.
+TEST_F(ImapSessionTest, FetchAsksForRowsAndBlobsWithTypedRequestsInBatches) {
+    for (int i = 0; i < 300; ++i) deliver(demo_, "INBOX", kFirst);
+    max_output_per_run_ = 64 * 1024;
+    auto session = logged_in();
+    send(*session, "e ENABLE IMAP4rev2\r\n");
+    send(*session, "s SELECT INBOX\r\n");
+    // Runs the session, counting the requests by kind, each answered on this thread.
+    std::map<std::size_t, std::size_t> asked;
+    std::vector<std::size_t> blobs_per_read;
+    auto run_counting = [&](std::string_view bytes) {
+        session->feed(bytes);
+        std::string out;
+        while (session->has_work()) {
+            session->run(kNow);
+            while (auto request = session->take_request()) {
+                ++asked[request->index()];
+                if (auto* read = std::get_if<request::ReadBlobs>(&*request))
+                    blobs_per_read.push_back(read->blob_ids.size());
+                session->answer(perform(*services_, std::move(*request)), kNow);
+            }
+            out += session->take_output();
+        }
+        return out;
+    };
+    auto flags = run_counting("a FETCH 1:* (UID FLAGS)\r\n");
+    EXPECT_NE(flags.find("* 300 FETCH (UID 300 FLAGS ())\r\na OK FETCH completed\r\n"), std::string::npos);
+    EXPECT_TRUE(asked.empty());  // the view answers (and FETCH by number carries no updates)
+
+    asked.clear();
+    auto headers = run_counting("b UID FETCH 1:* (BODY[HEADER.FIELDS (Subject)])\r\n");
+    EXPECT_NE(headers.find("* 1 FETCH (UID 1 BODY[HEADER.FIELDS (Subject)] {24}\r\n"
+                           "Subject: Hello there\r\n\r\n FLAGS (\\Seen))\r\n"),
+              std::string::npos);
+    EXPECT_NE(headers.find(" FLAGS (\\Seen))\r\nb OK UID FETCH completed\r\n"), std::string::npos);
+    EXPECT_EQ(asked[kRequestIndex<request::StoreFlags>], 1u);  // the implicit \Seen, for all 300 at once
+    EXPECT_EQ(asked[kRequestIndex<request::FetchRows>], 2u);   // 256 + 44 UIDs
+    const std::size_t reads = asked[kRequestIndex<request::ReadBlobs>];
+    EXPECT_GE(reads, 2u);
+    EXPECT_LE(reads, 300u * std::strlen(kFirst) / (64 * 1024) + 4);  // many blobs per request
+    std::size_t blobs = 0;
+    for (std::size_t n : blobs_per_read) blobs += n;
+    EXPECT_EQ(blobs, 300u);  // each blob read once
+
+    // A large message streams: its reader is opened by a request, its literal read a slice per request.
+    const std::string big = "Subject: big\r\n\r\n" + std::string(200 * 1024, 'y') + "\r\n";
+    deliver(demo_, "INBOX", big);
+    EXPECT_THAT(run_counting("n NOOP\r\n"), HasSubstr("* 301 EXISTS\r\n"));
+    asked.clear();
+    auto streamed = run_counting("c FETCH 301 (BODY.PEEK[] BINARY.SIZE[])\r\n");
+    EXPECT_THAT(streamed, HasSubstr("c OK FETCH completed"));
+    EXPECT_NE(streamed.find(fmt::format("BODY[] {{{}}}\r\n{} BINARY.SIZE[] {})", big.size(), big, big.size())),
+              std::string::npos);
+    EXPECT_EQ(asked[kRequestIndex<request::OpenBlob>], 1u);
+    EXPECT_EQ(asked[kRequestIndex<request::MeasureBinary>], 1u);
+    EXPECT_GE(asked[kRequestIndex<request::ReadBlobRange>], big.size() / (64 * 1024));
+    EXPECT_EQ(asked[kRequestIndex<request::ReadBlobs>], 0u);
+}
+
+// Issue 11: a password check is a request too (Login, SaslStep), performed on the login pool; the session
+// itself holds no store and no auth services.
+TEST_F(ImapSessionTest, LoginAndAuthenticateAreRequestsForTheLoginPool) {
+    auto session = open();
+    session->feed("l LOGIN demo@example.test \"correct horse\"\r\n");
+    session->run(kNow);
+    auto login = session->take_request();
+    ASSERT_TRUE(login && std::holds_alternative<request::Login>(*login));
+    EXPECT_TRUE(runs_on_login_pool(*login));
+    EXPECT_EQ(session->take_output(), "");
+    session->answer(perform(*services_, std::move(*login)), kNow);
+    EXPECT_THAT(session->take_output(), HasSubstr("l OK [CAPABILITY"));
+
+    auto other = open();
+    other->feed("a AUTHENTICATE PLAIN " + mail::base64_encode(std::string(1, '\0') + "demo@example.test" + std::string(1, '\0') + "wrong") + "\r\n");
+    other->run(kNow);
+    auto step = other->take_request();
+    ASSERT_TRUE(step && std::holds_alternative<request::SaslStep>(*step));
+    EXPECT_TRUE(runs_on_login_pool(*step));
+    other->answer(perform(*services_, std::move(*step)), kNow);
+    EXPECT_EQ(other->take_output(), "a NO [AUTHENTICATIONFAILED] Invalid credentials\r\n");
+    EXPECT_FALSE(runs_on_login_pool(request::FetchRows{}));
+}
+
 TEST_F(ImapSessionTest, ShutdownSaysByeAndCloses) {
     auto session = logged_in();
     session->shutting_down();
@@ -1204,8 +1291,11 @@ TEST_F(ImapSessionTest, LargeMessagesStreamTheSameBytesInBoundedSlices) {
         session->feed("f FETCH 1:2 " + items + "\r\n");
         std::string out;
         largest_run = 0;
+        // As the IO loop does: a run(), the store requests it asked for answered, then one write.
         while (session->has_work()) {
             session->run(kNow);
+            while (auto request = session->take_request())
+                session->answer(perform(*services_, std::move(*request)), kNow);
             std::string piece = session->take_output();
             largest_run = std::max(largest_run, piece.size());
             out += piece;

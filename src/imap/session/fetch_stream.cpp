@@ -9,12 +9,13 @@
 
 namespace magpie::imap {
 
-bool Session::open_stream_reader(const store::Message& row, std::shared_ptr<store::BlobReader>& reader) {
-    if (reader) return true;
-    auto opened = services_.store.open_blob(row.blob_id);
-    if (!opened) return false;
-    reader = std::move(*opened);
-    return true;
+Session::StreamOutcome Session::stream_reader(const store::Message& row) {
+    if (fetch_->reader) return *fetch_->reader ? StreamOutcome::ok : StreamOutcome::failed;
+    ask(request::OpenBlob{row.blob_id}, [this](Result<std::shared_ptr<store::BlobReader>> opened) {
+        fetch_->reader.emplace(std::move(opened));
+        resume_fetch();
+    });
+    return StreamOutcome::waiting;
 }
 
 void Session::queue_literal(ResponseWriter& w, std::string_view name, LiteralStream::Source source) {
@@ -23,18 +24,26 @@ void Session::queue_literal(ResponseWriter& w, std::string_view name, LiteralStr
     fetch_->pieces.emplace_back(LiteralStream(std::move(source), config_.max_output_octets_per_run));
 }
 
-Session::StreamOutcome Session::stream_section(ResponseWriter& w, const FetchItem& item,
-                                               const mail::SectionSpec& spec,
-                                               std::span<const mail::Part> parts, const store::Message& row,
-                                               std::shared_ptr<store::BlobReader>& reader) {
-    if (!open_stream_reader(row, reader)) return StreamOutcome::failed;
+Session::StreamOutcome Session::stream_section(ResponseWriter& w, std::size_t item_index, const FetchItem& item,
+                                               const mail::SectionSpec& spec, std::span<const mail::Part> parts,
+                                               const store::Message& row) {
+    if (auto opened = stream_reader(row); opened != StreamOutcome::ok) return opened;
+    const std::shared_ptr<store::BlobReader>& reader = **fetch_->reader;
     // Only HEADER.FIELDS (.NOT) reads octets to find its ranges: the header it scans.
     const mail::ByteRange lookup = mail::section_lookup_range(parts, spec);
-    std::string window;
+    std::string_view window;
     if (lookup.length > 0) {
-        auto bytes = reader->read(lookup.offset, lookup.length);
-        if (!bytes) return StreamOutcome::failed;
-        window = std::move(*bytes);
+        auto read = fetch_->windows.find(item_index);
+        if (read == fetch_->windows.end()) {
+            ask(request::ReadBlobRange{reader, lookup.offset, static_cast<std::size_t>(lookup.length)},
+                [this, item_index](Result<std::string> bytes) {
+                    fetch_->windows.emplace(item_index, std::move(bytes));
+                    resume_fetch();
+                });
+            return StreamOutcome::waiting;
+        }
+        if (!read->second) return StreamOutcome::failed;
+        window = *read->second;
     }
     auto content = mail::fetch_section(parts, window, lookup.offset, reader->size(), spec);
     mail::SectionData range = content ? std::move(*content) : mail::SectionData{};
@@ -48,10 +57,10 @@ Session::StreamOutcome Session::stream_section(ResponseWriter& w, const FetchIte
     return StreamOutcome::ok;
 }
 
-Session::StreamOutcome Session::stream_binary(ResponseWriter& w, const FetchItem& item,
-                                              std::span<const mail::Part> parts, const store::Message& row,
-                                              std::shared_ptr<store::BlobReader>& reader) {
-    if (!open_stream_reader(row, reader)) return StreamOutcome::failed;
+Session::StreamOutcome Session::stream_binary(ResponseWriter& w, std::size_t item_index, const FetchItem& item,
+                                              std::span<const mail::Part> parts, const store::Message& row) {
+    if (auto opened = stream_reader(row); opened != StreamOutcome::ok) return opened;
+    const std::shared_ptr<store::BlobReader>& reader = **fetch_->reader;
     const std::uint64_t size = reader->size();
     // What binary_section() in messages.cpp serves: the whole message for an empty section, a part that
     // does not exist as the empty string, a multipart as BODY[part] gives it, a leaf decoded.
@@ -77,13 +86,21 @@ Session::StreamOutcome Session::stream_binary(ResponseWriter& w, const FetchItem
     }
     const std::uint64_t skip = item.partial ? item.partial->offset : 0;
     const std::uint64_t length = item.partial ? item.partial->length : UINT64_MAX;
-    // One pass for the decoded size (and BINARY.SIZE) and whether the octets sent hold a NUL; the second,
-    // the literal itself, follows a slice per run().
-    auto measured =
-        LiteralStream::measure(*reader, ranges, encoding, skip, length, config_.max_output_octets_per_run);
-    if (!measured) return StreamOutcome::failed;
+    // One pass for the decoded size (and BINARY.SIZE) and whether the octets sent hold a NUL, asked of the
+    // store (MeasureBinary); the second, the literal itself, follows a slice per run().
+    auto measured = fetch_->measures.find(item_index);
+    if (measured == fetch_->measures.end()) {
+        ask(request::MeasureBinary{reader, ranges, encoding, skip, length, config_.max_output_octets_per_run},
+            [this, item_index](Result<LiteralStream::Measure> measure) {
+                fetch_->measures.emplace(item_index, std::move(measure));
+                resume_fetch();
+            });
+        return StreamOutcome::waiting;
+    }
+    if (!measured->second) return StreamOutcome::failed;
+    const LiteralStream::Measure& measure = *measured->second;
     if (item.kind == FetchItem::Kind::binary_size) {
-        w.atom(fetch_item_name(item)).number(measured->size);
+        w.atom(fetch_item_name(item)).number(measure.size);
         return StreamOutcome::ok;
     }
     LiteralStream::Source source;
@@ -91,35 +108,55 @@ Session::StreamOutcome Session::stream_binary(ResponseWriter& w, const FetchItem
     source.ranges = std::move(ranges);
     source.encoding = encoding;
     source.skip = skip;
-    source.length = skip >= measured->size ? 0 : std::min(length, measured->size - skip);
-    source.literal8 = measured->nul;
+    source.length = skip >= measure.size ? 0 : std::min(length, measure.size - skip);
+    source.literal8 = measure.nul;
     queue_literal(w, fetch_item_name(item), std::move(source));
     return StreamOutcome::ok;
 }
 
-bool Session::write_pieces(std::size_t output_before) {
+bool Session::write_pieces() {
     auto& pieces = fetch_->pieces;
     while (!pieces.empty()) {
-        const std::size_t used = output_.size() - output_before;
-        if (used >= config_.max_output_octets_per_run) return false;  // run() goes on from here
+        if (fetch_output_full()) return false;  // run() goes on from here
         if (auto* text = std::get_if<std::string>(&pieces.front())) {
             output_ += *text;
             pieces.pop_front();
             continue;
         }
         auto& stream = std::get<LiteralStream>(pieces.front());
+        const std::size_t used = output_.size() - output_mark_;
         auto done = stream.write_some(output_, config_.max_output_octets_per_run - used);
         if (!done) {
-            // The literal's size is announced and cannot be kept: the connection ends here (anything written
-            // now would be read as the literal's octets).
-            fetch_.reset();
-            state_ = State::logout;  // no tagged reply and no untagged update may follow
-            action_ = Action::close;
+            fail_stream();
             return false;
         }
-        if (*done) pieces.pop_front();
+        if (*done) {
+            pieces.pop_front();
+            continue;
+        }
+        if (auto range = stream.wanted()) {
+            // The next slice of the literal, read on the store's executor; the session holds no thread.
+            ask(request::ReadBlobRange{stream.reader(), range->offset, static_cast<std::size_t>(range->length)},
+                [this](Result<std::string> bytes) {
+                    auto& literal = std::get<LiteralStream>(fetch_->pieces.front());
+                    if (!bytes || !literal.supply(std::move(*bytes))) {
+                        fail_stream();
+                        return;
+                    }
+                    resume_fetch();
+                });
+            return false;
+        }
     }
     return true;
+}
+
+void Session::fail_stream() {
+    // The literal's size is announced and cannot be kept: the connection ends here (anything written now
+    // would be read as the literal's octets).
+    fetch_.reset();
+    state_ = State::logout;  // no tagged reply and no untagged update may follow
+    action_ = Action::close;
 }
 
 }  // namespace magpie::imap

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "imap/writer.h"
 
@@ -69,7 +70,7 @@ LiteralStream::LiteralStream(Source source, std::size_t slice_octets)
     if (decodes(source_.encoding)) decoder_.emplace(source_.encoding);
 }
 
-Result<bool> LiteralStream::fill() {
+bool LiteralStream::advance() {
     pending_.clear();
     pending_at_ = 0;
     // Skip ranges that are empty or read to their end.
@@ -79,38 +80,48 @@ Result<bool> LiteralStream::fill() {
     }
     if (range_ < source_.ranges.size()) {
         const mail::ByteRange& range = source_.ranges[range_];
-        const std::size_t n =
-            static_cast<std::size_t>(std::min<std::uint64_t>(slice_octets_, range.length - range_offset_));
-        auto bytes = read_exactly(*source_.reader, range.offset + range_offset_, n);
-        if (!bytes) return bytes.error();
-        range_offset_ += n;
-        const bool last = range_ + 1 == source_.ranges.size() && range_offset_ == range.length;
-        if (decoder_)
-            decoder_->feed(*bytes, last, pending_);
-        else
-            pending_ = std::move(*bytes);
-    } else if (!trailer_sent_) {
-        trailer_sent_ = true;
-        pending_ = source_.trailer;
-    } else {
-        return false;
+        const std::uint64_t n = std::min<std::uint64_t>(slice_octets_, range.length - range_offset_);
+        wanted_ = mail::ByteRange{range.offset + range_offset_, n};
+        return true;
     }
-    if (source_.skip > 0) {
-        const std::size_t dropped =
-            static_cast<std::size_t>(std::min<std::uint64_t>(source_.skip, pending_.size()));
-        pending_at_ = dropped;
-        source_.skip -= dropped;
-    }
+    if (trailer_sent_) return false;
+    trailer_sent_ = true;
+    pending_ = source_.trailer;
+    drop_skipped();
     return true;
+}
+
+Result<void> LiteralStream::supply(std::string octets) {
+    if (!wanted_) return make_error(Errc::internal, "blob octets supplied that the literal did not ask for");
+    const mail::ByteRange asked = *std::exchange(wanted_, std::nullopt);
+    // A blob shorter than its structure says is corrupt, and a literal's announced size must be kept.
+    if (octets.size() != asked.length)
+        return make_error(Errc::corrupt, fmt::format("blob holds {} octets at {}, not {}", octets.size(),
+                                                     asked.offset, asked.length));
+    range_offset_ += asked.length;
+    const bool last =
+        range_ + 1 == source_.ranges.size() && range_offset_ == source_.ranges[range_].length;
+    if (decoder_)
+        decoder_->feed(octets, last, pending_);
+    else
+        pending_ = std::move(octets);
+    drop_skipped();
+    return {};
+}
+
+void LiteralStream::drop_skipped() {
+    if (source_.skip == 0) return;
+    const std::size_t dropped = static_cast<std::size_t>(std::min<std::uint64_t>(source_.skip, pending_.size()));
+    pending_at_ = dropped;
+    source_.skip -= dropped;
 }
 
 Result<bool> LiteralStream::write_some(std::string& out, std::size_t budget) {
     std::size_t written = 0;
     while (remaining_ > 0 && written < budget) {
         if (pending_at_ >= pending_.size()) {
-            auto filled = fill();
-            if (!filled) return filled.error();
-            if (!*filled)
+            if (wanted_) return false;  // the session reads them (ReadBlobRange) and supplies them
+            if (!advance())
                 return make_error(Errc::corrupt,
                                   fmt::format("the blob ended {} octets before the literal", remaining_));
             continue;

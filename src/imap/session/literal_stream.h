@@ -48,15 +48,23 @@ public:
     LiteralStream(Source source, std::size_t slice_octets);
 
     std::uint64_t remaining() const { return remaining_; }
-    // Appends up to about `budget` more octets of the literal to `out` (at most one slice beyond it is
-    // read and held back for the next call). Returns true once all `length` octets are written. An error
-    // (the blob cannot be read, or holds fewer octets than announced) leaves the literal unfinished: the
-    // connection cannot go on after it.
+    const std::shared_ptr<store::BlobReader>& reader() const { return source_.reader; }
+    // Appends up to `budget` more octets of the literal to `out`. Returns true once all `length` octets are
+    // written, false when the budget is spent or the stream needs blob octets first (wanted()). It never
+    // reads the blob itself: the session asks the store for wanted() (a ReadBlobRange request) and gives
+    // the octets to supply(). An error (the blob holds fewer octets than announced) leaves the literal
+    // unfinished: the connection cannot go on after it.
     Result<bool> write_some(std::string& out, std::size_t budget);
+    // The blob octets (at most a slice) the stream needs before it can write more, if any.
+    std::optional<mail::ByteRange> wanted() const { return wanted_; }
+    // The octets read for wanted(): all of them (fewer is Errc::corrupt: the announced size cannot be kept).
+    Result<void> supply(std::string octets);
 
 private:
-    // Reads and decodes the next slice of the source into pending_; false when the source is exhausted.
-    Result<bool> fill();
+    // Moves to the next slice of the source: asks for a range's octets (wanted_) or takes the trailer;
+    // false when the source is exhausted.
+    bool advance();
+    void drop_skipped();
 
     Source source_;
     std::size_t slice_octets_;
@@ -65,6 +73,7 @@ private:
     std::uint64_t range_offset_ = 0;  // octets of it already read
     bool trailer_sent_ = false;
     std::optional<mail::TransferDecoder> decoder_;
+    std::optional<mail::ByteRange> wanted_;  // octets to read before writing more
     std::string pending_;  // decoded octets not written yet (after skipping)
     std::size_t pending_at_ = 0;
 };

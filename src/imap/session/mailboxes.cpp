@@ -441,7 +441,11 @@ void Session::append_to(const std::string& tag, Append& command, const store::Ma
 Result<std::unique_ptr<store::BlobSpool>> Session::reencode_spooled(store::BlobSpool& literal8) {
     auto mapped = literal8.map();
     if (!mapped) return mapped.error();
-    auto target = services_.store.open_spool();
+    if (!open_spool_) {
+        literal8.unmap();
+        return make_error(Errc::unavailable, "no spool");
+    }
+    auto target = open_spool_();
     if (!target) {
         literal8.unmap();
         return target.error();

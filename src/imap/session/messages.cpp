@@ -96,20 +96,45 @@ Result<std::size_t> binary_section_size(std::span<const mail::Part> parts, std::
     return mail::binary_size(parts, message, numbers);
 }
 
-// One message's bytes and structure, loaded at most once per command: the stored structure when it is
-// there, else (a message stored without one) a parse of the blob.
+// Whether writing `items` of a message held whole needs its blob: sections and BINARY always, ENVELOPE /
+// BODY / BODYSTRUCTURE only for a message stored without its structure.
+bool needs_blob(const std::vector<FetchItem>& items, const store::Message& row) {
+    using K = FetchItem::Kind;
+    return std::ranges::any_of(items, [&](const FetchItem& item) {
+        switch (item.kind) {
+            case K::rfc822:
+            case K::rfc822_header:
+            case K::rfc822_text:
+            case K::body_section:
+            case K::binary:
+            case K::binary_size:
+                return true;
+            case K::envelope:
+            case K::body:
+            case K::body_structure:
+                return row.summary.structure.empty();
+            default:
+                return false;
+        }
+    });
+}
+
+// One message's bytes and structure for one FETCH response: the stored structure when it is there, else
+// (a message stored without one) a parse of the blob. The blob comes from a ReadBlobs request: when it is
+// not here yet, blob() fails and blob_wanted() says so (the session asks, then writes the message again).
 class MessageData {
 public:
-    MessageData(store::Store& store, const store::Message& row) : store_(store), row_(row) {}
+    MessageData(const store::Message& row, const Result<std::string>* blob) : row_(row), blob_(blob) {}
 
     Result<std::string_view> blob() {
-        if (!blob_) {
-            auto content = store_.read_blob(row_.blob_id);
-            if (!content) return content.error();
-            blob_ = std::move(*content);
+        if (blob_ == nullptr) {
+            blob_wanted_ = true;
+            return make_error(Errc::unavailable, "the blob is not read yet");
         }
-        return std::string_view(*blob_);
+        if (!*blob_) return blob_->error();
+        return std::string_view(**blob_);
     }
+    bool blob_wanted() const { return blob_wanted_; }
 
     Result<void> load_structure() {
         if (structure_ || parsed_) return {};
@@ -136,9 +161,9 @@ public:
     }
 
 private:
-    store::Store& store_;
     const store::Message& row_;
-    std::optional<std::string> blob_;
+    const Result<std::string>* blob_;
+    bool blob_wanted_ = false;
     std::optional<mail::Structure> structure_;
     std::optional<mail::Message> parsed_;
     std::string envelope_, body_, body_structure_;
@@ -173,218 +198,130 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
         items.insert(items.begin(), item_of(FetchItem::Kind::uid));
     if (command.changed_since && !wants(FetchItem::Kind::mod_seq))
         items.push_back(item_of(FetchItem::Kind::mod_seq));
-    const bool need_rows = std::ranges::any_of(items, needs_message_row);
-    const bool marks_seen = !view_->read_only && std::ranges::any_of(items, sets_seen);
-
     if (command.changed_since) {
         std::erase_if(*indexes,
                       [&](std::size_t i) { return view_->messages[i].modseq <= *command.changed_since; });
     }
-    if (command.vanished && command.changed_since) {
-        // RFC 7162 3.2.6: UIDs in the set expunged since CHANGEDSINCE.
-        auto changes = services_.store.changes_since(view_->mailbox.id, *command.changed_since);
-        if (changes) {
-            std::vector<std::uint32_t> vanished;
-            for (std::uint32_t uid : changes->expunged)
-                if (!index_of_uid(uid) && command.set.contains(uid, std::max(uid, view_->mailbox.uidnext)))
-                    vanished.push_back(uid);
-            if (!vanished.empty()) {
-                ResponseWriter w = writer();
-                w.untagged()
-                    .atom("VANISHED")
-                    .atom("(EARLIER)")
-                    .sequence_set(SequenceSet::from_numbers(vanished))
-                    .end();
-                emit(w);
-            }
-        }
-    }
 
+    // From here the FETCH is fetch_: each store step below is a request, and the last one writes it.
+    fetch_.emplace();
+    fetch_->tag = tag;
+    fetch_->uid = command.uid;
+    fetch_->need_rows = std::ranges::any_of(items, needs_message_row);
+    fetch_->items = std::move(items);
+    fetch_->indexes = std::move(*indexes);
+    fetch_->seen_now.assign(view_->messages.size(), false);
+    if (command.vanished && command.changed_since) {
+        fetch_vanished(command);
+        return;
+    }
+    fetch_mark_seen();
+}
+
+void Session::fetch_vanished(const Fetch& command) {
+    // RFC 7162 3.2.6: UIDs in the set expunged since CHANGEDSINCE (a Refresh that claims nothing).
+    ask(request::Refresh{view_->mailbox.id, *command.changed_since, 0, false},
+        [this, set = command.set](Result<request::Refresh::Answer> refreshed) {
+            if (refreshed) {
+                std::vector<std::uint32_t> vanished;
+                for (std::uint32_t uid : refreshed->changes.expunged)
+                    if (!index_of_uid(uid) && set.contains(uid, std::max(uid, view_->mailbox.uidnext)))
+                        vanished.push_back(uid);
+                if (!vanished.empty()) {
+                    ResponseWriter w = writer();
+                    w.untagged()
+                        .atom("VANISHED")
+                        .atom("(EARLIER)")
+                        .sequence_set(SequenceSet::from_numbers(vanished))
+                        .end();
+                    emit(w);
+                }
+            }
+            fetch_mark_seen();
+        });
+}
+
+void Session::fetch_mark_seen() {
     // \Seen first, so the FETCH responses carry the new flags (RFC 9051 6.4.5 asks FLAGS to be returned).
-    std::vector<bool> seen_now(view_->messages.size(), false);
-    if (marks_seen) {
-        std::vector<std::uint32_t> uids;
-        for (std::size_t i : *indexes)
+    std::vector<std::uint32_t> uids;
+    if (!view_->read_only && std::ranges::any_of(fetch_->items, sets_seen)) {
+        for (std::size_t i : fetch_->indexes)
             if (!has_flag(view_->messages[i].flags, "\\Seen")) uids.push_back(view_->messages[i].uid);
-        if (!uids.empty()) {
-            auto result = services_.store.store_flags(
-                view_->mailbox.id, uids, store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}});
+    }
+    if (uids.empty()) {
+        resume_fetch();
+        return;
+    }
+    ask(request::StoreFlags{view_->mailbox.id, std::move(uids),
+                            store::FlagUpdate{store::FlagOperation::add, {"\\Seen"}, {}}},
+        [this](Result<store::FlagStoreResult> result) {
             if (result) {
                 for (const auto& change : result->changed) {
                     if (auto i = index_of_uid(change.uid)) {
                         view_->messages[*i].flags = change.flags;
                         view_->messages[*i].modseq = change.modseq;
-                        seen_now[*i] = true;
+                        fetch_->seen_now[*i] = true;
                     }
                 }
             }
-        }
-    }
+            resume_fetch();
+        });
+}
 
-    fetch_.emplace();
-    fetch_->tag = tag;
-    fetch_->uid = command.uid;
-    fetch_->items = std::move(items);
-    fetch_->indexes = std::move(*indexes);
-    fetch_->need_rows = need_rows;
-    fetch_->seen_now = std::move(seen_now);
+void Session::resume_fetch() {
+    const bool uid = fetch_->uid;
     continue_fetch();
+    // Done: the command ends as any other (its updates, then the tagged reply kept in tagged_).
+    if (!fetch_ && !waiting()) finish_command(uid);
+}
+
+const store::Message* Session::fetch_row(std::uint32_t uid) const {
+    const auto& rows = fetch_->rows;
+    auto it = std::lower_bound(rows.begin(), rows.end(), uid,
+                               [](const store::Message& m, std::uint32_t u) { return m.uid < u; });
+    return it != rows.end() && it->uid == uid ? &*it : nullptr;
 }
 
 void Session::continue_fetch() {
     FetchProgress& p = *fetch_;
-    const auto& rows = p.rows;
-    const auto& items = p.items;
-    auto wants = [&](FetchItem::Kind kind) {
-        return std::ranges::any_of(items, [&](const FetchItem& i) { return i.kind == kind; });
-    };
-    auto row_of = [&](std::uint32_t uid) -> const store::Message* {
-        auto it = std::lower_bound(rows.begin(), rows.end(), uid,
-                                   [](const store::Message& m, std::uint32_t u) { return m.uid < u; });
-        return it != rows.end() && it->uid == uid ? &*it : nullptr;
-    };
-    const std::size_t output_before = output_.size();
     for (;; ++p.next) {
         // A streamed message's literals first: the next message waits until they are out.
-        if (!p.pieces.empty() && !write_pieces(output_before)) return;  // run() resumes it (or it failed)
+        if (!p.pieces.empty() && !write_pieces()) return;  // run() or an answer resumes it (or it failed)
         if (p.next >= p.indexes.size()) break;
-        if (output_.size() - output_before >= config_.max_output_octets_per_run) return;  // run() resumes it
+        if (fetch_output_full()) return;  // run() resumes it
         const std::size_t index = p.indexes[p.next];
-        const ViewMessage& known = view_->messages[index];
-        if (p.need_rows && p.next >= p.rows_end && !load_fetch_rows()) return;  // the tagged NO is written
-        const store::Message* row = p.need_rows ? row_of(known.uid) : nullptr;
+        const std::uint32_t uid = view_->messages[index].uid;
+        if (p.need_rows && p.next >= p.rows_end) {
+            ask_fetch_rows();
+            return;
+        }
+        const store::Message* row = p.need_rows ? fetch_row(uid) : nullptr;
         if (p.need_rows && row == nullptr) {
             p.missing = true;  // expunged by another session; its EXPUNGE comes at the next allowed point
             continue;
         }
-        std::optional<MessageData> data;
-        if (row) data.emplace(services_.store, *row);
-        // A message larger than the output slice is never read whole: its literals stream from the blob.
-        const bool streamed = row && row->size > config_.max_output_octets_per_run;
-        std::shared_ptr<store::BlobReader> reader;
         ResponseWriter w = writer();
-        w.untagged().number(index + 1).atom("FETCH").open_list();
-        bool failed = false;
         bool flags_written = false;
-        for (const FetchItem& item : items) {
-            using K = FetchItem::Kind;
-            switch (item.kind) {
-                case K::uid:
-                    w.atom("UID").number(known.uid);
-                    break;
-                case K::flags:
-                    w.atom("FLAGS").flags(flags_for_client(known));
-                    flags_written = true;
-                    break;
-                case K::mod_seq:
-                    w.atom("MODSEQ").open_list().number(known.modseq).close_list();
-                    break;
-                case K::email_id:  // RFC 8474 5.1
-                    w.atom("EMAILID").open_list().atom(store::email_object_id(row->email_id)).close_list();
-                    break;
-                case K::thread_id:  // RFC 8474 5.2: every Email has a thread here, so never NIL
-                    w.atom("THREADID").open_list().atom(store::thread_object_id(row->thread_id)).close_list();
-                    break;
-                case K::internal_date:
-                    w.atom("INTERNALDATE").atom(fmt::format("\"{}\"", internal_date(row->internal_date)));
-                    break;
-                case K::rfc822_size:
-                    w.atom("RFC822.SIZE").number(row->size);
-                    break;
-                case K::envelope:
-                case K::body:
-                case K::body_structure: {
-                    if (!data->load_structure()) {
-                        failed = true;
-                        break;
-                    }
-                    const char* name = item.kind == K::envelope ? "ENVELOPE"
-                                       : item.kind == K::body   ? "BODY"
-                                                                : "BODYSTRUCTURE";
-                    w.atom(name).atom(item.kind == K::envelope ? data->envelope()
-                                      : item.kind == K::body   ? data->body()
-                                                               : data->body_structure());
-                    break;
-                }
-                case K::rfc822:
-                case K::rfc822_header:
-                case K::rfc822_text:
-                case K::body_section: {
-                    if (streamed) {
-                        Section section = item.section;
-                        if (item.kind == K::rfc822_header) section.text = Section::Text::header;
-                        if (item.kind == K::rfc822_text) section.text = Section::Text::text;
-                        failed = !data->load_structure() ||
-                                 stream_section(w, item, to_spec(section), data->parts(), *row, reader) !=
-                                     StreamOutcome::ok;
-                        break;
-                    }
-                    auto bytes = data->blob();
-                    if (!bytes || !data->load_structure()) {
-                        failed = true;
-                        break;
-                    }
-                    Section section = item.section;
-                    if (item.kind == K::rfc822_header) section.text = Section::Text::header;
-                    if (item.kind == K::rfc822_text) section.text = Section::Text::text;
-                    auto content = mail::fetch_section(data->parts(), *bytes, to_spec(section));
-                    mail::SectionData range = content ? *content : mail::SectionData{};
-                    if (item.partial) range = range.slice(item.partial->offset, item.partial->length);
-                    w.atom(fetch_item_name(item)).literal(range.materialize(*bytes));
-                    break;
-                }
-                case K::binary:
-                case K::binary_size: {
-                    if (streamed) {
-                        if (!data->load_structure()) {
-                            failed = true;
-                            break;
-                        }
-                        auto outcome = stream_binary(w, item, data->parts(), *row, reader);
-                        p.unknown_cte = p.unknown_cte || outcome == StreamOutcome::unknown_cte;
-                        failed = outcome != StreamOutcome::ok;
-                        break;
-                    }
-                    auto bytes = data->blob();
-                    if (!bytes || !data->load_structure()) {
-                        failed = true;
-                        break;
-                    }
-                    if (item.kind == K::binary_size) {
-                        auto size = binary_section_size(data->parts(), *bytes, item.section.part);
-                        if (!size) {
-                            p.unknown_cte = true;
-                            failed = true;
-                            break;
-                        }
-                        w.atom(fetch_item_name(item)).number(*size);
-                        break;
-                    }
-                    auto decoded = binary_section(data->parts(), *bytes, item.section.part);
-                    if (!decoded) {
-                        p.unknown_cte = true;
-                        failed = true;
-                        break;
-                    }
-                    std::string_view out = *decoded;
-                    if (item.partial) {
-                        out = item.partial->offset >= out.size()
-                                  ? std::string_view()
-                                  : out.substr(item.partial->offset, item.partial->length);
-                    }
-                    w.atom(fetch_item_name(item)).binary(out);
-                    break;
-                }
-            }
-            if (failed) break;
+        const StreamOutcome outcome = write_fetch_message(index, row, flags_written, w);
+        if (outcome == StreamOutcome::waiting) {
+            p.pieces.clear();  // the message is written again, whole, once the store answers
+            return;
         }
-        if (failed) {
+        // The message is done with (written or failed): what was read for it goes.
+        p.blobs.erase(uid);
+        p.reader.reset();
+        p.windows.clear();
+        p.measures.clear();
+        if (outcome != StreamOutcome::ok) {
+            p.unknown_cte = p.unknown_cte || outcome == StreamOutcome::unknown_cte;
             p.pieces.clear();  // nothing of it was written yet
             p.missing = true;
             continue;
         }
+        const ViewMessage& known = view_->messages[index];
         if (p.seen_now[index] && !flags_written) w.atom("FLAGS").flags(flags_for_client(known));
-        if (p.seen_now[index] && condstore_on() && !wants(FetchItem::Kind::mod_seq))
+        if (p.seen_now[index] && condstore_on() &&
+            !std::ranges::any_of(p.items, [](const FetchItem& i) { return i.kind == FetchItem::Kind::mod_seq; }))
             w.atom("MODSEQ").open_list().number(known.modseq).close_list();
         w.close_list().end();
         if (p.pieces.empty())
@@ -404,23 +341,168 @@ void Session::continue_fetch() {
         reply(tag, StatusKind::ok, "", uid ? "UID FETCH completed" : "FETCH completed");
 }
 
-bool Session::load_fetch_rows() {
+Session::StreamOutcome Session::write_fetch_message(std::size_t index, const store::Message* row,
+                                                    bool& flags_written, ResponseWriter& w) {
+    FetchProgress& p = *fetch_;
+    const ViewMessage& known = view_->messages[index];
+    std::optional<MessageData> data;
+    if (row) {
+        auto blob = p.blobs.find(row->uid);
+        data.emplace(*row, blob == p.blobs.end() ? nullptr : &blob->second);
+    }
+    // A message larger than the output slice is never read whole: its literals stream from the blob.
+    const bool streamed = row && row->size > config_.max_output_octets_per_run;
+    // Its blob (or, streamed, its stored structure) is read before anything of it is written.
+    auto blob_or_wait = [&](StreamOutcome otherwise) {
+        if (!data->blob_wanted()) return otherwise;
+        ask_fetch_blobs();
+        return StreamOutcome::waiting;
+    };
+    w.untagged().number(index + 1).atom("FETCH").open_list();
+    for (std::size_t item_index = 0; item_index < p.items.size(); ++item_index) {
+        const FetchItem& item = p.items[item_index];
+        using K = FetchItem::Kind;
+        switch (item.kind) {
+            case K::uid:
+                w.atom("UID").number(known.uid);
+                break;
+            case K::flags:
+                w.atom("FLAGS").flags(flags_for_client(known));
+                flags_written = true;
+                break;
+            case K::mod_seq:
+                w.atom("MODSEQ").open_list().number(known.modseq).close_list();
+                break;
+            case K::email_id:  // RFC 8474 5.1
+                w.atom("EMAILID").open_list().atom(store::email_object_id(row->email_id)).close_list();
+                break;
+            case K::thread_id:  // RFC 8474 5.2: every Email has a thread here, so never NIL
+                w.atom("THREADID").open_list().atom(store::thread_object_id(row->thread_id)).close_list();
+                break;
+            case K::internal_date:
+                w.atom("INTERNALDATE").atom(fmt::format("\"{}\"", internal_date(row->internal_date)));
+                break;
+            case K::rfc822_size:
+                w.atom("RFC822.SIZE").number(row->size);
+                break;
+            case K::envelope:
+            case K::body:
+            case K::body_structure: {
+                if (!data->load_structure()) return blob_or_wait(StreamOutcome::failed);
+                const char* name = item.kind == K::envelope ? "ENVELOPE"
+                                   : item.kind == K::body   ? "BODY"
+                                                            : "BODYSTRUCTURE";
+                w.atom(name).atom(item.kind == K::envelope ? data->envelope()
+                                  : item.kind == K::body   ? data->body()
+                                                           : data->body_structure());
+                break;
+            }
+            case K::rfc822:
+            case K::rfc822_header:
+            case K::rfc822_text:
+            case K::body_section: {
+                Section section = item.section;
+                if (item.kind == K::rfc822_header) section.text = Section::Text::header;
+                if (item.kind == K::rfc822_text) section.text = Section::Text::text;
+                if (streamed) {
+                    if (!data->load_structure()) return blob_or_wait(StreamOutcome::failed);
+                    auto outcome = stream_section(w, item_index, item, to_spec(section), data->parts(), *row);
+                    if (outcome != StreamOutcome::ok) return outcome;
+                    break;
+                }
+                auto bytes = data->blob();
+                if (!bytes || !data->load_structure()) return blob_or_wait(StreamOutcome::failed);
+                auto content = mail::fetch_section(data->parts(), *bytes, to_spec(section));
+                mail::SectionData range = content ? *content : mail::SectionData{};
+                if (item.partial) range = range.slice(item.partial->offset, item.partial->length);
+                w.atom(fetch_item_name(item)).literal(range.materialize(*bytes));
+                break;
+            }
+            case K::binary:
+            case K::binary_size: {
+                if (streamed) {
+                    if (!data->load_structure()) return blob_or_wait(StreamOutcome::failed);
+                    auto outcome = stream_binary(w, item_index, item, data->parts(), *row);
+                    if (outcome != StreamOutcome::ok) return outcome;
+                    break;
+                }
+                auto bytes = data->blob();
+                if (!bytes || !data->load_structure()) return blob_or_wait(StreamOutcome::failed);
+                if (item.kind == K::binary_size) {
+                    auto size = binary_section_size(data->parts(), *bytes, item.section.part);
+                    if (!size) return StreamOutcome::unknown_cte;
+                    w.atom(fetch_item_name(item)).number(*size);
+                    break;
+                }
+                auto decoded = binary_section(data->parts(), *bytes, item.section.part);
+                if (!decoded) return StreamOutcome::unknown_cte;
+                std::string_view out = *decoded;
+                if (item.partial) {
+                    out = item.partial->offset >= out.size()
+                              ? std::string_view()
+                              : out.substr(item.partial->offset, item.partial->length);
+                }
+                w.atom(fetch_item_name(item)).binary(out);
+                break;
+            }
+        }
+    }
+    return StreamOutcome::ok;
+}
+
+void Session::ask_fetch_rows() {
     FetchProgress& p = *fetch_;
     const std::size_t end = std::min(p.indexes.size(), p.next + kRowBatch);
     std::vector<std::uint32_t> uids;
     for (std::size_t i = p.next; i < end; ++i) uids.push_back(view_->messages[p.indexes[i]].uid);
     std::ranges::sort(uids);
-    auto rows = services_.store.find_messages(view_->mailbox.id, uids);
-    if (!rows) {
-        const std::string tag = p.tag;
-        fetch_.reset();
-        reply_store_error(tag, rows.error());
-        return false;
+    ask(request::FetchRows{view_->mailbox.id, std::move(uids)}, [this, end](Result<std::vector<store::Message>> rows) {
+        if (!rows) {
+            const std::string tag = fetch_->tag;
+            const bool uid = fetch_->uid;
+            fetch_.reset();
+            reply_store_error(tag, rows.error());
+            finish_command(uid);
+            return;
+        }
+        fetch_->rows = std::move(*rows);
+        fetch_->rows_end = end;
+        fetch_->blobs.clear();
+        resume_fetch();
+    });
+}
+
+void Session::ask_fetch_blobs() {
+    FetchProgress& p = *fetch_;
+    // The current message's blob, and those of the next messages of the batch that will need theirs, up to
+    // an output slice of octets: one request for many small messages, memory bounded by the slice.
+    const std::uint64_t budget = config_.max_output_octets_per_run;
+    std::vector<std::uint32_t> uids;
+    request::ReadBlobs read;
+    std::uint64_t octets = 0;
+    for (std::size_t i = p.next; i < p.rows_end; ++i) {
+        const store::Message* row = fetch_row(view_->messages[p.indexes[i]].uid);
+        if (row == nullptr || p.blobs.contains(row->uid) || std::ranges::find(uids, row->uid) != uids.end())
+            continue;
+        if (!uids.empty()) {
+            if (row->size > budget || !needs_blob(p.items, *row)) continue;
+            if (octets + row->size > budget) break;
+        }
+        octets += row->size;
+        uids.push_back(row->uid);
+        read.blob_ids.push_back(row->blob_id);
     }
-    p.rows = std::move(*rows);
-    std::ranges::sort(p.rows, {}, &store::Message::uid);
-    p.rows_end = end;
-    return true;
+    ask(std::move(read), [this, uids](Result<std::vector<Result<std::string>>> blobs) {
+        for (std::size_t k = 0; k < uids.size(); ++k) {
+            if (!blobs)
+                fetch_->blobs.emplace(uids[k], blobs.error());
+            else if (k < blobs->size())
+                fetch_->blobs.emplace(uids[k], std::move((*blobs)[k]));
+            else
+                fetch_->blobs.emplace(uids[k], make_error(Errc::internal, "a blob is missing from the answer"));
+        }
+        resume_fetch();
+    });
 }
 
 void Session::on_store(const std::string& tag, const Store& command) {

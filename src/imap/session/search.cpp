@@ -79,7 +79,7 @@ bool uses_modseq(const SearchKey& key) {
 }
 
 struct SearchContext {
-    store::Store& store;
+    store::Store* store;  // nullptr when the view answers alone (no rows then)
     std::uint32_t count = 0;
     std::uint32_t largest_uid = 0;
     const std::vector<std::uint32_t>& saved;
@@ -111,7 +111,7 @@ const mail::Message* parsed_message(Facts& facts, SearchContext& ctx) {
         ctx.failed = true;
         return nullptr;
     }
-    auto blob = ctx.store.read_blob(facts.row->blob_id);
+    auto blob = ctx.store->read_blob(facts.row->blob_id);
     if (!blob) {
         ctx.failed = true;
         return nullptr;
@@ -199,7 +199,7 @@ bool open_large(Facts& f, SearchContext& ctx) {
         return false;
     }
     auto structure = mail::Structure::parse(f.row->summary.structure);
-    auto reader = ctx.store.open_blob(f.row->blob_id);
+    auto reader = ctx.store->open_blob(f.row->blob_id);
     if (!structure || !reader || structure->parts().empty()) {
         ctx.failed = true;
         return false;
@@ -379,10 +379,11 @@ bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
 
 }  // namespace
 
-Result<request::SearchMessages::Answer> search_messages(store::Store& store, const request::SearchMessages& search) {
+Result<request::SearchMessages::Answer> search_messages(store::Store* store, const request::SearchMessages& search) {
     std::vector<store::Message> rows;
     if (needs_of(search.criteria) != Needs::view) {
-        auto listed = store.list_messages(search.mailbox_id);
+        if (store == nullptr) return make_error(Errc::internal, "SEARCH needs the store");
+        auto listed = store->list_messages(search.mailbox_id);
         if (!listed) return listed.error();
         rows = std::move(*listed);
     }
@@ -426,7 +427,7 @@ void Session::on_search(const std::string& tag, const Search& command) {
     search.max_blob_reads = config_.max_search_blob_reads;
     if (needs_of(command.criteria) == Needs::view) {
         // Flags, numbers and MODSEQs: the view answers alone, without the store.
-        write_search(tag, command, search_messages(services_.store, search));
+        write_search(tag, command, search_messages(nullptr, search));
         return;
     }
     ask(std::move(search), [this, tag, command](Result<request::SearchMessages::Answer> found) {

@@ -70,14 +70,17 @@ const std::vector<std::string> kSystemFlags = {"\\Answered", "\\Flagged", "\\Del
 
 }  // namespace
 
-Session::Session(SessionConfig config, SessionServices& services, std::string peer_ip)
-    : config_(std::move(config)), services_(services), peer_ip_(std::move(peer_ip)), parser_(config_.limits) {
+Session::Session(SessionConfig config, std::string peer_ip, SpoolOpener open_spool)
+    : config_(std::move(config)),
+      peer_ip_(std::move(peer_ip)),
+      open_spool_(std::move(open_spool)),
+      parser_(config_.limits) {
     // Large APPEND literals of a logged-in user go to a store spool as they arrive (never whole in memory);
     // before login, or with a store that has no spool, they are held as before (bounded by the limits).
     parser_.spool_appends(config_.spool_append_octets,
                           [this](std::uint64_t, bool binary) -> std::unique_ptr<LiteralSink> {
-                              if (!account_) return nullptr;
-                              auto spool = services_.store.open_spool();
+                              if (!account_ || !open_spool_) return nullptr;
+                              auto spool = open_spool_();
                               if (!spool) return nullptr;
                               return std::make_unique<SpoolSink>(std::move(*spool), binary);
                           });
@@ -94,26 +97,12 @@ void Session::feed(std::string_view bytes) {
 }
 
 std::string Session::take_output() {
+    output_mark_ = 0;
     return std::exchange(output_, {});
 }
 
 bool Session::has_work() const {
     return (!pending_.empty() || fetch_) && action_ == Action::none && !waiting();
-}
-
-bool Session::blocking_work() const {
-    if (fetch_) return true;
-    if (pending_.empty()) return false;
-    if (std::holds_alternative<SaslResponse>(pending_.front())) return true;  // argon2id, SCRAM
-    const auto* command = std::get_if<Command>(&pending_.front());
-    if (command == nullptr) return false;
-    // Not converted to store requests yet: they call the store from run() (issue 11).
-    return std::visit(
-        [](const auto& c) {
-            using T = std::decay_t<decltype(c)>;
-            return std::is_same_v<T, Login> || std::is_same_v<T, Authenticate> || std::is_same_v<T, Fetch>;
-        },
-        command->body);
 }
 
 std::optional<StoreRequest> Session::take_request() {
@@ -194,19 +183,13 @@ void Session::pump() {
 void Session::run(std::int64_t now) {
     now_ = now;
     if (waiting()) return;
-    first_in_run_ = !fetch_;
+    output_mark_ = output_.size();  // a FETCH writes at most max_output_octets_per_run from here
     if (fetch_) {
-        const bool uid = fetch_->uid;
-        continue_fetch();
-        if (fetch_) return;  // more next time: the IO loop writes this slice first
-        finish_command(uid);
-        if (waiting()) return;
+        resume_fetch();
+        if (fetch_ || waiting()) return;  // more next time: the IO loop writes this slice first
         pump();
     }
     while (!pending_.empty() && action_ == Action::none && state_ != State::logout) {
-        // Blocking work waits for a run() on the right thread (the IO loop asks blocking_work() each time).
-        if (blocking_work() && !first_in_run_) return;
-        first_in_run_ = false;
         Event event = std::move(pending_.front());
         pending_.pop_front();
         if (auto* command = std::get_if<Command>(&event)) {
@@ -214,7 +197,10 @@ void Session::run(std::int64_t now) {
             if (fetch_) return;  // a FETCH slice is written; run() continues it
         } else if (auto* response = std::get_if<SaslResponse>(&event)) {
             on_sasl_response(*response);
-            finish_command(false);
+            if (waiting())
+                finish_after_ = false;  // the exchange goes on in its SaslStep's answer
+            else
+                finish_command(false);
         } else if (std::holds_alternative<IdleDone>(event)) {
             on_idle_done();
         } else if (auto* error = std::get_if<ParseError>(&event)) {
@@ -463,22 +449,21 @@ void Session::on_login(const std::string& tag, const Login& command) {
         reply(tag, StatusKind::no, "PRIVACYREQUIRED", "LOGIN is disabled until TLS is active");
         return;
     }
-    auto account = auth::authenticate_plain(services_.store, services_.hash_limiter, services_.throttle,
-                                            command.user, command.password, peer_ip_, now_,
-                                            services_.verified_cache);
-    if (!account) {
-        switch (account.error().code) {
-            case Errc::auth_failed:
-            case Errc::permission_denied:
-            case Errc::invalid_argument:
-                reply(tag, StatusKind::no, "AUTHENTICATIONFAILED", "Invalid credentials");
-                return;
-            default:
-                reply(tag, StatusKind::no, "UNAVAILABLE", "Login temporarily refused; try again later");
-                return;
+    ask(request::Login{command.user, command.password, peer_ip_, now_}, [this, tag](Result<store::Account> account) {
+        if (!account) {
+            switch (account.error().code) {
+                case Errc::auth_failed:
+                case Errc::permission_denied:
+                case Errc::invalid_argument:
+                    reply(tag, StatusKind::no, "AUTHENTICATIONFAILED", "Invalid credentials");
+                    return;
+                default:
+                    reply(tag, StatusKind::no, "UNAVAILABLE", "Login temporarily refused; try again later");
+                    return;
+            }
         }
-    }
-    authenticated(*account, tag);
+        authenticated(*account, tag);
+    });
 }
 
 void Session::on_authenticate(const std::string& tag, const Authenticate& command) {
@@ -491,7 +476,7 @@ void Session::on_authenticate(const std::string& tag, const Authenticate& comman
         reply(tag, StatusKind::no, "", "Unsupported authentication mechanism");
         return;
     }
-    sasl_.emplace(std::move(*server));
+    sasl_ = std::make_shared<auth::SaslServer>(std::move(*server));
     sasl_tag_ = tag;
     sasl_outcome(sasl_->start_encoded(command.initial_response));
 }
@@ -502,20 +487,30 @@ void Session::on_sasl_response(const SaslResponse& response) {
 }
 
 void Session::sasl_outcome(auth::SaslOutcome outcome) {
-    using Kind = auth::SaslOutcome::Kind;
-    while (outcome.kind == Kind::verify_password || outcome.kind == Kind::need_scram_credentials) {
-        outcome = auth::answer_sasl_request(services_.store, services_.hash_limiter, services_.throttle,
-                                            *sasl_, outcome, peer_ip_, now_, services_.verified_cache);
-    }
-    if (outcome.kind == Kind::challenge) {
+    if (outcome.kind == auth::SaslOutcome::Kind::challenge) {
         output_ += continuation_response(auth::encode_sasl_base64(outcome.data));
         parser_.expect_sasl_response();
         return;
     }
-    auth::record_sasl_result(services_.throttle, *sasl_, outcome, peer_ip_, now_);
+    // A password to check, SCRAM keys to look up, or the end to count: the login pool's work.
+    ask(request::SaslStep{sasl_, std::move(outcome), peer_ip_, now_},
+        [this](Result<request::SaslStep::Answer> stepped) {
+            if (!stepped) {
+                sasl_.reset();
+                reply(sasl_tag_, StatusKind::no, "UNAVAILABLE", "Authentication temporarily refused; try again later");
+                return;
+            }
+            if (stepped->outcome.kind == auth::SaslOutcome::Kind::challenge) {
+                sasl_outcome(std::move(stepped->outcome));
+                return;
+            }
+            sasl_finished(stepped->outcome, stepped->account);
+        });
+}
+
+void Session::sasl_finished(const auth::SaslOutcome& outcome, const std::optional<store::Account>& account) {
     sasl_.reset();
-    if (outcome.kind == Kind::success) {
-        auto account = services_.store.find_account(outcome.authcid);
+    if (outcome.kind == auth::SaslOutcome::Kind::success) {
         if (!account) {
             reply(sasl_tag_, StatusKind::no, "AUTHENTICATIONFAILED", "Invalid credentials");
             return;

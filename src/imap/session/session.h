@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -53,23 +54,17 @@ struct SessionConfig {
     std::size_t spool_append_octets = 256 * 1024;
 };
 
-// The throttle shared by every session: auth::LoginThrottle already holds its own mutex.
-using LockedThrottle = auth::LoginThrottle;
-
-// Shared by all sessions of the process; each member is thread-safe.
-struct SessionServices {
-    store::Store& store;
-    auth::HashLimiter& hash_limiter;
-    LockedThrottle& throttle;
-    auth::VerifiedCache* verified_cache = nullptr;  // recently verified passwords; nullptr: always argon2id
-};
+// Opens a store spool for a large APPEND literal (Store::open_spool: a file, no store round trip); empty,
+// or failing, keeps literals in memory. The one store facility a session uses itself, from feed().
+using SpoolOpener = std::function<Result<std::unique_ptr<store::BlobSpool>>()>;
 
 class Session {
 public:
     enum class State { not_authenticated, authenticated, selected, logout };
     enum class Action { none, start_tls, close };
 
-    Session(SessionConfig config, SessionServices& services, std::string peer_ip);
+    // The session gets no store and no auth services: everything it needs from them is a request.
+    Session(SessionConfig config, std::string peer_ip, SpoolOpener open_spool = {});
     Session(const Session&) = delete;  // the parser's spool factory points at this session
     Session& operator=(const Session&) = delete;
 
@@ -80,12 +75,11 @@ public:
     bool has_work() const;
 
     // Runs what has_work() says is waiting, up to the next store request (take_request) or the end of the
-    // input. Never concurrently with feed()/take_output(). Where blocking_work() is true it blocks (the
-    // commands not converted to requests yet, and argon2id logins): call it on a store / login thread then;
-    // otherwise it only parses and formats (the network thread will do).
+    // input (or, for a FETCH, of max_output_octets_per_run of output). It only parses and formats: the
+    // network thread runs it. Never concurrently with feed()/take_output().
     void run(std::int64_t now);
-    bool blocking_work() const;
-    // The store work the session waits for, once; then answer() with perform()'s (or the committer's) result.
+    // The store work the session waits for, once; then answer() with perform()'s (or the committer's) result
+    // (on the login pool when runs_on_login_pool()).
     std::optional<StoreRequest> take_request();
     bool waiting() const { return static_cast<bool>(then_); }
     // Resumes the command that asked (formatting only, no store access).
@@ -123,7 +117,9 @@ private:
         std::vector<std::string> announced_flags;  // the last FLAGS response sent (system flags first)
     };
 
-    // A FETCH being written a slice at a time (see max_output_octets_per_run).
+    // A FETCH being written a slice at a time (see max_output_octets_per_run). What it needs from the store
+    // comes by requests (rows by batch, small blobs by batch, large blobs through a reader): a message
+    // whose data is not here yet asks for it, and is written again from its start once answered.
     struct FetchProgress {
         std::string tag;
         bool uid = false;
@@ -134,6 +130,12 @@ private:
         std::vector<store::Message> rows;  // ascending UID: those of indexes[.. rows_end) still present
         std::size_t rows_end = 0;
         std::vector<bool> seen_now;  // per view index: \Seen set by this FETCH
+        std::map<std::uint32_t, Result<std::string>> blobs;  // by UID: whole blobs of messages from next on
+        // The current message's blob when it streams (fetch_stream.cpp), and per item index what its
+        // literal needs read first: the header HEADER.FIELDS scans, BINARY's measuring pass.
+        std::optional<Result<std::shared_ptr<store::BlobReader>>> reader;
+        std::map<std::size_t, Result<std::string>> windows;
+        std::map<std::size_t, Result<LiteralStream::Measure>> measures;
         // The current message's response still to write, when it streams literals from its blob: text
         // and streamed literals in order (fetch_stream.cpp).
         std::deque<std::variant<std::string, LiteralStream>> pieces;
@@ -147,8 +149,10 @@ private:
     void on_parse_error(const ParseError& error);
     void on_sasl_response(const SaslResponse& response);
     void on_idle_done();
-    // Drives a SASL exchange until it needs the client (a challenge) or ends.
+    // Drives a SASL exchange until it needs the client (a challenge) or ends (a SaslStep request when it
+    // needs a password checked, SCRAM keys, or its end counted).
     void sasl_outcome(auth::SaslOutcome outcome);
+    void sasl_finished(const auth::SaslOutcome& outcome, const std::optional<store::Account>& account);
     // Untagged updates (when the command allows them: a Refresh request), then the tagged reply.
     void finish_command(bool allow_updates);
     // Emits `request`; `then` runs with its answer (no store access in it; it may ask again).
@@ -201,22 +205,34 @@ private:
 
     // Messages of the selected mailbox (messages.cpp).
     void on_fetch(const std::string& tag, const Fetch& command);
+    // The \Seen and VANISHED steps of on_fetch, each a request when it has anything to ask.
+    void fetch_vanished(const Fetch& command);
+    void fetch_mark_seen();
     void continue_fetch();  // writes the next slice of fetch_; the tagged reply when done
-    // Reads the rows of the next batch of fetch_'s messages (find_messages); false after a store error,
-    // with fetch_ ended and its tagged NO written.
-    bool load_fetch_rows();
+    void resume_fetch();    // continue_fetch(), then the command's end (its updates) when it is done
+    // Writes the FETCH response of fetch_'s current message; `waiting` when it asked the store for data
+    // first (nothing of it is written then).
+    enum class StreamOutcome { ok, failed, unknown_cte, waiting };
+    StreamOutcome write_fetch_message(std::size_t index, const store::Message* row, bool& flags_written,
+                                      ResponseWriter& w);
+    void ask_fetch_rows();                    // FetchRows for the next batch of fetch_'s messages
+    void ask_fetch_blobs();                   // ReadBlobs from the current message on, bounded by octets
+    const store::Message* fetch_row(std::uint32_t uid) const;
     // Large messages (fetch_stream.cpp): literals queued as LiteralStreams on fetch_->pieces.
-    enum class StreamOutcome { ok, failed, unknown_cte };
-    bool open_stream_reader(const store::Message& row, std::shared_ptr<store::BlobReader>& reader);
+    StreamOutcome stream_reader(const store::Message& row);  // fetch_->reader, opened by an OpenBlob request
     void queue_literal(ResponseWriter& w, std::string_view name, LiteralStream::Source source);
-    StreamOutcome stream_section(ResponseWriter& w, const FetchItem& item, const mail::SectionSpec& spec,
-                                 std::span<const mail::Part> parts, const store::Message& row,
-                                 std::shared_ptr<store::BlobReader>& reader);
-    StreamOutcome stream_binary(ResponseWriter& w, const FetchItem& item, std::span<const mail::Part> parts,
-                                const store::Message& row, std::shared_ptr<store::BlobReader>& reader);
-    // Writes fetch_->pieces up to the run's output budget (counted from output_before); false when the
-    // budget ran out first, or a blob could not be read (then fetch_ is gone and the connection closes).
-    bool write_pieces(std::size_t output_before);
+    StreamOutcome stream_section(ResponseWriter& w, std::size_t item_index, const FetchItem& item,
+                                 const mail::SectionSpec& spec, std::span<const mail::Part> parts,
+                                 const store::Message& row);
+    StreamOutcome stream_binary(ResponseWriter& w, std::size_t item_index, const FetchItem& item,
+                                std::span<const mail::Part> parts, const store::Message& row);
+    // Writes fetch_->pieces up to the output budget (fetch_output_full()); false when the budget ran out
+    // first, a literal asked for blob octets (a ReadBlobRange request), or a blob could not be read (then
+    // fetch_ is gone and the connection closes).
+    bool write_pieces();
+    void fail_stream();  // a literal announced cannot be finished: the connection ends
+    // The output written since the last run() or take_output() reached max_output_octets_per_run.
+    bool fetch_output_full() const { return output_.size() - output_mark_ >= config_.max_output_octets_per_run; }
     void on_store(const std::string& tag, const Store& command);
     void write_stored(const std::string& tag, const Store& command, const std::vector<std::size_t>& indexes,
                       const store::FlagStoreResult& result);
@@ -260,13 +276,14 @@ private:
     void enable_condstore();
 
     SessionConfig config_;
-    SessionServices& services_;
     std::string peer_ip_;
+    SpoolOpener open_spool_;
     std::int64_t now_ = 0;
 
     Parser parser_;
     std::deque<Event> pending_;  // parsed, waiting for run(); at most one command (see pump())
     std::string output_;
+    std::size_t output_mark_ = 0;  // output_'s size at the last run() (0 after take_output())
     std::string tagged_;  // the tagged reply of the command being run, written after its untagged updates
     State state_ = State::not_authenticated;
     Action action_ = Action::none;
@@ -285,8 +302,7 @@ private:
     std::optional<StoreRequest> request_;                  // emitted, not taken yet
     std::function<void(StoreAnswer&)> then_;               // the asking command's continuation
     std::optional<bool> finish_after_;                     // finish_command(allow_updates) once then_ is done
-    bool first_in_run_ = false;  // run() may take one blocking event first (it was called for it), no more
-    std::optional<auth::SaslServer> sasl_;
+    std::shared_ptr<auth::SaslServer> sasl_;  // lent to SaslStep requests while the session waits
     std::string sasl_tag_;
 };
 

@@ -3,12 +3,34 @@
 #include <algorithm>
 #include <future>
 
+#include "auth/authenticator.h"
 #include "imap/session/support.h"
 
 namespace magpie::imap {
 namespace {
 
 using session_support::parents_of;
+
+Result<store::Account> run(SessionServices& services, const request::Login& r) {
+    return auth::authenticate_plain(services.store, services.hash_limiter, services.throttle, r.user, r.password,
+                                    r.client_ip, r.now, services.verified_cache);
+}
+
+Result<request::SaslStep::Answer> run(SessionServices& services, const request::SaslStep& r) {
+    using Kind = auth::SaslOutcome::Kind;
+    request::SaslStep::Answer answer{r.outcome, std::nullopt};
+    auto& outcome = answer.outcome;
+    while (outcome.kind == Kind::verify_password || outcome.kind == Kind::need_scram_credentials) {
+        outcome = auth::answer_sasl_request(services.store, services.hash_limiter, services.throttle, *r.sasl,
+                                            outcome, r.client_ip, r.now, services.verified_cache);
+    }
+    if (outcome.kind == Kind::challenge) return answer;
+    auth::record_sasl_result(services.throttle, *r.sasl, outcome, r.client_ip, r.now);
+    if (outcome.kind == Kind::success) {
+        if (auto account = services.store.find_account(outcome.authcid)) answer.account = std::move(*account);
+    }
+    return answer;
+}
 
 Result<request::Refresh::Answer> run(store::Store& store, const request::Refresh& r) {
     auto changes = store.changes_since(r.mailbox_id, r.since);
@@ -171,16 +193,47 @@ Result<request::CopyMessages::Answer> run(store::Store& store, const request::Co
 }
 
 Result<request::SearchMessages::Answer> run(store::Store& store, const request::SearchMessages& r) {
-    return search_messages(store, r);
+    return search_messages(&store, r);
+}
+
+Result<std::vector<store::Message>> run(store::Store& store, const request::FetchRows& r) {
+    auto rows = store.find_messages(r.mailbox_id, r.uids);
+    if (!rows) return rows.error();
+    std::ranges::sort(*rows, {}, &store::Message::uid);
+    return rows;
+}
+
+Result<std::vector<Result<std::string>>> run(store::Store& store, const request::ReadBlobs& r) {
+    std::vector<Result<std::string>> blobs;
+    blobs.reserve(r.blob_ids.size());
+    for (const auto& id : r.blob_ids) blobs.push_back(store.read_blob(id));
+    return blobs;
+}
+
+Result<std::shared_ptr<store::BlobReader>> run(store::Store& store, const request::OpenBlob& r) {
+    auto reader = store.open_blob(r.blob_id);
+    if (!reader) return reader.error();
+    return std::shared_ptr<store::BlobReader>(std::move(*reader));
+}
+
+Result<std::string> run(store::Store&, const request::ReadBlobRange& r) {
+    return r.reader->read(r.offset, r.length);
+}
+
+Result<LiteralStream::Measure> run(store::Store&, const request::MeasureBinary& r) {
+    return LiteralStream::measure(*r.reader, r.ranges, r.encoding, r.skip, r.length, r.slice_octets);
 }
 
 }  // namespace
 
-StoreAnswer perform(store::Store& store, StoreRequest request) {
+StoreAnswer perform(SessionServices& services, StoreRequest request) {
     return std::visit(
         [&](auto& r) -> StoreAnswer {
             using R = std::decay_t<decltype(r)>;
-            return StoreAnswer(std::in_place_index<kRequestIndex<R>>, run(store, r));
+            if constexpr (std::is_same_v<R, request::Login> || std::is_same_v<R, request::SaslStep>)
+                return StoreAnswer(std::in_place_index<kRequestIndex<R>>, run(services, r));
+            else
+                return StoreAnswer(std::in_place_index<kRequestIndex<R>>, run(services.store, r));
         },
         request);
 }

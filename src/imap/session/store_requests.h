@@ -8,18 +8,59 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <variant>
 #include <vector>
 
+#include "auth/password.h"
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "auth/verified_cache.h"
 #include "base/result.h"
 #include "imap/command.h"
+#include "imap/session/literal_stream.h"
 #include "store/store.h"
 
 namespace magpie::imap {
+
+// What requests are performed with (perform()), shared by all sessions of the process; each member is
+// thread-safe. The IO loop holds it; a Session never does, so it cannot call the store itself.
+struct SessionServices {
+    store::Store& store;
+    auth::HashLimiter& hash_limiter;
+    auth::LoginThrottle& throttle;
+    auth::VerifiedCache* verified_cache = nullptr;  // recently verified passwords; nullptr: always argon2id
+};
+
 namespace request {
+
+// LOGIN (RFC 9051 6.2.3): the password checked (argon2id on the hash pool, failures counted by the
+// throttle, auth::authenticate_plain). Runs on the login pool (runs_on_login_pool()).
+struct Login {
+    std::string user;
+    std::string password;
+    std::string client_ip;
+    std::int64_t now = 0;
+    using Answer = store::Account;
+};
+
+// AUTHENTICATE (RFC 9051 6.2.2): the SASL exchange from an outcome that needs the store or the hash pool
+// (a password to verify, SCRAM keys) to the next challenge or its end; at the end the throttle counts it
+// (auth::record_sasl_result) and a success names the account. Runs on the login pool. `sasl` is the
+// session's exchange, used here only while the session waits for the answer.
+struct SaslStep {
+    std::shared_ptr<auth::SaslServer> sasl;
+    auth::SaslOutcome outcome;
+    std::string client_ip;
+    std::int64_t now = 0;
+    struct Answer {
+        auth::SaslOutcome outcome;             // a challenge, success or failure
+        std::optional<store::Account> account;  // on success, when the account still exists
+    };
+};
 
 // The selected mailbox's changes since the view's MODSEQ (EXPUNGE/VANISHED, EXISTS, flag FETCHes), and the
 // \Recent claim (RFC 3501 2.3.1.2) when new messages above `claim_above` came and `claim` is set.
@@ -177,13 +218,59 @@ struct SearchMessages {
     };
 };
 
+// FETCH (RFC 9051 6.4.5) of items beyond UID, FLAGS and MODSEQ (the view answers those alone, asking
+// nothing): the whole rows (summary, structure, blob id, Email and thread ids) of a batch of UIDs in one
+// call, ascending; a UID expunged meanwhile has no row.
+struct FetchRows {
+    std::int64_t mailbox_id = 0;
+    std::vector<std::uint32_t> uids;  // ascending
+    using Answer = std::vector<store::Message>;
+};
+
+// FETCH of messages small enough to hold (at most max_output_octets_per_run each): their whole blobs in one
+// call, one result per id in order, so a blob that cannot be read fails its own message only. The session
+// bounds a batch's octets by max_output_octets_per_run (the first blob always goes).
+struct ReadBlobs {
+    std::vector<std::string> blob_ids;
+    using Answer = std::vector<Result<std::string>>;
+};
+
+// FETCH of a large message (fetch_stream.cpp): a reader of its blob, which the ReadBlobRange and
+// MeasureBinary requests read on the store's executor (never the session).
+struct OpenBlob {
+    std::string blob_id;
+    using Answer = std::shared_ptr<store::BlobReader>;
+};
+
+// The octets [offset, offset + length) of an open blob, clipped to its end (BlobReader::read): the header a
+// HEADER.FIELDS section scans, or the next slice of a streamed literal (LiteralStream::wanted()).
+struct ReadBlobRange {
+    std::shared_ptr<store::BlobReader> reader;
+    std::uint64_t offset = 0;
+    std::size_t length = 0;
+    using Answer = std::string;
+};
+
+// BINARY[...] of a large message: LiteralStream::measure's pass (decoded size, NUL in the window sent) over
+// an open blob, read slice_octets at a time.
+struct MeasureBinary {
+    std::shared_ptr<store::BlobReader> reader;
+    std::vector<mail::ByteRange> ranges;
+    mail::TransferEncoding encoding = mail::TransferEncoding::binary;
+    std::uint64_t skip = 0;
+    std::uint64_t length = 0;
+    std::size_t slice_octets = 0;
+    using Answer = LiteralStream::Measure;
+};
+
 }  // namespace request
 
 using StoreRequest =
-    std::variant<request::Refresh, request::OpenMailbox, request::MailboxStatus, request::ListMailboxes,
+    std::variant<request::Login, request::SaslStep, request::Refresh, request::OpenMailbox, request::MailboxStatus, request::ListMailboxes,
                  request::ListSubscriptions, request::CreateMailbox, request::RenameMailbox, request::DeleteMailbox,
                  request::SetSubscribed, request::MailboxUsage, request::Deliver, request::Expunge,
-                 request::StoreFlags, request::CopyMessages, request::SearchMessages>;
+                 request::StoreFlags, request::CopyMessages, request::SearchMessages, request::FetchRows,
+                 request::ReadBlobs, request::OpenBlob, request::ReadBlobRange, request::MeasureBinary>;
 
 namespace request {
 template <class V>
@@ -211,12 +298,20 @@ using StoreAnswer = request::AnswersOf<StoreRequest>::type;
 template <class R>
 inline constexpr std::size_t kRequestIndex = request::IndexOf<R, StoreRequest>::value;
 
-// Runs a request against the store on the calling thread (a store thread): blocking. A Deliver waits here for
-// the group commit; the IO loop gives it to the committer instead and answers with its result.
-StoreAnswer perform(store::Store& store, StoreRequest request);
+// Runs a request against the store on the calling thread (a store thread; the login pool for Login and
+// SaslStep): blocking. A Deliver waits here for the group commit; the IO loop gives it to the committer
+// instead and answers with its result.
+StoreAnswer perform(SessionServices& services, StoreRequest request);
 
-// SEARCH's evaluation (search.cpp): `store` is read only for keys that need rows or blobs.
-Result<request::SearchMessages::Answer> search_messages(store::Store& store, const request::SearchMessages& search);
+// Password checks (argon2id): the IO loop runs them on the login pool, so unauthenticated clients compete
+// only with each other, never with mail delivery.
+inline bool runs_on_login_pool(const StoreRequest& request) {
+    return std::holds_alternative<request::Login>(request) || std::holds_alternative<request::SaslStep>(request);
+}
+
+// SEARCH's evaluation (search.cpp): `store` is read only for keys that need rows or blobs; keys the view
+// answers alone (flags, numbers, MODSEQs) need none (nullptr).
+Result<request::SearchMessages::Answer> search_messages(store::Store* store, const request::SearchMessages& search);
 
 // The answer for a Deliver from the committer's result.
 inline StoreAnswer delivered_answer(Result<store::Delivered> result) {
