@@ -717,7 +717,7 @@ void ServerSession::on_bdat(std::string_view args) {
     auto parts = split(args, ' ');
     std::optional<std::uint64_t> size = parts.empty() ? std::nullopt : parse_uint(parts[0]);
     bool last = parts.size() == 2 && iequals(parts[1], "LAST");
-    if (!size || parts.size() > 2 || (parts.size() == 2 && !last)) {
+    if (!size) {
         // Without a size the chunk cannot be skipped; what follows is read as commands.
         bad_command(501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
         return;
@@ -727,7 +727,11 @@ void ServerSession::on_bdat(std::string_view args) {
     chunk_last_ = last;
     chunk_return_state_ = state_;
     chunk_refusal_ = ChunkRefusal::none;
-    if (state_ != State::mail && state_ != State::rcpt && state_ != State::bdat) {
+    if (parts.size() > 2 || (parts.size() == 2 && !last)) {
+        // The size is readable, so the chunk is read (and dropped) before the refusal: its octets are
+        // never taken for commands (RFC 3030 2, as for every other refused chunk).
+        chunk_refusal_ = ChunkRefusal::syntax;
+    } else if (state_ != State::mail && state_ != State::rcpt && state_ != State::bdat) {
         chunk_refusal_ = ChunkRefusal::sequence;
     } else if (state_ == State::mail) {
         chunk_refusal_ = ChunkRefusal::no_recipients;
@@ -748,6 +752,10 @@ void ServerSession::on_bdat(std::string_view args) {
 void ServerSession::on_chunk_end() {
     content_deadline_.reset();
     switch (chunk_refusal_) {
+        case ChunkRefusal::syntax:
+            state_ = chunk_return_state_;
+            bad_command(501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+            return;
         case ChunkRefusal::sequence:
             state_ = chunk_return_state_;
             bad_command(503, "5.5.1", "Error: need RCPT command");

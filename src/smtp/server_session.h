@@ -254,7 +254,7 @@ private:
     bool chunk_last_ = false;
     // Why the current chunk is read only to keep the stream in step (RFC 3030 2: a refused BDAT's
     // octets are still consumed, never run as commands), and the state to return to afterwards.
-    enum class ChunkRefusal { none, sequence, no_recipients, failed_earlier, too_big };
+    enum class ChunkRefusal { none, syntax, sequence, no_recipients, failed_earlier, too_big };
     ChunkRefusal chunk_refusal_ = ChunkRefusal::none;
     State chunk_return_state_ = State::ready;
     bool bdat_failed_ = false;       // RFC 3030 3: a failed chunk fails the whole transaction

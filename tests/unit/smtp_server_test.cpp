@@ -800,10 +800,17 @@ TEST(SmtpServer, BdatChunkSizeIsParsedStrictly) {
     EXPECT_EQ(d.send("BDAT\r\n"), "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n");
     EXPECT_EQ(d.send("BDAT -1\r\n"), "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n");
     EXPECT_EQ(d.send("BDAT 1x\r\n"), "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n");
-    EXPECT_EQ(d.send("BDAT 5 MORE\r\n"), "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n");
-    EXPECT_EQ(d.send("BDAT 5 LAST extra\r\n"), "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n");
+    // A readable size with a bad end-marker: the chunk is read and dropped, then refused, so its octets
+    // are never taken for commands (found by a go-smtp style check: "BDAT 2 BOGUS" then "ab").
+    EXPECT_EQ(d.send("BDAT 6 MORE\r\n"), "");
+    EXPECT_EQ(d.send("QUIT\r"), "");
+    EXPECT_EQ(d.send("\n"), "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n");
+    EXPECT_EQ(d.closes, 0);
+    EXPECT_EQ(d.send("BDAT 5 LAST extra\r\nRSET\n"), "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n");
     EXPECT_EQ(d.send("BDAT 99999999999999999999999\r\n"), "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n");
     EXPECT_TRUE(d.messages.empty());
+    // The transaction goes on after a syntax refusal.
+    EXPECT_EQ(d.send("BDAT 1 LAST\r\nx"), "250 2.0.0 OK Q1\r\n");
 }
 
 TEST(SmtpServer, RefusedBdatChunkIsStillConsumed) {
