@@ -93,6 +93,29 @@ std::optional<bool> matches_content(std::string_view bytes, const json& conditio
     return std::nullopt;
 }
 
+std::vector<std::string> search_terms(std::string_view value) {
+    std::vector<std::string> terms;
+    std::size_t i = 0;
+    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+    while (i < value.size()) {
+        if (blank(value[i])) {
+            ++i;
+        } else if (value[i] == '"') {
+            auto close = value.find('"', i + 1);
+            auto phrase = value.substr(i + 1, close == std::string_view::npos ? std::string_view::npos : close - i - 1);
+            if (phrase.find_first_not_of(" \t\r\n") != std::string_view::npos) terms.emplace_back(phrase);
+            i = close == std::string_view::npos ? value.size() : close + 1;
+        } else {
+            std::size_t end = i;
+            while (end < value.size() && !blank(value[end]) && value[end] != '"') ++end;
+            terms.emplace_back(value.substr(i, end - i));
+            i = end;
+        }
+    }
+    if (terms.empty()) terms.emplace_back(value);
+    return terms;
+}
+
 std::optional<std::string> highlight(std::string_view text, const std::vector<std::string>& terms) {
     std::vector<std::string> lowered_terms;
     for (const auto& term : terms) lowered_terms.push_back(to_lower(term));

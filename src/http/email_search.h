@@ -13,6 +13,12 @@
 
 namespace magpie::http {
 
+// The search terms of a "text" or "body" filter value (RFC 8621 4.4.1 leaves their reading to the server):
+// words split at white space, a double-quoted run kept as one phrase (quotes dropped, an unclosed quote
+// runs to the end). A message matches when it holds every term, as Cyrus, Stalwart and Dovecot's FTS read
+// "quick fox". A value with no term ("" or blanks) is itself the one term, so it still matches everything.
+std::vector<std::string> search_terms(std::string_view value);
+
 // Does the message match the content condition, a one-member object: {"text": s} (the Bcc field or the
 // body: the summary's fields are the store's), {"body": s}, {"bcc": s}, {"header": [name]} (the field is
 // present), {"header": [name, value]} (a field of that name whose decoded value holds `value`) or

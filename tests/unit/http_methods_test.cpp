@@ -252,6 +252,29 @@ TEST_F(QueryTest, TextLooksInFromToCcBccSubjectAndBody) {
     EXPECT_EQ(ids({{"text", "nowhere"}}), json::array());
 }
 
+// Several words are several terms, each to be found somewhere (found by a Cyrus/Stalwart comparison: "quick
+// fox" found nothing in "The quick brown fox"); a quoted phrase is one term.
+TEST_F(QueryTest, TextAndBodyMatchEveryTermAndQuotedPhrases) {
+    EXPECT_EQ(ids({{"text", "lunch pelican"}}), json::array({plain_}));  // subject and body
+    EXPECT_EQ(ids({{"text", "  pelican   crossing "}}), json::array({plain_}));
+    EXPECT_EQ(ids({{"text", "pelican nowhere"}}), json::array());
+    EXPECT_EQ(ids({{"text", "\"meet at the\""}}), json::array({plain_}));
+    EXPECT_EQ(ids({{"text", "\"meet the\""}}), json::array());
+    EXPECT_EQ(ids({{"body", "crossing meet"}}), json::array({plain_}));
+    EXPECT_EQ(ids({{"body", "crossing lunch"}}), json::array());  // "lunch" is only in the subject
+}
+
+TEST(SearchTerms, SplitsAtBlanksAndKeepsQuotedPhrases) {
+    using V = std::vector<std::string>;
+    EXPECT_EQ(search_terms("quick brown  fox"), (V{"quick", "brown", "fox"}));
+    EXPECT_EQ(search_terms("say \"quick brown\" fox"), (V{"say", "quick brown", "fox"}));
+    EXPECT_EQ(search_terms("a\"b c\"d"), (V{"a", "b c", "d"}));
+    EXPECT_EQ(search_terms("\"unclosed phrase"), (V{"unclosed phrase"}));
+    EXPECT_EQ(search_terms(""), (V{""}));
+    EXPECT_EQ(search_terms("  "), (V{"  "}));
+    EXPECT_EQ(search_terms("\"\""), (V{"\"\""}));
+}
+
 TEST_F(QueryTest, BccHeaderAndHasAttachmentAreAnswered) {
     EXPECT_EQ(ids({{"bcc", "SECRET"}}), json::array({plain_}));
     EXPECT_EQ(ids({{"header", {"X-Tracker"}}}), json::array({plain_}));
@@ -272,13 +295,18 @@ TEST_F(QueryTest, ThreadKeywordConditionsAreAnswered) {
     EXPECT_EQ(ids({{"someInThreadHaveKeyword", "$seen"}}), json::array({plain_}));
 }
 
-TEST_F(QueryTest, MalformedContentConditionsAreUnsupportedFilters) {
+// RFC 8620 5.5: a known condition with a malformed value is invalidArguments; unsupportedFilter is for a
+// valid filter the server cannot process (an unknown condition).
+TEST_F(QueryTest, MalformedConditionsAreInvalidArguments) {
     for (const json& filter : {json{{"header", json::array()}}, json{{"header", {"a", "b", "c"}}},
-                               json{{"hasAttachment", "yes"}}, json{{"body", 3}}, json{{"header", {""}}}}) {
+                               json{{"hasAttachment", "yes"}}, json{{"body", 3}}, json{{"header", {""}}},
+                               json{{"after", "2020-01-01"}}, json{{"before", 5}}, json{{"text", nullptr}}}) {
         auto answer = call("Email/query", {{"filter", filter}});
         EXPECT_EQ(answer[0], "error") << filter.dump();
-        EXPECT_EQ(answer[1]["type"], "unsupportedFilter") << filter.dump();
+        EXPECT_EQ(answer[1]["type"], "invalidArguments") << filter.dump();
     }
+    auto unknown = call("Email/query", {{"filter", {{"isFlagged", true}}}});
+    EXPECT_EQ(unknown[1]["type"], "unsupportedFilter") << unknown.dump();
 }
 
 TEST_F(QueryTest, ReadingMoreMessagesThanTheLimitIsRefusedNamingIt) {

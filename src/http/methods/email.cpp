@@ -156,6 +156,12 @@ MethodOutcome email_get(store::Store& store, const store::Account& account, cons
 // One FilterCondition (RFC 8621 4.4.1) as a store filter: its fields ANDed, with "text" as (the stored
 // From/To/Cc/Subject OR the Bcc field and the body) and the conditions on the message bytes as content
 // conditions (http/email_search.h) that the query's matcher answers.
+// Every FilterCondition property of RFC 8621 4.4.1.
+constexpr std::string_view kFilterConditions[] = {
+    "inMailbox", "inMailboxOtherThan", "before", "after", "minSize", "maxSize", "allInThreadHaveKeyword",
+    "someInThreadHaveKeyword", "noneInThreadHaveKeyword", "hasKeyword", "notKeyword", "hasAttachment", "text",
+    "from", "to", "cc", "bcc", "subject", "body", "header"};
+
 std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& out) {
     store::EmailCondition condition;
     std::vector<store::EmailFilter> text_alternatives;
@@ -188,13 +194,18 @@ std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& 
         } else if (key == "noneInThreadHaveKeyword" && text()) {
             condition.none_in_thread_have_keyword = store::imap_flag_of_keyword(*text());
         } else if (key == "text" && text()) {
-            store::EmailFilter stored, content;
-            stored.condition.text = *text();
-            content.condition.content.push_back(json{{"text", *text()}}.dump());
-            store::EmailFilter either;
-            either.op = store::EmailFilter::Operator::any_of;
-            either.operands = {std::move(stored), std::move(content)};
-            text_alternatives.push_back(std::move(either));
+            // Every term somewhere: in the stored From/To/Cc/Subject or in the Bcc field and the body.
+            for (auto& term : search_terms(*text())) {
+                store::EmailFilter stored, content;
+                content.condition.content.push_back(json{{"text", term}}.dump());
+                stored.condition.text = std::move(term);
+                store::EmailFilter either;
+                either.op = store::EmailFilter::Operator::any_of;
+                either.operands = {std::move(stored), std::move(content)};
+                text_alternatives.push_back(std::move(either));
+            }
+        } else if (key == "body" && text()) {
+            for (auto& term : search_terms(*text())) condition.content.push_back(json{{key, term}}.dump());
         } else if (key == "from" && text()) {
             condition.from = *text();
         } else if (key == "to" && text()) {
@@ -203,7 +214,7 @@ std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& 
             condition.cc = *text();
         } else if (key == "subject" && text()) {
             condition.subject = *text();
-        } else if ((key == "bcc" || key == "body") && text()) {
+        } else if (key == "bcc" && text()) {
             condition.content.push_back(json{{key, value}}.dump());
         } else if (key == "hasAttachment" && value.is_boolean()) {
             condition.content.push_back(json{{key, value}}.dump());
@@ -211,6 +222,10 @@ std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& 
                    std::ranges::all_of(value, [](const json& v) { return v.is_string(); }) &&
                    !value[0].get_ref<const std::string&>().empty()) {
             condition.content.push_back(json{{key, value}}.dump());
+        } else if (std::ranges::find(kFilterConditions, key) != std::end(kFilterConditions)) {
+            // A condition this server knows, with a value of the wrong type or form (a date without its
+            // time or "Z", a number for a string): the request is wrong, not the server (RFC 8620 3.6.2).
+            return MethodError{"invalidArguments", fmt::format("the filter condition \"{}\" has an invalid value", key)};
         } else {
             return MethodError{"unsupportedFilter", fmt::format("the filter condition \"{}\" is not supported", key)};
         }
@@ -492,7 +507,13 @@ void collect_terms(const json& filter, std::vector<std::string>& terms) {
     }
     for (const char* key : {"text", "subject", "body"}) {
         if (auto it = filter.find(key); it != filter.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
-            terms.push_back(it->get<std::string>());
+            if (std::string_view(key) == "subject") {
+                terms.push_back(it->get<std::string>());
+            } else {
+                for (auto& term : search_terms(it->get_ref<const std::string&>())) {
+                    if (term.find_first_not_of(" \t\r\n") != std::string::npos) terms.push_back(std::move(term));
+                }
+            }
         }
     }
 }
