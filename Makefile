@@ -4,7 +4,7 @@ RELEASE_DIR ?= build-release
 FUZZ_DIR    ?= build-fuzz
 FUZZ_RUNS   ?= 20000
 # The e2e suite: its store backends (sqlite, postgres or both) and how many tests run at once (pytest-xdist).
-E2E_BACKEND ?= sqlite
+E2E_BACKEND ?= both
 E2E_JOBS    ?= 4
 
 .PHONY: all deps build webmail release test unit e2e fuzz fuzz-build demo bench format lint clean

@@ -7,7 +7,7 @@
 # run one after another, see tests/e2e/conftest.py). Each phase prints how long it took; the exit status is
 # non-zero if any phase failed, and every phase runs to the end either way.
 #   scripts/run-tests.sh BUILD_DIR FUZZ_DIR FUZZ_RUNS
-# Environment: E2E_JOBS (default 4), E2E_BACKEND (sqlite, postgres or both; default sqlite: the PostgreSQL pass is not green yet), E2E_ARGS (more
+# Environment: E2E_JOBS (default 4), E2E_BACKEND (sqlite, postgres or both; default both, as `make test` sets it), E2E_ARGS (more
 # pytest arguments), FUZZ=0 to leave the fuzz side out.
 set -uo pipefail
 build_dir=$(realpath "${1:-build}")
@@ -42,8 +42,8 @@ fi
 status=0
 phase ctest ctest --test-dir "$build_dir" --output-on-failure -j2 || status=1
 # shellcheck disable=SC2086
-phase "e2e(${E2E_BACKEND:-sqlite})" env MAGPIE_BUILD_DIR="$build_dir" /usr/bin/python3 -m pytest -q tests/e2e \
-    --backend="${E2E_BACKEND:-sqlite}" -n "${E2E_JOBS:-4}" --dist loadgroup -rfE ${E2E_ARGS:-} || status=1
+phase "e2e(${E2E_BACKEND:-both})" env MAGPIE_BUILD_DIR="$build_dir" /usr/bin/python3 -m pytest -q tests/e2e \
+    --backend="${E2E_BACKEND:-both}" -n "${E2E_JOBS:-4}" --dist loadgroup -rfE ${E2E_ARGS:-} || status=1
 
 if [ -n "$fuzz_pid" ]; then
     fuzz_rc=0
