@@ -449,7 +449,11 @@ TEST_F(ImapSessionTest, CondstoreAndQresync) {
         send(*session, fmt::format("c FETCH 1:* (FLAGS) (CHANGEDSINCE {})\r\n", base)),
         fmt::format("* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\nc OK FETCH completed\r\n", base + 1));
     send(*session, "d UID STORE 3 +FLAGS.SILENT (\\Deleted)\r\n");
-    EXPECT_EQ(send(*session, "x EXPUNGE\r\n"), "* VANISHED 3\r\nx OK EXPUNGE completed\r\n");
+    // With QRESYNC the tagged OK says the HIGHESTMODSEQ the expunge left (as Dovecot and mox do).
+    auto expunged = send(*session, "x EXPUNGE\r\n");
+    EXPECT_EQ(expunged, fmt::format("* VANISHED 3\r\nx OK [HIGHESTMODSEQ {}] EXPUNGE completed\r\n",
+                                    mailbox(demo_, "INBOX").highest_modseq));
+    EXPECT_GT(mailbox(demo_, "INBOX").highest_modseq, base + 1);
     EXPECT_EQ(
         send(*session, fmt::format("v UID FETCH 1:* (FLAGS) (CHANGEDSINCE {} VANISHED)\r\n", base)),
         fmt::format("* VANISHED (EARLIER) 3\r\n* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ ({}))\r\n"

@@ -660,7 +660,17 @@ void Session::on_expunge(const std::string& tag, const Expunge& command) {
                 return;
             }
             write_expunged(*expunged);
-            reply(tag, StatusKind::ok, "", "EXPUNGE completed");
+            if (!qresync_) {
+                reply(tag, StatusKind::ok, "", "EXPUNGE completed");
+                return;
+            }
+            // With QRESYNC on, the tagged OK carries HIGHESTMODSEQ (as Dovecot and mox send it), so the
+            // client's cache is current without a NOOP. Read after this view has taken in every change up
+            // to it, so no change the client has not been told of is covered (RFC 5162 erratum 1810).
+            refresh_view([this, tag] {
+                std::string code = view_ ? fmt::format("HIGHESTMODSEQ {}", view_->highest_modseq) : std::string();
+                reply(tag, StatusKind::ok, code, "EXPUNGE completed");
+            });
         });
 }
 
