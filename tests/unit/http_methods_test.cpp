@@ -262,6 +262,11 @@ TEST_F(QueryTest, TextAndBodyMatchEveryTermAndQuotedPhrases) {
     EXPECT_EQ(ids({{"text", "\"meet the\""}}), json::array());
     EXPECT_EQ(ids({{"body", "crossing meet"}}), json::array({plain_}));
     EXPECT_EQ(ids({{"body", "crossing lunch"}}), json::array());  // "lunch" is only in the subject
+    // Each term is a filter of its own, so their number is bounded.
+    std::string many;
+    for (int i = 0; i < 65; ++i) many += "w ";
+    auto answer = call("Email/query", {{"filter", {{"text", many}}}});
+    EXPECT_EQ(answer[1]["type"], "invalidArguments") << answer.dump();
 }
 
 TEST(SearchTerms, SplitsAtBlanksAndKeepsQuotedPhrases) {

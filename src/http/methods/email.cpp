@@ -162,6 +162,10 @@ constexpr std::string_view kFilterConditions[] = {
     "someInThreadHaveKeyword", "noneInThreadHaveKeyword", "hasKeyword", "notKeyword", "hasAttachment", "text",
     "from", "to", "cc", "bcc", "subject", "body", "header"};
 
+// The most search terms one "text" or "body" value may hold: each term is a condition of its own, so a
+// value of a million one-letter words would otherwise make a million filters from one request.
+constexpr std::size_t kMaxSearchTerms = 64;
+
 std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& out) {
     store::EmailCondition condition;
     std::vector<store::EmailFilter> text_alternatives;
@@ -193,6 +197,9 @@ std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& 
             condition.some_in_thread_have_keyword = store::imap_flag_of_keyword(*text());
         } else if (key == "noneInThreadHaveKeyword" && text()) {
             condition.none_in_thread_have_keyword = store::imap_flag_of_keyword(*text());
+        } else if ((key == "text" || key == "body") && text() && search_terms(*text()).size() > kMaxSearchTerms) {
+            return MethodError{"invalidArguments",
+                               fmt::format("\"{}\" holds more than {} search terms", key, kMaxSearchTerms)};
         } else if (key == "text" && text()) {
             // Every term somewhere: in the stored From/To/Cc/Subject or in the Bcc field and the body.
             for (auto& term : search_terms(*text())) {
