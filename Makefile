@@ -57,8 +57,8 @@ e2e: build
 fuzz: fuzz-build
 	bash scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_RUNS)
 
-# ctest, then the e2e suite on both backends; beside them, on one core, the fuzz build and its smoke run
-# (scripts/run-tests.sh prints the time of each phase).
+# The e2e suite on both backends, with ctest beside it and, on one core at a lower priority, the fuzz build
+# and its smoke run (scripts/run-tests.sh prints the time of each phase).
 test: build
 	E2E_BACKEND=$(E2E_BACKEND) E2E_JOBS=$(E2E_JOBS) bash scripts/run-tests.sh $(BUILD_DIR) $(FUZZ_DIR) $(FUZZ_RUNS)
 
@@ -69,6 +69,7 @@ demo: release
 # Side-by-side benchmarks against Postfix (and smtp-sink) on this machine; writes bench/RESULTS.md.
 # BENCH_ARGS="--quick" checks the harness in a minute.
 bench: release
+	@bash scripts/install-deps.sh bench
 	cmake --build $(RELEASE_DIR) --target imap_load jmap_load
 	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs every Debian package that building, running and testing Magpie needs.
-# The one list of dependencies: `make demo`, `make test` and .ci/run all come through here.
+# Installs every Debian package that building, running and testing Magpie needs; `install-deps.sh bench` adds
+# the peers only `make bench` runs.
+# The one list of dependencies: `make demo`, `make test`, `make bench` and .ci/run all come through here.
 set -euo pipefail
 
 packages=(
@@ -13,12 +14,16 @@ packages=(
   python3 python3-pytest python3-pytest-xdist swaks libnet-ssleay-perl isync strace
   dovecot-imapd dnsmasq-base postfix iproute2 procps
   unbound ldnsutils
-  cyrus-common cyrus-caldav sasl2-bin  # make bench: Cyrus (its httpd serves JMAP) is the JMAP peer of scenario 4; never
-  # cyrus-imapd: it conflicts with dovecot-imapd (both provide imap-server) and apt would remove Dovecot
   python3-dkim python3-nacl publicsuffix python3-websocket  # python3-websocket: the JMAP WebSocket (RFC 8887) e2e client
   libxml2-dev media-types
   nodejs chromium fonts-dejavu-core  # node and npm: the webmail's build and browser tests, the third-party JMAP client test
 )
+if [ "${1:-}" = bench ]; then
+  # Cyrus (its httpd serves JMAP) is the JMAP peer of scenario 4. No test uses it, and with its libraries
+  # (libclamav, libxapian, ...) it is a large download, so a new CI machine goes without it. Never
+  # cyrus-imapd: it conflicts with dovecot-imapd (both provide imap-server) and apt would remove Dovecot.
+  packages+=(cyrus-common cyrus-caldav sasl2-bin)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make test` once `build` is built: the unit tests (ctest), the end-to-end suite (on the store backends
-# E2E_BACKEND names), and
-# the fuzz smoke (scripts/run-fuzz.sh) with its clang build. The fuzz side (one core: `-j1` build, then one
-# target at a time) runs beside ctest and the e2e suite, whose servers spend much of their time waiting; the
-# e2e suite runs its tests in parallel (pytest-xdist, E2E_JOBS workers; tests that share fixed host addresses
-# run one after another, see tests/e2e/conftest.py). Each phase prints how long it took; the exit status is
-# non-zero if any phase failed, and every phase runs to the end either way.
+# E2E_BACKEND names), and the fuzz smoke (scripts/run-fuzz.sh) with its clang build, all three at once. The
+# fuzz side (one core: `-j1` build, then one target at a time, at a lower priority) and ctest run beside the
+# e2e suite, whose servers spend much of their time waiting; the e2e suite runs its tests in parallel
+# (pytest-xdist, E2E_JOBS workers; tests that share fixed host addresses run one after another, see
+# tests/e2e/conftest.py). Each phase prints how long it took; the exit status is non-zero if any phase
+# failed, and every phase runs to the end either way.
 #   scripts/run-tests.sh BUILD_DIR FUZZ_DIR FUZZ_RUNS
-# Environment: E2E_JOBS (default 4), E2E_BACKEND (sqlite, postgres or both; default both, as `make test` sets it), E2E_ARGS (more
-# pytest arguments), FUZZ=0 to leave the fuzz side out.
+# Environment: E2E_JOBS (default 4), E2E_BACKEND (sqlite, postgres or both; default both, as `make test` sets
+# it), E2E_ARGS (more pytest arguments), FUZZ=0 to leave the fuzz side out.
 set -uo pipefail
 build_dir=$(realpath "${1:-build}")
 fuzz_dir=${2:-build-fuzz}
@@ -40,10 +40,19 @@ if [ "${FUZZ:-1}" != 0 ]; then
 fi
 
 status=0
-phase ctest ctest --test-dir "$build_dir" --output-on-failure -j2 || status=1
+# ctest beside the e2e suite, not before it: both mostly wait (ctest on process start-up and fsyncs, the e2e
+# servers on sockets), and ctest's output is held back until the e2e suite is done, so the two never mix.
+ctest_log=$(mktemp)
+phase ctest ctest --test-dir "$build_dir" --output-on-failure -j2 >"$ctest_log" 2>&1 &
+ctest_pid=$!
 # shellcheck disable=SC2086
 phase "e2e(${E2E_BACKEND:-both})" env MAGPIE_BUILD_DIR="$build_dir" /usr/bin/python3 -m pytest -q tests/e2e \
     --backend="${E2E_BACKEND:-both}" -n "${E2E_JOBS:-4}" --dist loadgroup -rfE ${E2E_ARGS:-} || status=1
+ctest_rc=0
+wait "$ctest_pid" || ctest_rc=$?
+# The whole log on failure, else its summary (the percentage line, the skipped tests and the phase line).
+if [ $ctest_rc -ne 0 ]; then cat "$ctest_log"; status=1; else sed -n '/tests passed/,$p' "$ctest_log"; fi
+rm -f "$ctest_log"
 
 if [ -n "$fuzz_pid" ]; then
     fuzz_rc=0

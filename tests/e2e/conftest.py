@@ -51,7 +51,7 @@ class _Backend:
             return None
         key = str(workdir.resolve())
         if key not in cls.databases:
-            cls.databases[key] = cls.cluster.create_database(socket=True)
+            cls.databases[key] = cls.cluster.take_database(socket=True)
         return {"backend": "postgres", "dsn": cls.databases[key]}
 
 
@@ -256,8 +256,17 @@ class Magpied:
 @pytest.fixture(scope="session")
 def postgres_cluster():
     """One PostgreSQL for the whole session, started on first use and stopped at the end."""
-    if not postgres.available():
-        pytest.skip("PostgreSQL is not installed (scripts/install-deps.sh)")
+    postgres.skip_unless_available()
+    cluster = postgres.PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def own_cluster():
+    """A PostgreSQL of the test's own, which it may stop and start again under its servers (outage, resume)
+    without disturbing any other test."""
+    postgres.skip_unless_available()
     cluster = postgres.PostgresCluster().start()
     yield cluster
     cluster.stop()

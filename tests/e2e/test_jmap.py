@@ -14,11 +14,10 @@ import urllib.request
 import pytest
 
 from conftest import DOMAIN, PASSWORD
+from jmap_session import CORE, MAIL, session_of  # CORE and MAIL: other tests import them from here
 
 ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
-CORE = "urn:ietf:params:jmap:core"
-MAIL = "urn:ietf:params:jmap:mail"
 HTTP_LIMITS = {"listen": ["127.0.0.1:0"], "allow_plaintext_login": True, "max_calls_in_request": 16,
                "max_objects_in_get": 10, "max_request_octets": 200000, "max_json_depth": 32,
                "max_json_string_octets": 50000}
@@ -64,8 +63,7 @@ class Client:
 
     def session(self):
         status, _, body = self.request("GET", "/jmap/session")
-        assert status == 200, body
-        return json.loads(body)
+        return session_of(status, body)
 
     def api(self, calls, using=(CORE, MAIL)):
         status, headers, body = self.request("POST", "/jmap/api", {"using": list(using), "methodCalls": calls})

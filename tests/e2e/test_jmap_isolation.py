@@ -4,23 +4,16 @@ EmailSubmission/set meanwhile (its commit holds no API thread). Every delivery's
 must arrive; latencies are printed, not asserted (tests never assert timings); deadlines only guard hangs."""
 import http.client
 import json
-import smtplib
-import statistics
 import threading
 import time
 
 from conftest import DOMAIN, PASSWORD
-from test_jmap import ALICE, BOB, CORE, MAIL, basic
+from jmap_session import CORE, MAIL, SUBMISSION, primary_account
+from load import deliver_timed, fill, summary
+from test_jmap import ALICE, BOB, basic
 
-SUBMISSION = "urn:ietf:params:jmap:submission"
 CAROL = f"carol@{DOMAIN}"
 HANG_GUARD = 600  # seconds: the JMAP clients are the load, not what is measured
-
-
-def message(i, size=2000):
-    filler = ("lorem ipsum dolor sit amet %d\r\n" % i) * (size // 30)
-    return (f"From: s@remote.example\r\nTo: {ALICE}\r\nSubject: load {i}\r\n"
-            f"Message-ID: <jload{i}@remote.example>\r\n\r\n{filler}\r\n").encode()
 
 
 class Jmap:
@@ -43,16 +36,14 @@ class Jmap:
     def account(self):
         self.connection.request("GET", "/jmap/session", headers={"Authorization": self.auth})
         response = self.connection.getresponse()
-        return json.loads(response.read())["primaryAccounts"][MAIL]
+        return primary_account(response.status, response.read())
 
 
 def test_jmap_queries_do_not_hold_up_delivery(make_server):
     server = make_server(users=("alice", "bob", "carol"), sections={"http": {
         "listen": ["127.0.0.1:0"], "allow_plaintext_login": True, "max_concurrent_requests": 64,
         "max_connections_per_ip": 200, "api_threads": 2}})
-    with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
-        for i in range(300):
-            client.sendmail("s@remote.example", [ALICE], message(i))
+    fill(server, ALICE, 300, tag="jload")
     from test_jmap import http_port
     port = http_port(server)
 
@@ -109,7 +100,6 @@ def test_jmap_queries_do_not_hold_up_delivery(make_server):
 
     readers = [threading.Thread(target=reader, args=(n,)) for n in range(24)]
     sender = threading.Thread(target=submitter)
-    latencies = []
     try:
         for t in readers:
             t.start()
@@ -118,17 +108,7 @@ def test_jmap_queries_do_not_hold_up_delivery(make_server):
         assert not errors, errors[:5]
         time.sleep(2)  # let the queries pile up
         sender.start()
-        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=HANG_GUARD) as client:
-            client.ehlo("load.example")
-            for i in range(40):
-                start = time.monotonic()
-                code, _ = client.mail("s@remote.example")
-                assert code == 250
-                code, _ = client.rcpt(BOB)
-                assert code == 250
-                code, _ = client.data(message(1000 + i))
-                assert code == 250, f"delivery {i} answered {code}"
-                latencies.append(time.monotonic() - start)
+        latencies = deliver_timed(server, BOB, 40, header_to=ALICE, tag="jload", timeout=HANG_GUARD)
         sender.join(timeout=HANG_GUARD)
     finally:
         stop.set()
@@ -138,5 +118,4 @@ def test_jmap_queries_do_not_hold_up_delivery(make_server):
     assert not errors, errors[:5]
     assert submitted == list(range(5))
     assert len(server.uids(BOB)) == 45
-    print(f"jmap isolation: 40 deliveries under load, median {statistics.median(latencies) * 1000:.0f} ms, "
-          f"max {max(latencies) * 1000:.0f} ms; {rounds[0]} JMAP query rounds meanwhile")
+    print(f"jmap isolation: {summary(latencies)}; {rounds[0]} JMAP query rounds meanwhile")

@@ -274,17 +274,6 @@ def test_websocket_requests_count_in_max_concurrent_requests(make_server):
     print(f"websocket maxConcurrentRequests: {len(limited)} refused, {answered} answered in {rounds} round(s)")
 
 
-@pytest.fixture
-def own_cluster():
-    """A PostgreSQL of this test's own (it is stopped and restarted under magpied)."""
-    import postgres
-    if not postgres.available():
-        pytest.skip("PostgreSQL is not installed (scripts/install-deps.sh)")
-    cluster = postgres.PostgresCluster().start()
-    yield cluster
-    cluster.stop()
-
-
 @pytest.mark.own_store(reason="it stops and restarts its own PostgreSQL under magpied")
 def test_websocket_push_lives_through_a_store_outage(own_cluster, make_server):
     # As the EventSource (http/push_state.h): a state read that fails while PostgreSQL is away sends nothing

@@ -16,22 +16,11 @@ from collections import Counter
 
 import pytest
 
-import postgres
 from conftest import DOMAIN, PASSWORD, Magpied, client_tls_context
 
 pytestmark = pytest.mark.own_store(reason="its nodes choose their PostgreSQL store themselves")
 
 ALICE = f"alice@{DOMAIN}"
-
-
-@pytest.fixture
-def own_cluster():
-    """A PostgreSQL of this test's own (it is stopped and restarted under the nodes)."""
-    if not postgres.available():
-        pytest.skip("PostgreSQL is not installed (scripts/install-deps.sh)")
-    cluster = postgres.PostgresCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 class AckingSink:

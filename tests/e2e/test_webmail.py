@@ -21,13 +21,12 @@ from email.message import EmailMessage
 import pytest
 
 from conftest import DOMAIN, PASSWORD, Magpied
+from jmap_session import CORE, MAIL, SUBMISSION, primary_account
 from webmail_browser import Browser, missing_prerequisite
 
 ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
 CAROL = "carol@elsewhere.test"
-CORE, MAIL, SUBMISSION = ("urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail",
-                          "urn:ietf:params:jmap:submission")
 HTTP = {"listen": ["127.0.0.1:0"], "allow_plaintext_login": True}
 
 
@@ -71,8 +70,7 @@ def jmap(server, calls, user=ALICE, using=(CORE, MAIL, SUBMISSION)):
 
 def account_id(server, user=ALICE):
     status, _, body = http_request(server, "GET", "/jmap/session", headers=basic(user))
-    assert status == 200, body
-    return json.loads(body)["primaryAccounts"][MAIL]
+    return primary_account(status, body)
 
 
 PROBES = {
