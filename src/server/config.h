@@ -155,7 +155,8 @@ struct QueueConfig {
     std::uint32_t idle_keep = 5;             // seconds an idle connection waits for more mail for its host
     std::size_t max_connections = 20;        // outgoing connections in total
     std::size_t max_connections_per_host = 2;  // per destination domain
-    std::size_t max_messages_per_connection = 100;  // then QUIT and a fresh connection
+    // then QUIT and a fresh connection (Postfix reuses one without a count limit, Exim for 500)
+    std::size_t max_messages_per_connection = 1000;
     std::string resolver;                    // "127.0.0.53" or "[::1]:5353"; empty: /etc/resolv.conf
     std::uint32_t dns_timeout = 10;          // seconds per DNS query
     std::uint16_t mx_port = 25;              // port of MX hosts

@@ -30,6 +30,7 @@ using delivery::AttemptResult;
 // One leased entry in this round: the results of its due recipients, filled by whoever delivers them.
 struct DeliveryService::EntryJob {
     delivery::QueueEntry entry;
+    std::vector<Result<store::RecipientResult>> resolved;  // per recipient: local, unknown or remote
     std::vector<std::optional<AttemptResult>> results;
     std::vector<std::optional<delivery::Attempt>> attempts;
     std::size_t open = 0;
@@ -62,6 +63,11 @@ constexpr std::size_t extra_connection_backlog = 10;
 
 // Threads of the recorder pool: records that can share one group commit (they mostly sleep on it).
 constexpr std::size_t record_threads = 16;
+
+// Messages handed to a connection's session at once: the one running and the next, which a peer offering
+// PIPELINING gets right behind the end of the running one's content (smtp::ClientSession), one round trip
+// per message instead of two.
+constexpr std::size_t session_depth = 2;
 
 std::uint64_t random64() {
     static thread_local std::mt19937_64 engine{std::random_device{}()};
@@ -193,8 +199,21 @@ awaitable<void> DeliveryService::schedule() {
         auto cfg = config();
         const std::int64_t now = unix_now();
         woken_ = false;
-        auto lease_op = executor_.run([this, now, cfg] {
-            return queue_.lease_due(now, cfg->queue.batch, cfg->queue.lease_time, node_);
+        // The recipients are resolved (local account, unknown, or another server's) in the same trip to the
+        // executor: one thread hop per look at the queue rather than one per recipient.
+        using Leased = std::vector<EntryJob>;
+        auto lease_op = executor_.run([this, now, cfg]() -> Result<Leased> {
+            auto entries = queue_.lease_due(now, cfg->queue.batch, cfg->queue.lease_time, node_);
+            if (!entries) return entries.error();
+            Leased jobs;
+            for (auto& entry : *entries) {
+                EntryJob job;
+                for (const auto& r : entry.recipients)
+                    job.resolved.push_back(store_.resolve_recipient(r.address));
+                job.entry = std::move(entry);
+                jobs.push_back(std::move(job));
+            }
+            return jobs;
         });
         auto leased = co_await std::move(lease_op);
         std::size_t taken = 0;
@@ -202,17 +221,22 @@ awaitable<void> DeliveryService::schedule() {
             spdlog::error("delivery: cannot read the queue: {}", leased.error().message);
         } else {
             taken = leased->size();
-            for (auto& entry : *leased) {
+            for (auto& leased_job : *leased) {
                 // Recipients still being delivered from an earlier lease that ran out (a slow peer, a long
                 // line for one host): leasing them again only renewed the lease; a second delivery would
                 // duplicate them.
-                std::erase_if(entry.recipients, [this](const delivery::QueueRecipient& r) {
-                    return !in_flight_.insert(r.id).second;
-                });
-                if (entry.recipients.empty()) continue;
                 auto job = std::make_shared<EntryJob>();
-                job->entry = std::move(entry);
-                asio::co_spawn(context_, dispatch(std::move(job)), asio::detached);
+                job->entry = std::move(leased_job.entry);
+                auto& recipients = job->entry.recipients;
+                std::vector<delivery::QueueRecipient> kept;
+                for (std::size_t i = 0; i < recipients.size(); ++i) {
+                    if (!in_flight_.insert(recipients[i].id).second) continue;
+                    kept.push_back(std::move(recipients[i]));
+                    job->resolved.push_back(std::move(leased_job.resolved[i]));
+                }
+                if (kept.empty()) continue;
+                recipients = std::move(kept);
+                dispatch(std::move(job));
             }
         }
         co_await success_notices();
@@ -237,7 +261,7 @@ awaitable<void> DeliveryService::schedule() {
     }
 }
 
-awaitable<void> DeliveryService::dispatch(std::shared_ptr<EntryJob> job) {
+void DeliveryService::dispatch(std::shared_ptr<EntryJob> job) {
     auto& recipients = job->entry.recipients;
     job->results.resize(recipients.size());
     job->attempts.resize(recipients.size());
@@ -245,8 +269,7 @@ awaitable<void> DeliveryService::dispatch(std::shared_ptr<EntryJob> job) {
     std::map<std::string, Work> remote;
     for (std::size_t i = 0; i < recipients.size(); ++i) {
         const std::string address = recipients[i].address;
-        auto lookup = executor_.run([this, address] { return store_.resolve_recipient(address); });
-        auto resolved = co_await std::move(lookup);
+        const auto& resolved = job->resolved[i];
         if (!resolved) {
             complete(job, i,
                      AttemptResult{AttemptResult::Kind::temporary, "4.3.0",
@@ -611,6 +634,16 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
         return true;
     };
     enqueue_next();
+    // Once greeted, the session holds the next message too, until the connection has carried its share. (A
+    // connection back from idle that the peer closed meanwhile costs nothing more: the messages handed over
+    // were never answered, and they go on a fresh connection.)
+    auto top_up = [&]() -> bool {
+        bool added = false;
+        while (session.ready() && !stopping_ && in_flight.size() < session_depth &&
+               sent + in_flight.size() < q.max_messages_per_connection && enqueue_next())
+            added = true;
+        return added;
+    };
 
     std::array<char, 16384> buffer;
     std::string output;
@@ -621,16 +654,16 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                 if (it == in_flight.end()) continue;
                 Work work = std::move(it->second);
                 in_flight.erase(it);
-                const bool started = result->transcript.find("C: MAIL FROM:") != std::string::npos;
                 const bool all_deferred = std::ranges::all_of(
                     result->recipients, [](const auto& r) { return r.outcome == smtp::Outcome::deferred; });
                 const bool connection_lost =
                     all_deferred &&
                     std::ranges::all_of(result->recipients, [](const auto& r) { return r.code == 0; });
-                if ((!ready && !started && all_deferred) || (reused && connection_lost)) {
+                if ((!result->answered && all_deferred) || (reused && connection_lost)) {
                     // RFC 5321 5.1: a host that cannot be reached or greets with 4xx sends us to the next
-                    // one. A connection kept idle that the peer closed meanwhile: the message goes on a fresh
-                    // one.
+                    // one. A message the connection ended before it was tried (the next one, handed over
+                    // early), or a connection kept idle that the peer closed meanwhile: the message goes on
+                    // a fresh one.
                     destination.last_failure =
                         result->recipients.empty() ? peer : result->recipients.front().text;
                     destination.pending.push_front(std::move(work));
@@ -692,6 +725,9 @@ awaitable<bool> DeliveryService::try_address(Destination& destination, const std
                 done = true;
             }
         }
+        // Handing a message over may produce events at once (a recipient refused before sending): they are
+        // polled before the next read.
+        if (!done && top_up()) continue;
         bool write_failed = false;
         while (session.has_output()) {
             output = session.take_output();

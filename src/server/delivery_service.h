@@ -58,7 +58,8 @@ private:
 
     awaitable<void> schedule();
     awaitable<void> watch(const std::filesystem::path& data_dir);
-    awaitable<void> dispatch(std::shared_ptr<EntryJob> job);
+    // Hands a leased entry's recipients, resolved with the lease, to local delivery or their destinations.
+    void dispatch(std::shared_ptr<EntryJob> job);
     awaitable<void> deliver_local(std::shared_ptr<EntryJob> job, std::size_t index, std::int64_t account_id);
     void add_work(const std::string& domain, Work work);
     void start_connections();

@@ -208,12 +208,12 @@ void ClientSession::enqueue(OutgoingMessage message) {
         defer_everything(fmt::format("the connection to {} is closed", config_.peer_name), nullptr, "4.4.2");
         return;
     }
-    if (state_ == State::ready && !current_) next_transaction();
+    if (state_ == State::ready) advance();
 }
 
 void ClientSession::quit() {
     quit_requested_ = true;
-    if (state_ == State::ready && !current_ && queue_.empty()) send_quit();
+    if (state_ == State::ready && active_.empty() && queue_.empty()) send_quit();
 }
 
 void ClientSession::tls_started() {
@@ -249,18 +249,27 @@ ClientSession::Awaiting ClientSession::awaiting() const {
             return Awaiting::reply;
     }
     if (expected_.empty()) return Awaiting::nothing;
-    // Pipelined replies come in order, so the last one outstanding says how long the wait may be.
-    const Expect& last = expected_.back();
-    bool end_of_data = last.step == Step::data_end || (last.step == Step::bdat && last.last);
+    // The wait covers every reply outstanding (pipelined ones come in order): an end of data among them
+    // (the next transaction's envelope may follow it) gives the longer timeout.
+    const bool end_of_data = std::ranges::any_of(expected_, [](const Expect& e) {
+        return e.step == Step::data_end || (e.step == Step::bdat && e.last);
+    });
     return end_of_data ? Awaiting::data_end : Awaiting::reply;
 }
 
 // ---- replies -------------------------------------------------------------------------------------------
 
 void ClientSession::handle(Reply reply) {
+    // A reply belongs to the transaction of the command it answers (pipelined ones come in order).
+    Batch* about = nullptr;
+    if (state_ == State::ready) {
+        about = !expected_.empty() ? expected_.front().batch
+                : active_.empty()  ? nullptr
+                                   : active_.front().get();
+    }
     for (std::size_t i = 0; i < reply.lines.size(); ++i) {
         const char separator = i + 1 == reply.lines.size() ? ' ' : '-';
-        note("S: ", fmt::format("{}{}{}", reply.code, separator, reply.lines[i]));
+        note(about, "S: ", fmt::format("{}{}{}", reply.code, separator, reply.lines[i]));
     }
     switch (state_) {
         case State::greeting:
@@ -295,29 +304,32 @@ void ClientSession::handle(Reply reply) {
     }
     Expect expect = expected_.front();
     expected_.pop_front();
+    Batch& batch = *expect.batch;
+    --batch.outstanding;
     switch (expect.step) {
         case Step::rset:
             on_rset(reply);
             break;
         case Step::mail:
-            on_mail(reply);
+            on_mail(batch, reply);
             break;
         case Step::rcpt:
-            on_rcpt(reply, expect.index);
+            on_rcpt(batch, reply, expect.index);
             break;
         case Step::data:
-            on_data(reply);
+            on_data(batch, reply);
             break;
         case Step::data_end:
-            on_data_end(reply);
+            on_data_end(batch, reply);
             break;
         case Step::bdat:
-            on_bdat(reply, expect.last);
+            on_bdat(batch, reply, expect.last);
             break;
         case Step::dot_only:
             break;  // the empty message sent to end a DATA nobody should have accepted (RFC 2920 3.1)
     }
-    if (state_ == State::ready && current_) advance();
+    // (fail_connection may have ended every transaction: `batch` is not used after this point.)
+    if (state_ == State::ready) advance();
 }
 
 void ClientSession::on_greeting(const Reply& reply) {
@@ -399,12 +411,12 @@ void ClientSession::on_rset(const Reply& reply) {
     fail_connection(fmt::format("{} refused RSET", config_.peer_name), &reply, expected_.empty(), "4.4.2");
 }
 
-void ClientSession::on_mail(const Reply& reply) {
-    if (!reply.positive()) current_->mail_refusal = reply;
+void ClientSession::on_mail(Batch& batch, const Reply& reply) {
+    batch.message->answered = true;
+    if (!reply.positive()) batch.mail_refusal = reply;
 }
 
-void ClientSession::on_rcpt(const Reply& reply, std::size_t index) {
-    Batch& batch = *current_;
+void ClientSession::on_rcpt(Batch& batch, const Reply& reply, std::size_t index) {
     ++batch.rcpts_answered;
     batch.rcpt_replies[index] = reply;
     if (reply.positive()) {
@@ -415,24 +427,26 @@ void ClientSession::on_rcpt(const Reply& reply, std::size_t index) {
     }
 }
 
-void ClientSession::on_data(const Reply& reply) {
-    Batch& batch = *current_;
+void ClientSession::on_data(Batch& batch, const Reply& reply) {
     if (reply.code == 354) {
+        // The DATA reply came before the next transaction could start, so `batch` is the newest: the
+        // commands below and its transcript lines are its own.
+        batch.end_sent = true;
         if (batch.accepted == 0 || batch.mail_refusal) {
             // RFC 2920 3.1: DATA was pipelined, nobody is to receive the message; end it empty.
             command(".");
-            expect(Step::dot_only);
+            expect(batch, Step::dot_only);
             return;
         }
         MessageState& message = *batch.message;
-        note("C: ", fmt::format("<message, {} octets>", message.message.data.size()));
+        note(&batch, "C: ", fmt::format("<message, {} octets>", message.message.data.size()));
         output_.push_back(Output{.bytes = {},
                                  .message = batch.message,
                                  .offset = 0,
                                  .end = message.message.data.size(),
                                  .dot_stuffed = true,
                                  .stuffer = {}});
-        expect(Step::data_end);
+        expect(batch, Step::data_end);
         return;
     }
     if (reply.positive() || reply.intermediate()) {
@@ -443,12 +457,11 @@ void ClientSession::on_data(const Reply& reply) {
     batch.final_reply = reply;
 }
 
-void ClientSession::on_data_end(const Reply& reply) {
-    current_->final_reply = reply;
+void ClientSession::on_data_end(Batch& batch, const Reply& reply) {
+    batch.final_reply = reply;
 }
 
-void ClientSession::on_bdat(const Reply& reply, bool last) {
-    Batch& batch = *current_;
+void ClientSession::on_bdat(Batch& batch, const Reply& reply, bool last) {
     if (batch.final_reply) return;  // RFC 3030 3: after a failed chunk the rest is refused too
     if (!reply.positive() || last) batch.final_reply = reply;
 }
@@ -476,7 +489,7 @@ void ClientSession::after_hello() {
         return;
     }
     state_ = State::ready;
-    next_transaction();
+    advance();
 }
 
 void ClientSession::start_auth() {
@@ -510,57 +523,60 @@ void ClientSession::start_auth() {
 
 // ---- transactions --------------------------------------------------------------------------------------
 
-void ClientSession::next_transaction() {
-    while (!current_ && state_ == State::ready) {
-        if (queue_.empty()) {
-            if (quit_requested_) {
-                send_quit();
-            } else if (!idle_reported_) {
-                idle_reported_ = true;
-                events_.push_back(Idle{});
-            }
-            return;
-        }
+// Starts the next queued transaction when the connection may take one: none is running, or (PIPELINING,
+// RFC 2920 3.1) the newest has sent the end of its content, so that the next envelope cannot be read as
+// message text. With nothing running or queued: Idle, or QUIT when asked for. True when one started.
+bool ClientSession::start_next() {
+    if (state_ != State::ready) return false;
+    if (!active_.empty() && !(pipelining() && active_.back()->end_sent)) return false;
+    while (!queue_.empty()) {
         idle_reported_ = false;
-        current_ = std::move(queue_.front());
+        std::unique_ptr<Batch> batch = std::move(queue_.front());
         queue_.pop_front();
-        MessageState& message = *current_->message;
+        MessageState& message = *batch->message;
         if (!message.prepared) {
             prepare(message);
             // Recipients refused here have their result; the rest go in transactions of at most
             // max_recipients_per_transaction.
             std::vector<std::size_t> pending;
-            for (std::size_t index : current_->recipients)
+            for (std::size_t index : batch->recipients)
                 if (!message.results[index]) pending.push_back(index);
             const std::size_t limit = std::max<std::size_t>(config_.limits.max_recipients_per_transaction, 1);
             std::vector<std::unique_ptr<Batch>> more;
             for (std::size_t start = limit; start < pending.size(); start += limit) {
-                auto batch = std::make_unique<Batch>();
-                batch->message = current_->message;
-                batch->recipients.assign(
+                auto extra = std::make_unique<Batch>();
+                extra->message = batch->message;
+                extra->recipients.assign(
                     pending.begin() + static_cast<std::ptrdiff_t>(start),
                     pending.begin() + static_cast<std::ptrdiff_t>(std::min(start + limit, pending.size())));
-                more.push_back(std::move(batch));
+                more.push_back(std::move(extra));
             }
             if (pending.size() > limit) pending.resize(limit);
-            current_->recipients = std::move(pending);
+            batch->recipients = std::move(pending);
             message.open_batches += more.size();
             queue_.insert(queue_.begin(), std::make_move_iterator(more.begin()),
                           std::make_move_iterator(more.end()));
         }
-        if (current_->recipients.empty()) {
-            std::shared_ptr<MessageState> done = current_->message;
-            current_.reset();
-            close_batch(*done);
+        if (batch->recipients.empty()) {
+            close_batch(message);
             continue;
         }
-        Batch& batch = *current_;
-        batch.need_rset = transactions_ > 0;
-        batch.bdat = chunking();
-        batch.rcpt_replies.resize(batch.recipients.size());
+        batch->need_rset = transactions_ > 0;
+        batch->bdat = chunking();
+        batch->rcpt_replies.resize(batch->recipients.size());
         ++transactions_;
-        advance();
+        active_.push_back(std::move(batch));
+        return true;
     }
+    if (active_.empty()) {
+        if (quit_requested_) {
+            send_quit();
+        } else if (!idle_reported_) {
+            idle_reported_ = true;
+            events_.push_back(Idle{});
+        }
+    }
+    return false;
 }
 
 // Decides, once per message and peer, how it goes: which MAIL parameters, whether it must be downgraded to
@@ -651,14 +667,22 @@ void ClientSession::prepare_body(MessageState& state) {
     }
 }
 
-// Sends what may go now: the whole envelope (and DATA) at once when pipelining, else one command per
-// reply. A transaction whose replies are all in is finished.
+// Sends what may go now: the newest transaction's whole envelope (and DATA) at once when pipelining, else
+// one command per reply. The oldest transaction is finished once its replies are all in (the newest one
+// also once it has nothing left to send), and the next one starts when start_next() allows.
 void ClientSession::advance() {
-    while (current_ && state_ == State::ready && (pipelining() || expected_.empty()) && send_one(*current_)) {
-    }
-    if (current_ && state_ == State::ready && expected_.empty()) {
-        finish_transaction();
-        next_transaction();
+    while (state_ == State::ready) {
+        if (!active_.empty()) {
+            Batch& newest = *active_.back();
+            while (state_ == State::ready && (pipelining() || expected_.empty()) && send_one(newest)) {
+            }
+            if (state_ != State::ready) return;
+        }
+        if (!active_.empty() && active_.front()->outstanding == 0) {
+            finish_transaction();
+            continue;
+        }
+        if (!start_next()) return;
     }
 }
 
@@ -667,7 +691,7 @@ bool ClientSession::send_one(Batch& batch) {
     const OutgoingMessage& message = state.message;
     if (batch.need_rset && !batch.rset_sent) {
         command("RSET");
-        expect(Step::rset);
+        expect(batch, Step::rset);
         batch.rset_sent = true;
         return true;
     }
@@ -681,7 +705,7 @@ bool ClientSession::send_one(Batch& batch) {
             if (valid_param_value(message.dsn_envid)) line += " ENVID=" + message.dsn_envid;
         }
         command(line);
-        expect(Step::mail);
+        expect(batch, Step::mail);
         batch.mail_sent = true;
         return true;
     }
@@ -695,13 +719,13 @@ bool ClientSession::send_one(Batch& batch) {
             if (valid_param_value(recipient.orcpt)) line += " ORCPT=" + recipient.orcpt;
         }
         command(line);
-        expect(Step::rcpt, position);
+        expect(batch, Step::rcpt, position);
         return true;
     }
     if (!batch.bdat) {
         if (batch.data_sent || (!pipelining() && batch.accepted == 0)) return false;
         command("DATA");
-        expect(Step::data);
+        expect(batch, Step::data);
         batch.data_sent = true;
         return true;
     }
@@ -719,7 +743,7 @@ void ClientSession::send_bdat_chunk(Batch& batch) {
     const std::size_t size = std::min(remaining, std::max<std::size_t>(config_.limits.bdat_chunk_size, 1));
     const bool last = size == remaining;
     command(fmt::format("BDAT {}{}", size, last ? " LAST" : ""));
-    expect(Step::bdat, 0, last);
+    expect(batch, Step::bdat, 0, last);
     if (size > 0) {
         output_.push_back(Output{.bytes = {},
                                  .message = batch.message,
@@ -730,12 +754,14 @@ void ClientSession::send_bdat_chunk(Batch& batch) {
     }
     batch.chunk_offset += size;
     batch.last_chunk_sent = last;
+    batch.end_sent = last;
 }
 
 // Gives every recipient of the current transaction its result. With `failure` the connection failed:
 // recipients without a final reply are deferred with its reason.
 void ClientSession::finish_transaction(const Failure* failure) {
-    std::unique_ptr<Batch> batch = std::move(current_);
+    std::unique_ptr<Batch> batch = std::move(active_.front());
+    active_.pop_front();
     MessageState& state = *batch->message;
     auto retry = std::make_unique<Batch>();
     retry->message = batch->message;
@@ -790,6 +816,7 @@ void ClientSession::close_batch(MessageState& state) {
         }
     }
     result.transcript = setup_transcript_ + state.transcript;
+    result.answered = state.answered;
     events_.push_back(std::move(result));
 }
 
@@ -819,7 +846,7 @@ void ClientSession::fail_connection(const std::string& reason, const Reply* repl
 void ClientSession::defer_everything(const std::string& reason, const Reply* reply,
                                      std::string_view enhanced) {
     const Failure failure{reason, reply, enhanced};
-    if (current_) finish_transaction(&failure);
+    while (!active_.empty()) finish_transaction(&failure);
     std::deque<std::unique_ptr<Batch>> queued = std::exchange(queue_, {});
     for (auto& batch : queued) {
         MessageState& state = *batch->message;
@@ -853,17 +880,19 @@ void ClientSession::send_quit() {
 // ---- output and transcript -----------------------------------------------------------------------------
 
 void ClientSession::command(std::string_view line, std::string_view shown) {
-    note("C: ", shown.empty() ? line : shown);
+    // Transaction commands are the newest transaction's; the rest (EHLO, AUTH, QUIT) the connection's.
+    note(active_.empty() ? nullptr : active_.back().get(), "C: ", shown.empty() ? line : shown);
     if (output_.empty() || output_.back().message) output_.emplace_back();
     output_.back().bytes.append(line).append("\r\n");
 }
 
-void ClientSession::expect(Step step, std::size_t index, bool last) {
-    expected_.push_back(Expect{step, index, last});
+void ClientSession::expect(Batch& batch, Step step, std::size_t index, bool last) {
+    ++batch.outstanding;
+    expected_.push_back(Expect{step, &batch, index, last});
 }
 
-void ClientSession::note(std::string_view prefix, std::string_view line) {
-    std::string& transcript = current_ ? current_->message->transcript : setup_transcript_;
+void ClientSession::note(Batch* batch, std::string_view prefix, std::string_view line) {
+    std::string& transcript = batch ? batch->message->transcript : setup_transcript_;
     if (transcript.ends_with(kTruncated)) return;
     if (transcript.size() + prefix.size() + line.size() + 1 > config_.limits.max_transcript) {
         transcript += kTruncated;

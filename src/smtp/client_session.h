@@ -3,7 +3,9 @@
 // out. No socket, clock or DNS. It speaks EHLO (HELO when EHLO is refused), STARTTLS (RFC 3207), AUTH
 // PLAIN/LOGIN (RFC 4954, only under TLS), PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152, with
 // the 7-bit downgrade for peers without it), SMTPUTF8 (RFC 6531), CHUNKING/BDAT (RFC 3030) and DSN
-// (RFC 3461), and carries several messages over one connection (RSET between transactions).
+// (RFC 3461), and carries several messages over one connection (RSET between transactions). With PIPELINING
+// the next transaction's RSET, MAIL, RCPT and DATA follow the end of a message's content without waiting for
+// its reply (RFC 2920 3.1: content may start a group, DATA ends one), so a message costs one round trip.
 #pragma once
 
 #include <cstddef>
@@ -93,6 +95,9 @@ struct MessageResult {  // exactly one per enqueued message
     std::string id;
     std::vector<RecipientResult> recipients;  // in the order given
     std::string transcript;  // "C: ..."/"S: ..." lines: connection set-up, then this message's commands
+    // The peer answered this message's MAIL FROM. False when the connection failed (or was refused) before
+    // the message was tried: then no reply of the peer's decided anything about it.
+    bool answered = false;
 };
 struct TlsHandshake {};  // write pending output, do the TLS client handshake, then tls_started()
 struct Idle {};          // nothing queued: enqueue() another message or quit()
@@ -130,9 +135,12 @@ public:
     bool has_output() const;
     std::optional<ClientEvent> poll_event();
     bool closed() const { return state_ == State::closed; }
+    // Greeted (and secured, logged in): transactions run now.
+    bool ready() const { return state_ == State::ready; }
 
-    // Queues a message for this peer; it starts as soon as the connection is ready. After the session
-    // closed, the message is deferred at once (its MessageResult comes from poll_event()).
+    // Queues a message for this peer; it starts as soon as the connection is ready (with PIPELINING, as soon
+    // as the message before it has sent its content, so queue the next one early to save a round trip).
+    // After the session closed, the message is deferred at once (its MessageResult comes from poll_event()).
     void enqueue(OutgoingMessage message);
     // Ends the session politely: QUIT now if idle, else after the running and queued transactions.
     void quit();
@@ -165,10 +173,12 @@ private:
     };
     // What each outstanding reply answers, in order: pipelined commands are matched to replies by it.
     enum class Step { rset, mail, rcpt, data, data_end, bdat, dot_only };
+    struct Batch;
     struct Expect {
         Step step;
-        std::size_t index = 0;  // the recipient of a RCPT
-        bool last = false;      // the BDAT LAST chunk
+        Batch* batch = nullptr;  // the transaction it belongs to (one of active_)
+        std::size_t index = 0;   // the recipient of a RCPT
+        bool last = false;       // the BDAT LAST chunk
     };
     // One enqueued message: its prepared bytes, results and transcript.
     struct MessageState {
@@ -179,6 +189,7 @@ private:
         bool prepared = false;
         bool body_8bit = false;       // BODY=8BITMIME
         bool smtputf8_param = false;  // SMTPUTF8 on MAIL
+        bool answered = false;        // a reply to one of its MAIL commands came
     };
 
     // One transaction: a message and some of its recipients.
@@ -191,6 +202,8 @@ private:
         bool mail_sent = false;
         bool data_sent = false;
         bool last_chunk_sent = false;
+        bool end_sent = false;        // the content and its end went out: the next transaction may follow
+        std::size_t outstanding = 0;  // replies still expected for this transaction
         std::size_t rcpts_sent = 0;
         std::size_t rcpts_answered = 0;
         std::size_t accepted = 0;
@@ -218,16 +231,16 @@ private:
     void on_starttls(const Reply& reply);
     void on_auth(const Reply& reply);
     void on_rset(const Reply& reply);
-    void on_mail(const Reply& reply);
-    void on_rcpt(const Reply& reply, std::size_t index);
-    void on_data(const Reply& reply);
-    void on_data_end(const Reply& reply);
-    void on_bdat(const Reply& reply, bool last);
+    void on_mail(Batch& batch, const Reply& reply);
+    void on_rcpt(Batch& batch, const Reply& reply, std::size_t index);
+    void on_data(Batch& batch, const Reply& reply);
+    void on_data_end(Batch& batch, const Reply& reply);
+    void on_bdat(Batch& batch, const Reply& reply, bool last);
     void on_quit(const Reply& reply);
 
     void after_hello();
     void start_auth();
-    void next_transaction();
+    bool start_next();
     void prepare(MessageState& message);
     void prepare_body(MessageState& message);
     void fail_remaining(MessageState& message, std::string_view enhanced, const std::string& text);
@@ -239,7 +252,7 @@ private:
         const Reply* reply;
         std::string_view enhanced;
     };
-    void finish_transaction(const Failure* failure = nullptr);
+    void finish_transaction(const Failure* failure = nullptr);  // the oldest active one
     RecipientResult deferral(std::string address, const Failure& failure) const;
     void close_batch(MessageState& message);
     void fail_connection(const std::string& reason, const Reply* reply, bool send_quit,
@@ -250,8 +263,9 @@ private:
     bool chunking() const { return config_.use_chunking && extensions_.chunking; }
 
     void command(std::string_view line, std::string_view shown = {});
-    void expect(Step step, std::size_t index = 0, bool last = false);
-    void note(std::string_view prefix, std::string_view line);
+    void expect(Batch& batch, Step step, std::size_t index = 0, bool last = false);
+    // Appends to the transcript of `batch`'s message, or to the set-up transcript when null.
+    void note(Batch* batch, std::string_view prefix, std::string_view line);
 
     ClientConfig config_;
     State state_ = State::greeting;
@@ -270,7 +284,9 @@ private:
     std::deque<Output> output_;
     std::deque<ClientEvent> events_;
     std::deque<std::unique_ptr<Batch>> queue_;
-    std::unique_ptr<Batch> current_;
+    // Transactions started and not yet finished, oldest first: more than one only while pipelining, when the
+    // newest has sent its content and the older ones wait for their last replies.
+    std::deque<std::unique_ptr<Batch>> active_;
     std::string setup_transcript_;  // greeting, EHLO, STARTTLS, AUTH: shared by every message's transcript
 };
 

@@ -1,4 +1,5 @@
 """Postfix (Debian's package, a throw-away instance) and magpied exchanging mail over SMTP on loopback."""
+import re
 import shutil
 import smtplib
 import time
@@ -9,7 +10,7 @@ from conftest import DOMAIN, Magpied, host_network
 from peers import Postfix, instance_dir, postfix_available
 
 pytestmark = [pytest.mark.skipif(not postfix_available(), reason="needs root and the postfix package"),
-              host_network]  # Postfix on the fixed 127.0.0.4:2526 and :2527
+              host_network]  # Postfix on the fixed 127.0.0.4:2526, :2527 and :2528
 
 ALICE = f"alice@{DOMAIN}"
 
@@ -84,6 +85,56 @@ def test_magpied_delivers_to_postfix(tmp_path):
                 break
             time.sleep(0.2)
         assert "delivered" in shown and "250" in shown, shown
+    finally:
+        server.stop()
+        postfix.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_magpied_pipelines_several_messages_to_postfix_over_one_connection(tmp_path):
+    """Five queued messages go to Postfix's smtpd over one connection, each transaction pipelined right behind
+    the end of the previous one's data (RFC 2920 3.1); the one whose recipient Postfix refuses at RCPT fails
+    alone with Postfix's own reply, and the others arrive whole, each once."""
+    (tmp_path / "magpied").mkdir()
+    root = instance_dir()
+    postfix = Postfix(root, host="127.0.0.4", port=2528, hostname="mx.hamburger.test",
+                      domains=["hamburger.test"], users=["bob@hamburger.test"])
+    server = Magpied(tmp_path / "magpied", tls=True,
+                     sections={"queue.route": {"domain": "hamburger.test", "host": "127.0.0.4", "port": 2528}})
+    server.config.write_text(server.config.read_text().replace("[queue.route]", "[[queue.route]]"))
+    server.magpie("domain", "add", DOMAIN)
+    server.add_user(ALICE)
+    entries = []
+    try:
+        for i in range(5):  # queued before magpied starts: all due at once, for one connection
+            to = "nobody@hamburger.test" if i == 2 else "bob@hamburger.test"
+            path = tmp_path / f"message-{i}.eml"
+            path.write_bytes((f"From: Alice <{ALICE}>\r\nTo: <{to}>\r\nSubject: pipelined {i}\r\n"
+                              f"Message-ID: <pipelined-{i}@example.test>\r\n\r\nNumber {i}.\r\n").encode())
+            added = server.magpie("queue", "add", "--from", ALICE, "--to", to, str(path))
+            entries.append(added.stdout.decode().strip())
+        postfix.start()
+        server.start()
+        deadline = time.time() + 60
+        shown = {}
+        while time.time() < deadline:
+            shown = {e: server.magpie("queue", "show", e).stdout.decode() for e in entries}
+            if all(re.search(r"recipient \S+: (delivered|failed)", text) for text in shown.values()):
+                break
+            time.sleep(0.2)
+        for i, entry in enumerate(entries):
+            expected = "failed" if i == 2 else "delivered"
+            assert re.search(rf"recipient \S+: {expected}", shown[entry]), shown[entry] + postfix.log()
+        assert "550" in shown[entries[2]], shown[entries[2]]
+        connections = {re.findall(r"connection (\S+)\n", text)[-1] for text in shown.values()}
+        assert len(connections) == 1, shown
+        received = postfix.messages("bob@hamburger.test", wait=30)
+        deadline = time.time() + 30
+        while len(received) < 4 and time.time() < deadline:
+            time.sleep(0.2)
+            received = postfix.messages("bob@hamburger.test")
+        subjects = sorted(re.search(rb"Subject: (pipelined \d)", m).group(1) for m in received)
+        assert subjects == [b"pipelined 0", b"pipelined 1", b"pipelined 3", b"pipelined 4"], subjects
     finally:
         server.stop()
         postfix.stop()

@@ -394,9 +394,12 @@ TEST(SmtpClient, SendsQueuedMessagesOverOneConnectionWithRsetBetween) {
     c.reply(greeting);
     EXPECT_EQ(c.reply(ehlo_full),
               "MAIL FROM:<alice@example.test> SIZE=5\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
-    EXPECT_EQ(c.reply("250 ok\r\n250 ok\r\n354 go\r\n"), "one\r\n.\r\n");
-    EXPECT_EQ(c.reply("250 2.0.0 queued 1\r\n"),
-              "RSET\r\nMAIL FROM:<alice@example.test> SIZE=5\r\nRCPT TO:<c@example.org>\r\nDATA\r\n");
+    // RFC 2920 3.1: the next transaction follows the end of the content without waiting for its reply.
+    EXPECT_EQ(c.reply("250 ok\r\n250 ok\r\n354 go\r\n"),
+              "one\r\n.\r\nRSET\r\nMAIL FROM:<alice@example.test> SIZE=5\r\nRCPT TO:<c@example.org>\r\n"
+              "DATA\r\n");
+    EXPECT_EQ(c.reply("250 2.0.0 queued 1\r\n"), "");
+    ASSERT_EQ(c.results.size(), 1u);
     EXPECT_EQ(c.reply("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"), "two\r\n.\r\n");
     EXPECT_EQ(c.reply("250 2.0.0 queued 2\r\n"), "QUIT\r\n");
     EXPECT_EQ(c.idles, 0);  // quit() was asked for: no Idle in between
@@ -405,6 +408,94 @@ TEST(SmtpClient, SendsQueuedMessagesOverOneConnectionWithRsetBetween) {
     EXPECT_EQ(c.result(1).text, "queued 2");
     c.reply("221 bye\r\n");
     EXPECT_EQ(c.disconnects, 1);
+}
+
+TEST(SmtpClient, WithoutPipeliningTheNextTransactionWaitsForTheEndOfDataReply) {
+    Client c = greeted(ehlo_plain);
+    c.enqueue(message("m1"));
+    c.enqueue(message("m2"));
+    c.drain();
+    c.reply("250 ok\r\n");
+    c.reply("250 ok\r\n");
+    EXPECT_EQ(c.reply("354 go\r\n"), "Subject: hi\r\n\r\nhello\r\n.\r\n");
+    EXPECT_EQ(c.reply("250 ok\r\n"), "RSET\r\n");
+    ASSERT_EQ(c.results.size(), 1u);
+}
+
+TEST(SmtpClient, PipelinedTransactionsKeepTheirOwnRepliesAndTranscripts) {
+    ClientConfig config = default_config();
+    config.use_chunking = false;
+    Client c = greeted(ehlo_full, config);
+    c.enqueue(message("m1", {"a@example.org"}, "one\r\n"));
+    c.enqueue(message("m2", {"b@example.org", "c@example.org"}, "two\r\n"));
+    c.enqueue(message("m3", {"d@example.org"}, "three\r\n"));
+    c.drain();
+    c.reply("250 ok\r\n250 ok\r\n354 go\r\n");
+    // m1's end of data is refused; m2's envelope, sent behind it, is answered on its own.
+    EXPECT_EQ(c.session.awaiting(), ClientSession::Awaiting::data_end);
+    EXPECT_EQ(c.reply("554 5.7.1 m1 refused\r\n250 reset\r\n250 ok\r\n550 5.1.1 no b\r\n250 ok\r\n"
+                      "354 go\r\n"),
+              "two\r\n.\r\nRSET\r\nMAIL FROM:<alice@example.test> SIZE=7\r\nRCPT TO:<d@example.org>\r\n"
+              "DATA\r\n");
+    ASSERT_EQ(c.results.size(), 1u);
+    EXPECT_EQ(c.result(0).outcome, Outcome::failed);
+    EXPECT_EQ(c.result(0).text, "m1 refused");
+    EXPECT_TRUE(c.results[0].answered);
+    c.reply("250 2.0.0 m2 queued\r\n");
+    ASSERT_EQ(c.results.size(), 2u);
+    EXPECT_EQ(c.results[1].id, "m2");
+    EXPECT_EQ(c.result(1, 0).outcome, Outcome::failed);
+    EXPECT_EQ(c.result(1, 0).code, 550);
+    EXPECT_EQ(c.result(1, 1).outcome, Outcome::delivered);
+    EXPECT_EQ(c.result(1, 1).text, "m2 queued");
+    // Each transcript holds its own commands and replies, whatever else was on the wire in between.
+    const std::string& first = c.results[0].transcript;
+    EXPECT_NE(first.find("C: <message, 5 octets>\nS: 554 5.7.1 m1 refused\n"), std::string::npos);
+    EXPECT_EQ(first.find("RSET"), std::string::npos);
+    const std::string& second = c.results[1].transcript;
+    EXPECT_NE(second.find("C: RSET\nC: MAIL FROM:<alice@example.test> SIZE=5\nC: RCPT TO:<b@example.org>\n"
+                          "C: RCPT TO:<c@example.org>\nC: DATA\nS: 250 reset\n"),
+              std::string::npos);
+    EXPECT_NE(second.find("S: 250 2.0.0 m2 queued\n"), std::string::npos);
+    EXPECT_EQ(second.find("m1 refused"), std::string::npos);
+    EXPECT_EQ(second.find("d@example.org"), std::string::npos);
+    c.reply("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    c.reply("250 2.0.0 m3 queued\r\n");
+    ASSERT_EQ(c.results.size(), 3u);
+    EXPECT_EQ(c.result(2).outcome, Outcome::delivered);
+    EXPECT_EQ(c.idles, 2);  // after the greeting and after the last message: none while one ran
+}
+
+TEST(SmtpClient, ClosingReplyAfterTheDataDefersThePipelinedNextMessageAsNotTried) {
+    ClientConfig config = default_config();
+    config.use_chunking = false;
+    Client c = greeted(ehlo_full, config);
+    c.enqueue(message("m1"));
+    c.enqueue(message("m2"));
+    c.drain();
+    c.reply("250 ok\r\n250 ok\r\n354 go\r\n");
+    EXPECT_EQ(c.reply("421 4.3.2 shutting down\r\n"), "");
+    EXPECT_EQ(c.disconnects, 1);
+    ASSERT_EQ(c.results.size(), 2u);
+    EXPECT_EQ(c.result(0).outcome, Outcome::deferred);
+    EXPECT_TRUE(c.results[0].answered);
+    EXPECT_EQ(c.result(1).outcome, Outcome::deferred);
+    EXPECT_FALSE(c.results[1].answered);  // its MAIL got no reply: the caller may send it elsewhere now
+}
+
+TEST(SmtpClient, PipelinesTheNextTransactionBehindTheLastBdatChunk) {
+    Client c = greeted(ehlo_full);
+    c.enqueue(message("m1", {"a@example.org"}, "one\r\n"));
+    c.enqueue(message("m2", {"b@example.org"}, "two\r\n"));
+    c.drain();
+    EXPECT_EQ(c.reply("250 ok\r\n250 ok\r\n"),
+              "BDAT 5 LAST\r\none\r\nRSET\r\nMAIL FROM:<alice@example.test> SIZE=5\r\n"
+              "RCPT TO:<b@example.org>\r\n");
+    EXPECT_EQ(c.reply("250 2.0.0 one\r\n250 ok\r\n250 ok\r\n250 ok\r\n"), "BDAT 5 LAST\r\ntwo\r\n");
+    c.reply("250 2.0.0 two\r\n");
+    ASSERT_EQ(c.results.size(), 2u);
+    EXPECT_EQ(c.result(0).text, "one");
+    EXPECT_EQ(c.result(1).text, "two");
 }
 
 TEST(SmtpClient, RefusedRsetDefersTheRestAndQuits) {
