@@ -214,6 +214,21 @@ std::vector<VacationReply> plan_vacation_replies(store::Store& store, const Reci
     return out;
 }
 
+// Whether `account_id` has a VacationResponse that is enabled (its dates are left to plan_vacation_replies);
+// true when the store cannot tell, so that the planning decides.
+bool vacation_may_be_on(store::Store& store, std::int64_t account_id) {
+    auto list = store.list_jmap_objects(account_id, kVacationType);
+    if (!list) return true;
+    for (const auto& object : list->objects) {
+        if (object.destroyed) continue;
+        auto vacation = nlohmann::json::parse(object.data, nullptr, false);
+        if (!vacation.is_object()) continue;
+        const auto enabled = vacation.find("isEnabled");
+        if (enabled != vacation.end() && enabled->is_boolean() && enabled->get<bool>()) return true;
+    }
+    return false;
+}
+
 // A short unique id for logs and the 250 reply: 12 random bytes, hex.
 std::string new_queue_id() {
     std::array<unsigned char, 8> bytes{};
@@ -330,6 +345,7 @@ awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& add
             // Its INBOX, for the delivery (an account without one is left to store_message's own lookup).
             auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
             if (inbox) memo.inbox_id = inbox->id;
+            if (!submission_) memo.vacation = vacation_may_be_on(store_, resolved->account_id);
         }
         return memo;
     });
@@ -411,16 +427,20 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     // recipient RCPT did not remember, is resolved again here.
     std::vector<std::pair<store::RecipientResult, std::string>> local_recipients;  // for vacation replies
     std::optional<std::vector<store::DeliveryTarget>> remembered;
+    bool vacation = true;  // whether a recipient may have a VacationResponse on (unknown unless RCPT looked)
     if (!junk) {
         remembered.emplace();
+        vacation = false;
         std::set<std::int64_t> accounts;
         for (const auto& address : recipients) {
             auto memo = memos.find(address);
             if (memo == memos.end()) {
                 remembered.reset();
                 local_recipients.clear();
+                vacation = true;
                 break;
             }
+            vacation = vacation || memo->second.vacation;
             local_recipients.emplace_back(memo->second.recipient, address);
             if (accounts.insert(memo->second.recipient.account_id).second)
                 remembered->push_back(store::DeliveryTarget{memo->second.inbox_id, {}});
@@ -486,7 +506,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     spdlog::info("smtp: {} from=<{}> to={} size={} peer={} stored blob={}", queue_id, envelope.reverse_path,
                  fmt::join(recipients, ","), size, connection.peer_ip(), delivered->blob_id.substr(0, 16));
     // RFC 3834 2: nothing answers a null reverse path, nor mail we filed as junk.
-    if (auto_reply_signer_ && !junk && !envelope.reverse_path.empty()) {
+    if (auto_reply_signer_ && !junk && vacation && !envelope.reverse_path.empty()) {
         auto replying = send_auto_replies(received, envelope.reverse_path, std::move(local_recipients), config);
         co_await std::move(replying);
     }

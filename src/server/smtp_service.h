@@ -82,9 +82,13 @@ private:
     // that a recipient is remote), reused when the transaction's message is stored, so that a message costs
     // one lookup per recipient, not two (issue 17). By address as the client gave it; one connection's,
     // emptied after each message.
+    // Port 25 also notes whether the account had a VacationResponse on: a message for accounts none of which
+    // had one goes without looking for replies to send (a thread hop, a store read and a parse of the message
+    // before its 250). One turned on between RCPT and the end of DATA answers from the next message on.
     struct RcptMemo {
         store::RecipientResult recipient;
         std::int64_t inbox_id = 0;
+        bool vacation = true;
     };
     using RcptMemos = std::map<std::string, RcptMemo, std::less<>>;
 

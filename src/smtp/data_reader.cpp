@@ -1,5 +1,8 @@
 #include "smtp/data_reader.h"
 
+#include <algorithm>
+#include <cstring>
+
 namespace magpie::smtp {
 
 DataReader::DataReader(DataReaderOptions options) : options_(options) {}
@@ -41,14 +44,21 @@ std::size_t DataReader::consume(std::string_view bytes) {
     while (i < bytes.size() && !done_) {
         char c = bytes[i];
         if (!pending_cr_ && !at_line_start_ && c != '\r' && c != '\n') {
-            // Fast path: the rest of a line up to the next CR or LF, appended in one piece.
-            std::size_t end = i;
-            bool high = false;
-            while (end < bytes.size() && bytes[end] != '\r' && bytes[end] != '\n') {
-                high |= static_cast<unsigned char>(bytes[end]) >= 0x80;
-                ++end;
-            }
-            std::size_t length = end - i;
+            // Fast path: the rest of a line up to the next CR or LF, appended in one piece (found with memchr,
+            // and 8-bit octets with a loop the compiler vectorizes: issue 17, a 64 KiB message is 900 lines).
+            // At most a window at a time, so that lines ended by bare LFs (or bare CRs) cost no more than
+            // that each: the first search would otherwise run to the end of the input at every line.
+            constexpr std::size_t window = 512;
+            const char* line = bytes.data() + i;
+            std::size_t rest = std::min(bytes.size() - i, window);
+            const auto* cr = static_cast<const char*>(std::memchr(line, '\r', rest));
+            std::size_t length = cr != nullptr ? static_cast<std::size_t>(cr - line) : rest;
+            if (const auto* lf = static_cast<const char*>(std::memchr(line, '\n', length)); lf != nullptr)
+                length = static_cast<std::size_t>(lf - line);
+            unsigned char bits = 0;
+            for (std::size_t k = 0; k < length; ++k) bits |= static_cast<unsigned char>(line[k]);
+            const bool high = (bits & 0x80) != 0;
+            const std::size_t end = i + length;
             line_length_ += length;
             // RFC 5321 4.5.3.1.6: 1000 octets including the CRLF.
             if (line_length_ + 2 > options_.max_text_line) line_too_long_ = true;

@@ -26,6 +26,13 @@ namespace {
 
 constexpr std::string_view kTemporaryPrefix = ".tmp-";
 
+// SHA-256 fetched from OpenSSL's provider once: EVP_sha256() makes every digest look the algorithm up again
+// (OpenSSL 3's implicit fetch: a lock and a search of the method store per message hashed).
+const EVP_MD* sha256() {
+    static EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+}
+
 Error errno_error(std::string_view what, const std::filesystem::path& path, int error_number) {
     Errc code = error_number == ENOENT ? Errc::not_found : Errc::io_error;
     return make_error(code, fmt::format("{} {}: {}", what, path.string(), std::strerror(error_number)));
@@ -174,7 +181,7 @@ private:
     // SHA-256 of the file, read back in slices from the page cache: memory stays bounded.
     Result<std::string> digest() {
         std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-        if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+        if (!context || EVP_DigestInit_ex(context.get(), sha256(), nullptr) != 1) {
             return make_error(Errc::internal, "SHA-256 unavailable in OpenSSL");
         }
         std::vector<char> buffer(256 * 1024);
@@ -231,7 +238,7 @@ Result<std::string> MemoryBlobReader::read(std::uint64_t offset, std::size_t len
 std::string blob_id_of(std::string_view content) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
-    if (EVP_Digest(content.data(), content.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    if (EVP_Digest(content.data(), content.size(), digest, &length, sha256(), nullptr) != 1) {
         // Only an OpenSSL that cannot run SHA-256 gets here: a broken installation, not an input error.
         throw std::runtime_error("SHA-256 unavailable in OpenSSL");
     }
@@ -346,7 +353,7 @@ Result<BlobFiles::Digest> BlobFiles::digest(std::string_view blob_id) const {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return errno_error("open", path, errno);
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-    if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+    if (!context || EVP_DigestInit_ex(context.get(), sha256(), nullptr) != 1) {
         throw std::runtime_error("SHA-256 unavailable in OpenSSL");
     }
     Digest digest;

@@ -92,6 +92,20 @@ TEST(SmtpDataReader, LineLengthCountsTheStuffingDot) {
     EXPECT_TRUE(reader.line_too_long());
 }
 
+// Lines longer than the fast path's search window, and an 8-bit octet past it, read like short ones.
+TEST(SmtpDataReader, LongLinesAndLateEightBitOctets) {
+    DataReader reader(DataReaderOptions{.max_text_line = 10000, .max_message_size = 100000,
+                                        .bare_line_ending = BareLineEnding::normalize, .dot_stuffed = true});
+    std::string line(3000, 'x');
+    std::string late = std::string(1500, 'y') + "\xc3\xa9";
+    std::string input = line + "\r\n" + late + "\r\nbare\nlf\r\n.\r\n";
+    EXPECT_EQ(reader.consume(input), input.size());
+    EXPECT_TRUE(reader.done());
+    EXPECT_TRUE(reader.saw_8bit());
+    EXPECT_FALSE(reader.line_too_long());
+    EXPECT_EQ(reader.take_data(), line + "\r\n" + late + "\r\nbare\r\nlf\r\n");
+}
+
 TEST(SmtpDataReader, ChunkModeKeepsDotsAndEndsLastLine) {
     DataReader reader(DataReaderOptions{.max_text_line = 1000,
                                         .max_message_size = 1000,

@@ -592,6 +592,33 @@ TEST(SmtpServer, EverySplitPointGivesIdenticalOutput) {
     }
 }
 
+// Content read straight from the fed bytes (nothing buffered before it): the message, the octets after its
+// end (held while the message is stored) and a stuffed dot split from its line all come out as when buffered.
+TEST(SmtpServer, ContentFedOnItsOwnReadsLikeBufferedContent) {
+    Driver d = with_recipient();
+    EXPECT_EQ(d.send("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    d.hold_store = true;
+    EXPECT_EQ(d.send("Subject: s\r\n\r\nline one\r\n"), "");
+    EXPECT_EQ(d.send("."), "");
+    EXPECT_EQ(d.send(".dot\r\nlast\r"), "");
+    EXPECT_EQ(d.send("\n.\r\nRSET\r\nNOOP\r\n"), "");
+    ASSERT_EQ(d.messages.size(), 1u);
+    EXPECT_EQ(d.messages[0].data, "Subject: s\r\n\r\nline one\r\n.dot\r\nlast\r\n");
+    d.hold_store = false;
+    std::size_t before = d.output.size();
+    d.session.stored(Result<std::string>("Q1"));
+    d.pump();
+    EXPECT_EQ(d.output.substr(before), "250 2.0.0 OK Q1\r\n250 2.0.0 OK\r\n250 2.0.0 OK\r\n");
+
+    // A BDAT chunk arriving in pieces of its own.
+    d.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@x.org>\r\n");
+    EXPECT_EQ(d.send("BDAT 10 LAST\r\nhel"), "");
+    EXPECT_EQ(d.send("lo"), "");
+    EXPECT_EQ(d.send("world"), "250 2.0.0 OK Q2\r\n");
+    ASSERT_EQ(d.messages.size(), 2u);
+    EXPECT_EQ(d.messages[1].data, "helloworld\r\n");
+}
+
 TEST(SmtpServer, InputWaitsWhileAVerdictIsOutstanding) {
     Driver d = in_transaction();
     d.hold_rcpt = true;

@@ -174,6 +174,18 @@ std::int64_t Connection::last_insert_rowid() const { return sqlite3_last_insert_
 int Connection::changes() const { return sqlite3_changes(db_); }
 
 Result<void> Connection::exec(std::string_view sql) {
+    // One statement (BEGIN, COMMIT, SAVEPOINT, RELEASE: a group commit runs two per item and a read snapshot
+    // two per read) is prepared once and kept like any other, instead of being parsed again at every call
+    // (issue 17: sqlite3_exec prepares, steps and finalizes each time). Several statements go to sqlite3_exec.
+    if (sql.find(';') == std::string_view::npos) {
+        auto statement = prepare(std::string(sql));
+        if (!statement) return statement.error();
+        if (statement->stmt_ == nullptr) return {};  // only whitespace or a comment
+        int rc = SQLITE_ROW;
+        while (rc == SQLITE_ROW) rc = sqlite3_step(statement->stmt_);
+        if (rc == SQLITE_DONE) return {};
+        return sqlite_error(sqlite3_extended_errcode(db_), fmt::format("exec ({})", sqlite3_errmsg(db_)));
+    }
     std::string text(sql);
     char* message = nullptr;
     int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &message);

@@ -128,6 +128,7 @@ SqliteStore::SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writ
       writer_(std::move(writer)),
       readers_(options_.data_dir / "magpie.db", options_.max_readers, options_.busy_timeout_ms) {
     if (!writer_) return;
+    start_checkpointer();
     committer_ = std::thread([this] { committer_loop(); });
     for (std::size_t i = 0; i < std::max<std::size_t>(options_.blob_writer_threads, 1); ++i) {
         blob_writers_.emplace_back([this] { blob_writer_loop(); });
@@ -148,6 +149,7 @@ SqliteStore::~SqliteStore() {
     }
     queue_ready_.notify_all();
     if (committer_.joinable()) committer_.join();
+    stop_checkpointer();
 }
 
 void SqliteStore::set_change_listener(ChangeListener listener) {

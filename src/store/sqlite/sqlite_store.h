@@ -241,6 +241,13 @@ private:
     void enqueue_for_commit(Pending pending);
     void committer_loop();
     void commit_batch(std::vector<Work>& batch);
+    // WAL checkpoints off the commit path (delivery.cpp): a thread of their own with a connection of its own,
+    // woken by the writer's WAL hook after a commit; start_checkpointer() leaves SQLite's autocheckpoint in
+    // place when that connection cannot be opened.
+    void start_checkpointer();
+    void stop_checkpointer();
+    void checkpointer_loop();
+    static int on_wal_commit(void* store, sqlite3* db, const char* name, int frames);
     Result<Delivered> apply_delivery(const Pending& pending, Changes& changes);
     // Inserts the queue entry of a delivery's remote recipients; returns its id.
     Result<std::int64_t> insert_queue_entry(Connection& db, const std::string& blob_id, const OutgoingMessage& outgoing);
@@ -265,6 +272,17 @@ private:
     bool writers_done_ = false;  // the blob writers have exited; the committer drains queue_ and exits
     std::vector<std::thread> blob_writers_;
     std::thread committer_;
+
+    std::unique_ptr<Connection> checkpoint_db_;  // used by the checkpointer thread only
+    std::thread checkpointer_;
+    std::mutex checkpoint_mutex_;
+    std::condition_variable checkpoint_wanted_;
+    bool checkpoint_due_ = false;
+    bool checkpoint_stop_ = false;
+    // The writer's side (committer thread): frames in the log after the last commit, and at how many the
+    // checkpointer is woken next (once per kCheckpointFrames new frames, so it is not kept running).
+    int wal_frames_ = 0;
+    int next_checkpoint_ = 0;
 
     std::mutex listener_mutex_;
     ChangeListener listener_;
