@@ -722,7 +722,7 @@ def scenario_imap(args, report):
                      "default_client_limit = 4096\nmaildir_very_dirty_syncs = yes\n")
     peers = {"argon2id": Dovecot({USER: hashes["ARGON2ID"]}, host="127.0.0.6", extra=dovecot_tuned),
              "sha512-crypt": Dovecot({USER: hashes["SHA512-CRYPT"]}, host="127.0.0.7", extra=dovecot_tuned)}
-    rows, login_rows = [], []
+    rows, login_rows, kinds = [], [], []
     try:
         magpied.start()
         for peer in peers.values():
@@ -742,12 +742,19 @@ def scenario_imap(args, report):
                           f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms errors {r['errors']}", flush=True)
             m = [r["ops_per_second"] for r in results["magpied"]]
             d = [r["ops_per_second"] for r in results["dovecot"]]
+            mp50 = statistics.median(r["p50_ms"] for r in results["magpied"])
+            dp50 = statistics.median(r["p50_ms"] for r in results["dovecot"])
             mp99 = statistics.median(r["p99_ms"] for r in results["magpied"])
             dp99 = statistics.median(r["p99_ms"] for r in results["dovecot"])
-            rows.append(f"| {clients} | {spread(m)} | {mp99:.1f} | {spread(d)} | {dp99:.1f} | "
-                        f"{statistics.median(m) / statistics.median(d):.2f}x |")
-        for scheme, peer, host in (("argon2id", peers["argon2id"], "127.0.0.6"),
-                                   ("sha512-crypt", peers["sha512-crypt"], "127.0.0.7")):
+            merr = sum(r["errors"] + r["failed_clients"] for r in results["magpied"])
+            derr = sum(r["errors"] + r["failed_clients"] for r in results["dovecot"])
+            rows.append(f"| {clients} | {spread(m)} | {mp50:.1f} | {mp99:.1f} | {merr} | {spread(d)} | {dp50:.1f} | "
+                        f"{dp99:.1f} | {derr} | {statistics.median(m) / statistics.median(d):.2f}x |")
+            print(rows[-1], flush=True)
+            kinds.append((clients, results))
+        for scheme, peer, host in (() if args.no_login_mix else
+                                   (("argon2id", peers["argon2id"], "127.0.0.6"),
+                                    ("sha512-crypt", peers["sha512-crypt"], "127.0.0.7"))):
             m = [imap_load("127.0.0.1", magpied.imap_port, 10, args.imap_seconds, "login")["ops_per_second"]
                  for _ in range(args.rounds)]
             d = [imap_load(host, peer.port, 10, args.imap_seconds, "login")["ops_per_second"]
@@ -762,14 +769,33 @@ def scenario_imap(args, report):
         shutil.rmtree(root, ignore_errors=True)
     report.append("## 3. IMAP\n")
     report.append(f"`imap_load --mix realistic` for {args.imap_seconds} s against a {args.imap_messages}-message INBOX "
-                  "(the same messages APPENDed to both): 50-message FETCH windows of FLAGS and ENVELOPE, whole "
-                  "bodies, SEARCH, STORE, APPEND, NOOP and a rare FETCH 1:* (FLAGS). Operations per second, median "
-                  f"(min–max) of {args.rounds} alternating rounds; Dovecot with its login and imap processes reused "
+                  "(the same messages APPENDed to both): 30% 50-message FETCH windows of FLAGS and ENVELOPE, 25% "
+                  "whole bodies (BODY.PEEK[]), 10% SEARCH UNSEEN SUBJECT, 15% STORE of \\Seen, 5% APPEND, 9% NOOP, "
+                  "5% IDLE entered and left, 1% FETCH 1:* (FLAGS). Operations per second, median "
+                  f"(min–max) of {args.rounds} alternating rounds, p50 and p99 latency over all commands (medians of "
+                  "the rounds), errors (NO/BAD answers and failed clients, summed); the window opens once every "
+                  "client has logged in and selected INBOX. Dovecot with its login and imap processes reused "
                   "(service_count = 0) and maildir_very_dirty_syncs.\n")
-    report.append("| clients | magpied ops/s | magpied p99 ms | Dovecot ops/s | Dovecot p99 ms | magpied / Dovecot |")
-    report.append("|---|---|---|---|---|---|")
+    report.append("| clients | magpied ops/s | p50 ms | p99 ms | errors | Dovecot ops/s | p50 ms | p99 ms | errors | "
+                  "magpied / Dovecot |")
+    report.append("|---|---|---|---|---|---|---|---|---|---|")
     report.extend(rows)
     report.append("")
+    report.append("Per command, p50 / p99 ms (medians of the rounds):\n")
+    report.append("| clients | command | magpied | Dovecot |")
+    report.append("|---|---|---|---|")
+    for clients, results in kinds:
+        names = sorted({k for r in results["magpied"] + results["dovecot"] for k in r["kinds"]})
+        for kind in names:
+            cells = []
+            for name in ("magpied", "dovecot"):
+                got = [r["kinds"][kind] for r in results[name] if kind in r["kinds"]]
+                cells.append(f"{statistics.median(g['p50_ms'] for g in got):.1f} / "
+                             f"{statistics.median(g['p99_ms'] for g in got):.1f}" if got else "")
+            report.append(f"| {clients} | {kind} | {cells[0]} | {cells[1]} |")
+    report.append("")
+    if args.no_login_mix:
+        return
     report.append("Login-heavy mix (`imap_load --mix login`, 10 clients: connect, LOGIN, SELECT, FETCH 1:10 (FLAGS), "
                   "LOGOUT, again and again); cycles per second. magpied stores argon2id and remembers a password it "
                   "verified moments ago ([auth] verified_cache_seconds); a wrong password always pays in full.\n")
@@ -907,14 +933,18 @@ def scenario_jmap(args, report):
                           f"pushes {r['push_events']}", flush=True)
             m = [r["ops_per_second"] for r in results["magpied"]]
             c = [r["ops_per_second"] for r in results["cyrus"]]
+            mp50 = statistics.median(r["p50_ms"] for r in results["magpied"])
+            cp50 = statistics.median(r["p50_ms"] for r in results["cyrus"])
             mp99 = statistics.median(r["p99_ms"] for r in results["magpied"])
             cp99 = statistics.median(r["p99_ms"] for r in results["cyrus"])
             merr = sum(r["errors"] for r in results["magpied"])
             cerr = sum(r["errors"] for r in results["cyrus"])
             mpush = statistics.median(r["push_events"] for r in results["magpied"])
             cpush = statistics.median(r["push_events"] for r in results["cyrus"])
-            rows.append(f"| {clients} | {spread(m)} | {mp99:.1f} | {mpush:.0f} | {merr} | {spread(c)} | {cp99:.1f} | "
-                        f"{cpush:.0f} | {cerr} | {statistics.median(m) / statistics.median(c):.2f}x |")
+            rows.append(f"| {clients} | {spread(m)} | {mp50:.1f} | {mp99:.1f} | {mpush:.0f} | {merr} | {spread(c)} | "
+                        f"{cp50:.1f} | {cp99:.1f} | {cpush:.0f} | {cerr} | "
+                        f"{statistics.median(m) / statistics.median(c):.2f}x |")
+            print(rows[-1], flush=True)
     finally:
         cyrus.stop()
         magpied.stop()
@@ -938,9 +968,9 @@ def scenario_jmap(args, report):
                   "password ([auth] verified_cache_seconds). Every client is the same account, so magpied's "
                   "per-account limit on concurrent requests ([http] max_concurrent_requests, 4 by default) is "
                   "raised to 1000 for the run; Cyrus advertises 5 and does not enforce it.\n")
-    report.append("| clients | magpied req/s | p99 ms | pushes | errors | Cyrus req/s | p99 ms | pushes | errors | "
-                  "magpied / Cyrus |")
-    report.append("|---|---|---|---|---|---|---|---|---|---|")
+    report.append("| clients | magpied req/s | p50 ms | p99 ms | pushes | errors | Cyrus req/s | p50 ms | p99 ms | pushes | "
+                  "errors | magpied / Cyrus |")
+    report.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     report.extend(rows)
     report.append("")
 
@@ -1228,6 +1258,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small counts, for checking the harness itself")
     parser.add_argument("--sessions", default=None, help="ingest: session counts, comma-separated (1,10,50)")
     parser.add_argument("--sizes", default=None, help="ingest: message sizes in bytes, comma-separated (4096,65536)")
+    parser.add_argument("--clients", default=None,
+                        help="imap and jmap: client counts, comma-separated (1,10,100), e.g. 100 to run one count alone")
+    parser.add_argument("--no-login-mix", action="store_true", help="imap: skip the login-heavy mix")
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     args.sessions_given, args.sizes_given = args.sessions, args.sizes
@@ -1251,6 +1284,8 @@ def main():
         args.sessions = [int(n) for n in args.sessions_given.split(",")]
     if args.sizes_given:
         args.sizes = [int(n) for n in args.sizes_given.split(",")]
+    if args.clients:
+        args.imap_clients = args.jmap_clients = [int(n) for n in args.clients.split(",")]
     if not MAGPIED.exists():
         sys.exit(f"{MAGPIED} is missing: run `make release` first")
     probe_dir = Path(tempfile.mkdtemp(prefix="magpie-bench-probe-"))

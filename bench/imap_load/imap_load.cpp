@@ -6,8 +6,11 @@
 //             --mix realistic|login [--source-base 127.2]
 //
 // realistic: log in once, SELECT INBOX, then loop over weighted commands: FETCH of a 50-message window (FLAGS
-// ENVELOPE), BODY.PEEK[] of one message, SEARCH, STORE of \Seen on and off, APPEND to a side mailbox, NOOP, and a
-// rare FETCH 1:* (FLAGS) as a reconnecting client's resync. login: connect, LOGIN, SELECT, FETCH 1:10 (FLAGS),
+// ENVELOPE) 30%, BODY.PEEK[] of one message 25%, SEARCH 10%, STORE of \Seen on and off 15%, APPEND to a side
+// mailbox 5%, NOOP 9%, IDLE entered and left (DONE) 5%, and a rare FETCH 1:* (FLAGS) 1% as a reconnecting
+// client's resync (at 10,000 messages that one command outputs 10,000 lines). The clock starts once every client
+// has logged in and selected (a barrier): a login storm (argon2id at the peer) is not part of the mix's rate;
+// login and select latencies are reported apart ("setup_*" kinds) and left out of the totals. login: connect, LOGIN, SELECT, FETCH 1:10 (FLAGS),
 // LOGOUT, again and again, as phones and pollers do. Each client connects from its own loopback source address
 // (--source-base A.B gives A.B.x.y) so servers' per-address limits do not apply.
 #include <arpa/inet.h>
@@ -17,13 +20,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -89,6 +95,19 @@ public:
         std::string reply = line();
         if (reply.empty() || reply[0] != '+') return false;
         send(message + "\r\n");
+        return read_until_tagged(tag);
+    }
+
+    // IDLE, its continuation, DONE, the tagged reply; untagged updates on the way are read and dropped.
+    bool idle_once() {
+        std::string tag = "t" + std::to_string(++tags_);
+        send(tag + " IDLE\r\n");
+        for (;;) {
+            std::string l = line();
+            if (!l.empty() && l[0] == '+') break;
+            if (l.rfind(tag + " ", 0) == 0) return false;  // refused
+        }
+        send("DONE\r\n");
         return read_until_tagged(tag);
     }
 
@@ -158,6 +177,26 @@ struct Samples {
     }
 };
 
+// Every client logs in and selects first; the measured window starts when all are ready (or failed).
+struct StartLine {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int waiting = 0;  // clients not yet ready or failed
+    bool started = false;
+    Clock::time_point until;
+    // A client is ready (or gave up): waits for the start and returns the end of the window.
+    Clock::time_point arrive() {
+        std::unique_lock lock(mutex);
+        if (--waiting == 0) changed.notify_all();
+        changed.wait(lock, [&] { return started; });
+        return until;
+    }
+    void leave() {
+        std::lock_guard lock(mutex);
+        if (--waiting == 0) changed.notify_all();
+    }
+};
+
 template <class F>
 void timed(Samples& samples, const std::string& kind, F&& f) {
     auto start = Clock::now();
@@ -168,12 +207,21 @@ void timed(Samples& samples, const std::string& kind, F&& f) {
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
-void realistic(const Options& o, int index, Clock::time_point until, Samples& samples, int messages) {
+void realistic(const Options& o, int index, StartLine& line, Samples& samples, int messages) {
     std::mt19937 random(static_cast<unsigned>(index) * 7919u + 1);
-    Connection c(o, index);
-    timed(samples, "login", [&] { return c.run("LOGIN " + quoted(o.user) + " " + quoted(o.password)); });
-    timed(samples, "select", [&] { return c.run("SELECT INBOX"); });
-    c.run("CREATE bench-append");  // may exist already: NO is fine
+    Clock::time_point until;
+    std::optional<Connection> connection;
+    try {
+        connection.emplace(o, index);
+        timed(samples, "setup_login", [&] { return connection->run("LOGIN " + quoted(o.user) + " " + quoted(o.password)); });
+        timed(samples, "setup_select", [&] { return connection->run("SELECT INBOX"); });
+        connection->run("CREATE bench-append");  // may exist already: NO is fine
+    } catch (...) {
+        line.leave();
+        throw;
+    }
+    until = line.arrive();
+    Connection& c = *connection;
     const std::string append_body =
         "From: load@bench.test\r\nTo: " + o.user + "\r\nSubject: appended\r\n\r\nappended by imap_load\r\n";
     std::uniform_int_distribution<int> pick(1, 100);
@@ -196,8 +244,12 @@ void realistic(const Options& o, int index, Clock::time_point until, Samples& sa
             });
         } else if (p <= 85) {
             timed(samples, "append", [&] { return c.append("bench-append", append_body); });
-        } else if (p <= 97) {
+        } else if (p <= 94) {
             timed(samples, "noop", [&] { return c.run("NOOP"); });
+        } else if (p <= 99) {
+            // A client that keeps IDLE between its commands: in, at once out (the updates that came meanwhile
+            // are read with the tagged reply).
+            timed(samples, "idle", [&] { return c.idle_once(); });
         } else {
             timed(samples, "fetch_all_flags", [&] { return c.run("FETCH 1:* (FLAGS)"); });
         }
@@ -205,7 +257,8 @@ void realistic(const Options& o, int index, Clock::time_point until, Samples& sa
     c.run("LOGOUT");
 }
 
-void logins(const Options& o, int index, Clock::time_point until, Samples& samples) {
+void logins(const Options& o, int index, StartLine& line, Samples& samples) {
+    Clock::time_point until = line.arrive();
     while (Clock::now() < until) {
         auto start = Clock::now();
         Connection c(o, index);
@@ -219,7 +272,9 @@ void logins(const Options& o, int index, Clock::time_point until, Samples& sampl
 
 double percentile(std::vector<double>& v, double q) {
     if (v.empty()) return 0;
-    std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())));
+    // Nearest rank: the smallest value with at least q of the samples at or below it.
+    const double rank = std::ceil(q * static_cast<double>(v.size()));
+    std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(std::max(1.0, rank)) - 1);
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
     return v[i];
 }
@@ -275,21 +330,31 @@ int main(int argc, char** argv) {
         return 1;
     }
     Samples samples;
-    auto start = Clock::now();
-    auto until = start + std::chrono::seconds(o.seconds);
+    StartLine line;
+    line.waiting = o.clients;
     std::vector<std::thread> threads;
     std::atomic<int> failed_clients{0};
     for (int i = 0; i < o.clients; ++i) {
         threads.emplace_back([&, i] {
             try {
-                if (o.mix == "login") logins(o, i, until, samples);
-                else realistic(o, i, until, samples, messages);
+                if (o.mix == "login") logins(o, i, line, samples);
+                else realistic(o, i, line, samples, messages);
             } catch (const std::exception& e) {
                 ++failed_clients;
                 std::fprintf(stderr, "imap_load: client %d: %s\n", i, e.what());
             }
         });
     }
+    // The window opens once every client is logged in with INBOX selected (realistic) or at once (login).
+    Clock::time_point start;
+    {
+        std::unique_lock lock(line.mutex);
+        line.changed.wait_for(lock, std::chrono::seconds(300), [&] { return line.waiting <= 0; });
+        start = Clock::now();
+        line.until = start + std::chrono::seconds(o.seconds);
+        line.started = true;
+    }
+    line.changed.notify_all();
     for (auto& t : threads) t.join();
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     std::vector<double> all;
@@ -297,7 +362,7 @@ int main(int argc, char** argv) {
                 elapsed, static_cast<unsigned long long>(samples.errors.load()), failed_clients.load());
     bool first = true;
     for (auto& [kind, v] : samples.millis) {
-        all.insert(all.end(), v.begin(), v.end());
+        if (!kind.starts_with("setup_")) all.insert(all.end(), v.begin(), v.end());
         std::printf("%s\"%s\": {\"ops\": %zu, \"p50_ms\": %.2f, \"p99_ms\": %.2f}", first ? "" : ", ", kind.c_str(),
                     v.size(), percentile(v, 0.5), percentile(v, 0.99));
         first = false;

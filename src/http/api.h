@@ -38,6 +38,9 @@ struct ApiLimits {
     // Content checks (a message read for a body, text, bcc, header or hasAttachment condition; each condition
     // on each message counts one) in one Email/query or SearchSnippet/get; beyond: unsupportedFilter.
     std::size_t max_query_message_reads = 100000;
+    // Search terms (words, or quoted phrases) one Email/query "text" or "body" value may hold, each a condition
+    // of its own; beyond: invalidArguments.
+    std::size_t max_search_terms = 64;
     // rcptTo entries of one EmailSubmission (RFC 8621 7.5); beyond: the SetError tooManyRecipients.
     std::size_t max_submission_recipients = 1000;
     // Ids one /changes answers at most, whatever maxChanges the client asks (RFC 8620 5.2 lets it be fewer).

@@ -24,6 +24,7 @@ void ChangeHub::unwatch(std::int64_t account_id, const net::Connection* connecti
 }
 
 void ChangeHub::notify(std::int64_t account_id) {
+    notifications_.fetch_add(1, std::memory_order_acq_rel);
     std::vector<std::shared_ptr<net::Connection>> woken;
     {
         std::lock_guard lock(mutex_);

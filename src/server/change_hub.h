@@ -3,6 +3,7 @@
 // loop then asks its session what changed. Watchers are weak: a closed connection simply drops out.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -19,8 +20,12 @@ public:
     void unwatch(std::int64_t account_id, const net::Connection* connection);
     // Called by the store after a commit (on its committer thread): wakes every watcher of the account.
     void notify(std::int64_t account_id);
+    // How many notify() calls were made so far (any account). A loop that starts watching only after it read the
+    // store compares this with its value from before that read: a change in between woke no one.
+    std::uint64_t notifications() const { return notifications_.load(std::memory_order_acquire); }
 
 private:
+    std::atomic<std::uint64_t> notifications_{0};
     std::mutex mutex_;
     std::unordered_map<std::int64_t, std::vector<std::weak_ptr<net::Connection>>> watchers_;
 };

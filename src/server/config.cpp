@@ -415,7 +415,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
                                "idle_keepalive_interval", "max_line_octets",
                                "max_literal_octets", "max_nesting_depth", "max_sequence_set_ranges",
                                "max_search_keys", "output_slice_octets", "max_connections",
-                               "max_connections_per_ip"}));
+                               "max_connections_per_ip", "write_threads", "search_cache_messages"}));
         MAGPIE_TRY(read_listen(*t, "imap", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "imap", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "imap", "allow_plaintext_login", s.allow_plaintext_login));
@@ -429,9 +429,11 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "imap", "output_slice_octets", s.output_slice_octets));
         MAGPIE_TRY(read(*t, "imap", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "imap", "max_connections_per_ip", s.max_connections_per_ip));
+        MAGPIE_TRY(read(*t, "imap", "write_threads", s.write_threads));
+        MAGPIE_TRY(read(*t, "imap", "search_cache_messages", s.search_cache_messages));
         if (s.max_line_octets < 1000 || s.max_literal_octets == 0 || s.max_nesting_depth == 0 ||
             s.max_sequence_set_ranges == 0 || s.max_search_keys == 0 || s.max_connections == 0 ||
-            s.max_connections_per_ip == 0) {
+            s.max_connections_per_ip == 0 || s.write_threads == 0) {
             return make_error(Errc::invalid_argument, "[imap] limits must be positive (max_line_octets >= 1000)");
         }
         if (s.idle_timeout < 60) return make_error(Errc::invalid_argument, "[imap] idle_timeout is at least 60");
@@ -447,11 +449,12 @@ Result<Config> load_config(const std::filesystem::path& file) {
                               {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout", "max_header_octets",
                                "max_request_octets", "max_upload_octets", "max_concurrent_requests",
                                "max_concurrent_uploads", "max_calls_in_request", "max_objects_in_get",
-                               "max_objects_in_set", "max_query_message_reads", "max_json_depth", "max_json_string_octets", "max_connections",
+                               "max_objects_in_set", "max_query_message_reads", "max_search_terms", "max_json_depth", "max_json_string_octets", "max_connections",
                                "max_connections_per_ip", "websocket_ping_interval", "websocket_idle_timeout",
                                "webmail_dir", "webmail_max_octets", "webmail_session_idle",
                                "webmail_session_lifetime", "webmail_max_sessions", "webmail_max_sessions_per_account",
-                               "max_submission_recipients", "max_changes", "api_threads", "websocket_close_timeout"}));
+                               "max_submission_recipients", "max_changes", "api_threads", "write_threads",
+                               "websocket_close_timeout"}));
         MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "http", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "http", "allow_plaintext_login", s.allow_plaintext_login));
@@ -465,9 +468,11 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "http", "max_objects_in_get", s.max_objects_in_get));
         MAGPIE_TRY(read(*t, "http", "max_objects_in_set", s.max_objects_in_set));
         MAGPIE_TRY(read(*t, "http", "max_query_message_reads", s.max_query_message_reads));
+        MAGPIE_TRY(read(*t, "http", "max_search_terms", s.max_search_terms));
         MAGPIE_TRY(read(*t, "http", "max_submission_recipients", s.max_submission_recipients));
         MAGPIE_TRY(read(*t, "http", "max_changes", s.max_changes));
         MAGPIE_TRY(read(*t, "http", "api_threads", s.api_threads));
+        MAGPIE_TRY(read(*t, "http", "write_threads", s.write_threads));
         MAGPIE_TRY(read(*t, "http", "max_json_depth", s.max_json_depth));
         MAGPIE_TRY(read(*t, "http", "max_json_string_octets", s.max_json_string_octets));
         MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
@@ -479,8 +484,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
         if (s.idle_timeout == 0 || s.max_header_octets < 1024 || s.max_request_octets == 0 ||
             s.max_upload_octets == 0 || s.max_concurrent_requests == 0 || s.max_concurrent_uploads == 0 ||
             s.max_calls_in_request == 0 || s.max_objects_in_get == 0 || s.max_objects_in_set == 0 ||
-            s.max_query_message_reads == 0 || s.max_submission_recipients == 0 || s.max_changes == 0 ||
-            s.api_threads == 0 ||
+            s.max_query_message_reads == 0 || s.max_search_terms == 0 || s.max_submission_recipients == 0 || s.max_changes == 0 ||
+            s.api_threads == 0 || s.write_threads == 0 ||
             s.max_json_depth == 0 || s.max_json_string_octets == 0 || s.max_connections == 0 ||
             s.max_connections_per_ip == 0 || s.websocket_ping_interval == 0 || s.websocket_idle_timeout == 0) {
             return make_error(Errc::invalid_argument, "[http] limits must be positive (max_header_octets >= 1024)");

@@ -72,6 +72,12 @@ struct ImapConfig {
     std::size_t output_slice_octets = 256 * 1024;
     std::size_t max_connections = 2000;
     std::size_t max_connections_per_ip = 50;  // clients open several connections per account
+    // Threads that run logged-in sessions' writes (STORE, EXPUNGE, COPY/MOVE, mailbox changes, SELECT's \Recent
+    // claim): each waits for the group commit's fsync, so they are kept apart from [store] threads (reads).
+    std::size_t write_threads = 8;
+    // Rows SEARCH keeps between commands for its keys on the stored row (FROM/TO/CC/SUBJECT, dates, sizes),
+    // over all mailboxes (a few hundred octets each): a SEARCH then reads only new messages' rows. 0 = none.
+    std::size_t search_cache_messages = 50000;
 };
 
 // The HTTP listener: JMAP (RFC 8620/8621). Every bound below answers with an RFC 7807 problem or the
@@ -94,7 +100,11 @@ struct HttpConfig {
     // Threads for authenticated JMAP work (API requests, uploads, downloads, push state reads), apart from IMAP's
     // store threads, SMTP's look-ups and logins, so heavy JMAP clients delay none of them.
     std::size_t api_threads = 4;
+    // API requests that call a method which writes (/set, /copy, Email/import) run on threads of their own:
+    // each waits for the group commit's fsync, and the reads should not queue behind it.
+    std::size_t write_threads = 8;
     std::size_t max_query_message_reads = 100000;        // content checks in one Email/query (body, text, ...)
+    std::size_t max_search_terms = 64;                   // terms in one Email/query "text" or "body" value
     std::size_t max_json_depth = 64;                     // nested arrays/objects in a request
     std::size_t max_json_string_octets = 1u << 20;       // one JSON string
     std::size_t max_connections = 1000;

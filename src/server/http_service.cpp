@@ -40,6 +40,7 @@ http::ApiLimits api_limits(const HttpConfig& c) {
     limits.max_objects_in_get = c.max_objects_in_get;
     limits.max_objects_in_set = c.max_objects_in_set;
     limits.max_query_message_reads = c.max_query_message_reads;
+    limits.max_search_terms = c.max_search_terms;
     limits.max_submission_recipients = c.max_submission_recipients;
     limits.max_changes = c.max_changes;
     limits.json.max_depth = c.max_json_depth;
@@ -301,10 +302,36 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     co_return json_response(std::get<json>(answer));
 }
 
+namespace {
+
+// Whether an API request calls a method that writes (RFC 8620 5.3 /set, 5.4 /copy, RFC 8621 4.8 Email/import):
+// such a request waits for the group commit on its thread, so it runs on the write pool. A method name is a
+// JSON string, so a body without "/set", "/copy" or "/import" quoted calls none (a false match only picks the
+// other pool).
+bool writes(const std::variant<std::string_view, json>& request) {
+    auto writing = [](std::string_view name) {
+        return name.ends_with("/set") || name.ends_with("/copy") || name.ends_with("/import");
+    };
+    if (auto* body = std::get_if<std::string_view>(&request)) {
+        return body->find("/set\"") != std::string_view::npos || body->find("/copy\"") != std::string_view::npos ||
+               body->find("/import\"") != std::string_view::npos;
+    }
+    const json& parsed = std::get<json>(request);
+    auto calls = parsed.find("methodCalls");
+    if (calls == parsed.end() || !calls->is_array()) return false;
+    for (const auto& call : *calls) {
+        if (call.is_array() && !call.empty() && call[0].is_string() && writing(call[0].get_ref<const std::string&>()))
+            return true;
+    }
+    return false;
+}
+
+}  // namespace
+
 awaitable<http::Answer> HttpService::run_api(const store::Account& account, const Config& config,
                                              std::variant<std::string_view, json> request) {
     auto& store = services_.store;
-    auto& executor = services_.executor;
+    auto& executor = writes(request) ? services_.write_executor : services_.executor;
     const auto limits = api_limits(config.http);
     auto dispatcher = http::make_dispatcher(
         store, account, limits, [this, &config](const store::Account& who, const http::OutgoingSubmission& outgoing) {

@@ -32,6 +32,9 @@ struct HttpServices {
     auth::LoginThrottle& throttle;
     auth::VerifiedCache* verified_cache;
     StoreExecutor& executor;        // authenticated work: the API pool ([http] api_threads)
+    // API requests that call a method which writes (…/set, …/import, …/copy): each waits for the group commit's
+    // fsync on its thread, so they run apart from the reads ([http] write_threads).
+    StoreExecutor& write_executor;
     StoreExecutor& login_executor;  // unauthenticated work: password, token and cookie checks, autoconfig
     ChangeHub& hub;
     // EmailSubmission's way out, shared with SMTP submission: the DKIM keys now, and the queue's wake-up.

@@ -1,7 +1,7 @@
 // The IMAP server's IO side (143 with STARTTLS, 993 with implicit TLS): a coroutine per connection that
 // feeds client bytes to an imap::Session, runs it, answers its typed store requests (one call each on the
-// store executor; an APPEND's commit through the group committer), writes the responses, and wakes IDLE
-// sessions when the ChangeHub says their account's mail changed. The session itself runs on the network
+// store executor, writes on a pool of their own; an APPEND's commit through the group committer), writes the
+// responses, and wakes IDLE sessions (only those) when the ChangeHub says their account's mail changed. The session itself runs on the network
 // thread (it only parses and formats) and holds no store; password checks are requests run on the login pool.
 #pragma once
 
@@ -20,12 +20,14 @@ namespace magpie::server {
 
 class ImapService {
 public:
-    // `executor` runs logged-in sessions' commands; `login_executor` runs everything before authentication,
-    // so unauthenticated clients compete only with each other.
+    // `executor` runs logged-in sessions' commands; `write_executor` their writes that wait for the group commit
+    // (imap::waits_for_commit: STORE, EXPUNGE, COPY/MOVE, mailbox changes), so reads never queue behind an fsync;
+    // `login_executor` runs everything before authentication, so unauthenticated clients compete only with
+    // each other.
     ImapService(std::shared_ptr<const Config> config, imap::SessionServices& services, StoreExecutor& executor,
-                StoreExecutor& login_executor, ChangeHub& hub)
-        : config_(std::move(config)), services_(services), executor_(executor), login_executor_(login_executor),
-          hub_(hub) {}
+                StoreExecutor& write_executor, StoreExecutor& login_executor, ChangeHub& hub)
+        : config_(std::move(config)), services_(services), executor_(executor), write_executor_(write_executor),
+          login_executor_(login_executor), hub_(hub) {}
 
     void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
 
@@ -35,6 +37,7 @@ private:
     std::shared_ptr<const Config> config_;
     imap::SessionServices& services_;
     StoreExecutor& executor_;
+    StoreExecutor& write_executor_;
     StoreExecutor& login_executor_;
     ChangeHub& hub_;
 };

@@ -143,9 +143,11 @@ Result<void> Server::start() {
     // 90 ms of CPU per try) never delay mail or logged-in users, and IMAP or JMAP searches never delay RCPT
     // checks or each other.
     store_executor_ = std::make_unique<StoreExecutor>(c.store.threads);
+    imap_write_executor_ = std::make_unique<StoreExecutor>(c.imap.write_threads);
     lookup_executor_ = std::make_unique<StoreExecutor>(c.store.lookup_threads);
     login_executor_ = std::make_unique<StoreExecutor>(c.auth.login_threads);
     http_executor_ = std::make_unique<StoreExecutor>(c.http.api_threads);
+    http_write_executor_ = std::make_unique<StoreExecutor>(c.http.write_threads);
 
     // An upgrade from the interim queue file: its unfinished entries join the store's queue before anything
     // is delivered or accepted; a file that cannot be read stops magpied rather than lose its mail.
@@ -190,12 +192,17 @@ Result<void> Server::start() {
     verified_cache_ = std::make_unique<auth::VerifiedCache>(
         auth::VerifiedCacheOptions{c.auth.verified_cache_seconds, c.auth.verified_cache_entries});
     imap_services_ = std::make_unique<imap::SessionServices>(imap::SessionServices{
-        .store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_, .verified_cache = verified_cache_.get()});
-    imap_ = std::make_unique<ImapService>(config_, *imap_services_, *store_executor_, *login_executor_, change_hub_);
+        .store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_, .verified_cache = verified_cache_.get(),
+        .search_rows = c.imap.search_cache_messages == 0
+                           ? nullptr
+                           : std::make_shared<imap::SearchRowCache>(c.imap.search_cache_messages)});
+    imap_ = std::make_unique<ImapService>(config_, *imap_services_, *store_executor_, *imap_write_executor_,
+                                          *login_executor_, change_hub_);
     imap_limiter_ = std::make_shared<net::ConnectionLimiter>(c.imap.max_connections, c.imap.max_connections_per_ip);
     http_ = std::make_unique<HttpService>(
         config_, HttpServices{.store = *store_, .hash_limiter = *hash_limiter_, .throttle = *throttle_,
                               .verified_cache = verified_cache_.get(), .executor = *http_executor_,
+                              .write_executor = *http_write_executor_,
                               .login_executor = *login_executor_, .hub = change_hub_,
                               .dkim_signer = [this] { return dkim_signer(); },
                               .queue_changed = [this] {
@@ -373,9 +380,11 @@ int Server::run(const sigset_t& blocked) {
     pool_->join();
     login_executor_->stop();
     http_executor_->stop();
+    http_write_executor_->stop();
     lookup_executor_->stop();
     if (inbound_executor_) inbound_executor_->stop();
     if (queue_executor_) queue_executor_->stop();
+    imap_write_executor_->stop();
     store_executor_->stop();
     spdlog::info("magpied stopped");
     return 0;

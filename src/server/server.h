@@ -61,9 +61,11 @@ private:
     std::filesystem::path config_file_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<StoreExecutor> store_executor_;   // logged-in IMAP sessions
+    std::unique_ptr<StoreExecutor> imap_write_executor_;  // their writes, which wait for the group commit
     std::unique_ptr<StoreExecutor> lookup_executor_;  // SMTP recipient checks and deliveries
     std::unique_ptr<StoreExecutor> login_executor_;   // IMAP sessions before authentication
     std::unique_ptr<StoreExecutor> http_executor_;    // authenticated JMAP work ([http] api_threads)
+    std::unique_ptr<StoreExecutor> http_write_executor_;  // JMAP requests that write ([http] write_threads)
     std::unique_ptr<net::IoPool> pool_;
     std::shared_ptr<net::ConnectionRegistry> registry_ = std::make_shared<net::ConnectionRegistry>();
     std::shared_ptr<net::ConnectionLimiter> smtp_limiter_;

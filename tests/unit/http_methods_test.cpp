@@ -326,6 +326,24 @@ TEST_F(QueryTest, ReadingMoreMessagesThanTheLimitIsRefusedNamingIt) {
     EXPECT_EQ(narrowed[1]["ids"], json::array({plain_})) << narrowed.dump();
 }
 
+// [http] max_search_terms: a "text" or "body" value of more terms than the setting is invalidArguments naming the
+// limit; as many terms as the setting still search.
+TEST_F(QueryTest, MoreSearchTermsThanTheSettingAreRefused) {
+    limits_.max_search_terms = 2;
+    dispatcher_ = make_dispatcher(*store_, account_, limits_);
+    for (const char* key : {"text", "body"}) {
+        auto refused = call("Email/query", {{"filter", {{key, "pelican crossing meet"}}}});
+        ASSERT_EQ(refused[0], "error") << refused.dump();
+        EXPECT_EQ(refused[1]["type"], "invalidArguments") << refused.dump();
+        EXPECT_NE(refused[1]["description"].get<std::string>().find("more than 2 search terms"), std::string::npos)
+            << refused.dump();
+        auto snippets = call("SearchSnippet/get", {{"filter", {{key, "pelican crossing meet"}}}, {"emailIds", {plain_}}});
+        EXPECT_EQ(snippets[1]["type"], "invalidArguments") << snippets.dump();
+    }
+    auto allowed = call("Email/query", {{"filter", {{"body", "pelican crossing"}}}});
+    EXPECT_EQ(allowed[1]["ids"], json::array({plain_})) << allowed.dump();
+}
+
 // ---- SearchSnippet/get (RFC 8621 5.1)
 
 TEST_F(QueryTest, SearchSnippetsMarkTheTermsInSubjectAndBody) {

@@ -555,6 +555,47 @@ TEST_F(ImapSessionTest, SearchKeys) {
               "* ESEARCH (TAG \"x\") UID ALL 2\r\nx OK UID SEARCH completed\r\n");
 }
 
+// Issue 17: with the SearchRowCache, SEARCH's row keys find what they find without it, new mail included, and a
+// mailbox deleted and created again under the same name (a new UIDVALIDITY) is never answered from old rows.
+TEST_F(ImapSessionTest, SearchRowCacheFindsNewMailAndNothingOfAMailboxGone) {
+    services_->search_rows = std::make_shared<SearchRowCache>(1000);
+    deliver(demo_, "INBOX", kFirst, {"\\Seen"});
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    auto search = [&](std::string_view criteria) { return send(*session, fmt::format("q SEARCH {}\r\n", criteria)); };
+    EXPECT_EQ(search("FROM alice"), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("SUBJECT report"), "* SEARCH\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(services_->search_rows->cached_messages(), 1u);
+    deliver(demo_, "INBOX", kSecond, {"$Work"});
+    // The SEARCH's own refresh comes after it: the view learns of message 2 at NOOP.
+    EXPECT_THAT(send(*session, "n NOOP\r\n"), HasSubstr("* 2 EXISTS"));
+    EXPECT_EQ(search("SUBJECT report"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("UNSEEN SUBJECT REPORT"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search(fmt::format("LARGER {}", std::strlen(kFirst))), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("SENTON 1-Dec-2026"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(services_->search_rows->cached_messages(), 2u);
+    // Blob keys read whole rows, not the cache's.
+    EXPECT_EQ(search("BODY pineapple"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+
+    send(*session, "c CREATE Box\r\n");
+    deliver(demo_, "Box", kSecond);
+    send(*session, "t SELECT Box\r\n");
+    EXPECT_EQ(search("SUBJECT report"), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    send(*session, "u SELECT INBOX\r\n");
+    send(*session, "d DELETE Box\r\n");
+    send(*session, "e CREATE Box\r\n");
+    deliver(demo_, "Box", kFirst);
+    send(*session, "f SELECT Box\r\n");
+    EXPECT_EQ(search("SUBJECT report"), "* SEARCH\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(search("FROM alice"), "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+
+    // A bound smaller than a mailbox: read whole each time, the same answers, nothing kept of it.
+    services_->search_rows = std::make_shared<SearchRowCache>(1);
+    send(*session, "g SELECT INBOX\r\n");
+    EXPECT_EQ(search("SUBJECT report"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(services_->search_rows->cached_messages(), 0u);
+}
+
 // Issue 12 item 9: SEARCH is case-insensitive in every script (RFC 9051 6.4.4, RFC 5051 i;unicode-casemap)
 // over decoded text: RFC 2047 words, raw UTF-8 headers and charset-converted bodies.
 // Issue 11: SEARCH BODY/TEXT/HEADER over a message larger than a search slice reads it in slices from the

@@ -162,11 +162,9 @@ constexpr std::string_view kFilterConditions[] = {
     "someInThreadHaveKeyword", "noneInThreadHaveKeyword", "hasKeyword", "notKeyword", "hasAttachment", "text",
     "from", "to", "cc", "bcc", "subject", "body", "header"};
 
-// The most search terms one "text" or "body" value may hold: each term is a condition of its own, so a
-// value of a million one-letter words would otherwise make a million filters from one request.
-constexpr std::size_t kMaxSearchTerms = 64;
-
-std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& out) {
+// `max_terms` ([http] max_search_terms): the most search terms one "text" or "body" value may hold. Each term is
+// a condition of its own, so a value of a million one-letter words would otherwise make a million filters.
+std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& out, std::size_t max_terms) {
     store::EmailCondition condition;
     std::vector<store::EmailFilter> text_alternatives;
     for (const auto& item : filter.items()) {
@@ -197,9 +195,9 @@ std::optional<MethodError> to_condition(const json& filter, store::EmailFilter& 
             condition.some_in_thread_have_keyword = store::imap_flag_of_keyword(*text());
         } else if (key == "noneInThreadHaveKeyword" && text()) {
             condition.none_in_thread_have_keyword = store::imap_flag_of_keyword(*text());
-        } else if ((key == "text" || key == "body") && text() && search_terms(*text()).size() > kMaxSearchTerms) {
+        } else if ((key == "text" || key == "body") && text() && search_terms(*text()).size() > max_terms) {
             return MethodError{"invalidArguments",
-                               fmt::format("\"{}\" holds more than {} search terms", key, kMaxSearchTerms)};
+                               fmt::format("\"{}\" holds more than {} search terms", key, max_terms)};
         } else if (key == "text" && text()) {
             // Every term somewhere: in the stored From/To/Cc/Subject or in the Bcc field and the body.
             for (auto& term : search_terms(*text())) {
@@ -268,7 +266,8 @@ store::ContentMatcher content_matcher(const std::shared_ptr<ContentBudget>& budg
     };
 }
 
-std::optional<MethodError> to_filter(const json& filter, store::EmailFilter& out, std::size_t depth) {
+std::optional<MethodError> to_filter(const json& filter, store::EmailFilter& out, std::size_t depth,
+                                     std::size_t max_terms) {
     if (!filter.is_object()) return MethodError{"invalidArguments", "a filter is an object"};
     if (depth > 16) return MethodError{"unsupportedFilter", "the filter is nested too deeply"};
     if (auto op = filter.find("operator"); op != filter.end()) {
@@ -287,12 +286,12 @@ std::optional<MethodError> to_filter(const json& filter, store::EmailFilter& out
         }
         for (const auto& operand : *conditions) {
             store::EmailFilter child;
-            if (auto error = to_filter(operand, child, depth + 1)) return error;
+            if (auto error = to_filter(operand, child, depth + 1, max_terms)) return error;
             out.operands.push_back(std::move(child));
         }
         return std::nullopt;
     }
-    return to_condition(filter, out);
+    return to_condition(filter, out, max_terms);
 }
 
 // Whether an Email's presence in the results depends on the other Emails of its thread (collapseThreads,
@@ -309,10 +308,10 @@ bool has_content(const store::EmailFilter& filter) {
     return std::ranges::any_of(filter.operands, [](const store::EmailFilter& f) { return has_content(f); });
 }
 
-std::variant<store::EmailQuery, MethodError> to_query(const json& args) {
+std::variant<store::EmailQuery, MethodError> to_query(const json& args, std::size_t max_terms) {
     store::EmailQuery query;
     if (auto it = args.find("filter"); it != args.end() && !it->is_null()) {
-        if (auto error = to_filter(*it, query.filter, 0)) return *error;
+        if (auto error = to_filter(*it, query.filter, 0, max_terms)) return *error;
     }
     if (auto it = args.find("sort"); it != args.end() && !it->is_null()) {
         if (!it->is_array()) return MethodError{"invalidArguments", "\"sort\" must be an array"};
@@ -362,7 +361,7 @@ std::variant<store::EmailQuery, MethodError> to_query(const json& args) {
 MethodOutcome email_query(store::Store& store, const store::Account& account, const json& args,
                           const CallContext& context) {
     if (auto error = check_account_id(args, account)) return *error;
-    auto query = to_query(args);
+    auto query = to_query(args, context.limits.max_search_terms);
     if (auto* error = std::get_if<MethodError>(&query)) return *error;
     auto& q = std::get<store::EmailQuery>(query);
     auto budget = std::make_shared<ContentBudget>(ContentBudget{context.limits.max_query_message_reads});
@@ -430,7 +429,8 @@ MethodOutcome email_query_changes(store::Store& store, const store::Account& acc
         max_changes = it->get<std::size_t>();
     }
     auto query = to_query(json{{"filter", args.value("filter", json())}, {"sort", args.value("sort", json())},
-                               {"collapseThreads", args.value("collapseThreads", json(false))}});
+                               {"collapseThreads", args.value("collapseThreads", json(false))}},
+                          context.limits.max_search_terms);
     if (auto* error = std::get_if<MethodError>(&query)) return *error;
     auto& q = std::get<store::EmailQuery>(query);
     auto since = parse_object_id(since_it->get_ref<const std::string&>(), "");
@@ -536,7 +536,7 @@ MethodOutcome search_snippet_get(store::Store& store, const store::Account& acco
     json filter = args.value("filter", json());
     if (!filter.is_null()) {
         store::EmailFilter checked;
-        if (auto error = to_filter(filter, checked, 0)) return *error;
+        if (auto error = to_filter(filter, checked, 0, context.limits.max_search_terms)) return *error;
     }
     std::vector<std::string> terms;
     collect_terms(filter, terms);

@@ -33,6 +33,15 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 // i;unicode-casemap comparator of RFC 5051. Haystacks are decoded text (RFC 2047 words in the summary
 // and header fields, charset-converted bodies), so "åke" finds "=?UTF-8?Q?=C3=85ke?=".
 bool contains_text(std::string_view haystack, std::string_view needle) {
+    // ASCII on both sides (the common case: a subject or an address searched for a word): i;unicode-casemap
+    // is ASCII lower-casing there, so compare in place instead of folding copies of both per message.
+    if (is_ascii(haystack) && is_ascii(needle)) {
+        if (needle.empty()) return true;
+        auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c + 32) : c; };
+        return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [&](char a, char b) {
+                   return lower(static_cast<unsigned char>(a)) == lower(static_cast<unsigned char>(b));
+               }) != haystack.end();
+    }
     return unicode_casemap_contains(haystack, needle);
 }
 
@@ -379,14 +388,114 @@ bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
 
 }  // namespace
 
-Result<request::SearchMessages::Answer> search_messages(store::Store* store, const request::SearchMessages& search) {
-    std::vector<store::Message> rows;
-    if (needs_of(search.criteria) != Needs::view) {
-        if (store == nullptr) return make_error(Errc::internal, "SEARCH needs the store");
-        auto listed = store->list_messages(search.mailbox_id);
-        if (!listed) return listed.error();
-        rows = std::move(*listed);
+namespace {
+
+// A row with only the fields SEARCH's row keys read (see SearchRowCache): no blob id, structure or flags.
+store::Message search_key_row(store::Message&& m) {
+    store::Message row;
+    row.mailbox_id = m.mailbox_id;
+    row.email_id = m.email_id;
+    row.thread_id = m.thread_id;
+    row.uid = m.uid;
+    row.modseq = m.modseq;
+    row.size = m.size;
+    row.internal_date = m.internal_date;
+    row.summary.subject = std::move(m.summary.subject);
+    row.summary.from = std::move(m.summary.from);
+    row.summary.to = std::move(m.summary.to);
+    row.summary.cc = std::move(m.summary.cc);
+    row.summary.date = std::move(m.summary.date);
+    return row;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const SearchRowCache::Rows>> SearchRowCache::rows(store::Store& store, std::int64_t mailbox_id,
+                                                                          std::uint32_t uidvalidity,
+                                                                          std::uint32_t largest_uid) {
+    Entry entry;
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = entries_.find(mailbox_id); it != entries_.end()) {
+            if (it->second.uidvalidity == uidvalidity) {
+                it->second.used = ++clock_;
+                entry = it->second;
+            } else {
+                total_ -= it->second.rows->size();
+                entries_.erase(it);
+            }
+        }
     }
+    if (entry.rows && entry.covered >= largest_uid) return entry.rows;
+    auto next = std::make_shared<Rows>();
+    // Only the UIDs above those read before (new mail); the whole mailbox the first time, or when that is
+    // about as much.
+    if (entry.rows && largest_uid - entry.covered <= entry.rows->size() + 1024) {
+        std::vector<std::uint32_t> uids;
+        uids.reserve(largest_uid - entry.covered);
+        for (std::uint32_t uid = entry.covered + 1; uid <= largest_uid && uid != 0; ++uid) uids.push_back(uid);
+        auto found = store.find_messages(mailbox_id, uids);
+        if (!found) return found.error();
+        next->reserve(entry.rows->size() + found->size());
+        *next = *entry.rows;
+        for (auto& m : *found) next->push_back(search_key_row(std::move(m)));
+    } else {
+        auto listed = store.list_messages(mailbox_id);
+        if (!listed) return listed.error();
+        next->reserve(listed->size());
+        for (auto& m : *listed) next->push_back(search_key_row(std::move(m)));
+    }
+    // Every UID up to the view's largest is read now: one assigned later is larger (UIDs rise in commit order).
+    std::uint32_t covered = largest_uid;
+    if (!next->empty()) covered = std::max(covered, next->back().uid);
+    std::shared_ptr<const Rows> result = std::move(next);
+    std::lock_guard lock(mutex_);
+    keep(mailbox_id, Entry{uidvalidity, covered, result, ++clock_});
+    return result;
+}
+
+void SearchRowCache::keep(std::int64_t mailbox_id, Entry entry) {
+    if (auto it = entries_.find(mailbox_id); it != entries_.end()) {
+        // Another SEARCH of the mailbox may have read further meanwhile: keep the larger.
+        if (it->second.uidvalidity == entry.uidvalidity && it->second.covered >= entry.covered) return;
+        total_ -= it->second.rows->size();
+        entries_.erase(it);
+    }
+    if (entry.rows->size() > max_messages_) return;  // larger than the bound: read whole each time
+    while (total_ + entry.rows->size() > max_messages_ && !entries_.empty()) {
+        auto oldest = std::ranges::min_element(entries_, {}, [](const auto& e) { return e.second.used; });
+        total_ -= oldest->second.rows->size();
+        entries_.erase(oldest);
+    }
+    total_ += entry.rows->size();
+    entries_.emplace(mailbox_id, std::move(entry));
+}
+
+std::size_t SearchRowCache::cached_messages() const {
+    std::lock_guard lock(mutex_);
+    return total_;
+}
+
+Result<request::SearchMessages::Answer> search_messages(store::Store* store, const request::SearchMessages& search,
+                                                        SearchRowCache* cache) {
+    std::vector<store::Message> listed_rows;
+    std::shared_ptr<const SearchRowCache::Rows> cached_rows;
+    const std::vector<store::Message>* rows_in = &listed_rows;
+    if (const Needs needs = needs_of(search.criteria); needs != Needs::view) {
+        if (store == nullptr) return make_error(Errc::internal, "SEARCH needs the store");
+        if (needs == Needs::row && cache != nullptr) {
+            const std::uint32_t largest = search.messages.empty() ? 0 : search.messages.back().uid;
+            auto cached = cache->rows(*store, search.mailbox_id, search.uidvalidity, largest);
+            if (!cached) return cached.error();
+            cached_rows = std::move(*cached);
+            rows_in = cached_rows.get();
+        } else {
+            auto listed = store->list_messages(search.mailbox_id);
+            if (!listed) return listed.error();
+            listed_rows = std::move(*listed);
+        }
+    }
+    const std::vector<store::Message>& rows = *rows_in;
     const auto& messages = search.messages;
     SearchContext ctx{store,
                       static_cast<std::uint32_t>(messages.size()),
@@ -420,6 +529,7 @@ void Session::on_search(const std::string& tag, const Search& command) {
     if (uses_modseq(command.criteria)) enable_condstore();  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
     request::SearchMessages search;
     search.mailbox_id = view_->mailbox.id;
+    search.uidvalidity = view_->mailbox.uidvalidity;
     search.criteria = command.criteria;
     search.messages.reserve(view_->messages.size());
     for (const auto& m : view_->messages) search.messages.push_back({m.uid, m.modseq, m.flags, m.recent});

@@ -845,6 +845,7 @@ void Session::write_flags_update(std::size_t index, bool with_uid) {
 }
 
 void Session::write_expunged(const std::vector<std::uint32_t>& uids) {
+    if (uids.empty()) return;  // every command's refresh: no pass over a large view for nothing
     std::vector<std::uint32_t> sorted = uids;
     std::ranges::sort(sorted);
     auto& messages = view_->messages;

@@ -192,8 +192,8 @@ Result<request::CopyMessages::Answer> run(store::Store& store, const request::Co
     return answer;
 }
 
-Result<request::SearchMessages::Answer> run(store::Store& store, const request::SearchMessages& r) {
-    return search_messages(&store, r);
+Result<request::SearchMessages::Answer> run(SessionServices& services, const request::SearchMessages& r) {
+    return search_messages(&services.store, r, services.search_rows.get());
 }
 
 Result<std::vector<store::Message>> run(store::Store& store, const request::FetchRows& r) {
@@ -230,7 +230,8 @@ StoreAnswer perform(SessionServices& services, StoreRequest request) {
     return std::visit(
         [&](auto& r) -> StoreAnswer {
             using R = std::decay_t<decltype(r)>;
-            if constexpr (std::is_same_v<R, request::Login> || std::is_same_v<R, request::SaslStep>)
+            if constexpr (std::is_same_v<R, request::Login> || std::is_same_v<R, request::SaslStep> ||
+                          std::is_same_v<R, request::SearchMessages>)
                 return StoreAnswer(std::in_place_index<kRequestIndex<R>>, run(services, r));
             else
                 return StoreAnswer(std::in_place_index<kRequestIndex<R>>, run(services.store, r));

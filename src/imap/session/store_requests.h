@@ -9,9 +9,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -26,6 +28,39 @@
 
 namespace magpie::imap {
 
+// The rows SEARCH's keys on the stored row read (RFC 9051 6.4.4 FROM, TO, CC, SUBJECT, the dates, sizes,
+// EMAILID, THREADID), kept per mailbox across SEARCHes (issue 17): those fields never change for a mailbox's
+// UID (UIDs are never reused; a mailbox is known by its id and its store-wide unique UIDVALIDITY), so a SEARCH
+// over 10,000 messages reads from the store only the rows of UIDs above those it already holds, not the whole
+// mailbox each time. Rows keep only those fields (no blob id, structure or threading headers). At most
+// `max_messages` rows over all mailboxes ([imap] search_cache_messages): the least recently searched
+// mailboxes go first, and a mailbox larger than the bound is read whole each time, as without the cache.
+// Thread-safe: the store threads share it.
+class SearchRowCache {
+public:
+    using Rows = std::vector<store::Message>;  // ascending UID
+    explicit SearchRowCache(std::size_t max_messages) : max_messages_(max_messages) {}
+    // The rows of `mailbox_id` up to `largest_uid` (the view's largest UID), reading what is missing.
+    Result<std::shared_ptr<const Rows>> rows(store::Store& store, std::int64_t mailbox_id, std::uint32_t uidvalidity,
+                                             std::uint32_t largest_uid);
+    std::size_t cached_messages() const;
+
+private:
+    struct Entry {
+        std::uint32_t uidvalidity = 0;
+        std::uint32_t covered = 0;  // every UID up to here was read (present then, or gone)
+        std::shared_ptr<const Rows> rows;
+        std::uint64_t used = 0;
+    };
+    void keep(std::int64_t mailbox_id, Entry entry);  // under mutex_
+
+    std::size_t max_messages_;
+    mutable std::mutex mutex_;
+    std::unordered_map<std::int64_t, Entry> entries_;
+    std::size_t total_ = 0;
+    std::uint64_t clock_ = 0;
+};
+
 // What requests are performed with (perform()), shared by all sessions of the process; each member is
 // thread-safe. The IO loop holds it; a Session never does, so it cannot call the store itself.
 struct SessionServices {
@@ -33,6 +68,7 @@ struct SessionServices {
     auth::HashLimiter& hash_limiter;
     auth::LoginThrottle& throttle;
     auth::VerifiedCache* verified_cache = nullptr;  // recently verified passwords; nullptr: always argon2id
+    std::shared_ptr<SearchRowCache> search_rows = nullptr;  // nullptr: SEARCH reads the whole mailbox each time
 };
 
 namespace request {
@@ -208,6 +244,7 @@ struct SearchMessages {
         bool recent = false;
     };
     std::int64_t mailbox_id = 0;
+    std::uint32_t uidvalidity = 0;  // with mailbox_id, the SearchRowCache's key
     SearchKey criteria;
     std::vector<Known> messages;
     std::vector<std::uint32_t> saved_uids;  // RFC 5182 "$"
@@ -309,9 +346,24 @@ inline bool runs_on_login_pool(const StoreRequest& request) {
     return std::holds_alternative<request::Login>(request) || std::holds_alternative<request::SaslStep>(request);
 }
 
+// Writes that wait for the store's group commit (its fsync) on the thread that runs them: the IO loop runs them
+// on a pool of their own ([imap] write_threads), so reads (FETCH, SEARCH, the view's Refresh) never queue
+// behind a commit (issue 17). SELECT/EXAMINE count: the first SELECT claims \Recent, a write.
+inline bool waits_for_commit(const StoreRequest& request) {
+    return std::holds_alternative<request::StoreFlags>(request) || std::holds_alternative<request::Expunge>(request) ||
+           std::holds_alternative<request::CopyMessages>(request) ||
+           std::holds_alternative<request::CreateMailbox>(request) ||
+           std::holds_alternative<request::RenameMailbox>(request) ||
+           std::holds_alternative<request::DeleteMailbox>(request) ||
+           std::holds_alternative<request::SetSubscribed>(request) ||
+           std::holds_alternative<request::OpenMailbox>(request);
+}
+
 // SEARCH's evaluation (search.cpp): `store` is read only for keys that need rows or blobs; keys the view
 // answers alone (flags, numbers, MODSEQs) need none (nullptr).
-Result<request::SearchMessages::Answer> search_messages(store::Store* store, const request::SearchMessages& search);
+// `cache`, when given, serves the rows of keys on the stored row (not the blob keys, which need whole rows).
+Result<request::SearchMessages::Answer> search_messages(store::Store* store, const request::SearchMessages& search,
+                                                        SearchRowCache* cache = nullptr);
 
 // The answer for a Deliver from the committer's result.
 inline StoreAnswer delivered_answer(Result<store::Delivered> result) {

@@ -54,9 +54,11 @@ inline constexpr const char* kCopySources =
     "CROSS JOIN messages m WHERE m.mailbox_id = ?1 "
     "AND m.uid BETWEEN json_extract(r.value, '$[0]') AND json_extract(r.value, '$[1]')";
 
-// ?1 mailbox, ?2 modseq: UIDs expunged after it (QRESYNC VANISHED).
+// ?1 mailbox, ?2 modseq: UIDs expunged after it (QRESYNC VANISHED, and every IMAP command's update check).
+// "+uid": ordered by a sort of the few rows found, so the primary key's (mailbox_id, modseq) range is walked;
+// ordered by the index on (mailbox_id, uid, kind), every change ever logged in the mailbox was (issue 17).
 inline constexpr const char* kExpungedSince =
-    "SELECT uid FROM change_log WHERE mailbox_id = ?1 AND kind = 3 AND modseq > ?2 ORDER BY uid";
+    "SELECT uid FROM change_log WHERE mailbox_id = ?1 AND kind = 3 AND modseq > ?2 ORDER BY +uid";
 
 // ?1 JSON [[email id, system flags, "keywords"], ...]: an Email's flags, written with its memberships'.
 inline constexpr const char* kSetEmailFlags =
