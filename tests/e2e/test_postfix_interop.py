@@ -48,18 +48,24 @@ def test_postfix_delivers_to_magpied(tmp_path):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_magpied_delivers_to_postfix(tmp_path):
-    """Postfix plays the recipient's server (hamburger.test, virtual delivery into a Maildir): magpied's queue
-    delivers to it over SMTP with STARTTLS offered by neither side here, and the message arrives whole."""
+def magpied_routed_to_postfix(tmp_path, port):
+    """Postfix as hamburger.test's server on 127.0.0.4:`port` (virtual delivery into a Maildir for bob), and a
+    magpied whose queue routes hamburger.test there, with ALICE as a local user; neither is started."""
     (tmp_path / "magpied").mkdir()
-    root = instance_dir()
-    postfix = Postfix(root, host="127.0.0.4", port=2527, hostname="mx.hamburger.test",
+    postfix = Postfix(instance_dir(), host="127.0.0.4", port=port, hostname="mx.hamburger.test",
                       domains=["hamburger.test"], users=["bob@hamburger.test"])
     server = Magpied(tmp_path / "magpied", tls=True,
-                     sections={"queue.route": {"domain": "hamburger.test", "host": "127.0.0.4", "port": 2527}})
+                     sections={"queue.route": {"domain": "hamburger.test", "host": "127.0.0.4", "port": port}})
     server.config.write_text(server.config.read_text().replace("[queue.route]", "[[queue.route]]"))
     server.magpie("domain", "add", DOMAIN)
     server.add_user(ALICE)
+    return postfix, server
+
+
+def test_magpied_delivers_to_postfix(tmp_path):
+    """Postfix plays the recipient's server (hamburger.test, virtual delivery into a Maildir): magpied's queue
+    delivers to it over SMTP with STARTTLS offered by neither side here, and the message arrives whole."""
+    postfix, server = magpied_routed_to_postfix(tmp_path, 2527)
     try:
         postfix.start()
         server.start()
@@ -88,22 +94,14 @@ def test_magpied_delivers_to_postfix(tmp_path):
     finally:
         server.stop()
         postfix.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(postfix.root, ignore_errors=True)
 
 
 def test_magpied_pipelines_several_messages_to_postfix_over_one_connection(tmp_path):
     """Five queued messages go to Postfix's smtpd over one connection, each transaction pipelined right behind
     the end of the previous one's data (RFC 2920 3.1); the one whose recipient Postfix refuses at RCPT fails
     alone with Postfix's own reply, and the others arrive whole, each once."""
-    (tmp_path / "magpied").mkdir()
-    root = instance_dir()
-    postfix = Postfix(root, host="127.0.0.4", port=2528, hostname="mx.hamburger.test",
-                      domains=["hamburger.test"], users=["bob@hamburger.test"])
-    server = Magpied(tmp_path / "magpied", tls=True,
-                     sections={"queue.route": {"domain": "hamburger.test", "host": "127.0.0.4", "port": 2528}})
-    server.config.write_text(server.config.read_text().replace("[queue.route]", "[[queue.route]]"))
-    server.magpie("domain", "add", DOMAIN)
-    server.add_user(ALICE)
+    postfix, server = magpied_routed_to_postfix(tmp_path, 2528)
     entries = []
     try:
         for i in range(5):  # queued before magpied starts: all due at once, for one connection
@@ -138,4 +136,4 @@ def test_magpied_pipelines_several_messages_to_postfix_over_one_connection(tmp_p
     finally:
         server.stop()
         postfix.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(postfix.root, ignore_errors=True)
