@@ -391,6 +391,8 @@ bool matches(const SearchKey& key, Facts& f, SearchContext& ctx) {
 namespace {
 
 // A row with only the fields SEARCH's row keys read (see SearchRowCache): no blob id, structure or flags.
+// Only fields that never change for a UID are read from it: its modseq is the value when it was cached and
+// goes stale with the next flag change, so MODSEQ and flags are matched from the session's view (Facts).
 store::Message search_key_row(store::Message&& m) {
     store::Message row;
     row.mailbox_id = m.mailbox_id;
