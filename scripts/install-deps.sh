@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config clang-14 libclang-rt-14-dev
-  libboost-dev libboost-system-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev
+  libboost-dev libboost-system-dev libssl-dev openssl libsqlite3-dev sqlite3 libsodium-dev libzstd-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libc-ares-dev
   libgtest-dev libgmock-dev
   libpq-dev postgresql

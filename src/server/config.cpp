@@ -517,7 +517,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "store", status)) {
         auto& s = config.store;
-        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "max_batch", "dsn",
+        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "compression_level",
+                                            "max_batch", "dsn",
                                             "password_file", "pool_size", "max_thread_references",
                                             "thread_subject_window", "max_query_results", "max_filter_nodes",
                                             "migrate_batch_rows"}));
@@ -525,6 +526,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "store", "threads", s.threads));
         MAGPIE_TRY(read(*t, "store", "lookup_threads", s.lookup_threads));
         MAGPIE_TRY(read(*t, "store", "inline_blob_max", s.inline_blob_max));
+        MAGPIE_TRY(read(*t, "store", "compression_level", s.compression_level));
         MAGPIE_TRY(read(*t, "store", "max_batch", s.max_batch));
         MAGPIE_TRY(read(*t, "store", "dsn", s.dsn));
         MAGPIE_TRY(read(*t, "store", "password_file", s.password_file));
@@ -539,6 +541,9 @@ Result<Config> load_config(const std::filesystem::path& file) {
         }
         if (s.backend == "postgres" && s.dsn.empty()) {
             return make_error(Errc::invalid_argument, "[store] backend \"postgres\" needs a dsn");
+        }
+        if (s.compression_level > 19) {
+            return make_error(Errc::invalid_argument, "[store] compression_level: 0 (off) to 19");
         }
         if (s.threads == 0 || s.lookup_threads == 0 || s.max_batch == 0 || s.pool_size == 0) {
             return make_error(Errc::invalid_argument,

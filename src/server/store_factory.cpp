@@ -52,6 +52,7 @@ store::SqliteOptions sqlite_options(const Config& config, bool read_only) {
     options.data_dir = config.data_dir;
     options.read_only = read_only;
     options.inline_blob_max = config.store.inline_blob_max;
+    options.compression_level = static_cast<int>(config.store.compression_level);
     options.max_batch = config.store.max_batch;
     options.max_transcript_bytes = config.queue.max_transcript;
     options.max_thread_references = config.store.max_thread_references;

@@ -6,6 +6,8 @@
 #include "store/address.h"
 #include "store/blob.h"
 #include "store/flags.h"
+#include "store/sqlite/inline_content.h"
+#include "store/sqlite/rows.h"
 
 namespace magpie::store {
 namespace {
@@ -25,6 +27,44 @@ TEST(BlobId, ValidOnlyAsSixtyFourLowerHexDigits) {
     EXPECT_FALSE(is_valid_blob_id(std::string(65, 'a')));
     EXPECT_FALSE(is_valid_blob_id(std::string(64, 'A')));
     EXPECT_FALSE(is_valid_blob_id("../" + std::string(61, 'a')));
+}
+
+// ---- inline bodies (zstd frames) ----
+
+TEST(InlineContent, AFrameExpandsToTheSameBytesAndOnlyToTheStatedSize) {
+    std::string text;
+    for (int i = 0; i < 80; ++i) text += "The same line of text, again and again.\r\n";
+    auto frame = sqlite::compress_inline(text, 1);
+    ASSERT_TRUE(frame);
+    EXPECT_LT(frame->size(), text.size() / 4);
+    auto back = sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, text.size());
+    ASSERT_TRUE(back);
+    EXPECT_EQ(*back, text);
+    // A size other than the frame's is corruption, never a short or padded message.
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, text.size() + 1).error().code, Errc::corrupt);
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, "not a frame", 11).error().code, Errc::corrupt);
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, frame->substr(0, frame->size() - 3), text.size())
+                  .error()
+                  .code,
+              Errc::corrupt);
+    // Stored as received: the bytes themselves, which must have the stated size.
+    EXPECT_EQ(*sqlite::expand_inline(sqlite::kLocationInline, "abc", 3), "abc");
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInline, "abc", 4).error().code, Errc::corrupt);
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationFile, "abc", 3).error().code, Errc::invalid_argument);
+}
+
+TEST(InlineContent, LeftAsReceivedWhenOffSmallOrNotWorthIt) {
+    std::string text(4096, 'a');
+    EXPECT_FALSE(sqlite::compress_inline(text, 0));             // level 0: off
+    EXPECT_FALSE(sqlite::compress_inline(text.substr(0, 100), 3));  // too small to gain
+    std::string noise;
+    std::uint32_t x = 7;
+    for (int i = 0; i < 4096; ++i) {
+        x = x * 1664525u + 1013904223u;
+        noise.push_back(static_cast<char>(x >> 24));
+    }
+    EXPECT_FALSE(sqlite::compress_inline(noise, 19));  // saves less than an eighth
+    EXPECT_TRUE(sqlite::compress_inline(text, 25));     // above the highest level: the highest
 }
 
 class BlobFilesTest : public ::testing::Test {

@@ -388,6 +388,99 @@ TEST_F(StoreTest, LargeBlobGoesToItsOwnFileAndReadsBack) {
     EXPECT_EQ(report.blobs, 1u);
 }
 
+// blobs.location of a blob, read from outside the store (0 as received, 1 a file, 2 a zstd frame).
+std::int64_t stored_location(const std::filesystem::path& data_dir, const std::string& blob_id) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2((data_dir / "magpie.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* statement = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT location FROM blobs WHERE id = ?1", -1, &statement, nullptr), SQLITE_OK);
+    sqlite3_bind_text(statement, 1, blob_id.c_str(), -1, SQLITE_TRANSIENT);
+    std::int64_t location = sqlite3_step(statement) == SQLITE_ROW ? sqlite3_column_int64(statement, 0) : -1;
+    sqlite3_finalize(statement);
+    sqlite3_close(db);
+    return location;
+}
+
+// About 4 KiB of text, as mail is: repetitive enough that zstd keeps a fraction of it.
+std::string text_message(int lines = 60) {
+    std::string message = "From: alice@remote.test\r\nTo: bob@example.test\r\nSubject: text\r\n\r\n";
+    for (int i = 0; i < lines; ++i) message += fmt::format("Line {} of a plain text message, nothing more.\r\n", i);
+    return message;
+}
+
+TEST_F(StoreTest, CompressibleBodyIsStoredAsAZstdFrameAndReadsBackByteForByte) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::string message = text_message();
+    message.push_back('\0');  // bytes are bytes
+    auto delivered = deliver(message, {{mailbox(bob.id, "INBOX").id, {}}});
+    ASSERT_TRUE(delivered) << delivered.error().message;
+    EXPECT_EQ(stored_location(dir_.path(), delivered->blob_id), 2);
+    EXPECT_EQ(delivered->blob_id, blob_id_of(message));  // the id is the message's, not the frame's
+    auto content = store_->read_blob(delivered->blob_id);
+    ASSERT_TRUE(content) << content.error().message;
+    EXPECT_EQ(*content, message);
+    auto reader = store_->open_blob(delivered->blob_id);
+    ASSERT_TRUE(reader);
+    EXPECT_EQ((*reader)->size(), message.size());
+    auto slice = (*reader)->read(100, 50);
+    ASSERT_TRUE(slice);
+    EXPECT_EQ(*slice, message.substr(100, 50));
+    auto messages = store_->list_messages(mailbox(bob.id, "INBOX").id);
+    ASSERT_TRUE(messages);
+    ASSERT_EQ(messages->size(), 1u);
+    EXPECT_EQ((*messages)[0].size, message.size());
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(StoreTest, BodiesThatDoNotShrinkAndLevelZeroAreStoredAsReceived) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    std::int64_t inbox = mailbox(bob.id, "INBOX").id;
+    // Bytes with no redundancy (a linear congruential sequence, top bits): a frame would not be smaller.
+    std::string noise = "Subject: noise\r\n\r\n";
+    std::uint32_t x = 12345;
+    for (int i = 0; i < 4096; ++i) {
+        x = x * 1664525u + 1013904223u;
+        noise.push_back(static_cast<char>(x >> 24));
+    }
+    auto random = deliver(noise, {{inbox, {}}});
+    ASSERT_TRUE(random);
+    EXPECT_EQ(stored_location(dir_.path(), random->blob_id), 0);
+    EXPECT_EQ(*store_->read_blob(random->blob_id), noise);
+
+    SqliteOptions off;
+    off.compression_level = 0;
+    open(off);
+    const std::string text = text_message(70);
+    auto plain = deliver(text, {{inbox, {}}});
+    ASSERT_TRUE(plain);
+    EXPECT_EQ(stored_location(dir_.path(), plain->blob_id), 0);
+    EXPECT_EQ(*store_->read_blob(plain->blob_id), text);
+    CheckReport report = check();
+    EXPECT_TRUE(report.clean) << describe(report);
+}
+
+TEST_F(StoreTest, ADamagedFrameIsReportedAsCorruptNeverReadAsMail) {
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    Account bob = make_account("bob@example.test");
+    auto delivered = deliver(text_message(), {{mailbox(bob.id, "INBOX").id, {}}});
+    ASSERT_TRUE(delivered);
+    ASSERT_EQ(stored_location(dir_.path(), delivered->blob_id), 2);
+    store_.reset();
+    // Bytes 20 on of the frame overwritten: the frame header survives, its blocks do not decode.
+    corrupt_sql(dir_.path(), "UPDATE blob_contents SET content = substr(content, 1, 20) || zeroblob(length(content) - 20) "
+                             "WHERE blob_id = '" + delivered->blob_id + "'");
+    open();
+    auto content = store_->read_blob(delivered->blob_id);
+    ASSERT_FALSE(content);
+    EXPECT_EQ(content.error().code, Errc::corrupt);
+    CheckReport report = check();
+    EXPECT_FALSE(report.clean);
+    EXPECT_TRUE(mentions(report, delivered->blob_id)) << describe(report);
+}
+
 TEST_F(StoreTest, ConcurrentDeliveriesShareCommits) {
     SqliteOptions options;
     options.inline_blob_max = 64;  // every fifth message below is large and goes through a blob writer

@@ -18,6 +18,8 @@
 #include "store/postgres/postgres.h"
 #include "store/postgres/schema.h"
 #include "store/sqlite/db.h"
+#include "store/sqlite/inline_content.h"
+#include "store/sqlite/rows.h"
 #include "store/sqlite/schema.h"
 
 namespace magpie::store {
@@ -283,12 +285,19 @@ Result<void> copy_sqlite_to_postgres(SqliteConnection& from, const std::filesyst
                                            placeholders(columns.size(), '$')),
                                params));
             std::string content;
-            if (rows->column_int64(12) != 0) {
+            const std::int64_t location = rows->column_int64(12);
+            if (location == sqlite::kLocationFile) {
                 auto read = files.read(values[0].bytes, options.max_message_bytes);
                 if (!read) return read.error();
                 content = std::move(*read);
             } else {
-                content = rows->column_text(13);
+                auto expanded = sqlite::expand_inline(location, rows->column_text(13),
+                                                      static_cast<std::uint64_t>(rows->column_int64(1)));
+                if (!expanded) {
+                    return make_error(expanded.error().code,
+                                      fmt::format("blob {}: {}", values[0].bytes, expanded.error().message));
+                }
+                content = std::move(*expanded);
             }
             MAGPIE_TRY(insert_chunks(to, values[0].bytes, content, std::max<std::size_t>(options.chunk_bytes, 1)));
             ++report.blobs;
@@ -347,12 +356,17 @@ Result<void> copy_blob_to_sqlite(PgConnection& from, SqliteConnection& to, BlobF
                                                                                                        : columns[i].kind;
         bind_to(*insert, static_cast<int>(i) + 1, values[i], kind);
     }
-    insert->bind(13, std::int64_t{in_file ? 1 : 0});
+    // Inline bodies are stored as magpied stores them (compressed at the default level when that is smaller).
+    const auto compressed =
+        in_file ? std::nullopt : sqlite::compress_inline(content, SqliteOptions{}.compression_level);
+    insert->bind(13, in_file ? sqlite::kLocationFile
+                     : compressed ? sqlite::kLocationInlineZstd
+                                  : sqlite::kLocationInline);
     MAGPIE_TRY(insert->run());
     if (in_file) return {};
     auto inline_content = to.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
     if (!inline_content) return inline_content.error();
-    return inline_content->bind_text(1, values[0].bytes).bind_blob(2, content).run();
+    return inline_content->bind_text(1, values[0].bytes).bind_blob(2, compressed ? *compressed : content).run();
 }
 
 Result<void> copy_postgres_to_sqlite(PgConnection& from, SqliteConnection& to, const std::filesystem::path& data_dir,

@@ -29,7 +29,7 @@ Result<std::uint32_t> bulk_append(const std::filesystem::path& data_dir, const B
     const std::string content =
         fmt::format("From: {}\r\nSubject: {}\r\n\r\n{}\r\n", summary.from, summary.subject, std::string(fill.body_bytes, 'x'));
     const std::string blob_id = blob_id_of(content);
-    MAGPIE_TRY(insert_blob(db, blob_id, content.size(), /*in_file=*/false, summary, content));
+    MAGPIE_TRY(insert_blob(db, blob_id, content.size(), kLocationInline, summary, content));
 
     auto mailbox = select_mailbox(db, fill.mailbox_id);
     if (!mailbox) return mailbox.error();

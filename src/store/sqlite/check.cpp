@@ -11,6 +11,8 @@
 
 #include "store/blob.h"
 #include "store/sqlite/db.h"
+#include "store/sqlite/inline_content.h"
+#include "store/sqlite/rows.h"
 #include "store/sqlite/schema.h"
 #include "store/store.h"
 
@@ -19,6 +21,8 @@ namespace {
 
 using sqlite::Connection;
 using sqlite::Statement;
+using sqlite::expand_inline;
+using sqlite::kLocationFile;
 
 constexpr std::size_t kMaxReportedProblems = 1000;  // beyond this, problems are counted, not listed
 constexpr int kCheckBusyTimeoutMs = 5000;
@@ -83,7 +87,8 @@ private:
             [&](const Statement& row) {
                 std::string id = row.column_text(0);
                 auto size = static_cast<std::uint64_t>(row.column_int64(1));
-                bool in_file = row.column_int64(2) != 0;
+                const std::int64_t location = row.column_int64(2);
+                const bool in_file = location == kLocationFile;
                 bool referenced = row.column_int64(3) != 0;
                 if (in_file) known_files_.insert(id);
                 if (!referenced) {
@@ -95,7 +100,7 @@ private:
                 if (in_file) {
                     verify_file(id, size);
                 } else {
-                    inline_blobs_.emplace_back(std::move(id), size);  // read after this statement finishes
+                    inline_blobs_.push_back({std::move(id), size, location});  // read after this statement finishes
                 }
             });
     }
@@ -111,7 +116,7 @@ private:
     }
 
     Result<void> verify_inline_blobs() {
-        for (const auto& [id, size] : inline_blobs_) {
+        for (const auto& [id, size, location] : inline_blobs_) {
             auto statement = db_.prepare("SELECT content FROM blob_contents WHERE blob_id = ?1");
             if (!statement) return statement.error();
             auto row = statement->bind_text(1, id).step();
@@ -120,9 +125,9 @@ private:
                 problem("blob {}: inline content missing", id);
                 continue;
             }
-            std::string content = statement->column_text(0);
-            if (content.size() != size) problem("blob {}: {} bytes stored, expected {}", id, content.size(), size);
-            else if (blob_id_of(content) != id) problem("blob {}: content does not match its SHA-256", id);
+            auto content = expand_inline(location, statement->column_text(0), size);
+            if (!content) problem("blob {}: {}", id, content.error().message);
+            else if (blob_id_of(*content) != id) problem("blob {}: content does not match its SHA-256", id);
         }
         return {};
     }
@@ -332,7 +337,12 @@ private:
     CheckReport report_;
     std::size_t problem_count_ = 0;
     std::unordered_set<std::string> known_files_;  // blob ids whose rows say "in a file"
-    std::vector<std::pair<std::string, std::uint64_t>> inline_blobs_;
+    struct InlineBlob {
+        std::string id;
+        std::uint64_t size = 0;
+        std::int64_t location = 0;  // kLocationInline or kLocationInlineZstd
+    };
+    std::vector<InlineBlob> inline_blobs_;
 };
 
 }  // namespace

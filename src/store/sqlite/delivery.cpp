@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/time.h"
+#include "store/sqlite/inline_content.h"
 #include "store/sqlite/rows.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/sqlite_store.h"
@@ -148,7 +149,11 @@ Result<SqliteStore::Pending> SqliteStore::admit(Delivery delivery) const {
     pending.in_file = pending.size > options_.inline_blob_max || delivery.spooled != nullptr;
     // Small content is hashed here, on the caller's thread, so that hashing spreads over the callers instead
     // of lengthening the committer's critical path; large content is left to a blob writer.
-    if (!pending.in_file) pending.blob_id = blob_id_of(delivery.content);
+    // Compressed here too, for the same reason (a zstd frame of a 4 KiB body takes about 10 microseconds).
+    if (!pending.in_file) {
+        pending.blob_id = blob_id_of(delivery.content);
+        pending.compressed = compress_inline(delivery.content, options_.compression_level);
+    }
     pending.delivery = std::move(delivery);
     return pending;
 }
@@ -370,8 +375,13 @@ Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& c
 
     // The blob row (and inline bytes) once per distinct content; a second delivery of the same bytes
     // references the first.
-    MAGPIE_TRY(insert_blob(db, pending.blob_id, pending.size, pending.in_file, delivery.summary,
-                           pending.in_file ? std::string_view{} : std::string_view(delivery.content)));
+    const std::int64_t location = pending.in_file      ? kLocationFile
+                                  : pending.compressed ? kLocationInlineZstd
+                                                       : kLocationInline;
+    const std::string_view stored = pending.in_file      ? std::string_view{}
+                                    : pending.compressed ? std::string_view(*pending.compressed)
+                                                         : std::string_view(delivery.content);
+    MAGPIE_TRY(insert_blob(db, pending.blob_id, pending.size, location, delivery.summary, stored));
 
     if (delivery.envelope) {
         const EnvelopeRecord& envelope = *delivery.envelope;

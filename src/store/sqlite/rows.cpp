@@ -214,8 +214,8 @@ Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id) {
     return modseq;
 }
 
-Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t size, bool in_file,
-                         const MessageSummary& summary, std::string_view inline_content) {
+Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t size, std::int64_t location,
+                         const MessageSummary& summary, std::string_view stored) {
     auto blob = db.prepare(
         "INSERT INTO blobs(id, size, location, created_at, subject, from_header, to_header, cc_header, "
         "date_header, message_id, in_reply_to, refs, structure) "
@@ -223,7 +223,7 @@ Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t
     if (!blob) return blob.error();
     blob->bind_text(1, blob_id)
         .bind(2, static_cast<std::int64_t>(size))
-        .bind(3, in_file ? kLocationFile : kLocationInline)
+        .bind(3, location)
         .bind(4, unix_now())
         .bind_text(5, summary.subject)
         .bind_text(6, summary.from)
@@ -236,10 +236,10 @@ Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t
         .bind_blob(13, summary.structure);
     MAGPIE_TRY(blob->run());
     if (db.changes() == 0) return false;
-    if (!in_file) {
+    if (location != kLocationFile) {
         auto content = db.prepare("INSERT INTO blob_contents(blob_id, content) VALUES(?1, ?2)");
         if (!content) return content.error();
-        MAGPIE_TRY(content->bind_text(1, blob_id).bind_blob(2, inline_content).run());
+        MAGPIE_TRY(content->bind_text(1, blob_id).bind_blob(2, stored).run());
     }
     return true;
 }

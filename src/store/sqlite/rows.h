@@ -79,13 +79,15 @@ Result<std::uint32_t> first_recent_uid(Connection& db, std::int64_t mailbox_id);
 Result<std::uint64_t> allocate_modseq(Connection& db, std::int64_t mailbox_id);
 
 // Where a blob's bytes are (blobs.location).
-inline constexpr std::int64_t kLocationInline = 0;  // blob_contents, inside the WAL-covered database
-inline constexpr std::int64_t kLocationFile = 1;    // blobs/<2 hex>/<62 hex>, written and fsynced before
+inline constexpr std::int64_t kLocationInline = 0;      // blob_contents, inside the WAL-covered database
+inline constexpr std::int64_t kLocationFile = 1;        // blobs/<2 hex>/<62 hex>, written and fsynced before
+inline constexpr std::int64_t kLocationInlineZstd = 2;  // blob_contents as one zstd frame (inline_content.h)
 
-// The blob row (and, when not in a file, its bytes) once per distinct content; a later insert of the same
-// id is a no-op and keeps the first summary (parse-once data depends only on the bytes). True when new.
-Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t size, bool in_file,
-                         const MessageSummary& summary, std::string_view inline_content);
+// The blob row (and, when not in a file, its bytes as stored at `location`) once per distinct content; a
+// later insert of the same id is a no-op and keeps the first summary (parse-once data depends only on the
+// bytes). `size` is the message's own. True when new.
+Result<bool> insert_blob(Connection& db, std::string_view blob_id, std::uint64_t size, std::int64_t location,
+                         const MessageSummary& summary, std::string_view stored);
 
 // One membership row; `email_id` names its Email (emails.h), whose flags it mirrors.
 struct MessageRow {

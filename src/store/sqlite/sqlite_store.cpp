@@ -12,6 +12,7 @@
 #include "base/strings.h"
 #include "base/time.h"
 #include "store/address.h"
+#include "store/sqlite/inline_content.h"
 #include "store/sqlite/queries.h"
 #include "store/sqlite/rows.h"
 #include "store/sqlite/schema.h"
@@ -635,10 +636,13 @@ Result<SqliteStore::LocatedBlob> SqliteStore::locate_blob_in(Connection& db, std
     auto row = statement->bind_text(1, blob_id).step();
     if (!row) return row.error();
     if (!*row) return make_error(Errc::not_found, fmt::format("no blob {}", blob_id));
-    LocatedBlob result{statement->column_int64(0) != 0, static_cast<std::uint64_t>(statement->column_int64(1)), {}};
+    const std::int64_t location = statement->column_int64(0);
+    LocatedBlob result{location == kLocationFile, static_cast<std::uint64_t>(statement->column_int64(1)), {}};
     if (!result.in_file) {
         if (statement->column_is_null(2)) return make_error(Errc::corrupt, fmt::format("blob {} has no content", blob_id));
-        result.content = statement->column_text(2);
+        auto content = expand_inline(location, statement->column_text(2), result.size);
+        if (!content) return make_error(content.error().code, fmt::format("blob {}: {}", blob_id, content.error().message));
+        result.content = std::move(*content);
     }
     return result;
 }

@@ -181,6 +181,7 @@ private:
         std::string blob_id;
         std::uint64_t size = 0;
         bool in_file = false;
+        std::optional<std::string> compressed;  // the inline content as one zstd frame, when that is smaller
         std::vector<FlagSet> flags;  // per target
         std::function<void(Result<Delivered>)> done;
     };

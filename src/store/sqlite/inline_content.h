@@ -1,0 +1,29 @@
+// The bytes of an inline blob as blob_contents keeps them: as received, or as one zstd frame (RFC 8878) when
+// that is smaller. blobs.location says which (rows.h: kLocationInline, kLocationInlineZstd); blobs.size and
+// the blob id (SHA-256) are always those of the message itself, so what is stored never changes what a
+// client reads, only how many bytes the database and its WAL hold (issue 17).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace magpie::store::sqlite {
+
+// Highest zstd level `[store] compression_level` accepts; 0 stores every body as received.
+inline constexpr int kMaxCompressionLevel = 19;
+
+// `content` as one zstd frame at `level` (1..kMaxCompressionLevel), or nullopt when compression is off
+// (level 0), the content is under 512 bytes, or the frame would save less than an eighth of it: then the
+// bytes are stored as they are.
+std::optional<std::string> compress_inline(std::string_view content, int level);
+
+// The message bytes of a blob_contents value stored at `location` (kLocationInline or kLocationInlineZstd),
+// which must come to `size` bytes. Errors: corrupt (a frame that does not decode, or decodes to another
+// size), invalid_argument (another location).
+Result<std::string> expand_inline(std::int64_t location, std::string stored, std::uint64_t size);
+
+}  // namespace magpie::store::sqlite
