@@ -104,10 +104,12 @@ Result<InsertedEmail> insert_email(Connection& db, const EmailRow& row, const Em
         "INSERT INTO emails(account_id, blob_id, thread_id, internal_date, sent_at, size, system_flags, keywords, "
         "message_id, base_subject, id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     if (!insert) return insert.error();
+    // A new thread is named after its first Email, so thread ids are never reused either.
+    const std::int64_t thread_id = row.thread_id != 0 ? row.thread_id : *id;
     MAGPIE_TRY(insert->bind(11, *id)
                    .bind(1, row.account_id)
                    .bind_text(2, row.blob_id)
-                   .bind(3, row.thread_id)
+                   .bind(3, thread_id)
                    .bind(4, row.internal_date)
                    .bind(5, keys.sent_at)
                    .bind(6, static_cast<std::int64_t>(row.size))
@@ -116,15 +118,7 @@ Result<InsertedEmail> insert_email(Connection& db, const EmailRow& row, const Em
                    .bind_text(9, keys.message_id)
                    .bind_text(10, keys.base_subject)
                    .run());
-    InsertedEmail inserted{db.last_insert_rowid(), row.thread_id};
-    if (inserted.thread_id == 0) {
-        // A new thread is named after its first Email, so thread ids are never reused either.
-        auto name = db.prepare("UPDATE emails SET thread_id = id WHERE id = ?1");
-        if (!name) return name.error();
-        MAGPIE_TRY(name->bind(1, inserted.id).run());
-        inserted.thread_id = inserted.id;
-    }
-    return inserted;
+    return InsertedEmail{*id, thread_id};
 }
 
 Result<InsertedEmail> clone_email(Connection& db, std::int64_t email_id) {

@@ -228,15 +228,28 @@ Result<std::vector<std::string>> SqliteStore::list_subscriptions(std::int64_t ac
 }
 
 Result<std::uint32_t> SqliteStore::claim_recent(std::int64_t mailbox_id) {
-    return write<std::uint32_t>([&](Connection& db) -> Result<std::uint32_t> {
+    struct Mark {
+        std::uint32_t first = 0;  // first_recent_uid
+        std::uint32_t uidnext = 0;
+    };
+    auto read_mark = [mailbox_id](Connection& db) -> Result<Mark> {
         auto mark = db.prepare("SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?1");
         if (!mark) return mark.error();
         auto row = mark->bind(1, mailbox_id).step();
         if (!row) return row.error();
         if (!*row) return make_error(Errc::not_found, fmt::format("no mailbox {}", mailbox_id));
-        auto first = static_cast<std::uint32_t>(mark->column_int64(0));
-        auto uidnext = static_cast<std::uint32_t>(mark->column_int64(1));
-        if (first >= uidnext) return first;  // nothing new: no write, no fsync
+        return Mark{static_cast<std::uint32_t>(mark->column_int64(0)), static_cast<std::uint32_t>(mark->column_int64(1))};
+    };
+    // Nothing new since the last claim (a mailbox re-opened, as pollers and phones do): answered from a
+    // reader, without a place in the committer's queue and so without waiting for its batch's fsync.
+    auto seen = read<Mark>(read_mark);
+    if (!seen) return seen.error();
+    if (seen->first >= seen->uidnext) return seen->first;
+    return write<std::uint32_t>([&](Connection& db) -> Result<std::uint32_t> {
+        auto mark = read_mark(db);
+        if (!mark) return mark.error();
+        const std::uint32_t first = mark->first;
+        if (first >= mark->uidnext) return first;  // claimed meanwhile by another session: no write, no fsync
         auto claim = db.prepare("UPDATE mailboxes SET first_recent_uid = uidnext, recent_count = 0 WHERE id = ?1");
         if (!claim) return claim.error();
         MAGPIE_TRY(claim->bind(1, mailbox_id).run());

@@ -17,7 +17,9 @@ static_assert(flag_seen == 1 && flag_deleted == 8, "schema v3 names flag bits by
 // - blobs holds one row per distinct content (id = hex SHA-256) with the parse-once summary, which is a
 //   function of the content; the bytes themselves are in blob_contents (location 0, inside the WAL-covered
 //   database) or in blobs/<2 hex>/<62 hex> (location 1). Keeping the bytes in their own table keeps
-//   summary reads off the overflow pages of large values.
+//   summary reads off the overflow pages of large values. Later stores also write location 2: the bytes in
+//   blob_contents as one zstd frame (inline_content.h); no migration, a row keeps the location it was
+//   written with.
 // - messages.system_flags is a bit set (see store/sqlite/flags.h); keywords are space-separated atoms.
 // - change_log gets one row per appended, flag-changed or expunged message, in the same transaction, keyed
 //   by (mailbox, modseq) for CONDSTORE/QRESYNC (RFC 7162) and JMAP changes.
@@ -259,6 +261,11 @@ ALTER TABLE queue_attempts ADD COLUMN connection TEXT NOT NULL DEFAULT '';
 CREATE INDEX queue_recipients_lease ON queue_recipients(lease_owner) WHERE lease_owner <> '';
 )sql";
 
+// Version 9: no table changes. blob_contents may now hold a body as one zstd frame (blobs.location 2,
+// inline_content.h); the version says so, so that a magpie from before, which would take such a row for a
+// file, refuses the store instead of failing every read of those messages.
+constexpr const char* kSchemaV9 = "-- blobs.location 2: zstd frames in blob_contents";
+
 }  // namespace
 
 const char* schema_step(int version) {
@@ -271,6 +278,7 @@ const char* schema_step(int version) {
         case 6: return kSchemaV6;
         case kEmailsSchemaVersion: return kSchemaEmails;  // emails.h
         case 8: return kSchemaJmapObjects;  // jmap_objects.cpp
+        case 9: return kSchemaV9;
         default: return nullptr;
     }
 }

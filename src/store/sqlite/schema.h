@@ -11,7 +11,8 @@
 
 namespace magpie::store::sqlite {
 
-inline constexpr int kSchemaVersion = 8;
+// 9: blob_contents may hold zstd frames (blobs.location 2); an older magpie would take them for files.
+inline constexpr int kSchemaVersion = 9;
 // The step that brings message identity (emails.h): messages rows become Emails.
 inline constexpr int kEmailsSchemaVersion = 7;
 
