@@ -31,26 +31,47 @@ TEST(BlobId, ValidOnlyAsSixtyFourLowerHexDigits) {
 
 // ---- inline bodies (zstd frames) ----
 
+constexpr std::uint64_t kMaxBytes = 1 << 20;  // the store's max_message_bytes in these tests
+
 TEST(InlineContent, AFrameExpandsToTheSameBytesAndOnlyToTheStatedSize) {
     std::string text;
     for (int i = 0; i < 80; ++i) text += "The same line of text, again and again.\r\n";
     auto frame = sqlite::compress_inline(text, 1);
     ASSERT_TRUE(frame);
     EXPECT_LT(frame->size(), text.size() / 4);
-    auto back = sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, text.size());
+    auto back = sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, text.size(), kMaxBytes);
     ASSERT_TRUE(back);
     EXPECT_EQ(*back, text);
     // A size other than the frame's is corruption, never a short or padded message.
-    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, text.size() + 1).error().code, Errc::corrupt);
-    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, "not a frame", 11).error().code, Errc::corrupt);
-    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, frame->substr(0, frame->size() - 3), text.size())
-                  .error()
-                  .code,
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, text.size() + 1, kMaxBytes).error().code,
+              Errc::corrupt);
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, "not a frame", 11, kMaxBytes).error().code,
+              Errc::corrupt);
+    auto truncated = frame->substr(0, frame->size() - 3);
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, truncated, text.size(), kMaxBytes).error().code,
               Errc::corrupt);
     // Stored as received: the bytes themselves, which must have the stated size.
-    EXPECT_EQ(*sqlite::expand_inline(sqlite::kLocationInline, "abc", 3), "abc");
-    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInline, "abc", 4).error().code, Errc::corrupt);
-    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationFile, "abc", 3).error().code, Errc::invalid_argument);
+    EXPECT_EQ(*sqlite::expand_inline(sqlite::kLocationInline, "abc", 3, kMaxBytes), "abc");
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInline, "abc", 4, kMaxBytes).error().code, Errc::corrupt);
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationFile, "abc", 3, kMaxBytes).error().code,
+              Errc::invalid_argument);
+}
+
+TEST(InlineContent, ASizeAboveTheLimitIsCorruptAndAllocatesNothing) {
+    std::string text;
+    for (int i = 0; i < 80; ++i) text += "The same line of text, again and again.\r\n";
+    auto frame = sqlite::compress_inline(text, 1);
+    ASSERT_TRUE(frame);
+    // A damaged size row (or a frame header agreeing with it) claiming a terabyte is refused before any
+    // allocation, stored as received or compressed.
+    constexpr std::uint64_t kHuge = std::uint64_t{1} << 40;
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, kHuge, kMaxBytes).error().code,
+              Errc::corrupt);
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInline, text, kHuge, kMaxBytes).error().code, Errc::corrupt);
+    // The limit itself is allowed; one byte below the content is not.
+    EXPECT_EQ(*sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, text.size(), text.size()), text);
+    EXPECT_EQ(sqlite::expand_inline(sqlite::kLocationInlineZstd, *frame, text.size(), text.size() - 1).error().code,
+              Errc::corrupt);
 }
 
 TEST(InlineContent, LeftAsReceivedWhenOffSmallOrNotWorthIt) {

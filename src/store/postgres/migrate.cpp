@@ -292,7 +292,8 @@ Result<void> copy_sqlite_to_postgres(SqliteConnection& from, const std::filesyst
                 content = std::move(*read);
             } else {
                 auto expanded = sqlite::expand_inline(location, rows->column_text(13),
-                                                      static_cast<std::uint64_t>(rows->column_int64(1)));
+                                                      static_cast<std::uint64_t>(rows->column_int64(1)),
+                                                      options.max_message_bytes);
                 if (!expanded) {
                     return make_error(expanded.error().code,
                                       fmt::format("blob {}: {}", values[0].bytes, expanded.error().message));

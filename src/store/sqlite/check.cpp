@@ -125,7 +125,9 @@ private:
                 problem("blob {}: inline content missing", id);
                 continue;
             }
-            auto content = expand_inline(location, statement->column_text(0), size);
+            // `magpie check` runs without the daemon's config: the default limit bounds what it allocates.
+            auto content =
+                expand_inline(location, statement->column_text(0), size, SqliteOptions{}.max_message_bytes);
             if (!content) problem("blob {}: {}", id, content.error().message);
             else if (blob_id_of(*content) != id) problem("blob {}: content does not match its SHA-256", id);
         }

@@ -30,7 +30,10 @@ std::optional<std::string> compress_inline(std::string_view content, int level) 
     return frame;
 }
 
-Result<std::string> expand_inline(std::int64_t location, std::string stored, std::uint64_t size) {
+Result<std::string> expand_inline(std::int64_t location, std::string stored, std::uint64_t size,
+                                  std::uint64_t max_bytes) {
+    if (size > max_bytes)
+        return make_error(Errc::corrupt, fmt::format("stated size {} is above the limit of {} bytes", size, max_bytes));
     if (location == kLocationInline) {
         if (stored.size() != size)
             return make_error(Errc::corrupt, fmt::format("{} bytes stored, expected {}", stored.size(), size));
@@ -38,7 +41,7 @@ Result<std::string> expand_inline(std::int64_t location, std::string stored, std
     }
     if (location != kLocationInlineZstd)
         return make_error(Errc::invalid_argument, fmt::format("location {} is not inline", location));
-    // The frame records its content size; it must be the blob's, which also bounds the allocation.
+    // The frame records its content size; it must be the blob's (at most max_bytes, checked above).
     unsigned long long framed = ZSTD_getFrameContentSize(stored.data(), stored.size());
     if (framed != size) return make_error(Errc::corrupt, "compressed content does not match its size");
     std::string content(size, '\0');

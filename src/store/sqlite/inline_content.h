@@ -26,8 +26,10 @@ inline constexpr int kMaxCompressionLevel = 19;
 std::optional<std::string> compress_inline(std::string_view content, int level);
 
 // The message bytes of a blob_contents value stored at `location` (kLocationInline or kLocationInlineZstd),
-// which must come to `size` bytes. Errors: corrupt (a frame that does not decode, or decodes to another
-// size), invalid_argument (another location).
-Result<std::string> expand_inline(std::int64_t location, std::string stored, std::uint64_t size);
+// which must come to `size` bytes, at most `max_bytes` (the store's max_message_bytes: a damaged size row
+// never makes this allocate more). Errors: corrupt (a frame that does not decode, or decodes to another size,
+// or a size above max_bytes), invalid_argument (another location).
+Result<std::string> expand_inline(std::int64_t location, std::string stored, std::uint64_t size,
+                                  std::uint64_t max_bytes);
 
 }  // namespace magpie::store::sqlite

@@ -640,7 +640,8 @@ Result<SqliteStore::LocatedBlob> SqliteStore::locate_blob_in(Connection& db, std
     LocatedBlob result{location == kLocationFile, static_cast<std::uint64_t>(statement->column_int64(1)), {}};
     if (!result.in_file) {
         if (statement->column_is_null(2)) return make_error(Errc::corrupt, fmt::format("blob {} has no content", blob_id));
-        auto content = expand_inline(location, statement->column_text(2), result.size);
+        auto content =
+            expand_inline(location, statement->column_text(2), result.size, options_.max_message_bytes);
         if (!content) return make_error(content.error().code, fmt::format("blob {}: {}", blob_id, content.error().message));
         result.content = std::move(*content);
     }

@@ -172,7 +172,7 @@ private:
     };
     Result<LocatedBlob> locate_blob(std::string_view blob_id);
     // The same on a connection the caller holds (inside its read snapshot), and the bytes of the blob.
-    static Result<LocatedBlob> locate_blob_in(Connection& db, std::string_view blob_id);
+    Result<LocatedBlob> locate_blob_in(Connection& db, std::string_view blob_id);
     Result<std::string> read_blob_in(Connection& db, std::string_view blob_id);
 
     // A delivery accepted by deliver() and waiting for the committer.
