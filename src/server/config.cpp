@@ -518,7 +518,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (auto* t = section(root, "store", status)) {
         auto& s = config.store;
         MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "compression_level",
-                                            "max_batch", "dsn",
+                                            "states_cache_messages", "max_batch", "dsn",
                                             "password_file", "pool_size", "max_thread_references",
                                             "thread_subject_window", "max_query_results", "max_filter_nodes",
                                             "migrate_batch_rows"}));
@@ -527,6 +527,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "store", "lookup_threads", s.lookup_threads));
         MAGPIE_TRY(read(*t, "store", "inline_blob_max", s.inline_blob_max));
         MAGPIE_TRY(read(*t, "store", "compression_level", s.compression_level));
+        MAGPIE_TRY(read(*t, "store", "states_cache_messages", s.states_cache_messages));
         MAGPIE_TRY(read(*t, "store", "max_batch", s.max_batch));
         MAGPIE_TRY(read(*t, "store", "dsn", s.dsn));
         MAGPIE_TRY(read(*t, "store", "password_file", s.password_file));
@@ -544,6 +545,9 @@ Result<Config> load_config(const std::filesystem::path& file) {
         }
         if (s.compression_level > 19) {
             return make_error(Errc::invalid_argument, "[store] compression_level: 0 (off) to 19");
+        }
+        if (s.states_cache_messages > 100000000) {
+            return make_error(Errc::invalid_argument, "[store] states_cache_messages: 0 (off) to 100000000");
         }
         if (s.threads == 0 || s.lookup_threads == 0 || s.max_batch == 0 || s.pool_size == 0) {
             return make_error(Errc::invalid_argument,

@@ -141,6 +141,7 @@ struct StoreConfig {
     std::size_t lookup_threads = 2;            // SMTP recipient checks, apart from IMAP and logins
     std::size_t inline_blob_max = 128 * 1024;  // larger blobs get files of their own
     std::uint32_t compression_level = 1;       // zstd level of inline bodies (SQLite); 0 stores them as received
+    std::size_t states_cache_messages = 100000;  // UID/MODSEQ/flags kept in memory for SELECT (SQLite); 0: none
     std::size_t max_batch = 256;               // deliveries per group commit
     // backend = "postgres" (the shared store, issue 16): a libpq connection string or URI; the password
     // comes from password_file (its first line) or libpq's own PGPASSWORD / ~/.pgpass, never from the DSN

@@ -53,6 +53,7 @@ store::SqliteOptions sqlite_options(const Config& config, bool read_only) {
     options.read_only = read_only;
     options.inline_blob_max = config.store.inline_blob_max;
     options.compression_level = static_cast<int>(config.store.compression_level);
+    options.states_cache_messages = config.store.states_cache_messages;
     options.max_batch = config.store.max_batch;
     options.max_transcript_bytes = config.queue.max_transcript;
     options.max_thread_references = config.store.max_thread_references;

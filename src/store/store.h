@@ -658,6 +658,7 @@ struct SqliteOptions {
     bool read_only = false;
     std::size_t inline_blob_max = 128 * 1024;  // larger blobs go to files of their own
     int compression_level = 1;  // zstd level of inline bodies (1..19; 0 stores them as received)
+    std::size_t states_cache_messages = 100000;  // UID/MODSEQ/flags kept in memory for SELECT (0: none)
     std::size_t max_batch = 256;               // deliveries and writes per group commit
     std::size_t max_messages_per_transaction = 2000;  // one chunk of a STORE/EXPUNGE/COPY/MOVE
     std::size_t blob_writer_threads = 2;       // threads writing and fsyncing large blob files

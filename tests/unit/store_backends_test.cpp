@@ -380,6 +380,55 @@ TEST_P(BackendTest, ExpungeRemovesOnlyDeletedAndReportsThemVanished) {
     EXPECT_EQ(changes->expunged, std::vector<std::uint32_t>({2, 3, 4}));
 }
 
+// SELECT lists the states again after every kind of change (the SQLite store brings a snapshot it keeps
+// forward with only what changed since, states_cache.h): each listing must be the messages as they are.
+TEST_P(BackendTest, StatesListedAfterEveryKindOfChangeAreTheMessagesAsTheyAre) {
+    Mailbox archive = find(bob_.id, "Archive");
+    auto expect_current = [&](std::int64_t mailbox, const std::string& step) {
+        for (int pass = 0; pass < 2; ++pass) {  // the first listing may read the rows, the second is kept
+            auto states = store_->list_states(mailbox);
+            ASSERT_TRUE(states) << step;
+            auto all = store_->changes_since(mailbox, 0);
+            ASSERT_TRUE(all) << step;
+            ASSERT_EQ(states->size(), all->changed.size()) << step;
+            for (std::size_t i = 0; i < states->size(); ++i) {
+                const auto& state = (*states)[i];
+                const auto& message = all->changed[i];
+                EXPECT_EQ(state.uid, message.uid) << step << " #" << i;
+                EXPECT_EQ(state.modseq, message.modseq) << step << " uid " << state.uid;
+                auto listed = state.flags, stored = message.flags;
+                std::ranges::sort(listed);
+                std::ranges::sort(stored);
+                EXPECT_EQ(listed, stored) << step << " uid " << state.uid;
+            }
+        }
+    };
+    expect_current(inbox_, "empty");
+    deliver_many(inbox_, 6);
+    expect_current(inbox_, "delivered");
+    ASSERT_TRUE(store_->store_flags(inbox_, {2, 4}, {FlagOperation::add, {"\\Seen", "$Label"}, std::nullopt}));
+    expect_current(inbox_, "flags added");
+    ASSERT_TRUE(store_->store_flags(inbox_, {4}, {FlagOperation::remove, {"$Label"}, std::nullopt}));
+    deliver_many(inbox_, 2);
+    expect_current(inbox_, "flag removed and two more delivered");
+    ASSERT_TRUE(store_->store_flags(inbox_, {1, 5, 8}, {FlagOperation::add, {"\\Deleted"}, std::nullopt}));
+    ASSERT_TRUE(store_->expunge(inbox_));
+    expect_current(inbox_, "expunged 1, 5 and 8");
+    expect_current(archive.id, "archive before");
+    ASSERT_TRUE(store_->copy_messages(inbox_, {2, 3}, archive.id));
+    ASSERT_TRUE(store_->move_messages(inbox_, {6}, archive.id));
+    expect_current(inbox_, "moved out");
+    expect_current(archive.id, "copied and moved in");
+    ASSERT_TRUE(store_->store_flags(archive.id, {1}, {FlagOperation::replace, {"$Other"}, std::nullopt}));
+    expect_current(archive.id, "flags replaced");
+    // A mailbox deleted and made again under its name is another mailbox (a new UIDVALIDITY).
+    ASSERT_TRUE(store_->delete_mailbox(bob_.id, "Archive"));
+    EXPECT_FALSE(store_->list_states(archive.id));
+    auto again = store_->create_mailbox(bob_.id, "Archive");
+    ASSERT_TRUE(again);
+    expect_current(again->id, "made again");
+}
+
 TEST_P(BackendTest, CopyAndMoveShareBlobsAndAllocateTargetUids) {
     deliver_many(inbox_, 3);
     Mailbox archive = find(bob_.id, "Archive");

@@ -7,6 +7,7 @@
 #include "store/blob.h"
 #include "store/flags.h"
 #include "store/sqlite/inline_content.h"
+#include "store/sqlite/states_cache.h"
 #include "store/sqlite/rows.h"
 
 namespace magpie::store {
@@ -27,6 +28,75 @@ TEST(BlobId, ValidOnlyAsSixtyFourLowerHexDigits) {
     EXPECT_FALSE(is_valid_blob_id(std::string(65, 'a')));
     EXPECT_FALSE(is_valid_blob_id(std::string(64, 'A')));
     EXPECT_FALSE(is_valid_blob_id("../" + std::string(61, 'a')));
+}
+
+// ---- the states SELECT lists, kept per mailbox ----
+
+std::vector<MessageState> states_of(std::initializer_list<std::pair<std::uint32_t, std::uint64_t>> rows) {
+    std::vector<MessageState> states;
+    for (auto [uid, modseq] : rows) states.push_back({uid, modseq, {}});
+    return states;
+}
+
+std::vector<std::pair<std::uint32_t, std::uint64_t>> rows_of(const std::vector<MessageState>& states) {
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> rows;
+    for (const auto& s : states) rows.emplace_back(s.uid, s.modseq);
+    return rows;
+}
+
+TEST(StatesCache, ChangesReplaceJoinAndLeaveInUidOrder) {
+    auto base = states_of({{1, 5}, {2, 6}, {4, 7}, {7, 8}});
+    base[1].flags = {"\\Seen"};
+    auto changed = states_of({{2, 9}, {5, 10}, {9, 11}});
+    changed[0].flags = {"\\Flagged"};
+    auto result = sqlite::apply_changes(base, changed, {1, 3, 7});
+    EXPECT_EQ(rows_of(result), (std::vector<std::pair<std::uint32_t, std::uint64_t>>{{2, 9}, {4, 7}, {5, 10}, {9, 11}}));
+    EXPECT_EQ(result[0].flags, std::vector<std::string>{"\\Flagged"});
+    // Nothing changed: the same states; everything expunged: none.
+    EXPECT_EQ(rows_of(sqlite::apply_changes(base, {}, {})), rows_of(base));
+    EXPECT_TRUE(sqlite::apply_changes(base, {}, {1, 2, 4, 7}).empty());
+    // Arrivals into an empty listing, and an expunged UID that arrived after the snapshot (never listed).
+    EXPECT_EQ(rows_of(sqlite::apply_changes({}, states_of({{3, 4}}), {2})),
+              (std::vector<std::pair<std::uint32_t, std::uint64_t>>{{3, 4}}));
+}
+
+TEST(StatesCache, KeepsTheNewestSnapshotWithinItsBound) {
+    sqlite::StatesCache cache(10);
+    auto snapshot = [](std::uint32_t uidvalidity, std::uint64_t modseq, std::size_t messages) {
+        auto s = std::make_shared<sqlite::StatesSnapshot>();
+        s->uidvalidity = uidvalidity;
+        s->highest_modseq = modseq;
+        for (std::size_t i = 0; i < messages; ++i) s->states.push_back({static_cast<std::uint32_t>(i + 1), 1, {}});
+        return s;
+    };
+    EXPECT_EQ(cache.find(1), nullptr);
+    cache.keep(1, snapshot(7, 20, 4));
+    // A reader that finished later with an older snapshot does not replace the newer one.
+    cache.keep(1, snapshot(7, 15, 4));
+    ASSERT_NE(cache.find(1), nullptr);
+    EXPECT_EQ(cache.find(1)->highest_modseq, 20u);
+    // Another UIDVALIDITY is another mailbox: it replaces whatever its modseq.
+    cache.keep(1, snapshot(8, 2, 3));
+    EXPECT_EQ(cache.find(1)->uidvalidity, 8u);
+    EXPECT_EQ(cache.cached_messages(), 3u);
+    // Beyond 10 states the least recently used goes: 1 was used after 2, so 2 leaves for 3.
+    cache.keep(2, snapshot(9, 1, 5));
+    ASSERT_NE(cache.find(1), nullptr);
+    cache.keep(3, snapshot(10, 1, 4));
+    EXPECT_EQ(cache.find(2), nullptr);
+    EXPECT_NE(cache.find(1), nullptr);
+    EXPECT_NE(cache.find(3), nullptr);
+    EXPECT_EQ(cache.cached_messages(), 7u);
+    // One larger than the bound is not kept; forget drops one.
+    cache.keep(4, snapshot(11, 1, 11));
+    EXPECT_EQ(cache.find(4), nullptr);
+    cache.forget(1);
+    EXPECT_EQ(cache.find(1), nullptr);
+    EXPECT_EQ(cache.cached_messages(), 4u);
+    // Off: nothing is kept.
+    sqlite::StatesCache off(0);
+    off.keep(1, snapshot(1, 1, 1));
+    EXPECT_EQ(off.find(1), nullptr);
 }
 
 // ---- inline bodies (zstd frames) ----

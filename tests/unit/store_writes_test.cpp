@@ -63,6 +63,9 @@ TEST_F(StoreTest, HotWriteQueriesWalkIndexesAndNeverScanATable) {
     EXPECT_EQ(deleted.find("TEMP B-TREE"), std::string::npos) << deleted;
     std::string states = joined(query_plan(dir_.path(), sqlite::queries::kStates));
     EXPECT_EQ(states.find("TEMP B-TREE"), std::string::npos) << states;
+    // SELECT of a cached mailbox: the MODSEQ range of the (mailbox_id, modseq) index.
+    std::string changed = joined(query_plan(dir_.path(), sqlite::queries::kStatesChangedSince));
+    EXPECT_NE(changed.find("messages_modseq (mailbox_id=? AND modseq>?)"), std::string::npos) << changed;
     // Every IMAP command's update check: the MODSEQ range, not every change the mailbox ever logged.
     std::string expunged = joined(query_plan(dir_.path(), sqlite::queries::kExpungedSince));
     EXPECT_NE(expunged.find("PRIMARY KEY (mailbox_id=? AND modseq>?)"), std::string::npos) << expunged;

@@ -74,10 +74,14 @@ inline constexpr const char* kOtherMemberships =
 // ?1 mailbox: SELECT and FETCH FLAGS.
 inline constexpr const char* kStates =
     "SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ?1 ORDER BY uid";
+// ?1 mailbox, ?2 modseq: the same for the messages changed or arrived after it (the (mailbox_id, modseq)
+// index, then a sort of the few rows found).
+inline constexpr const char* kStatesChangedSince =
+    "SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY +uid";
 
 inline constexpr const char* kAll[] = {kFlagsOfUids,      kSetFlags,          kPruneFlagChange, kPruneAllChanges,
                                        kPruneFlagChanges, kPruneAllChangesOf, kLogChanges,      kDeletedAfter,
                                        kDeleteMessages,   kCopySources,       kExpungedSince,   kStates,
-                                       kSetEmailFlags,    kOtherMemberships};
+                                       kStatesChangedSince, kSetEmailFlags,   kOtherMemberships};
 
 }  // namespace magpie::store::sqlite::queries

@@ -127,7 +127,8 @@ SqliteStore::SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writ
     : options_(std::move(options)),
       blobs_(std::make_unique<BlobFiles>(options_.data_dir)),
       writer_(std::move(writer)),
-      readers_(options_.data_dir / "magpie.db", options_.max_readers, options_.busy_timeout_ms) {
+      readers_(options_.data_dir / "magpie.db", options_.max_readers, options_.busy_timeout_ms),
+      states_cache_(options_.states_cache_messages) {
     if (!writer_) return;
     start_checkpointer();
     committer_ = std::thread([this] { committer_loop(); });
@@ -549,22 +550,72 @@ Result<Message> SqliteStore::find_message(std::int64_t mailbox_id, std::uint32_t
     });
 }
 
+namespace {
+
+// The states of `mailbox_id`'s messages (queries::kStates), or only of those with a MODSEQ above `above`.
+Result<std::vector<MessageState>> read_states(Connection& db, std::int64_t mailbox_id,
+                                              std::optional<std::uint64_t> above) {
+    auto statement = db.prepare(above ? queries::kStatesChangedSince : queries::kStates);
+    if (!statement) return statement.error();
+    statement->bind(1, mailbox_id);
+    if (above) statement->bind(2, static_cast<std::int64_t>(*above));
+    std::vector<MessageState> states;
+    for (;;) {
+        auto row = statement->step();
+        if (!row) return row.error();
+        if (!*row) return states;
+        states.push_back(MessageState{static_cast<std::uint32_t>(statement->column_int64(0)),
+                                      static_cast<std::uint64_t>(statement->column_int64(1)),
+                                      flag_list(static_cast<std::uint32_t>(statement->column_int64(2)),
+                                                statement->column_text(3))});
+    }
+}
+
+Result<std::vector<std::uint32_t>> expunged_since(Connection& db, std::int64_t mailbox_id, std::uint64_t modseq) {
+    auto statement = db.prepare(queries::kExpungedSince);
+    if (!statement) return statement.error();
+    statement->bind(1, mailbox_id).bind(2, static_cast<std::int64_t>(modseq));
+    std::vector<std::uint32_t> uids;
+    for (;;) {
+        auto row = statement->step();
+        if (!row) return row.error();
+        if (!*row) return uids;
+        uids.push_back(static_cast<std::uint32_t>(statement->column_int64(0)));
+    }
+}
+
+}  // namespace
+
 Result<std::vector<MessageState>> SqliteStore::list_states(std::int64_t mailbox_id) {
     return read<std::vector<MessageState>>([&](Connection& db) -> Result<std::vector<MessageState>> {
-        MAGPIE_TRY(select_mailbox(db, mailbox_id));
-        auto statement = db.prepare(queries::kStates);
-        if (!statement) return statement.error();
-        statement->bind(1, mailbox_id);
-        std::vector<MessageState> states;
-        for (;;) {
-            auto row = statement->step();
-            if (!row) return row.error();
-            if (!*row) return states;
-            states.push_back(MessageState{static_cast<std::uint32_t>(statement->column_int64(0)),
-                                          static_cast<std::uint64_t>(statement->column_int64(1)),
-                                          flag_list(static_cast<std::uint32_t>(statement->column_int64(2)),
-                                                    statement->column_text(3))});
+        auto mailbox = select_mailbox(db, mailbox_id);
+        if (!mailbox) {
+            if (mailbox.error().code == Errc::not_found) states_cache_.forget(mailbox_id);
+            return mailbox.error();
         }
+        if (options_.states_cache_messages == 0) return read_states(db, mailbox_id, std::nullopt);
+        // A snapshot tagged with this transaction's UIDVALIDITY and HIGHESTMODSEQ is these very states; an
+        // older one of the same UIDVALIDITY needs only what changed after it (states_cache.h).
+        auto kept = states_cache_.find(mailbox_id);
+        const bool same_mailbox = kept && kept->uidvalidity == mailbox->uidvalidity;
+        if (same_mailbox && kept->highest_modseq == mailbox->highest_modseq) return kept->states;
+        auto snapshot = std::make_shared<StatesSnapshot>();
+        snapshot->uidvalidity = mailbox->uidvalidity;
+        snapshot->highest_modseq = mailbox->highest_modseq;
+        if (same_mailbox && kept->highest_modseq < mailbox->highest_modseq) {
+            auto changed = read_states(db, mailbox_id, kept->highest_modseq);
+            if (!changed) return changed.error();
+            auto expunged = expunged_since(db, mailbox_id, kept->highest_modseq);
+            if (!expunged) return expunged.error();
+            snapshot->states = apply_changes(kept->states, std::move(*changed), std::move(*expunged));
+        } else {
+            auto states = read_states(db, mailbox_id, std::nullopt);
+            if (!states) return states.error();
+            snapshot->states = std::move(*states);
+        }
+        std::vector<MessageState> states = snapshot->states;
+        states_cache_.keep(mailbox_id, std::move(snapshot));
+        return states;
     });
 }
 

@@ -20,6 +20,7 @@
 #include "store/blob.h"
 #include "store/flags.h"
 #include "store/sqlite/db.h"
+#include "store/sqlite/states_cache.h"
 #include "store/store.h"
 
 namespace magpie::store::sqlite {
@@ -259,6 +260,7 @@ private:
     std::unique_ptr<BlobStorage> blobs_;  // large blobs (files today)
     std::unique_ptr<Connection> writer_;  // used by the committer thread only
     ReaderPool readers_;
+    StatesCache states_cache_;  // list_states of recently opened mailboxes
 
     // Two stages under one mutex: large blobs wait for a blob writer thread (hash, file, fsync), then every
     // delivery and write job waits for the committer. Accepted deliveries are bounded by max_queued across
