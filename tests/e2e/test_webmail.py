@@ -668,6 +668,29 @@ def test_search_finds_words_of_the_body_and_narrows_by_field(webmail):
     assert b.count(selector=".list .row") == 1
 
 
+def test_a_slow_answer_for_an_earlier_search_never_replaces_the_later_one(webmail):
+    """JMAP answers in parallel, so the answer to the search before can come back after the one now shown:
+    it is dropped, and the list keeps the newer search's (empty) result."""
+    server, b = webmail.server, webmail.browser
+    need(server, "Email/query", "Email/get", "Thread/get")
+    need_body_search(server)
+    smtp_send(server, text_message("Field notes", "We saw a resplendent quetzal near the river."))
+    webmail.sign_in()
+    b.wait_text(selector=".list", text="Field notes")
+    # The body search's answer is held back 3 s; the subject search, asked after it, is answered at once.
+    b.delay_requests(url="**/jmap/**", contains='"body":"quetzal"', ms=3000)
+    b.fill(selector="#q", value="body:quetzal")
+    b.press(selector="#q", key="Enter")
+    b.wait_text(selector=".list-title", text="Search: body:quetzal")
+    b.fill(selector="#q", value="subject:quetzal")
+    b.press(selector="#q", key="Enter")
+    b.wait_text(selector=".list-title", text="Search: subject:quetzal")
+    b.wait_text(selector=".list", text="No messages")
+    time.sleep(4)  # past the held-back answer
+    assert "No messages" in b.text(selector=".list")
+    assert b.count(selector=".list .row") == 0
+
+
 # ---------------------------------------------------------------- security
 
 class HitRecorder:

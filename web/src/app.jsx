@@ -98,9 +98,20 @@ function Mail({ auth, onSignedOut }) {
     }).catch(fail);
   }, [jmap]);
 
+  // Every page of the list asked for takes the next number, and an answer that comes back after a newer one
+  // was asked for is dropped (null): a slow answer for the search or mailbox before never replaces the page
+  // of the one now on screen (JMAP calls are answered in parallel, not in the order they were sent).
+  const listing = useRef(0);
+  const fetchPage = useCallback(async (query) => {
+    const asked = ++listing.current;
+    const next = await mail.listEmails(jmap, query);
+    return asked === listing.current ? next : null;
+  }, [jmap]);
+
   const refreshList = useCallback(async (keepPosition = true) => {
     const { current: mailboxId, search: text, page: old } = state.current;
-    const next = await mail.listEmails(jmap, { mailboxId: text ? null : mailboxId, text, position: keepPosition ? old.position : 0 });
+    const next = await fetchPage({ mailboxId: text ? null : mailboxId, text, position: keepPosition ? old.position : 0 });
+    if (!next) return null;
     showPage(next);
     setSelected((s) => Math.min(s, Math.max(0, next.emails.length - 1)));
     return next;
@@ -384,13 +395,13 @@ function Mail({ auth, onSignedOut }) {
         </ul>
         {page.total > page.position + page.emails.length && (
           <button type="button" class="more" onClick={async () => {
-            const next = await mail.listEmails(jmap, { mailboxId: search ? null : current, text: search, position: page.position + mail.PAGE }).catch(fail);
+            const next = await fetchPage({ mailboxId: search ? null : current, text: search, position: page.position + mail.PAGE }).catch(fail);
             if (next) { showPage(next); setSelected(0); }
           }}>Older</button>
         )}
         {page.position > 0 && (
           <button type="button" class="more" onClick={async () => {
-            const next = await mail.listEmails(jmap, { mailboxId: search ? null : current, text: search, position: Math.max(0, page.position - mail.PAGE) }).catch(fail);
+            const next = await fetchPage({ mailboxId: search ? null : current, text: search, position: Math.max(0, page.position - mail.PAGE) }).catch(fail);
             if (next) { showPage(next); setSelected(0); }
           }}>Newer</button>
         )}

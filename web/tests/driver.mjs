@@ -77,6 +77,15 @@ const ops = {
   },
   log: async () => log.splice(0),
   requests: async () => requests.splice(0),
+  // Holds back, by `ms`, every POST to a URL matching `url` (a glob) whose body contains `contains`: a slow
+  // answer, to show what the page does when answers come back in another order than they were asked.
+  delay_requests: async ({ url, contains, ms }) => {
+    await page.route(url, async (route) => {
+      const body = route.request().postData() || '';
+      if (body.includes(contains)) await new Promise((resolve) => setTimeout(resolve, ms));
+      await route.continue();
+    });
+  },
   cookies: async () => context.cookies(),
   reload: async () => { await page.reload(); },
   close: async () => { await context.close(); process.exit(0); },
