@@ -691,6 +691,26 @@ def test_a_slow_answer_for_an_earlier_search_never_replaces_the_later_one(webmai
     assert b.count(selector=".list .row") == 0
 
 
+def test_a_thread_opened_after_a_slow_one_stays_and_the_slow_one_is_not_marked_read(webmail):
+    """The first thread's answer is held back while a second thread is opened: the second stays on screen,
+    and the first, never seen, stays unread."""
+    server, b = webmail.server, webmail.browser
+    need(server, "Email/query", "Email/get", "Thread/get")
+    smtp_send(server, text_message("Slow to come", "held back"))
+    smtp_send(server, text_message("Quick to come", "answered at once"))
+    webmail.sign_in()
+    b.wait_text(selector=".list", text="Slow to come")
+    b.wait_text(selector=".list", text="Quick to come")
+    b.delay_requests(url="**/jmap/**", contains='"Thread/get"', ms=3000, times=1)
+    b.click(selector=".list .row:has-text('Slow to come')")
+    b.click(selector=".list .row:has-text('Quick to come')")
+    b.wait_text(selector="#reader-subject", text="Quick to come")
+    time.sleep(4)  # past the held-back answer
+    assert b.text(selector="#reader-subject") == "Quick to come"
+    assert b.count(selector=".list .row.unread:has-text('Slow to come')") == 1
+    assert b.count(selector=".list .row.unread:has-text('Quick to come')") == 0
+
+
 # ---------------------------------------------------------------- security
 
 class HitRecorder:

@@ -80,9 +80,13 @@ function Mail({ auth, onSignedOut }) {
     if (!(e instanceof SignedOut)) setNotice(e.message || String(e));
   }, []);
 
+  // Answers to the same question asked twice can come back in either order (JMAP calls are answered in
+  // parallel): each kind below numbers what it asks, and only the latest one asked may change the screen.
+  const mailboxesAsked = useRef(0);
   const refreshMailboxes = useCallback(async () => {
+    const asked = ++mailboxesAsked.current;
     const list = await mail.loadMailboxes(jmap);
-    setMailboxes(list);
+    if (asked === mailboxesAsked.current) setMailboxes(list);
     return list;
   }, [jmap]);
 
@@ -98,9 +102,8 @@ function Mail({ auth, onSignedOut }) {
     }).catch(fail);
   }, [jmap]);
 
-  // Every page of the list asked for takes the next number, and an answer that comes back after a newer one
-  // was asked for is dropped (null): a slow answer for the search or mailbox before never replaces the page
-  // of the one now on screen (JMAP calls are answered in parallel, not in the order they were sent).
+  // A page of the list that comes back after a newer one was asked for is dropped (null): a slow answer for
+  // the search or mailbox before never replaces the page of the one now on screen.
   const listing = useRef(0);
   const fetchPage = useCallback(async (query) => {
     const asked = ++listing.current;
@@ -142,7 +145,7 @@ function Mail({ auth, onSignedOut }) {
 
   useEffect(() => {
     if (!ready || !current) return;
-    setThread(null);
+    closeThread();
     setSelected(0);
     refreshList(false).catch(fail);
   }, [ready, current, search]);
@@ -165,14 +168,25 @@ function Mail({ auth, onSignedOut }) {
     };
   }, [ready, jmap]);
 
+  // The thread pane likewise: a thread that comes back after another was opened, or after the pane was
+  // closed, is neither shown nor marked read (its reader never saw it).
+  const threadAsked = useRef(0);
+  const closeThread = () => {
+    threadAsked.current += 1;
+    setThread(null);
+  };
   const openThread = useCallback(async (email) => {
+    const asked = ++threadAsked.current;
     try {
       const emails = await mail.loadThread(jmap, email);
+      if (asked !== threadAsked.current) return;
       setThread(emails);
       const unread = emails.filter((e) => !(e.keywords || {}).$seen).map((e) => e.id);
       if (unread.length) {
         await mail.setKeyword(jmap, unread, '$seen', true);
-        setThread(emails.map((e) => ({ ...e, keywords: { ...e.keywords, $seen: true } })));
+        if (asked === threadAsked.current) {
+          setThread(emails.map((e) => ({ ...e, keywords: { ...e.keywords, $seen: true } })));
+        }
         refreshMailboxes().catch(fail);
         refreshList().catch(fail);
       }
@@ -194,7 +208,7 @@ function Mail({ auth, onSignedOut }) {
   };
 
   const afterChange = async (close) => {
-    if (close) setThread(null);
+    if (close) closeThread();
     await Promise.all([refreshMailboxes(), refreshList()]);
   };
 
@@ -300,7 +314,7 @@ function Mail({ auth, onSignedOut }) {
       if (event.key === 'Escape') {
         if (help) setHelp(false);
         else if (compose) return;
-        else if (thread) setThread(null);
+        else if (thread) closeThread();
         return;
       }
       if (typing || event.ctrlKey || event.metaKey || event.altKey || compose) return;
@@ -409,7 +423,7 @@ function Mail({ auth, onSignedOut }) {
       <section class="reader-pane" aria-label="Message">
         {thread ? (
           <Reader jmap={jmap} thread={thread} mailboxes={mailboxes} current={current} sentId={sentId}
-            onClose={() => setThread(null)} onReply={() => reply(false)} onReplyAll={() => reply(true)}
+            onClose={closeThread} onReply={() => reply(false)} onReplyAll={() => reply(true)}
             onForward={() => forward(false)} onForwardAttachment={() => forward(true)} onDelete={remove}
             onMove={moveTo} onFlag={() => toggle('$flagged')} onSeen={() => toggle('$seen')} />
         ) : <p class="empty">Select a conversation to read it.</p>}

@@ -77,12 +77,17 @@ const ops = {
   },
   log: async () => log.splice(0),
   requests: async () => requests.splice(0),
-  // Holds back, by `ms`, every POST to a URL matching `url` (a glob) whose body contains `contains`: a slow
-  // answer, to show what the page does when answers come back in another order than they were asked.
-  delay_requests: async ({ url, contains, ms }) => {
+  // Holds back, by `ms`, the POSTs to a URL matching `url` (a glob) whose body contains `contains` (the first
+  // `times` of them; all without it): a slow answer, to show what the page does when answers come back in
+  // another order than they were asked.
+  delay_requests: async ({ url, contains, ms, times }) => {
+    let left = times === undefined ? Infinity : times;
     await page.route(url, async (route) => {
       const body = route.request().postData() || '';
-      if (body.includes(contains)) await new Promise((resolve) => setTimeout(resolve, ms));
+      if (left > 0 && body.includes(contains)) {
+        left -= 1;
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      }
       await route.continue();
     });
   },
