@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "store/sqlite/wal_vfs.h"
+
 namespace magpie::store::sqlite {
 namespace {
 
@@ -147,13 +149,14 @@ bool Statement::column_is_null(int index) const { return sqlite3_column_type(stm
 // ---- Connection ----
 
 Result<std::unique_ptr<Connection>> Connection::open(const std::filesystem::path& path, Mode mode,
-                                                     int busy_timeout_ms) {
+                                                     int busy_timeout_ms, WalWrites wal_writes) {
     // NOMUTEX: each connection is used by one thread at a time, serialized by the store.
     int flags = SQLITE_OPEN_NOMUTEX | (mode == Mode::read_only ? SQLITE_OPEN_READONLY
                                                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     configure_sqlite_once();
     sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    const char* vfs = wal_writes == WalWrites::coalesced ? coalescing_wal_vfs() : nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs);
     if (rc != SQLITE_OK) {
         Error error = sqlite_error(rc, fmt::format("open {}", path.string()), db);
         sqlite3_close(db);

@@ -61,9 +61,12 @@ private:
 class Connection {
 public:
     enum class Mode { read_write_create, read_only };
+    // How the connection's commits reach the write-ahead log: as SQLite writes them (two writes per page), or
+    // gathered into one write per commit (wal_vfs.h; for the store's one writer).
+    enum class WalWrites { per_frame, coalesced };
 
     static Result<std::unique_ptr<Connection>> open(const std::filesystem::path& path, Mode mode,
-                                                    int busy_timeout_ms);
+                                                    int busy_timeout_ms, WalWrites wal_writes = WalWrites::per_frame);
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;

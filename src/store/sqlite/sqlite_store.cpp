@@ -785,7 +785,9 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
         }
     }
     MAGPIE_TRY(BlobFiles(options.data_dir).create_layout());
-    auto writer = Connection::open(db_path, Connection::Mode::read_write_create, options.busy_timeout_ms);
+    // The one writer's commits go to the log in one write each (wal_vfs.h; issue 17).
+    auto writer = Connection::open(db_path, Connection::Mode::read_write_create, options.busy_timeout_ms,
+                                   Connection::WalWrites::coalesced);
     if (!writer) return writer.error();
     Connection& db = **writer;
     // WAL: readers never block the writer and one commit is one append + fsync of the log.
