@@ -20,8 +20,7 @@ Result<void> set_int(int fd, int level, int name, int value, const char* what) {
 
 }  // namespace
 
-Result<void> enable_keepalive(tcp::socket& socket, const KeepAlive& options) {
-    int fd = socket.native_handle();
+Result<void> enable_keepalive(int fd, const KeepAlive& options) {
     MAGPIE_TRY(set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"));
     MAGPIE_TRY(
         set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(options.idle.count()), "TCP_KEEPIDLE"));

@@ -1,7 +1,10 @@
 // TCP keepalive for accepted connections. NATs and mobile carriers drop a silent TCP flow after 5 to 15
 // minutes (an IMAP IDLE that waits for mail, an SMTP client waiting on a slow store), and neither side
 // learns of it; probes every few minutes keep the mapping alive and detect a peer that is gone. The
-// kernel's default (first probe after 2 hours) is far too late, so the timings are set per socket.
+// kernel's default (first probe after 2 hours) is far too late, so the timings are set on each listening
+// socket: Linux copies a listener's socket options into every socket it accepts (SO_KEEPALIVE, the
+// TCP_KEEP* timings, TCP_NODELAY), one set of system calls per listener instead of five per connection
+// (issue 17: a connection per message under smtp-source).
 #pragma once
 
 #include <chrono>
@@ -17,7 +20,8 @@ struct KeepAlive {
     int probes = 4;                     // unanswered probes before the kernel resets (TCP_KEEPCNT)
 };
 
-// Sets SO_KEEPALIVE and the three timings on a connected socket. Errors: io_error naming the option.
-Result<void> enable_keepalive(tcp::socket& socket, const KeepAlive& options);
+// Sets SO_KEEPALIVE and the three timings on a socket (`fd`: a listening one, or one connected). Errors:
+// io_error naming the option.
+Result<void> enable_keepalive(int fd, const KeepAlive& options);
 
 }  // namespace magpie::net

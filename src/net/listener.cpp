@@ -78,10 +78,17 @@ Result<std::unique_ptr<Listener>> Listener::bind(IoPool& pool, ListenerOptions o
     if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec && address.is_v6()) acceptor.set_option(asio::ip::v6_only(address.to_v6().is_unspecified() ? false : true), ec);
     if (!ec) acceptor.bind(endpoint, ec);
+    // What every accepted socket inherits (keepalive.h): replies go out at once (no Nagle delay behind a
+    // client's unacknowledged data), and a connection that goes quiet behind a NAT stays known.
+    if (!ec) acceptor.set_option(tcp::no_delay(true), ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
         return make_error(Errc::io_error, fmt::format("cannot listen on {}:{} ({}): {}", options.address,
                                                       options.port, options.service, ec.message()));
+    }
+    if (auto keepalive = enable_keepalive(acceptor.native_handle(), options.keepalive); !keepalive) {
+        return make_error(Errc::io_error, fmt::format("cannot listen on {}:{} ({}): {}", options.address,
+                                                      options.port, options.service, keepalive.error().message));
     }
     return std::unique_ptr<Listener>(new Listener(pool, std::move(options), std::move(acceptor)));
 }
@@ -131,10 +138,6 @@ awaitable<void> Listener::accept_loop() {
 }
 
 awaitable<void> Listener::serve(tcp::socket socket) {
-    // Every accepted socket, whatever the protocol: a connection that goes quiet behind a NAT stays known.
-    if (auto keepalive = enable_keepalive(socket, options_.keepalive); !keepalive) {
-        spdlog::warn("{}: {}", options_.service, keepalive.error().message);
-    }
     auto tls = tls_ ? tls_() : nullptr;  // the current context: SIGHUP may have reloaded it
     auto connection = std::make_shared<Connection>(std::move(socket), tls);
     auto slot = limiter_->try_acquire(connection->peer_ip());

@@ -122,13 +122,16 @@ TEST_F(TempDir, DamagedCertificateOrKeyIsRefusedNamingTheFile) {
     EXPECT_TRUE(make_server_tls_context(cert, key));
 }
 
-TEST(NetKeepAlive, AcceptedSocketGetsKeepaliveAndItsTimings) {
+// The options are set on the listening socket once (as Listener::bind does) and every accepted socket has
+// them: the listener relies on the kernel copying them.
+TEST(NetKeepAlive, AcceptedSocketInheritsKeepaliveItsTimingsAndNoDelayFromTheListener) {
     asio::io_context io;
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    ASSERT_TRUE(enable_keepalive(acceptor.native_handle(), KeepAlive{std::chrono::seconds(90), std::chrono::seconds(15), 3}));
+    acceptor.set_option(tcp::no_delay(true));
     tcp::socket client(io);
     client.connect(acceptor.local_endpoint());
     tcp::socket accepted = acceptor.accept();
-    ASSERT_TRUE(enable_keepalive(accepted, KeepAlive{std::chrono::seconds(90), std::chrono::seconds(15), 3}));
 
     asio::socket_base::keep_alive on;
     accepted.get_option(on);
@@ -142,6 +145,7 @@ TEST(NetKeepAlive, AcceptedSocketGetsKeepaliveAndItsTimings) {
     EXPECT_EQ(get(TCP_KEEPIDLE), 90);
     EXPECT_EQ(get(TCP_KEEPINTVL), 15);
     EXPECT_EQ(get(TCP_KEEPCNT), 3);
+    EXPECT_EQ(get(TCP_NODELAY), 1);
     EXPECT_LT(KeepAlive{}.idle, std::chrono::minutes(5));  // the default beats NATs' 5 to 15 minutes
 }
 
