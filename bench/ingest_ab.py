@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""A/B runs of SMTP ingest for issue 17: magpied builds side by side against smtp-source, each with its own store,
+started once and measured in alternating rounds in the same machine state.
+  bench/ingest_ab.py SESSIONS MESSAGES SIZE [BUILD_DIR ...]
+A BUILD_DIR holds server/magpied and cli/magpie (build-release/src by default; copy a build aside to compare it
+with a newer one). Each round prints msgs/s (from the first connection until all are counted in the store, as
+bench/run.py measures), magpied's CPU per message (user + system, all threads) and its voluntary context switches
+per message; the end prints the medians. ROUNDS (environment, default 3) sets the rounds. Every magpied is
+stopped by PID at the end; nothing listens beyond loopback."""
+import os, statistics, sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as R
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_seconds(pid):
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def voluntary_switches(pid):
+    total = 0
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches"):
+                total += int(line.split()[1])
+    return total
+
+
+def main():
+    sessions, messages, size = (int(a) for a in sys.argv[1:4])
+    builds = sys.argv[4:] or [str(ROOT / "build-release" / "src")]
+    rounds = int(os.environ.get("ROUNDS", "3"))
+    root = R.instance_dir("magpie-ingest-ab-")
+    servers = []
+    try:
+        for i, build in enumerate(builds):
+            R.MAGPIED, R.MAGPIE = Path(build) / "server" / "magpied", Path(build) / "cli" / "magpie"
+            (root / str(i)).mkdir()
+            server = R.Magpied(root / str(i), R.free_port())
+            server.magpie("domain", "add", "--no-dkim", R.DOMAIN)
+            server.magpie("user", "add", R.USER, input=b"bench password\n")
+            server.start()
+            servers.append(server)
+        results = {build: [] for build in builds}
+        for r in range(rounds):
+            order = list(zip(builds, servers))
+            for build, server in (order if r % 2 == 0 else order[::-1]):
+                base, pid = server.stored(), server.proc.pid
+                cpu, switches = cpu_seconds(pid), voluntary_switches(pid)
+                rate = R.measure(lambda: R.smtp_source("127.0.0.1", server.port, sessions, messages, size),
+                                 lambda: server.stored() - base, messages)
+                figures = (rate, 1000 * (cpu_seconds(pid) - cpu) / messages,
+                           (voluntary_switches(pid) - switches) / messages)
+                results[build].append(figures)
+                print(f"{build} round {r}: {figures[0]:.0f} msgs/s, CPU {figures[1]:.3f} ms/message, "
+                      f"{figures[2]:.1f} voluntary context switches/message", flush=True)
+        for build in builds:
+            rates, cpus, switches = zip(*results[build])
+            print(f"{build}: median {statistics.median(rates):.0f} msgs/s ({min(rates):.0f}-{max(rates):.0f}), "
+                  f"CPU {statistics.median(cpus):.3f} ms/message, {statistics.median(switches):.1f} switches/message")
+    finally:
+        for server in servers:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
