@@ -25,15 +25,17 @@ void exec(sqlite3* db, const std::string& sql) {
     ASSERT_EQ(rc, SQLITE_OK) << sql << ": " << detail;
 }
 
-std::int64_t count_rows(sqlite3* db) {
+std::int64_t query_int(sqlite3* db, const char* sql) {
     sqlite3_stmt* statement = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT count(*), coalesce(sum(length(body)), 0) FROM t", -1, &statement, nullptr),
-              SQLITE_OK);
-    std::int64_t rows = -1;
-    if (sqlite3_step(statement) == SQLITE_ROW) rows = sqlite3_column_int64(statement, 0);
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &statement, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    std::int64_t value = -1;
+    if (sqlite3_step(statement) == SQLITE_ROW) value = sqlite3_column_int64(statement, 0);
     sqlite3_finalize(statement);
-    return rows;
+    return value;
 }
+
+std::int64_t count_rows(sqlite3* db) { return query_int(db, "SELECT count(*) FROM t"); }
+std::int64_t total_bytes(sqlite3* db) { return query_int(db, "SELECT coalesce(sum(length(body)), 0) FROM t"); }
 
 std::string integrity(sqlite3* db) {
     sqlite3_stmt* statement = nullptr;
@@ -46,7 +48,12 @@ std::string integrity(sqlite3* db) {
 
 // What a crash right now would leave: the database and its log as they are on file (no -shm: opening the
 // copy recovers the log from its frames, checksums and commit records, as after a power cut).
-std::int64_t rows_in_copy(const std::filesystem::path& live, const std::filesystem::path& copy) {
+struct Copied {
+    std::int64_t rows = -1;
+    std::int64_t bytes = -1;
+};
+
+Copied copy_files(const std::filesystem::path& live, const std::filesystem::path& copy) {
     std::filesystem::remove_all(copy);
     std::filesystem::create_directories(copy);
     for (const char* name : {"t.db", "t.db-wal"}) {
@@ -54,10 +61,14 @@ std::int64_t rows_in_copy(const std::filesystem::path& live, const std::filesyst
     }
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open_v2((copy / "t.db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-    std::int64_t rows = count_rows(db);
+    Copied copied{count_rows(db), total_bytes(db)};
     EXPECT_EQ(integrity(db), "ok");
     sqlite3_close(db);
-    return rows;
+    return copied;
+}
+
+std::int64_t rows_in_copy(const std::filesystem::path& live, const std::filesystem::path& copy) {
+    return copy_files(live, copy).rows;
 }
 
 class WalVfsTest : public ::testing::TestWithParam<const char*> {
@@ -121,6 +132,24 @@ TEST_P(WalVfsTest, ACommitLargerThanTheBufferAndARollbackLeaveTheLogWhole) {
     commit_rows(2, 3000);
     EXPECT_EQ(count_rows(reader_), 1005);
     EXPECT_EQ(rows_in_copy(dir_.path(), dir_.path() / "copy"), 1005);
+}
+
+// A transaction larger than the page cache writes (spills) frames before its commit; changing one of those
+// pages again makes SQLite rewrite frame headers in place after the commit frame (wal.c walRewriteChecksums),
+// the commit frame's header last, with no page written after it. That rewrite is on file when COMMIT returns.
+TEST_P(WalVfsTest, ATransactionThatRewritesItsSpilledFramesIsOnFileWhenCommitReturns) {
+    commit_rows(1, 100);
+    exec(writer_, "PRAGMA cache_size = 20");
+    exec(writer_, "BEGIN");
+    for (int i = 0; i < 300; ++i) exec(writer_, "INSERT INTO t(body) VALUES(zeroblob(3000))");
+    exec(writer_, "UPDATE t SET body = zeroblob(10) WHERE id BETWEEN 2 AND 101");
+    exec(writer_, "COMMIT");
+    const std::int64_t bytes = 100 + 200 * 3000 + 100 * 10;
+    EXPECT_EQ(count_rows(reader_), 301);
+    EXPECT_EQ(total_bytes(reader_), bytes);
+    const Copied copied = copy_files(dir_.path(), dir_.path() / "copy");
+    EXPECT_EQ(copied.rows, 301);
+    EXPECT_EQ(copied.bytes, bytes);
 }
 
 TEST_P(WalVfsTest, ACommitOfManyPagesIsOneWriteToTheLog) {

@@ -2,11 +2,11 @@
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 
 namespace magpie::store::sqlite {
 namespace {
@@ -29,7 +29,8 @@ struct WalFile {
     std::unique_ptr<char[]> buffer;  // kWalWriteBufferBytes once the first write comes
     std::size_t used = 0;
     sqlite3_int64 start = 0;          // the file offset of buffer[0]
-    bool commit_header_last = false;  // the last write was a commit frame's header: its page comes next
+    sqlite3_int64 last_end = -1;      // where the last write ended (-1: none yet)
+    bool commit_header_last = false;  // the last write was an appended commit frame header: its page comes next
 };
 
 constexpr std::size_t kWalFileBytes = (sizeof(WalFile) + 15) & ~std::size_t{15};
@@ -40,7 +41,9 @@ int flush(WalFile* f) {
     if (f->used == 0) return SQLITE_OK;
     int rc = f->real->pMethods->xWrite(f->real, f->buffer.get(), static_cast<int>(f->used), f->start);
     issued_writes.fetch_add(1, std::memory_order_relaxed);
-    f->used = 0;  // written or failed: the caller reports the outcome, and SQLite rewrites what it needs
+    // Written or failed: the caller reports the outcome. What is held is appended frames only, so a failure
+    // loses frames of no published commit (a commit's frames are written out before it is published).
+    f->used = 0;
     return rc;
 }
 
@@ -50,17 +53,23 @@ bool is_commit_header(const void* data, int amount) {
     return (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0;
 }
 
+// Only appends are held back: a write that starts where the one before it ended (SQLite appending frames,
+// or the first frame after the log's header). Any other write goes to the file at once, after what is held:
+// SQLite rewrites earlier frame headers in place when a transaction that spilled pages into the log changes
+// one of them again (wal.c, walRewriteChecksums), the commit frame's header last, with no page after it and
+// nothing else on the log before the commit is published.
 int wal_write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
     WalFile* f = wal(file);
     requested_writes.fetch_add(1, std::memory_order_relaxed);
     const bool commit_page = f->commit_header_last;
     f->commit_header_last = false;
     const auto size = static_cast<std::size_t>(amount);
-    const bool continues = f->used > 0 && offset == f->start + static_cast<sqlite3_int64>(f->used);
-    if (!continues || f->used + size > kWalWriteBufferBytes) {
+    const bool appends = offset == f->last_end;
+    f->last_end = offset + amount;
+    if (!appends || f->used + size > kWalWriteBufferBytes) {
         if (int rc = flush(f); rc != SQLITE_OK) return rc;
     }
-    if (size > kWalWriteBufferBytes) {
+    if (!appends || size > kWalWriteBufferBytes) {
         issued_writes.fetch_add(1, std::memory_order_relaxed);
         return f->real->pMethods->xWrite(f->real, data, amount, offset);
     }
@@ -149,7 +158,7 @@ int wal_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
     return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 
-void wal_shm_barrier(sqlite3_file* file) {
+void wal_shm_barrier(sqlite3_file* file) {  // SQLite calls the shm methods on the database file, never the log
     WalFile* f = wal(file);
     (void)flush(f);
     f->real->pMethods->xShmBarrier(f->real);
@@ -249,9 +258,7 @@ const char* coalescing_wal_vfs() {
         base_vfs = sqlite3_vfs_find(nullptr);
         if (base_vfs == nullptr || base_vfs->iVersion < 3) return;
         wal_vfs.iVersion = 3;
-        wal_vfs.szOsFile = static_cast<int>(
-            std::max<std::size_t>(kWalFileBytes + static_cast<std::size_t>(base_vfs->szOsFile),
-                                  static_cast<std::size_t>(base_vfs->szOsFile)));
+        wal_vfs.szOsFile = static_cast<int>(kWalFileBytes + static_cast<std::size_t>(base_vfs->szOsFile));
         wal_vfs.mxPathname = base_vfs->mxPathname;
         wal_vfs.zName = kVfsName;
         wal_vfs.xOpen = vfs_open;

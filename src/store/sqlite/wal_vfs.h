@@ -3,13 +3,15 @@
 // SQLite appends each WAL frame as two writes, its 24-byte header and then the page (sqlite3WalFrames); a
 // commit of N pages is 2N pwrite calls, and each page write straddles two page-cache pages of the file (a
 // frame is 4,120 bytes). Issue 17's ingest profile had those calls at a sixth of magpied's CPU. This VFS wraps
-// the default one and, for WAL files only, gathers writes that continue the one before into a buffer, which
-// goes to the file in one write before anything can depend on it:
-//   - once the page of a commit frame is written (the frame header's commit field, bytes 4-7, is not zero:
-//     the WAL format of https://sqlite.org/fileformat2.html#walformat), so a commit's frames are on file
-//     before SQLite publishes them to other connections, whatever the synchronous setting;
-//   - before the log's xRead, xSync, xTruncate, xFileSize, xFileControl, xClose and every other method;
-//   - before a write that does not continue the buffer, and when it reaches kWalWriteBufferBytes.
+// the default one and, for WAL files only, holds back appends (a write that starts where the previous one
+// ended) in a buffer, which goes to the file in one write before anything can depend on it:
+//   - once the page of an appended commit frame is in it (the frame header's commit field, bytes 4-7, is not
+//     zero: the WAL format of https://sqlite.org/fileformat2.html#walformat), so a commit's frames are on
+//     file before SQLite publishes them to other connections (the wal-index header, written through the
+//     database file's shared memory right after), whatever the synchronous setting;
+//   - before any write that is not an append (SQLite rewriting frame headers in place goes straight through),
+//     before the log's xRead, xSync, xTruncate, xFileSize, xFileControl, xClose and every other method;
+//   - when it reaches kWalWriteBufferBytes.
 // A failed write is reported by the call that flushed: the commit frame's own write fails the commit as a
 // failed write would. Every other file (the database, journals) is the default VFS's own, unchanged.
 //
