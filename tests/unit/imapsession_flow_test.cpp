@@ -1554,5 +1554,94 @@ TEST_F(ImapSessionTest, DeletingAnotherSessionsSelectedMailboxEndsThatSession) {
     EXPECT_EQ(a->take_action(), Session::Action::close);
 }
 
+// A store that, the first `replacements` times a listing is read, deletes a mailbox and makes it again under
+// the same name just before: the race between OpenMailbox's reads (separate transactions), made certain.
+class ReplacingStore : public store::Store {
+public:
+    ReplacingStore(store::Store& inner, std::int64_t account, std::string name, int replacements)
+        : inner_(inner), account_(account), name_(std::move(name)), replacements_(replacements) {}
+    Result<store::Mailbox> find_mailbox(std::int64_t account_id, std::string_view name) override {
+        return inner_.find_mailbox(account_id, name);
+    }
+    Result<std::vector<store::MessageState>> list_states(std::int64_t mailbox_id) override {
+        if (replacements_ > 0) {
+            --replacements_;
+            EXPECT_TRUE(inner_.delete_mailbox(account_, name_).ok());
+            EXPECT_TRUE(inner_.create_mailbox(account_, name_).ok());
+        }
+        return inner_.list_states(mailbox_id);
+    }
+    Result<store::MailboxStatus> mailbox_status(std::int64_t mailbox_id) override {
+        return inner_.mailbox_status(mailbox_id);
+    }
+    Result<std::uint32_t> claim_recent(std::int64_t mailbox_id) override { return inner_.claim_recent(mailbox_id); }
+
+    // Not used by OpenMailbox.
+    Result<store::Domain> add_domain(std::string_view) override { return unused(); }
+    Result<void> delete_domain(std::string_view) override { return unused(); }
+    Result<std::vector<store::Domain>> list_domains() override { return unused(); }
+    Result<store::Account> add_account(std::string_view, std::string_view, const store::ScramCredentials&) override {
+        return unused();
+    }
+    Result<void> set_password(std::string_view, std::string_view, const store::ScramCredentials&) override {
+        return unused();
+    }
+    Result<void> set_disabled(std::string_view, bool) override { return unused(); }
+    Result<void> delete_account(std::string_view) override { return unused(); }
+    Result<std::vector<store::Account>> list_accounts(std::string_view) override { return unused(); }
+    Result<store::Account> find_account(std::string_view) override { return unused(); }
+    Result<void> add_alias(std::string_view, std::string_view) override { return unused(); }
+    Result<void> delete_alias(std::string_view) override { return unused(); }
+    Result<std::vector<store::Alias>> list_aliases(std::string_view) override { return unused(); }
+    Result<store::RecipientResult> resolve_recipient(std::string_view) override { return unused(); }
+    Result<std::vector<store::Mailbox>> list_mailboxes(std::int64_t) override { return unused(); }
+    void deliver(store::Delivery, std::function<void(Result<store::Delivered>)> done) override { done(unused()); }
+    Result<std::vector<store::Message>> list_messages(std::int64_t) override { return unused(); }
+    Result<store::Message> find_message(std::int64_t, std::uint32_t) override { return unused(); }
+    Result<std::string> read_blob(std::string_view) override { return unused(); }
+    void set_change_listener(store::ChangeListener) override {}
+    store::StoreStats stats() const override { return {}; }
+
+private:
+    static Error unused() { return make_error(Errc::internal, "not used by OpenMailbox"); }
+
+    store::Store& inner_;
+    std::int64_t account_;
+    std::string name_;
+    int replacements_;
+};
+
+// The listing SELECT answers is the mailbox's whose UIDVALIDITY it reports, even when the mailbox is replaced
+// between the reads (SQLite gives the new one the old id when it had the highest); replaced every time, NO
+// [UNAVAILABLE] rather than a mix.
+TEST_F(ImapSessionTest, SelectOfAMailboxReplacedMeanwhileListsTheNewOneUnderItsOwnUidvalidity) {
+    ASSERT_TRUE(store_->create_mailbox(demo_, "Projects").ok());  // the highest mailbox id
+    for (bool read_only : {false, true}) {
+        const store::Mailbox old = mailbox(demo_, "Projects");
+        deliver(demo_, "Projects", kFirst);
+        deliver(demo_, "Projects", kSecond);
+        ReplacingStore replacing(*store_, demo_, "Projects", 1);
+        SessionServices services{replacing, limiter_, throttle_};
+        auto answer = perform(services, request::OpenMailbox{demo_, "Projects", read_only, std::nullopt});
+        auto* opened = std::get_if<kRequestIndex<request::OpenMailbox>>(&answer);
+        ASSERT_NE(opened, nullptr);
+        ASSERT_TRUE(opened->ok()) << opened->error().message;
+        const store::Mailbox now = mailbox(demo_, "Projects");
+        EXPECT_NE(now.uidvalidity, old.uidvalidity);
+        EXPECT_EQ((*opened)->mailbox.id, now.id);
+        EXPECT_EQ((*opened)->mailbox.uidvalidity, now.uidvalidity);
+        EXPECT_TRUE((*opened)->states.empty());  // the new mailbox's (empty), not the old one's two messages
+        EXPECT_EQ(now.id, old.id);                // the case the check is for: the same id again
+    }
+
+    ReplacingStore always(*store_, demo_, "Projects", 1000);
+    SessionServices services{always, limiter_, throttle_};
+    auto answer = perform(services, request::OpenMailbox{demo_, "Projects", false, std::nullopt});
+    auto* opened = std::get_if<kRequestIndex<request::OpenMailbox>>(&answer);
+    ASSERT_NE(opened, nullptr);
+    ASSERT_FALSE(opened->ok());
+    EXPECT_EQ(opened->error().code, Errc::unavailable);
+}
+
 }  // namespace
 }  // namespace magpie::imap

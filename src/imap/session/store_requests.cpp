@@ -44,7 +44,33 @@ Result<request::Refresh::Answer> run(store::Store& store, const request::Refresh
     return answer;
 }
 
+// The mailbox row and the reads after it are separate transactions, so the mailbox may be deleted and made
+// again under its name in between (SQLite may even give the new one the same id): its listing would then be
+// answered under the old UIDVALIDITY, and a client would file the new mailbox's UIDs under the old one's.
+// The row is read again after the reads; the same id and UIDVALIDITY prove they were this mailbox's, since a
+// UIDVALIDITY is never given twice (store-wide counter). Otherwise it starts again, a few times at most.
+constexpr int kOpenMailboxAttempts = 3;
+
+Result<request::OpenMailbox::Answer> open_mailbox_once(store::Store& store, const request::OpenMailbox& r);
+
 Result<request::OpenMailbox::Answer> run(store::Store& store, const request::OpenMailbox& r) {
+    for (int attempt = 1;; ++attempt) {
+        auto answer = open_mailbox_once(store, r);
+        const bool last = attempt == kOpenMailboxAttempts;
+        if (!answer) {
+            // Its row went between the reads (a new one under the name has another id): try the new one.
+            if (answer.error().code != Errc::not_found || last || !store.find_mailbox(r.account_id, r.name))
+                return answer;
+            continue;
+        }
+        auto again = store.find_mailbox(r.account_id, r.name);
+        if (!again) return again.error();  // gone meanwhile: as if it had been gone first
+        if (again->id == answer->mailbox.id && again->uidvalidity == answer->mailbox.uidvalidity) return answer;
+        if (last) return make_error(Errc::unavailable, "the mailbox was replaced while it was being opened");
+    }
+}
+
+Result<request::OpenMailbox::Answer> open_mailbox_once(store::Store& store, const request::OpenMailbox& r) {
     auto mailbox = store.find_mailbox(r.account_id, r.name);
     if (!mailbox) return mailbox.error();
     request::OpenMailbox::Answer answer;
