@@ -394,7 +394,8 @@ class Dnsmasq:
 
     def start(self, records: list[str]):
         """`records` are dnsmasq option lines: "mx-host=hamburger.edu,mx.hamburger.edu,10",
-        "host-record=mx.hamburger.edu,127.0.0.3", "txt-record=...". Unknown names answer NXDOMAIN."""
+        "host-record=mx.hamburger.edu,127.0.0.3", "txt-record=...". Names it has no record of answer REFUSED (no
+        upstream); the single line "address=/#/" makes every name NXDOMAIN instead (null_dns)."""
         lines = ["no-resolv", "no-hosts", "no-poll", "bind-interfaces", f"listen-address={self.address}",
                  f"port={self.port}", "log-queries", *records]
         self.conf.write_text("\n".join(lines) + "\n")

@@ -711,6 +711,26 @@ def test_a_thread_opened_after_a_slow_one_stays_and_the_slow_one_is_not_marked_r
     assert b.count(selector=".list .row.unread:has-text('Quick to come')") == 0
 
 
+def test_a_moves_notice_comes_with_the_list_without_the_moved_row_when_a_push_asked_again(webmail):
+    """The list the move asks for is held back 2 s and the one the push asks for meanwhile 4 s: the first is
+    dropped (a newer one was asked), and the notice waits for the newer list instead of coming over the
+    old one (as it did: the moved row still listed under "Moved to ...")."""
+    server, b = webmail.server, webmail.browser
+    need(server, "Email/query", "Email/get", "Email/set")
+    smtp_send(server, text_message("Pangolin invoice 1234", "Please pay it."))
+    smtp_send(server, text_message("Lunch", "Sandwiches at one."))
+    webmail.sign_in()
+    b.wait_text(selector=".list", text="Lunch")
+    mailboxes = b.eval(script="() => [...document.querySelectorAll('nav.mailboxes [data-mailbox]')].map(b => b.dataset.mailbox)")
+    target = next(name for name in mailboxes if name not in ("INBOX", "Drafts", "Sent", "Trash", "Junk"))
+    open_row(b, "Pangolin invoice 1234")
+    b.delay_requests(url="**/jmap/**", contains='"Email/query"', ms=[2000, 4000])
+    b.select(selector="#move-to", label=target)
+    b.wait_text(selector=".notice", text=f"Moved to {target}", timeout=20000)
+    assert b.count(selector=".list .row:has-text('Pangolin invoice 1234')") == 0
+    assert b.count(selector=".list .row:has-text('Lunch')") == 1
+
+
 # ---------------------------------------------------------------- security
 
 class HitRecorder:

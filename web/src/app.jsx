@@ -50,6 +50,16 @@ function SignIn({ onSignedIn }) {
 
 const roleOf = (mailboxes, role) => (mailboxes.find((m) => m.role === role) || {}).id;
 
+// Waits until the newest request of a kind (`latest.current`, a promise that shows its answer) has settled,
+// following any newer one asked meanwhile; `mine` is the caller's own, already settled.
+async function settleLatest(latest, mine) {
+  let waited = mine;
+  while (latest.current !== waited) {
+    waited = latest.current;
+    await waited.catch(() => null);
+  }
+}
+
 function Mail({ auth, onSignedOut }) {
   const jmap = useMemo(() => new Jmap(auth.csrfToken, onSignedOut), [auth]);
   const [ready, setReady] = useState(false);
@@ -82,11 +92,20 @@ function Mail({ auth, onSignedOut }) {
 
   // Answers to the same question asked twice can come back in either order (JMAP calls are answered in
   // parallel): each kind below numbers what it asks, and only the latest one asked may change the screen.
+  // A refresh whose answer was dropped so still returns only once the screen shows one asked after it
+  // (settleLatest), so "the list that shows my change" is on screen when a caller's await ends (a move's
+  // notice comes with the list without the moved rows, even when a push asked for the list again meanwhile).
   const mailboxesAsked = useRef(0);
+  const mailboxesShown = useRef(Promise.resolve());
   const refreshMailboxes = useCallback(async () => {
     const asked = ++mailboxesAsked.current;
-    const list = await mail.loadMailboxes(jmap);
-    if (asked === mailboxesAsked.current) setMailboxes(list);
+    const shown = mail.loadMailboxes(jmap).then((list) => {
+      if (asked === mailboxesAsked.current) setMailboxes(list);
+      return list;
+    });
+    mailboxesShown.current = shown;
+    const list = await shown;
+    await settleLatest(mailboxesShown, shown);
     return list;
   }, [jmap]);
 
@@ -111,12 +130,19 @@ function Mail({ auth, onSignedOut }) {
     return asked === listing.current ? next : null;
   }, [jmap]);
 
+  const listShown = useRef(Promise.resolve());
   const refreshList = useCallback(async (keepPosition = true) => {
     const { current: mailboxId, search: text, page: old } = state.current;
-    const next = await fetchPage({ mailboxId: text ? null : mailboxId, text, position: keepPosition ? old.position : 0 });
-    if (!next) return null;
-    showPage(next);
-    setSelected((s) => Math.min(s, Math.max(0, next.emails.length - 1)));
+    const shown = fetchPage({ mailboxId: text ? null : mailboxId, text, position: keepPosition ? old.position : 0 })
+      .then((next) => {
+        if (!next) return null;
+        showPage(next);
+        setSelected((s) => Math.min(s, Math.max(0, next.emails.length - 1)));
+        return next;
+      });
+    listShown.current = shown;
+    const next = await shown;
+    if (!next) await settleLatest(listShown, shown);
     return next;
   }, [jmap]);
 

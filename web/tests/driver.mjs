@@ -80,13 +80,16 @@ const ops = {
   // Holds back, by `ms`, the POSTs to a URL matching `url` (a glob) whose body contains `contains` (the first
   // `times` of them; all without it): a slow answer, to show what the page does when answers come back in
   // another order than they were asked.
+  // Holds back the POSTs to `url` whose body contains `contains`: `ms` each (the first `times` of them, or
+  // all), or, when `ms` is a list, the first one ms[0], the next ms[1] and so on.
   delay_requests: async ({ url, contains, ms, times }) => {
-    let left = times === undefined ? Infinity : times;
+    const delays = Array.isArray(ms) ? [...ms] : null;
+    let left = delays ? delays.length : times === undefined ? Infinity : times;
     await page.route(url, async (route) => {
       const body = route.request().postData() || '';
       if (left > 0 && body.includes(contains)) {
         left -= 1;
-        await new Promise((resolve) => setTimeout(resolve, ms));
+        await new Promise((resolve) => setTimeout(resolve, delays ? delays.shift() : ms));
       }
       await route.continue();
     });
