@@ -9,6 +9,7 @@
 #include "auth/authenticator.h"
 #include "auth/crypto.h"
 #include "base/strings.h"
+#include "store_unused.h"
 
 namespace magpie::auth {
 namespace {
@@ -19,7 +20,7 @@ using namespace std::string_literals;
 constexpr std::int64_t kNow = 1'800'000'000;
 
 // A directory of accounts in memory; only find_account answers, the rest of Store is not used by auth.
-class AccountsOnlyStore : public store::Store {
+class AccountsOnlyStore : public store::UnusedStore {
 public:
     std::map<std::string, store::Account> accounts;
     int lookups = 0;
@@ -32,37 +33,6 @@ public:
         if (it == accounts.end()) return make_error(Errc::not_found, "no such account");
         return it->second;
     }
-
-    Result<store::Domain> add_domain(std::string_view) override { return unused(); }
-    Result<void> delete_domain(std::string_view) override { return unused(); }
-    Result<std::vector<store::Domain>> list_domains() override { return unused(); }
-    Result<store::Account> add_account(std::string_view, std::string_view,
-                                       const store::ScramCredentials&) override {
-        return unused();
-    }
-    Result<void> set_password(std::string_view, std::string_view, const store::ScramCredentials&) override {
-        return unused();
-    }
-    Result<void> set_disabled(std::string_view, bool) override { return unused(); }
-    Result<void> delete_account(std::string_view) override { return unused(); }
-    Result<std::vector<store::Account>> list_accounts(std::string_view) override { return unused(); }
-    Result<void> add_alias(std::string_view, std::string_view) override { return unused(); }
-    Result<void> delete_alias(std::string_view) override { return unused(); }
-    Result<std::vector<store::Alias>> list_aliases(std::string_view) override { return unused(); }
-    Result<store::RecipientResult> resolve_recipient(std::string_view) override { return unused(); }
-    Result<std::vector<store::Mailbox>> list_mailboxes(std::int64_t) override { return unused(); }
-    Result<store::Mailbox> find_mailbox(std::int64_t, std::string_view) override { return unused(); }
-    void deliver(store::Delivery, std::function<void(Result<store::Delivered>)> done) override {
-        done(unused());
-    }
-    Result<std::vector<store::Message>> list_messages(std::int64_t) override { return unused(); }
-    Result<store::Message> find_message(std::int64_t, std::uint32_t) override { return unused(); }
-    Result<std::string> read_blob(std::string_view) override { return unused(); }
-    void set_change_listener(store::ChangeListener) override {}
-    store::StoreStats stats() const override { return {}; }
-
-private:
-    static Error unused() { return make_error(Errc::internal, "not used by auth tests"); }
 };
 
 // One argon2id hash for the whole file (each costs ~90 ms, more under ASan).

@@ -19,6 +19,7 @@
 #include "mail/summary.h"
 #include "store/blob.h"
 #include "store/store.h"
+#include "store_unused.h"
 
 namespace magpie::imap {
 namespace {
@@ -1556,7 +1557,7 @@ TEST_F(ImapSessionTest, DeletingAnotherSessionsSelectedMailboxEndsThatSession) {
 
 // A store that, the first `replacements` times a listing is read, deletes a mailbox and makes it again under
 // the same name just before: the race between OpenMailbox's reads (separate transactions), made certain.
-class ReplacingStore : public store::Store {
+class ReplacingStore : public store::UnusedStore {
 public:
     ReplacingStore(store::Store& inner, std::int64_t account, std::string name, int replacements)
         : inner_(inner), account_(account), name_(std::move(name)), replacements_(replacements) {}
@@ -1576,35 +1577,7 @@ public:
     }
     Result<std::uint32_t> claim_recent(std::int64_t mailbox_id) override { return inner_.claim_recent(mailbox_id); }
 
-    // Not used by OpenMailbox.
-    Result<store::Domain> add_domain(std::string_view) override { return unused(); }
-    Result<void> delete_domain(std::string_view) override { return unused(); }
-    Result<std::vector<store::Domain>> list_domains() override { return unused(); }
-    Result<store::Account> add_account(std::string_view, std::string_view, const store::ScramCredentials&) override {
-        return unused();
-    }
-    Result<void> set_password(std::string_view, std::string_view, const store::ScramCredentials&) override {
-        return unused();
-    }
-    Result<void> set_disabled(std::string_view, bool) override { return unused(); }
-    Result<void> delete_account(std::string_view) override { return unused(); }
-    Result<std::vector<store::Account>> list_accounts(std::string_view) override { return unused(); }
-    Result<store::Account> find_account(std::string_view) override { return unused(); }
-    Result<void> add_alias(std::string_view, std::string_view) override { return unused(); }
-    Result<void> delete_alias(std::string_view) override { return unused(); }
-    Result<std::vector<store::Alias>> list_aliases(std::string_view) override { return unused(); }
-    Result<store::RecipientResult> resolve_recipient(std::string_view) override { return unused(); }
-    Result<std::vector<store::Mailbox>> list_mailboxes(std::int64_t) override { return unused(); }
-    void deliver(store::Delivery, std::function<void(Result<store::Delivered>)> done) override { done(unused()); }
-    Result<std::vector<store::Message>> list_messages(std::int64_t) override { return unused(); }
-    Result<store::Message> find_message(std::int64_t, std::uint32_t) override { return unused(); }
-    Result<std::string> read_blob(std::string_view) override { return unused(); }
-    void set_change_listener(store::ChangeListener) override {}
-    store::StoreStats stats() const override { return {}; }
-
 private:
-    static Error unused() { return make_error(Errc::internal, "not used by OpenMailbox"); }
-
     store::Store& inner_;
     std::int64_t account_;
     std::string name_;
