@@ -183,6 +183,21 @@ def send_compose(b):
         raise AssertionError(f"compose did not send: {alerts}")
 
 
+def signed_in_with(webmail, *messages):
+    """Delivers (subject, body) text messages over SMTP, signs in and waits for each in the list."""
+    for subject, body in messages:
+        smtp_send(webmail.server, text_message(subject, body))
+    webmail.sign_in()
+    for subject, _ in messages:
+        webmail.browser.wait_text(selector=".list", text=subject)
+
+
+def a_folder_of_the_users(b):
+    """The name of a mailbox in the sidebar that is not one of the special ones."""
+    mailboxes = b.eval(script="() => [...document.querySelectorAll('nav.mailboxes [data-mailbox]')].map(b => b.dataset.mailbox)")
+    return next(name for name in mailboxes if name not in ("INBOX", "Drafts", "Sent", "Trash", "Junk"))
+
+
 def open_row(b, subject):
     b.wait_text(selector=".list", text=subject, timeout=15000)
     b.click(selector=f".list .row:has-text({json.dumps(subject, ensure_ascii=False)})")
@@ -614,8 +629,7 @@ def test_search_finds_by_text_and_move_and_delete_file_the_thread(webmail):
     webmail.shot("search")
     b.click(selector="button:has-text('Clear')")
     b.wait_text(selector=".list", text="Lunch")
-    mailboxes = b.eval(script="() => [...document.querySelectorAll('nav.mailboxes [data-mailbox]')].map(b => b.dataset.mailbox)")
-    target = next(name for name in mailboxes if name not in ("INBOX", "Drafts", "Sent", "Trash", "Junk"))
+    target = a_folder_of_the_users(b)
     open_row(b, "Pangolin invoice 1234")
     b.select(selector="#move-to", label=target)
     b.wait_text(selector=".notice", text=f"Moved to {target}")
@@ -696,11 +710,7 @@ def test_a_thread_opened_after_a_slow_one_stays_and_the_slow_one_is_not_marked_r
     and the first, never seen, stays unread."""
     server, b = webmail.server, webmail.browser
     need(server, "Email/query", "Email/get", "Thread/get")
-    smtp_send(server, text_message("Slow to come", "held back"))
-    smtp_send(server, text_message("Quick to come", "answered at once"))
-    webmail.sign_in()
-    b.wait_text(selector=".list", text="Slow to come")
-    b.wait_text(selector=".list", text="Quick to come")
+    signed_in_with(webmail, ("Slow to come", "held back"), ("Quick to come", "answered at once"))
     b.delay_requests(url="**/jmap/**", contains='"Thread/get"', ms=3000, times=1)
     b.click(selector=".list .row:has-text('Slow to come')")
     b.click(selector=".list .row:has-text('Quick to come')")
@@ -717,12 +727,8 @@ def test_a_moves_notice_comes_with_the_list_without_the_moved_row_when_a_push_as
     old one (as it did: the moved row still listed under "Moved to ...")."""
     server, b = webmail.server, webmail.browser
     need(server, "Email/query", "Email/get", "Email/set")
-    smtp_send(server, text_message("Pangolin invoice 1234", "Please pay it."))
-    smtp_send(server, text_message("Lunch", "Sandwiches at one."))
-    webmail.sign_in()
-    b.wait_text(selector=".list", text="Lunch")
-    mailboxes = b.eval(script="() => [...document.querySelectorAll('nav.mailboxes [data-mailbox]')].map(b => b.dataset.mailbox)")
-    target = next(name for name in mailboxes if name not in ("INBOX", "Drafts", "Sent", "Trash", "Junk"))
+    signed_in_with(webmail, ("Pangolin invoice 1234", "Please pay it."), ("Lunch", "Sandwiches at one."))
+    target = a_folder_of_the_users(b)
     open_row(b, "Pangolin invoice 1234")
     b.delay_requests(url="**/jmap/**", contains='"Email/query"', ms=[2000, 4000])
     b.select(selector="#move-to", label=target)
