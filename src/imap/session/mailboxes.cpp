@@ -192,18 +192,29 @@ void Session::write_list(const std::string& tag, const List& command, request::L
         auto lower = subscriptions.lower_bound(name + "/");
         return lower != subscriptions.end() && lower->starts_with(name + "/");
     };
+    auto listed_by_pattern = [&](const std::string& name) {
+        return std::ranges::any_of(command.patterns, [&](const std::string& pattern) {
+            return list_match(canonical_mailbox(command.reference + pattern), name);
+        });
+    };
+    // RFC 5258 3.5: a parent that does not meet the selection itself is listed (with CHILDINFO) only for a
+    // child that does and that no pattern lists; one whose children are all listed anyway is left out.
+    auto unlisted_subscribed_child = [&](const std::string& name) {
+        for (auto it = subscriptions.lower_bound(name + "/"); it != subscriptions.end() && it->starts_with(name + "/");
+             ++it) {
+            if (!listed_by_pattern(*it)) return true;
+        }
+        return false;
+    };
     for (const auto& name : names) {
-        bool matched = false;
-        for (const auto& pattern : command.patterns)
-            matched = matched || list_match(canonical_mailbox(command.reference + pattern), name);
-        if (!matched) continue;
+        if (!listed_by_pattern(name)) continue;
         auto it = existing.find(name);
         const store::Mailbox* mailbox = it == existing.end() ? nullptr : &listed.mailboxes[it->second];
         const bool subscribed = subscriptions.contains(name);
         // RFC 5258 3.5: RECURSIVEMATCH marks (and lists, when not subscribed itself) a mailbox whose
         // children are subscribed, with CHILDINFO.
         const bool child_info = selection.subscribed && selection.recursive_match && subscribed_child(name);
-        if (selection.subscribed && !subscribed && !child_info) continue;
+        if (selection.subscribed && !subscribed && (!child_info || !unlisted_subscribed_child(name))) continue;
         if (selection.special_use && (!mailbox || mailbox->special_use == store::SpecialUse::none)) continue;
 
         ResponseWriter w = writer();

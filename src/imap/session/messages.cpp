@@ -297,7 +297,7 @@ void Session::continue_fetch() {
         }
         const store::Message* row = p.need_rows ? fetch_row(uid) : nullptr;
         if (p.need_rows && row == nullptr) {
-            p.missing = true;  // expunged by another session; its EXPUNGE comes at the next allowed point
+            p.expunged = true;  // by another session; its EXPUNGE comes at the next allowed point
             continue;
         }
         ResponseWriter w = writer();
@@ -315,7 +315,7 @@ void Session::continue_fetch() {
         if (outcome != StreamOutcome::ok) {
             p.unknown_cte = p.unknown_cte || outcome == StreamOutcome::unknown_cte;
             p.pieces.clear();  // nothing of it was written yet
-            p.missing = true;
+            p.failed = true;
             continue;
         }
         const ViewMessage& known = view_->messages[index];
@@ -331,12 +331,14 @@ void Session::continue_fetch() {
     }
     const std::string tag = p.tag;
     const bool uid = p.uid;
-    const bool unknown_cte = p.unknown_cte, missing = p.missing;
+    const bool unknown_cte = p.unknown_cte, expunged = p.expunged, failed = p.failed;
     fetch_.reset();
     if (unknown_cte)
         reply(tag, StatusKind::no, "UNKNOWN-CTE", "Cannot decode a part's transfer encoding");
-    else if (missing && !uid)
-        reply(tag, StatusKind::no, "", "Some messages could not be fetched (expunged meanwhile?)");
+    else if (failed)
+        reply(tag, StatusKind::no, "", "Some messages could not be fetched");
+    else if (expunged && !uid)  // a UID FETCH skips UIDs that are gone, as for any UID it does not find
+        reply(tag, StatusKind::no, "EXPUNGEISSUED", "Some of the requested messages no longer exist");
     else
         reply(tag, StatusKind::ok, "", uid ? "UID FETCH completed" : "FETCH completed");
 }

@@ -140,7 +140,8 @@ private:
         // and streamed literals in order (fetch_stream.cpp).
         std::deque<std::variant<std::string, LiteralStream>> pieces;
         bool unknown_cte = false;
-        bool missing = false;
+        bool expunged = false;  // a message expunged by another session (RFC 5530 EXPUNGEISSUED)
+        bool failed = false;    // a message whose content could not be read
     };
 
     // Parser events and the command dispatch (session.cpp).
