@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """A/B runs of SMTP ingest for issue 17: magpied builds side by side against smtp-source, each with its own store,
 started once and measured in alternating rounds in the same machine state.
-  bench/ingest_ab.py SESSIONS MESSAGES SIZE [BUILD_DIR ...]
+  bench/ingest_ab.py SESSIONS MESSAGES SIZE [BUILD_DIR[#SECTION.KEY=VALUE,...] ...]
 A BUILD_DIR holds server/magpied and cli/magpie (build-release/src by default; copy a build aside to compare it
-with a newer one). Each round prints msgs/s (from the first connection until all are counted in the store, as
+with a newer one). Settings after a '#' go into that server's configuration (e.g. build-release/src#server.threads=1
+against build-release/src compares one network thread with the default; a value is TOML: 1, true, "text"). Each round prints msgs/s (from the first connection until all are counted in the store, as
 bench/run.py measures), magpied's CPU per message (user + system, all threads) and its voluntary context switches
 per message; the end prints the medians. ROUNDS (environment, default 3) sets the rounds. Every magpied is
 stopped by PID at the end; nothing listens beyond loopback."""
@@ -29,6 +30,19 @@ def voluntary_switches(pid):
     return total
 
 
+def configure(server, settings):
+    """Puts SECTION.KEY=VALUE settings (comma-separated) into the server's magpie.toml: under the section's
+    table when the file has one, else in a table of its own."""
+    text = server.config.read_text()
+    for setting in filter(None, settings.split(",")):
+        name, value = setting.split("=", 1)
+        section, key = name.split(".", 1)
+        header = f"[{section}]\n"
+        text = text.replace(header, f"{header}{key} = {value}\n", 1) if header in text else \
+            text + f"{header}{key} = {value}\n"
+    server.config.write_text(text)
+
+
 def main():
     sessions, messages, size = (int(a) for a in sys.argv[1:4])
     builds = sys.argv[4:] or [str(ROOT / "build-release" / "src")]
@@ -37,9 +51,11 @@ def main():
     servers = []
     try:
         for i, build in enumerate(builds):
-            R.MAGPIED, R.MAGPIE = Path(build) / "server" / "magpied", Path(build) / "cli" / "magpie"
+            directory, _, settings = build.partition("#")
+            R.MAGPIED, R.MAGPIE = Path(directory) / "server" / "magpied", Path(directory) / "cli" / "magpie"
             (root / str(i)).mkdir()
             server = R.Magpied(root / str(i), R.free_port())
+            configure(server, settings)
             server.magpie("domain", "add", "--no-dkim", R.DOMAIN)
             server.magpie("user", "add", R.USER, input=b"bench password\n")
             server.start()
