@@ -13,6 +13,7 @@ const char* errc_name(Errc code) {
         case Errc::io_error: return "i/o error";
         case Errc::corrupt: return "corrupt";
         case Errc::unavailable: return "unavailable";
+        case Errc::conflict: return "conflict";
         case Errc::internal: return "internal error";
     }
     return "unknown";

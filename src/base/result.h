@@ -21,6 +21,7 @@ enum class Errc {
     io_error,          // the disk or the network failed
     corrupt,           // stored data does not match what it claims to be
     unavailable,       // temporarily cannot serve (shutting down, busy); retry later
+    conflict,          // what the request was based on changed meanwhile; read it again and retry
     internal,          // a bug; logged loudly
 };
 

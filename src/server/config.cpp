@@ -337,7 +337,8 @@ Result<Config> load_config(const std::filesystem::path& file) {
                        {"listen", "max_command_line", "max_text_line", "max_message_size", "max_recipients",
                         "max_bad_commands", "max_junk_commands", "idle_timeout", "min_data_rate",
                         "max_transaction_time", "max_connections", "max_connections_per_ip",
-                        "bare_line_ending", "add_missing_headers", "postmaster", "vacation_max_senders"}));
+                        "bare_line_ending", "add_missing_headers", "postmaster", "vacation_max_senders",
+                        "recipient_cache_seconds", "recipient_cache_entries"}));
         MAGPIE_TRY(read_listen(*t, "smtp", "listen", s.listen));
         MAGPIE_TRY(read(*t, "smtp", "max_command_line", s.max_command_line));
         MAGPIE_TRY(read(*t, "smtp", "max_text_line", s.max_text_line));
@@ -354,6 +355,12 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "smtp", "add_missing_headers", s.add_missing_headers));
         MAGPIE_TRY(read(*t, "smtp", "postmaster", s.postmaster));
         MAGPIE_TRY(read(*t, "smtp", "vacation_max_senders", s.vacation_max_senders));
+        MAGPIE_TRY(read(*t, "smtp", "recipient_cache_seconds", s.recipient_cache_seconds));
+        MAGPIE_TRY(read(*t, "smtp", "recipient_cache_entries", s.recipient_cache_entries));
+        if (s.recipient_cache_seconds > 3600 || s.recipient_cache_entries > 1000000) {
+            return make_error(Errc::invalid_argument,
+                              "[smtp] recipient_cache_seconds is at most 3600, recipient_cache_entries at most 1000000");
+        }
         if (s.bare_line_ending != "reject" && s.bare_line_ending != "normalize") {
             return make_error(Errc::invalid_argument, "[smtp] bare_line_ending is \"reject\" or \"normalize\"");
         }

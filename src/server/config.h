@@ -40,6 +40,10 @@ struct SmtpConfig {
     // Senders a vacation response (RFC 8621 8, RFC 3834) remembers per account and period, so each gets one
     // reply; beyond it the oldest is forgotten (and may be answered again). Each is kept in the store.
     std::size_t vacation_max_senders = 10000;
+    // What RCPT resolved (account, INBOX, vacation), kept across connections while the store's directory
+    // version stays (Store::directory_version): seconds an entry lives (0 = off), and entries at most.
+    std::uint32_t recipient_cache_seconds = 60;
+    std::size_t recipient_cache_entries = 10000;
 };
 
 // Message submission (RFC 6409, RFC 8314) for user agents: AUTH required, the sender must be the user's own

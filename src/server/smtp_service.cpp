@@ -1,6 +1,7 @@
 #include "server/smtp_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <chrono>
 #include <optional>
@@ -57,6 +58,11 @@ smtp::AddMissingHeaders add_missing_headers(const std::string& setting) {
 // The session's clock: steady (never jumps with the wall clock), read only here in the IO layer.
 smtp::Millis steady_now() {
     return std::chrono::duration_cast<smtp::Millis>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+std::int64_t steady_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 
 // ---- Vacation replies (RFC 8621 8, RFC 3834).
@@ -229,11 +235,22 @@ bool vacation_may_be_on(store::Store& store, std::int64_t account_id) {
     return false;
 }
 
-// A short unique id for logs and the 250 reply: 12 random bytes, hex.
+// A short unique id for logs, the Received field and the 250 reply: 16 hex digits. A counter run through
+// splitmix64 (a bijection) under a key drawn once per process: never repeated within a process, unrelated
+// between processes, and no call into the CSPRNG per message (RAND_bytes took its lock and a getpid each time,
+// issue 17). Not a secret: Postfix's queue ids are a clock and an inode number.
 std::string new_queue_id() {
-    std::array<unsigned char, 8> bytes{};
-    RAND_bytes(bytes.data(), static_cast<int>(bytes.size()));
-    return to_upper(to_hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+    static const std::uint64_t key = [] {
+        std::uint64_t drawn = 0;
+        RAND_bytes(reinterpret_cast<unsigned char*>(&drawn), sizeof drawn);
+        return drawn;
+    }();
+    static std::atomic<std::uint64_t> counter{0};
+    std::uint64_t z = (counter.fetch_add(1, std::memory_order_relaxed) ^ key) + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return fmt::format("{:016X}", z);
 }
 
 bool is_postmaster(std::string_view local_part) {
@@ -335,12 +352,32 @@ Result<store::RecipientResult> resolve_recipient(store::Store& store, const Reci
 awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& address, RcptMemos& memos) {
     // g++ 12 destroys temporaries inside a co_await expression twice: build the operation first, then await it.
     auto config = std::atomic_load(&config_);
+    const std::int64_t now = steady_seconds();
+    if (!submission_) {
+        // A local recipient resolved a moment ago, and the directory has not changed since: no thread hop and
+        // no look-up. The version is read here when that never waits (the embedded store; a WAL reader takes
+        // no lock a writer holds), and the delivery checks it again in its own transaction.
+        if (auto kept = recipients_.find(address, now)) {
+            auto version = store_.directory_version_if_ready();
+            if (version && *version == kept->directory_version) {
+                if (memos.size() >= config->smtp.max_recipients) memos.clear();
+                memos.insert_or_assign(address, *kept);
+                co_return smtp::RcptVerdict::accept;
+            }
+            if (version) recipients_.saw_version(*version);
+        }
+    }
     auto lookup = executor_.run([this, address,
                                  policy = RecipientPolicy{config->hostname, config->smtp.postmaster}]()
                                     -> Result<RcptMemo> {
+        // Read before the look-ups: a change made between them leaves the memo marked older than it is,
+        // never newer.
+        auto version = store_.directory_version();
+        if (!version) return version.error();
         auto resolved = resolve_recipient(store_, policy, address);
         if (!resolved) return resolved.error();
         RcptMemo memo{*resolved, 0};
+        memo.directory_version = *version;
         if (resolved->status == store::RecipientStatus::local) {
             // Its INBOX, for the delivery (an account without one is left to store_message's own lookup).
             auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
@@ -361,6 +398,10 @@ awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& add
         // Bounded by [smtp] max_recipients: transactions given up (RSET) leave theirs behind until then.
         if (memos.size() >= config->smtp.max_recipients) memos.clear();
         memos.insert_or_assign(address, *memo);
+    }
+    if (!submission_) {
+        recipients_.saw_version(memo->directory_version);
+        recipients_.remember(address, *memo, now);
     }
     switch (result->status) {
         case store::RecipientStatus::local: co_return smtp::RcptVerdict::accept;
@@ -413,91 +454,120 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
     std::string trace = fmt::format("Return-Path: <{}>\r\n", envelope.reverse_path);
     trace += smtp::received_header(envelope, connection.peer_ip(), config.hostname, queue_id, now);
     if (decision) trace += decision->header;
-    std::string content =
-        smtp::delivered_message(trace, envelope, received,
-                                smtp::DeliveryStamp{config.hostname, queue_id, now,
-                                                    add_missing_headers(config.smtp.add_missing_headers)});
+    // Made again for a second attempt (the first one's went to the store).
+    auto make_content = [&] {
+        return smtp::delivered_message(trace, envelope, received,
+                                       smtp::DeliveryStamp{config.hostname, queue_id, now,
+                                                           add_missing_headers(config.smtp.add_missing_headers)});
+    };
+    std::string content = make_content();
 
     std::vector<std::string> recipients;
     for (const auto& r : envelope.recipients) recipients.push_back(r.address);
 
     // Recipients were checked at RCPT time, which found their accounts and INBOXes: each account gets the
-    // message once however many of its addresses (aliases) were named. An account removed since then fails
-    // the delivery as a whole (its INBOX is gone: 451, and a retry meets RCPT's 550). Mail for Junk, or a
-    // recipient RCPT did not remember, is resolved again here.
+    // message once however many of its addresses (aliases) were named. The delivery names the directory
+    // version they were resolved at; if the directory changed since (an alias pointed elsewhere, an account
+    // removed, a VacationResponse turned on), the store refuses it with Errc::conflict and the recipients are
+    // resolved again here, as they are for mail for Junk or a recipient RCPT did not remember. A recipient
+    // removed since RCPT then fails the message as a whole (451; the retry meets RCPT's 550).
     std::vector<std::pair<store::RecipientResult, std::string>> local_recipients;  // for vacation replies
-    std::optional<std::vector<store::DeliveryTarget>> remembered;
     bool vacation = true;  // whether a recipient may have a VacationResponse on (unknown unless RCPT looked)
-    if (!junk) {
-        remembered.emplace();
-        vacation = false;
-        std::set<std::int64_t> accounts;
-        for (const auto& address : recipients) {
-            auto memo = memos.find(address);
-            if (memo == memos.end()) {
-                remembered.reset();
-                local_recipients.clear();
-                vacation = true;
-                break;
-            }
-            vacation = vacation || memo->second.vacation;
-            local_recipients.emplace_back(memo->second.recipient, address);
-            if (accounts.insert(memo->second.recipient.account_id).second)
-                remembered->push_back(store::DeliveryTarget{memo->second.inbox_id, {}});
-        }
-    }
-    Result<std::vector<store::DeliveryTarget>> targets = std::vector<store::DeliveryTarget>();
-    if (remembered) {
-        targets = std::move(*remembered);
-    } else {
-        auto lookup =
-            executor_.run([this, recipients, junk, &local_recipients,
-                           policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
-                              -> Result<std::vector<store::DeliveryTarget>> {
-                std::set<std::int64_t> accounts;
-                std::vector<store::DeliveryTarget> out;
-                for (const auto& address : recipients) {
-                    auto resolved = resolve_recipient(store_, policy, address);
-                    if (!resolved) return resolved.error();
-                    if (resolved->status != store::RecipientStatus::local) continue;  // removed since RCPT
-                    local_recipients.emplace_back(*resolved, address);
-                    if (!accounts.insert(resolved->account_id).second) continue;
-                    if (junk) {
-                        auto junk_box = junk_mailbox(store_, resolved->account_id);
-                        if (!junk_box) return junk_box.error();
-                        if (*junk_box) {
-                            out.push_back(store::DeliveryTarget{**junk_box, {}});
-                            continue;
-                        }
-                    }
-                    auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
-                    if (!inbox) return inbox.error();
-                    out.push_back(store::DeliveryTarget{inbox->id, {}});
+    Result<store::Delivered> delivered = make_error(Errc::internal, "not delivered");
+    std::size_t size = content.size();
+    for (bool use_memos = !junk;; use_memos = false) {
+        local_recipients.clear();
+        vacation = true;
+        std::optional<std::vector<store::DeliveryTarget>> remembered;
+        std::optional<std::uint64_t> resolved_at;
+        if (use_memos) {
+            remembered.emplace();
+            vacation = false;
+            std::set<std::int64_t> accounts;
+            for (const auto& address : recipients) {
+                auto memo = memos.find(address);
+                if (memo == memos.end()) {
+                    remembered.reset();
+                    local_recipients.clear();
+                    vacation = true;
+                    break;
                 }
-                return out;
-            });
-        targets = co_await std::move(lookup);
-    }
-    if (!targets) co_return targets.error();
-    if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
+                vacation = vacation || memo->second.vacation;
+                // The oldest version of any of them: the store checks it is still the newest.
+                if (!resolved_at || memo->second.directory_version < *resolved_at)
+                    resolved_at = memo->second.directory_version;
+                local_recipients.emplace_back(memo->second.recipient, address);
+                if (accounts.insert(memo->second.recipient.account_id).second)
+                    remembered->push_back(store::DeliveryTarget{memo->second.inbox_id, {}});
+            }
+        }
+        Result<std::vector<store::DeliveryTarget>> targets = std::vector<store::DeliveryTarget>();
+        if (remembered) {
+            targets = std::move(*remembered);
+        } else {
+            auto lookup =
+                executor_.run([this, recipients, junk, &local_recipients,
+                               policy = RecipientPolicy{config.hostname, config.smtp.postmaster}]()
+                                  -> Result<std::vector<store::DeliveryTarget>> {
+                    std::set<std::int64_t> accounts;
+                    std::vector<store::DeliveryTarget> out;
+                    for (const auto& address : recipients) {
+                        auto resolved = resolve_recipient(store_, policy, address);
+                        if (!resolved) return resolved.error();
+                        // Accepted at RCPT, gone since: the whole message waits (451) rather than being
+                        // acknowledged for a recipient it never reaches; the retry meets RCPT's 550.
+                        if (resolved->status != store::RecipientStatus::local) {
+                            return make_error(Errc::unavailable,
+                                              fmt::format("<{}> no longer exists", address));
+                        }
+                        local_recipients.emplace_back(*resolved, address);
+                        if (!accounts.insert(resolved->account_id).second) continue;
+                        if (junk) {
+                            auto junk_box = junk_mailbox(store_, resolved->account_id);
+                            if (!junk_box) return junk_box.error();
+                            if (*junk_box) {
+                                out.push_back(store::DeliveryTarget{**junk_box, {}});
+                                continue;
+                            }
+                        }
+                        auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
+                        if (!inbox) return inbox.error();
+                        out.push_back(store::DeliveryTarget{inbox->id, {}});
+                    }
+                    return out;
+                });
+            targets = co_await std::move(lookup);
+        }
+        if (!targets) co_return targets.error();
+        if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
 
-    store::Delivery delivery;
-    delivery.summary = store::summarize(content);
-    delivery.content = std::move(content);
-    delivery.internal_date = now;
-    delivery.targets = std::move(*targets);
-    // RFC 3461 5.2.2: a sender that asked for success notifications gets one once the queue exists; keep what
-    // it needs (the envelope with its DSN parameters) beside the message, in the same commit.
-    bool wants_success = false;
-    for (const auto& r : envelope.recipients) wants_success = wants_success || to_upper(r.notify).find("SUCCESS") != std::string::npos;
-    if (wants_success) {
-        store::EnvelopeRecord record{envelope.reverse_path, envelope.dsn_ret, envelope.dsn_envid, {}};
-        for (const auto& r : envelope.recipients) record.recipients.push_back({r.address, r.notify, r.orcpt});
-        delivery.envelope = std::move(record);
+        store::Delivery delivery;
+        if (content.empty()) content = make_content();
+        delivery.summary = store::summarize(content);
+        delivery.content = std::move(content);
+        content.clear();
+        delivery.internal_date = now;
+        delivery.targets = std::move(*targets);
+        delivery.directory_version = resolved_at;
+        // RFC 3461 5.2.2: a sender that asked for success notifications gets one once the queue exists; keep what
+        // it needs (the envelope with its DSN parameters) beside the message, in the same commit.
+        bool wants_success = false;
+        for (const auto& r : envelope.recipients) wants_success = wants_success || to_upper(r.notify).find("SUCCESS") != std::string::npos;
+        if (wants_success) {
+            store::EnvelopeRecord record{envelope.reverse_path, envelope.dsn_ret, envelope.dsn_envid, {}};
+            for (const auto& r : envelope.recipients) record.recipients.push_back({r.address, r.notify, r.orcpt});
+            delivery.envelope = std::move(record);
+        }
+        auto commit = executor_.deliver(store_, std::move(delivery));
+        delivered = co_await std::move(commit);
+        if (use_memos && !delivered && delivered.error().code == Errc::conflict) {
+            spdlog::info("smtp: {} recipients resolved again: {}", queue_id, delivered.error().message);
+            // What RCPT keeps from before that change is stale too.
+            recipients_.saw_version(*resolved_at + 1);
+            continue;
+        }
+        break;
     }
-    std::size_t size = delivery.content.size();
-    auto commit = executor_.deliver(store_, std::move(delivery));
-    auto delivered = co_await std::move(commit);
     if (!delivered) {
         spdlog::error("smtp: {} from=<{}> size={} not stored: {}", queue_id, envelope.reverse_path, size,
                       delivered.error().message);

@@ -17,6 +17,7 @@
 #include "net/connection.h"
 #include "server/config.h"
 #include "server/inbound_auth.h"
+#include "server/recipient_cache.h"
 #include "server/store_executor.h"
 #include "smtp/server_session.h"
 #include "store/store.h"
@@ -55,7 +56,11 @@ public:
     // Port 25 without `submission`; the submission ports with it (AUTH required, see smtp::ServerConfig).
     SmtpService(std::shared_ptr<const Config> config, store::Store& store, StoreExecutor& executor,
                 std::optional<SubmissionServices> submission = std::nullopt)
-        : config_(std::move(config)), store_(store), executor_(executor), submission_(std::move(submission)) {}
+        : config_(std::move(config)),
+          store_(store),
+          executor_(executor),
+          submission_(std::move(submission)),
+          recipients_(recipient_cache_options(*config_)) {}
 
     // Port 25: authenticate every received message (SPF, DKIM, DMARC; [mailauth]) on `executor`, a pool
     // of its own because evaluations block on DNS. Without it messages are stored as received.
@@ -72,8 +77,12 @@ public:
         auto_reply_queued_ = std::move(queue_changed);
     }
 
-    // SIGHUP: later connections use the new limits.
-    void reconfigure(std::shared_ptr<const Config> config) { std::atomic_store(&config_, std::move(config)); }
+    // SIGHUP: later connections use the new limits; what RCPT remembered is forgotten (the postmaster and host
+    // name it was resolved with may have changed).
+    void reconfigure(std::shared_ptr<const Config> config) {
+        recipients_.reset(recipient_cache_options(*config));
+        std::atomic_store(&config_, std::move(config));
+    }
 
     awaitable<void> serve(std::shared_ptr<net::Connection> connection);
 
@@ -84,13 +93,16 @@ private:
     // emptied after each message.
     // Port 25 also notes whether the account had a VacationResponse on: a message for accounts none of which
     // had one goes without looking for replies to send (a thread hop, a store read and a parse of the message
-    // before its 250). One turned on between RCPT and the end of DATA answers from the next message on.
-    struct RcptMemo {
-        store::RecipientResult recipient;
-        std::int64_t inbox_id = 0;
-        bool vacation = true;
-    };
+    // before its 250). Port 25 keeps local recipients' memos across connections too (recipients_); the
+    // delivery names the directory version they were resolved at, and a change since (a VacationResponse
+    // turned on, an alias pointed elsewhere) makes the message's recipients be resolved again before it is
+    // stored.
+    using RcptMemo = RecipientMemo;
     using RcptMemos = std::map<std::string, RcptMemo, std::less<>>;
+
+    static RecipientCacheOptions recipient_cache_options(const Config& config) {
+        return RecipientCacheOptions{config.smtp.recipient_cache_seconds, config.smtp.recipient_cache_entries};
+    }
 
     awaitable<smtp::RcptVerdict> check_recipient(const std::string& address, RcptMemos& memos);
     // After a message from `reverse_path` is stored for `recipients`: the vacation replies it earns, queued.
@@ -117,6 +129,7 @@ private:
     std::function<void()> auto_reply_queued_;
     const InboundAuthenticator* inbound_ = nullptr;
     StoreExecutor* inbound_executor_ = nullptr;
+    RecipientCache recipients_;  // port 25 only: submission resolves every RCPT
 };
 
 }  // namespace magpie::server

@@ -205,6 +205,10 @@ struct Delivery {
     // A kept envelope (pending_envelopes) this delivery answers, e.g. with its success notice: removed in the
     // same transaction, so the notice is queued exactly once. not_found (nothing stored) when it is gone.
     std::optional<std::int64_t> answers_envelope;
+    // The directory version (Store::directory_version) at which `targets` were resolved, when the caller
+    // resolved them from a memory of its own: if the directory changed since, nothing is stored and the
+    // delivery fails with Errc::conflict, for the caller to resolve its recipients again.
+    std::optional<std::uint64_t> directory_version;
 };
 
 struct Delivered {
@@ -451,6 +455,17 @@ public:
     // RCPT-time check: exact account, then alias, then catch-all; case-insensitive. A domain that cannot be
     // ours (address literal) is not_local_domain; invalid_argument only for a string without '@'.
     virtual Result<RecipientResult> resolve_recipient(std::string_view address) = 0;
+
+    // A number that changes, in this process or any other using the store, with every change to what an
+    // address resolves to for delivery: domains, accounts (address, domain, disabled), aliases, a mailbox
+    // deleted, renamed or moved to another account, a VacationResponse written. It never goes back, and
+    // nothing else changes it (deliveries, flags, logins). Callers that remember recipients (SMTP RCPT)
+    // read it before their look-ups and hand it to deliver() (Delivery::directory_version).
+    virtual Result<std::uint64_t> directory_version() = 0;
+    // The same number if it can be had at once, without waiting for a lock, a thread or the network: for a
+    // network thread to check a remembered recipient against. nullopt when it cannot (the embedded store's
+    // one connection for it is busy or the log is locked; PostgreSQL would need a round trip).
+    virtual std::optional<std::uint64_t> directory_version_if_ready() { return std::nullopt; }
 
     // Mailboxes. A new mailbox's HIGHESTMODSEQ is 1 (RFC 7162 3.1.2.1), so its first message gets MODSEQ 2.
     virtual Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) = 0;

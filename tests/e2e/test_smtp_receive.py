@@ -185,6 +185,42 @@ def test_aliases_and_catch_all(server):
     assert b"Subject: catch-all" in server.export(BOB, uid=1)
 
 
+def test_directory_changes_by_the_cli_decide_where_the_next_message_goes(server):
+    """magpied keeps what RCPT found for a local recipient across connections ([smtp] recipient_cache_seconds).
+    A change `magpie` (another process) makes meanwhile still decides where each later message goes, even one
+    whose RCPT was answered before the change; a recipient removed after its RCPT gets the message refused
+    for now (451), never acknowledged and dropped."""
+    info = f"info@{DOMAIN}"
+    server.magpie("alias", "add", info, ALICE)
+    with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
+        assert client.sendmail("s@remote.example", [info], message("first")) == {}
+    with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
+        client.ehlo("client.remote.example")
+        assert client.mail("s@remote.example")[0] == 250
+        assert client.rcpt(info)[0] == 250  # from memory
+        server.magpie("alias", "del", info)
+        server.magpie("alias", "add", info, BOB)
+        assert client.data(message("second"))[0] == 250
+    with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
+        assert client.sendmail("s@remote.example", [info], message("third")) == {}
+    assert server.uids(ALICE) == [1] and server.uids(BOB) == [1, 2]
+    assert b"Subject: second" in server.export(BOB, uid=1)
+
+    with smtplib.SMTP("127.0.0.1", server.smtp_port) as client:
+        client.ehlo("client.remote.example")
+        assert client.mail("s@remote.example")[0] == 250
+        assert client.rcpt(info)[0] == 250
+        assert client.rcpt(ALICE)[0] == 250
+        server.magpie("alias", "del", info)
+        code, text = client.data(message("fourth"))
+        assert code == 451 and text.startswith(b"4."), text
+        client.rset()
+        refused = client.sendmail("s@remote.example", [info, ALICE], message("fifth"))
+        assert list(refused) == [info] and refused[info][0] == 550
+    assert server.uids(ALICE) == [1, 2] and server.uids(BOB) == [1, 2]
+    assert b"Subject: fifth" in server.export(ALICE, uid=2)
+
+
 @pytest.mark.parametrize("terminator", [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r", b"\r.\r\n"])
 def test_smuggling_does_not_end_data(server, terminator):
     """A bare LF or CR never ends DATA: the smuggled second message is never stored as a message of its own;

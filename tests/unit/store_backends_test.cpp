@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -331,6 +332,72 @@ TEST_P(BackendTest, ADeliveryRefusedInABatchLeavesTheOthersOfItsBatchStored) {
     ASSERT_TRUE(states);
     EXPECT_EQ(states->size(), uids.size());
     EXPECT_EQ(store_->find_mailbox(bob_.id, "INBOX")->uidnext, static_cast<std::uint32_t>(uids.size() + 1));
+}
+
+TEST_P(BackendTest, DirectoryVersionMovesWithWhatAnAddressResolvesToAndNothingElse) {
+    auto version = [&]() -> std::uint64_t {
+        auto read = store_->directory_version();
+        EXPECT_TRUE(read) << read.error().message;
+        return read ? *read : 0;
+    };
+    const std::uint64_t first = version();
+    // What deliveries and sessions write leaves it.
+    auto uids = deliver_many(inbox_, 2);
+    ASSERT_TRUE(store_->store_flags(inbox_, uids, FlagUpdate{FlagOperation::add, {"\\Seen"}, {}}));
+    ASSERT_TRUE(store_->create_mailbox(bob_.id, "Lists"));
+    ASSERT_TRUE(store_->write_jmap_objects(bob_.id, "Identity", JmapObjectWrite{{}, {"{}"}, {}, {}}));
+    EXPECT_EQ(version(), first);
+    // Each change to what an address resolves to for delivery moves it forward.
+    auto moves = [&](const char* what, const std::function<void()>& change) {
+        const std::uint64_t before = version();
+        change();
+        EXPECT_GT(version(), before) << what;
+    };
+    moves("add_domain", [&] { ASSERT_TRUE(store_->add_domain("other.test")); });
+    moves("add_account", [&] { make_account("carol@example.test"); });
+    moves("add_alias", [&] { ASSERT_TRUE(store_->add_alias("info@example.test", "bob@example.test")); });
+    moves("delete_alias", [&] { ASSERT_TRUE(store_->delete_alias("info@example.test")); });
+    moves("set_disabled", [&] { ASSERT_TRUE(store_->set_disabled("carol@example.test", true)); });
+    moves("rename_mailbox", [&] { ASSERT_TRUE(store_->rename_mailbox(bob_.id, "Lists", "Lists2")); });
+    moves("delete_mailbox", [&] { ASSERT_TRUE(store_->delete_mailbox(bob_.id, "Lists2")); });
+    moves("VacationResponse", [&] {
+        ASSERT_TRUE(store_->write_jmap_objects(bob_.id, "VacationResponse",
+                                               JmapObjectWrite{{}, {"{\"isEnabled\":true}"}, {}, {}}));
+    });
+    moves("delete_account", [&] { ASSERT_TRUE(store_->delete_account("carol@example.test")); });
+    moves("delete_domain", [&] { ASSERT_TRUE(store_->delete_domain("other.test")); });
+}
+
+TEST_P(BackendTest, ADeliveryResolvedAtAnOlderDirectoryVersionIsRefusedAloneWithConflict) {
+    const std::uint64_t before = *store_->directory_version();
+    ASSERT_TRUE(store_->add_alias("info@example.test", "bob@example.test"));
+    const std::uint64_t now = *store_->directory_version();
+    ASSERT_GT(now, before);
+    // Handed over at once, so that they share batches: those resolved before the alias came are refused,
+    // the others (current version, or none named) are stored.
+    constexpr int kDeliveries = 12;
+    std::vector<std::promise<Result<Delivered>>> answers(kDeliveries);
+    for (int i = 0; i < kDeliveries; ++i) {
+        Delivery delivery;
+        delivery.content = fmt::format("Subject: resolved {}\r\n\r\nx\r\n", i);
+        delivery.targets = {{inbox_, {}}};
+        if (i % 3 == 1) delivery.directory_version = before;
+        if (i % 3 == 2) delivery.directory_version = now;
+        store_->deliver(std::move(delivery), [&answers, i](Result<Delivered> r) { answers[i].set_value(std::move(r)); });
+    }
+    std::size_t stored = 0;
+    for (int i = 0; i < kDeliveries; ++i) {
+        auto delivered = answers[i].get_future().get();
+        if (i % 3 == 1) {
+            ASSERT_FALSE(delivered) << i;
+            EXPECT_EQ(delivered.error().code, Errc::conflict) << delivered.error().message;
+        } else {
+            ASSERT_TRUE(delivered) << i << ": " << delivered.error().message;
+            ++stored;
+        }
+    }
+    EXPECT_EQ(stored, static_cast<std::size_t>(kDeliveries - kDeliveries / 3));
+    EXPECT_EQ(store_->list_states(inbox_)->size(), stored);
 }
 
 TEST_P(BackendTest, StoreFlagsTakesOneModseqKeepsCountersAndLogsChanges) {

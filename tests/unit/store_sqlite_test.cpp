@@ -685,7 +685,7 @@ TEST_F(StoreTest, ReadOnlyStoreReadsButRefusesWrites) {
     EXPECT_EQ((*reader)->list_messages(mailbox(bob.id, "INBOX").id)->size(), 1u);
     EXPECT_EQ((*reader)->add_domain("other.test").error().code, Errc::permission_denied);
     std::promise<Result<Delivered>> promise;
-    (*reader)->deliver(Delivery{"x", nullptr, 0, {{1, {}}}, {}, std::nullopt, std::nullopt, std::nullopt}, [&](Result<Delivered> r) { promise.set_value(std::move(r)); });
+    (*reader)->deliver(Delivery{"x", nullptr, 0, {{1, {}}}, {}, std::nullopt, std::nullopt, std::nullopt, std::nullopt}, [&](Result<Delivered> r) { promise.set_value(std::move(r)); });
     EXPECT_EQ(promise.get_future().get().error().code, Errc::permission_denied);
 }
 

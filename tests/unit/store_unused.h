@@ -31,6 +31,7 @@ public:
     Result<void> delete_alias(std::string_view) override { return unused(); }
     Result<std::vector<Alias>> list_aliases(std::string_view) override { return unused(); }
     Result<RecipientResult> resolve_recipient(std::string_view) override { return unused(); }
+    Result<std::uint64_t> directory_version() override { return unused(); }
     Result<std::vector<Mailbox>> list_mailboxes(std::int64_t) override { return unused(); }
     Result<Mailbox> find_mailbox(std::int64_t, std::string_view) override { return unused(); }
     void deliver(Delivery, std::function<void(Result<Delivered>)> done) override { done(unused()); }

@@ -441,7 +441,10 @@ void PostgresStore::commit_batch(std::vector<Pending>& batch) {
         const std::string id_array = int_array(ids);
         Owners owners;
         {
-            // As lock_mailboxes (rows.h): the accounts, then the mailboxes, each in id order.
+            // As lock_mailboxes (rows.h): the accounts, then the mailboxes, each in id order. Then the directory
+            // version (Delivery::directory_version). A change committed between this read and our COMMIT goes
+            // unseen, as it would by a look-up made just before the delivery; it cannot remove or rename the
+            // mailboxes these locks hold.
             Pipeline locks(db);
             for (auto sent : {locks.send("BEGIN"),
                               locks.send("SELECT id FROM accounts WHERE id IN (SELECT account_id FROM mailboxes "
@@ -449,12 +452,21 @@ void PostgresStore::commit_batch(std::vector<Pending>& batch) {
                                          Params().add(id_array)),
                               locks.send("SELECT id, account_id FROM mailboxes WHERE id = ANY($1::bigint[]) "
                                          "ORDER BY id FOR UPDATE",
-                                         Params().add(id_array))}) {
+                                         Params().add(id_array)),
+                              locks.send("SELECT value FROM meta WHERE key = 'directory_version'")}) {
                 if (!sent) return sent.error();
             }
             if (auto flushed = locks.flush(); !flushed) return flushed.error();
             if (auto failed = locks.first_failure()) return locks.result(*failed).error();
             owners = owners_from(*locks.result(2));
+            const Rows& version = *locks.result(3);
+            for (std::size_t i : live) {
+                const auto& expected = batch[i].delivery.directory_version;
+                if (expected && (version.empty() || static_cast<std::uint64_t>(version.int64(0, 0)) != *expected)) {
+                    return Alone{i, make_error(Errc::conflict,
+                                               "the directory changed since the recipients were resolved")};
+                }
+            }
         }
         Pipeline pipe(db);
         std::vector<Sent> sent;

@@ -252,18 +252,6 @@ Result<void> insert_chunks(PgConnection& db, const std::string& blob_id, std::st
 
 Result<void> copy_sqlite_to_postgres(SqliteConnection& from, const std::filesystem::path& data_dir, PgConnection& to,
                                      const PostgresOptions& options, MigrationReport& report) {
-    // meta: the UIDVALIDITY counter, so that mailboxes created after the move never reuse a value.
-    {
-        auto rows = from.prepare("SELECT key, value FROM meta");
-        if (!rows) return rows.error();
-        for (;;) {
-            auto row = rows->step();
-            if (!row) return row.error();
-            if (!*row) break;
-            MAGPIE_TRY(to.exec("INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT(key) DO UPDATE SET value = $2",
-                               Params().add(rows->column_text(0)).add(rows->column_int64(1))));
-        }
-    }
     // Blobs first (messages reference them), bytes from blob_contents or the blob's own file.
     {
         BlobFiles files(data_dir);
@@ -333,6 +321,19 @@ Result<void> copy_sqlite_to_postgres(SqliteConnection& from, const std::filesyst
     MAGPIE_TRY(to.exec("SELECT setval(pg_get_serial_sequence('emails', 'id'), greatest("
                        "(SELECT coalesce(max(id), 0) FROM emails), (SELECT coalesce(max(email_id), 0) FROM email_log), "
                        "(SELECT coalesce(max(thread_id), 0) FROM email_log)) + 1, false)"));
+    // meta last: the UIDVALIDITY counter, so that mailboxes created after the move never reuse a value, and the
+    // directory version as it was (the rows copied above raised the destination's through its triggers).
+    {
+        auto rows = from.prepare("SELECT key, value FROM meta");
+        if (!rows) return rows.error();
+        for (;;) {
+            auto row = rows->step();
+            if (!row) return row.error();
+            if (!*row) break;
+            MAGPIE_TRY(to.exec("INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT(key) DO UPDATE SET value = $2",
+                               Params().add(rows->column_text(0)).add(rows->column_int64(1))));
+        }
+    }
     return {};
 }
 
@@ -372,15 +373,6 @@ Result<void> copy_blob_to_sqlite(PgConnection& from, SqliteConnection& to, BlobF
 
 Result<void> copy_postgres_to_sqlite(PgConnection& from, SqliteConnection& to, const std::filesystem::path& data_dir,
                                      std::size_t inline_blob_max, std::size_t batch_rows, MigrationReport& report) {
-    {
-        auto rows = from.exec("SELECT key, value FROM meta WHERE key <> 'schema_version'");
-        if (!rows) return rows.error();
-        for (int r = 0; r < rows->size(); ++r) {
-            auto insert = to.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
-            if (!insert) return insert.error();
-            MAGPIE_TRY(insert->bind_text(1, rows->text(r, 0)).bind(2, rows->int64(r, 1)).run());
-        }
-    }
     {
         // A batch of blob rows at a time from the cursor, and one blob's bytes at a time.
         BlobFiles files(data_dir);
@@ -422,6 +414,16 @@ Result<void> copy_postgres_to_sqlite(PgConnection& from, SqliteConnection& to, c
             }
             return {};
         }));
+    }
+    // meta last, as above.
+    {
+        auto rows = from.exec("SELECT key, value FROM meta WHERE key <> 'schema_version'");
+        if (!rows) return rows.error();
+        for (int r = 0; r < rows->size(); ++r) {
+            auto insert = to.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
+            if (!insert) return insert.error();
+            MAGPIE_TRY(insert->bind_text(1, rows->text(r, 0)).bind(2, rows->int64(r, 1)).run());
+        }
     }
     return {};
 }

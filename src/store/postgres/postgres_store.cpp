@@ -508,6 +508,13 @@ Result<RecipientResult> PostgresStore::resolve_recipient(std::string_view addres
     return RecipientResult{RecipientStatus::local, rows->int64(0, 1), rows->text(0, 2)};
 }
 
+Result<std::uint64_t> PostgresStore::directory_version() {
+    auto rows = read_statement(pool_, "SELECT value FROM meta WHERE key = 'directory_version'", Params());
+    if (!rows) return rows.error();
+    if (rows->empty()) return make_error(Errc::corrupt, "meta has no directory_version");
+    return static_cast<std::uint64_t>(rows->int64(0, 0));
+}
+
 // ---- mailboxes and messages ----
 
 Result<std::vector<Mailbox>> PostgresStore::list_mailboxes(std::int64_t account_id) {

@@ -48,6 +48,7 @@ public:
     Result<std::vector<Alias>> list_aliases(std::string_view domain) override;
 
     Result<RecipientResult> resolve_recipient(std::string_view address) override;
+    Result<std::uint64_t> directory_version() override;
 
     Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) override;
     Result<Mailbox> find_mailbox(std::int64_t account_id, std::string_view name) override;

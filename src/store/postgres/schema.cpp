@@ -300,6 +300,32 @@ CREATE TABLE jmap_states(
 );
 )sql";
 
+// Version 10, the twin of the embedded store's: meta.directory_version (Store::directory_version), raised in the
+// transaction of every change to what an address resolves to for delivery, from any node or the CLI: a domain,
+// an account's address, domain or disabled flag, an alias, a mailbox renamed, moved or deleted, a
+// VacationResponse. Statement triggers on the directory tables, row triggers on jmap_objects (only
+// VacationResponse rows count).
+constexpr const char* kSchemaV10 = R"sql(
+INSERT INTO meta(key, value) VALUES('directory_version', 1) ON CONFLICT(key) DO NOTHING;
+CREATE FUNCTION magpie_directory_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE meta SET value = value + 1 WHERE key = 'directory_version';
+  RETURN NULL;
+END $$;
+CREATE TRIGGER directory_domains AFTER INSERT OR DELETE OR UPDATE OF name ON domains
+  FOR EACH STATEMENT EXECUTE FUNCTION magpie_directory_changed();
+CREATE TRIGGER directory_accounts AFTER INSERT OR DELETE OR UPDATE OF address, domain_id, disabled ON accounts
+  FOR EACH STATEMENT EXECUTE FUNCTION magpie_directory_changed();
+CREATE TRIGGER directory_aliases AFTER INSERT OR DELETE OR UPDATE OF address, domain_id, account_id ON aliases
+  FOR EACH STATEMENT EXECUTE FUNCTION magpie_directory_changed();
+CREATE TRIGGER directory_mailboxes AFTER DELETE OR UPDATE OF name, account_id ON mailboxes
+  FOR EACH STATEMENT EXECUTE FUNCTION magpie_directory_changed();
+CREATE TRIGGER directory_vacation_written AFTER INSERT OR UPDATE ON jmap_objects
+  FOR EACH ROW WHEN (NEW.type = 'VacationResponse') EXECUTE FUNCTION magpie_directory_changed();
+CREATE TRIGGER directory_vacation_deleted AFTER DELETE ON jmap_objects
+  FOR EACH ROW WHEN (OLD.type = 'VacationResponse') EXECUTE FUNCTION magpie_directory_changed();
+)sql";
+
 // Any number will do as long as every magpied uses the same one: the advisory lock of migrations.
 constexpr std::int64_t kMigrationLock = 0x6d61677069650001;  // "magpie" 1
 
@@ -311,6 +337,7 @@ const char* schema_step(int version) {
         case 6: return kSchemaV6;
         case kEmailsSchemaVersion: return kSchemaV7;
         case 8: return kSchemaV8;
+        case 10: return kSchemaV10;
         default: return nullptr;
     }
 }

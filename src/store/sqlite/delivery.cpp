@@ -372,6 +372,13 @@ void SqliteStore::commit_batch(std::vector<Work>& batch) {
 Result<Delivered> SqliteStore::apply_delivery(const Pending& pending, Changes& changes) {
     Connection& db = *writer_;
     const Delivery& delivery = pending.delivery;
+    if (delivery.directory_version) {
+        // The one writer: nothing can change the directory between this read and the commit.
+        auto version = read_directory_version(db);
+        if (!version) return version.error();
+        if (*version != *delivery.directory_version)
+            return make_error(Errc::conflict, "the directory changed since the recipients were resolved");
+    }
 
     // The blob row (and inline bytes) once per distinct content; a second delivery of the same bytes
     // references the first.

@@ -78,6 +78,15 @@ Result<Mailbox> select_mailbox(Connection& db, std::int64_t mailbox_id) {
     return mailbox_from_row(*statement);
 }
 
+Result<std::uint64_t> read_directory_version(Connection& db) {
+    auto statement = db.prepare("SELECT value FROM meta WHERE key = 'directory_version'");
+    if (!statement) return statement.error();
+    auto row = statement->step();
+    if (!row) return row.error();
+    if (!*row) return make_error(Errc::corrupt, "meta has no directory_version");
+    return static_cast<std::uint64_t>(statement->column_int64(0));
+}
+
 Result<std::uint32_t> next_uidvalidity(Connection& db) {
     std::int64_t last = 0;
     {

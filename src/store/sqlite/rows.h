@@ -42,6 +42,9 @@ Result<Mailbox> select_mailbox(Connection& db, std::int64_t mailbox_id);  // not
 // its own value.
 Result<std::uint32_t> next_uidvalidity(Connection& db);
 
+// meta.directory_version (Store::directory_version, schema version 10's triggers keep it).
+Result<std::uint64_t> read_directory_version(Connection& db);
+
 // A new mailbox starts at HIGHESTMODSEQ 1 (RFC 7162 3.1.2.1: never 0) and unsubscribed.
 Result<std::int64_t> insert_mailbox(Connection& db, std::int64_t account_id, std::string_view name,
                                     SpecialUse special_use);

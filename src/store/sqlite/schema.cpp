@@ -266,6 +266,43 @@ CREATE INDEX queue_recipients_lease ON queue_recipients(lease_owner) WHERE lease
 // file, refuses the store instead of failing every read of those messages.
 constexpr const char* kSchemaV9 = "-- blobs.location 2: zstd frames in blob_contents";
 
+// Version 10: meta.directory_version (Store::directory_version), raised by these triggers in the transaction of
+// every change to what an address resolves to for delivery, whoever writes it (magpied, the CLI, a restore):
+// a domain, an account's address, domain or disabled flag, an alias, a mailbox renamed, moved or deleted (the
+// INBOX a delivery targets), a VacationResponse. Not by what deliveries and sessions write (counters, flags,
+// email_state), so that SMTP can keep what RCPT resolved for as long as the number stays.
+constexpr const char* kSchemaV10 = R"sql(
+INSERT INTO meta(key, value) VALUES('directory_version', 1) ON CONFLICT(key) DO NOTHING;
+CREATE TRIGGER directory_domains_insert AFTER INSERT ON domains
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_domains_update AFTER UPDATE OF name ON domains
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_domains_delete AFTER DELETE ON domains
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_accounts_insert AFTER INSERT ON accounts
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_accounts_update AFTER UPDATE OF address, domain_id, disabled ON accounts
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_accounts_delete AFTER DELETE ON accounts
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_aliases_insert AFTER INSERT ON aliases
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_aliases_update AFTER UPDATE OF address, domain_id, account_id ON aliases
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_aliases_delete AFTER DELETE ON aliases
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_mailboxes_update AFTER UPDATE OF name, account_id ON mailboxes
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_mailboxes_delete AFTER DELETE ON mailboxes
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_vacation_insert AFTER INSERT ON jmap_objects WHEN NEW.type = 'VacationResponse'
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_vacation_update AFTER UPDATE ON jmap_objects WHEN NEW.type = 'VacationResponse' OR OLD.type = 'VacationResponse'
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+CREATE TRIGGER directory_vacation_delete AFTER DELETE ON jmap_objects WHEN OLD.type = 'VacationResponse'
+  BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
+)sql";
+
 }  // namespace
 
 const char* schema_step(int version) {
@@ -279,6 +316,7 @@ const char* schema_step(int version) {
         case kEmailsSchemaVersion: return kSchemaEmails;  // emails.h
         case 8: return kSchemaJmapObjects;  // jmap_objects.cpp
         case 9: return kSchemaV9;
+        case 10: return kSchemaV10;
         default: return nullptr;
     }
 }

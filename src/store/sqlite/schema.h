@@ -12,7 +12,8 @@
 namespace magpie::store::sqlite {
 
 // 9: blob_contents may hold zstd frames (blobs.location 2); an older magpie would take them for files.
-inline constexpr int kSchemaVersion = 9;
+// 10: meta.directory_version and the triggers that raise it.
+inline constexpr int kSchemaVersion = 10;
 // The step that brings message identity (emails.h): messages rows become Emails.
 inline constexpr int kEmailsSchemaVersion = 7;
 

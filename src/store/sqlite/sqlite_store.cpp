@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "base/strings.h"
 #include "base/time.h"
@@ -130,6 +131,12 @@ SqliteStore::SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writ
       readers_(options_.data_dir / "magpie.db", options_.max_readers, options_.busy_timeout_ms),
       states_cache_(options_.states_cache_messages) {
     if (!writer_) return;
+    if (auto opened = Connection::open(options_.data_dir / "magpie.db", Connection::Mode::read_only, 0); opened) {
+        version_reader_ = std::move(*opened);
+    } else {
+        spdlog::warn("store: no connection for directory versions ({}); recipients are looked up each time",
+                     opened.error().message);
+    }
     start_checkpointer();
     committer_ = std::thread([this] { committer_loop(); });
     for (std::size_t i = 0; i < std::max<std::size_t>(options_.blob_writer_threads, 1); ++i) {
@@ -481,6 +488,19 @@ Result<RecipientResult> SqliteStore::resolve_recipient(std::string_view address)
         if (!*row) return RecipientResult{RecipientStatus::unknown_user, 0, {}};
         return RecipientResult{RecipientStatus::local, statement->column_int64(0), statement->column_text(1)};
     });
+}
+
+Result<std::uint64_t> SqliteStore::directory_version() {
+    return read<std::uint64_t>([](Connection& db) { return read_directory_version(db); });
+}
+
+std::optional<std::uint64_t> SqliteStore::directory_version_if_ready() {
+    std::unique_lock lock(version_reader_mutex_, std::try_to_lock);
+    if (!lock || !version_reader_) return std::nullopt;
+    // One statement in autocommit: a read snapshot of its own, which never waits (busy timeout 0).
+    auto version = read_directory_version(*version_reader_);
+    if (!version) return std::nullopt;
+    return *version;
 }
 
 // ---- mailboxes ----

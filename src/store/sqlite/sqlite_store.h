@@ -84,6 +84,8 @@ public:
     Result<std::vector<Alias>> list_aliases(std::string_view domain) override;
 
     Result<RecipientResult> resolve_recipient(std::string_view address) override;
+    Result<std::uint64_t> directory_version() override;
+    std::optional<std::uint64_t> directory_version_if_ready() override;
 
     Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) override;
     Result<Mailbox> find_mailbox(std::int64_t account_id, std::string_view name) override;
@@ -260,6 +262,10 @@ private:
     std::unique_ptr<BlobStorage> blobs_;  // large blobs (files today)
     std::unique_ptr<Connection> writer_;  // used by the committer thread only
     ReaderPool readers_;
+    // directory_version_if_ready's own read-only connection (busy timeout 0), taken with try_lock; null in a
+    // read-only store or when it could not be opened.
+    std::mutex version_reader_mutex_;
+    std::unique_ptr<Connection> version_reader_;
     StatesCache states_cache_;  // list_states of recently opened mailboxes
 
     // Two stages under one mutex: large blobs wait for a blob writer thread (hash, file, fsync), then every
