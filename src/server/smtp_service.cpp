@@ -538,7 +538,10 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
                 });
             targets = co_await std::move(lookup);
         }
-        if (!targets) co_return targets.error();
+        if (!targets) {
+            spdlog::info("smtp: {} from=<{}> not stored: {}", queue_id, envelope.reverse_path, targets.error().message);
+            co_return targets.error();
+        }
         if (targets->empty()) co_return make_error(Errc::not_found, "no recipient exists any more");
 
         store::Delivery delivery;
@@ -552,7 +555,8 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
         // RFC 3461 5.2.2: a sender that asked for success notifications gets one once the queue exists; keep what
         // it needs (the envelope with its DSN parameters) beside the message, in the same commit.
         bool wants_success = false;
-        for (const auto& r : envelope.recipients) wants_success = wants_success || to_upper(r.notify).find("SUCCESS") != std::string::npos;
+        for (const auto& r : envelope.recipients)
+            wants_success = wants_success || to_upper(r.notify).find("SUCCESS") != std::string::npos;
         if (wants_success) {
             store::EnvelopeRecord record{envelope.reverse_path, envelope.dsn_ret, envelope.dsn_envid, {}};
             for (const auto& r : envelope.recipients) record.recipients.push_back({r.address, r.notify, r.orcpt});
@@ -560,7 +564,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
         }
         auto commit = executor_.deliver(store_, std::move(delivery));
         delivered = co_await std::move(commit);
-        if (use_memos && !delivered && delivered.error().code == Errc::conflict) {
+        if (resolved_at && !delivered && delivered.error().code == Errc::conflict) {
             spdlog::info("smtp: {} recipients resolved again: {}", queue_id, delivered.error().message);
             // What RCPT keeps from before that change is stale too.
             recipients_.saw_version(*resolved_at + 1);
