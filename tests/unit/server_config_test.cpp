@@ -102,6 +102,19 @@ TEST_F(ConfigFile, FormerlyHardCodedLimitsAreKeysWithTheirOldDefaults) {
     EXPECT_FALSE(load("[http]\nmax_submission_recipients = 0\n"));
 }
 
+TEST_F(ConfigFile, RecipientCacheIsBoundedAndCanBeTurnedOff) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->smtp.recipient_cache_seconds, 60u);
+    EXPECT_EQ(config->smtp.recipient_cache_entries, 10000u);
+    config = load("[smtp]\nrecipient_cache_seconds = 0\nrecipient_cache_entries = 5\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->smtp.recipient_cache_seconds, 0u);
+    EXPECT_EQ(config->smtp.recipient_cache_entries, 5u);
+    EXPECT_FALSE(load("[smtp]\nrecipient_cache_seconds = 3601\n"));
+    EXPECT_FALSE(load("[smtp]\nrecipient_cache_entries = 1000001\n"));
+}
+
 TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     auto config = load("");
     ASSERT_TRUE(config) << config.error().message;
