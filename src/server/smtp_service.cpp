@@ -353,7 +353,7 @@ awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& add
     // g++ 12 destroys temporaries inside a co_await expression twice: build the operation first, then await it.
     auto config = std::atomic_load(&config_);
     const std::int64_t now = steady_seconds();
-    if (!submission_) {
+    if (remembers_recipients_) {
         // A local recipient resolved a moment ago, and the directory has not changed since: no thread hop and
         // no look-up. The version is read here when that never waits (the embedded store; a WAL reader takes
         // no lock a writer holds), and the delivery checks it again in its own transaction.
@@ -371,13 +371,17 @@ awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& add
                                  policy = RecipientPolicy{config->hostname, config->smtp.postmaster}]()
                                     -> Result<RcptMemo> {
         // Read before the look-ups: a change made between them leaves the memo marked older than it is,
-        // never newer.
-        auto version = store_.directory_version();
-        if (!version) return version.error();
+        // never newer. (Not where it would cost a round trip per RCPT and no memo is kept.)
+        std::uint64_t version = 0;
+        if (remembers_recipients_) {
+            auto read = store_.directory_version();
+            if (!read) return read.error();
+            version = *read;
+        }
         auto resolved = resolve_recipient(store_, policy, address);
         if (!resolved) return resolved.error();
         RcptMemo memo{*resolved, 0};
-        memo.directory_version = *version;
+        memo.directory_version = version;
         if (resolved->status == store::RecipientStatus::local) {
             // Its INBOX, for the delivery (an account without one is left to store_message's own lookup).
             auto inbox = store_.find_mailbox(resolved->account_id, "INBOX");
@@ -399,7 +403,7 @@ awaitable<smtp::RcptVerdict> SmtpService::check_recipient(const std::string& add
         if (memos.size() >= config->smtp.max_recipients) memos.clear();
         memos.insert_or_assign(address, *memo);
     }
-    if (!submission_) {
+    if (remembers_recipients_) {
         recipients_.saw_version(memo->directory_version);
         recipients_.remember(address, *memo, now);
     }
@@ -494,7 +498,7 @@ awaitable<Result<std::string>> SmtpService::store_message(const smtp::MessageRec
                 }
                 vacation = vacation || memo->second.vacation;
                 // The oldest version of any of them: the store checks it is still the newest.
-                if (!resolved_at || memo->second.directory_version < *resolved_at)
+                if (remembers_recipients_ && (!resolved_at || memo->second.directory_version < *resolved_at))
                     resolved_at = memo->second.directory_version;
                 local_recipients.emplace_back(memo->second.recipient, address);
                 if (accounts.insert(memo->second.recipient.account_id).second)

@@ -60,6 +60,7 @@ public:
           store_(store),
           executor_(executor),
           submission_(std::move(submission)),
+          remembers_recipients_(!submission_ && store.has_directory_version_at_once()),
           recipients_(recipient_cache_options(*config_)) {}
 
     // Port 25: authenticate every received message (SPF, DKIM, DMARC; [mailauth]) on `executor`, a pool
@@ -129,7 +130,10 @@ private:
     std::function<void()> auto_reply_queued_;
     const InboundAuthenticator* inbound_ = nullptr;
     StoreExecutor* inbound_executor_ = nullptr;
-    RecipientCache recipients_;  // port 25 only: submission resolves every RCPT
+    // Port 25 on a store that reads its directory version at once (the embedded one): RCPT memos are kept
+    // across connections and checked by version. Otherwise (submission, PostgreSQL) every RCPT looks up.
+    const bool remembers_recipients_;
+    RecipientCache recipients_;
 };
 
 }  // namespace magpie::server

@@ -466,6 +466,9 @@ public:
     // network thread to check a remembered recipient against. nullopt when it cannot (the embedded store's
     // one connection for it is busy or the log is locked; PostgreSQL would need a round trip).
     virtual std::optional<std::uint64_t> directory_version_if_ready() { return std::nullopt; }
+    // Whether directory_version_if_ready() can answer at all: true for the embedded store, false where every
+    // read is a round trip (PostgreSQL), for callers to keep no memory they could never check.
+    virtual bool has_directory_version_at_once() const { return false; }
 
     // Mailboxes. A new mailbox's HIGHESTMODSEQ is 1 (RFC 7162 3.1.2.1), so its first message gets MODSEQ 2.
     virtual Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) = 0;

@@ -86,6 +86,7 @@ public:
     Result<RecipientResult> resolve_recipient(std::string_view address) override;
     Result<std::uint64_t> directory_version() override;
     std::optional<std::uint64_t> directory_version_if_ready() override;
+    bool has_directory_version_at_once() const override { return version_reader_ != nullptr; }
 
     Result<std::vector<Mailbox>> list_mailboxes(std::int64_t account_id) override;
     Result<Mailbox> find_mailbox(std::int64_t account_id, std::string_view name) override;
