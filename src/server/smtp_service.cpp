@@ -1,8 +1,8 @@
 #include "server/smtp_service.h"
 
 #include <algorithm>
-#include <atomic>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <set>
