@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace magpie::net {
 
@@ -19,6 +20,11 @@ Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> t
         }
         peer_ip_ = address.to_string();
     }
+    // Reads and writes are tried at once and wait only when the socket has nothing (or no room): OpenSSL
+    // reads the descriptor itself too, and neither may ever block the thread. A socket that refuses is closed,
+    // so that every operation on it fails.
+    socket_.non_blocking(true, ec);
+    if (ec) socket_.close(ec);
 }
 
 void Connection::arm(std::chrono::milliseconds timeout) {
@@ -82,6 +88,13 @@ const BIO_METHOD* output_method() {
 constexpr std::size_t tls_write_piece = 16384;
 constexpr std::size_t tls_output_flush_octets = 65536;
 
+// read_available reads into this thread's scratch first and keeps a copy of what came. Looked up by a call
+// each time: a coroutine must not keep a thread-local's address across a suspension.
+[[gnu::noinline]] char* read_scratch() {
+    thread_local std::unique_ptr<char[]> scratch(new char[Connection::read_chunk_octets]);
+    return scratch.get();
+}
+
 }  // namespace
 
 void Connection::SslFree::operator()(ssl_st* ssl) const {
@@ -91,14 +104,27 @@ void Connection::SslFree::operator()(ssl_st* ssl) const {
 awaitable<bool> Connection::wait_readable(Clock::time_point until, bool interruptible) {
     if (interruptible && (shutdown_requested_ || wake_requested_)) co_return false;
     boost::system::error_code ec;
-    char byte = 0;
     arm(left(until));
     reading_ = interruptible;
-    std::size_t n = co_await socket_.async_receive(asio::buffer(&byte, 1), tcp::socket::message_peek,
-                                                   asio::redirect_error(use_awaitable, ec));
+    co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
     reading_ = false;
     disarm();
-    co_return !ec && n == 1;
+    co_return !ec;
+}
+
+awaitable<bool> Connection::send_all(std::string_view bytes, Clock::time_point until) {
+    // Most writes fit the socket's send buffer: sent here at once, with no deadline to arm and no trip
+    // through the event loop; only the rest of a write the socket could not take waits.
+    boost::system::error_code ec;
+    std::size_t sent = socket_.send(asio::buffer(bytes.data(), bytes.size()), 0, ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
+    bytes.remove_prefix(ec ? 0 : sent);
+    if (bytes.empty()) co_return true;
+    arm(left(until));
+    co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
+                               asio::redirect_error(use_awaitable, ec));
+    disarm();
+    co_return !ec;
 }
 
 awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono::milliseconds timeout) {
@@ -120,34 +146,53 @@ awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds
     // client holds none. Bytes OpenSSL already holds (the rest of a record) need no wait.
     read_buffer_.reset();
     const auto until = Clock::now() + timeout;
-    if (!(tls_active_ && SSL_has_pending(ssl_.get()) == 1)) {
+    timed_out_ = false;
+    auto keep = [this](std::size_t n) {
+        read_buffer_.reset(new char[n]);
+        std::memcpy(read_buffer_.get(), read_scratch(), n);
+        return std::string_view(read_buffer_.get(), n);
+    };
+    if (tls_active_) {
+        // SSL_read into the scratch, which is copied before anything can suspend (another connection of this
+        // thread reads into it meanwhile); it waits only when OpenSSL found the socket empty (WANT_READ).
+        for (;;) {
+            if (shutdown_requested_ || wake_requested_) co_return std::string_view();
+            std::size_t got = 0;
+            ERR_clear_error();
+            int r = SSL_read_ex(ssl_.get(), read_scratch(), read_chunk_octets, &got);
+            int error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), r);
+            std::string_view bytes = r == 1 ? keep(got) : std::string_view();
+            if (!co_await flush_tls(until)) co_return std::string_view();  // reading may have written
+            if (r == 1) co_return bytes;
+            if (error != SSL_ERROR_WANT_READ) co_return std::string_view();
+            if (!co_await wait_readable(until, true)) co_return std::string_view();
+        }
+    }
+    // Plain TCP: read at once into this thread's scratch and keep a copy the size of what came; wait only when
+    // nothing had (a client's next command is often here already, and a wait costs a deadline and a trip
+    // through the event loop).
+    for (;;) {
+        if (shutdown_requested_ || wake_requested_) co_return std::string_view();
+        boost::system::error_code ec;
+        std::size_t n = socket_.receive(asio::buffer(read_scratch(), read_chunk_octets), 0, ec);
+        if (!ec) co_return keep(n);
+        if (ec != asio::error::would_block && ec != asio::error::try_again) co_return std::string_view();  // closed
+        // Nothing to read just now, and nothing ran on this thread since: bytes that come from here on raise
+        // the readiness the wait is for.
         if (!co_await wait_readable(until, true)) co_return std::string_view();
     }
-    read_buffer_.reset(new char[read_chunk_octets]);
-    std::size_t n = co_await read_some(std::span<char>(read_buffer_.get(), read_chunk_octets), left(until));
-    co_return std::string_view(read_buffer_.get(), n);
 }
 
 awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::milliseconds timeout) {
     if (bytes.empty()) co_return true;
     if (tls_active_) co_return co_await tls_write_all(bytes, Clock::now() + timeout);
-    boost::system::error_code ec;
-    arm(timeout);
-    co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
-                               asio::redirect_error(use_awaitable, ec));
-    disarm();
-    co_return !ec;
+    co_return co_await send_all(bytes, Clock::now() + timeout);
 }
 
 awaitable<bool> Connection::flush_tls(Clock::time_point until) {
     while (!tls_output_.empty()) {
         std::string out = std::exchange(tls_output_, std::string());
-        boost::system::error_code ec;
-        arm(left(until));
-        co_await asio::async_write(socket_, asio::buffer(out.data(), out.size()),
-                                   asio::redirect_error(use_awaitable, ec));
-        disarm();
-        if (ec) co_return false;
+        if (!co_await send_all(out, until)) co_return false;
     }
     co_return true;
 }
@@ -185,9 +230,7 @@ awaitable<Result<void>> Connection::start_tls(std::chrono::milliseconds timeout)
     if (!tls_context_) co_return make_error(Errc::unavailable, "TLS is not configured");
     if (tls_active_ || ssl_) co_return make_error(Errc::invalid_argument, "TLS is already active");
     const auto until = Clock::now() + timeout;
-    boost::system::error_code ec;
-    socket_.non_blocking(true, ec);  // OpenSSL reads the descriptor itself and must never block the thread
-    if (ec) co_return make_error(Errc::io_error, "TLS: " + ec.message());
+    if (!socket_.is_open()) co_return make_error(Errc::io_error, "TLS: the connection is closed");
     ssl_.reset(SSL_new(tls_context_->native_handle()));
     BIO* input = ssl_ ? BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE) : nullptr;
     BIO* output = input ? BIO_new(output_method()) : nullptr;

@@ -62,10 +62,12 @@ private:
         void operator()(ssl_st* ssl) const;
     };
     void interrupt_read();
-    // Waits until the socket has a byte to read (a 1-byte MSG_PEEK, which Asio tries at once before waiting:
-    // an async_wait alone misses bytes that came before it under edge-triggered epoll). `interruptible`: a
-    // wake or shutdown ends the wait (false).
+    // Waits until the socket becomes readable. Call it only right after a read found the socket empty, with
+    // nothing run on this thread since: under edge-triggered epoll a wait misses bytes that came before it.
+    // `interruptible`: a wake or shutdown ends the wait (false).
     awaitable<bool> wait_readable(std::chrono::steady_clock::time_point until, bool interruptible);
+    // Sends `bytes` at once as far as the socket takes them, waiting for room only for the rest.
+    awaitable<bool> send_all(std::string_view bytes, std::chrono::steady_clock::time_point until);
     // Sends the ciphertext OpenSSL has written into tls_output_ and frees it.
     awaitable<bool> flush_tls(std::chrono::steady_clock::time_point until);
     awaitable<std::size_t> tls_read_some(std::span<char> buffer, std::chrono::steady_clock::time_point until);
