@@ -177,8 +177,7 @@ awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds
         std::size_t n = socket_.receive(asio::buffer(read_scratch(), read_chunk_octets), 0, ec);
         if (!ec) co_return keep(n);
         if (ec != asio::error::would_block && ec != asio::error::try_again) co_return std::string_view();  // closed
-        // Nothing to read just now, and nothing ran on this thread since: bytes that come from here on raise
-        // the readiness the wait is for.
+        // Nothing to read just now: wait for bytes.
         if (!co_await wait_readable(until, true)) co_return std::string_view();
     }
 }

@@ -62,9 +62,10 @@ private:
         void operator()(ssl_st* ssl) const;
     };
     void interrupt_read();
-    // Waits until the socket becomes readable. Call it only right after a read found the socket empty, with
-    // nothing run on this thread since: under edge-triggered epoll a wait misses bytes that came before it.
-    // `interruptible`: a wake or shutdown ends the wait (false).
+    // Waits until the socket is readable (Asio re-arms the descriptor for the wait, EPOLL_CTL_MOD, so bytes
+    // that came before it count). Reads call it only after finding the socket empty: bytes already there are
+    // read without the wait, its deadline and its trip through the event loop. `interruptible`: a wake or
+    // shutdown ends the wait (false).
     awaitable<bool> wait_readable(std::chrono::steady_clock::time_point until, bool interruptible);
     // Sends `bytes` at once as far as the socket takes them, waiting for room only for the rest.
     awaitable<bool> send_all(std::string_view bytes, std::chrono::steady_clock::time_point until);

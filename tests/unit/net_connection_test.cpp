@@ -1,6 +1,7 @@
 // net::Connection over loopback: the server's own TLS glue (OpenSSL on the socket, not Asio's ssl::stream)
 // against Asio's client stream with a throw-away self-signed certificate: handshake, reads, a write larger than
-// any TLS record or socket buffer, the peer's close, and the plain connection's deadline and wake-up.
+// any TLS record or socket buffer, the peer's close, and the plain connection's deadline and wake-up; bytes that
+// arrive while nothing reads are still read.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -161,6 +162,86 @@ TEST_F(ConnectionTest, APlainReadEndsAtItsDeadlineOrAtAWakeUp) {
         boost::system::error_code ec;
         co_await go.async_wait(asio::redirect_error(use_awaitable, ec));
         co_await asio::async_write(client, asio::buffer(std::string_view("hello\n")), use_awaitable);
+    }, asio::detached);
+    run();
+    EXPECT_TRUE(server_done);
+}
+
+// read_available reads at once and waits only when the socket is empty: bytes that came while the server was
+// busy elsewhere (the event loop saw them readable with no read pending) are read, and a read with nothing to
+// come still ends at its deadline or at a wake-up.
+TEST_F(ConnectionTest, BytesThatCameWhileNothingReadAreReadWithoutAWait) {
+    bool server_done = false;
+    tcp::socket client(io_);
+    asio::steady_timer sent(io_, std::chrono::hours(1));
+    asio::co_spawn(io_, [&]() -> awaitable<void> {
+        auto connection = co_await accept(false);
+        EXPECT_EQ(co_await read_until(*connection, "one\n"), "one\n");
+        // Busy elsewhere while "two" arrives: the event loop runs (and sees the socket readable) meanwhile.
+        boost::system::error_code ec;
+        co_await sent.async_wait(asio::redirect_error(use_awaitable, ec));
+        asio::steady_timer busy(io_, 50ms);
+        co_await busy.async_wait(use_awaitable);
+        auto bytes = co_await connection->read_available(2s);
+        EXPECT_EQ(bytes, "two\n");
+        EXPECT_FALSE(connection->timed_out());
+        // Nothing more comes: the deadline ends the read, then a wake-up ends a long one.
+        bytes = co_await connection->read_available(50ms);
+        EXPECT_TRUE(bytes.empty());
+        EXPECT_TRUE(connection->timed_out());
+        asio::steady_timer soon(io_, 20ms);
+        soon.async_wait([connection](boost::system::error_code) { connection->wake(); });
+        bytes = co_await connection->read_available(60s);
+        EXPECT_TRUE(bytes.empty());
+        EXPECT_TRUE(connection->take_wake());
+        EXPECT_FALSE(connection->timed_out());
+        connection->close();
+        server_done = true;
+    }, asio::detached);
+    asio::co_spawn(io_, [&]() -> awaitable<void> {
+        co_await client.async_connect(acceptor_.local_endpoint(), use_awaitable);
+        co_await asio::async_write(client, asio::buffer(std::string_view("one\n")), use_awaitable);
+        asio::steady_timer later(io_, 20ms);
+        co_await later.async_wait(use_awaitable);
+        co_await asio::async_write(client, asio::buffer(std::string_view("two\n")), use_awaitable);
+        sent.cancel();
+    }, asio::detached);
+    run();
+    EXPECT_TRUE(server_done);
+}
+
+// The same over TLS: two records sent together; OpenSSL reads the first only, and the second, already reported
+// readable, is read by the next call without a wait.
+TEST_F(ConnectionTest, ATlsRecordThatCameWithTheOneBeforeIsReadWithoutAWait) {
+    bool server_done = false;
+    asio::steady_timer sent(io_, std::chrono::hours(1));
+    asio::co_spawn(io_, [&]() -> awaitable<void> {
+        auto connection = co_await accept();
+        auto handshake = co_await connection->start_tls(30s);
+        EXPECT_TRUE(handshake) << (handshake ? "" : handshake.error().message);
+        boost::system::error_code ec;
+        co_await sent.async_wait(asio::redirect_error(use_awaitable, ec));
+        asio::steady_timer busy(io_, 50ms);
+        co_await busy.async_wait(use_awaitable);
+        std::string got = co_await read_until(*connection, "two\n");
+        EXPECT_EQ(got, "one\ntwo\n");
+        EXPECT_FALSE(connection->timed_out());
+        connection->close();
+        server_done = true;
+    }, asio::detached);
+    asio::co_spawn(io_, [&]() -> awaitable<void> {
+        asio::ssl::context context(asio::ssl::context::tls_client);
+        context.set_verify_mode(asio::ssl::verify_none);
+        asio::ssl::stream<tcp::socket> stream(io_, context);
+        co_await stream.next_layer().async_connect(acceptor_.local_endpoint(), use_awaitable);
+        co_await stream.async_handshake(asio::ssl::stream_base::client, use_awaitable);
+        co_await asio::async_write(stream, asio::buffer(std::string_view("one\n")), use_awaitable);
+        co_await asio::async_write(stream, asio::buffer(std::string_view("two\n")), use_awaitable);
+        sent.cancel();
+        asio::steady_timer linger(io_, 500ms);  // open until the server has read both
+        co_await linger.async_wait(use_awaitable);
+        boost::system::error_code ignored;
+        stream.next_layer().close(ignored);
     }, asio::detached);
     run();
     EXPECT_TRUE(server_done);
