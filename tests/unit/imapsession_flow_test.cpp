@@ -1310,6 +1310,48 @@ TEST_F(ImapSessionTest, LargeFetchIsWrittenOneSliceAtATime) {
     EXPECT_FALSE(session->has_work());
 }
 
+// A message whose content cannot be read (its blob file gone, or cut short: a disk fault, a restore that missed
+// files) fails alone, on the streamed path large messages take (a reader opened by request, then ranges) as on
+// the whole-blob one: the other messages of the FETCH are answered, nothing of the failed one is written (a
+// literal announced and not filled would desynchronise the client), the command ends NO, for UID FETCH too,
+// what needs no content is still answered, and the session goes on.
+TEST_F(ImapSessionTest, AMessageWhoseContentCannotBeReadFailsAloneAndTheSessionGoesOn) {
+    deliver(demo_, "INBOX", kFirst);
+    const std::string gone = "Subject: gone\r\n\r\n" + std::string(200 * 1024, 'g') + "\r\n";
+    const std::string cut = "Subject: cut\r\n\r\n" + std::string(200 * 1024, 'c') + "\r\n";
+    deliver(demo_, "INBOX", gone);
+    deliver(demo_, "INBOX", cut);
+    deliver(demo_, "INBOX", kSecond);
+    store::BlobFiles files(dir_);
+    ASSERT_TRUE(std::filesystem::remove(files.path_of(store::blob_id_of(gone))));
+    std::filesystem::resize_file(files.path_of(store::blob_id_of(cut)), 1000);
+    max_output_per_run_ = 4096;  // the streamed path: a slice at a time
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    for (const char* items : {"BODY.PEEK[]", "BODY.PEEK[TEXT]<100.50>", "BINARY.PEEK[1]", "BINARY.SIZE[1]"}) {
+        SCOPED_TRACE(items);
+        auto out = send(*session, fmt::format("f FETCH 1:4 (UID {})\r\n", items));
+        EXPECT_THAT(out, HasSubstr("* 1 FETCH (UID 1 "));
+        EXPECT_THAT(out, HasSubstr("* 4 FETCH (UID 4 "));
+        EXPECT_THAT(out, Not(HasSubstr("* 2 FETCH")));
+        EXPECT_THAT(out, Not(HasSubstr("* 3 FETCH")));
+        EXPECT_THAT(out, Not(HasSubstr("ggggg")));
+        EXPECT_THAT(out, Not(HasSubstr("ccccc")));
+        EXPECT_TRUE(out.ends_with("f NO Some messages could not be fetched\r\n")) << out;
+        for (int uid : {2, 3}) {
+            EXPECT_EQ(send(*session, fmt::format("u UID FETCH {} ({})\r\n", uid, items)),
+                      "u NO Some messages could not be fetched\r\n");
+        }
+    }
+    // The row alone answers these.
+    EXPECT_THAT(send(*session, "r UID FETCH 2:3 (UID RFC822.SIZE)\r\n"),
+                ::testing::EndsWith(fmt::format("* 2 FETCH (UID 2 RFC822.SIZE {})\r\n* 3 FETCH (UID 3 RFC822.SIZE {})\r\n"
+                                                "r OK UID FETCH completed\r\n",
+                                                gone.size(), cut.size())));
+    EXPECT_EQ(send(*session, "n NOOP\r\n"), "n OK Done\r\n");
+    EXPECT_THAT(send(*session, "b FETCH 4 (BODY.PEEK[])\r\n"), HasSubstr("b OK FETCH completed\r\n"));
+}
+
 // Issue 12 item 15: a message larger than the output slice is served from its blob a slice at a time
 // (inline blobs and files alike). Every section, partial and BINARY form answers byte for byte what the
 // same FETCH answers when the message is read whole, and no run() writes much more than one slice.
