@@ -525,7 +525,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
     if (auto* t = section(root, "store", status)) {
         auto& s = config.store;
         MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "compression_level",
-                                            "states_cache_messages", "max_batch", "dsn",
+                                            "states_cache_messages", "max_batch", "checkpoint_frames", "dsn",
                                             "password_file", "pool_size", "max_thread_references",
                                             "thread_subject_window", "max_query_results", "max_filter_nodes",
                                             "migrate_batch_rows"}));
@@ -536,6 +536,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "store", "compression_level", s.compression_level));
         MAGPIE_TRY(read(*t, "store", "states_cache_messages", s.states_cache_messages));
         MAGPIE_TRY(read(*t, "store", "max_batch", s.max_batch));
+        MAGPIE_TRY(read(*t, "store", "checkpoint_frames", s.checkpoint_frames));
         MAGPIE_TRY(read(*t, "store", "dsn", s.dsn));
         MAGPIE_TRY(read(*t, "store", "password_file", s.password_file));
         MAGPIE_TRY(read(*t, "store", "pool_size", s.pool_size));
@@ -552,6 +553,9 @@ Result<Config> load_config(const std::filesystem::path& file) {
         }
         if (s.compression_level > 19) {
             return make_error(Errc::invalid_argument, "[store] compression_level: 0 (off) to 19");
+        }
+        if (s.checkpoint_frames < 100 || s.checkpoint_frames > 1000000) {
+            return make_error(Errc::invalid_argument, "[store] checkpoint_frames: 100 to 1000000");
         }
         if (s.states_cache_messages > 100000000) {
             return make_error(Errc::invalid_argument, "[store] states_cache_messages: 0 (off) to 100000000");

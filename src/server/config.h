@@ -147,6 +147,7 @@ struct StoreConfig {
     std::uint32_t compression_level = 1;       // zstd level of inline bodies (SQLite); 0 stores them as received
     std::size_t states_cache_messages = 100000;  // UID/MODSEQ/flags kept in memory for SELECT (SQLite); 0: none
     std::size_t max_batch = 256;               // deliveries per group commit
+    std::size_t checkpoint_frames = 8000;      // SQLite: log pages between background checkpoints (100..1000000)
     // backend = "postgres" (the shared store, issue 16): a libpq connection string or URI; the password
     // comes from password_file (its first line) or libpq's own PGPASSWORD / ~/.pgpass, never from the DSN
     // in the log.

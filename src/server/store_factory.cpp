@@ -55,6 +55,7 @@ store::SqliteOptions sqlite_options(const Config& config, bool read_only) {
     options.compression_level = static_cast<int>(config.store.compression_level);
     options.states_cache_messages = config.store.states_cache_messages;
     options.max_batch = config.store.max_batch;
+    options.checkpoint_frames = config.store.checkpoint_frames;
     options.max_transcript_bytes = config.queue.max_transcript;
     options.max_thread_references = config.store.max_thread_references;
     options.thread_subject_window_seconds = config.store.thread_subject_window;

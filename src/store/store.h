@@ -678,6 +678,11 @@ struct SqliteOptions {
     int compression_level = 1;  // zstd level of inline bodies (1..19; 0 stores them as received)
     std::size_t states_cache_messages = 100000;  // UID/MODSEQ/flags kept in memory for SELECT (0: none)
     std::size_t max_batch = 256;               // deliveries and writes per group commit
+    // Frames (4 KiB pages) the write-ahead log gains between two background checkpoints; past four times this
+    // the committer checkpoints itself between transactions. 100..1,000,000. Larger: fewer copies of the pages
+    // every commit rewrites (a mailbox's row, the ends of its indexes), a larger log file (it keeps its largest
+    // size, up to four times this) and a longer recovery after a crash.
+    std::size_t checkpoint_frames = 8000;
     std::size_t max_messages_per_transaction = 2000;  // one chunk of a STORE/EXPUNGE/COPY/MOVE
     std::size_t blob_writer_threads = 2;       // threads writing and fsyncing large blob files
     std::size_t max_queued = 10000;            // deliveries waiting for a commit; beyond: unavailable

@@ -115,6 +115,17 @@ TEST_F(ConfigFile, RecipientCacheIsBoundedAndCanBeTurnedOff) {
     EXPECT_FALSE(load("[smtp]\nrecipient_cache_entries = 1000001\n"));
 }
 
+TEST_F(ConfigFile, CheckpointFramesIsBounded) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->store.checkpoint_frames, 8000u);
+    config = load("[store]\ncheckpoint_frames = 100\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->store.checkpoint_frames, 100u);
+    EXPECT_FALSE(load("[store]\ncheckpoint_frames = 99\n"));
+    EXPECT_FALSE(load("[store]\ncheckpoint_frames = 1000001\n"));
+}
+
 TEST_F(ConfigFile, EmptyFileGivesDocumentedDefaults) {
     auto config = load("");
     ASSERT_TRUE(config) << config.error().message;

@@ -205,6 +205,7 @@ TEST_F(ChunkedWritesTest, MoveThatFailsPartWayKeepsWhatItMovedAndLosesNothing) {
 TEST_F(StoreTest, CheckpointsStillCopyTheLogIntoTheDatabase) {
     SqliteOptions uncompressed;  // the bodies below are one byte repeated: as zstd frames they would fill no log
     uncompressed.compression_level = 0;
+    uncompressed.checkpoint_frames = 500;  // [store] checkpoint_frames: a checkpoint every 500 pages of log
     open(uncompressed);
     ASSERT_TRUE(store_->add_domain("example.test"));
     Account bob = make_account("bob@example.test");

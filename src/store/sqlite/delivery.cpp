@@ -38,12 +38,13 @@ std::uint64_t content_size(const Delivery& delivery) {
 // WAL checkpoints (frames of the log, one page each). SQLite checkpoints after the commit that takes the log
 // past 1000 frames, inside that COMMIT: on the committer thread, before the batch's `done` callbacks, so a
 // batch every 1000 frames (about 70 messages of 4 KiB, 50 of 64 KiB) waited for pages to be copied into the
-// database and for its fsync (issue 17). The same PASSIVE checkpoint now runs on a thread of its own.
-constexpr int kCheckpointFrames = 1000;
+// database and for its fsync (issue 17). The same PASSIVE checkpoint now runs on a thread of its own, every
+// options_.checkpoint_frames new frames.
 // A checkpoint running beside the commits rarely finds the log all copied (commits keep appending), and the
-// log starts again from its beginning only then: past this many frames the committer checkpoints itself,
-// between two transactions, where it copies what the background one left (and the log then restarts).
-constexpr int kInlineCheckpointFrames = 4 * kCheckpointFrames;
+// log starts again from its beginning only then: past this many checkpoint intervals the committer
+// checkpoints itself, between two transactions, where it copies what the background one left (and the log
+// then restarts).
+constexpr int kInlineCheckpointIntervals = 4;
 
 }  // namespace
 
@@ -59,7 +60,8 @@ void SqliteStore::start_checkpointer() {
         return;
     }
     checkpoint_db_ = std::move(*db);
-    next_checkpoint_ = kCheckpointFrames;
+    checkpoint_frames_ = static_cast<int>(std::clamp<std::size_t>(options_.checkpoint_frames, 100, 1'000'000));
+    next_checkpoint_ = checkpoint_frames_;
     sqlite3_wal_hook(writer_->handle(), &SqliteStore::on_wal_commit, this);  // replaces SQLite's autocheckpoint
     checkpointer_ = std::thread([this] { checkpointer_loop(); });
 }
@@ -78,13 +80,13 @@ void SqliteStore::stop_checkpointer() {
 // Called by SQLite on the writer's thread after each commit, with the frames now in the log.
 int SqliteStore::on_wal_commit(void* store, sqlite3* db, const char* name, int frames) {
     auto* self = static_cast<SqliteStore*>(store);
-    if (frames < self->wal_frames_) self->next_checkpoint_ = kCheckpointFrames;  // the log started again
+    if (frames < self->wal_frames_) self->next_checkpoint_ = self->checkpoint_frames_;  // the log started again
     self->wal_frames_ = frames;
-    if (frames >= kInlineCheckpointFrames) {
+    if (frames >= kInlineCheckpointIntervals * self->checkpoint_frames_) {
         // Busy when the background one is running: then the next commit tries again.
         (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     } else if (frames >= self->next_checkpoint_) {
-        self->next_checkpoint_ = frames + kCheckpointFrames;
+        self->next_checkpoint_ = frames + self->checkpoint_frames_;
         {
             std::lock_guard lock(self->checkpoint_mutex_);
             self->checkpoint_due_ = true;

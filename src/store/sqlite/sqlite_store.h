@@ -290,7 +290,8 @@ private:
     bool checkpoint_due_ = false;
     bool checkpoint_stop_ = false;
     // The writer's side (committer thread): frames in the log after the last commit, and at how many the
-    // checkpointer is woken next (once per kCheckpointFrames new frames, so it is not kept running).
+    // checkpointer is woken next (once per checkpoint_frames_ new frames, so it is not kept running).
+    int checkpoint_frames_ = 8000;
     int wal_frames_ = 0;
     int next_checkpoint_ = 0;
 
