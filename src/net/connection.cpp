@@ -106,6 +106,7 @@ awaitable<bool> Connection::wait_readable(Clock::time_point until, bool interrup
     boost::system::error_code ec;
     arm(left(until));
     reading_ = interruptible;
+    octets_since_yield_ = 0;  // a wait goes through the event loop
     co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
     reading_ = false;
     disarm();
@@ -119,12 +120,24 @@ awaitable<bool> Connection::send_all(std::string_view bytes, Clock::time_point u
     std::size_t sent = socket_.send(asio::buffer(bytes.data(), bytes.size()), 0, ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
     bytes.remove_prefix(ec ? 0 : sent);
-    if (bytes.empty()) co_return true;
+    if (bytes.empty()) {
+        co_await share_thread(sent);
+        co_return true;
+    }
+    octets_since_yield_ = 0;
     arm(left(until));
     co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
                                asio::redirect_error(use_awaitable, ec));
     disarm();
     co_return !ec;
+}
+
+awaitable<void> Connection::share_thread(std::size_t octets) {
+    octets_since_yield_ += octets;
+    if (octets_since_yield_ < fair_share_octets) co_return;
+    octets_since_yield_ = 0;
+    auto yielded = asio::post(socket_.get_executor(), use_awaitable);  // built first: see g++ 12 in server
+    co_await std::move(yielded);
 }
 
 awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono::milliseconds timeout) {
@@ -163,7 +176,10 @@ awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds
             int error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), r);
             std::string_view bytes = r == 1 ? keep(got) : std::string_view();
             if (!co_await flush_tls(until)) co_return std::string_view();  // reading may have written
-            if (r == 1) co_return bytes;
+            if (r == 1) {
+                co_await share_thread(got);
+                co_return bytes;
+            }
             if (error != SSL_ERROR_WANT_READ) co_return std::string_view();
             if (!co_await wait_readable(until, true)) co_return std::string_view();
         }
@@ -175,7 +191,11 @@ awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds
         if (shutdown_requested_ || wake_requested_) co_return std::string_view();
         boost::system::error_code ec;
         std::size_t n = socket_.receive(asio::buffer(read_scratch(), read_chunk_octets), 0, ec);
-        if (!ec) co_return keep(n);
+        if (!ec) {
+            std::string_view bytes = keep(n);
+            co_await share_thread(n);
+            co_return bytes;
+        }
         if (ec != asio::error::would_block && ec != asio::error::try_again) co_return std::string_view();  // closed
         // Nothing to read just now: wait for bytes.
         if (!co_await wait_readable(until, true)) co_return std::string_view();

@@ -41,6 +41,10 @@ public:
     bool tls_available() const { return tls_context_ != nullptr; }
     // Bytes read_available reads at most at once.
     static constexpr std::size_t read_chunk_octets = 16384;
+    // Octets a connection reads and writes without suspending before it lets the thread's other connections
+    // run: reads and writes that need no wait never return to the event loop on their own, so a client that
+    // streams a large message (or reads a large FETCH) as fast as the socket goes would hold the thread.
+    static constexpr std::size_t fair_share_octets = 256 * 1024;
     bool timed_out() const { return timed_out_; }
     const std::string& peer_ip() const { return peer_ip_; }
     // TLS version and cipher for trace headers and logs, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
@@ -73,6 +77,8 @@ private:
     awaitable<bool> flush_tls(std::chrono::steady_clock::time_point until);
     awaitable<std::size_t> tls_read_some(std::span<char> buffer, std::chrono::steady_clock::time_point until);
     awaitable<bool> tls_write_all(std::string_view bytes, std::chrono::steady_clock::time_point until);
+    // Counts `octets` moved without a wait; past fair_share_octets, suspends once through the event loop.
+    awaitable<void> share_thread(std::size_t octets);
     void arm(std::chrono::milliseconds timeout);
     void disarm();
 
@@ -93,6 +99,7 @@ private:
     std::atomic<bool> wake_requested_ = false;
     bool reading_ = false;  // a read is pending: only then may a wake or shutdown cancel socket operations
     std::uint64_t deadline_generation_ = 0;
+    std::size_t octets_since_yield_ = 0;
 };
 
 }  // namespace magpie::net
