@@ -21,32 +21,15 @@ std::shared_ptr<asio::ssl::context> make_client_tls_context(bool verify) {
     return ctx;
 }
 
-ClientConnection::ClientConnection(asio::any_io_executor executor) : socket_(executor), deadline_(executor) {}
-
-void ClientConnection::arm(std::chrono::seconds timeout) {
-    timed_out_ = false;
-    std::uint64_t generation = ++generation_;
-    deadline_.expires_after(timeout);
-    deadline_.async_wait([this, generation](boost::system::error_code ec) {
-        if (ec || generation != generation_) return;
-        timed_out_ = true;
-        boost::system::error_code ignored;
-        socket_.cancel(ignored);
-    });
-}
-
-void ClientConnection::disarm() {
-    ++generation_;
-    deadline_.cancel();
-}
+ClientConnection::ClientConnection(asio::any_io_executor executor) : socket_(executor), deadline_(executor, socket_) {}
 
 awaitable<Result<void>> ClientConnection::connect(const tcp::endpoint& endpoint,
                                                   std::chrono::seconds timeout) {
     boost::system::error_code ec;
-    arm(timeout);
+    deadline_.arm(timeout);
     co_await socket_.async_connect(endpoint, asio::redirect_error(use_awaitable, ec));
-    disarm();
-    if (timed_out_) co_return make_error(Errc::io_error, "connect timed out");
+    deadline_.disarm();
+    if (deadline_.timed_out()) co_return make_error(Errc::io_error, "connect timed out");
     if (ec) co_return make_error(Errc::io_error, ec.message());
     socket_.set_option(tcp::no_delay(true), ec);
     co_return Result<void>{};
@@ -93,16 +76,16 @@ awaitable<Result<void>> ClientConnection::start_tls(std::shared_ptr<asio::ssl::c
     // caller that verifies in its context (the CLI checks an IP address there) keeps verifying.
     if (checked) SSL_set_verify(ssl, check.enforce ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
     boost::system::error_code ec;
-    arm(timeout);
+    deadline_.arm(timeout);
     co_await stream_->async_handshake(asio::ssl::stream_base::client,
                                       asio::redirect_error(use_awaitable, ec));
-    disarm();
+    deadline_.disarm();
     if (checked) {
         long result = SSL_get_verify_result(ssl);
         // A handshake that never saw a certificate leaves X509_V_OK behind: that is no check.
         if (result != X509_V_OK || !ec) verify_result_ = result;
     }
-    if (timed_out_) co_return make_error(Errc::io_error, "TLS handshake timed out");
+    if (deadline_.timed_out()) co_return make_error(Errc::io_error, "TLS handshake timed out");
     if (ec) {
         std::string reason = "TLS handshake failed: " + ec.message();
         if (verify_result_ > 0)
@@ -115,7 +98,7 @@ awaitable<Result<void>> ClientConnection::start_tls(std::shared_ptr<asio::ssl::c
 awaitable<std::size_t> ClientConnection::read_some(std::span<char> buffer, std::chrono::seconds timeout) {
     boost::system::error_code ec;
     std::size_t n = 0;
-    arm(timeout);
+    deadline_.arm(timeout);
     if (stream_) {
         n = co_await stream_->async_read_some(asio::buffer(buffer.data(), buffer.size()),
                                               asio::redirect_error(use_awaitable, ec));
@@ -123,9 +106,9 @@ awaitable<std::size_t> ClientConnection::read_some(std::span<char> buffer, std::
         n = co_await socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
                                              asio::redirect_error(use_awaitable, ec));
     }
-    disarm();
+    deadline_.disarm();
     if (ec)
-        last_error_ = timed_out_               ? "timed out waiting for the server"
+        last_error_ = deadline_.timed_out() ? "timed out waiting for the server"
                       : ec == asio::error::eof ? "the server closed the connection"
                                                : ec.message();
     co_return ec ? 0 : n;
@@ -134,7 +117,7 @@ awaitable<std::size_t> ClientConnection::read_some(std::span<char> buffer, std::
 awaitable<bool> ClientConnection::write_all(std::string_view bytes, std::chrono::seconds timeout) {
     if (bytes.empty()) co_return true;
     boost::system::error_code ec;
-    arm(timeout);
+    deadline_.arm(timeout);
     if (stream_) {
         co_await asio::async_write(*stream_, asio::buffer(bytes.data(), bytes.size()),
                                    asio::redirect_error(use_awaitable, ec));
@@ -142,8 +125,8 @@ awaitable<bool> ClientConnection::write_all(std::string_view bytes, std::chrono:
         co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
                                    asio::redirect_error(use_awaitable, ec));
     }
-    disarm();
-    if (ec) last_error_ = timed_out_ ? "timed out writing to the server" : ec.message();
+    deadline_.disarm();
+    if (ec) last_error_ = deadline_.timed_out() ? "timed out writing to the server" : ec.message();
     co_return !ec;
 }
 
@@ -160,7 +143,7 @@ std::string ClientConnection::local_address() const {
 }
 
 void ClientConnection::close() {
-    disarm();
+    deadline_.disarm();
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);

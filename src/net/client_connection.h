@@ -13,6 +13,7 @@
 
 #include "base/result.h"
 #include "net/asio.h"
+#include "net/deadline.h"
 
 namespace magpie::net {
 
@@ -63,7 +64,7 @@ public:
     awaitable<std::size_t> read_some(std::span<char> buffer, std::chrono::seconds timeout);
     awaitable<bool> write_all(std::string_view bytes, std::chrono::seconds timeout);
 
-    bool timed_out() const { return timed_out_; }
+    bool timed_out() const { return deadline_.timed_out(); }
     const std::string& last_error() const { return last_error_; }  // the failed read's or write's reason
     bool tls_active() const { return stream_ != nullptr; }
     std::string tls_description() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"; empty without TLS
@@ -77,15 +78,11 @@ public:
     void close();
 
 private:
-    void arm(std::chrono::seconds timeout);
-    void disarm();
 
     tcp::socket socket_;
     std::shared_ptr<asio::ssl::context> context_;
     std::unique_ptr<asio::ssl::stream<tcp::socket&>> stream_;
-    asio::steady_timer deadline_;
-    std::uint64_t generation_ = 0;
-    bool timed_out_ = false;
+    Deadline deadline_;  // after socket_, which it cancels
     long verify_result_ = -1;
     std::string last_error_;
 };

@@ -10,7 +10,7 @@
 namespace magpie::net {
 
 Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls)
-    : tls_context_(std::move(tls)), socket_(std::move(socket)), deadline_(socket_.get_executor()) {
+    : tls_context_(std::move(tls)), socket_(std::move(socket)), deadline_(socket_.get_executor(), socket_) {
     boost::system::error_code ec;
     auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) {
@@ -25,24 +25,6 @@ Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> t
     // so that every operation on it fails.
     socket_.non_blocking(true, ec);
     if (ec) socket_.close(ec);
-}
-
-void Connection::arm(std::chrono::milliseconds timeout) {
-    timed_out_ = false;
-    std::uint64_t generation = ++deadline_generation_;
-    deadline_.expires_after(timeout);
-    deadline_.async_wait([this, generation](boost::system::error_code ec) {
-        // A handler that completed just as the operation finished belongs to an older generation.
-        if (ec || generation != deadline_generation_) return;
-        timed_out_ = true;
-        boost::system::error_code ignored;
-        socket_.cancel(ignored);
-    });
-}
-
-void Connection::disarm() {
-    ++deadline_generation_;
-    deadline_.cancel();
 }
 
 namespace {
@@ -104,12 +86,12 @@ void Connection::SslFree::operator()(ssl_st* ssl) const {
 awaitable<bool> Connection::wait_readable(Clock::time_point until, bool interruptible) {
     if (interruptible && (shutdown_requested_ || wake_requested_)) co_return false;
     boost::system::error_code ec;
-    arm(left(until));
+    deadline_.arm(left(until));
     reading_ = interruptible;
     octets_since_yield_ = 0;  // a wait goes through the event loop
     co_await socket_.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
     reading_ = false;
-    disarm();
+    deadline_.disarm();
     co_return !ec;
 }
 
@@ -125,10 +107,10 @@ awaitable<bool> Connection::send_all(std::string_view bytes, Clock::time_point u
         co_return true;
     }
     octets_since_yield_ = 0;
-    arm(left(until));
+    deadline_.arm(left(until));
     co_await asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
                                asio::redirect_error(use_awaitable, ec));
-    disarm();
+    deadline_.disarm();
     co_return !ec;
 }
 
@@ -145,12 +127,12 @@ awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono
     std::size_t n = 0;
     if (shutdown_requested_ || wake_requested_) co_return 0;
     if (tls_active_) co_return co_await tls_read_some(buffer, Clock::now() + timeout);
-    arm(timeout);
+    deadline_.arm(timeout);
     reading_ = true;
     n = co_await socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
                                          asio::redirect_error(use_awaitable, ec));
     reading_ = false;
-    disarm();
+    deadline_.disarm();
     co_return ec ? 0 : n;
 }
 
@@ -159,7 +141,7 @@ awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds
     // client holds none. Bytes OpenSSL already holds (the rest of a record) need no wait.
     read_buffer_.reset();
     const auto until = Clock::now() + timeout;
-    timed_out_ = false;
+    deadline_.clear_timed_out();
     auto keep = [this](std::size_t n) {
         read_buffer_.reset(new char[n]);
         std::memcpy(read_buffer_.get(), read_scratch(), n);
@@ -273,7 +255,7 @@ awaitable<Result<void>> Connection::start_tls(std::chrono::milliseconds timeout)
             co_return make_error(Errc::io_error, std::string("TLS handshake: ") + reason);
         }
         if (!co_await wait_readable(until, false)) {
-            co_return make_error(Errc::io_error, timed_out_ ? "TLS handshake: timed out"
+            co_return make_error(Errc::io_error, deadline_.timed_out() ? "TLS handshake: timed out"
                                                             : "TLS handshake: the peer closed the connection");
         }
     }
@@ -310,7 +292,7 @@ void Connection::interrupt_read() {
 // close() alone sends the FIN (the descriptor is never shared, so shutdown() first would only add a
 // system call, one that mostly fails with ENOTCONN after the client has gone).
 void Connection::close() {
-    disarm();
+    deadline_.disarm();
     boost::system::error_code ignored;
     socket_.close(ignored);
 }

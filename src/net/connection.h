@@ -13,6 +13,7 @@
 
 #include "base/result.h"
 #include "net/asio.h"
+#include "net/deadline.h"
 
 struct ssl_st;
 
@@ -45,7 +46,7 @@ public:
     // run: reads and writes that need no wait never return to the event loop on their own, so a client that
     // streams a large message (or reads a large FETCH) as fast as the socket goes would hold the thread.
     static constexpr std::size_t fair_share_octets = 256 * 1024;
-    bool timed_out() const { return timed_out_; }
+    bool timed_out() const { return deadline_.timed_out(); }
     const std::string& peer_ip() const { return peer_ip_; }
     // TLS version and cipher for trace headers and logs, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
     std::string tls_description() const;
@@ -79,8 +80,6 @@ private:
     awaitable<bool> tls_write_all(std::string_view bytes, std::chrono::steady_clock::time_point until);
     // Counts `octets` moved without a wait; past fair_share_octets, suspends once through the event loop.
     awaitable<void> share_thread(std::size_t octets);
-    void arm(std::chrono::milliseconds timeout);
-    void disarm();
 
     std::shared_ptr<asio::ssl::context> tls_context_;
     tcp::socket socket_;
@@ -91,14 +90,12 @@ private:
     std::unique_ptr<ssl_st, SslFree> ssl_;
     std::string tls_output_;
     std::unique_ptr<char[]> read_buffer_;  // read_available's, from the arrival of bytes until the next read
-    asio::steady_timer deadline_;
+    Deadline deadline_;  // after socket_, which it cancels
     std::string peer_ip_;
     bool tls_active_ = false;
-    bool timed_out_ = false;
     std::atomic<bool> shutdown_requested_ = false;
     std::atomic<bool> wake_requested_ = false;
     bool reading_ = false;  // a read is pending: only then may a wake or shutdown cancel socket operations
-    std::uint64_t deadline_generation_ = 0;
     std::size_t octets_since_yield_ = 0;
 };
 

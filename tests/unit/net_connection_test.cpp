@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unistd.h>
 
 #include "net/asio.h"
@@ -245,6 +246,34 @@ TEST_F(ConnectionTest, ATlsRecordThatCameWithTheOneBeforeIsReadWithoutAWait) {
     }, asio::detached);
     run();
     EXPECT_TRUE(server_done);
+}
+
+// A deadline that expires in the same turn of the event loop as the read it bounds has its handler queued behind
+// the read's completion; the session can end and free its connection before that handler runs (an e2e test
+// found ASan's heap-use-after-free there). Here the thread is held past the deadline with the byte already
+// sent, so the loop finds both at once, and the connection is gone when the read returns.
+TEST_F(ConnectionTest, ADeadlineThatExpiredAsItsReadEndedDoesNotOutliveTheConnection) {
+    bool server_done = false;
+    tcp::socket client(io_);
+    asio::co_spawn(io_, [&]() -> awaitable<void> {
+        auto connection = co_await accept(false);
+        std::weak_ptr<Connection> watched = connection;
+        auto bytes = co_await connection->read_available(30ms);
+        EXPECT_EQ(bytes, "x");
+        connection.reset();
+        EXPECT_TRUE(watched.expired());
+        server_done = true;
+    }, asio::detached);
+    asio::co_spawn(io_, [&]() -> awaitable<void> {
+        co_await client.async_connect(acceptor_.local_endpoint(), use_awaitable);
+        asio::steady_timer settle(io_, 10ms);  // the server's read is waiting by then
+        co_await settle.async_wait(use_awaitable);
+        asio::write(client, asio::buffer(std::string_view("x")));
+        std::this_thread::sleep_for(60ms);  // the event loop's thread, past the server's deadline
+    }, asio::detached);
+    run();
+    EXPECT_TRUE(server_done);
+    // The deadline's handler runs after the read's completion; run() has returned, so it has run.
 }
 
 }  // namespace
