@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -464,7 +465,9 @@ public:
     virtual Result<std::uint64_t> directory_version() = 0;
     // The same number if it can be had at once, without waiting for a lock, a thread or the network: for a
     // network thread to check a remembered recipient against. nullopt when it cannot (the embedded store's
-    // one connection for it is busy or the log is locked; PostgreSQL would need a round trip).
+    // one connection for it is busy or the log is locked; PostgreSQL would need a round trip). The embedded
+    // store answers a change made in this process at once, and one made by another process (the CLI) within
+    // SqliteOptions::directory_version_reuse: it reads the number at most that often while nothing here wrote.
     virtual std::optional<std::uint64_t> directory_version_if_ready() { return std::nullopt; }
     // Whether directory_version_if_ready() can answer at all: true for the embedded store, false where every
     // read is a round trip (PostgreSQL), for callers to keep no memory they could never check.
@@ -683,6 +686,10 @@ struct SqliteOptions {
     // every commit rewrites (a mailbox's row, the ends of its indexes), a larger log file (it keeps its largest
     // size, up to four times this) and a longer recovery after a crash.
     std::size_t checkpoint_frames = 8000;
+    // How long directory_version_if_ready() reuses the number it read while nothing in this process wrote: the
+    // longest a directory change by another process (the CLI) goes unseen at RCPT. A recipient accepted
+    // meanwhile is still checked by its delivery's own transaction (Errc::conflict, then resolved again).
+    std::chrono::milliseconds directory_version_reuse{10};
     std::size_t max_messages_per_transaction = 2000;  // one chunk of a STORE/EXPUNGE/COPY/MOVE
     std::size_t blob_writer_threads = 2;       // threads writing and fsyncing large blob files
     std::size_t max_queued = 10000;            // deliveries waiting for a commit; beyond: unavailable

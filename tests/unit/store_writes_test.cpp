@@ -225,6 +225,44 @@ TEST_F(StoreTest, CheckpointsStillCopyTheLogIntoTheDatabase) {
     EXPECT_EQ(mailbox(bob.id, "INBOX").message_count, static_cast<std::uint32_t>(kMessages));
 }
 
+// directory_version_if_ready() (RCPT's check of a remembered recipient, on a network thread) reuses the number
+// it read for SqliteOptions::directory_version_reuse while nothing in this process wrote: a write made here is
+// seen at once, one made by another process (a second store on the same files, as the CLI opens one) once the
+// reuse has run out; directory_version() always reads.
+TEST_F(StoreTest, TheDirectoryVersionAtOnceSeesWritesHereAtOnceAndOthersOnceItsReuseRunsOut) {
+    SqliteOptions options;
+    options.directory_version_reuse = std::chrono::hours(1);
+    open(options);
+    ASSERT_TRUE(store_->add_domain("example.test"));
+    make_account("bob@example.test");
+    auto add_alias_elsewhere = [&](const char* address) {
+        SqliteOptions elsewhere;
+        elsewhere.data_dir = dir_.path();
+        auto other = open_sqlite_store(elsewhere);
+        ASSERT_TRUE(other) << other.error().message;
+        ASSERT_TRUE((*other)->add_alias(address, "bob@example.test"));
+    };
+    const auto first = store_->directory_version_if_ready();
+    ASSERT_TRUE(first);
+    ASSERT_TRUE(store_->add_alias("info@example.test", "bob@example.test"));
+    const auto after_ours = store_->directory_version_if_ready();
+    ASSERT_TRUE(after_ours);
+    EXPECT_GT(*after_ours, *first);
+    add_alias_elsewhere("sales@example.test");
+    EXPECT_EQ(store_->directory_version_if_ready(), after_ours);
+    EXPECT_GT(*store_->directory_version(), *after_ours);
+
+    options.directory_version_reuse = std::chrono::milliseconds(20);
+    open(options);
+    const auto before = store_->directory_version_if_ready();
+    ASSERT_TRUE(before);
+    add_alias_elsewhere("help@example.test");
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    const auto after = store_->directory_version_if_ready();
+    ASSERT_TRUE(after);
+    EXPECT_GT(*after, *before);
+}
+
 TEST_F(StoreTest, WritesJoinTheDeliveriesGroupCommit) {
     ASSERT_TRUE(store_->add_domain("example.test"));
     Account bob = make_account("bob@example.test");

@@ -252,6 +252,7 @@ Result<void> SqliteStore::run_write(std::function<Result<void>(Connection&, Chan
         if (!transaction) return transaction.error();
         MAGPIE_TRY(apply(*writer_, changes));
         MAGPIE_TRY(transaction->commit());
+        own_writes_.fetch_add(1, std::memory_order_release);
         ++commits_;
         ++writes_;
         notify(changes);
@@ -347,6 +348,9 @@ void SqliteStore::commit_batch(std::vector<Work>& batch) {
             changes.clear();
         } else {
             ++commits_;
+            // Before any answer: whoever learns of the write finds the directory's number read again.
+            if (std::any_of(batch.begin(), batch.end(), [](const Work& w) { return std::holds_alternative<WriteJob>(w); }))
+                own_writes_.fetch_add(1, std::memory_order_release);
         }
     }
 

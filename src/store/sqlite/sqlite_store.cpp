@@ -497,9 +497,15 @@ Result<std::uint64_t> SqliteStore::directory_version() {
 std::optional<std::uint64_t> SqliteStore::directory_version_if_ready() {
     std::unique_lock lock(version_reader_mutex_, std::try_to_lock);
     if (!lock || !version_reader_) return std::nullopt;
+    const auto now = std::chrono::steady_clock::now();
+    // Loaded before the read: a write committed meanwhile leaves the number marked older than it is.
+    const std::uint64_t own_writes = own_writes_.load(std::memory_order_acquire);
+    if (version_read_ && version_read_->own_writes == own_writes && now - version_read_->at < options_.directory_version_reuse)
+        return version_read_->version;
     // One statement in autocommit: a read snapshot of its own, which never waits (busy timeout 0).
     auto version = read_directory_version(*version_reader_);
     if (!version) return std::nullopt;
+    version_read_ = VersionRead{*version, now, own_writes};
     return *version;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -267,6 +268,17 @@ private:
     // read-only store or when it could not be opened.
     std::mutex version_reader_mutex_;
     std::unique_ptr<Connection> version_reader_;
+    // The last number it read, when, and at which count of own_writes_ (under version_reader_mutex_): reused
+    // for options_.directory_version_reuse while own_writes_ stays, so that RCPT under load does not open a read
+    // transaction (its locks in the log's shared memory, and the pages every commit made stale) per recipient.
+    struct VersionRead {
+        std::uint64_t version = 0;
+        std::chrono::steady_clock::time_point at;
+        std::uint64_t own_writes = 0;
+    };
+    std::optional<VersionRead> version_read_;
+    // Batches with a write job (anything but a delivery: the directory may have changed) committed so far.
+    std::atomic<std::uint64_t> own_writes_ = 0;
     StatesCache states_cache_;  // list_states of recently opened mailboxes
 
     // Two stages under one mutex: large blobs wait for a blob writer thread (hash, file, fsync), then every
