@@ -21,7 +21,8 @@ std::shared_ptr<asio::ssl::context> make_client_tls_context(bool verify) {
     return ctx;
 }
 
-ClientConnection::ClientConnection(asio::any_io_executor executor) : socket_(executor), deadline_(executor, socket_) {}
+ClientConnection::ClientConnection(asio::any_io_executor executor)
+    : socket_(executor), deadline_(executor, socket_) {}
 
 awaitable<Result<void>> ClientConnection::connect(const tcp::endpoint& endpoint,
                                                   std::chrono::seconds timeout) {

@@ -1,5 +1,6 @@
-// The deadline that bounds a socket's waits: armed before a wait and disarmed after it; when it passes first,
-// the socket's pending operations are cancelled (they complete with operation_aborted) and timed_out() is true.
+// The deadline that bounds a socket's waits: armed before a wait and disarmed after it. When it passes
+// first, the socket's pending operations are cancelled (they complete with operation_aborted) and
+// timed_out() is true.
 //
 // Its timer's handler touches only a small state it shares with the Deadline, never the Deadline's owner. A
 // timer that expires in the same turn of the event loop as the wait it bounds has its handler queued behind

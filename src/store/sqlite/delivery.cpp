@@ -349,7 +349,8 @@ void SqliteStore::commit_batch(std::vector<Work>& batch) {
         } else {
             ++commits_;
             // Before any answer: whoever learns of the write finds the directory's number read again.
-            if (std::any_of(batch.begin(), batch.end(), [](const Work& w) { return std::holds_alternative<WriteJob>(w); }))
+            if (std::any_of(batch.begin(), batch.end(),
+                            [](const Work& w) { return std::holds_alternative<WriteJob>(w); }))
                 own_writes_.fetch_add(1, std::memory_order_release);
         }
     }

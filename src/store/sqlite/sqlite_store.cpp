@@ -500,7 +500,8 @@ std::optional<std::uint64_t> SqliteStore::directory_version_if_ready() {
     const auto now = std::chrono::steady_clock::now();
     // Loaded before the read: a write committed meanwhile leaves the number marked older than it is.
     const std::uint64_t own_writes = own_writes_.load(std::memory_order_acquire);
-    if (version_read_ && version_read_->own_writes == own_writes && now - version_read_->at < options_.directory_version_reuse)
+    if (version_read_ && version_read_->own_writes == own_writes &&
+        now - version_read_->at < options_.directory_version_reuse)
         return version_read_->version;
     // One statement in autocommit: a read snapshot of its own, which never waits (busy timeout 0).
     auto version = read_directory_version(*version_reader_);
