@@ -1245,6 +1245,9 @@ def scenario_postgres(args, report):
 
 
 def main():
+    # A SIGTERM (`timeout`, make's end) becomes an ordinary exit, so that every scenario's `finally` stops the
+    # servers it started, by PID, PostgreSQL's throw-away cluster included; by default Python dies without them.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="all",
                         help="all, or one or more (comma-separated) of ingest, relay, imap, jmap, memory, startup, postgres")
