@@ -195,6 +195,11 @@ TEST_F(EmailTest, EmailQueriesSearchIndexesAndNeverScanATable) {
     EXPECT_NE(plan_of(dir_.path(), sqlite::kEmailsInNoMailbox).find("messages_email"), std::string::npos);
     EXPECT_NE(plan_of(dir_.path(), sqlite::kPruneEmailUpdatesOf).find("email_log_email"), std::string::npos);
     EXPECT_NE(plan_of(dir_.path(), sqlite::kPruneEmailUpdates).find("email_log_email"), std::string::npos);
+    // Who holds a blob is asked of the Emails: messages carry no blob index (schema 11), one random B-tree
+    // fewer for every delivery to write.
+    EXPECT_NE(plan_of(dir_.path(), sqlite::kAccountHoldsBlob).find("emails_blob"), std::string::npos);
+    const std::string by_blob = plan_of(dir_.path(), "SELECT 1 FROM messages WHERE blob_id = 'x'");
+    EXPECT_EQ(by_blob.find("INDEX"), std::string::npos) << by_blob;
     // The first page of a mailbox comes in index order: no sort of the mailbox's Emails.
     const std::string page = plan_of(dir_.path(), sqlite::kMailboxPageByReceived);
     EXPECT_NE(page.find("emails_received"), std::string::npos) << page;

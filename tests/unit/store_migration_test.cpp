@@ -325,6 +325,25 @@ INSERT INTO change_log(mailbox_id, modseq, uid, kind) VALUES (1, 1, 1, 1), (1, 2
         ASSERT_TRUE(report) << report.error().message;
         EXPECT_TRUE(report->clean) << describe(*report);
         EXPECT_EQ(report->messages, 3u);
+
+        // Version 11 dropped the messages' blob index; the Emails' stays (who holds a blob).
+        EXPECT_FALSE(has_index("messages_blob"));
+        EXPECT_TRUE(has_index("emails_blob"));
+    }
+
+    bool has_index(const std::string& name) {
+        sqlite3* db = nullptr;
+        const std::string path = (dir_.path() / "magpie.db").string();
+        EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+        sqlite3_stmt* statement = nullptr;
+        EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1", -1,
+                                     &statement, nullptr),
+                  SQLITE_OK);
+        sqlite3_bind_text(statement, 1, name.c_str(), -1, SQLITE_TRANSIENT);
+        const bool found = sqlite3_step(statement) == SQLITE_ROW;
+        sqlite3_finalize(statement);
+        sqlite3_close(db);
+        return found;
     }
 
     TempDir dir_;

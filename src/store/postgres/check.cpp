@@ -142,8 +142,7 @@ Result<CheckReport> check_postgres_store(const PostgresOptions& options) {
         MAGPIE_TRY(check_blob_hashes(db, report));
         auto counts = db.exec(
             "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM blobs), (SELECT count(*) FROM blobs b "
-            "WHERE NOT EXISTS(SELECT 1 FROM messages m WHERE m.blob_id = b.id) "
-            "AND NOT EXISTS(SELECT 1 FROM emails e WHERE e.blob_id = b.id) "
+            "WHERE NOT EXISTS(SELECT 1 FROM emails e WHERE e.blob_id = b.id) "
             "AND NOT EXISTS(SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id) "
             "AND NOT EXISTS(SELECT 1 FROM envelopes e WHERE e.blob_id = b.id)), (SELECT count(*) FROM emails)");
         if (!counts) return counts.error();

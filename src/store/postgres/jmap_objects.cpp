@@ -74,10 +74,8 @@ Result<std::string> PostgresStore::read_account_blob(std::int64_t account_id, st
                             Params().add(account_id).add(blob_id), /*binary_results=*/true);
         if (!rows) return rows.error();
         if (!rows->empty()) return std::optional<std::string>(std::string(rows->raw(0, 0)));
-        // A message of the account (messages_blob index, then its mailbox's owner).
-        auto message = db.exec(
-            "SELECT 1 FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.blob_id = $1 AND "
-            "b.account_id = $2 LIMIT 1",
+        // A message of the account: one of its Emails (emails_blob index).
+        auto message = db.exec("SELECT 1 FROM emails WHERE blob_id = $1 AND account_id = $2 LIMIT 1",
             Params().add(blob_id).add(account_id));
         if (!message) return message.error();
         if (message->empty()) return make_error(Errc::not_found, "no such blob");

@@ -329,6 +329,10 @@ CREATE TRIGGER directory_vacation_deleted AFTER DELETE ON jmap_objects
 // Any number will do as long as every magpied uses the same one: the advisory lock of migrations.
 constexpr std::int64_t kMigrationLock = 0x6d61677069650001;  // "magpie" 1
 
+// Version 11, the twin of the embedded store's: no index on messages.blob_id. A message's blob is its Email's
+// (magpie check says so), so emails_blob answers who holds a blob (the collector, a JMAP download).
+constexpr const char* kSchemaV11 = "DROP INDEX IF EXISTS messages_blob";
+
 }  // namespace
 
 const char* schema_step(int version) {
@@ -338,6 +342,7 @@ const char* schema_step(int version) {
         case kEmailsSchemaVersion: return kSchemaV7;
         case 8: return kSchemaV8;
         case 10: return kSchemaV10;
+        case 11: return kSchemaV11;
         default: return nullptr;
     }
 }

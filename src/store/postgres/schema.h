@@ -10,7 +10,7 @@
 namespace magpie::store::postgres {
 
 // Kept equal to the embedded store's (magpie migrate copies between equal versions); 9 changes nothing here.
-inline constexpr int kSchemaVersion = 10;
+inline constexpr int kSchemaVersion = 11;
 
 // change_log.kind values (the same as the embedded store's).
 enum class ChangeKind : std::int64_t { appended = 1, flags = 2, expunged = 3 };

@@ -77,11 +77,12 @@ private:
         });
     }
 
-    // Every referenced blob (by a message, a queue entry or a kept DSN envelope) is present with the right
-    // size and SHA-256; unreferenced ones are garbage.
+    // Every referenced blob (by an Email, and so by its messages, whose blob check_emails matches with the
+    // Email's; by a queue entry or a kept DSN envelope) is present with the right size and SHA-256;
+    // unreferenced ones are garbage.
     Result<void> check_blobs() {
         return each(
-            "SELECT b.id, b.size, b.location, EXISTS(SELECT 1 FROM messages m WHERE m.blob_id = b.id) OR "
+            "SELECT b.id, b.size, b.location, EXISTS(SELECT 1 FROM emails m WHERE m.blob_id = b.id) OR "
             "EXISTS(SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id) OR "
             "EXISTS(SELECT 1 FROM envelopes e WHERE e.blob_id = b.id) FROM blobs b",
             [&](const Statement& row) {

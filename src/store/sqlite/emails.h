@@ -111,10 +111,15 @@ inline constexpr const char* kMailboxPageByReceived =
     "SELECT e.id FROM emails e INDEXED BY emails_received WHERE e.account_id = ?1 AND "
     "EXISTS(SELECT 1 FROM messages m WHERE m.email_id = e.id AND m.mailbox_id = ?2) "
     "ORDER BY e.internal_date DESC, e.id DESC LIMIT ?3 OFFSET ?4";
+// ?1 blob id, ?2 account: whether one of the account's Emails is that blob (a JMAP download of a message's
+// blobId), through emails_blob. A message's blob is its Email's, so messages need no blob index of their own.
+// INDEXED BY: without statistics SQLite takes emails_received (account_id), a walk of the account's Emails.
+inline constexpr const char* kAccountHoldsBlob =
+    "SELECT 1 FROM emails INDEXED BY emails_blob WHERE blob_id = ?1 AND account_id = ?2 LIMIT 1";
 inline constexpr const char* kEmailQueries[] = {
     kThreadByMessageId, kThreadBySubject, kEmailsInNoMailbox, kPruneEmailUpdatesOf, kPruneEmailLogOf, kLogEmails,
     kStampEmails,       kDeleteEmails,    kPruneEmailUpdates, kPruneEmailLog,       kEmailLogSince,   kThreadEmails,
-    kMailboxPageByReceived};
+    kMailboxPageByReceived, kAccountHoldsBlob};
 
 // Flags kept per membership, not per Email: \Deleted marks a message for EXPUNGE in its own mailbox (RFC 9051
 // 6.4.3 expunges per mailbox). Were it the Email's, an old client's move (COPY to Trash, \Deleted, EXPUNGE)

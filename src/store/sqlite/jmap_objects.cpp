@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "store/blob.h"
+#include "store/sqlite/emails.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace magpie::store::sqlite {
@@ -84,10 +85,8 @@ Result<std::string> SqliteStore::read_account_blob(std::int64_t account_id, std:
         auto row = statement->bind(1, account_id).bind_text(2, blob_id).step();
         if (!row) return row.error();
         if (*row) return std::optional<std::string>(statement->column_text(0));
-        // A message of the account (messages_blob index, then its mailbox's owner).
-        auto message = db.prepare(
-            "SELECT 1 FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.blob_id = ?1 AND "
-            "b.account_id = ?2 LIMIT 1");
+        // A message of the account: one of its Emails (emails_blob index).
+        auto message = db.prepare(kAccountHoldsBlob);
         if (!message) return message.error();
         auto found = message->bind_text(1, blob_id).bind(2, account_id).step();
         if (!found) return found.error();

@@ -303,6 +303,11 @@ CREATE TRIGGER directory_vacation_delete AFTER DELETE ON jmap_objects WHEN OLD.t
   BEGIN UPDATE meta SET value = value + 1 WHERE key = 'directory_version'; END;
 )sql";
 
+// Version 11: no index on messages.blob_id. Every message row has an Email with the same blob (magpie check
+// says so), so emails_blob answers who holds a blob (the collector, a JMAP download); the dropped index,
+// keyed by a SHA-256, cost every delivery a write to a page at a random place of its B-tree (issue 17).
+constexpr const char* kSchemaV11 = "DROP INDEX IF EXISTS messages_blob;";
+
 }  // namespace
 
 const char* schema_step(int version) {
@@ -317,6 +322,7 @@ const char* schema_step(int version) {
         case 8: return kSchemaJmapObjects;  // jmap_objects.cpp
         case 9: return kSchemaV9;
         case 10: return kSchemaV10;
+        case 11: return kSchemaV11;
         default: return nullptr;
     }
 }

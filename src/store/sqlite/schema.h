@@ -13,7 +13,8 @@ namespace magpie::store::sqlite {
 
 // 9: blob_contents may hold zstd frames (blobs.location 2); an older magpie would take them for files.
 // 10: meta.directory_version and the triggers that raise it.
-inline constexpr int kSchemaVersion = 10;
+// 11: messages_blob dropped (a message's blob is found through its Email's emails_blob).
+inline constexpr int kSchemaVersion = 11;
 // The step that brings message identity (emails.h): messages rows become Emails.
 inline constexpr int kEmailsSchemaVersion = 7;
 
