@@ -126,6 +126,24 @@ TEST(Mime, BoundaryMustStartALineAndMatchExactly) {
     EXPECT_TRUE(m.root().closed);
 }
 
+// The delimiter search hands memmem 64 KiB windows (mime.cpp kSearchWindow): a delimiter at every offset
+// across a window's end is found.
+TEST(Mime, DelimitersAcrossSearchWindowsAreFound) {
+    const std::string head = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n";
+    for (std::size_t shift = 0; shift < 8; ++shift) {
+        // The second delimiter's "--b" starts at the filler's size + 4 from where the search for it starts
+        // (after the first delimiter line): 65,533 to 65,540, across the first window's end.
+        const std::string filler(64 * 1024 - 7 + shift, 'x');
+        const std::string msg = head + filler + "\r\n--b\r\n\r\nsecond\r\n--b--\r\n";
+        Message m = Message::parse(msg);
+        auto kids = children(m, m.root());
+        ASSERT_EQ(kids.size(), 2u) << "shift " << shift;
+        EXPECT_EQ(m.body(m.parts()[kids[0]]), filler) << "shift " << shift;
+        EXPECT_EQ(m.body(m.parts()[kids[1]]), "second") << "shift " << shift;
+        EXPECT_TRUE(m.root().closed);
+    }
+}
+
 TEST(Mime, FromLineStartingAPartIsText) {
     std::string_view msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nFrom me to you\r\n--b--\r\n";
     Message m = Message::parse(msg);
