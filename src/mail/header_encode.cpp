@@ -307,7 +307,10 @@ Result<std::vector<std::string>> encode_parameter(std::string_view name, std::st
         return make_error(Errc::invalid_argument, "bad parameter name");
     MAGPIE_TRY(check_utf8(value, "parameter value"));
     std::vector<std::string> segments;
-    bool extended = has_control(value) || (!utf8_headers && has_non_ascii(value));
+    // "=?" too: readers decode RFC 2047 words in plain parameter values (as mime_params.cpp does, after many
+    // mailers), so a value that holds one would not read back as itself; the extended form is never decoded so.
+    bool extended = has_control(value) || (!utf8_headers && has_non_ascii(value)) ||
+                    value.find("=?") != std::string_view::npos;
     std::string prefix(name);
 
     if (!extended) {

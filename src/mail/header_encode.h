@@ -56,7 +56,8 @@ Result<std::string> format_mailbox_list(const std::vector<MailboxSpec>& mailboxe
 // One MIME parameter as one or more "; "-separable segments (RFC 2045 5.1, RFC 2231): a token as it is,
 // a quoted-string when it holds tspecials or spaces, RFC 2231 continuations (name*0="..." name*1="...")
 // when it is too long for a line, and name*0*=UTF-8''%XX... when it holds non-ASCII or control octets
-// (unless utf8_headers, where a UTF-8 quoted-string is allowed, RFC 6532 3.2). Invalid UTF-8 is an error.
+// (unless utf8_headers, where a UTF-8 quoted-string is allowed, RFC 6532 3.2) or "=?" (which readers would
+// take for the start of an RFC 2047 word). Invalid UTF-8 is an error.
 Result<std::vector<std::string>> encode_parameter(std::string_view name, std::string_view utf8_value,
                                                   bool utf8_headers = false);
 
