@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every built fuzz target for a fixed number of runs, starting from its seed corpus in
 # tests/fuzz/corpus/<target>/ (copied to a scratch dir so the checkout stays clean). Memory is capped so that
-# "memory stays bounded" is a real check. The seed is fixed (FUZZ_SEED, default 1) so that a run is the same
-# on every machine and CI never fails by chance; longer campaigns with other seeds find new inputs, and each
-# one that failed joins the corpus.
+# "memory stays bounded" is a real check. The seed is fixed (FUZZ_SEED, default 1), but that alone does not make
+# two runs alike: a build at another path (comparison tracing keys its tables by code address) and the order
+# of equal-sized seeds can send the mutations elsewhere, so a run may reach an input an earlier one did not
+# (a fresh clone in another directory found one in session 15). Each input that failed joins the corpus.
 set -euo pipefail
 fuzz_dir=${1:-build-fuzz}
 runs=${2:-20000}
