@@ -37,9 +37,13 @@ class Browser:
         self.workdir = workdir
         profile = workdir / f"{name}-profile"
         profile.mkdir(parents=True, exist_ok=True)
+        # Where a failed step's screenshot goes (the driver names it in the error), beside the other artifacts
+        # (made by the driver when a step fails).
+        failures = ARTIFACTS / "failures" / f"{os.getpid()}-{workdir.name}-{name}"
         self.stderr = open(workdir / f"{name}-driver.log", "wb")
         self.proc = subprocess.Popen(
-            ["node", str(DRIVER), json.dumps({"userDataDir": str(profile), "width": width, "height": height})],
+            ["node", str(DRIVER), json.dumps({"userDataDir": str(profile), "width": width, "height": height,
+                                              "failureDir": str(failures)})],
             cwd=WEB, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
         self.next_id = 0
         self.buffer = b""

@@ -5,6 +5,7 @@
 //
 // Usage: node driver.mjs '{"userDataDir": "...", "width": 1280, "height": 800}'
 import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
 import readline from 'node:readline';
 
 const options = JSON.parse(process.argv[2] || '{}');
@@ -109,7 +110,29 @@ for await (const line of lines) {
     const value = await ops[op](args || {});
     process.stdout.write(JSON.stringify({ id, ok: true, value: value === undefined ? null : value }) + '\n');
   } catch (error) {
-    process.stdout.write(JSON.stringify({ id, ok: false, error: String(error && error.message || error) }) + '\n');
+    // What the page showed when the step failed, so that a failure met once (in CI) explains itself: the
+    // text of the step's selector, the page's last log lines and, with `failureDir`, a screenshot.
+    let detail = '';
+    try {
+      if (args && args.selector) {
+        const texts = await page.locator(args.selector).allInnerTexts();
+        detail += `; ${args.selector} shows ${JSON.stringify(texts).slice(0, 600)}`;
+        if (args.selector !== '.notice') {
+          const notices = await page.locator('.notice').allInnerTexts();
+          if (notices.length) detail += `; .notice shows ${JSON.stringify(notices).slice(0, 300)}`;
+        }
+      }
+      if (log.length) detail += `; page log: ${log.slice(-8).join(' | ').slice(0, 1200)}`;
+      if (options.failureDir) {
+        mkdirSync(options.failureDir, { recursive: true });
+        const shot = `${options.failureDir}/failed-${id}-${op}.png`;
+        await page.screenshot({ path: shot });
+        detail += `; screenshot ${shot}`;
+      }
+    } catch (e) {
+      detail += `; (no more detail: ${e && e.message})`;
+    }
+    process.stdout.write(JSON.stringify({ id, ok: false, error: String(error && error.message || error) + detail }) + '\n');
   }
 }
 await context.close();
