@@ -57,7 +57,7 @@ e2e: build
 fuzz: fuzz-build
 	bash scripts/run-fuzz.sh $(FUZZ_DIR) $(FUZZ_RUNS)
 
-# The e2e suite on both backends, with ctest beside it and, on one core at a lower priority, the fuzz build
+# The e2e suite on both backends, with ctest beside it and, at a lower priority, the fuzz build (-j2)
 # and its smoke run (scripts/run-tests.sh prints the time of each phase).
 test: build
 	E2E_BACKEND=$(E2E_BACKEND) E2E_JOBS=$(E2E_JOBS) bash scripts/run-tests.sh $(BUILD_DIR) $(FUZZ_DIR) $(FUZZ_RUNS)
