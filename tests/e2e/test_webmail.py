@@ -632,7 +632,7 @@ def test_search_finds_by_text_and_move_and_delete_file_the_thread(webmail):
     target = a_folder_of_the_users(b)
     open_row(b, "Pangolin invoice 1234")
     b.select(selector="#move-to", label=target)
-    b.wait_text(selector=".notice", text=f"Moved to {target}")
+    b.wait_text(selector=".notice", text=f"Moved to {target}", timeout=20000)
     assert b.count(selector=".list .row:has-text('Pangolin invoice 1234')") == 0
     assert [m["Subject"] for m in stored_messages(server, ALICE, target)] == ["Pangolin invoice 1234"]
     open_row(b, "Lunch")

@@ -72,11 +72,13 @@ class Browser:
         return (self.workdir / "browser-driver.log").read_text(errors="replace")[-3000:] \
             if (self.workdir / "browser-driver.log").exists() else ""
 
-    def call(self, op, timeout=60, **args):
+    def call(self, op, **args):
+        """Runs one step. A `timeout` among `args` is the step's own, in milliseconds, and goes to the driver
+        (its default is 10 s); the answer is awaited that long and a minute more (a failed step's detail)."""
         self.next_id += 1
         self.proc.stdin.write((json.dumps({"id": self.next_id, "op": op, "args": args}) + "\n").encode())
         self.proc.stdin.flush()
-        answer = json.loads(self._read_line(timeout))
+        answer = json.loads(self._read_line(60 + args.get("timeout", 10000) / 1000))
         if not answer["ok"]:
             raise BrowserError(f"{op} {args}: {answer['error']}")
         return answer["value"]
