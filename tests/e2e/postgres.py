@@ -45,6 +45,8 @@ class PostgresCluster:
 
     def start(self):
         subprocess.run([str(SCRIPT), "start", str(self.dir), str(self.port)], check=True, timeout=180)
+        # Another port when something took this one first (another worker's cluster was handed it too).
+        self.port = int((self.dir / "port").read_text())
         self.running = True
         return self
 

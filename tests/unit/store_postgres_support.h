@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -81,6 +82,12 @@ private:
             return;
         }
         dir_ = dir;
+        // Another port when something took this one first (another test binary's cluster was handed it too).
+        std::ifstream chosen(dir / "port");
+        if (!(chosen >> port)) {
+            why_not_ = fmt::format("tests/postgres-cluster.sh left no {}/port", dir.string());
+            return;
+        }
         dsn_ = fmt::format("host=127.0.0.1 port={} user=magpie dbname=magpie", port);
     }
 
