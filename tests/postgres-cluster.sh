@@ -25,6 +25,8 @@ start)
         { cat "$dir/initdb.log" >&2; exit 1; }
     # fsync stays on: the tests measure and rely on durable commits like production.
     for attempt in 1 2 3 4 5; do
+        # pg_ctl appends to the log: each try reads only its own lines.
+        [ -f "$dir/server.log" ] && : >"$dir/server.log"
         echo "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c shared_buffers=32MB" >"$dir/options"
         "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" \
             start >/dev/null && break
