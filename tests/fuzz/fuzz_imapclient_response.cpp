@@ -133,14 +133,15 @@ void check_interop(std::string_view value) {
     const bool utf8_name = magpie::is_valid_utf8(value);
     for (bool utf8 : {false, true}) {
         magpie::imap::ResponseWriter writer(utf8);
-        if (utf8_name) writer.untagged().atom("LIST").open_list().close_list().string("/").mailbox(value).end();
+        if (utf8_name)
+            writer.untagged().atom("LIST").open_list().close_list().string("/").mailbox(value).end();
         writer.untagged().number(1).atom("FETCH").open_list().atom("BODY[]").string(value).close_list().end();
         ResponseParser parser(ResponseLimits{});
         parser.feed(writer.take());
         if (utf8_name) {
             auto list = parser.next();
             check(list && std::holds_alternative<Untagged>(*list));
-            auto entry = parse_list(std::get<Untagged>(*list));
+            auto entry = parse_list(std::get<Untagged>(*list), utf8);
             check(entry && entry->name == value);
         }
         auto fetch = parser.next();
@@ -168,7 +169,8 @@ void check_interop(std::string_view value) {
                 server.feed(*piece.literal);
             }
             std::optional<magpie::imap::Event> event;
-            while ((event = server.next()) && std::holds_alternative<magpie::imap::ContinuationRequest>(*event)) {
+            while ((event = server.next()) &&
+                   std::holds_alternative<magpie::imap::ContinuationRequest>(*event)) {
             }
             check(event && std::holds_alternative<magpie::imap::Command>(*event));
             const auto& body = std::get<magpie::imap::Command>(*event).body;

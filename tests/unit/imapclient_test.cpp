@@ -319,6 +319,18 @@ TEST(ImapClientData, ReadsListEntriesAndDecodesNames) {
     EXPECT_EQ(second->delimiter, "");
 }
 
+// With UTF8=ACCEPT enabled a name is UTF-8 as sent: "Entw&APw-rfe" is a name of its own, not "Entwürfe"
+// (the fuzz target's writer/reader check found the reader decoding it anyway).
+TEST(ImapClientData, ReadsListNamesAsSentOnceUtf8IsEnabled) {
+    auto r = read_all("* LIST () \"/\" \"Entw&APw-rfe\"\r\n* LIST () \"/\" \"Entwürfe\"\r\n", 5);
+    auto first = parse_list(std::get<Untagged>(r.at(0)), true);
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->name, "Entw&APw-rfe");
+    auto second = parse_list(std::get<Untagged>(r.at(1)), true);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->name, "Entwürfe");
+}
+
 TEST(ImapClientData, ReadsEsearchAllAndCopyUid) {
     auto r = read_all("* ESEARCH (TAG \"a1\") UID ALL 3:5,9\r\na1 OK [COPYUID 7 1:2 10:11] moved\r\n", 8);
     auto found = parse_search(std::get<Untagged>(r.at(0)));

@@ -206,16 +206,16 @@ Result<FetchData> parse_fetch(const Untagged& response) {
     return data;
 }
 
-Result<ListEntry> parse_list(const Untagged& response) {
+Result<ListEntry> parse_list(const Untagged& response, bool utf8) {
     if ((response.name != "LIST" && response.name != "LSUB") || response.data.size() < 3)
         return bad("not a LIST response");
     ListEntry entry;
     if (!response.data[0].is_list()) return bad("LIST attributes are not a list");
     for (const auto& a : response.data[0].items) entry.attributes.emplace_back(a.str());
     entry.delimiter = std::string(response.data[1].str());
-    std::string raw(response.data[2].str());
-    auto decoded = mutf7_decode(raw);
-    entry.name = decoded ? *decoded : raw;
+    entry.name = std::string(response.data[2].str());
+    if (utf8) return entry;
+    if (auto decoded = mutf7_decode(entry.name)) entry.name = std::move(*decoded);
     return entry;
 }
 

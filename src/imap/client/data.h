@@ -80,9 +80,12 @@ Result<BodyStructure> parse_body_structure(const Value& value, std::string secti
 struct ListEntry {
     std::vector<std::string> attributes;  // "\HasNoChildren", "\Trash", ...
     std::string delimiter;                // "" for NIL
-    std::string name;                     // UTF-8 (decoded from modified UTF-7 when it decodes)
+    std::string name;                     // UTF-8
 };
-Result<ListEntry> parse_list(const Untagged& response);
+// `utf8`: the client enabled UTF8=ACCEPT or IMAP4rev2, so the server sends names as UTF-8 (RFC 9051 6.3.1,
+// RFC 6855 3) and "&" is only "&"; otherwise a name is decoded from modified UTF-7 (RFC 3501 5.1.3) when
+// it decodes, and kept as sent when it does not.
+Result<ListEntry> parse_list(const Untagged& response, bool utf8 = false);
 
 // Message numbers or UIDs of "* SEARCH n n n" or "* ESEARCH ... ALL 1:3,5" (RFC 4731).
 Result<std::vector<std::uint32_t>> parse_search(const Untagged& response);
