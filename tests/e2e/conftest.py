@@ -13,9 +13,11 @@ other. Tests run in parallel (pytest-xdist, `-n`); one that binds a fixed addres
 network namespace, or shares a file with others, carries `@pytest.mark.xdist_group("host_net")` so that all
 such tests run one after another on one worker (`--dist loadgroup`).
 """
+import datetime
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -45,13 +47,15 @@ class _Backend:
     cluster = None
     databases: dict = {}
 
+    provisioning = False  # make_server is building a server it will provision (its database may come so)
+
     @classmethod
     def store_section(cls, workdir: Path):
         if cls.name != "postgres":
             return None
         key = str(workdir.resolve())
         if key not in cls.databases:
-            cls.databases[key] = cls.cluster.take_database(socket=True)
+            cls.databases[key] = cls.cluster.take_database(socket=True, empty=not cls.provisioning)
         return {"backend": "postgres", "dsn": cls.databases[key]}
 
 
@@ -276,19 +280,81 @@ def own_cluster():
     cluster.stop()
 
 
+class _ProvisionedStores:
+    """Stores provisioned by make_server (its domain and users), kept per pytest process and copied into each
+    later server whose configuration is the same but for its own paths and database: the test build's `magpie
+    domain add` (a DKIM key pair, the blob directories) and `magpie user add` (argon2id) cost about 1.4 s of
+    CPU a test, and every test starts from the same provisioned state anyway. Keyed by the configuration as
+    written (the test's own paths and database made alike), the users and the day (DKIM selectors are dated).
+    What is kept: a copy of the data dir and, on postgres, a template database; take_database then makes the
+    next databases from the template last used, so most tests find theirs provisioned already. A database a
+    test named itself (store_dsn) is provisioned each time."""
+    root = None
+    kept: dict = {}  # key -> (data dir copy, template database or None)
+
+    @classmethod
+    def key(cls, server, users):
+        config = server.config.read_text().replace(str(server.workdir), "@workdir@")
+        if server.store_dsn is not None:
+            config = config.replace(server.store_dsn, "@dsn@")
+        return (config, tuple(users), datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d"))
+
+    @classmethod
+    def provision(cls, server, users, tmp_path_factory):
+        key = cls.key(server, users)
+        kept = cls.kept.get(key)
+        cluster, origin = None, None
+        if server.store_dsn is not None:
+            cluster = _Backend.cluster
+            origin = cluster.origin.get(cluster.database_of(server.store_dsn), "unknown") if cluster else "unknown"
+            if origin == "unknown":  # a database the test made: provision it, keep nothing
+                cls.add(server, users)
+                return
+        if kept is not None:
+            data, template = kept
+            if cluster is not None and origin != template:
+                cluster.remake(server.store_dsn, template)
+            if cluster is not None:
+                cluster.use_template(template)
+            shutil.copytree(data, server.data, symlinks=True)
+            return
+        if cluster is not None and origin is not None:
+            cluster.remake(server.store_dsn)  # made from another key's template: start empty
+        cls.add(server, users)
+        if cls.root is None:
+            cls.root = tmp_path_factory.mktemp("provisioned")
+        copy = cls.root / str(len(cls.kept))
+        # No magpie process has the store open now: magpie.db alone is the whole embedded database (a clean
+        # close leaves no -wal; were one there, it would be copied with it), and no one is connected to the
+        # PostgreSQL database, as a template needs.
+        shutil.copytree(server.data, copy, symlinks=True)
+        template = cluster.make_template(cluster.database_of(server.store_dsn)) if cluster is not None else None
+        cls.kept[key] = (copy, template)
+        if cluster is not None:
+            cluster.use_template(template)
+
+    @staticmethod
+    def add(server, users):
+        server.magpie("domain", "add", DOMAIN)
+        for user in users:
+            server.add_user(f"{user}@{DOMAIN}")
+
+
 @pytest.fixture
-def make_server(tmp_path, request):
+def make_server(tmp_path, tmp_path_factory, request):
     servers = []
 
     def factory(name="mx", users=("alice", "bob"), provision=True, **kwargs):
         """`provision=False` adds no domain and no users: a second node on a store that has them."""
         workdir = tmp_path / name
         workdir.mkdir()
-        server = Magpied(workdir, **kwargs)
+        _Backend.provisioning = provision
+        try:
+            server = Magpied(workdir, **kwargs)
+        finally:
+            _Backend.provisioning = False
         if provision:
-            server.magpie("domain", "add", DOMAIN)
-            for user in users:
-                server.add_user(f"{user}@{DOMAIN}")
+            _ProvisionedStores.provision(server, users, tmp_path_factory)
         servers.append(server)
         return server.start()
 

@@ -1,5 +1,6 @@
 """A throw-away PostgreSQL for the end-to-end tests (tests/postgres-cluster.sh: initdb into a temporary
 directory as the `postgres` user when run as root, 127.0.0.1 and a free port, stopped at the end)."""
+import re
 import shutil
 import socket
 import subprocess
@@ -42,6 +43,10 @@ class PostgresCluster:
         self._maker = None
         self._next = None
         self._lock = threading.Lock()
+        # What take_database's databases are made from: None for PostgreSQL's own template1 (empty), else the
+        # name of a database made by make_template. `origin` says it for each database made here.
+        self.template = None
+        self.origin = {}
 
     def start(self):
         subprocess.run([str(SCRIPT), "start", str(self.dir), str(self.port)], check=True, timeout=180)
@@ -76,22 +81,50 @@ class PostgresCluster:
         """A new empty database (one per magpied, or one shared by several nodes); returns its DSN."""
         return self.dsn(self._create(prefix), socket)
 
-    def take_database(self, socket=False):
-        """A new empty database like create_database's, made ahead: each call hands over the one made in the
-        background since the last call and starts making the next (CREATE DATABASE copies template1 and
-        syncs it: seconds on a loaded machine, which the test that needs it then need not wait for)."""
+    def take_database(self, socket=False, empty=True):
+        """A new database like create_database's, made ahead: each call hands over the one made in the
+        background since the last call and starts making the next (CREATE DATABASE copies its template and
+        syncs it: seconds on a loaded machine, which the test that needs it then need not wait for). They are
+        made from `template` (use_template); `empty` asks for one made from template1, made now if the one
+        ahead is not."""
         with self._lock:
             if self._maker is None:
                 self._maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-create")
-                self._next = self._maker.submit(self._create, "magpie")
-            ready, self._next = self._next, self._maker.submit(self._create, "magpie")
-        return self.dsn(ready.result(timeout=180), socket)
+                self._next_template = self.template
+                self._next = self._maker.submit(self._create, "magpie", self.template)
+            ready = None
+            if not (empty and self._next_template is not None):
+                ready, self._next_template = self._next, self.template
+                self._next = self._maker.submit(self._create, "magpie", self.template)
+        name = ready.result(timeout=180) if ready else self._create("magpie")
+        return self.dsn(name, socket)
 
-    def _create(self, prefix):
-        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", self.dsn(socket=True), "-c",
-                        f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=120)
+    def _create(self, prefix, template=None, name=None):
+        name = name or f"{prefix}_{uuid.uuid4().hex[:12]}"
+        statement = f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", self.dsn(socket=True), "-c", statement],
+                       check=True, capture_output=True, timeout=120)
+        self.origin[name] = template
         return name
+
+    @staticmethod
+    def database_of(dsn):
+        return re.search(r"dbname=(\S+)", dsn).group(1)
+
+    def make_template(self, database):
+        """A copy of `database` (no one may be connected to it) that later databases can be made from."""
+        return self._create("template", template=database)
+
+    def use_template(self, template):
+        """take_database's databases are made from `template` (None: empty) from the next one it starts on."""
+        with self._lock:
+            self.template = template
+
+    def remake(self, dsn, template=None):
+        """Drops the database of `dsn` and makes it again, empty or from `template`, under the same name."""
+        name = self.database_of(dsn)
+        self.sql(self.dsn(socket=True), f"DROP DATABASE {name}")
+        self._create("magpie", template=template, name=name)
 
     def sql(self, dsn, statement):
         result = subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", dsn, "-c", statement], check=True,
