@@ -42,6 +42,7 @@ class PostgresCluster:
         # take_database's next database, made in the background while the current test runs.
         self._maker = None
         self._next = None
+        self._next_template = None  # what _next is being made from
         self._lock = threading.Lock()
         # What take_database's databases are made from: None for PostgreSQL's own template1 (empty), else the
         # name of a database made by make_template. `origin` says it for each database made here.
