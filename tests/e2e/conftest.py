@@ -7,7 +7,9 @@ The store backend is a parameter of the whole suite: `--backend=sqlite|postgres|
 MAGPIE_E2E_BACKEND, else sqlite). Every test runs once per chosen backend (ids end in [sqlite] / [postgres]),
 and every Magpied the test builds, through `make_server` or directly, puts its store there: on postgres, one
 throw-away PostgreSQL per pytest session (per xdist worker; tests/e2e/postgres.py) and a fresh database per
-Magpied data dir (a restart on the same workdir finds its database again). A test that is inherently
+Magpied data dir (a restart on the same workdir finds its database again). make_server's domain and users
+come as a copy of a store provisioned once per configuration (_ProvisionedStores), not by running `magpie
+domain add` and `user add` again for each test. A test that is inherently
 one-backend says so with `@pytest.mark.backend("sqlite", reason=...)` and is skipped, with that reason, on the
 other. Tests run in parallel (pytest-xdist, `-n`); one that binds a fixed address or port outside its own
 network namespace, or shares a file with others, carries `@pytest.mark.xdist_group("host_net")` so that all
