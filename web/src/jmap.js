@@ -15,12 +15,44 @@ export class MethodError extends Error {
   }
 }
 
+// RFC 8620 2: the server refuses API requests past maxConcurrentRequests at once (3.6.1, a 400 "limit"
+// problem, before any method runs). The page asks several things at once (a push refresh, a thread, an
+// action), so its calls wait for a free slot here; one refused anyway (another tab of the same account, a
+// download) is sent again after a short pause, which is safe since none of its methods ran.
+const DEFAULT_CONCURRENT_REQUESTS = 4;  // RFC 8620's suggested minimum
+const LIMIT_RETRIES = 8;
+const LIMIT_PAUSE_MS = 100;  // doubled at each retry, so the last waits about 13 s
+
+const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
 export class Jmap {
   constructor(csrfToken, onSignedOut) {
     this.csrfToken = csrfToken;
     this.onSignedOut = onSignedOut;
     this.session = null;
     this.accountId = null;
+    this.running = 0;   // API requests in flight
+    this.waiting = [];  // resolvers of calls waiting for a slot, first come first served
+  }
+
+  maxConcurrentRequests() {
+    const core = this.session && this.session.capabilities && this.session.capabilities[CORE];
+    const max = core && core.maxConcurrentRequests;
+    return Number.isInteger(max) && max > 0 ? max : DEFAULT_CONCURRENT_REQUESTS;
+  }
+
+  async slot() {
+    if (this.running < this.maxConcurrentRequests()) {
+      this.running += 1;
+      return;
+    }
+    await new Promise((resolve) => { this.waiting.push(resolve); });  // the slot is handed over by release()
+  }
+
+  release() {
+    const next = this.waiting.shift();
+    if (next) next();  // the slot passes on: `running` stays the same
+    else this.running -= 1;
   }
 
   async connect() {
@@ -47,14 +79,28 @@ export class Jmap {
   // throws MethodError for an "error" response unless `tolerate` is true.
   async call(calls, { tolerate = false } = {}) {
     const methodCalls = calls.map(([name, args, id]) => [name, { accountId: this.accountId, ...args }, id]);
-    const response = await fetch(this.session.apiUrl, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', 'X-Magpie-CSRF': this.csrfToken },
-      body: JSON.stringify({ using: this.using(), methodCalls }),
-    });
+    const request = JSON.stringify({ using: this.using(), methodCalls });
+    let response;
+    let body;
+    for (let attempt = 0; ; attempt += 1) {
+      await this.slot();
+      try {
+        response = await fetch(this.session.apiUrl, {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json', 'X-Magpie-CSRF': this.csrfToken },
+          body: request,
+        });
+        body = await response.json().catch(() => null);
+      } finally {
+        this.release();
+      }
+      const busy = response.status === 400 && body && body.type === 'urn:ietf:params:jmap:error:limit' &&
+        body.limit === 'maxConcurrentRequests';
+      if (!busy || attempt === LIMIT_RETRIES) break;
+      await pause(LIMIT_PAUSE_MS * 2 ** attempt);
+    }
     if (response.status === 401) throw this.signedOut();
-    const body = await response.json().catch(() => null);
     if (!response.ok || !body) {
       throw new Error(body && body.detail ? body.detail : `JMAP request failed: HTTP ${response.status}`);
     }
