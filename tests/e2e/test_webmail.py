@@ -635,7 +635,7 @@ def test_search_finds_by_text_and_move_and_delete_file_the_thread(webmail):
     assert [m["Subject"] for m in stored_messages(server, ALICE, target)] == ["Pangolin invoice 1234"]
     open_row(b, "Lunch")
     b.press(selector=None, key="#")
-    b.wait_text(selector=".notice", text="Moved to Trash")
+    b.wait_text(selector=".notice", text="Moved to Trash", timeout=20000)
     assert [m["Subject"] for m in stored_messages(server, ALICE, "Trash")] == ["Lunch"]
     assert stored_messages(server, ALICE, "INBOX") == []
 
