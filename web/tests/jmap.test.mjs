@@ -23,36 +23,33 @@ const echo = (init) => {
 };
 const tick = () => new Promise((resolve) => { setTimeout(resolve, 1); });
 
-test('no more requests in flight than maxConcurrentRequests, and every call is answered', async (t) => {
-  let inFlight = 0;
-  let most = 0;
+// A fetch that answers every call a tick later and counts the most calls it had in flight at once.
+function countingFetch(t) {
+  const seen = { inFlight: 0, most: 0 };
   t.mock.method(globalThis, 'fetch', async (url, init) => {
-    inFlight += 1;
-    most = Math.max(most, inFlight);
+    seen.inFlight += 1;
+    seen.most = Math.max(seen.most, seen.inFlight);
     await tick();
-    inFlight -= 1;
+    seen.inFlight -= 1;
     return echo(init);
   });
+  return seen;
+}
+
+test('no more requests in flight than maxConcurrentRequests, and every call is answered', async (t) => {
+  const seen = countingFetch(t);
   const jmap = session(2);
   const answers = await Promise.all(Array.from({ length: 9 }, (_, i) => jmap.call([['Mailbox/get', { n: i }, 'm']])));
-  assert.equal(most, 2);
+  assert.equal(seen.most, 2);
   assert.deepEqual(answers.map((a) => a.m.seen.n), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
   assert.equal(jmap.running, 0);
 });
 
 test('without the capability the gate holds four, RFC 8620\'s suggested minimum', async (t) => {
-  let inFlight = 0;
-  let most = 0;
-  t.mock.method(globalThis, 'fetch', async (url, init) => {
-    inFlight += 1;
-    most = Math.max(most, inFlight);
-    await tick();
-    inFlight -= 1;
-    return echo(init);
-  });
+  const seen = countingFetch(t);
   const jmap = session(undefined);
   await Promise.all(Array.from({ length: 10 }, () => jmap.call([['Mailbox/get', {}, 'm']])));
-  assert.equal(most, 4);
+  assert.equal(seen.most, 4);
 });
 
 test('a request refused for maxConcurrentRequests is sent again; other problems are not', async (t) => {
