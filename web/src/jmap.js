@@ -18,12 +18,27 @@ export class MethodError extends Error {
 // RFC 8620 2: the server refuses API requests past maxConcurrentRequests at once (3.6.1, a 400 "limit"
 // problem, before any method runs). The page asks several things at once (a push refresh, a thread, an
 // action), so its calls wait for a free slot here; one refused anyway (another tab of the same account, a
-// download) is sent again after a short pause, which is safe since none of its methods ran.
+// download) is sent again after a short pause, which is safe since none of its methods ran. Uploads, which
+// have a limit of their own, are sent again likewise.
 const DEFAULT_CONCURRENT_REQUESTS = 4;  // RFC 8620's suggested minimum
 const LIMIT_RETRIES = 8;
 const LIMIT_PAUSE_MS = 100;  // doubled at each retry, so the last waits about 13 s
 
 const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+// Runs `send()` (a fetch, answering { response, body } with the parsed JSON body or null) and runs it again
+// while the server refuses it for `limit` (maxConcurrentRequests or maxConcurrentUpload), at most
+// LIMIT_RETRIES times; answers the last { response, body }.
+async function sendAgainWhileBusy(limit, send) {
+  for (let attempt = 0; ; attempt += 1) {
+    const answer = await send();
+    const { response, body } = answer;
+    const busy = response.status === 400 && body && body.type === 'urn:ietf:params:jmap:error:limit' &&
+      body.limit === limit;
+    if (!busy || attempt === LIMIT_RETRIES) return answer;
+    await pause(LIMIT_PAUSE_MS * 2 ** attempt);
+  }
+}
 
 export class Jmap {
   constructor(csrfToken, onSignedOut) {
@@ -80,26 +95,20 @@ export class Jmap {
   async call(calls, { tolerate = false } = {}) {
     const methodCalls = calls.map(([name, args, id]) => [name, { accountId: this.accountId, ...args }, id]);
     const request = JSON.stringify({ using: this.using(), methodCalls });
-    let response;
-    let body;
-    for (let attempt = 0; ; attempt += 1) {
+    const { response, body } = await sendAgainWhileBusy('maxConcurrentRequests', async () => {
       await this.slot();
       try {
-        response = await fetch(this.session.apiUrl, {
+        const sent = await fetch(this.session.apiUrl, {
           method: 'POST',
           credentials: 'same-origin',
           headers: { 'Content-Type': 'application/json', 'X-Magpie-CSRF': this.csrfToken },
           body: request,
         });
-        body = await response.json().catch(() => null);
+        return { response: sent, body: await sent.json().catch(() => null) };
       } finally {
         this.release();
       }
-      const busy = response.status === 400 && body && body.type === 'urn:ietf:params:jmap:error:limit' &&
-        body.limit === 'maxConcurrentRequests';
-      if (!busy || attempt === LIMIT_RETRIES) break;
-      await pause(LIMIT_PAUSE_MS * 2 ** attempt);
-    }
+    });
     if (response.status === 401) throw this.signedOut();
     if (!response.ok || !body) {
       throw new Error(body && body.detail ? body.detail : `JMAP request failed: HTTP ${response.status}`);
@@ -117,15 +126,19 @@ export class Jmap {
 
   async upload(file) {
     const url = this.session.uploadUrl.replace('{accountId}', encodeURIComponent(this.accountId));
-    const response = await fetch(url, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': file.type || 'application/octet-stream', 'X-Magpie-CSRF': this.csrfToken },
-      body: file,
+    // Uploads have their own limit (maxConcurrentUpload); one refused for it (another tab's) is sent again.
+    const { response, body } = await sendAgainWhileBusy('maxConcurrentUpload', async () => {
+      const sent = await fetch(url, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': file.type || 'application/octet-stream', 'X-Magpie-CSRF': this.csrfToken },
+        body: file,
+      });
+      return { response: sent, body: await sent.json().catch(() => null) };
     });
     if (response.status === 401) throw this.signedOut();
-    if (!response.ok) throw new Error(`upload of ${file.name} failed: HTTP ${response.status}`);
-    return response.json();
+    if (!response.ok || !body) throw new Error(`upload of ${file.name} failed: HTTP ${response.status}`);
+    return body;
   }
 
   downloadUrl(blobId, name, type) {

@@ -83,3 +83,26 @@ test('a method error still throws once the gate lets the call through', async (t
   }));
   await assert.rejects(session(1).call([['Email/get', {}, 'g']]), MethodError);
 });
+
+test('an upload refused for maxConcurrentUpload is sent again, and its blob comes back', async (t) => {
+  const busy = { type: 'urn:ietf:params:jmap:error:limit', status: 400, limit: 'maxConcurrentUpload',
+    detail: 'too many concurrent uploads for this account' };
+  let calls = 0;
+  t.mock.method(globalThis, 'fetch', async () => {
+    calls += 1;
+    return calls === 1 ? answer(400, busy) : answer(201, { accountId: 'a1', blobId: 'b1', type: 'text/plain', size: 5 });
+  });
+  const jmap = session(4);
+  jmap.session.uploadUrl = '/jmap/upload/{accountId}/';
+  const blob = await jmap.upload({ name: 'notes.txt', type: 'text/plain' });
+  assert.equal(calls, 2);
+  assert.equal(blob.blobId, 'b1');
+
+  calls = 0;
+  t.mock.method(globalThis, 'fetch', async () => {
+    calls += 1;
+    return answer(400, { ...busy, limit: 'maxSizeUpload', detail: 'too large' });
+  });
+  await assert.rejects(jmap.upload({ name: 'big.bin', type: '' }), /upload of big.bin failed: HTTP 400/);
+  assert.equal(calls, 1);
+});
