@@ -41,7 +41,7 @@ release: deps webmail $(RELEASE_DIR)/build.ninja
 	cmake --build $(RELEASE_DIR) --target magpied magpie
 
 $(FUZZ_DIR)/build.ninja:
-	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DMAGPIE_FUZZ=ON
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-gline-tables-only -O1" -DMAGPIE_FUZZ=ON
 
 fuzz-build: deps $(FUZZ_DIR)/build.ninja
 	cmake --build $(FUZZ_DIR) $(FUZZ_BUILD_FLAGS)
