@@ -61,7 +61,8 @@ class PostgresCluster:
             self._maker.shutdown(wait=True, cancel_futures=True)
             self._maker = self._next = None
         if self.running:
-            subprocess.run([str(SCRIPT), "stop", str(self.dir)], check=False, timeout=120)
+            # Its files are deleted next: no shutdown checkpoint (see the script's `discard`).
+            subprocess.run([str(SCRIPT), "discard", str(self.dir)], check=False, timeout=120)
             self.running = False
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -56,7 +56,7 @@ public:
 
     ~PostgresServer() {
         if (!dir_.empty()) {
-            (void)std::system(fmt::format("{} stop {} >/dev/null 2>&1", script(), dir_.string()).c_str());
+            (void)std::system(fmt::format("{} discard {} >/dev/null 2>&1", script(), dir_.string()).c_str());
             std::error_code ignored;
             std::filesystem::remove_all(dir_, ignored);
         }
