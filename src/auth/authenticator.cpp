@@ -34,10 +34,9 @@ Result<store::Account> authenticate_plain(store::Store& store, HashLimiter& limi
 
     bool matches = known && cache && cache->contains(account->password_hash, password, now);
     if (!matches) {
-        auto permit = limiter.acquire();
-        if (!permit) return permit.error();
-        matches =
-            verify_password(known ? std::string_view(account->password_hash) : std::string_view(hash), password);
+        std::string_view checked = known ? std::string_view(account->password_hash) : std::string_view(hash);
+        auto ran = limiter.run([&] { matches = verify_password(checked, password); });
+        if (!ran) return ran.error();
         if (known && matches && cache) cache->remember(account->password_hash, password, now);
     }
     if (!known || !matches) {

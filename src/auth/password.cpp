@@ -4,6 +4,10 @@
 #include <openssl/sha.h>
 #include <sodium.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <future>
 #include <new>
 
 #include "auth/crypto.h"
@@ -162,6 +166,15 @@ HashLimiter::HashLimiter(HashLimiterOptions options) : options_(options) {
     if (options_.max_concurrent == 0) options_.max_concurrent = 1;
 }
 
+HashLimiter::~HashLimiter() {
+    {
+        std::lock_guard lock(jobs_mutex_);
+        stopping_ = true;
+    }
+    jobs_ready_.notify_all();
+    for (auto& thread : threads_) thread.join();
+}
+
 Result<HashLimiter::Permit> HashLimiter::acquire() {
     std::unique_lock lock(mutex_);
     if (!freed_.wait_for(lock, options_.max_wait, [&] { return in_use_ < options_.max_concurrent; })) {
@@ -169,6 +182,41 @@ Result<HashLimiter::Permit> HashLimiter::acquire() {
     }
     ++in_use_;
     return Permit(this);
+}
+
+Result<void> HashLimiter::run(const std::function<void()>& work) {
+    auto permit = acquire();
+    if (!permit) return permit.error();
+    std::promise<void> done;
+    auto finished = done.get_future();
+    {
+        std::lock_guard lock(jobs_mutex_);
+        // One thread per slot, so a permit always finds one idle.
+        if (threads_.size() < options_.max_concurrent) threads_.emplace_back([this] { serve(); });
+        jobs_.emplace_back([&work, &done] {
+            work();
+            done.set_value();
+        });
+    }
+    jobs_ready_.notify_one();
+    finished.wait();
+    return {};
+}
+
+void HashLimiter::serve() {
+    // This thread only (on Linux a thread id names one thread to setpriority); best effort: a niceness the
+    // process may not set leaves the thread at the caller's.
+    if (options_.nice > 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice);
+    std::unique_lock lock(jobs_mutex_);
+    for (;;) {
+        jobs_ready_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // stopping, nothing left
+        auto job = std::move(jobs_.front());
+        jobs_.pop_front();
+        lock.unlock();
+        job();
+        lock.lock();
+    }
 }
 
 void HashLimiter::release() {

@@ -1,15 +1,19 @@
 // Password secrets: argon2id hashes for PLAIN/LOGIN (libsodium crypto_pwhash_str), SCRAM-SHA-256 keys for
 // SCRAM (RFC 5802 3, RFC 7677), the SASLprep subset both apply to a password first, and HashLimiter, which
-// bounds how many 64 MiB argon2id computations run at once.
+// bounds how many 64 MiB argon2id computations run at once and runs them on threads of a lower CPU priority.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "base/result.h"
 #include "store/store.h"
@@ -68,10 +72,14 @@ Result<PasswordSecrets> make_password_secrets(std::string_view password);
 
 // A counting semaphore for argon2id work: at most max_concurrent hashes or verifies at once (each holds
 // 64 MiB), and a caller waits at most max_wait for a slot, then gets Errc::unavailable, so a login flood
-// queues briefly and is then refused instead of exhausting memory or threads.
+// queues briefly and is then refused instead of exhausting memory or threads. run() does the work on one of
+// max_concurrent threads of the limiter's own, at `nice` (Linux niceness, 0 to 19, of each thread): a login
+// flood (about 90 ms of CPU a try) then takes the CPU that mail delivery and logged-in sessions leave idle
+// instead of an equal share of it (issue 11: nothing unauthenticated starves delivery).
 struct HashLimiterOptions {
     std::size_t max_concurrent = 4;
     std::chrono::milliseconds max_wait{2000};
+    int nice = 10;
 };
 
 class HashLimiter {
@@ -92,19 +100,34 @@ public:
     };
 
     explicit HashLimiter(HashLimiterOptions options = {});
+    ~HashLimiter();
+    HashLimiter(const HashLimiter&) = delete;
+    HashLimiter& operator=(const HashLimiter&) = delete;
 
     // Takes a slot, waiting up to options.max_wait; Errc::unavailable when none frees up in time.
     Result<Permit> acquire();
+
+    // Takes a slot (as acquire()), runs work() on a hashing thread and returns once it has returned; the
+    // slot is held meanwhile. work must not throw. Errc::unavailable when no slot freed up in time.
+    Result<void> run(const std::function<void()>& work);
 
     std::size_t in_use() const;
 
 private:
     void release();
+    void serve();
 
     HashLimiterOptions options_;
     mutable std::mutex mutex_;
     std::condition_variable freed_;
     std::size_t in_use_ = 0;
+
+    // The hashing threads (started with the first run()) and the work handed to them.
+    std::mutex jobs_mutex_;
+    std::condition_variable jobs_ready_;
+    std::deque<std::function<void()>> jobs_;
+    bool stopping_ = false;
+    std::vector<std::thread> threads_;
 };
 
 }  // namespace magpie::auth

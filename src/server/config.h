@@ -130,6 +130,7 @@ struct HttpConfig {
 struct AuthConfig {
     std::size_t max_concurrent_hashes = 4;       // argon2id verifications at once (64 MiB each)
     std::size_t login_threads = 4;               // threads for sessions not yet authenticated (hashing)
+    int hash_nice = 10;                          // niceness (0 to 19) of the threads computing argon2id
     std::uint32_t verified_cache_seconds = 300;  // a password verified this recently skips argon2id; 0 = off
     std::size_t verified_cache_entries = 10000;  // recently verified (account, password) digests kept
     std::uint32_t max_user_failures = 5;         // failed logins per account per window before a lockout

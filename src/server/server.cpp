@@ -186,6 +186,7 @@ Result<void> Server::start() {
 
     auth::HashLimiterOptions hashing;
     hashing.max_concurrent = c.auth.max_concurrent_hashes;
+    hashing.nice = c.auth.hash_nice;
     hash_limiter_ = std::make_unique<auth::HashLimiter>(hashing);
     // On a store shared by several nodes the failures are counted in it: guesses spread over the nodes add up.
     throttle_ = std::make_unique<auth::LoginThrottle>(throttle_limits(c.auth), store::shared_login_counters(*store_));

@@ -1,8 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "auth/password.h"
 #include "auth/sasl.h"
@@ -135,6 +140,54 @@ TEST(HashLimiter, WaiterGetsSlotWhenOneIsReleased) {
     { auto released = std::move(*held); }
     waiter.join();
     EXPECT_TRUE(got);
+    EXPECT_EQ(limiter.in_use(), 0u);
+}
+
+TEST(HashLimiter, RunsWorkOnItsOwnThreadsAtTheirNiceness) {
+    HashLimiter limiter({.max_concurrent = 2, .max_wait = 5s, .nice = 7});
+    const int caller = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+    int seen = -100;
+    pid_t thread = 0;
+    ASSERT_TRUE(limiter.run([&] {
+        thread = ::gettid();
+        seen = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+    }));
+    EXPECT_NE(thread, ::gettid());
+    // Niceness only goes up without privileges: at least 7, or the caller's when that is higher already.
+    EXPECT_EQ(seen, std::max(7, caller));
+    EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), caller);
+    EXPECT_EQ(limiter.in_use(), 0u);
+}
+
+TEST(HashLimiter, RunRefusesWhileEverySlotIsHeld) {
+    HashLimiter limiter({.max_concurrent = 1, .max_wait = 10ms});
+    auto held = limiter.acquire();
+    ASSERT_TRUE(held);
+    bool ran = false;
+    auto refused = limiter.run([&] { ran = true; });
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::unavailable);
+    EXPECT_FALSE(ran);
+    { auto released = std::move(*held); }
+    EXPECT_TRUE(limiter.run([&] { ran = true; }));
+    EXPECT_TRUE(ran);
+}
+
+TEST(HashLimiter, ConcurrentRunsAllFinish) {
+    HashLimiter limiter({.max_concurrent = 2, .max_wait = 5s});
+    std::atomic<int> done{0};
+    std::vector<std::thread> callers;
+    for (int i = 0; i < 6; ++i) {
+        callers.emplace_back([&] {
+            auto ran = limiter.run([&] {
+                std::this_thread::sleep_for(5ms);
+                ++done;
+            });
+            EXPECT_TRUE(ran);
+        });
+    }
+    for (auto& c : callers) c.join();
+    EXPECT_EQ(done.load(), 6);
     EXPECT_EQ(limiter.in_use(), 0u);
 }
 

@@ -437,6 +437,17 @@ TEST_F(ConfigFile, MailauthRecordsByDefaultWithRfc7208Limits) {
     EXPECT_FALSE(load("[mailauth]\nmax_lookups = 3\n"));
 }
 
+TEST_F(ConfigFile, HashingThreadsRunAtNiceTenByDefault) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->auth.hash_nice, 10);
+    config = load("[auth]\nhash_nice = 0\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->auth.hash_nice, 0);
+    EXPECT_FALSE(load("[auth]\nhash_nice = 20\n"));
+    EXPECT_FALSE(load("[auth]\nhash_nice = -1\n"));
+}
+
 TEST_F(ConfigFile, MtaStsHonoursPoliciesAndPublishesTestingByDefault) {
     auto config = load("");
     ASSERT_TRUE(config);
