@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test` once `build` is built: the unit tests (ctest), the end-to-end suite (on the store backends
 # E2E_BACKEND names), and the fuzz smoke (scripts/run-fuzz.sh) with its clang build, all three at once. The
-# fuzz side (a `-j2` build, then one target at a time, all at a lower priority) and ctest run beside the
+# fuzz side (a `-j2` build, then two targets at a time, all at a lower priority) and ctest run beside the
 # e2e suite, whose servers spend much of their time waiting; the e2e suite runs its tests in parallel
 # (pytest-xdist, E2E_JOBS workers; tests that share fixed host addresses run one after another, see
 # tests/e2e/conftest.py). Each phase prints how long it took; the exit status is non-zero if any phase
