@@ -501,13 +501,16 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "auth", status)) {
         auto& s = config.auth;
-        MAGPIE_TRY(check_keys(*t, "auth", {"max_concurrent_hashes", "login_threads", "hash_nice", "verified_cache_seconds",
-                                           "verified_cache_entries", "max_user_failures", "max_ip_failures",
-                                           "failure_window", "first_lockout", "max_lockout"}));
+        MAGPIE_TRY(check_keys(*t, "auth",
+                              {"max_concurrent_hashes", "login_threads", "hash_nice",
+                               "verified_cache_seconds", "verified_cache_entries", "max_user_failures",
+                               "max_ip_failures", "failure_window", "first_lockout", "max_lockout"}));
         MAGPIE_TRY(read(*t, "auth", "max_concurrent_hashes", s.max_concurrent_hashes));
         MAGPIE_TRY(read(*t, "auth", "login_threads", s.login_threads));
         MAGPIE_TRY(read(*t, "auth", "hash_nice", s.hash_nice));
-        if (s.hash_nice < 0 || s.hash_nice > 19) return make_error(Errc::invalid_argument, "[auth] hash_nice is 0 to 19");
+        if (s.hash_nice < 0 || s.hash_nice > 19) {
+            return make_error(Errc::invalid_argument, "[auth] hash_nice is 0 to 19");
+        }
         MAGPIE_TRY(read(*t, "auth", "verified_cache_seconds", s.verified_cache_seconds));
         MAGPIE_TRY(read(*t, "auth", "verified_cache_entries", s.verified_cache_entries));
         if (s.verified_cache_seconds > 3600) {
