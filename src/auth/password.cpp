@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <future>
 #include <new>
 
@@ -204,9 +205,12 @@ Result<void> HashLimiter::run(const std::function<void()>& work) {
 }
 
 void HashLimiter::serve() {
-    // This thread only (on Linux a thread id names one thread to setpriority); best effort: a niceness the
-    // process may not set leaves the thread at the caller's.
-    if (options_.nice > 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice);
+    // This thread only (on Linux a thread id names one thread to setpriority), and only ever lower: a magpied
+    // already started at a higher niceness (or as root, which may lower it) keeps its own for these threads.
+    const auto self = static_cast<id_t>(::gettid());
+    errno = 0;
+    const int current = ::getpriority(PRIO_PROCESS, self);
+    if (errno == 0 && options_.nice > current) (void)::setpriority(PRIO_PROCESS, self, options_.nice);
     std::unique_lock lock(jobs_mutex_);
     for (;;) {
         jobs_ready_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
