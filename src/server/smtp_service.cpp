@@ -254,6 +254,9 @@ std::string new_queue_id() {
 }
 
 bool is_postmaster(std::string_view local_part) {
+    // "postmaster" quoted is the same local part (RFC 5321 4.1.2; store/address.h unquotes the same way).
+    if (local_part.size() >= 2 && local_part.front() == '"' && local_part.back() == '"')
+        local_part = local_part.substr(1, local_part.size() - 2);
     return iequals(local_part, "postmaster");
 }
 

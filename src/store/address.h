@@ -25,7 +25,8 @@ struct NormalizedAddress {
 };
 
 // Splits at the last '@' and checks both parts. A local part may hold UTF-8 (RFC 6531) but no controls,
-// spaces or address delimiters. `allow_catch_all` accepts "@domain".
+// spaces or address delimiters; a quoted one ("u.x"@d, RFC 5321 4.1.2) is taken unquoted (u.x@d), under
+// the same rules. `allow_catch_all` accepts "@domain".
 Result<NormalizedAddress> normalize_address(std::string_view address, bool allow_catch_all = false);
 
 }  // namespace magpie::store

@@ -38,3 +38,21 @@ def test_submission_accepts_the_auth_parameter_of_mail(make_server):
         message = f"From: {ALICE}\r\nTo: bob@example.test\r\nSubject: auth param\r\n\r\nhi\r\n"
         client.sendmail(ALICE, ["bob@example.test"], message, mail_options=["AUTH=<>"])
     assert b"Subject: auth param" in server.export("bob@example.test", "INBOX", 1)
+
+
+def test_a_quoted_local_part_reaches_the_same_mailbox(server):
+    """RCPT TO:<"alice"@example.test> names alice's mailbox (RFC 5321 4.1.2: the quoted form of a local part
+    that needs no quoting is the same local part; Postfix delivers it). It was refused 550 5.1.1 User unknown.
+    A quoted content no account can have ("a b") is still an unknown user, and so "postmaster" quoted is the
+    postmaster."""
+    said = smtp_dialogue(server.smtp_port, [
+        b"EHLO client.test\r\n", b"MAIL FROM:<sender@remote.example>\r\n", b'RCPT TO:<"alice"@example.test>\r\n',
+        b'RCPT TO:<"Al\\ice"@Example.Test>\r\n', b'RCPT TO:<"a b"@example.test>\r\n',
+        b'RCPT TO:<"postmaster"@example.test>\r\n', b"DATA\r\n",
+        b"From: sender@remote.example\r\nSubject: quoted rcpt\r\n\r\nhi\r\n.\r\n", b"QUIT\r\n"])
+    replies = [line for line in said.split(b"\r\n") if line[:3].isdigit() and line[3:4] == b" "]
+    assert replies[3].startswith(b"250 2.1.5") and replies[4].startswith(b"250 2.1.5"), said
+    assert replies[5].startswith(b"550 5.1.1"), said
+    assert replies[6].startswith(b"250 2.1.5"), said
+    assert replies[8].startswith(b"250 2.0.0"), said
+    assert b"Subject: quoted rcpt" in server.export(ALICE, "INBOX", 1)

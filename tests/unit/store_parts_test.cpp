@@ -264,6 +264,22 @@ TEST(Address, AcceptsUtf8LocalPartsAndRejectsBrokenOnes) {
     EXPECT_FALSE(normalize_address("a\r\n@example.test"));
 }
 
+// RFC 5321 4.1.2: RCPT TO:<"bob.smith"@example.test> is Bob's mailbox; Postfix takes it so too.
+TEST(Address, QuotedLocalPartIsItsContentUnquoted) {
+    auto quoted = normalize_address("\"Bob.Smith\"@Example.TEST");
+    ASSERT_TRUE(quoted);
+    EXPECT_EQ(quoted->address, "bob.smith@example.test");
+    auto escaped = normalize_address("\"b\\ob\"@example.test");  // quoted-pair: \o is o
+    ASSERT_TRUE(escaped);
+    EXPECT_EQ(escaped->local, "bob");
+    // What no unquoted local part can hold names no mailbox: space, '@', '"', nothing.
+    EXPECT_FALSE(normalize_address("\"a b\"@example.test"));
+    EXPECT_FALSE(normalize_address("\"a@b\"@example.test"));
+    EXPECT_FALSE(normalize_address("\"a\\\"b\"@example.test"));
+    EXPECT_FALSE(normalize_address("\"\"@example.test"));
+    EXPECT_FALSE(normalize_address("\"@example.test"));
+}
+
 TEST(Address, CatchAllOnlyWhenAllowed) {
     EXPECT_FALSE(normalize_address("@example.test"));
     auto catch_all = normalize_address("@Example.test", /*allow_catch_all=*/true);
