@@ -547,13 +547,38 @@ TEST_F(ImapSessionTest, SearchKeys) {
     EXPECT_EQ(search("UID 2:*"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
     EXPECT_EQ(search("2"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
     EXPECT_EQ(search("RECENT"), "* SEARCH 1 2\r\nq OK SEARCH completed\r\n");
-    EXPECT_EQ(search("CHARSET KOI8-R ALL"), "q NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n");
+    EXPECT_EQ(search("CHARSET X-NO-SUCH-CHARSET ALL"), "q NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n");
+    EXPECT_EQ(search("CHARSET utf-8 FROM bob"), "* SEARCH 2\r\nq OK SEARCH completed\r\n");
     EXPECT_EQ(send(*session, "r SEARCH RETURN (MIN MAX COUNT) ALL\r\n"),
               "* ESEARCH (TAG \"r\") MIN 1 MAX 2 COUNT 2\r\nr OK SEARCH completed\r\n");
     EXPECT_EQ(send(*session, "v SEARCH RETURN (SAVE) FROM bob\r\n"), "v OK SEARCH completed\r\n");
     EXPECT_EQ(send(*session, "w FETCH $ UID\r\n"), "* 2 FETCH (UID 2)\r\nw OK FETCH completed\r\n");
     EXPECT_EQ(send(*session, "x UID SEARCH RETURN () $\r\n"),
               "* ESEARCH (TAG \"x\") UID ALL 2\r\nx OK UID SEARCH completed\r\n");
+}
+
+// RFC 9051 6.4.4: a charset other than UTF-8 may be given, as Dovecot takes it (older Outlook and other
+// clients send their own): its strings are converted before they are compared. Was BADCHARSET for all.
+TEST_F(ImapSessionTest, SearchStringsInAnotherCharsetAreConverted) {
+    deliver(demo_, "INBOX",
+            "From: =?UTF-8?Q?J=C3=B6rg?= <j@example.test>\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?= aus Köln\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\nSchöne Grüße\r\n",
+            {});
+    deliver(demo_, "INBOX", kSecond, {});
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    // "Grüße" in ISO-8859-1; windows-1252 and ISO-8859-1 strings matched in headers and bodies.
+    EXPECT_EQ(send(*session, "q SEARCH CHARSET ISO-8859-1 SUBJECT {5+}\r\nGr\xFC\xDF" "e\r\n"),
+              "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "q SEARCH CHARSET WINDOWS-1252 OR FROM {3+}\r\nJ\xF6r BODY {3+}\r\nSch\r\n"),
+              "* SEARCH 1\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "q SEARCH CHARSET ISO-8859-1 NOT TEXT {6+}\r\nSch\xF6ne\r\n"),
+              "* SEARCH 2\r\nq OK SEARCH completed\r\n");
+    // KOI8-R "Привет" matches nothing here, but is a charset: an answer, not BADCHARSET.
+    EXPECT_EQ(send(*session, "q SEARCH CHARSET KOI8-R BODY {6+}\r\n\xF0\xD2\xC9\xD7\xC5\xD4\r\n"),
+              "* SEARCH\r\nq OK SEARCH completed\r\n");
+    EXPECT_EQ(send(*session, "q SEARCH CHARSET ISO-8859-1 HEADER Subject {4+}\r\nK\xF6ln\r\n"),
+              "* SEARCH 1\r\nq OK SEARCH completed\r\n");
 }
 
 // Issue 17: with the SearchRowCache, SEARCH's row keys find what they find without it, new mail included, and a

@@ -523,11 +523,47 @@ Result<request::SearchMessages::Answer> search_messages(store::Store* store, con
     return answer;
 }
 
-void Session::on_search(const std::string& tag, const Search& command) {
-    if (command.charset && !iequals(*command.charset, "UTF-8") && !iequals(*command.charset, "US-ASCII")) {
-        reply(tag, StatusKind::no, "BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset");
-        return;
+namespace {
+
+// The strings a search compares with message text, converted from `charset` to UTF-8 (false: unknown).
+bool strings_to_utf8(SearchKey& key, std::string_view charset) {
+    using Kind = SearchKey::Kind;
+    switch (key.kind) {
+        case Kind::bcc: case Kind::body: case Kind::cc: case Kind::from: case Kind::subject: case Kind::text:
+        case Kind::to: {
+            auto text = mail::to_utf8(key.text, charset);
+            if (!text) return false;
+            key.text = std::move(*text);
+            break;
+        }
+        case Kind::header: {
+            auto value = mail::to_utf8(key.value, charset);
+            if (!value) return false;
+            key.value = std::move(*value);
+            break;
+        }
+        default: break;
     }
+    for (SearchKey& child : key.children)
+        if (!strings_to_utf8(child, charset)) return false;
+    return true;
+}
+
+}  // namespace
+
+void Session::on_search(const std::string& tag, const Search& given) {
+    std::optional<Search> converted;
+    if (given.charset && !iequals(*given.charset, "UTF-8") && !iequals(*given.charset, "US-ASCII")) {
+        // RFC 9051 6.4.4: other charsets MAY be supported. Any the message library converts (iconv's) is
+        // taken: its strings become UTF-8, as the messages are searched; an unknown one is BADCHARSET.
+        converted = given;
+        // A non-ASCII probe: to_utf8 passes ASCII through whatever the name.
+        if (!mail::to_utf8("\x80", *given.charset) || !strings_to_utf8(converted->criteria, *given.charset)) {
+            reply(tag, StatusKind::no, "BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset");
+            return;
+        }
+    }
+    const Search& command = converted ? *converted : given;
     if (uses_modseq(command.criteria)) enable_condstore();  // RFC 7162 3.1: SEARCH MODSEQ enables CONDSTORE
     request::SearchMessages search;
     search.mailbox_id = view_->mailbox.id;
