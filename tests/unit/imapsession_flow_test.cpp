@@ -1178,6 +1178,19 @@ TEST_F(ImapSessionTest, SubscriptionsAreNamesTheClientKeeps) {
 
 // Narrow reads: a FETCH of whole rows reads them in batches of the UIDs asked (find_messages), across
 // batch boundaries and with a message expunged by another session in the middle.
+// An item named twice is answered once, as Dovecot does: a line of repeated BODY[] items asked the whole
+// mailbox many times over. BODY.PEEK[TEXT] and BODY[TEXT] are one item that sets \Seen.
+TEST_F(ImapSessionTest, FetchAnswersEachItemOnce) {
+    deliver(demo_, "INBOX", kFirst);
+    auto session = logged_in();
+    send(*session, "s SELECT INBOX\r\n");
+    EXPECT_EQ(send(*session, "f FETCH 1 (UID UID RFC822.SIZE UID RFC822.SIZE)\r\n"),
+              fmt::format("* 1 FETCH (UID 1 RFC822.SIZE {})\r\nf OK FETCH completed\r\n", std::strlen(kFirst)));
+    EXPECT_EQ(send(*session, "f FETCH 1 (BODY.PEEK[TEXT] BODY[TEXT] BODY.PEEK[TEXT]<0.5> BODY.PEEK[TEXT]<0.5>)\r\n"),
+              "* 1 FETCH (BODY[TEXT] {17}\r\nFirst body line\r\n BODY[TEXT]<0> {5}\r\nFirst FLAGS (\\Seen \\Recent))\r\n"
+              "f OK FETCH completed\r\n");
+}
+
 TEST_F(ImapSessionTest, FetchReadsRowsInBatchesOfTheUidsAsked) {
     for (int i = 0; i < 300; ++i) deliver(demo_, "INBOX", kFirst);
     auto session = logged_in();

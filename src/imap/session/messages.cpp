@@ -184,7 +184,21 @@ void Session::on_fetch(const std::string& tag, const Fetch& command) {
     auto indexes = resolve_set(tag, command.set, command.uid);
     if (!indexes) return;
 
-    std::vector<FetchItem> items = command.items;
+    // Each item once, as Dovecot answers: "FETCH 1:* (BODY[] BODY[] ...)" named the same data many times
+    // over (a response as many times the mailbox's size as the line could hold items). BODY[] and
+    // BODY.PEEK[] are one item, answered as BODY[]; it sets \Seen when either form would.
+    std::vector<FetchItem> items;
+    items.reserve(command.items.size());
+    for (const FetchItem& item : command.items) {
+        auto same = std::ranges::find_if(items, [&](const FetchItem& kept) {
+            return kept.kind == item.kind && kept.section == item.section && kept.partial == item.partial;
+        });
+        if (same == items.end()) {
+            items.push_back(item);
+        } else {
+            same->peek = same->peek && item.peek;
+        }
+    }
     auto wants = [&](FetchItem::Kind kind) {
         return std::ranges::any_of(items, [&](const FetchItem& i) { return i.kind == kind; });
     };
