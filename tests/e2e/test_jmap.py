@@ -90,6 +90,9 @@ def test_session_resource_lists_the_account_and_the_limits(jmap):
     account = session["primaryAccounts"][MAIL]
     assert session["accounts"][account]["name"] == ALICE
     assert session["apiUrl"] == client.base + "/jmap/api"  # absolute: clients resolve nothing themselves
+    # RFC 8621 1.3.1: a top-level Mailbox can be created (Mailbox/set with parentId null does); it said false,
+    # so a client that reads the capability offered no "new folder" at the top.
+    assert session["accounts"][account]["accountCapabilities"][MAIL]["mayCreateTopLevelMailbox"] is True
     status, _, body = client.request("GET", "/.well-known/jmap")
     assert status == 200 and json.loads(body)["username"] == ALICE
 

@@ -43,7 +43,8 @@ json session_resource(const store::Account& account, const ApiLimits& limits, co
                  {"maxSizeMailboxName", 490},
                  {"maxSizeAttachmentsPerEmail", limits.max_size_upload},
                  {"emailQuerySortOptions", json::array({"receivedAt", "sentAt", "size", "from", "subject"})},
-                 {"mayCreateTopLevelMailbox", false}};
+                 // Mailbox/set creates with a null parentId (as IMAP CREATE does at the top level).
+                 {"mayCreateTopLevelMailbox", true}};
     // RFC 8621 7.1: no delayed sending (FUTURERELEASE is not offered).
     json submission = {{"maxDelayedSend", 0}, {"submissionExtensions", json::object()}};
     // RFC 8887 4.1: the WebSocket URL beside the HTTP ones (ws: or wss: as the session was fetched).
