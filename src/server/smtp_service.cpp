@@ -16,6 +16,7 @@
 #include "auth/authenticator.h"
 #include "base/strings.h"
 #include "base/time.h"
+#include "store/address.h"
 #include "store/senders.h"
 #include "smtp/delivered.h"
 #include "delivery/outgoing.h"
@@ -254,10 +255,8 @@ std::string new_queue_id() {
 }
 
 bool is_postmaster(std::string_view local_part) {
-    // "postmaster" quoted is the same local part (RFC 5321 4.1.2; store/address.h unquotes the same way).
-    if (local_part.size() >= 2 && local_part.front() == '"' && local_part.back() == '"')
-        local_part = local_part.substr(1, local_part.size() - 2);
-    return iequals(local_part, "postmaster");
+    // "postmaster" quoted is the same local part (RFC 5321 4.1.2), as for every other recipient.
+    return iequals(store::unquote_local_part(local_part), "postmaster");
 }
 
 store::RecipientResult local(const store::Account& account) {

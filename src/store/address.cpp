@@ -39,6 +39,16 @@ Result<std::string> normalize_domain(std::string_view domain) {
     return lower;
 }
 
+std::string unquote_local_part(std::string_view local) {
+    if (local.size() < 2 || local.front() != '"' || local.back() != '"') return std::string(local);
+    std::string unquoted;
+    for (std::size_t i = 1; i + 1 < local.size(); ++i) {
+        if (local[i] == '\\' && i + 2 < local.size()) ++i;
+        unquoted += local[i];
+    }
+    return unquoted;
+}
+
 Result<NormalizedAddress> normalize_address(std::string_view address, bool allow_catch_all) {
     if (address.size() > kMaxAddressOctets) return make_error(Errc::invalid_argument, "address too long");
     std::size_t at = address.rfind('@');
@@ -52,15 +62,9 @@ Result<NormalizedAddress> normalize_address(std::string_view address, bool allow
     }
     // RFC 5321 4.1.2 / RFC 5322 3.4.1: a Quoted-string local part names the same mailbox as its content
     // unquoted ("u"@d is u@d); a content no unquoted local part could hold names no mailbox here.
-    std::string unquoted;
-    if (local.size() >= 2 && local.front() == '"' && local.back() == '"') {
-        for (std::size_t i = 1; i + 1 < local.size(); ++i) {
-            if (local[i] == '\\' && i + 2 < local.size()) ++i;
-            unquoted += local[i];
-        }
-        local = unquoted;
-        if (local.empty()) return make_error(Errc::invalid_argument, "empty local part");
-    }
+    const std::string unquoted = unquote_local_part(local);
+    local = unquoted;
+    if (local.empty()) return make_error(Errc::invalid_argument, "empty local part");
     if (local.size() > kMaxLocalPartOctets) return make_error(Errc::invalid_argument, "local part too long");
     for (char c : local) {
         if (!is_local_part_octet(c)) return make_error(Errc::invalid_argument, "bad character in local part");

@@ -29,4 +29,8 @@ struct NormalizedAddress {
 // the same rules. `allow_catch_all` accepts "@domain".
 Result<NormalizedAddress> normalize_address(std::string_view address, bool allow_catch_all = false);
 
+// A local part as written in a path: a Quoted-string ("u.x", RFC 5321 4.1.2) becomes its content with each
+// quoted-pair's backslash removed; anything else is returned as it is. No checks: normalize_address checks.
+std::string unquote_local_part(std::string_view local);
+
 }  // namespace magpie::store

@@ -278,6 +278,8 @@ TEST(Address, QuotedLocalPartIsItsContentUnquoted) {
     EXPECT_FALSE(normalize_address("\"a\\\"b\"@example.test"));
     EXPECT_FALSE(normalize_address("\"\"@example.test"));
     EXPECT_FALSE(normalize_address("\"@example.test"));
+    EXPECT_EQ(unquote_local_part("\"Post\\master\""), "Postmaster");  // what is_postmaster compares
+    EXPECT_EQ(unquote_local_part("bob"), "bob");
 }
 
 TEST(Address, CatchAllOnlyWhenAllowed) {
