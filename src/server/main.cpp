@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
             "  SMTP   127.0.0.1:%u  (port 25's role: receives mail for example.test; STARTTLS, self-signed)\n"
             "  SUBMIT 127.0.0.1:%u  (STARTTLS, AUTH; plaintext AUTH allowed on loopback) and 127.0.0.1:%u (TLS)\n"
             "  IMAP   127.0.0.1:%u  (STARTTLS; plaintext login allowed on loopback) and 127.0.0.1:%u (TLS)\n"
-            "  JMAP   http://127.0.0.1:%u/.well-known/jmap  (HTTP Basic allowed on loopback; Mailbox/* so far)\n"
+            "  WEB    http://127.0.0.1:%u/  (the webmail: sign in as demo@example.test, password demo)\n"
+            "  JMAP   http://127.0.0.1:%u/.well-known/jmap  (RFC 8620/8621; HTTP Basic allowed on loopback)\n"
             "  send a message:  swaks --server 127.0.0.1:%u --from you@example.org --to demo@example.test\n"
             "  submit one:      swaks --server 127.0.0.1:%u --tls --auth PLAIN --auth-user demo@example.test \\\n"
             "                         --auth-password demo --from demo@example.test --to someone@example.org\n"
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
             "                   magpie --data %s export demo@example.test INBOX --uid 1\n"
             "                   magpie --data %s queue list\n\n",
             config.data_dir.c_str(), ports::smtp, ports::submission, ports::submissions, ports::imap, ports::imaps,
-            ports::http, ports::smtp, ports::submission, ports::imap, config.data_dir.c_str(),
+            ports::http, ports::http, ports::smtp, ports::submission, ports::imap, config.data_dir.c_str(),
             config.data_dir.c_str());
         std::fflush(stdout);
     }

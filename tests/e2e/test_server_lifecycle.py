@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,15 @@ def test_demo_starts_with_its_user_and_reserved_ports(tmp_path):
             output += line
         if b"listening on 127.0.0.1:2525 (smtp)" not in output:
             pytest.skip("the demo port 2525 is taken on this machine: " + output.decode(errors="replace")[-500:])
+        while b"queue list" not in output and time.time() < deadline:  # the rest of the banner
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output += line
+        # The banner says how to connect with each protocol, the webmail included, and what it serves.
+        assert b"WEB    http://127.0.0.1:8080/ " in output and b"/.well-known/jmap" in output
+        with urllib.request.urlopen("http://127.0.0.1:8080/", timeout=30) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
         with smtplib.SMTP("127.0.0.1", 2525) as client:
             client.ehlo("demo.example")
             assert client.has_extn("starttls")
