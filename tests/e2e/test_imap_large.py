@@ -54,7 +54,7 @@ def test_five_clients_fetch_a_30_mb_message_in_bounded_memory(make_server, monke
     # Under AddressSanitizer (the test build) freed memory waits in a quarantine of 256 MB to catch use after
     # free, which would count every slice ever written; a small one leaves the memory the server really holds.
     monkeypatch.setenv("ASAN_OPTIONS", ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
-                                                               "quarantine_size_mb=8"])))
+                                                               "quarantine_size_mb=1"])))
     server = make_server()
     message, attachment = big_message()
     assert len(message) > 30_000_000
