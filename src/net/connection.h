@@ -14,6 +14,7 @@
 #include "base/result.h"
 #include "net/asio.h"
 #include "net/deadline.h"
+#include "net/limiter.h"
 
 struct ssl_st;
 
@@ -62,6 +63,11 @@ public:
     void wake();
     bool take_wake() { return wake_requested_.exchange(false); }
 
+    // The limiter's place this connection holds, set by the listener for as long as the protocol loop runs
+    // (null outside it), so the loop can move it (ConnectionLimiter::Slot::move_to).
+    ConnectionLimiter::Slot* limiter_slot() const { return limiter_slot_; }
+    void set_limiter_slot(ConnectionLimiter::Slot* slot) { limiter_slot_ = slot; }
+
 private:
     struct SslFree {
         void operator()(ssl_st* ssl) const;
@@ -97,6 +103,7 @@ private:
     std::atomic<bool> wake_requested_ = false;
     bool reading_ = false;  // a read is pending: only then may a wake or shutdown cancel socket operations
     std::size_t octets_since_yield_ = 0;
+    ConnectionLimiter::Slot* limiter_slot_ = nullptr;
 };
 
 }  // namespace magpie::net

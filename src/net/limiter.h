@@ -1,5 +1,7 @@
 // Concurrent connection limits, in total and per client IP, shared by every listener of one service. A
-// connection over a limit is answered with the protocol's "busy" line and closed, never queued.
+// connection over a limit is answered with the protocol's "busy" line and closed, never queued. A slot can
+// move to another key (IMAP after login: the account and the address), so that a key's count bounds only
+// the connections that hold it.
 #pragma once
 
 #include <cstddef>
@@ -18,14 +20,20 @@ public:
     // Holds one admitted connection's place until destroyed.
     class Slot {
     public:
-        Slot(std::shared_ptr<ConnectionLimiter> owner, std::string ip) : owner_(std::move(owner)), ip_(std::move(ip)) {}
+        Slot(std::shared_ptr<ConnectionLimiter> owner, std::string key)
+            : owner_(std::move(owner)), key_(std::move(key)) {}
         Slot(const Slot&) = delete;
         Slot& operator=(const Slot&) = delete;
-        ~Slot() { owner_->release(ip_); }
+        ~Slot() { owner_->release(key_); }
+
+        // Counts this connection under `key` instead of the key it holds, when fewer than `max_for_key`
+        // connections hold `key`; false, and the slot unchanged, when that many do already. The total is
+        // unchanged either way.
+        bool move_to(std::string key, std::size_t max_for_key);
 
     private:
         std::shared_ptr<ConnectionLimiter> owner_;
-        std::string ip_;
+        std::string key_;  // the client's IP address, until move_to
     };
 
     // A slot when both limits allow one more connection from `ip`, else null.
@@ -34,13 +42,13 @@ public:
     std::size_t active() const;
 
 private:
-    void release(const std::string& ip);
+    void release(const std::string& key);
 
     mutable std::mutex mutex_;
     std::size_t max_total_;
     std::size_t max_per_ip_;
     std::size_t total_ = 0;
-    std::unordered_map<std::string, std::size_t> per_ip_;
+    std::unordered_map<std::string, std::size_t> per_key_;  // IP addresses, and the keys slots moved to
 };
 
 }  // namespace magpie::net

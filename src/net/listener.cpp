@@ -155,6 +155,7 @@ awaitable<void> Listener::serve(tcp::socket socket) {
             co_return;
         }
     }
+    connection->set_limiter_slot(slot.get());
     registry_->add(connection);
     try {
         auto session = handler_(connection);  // not a temporary inside co_await: see g++ 12 note in server
@@ -163,6 +164,7 @@ awaitable<void> Listener::serve(tcp::socket socket) {
         spdlog::error("{}: session with {} failed: {}", options_.service, connection->peer_ip(), e.what());
     }
     registry_->remove(connection.get());
+    connection->set_limiter_slot(nullptr);  // the slot ends with this frame; the connection may outlive it
     connection->close();
 }
 

@@ -417,12 +417,12 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "imap", status)) {
         auto& s = config.imap;
-        MAGPIE_TRY(check_keys(*t, "imap",
-                              {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout",
-                               "idle_keepalive_interval", "max_line_octets",
-                               "max_literal_octets", "max_nesting_depth", "max_sequence_set_ranges",
-                               "max_search_keys", "output_slice_octets", "max_connections",
-                               "max_connections_per_ip", "write_threads", "search_cache_messages"}));
+        MAGPIE_TRY(check_keys(
+            *t, "imap",
+            {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout", "idle_keepalive_interval",
+             "max_line_octets", "max_literal_octets", "max_nesting_depth", "max_sequence_set_ranges",
+             "max_search_keys", "output_slice_octets", "max_connections", "max_connections_per_ip",
+             "max_connections_per_user_ip", "write_threads", "search_cache_messages"}));
         MAGPIE_TRY(read_listen(*t, "imap", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "imap", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "imap", "allow_plaintext_login", s.allow_plaintext_login));
@@ -436,11 +436,12 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "imap", "output_slice_octets", s.output_slice_octets));
         MAGPIE_TRY(read(*t, "imap", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "imap", "max_connections_per_ip", s.max_connections_per_ip));
+        MAGPIE_TRY(read(*t, "imap", "max_connections_per_user_ip", s.max_connections_per_user_ip));
         MAGPIE_TRY(read(*t, "imap", "write_threads", s.write_threads));
         MAGPIE_TRY(read(*t, "imap", "search_cache_messages", s.search_cache_messages));
         if (s.max_line_octets < 1000 || s.max_literal_octets == 0 || s.max_nesting_depth == 0 ||
             s.max_sequence_set_ranges == 0 || s.max_search_keys == 0 || s.max_connections == 0 ||
-            s.max_connections_per_ip == 0 || s.write_threads == 0) {
+            s.max_connections_per_ip == 0 || s.max_connections_per_user_ip == 0 || s.write_threads == 0) {
             return make_error(Errc::invalid_argument, "[imap] limits must be positive (max_line_octets >= 1000)");
         }
         if (s.idle_timeout < 60) return make_error(Errc::invalid_argument, "[imap] idle_timeout is at least 60");

@@ -75,7 +75,11 @@ struct ImapConfig {
     // of this size, so memory per session stays about this whatever the message size (issue 12 item 15).
     std::size_t output_slice_octets = 256 * 1024;
     std::size_t max_connections = 2000;
-    std::size_t max_connections_per_ip = 50;  // clients open several connections per account
+    // Connections from one address not logged in yet; a login moves its connection to the account's count
+    // from that address (Dovecot's mail_max_userip_connections), so many accounts behind one NAT or
+    // webmail host are not refused together.
+    std::size_t max_connections_per_ip = 50;
+    std::size_t max_connections_per_user_ip = 20;  // clients open several connections per account
     // Threads that run logged-in sessions' writes (STORE, EXPUNGE, COPY/MOVE, mailbox changes, SELECT's \Recent
     // claim): each waits for the group commit's fsync, so they are kept apart from [store] threads (reads).
     std::size_t write_threads = 8;

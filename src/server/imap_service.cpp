@@ -25,6 +25,36 @@ imap::SessionConfig session_config(const Config& config, const net::Connection& 
     return c;
 }
 
+// A login's success moves the connection's limiter slot from its address to the account and address
+// ([imap] max_connections_per_user_ip; Dovecot's mail_max_userip_connections): the per-address limit then
+// bounds only connections not logged in yet, so many accounts behind one address (a NAT, a carrier's, a
+// webmail host) are not refused together. When the account has that many from the address already, the
+// login is answered as unavailable (NO [UNAVAILABLE]) and the connection stays unauthenticated.
+void admit_login(imap::StoreAnswer& answer, const Config& config, net::Connection& connection) {
+    std::optional<std::int64_t> account;
+    if (auto* login = std::get_if<imap::kRequestIndex<imap::request::Login>>(&answer); login && *login) {
+        account = (*login)->id;
+    } else if (auto* step = std::get_if<imap::kRequestIndex<imap::request::SaslStep>>(&answer);
+               step && *step && (*step)->outcome.kind == auth::SaslOutcome::Kind::success &&
+               (*step)->account) {
+        account = (*step)->account->id;
+    }
+    auto* slot = connection.limiter_slot();
+    if (!account || slot == nullptr) return;
+    const auto key = fmt::format("{}|{}", *account, connection.peer_ip());
+    if (slot->move_to(key, config.imap.max_connections_per_user_ip)) return;
+    spdlog::info(
+        "imap: {}: login refused: account {} has {} connections from this address already "
+        "([imap] max_connections_per_user_ip)",
+        connection.peer_ip(), *account, config.imap.max_connections_per_user_ip);
+    Error refused = make_error(Errc::unavailable, "too many connections of this account from this address");
+    if (std::get_if<imap::kRequestIndex<imap::request::Login>>(&answer)) {
+        answer.emplace<imap::kRequestIndex<imap::request::Login>>(std::move(refused));
+    } else {
+        answer.emplace<imap::kRequestIndex<imap::request::SaslStep>>(std::move(refused));
+    }
+}
+
 }  // namespace
 
 awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) {
@@ -82,6 +112,7 @@ awaitable<void> ImapService::serve(std::shared_ptr<net::Connection> connection) 
                     return imap::perform(services, std::move(taken));
                 });
                 imap::StoreAnswer result = co_await std::move(performed);
+                admit_login(result, *config, *connection);
                 answer.emplace(std::move(result));
             }
             session.answer(std::move(*answer), unix_now());

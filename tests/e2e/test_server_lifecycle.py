@@ -1,5 +1,6 @@
 """magpied as an administrator runs it: configuration reload on SIGHUP, draining on SIGTERM, idle timeouts,
 connection limits, privilege drop, and the demo."""
+import imaplib
 import os
 import pwd
 import re
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, MAGPIE, MAGPIED, Magpied, host_network, read_reply, smtp_dialogue
+from conftest import (DOMAIN, MAGPIE, MAGPIED, PASSWORD, Magpied, client_tls_context, host_network, read_reply,
+                      smtp_dialogue)
 
 ALICE = f"alice@{DOMAIN}"
+BOB = f"bob@{DOMAIN}"
 
 
 def connect(port, source="127.0.0.1"):
@@ -90,6 +93,56 @@ def test_connection_limit_per_ip(make_server):
     assert greeting.startswith(b"220 ")
     for s in (second, third, other, fourth):
         s.close()
+
+
+def test_imap_address_limit_counts_connections_not_logged_in_and_the_account_limit_the_rest(make_server):
+    """[imap] max_connections_per_ip bounds one address's connections that have not logged in; a login moves
+    its connection to the account's count from that address (max_connections_per_user_ip, Dovecot's
+    mail_max_userip_connections), so the accounts behind one NAT or webmail host are not refused together,
+    and one account's connections from an address are bounded still."""
+    server = make_server(imap_options={"max_connections_per_ip": 2, "max_connections_per_user_ip": 2})
+
+    def imaps():
+        return imaplib.IMAP4_SSL("127.0.0.1", server.imaps_port, ssl_context=client_tls_context())
+
+    def greeting():
+        sock = socket.create_connection(("127.0.0.1", server.imap_port), timeout=10)
+        line = b""
+        while not line.endswith(b"\r\n"):
+            chunk = sock.recv(1000)
+            if not chunk:
+                break
+            line += chunk
+        return sock, line
+
+    logged_in = []
+    for user in (ALICE, ALICE, BOB, BOB):  # four logged in from one address, twice its limit
+        client = imaps()
+        assert client.login(user, PASSWORD)[0] == "OK"
+        logged_in.append(client)
+    extra = imaps()
+    with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+        extra.login(ALICE, PASSWORD)  # alice has her two from this address
+    assert extra.noop()[0] == "OK"  # the connection stays, not logged in: one of the address's two places
+    waiting, said = greeting()
+    assert said.startswith(b"* OK"), said
+    refused, said = greeting()
+    assert said.startswith(b"* BYE"), said  # the address's two places are taken
+    logged_in.pop(0).logout()
+    deadline = time.time() + 10
+    while True:  # the logout's place is freed when its connection ends
+        try:
+            assert extra.login(ALICE, PASSWORD)[0] == "OK"
+            break
+        except imaplib.IMAP4.error:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+    assert extra.select("INBOX")[0] == "OK"
+    for client in logged_in + [extra]:
+        client.logout()
+    waiting.close()
+    refused.close()
 
 
 def test_too_many_bad_commands_closes(make_server):

@@ -51,6 +51,18 @@ TEST_F(ConfigFile, OutputSliceIsBoundedAndDefaultsTo256KiB) {
     EXPECT_FALSE(load("[imap]\noutput_slice_octets = 1000000000\n"));
 }
 
+// IMAP's address limit counts connections not logged in; a login counts for the account and the address.
+TEST_F(ConfigFile, ImapConnectionLimitsPerAddressAndPerAccountAndAddress) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->imap.max_connections_per_ip, 50u);
+    EXPECT_EQ(config->imap.max_connections_per_user_ip, 20u);
+    config = load("[imap]\nmax_connections_per_user_ip = 5\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->imap.max_connections_per_user_ip, 5u);
+    EXPECT_FALSE(load("[imap]\nmax_connections_per_user_ip = 0\n"));
+}
+
 // Issue 15: the webmail's files and sessions, with their documented defaults and bounds.
 TEST_F(ConfigFile, WebmailKeysHaveDefaultsAndBounds) {
     auto config = load("");
