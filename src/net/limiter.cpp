@@ -35,6 +35,7 @@ bool ConnectionLimiter::Slot::move_to(std::string key, std::size_t max_for_key) 
     auto from = limiter.per_key_.find(key_);
     if (from != limiter.per_key_.end() && --from->second == 0) limiter.per_key_.erase(from);
     key_ = std::move(key);
+    moved_ = true;
     return true;
 }
 

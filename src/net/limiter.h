@@ -30,10 +30,13 @@ public:
         // connections hold `key`; false, and the slot unchanged, when that many do already. The total is
         // unchanged either way.
         bool move_to(std::string key, std::size_t max_for_key);
+        // Whether move_to has moved this slot off the client's address.
+        bool moved() const { return moved_; }
 
     private:
         std::shared_ptr<ConnectionLimiter> owner_;
         std::string key_;  // the client's IP address, until move_to
+        bool moved_ = false;
     };
 
     // A slot when both limits allow one more connection from `ip`, else null.

@@ -457,12 +457,12 @@ Result<Config> load_config(const std::filesystem::path& file) {
                               {"listen", "listen_tls", "allow_plaintext_login", "idle_timeout", "max_header_octets",
                                "max_request_octets", "max_upload_octets", "max_concurrent_requests",
                                "max_concurrent_uploads", "max_calls_in_request", "max_objects_in_get",
-                               "max_objects_in_set", "max_query_message_reads", "max_search_terms", "max_json_depth", "max_json_string_octets", "max_connections",
-                               "max_connections_per_ip", "websocket_ping_interval", "websocket_idle_timeout",
-                               "webmail_dir", "webmail_max_octets", "webmail_session_idle",
-                               "webmail_session_lifetime", "webmail_max_sessions", "webmail_max_sessions_per_account",
-                               "max_submission_recipients", "max_changes", "api_threads", "write_threads",
-                               "websocket_close_timeout"}));
+                               "max_objects_in_set", "max_query_message_reads", "max_search_terms", "max_json_depth",
+                               "max_json_string_octets", "max_connections", "max_connections_per_ip",
+                               "max_connections_per_user_ip", "websocket_ping_interval", "websocket_idle_timeout",
+                               "webmail_dir", "webmail_max_octets", "webmail_session_idle", "webmail_session_lifetime",
+                               "webmail_max_sessions", "webmail_max_sessions_per_account", "max_submission_recipients",
+                               "max_changes", "api_threads", "write_threads", "websocket_close_timeout"}));
         MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "http", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "http", "allow_plaintext_login", s.allow_plaintext_login));
@@ -485,6 +485,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "http", "max_json_string_octets", s.max_json_string_octets));
         MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "http", "max_connections_per_ip", s.max_connections_per_ip));
+        MAGPIE_TRY(read(*t, "http", "max_connections_per_user_ip", s.max_connections_per_user_ip));
         MAGPIE_TRY(read(*t, "http", "websocket_ping_interval", s.websocket_ping_interval));
         MAGPIE_TRY(read(*t, "http", "websocket_idle_timeout", s.websocket_idle_timeout));
         MAGPIE_TRY(read(*t, "http", "websocket_close_timeout", s.websocket_close_timeout));
@@ -492,10 +493,11 @@ Result<Config> load_config(const std::filesystem::path& file) {
         if (s.idle_timeout == 0 || s.max_header_octets < 1024 || s.max_request_octets == 0 ||
             s.max_upload_octets == 0 || s.max_concurrent_requests == 0 || s.max_concurrent_uploads == 0 ||
             s.max_calls_in_request == 0 || s.max_objects_in_get == 0 || s.max_objects_in_set == 0 ||
-            s.max_query_message_reads == 0 || s.max_search_terms == 0 || s.max_submission_recipients == 0 || s.max_changes == 0 ||
-            s.api_threads == 0 || s.write_threads == 0 ||
-            s.max_json_depth == 0 || s.max_json_string_octets == 0 || s.max_connections == 0 ||
-            s.max_connections_per_ip == 0 || s.websocket_ping_interval == 0 || s.websocket_idle_timeout == 0) {
+            s.max_query_message_reads == 0 || s.max_search_terms == 0 || s.max_submission_recipients == 0 ||
+            s.max_changes == 0 || s.api_threads == 0 || s.write_threads == 0 || s.max_json_depth == 0 ||
+            s.max_json_string_octets == 0 || s.max_connections == 0 || s.max_connections_per_ip == 0 ||
+            s.max_connections_per_user_ip == 0 || s.websocket_ping_interval == 0 ||
+            s.websocket_idle_timeout == 0) {
             return make_error(Errc::invalid_argument, "[http] limits must be positive (max_header_octets >= 1024)");
         }
     }

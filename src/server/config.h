@@ -116,7 +116,8 @@ struct HttpConfig {
     std::size_t max_json_depth = 64;                     // nested arrays/objects in a request
     std::size_t max_json_string_octets = 1u << 20;       // one JSON string
     std::size_t max_connections = 1000;
-    std::size_t max_connections_per_ip = 50;
+    std::size_t max_connections_per_ip = 50;       // connections with no authenticated request yet
+    std::size_t max_connections_per_user_ip = 20;  // after one: a browser opens 6, more with push and tabs
     // JMAP over WebSocket (RFC 8887, /jmap/ws): a ping after this many seconds without a frame from the client,
     // and the connection closed once none came for websocket_idle_timeout (a live client answers pings).
     std::uint32_t websocket_ping_interval = 60;

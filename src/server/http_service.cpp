@@ -179,6 +179,25 @@ struct HttpService::WebSocketPush {
     std::optional<http::PushStateTracker> tracker;  // set while enabled: the types wanted, the states last told
 };
 
+// The connection's first authenticated request moves its limiter slot from the client's address to the
+// account and address ([http] max_connections_per_user_ip): the per-address limit then bounds only
+// connections that have not authenticated, so the users behind one address (a NAT, an office, a reverse
+// proxy on this host) are not refused together. A connection keeps the account of its first request. Over
+// the account's limit the request is refused (503) and the connection closed.
+bool HttpService::admit(net::Connection& connection, std::int64_t account_id, const Config& config) {
+    auto* slot = connection.limiter_slot();
+    if (slot == nullptr || slot->moved()) return true;
+    if (slot->move_to(fmt::format("{}|{}", account_id, connection.peer_ip()),
+                      config.http.max_connections_per_user_ip)) {
+        return true;
+    }
+    spdlog::info(
+        "http: {}: request refused: account {} has {} connections from this address already "
+        "([http] max_connections_per_user_ip)",
+        connection.peer_ip(), account_id, config.http.max_connections_per_user_ip);
+    return false;
+}
+
 bool HttpService::enter(std::int64_t account_id, std::size_t limit, bool upload) {
     std::lock_guard lock(running_mutex_);
     auto& running = (upload ? uploading_ : running_)[account_id];
@@ -269,6 +288,11 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         }
     }
     const store::Account account = *authenticated;
+    if (!admit(*connection, account.id, config)) {
+        auto response = problem(503, "too many connections of this account from this address");
+        response.close = true;
+        co_return response;
+    }
     const auto limits = api_limits(config.http);
 
     if (session) co_return json_response(http::session_resource(account, limits, base_url(request, *connection)));
@@ -702,7 +726,8 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
         auto response = co_await handle(request, connection, *config, streamed);
         if (streamed) co_return;
         // A refused upgrade closes too: the bytes after it (early_data) were the client's frames.
-        response.close = !message.keep_alive() || connection->shutdown_requested() || !request.upgrade.empty();
+        response.close = response.close || !message.keep_alive() || connection->shutdown_requested() ||
+                         !request.upgrade.empty();
         output = http::serialize(response, request.method == "HEAD");
         if (!co_await connection->write_all(output, timeout) || response.close) co_return;
     }

@@ -109,6 +109,9 @@ private:
     // method (EmailSubmission/set) pauses it while the group committer works: no pool thread waits.
     awaitable<http::Answer> run_api(const store::Account& account, const Config& config,
                                     std::variant<std::string_view, nlohmann::json> request);
+    // Moves the connection's limiter slot to (account, address) at its first authenticated request; false
+    // when the account has [http] max_connections_per_user_ip connections from that address already.
+    bool admit(net::Connection& connection, std::int64_t account_id, const Config& config);
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
     // Uploads count apart (maxConcurrentUpload).
     bool enter(std::int64_t account_id, std::size_t limit, bool upload = false);

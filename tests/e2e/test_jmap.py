@@ -2,6 +2,7 @@
 resource, the API endpoint's request-level and method-level errors, result references, Mailbox/*, limits,
 and EventSource push woken by SMTP delivery."""
 import base64
+import http.client
 import json
 import re
 import smtplib
@@ -289,6 +290,51 @@ def test_tokens_are_stored_hashed(jmap):
     assert "expires " in server.magpie("token", "list", ALICE).stdout.decode()
     stored = b"".join(p.read_bytes() for p in server.data.rglob("*") if p.is_file())
     assert token.encode() not in stored
+
+
+def test_http_address_limit_counts_connections_not_authenticated_and_the_account_limit_the_rest(make_server):
+    """[http] max_connections_per_ip bounds one address's connections that have made no authenticated request;
+    the first one moves its connection to the account's count from that address (max_connections_per_user_ip),
+    so the users behind one NAT or reverse proxy are not refused together, and one account's connections
+    from an address are bounded still: past it a request is answered 503 and its connection closed."""
+    server = make_server(sections={"http": {**HTTP_LIMITS, "max_connections_per_ip": 2,
+                                            "max_connections_per_user_ip": 2}})
+    port = http_port(server)
+
+    def get(connection, user=None):
+        connection.request("GET", "/jmap/session", headers={"Authorization": basic(user)} if user else {})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Connection")
+
+    def connected(user=None, want=200):
+        """A new connection whose first request is answered `want`, retried while its address is full (a
+        place is freed when the server has seen its connection end)."""
+        deadline = time.time() + 10
+        while True:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            status, _ = get(connection, user)
+            if status == want or time.time() > deadline:
+                assert status == want
+                return connection
+            connection.close()
+            time.sleep(0.1)
+
+    authenticated = [connected(user) for user in (ALICE, ALICE, BOB, BOB)]  # twice the address's limit
+    for connection, user in zip(authenticated, (ALICE, ALICE, BOB, BOB)):
+        assert get(connection, user)[0] == 200  # each kept alive
+    extra = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    assert get(extra, ALICE) == (503, "close")  # alice has her two from this address
+    extra.close()
+    waiting = [connected(None, 401), connected(None, 401)]  # the address's two places, unauthenticated
+    refused = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    assert get(refused)[0] == 503  # both taken: the busy answer at accept
+    refused.close()
+    authenticated.pop(0).close()
+    waiting.pop().close()
+    authenticated.append(connected(ALICE))  # alice's freed place, through the address's freed one
+    for connection in authenticated + waiting:
+        connection.close()
 
 
 def test_guessed_tokens_are_throttled_with_the_login_throttle(make_server):

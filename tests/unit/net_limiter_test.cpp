@@ -29,7 +29,9 @@ TEST(ConnectionLimiter, AMovedSlotNoLongerCountsForItsAddress) {
     auto first = limiter->try_acquire("192.0.2.1");
     ASSERT_TRUE(first);
     EXPECT_FALSE(limiter->try_acquire("192.0.2.1"));
+    EXPECT_FALSE(first->moved());
     ASSERT_TRUE(first->move_to("7|192.0.2.1", 2));    // logged in as account 7
+    EXPECT_TRUE(first->moved());
     auto second = limiter->try_acquire("192.0.2.1");  // the address has room again
     ASSERT_TRUE(second);
     ASSERT_TRUE(second->move_to("7|192.0.2.1", 2));
@@ -47,6 +49,7 @@ TEST(ConnectionLimiter, ARefusedMoveLeavesTheSlotWhereItWas) {
     auto refused = limiter->try_acquire("192.0.2.1");
     ASSERT_TRUE(refused);
     EXPECT_FALSE(refused->move_to("7|192.0.2.1", 1));
+    EXPECT_FALSE(refused->moved());
     EXPECT_FALSE(limiter->try_acquire("192.0.2.1"));  // still counted for its address
     refused.reset();
     EXPECT_TRUE(limiter->try_acquire("192.0.2.1"));  // and released from it
@@ -61,6 +64,7 @@ TEST(ConnectionLimiter, MovingToTheKeyItHoldsIsANoOp) {
     auto slot = limiter->try_acquire("192.0.2.1");
     ASSERT_TRUE(slot);
     EXPECT_TRUE(slot->move_to("192.0.2.1", 1));
+    EXPECT_FALSE(slot->moved());
     EXPECT_FALSE(limiter->try_acquire("192.0.2.1"));
 }
 

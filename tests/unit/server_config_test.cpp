@@ -63,6 +63,18 @@ TEST_F(ConfigFile, ImapConnectionLimitsPerAddressAndPerAccountAndAddress) {
     EXPECT_FALSE(load("[imap]\nmax_connections_per_user_ip = 0\n"));
 }
 
+// HTTP likewise: connections not authenticated yet per address, authenticated ones per account and address.
+TEST_F(ConfigFile, HttpConnectionLimitsPerAddressAndPerAccountAndAddress) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->http.max_connections_per_ip, 50u);
+    EXPECT_EQ(config->http.max_connections_per_user_ip, 20u);
+    config = load("[http]\nmax_connections_per_user_ip = 3\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->http.max_connections_per_user_ip, 3u);
+    EXPECT_FALSE(load("[http]\nmax_connections_per_user_ip = 0\n"));
+}
+
 // Issue 15: the webmail's files and sessions, with their documented defaults and bounds.
 TEST_F(ConfigFile, WebmailKeysHaveDefaultsAndBounds) {
     auto config = load("");
