@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "net/proxy_protocol.h"
+
 namespace magpie::net {
 
 Connection::Connection(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls)
@@ -225,6 +227,43 @@ awaitable<bool> Connection::tls_write_all(std::string_view bytes, Clock::time_po
         }
     }
     co_return true;
+}
+
+awaitable<Result<void>> Connection::accept_proxy_header(std::chrono::milliseconds timeout) {
+    const auto until = Clock::now() + timeout;
+    // The header's octets read so far: bytes are consumed only once they are known to be the header's (all of
+    // an incomplete one's are), and the last step peeks, so nothing after the header is taken off the socket.
+    std::string header;
+    std::string peeked(kMaxProxyHeaderOctets, '\0');
+    for (;;) {
+        boost::system::error_code ec;
+        const std::size_t room = kMaxProxyHeaderOctets - header.size();
+        std::size_t n = socket_.receive(asio::buffer(peeked.data(), room), tcp::socket::message_peek, ec);
+        if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+            co_return make_error(Errc::io_error, "PROXY header: " + ec.message());
+        }
+        if (!ec && n == 0)
+            co_return make_error(Errc::io_error, "PROXY header: the peer closed the connection");
+        if (!ec) {
+            auto parsed = parse_proxy_header(header + std::string(peeked.data(), n));
+            if (parsed.status == ProxyParse::Status::invalid)
+                co_return make_error(Errc::invalid_argument, parsed.error);
+            const std::size_t take =
+                parsed.status == ProxyParse::Status::complete ? parsed.header.length - header.size() : n;
+            std::size_t got = socket_.receive(asio::buffer(peeked.data(), take), 0, ec);
+            if (ec || got != take)
+                co_return make_error(Errc::io_error, "PROXY header: the peeked bytes could not be read");
+            header.append(peeked.data(), got);
+            if (parsed.status == ProxyParse::Status::complete) {
+                if (parsed.header.source) peer_ip_ = *parsed.header.source;
+                co_return Result<void>{};
+            }
+        }
+        if (!co_await wait_readable(until, false)) {
+            co_return make_error(Errc::io_error, deadline_.timed_out() ? "PROXY header: none came in time"
+                                                                       : "PROXY header: the wait failed");
+        }
+    }
 }
 
 awaitable<Result<void>> Connection::start_tls(std::chrono::milliseconds timeout) {

@@ -38,6 +38,11 @@ public:
     awaitable<bool> write_all(std::string_view bytes, std::chrono::milliseconds timeout);
     // Server side TLS handshake on this connection.
     awaitable<Result<void>> start_tls(std::chrono::milliseconds timeout);
+    // Reads the PROXY protocol header (net/proxy_protocol.h) a load balancer sends first, exactly its octets
+    // (what follows stays on the socket for the protocol), and names the peer by the client it carries
+    // (peer_ip; unchanged for a v1 UNKNOWN or a v2 LOCAL). Before any other read and before start_tls.
+    // invalid_argument for bytes that are no header; io_error when none came in time or the peer closed.
+    awaitable<Result<void>> accept_proxy_header(std::chrono::milliseconds timeout);
 
     bool tls_active() const { return tls_active_; }
     bool tls_available() const { return tls_context_ != nullptr; }

@@ -140,6 +140,16 @@ awaitable<void> Listener::accept_loop() {
 awaitable<void> Listener::serve(tcp::socket socket) {
     auto tls = tls_ ? tls_() : nullptr;  // the current context: SIGHUP may have reloaded it
     auto connection = std::make_shared<Connection>(std::move(socket), tls);
+    if (in_networks(options_.proxy_trusted_networks, connection->peer_ip())) {
+        const auto balancer = connection->peer_ip();
+        if (auto proxied = co_await connection->accept_proxy_header(options_.handshake_timeout); !proxied) {
+            spdlog::info("{}: {}: {}", options_.service, balancer, proxied.error().message);
+            connection->close();
+            co_return;
+        }
+        spdlog::debug("{}: {} speaks for {} (PROXY protocol)", options_.service, balancer,
+                      connection->peer_ip());
+    }
     auto slot = limiter_->try_acquire(connection->peer_ip());
     if (!slot) {
         spdlog::info("{}: refusing {}: too many connections", options_.service, connection->peer_ip());

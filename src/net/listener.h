@@ -18,6 +18,7 @@
 #include "net/connection.h"
 #include "net/keepalive.h"
 #include "net/limiter.h"
+#include "net/proxy_protocol.h"
 
 namespace magpie::net {
 
@@ -59,6 +60,9 @@ struct ListenerOptions {
     std::string busy_reply;    // written to a connection refused by the limiter
     std::chrono::seconds handshake_timeout{30};
     KeepAlive keepalive;  // set on every accepted socket
+    // Load balancers: a connection from one of these must begin with a PROXY protocol header, whose client
+    // address then stands for the connection's (limits, logs, SPF); read within handshake_timeout.
+    std::vector<IpNetwork> proxy_trusted_networks;
 };
 
 class Listener {

@@ -312,13 +312,23 @@ Result<Config> load_config(const std::filesystem::path& file) {
 
     if (auto* t = section(root, "server", status)) {
         MAGPIE_TRY(check_keys(*t, "server",
-                              {"hostname", "data_dir", "user", "log_level", "threads", "shutdown_timeout"}));
+                              {"hostname", "data_dir", "user", "log_level", "threads", "shutdown_timeout",
+                               "proxy_trusted_networks"}));
         MAGPIE_TRY(read(*t, "server", "hostname", config.hostname));
         MAGPIE_TRY(read(*t, "server", "data_dir", config.data_dir));
         MAGPIE_TRY(read(*t, "server", "user", config.user));
         MAGPIE_TRY(read(*t, "server", "log_level", config.log_level));
         MAGPIE_TRY(read(*t, "server", "threads", config.threads));
         MAGPIE_TRY(read(*t, "server", "shutdown_timeout", config.shutdown_timeout));
+        std::vector<std::string> networks;
+        MAGPIE_TRY(read_strings(*t, "server", "proxy_trusted_networks", networks));
+        for (const auto& text : networks) {
+            auto network = net::parse_ip_network(text);
+            if (!network)
+                return make_error(Errc::invalid_argument,
+                                  "[server] proxy_trusted_networks: " + network.error().message);
+            config.proxy_trusted_networks.push_back(*network);
+        }
     }
     MAGPIE_TRY(status);
     if (auto* t = section(root, "tls", status)) {

@@ -11,6 +11,7 @@
 #include "base/result.h"
 #include "delivery/retry.h"
 #include "delivery/routing.h"
+#include "net/proxy_protocol.h"
 
 namespace magpie::server {
 
@@ -248,6 +249,9 @@ struct Config {
     std::string log_level = "info";
     std::size_t threads = 0;           // network threads; 0 = one per core
     std::uint32_t shutdown_timeout = 30;  // seconds SIGTERM waits for sessions to finish
+    // TCP load balancers whose connections begin with a PROXY protocol header (v1 or v2), on every listener;
+    // empty: none. Read at start (a change needs a restart, as listen addresses do).
+    std::vector<net::IpNetwork> proxy_trusted_networks;
     std::filesystem::path tls_certificate;
     std::filesystem::path tls_private_key;
     SmtpConfig smtp;

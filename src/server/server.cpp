@@ -122,6 +122,7 @@ Result<void> Server::bind(const std::vector<ListenAddress>& addresses, const std
         options.port = address.port;
         options.implicit_tls = implicit_tls;
         options.busy_reply = busy_reply;
+        options.proxy_trusted_networks = config_->proxy_trusted_networks;
         auto listener = net::Listener::bind(*pool_, options);
         if (!listener) return listener.error();
         listeners_.push_back(std::move(*listener));

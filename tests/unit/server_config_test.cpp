@@ -63,6 +63,23 @@ TEST_F(ConfigFile, ImapConnectionLimitsPerAddressAndPerAccountAndAddress) {
     EXPECT_FALSE(load("[imap]\nmax_connections_per_user_ip = 0\n"));
 }
 
+// The load balancers whose connections carry a PROXY protocol header: none unless named, each parsed.
+TEST_F(ConfigFile, ProxyTrustedNetworksAreParsedAndCheckedAtLoad) {
+    auto config = load("");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_TRUE(config->proxy_trusted_networks.empty());
+    config = load("[server]\nproxy_trusted_networks = [\"10.0.0.0/8\", \"2001:DB8::7\"]\n");
+    ASSERT_TRUE(config) << config.error().message;
+    ASSERT_EQ(config->proxy_trusted_networks.size(), 2u);
+    EXPECT_TRUE(net::in_networks(config->proxy_trusted_networks, "10.9.8.7"));
+    EXPECT_TRUE(net::in_networks(config->proxy_trusted_networks, "2001:db8::7"));
+    EXPECT_FALSE(net::in_networks(config->proxy_trusted_networks, "192.0.2.1"));
+    auto bad = load("[server]\nproxy_trusted_networks = [\"10.1.0.0/8\"]\n");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("proxy_trusted_networks"), std::string::npos);
+    EXPECT_FALSE(load("[server]\nproxy_trusted_networks = \"10.0.0.0/8\"\n"));  // a list, not a string
+}
+
 // HTTP likewise: connections not authenticated yet per address, authenticated ones per account and address.
 TEST_F(ConfigFile, HttpConnectionLimitsPerAddressAndPerAccountAndAddress) {
     auto config = load("");

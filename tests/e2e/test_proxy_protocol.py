@@ -1,0 +1,115 @@
+"""magpied behind a TCP load balancer: [server] proxy_trusted_networks names the balancers, whose connections
+begin with a PROXY protocol header (HAProxy's v1 text, v2 binary); the client address it carries stands for
+the connection's in the Received: field, the per-address limits and the logs. Here the "balancer" is this
+test on 127.0.0.1 writing the header itself (as HAProxy's send-proxy does), and a direct client connects
+from 127.0.0.5, an address not trusted, which is served as it is."""
+import socket
+import ssl
+import struct
+
+from conftest import DOMAIN, client_tls_context, read_reply, smtp_dialogue
+
+ALICE = f"alice@{DOMAIN}"
+
+
+def behind_balancer(make_server, **kwargs):
+    server = make_server(**kwargs)
+    server.stop()
+    server.config.write_text(server.config.read_text().replace(
+        "[server]\n", '[server]\nproxy_trusted_networks = ["127.0.0.1", "2001:db8::/32"]\n', 1))
+    return server.start()
+
+
+def v2_header(source, source_port, destination="127.0.0.1", destination_port=993, command=0x21):
+    addresses = socket.inet_aton(source) + socket.inet_aton(destination) + struct.pack("!HH", source_port, destination_port)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([command, 0x11]) + struct.pack("!H", len(addresses)) + addresses
+
+
+def read_line(sock):
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_smtp_through_a_balancer_records_the_client_it_names(make_server):
+    server = behind_balancer(make_server)
+    with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=30) as sock:
+        sock.sendall(f"PROXY TCP4 192.0.2.10 127.0.0.1 40000 {server.smtp_port}\r\n".encode())
+        assert read_reply(sock).startswith(b"220 ")
+        for command, code in ((b"EHLO client.example\r\n", b"250"), (f"MAIL FROM:<x@remote.example>\r\n".encode(), b"250"),
+                              (f"RCPT TO:<{ALICE}>\r\n".encode(), b"250"), (b"DATA\r\n", b"354"),
+                              (b"Subject: proxied\r\n\r\nhello\r\n.\r\n", b"250"), (b"QUIT\r\n", b"221")):
+            sock.sendall(command)
+            assert read_reply(sock).startswith(code), command
+    message = server.export(ALICE)
+    received = message.split(b"\r\n\r\n", 1)[0]
+    assert b"[192.0.2.10]" in received, received  # the client's address, not the balancer's
+    assert b"127.0.0.1" not in received
+
+
+def test_a_trusted_connection_without_a_header_is_closed_and_others_are_served(make_server):
+    server = behind_balancer(make_server)
+    with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=30) as sock:
+        sock.sendall(b"EHLO client.example\r\n")  # a balancer that forgot send-proxy
+        try:
+            assert sock.recv(4096) == b""  # closed, no greeting
+        except ConnectionResetError:
+            pass  # closed with the command unread: a reset
+    assert "no PROXY protocol header" in server.current_log()
+    # Not from a balancer: served as it is.
+    said = smtp_dialogue(server.smtp_port, [b"EHLO client.example\r\n", b"QUIT\r\n"], source="127.0.0.5")
+    assert said.startswith(b"220 ") and b"221" in said
+
+
+def test_imaps_through_a_balancer_counts_each_client_address_for_the_limits(make_server):
+    """v2 before the TLS handshake (HAProxy send-proxy-v2 in TCP mode); [imap] max_connections_per_ip counts the
+    clients the headers name, so two clients behind one balancer are two addresses, and one client's second
+    connection is over its limit of 1."""
+    server = behind_balancer(make_server, imap_options={"max_connections_per_ip": 1})
+    context = client_tls_context()
+
+    def imaps(source):
+        raw = socket.create_connection(("127.0.0.1", server.imaps_port), timeout=30)
+        raw.sendall(v2_header(source, 50000))
+        tls = context.wrap_socket(raw, server_hostname=server.hostname)
+        return tls, read_line(tls)
+
+    first, said = imaps("192.0.2.20")
+    assert said.startswith(b"* OK"), said
+    second, said = imaps("192.0.2.21")  # another client: its own address's place
+    assert said.startswith(b"* OK"), said
+    try:
+        third, said = imaps("192.0.2.20")  # the first client again: over its limit
+        assert said == b"", said  # an implicit-TLS connection over the limit is closed, as any other
+        third.close()
+    except (ssl.SSLError, ConnectionError):
+        pass  # closed during the handshake
+    # A v2 LOCAL header (the balancer's health check) keeps the balancer's own address.
+    raw = socket.create_connection(("127.0.0.1", server.imap_port), timeout=30)
+    raw.sendall(v2_header("192.0.2.20", 1, command=0x20))
+    assert read_line(raw).startswith(b"* OK")
+    raw.close()
+    for sock in (first, second):
+        sock.sendall(b"a LOGOUT\r\n")
+        sock.close()
+    log = server.current_log()
+    assert "127.0.0.1 speaks for 192.0.2.20 (PROXY protocol)" in log
+    assert "refusing 192.0.2.20: too many connections" in log
+
+
+def test_http_request_in_the_same_segment_as_the_header_is_served(make_server):
+    """The header is consumed to its last octet and no further: a request sent with it in one write (HTTP
+    speaks first) is read by the HTTP service whole."""
+    server = behind_balancer(make_server, sections={"http": {"listen": ["127.0.0.1:0"]}})
+    with socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=30) as sock:
+        sock.sendall(b"PROXY TCP6 2001:db8::9 2001:db8::1 41000 80\r\n"
+                     b"GET /.well-known/jmap HTTP/1.1\r\nHost: mx.example.test\r\nConnection: close\r\n\r\n")
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 401"), response[:200]  # no credentials: the request was read whole
+    assert "speaks for 2001:db8::9 (PROXY protocol)" in server.current_log()
