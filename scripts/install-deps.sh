@@ -12,7 +12,7 @@ packages=(
   libpq-dev postgresql
   libgmime-3.0-dev libicu-dev
   python3 python3-pytest python3-pytest-xdist swaks libnet-ssleay-perl isync strace
-  dovecot-imapd dnsmasq-base postfix iproute2 procps
+  dovecot-imapd dnsmasq-base postfix iproute2 procps haproxy  # haproxy: the PROXY protocol's real balancer
   unbound ldnsutils
   python3-dkim python3-nacl publicsuffix python3-websocket  # python3-websocket: the JMAP WebSocket (RFC 8887) e2e client
   libxml2-dev media-types

@@ -3,11 +3,17 @@ begin with a PROXY protocol header (HAProxy's v1 text, v2 binary); the client ad
 the connection's in the Received: field, the per-address limits and the logs. Here the "balancer" is this
 test on 127.0.0.1 writing the header itself (as HAProxy's send-proxy does), and a direct client connects
 from 127.0.0.5, an address not trusted, which is served as it is."""
+import shutil
+import smtplib
 import socket
 import ssl
 import struct
+import subprocess
+import time
 
-from conftest import DOMAIN, client_tls_context, read_reply, smtp_dialogue
+import pytest
+
+from conftest import DOMAIN, PASSWORD, client_tls_context, read_reply, smtp_dialogue
 
 ALICE = f"alice@{DOMAIN}"
 
@@ -113,3 +119,60 @@ def test_http_request_in_the_same_segment_as_the_header_is_served(make_server):
             response += chunk
     assert response.startswith(b"HTTP/1.1 401"), response[:200]  # no credentials: the request was read whole
     assert "speaks for 2001:db8::9 (PROXY protocol)" in server.current_log()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is installed by scripts/install-deps.sh")
+def test_through_haproxy_send_proxy_and_send_proxy_v2(make_server, tmp_path):
+    """Debian's HAProxy in TCP mode in front of SMTP (send-proxy, v1) and IMAPS (send-proxy-v2, TLS ending at
+    magpied): the client's own address (127.0.0.9 here) is what magpied records."""
+    server = behind_balancer(make_server)
+    smtp_port, imaps_port = free_port(), free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(f"""global
+    maxconn 100
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend smtp
+    bind 127.0.0.1:{smtp_port}
+    default_backend smtp
+backend smtp
+    server magpied 127.0.0.1:{server.smtp_port} send-proxy
+frontend imaps
+    bind 127.0.0.1:{imaps_port}
+    default_backend imaps
+backend imaps
+    server magpied 127.0.0.1:{server.imaps_port} send-proxy-v2
+""")
+    haproxy = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while True:  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", imaps_port), timeout=5).close()
+                break
+            except OSError:
+                assert haproxy.poll() is None and time.time() < deadline, haproxy.stdout.read() if haproxy.poll() else ""
+                time.sleep(0.1)
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30, source_address=("127.0.0.9", 0)) as smtp:
+            smtp.sendmail("x@remote.example", [ALICE], b"Subject: through haproxy\r\n\r\nhello\r\n")
+        received = server.export(ALICE).split(b"\r\n\r\n", 1)[0]
+        assert b"([127.0.0.9])" in received, received
+        with socket.create_connection(("127.0.0.1", imaps_port), timeout=30, source_address=("127.0.0.9", 0)) as raw:
+            with client_tls_context().wrap_socket(raw, server_hostname=server.hostname) as tls:
+                assert read_line(tls).startswith(b"* OK")
+                tls.sendall(f"a LOGIN {ALICE} \"{PASSWORD}\"\r\n".encode())
+                assert read_line(tls).startswith(b"a OK")
+                tls.sendall(b"b LOGOUT\r\n")
+        assert "speaks for 127.0.0.9 (PROXY protocol)" in server.current_log()
+    finally:
+        haproxy.terminate()
+        haproxy.wait(timeout=30)
