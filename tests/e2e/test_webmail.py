@@ -28,6 +28,10 @@ ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
 CAROL = "carol@elsewhere.test"
 HTTP = {"listen": ["127.0.0.1:0"], "allow_plaintext_login": True}
+# A step that waits on a password check: argon2id runs on the hashing threads at [auth] hash_nice (10), which
+# a fully loaded machine (every core at nice 0: the other test workers, a fuzz build) starves to a twentieth
+# of a core, so a sign-in there took longer than a step's 10 s (a CI run: both backends at once).
+SIGN_IN_MS = 60000
 
 
 
@@ -50,7 +54,7 @@ def http_request(server, method, path, body=None, headers=None):
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=20) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
@@ -165,7 +169,7 @@ def webmail(make_server, tmp_path, request):
             b.fill(selector="#username", value=user)
             b.fill(selector="#password", value=password)
             b.click(selector="form button[type=submit]")
-            b.wait(selector="nav.mailboxes button[data-mailbox]")
+            b.wait(selector="nav.mailboxes button[data-mailbox]", timeout=SIGN_IN_MS)
 
         def shot(self, screen):
             return self.browser.shot(self.name, screen)
@@ -361,7 +365,7 @@ def test_sessions_survive_a_restart_and_sign_out_and_password_change_end_them(ma
         b.fill(selector="#username", value=ALICE)
         b.fill(selector="#password", value=PASSWORD)
         b.click(selector="form button[type=submit]")
-        b.wait(selector="nav.mailboxes button[data-mailbox]")
+        b.wait(selector="nav.mailboxes button[data-mailbox]", timeout=SIGN_IN_MS)
         cookie = next(f"{c['name']}={c['value']}" for c in b.cookies() if c["name"] == "magpie_session")
         status, headers, _ = login(server)  # a second session, from another "device"
         assert status == 200
@@ -409,7 +413,7 @@ def test_sign_in_shows_mailboxes_and_sign_out_returns_to_the_form(webmail):
     b.fill(selector="#username", value=ALICE)
     b.fill(selector="#password", value="wrong password")
     b.click(selector="form button[type=submit]")
-    b.wait_text(selector="[role=alert]", text="Wrong address or password")
+    b.wait_text(selector="[role=alert]", text="Wrong address or password", timeout=SIGN_IN_MS)
     webmail.sign_in()
     names = b.eval(script="() => [...document.querySelectorAll('nav.mailboxes [data-mailbox]')].map(b => b.dataset.mailbox)")
     assert "INBOX" in names
@@ -996,7 +1000,7 @@ def test_delivery_state_shows_deferred_with_the_remote_reply(tmp_path):
         b.fill(selector="#username", value=ALICE)
         b.fill(selector="#password", value=PASSWORD)
         b.click(selector="form button[type=submit]")
-        b.wait(selector="nav.mailboxes button[data-mailbox]")
+        b.wait(selector="nav.mailboxes button[data-mailbox]", timeout=SIGN_IN_MS)
         b.press(selector=None, key="c")
         b.wait(selector="#compose-to")
         b.fill(selector="#compose-to", value="dave@greylist.test, erin@unreachable.test")
