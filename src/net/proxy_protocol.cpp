@@ -155,6 +155,33 @@ bool in_networks(const std::vector<IpNetwork>& networks, std::string_view addres
     return false;
 }
 
+std::string forwarded_client(std::string_view forwarded_for, const std::string& peer,
+                             const std::vector<IpNetwork>& proxies) {
+    std::string client = peer;
+    while (!forwarded_for.empty()) {
+        const auto comma = forwarded_for.rfind(',');
+        std::string_view entry =
+            comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1);
+        forwarded_for = comma == std::string_view::npos ? std::string_view{} : forwarded_for.substr(0, comma);
+        while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) entry.remove_prefix(1);
+        while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) entry.remove_suffix(1);
+        if (entry.starts_with('[') && entry.find(']') != std::string_view::npos) {
+            entry = entry.substr(1, entry.find(']') - 1);  // "[2001:db8::1]:443"
+        } else if (entry.find(':') != std::string_view::npos && entry.find(':') == entry.rfind(':')) {
+            entry = entry.substr(0, entry.find(':'));  // "192.0.2.1:443"
+        }
+        std::array<unsigned char, 16> raw{};
+        const int family = entry.find(':') == std::string_view::npos ? AF_INET : AF_INET6;
+        if (entry.empty() || entry.size() >= INET6_ADDRSTRLEN ||
+            inet_pton(family, std::string(entry).c_str(), raw.data()) != 1) {
+            break;
+        }
+        client = address_text(family, raw.data());
+        if (!in_networks(proxies, client)) break;
+    }
+    return client;
+}
+
 ProxyParse parse_proxy_header(std::string_view bytes) {
     if (bytes.starts_with(kV1Prefix)) return parse_v1(bytes);
     if (bytes.starts_with(kV2Signature)) return parse_v2(bytes);

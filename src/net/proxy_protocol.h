@@ -55,4 +55,12 @@ Result<IpNetwork> parse_ip_network(std::string_view text);
 // Whether `address` (text as Connection::peer_ip gives it) is inside one of `networks`.
 bool in_networks(const std::vector<IpNetwork>& networks, std::string_view address);
 
+// The client of an HTTP request that came from a reverse proxy in `proxies` (`peer`, the connection's
+// address): the X-Forwarded-For list (`forwarded_for`, "client, proxy1, proxy2") read from its right end,
+// where the proxy next to us appended its own peer, past every address that is itself one of `proxies`. An
+// entry that is no address ends the walk (what lies left of it is the client's to write, and unchecked),
+// as does an empty list: then the last trusted hop stands. Addresses as Connection::peer_ip writes them.
+std::string forwarded_client(std::string_view forwarded_for, const std::string& peer,
+                             const std::vector<IpNetwork>& proxies);
+
 }  // namespace magpie::net

@@ -125,6 +125,23 @@ Result<void> read_strings(const toml::table& table, std::string_view section, st
     return {};
 }
 
+// A list of addresses and blocks ("10.0.0.0/8"), each checked (net::parse_ip_network).
+Result<void> read_networks(const toml::table& table, std::string_view section, std::string_view key,
+                           std::vector<net::IpNetwork>& out) {
+    std::vector<std::string> texts;
+    MAGPIE_TRY(read_strings(table, section, key, texts));
+    out.clear();
+    for (const auto& text : texts) {
+        auto network = net::parse_ip_network(text);
+        if (!network) {
+            return make_error(Errc::invalid_argument,
+                              fmt::format("[{}] {}: {}", section, key, network.error().message));
+        }
+        out.push_back(*network);
+    }
+    return {};
+}
+
 // One [[queue.route]] table: domain, host, port, require_tls, implicit_tls, username, password.
 Result<delivery::StaticRoute> read_route(const toml::table& t) {
     delivery::StaticRoute route;
@@ -320,15 +337,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "server", "log_level", config.log_level));
         MAGPIE_TRY(read(*t, "server", "threads", config.threads));
         MAGPIE_TRY(read(*t, "server", "shutdown_timeout", config.shutdown_timeout));
-        std::vector<std::string> networks;
-        MAGPIE_TRY(read_strings(*t, "server", "proxy_trusted_networks", networks));
-        for (const auto& text : networks) {
-            auto network = net::parse_ip_network(text);
-            if (!network)
-                return make_error(Errc::invalid_argument,
-                                  "[server] proxy_trusted_networks: " + network.error().message);
-            config.proxy_trusted_networks.push_back(*network);
-        }
+        MAGPIE_TRY(read_networks(*t, "server", "proxy_trusted_networks", config.proxy_trusted_networks));
     }
     MAGPIE_TRY(status);
     if (auto* t = section(root, "tls", status)) {
@@ -469,10 +478,11 @@ Result<Config> load_config(const std::filesystem::path& file) {
                                "max_concurrent_uploads", "max_calls_in_request", "max_objects_in_get",
                                "max_objects_in_set", "max_query_message_reads", "max_search_terms", "max_json_depth",
                                "max_json_string_octets", "max_connections", "max_connections_per_ip",
-                               "max_connections_per_user_ip", "websocket_ping_interval", "websocket_idle_timeout",
-                               "webmail_dir", "webmail_max_octets", "webmail_session_idle", "webmail_session_lifetime",
-                               "webmail_max_sessions", "webmail_max_sessions_per_account", "max_submission_recipients",
-                               "max_changes", "api_threads", "write_threads", "websocket_close_timeout"}));
+                               "max_connections_per_user_ip", "reverse_proxies", "websocket_ping_interval",
+                               "websocket_idle_timeout", "webmail_dir", "webmail_max_octets", "webmail_session_idle",
+                               "webmail_session_lifetime", "webmail_max_sessions", "webmail_max_sessions_per_account",
+                               "max_submission_recipients", "max_changes", "api_threads", "write_threads",
+                               "websocket_close_timeout"}));
         MAGPIE_TRY(read_listen(*t, "http", "listen", s.listen));
         MAGPIE_TRY(read_listen(*t, "http", "listen_tls", s.listen_tls));
         MAGPIE_TRY(read(*t, "http", "allow_plaintext_login", s.allow_plaintext_login));
@@ -496,6 +506,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "http", "max_connections", s.max_connections));
         MAGPIE_TRY(read(*t, "http", "max_connections_per_ip", s.max_connections_per_ip));
         MAGPIE_TRY(read(*t, "http", "max_connections_per_user_ip", s.max_connections_per_user_ip));
+        MAGPIE_TRY(read_networks(*t, "http", "reverse_proxies", s.reverse_proxies));
         MAGPIE_TRY(read(*t, "http", "websocket_ping_interval", s.websocket_ping_interval));
         MAGPIE_TRY(read(*t, "http", "websocket_idle_timeout", s.websocket_idle_timeout));
         MAGPIE_TRY(read(*t, "http", "websocket_close_timeout", s.websocket_close_timeout));

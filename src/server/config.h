@@ -119,6 +119,9 @@ struct HttpConfig {
     std::size_t max_connections = 1000;
     std::size_t max_connections_per_ip = 50;       // connections with no authenticated request yet
     std::size_t max_connections_per_user_ip = 20;  // after one: a browser opens 6, more with push and tabs
+    // HTTP reverse proxies (nginx, Caddy, Apache) in front of magpied: their requests name the client in
+    // X-Forwarded-For and the scheme (https when TLS ended at the proxy) in X-Forwarded-Proto.
+    std::vector<net::IpNetwork> reverse_proxies;
     // JMAP over WebSocket (RFC 8887, /jmap/ws): a ping after this many seconds without a frame from the client,
     // and the connection closed once none came for websocket_idle_timeout (a live client answers pings).
     std::uint32_t websocket_ping_interval = 60;

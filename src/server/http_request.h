@@ -27,6 +27,10 @@ struct HttpService::Request {
     std::string websocket_version;   // Sec-WebSocket-Version
     std::string websocket_protocol;  // Sec-WebSocket-Protocol
     std::string early_data;          // bytes read after an upgrade request: the client's first frames
+    // Who sent it and how: the connection's address and TLS, or, when the connection comes from one of
+    // [http] reverse_proxies, the client X-Forwarded-For names and the scheme X-Forwarded-Proto names.
+    std::string client_ip;
+    bool secure = false;
 };
 
 }  // namespace magpie::server

@@ -8,17 +8,19 @@
 #include <spdlog/spdlog.h>
 
 #include "auth/authenticator.h"
+#include "base/strings.h"
 #include "base/time.h"
+#include "delivery/outgoing.h"
 #include "http/jmap_websocket.h"
 #include "http/methods/api_token.h"
 #include "http/methods/blob.h"
 #include "http/methods/mailbox.h"
 #include "http/methods/session.h"
 #include "http/push.h"
-#include "http/websocket.h"
 #include "http/push_state.h"
+#include "http/websocket.h"
 #include "mailauth/mta_sts.h"
-#include "delivery/outgoing.h"
+#include "net/proxy_protocol.h"
 #include "server/http_request.h"
 #include "server/smtp_service.h"
 #include "store/summary.h"
@@ -82,13 +84,13 @@ std::uint64_t body_limit_for(std::string_view target, const HttpConfig& config) 
 
 // "http(s)://host" for the session resource's URLs, from the Host header when it is a plain host[:port]
 // (RFC 9110 7.2); "" (relative URLs) otherwise.
-std::string base_url(const HttpService::Request& request, const net::Connection& connection) {
+std::string base_url(const HttpService::Request& request) {
     const std::string& host = request.host;
     if (host.empty() || host.size() > 261 ||
         host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != std::string::npos) {
         return {};
     }
-    return fmt::format("{}://{}", connection.tls_active() ? "https" : "http", host);
+    return fmt::format("{}://{}", request.secure ? "https" : "http", host);
 }
 
 // Beast's parse errors as the problem a client gets before the connection closes.
@@ -124,7 +126,7 @@ http::Response mta_sts_policy_response(const HttpService::Request& request, cons
 // RFC 6455 4.2.1 and RFC 8887 4.2: what an upgrade to the JMAP WebSocket must carry, checked before the
 // credentials are. A cookie rides along on any site's WebSocket (no CORS there, SameSite aside), so a
 // cookie-authenticated upgrade must name the webmail's own Origin.
-std::optional<http::Response> websocket_refusal(const HttpService::Request& request, const net::Connection& connection) {
+std::optional<http::Response> websocket_refusal(const HttpService::Request& request) {
     namespace ws = http::websocket;
     if (!ws::has_token(request.upgrade, "websocket", true) || !ws::has_token(request.connection, "upgrade", true)) {
         auto response = problem(426, "this URL speaks JMAP over WebSocket only (RFC 8887)");
@@ -141,7 +143,7 @@ std::optional<http::Response> websocket_refusal(const HttpService::Request& requ
         return problem(400, "the \"jmap\" WebSocket subprotocol is required (RFC 8887 4.2)");
     }
     if (request.authorization.empty() && !request.cookie.empty() &&
-        (request.origin.empty() || !http::same_origin(request.origin, request.host, connection.tls_active()))) {
+        (request.origin.empty() || !http::same_origin(request.origin, request.host, request.secure))) {
         return problem(403, "a cookie-authenticated WebSocket must come from the webmail's own origin");
     }
     return std::nullopt;
@@ -184,17 +186,17 @@ struct HttpService::WebSocketPush {
 // connections that have not authenticated, so the users behind one address (a NAT, an office, a reverse
 // proxy on this host) are not refused together. A connection keeps the account of its first request. Over
 // the account's limit the request is refused (503) and the connection closed.
-bool HttpService::admit(net::Connection& connection, std::int64_t account_id, const Config& config) {
+bool HttpService::admit(net::Connection& connection, const std::string& client_ip, std::int64_t account_id,
+                        const Config& config) {
     auto* slot = connection.limiter_slot();
     if (slot == nullptr || slot->moved()) return true;
-    if (slot->move_to(fmt::format("{}|{}", account_id, connection.peer_ip()),
-                      config.http.max_connections_per_user_ip)) {
+    if (slot->move_to(fmt::format("{}|{}", account_id, client_ip), config.http.max_connections_per_user_ip)) {
         return true;
     }
     spdlog::info(
         "http: {}: request refused: account {} has {} connections from this address already "
         "([http] max_connections_per_user_ip)",
-        connection.peer_ip(), account_id, config.http.max_connections_per_user_ip);
+        client_ip, account_id, config.http.max_connections_per_user_ip);
     return false;
 }
 
@@ -212,24 +214,23 @@ void HttpService::leave(std::int64_t account_id, bool upload) {
     if (auto it = map.find(account_id); it != map.end() && --it->second == 0) map.erase(it);
 }
 
-awaitable<Result<store::Account>> HttpService::authenticate(const Request& request, const net::Connection& connection,
-                                                            const Config& config) {
+awaitable<Result<store::Account>> HttpService::authenticate(const Request& request, const Config& config) {
     if (request.authorization.empty() && !request.cookie.empty()) {
-        auto account = co_await authenticate_cookie(request, connection, config);
+        auto account = co_await authenticate_cookie(request, config);
         co_return account;
     }
     auto credentials = http::parse_authorization(request.authorization);
     if (!credentials) co_return make_error(Errc::auth_failed, "authentication required");
     // RFC 7617 4 and RFC 6750 5.3: credentials travel only over TLS, unless the operator allows plain
     // HTTP (the demo on loopback).
-    if (!connection.tls_active() && !config.http.allow_plaintext_login) {
+    if (!request.secure && !config.http.allow_plaintext_login) {
         co_return make_error(Errc::auth_failed, "credentials are accepted over TLS only");
     }
     auto& s = services_;
     if (credentials->scheme == http::Credentials::Scheme::bearer) {
         // Not yet authenticated: the login pool, though tokens are cheap to check (random, not argon2id), so a
         // flood of bad tokens cannot take the API pool from logged-in clients.
-        auto check = s.login_executor.run([&s, token = credentials->secret, ip = connection.peer_ip()]() {
+        auto check = s.login_executor.run([&s, token = credentials->secret, ip = request.client_ip]() {
             return http::authenticate_token(s.store, s.throttle, token, ip, unix_now());
         });
         auto account = co_await std::move(check);
@@ -237,7 +238,7 @@ awaitable<Result<store::Account>> HttpService::authenticate(const Request& reque
     }
 
     auto check = s.login_executor.run([&s, user = credentials->user, password = credentials->secret,
-                                       ip = connection.peer_ip()]() {
+                                       ip = request.client_ip]() {
         return auth::authenticate_plain(s.store, s.hash_limiter, s.throttle, user, password, ip, unix_now(),
                                         s.verified_cache);
     });
@@ -252,7 +253,7 @@ awaitable<http::Response> HttpService::handle(const Request& request,
     if (http::autoconfig::handles(path)) co_return co_await client_setup(request, config);
     if (path == "/.well-known/mta-sts.txt") co_return mta_sts_policy_response(request, config);
     if (auto route = http::webmail_route(path); route != http::WebmailRoute::none) {
-        auto response = co_await webmail(request, *connection, config, route);
+        auto response = co_await webmail(request, config, route);
         co_return response;
     }
     const bool session = path == "/.well-known/jmap" || path == "/jmap/session";
@@ -269,10 +270,10 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         co_return response;
     }
     if (websocket) {
-        if (auto refusal = websocket_refusal(request, *connection)) co_return std::move(*refusal);
+        if (auto refusal = websocket_refusal(request)) co_return std::move(*refusal);
     }
 
-    auto authenticated = co_await authenticate(request, *connection, config);
+    auto authenticated = co_await authenticate(request, config);
     if (!authenticated) {
         const auto& error = authenticated.error();
         switch (error.code) {
@@ -288,14 +289,14 @@ awaitable<http::Response> HttpService::handle(const Request& request,
         }
     }
     const store::Account account = *authenticated;
-    if (!admit(*connection, account.id, config)) {
+    if (!admit(*connection, request.client_ip, account.id, config)) {
         auto response = problem(503, "too many connections of this account from this address");
         response.close = true;
         co_return response;
     }
     const auto limits = api_limits(config.http);
 
-    if (session) co_return json_response(http::session_resource(account, limits, base_url(request, *connection)));
+    if (session) co_return json_response(http::session_resource(account, limits, base_url(request)));
     if (events) {
         auto parsed = http::parse_event_source_query(query);
         if (!parsed) co_return problem(400, "the EventSource query needs types, and closeafter/ping as RFC 8620 7.3 says");
@@ -720,8 +721,29 @@ awaitable<void> HttpService::serve(std::shared_ptr<net::Connection> connection) 
                         std::string(message[bhttp::field::sec_websocket_key]),
                         std::string(message[bhttp::field::sec_websocket_version]),
                         std::string(message[bhttp::field::sec_websocket_protocol]),
-                        {}};
+                        {},
+                        connection->peer_ip(),
+                        connection->tls_active()};
         if (!request.upgrade.empty()) request.early_data = std::move(pending);
+        if (net::in_networks(config->http.reverse_proxies, request.client_ip)) {
+            // Several field lines are one list in their order (RFC 9110 5.3): a proxy that adds a line of its
+            // own rather than appending to the client's must not leave the client's line to be read first.
+            std::string forwarded_for;
+            std::string_view scheme;
+            for (const auto& field : message) {
+                const std::string_view name(field.name_string().data(), field.name_string().size());
+                const std::string_view value(field.value().data(), field.value().size());
+                if (iequals(name, "X-Forwarded-For")) {
+                    if (!forwarded_for.empty()) forwarded_for += ',';
+                    forwarded_for += value;
+                } else if (iequals(name, "X-Forwarded-Proto")) {
+                    scheme = value;  // the last line: the nearest proxy's
+                }
+            }
+            request.client_ip = net::forwarded_client(forwarded_for, request.client_ip, config->http.reverse_proxies);
+            if (iequals(scheme, "https")) request.secure = true;
+            if (iequals(scheme, "http")) request.secure = false;
+        }
         bool streamed = false;
         auto response = co_await handle(request, connection, *config, streamed);
         if (streamed) co_return;

@@ -71,8 +71,7 @@ private:
                                      const Config& config, bool& streamed);
     // Autoconfig, autodiscover, Apple profiles (issue 18): no login; the local domains come from the store.
     awaitable<http::Response> client_setup(const Request& request, const Config& config);
-    awaitable<Result<store::Account>> authenticate(const Request& request, const net::Connection& connection,
-                                                   const Config& config);
+    awaitable<Result<store::Account>> authenticate(const Request& request, const Config& config);
     awaitable<void> event_source(const std::shared_ptr<net::Connection>& connection, const store::Account& account,
                                  const http::EventSourceQuery& query, const Config& config);
     // RFC 8887: after the 101, one coroutine per connection reads frames (http/websocket.h), runs Request
@@ -87,17 +86,13 @@ private:
     awaitable<std::string> websocket_push(const store::Account& account, WebSocketPush& push);
     // The webmail (http_webmail.cpp): its built files, its sign-in routes and cookie sessions.
     void load_webmail(const Config& config);
-    awaitable<http::Response> webmail(const Request& request, const net::Connection& connection, const Config& config,
-                                      http::WebmailRoute route);
-    awaitable<http::Response> webmail_login(const Request& request, const net::Connection& connection,
-                                            const Config& config);
+    awaitable<http::Response> webmail(const Request& request, const Config& config, http::WebmailRoute route);
+    awaitable<http::Response> webmail_login(const Request& request, const Config& config);
     // The account of the request's session cookie. auth_failed when there is none, it is unknown or expired,
     // or (for anything but GET/HEAD) the X-Magpie-CSRF header or the Origin does not match the session's.
-    awaitable<Result<store::Account>> authenticate_cookie(const Request& request, const net::Connection& connection,
-                                                          const Config& config);
+    awaitable<Result<store::Account>> authenticate_cookie(const Request& request, const Config& config);
     // The request's cookie session and its account, from the store (auth_failed when none or not live).
     awaitable<Result<http::WebSessions::Found>> find_web_session(const Request& request,
-                                                                 const net::Connection& connection,
                                                                  const Config& config);
     static http::Response webmail_unauthorized(std::string detail);
 
@@ -109,9 +104,10 @@ private:
     // method (EmailSubmission/set) pauses it while the group committer works: no pool thread waits.
     awaitable<http::Answer> run_api(const store::Account& account, const Config& config,
                                     std::variant<std::string_view, nlohmann::json> request);
-    // Moves the connection's limiter slot to (account, address) at its first authenticated request; false
-    // when the account has [http] max_connections_per_user_ip connections from that address already.
-    bool admit(net::Connection& connection, std::int64_t account_id, const Config& config);
+    // Moves the connection's limiter slot to (account, client address) at its first authenticated request;
+    // false when the account has [http] max_connections_per_user_ip connections from that address already.
+    bool admit(net::Connection& connection, const std::string& client_ip, std::int64_t account_id,
+               const Config& config);
     // Per-account count of API requests running (maxConcurrentRequests); false when at the limit.
     // Uploads count apart (maxConcurrentUpload).
     bool enter(std::int64_t account_id, std::size_t limit, bool upload = false);

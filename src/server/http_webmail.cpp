@@ -106,9 +106,8 @@ void HttpService::load_webmail(const Config& config) {
 }
 
 awaitable<Result<http::WebSessions::Found>> HttpService::find_web_session(const Request& request,
-                                                                          const net::Connection& connection,
                                                                           const Config& config) {
-    auto id = http::cookie_value(request.cookie, http::session_cookie_name(connection.tls_active()));
+    auto id = http::cookie_value(request.cookie, http::session_cookie_name(request.secure));
     if (!id) co_return make_error(Errc::auth_failed, "not signed in");
     // The store keeps the sessions (a restart keeps them); the account is looked up in the same trip, so a
     // deleted, disabled or re-passworded account stops working at once.
@@ -121,9 +120,8 @@ awaitable<Result<http::WebSessions::Found>> HttpService::find_web_session(const 
 }
 
 awaitable<Result<store::Account>> HttpService::authenticate_cookie(const Request& request,
-                                                                   const net::Connection& connection,
                                                                    const Config& config) {
-    auto found = co_await find_web_session(request, connection, config);
+    auto found = co_await find_web_session(request, config);
     if (!found) {
         if (found.error().code == Errc::auth_failed) {
             co_return make_error(Errc::auth_failed, "not signed in, or the session expired");
@@ -134,29 +132,28 @@ awaitable<Result<store::Account>> HttpService::authenticate_cookie(const Request
         // SameSite=Strict already keeps the cookie off cross-site requests; the token and the Origin check
         // make a forged POST fail even where a browser does not honour SameSite.
         if (!http::csrf_token_matches(found->session, request.csrf_token) ||
-            !http::same_origin(request.origin, request.host, connection.tls_active())) {
+            !http::same_origin(request.origin, request.host, request.secure)) {
             co_return make_error(Errc::auth_failed, "missing or wrong X-Magpie-CSRF token for this session");
         }
     }
     co_return std::move(found->account);
 }
 
-awaitable<http::Response> HttpService::webmail_login(const Request& request, const net::Connection& connection,
-                                                     const Config& config) {
+awaitable<http::Response> HttpService::webmail_login(const Request& request, const Config& config) {
     // A JSON body: a cross-site HTML form cannot send one without a CORS preflight, which this server never
     // grants, so no other site can sign a visitor in to an account of its choosing (login CSRF).
     if (!istarts_with(request.content_type, "application/json") ||
-        !http::same_origin(request.origin, request.host, connection.tls_active())) {
+        !http::same_origin(request.origin, request.host, request.secure)) {
         co_return problem_answer(403, "sign-in is accepted from the webmail's own page only");
     }
-    if (!connection.tls_active() && !config.http.allow_plaintext_login) {
+    if (!request.secure && !config.http.allow_plaintext_login) {
         co_return problem_answer(403, "passwords are accepted over TLS only");
     }
     auto form = http::parse_login_form(request.body);
     if (!form) co_return problem_answer(400, "the body must be {\"username\": ..., \"password\": ...}");
     auto& s = services_;
     // The same check, lockouts and argon2id pool as IMAP and SMTP logins.
-    auto check = s.login_executor.run([&s, form = std::move(*form), ip = connection.peer_ip()]() {
+    auto check = s.login_executor.run([&s, form = std::move(*form), ip = request.client_ip]() {
         return auth::authenticate_plain(s.store, s.hash_limiter, s.throttle, form.username, form.password, ip,
                                         unix_now(), s.verified_cache);
     });
@@ -172,7 +169,7 @@ awaitable<http::Response> HttpService::webmail_login(const Request& request, con
             default: co_return problem_answer(500, "sign-in failed on the server's side");
         }
     }
-    const bool tls = connection.tls_active();
+    const bool tls = request.secure;
     // Durable before the cookie is handed out: a restart right after still finds the session.
     auto start = s.executor.run([this, &s, account = *account, limits = session_limits(config.http)]() {
         return web_sessions_.create(s.store, account, unix_now(), limits);
@@ -182,16 +179,16 @@ awaitable<http::Response> HttpService::webmail_login(const Request& request, con
         spdlog::warn("webmail: cannot start a session for {}: {}", account->address, created.error().message);
         co_return problem_answer(503, "cannot start a session now; try again");
     }
-    spdlog::info("webmail: {} signed in from {}", account->address, connection.peer_ip());
+    spdlog::info("webmail: {} signed in from {}", account->address, request.client_ip);
     auto response = json_answer(200, session_answer(created->session));
     response.headers.emplace_back("Set-Cookie",
                                   http::session_set_cookie(created->id, tls, config.http.webmail_session_lifetime));
     co_return response;
 }
 
-awaitable<http::Response> HttpService::webmail(const Request& request, const net::Connection& connection,
-                                               const Config& config, http::WebmailRoute route) {
-    const bool tls = connection.tls_active();
+awaitable<http::Response> HttpService::webmail(const Request& request, const Config& config,
+                                               http::WebmailRoute route) {
+    const bool tls = request.secure;
     auto [path, query] = http::split_target(request.target);
     auto only = [](std::string_view allow) {
         auto response = problem_answer(405, "method not allowed here");
@@ -208,19 +205,19 @@ awaitable<http::Response> HttpService::webmail(const Request& request, const net
         }
         case http::WebmailRoute::login: {
             if (request.method != "POST") co_return only("POST");
-            auto response = co_await webmail_login(request, connection, config);
+            auto response = co_await webmail_login(request, config);
             co_return response;
         }
         case http::WebmailRoute::session: {
             if (request.method != "GET") co_return only("GET");
-            auto found = co_await find_web_session(request, connection, config);
+            auto found = co_await find_web_session(request, config);
             if (!found && found.error().code == Errc::permission_denied) co_return problem_answer(403, found.error().message);
             if (!found) co_return webmail_unauthorized("not signed in");
             co_return json_answer(200, session_answer(found->session));
         }
         case http::WebmailRoute::logout: {
             if (request.method != "POST") co_return only("POST");
-            auto found = co_await find_web_session(request, connection, config);
+            auto found = co_await find_web_session(request, config);
             if (found && (!http::csrf_token_matches(found->session, request.csrf_token) ||
                           !http::same_origin(request.origin, request.host, tls))) {
                 co_return problem_answer(403, "missing or wrong X-Magpie-CSRF token for this session");

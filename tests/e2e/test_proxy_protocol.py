@@ -1,8 +1,12 @@
 """magpied behind a TCP load balancer: [server] proxy_trusted_networks names the balancers, whose connections
 begin with a PROXY protocol header (HAProxy's v1 text, v2 binary); the client address it carries stands for
 the connection's in the Received: field, the per-address limits and the logs. Here the "balancer" is this
-test on 127.0.0.1 writing the header itself (as HAProxy's send-proxy does), and a direct client connects
-from 127.0.0.5, an address not trusted, which is served as it is."""
+test on 127.0.0.1 writing the header itself (as HAProxy's send-proxy does), or Debian's HAProxy, and a direct
+client connects from 127.0.0.5, an address not trusted, which is served as it is. Last, behind an HTTP
+reverse proxy ([http] reverse_proxies): X-Forwarded-For and X-Forwarded-Proto from the proxy's address."""
+import base64
+import http.client
+import json
 import shutil
 import smtplib
 import socket
@@ -16,6 +20,7 @@ import pytest
 from conftest import DOMAIN, PASSWORD, client_tls_context, read_reply, smtp_dialogue
 
 ALICE = f"alice@{DOMAIN}"
+BOB = f"bob@{DOMAIN}"
 
 
 def behind_balancer(make_server, **kwargs):
@@ -176,3 +181,62 @@ backend imaps
     finally:
         haproxy.terminate()
         haproxy.wait(timeout=30)
+
+
+def http_via(server, source, method, path, headers, body=None):
+    """One request from `source` (127.0.0.1 plays the reverse proxy): status, Set-Cookie, body. `headers` is
+    a dict or a list of (name, value) pairs (a field may come on several lines)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.ports["http"], timeout=60, source_address=(source, 0))
+    try:
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items() if isinstance(headers, dict) else headers:
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body.encode())))
+        connection.endheaders(body.encode() if body is not None else None)
+        response = connection.getresponse()
+        return response.status, response.getheader("Set-Cookie") or "", response.read()
+    finally:
+        connection.close()
+
+
+def test_http_behind_a_reverse_proxy_takes_the_client_and_the_scheme_it_forwards(make_server):
+    """[http] reverse_proxies: nginx in HTTP mode, TLS ending there, sends X-Forwarded-For and
+    X-Forwarded-Proto; magpied takes them from the proxy's address only."""
+    server = make_server(sections={"http": {"listen": ["127.0.0.1:0"], "reverse_proxies": ["127.0.0.1"]}},
+                         auth_options={"max_ip_failures": 3})
+
+    def basic(user, password=PASSWORD):
+        return {"Host": "mail.example.test",
+                "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+    def forwarded(client):
+        return {"X-Forwarded-Proto": "https", "X-Forwarded-For": f"203.0.113.66, {client}"}  # the left: forged
+
+    # TLS ended at the proxy: Basic is accepted (no allow_plaintext_login) and the session's URLs are https.
+    status, _, body = http_via(server, "127.0.0.1", "GET", "/jmap/session", {**basic(ALICE), **forwarded("192.0.2.1")})
+    assert status == 200, body
+    assert json.loads(body)["apiUrl"].startswith("https://mail.example.test/")
+    # Plain HTTP at the proxy (no X-Forwarded-Proto), or the headers from an address that is no proxy: Basic
+    # over plain HTTP, refused.
+    assert http_via(server, "127.0.0.1", "GET", "/jmap/session", basic(ALICE))[0] == 401
+    assert http_via(server, "127.0.0.5", "GET", "/jmap/session", {**basic(ALICE), **forwarded("192.0.2.1")})[0] == 401
+    # The login throttle counts the forwarded client: 192.0.2.66's failures lock 192.0.2.66 out, not the
+    # proxy's other clients.
+    statuses = [http_via(server, "127.0.0.1", "GET", "/jmap/session",
+                         {**basic(BOB, "wrong"), **forwarded("192.0.2.66")})[0] for _ in range(4)]
+    assert statuses[:3] == [401, 401, 401] and statuses[3] == 429, statuses
+    assert http_via(server, "127.0.0.1", "GET", "/jmap/session", {**basic(ALICE), **forwarded("192.0.2.66")})[0] == 429
+    assert http_via(server, "127.0.0.1", "GET", "/jmap/session", {**basic(ALICE), **forwarded("192.0.2.1")})[0] == 200
+    # The client's own X-Forwarded-For line first, the proxy's line after it: one list in their order (RFC
+    # 9110 5.3), so the client is the proxy's 192.0.2.1, not the locked-out address the first line names.
+    lines = list(basic(ALICE).items()) + [("X-Forwarded-For", "192.0.2.66"), ("X-Forwarded-For", "192.0.2.1"),
+                                          ("X-Forwarded-Proto", "https")]
+    assert http_via(server, "127.0.0.1", "GET", "/jmap/session", lines)[0] == 200
+    # The webmail's sign-in from its https page through the proxy: the Origin matches, the cookie is Secure.
+    status, cookie, body = http_via(
+        server, "127.0.0.1", "POST", "/webmail/login",
+        {"Host": "mail.example.test", "Origin": "https://mail.example.test", "Content-Type": "application/json",
+         **forwarded("192.0.2.1")}, json.dumps({"username": ALICE, "password": PASSWORD}))
+    assert status == 200, body
+    assert cookie.startswith("__Host-magpie_session=") and "; Secure" in cookie

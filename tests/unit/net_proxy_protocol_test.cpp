@@ -151,5 +151,24 @@ TEST(IpNetwork, ParsesBlocksAndSingleAddresses) {
     }
 }
 
+TEST(ForwardedFor, TheClientIsTheRightmostAddressNotAProxy) {
+    const std::vector<IpNetwork> proxies = {*parse_ip_network("127.0.0.1"), *parse_ip_network("10.0.0.0/8")};
+    EXPECT_EQ(forwarded_client("192.0.2.1", "127.0.0.1", proxies), "192.0.2.1");
+    // What the client wrote itself (left) is not believed past the first address that is no proxy.
+    EXPECT_EQ(forwarded_client("203.0.113.66, 192.0.2.1", "127.0.0.1", proxies), "192.0.2.1");
+    EXPECT_EQ(forwarded_client("203.0.113.66, 192.0.2.1, 10.1.2.3", "127.0.0.1", proxies), "192.0.2.1");
+    EXPECT_EQ(forwarded_client(" 192.0.2.1 ,10.1.2.3 ", "127.0.0.1", proxies), "192.0.2.1");
+    EXPECT_EQ(forwarded_client("192.0.2.1:5000", "127.0.0.1", proxies), "192.0.2.1");
+    EXPECT_EQ(forwarded_client("[2001:DB8::1]:443", "127.0.0.1", proxies), "2001:db8::1");
+    EXPECT_EQ(forwarded_client("2001:db8:0:0::1", "127.0.0.1", proxies), "2001:db8::1");
+    EXPECT_EQ(forwarded_client("::ffff:192.0.2.9", "127.0.0.1", proxies), "192.0.2.9");
+    // No header, or garbage where the proxy's entry should be: the last trusted hop stands.
+    EXPECT_EQ(forwarded_client("", "127.0.0.1", proxies), "127.0.0.1");
+    EXPECT_EQ(forwarded_client("unknown", "127.0.0.1", proxies), "127.0.0.1");
+    EXPECT_EQ(forwarded_client("192.0.2.1, not-an-address", "127.0.0.1", proxies), "127.0.0.1");
+    EXPECT_EQ(forwarded_client("garbage, 10.9.9.9", "127.0.0.1", proxies), "10.9.9.9");
+    EXPECT_EQ(forwarded_client("10.9.9.9, 10.1.1.1", "127.0.0.1", proxies), "10.9.9.9");  // all proxies
+}
+
 }  // namespace
 }  // namespace magpie::net

@@ -78,6 +78,11 @@ TEST_F(ConfigFile, ProxyTrustedNetworksAreParsedAndCheckedAtLoad) {
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.error().message.find("proxy_trusted_networks"), std::string::npos);
     EXPECT_FALSE(load("[server]\nproxy_trusted_networks = \"10.0.0.0/8\"\n"));  // a list, not a string
+    config = load("[http]\nreverse_proxies = [\"127.0.0.1\", \"::1\"]\n");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_TRUE(net::in_networks(config->http.reverse_proxies, "::1"));
+    EXPECT_TRUE(config->proxy_trusted_networks.empty());
+    EXPECT_FALSE(load("[http]\nreverse_proxies = [\"localhost\"]\n"));
 }
 
 // HTTP likewise: connections not authenticated yet per address, authenticated ones per account and address.
