@@ -6,7 +6,7 @@ std::unique_ptr<ConnectionLimiter::Slot> ConnectionLimiter::try_acquire(const st
     std::lock_guard lock(mutex_);
     if (total_ >= max_total_) return nullptr;
     auto& count = per_key_[ip];
-    if (count >= max_per_ip_) {
+    if (count >= max_per_ip_ && !in_networks(proxies_, ip)) {
         if (count == 0) per_key_.erase(ip);
         return nullptr;
     }
@@ -43,6 +43,11 @@ void ConnectionLimiter::set_limits(std::size_t max_total, std::size_t max_per_ip
     std::lock_guard lock(mutex_);
     max_total_ = max_total;
     max_per_ip_ = max_per_ip;
+}
+
+void ConnectionLimiter::set_proxies(std::vector<IpNetwork> proxies) {
+    std::lock_guard lock(mutex_);
+    proxies_ = std::move(proxies);
 }
 
 std::size_t ConnectionLimiter::active() const {

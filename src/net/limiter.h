@@ -1,7 +1,8 @@
 // Concurrent connection limits, in total and per client IP, shared by every listener of one service. A
 // connection over a limit is answered with the protocol's "busy" line and closed, never queued. A slot can
 // move to another key (IMAP after login: the account and the address), so that a key's count bounds only
-// the connections that hold it.
+// the connections that hold it. Connections from an HTTP reverse proxy carry many clients' requests and count
+// toward the total only.
 #pragma once
 
 #include <cstddef>
@@ -9,6 +10,9 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
+
+#include "net/proxy_protocol.h"
 
 namespace magpie::net {
 
@@ -39,9 +43,13 @@ public:
         bool moved_ = false;
     };
 
-    // A slot when both limits allow one more connection from `ip`, else null.
+    // A slot when both limits allow one more connection from `ip`, else null; from an address in the
+    // proxies' networks, when the total allows one more.
     std::unique_ptr<Slot> try_acquire(const std::string& ip);
     void set_limits(std::size_t max_total, std::size_t max_per_ip);
+    // Reverse proxies ([http] reverse_proxies): each of their connections may carry any client's requests, so
+    // the per-address limit would bound a whole site's traffic; the total still bounds them.
+    void set_proxies(std::vector<IpNetwork> proxies);
     std::size_t active() const;
 
 private:
@@ -50,6 +58,7 @@ private:
     mutable std::mutex mutex_;
     std::size_t max_total_;
     std::size_t max_per_ip_;
+    std::vector<IpNetwork> proxies_;
     std::size_t total_ = 0;
     std::unordered_map<std::string, std::size_t> per_key_;  // IP addresses, and the keys slots moved to
 };

@@ -211,6 +211,7 @@ Result<void> Server::start() {
                                   if (delivery_) delivery_->wake();
                               }});
     http_limiter_ = std::make_shared<net::ConnectionLimiter>(c.http.max_connections, c.http.max_connections_per_ip);
+    http_limiter_->set_proxies(c.http.reverse_proxies);
     store_->set_change_listener([this](std::int64_t account_id, std::int64_t, std::uint64_t) {
         change_hub_.notify(account_id);
     });
@@ -349,6 +350,7 @@ void Server::reload() {
     if (delivery_) delivery_->reconfigure(next);
     imap_->reconfigure(next);
     http_limiter_->set_limits(next->http.max_connections, next->http.max_connections_per_ip);
+    http_limiter_->set_proxies(next->http.reverse_proxies);
     http_->reconfigure(next);
     spdlog::info("SIGHUP: configuration reloaded from {}", config_file_.string());
 }

@@ -203,7 +203,8 @@ def http_via(server, source, method, path, headers, body=None):
 def test_http_behind_a_reverse_proxy_takes_the_client_and_the_scheme_it_forwards(make_server):
     """[http] reverse_proxies: nginx in HTTP mode, TLS ending there, sends X-Forwarded-For and
     X-Forwarded-Proto; magpied takes them from the proxy's address only."""
-    server = make_server(sections={"http": {"listen": ["127.0.0.1:0"], "reverse_proxies": ["127.0.0.1"]}},
+    server = make_server(sections={"http": {"listen": ["127.0.0.1:0"], "reverse_proxies": ["127.0.0.1"],
+                                            "max_connections_per_ip": 2}},
                          auth_options={"max_ip_failures": 3})
 
     def basic(user, password=PASSWORD):
@@ -240,3 +241,29 @@ def test_http_behind_a_reverse_proxy_takes_the_client_and_the_scheme_it_forwards
          **forwarded("192.0.2.1")}, json.dumps({"username": ALICE, "password": PASSWORD}))
     assert status == 200, body
     assert cookie.startswith("__Host-magpie_session=") and "; Secure" in cookie
+
+    # The proxy's connections carry every client's requests: [http] max_connections bounds them, not the 2 of
+    # max_connections_per_ip, which a direct client still meets. Each held connection has had an answer, so
+    # it is counted.
+    def hold(source):
+        connection = http.client.HTTPConnection("127.0.0.1", server.ports["http"], timeout=30,
+                                                source_address=(source, 0))
+        connection.request("GET", "/.well-known/jmap", headers={"Host": "mail.example.test"})
+        response = connection.getresponse()
+        response.read()
+        return connection, response.status
+
+    held = []
+    try:
+        for _ in range(4):
+            held.append(hold("127.0.0.1"))
+        assert [status for _, status in held] == [401] * 4
+        for _ in range(2):
+            held.append(hold("127.0.0.5"))
+        third = socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=30,
+                                         source_address=("127.0.0.5", 0))
+        with third:
+            assert third.recv(100).startswith(b"HTTP/1.1 503 ")
+    finally:
+        for connection, _ in held:
+            connection.close()

@@ -1,5 +1,5 @@
 // net: ConnectionLimiter, the total and per-address connection limits, and slots that move to another key
-// (IMAP after login: the account and the address).
+// (IMAP after login: the account and the address); a reverse proxy's connections bounded by the total only.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -22,6 +22,24 @@ TEST(ConnectionLimiter, AdmitsUpToTheTotalAndThePerAddressLimits) {
     EXPECT_EQ(limiter->active(), 3u);
     a1.reset();
     EXPECT_TRUE(limiter->try_acquire("192.0.2.1"));  // a freed place is taken again
+}
+
+TEST(ConnectionLimiter, AReverseProxysConnectionsCountTowardTheTotalOnly) {
+    auto limiter = std::make_shared<ConnectionLimiter>(4, 1);
+    limiter->set_proxies({*parse_ip_network("10.0.0.0/8")});
+    auto p1 = limiter->try_acquire("10.1.1.1");
+    auto p2 = limiter->try_acquire("10.1.1.1");
+    auto p3 = limiter->try_acquire("10.1.1.1");
+    ASSERT_TRUE(p1 && p2 && p3);  // past the per-address 1
+    auto other = limiter->try_acquire("192.0.2.1");
+    ASSERT_TRUE(other);
+    EXPECT_FALSE(limiter->try_acquire("10.1.1.1"));  // the total
+    other.reset();
+    EXPECT_TRUE(limiter->try_acquire("10.1.1.1"));
+    limiter->set_proxies({});  // a reload that names no proxy: its address is bounded again
+    p1.reset();
+    EXPECT_FALSE(limiter->try_acquire("10.1.1.1"));
+    EXPECT_TRUE(limiter->try_acquire("192.0.2.1"));
 }
 
 TEST(ConnectionLimiter, AMovedSlotNoLongerCountsForItsAddress) {
