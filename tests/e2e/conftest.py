@@ -407,6 +407,18 @@ def smtp_dialogue(port, lines, source="127.0.0.1", read_timeout=10):
     return received
 
 
+def read_line(sock):
+    """One line ending in CRLF (an IMAP greeting or tagged answer that fits one read), or what came before the
+    peer closed."""
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def read_reply(sock):
     data = b""
     while True:

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import DOMAIN, PASSWORD, client_tls_context, read_reply, smtp_dialogue
+from conftest import DOMAIN, PASSWORD, client_tls_context, read_line, read_reply, smtp_dialogue
 
 ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
@@ -36,22 +36,12 @@ def v2_header(source, source_port, destination="127.0.0.1", destination_port=993
     return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([command, 0x11]) + struct.pack("!H", len(addresses)) + addresses
 
 
-def read_line(sock):
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def test_smtp_through_a_balancer_records_the_client_it_names(make_server):
     server = behind_balancer(make_server)
     with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=30) as sock:
         sock.sendall(f"PROXY TCP4 192.0.2.10 127.0.0.1 40000 {server.smtp_port}\r\n".encode())
         assert read_reply(sock).startswith(b"220 ")
-        for command, code in ((b"EHLO client.example\r\n", b"250"), (f"MAIL FROM:<x@remote.example>\r\n".encode(), b"250"),
+        for command, code in ((b"EHLO client.example\r\n", b"250"), (b"MAIL FROM:<x@remote.example>\r\n", b"250"),
                               (f"RCPT TO:<{ALICE}>\r\n".encode(), b"250"), (b"DATA\r\n", b"354"),
                               (b"Subject: proxied\r\n\r\nhello\r\n.\r\n", b"250"), (b"QUIT\r\n", b"221")):
             sock.sendall(command)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (DOMAIN, MAGPIE, MAGPIED, PASSWORD, Magpied, client_tls_context, host_network, read_reply,
-                      smtp_dialogue)
+from conftest import (DOMAIN, MAGPIE, MAGPIED, PASSWORD, Magpied, client_tls_context, host_network, read_line,
+                      read_reply, smtp_dialogue)
 
 ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
@@ -107,13 +107,7 @@ def test_imap_address_limit_counts_connections_not_logged_in_and_the_account_lim
 
     def greeting():
         sock = socket.create_connection(("127.0.0.1", server.imap_port), timeout=10)
-        line = b""
-        while not line.endswith(b"\r\n"):
-            chunk = sock.recv(1000)
-            if not chunk:
-                break
-            line += chunk
-        return sock, line
+        return sock, read_line(sock)
 
     logged_in = []
     for user in (ALICE, ALICE, BOB, BOB):  # four logged in from one address, twice its limit
