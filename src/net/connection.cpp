@@ -1,8 +1,11 @@
 #include "net/connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -87,6 +90,7 @@ void Connection::SslFree::operator()(ssl_st* ssl) const {
 
 awaitable<bool> Connection::wait_readable(Clock::time_point until, bool interruptible) {
     if (interruptible && (shutdown_requested_ || wake_requested_)) co_return false;
+    if (unanswered_input_) acknowledge_input();
     boost::system::error_code ec;
     deadline_.arm(left(until));
     reading_ = interruptible;
@@ -95,6 +99,16 @@ awaitable<bool> Connection::wait_readable(Clock::time_point until, bool interrup
     reading_ = false;
     deadline_.disarm();
     co_return !ec;
+}
+
+void Connection::acknowledge_input() {
+    unanswered_input_ = false;
+#ifdef TCP_QUICKACK
+    // Not a lasting mode: the kernel goes back to delaying ACKs as the exchange goes on, so this is set again
+    // before each such wait. A failure (not TCP) costs nothing but the ACK's delay.
+    int on = 1;
+    (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+#endif
 }
 
 awaitable<bool> Connection::send_all(std::string_view bytes, Clock::time_point until) {
@@ -129,13 +143,16 @@ awaitable<std::size_t> Connection::read_some(std::span<char> buffer, std::chrono
     std::size_t n = 0;
     if (shutdown_requested_ || wake_requested_) co_return 0;
     if (tls_active_) co_return co_await tls_read_some(buffer, Clock::now() + timeout);
+    if (unanswered_input_) acknowledge_input();
     deadline_.arm(timeout);
     reading_ = true;
     n = co_await socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
                                          asio::redirect_error(use_awaitable, ec));
     reading_ = false;
     deadline_.disarm();
-    co_return ec ? 0 : n;
+    if (ec) co_return 0;
+    unanswered_input_ = true;
+    co_return n;
 }
 
 awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds timeout) {
@@ -161,6 +178,7 @@ awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds
             std::string_view bytes = r == 1 ? keep(got) : std::string_view();
             if (!co_await flush_tls(until)) co_return std::string_view();  // reading may have written
             if (r == 1) {
+                unanswered_input_ = true;
                 co_await share_thread(got);
                 co_return bytes;
             }
@@ -177,6 +195,7 @@ awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds
         std::size_t n = socket_.receive(asio::buffer(read_scratch(), read_chunk_octets), 0, ec);
         if (!ec) {
             std::string_view bytes = keep(n);
+            unanswered_input_ = true;
             co_await share_thread(n);
             co_return bytes;
         }
@@ -188,6 +207,7 @@ awaitable<std::string_view> Connection::read_available(std::chrono::milliseconds
 
 awaitable<bool> Connection::write_all(std::string_view bytes, std::chrono::milliseconds timeout) {
     if (bytes.empty()) co_return true;
+    unanswered_input_ = false;  // an answer: the ACK rides on it
     if (tls_active_) co_return co_await tls_write_all(bytes, Clock::now() + timeout);
     co_return co_await send_all(bytes, Clock::now() + timeout);
 }
@@ -208,7 +228,10 @@ awaitable<std::size_t> Connection::tls_read_some(std::span<char> buffer, Clock::
         int error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), r);
         // Reading may have written (TLS 1.3 session tickets, key updates, alerts).
         if (!co_await flush_tls(until)) co_return 0;
-        if (r == 1) co_return got;
+        if (r == 1) {
+            unanswered_input_ = true;
+            co_return got;
+        }
         if (error != SSL_ERROR_WANT_READ) co_return 0;  // close_notify, a bad record, the peer gone
         if (!co_await wait_readable(until, true)) co_return 0;
     }

@@ -83,6 +83,12 @@ private:
     // read without the wait, its deadline and its trip through the event loop. `interruptible`: a wake or
     // shutdown ends the wait (false).
     awaitable<bool> wait_readable(std::chrono::steady_clock::time_point until, bool interruptible);
+    // Sends now the ACK the kernel holds back for bytes read (TCP_QUICKACK, tcp(7)). Called when a wait for
+    // more input follows input that has had no answer: the peer's request is not complete yet, and a client
+    // without TCP_NODELAY (Python's imaplib, which writes an APPEND's literal and its CRLF apart) holds its
+    // next small write until that ACK comes, which Linux delays by up to 40 ms on an interactive connection.
+    // Dovecot sets the option after each answer for the same reason.
+    void acknowledge_input();
     // Sends `bytes` at once as far as the socket takes them, waiting for room only for the rest.
     awaitable<bool> send_all(std::string_view bytes, std::chrono::steady_clock::time_point until);
     // Sends the ciphertext OpenSSL has written into tls_output_ and frees it.
@@ -107,6 +113,7 @@ private:
     std::atomic<bool> shutdown_requested_ = false;
     std::atomic<bool> wake_requested_ = false;
     bool reading_ = false;  // a read is pending: only then may a wake or shutdown cancel socket operations
+    bool unanswered_input_ = false;  // bytes read and nothing written since: acknowledge before a wait
     std::size_t octets_since_yield_ = 0;
     ConnectionLimiter::Slot* limiter_slot_ = nullptr;
 };

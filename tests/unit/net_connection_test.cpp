@@ -3,6 +3,10 @@
 // any TLS record or socket buffer, the peer's close, and the plain connection's deadline and wake-up; bytes that
 // arrive while nothing reads are still read.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -10,7 +14,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include "net/asio.h"
 #include "net/connection.h"
@@ -289,6 +292,57 @@ TEST_F(ConnectionTest, ADeadlineThatExpiredAsItsReadEndedDoesNotOutliveTheConnec
         // The deadline's handler runs after the read's completion; run() has returned, so it has run.
     }
     EXPECT_EQ(reads_with_the_byte, 1);
+}
+
+// A client without TCP_NODELAY (Python's imaplib) writes an APPEND's literal and then its CRLF: Nagle holds
+// the CRLF until the literal is acknowledged, and Linux delays that ACK by 40 ms on a connection that has
+// traded requests and answers (its "pingpong" mode). The server, waiting for the rest of a request, sends the
+// ACK at once. Checked from the client's side: its literal is acknowledged while the server waits, well
+// before the 40 ms the delayed ACK takes (a test thread held off the CPU longer than that would pass without
+// the fix, never fail with it).
+TEST_F(ConnectionTest, AWaitForTheRestOfARequestAcknowledgesWhatCameAtOnce) {
+    bool server_done = false, client_done = false;
+    asio::co_spawn(
+        io_,
+        [&]() -> awaitable<void> {
+            auto connection = co_await accept(false);
+            // Requests answered at once put the socket in delayed-ACK mode (several: older kernels need
+            // three).
+            for (int i = 0; i < 5; ++i) {
+                EXPECT_EQ(co_await read_until(*connection, "\r\n"), "A1 NOOP\r\n");
+                EXPECT_TRUE(co_await connection->write_all("A1 OK\r\n", 30s));
+            }
+            EXPECT_EQ(co_await read_until(*connection, "\r\n"), "literal\r\n");  // "literal", a wait, "\r\n"
+            connection->close();
+            server_done = true;
+        },
+        asio::detached);
+    asio::co_spawn(
+        io_,
+        [&]() -> awaitable<void> {
+            tcp::socket client(io_);  // Nagle on, as a client that never asks for TCP_NODELAY
+            co_await client.async_connect(acceptor_.local_endpoint(), use_awaitable);
+            std::string answers;
+            for (int i = 0; i < 5; ++i) {
+                co_await asio::async_write(client, asio::buffer(std::string_view("A1 NOOP\r\n")),
+                                           use_awaitable);
+                co_await asio::async_read_until(client, asio::dynamic_buffer(answers), "\r\n", use_awaitable);
+                answers.clear();
+            }
+            co_await asio::async_write(client, asio::buffer(std::string_view("literal")), use_awaitable);
+            asio::steady_timer settle(io_, 5ms);  // the server reads "literal" and waits for the rest
+            co_await settle.async_wait(use_awaitable);
+            tcp_info info{};
+            socklen_t size = sizeof info;
+            EXPECT_EQ(::getsockopt(client.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size), 0);
+            EXPECT_EQ(info.tcpi_unacked, 0u) << "the server held back its ACK of a request's first part";
+            co_await asio::async_write(client, asio::buffer(std::string_view("\r\n")), use_awaitable);
+            client_done = true;
+        },
+        asio::detached);
+    run();
+    EXPECT_TRUE(server_done);
+    EXPECT_TRUE(client_done);
 }
 
 }  // namespace
