@@ -553,11 +553,12 @@ Result<Config> load_config(const std::filesystem::path& file) {
     MAGPIE_TRY(status);
     if (auto* t = section(root, "store", status)) {
         auto& s = config.store;
-        MAGPIE_TRY(check_keys(*t, "store", {"backend", "threads", "lookup_threads", "inline_blob_max", "compression_level",
-                                            "states_cache_messages", "max_batch", "checkpoint_frames", "dsn",
-                                            "password_file", "pool_size", "max_thread_references",
-                                            "thread_subject_window", "max_query_results", "max_filter_nodes",
-                                            "migrate_batch_rows"}));
+        MAGPIE_TRY(
+            check_keys(*t, "store",
+                       {"backend", "threads", "lookup_threads", "inline_blob_max", "compression_level",
+                        "states_cache_messages", "max_batch", "checkpoint_frames", "dsn", "password_file",
+                        "pool_size", "prepared_statements", "max_thread_references", "thread_subject_window",
+                        "max_query_results", "max_filter_nodes", "migrate_batch_rows"}));
         MAGPIE_TRY(read(*t, "store", "backend", s.backend));
         MAGPIE_TRY(read(*t, "store", "threads", s.threads));
         MAGPIE_TRY(read(*t, "store", "lookup_threads", s.lookup_threads));
@@ -569,6 +570,7 @@ Result<Config> load_config(const std::filesystem::path& file) {
         MAGPIE_TRY(read(*t, "store", "dsn", s.dsn));
         MAGPIE_TRY(read(*t, "store", "password_file", s.password_file));
         MAGPIE_TRY(read(*t, "store", "pool_size", s.pool_size));
+        MAGPIE_TRY(read(*t, "store", "prepared_statements", s.prepared_statements));
         MAGPIE_TRY(read(*t, "store", "max_thread_references", s.max_thread_references));
         MAGPIE_TRY(read(*t, "store", "thread_subject_window", s.thread_subject_window));
         MAGPIE_TRY(read(*t, "store", "max_query_results", s.max_query_results));
@@ -585,6 +587,9 @@ Result<Config> load_config(const std::filesystem::path& file) {
         }
         if (s.checkpoint_frames < 100 || s.checkpoint_frames > 1000000) {
             return make_error(Errc::invalid_argument, "[store] checkpoint_frames: 100 to 1000000");
+        }
+        if (s.prepared_statements > 10000) {
+            return make_error(Errc::invalid_argument, "[store] prepared_statements: 0 (none) to 10000");
         }
         if (s.states_cache_messages > 100000000) {
             return make_error(Errc::invalid_argument, "[store] states_cache_messages: 0 (off) to 100000000");

@@ -164,6 +164,7 @@ struct StoreConfig {
     std::string dsn;
     std::filesystem::path password_file;
     std::size_t pool_size = 8;                 // PostgreSQL connections for reads and IMAP/admin writes
+    std::size_t prepared_statements = 256;  // statements each PostgreSQL connection keeps prepared; 0: none
     // Emails (issue 11): how far thread computation at delivery looks, and how much one JMAP query may ask.
     std::size_t max_thread_references = 64;           // In-Reply-To/References ids looked up per message
     std::uint32_t thread_subject_window = 30 * 86400;  // seconds a same-subject Email may be older and join

@@ -10,6 +10,7 @@ Result<store::PostgresOptions> postgres_options(const Config& config) {
     store::PostgresOptions options;
     options.dsn = config.store.dsn;
     options.pool_size = config.store.pool_size;
+    options.prepared_statements = config.store.prepared_statements;
     options.max_batch = config.store.max_batch;
     options.max_thread_references = config.store.max_thread_references;
     options.thread_subject_window_seconds = config.store.thread_subject_window;

@@ -264,6 +264,11 @@ TEST_F(ConfigFile, PostgresBackendNeedsADsnAndReadsItsPasswordFileAndPool) {
     EXPECT_EQ(config->store.dsn, "host=127.0.0.1 dbname=magpie");
     EXPECT_EQ(config->store.password_file, "/etc/magpie/pgpass");
     EXPECT_EQ(config->store.pool_size, 16u);
+    EXPECT_EQ(config->store.prepared_statements, 256u);  // the default
+    EXPECT_FALSE(load("[store]\nprepared_statements = 10001\n"));
+    config = load("[store]\nprepared_statements = 0\n");  // none: a pooler that does not track them
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->store.prepared_statements, 0u);
 }
 
 // Issue 11: the Email limits are named keys with the documented defaults, bounded, and reach the store.

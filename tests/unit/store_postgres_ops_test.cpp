@@ -16,6 +16,7 @@
 
 #include "base/time.h"
 #include "store/postgres/pg.h"
+#include "store/postgres/pipeline.h"
 #include "store/postgres/postgres.h"
 #include "store/store.h"
 #include "store/summary.h"
@@ -68,6 +69,148 @@ protected:
     Account bob_;
     std::int64_t inbox_ = 0;
 };
+
+// Prepared statements (issue 17: parsing and planning were about 60% of PostgreSQL's CPU per message
+// received). A connection prepares what it runs, up to its limit, and the answers stay those of unnamed
+// statements: the statement's own error when it is bad, and a statement whose result columns a schema change
+// altered (another node's upgrade) fails retryably once and is prepared anew.
+class PostgresConnectionTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto& server = PostgresServer::instance();
+        if (server.dsn().empty()) GTEST_SKIP() << "no PostgreSQL: " << server.why_not();
+        dsn_ = server.create_database();
+    }
+    void TearDown() override {
+        if (!dsn_.empty()) PostgresServer::instance().drop_database(dsn_);
+    }
+    std::unique_ptr<postgres::Connection> open(std::size_t prepared_statements) {
+        auto opened = postgres::Connection::open(dsn_, "", prepared_statements);
+        EXPECT_TRUE(opened) << opened.error().message;
+        return opened ? std::move(*opened) : nullptr;
+    }
+    // The statements the server holds prepared for `db`'s session (the listing itself among them).
+    static std::vector<std::string> on_server(postgres::Connection& db) {
+        std::vector<std::string> statements;
+        auto listed = db.exec("SELECT statement FROM pg_prepared_statements ORDER BY prepare_time, name");
+        EXPECT_TRUE(listed) << listed.error().message;
+        for (int i = 0; listed && i < listed->size(); ++i) statements.push_back(listed->text(i, 0));
+        return statements;
+    }
+    std::string dsn_;
+};
+
+TEST_F(PostgresConnectionTest, ExecPreparesEachStatementOnceUpToTheLimit) {
+    auto db = open(3);
+    ASSERT_TRUE(db);
+    const std::string add = "SELECT $1::int + 1";
+    for (int i = 0; i < 3; ++i) {
+        auto rows = db->exec(add, postgres::Params().add(std::int64_t{41 + i}));
+        ASSERT_TRUE(rows) << rows.error().message;
+        EXPECT_EQ(rows->int64(0, 0), 42 + i);
+    }
+    ASSERT_NE(db->prepared(add), nullptr);
+    EXPECT_EQ(on_server(*db),
+              (std::vector<std::string>{add,
+                                        "SELECT statement FROM pg_prepared_statements ORDER BY "
+                                        "prepare_time, name"}));
+    // The limit reached: a third statement runs unnamed, with the same answer.
+    auto third = db->exec("SELECT $1::text || 'b'", postgres::Params().add("a"));
+    ASSERT_TRUE(third) << third.error().message;
+    EXPECT_EQ(third->text(0, 0), "ab");
+    auto fourth = db->exec("SELECT $1::text || 'c'", postgres::Params().add("a"));
+    ASSERT_TRUE(fourth) << fourth.error().message;
+    EXPECT_EQ(fourth->text(0, 0), "ac");
+    EXPECT_EQ(db->prepared("SELECT $1::text || 'c'"), nullptr);
+
+    // None kept: nothing is prepared on the server (a pooler that does not track them).
+    auto plain = open(0);
+    ASSERT_TRUE(plain);
+    ASSERT_TRUE(plain->exec(add, postgres::Params().add(std::int64_t{1})));
+    EXPECT_EQ(plain->prepared(add), nullptr);
+    auto listed = plain->exec("SELECT count(*) FROM pg_prepared_statements");
+    ASSERT_TRUE(listed);
+    EXPECT_EQ(listed->int64(0, 0), 0);
+}
+
+TEST_F(PostgresConnectionTest, ABadStatementGivesItsOwnErrorAndIsNotKept) {
+    auto db = open(16);
+    ASSERT_TRUE(db);
+    auto bad = db->exec("SELEC 1");
+    ASSERT_FALSE(bad);
+    EXPECT_TRUE(bad.error().message.starts_with("postgres 42601")) << bad.error().message;
+    EXPECT_EQ(db->prepared("SELEC 1"), nullptr);
+
+    // In a pipeline the Parse's error is its statement's; the statements after it are not run; the
+    // connection is sound afterwards and runs the good statements prepared.
+    {
+        postgres::Pipeline pipe(*db);
+        auto good = pipe.send("SELECT $1::int * 2", postgres::Params().add(std::int64_t{21}));
+        auto wrong = pipe.send("SELEC 2");
+        auto after = pipe.send("SELECT $1::int * 3", postgres::Params().add(std::int64_t{1}));
+        ASSERT_TRUE(good && wrong && after);
+        ASSERT_TRUE(pipe.flush());
+        ASSERT_TRUE(pipe.result(*good));
+        EXPECT_EQ(pipe.result(*good)->int64(0, 0), 42);
+        ASSERT_FALSE(pipe.result(*wrong));
+        EXPECT_TRUE(pipe.result(*wrong).error().message.starts_with("postgres 42601"))
+            << pipe.result(*wrong).error().message;
+        EXPECT_FALSE(pipe.result(*after));
+        EXPECT_EQ(pipe.first_failure(), *wrong);
+    }
+    EXPECT_NE(db->prepared("SELECT $1::int * 2"), nullptr);
+    EXPECT_EQ(db->prepared("SELEC 2"), nullptr);
+    EXPECT_EQ(db->prepared("SELECT $1::int * 3"), nullptr);  // its Parse was not run
+    postgres::Pipeline again(*db);
+    auto doubled = again.send("SELECT $1::int * 2", postgres::Params().add(std::int64_t{5}));
+    auto tripled = again.send("SELECT $1::int * 3", postgres::Params().add(std::int64_t{5}));
+    ASSERT_TRUE(doubled && tripled);
+    ASSERT_TRUE(again.flush());
+    ASSERT_TRUE(again.result(*doubled) && again.result(*tripled));
+    EXPECT_EQ(again.result(*doubled)->int64(0, 0), 10);
+    EXPECT_EQ(again.result(*tripled)->int64(0, 0), 15);
+    EXPECT_NE(db->prepared("SELECT $1::int * 3"), nullptr);
+}
+
+TEST_F(PostgresConnectionTest, AStatementASchemaChangeAlteredFailsRetryablyOnceAndIsPreparedAnew) {
+    auto db = open(16);
+    auto other = open(0);  // another node, upgrading the schema
+    ASSERT_TRUE(db && other);
+    ASSERT_TRUE(other->run("CREATE TABLE t(a int); INSERT INTO t VALUES (1)"));
+    const std::string all = "SELECT * FROM t WHERE a = $1";
+    ASSERT_TRUE(db->exec(all, postgres::Params().add(std::int64_t{1})));
+    ASSERT_TRUE(other->run("ALTER TABLE t ADD COLUMN b int DEFAULT 2"));
+
+    auto changed = db->exec(all, postgres::Params().add(std::int64_t{1}));
+    ASSERT_FALSE(changed);
+    EXPECT_TRUE(postgres::is_retryable(changed.error())) << changed.error().message;
+    auto retried = db->exec(all, postgres::Params().add(std::int64_t{1}));
+    ASSERT_TRUE(retried) << retried.error().message;
+    EXPECT_EQ(retried->int64(0, 1), 2);
+
+    // The same inside a transaction and a pipeline: in_transaction runs the body again.
+    const std::string piped = "SELECT * FROM t WHERE a = $1 AND true";
+    {
+        postgres::Pipeline pipe(*db);
+        ASSERT_TRUE(pipe.send(piped, postgres::Params().add(std::int64_t{1})));
+        ASSERT_TRUE(pipe.flush());
+    }
+    ASSERT_TRUE(other->run("ALTER TABLE t ADD COLUMN c int DEFAULT 3"));
+    int runs = 0;
+    auto done = postgres::in_transaction(*db, [&]() -> Result<void> {
+        ++runs;
+        postgres::Pipeline pipe(*db);
+        auto sent = pipe.send(piped, postgres::Params().add(std::int64_t{1}));
+        if (!sent) return sent.error();
+        MAGPIE_TRY(pipe.flush());
+        auto& rows = pipe.result(*sent);
+        if (!rows) return rows.error();
+        EXPECT_EQ(rows->int64(0, 2), 3);
+        return {};
+    });
+    ASSERT_TRUE(done) << done.error().message;
+    EXPECT_EQ(runs, 2);
+}
 
 TEST_F(PostgresOperationsTest, EveryPooledConnectionTheServerClosedIsReplacedBeforeUse) {
     // Fill the pool: four readers at once hold four connections, which then sit idle.

@@ -514,7 +514,7 @@ void PostgresStore::commit_batch(std::vector<Pending>& batch) {
         if (live.empty()) break;
         if (!committer_db_ || committer_db_->broken()) {
             committer_db_.reset();
-            auto opened = Connection::open(options_.dsn, options_.password);
+            auto opened = Connection::open(options_.dsn, options_.password, options_.prepared_statements);
             if (!opened) {
                 batch_error = opened.error();
                 break;

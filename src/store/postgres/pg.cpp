@@ -121,12 +121,16 @@ std::string_view Rows::raw(int row, int column) const {
 
 bool is_retryable(const Error& error) {
     std::string_view message = error.message;
-    return message.starts_with("postgres 40001") || message.starts_with("postgres 40P01");
+    if (message.starts_with("postgres 40001") || message.starts_with("postgres 40P01")) return true;
+    // exec() and Pipeline forgot the statement when it failed so: the next run prepares it again.
+    return message.starts_with("postgres 0A000") &&
+           message.find("cached plan must not change result type") != std::string_view::npos;
 }
 
 // ---- Connection ----
 
-Result<std::unique_ptr<Connection>> Connection::open(const std::string& conninfo, const std::string& password) {
+Result<std::unique_ptr<Connection>> Connection::open(const std::string& conninfo, const std::string& password,
+                                                     std::size_t prepared_statements) {
     // expand_dbname: `dbname` carries the whole connection string or URI. The password travels as its own
     // keyword so that it never sits in the DSN that logs and errors may show.
     std::vector<const char*> keys{"dbname", "application_name", "client_encoding"};
@@ -145,7 +149,7 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& conninfo
         while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
         return make_error(Errc::unavailable, fmt::format("postgres: cannot connect: {}", message));
     }
-    auto connection = std::unique_ptr<Connection>(new Connection(conn));
+    auto connection = std::unique_ptr<Connection>(new Connection(conn, prepared_statements));
     // Quiet NOTICEs (CREATE ... IF NOT EXISTS and the like) instead of printing them on stderr.
     PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
     // Durable before acknowledged: a COMMIT returns only once its WAL is flushed, whatever the server's
@@ -187,14 +191,46 @@ Error error_from_result(pg_conn* conn, pg_result* result) {
     return make_error(errc_of(state), fmt::format("{}{}: {}", kPrefix, state, message));
 }
 
+const std::string* Connection::prepared(std::string_view sql) const {
+    auto found = prepared_.find(sql);
+    return found != prepared_.end() ? &found->second : nullptr;
+}
+
+const std::string* Connection::remember(std::string_view sql) {
+    if (prepared_.size() >= prepared_limit_) return nullptr;
+    auto [it, added] = prepared_.emplace(std::string(sql), fmt::format("magpie_{}", ++prepared_count_));
+    return &it->second;
+}
+
+void Connection::forget(std::string_view sql) {
+    if (auto found = prepared_.find(sql); found != prepared_.end()) prepared_.erase(found);
+}
+
 Result<Rows> Connection::exec(std::string_view sql, const Params& params, bool binary_results) {
-    std::string statement(sql);
-    pg_result* result = PQexecParams(conn_, statement.c_str(), params.size(), nullptr, params.values(),
-                                     params.lengths(), params.formats(), binary_results ? 1 : 0);
+    const std::string* name = prepared(sql);
+    if (name == nullptr && (name = remember(sql)) != nullptr) {
+        // A round trip the first time only. Types of the parameters are inferred as PQexecParams infers them;
+        // an error here (bad SQL, an aborted transaction) is the statement's own.
+        pg_result* parsed = PQprepare(conn_, name->c_str(), std::string(sql).c_str(), 0, nullptr);
+        if (parsed == nullptr || PQresultStatus(parsed) != PGRES_COMMAND_OK) {
+            Error error = error_of(parsed);
+            if (parsed != nullptr) PQclear(parsed);
+            forget(sql);
+            return error;
+        }
+        PQclear(parsed);
+    }
+    pg_result* result =
+        name != nullptr
+            ? PQexecPrepared(conn_, name->c_str(), params.size(), params.values(), params.lengths(),
+                             params.formats(), binary_results ? 1 : 0)
+            : PQexecParams(conn_, std::string(sql).c_str(), params.size(), nullptr, params.values(),
+                           params.lengths(), params.formats(), binary_results ? 1 : 0);
     ExecStatusType status = result != nullptr ? PQresultStatus(result) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Rows(result);
     Error error = error_of(result);
     if (result != nullptr) PQclear(result);
+    if (name != nullptr && is_retryable(error) && error.message.starts_with("postgres 0A000")) forget(sql);
     return error;
 }
 
@@ -213,8 +249,11 @@ Result<void> Connection::run(std::string_view sql) {
 
 // ---- Pool ----
 
-Pool::Pool(std::string conninfo, std::string password, std::size_t max)
-    : conninfo_(std::move(conninfo)), password_(std::move(password)), max_(std::max<std::size_t>(max, 1)) {}
+Pool::Pool(std::string conninfo, std::string password, std::size_t max, std::size_t prepared_statements)
+    : conninfo_(std::move(conninfo)),
+      password_(std::move(password)),
+      max_(std::max<std::size_t>(max, 1)),
+      prepared_statements_(prepared_statements) {}
 
 Pool::Lease::~Lease() {
     if (connection_) pool_->release(std::move(connection_));
@@ -235,7 +274,7 @@ Result<Pool::Lease> Pool::acquire() {
     }
     ++open_;
     lock.unlock();
-    auto connection = Connection::open(conninfo_, password_);
+    auto connection = Connection::open(conninfo_, password_, prepared_statements_);
     if (!connection) {
         lock.lock();
         --open_;

@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
@@ -67,13 +68,21 @@ private:
     pg_result* result_;
 };
 
-// SQLSTATE classes the store reacts to.
-bool is_retryable(const Error& error);  // serialization failure, deadlock: run the transaction again
+// SQLSTATE classes the store reacts to. Retryable: a serialization failure or deadlock, or a prepared
+// statement whose result columns a schema change (another node's upgrade) altered: PostgreSQL aborted the
+// transaction with nothing done, and running it again prepares the statement anew.
+bool is_retryable(const Error& error);
 
+// One session with PostgreSQL. exec() and Pipeline keep up to `prepared_statements` statements prepared
+// (named statements of the extended query protocol: parsed, analysed and, once PostgreSQL settles on a
+// generic plan, planned once per connection instead of per execution), keyed by their SQL text; beyond the
+// limit a statement runs unnamed, parsed and planned each time. 0 prepares nothing (a pooler in transaction
+// mode that does not track prepared statements, PgBouncer before 1.21).
 class Connection {
 public:
     // `conninfo` is a libpq connection string or URI; `password` (may be empty: then PGPASSWORD, ~/.pgpass).
-    static Result<std::unique_ptr<Connection>> open(const std::string& conninfo, const std::string& password);
+    static Result<std::unique_ptr<Connection>> open(const std::string& conninfo, const std::string& password,
+                                                    std::size_t prepared_statements = 0);
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -87,16 +96,34 @@ public:
     bool alive();
     pg_conn* handle() const { return conn_; }
 
+    // The name `sql` is prepared under on this connection, or null.
+    const std::string* prepared(std::string_view sql) const;
+    // A new name remembered for `sql`, or null when the connection keeps its limit already. The caller
+    // prepares the statement under it and forgets it when that fails. Names are never reused, so a statement
+    // forgotten after all (its Parse outcome unknown) cannot collide with a later one.
+    const std::string* remember(std::string_view sql);
+    void forget(std::string_view sql);
+
 private:
-    explicit Connection(pg_conn* conn) : conn_(conn) {}
+    Connection(pg_conn* conn, std::size_t prepared_statements)
+        : conn_(conn), prepared_limit_(prepared_statements) {}
     Error error_of(pg_result* result) const;
+
+    struct SqlHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view sql) const { return std::hash<std::string_view>{}(sql); }
+    };
     pg_conn* conn_;
+    std::size_t prepared_limit_;
+    std::uint64_t prepared_count_ = 0;  // names handed out: "magpie_1", "magpie_2", ...
+    std::unordered_map<std::string, std::string, SqlHash, std::equal_to<>> prepared_;  // SQL -> name
 };
 
 // At most `max` connections; callers wait while all are out. A broken connection is closed on release.
 class Pool {
 public:
-    Pool(std::string conninfo, std::string password, std::size_t max);
+    // `prepared_statements`: each connection's limit (Connection).
+    Pool(std::string conninfo, std::string password, std::size_t max, std::size_t prepared_statements = 0);
 
     class Lease {
     public:
@@ -122,6 +149,7 @@ private:
     std::string conninfo_;
     std::string password_;
     std::size_t max_;
+    std::size_t prepared_statements_;
     std::mutex mutex_;
     std::condition_variable available_;
     std::vector<std::unique_ptr<Connection>> idle_;

@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <optional>
 #include <string>
 
 namespace magpie::store::postgres {
@@ -52,10 +53,23 @@ Result<std::size_t> Pipeline::send(std::string_view sql, const Params& params, b
         active_ = true;
     }
     const std::string statement(sql);
-    if (PQsendQueryParams(conn, statement.c_str(), params.size(), nullptr, params.values(), params.lengths(),
-                          params.formats(), binary_results ? 1 : 0) == 0) {
-        return error_from_result(conn, nullptr);
+    const std::string* name = db_.prepared(sql);
+    if (name == nullptr && (name = db_.remember(sql)) != nullptr) {
+        // Parsed in the same round trip, its answer read (and skipped) in flush(); forgotten there if it
+        // failed.
+        if (PQsendPrepare(conn, name->c_str(), statement.c_str(), 0, nullptr) == 0) {
+            db_.forget(sql);
+            return error_from_result(conn, nullptr);
+        }
+        queued_.push_back({statement, true});
     }
+    const int sent = name != nullptr
+                         ? PQsendQueryPrepared(conn, name->c_str(), params.size(), params.values(),
+                                               params.lengths(), params.formats(), binary_results ? 1 : 0)
+                         : PQsendQueryParams(conn, statement.c_str(), params.size(), nullptr, params.values(),
+                                             params.lengths(), params.formats(), binary_results ? 1 : 0);
+    if (sent == 0) return error_from_result(conn, nullptr);
+    queued_.push_back({name != nullptr ? statement : std::string(), false});
     ++pending_;
     MAGPIE_TRY(drain_output());
     return results_.size() + pending_ - 1;
@@ -71,25 +85,48 @@ Result<void> Pipeline::flush() {
         if (auto drained = drain_output(); !drained) lost = drained.error();
     }
     (void)PQsetnonblocking(conn, 0);  // PQgetResult below waits for what it needs
-    for (; pending_ > 0 && !lost; --pending_) {
+    std::optional<Error> unprepared;  // the Parse that failed, given to its statement (not run because of it)
+    for (; !queued_.empty() && !lost; queued_.pop_front()) {
         pg_result* result = PQgetResult(conn);
         if (result == nullptr) {
             lost = error_from_result(conn, nullptr);
             break;
         }
         const ExecStatusType status = PQresultStatus(result);
-        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
-            results_.emplace_back(Rows(result));
-        } else if (status == PGRES_PIPELINE_ABORTED) {
+        const Queued& queued = queued_.front();
+        if (queued.prepare) {
+            if (status != PGRES_COMMAND_OK) {
+                db_.forget(queued.sql);
+                unprepared = status == PGRES_PIPELINE_ABORTED
+                                 ? std::nullopt
+                                 : std::optional(error_from_result(conn, result));
+            }
             PQclear(result);
-            results_.emplace_back(make_error(Errc::unavailable, "postgres: not run, an earlier statement of its pipeline failed"));
         } else {
-            results_.emplace_back(error_from_result(conn, result));
-            PQclear(result);
+            if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+                results_.emplace_back(Rows(result));
+            } else if (status == PGRES_PIPELINE_ABORTED) {
+                PQclear(result);
+                results_.emplace_back(unprepared ? *unprepared
+                                                 : make_error(Errc::unavailable,
+                                                              "postgres: not run, an earlier "
+                                                              "statement of its pipeline failed"));
+            } else {
+                Error error = error_from_result(conn, result);
+                PQclear(result);
+                if (!queued.sql.empty() && is_retryable(error) && error.message.starts_with("postgres 0A000"))
+                    db_.forget(queued.sql);  // its result columns changed: prepared again next time
+                results_.emplace_back(std::move(error));
+            }
+            unprepared.reset();
+            --pending_;
         }
-        // Each statement's results end with a null.
+        // Each statement's (and each Parse's) results end with a null.
         while (pg_result* extra = PQgetResult(conn)) PQclear(extra);
         if (db_.broken()) lost = error_from_result(conn, nullptr);
+    }
+    for (; !queued_.empty(); queued_.pop_front()) {
+        if (queued_.front().prepare) db_.forget(queued_.front().sql);
     }
     for (; pending_ > 0; --pending_) results_.emplace_back(*lost);
     if (!lost) {

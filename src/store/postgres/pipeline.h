@@ -2,17 +2,20 @@
 // machine is milliseconds, so the hot paths count them: a lone read runs as one statement (read_statement),
 // and a batch of writes as statements sent back to back (Pipeline).
 //
-// Pipeline: statements sent back to back without waiting for each answer (libpq's pipeline mode), read back together at
-// flush(): N statements cost one round trip instead of N. The group committer sends a whole batch of
-// deliveries this way. PostgreSQL runs them in order; the first that fails aborts the rest up to the flush
+// Pipeline: statements sent back to back without waiting for each answer (libpq's pipeline mode), read back
+// together at flush(): N statements cost one round trip instead of N. The group committer sends a whole batch
+// of deliveries this way. PostgreSQL runs them in order; the first that fails aborts the rest up to the flush
 // (they come back as "not run"), and inside a transaction block the transaction is then aborted too.
 // Sends never block on a full socket while the server waits for us to read its answers: the connection is
 // non-blocking while sending, and what the server has answered so far is taken in as it comes.
+// A statement the connection has not prepared yet is prepared in the same round trip (Connection).
 // Internal to src/store/postgres.
 #pragma once
 
 #include <cstddef>
+#include <deque>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "base/result.h"
@@ -53,7 +56,15 @@ private:
 
     Connection& db_;
     bool active_ = false;  // in pipeline mode, statements sent and not yet read
-    std::size_t pending_ = 0;
+    std::size_t pending_ = 0;  // statements sent and not yet read
+    // What each answer still to come is for, in order: a statement or the Parse of one. `sql`: a Parse's
+    // statement (the connection forgets it when the Parse fails) or a prepared statement's (forgotten when a
+    // schema change altered its result columns); empty for a statement sent unnamed.
+    struct Queued {
+        std::string sql;
+        bool prepare = false;
+    };
+    std::deque<Queued> queued_;
     std::vector<Result<Rows>> results_;
 };
 

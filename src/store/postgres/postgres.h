@@ -21,6 +21,9 @@ struct PostgresOptions {
     bool read_only = false;      // no migration, every write refused (magpie check, export, listings)
     bool listen = true;          // hear other nodes' changes (LISTEN); off for one-shot tools
     std::size_t pool_size = 8;   // pooled connections for reads and IMAP/admin writes
+    // Statements each connection keeps prepared (parsed and planned once, not per execution); 0: none, for a
+    // pooler in transaction mode that does not track them (PgBouncer before 1.21).
+    std::size_t prepared_statements = 256;
     std::size_t max_batch = 256;  // deliveries per group commit
     std::size_t chunk_bytes = 256 * 1024;  // one blob_chunks row
     // Where large APPENDs wait, as nameless files, until their commit copies them into blob_chunks (a

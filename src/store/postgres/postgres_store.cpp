@@ -90,8 +90,9 @@ std::string random_node_id() {
 // ---- plumbing ----
 
 PostgresStore::PostgresStore(PostgresOptions options)
-    : options_(std::move(options)), node_id_(random_node_id()),
-      pool_(options_.dsn, options_.password, options_.pool_size) {}
+    : options_(std::move(options)),
+      node_id_(random_node_id()),
+      pool_(options_.dsn, options_.password, options_.pool_size, options_.prepared_statements) {}
 
 void PostgresStore::start() {
     if (!options_.read_only) login_counters_ = std::make_unique<PostgresLoginCounters>(pool_);
