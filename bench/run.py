@@ -1217,7 +1217,8 @@ def scenario_postgres(args, report):
     report.append("## 7. The PostgreSQL backend, one and two nodes\n")
     report.append("PostgreSQL 15 on the same machine, started by the bench (initdb into a temporary directory, "
                   "127.0.0.1 only, fsync and synchronous_commit on, shared_buffers 32MB), stopped by its PID. "
-                  "magpied at its defaults ([store] pool_size 8, max_batch 256); \"PG 2 nodes\" is two magpied on "
+                  "magpied at its defaults ([store] pool_size 8, max_batch 256, prepared_statements 256); "
+                  "\"PG 2 nodes\" is two magpied on "
                   "127.0.0.2 and 127.0.0.3 sharing one database, the load split evenly between them. Every server "
                   "shares the machine's cores with the others and with PostgreSQL, so two nodes here measure "
                   "contention on one database, not added hardware.\n")
