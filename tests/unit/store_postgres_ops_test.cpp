@@ -210,6 +210,15 @@ TEST_F(PostgresConnectionTest, AStatementASchemaChangeAlteredFailsRetryablyOnceA
     });
     ASSERT_TRUE(done) << done.error().message;
     EXPECT_EQ(runs, 2);
+
+    // A lone read on a pooled connection is simply answered: read_statement runs it again.
+    postgres::Pool pool(dsn_, "", 1, 16);
+    const std::string read = "SELECT * FROM t WHERE a = $1 AND 1 = 1";
+    ASSERT_TRUE(postgres::read_statement(pool, read, postgres::Params().add(std::int64_t{1})));
+    ASSERT_TRUE(other->run("ALTER TABLE t ADD COLUMN d int DEFAULT 4"));
+    auto reread = postgres::read_statement(pool, read, postgres::Params().add(std::int64_t{1}));
+    ASSERT_TRUE(reread) << reread.error().message;
+    EXPECT_EQ(reread->int64(0, 3), 4);
 }
 
 TEST_F(PostgresOperationsTest, EveryPooledConnectionTheServerClosedIsReplacedBeforeUse) {

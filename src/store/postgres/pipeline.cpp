@@ -14,7 +14,7 @@ Result<Rows> read_statement(Pool& pool, std::string_view sql, const Params& para
         auto lease = pool.acquire();
         if (!lease) return lease.error();
         auto rows = (*lease)->exec(sql, params);
-        if (rows || attempt >= 2 || !(*lease)->broken()) return rows;
+        if (rows || attempt >= 2 || !((*lease)->broken() || is_retryable(rows.error()))) return rows;
     }
 }
 

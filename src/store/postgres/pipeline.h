@@ -27,8 +27,9 @@ namespace magpie::store::postgres {
 Error error_from_result(pg_conn* conn, pg_result* result);
 
 // One statement on a pooled connection, outside any transaction block (a statement is its own snapshot): one
-// round trip where BEGIN, the statement and COMMIT take three. Once more on a fresh connection when the pooled
-// one turned out broken (PostgreSQL restarted since it was last used): a read is safe to repeat.
+// round trip where BEGIN, the statement and COMMIT take three. Once more when the pooled connection turned
+// out broken (PostgreSQL restarted since it was last used; a fresh one then) or the failure is retryable (a
+// prepared statement another node's schema change altered): a read is safe to repeat.
 Result<Rows> read_statement(Pool& pool, std::string_view sql, const Params& params = {});
 
 class Pipeline {
