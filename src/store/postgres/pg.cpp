@@ -119,12 +119,18 @@ std::string_view Rows::raw(int row, int column) const {
     return std::string_view(PQgetvalue(result_, row, column), static_cast<std::size_t>(PQgetlength(result_, row, column)));
 }
 
-bool is_retryable(const Error& error) {
+bool is_stale_prepared(const Error& error) {
     std::string_view message = error.message;
-    if (message.starts_with("postgres 40001") || message.starts_with("postgres 40P01")) return true;
-    // exec() and Pipeline forgot the statement when it failed so: the next run prepares it again.
     return message.starts_with("postgres 0A000") &&
            message.find("cached plan must not change result type") != std::string_view::npos;
+}
+
+bool is_retryable(const Error& error) {
+    std::string_view message = error.message;
+    // A stale prepared statement: exec() and Pipeline forgot it when it failed so, the next run prepares it
+    // again.
+    return message.starts_with("postgres 40001") || message.starts_with("postgres 40P01") ||
+           is_stale_prepared(error);
 }
 
 // ---- Connection ----
@@ -230,7 +236,7 @@ Result<Rows> Connection::exec(std::string_view sql, const Params& params, bool b
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Rows(result);
     Error error = error_of(result);
     if (result != nullptr) PQclear(result);
-    if (name != nullptr && is_retryable(error) && error.message.starts_with("postgres 0A000")) forget(sql);
+    if (name != nullptr && is_stale_prepared(error)) forget(sql);
     return error;
 }
 

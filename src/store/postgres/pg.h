@@ -72,6 +72,8 @@ private:
 // statement whose result columns a schema change (another node's upgrade) altered: PostgreSQL aborted the
 // transaction with nothing done, and running it again prepares the statement anew.
 bool is_retryable(const Error& error);
+// That last case alone: a prepared statement's result columns changed under it (SQLSTATE 0A000).
+bool is_stale_prepared(const Error& error);
 
 // One session with PostgreSQL. exec() and Pipeline keep up to `prepared_statements` statements prepared
 // (named statements of the extended query protocol: parsed, analysed and, once PostgreSQL settles on a

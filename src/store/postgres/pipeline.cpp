@@ -114,7 +114,7 @@ Result<void> Pipeline::flush() {
             } else {
                 Error error = error_from_result(conn, result);
                 PQclear(result);
-                if (!queued.sql.empty() && is_retryable(error) && error.message.starts_with("postgres 0A000"))
+                if (!queued.sql.empty() && is_stale_prepared(error))
                     db_.forget(queued.sql);  // its result columns changed: prepared again next time
                 results_.emplace_back(std::move(error));
             }
